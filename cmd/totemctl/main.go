@@ -1,0 +1,346 @@
+// Command totemctl is the technicians' and operations' MQTT console.
+//
+//	totemctl [--config FILE] [--broker URL] [--creds FILE] status [-o table|json] [TOTEM]
+//	totemctl [--config FILE] [--broker URL] [--creds FILE] cmd TOTEM NAME
+//
+// status shows each totem's presence, last report, queue depth and last
+// outcome from what the totems publish (retained presence and health).
+// cmd sends a console command and prints the totem's reply.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/aslcns/totem/cmd/internal/cli"
+	"github.com/aslcns/totem/config"
+	"github.com/aslcns/totem/sync/creds"
+	"github.com/aslcns/totem/sync/protocol"
+	"github.com/eclipse/paho.golang/autopaho"
+	"github.com/eclipse/paho.golang/paho"
+)
+
+func main() { cli.Main(run) }
+
+func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("totemctl", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "configuration file (default: embedded defaults)")
+	brokerURL := fs.String("broker", "", "MQTT broker URL (overrides the config)")
+	credsPath := fs.String("creds", "", "console credentials file (overrides the config)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: totemctl [flags] status [-o table|json] [TOTEM]\n       totemctl [flags] cmd TOTEM NAME")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := config.LoadTotemctl(*cfgPath)
+	if err != nil {
+		return err
+	}
+	if *brokerURL != "" {
+		cfg.Broker.URL = *brokerURL
+	}
+	if *credsPath != "" {
+		cfg.Broker.CredentialsFile = *credsPath
+	}
+	rest := fs.Args()
+	if len(rest) == 0 {
+		fs.Usage()
+		return errors.New("totemctl: no command")
+	}
+	switch rest[0] {
+	case "status":
+		sfs := flag.NewFlagSet("status", flag.ContinueOnError)
+		sfs.SetOutput(stderr)
+		out := sfs.String("o", "table", "output: table or json")
+		if err := sfs.Parse(rest[1:]); err != nil {
+			return err
+		}
+		if *out != "table" && *out != "json" {
+			return fmt.Errorf("totemctl: -o %s: want table or json", *out)
+		}
+		totem := "+"
+		if sfs.NArg() > 0 {
+			totem = sfs.Arg(0)
+			if !protocol.ValidTotemID(totem) {
+				return fmt.Errorf("totemctl: bad totem id %q", totem)
+			}
+		}
+		rows, err := status(ctx, cfg, totem)
+		if err != nil {
+			return err
+		}
+		if totem != "+" && len(rows) == 0 {
+			return fmt.Errorf("totemctl: totem %s has never reported", totem)
+		}
+		return print(stdout, rows, *out)
+	case "cmd":
+		if len(rest) != 3 || !protocol.ValidTotemID(rest[1]) {
+			fs.Usage()
+			return errors.New("totemctl: cmd TOTEM NAME")
+		}
+		return command(ctx, cfg, rest[1], rest[2], stdout)
+	}
+	fs.Usage()
+	return fmt.Errorf("totemctl: unknown command %q", rest[0])
+}
+
+// Row is one totem in the status listing.
+type Row struct {
+	Totem    string            `json:"totem"`
+	Status   string            `json:"status"`
+	Since    time.Time         `json:"since,omitzero"`
+	LastSeen time.Time         `json:"last_seen,omitzero"`
+	Version  string            `json:"version,omitempty"`
+	Queue    *protocol.Queue   `json:"queue,omitempty"`
+	Last     *protocol.Outcome `json:"last,omitempty"`
+	Devices  map[string]string `json:"devices,omitempty"`
+}
+
+type client struct {
+	cm    *autopaho.ConnectionManager
+	me    creds.File
+	mu    sync.Mutex
+	onMsg func(*paho.Publish)
+}
+
+func connect(ctx context.Context, cfg *config.Totemctl) (*client, error) {
+	me, err := creds.Load(cfg.Broker.CredentialsFile)
+	if err != nil {
+		return nil, fmt.Errorf("totemctl: %w (is the hub running? it provisions the console)", err)
+	}
+	u, err := url.Parse(cfg.Broker.URL)
+	if err != nil {
+		return nil, fmt.Errorf("totemctl: broker url: %w", err)
+	}
+	c := &client{me: me}
+	connErr := make(chan error, 1)
+	cm, err := autopaho.NewConnection(ctx, autopaho.ClientConfig{
+		ServerUrls:      []*url.URL{u},
+		KeepAlive:       30,
+		ConnectUsername: me.Username,
+		ConnectPassword: []byte(me.Password),
+		ConnectTimeout:  cfg.Timeout.Duration,
+		OnConnectError: func(err error) {
+			select {
+			case connErr <- err:
+			default:
+			}
+		},
+		ClientConfig: paho.ClientConfig{
+			ClientID: me.Username + "-" + cli.RandomID(4),
+			OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
+				c.mu.Lock()
+				f := c.onMsg
+				c.mu.Unlock()
+				if f != nil {
+					f(pr.Packet)
+				}
+				return true, nil
+			}},
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("totemctl: %w", err)
+	}
+	c.cm = cm
+	actx, cancel := context.WithTimeout(ctx, cfg.Timeout.Duration)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- cm.AwaitConnection(actx) }()
+	select {
+	case err := <-connErr:
+		cm.Disconnect(context.Background())
+		return nil, fmt.Errorf("totemctl: cannot connect to %s: %w", u.Host, err)
+	case err := <-done:
+		if err != nil {
+			cm.Disconnect(context.Background())
+			return nil, fmt.Errorf("totemctl: cannot connect to %s within %s", u.Host, cfg.Timeout.Duration)
+		}
+	}
+	return c, nil
+}
+
+func (c *client) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	c.cm.Disconnect(ctx)
+}
+
+// status collects the retained presence and health of totem ("+" for all).
+func status(ctx context.Context, cfg *config.Totemctl, totem string) ([]Row, error) {
+	c, err := connect(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer c.close()
+	var mu sync.Mutex
+	rows := make(map[string]*Row)
+	got := make(chan struct{}, 1)
+	c.mu.Lock()
+	c.onMsg = func(p *paho.Publish) {
+		id, leaf, ok := protocol.ParseTopic(p.Topic)
+		if !ok {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		r := rows[id]
+		if r == nil {
+			r = &Row{Totem: id, Status: "unknown"}
+			rows[id] = r
+		}
+		switch leaf {
+		case protocol.LeafState:
+			if s, err := protocol.DecodeState(p.Payload); err == nil {
+				r.Status, r.Since, r.Version = s.Status, s.Since, s.Version
+			}
+		case protocol.LeafTelemetry:
+			if t, err := protocol.DecodeTelemetry(p.Payload); err == nil {
+				r.LastSeen, r.Queue, r.Last, r.Devices = t.At, &t.Queue, t.Last, t.Devices
+			}
+		}
+		select {
+		case got <- struct{}{}:
+		default:
+		}
+	}
+	c.mu.Unlock()
+	_, err = c.cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{
+		{Topic: protocol.Topic(totem, protocol.LeafState), QoS: 1},
+		{Topic: protocol.Topic(totem, protocol.LeafTelemetry), QoS: 1},
+	}})
+	if err != nil {
+		return nil, fmt.Errorf("totemctl: subscribe: %w", err)
+	}
+	// Retained messages arrive right after the SUBACK: collect until the
+	// line is quiet.
+	quiet := time.NewTimer(300 * time.Millisecond)
+	defer quiet.Stop()
+	for done := false; !done; {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-got:
+			quiet.Reset(300 * time.Millisecond)
+		case <-quiet.C:
+			done = true
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	out := make([]Row, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, *r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Totem < out[j].Totem })
+	return out, nil
+}
+
+func print(w io.Writer, rows []Row, format string) error {
+	if format == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rows)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TOTEM\tSTATUS\tSINCE\tLAST SEEN\tQUEUE\tOLDEST\tLAST OUTCOME\tDEVICES")
+	for _, r := range rows {
+		queue, oldest, last := "-", "-", "-"
+		if r.Queue != nil {
+			queue = fmt.Sprint(r.Queue.Depth)
+			if r.Queue.Depth > 0 && !r.Queue.Oldest.IsZero() {
+				oldest = ago(r.Queue.Oldest)
+			}
+		}
+		if r.Last != nil {
+			last = fmt.Sprintf("#%d %s %s/%s", r.Last.Seq, r.Last.Protocol, r.Last.Transport, r.Last.Processing)
+		}
+		var devs []string
+		for k, v := range r.Devices {
+			devs = append(devs, k+"="+v)
+		}
+		sort.Strings(devs)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Totem, r.Status, stamp(r.Since), ago(r.LastSeen),
+			queue, oldest, last, strings.Join(devs, ","))
+	}
+	return tw.Flush()
+}
+
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Local().Format("2006-01-02 15:04:05")
+}
+
+func ago(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return time.Since(t).Round(time.Second).String() + " ago"
+}
+
+// command sends a console command and prints the reply.
+func command(ctx context.Context, cfg *config.Totemctl, totem, name string, stdout io.Writer) error {
+	c, err := connect(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer c.close()
+	id := cli.RandomID(8)
+	replies := make(chan *protocol.Reply, 1)
+	c.mu.Lock()
+	c.onMsg = func(p *paho.Publish) {
+		if p.Properties == nil || string(p.Properties.CorrelationData) != id {
+			return
+		}
+		if r, err := protocol.DecodeReply(p.Payload); err == nil {
+			select {
+			case replies <- r:
+			default:
+			}
+		}
+	}
+	c.mu.Unlock()
+	rt := protocol.ReplyTopic(totem, c.me.Username)
+	if _, err := c.cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: rt, QoS: 1}}}); err != nil {
+		return fmt.Errorf("totemctl: subscribe: %w", err)
+	}
+	b, _ := protocol.Marshal(protocol.Command{V: protocol.Version, ID: id, Name: name,
+		Expires: time.Now().Add(cfg.Timeout.Duration).UTC()})
+	if _, err := c.cm.Publish(ctx, &paho.Publish{Topic: protocol.Topic(totem, protocol.LeafCmd), QoS: 1, Payload: b,
+		Properties: &paho.PublishProperties{ResponseTopic: rt, CorrelationData: []byte(id)}}); err != nil {
+		return fmt.Errorf("totemctl: publish: %w", err)
+	}
+	t := time.NewTimer(cfg.Timeout.Duration)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return fmt.Errorf("totemctl: %s did not answer within %s (offline?)", totem, cfg.Timeout.Duration)
+	case r := <-replies:
+		if !r.OK {
+			return fmt.Errorf("totemctl: %s: %s", totem, r.Error)
+		}
+		if len(r.Data) > 0 {
+			fmt.Fprintln(stdout, string(r.Data))
+		} else {
+			fmt.Fprintln(stdout, "ok")
+		}
+		return nil
+	}
+}

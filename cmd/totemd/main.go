@@ -1,0 +1,185 @@
+// Command totemd is the service of a self-service health totem: it drives
+// the card reader, the receipt printer, the keypad and the display, runs the
+// citizen's sessions, keeps every operation in the durable outbox and
+// synchronises it with the hub over MQTT.
+//
+//	totemd [--config FILE] [--panel auto|terminal|none]
+//
+// With a terminal on stdin (and panel "auto" or "terminal") the display and
+// keypad are drawn in the terminal and logs go to state_dir/totemd.log;
+// without one (stdin closed, as under systemd) it runs headless on its
+// simulated devices and logs to stderr.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/aslcns/totem/cmd/internal/cli"
+	"github.com/aslcns/totem/config"
+	"github.com/aslcns/totem/drivers/term"
+	"github.com/aslcns/totem/firmware"
+	"github.com/aslcns/totem/hal/sim"
+	"github.com/aslcns/totem/sync/creds"
+	"github.com/aslcns/totem/sync/outbox"
+	"github.com/aslcns/totem/sync/uplink"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() { cli.Main(run) }
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("totemd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "configuration file (default: embedded defaults)")
+	panel := fs.String("panel", "", "auto, terminal or none (overrides devices.panel)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := config.LoadTotemd(*cfgPath)
+	if err != nil {
+		return err
+	}
+	if *panel != "" {
+		cfg.Devices.Panel = *panel
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return fmt.Errorf("totemd: %w", err)
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	reader := sim.NewReader("sim-0")
+	printer := sim.NewPrinter(cfg.Devices.ReceiptDir)
+	dev := firmware.Devices{Reader: reader, Printer: printer}
+
+	tty, _ := stdin.(*os.File)
+	useTerm := cfg.Devices.Panel == "terminal" || cfg.Devices.Panel == "auto" && tty != nil && isTerminal(tty)
+	logw := stderr
+	var tp *term.Panel
+	if useTerm {
+		if tty == nil {
+			return errors.New("totemd: panel = terminal needs a terminal on stdin")
+		}
+		restore, err := term.Raw(tty)
+		if err != nil {
+			return fmt.Errorf("totemd: panel = terminal: %w", err)
+		}
+		defer restore()
+		logPath := filepath.Join(cfg.StateDir, "totemd.log")
+		f, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+		if err != nil {
+			return fmt.Errorf("totemd: %w", err)
+		}
+		defer f.Close()
+		logw = f
+		tp = term.New(tty, stdout, term.Options{
+			Title: "Totem " + cfg.Totem.ID + " · " + cfg.Totem.ASL,
+			OnCard: func(in bool) {
+				if in {
+					reader.Insert(sim.DemoCard())
+				} else {
+					reader.Remove()
+				}
+			},
+			OnQuit: cancel,
+			Help:   "0-9 A-D * #  Invio=#  Esc=D  i=inserisci r=rimuovi tessera  q=esci",
+		})
+		dev.Keypad, dev.Display = tp, tp
+	} else {
+		p := sim.NewPanel(20, 4)
+		dev.Keypad, dev.Display = p, p
+	}
+	log := cli.Logger(logw, cfg.Log.Level, cfg.Log.Format).With("totem", cfg.Totem.ID)
+
+	box, err := outbox.Open(filepath.Join(cfg.StateDir, "outbox.db"), nil)
+	if err != nil {
+		return err
+	}
+	defer box.Close()
+
+	app := firmware.New(dev, firmware.Options{
+		Totem: cfg.Totem.ID, ASL: cfg.Totem.ASL, Location: cfg.Totem.Location,
+		Lang: firmware.ParseLang(cfg.Session.Lang), Outbox: box, Logger: log.With("subsystem", "firmware"),
+		ResultWait: cfg.Sync.ResultWait.Duration, IdleTimeout: cfg.Session.IdleTimeout.Duration,
+		QueuedTTL: cfg.Sync.QueuedTTL.Duration,
+	})
+	var wg sync.WaitGroup
+	errc := make(chan error, 3)
+	start := func(f func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(); err != nil {
+				errc <- err
+			}
+		}()
+	}
+	if tp != nil {
+		start(func() error { return tp.Run(ctx) })
+	}
+	start(func() error { return app.Run(ctx) })
+	start(func() error {
+		c, err := awaitCreds(ctx, cfg.Broker.CredentialsFile, log)
+		if err != nil {
+			return nil // stopped before credentials appeared
+		}
+		up := uplink.New(uplink.Options{
+			Totem: cfg.Totem.ID, URL: cfg.Broker.URL, Username: c.Username, Password: c.Password,
+			Outbox: box, Logger: log.With("subsystem", "uplink"),
+			KeepAlive: cfg.Broker.KeepAlive.Duration, BackoffMin: cfg.Broker.ReconnectMin.Duration,
+			BackoffMax: cfg.Broker.ReconnectMax.Duration, Version: version, Boot: cli.RandomID(8),
+			Telemetry: app.Telemetry, TelemetryInterval: cfg.Sync.TelemetryInterval.Duration,
+			OnResult: app.Result, OnPolicy: app.SetPolicy, OnCommand: app.Command,
+		})
+		err = up.Run(ctx)
+		if errors.Is(err, uplink.ErrCredentials) {
+			// Keep serving offline: operations stay queued until a
+			// technician fixes the credentials.
+			log.Error("uplink stopped: credentials refused; operations stay queued")
+			return nil
+		}
+		return err
+	})
+	log.Info("totemd running", "version", version, "state_dir", cfg.StateDir, "panel", useTerm)
+	var first error
+	select {
+	case <-ctx.Done():
+	case first = <-errc:
+		cancel()
+	}
+	wg.Wait()
+	return first
+}
+
+// awaitCreds loads the totem's credentials, waiting for the file to be
+// provisioned (the demo's hub writes it at start).
+func awaitCreds(ctx context.Context, path string, log *slog.Logger) (creds.File, error) {
+	warned := false
+	for {
+		c, err := creds.Load(path)
+		if err == nil {
+			return c, nil
+		}
+		if !warned {
+			log.Warn("no credentials yet; provision this totem at the hub", "file", path, "err", err)
+			warned = true
+		}
+		select {
+		case <-ctx.Done():
+			return creds.File{}, ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}

@@ -1,0 +1,330 @@
+// Package refcms is the reference CMS backend: it enforces the card and
+// consent rules of package cms in its own bbolt store, assigns protocol
+// numbers and keeps an append-only audit trail.
+//
+// Exactly-once: the dedup record of an operation id, the per-totem sequence
+// ledger, the change to the cards and the audit record are written in one
+// bbolt transaction, so a crash between apply and answer can never apply an
+// operation twice; the replayed operation finds its stored outcome.
+package refcms
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aslcns/totem/cms"
+	bolt "go.etcd.io/bbolt"
+)
+
+var (
+	bCards    = []byte("cards")    // serial → cms.Card
+	bConsents = []byte("consents") // serial → ConsentRecord
+	bLedger   = []byte("ledger")   // totem → last applied seq (8 bytes BE)
+	bOps      = []byte("ops")      // op id → record
+	bAudit    = []byte("audit")    // seq (8 bytes BE) → AuditRecord
+	bProtocol = []byte("protocol") // NextSequence: protocol numbers
+)
+
+// Options configures a Store.
+type Options struct {
+	Policy cms.Policy // the consent policy in force; default cms.Policy2020
+	Seed   []cms.Card // cards added when missing (demo)
+}
+
+// Store is the reference backend.
+type Store struct {
+	db     *bolt.DB
+	policy cms.Policy
+}
+
+var _ cms.Backend = (*Store)(nil)
+
+// Open opens or creates the store at path.
+func Open(path string, opts *Options) (*Store, error) {
+	if opts == nil {
+		opts = &Options{}
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("refcms: open %s: %w", path, err)
+	}
+	s := &Store{db: db, policy: opts.Policy}
+	if s.policy.ID == "" {
+		s.policy = cms.Policy2020
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bCards, bConsents, bLedger, bOps, bAudit, bProtocol} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		cards := tx.Bucket(bCards)
+		for _, c := range opts.Seed {
+			if cards.Get([]byte(c.Serial)) != nil {
+				continue
+			}
+			if err := putJSON(cards, []byte(c.Serial), c); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("refcms: init: %w", err)
+	}
+	return s, nil
+}
+
+// Close closes the store.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Policy returns the consent policy in force.
+func (s *Store) Policy(context.Context) (cms.Policy, error) { return s.policy, nil }
+
+// opRecord is what the store keeps per applied operation.
+type opRecord struct {
+	Totem   string      `json:"totem"`
+	Seq     uint64      `json:"seq"`
+	Kind    string      `json:"kind"`
+	Outcome cms.Outcome `json:"outcome"`
+}
+
+// ConsentRecord is the consent state of a card.
+type ConsentRecord struct {
+	Policy   string        `json:"policy"`
+	Consents []cms.Consent `json:"consents"`
+	Channel  string        `json:"channel"`
+	Operator string        `json:"operator,omitempty"`
+	OpID     string        `json:"op_id"`
+	Protocol string        `json:"protocol"`
+	At       time.Time     `json:"at"`
+}
+
+// AuditRecord is one entry of the append-only audit trail. It holds codes,
+// never personal data beyond the card serial.
+type AuditRecord struct {
+	At       time.Time `json:"at"`
+	Totem    string    `json:"totem"`
+	Seq      uint64    `json:"seq"`
+	OpID     string    `json:"op_id"`
+	Kind     string    `json:"kind"`
+	Serial   string    `json:"serial,omitempty"`
+	Protocol string    `json:"protocol"`
+	Accepted bool      `json:"accepted"`
+	Codes    []string  `json:"codes,omitempty"`
+}
+
+// Apply applies op exactly once and in sequence per totem.
+func (s *Store) Apply(ctx context.Context, op cms.Op) (cms.Outcome, error) {
+	if err := ctx.Err(); err != nil {
+		return cms.Outcome{}, err
+	}
+	if op.Received.IsZero() {
+		op.Received = time.Now()
+	}
+	var out cms.Outcome
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		ops := tx.Bucket(bOps)
+		if b := ops.Get([]byte(op.ID)); b != nil {
+			var rec opRecord
+			if err := json.Unmarshal(b, &rec); err != nil {
+				return fmt.Errorf("op record %s: %w", op.ID, err)
+			}
+			if rec.Totem != op.Totem || rec.Seq != op.Seq {
+				// Another totem, or another position, reusing an id: refuse
+				// without touching the original.
+				out = reject(op.Received, cms.Reject{Code: cms.CodeSeqReused, Message: "Operazione non valida."})
+				return nil
+			}
+			out = rec.Outcome
+			out.Duplicate = true
+			return nil
+		}
+		ledger := tx.Bucket(bLedger)
+		var last uint64
+		if b := ledger.Get([]byte(op.Totem)); len(b) == 8 {
+			last = binary.BigEndian.Uint64(b)
+		}
+		switch {
+		case op.Seq > last+1:
+			out = cms.Outcome{OutOfOrder: true, Expect: last + 1, At: op.Received}
+			return nil
+		case op.Seq <= last:
+			out = reject(op.Received, cms.Reject{Code: cms.CodeSeqReused, Message: "Operazione non valida."})
+			return nil
+		}
+		n, err := tx.Bucket(bProtocol).NextSequence()
+		if err != nil {
+			return err
+		}
+		out = cms.Outcome{
+			Protocol: fmt.Sprintf("%s%09d", op.Received.UTC().Format("060102"), n),
+			At:       op.Received,
+		}
+		serial, rejects, err := s.apply(tx, op, out.Protocol)
+		if err != nil {
+			return err
+		}
+		out.Rejects = rejects
+		out.Accepted = len(rejects) == 0
+		if err := putJSON(ops, []byte(op.ID), opRecord{Totem: op.Totem, Seq: op.Seq, Kind: op.Kind, Outcome: out}); err != nil {
+			return err
+		}
+		if err := ledger.Put([]byte(op.Totem), be(op.Seq)); err != nil {
+			return err
+		}
+		audit := tx.Bucket(bAudit)
+		k, err := audit.NextSequence()
+		if err != nil {
+			return err
+		}
+		ar := AuditRecord{At: op.Received, Totem: op.Totem, Seq: op.Seq, OpID: op.ID, Kind: op.Kind,
+			Serial: serial, Protocol: out.Protocol, Accepted: out.Accepted}
+		for _, r := range rejects {
+			ar.Codes = append(ar.Codes, r.Code)
+		}
+		return putJSON(audit, be(k), ar)
+	})
+	if err != nil {
+		return cms.Outcome{}, fmt.Errorf("refcms: apply: %w", err)
+	}
+	return out, nil
+}
+
+func reject(at time.Time, r cms.Reject) cms.Outcome {
+	return cms.Outcome{Rejects: []cms.Reject{r}, At: at}
+}
+
+// apply runs the rules of op's kind inside tx. It returns the card serial
+// the operation concerned and the refusals; an error aborts the transaction.
+func (s *Store) apply(tx *bolt.Tx, op cms.Op, protocol string) (string, []cms.Reject, error) {
+	if !op.Expires.IsZero() && op.Received.After(op.Expires) {
+		return "", []cms.Reject{{Code: cms.CodeExpired, Message: "Operazione scaduta prima dell'invio."}}, nil
+	}
+	switch op.Kind {
+	case cms.KindConsent:
+		var req cms.ConsentRequest
+		if err := strictJSON(op.Payload, &req); err != nil {
+			return "", []cms.Reject{{Code: cms.CodeBadPayload, Message: "Dati dell'operazione non validi."}}, nil
+		}
+		card, err := getCard(tx, req.Card.Serial)
+		if err != nil {
+			return "", nil, err
+		}
+		if rs := req.Validate(s.policy, card, op.Received); len(rs) > 0 {
+			return req.Card.Serial, rs, nil
+		}
+		rec := ConsentRecord{Policy: req.Policy, Consents: req.Consents, Channel: req.Channel,
+			Operator: req.Operator, OpID: op.ID, Protocol: protocol, At: op.Received}
+		return req.Card.Serial, nil, putJSON(tx.Bucket(bConsents), []byte(req.Card.Serial), rec)
+	}
+	return "", []cms.Reject{{Code: cms.CodeUnknownKind, Message: "Operazione non supportata."}}, nil
+}
+
+func getCard(tx *bolt.Tx, serial string) (*cms.Card, error) {
+	b := tx.Bucket(bCards).Get([]byte(serial))
+	if b == nil {
+		return nil, nil
+	}
+	var c cms.Card
+	if err := json.Unmarshal(b, &c); err != nil {
+		return nil, fmt.Errorf("card %s: %w", serial, err)
+	}
+	return &c, nil
+}
+
+// Card returns the card with serial.
+func (s *Store) Card(serial string) (cms.Card, error) {
+	var c *cms.Card
+	err := s.db.View(func(tx *bolt.Tx) (err error) {
+		c, err = getCard(tx, serial)
+		return err
+	})
+	if err != nil {
+		return cms.Card{}, fmt.Errorf("refcms: %w", err)
+	}
+	if c == nil {
+		return cms.Card{}, cms.ErrNotFound
+	}
+	return *c, nil
+}
+
+// PutCard adds or replaces a card record.
+func (s *Store) PutCard(c cms.Card) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		return putJSON(tx.Bucket(bCards), []byte(c.Serial), c)
+	})
+}
+
+// Consents returns the consent state of the card with serial.
+func (s *Store) Consents(serial string) (ConsentRecord, error) {
+	var rec ConsentRecord
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bConsents).Get([]byte(serial))
+		if b == nil {
+			return cms.ErrNotFound
+		}
+		return json.Unmarshal(b, &rec)
+	})
+	return rec, err
+}
+
+// Audit returns the whole audit trail in order.
+func (s *Store) Audit() ([]AuditRecord, error) {
+	var out []AuditRecord
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bAudit).ForEach(func(_, v []byte) error {
+			var r AuditRecord
+			if err := json.Unmarshal(v, &r); err != nil {
+				return err
+			}
+			out = append(out, r)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// LastSeq returns the last sequence number applied for totem.
+func (s *Store) LastSeq(totem string) (uint64, error) {
+	var n uint64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bLedger).Get([]byte(totem)); len(b) == 8 {
+			n = binary.BigEndian.Uint64(b)
+		}
+		return nil
+	})
+	return n, err
+}
+
+func putJSON(b *bolt.Bucket, k []byte, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Put(k, data)
+}
+
+func strictJSON(b []byte, v any) error {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.DisallowUnknownFields()
+	if err := d.Decode(v); err != nil {
+		return err
+	}
+	if d.More() {
+		return errors.New("trailing data")
+	}
+	return nil
+}
+
+func be(n uint64) []byte {
+	b := make([]byte, 8)
+	binary.BigEndian.PutUint64(b, n)
+	return b
+}

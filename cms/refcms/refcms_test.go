@@ -1,0 +1,154 @@
+package refcms
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/aslcns/totem/cms"
+)
+
+var now = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+
+func open(t *testing.T, path string) *Store {
+	t.Helper()
+	s, err := Open(path, &Options{Seed: cms.DemoCards()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func consentOp(t *testing.T, id string, seq uint64, req cms.ConsentRequest) cms.Op {
+	t.Helper()
+	b, err := json.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cms.Op{ID: id, Totem: "t1", Seq: seq, Kind: cms.KindConsent, Payload: b, Received: now}
+}
+
+func goodRequest() cms.ConsentRequest {
+	return cms.ConsentRequest{
+		Card:     cms.CardRef{Serial: "6090012345678000", CF: "RSSMRA80A01H501U", Expiry: "2030-12-31"},
+		Policy:   "fse-2020",
+		Consents: []cms.Consent{{Code: "consultazione", Given: true}, {Code: "opposizione_pregresso", Given: false}},
+		Channel:  cms.SelfService,
+	}
+}
+
+func id(n int) string { return fmt.Sprintf("%032x", n) }
+
+func TestApplyConsentOnceInOrder(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cms.db")
+	s := open(t, path)
+	ctx := context.Background()
+
+	out, err := s.Apply(ctx, consentOp(t, id(1), 1, goodRequest()))
+	if err != nil || !out.Accepted || out.Protocol == "" || out.Duplicate {
+		t.Fatalf("first apply = %+v, %v", out, err)
+	}
+	rec, err := s.Consents("6090012345678000")
+	if err != nil || rec.OpID != id(1) || rec.Protocol != out.Protocol || !rec.Consents[0].Given {
+		t.Fatalf("consents = %+v, %v", rec, err)
+	}
+
+	// The same operation again (republished, or the hub restarted between
+	// apply and answer): the stored outcome, nothing applied twice.
+	s.Close()
+	s = open(t, path)
+	defer s.Close()
+	dup, err := s.Apply(ctx, consentOp(t, id(1), 1, goodRequest()))
+	if err != nil || !dup.Duplicate || dup.Protocol != out.Protocol || !dup.Accepted {
+		t.Fatalf("duplicate apply = %+v, %v", dup, err)
+	}
+	audit, _ := s.Audit()
+	if len(audit) != 1 {
+		t.Fatalf("audit has %d records, want 1", len(audit))
+	}
+
+	// A gap: seq 3 before 2 is not applied.
+	gap, err := s.Apply(ctx, consentOp(t, id(3), 3, goodRequest()))
+	if err != nil || !gap.OutOfOrder || gap.Expect != 2 || gap.Protocol != "" {
+		t.Fatalf("gap apply = %+v, %v", gap, err)
+	}
+	if _, err := s.Apply(ctx, consentOp(t, id(2), 2, goodRequest())); err != nil {
+		t.Fatal(err)
+	}
+	if out, _ := s.Apply(ctx, consentOp(t, id(3), 3, goodRequest())); !out.Accepted {
+		t.Fatalf("seq 3 after 2 = %+v", out)
+	}
+	// A new id reusing an applied seq is refused and changes nothing.
+	reused, _ := s.Apply(ctx, consentOp(t, id(9), 2, goodRequest()))
+	if reused.Accepted || len(reused.Rejects) != 1 || reused.Rejects[0].Code != cms.CodeSeqReused {
+		t.Fatalf("reused seq = %+v", reused)
+	}
+	if last, _ := s.LastSeq("t1"); last != 3 {
+		t.Fatalf("last seq %d, want 3", last)
+	}
+	// The same id from another totem is refused.
+	other := consentOp(t, id(1), 1, goodRequest())
+	other.Totem = "t2"
+	if out, _ := s.Apply(ctx, other); out.Accepted || out.Duplicate {
+		t.Fatalf("id reused by another totem = %+v", out)
+	}
+}
+
+func TestConsentRules(t *testing.T) {
+	tests := []struct {
+		name   string
+		mod    func(*cms.ConsentRequest, *cms.Op)
+		code   string
+		accept bool
+	}{
+		{"ok", func(*cms.ConsentRequest, *cms.Op) {}, "", true},
+		{"revoked card", func(r *cms.ConsentRequest, _ *cms.Op) {
+			r.Card = cms.CardRef{Serial: "6090098765432002", CF: "BNCLRA75D45F205X", Expiry: "2029-06-30"}
+		}, cms.CodeCardRevoked, false},
+		{"unknown card", func(r *cms.ConsentRequest, _ *cms.Op) { r.Card.Serial = "6090000000000000" }, cms.CodeCardUnknown, false},
+		{"CF mismatch", func(r *cms.ConsentRequest, _ *cms.Op) { r.Card.CF = "XXXXXX80A01H501U" }, cms.CodeCardMismatch, false},
+		{"old policy", func(r *cms.ConsentRequest, _ *cms.Op) {
+			r.Policy = "fse-2016"
+			r.Consents = []cms.Consent{{Code: "alimentazione"}, {Code: "consultazione"}, {Code: "pregresso"}}
+		}, cms.CodePolicy, false},
+		{"missing consent", func(r *cms.ConsentRequest, _ *cms.Op) { r.Consents = r.Consents[:1] }, cms.CodePolicy, false},
+		{"bad channel", func(r *cms.ConsentRequest, _ *cms.Op) { r.Channel = "web" }, cms.CodeBadPayload, false},
+		{"expired op", func(_ *cms.ConsentRequest, o *cms.Op) { o.Expires = now.Add(-time.Minute) }, cms.CodeExpired, false},
+		{"unknown kind", func(_ *cms.ConsentRequest, o *cms.Op) { o.Kind = "sospensione" }, cms.CodeUnknownKind, false},
+		{"bad payload", func(_ *cms.ConsentRequest, o *cms.Op) { o.Payload = []byte(`{"card":1}`) }, cms.CodeBadPayload, false},
+		{"card expired", func(_ *cms.ConsentRequest, o *cms.Op) { o.Received = time.Date(2031, 1, 1, 0, 0, 0, 0, time.UTC) }, cms.CodeCardExpired, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := open(t, filepath.Join(t.TempDir(), "cms.db"))
+			defer s.Close()
+			req := goodRequest()
+			op := consentOp(t, id(1), 1, req)
+			tt.mod(&req, &op)
+			if op.Kind == cms.KindConsent && string(op.Payload) != `{"card":1}` {
+				op.Payload, _ = json.Marshal(req)
+			}
+			out, err := s.Apply(context.Background(), op)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if out.Accepted != tt.accept || out.Protocol == "" {
+				t.Fatalf("outcome %+v", out)
+			}
+			if tt.code != "" && (len(out.Rejects) == 0 || out.Rejects[0].Code != tt.code) {
+				t.Fatalf("rejects %+v, want %s", out.Rejects, tt.code)
+			}
+			// A rejection consumes the sequence number: the next one is applied.
+			if last, _ := s.LastSeq("t1"); last != 1 {
+				t.Fatalf("last seq %d", last)
+			}
+			_, err = s.Consents(req.Card.Serial)
+			if tt.accept != (err == nil) {
+				t.Fatalf("consent stored = %v, accepted %v", err == nil, tt.accept)
+			}
+		})
+	}
+}

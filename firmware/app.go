@@ -1,0 +1,371 @@
+// Package firmware is the totem application: it wires the devices of hal
+// to the outbox and the uplink, runs the citizen's session as a state
+// machine driven by card, keypad, timer and sync events, lays out the
+// screens and the receipts, and answers console commands.
+//
+// Nothing imports firmware but the mains in cmd/.
+package firmware
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aslcns/totem/cms"
+	"github.com/aslcns/totem/hal"
+	"github.com/aslcns/totem/sync/outbox"
+	"github.com/aslcns/totem/sync/protocol"
+)
+
+// Devices are the totem's devices.
+type Devices struct {
+	Reader  hal.CardReader
+	Printer hal.Printer
+	Keypad  hal.Keypad
+	Display hal.Display
+}
+
+// Options configures an App.
+type Options struct {
+	Totem    string
+	ASL      string
+	Location string
+	Lang     Lang
+
+	Outbox *outbox.Outbox
+	Logger *slog.Logger
+
+	// ResultWait is how long the citizen waits for the hub's protocol
+	// number before a provisional receipt is printed.
+	ResultWait time.Duration // default 5s
+	// IdleTimeout ends a session nobody touches; a warning shows for the
+	// last quarter of it.
+	IdleTimeout time.Duration // default 60s
+	// QueuedTTL is the expiry of queueable operations.
+	QueuedTTL time.Duration // default 30 days
+	// Online reports whether the link to the hub is up (nil: unknown).
+	Online func() bool
+}
+
+// App is the totem application.
+type App struct {
+	o     Options
+	dev   Devices
+	log   *slog.Logger
+	start time.Time
+
+	cards chan hal.CardEvent
+	keys  chan hal.Key
+
+	policy atomic.Pointer[cms.Policy]
+	last   atomic.Pointer[protocol.Outcome]
+
+	mu      sync.Mutex
+	waiters map[string]chan outbox.Entry
+	printer string // last printer condition, for telemetry
+}
+
+const metaPolicy = "policy"
+
+// New returns an App. Run starts it.
+func New(dev Devices, o Options) *App {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.ResultWait == 0 {
+		o.ResultWait = 5 * time.Second
+	}
+	if o.IdleTimeout == 0 {
+		o.IdleTimeout = 60 * time.Second
+	}
+	if o.QueuedTTL == 0 {
+		o.QueuedTTL = 30 * 24 * time.Hour
+	}
+	a := &App{o: o, dev: dev, log: o.Logger, start: time.Now(),
+		cards: make(chan hal.CardEvent, 16), keys: make(chan hal.Key, 32),
+		waiters: make(map[string]chan outbox.Entry), printer: "ok"}
+	p := cms.Policy2020
+	if b, err := o.Outbox.Meta(metaPolicy); err == nil && b != nil {
+		if pol, err := protocol.DecodePolicy(b); err == nil {
+			p = policyFrom(pol)
+		}
+	}
+	a.policy.Store(&p)
+	return a
+}
+
+func policyFrom(p *protocol.Policy) cms.Policy {
+	out := cms.Policy{ID: p.ID}
+	for _, c := range p.Consents {
+		out.Consents = append(out.Consents, cms.ConsentDef{Code: c.Code, Label: c.Label})
+	}
+	return out
+}
+
+// Policy returns the consent policy in use.
+func (a *App) Policy() cms.Policy { return *a.policy.Load() }
+
+// SetPolicy adopts the policy the hub published and keeps it for the
+// next start. It is the uplink's OnPolicy.
+func (a *App) SetPolicy(p *protocol.Policy) {
+	pol := policyFrom(p)
+	a.policy.Store(&pol)
+	if b, err := protocol.Marshal(p); err == nil {
+		if err := a.o.Outbox.SetMeta(metaPolicy, b); err != nil {
+			a.log.Warn("policy not saved", "err", err)
+		}
+	}
+	a.log.Info("consent policy", "policy", p.ID)
+}
+
+// Result is the uplink's OnResult: it wakes a session waiting for it.
+func (a *App) Result(e outbox.Entry) {
+	if e.Result != nil {
+		a.last.Store(&protocol.Outcome{OpID: e.ID, Seq: e.Seq, Kind: e.Kind, Protocol: e.Result.Transport.Protocol,
+			Transport: e.Result.Transport.Status, Processing: e.Result.Processing.Status, At: time.Now().UTC()})
+	}
+	a.mu.Lock()
+	ch := a.waiters[e.ID]
+	a.mu.Unlock()
+	if ch != nil {
+		select {
+		case ch <- e:
+		default:
+		}
+	}
+}
+
+// Telemetry is the health report the uplink publishes.
+func (a *App) Telemetry() protocol.Telemetry {
+	t := protocol.Telemetry{Uptime: time.Since(a.start).Seconds(), Last: a.last.Load()}
+	if q, err := a.o.Outbox.Stats(); err == nil {
+		t.Queue = q
+	}
+	a.mu.Lock()
+	t.Devices = map[string]string{"printer": a.printer, "reader": "ok"}
+	a.mu.Unlock()
+	return t
+}
+
+// Command answers a console command; it is the uplink's OnCommand.
+func (a *App) Command(ctx context.Context, c *protocol.Command) *protocol.Reply {
+	r := &protocol.Reply{ID: c.ID}
+	switch c.Name {
+	case "ping":
+		r.OK = true
+	case "status":
+		t := a.Telemetry()
+		t.V, t.Totem, t.At = protocol.Version, a.o.Totem, time.Now().UTC()
+		b, err := json.Marshal(t)
+		if err != nil {
+			r.Error = err.Error()
+			return r
+		}
+		r.OK, r.Data = true, b
+	default:
+		r.Error = "unknown command " + c.Name
+	}
+	a.log.Info("command", "name", c.Name, "id", c.ID, "ok", r.OK)
+	return r
+}
+
+// Run runs the totem until ctx is done. On return the display shows
+// "fuori servizio" and no session is left open.
+func (a *App) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for {
+			ev, err := a.dev.Reader.Next(ctx)
+			if err != nil {
+				if ctx.Err() == nil {
+					a.log.Error("card reader", "err", err)
+					sleep(ctx, time.Second)
+					continue
+				}
+				return
+			}
+			select {
+			case a.cards <- ev:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for {
+			k, err := a.dev.Keypad.Next(ctx)
+			if err != nil {
+				if ctx.Err() == nil {
+					a.log.Error("keypad", "err", err)
+					sleep(ctx, time.Second)
+					continue
+				}
+				return
+			}
+			select {
+			case a.keys <- k:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	err := a.loop(ctx)
+	cancel()
+	wg.Wait()
+	a.dev.Display.Show([]string{"", "  Fuori servizio", "  Out of service", ""})
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// loop is the top of the state machine: idle, then one session per card.
+func (a *App) loop(ctx context.Context) error {
+	present := false
+	for {
+		a.show("idle")
+		for !present {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case ev := <-a.cards:
+				present = ev.Kind == hal.CardInserted
+			case <-a.keys: // keys with no card do nothing
+			}
+		}
+		err := a.session(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case errors.Is(err, hal.ErrCardRemoved):
+			a.log.Info("session ended", "reason", "card_removed")
+			present = false
+			continue
+		case err != nil:
+			a.log.Info("session ended", "reason", reason(err))
+		}
+		// Wait for the card to leave the slot; the screen says why.
+		present = a.awaitRemoval(ctx)
+	}
+}
+
+func reason(err error) string {
+	switch {
+	case errors.Is(err, errIdle):
+		return "idle_timeout"
+	case errors.Is(err, errCancel):
+		return "cancelled"
+	}
+	return "error"
+}
+
+// awaitRemoval waits until the card is removed (idle timeout clears the
+// screen meanwhile). It returns whether a card is still present.
+func (a *App) awaitRemoval(ctx context.Context) bool {
+	timer := time.NewTimer(a.o.IdleTimeout)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return true
+		case ev := <-a.cards:
+			if ev.Kind == hal.CardRemoved {
+				return false
+			}
+		case <-a.keys:
+		case <-timer.C:
+			// Nothing personal stays on screen: ask for the card only.
+			a.show("cancelled")
+		}
+	}
+}
+
+var (
+	errIdle   = errors.New("firmware: session idle")
+	errCancel = errors.New("firmware: cancelled by the citizen")
+)
+
+// key waits for a key in a session: card removal ends the session
+// (hal.ErrCardRemoved), an idle timeout shows a warning and then ends it.
+func (a *App) key(ctx context.Context, redraw func()) (hal.Key, error) {
+	warnAt := a.o.IdleTimeout * 3 / 4
+	timer := time.NewTimer(warnAt)
+	defer timer.Stop()
+	warned := false
+	for {
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case ev := <-a.cards:
+			if ev.Kind == hal.CardRemoved {
+				return 0, hal.ErrCardRemoved
+			}
+		case k := <-a.keys:
+			if warned {
+				redraw()
+				warned = false
+				timer.Reset(warnAt)
+				continue // the key only dismissed the warning
+			}
+			return k, nil
+		case <-timer.C:
+			if warned {
+				return 0, errIdle
+			}
+			warned = true
+			a.show("idle_warning")
+			timer.Reset(a.o.IdleTimeout - warnAt)
+		}
+	}
+}
+
+// show puts a catalogue screen on the display, formatting %-verbs in each
+// row with args in order.
+func (a *App) show(key string, args ...any) {
+	rows := a.o.Lang.screen(key)
+	for i, r := range rows {
+		n := countVerbs(r)
+		if n > len(args) {
+			n = len(args)
+		}
+		if n > 0 {
+			rows[i] = fmt.Sprintf(r, args[:n]...)
+			args = args[n:]
+		}
+	}
+	if err := a.dev.Display.Show(rows); err != nil {
+		a.log.Warn("display", "err", err)
+	}
+}
+
+func countVerbs(s string) int {
+	n := 0
+	for i := 0; i+1 < len(s); i++ {
+		if s[i] == '%' {
+			if s[i+1] != '%' {
+				n++
+			}
+			i++
+		}
+	}
+	return n
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

@@ -1,0 +1,552 @@
+package firmware_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aslcns/totem/cms"
+	"github.com/aslcns/totem/cms/refcms"
+	"github.com/aslcns/totem/firmware"
+	"github.com/aslcns/totem/hal"
+	"github.com/aslcns/totem/hal/sim"
+	"github.com/aslcns/totem/sync/broker"
+	"github.com/aslcns/totem/sync/creds"
+	"github.com/aslcns/totem/sync/hub"
+	"github.com/aslcns/totem/sync/outbox"
+	"github.com/aslcns/totem/sync/protocol"
+	"github.com/aslcns/totem/sync/uplink"
+	"github.com/eclipse/paho.golang/autopaho"
+	"github.com/eclipse/paho.golang/paho"
+)
+
+const (
+	totemID = "t-e2e"
+	testPIN = "97315824" // distinctive, so the log check cannot match by chance
+)
+
+// logBuf collects every log line of a run, from every component.
+type logBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// central is the hub side: broker, registry, CMS store and ingest.
+type central struct {
+	t      *testing.T
+	dir    string
+	log    *slog.Logger
+	reg    *broker.Registry
+	srv    *broker.Server
+	store  *refcms.Store
+	hubCtl context.CancelFunc
+	hubWG  sync.WaitGroup
+	hub    *hub.Hub
+	totem  creds.File
+	hubMe  creds.File
+}
+
+func startBroker(t *testing.T, dir string, log *slog.Logger, listen string) *central {
+	t.Helper()
+	c := &central{t: t, dir: dir, log: log}
+	var err error
+	if c.reg, err = broker.OpenRegistry(filepath.Join(dir, "fleet.db")); err != nil {
+		t.Fatal(err)
+	}
+	if c.totem, err = c.reg.Provision(totemID, creds.RoleTotem, filepath.Join(dir, "creds", totemID+".json")); err != nil {
+		t.Fatal(err)
+	}
+	c.hubMe, _ = creds.Generate("totemhub-test", creds.RoleHub)
+	users := broker.NewUsers(c.reg)
+	if err := users.Add(c.hubMe); err != nil {
+		t.Fatal(err)
+	}
+	if c.srv, err = broker.Start(broker.Options{Listen: listen, Auth: users, Logger: log.With("subsystem", "broker")}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.stop)
+	return c
+}
+
+func (c *central) startHub() {
+	c.t.Helper()
+	var err error
+	if c.store == nil {
+		if c.store, err = refcms.Open(filepath.Join(c.dir, "cms.db"), &refcms.Options{Seed: cms.DemoCards()}); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c.hubCtl = cancel
+	c.hub = hub.New(hub.Options{URL: c.srv.URL(), ClientID: "hub-1", Username: c.hubMe.Username,
+		Password: c.hubMe.Password, Backend: c.store, Logger: c.log.With("subsystem", "ingest")})
+	c.hubWG.Add(1)
+	go func() {
+		defer c.hubWG.Done()
+		if err := c.hub.Run(ctx); err != nil {
+			c.t.Errorf("hub: %v", err)
+		}
+	}()
+	actx, acancel := context.WithTimeout(ctx, 5*time.Second)
+	defer acancel()
+	if err := c.hub.AwaitConnection(actx); err != nil {
+		c.t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // the shared subscription follows the connection
+}
+
+func (c *central) stopHub() {
+	if c.hubCtl != nil {
+		c.hubCtl()
+		c.hubWG.Wait()
+		c.hubCtl = nil
+	}
+}
+
+func (c *central) stop() {
+	c.stopHub()
+	if c.srv != nil {
+		c.srv.Close()
+	}
+	if c.store != nil {
+		c.store.Close()
+	}
+	c.reg.Close()
+}
+
+// totem is the totem side: outbox, simulated devices, firmware, uplink.
+type totem struct {
+	t       *testing.T
+	box     *outbox.Outbox
+	reader  *sim.Reader
+	printer *sim.Printer
+	panel   *sim.Panel
+	app     *firmware.App
+	up      *uplink.Uplink
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+func startTotem(t *testing.T, dir, brokerURL string, cr creds.File, log *slog.Logger) *totem {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	box, err := outbox.Open(filepath.Join(dir, "outbox.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tt := &totem{t: t, box: box, reader: sim.NewReader("sim"), printer: sim.NewPrinter(filepath.Join(dir, "receipts")),
+		panel: sim.NewPanel(20, 4)}
+	tt.app = firmware.New(firmware.Devices{Reader: tt.reader, Printer: tt.printer, Keypad: tt.panel, Display: tt.panel},
+		firmware.Options{Totem: totemID, ASL: "ASL Test", Location: "Atrio", Outbox: box,
+			Logger: log.With("subsystem", "firmware"), ResultWait: 3 * time.Second, IdleTimeout: time.Minute})
+	tt.up = uplink.New(uplink.Options{Totem: totemID, URL: brokerURL, Username: cr.Username, Password: cr.Password,
+		Outbox: box, Logger: log.With("subsystem", "uplink"), BackoffMin: 50 * time.Millisecond,
+		BackoffMax: 200 * time.Millisecond, ResendAfter: time.Second,
+		Telemetry: tt.app.Telemetry, OnResult: tt.app.Result, OnPolicy: tt.app.SetPolicy, OnCommand: tt.app.Command})
+	ctx, cancel := context.WithCancel(context.Background())
+	tt.cancel = cancel
+	tt.wg.Add(2)
+	go func() { defer tt.wg.Done(); tt.app.Run(ctx) }()
+	go func() { defer tt.wg.Done(); tt.up.Run(ctx) }()
+	t.Cleanup(tt.stop)
+	return tt
+}
+
+// stop is a restart of totemd: everything closed, the outbox file kept.
+func (tt *totem) stop() {
+	if tt.cancel == nil {
+		return
+	}
+	tt.cancel()
+	tt.wg.Wait()
+	tt.box.Close()
+	tt.cancel = nil
+}
+
+func (tt *totem) wait(ctx context.Context, substr string) {
+	tt.t.Helper()
+	if _, err := tt.panel.WaitFor(ctx, substr); err != nil {
+		tt.t.Fatal(err)
+	}
+}
+
+func testCard() *sim.Card {
+	c := sim.DemoCard()
+	c.PIN = testPIN
+	return c
+}
+
+// consentFlow does what a citizen does at the keypad for Consensi FSE.
+func (tt *totem) consentFlow(ctx context.Context) {
+	tt.t.Helper()
+	tt.reader.Insert(testCard())
+	tt.wait(ctx, "1 Consensi FSE")
+	tt.panel.Press('1')
+	tt.wait(ctx, "PIN:")
+	tt.panel.Type(testPIN)
+	tt.wait(ctx, "PIN: ********")
+	tt.panel.Press(hal.KeyOK)
+	tt.wait(ctx, "Consenso 1 di 2")
+	tt.panel.Press('1') // consultazione: sì
+	tt.wait(ctx, "Consenso 2 di 2")
+	tt.panel.Press('2') // opposizione al pregresso: no
+	tt.wait(ctx, "Riepilogo")
+	tt.panel.Press(hal.KeyOK)
+}
+
+func newLog() (*logBuf, *slog.Logger) {
+	lb := &logBuf{}
+	return lb, slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// checkLogs fails if any log line holds the PIN, the CF or the name.
+func checkLogs(t *testing.T, lb *logBuf) {
+	t.Helper()
+	logs := lb.String()
+	if len(logs) == 0 {
+		t.Fatal("no log lines: the check below would be vacuous")
+	}
+	card := testCard()
+	for _, secret := range []string{testPIN, card.Info.CF, card.Info.Surname, card.Info.Name, "RSSMRA"} {
+		if strings.Contains(logs, secret) {
+			for _, l := range strings.Split(logs, "\n") {
+				if strings.Contains(l, secret) {
+					t.Errorf("personal data %q in log line: %s", secret, l)
+				}
+			}
+		}
+	}
+}
+
+func TestConsentEndToEnd(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	lb, log := newLog()
+	c := startBroker(t, dir, log, "127.0.0.1:0")
+	c.startHub()
+	tt := startTotem(t, dir, c.srv.URL(), c.totem, log)
+
+	tt.consentFlow(ctx)
+	screen, err := tt.panel.WaitFor(ctx, "Accolta. Protocollo:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The hub's record.
+	rec, err := c.store.Consents("6090012345678000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Policy != "fse-2020" || len(rec.Consents) != 2 || !rec.Consents[0].Given || rec.Consents[1].Given ||
+		rec.Channel != cms.SelfService {
+		t.Fatalf("stored consents %+v", rec)
+	}
+	if !strings.Contains(screen, "\n"+rec.Protocol+"\n") {
+		t.Errorf("screen does not show protocol %s:\n%s", rec.Protocol, screen)
+	}
+	// Both outcomes on the totem.
+	e, err := tt.box.Get(rec.OpID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !e.Done || e.Result.Transport.Status != protocol.TransportReceived || e.Result.Transport.Protocol != rec.Protocol ||
+		e.Result.Processing.Status != protocol.ProcessingAccepted {
+		t.Fatalf("outbox entry %+v result %+v", e, e.Result)
+	}
+	// The receipt.
+	receipts := tt.printer.Receipts()
+	if len(receipts) != 1 || len(tt.printer.Files()) != 1 {
+		t.Fatalf("%d receipts, %d files", len(receipts), len(tt.printer.Files()))
+	}
+	r := strings.Join(strings.Fields(receipts[0]), " ") // as read, whatever the wrapping
+	for _, want := range []string{"Consensi FSE", "Protocollo: " + rec.Protocol, "Esito: ACCOLTA", "RSS**********01U",
+		"Consenso alla consultazione del Fascicolo: SÌ", "Opposizione ai documenti anteriori al 19/05/2020: NO",
+		"[QR TOTEM|" + totemID + "|P:" + rec.Protocol + "]", "ASL Test"} {
+		if !strings.Contains(r, want) {
+			t.Errorf("receipt lacks %q:\n%s", want, r)
+		}
+	}
+	for _, never := range []string{"RSSMRA80A01H501U", "ROSSI", "MARIO", testPIN, "PROVVISORIA"} {
+		if strings.Contains(r, never) {
+			t.Errorf("receipt holds %q:\n%s", never, r)
+		}
+	}
+	// The card leaves: nothing of the session stays on screen.
+	tt.reader.Remove()
+	tt.wait(ctx, "Inserire la tessera")
+	if strings.Contains(tt.panel.Text(), rec.Protocol) {
+		t.Error("protocol number left on screen")
+	}
+	audit, _ := c.store.Audit()
+	if len(audit) != 1 {
+		t.Fatalf("audit has %d records", len(audit))
+	}
+	tt.stop()
+	c.stop()
+	checkLogs(t, lb)
+}
+
+func TestOfflineConsentSurvivesRestart(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	lb, log := newLog()
+	// The hub is down: no broker listens. Reserve an address for later.
+	c := startBroker(t, dir, log, "127.0.0.1:0")
+	addr := c.srv.Addr()
+	c.srv.Close()
+	c.srv = nil
+	url := "mqtt://" + addr
+
+	tt := startTotem(t, filepath.Join(dir, "totem"), url, c.totem, log)
+	tt.consentFlow(ctx)
+	tt.wait(ctx, "Operazione salvata")
+	receipts := tt.printer.Receipts()
+	flat := strings.Join(strings.Fields(strings.Join(receipts, " ")), " ")
+	if len(receipts) != 1 || !strings.Contains(flat, "RICEVUTA PROVVISORIA") ||
+		!strings.Contains(flat, "Identificativo locale: "+firmware.LocalID(totemID, 1)) {
+		t.Fatalf("provisional receipt:\n%s", strings.Join(receipts, "\n"))
+	}
+	// totemd restarts while still offline.
+	tt.stop()
+	tt = startTotem(t, filepath.Join(dir, "totem"), url, c.totem, log)
+	if q, err := tt.box.Stats(); err != nil || q.Depth != 1 {
+		t.Fatalf("after restart queue = %+v, %v", q, err)
+	}
+	// The hub comes back on the same address.
+	users := broker.NewUsers(c.reg)
+	users.Add(c.hubMe)
+	srv, err := broker.Start(broker.Options{Listen: addr, Auth: users, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.srv = srv
+	c.startHub()
+	for {
+		q, err := tt.box.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if q.Depth == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("queue never drained: %+v", q)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	rec, err := c.store.Consents("6090012345678000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := tt.box.Get(rec.OpID)
+	if err != nil || e.Seq != 1 || !e.Done || e.Result.Transport.Protocol != rec.Protocol {
+		t.Fatalf("entry %+v, %v", e, err)
+	}
+	// Applied once, even though the totem may have sent it more than once.
+	time.Sleep(1500 * time.Millisecond)
+	if audit, _ := c.store.Audit(); len(audit) != 1 {
+		t.Fatalf("applied %d times", len(audit))
+	}
+	tt.stop()
+	c.stop()
+	checkLogs(t, lb)
+}
+
+// client connects a raw MQTT 5 client with f's credentials.
+func client(t *testing.T, ctx context.Context, brokerURL string, f creds.File, id string, recv func(*paho.Publish)) *autopaho.ConnectionManager {
+	t.Helper()
+	u, _ := url.Parse(brokerURL)
+	cm, err := autopaho.NewConnection(ctx, autopaho.ClientConfig{
+		ServerUrls: []*url.URL{u}, KeepAlive: 30, ConnectUsername: f.Username, ConnectPassword: []byte(f.Password),
+		ClientConfig: paho.ClientConfig{ClientID: id, OnPublishReceived: []func(paho.PublishReceived) (bool, error){
+			func(pr paho.PublishReceived) (bool, error) {
+				if recv != nil {
+					recv(pr.Packet)
+				}
+				return true, nil
+			}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := cm.AwaitConnection(actx); err != nil {
+		t.Fatal(err)
+	}
+	return cm
+}
+
+func TestDuplicateDeliveryAppliesOnce(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	_, log := newLog()
+	c := startBroker(t, dir, log, "127.0.0.1:0")
+	c.startHub()
+
+	results := make(chan *protocol.Result, 16)
+	cm := client(t, ctx, c.srv.URL(), c.totem, totemID, func(p *paho.Publish) {
+		if r, err := protocol.DecodeResult(p.Payload); err == nil {
+			results <- r
+		}
+	})
+	defer cm.Disconnect(context.Background())
+	if _, err := cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{
+		{Topic: protocol.Topic(totemID, protocol.LeafResult), QoS: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	payload, _ := json.Marshal(cms.ConsentRequest{
+		Card:     cms.CardRef{Serial: "6090012345678000", CF: "RSSMRA80A01H501U", Expiry: "2030-12-31"},
+		Policy:   "fse-2020",
+		Consents: []cms.Consent{{Code: "consultazione", Given: true}, {Code: "opposizione_pregresso"}},
+		Channel:  cms.SelfService,
+	})
+	op := func(seq uint64) []byte {
+		b, _ := protocol.Marshal(protocol.Op{V: 1, ID: strings.Repeat("0", 31) + string(rune('0'+seq)), Totem: totemID,
+			Seq: seq, Kind: cms.KindConsent, Payload: payload, Created: time.Now()})
+		return b
+	}
+	publish := func(b []byte) {
+		t.Helper()
+		if _, err := cm.Publish(ctx, &paho.Publish{Topic: protocol.Topic(totemID, protocol.LeafOp), QoS: 1, Payload: b}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	next := func() *protocol.Result {
+		t.Helper()
+		select {
+		case r := <-results:
+			return r
+		case <-ctx.Done():
+			t.Fatal("no result")
+		}
+		return nil
+	}
+	// The same op published twice.
+	publish(op(1))
+	publish(op(1))
+	r1, r2 := next(), next()
+	if !r1.Final() || r1.Duplicate || !r2.Duplicate || r2.Transport.Protocol != r1.Transport.Protocol {
+		t.Fatalf("results %+v / %+v", r1, r2)
+	}
+	// The hub applied op 2 and died before answering: the replayed op gets
+	// the stored result and is not applied again.
+	var o protocol.Op
+	json.Unmarshal(op(2), &o)
+	applied, err := c.store.Apply(ctx, cms.Op{ID: o.ID, Totem: totemID, Seq: 2, Kind: o.Kind, Payload: o.Payload, Received: time.Now()})
+	if err != nil || !applied.Accepted {
+		t.Fatal(applied, err)
+	}
+	c.stopHub()
+	c.startHub()
+	publish(op(2))
+	r3 := next()
+	if !r3.Duplicate || r3.Transport.Protocol != applied.Protocol || r3.Processing.Status != protocol.ProcessingAccepted {
+		t.Fatalf("replay after restart %+v", r3)
+	}
+	if audit, _ := c.store.Audit(); len(audit) != 2 {
+		t.Fatalf("audit has %d records, want 2", len(audit))
+	}
+	if d := c.hub.Stats().Duplicates.Load(); d != 1 { // the restarted hub counts its own
+		t.Fatalf("duplicates %d", d)
+	}
+}
+
+func TestHostilePayloadsDoNotStopAnyone(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	lb, log := newLog()
+	c := startBroker(t, dir, log, "127.0.0.1:0")
+	c.startHub()
+	tt := startTotem(t, filepath.Join(dir, "totem"), c.srv.URL(), c.totem, log)
+	actx, acancel := context.WithTimeout(ctx, 5*time.Second)
+	for !tt.up.Connected() && actx.Err() == nil {
+		time.Sleep(20 * time.Millisecond)
+	}
+	acancel()
+
+	// A second totem identity would be needed to forge ops: the totem's own
+	// credentials on a raw client stand in for a compromised totem.
+	evil := client(t, ctx, c.srv.URL(), c.hubMe, "evil-hub", nil)
+	defer evil.Disconnect(context.Background())
+	bad := [][]byte{
+		[]byte("not json"),
+		[]byte(`{"v":2}`),
+		[]byte(`{"v":1,"id":"x"}`),
+		[]byte(`{"v":1} trailing`),
+		bytes.Repeat([]byte("A"), protocol.MaxPayload+1),
+		[]byte(`{"v":1,"op_id":"` + strings.Repeat("a", 32) + `","seq":1,"transport":{"status":"received"},"processing":{"status":"accepted"}}`),
+	}
+	for _, leaf := range []string{protocol.LeafResult, protocol.LeafPolicy} {
+		for _, b := range bad {
+			if _, err := evil.Publish(ctx, &paho.Publish{Topic: protocol.Topic(totemID, leaf), QoS: 1, Payload: b}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// Garbage ops from a second connection of a rogue client with the totem's
+	// credentials would kick the real totem off (same client id), so the
+	// hub's ingest is fed garbage through a throwaway totem.
+	rogue, err := c.reg.Provision("t-rogue", creds.RoleTotem, filepath.Join(dir, "rogue.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := client(t, ctx, c.srv.URL(), rogue, "t-rogue", nil)
+	defer rc.Disconnect(context.Background())
+	for _, b := range append(bad, mustOp(t, totemID, 1)) { // the last claims another totem
+		if _, err := rc.Publish(ctx, &paho.Publish{Topic: protocol.Topic("t-rogue", protocol.LeafOp), QoS: 1, Payload: b}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Everyone still works: a real consent goes through.
+	tt.consentFlow(ctx)
+	tt.wait(ctx, "Accolta. Protocollo:")
+	if m := c.hub.Stats().Malformed.Load(); m < int64(len(bad)) {
+		t.Fatalf("hub counted %d malformed, want ≥ %d", m, len(bad))
+	}
+	logs := lb.String()
+	for _, want := range []string{"op dropped", "op for another totem dropped", "result dropped", "policy dropped"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("no %q in the logs", want)
+		}
+	}
+	if pol := tt.app.Policy(); pol.ID != "fse-2020" {
+		t.Fatalf("policy replaced by garbage: %+v", pol)
+	}
+	checkLogs(t, lb)
+}
+
+func mustOp(t *testing.T, totem string, seq uint64) []byte {
+	b, err := protocol.Marshal(protocol.Op{V: 1, ID: strings.Repeat("b", 32), Totem: totem, Seq: seq, Kind: "consent",
+		Payload: json.RawMessage(`{}`), Created: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

@@ -1,0 +1,103 @@
+package firmware
+
+// Every text a citizen can see lives here, in Italian and English. Screens
+// are at most 20 columns and 4 rows (a test checks every entry).
+
+// Lang is a catalogue language.
+type Lang int
+
+// Languages.
+const (
+	IT Lang = iota
+	EN
+)
+
+// ParseLang maps "it"/"en" to a Lang (Italian for anything else).
+func ParseLang(s string) Lang {
+	if s == "en" {
+		return EN
+	}
+	return IT
+}
+
+type text [2]string // IT, EN
+
+type screen [2][]string // IT, EN: the rows
+
+var screens = map[string]screen{
+	"idle": {{"    Benvenuto/a", "Inserire la tessera", "sanitaria TS-CNS", ""},
+		{"      Welcome", "Insert your health", "card (TS-CNS)", ""}},
+	"reading": {{"Lettura tessera...", "Attendere, prego", "", ""},
+		{"Reading the card...", "Please wait", "", ""}},
+	"menu": {{"Scegliere:", "1 Consensi FSE", "", "D=Esci"},
+		{"Choose:", "1 FSE consents", "", "D=Exit"}},
+	"pin": {{"Digitare il PIN", "della tessera", "PIN: %s", "#=OK *=Canc D=Esci"},
+		{"Enter the card PIN", "", "PIN: %s", "#=OK *=Del D=Exit"}},
+	"pin_wrong": {{"PIN errato", "Tentativi rimasti:%d", "", "#=Riprova D=Esci"},
+		{"Wrong PIN", "Tries left: %d", "", "#=Retry D=Exit"}},
+	"pin_blocked": {{"PIN bloccato:", "sbloccarlo con il", "PUK allo sportello", "Rimuovere tessera"},
+		{"PIN blocked:", "unblock it with the", "PUK at the counter", "Remove the card"}},
+	"consent": {{"Consenso %d di %d", "%s", "%s", "1=Sì 2=No *=Indietro"},
+		{"Consent %d of %d", "%s", "%s", "1=Yes 2=No *=Back"}},
+	"summary": {{"Riepilogo:", "", "", "#=Conferma D=Annulla"},
+		{"Summary:", "", "", "#=Confirm D=Cancel"}},
+	"saving": {{"Registrazione...", "Attendere, prego", "", ""},
+		{"Saving...", "Please wait", "", ""}},
+	"printing": {{"Stampa ricevuta...", "", "", ""},
+		{"Printing receipt...", "", "", ""}},
+	"done": {{"Accolta. Protocollo:", "%s", "Ritirare ricevuta", "e tessera"},
+		{"Accepted. Reference:", "%s", "Take the receipt", "and your card"}},
+	"provisional": {{"Operazione salvata:", "esito appena in", "linea. Ritirare", "ricevuta e tessera"},
+		{"Request saved: the", "outcome follows when", "online. Take receipt", "and your card"}},
+	"rejected": {{"Operazione rifiutata", "%s", "%s", "Ritirare tessera"},
+		{"Request refused", "%s", "%s", "Remove your card"}},
+	"no_receipt": {{"Operazione salvata", "Stampante guasta:", "%s", "Ritirare tessera"},
+		{"Request saved", "Printer fault:", "%s", "Remove your card"}},
+	"card_unknown": {{"Tessera non", "riconosciuta", "", "Rimuovere tessera"},
+		{"Card not", "recognised", "", "Remove the card"}},
+	"card_data": {{"Dati non leggibili:", "rivolgersi allo", "sportello Scelta", "e Revoca"},
+		{"Unreadable data:", "please go to the", "Scelta e Revoca", "desk"}},
+	"card_expired": {{"Tessera scaduta", "", "", "Rimuovere tessera"},
+		{"Card expired", "", "", "Remove the card"}},
+	"card_error": {{"Errore di lettura", "Rimuovere e", "reinserire la", "tessera"},
+		{"Card read error", "Remove and insert", "the card again", ""}},
+	"cancelled": {{"Operazione annullata", "", "Rimuovere tessera", ""},
+		{"Cancelled", "", "Remove the card", ""}},
+	"idle_warning": {{"Sessione in", "scadenza: premere", "un tasto per", "continuare"},
+		{"Session about to", "end: press a key", "to continue", ""}},
+	"not_available": {{"Servizio non", "disponibile su", "questo totem", "*=Indietro"},
+		{"Service not", "available on", "this totem", "*=Back"}},
+}
+
+var texts = map[string]text{
+	"yes":                         {"SÌ", "YES"},
+	"no":                          {"NO", "NO"},
+	"paper_out":                   {"carta esaurita", "out of paper"},
+	"cover_open":                  {"coperchio aperto", "cover open"},
+	"printer_fault":               {"guasto", "fault"},
+	"not_responding":              {"non risponde", "not responding"},
+	"alimentazione":               {"Alimentazione del Fascicolo", "Feeding of the FSE"},
+	"consultazione":               {"Consultazione del Fascicolo", "Consultation of the FSE"},
+	"pregresso":                   {"Recupero documenti pregressi", "Past documents"},
+	"opposizione_pregresso":       {"Opposizione ai documenti ante 2020", "Opposition to pre-2020 documents"},
+	"short_alimentazione":         {"Alimentazione", "Feeding"},
+	"short_consultazione":         {"Consultazione", "Consultation"},
+	"short_pregresso":             {"Pregresso", "Past docs"},
+	"short_opposizione_pregresso": {"Opp. pregresso", "Opp. past docs"},
+}
+
+func (l Lang) screen(key string) []string {
+	s, ok := screens[key]
+	if !ok {
+		return []string{key}
+	}
+	return append([]string(nil), s[l]...)
+}
+
+func (l Lang) text(key string) string {
+	t, ok := texts[key]
+	if !ok {
+		return key
+	}
+	return t[l]
+}

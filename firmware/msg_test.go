@@ -1,0 +1,58 @@
+package firmware
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+// Every screen of the catalogue fits the 20x4 display once its verbs are
+// filled with the widest values the firmware passes.
+func TestScreensFit(t *testing.T) {
+	for key, s := range screens {
+		for lang, rows := range s {
+			if len(rows) > 4 {
+				t.Errorf("%s/%d: %d rows", key, lang, len(rows))
+			}
+			for _, r := range rows {
+				filled := r
+				if n := countVerbs(r); n > 0 {
+					args := make([]any, n)
+					for i := range args {
+						args[i] = 88
+						if strings.Contains(r, "%s") {
+							args[i] = "261123000000042"[:min(15, 20-utf8.RuneCountInString(r)+2)]
+						}
+					}
+					filled = fmt.Sprintf(r, args...)
+				}
+				if n := utf8.RuneCountInString(filled); n > 20 {
+					t.Errorf("%s/%d: %q is %d columns", key, lang, filled, n)
+				}
+			}
+		}
+	}
+	for key, tx := range texts {
+		if strings.HasPrefix(key, "short_") {
+			for _, s := range tx {
+				// "label: SÌ" on one row of the summary
+				if utf8.RuneCountInString(s)+4 > 20 {
+					t.Errorf("%s: %q too long for the summary", key, s)
+				}
+			}
+		}
+	}
+	if got := (IT).screen("done"); got[0] != "Accolta. Protocollo:" {
+		t.Fatalf("catalogue lookup: %q", got)
+	}
+}
+
+func TestMaskCF(t *testing.T) {
+	if got := MaskCF("RSSMRA80A01H501U"); got != "RSS**********01U" {
+		t.Fatal(got)
+	}
+	if got := MaskCF("short"); strings.Contains(got, "short") {
+		t.Fatal(got)
+	}
+}

@@ -1,0 +1,353 @@
+package firmware
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/aslcns/totem/cms"
+	"github.com/aslcns/totem/hal"
+	"github.com/aslcns/totem/hal/sim"
+	"github.com/aslcns/totem/sync/outbox"
+	"github.com/aslcns/totem/sync/protocol"
+)
+
+// session serves one citizen from card insertion. It returns
+// hal.ErrCardRemoved when the card left the slot, nil when the session
+// ended normally with the card still in (the caller waits for removal).
+func (a *App) session(ctx context.Context) error {
+	a.show("reading")
+	card, err := a.dev.Reader.Connect(ctx)
+	if err != nil {
+		return a.cardError(err)
+	}
+	// Leave the card reset and unpowered whatever happens.
+	defer card.Close()
+	info, err := card.Info(ctx)
+	if err != nil {
+		return a.cardError(err)
+	}
+	if !info.Expiry.IsZero() && time.Now().After(info.Expiry.AddDate(0, 0, 1)) {
+		return a.cardError(hal.ErrCardExpired)
+	}
+	a.log.Info("session started", "card_class", string(info.Class))
+
+	for {
+		a.show("menu")
+		k, err := a.key(ctx, func() { a.show("menu") })
+		if err != nil {
+			return err
+		}
+		switch k {
+		case '1':
+			err := a.consent(ctx, card, info)
+			if errors.Is(err, errBack) {
+				continue
+			}
+			return err
+		case hal.KeyCancel:
+			a.show("cancelled")
+			return errCancel
+		}
+	}
+}
+
+var errBack = errors.New("firmware: back to the menu")
+
+func (a *App) cardError(err error) error {
+	switch {
+	case errors.Is(err, hal.ErrCardRemoved), errors.Is(err, hal.ErrNoCard):
+		return hal.ErrCardRemoved
+	case errors.Is(err, hal.ErrCardUnknown):
+		a.show("card_unknown")
+	case errors.Is(err, hal.ErrCardData):
+		a.show("card_data")
+	case errors.Is(err, hal.ErrCardExpired):
+		a.show("card_expired")
+	default:
+		a.show("card_error")
+	}
+	a.log.Warn("card refused", "err", err)
+	return err
+}
+
+// pin asks for the PIN and verifies it on the chip. The digits live only
+// in a buffer that is wiped before returning.
+func (a *App) pin(ctx context.Context, card hal.Card) error {
+	buf := make([]byte, 0, 8)
+	defer func() {
+		for i := range buf[:cap(buf)] {
+			buf[:cap(buf)][i] = 0
+		}
+	}()
+	for {
+		draw := func() { a.show("pin", strings.Repeat("*", len(buf))) }
+		draw()
+		k, err := a.key(ctx, draw)
+		if err != nil {
+			return err
+		}
+		switch {
+		case k >= '0' && k <= '9':
+			if len(buf) < 8 {
+				buf = append(buf, byte(k))
+			}
+		case k == hal.KeyBack:
+			if len(buf) == 0 {
+				return errBack
+			}
+			buf = buf[:len(buf)-1]
+		case k == hal.KeyCancel:
+			a.show("cancelled")
+			return errCancel
+		case k == hal.KeyOK:
+			if len(buf) < 5 {
+				continue
+			}
+			err := card.VerifyPIN(ctx, buf)
+			for i := range buf {
+				buf[i] = 0
+			}
+			buf = buf[:0]
+			var pe *hal.PINError
+			switch {
+			case err == nil:
+				return nil
+			case errors.As(err, &pe):
+				a.log.Info("pin refused", "tries_left", pe.TriesLeft)
+				a.show("pin_wrong", pe.TriesLeft)
+				k, err := a.key(ctx, func() { a.show("pin_wrong", pe.TriesLeft) })
+				if err != nil {
+					return err
+				}
+				if k == hal.KeyCancel {
+					a.show("cancelled")
+					return errCancel
+				}
+			case errors.Is(err, hal.ErrPINBlocked):
+				a.log.Info("pin blocked")
+				a.show("pin_blocked")
+				return errCancel
+			default:
+				return a.cardError(err)
+			}
+		}
+	}
+}
+
+// consent is the Consensi FSE flow, self-service: PIN, one screen per
+// consent of the policy, summary, durable enqueue, receipt.
+func (a *App) consent(ctx context.Context, card hal.Card, info hal.CardInfo) error {
+	if err := a.pin(ctx, card); err != nil {
+		return err
+	}
+	pol := a.Policy()
+	values := make([]bool, len(pol.Consents))
+	for i := 0; i < len(pol.Consents); {
+		c := pol.Consents[i]
+		label := a.o.Lang.text(c.Code)
+		if label == c.Code {
+			label = c.Label
+		}
+		lines := sim.Wrap(label, 20)
+		for len(lines) < 2 {
+			lines = append(lines, "")
+		}
+		draw := func() { a.show("consent", i+1, len(pol.Consents), lines[0], lines[1]) }
+		draw()
+		k, err := a.key(ctx, draw)
+		if err != nil {
+			return err
+		}
+		switch k {
+		case '1', '2':
+			values[i] = k == '1'
+			i++
+		case hal.KeyBack:
+			if i == 0 {
+				return errBack
+			}
+			i--
+		case hal.KeyCancel:
+			a.show("cancelled")
+			return errCancel
+		}
+	}
+	for {
+		draw := func() { a.showSummary(pol, values) }
+		draw()
+		k, err := a.key(ctx, draw)
+		if err != nil {
+			return err
+		}
+		if k == hal.KeyOK {
+			break
+		}
+		if k == hal.KeyCancel {
+			a.show("cancelled")
+			return errCancel
+		}
+	}
+
+	req := cms.ConsentRequest{
+		Card:    cms.CardRef{Serial: info.Serial, CF: info.CF, Expiry: info.Expiry.Format(time.DateOnly)},
+		Policy:  pol.ID,
+		Channel: cms.SelfService,
+	}
+	for i, c := range pol.Consents {
+		req.Consents = append(req.Consents, cms.Consent{Code: c.Code, Given: values[i]})
+	}
+	payload, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	a.show("saving")
+	now := time.Now()
+	e, err := a.enqueueAndWait(ctx, cms.KindConsent, payload, now, now.Add(a.o.QueuedTTL))
+	if err != nil {
+		return err
+	}
+	lines := make([]string, len(pol.Consents))
+	for i, c := range pol.Consents {
+		lines[i] = c.Label + ": " + a.yesNo(values[i])
+	}
+	return a.finish(ctx, e, "Consensi FSE", info, lines)
+}
+
+func (a *App) yesNo(v bool) string {
+	if v {
+		return a.o.Lang.text("yes")
+	}
+	return a.o.Lang.text("no")
+}
+
+func (a *App) showSummary(pol cms.Policy, values []bool) {
+	rows := a.o.Lang.screen("summary")
+	body := make([]string, 0, 3)
+	for i, c := range pol.Consents {
+		label := a.o.Lang.text("short_" + c.Code)
+		if strings.HasPrefix(label, "short_") {
+			label = c.Code
+		}
+		body = append(body, fmt.Sprintf("%s: %s", label, a.yesNo(values[i])))
+	}
+	// The header gives way when the consents need its row.
+	if len(body) >= 3 {
+		rows = append(body[:3], rows[3])
+	} else {
+		copy(rows[1:3], body)
+	}
+	if err := a.dev.Display.Show(rows); err != nil {
+		a.log.Warn("display", "err", err)
+	}
+}
+
+// enqueueAndWait makes the operation durable, then waits up to ResultWait
+// for the hub's final result. The returned entry has Done set when the
+// result came in time.
+func (a *App) enqueueAndWait(ctx context.Context, kind string, payload []byte, created, expires time.Time) (outbox.Entry, error) {
+	ch := make(chan outbox.Entry, 1)
+	e, err := a.o.Outbox.Enqueue(kind, payload, created, expires)
+	if err != nil {
+		a.log.Error("enqueue failed", "kind", kind, "err", err)
+		a.show("card_error")
+		return e, fmt.Errorf("firmware: %w", err)
+	}
+	a.log.Info("op enqueued", "seq", e.Seq, "op_id", e.ID, "kind", kind)
+	a.mu.Lock()
+	a.waiters[e.ID] = ch
+	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		delete(a.waiters, e.ID)
+		a.mu.Unlock()
+	}()
+	// The result may have come before the waiter was registered.
+	if got, err := a.o.Outbox.Get(e.ID); err == nil && got.Done {
+		return got, nil
+	}
+	timer := time.NewTimer(a.o.ResultWait)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return e, ctx.Err()
+		case <-timer.C:
+			return e, nil
+		case got := <-ch:
+			if got.Done {
+				return got, nil
+			}
+		}
+	}
+}
+
+// finish prints the receipt for e and tells the citizen the outcome.
+func (a *App) finish(ctx context.Context, e outbox.Entry, title string, info hal.CardInfo, lines []string) error {
+	doc := a.receipt(e, title, info, lines)
+	a.show("printing")
+	perr := a.print(ctx, doc)
+	switch {
+	case perr != nil:
+		a.show("no_receipt", a.printerText(perr))
+	case !e.Done:
+		a.show("provisional")
+	case e.Result.Processing.Status == protocol.ProcessingRejected:
+		msg := "Rivolgersi allo sportello"
+		if len(e.Result.Processing.Errors) > 0 {
+			msg = e.Result.Processing.Errors[0].Message
+		}
+		w := append(sim.Wrap(msg, 20), "", "")
+		a.show("rejected", w[0], w[1])
+	default:
+		a.show("done", e.Result.Transport.Protocol)
+	}
+	return nil
+}
+
+func (a *App) print(ctx context.Context, doc *hal.Doc) error {
+	if st, err := a.dev.Printer.Status(ctx); err == nil {
+		if err := st.Err(); err != nil {
+			a.setPrinter(err)
+			return err
+		}
+	}
+	err := a.dev.Printer.Print(ctx, doc)
+	a.setPrinter(err)
+	if err != nil {
+		a.log.Error("receipt not printed", "err", err)
+	}
+	return err
+}
+
+func (a *App) setPrinter(err error) {
+	s := "ok"
+	switch {
+	case errors.Is(err, hal.ErrPaperOut):
+		s = "paper_out"
+	case errors.Is(err, hal.ErrCoverOpen):
+		s = "cover_open"
+	case errors.Is(err, hal.ErrNotResponding):
+		s = "not_responding"
+	case err != nil:
+		s = "fault"
+	}
+	a.mu.Lock()
+	a.printer = s
+	a.mu.Unlock()
+}
+
+func (a *App) printerText(err error) string {
+	switch {
+	case errors.Is(err, hal.ErrPaperOut):
+		return a.o.Lang.text("paper_out")
+	case errors.Is(err, hal.ErrCoverOpen):
+		return a.o.Lang.text("cover_open")
+	case errors.Is(err, hal.ErrNotResponding):
+		return a.o.Lang.text("not_responding")
+	}
+	return a.o.Lang.text("printer_fault")
+}

@@ -1,0 +1,242 @@
+// Package hal is the contract between the totem firmware and its devices:
+// small interfaces for the card reader, the receipt printer, the keypad and
+// the text display, optional one-method capabilities, and the sentinel
+// errors the firmware branches on.
+//
+// hal imports only the standard library. Drivers in drivers/... implement
+// these interfaces on real hardware; hal/sim implements them with simulated
+// devices and hal/haltest ships fakes and conformance checks.
+package hal
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors. Drivers translate vendor errors into these at their
+// boundary so that firmware never imports a vendor package.
+var (
+	ErrNoCard        = errors.New("hal: no card in the reader")
+	ErrCardRemoved   = errors.New("hal: card removed")
+	ErrCardUnknown   = errors.New("hal: not a TS-CNS card")
+	ErrCardData      = errors.New("hal: unreadable card data")
+	ErrCardExpired   = errors.New("hal: card expired")
+	ErrWrongPIN      = errors.New("hal: wrong PIN")
+	ErrPINBlocked    = errors.New("hal: PIN blocked")
+	ErrNoReader      = errors.New("hal: no card reader")
+	ErrPaperOut      = errors.New("hal: printer out of paper")
+	ErrCoverOpen     = errors.New("hal: printer cover open")
+	ErrPrinterFault  = errors.New("hal: printer fault")
+	ErrNotResponding = errors.New("hal: device not responding")
+	ErrTimeout       = errors.New("hal: timeout")
+	ErrClosed        = errors.New("hal: device closed")
+)
+
+// PINError reports a refused PIN with the tries the chip says are left
+// (-1 when the chip does not say). It matches ErrWrongPIN with errors.Is.
+type PINError struct {
+	TriesLeft int
+}
+
+func (e *PINError) Error() string { return "hal: wrong PIN" }
+
+// Is reports whether target is ErrWrongPIN.
+func (e *PINError) Is(target error) bool { return target == ErrWrongPIN }
+
+// CardEventKind says what happened in a reader.
+type CardEventKind int
+
+// Card events.
+const (
+	CardInserted CardEventKind = iota + 1
+	CardRemoved
+)
+
+func (k CardEventKind) String() string {
+	switch k {
+	case CardInserted:
+		return "inserted"
+	case CardRemoved:
+		return "removed"
+	}
+	return "unknown"
+}
+
+// CardEvent is an insertion or a removal in a reader. Counter increases on
+// every change so a missed pair of events can be detected.
+type CardEvent struct {
+	Kind    CardEventKind
+	Reader  string
+	Counter int
+}
+
+// CardReader watches one card slot.
+type CardReader interface {
+	// Next blocks until the state of the slot changes, or ctx is done.
+	// The first call reports a card already present as CardInserted.
+	Next(ctx context.Context) (CardEvent, error)
+	// Connect opens an exclusive session with the card in the slot.
+	// It returns ErrNoCard when the slot is empty.
+	Connect(ctx context.Context) (Card, error)
+}
+
+// Card is an exclusive session with a TS-CNS card. Close leaves the card
+// reset and unpowered, with no verified PIN state behind.
+type Card interface {
+	// Info reads the identity data that needs no PIN.
+	Info(ctx context.Context) (CardInfo, error)
+	// VerifyPIN presents pin to the chip. The slice is the only copy the
+	// firmware holds; implementations must not retain it.
+	VerifyPIN(ctx context.Context, pin []byte) error
+	Close() error
+}
+
+// CardClass is the kind of card the ATR and the probe found.
+type CardClass string
+
+// Card classes.
+const (
+	ClassCNS         CardClass = "cns"
+	ClassContactless CardClass = "contactless"
+	ClassCIE         CardClass = "cie"
+	ClassOperator    CardClass = "operator"
+	ClassUnknown     CardClass = "unknown"
+)
+
+// CardInfo is what a TS-CNS chip tells without a PIN. It is personal data:
+// never log it.
+type CardInfo struct {
+	Class     CardClass
+	Serial    string // 16 digits, EF.ID_Carta
+	Issuer    string // 4 digits
+	CF        string // codice fiscale
+	Surname   string
+	Name      string
+	BirthDate time.Time
+	IssueDate time.Time
+	Expiry    time.Time
+}
+
+// Printer prints receipts.
+type Printer interface {
+	// Print prints doc. It blocks until the printer has taken it, ctx is
+	// done, or a fault (ErrPaperOut, ErrCoverOpen, ErrNotResponding…) stops it.
+	Print(ctx context.Context, doc *Doc) error
+	// Status reports the printer's condition.
+	Status(ctx context.Context) (PrinterStatus, error)
+}
+
+// PrinterStatus is the decoded condition of a printer.
+type PrinterStatus struct {
+	Online        bool
+	CoverOpen     bool
+	PaperNearEnd  bool
+	PaperOut      bool
+	CutterError   bool
+	Unrecoverable bool
+}
+
+// Err returns the sentinel that keeps a job from printing, or nil.
+func (s PrinterStatus) Err() error {
+	switch {
+	case s.CoverOpen:
+		return ErrCoverOpen
+	case s.PaperOut:
+		return ErrPaperOut
+	case s.CutterError, s.Unrecoverable:
+		return ErrPrinterFault
+	case !s.Online:
+		return ErrNotResponding
+	}
+	return nil
+}
+
+// Align is a line alignment.
+type Align int
+
+// Alignments.
+const (
+	Left Align = iota
+	Center
+	Right
+)
+
+// BlockKind is what a receipt block holds.
+type BlockKind int
+
+// Block kinds.
+const (
+	Text BlockKind = iota
+	QR
+	Barcode
+	Rule // a full-width separator line
+	Feed // an empty line
+)
+
+// Block is one element of a receipt.
+type Block struct {
+	Kind  BlockKind
+	Text  string // the line, or the QR/barcode data
+	Align Align
+	Bold  bool
+	Large bool // double width and height
+}
+
+// Doc is a receipt as a list of blocks, independent of the printer's
+// command language and width. The printer cuts after the last block.
+type Doc struct {
+	Title  string // short name for files and logs, never personal data
+	Blocks []Block
+}
+
+// Key is a key of the totem keypad: '0'–'9', 'A'–'D', '*', '#'.
+type Key byte
+
+// Keys with a role in every screen.
+const (
+	KeyOK     Key = '#' // Conferma
+	KeyBack   Key = '*' // Indietro
+	KeyCancel Key = 'D' // Annulla
+)
+
+// Valid reports whether k is a key of the 4x4 keypad.
+func (k Key) Valid() bool {
+	return k >= '0' && k <= '9' || k >= 'A' && k <= 'D' || k == '*' || k == '#'
+}
+
+// Keypad reports key presses.
+type Keypad interface {
+	// Next blocks until a key is pressed or ctx is done.
+	Next(ctx context.Context) (Key, error)
+}
+
+// Display shows text on a character display.
+type Display interface {
+	// Size is the display's columns and rows.
+	Size() (cols, rows int)
+	// Show replaces the whole screen with lines (at most rows of them, each
+	// at most cols runes; longer input is cut).
+	Show(lines []string) error
+}
+
+// Beeper is an optional capability of a keypad or display.
+type Beeper interface {
+	Beep() error
+}
+
+// Clock is the time source used for timeouts, debounce and backoff, so
+// tests can drive it.
+type Clock interface {
+	Now() time.Time
+	After(d time.Duration) <-chan time.Time
+}
+
+// SystemClock is the real clock.
+type SystemClock struct{}
+
+// Now returns time.Now().
+func (SystemClock) Now() time.Time { return time.Now() }
+
+// After returns time.After(d).
+func (SystemClock) After(d time.Duration) <-chan time.Time { return time.After(d) }

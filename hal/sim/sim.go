@@ -1,0 +1,476 @@
+// Package sim provides simulated totem devices that run the whole firmware
+// on a laptop: a card reader whose card is inserted and removed on command,
+// a printer that writes each receipt as a text file, and an in-memory panel
+// (display and keypad) for headless runs and tests.
+//
+// sim imports only the standard library and hal.
+package sim
+
+import (
+	"context"
+	"crypto/subtle"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/aslcns/totem/hal"
+)
+
+// Card is a simulated TS-CNS card: what its chip says and its PIN.
+type Card struct {
+	Info  hal.CardInfo
+	PIN   string
+	Tries int // PIN tries left; 0 means blocked
+}
+
+// DemoCard returns the demo citizen's card (ROSSI MARIO, PIN 12345). The
+// reference CMS's demo registry knows it.
+func DemoCard() *Card {
+	return &Card{
+		Info: hal.CardInfo{
+			Class:     hal.ClassCNS,
+			Serial:    "6090012345678000",
+			Issuer:    "6090",
+			CF:        "RSSMRA80A01H501U",
+			Surname:   "ROSSI",
+			Name:      "MARIO",
+			BirthDate: time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC),
+			IssueDate: time.Date(2024, 12, 31, 0, 0, 0, 0, time.UTC),
+			Expiry:    time.Date(2030, 12, 31, 0, 0, 0, 0, time.UTC),
+		},
+		PIN:   "12345",
+		Tries: 3,
+	}
+}
+
+// Reader is a simulated card reader.
+type Reader struct {
+	name string
+
+	mu      sync.Mutex
+	card    *Card
+	gen     int // bumped on every insert and remove
+	primed  bool
+	changed chan struct{} // closed and replaced on every change
+}
+
+var _ hal.CardReader = (*Reader)(nil)
+
+// NewReader returns an empty reader.
+func NewReader(name string) *Reader {
+	return &Reader{name: name, changed: make(chan struct{})}
+}
+
+// Insert puts c in the slot, replacing any card there.
+func (r *Reader) Insert(c *Card) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.card = c
+	r.bump()
+}
+
+// Remove empties the slot.
+func (r *Reader) Remove() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.card == nil {
+		return
+	}
+	r.card = nil
+	r.bump()
+}
+
+// Present reports whether a card is in the slot.
+func (r *Reader) Present() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.card != nil
+}
+
+func (r *Reader) bump() {
+	r.gen++
+	close(r.changed)
+	r.changed = make(chan struct{})
+}
+
+// Next waits for the slot to change. The first call reports a card already
+// present as inserted.
+func (r *Reader) Next(ctx context.Context) (hal.CardEvent, error) {
+	r.mu.Lock()
+	if !r.primed {
+		r.primed = true
+		if r.card != nil {
+			ev := hal.CardEvent{Kind: hal.CardInserted, Reader: r.name, Counter: r.gen}
+			r.mu.Unlock()
+			return ev, nil
+		}
+	}
+	ch := r.changed
+	r.mu.Unlock()
+	select {
+	case <-ctx.Done():
+		return hal.CardEvent{}, ctx.Err()
+	case <-ch:
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ev := hal.CardEvent{Kind: hal.CardRemoved, Reader: r.name, Counter: r.gen}
+	if r.card != nil {
+		ev.Kind = hal.CardInserted
+	}
+	return ev, nil
+}
+
+// Connect opens a session with the card in the slot.
+func (r *Reader) Connect(ctx context.Context) (hal.Card, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.card == nil {
+		return nil, hal.ErrNoCard
+	}
+	return &session{r: r, card: r.card, gen: r.gen}, nil
+}
+
+type session struct {
+	r    *Reader
+	card *Card
+	gen  int
+}
+
+// check fails when the card of this session left the slot.
+func (s *session) check(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if s.r.gen != s.gen {
+		return hal.ErrCardRemoved
+	}
+	return nil
+}
+
+func (s *session) Info(ctx context.Context) (hal.CardInfo, error) {
+	s.r.mu.Lock()
+	defer s.r.mu.Unlock()
+	if err := s.check(ctx); err != nil {
+		return hal.CardInfo{}, err
+	}
+	info := s.card.Info
+	if info.Class != hal.ClassCNS && info.Class != hal.ClassOperator {
+		return info, hal.ErrCardUnknown
+	}
+	return info, nil
+}
+
+func (s *session) VerifyPIN(ctx context.Context, pin []byte) error {
+	s.r.mu.Lock()
+	defer s.r.mu.Unlock()
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	if s.card.Tries <= 0 {
+		return hal.ErrPINBlocked
+	}
+	if subtle.ConstantTimeCompare(pin, []byte(s.card.PIN)) == 1 {
+		s.card.Tries = 3
+		return nil
+	}
+	s.card.Tries--
+	if s.card.Tries == 0 {
+		return hal.ErrPINBlocked
+	}
+	return &hal.PINError{TriesLeft: s.card.Tries}
+}
+
+func (s *session) Close() error { return nil }
+
+// Printer is a simulated receipt printer that writes each receipt as a text
+// file in Dir (when Dir is set) and keeps the last ones in memory.
+type Printer struct {
+	Dir  string
+	Cols int // columns of the paper, default 42
+
+	mu       sync.Mutex
+	status   hal.PrinterStatus
+	n        int
+	receipts []string
+	files    []string
+}
+
+var _ hal.Printer = (*Printer)(nil)
+
+// NewPrinter returns a ready printer writing to dir ("" keeps receipts in
+// memory only).
+func NewPrinter(dir string) *Printer {
+	return &Printer{Dir: dir, Cols: 42, status: hal.PrinterStatus{Online: true}}
+}
+
+// SetStatus sets what the printer reports (paper out, cover open…).
+func (p *Printer) SetStatus(s hal.PrinterStatus) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.status = s
+}
+
+// Status reports the simulated condition.
+func (p *Printer) Status(ctx context.Context) (hal.PrinterStatus, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.status, ctx.Err()
+}
+
+// Print renders doc as text and stores it.
+func (p *Printer) Print(ctx context.Context, doc *hal.Doc) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.status.Err(); err != nil {
+		return err
+	}
+	text := Render(doc, p.Cols)
+	p.n++
+	if p.Dir != "" {
+		name := fmt.Sprintf("%s-%03d-%s.txt", time.Now().Format("20060102-150405"), p.n, safeName(doc.Title))
+		path := filepath.Join(p.Dir, name)
+		if err := writeFile(path, []byte(text)); err != nil {
+			return fmt.Errorf("sim: printer: %w", err)
+		}
+		p.files = append(p.files, path)
+	}
+	p.receipts = append(p.receipts, text)
+	return nil
+}
+
+// Receipts returns every receipt printed so far, as text.
+func (p *Printer) Receipts() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.receipts...)
+}
+
+// Files returns the paths of the receipt files written so far.
+func (p *Printer) Files() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.files...)
+}
+
+func safeName(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' {
+			return r
+		}
+		if r >= 'A' && r <= 'Z' {
+			return r + 'a' - 'A'
+		}
+		return '-'
+	}, s)
+	if s == "" {
+		return "receipt"
+	}
+	return s
+}
+
+func writeFile(path string, b []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// Render lays doc out as plain text cols wide, the way a thermal printer
+// would print it with its built-in font. QR codes and barcodes are shown as
+// their data in brackets.
+func Render(doc *hal.Doc, cols int) string {
+	var b strings.Builder
+	for _, bl := range doc.Blocks {
+		switch bl.Kind {
+		case hal.Rule:
+			b.WriteString(strings.Repeat("-", cols))
+			b.WriteByte('\n')
+		case hal.Feed:
+			b.WriteByte('\n')
+		case hal.QR:
+			b.WriteString(align("[QR "+bl.Text+"]", hal.Center, cols))
+			b.WriteByte('\n')
+		case hal.Barcode:
+			b.WriteString(align("[|||| "+bl.Text+" ||||]", hal.Center, cols))
+			b.WriteByte('\n')
+		default:
+			width := cols
+			if bl.Large {
+				width = cols / 2
+			}
+			for _, line := range Wrap(bl.Text, width) {
+				b.WriteString(align(line, bl.Align, width))
+				b.WriteByte('\n')
+			}
+		}
+	}
+	return b.String()
+}
+
+// Wrap breaks s into lines at most width runes long, at spaces when it can.
+func Wrap(s string, width int) []string {
+	if width <= 0 {
+		return []string{s}
+	}
+	var lines []string
+	for _, para := range strings.Split(s, "\n") {
+		line := ""
+		for _, w := range strings.Fields(para) {
+			for utf8.RuneCountInString(w) > width {
+				if line != "" {
+					lines = append(lines, line)
+					line = ""
+				}
+				r := []rune(w)
+				lines = append(lines, string(r[:width]))
+				w = string(r[width:])
+			}
+			switch {
+			case line == "":
+				line = w
+			case utf8.RuneCountInString(line)+1+utf8.RuneCountInString(w) <= width:
+				line += " " + w
+			default:
+				lines = append(lines, line)
+				line = w
+			}
+		}
+		lines = append(lines, line)
+	}
+	return lines
+}
+
+func align(s string, a hal.Align, width int) string {
+	n := utf8.RuneCountInString(s)
+	if n >= width {
+		return s
+	}
+	switch a {
+	case hal.Center:
+		return strings.Repeat(" ", (width-n)/2) + s
+	case hal.Right:
+		return strings.Repeat(" ", width-n) + s
+	}
+	return s
+}
+
+// Panel is an in-memory display and keypad: what headless totemd and tests
+// drive the firmware with.
+type Panel struct {
+	cols, rows int
+
+	mu      sync.Mutex
+	lines   []string
+	changed chan struct{}
+	keys    chan hal.Key
+}
+
+var (
+	_ hal.Display = (*Panel)(nil)
+	_ hal.Keypad  = (*Panel)(nil)
+)
+
+// NewPanel returns a cols×rows panel.
+func NewPanel(cols, rows int) *Panel {
+	return &Panel{cols: cols, rows: rows, changed: make(chan struct{}), keys: make(chan hal.Key, 64)}
+}
+
+// Size returns the panel's size.
+func (p *Panel) Size() (int, int) { return p.cols, p.rows }
+
+// Show replaces the screen; lines beyond the size are cut.
+func (p *Panel) Show(lines []string) error {
+	out := make([]string, p.rows)
+	for i := 0; i < p.rows && i < len(lines); i++ {
+		r := []rune(lines[i])
+		if len(r) > p.cols {
+			r = r[:p.cols]
+		}
+		out[i] = string(r)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.lines = out
+	close(p.changed)
+	p.changed = make(chan struct{})
+	return nil
+}
+
+// Lines returns what the screen shows.
+func (p *Panel) Lines() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.lines...)
+}
+
+// Text returns the screen as one string, rows joined by newlines.
+func (p *Panel) Text() string { return strings.Join(p.Lines(), "\n") }
+
+// WaitFor waits until the screen contains substr and returns the screen.
+func (p *Panel) WaitFor(ctx context.Context, substr string) (string, error) {
+	for {
+		p.mu.Lock()
+		text := strings.Join(p.lines, "\n")
+		ch := p.changed
+		p.mu.Unlock()
+		if strings.Contains(text, substr) {
+			return text, nil
+		}
+		select {
+		case <-ctx.Done():
+			return text, fmt.Errorf("sim: screen never showed %q; it shows:\n%s", substr, text)
+		case <-ch:
+		}
+	}
+}
+
+// Press queues key presses.
+func (p *Panel) Press(keys ...hal.Key) {
+	for _, k := range keys {
+		p.keys <- k
+	}
+}
+
+// Type presses each character of s as a key.
+func (p *Panel) Type(s string) {
+	for i := 0; i < len(s); i++ {
+		p.Press(hal.Key(s[i]))
+	}
+}
+
+// Next returns the next key pressed.
+func (p *Panel) Next(ctx context.Context) (hal.Key, error) {
+	select {
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case k := <-p.keys:
+		return k, nil
+	}
+}

@@ -1,0 +1,235 @@
+package broker
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/aslcns/totem/sync/creds"
+	"github.com/aslcns/totem/sync/protocol"
+	"go.etcd.io/bbolt"
+)
+
+var usersBucket = []byte("users")
+
+// User is one broker user of the fleet. Hash is the creds.Hash of its
+// secret; the secret itself is never stored.
+type User struct {
+	Username string    `json:"username"`
+	Role     string    `json:"role"`
+	Hash     string    `json:"hash"`
+	Created  time.Time `json:"created"`
+}
+
+// Registry is the durable list of broker users, kept in a bbolt file.
+// It is safe for concurrent use and is itself an Authenticator.
+type Registry struct {
+	db        *bbolt.DB
+	provision sync.Mutex // serialises Provision's read-check-write
+}
+
+var _ Authenticator = (*Registry)(nil)
+
+// OpenRegistry opens the registry at path, creating it atomically if it
+// does not exist.
+func OpenRegistry(path string) (*Registry, error) {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		if err := createDB(path); err != nil {
+			return nil, fmt.Errorf("broker: create registry: %w", err)
+		}
+	}
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("broker: open registry: %w", err)
+	}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(usersBucket)
+		return err
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("broker: open registry: %w", err)
+	}
+	return &Registry{db: db}, nil
+}
+
+// createDB makes an initialised bbolt file next to path and links it into
+// place, so a power cut never leaves a half-created registry behind.
+func createDB(path string) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".registry-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	f.Close()
+	defer os.Remove(tmp)
+	db, err := bbolt.Open(tmp, 0o600, &bbolt.Options{Timeout: time.Second})
+	if err != nil {
+		return err
+	}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(usersBucket)
+		return err
+	})
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	// Link, unlike rename, never replaces a registry someone else created.
+	if err := os.Link(tmp, path); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// Close closes the bbolt file.
+func (r *Registry) Close() error {
+	if err := r.db.Close(); err != nil {
+		return fmt.Errorf("broker: close registry: %w", err)
+	}
+	return nil
+}
+
+// Put stores u, replacing any user with the same name.
+func (r *Registry) Put(u User) error {
+	if err := validUser(u.Username, u.Role); err != nil {
+		return err
+	}
+	if _, err := creds.Verify(u.Hash, ""); err != nil {
+		return fmt.Errorf("broker: user %q: %w", u.Username, err)
+	}
+	b, err := json.Marshal(u)
+	if err != nil {
+		return fmt.Errorf("broker: %w", err)
+	}
+	err = r.db.Update(func(tx *bbolt.Tx) error {
+		return tx.Bucket(usersBucket).Put([]byte(u.Username), b)
+	})
+	if err != nil {
+		return fmt.Errorf("broker: put user: %w", err)
+	}
+	return nil
+}
+
+// Get returns the user called username, if there is one.
+func (r *Registry) Get(username string) (User, bool, error) {
+	var (
+		u     User
+		found bool
+	)
+	err := r.db.View(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(usersBucket).Get([]byte(username))
+		if b == nil {
+			return nil
+		}
+		found = true
+		return json.Unmarshal(b, &u)
+	})
+	if err != nil {
+		return User{}, false, fmt.Errorf("broker: get user %q: %w", username, err)
+	}
+	return u, found, nil
+}
+
+// Authenticate reports the role of username if password is its secret.
+func (r *Registry) Authenticate(username, password string) (string, bool) {
+	u, ok, err := r.Get(username)
+	if err != nil || !ok {
+		return "", false
+	}
+	if match, err := creds.Verify(u.Hash, password); err != nil || !match {
+		return "", false
+	}
+	return u.Role, true
+}
+
+// Provision makes sure username (role) has working credentials in the file
+// at path. If the file holds username's credentials for role and the
+// registry has a matching hash, nothing changes. Otherwise new credentials
+// are generated, the file is written (atomically, mode 0600) and the hash is
+// stored, which invalidates any older secret. It returns the credentials.
+func (r *Registry) Provision(username, role, path string) (creds.File, error) {
+	if err := validUser(username, role); err != nil {
+		return creds.File{}, err
+	}
+	r.provision.Lock()
+	defer r.provision.Unlock()
+
+	if f, err := creds.Load(path); err == nil && f.Username == username && f.Role == role {
+		u, ok, err := r.Get(username)
+		if err != nil {
+			return creds.File{}, err
+		}
+		if ok && u.Role == role {
+			if match, _ := creds.Verify(u.Hash, f.Password); match {
+				return f, nil
+			}
+		}
+	}
+
+	f, err := creds.Generate(username, role)
+	if err != nil {
+		return creds.File{}, fmt.Errorf("broker: provision %q: %w", username, err)
+	}
+	hash, err := creds.Hash(f.Password)
+	if err != nil {
+		return creds.File{}, fmt.Errorf("broker: provision %q: %w", username, err)
+	}
+	// File first: if the registry update then fails, the next Provision
+	// sees a mismatch and starts over.
+	if err := creds.Save(path, f); err != nil {
+		return creds.File{}, fmt.Errorf("broker: provision %q: %w", username, err)
+	}
+	u := User{Username: username, Role: role, Hash: hash, Created: time.Now().UTC()}
+	if err := r.Put(u); err != nil {
+		return creds.File{}, err
+	}
+	return f, nil
+}
+
+// validUser checks a username for its role. Totem and console names appear
+// as topic levels, so they must be protocol.ValidTotemID; hub names never
+// do and only need to be short and printable.
+func validUser(username, role string) error {
+	switch role {
+	case creds.RoleTotem, creds.RoleConsole:
+		if !protocol.ValidTotemID(username) {
+			return fmt.Errorf("broker: invalid %s username %q", role, username)
+		}
+	case creds.RoleHub:
+		if !validHubName(username) {
+			return fmt.Errorf("broker: invalid hub username %q", username)
+		}
+	default:
+		return fmt.Errorf("broker: unknown role %q", role)
+	}
+	return nil
+}
+
+func validHubName(s string) bool {
+	if len(s) == 0 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,167 @@
+// Package broker is the hub's embedded MQTT 5 broker (mochi-mqtt): a
+// durable registry of the fleet's users in bbolt, an authentication and
+// ACL hook that confines each role (totem, hub, console) to its part of
+// the protocol topic tree, and a Server that ties them to a TCP listener.
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// DefaultMaxPacket is the default maximum MQTT packet size.
+const DefaultMaxPacket = 256 << 10
+
+// Options configure Start.
+type Options struct {
+	Listen    string        // host:port, e.g. "127.0.0.1:1883"; port 0 picks one (see Addr)
+	Auth      Authenticator // required
+	MaxPacket int           // maximum packet size in bytes; 0 means DefaultMaxPacket
+	Logger    *slog.Logger  // nil discards
+}
+
+// Server is a running broker.
+type Server struct {
+	mq       *mqtt.Server
+	addr     string
+	accepted chan struct{} // closed when the accept loop has returned
+
+	closeOnce sync.Once
+}
+
+// Start starts a broker; it is listening when Start returns.
+func Start(opts Options) (*Server, error) {
+	if opts.Auth == nil {
+		return nil, errors.New("broker: no authenticator")
+	}
+	if opts.Listen == "" {
+		return nil, errors.New("broker: no listen address")
+	}
+	if opts.MaxPacket < 0 || opts.MaxPacket > 256<<20 {
+		return nil, fmt.Errorf("broker: max packet %d out of range", opts.MaxPacket)
+	}
+	if opts.MaxPacket == 0 {
+		opts.MaxPacket = DefaultMaxPacket
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+
+	caps := mqtt.NewDefaultServerCapabilities()
+	caps.MaximumPacketSize = uint32(opts.MaxPacket)
+	mq := mqtt.New(&mqtt.Options{
+		Capabilities: caps,
+		Logger:       slog.New(&quietHandler{h: log.Handler()}),
+	})
+	hook := &authHook{auth: opts.Auth, srv: mq, log: log, roles: make(map[string]string)}
+	if err := mq.AddHook(hook, nil); err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+
+	ln, err := net.Listen("tcp", opts.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	s := &Server{mq: mq, addr: ln.Addr().String(), accepted: make(chan struct{})}
+	if err := mq.AddListener(listeners.NewNet("tcp", &watchedListener{Listener: ln, done: s.accepted})); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	if err := mq.Serve(); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	return s, nil
+}
+
+// Addr returns the bound host:port.
+func (s *Server) Addr() string { return s.addr }
+
+// URL returns "mqtt://" + Addr().
+func (s *Server) URL() string { return "mqtt://" + s.addr }
+
+// Close disconnects every client, stops listening and waits for the
+// connections and the accept loop to end. It is safe to call more than once.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		_ = s.mq.Close() // closes the listener and waits for the clients
+		select {
+		case <-s.accepted:
+		case <-time.After(5 * time.Second):
+		}
+	})
+	return nil
+}
+
+// watchedListener tells when mochi's accept loop has seen the listener fail
+// (that is, closed), so Close can wait for it.
+type watchedListener struct {
+	net.Listener
+	done chan struct{}
+	once sync.Once
+}
+
+func (l *watchedListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		l.once.Do(func() { close(l.done) })
+	}
+	return c, err
+}
+
+// quietHandler adapts mochi's logging: only its warnings and errors pass,
+// the unnamed warning its listener emits whenever a connection ends with an
+// error is demoted to debug (except for oversized packets), and packet dumps (which would carry payloads,
+// that is personal data) are dropped.
+type quietHandler struct {
+	h slog.Handler
+}
+
+func (q *quietHandler) Enabled(_ context.Context, l slog.Level) bool {
+	return l >= slog.LevelWarn
+}
+
+func (q *quietHandler) Handle(ctx context.Context, r slog.Record) error {
+	level := r.Level
+	msg := r.Message
+	if msg == "" {
+		level, msg = slog.LevelDebug, "connection ended"
+		r.Attrs(func(a slog.Attr) bool {
+			if err, ok := a.Value.Any().(error); ok && errors.Is(err, packets.ErrPacketTooLarge) {
+				level, msg = slog.LevelWarn, "packet too large"
+			}
+			return true
+		})
+	}
+	if !q.h.Enabled(ctx, level) {
+		return nil
+	}
+	out := slog.NewRecord(r.Time, level, msg, r.PC)
+	r.Attrs(func(a slog.Attr) bool {
+		switch a.Key {
+		case "pk", "packet", "payload":
+		default:
+			out.AddAttrs(a)
+		}
+		return true
+	})
+	return q.h.Handle(ctx, out)
+}
+
+func (q *quietHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return &quietHandler{h: q.h.WithAttrs(as)}
+}
+
+func (q *quietHandler) WithGroup(name string) slog.Handler {
+	return &quietHandler{h: q.h.WithGroup(name)}
+}

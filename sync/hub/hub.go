@@ -1,0 +1,287 @@
+// Package hub is totemhub's ingest: an ordinary MQTT 5 client of the broker
+// (embedded or external) that takes operations from a shared subscription,
+// so several hub instances split the load, applies each exactly once and in
+// sequence per totem to the CMS backend, and answers every totem on its
+// result topic with the transport and processing outcomes. It also
+// publishes the consent policy, retained, to each totem that comes online.
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aslcns/totem/cms"
+	"github.com/aslcns/totem/sync/protocol"
+	"github.com/eclipse/paho.golang/autopaho"
+	"github.com/eclipse/paho.golang/paho"
+)
+
+// Options configures a Hub.
+type Options struct {
+	URL      string
+	ClientID string // unique per instance
+	Username string
+	Password string
+	Backend  cms.Backend
+	Logger   *slog.Logger
+	// Queue bounds the operations waiting to be applied. When it is full
+	// new ones are dropped with a warning: the totem sends them again when
+	// no result comes.
+	Queue int // default 4096
+}
+
+// Hub is one ingest instance.
+type Hub struct {
+	o     Options
+	log   *slog.Logger
+	work  chan *paho.Publish
+	stats Stats
+
+	mu        sync.Mutex
+	cm        *autopaho.ConnectionManager
+	policySeq map[string]bool // totems sent the policy on this connection
+}
+
+// Stats counts what the hub did.
+type Stats struct {
+	Applied    atomic.Int64 // operations applied (accepted or rejected)
+	Duplicates atomic.Int64 // operations seen again, stored result re-sent
+	Gaps       atomic.Int64 // operations refused for a sequence gap
+	Malformed  atomic.Int64 // payloads refused
+	Dropped    atomic.Int64 // operations dropped, queue full
+}
+
+// New returns a hub; it does nothing until Run.
+func New(o Options) *Hub {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Queue == 0 {
+		o.Queue = 4096
+	}
+	return &Hub{o: o, log: o.Logger, work: make(chan *paho.Publish, o.Queue), policySeq: make(map[string]bool)}
+}
+
+// Stats returns the hub's counters.
+func (h *Hub) Stats() *Stats { return &h.stats }
+
+// Run connects and serves until ctx is done.
+func (h *Hub) Run(ctx context.Context) error {
+	srv, err := url.Parse(h.o.URL)
+	if err != nil {
+		return fmt.Errorf("hub: broker url: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var fatal atomic.Pointer[error]
+	cfg := autopaho.ClientConfig{
+		ServerUrls:                    []*url.URL{srv},
+		KeepAlive:                     30,
+		CleanStartOnInitialConnection: true,
+		ReconnectBackoff:              autopaho.NewExponentialBackoff(200*time.Millisecond, 10*time.Second, time.Second, 2),
+		ConnectUsername:               h.o.Username,
+		ConnectPassword:               []byte(h.o.Password),
+		OnConnectionUp: func(cm *autopaho.ConnectionManager, _ *paho.Connack) {
+			h.mu.Lock()
+			h.policySeq = make(map[string]bool)
+			h.mu.Unlock()
+			// Subscribing waits for the SUBACK: not on paho's goroutine.
+			go func() {
+				_, err := cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{
+					{Topic: protocol.SharedOpFilter, QoS: 1},
+					{Topic: protocol.Root + "/+/" + protocol.LeafState, QoS: 1},
+				}})
+				if err != nil {
+					h.log.Error("subscribe failed", "err", err)
+					return
+				}
+				h.log.Info("ingest subscribed", "filter", protocol.SharedOpFilter)
+			}()
+		},
+		OnConnectError: func(err error) {
+			var ce *autopaho.ConnackError
+			if errors.As(err, &ce) && (ce.ReasonCode == 0x86 || ce.ReasonCode == 0x87) {
+				err := fmt.Errorf("hub: broker refused the hub's credentials (reason %d)", ce.ReasonCode)
+				fatal.Store(&err)
+				cancel()
+				return
+			}
+			h.log.Warn("connect failed", "err", err)
+		},
+		ClientConfig: paho.ClientConfig{
+			ClientID: h.o.ClientID,
+			OnPublishReceived: []func(paho.PublishReceived) (bool, error){
+				func(pr paho.PublishReceived) (bool, error) { h.receive(pr.Packet); return true, nil },
+			},
+		},
+	}
+	cm, err := autopaho.NewConnection(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("hub: %w", err)
+	}
+	h.mu.Lock()
+	h.cm = cm
+	h.mu.Unlock()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		h.worker(ctx, cm)
+	}()
+	<-ctx.Done()
+	wg.Wait()
+	dctx, dcancel := context.WithTimeout(context.Background(), 2*time.Second)
+	cm.Disconnect(dctx)
+	dcancel()
+	<-cm.Done()
+	if err := fatal.Load(); err != nil {
+		return *err
+	}
+	return nil
+}
+
+// AwaitConnection waits until the hub is connected.
+func (h *Hub) AwaitConnection(ctx context.Context) error {
+	for {
+		h.mu.Lock()
+		cm := h.cm
+		h.mu.Unlock()
+		if cm != nil {
+			return cm.AwaitConnection(ctx)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// receive runs on paho's delivery goroutine: it only hands the message to
+// the worker, never waits.
+func (h *Hub) receive(p *paho.Publish) {
+	select {
+	case h.work <- p:
+	default:
+		h.stats.Dropped.Add(1)
+		h.log.Warn("ingest queue full, message dropped", "topic", p.Topic)
+	}
+}
+
+func (h *Hub) worker(ctx context.Context, cm *autopaho.ConnectionManager) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case p := <-h.work:
+			h.handle(ctx, cm, p)
+		}
+	}
+}
+
+func (h *Hub) handle(ctx context.Context, cm *autopaho.ConnectionManager, p *paho.Publish) {
+	totem, leaf, ok := protocol.ParseTopic(p.Topic)
+	if !ok {
+		h.stats.Malformed.Add(1)
+		h.log.Warn("message on malformed topic dropped", "topic", p.Topic)
+		return
+	}
+	switch leaf {
+	case protocol.LeafOp:
+		h.op(ctx, cm, totem, p.Payload)
+	case protocol.LeafState:
+		st, err := protocol.DecodeState(p.Payload)
+		if err != nil || st.Totem != totem {
+			h.stats.Malformed.Add(1)
+			h.log.Warn("state dropped", "totem", totem, "err", err)
+			return
+		}
+		if st.Status == protocol.Online {
+			h.publishPolicy(ctx, cm, totem)
+		}
+	}
+}
+
+func (h *Hub) op(ctx context.Context, cm *autopaho.ConnectionManager, totem string, b []byte) {
+	op, err := protocol.DecodeOp(b)
+	if err != nil {
+		h.stats.Malformed.Add(1)
+		h.log.Warn("op dropped", "totem", totem, "err", err, "bytes", len(b))
+		return
+	}
+	if op.Totem != totem {
+		h.stats.Malformed.Add(1)
+		h.log.Warn("op for another totem dropped", "totem", totem, "claimed", op.Totem)
+		return
+	}
+	out, err := h.o.Backend.Apply(ctx, cms.Op{ID: op.ID, Totem: totem, Seq: op.Seq, Kind: op.Kind,
+		Payload: op.Payload, Created: op.Created, Expires: op.Expires, Received: time.Now().UTC()})
+	res := protocol.Result{V: protocol.Version, OpID: op.ID, Seq: op.Seq}
+	switch {
+	case err != nil:
+		// The backend could not decide: say so; the totem sends it again.
+		h.log.Error("apply failed", "totem", totem, "seq", op.Seq, "err", err)
+		res.Transport = protocol.Transport{Status: protocol.TransportRefused, At: time.Now().UTC()}
+		res.Processing = protocol.Processing{Status: protocol.ProcessingPending}
+	case out.OutOfOrder:
+		h.stats.Gaps.Add(1)
+		h.log.Info("sequence gap", "totem", totem, "seq", op.Seq, "expect", out.Expect)
+		res.Transport = protocol.Transport{Status: protocol.TransportRefused, At: out.At}
+		res.Processing = protocol.Processing{Status: protocol.ProcessingPending}
+		res.Expect = out.Expect
+	default:
+		res.Transport = protocol.Transport{Status: protocol.TransportReceived, Protocol: out.Protocol, At: out.At}
+		res.Processing.Status = protocol.ProcessingAccepted
+		if !out.Accepted {
+			res.Processing.Status = protocol.ProcessingRejected
+		}
+		for _, r := range out.Rejects {
+			res.Processing.Errors = append(res.Processing.Errors, protocol.Error{Code: r.Code, Message: r.Message})
+		}
+		res.Duplicate = out.Duplicate
+		if out.Duplicate {
+			h.stats.Duplicates.Add(1)
+		} else {
+			h.stats.Applied.Add(1)
+		}
+		h.log.Info("op applied", "totem", totem, "seq", op.Seq, "op_id", op.ID, "kind", op.Kind,
+			"protocol", out.Protocol, "processing", res.Processing.Status, "duplicate", out.Duplicate)
+	}
+	payload, _ := protocol.Marshal(res)
+	if _, err := cm.Publish(ctx, &paho.Publish{Topic: protocol.Topic(totem, protocol.LeafResult), QoS: 1, Payload: payload}); err != nil {
+		// The totem will send the operation again and get the stored result.
+		h.log.Warn("result not sent", "totem", totem, "seq", op.Seq, "err", err)
+	}
+}
+
+func (h *Hub) publishPolicy(ctx context.Context, cm *autopaho.ConnectionManager, totem string) {
+	h.mu.Lock()
+	done := h.policySeq[totem]
+	h.policySeq[totem] = true
+	h.mu.Unlock()
+	if done {
+		return
+	}
+	p, err := h.o.Backend.Policy(ctx)
+	if err != nil {
+		h.log.Error("policy", "err", err)
+		return
+	}
+	msg := protocol.Policy{V: protocol.Version, ID: p.ID}
+	for _, c := range p.Consents {
+		msg.Consents = append(msg.Consents, protocol.ConsentDef{Code: c.Code, Label: c.Label})
+	}
+	b, _ := protocol.Marshal(msg)
+	if _, err := cm.Publish(ctx, &paho.Publish{Topic: protocol.Topic(totem, protocol.LeafPolicy), QoS: 1, Retain: true, Payload: b}); err != nil {
+		h.log.Warn("policy not sent", "totem", totem, "err", err)
+		h.mu.Lock()
+		delete(h.policySeq, totem)
+		h.mu.Unlock()
+	}
+}

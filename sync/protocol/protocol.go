@@ -1,0 +1,430 @@
+// Package protocol defines the JSON envelopes totems, hubs and consoles
+// exchange over MQTT, the topic tree they travel on, and strict, bounded
+// decoders for everything that arrives from the network.
+//
+// Every envelope carries a schema version "v". The documentation for people
+// is docs/protocol.md; this file is its reference.
+package protocol
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Version is the schema version of every envelope this package writes.
+const Version = 1
+
+// MaxPayload bounds every payload accepted from the network.
+const MaxPayload = 64 << 10
+
+// Root is the first two levels of every topic.
+const Root = "totem/v1"
+
+// Leaves of the per-totem topic tree.
+const (
+	LeafOp        = "op"        // totem → hub, QoS 1
+	LeafResult    = "result"    // hub → totem, QoS 1
+	LeafState     = "state"     // totem, retained; offline by Last Will
+	LeafTelemetry = "telemetry" // totem, retained, periodic health
+	LeafEvent     = "event"     // totem → ops, alerts
+	LeafCmd       = "cmd"       // console → totem requests
+	LeafReply     = "reply"     // totem → console: totem/v1/{totem}/reply/{console}
+	LeafPolicy    = "policy"    // hub → totem, retained: the consent policy
+)
+
+// SharedOpFilter is the subscription hub instances share to split ingest.
+const SharedOpFilter = "$share/totemhub/" + Root + "/+/" + LeafOp
+
+// Errors returned by the decoders.
+var (
+	ErrTooLarge = errors.New("protocol: payload too large")
+	ErrVersion  = errors.New("protocol: unsupported schema version")
+	ErrInvalid  = errors.New("protocol: invalid envelope")
+)
+
+// ValidTotemID reports whether id can name a totem: 1 to 32 characters from
+// [A-Za-z0-9_-]. Anything else could escape its topic subtree.
+func ValidTotemID(id string) bool {
+	if len(id) == 0 || len(id) > 32 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// Topic returns the topic of leaf for totem: totem/v1/{totem}/{leaf}.
+func Topic(totem, leaf string) string {
+	return Root + "/" + totem + "/" + leaf
+}
+
+// ReplyTopic is where totem answers the console named console.
+func ReplyTopic(totem, console string) string {
+	return Topic(totem, LeafReply) + "/" + console
+}
+
+// ParseTopic splits totem/v1/{totem}/{leaf}[/rest] and validates the totem id.
+func ParseTopic(topic string) (totem, leaf string, ok bool) {
+	rest, found := strings.CutPrefix(topic, Root+"/")
+	if !found {
+		return "", "", false
+	}
+	totem, leaf, found = strings.Cut(rest, "/")
+	if !found || !ValidTotemID(totem) || leaf == "" {
+		return "", "", false
+	}
+	return totem, leaf, true
+}
+
+// Op is an operation a totem made durable and sends to the hub.
+type Op struct {
+	V       int             `json:"v"`
+	ID      string          `json:"id"`    // unique, 32 lowercase hex digits
+	Totem   string          `json:"totem"` // who made it
+	Seq     uint64          `json:"seq"`   // per totem, from 1, from the store
+	Kind    string          `json:"kind"`  // e.g. "consent"
+	Payload json.RawMessage `json:"payload"`
+	Created time.Time       `json:"created"` // the totem's wall clock: data only
+	Expires time.Time       `json:"expires,omitzero"`
+}
+
+// Transport statuses.
+const (
+	TransportReceived = "received" // the hub has it and assigned a protocol number
+	TransportRefused  = "refused"  // the hub could not take it now (e.g. out of order): send again
+)
+
+// Processing statuses.
+const (
+	ProcessingAccepted = "accepted" // applied to the CMS
+	ProcessingRejected = "rejected" // refused by the CMS with coded errors; final
+	ProcessingPending  = "pending"  // not processed yet
+)
+
+// Transport is the first outcome: did the hub receive the operation.
+type Transport struct {
+	Status   string    `json:"status"`
+	Protocol string    `json:"protocol,omitempty"` // the hub's protocol number
+	At       time.Time `json:"at"`
+}
+
+// Processing is the second outcome: what the CMS made of it.
+type Processing struct {
+	Status string  `json:"status"`
+	Errors []Error `json:"errors,omitempty"`
+}
+
+// Error is a coded error. Message is Italian text fit for a citizen.
+type Error struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Result is the hub's answer to one operation.
+type Result struct {
+	V          int        `json:"v"`
+	OpID       string     `json:"op_id"`
+	Seq        uint64     `json:"seq"`
+	Transport  Transport  `json:"transport"`
+	Processing Processing `json:"processing"`
+	// Duplicate is set when the hub had already applied this operation
+	// and is repeating the stored result.
+	Duplicate bool `json:"duplicate,omitempty"`
+	// Expect is, on a transport refusal for a sequence gap, the sequence
+	// number the hub expects next.
+	Expect uint64 `json:"expect,omitempty"`
+}
+
+// Final reports whether the result ends the operation's life in the
+// outbox: the hub received it and the CMS accepted or rejected it.
+func (r *Result) Final() bool {
+	return r.Transport.Status == TransportReceived &&
+		(r.Processing.Status == ProcessingAccepted || r.Processing.Status == ProcessingRejected)
+}
+
+// Totem presence values of State.Status.
+const (
+	Online  = "online"
+	Offline = "offline"
+)
+
+// State is the retained presence of a totem. The Last Will sets it offline.
+type State struct {
+	V       int       `json:"v"`
+	Totem   string    `json:"totem"`
+	Status  string    `json:"status"`
+	Since   time.Time `json:"since,omitzero"`
+	Version string    `json:"version,omitempty"`
+	Boot    string    `json:"boot,omitempty"` // boot id
+}
+
+// Outcome summarises the last result a totem received.
+type Outcome struct {
+	OpID       string    `json:"op_id"`
+	Seq        uint64    `json:"seq"`
+	Kind       string    `json:"kind,omitempty"`
+	Protocol   string    `json:"protocol,omitempty"`
+	Transport  string    `json:"transport"`
+	Processing string    `json:"processing"`
+	At         time.Time `json:"at"`
+}
+
+// Queue is the state of a totem's outbox.
+type Queue struct {
+	Depth     int       `json:"depth"`
+	OldestSeq uint64    `json:"oldest_seq,omitempty"`
+	Oldest    time.Time `json:"oldest,omitzero"`
+	LastSeq   uint64    `json:"last_seq"`
+}
+
+// Telemetry is a totem's periodic health report (retained).
+type Telemetry struct {
+	V       int               `json:"v"`
+	Totem   string            `json:"totem"`
+	At      time.Time         `json:"at"`
+	Uptime  float64           `json:"uptime_s"`
+	Queue   Queue             `json:"queue"`
+	Last    *Outcome          `json:"last,omitempty"`
+	Devices map[string]string `json:"devices,omitempty"` // device → "ok" or a fault name
+}
+
+// Event levels.
+const (
+	LevelInfo    = "info"
+	LevelWarning = "warning"
+	LevelAlarm   = "alarm"
+)
+
+// Event is an alert a totem raises.
+type Event struct {
+	V       int       `json:"v"`
+	Totem   string    `json:"totem"`
+	At      time.Time `json:"at"`
+	Level   string    `json:"level"`
+	Code    string    `json:"code"`
+	Message string    `json:"message,omitempty"`
+}
+
+// Command is a console request. The reply goes to the MQTT 5 response
+// topic with the request's correlation data.
+type Command struct {
+	V       int               `json:"v"`
+	ID      string            `json:"id"`
+	Name    string            `json:"name"`
+	Args    map[string]string `json:"args,omitempty"`
+	Expires time.Time         `json:"expires,omitzero"`
+}
+
+// Reply answers a Command.
+type Reply struct {
+	V     int             `json:"v"`
+	ID    string          `json:"id"`
+	OK    bool            `json:"ok"`
+	Error string          `json:"error,omitempty"`
+	Data  json.RawMessage `json:"data,omitempty"`
+}
+
+// ConsentDef is one consent of a policy.
+type ConsentDef struct {
+	Code  string `json:"code"`
+	Label string `json:"label"` // Italian, as shown to the citizen
+}
+
+// Policy is the consent policy the hub publishes, retained, to each totem.
+type Policy struct {
+	V        int          `json:"v"`
+	ID       string       `json:"id"`
+	Consents []ConsentDef `json:"consents"`
+}
+
+// Marshal encodes v as an envelope payload.
+func Marshal(v any) ([]byte, error) { return json.Marshal(v) }
+
+// decode is the one strict JSON decoder every envelope goes through: size
+// bound, unknown fields refused, trailing data refused, version checked.
+func decode(b []byte, v any, version func() int) error {
+	if len(b) > MaxPayload {
+		return ErrTooLarge
+	}
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.DisallowUnknownFields()
+	if err := d.Decode(v); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if d.More() {
+		return fmt.Errorf("%w: trailing data", ErrInvalid)
+	}
+	if version() != Version {
+		return fmt.Errorf("%w: %d", ErrVersion, version())
+	}
+	return nil
+}
+
+func invalid(what string) error { return fmt.Errorf("%w: %s", ErrInvalid, what) }
+
+// validID reports whether id is 32 lowercase hex digits.
+func validID(id string) bool {
+	if len(id) != 32 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// validName reports whether s is a short lower_snake identifier.
+func validName(s string) bool {
+	if len(s) == 0 || len(s) > 32 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// DecodeOp decodes and validates an operation.
+func DecodeOp(b []byte) (*Op, error) {
+	var o Op
+	if err := decode(b, &o, func() int { return o.V }); err != nil {
+		return nil, err
+	}
+	switch {
+	case !validID(o.ID):
+		return nil, invalid("op id")
+	case !ValidTotemID(o.Totem):
+		return nil, invalid("totem id")
+	case o.Seq == 0:
+		return nil, invalid("seq")
+	case !validName(o.Kind):
+		return nil, invalid("kind")
+	case len(o.Payload) == 0 || o.Payload[0] != '{':
+		return nil, invalid("payload must be an object")
+	}
+	return &o, nil
+}
+
+// DecodeResult decodes and validates a result.
+func DecodeResult(b []byte) (*Result, error) {
+	var r Result
+	if err := decode(b, &r, func() int { return r.V }); err != nil {
+		return nil, err
+	}
+	switch {
+	case !validID(r.OpID):
+		return nil, invalid("op id")
+	case r.Transport.Status != TransportReceived && r.Transport.Status != TransportRefused:
+		return nil, invalid("transport status")
+	case r.Processing.Status != ProcessingAccepted && r.Processing.Status != ProcessingRejected &&
+		r.Processing.Status != ProcessingPending:
+		return nil, invalid("processing status")
+	case len(r.Processing.Errors) > 32:
+		return nil, invalid("too many errors")
+	}
+	return &r, nil
+}
+
+// DecodeState decodes and validates a presence message.
+func DecodeState(b []byte) (*State, error) {
+	var s State
+	if err := decode(b, &s, func() int { return s.V }); err != nil {
+		return nil, err
+	}
+	if s.Status != Online && s.Status != Offline {
+		return nil, invalid("status")
+	}
+	if !ValidTotemID(s.Totem) {
+		return nil, invalid("totem id")
+	}
+	return &s, nil
+}
+
+// DecodeTelemetry decodes and validates a health report.
+func DecodeTelemetry(b []byte) (*Telemetry, error) {
+	var t Telemetry
+	if err := decode(b, &t, func() int { return t.V }); err != nil {
+		return nil, err
+	}
+	if !ValidTotemID(t.Totem) {
+		return nil, invalid("totem id")
+	}
+	if t.Queue.Depth < 0 || len(t.Devices) > 32 {
+		return nil, invalid("queue or devices")
+	}
+	return &t, nil
+}
+
+// DecodeEvent decodes and validates an alert.
+func DecodeEvent(b []byte) (*Event, error) {
+	var e Event
+	if err := decode(b, &e, func() int { return e.V }); err != nil {
+		return nil, err
+	}
+	if !ValidTotemID(e.Totem) || !validName(e.Code) {
+		return nil, invalid("totem or code")
+	}
+	switch e.Level {
+	case LevelInfo, LevelWarning, LevelAlarm:
+	default:
+		return nil, invalid("level")
+	}
+	return &e, nil
+}
+
+// DecodeCommand decodes and validates a console request.
+func DecodeCommand(b []byte) (*Command, error) {
+	var c Command
+	if err := decode(b, &c, func() int { return c.V }); err != nil {
+		return nil, err
+	}
+	if c.ID == "" || len(c.ID) > 64 || !validName(c.Name) || len(c.Args) > 16 {
+		return nil, invalid("command")
+	}
+	return &c, nil
+}
+
+// DecodeReply decodes and validates an answer to a command.
+func DecodeReply(b []byte) (*Reply, error) {
+	var r Reply
+	if err := decode(b, &r, func() int { return r.V }); err != nil {
+		return nil, err
+	}
+	if r.ID == "" || len(r.ID) > 64 {
+		return nil, invalid("reply id")
+	}
+	return &r, nil
+}
+
+// DecodePolicy decodes and validates a consent policy.
+func DecodePolicy(b []byte) (*Policy, error) {
+	var p Policy
+	if err := decode(b, &p, func() int { return p.V }); err != nil {
+		return nil, err
+	}
+	if p.ID == "" || len(p.Consents) == 0 || len(p.Consents) > 8 {
+		return nil, invalid("policy")
+	}
+	seen := make(map[string]bool)
+	for _, c := range p.Consents {
+		if !validName(c.Code) || c.Label == "" || len(c.Label) > 200 || seen[c.Code] {
+			return nil, invalid("consent")
+		}
+		seen[c.Code] = true
+	}
+	return &p, nil
+}

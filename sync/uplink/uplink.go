@@ -1,0 +1,517 @@
+// Package uplink is totemd's MQTT 5 link to the hub: it drains the outbox
+// in sequence order, records both outcomes of every result, publishes
+// presence (retained, offline by Last Will) and telemetry, and serves
+// console commands with MQTT 5 response topics and correlation data.
+//
+// The connection is github.com/eclipse/paho.golang's autopaho; the durable
+// queue is our outbox, never paho's. An operation leaves the outbox only
+// when a result from the hub says it was processed.
+package uplink
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aslcns/totem/sync/outbox"
+	"github.com/aslcns/totem/sync/protocol"
+	"github.com/eclipse/paho.golang/autopaho"
+	"github.com/eclipse/paho.golang/paho"
+)
+
+// Options configures an Uplink.
+type Options struct {
+	Totem    string
+	URL      string
+	Username string
+	Password string
+	Outbox   *outbox.Outbox
+	Logger   *slog.Logger
+
+	KeepAlive  time.Duration // default 30s
+	BackoffMin time.Duration // default 500ms
+	BackoffMax time.Duration // default 30s
+	// Window is how many operations may wait for their result at once.
+	Window int // default 16
+	// ResendAfter is how long an operation waits for its result before
+	// it is sent again.
+	ResendAfter time.Duration // default 15s
+
+	Version string // firmware version, in the presence message
+	Boot    string // boot id
+
+	// Telemetry returns the health report to publish; nil publishes one
+	// with the queue only.
+	Telemetry         func() protocol.Telemetry
+	TelemetryInterval time.Duration // default 30s
+
+	// OnResult is called after a result was recorded in the outbox.
+	OnResult func(outbox.Entry)
+	// OnPolicy is called with each consent policy the hub publishes.
+	OnPolicy func(*protocol.Policy)
+	// OnCommand answers a console command. It runs on its own goroutine.
+	OnCommand func(context.Context, *protocol.Command) *protocol.Reply
+}
+
+// Uplink is the link. Create it with New and run it with Run.
+type Uplink struct {
+	o   Options
+	log *slog.Logger
+
+	connected atomic.Bool
+	stopped   atomic.Bool // credentials refused: no automatic retry
+	wake      chan struct{}
+
+	mu       sync.Mutex
+	inflight map[string]sent // op id → when it was last sent on this connection
+	rewind   uint64          // when non-zero, resend from this seq
+	cm       *autopaho.ConnectionManager
+
+	cmds sync.WaitGroup
+}
+
+type sent struct {
+	seq uint64
+	at  time.Time
+}
+
+// ErrCredentials is returned by Run when the broker refused the totem's
+// credentials: retrying automatically would lock the account.
+var ErrCredentials = errors.New("uplink: credentials refused by the broker")
+
+// New returns an Uplink; it does nothing until Run.
+func New(o Options) *Uplink {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.KeepAlive == 0 {
+		o.KeepAlive = 30 * time.Second
+	}
+	if o.BackoffMin == 0 {
+		o.BackoffMin = 500 * time.Millisecond
+	}
+	if o.BackoffMax == 0 {
+		o.BackoffMax = 30 * time.Second
+	}
+	if o.Window == 0 {
+		o.Window = 16
+	}
+	if o.ResendAfter == 0 {
+		o.ResendAfter = 15 * time.Second
+	}
+	if o.TelemetryInterval == 0 {
+		o.TelemetryInterval = 30 * time.Second
+	}
+	return &Uplink{o: o, log: o.Logger, wake: make(chan struct{}, 1), inflight: make(map[string]sent)}
+}
+
+// Connected reports whether the link is up.
+func (u *Uplink) Connected() bool { return u.connected.Load() }
+
+// Stopped reports whether the broker refused the credentials.
+func (u *Uplink) Stopped() bool { return u.stopped.Load() }
+
+func (u *Uplink) poke() {
+	select {
+	case u.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run connects and keeps the link until ctx is done. It returns
+// ErrCredentials if the broker refuses the credentials.
+func (u *Uplink) Run(ctx context.Context) error {
+	srv, err := url.Parse(u.o.URL)
+	if err != nil {
+		return fmt.Errorf("uplink: broker url: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// The connection outlives ctx by the goodbye: presence offline is
+	// published after ctx is done, then the connection is closed.
+	connCtx, connCancel := context.WithCancel(context.Background())
+	defer connCancel()
+
+	will, _ := protocol.Marshal(protocol.State{V: protocol.Version, Totem: u.o.Totem, Status: protocol.Offline})
+	cfg := autopaho.ClientConfig{
+		ServerUrls:                    []*url.URL{srv},
+		KeepAlive:                     uint16(u.o.KeepAlive / time.Second),
+		CleanStartOnInitialConnection: true,
+		ReconnectBackoff:              autopaho.NewExponentialBackoff(u.o.BackoffMin, u.o.BackoffMax, 2*u.o.BackoffMin, 2),
+		ConnectTimeout:                10 * time.Second,
+		ConnectUsername:               u.o.Username,
+		ConnectPassword:               []byte(u.o.Password),
+		WillMessage:                   &paho.WillMessage{Topic: protocol.Topic(u.o.Totem, protocol.LeafState), Payload: will, QoS: 1, Retain: true},
+		OnConnectionUp: func(cm *autopaho.ConnectionManager, _ *paho.Connack) {
+			u.log.Info("connected", "broker", srv.Host)
+			u.mu.Lock()
+			u.inflight = make(map[string]sent) // everything pending is sent again
+			u.rewind = 0
+			u.mu.Unlock()
+			u.connected.Store(true)
+			u.poke()
+		},
+		OnConnectionDown: func() bool {
+			u.connected.Store(false)
+			u.log.Warn("disconnected")
+			u.poke()
+			return true
+		},
+		OnConnectError: func(err error) {
+			var ce *autopaho.ConnackError
+			if errors.As(err, &ce) && (ce.ReasonCode == 0x86 || ce.ReasonCode == 0x87 || ce.ReasonCode == 0x8C) {
+				u.log.Error("credentials refused; automatic retries stopped", "reason_code", ce.ReasonCode)
+				u.stopped.Store(true)
+				cancel()
+				return
+			}
+			u.log.Debug("connect failed", "err", err)
+		},
+		ClientConfig: paho.ClientConfig{
+			ClientID: u.o.Totem,
+			OnPublishReceived: []func(paho.PublishReceived) (bool, error){
+				func(pr paho.PublishReceived) (bool, error) { u.receive(ctx, pr.Packet); return true, nil },
+			},
+		},
+	}
+	cm, err := autopaho.NewConnection(connCtx, cfg)
+	if err != nil {
+		return fmt.Errorf("uplink: %w", err)
+	}
+	u.mu.Lock()
+	u.cm = cm
+	u.mu.Unlock()
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		u.session(ctx, cm)
+	}()
+	<-ctx.Done()
+	wg.Wait()
+	u.cmds.Wait()
+	if u.connected.Load() {
+		// A clean goodbye: retained presence offline, then disconnect.
+		dctx, dcancel := context.WithTimeout(context.Background(), 2*time.Second)
+		u.publishState(dctx, cm, protocol.Offline)
+		cm.Disconnect(dctx)
+		dcancel()
+	}
+	connCancel()
+	<-cm.Done()
+	u.connected.Store(false)
+	if u.stopped.Load() {
+		return ErrCredentials
+	}
+	return nil
+}
+
+// session runs, for each connection, the subscriptions, presence, the
+// telemetry timer and the drain of the outbox.
+func (u *Uplink) session(ctx context.Context, cm *autopaho.ConnectionManager) {
+	tick := time.NewTicker(u.o.TelemetryInterval)
+	defer tick.Stop()
+	for {
+		if err := cm.AwaitConnection(ctx); err != nil {
+			return
+		}
+		if err := u.setup(ctx, cm); err != nil {
+			u.log.Warn("session setup failed", "err", err)
+			if !sleep(ctx, u.o.BackoffMin) {
+				return
+			}
+			continue
+		}
+		resend := time.NewTicker(u.o.ResendAfter / 3)
+		var after uint64
+	drain:
+		for u.connected.Load() {
+			var err error
+			after, err = u.drain(ctx, cm, after)
+			if err != nil {
+				u.log.Warn("send failed", "err", err)
+				if !sleep(ctx, u.o.BackoffMin) {
+					break drain
+				}
+				after = 0
+				continue
+			}
+			select {
+			case <-ctx.Done():
+				break drain
+			case <-u.wake:
+			case <-u.o.Outbox.Notify():
+			case <-tick.C:
+				u.publishTelemetry(ctx, cm)
+			case <-resend.C:
+				if seq := u.overdue(); seq > 0 {
+					after = seq - 1
+				}
+			}
+		}
+		resend.Stop()
+		if ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+func (u *Uplink) setup(ctx context.Context, cm *autopaho.ConnectionManager) error {
+	t := u.o.Totem
+	_, err := cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{
+		{Topic: protocol.Topic(t, protocol.LeafResult), QoS: 1},
+		{Topic: protocol.Topic(t, protocol.LeafCmd), QoS: 1},
+		{Topic: protocol.Topic(t, protocol.LeafPolicy), QoS: 1},
+	}})
+	if err != nil {
+		return fmt.Errorf("subscribe: %w", err)
+	}
+	if err := u.publishState(ctx, cm, protocol.Online); err != nil {
+		return err
+	}
+	u.publishTelemetry(ctx, cm)
+	return nil
+}
+
+// drain sends pending operations with seq > after while the window has
+// room, in order, and returns the last seq sent.
+func (u *Uplink) drain(ctx context.Context, cm *autopaho.ConnectionManager, after uint64) (uint64, error) {
+	for {
+		u.mu.Lock()
+		if u.rewind > 0 {
+			after = u.rewind - 1
+			u.rewind = 0
+		}
+		room := u.o.Window - len(u.inflight)
+		u.mu.Unlock()
+		if room <= 0 {
+			return after, nil
+		}
+		entries, err := u.o.Outbox.Pending(after, room)
+		if err != nil {
+			return after, err
+		}
+		if len(entries) == 0 {
+			return after, nil
+		}
+		for _, e := range entries {
+			if err := u.send(ctx, cm, e); err != nil {
+				return after, err
+			}
+			after = e.Seq
+		}
+	}
+}
+
+func (u *Uplink) send(ctx context.Context, cm *autopaho.ConnectionManager, e outbox.Entry) error {
+	op := protocol.Op{V: protocol.Version, ID: e.ID, Totem: u.o.Totem, Seq: e.Seq, Kind: e.Kind,
+		Payload: e.Payload, Created: e.Created, Expires: e.Expires}
+	b, err := protocol.Marshal(op)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	u.mu.Lock()
+	u.inflight[e.ID] = sent{seq: e.Seq, at: now}
+	u.mu.Unlock()
+	if _, err := cm.Publish(ctx, &paho.Publish{Topic: protocol.Topic(u.o.Totem, protocol.LeafOp), QoS: 1, Payload: b}); err != nil {
+		u.mu.Lock()
+		delete(u.inflight, e.ID)
+		u.mu.Unlock()
+		return fmt.Errorf("publish op %d: %w", e.Seq, err)
+	}
+	if err := u.o.Outbox.MarkSent(e.ID, now); err != nil && !errors.Is(err, outbox.ErrNotFound) {
+		return err
+	}
+	u.log.Debug("op sent", "seq", e.Seq, "op_id", e.ID, "kind", e.Kind, "attempt", e.Attempts+1)
+	return nil
+}
+
+// overdue returns the lowest seq that has waited too long for its result,
+// forgetting the in-flight set so everything from there is sent again.
+func (u *Uplink) overdue() uint64 {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	var low uint64
+	for _, s := range u.inflight {
+		if time.Since(s.at) >= u.o.ResendAfter && (low == 0 || s.seq < low) {
+			low = s.seq
+		}
+	}
+	if low > 0 {
+		for id, s := range u.inflight {
+			if s.seq >= low {
+				delete(u.inflight, id)
+			}
+		}
+	}
+	return low
+}
+
+// receive handles a message from the broker. It runs on paho's delivery
+// goroutine, so it never waits on the network: command replies are
+// published from their own goroutine.
+func (u *Uplink) receive(ctx context.Context, p *paho.Publish) {
+	totem, leaf, ok := protocol.ParseTopic(p.Topic)
+	if !ok || totem != u.o.Totem {
+		u.log.Warn("message on unexpected topic dropped", "topic", p.Topic)
+		return
+	}
+	switch leaf {
+	case protocol.LeafResult:
+		u.result(p.Payload)
+	case protocol.LeafPolicy:
+		pol, err := protocol.DecodePolicy(p.Payload)
+		if err != nil {
+			u.log.Warn("policy dropped", "err", err, "bytes", len(p.Payload))
+			return
+		}
+		if u.o.OnPolicy != nil {
+			u.o.OnPolicy(pol)
+		}
+	case protocol.LeafCmd:
+		u.command(ctx, p)
+	default:
+		u.log.Warn("message on unexpected topic dropped", "topic", p.Topic)
+	}
+}
+
+func (u *Uplink) result(b []byte) {
+	res, err := protocol.DecodeResult(b)
+	if err != nil {
+		u.log.Warn("result dropped", "err", err, "bytes", len(b))
+		return
+	}
+	if res.Transport.Status == protocol.TransportRefused {
+		u.mu.Lock()
+		delete(u.inflight, res.OpID)
+		if res.Expect > 0 && (u.rewind == 0 || res.Expect < u.rewind) {
+			u.rewind = res.Expect
+			for id, s := range u.inflight {
+				if s.seq >= res.Expect {
+					delete(u.inflight, id)
+				}
+			}
+		}
+		u.mu.Unlock()
+		u.log.Info("op refused by hub, will resend", "seq", res.Seq, "expect", res.Expect)
+	}
+	e, err := u.o.Outbox.Record(res)
+	if err != nil {
+		u.log.Warn("result not recorded", "op_id", res.OpID, "err", err)
+		return
+	}
+	if e.Done {
+		u.mu.Lock()
+		delete(u.inflight, res.OpID)
+		u.mu.Unlock()
+		u.log.Info("op done", "seq", e.Seq, "op_id", e.ID, "protocol", res.Transport.Protocol,
+			"processing", res.Processing.Status, "duplicate", res.Duplicate)
+	}
+	u.poke()
+	if u.o.OnResult != nil {
+		u.o.OnResult(e)
+	}
+}
+
+func (u *Uplink) command(ctx context.Context, p *paho.Publish) {
+	if p.Properties == nil || p.Properties.ResponseTopic == "" {
+		u.log.Warn("command without response topic dropped")
+		return
+	}
+	rt := p.Properties.ResponseTopic
+	totem, leaf, ok := protocol.ParseTopic(rt)
+	if !ok || totem != u.o.Totem || len(leaf) <= len(protocol.LeafReply)+1 || leaf[:len(protocol.LeafReply)+1] != protocol.LeafReply+"/" {
+		u.log.Warn("command with foreign response topic dropped", "response_topic", rt)
+		return
+	}
+	corr := p.Properties.CorrelationData
+	cmd, err := protocol.DecodeCommand(p.Payload)
+	var reply *protocol.Reply
+	switch {
+	case err != nil:
+		u.log.Warn("command refused", "err", err, "bytes", len(p.Payload))
+		reply = &protocol.Reply{ID: "invalid", Error: "invalid command"}
+	case !cmd.Expires.IsZero() && time.Now().After(cmd.Expires):
+		reply = &protocol.Reply{ID: cmd.ID, Error: "command expired"}
+	case u.o.OnCommand == nil:
+		reply = &protocol.Reply{ID: cmd.ID, Error: "commands not supported"}
+	}
+	u.cmds.Add(1)
+	go func() {
+		defer u.cmds.Done()
+		if reply == nil {
+			reply = u.o.OnCommand(ctx, cmd)
+		}
+		reply.V = protocol.Version
+		b, err := json.Marshal(reply)
+		if err != nil {
+			return
+		}
+		u.mu.Lock()
+		cm := u.cm
+		u.mu.Unlock()
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		_, err = cm.Publish(pctx, &paho.Publish{Topic: rt, QoS: 1, Payload: b,
+			Properties: &paho.PublishProperties{CorrelationData: corr}})
+		if err != nil {
+			u.log.Warn("reply not sent", "err", err)
+		}
+	}()
+}
+
+func (u *Uplink) publishState(ctx context.Context, cm *autopaho.ConnectionManager, status string) error {
+	b, _ := protocol.Marshal(protocol.State{V: protocol.Version, Totem: u.o.Totem, Status: status,
+		Since: time.Now().UTC(), Version: u.o.Version, Boot: u.o.Boot})
+	_, err := cm.Publish(ctx, &paho.Publish{Topic: protocol.Topic(u.o.Totem, protocol.LeafState), QoS: 1, Retain: true, Payload: b})
+	if err != nil {
+		return fmt.Errorf("publish state: %w", err)
+	}
+	return nil
+}
+
+func (u *Uplink) publishTelemetry(ctx context.Context, cm *autopaho.ConnectionManager) {
+	var t protocol.Telemetry
+	if u.o.Telemetry != nil {
+		t = u.o.Telemetry()
+	} else if q, err := u.o.Outbox.Stats(); err == nil {
+		t.Queue = q
+	}
+	t.V, t.Totem, t.At = protocol.Version, u.o.Totem, time.Now().UTC()
+	b, _ := protocol.Marshal(t)
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := cm.Publish(pctx, &paho.Publish{Topic: protocol.Topic(u.o.Totem, protocol.LeafTelemetry), QoS: 0, Retain: true, Payload: b}); err != nil {
+		u.log.Debug("telemetry not sent", "err", err)
+	}
+}
+
+// PublishTelemetry sends a health report now (e.g. after an operation),
+// if connected.
+func (u *Uplink) PublishTelemetry(ctx context.Context) {
+	u.mu.Lock()
+	cm := u.cm
+	u.mu.Unlock()
+	if cm != nil && u.connected.Load() {
+		u.publishTelemetry(ctx, cm)
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
