@@ -1,0 +1,54 @@
+# Totem — the two commands a newcomer needs are `make run` and `make test`.
+GO          ?= go
+BIN         := bin
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+GOPATHBIN   := $(shell $(GO) env GOPATH 2>/dev/null)/bin
+PKGS        := ./...
+
+.PHONY: all build run demo test check lint vet race cross fuzz deps clean
+
+all: build
+
+## deps: install the system packages the demo and the tests use (Debian, as root or with sudo)
+deps:
+	@bash deploy/deps.sh
+
+## build: the three programs into bin/
+build:
+	$(GO) build -o $(BIN)/ ./cmd/totemd ./cmd/totemhub ./cmd/totemctl
+
+## run: the demo: totemhub, totemctl and totemd with the terminal panel, simulated devices, state in ./state
+run: deps build
+	@bash deploy/demo.sh $(BIN)
+
+## test: formatting, vet, staticcheck, tidy check, race tests, cross builds
+test: deps check race cross
+
+check: vet lint
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
+
+vet:
+	$(GO) vet $(PKGS)
+
+lint:
+	@test -x $(GOPATHBIN)/staticcheck || GOFLAGS= $(GO) install $(STATICCHECK)
+	$(GOPATHBIN)/staticcheck $(PKGS)
+
+race:
+	$(GO) test -race -count=1 -timeout 10m $(PKGS)
+
+## cross: linux/arm64 and linux/arm (GOARM=7) builds, cgo off
+cross:
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -o /dev/null ./cmd/...
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=7 $(GO) build -o /dev/null ./cmd/...
+
+## fuzz: a short run of every fuzz target
+fuzz:
+	$(GO) test ./sync/protocol -run '^$$' -fuzz FuzzDecode -fuzztime 30s
+	$(GO) test ./sync/broker -run '^$$' -fuzz FuzzAllowed -fuzztime 30s
+	$(GO) test ./config -run '^$$' -fuzz FuzzLoad -fuzztime 30s -fuzzminimizetime 0
+
+clean:
+	rm -rf $(BIN) state

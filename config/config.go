@@ -1,0 +1,313 @@
+// Package config gives the typed configuration of totemd, totemhub and
+// totemctl: structs filled with defaults, loaded strictly from TOML (an
+// unknown key is an error naming the file and the line), checked by
+// Validate and written atomically.
+//
+// Relative paths in a configuration are relative to the working directory
+// of the program that loads it.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+// Duration is a time.Duration written in TOML as a string ("5s", "2m").
+type Duration struct{ time.Duration }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("duration %q: want a string like \"500ms\", \"30s\" or \"2m\"", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler. It writes "720h" and "1m"
+// rather than "720h0m0s" and "1m0s".
+func (d Duration) MarshalText() ([]byte, error) {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return []byte(s), nil
+}
+
+// Log is the logging section shared by every program.
+type Log struct {
+	Level  string `toml:"level"`  // debug|info|warn|error
+	Format string `toml:"format"` // text|json
+}
+
+// Totemd is totemd's configuration.
+type Totemd struct {
+	Totem struct {
+		ID       string `toml:"id"`
+		ASL      string `toml:"asl"`
+		Location string `toml:"location"`
+	} `toml:"totem"`
+	StateDir string `toml:"state_dir"`
+	Broker   struct {
+		URL             string   `toml:"url"`
+		CredentialsFile string   `toml:"credentials_file"` // "" = state/credentials/<totem id>.json
+		KeepAlive       Duration `toml:"keep_alive"`
+		ReconnectMin    Duration `toml:"reconnect_min"`
+		ReconnectMax    Duration `toml:"reconnect_max"`
+	} `toml:"broker"`
+	Sync struct {
+		// ResultWait is how long the citizen waits for the protocol
+		// number before getting a provisional receipt.
+		ResultWait        Duration `toml:"result_wait"`
+		TelemetryInterval Duration `toml:"telemetry_interval"`
+		QueuedTTL         Duration `toml:"queued_ttl"` // expiry of queueable operations
+	} `toml:"sync"`
+	Devices struct {
+		Reader     string `toml:"reader"`      // sim
+		Printer    string `toml:"printer"`     // sim
+		Panel      string `toml:"panel"`       // auto|terminal|none
+		ReceiptDir string `toml:"receipt_dir"` // "" = <state_dir>/receipts
+	} `toml:"devices"`
+	Session struct {
+		IdleTimeout Duration `toml:"idle_timeout"`
+		Lang        string   `toml:"lang"` // it|en
+	} `toml:"session"`
+	Log Log `toml:"log"`
+}
+
+// Totemhub is totemhub's configuration.
+type Totemhub struct {
+	StateDir string `toml:"state_dir"`
+	Broker   struct {
+		Embedded        bool   `toml:"embedded"`         // run the embedded broker
+		Listen          string `toml:"listen"`           // host:port of the embedded broker
+		URL             string `toml:"url"`              // external broker, required when not embedded
+		CredentialsFile string `toml:"credentials_file"` // hub's credentials on the external broker
+		MaxPacket       int    `toml:"max_packet"`       // bytes
+	} `toml:"broker"`
+	Fleet struct {
+		CredentialsDir string   `toml:"credentials_dir"` // where provisioned credentials are written
+		Provision      []string `toml:"provision"`       // totems provisioned at start (demo)
+		Console        string   `toml:"console"`         // console user provisioned at start, "" = none
+	} `toml:"fleet"`
+	CMS struct {
+		Policy    string `toml:"policy"` // fse-2020|fse-2016
+		DemoCards bool   `toml:"demo_cards"`
+	} `toml:"cms"`
+	Log Log `toml:"log"`
+}
+
+// Totemctl is totemctl's configuration.
+type Totemctl struct {
+	Broker struct {
+		URL             string `toml:"url"`
+		CredentialsFile string `toml:"credentials_file"`
+	} `toml:"broker"`
+	Timeout Duration `toml:"timeout"`
+}
+
+// DefaultBrokerURL is the broker every program uses by default.
+const DefaultBrokerURL = "mqtt://127.0.0.1:1883"
+
+func defaultLog() Log { return Log{Level: "info", Format: "text"} }
+
+// DefaultTotemd returns totemd's defaults. Broker.CredentialsFile and
+// Devices.ReceiptDir are left empty: loading derives them from the totem
+// id and the state directory.
+func DefaultTotemd() *Totemd {
+	c := &Totemd{StateDir: "state/totemd", Log: defaultLog()}
+	c.Totem.ID = "demo-01"
+	c.Totem.ASL = "ASL Demo"
+	c.Totem.Location = "Atrio principale"
+	c.Broker.URL = DefaultBrokerURL
+	c.Broker.KeepAlive = Duration{30 * time.Second}
+	c.Broker.ReconnectMin = Duration{500 * time.Millisecond}
+	c.Broker.ReconnectMax = Duration{30 * time.Second}
+	c.Sync.ResultWait = Duration{5 * time.Second}
+	c.Sync.TelemetryInterval = Duration{30 * time.Second}
+	c.Sync.QueuedTTL = Duration{720 * time.Hour}
+	c.Devices.Reader = "sim"
+	c.Devices.Printer = "sim"
+	c.Devices.Panel = "auto"
+	c.Session.IdleTimeout = Duration{60 * time.Second}
+	c.Session.Lang = "it"
+	return c
+}
+
+// DefaultTotemhub returns totemhub's defaults.
+func DefaultTotemhub() *Totemhub {
+	c := &Totemhub{StateDir: "state/totemhub", Log: defaultLog()}
+	c.Broker.Embedded = true
+	c.Broker.Listen = "127.0.0.1:1883"
+	c.Broker.MaxPacket = 262144
+	c.Fleet.CredentialsDir = "state/credentials"
+	c.Fleet.Provision = []string{"demo-01"}
+	c.Fleet.Console = "console"
+	c.CMS.Policy = "fse-2020"
+	c.CMS.DemoCards = true
+	return c
+}
+
+// DefaultTotemctl returns totemctl's defaults.
+func DefaultTotemctl() *Totemctl {
+	c := &Totemctl{Timeout: Duration{3 * time.Second}}
+	c.Broker.URL = DefaultBrokerURL
+	c.Broker.CredentialsFile = "state/credentials/console.json"
+	return c
+}
+
+// derive fills the defaults that depend on other keys.
+func (c *Totemd) derive() {
+	if c.Broker.CredentialsFile == "" {
+		c.Broker.CredentialsFile = filepath.Join("state", "credentials", c.Totem.ID+".json")
+	}
+	if c.Devices.ReceiptDir == "" {
+		c.Devices.ReceiptDir = filepath.Join(c.StateDir, "receipts")
+	}
+}
+
+// finish fills derived defaults, when v has any, and validates v.
+func finish(v interface{ Validate() error }) error {
+	if d, ok := v.(interface{ derive() }); ok {
+		d.derive()
+	}
+	return v.Validate()
+}
+
+// Load reads the TOML file at path into v (a *Totemd, *Totemhub or
+// *Totemctl previously filled with defaults) strictly: an unknown key, a
+// type error or a syntax error is an error naming the file and the line,
+// such as
+//
+//	config: /etc/totem/totemd.toml:12: unknown key "broker.ulr"
+//
+// Missing keys keep their value. Then the derived defaults are filled and
+// v is validated.
+func Load(path string, v interface{ Validate() error }) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	dec := toml.NewDecoder(bytes.NewReader(b)).DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return decodeError(path, err)
+	}
+	return finish(v)
+}
+
+// decodeError rewrites a go-toml error as "config: path:line: message".
+func decodeError(path string, err error) error {
+	var missing *toml.StrictMissingError
+	if errors.As(err, &missing) {
+		errs := make([]error, len(missing.Errors))
+		for i, e := range missing.Errors {
+			line, _ := e.Position()
+			errs[i] = fmt.Errorf("config: %s:%d: unknown key %q", path, line, strings.Join(e.Key(), "."))
+		}
+		return errors.Join(errs...)
+	}
+	var de *toml.DecodeError
+	if errors.As(err, &de) {
+		line, _ := de.Position()
+		msg := strings.TrimPrefix(de.Error(), "toml: ")
+		if m := typeErrRE.FindStringSubmatch(msg); m != nil {
+			msg = fmt.Sprintf("wrong type: %s, want %s", m[1], tomlType(m[2]))
+		}
+		return fmt.Errorf("config: %s:%d: %s", path, line, msg)
+	}
+	return fmt.Errorf("config: %s: %w", path, err)
+}
+
+// typeErrRE matches go-toml's type errors, which name Go types.
+var typeErrRE = regexp.MustCompile(`^cannot decode TOML (\w+) into .* of type (\S+)$`)
+
+// tomlType names the TOML type wanted for a Go type.
+func tomlType(goType string) string {
+	switch goType {
+	case "string", "bool":
+		return goType
+	case "int":
+		return "integer"
+	case "[]string":
+		return "array of strings"
+	}
+	return "table"
+}
+
+// LoadTotemd loads totemd's configuration from path over the defaults;
+// path "" gives the defaults. The result is derived and validated.
+func LoadTotemd(path string) (*Totemd, error) { return loadOver(path, DefaultTotemd()) }
+
+// LoadTotemhub loads totemhub's configuration like LoadTotemd.
+func LoadTotemhub(path string) (*Totemhub, error) { return loadOver(path, DefaultTotemhub()) }
+
+// LoadTotemctl loads totemctl's configuration like LoadTotemd.
+func LoadTotemctl(path string) (*Totemctl, error) { return loadOver(path, DefaultTotemctl()) }
+
+func loadOver[T interface{ Validate() error }](path string, c T) (T, error) {
+	var err error
+	if path == "" {
+		err = finish(c)
+	} else {
+		err = Load(path, c)
+	}
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return c, nil
+}
+
+// Write writes v as TOML to path atomically: it writes a temporary file in
+// the same directory, syncs it and renames it over path. The file is
+// readable by everyone (0644): configuration holds no secrets.
+func Write(path string, v any) error {
+	b, err := toml.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("config: write %s: %w", path, err)
+	}
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	f, err := os.CreateTemp(dir, "."+base+".tmp*")
+	if err != nil {
+		return fmt.Errorf("config: write %s: %w", path, err)
+	}
+	tmp := f.Name()
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Chmod(0o644)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("config: write %s: %w", path, err)
+	}
+	// Make the rename itself durable; not every system can sync a directory.
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}

@@ -1,0 +1,375 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+// examples maps each file in deploy/ to its loader and the defaults it must equal.
+var examples = []struct {
+	file     string
+	load     func(string) (any, error)
+	defaults any
+}{
+	{"totemd.toml", func(p string) (any, error) { return LoadTotemd(p) }, DefaultTotemd()},
+	{"totemhub.toml", func(p string) (any, error) { return LoadTotemhub(p) }, DefaultTotemhub()},
+	{"totemctl.toml", func(p string) (any, error) { return LoadTotemctl(p) }, DefaultTotemctl()},
+}
+
+func examplePath(name string) string { return filepath.Join("..", "deploy", name) }
+
+// writeFile writes a TOML document to a fresh temporary file and returns its path.
+func writeFile(t testing.TB, doc string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "test.toml")
+	if err := os.WriteFile(p, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestDefaultsValidate(t *testing.T) {
+	for _, v := range []interface{ Validate() error }{DefaultTotemd(), DefaultTotemhub(), DefaultTotemctl()} {
+		if err := v.Validate(); err != nil {
+			t.Errorf("%T: %v", v, err)
+		}
+	}
+	c, err := LoadTotemd("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := c.Broker.CredentialsFile, filepath.Join("state", "credentials", "demo-01.json"); got != want {
+		t.Errorf("derived credentials_file = %q, want %q", got, want)
+	}
+	if got, want := c.Devices.ReceiptDir, filepath.Join("state", "totemd", "receipts"); got != want {
+		t.Errorf("derived receipt_dir = %q, want %q", got, want)
+	}
+}
+
+func TestDerivedFollowsFile(t *testing.T) {
+	p := writeFile(t, "state_dir = \"/var/lib/totemd\"\n[totem]\nid = \"lab-02\"\n")
+	c, err := LoadTotemd(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := c.Broker.CredentialsFile, filepath.Join("state", "credentials", "lab-02.json"); got != want {
+		t.Errorf("credentials_file = %q, want %q", got, want)
+	}
+	if got, want := c.Devices.ReceiptDir, "/var/lib/totemd/receipts"; got != want {
+		t.Errorf("receipt_dir = %q, want %q", got, want)
+	}
+	if c.Totem.ASL != "ASL Demo" {
+		t.Errorf("missing key lost its default: asl = %q", c.Totem.ASL)
+	}
+}
+
+// TestExamples loads each file in deploy/ and checks that it holds the
+// defaults and every key.
+func TestExamples(t *testing.T) {
+	for _, ex := range examples {
+		t.Run(ex.file, func(t *testing.T) {
+			got, err := ex.load(examplePath(ex.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := ex.load("")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("example differs from the defaults:\n got %+v\nwant %+v", got, want)
+			}
+
+			// Every key of the defaults appears in the example.
+			b, err := os.ReadFile(examplePath(ex.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, err := toml.Marshal(ex.defaults)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := keys(t, b), keys(t, d); !slices.Equal(got, want) {
+				t.Errorf("example keys %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+// keys lists the dotted keys of a TOML document, sorted.
+func keys(t *testing.T, doc []byte) []string {
+	t.Helper()
+	var m map[string]any
+	if err := toml.Unmarshal(doc, &m); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	var walk func(prefix string, m map[string]any)
+	walk = func(prefix string, m map[string]any) {
+		for k, v := range m {
+			if sub, ok := v.(map[string]any); ok {
+				walk(prefix+k+".", sub)
+				continue
+			}
+			out = append(out, prefix+k)
+		}
+	}
+	walk("", m)
+	slices.Sort(out)
+	return out
+}
+
+func TestLoadErrorLine(t *testing.T) {
+	tests := []struct {
+		name, doc string
+		want      string // after "config: <path>:"
+	}{
+		{"unknown key", "[totem]\nid = \"a\"\n\n[broker]\nulr = \"mqtt://x\"\n", `5: unknown key "broker.ulr"`},
+		{"unknown top key", "# c\nstate_dirr = \"x\"\n", `2: unknown key "state_dirr"`},
+		{"unknown table", "[log]\nlevel = \"info\"\n[sesion]\nlang = \"en\"\n", `3: unknown key "sesion"`},
+		{"wrong type", "[devices]\n\nreader = 3\n", "3: wrong type: integer, want string"},
+		{"wrong table type", "log = \"x\"\n", "1: wrong type: string, want table"},
+		{"bad duration", "[session]\nlang = \"en\"\nidle_timeout = 60\n", `3: duration "60"`},
+		{"syntax", "[totem]\nid = \"a\"\nasl = \"unterminated\n", "3: "},
+		{"syntax table", "\n\n[broker\n", "3: "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := writeFile(t, tt.doc)
+			err := Load(p, DefaultTotemd())
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if want := "config: " + p + ":" + tt.want; !strings.HasPrefix(err.Error(), want) {
+				t.Errorf("error %q\nwant prefix %q", err, want)
+			}
+		})
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "nope.toml")
+	if _, err := LoadTotemd(p); err == nil || !strings.Contains(err.Error(), p) {
+		t.Errorf("error %v does not name %s", err, p)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		load func(string) (any, error)
+		doc  string
+		key  string
+	}{
+		{"idle timeout", loadd, "[session]\nidle_timeout = \"1s\"", "session.idle_timeout"},
+		{"http url", loadd, "[broker]\nurl = \"http://x\"", "broker.url"},
+		{"url without scheme", loadd, "[broker]\nurl = \"127.0.0.1:1883\"", "broker.url"},
+		{"url with password", loadd, "[broker]\nurl = \"mqtt://u:p@x:1883\"", "broker.url"},
+		{"url bad port", loadd, "[broker]\nurl = \"mqtt://x:70000\"", "broker.url"},
+		{"reconnect", loadd, "[broker]\nreconnect_min = \"10s\"\nreconnect_max = \"5s\"", "broker.reconnect_max"},
+		{"keep alive", loadd, "[broker]\nkeep_alive = \"0s\"", "broker.keep_alive"},
+		{"id path", loadd, "[totem]\nid = \"../x\"", "totem.id"},
+		{"id long", loadd, "[totem]\nid = \"" + strings.Repeat("a", 33) + "\"", "totem.id"},
+		{"id empty", loadd, "[totem]\nid = \"\"", "totem.id"},
+		{"panel", loadd, "[devices]\npanel = \"lcd\"", "devices.panel"},
+		{"reader", loadd, "[devices]\nreader = \"pcsc\"", "devices.reader"},
+		{"lang", loadd, "[session]\nlang = \"de\"", "session.lang"},
+		{"negative ttl", loadd, "[sync]\nqueued_ttl = \"-1h\"", "sync.queued_ttl"},
+		{"log level", loadd, "[log]\nlevel = \"trace\"", "log.level"},
+		{"external no url", loadh, "[broker]\nembedded = false\ncredentials_file = \"hub.json\"", "broker.url"},
+		{"external no credentials", loadh, "[broker]\nembedded = false\nurl = \"mqtts://b:8883\"", "broker.credentials_file"},
+		{"listen", loadh, "[broker]\nlisten = \"1883\"", "broker.listen"},
+		{"max packet", loadh, "[broker]\nmax_packet = 0", "broker.max_packet"},
+		{"provision id", loadh, "[fleet]\nprovision = [\"ok\", \"a/b\"]", "fleet.provision"},
+		{"provision twice", loadh, "[fleet]\nprovision = [\"a\", \"a\"]", "fleet.provision"},
+		{"policy", loadh, "[cms]\npolicy = \"fse-2030\"", "cms.policy"},
+		{"hub log format", loadh, "[log]\nformat = \"xml\"", "log.format"},
+		{"ctl url", loadc, "[broker]\nurl = \"ws://x\"", "broker.url"},
+		{"ctl timeout", loadc, "timeout = \"0s\"", "timeout"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := tt.load(writeFile(t, tt.doc))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if !strings.HasPrefix(err.Error(), "config: "+tt.key+": ") {
+				t.Errorf("error %q does not start with config: %s:", err, tt.key)
+			}
+		})
+	}
+}
+
+func loadd(p string) (any, error) { return LoadTotemd(p) }
+func loadh(p string) (any, error) { return LoadTotemhub(p) }
+func loadc(p string) (any, error) { return LoadTotemctl(p) }
+
+func TestValidateListsEveryKey(t *testing.T) {
+	c, _ := LoadTotemd("")
+	c.Session.Lang = "xx"
+	c.Log.Format = "yaml"
+	err := c.Validate()
+	if err == nil || !strings.Contains(err.Error(), "session.lang") || !strings.Contains(err.Error(), "log.format") {
+		t.Errorf("error %v does not name both keys", err)
+	}
+}
+
+func TestExternalBroker(t *testing.T) {
+	p := writeFile(t, "[broker]\nembedded = false\nlisten = \"\"\nurl = \"mqtts://b.example:8883\"\ncredentials_file = \"hub.json\"\n")
+	if _, err := LoadTotemhub(p); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestWriteRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "totemd.toml")
+
+	want, _ := LoadTotemd("")
+	want.Totem.ID = "lab-02"
+	want.Totem.Location = "Piano 2, \"sala\" d'attesa\n"
+	want.Broker.ReconnectMax = Duration{90 * time.Minute}
+	want.Session.Lang = "en"
+	if err := Write(p, want); err != nil {
+		t.Fatal(err)
+	}
+	got, err := LoadTotemd(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("round trip:\n got %+v\nwant %+v", got, want)
+	}
+
+	h := DefaultTotemhub()
+	h.Fleet.Provision = []string{"a", "b", "c"}
+	h.CMS.DemoCards = false
+	hp := filepath.Join(dir, "totemhub.toml")
+	if err := Write(hp, h); err != nil {
+		t.Fatal(err)
+	}
+	gh, err := LoadTotemhub(hp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(gh, h) {
+		t.Errorf("round trip:\n got %+v\nwant %+v", gh, h)
+	}
+
+	// Overwrite in place.
+	want.Session.Lang = "it"
+	if err := Write(p, want); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := LoadTotemd(p); err != nil || got.Session.Lang != "it" {
+		t.Errorf("after overwrite: lang %q, err %v", got.Session.Lang, err)
+	}
+
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if !slices.Equal(names, []string{"totemd.toml", "totemhub.toml"}) {
+		t.Errorf("directory holds %v, want only the two written files", names)
+	}
+}
+
+func TestWriteFailureLeavesNoTemp(t *testing.T) {
+	dir := t.TempDir()
+	// Renaming over a directory fails after the temporary file is written.
+	target := filepath.Join(dir, "conf.toml")
+	if err := os.Mkdir(target, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(target, "x"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := Write(target, DefaultTotemctl()); err == nil {
+		t.Fatal("Write over a non-empty directory succeeded")
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("directory holds %d entries, want 1 (no temporary file left)", len(entries))
+	}
+}
+
+func TestDurationText(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		720 * time.Hour:         "720h",
+		time.Minute:             "1m",
+		90 * time.Minute:        "1h30m",
+		time.Hour + time.Second: "1h0m1s",
+		500 * time.Millisecond:  "500ms",
+		0:                       "0s",
+	} {
+		b, _ := Duration{d}.MarshalText()
+		if string(b) != want {
+			t.Errorf("%v marshals as %q, want %q", d, b, want)
+		}
+		var back Duration
+		if err := back.UnmarshalText(b); err != nil || back.Duration != d {
+			t.Errorf("%q unmarshals as %v, %v; want %v", b, back.Duration, err, d)
+		}
+	}
+}
+
+func FuzzLoad(f *testing.F) {
+	for _, ex := range examples {
+		b, err := os.ReadFile(examplePath(ex.file))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	for _, s := range []string{
+		"",
+		"[broker]\nulr = \"x\"\n",
+		"[broker]\nkeep_alive = 5\n",
+		"[totem\nid = \"x\"\n",
+		"log = 3\n",
+		"[session]\nidle_timeout = \"1s\"\n",
+		"[[totem]]\nid = \"a\"\n",
+		"totem = { id = \"x\", asl = \"y\" }\n",
+		"[broker]\nurl = \"mqtt://[::1]:1883\"\nreconnect_max = \"1ns\"\n",
+		"\xff\xfe[log]\nlevel = '''\n",
+	} {
+		f.Add([]byte(s))
+	}
+	dir := f.TempDir() // fuzz calls in one process run one at a time
+	p := filepath.Join(dir, "totemd.toml")
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		if err := os.WriteFile(p, doc, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c := DefaultTotemd()
+		if err := Load(p, c); err != nil {
+			return
+		}
+		// Whatever loads must survive marshalling and loading unchanged.
+		b, err := toml.Marshal(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		again, err := LoadTotemd(p)
+		if err != nil {
+			t.Fatalf("marshalled config does not load: %v\n%s", err, b)
+		}
+		if !reflect.DeepEqual(again, c) {
+			t.Fatalf("round trip:\n got %+v\nwant %+v", again, c)
+		}
+	})
+}

@@ -1,0 +1,167 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// problems collects validation errors, each naming its key.
+type problems []error
+
+func (p *problems) add(key, format string, args ...any) {
+	*p = append(*p, fmt.Errorf("config: %s: %s", key, fmt.Sprintf(format, args...)))
+}
+
+func (p *problems) nonEmpty(key, v string) {
+	if strings.TrimSpace(v) == "" {
+		p.add(key, "must not be empty")
+	}
+}
+
+func (p *problems) oneOf(key, v string, allowed ...string) {
+	if !slices.Contains(allowed, v) {
+		p.add(key, "%q is not one of %s", v, strings.Join(allowed, ", "))
+	}
+}
+
+func (p *problems) atLeast(key string, d Duration, least time.Duration) {
+	if d.Duration < least {
+		p.add(key, "%v is shorter than %v", d.Duration, least)
+	}
+}
+
+var idRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
+
+func (p *problems) id(key, v string) {
+	if !idRE.MatchString(v) {
+		p.add(key, "%q must be 1-32 characters among A-Z a-z 0-9 _ -", v)
+	}
+}
+
+// brokerURL checks an MQTT broker URL such as mqtt://host:1883.
+// Credentials belong in the credentials file, not in the URL.
+func (p *problems) brokerURL(key, v string) {
+	u, err := url.Parse(v)
+	switch {
+	case err != nil || u.Hostname() == "":
+		p.add(key, "%q is not a URL like mqtt://host:1883", v)
+	case !slices.Contains([]string{"mqtt", "tcp", "tls", "mqtts"}, u.Scheme):
+		p.add(key, "scheme %q is not one of mqtt, tcp, tls, mqtts", u.Scheme)
+	case u.User != nil:
+		p.add(key, "must not hold credentials: use credentials_file")
+	case u.Port() != "" && !validPort(u.Port(), 1):
+		p.add(key, "port %q is not 1-65535", u.Port())
+	case (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "":
+		p.add(key, "%q must have no path, query or fragment", v)
+	}
+}
+
+func validPort(s string, least int) bool {
+	n, err := strconv.Atoi(s)
+	return err == nil && n >= least && n <= 65535
+}
+
+func (l Log) validate(p *problems) {
+	p.oneOf("log.level", l.Level, "debug", "info", "warn", "error")
+	p.oneOf("log.format", l.Format, "text", "json")
+}
+
+// Validate checks every field; the error lists each bad key.
+func (c *Totemd) Validate() error {
+	var p problems
+	p.id("totem.id", c.Totem.ID)
+	p.nonEmpty("totem.asl", c.Totem.ASL)
+	p.nonEmpty("totem.location", c.Totem.Location)
+	p.nonEmpty("state_dir", c.StateDir)
+
+	p.brokerURL("broker.url", c.Broker.URL)
+	// broker.credentials_file and devices.receipt_dir may be empty: see derive.
+	// MQTT carries the keep-alive as a 16-bit number of seconds.
+	p.atLeast("broker.keep_alive", c.Broker.KeepAlive, time.Second)
+	if c.Broker.KeepAlive.Duration > 65535*time.Second {
+		p.add("broker.keep_alive", "%v is longer than 65535s", c.Broker.KeepAlive.Duration)
+	}
+	p.atLeast("broker.reconnect_min", c.Broker.ReconnectMin, time.Millisecond)
+	if c.Broker.ReconnectMax.Duration < c.Broker.ReconnectMin.Duration {
+		p.add("broker.reconnect_max", "%v is shorter than reconnect_min %v",
+			c.Broker.ReconnectMax.Duration, c.Broker.ReconnectMin.Duration)
+	}
+
+	p.atLeast("sync.result_wait", c.Sync.ResultWait, time.Millisecond)
+	p.atLeast("sync.telemetry_interval", c.Sync.TelemetryInterval, time.Second)
+	p.atLeast("sync.queued_ttl", c.Sync.QueuedTTL, time.Minute)
+
+	p.oneOf("devices.reader", c.Devices.Reader, "sim")
+	p.oneOf("devices.printer", c.Devices.Printer, "sim")
+	p.oneOf("devices.panel", c.Devices.Panel, "auto", "terminal", "none")
+
+	p.atLeast("session.idle_timeout", c.Session.IdleTimeout, 5*time.Second)
+	p.oneOf("session.lang", c.Session.Lang, "it", "en")
+
+	c.Log.validate(&p)
+	return errors.Join(p...)
+}
+
+// maxPacket is the largest packet MQTT can describe (256 MiB - 1).
+const maxPacket = 268435455
+
+// Validate checks every field; the error lists each bad key.
+func (c *Totemhub) Validate() error {
+	var p problems
+	p.nonEmpty("state_dir", c.StateDir)
+
+	if c.Broker.Embedded {
+		_, port, err := net.SplitHostPort(c.Broker.Listen)
+		if err != nil || !validPort(port, 0) {
+			p.add("broker.listen", "%q is not host:port", c.Broker.Listen)
+		}
+	} else {
+		if c.Broker.URL == "" {
+			p.add("broker.url", "required when broker.embedded is false")
+		}
+		if c.Broker.CredentialsFile == "" {
+			p.add("broker.credentials_file", "required when broker.embedded is false")
+		}
+	}
+	if c.Broker.URL != "" {
+		p.brokerURL("broker.url", c.Broker.URL)
+	}
+	if c.Broker.MaxPacket < 1024 || c.Broker.MaxPacket > maxPacket {
+		p.add("broker.max_packet", "%d is not %d-%d", c.Broker.MaxPacket, 1024, maxPacket)
+	}
+
+	p.nonEmpty("fleet.credentials_dir", c.Fleet.CredentialsDir)
+	for i, id := range c.Fleet.Provision {
+		p.id("fleet.provision", id)
+		if slices.Contains(c.Fleet.Provision[:i], id) {
+			p.add("fleet.provision", "%q is listed twice", id)
+		}
+	}
+	if c.Fleet.Console != "" {
+		p.id("fleet.console", c.Fleet.Console)
+		if slices.Contains(c.Fleet.Provision, c.Fleet.Console) {
+			p.add("fleet.console", "%q is also a totem in fleet.provision", c.Fleet.Console)
+		}
+	}
+
+	p.oneOf("cms.policy", c.CMS.Policy, "fse-2020", "fse-2016")
+
+	c.Log.validate(&p)
+	return errors.Join(p...)
+}
+
+// Validate checks every field; the error lists each bad key.
+func (c *Totemctl) Validate() error {
+	var p problems
+	p.brokerURL("broker.url", c.Broker.URL)
+	p.nonEmpty("broker.credentials_file", c.Broker.CredentialsFile)
+	p.atLeast("timeout", c.Timeout, time.Millisecond)
+	return errors.Join(p...)
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The demo: totemhub (embedded broker, reference CMS, demo totem and console
+# provisioned), totemctl status, then totemd in this terminal with the panel.
+# Everything keeps its data under ./state.
+set -euo pipefail
+bin=${1:-bin}
+mkdir -p state
+"$bin/totemhub" 2>state/totemhub.log &
+hub=$!
+trap 'kill $hub 2>/dev/null; wait $hub 2>/dev/null || true' EXIT
+for _ in $(seq 50); do
+	[ -s state/credentials/demo-01.json ] && [ -s state/credentials/console.json ] && break
+	kill -0 $hub 2>/dev/null || { echo "totemhub did not start:"; cat state/totemhub.log; exit 1; }
+	sleep 0.1
+done
+echo "totemhub running (log: state/totemhub.log)"
+if [ ! -t 0 ]; then
+	echo "no terminal: totemd runs headless; stop with Ctrl-C"
+	"$bin/totemd" --panel none 2>state/totemd.log &
+	totem=$!
+	trap 'kill $totem $hub 2>/dev/null; wait 2>/dev/null || true' EXIT
+	sleep 2
+	"$bin/totemctl" status
+	wait $totem
+	exit 0
+fi
+cat <<TXT
+
+Totem demo. In the panel that follows:
+  i  insert the demo card (ROSSI MARIO, PIN 12345)     r  remove it
+  1  Consensi FSE, then the PIN and # to confirm, 1/2 = sì/no for each consent
+  #  confirm (Enter)   *  back (Backspace)   D  cancel (Esc)   q  quit
+Receipts are written to state/totemd/receipts/, logs to state/*.log.
+Press Enter to start.
+TXT
+read -r _
+"$bin/totemd" --panel terminal || true
+clear || true
+echo "Receipts printed:"
+ls -1 state/totemd/receipts/ 2>/dev/null | tail -5 || true
+last=$(ls -1t state/totemd/receipts/*.txt 2>/dev/null | head -1 || true)
+[ -n "$last" ] && { echo; cat "$last"; }
+echo
+"$bin/totemctl" status

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what the demo and the tests need on a Debian machine, or says
+# exactly what to install. Idempotent: it does nothing when all is there.
+set -euo pipefail
+need=()
+command -v tmux >/dev/null || need+=(tmux)
+command -v git >/dev/null || need+=(git)
+command -v gcc >/dev/null || need+=(gcc)
+if ! command -v go >/dev/null; then
+	echo "Go is missing: install Go 1.26 (https://go.dev/dl/) and put it on PATH (e.g. /usr/local/go/bin)." >&2
+	exit 1
+fi
+if [ ${#need[@]} -eq 0 ]; then
+	exit 0
+fi
+if [ "$(id -u)" -eq 0 ]; then
+	sudo=""
+elif command -v sudo >/dev/null; then
+	sudo="sudo"
+else
+	echo "missing packages: ${need[*]} — install them with: apt-get install -y ${need[*]}" >&2
+	exit 1
+fi
+echo "installing ${need[*]}…"
+$sudo apt-get update -qq
+$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"

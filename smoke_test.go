@@ -1,0 +1,179 @@
+package totem_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// freeAddr returns a loopback address nobody listens on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func build(t *testing.T) string {
+	t.Helper()
+	bin := t.TempDir()
+	out, err := exec.Command("go", "build", "-o", bin+"/", "./cmd/totemd", "./cmd/totemhub", "./cmd/totemctl").CombinedOutput()
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func write(t *testing.T, path, s string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestProgramsTogether runs the three programs as a newcomer would: hub,
+// totemd headless (stdin closed, as under systemd), totemctl status and a
+// command; then totemd stops cleanly and, another time, dies (Last Will).
+func TestProgramsTogether(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds binaries")
+	}
+	bin := build(t)
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	url := "mqtt://" + addr
+	write(t, dir+"/hub.toml", fmt.Sprintf(`state_dir = %q
+[broker]
+listen = %q
+[fleet]
+credentials_dir = %q
+provision = ["smoke-01"]
+`, dir+"/hub", addr, dir+"/creds"))
+	write(t, dir+"/totemd.toml", fmt.Sprintf(`state_dir = %q
+[totem]
+id = "smoke-01"
+[broker]
+url = %q
+credentials_file = %q
+reconnect_min = "100ms"
+reconnect_max = "1s"
+`, dir+"/totemd", url, dir+"/creds/smoke-01.json"))
+	write(t, dir+"/ctl.toml", fmt.Sprintf(`timeout = "3s"
+[broker]
+url = %q
+credentials_file = %q
+`, url, dir+"/creds/console.json"))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var hubLog, totemLog bytes.Buffer
+	hub := exec.CommandContext(ctx, bin+"/totemhub", "--config", dir+"/hub.toml")
+	hub.Stderr = &hubLog
+	if err := hub.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { hub.Process.Signal(syscall.SIGTERM); hub.Wait() }()
+
+	startTotem := func() *exec.Cmd {
+		c := exec.CommandContext(ctx, bin+"/totemd", "--config", dir+"/totemd.toml") // stdin: /dev/null
+		c.Stderr = &totemLog
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	ctl := func(args ...string) (string, error) {
+		out, err := exec.CommandContext(ctx, bin+"/totemctl", append([]string{"--config", dir + "/ctl.toml"}, args...)...).CombinedOutput()
+		return string(out), err
+	}
+	waitStatus := func(want string) map[string]any {
+		t.Helper()
+		var last string
+		for ctx.Err() == nil {
+			out, err := ctl("status", "-o", "json", "smoke-01")
+			last = out
+			if err == nil {
+				var rows []map[string]any
+				if json.Unmarshal([]byte(out), &rows) == nil && len(rows) == 1 && rows[0]["status"] == want {
+					return rows[0]
+				}
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		t.Fatalf("never %s; last status: %s\nhub log:\n%s\ntotemd log:\n%s", want, last, hubLog.String(), totemLog.String())
+		return nil
+	}
+
+	totemd := startTotem()
+	row := waitStatus("online")
+	if q, ok := row["queue"].(map[string]any); !ok || q["depth"] != 0.0 {
+		t.Errorf("queue in status: %v", row["queue"])
+	}
+	if out, err := ctl("cmd", "smoke-01", "ping"); err != nil || strings.TrimSpace(out) != "ok" {
+		t.Fatalf("cmd ping = %q, %v", out, err)
+	}
+	table, err := ctl("status")
+	if err != nil || !strings.Contains(table, "smoke-01") || !strings.Contains(table, "online") {
+		t.Fatalf("status table = %q, %v", table, err)
+	}
+	// A clean stop says goodbye and exits 0.
+	totemd.Process.Signal(syscall.SIGTERM)
+	if err := totemd.Wait(); err != nil {
+		t.Fatalf("totemd exit: %v\n%s", err, totemLog.String())
+	}
+	waitStatus("offline")
+	// A crash leaves the Last Will to say it.
+	totemd = startTotem()
+	waitStatus("online")
+	totemd.Process.Kill()
+	totemd.Wait()
+	waitStatus("offline")
+
+	// A console command to an offline totem fails clearly.
+	if out, err := ctl("cmd", "smoke-01", "ping"); err == nil || !strings.Contains(out, "did not answer") {
+		t.Fatalf("cmd to offline totem = %q, %v", out, err)
+	}
+	for _, f := range []string{"hub/fleet.db", "hub/cms.db", "totemd/outbox.db", "creds/smoke-01.json", "creds/console.json"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("expected %s: %v", f, err)
+		}
+	}
+}
+
+// A broken config file is a clear error naming file and line, and a
+// non-zero exit, for each program.
+func TestBrokenConfig(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds binaries")
+	}
+	bin := build(t)
+	dir := t.TempDir()
+	path := dir + "/bad.toml"
+	write(t, path, "[broker]\nurl = \"mqtt://127.0.0.1:1\"\nulr = \"typo\"\n")
+	for _, prog := range []string{"totemd", "totemhub", "totemctl"} {
+		args := []string{"--config", path}
+		if prog == "totemctl" {
+			args = append(args, "status")
+		}
+		out, err := exec.Command(bin+"/"+prog, args...).CombinedOutput()
+		if err == nil {
+			t.Errorf("%s accepted a broken config", prog)
+			continue
+		}
+		if !strings.Contains(string(out), path+":3") || !strings.Contains(string(out), "ulr") {
+			t.Errorf("%s: error does not name file, line and key: %s", prog, out)
+		}
+	}
+}
