@@ -41,4 +41,4 @@ ls -1 state/totemd/receipts/ 2>/dev/null | tail -5 || true
 last=$(ls -1t state/totemd/receipts/*.txt 2>/dev/null | head -1 || true)
 [ -n "$last" ] && { echo; cat "$last"; }
 echo
-"$bin/totemctl" status
+"$bin/totemctl" status || echo "(the hub is not answering: was it stopped?)"

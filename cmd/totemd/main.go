@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aslcns/totem/cmd/internal/cli"
@@ -130,6 +131,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		start(func() error { return tp.Run(ctx) })
 	}
 	start(func() error { return app.Run(ctx) })
+	var link atomic.Pointer[uplink.Uplink]
+	if tp != nil {
+		start(func() error { statusLine(ctx, tp, box, &link); return nil })
+	}
 	start(func() error {
 		c, err := awaitCreds(ctx, cfg.Broker.CredentialsFile, log)
 		if err != nil {
@@ -143,6 +148,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			Telemetry: app.Telemetry, TelemetryInterval: cfg.Sync.TelemetryInterval.Duration,
 			OnResult: app.Result, OnPolicy: app.SetPolicy, OnCommand: app.Command,
 		})
+		link.Store(up)
 		err = up.Run(ctx)
 		if errors.Is(err, uplink.ErrCredentials) {
 			// Keep serving offline: operations stay queued until a
@@ -180,6 +186,40 @@ func awaitCreds(ctx context.Context, path string, log *slog.Logger) (creds.File,
 		case <-ctx.Done():
 			return creds.File{}, ctx.Err()
 		case <-time.After(time.Second):
+		}
+	}
+}
+
+// statusLine keeps the line under the terminal panel up to date with the
+// link to the hub and the outbox, for whoever is watching the demo.
+func statusLine(ctx context.Context, tp *term.Panel, box *outbox.Outbox, link *atomic.Pointer[uplink.Uplink]) {
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	last := ""
+	for {
+		state := "in attesa delle credenziali"
+		if up := link.Load(); up != nil {
+			switch {
+			case up.Stopped():
+				state = "credenziali rifiutate"
+			case up.Connected():
+				state = "in linea"
+			default:
+				state = "fuori linea"
+			}
+		}
+		s := "Hub: " + state
+		if q, err := box.Stats(); err == nil {
+			s += fmt.Sprintf(" · operazioni da inviare: %d", q.Depth)
+		}
+		if s != last {
+			tp.Status(s)
+			last = s
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
 	}
 }

@@ -231,6 +231,7 @@ func (u *Uplink) session(ctx context.Context, cm *autopaho.ConnectionManager) {
 		}
 		resend := time.NewTicker(u.o.ResendAfter / 3)
 		var after uint64
+		reported := u.depth() // setup published the telemetry
 	drain:
 		for u.connected.Load() {
 			var err error
@@ -242,6 +243,12 @@ func (u *Uplink) session(ctx context.Context, cm *autopaho.ConnectionManager) {
 				}
 				after = 0
 				continue
+			}
+			// The retained health report follows the queue: a console
+			// must not read a backlog that is gone.
+			if d := u.depth(); d != reported {
+				u.publishTelemetry(ctx, cm)
+				reported = d
 			}
 			select {
 			case <-ctx.Done():
@@ -261,6 +268,15 @@ func (u *Uplink) session(ctx context.Context, cm *autopaho.ConnectionManager) {
 			return
 		}
 	}
+}
+
+// depth is the outbox's pending count, -1 when unknown.
+func (u *Uplink) depth() int {
+	q, err := u.o.Outbox.Stats()
+	if err != nil {
+		return -1
+	}
+	return q.Depth
 }
 
 func (u *Uplink) setup(ctx context.Context, cm *autopaho.ConnectionManager) error {

@@ -1,0 +1,305 @@
+package uplink
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aslcns/totem/sync/broker"
+	"github.com/aslcns/totem/sync/creds"
+	"github.com/aslcns/totem/sync/outbox"
+	"github.com/aslcns/totem/sync/protocol"
+	"github.com/eclipse/paho.golang/autopaho"
+	"github.com/eclipse/paho.golang/paho"
+)
+
+const totem = "t-up"
+
+// counting wraps an Authenticator and counts connection attempts.
+type counting struct {
+	broker.Authenticator
+	n atomic.Int64
+}
+
+func (c *counting) Authenticate(u, p string) (string, bool) {
+	c.n.Add(1)
+	return c.Authenticator.Authenticate(u, p)
+}
+
+type rig struct {
+	srv     *broker.Server
+	auth    *counting
+	totem   creds.File
+	hub     creds.File
+	console creds.File
+	box     *outbox.Outbox
+}
+
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	r := &rig{}
+	users := broker.NewUsers(nil)
+	for _, f := range []struct {
+		dst  *creds.File
+		name string
+		role string
+	}{{&r.totem, totem, creds.RoleTotem}, {&r.hub, "hub-test", creds.RoleHub}, {&r.console, "ops", creds.RoleConsole}} {
+		c, err := creds.Generate(f.name, f.role)
+		if err != nil {
+			t.Fatal(err)
+		}
+		*f.dst = c
+		if err := users.Add(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.auth = &counting{Authenticator: users}
+	var err error
+	if r.srv, err = broker.Start(broker.Options{Listen: "127.0.0.1:0", Auth: r.auth}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.srv.Close() })
+	if r.box, err = outbox.Open(filepath.Join(t.TempDir(), "outbox.db"), nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.box.Close() })
+	return r
+}
+
+func (r *rig) run(t *testing.T, ctx context.Context, o Options) (*Uplink, <-chan error) {
+	o.Totem, o.URL, o.Outbox = totem, r.srv.URL(), r.box
+	if o.Username == "" {
+		o.Username, o.Password = r.totem.Username, r.totem.Password
+	}
+	o.BackoffMin, o.BackoffMax = 20*time.Millisecond, 100*time.Millisecond
+	u := New(o)
+	errc := make(chan error, 1)
+	go func() { errc <- u.Run(ctx) }()
+	return u, errc
+}
+
+func dial(t *testing.T, ctx context.Context, srvURL string, f creds.File, recv func(*autopaho.ConnectionManager, *paho.Publish)) *autopaho.ConnectionManager {
+	t.Helper()
+	u, _ := url.Parse(srvURL)
+	var cm *autopaho.ConnectionManager
+	var mu sync.Mutex
+	cm, err := autopaho.NewConnection(ctx, autopaho.ClientConfig{
+		ServerUrls: []*url.URL{u}, KeepAlive: 30, ConnectUsername: f.Username, ConnectPassword: []byte(f.Password),
+		ClientConfig: paho.ClientConfig{ClientID: f.Username + "-c", OnPublishReceived: []func(paho.PublishReceived) (bool, error){
+			func(pr paho.PublishReceived) (bool, error) {
+				mu.Lock()
+				c := cm
+				mu.Unlock()
+				go recv(c, pr.Packet) // publishing from paho's goroutine could deadlock
+				return true, nil
+			}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	mu.Unlock()
+	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := cm.AwaitConnection(actx); err != nil {
+		t.Fatal(err)
+	}
+	return cm
+}
+
+func TestCredentialsRefusedStopsRetrying(t *testing.T) {
+	r := newRig(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	u, errc := r.run(t, ctx, Options{Username: totem, Password: "wrong"})
+	select {
+	case err := <-errc:
+		if !errors.Is(err, ErrCredentials) {
+			t.Fatalf("Run = %v, want ErrCredentials", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("Run kept retrying with refused credentials")
+	}
+	if !u.Stopped() || u.Connected() {
+		t.Fatal("state after refusal")
+	}
+	time.Sleep(300 * time.Millisecond) // several backoff periods
+	if n := r.auth.n.Load(); n != 1 {
+		t.Fatalf("%d authentication attempts, want 1 (retries lock accounts)", n)
+	}
+}
+
+// A hub that refuses for a gap, and one that forgets to answer: the uplink
+// sends again, in order, until every operation has its final result.
+func TestResendOnGapAndSilence(t *testing.T) {
+	r := newRig(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	enqueue := func(n int) {
+		for i := 0; i < n; i++ {
+			if _, err := r.box.Enqueue("consent", []byte(`{}`), time.Now(), time.Time{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var mu sync.Mutex
+	seen := map[uint64]int{}
+	var order []uint64
+	hub := dial(t, ctx, r.srv.URL(), r.hub, func(cm *autopaho.ConnectionManager, p *paho.Publish) {
+		op, err := protocol.DecodeOp(p.Payload)
+		if err != nil {
+			t.Errorf("hub got a bad op: %v", err)
+			return
+		}
+		mu.Lock()
+		seen[op.Seq]++
+		n := seen[op.Seq]
+		order = append(order, op.Seq)
+		mu.Unlock()
+		res := protocol.Result{V: 1, OpID: op.ID, Seq: op.Seq}
+		switch {
+		case op.Seq == 2 && n == 1: // another hub instance had not applied 1 yet
+			res.Transport = protocol.Transport{Status: protocol.TransportRefused}
+			res.Processing.Status = protocol.ProcessingPending
+			res.Expect = 1
+		case op.Seq == 4 && n == 1: // no answer at all
+			return
+		default:
+			res.Transport = protocol.Transport{Status: protocol.TransportReceived, Protocol: "P" + string(rune('0'+op.Seq))}
+			res.Processing.Status = protocol.ProcessingAccepted
+		}
+		b, _ := protocol.Marshal(res)
+		cm.Publish(ctx, &paho.Publish{Topic: protocol.Topic(totem, protocol.LeafResult), QoS: 1, Payload: b})
+	})
+	defer hub.Disconnect(context.Background())
+	if _, err := hub.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: protocol.SharedOpFilter, QoS: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	results := make(chan outbox.Entry, 16)
+	final := map[uint64]outbox.Entry{}
+	onResult := func(e outbox.Entry) {
+		mu.Lock()
+		if e.Done {
+			final[e.Seq] = e
+		}
+		mu.Unlock()
+		select {
+		case results <- e:
+		default:
+		}
+	}
+	drained := func() {
+		t.Helper()
+		for {
+			q, err := r.box.Stats()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if q.Depth == 0 {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				mu.Lock()
+				t.Fatalf("queue stuck at %+v; hub saw %v", q, order)
+			case <-results:
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+	enqueue(3)
+	// Phase 1: only the gap refusal can cause a resend (the timer is far).
+	ctx1, cancel1 := context.WithCancel(ctx)
+	_, errc := r.run(t, ctx1, Options{ResendAfter: time.Hour, OnResult: onResult})
+	drained()
+	cancel1()
+	<-errc
+	mu.Lock()
+	if seen[1] != 1 || seen[2] < 2 || seen[3] < 1 {
+		t.Fatalf("gap: deliveries per seq %v (order %v); seq 2 must be sent again", seen, order)
+	}
+	mu.Unlock()
+
+	// Phase 2: the hub stays silent the first time it gets seq 4.
+	r.run(t, ctx, Options{ResendAfter: 300 * time.Millisecond, OnResult: onResult})
+	enqueue(1)
+	drained()
+	mu.Lock()
+	defer mu.Unlock()
+	if seen[4] != 2 {
+		t.Fatalf("silence: seq 4 delivered %d times (order %v), want 2", seen[4], order)
+	}
+	for seq := uint64(1); seq <= 4; seq++ {
+		e := final[seq]
+		if !e.Done || e.Result.Transport.Protocol != "P"+string(rune('0'+seq)) {
+			t.Fatalf("seq %d: %+v", seq, e)
+		}
+	}
+}
+
+func TestCommands(t *testing.T) {
+	r := newRig(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	var calls atomic.Int64
+	u, _ := r.run(t, ctx, Options{OnCommand: func(_ context.Context, c *protocol.Command) *protocol.Reply {
+		calls.Add(1)
+		return &protocol.Reply{ID: c.ID, OK: true}
+	}})
+	for !u.Connected() && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // subscriptions follow the connection
+	replies := make(chan *paho.Publish, 8)
+	con := dial(t, ctx, r.srv.URL(), r.console, func(_ *autopaho.ConnectionManager, p *paho.Publish) { replies <- p })
+	defer con.Disconnect(context.Background())
+	rt := protocol.ReplyTopic(totem, "ops")
+	if _, err := con.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: rt, QoS: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	send := func(payload []byte, respTopic string, corr string) {
+		t.Helper()
+		if _, err := con.Publish(ctx, &paho.Publish{Topic: protocol.Topic(totem, protocol.LeafCmd), QoS: 1, Payload: payload,
+			Properties: &paho.PublishProperties{ResponseTopic: respTopic, CorrelationData: []byte(corr)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	good, _ := protocol.Marshal(protocol.Command{V: 1, ID: "c1", Name: "ping"})
+	expired, _ := protocol.Marshal(protocol.Command{V: 1, ID: "c2", Name: "ping", Expires: time.Now().Add(-time.Minute)})
+
+	send(good, "totem/v1/other/reply/ops", "x") // foreign response topic: dropped, no call
+	send(good, "", "y")                         // no response topic: dropped
+	send([]byte("{garbage"), rt, "bad")         // answered with an error
+	send(expired, rt, "old")                    // answered with an error, not executed
+	send(good, rt, "corr-1")                    // answered
+	got := map[string]*protocol.Reply{}
+	for len(got) < 3 {
+		select {
+		case p := <-replies:
+			rep, err := protocol.DecodeReply(p.Payload)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got[string(p.Properties.CorrelationData)] = rep
+		case <-ctx.Done():
+			t.Fatalf("replies %v", got)
+		}
+	}
+	if r := got["corr-1"]; r == nil || !r.OK || r.ID != "c1" {
+		t.Fatalf("reply to the good command: %+v", r)
+	}
+	if r := got["bad"]; r == nil || r.OK {
+		t.Fatalf("reply to garbage: %+v", r)
+	}
+	if r := got["old"]; r == nil || r.OK || r.Error != "command expired" {
+		t.Fatalf("reply to expired: %+v", r)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("OnCommand called %d times, want 1", n)
+	}
+}
