@@ -6,6 +6,10 @@ need=()
 command -v tmux >/dev/null || need+=(tmux)
 command -v git >/dev/null || need+=(git)
 command -v gcc >/dev/null || need+=(gcc)
+command -v pcscd >/dev/null || need+=(pcscd)
+[ -e /usr/lib/pcsc/drivers/serial/libifdvpcd.so ] || need+=(vsmartcard-vpcd)
+[ -e /usr/include/PCSC/winscard.h ] || need+=(libpcsclite-dev)
+command -v socat >/dev/null || need+=(socat)
 if ! command -v go >/dev/null; then
 	echo "Go is missing: install Go 1.26 (https://go.dev/dl/) and put it on PATH (e.g. /usr/local/go/bin)." >&2
 	exit 1
