@@ -253,6 +253,10 @@ func (a *App) loop(ctx context.Context) error {
 			continue
 		case err != nil:
 			a.log.Info("session ended", "reason", reason(err))
+			if errors.Is(err, errIdle) {
+				// Nobody is there: nothing of the session stays on screen.
+				a.show("remove_card")
+			}
 		}
 		// Wait for the card to leave the slot; the screen says why.
 		present = a.awaitRemoval(ctx)
@@ -284,8 +288,8 @@ func (a *App) awaitRemoval(ctx context.Context) bool {
 			}
 		case <-a.keys:
 		case <-timer.C:
-			// Nothing personal stays on screen: ask for the card only.
-			a.show("cancelled")
+			// Nothing of the session stays on screen: ask for the card only.
+			a.show("remove_card")
 		}
 	}
 }

@@ -253,7 +253,7 @@ func (a *App) enqueueAndWait(ctx context.Context, kind string, payload []byte, c
 	e, err := a.o.Outbox.Enqueue(kind, payload, created, expires)
 	if err != nil {
 		a.log.Error("enqueue failed", "kind", kind, "err", err)
-		a.show("card_error")
+		a.show("save_failed")
 		return e, fmt.Errorf("firmware: %w", err)
 	}
 	a.log.Info("op enqueued", "seq", e.Seq, "op_id", e.ID, "kind", kind)

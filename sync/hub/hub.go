@@ -45,7 +45,7 @@ type Hub struct {
 
 	mu        sync.Mutex
 	cm        *autopaho.ConnectionManager
-	policySeq map[string]bool // totems sent the policy on this connection
+	policySent map[string]bool // totems sent the policy on this connection
 }
 
 // Stats counts what the hub did.
@@ -65,7 +65,7 @@ func New(o Options) *Hub {
 	if o.Queue == 0 {
 		o.Queue = 4096
 	}
-	return &Hub{o: o, log: o.Logger, work: make(chan *paho.Publish, o.Queue), policySeq: make(map[string]bool)}
+	return &Hub{o: o, log: o.Logger, work: make(chan *paho.Publish, o.Queue), policySent: make(map[string]bool)}
 }
 
 // Stats returns the hub's counters.
@@ -89,7 +89,7 @@ func (h *Hub) Run(ctx context.Context) error {
 		ConnectPassword:               []byte(h.o.Password),
 		OnConnectionUp: func(cm *autopaho.ConnectionManager, _ *paho.Connack) {
 			h.mu.Lock()
-			h.policySeq = make(map[string]bool)
+			h.policySent = make(map[string]bool)
 			h.mu.Unlock()
 			// Subscribing waits for the SUBACK: not on paho's goroutine.
 			go func() {
@@ -262,8 +262,8 @@ func (h *Hub) op(ctx context.Context, cm *autopaho.ConnectionManager, totem stri
 
 func (h *Hub) publishPolicy(ctx context.Context, cm *autopaho.ConnectionManager, totem string) {
 	h.mu.Lock()
-	done := h.policySeq[totem]
-	h.policySeq[totem] = true
+	done := h.policySent[totem]
+	h.policySent[totem] = true
 	h.mu.Unlock()
 	if done {
 		return
@@ -281,7 +281,7 @@ func (h *Hub) publishPolicy(ctx context.Context, cm *autopaho.ConnectionManager,
 	if _, err := cm.Publish(ctx, &paho.Publish{Topic: protocol.Topic(totem, protocol.LeafPolicy), QoS: 1, Retain: true, Payload: b}); err != nil {
 		h.log.Warn("policy not sent", "totem", totem, "err", err)
 		h.mu.Lock()
-		delete(h.policySeq, totem)
+		delete(h.policySent, totem)
 		h.mu.Unlock()
 	}
 }

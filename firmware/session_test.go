@@ -1,0 +1,202 @@
+package firmware_test
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aslcns/totem/firmware"
+	"github.com/aslcns/totem/hal"
+	"github.com/aslcns/totem/hal/sim"
+	"github.com/aslcns/totem/sync/outbox"
+)
+
+// local runs the firmware with simulated devices and no uplink: what a
+// totem does while the hub is unreachable.
+type local struct {
+	*totem
+	done chan error
+}
+
+func startLocal(t *testing.T, idle time.Duration) *local {
+	t.Helper()
+	box, err := outbox.Open(filepath.Join(t.TempDir(), "outbox.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tt := &totem{t: t, box: box, reader: sim.NewReader("sim"), printer: sim.NewPrinter(""), panel: sim.NewPanel(20, 4)}
+	_, log := newLog()
+	tt.app = firmware.New(firmware.Devices{Reader: tt.reader, Printer: tt.printer, Keypad: tt.panel, Display: tt.panel},
+		firmware.Options{Totem: "t-local", ASL: "ASL", Location: "Atrio", Outbox: box, Logger: log,
+			ResultWait: 50 * time.Millisecond, IdleTimeout: idle})
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &local{totem: tt, done: make(chan error, 1)}
+	tt.cancel = cancel
+	go func() { l.done <- tt.app.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-l.done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		if got := tt.panel.Text(); !strings.Contains(got, "Fuori servizio") {
+			t.Errorf("after stop the display shows %q", got)
+		}
+		box.Close()
+	})
+	return l
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestIdleTimeoutClearsScreen(t *testing.T) {
+	ctx := ctxT(t)
+	l := startLocal(t, 400*time.Millisecond)
+	l.consentFlow(ctx)
+	l.wait(ctx, "Operazione salvata")
+	// The card stays in; nobody touches anything.
+	l.wait(ctx, "Rimuovere la")
+	if s := l.panel.Text(); strings.Contains(s, "Operazione") || strings.Contains(s, "ricevuta") {
+		t.Fatalf("session detail left on screen: %q", s)
+	}
+	l.reader.Remove()
+	l.wait(ctx, "Inserire la tessera")
+
+	// A session abandoned halfway: warning first, then the session ends.
+	l.reader.Insert(testCard())
+	l.wait(ctx, "1 Consensi FSE")
+	l.panel.Press('1')
+	l.wait(ctx, "PIN:")
+	l.panel.Type("973")
+	l.wait(ctx, "premere")
+	l.wait(ctx, "Rimuovere la")
+	if s := l.panel.Text(); strings.Contains(s, "*") || strings.Contains(s, "PIN") {
+		t.Fatalf("PIN entry left on screen: %q", s)
+	}
+	if q, _ := l.box.Stats(); q.Depth != 1 {
+		t.Fatalf("abandoned session queued something: %+v", q)
+	}
+}
+
+func TestKeyDismissesIdleWarning(t *testing.T) {
+	ctx := ctxT(t)
+	l := startLocal(t, 800*time.Millisecond)
+	l.reader.Insert(testCard())
+	l.wait(ctx, "1 Consensi FSE")
+	l.wait(ctx, "premere")
+	l.panel.Press('5') // only dismisses the warning
+	l.wait(ctx, "1 Consensi FSE")
+	l.panel.Press('1')
+	l.wait(ctx, "PIN:")
+}
+
+func TestCardYankedMidFlow(t *testing.T) {
+	ctx := ctxT(t)
+	l := startLocal(t, time.Minute)
+	l.reader.Insert(testCard())
+	l.wait(ctx, "1 Consensi FSE")
+	l.panel.Press('1')
+	l.wait(ctx, "PIN:")
+	l.panel.Type(testPIN)
+	l.panel.Press(hal.KeyOK)
+	l.wait(ctx, "Consenso 1 di 2")
+	l.reader.Remove()
+	l.wait(ctx, "Inserire la tessera")
+	if q, _ := l.box.Stats(); q.Depth != 0 || q.LastSeq != 0 {
+		t.Fatalf("a yanked session left an operation: %+v", q)
+	}
+	// The next citizen is served normally.
+	l.consentFlow(ctx)
+	l.wait(ctx, "Operazione salvata")
+}
+
+func TestWrongPINAndBlocked(t *testing.T) {
+	ctx := ctxT(t)
+	l := startLocal(t, time.Minute)
+	l.reader.Insert(testCard())
+	l.wait(ctx, "1 Consensi FSE")
+	l.panel.Press('1')
+	l.wait(ctx, "PIN:")
+	l.panel.Type("11111")
+	l.panel.Press(hal.KeyOK)
+	l.wait(ctx, "Tentativi rimasti:2")
+	l.panel.Press(hal.KeyOK)
+	l.wait(ctx, "PIN: ")
+	l.panel.Type("11111")
+	l.panel.Press(hal.KeyOK)
+	l.wait(ctx, "Tentativi rimasti:1")
+	l.panel.Press(hal.KeyOK)
+	l.panel.Type("11111")
+	l.panel.Press(hal.KeyOK)
+	l.wait(ctx, "PIN bloccato")
+	l.reader.Remove()
+	l.wait(ctx, "Inserire la tessera")
+	if q, _ := l.box.Stats(); q.LastSeq != 0 {
+		t.Fatalf("refused PIN queued an operation: %+v", q)
+	}
+}
+
+func TestPaperOutKeepsOperation(t *testing.T) {
+	ctx := ctxT(t)
+	l := startLocal(t, time.Minute)
+	l.printer.SetStatus(hal.PrinterStatus{Online: true, PaperOut: true})
+	l.consentFlow(ctx)
+	l.wait(ctx, "carta esaurita")
+	if q, _ := l.box.Stats(); q.Depth != 1 {
+		t.Fatalf("operation lost with the printer down: %+v", q)
+	}
+	if tel := l.app.Telemetry(); tel.Devices["printer"] != "paper_out" {
+		t.Fatalf("telemetry printer = %q", tel.Devices["printer"])
+	}
+}
+
+func TestStoreFailureIsTold(t *testing.T) {
+	ctx := ctxT(t)
+	l := startLocal(t, time.Minute)
+	l.reader.Insert(testCard())
+	l.wait(ctx, "1 Consensi FSE")
+	l.box.Close() // the store fails under the firmware's feet
+	l.panel.Press('1')
+	l.wait(ctx, "PIN:")
+	l.panel.Type(testPIN)
+	l.panel.Press(hal.KeyOK)
+	l.wait(ctx, "Consenso 1 di 2")
+	l.panel.Press('1')
+	l.wait(ctx, "Consenso 2 di 2")
+	l.panel.Press('1')
+	l.wait(ctx, "Riepilogo")
+	l.panel.Press(hal.KeyOK)
+	l.wait(ctx, "Operazione NON")
+	if n := len(l.printer.Receipts()); n != 0 {
+		t.Fatalf("%d receipts printed for an operation that was not saved", n)
+	}
+}
+
+func TestBackAndCancel(t *testing.T) {
+	ctx := ctxT(t)
+	l := startLocal(t, time.Minute)
+	l.reader.Insert(testCard())
+	l.wait(ctx, "1 Consensi FSE")
+	l.panel.Press('1')
+	l.wait(ctx, "PIN:")
+	l.panel.Press(hal.KeyBack) // empty PIN: back to the menu
+	l.wait(ctx, "1 Consensi FSE")
+	l.panel.Press('1')
+	l.panel.Type(testPIN)
+	l.panel.Press(hal.KeyOK)
+	l.wait(ctx, "Consenso 1 di 2")
+	l.panel.Press('2')
+	l.wait(ctx, "Consenso 2 di 2")
+	l.panel.Press(hal.KeyBack)
+	l.wait(ctx, "Consenso 1 di 2")
+	l.panel.Press(hal.KeyCancel)
+	l.wait(ctx, "Operazione annullata")
+	if q, _ := l.box.Stats(); q.LastSeq != 0 {
+		t.Fatalf("cancelled flow queued an operation: %+v", q)
+	}
+}
