@@ -43,8 +43,8 @@ type Hub struct {
 	work  chan *paho.Publish
 	stats Stats
 
-	mu        sync.Mutex
-	cm        *autopaho.ConnectionManager
+	mu         sync.Mutex
+	cm         *autopaho.ConnectionManager
 	policySent map[string]bool // totems sent the policy on this connection
 }
 
