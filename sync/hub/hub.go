@@ -36,6 +36,14 @@ type Options struct {
 	Queue int // default 4096
 }
 
+// How long an out-of-order operation waits for its predecessor, which
+// another instance may be applying, before the totem is asked to resend.
+const (
+	gapWindow  = 64 // only for gaps this small: larger ones are real losses
+	gapRetries = 20
+	gapPause   = 5 * time.Millisecond
+)
+
 // Hub is one ingest instance.
 type Hub struct {
 	o     Options
@@ -220,8 +228,21 @@ func (h *Hub) op(ctx context.Context, cm *autopaho.ConnectionManager, totem stri
 		h.log.Warn("op for another totem dropped", "totem", totem, "claimed", op.Totem)
 		return
 	}
-	out, err := h.o.Backend.Apply(ctx, cms.Op{ID: op.ID, Totem: totem, Seq: op.Seq, Kind: op.Kind,
-		Payload: op.Payload, Created: op.Created, Expires: op.Expires, Received: time.Now().UTC()})
+	cop := cms.Op{ID: op.ID, Totem: totem, Seq: op.Seq, Kind: op.Kind,
+		Payload: op.Payload, Created: op.Created, Expires: op.Expires, Received: time.Now().UTC()}
+	out, err := h.o.Backend.Apply(ctx, cop)
+	// Several instances share the ingest and the broker picks one at
+	// random: the predecessor is often being applied by another instance
+	// right now. Wait a little for it before refusing, so the totem does
+	// not resend its whole window for a gap of a few milliseconds.
+	for wait := 0; err == nil && out.OutOfOrder && op.Seq-out.Expect < gapWindow && wait < gapRetries; wait++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(gapPause):
+		}
+		out, err = h.o.Backend.Apply(ctx, cop)
+	}
 	res := protocol.Result{V: protocol.Version, OpID: op.ID, Seq: op.Seq}
 	switch {
 	case err != nil:

@@ -1,0 +1,218 @@
+package hub_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aslcns/totem/cms"
+	"github.com/aslcns/totem/cms/refcms"
+	"github.com/aslcns/totem/sync/hub"
+	"github.com/aslcns/totem/sync/outbox"
+	"github.com/aslcns/totem/sync/uplink"
+)
+
+// mosquitto starts Debian's mosquitto on a free loopback port with the ACL
+// of deploy/mosquitto and the given users, and stops it at the end.
+func mosquitto(t *testing.T, users map[string]string) string {
+	t.Helper()
+	bin, err := exec.LookPath("mosquitto")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("mosquitto is not installed (.ci/run installs it)")
+		}
+		t.Skip("mosquitto not installed (apt-get install mosquitto)")
+	}
+	dir := t.TempDir()
+	passwd := filepath.Join(dir, "passwd")
+	for u, p := range users {
+		args := []string{"-b", passwd, u, p}
+		if _, err := os.Stat(passwd); err != nil {
+			args = append([]string{"-c"}, args...)
+		}
+		if out, err := exec.Command("mosquitto_passwd", args...).CombinedOutput(); err != nil {
+			t.Fatalf("mosquitto_passwd: %v %s", err, out)
+		}
+	}
+	os.Chmod(passwd, 0o600)
+	acl, err := filepath.Abs("../../deploy/mosquitto/acl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	_, port, _ := net.SplitHostPort(addr)
+	conf := filepath.Join(dir, "mosquitto.conf")
+	text := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous false\npassword_file %s\nacl_file %s\npersistence false\nmax_packet_size 262144\n",
+		port, passwd, acl)
+	if os.Getuid() == 0 {
+		// As root mosquitto drops to its own user, which cannot read the
+		// test's private directory.
+		text += "user root\n"
+	}
+	os.WriteFile(conf, []byte(text), 0o600)
+	var out lockedBuf
+	cmd := exec.Command(bin, "-c", conf)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("mosquitto output:\n%s", out.String())
+		}
+	})
+	for i := 0; ; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if i > 100 {
+			t.Fatalf("mosquitto did not listen: %s", out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return "mqtt://" + addr
+}
+
+type lockedBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// Two hub instances share the ingest through mosquitto: every operation of
+// a totem's backlog is applied exactly once and in order, and both
+// instances take part.
+func TestMosquittoTwoHubs(t *testing.T) {
+	const n = 300
+	url := mosquitto(t, map[string]string{"totemhub": "hub-secret", "t-mq": "totem-secret"})
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	store, err := refcms.Open(filepath.Join(dir, "cms.db"), &refcms.Options{Seed: cms.DemoCards()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	box, err := outbox.Open(filepath.Join(dir, "outbox.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer box.Close()
+	payload, _ := json.Marshal(cms.ConsentRequest{
+		Card:     cms.CardRef{Serial: "6090012345678000", CF: "RSSMRA80A01H501U", Expiry: "2030-12-31"},
+		Policy:   "fse-2020",
+		Consents: []cms.Consent{{Code: "consultazione", Given: true}, {Code: "opposizione_pregresso"}},
+		Channel:  cms.SelfService,
+	})
+	for i := 0; i < n; i++ {
+		if _, err := box.Enqueue(cms.KindConsent, payload, time.Now(), time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hctx, hcancel := context.WithCancel(ctx)
+	hubs := make([]*hub.Hub, 2)
+	errc := make(chan error, 3)
+	for i := range hubs {
+		hubs[i] = hub.New(hub.Options{URL: url, ClientID: fmt.Sprintf("totemhub-%d", i), Username: "totemhub",
+			Password: "hub-secret", Backend: store})
+		go func(h *hub.Hub) { errc <- h.Run(hctx) }(hubs[i])
+		if err := hubs[i].AwaitConnection(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // shared subscriptions follow the connections
+	up := uplink.New(uplink.Options{Totem: "t-mq", URL: url, Username: "t-mq", Password: "totem-secret",
+		Outbox: box, BackoffMin: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond, ResendAfter: 2 * time.Second})
+	go func() { errc <- up.Run(hctx) }()
+	start := time.Now()
+	for {
+		q, err := box.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if q.Depth == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("backlog stuck at %+v", q)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	elapsed := time.Since(start)
+	hcancel()
+	for range 3 {
+		if err := <-errc; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	}
+	audit, err := store.Audit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(audit) != n {
+		t.Fatalf("%d operations applied, want %d", len(audit), n)
+	}
+	seen := map[string]bool{}
+	for i, a := range audit {
+		if a.Seq != uint64(i+1) || !a.Accepted || seen[a.OpID] {
+			t.Fatalf("audit[%d] = %+v (dup %v)", i, a, seen[a.OpID])
+		}
+		seen[a.OpID] = true
+	}
+	a, b := hubs[0].Stats(), hubs[1].Stats()
+	t.Logf("%d ops in %v; hub0 applied %d dup %d gaps %d; hub1 applied %d dup %d gaps %d", n, elapsed.Round(time.Millisecond),
+		a.Applied.Load(), a.Duplicates.Load(), a.Gaps.Load(), b.Applied.Load(), b.Duplicates.Load(), b.Gaps.Load())
+	if a.Applied.Load() == 0 || b.Applied.Load() == 0 {
+		t.Fatal("one hub instance applied nothing: the shared subscription did not split the load")
+	}
+	if a.Applied.Load()+b.Applied.Load() != n {
+		t.Fatalf("applied %d in all", a.Applied.Load()+b.Applied.Load())
+	}
+}
+
+// mosquitto's ACL keeps a totem out of another totem's subtree, as the
+// embedded broker does.
+func TestMosquittoACLFile(t *testing.T) {
+	b, err := os.ReadFile("../../deploy/mosquitto/acl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "pattern") && !strings.Contains(l, "totem/v1/%u/") {
+			t.Errorf("a pattern outside the totem's own subtree: %q", l)
+		}
+		if strings.Contains(l, "#") && !strings.HasPrefix(strings.TrimSpace(l), "#") {
+			t.Errorf("a multi-level wildcard grant: %q", l)
+		}
+	}
+}
