@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/cms"
+	"github.com/aslcns/totem/firmware/printq"
 	"github.com/aslcns/totem/hal"
 	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/protocol"
@@ -38,6 +39,9 @@ type Options struct {
 	Lang     Lang
 
 	Outbox *outbox.Outbox
+	// Jobs makes receipts durable until printed; nil prints directly.
+	// App.Run runs it.
+	Jobs   *printq.Queue
 	Logger *slog.Logger
 
 	// ResultWait is how long the citizen waits for the hub's protocol
@@ -167,6 +171,44 @@ func (a *App) Command(ctx context.Context, c *protocol.Command) *protocol.Reply 
 			return r
 		}
 		r.OK, r.Data = true, b
+	case "jobs":
+		if a.o.Jobs == nil {
+			r.Error = "no print queue"
+			return r
+		}
+		jobs, err := a.o.Jobs.List(20)
+		if err != nil {
+			r.Error = err.Error()
+			return r
+		}
+		// What a technician needs, not the receipts' content.
+		type row struct {
+			ID       uint64    `json:"id"`
+			OpID     string    `json:"op_id,omitempty"`
+			Title    string    `json:"title"`
+			State    string    `json:"state"`
+			Attempts int       `json:"attempts"`
+			Copies   int       `json:"copies"`
+			LastErr  string    `json:"last_err,omitempty"`
+			Created  time.Time `json:"created"`
+		}
+		rows := make([]row, 0, len(jobs))
+		for _, j := range jobs {
+			rows = append(rows, row{j.ID, j.OpID, j.Doc.Title, j.State, j.Attempts, j.Copies, j.LastErr, j.Created})
+		}
+		r.Data, _ = json.Marshal(rows)
+		r.OK = true
+	case "reprint":
+		var id uint64
+		if _, err := fmt.Sscan(c.Args["id"], &id); err != nil || a.o.Jobs == nil {
+			r.Error = "reprint needs id=JOB"
+			return r
+		}
+		if err := a.o.Jobs.Reprint(id); err != nil {
+			r.Error = err.Error()
+			return r
+		}
+		r.OK = true
 	default:
 		r.Error = "unknown command " + c.Name
 	}
@@ -180,6 +222,13 @@ func (a *App) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
+	if a.o.Jobs != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.o.Jobs.Run(ctx)
+		}()
+	}
 	wg.Add(2)
 	go func() {
 		defer wg.Done()

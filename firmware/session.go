@@ -289,7 +289,7 @@ func (a *App) enqueueAndWait(ctx context.Context, kind string, payload []byte, c
 func (a *App) finish(ctx context.Context, e outbox.Entry, title string, info hal.CardInfo, lines []string) error {
 	doc := a.receipt(e, title, info, lines)
 	a.show("printing")
-	perr := a.print(ctx, doc)
+	perr := a.print(ctx, doc, e.ID)
 	switch {
 	case perr != nil:
 		a.show("no_receipt", a.printerText(perr))
@@ -308,7 +308,28 @@ func (a *App) finish(ctx context.Context, e outbox.Entry, title string, info hal
 	return nil
 }
 
-func (a *App) print(ctx context.Context, doc *hal.Doc) error {
+// printWait bounds how long the citizen waits for the receipt to come out.
+const printWait = 20 * time.Second
+
+// print prints doc, through the durable queue when there is one: then a
+// receipt the printer cannot take now is printed when it can.
+func (a *App) print(ctx context.Context, doc *hal.Doc, opID string) error {
+	if a.o.Jobs != nil {
+		_, first, err := a.o.Jobs.Add(doc, opID)
+		if err == nil {
+			t := time.NewTimer(printWait)
+			defer t.Stop()
+			select {
+			case err := <-first:
+				return err
+			case <-t.C:
+				return hal.ErrNotResponding
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		a.log.Error("print queue", "err", err)
+	}
 	if st, err := a.dev.Printer.Status(ctx); err == nil {
 		if err := st.Err(); err != nil {
 			a.setPrinter(err)
@@ -322,6 +343,10 @@ func (a *App) print(ctx context.Context, doc *hal.Doc) error {
 	}
 	return err
 }
+
+// PrinterStatus records the printer's condition for telemetry; it is the
+// print queue's OnStatus.
+func (a *App) PrinterStatus(err error) { a.setPrinter(err) }
 
 func (a *App) setPrinter(err error) {
 	s := "ok"

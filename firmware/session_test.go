@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/firmware"
+	"github.com/aslcns/totem/firmware/printq"
 	"github.com/aslcns/totem/hal"
 	"github.com/aslcns/totem/hal/sim"
 	"github.com/aslcns/totem/sync/outbox"
@@ -28,9 +29,16 @@ func startLocal(t *testing.T, idle time.Duration) *local {
 	}
 	tt := &totem{t: t, box: box, reader: sim.NewReader("sim"), printer: sim.NewPrinter(""), panel: sim.NewPanel(20, 4)}
 	_, log := newLog()
-	tt.app = firmware.New(firmware.Devices{Reader: tt.reader, Printer: tt.printer, Keypad: tt.panel, Display: tt.panel},
-		firmware.Options{Totem: "t-local", ASL: "ASL", Location: "Atrio", Outbox: box, Logger: log,
+	var app *firmware.App
+	jobs, err := printq.Open(filepath.Join(t.TempDir(), "jobs.db"), tt.printer, printq.Options{Poll: 20 * time.Millisecond,
+		OnStatus: func(err error) { app.PrinterStatus(err) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	app = firmware.New(firmware.Devices{Reader: tt.reader, Printer: tt.printer, Keypad: tt.panel, Display: tt.panel},
+		firmware.Options{Totem: "t-local", ASL: "ASL", Location: "Atrio", Outbox: box, Jobs: jobs, Logger: log,
 			ResultWait: 50 * time.Millisecond, IdleTimeout: idle})
+	tt.app = app
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &local{totem: tt, done: make(chan error, 1)}
 	tt.cancel = cancel
@@ -44,6 +52,7 @@ func startLocal(t *testing.T, idle time.Duration) *local {
 			t.Errorf("after stop the display shows %q", got)
 		}
 		box.Close()
+		jobs.Close()
 	})
 	return l
 }
@@ -152,6 +161,22 @@ func TestPaperOutKeepsOperation(t *testing.T) {
 	}
 	if tel := l.app.Telemetry(); tel.Devices["printer"] != "paper_out" {
 		t.Fatalf("telemetry printer = %q", tel.Devices["printer"])
+	}
+	// Paper back in: the receipt comes out, once, not as a reprint.
+	l.printer.SetStatus(hal.PrinterStatus{Online: true})
+	for i := 0; len(l.printer.Receipts()) == 0; i++ {
+		if i > 300 {
+			t.Fatal("receipt never printed after the paper came back")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+	r := l.printer.Receipts()
+	if len(r) != 1 || strings.Contains(r[0], "RISTAMPA") || !strings.Contains(r[0], "RICEVUTA PROVVISORIA") {
+		t.Fatalf("receipts after recovery: %q", r)
+	}
+	if tel := l.app.Telemetry(); tel.Devices["printer"] != "ok" {
+		t.Fatalf("telemetry printer after recovery = %q", tel.Devices["printer"])
 	}
 }
 

@@ -28,6 +28,7 @@ import (
 	"github.com/aslcns/totem/config"
 	"github.com/aslcns/totem/drivers/term"
 	"github.com/aslcns/totem/firmware"
+	"github.com/aslcns/totem/firmware/printq"
 	"github.com/aslcns/totem/hal/sim"
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/outbox"
@@ -110,9 +111,16 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	defer box.Close()
 
-	app := firmware.New(dev, firmware.Options{
+	var app *firmware.App
+	jobs, err := printq.Open(filepath.Join(cfg.StateDir, "jobs.db"), dev.Printer, printq.Options{
+		Logger: log.With("subsystem", "printq"), OnStatus: func(err error) { app.PrinterStatus(err) }})
+	if err != nil {
+		return err
+	}
+	defer jobs.Close()
+	app = firmware.New(dev, firmware.Options{
 		Totem: cfg.Totem.ID, ASL: cfg.Totem.ASL, Location: cfg.Totem.Location,
-		Lang: firmware.ParseLang(cfg.Session.Lang), Outbox: box, Logger: log.With("subsystem", "firmware"),
+		Lang: firmware.ParseLang(cfg.Session.Lang), Outbox: box, Jobs: jobs, Logger: log.With("subsystem", "firmware"),
 		ResultWait: cfg.Sync.ResultWait.Duration, IdleTimeout: cfg.Session.IdleTimeout.Duration,
 		QueuedTTL: cfg.Sync.QueuedTTL.Duration,
 	})

@@ -1,0 +1,321 @@
+// Package printq keeps the totem's receipts durable until they are on
+// paper: a receipt is stored (fsync) before it is printed; when the printer
+// is out of paper, has its cover open or is switched off, the job waits and
+// is printed when the printer is ready again. An attempt is recorded before
+// the bytes go out, so a job retried after a fault or a power cut is
+// printed marked as a reprint, never a second time as if new. Technicians
+// list the jobs and reprint one on demand.
+package printq
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/aslcns/totem/hal"
+	bolt "go.etcd.io/bbolt"
+)
+
+var bJobs = []byte("jobs")
+
+// State of a job.
+const (
+	Pending = "pending" // waiting for the printer
+	Printed = "printed" // the printer took it
+)
+
+// Job is one receipt.
+type Job struct {
+	ID       uint64    `json:"id"`
+	OpID     string    `json:"op_id,omitempty"` // the operation the receipt is for
+	Doc      hal.Doc   `json:"doc"`
+	Created  time.Time `json:"created"`
+	State    string    `json:"state"`
+	Attempts int       `json:"attempts"`
+	LastErr  string    `json:"last_err,omitempty"`
+	Printed  time.Time `json:"printed,omitzero"`
+	Copies   int       `json:"copies"` // times printed, reprints included
+}
+
+// Options configures a Queue.
+type Options struct {
+	Logger *slog.Logger
+	// Poll is how often a waiting queue asks the printer whether it is
+	// ready again. Default 2s.
+	Poll time.Duration
+	// OnStatus is told the printer's condition after every attempt: nil
+	// when it printed, the hal sentinel otherwise.
+	OnStatus func(error)
+}
+
+// Queue is the durable print queue.
+type Queue struct {
+	db      *bolt.DB
+	printer hal.Printer
+	o       Options
+	wake    chan struct{}
+
+	mu      sync.Mutex
+	waiters map[uint64][]chan error
+}
+
+// Open opens or creates the queue's store at path.
+func Open(path string, p hal.Printer, o Options) (*Queue, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Poll == 0 {
+		o.Poll = 2 * time.Second
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("printq: open %s: %w", path, err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(bJobs)
+		return err
+	}); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("printq: %w", err)
+	}
+	return &Queue{db: db, printer: p, o: o, wake: make(chan struct{}, 1), waiters: make(map[uint64][]chan error)}, nil
+}
+
+// Close closes the store. Run must have returned.
+func (q *Queue) Close() error { return q.db.Close() }
+
+func key(id uint64) []byte {
+	b := make([]byte, 8)
+	binary.BigEndian.PutUint64(b, id)
+	return b
+}
+
+func (q *Queue) put(tx *bolt.Tx, j *Job) error {
+	b, err := json.Marshal(j)
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bJobs).Put(key(j.ID), b)
+}
+
+func get(tx *bolt.Tx, id uint64) (*Job, error) {
+	b := tx.Bucket(bJobs).Get(key(id))
+	if b == nil {
+		return nil, ErrNotFound
+	}
+	var j Job
+	if err := json.Unmarshal(b, &j); err != nil {
+		return nil, fmt.Errorf("printq: job %d: %w", id, err)
+	}
+	return &j, nil
+}
+
+// ErrNotFound is returned for an unknown job id.
+var ErrNotFound = errors.New("printq: no such job")
+
+// Add stores doc as a new job; when it returns the job is on disk. The
+// returned channel receives the outcome of the first attempt (nil: printed).
+func (q *Queue) Add(doc *hal.Doc, opID string) (Job, <-chan error, error) {
+	j := Job{OpID: opID, Doc: *doc, Created: time.Now().UTC(), State: Pending}
+	err := q.db.Update(func(tx *bolt.Tx) error {
+		id, err := tx.Bucket(bJobs).NextSequence()
+		if err != nil {
+			return err
+		}
+		j.ID = id
+		return q.put(tx, &j)
+	})
+	if err != nil {
+		return Job{}, nil, fmt.Errorf("printq: add: %w", err)
+	}
+	ch := make(chan error, 1)
+	q.mu.Lock()
+	q.waiters[j.ID] = append(q.waiters[j.ID], ch)
+	q.mu.Unlock()
+	q.poke()
+	return j, ch, nil
+}
+
+// Reprint queues a printed job again, as a reprint.
+func (q *Queue) Reprint(id uint64) error {
+	err := q.db.Update(func(tx *bolt.Tx) error {
+		j, err := get(tx, id)
+		if err != nil {
+			return err
+		}
+		j.State = Pending
+		return q.put(tx, j)
+	})
+	if err != nil {
+		return fmt.Errorf("printq: reprint %d: %w", id, err)
+	}
+	q.poke()
+	return nil
+}
+
+// List returns the jobs, newest first, at most max.
+func (q *Queue) List(max int) ([]Job, error) {
+	var out []Job
+	err := q.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bJobs).Cursor()
+		for k, v := c.Last(); k != nil && len(out) < max; k, v = c.Prev() {
+			var j Job
+			if err := json.Unmarshal(v, &j); err != nil {
+				return err
+			}
+			out = append(out, j)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Pending returns how many jobs wait for the printer.
+func (q *Queue) Pending() (int, error) {
+	n := 0
+	err := q.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bJobs).ForEach(func(_, v []byte) error {
+			var j Job
+			if err := json.Unmarshal(v, &j); err != nil {
+				return err
+			}
+			if j.State == Pending {
+				n++
+			}
+			return nil
+		})
+	})
+	return n, err
+}
+
+func (q *Queue) poke() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run prints pending jobs in order until ctx is done.
+func (q *Queue) Run(ctx context.Context) error {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-q.wake:
+		case <-t.C:
+		}
+		waiting, err := q.drain(ctx)
+		if err != nil && ctx.Err() == nil {
+			q.o.Logger.Error("print queue", "err", err)
+		}
+		if waiting {
+			t.Reset(q.o.Poll)
+		}
+	}
+}
+
+// drain prints every pending job; it reports whether some still wait.
+func (q *Queue) drain(ctx context.Context) (bool, error) {
+	for ctx.Err() == nil {
+		j, err := q.next()
+		if err != nil || j == nil {
+			return false, err
+		}
+		if err := q.attempt(ctx, j); err != nil {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func (q *Queue) next() (*Job, error) {
+	var out *Job
+	err := q.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bJobs).ForEach(func(_, v []byte) error {
+			if out != nil {
+				return nil
+			}
+			var j Job
+			if err := json.Unmarshal(v, &j); err != nil {
+				return err
+			}
+			if j.State == Pending {
+				out = &j
+			}
+			return nil
+		})
+	})
+	return out, err
+}
+
+// attempt records the attempt, then prints. A job that had an attempt or a
+// copy before is printed as a reprint.
+func (q *Queue) attempt(ctx context.Context, j *Job) error {
+	if st, err := q.printer.Status(ctx); err == nil {
+		if err := st.Err(); err != nil {
+			return q.failed(j, err)
+		}
+	}
+	reprint := j.Attempts > 0 || j.Copies > 0
+	if err := q.db.Update(func(tx *bolt.Tx) error {
+		j.Attempts++
+		return q.put(tx, j)
+	}); err != nil {
+		return err
+	}
+	doc := j.Doc
+	if reprint {
+		doc = markReprint(doc, j.Created)
+	}
+	err := q.printer.Print(ctx, &doc)
+	if err != nil {
+		return q.failed(j, err)
+	}
+	j.State, j.Printed, j.LastErr = Printed, time.Now().UTC(), ""
+	j.Copies++
+	if err := q.db.Update(func(tx *bolt.Tx) error { return q.put(tx, j) }); err != nil {
+		return err
+	}
+	q.o.Logger.Info("receipt printed", "job", j.ID, "reprint", reprint)
+	q.done(j.ID, nil)
+	return nil
+}
+
+func (q *Queue) failed(j *Job, err error) error {
+	j.LastErr = err.Error()
+	q.db.Update(func(tx *bolt.Tx) error { return q.put(tx, j) })
+	q.o.Logger.Warn("receipt waits for the printer", "job", j.ID, "err", err)
+	q.done(j.ID, err)
+	return err
+}
+
+// done tells those waiting for a job's first outcome, and the status hook.
+func (q *Queue) done(id uint64, err error) {
+	q.mu.Lock()
+	ws := q.waiters[id]
+	delete(q.waiters, id)
+	q.mu.Unlock()
+	for _, w := range ws {
+		w <- err
+	}
+	if q.o.OnStatus != nil {
+		q.o.OnStatus(err)
+	}
+}
+
+// markReprint puts a RISTAMPA banner on top of a receipt.
+func markReprint(d hal.Doc, created time.Time) hal.Doc {
+	banner := []hal.Block{
+		{Kind: hal.Text, Text: "*** RISTAMPA ***", Align: hal.Center, Bold: true},
+		{Kind: hal.Text, Text: "Ricevuta del " + created.Local().Format("02/01/2006 15:04"), Align: hal.Center},
+	}
+	d.Blocks = append(banner, d.Blocks...)
+	return d
+}

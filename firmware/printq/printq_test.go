@@ -1,0 +1,205 @@
+package printq
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aslcns/totem/hal"
+	bolt "go.etcd.io/bbolt"
+)
+
+// printer is a fake whose status and print outcome the test sets.
+type printer struct {
+	mu       sync.Mutex
+	status   hal.PrinterStatus
+	printErr error // returned by the next Print, then cleared
+	docs     []hal.Doc
+}
+
+func (p *printer) Status(context.Context) (hal.PrinterStatus, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.status, nil
+}
+
+func (p *printer) Print(_ context.Context, d *hal.Doc) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.printErr; err != nil {
+		p.printErr = nil
+		return err
+	}
+	p.docs = append(p.docs, *d)
+	return nil
+}
+
+func (p *printer) set(s hal.PrinterStatus) {
+	p.mu.Lock()
+	p.status = s
+	p.mu.Unlock()
+}
+
+func (p *printer) printed() []hal.Doc {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]hal.Doc(nil), p.docs...)
+}
+
+func doc(s string) *hal.Doc {
+	return &hal.Doc{Title: s, Blocks: []hal.Block{{Kind: hal.Text, Text: s}}}
+}
+
+func isReprint(d hal.Doc) bool {
+	return len(d.Blocks) > 0 && strings.Contains(d.Blocks[0].Text, "RISTAMPA")
+}
+
+func run(t *testing.T, q *Queue) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { q.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done; q.Close() })
+}
+
+func wait(t *testing.T, ch <-chan error) error {
+	t.Helper()
+	select {
+	case err := <-ch:
+		return err
+	case <-time.After(5 * time.Second):
+		t.Fatal("no outcome")
+	}
+	return nil
+}
+
+func eventually(t *testing.T, cond func() bool) {
+	t.Helper()
+	for i := 0; i < 500; i++ {
+		if cond() {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("condition never met")
+}
+
+func TestPrintsOnce(t *testing.T) {
+	p := &printer{status: hal.PrinterStatus{Online: true}}
+	q, err := Open(filepath.Join(t.TempDir(), "jobs.db"), p, Options{Poll: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, q)
+	_, ch, err := q.Add(doc("uno"), "op1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := wait(t, ch); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // several polls: nothing printed again
+	if docs := p.printed(); len(docs) != 1 || isReprint(docs[0]) {
+		t.Fatalf("printed %+v", docs)
+	}
+	if n, _ := q.Pending(); n != 0 {
+		t.Fatalf("%d pending", n)
+	}
+}
+
+func TestWaitsForPaperThenPrints(t *testing.T) {
+	p := &printer{status: hal.PrinterStatus{Online: true, PaperOut: true}}
+	var mu sync.Mutex
+	var statuses []error
+	q, err := Open(filepath.Join(t.TempDir(), "jobs.db"), p, Options{Poll: 20 * time.Millisecond,
+		OnStatus: func(err error) { mu.Lock(); statuses = append(statuses, err); mu.Unlock() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, q)
+	_, ch, _ := q.Add(doc("due"), "op2")
+	if err := wait(t, ch); !errors.Is(err, hal.ErrPaperOut) {
+		t.Fatalf("first outcome %v, want paper out", err)
+	}
+	p.set(hal.PrinterStatus{Online: true})
+	eventually(t, func() bool { return len(p.printed()) == 1 })
+	// Refused before any byte went out: not a reprint.
+	if d := p.printed()[0]; isReprint(d) {
+		t.Fatal("a receipt never printed came out marked as reprint")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(statuses) < 2 || statuses[len(statuses)-1] != nil {
+		t.Fatalf("status reports %v", statuses)
+	}
+}
+
+func TestFailedMidJobIsReprint(t *testing.T) {
+	p := &printer{status: hal.PrinterStatus{Online: true}, printErr: hal.ErrPaperOut}
+	q, err := Open(filepath.Join(t.TempDir(), "jobs.db"), p, Options{Poll: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, q)
+	_, ch, _ := q.Add(doc("tre"), "op3")
+	if err := wait(t, ch); !errors.Is(err, hal.ErrPaperOut) {
+		t.Fatal(err)
+	}
+	eventually(t, func() bool { return len(p.printed()) == 1 })
+	if d := p.printed()[0]; !isReprint(d) || d.Blocks[2].Text != "tre" {
+		t.Fatalf("retry after a fault mid-job: %+v", d)
+	}
+}
+
+// A power cut after the bytes went out but before the job was marked:
+// the job is printed again after the restart, as a reprint.
+func TestPowerCutAfterPrint(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "jobs.db")
+	p := &printer{status: hal.PrinterStatus{Online: true}}
+	q, err := Open(path, p, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, _, _ := q.Add(doc("quattro"), "op4")
+	// What attempt() writes before printing, then the power goes.
+	q.db.Update(func(tx *bolt.Tx) error { j.Attempts = 1; return q.put(tx, &j) })
+	q.Close()
+
+	q, err = Open(path, p, Options{Poll: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, q)
+	eventually(t, func() bool { return len(p.printed()) == 1 })
+	if !isReprint(p.printed()[0]) {
+		t.Fatal("the copy after a power cut is not marked as reprint")
+	}
+	jobs, _ := q.List(10)
+	if len(jobs) != 1 || jobs[0].State != Printed || jobs[0].Copies != 1 {
+		t.Fatalf("jobs %+v", jobs)
+	}
+}
+
+func TestReprintOnDemand(t *testing.T) {
+	p := &printer{status: hal.PrinterStatus{Online: true}}
+	q, err := Open(filepath.Join(t.TempDir(), "jobs.db"), p, Options{Poll: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, q)
+	j, ch, _ := q.Add(doc("cinque"), "op5")
+	wait(t, ch)
+	if err := q.Reprint(j.ID); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, func() bool { return len(p.printed()) == 2 })
+	if docs := p.printed(); isReprint(docs[0]) || !isReprint(docs[1]) {
+		t.Fatal("reprint marks")
+	}
+	if err := q.Reprint(99); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("reprint of unknown job: %v", err)
+	}
+}
