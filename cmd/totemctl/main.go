@@ -1,7 +1,7 @@
 // Command totemctl is the technicians' and operations' MQTT console.
 //
 //	totemctl [--config FILE] [--broker URL] [--creds FILE] status [-o table|json] [TOTEM]
-//	totemctl [--config FILE] [--broker URL] [--creds FILE] cmd TOTEM NAME
+//	totemctl [--config FILE] [--broker URL] [--creds FILE] cmd TOTEM NAME [KEY=VALUE…]
 //
 // status shows each totem's presence, last report, queue depth and last
 // outcome from what the totems publish (retained presence and health).
@@ -39,7 +39,7 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 	brokerURL := fs.String("broker", "", "MQTT broker URL (overrides the config)")
 	credsPath := fs.String("creds", "", "console credentials file (overrides the config)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: totemctl [flags] status [-o table|json] [TOTEM]\n       totemctl [flags] cmd TOTEM NAME")
+		fmt.Fprintln(stderr, "usage: totemctl [flags] status [-o table|json] [TOTEM]\n       totemctl [flags] cmd TOTEM NAME [KEY=VALUE…]\n  commands: ping, status, jobs, reprint id=N")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -87,11 +87,19 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 		}
 		return print(stdout, rows, *out)
 	case "cmd":
-		if len(rest) != 3 || !protocol.ValidTotemID(rest[1]) {
+		if len(rest) < 3 || !protocol.ValidTotemID(rest[1]) {
 			fs.Usage()
-			return errors.New("totemctl: cmd TOTEM NAME")
+			return errors.New("totemctl: cmd TOTEM NAME [KEY=VALUE…]")
 		}
-		return command(ctx, cfg, rest[1], rest[2], stdout)
+		args := map[string]string{}
+		for _, kv := range rest[3:] {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok || k == "" {
+				return fmt.Errorf("totemctl: argument %q: want KEY=VALUE", kv)
+			}
+			args[k] = v
+		}
+		return command(ctx, cfg, rest[1], rest[2], args, stdout)
 	}
 	fs.Usage()
 	return fmt.Errorf("totemctl: unknown command %q", rest[0])
@@ -294,7 +302,7 @@ func ago(t time.Time) string {
 }
 
 // command sends a console command and prints the reply.
-func command(ctx context.Context, cfg *config.Totemctl, totem, name string, stdout io.Writer) error {
+func command(ctx context.Context, cfg *config.Totemctl, totem, name string, args map[string]string, stdout io.Writer) error {
 	c, err := connect(ctx, cfg)
 	if err != nil {
 		return err
@@ -319,7 +327,7 @@ func command(ctx context.Context, cfg *config.Totemctl, totem, name string, stdo
 	if _, err := c.cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: rt, QoS: 1}}}); err != nil {
 		return fmt.Errorf("totemctl: subscribe: %w", err)
 	}
-	b, _ := protocol.Marshal(protocol.Command{V: protocol.Version, ID: id, Name: name,
+	b, _ := protocol.Marshal(protocol.Command{V: protocol.Version, ID: id, Name: name, Args: args,
 		Expires: time.Now().Add(cfg.Timeout.Duration).UTC()})
 	if _, err := c.cm.Publish(ctx, &paho.Publish{Topic: protocol.Topic(totem, protocol.LeafCmd), QoS: 1, Payload: b,
 		Properties: &paho.PublishProperties{ResponseTopic: rt, CorrelationData: []byte(id)}}); err != nil {
