@@ -164,6 +164,13 @@ type Backend interface {
 	Policy(ctx context.Context) (Policy, error)
 }
 
+// BatchBackend is an optional capability of a Backend: applying many
+// operations at once (one commit), in order, with the same result as
+// applying them one by one.
+type BatchBackend interface {
+	ApplyBatch(ctx context.Context, ops []Op) ([]Outcome, error)
+}
+
 // ErrNotFound is returned by lookups of unknown records.
 var ErrNotFound = errors.New("cms: not found")
 

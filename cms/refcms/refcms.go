@@ -42,7 +42,10 @@ type Store struct {
 	policy cms.Policy
 }
 
-var _ cms.Backend = (*Store)(nil)
+var (
+	_ cms.Backend      = (*Store)(nil)
+	_ cms.BatchBackend = (*Store)(nil)
+)
 
 // Open opens or creates the store at path.
 func Open(path string, opts *Options) (*Store, error) {
@@ -122,79 +125,100 @@ type AuditRecord struct {
 
 // Apply applies op exactly once and in sequence per totem.
 func (s *Store) Apply(ctx context.Context, op cms.Op) (cms.Outcome, error) {
-	if err := ctx.Err(); err != nil {
+	outs, err := s.ApplyBatch(ctx, []cms.Op{op})
+	if err != nil {
 		return cms.Outcome{}, err
 	}
-	if op.Received.IsZero() {
-		op.Received = time.Now()
+	return outs[0], nil
+}
+
+// ApplyBatch applies ops in order in one transaction (one fsync): each
+// operation sees the effects of those before it, exactly as if they had
+// been applied one by one.
+func (s *Store) ApplyBatch(ctx context.Context, ops []cms.Op) ([]cms.Outcome, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
-	var out cms.Outcome
+	outs := make([]cms.Outcome, len(ops))
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		ops := tx.Bucket(bOps)
-		if b := ops.Get([]byte(op.ID)); b != nil {
-			var rec opRecord
-			if err := json.Unmarshal(b, &rec); err != nil {
-				return fmt.Errorf("op record %s: %w", op.ID, err)
+		for i, op := range ops {
+			if op.Received.IsZero() {
+				op.Received = time.Now()
 			}
-			if rec.Totem != op.Totem || rec.Seq != op.Seq {
-				// Another totem, or another position, reusing an id: refuse
-				// without touching the original.
-				out = reject(op.Received, cms.Reject{Code: cms.CodeSeqReused, Message: "Operazione non valida."})
-				return nil
+			out, err := s.applyTx(tx, op)
+			if err != nil {
+				return err
 			}
-			out = rec.Outcome
-			out.Duplicate = true
-			return nil
+			outs[i] = out
 		}
-		ledger := tx.Bucket(bLedger)
-		var last uint64
-		if b := ledger.Get([]byte(op.Totem)); len(b) == 8 {
-			last = binary.BigEndian.Uint64(b)
-		}
-		switch {
-		case op.Seq > last+1:
-			out = cms.Outcome{OutOfOrder: true, Expect: last + 1, At: op.Received}
-			return nil
-		case op.Seq <= last:
-			out = reject(op.Received, cms.Reject{Code: cms.CodeSeqReused, Message: "Operazione non valida."})
-			return nil
-		}
-		n, err := tx.Bucket(bProtocol).NextSequence()
-		if err != nil {
-			return err
-		}
-		out = cms.Outcome{
-			Protocol: fmt.Sprintf("%s%09d", op.Received.UTC().Format("060102"), n),
-			At:       op.Received,
-		}
-		serial, rejects, err := s.apply(tx, op, out.Protocol)
-		if err != nil {
-			return err
-		}
-		out.Rejects = rejects
-		out.Accepted = len(rejects) == 0
-		if err := putJSON(ops, []byte(op.ID), opRecord{Totem: op.Totem, Seq: op.Seq, Kind: op.Kind, Outcome: out}); err != nil {
-			return err
-		}
-		if err := ledger.Put([]byte(op.Totem), be(op.Seq)); err != nil {
-			return err
-		}
-		audit := tx.Bucket(bAudit)
-		k, err := audit.NextSequence()
-		if err != nil {
-			return err
-		}
-		ar := AuditRecord{At: op.Received, Totem: op.Totem, Seq: op.Seq, OpID: op.ID, Kind: op.Kind,
-			Serial: serial, Protocol: out.Protocol, Accepted: out.Accepted}
-		for _, r := range rejects {
-			ar.Codes = append(ar.Codes, r.Code)
-		}
-		return putJSON(audit, be(k), ar)
+		return nil
 	})
 	if err != nil {
-		return cms.Outcome{}, fmt.Errorf("refcms: apply: %w", err)
+		return nil, fmt.Errorf("refcms: apply: %w", err)
 	}
-	return out, nil
+	return outs, nil
+}
+
+// applyTx is the whole of one operation's life in the store: dedup,
+// sequence, rules, protocol number, record, audit.
+func (s *Store) applyTx(tx *bolt.Tx, op cms.Op) (cms.Outcome, error) {
+	ops := tx.Bucket(bOps)
+	if b := ops.Get([]byte(op.ID)); b != nil {
+		var rec opRecord
+		if err := json.Unmarshal(b, &rec); err != nil {
+			return cms.Outcome{}, fmt.Errorf("op record %s: %w", op.ID, err)
+		}
+		if rec.Totem != op.Totem || rec.Seq != op.Seq {
+			// Another totem, or another position, reusing an id: refuse
+			// without touching the original.
+			return reject(op.Received, cms.Reject{Code: cms.CodeSeqReused, Message: "Operazione non valida."}), nil
+		}
+		out := rec.Outcome
+		out.Duplicate = true
+		return out, nil
+	}
+	ledger := tx.Bucket(bLedger)
+	var last uint64
+	if b := ledger.Get([]byte(op.Totem)); len(b) == 8 {
+		last = binary.BigEndian.Uint64(b)
+	}
+	switch {
+	case op.Seq > last+1:
+		return cms.Outcome{OutOfOrder: true, Expect: last + 1, At: op.Received}, nil
+	case op.Seq <= last:
+		return reject(op.Received, cms.Reject{Code: cms.CodeSeqReused, Message: "Operazione non valida."}), nil
+	}
+	n, err := tx.Bucket(bProtocol).NextSequence()
+	if err != nil {
+		return cms.Outcome{}, err
+	}
+	out := cms.Outcome{
+		Protocol: fmt.Sprintf("%s%09d", op.Received.UTC().Format("060102"), n),
+		At:       op.Received,
+	}
+	serial, rejects, err := s.apply(tx, op, out.Protocol)
+	if err != nil {
+		return cms.Outcome{}, err
+	}
+	out.Rejects = rejects
+	out.Accepted = len(rejects) == 0
+	if err := putJSON(ops, []byte(op.ID), opRecord{Totem: op.Totem, Seq: op.Seq, Kind: op.Kind, Outcome: out}); err != nil {
+		return cms.Outcome{}, err
+	}
+	if err := ledger.Put([]byte(op.Totem), be(op.Seq)); err != nil {
+		return cms.Outcome{}, err
+	}
+	audit := tx.Bucket(bAudit)
+	k, err := audit.NextSequence()
+	if err != nil {
+		return cms.Outcome{}, err
+	}
+	ar := AuditRecord{At: op.Received, Totem: op.Totem, Seq: op.Seq, OpID: op.ID, Kind: op.Kind,
+		Serial: serial, Protocol: out.Protocol, Accepted: out.Accepted}
+	for _, r := range rejects {
+		ar.Codes = append(ar.Codes, r.Code)
+	}
+	return out, putJSON(audit, be(k), ar)
 }
 
 func reject(at time.Time, r cms.Reject) cms.Outcome {

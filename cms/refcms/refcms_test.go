@@ -152,3 +152,25 @@ func TestConsentRules(t *testing.T) {
 		})
 	}
 }
+
+func TestApplyBatchIsSequential(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "cms.db"))
+	defer s.Close()
+	ops := []cms.Op{
+		consentOp(t, id(1), 1, goodRequest()),
+		consentOp(t, id(1), 1, goodRequest()), // the same op twice in one batch
+		consentOp(t, id(3), 3, goodRequest()), // ahead of 2
+		consentOp(t, id(2), 2, goodRequest()),
+	}
+	outs, err := s.ApplyBatch(context.Background(), ops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !outs[0].Accepted || !outs[1].Duplicate || outs[1].Protocol != outs[0].Protocol ||
+		!outs[2].OutOfOrder || outs[2].Expect != 2 || !outs[3].Accepted {
+		t.Fatalf("outcomes %+v", outs)
+	}
+	if audit, _ := s.Audit(); len(audit) != 2 {
+		t.Fatalf("audit %d", len(audit))
+	}
+}

@@ -297,16 +297,17 @@ func (q *Queue) failed(j *Job, err error) error {
 }
 
 // done tells those waiting for a job's first outcome, and the status hook.
+// The status hook runs first: whoever is woken reads a current status.
 func (q *Queue) done(id uint64, err error) {
+	if q.o.OnStatus != nil {
+		q.o.OnStatus(err)
+	}
 	q.mu.Lock()
 	ws := q.waiters[id]
 	delete(q.waiters, id)
 	q.mu.Unlock()
 	for _, w := range ws {
 		w <- err
-	}
-	if q.o.OnStatus != nil {
-		q.o.OnStatus(err)
 	}
 }
 

@@ -51,18 +51,18 @@ func DemoCard() *Card {
 type Reader struct {
 	name string
 
-	mu      sync.Mutex
-	card    *Card
-	gen     int // bumped on every insert and remove
-	primed  bool
-	changed chan struct{} // closed and replaced on every change
+	mu       sync.Mutex
+	card     *Card
+	gen      int           // bumped on every insert and remove
+	reported int           // the gen the last Next reported; -1 before the first
+	changed  chan struct{} // closed and replaced on every change
 }
 
 var _ hal.CardReader = (*Reader)(nil)
 
 // NewReader returns an empty reader.
 func NewReader(name string) *Reader {
-	return &Reader{name: name, changed: make(chan struct{})}
+	return &Reader{name: name, reported: -1, changed: make(chan struct{})}
 }
 
 // Insert puts c in the slot, replacing any card there.
@@ -97,32 +97,35 @@ func (r *Reader) bump() {
 	r.changed = make(chan struct{})
 }
 
-// Next waits for the slot to change. The first call reports a card already
-// present as inserted.
+// Next waits for the slot to change since the last Next, and reports its
+// state now. The first call reports a card already present as inserted. A
+// change between two calls is never lost; an insert and a remove both
+// between two calls show as one event with Counter telling the skip, as
+// PC/SC's event counter does.
 func (r *Reader) Next(ctx context.Context) (hal.CardEvent, error) {
-	r.mu.Lock()
-	if !r.primed {
-		r.primed = true
-		if r.card != nil {
-			ev := hal.CardEvent{Kind: hal.CardInserted, Reader: r.name, Counter: r.gen}
+	for {
+		r.mu.Lock()
+		first := r.reported < 0
+		if first && r.card == nil {
+			r.reported = r.gen
+		}
+		if r.gen != r.reported {
+			r.reported = r.gen
+			ev := hal.CardEvent{Kind: hal.CardRemoved, Reader: r.name, Counter: r.gen}
+			if r.card != nil {
+				ev.Kind = hal.CardInserted
+			}
 			r.mu.Unlock()
 			return ev, nil
 		}
+		ch := r.changed
+		r.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return hal.CardEvent{}, ctx.Err()
+		case <-ch:
+		}
 	}
-	ch := r.changed
-	r.mu.Unlock()
-	select {
-	case <-ctx.Done():
-		return hal.CardEvent{}, ctx.Err()
-	case <-ch:
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	ev := hal.CardEvent{Kind: hal.CardRemoved, Reader: r.name, Counter: r.gen}
-	if r.card != nil {
-		ev.Kind = hal.CardInserted
-	}
-	return ev, nil
 }
 
 // Connect opens a session with the card in the slot.

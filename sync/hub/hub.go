@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,9 +40,11 @@ type Options struct {
 // How long an out-of-order operation waits for its predecessor, which
 // another instance may be applying, before the totem is asked to resend.
 const (
-	gapWindow  = 64 // only for gaps this small: larger ones are real losses
-	gapRetries = 20
-	gapPause   = 5 * time.Millisecond
+	gapWindow   = 64 // only for gaps this small: larger ones are real losses
+	reorderWait = 100 * time.Millisecond
+	gapPause    = 5 * time.Millisecond // how often held operations are tried again
+	maxBatch    = 256                  // operations applied in one commit at most
+	publishers  = 8                    // results in flight at once
 )
 
 // Hub is one ingest instance.
@@ -182,102 +185,224 @@ func (h *Hub) receive(p *paho.Publish) {
 	}
 }
 
+// pending is an operation on its way through the worker.
+type pending struct {
+	op    *protocol.Op
+	since time.Time // first seen: bounds how long a gap is waited for
+}
+
+// worker applies what receive hands over, in batches: each batch is sorted
+// by totem and sequence and applied in one commit when the backend can;
+// an operation whose predecessor has not arrived yet is held for a short
+// reorder window (another instance, or a concurrent send, may bring it)
+// before the totem is told to send again. Results go out through a small
+// pool of publishers so a slow PUBACK never stalls the ingest.
 func (h *Hub) worker(ctx context.Context, cm *autopaho.ConnectionManager) {
+	results := make(chan outgoing, maxBatch)
+	var pubs sync.WaitGroup
+	for range publishers {
+		pubs.Add(1)
+		go func() {
+			defer pubs.Done()
+			for r := range results {
+				h.publishResult(ctx, cm, r.totem, r.res)
+			}
+		}()
+	}
+	defer func() {
+		close(results)
+		pubs.Wait()
+	}()
+	held := make(map[string]pending)
 	for {
-		select {
-		case <-ctx.Done():
-			return
-		case p := <-h.work:
-			h.handle(ctx, cm, p)
+		var first *paho.Publish
+		if len(held) == 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case first = <-h.work:
+			}
+		} else {
+			t := time.NewTimer(gapPause)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case first = <-h.work:
+			case <-t.C:
+			}
+			t.Stop()
+		}
+		batch := h.collect(ctx, cm, first, held)
+		if len(batch) == 0 {
+			continue
+		}
+		outs, err := h.apply(ctx, batch)
+		for i, p := range batch {
+			res := &protocol.Result{V: protocol.Version, OpID: p.op.ID, Seq: p.op.Seq}
+			switch {
+			case err != nil:
+				// The backend could not decide: say so; the totem sends it again.
+				h.log.Error("apply failed", "totem", p.op.Totem, "seq", p.op.Seq, "err", err)
+				res.Transport = protocol.Transport{Status: protocol.TransportRefused, At: time.Now().UTC()}
+				res.Processing = protocol.Processing{Status: protocol.ProcessingPending}
+			case outs[i].OutOfOrder && p.op.Seq-outs[i].Expect < gapWindow && time.Since(p.since) < reorderWait:
+				held[p.op.ID] = p
+				continue
+			case outs[i].OutOfOrder:
+				h.stats.Gaps.Add(1)
+				h.log.Info("sequence gap", "totem", p.op.Totem, "seq", p.op.Seq, "expect", outs[i].Expect)
+				res.Transport = protocol.Transport{Status: protocol.TransportRefused, At: outs[i].At}
+				res.Processing = protocol.Processing{Status: protocol.ProcessingPending}
+				res.Expect = outs[i].Expect
+			default:
+				h.outcome(p.op, outs[i], res)
+			}
+			delete(held, p.op.ID)
+			select {
+			case results <- outgoing{p.op.Totem, res}:
+			case <-ctx.Done():
+				return
+			}
 		}
 	}
 }
 
-func (h *Hub) handle(ctx context.Context, cm *autopaho.ConnectionManager, p *paho.Publish) {
-	totem, leaf, ok := protocol.ParseTopic(p.Topic)
+// collect takes first and whatever else is already waiting (up to a batch),
+// decodes the operations, adds the held ones and sorts the lot by totem and
+// sequence. Presence messages are handled on the way.
+func (h *Hub) collect(ctx context.Context, cm *autopaho.ConnectionManager, first *paho.Publish, held map[string]pending) []pending {
+	now := time.Now()
+	var batch []pending
+	for _, p := range held {
+		batch = append(batch, p)
+	}
+	// Every copy of an operation gets its answer (the backend says
+	// "duplicate"), except copies of one already held: it is answered when
+	// it leaves the hold.
+	take := func(m *paho.Publish) {
+		if op := h.decode(ctx, cm, m); op != nil {
+			if _, ok := held[op.ID]; !ok {
+				batch = append(batch, pending{op: op, since: now})
+			}
+		}
+	}
+	if first != nil {
+		take(first)
+	}
+	for len(batch) < maxBatch {
+		select {
+		case m := <-h.work:
+			take(m)
+			continue
+		default:
+		}
+		break
+	}
+	sort.SliceStable(batch, func(i, j int) bool {
+		a, b := batch[i].op, batch[j].op
+		if a.Totem != b.Totem {
+			return a.Totem < b.Totem
+		}
+		return a.Seq < b.Seq
+	})
+	return batch
+}
+
+// decode returns the operation m carries, or nil after handling a presence
+// message or dropping a malformed one.
+func (h *Hub) decode(ctx context.Context, cm *autopaho.ConnectionManager, m *paho.Publish) *protocol.Op {
+	totem, leaf, ok := protocol.ParseTopic(m.Topic)
 	if !ok {
 		h.stats.Malformed.Add(1)
-		h.log.Warn("message on malformed topic dropped", "topic", p.Topic)
-		return
+		h.log.Warn("message on malformed topic dropped", "topic", m.Topic)
+		return nil
 	}
 	switch leaf {
-	case protocol.LeafOp:
-		h.op(ctx, cm, totem, p.Payload)
 	case protocol.LeafState:
-		st, err := protocol.DecodeState(p.Payload)
+		st, err := protocol.DecodeState(m.Payload)
 		if err != nil || st.Totem != totem {
 			h.stats.Malformed.Add(1)
 			h.log.Warn("state dropped", "totem", totem, "err", err)
-			return
+			return nil
 		}
 		if st.Status == protocol.Online {
 			h.publishPolicy(ctx, cm, totem)
 		}
+		return nil
+	case protocol.LeafOp:
+	default:
+		return nil
 	}
-}
-
-func (h *Hub) op(ctx context.Context, cm *autopaho.ConnectionManager, totem string, b []byte) {
-	op, err := protocol.DecodeOp(b)
+	op, err := protocol.DecodeOp(m.Payload)
 	if err != nil {
 		h.stats.Malformed.Add(1)
-		h.log.Warn("op dropped", "totem", totem, "err", err, "bytes", len(b))
-		return
+		h.log.Warn("op dropped", "totem", totem, "err", err, "bytes", len(m.Payload))
+		return nil
 	}
 	if op.Totem != totem {
 		h.stats.Malformed.Add(1)
 		h.log.Warn("op for another totem dropped", "totem", totem, "claimed", op.Totem)
-		return
+		return nil
 	}
-	cop := cms.Op{ID: op.ID, Totem: totem, Seq: op.Seq, Kind: op.Kind,
-		Payload: op.Payload, Created: op.Created, Expires: op.Expires, Received: time.Now().UTC()}
-	out, err := h.o.Backend.Apply(ctx, cop)
-	// Several instances share the ingest and the broker picks one at
-	// random: the predecessor is often being applied by another instance
-	// right now. Wait a little for it before refusing, so the totem does
-	// not resend its whole window for a gap of a few milliseconds.
-	for wait := 0; err == nil && out.OutOfOrder && op.Seq-out.Expect < gapWindow && wait < gapRetries; wait++ {
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(gapPause):
-		}
-		out, err = h.o.Backend.Apply(ctx, cop)
+	return op
+}
+
+// apply applies the batch in one commit when the backend can, one by one
+// otherwise.
+func (h *Hub) apply(ctx context.Context, batch []pending) ([]cms.Outcome, error) {
+	now := time.Now().UTC()
+	ops := make([]cms.Op, len(batch))
+	for i, p := range batch {
+		o := p.op
+		ops[i] = cms.Op{ID: o.ID, Totem: o.Totem, Seq: o.Seq, Kind: o.Kind, Payload: o.Payload,
+			Created: o.Created, Expires: o.Expires, Received: now}
 	}
-	res := protocol.Result{V: protocol.Version, OpID: op.ID, Seq: op.Seq}
-	switch {
-	case err != nil:
-		// The backend could not decide: say so; the totem sends it again.
-		h.log.Error("apply failed", "totem", totem, "seq", op.Seq, "err", err)
-		res.Transport = protocol.Transport{Status: protocol.TransportRefused, At: time.Now().UTC()}
-		res.Processing = protocol.Processing{Status: protocol.ProcessingPending}
-	case out.OutOfOrder:
-		h.stats.Gaps.Add(1)
-		h.log.Info("sequence gap", "totem", totem, "seq", op.Seq, "expect", out.Expect)
-		res.Transport = protocol.Transport{Status: protocol.TransportRefused, At: out.At}
-		res.Processing = protocol.Processing{Status: protocol.ProcessingPending}
-		res.Expect = out.Expect
-	default:
-		res.Transport = protocol.Transport{Status: protocol.TransportReceived, Protocol: out.Protocol, At: out.At}
-		res.Processing.Status = protocol.ProcessingAccepted
-		if !out.Accepted {
-			res.Processing.Status = protocol.ProcessingRejected
-		}
-		for _, r := range out.Rejects {
-			res.Processing.Errors = append(res.Processing.Errors, protocol.Error{Code: r.Code, Message: r.Message})
-		}
-		res.Duplicate = out.Duplicate
-		if out.Duplicate {
-			h.stats.Duplicates.Add(1)
-		} else {
-			h.stats.Applied.Add(1)
-		}
-		h.log.Info("op applied", "totem", totem, "seq", op.Seq, "op_id", op.ID, "kind", op.Kind,
-			"protocol", out.Protocol, "processing", res.Processing.Status, "duplicate", out.Duplicate)
+	if bb, ok := h.o.Backend.(cms.BatchBackend); ok {
+		return bb.ApplyBatch(ctx, ops)
 	}
+	outs := make([]cms.Outcome, len(ops))
+	for i, op := range ops {
+		out, err := h.o.Backend.Apply(ctx, op)
+		if err != nil {
+			return nil, err
+		}
+		outs[i] = out
+	}
+	return outs, nil
+}
+
+// outcome fills res from an applied (or duplicate) operation's outcome.
+func (h *Hub) outcome(op *protocol.Op, out cms.Outcome, res *protocol.Result) {
+	res.Transport = protocol.Transport{Status: protocol.TransportReceived, Protocol: out.Protocol, At: out.At}
+	res.Processing.Status = protocol.ProcessingAccepted
+	if !out.Accepted {
+		res.Processing.Status = protocol.ProcessingRejected
+	}
+	for _, r := range out.Rejects {
+		res.Processing.Errors = append(res.Processing.Errors, protocol.Error{Code: r.Code, Message: r.Message})
+	}
+	res.Duplicate = out.Duplicate
+	if out.Duplicate {
+		h.stats.Duplicates.Add(1)
+	} else {
+		h.stats.Applied.Add(1)
+	}
+	h.log.Debug("op applied", "totem", op.Totem, "seq", op.Seq, "op_id", op.ID, "kind", op.Kind,
+		"protocol", out.Protocol, "processing", res.Processing.Status, "duplicate", out.Duplicate)
+}
+
+// outgoing is a result on its way to its totem.
+type outgoing struct {
+	totem string
+	res   *protocol.Result
+}
+
+func (h *Hub) publishResult(ctx context.Context, cm *autopaho.ConnectionManager, totem string, res *protocol.Result) {
 	payload, _ := protocol.Marshal(res)
 	if _, err := cm.Publish(ctx, &paho.Publish{Topic: protocol.Topic(totem, protocol.LeafResult), QoS: 1, Payload: payload}); err != nil {
 		// The totem will send the operation again and get the stored result.
-		h.log.Warn("result not sent", "totem", totem, "seq", op.Seq, "err", err)
+		h.log.Warn("result not sent", "totem", totem, "seq", res.Seq, "err", err)
 	}
 }
 

@@ -38,7 +38,7 @@ type Options struct {
 	BackoffMin time.Duration // default 500ms
 	BackoffMax time.Duration // default 30s
 	// Window is how many operations may wait for their result at once.
-	Window int // default 16
+	Window int // default 64
 	// ResendAfter is how long an operation waits for its result before
 	// it is sent again.
 	ResendAfter time.Duration // default 15s
@@ -67,6 +67,7 @@ type Uplink struct {
 	connected atomic.Bool
 	stopped   atomic.Bool // credentials refused: no automatic retry
 	wake      chan struct{}
+	results   chan []byte // results waiting to be recorded
 
 	mu       sync.Mutex
 	inflight map[string]sent // op id → when it was last sent on this connection
@@ -100,7 +101,7 @@ func New(o Options) *Uplink {
 		o.BackoffMax = 30 * time.Second
 	}
 	if o.Window == 0 {
-		o.Window = 16
+		o.Window = 64
 	}
 	if o.ResendAfter == 0 {
 		o.ResendAfter = 15 * time.Second
@@ -108,7 +109,8 @@ func New(o Options) *Uplink {
 	if o.TelemetryInterval == 0 {
 		o.TelemetryInterval = 30 * time.Second
 	}
-	return &Uplink{o: o, log: o.Logger, wake: make(chan struct{}, 1), inflight: make(map[string]sent)}
+	return &Uplink{o: o, log: o.Logger, wake: make(chan struct{}, 1), results: make(chan []byte, 4096),
+		inflight: make(map[string]sent)}
 }
 
 // Connected reports whether the link is up.
@@ -194,6 +196,20 @@ func (u *Uplink) Run(ctx context.Context) error {
 		defer wg.Done()
 		u.session(ctx, cm)
 	}()
+	for range recorders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case b := <-u.results:
+					u.result(b)
+				}
+			}
+		}()
+	}
 	<-ctx.Done()
 	wg.Wait()
 	u.cmds.Wait()
@@ -317,14 +333,39 @@ func (u *Uplink) drain(ctx context.Context, cm *autopaho.ConnectionManager, afte
 		if len(entries) == 0 {
 			return after, nil
 		}
+		// Publishes go out concurrently, a bounded number at a time: the
+		// hub reorders what arrives slightly out of order.
+		var (
+			wg   sync.WaitGroup
+			sem  = make(chan struct{}, sendParallel)
+			errc = make(chan error, len(entries))
+		)
 		for _, e := range entries {
-			if err := u.send(ctx, cm, e); err != nil {
-				return after, err
-			}
-			after = e.Seq
+			sem <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				if err := u.send(ctx, cm, e); err != nil {
+					errc <- err
+				}
+			}()
 		}
+		wg.Wait()
+		close(errc)
+		if err := <-errc; err != nil {
+			return after, err
+		}
+		after = entries[len(entries)-1].Seq
 	}
 }
+
+// sendParallel bounds the publishes waiting for their PUBACK at once.
+const sendParallel = 16
+
+// recorders is how many results are written to the outbox at once; the
+// outbox commits concurrent writes together.
+const recorders = 8
 
 func (u *Uplink) send(ctx context.Context, cm *autopaho.ConnectionManager, e outbox.Entry) error {
 	op := protocol.Op{V: protocol.Version, ID: e.ID, Totem: u.o.Totem, Seq: e.Seq, Kind: e.Kind,
@@ -382,7 +423,12 @@ func (u *Uplink) receive(ctx context.Context, p *paho.Publish) {
 	}
 	switch leaf {
 	case protocol.LeafResult:
-		u.result(p.Payload)
+		select {
+		case u.results <- p.Payload:
+		default:
+			// The operation will be sent again and its result repeated.
+			u.log.Warn("result dropped, recorders busy")
+		}
 	case protocol.LeafPolicy:
 		pol, err := protocol.DecodePolicy(p.Payload)
 		if err != nil {

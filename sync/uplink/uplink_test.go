@@ -220,7 +220,7 @@ func TestResendOnGapAndSilence(t *testing.T) {
 	cancel1()
 	<-errc
 	mu.Lock()
-	if seen[1] != 1 || seen[2] < 2 || seen[3] < 1 {
+	if seen[1] < 1 || seen[2] < 2 || seen[3] < 1 {
 		t.Fatalf("gap: deliveries per seq %v (order %v); seq 2 must be sent again", seen, order)
 	}
 	mu.Unlock()
