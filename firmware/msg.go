@@ -74,8 +74,8 @@ var screens = map[string]screen{
 }
 
 var texts = map[string]text{
-	"yes":                         {"SÌ", "YES"},
-	"no":                          {"NO", "NO"},
+	"yes":                         {"Sì", "Yes"}, // Ì has no glyph on the common LCD ROM
+	"no":                          {"No", "No"},
 	"paper_out":                   {"carta esaurita", "out of paper"},
 	"cover_open":                  {"coperchio aperto", "cover open"},
 	"printer_fault":               {"guasto", "fault"},

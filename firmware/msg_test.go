@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/aslcns/totem/drivers/lcd"
 )
 
 // Every screen of the catalogue fits the 20x4 display once its verbs are
@@ -54,5 +56,32 @@ func TestMaskCF(t *testing.T) {
 	}
 	if got := MaskCF("short"); strings.Contains(got, "short") {
 		t.Fatal(got)
+	}
+}
+
+// Every string of the catalogue shows its accents on the common LCD ROM
+// (A00, with our CGRAM glyphs) and on A02.
+func TestCatalogueOnLCD(t *testing.T) {
+	for _, rom := range []lcd.ROM{lcd.A00, lcd.A02} {
+		check := func(where, s string) {
+			if m := rom.Missing(s); len(m) > 0 {
+				t.Errorf("%v: %s %q: no glyph for %q", rom, where, s, m)
+			}
+		}
+		for key, s := range screens {
+			for _, rows := range s {
+				for _, r := range rows {
+					check(key, r)
+				}
+			}
+		}
+		for key, tx := range texts {
+			for _, s := range tx {
+				check(key, s)
+			}
+		}
+	}
+	if len(lcd.A00.Missing("Sì è")) != 0 || len(lcd.A00.Missing("Ω")) == 0 {
+		t.Fatal("ROM map check is not discriminating")
 	}
 }

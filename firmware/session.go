@@ -212,7 +212,7 @@ func (a *App) consent(ctx context.Context, card hal.Card, info hal.CardInfo) err
 	}
 	lines := make([]string, len(pol.Consents))
 	for i, c := range pol.Consents {
-		lines[i] = c.Label + ": " + a.yesNo(values[i])
+		lines[i] = c.Label + ": " + strings.ToUpper(a.yesNo(values[i]))
 	}
 	return a.finish(ctx, e, "Consensi FSE", info, lines)
 }
