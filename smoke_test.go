@@ -177,3 +177,18 @@ func TestBrokenConfig(t *testing.T) {
 		}
 	}
 }
+
+// On a machine without the configured GPIO, totemd says which pin is
+// missing and exits non-zero (host.Init succeeds there with nothing).
+func TestMissingHardwareIsAConfigError(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds binaries")
+	}
+	bin := build(t)
+	dir := t.TempDir()
+	write(t, dir+"/hw.toml", fmt.Sprintf("state_dir = %q\n[devices]\npanel = \"hardware\"\n[devices.keypad]\nrows = [\"GPIO5\", \"GPIO6\", \"GPIO13\", \"GPIO19\"]\ncols = [\"GPIO12\", \"GPIO16\", \"GPIO20\", \"GPIO21\"]\n", dir+"/state"))
+	out, err := exec.Command(bin+"/totemd", "--config", dir+"/hw.toml").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), `pin "GPIO5" not found`) {
+		t.Fatalf("totemd with missing GPIO: %v\n%s", err, out)
+	}
+}

@@ -75,10 +75,28 @@ type Totemd struct {
 		QueuedTTL         Duration `toml:"queued_ttl"` // expiry of queueable operations
 	} `toml:"sync"`
 	Devices struct {
-		Reader     string `toml:"reader"`      // sim
-		Printer    string `toml:"printer"`     // sim
-		Panel      string `toml:"panel"`       // auto|terminal|none
+		Reader     string `toml:"reader"`      // sim|pcsc
+		Printer    string `toml:"printer"`     // sim|escpos
+		Panel      string `toml:"panel"`       // auto|terminal|none|hardware
 		ReceiptDir string `toml:"receipt_dir"` // "" = <state_dir>/receipts
+		PCSC       struct {
+			Reader string `toml:"reader"` // reader name; "" = the first one
+		} `toml:"pcsc"`
+		ESCPOS struct {
+			Port    string `toml:"port"`    // serial device, e.g. /dev/ttyUSB0
+			Baud    int    `toml:"baud"`    // 0 = the profile's
+			Profile string `toml:"profile"` // printer model profile
+		} `toml:"escpos"`
+		Keypad struct {
+			Rows []string `toml:"rows"` // GPIO names, top row first
+			Cols []string `toml:"cols"` // GPIO names, left column first (3 or 4)
+		} `toml:"keypad"`
+		Display struct {
+			Kind string `toml:"kind"`    // lcd|oled
+			Bus  string `toml:"i2c_bus"` // "" = the first I2C bus
+			Addr int    `toml:"addr"`    // 0 = the driver's default (0x27 LCD, 0x3C OLED)
+			ROM  string `toml:"rom"`     // LCD character ROM: a00|a02
+		} `toml:"display"`
 	} `toml:"devices"`
 	Session struct {
 		IdleTimeout Duration `toml:"idle_timeout"`
@@ -141,6 +159,11 @@ func DefaultTotemd() *Totemd {
 	c.Devices.Reader = "sim"
 	c.Devices.Printer = "sim"
 	c.Devices.Panel = "auto"
+	c.Devices.ESCPOS.Profile = "tm-t20"
+	c.Devices.Keypad.Rows = []string{}
+	c.Devices.Keypad.Cols = []string{}
+	c.Devices.Display.Kind = "lcd"
+	c.Devices.Display.ROM = "a00"
 	c.Session.IdleTimeout = Duration{60 * time.Second}
 	c.Session.Lang = "it"
 	return c

@@ -98,9 +98,29 @@ func (c *Totemd) Validate() error {
 	p.atLeast("sync.telemetry_interval", c.Sync.TelemetryInterval, time.Second)
 	p.atLeast("sync.queued_ttl", c.Sync.QueuedTTL, time.Minute)
 
-	p.oneOf("devices.reader", c.Devices.Reader, "sim")
-	p.oneOf("devices.printer", c.Devices.Printer, "sim")
-	p.oneOf("devices.panel", c.Devices.Panel, "auto", "terminal", "none")
+	p.oneOf("devices.reader", c.Devices.Reader, "sim", "pcsc")
+	p.oneOf("devices.printer", c.Devices.Printer, "sim", "escpos")
+	p.oneOf("devices.panel", c.Devices.Panel, "auto", "terminal", "none", "hardware")
+	if c.Devices.Printer == "escpos" {
+		p.nonEmpty("devices.escpos.port", c.Devices.ESCPOS.Port)
+	}
+	if b := c.Devices.ESCPOS.Baud; b != 0 && (b < 1200 || b > 921600) {
+		p.add("devices.escpos.baud", "%d is not a serial speed", b)
+	}
+	p.nonEmpty("devices.escpos.profile", c.Devices.ESCPOS.Profile)
+	if c.Devices.Panel == "hardware" {
+		if n := len(c.Devices.Keypad.Rows); n != 4 {
+			p.add("devices.keypad.rows", "%d pins, want 4", n)
+		}
+		if n := len(c.Devices.Keypad.Cols); n != 3 && n != 4 {
+			p.add("devices.keypad.cols", "%d pins, want 3 or 4", n)
+		}
+	}
+	p.oneOf("devices.display.kind", c.Devices.Display.Kind, "lcd", "oled")
+	p.oneOf("devices.display.rom", c.Devices.Display.ROM, "a00", "a02")
+	if a := c.Devices.Display.Addr; a < 0 || a > 0x7f {
+		p.add("devices.display.addr", "%#x is not a 7-bit I2C address", a)
+	}
 
 	p.atLeast("session.idle_timeout", c.Session.IdleTimeout, 5*time.Second)
 	p.oneOf("session.lang", c.Session.Lang, "it", "en")

@@ -99,11 +99,20 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			Help:   "0-9 A-D * #  Invio=#  Esc=D  i=inserisci r=rimuovi tessera  q=esci",
 		})
 		dev.Keypad, dev.Display = tp, tp
-	} else {
+	} else if cfg.Devices.Panel != "hardware" {
 		p := sim.NewPanel(20, 4)
 		dev.Keypad, dev.Display = p, p
 	}
 	log := cli.Logger(logw, cfg.Log.Level, cfg.Log.Format).With("totem", cfg.Totem.ID)
+	var runKeypad func(context.Context) error
+	if cfg.Devices.Panel == "hardware" {
+		kp, disp, closeBus, err := hardwarePanel(cfg)
+		if err != nil {
+			return err
+		}
+		defer closeBus()
+		dev.Keypad, dev.Display, runKeypad = kp, disp, kp.Run
+	}
 
 	box, err := outbox.Open(filepath.Join(cfg.StateDir, "outbox.db"), nil)
 	if err != nil {
@@ -137,6 +146,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	if tp != nil {
 		start(func() error { return tp.Run(ctx) })
+	}
+	if runKeypad != nil {
+		start(func() error { return runKeypad(ctx) })
 	}
 	start(func() error { return app.Run(ctx) })
 	var link atomic.Pointer[uplink.Uplink]
