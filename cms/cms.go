@@ -150,6 +150,9 @@ type Outcome struct {
 	OutOfOrder bool
 	Expect     uint64
 	At         time.Time
+	// Data is what an accepted online operation returns to the totem
+	// (a JSON object), stored with the outcome so a duplicate gets it too.
+	Data json.RawMessage `json:",omitempty"`
 }
 
 // Backend is the CMS as the hub sees it.

@@ -383,6 +383,7 @@ func (h *Hub) outcome(op *protocol.Op, out cms.Outcome, res *protocol.Result) {
 		res.Processing.Errors = append(res.Processing.Errors, protocol.Error{Code: r.Code, Message: r.Message})
 	}
 	res.Duplicate = out.Duplicate
+	res.Data = out.Data
 	if out.Duplicate {
 		h.stats.Duplicates.Add(1)
 	} else {

@@ -141,6 +141,10 @@ type Result struct {
 	// Expect is, on a transport refusal for a sequence gap, the sequence
 	// number the hub expects next.
 	Expect uint64 `json:"expect,omitempty"`
+	// Data is what an online operation brings back from the CMS (e.g. the
+	// first halves of PIN and PUK of an activation, or a card's history),
+	// a JSON object whose shape depends on the operation's kind.
+	Data json.RawMessage `json:"data,omitempty"`
 }
 
 // Final reports whether the result ends the operation's life in the
@@ -335,6 +339,8 @@ func DecodeResult(b []byte) (*Result, error) {
 		return nil, invalid("processing status")
 	case len(r.Processing.Errors) > 32:
 		return nil, invalid("too many errors")
+	case len(r.Data) > 0 && r.Data[0] != '{':
+		return nil, invalid("data must be an object")
 	}
 	return &r, nil
 }
