@@ -65,7 +65,8 @@ type Uplink struct {
 	log *slog.Logger
 
 	connected atomic.Bool
-	stopped   atomic.Bool // credentials refused: no automatic retry
+	conns     atomic.Uint64 // connections made: a change means subscriptions to redo
+	stopped   atomic.Bool   // credentials refused: no automatic retry
 	wake      chan struct{}
 	results   chan []byte // results waiting to be recorded
 
@@ -156,6 +157,7 @@ func (u *Uplink) Run(ctx context.Context) error {
 			u.inflight = make(map[string]sent) // everything pending is sent again
 			u.rewind = 0
 			u.mu.Unlock()
+			u.conns.Add(1)
 			u.connected.Store(true)
 			u.poke()
 		},
@@ -238,6 +240,9 @@ func (u *Uplink) session(ctx context.Context, cm *autopaho.ConnectionManager) {
 		if err := cm.AwaitConnection(ctx); err != nil {
 			return
 		}
+		// Without a persistent session a new connection has no
+		// subscriptions: whenever the count moves, set up again.
+		conn := u.conns.Load()
 		if err := u.setup(ctx, cm); err != nil {
 			u.log.Warn("session setup failed", "err", err)
 			if !sleep(ctx, u.o.BackoffMin) {
@@ -249,7 +254,7 @@ func (u *Uplink) session(ctx context.Context, cm *autopaho.ConnectionManager) {
 		var after uint64
 		reported := u.depth() // setup published the telemetry
 	drain:
-		for u.connected.Load() {
+		for u.connected.Load() && u.conns.Load() == conn {
 			var err error
 			after, err = u.drain(ctx, cm, after)
 			if err != nil {
