@@ -24,12 +24,29 @@ const (
 )
 
 // Card is a TS-CNS card as the CMS knows it. A card is identified by codice
-// fiscale, serial (from which the TEAM code derives) and expiry.
+// fiscale, serial (from which the TEAM code derives, see TEAM) and expiry.
 type Card struct {
 	Serial string    `json:"serial"`
 	CF     string    `json:"cf"`
 	Expiry string    `json:"expiry"` // YYYY-MM-DD
 	State  CardState `json:"state"`
+	// BirthDate is the holder's (YYYY-MM-DD), when known: it decides
+	// whether potestà parentale applies.
+	BirthDate string `json:"birth_date,omitempty"`
+	// Contact receives the second halves of PIN and PUK; chosen at
+	// activation.
+	Contact *Contact `json:"contact,omitempty"`
+	// Readers counts the card readers bought for this card.
+	Readers int `json:"readers,omitempty"`
+	// Delegations are those who acted for the holder at activation.
+	Delegations  []Delegation `json:"delegations,omitempty"`
+	ActivatedAt  time.Time    `json:"activated_at,omitzero"`
+	RevokedAt    time.Time    `json:"revoked_at,omitzero"`
+	RevokeReason string       `json:"revoke_reason,omitempty"`
+	// DataReported is set by a "dati errati" report: the holder's personal
+	// data are wrong and the card is to be replaced by the sportello Scelta
+	// e Revoca; it is not activated meanwhile.
+	DataReported bool `json:"data_reported,omitempty"`
 }
 
 // CardRef identifies a card in an operation, as the chip gives it.
@@ -38,11 +55,6 @@ type CardRef struct {
 	CF     string `json:"cf"`
 	Expiry string `json:"expiry"` // YYYY-MM-DD
 }
-
-// Operation kinds.
-const (
-	KindConsent = "consent" // Consensi FSE
-)
 
 // Channel says who drove an operation.
 const (
@@ -125,6 +137,29 @@ const (
 	CodePolicy       = "POLICY_MISMATCH"
 	CodeExpired      = "OP_EXPIRED"
 	CodeSeqReused    = "SEQ_REUSED"
+
+	CodeAssistedOnly     = "ASSISTED_ONLY"    // needs an operator at a counter
+	CodeOperator         = "OPERATOR_INVALID" // operator card missing, not level 8/9, or on a self-service op
+	CodeCardNotActive    = "CARD_NOT_ACTIVE"  // issued, never activated
+	CodeAlreadyActive    = "CARD_ALREADY_ACTIVE"
+	CodeDelegation       = "DELEGATION_INVALID" // delegate kind, name, CF, or the holder's age
+	CodeDeclaration      = "DECLARATION_MISSING"
+	CodeDocument         = "DOCUMENT_INVALID"
+	CodeContact          = "CONTACT_INVALID" // second-half channel or address, or none on record
+	CodePrivacy          = "PRIVACY_MISSING"
+	CodeReason           = "REASON_INVALID"
+	CodeTEAM             = "TEAM_INVALID"
+	CodeCIPWrong         = "CIP_WRONG"
+	CodeCIPBlocked       = "CIP_BLOCKED"
+	CodePayment          = "PAYMENT_INVALID"
+	CodePaymentReused    = "PAYMENT_REUSED"
+	CodePINData          = "PIN_DATA" // an audit event carrying something like a PIN
+	CodeNoSuspension     = "SUSPENSION_NOT_ALLOWED"
+	CodeNoReactivation   = "REACTIVATION_NOT_ALLOWED"
+	CodeReissueCounter   = "REISSUE_NOT_ENABLED"
+	CodeReissueRequester = "REISSUE_REQUESTER"
+	CodeReissuePending   = "REISSUE_PENDING"
+	CodeDataReported     = "DATA_REPORTED" // personal data reported wrong: sportello Scelta e Revoca
 )
 
 // Reject is a coded refusal. Message is Italian, fit for the citizen.
@@ -180,38 +215,40 @@ var ErrNotFound = errors.New("cms: not found")
 // Validate checks a consent request against policy and the card record at
 // time now. It returns nil or the refusals, Italian messages included.
 func (r *ConsentRequest) Validate(p Policy, card *Card, now time.Time) []Reject {
-	var rs []Reject
-	if card == nil {
-		return []Reject{{CodeCardUnknown, "Tessera non presente nell'archivio: rivolgersi allo sportello Scelta e Revoca."}}
+	rs, ok := checkCard(r.Card, card, now)
+	if !ok {
+		return rs
 	}
-	if card.CF != r.Card.CF || card.Expiry != r.Card.Expiry {
-		rs = append(rs, Reject{CodeCardMismatch, "I dati della tessera non corrispondono all'archivio: rivolgersi allo sportello Scelta e Revoca."})
+	rs = append(rs, checkNotActive(card)...)
+	if pr := checkConsents(p, r.Policy, r.Consents); pr != nil {
+		return append(rs, pr...)
 	}
-	if card.State == CardRevoked {
-		rs = append(rs, Reject{CodeCardRevoked, "La tessera è revocata."})
+	return append(rs, checkChannel(r.Channel, r.Operator)...)
+}
+
+func checkConsents(p Policy, id string, cs []Consent) []Reject {
+	bad := []Reject{{CodePolicy, fmt.Sprintf("Consensi non conformi alla politica %s.", p.ID)}}
+	if id != p.ID || len(cs) != len(p.Consents) {
+		return bad
 	}
-	if exp, err := time.Parse(time.DateOnly, card.Expiry); err != nil || !now.Before(exp.AddDate(0, 0, 1)) {
-		rs = append(rs, Reject{CodeCardExpired, "La tessera è scaduta."})
-	}
-	if r.Policy != p.ID || len(r.Consents) != len(p.Consents) {
-		return append(rs, Reject{CodePolicy, fmt.Sprintf("Consensi non conformi alla politica %s.", p.ID)})
-	}
-	for i, c := range r.Consents {
+	for i, c := range cs {
 		if c.Code != p.Consents[i].Code {
-			return append(rs, Reject{CodePolicy, fmt.Sprintf("Consensi non conformi alla politica %s.", p.ID)})
+			return bad
 		}
 	}
-	if r.Channel != SelfService && r.Channel != Assisted {
-		rs = append(rs, Reject{CodeBadPayload, "Canale non valido."})
-	}
-	return rs
+	return nil
 }
 
 // DemoCards are the cards the reference CMS knows in the demo; the
-// simulated reader's cards in hal/sim match them.
+// simulated reader's cards in hal/sim match them. The first is active, the
+// second revoked; the last two are issued and wait for activation (a minor
+// and an adult).
 func DemoCards() []Card {
 	return []Card{
-		{Serial: "6090012345678000", CF: "RSSMRA80A01H501U", Expiry: "2030-12-31", State: CardActive},
+		{Serial: "6090012345678000", CF: "RSSMRA80A01H501U", Expiry: "2030-12-31", State: CardActive,
+			BirthDate: "1980-01-01", Contact: &Contact{Channel: ContactSMS, Address: "+393330000001"}},
 		{Serial: "6090098765432002", CF: "BNCLRA75D45F205X", Expiry: "2029-06-30", State: CardRevoked},
+		{Serial: "6090011111111006", CF: "VRDLCU15C10H501Y", Expiry: "2031-03-31", State: CardIssued, BirthDate: "2015-03-10"},
+		{Serial: "6090022222222004", CF: "VRDNNA70M50F205B", Expiry: "2032-08-31", State: CardIssued, BirthDate: "1970-08-10"},
 	}
 }

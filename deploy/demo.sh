@@ -14,11 +14,36 @@ for _ in $(seq 50); do
 	sleep 0.1
 done
 echo "totemhub running (log: state/totemhub.log)"
+
+# A virtual TS-CNS card through the real PC/SC stack when it is there:
+# pcscd with the vpcd reader driver, and a totemd built with PC/SC support.
+card=()
+started_pcscd=""
+if "$bin/totemd" version | grep -q "pcsc: true" && [ -e /usr/lib/pcsc/drivers/serial/libifdvpcd.so ] && command -v pcscd >/dev/null; then
+	if ! pgrep -x pcscd >/dev/null; then
+		if [ "$(id -u)" -eq 0 ]; then
+			pcscd && started_pcscd=yes
+		elif command -v sudo >/dev/null; then
+			sudo pcscd && started_pcscd=yes
+		fi
+		sleep 1
+	fi
+	if pgrep -x pcscd >/dev/null; then
+		card=(--vcard cns)
+		echo "card reader: virtual TS-CNS card through pcscd + vpcd"
+	fi
+fi
+[ ${#card[@]} -eq 0 ] && echo "card reader: simulated (install pcscd, vsmartcard-vpcd and libpcsclite-dev for the real PC/SC stack)"
+cleanup() {
+	kill $hub 2>/dev/null; wait $hub 2>/dev/null || true
+	[ -n "$started_pcscd" ] && { pkill -x pcscd 2>/dev/null || sudo pkill -x pcscd 2>/dev/null || true; }
+}
+trap cleanup EXIT
 if [ ! -t 0 ]; then
 	echo "no terminal: totemd runs headless; stop with Ctrl-C"
 	"$bin/totemd" --panel none 2>state/totemd.log &
 	totem=$!
-	trap 'kill $totem $hub 2>/dev/null; wait 2>/dev/null || true' EXIT
+	trap 'kill $totem 2>/dev/null; cleanup' EXIT
 	sleep 2
 	"$bin/totemctl" status
 	wait $totem
@@ -34,7 +59,7 @@ Receipts are written to state/totemd/receipts/, logs to state/*.log.
 Press Enter to start.
 TXT
 read -r _
-"$bin/totemd" --panel terminal || true
+"$bin/totemd" --panel terminal "${card[@]}" || true
 clear || true
 echo "Receipts printed:"
 ls -1 state/totemd/receipts/ 2>/dev/null | tail -5 || true

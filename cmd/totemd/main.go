@@ -3,7 +3,8 @@
 // citizen's sessions, keeps every operation in the durable outbox and
 // synchronises it with the hub over MQTT.
 //
-//	totemd [--config FILE] [--panel auto|terminal|none]
+//	totemd [--config FILE] [--panel auto|terminal|none|hardware] [--vcard PROFILE]
+//	totemd card info|watch|sim …   read the card, watch the reader, run a virtual card
 //
 // With a terminal on stdin (and panel "auto" or "terminal") the display and
 // keypad are drawn in the terminal and logs go to state_dir/totemd.log;
@@ -26,6 +27,8 @@ import (
 
 	"github.com/aslcns/totem/cmd/internal/cli"
 	"github.com/aslcns/totem/config"
+	"github.com/aslcns/totem/drivers/cns/vcard"
+	"github.com/aslcns/totem/drivers/pcsc"
 	"github.com/aslcns/totem/drivers/term"
 	"github.com/aslcns/totem/firmware"
 	"github.com/aslcns/totem/firmware/printq"
@@ -43,10 +46,29 @@ func main() { cli.Main(run) }
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("totemd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	if len(args) > 0 {
+		switch args[0] {
+		case "card":
+			return cardCmd(ctx, args[1:], stdout, stderr)
+		case "version":
+			fmt.Fprintf(stdout, "totemd %s (pcsc: %v)\n", version, pcsc.Available)
+			return nil
+		}
+	}
 	cfgPath := fs.String("config", "", "configuration file (default: embedded defaults)")
-	panel := fs.String("panel", "", "auto, terminal or none (overrides devices.panel)")
+	panel := fs.String("panel", "", "auto, terminal, none or hardware (overrides devices.panel)")
+	vcardName := fs.String("vcard", "", "demo: read cards through pcscd, with this virtual card (vpcd) inserted and removed by the panel's i/r keys")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	var vc *vcard.Card
+	if *vcardName != "" {
+		p, ok := vcard.Lookup(*vcardName)
+		if !ok {
+			return fmt.Errorf("totemd: --vcard %s: no such profile (totemd card sim --list)", *vcardName)
+		}
+		vc = vcard.New(p)
+		defer vc.Remove()
 	}
 	cfg, err := config.LoadTotemd(*cfgPath)
 	if err != nil {
@@ -54,6 +76,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	if *panel != "" {
 		cfg.Devices.Panel = *panel
+	}
+	if vc != nil {
+		cfg.Devices.Reader = "pcsc"
 	}
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return fmt.Errorf("totemd: %w", err)
@@ -65,6 +90,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	reader := sim.NewReader("sim-0")
 	printer := sim.NewPrinter(cfg.Devices.ReceiptDir)
 	dev := firmware.Devices{Reader: reader, Printer: printer}
+	if cfg.Devices.Reader == "pcsc" {
+		r, err := pcsc.Open(ctx, pcsc.Options{Reader: cfg.Devices.PCSC.Reader})
+		if err != nil {
+			return fmt.Errorf("totemd: reader = pcsc: %w", err)
+		}
+		defer r.Close()
+		dev.Reader = r
+	}
 
 	tty, _ := stdin.(*os.File)
 	useTerm := cfg.Devices.Panel == "terminal" || cfg.Devices.Panel == "auto" && tty != nil && isTerminal(tty)
@@ -89,9 +122,16 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		tp = term.New(tty, stdout, term.Options{
 			Title: "Totem " + cfg.Totem.ID + " · " + cfg.Totem.ASL,
 			OnCard: func(in bool) {
-				if in {
+				switch {
+				case vc != nil && in:
+					if err := vc.Insert(ctx); err != nil {
+						tp.Status("Carta virtuale: " + err.Error())
+					}
+				case vc != nil:
+					vc.Remove()
+				case in:
 					reader.Insert(sim.DemoCard())
-				} else {
+				default:
 					reader.Remove()
 				}
 			},

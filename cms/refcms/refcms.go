@@ -1,6 +1,10 @@
-// Package refcms is the reference CMS backend: it enforces the card and
-// consent rules of package cms in its own bbolt store, assigns protocol
-// numbers and keeps an append-only audit trail.
+// Package refcms is the reference CMS backend: it enforces the rules of
+// every operation of package cms in its own bbolt store, assigns protocol
+// numbers and keeps an append-only audit trail. It generates the PIN, PUK
+// and CIP of each card, records the second halves in a notification sink
+// instead of sending them, simulates the creation of the FSE after a
+// consent with the helpdesk tickets of the seeds' retry rule, and reports
+// over the audit.
 //
 // Exactly-once: the dedup record of an operation id, the per-totem sequence
 // ledger, the change to the cards and the audit record are written in one
@@ -11,6 +15,7 @@ package refcms
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -28,18 +33,41 @@ var (
 	bOps      = []byte("ops")      // op id → record
 	bAudit    = []byte("audit")    // seq (8 bytes BE) → AuditRecord
 	bProtocol = []byte("protocol") // NextSequence: protocol numbers
+	bMeta     = []byte("meta")     // "secret" → key deriving PIN, PUK, CIP
+	bHistory  = []byte("history")  // serial 0x00 seq → cms.HistoryEvent
+	bNotify   = []byte("notify")   // seq → Notification
+	bPayments = []byte("payments") // payment reference → PaymentRecord
+	bReissue  = []byte("reissue")  // serial → ReissueRecord
+	bCIPFail  = []byte("cipfail")  // serial → wrong CIPs in a row (8 bytes BE)
+	bFSE      = []byte("fse")      // CF → FSERecord
+	bTickets  = []byte("tickets")  // seq → Ticket
 )
+
+var buckets = [][]byte{bCards, bConsents, bLedger, bOps, bAudit, bProtocol,
+	bMeta, bHistory, bNotify, bPayments, bReissue, bCIPFail, bFSE, bTickets}
 
 // Options configures a Store.
 type Options struct {
 	Policy cms.Policy // the consent policy in force; default cms.Policy2020
 	Seed   []cms.Card // cards added when missing (demo)
+	// Secret is the key the PIN, PUK and CIP of a card derive from; by
+	// default a random one kept in the store.
+	Secret []byte
+	// FSE simulates the outcome of each attempt to create an FSE; default
+	// DefaultFSE.
+	FSE FSESource
+	// FSERetries is how many attempts end in technical errors before a
+	// second-level helpdesk ticket is opened; default 5.
+	FSERetries int
 }
 
 // Store is the reference backend.
 type Store struct {
-	db     *bolt.DB
-	policy cms.Policy
+	db         *bolt.DB
+	policy     cms.Policy
+	key        []byte
+	fse        FSESource
+	fseRetries int
 }
 
 var (
@@ -56,14 +84,34 @@ func Open(path string, opts *Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("refcms: open %s: %w", path, err)
 	}
-	s := &Store{db: db, policy: opts.Policy}
+	s := &Store{db: db, policy: opts.Policy, key: opts.Secret, fse: opts.FSE, fseRetries: opts.FSERetries}
 	if s.policy.ID == "" {
 		s.policy = cms.Policy2020
 	}
+	if s.fse == nil {
+		s.fse = DefaultFSE
+	}
+	if s.fseRetries <= 0 {
+		s.fseRetries = 5
+	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bCards, bConsents, bLedger, bOps, bAudit, bProtocol} {
+		for _, b := range buckets {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
+			}
+		}
+		if len(s.key) == 0 {
+			meta := tx.Bucket(bMeta)
+			if k := meta.Get([]byte("secret")); k != nil {
+				s.key = bytes.Clone(k)
+			} else {
+				s.key = make([]byte, 32)
+				if _, err := rand.Read(s.key); err != nil {
+					return err
+				}
+				if err := meta.Put([]byte("secret"), s.key); err != nil {
+					return err
+				}
 			}
 		}
 		cards := tx.Bucket(bCards)
@@ -118,6 +166,8 @@ type AuditRecord struct {
 	OpID     string    `json:"op_id"`
 	Kind     string    `json:"kind"`
 	Serial   string    `json:"serial,omitempty"`
+	Channel  string    `json:"channel,omitempty"`
+	Operator string    `json:"operator,omitempty"` // operator card serial, assisted only
 	Protocol string    `json:"protocol"`
 	Accepted bool      `json:"accepted"`
 	Codes    []string  `json:"codes,omitempty"`
@@ -196,12 +246,18 @@ func (s *Store) applyTx(tx *bolt.Tx, op cms.Op) (cms.Outcome, error) {
 		Protocol: fmt.Sprintf("%s%09d", op.Received.UTC().Format("060102"), n),
 		At:       op.Received,
 	}
-	serial, rejects, err := s.apply(tx, op, out.Protocol)
+	res, err := s.apply(tx, op, out.Protocol)
 	if err != nil {
 		return cms.Outcome{}, err
 	}
+	rejects := res.rejects
 	out.Rejects = rejects
 	out.Accepted = len(rejects) == 0
+	if out.Accepted && res.data != nil {
+		if out.Data, err = json.Marshal(res.data); err != nil {
+			return cms.Outcome{}, err
+		}
+	}
 	if err := putJSON(ops, []byte(op.ID), opRecord{Totem: op.Totem, Seq: op.Seq, Kind: op.Kind, Outcome: out}); err != nil {
 		return cms.Outcome{}, err
 	}
@@ -214,7 +270,7 @@ func (s *Store) applyTx(tx *bolt.Tx, op cms.Op) (cms.Outcome, error) {
 		return cms.Outcome{}, err
 	}
 	ar := AuditRecord{At: op.Received, Totem: op.Totem, Seq: op.Seq, OpID: op.ID, Kind: op.Kind,
-		Serial: serial, Protocol: out.Protocol, Accepted: out.Accepted}
+		Serial: res.serial, Channel: res.channel, Operator: res.operator, Protocol: out.Protocol, Accepted: out.Accepted}
 	for _, r := range rejects {
 		ar.Codes = append(ar.Codes, r.Code)
 	}
@@ -223,32 +279,6 @@ func (s *Store) applyTx(tx *bolt.Tx, op cms.Op) (cms.Outcome, error) {
 
 func reject(at time.Time, r cms.Reject) cms.Outcome {
 	return cms.Outcome{Rejects: []cms.Reject{r}, At: at}
-}
-
-// apply runs the rules of op's kind inside tx. It returns the card serial
-// the operation concerned and the refusals; an error aborts the transaction.
-func (s *Store) apply(tx *bolt.Tx, op cms.Op, protocol string) (string, []cms.Reject, error) {
-	if !op.Expires.IsZero() && op.Received.After(op.Expires) {
-		return "", []cms.Reject{{Code: cms.CodeExpired, Message: "Operazione scaduta prima dell'invio."}}, nil
-	}
-	switch op.Kind {
-	case cms.KindConsent:
-		var req cms.ConsentRequest
-		if err := strictJSON(op.Payload, &req); err != nil {
-			return "", []cms.Reject{{Code: cms.CodeBadPayload, Message: "Dati dell'operazione non validi."}}, nil
-		}
-		card, err := getCard(tx, req.Card.Serial)
-		if err != nil {
-			return "", nil, err
-		}
-		if rs := req.Validate(s.policy, card, op.Received); len(rs) > 0 {
-			return req.Card.Serial, rs, nil
-		}
-		rec := ConsentRecord{Policy: req.Policy, Consents: req.Consents, Channel: req.Channel,
-			Operator: req.Operator, OpID: op.ID, Protocol: protocol, At: op.Received}
-		return req.Card.Serial, nil, putJSON(tx.Bucket(bConsents), []byte(req.Card.Serial), rec)
-	}
-	return "", []cms.Reject{{Code: cms.CodeUnknownKind, Message: "Operazione non supportata."}}, nil
 }
 
 func getCard(tx *bolt.Tx, serial string) (*cms.Card, error) {

@@ -79,16 +79,27 @@ func (r *rig) run(t *testing.T, ctx context.Context, o Options) (*Uplink, <-chan
 	o.BackoffMin, o.BackoffMax = 20*time.Millisecond, 100*time.Millisecond
 	u := New(o)
 	errc := make(chan error, 1)
-	go func() { errc <- u.Run(ctx) }()
+	done := make(chan struct{})
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		errc <- u.Run(ctx)
+		close(done)
+	}()
+	// Every uplink a test starts is stopped and waited for.
+	t.Cleanup(func() { cancel(); <-done })
 	return u, errc
 }
 
 func dial(t *testing.T, ctx context.Context, srvURL string, f creds.File, recv func(*autopaho.ConnectionManager, *paho.Publish)) *autopaho.ConnectionManager {
 	t.Helper()
 	u, _ := url.Parse(srvURL)
-	var cm *autopaho.ConnectionManager
-	var mu sync.Mutex
-	cm, err := autopaho.NewConnection(ctx, autopaho.ClientConfig{
+	var (
+		cm  *autopaho.ConnectionManager
+		err error
+		mu  sync.Mutex
+	)
+	mu.Lock() // the callback reads cm: it waits for the assignment
+	cm, err = autopaho.NewConnection(ctx, autopaho.ClientConfig{
 		ServerUrls: []*url.URL{u}, KeepAlive: 30, ConnectUsername: f.Username, ConnectPassword: []byte(f.Password),
 		ClientConfig: paho.ClientConfig{ClientID: f.Username + "-c", OnPublishReceived: []func(paho.PublishReceived) (bool, error){
 			func(pr paho.PublishReceived) (bool, error) {
@@ -99,11 +110,10 @@ func dial(t *testing.T, ctx context.Context, srvURL string, f creds.File, recv f
 				return true, nil
 			}}},
 	})
+	mu.Unlock()
 	if err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	mu.Unlock()
 	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := cm.AwaitConnection(actx); err != nil {

@@ -1,0 +1,485 @@
+package refcms
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aslcns/totem/cms"
+	bolt "go.etcd.io/bbolt"
+)
+
+// applied is what the rules of one operation gave: the card it concerned,
+// who drove it, the refusals, and the Data of an accepted online operation.
+// Handlers write nothing unless they accept, except counters kept apart from
+// the card record (wrong CIPs).
+type applied struct {
+	serial   string
+	channel  string
+	operator string
+	rejects  []cms.Reject
+	data     any
+}
+
+// opCtx is one operation being applied inside a transaction.
+type opCtx struct {
+	tx       *bolt.Tx
+	op       cms.Op
+	protocol string
+}
+
+func (c *opCtx) now() time.Time { return c.op.Received }
+
+func badPayload() []cms.Reject {
+	return []cms.Reject{{Code: cms.CodeBadPayload, Message: "Dati dell'operazione non validi."}}
+}
+
+// apply runs the rules of op's kind inside tx. An error aborts the
+// transaction.
+func (s *Store) apply(tx *bolt.Tx, op cms.Op, protocol string) (applied, error) {
+	if !op.Expires.IsZero() && op.Received.After(op.Expires) {
+		return applied{rejects: []cms.Reject{{Code: cms.CodeExpired, Message: "Operazione scaduta prima dell'invio."}}}, nil
+	}
+	c := &opCtx{tx: tx, op: op, protocol: protocol}
+	switch op.Kind {
+	case cms.KindConsent:
+		return s.applyConsent(c)
+	case cms.KindActivation:
+		return s.applyActivation(c)
+	case cms.KindReprint:
+		return s.applyReprint(c)
+	case cms.KindRevocation:
+		return s.applyRevocation(c)
+	case cms.KindReader:
+		return s.applyReader(c)
+	case cms.KindHistory:
+		return s.applyHistory(c)
+	case cms.KindPINChange, cms.KindPINUnblock:
+		return s.applyPINEvent(c)
+	case cms.KindSuspension, cms.KindReactivation:
+		return applyRefused(c), nil
+	case cms.KindReissue:
+		return s.applyReissue(c)
+	case cms.KindWrongData:
+		return s.applyWrongData(c)
+	}
+	return applied{rejects: []cms.Reject{{Code: cms.CodeUnknownKind, Message: "Operazione non supportata."}}}, nil
+}
+
+func (s *Store) applyConsent(c *opCtx) (applied, error) {
+	var req cms.ConsentRequest
+	if strictJSON(c.op.Payload, &req) != nil {
+		return applied{rejects: badPayload()}, nil
+	}
+	a := applied{serial: req.Card.Serial, channel: req.Channel, operator: req.Operator}
+	card, err := getCard(c.tx, req.Card.Serial)
+	if err != nil {
+		return a, err
+	}
+	if a.rejects = req.Validate(s.policy, card, c.now()); len(a.rejects) > 0 {
+		return a, nil
+	}
+	fse, err := s.consent(c, card, cms.ConsentSet{Policy: req.Policy, Consents: req.Consents}, req.Channel, req.Operator)
+	if err != nil {
+		return a, err
+	}
+	a.data = cms.ConsentResult{FSE: fse}
+	return a, nil
+}
+
+// consent records a consent set for card and requests the FSE.
+func (s *Store) consent(c *opCtx, card *cms.Card, cs cms.ConsentSet, channel, operator string) (string, error) {
+	rec := ConsentRecord{Policy: cs.Policy, Consents: cs.Consents, Channel: channel,
+		Operator: operator, OpID: c.op.ID, Protocol: c.protocol, At: c.now()}
+	if err := putJSON(c.tx.Bucket(bConsents), []byte(card.Serial), rec); err != nil {
+		return "", err
+	}
+	if err := event(c, card.Serial, cms.KindConsent, channel, cs.Policy); err != nil {
+		return "", err
+	}
+	return s.requestFSE(c, card)
+}
+
+func (s *Store) applyActivation(c *opCtx) (applied, error) {
+	var req cms.ActivationRequest
+	if strictJSON(c.op.Payload, &req) != nil {
+		return applied{rejects: badPayload()}, nil
+	}
+	a := applied{serial: req.Card.Serial, channel: req.Channel, operator: req.Operator}
+	card, err := getCard(c.tx, req.Card.Serial)
+	if err != nil {
+		return a, err
+	}
+	a.rejects = req.Validate(s.policy, card, c.now())
+	if req.Reader != nil {
+		r, err := paymentUsed(c.tx, req.Reader.Reference)
+		if err != nil {
+			return a, err
+		}
+		a.rejects = append(a.rejects, r...)
+	}
+	if len(a.rejects) > 0 {
+		return a, nil
+	}
+	contact := req.Contact
+	card.State = cms.CardActive
+	card.ActivatedAt = c.now()
+	card.Contact = &contact
+	detail := "diretta"
+	if req.Delegate != nil {
+		card.Delegations = append(card.Delegations, *req.Delegate)
+		detail = req.Delegate.Kind
+	}
+	if err := event(c, card.Serial, cms.KindActivation, req.Channel, detail); err != nil {
+		return a, err
+	}
+	k := s.codes(card.Serial)
+	res := cms.ActivationResult{PINFirstHalf: k.pin[:cms.PINDigits/2], PUKFirstHalf: k.puk[:cms.PUKDigits/2],
+		CIP: k.cip, SecondHalvesTo: contact.Masked()}
+	if req.Reader != nil {
+		if err := s.reader(c, card, *req.Reader, req.Channel); err != nil {
+			return a, err
+		}
+		res.Readers = card.Readers
+	}
+	if err := putJSON(c.tx.Bucket(bCards), []byte(card.Serial), card); err != nil {
+		return a, err
+	}
+	if err := notify(c, card, cms.KindActivation, k); err != nil {
+		return a, err
+	}
+	if req.Consents != nil {
+		if res.FSE, err = s.consent(c, card, *req.Consents, req.Channel, req.Operator); err != nil {
+			return a, err
+		}
+	}
+	a.data = res
+	return a, nil
+}
+
+func (s *Store) applyReprint(c *opCtx) (applied, error) {
+	var req cms.ReprintRequest
+	if strictJSON(c.op.Payload, &req) != nil {
+		return applied{rejects: badPayload()}, nil
+	}
+	a := applied{serial: req.Card.Serial, channel: req.Channel, operator: req.Operator}
+	card, err := getCard(c.tx, req.Card.Serial)
+	if err != nil {
+		return a, err
+	}
+	if a.rejects = req.Validate(card, c.now()); len(a.rejects) > 0 {
+		return a, nil
+	}
+	k := s.codes(card.Serial)
+	if err := notify(c, card, cms.KindReprint, k); err != nil {
+		return a, err
+	}
+	a.data = cms.ReprintResult{PINFirstHalf: k.pin[:cms.PINDigits/2], PUKFirstHalf: k.puk[:cms.PUKDigits/2],
+		SecondHalvesTo: card.Contact.Masked()}
+	return a, event(c, card.Serial, cms.KindReprint, req.Channel, req.Reason)
+}
+
+func (s *Store) applyRevocation(c *opCtx) (applied, error) {
+	var req cms.RevocationRequest
+	if strictJSON(c.op.Payload, &req) != nil {
+		return applied{rejects: badPayload()}, nil
+	}
+	a := applied{serial: req.Card.Serial, channel: req.Channel, operator: req.Operator}
+	var card *cms.Card
+	var err error
+	switch {
+	case req.Card.Serial != "":
+		card, err = getCard(c.tx, req.Card.Serial)
+	case req.TEAM != "":
+		card, err = cardByTEAM(c.tx, req.TEAM)
+	}
+	if err != nil {
+		return a, err
+	}
+	if card != nil {
+		a.serial = card.Serial
+	}
+	if a.rejects = req.Validate(card, c.now()); len(a.rejects) > 0 {
+		return a, nil
+	}
+	if req.Channel == cms.SelfService {
+		if a.rejects, err = s.checkCIP(c.tx, card.Serial, req.CIP); err != nil || len(a.rejects) > 0 {
+			return a, err
+		}
+	}
+	card.State = cms.CardRevoked
+	card.RevokedAt = c.now()
+	card.RevokeReason = req.Reason
+	if err := putJSON(c.tx.Bucket(bCards), []byte(card.Serial), card); err != nil {
+		return a, err
+	}
+	if err := c.tx.Bucket(bCIPFail).Delete([]byte(card.Serial)); err != nil {
+		return a, err
+	}
+	if err := event(c, card.Serial, cms.KindRevocation, req.Channel, req.Reason); err != nil {
+		return a, err
+	}
+	re, err := reissue(c, card, cms.KindRevocation, req.Reason)
+	if err != nil {
+		return a, err
+	}
+	a.data = cms.RevocationResult{RevokedAt: card.RevokedAt, Reason: req.Reason, Reissue: re.ID}
+	return a, nil
+}
+
+// checkCIP verifies a typed CIP, counting wrong ones apart from the card
+// record; after cms.MaxCIPFailures the card can be revoked only at a counter.
+func (s *Store) checkCIP(tx *bolt.Tx, serial, cip string) ([]cms.Reject, error) {
+	b := tx.Bucket(bCIPFail)
+	var n uint64
+	if v := b.Get([]byte(serial)); len(v) == 8 {
+		n = binary.BigEndian.Uint64(v)
+	}
+	if n >= cms.MaxCIPFailures {
+		return []cms.Reject{{Code: cms.CodeCIPBlocked,
+			Message: "Troppi CIP errati: la revoca si chiede allo sportello, con un documento di identità."}}, nil
+	}
+	if hmac.Equal([]byte(s.codes(serial).cip), []byte(cip)) {
+		return nil, b.Delete([]byte(serial))
+	}
+	n++
+	if err := b.Put([]byte(serial), be(n)); err != nil {
+		return nil, err
+	}
+	if n >= cms.MaxCIPFailures {
+		return []cms.Reject{{Code: cms.CodeCIPWrong,
+			Message: "CIP errato. Tentativi esauriti: la revoca si chiede allo sportello."}}, nil
+	}
+	return []cms.Reject{{Code: cms.CodeCIPWrong,
+		Message: fmt.Sprintf("CIP errato: restano %d tentativi.", cms.MaxCIPFailures-n)}}, nil
+}
+
+func (s *Store) applyReader(c *opCtx) (applied, error) {
+	var req cms.ReaderRequest
+	if strictJSON(c.op.Payload, &req) != nil {
+		return applied{rejects: badPayload()}, nil
+	}
+	a := applied{serial: req.Card.Serial, channel: req.Channel, operator: req.Operator}
+	card, err := getCard(c.tx, req.Card.Serial)
+	if err != nil {
+		return a, err
+	}
+	a.rejects = req.Validate(card, c.now())
+	r, err := paymentUsed(c.tx, req.Payment.Reference)
+	if err != nil {
+		return a, err
+	}
+	if a.rejects = append(a.rejects, r...); len(a.rejects) > 0 {
+		return a, nil
+	}
+	if err := s.reader(c, card, req.Payment, req.Channel); err != nil {
+		return a, err
+	}
+	a.data = cms.ReaderResult{Readers: card.Readers}
+	return a, putJSON(c.tx.Bucket(bCards), []byte(card.Serial), card)
+}
+
+// PaymentRecord is what the store keeps of a reader payment: a receipt
+// buys one reader.
+type PaymentRecord struct {
+	Serial   string    `json:"serial"`
+	OpID     string    `json:"op_id"`
+	Protocol string    `json:"protocol"`
+	At       time.Time `json:"at"`
+}
+
+func paymentUsed(tx *bolt.Tx, ref string) ([]cms.Reject, error) {
+	if ref != "" && tx.Bucket(bPayments).Get([]byte(ref)) != nil {
+		return []cms.Reject{{Code: cms.CodePaymentReused,
+			Message: "Questa ricevuta di pagamento è già stata usata per un lettore."}}, nil
+	}
+	return nil, nil
+}
+
+// reader counts a reader bought for card (the caller stores the card).
+func (s *Store) reader(c *opCtx, card *cms.Card, p cms.Payment, channel string) error {
+	card.Readers++
+	rec := PaymentRecord{Serial: card.Serial, OpID: c.op.ID, Protocol: c.protocol, At: c.now()}
+	if err := putJSON(c.tx.Bucket(bPayments), []byte(p.Reference), rec); err != nil {
+		return err
+	}
+	return event(c, card.Serial, cms.KindReader, channel, strconv.Itoa(card.Readers))
+}
+
+func (s *Store) applyHistory(c *opCtx) (applied, error) {
+	var req cms.HistoryRequest
+	if strictJSON(c.op.Payload, &req) != nil {
+		return applied{rejects: badPayload()}, nil
+	}
+	a := applied{serial: req.Card.Serial, channel: req.Channel, operator: req.Operator}
+	card, err := getCard(c.tx, req.Card.Serial)
+	if err != nil {
+		return a, err
+	}
+	if a.rejects = req.Validate(card, c.now()); len(a.rejects) > 0 {
+		return a, nil
+	}
+	cards := []cms.Card{*card}
+	if req.Scope == cms.HistoryAll {
+		if cards, err = cardsOf(c.tx, card.CF); err != nil {
+			return a, err
+		}
+	}
+	res := cms.HistoryResult{Cards: []cms.CardHistory{}}
+	for _, k := range cards {
+		h := cms.CardHistory{Serial: k.Serial, TEAM: cms.TEAM(k.Serial), Expiry: k.Expiry, State: k.State,
+			ActivatedAt: k.ActivatedAt, RevokedAt: k.RevokedAt, RevokeReason: k.RevokeReason, Readers: k.Readers}
+		if h.Events, err = history(c.tx, k.Serial); err != nil {
+			return a, err
+		}
+		res.Cards = append(res.Cards, h)
+	}
+	a.data = res
+	return a, nil
+}
+
+func (s *Store) applyPINEvent(c *opCtx) (applied, error) {
+	if rs := cms.CheckNoPIN(c.op.Payload); rs != nil {
+		a := lenient(c.op.Payload)
+		a.rejects = rs
+		return a, nil
+	}
+	var req cms.PINEvent
+	if strictJSON(c.op.Payload, &req) != nil {
+		return applied{rejects: badPayload()}, nil
+	}
+	a := applied{serial: req.Card.Serial, channel: req.Channel}
+	card, err := getCard(c.tx, req.Card.Serial)
+	if err != nil {
+		return a, err
+	}
+	if a.rejects = req.Validate(card, c.now()); len(a.rejects) > 0 {
+		return a, nil
+	}
+	return a, event(c, card.Serial, c.op.Kind, req.Channel, req.Result)
+}
+
+// lenient reads what an operation says of its card and channel, for the
+// audit of a refused one.
+func lenient(payload []byte) applied {
+	var v struct {
+		Card     cms.CardRef `json:"card"`
+		Channel  string      `json:"channel"`
+		Operator string      `json:"operator"`
+	}
+	_ = json.Unmarshal(payload, &v)
+	return applied{serial: v.Card.Serial, channel: v.Channel, operator: v.Operator}
+}
+
+func applyRefused(c *opCtx) applied {
+	a := lenient(c.op.Payload)
+	a.rejects = cms.Refusal(c.op.Kind)
+	return a
+}
+
+func (s *Store) applyReissue(c *opCtx) (applied, error) {
+	var req cms.ReissueRequest
+	if strictJSON(c.op.Payload, &req) != nil {
+		return applied{rejects: badPayload()}, nil
+	}
+	a := applied{serial: req.Card.Serial, channel: req.Channel, operator: req.Operator}
+	card, err := getCard(c.tx, req.Card.Serial)
+	if err != nil {
+		return a, err
+	}
+	if a.rejects = req.Validate(card, c.now()); len(a.rejects) > 0 {
+		return a, nil
+	}
+	if c.tx.Bucket(bReissue).Get([]byte(card.Serial)) != nil {
+		a.rejects = []cms.Reject{{Code: cms.CodeReissuePending, Message: "Per questa tessera una nuova tessera è già stata richiesta."}}
+		return a, nil
+	}
+	re, err := reissue(c, card, cms.KindReissue, req.Reason)
+	if err != nil {
+		return a, err
+	}
+	a.data = cms.ReissueResult{Reissue: re.ID}
+	return a, event(c, card.Serial, cms.KindReissue, req.Channel, req.Reason)
+}
+
+func (s *Store) applyWrongData(c *opCtx) (applied, error) {
+	var req cms.WrongDataReport
+	if strictJSON(c.op.Payload, &req) != nil {
+		return applied{rejects: badPayload()}, nil
+	}
+	a := applied{serial: req.Card.Serial, channel: req.Channel, operator: req.Operator}
+	card, err := getCard(c.tx, req.Card.Serial)
+	if err != nil {
+		return a, err
+	}
+	if a.rejects = req.Validate(card, c.now()); len(a.rejects) > 0 {
+		return a, nil
+	}
+	card.DataReported = true
+	if err := putJSON(c.tx.Bucket(bCards), []byte(card.Serial), card); err != nil {
+		return a, err
+	}
+	a.data = cms.WrongDataResult{Report: c.protocol, Guidance: cms.GuidanceSceltaRevoca}
+	return a, event(c, card.Serial, cms.KindWrongData, req.Channel, strings.Join(req.Fields, ","))
+}
+
+// codes are a card's PIN, PUK and CIP. The reference CMS derives them from
+// the serial with its secret key, so a reprint gives the same codes and
+// nothing secret is stored per card.
+type codes struct{ pin, puk, cip string }
+
+func (s *Store) codes(serial string) codes {
+	return codes{
+		pin: s.derive("pin", serial, cms.PINDigits),
+		puk: s.derive("puk", serial, cms.PUKDigits),
+		cip: s.derive("cip", serial, cms.CIPDigits),
+	}
+}
+
+func (s *Store) derive(label, serial string, n int) string {
+	m := hmac.New(sha256.New, s.key)
+	m.Write([]byte(label))
+	m.Write([]byte{0})
+	m.Write([]byte(serial))
+	mod := uint64(1)
+	for range n {
+		mod *= 10
+	}
+	return fmt.Sprintf("%0*d", n, binary.BigEndian.Uint64(m.Sum(nil)[:8])%mod)
+}
+
+func cardByTEAM(tx *bolt.Tx, team string) (*cms.Card, error) {
+	var found *cms.Card
+	err := tx.Bucket(bCards).ForEach(func(k, v []byte) error {
+		if found != nil || cms.TEAM(string(k)) != team {
+			return nil
+		}
+		var c cms.Card
+		if err := json.Unmarshal(v, &c); err != nil {
+			return fmt.Errorf("card %s: %w", k, err)
+		}
+		found = &c
+		return nil
+	})
+	return found, err
+}
+
+func cardsOf(tx *bolt.Tx, cf string) ([]cms.Card, error) {
+	var out []cms.Card
+	err := tx.Bucket(bCards).ForEach(func(k, v []byte) error {
+		var c cms.Card
+		if err := json.Unmarshal(v, &c); err != nil {
+			return fmt.Errorf("card %s: %w", k, err)
+		}
+		if c.CF == cf {
+			out = append(out, c)
+		}
+		return nil
+	})
+	return out, err
+}
