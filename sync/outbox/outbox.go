@@ -6,14 +6,28 @@
 // Order comes from a per-totem sequence number kept in the store, never
 // from the wall clock. Entries live in the "pending" bucket until a final
 // result arrives, then move to the "done" bucket in the same transaction.
+// Entries that expired, were sent too many times without a final result
+// or cannot be read move to the "quarantine" bucket, where a technician
+// sees them and can put them back (Requeue).
+//
+// All writes go through one committer goroutine that applies every queued
+// request in one bbolt transaction (one fsync): producers share commits,
+// and each returns only once its own commit is durable.
 //
 // Layout of the file:
 //
-//	pending  8-byte big-endian seq → entry (JSON object)
-//	done     8-byte big-endian seq → entry (JSON object)
-//	index    16-byte raw id        → 8-byte big-endian seq
-//	seq      its NextSequence gives sequence numbers; key "depth" counts pending
-//	meta     firmware key → value
+//	pending     8-byte big-endian seq → entry (JSON object)
+//	done        8-byte big-endian seq → entry (JSON object)
+//	quarantine  8-byte big-endian seq → entry (JSON object with a reason)
+//	telemetry   8-byte big-endian seq → stored size: pending entries that may be shed
+//	index       16-byte raw id        → 8-byte big-endian seq (ids of older versions only)
+//	seq         its NextSequence gives sequence numbers; keys "depth",
+//	            "quarantined", "shed" are counters, "salt" the id prefix
+//	meta        firmware key → value
+//
+// An id is the database's random 8-byte salt followed by the big-endian
+// seq, in hex: unique across totems, and lookups need no index write.
+// Ids written by older versions are random and found through "index".
 //
 // Stored entries are JSON objects, so their first byte is '{': a later
 // compact encoding can be told apart by its first byte.
@@ -31,6 +45,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aslcns/totem/sync/protocol"
@@ -45,25 +61,62 @@ var ErrNotFound = errors.New("outbox: not found")
 // the one of the entry its id names.
 var ErrMismatch = errors.New("outbox: result does not match entry")
 
+// ErrFull is returned (wrapped) by Enqueue when the operation does not fit
+// in the quotas even after shedding telemetry: the service is unavailable.
+var ErrFull = errors.New("outbox: full")
+
+// ErrClosed is returned by writes after Close.
+var ErrClosed = errors.New("outbox: closed")
+
+// ErrUnreadable is returned (wrapped) when an entry's sealed payload cannot
+// be opened: its key is missing from the keyring or it was tampered with.
+var ErrUnreadable = errors.New("outbox: payload cannot be opened")
+
 // Bucket names and internal keys.
 var (
-	bucketPending = []byte("pending")
-	bucketDone    = []byte("done")
-	bucketIndex   = []byte("index")
-	bucketSeq     = []byte("seq")
-	bucketMeta    = []byte("meta")
+	bucketPending    = []byte("pending")
+	bucketDone       = []byte("done")
+	bucketQuarantine = []byte("quarantine")
+	bucketTelemetry  = []byte("telemetry")
+	bucketIndex      = []byte("index")
+	bucketSeq        = []byte("seq")
+	bucketMeta       = []byte("meta")
 
-	keyDepth = []byte("depth") // in bucketSeq: number of pending entries
+	keyDepth       = []byte("depth")       // in bucketSeq: number of pending entries
+	keyQuarantined = []byte("quarantined") // in bucketSeq: number of quarantined entries
+	keyShed        = []byte("shed")        // in bucketSeq: telemetry entries shed, ever
+	keySalt        = []byte("salt")        // in bucketSeq: 8 random bytes, the id prefix
 )
 
-var allBuckets = [][]byte{bucketPending, bucketDone, bucketIndex, bucketSeq, bucketMeta}
+var allBuckets = [][]byte{bucketPending, bucketDone, bucketQuarantine, bucketTelemetry, bucketIndex, bucketSeq, bucketMeta}
 
 // DefaultTimeout is how long Open waits for the file lock by default.
 const DefaultTimeout = 2 * time.Second
 
+// Defaults of Options.
+//
+// The hub applies a totem's operations strictly in sequence, so an entry
+// taken out of the queue leaves a hole nothing after it can pass: the
+// outbox never quarantines on its own what the hub can still answer. Poison
+// detection is off unless asked for, and an expired entry is still sent
+// (the hub answers OP_EXPIRED, which ends it with both outcomes); only
+// Sweep, called by a technician's command, moves expired entries aside.
+const (
+	DefaultMaxAttempts = -1
+	DefaultAlarmAt     = 0.8
+)
+
+// Quarantine reasons.
+const (
+	ReasonExpired    = "expired"    // Expires passed before a final result
+	ReasonPoison     = "poison"     // sent MaxAttempts times without a final result
+	ReasonUnreadable = "unreadable" // sealed payload cannot be opened with the keyring
+	ReasonCorrupt    = "corrupt"    // stored record cannot be decoded; kept raw
+)
+
 // Entry is one operation in the outbox.
 type Entry struct {
-	ID       string // 32 lowercase hex digits from crypto/rand
+	ID       string // 32 lowercase hex digits: a random per-database prefix and the seq
 	Seq      uint64 // per-totem sequence from the store; starts at 1, never reused
 	Kind     string
 	Payload  []byte
@@ -73,17 +126,92 @@ type Entry struct {
 	LastSent time.Time
 	Result   *protocol.Result // the last result from the hub, nil until one arrives
 	Done     bool             // a final result arrived: the entry left the pending queue
+	// Completed is when the final result was recorded (wall clock); zero
+	// while pending.
+	Completed time.Time
+	// Quarantine is why the entry was quarantined (Reason…), "" otherwise.
+	Quarantine string
 }
+
+// Class is a priority class of operation kinds under quota pressure.
+type Class int
+
+// Priority classes. Citizen and audit entries are never dropped; when the
+// outbox is full, pending telemetry is shed, oldest first.
+const (
+	ClassCitizen   Class = iota // the default for kinds not in Options.Classes
+	ClassAudit                  // never dropped either
+	ClassTelemetry              // shed first
+)
 
 // Options configures Open. A nil *Options means the defaults.
 type Options struct {
 	Timeout time.Duration // bbolt file lock timeout, default 2s
+
+	// MaxSize bounds the database file in bytes (bbolt's Options.MaxSize);
+	// 0 means no bound. Enqueue keeps room below it so that results can
+	// still be recorded when the queue is full.
+	MaxSize int
+	// MaxPending bounds the number of pending entries; 0 means no bound.
+	MaxPending int
+	// AlarmAt is the fraction of a quota at which OnAlarm fires; default 0.8.
+	AlarmAt float64
+	// OnAlarm is called, from a goroutine the Outbox owns, when usage
+	// crosses AlarmAt and again when it falls back below. It may call any
+	// method of the Outbox.
+	OnAlarm func(Usage)
+	// Classes maps kinds to priority classes; unknown kinds are ClassCitizen.
+	Classes map[string]Class
+	// MaxAttempts is how many sends without a final result quarantine an
+	// entry as poison; 0 means DefaultMaxAttempts, negative never.
+	MaxAttempts int
+	// Keys, when set, seals every new payload with AES-GCM.
+	Keys *Keyring
+	// Now is the wall clock used for expiry and completion times;
+	// default time.Now.
+	Now func() time.Time
+}
+
+// Usage is how full the outbox is.
+type Usage struct {
+	Pending     int     // entries waiting for a final result (Stats().Depth)
+	Quarantined int     // entries in quarantine
+	Shed        uint64  // telemetry entries shed under quota pressure, ever
+	Bytes       int64   // bytes of the file in use (not free pages)
+	MaxSize     int     // Options.MaxSize
+	MaxPending  int     // Options.MaxPending
+	Fraction    float64 // the fuller of Bytes/MaxSize and Pending/MaxPending
+	Alarm       bool    // Fraction reached AlarmAt (cleared a little below it)
 }
 
 // Outbox is a durable queue of operations. It is safe for concurrent use.
 type Outbox struct {
 	db     *bolt.DB
 	notify chan struct{}
+	salt   [8]byte
+
+	classes     map[string]Class
+	maxPending  int
+	maxSize     int
+	softSize    int64 // Enqueue keeps estimated use below this; 0 = no bound
+	alarmAt     float64
+	maxAttempts int
+	keys        *Keyring
+	now         func() time.Time
+
+	reqs    chan *request
+	closeMu sync.RWMutex
+	closed  bool
+	stopped chan struct{} // closed when the committer returned
+
+	used     atomic.Int64 // bytes in use after the last commit
+	commits  atomic.Int64 // transactions committed by the committer
+	alarm    bool         // committer only
+	onAlarm  func(Usage)
+	alarmMu  sync.Mutex
+	alarmNew *Usage        // latest alarm transition not yet delivered
+	alarmC   chan struct{} // capacity 1: wakes the alarm goroutine
+	alarmEnd chan struct{}
 }
 
 // Open opens or creates the outbox at path. A new database is created
@@ -92,15 +220,24 @@ type Outbox struct {
 // half-written store behind. An existing file that is not a valid outbox is
 // reported as an error and left untouched.
 func Open(path string, opts *Options) (*Outbox, error) {
+	if opts == nil {
+		opts = &Options{}
+	}
 	timeout := DefaultTimeout
-	if opts != nil && opts.Timeout > 0 {
+	if opts.Timeout > 0 {
 		timeout = opts.Timeout
+	}
+	if opts.MaxSize < 0 || opts.MaxPending < 0 || opts.AlarmAt < 0 || opts.AlarmAt > 1 {
+		return nil, fmt.Errorf("outbox: open %s: invalid quota options", path)
 	}
 	dir := filepath.Dir(path)
 	if fi, err := os.Stat(dir); err != nil {
 		return nil, fmt.Errorf("outbox: open %s: directory: %w", path, err)
 	} else if !fi.IsDir() {
 		return nil, fmt.Errorf("outbox: open %s: %s is not a directory", path, dir)
+	}
+	if opts.Keys != nil && sameFile(opts.Keys.path, path) {
+		return nil, fmt.Errorf("outbox: open %s: the keyring must live outside the database", path)
 	}
 	fi, err := os.Stat(path)
 	switch {
@@ -114,7 +251,7 @@ func Open(path string, opts *Options) (*Outbox, error) {
 		return nil, fmt.Errorf("outbox: open %s: not a regular file", path)
 	}
 
-	db, err := openBolt(path, timeout)
+	db, err := openBolt(path, timeout, opts.MaxSize)
 	if err != nil {
 		return nil, fmt.Errorf("outbox: open %s: %w", path, err)
 	}
@@ -123,18 +260,81 @@ func Open(path string, opts *Options) (*Outbox, error) {
 		return nil, fmt.Errorf("outbox: open %s: %w", path, err)
 	}
 	removeStaleTemps(path)
-	return &Outbox{db: db, notify: make(chan struct{}, 1)}, nil
+
+	o := &Outbox{
+		db: db, notify: make(chan struct{}, 1),
+		classes: make(map[string]Class, len(opts.Classes)), maxPending: opts.MaxPending,
+		maxSize: opts.MaxSize, alarmAt: opts.AlarmAt, maxAttempts: opts.MaxAttempts,
+		keys: opts.Keys, now: opts.Now, onAlarm: opts.OnAlarm,
+		reqs: make(chan *request, maxBatch), stopped: make(chan struct{}),
+		alarmC: make(chan struct{}, 1), alarmEnd: make(chan struct{}),
+	}
+	for k, c := range opts.Classes {
+		o.classes[k] = c
+	}
+	if o.alarmAt == 0 {
+		o.alarmAt = DefaultAlarmAt
+	}
+	if o.maxAttempts == 0 {
+		o.maxAttempts = DefaultMaxAttempts
+	}
+	if o.now == nil {
+		o.now = time.Now
+	}
+	if o.maxSize > 0 {
+		// Grow in steps small against the bound, and keep a reserve so
+		// that results and sends can still be recorded when Enqueue
+		// reports the outbox full.
+		db.AllocSize = min(max(o.maxSize/32, 64<<10), 16<<20)
+		o.softSize = int64(o.maxSize - db.AllocSize - max(o.maxSize/10, 16*db.Info().PageSize))
+		if o.softSize <= 0 {
+			db.Close()
+			return nil, fmt.Errorf("outbox: open %s: MaxSize %d too small", path, o.maxSize)
+		}
+	}
+	err = db.View(func(tx *bolt.Tx) error {
+		copy(o.salt[:], tx.Bucket(bucketSeq).Get(keySalt))
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("outbox: open %s: %w", path, err)
+	}
+	u, err := o.readUsage()
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("outbox: open %s: %w", path, err)
+	}
+	o.used.Store(u.Bytes)
+	go o.committer()
+	go o.alarms()
+	o.checkAlarm(u)
+	return o, nil
+}
+
+func sameFile(a, b string) bool {
+	fa, erra := os.Stat(a)
+	fb, errb := os.Stat(b)
+	if erra == nil && errb == nil {
+		return os.SameFile(fa, fb)
+	}
+	aa, _ := filepath.Abs(a)
+	ab, _ := filepath.Abs(b)
+	return aa == ab
 }
 
 // openBolt opens an existing or new bbolt file. A file that is not a bbolt
 // database is an error, never a panic.
-func openBolt(path string, timeout time.Duration) (db *bolt.DB, err error) {
+func openBolt(path string, timeout time.Duration, maxSize int) (db *bolt.DB, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			db, err = nil, fmt.Errorf("invalid database: %v", p)
 		}
 	}()
-	db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout})
+	// The freelist is rebuilt by a scan at open instead of being
+	// rewritten by every commit: fewer bytes written per operation.
+	db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout, MaxSize: maxSize,
+		NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("locked by another process: %w", err)
 	}
@@ -144,8 +344,9 @@ func openBolt(path string, timeout time.Duration) (db *bolt.DB, err error) {
 	return db, err
 }
 
-// tempPrefix names the temp files create uses for path.
-func tempPrefix(path string) string { return "." + filepath.Base(path) + ".creating-" }
+// Temp files next to the database: creation and compaction.
+func tempPrefix(path string) string        { return "." + filepath.Base(path) + ".creating-" }
+func compactTempPrefix(path string) string { return "." + filepath.Base(path) + ".compacting-" }
 
 // create makes a fully initialised outbox at path atomically.
 func create(path string, timeout time.Duration) (err error) {
@@ -208,23 +409,23 @@ func syncPath(name string) error {
 	return err
 }
 
-// removeStaleTemps removes temp files a crash during creation left behind.
-// It runs while we hold the lock on the real file.
+// removeStaleTemps removes temp files a crash during creation or
+// compaction left behind. It runs while we hold the lock on the real file.
 func removeStaleTemps(path string) {
 	dir := filepath.Dir(path)
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return
 	}
-	prefix := tempPrefix(path)
 	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), prefix) && e.Type().IsRegular() {
+		if (strings.HasPrefix(e.Name(), tempPrefix(path)) || strings.HasPrefix(e.Name(), compactTempPrefix(path))) && e.Type().IsRegular() {
 			os.Remove(filepath.Join(dir, e.Name()))
 		}
 	}
 }
 
-// ensureLayout creates missing buckets; it writes only when one is missing.
+// ensureLayout creates missing buckets and keys; it writes only when one
+// is missing.
 func ensureLayout(db *bolt.DB) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -238,7 +439,7 @@ func ensureLayout(db *bolt.DB) (err error) {
 				complete = false
 			}
 		}
-		if complete && len(tx.Bucket(bucketSeq).Get(keyDepth)) != 8 {
+		if complete && (len(tx.Bucket(bucketSeq).Get(keyDepth)) != 8 || len(tx.Bucket(bucketSeq).Get(keySalt)) != 8) {
 			complete = false
 		}
 		return nil
@@ -252,15 +453,35 @@ func ensureLayout(db *bolt.DB) (err error) {
 				return fmt.Errorf("bucket %s: %w", name, err)
 			}
 		}
-		if len(tx.Bucket(bucketSeq).Get(keyDepth)) != 8 {
-			return putDepth(tx, uint64(tx.Bucket(bucketPending).Stats().KeyN))
+		seq := tx.Bucket(bucketSeq)
+		if len(seq.Get(keySalt)) != 8 {
+			var salt [8]byte
+			rand.Read(salt[:])
+			if err := seq.Put(keySalt, salt[:]); err != nil {
+				return err
+			}
+		}
+		if len(seq.Get(keyDepth)) != 8 {
+			return seq.Put(keyDepth, seqKey(uint64(tx.Bucket(bucketPending).Stats().KeyN)))
 		}
 		return nil
 	})
 }
 
-// Close closes the store. Entries already acknowledged stay on disk.
+// Close stops the committer after the writes already submitted, then
+// closes the store. Entries already acknowledged stay on disk.
 func (o *Outbox) Close() error {
+	o.closeMu.Lock()
+	if o.closed {
+		o.closeMu.Unlock()
+		return nil
+	}
+	o.closed = true
+	close(o.reqs)
+	o.closeMu.Unlock()
+	<-o.stopped
+	close(o.alarmC)
+	<-o.alarmEnd
 	if err := o.db.Close(); err != nil {
 		return fmt.Errorf("outbox: close: %w", err)
 	}
@@ -271,21 +492,28 @@ func (o *Outbox) Close() error {
 // each successful Enqueue, so the uplink can wake up.
 func (o *Outbox) Notify() <-chan struct{} { return o.notify }
 
-// update runs fn in a write transaction and commits it (write + fsync).
-// It is the one place writes happen: group commit, quotas and encryption
-// hook in here.
-func (o *Outbox) update(fn func(tx *bolt.Tx) error) error {
-	return o.db.Update(fn)
-}
-
 // view runs fn in a read transaction.
 func (o *Outbox) view(fn func(tx *bolt.Tx) error) error {
 	return o.db.View(fn)
 }
 
+func (o *Outbox) classOf(kind string) Class {
+	return o.classes[kind] // ClassCitizen when absent
+}
+
+// idFor is the id of the entry with seq.
+func (o *Outbox) idFor(seq uint64) string {
+	var raw [16]byte
+	copy(raw[:8], o.salt[:])
+	binary.BigEndian.PutUint64(raw[8:], seq)
+	return hex.EncodeToString(raw[:])
+}
+
 // Enqueue makes an operation durable and returns it with its id and
 // sequence number. It returns only after the commit (fsync) succeeded:
-// acknowledged means on disk.
+// acknowledged means on disk. When the quotas are reached it sheds pending
+// telemetry, oldest first; if that is not enough it returns an error
+// wrapping ErrFull and stores nothing.
 func (o *Outbox) Enqueue(kind string, payload []byte, created, expires time.Time) (Entry, error) {
 	if kind == "" {
 		return Entry{}, errors.New("outbox: enqueue: empty kind")
@@ -299,21 +527,23 @@ func (o *Outbox) Enqueue(kind string, payload []byte, created, expires time.Time
 		Created: created.Round(0),
 		Expires: expires.Round(0),
 	}
-	err := o.update(func(tx *bolt.Tx) error {
-		index := tx.Bucket(bucketIndex)
-		var raw [16]byte
-		for {
-			rand.Read(raw[:])
-			if index.Get(raw[:]) == nil {
-				break
-			}
+	class := o.classOf(kind)
+	// JSON carries the payload in base64 plus about 300 bytes of envelope.
+	estimate := int64(len(payload))*4/3 + int64(len(kind)) + 320
+	err := o.do(func(tx *bolt.Tx, b *batch) error {
+		if err := o.makeRoom(tx, b, estimate); err != nil {
+			return err
 		}
 		seq, err := tx.Bucket(bucketSeq).NextSequence()
 		if err != nil {
 			return err
 		}
-		e.ID, e.Seq = hex.EncodeToString(raw[:]), seq
-		val, err := encode(&e)
+		id := o.idFor(seq)
+		r := record{ID: id, Kind: kind, Created: e.Created, Expires: e.Expires}
+		if err := o.seal(&r, seq, e.Payload); err != nil {
+			return err
+		}
+		val, err := json.Marshal(&r)
 		if err != nil {
 			return err
 		}
@@ -321,10 +551,14 @@ func (o *Outbox) Enqueue(kind string, payload []byte, created, expires time.Time
 		if err := tx.Bucket(bucketPending).Put(key, val); err != nil {
 			return err
 		}
-		if err := index.Put(raw[:], key); err != nil {
-			return err
+		if class == ClassTelemetry {
+			if err := tx.Bucket(bucketTelemetry).Put(key, seqKey(uint64(len(val)))); err != nil {
+				return err
+			}
 		}
-		return addDepth(tx, 1)
+		b.added += footprint(len(val))
+		e.ID, e.Seq = id, seq
+		return addCounter(tx, keyDepth, 1)
 	})
 	if err != nil {
 		return Entry{}, fmt.Errorf("outbox: enqueue: %w", err)
@@ -336,19 +570,40 @@ func (o *Outbox) Enqueue(kind string, payload []byte, created, expires time.Time
 	return e, nil
 }
 
+// footprint estimates the bytes of file an entry of n bytes takes: leaf
+// pages fill to 95% on append, less after deletes.
+func footprint(n int) int64 { return int64(n+32) * 3 / 2 }
+
 // Pending returns up to max pending (not Done) entries with Seq > after,
-// in Seq order.
+// in Seq order. Entries found expired, poison, corrupt or unreadable on the
+// way are not returned: they are moved to quarantine before it returns.
+// Sealed entries with no keyring configured are an error.
 func (o *Outbox) Pending(after uint64, max int) ([]Entry, error) {
 	if max <= 0 {
 		return nil, nil
 	}
+	now := o.now()
 	var out []Entry
+	var bad []lapse
 	err := o.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketPending).Cursor()
 		for k, v := c.Seek(seqKey(after + 1)); k != nil && len(out) < max; k, v = c.Next() {
-			e, err := decode(k, v, false)
+			seq, r, err := decodeRecord(k, v)
 			if err != nil {
+				bad = append(bad, lapse{seq, ReasonCorrupt})
+				continue
+			}
+			if reason := o.lapsed(&r, now); reason == ReasonPoison {
+				bad = append(bad, lapse{seq, reason})
+				continue
+			}
+			e, err := o.entry(seq, &r, bucketPending)
+			if errors.Is(err, errNoKeyring) {
 				return err
+			}
+			if err != nil {
+				bad = append(bad, lapse{seq, ReasonUnreadable})
+				continue
 			}
 			out = append(out, e)
 		}
@@ -357,20 +612,39 @@ func (o *Outbox) Pending(after uint64, max int) ([]Entry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("outbox: pending: %w", err)
 	}
+	if len(bad) > 0 {
+		// Best effort: Sweep retries whatever is left.
+		o.quarantine(bad, now)
+	}
 	return out, nil
 }
 
-// MarkSent records one more attempt (Attempts++, LastSent = at).
-// Unknown id: ErrNotFound.
+// lapsed says why a pending entry must leave the queue, or "".
+func (o *Outbox) lapsed(r *record, now time.Time) string {
+	switch {
+	case !r.Expires.IsZero() && !now.Before(r.Expires):
+		return ReasonExpired
+	case o.maxAttempts > 0 && r.Attempts >= o.maxAttempts:
+		return ReasonPoison
+	}
+	return ""
+}
+
+// MarkSent records one more attempt (Attempts++, LastSent = at). A pending
+// entry sent MaxAttempts times without a final result moves to quarantine
+// as poison. Unknown id: ErrNotFound.
 func (o *Outbox) MarkSent(id string, at time.Time) error {
-	err := o.update(func(tx *bolt.Tx) error {
-		e, b, err := lookup(tx, id)
+	err := o.do(func(tx *bolt.Tx, _ *batch) error {
+		seq, r, b, err := o.lookup(tx, id)
 		if err != nil {
-			return err
+			return reject(err)
 		}
-		e.Attempts++
-		e.LastSent = at.Round(0)
-		return put(b, &e)
+		r.Attempts++
+		r.LastSent = at.Round(0)
+		if bytes.Equal(b, bucketPending) && o.maxAttempts > 0 && r.Attempts >= o.maxAttempts {
+			return o.moveToQuarantine(tx, seq, &r, ReasonPoison, o.now())
+		}
+		return putRecord(tx.Bucket(b), seq, &r)
 	})
 	if err != nil {
 		return wrapID("mark sent", id, err)
@@ -378,14 +652,15 @@ func (o *Outbox) MarkSent(id string, at time.Time) error {
 	return nil
 }
 
-// errUnchanged rolls back a write transaction that had nothing to write.
+// errUnchanged rejects a request that had nothing to write.
 var errUnchanged = errors.New("unchanged")
 
 // Record stores a result from the hub on its entry, matched by res.OpID;
 // res.Seq must be the entry's Seq (ErrMismatch otherwise). A final result
-// moves the entry from pending to done in the same transaction. A result
-// for an entry already done keeps the first final result and returns the
-// entry unchanged. Unknown id: ErrNotFound. It returns the updated entry.
+// moves the entry from pending (or quarantine) to done in the same
+// transaction. A result for an entry already done keeps the first final
+// result and returns the entry unchanged. Unknown id: ErrNotFound. It
+// returns the updated entry; its Payload is nil if it cannot be opened.
 func (o *Outbox) Record(res *protocol.Result) (Entry, error) {
 	if res == nil {
 		return Entry{}, errors.New("outbox: record: nil result")
@@ -394,53 +669,71 @@ func (o *Outbox) Record(res *protocol.Result) (Entry, error) {
 	if err != nil {
 		return Entry{}, fmt.Errorf("outbox: record %s: %w", res.OpID, err)
 	}
-	var e Entry
-	err = o.update(func(tx *bolt.Tx) error {
-		var b *bolt.Bucket
+	var (
+		seq uint64
+		r   record
+		in  []byte
+	)
+	err = o.do(func(tx *bolt.Tx, _ *batch) error {
 		var err error
-		e, b, err = lookup(tx, res.OpID)
+		seq, r, in, err = o.lookup(tx, res.OpID)
 		if err != nil {
-			return err
+			return reject(err)
 		}
-		if res.Seq != e.Seq {
-			return fmt.Errorf("%w: result seq %d, entry seq %d", ErrMismatch, res.Seq, e.Seq)
+		if res.Seq != seq {
+			return reject(fmt.Errorf("%w: result seq %d, entry seq %d", ErrMismatch, res.Seq, seq))
 		}
-		if e.Done {
-			return errUnchanged
+		if bytes.Equal(in, bucketDone) {
+			return reject(errUnchanged)
 		}
-		e.Result = new(protocol.Result)
-		if err := json.Unmarshal(stored, e.Result); err != nil {
-			return err
+		r.Result = new(protocol.Result)
+		if err := json.Unmarshal(stored, r.Result); err != nil {
+			return reject(err)
 		}
 		if !res.Final() {
-			return put(b, &e)
+			return putRecord(tx.Bucket(in), seq, &r)
 		}
-		e.Done = true
-		key := seqKey(e.Seq)
-		if err := b.Delete(key); err != nil {
+		key := seqKey(seq)
+		if err := tx.Bucket(in).Delete(key); err != nil {
 			return err
 		}
-		if err := put(tx.Bucket(bucketDone), &e); err != nil {
+		if bytes.Equal(in, bucketPending) {
+			if err := tx.Bucket(bucketTelemetry).Delete(key); err != nil {
+				return err
+			}
+			if err := addCounter(tx, keyDepth, -1); err != nil {
+				return err
+			}
+		} else if err := addCounter(tx, keyQuarantined, -1); err != nil {
 			return err
 		}
-		return addDepth(tx, -1)
+		r.Quarantine, r.QuarantinedAt = "", time.Time{}
+		r.Completed = o.now().Round(0)
+		in = bucketDone
+		return putRecord(tx.Bucket(bucketDone), seq, &r)
 	})
-	if err != nil && err != errUnchanged {
+	if err != nil && !errors.Is(err, errUnchanged) {
 		return Entry{}, wrapID("record", res.OpID, err)
 	}
+	e, _ := o.entry(seq, &r, in)
 	return e, nil
 }
 
-// Get returns the entry with id, pending or done.
+// Get returns the entry with id, pending, done or quarantined. If its
+// sealed payload cannot be opened it returns the entry without payload
+// (the envelope stays readable) and an error wrapping ErrUnreadable.
 func (o *Outbox) Get(id string) (Entry, error) {
 	var e Entry
 	err := o.view(func(tx *bolt.Tx) error {
-		var err error
-		e, _, err = lookup(tx, id)
+		seq, r, in, err := o.lookup(tx, id)
+		if err != nil {
+			return err
+		}
+		e, err = o.entry(seq, &r, in)
 		return err
 	})
 	if err != nil {
-		return Entry{}, wrapID("get", id, err)
+		return e, wrapID("get", id, err)
 	}
 	return e, nil
 }
@@ -462,17 +755,50 @@ func (o *Outbox) Stats() (protocol.Queue, error) {
 		if k == nil {
 			return nil
 		}
-		e, err := decode(k, v, false)
-		if err != nil {
-			return err
+		s, r, err := decodeRecord(k, v)
+		q.OldestSeq = s
+		if err == nil {
+			q.Oldest = r.Created
 		}
-		q.OldestSeq, q.Oldest = e.Seq, e.Created
 		return nil
 	})
 	if err != nil {
 		return protocol.Queue{}, fmt.Errorf("outbox: stats: %w", err)
 	}
 	return q, nil
+}
+
+// Usage reports how full the outbox is against its quotas.
+func (o *Outbox) Usage() (Usage, error) {
+	u, err := o.readUsage()
+	if err != nil {
+		return Usage{}, fmt.Errorf("outbox: usage: %w", err)
+	}
+	return u, nil
+}
+
+func (o *Outbox) readUsage() (Usage, error) {
+	u := Usage{MaxSize: o.maxSize, MaxPending: o.maxPending}
+	var size int64
+	err := o.view(func(tx *bolt.Tx) error {
+		size = tx.Size()
+		u.Pending = int(counter(tx, keyDepth))
+		u.Quarantined = int(counter(tx, keyQuarantined))
+		u.Shed = counter(tx, keyShed)
+		return nil
+	})
+	if err != nil {
+		return Usage{}, err
+	}
+	st := o.db.Stats()
+	u.Bytes = size - int64(st.FreePageN+st.PendingPageN)*int64(o.db.Info().PageSize)
+	if o.maxSize > 0 {
+		u.Fraction = float64(u.Bytes) / float64(o.maxSize)
+	}
+	if o.maxPending > 0 {
+		u.Fraction = max(u.Fraction, float64(u.Pending)/float64(o.maxPending))
+	}
+	return u, nil
 }
 
 // Meta returns the value stored under key, or nil, nil when absent.
@@ -498,7 +824,8 @@ func (o *Outbox) SetMeta(key string, val []byte) error {
 	if key == "" {
 		return errors.New("outbox: set meta: empty key")
 	}
-	err := o.update(func(tx *bolt.Tx) error {
+	val = bytes.Clone(val) // bbolt keeps it until the commit
+	err := o.do(func(tx *bolt.Tx, _ *batch) error {
 		b := tx.Bucket(bucketMeta)
 		if val == nil {
 			return b.Delete([]byte(key))
@@ -511,66 +838,106 @@ func (o *Outbox) SetMeta(key string, val []byte) error {
 	return nil
 }
 
-// record is the stored form of an Entry; Seq is the key, Done the bucket.
+// record is the stored form of an Entry; Seq is the key, Done and
+// quarantine the bucket. A sealed payload is in Key, Nonce and Sealed;
+// Raw holds the bytes of a record that could not be decoded.
 type record struct {
-	ID       string           `json:"id"`
-	Kind     string           `json:"kind"`
-	Payload  []byte           `json:"payload,omitempty"`
-	Created  time.Time        `json:"created"`
-	Expires  time.Time        `json:"expires,omitzero"`
-	Attempts int              `json:"attempts,omitempty"`
-	LastSent time.Time        `json:"last_sent,omitzero"`
-	Result   *protocol.Result `json:"result,omitempty"`
+	ID            string           `json:"id"`
+	Kind          string           `json:"kind"`
+	Payload       []byte           `json:"payload,omitempty"`
+	Key           uint32           `json:"key,omitempty"`
+	Nonce         []byte           `json:"nonce,omitempty"`
+	Sealed        []byte           `json:"sealed,omitempty"`
+	Created       time.Time        `json:"created"`
+	Expires       time.Time        `json:"expires,omitzero"`
+	Attempts      int              `json:"attempts,omitempty"`
+	LastSent      time.Time        `json:"last_sent,omitzero"`
+	Result        *protocol.Result `json:"result,omitempty"`
+	Completed     time.Time        `json:"completed,omitzero"`
+	Quarantine    string           `json:"quarantine,omitempty"`
+	QuarantinedAt time.Time        `json:"quarantined_at,omitzero"`
+	Raw           []byte           `json:"raw,omitempty"`
 }
 
-func encode(e *Entry) ([]byte, error) {
-	return json.Marshal(record{
-		ID: e.ID, Kind: e.Kind, Payload: e.Payload, Created: e.Created, Expires: e.Expires,
-		Attempts: e.Attempts, LastSent: e.LastSent, Result: e.Result,
-	})
-}
-
-func decode(key, val []byte, done bool) (Entry, error) {
-	if len(key) != 8 || len(val) == 0 || val[0] != '{' {
-		return Entry{}, fmt.Errorf("corrupt entry %x", key)
+// decodeRecord decodes a stored entry. It never panics on bad bytes.
+func decodeRecord(key, val []byte) (uint64, record, error) {
+	if len(key) != 8 {
+		return 0, record{}, fmt.Errorf("corrupt key %x", key)
+	}
+	seq := binary.BigEndian.Uint64(key)
+	if len(val) == 0 || val[0] != '{' {
+		return seq, record{}, fmt.Errorf("corrupt entry %d", seq)
 	}
 	var r record
 	if err := json.Unmarshal(val, &r); err != nil {
-		return Entry{}, fmt.Errorf("entry %d: %w", binary.BigEndian.Uint64(key), err)
+		return seq, record{}, fmt.Errorf("entry %d: %w", seq, err)
 	}
-	return Entry{
-		ID: r.ID, Seq: binary.BigEndian.Uint64(key), Kind: r.Kind, Payload: r.Payload,
-		Created: r.Created, Expires: r.Expires, Attempts: r.Attempts, LastSent: r.LastSent,
-		Result: r.Result, Done: done,
-	}, nil
+	return seq, r, nil
 }
 
-func put(b *bolt.Bucket, e *Entry) error {
-	val, err := encode(e)
+// entry converts a record to an Entry, opening its payload. On an error
+// the envelope is still filled in.
+func (o *Outbox) entry(seq uint64, r *record, in []byte) (Entry, error) {
+	e := Entry{
+		ID: r.ID, Seq: seq, Kind: r.Kind, Payload: r.Payload,
+		Created: r.Created, Expires: r.Expires, Attempts: r.Attempts, LastSent: r.LastSent,
+		Result: r.Result, Done: bytes.Equal(in, bucketDone), Completed: r.Completed,
+		Quarantine: r.Quarantine,
+	}
+	if r.Sealed == nil {
+		return e, nil
+	}
+	p, err := o.open(r, seq)
+	if err != nil {
+		return e, err
+	}
+	e.Payload = p
+	return e, nil
+}
+
+func putRecord(b *bolt.Bucket, seq uint64, r *record) error {
+	val, err := json.Marshal(r)
 	if err != nil {
 		return err
 	}
-	return b.Put(seqKey(e.Seq), val)
+	return b.Put(seqKey(seq), val)
 }
 
-// lookup finds the entry with id and the bucket holding it.
-func lookup(tx *bolt.Tx, id string) (Entry, *bolt.Bucket, error) {
+// lookup finds the entry with id and the bucket holding it. Errors are
+// found before anything is written.
+func (o *Outbox) lookup(tx *bolt.Tx, id string) (uint64, record, []byte, error) {
 	raw, err := hex.DecodeString(id)
 	if err != nil || len(raw) != 16 || strings.ToLower(id) != id {
-		return Entry{}, nil, ErrNotFound
+		return 0, record{}, nil, ErrNotFound
 	}
-	key := tx.Bucket(bucketIndex).Get(raw)
-	if key == nil {
-		return Entry{}, nil, ErrNotFound
+	var key []byte
+	if bytes.Equal(raw[:8], o.salt[:]) {
+		key = raw[8:]
+	} else if key = tx.Bucket(bucketIndex).Get(raw); key == nil {
+		return 0, record{}, nil, ErrNotFound
 	}
-	for _, name := range [][]byte{bucketPending, bucketDone} {
-		b := tx.Bucket(name)
-		if v := b.Get(key); v != nil {
-			e, err := decode(key, v, bytes.Equal(name, bucketDone))
-			return e, b, err
+	for _, name := range [][]byte{bucketPending, bucketDone, bucketQuarantine} {
+		if v := tx.Bucket(name).Get(key); v != nil {
+			seq, r, err := decodeRecord(key, v)
+			if err == nil && r.ID != id {
+				return 0, record{}, nil, ErrNotFound
+			}
+			return seq, r, name, err
 		}
 	}
-	return Entry{}, nil, fmt.Errorf("index names missing entry %x", key)
+	if bytes.Equal(raw[:8], o.salt[:]) {
+		return 0, record{}, nil, ErrNotFound // purged, shed or never assigned
+	}
+	return 0, record{}, nil, fmt.Errorf("index names missing entry %x", key)
+}
+
+// dropIndex removes the index key of an id from an older version.
+func (o *Outbox) dropIndex(tx *bolt.Tx, id string) error {
+	raw, err := hex.DecodeString(id)
+	if err != nil || len(raw) != 16 || bytes.Equal(raw[:8], o.salt[:]) {
+		return nil
+	}
+	return tx.Bucket(bucketIndex).Delete(raw)
 }
 
 func wrapID(op, id string, err error) error {
@@ -584,14 +951,23 @@ func seqKey(seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(make([]byte, 0, 8), seq)
 }
 
-func putDepth(tx *bolt.Tx, n uint64) error {
-	return tx.Bucket(bucketSeq).Put(keyDepth, seqKey(n))
+// counter reads a counter of bucketSeq; a missing one is 0.
+func counter(tx *bolt.Tx, key []byte) uint64 {
+	if v := tx.Bucket(bucketSeq).Get(key); len(v) == 8 {
+		return binary.BigEndian.Uint64(v)
+	}
+	return 0
 }
 
-func addDepth(tx *bolt.Tx, delta int64) error {
-	v := tx.Bucket(bucketSeq).Get(keyDepth)
-	if len(v) != 8 {
+func addCounter(tx *bolt.Tx, key []byte, delta int64) error {
+	b := tx.Bucket(bucketSeq)
+	v := b.Get(key)
+	if len(v) != 8 && bytes.Equal(key, keyDepth) {
 		return errors.New("corrupt depth counter")
 	}
-	return putDepth(tx, uint64(int64(binary.BigEndian.Uint64(v))+delta))
+	n := int64(counter(tx, key)) + delta
+	if n < 0 {
+		n = 0
+	}
+	return b.Put(key, seqKey(uint64(n)))
 }

@@ -1,0 +1,260 @@
+package outbox
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// maxBatch bounds how many requests share one transaction.
+const maxBatch = 256
+
+// A request is one write, applied by the committer inside a transaction
+// it may share with other requests. fn must be repeatable (it may run
+// again alone after its batch failed) and must report an error it finds
+// before writing anything with reject, so that the batch goes on without it.
+type request struct {
+	fn   func(tx *bolt.Tx, b *batch) error
+	done chan error
+}
+
+// batch is the state requests of one transaction share.
+type batch struct {
+	added int64 // estimated file bytes this transaction adds (negative: frees)
+}
+
+// rejected is an error a request found before writing anything.
+type rejected struct{ err error }
+
+func (r rejected) Error() string { return r.err.Error() }
+
+func reject(err error) error { return rejected{err} }
+
+// errNothing rolls back a transaction in which every request was rejected.
+var errNothing = errors.New("nothing to commit")
+
+// do hands fn to the committer and waits until its commit is durable.
+func (o *Outbox) do(fn func(tx *bolt.Tx, b *batch) error) error {
+	r := &request{fn: fn, done: make(chan error, 1)}
+	o.closeMu.RLock()
+	if o.closed {
+		o.closeMu.RUnlock()
+		return ErrClosed
+	}
+	o.reqs <- r
+	o.closeMu.RUnlock()
+	return <-r.done
+}
+
+// committer applies requests until Close closes o.reqs: whatever queued
+// while the previous commit was being fsynced goes into the next one.
+func (o *Outbox) committer() {
+	defer close(o.stopped)
+	batch := make([]*request, 0, maxBatch)
+	for r := range o.reqs {
+		batch = append(batch[:0], r)
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case r, ok := <-o.reqs:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		o.commit(batch)
+		if u, err := o.readUsage(); err == nil {
+			o.used.Store(u.Bytes)
+			o.checkAlarm(u)
+		}
+		clear(batch)
+	}
+}
+
+// commit applies reqs in one transaction and answers each. If the
+// transaction fails as a whole, each request is retried alone so that one
+// failing request never fails the others.
+func (o *Outbox) commit(reqs []*request) {
+	errs := make([]error, len(reqs))
+	err := o.db.Update(func(tx *bolt.Tx) error {
+		fill(tx)
+		b := &batch{}
+		ok := 0
+		for i, r := range reqs {
+			err := r.fn(tx, b)
+			var rj rejected
+			switch {
+			case err == nil:
+				ok++
+			case errors.As(err, &rj):
+				errs[i] = rj.err
+			default:
+				return err
+			}
+		}
+		if ok == 0 {
+			return errNothing
+		}
+		return nil
+	})
+	if err == nil {
+		o.commits.Add(1)
+	}
+	switch {
+	case err == nil || errors.Is(err, errNothing):
+		for i, r := range reqs {
+			r.done <- errs[i]
+		}
+	case len(reqs) == 1:
+		reqs[0].done <- o.commitAlone(reqs[0], err)
+	default:
+		for i := range reqs {
+			o.commit(reqs[i : i+1])
+		}
+	}
+}
+
+// fill packs the append-mostly buckets: with bbolt's default of half-full
+// pages every commit would write twice the pages.
+func fill(tx *bolt.Tx) {
+	for _, name := range [][]byte{bucketPending, bucketDone, bucketQuarantine, bucketTelemetry} {
+		tx.Bucket(name).FillPercent = 0.95
+	}
+}
+
+// commitAlone handles a request that failed alone with err: when the file
+// reached MaxSize it sheds telemetry and tries again, then reports ErrFull.
+func (o *Outbox) commitAlone(r *request, err error) error {
+	// Free pages may be too fragmented for a large node: shed until the
+	// request fits or no telemetry is left.
+	for errors.Is(err, berrors.ErrMaxSizeReached) {
+		n := 0
+		serr := o.db.Update(func(tx *bolt.Tx) error {
+			var err error
+			n, err = o.shed(tx, &batch{}, 256)
+			return err
+		})
+		if serr != nil || n == 0 {
+			break
+		}
+		err = o.db.Update(func(tx *bolt.Tx) error { fill(tx); return r.fn(tx, &batch{}) })
+		var rj rejected
+		if errors.As(err, &rj) {
+			return rj.err
+		}
+	}
+	if errors.Is(err, berrors.ErrMaxSizeReached) {
+		return fmt.Errorf("%w: %w", ErrFull, err)
+	}
+	return err
+}
+
+// makeRoom sheds telemetry, oldest first, until an entry of about size
+// bytes fits in the quotas; it rejects with ErrFull if it cannot.
+func (o *Outbox) makeRoom(tx *bolt.Tx, b *batch, size int64) error {
+	for {
+		overCount := o.maxPending > 0 && counter(tx, keyDepth) >= uint64(o.maxPending)
+		overSize := o.softSize > 0 && o.used.Load()+b.added+footprint(int(size)) > o.softSize
+		if !overCount && !overSize {
+			return nil
+		}
+		n, err := o.shed(tx, b, 1)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			if overCount {
+				return reject(fmt.Errorf("%w: %d pending entries", ErrFull, o.maxPending))
+			}
+			return reject(fmt.Errorf("%w: %d bytes", ErrFull, o.maxSize))
+		}
+	}
+}
+
+// shed deletes up to n pending telemetry entries, oldest first, counting
+// them in the "shed" counter. It returns how many it deleted.
+func (o *Outbox) shed(tx *bolt.Tx, b *batch, n int) (int, error) {
+	tel, pending := tx.Bucket(bucketTelemetry), tx.Bucket(bucketPending)
+	done := 0
+	for done < n {
+		k, size := tel.Cursor().First()
+		if k == nil {
+			break
+		}
+		key := append([]byte(nil), k...)
+		if len(size) == 8 {
+			b.added -= footprint(int(binary.BigEndian.Uint64(size)))
+		}
+		if v := pending.Get(key); v != nil {
+			if _, r, err := decodeRecord(key, v); err == nil {
+				if err := o.dropIndex(tx, r.ID); err != nil {
+					return done, err
+				}
+			}
+			if err := pending.Delete(key); err != nil {
+				return done, err
+			}
+			if err := addCounter(tx, keyDepth, -1); err != nil {
+				return done, err
+			}
+			if err := addCounter(tx, keyShed, 1); err != nil {
+				return done, err
+			}
+			done++
+		}
+		if err := tel.Delete(key); err != nil {
+			return done, err
+		}
+	}
+	return done, nil
+}
+
+// checkAlarm records an alarm transition for the alarm goroutine. It is
+// called by Open and then only by the committer.
+func (o *Outbox) checkAlarm(u Usage) {
+	if o.maxPending == 0 && o.maxSize == 0 {
+		return
+	}
+	on := u.Fraction >= o.alarmAt
+	if o.alarm && !on && u.Fraction >= o.alarmAt-0.05 {
+		on = true // hysteresis: clear a little below the threshold
+	}
+	if on == o.alarm {
+		return
+	}
+	o.alarm = on
+	u.Alarm = on
+	if o.onAlarm == nil {
+		return
+	}
+	o.alarmMu.Lock()
+	o.alarmNew = &u
+	o.alarmMu.Unlock()
+	select {
+	case o.alarmC <- struct{}{}:
+	default:
+	}
+}
+
+// alarms calls OnAlarm for each transition, outside the committer so that
+// the callback may use the Outbox. Close stops it.
+func (o *Outbox) alarms() {
+	defer close(o.alarmEnd)
+	delivered := false
+	for range o.alarmC {
+		o.alarmMu.Lock()
+		u := o.alarmNew
+		o.alarmNew = nil
+		o.alarmMu.Unlock()
+		if u != nil && u.Alarm != delivered {
+			delivered = u.Alarm
+			o.onAlarm(*u)
+		}
+	}
+}

@@ -1,0 +1,265 @@
+package outbox
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// lapse is a pending entry found to need quarantine, and why.
+type lapse struct {
+	seq    uint64
+	reason string
+}
+
+// SweepReport counts what Sweep moved to quarantine.
+type SweepReport struct {
+	Scanned    int // pending entries examined
+	Expired    int
+	Poison     int
+	Unreadable int // unreadable or corrupt
+}
+
+// Sweep moves to quarantine every pending entry that expired at now, was
+// sent MaxAttempts times without a final result, or cannot be read. The
+// owner calls it periodically; Pending does the same lazily for the
+// entries it meets.
+func (o *Outbox) Sweep(now time.Time) (SweepReport, error) {
+	var rep SweepReport
+	var bad []lapse
+	err := o.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketPending).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			rep.Scanned++
+			seq, r, err := decodeRecord(k, v)
+			if err != nil {
+				bad = append(bad, lapse{seq, ReasonCorrupt})
+				continue
+			}
+			if reason := o.lapsed(&r, now); reason != "" {
+				bad = append(bad, lapse{seq, reason})
+				continue
+			}
+			if r.Sealed != nil && o.keys != nil {
+				if _, err := o.open(&r, seq); err != nil {
+					bad = append(bad, lapse{seq, ReasonUnreadable})
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return rep, fmt.Errorf("outbox: sweep: %w", err)
+	}
+	moved, err := o.quarantine(bad, now)
+	rep.Expired, rep.Poison = moved[ReasonExpired], moved[ReasonPoison]
+	rep.Unreadable = moved[ReasonUnreadable] + moved[ReasonCorrupt]
+	if err != nil {
+		return rep, fmt.Errorf("outbox: sweep: %w", err)
+	}
+	return rep, nil
+}
+
+// quarantine moves the entries of bad that are still pending and still
+// lapsed to quarantine, in transactions of at most maxBatch entries. It
+// returns how many it moved per reason.
+func (o *Outbox) quarantine(bad []lapse, now time.Time) (map[string]int, error) {
+	moved := map[string]int{}
+	for len(bad) > 0 {
+		chunk := bad[:min(len(bad), maxBatch)]
+		bad = bad[len(chunk):]
+		var n map[string]int
+		err := o.do(func(tx *bolt.Tx, _ *batch) error {
+			n = map[string]int{}
+			pending := tx.Bucket(bucketPending)
+			for _, l := range chunk {
+				key := seqKey(l.seq)
+				v := pending.Get(key)
+				if v == nil {
+					continue // done or moved meanwhile
+				}
+				seq, r, err := decodeRecord(key, v)
+				reason := ReasonCorrupt
+				if err != nil {
+					r = record{ID: o.idFor(seq), Raw: bytes.Clone(v)}
+				} else if reason = o.lapsed(&r, now); reason == "" {
+					if l.reason != ReasonUnreadable {
+						continue // requeued meanwhile
+					}
+					reason = ReasonUnreadable
+				}
+				if err := o.moveToQuarantine(tx, seq, &r, reason, now); err != nil {
+					return err
+				}
+				n[reason]++
+			}
+			if len(n) == 0 {
+				return reject(errUnchanged)
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, errUnchanged) {
+			return moved, err
+		}
+		for k, v := range n {
+			moved[k] += v
+		}
+	}
+	return moved, nil
+}
+
+// moveToQuarantine moves a pending entry to quarantine with reason.
+func (o *Outbox) moveToQuarantine(tx *bolt.Tx, seq uint64, r *record, reason string, now time.Time) error {
+	key := seqKey(seq)
+	if err := tx.Bucket(bucketPending).Delete(key); err != nil {
+		return err
+	}
+	if err := tx.Bucket(bucketTelemetry).Delete(key); err != nil {
+		return err
+	}
+	r.Quarantine, r.QuarantinedAt = reason, now.Round(0)
+	if err := putRecord(tx.Bucket(bucketQuarantine), seq, r); err != nil {
+		return err
+	}
+	if err := addCounter(tx, keyDepth, -1); err != nil {
+		return err
+	}
+	return addCounter(tx, keyQuarantined, 1)
+}
+
+// Quarantined returns up to max quarantined entries in Seq order, with
+// their reason in Entry.Quarantine. A payload that cannot be opened is
+// left nil: the envelope is what a technician needs.
+func (o *Outbox) Quarantined(max int) ([]Entry, error) {
+	if max <= 0 {
+		return nil, nil
+	}
+	var out []Entry
+	err := o.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketQuarantine).Cursor()
+		for k, v := c.First(); k != nil && len(out) < max; k, v = c.Next() {
+			seq, r, err := decodeRecord(k, v)
+			if err != nil {
+				out = append(out, Entry{Seq: seq, Quarantine: ReasonCorrupt})
+				continue
+			}
+			e, _ := o.entry(seq, &r, bucketQuarantine)
+			out = append(out, e)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("outbox: quarantined: %w", err)
+	}
+	return out, nil
+}
+
+// Requeue puts a quarantined entry back in the pending queue with its
+// attempts reset; an expired entry loses its expiry. Quotas do not apply:
+// it was accepted once. The uplink must rewind to send it again.
+func (o *Outbox) Requeue(id string) error {
+	err := o.do(func(tx *bolt.Tx, _ *batch) error {
+		seq, r, in, err := o.lookup(tx, id)
+		if err != nil {
+			return reject(err)
+		}
+		if !bytes.Equal(in, bucketQuarantine) {
+			return reject(fmt.Errorf("entry %d is not quarantined", seq))
+		}
+		if r.Raw != nil {
+			return reject(fmt.Errorf("entry %d is corrupt", seq))
+		}
+		if !r.Expires.IsZero() && !o.now().Before(r.Expires) {
+			r.Expires = time.Time{}
+		}
+		r.Quarantine, r.QuarantinedAt, r.Attempts = "", time.Time{}, 0
+		key := seqKey(seq)
+		if err := tx.Bucket(bucketQuarantine).Delete(key); err != nil {
+			return err
+		}
+		if err := putRecord(tx.Bucket(bucketPending), seq, &r); err != nil {
+			return err
+		}
+		if o.classOf(r.Kind) == ClassTelemetry {
+			if err := tx.Bucket(bucketTelemetry).Put(key, seqKey(512)); err != nil {
+				return err
+			}
+		}
+		if err := addCounter(tx, keyQuarantined, -1); err != nil {
+			return err
+		}
+		return addCounter(tx, keyDepth, 1)
+	})
+	if err != nil {
+		return wrapID("requeue", id, err)
+	}
+	return nil
+}
+
+// Purge deletes the done entries completed before the cutoff and returns
+// how many it deleted. Entries of older versions, with no completion
+// time, count as completed when the hub received them.
+func (o *Outbox) Purge(before time.Time) (int, error) {
+	var seqs []uint64
+	err := o.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketDone).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			seq, r, err := decodeRecord(k, v)
+			if err != nil {
+				continue // a technician looks at it; never block on it
+			}
+			at := r.Completed
+			if at.IsZero() && r.Result != nil {
+				at = r.Result.Transport.At
+			}
+			if at.IsZero() {
+				at = r.Created
+			}
+			if at.Before(before) {
+				seqs = append(seqs, seq)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("outbox: purge: %w", err)
+	}
+	total := 0
+	for len(seqs) > 0 {
+		chunk := seqs[:min(len(seqs), 1024)]
+		seqs = seqs[len(chunk):]
+		n := 0
+		err := o.do(func(tx *bolt.Tx, _ *batch) error {
+			n = 0
+			done := tx.Bucket(bucketDone)
+			for _, seq := range chunk {
+				key := seqKey(seq)
+				v := done.Get(key)
+				if v == nil {
+					continue
+				}
+				if _, r, err := decodeRecord(key, v); err == nil {
+					if err := o.dropIndex(tx, r.ID); err != nil {
+						return err
+					}
+				}
+				if err := done.Delete(key); err != nil {
+					return err
+				}
+				n++
+			}
+			if n == 0 {
+				return reject(errUnchanged)
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, errUnchanged) {
+			return total, fmt.Errorf("outbox: purge: %w", err)
+		}
+		total += n
+	}
+	return total, nil
+}
