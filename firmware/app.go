@@ -54,6 +54,9 @@ type Options struct {
 	QueuedTTL time.Duration // default 30 days
 	// Online reports whether the link to the hub is up (nil: unknown).
 	Online func() bool
+	// Events receives alerts for operations (reader gone, printer
+	// faults…); nil drops them. It must not block.
+	Events func(protocol.Event)
 }
 
 // App is the totem application.
@@ -72,6 +75,7 @@ type App struct {
 	mu      sync.Mutex
 	waiters map[string]chan outbox.Entry
 	printer string // last printer condition, for telemetry
+	reader  string // "ok" or "gone", for telemetry and the idle screen
 }
 
 const metaPolicy = "policy"
@@ -92,7 +96,7 @@ func New(dev Devices, o Options) *App {
 	}
 	a := &App{o: o, dev: dev, log: o.Logger, start: time.Now(),
 		cards: make(chan hal.CardEvent, 16), keys: make(chan hal.Key, 32),
-		waiters: make(map[string]chan outbox.Entry), printer: "ok"}
+		waiters: make(map[string]chan outbox.Entry), printer: "ok", reader: "ok"}
 	p := cms.Policy2020
 	if b, err := o.Outbox.Meta(metaPolicy); err == nil && b != nil {
 		if pol, err := protocol.DecodePolicy(b); err == nil {
@@ -151,7 +155,7 @@ func (a *App) Telemetry() protocol.Telemetry {
 		t.Queue = q
 	}
 	a.mu.Lock()
-	t.Devices = map[string]string{"printer": a.printer, "reader": "ok"}
+	t.Devices = map[string]string{"printer": a.printer, "reader": a.reader}
 	a.mu.Unlock()
 	return t
 }
@@ -235,13 +239,16 @@ func (a *App) Run(ctx context.Context) error {
 		for {
 			ev, err := a.dev.Reader.Next(ctx)
 			if err != nil {
-				if ctx.Err() == nil {
-					a.log.Error("card reader", "err", err)
-					sleep(ctx, time.Second)
-					continue
+				if ctx.Err() != nil {
+					return
 				}
-				return
+				// The reader (or pcscd) is gone: say so, keep asking;
+				// drivers recover on their own.
+				a.readerState(ctx, false, err)
+				sleep(ctx, time.Second)
+				continue
 			}
+			a.readerState(ctx, true, nil)
 			select {
 			case a.cards <- ev:
 			case <-ctx.Done():
@@ -268,6 +275,22 @@ func (a *App) Run(ctx context.Context) error {
 			}
 		}
 	}()
+	if h, ok := a.dev.Reader.(hal.ReaderHealth); ok {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t := time.NewTicker(time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					a.readerState(ctx, h.Healthy(), nil)
+				}
+			}
+		}()
+	}
 	err := a.loop(ctx)
 	cancel()
 	wg.Wait()
@@ -282,13 +305,16 @@ func (a *App) Run(ctx context.Context) error {
 func (a *App) loop(ctx context.Context) error {
 	present := false
 	for {
-		a.show("idle")
+		a.showIdle()
 		for !present {
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
 			case ev := <-a.cards:
 				present = ev.Kind == hal.CardInserted
+				if ev.Kind == 0 {
+					a.showIdle() // the reader's state changed
+				}
 			case <-a.keys: // keys with no card do nothing
 			}
 		}
@@ -320,6 +346,58 @@ func reason(err error) string {
 		return "cancelled"
 	}
 	return "error"
+}
+
+// showIdle shows the idle screen, or that the service is suspended while
+// the card reader is gone.
+func (a *App) showIdle() {
+	a.mu.Lock()
+	down := a.reader != "ok"
+	a.mu.Unlock()
+	if down {
+		a.show("reader_gone")
+		return
+	}
+	a.show("idle")
+}
+
+// setReader records whether the reader works; it reports a change.
+func (a *App) setReader(ok bool) bool {
+	s := "gone"
+	if ok {
+		s = "ok"
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	changed := a.reader != s
+	a.reader = s
+	return changed
+}
+
+// readerState records whether the reader works and, on a change, tells
+// the log, operations and the idle screen.
+func (a *App) readerState(ctx context.Context, ok bool, err error) {
+	if !a.setReader(ok) {
+		return
+	}
+	if ok {
+		a.log.Info("card reader back")
+		a.event(protocol.LevelInfo, "reader_back", "card reader available again")
+	} else {
+		a.log.Error("card reader gone", "err", err)
+		a.event(protocol.LevelAlarm, "reader_gone", "card reader not available")
+	}
+	select {
+	case a.cards <- hal.CardEvent{}: // redraw
+	case <-ctx.Done():
+	}
+}
+
+// event raises an alert for operations, if anyone listens.
+func (a *App) event(level, code, msg string) {
+	if a.o.Events != nil {
+		a.o.Events(protocol.Event{Level: level, Code: code, Message: msg})
+	}
 }
 
 // awaitRemoval waits until the card is removed (idle timeout clears the

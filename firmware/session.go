@@ -118,8 +118,14 @@ func (a *App) pin(ctx context.Context, card hal.Card) error {
 				return nil
 			case errors.As(err, &pe):
 				a.log.Info("pin refused", "tries_left", pe.TriesLeft)
-				a.show("pin_wrong", pe.TriesLeft)
-				k, err := a.key(ctx, func() { a.show("pin_wrong", pe.TriesLeft) })
+				// The last try is announced before it is used.
+				screen := "pin_wrong"
+				if pe.TriesLeft == 1 {
+					screen = "pin_last"
+				}
+				draw := func() { a.show(screen, pe.TriesLeft) }
+				draw()
+				k, err := a.key(ctx, draw)
 				if err != nil {
 					return err
 				}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 	"github.com/aslcns/totem/hal"
 	"github.com/aslcns/totem/hal/sim"
 	"github.com/aslcns/totem/sync/outbox"
+	"github.com/aslcns/totem/sync/protocol"
 )
 
 // local runs the firmware with simulated devices and no uplink: what a
@@ -138,7 +141,7 @@ func TestWrongPINAndBlocked(t *testing.T) {
 	l.wait(ctx, "PIN: ")
 	l.panel.Type("11111")
 	l.panel.Press(hal.KeyOK)
-	l.wait(ctx, "Tentativi rimasti:1")
+	l.wait(ctx, "ultimo") // the last try is announced before it is used
 	l.panel.Press(hal.KeyOK)
 	l.panel.Type("11111")
 	l.panel.Press(hal.KeyOK)
@@ -223,5 +226,63 @@ func TestBackAndCancel(t *testing.T) {
 	l.wait(ctx, "Operazione annullata")
 	if q, _ := l.box.Stats(); q.LastSeq != 0 {
 		t.Fatalf("cancelled flow queued an operation: %+v", q)
+	}
+}
+
+// flaky is a reader whose service goes away and comes back, as pcscd does.
+type flaky struct {
+	*sim.Reader
+	down atomic.Bool
+}
+
+func (f *flaky) Next(ctx context.Context) (hal.CardEvent, error) {
+	if f.down.Load() {
+		return hal.CardEvent{}, hal.ErrNoReader
+	}
+	return f.Reader.Next(ctx)
+}
+
+func (f *flaky) Healthy() bool { return !f.down.Load() }
+
+func TestReaderGoneAndBack(t *testing.T) {
+	ctx := ctxT(t)
+	box, err := outbox.Open(filepath.Join(t.TempDir(), "outbox.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer box.Close()
+	r := &flaky{Reader: sim.NewReader("sim")}
+	panel := sim.NewPanel(20, 4)
+	var mu sync.Mutex
+	var events []string
+	_, log := newLog()
+	app := firmware.New(firmware.Devices{Reader: r, Printer: sim.NewPrinter(""), Keypad: panel, Display: panel},
+		firmware.Options{Totem: "t", ASL: "A", Location: "L", Outbox: box, Logger: log,
+			Events: func(e protocol.Event) { mu.Lock(); events = append(events, e.Code); mu.Unlock() }})
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- app.Run(rctx) }()
+	defer func() { cancel(); <-done }()
+	if _, err := panel.WaitFor(ctx, "Inserire la tessera"); err != nil {
+		t.Fatal(err)
+	}
+	r.down.Store(true) // pcscd goes away: the health check notices
+	if _, err := panel.WaitFor(ctx, "Servizio sospeso"); err != nil {
+		t.Fatal(err)
+	}
+	if got := app.Telemetry().Devices["reader"]; got != "gone" {
+		t.Fatalf("telemetry reader = %q", got)
+	}
+	r.down.Store(false)
+	if _, err := panel.WaitFor(ctx, "Inserire la tessera"); err != nil {
+		t.Fatal(err)
+	}
+	if got := app.Telemetry().Devices["reader"]; got != "ok" {
+		t.Fatalf("telemetry reader after recovery = %q", got)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(events) < 2 || events[0] != "reader_gone" || events[len(events)-1] != "reader_back" {
+		t.Fatalf("events %v", events)
 	}
 }

@@ -81,6 +81,13 @@ type CardReader interface {
 	Connect(ctx context.Context) (Card, error)
 }
 
+// ReaderHealth is an optional capability of a CardReader whose service can
+// go away and come back on its own (pcscd restarting): Healthy reports
+// whether the reader can be used now.
+type ReaderHealth interface {
+	Healthy() bool
+}
+
 // Card is an exclusive session with a TS-CNS card. Close leaves the card
 // reset and unpowered, with no verified PIN state behind.
 type Card interface {
