@@ -55,15 +55,16 @@ Totem demo. In the panel that follows:
   i  insert the demo card (ROSSI MARIO, PIN 12345)     r  remove it
   1  Consensi FSE, then the PIN and # to confirm, 1/2 = sì/no for each consent
   #  confirm (Enter)   *  back (Backspace)   D  cancel (Esc)   q  quit
-Receipts are written to state/totemd/receipts/, logs to state/*.log.
+Receipts go through the ESC/POS driver to a virtual printer: state/totemd/paper/
+(NNN.txt and NNN.png, as the paper would look). Logs: state/*.log.
 Press Enter to start.
 TXT
 read -r _
-"$bin/totemd" --panel terminal "${card[@]}" || true
+"$bin/totemd" --panel terminal "${card[@]}" --vprinter state/totemd/paper || true
 clear || true
-echo "Receipts printed:"
-ls -1 state/totemd/receipts/ 2>/dev/null | tail -5 || true
-last=$(ls -1t state/totemd/receipts/*.txt 2>/dev/null | head -1 || true)
-[ -n "$last" ] && { echo; cat "$last"; }
+echo "Receipts printed (text and PNG) in state/totemd/paper:"
+ls -1 state/totemd/paper/ 2>/dev/null | tail -6 || true
+last=$(ls -1t state/totemd/paper/*.txt 2>/dev/null | head -1 || true)
+[ -n "$last" ] && { echo; cat "$last"; echo "(picture: ${last%.txt}.png)"; }
 echo
 "$bin/totemctl" status || echo "(the hub is not answering: was it stopped?)"

@@ -65,6 +65,7 @@ type App struct {
 	dev   Devices
 	log   *slog.Logger
 	start time.Time
+	now   func() time.Time // the wall clock printed on receipts
 
 	cards chan hal.CardEvent
 	keys  chan hal.Key
@@ -94,7 +95,7 @@ func New(dev Devices, o Options) *App {
 	if o.QueuedTTL == 0 {
 		o.QueuedTTL = 30 * 24 * time.Hour
 	}
-	a := &App{o: o, dev: dev, log: o.Logger, start: time.Now(),
+	a := &App{o: o, dev: dev, log: o.Logger, start: time.Now(), now: time.Now,
 		cards: make(chan hal.CardEvent, 16), keys: make(chan hal.Key, 32),
 		waiters: make(map[string]chan outbox.Entry), printer: "ok", reader: "ok"}
 	p := cms.Policy2020

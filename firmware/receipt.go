@@ -2,7 +2,6 @@ package firmware
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/aslcns/totem/hal"
 	"github.com/aslcns/totem/sync/outbox"
@@ -35,7 +34,7 @@ func (a *App) receipt(e outbox.Entry, title string, info hal.CardInfo, lines []s
 	add(hal.Block{Kind: hal.Rule})
 	add(hal.Block{Kind: hal.Text, Text: title, Align: hal.Center, Bold: true, Large: true})
 	add(hal.Block{Kind: hal.Feed})
-	text("Data: " + time.Now().Format("02/01/2006 15:04"))
+	text("Data: " + a.now().Format("02/01/2006 15:04"))
 	text("Codice fiscale: " + MaskCF(info.CF))
 	add(hal.Block{Kind: hal.Rule})
 	for _, l := range lines {

@@ -5,6 +5,8 @@ import (
 
 	"github.com/aslcns/totem/config"
 	"github.com/aslcns/totem/drivers/board"
+	"github.com/aslcns/totem/drivers/escpos"
+	"github.com/aslcns/totem/drivers/escpos/vprinter"
 	"github.com/aslcns/totem/drivers/keypad"
 	"github.com/aslcns/totem/drivers/lcd"
 	"github.com/aslcns/totem/hal"
@@ -35,4 +37,45 @@ func hardwarePanel(cfg *config.Totemd) (*keypad.Keypad, hal.Display, func() erro
 		return nil, nil, nil, fmt.Errorf("totemd: panel = hardware: %w", err)
 	}
 	return kp, disp, closer.Close, nil
+}
+
+// escposPrinter opens the serial ESC/POS printer the config describes, or,
+// with vdir set, a virtual printer on a pty writing its receipts (text and
+// PNG) to vdir. closer stops the driver, closes the port and, for the
+// virtual printer, stops it.
+func escposPrinter(cfg *config.Totemd, vdir string) (*escpos.Printer, func() error, error) {
+	d := cfg.Devices.ESCPOS
+	prof, err := escpos.ProfileByName(d.Profile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("totemd: devices.escpos.profile: %w", err)
+	}
+	baud := d.Baud
+	if baud == 0 {
+		baud = prof.Baud
+	}
+	port := d.Port
+	var vp *vprinter.VPrinter
+	if vdir != "" {
+		if vp, err = vprinter.StartWith(vdir, vprinter.Options{Cols: prof.Cols}); err != nil {
+			return nil, nil, fmt.Errorf("totemd: virtual printer: %w", err)
+		}
+		port = vp.TTY()
+	}
+	rw, err := escpos.OpenSerial(port, baud)
+	if err != nil {
+		if vp != nil {
+			vp.Close()
+		}
+		return nil, nil, fmt.Errorf("totemd: printer = escpos: %w", err)
+	}
+	p := escpos.New(rw, prof, escpos.Options{})
+	closer := func() error {
+		p.Close()
+		err := rw.Close()
+		if vp != nil {
+			vp.Close()
+		}
+		return err
+	}
+	return p, closer, nil
 }

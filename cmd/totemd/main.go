@@ -3,8 +3,9 @@
 // citizen's sessions, keeps every operation in the durable outbox and
 // synchronises it with the hub over MQTT.
 //
-//	totemd [--config FILE] [--panel auto|terminal|none|hardware] [--vcard PROFILE]
-//	totemd card info|watch|sim …   read the card, watch the reader, run a virtual card
+//	totemd [--config FILE] [--panel auto|terminal|none|hardware] [--vcard PROFILE] [--vprinter DIR]
+//	totemd card info|watch|sim …       read the card, watch the reader, run a virtual card
+//	totemd printer test|status|sim …   test print, printer status, run a virtual printer
 //
 // With a terminal on stdin (and panel "auto" or "terminal") the display and
 // keypad are drawn in the terminal and logs go to state_dir/totemd.log;
@@ -50,6 +51,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		switch args[0] {
 		case "card":
 			return cardCmd(ctx, args[1:], stdout, stderr)
+		case "printer":
+			return printerCmd(ctx, args[1:], stdout, stderr)
 		case "version":
 			fmt.Fprintf(stdout, "totemd %s (pcsc: %v)\n", version, pcsc.Available)
 			return nil
@@ -58,6 +61,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	cfgPath := fs.String("config", "", "configuration file (default: embedded defaults)")
 	panel := fs.String("panel", "", "auto, terminal, none or hardware (overrides devices.panel)")
 	vcardName := fs.String("vcard", "", "demo: read cards through pcscd, with this virtual card (vpcd) inserted and removed by the panel's i/r keys")
+	vprintDir := fs.String("vprinter", "", "demo: print through the ESC/POS driver to a virtual printer that writes receipts (text and PNG) to this directory")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -90,6 +94,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	reader := sim.NewReader("sim-0")
 	printer := sim.NewPrinter(cfg.Devices.ReceiptDir)
 	dev := firmware.Devices{Reader: reader, Printer: printer}
+	if cfg.Devices.Printer == "escpos" || *vprintDir != "" {
+		p, closePrinter, err := escposPrinter(cfg, *vprintDir)
+		if err != nil {
+			return err
+		}
+		defer closePrinter()
+		dev.Printer = p
+	}
 	if cfg.Devices.Reader == "pcsc" {
 		r, err := pcsc.Open(ctx, pcsc.Options{Reader: cfg.Devices.PCSC.Reader})
 		if err != nil {

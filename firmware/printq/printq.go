@@ -258,10 +258,14 @@ func (q *Queue) next() (*Job, error) {
 // attempt records the attempt, then prints. A job that had an attempt or a
 // copy before is printed as a reprint.
 func (q *Queue) attempt(ctx context.Context, j *Job) error {
-	if st, err := q.printer.Status(ctx); err == nil {
-		if err := st.Err(); err != nil {
-			return q.failed(j, err)
-		}
+	// A printer that cannot say it is ready (switched off, not answering)
+	// is not sent the job: nothing goes out, so no reprint mark later.
+	st, err := q.printer.Status(ctx)
+	if err == nil {
+		err = st.Err()
+	}
+	if err != nil {
+		return q.failed(j, err)
 	}
 	reprint := j.Attempts > 0 || j.Copies > 0
 	if err := q.db.Update(func(tx *bolt.Tx) error {
@@ -274,8 +278,7 @@ func (q *Queue) attempt(ctx context.Context, j *Job) error {
 	if reprint {
 		doc = markReprint(doc, j.Created)
 	}
-	err := q.printer.Print(ctx, &doc)
-	if err != nil {
+	if err := q.printer.Print(ctx, &doc); err != nil {
 		return q.failed(j, err)
 	}
 	j.State, j.Printed, j.LastErr = Printed, time.Now().UTC(), ""

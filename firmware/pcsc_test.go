@@ -1,0 +1,291 @@
+//go:build cgo && pcsc
+
+package firmware_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aslcns/totem/drivers/cns/vcard"
+	"github.com/aslcns/totem/drivers/pcsc"
+	"github.com/aslcns/totem/drivers/pcsc/pcsctest"
+	"github.com/aslcns/totem/firmware"
+	"github.com/aslcns/totem/firmware/printq"
+	"github.com/aslcns/totem/hal"
+	"github.com/aslcns/totem/hal/sim"
+	"github.com/aslcns/totem/sync/outbox"
+)
+
+// The PIN tests run the real firmware on the real PC/SC stack: the
+// drivers/pcsc Reader on a private pcscd (pcsctest) with a virtual TS-CNS
+// card inserted through vpcd, a durable outbox and print queue, receipts
+// written to files. Only the panel (keypad and display) is simulated.
+// Nothing else in this test binary calls PC/SC, so pcsctest.Start, run
+// first by each test, is early enough to point libpcsclite at the
+// private pcscd.
+
+// pcscPIN is distinctive, so the scans below cannot match by chance.
+const (
+	pcscPIN   = "97315824"
+	pcscWrong = "11111111"
+)
+
+// pcscLogs collects every log line of a run, from every component.
+type pcscLogs struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *pcscLogs) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *pcscLogs) Bytes() []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return bytes.Clone(l.b.Bytes())
+}
+
+// pcscTotem is a totem on the real PC/SC stack.
+type pcscTotem struct {
+	t       *testing.T
+	dir     string // every file the totem writes lives under it
+	logs    *pcscLogs
+	pcscd   *pcsctest.Daemon
+	card    *vcard.Card
+	panel   *sim.Panel
+	printer *sim.Printer
+	stop    func()
+}
+
+// startPCSC starts the firmware with the pcsc Reader on a private pcscd
+// and the demo citizen's card, whose PIN is pcscPIN, ready to insert.
+func startPCSC(t *testing.T) *pcscTotem {
+	t.Helper()
+	d := pcsctest.Start(t) // first: before any scard call (see pcsctest)
+	tt := &pcscTotem{t: t, dir: t.TempDir(), logs: &pcscLogs{}, pcscd: d, panel: sim.NewPanel(20, 4)}
+	log := slog.New(slog.NewTextHandler(tt.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+
+	p, ok := vcard.Lookup("cns")
+	if !ok {
+		t.Fatal("no cns profile")
+	}
+	p.PIN = pcscPIN
+	tt.card = vcard.New(p)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	reader, err := pcsc.Open(ctx, pcsc.Options{Reader: pcsctest.Reader0, Logger: log.With("subsystem", "pcsc"),
+		MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	box, err := outbox.Open(filepath.Join(tt.dir, "outbox.db"), nil)
+	if err != nil {
+		cancel()
+		reader.Close()
+		t.Fatal(err)
+	}
+	tt.printer = sim.NewPrinter(filepath.Join(tt.dir, "receipts"))
+	var app *firmware.App
+	jobs, err := printq.Open(filepath.Join(tt.dir, "jobs.db"), tt.printer, printq.Options{Poll: 20 * time.Millisecond,
+		Logger: log.With("subsystem", "printq"), OnStatus: func(err error) { app.PrinterStatus(err) }})
+	if err != nil {
+		cancel()
+		reader.Close()
+		box.Close()
+		t.Fatal(err)
+	}
+	// No uplink: the hub is unreachable, receipts are provisional.
+	app = firmware.New(firmware.Devices{Reader: reader, Printer: tt.printer, Keypad: tt.panel, Display: tt.panel},
+		firmware.Options{Totem: "t-pcsc", ASL: "ASL Test", Location: "Atrio", Outbox: box, Jobs: jobs,
+			Logger: log.With("subsystem", "firmware"), ResultWait: 50 * time.Millisecond, IdleTimeout: time.Minute})
+	done := make(chan error, 1)
+	go func() { done <- app.Run(ctx) }()
+	var once sync.Once
+	tt.stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+			tt.card.Remove()
+			reader.Close()
+			jobs.Close()
+			box.Close()
+		})
+	}
+	t.Cleanup(tt.stop)
+	return tt
+}
+
+func (tt *pcscTotem) wait(ctx context.Context, substr string) string {
+	tt.t.Helper()
+	s, err := tt.panel.WaitFor(ctx, substr)
+	if err != nil {
+		tt.t.Fatal(err)
+	}
+	return s
+}
+
+// insert puts the card in the reader and opens the Consensi FSE flow up
+// to the PIN prompt.
+func (tt *pcscTotem) insert(ctx context.Context) {
+	tt.t.Helper()
+	tt.wait(ctx, "Inserire la tessera")
+	if err := tt.pcscd.Insert(ctx, 0, tt.card); err != nil {
+		tt.t.Fatal(err)
+	}
+	tt.wait(ctx, "1 Consensi FSE")
+	tt.panel.Press('1')
+	tt.wait(ctx, "PIN:")
+}
+
+// enterPIN types pin and confirms it.
+func (tt *pcscTotem) enterPIN(ctx context.Context, pin string) {
+	tt.t.Helper()
+	tt.panel.Type(pin)
+	tt.wait(ctx, "PIN: "+strings.Repeat("*", len(pin)))
+	tt.panel.Press(hal.KeyOK)
+}
+
+// tries checks the PIN tries the chip has left.
+func (tt *pcscTotem) tries(want int) {
+	tt.t.Helper()
+	if got := tt.card.Tries(); got != want {
+		tt.t.Fatalf("the card has %d PIN tries left, want %d", got, want)
+	}
+}
+
+// remove pulls the card and waits for the idle screen.
+func (tt *pcscTotem) remove(ctx context.Context) {
+	tt.t.Helper()
+	tt.card.Remove()
+	tt.wait(ctx, "Inserire la tessera")
+}
+
+// scan stops the totem, then fails the test if the PIN appears in any log
+// line or in any file under the totem's directory (outbox, print jobs,
+// receipts), as digits or as the hex of the digits (an APDU dump). The
+// logs must not hold the citizen's identity either.
+func (tt *pcscTotem) scan() {
+	t := tt.t
+	t.Helper()
+	tt.stop()
+	needles := []string{pcscPIN, hex.EncodeToString([]byte(pcscPIN)), strings.ToUpper(hex.EncodeToString([]byte(pcscPIN)))}
+
+	logs := tt.logs.Bytes()
+	if !bytes.Contains(logs, []byte("pin refused")) {
+		t.Fatalf("the logs lack the PIN refusals, so the scan would prove little:\n%s", logs)
+	}
+	for _, secret := range append(needles, "RSSMRA80A01H501U", "ROSSI", "MARIO") {
+		for _, line := range strings.Split(string(logs), "\n") {
+			if strings.Contains(line, secret) {
+				t.Errorf("%q in a log line: %s", secret, line)
+			}
+		}
+	}
+	files := 0
+	err := filepath.WalkDir(tt.dir, func(path string, e fs.DirEntry, err error) error {
+		if err != nil || e.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		files++
+		for _, n := range needles {
+			if i := bytes.Index(b, []byte(n)); i >= 0 {
+				t.Errorf("the PIN (%q) is in %s at byte %d", n, path, i)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if files == 0 {
+		t.Fatal("the totem wrote no file: the scan would be vacuous")
+	}
+	t.Logf("scanned %d log bytes and %d files", len(logs), files)
+}
+
+// TestPCSCPINNeverLeavesTheChip: two wrong PINs (the second announces the
+// last try), then the right one, consents, provisional receipt. The PIN is
+// then nowhere in the logs or in any file the totem wrote.
+func TestPCSCPINNeverLeavesTheChip(t *testing.T) {
+	tt := startPCSC(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	tt.insert(ctx)
+	tt.enterPIN(ctx, pcscWrong)
+	tt.wait(ctx, "Tentativi rimasti:2")
+	tt.tries(2)
+	tt.panel.Press(hal.KeyOK) // retry
+	tt.wait(ctx, "PIN: ")
+	tt.enterPIN(ctx, pcscWrong)
+	// The last try is announced before it is used.
+	if screen := tt.wait(ctx, "PIN errato"); !strings.Contains(strings.ToLower(screen), "ultimo") {
+		t.Fatalf("the last try is not announced:\n%s", screen)
+	}
+	tt.tries(1)
+	tt.panel.Press(hal.KeyOK)
+	tt.wait(ctx, "PIN: ")
+	tt.enterPIN(ctx, pcscPIN)
+	tt.wait(ctx, "Consenso 1 di 2")
+	tt.tries(3)
+	tt.panel.Press('1')
+	tt.wait(ctx, "Consenso 2 di 2")
+	tt.panel.Press('2')
+	tt.wait(ctx, "Riepilogo")
+	tt.panel.Press(hal.KeyOK)
+	tt.wait(ctx, "Operazione salvata") // no hub: provisional receipt
+	if n := len(tt.printer.Files()); n != 1 {
+		t.Fatalf("%d receipt files", n)
+	}
+	tt.remove(ctx)
+	if tt.card.Verified() {
+		t.Error("the card was left with the PIN verified")
+	}
+	tt.scan()
+}
+
+// TestPCSCPINBlocked: three wrong PINs block the card and say so; nothing
+// is queued or printed, and the PIN is nowhere.
+func TestPCSCPINBlocked(t *testing.T) {
+	tt := startPCSC(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	tt.insert(ctx)
+	for i := 2; i >= 0; i-- {
+		tt.enterPIN(ctx, pcscWrong)
+		if i == 0 {
+			break
+		}
+		tt.wait(ctx, "PIN errato")
+		tt.tries(i)
+		tt.panel.Press(hal.KeyOK)
+		tt.wait(ctx, "PIN: ")
+	}
+	tt.wait(ctx, "PIN bloccato")
+	tt.tries(0)
+	tt.remove(ctx)
+	if n := len(tt.printer.Files()); n != 0 {
+		t.Fatalf("%d receipts printed for a blocked PIN", n)
+	}
+	tt.scan()
+}

@@ -1,0 +1,93 @@
+package firmware
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aslcns/totem/drivers/escpos"
+	"github.com/aslcns/totem/hal"
+	"github.com/aslcns/totem/sync/outbox"
+	"github.com/aslcns/totem/sync/protocol"
+)
+
+var update = flag.Bool("update", false, "rewrite the receipt golden files")
+
+// receipts returns every layout the firmware prints, with fixed data.
+func receipts() map[string]*hal.Doc {
+	a := &App{o: Options{Totem: "demo-01", ASL: "ASL Toscana nord ovest", Location: "Atrio principale"},
+		now: func() time.Time { return time.Date(2026, 11, 23, 17, 5, 0, 0, time.Local) }}
+	info := hal.CardInfo{CF: "RSSMRA80A01H501U"}
+	lines := []string{"Consenso alla consultazione del Fascicolo: SÌ", "Opposizione ai documenti anteriori al 19/05/2020: NO"}
+	prov := outbox.Entry{ID: strings.Repeat("a", 32), Seq: 42}
+	acc := prov
+	acc.Done = true
+	acc.Result = &protocol.Result{Transport: protocol.Transport{Status: protocol.TransportReceived, Protocol: "261123000000042"},
+		Processing: protocol.Processing{Status: protocol.ProcessingAccepted}}
+	rej := acc
+	rej.Result = &protocol.Result{Transport: protocol.Transport{Status: protocol.TransportReceived, Protocol: "261123000000043"},
+		Processing: protocol.Processing{Status: protocol.ProcessingRejected,
+			Errors: []protocol.Error{{Code: "CARD_REVOKED", Message: "La tessera è revocata."}}}}
+	return map[string]*hal.Doc{
+		"consent-accepted":    a.receipt(acc, "Consensi FSE", info, lines),
+		"consent-rejected":    a.receipt(rej, "Consensi FSE", info, lines),
+		"consent-provisional": a.receipt(prov, "Consensi FSE", info, lines),
+	}
+}
+
+// escape shows printer bytes as reviewable text: printable ASCII as is,
+// everything else as \xNN, a new file line after each line feed.
+func escape(b []byte) []byte {
+	var out bytes.Buffer
+	for _, c := range b {
+		switch {
+		case c == '\n':
+			out.WriteString("\\n\n")
+		case c >= 0x20 && c < 0x7f && c != '\\':
+			out.WriteByte(c)
+		default:
+			fmt.Fprintf(&out, "\\x%02x", c)
+		}
+	}
+	return out.Bytes()
+}
+
+// Every receipt layout in every printer profile: the bytes are reviewed as
+// golden files (go test ./firmware -run TestReceiptGolden -update), and no
+// character of any template needs a replacement.
+func TestReceiptGolden(t *testing.T) {
+	for name, doc := range receipts() {
+		for _, p := range escpos.Profiles() {
+			b, err := escpos.Encode(doc, p)
+			if err != nil {
+				t.Fatalf("%s/%s: %v", name, p.Name, err)
+			}
+			for _, bl := range doc.Blocks {
+				if bl.Kind == hal.Text && !escpos.Encodable(bl.Text, p) {
+					t.Errorf("%s/%s: %q needs a replacement", name, p.Name, bl.Text)
+				}
+			}
+			path := filepath.Join("testdata", "receipt-"+name+"-"+p.Name+".golden")
+			got := escape(b)
+			if *update {
+				os.MkdirAll("testdata", 0o755)
+				if err := os.WriteFile(path, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				continue
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create it)", err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("%s differs from the golden file (review, then -update)", path)
+			}
+		}
+	}
+}
