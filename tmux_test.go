@@ -106,6 +106,14 @@ func TestDemoInTmux(t *testing.T) {
 	if !strings.Contains(string(b), "Protocollo: "+proto[1]) {
 		t.Fatalf("receipt:\n%s", b)
 	}
+	// Personal data at rest is sealed: the outbox file never holds the CF.
+	db, err := os.ReadFile(dir + "/totemd/outbox.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(db), "RSSMRA80A01H501U") || !strings.Contains(string(db), "consent") {
+		t.Error("the outbox holds the CF in clear (or is not the outbox)")
+	}
 	logb, _ := os.ReadFile(dir + "/totemd/totemd.log")
 	// The PIN as a word: a random hex id may contain the digits by chance.
 	for _, secret := range []string{"RSSMRA80A01H501U", "ROSSI", "MARIO", `\b12345\b`} {

@@ -166,7 +166,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		dev.Keypad, dev.Display, runKeypad = kp, disp, kp.Run
 	}
 
-	box, err := outbox.Open(filepath.Join(cfg.StateDir, "outbox.db"), nil)
+	// Personal data in the outbox is sealed with a key kept outside it.
+	keys, err := outbox.LoadKeyring(filepath.Join(cfg.StateDir, "outbox.keys"))
+	if err != nil {
+		return err
+	}
+	box, err := outbox.Open(filepath.Join(cfg.StateDir, "outbox.db"), &outbox.Options{Keys: keys})
 	if err != nil {
 		return err
 	}
