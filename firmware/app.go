@@ -261,6 +261,9 @@ func (a *App) Run(ctx context.Context) error {
 		defer wg.Done()
 		for {
 			k, err := a.dev.Keypad.Next(ctx)
+			if err == nil {
+				a.beep()
+			}
 			if err != nil {
 				if ctx.Err() == nil {
 					a.log.Error("keypad", "err", err)
@@ -347,6 +350,18 @@ func reason(err error) string {
 		return "cancelled"
 	}
 	return "error"
+}
+
+// beep acknowledges a key press on the first device that can beep.
+func (a *App) beep() {
+	for _, d := range []any{a.dev.Keypad, a.dev.Display} {
+		if b, ok := d.(hal.Beeper); ok {
+			if err := b.Beep(); err != nil {
+				a.log.Debug("beep", "err", err)
+			}
+			return
+		}
+	}
 }
 
 // showIdle shows the idle screen, or that the service is suspended while

@@ -286,3 +286,44 @@ func TestReaderGoneAndBack(t *testing.T) {
 		t.Fatalf("events %v", events)
 	}
 }
+
+// beeping is a panel with the optional Beeper capability.
+type beeping struct {
+	*sim.Panel
+	n atomic.Int64
+}
+
+func (b *beeping) Beep() error { b.n.Add(1); return nil }
+
+func TestKeyPressBeeps(t *testing.T) {
+	ctx := ctxT(t)
+	box, err := outbox.Open(filepath.Join(t.TempDir(), "outbox.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer box.Close()
+	p := &beeping{Panel: sim.NewPanel(20, 4)}
+	r := sim.NewReader("sim")
+	_, log := newLog()
+	app := firmware.New(firmware.Devices{Reader: r, Printer: sim.NewPrinter(""), Keypad: p, Display: p},
+		firmware.Options{Totem: "t", ASL: "A", Location: "L", Outbox: box, Logger: log})
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- app.Run(rctx) }()
+	defer func() { cancel(); <-done }()
+	r.Insert(testCard())
+	if _, err := p.WaitFor(ctx, "1 Consensi FSE"); err != nil {
+		t.Fatal(err)
+	}
+	p.Press('1')
+	if _, err := p.WaitFor(ctx, "PIN:"); err != nil {
+		t.Fatal(err)
+	}
+	p.Press('9', '7')
+	if _, err := p.WaitFor(ctx, "PIN: **"); err != nil {
+		t.Fatal(err)
+	}
+	if n := p.n.Load(); n != 3 {
+		t.Fatalf("%d beeps for 3 keys", n)
+	}
+}
