@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"periph.io/x/conn/v3/gpio"
+	"periph.io/x/conn/v3/gpio/gpiotest"
 
 	"github.com/aslcns/totem/hal"
 	"github.com/aslcns/totem/hal/haltest"
@@ -37,13 +38,14 @@ type matrix struct {
 func newMatrix(t *testing.T, m Map) *matrix {
 	mx := &matrix{down: map[[2]int]bool{}, keyAt: map[hal.Key][2]int{}, keypadMap: m}
 	for i, row := range m {
-		mx.rows = append(mx.rows, &rowPin{PinIO: gpio.INVALID, m: mx, i: i})
+		mx.rows = append(mx.rows, &rowPin{Pin: &gpiotest.Pin{N: fmt.Sprintf("R%d", i), Num: i}, m: mx, i: i})
 		for j, k := range row {
 			mx.keyAt[k] = [2]int{i, j}
 		}
 	}
 	for j := range m[0] {
-		mx.cols = append(mx.cols, &colPin{PinIO: gpio.INVALID, m: mx, j: j, edges: make(chan struct{}, 1)})
+		mx.cols = append(mx.cols, &colPin{Pin: &gpiotest.Pin{N: fmt.Sprintf("C%d", j), Num: 10 + j}, m: mx, j: j,
+			edges: make(chan struct{}, 1)})
 	}
 	t.Cleanup(func() {
 		mx.mu.Lock()
@@ -140,12 +142,15 @@ func (m *matrix) rowLevels() string {
 	return s
 }
 
+// rowPin and colPin are periph's gpiotest pins with the matrix's wiring:
+// a row records whether it drives, a column reads what the held keys
+// connect it to.
 type rowPin struct {
-	gpio.PinIO // gpio.INVALID for the rest of the interface
-	m          *matrix
-	i          int
-	out        bool
-	l          gpio.Level
+	*gpiotest.Pin
+	m   *matrix
+	i   int
+	out bool
+	l   gpio.Level
 }
 
 func (p *rowPin) String() string { return fmt.Sprintf("R%d", p.i) }
@@ -158,7 +163,7 @@ func (p *rowPin) Out(l gpio.Level) error {
 		p.m.highs++
 	}
 	p.out, p.l = true, l
-	return nil
+	return p.Pin.Out(l)
 }
 
 func (p *rowPin) In(pull gpio.Pull, edge gpio.Edge) error {
@@ -168,11 +173,11 @@ func (p *rowPin) In(pull gpio.Pull, edge gpio.Edge) error {
 		return errors.New("rows must float")
 	}
 	p.out = false
-	return nil
+	return p.Pin.In(pull, edge)
 }
 
 type colPin struct {
-	gpio.PinIO
+	*gpiotest.Pin
 	m     *matrix
 	j     int
 	pull  gpio.Pull
