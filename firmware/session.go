@@ -367,8 +367,16 @@ func (a *App) setPrinter(err error) {
 		s = "fault"
 	}
 	a.mu.Lock()
+	changed := a.printer != s
 	a.printer = s
 	a.mu.Unlock()
+	if changed {
+		level := protocol.LevelWarning
+		if s == "ok" {
+			level = protocol.LevelInfo
+		}
+		a.event(level, "printer_"+s, "receipt printer: "+s)
+	}
 }
 
 func (a *App) printerText(err error) string {

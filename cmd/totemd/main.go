@@ -36,6 +36,7 @@ import (
 	"github.com/aslcns/totem/hal/sim"
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/outbox"
+	"github.com/aslcns/totem/sync/protocol"
 	"github.com/aslcns/totem/sync/uplink"
 )
 
@@ -177,6 +178,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	defer box.Close()
 
+	var link atomic.Pointer[uplink.Uplink] // set once the credentials are there
 	var app *firmware.App
 	jobs, err := printq.Open(filepath.Join(cfg.StateDir, "jobs.db"), dev.Printer, printq.Options{
 		Logger: log.With("subsystem", "printq"), OnStatus: func(err error) { app.PrinterStatus(err) }})
@@ -189,6 +191,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		Lang: firmware.ParseLang(cfg.Session.Lang), Outbox: box, Jobs: jobs, Logger: log.With("subsystem", "firmware"),
 		ResultWait: cfg.Sync.ResultWait.Duration, IdleTimeout: cfg.Session.IdleTimeout.Duration,
 		QueuedTTL: cfg.Sync.QueuedTTL.Duration,
+		Events: func(e protocol.Event) {
+			if up := link.Load(); up != nil {
+				up.Event(e)
+			}
+		},
 	})
 	var wg sync.WaitGroup
 	errc := make(chan error, 3)
@@ -208,7 +215,6 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		start(func() error { return runKeypad(ctx) })
 	}
 	start(func() error { return app.Run(ctx) })
-	var link atomic.Pointer[uplink.Uplink]
 	if tp != nil {
 		start(func() error { statusLine(ctx, tp, box, &link); return nil })
 	}

@@ -561,6 +561,34 @@ func (u *Uplink) publishTelemetry(ctx context.Context, cm *autopaho.ConnectionMa
 	}
 }
 
+// Event publishes an alert on the totem's event topic (QoS 1) and a fresh
+// health report, if connected; offline, the alert is dropped (the health
+// report sent at the next connection carries the current state).
+func (u *Uplink) Event(e protocol.Event) {
+	u.mu.Lock()
+	cm := u.cm
+	u.mu.Unlock()
+	if cm == nil || !u.connected.Load() {
+		u.log.Debug("event not sent: offline", "code", e.Code)
+		return
+	}
+	e.V, e.Totem, e.At = protocol.Version, u.o.Totem, time.Now().UTC()
+	b, err := protocol.Marshal(e)
+	if err != nil {
+		return
+	}
+	u.cmds.Add(1)
+	go func() {
+		defer u.cmds.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if _, err := cm.Publish(ctx, &paho.Publish{Topic: protocol.Topic(u.o.Totem, protocol.LeafEvent), QoS: 1, Payload: b}); err != nil {
+			u.log.Debug("event not sent", "code", e.Code, "err", err)
+		}
+		u.publishTelemetry(ctx, cm)
+	}()
+}
+
 // PublishTelemetry sends a health report now (e.g. after an operation),
 // if connected.
 func (u *Uplink) PublishTelemetry(ctx context.Context) {

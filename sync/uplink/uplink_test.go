@@ -313,3 +313,33 @@ func TestCommands(t *testing.T) {
 		t.Fatalf("OnCommand called %d times, want 1", n)
 	}
 }
+
+func TestEventReachesConsole(t *testing.T) {
+	r := newRig(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	u, _ := r.run(t, ctx, Options{})
+	got := make(chan *protocol.Event, 4)
+	con := dial(t, ctx, r.srv.URL(), r.console, func(_ *autopaho.ConnectionManager, p *paho.Publish) {
+		if e, err := protocol.DecodeEvent(p.Payload); err == nil {
+			got <- e
+		}
+	})
+	defer con.Disconnect(context.Background())
+	if _, err := con.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{
+		{Topic: protocol.Topic(totem, protocol.LeafEvent), QoS: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	for !u.Connected() && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	u.Event(protocol.Event{Level: protocol.LevelAlarm, Code: "reader_gone", Message: "card reader not available"})
+	select {
+	case e := <-got:
+		if e.Totem != totem || e.Code != "reader_gone" || e.Level != protocol.LevelAlarm || e.At.IsZero() {
+			t.Fatalf("event %+v", e)
+		}
+	case <-ctx.Done():
+		t.Fatal("event never reached the console")
+	}
+}
