@@ -15,6 +15,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/aslcns/totem/cmd/internal/cli"
 	"github.com/aslcns/totem/cms"
@@ -127,5 +128,15 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 	h := hub.New(hub.Options{URL: url, ClientID: "totemhub-" + cli.RandomID(4), Username: me.Username,
 		Password: me.Password, Backend: store, Logger: log.With("subsystem", "ingest")})
 	log.Info("totemhub running", "broker", url, "policy", pol.ID, "state_dir", cfg.StateDir)
-	return h.Run(ctx)
+	// The reference CMS retries FSE creations by itself (seed 002).
+	fctx, stopFSE := context.WithCancel(ctx)
+	fseDone := make(chan struct{})
+	go func() {
+		defer close(fseDone)
+		store.RunFSERetries(fctx, time.Minute)
+	}()
+	err = h.Run(ctx)
+	stopFSE()
+	<-fseDone
+	return err
 }
