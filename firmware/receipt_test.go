@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/drivers/escpos"
 	"github.com/aslcns/totem/hal"
 	"github.com/aslcns/totem/sync/outbox"
@@ -33,10 +34,27 @@ func receipts() map[string]*hal.Doc {
 	rej.Result = &protocol.Result{Transport: protocol.Transport{Status: protocol.TransportReceived, Protocol: "261123000000043"},
 		Processing: protocol.Processing{Status: protocol.ProcessingRejected,
 			Errors: []protocol.Error{{Code: "CARD_REVOKED", Message: "La tessera è revocata."}}}}
+	at := time.Date(2026, 11, 23, 17, 5, 0, 0, time.Local)
 	return map[string]*hal.Doc{
-		"consent-accepted":    a.receipt(acc, "Consensi FSE", info, lines),
-		"consent-rejected":    a.receipt(rej, "Consensi FSE", info, lines),
-		"consent-provisional": a.receipt(prov, "Consensi FSE", info, lines),
+		"consent-accepted":    a.receipt(acc, kindTitle(cms.KindConsent), info, lines),
+		"consent-rejected":    a.receipt(rej, kindTitle(cms.KindConsent), info, lines),
+		"consent-provisional": a.receipt(prov, kindTitle(cms.KindConsent), info, lines),
+		"activation": a.receipt(acc, kindTitle(cms.KindActivation), info, activationLines(cms.ActivationResult{
+			PINFirstHalf: "4711", PUKFirstHalf: "90210", CIP: "82736451", SecondHalvesTo: "+39 3** *** *123", Readers: 1, FSE: "richiesta"})),
+		"reprint": a.receipt(acc, kindTitle(cms.KindReprint), info, reprintLines(cms.ReprintForgotten, cms.ReprintResult{
+			PINFirstHalf: "4711", PUKFirstHalf: "90210", SecondHalvesTo: "m***o@e***.it"})),
+		"revocation": a.receipt(acc, kindTitle(cms.KindRevocation), info, revocationLines(cms.RevocationResult{
+			RevokedAt: at, Reason: cms.ReasonLoss, Reissue: "R-000123"})),
+		"reader":      a.receipt(prov, kindTitle(cms.KindReader), info, readerLines("PAG-2026-000042", cms.ReaderResult{})),
+		"reader-done": a.receipt(acc, kindTitle(cms.KindReader), info, readerLines("PAG-2026-000042", cms.ReaderResult{Readers: 2})),
+		"history": a.receipt(acc, kindTitle(cms.KindHistory), info, historyLines(cms.HistoryResult{Cards: []cms.CardHistory{
+			{Serial: "6090012345678000", Expiry: "2030-12-31", State: cms.CardActive, Events: []cms.HistoryEvent{
+				{At: at, Kind: cms.KindActivation, Protocol: "261101000000007"},
+				{At: at, Kind: cms.KindConsent, Protocol: "261123000000042"}}},
+			{Serial: "6090011111111001", Expiry: "2024-12-31", State: cms.CardRevoked}}})),
+		"pin-change":  a.receipt(prov, kindTitle(cms.KindPINChange), info, pinEventLines(cms.KindPINChange)),
+		"pin-unblock": a.receipt(prov, kindTitle(cms.KindPINUnblock), info, pinEventLines(cms.KindPINUnblock)),
+		"wrong-data":  a.receipt(acc, kindTitle(cms.KindWrongData), info, wrongDataLines()),
 	}
 }
 

@@ -220,7 +220,7 @@ func (a *App) consent(ctx context.Context, card hal.Card, info hal.CardInfo) err
 	for i, c := range pol.Consents {
 		lines[i] = c.Label + ": " + strings.ToUpper(a.yesNo(values[i]))
 	}
-	return a.finish(ctx, e, "Consensi FSE", info, lines)
+	return a.finish(ctx, e, kindTitle(cms.KindConsent), info, lines)
 }
 
 func (a *App) yesNo(v bool) string {
