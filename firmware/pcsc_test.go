@@ -298,3 +298,28 @@ func TestPCSCPINBlocked(t *testing.T) {
 	}
 	tt.scan(pcscWrong2)
 }
+
+// pcscd killed while the totem runs: the totem says the service is
+// suspended, then recovers on its own and serves the next citizen.
+func TestPCSCPcscdRestart(t *testing.T) {
+	tt := startPCSC(t)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("totem log:\n%s", tt.logs.Bytes())
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// First the reader works: a card in and out.
+	tt.insert(ctx)
+	tt.remove(ctx)
+	tt.pcscd.Kill()
+	tt.wait(ctx, "Servizio sospeso")
+	if err := tt.pcscd.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	tt.wait(ctx, "Inserire la tessera")
+	t.Logf("back %v after pcscd restarted", time.Since(start).Round(time.Millisecond))
+	tt.insert(ctx) // up to the PIN prompt: the card is read again
+}

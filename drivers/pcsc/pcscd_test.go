@@ -201,6 +201,9 @@ func TestPcscdRestart(t *testing.T) {
 	if _, err := r.Next(ctx); !errors.Is(err, hal.ErrNoReader) {
 		t.Fatalf("after kill: %v", err)
 	}
+	if r.Healthy() {
+		t.Fatal("Healthy with pcscd dead")
+	}
 	if err := d.Restart(); err != nil {
 		t.Fatal(err)
 	}
@@ -209,6 +212,9 @@ func TestPcscdRestart(t *testing.T) {
 	start := time.Now()
 	next(t, r, hal.CardInserted)
 	t.Logf("recovered %v after pcscd came back", time.Since(start).Round(time.Millisecond))
+	if !r.Healthy() {
+		t.Fatal("not Healthy after recovery")
+	}
 	card, err := r.Connect(ctx)
 	if err != nil {
 		t.Fatal(err)

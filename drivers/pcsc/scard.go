@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ebfe/scard"
@@ -38,15 +39,19 @@ type Reader struct {
 	counter int
 	pending []hal.CardEvent
 	backoff time.Duration
-	down    bool  // pcscd is away
-	lostErr error // the loss of pcscd, to report after pending events
+	down    bool        // pcscd is away
+	healthy atomic.Bool // !down, for Healthy from any goroutine
+	lostErr error       // the loss of pcscd, to report after pending events
 
 	mu     sync.Mutex // guards io and closed
 	io     *scard.Context
 	closed bool
 }
 
-var _ hal.CardReader = (*Reader)(nil)
+var (
+	_ hal.CardReader   = (*Reader)(nil)
+	_ hal.ReaderHealth = (*Reader)(nil)
+)
 
 // Open connects to pcscd. The reader itself need not be there yet: Next
 // waits for it.
@@ -60,6 +65,7 @@ func Open(ctx context.Context, o Options) (*Reader, error) {
 		return nil, translate("establish context", err, false)
 	}
 	r := &Reader{o: o, log: o.Logger, io: io, backoff: o.MinBackoff}
+	r.healthy.Store(true)
 	r.closing, r.cancel = context.WithCancel(context.Background())
 	return r, nil
 }
@@ -165,6 +171,7 @@ func (r *Reader) lost(err error) error {
 		r.pending = append(r.pending, hal.CardEvent{Kind: hal.CardRemoved, Reader: r.o.Reader, Counter: r.counter})
 	}
 	r.down = true
+	r.healthy.Store(false)
 	r.lostErr = translate("monitor", err, false)
 	return r.lostErr
 }
@@ -194,6 +201,7 @@ func (r *Reader) monitor(ctx context.Context) (*scard.Context, error) {
 		c, err := scard.EstablishContext()
 		if err != nil {
 			r.down = true
+			r.healthy.Store(false)
 			r.log.Debug("pcscd unreachable", "err", err, "retry_in", r.backoff)
 			continue
 		}
@@ -201,9 +209,14 @@ func (r *Reader) monitor(ctx context.Context) (*scard.Context, error) {
 			r.log.Info("pcscd back")
 		}
 		r.mon, r.down, r.backoff = c, false, r.o.MinBackoff
+		r.healthy.Store(true)
 	}
 	return r.mon, nil
 }
+
+// Healthy reports whether pcscd is reachable (hal.ReaderHealth): false from
+// the moment it is lost until the monitor has established it again.
+func (r *Reader) Healthy() bool { return r.healthy.Load() }
 
 // wait runs GetStatusChange, cancelling it when ctx is done. Cancel is
 // repeated until the wait returns, since a Cancel issued just before the

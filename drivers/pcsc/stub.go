@@ -35,3 +35,6 @@ func (r *Reader) Connect(ctx context.Context) (hal.Card, error) { return nil, Er
 
 // Close does nothing.
 func (r *Reader) Close() error { return nil }
+
+// Healthy reports false: there is no PC/SC support in this build.
+func (r *Reader) Healthy() bool { return false }
