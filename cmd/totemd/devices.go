@@ -43,7 +43,7 @@ func hardwarePanel(cfg *config.Totemd) (*keypad.Keypad, hal.Display, func() erro
 // with vdir set, a virtual printer on a pty writing its receipts (text and
 // PNG) to vdir. closer stops the driver, closes the port and, for the
 // virtual printer, stops it.
-func escposPrinter(cfg *config.Totemd, vdir string) (*escpos.Printer, func() error, error) {
+func escposPrinter(cfg *config.Totemd, vdir string, onStatus func(hal.PrinterStatus)) (*escpos.Printer, func() error, error) {
 	d := cfg.Devices.ESCPOS
 	prof, err := escpos.ProfileByName(d.Profile)
 	if err != nil {
@@ -68,7 +68,7 @@ func escposPrinter(cfg *config.Totemd, vdir string) (*escpos.Printer, func() err
 		}
 		return nil, nil, fmt.Errorf("totemd: printer = escpos: %w", err)
 	}
-	p := escpos.New(rw, prof, escpos.Options{})
+	p := escpos.New(rw, prof, escpos.Options{OnStatus: onStatus})
 	closer := func() error {
 		p.Close()
 		err := rw.Close()

@@ -29,10 +29,12 @@ import (
 	"github.com/aslcns/totem/cmd/internal/cli"
 	"github.com/aslcns/totem/config"
 	"github.com/aslcns/totem/drivers/cns/vcard"
+	"github.com/aslcns/totem/drivers/escpos"
 	"github.com/aslcns/totem/drivers/pcsc"
 	"github.com/aslcns/totem/drivers/term"
 	"github.com/aslcns/totem/firmware"
 	"github.com/aslcns/totem/firmware/printq"
+	"github.com/aslcns/totem/hal"
 	"github.com/aslcns/totem/hal/sim"
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/outbox"
@@ -95,13 +97,22 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	reader := sim.NewReader("sim-0")
 	printer := sim.NewPrinter(cfg.Devices.ReceiptDir)
 	dev := firmware.Devices{Reader: reader, Printer: printer}
+	var appRef atomic.Pointer[firmware.App] // the printer tells the app what it reports by itself
+	var asb *escpos.Printer
 	if cfg.Devices.Printer == "escpos" || *vprintDir != "" {
-		p, closePrinter, err := escposPrinter(cfg, *vprintDir)
+		p, closePrinter, err := escposPrinter(cfg, *vprintDir, func(s hal.PrinterStatus) {
+			if a := appRef.Load(); a != nil {
+				a.PrinterStatus(s.Err())
+			}
+		})
 		if err != nil {
 			return err
 		}
 		defer closePrinter()
 		dev.Printer = p
+		if p.Profile().ASB {
+			asb = p
+		}
 	}
 	if cfg.Devices.Reader == "pcsc" {
 		r, err := pcsc.Open(ctx, pcsc.Options{Reader: cfg.Devices.PCSC.Reader})
@@ -197,6 +208,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			}
 		},
 	})
+	appRef.Store(app)
+	if asb != nil {
+		// Paper or cover trouble while nobody prints reaches telemetry too.
+		if err := asb.EnableASB(ctx); err != nil {
+			log.Warn("printer: automatic status back not enabled", "err", err)
+		}
+	}
 	var wg sync.WaitGroup
 	errc := make(chan error, 3)
 	start := func(f func() error) {

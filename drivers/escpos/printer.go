@@ -34,6 +34,10 @@ type Options struct {
 	RecoverTimeout time.Duration
 	// Logger receives status changes (default: discarded).
 	Logger *slog.Logger
+	// OnStatus is told every change the printer reports by itself
+	// (automatic status back, see EnableASB), from the reader goroutine:
+	// it must not block.
+	OnStatus func(hal.PrinterStatus)
 }
 
 // Printer is an ESC/POS printer on a serial line. It owns one reader
@@ -187,8 +191,24 @@ func (pr *Printer) handle(ev Event) {
 		pr.mu.Unlock()
 		if changed {
 			pr.log.Info("printer status", "source", "asb", "status", st.String())
+			if pr.opt.OnStatus != nil {
+				pr.opt.OnStatus(st.HAL())
+			}
 		}
 	}
+}
+
+// EnableASB asks the printer to report its status by itself on every
+// change (GS a: online/offline, errors, paper sensors), so a cover opened
+// or paper running out while nobody prints reaches OnStatus at once. Use
+// it on profiles with ASB; the frames are told apart from DLE EOT answers
+// and XON/XOFF by the reader goroutine.
+func (pr *Printer) EnableASB(ctx context.Context) error {
+	if err := pr.acquire(ctx); err != nil {
+		return err
+	}
+	defer pr.release()
+	return pr.write([]byte{0x1d, 0x61, 0x0f})
 }
 
 // LastASB returns the last automatic status back the printer sent, if any.

@@ -23,6 +23,7 @@ type Profile struct {
 	Clone    bool     // send FS . (leave double-byte mode) in the preamble
 	NativeQR bool     // GS ( k QR model 2; otherwise a GS v 0 raster
 	Cutter   bool     // GS V 66 0; otherwise feed lines to tear off
+	ASB      bool     // automatic status back (GS a) is supported
 	Baud     int      // default line speed
 	Buffer   int      // receive buffer in bytes (paces the writes)
 }
@@ -32,12 +33,12 @@ var profiles = map[string]Profile{
 	"tm-t20": {
 		Name: "tm-t20", Model: "Epson TM-T20 (80 mm, 203 dpi)",
 		Cols: 48, ColsB: 64, Dots: 576, CodePage: PC858,
-		NativeQR: true, Cutter: true, Baud: 38400, Buffer: 4096,
+		NativeQR: true, Cutter: true, ASB: true, Baud: 38400, Buffer: 4096,
 	},
 	"tm-t88": {
 		Name: "tm-t88", Model: "Epson TM-T88 (80 mm, 180 dpi)",
 		Cols: 42, ColsB: 56, Dots: 512, CodePage: PC858,
-		NativeQR: true, Cutter: true, Baud: 38400, Buffer: 4096,
+		NativeQR: true, Cutter: true, ASB: true, Baud: 38400, Buffer: 4096,
 	},
 	"clone80": {
 		Name: "clone80", Model: "generic 80 mm clone (203 dpi)",

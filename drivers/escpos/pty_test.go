@@ -318,3 +318,41 @@ func TestCancel(t *testing.T) {
 		t.Fatalf("Print = %v, want deadline exceeded", err)
 	}
 }
+
+// With automatic status back on, a cover opened while nobody prints
+// reaches OnStatus at once, and so does its closing, with no polling.
+func TestASBReportsIdleChanges(t *testing.T) {
+	p, _ := escpos.ProfileByName("tm-t20")
+	if !p.ASB {
+		t.Fatal("tm-t20 supports automatic status back")
+	}
+	got := make(chan hal.PrinterStatus, 8)
+	r := newRig(t, p, escpos.Options{OnStatus: func(s hal.PrinterStatus) { got <- s }})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := r.pr.EnableASB(ctx); err != nil {
+		t.Fatal(err)
+	}
+	next := func() hal.PrinterStatus {
+		t.Helper()
+		select {
+		case s := <-got:
+			return s
+		case <-ctx.Done():
+			t.Fatal("no automatic status")
+		}
+		return hal.PrinterStatus{}
+	}
+	first := next() // the printer reports at once when ASB is switched on
+	if !first.Online || first.CoverOpen {
+		t.Fatalf("first status %+v", first)
+	}
+	r.v.SetCondition(vprinter.CoverOpen)
+	if s := next(); !s.CoverOpen {
+		t.Fatalf("after the cover opened: %+v", s)
+	}
+	r.v.SetCondition(vprinter.OK)
+	if s := next(); s.CoverOpen || s.Err() != nil {
+		t.Fatalf("after the cover closed: %+v", s)
+	}
+}

@@ -243,7 +243,13 @@ func (v *VPrinter) feed(p []byte) {
 // held.
 func (v *VPrinter) command(c Command) {
 	if c.SetASB {
+		was := v.asb
 		v.asb = c.ASB != 0
+		// As Epson's printers do, switching ASB on sends the first status.
+		if v.asb && !was && v.cond != Silent {
+			f := v.cond.asb()
+			v.ptmx.Write(f[:])
+		}
 	}
 }
 
