@@ -442,9 +442,10 @@ var (
 	errCancel = errors.New("firmware: cancelled by the citizen")
 )
 
-// key waits for a key in a session: card removal ends the session
-// (hal.ErrCardRemoved), an idle timeout shows a warning and then ends it.
-func (a *App) key(ctx context.Context, redraw func()) (hal.Key, error) {
+// key waits for a key the screen name is bound to: card removal ends the
+// session (hal.ErrCardRemoved), an idle timeout shows a warning and then
+// ends it. Other keys only show that someone is there.
+func (a *App) key(ctx context.Context, name string, redraw func()) (hal.Key, error) {
 	warnAt := a.o.IdleTimeout * 3 / 4
 	timer := time.NewTimer(warnAt)
 	defer timer.Stop()
@@ -463,6 +464,10 @@ func (a *App) key(ctx context.Context, redraw func()) (hal.Key, error) {
 				warned = false
 				timer.Reset(warnAt)
 				continue // the key only dismissed the warning
+			}
+			if !bound(name, k) {
+				timer.Reset(warnAt)
+				continue
 			}
 			return k, nil
 		case <-timer.C:

@@ -1,5 +1,11 @@
 package firmware
 
+import (
+	"strings"
+
+	"github.com/aslcns/totem/hal"
+)
+
 // Every text a citizen can see lives here, in Italian and English. Screens
 // are at most 20 columns and 4 rows (a test checks every entry).
 
@@ -22,59 +28,69 @@ func ParseLang(s string) Lang {
 
 type text [2]string // IT, EN
 
-type screen [2][]string // IT, EN: the rows
+// screen is one screen of the catalogue, declared as data: its rows in
+// each language (%-verbs filled in order by show) and the keys it answers
+// to. Keys not listed are ignored while it is shown; every key a row hints
+// at ("#=OK") is listed, and every screen that takes input has Back (*)
+// and Cancel (D) — a test checks both.
+type screen struct {
+	rows [2][]string // IT, EN
+	keys string      // bound keys; "" for screens that only inform
+}
+
+const digits = "0123456789"
 
 var screens = map[string]screen{
-	"idle": {{"    Benvenuto/a", "Inserire la tessera", "sanitaria TS-CNS", ""},
-		{"      Welcome", "Insert your health", "card (TS-CNS)", ""}},
-	"reading": {{"Lettura tessera...", "Attendere, prego", "", ""},
-		{"Reading the card...", "Please wait", "", ""}},
-	"menu": {{"Scegliere:", "1 Consensi FSE", "", "D=Esci"},
-		{"Choose:", "1 FSE consents", "", "D=Exit"}},
-	"pin": {{"Digitare il PIN", "della tessera", "PIN: %s", "#=OK *=Canc D=Esci"},
-		{"Enter the card PIN", "", "PIN: %s", "#=OK *=Del D=Exit"}},
-	"pin_wrong": {{"PIN errato", "Tentativi rimasti:%d", "", "#=Riprova D=Esci"},
-		{"Wrong PIN", "Tries left: %d", "", "#=Retry D=Exit"}},
-	"pin_last": {{"PIN errato.", "ATTENZIONE: ultimo", "tentativo prima del", "blocco. #=OK D=Esci"},
-		{"Wrong PIN.", "WARNING: last try", "before the PIN is", "blocked. #=OK D=Exit"}},
-	"reader_gone": {{"Servizio sospeso:", "lettore di tessere", "non disponibile.", "Ci scusiamo."},
-		{"Out of service:", "card reader not", "available.", "We apologise."}},
-	"pin_blocked": {{"PIN bloccato:", "sbloccarlo con il", "PUK allo sportello", "Rimuovere tessera"},
-		{"PIN blocked:", "unblock it with the", "PUK at the counter", "Remove the card"}},
-	"consent": {{"Consenso %d di %d", "%s", "%s", "1=Sì 2=No *=Indietro"},
-		{"Consent %d of %d", "%s", "%s", "1=Yes 2=No *=Back"}},
-	"summary": {{"Riepilogo:", "", "", "#=Conferma D=Annulla"},
-		{"Summary:", "", "", "#=Confirm D=Cancel"}},
-	"saving": {{"Registrazione...", "Attendere, prego", "", ""},
-		{"Saving...", "Please wait", "", ""}},
-	"printing": {{"Stampa ricevuta...", "", "", ""},
-		{"Printing receipt...", "", "", ""}},
-	"done": {{"Accolta. Protocollo:", "%s", "Ritirare ricevuta", "e tessera"},
-		{"Accepted. Reference:", "%s", "Take the receipt", "and your card"}},
-	"provisional": {{"Operazione salvata:", "esito appena in", "linea. Ritirare", "ricevuta e tessera"},
-		{"Request saved: the", "outcome follows when", "online. Take receipt", "and your card"}},
-	"rejected": {{"Operazione rifiutata", "%s", "%s", "Ritirare tessera"},
-		{"Request refused", "%s", "%s", "Remove your card"}},
-	"no_receipt": {{"Operazione salvata", "Stampante:", "%s", "ricevuta in attesa"},
-		{"Request saved", "Printer:", "%s", "receipt will follow"}},
-	"card_unknown": {{"Tessera non", "riconosciuta", "", "Rimuovere tessera"},
-		{"Card not", "recognised", "", "Remove the card"}},
-	"card_data": {{"Dati non leggibili:", "rivolgersi allo", "sportello Scelta", "e Revoca"},
-		{"Unreadable data:", "please go to the", "Scelta e Revoca", "desk"}},
-	"card_expired": {{"Tessera scaduta", "", "", "Rimuovere tessera"},
-		{"Card expired", "", "", "Remove the card"}},
-	"card_error": {{"Errore di lettura", "Rimuovere e", "reinserire la", "tessera"},
-		{"Card read error", "Remove and insert", "the card again", ""}},
-	"cancelled": {{"Operazione annullata", "", "Rimuovere tessera", ""},
-		{"Cancelled", "", "Remove the card", ""}},
-	"remove_card": {{"", "Rimuovere la", "tessera", ""},
-		{"", "Please remove", "your card", ""}},
-	"save_failed": {{"Operazione NON", "registrata: guasto", "del totem. Andare", "allo sportello"},
-		{"Request NOT saved:", "totem fault. Please", "go to the counter", ""}},
-	"idle_warning": {{"Sessione in", "scadenza: premere", "un tasto per", "continuare"},
-		{"Session about to", "end: press a key", "to continue", ""}},
-	"not_available": {{"Servizio non", "disponibile su", "questo totem", "*=Indietro"},
-		{"Service not", "available on", "this totem", "*=Back"}},
+	"idle": {rows: [2][]string{{"    Benvenuto/a", "Inserire la tessera", "sanitaria TS-CNS", ""},
+		{"      Welcome", "Insert your health", "card (TS-CNS)", ""}}},
+	"reading": {rows: [2][]string{{"Lettura tessera...", "Attendere, prego", "", ""},
+		{"Reading the card...", "Please wait", "", ""}}},
+	"menu": {keys: "1*D", rows: [2][]string{{"Scegliere:", "1 Consensi FSE", "", "D=Esci"},
+		{"Choose:", "1 FSE consents", "", "D=Exit"}}},
+	"pin": {keys: digits + "#*D", rows: [2][]string{{"Digitare il PIN", "della tessera", "PIN: %s", "#=OK *=Canc D=Esci"},
+		{"Enter the card PIN", "", "PIN: %s", "#=OK *=Del D=Exit"}}},
+	"pin_wrong": {keys: "#*D", rows: [2][]string{{"PIN errato", "Tentativi rimasti:%d", "", "#=Riprova D=Esci"},
+		{"Wrong PIN", "Tries left: %d", "", "#=Retry D=Exit"}}},
+	"pin_last": {keys: "#*D", rows: [2][]string{{"PIN errato.", "ATTENZIONE: ultimo", "tentativo prima del", "blocco. #=OK D=Esci"},
+		{"Wrong PIN.", "WARNING: last try", "before the PIN is", "blocked. #=OK D=Exit"}}},
+	"reader_gone": {rows: [2][]string{{"Servizio sospeso:", "lettore di tessere", "non disponibile.", "Ci scusiamo."},
+		{"Out of service:", "card reader not", "available.", "We apologise."}}},
+	"pin_blocked": {rows: [2][]string{{"PIN bloccato:", "sbloccarlo con il", "PUK allo sportello", "Rimuovere tessera"},
+		{"PIN blocked:", "unblock it with the", "PUK at the counter", "Remove the card"}}},
+	"consent": {keys: "12*D", rows: [2][]string{{"Consenso %d di %d", "%s", "%s", "1=Sì 2=No *=Indietro"},
+		{"Consent %d of %d", "%s", "%s", "1=Yes 2=No *=Back"}}},
+	"summary": {keys: "#*D", rows: [2][]string{{"Riepilogo:", "", "", "#=Conferma D=Annulla"},
+		{"Summary:", "", "", "#=Confirm D=Cancel"}}},
+	"saving": {rows: [2][]string{{"Registrazione...", "Attendere, prego", "", ""},
+		{"Saving...", "Please wait", "", ""}}},
+	"printing": {rows: [2][]string{{"Stampa ricevuta...", "", "", ""},
+		{"Printing receipt...", "", "", ""}}},
+	"done": {rows: [2][]string{{"Accolta. Protocollo:", "%s", "Ritirare ricevuta", "e tessera"},
+		{"Accepted. Reference:", "%s", "Take the receipt", "and your card"}}},
+	"provisional": {rows: [2][]string{{"Operazione salvata:", "esito appena in", "linea. Ritirare", "ricevuta e tessera"},
+		{"Request saved: the", "outcome follows when", "online. Take receipt", "and your card"}}},
+	"rejected": {rows: [2][]string{{"Operazione rifiutata", "%s", "%s", "Ritirare tessera"},
+		{"Request refused", "%s", "%s", "Remove your card"}}},
+	"no_receipt": {rows: [2][]string{{"Operazione salvata", "Stampante:", "%s", "ricevuta in attesa"},
+		{"Request saved", "Printer:", "%s", "receipt will follow"}}},
+	"card_unknown": {rows: [2][]string{{"Tessera non", "riconosciuta", "", "Rimuovere tessera"},
+		{"Card not", "recognised", "", "Remove the card"}}},
+	"card_data": {rows: [2][]string{{"Dati non leggibili:", "rivolgersi allo", "sportello Scelta", "e Revoca"},
+		{"Unreadable data:", "please go to the", "Scelta e Revoca", "desk"}}},
+	"card_expired": {rows: [2][]string{{"Tessera scaduta", "", "", "Rimuovere tessera"},
+		{"Card expired", "", "", "Remove the card"}}},
+	"card_error": {rows: [2][]string{{"Errore di lettura", "Rimuovere e", "reinserire la", "tessera"},
+		{"Card read error", "Remove and insert", "the card again", ""}}},
+	"cancelled": {rows: [2][]string{{"Operazione annullata", "", "Rimuovere tessera", ""},
+		{"Cancelled", "", "Remove the card", ""}}},
+	"remove_card": {rows: [2][]string{{"", "Rimuovere la", "tessera", ""},
+		{"", "Please remove", "your card", ""}}},
+	"save_failed": {rows: [2][]string{{"Operazione NON", "registrata: guasto", "del totem. Andare", "allo sportello"},
+		{"Request NOT saved:", "totem fault. Please", "go to the counter", ""}}},
+	"idle_warning": {rows: [2][]string{{"Sessione in", "scadenza: premere", "un tasto per", "continuare"},
+		{"Session about to", "end: press a key", "to continue", ""}}},
+	"not_available": {keys: "*D", rows: [2][]string{{"Servizio non", "disponibile su", "questo totem", "*=Indietro"},
+		{"Service not", "available on", "this totem", "*=Back"}}},
 }
 
 var texts = map[string]text{
@@ -99,7 +115,12 @@ func (l Lang) screen(key string) []string {
 	if !ok {
 		return []string{key}
 	}
-	return append([]string(nil), s[l]...)
+	return append([]string(nil), s.rows[l]...)
+}
+
+// bound reports whether screen name answers to k.
+func bound(name string, k hal.Key) bool {
+	return strings.IndexByte(screens[name].keys, byte(k)) >= 0
 }
 
 func (l Lang) text(key string) string {

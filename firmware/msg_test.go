@@ -2,18 +2,20 @@ package firmware
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
 	"github.com/aslcns/totem/drivers/lcd"
+	"github.com/aslcns/totem/hal"
 )
 
 // Every screen of the catalogue fits the 20x4 display once its verbs are
 // filled with the widest values the firmware passes.
 func TestScreensFit(t *testing.T) {
 	for key, s := range screens {
-		for lang, rows := range s {
+		for lang, rows := range s.rows {
 			if len(rows) > 4 {
 				t.Errorf("%s/%d: %d rows", key, lang, len(rows))
 			}
@@ -69,7 +71,7 @@ func TestCatalogueOnLCD(t *testing.T) {
 			}
 		}
 		for key, s := range screens {
-			for _, rows := range s {
+			for _, rows := range s.rows {
 				for _, r := range rows {
 					check(key, r)
 				}
@@ -83,5 +85,33 @@ func TestCatalogueOnLCD(t *testing.T) {
 	}
 	if len(lcd.A00.Missing("Sì è")) != 0 || len(lcd.A00.Missing("Ω")) == 0 {
 		t.Fatal("ROM map check is not discriminating")
+	}
+}
+
+// Screens are data: every key a screen hints at is bound, and every screen
+// that takes input has Back and Cancel (product.md).
+func TestScreenKeys(t *testing.T) {
+	hint := regexp.MustCompile(`(^|\s)([0-9A-D*#])=`)
+	for name, s := range screens {
+		for lang, rows := range s.rows {
+			for _, r := range rows {
+				for _, m := range hint.FindAllStringSubmatch(r, -1) {
+					if !bound(name, hal.Key(m[2][0])) {
+						t.Errorf("%s/%d: %q hints at %s, which the screen does not bind", name, lang, r, m[2])
+					}
+				}
+			}
+		}
+		for _, k := range s.keys {
+			if !hal.Key(k).Valid() {
+				t.Errorf("%s binds %q, not a keypad key", name, k)
+			}
+		}
+		if s.keys != "" && (!bound(name, hal.KeyBack) || !bound(name, hal.KeyCancel)) {
+			t.Errorf("%s takes input but lacks Back or Cancel (keys %q)", name, s.keys)
+		}
+	}
+	if bound("idle", '1') || !bound("consent", '2') || bound("consent", '3') {
+		t.Fatal("bound is not discriminating")
 	}
 }

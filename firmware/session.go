@@ -37,7 +37,7 @@ func (a *App) session(ctx context.Context) error {
 
 	for {
 		a.show("menu")
-		k, err := a.key(ctx, func() { a.show("menu") })
+		k, err := a.key(ctx, "menu", func() { a.show("menu") })
 		if err != nil {
 			return err
 		}
@@ -48,7 +48,7 @@ func (a *App) session(ctx context.Context) error {
 				continue
 			}
 			return err
-		case hal.KeyCancel:
+		case hal.KeyCancel, hal.KeyBack:
 			a.show("cancelled")
 			return errCancel
 		}
@@ -86,7 +86,7 @@ func (a *App) pin(ctx context.Context, card hal.Card) error {
 	for {
 		draw := func() { a.show("pin", strings.Repeat("*", len(buf))) }
 		draw()
-		k, err := a.key(ctx, draw)
+		k, err := a.key(ctx, "pin", draw)
 		if err != nil {
 			return err
 		}
@@ -125,13 +125,16 @@ func (a *App) pin(ctx context.Context, card hal.Card) error {
 				}
 				draw := func() { a.show(screen, pe.TriesLeft) }
 				draw()
-				k, err := a.key(ctx, draw)
+				k, err := a.key(ctx, screen, draw)
 				if err != nil {
 					return err
 				}
-				if k == hal.KeyCancel {
+				switch k {
+				case hal.KeyCancel:
 					a.show("cancelled")
 					return errCancel
+				case hal.KeyBack:
+					return errBack
 				}
 			case errors.Is(err, hal.ErrPINBlocked):
 				a.log.Info("pin blocked")
@@ -151,51 +154,9 @@ func (a *App) consent(ctx context.Context, card hal.Card, info hal.CardInfo) err
 		return err
 	}
 	pol := a.Policy()
-	values := make([]bool, len(pol.Consents))
-	for i := 0; i < len(pol.Consents); {
-		c := pol.Consents[i]
-		label := a.o.Lang.text(c.Code)
-		if label == c.Code {
-			label = c.Label
-		}
-		lines := sim.Wrap(label, 20)
-		for len(lines) < 2 {
-			lines = append(lines, "")
-		}
-		draw := func() { a.show("consent", i+1, len(pol.Consents), lines[0], lines[1]) }
-		draw()
-		k, err := a.key(ctx, draw)
-		if err != nil {
-			return err
-		}
-		switch k {
-		case '1', '2':
-			values[i] = k == '1'
-			i++
-		case hal.KeyBack:
-			if i == 0 {
-				return errBack
-			}
-			i--
-		case hal.KeyCancel:
-			a.show("cancelled")
-			return errCancel
-		}
-	}
-	for {
-		draw := func() { a.showSummary(pol, values) }
-		draw()
-		k, err := a.key(ctx, draw)
-		if err != nil {
-			return err
-		}
-		if k == hal.KeyOK {
-			break
-		}
-		if k == hal.KeyCancel {
-			a.show("cancelled")
-			return errCancel
-		}
+	values, err := a.askConsents(ctx, pol)
+	if err != nil {
+		return err
 	}
 
 	req := cms.ConsentRequest{
@@ -221,6 +182,56 @@ func (a *App) consent(ctx context.Context, card hal.Card, info hal.CardInfo) err
 		lines[i] = c.Label + ": " + strings.ToUpper(a.yesNo(values[i]))
 	}
 	return a.finish(ctx, e, kindTitle(cms.KindConsent), info, lines)
+}
+
+// askConsents asks each consent of pol in turn, then shows the summary;
+// Back moves to the previous screen all the way to the menu.
+func (a *App) askConsents(ctx context.Context, pol cms.Policy) ([]bool, error) {
+	values := make([]bool, len(pol.Consents))
+	for i := 0; ; {
+		if i == len(pol.Consents) {
+			draw := func() { a.showSummary(pol, values) }
+			draw()
+			k, err := a.key(ctx, "summary", draw)
+			if err != nil {
+				return nil, err
+			}
+			switch k {
+			case hal.KeyOK:
+				return values, nil
+			case hal.KeyBack: // to the last consent
+				i--
+			case hal.KeyCancel:
+				a.show("cancelled")
+				return nil, errCancel
+			}
+			continue
+		}
+		label := a.o.Lang.text(pol.Consents[i].Code)
+		if label == pol.Consents[i].Code {
+			label = pol.Consents[i].Label
+		}
+		lines := append(sim.Wrap(label, 20), "", "")
+		draw := func() { a.show("consent", i+1, len(pol.Consents), lines[0], lines[1]) }
+		draw()
+		k, err := a.key(ctx, "consent", draw)
+		if err != nil {
+			return nil, err
+		}
+		switch k {
+		case '1', '2':
+			values[i] = k == '1'
+			i++
+		case hal.KeyBack:
+			if i == 0 {
+				return nil, errBack
+			}
+			i--
+		case hal.KeyCancel:
+			a.show("cancelled")
+			return nil, errCancel
+		}
+	}
 }
 
 func (a *App) yesNo(v bool) string {

@@ -220,6 +220,11 @@ func TestBackAndCancel(t *testing.T) {
 	l.wait(ctx, "Consenso 1 di 2")
 	l.panel.Press('2')
 	l.wait(ctx, "Consenso 2 di 2")
+	l.panel.Press('1')
+	l.wait(ctx, "Riepilogo")
+	l.panel.Press('7') // not bound on the summary: nothing happens
+	l.panel.Press(hal.KeyBack)
+	l.wait(ctx, "Consenso 2 di 2")
 	l.panel.Press(hal.KeyBack)
 	l.wait(ctx, "Consenso 1 di 2")
 	l.panel.Press(hal.KeyCancel)
