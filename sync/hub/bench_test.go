@@ -96,7 +96,7 @@ func drain(tb testing.TB, n int) time.Duration {
 // BenchmarkDrain reports end-to-end operations per second for backlogs of
 // several sizes (sync.md: the anchor drains 90 msg/s at 5 000 queued).
 func BenchmarkDrain(b *testing.B) {
-	for _, n := range []int{1000, 5000} {
+	for _, n := range []int{1000, 5000, 20000} {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
 			var total time.Duration
 			for i := 0; i < b.N; i++ {

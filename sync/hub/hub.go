@@ -44,7 +44,7 @@ const (
 	reorderWait = 100 * time.Millisecond
 	gapPause    = 5 * time.Millisecond // how often held operations are tried again
 	maxBatch    = 256                  // operations applied in one commit at most
-	publishers  = 8                    // results in flight at once
+	publishers  = 32                   // results in flight at once
 )
 
 // Hub is one ingest instance.

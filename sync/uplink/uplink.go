@@ -38,7 +38,7 @@ type Options struct {
 	BackoffMin time.Duration // default 500ms
 	BackoffMax time.Duration // default 30s
 	// Window is how many operations may wait for their result at once.
-	Window int // default 64
+	Window int // default 256
 	// ResendAfter is how long an operation waits for its result before
 	// it is sent again.
 	ResendAfter time.Duration // default 15s
@@ -102,7 +102,7 @@ func New(o Options) *Uplink {
 		o.BackoffMax = 30 * time.Second
 	}
 	if o.Window == 0 {
-		o.Window = 64
+		o.Window = 256
 	}
 	if o.ResendAfter == 0 {
 		o.ResendAfter = 15 * time.Second
@@ -366,11 +366,11 @@ func (u *Uplink) drain(ctx context.Context, cm *autopaho.ConnectionManager, afte
 }
 
 // sendParallel bounds the publishes waiting for their PUBACK at once.
-const sendParallel = 16
+const sendParallel = 64
 
 // recorders is how many results are written to the outbox at once; the
 // outbox commits concurrent writes together.
-const recorders = 8
+const recorders = 64
 
 func (u *Uplink) send(ctx context.Context, cm *autopaho.ConnectionManager, e outbox.Entry) error {
 	op := protocol.Op{V: protocol.Version, ID: e.ID, Totem: u.o.Totem, Seq: e.Seq, Kind: e.Kind,
