@@ -10,7 +10,6 @@ import (
 
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/hal"
-	"github.com/aslcns/totem/hal/sim"
 	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/protocol"
 )
@@ -211,7 +210,7 @@ func (a *App) askConsents(ctx context.Context, pol cms.Policy) ([]bool, error) {
 		if label == pol.Consents[i].Code {
 			label = pol.Consents[i].Label
 		}
-		lines := append(sim.Wrap(label, 20), "", "")
+		lines := append(hal.Wrap(label, 20), "", "")
 		draw := func() { a.show("consent", i+1, len(pol.Consents), lines[0], lines[1]) }
 		draw()
 		k, err := a.key(ctx, "consent", draw)
@@ -317,7 +316,7 @@ func (a *App) finish(ctx context.Context, e outbox.Entry, title string, info hal
 		if len(e.Result.Processing.Errors) > 0 {
 			msg = e.Result.Processing.Errors[0].Message
 		}
-		w := append(sim.Wrap(msg, 20), "", "")
+		w := append(hal.Wrap(msg, 20), "", "")
 		a.show("rejected", w[0], w[1])
 	default:
 		a.show("done", e.Result.Transport.Protocol)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/aslcns/totem/hal"
 	"github.com/skip2/go-qrcode"
@@ -138,7 +137,7 @@ func (e *encoder) block(bl hal.Block) error {
 		}
 		e.align(bl.Align)
 		e.style(bl.Bold, bl.Large)
-		for _, line := range Wrap(bl.Text, cols) {
+		for _, line := range hal.Wrap(bl.Text, cols) {
 			e.text(line)
 			e.buf = append(e.buf, lf)
 			e.mark()
@@ -278,40 +277,6 @@ func (e *encoder) barcode(data string) error {
 	e.buf = append(e.buf, lf)
 	e.mark()
 	return nil
-}
-
-// Wrap breaks s into lines at most width runes long, at spaces when it can;
-// a newline in s starts a new line. It agrees with hal/sim.Wrap.
-func Wrap(s string, width int) []string {
-	if width <= 0 {
-		return []string{s}
-	}
-	var lines []string
-	for _, para := range strings.Split(s, "\n") {
-		line := ""
-		for _, w := range strings.Fields(para) {
-			for utf8.RuneCountInString(w) > width {
-				if line != "" {
-					lines = append(lines, line)
-					line = ""
-				}
-				r := []rune(w)
-				lines = append(lines, string(r[:width]))
-				w = string(r[width:])
-			}
-			switch {
-			case line == "":
-				line = w
-			case utf8.RuneCountInString(line)+1+utf8.RuneCountInString(w) <= width:
-				line += " " + w
-			default:
-				lines = append(lines, line)
-				line = w
-			}
-		}
-		lines = append(lines, line)
-	}
-	return lines
 }
 
 // TestDoc is the test receipt of "totemd printer test": every accented

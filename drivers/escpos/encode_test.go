@@ -271,14 +271,6 @@ func TestChunks(t *testing.T) {
 	}
 }
 
-func TestWrap(t *testing.T) {
-	got := Wrap("aaa bbb cccccccccc\nd", 6)
-	want := []string{"aaa", "bbb", "cccccc", "cccc", "d"}
-	if strings.Join(got, "|") != strings.Join(want, "|") {
-		t.Errorf("Wrap = %q, want %q", got, want)
-	}
-}
-
 func FuzzEncodeText(f *testing.F) {
 	for _, s := range []string{"àèéìòù €", "È\x1a\x00", "☃\t\r\n", "\xff\xfe"} {
 		f.Add(s)

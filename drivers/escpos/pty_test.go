@@ -111,7 +111,7 @@ func expectText(doc *hal.Doc, p escpos.Profile) []string {
 			if bl.Large {
 				w /= 2
 			}
-			for _, l := range escpos.Wrap(bl.Text, w) {
+			for _, l := range hal.Wrap(bl.Text, w) {
 				out = append(out, pad(l, bl.Align, w))
 			}
 		}

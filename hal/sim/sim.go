@@ -15,7 +15,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/aslcns/totem/hal"
 )
@@ -318,70 +317,23 @@ func Render(doc *hal.Doc, cols int) string {
 		case hal.Feed:
 			b.WriteByte('\n')
 		case hal.QR:
-			b.WriteString(align("[QR "+bl.Text+"]", hal.Center, cols))
+			b.WriteString(hal.Center.Pad("[QR "+bl.Text+"]", cols))
 			b.WriteByte('\n')
 		case hal.Barcode:
-			b.WriteString(align("[|||| "+bl.Text+" ||||]", hal.Center, cols))
+			b.WriteString(hal.Center.Pad("[|||| "+bl.Text+" ||||]", cols))
 			b.WriteByte('\n')
 		default:
 			width := cols
 			if bl.Large {
 				width = cols / 2
 			}
-			for _, line := range Wrap(bl.Text, width) {
-				b.WriteString(align(line, bl.Align, width))
+			for _, line := range hal.Wrap(bl.Text, width) {
+				b.WriteString(bl.Align.Pad(line, width))
 				b.WriteByte('\n')
 			}
 		}
 	}
 	return b.String()
-}
-
-// Wrap breaks s into lines at most width runes long, at spaces when it can.
-func Wrap(s string, width int) []string {
-	if width <= 0 {
-		return []string{s}
-	}
-	var lines []string
-	for _, para := range strings.Split(s, "\n") {
-		line := ""
-		for _, w := range strings.Fields(para) {
-			for utf8.RuneCountInString(w) > width {
-				if line != "" {
-					lines = append(lines, line)
-					line = ""
-				}
-				r := []rune(w)
-				lines = append(lines, string(r[:width]))
-				w = string(r[width:])
-			}
-			switch {
-			case line == "":
-				line = w
-			case utf8.RuneCountInString(line)+1+utf8.RuneCountInString(w) <= width:
-				line += " " + w
-			default:
-				lines = append(lines, line)
-				line = w
-			}
-		}
-		lines = append(lines, line)
-	}
-	return lines
-}
-
-func align(s string, a hal.Align, width int) string {
-	n := utf8.RuneCountInString(s)
-	if n >= width {
-		return s
-	}
-	switch a {
-	case hal.Center:
-		return strings.Repeat(" ", (width-n)/2) + s
-	case hal.Right:
-		return strings.Repeat(" ", width-n) + s
-	}
-	return s
 }
 
 // Panel is an in-memory display and keypad: what headless totemd and tests

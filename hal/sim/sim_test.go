@@ -154,22 +154,3 @@ func TestPrinter(t *testing.T) {
 		t.Fatalf("rendered:\n%q\nwant:\n%q", b, want)
 	}
 }
-
-func TestWrap(t *testing.T) {
-	tests := []struct {
-		in    string
-		width int
-		want  []string
-	}{
-		{"Consenso alla consultazione", 20, []string{"Consenso alla", "consultazione"}},
-		{"àèéìòù àèéìòù àèéìòù", 13, []string{"àèéìòù àèéìòù", "àèéìòù"}},
-		{"ABCDEFGHIJKL", 5, []string{"ABCDE", "FGHIJ", "KL"}},
-		{"", 5, []string{""}},
-	}
-	for _, tt := range tests {
-		got := Wrap(tt.in, tt.width)
-		if strings.Join(got, "|") != strings.Join(tt.want, "|") {
-			t.Errorf("Wrap(%q, %d) = %q, want %q", tt.in, tt.width, got, tt.want)
-		}
-	}
-}

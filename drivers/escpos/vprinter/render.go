@@ -37,7 +37,7 @@ func (r *Receipt) Text(cols int) string {
 				width = cols / 2
 			}
 		}
-		b.WriteString(align(s, l.Align, width))
+		b.WriteString(l.Align.Pad(s, width))
 		b.WriteByte('\n')
 	}
 	return b.String()
@@ -52,20 +52,6 @@ func itoa(n int) string {
 		d = append([]byte{byte('0' + n%10)}, d...)
 	}
 	return string(d)
-}
-
-func align(s string, a hal.Align, width int) string {
-	n := utf8.RuneCountInString(s)
-	if n >= width || n == 0 {
-		return s
-	}
-	switch a {
-	case hal.Center:
-		return strings.Repeat(" ", (width-n)/2) + s
-	case hal.Right:
-		return strings.Repeat(" ", width-n) + s
-	}
-	return s
 }
 
 // Geometry of the PNG: one column of font A is one 8×16 glyph cell.
