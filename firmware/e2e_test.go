@@ -550,3 +550,36 @@ func mustOp(t *testing.T, totem string, seq uint64) []byte {
 	}
 	return b
 }
+
+// Richiesta lettore through the hub: the CMS counts the reader, the receipt
+// says so with the protocol number.
+func TestReaderRequestEndToEnd(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	lb, log := newLog()
+	c := startBroker(t, dir, log, "127.0.0.1:0")
+	c.startHub()
+	tt := startTotem(t, filepath.Join(dir, "totem"), c.srv.URL(), c.totem, log)
+	tt.reader.Insert(testCard())
+	tt.wait(ctx, "2 Richiesta lettore")
+	tt.panel.Press('2')
+	tt.wait(ctx, "n. ricevuta")
+	tt.panel.Type("20261123042")
+	tt.panel.Press(hal.KeyOK)
+	tt.wait(ctx, "Accolta. Protocollo:")
+	card, err := c.store.Card("6090012345678000")
+	if err != nil || card.Readers != 1 {
+		t.Fatalf("card %+v, %v", card, err)
+	}
+	r := strings.Join(strings.Fields(strings.Join(tt.printer.Receipts(), " ")), " ")
+	for _, want := range []string{"Richiesta lettore", "Ricevuta di pagamento: 20261123042 (4,20 €)",
+		"Lettori registrati per la tessera: 1", "Esito: ACCOLTA"} {
+		if !strings.Contains(r, want) {
+			t.Errorf("receipt lacks %q: %s", want, r)
+		}
+	}
+	tt.stop()
+	c.stop()
+	checkLogs(t, lb)
+}

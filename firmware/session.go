@@ -41,8 +41,13 @@ func (a *App) session(ctx context.Context) error {
 			return err
 		}
 		switch k {
-		case '1':
-			err := a.consent(ctx, card, info)
+		case '1', '2', '3':
+			flow := map[hal.Key]func() error{
+				'1': func() error { return a.consent(ctx, card, info) },
+				'2': func() error { return a.readerRequest(ctx, info) },
+				'3': func() error { return a.changePIN(ctx, card, info) },
+			}[k]
+			err := flow()
 			if errors.Is(err, errBack) {
 				continue
 			}
@@ -399,4 +404,150 @@ func (a *App) printerText(err error) string {
 		return a.o.Lang.text("not_responding")
 	}
 	return a.o.Lang.text("printer_fault")
+}
+
+// enter reads digits on screen name: # confirms once at least min are
+// typed, * deletes the last one or goes back when there is none, D
+// cancels. With mask the digits show as stars. The caller wipes the
+// returned slice when it holds a secret.
+func (a *App) enter(ctx context.Context, name string, min, max int, mask bool) ([]byte, error) {
+	buf := make([]byte, 0, max)
+	for {
+		shown := string(buf)
+		if mask {
+			shown = strings.Repeat("*", len(buf))
+		}
+		draw := func() { a.show(name, shown) }
+		draw()
+		k, err := a.key(ctx, name, draw)
+		if err != nil {
+			wipe(buf)
+			return nil, err
+		}
+		switch {
+		case k >= '0' && k <= '9':
+			if len(buf) < max {
+				buf = append(buf, byte(k))
+			}
+		case k == hal.KeyBack:
+			if len(buf) == 0 {
+				return nil, errBack
+			}
+			buf = buf[:len(buf)-1]
+		case k == hal.KeyCancel:
+			wipe(buf)
+			a.show("cancelled")
+			return nil, errCancel
+		case k == hal.KeyOK && len(buf) >= min:
+			return buf, nil
+		}
+	}
+}
+
+// wipe zeroes b up to its capacity.
+func wipe(b []byte) { clear(b[:cap(b)]) }
+
+func cardRef(info hal.CardInfo) cms.CardRef {
+	return cms.CardRef{Serial: info.Serial, CF: info.CF, Expiry: info.Expiry.Format(time.DateOnly)}
+}
+
+// readerRequest is Richiesta lettore, self-service and queued: the
+// reference of the 4,20 € payment receipt, typed on the keypad.
+func (a *App) readerRequest(ctx context.Context, info hal.CardInfo) error {
+	ref, err := a.enter(ctx, "payment", 6, 20, false)
+	if err != nil {
+		return err
+	}
+	req := cms.ReaderRequest{Card: cardRef(info), Channel: cms.SelfService,
+		Payment: cms.Payment{Reference: string(ref), AmountCents: cms.ReaderFeeCents}}
+	payload, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	a.show("saving")
+	now := time.Now()
+	e, err := a.enqueueAndWait(ctx, cms.KindReader, payload, now, now.Add(a.o.QueuedTTL))
+	if err != nil {
+		return err
+	}
+	var res cms.ReaderResult
+	if e.Done && len(e.Result.Data) > 0 {
+		json.Unmarshal(e.Result.Data, &res)
+	}
+	return a.finish(ctx, e, kindTitle(cms.KindReader), info, readerLines(string(ref), res))
+}
+
+// changePIN is Cambio PIN, done on the chip: the old PIN, the new one
+// twice. Only an audit event, with no PIN data, is queued.
+func (a *App) changePIN(ctx context.Context, card hal.Card, info hal.CardInfo) error {
+	pc, ok := card.(hal.PINChanger)
+	if !ok {
+		a.show("not_available")
+		if _, err := a.key(ctx, "not_available", func() { a.show("not_available") }); err != nil {
+			return err
+		}
+		return errBack
+	}
+	old, err := a.enter(ctx, "pin", 5, 8, true)
+	if err != nil {
+		return err
+	}
+	defer wipe(old)
+	var nw []byte
+	for {
+		if nw, err = a.enter(ctx, "pin_new", 5, 8, true); err != nil {
+			return err
+		}
+		defer wipe(nw)
+		again, err := a.enter(ctx, "pin_again", 5, 8, true)
+		if err != nil {
+			return err
+		}
+		same := string(again) == string(nw)
+		wipe(again)
+		if same {
+			break
+		}
+		a.show("pin_mismatch")
+		k, err := a.key(ctx, "pin_mismatch", func() { a.show("pin_mismatch") })
+		if err != nil {
+			return err
+		}
+		if k != hal.KeyOK {
+			a.show("cancelled")
+			return errCancel
+		}
+	}
+	err = pc.ChangePIN(ctx, old, nw)
+	wipe(old)
+	wipe(nw)
+	result := cms.PINOK
+	var pe *hal.PINError
+	switch {
+	case err == nil:
+	case errors.As(err, &pe):
+		a.log.Info("pin change refused", "tries_left", pe.TriesLeft)
+		screen := "pin_wrong"
+		if pe.TriesLeft == 1 {
+			screen = "pin_last"
+		}
+		a.show(screen, pe.TriesLeft)
+		a.key(ctx, screen, func() { a.show(screen, pe.TriesLeft) })
+		return errCancel
+	case errors.Is(err, hal.ErrPINBlocked):
+		a.show("pin_blocked")
+		result = cms.PINBlocked
+	default:
+		return a.cardError(err)
+	}
+	payload, err := json.Marshal(cms.PINEvent{Card: cardRef(info), Channel: cms.SelfService, Result: result})
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	e, err := a.enqueueAndWait(ctx, cms.KindPINChange, payload, now, now.Add(a.o.QueuedTTL))
+	if err != nil || result != cms.PINOK {
+		return err
+	}
+	return a.finish(ctx, e, kindTitle(cms.KindPINChange), info, pinEventLines(cms.KindPINChange))
 }

@@ -332,3 +332,114 @@ func TestKeyPressBeeps(t *testing.T) {
 		t.Fatalf("%d beeps for 3 keys", n)
 	}
 }
+
+func TestReaderRequestOffline(t *testing.T) {
+	ctx := ctxT(t)
+	l := startLocal(t, time.Minute)
+	l.reader.Insert(testCard())
+	l.wait(ctx, "2 Richiesta lettore")
+	l.panel.Press('2')
+	l.wait(ctx, "n. ricevuta")
+	l.panel.Type("12")
+	l.panel.Press(hal.KeyOK) // too short: nothing happens
+	l.panel.Type("3456")
+	l.wait(ctx, "123456")
+	l.panel.Press(hal.KeyOK)
+	l.wait(ctx, "Operazione salvata")
+	for i := 0; len(l.printer.Receipts()) == 0; i++ {
+		if i > 300 {
+			t.Fatal("no receipt")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	r := strings.Join(strings.Fields(l.printer.Receipts()[0]), " ")
+	if !strings.Contains(r, "Richiesta lettore") || !strings.Contains(r, "Ricevuta di pagamento: 123456 (4,20 €)") {
+		t.Fatalf("receipt: %s", r)
+	}
+	if q, _ := l.box.Stats(); q.Depth != 1 {
+		t.Fatalf("queue %+v", q)
+	}
+}
+
+func TestChangePIN(t *testing.T) {
+	ctx := ctxT(t)
+	lb, log := newLog()
+	box, err := outbox.Open(filepath.Join(t.TempDir(), "outbox.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer box.Close()
+	r := sim.NewReader("sim")
+	panel := sim.NewPanel(20, 4)
+	printer := sim.NewPrinter("")
+	app := firmware.New(firmware.Devices{Reader: r, Printer: printer, Keypad: panel, Display: panel},
+		firmware.Options{Totem: "t", ASL: "A", Location: "L", Outbox: box, Logger: log, ResultWait: 50 * time.Millisecond})
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- app.Run(rctx) }()
+	defer func() { cancel(); <-done }()
+	wait := func(s string) {
+		t.Helper()
+		if _, err := panel.WaitFor(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	card := testCard()
+	r.Insert(card)
+	wait("3 Cambio PIN")
+	panel.Press('3')
+	wait("Digitare il PIN")
+	panel.Type(testPIN)
+	panel.Press(hal.KeyOK)
+	wait("Nuovo PIN")
+	panel.Type("24681357")
+	panel.Press(hal.KeyOK)
+	wait("Ripetere")
+	panel.Type("24681350") // a typo
+	panel.Press(hal.KeyOK)
+	wait("non")
+	panel.Press(hal.KeyOK)
+	wait("Nuovo PIN")
+	panel.Type("24681357")
+	panel.Press(hal.KeyOK)
+	wait("Ripetere")
+	panel.Type("24681357")
+	panel.Press(hal.KeyOK)
+	wait("Operazione salvata")
+	if card.PIN != "24681357" {
+		t.Fatal("the chip's PIN did not change")
+	}
+	r.Remove()
+	wait("Inserire la tessera")
+	// The old PIN no longer works; the event was queued, with no PIN in it.
+	r.Insert(card)
+	wait("3 Cambio PIN")
+	panel.Press('3')
+	wait("Digitare il PIN")
+	panel.Type(testPIN)
+	panel.Press(hal.KeyOK)
+	wait("Nuovo PIN")
+	panel.Type("11223344")
+	panel.Press(hal.KeyOK)
+	wait("Ripetere")
+	panel.Type("11223344")
+	panel.Press(hal.KeyOK)
+	wait("Tentativi rimasti:2")
+	if q, _ := box.Stats(); q.LastSeq != 1 {
+		t.Fatalf("queued %d events, want 1 (the successful change)", q.LastSeq)
+	}
+	pend, _ := box.Pending(0, 10)
+	if len(pend) != 1 || pend[0].Kind != "pin_change" {
+		t.Fatalf("pending %+v", pend)
+	}
+	for _, secret := range []string{testPIN, "24681357", "11223344", "24681350"} {
+		if strings.Contains(string(pend[0].Payload), secret) || strings.Contains(lb.String(), secret) {
+			t.Fatalf("PIN %s left the chip path", secret)
+		}
+		for _, rc := range printer.Receipts() {
+			if strings.Contains(rc, secret) {
+				t.Fatalf("PIN %s on a receipt", secret)
+			}
+		}
+	}
+}

@@ -99,6 +99,14 @@ type Card interface {
 	Close() error
 }
 
+// PINChanger is an optional capability of a Card: changing the PIN, and
+// unblocking it with the PUK, on the chip. The slices are the only copies
+// the caller holds; implementations must not retain them.
+type PINChanger interface {
+	ChangePIN(ctx context.Context, oldPIN, newPIN []byte) error
+	UnblockPIN(ctx context.Context, puk, newPIN []byte) error
+}
+
 // CardClass is the kind of card the ATR and the probe found.
 type CardClass string
 

@@ -23,7 +23,10 @@ type Card struct {
 	apdus  int
 }
 
-var _ hal.Card = (*Card)(nil)
+var (
+	_ hal.Card       = (*Card)(nil)
+	_ hal.PINChanger = (*Card)(nil)
+)
 
 // New returns the card application for the card with the given ATR,
 // reached through t.

@@ -429,7 +429,10 @@ type Card struct {
 	l      *link
 }
 
-var _ hal.Card = (*Card)(nil)
+var (
+	_ hal.Card       = (*Card)(nil)
+	_ hal.PINChanger = (*Card)(nil)
+)
 
 // Close ends the session leaving the card unpowered (so no verified PIN
 // state survives).

@@ -23,6 +23,7 @@ import (
 type Card struct {
 	Info  hal.CardInfo
 	PIN   string
+	PUK   string
 	Tries int // PIN tries left; 0 means blocked
 }
 
@@ -42,6 +43,7 @@ func DemoCard() *Card {
 			Expiry:    time.Date(2030, 12, 31, 0, 0, 0, 0, time.UTC),
 		},
 		PIN:   "12345",
+		PUK:   "12345678",
 		Tries: 3,
 	}
 }
@@ -188,6 +190,33 @@ func (s *session) VerifyPIN(ctx context.Context, pin []byte) error {
 		return hal.ErrPINBlocked
 	}
 	return &hal.PINError{TriesLeft: s.card.Tries}
+}
+
+var _ hal.PINChanger = (*session)(nil)
+
+// ChangePIN changes the PIN after checking the old one, as VerifyPIN does.
+func (s *session) ChangePIN(ctx context.Context, oldPIN, newPIN []byte) error {
+	if err := s.VerifyPIN(ctx, oldPIN); err != nil {
+		return err
+	}
+	s.r.mu.Lock()
+	defer s.r.mu.Unlock()
+	s.card.PIN = string(newPIN)
+	return nil
+}
+
+// UnblockPIN sets a new PIN and resets the tries when puk is right.
+func (s *session) UnblockPIN(ctx context.Context, puk, newPIN []byte) error {
+	s.r.mu.Lock()
+	defer s.r.mu.Unlock()
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	if subtle.ConstantTimeCompare(puk, []byte(s.card.PUK)) != 1 {
+		return &hal.PINError{TriesLeft: -1}
+	}
+	s.card.PIN, s.card.Tries = string(newPIN), 3
+	return nil
 }
 
 func (s *session) Close() error { return nil }
