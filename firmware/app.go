@@ -203,6 +203,46 @@ func (a *App) Command(ctx context.Context, c *protocol.Command) *protocol.Reply 
 		}
 		r.Data, _ = json.Marshal(rows)
 		r.OK = true
+	case "sendlog":
+		// The elenco invii: every operation with its transmissions and
+		// both outcomes, newest first; never the payload.
+		n := 50
+		fmt.Sscan(c.Args["n"], &n)
+		entries, err := a.o.Outbox.Recent(min(max(n, 1), 500))
+		if err != nil {
+			r.Error = err.Error()
+			return r
+		}
+		type row struct {
+			Seq        uint64           `json:"seq"`
+			OpID       string           `json:"op_id"`
+			Kind       string           `json:"kind"`
+			Created    time.Time        `json:"created"`
+			Attempts   int              `json:"attempts"`
+			LastSent   time.Time        `json:"last_sent,omitzero"`
+			State      string           `json:"state"`
+			Protocol   string           `json:"protocol,omitempty"`
+			Transport  string           `json:"transport,omitempty"`
+			Processing string           `json:"processing,omitempty"`
+			Errors     []protocol.Error `json:"errors,omitempty"`
+		}
+		rows := make([]row, 0, len(entries))
+		for _, e := range entries {
+			w := row{Seq: e.Seq, OpID: e.ID, Kind: e.Kind, Created: e.Created, Attempts: e.Attempts, LastSent: e.LastSent, State: "pending"}
+			switch {
+			case e.Done:
+				w.State = "done"
+			case e.Quarantine != "":
+				w.State = "quarantine: " + e.Quarantine
+			}
+			if e.Result != nil {
+				w.Protocol, w.Transport, w.Processing = e.Result.Transport.Protocol, e.Result.Transport.Status, e.Result.Processing.Status
+				w.Errors = e.Result.Processing.Errors
+			}
+			rows = append(rows, w)
+		}
+		r.Data, _ = json.Marshal(rows)
+		r.OK = true
 	case "reprint":
 		var id uint64
 		if _, err := fmt.Sscan(c.Args["id"], &id); err != nil || a.o.Jobs == nil {

@@ -303,6 +303,16 @@ func TestConsentEndToEnd(t *testing.T) {
 	if len(audit) != 1 {
 		t.Fatalf("audit has %d records", len(audit))
 	}
+	// The send log a technician reads: both outcomes, no personal data.
+	reply := tt.app.Command(ctx, &protocol.Command{V: 1, ID: "c1", Name: "sendlog"})
+	var rows []map[string]any
+	if !reply.OK || json.Unmarshal(reply.Data, &rows) != nil || len(rows) != 1 {
+		t.Fatalf("sendlog %+v", reply)
+	}
+	if rows[0]["state"] != "done" || rows[0]["protocol"] != rec.Protocol || rows[0]["transport"] != "received" ||
+		rows[0]["processing"] != "accepted" || strings.Contains(string(reply.Data), "RSSMRA") {
+		t.Fatalf("sendlog row %v", rows[0])
+	}
 	tt.stop()
 	c.stop()
 	checkLogs(t, lb)

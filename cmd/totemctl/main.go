@@ -39,7 +39,7 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 	brokerURL := fs.String("broker", "", "MQTT broker URL (overrides the config)")
 	credsPath := fs.String("creds", "", "console credentials file (overrides the config)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: totemctl [flags] status [-o table|json] [TOTEM]\n       totemctl [flags] cmd TOTEM NAME [KEY=VALUE…]\n  commands: ping, status, jobs, reprint id=N")
+		fmt.Fprintln(stderr, "usage: totemctl [flags] status [-o table|json] [TOTEM]\n       totemctl [flags] cmd TOTEM NAME [KEY=VALUE…]\n  commands: ping, status, sendlog [n=N], jobs, reprint id=N")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

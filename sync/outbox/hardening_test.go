@@ -737,3 +737,40 @@ func TestTamperDetected(t *testing.T) {
 		t.Fatalf("untouched entry: %q, %v", g.Payload, err)
 	}
 }
+
+func TestRecentIsTheSendLog(t *testing.T) {
+	o := openWith(t, dbPath(t), &outbox.Options{})
+	var es []outbox.Entry
+	for i := range 5 {
+		e, err := o.Enqueue("consent", []byte(fmt.Sprintf(`{"n":%d}`, i)), t0, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		es = append(es, e)
+	}
+	for _, e := range es[1:3] { // 2 and 3 are done, with both outcomes
+		res := &protocol.Result{V: 1, OpID: e.ID, Seq: e.Seq,
+			Transport:  protocol.Transport{Status: protocol.TransportReceived, Protocol: fmt.Sprint("P", e.Seq)},
+			Processing: protocol.Processing{Status: protocol.ProcessingAccepted}}
+		if _, err := o.Record(res); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := o.Recent(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 4 {
+		t.Fatalf("%d entries", len(got))
+	}
+	for i, want := range []uint64{5, 4, 3, 2} {
+		e := got[i]
+		if e.Seq != want || e.Payload != nil {
+			t.Fatalf("entry %d: seq %d payload %q", i, e.Seq, e.Payload)
+		}
+		done := want == 2 || want == 3
+		if e.Done != done || (done && e.Result.Transport.Protocol != fmt.Sprint("P", want)) {
+			t.Fatalf("entry seq %d: done %v result %+v", e.Seq, e.Done, e.Result)
+		}
+	}
+}

@@ -263,3 +263,52 @@ func (o *Outbox) Purge(before time.Time) (int, error) {
 	}
 	return total, nil
 }
+
+// Recent returns up to max entries, newest first, whatever their state
+// (pending, done, quarantined): the totem's send log. Payloads are left
+// out: the log is for technicians, the payload is the citizen's.
+func (o *Outbox) Recent(max int) ([]Entry, error) {
+	if max <= 0 {
+		return nil, nil
+	}
+	var out []Entry
+	err := o.view(func(tx *bolt.Tx) error {
+		names := [][]byte{bucketPending, bucketDone, bucketQuarantine}
+		type head struct {
+			c    *bolt.Cursor
+			name []byte
+			k, v []byte
+		}
+		heads := make([]*head, len(names))
+		for i, n := range names {
+			c := tx.Bucket(n).Cursor()
+			k, v := c.Last()
+			heads[i] = &head{c: c, name: n, k: k, v: v}
+		}
+		for len(out) < max {
+			var best *head
+			for _, h := range heads {
+				if h.k != nil && (best == nil || bytes.Compare(h.k, best.k) > 0) {
+					best = h
+				}
+			}
+			if best == nil {
+				return nil
+			}
+			seq, r, err := decodeRecord(best.k, best.v)
+			if err != nil {
+				out = append(out, Entry{Seq: seq, Quarantine: ReasonCorrupt})
+			} else {
+				e, _ := o.entry(seq, &r, best.name)
+				e.Payload = nil
+				out = append(out, e)
+			}
+			best.k, best.v = best.c.Prev()
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("outbox: recent: %w", err)
+	}
+	return out, nil
+}
