@@ -209,6 +209,42 @@ type BatchBackend interface {
 	ApplyBatch(ctx context.Context, ops []Op) ([]Outcome, error)
 }
 
+// Outcomes a report can select.
+const (
+	ReportAccepted = "accepted"
+	ReportRejected = "rejected"
+)
+
+// ReportFilter selects audit records for a report (Reportistica). Empty
+// fields select all.
+type ReportFilter struct {
+	Totem    string    `json:"totem,omitempty"`
+	Operator string    `json:"operator,omitempty"` // operator card serial
+	Kind     string    `json:"kind,omitempty"`
+	Outcome  string    `json:"outcome,omitempty"` // "", ReportAccepted or ReportRejected
+	From     time.Time `json:"from,omitzero"`     // on the hub's clock, inclusive; zero: from the start
+	To       time.Time `json:"to,omitzero"`       // exclusive; zero: up to now
+	ByDay    bool      `json:"by_day,omitempty"`  // one row per day (UTC) too
+}
+
+// ReportRow counts the operations of one totem, operator and kind (and day,
+// with ByDay).
+type ReportRow struct {
+	Day      string         `json:"day,omitempty"` // YYYY-MM-DD
+	Totem    string         `json:"totem"`
+	Operator string         `json:"operator,omitempty"`
+	Kind     string         `json:"kind"`
+	Accepted int            `json:"accepted"`
+	Rejected int            `json:"rejected"`
+	Codes    map[string]int `json:"codes,omitempty"` // reject codes of the rejected ones
+}
+
+// Reporter is an optional capability of a Backend: aggregating what was
+// applied, for the Reportistica.
+type Reporter interface {
+	Report(ReportFilter) ([]ReportRow, error)
+}
+
 // ErrNotFound is returned by lookups of unknown records.
 var ErrNotFound = errors.New("cms: not found")
 

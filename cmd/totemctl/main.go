@@ -2,6 +2,7 @@
 //
 //	totemctl [--config FILE] [--broker URL] [--creds FILE] status [-o table|json] [TOTEM]
 //	totemctl [--config FILE] [--broker URL] [--creds FILE] cmd TOTEM NAME [KEY=VALUE…]
+//	totemctl [--config FILE] [--broker URL] [--creds FILE] report [filters] [-o table|csv|json]
 //
 // status shows each totem's presence, last report, queue depth and last
 // outcome from what the totems publish (retained presence and health).
@@ -10,6 +11,7 @@ package main
 
 import (
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -23,6 +25,7 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/cmd/internal/cli"
+	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/config"
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/protocol"
@@ -39,7 +42,7 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 	brokerURL := fs.String("broker", "", "MQTT broker URL (overrides the config)")
 	credsPath := fs.String("creds", "", "console credentials file (overrides the config)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: totemctl [flags] status [-o table|json] [TOTEM]\n       totemctl [flags] cmd TOTEM NAME [KEY=VALUE…]\n  commands: ping, status, sendlog [n=N], jobs, reprint id=N")
+		fmt.Fprintln(stderr, "usage: totemctl [flags] status [-o table|json] [TOTEM]\n       totemctl [flags] report [--totem T] [--kind K] [--operator O] [--outcome accepted|rejected] [--from D] [--to D] [--by-day] [-o table|csv|json]\n       totemctl [flags] cmd TOTEM NAME [KEY=VALUE…]\n  commands: ping, status, sendlog [n=N], jobs, reprint id=N")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -86,6 +89,8 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 			return fmt.Errorf("totemctl: totem %s has never reported", totem)
 		}
 		return print(stdout, rows, *out)
+	case "report":
+		return report(ctx, cfg, rest[1:], stdout, stderr)
 	case "cmd":
 		if len(rest) < 3 || !protocol.ValidTotemID(rest[1]) {
 			fs.Usage()
@@ -301,13 +306,28 @@ func ago(t time.Time) string {
 	return time.Since(t).Round(time.Second).String() + " ago"
 }
 
-// command sends a console command and prints the reply.
+// command sends a console command to a totem and prints the reply.
 func command(ctx context.Context, cfg *config.Totemctl, totem, name string, args map[string]string, stdout io.Writer) error {
 	c, err := connect(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer c.close()
+	r, err := c.request(ctx, cfg, protocol.Topic(totem, protocol.LeafCmd), protocol.ReplyTopic(totem, c.me.Username), name, args)
+	if err != nil {
+		return fmt.Errorf("totemctl: %s %w", totem, err)
+	}
+	if len(r.Data) > 0 {
+		fmt.Fprintln(stdout, string(r.Data))
+	} else {
+		fmt.Fprintln(stdout, "ok")
+	}
+	return nil
+}
+
+// request publishes a command on topic with the MQTT 5 response topic rt and
+// waits for the reply carrying its correlation data.
+func (c *client) request(ctx context.Context, cfg *config.Totemctl, topic, rt, name string, args map[string]string) (*protocol.Reply, error) {
 	id := cli.RandomID(8)
 	replies := make(chan *protocol.Reply, 1)
 	c.mu.Lock()
@@ -323,32 +343,106 @@ func command(ctx context.Context, cfg *config.Totemctl, totem, name string, args
 		}
 	}
 	c.mu.Unlock()
-	rt := protocol.ReplyTopic(totem, c.me.Username)
 	if _, err := c.cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: rt, QoS: 1}}}); err != nil {
-		return fmt.Errorf("totemctl: subscribe: %w", err)
+		return nil, fmt.Errorf("subscribe: %w", err)
 	}
 	b, _ := protocol.Marshal(protocol.Command{V: protocol.Version, ID: id, Name: name, Args: args,
 		Expires: time.Now().Add(cfg.Timeout.Duration).UTC()})
-	if _, err := c.cm.Publish(ctx, &paho.Publish{Topic: protocol.Topic(totem, protocol.LeafCmd), QoS: 1, Payload: b,
+	if _, err := c.cm.Publish(ctx, &paho.Publish{Topic: topic, QoS: 1, Payload: b,
 		Properties: &paho.PublishProperties{ResponseTopic: rt, CorrelationData: []byte(id)}}); err != nil {
-		return fmt.Errorf("totemctl: publish: %w", err)
+		return nil, fmt.Errorf("publish: %w", err)
 	}
 	t := time.NewTimer(cfg.Timeout.Duration)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
-		return ctx.Err()
+		return nil, ctx.Err()
 	case <-t.C:
-		return fmt.Errorf("totemctl: %s did not answer within %s (offline?)", totem, cfg.Timeout.Duration)
+		return nil, fmt.Errorf("did not answer within %s (offline?)", cfg.Timeout.Duration)
 	case r := <-replies:
 		if !r.OK {
-			return fmt.Errorf("totemctl: %s: %s", totem, r.Error)
+			return nil, errors.New(r.Error)
 		}
-		if len(r.Data) > 0 {
-			fmt.Fprintln(stdout, string(r.Data))
-		} else {
-			fmt.Fprintln(stdout, "ok")
-		}
-		return nil
+		return r, nil
 	}
+}
+
+// report asks the hub for the Reportistica and prints it.
+func report(ctx context.Context, cfg *config.Totemctl, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("report", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	totem := fs.String("totem", "", "only this totem")
+	operator := fs.String("operator", "", "only this operator (card serial)")
+	kind := fs.String("kind", "", "only this operation kind (consent, reader, activation…)")
+	outcome := fs.String("outcome", "", "accepted or rejected")
+	from := fs.String("from", "", "from this day (YYYY-MM-DD, inclusive)")
+	to := fs.String("to", "", "to this day (YYYY-MM-DD, exclusive)")
+	byDay := fs.Bool("by-day", false, "one row per day")
+	out := fs.String("o", "table", "output: table, csv or json")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *out != "table" && *out != "csv" && *out != "json" {
+		return fmt.Errorf("totemctl: -o %s: want table, csv or json", *out)
+	}
+	a := map[string]string{}
+	for k, v := range map[string]string{"totem": *totem, "operator": *operator, "kind": *kind, "outcome": *outcome,
+		"from": *from, "to": *to} {
+		if v != "" {
+			a[k] = v
+		}
+	}
+	if *byDay {
+		a["by_day"] = "true"
+	}
+	c, err := connect(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer c.close()
+	r, err := c.request(ctx, cfg, protocol.HubCmdTopic, protocol.HubReplyTopic(c.me.Username), "report", a)
+	if err != nil {
+		return fmt.Errorf("totemctl: hub: %w", err)
+	}
+	var rows []cms.ReportRow
+	if err := json.Unmarshal(r.Data, &rows); err != nil {
+		return fmt.Errorf("totemctl: report: %w", err)
+	}
+	switch *out {
+	case "json":
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rows)
+	case "csv":
+		w := csv.NewWriter(stdout)
+		w.Write([]string{"day", "totem", "operator", "kind", "accepted", "rejected", "reject_codes"})
+		for _, row := range rows {
+			w.Write([]string{row.Day, row.Totem, row.Operator, row.Kind, fmt.Sprint(row.Accepted), fmt.Sprint(row.Rejected), codes(row.Codes)})
+		}
+		w.Flush()
+		return w.Error()
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "DAY\tTOTEM\tOPERATOR\tKIND\tACCEPTED\tREJECTED\tREJECT CODES")
+	for _, row := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\n", or(row.Day), row.Totem, or(row.Operator), row.Kind,
+			row.Accepted, row.Rejected, or(codes(row.Codes)))
+	}
+	return tw.Flush()
+}
+
+func codes(m map[string]int) string {
+	var out []string
+	for k, v := range m {
+		out = append(out, fmt.Sprintf("%s=%d", k, v))
+	}
+	sort.Strings(out)
+	return strings.Join(out, " ")
+}
+
+func or(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

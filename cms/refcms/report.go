@@ -7,37 +7,23 @@ import (
 	"slices"
 	"time"
 
+	"github.com/aslcns/totem/cms"
 	bolt "go.etcd.io/bbolt"
 )
 
-// Outcomes a report can select.
+// The report types live in cms, where the hub finds them; these names
+// keep refcms's API.
 const (
-	ReportAccepted = "accepted"
-	ReportRejected = "rejected"
+	ReportAccepted = cms.ReportAccepted
+	ReportRejected = cms.ReportRejected
 )
 
-// ReportFilter selects audit records for Report. Empty fields select all.
-type ReportFilter struct {
-	Totem    string
-	Operator string // operator card serial
-	Kind     string
-	Outcome  string    // "", ReportAccepted or ReportRejected
-	From     time.Time // on the hub's clock, inclusive; zero: from the start
-	To       time.Time // exclusive; zero: up to now
-	ByDay    bool      // one row per day (UTC) too
-}
+type (
+	ReportFilter = cms.ReportFilter
+	ReportRow    = cms.ReportRow
+)
 
-// ReportRow counts the operations of one totem, operator and kind (and day,
-// with ByDay).
-type ReportRow struct {
-	Day      string         `json:"day,omitempty"` // YYYY-MM-DD
-	Totem    string         `json:"totem"`
-	Operator string         `json:"operator,omitempty"`
-	Kind     string         `json:"kind"`
-	Accepted int            `json:"accepted"`
-	Rejected int            `json:"rejected"`
-	Codes    map[string]int `json:"codes,omitempty"` // reject codes of the rejected ones
-}
+var _ cms.Reporter = (*Store)(nil)
 
 // Report aggregates the audit trail: rows sorted by day, totem, operator
 // and kind. Duplicates are not in the audit, so nothing is counted twice.

@@ -163,3 +163,25 @@ func FuzzAllowed(f *testing.F) {
 		}
 	})
 }
+func TestHubCommandTopicACL(t *testing.T) {
+	cases := []struct {
+		role, user, topic string
+		write, want       bool
+	}{
+		{creds.RoleConsole, "ops", "totemhub/v1/cmd", true, true},
+		{creds.RoleConsole, "ops", "totemhub/v1/reply/ops", false, true},
+		{creds.RoleConsole, "ops", "totemhub/v1/reply/other", false, false},
+		{creds.RoleConsole, "ops", "totemhub/v1/reply/+", false, false},
+		{creds.RoleConsole, "ops", "totemhub/v1/cmd", false, false},
+		{creds.RoleHub, "totemhub", "$share/totemhub/totemhub/v1/cmd", false, true},
+		{creds.RoleHub, "totemhub", "totemhub/v1/reply/ops", true, true},
+		{creds.RoleHub, "totemhub", "totemhub/v1/reply/../x", true, false},
+		{creds.RoleTotem, "t1", "totemhub/v1/cmd", true, false},
+		{creds.RoleTotem, "t1", "totemhub/v1/reply/t1", false, false},
+	}
+	for _, c := range cases {
+		if got := allowed(c.role, c.user, c.topic, c.write); got != c.want {
+			t.Errorf("allowed(%s, %s, %q, write=%v) = %v", c.role, c.user, c.topic, c.write, got)
+		}
+	}
+}

@@ -172,6 +172,13 @@ func totemAllowed(user, topic string, write bool) bool {
 }
 
 func hubAllowed(topic string, write bool) bool {
+	// The hub's own command topic: requests in, replies to any console.
+	if console, ok := strings.CutPrefix(topic, protocol.HubRoot+"/reply/"); write && ok {
+		return protocol.ValidTotemID(console)
+	}
+	if !write && (topic == protocol.HubCmdTopic || topic == protocol.SharedHubCmdTopic) {
+		return true
+	}
 	if write {
 		id, leaf, ok := split(topic)
 		return ok && protocol.ValidTotemID(id) && (leaf == protocol.LeafResult || leaf == protocol.LeafPolicy)
@@ -197,6 +204,12 @@ func hubAllowed(topic string, write bool) bool {
 func consoleAllowed(user, topic string, write bool) bool {
 	if !protocol.ValidTotemID(user) {
 		return false
+	}
+	switch {
+	case write && topic == protocol.HubCmdTopic:
+		return true
+	case !write && topic == protocol.HubReplyTopic(user):
+		return true
 	}
 	id, leaf, ok := split(topic)
 	if !ok || !idOrPlus(id, !write) {

@@ -8,11 +8,13 @@ package hub
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,6 +56,9 @@ type Hub struct {
 	work  chan *paho.Publish
 	stats Stats
 
+	cmds     sync.WaitGroup // console commands being answered
+	cmdSlots chan struct{}  // bounds them
+
 	mu         sync.Mutex
 	cm         *autopaho.ConnectionManager
 	policySent map[string]bool // totems sent the policy on this connection
@@ -76,7 +81,8 @@ func New(o Options) *Hub {
 	if o.Queue == 0 {
 		o.Queue = 4096
 	}
-	return &Hub{o: o, log: o.Logger, work: make(chan *paho.Publish, o.Queue), policySent: make(map[string]bool)}
+	return &Hub{o: o, log: o.Logger, work: make(chan *paho.Publish, o.Queue), policySent: make(map[string]bool),
+		cmdSlots: make(chan struct{}, 4)}
 }
 
 // Stats returns the hub's counters.
@@ -107,6 +113,7 @@ func (h *Hub) Run(ctx context.Context) error {
 				_, err := cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{
 					{Topic: protocol.SharedOpFilter, QoS: 1},
 					{Topic: protocol.Root + "/+/" + protocol.LeafState, QoS: 1},
+					{Topic: protocol.SharedHubCmdTopic, QoS: 1},
 				}})
 				if err != nil {
 					h.log.Error("subscribe failed", "err", err)
@@ -147,6 +154,7 @@ func (h *Hub) Run(ctx context.Context) error {
 	}()
 	<-ctx.Done()
 	wg.Wait()
+	h.cmds.Wait()
 	dctx, dcancel := context.WithTimeout(context.Background(), 2*time.Second)
 	cm.Disconnect(dctx)
 	dcancel()
@@ -175,8 +183,22 @@ func (h *Hub) AwaitConnection(ctx context.Context) error {
 }
 
 // receive runs on paho's delivery goroutine: it only hands the message to
-// the worker, never waits.
+// the worker (or a console command to its own goroutine), never waits.
 func (h *Hub) receive(p *paho.Publish) {
+	if p.Topic == protocol.HubCmdTopic {
+		select {
+		case h.cmdSlots <- struct{}{}:
+			h.cmds.Add(1)
+			go func() {
+				defer h.cmds.Done()
+				defer func() { <-h.cmdSlots }()
+				h.command(p)
+			}()
+		default:
+			h.log.Warn("console command dropped: too many at once")
+		}
+		return
+	}
 	select {
 	case h.work <- p:
 	default:
@@ -431,4 +453,74 @@ func (h *Hub) publishPolicy(ctx context.Context, cm *autopaho.ConnectionManager,
 		delete(h.policySent, totem)
 		h.mu.Unlock()
 	}
+}
+
+// command answers a console's request on the hub's command topic. Today:
+// "report" (Reportistica) with args totem, operator, kind, outcome,
+// from and to (YYYY-MM-DD, hub time) and by_day=true.
+func (h *Hub) command(p *paho.Publish) {
+	if p.Properties == nil {
+		return
+	}
+	rt := p.Properties.ResponseTopic
+	console, ok := strings.CutPrefix(rt, protocol.HubRoot+"/reply/")
+	if !ok || !protocol.ValidTotemID(console) {
+		h.log.Warn("console command with a foreign response topic dropped", "response_topic", rt)
+		return
+	}
+	reply := &protocol.Reply{V: protocol.Version, ID: "invalid"}
+	cmd, err := protocol.DecodeCommand(p.Payload)
+	switch {
+	case err != nil:
+		reply.Error = "invalid command"
+	case !cmd.Expires.IsZero() && time.Now().After(cmd.Expires):
+		reply.ID, reply.Error = cmd.ID, "command expired"
+	case cmd.Name == "report":
+		reply.ID = cmd.ID
+		reply.Data, err = h.report(cmd.Args)
+		if err != nil {
+			reply.Error = err.Error()
+		} else {
+			reply.OK = true
+		}
+	default:
+		reply.ID, reply.Error = cmd.ID, "unknown command "+cmd.Name
+	}
+	h.log.Info("console command", "console", console, "id", reply.ID, "ok", reply.OK)
+	b, _ := protocol.Marshal(reply)
+	h.mu.Lock()
+	cm := h.cm
+	h.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := cm.Publish(ctx, &paho.Publish{Topic: rt, QoS: 1, Payload: b,
+		Properties: &paho.PublishProperties{CorrelationData: p.Properties.CorrelationData}}); err != nil {
+		h.log.Warn("console reply not sent", "err", err)
+	}
+}
+
+func (h *Hub) report(args map[string]string) (json.RawMessage, error) {
+	r, ok := h.o.Backend.(cms.Reporter)
+	if !ok {
+		return nil, errors.New("this CMS backend has no reports")
+	}
+	f := cms.ReportFilter{Totem: args["totem"], Operator: args["operator"], Kind: args["kind"],
+		Outcome: args["outcome"], ByDay: args["by_day"] == "true"}
+	for key, dst := range map[string]*time.Time{"from": &f.From, "to": &f.To} {
+		if v := args[key]; v != "" {
+			t, err := time.Parse(time.DateOnly, v)
+			if err != nil {
+				return nil, fmt.Errorf("%s: want YYYY-MM-DD", key)
+			}
+			*dst = t
+		}
+	}
+	rows, err := r.Report(f)
+	if err != nil {
+		return nil, err
+	}
+	if rows == nil {
+		rows = []cms.ReportRow{}
+	}
+	return json.Marshal(rows)
 }

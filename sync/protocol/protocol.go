@@ -36,6 +36,18 @@ const (
 	LeafPolicy    = "policy"    // hub → totem, retained: the consent policy
 )
 
+// The hub's own command topic, outside the totems' tree: consoles ask the
+// hub (reports, fleet questions) with MQTT 5 request/response; one hub
+// instance answers through the shared subscription.
+const (
+	HubRoot           = "totemhub/v1"
+	HubCmdTopic       = HubRoot + "/cmd"
+	SharedHubCmdTopic = "$share/totemhub/" + HubCmdTopic
+)
+
+// HubReplyTopic is where the hub answers the console named console.
+func HubReplyTopic(console string) string { return HubRoot + "/reply/" + console }
+
 // SharedOpFilter is the subscription hub instances share to split ingest.
 const SharedOpFilter = "$share/totemhub/" + Root + "/+/" + LeafOp
 
