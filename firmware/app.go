@@ -388,6 +388,10 @@ func reason(err error) string {
 		return "idle_timeout"
 	case errors.Is(err, errCancel):
 		return "cancelled"
+	case errors.Is(err, errUnavailable):
+		return "offline"
+	case errors.Is(err, errNoAnswer):
+		return "no_answer"
 	}
 	return "error"
 }

@@ -35,7 +35,7 @@ func kindTitle(kind string) string {
 var reasons = map[string]string{
 	cms.ReasonTheft: "furto", cms.ReasonLoss: "smarrimento", cms.ReasonMalfunction: "malfunzionamento",
 	cms.ReprintForgotten: "PIN o PUK dimenticato", cms.ReprintLost: "prime metà smarrite",
-	cms.ReprintBlocked: "PIN e PUK bloccati",
+	cms.ReprintBlocked: "PIN e PUK bloccati", cms.ReprintNotReceived: "seconde metà non ricevute",
 }
 
 func reasonText(r string) string {
@@ -102,16 +102,20 @@ func historyLines(r cms.HistoryResult) []string {
 		if i > 0 {
 			lines = append(lines, "")
 		}
-		serial := c.Serial
-		if len(serial) > 4 {
-			serial = strings.Repeat("*", len(serial)-4) + serial[len(serial)-4:]
-		}
-		lines = append(lines, "Tessera "+serial, "Scadenza "+c.Expiry+" - "+stateText[c.State])
+		lines = append(lines, "Tessera "+maskSerial(c.Serial), "Scadenza "+c.Expiry+" - "+stateText[c.State])
 		for _, e := range c.Events {
 			lines = append(lines, e.At.Local().Format("02/01/2006")+" "+kindTitle(e.Kind)+" prot. "+e.Protocol)
 		}
 	}
 	return lines
+}
+
+// maskSerial hides all but the last four digits of a card serial.
+func maskSerial(serial string) string {
+	if len(serial) <= 4 {
+		return serial
+	}
+	return strings.Repeat("*", len(serial)-4) + serial[len(serial)-4:]
 }
 
 // pinEventLines: what happened on the chip; no code is ever recorded.

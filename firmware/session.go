@@ -40,22 +40,14 @@ func (a *App) session(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		switch k {
-		case '1', '2', '3':
-			flow := map[hal.Key]func() error{
-				'1': func() error { return a.consent(ctx, card, info) },
-				'2': func() error { return a.readerRequest(ctx, info) },
-				'3': func() error { return a.changePIN(ctx, card, info) },
-			}[k]
-			err := flow()
-			if errors.Is(err, errBack) {
-				continue
-			}
-			return err
-		case hal.KeyCancel, hal.KeyBack:
-			a.show("cancelled")
-			return errCancel
+		if k == hal.KeyBack { // * on the menu ends the session, as D does
+			k = hal.KeyCancel
 		}
+		err = a.dispatch(ctx, k, card, info)
+		if errors.Is(err, errBack) {
+			continue
+		}
+		return err
 	}
 }
 

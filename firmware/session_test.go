@@ -26,6 +26,12 @@ type local struct {
 
 func startLocal(t *testing.T, idle time.Duration) *local {
 	t.Helper()
+	return startLocalWith(t, idle, nil)
+}
+
+// startLocalWith is startLocal with Options.Online set to online.
+func startLocalWith(t *testing.T, idle time.Duration, online func() bool) *local {
+	t.Helper()
 	box, err := outbox.Open(filepath.Join(t.TempDir(), "outbox.db"), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -40,7 +46,7 @@ func startLocal(t *testing.T, idle time.Duration) *local {
 	}
 	app = firmware.New(firmware.Devices{Reader: tt.reader, Printer: tt.printer, Keypad: tt.panel, Display: tt.panel},
 		firmware.Options{Totem: "t-local", ASL: "ASL", Location: "Atrio", Outbox: box, Jobs: jobs, Logger: log,
-			ResultWait: 50 * time.Millisecond, IdleTimeout: idle})
+			ResultWait: 50 * time.Millisecond, IdleTimeout: idle, Online: online})
 	tt.app = app
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &local{totem: tt, done: make(chan error, 1)}

@@ -207,6 +207,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 				up.Event(e)
 			}
 		},
+		// Online-only operations (history, reprint…) are refused at once
+		// when the hub is not reachable.
+		Online: func() bool {
+			up := link.Load()
+			return up != nil && up.Connected()
+		},
 	})
 	appRef.Store(app)
 	if asb != nil {

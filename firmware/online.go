@@ -1,0 +1,369 @@
+package firmware
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aslcns/totem/cms"
+	"github.com/aslcns/totem/hal"
+	"github.com/aslcns/totem/sync/outbox"
+	"github.com/aslcns/totem/sync/protocol"
+)
+
+// The operations that need the CMS's answer while the citizen is there
+// (history, PIN/PUK reprint), the refusals, and the paging of long texts.
+
+// onlineTTL is the expiry of an operation that needs an answer: the
+// citizen waits at the totem for it, so an operation the hub has not
+// received by then is worth nothing. The outbox quarantines it unsent
+// and the hub refuses it if it arrives later (cms.CodeExpired).
+const onlineTTL = 60 * time.Second
+
+var (
+	errUnavailable = errors.New("firmware: online service unavailable")
+	errNoAnswer    = errors.New("firmware: no answer in time")
+)
+
+// reachable reports whether the hub can be asked now (nil Online: assume
+// so). When it cannot, the citizen is told at once and the session ends:
+// nothing was queued or charged.
+func (a *App) reachable(kind string) bool {
+	if a.o.Online == nil || a.o.Online() {
+		return true
+	}
+	a.log.Info("online op refused", "kind", kind, "reason", "offline")
+	a.show("unavailable")
+	return false
+}
+
+// online runs an operation that needs the CMS's answer. Offline, it says
+// so and queues nothing (errUnavailable). Online, it makes the operation
+// durable with a short expiry and waits for the final result.
+//
+// The wait has two stages. For ResultWait the citizen sees "please wait".
+// Then the screen says honestly that the answer is late and that, if it
+// comes while they wait, the receipt is printed — it goes through the
+// durable print queue, so a printer fault does not lose it. The wait lasts
+// until the operation's expiry (plus ResultWait for the answer's way
+// back), or until the citizen gives up (D, *, or the card out). Then the
+// screen says no answer came and to retry later or go to the counter
+// (errNoAnswer), and a late answer is deliberately NOT printed: its
+// receipt holds the first halves of PIN and PUK or the list of the
+// holder's cards, and must not come out of a totem nobody stands at,
+// for the next person to take. A late answer stays in the send log; a
+// reprint the CMS did apply has sent the second halves to the holder's
+// contact anyway, and the citizen can ask again (same codes).
+//
+// The returned entry is Done; rejected tells whether the CMS refused it.
+func (a *App) online(ctx context.Context, kind string, payload []byte) (outbox.Entry, error) {
+	if !a.reachable(kind) {
+		return outbox.Entry{}, errUnavailable
+	}
+	a.show("asking")
+	now := time.Now()
+	expires := now.Add(onlineTTL)
+	e, err := a.o.Outbox.Enqueue(kind, payload, now, expires)
+	if err != nil {
+		a.log.Error("enqueue failed", "kind", kind, "err", err)
+		a.show("save_failed")
+		return e, fmt.Errorf("firmware: %w", err)
+	}
+	a.log.Info("op enqueued", "seq", e.Seq, "op_id", e.ID, "kind", kind, "online", true)
+	ch := make(chan outbox.Entry, 1)
+	a.mu.Lock()
+	a.waiters[e.ID] = ch
+	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		delete(a.waiters, e.ID)
+		a.mu.Unlock()
+	}()
+	// The result may have come before the waiter was registered.
+	if got, err := a.o.Outbox.Get(e.ID); err == nil && got.Done {
+		return got, nil
+	}
+	timer := time.NewTimer(a.o.ResultWait)
+	defer timer.Stop()
+	late := false
+	giveUp := func(why string) (outbox.Entry, error) {
+		a.log.Info("online op unanswered", "op_id", e.ID, "kind", kind, "reason", why)
+		a.show("late_gone")
+		return e, errNoAnswer
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return e, ctx.Err()
+		case got := <-ch:
+			if got.Done {
+				return got, nil
+			}
+		case ev := <-a.cards:
+			if ev.Kind == hal.CardRemoved {
+				a.log.Info("online op unanswered", "op_id", e.ID, "kind", kind, "reason", "card_removed")
+				return e, hal.ErrCardRemoved
+			}
+		case k := <-a.keys:
+			if late && (k == hal.KeyCancel || k == hal.KeyBack) {
+				return giveUp("citizen_left")
+			}
+		case <-timer.C:
+			if late {
+				return giveUp("expired")
+			}
+			late = true
+			a.show("late")
+			timer.Reset(time.Until(expires) + a.o.ResultWait)
+		}
+	}
+}
+
+// rejected reports whether the CMS refused the (final) entry e.
+func rejected(e outbox.Entry) bool {
+	return e.Result != nil && e.Result.Processing.Status == protocol.ProcessingRejected
+}
+
+// showRejection pages the CMS's reason for refusing e; it is Italian and
+// meant for the citizen.
+func (a *App) showRejection(ctx context.Context, e outbox.Entry) error {
+	msg := "Rivolgersi allo sportello."
+	if len(e.Result.Processing.Errors) > 0 {
+		msg = e.Result.Processing.Errors[0].Message
+	}
+	a.log.Info("online op rejected", "op_id", e.ID, "kind", e.Kind)
+	return a.pages(ctx, hal.Wrap(a.o.Lang.text("rejected_prefix")+msg, 20))
+}
+
+// pages shows lines three at a time: # forward, * back; # on the last
+// page and * on the first return errBack (to the menu), D cancels.
+func (a *App) pages(ctx context.Context, lines []string) error {
+	n := max(1, (len(lines)+2)/3)
+	row := func(i int) string {
+		if i < len(lines) {
+			return lines[i]
+		}
+		return ""
+	}
+	for p := 0; ; {
+		name := "page"
+		if p == n-1 {
+			name = "page_last"
+		}
+		draw := func() { a.show(name, row(3*p), row(3*p+1), row(3*p+2)) }
+		draw()
+		k, err := a.key(ctx, name, draw)
+		if err != nil {
+			return err
+		}
+		switch k {
+		case hal.KeyOK:
+			if p == n-1 {
+				return errBack
+			}
+			p++
+		case hal.KeyBack:
+			if p == 0 {
+				return errBack
+			}
+			p--
+		case hal.KeyCancel:
+			a.show("cancelled")
+			return errCancel
+		}
+	}
+}
+
+// more is the menu's second page.
+func (a *App) more(ctx context.Context, card hal.Card, info hal.CardInfo) error {
+	draw := func() { a.show("menu_more") }
+	draw()
+	k, err := a.key(ctx, "menu_more", draw)
+	if err != nil {
+		return err
+	}
+	return a.dispatch(ctx, k, card, info)
+}
+
+// dispatch runs the function of menu key k.
+func (a *App) dispatch(ctx context.Context, k hal.Key, card hal.Card, info hal.CardInfo) error {
+	switch k {
+	case '0':
+		return a.more(ctx, card, info)
+	case '1':
+		return a.consent(ctx, card, info)
+	case '2':
+		return a.readerRequest(ctx, info)
+	case '3':
+		return a.changePIN(ctx, card, info)
+	case '4':
+		return a.history(ctx, card, info)
+	case '5':
+		return a.reprint(ctx, info)
+	case '6':
+		return a.other(ctx)
+	case hal.KeyBack:
+		return errBack
+	}
+	a.show("cancelled")
+	return errCancel
+}
+
+// history is Storico, self-service: PIN, the scope, the CMS's answer
+// shown one card per page and printed on request.
+func (a *App) history(ctx context.Context, card hal.Card, info hal.CardInfo) error {
+	if !a.reachable(cms.KindHistory) {
+		return errUnavailable
+	}
+	if err := a.pin(ctx, card); err != nil {
+		return err
+	}
+	draw := func() { a.show("history_scope") }
+	draw()
+	k, err := a.key(ctx, "history_scope", draw)
+	if err != nil {
+		return err
+	}
+	scope := cms.HistoryAll
+	switch k {
+	case '2':
+		scope = cms.HistoryCard
+	case hal.KeyBack:
+		return errBack
+	case hal.KeyCancel:
+		a.show("cancelled")
+		return errCancel
+	}
+	payload, err := json.Marshal(cms.HistoryRequest{Card: cardRef(info), Channel: cms.SelfService, Scope: scope})
+	if err != nil {
+		return err
+	}
+	e, err := a.online(ctx, cms.KindHistory, payload)
+	if err != nil {
+		return err
+	}
+	if rejected(e) {
+		return a.showRejection(ctx, e)
+	}
+	var res cms.HistoryResult
+	if err := json.Unmarshal(e.Result.Data, &res); err != nil {
+		a.log.Error("history result", "op_id", e.ID, "err", err)
+		a.show("unavailable")
+		return fmt.Errorf("firmware: history result: %w", err)
+	}
+	if len(res.Cards) == 0 {
+		a.show("history_none")
+		if _, err := a.key(ctx, "history_none", func() { a.show("history_none") }); err != nil {
+			return err
+		}
+		return errBack
+	}
+	for i := 0; ; {
+		c := res.Cards[i]
+		draw := func() {
+			a.show("history_card", fmt.Sprintf("%d/%d %s", i+1, len(res.Cards), a.o.Lang.text("state_"+string(c.State))),
+				maskSerial(c.Serial), dateIT(c.Expiry))
+		}
+		draw()
+		k, err := a.key(ctx, "history_card", draw)
+		if err != nil {
+			return err
+		}
+		switch k {
+		case hal.KeyOK:
+			i = min(i+1, len(res.Cards)-1)
+		case hal.KeyBack:
+			if i == 0 {
+				return errBack
+			}
+			i--
+		case '1':
+			return a.finish(ctx, e, kindTitle(cms.KindHistory), info, historyLines(res))
+		case hal.KeyCancel:
+			a.show("cancelled")
+			return errCancel
+		}
+	}
+}
+
+// dateIT turns 2030-12-31 into 31/12/2030.
+func dateIT(d string) string {
+	t, err := time.Parse(time.DateOnly, d)
+	if err != nil {
+		return d
+	}
+	return t.Format("02/01/2006")
+}
+
+var reprintKeys = map[hal.Key]string{
+	'1': cms.ReprintForgotten, '2': cms.ReprintLost, '3': cms.ReprintNotReceived, '4': cms.ReprintBlocked,
+}
+
+// reprint is Ristampa PIN/PUK, self-service with the card in the reader:
+// no PIN is asked (it may be what was forgotten). The reason, the CMS's
+// answer, the receipt with the first halves.
+func (a *App) reprint(ctx context.Context, info hal.CardInfo) error {
+	if !a.reachable(cms.KindReprint) {
+		return errUnavailable
+	}
+	draw := func() { a.show("reprint_reason") }
+	draw()
+	k, err := a.key(ctx, "reprint_reason", draw)
+	if err != nil {
+		return err
+	}
+	reason, ok := reprintKeys[k]
+	if !ok {
+		if k == hal.KeyBack {
+			return errBack
+		}
+		a.show("cancelled")
+		return errCancel
+	}
+	payload, err := json.Marshal(cms.ReprintRequest{Card: cardRef(info), Channel: cms.SelfService, Reason: reason})
+	if err != nil {
+		return err
+	}
+	e, err := a.online(ctx, cms.KindReprint, payload)
+	if err != nil {
+		return err
+	}
+	if rejected(e) {
+		return a.showRejection(ctx, e)
+	}
+	var res cms.ReprintResult
+	if err := json.Unmarshal(e.Result.Data, &res); err != nil || res.PINFirstHalf == "" {
+		a.log.Error("reprint result", "op_id", e.ID, "err", err)
+		a.show("unavailable")
+		return errors.New("firmware: reprint result without codes")
+	}
+	return a.finish(ctx, e, kindTitle(cms.KindReprint), info, reprintLines(reason, res))
+}
+
+// other lists the requests the totem refuses, each with what to do instead.
+func (a *App) other(ctx context.Context) error {
+	draw := func() { a.show("menu_other") }
+	draw()
+	k, err := a.key(ctx, "menu_other", draw)
+	if err != nil {
+		return err
+	}
+	var key string
+	switch k {
+	case '1':
+		key = "refuse_suspension"
+	case '2':
+		key = "refuse_reissue"
+	case '3':
+		key = "refuse_wrong_data"
+	case hal.KeyBack:
+		return errBack
+	default:
+		a.show("cancelled")
+		return errCancel
+	}
+	a.log.Info("refusal shown", "what", key)
+	return a.pages(ctx, hal.Wrap(a.o.Lang.text(key), 20))
+}

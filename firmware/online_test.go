@@ -1,0 +1,284 @@
+package firmware_test
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aslcns/totem/cms"
+	"github.com/aslcns/totem/hal"
+)
+
+func offline() bool { return false }
+
+// Offline, an operation that needs the CMS's answer is refused at once:
+// no PIN asked, nothing queued, nothing printed.
+func TestOnlineOpsOffline(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		keys []hal.Key
+	}{
+		{"history", []hal.Key{'0', '4'}},
+		{"reprint", []hal.Key{'0', '5'}},
+		{"history from the first page", []hal.Key{'4'}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := ctxT(t)
+			l := startLocalWith(t, time.Minute, offline)
+			l.reader.Insert(testCard())
+			l.wait(ctx, "1 Consensi FSE")
+			for _, k := range tc.keys {
+				l.panel.Press(k)
+			}
+			l.wait(ctx, "disponibile ora")
+			if s := l.panel.Text(); !strings.Contains(s, "Servizio non") || !strings.Contains(s, "riprovare più tardi") {
+				t.Fatalf("screen %q", s)
+			}
+			if q, _ := l.box.Stats(); q.LastSeq != 0 || q.Depth != 0 {
+				t.Fatalf("offline online-op queued something: %+v", q)
+			}
+			l.reader.Remove()
+			l.wait(ctx, "Inserire la tessera")
+			if n := len(l.printer.Receipts()); n != 0 {
+				t.Fatalf("%d receipts", n)
+			}
+		})
+	}
+	// Queueable operations still work offline.
+	ctx := ctxT(t)
+	l := startLocalWith(t, time.Minute, offline)
+	l.consentFlow(ctx)
+	l.wait(ctx, "Operazione salvata")
+}
+
+// Online but the answer does not come: the citizen is told, may leave,
+// and nothing is printed for an absent citizen.
+func TestOnlineOpLate(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		leave func(l *local)
+		want  string
+	}{
+		{"D", func(l *local) { l.panel.Press(hal.KeyCancel) }, "Risposta non giunta"},
+		{"card out", func(l *local) { l.reader.Remove() }, "Inserire la tessera"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := ctxT(t)
+			l := startLocalWith(t, time.Minute, func() bool { return true })
+			l.reader.Insert(testCard())
+			l.wait(ctx, "1 Consensi FSE")
+			l.panel.Press('0')
+			l.wait(ctx, "5 Ristampa PIN/PUK")
+			l.panel.Press('5')
+			l.wait(ctx, "1 Codici dimenticati")
+			l.panel.Press('1')
+			l.wait(ctx, "Risposta in ritardo")
+			q, _ := l.box.Stats()
+			if q.LastSeq != 1 {
+				t.Fatalf("queue %+v", q)
+			}
+			e, err := l.box.Recent(1)
+			if err != nil || len(e) != 1 || e[0].Kind != cms.KindReprint || e[0].Expires.Sub(e[0].Created) > 2*time.Minute {
+				t.Fatalf("entry %+v, %v: want a reprint with a short expiry", e, err)
+			}
+			tc.leave(l)
+			l.wait(ctx, tc.want)
+			time.Sleep(100 * time.Millisecond)
+			if n := len(l.printer.Receipts()); n != 0 {
+				t.Fatalf("%d receipts for an unanswered op", n)
+			}
+		})
+	}
+}
+
+// The requests the totem refuses say what to do instead, then go back to
+// the menu; nothing is queued.
+func TestRefusals(t *testing.T) {
+	for _, tc := range []struct {
+		key   hal.Key
+		pages []string
+	}{
+		{'1', []string{"Le CNS non possono", "usare la revoca"}},
+		{'2', []string{"La riemissione", "abilitati"}},
+		{'3', []string{"I dati anagrafici", "Scelta e Revoca"}},
+	} {
+		t.Run(string(rune(tc.key)), func(t *testing.T) {
+			ctx := ctxT(t)
+			l := startLocal(t, time.Minute)
+			l.reader.Insert(testCard())
+			l.wait(ctx, "1 Consensi FSE")
+			l.panel.Press('0')
+			l.wait(ctx, "6 Altre richieste")
+			l.panel.Press('6')
+			l.wait(ctx, "1 Sospens./Riattiv.")
+			l.panel.Press(tc.key)
+			l.wait(ctx, tc.pages[0])
+			text := readPages(ctx, t, l.totem)
+			for _, want := range tc.pages {
+				if !strings.Contains(text, want) {
+					t.Errorf("pages lack %q: %s", want, text)
+				}
+			}
+			l.panel.Press(hal.KeyOK)
+			l.wait(ctx, "1 Consensi FSE")
+			if q, _ := l.box.Stats(); q.LastSeq != 0 {
+				t.Fatalf("a refusal queued an operation: %+v", q)
+			}
+		})
+	}
+}
+
+// Storico through the real hub: after a consent, the history shows the
+// demo card and, printed, the consent with its protocol number.
+func TestHistoryEndToEnd(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	lb, log := newLog()
+	c := startBroker(t, dir, log, "127.0.0.1:0")
+	c.startHub()
+	tt := startTotem(t, filepath.Join(dir, "totem"), c.srv.URL(), c.totem, log)
+	tt.consentFlow(ctx)
+	tt.wait(ctx, "Accolta. Protocollo:")
+	rec, err := c.store.Consents("6090012345678000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tt.reader.Remove()
+	tt.wait(ctx, "Inserire la tessera")
+
+	tt.reader.Insert(testCard())
+	tt.wait(ctx, "1 Consensi FSE")
+	tt.panel.Press('0')
+	tt.wait(ctx, "4 Storico")
+	tt.panel.Press('4')
+	tt.wait(ctx, "PIN:")
+	tt.panel.Type(testPIN)
+	tt.panel.Press(hal.KeyOK)
+	tt.wait(ctx, "1 Tutte le tessere")
+	tt.panel.Press('1')
+	tt.wait(ctx, "Tessera 1/1 attiva")
+	for _, want := range []string{"N. ************8000", "Scadenza 31/12/2030"} {
+		if s := tt.panel.Text(); !strings.Contains(s, want) {
+			t.Fatalf("screen lacks %q:\n%s", want, s)
+		}
+	}
+	tt.panel.Press('1') // print it
+	tt.wait(ctx, "Accolta. Protocollo:")
+	receipts := tt.printer.Receipts()
+	if len(receipts) != 2 {
+		t.Fatalf("%d receipts", len(receipts))
+	}
+	r := strings.Join(strings.Fields(receipts[1]), " ")
+	for _, want := range []string{"Storico tessera", "Tessera ************8000", "Scadenza 2030-12-31 - attiva",
+		"Consensi FSE prot. " + rec.Protocol, "Esito: ACCOLTA"} {
+		if !strings.Contains(r, want) {
+			t.Errorf("receipt lacks %q: %s", want, r)
+		}
+	}
+	for _, never := range []string{"6090012345678000", "RSSMRA80A01H501U", "ROSSI", testPIN} {
+		if strings.Contains(r, never) {
+			t.Errorf("receipt holds %q: %s", never, r)
+		}
+	}
+	entries, _ := tt.box.Recent(1)
+	if len(entries) != 1 || entries[0].Kind != cms.KindHistory || entries[0].Expires.Sub(entries[0].Created) > 2*time.Minute {
+		t.Fatalf("history entry %+v", entries)
+	}
+	tt.stop()
+	c.stop()
+	checkLogs(t, lb)
+}
+
+// Ristampa PIN/PUK through the real hub: no PIN asked, the first halves
+// printed, the second halves sent by the CMS; a revoked card is refused
+// with the CMS's Italian reason and nothing printed.
+func TestReprintEndToEnd(t *testing.T) {
+	revoked := testCard()
+	revoked.Info.Serial, revoked.Info.CF = "6090098765432002", "BNCLRA75D45F205X"
+	revoked.Info.Expiry = time.Date(2029, 6, 30, 0, 0, 0, 0, time.UTC)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	lb, log := newLog()
+	c := startBroker(t, dir, log, "127.0.0.1:0")
+	c.startHub()
+	tt := startTotem(t, filepath.Join(dir, "totem"), c.srv.URL(), c.totem, log)
+
+	tt.reader.Insert(testCard())
+	tt.wait(ctx, "1 Consensi FSE")
+	tt.panel.Press('5') // reachable from the first page too
+	tt.wait(ctx, "1 Codici dimenticati")
+	tt.panel.Press('1') // no PIN: it may be what was forgotten
+	tt.wait(ctx, "Accolta. Protocollo:")
+	entries, _ := tt.box.Recent(1)
+	if len(entries) != 1 || entries[0].Kind != cms.KindReprint || !entries[0].Done {
+		t.Fatalf("reprint entry %+v", entries)
+	}
+	var res cms.ReprintResult
+	if err := json.Unmarshal(entries[0].Result.Data, &res); err != nil || res.PINFirstHalf == "" || res.PUKFirstHalf == "" {
+		t.Fatalf("result %+v, %v", res, err)
+	}
+	r := strings.Join(strings.Fields(strings.Join(tt.printer.Receipts(), " ")), " ")
+	for _, want := range []string{"Ristampa PIN/PUK", "Motivo: PIN o PUK dimenticato",
+		"Prima metà del PIN: " + res.PINFirstHalf, "Prima metà del PUK: " + res.PUKFirstHalf,
+		"Le seconde metà saranno inviate a: SMS *********0001", "Esito: ACCOLTA"} {
+		if !strings.Contains(r, want) {
+			t.Errorf("receipt lacks %q: %s", want, r)
+		}
+	}
+	notes, err := c.store.Notifications("6090012345678000")
+	if err != nil || len(notes) != 1 || notes[0].Kind != cms.KindReprint || notes[0].OpID != entries[0].ID {
+		t.Fatalf("notifications %+v, %v", notes, err)
+	}
+	if strings.Contains(lb.String(), res.PINFirstHalf+res.PUKFirstHalf) {
+		t.Error("codes in the logs")
+	}
+	tt.reader.Remove()
+	tt.wait(ctx, "Inserire la tessera")
+
+	// A revoked card: the CMS refuses, the totem says why, prints nothing.
+	tt.reader.Insert(revoked)
+	tt.wait(ctx, "1 Consensi FSE")
+	tt.panel.Press('0')
+	tt.wait(ctx, "5 Ristampa PIN/PUK")
+	tt.panel.Press('5')
+	tt.wait(ctx, "4 PIN/PUK bloccati")
+	tt.panel.Press('4')
+	tt.wait(ctx, "Operazione")
+	tt.wait(ctx, "rifiutata")
+	if text := readPages(ctx, t, tt); !strings.Contains(text, "La tessera è revocata.") {
+		t.Fatalf("reason not shown: %s", text)
+	}
+	if n := len(tt.printer.Receipts()); n != 1 {
+		t.Fatalf("%d receipts after a refused reprint", n)
+	}
+	tt.stop()
+	c.stop()
+	checkLogs(t, lb)
+}
+
+// readPages pages through a long text with # up to its last page and
+// returns all of it, one line.
+func readPages(ctx context.Context, t *testing.T, tt *totem) string {
+	t.Helper()
+	var all []string
+	for i := 0; ; i++ {
+		s := tt.panel.Text()
+		rows := strings.Split(s, "\n")
+		all = append(all, rows[:len(rows)-1]...)
+		if strings.Contains(s, "#=Menu") {
+			return strings.Join(strings.Fields(strings.Join(all, " ")), " ")
+		}
+		if !strings.Contains(s, "#=Avanti") || i > 20 {
+			t.Fatalf("not a page: %q", s)
+		}
+		tt.panel.Press(hal.KeyOK)
+		for tt.panel.Text() == s && ctx.Err() == nil {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
