@@ -239,6 +239,19 @@ func TestResendOnGapAndSilence(t *testing.T) {
 	r.run(t, ctx, Options{ResendAfter: 300 * time.Millisecond, OnResult: onResult})
 	enqueue(1)
 	drained()
+	// The outbox records the result just before OnResult is told.
+	for {
+		mu.Lock()
+		_, ok := final[4]
+		mu.Unlock()
+		if ok {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("OnResult never told of seq 4")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	if seen[4] != 2 {
