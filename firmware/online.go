@@ -339,7 +339,7 @@ func (a *App) reprint(ctx context.Context, info hal.CardInfo) error {
 		a.show("unavailable")
 		return errors.New("firmware: reprint result without codes")
 	}
-	return a.finish(ctx, e, kindTitle(cms.KindReprint), info, reprintLines(reason, res))
+	return a.finishSensitive(ctx, e, kindTitle(cms.KindReprint), info, reprintLines(reason, res))
 }
 
 // other lists the requests the totem refuses, each with what to do instead.

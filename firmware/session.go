@@ -300,7 +300,18 @@ func (a *App) enqueueAndWait(ctx context.Context, kind string, payload []byte, c
 
 // finish prints the receipt for e and tells the citizen the outcome.
 func (a *App) finish(ctx context.Context, e outbox.Entry, title string, info hal.CardInfo, lines []string) error {
+	return a.finishDoc(ctx, e, a.receipt(e, title, info, lines))
+}
+
+// finishSensitive is finish for a receipt with secrets on it (the first
+// halves of PIN and PUK): the print queue keeps no copy once it is printed.
+func (a *App) finishSensitive(ctx context.Context, e outbox.Entry, title string, info hal.CardInfo, lines []string) error {
 	doc := a.receipt(e, title, info, lines)
+	doc.Sensitive = true
+	return a.finishDoc(ctx, e, doc)
+}
+
+func (a *App) finishDoc(ctx context.Context, e outbox.Entry, doc *hal.Doc) error {
 	a.show("printing")
 	perr := a.print(ctx, doc, e.ID)
 	switch {

@@ -203,6 +203,9 @@ type Block struct {
 type Doc struct {
 	Title  string // short name for files and logs, never personal data
 	Blocks []Block
+	// Sensitive marks a receipt with secrets on it (the first halves of
+	// PIN and PUK): once on paper, no copy of it may be kept.
+	Sensitive bool
 }
 
 // Key is a key of the totem keypad: '0'–'9', 'A'–'D', '*', '#'.

@@ -118,6 +118,10 @@ func get(tx *bolt.Tx, id uint64) (*Job, error) {
 // ErrNotFound is returned for an unknown job id.
 var ErrNotFound = errors.New("printq: no such job")
 
+// ErrSensitive refuses to reprint a receipt that carried secrets: no copy
+// of it was kept once it was printed.
+var ErrSensitive = errors.New("printq: a receipt with secrets is not kept once printed")
+
 // Add stores doc as a new job; when it returns the job is on disk. The
 // returned channel receives the outcome of the first attempt (nil: printed).
 func (q *Queue) Add(doc *hal.Doc, opID string) (Job, <-chan error, error) {
@@ -147,6 +151,9 @@ func (q *Queue) Reprint(id uint64) error {
 		j, err := get(tx, id)
 		if err != nil {
 			return err
+		}
+		if j.Doc.Sensitive && j.State == Printed {
+			return ErrSensitive
 		}
 		j.State = Pending
 		return q.put(tx, j)
@@ -283,6 +290,12 @@ func (q *Queue) attempt(ctx context.Context, j *Job) error {
 	}
 	j.State, j.Printed, j.LastErr = Printed, time.Now().UTC(), ""
 	j.Copies++
+	if j.Doc.Sensitive {
+		// On paper now: the secrets leave the record; the envelope stays.
+		// (bbolt does not zero the freed page: the bytes go when the page
+		// is reused or the file is compacted.)
+		j.Doc.Blocks = nil
+	}
 	if err := q.db.Update(func(tx *bolt.Tx) error { return q.put(tx, j) }); err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package printq
 import (
 	"context"
 	"errors"
+	"encoding/json"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -202,5 +203,42 @@ func TestReprintOnDemand(t *testing.T) {
 	}
 	if err := q.Reprint(99); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("reprint of unknown job: %v", err)
+	}
+}
+
+// A receipt with secrets leaves no copy on disk once printed, and cannot
+// be reprinted.
+func TestSensitiveNotKept(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "jobs.db")
+	p := &printer{status: hal.PrinterStatus{Online: true}}
+	q, err := Open(path, p, Options{Poll: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, q)
+	d := doc("Prima metà del PIN: 4711")
+	d.Sensitive = true
+	j, ch, err := q.Add(d, "op6")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := wait(t, ch); err != nil {
+		t.Fatal(err)
+	}
+	if docs := p.printed(); len(docs) != 1 || docs[0].Blocks[0].Text != "Prima metà del PIN: 4711" {
+		t.Fatalf("printed %+v", docs)
+	}
+	jobs, _ := q.List(10)
+	if len(jobs) != 1 || len(jobs[0].Doc.Blocks) != 0 {
+		t.Fatalf("the secret is still kept: %+v", jobs)
+	}
+	if err := q.Reprint(j.ID); !errors.Is(err, ErrSensitive) {
+		t.Fatalf("reprint of a sensitive receipt: %v", err)
+	}
+	// (bbolt does not zero freed pages: the bytes leave the file when the
+	// page is reused or the file compacted — the record no longer holds them.)
+	raw, _ := json.Marshal(jobs)
+	if strings.Contains(string(raw), "4711") {
+		t.Fatal("the PIN half is still in the job record")
 	}
 }
