@@ -65,26 +65,11 @@ func (a *App) online(ctx context.Context, kind string, payload []byte) (outbox.E
 	a.show("asking")
 	now := time.Now()
 	expires := now.Add(onlineTTL)
-	e, err := a.o.Outbox.Enqueue(kind, payload, now, expires)
+	e, ch, done, err := a.enqueue(kind, payload, now, expires)
 	if err != nil {
-		a.log.Error("enqueue failed", "kind", kind, "err", err)
-		a.show("save_failed")
-		return e, fmt.Errorf("firmware: %w", err)
+		return e, err
 	}
-	a.log.Info("op enqueued", "seq", e.Seq, "op_id", e.ID, "kind", kind, "online", true)
-	ch := make(chan outbox.Entry, 1)
-	a.mu.Lock()
-	a.waiters[e.ID] = ch
-	a.mu.Unlock()
-	defer func() {
-		a.mu.Lock()
-		delete(a.waiters, e.ID)
-		a.mu.Unlock()
-	}()
-	// The result may have come before the waiter was registered.
-	if got, err := a.o.Outbox.Get(e.ID); err == nil && got.Done {
-		return got, nil
-	}
+	defer done()
 	timer := time.NewTimer(a.o.ResultWait)
 	defer timer.Stop()
 	late := false

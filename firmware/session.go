@@ -258,30 +258,45 @@ func (a *App) showSummary(pol cms.Policy, values []bool) {
 	}
 }
 
+// enqueue makes an operation durable and listens for its results: ch
+// receives the entry as results arrive (at once if one already did);
+// done stops listening. On a store failure the citizen is told.
+func (a *App) enqueue(kind string, payload []byte, created, expires time.Time) (e outbox.Entry, ch <-chan outbox.Entry, done func(), err error) {
+	e, err = a.o.Outbox.Enqueue(kind, payload, created, expires)
+	if err != nil {
+		a.log.Error("enqueue failed", "kind", kind, "err", err)
+		a.show("save_failed")
+		return e, nil, nil, fmt.Errorf("firmware: %w", err)
+	}
+	a.log.Info("op enqueued", "seq", e.Seq, "op_id", e.ID, "kind", kind)
+	c := make(chan outbox.Entry, 1)
+	a.mu.Lock()
+	a.waiters[e.ID] = c
+	a.mu.Unlock()
+	done = func() {
+		a.mu.Lock()
+		delete(a.waiters, e.ID)
+		a.mu.Unlock()
+	}
+	// The result may have come before the waiter was registered.
+	if got, err := a.o.Outbox.Get(e.ID); err == nil && got.Done {
+		select {
+		case c <- got:
+		default:
+		}
+	}
+	return e, c, done, nil
+}
+
 // enqueueAndWait makes the operation durable, then waits up to ResultWait
 // for the hub's final result. The returned entry has Done set when the
 // result came in time.
 func (a *App) enqueueAndWait(ctx context.Context, kind string, payload []byte, created, expires time.Time) (outbox.Entry, error) {
-	ch := make(chan outbox.Entry, 1)
-	e, err := a.o.Outbox.Enqueue(kind, payload, created, expires)
+	e, ch, done, err := a.enqueue(kind, payload, created, expires)
 	if err != nil {
-		a.log.Error("enqueue failed", "kind", kind, "err", err)
-		a.show("save_failed")
-		return e, fmt.Errorf("firmware: %w", err)
+		return e, err
 	}
-	a.log.Info("op enqueued", "seq", e.Seq, "op_id", e.ID, "kind", kind)
-	a.mu.Lock()
-	a.waiters[e.ID] = ch
-	a.mu.Unlock()
-	defer func() {
-		a.mu.Lock()
-		delete(a.waiters, e.ID)
-		a.mu.Unlock()
-	}()
-	// The result may have come before the waiter was registered.
-	if got, err := a.o.Outbox.Get(e.ID); err == nil && got.Done {
-		return got, nil
-	}
+	defer done()
 	timer := time.NewTimer(a.o.ResultWait)
 	defer timer.Stop()
 	for {
