@@ -2,6 +2,7 @@ package firmware_test
 
 import (
 	"context"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -32,21 +33,55 @@ func startLocal(t *testing.T, idle time.Duration) *local {
 // startLocalWith is startLocal with Options.Online set to online.
 func startLocalWith(t *testing.T, idle time.Duration, online func() bool) *local {
 	t.Helper()
+	return startLocalOpts(t, localOpts{idle: idle, online: online})
+}
+
+// localOpts changes what startLocalOpts wires: zero values keep the
+// simulated reader and panel, a one-minute idle timeout and a fresh log.
+type localOpts struct {
+	idle    time.Duration
+	online  func() bool
+	events  func(protocol.Event)
+	log     *slog.Logger
+	reader  func(*sim.Reader) hal.CardReader // wraps the simulated reader
+	keypad  hal.Keypad                       // both default to the sim panel
+	display hal.Display
+}
+
+// startLocalOpts runs the firmware with simulated devices, an outbox and a
+// print queue, and no uplink; the test's cleanup stops it and checks that
+// the display was left "fuori servizio".
+func startLocalOpts(t *testing.T, o localOpts) *local {
+	t.Helper()
 	box, err := outbox.Open(filepath.Join(t.TempDir(), "outbox.db"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tt := &totem{t: t, box: box, reader: sim.NewReader("sim"), printer: sim.NewPrinter(""), panel: sim.NewPanel(20, 4)}
-	_, log := newLog()
+	if o.idle == 0 {
+		o.idle = time.Minute
+	}
+	if o.log == nil {
+		_, o.log = newLog()
+	}
+	dev := firmware.Devices{Reader: tt.reader, Printer: tt.printer, Keypad: tt.panel, Display: tt.panel}
+	if o.reader != nil {
+		dev.Reader = o.reader(tt.reader)
+	}
+	if o.keypad != nil {
+		dev.Keypad = o.keypad
+	}
+	if o.display != nil {
+		dev.Display = o.display
+	}
 	var app *firmware.App
 	jobs, err := printq.Open(filepath.Join(t.TempDir(), "jobs.db"), tt.printer, printq.Options{Poll: 20 * time.Millisecond,
 		OnStatus: func(err error) { app.PrinterStatus(err) }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	app = firmware.New(firmware.Devices{Reader: tt.reader, Printer: tt.printer, Keypad: tt.panel, Display: tt.panel},
-		firmware.Options{Totem: "t-local", ASL: "ASL", Location: "Atrio", Outbox: box, Jobs: jobs, Logger: log,
-			ResultWait: 50 * time.Millisecond, IdleTimeout: idle, Online: online})
+	app = firmware.New(dev, firmware.Options{Totem: "t-local", ASL: "ASL", Location: "Atrio", Outbox: box, Jobs: jobs,
+		Logger: o.log, ResultWait: 50 * time.Millisecond, IdleTimeout: o.idle, Online: o.online, Events: o.events})
 	tt.app = app
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &local{totem: tt, done: make(chan error, 1)}
@@ -257,38 +292,22 @@ func (f *flaky) Healthy() bool { return !f.down.Load() }
 
 func TestReaderGoneAndBack(t *testing.T) {
 	ctx := ctxT(t)
-	box, err := outbox.Open(filepath.Join(t.TempDir(), "outbox.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer box.Close()
-	r := &flaky{Reader: sim.NewReader("sim")}
-	panel := sim.NewPanel(20, 4)
+	var r *flaky
 	var mu sync.Mutex
 	var events []string
-	_, log := newLog()
-	app := firmware.New(firmware.Devices{Reader: r, Printer: sim.NewPrinter(""), Keypad: panel, Display: panel},
-		firmware.Options{Totem: "t", ASL: "A", Location: "L", Outbox: box, Logger: log,
-			Events: func(e protocol.Event) { mu.Lock(); events = append(events, e.Code); mu.Unlock() }})
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- app.Run(rctx) }()
-	defer func() { cancel(); <-done }()
-	if _, err := panel.WaitFor(ctx, "Inserire la tessera"); err != nil {
-		t.Fatal(err)
-	}
+	l := startLocalOpts(t, localOpts{
+		reader: func(sr *sim.Reader) hal.CardReader { r = &flaky{Reader: sr}; return r },
+		events: func(e protocol.Event) { mu.Lock(); events = append(events, e.Code); mu.Unlock() },
+	})
+	l.wait(ctx, "Inserire la tessera")
 	r.down.Store(true) // pcscd goes away: the health check notices
-	if _, err := panel.WaitFor(ctx, "Servizio sospeso"); err != nil {
-		t.Fatal(err)
-	}
-	if got := app.Telemetry().Devices["reader"]; got != "gone" {
+	l.wait(ctx, "Servizio sospeso")
+	if got := l.app.Telemetry().Devices["reader"]; got != "gone" {
 		t.Fatalf("telemetry reader = %q", got)
 	}
 	r.down.Store(false)
-	if _, err := panel.WaitFor(ctx, "Inserire la tessera"); err != nil {
-		t.Fatal(err)
-	}
-	if got := app.Telemetry().Devices["reader"]; got != "ok" {
+	l.wait(ctx, "Inserire la tessera")
+	if got := l.app.Telemetry().Devices["reader"]; got != "ok" {
 		t.Fatalf("telemetry reader after recovery = %q", got)
 	}
 	mu.Lock()
@@ -308,32 +327,14 @@ func (b *beeping) Beep() error { b.n.Add(1); return nil }
 
 func TestKeyPressBeeps(t *testing.T) {
 	ctx := ctxT(t)
-	box, err := outbox.Open(filepath.Join(t.TempDir(), "outbox.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer box.Close()
 	p := &beeping{Panel: sim.NewPanel(20, 4)}
-	r := sim.NewReader("sim")
-	_, log := newLog()
-	app := firmware.New(firmware.Devices{Reader: r, Printer: sim.NewPrinter(""), Keypad: p, Display: p},
-		firmware.Options{Totem: "t", ASL: "A", Location: "L", Outbox: box, Logger: log})
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- app.Run(rctx) }()
-	defer func() { cancel(); <-done }()
-	r.Insert(testCard())
-	if _, err := p.WaitFor(ctx, "1 Consensi FSE"); err != nil {
-		t.Fatal(err)
-	}
+	l := startLocalOpts(t, localOpts{keypad: p})
+	l.reader.Insert(testCard())
+	l.wait(ctx, "1 Consensi FSE")
 	p.Press('1')
-	if _, err := p.WaitFor(ctx, "PIN:"); err != nil {
-		t.Fatal(err)
-	}
+	l.wait(ctx, "PIN:")
 	p.Press('9', '7')
-	if _, err := p.WaitFor(ctx, "PIN: **"); err != nil {
-		t.Fatal(err)
-	}
+	l.wait(ctx, "PIN: **")
 	if n := p.n.Load(); n != 3 {
 		t.Fatalf("%d beeps for 3 keys", n)
 	}
@@ -370,26 +371,9 @@ func TestReaderRequestOffline(t *testing.T) {
 func TestChangePIN(t *testing.T) {
 	ctx := ctxT(t)
 	lb, log := newLog()
-	box, err := outbox.Open(filepath.Join(t.TempDir(), "outbox.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer box.Close()
-	r := sim.NewReader("sim")
-	panel := sim.NewPanel(20, 4)
-	printer := sim.NewPrinter("")
-	app := firmware.New(firmware.Devices{Reader: r, Printer: printer, Keypad: panel, Display: panel},
-		firmware.Options{Totem: "t", ASL: "A", Location: "L", Outbox: box, Logger: log, ResultWait: 50 * time.Millisecond})
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- app.Run(rctx) }()
-	defer func() { cancel(); <-done }()
-	wait := func(s string) {
-		t.Helper()
-		if _, err := panel.WaitFor(ctx, s); err != nil {
-			t.Fatal(err)
-		}
-	}
+	l := startLocalOpts(t, localOpts{log: log})
+	panel, r, box, printer := l.panel, l.reader, l.box, l.printer
+	wait := func(s string) { t.Helper(); l.wait(ctx, s) }
 	card := testCard()
 	r.Insert(card)
 	wait("3 Cambio PIN")
