@@ -1,0 +1,80 @@
+//go:build cgo && pcsc
+
+package firmware_test
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/aslcns/totem/drivers/cns/vcard"
+	"github.com/aslcns/totem/drivers/pcsc"
+	"github.com/aslcns/totem/drivers/pcsc/pcsctest"
+	"github.com/aslcns/totem/hal"
+)
+
+// pcscCards is the slot of a scene on the real stack: a private pcscd with
+// vpcd, and virtual TS-CNS cards that connect to it.
+type pcscCards struct {
+	t      *testing.T
+	d      *pcsctest.Daemon
+	r      *pcsc.Reader
+	cancel context.CancelFunc
+	in     *vcard.Card
+}
+
+func newSceneCards(t *testing.T, log *slog.Logger) sceneCards {
+	t.Helper()
+	d := pcsctest.Start(t) // skips when pcscd or vpcd is missing
+	ctx, cancel := context.WithCancel(context.Background())
+	r, err := pcsc.Open(ctx, pcsc.Options{Reader: pcsctest.Reader0, Logger: log.With("subsystem", "pcsc"),
+		MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	return &pcscCards{t: t, d: d, r: r, cancel: cancel}
+}
+
+func (c *pcscCards) reader() hal.CardReader { return c.r }
+
+func (c *pcscCards) insert(ctx context.Context, name string) {
+	c.t.Helper()
+	p, ok := vcard.Lookup(name)
+	if !ok {
+		c.t.Fatalf("no card profile %q", name)
+	}
+	c.in = vcard.New(p)
+	if err := c.d.Insert(ctx, 0, c.in); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// remove takes the card out and gives pcscd's poll (every 400 ms) the
+// time to see the slot empty, as a hand would: a card inserted sooner
+// would go unannounced (see pcsctest.AwaitRemoval).
+func (c *pcscCards) remove(ctx context.Context) {
+	if c.in == nil {
+		return
+	}
+	c.in.Remove()
+	c.in = nil
+	select {
+	case <-ctx.Done():
+	case <-time.After(600 * time.Millisecond):
+	}
+}
+
+func (c *pcscCards) pin(name string) string {
+	p, _ := vcard.Lookup(name)
+	return p.PIN
+}
+
+func (c *pcscCards) close() {
+	if c.in != nil {
+		c.in.Remove()
+	}
+	c.r.Close()
+	c.cancel()
+}

@@ -1,0 +1,312 @@
+package firmware_test
+
+import (
+	"context"
+	"io"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aslcns/totem/cms/refcms"
+	"github.com/aslcns/totem/drivers/escpos"
+	"github.com/aslcns/totem/drivers/escpos/vprinter"
+	"github.com/aslcns/totem/drivers/term"
+	"github.com/aslcns/totem/firmware"
+	"github.com/aslcns/totem/firmware/printq"
+	"github.com/aslcns/totem/hal"
+	"github.com/aslcns/totem/sync/outbox"
+	"github.com/aslcns/totem/sync/uplink"
+)
+
+// A scene is the whole system as a lobby sees it, with the parts a person
+// would touch made as real as this machine allows: the card goes through
+// pcscd and vpcd when they are installed (see scenario_pcsc_test.go) and
+// through the simulated reader otherwise; receipts go through the ESC/POS
+// driver over a pty to the virtual printer; the keypad and display are the
+// terminal panel driver, fed keystroke bytes; the totem talks to the hub
+// over the embedded broker, and the hub applies to the reference CMS.
+type scene struct {
+	t      *testing.T
+	c      *central
+	cards  sceneCards
+	vp     *vprinter.VPrinter
+	panel  *term.Panel
+	keys   *io.PipeWriter
+	box    *outbox.Outbox
+	logs   *logBuf
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// sceneCards is the card slot of a scene: insert puts the named card (a
+// vcard profile name) in, remove takes it out.
+type sceneCards interface {
+	reader() hal.CardReader
+	insert(ctx context.Context, name string)
+	remove(ctx context.Context)
+	pin(name string) string
+	close()
+}
+
+func startScene(t *testing.T) *scene {
+	t.Helper()
+	dir := t.TempDir()
+	lb, log := newLog()
+	s := &scene{t: t, logs: lb}
+	s.cards = newSceneCards(t, log) // first: pcsctest wants it before any other scard user
+	s.c = startBroker(t, dir, log, "127.0.0.1:0")
+	s.c.startHub()
+
+	var err error
+	if s.vp, err = vprinter.Start(filepath.Join(dir, "paper")); err != nil {
+		t.Fatal(err)
+	}
+	prof, _ := escpos.ProfileByName("tm-t20")
+	port, err := escpos.OpenSerial(s.vp.TTY(), prof.Baud)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drv := escpos.New(port, prof, escpos.Options{StatusTimeout: 300 * time.Millisecond})
+	if s.box, err = outbox.Open(filepath.Join(dir, "outbox.db"), nil); err != nil {
+		t.Fatal(err)
+	}
+	in, keys := io.Pipe()
+	s.keys = keys
+	s.panel = term.New(in, io.Discard, term.Options{Cols: 20, Rows: 4})
+
+	var app *firmware.App
+	jobs, err := printq.Open(filepath.Join(dir, "jobs.db"), drv, printq.Options{Poll: 50 * time.Millisecond,
+		Logger: log.With("subsystem", "printq"), OnStatus: func(err error) { app.PrinterStatus(err) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	app = firmware.New(firmware.Devices{Reader: s.cards.reader(), Printer: drv, Keypad: s.panel, Display: s.panel},
+		firmware.Options{Totem: totemID, ASL: "ASL Test", Location: "Atrio", Outbox: s.box, Jobs: jobs,
+			Logger: log.With("subsystem", "firmware"), ResultWait: 3 * time.Second, IdleTimeout: time.Minute})
+	up := uplink.New(uplink.Options{Totem: totemID, URL: s.c.srv.URL(), Username: s.c.totem.Username,
+		Password: s.c.totem.Password, Outbox: s.box, Logger: log.With("subsystem", "uplink"),
+		BackoffMin: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond, ResendAfter: time.Second,
+		Telemetry: app.Telemetry, OnResult: app.Result, OnPolicy: app.SetPolicy, OnCommand: app.Command})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.wg.Add(3)
+	go func() { defer s.wg.Done(); s.panel.Run(ctx) }()
+	go func() { defer s.wg.Done(); app.Run(ctx) }()
+	go func() { defer s.wg.Done(); up.Run(ctx) }()
+	t.Cleanup(func() {
+		s.stop()
+		jobs.Close()
+		s.box.Close()
+		drv.Close()
+		port.Close()
+		s.vp.Close()
+		s.cards.close()
+	})
+	return s
+}
+
+// stop stops the totem (the central side stays up).
+func (s *scene) stop() {
+	if s.cancel == nil {
+		return
+	}
+	s.cancel()
+	s.keys.Close() // ends the panel's pending read
+	s.wg.Wait()
+	s.cancel = nil
+}
+
+// press writes keystrokes as a terminal would: digits, A–D, * and #,
+// "\r" for OK.
+func (s *scene) press(keys string) {
+	s.t.Helper()
+	for i := 0; i < len(keys); i++ {
+		if _, err := s.keys.Write([]byte{keys[i]}); err != nil {
+			s.t.Fatal(err)
+		}
+	}
+}
+
+// screen returns what the panel shows, one line per row.
+func (s *scene) screen() string { return strings.Join(s.panel.Lines(), "\n") }
+
+// wait waits until the panel shows substr and returns the screen.
+func (s *scene) wait(ctx context.Context, substr string) string {
+	s.t.Helper()
+	for {
+		if sc := s.screen(); strings.Contains(sc, substr) {
+			return sc
+		}
+		select {
+		case <-ctx.Done():
+			s.t.Fatalf("the panel never showed %q; it shows:\n%s", substr, s.screen())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// receipts waits for n complete receipts from the virtual printer and
+// returns their text, each folded to single spaces.
+func (s *scene) receipts(ctx context.Context, n int) []string {
+	s.t.Helper()
+	rs, err := s.vp.WaitReceipts(ctx, n)
+	if err != nil {
+		s.t.Fatalf("receipts: %v (have %d)", err, len(s.vp.Receipts()))
+	}
+	var out []string
+	for _, r := range rs {
+		out = append(out, strings.Join(strings.Fields(r.Text(48)), " "))
+	}
+	return out
+}
+
+// audit returns the CMS's audit records about the operation id.
+func (s *scene) audit(opID string) []refcms.AuditRecord {
+	s.t.Helper()
+	all, err := s.c.store.Audit()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	var out []refcms.AuditRecord
+	for _, r := range all {
+		if r.OpID == opID {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// last returns the newest outbox entry once it has its final result.
+func (s *scene) last(ctx context.Context) outbox.Entry {
+	s.t.Helper()
+	for {
+		es, err := s.box.Recent(1)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		if len(es) == 1 && es[0].Done {
+			return es[0]
+		}
+		select {
+		case <-ctx.Done():
+			s.t.Fatalf("no final result: %+v", es)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+func mustContain(t *testing.T, what, s string, wants ...string) {
+	t.Helper()
+	for _, w := range wants {
+		if !strings.Contains(s, w) {
+			t.Errorf("%s lacks %q:\n%s", what, w, s)
+		}
+	}
+}
+
+func mustNotContain(t *testing.T, what, s string, nevers ...string) {
+	t.Helper()
+	for _, n := range nevers {
+		if strings.Contains(s, n) {
+			t.Errorf("%s holds %q:\n%s", what, n, s)
+		}
+	}
+}
+
+// TestScenarioSelfServiceConsent: a citizen gives the FSE consents with
+// card and PIN. The receipt comes out of the printer with the CMS's
+// protocol number; the CMS recorded the consents and one audit record;
+// there is no second half to notify.
+func TestScenarioSelfServiceConsent(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s := startScene(t)
+	const serial = "6090012345678000"
+
+	s.wait(ctx, "Inserire la tessera")
+	s.cards.insert(ctx, "cns")
+	s.wait(ctx, "1 Consensi FSE")
+	s.press("1")
+	s.wait(ctx, "PIN:")
+	s.press(s.cards.pin("cns"))
+	s.wait(ctx, "PIN: *****")
+	s.press("\r")
+	s.wait(ctx, "Consenso 1 di 2")
+	s.press("1")
+	s.wait(ctx, "Consenso 2 di 2")
+	s.press("2")
+	s.wait(ctx, "Riepilogo")
+	s.press("\r")
+	s.wait(ctx, "Accolta. Protocollo:")
+
+	e := s.last(ctx)
+	rec, err := s.c.store.Consents(serial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.OpID != e.ID || len(rec.Consents) != 2 || !rec.Consents[0].Given || rec.Consents[1].Given {
+		t.Fatalf("CMS consents %+v for op %s", rec, e.ID)
+	}
+	r := s.receipts(ctx, 1)[0]
+	mustContain(t, "receipt", r, "Consensi FSE", "Protocollo: "+rec.Protocol, "Esito: ACCOLTA", "RSS**********01U",
+		"Consenso alla consultazione del Fascicolo: SÌ")
+	mustNotContain(t, "receipt", r, "RSSMRA80A01H501U", "ROSSI", "MARIO", "PROVVISORIA")
+	if notes, err := s.c.store.Notifications(serial); err != nil || len(notes) != 0 {
+		t.Errorf("consents notified second halves: %+v, %v", notes, err)
+	}
+	audit := s.audit(e.ID)
+	if len(audit) != 1 || audit[0].Kind != "consent" || !audit[0].Accepted || audit[0].Protocol != rec.Protocol ||
+		audit[0].Channel != "self" || audit[0].Serial != serial || audit[0].Operator != "" {
+		t.Fatalf("audit %+v", audit)
+	}
+
+	s.cards.remove(ctx)
+	s.wait(ctx, "Inserire la tessera")
+	mustNotContain(t, "idle screen", s.screen(), rec.Protocol)
+	s.stop()
+	checkLogs(t, s.logs)
+}
+
+// TestScenarioSelfServiceReprint: a citizen who forgot the PIN gets the
+// first halves of PIN and PUK printed; the CMS sends the second halves to
+// the contact chosen at activation (recorded, not sent) and audits it.
+func TestScenarioSelfServiceReprint(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s := startScene(t)
+	const serial = "6090012345678000"
+
+	s.wait(ctx, "Inserire la tessera")
+	s.cards.insert(ctx, "cns")
+	s.wait(ctx, "1 Consensi FSE")
+	s.press("5")
+	s.wait(ctx, "1 Codici dimenticati")
+	s.press("1")
+	s.wait(ctx, "Accolta. Protocollo:")
+
+	e := s.last(ctx)
+	if e.Kind != "reprint" || e.Result.Processing.Status != "accepted" {
+		t.Fatalf("entry %+v", e)
+	}
+	notes, err := s.c.store.Notifications(serial)
+	if err != nil || len(notes) != 1 || notes[0].OpID != e.ID {
+		t.Fatalf("notifications %+v, %v", notes, err)
+	}
+	r := s.receipts(ctx, 1)[0]
+	mustContain(t, "receipt", r, "Ristampa PIN/PUK", "Protocollo: "+e.Result.Transport.Protocol, "Esito: ACCOLTA",
+		"Prima metà del PIN:", "Prima metà del PUK:", "Le seconde metà saranno inviate a: SMS")
+	mustNotContain(t, "receipt", r, "RSSMRA80A01H501U", "ROSSI", "MARIO")
+	audit := s.audit(e.ID)
+	if len(audit) != 1 || audit[0].Kind != "reprint" || !audit[0].Accepted || audit[0].Serial != serial {
+		t.Fatalf("audit %+v", audit)
+	}
+	// The first halves are on paper only: not in the print queue, not in
+	// the logs.
+	s.cards.remove(ctx)
+	s.wait(ctx, "Inserire la tessera")
+	s.stop()
+	checkLogs(t, s.logs)
+}
