@@ -54,7 +54,7 @@ func DemoCard() *Card {
 func OperatorCard() *Card {
 	return &Card{
 		Info: hal.CardInfo{
-			Class: hal.ClassOperator, Serial: "8090000000042005", Issuer: "8090",
+			Class: hal.ClassOperator, Serial: "8090000000042006", Issuer: "8090",
 			CF: "BNCLCU75C15F205X", Surname: "BIANCHI", Name: "LUCA",
 			BirthDate: time.Date(1975, 3, 15, 0, 0, 0, 0, time.UTC),
 			IssueDate: time.Date(2023, 3, 15, 0, 0, 0, 0, time.UTC),
