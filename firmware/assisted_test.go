@@ -24,7 +24,12 @@ type desk struct {
 
 func startDesk(t *testing.T, online bool) *desk {
 	t.Helper()
-	l := startLocalOpts(t, localOpts{online: func() bool { return online }})
+	return startDeskOpts(t, localOpts{online: func() bool { return online }})
+}
+
+func startDeskOpts(t *testing.T, o localOpts) *desk {
+	t.Helper()
+	l := startLocalOpts(t, o)
 	store, err := refcms.Open(filepath.Join(t.TempDir(), "cms.db"), &refcms.Options{Seed: cms.DemoCards()})
 	if err != nil {
 		t.Fatal(err)
@@ -231,10 +236,19 @@ func TestAssistedActivation(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := ctxT(t)
-			d := startDesk(t, tc.online)
+			lb, log := newLog()
+			d := startDeskOpts(t, localOpts{online: func() bool { return tc.online }, log: log})
 			d.login(ctx)
 			d.reader.Insert(tc.card)
 			d.run(ctx, append([]step{{"1 Attivazione", "1"}}, tc.script...))
+			defer func() {
+				logs := lb.String()
+				for _, never := range []string{tc.card.Info.CF, tc.card.Info.Surname, "RSSMRA80A01H501U", "ROSSI", "CA12345AB", "3331234567", "anna.verdi"} {
+					if strings.Contains(logs, never) {
+						t.Errorf("log holds %q", never)
+					}
+				}
+			}()
 			d.wait(ctx, tc.want)
 			serial := tc.card.Info.Serial
 			entries, _ := d.box.Recent(5)
@@ -337,5 +351,195 @@ func (d *desk) checkActivationReceipts(res cms.ActivationResult, prot string, de
 		if !strings.Contains(summary, "Delegato: codice fiscale RSS**********01U") || strings.Contains(summary, "ROSSI") {
 			t.Errorf("summary delegate: %s", summary)
 		}
+	}
+}
+
+func TestAssistedRevocation(t *testing.T) {
+	demoTEAM := cms.TEAM("6090012345678000")
+	for _, tc := range []struct {
+		name     string
+		card     *sim.Card // nil: by TEAM code, the card not in the slot
+		online   bool
+		script   []step
+		want     string
+		accepted bool
+		code     string
+		queued   bool
+		deleg    string
+	}{
+		{name: "theft, in person", card: testCard(), online: true,
+			script: cat([]step{{"Revoca: motivo?", "1"}}, directSteps, []step{{"+ nuova tessera", "#"}}),
+			want:   "Accolta. Protocollo:", accepted: true, queued: true},
+		{name: "malfunction, tutore", card: testCard(), online: true,
+			script: cat([]step{{"Revoca: motivo?", "3"}}, delegSteps("3", "VERDI ANNA", "VRDNNA70M50F205B"), []step{{"+ nuova tessera", "#"}}),
+			want:   "Accolta. Protocollo:", accepted: true, queued: true, deleg: cms.DelegTutor},
+		{name: "loss, by TEAM code", online: true,
+			script: cat([]step{{"Codice TEAM", demoTEAM + "#"}, {"Revoca: motivo?", "2"}}, directSteps, []step{{"+ nuova tessera", "#"}}),
+			want:   "Accolta. Protocollo:", accepted: true, queued: true},
+		{name: "TEAM code mistyped", online: true,
+			script: []step{{"Codice TEAM", demoTEAM[:19] + "0#"}, {"non valido", "D"}},
+			want:   "Operazione annullata"},
+		{name: "potestà parentale for an adult", card: testCard(), online: true,
+			script: []step{{"Revoca: motivo?", "1"}, {"1 Diretta", "2"}, {"titolare maggiorenne", "D"}},
+			want:   "Operazione annullata"},
+		{name: "summary, back, cancel", card: testCard(), online: true,
+			script: cat([]step{{"Revoca: motivo?", "1"}}, directSteps, []step{{"+ nuova tessera", "*"}, {"coincidono?", "D"}}),
+			want:   "Operazione annullata"},
+		{name: "already revoked", card: revokedCard(), online: true,
+			script: cat([]step{{"Revoca: motivo?", "2"}}, directSteps, []step{{"+ nuova tessera", "#"}}),
+			want:   "rifiutata", queued: true, code: cms.CodeCardRevoked},
+		{name: "offline", card: testCard(), online: false, want: "disponibile ora"},
+		{name: "offline, by TEAM code", online: false, want: "disponibile ora"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := ctxT(t)
+			d := startDesk(t, tc.online)
+			d.login(ctx)
+			serial := "6090012345678000"
+			if tc.card != nil {
+				serial = tc.card.Info.Serial
+				d.reader.Insert(tc.card)
+				d.run(ctx, []step{{"2 Revoca", "2"}})
+			} else {
+				d.panel.Press('1')
+			}
+			d.run(ctx, tc.script)
+			d.wait(ctx, tc.want)
+			entries, _ := d.box.Recent(5)
+			if got := len(entries) > 0; got != tc.queued {
+				t.Fatalf("queued %v, want %v: %+v", got, tc.queued, entries)
+			}
+			audit, _ := d.store.Audit()
+			card, _ := d.store.Card(serial)
+			if !tc.queued {
+				if len(audit) != 0 || card.State == cms.CardRevoked {
+					t.Fatalf("refused at the totem, yet audit %+v card %+v", audit, card)
+				}
+			} else {
+				e := entries[0]
+				if e.Kind != cms.KindRevocation || !e.Done || len(audit) != 1 || audit[0].Operator != opSerial ||
+					audit[0].Accepted != tc.accepted || audit[0].Serial != serial {
+					t.Fatalf("entry %+v audit %+v", e, audit)
+				}
+				if tc.code != "" && (len(e.Result.Processing.Errors) == 0 || e.Result.Processing.Errors[0].Code != tc.code) {
+					t.Fatalf("result %+v, want %s", e.Result.Processing, tc.code)
+				}
+			}
+			if tc.accepted {
+				re, err := d.store.Reissue(serial)
+				if card.State != cms.CardRevoked || err != nil || re.Source != cms.KindRevocation {
+					t.Fatalf("card %+v reissue %+v, %v", card, re, err)
+				}
+				rs := d.printer.Receipts()
+				if len(rs) != 1 {
+					t.Fatalf("%d receipts", len(rs))
+				}
+				r := strings.Join(strings.Fields(rs[0]), " ")
+				for _, want := range []string{"Revoca TS-CNS", "Richiesta di nuova tessera: " + re.ID,
+					"Operatore: carta ************2006", "Esito: ACCOLTA"} {
+					if !strings.Contains(r, want) {
+						t.Errorf("receipt lacks %q: %s", want, r)
+					}
+				}
+				if tc.deleg != "" && !strings.Contains(r, "Richiesta: su delega (tutore)") {
+					t.Errorf("receipt: %s", r)
+				}
+			} else if n := len(d.printer.Receipts()); n != 0 {
+				t.Fatalf("%d receipts", n)
+			}
+			if tc.card != nil {
+				d.reader.Remove()
+			} else {
+				d.panel.Press(hal.KeyOK) // past the outcome screen
+			}
+			d.wait(ctx, "Inserire la TS del")
+		})
+	}
+}
+
+// The operator session: who may open it, how it ends, what it logs.
+func TestOperatorSession(t *testing.T) {
+	notLevel8 := sim.OperatorCard()
+	notLevel8.Info.Serial = "6090012345678000"
+	for _, tc := range []struct {
+		name string
+		log  string // a log line of the session's end
+		run  func(ctx context.Context, d *desk)
+	}{
+		{"citizen card gets the citizen menu", "", func(ctx context.Context, d *desk) {
+			d.reader.Insert(testCard())
+			d.wait(ctx, "1 Consensi FSE")
+			if s := d.panel.Text(); strings.Contains(s, "Attivazione") {
+				t.Fatalf("assisted menu for a citizen card: %q", s)
+			}
+		}},
+		{"operator class without a level 8/9 serial", "operator card refused", func(ctx context.Context, d *desk) {
+			d.reader.Insert(notLevel8)
+			d.wait(ctx, "livello 8 o 9")
+		}},
+		{"wrong operator PIN", "pin refused", func(ctx context.Context, d *desk) {
+			d.reader.Insert(sim.OperatorCard())
+			d.run(ctx, []step{{"PIN:", "11111#"}, {"Tentativi rimasti:2", "D"}, {"Operazione annullata", ""}})
+			d.reader.Remove()
+			d.wait(ctx, "Inserire la tessera")
+			d.reader.Insert(testCard()) // no operator session was left open
+			d.wait(ctx, "1 Consensi FSE")
+		}},
+		{"operator card as the citizen's", "reason=operator_card", func(ctx context.Context, d *desk) {
+			d.login(ctx)
+			d.reader.Insert(sim.OperatorCard())
+			d.wait(ctx, "inserire la tessera")
+			d.reader.Remove()
+			d.wait(ctx, "Inserire la TS del")
+		}},
+		{"logout, then citizens are self-service again", "reason=logout", func(ctx context.Context, d *desk) {
+			d.login(ctx)
+			d.panel.Press(hal.KeyCancel)
+			d.wait(ctx, "Inserire la tessera")
+			d.reader.Insert(testCard())
+			d.wait(ctx, "1 Consensi FSE")
+		}},
+		{"logout with the operator card in", "reason=logout", func(ctx context.Context, d *desk) {
+			d.reader.Insert(sim.OperatorCard())
+			d.run(ctx, []step{{"PIN:", "54321#"}, {"Rimuovere la carta", "D"}, {"Sessione operatore", ""}})
+			d.reader.Remove()
+			d.wait(ctx, "Inserire la tessera")
+		}},
+		{"operator timeout", "reason=idle_timeout", func(ctx context.Context, d *desk) {
+			d.login(ctx)
+			d.wait(ctx, "Inserire la tessera") // nobody: the session ends by itself
+		}},
+		{"two citizens in one session", "assisted citizen done", func(ctx context.Context, d *desk) {
+			d.login(ctx)
+			for range 2 {
+				d.reader.Insert(testCard())
+				d.run(ctx, []step{{"1 Attivazione", "D"}, {"Rimuovere la", ""}})
+				d.reader.Remove()
+				d.wait(ctx, "Inserire la TS del")
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := ctxT(t)
+			lb, log := newLog()
+			opIdle := time.Minute
+			if tc.name == "operator timeout" {
+				opIdle = 200 * time.Millisecond
+			}
+			d := startDeskOpts(t, localOpts{online: func() bool { return true }, log: log, opIdle: opIdle})
+			tc.run(ctx, d)
+			if !strings.Contains(lb.String(), tc.log) {
+				t.Errorf("no log line with %q", tc.log)
+			}
+			if q, _ := d.box.Stats(); q.LastSeq != 0 {
+				t.Fatalf("queued %+v", q)
+			}
+			logs := lb.String()
+			for _, never := range []string{"BNCLCU75C15F205X", "BIANCHI", "RSSMRA80A01H501U", "ROSSI", opSerial, "54321"} {
+				if strings.Contains(logs, never) {
+					t.Errorf("log holds %q:\n%s", never, logs)
+				}
+			}
+		})
 	}
 }
