@@ -29,11 +29,14 @@ if "$bin/totemd" version | grep -q "pcsc: true" && [ -e /usr/lib/pcsc/drivers/se
 		sleep 1
 	fi
 	if pgrep -x pcscd >/dev/null; then
-		card=(--vcard cns)
+		card=(--vcard "${DEMO_CARDS:-cns}")
 		echo "card reader: virtual TS-CNS card through pcscd + vpcd"
 	fi
 fi
-[ ${#card[@]} -eq 0 ] && echo "card reader: simulated (install pcscd, vsmartcard-vpcd and libpcsclite-dev for the real PC/SC stack)"
+if [ ${#card[@]} -eq 0 ]; then
+	echo "card reader: simulated (install pcscd, vsmartcard-vpcd and libpcsclite-dev for the real PC/SC stack)"
+	card=(--cards "${DEMO_CARDS:-cns}")
+fi
 cleanup() {
 	kill $hub 2>/dev/null; wait $hub 2>/dev/null || true
 	[ -n "$started_pcscd" ] && { pkill -x pcscd 2>/dev/null || sudo pkill -x pcscd 2>/dev/null || true; }

@@ -52,6 +52,9 @@ type Options struct {
 	IdleTimeout time.Duration // default 60s
 	// QueuedTTL is the expiry of queueable operations.
 	QueuedTTL time.Duration // default 30 days
+	// OperatorTimeout ends an operator session (assisted mode) when no
+	// card is in the slot and no key is pressed for this long.
+	OperatorTimeout time.Duration // default 5 min
 	// Online reports whether the link to the hub is up (nil: unknown).
 	Online func() bool
 	// Events receives alerts for operations (reader gone, printer
@@ -91,6 +94,9 @@ func New(dev Devices, o Options) *App {
 	}
 	if o.IdleTimeout == 0 {
 		o.IdleTimeout = 60 * time.Second
+	}
+	if o.OperatorTimeout == 0 {
+		o.OperatorTimeout = 5 * time.Minute
 	}
 	if o.QueuedTTL == 0 {
 		o.QueuedTTL = 30 * 24 * time.Hour
@@ -368,6 +374,9 @@ func (a *App) loop(ctx context.Context) error {
 			return ctx.Err()
 		case errors.Is(err, hal.ErrCardRemoved):
 			a.log.Info("session ended", "reason", "card_removed")
+			present = false
+			continue
+		case errors.Is(err, errLogout): // assisted mode, the slot empty
 			present = false
 			continue
 		case err != nil:

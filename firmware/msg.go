@@ -177,3 +177,99 @@ func (l Lang) text(key string) string {
 	}
 	return t[l]
 }
+
+// Assisted mode (assisted.go, activation.go): what the operator and the
+// citizen at the counter see. Merged into screens and texts at init.
+var assistedScreens = map[string]screen{
+	"op_invalid": {rows: [2][]string{{"Carta operatore non", "valida: serve il", "livello 8 o 9", "Rimuovere la carta"},
+		{"Operator card not", "valid: level 8 or 9", "needed", "Remove the card"}}},
+	"op_remove": {keys: "*D", rows: [2][]string{{"Op. %s", "Sessione aperta.", "Rimuovere la carta", "operatore. D=Esci"},
+		{"Op. %s", "Session open.", "Remove the operator", "card. D=Exit"}}},
+	"op_insert": {keys: "1*D", rows: [2][]string{{"Op. %s", "Inserire la TS del", "cittadino", "1=Revoca TEAM D=Esci"},
+		{"Op. %s", "Insert the citizen's", "health card", "1=Revoke TEAM D=Exit"}}},
+	"op_closed": {rows: [2][]string{{"Sessione operatore", "chiusa", "", ""},
+		{"Operator session", "closed", "", ""}}},
+	"op_not_citizen": {rows: [2][]string{{"Carta operatore:", "inserire la tessera", "del cittadino", "Rimuovere la carta"},
+		{"Operator card:", "insert the citizen's", "health card", "Remove the card"}}},
+	"op_menu": {keys: "12*D", rows: [2][]string{{"TS %s", "1 Attivazione", "2 Revoca", "D=Fine"},
+		{"TS %s", "1 Activation", "2 Revocation", "D=Done"}}},
+	// Multi-tap text entry: 2=ABC … 9=WXYZ, pressed again for the next
+	// letter; C closes the letter (two in a row from one key).
+	"text": {keys: digits + "C#*D", rows: [2][]string{{"%s", "%s", "C=Avanti *=Canc", "#=OK D=Esci"},
+		{"%s", "%s", "C=Next *=Del", "#=OK D=Exit"}}},
+	"who": {keys: "1234*D", rows: [2][]string{{"1 Diretta", "2 Potestà parentale", "3 Tutore", "4 Curatore  *=Ind."},
+		{"1 In person", "2 Parent of a minor", "3 Guardian (tutore)", "4 Curator  *=Back"}}},
+	"parental_adult": {keys: "#*D", rows: [2][]string{{"Potestà parentale", "solo per i minori:", "titolare maggiorenne", "#=Indietro D=Esci"},
+		{"Parental authority", "only for minors: the", "holder is an adult", "#=Back D=Exit"}}},
+	"cf_invalid": {keys: "#*D", rows: [2][]string{{"Codice fiscale", "non valido", "", "#=Riprova D=Esci"},
+		{"Invalid codice", "fiscale", "", "#=Retry D=Exit"}}},
+	"cf_holder": {keys: "#*D", rows: [2][]string{{"Il delegato non può", "essere il titolare", "", "#=Riprova D=Esci"},
+		{"The delegate cannot", "be the holder", "", "#=Retry D=Exit"}}},
+	"doc_type": {keys: "1234*D", rows: [2][]string{{"Documento:", "1 C.I.    2 CIE", "3 Patente 4 Passap.", "*=Indietro D=Esci"},
+		{"Identity document:", "1 ID card  2 CIE", "3 Licence 4 Passport", "*=Back D=Exit"}}},
+	"doc_expiry": {keys: digits + "#*D", rows: [2][]string{{"Scadenza documento", "(GGMMAAAA)", "%s", "#=OK *=Canc D=Esci"},
+		{"Document expiry", "(DDMMYYYY)", "%s", "#=OK *=Del D=Exit"}}},
+	"date_invalid": {keys: "#*D", rows: [2][]string{{"Data non valida", "", "", "#=Riprova D=Esci"},
+		{"Invalid date", "", "", "#=Retry D=Exit"}}},
+	"doc_expired": {keys: "#*D", rows: [2][]string{{"Documento scaduto:", "serve un documento", "valido", "#=Riprova D=Esci"},
+		{"Document expired: a", "valid one is needed", "", "#=Retry D=Exit"}}},
+	"id_check": {keys: "12*D", rows: [2][]string{{"%s", "documento e dati", "coincidono?", "1=Sì 2=No *=Ind."},
+		{"%s", "document and data", "match?", "1=Yes 2=No *=Back"}}},
+	"act_privacy": {keys: "1*D", rows: [2][]string{{"Attivazione:", "informativa letta", "dal cittadino?", "1=Sì *=Ind. D=Esci"},
+		{"Activation: has the", "citizen read the", "privacy notice?", "1=Yes *=Back D=Exit"}}},
+	"contact_channel": {keys: "12*D", rows: [2][]string{{"Seconde metà di", "PIN e PUK via:", "1=SMS 2=E-mail", "*=Indietro D=Esci"},
+		{"Second halves of", "PIN and PUK by:", "1=SMS 2=E-mail", "*=Back D=Exit"}}},
+	"contact_sms": {keys: digits + "#*D", rows: [2][]string{{"Numero di cellulare", "(solo cifre)", "%s", "#=OK *=Canc D=Esci"},
+		{"Mobile number", "(digits only)", "%s", "#=OK *=Del D=Exit"}}},
+	"email_invalid": {keys: "#*D", rows: [2][]string{{"Indirizzo e-mail", "non valido", "", "#=Riprova D=Esci"},
+		{"Invalid e-mail", "address", "", "#=Retry D=Exit"}}},
+	"reader_offer": {keys: "12*D", rows: [2][]string{{"Lettore smart card", "pagato 4,20 €?", "1=Sì 2=No", "*=Indietro D=Esci"},
+		{"Card reader paid", "(4,20 €)?", "1=Yes 2=No", "*=Back D=Exit"}}},
+	"fse_offer": {keys: "12*D", rows: [2][]string{{"Creare il Fascicolo", "Sanitario (FSE)", "con i consensi?", "1=Sì 2=No *=Ind."},
+		{"Create the health", "record (FSE) with", "the consents?", "1=Yes 2=No *=Back"}}},
+	"act_summary1": {keys: "#*D", rows: [2][]string{{"Riepilogo 1/2", "%s", "%s", "#=Avanti *=Ind."},
+		{"Summary 1/2", "%s", "%s", "#=Next *=Back"}}},
+	"act_summary2": {keys: "#*D", rows: [2][]string{{"%s", "Lettore: %s", "FSE: %s", "#=Conferma D=Esci"},
+		{"%s", "Reader: %s", "FSE: %s", "#=Confirm D=Exit"}}},
+	"decl_failed": {rows: [2][]string{{"Dichiarazione non", "stampata. Stampante:", "%s", "Attivazione annull."},
+		{"Declaration not", "printed. Printer:", "%s", "Activation cancelled"}}},
+	"decl_signed": {keys: "1*D", rows: [2][]string{{"Far firmare la", "dichiarazione e", "conservarla.", "1=Firmata *=Ind."},
+		{"Have the declaration", "signed and keep it.", "", "1=Signed *=Back"}}},
+	"revoke_reason": {keys: "123*D", rows: [2][]string{{"Revoca: motivo?", "1 Furto", "2 Smarrimento", "3 Malfunzionamento"},
+		{"Revocation: reason?", "1 Theft", "2 Loss", "3 Malfunction"}}},
+	"revoke_summary": {keys: "#*D", rows: [2][]string{{"Revoca per", "%s", "+ nuova tessera", "#=Conferma *=Ind."},
+		{"Revocation for", "%s", "+ a new card", "#=Confirm *=Back"}}},
+	"team": {keys: digits + "#*D", rows: [2][]string{{"Codice TEAM (20", "cifre, retro TS)", "%s", "#=OK *=Canc D=Esci"},
+		{"TEAM code (20", "digits, card back)", "%s", "#=OK *=Del D=Exit"}}},
+	"team_invalid": {keys: "#*D", rows: [2][]string{{"Codice TEAM", "non valido", "", "#=Riprova D=Esci"},
+		{"Invalid TEAM code", "", "", "#=Retry D=Exit"}}},
+}
+
+var assistedTexts = map[string]text{
+	"t_deleg_name":            {"Cognome nome deleg.", "Delegate's name"},
+	"t_deleg_cf":              {"Cod. fiscale deleg.", "Delegate's CF"},
+	"t_doc_number":            {"Numero documento", "Document number"},
+	"t_email":                 {"Indirizzo e-mail", "E-mail address"},
+	"direct":                  {"Diretta", "In person"},
+	"deleg_potesta_parentale": {"Potestà parentale", "Parent of a minor"},
+	"deleg_tutore":            {"Tutore", "Guardian (tutore)"},
+	"deleg_curatore":          {"Curatore", "Curator"},
+	"doc_carta_identita":      {"C.I.", "ID card"},
+	"doc_cie":                 {"CIE", "CIE"},
+	"doc_patente":             {"Patente", "Licence"},
+	"doc_passaporto":          {"Passaporto", "Passport"},
+	"reason_furto":            {"furto", "theft"},
+	"reason_smarrimento":      {"smarrimento", "loss"},
+	"reason_malfunzionamento": {"malfunzionamento", "malfunction"},
+	"id_mismatch": {"Documento e dati della tessera non coincidono: la procedura termina. Il cittadino va allo sportello Scelta e Revoca per sanare l'errore.",
+		"The document and the card's data do not match: the procedure ends. The citizen goes to the Scelta e Revoca desk to have it corrected."},
+}
+
+func init() {
+	for k, s := range assistedScreens {
+		screens[k] = s
+	}
+	for k, t := range assistedTexts {
+		texts[k] = t
+	}
+}

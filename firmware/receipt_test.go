@@ -35,7 +35,7 @@ func receipts() map[string]*hal.Doc {
 		Processing: protocol.Processing{Status: protocol.ProcessingRejected,
 			Errors: []protocol.Error{{Code: "CARD_REVOKED", Message: "La tessera è revocata."}}}}
 	at := time.Date(2026, 11, 23, 17, 5, 0, 0, time.Local)
-	return map[string]*hal.Doc{
+	docs := map[string]*hal.Doc{
 		"consent-accepted":    a.receipt(acc, kindTitle(cms.KindConsent), info, lines),
 		"consent-rejected":    a.receipt(rej, kindTitle(cms.KindConsent), info, lines),
 		"consent-provisional": a.receipt(prov, kindTitle(cms.KindConsent), info, lines),
@@ -56,6 +56,21 @@ func receipts() map[string]*hal.Doc {
 		"pin-unblock": a.receipt(prov, kindTitle(cms.KindPINUnblock), info, pinEventLines(cms.KindPINUnblock)),
 		"wrong-data":  a.receipt(acc, kindTitle(cms.KindWrongData), info, wrongDataLines()),
 	}
+	// Assisted mode.
+	deleg := &cms.Delegation{Kind: cms.DelegParental, Name: "ROSSI MARIO", CF: "RSSMRA80A01H501U"}
+	doc := cms.IDDocument{Type: cms.DocIdentityCard, Number: "CA12345AB", Issuer: "Comune", Expiry: "2035-12-31", Checked: true}
+	act := &cms.ActivationRequest{Operator: "8090000000042006", Delegate: deleg, Declaration: true, Document: doc,
+		Reader: &cms.Payment{Reference: "420042", AmountCents: cms.ReaderFeeCents}, Consents: &cms.ConsentSet{Policy: "fse-2020"}}
+	res := cms.ActivationResult{PINFirstHalf: "4711", PUKFirstHalf: "9021", CIP: "82736451", SecondHalvesTo: "SMS ********4567", Readers: 1, FSE: cms.FSECreated}
+	form := a.receipt(acc, "Modulo di accettazione", info, activationLines(res))
+	form.Sensitive = true
+	minor := hal.CardInfo{Serial: "6090011111111006", CF: "VRDLCU15C10H501Y", Surname: "VERDI", Name: "LUCA"}
+	docs["activation-form"] = form
+	docs["activation-summary"] = a.receipt(acc, kindTitle(cms.KindActivation), minor, activationSummaryLines(act, res))
+	docs["declaration"] = declaration(a.o, a.now(), minor, *deleg, doc)
+	docs["revocation-assisted"] = a.receipt(acc, kindTitle(cms.KindRevocation), info, revocationAssistedLines(cms.RevocationResult{
+		RevokedAt: at, Reason: cms.ReasonTheft, Reissue: "261123000000042"}, nil, doc, "8090000000042006"))
+	return docs
 }
 
 // escape shows printer bytes as reviewable text: printable ASCII as is,

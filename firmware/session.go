@@ -33,6 +33,9 @@ func (a *App) session(ctx context.Context) error {
 		return a.cardError(hal.ErrCardExpired)
 	}
 	a.log.Info("session started", "card_class", string(info.Class))
+	if info.Class == hal.ClassOperator {
+		return a.operatorSession(ctx, card, info) // assisted mode: assisted.go
+	}
 
 	for {
 		a.show("menu")

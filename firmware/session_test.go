@@ -40,6 +40,7 @@ func startLocalWith(t *testing.T, idle time.Duration, online func() bool) *local
 // simulated reader and panel, a one-minute idle timeout and a fresh log.
 type localOpts struct {
 	idle    time.Duration
+	opIdle  time.Duration // Options.OperatorTimeout
 	online  func() bool
 	events  func(protocol.Event)
 	log     *slog.Logger
@@ -81,7 +82,7 @@ func startLocalOpts(t *testing.T, o localOpts) *local {
 		t.Fatal(err)
 	}
 	app = firmware.New(dev, firmware.Options{Totem: "t-local", ASL: "ASL", Location: "Atrio", Outbox: box, Jobs: jobs,
-		Logger: o.log, ResultWait: 50 * time.Millisecond, IdleTimeout: o.idle, Online: o.online, Events: o.events})
+		Logger: o.log, ResultWait: 50 * time.Millisecond, IdleTimeout: o.idle, OperatorTimeout: o.opIdle, Online: o.online, Events: o.events})
 	tt.app = app
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &local{totem: tt, done: make(chan error, 1)}

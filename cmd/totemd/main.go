@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,6 +48,11 @@ var version = "dev"
 
 func main() { cli.Main(run) }
 
+// demoCards are the simulated cards --cards names.
+var demoCards = map[string]func() *sim.Card{
+	"demo": sim.DemoCard, "cns": sim.DemoCard, "operator": sim.OperatorCard, "minor": sim.MinorCard, "issued": sim.IssuedCard,
+}
+
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("totemd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -63,20 +69,35 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	cfgPath := fs.String("config", "", "configuration file (default: embedded defaults)")
 	panel := fs.String("panel", "", "auto, terminal, none or hardware (overrides devices.panel)")
-	vcardName := fs.String("vcard", "", "demo: read cards through pcscd, with this virtual card (vpcd) inserted and removed by the panel's i/r keys")
+	vcardName := fs.String("vcard", "", "demo: read cards through pcscd, with this virtual card (vpcd) inserted and removed by the panel's i/r keys; a comma-separated list takes turns (operator,minor: assisted mode)")
+	simCards := fs.String("cards", "demo", "demo: the simulated cards the panel's i key inserts in turn: demo, operator, minor, issued (operator,issued,minor: assisted mode)")
 	vprintDir := fs.String("vprinter", "", "demo: print through the ESC/POS driver to a virtual printer that writes receipts (text and PNG) to this directory")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	var vc *vcard.Card
+	// The demo's cards take turns in the slot: i inserts one, r removes
+	// it and the next i inserts the next.
+	var vcs []*vcard.Card
 	if *vcardName != "" {
-		p, ok := vcard.Lookup(*vcardName)
-		if !ok {
-			return fmt.Errorf("totemd: --vcard %s: no such profile (totemd card sim --list)", *vcardName)
+		for _, name := range strings.Split(*vcardName, ",") {
+			p, ok := vcard.Lookup(name)
+			if !ok {
+				return fmt.Errorf("totemd: --vcard %s: no such profile (totemd card sim --list)", name)
+			}
+			vc := vcard.New(p)
+			defer vc.Remove()
+			vcs = append(vcs, vc)
 		}
-		vc = vcard.New(p)
-		defer vc.Remove()
 	}
+	var sims []*sim.Card
+	for _, name := range strings.Split(*simCards, ",") {
+		c, ok := demoCards[name]
+		if !ok {
+			return fmt.Errorf("totemd: --cards %s: no such card (demo or cns, operator, minor, issued)", name)
+		}
+		sims = append(sims, c())
+	}
+	turn := 0
 	cfg, err := config.LoadTotemd(*cfgPath)
 	if err != nil {
 		return err
@@ -84,7 +105,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if *panel != "" {
 		cfg.Devices.Panel = *panel
 	}
-	if vc != nil {
+	if vcs != nil {
 		cfg.Devices.Reader = "pcsc"
 	}
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
@@ -147,15 +168,19 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			Title: "Totem " + cfg.Totem.ID + " · " + cfg.Totem.ASL,
 			OnCard: func(in bool) {
 				switch {
-				case vc != nil && in:
-					if err := vc.Insert(ctx); err != nil {
+				case vcs != nil && in:
+					if err := vcs[turn%len(vcs)].Insert(ctx); err != nil {
 						tp.Status("Carta virtuale: " + err.Error())
 					}
-				case vc != nil:
-					vc.Remove()
+				case vcs != nil:
+					vcs[turn%len(vcs)].Remove()
+					turn++
 				case in:
-					reader.Insert(sim.DemoCard())
+					reader.Insert(sims[turn%len(sims)])
 				default:
+					if reader.Present() {
+						turn++
+					}
 					reader.Remove()
 				}
 			},

@@ -98,6 +98,14 @@ func TestProfiles(t *testing.T) {
 				if err != nil || info.Class != hal.ClassOperator || info.CF != "BNCLCU75C15F205X" {
 					t.Fatalf("err %v, info %+v", err, info)
 				}
+				if want := sim.OperatorCard().Info; info != want {
+					t.Fatalf("info\n got %+v\nwant %+v (hal/sim)", info, want)
+				}
+			case "minor", "issued": // the assisted-mode demo: as hal/sim has them
+				want := map[string]*sim.Card{"minor": sim.MinorCard(), "issued": sim.IssuedCard()}[p.Name].Info
+				if err != nil || info != want {
+					t.Fatalf("err %v, info\n got %+v\nwant %+v", err, info, want)
+				}
 			default:
 				if err != nil {
 					t.Fatal(err)

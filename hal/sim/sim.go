@@ -48,6 +48,44 @@ func DemoCard() *Card {
 	}
 }
 
+// OperatorCard returns the demo operator card (BIANCHI LUCA, serial level
+// 8, PIN 54321): it opens assisted mode. The vcard "operator" profile has
+// the same data.
+func OperatorCard() *Card {
+	return &Card{
+		Info: hal.CardInfo{
+			Class: hal.ClassOperator, Serial: "8090000000042006", Issuer: "8090",
+			CF: "BNCLCU75C15F205X", Surname: "BIANCHI", Name: "LUCA",
+			BirthDate: time.Date(1975, 3, 15, 0, 0, 0, 0, time.UTC),
+			IssueDate: time.Date(2023, 3, 15, 0, 0, 0, 0, time.UTC),
+			Expiry:    time.Date(2029, 3, 15, 0, 0, 0, 0, time.UTC),
+		},
+		PIN: "54321", PUK: "87654321", Tries: 3,
+	}
+}
+
+// MinorCard returns the card of a minor, VERDI LUCA, issued and waiting
+// for activation in the reference CMS's demo registry (PIN 12345).
+func MinorCard() *Card {
+	return citizen("6090011111111006", "VRDLCU15C10H501Y", "VERDI", "LUCA",
+		time.Date(2015, 3, 10, 0, 0, 0, 0, time.UTC), time.Date(2031, 3, 31, 0, 0, 0, 0, time.UTC))
+}
+
+// IssuedCard returns the card of an adult, VERDI ANNA, issued and waiting
+// for activation in the reference CMS's demo registry (PIN 12345).
+func IssuedCard() *Card {
+	return citizen("6090022222222004", "VRDNNA70M50F205B", "VERDI", "ANNA",
+		time.Date(1970, 8, 10, 0, 0, 0, 0, time.UTC), time.Date(2032, 8, 31, 0, 0, 0, 0, time.UTC))
+}
+
+func citizen(serial, cf, surname, name string, born, expiry time.Time) *Card {
+	return &Card{
+		Info: hal.CardInfo{Class: hal.ClassCNS, Serial: serial, Issuer: serial[:4], CF: cf, Surname: surname, Name: name,
+			BirthDate: born, IssueDate: expiry.AddDate(-6, 0, 0), Expiry: expiry},
+		PIN: "12345", PUK: "12345678", Tries: 3,
+	}
+}
+
 // Reader is a simulated card reader.
 type Reader struct {
 	name string

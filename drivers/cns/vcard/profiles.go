@@ -74,6 +74,20 @@ func profiles() []Profile {
 			PIN: "54321", PUK: "87654321", Tries: 3,
 		},
 		{
+			Name: "minor", Desc: "minor's card waiting for activation (assisted mode), VERDI LUCA", ATR: cnsATR(0x05),
+			Serial: serial("6090", "011111111"),
+			Personal: cns.EncodePersonal(fields("6090", "31032025", "31032031", "VERDI", "LUCA", "10032015", "M",
+				"VRDLCU15C10H501Y", "H501", "VIA ROMA 3"), true),
+			PIN: "12345", PUK: "12345678", Tries: 3,
+		},
+		{
+			Name: "issued", Desc: "adult's card waiting for activation (assisted mode), VERDI ANNA", ATR: cnsATR(0x05),
+			Serial: serial("6090", "022222222"),
+			Personal: cns.EncodePersonal(fields("6090", "31082026", "31082032", "VERDI", "ANNA", "10081970", "F",
+				"VRDNNA70M50F205B", "F205", "VIA MILANO 4"), true),
+			PIN: "12345", PUK: "12345678", Tries: 3,
+		},
+		{
 			Name: "expired", Desc: "citizen card expired on 2020-12-31, VERDI ANNA", ATR: cnsATR(0x05),
 			Serial: serial("6090", "000777001"),
 			Personal: cns.EncodePersonal(fields("6090", "01012015", "31122020", "VERDI", "ANNA", "01011970", "F",

@@ -1,0 +1,545 @@
+package firmware_test
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aslcns/totem/cms"
+	"github.com/aslcns/totem/cms/refcms"
+	"github.com/aslcns/totem/hal"
+	"github.com/aslcns/totem/hal/sim"
+	"github.com/aslcns/totem/sync/protocol"
+)
+
+// desk is a totem in assisted mode with the reference CMS behind it, in
+// process: what the hub does (apply in order, answer) without MQTT.
+type desk struct {
+	*local
+	store *refcms.Store
+}
+
+func startDesk(t *testing.T, online bool) *desk {
+	t.Helper()
+	return startDeskOpts(t, localOpts{online: func() bool { return online }})
+}
+
+func startDeskOpts(t *testing.T, o localOpts) *desk {
+	t.Helper()
+	l := startLocalOpts(t, o)
+	store, err := refcms.Open(filepath.Join(t.TempDir(), "cms.db"), &refcms.Options{Seed: cms.DemoCards()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &desk{local: l, store: store}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); d.serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		store.Close()
+	})
+	return d
+}
+
+// serve applies each operation the totem makes durable, as the hub would.
+func (d *desk) serve(ctx context.Context) {
+	var after uint64
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.box.Notify():
+		}
+		pending, err := d.box.Pending(after, 16)
+		if err != nil {
+			d.t.Errorf("pending: %v", err)
+			return
+		}
+		for _, e := range pending {
+			out, err := d.store.Apply(ctx, cms.Op{ID: e.ID, Totem: "t-local", Seq: e.Seq, Kind: e.Kind, Payload: e.Payload,
+				Created: e.Created, Expires: e.Expires, Received: time.Now()})
+			if err != nil {
+				d.t.Errorf("apply: %v", err)
+				return
+			}
+			res := &protocol.Result{V: protocol.Version, OpID: e.ID, Seq: e.Seq, Data: out.Data,
+				Transport:  protocol.Transport{Status: protocol.TransportReceived, Protocol: out.Protocol, At: out.At},
+				Processing: protocol.Processing{Status: protocol.ProcessingAccepted}}
+			if !out.Accepted {
+				res.Processing.Status = protocol.ProcessingRejected
+			}
+			for _, r := range out.Rejects {
+				res.Processing.Errors = append(res.Processing.Errors, protocol.Error{Code: r.Code, Message: r.Message})
+			}
+			got, err := d.box.Record(res)
+			if err != nil {
+				d.t.Errorf("record: %v", err)
+				return
+			}
+			d.app.Result(got)
+			after = e.Seq
+		}
+	}
+}
+
+// The multi-tap tables as an operator reads them on the keypad.
+var (
+	tapUpper = []string{"0", "1", "ABC2", "DEF3", "GHI4", "JKL5", "MNO6", "PQRS7", "TUV8", "WXYZ9"}
+	tapName  = []string{" ", "'-", "ABC", "DEF", "GHI", "JKL", "MNO", "PQRS", "TUV", "WXYZ"}
+	tapEmail = []string{"0", ".@-_1", "abc2", "def3", "ghi4", "jkl5", "mno6", "pqrs7", "tuv8", "wxyz9"}
+)
+
+// taps is the key presses that type s by multi-tap, then #.
+func taps(s string, table []string) string {
+	var b strings.Builder
+	last := -1
+	for _, c := range s {
+		for k, set := range table {
+			i := strings.IndexRune(set, c)
+			if i < 0 {
+				continue
+			}
+			if k == last {
+				b.WriteByte('C')
+			}
+			b.WriteString(strings.Repeat(string(rune('0'+k)), i+1))
+			last = k
+			break
+		}
+	}
+	return b.String() + "#"
+}
+
+// step waits for a screen showing want, then presses keys.
+type step struct{ want, keys string }
+
+func (d *desk) run(ctx context.Context, script []step) {
+	d.t.Helper()
+	for _, s := range script {
+		d.wait(ctx, s.want)
+		for _, k := range s.keys {
+			d.panel.Press(hal.Key(k))
+		}
+	}
+}
+
+const opSerial = "8090000000042006"
+
+// login opens an operator session and leaves the slot empty.
+func (d *desk) login(ctx context.Context) {
+	d.t.Helper()
+	d.reader.Insert(sim.OperatorCard())
+	d.run(ctx, []step{{"PIN:", "54321#"}})
+	d.wait(ctx, "Op. ************2006")
+	d.reader.Remove()
+	d.wait(ctx, "Inserire la TS del")
+}
+
+// Script pieces.
+var (
+	docSteps = []step{{"Documento:", "1"}, {"Numero documento", taps("CA12345AB", tapUpper)},
+		{"GGMMAAAA", "31122035#"}, {"coincidono?", "1"}}
+	directSteps = append([]step{{"1 Diretta", "1"}}, docSteps...)
+	smsSteps    = []step{{"1=SMS 2=E-mail", "1"}, {"Numero di cellulare", "3331234567#"}}
+	noExtras    = []step{{"pagato 4,20", "2"}, {"Fascicolo", "2"}}
+	confirm     = []step{{"Riepilogo 1/2", "#"}, {"Lettore:", "#"}}
+)
+
+func cat(parts ...[]step) []step {
+	var out []step
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out
+}
+
+func delegSteps(key, name, cf string) []step {
+	return cat([]step{{"1 Diretta", key}, {"Cognome nome deleg.", taps(name, tapName)}, {"Cod. fiscale deleg.", taps(cf, tapUpper)}},
+		docSteps)
+}
+
+func TestAssistedActivation(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		card   *sim.Card
+		online bool
+		script []step
+		want   string // the last screen
+		// The outcome: accepted (the card active, notified, receipts),
+		// rejected by the CMS with code, or refused at the totem (nothing
+		// queued).
+		accepted bool
+		code     string
+		queued   bool
+		deleg    string
+		receipts int
+	}{
+		{name: "direct", card: sim.IssuedCard(), online: true,
+			script: cat([]step{{"informativa", "1"}}, directSteps, smsSteps, noExtras, confirm),
+			want:   "Accolta. Protocollo:", accepted: true, queued: true, receipts: 2},
+		{name: "direct with e-mail, reader and consents", card: sim.IssuedCard(), online: true,
+			script: cat([]step{{"informativa", "1"}}, directSteps,
+				[]step{{"1=SMS 2=E-mail", "2"}, {"Indirizzo e-mail", taps("anna.verdi@example.it", tapEmail)},
+					{"pagato 4,20", "1"}, {"n. ricevuta", "420042#"}, {"Fascicolo", "1"},
+					{"Consenso 1 di 2", "1"}, {"Consenso 2 di 2", "2"}, {"Riepilogo:", "#"}},
+				confirm),
+			want: "Accolta. Protocollo:", accepted: true, queued: true, receipts: 2},
+		{name: "potestà parentale for a minor", card: sim.MinorCard(), online: true,
+			script: cat([]step{{"informativa", "1"}}, delegSteps("2", "ROSSI MARIO", "RSSMRA80A01H501U"), smsSteps, noExtras, confirm,
+				[]step{{"Far firmare", "1"}}),
+			want: "Accolta. Protocollo:", accepted: true, queued: true, deleg: cms.DelegParental, receipts: 3},
+		{name: "tutore for an adult", card: sim.IssuedCard(), online: true,
+			script: cat([]step{{"informativa", "1"}}, delegSteps("3", "ROSSI MARIO", "RSSMRA80A01H501U"), smsSteps, noExtras, confirm,
+				[]step{{"Far firmare", "1"}}),
+			want: "Accolta. Protocollo:", accepted: true, queued: true, deleg: cms.DelegTutor, receipts: 3},
+		{name: "curatore, back and forth", card: sim.IssuedCard(), online: true,
+			script: cat([]step{{"informativa", "1"}, {"1 Diretta", "1"}, {"Documento:", "*"}, {"1 Diretta", "*"}, {"informativa", "1"}},
+				delegSteps("4", "ROSSI MARIO", "RSSMRA80A01H501U"), smsSteps, noExtras, confirm,
+				[]step{{"Far firmare", "*"}, {"Lettore:", "#"}, {"Far firmare", "1"}}),
+			want: "Accolta. Protocollo:", accepted: true, queued: true, deleg: cms.DelegCurator, receipts: 4},
+		{name: "potestà parentale for an adult", card: sim.IssuedCard(), online: true,
+			script: []step{{"informativa", "1"}, {"1 Diretta", "2"}, {"titolare maggiorenne", "D"}},
+			want:   "Operazione annullata"},
+		{name: "delegate's CF invalid", card: sim.MinorCard(), online: true,
+			script: []step{{"informativa", "1"}, {"1 Diretta", "2"}, {"Cognome nome deleg.", taps("ROSSI MARIO", tapName)},
+				{"Cod. fiscale deleg.", taps("RSSMRA80A01H501X", tapUpper)}, {"non valido", "D"}},
+			want: "Operazione annullata"},
+		{name: "delegate is the holder", card: sim.MinorCard(), online: true,
+			script: []step{{"informativa", "1"}, {"1 Diretta", "2"}, {"Cognome nome deleg.", taps("VERDI LUCA", tapName)},
+				{"Cod. fiscale deleg.", taps("VRDLCU15C10H501Y", tapUpper)}, {"essere il titolare", "D"}},
+			want: "Operazione annullata"},
+		{name: "expired document", card: sim.IssuedCard(), online: true,
+			script: []step{{"informativa", "1"}, {"1 Diretta", "1"}, {"Documento:", "3"},
+				{"Numero documento", taps("U1234567X", tapUpper)}, {"GGMMAAAA", "31122020#"}, {"Documento scaduto", "D"}},
+			want: "Operazione annullata"},
+		{name: "identity check failed", card: sim.IssuedCard(), online: true,
+			script: []step{{"informativa", "1"}, {"1 Diretta", "1"}, {"Documento:", "1"},
+				{"Numero documento", taps("CA12345AB", tapUpper)}, {"GGMMAAAA", "31122035#"}, {"VERDI ANNA", "2"}},
+			want: "Documento e dati"},
+		{name: "declaration not signed", card: sim.MinorCard(), online: true,
+			script: cat([]step{{"informativa", "1"}}, delegSteps("2", "ROSSI MARIO", "RSSMRA80A01H501U"), smsSteps, noExtras, confirm,
+				[]step{{"Far firmare", "D"}}),
+			want: "Operazione annullata", receipts: 1},
+		{name: "already active", card: testCard(), online: true,
+			script: cat([]step{{"informativa", "1"}}, directSteps, smsSteps, noExtras, confirm),
+			want:   "rifiutata", queued: true, code: cms.CodeAlreadyActive},
+		{name: "revoked card", card: revokedCard(), online: true,
+			script: cat([]step{{"informativa", "1"}}, directSteps, smsSteps, noExtras, confirm),
+			want:   "rifiutata", queued: true, code: cms.CodeCardRevoked},
+		{name: "offline", card: sim.IssuedCard(), online: false,
+			script: nil, want: "disponibile ora"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := ctxT(t)
+			lb, log := newLog()
+			d := startDeskOpts(t, localOpts{online: func() bool { return tc.online }, log: log})
+			d.login(ctx)
+			d.reader.Insert(tc.card)
+			d.run(ctx, append([]step{{"1 Attivazione", "1"}}, tc.script...))
+			defer func() {
+				logs := lb.String()
+				for _, never := range []string{tc.card.Info.CF, tc.card.Info.Surname, "RSSMRA80A01H501U", "ROSSI", "CA12345AB", "3331234567", "anna.verdi"} {
+					if strings.Contains(logs, never) {
+						t.Errorf("log holds %q", never)
+					}
+				}
+			}()
+			d.wait(ctx, tc.want)
+			serial := tc.card.Info.Serial
+			entries, _ := d.box.Recent(5)
+			if got := len(entries) > 0; got != tc.queued {
+				t.Fatalf("queued %v, want %v: %+v", got, tc.queued, entries)
+			}
+			audit, err := d.store.Audit()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.queued {
+				e := entries[0]
+				if e.Kind != cms.KindActivation || !e.Done || e.Expires.Sub(e.Created) > 2*time.Minute {
+					t.Fatalf("entry %+v", e)
+				}
+				if len(audit) != 1 || audit[0].Operator != opSerial || audit[0].Channel != cms.Assisted ||
+					audit[0].Accepted != tc.accepted || audit[0].Serial != serial {
+					t.Fatalf("audit %+v", audit)
+				}
+				if tc.code != "" && (len(e.Result.Processing.Errors) == 0 || e.Result.Processing.Errors[0].Code != tc.code) {
+					t.Fatalf("result %+v, want %s", e.Result.Processing, tc.code)
+				}
+			} else if len(audit) != 0 {
+				t.Fatalf("audit %+v for an operation refused at the totem", audit)
+			}
+			card, err := d.store.Card(serial)
+			if err != nil {
+				t.Fatal(err)
+			}
+			notes, _ := d.store.Notifications(serial)
+			if !tc.accepted {
+				if tc.code == "" && card.State == cms.CardActive {
+					t.Fatal("card activated")
+				}
+				if len(notes) != 0 {
+					t.Fatalf("notifications %+v", notes)
+				}
+			} else {
+				var res cms.ActivationResult
+				if err := json.Unmarshal(entries[0].Result.Data, &res); err != nil {
+					t.Fatal(err)
+				}
+				if card.State != cms.CardActive || len(notes) != 1 || notes[0].Kind != cms.KindActivation ||
+					notes[0].OpID != entries[0].ID || notes[0].To != card.Contact.Address {
+					t.Fatalf("card %+v notifications %+v", card, notes)
+				}
+				if tc.deleg != "" && (len(card.Delegations) != 1 || card.Delegations[0].Kind != tc.deleg ||
+					card.Delegations[0].CF != "RSSMRA80A01H501U" || card.Delegations[0].Name != "ROSSI MARIO") {
+					t.Fatalf("delegations %+v", card.Delegations)
+				}
+				d.checkActivationReceipts(res, entries[0].Result.Transport.Protocol, tc.deleg != "")
+			}
+			d.reader.Remove()
+			d.wait(ctx, "Inserire la TS del")
+			if n := len(d.printer.Receipts()); n != tc.receipts {
+				t.Fatalf("%d receipts, want %d", n, tc.receipts)
+			}
+			d.panel.Press(hal.KeyCancel) // logout
+			d.wait(ctx, "Inserire la tessera")
+		})
+	}
+}
+
+func revokedCard() *sim.Card {
+	c := testCard()
+	c.Info.Serial, c.Info.CF = "6090098765432002", "BNCLRA75D45F205X"
+	c.Info.Expiry = time.Date(2029, 6, 30, 0, 0, 0, 0, time.UTC)
+	return c
+}
+
+func (d *desk) checkActivationReceipts(res cms.ActivationResult, prot string, deleg bool) {
+	t := d.t
+	t.Helper()
+	rs := d.printer.Receipts()
+	flat := func(s string) string { return strings.Join(strings.Fields(s), " ") }
+	n := len(rs)
+	form, summary := flat(rs[n-2]), flat(rs[n-1])
+	for _, want := range []string{"Modulo di accettazione", "Prima metà del PIN: " + res.PINFirstHalf,
+		"Prima metà del PUK: " + res.PUKFirstHalf, "Codice CIP (per la revoca): " + res.CIP, "Protocollo: " + prot} {
+		if !strings.Contains(form, want) {
+			t.Errorf("acceptance form lacks %q: %s", want, form)
+		}
+	}
+	for _, want := range []string{"Attivazione TS-CNS", "Operatore: carta ************2006", "Documento verificato: carta d'identità",
+		"Protocollo: " + prot, "Esito: ACCOLTA"} {
+		if !strings.Contains(summary, want) {
+			t.Errorf("summary lacks %q: %s", want, summary)
+		}
+	}
+	if strings.Contains(summary, res.PINFirstHalf+" ") || strings.Contains(summary, res.CIP) {
+		t.Errorf("summary holds codes: %s", summary)
+	}
+	if deleg {
+		decl := flat(rs[n-3])
+		for _, want := range []string{"Dichiarazione sostitutiva", "ROSSI MARIO, codice fiscale RSSMRA80A01H501U", "Firma del dichiarante"} {
+			if !strings.Contains(decl, want) {
+				t.Errorf("declaration lacks %q: %s", want, decl)
+			}
+		}
+		if !strings.Contains(summary, "Delegato: codice fiscale RSS**********01U") || strings.Contains(summary, "ROSSI") {
+			t.Errorf("summary delegate: %s", summary)
+		}
+	}
+}
+
+func TestAssistedRevocation(t *testing.T) {
+	demoTEAM := cms.TEAM("6090012345678000")
+	for _, tc := range []struct {
+		name     string
+		card     *sim.Card // nil: by TEAM code, the card not in the slot
+		online   bool
+		script   []step
+		want     string
+		accepted bool
+		code     string
+		queued   bool
+		deleg    string
+	}{
+		{name: "theft, in person", card: testCard(), online: true,
+			script: cat([]step{{"Revoca: motivo?", "1"}}, directSteps, []step{{"+ nuova tessera", "#"}}),
+			want:   "Accolta. Protocollo:", accepted: true, queued: true},
+		{name: "malfunction, tutore", card: testCard(), online: true,
+			script: cat([]step{{"Revoca: motivo?", "3"}}, delegSteps("3", "VERDI ANNA", "VRDNNA70M50F205B"), []step{{"+ nuova tessera", "#"}}),
+			want:   "Accolta. Protocollo:", accepted: true, queued: true, deleg: cms.DelegTutor},
+		{name: "loss, by TEAM code", online: true,
+			script: cat([]step{{"Codice TEAM", demoTEAM + "#"}, {"Revoca: motivo?", "2"}}, directSteps, []step{{"+ nuova tessera", "#"}}),
+			want:   "Accolta. Protocollo:", accepted: true, queued: true},
+		{name: "TEAM code mistyped", online: true,
+			script: []step{{"Codice TEAM", demoTEAM[:19] + "0#"}, {"non valido", "D"}},
+			want:   "Operazione annullata"},
+		{name: "potestà parentale for an adult", card: testCard(), online: true,
+			script: []step{{"Revoca: motivo?", "1"}, {"1 Diretta", "2"}, {"titolare maggiorenne", "D"}},
+			want:   "Operazione annullata"},
+		{name: "summary, back, cancel", card: testCard(), online: true,
+			script: cat([]step{{"Revoca: motivo?", "1"}}, directSteps, []step{{"+ nuova tessera", "*"}, {"coincidono?", "D"}}),
+			want:   "Operazione annullata"},
+		{name: "already revoked", card: revokedCard(), online: true,
+			script: cat([]step{{"Revoca: motivo?", "2"}}, directSteps, []step{{"+ nuova tessera", "#"}}),
+			want:   "rifiutata", queued: true, code: cms.CodeCardRevoked},
+		{name: "offline", card: testCard(), online: false, want: "disponibile ora"},
+		{name: "offline, by TEAM code", online: false, want: "disponibile ora"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := ctxT(t)
+			d := startDesk(t, tc.online)
+			d.login(ctx)
+			serial := "6090012345678000"
+			if tc.card != nil {
+				serial = tc.card.Info.Serial
+				d.reader.Insert(tc.card)
+				d.run(ctx, []step{{"2 Revoca", "2"}})
+			} else {
+				d.panel.Press('1')
+			}
+			d.run(ctx, tc.script)
+			d.wait(ctx, tc.want)
+			entries, _ := d.box.Recent(5)
+			if got := len(entries) > 0; got != tc.queued {
+				t.Fatalf("queued %v, want %v: %+v", got, tc.queued, entries)
+			}
+			audit, _ := d.store.Audit()
+			card, _ := d.store.Card(serial)
+			if !tc.queued {
+				if len(audit) != 0 || card.State == cms.CardRevoked {
+					t.Fatalf("refused at the totem, yet audit %+v card %+v", audit, card)
+				}
+			} else {
+				e := entries[0]
+				if e.Kind != cms.KindRevocation || !e.Done || len(audit) != 1 || audit[0].Operator != opSerial ||
+					audit[0].Accepted != tc.accepted || audit[0].Serial != serial {
+					t.Fatalf("entry %+v audit %+v", e, audit)
+				}
+				if tc.code != "" && (len(e.Result.Processing.Errors) == 0 || e.Result.Processing.Errors[0].Code != tc.code) {
+					t.Fatalf("result %+v, want %s", e.Result.Processing, tc.code)
+				}
+			}
+			if tc.accepted {
+				re, err := d.store.Reissue(serial)
+				if card.State != cms.CardRevoked || err != nil || re.Source != cms.KindRevocation {
+					t.Fatalf("card %+v reissue %+v, %v", card, re, err)
+				}
+				rs := d.printer.Receipts()
+				if len(rs) != 1 {
+					t.Fatalf("%d receipts", len(rs))
+				}
+				r := strings.Join(strings.Fields(rs[0]), " ")
+				for _, want := range []string{"Revoca TS-CNS", "Richiesta di nuova tessera: " + re.ID,
+					"Operatore: carta ************2006", "Esito: ACCOLTA"} {
+					if !strings.Contains(r, want) {
+						t.Errorf("receipt lacks %q: %s", want, r)
+					}
+				}
+				if tc.deleg != "" && !strings.Contains(r, "Richiesta: su delega (tutore)") {
+					t.Errorf("receipt: %s", r)
+				}
+			} else if n := len(d.printer.Receipts()); n != 0 {
+				t.Fatalf("%d receipts", n)
+			}
+			if tc.card != nil {
+				d.reader.Remove()
+			} else {
+				d.panel.Press(hal.KeyOK) // past the outcome screen
+			}
+			d.wait(ctx, "Inserire la TS del")
+		})
+	}
+}
+
+// The operator session: who may open it, how it ends, what it logs.
+func TestOperatorSession(t *testing.T) {
+	notLevel8 := sim.OperatorCard()
+	notLevel8.Info.Serial = "6090012345678000"
+	for _, tc := range []struct {
+		name string
+		log  string // a log line of the session's end
+		run  func(ctx context.Context, d *desk)
+	}{
+		{"citizen card gets the citizen menu", "", func(ctx context.Context, d *desk) {
+			d.reader.Insert(testCard())
+			d.wait(ctx, "1 Consensi FSE")
+			if s := d.panel.Text(); strings.Contains(s, "Attivazione") {
+				t.Fatalf("assisted menu for a citizen card: %q", s)
+			}
+		}},
+		{"operator class without a level 8/9 serial", "operator card refused", func(ctx context.Context, d *desk) {
+			d.reader.Insert(notLevel8)
+			d.wait(ctx, "livello 8 o 9")
+		}},
+		{"wrong operator PIN", "pin refused", func(ctx context.Context, d *desk) {
+			d.reader.Insert(sim.OperatorCard())
+			d.run(ctx, []step{{"PIN:", "11111#"}, {"Tentativi rimasti:2", "D"}, {"Operazione annullata", ""}})
+			d.reader.Remove()
+			d.wait(ctx, "Inserire la tessera")
+			d.reader.Insert(testCard()) // no operator session was left open
+			d.wait(ctx, "1 Consensi FSE")
+		}},
+		{"operator card as the citizen's", "reason=operator_card", func(ctx context.Context, d *desk) {
+			d.login(ctx)
+			d.reader.Insert(sim.OperatorCard())
+			d.wait(ctx, "inserire la tessera")
+			d.reader.Remove()
+			d.wait(ctx, "Inserire la TS del")
+		}},
+		{"logout, then citizens are self-service again", "reason=logout", func(ctx context.Context, d *desk) {
+			d.login(ctx)
+			d.panel.Press(hal.KeyCancel)
+			d.wait(ctx, "Inserire la tessera")
+			d.reader.Insert(testCard())
+			d.wait(ctx, "1 Consensi FSE")
+		}},
+		{"logout with the operator card in", "reason=logout", func(ctx context.Context, d *desk) {
+			d.reader.Insert(sim.OperatorCard())
+			d.run(ctx, []step{{"PIN:", "54321#"}, {"Rimuovere la carta", "D"}, {"Sessione operatore", ""}})
+			d.reader.Remove()
+			d.wait(ctx, "Inserire la tessera")
+		}},
+		{"operator timeout", "reason=idle_timeout", func(ctx context.Context, d *desk) {
+			d.login(ctx)
+			d.wait(ctx, "Inserire la tessera") // nobody: the session ends by itself
+		}},
+		{"two citizens in one session", "assisted citizen done", func(ctx context.Context, d *desk) {
+			d.login(ctx)
+			for range 2 {
+				d.reader.Insert(testCard())
+				d.run(ctx, []step{{"1 Attivazione", "D"}, {"Rimuovere la", ""}})
+				d.reader.Remove()
+				d.wait(ctx, "Inserire la TS del")
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := ctxT(t)
+			lb, log := newLog()
+			opIdle := time.Minute
+			if tc.name == "operator timeout" {
+				opIdle = 200 * time.Millisecond
+			}
+			d := startDeskOpts(t, localOpts{online: func() bool { return true }, log: log, opIdle: opIdle})
+			tc.run(ctx, d)
+			if !strings.Contains(lb.String(), tc.log) {
+				t.Errorf("no log line with %q", tc.log)
+			}
+			if q, _ := d.box.Stats(); q.LastSeq != 0 {
+				t.Fatalf("queued %+v", q)
+			}
+			logs := lb.String()
+			for _, never := range []string{"BNCLCU75C15F205X", "BIANCHI", "RSSMRA80A01H501U", "ROSSI", opSerial, "54321"} {
+				if strings.Contains(logs, never) {
+					t.Errorf("log holds %q:\n%s", never, logs)
+				}
+			}
+		})
+	}
+}
