@@ -2,6 +2,7 @@ package firmware_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"path/filepath"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/cms/refcms"
 	"github.com/aslcns/totem/drivers/escpos"
 	"github.com/aslcns/totem/drivers/escpos/vprinter"
@@ -306,6 +308,145 @@ func TestScenarioSelfServiceReprint(t *testing.T) {
 	// The first halves are on paper only: not in the print queue, not in
 	// the logs.
 	s.cards.remove(ctx)
+	s.wait(ctx, "Inserire la tessera")
+	s.stop()
+	checkLogs(t, s.logs)
+}
+
+// run waits for each step's screen and types its keys.
+func (s *scene) run(ctx context.Context, script []step) {
+	s.t.Helper()
+	for _, st := range script {
+		s.wait(ctx, st.want)
+		s.press(st.keys)
+	}
+}
+
+// login opens an operator session with the operator card and its PIN, and
+// leaves the slot empty for the citizen's card.
+func (s *scene) login(ctx context.Context) {
+	s.t.Helper()
+	s.wait(ctx, "Inserire la tessera")
+	s.cards.insert(ctx, "operator")
+	s.run(ctx, []step{{"PIN:", s.cards.pin("operator") + "#"}})
+	s.wait(ctx, "Op. ************2006")
+	s.cards.remove(ctx)
+	s.wait(ctx, "Inserire la TS del")
+}
+
+// TestScenarioAssistedActivationMinor: an operator activates a minor's
+// card for the parent present with an identity document. The dichiarazione
+// sostitutiva comes out to be signed, then the acceptance form with the
+// first halves and the summary; the CMS activated the card, recorded the
+// delegation, the notification of the second halves to the parent's phone,
+// and one audit record naming the operator.
+func TestScenarioAssistedActivationMinor(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	s := startScene(t)
+	const serial = "6090011111111006"
+
+	s.login(ctx)
+	s.cards.insert(ctx, "minor")
+	s.run(ctx, cat([]step{{"1 Attivazione", "1"}, {"informativa", "1"}},
+		delegSteps("2", "ROSSI MARIO", "RSSMRA80A01H501U"), smsSteps, noExtras, confirm))
+	// The declaration is printed before the request goes out; the operator
+	// confirms it was signed.
+	decl := s.receipts(ctx, 1)[0]
+	mustContain(t, "dichiarazione", decl, "Dichiarazione sostitutiva", "ROSSI MARIO, codice fiscale RSSMRA80A01H501U",
+		"Firma del dichiarante")
+	s.run(ctx, []step{{"Far firmare", "1"}})
+	s.wait(ctx, "Accolta. Protocollo:")
+
+	e := s.last(ctx)
+	var res struct {
+		PIN string `json:"pin_first_half"`
+		PUK string `json:"puk_first_half"`
+		CIP string `json:"cip"`
+	}
+	if err := json.Unmarshal(e.Result.Data, &res); err != nil || res.PIN == "" || res.PUK == "" || res.CIP == "" {
+		t.Fatalf("activation result %s: %v", e.Result.Data, err)
+	}
+	prot := e.Result.Transport.Protocol
+	rs := s.receipts(ctx, 3)
+	form, summary := rs[1], rs[2]
+	mustContain(t, "acceptance form", form, "Modulo di accettazione", "Prima metà del PIN: "+res.PIN,
+		"Prima metà del PUK: "+res.PUK, "Codice CIP (per la revoca): "+res.CIP, "Protocollo: "+prot)
+	mustContain(t, "summary", summary, "Attivazione TS-CNS", "Operatore: carta ************2006",
+		"Delegato: codice fiscale RSS**********01U", "Protocollo: "+prot, "Esito: ACCOLTA")
+	mustNotContain(t, "summary", summary, "ROSSI", res.CIP, "VRDLCU15C10H501Y")
+
+	card, err := s.c.store.Card(serial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if card.State != cms.CardActive || len(card.Delegations) != 1 || card.Delegations[0].Kind != cms.DelegParental ||
+		card.Delegations[0].CF != "RSSMRA80A01H501U" {
+		t.Fatalf("card %+v", card)
+	}
+	notes, err := s.c.store.Notifications(serial)
+	if err != nil || len(notes) != 1 || notes[0].Kind != cms.KindActivation || notes[0].OpID != e.ID ||
+		notes[0].To != "3331234567" {
+		t.Fatalf("notifications %+v, %v", notes, err)
+	}
+	audit := s.audit(e.ID)
+	if len(audit) != 1 || audit[0].Kind != cms.KindActivation || !audit[0].Accepted || audit[0].Channel != cms.Assisted ||
+		audit[0].Operator != opSerial || audit[0].Serial != serial || audit[0].Protocol != prot {
+		t.Fatalf("audit %+v", audit)
+	}
+
+	s.cards.remove(ctx)
+	s.wait(ctx, "Inserire la TS del")
+	s.press("D") // the operator logs out
+	s.wait(ctx, "Inserire la tessera")
+	s.stop()
+	checkLogs(t, s.logs)
+	mustNotContain(t, "logs", s.logs.String(), "VRDLCU15C10H501Y", "VERDI", "ROSSI", "CA12345AB", "3331234567",
+		res.PIN, res.CIP)
+}
+
+// TestScenarioAssistedRevocation: an operator revokes a stolen card for
+// its holder, present with an identity document; the revocation comes with
+// a request for a new card. The receipt names the reissue request and the
+// operator; the CMS revoked the card, recorded the reissue and audited the
+// operator.
+func TestScenarioAssistedRevocation(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	s := startScene(t)
+	const serial = "6090012345678000"
+
+	s.login(ctx)
+	s.cards.insert(ctx, "cns")
+	s.run(ctx, cat([]step{{"2 Revoca", "2"}, {"Revoca: motivo?", "1"}}, directSteps, []step{{"+ nuova tessera", "#"}}))
+	s.wait(ctx, "Accolta. Protocollo:")
+
+	e := s.last(ctx)
+	card, err := s.c.store.Card(serial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	re, err := s.c.store.Reissue(serial)
+	if card.State != cms.CardRevoked || err != nil || re.Source != cms.KindRevocation || re.OpID != e.ID {
+		t.Fatalf("card %+v reissue %+v, %v", card, re, err)
+	}
+	r := s.receipts(ctx, 1)[0]
+	mustContain(t, "receipt", r, "Revoca TS-CNS", "Richiesta di nuova tessera: "+re.ID,
+		"Operatore: carta ************2006", "Protocollo: "+e.Result.Transport.Protocol, "Esito: ACCOLTA")
+	mustNotContain(t, "receipt", r, "RSSMRA80A01H501U", "ROSSI", "MARIO")
+	audit := s.audit(e.ID)
+	if len(audit) != 1 || audit[0].Kind != cms.KindRevocation || !audit[0].Accepted || audit[0].Channel != cms.Assisted ||
+		audit[0].Operator != opSerial || audit[0].Serial != serial {
+		t.Fatalf("audit %+v", audit)
+	}
+	// A revocation sends no second halves: the card is dead.
+	if notes, err := s.c.store.Notifications(serial); err != nil || len(notes) != 0 {
+		t.Errorf("notifications %+v, %v", notes, err)
+	}
+
+	s.cards.remove(ctx)
+	s.wait(ctx, "Inserire la TS del")
+	s.press("D")
 	s.wait(ctx, "Inserire la tessera")
 	s.stop()
 	checkLogs(t, s.logs)
