@@ -45,12 +45,18 @@ var screens = map[string]screen{
 		{"      Welcome", "Insert your health", "card (TS-CNS)", ""}}},
 	"reading": {rows: [2][]string{{"Lettura tessera...", "Attendere, prego", "", ""},
 		{"Reading the card...", "Please wait", "", ""}}},
-	// The menu's first page keeps the three most used functions; 0 leads
-	// to the others (4-6 also work from here, unhinted).
-	"menu": {keys: "0123456*D", rows: [2][]string{{"Menu: 0=Altro D=Esci", "1 Consensi FSE", "2 Richiesta lettore", "3 Cambio PIN"},
-		{"Menu: 0=More  D=Exit", "1 FSE consents", "2 Card reader", "3 Change PIN"}}},
-	"menu_more": {keys: "456*D", rows: [2][]string{{"Altro: *=Menu D=Esci", "4 Storico", "5 Ristampa PIN/PUK", "6 Altre richieste"},
-		{"More: *=Menu D=Exit", "4 History", "5 Reprint PIN/PUK", "6 Other requests"}}},
+	// The menu pages: # turns to the next page (from the last back to the
+	// first), * to the previous one (on the first it ends the session, as
+	// D does). Every function key works from every page: 1-9 the
+	// functions, 0 the requests the totem cannot serve.
+	"menu": {keys: digits + "#*D", rows: [2][]string{{"Menu: #=Altro D=Esci", "1 Consensi FSE", "2 Richiesta lettore", "3 Cambio PIN"},
+		{"Menu: #=More D=Exit", "1 FSE consents", "2 Card reader", "3 Change PIN"}}},
+	"menu_2": {keys: digits + "#*D", rows: [2][]string{{"2/4 #=Avanti *=Ind.", "4 Storico", "5 Ristampa PIN/PUK", "6 Sblocco PIN (PUK)"},
+		{"2/4 #=Next *=Back", "4 History", "5 Reprint PIN/PUK", "6 Unblock PIN (PUK)"}}},
+	"menu_3": {keys: digits + "#*D", rows: [2][]string{{"3/4 #=Avanti *=Ind.", "7 Revoca tessera", "8 Moduli da stampare", "9 Guida"},
+		{"3/4 #=Next *=Back", "7 Revoke the card", "8 Printable forms", "9 Help"}}},
+	"menu_4": {keys: digits + "#*D", rows: [2][]string{{"4/4 #=Inizio *=Ind.", "0 Sospensione,", "  riemissione,", "  dati errati"},
+		{"4/4 #=Start *=Back", "0 Suspension,", "  reissue,", "  wrong data"}}},
 	"menu_other": {keys: "123*D", rows: [2][]string{{"Altre: *=Ind. D=Esci", "1 Sospens./Riattiv.", "2 Riemissione", "3 Dati errati"},
 		{"Other: *=Back D=Exit", "1 Suspend/Reactivate", "2 Reissue", "3 Wrong data"}}},
 	// Long texts (refusals, the CMS's rejections) page three rows at a time.

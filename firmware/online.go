@@ -161,22 +161,42 @@ func (a *App) pages(ctx context.Context, lines []string) error {
 	}
 }
 
-// more is the menu's second page.
+// menuPages are the menu's pages in order; session shows the first.
+var menuPages = []string{"menu", "menu_2", "menu_3", "menu_4"}
+
+// more shows the menu's pages after the first: # turns forward (from the
+// last back to the first), * back; a function key runs its function.
 func (a *App) more(ctx context.Context, card hal.Card, info hal.CardInfo) error {
-	draw := func() { a.show("menu_more") }
-	draw()
-	k, err := a.key(ctx, "menu_more", draw)
-	if err != nil {
-		return err
+	for p := 1; ; {
+		name := menuPages[p]
+		draw := func() { a.show(name) }
+		draw()
+		k, err := a.key(ctx, name, draw)
+		if err != nil {
+			return err
+		}
+		switch k {
+		case hal.KeyOK:
+			if p++; p == len(menuPages) {
+				return errBack // the first page again
+			}
+		case hal.KeyBack:
+			if p--; p == 0 {
+				return errBack
+			}
+		default:
+			return a.dispatch(ctx, k, card, info)
+		}
 	}
-	return a.dispatch(ctx, k, card, info)
 }
 
-// dispatch runs the function of menu key k.
+// dispatch runs the function of menu key k, from any page of the menu.
 func (a *App) dispatch(ctx context.Context, k hal.Key, card hal.Card, info hal.CardInfo) error {
 	switch k {
-	case '0':
+	case hal.KeyOK:
 		return a.more(ctx, card, info)
+	case '0':
+		return a.other(ctx)
 	case '1':
 		return a.consent(ctx, card, info)
 	case '2':
@@ -187,8 +207,8 @@ func (a *App) dispatch(ctx context.Context, k hal.Key, card hal.Card, info hal.C
 		return a.history(ctx, card, info)
 	case '5':
 		return a.reprint(ctx, info)
-	case '6':
-		return a.other(ctx)
+	case '6', '7', '8', '9':
+		return a.notAvailable(ctx)
 	case hal.KeyBack:
 		return errBack
 	}

@@ -21,8 +21,8 @@ func TestOnlineOpsOffline(t *testing.T) {
 		name string
 		keys []hal.Key
 	}{
-		{"history", []hal.Key{'0', '4'}},
-		{"reprint", []hal.Key{'0', '5'}},
+		{"history", []hal.Key{'#', '4'}},
+		{"reprint", []hal.Key{'#', '5'}},
 		{"history from the first page", []hal.Key{'4'}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -70,7 +70,7 @@ func TestOnlineOpLate(t *testing.T) {
 			l := startLocalWith(t, time.Minute, func() bool { return true })
 			l.reader.Insert(testCard())
 			l.wait(ctx, "1 Consensi FSE")
-			l.panel.Press('0')
+			l.panel.Press(hal.KeyOK)
 			l.wait(ctx, "5 Ristampa PIN/PUK")
 			l.panel.Press('5')
 			l.wait(ctx, "1 Codici dimenticati")
@@ -110,9 +110,11 @@ func TestRefusals(t *testing.T) {
 			l := startLocal(t, time.Minute)
 			l.reader.Insert(testCard())
 			l.wait(ctx, "1 Consensi FSE")
+			for _, want := range []string{"4 Storico", "7 Revoca tessera", "0 Sospensione,"} {
+				l.panel.Press(hal.KeyOK) // the next page of the menu
+				l.wait(ctx, want)
+			}
 			l.panel.Press('0')
-			l.wait(ctx, "6 Altre richieste")
-			l.panel.Press('6')
 			l.wait(ctx, "1 Sospens./Riattiv.")
 			l.panel.Press(tc.key)
 			l.wait(ctx, tc.pages[0])
@@ -152,7 +154,7 @@ func TestHistoryEndToEnd(t *testing.T) {
 
 	tt.reader.Insert(testCard())
 	tt.wait(ctx, "1 Consensi FSE")
-	tt.panel.Press('0')
+	tt.panel.Press(hal.KeyOK)
 	tt.wait(ctx, "4 Storico")
 	tt.panel.Press('4')
 	tt.wait(ctx, "PIN:")
@@ -243,7 +245,7 @@ func TestReprintEndToEnd(t *testing.T) {
 	// A revoked card: the CMS refuses, the totem says why, prints nothing.
 	tt.reader.Insert(revoked)
 	tt.wait(ctx, "1 Consensi FSE")
-	tt.panel.Press('0')
+	tt.panel.Press(hal.KeyOK)
 	tt.wait(ctx, "5 Ristampa PIN/PUK")
 	tt.panel.Press('5')
 	tt.wait(ctx, "4 PIN/PUK bloccati")

@@ -500,11 +500,7 @@ func (a *App) readerRequest(ctx context.Context, info hal.CardInfo) error {
 func (a *App) changePIN(ctx context.Context, card hal.Card, info hal.CardInfo) error {
 	pc, ok := card.(hal.PINChanger)
 	if !ok {
-		a.show("not_available")
-		if _, err := a.key(ctx, "not_available", func() { a.show("not_available") }); err != nil {
-			return err
-		}
-		return errBack
+		return a.notAvailable(ctx)
 	}
 	old, err := a.enter(ctx, "pin", 5, 8, true)
 	if err != nil {
@@ -568,4 +564,14 @@ func (a *App) changePIN(ctx context.Context, card hal.Card, info hal.CardInfo) e
 		return err
 	}
 	return a.finish(ctx, e, kindTitle(cms.KindPINChange), info, pinEventLines(cms.KindPINChange))
+}
+
+// notAvailable says the function cannot be served on this totem; any
+// bound key goes back to the menu.
+func (a *App) notAvailable(ctx context.Context) error {
+	a.show("not_available")
+	if _, err := a.key(ctx, "not_available", func() { a.show("not_available") }); err != nil {
+		return err
+	}
+	return errBack
 }
