@@ -98,8 +98,8 @@ var screens = map[string]screen{
 		{"Wrong PIN.", "WARNING: last try", "before the PIN is", "blocked. #=OK D=Exit"}}},
 	"reader_gone": {rows: [2][]string{{"Servizio sospeso:", "lettore di tessere", "non disponibile.", "Ci scusiamo."},
 		{"Out of service:", "card reader not", "available.", "We apologise."}}},
-	"pin_blocked": {rows: [2][]string{{"PIN bloccato:", "sbloccarlo con il", "PUK allo sportello", "Rimuovere tessera"},
-		{"PIN blocked:", "unblock it with the", "PUK at the counter", "Remove the card"}}},
+	"pin_blocked": {rows: [2][]string{{"PIN bloccato: si", "sblocca con il PUK", "(menu, tasto 6)", "Rimuovere tessera"},
+		{"PIN blocked: unblock", "it with the PUK", "(menu, key 6)", "Remove the card"}}},
 	"consent": {keys: "12*D", rows: [2][]string{{"Consenso %d di %d", "%s", "%s", "1=Sì 2=No *=Indietro"},
 		{"Consent %d of %d", "%s", "%s", "1=Yes 2=No *=Back"}}},
 	"summary": {keys: "#*D", rows: [2][]string{{"Riepilogo:", "", "", "#=Conferma D=Annulla"},
@@ -161,6 +161,38 @@ var texts = map[string]text{
 	"short_consultazione":         {"Consultazione", "Consultation"},
 	"short_pregresso":             {"Pregresso", "Past docs"},
 	"short_opposizione_pregresso": {"Opp. pregresso", "Opp. past docs"},
+}
+
+// The self-service catalogue (issue 6): Sblocco PIN con PUK, Revoca,
+// Dati errati, Modulistica, Guida, Riemissione. Kept apart from the
+// tables above; init adds them.
+var selfScreens = map[string]screen{
+	"puk": {keys: digits + "#*D", rows: [2][]string{{"Sblocco PIN: PUK", "della tessera", "PUK: %s", "#=OK *=Canc D=Esci"},
+		{"Unblock PIN: the", "card's PUK", "PUK: %s", "#=OK *=Del D=Exit"}}},
+	"puk_wrong": {keys: "#*D", rows: [2][]string{{"PUK errato", "Tentativi rimasti:%d", "", "#=Riprova D=Esci"},
+		{"Wrong PUK", "Tries left: %d", "", "#=Retry D=Exit"}}},
+	"puk_wrong_unknown": {keys: "#*D", rows: [2][]string{{"PUK errato", "", "", "#=Riprova D=Esci"},
+		{"Wrong PUK", "", "", "#=Retry D=Exit"}}},
+}
+
+var selfTexts = map[string]text{
+	"puk_blocked": {"PUK bloccato: il PIN non si può più sbloccare. La tessera resta valida come tessera sanitaria; per i servizi in rete serve una nuova tessera, da chiedere allo sportello.",
+		"PUK blocked: the PIN can no longer be unblocked. The card stays valid as a health card; for online services a new card is needed, to be asked for at the counter."},
+}
+
+func init() {
+	for k, v := range selfScreens {
+		if _, dup := screens[k]; dup {
+			panic("firmware: screen " + k + " declared twice")
+		}
+		screens[k] = v
+	}
+	for k, v := range selfTexts {
+		if _, dup := texts[k]; dup {
+			panic("firmware: text " + k + " declared twice")
+		}
+		texts[k] = v
+	}
 }
 
 func (l Lang) screen(key string) []string {

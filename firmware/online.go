@@ -207,7 +207,9 @@ func (a *App) dispatch(ctx context.Context, k hal.Key, card hal.Card, info hal.C
 		return a.history(ctx, card, info)
 	case '5':
 		return a.reprint(ctx, info)
-	case '6', '7', '8', '9':
+	case '6':
+		return a.unblockPIN(ctx, card, info)
+	case '7', '8', '9':
 		return a.notAvailable(ctx)
 	case hal.KeyBack:
 		return errBack

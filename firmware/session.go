@@ -507,31 +507,11 @@ func (a *App) changePIN(ctx context.Context, card hal.Card, info hal.CardInfo) e
 		return err
 	}
 	defer wipe(old)
-	var nw []byte
-	for {
-		if nw, err = a.enter(ctx, "pin_new", 5, 8, true); err != nil {
-			return err
-		}
-		defer wipe(nw)
-		again, err := a.enter(ctx, "pin_again", 5, 8, true)
-		if err != nil {
-			return err
-		}
-		same := string(again) == string(nw)
-		wipe(again)
-		if same {
-			break
-		}
-		a.show("pin_mismatch")
-		k, err := a.key(ctx, "pin_mismatch", func() { a.show("pin_mismatch") })
-		if err != nil {
-			return err
-		}
-		if k != hal.KeyOK {
-			a.show("cancelled")
-			return errCancel
-		}
+	nw, err := a.newPIN(ctx)
+	if err != nil {
+		return err
 	}
+	defer wipe(nw)
 	err = pc.ChangePIN(ctx, old, nw)
 	wipe(old)
 	wipe(nw)
