@@ -33,7 +33,9 @@ type chipCard struct {
 	err error
 }
 
-func (c *chipCard) ChangePIN(ctx context.Context, o, n []byte) error { return c.pc.ChangePIN(ctx, o, n) }
+func (c *chipCard) ChangePIN(ctx context.Context, o, n []byte) error {
+	return c.pc.ChangePIN(ctx, o, n)
+}
 
 func (c *chipCard) UnblockPIN(ctx context.Context, puk, n []byte) error {
 	if c.err != nil {
