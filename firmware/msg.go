@@ -41,8 +41,10 @@ type screen struct {
 const digits = "0123456789"
 
 var screens = map[string]screen{
-	"idle": {rows: [2][]string{{"    Benvenuto/a", "Inserire la tessera", "sanitaria TS-CNS", ""},
-		{"      Welcome", "Insert your health", "card (TS-CNS)", ""}}},
+	// Without a card: # the menu of the services that need none (7-9
+	// also work from here, as on the card menu).
+	"idle": {keys: "#789*D", rows: [2][]string{{"    Benvenuto/a", "Inserire la tessera", "sanitaria TS-CNS", "Senza tessera #=Menu"},
+		{"      Welcome", "Insert your health", "card (TS-CNS)", "No card? #=Menu"}}},
 	"reading": {rows: [2][]string{{"Lettura tessera...", "Attendere, prego", "", ""},
 		{"Reading the card...", "Please wait", "", ""}}},
 	// The menu pages: # turns to the next page (from the last back to the
@@ -171,6 +173,24 @@ var selfScreens = map[string]screen{
 		{"Unblock PIN: the", "card's PUK", "PUK: %s", "#=OK *=Del D=Exit"}}},
 	"puk_wrong": {keys: "#*D", rows: [2][]string{{"PUK errato", "Tentativi rimasti:%d", "", "#=Riprova D=Esci"},
 		{"Wrong PUK", "Tries left: %d", "", "#=Retry D=Exit"}}},
+	"menu_nocard": {keys: "789*D", rows: [2][]string{{"Senza tessera *=Ind.", "7 Revoca tessera", "8 Moduli da stampare", "9 Guida"},
+		{"No card: *=Back", "7 Revoke a card", "8 Printable forms", "9 Help"}}},
+	"cancelled_nocard": {rows: [2][]string{{"Operazione annullata", "", "", ""},
+		{"Cancelled", "", "", ""}}},
+	"revoke_team": {keys: digits + "#*D", rows: [2][]string{{"Revoca: codice TEAM", "(20 cifre sul retro)", "%s", "#=OK *=Canc D=Esci"},
+		{"Revoke: TEAM code", "(20 digits, back)", "%s", "#=OK *=Del D=Exit"}}},
+	"revoke_team_bad": {keys: "#*D", rows: [2][]string{{"Codice TEAM errato:", "controllare le 20", "cifre sul retro", "#=Riprova D=Esci"},
+		{"Wrong TEAM code:", "check the 20 digits", "on the back", "#=Retry D=Exit"}}},
+	"revoke_cip": {keys: digits + "#*D", rows: [2][]string{{"CIP (8 cifre, dal", "modulo di attivaz.)", "CIP: %s", "#=OK *=Canc D=Esci"},
+		{"CIP (8 digits, on", "the activation form)", "CIP: %s", "#=OK *=Del D=Exit"}}},
+	"revoke_reason": {keys: "123*D", rows: [2][]string{{"Motivo della revoca:", "1 Furto", "2 Smarrimento", "3 Malfunzionamento"},
+		{"Reason:", "1 Theft", "2 Loss", "3 Malfunction"}}},
+	"revoke_confirm": {keys: "#*D", rows: [2][]string{{"Revoca: TEAM %s", "e richiesta di una", "nuova tessera.", "#=Conferma D=Annulla"},
+		{"Revoke: TEAM %s", "and request a new", "card.", "#=Confirm D=Cancel"}}},
+	"revoke_done": {rows: [2][]string{{"Tessera revocata.", "Protocollo:", "%s", "Ritirare ricevuta"},
+		{"Card revoked.", "Reference:", "%s", "Take the receipt"}}},
+	"revoke_no_receipt": {rows: [2][]string{{"Revocata. Prot.:", "%s", "Ricevuta in attesa:", "%s"},
+		{"Revoked. Reference:", "%s", "Receipt pending:", "%s"}}},
 	"puk_wrong_unknown": {keys: "#*D", rows: [2][]string{{"PUK errato", "", "", "#=Riprova D=Esci"},
 		{"Wrong PUK", "", "", "#=Retry D=Exit"}}},
 }

@@ -87,6 +87,10 @@ func (a *App) online(ctx context.Context, kind string, payload []byte) (outbox.E
 				return got, nil
 			}
 		case ev := <-a.cards:
+			if a.noCard { // a card in now waits for the answer
+				a.cardEvent(ev)
+				continue
+			}
 			if ev.Kind == hal.CardRemoved {
 				a.log.Info("online op unanswered", "op_id", e.ID, "kind", kind, "reason", "card_removed")
 				return e, hal.ErrCardRemoved
@@ -209,7 +213,9 @@ func (a *App) dispatch(ctx context.Context, k hal.Key, card hal.Card, info hal.C
 		return a.reprint(ctx, info)
 	case '6':
 		return a.unblockPIN(ctx, card, info)
-	case '7', '8', '9':
+	case '7':
+		return a.revokeSelf(ctx, &info)
+	case '8', '9':
 		return a.notAvailable(ctx)
 	case hal.KeyBack:
 		return errBack
