@@ -65,9 +65,9 @@ func (a *App) cardlessMenu(ctx context.Context, k hal.Key) error {
 		case '7':
 			err = a.revokeSelf(ctx, nil)
 		case '8':
-			err = a.notAvailable(ctx)
+			err = a.forms(ctx)
 		case '9':
-			err = a.notAvailable(ctx)
+			err = a.guide(ctx)
 		default: // * or D: back to the idle screen
 			return errBack
 		}

@@ -191,11 +191,27 @@ var selfScreens = map[string]screen{
 		{"Card revoked.", "Reference:", "%s", "Take the receipt"}}},
 	"revoke_no_receipt": {rows: [2][]string{{"Revocata. Prot.:", "%s", "Ricevuta in attesa:", "%s"},
 		{"Revoked. Reference:", "%s", "Receipt pending:", "%s"}}},
+	"forms": {keys: "1234*D", rows: [2][]string{{"1 Richiesta lettore", "2 Delega", "3 Dich. sostitutiva", "4 Modulo di revoca"},
+		{"1 Card reader form", "2 Delegation", "3 Self-declaration", "4 Revocation form"}}},
+	"form_printed": {keys: "#*D", rows: [2][]string{{"Modulo stampato:", "compilarlo e", "consegnarlo allo", "sportello. #=Altri"},
+		{"Form printed: fill", "it in and hand it in", "at the counter.", "#=More forms"}}},
+	"form_not_printed": {keys: "#*D", rows: [2][]string{{"Modulo non stampato", "Stampante:", "%s", "#=Altri D=Esci"},
+		{"Form not printed", "Printer:", "%s", "#=More D=Exit"}}},
 	"puk_wrong_unknown": {keys: "#*D", rows: [2][]string{{"PUK errato", "", "", "#=Riprova D=Esci"},
 		{"Wrong PUK", "", "", "#=Retry D=Exit"}}},
 }
 
 var selfTexts = map[string]text{
+	"guide": {"Con la tessera nel lettore: 1 consensi FSE, 2 lettore di smart card, 3 cambio PIN, 4 storico, 5 ristampa PIN/PUK, 6 sblocco PIN con il PUK, 7 revoca. " +
+		"Senza tessera: 7 revoca con codice TEAM e CIP, 8 moduli da stampare. " +
+		"Tasti: # conferma e va avanti, * torna indietro o cancella una cifra, D esce. " +
+		"Il PIN si digita solo qui e resta nella tessera. " +
+		"Attivazione, riemissione e dati errati: allo sportello della ASL.",
+		"With the card in the reader: 1 FSE consents, 2 smart card reader, 3 change PIN, 4 history, 5 reprint PIN/PUK, 6 unblock the PIN with the PUK, 7 revocation. " +
+			"Without a card: 7 revocation with TEAM code and CIP, 8 printable forms. " +
+			"Keys: # confirms and goes on, * goes back or deletes a digit, D leaves. " +
+			"The PIN is typed only here and stays in the card. " +
+			"Activation, reissue and wrong data: at the ASL counter."},
 	"puk_blocked": {"PUK bloccato: il PIN non si può più sbloccare. La tessera resta valida come tessera sanitaria; per i servizi in rete serve una nuova tessera, da chiedere allo sportello.",
 		"PUK blocked: the PIN can no longer be unblocked. The card stays valid as a health card; for online services a new card is needed, to be asked for at the counter."},
 }

@@ -215,8 +215,10 @@ func (a *App) dispatch(ctx context.Context, k hal.Key, card hal.Card, info hal.C
 		return a.unblockPIN(ctx, card, info)
 	case '7':
 		return a.revokeSelf(ctx, &info)
-	case '8', '9':
-		return a.notAvailable(ctx)
+	case '8':
+		return a.forms(ctx)
+	case '9':
+		return a.guide(ctx)
 	case hal.KeyBack:
 		return errBack
 	}

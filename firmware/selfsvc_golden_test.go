@@ -24,5 +24,8 @@ func TestSelfServiceGolden(t *testing.T) {
 			selfRevocationLines("80380000900123456782", cms.RevocationResult{
 				RevokedAt: time.Date(2026, 11, 23, 17, 5, 0, 0, time.Local), Reason: cms.ReasonTheft, Reissue: "261123000000077"})),
 	}
+	for k, name := range map[hal.Key]string{'1': "reader", '2': "delegation", '3': "declaration", '4': "revocation"} {
+		docs["form-"+name] = a.formDoc(forms[k])
+	}
 	checkGolden(t, docs)
 }
