@@ -52,6 +52,10 @@ type Options struct {
 	IdleTimeout time.Duration // default 60s
 	// QueuedTTL is the expiry of queueable operations.
 	QueuedTTL time.Duration // default 30 days
+	// ReissueCounter: the totem stands at an ASL counter enabled to
+	// reissue cards, which an operator does; otherwise a reissue is
+	// refused with where to go.
+	ReissueCounter bool
 	// Online reports whether the link to the hub is up (nil: unknown).
 	Online func() bool
 	// Events receives alerts for operations (reader gone, printer

@@ -197,11 +197,19 @@ var selfScreens = map[string]screen{
 		{"Form printed: fill", "it in and hand it in", "at the counter.", "#=More forms"}}},
 	"form_not_printed": {keys: "#*D", rows: [2][]string{{"Modulo non stampato", "Stampante:", "%s", "#=Altri D=Esci"},
 		{"Form not printed", "Printer:", "%s", "#=More D=Exit"}}},
+	"wrong_data_field": {keys: "123*D", rows: [2][]string{{"Quale dato è errato?", "1 Nome o cognome", "2 Nascita o sesso", "3 Codice fiscale"},
+		{"Which data is wrong?", "1 Name or surname", "2 Birth or sex", "3 Tax code"}}},
 	"puk_wrong_unknown": {keys: "#*D", rows: [2][]string{{"PUK errato", "", "", "#=Riprova D=Esci"},
 		{"Wrong PUK", "", "", "#=Retry D=Exit"}}},
 }
 
 var selfTexts = map[string]text{
+	"wrong_data_saved":   {"Segnalazione salvata sul totem (ricevuta provvisoria): sarà trasmessa appena possibile.", "Report saved on the totem (provisional receipt): it will be sent as soon as possible."},
+	"wrong_data_done":    {"Segnalazione registrata, protocollo %s.", "Report recorded, reference %s."},
+	"wrong_data_refused": {"Segnalazione non registrata: %s", "Report not recorded: %s"},
+	"receipt_pending":    {"Ricevuta in attesa (stampante: %s).", "Receipt pending (printer: %s)."},
+	"reissue_counter": {"Questo sportello è abilitato alla riemissione: la nuova tessera la chiede a un operatore il titolare, il genitore o il tutore, con un documento di identità.",
+		"This counter can reissue cards: the holder, a parent or the guardian asks an operator for the new card, with an identity document."},
 	"guide": {"Con la tessera nel lettore: 1 consensi FSE, 2 lettore di smart card, 3 cambio PIN, 4 storico, 5 ristampa PIN/PUK, 6 sblocco PIN con il PUK, 7 revoca. " +
 		"Senza tessera: 7 revoca con codice TEAM e CIP, 8 moduli da stampare. " +
 		"Tasti: # conferma e va avanti, * torna indietro o cancella una cifra, D esce. " +

@@ -200,7 +200,7 @@ func (a *App) dispatch(ctx context.Context, k hal.Key, card hal.Card, info hal.C
 	case hal.KeyOK:
 		return a.more(ctx, card, info)
 	case '0':
-		return a.other(ctx)
+		return a.other(ctx, info)
 	case '1':
 		return a.consent(ctx, card, info)
 	case '2':
@@ -357,8 +357,11 @@ func (a *App) reprint(ctx context.Context, info hal.CardInfo) error {
 	return a.finishSensitive(ctx, e, kindTitle(cms.KindReprint), info, reprintLines(reason, res))
 }
 
-// other lists the requests the totem refuses, each with what to do instead.
-func (a *App) other(ctx context.Context) error {
+// other lists the requests the totem does not serve itself, each with
+// what to do instead: suspension and reactivation no longer exist, a
+// reissue needs an enabled counter and an operator, wrong personal data
+// are reported and corrected at the sportello Scelta e Revoca.
+func (a *App) other(ctx context.Context, info hal.CardInfo) error {
 	draw := func() { a.show("menu_other") }
 	draw()
 	k, err := a.key(ctx, "menu_other", draw)
@@ -371,8 +374,11 @@ func (a *App) other(ctx context.Context) error {
 		key = "refuse_suspension"
 	case '2':
 		key = "refuse_reissue"
+		if a.o.ReissueCounter {
+			key = "reissue_counter"
+		}
 	case '3':
-		key = "refuse_wrong_data"
+		return a.wrongData(ctx, info)
 	case hal.KeyBack:
 		return errBack
 	default:

@@ -3,6 +3,7 @@ package firmware_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -98,16 +99,18 @@ func TestOnlineOpLate(t *testing.T) {
 // the menu; nothing is queued.
 func TestRefusals(t *testing.T) {
 	for _, tc := range []struct {
-		key   hal.Key
-		pages []string
+		key     hal.Key
+		counter bool // the totem stands at a counter enabled to reissue
+		pages   []string
 	}{
-		{'1', []string{"Le CNS non possono", "usare la revoca"}},
-		{'2', []string{"La riemissione", "abilitati"}},
-		{'3', []string{"I dati anagrafici", "Scelta e Revoca"}},
+		{'1', false, []string{"Le CNS non possono", "usare la revoca"}},
+		{'2', false, []string{"La riemissione", "abilitati"}},
+		{'2', true, []string{"Questo sportello è", "chiede a un operatore", "genitore o il tutore"}},
+		// 3, Dati errati, is reported: TestWrongData.
 	} {
-		t.Run(string(rune(tc.key)), func(t *testing.T) {
+		t.Run(fmt.Sprintf("%c counter=%v", tc.key, tc.counter), func(t *testing.T) {
 			ctx := ctxT(t)
-			l := startLocal(t, time.Minute)
+			l := startLocalOpts(t, localOpts{reissueCounter: tc.counter})
 			l.reader.Insert(testCard())
 			l.wait(ctx, "1 Consensi FSE")
 			for _, want := range []string{"4 Storico", "7 Revoca tessera", "0 Sospensione,"} {
