@@ -2,6 +2,8 @@ package firmware_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -10,6 +12,8 @@ import (
 
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/hal"
+	"github.com/aslcns/totem/sync/protocol"
+	"github.com/eclipse/paho.golang/paho"
 )
 
 const demoTEAM = "80380000900123456782" // card.md's example: the demo card's
@@ -249,5 +253,77 @@ func waitPrinted(ctx context.Context, t *testing.T, tt *totem, n int) {
 			t.Fatalf("%d receipts, want %d", len(tt.printer.Receipts()), n)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A modified totem that skips the local checks is refused by the hub: a
+// self-service revocation with a TEAM code whose check digit is wrong (no
+// card has it), one without a CIP, a reissue asked self-service, and an unblock audit event
+// carrying the PUK.
+func TestModifiedTotemRefused(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	_, log := newLog()
+	c := startBroker(t, dir, log, "127.0.0.1:0")
+	c.startHub()
+	results := make(chan *protocol.Result, 8)
+	cm := client(t, ctx, c.srv.URL(), c.totem, totemID, func(p *paho.Publish) {
+		if r, err := protocol.DecodeResult(p.Payload); err == nil {
+			results <- r
+		}
+	})
+	defer cm.Disconnect(context.Background())
+	if _, err := cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{
+		{Topic: protocol.Topic(totemID, protocol.LeafResult), QoS: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	ref := cms.CardRef{Serial: "6090012345678000", CF: "RSSMRA80A01H501U", Expiry: "2030-12-31"}
+	marshal := func(v any) json.RawMessage { b, _ := json.Marshal(v); return b }
+	ops := []struct {
+		kind    string
+		payload json.RawMessage
+		code    string
+	}{
+		{cms.KindRevocation, marshal(cms.RevocationRequest{TEAM: demoTEAM[:19] + "3", CIP: c.store.CIP(ref.Serial),
+			Channel: cms.SelfService, Reason: cms.ReasonTheft}), cms.CodeCardUnknown}, // no card has that code
+		{cms.KindRevocation, marshal(cms.RevocationRequest{TEAM: demoTEAM, Channel: cms.SelfService, Reason: cms.ReasonLoss}), cms.CodeCIPWrong},
+		{cms.KindReissue, marshal(cms.ReissueRequest{Card: ref, Channel: cms.SelfService, Reason: cms.ReasonLoss}), cms.CodeReissueCounter},
+		{cms.KindPINUnblock, json.RawMessage(`{"card":{"serial":"6090012345678000","cf":"RSSMRA80A01H501U","expiry":"2030-12-31"},"channel":"self","result":"ok","puk":"73924061"}`), cms.CodePINData},
+	}
+	want := map[string]string{}
+	for i, o := range ops {
+		id := fmt.Sprintf("%032d", i+1)
+		want[id] = o.code
+		b, err := protocol.Marshal(protocol.Op{V: 1, ID: id, Totem: totemID, Seq: uint64(i + 1), Kind: o.kind,
+			Payload: o.payload, Created: time.Now(), Expires: time.Now().Add(time.Minute)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cm.Publish(ctx, &paho.Publish{Topic: protocol.Topic(totemID, protocol.LeafOp), QoS: 1, Payload: b}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for len(want) > 0 {
+		select {
+		case r := <-results:
+			code, ok := want[r.OpID]
+			if !ok || !r.Final() {
+				continue
+			}
+			delete(want, r.OpID)
+			var codes []string
+			for _, e := range r.Processing.Errors {
+				codes = append(codes, e.Code)
+			}
+			if r.Processing.Status != protocol.ProcessingRejected || !slices.Contains(codes, code) {
+				t.Errorf("op %s: %s %v, want rejected with %s", r.OpID, r.Processing.Status, codes, code)
+			}
+		case <-ctx.Done():
+			t.Fatalf("no result for %v", want)
+		}
+	}
+	if card, _ := c.store.Card(ref.Serial); card.State != cms.CardActive {
+		t.Fatalf("card %s after refused operations", card.State)
 	}
 }
