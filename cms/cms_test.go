@@ -50,6 +50,26 @@ func TestTEAMAndOperator(t *testing.T) {
 	}
 }
 
+func TestValidTEAM(t *testing.T) {
+	for _, tt := range []struct {
+		team string
+		ok   bool
+	}{
+		{"80380000900123456782", true}, // card.md's example
+		{TEAM("6090098765432002"), true},
+		{"80380000900123456783", false}, // check digit
+		{"80380000900123456728", false}, // two digits swapped
+		{"70380000900123456782", false}, // not 80380
+		{"8038000090012345678", false},
+		{"8038000090012345678A", false},
+		{"", false},
+	} {
+		if ValidTEAM(tt.team) != tt.ok {
+			t.Errorf("ValidTEAM(%q) != %v", tt.team, tt.ok)
+		}
+	}
+}
+
 func TestCheckNoPIN(t *testing.T) {
 	for _, tt := range []struct {
 		payload string

@@ -61,6 +61,13 @@ func TEAM(serial string) string {
 	return s + string(luhn(s))
 }
 
+// ValidTEAM reports whether team is well formed as a codice TEAM: 20
+// digits, "80380" first, the Luhn check digit over the first 19 last. A
+// totem checks a typed code with it before asking the CMS.
+func ValidTEAM(team string) bool {
+	return digits(team, 20) && team[:5] == "80380" && luhn(team[:19]) == team[19]
+}
+
 var (
 	cfOdd = [36]int{1, 0, 5, 7, 9, 13, 15, 17, 19, 21, // 0-9
 		1, 0, 5, 7, 9, 13, 15, 17, 19, 21, 2, 4, 18, 20, 11, 3, 6, 8, 12, 14, 16, 10, 22, 25, 24, 23} // A-Z

@@ -58,6 +58,10 @@ type Totemd struct {
 		ID       string `toml:"id"`
 		ASL      string `toml:"asl"`
 		Location string `toml:"location"`
+		// ReissueCounter: the totem stands at an ASL counter enabled to
+		// reissue cards (an operator does it); otherwise a reissue asked
+		// at the totem is refused with where to go.
+		ReissueCounter bool `toml:"reissue_counter"`
 	} `toml:"totem"`
 	StateDir string `toml:"state_dir"`
 	Broker   struct {

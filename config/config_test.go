@@ -227,6 +227,20 @@ func TestValidateListsEveryKey(t *testing.T) {
 	}
 }
 
+func TestReissueCounter(t *testing.T) {
+	if c, _ := LoadTotemd(""); c.Totem.ReissueCounter {
+		t.Fatal("a totem is an enabled counter by default")
+	}
+	c, err := LoadTotemd(writeFile(t, "[totem]\nreissue_counter = true\n"))
+	if err != nil || !c.Totem.ReissueCounter {
+		t.Fatalf("%+v, %v", c, err)
+	}
+	p := writeFile(t, "[totem]\nreissue_counter = \"si\"\n")
+	if _, err := LoadTotemd(p); err == nil || !strings.Contains(err.Error(), p+":2:") {
+		t.Fatalf("a string for a bool: %v", err)
+	}
+}
+
 func TestExternalBroker(t *testing.T) {
 	p := writeFile(t, "[broker]\nembedded = false\nlisten = \"\"\nurl = \"mqtts://b.example:8883\"\ncredentials_file = \"hub.json\"\n")
 	if _, err := LoadTotemhub(p); err != nil {

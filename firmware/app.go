@@ -55,6 +55,10 @@ type Options struct {
 	// OperatorTimeout ends an operator session (assisted mode) when no
 	// card is in the slot and no key is pressed for this long.
 	OperatorTimeout time.Duration // default 5 min
+	// ReissueCounter: the totem stands at an ASL counter enabled to
+	// reissue cards, which an operator does; otherwise a reissue is
+	// refused with where to go.
+	ReissueCounter bool
 	// Online reports whether the link to the hub is up (nil: unknown).
 	Online func() bool
 	// Events receives alerts for operations (reader gone, printer
@@ -75,6 +79,11 @@ type App struct {
 
 	policy atomic.Pointer[cms.Policy]
 	last   atomic.Pointer[protocol.Outcome]
+
+	// noCard is set while a citizen without a card is served; cardIn
+	// then records whether a card came in meanwhile. Both belong to the
+	// loop's goroutine.
+	noCard, cardIn bool
 
 	mu      sync.Mutex
 	waiters map[string]chan outbox.Entry
@@ -365,7 +374,8 @@ func (a *App) loop(ctx context.Context) error {
 				if ev.Kind == 0 {
 					a.showIdle() // the reader's state changed
 				}
-			case <-a.keys: // keys with no card do nothing
+			case k := <-a.keys: // the services that need no card
+				present = a.cardless(ctx, k)
 			}
 		}
 		err := a.session(ctx)
@@ -401,6 +411,10 @@ func reason(err error) string {
 		return "offline"
 	case errors.Is(err, errNoAnswer):
 		return "no_answer"
+	case errors.Is(err, errCardIn):
+		return "card_in"
+	case errors.Is(err, errBack):
+		return "back"
 	}
 	return "error"
 }
@@ -508,6 +522,12 @@ func (a *App) key(ctx context.Context, name string, redraw func()) (hal.Key, err
 		case <-ctx.Done():
 			return 0, ctx.Err()
 		case ev := <-a.cards:
+			if a.noCard {
+				if a.cardEvent(ev) {
+					return 0, errCardIn
+				}
+				continue
+			}
 			if ev.Kind == hal.CardRemoved {
 				return 0, hal.ErrCardRemoved
 			}
@@ -537,6 +557,9 @@ func (a *App) key(ctx context.Context, name string, redraw func()) (hal.Key, err
 // show puts a catalogue screen on the display, formatting %-verbs in each
 // row with args in order.
 func (a *App) show(key string, args ...any) {
+	if _, ok := screens[key+"_nocard"]; ok && a.noCard {
+		key += "_nocard" // the variant that asks for no card back
+	}
 	rows := a.o.Lang.screen(key)
 	for i, r := range rows {
 		n := countVerbs(r)

@@ -41,16 +41,24 @@ type screen struct {
 const digits = "0123456789"
 
 var screens = map[string]screen{
-	"idle": {rows: [2][]string{{"    Benvenuto/a", "Inserire la tessera", "sanitaria TS-CNS", ""},
-		{"      Welcome", "Insert your health", "card (TS-CNS)", ""}}},
+	// Without a card: # the menu of the services that need none (7-9
+	// also work from here, as on the card menu).
+	"idle": {keys: "#789*D", rows: [2][]string{{"    Benvenuto/a", "Inserire la tessera", "sanitaria TS-CNS", "Senza tessera #=Menu"},
+		{"      Welcome", "Insert your health", "card (TS-CNS)", "No card? #=Menu"}}},
 	"reading": {rows: [2][]string{{"Lettura tessera...", "Attendere, prego", "", ""},
 		{"Reading the card...", "Please wait", "", ""}}},
-	// The menu's first page keeps the three most used functions; 0 leads
-	// to the others (4-6 also work from here, unhinted).
-	"menu": {keys: "0123456*D", rows: [2][]string{{"Menu: 0=Altro D=Esci", "1 Consensi FSE", "2 Richiesta lettore", "3 Cambio PIN"},
-		{"Menu: 0=More  D=Exit", "1 FSE consents", "2 Card reader", "3 Change PIN"}}},
-	"menu_more": {keys: "456*D", rows: [2][]string{{"Altro: *=Menu D=Esci", "4 Storico", "5 Ristampa PIN/PUK", "6 Altre richieste"},
-		{"More: *=Menu D=Exit", "4 History", "5 Reprint PIN/PUK", "6 Other requests"}}},
+	// The menu pages: # turns to the next page (from the last back to the
+	// first), * to the previous one (on the first it ends the session, as
+	// D does). Every function key works from every page: 1-9 the
+	// functions, 0 the requests the totem cannot serve.
+	"menu": {keys: digits + "#*D", rows: [2][]string{{"Menu: #=Altro D=Esci", "1 Consensi FSE", "2 Richiesta lettore", "3 Cambio PIN"},
+		{"Menu: #=More D=Exit", "1 FSE consents", "2 Card reader", "3 Change PIN"}}},
+	"menu_2": {keys: digits + "#*D", rows: [2][]string{{"2/4 #=Avanti *=Ind.", "4 Storico", "5 Ristampa PIN/PUK", "6 Sblocco PIN (PUK)"},
+		{"2/4 #=Next *=Back", "4 History", "5 Reprint PIN/PUK", "6 Unblock PIN (PUK)"}}},
+	"menu_3": {keys: digits + "#*D", rows: [2][]string{{"3/4 #=Avanti *=Ind.", "7 Revoca tessera", "8 Moduli da stampare", "9 Guida"},
+		{"3/4 #=Next *=Back", "7 Revoke the card", "8 Printable forms", "9 Help"}}},
+	"menu_4": {keys: digits + "#*D", rows: [2][]string{{"4/4 #=Inizio *=Ind.", "0 Sospensione,", "  riemissione,", "  dati errati"},
+		{"4/4 #=Start *=Back", "0 Suspension,", "  reissue,", "  wrong data"}}},
 	"menu_other": {keys: "123*D", rows: [2][]string{{"Altre: *=Ind. D=Esci", "1 Sospens./Riattiv.", "2 Riemissione", "3 Dati errati"},
 		{"Other: *=Back D=Exit", "1 Suspend/Reactivate", "2 Reissue", "3 Wrong data"}}},
 	// Long texts (refusals, the CMS's rejections) page three rows at a time.
@@ -92,8 +100,8 @@ var screens = map[string]screen{
 		{"Wrong PIN.", "WARNING: last try", "before the PIN is", "blocked. #=OK D=Exit"}}},
 	"reader_gone": {rows: [2][]string{{"Servizio sospeso:", "lettore di tessere", "non disponibile.", "Ci scusiamo."},
 		{"Out of service:", "card reader not", "available.", "We apologise."}}},
-	"pin_blocked": {rows: [2][]string{{"PIN bloccato:", "sbloccarlo con il", "PUK allo sportello", "Rimuovere tessera"},
-		{"PIN blocked:", "unblock it with the", "PUK at the counter", "Remove the card"}}},
+	"pin_blocked": {rows: [2][]string{{"PIN bloccato: si", "sblocca con il PUK", "(menu, tasto 6)", "Rimuovere tessera"},
+		{"PIN blocked: unblock", "it with the PUK", "(menu, key 6)", "Remove the card"}}},
 	"consent": {keys: "12*D", rows: [2][]string{{"Consenso %d di %d", "%s", "%s", "1=Sì 2=No *=Indietro"},
 		{"Consent %d of %d", "%s", "%s", "1=Yes 2=No *=Back"}}},
 	"summary": {keys: "#*D", rows: [2][]string{{"Riepilogo:", "", "", "#=Conferma D=Annulla"},
@@ -155,6 +163,80 @@ var texts = map[string]text{
 	"short_consultazione":         {"Consultazione", "Consultation"},
 	"short_pregresso":             {"Pregresso", "Past docs"},
 	"short_opposizione_pregresso": {"Opp. pregresso", "Opp. past docs"},
+}
+
+// The self-service catalogue (issue 6): Sblocco PIN con PUK, Revoca,
+// Dati errati, Modulistica, Guida, Riemissione. Kept apart from the
+// tables above; init adds them.
+var selfScreens = map[string]screen{
+	"puk": {keys: digits + "#*D", rows: [2][]string{{"Sblocco PIN: PUK", "della tessera", "PUK: %s", "#=OK *=Canc D=Esci"},
+		{"Unblock PIN: the", "card's PUK", "PUK: %s", "#=OK *=Del D=Exit"}}},
+	"puk_wrong": {keys: "#*D", rows: [2][]string{{"PUK errato", "Tentativi rimasti:%d", "", "#=Riprova D=Esci"},
+		{"Wrong PUK", "Tries left: %d", "", "#=Retry D=Exit"}}},
+	"menu_nocard": {keys: "789*D", rows: [2][]string{{"Senza tessera *=Ind.", "7 Revoca tessera", "8 Moduli da stampare", "9 Guida"},
+		{"No card: *=Back", "7 Revoke a card", "8 Printable forms", "9 Help"}}},
+	"cancelled_nocard": {rows: [2][]string{{"Operazione annullata", "", "", ""},
+		{"Cancelled", "", "", ""}}},
+	"revoke_team": {keys: digits + "#*D", rows: [2][]string{{"Revoca: codice TEAM", "(20 cifre sul retro)", "%s", "#=OK *=Canc D=Esci"},
+		{"Revoke: TEAM code", "(20 digits, back)", "%s", "#=OK *=Del D=Exit"}}},
+	"revoke_team_bad": {keys: "#*D", rows: [2][]string{{"Codice TEAM errato:", "controllare le 20", "cifre sul retro", "#=Riprova D=Esci"},
+		{"Wrong TEAM code:", "check the 20 digits", "on the back", "#=Retry D=Exit"}}},
+	"revoke_cip": {keys: digits + "#*D", rows: [2][]string{{"CIP (8 cifre, dal", "modulo di attivaz.)", "CIP: %s", "#=OK *=Canc D=Esci"},
+		{"CIP (8 digits, on", "the activation form)", "CIP: %s", "#=OK *=Del D=Exit"}}},
+	"revoke_reason": {keys: "123*D", rows: [2][]string{{"Motivo della revoca:", "1 Furto", "2 Smarrimento", "3 Malfunzionamento"},
+		{"Reason:", "1 Theft", "2 Loss", "3 Malfunction"}}},
+	"revoke_confirm": {keys: "#*D", rows: [2][]string{{"Revoca: TEAM %s", "e richiesta di una", "nuova tessera.", "#=Conferma D=Annulla"},
+		{"Revoke: TEAM %s", "and request a new", "card.", "#=Confirm D=Cancel"}}},
+	"revoke_done": {rows: [2][]string{{"Tessera revocata.", "Protocollo:", "%s", "Ritirare ricevuta"},
+		{"Card revoked.", "Reference:", "%s", "Take the receipt"}}},
+	"revoke_no_receipt": {rows: [2][]string{{"Revocata. Prot.:", "%s", "Ricevuta in attesa:", "%s"},
+		{"Revoked. Reference:", "%s", "Receipt pending:", "%s"}}},
+	"forms": {keys: "1234*D", rows: [2][]string{{"1 Richiesta lettore", "2 Delega", "3 Dich. sostitutiva", "4 Modulo di revoca"},
+		{"1 Card reader form", "2 Delegation", "3 Self-declaration", "4 Revocation form"}}},
+	"form_printed": {keys: "#*D", rows: [2][]string{{"Modulo stampato:", "compilarlo e", "consegnarlo allo", "sportello. #=Altri"},
+		{"Form printed: fill", "it in and hand it in", "at the counter.", "#=More forms"}}},
+	"form_not_printed": {keys: "#*D", rows: [2][]string{{"Modulo non stampato", "Stampante:", "%s", "#=Altri D=Esci"},
+		{"Form not printed", "Printer:", "%s", "#=More D=Exit"}}},
+	"wrong_data_field": {keys: "123*D", rows: [2][]string{{"Quale dato è errato?", "1 Nome o cognome", "2 Nascita o sesso", "3 Codice fiscale"},
+		{"Which data is wrong?", "1 Name or surname", "2 Birth or sex", "3 Tax code"}}},
+	"puk_wrong_unknown": {keys: "#*D", rows: [2][]string{{"PUK errato", "", "", "#=Riprova D=Esci"},
+		{"Wrong PUK", "", "", "#=Retry D=Exit"}}},
+}
+
+var selfTexts = map[string]text{
+	"wrong_data_saved":   {"Segnalazione salvata sul totem (ricevuta provvisoria): sarà trasmessa appena possibile.", "Report saved on the totem (provisional receipt): it will be sent as soon as possible."},
+	"wrong_data_done":    {"Segnalazione registrata, protocollo %s.", "Report recorded, reference %s."},
+	"wrong_data_refused": {"Segnalazione non registrata: %s", "Report not recorded: %s"},
+	"receipt_pending":    {"Ricevuta in attesa (stampante: %s).", "Receipt pending (printer: %s)."},
+	"reissue_counter": {"Questo sportello è abilitato alla riemissione: la nuova tessera la chiede a un operatore il titolare, il genitore o il tutore, con un documento di identità.",
+		"This counter can reissue cards: the holder, a parent or the guardian asks an operator for the new card, with an identity document."},
+	"guide": {"Con la tessera nel lettore: 1 consensi FSE, 2 lettore di smart card, 3 cambio PIN, 4 storico, 5 ristampa PIN/PUK, 6 sblocco PIN con il PUK, 7 revoca. " +
+		"Senza tessera: 7 revoca con codice TEAM e CIP, 8 moduli da stampare. " +
+		"Tasti: # conferma e va avanti, * torna indietro o cancella una cifra, D esce. " +
+		"Il PIN si digita solo qui e resta nella tessera. " +
+		"Attivazione, riemissione e dati errati: allo sportello della ASL.",
+		"With the card in the reader: 1 FSE consents, 2 smart card reader, 3 change PIN, 4 history, 5 reprint PIN/PUK, 6 unblock the PIN with the PUK, 7 revocation. " +
+			"Without a card: 7 revocation with TEAM code and CIP, 8 printable forms. " +
+			"Keys: # confirms and goes on, * goes back or deletes a digit, D leaves. " +
+			"The PIN is typed only here and stays in the card. " +
+			"Activation, reissue and wrong data: at the ASL counter."},
+	"puk_blocked": {"PUK bloccato: il PIN non si può più sbloccare. La tessera resta valida come tessera sanitaria; per i servizi in rete serve una nuova tessera, da chiedere allo sportello.",
+		"PUK blocked: the PIN can no longer be unblocked. The card stays valid as a health card; for online services a new card is needed, to be asked for at the counter."},
+}
+
+func init() {
+	for k, v := range selfScreens {
+		if _, dup := screens[k]; dup {
+			panic("firmware: screen " + k + " declared twice")
+		}
+		screens[k] = v
+	}
+	for k, v := range selfTexts {
+		if _, dup := texts[k]; dup {
+			panic("firmware: text " + k + " declared twice")
+		}
+		texts[k] = v
+	}
 }
 
 func (l Lang) screen(key string) []string {
@@ -235,8 +317,6 @@ var assistedScreens = map[string]screen{
 		{"Declaration not", "printed. Printer:", "%s", "Activation cancelled"}}},
 	"decl_signed": {keys: "1*D", rows: [2][]string{{"Far firmare la", "dichiarazione e", "conservarla.", "1=Firmata *=Ind."},
 		{"Have the declaration", "signed and keep it.", "", "1=Signed *=Back"}}},
-	"revoke_reason": {keys: "123*D", rows: [2][]string{{"Revoca: motivo?", "1 Furto", "2 Smarrimento", "3 Malfunzionamento"},
-		{"Revocation: reason?", "1 Theft", "2 Loss", "3 Malfunction"}}},
 	"revoke_summary": {keys: "#*D", rows: [2][]string{{"Revoca per", "%s", "+ nuova tessera", "#=Conferma *=Ind."},
 		{"Revocation for", "%s", "+ a new card", "#=Confirm *=Back"}}},
 	"team": {keys: digits + "#*D", rows: [2][]string{{"Codice TEAM (20", "cifre, retro TS)", "%s", "#=OK *=Canc D=Esci"},
@@ -265,11 +345,18 @@ var assistedTexts = map[string]text{
 		"The document and the card's data do not match: the procedure ends. The citizen goes to the Scelta e Revoca desk to have it corrected."},
 }
 
+// The assisted block shares revoke_reason with the self-service one.
 func init() {
 	for k, s := range assistedScreens {
+		if _, dup := screens[k]; dup {
+			panic("firmware: screen " + k + " declared twice")
+		}
 		screens[k] = s
 	}
 	for k, t := range assistedTexts {
+		if _, dup := texts[k]; dup {
+			panic("firmware: text " + k + " declared twice")
+		}
 		texts[k] = t
 	}
 }

@@ -87,6 +87,10 @@ func (a *App) online(ctx context.Context, kind string, payload []byte) (outbox.E
 				return got, nil
 			}
 		case ev := <-a.cards:
+			if a.noCard { // a card in now waits for the answer
+				a.cardEvent(ev)
+				continue
+			}
 			if ev.Kind == hal.CardRemoved {
 				a.log.Info("online op unanswered", "op_id", e.ID, "kind", kind, "reason", "card_removed")
 				return e, hal.ErrCardRemoved
@@ -161,22 +165,42 @@ func (a *App) pages(ctx context.Context, lines []string) error {
 	}
 }
 
-// more is the menu's second page.
+// menuPages are the menu's pages in order; session shows the first.
+var menuPages = []string{"menu", "menu_2", "menu_3", "menu_4"}
+
+// more shows the menu's pages after the first: # turns forward (from the
+// last back to the first), * back; a function key runs its function.
 func (a *App) more(ctx context.Context, card hal.Card, info hal.CardInfo) error {
-	draw := func() { a.show("menu_more") }
-	draw()
-	k, err := a.key(ctx, "menu_more", draw)
-	if err != nil {
-		return err
+	for p := 1; ; {
+		name := menuPages[p]
+		draw := func() { a.show(name) }
+		draw()
+		k, err := a.key(ctx, name, draw)
+		if err != nil {
+			return err
+		}
+		switch k {
+		case hal.KeyOK:
+			if p++; p == len(menuPages) {
+				return errBack // the first page again
+			}
+		case hal.KeyBack:
+			if p--; p == 0 {
+				return errBack
+			}
+		default:
+			return a.dispatch(ctx, k, card, info)
+		}
 	}
-	return a.dispatch(ctx, k, card, info)
 }
 
-// dispatch runs the function of menu key k.
+// dispatch runs the function of menu key k, from any page of the menu.
 func (a *App) dispatch(ctx context.Context, k hal.Key, card hal.Card, info hal.CardInfo) error {
 	switch k {
-	case '0':
+	case hal.KeyOK:
 		return a.more(ctx, card, info)
+	case '0':
+		return a.other(ctx, info)
 	case '1':
 		return a.consent(ctx, card, info)
 	case '2':
@@ -188,7 +212,13 @@ func (a *App) dispatch(ctx context.Context, k hal.Key, card hal.Card, info hal.C
 	case '5':
 		return a.reprint(ctx, info)
 	case '6':
-		return a.other(ctx)
+		return a.unblockPIN(ctx, card, info)
+	case '7':
+		return a.revokeSelf(ctx, &info)
+	case '8':
+		return a.forms(ctx)
+	case '9':
+		return a.guide(ctx)
 	case hal.KeyBack:
 		return errBack
 	}
@@ -327,8 +357,11 @@ func (a *App) reprint(ctx context.Context, info hal.CardInfo) error {
 	return a.finishSensitive(ctx, e, kindTitle(cms.KindReprint), info, reprintLines(reason, res))
 }
 
-// other lists the requests the totem refuses, each with what to do instead.
-func (a *App) other(ctx context.Context) error {
+// other lists the requests the totem does not serve itself, each with
+// what to do instead: suspension and reactivation no longer exist, a
+// reissue needs an enabled counter and an operator, wrong personal data
+// are reported and corrected at the sportello Scelta e Revoca.
+func (a *App) other(ctx context.Context, info hal.CardInfo) error {
 	draw := func() { a.show("menu_other") }
 	draw()
 	k, err := a.key(ctx, "menu_other", draw)
@@ -341,8 +374,11 @@ func (a *App) other(ctx context.Context) error {
 		key = "refuse_suspension"
 	case '2':
 		key = "refuse_reissue"
+		if a.o.ReissueCounter {
+			key = "reissue_counter"
+		}
 	case '3':
-		key = "refuse_wrong_data"
+		return a.wrongData(ctx, info)
 	case hal.KeyBack:
 		return errBack
 	default:

@@ -3,6 +3,7 @@ package firmware_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -21,8 +22,8 @@ func TestOnlineOpsOffline(t *testing.T) {
 		name string
 		keys []hal.Key
 	}{
-		{"history", []hal.Key{'0', '4'}},
-		{"reprint", []hal.Key{'0', '5'}},
+		{"history", []hal.Key{'#', '4'}},
+		{"reprint", []hal.Key{'#', '5'}},
 		{"history from the first page", []hal.Key{'4'}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -70,7 +71,7 @@ func TestOnlineOpLate(t *testing.T) {
 			l := startLocalWith(t, time.Minute, func() bool { return true })
 			l.reader.Insert(testCard())
 			l.wait(ctx, "1 Consensi FSE")
-			l.panel.Press('0')
+			l.panel.Press(hal.KeyOK)
 			l.wait(ctx, "5 Ristampa PIN/PUK")
 			l.panel.Press('5')
 			l.wait(ctx, "1 Codici dimenticati")
@@ -98,21 +99,25 @@ func TestOnlineOpLate(t *testing.T) {
 // the menu; nothing is queued.
 func TestRefusals(t *testing.T) {
 	for _, tc := range []struct {
-		key   hal.Key
-		pages []string
+		key     hal.Key
+		counter bool // the totem stands at a counter enabled to reissue
+		pages   []string
 	}{
-		{'1', []string{"Le CNS non possono", "usare la revoca"}},
-		{'2', []string{"La riemissione", "abilitati"}},
-		{'3', []string{"I dati anagrafici", "Scelta e Revoca"}},
+		{'1', false, []string{"Le CNS non possono", "usare la revoca"}},
+		{'2', false, []string{"La riemissione", "abilitati"}},
+		{'2', true, []string{"Questo sportello è", "chiede a un operatore", "genitore o il tutore"}},
+		// 3, Dati errati, is reported: TestWrongData.
 	} {
-		t.Run(string(rune(tc.key)), func(t *testing.T) {
+		t.Run(fmt.Sprintf("%c counter=%v", tc.key, tc.counter), func(t *testing.T) {
 			ctx := ctxT(t)
-			l := startLocal(t, time.Minute)
+			l := startLocalOpts(t, localOpts{reissueCounter: tc.counter})
 			l.reader.Insert(testCard())
 			l.wait(ctx, "1 Consensi FSE")
+			for _, want := range []string{"4 Storico", "7 Revoca tessera", "0 Sospensione,"} {
+				l.panel.Press(hal.KeyOK) // the next page of the menu
+				l.wait(ctx, want)
+			}
 			l.panel.Press('0')
-			l.wait(ctx, "6 Altre richieste")
-			l.panel.Press('6')
 			l.wait(ctx, "1 Sospens./Riattiv.")
 			l.panel.Press(tc.key)
 			l.wait(ctx, tc.pages[0])
@@ -152,7 +157,7 @@ func TestHistoryEndToEnd(t *testing.T) {
 
 	tt.reader.Insert(testCard())
 	tt.wait(ctx, "1 Consensi FSE")
-	tt.panel.Press('0')
+	tt.panel.Press(hal.KeyOK)
 	tt.wait(ctx, "4 Storico")
 	tt.panel.Press('4')
 	tt.wait(ctx, "PIN:")
@@ -243,7 +248,7 @@ func TestReprintEndToEnd(t *testing.T) {
 	// A revoked card: the CMS refuses, the totem says why, prints nothing.
 	tt.reader.Insert(revoked)
 	tt.wait(ctx, "1 Consensi FSE")
-	tt.panel.Press('0')
+	tt.panel.Press(hal.KeyOK)
 	tt.wait(ctx, "5 Ristampa PIN/PUK")
 	tt.panel.Press('5')
 	tt.wait(ctx, "4 PIN/PUK bloccati")

@@ -35,7 +35,9 @@ func (a *App) receipt(e outbox.Entry, title string, info hal.CardInfo, lines []s
 	add(hal.Block{Kind: hal.Text, Text: title, Align: hal.Center, Bold: true, Large: true})
 	add(hal.Block{Kind: hal.Feed})
 	text("Data: " + a.now().Format("02/01/2006 15:04"))
-	text("Codice fiscale: " + MaskCF(info.CF))
+	if info.CF != "" { // none when the citizen came without the card
+		text("Codice fiscale: " + MaskCF(info.CF))
+	}
 	add(hal.Block{Kind: hal.Rule})
 	for _, l := range lines {
 		text(l)

@@ -93,8 +93,13 @@ func escape(b []byte) []byte {
 // Every receipt layout in every printer profile: the bytes are reviewed as
 // golden files (go test ./firmware -run TestReceiptGolden -update), and no
 // character of any template needs a replacement.
-func TestReceiptGolden(t *testing.T) {
-	for name, doc := range receipts() {
+func TestReceiptGolden(t *testing.T) { checkGolden(t, receipts()) }
+
+// checkGolden compares each doc, encoded for every printer profile, with
+// testdata/receipt-NAME-PROFILE.golden (rewritten with -update).
+func checkGolden(t *testing.T, docs map[string]*hal.Doc) {
+	t.Helper()
+	for name, doc := range docs {
 		for _, p := range escpos.Profiles() {
 			b, err := escpos.Encode(doc, p)
 			if err != nil {

@@ -418,7 +418,7 @@ func TestScenarioAssistedRevocation(t *testing.T) {
 
 	s.login(ctx)
 	s.cards.insert(ctx, "cns")
-	s.run(ctx, cat([]step{{"2 Revoca", "2"}, {"Revoca: motivo?", "1"}}, directSteps, []step{{"+ nuova tessera", "#"}}))
+	s.run(ctx, cat([]step{{"2 Revoca", "2"}, {"Motivo della revoca", "1"}}, directSteps, []step{{"+ nuova tessera", "#"}}))
 	s.wait(ctx, "Accolta. Protocollo:")
 
 	e := s.last(ctx)

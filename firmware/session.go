@@ -503,42 +503,18 @@ func (a *App) readerRequest(ctx context.Context, info hal.CardInfo) error {
 func (a *App) changePIN(ctx context.Context, card hal.Card, info hal.CardInfo) error {
 	pc, ok := card.(hal.PINChanger)
 	if !ok {
-		a.show("not_available")
-		if _, err := a.key(ctx, "not_available", func() { a.show("not_available") }); err != nil {
-			return err
-		}
-		return errBack
+		return a.notAvailable(ctx)
 	}
 	old, err := a.enter(ctx, "pin", 5, 8, true)
 	if err != nil {
 		return err
 	}
 	defer wipe(old)
-	var nw []byte
-	for {
-		if nw, err = a.enter(ctx, "pin_new", 5, 8, true); err != nil {
-			return err
-		}
-		defer wipe(nw)
-		again, err := a.enter(ctx, "pin_again", 5, 8, true)
-		if err != nil {
-			return err
-		}
-		same := string(again) == string(nw)
-		wipe(again)
-		if same {
-			break
-		}
-		a.show("pin_mismatch")
-		k, err := a.key(ctx, "pin_mismatch", func() { a.show("pin_mismatch") })
-		if err != nil {
-			return err
-		}
-		if k != hal.KeyOK {
-			a.show("cancelled")
-			return errCancel
-		}
+	nw, err := a.newPIN(ctx)
+	if err != nil {
+		return err
 	}
+	defer wipe(nw)
 	err = pc.ChangePIN(ctx, old, nw)
 	wipe(old)
 	wipe(nw)
@@ -571,4 +547,14 @@ func (a *App) changePIN(ctx context.Context, card hal.Card, info hal.CardInfo) e
 		return err
 	}
 	return a.finish(ctx, e, kindTitle(cms.KindPINChange), info, pinEventLines(cms.KindPINChange))
+}
+
+// notAvailable says the function cannot be served on this totem; any
+// bound key goes back to the menu.
+func (a *App) notAvailable(ctx context.Context) error {
+	a.show("not_available")
+	if _, err := a.key(ctx, "not_available", func() { a.show("not_available") }); err != nil {
+		return err
+	}
+	return errBack
 }

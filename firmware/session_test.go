@@ -47,6 +47,8 @@ type localOpts struct {
 	reader  func(*sim.Reader) hal.CardReader // wraps the simulated reader
 	keypad  hal.Keypad                       // both default to the sim panel
 	display hal.Display
+	// reissueCounter is Options.ReissueCounter.
+	reissueCounter bool
 }
 
 // startLocalOpts runs the firmware with simulated devices, an outbox and a
@@ -82,7 +84,8 @@ func startLocalOpts(t *testing.T, o localOpts) *local {
 		t.Fatal(err)
 	}
 	app = firmware.New(dev, firmware.Options{Totem: "t-local", ASL: "ASL", Location: "Atrio", Outbox: box, Jobs: jobs,
-		Logger: o.log, ResultWait: 50 * time.Millisecond, IdleTimeout: o.idle, OperatorTimeout: o.opIdle, Online: o.online, Events: o.events})
+		Logger: o.log, ResultWait: 50 * time.Millisecond, IdleTimeout: o.idle, OperatorTimeout: o.opIdle, Online: o.online,
+		Events: o.events, ReissueCounter: o.reissueCounter})
 	tt.app = app
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &local{totem: tt, done: make(chan error, 1)}

@@ -226,7 +226,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		Totem: cfg.Totem.ID, ASL: cfg.Totem.ASL, Location: cfg.Totem.Location,
 		Lang: firmware.ParseLang(cfg.Session.Lang), Outbox: box, Jobs: jobs, Logger: log.With("subsystem", "firmware"),
 		ResultWait: cfg.Sync.ResultWait.Duration, IdleTimeout: cfg.Session.IdleTimeout.Duration,
-		QueuedTTL: cfg.Sync.QueuedTTL.Duration,
+		QueuedTTL: cfg.Sync.QueuedTTL.Duration, ReissueCounter: cfg.Totem.ReissueCounter,
 		Events: func(e protocol.Event) {
 			if up := link.Load(); up != nil {
 				up.Event(e)

@@ -329,6 +329,10 @@ func (s *Store) Consents(serial string) (ConsentRecord, error) {
 	return rec, err
 }
 
+// CIP returns the CIP of the card serial, as its activation form gave
+// it: the reference CMS derives it, so tests and the demo can type it.
+func (s *Store) CIP(serial string) string { return s.codes(serial).cip }
+
 // Audit returns the whole audit trail in order.
 func (s *Store) Audit() ([]AuditRecord, error) {
 	var out []AuditRecord

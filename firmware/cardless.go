@@ -1,0 +1,112 @@
+package firmware
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/aslcns/totem/hal"
+)
+
+// The services a citizen can use without a card, from the idle screen:
+// Revoca (the card may be lost or stolen), Moduli and Guida. A card
+// inserted meanwhile ends them and starts a session, except while an
+// online answer is awaited: then the session starts after it.
+
+var errCardIn = errors.New("firmware: a card came in")
+
+// cardless serves key k pressed on the idle screen. It reports whether a
+// card is in the reader when it is done.
+func (a *App) cardless(ctx context.Context, k hal.Key) bool {
+	a.mu.Lock()
+	down := a.reader != "ok"
+	a.mu.Unlock()
+	if down || !bound("idle", k) || k == hal.KeyBack || k == hal.KeyCancel {
+		return false
+	}
+	a.noCard, a.cardIn = true, false
+	defer func() { a.noCard = false }()
+	a.log.Info("cardless session started")
+	err := a.cardlessMenu(ctx, k)
+	a.log.Info("cardless session ended", "reason", reason(err))
+	switch {
+	case errors.Is(err, errCardIn), ctx.Err() != nil, errors.Is(err, errIdle), errors.Is(err, errBack):
+	default:
+		a.linger(ctx) // the last screen says how it ended
+	}
+	if !a.cardIn {
+		a.showIdle()
+		return false
+	}
+	// Keys typed for the service are not the session's.
+	for {
+		select {
+		case <-a.keys:
+		default:
+			return true
+		}
+	}
+}
+
+// cardlessMenu runs the function of k, or the menu of the functions that
+// need no card for #; Back from a function returns to that menu.
+func (a *App) cardlessMenu(ctx context.Context, k hal.Key) error {
+	for {
+		if k == hal.KeyOK {
+			draw := func() { a.show("menu_nocard") }
+			draw()
+			var err error
+			if k, err = a.key(ctx, "menu_nocard", draw); err != nil {
+				return err
+			}
+		}
+		var err error
+		switch k {
+		case '7':
+			err = a.revokeSelf(ctx, nil)
+		case '8':
+			err = a.forms(ctx)
+		case '9':
+			err = a.guide(ctx)
+		default: // * or D: back to the idle screen
+			return errBack
+		}
+		if !errors.Is(err, errBack) {
+			return err
+		}
+		k = hal.KeyOK
+	}
+}
+
+// cardEvent records a card event seen while serving a citizen without a
+// card; it reports whether a card is in.
+func (a *App) cardEvent(ev hal.CardEvent) bool {
+	switch ev.Kind {
+	case hal.CardInserted:
+		a.cardIn = true
+	case hal.CardRemoved:
+		a.cardIn = false
+	}
+	return a.cardIn
+}
+
+// linger leaves the last screen of a cardless session up until a key, a
+// card or a quarter of the idle timeout.
+func (a *App) linger(ctx context.Context) {
+	t := time.NewTimer(a.o.IdleTimeout / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			return
+		case <-a.keys:
+			return
+		case ev := <-a.cards:
+			if a.cardEvent(ev) {
+				return
+			}
+		}
+	}
+}

@@ -1,0 +1,329 @@
+package firmware_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aslcns/totem/cms"
+	"github.com/aslcns/totem/hal"
+	"github.com/aslcns/totem/sync/protocol"
+	"github.com/eclipse/paho.golang/paho"
+)
+
+const demoTEAM = "80380000900123456782" // card.md's example: the demo card's
+
+// Revoca at the totem, locally: online only (offline it is refused before
+// anything is typed, from the idle screen and from the menu), the TEAM
+// code's check digit is checked before anything is sent, Back and Cancel
+// leave nothing behind, a card inserted meanwhile starts a session.
+func TestRevokeLocal(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		online func() bool
+		card   bool // start from the menu with the card in
+		do     func(ctx context.Context, l *local)
+	}{
+		{"offline without a card", offline, false, func(ctx context.Context, l *local) {
+			l.wait(ctx, "Servizio non")
+			l.wait(ctx, "Inserire la tessera") // the screen lingers, then idle
+		}},
+		{"offline with the card", offline, true, func(ctx context.Context, l *local) {
+			l.wait(ctx, "disponibile ora")
+		}},
+		{"wrong check digit, then cancel", nil, false, func(ctx context.Context, l *local) {
+			l.wait(ctx, "Revoca: codice TEAM")
+			l.panel.Type(demoTEAM[:19] + "3")
+			l.wait(ctx, demoTEAM[:19]+"3")
+			l.panel.Press(hal.KeyOK)
+			l.wait(ctx, "Codice TEAM errato")
+			l.panel.Press(hal.KeyOK) // try again
+			l.wait(ctx, "Revoca: codice TEAM")
+			l.panel.Type(demoTEAM)
+			l.panel.Press(hal.KeyOK)
+			l.wait(ctx, "CIP: ")
+			l.panel.Type("1234")
+			l.wait(ctx, "CIP: ****")
+			l.panel.Press(hal.KeyCancel)
+			l.wait(ctx, "Operazione annullata")
+			if s := l.panel.Text(); strings.Contains(s, "tessera") {
+				t.Errorf("a citizen without a card is asked for it: %q", s)
+			}
+			l.wait(ctx, "Inserire la tessera")
+		}},
+		{"back to the menu without a card", nil, false, func(ctx context.Context, l *local) {
+			l.wait(ctx, "Revoca: codice TEAM")
+			l.panel.Press(hal.KeyBack)
+			l.wait(ctx, "7 Revoca tessera")
+			l.panel.Press(hal.KeyBack)
+			l.wait(ctx, "Senza tessera #=Menu")
+		}},
+		{"reason, confirm, then back", nil, true, func(ctx context.Context, l *local) {
+			l.wait(ctx, "CIP (8 cifre")
+			l.panel.Type("1234567")
+			l.panel.Press(hal.KeyOK) // 7 digits: nothing happens
+			l.panel.Type("8")
+			l.panel.Press(hal.KeyOK)
+			l.wait(ctx, "3 Malfunzionamento")
+			l.panel.Press('3')
+			l.wait(ctx, "Revoca: TEAM ..."+demoTEAM[16:]) // from the chip: nothing typed
+			l.panel.Press(hal.KeyBack)
+			l.wait(ctx, "1 Consensi FSE")
+		}},
+		{"a card in ends it", nil, false, func(ctx context.Context, l *local) {
+			l.wait(ctx, "Revoca: codice TEAM")
+			l.panel.Type("8038")
+			l.wait(ctx, "8038")
+			l.reader.Insert(testCard())
+			l.wait(ctx, "1 Consensi FSE")
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := ctxT(t)
+			l := startLocalOpts(t, localOpts{online: tc.online, idle: 4 * time.Second})
+			l.wait(ctx, "Senza tessera #=Menu")
+			if tc.card {
+				l.reader.Insert(testCard())
+				l.wait(ctx, "1 Consensi FSE")
+			}
+			l.panel.Press('7')
+			tc.do(ctx, l)
+			if q, _ := l.box.Stats(); q.LastSeq != 0 {
+				t.Fatalf("queued %+v", q)
+			}
+			if n := len(l.printer.Receipts()); n != 0 {
+				t.Fatalf("%d receipts", n)
+			}
+		})
+	}
+}
+
+// Revoca self-service through the real hub, without the card (lost): a
+// wrong CIP is refused by the CMS with its reason and counted; the right
+// one revokes the card with a reissue request, audited, and the receipt
+// names the card by its masked TEAM code. With the (now revoked) card in
+// the reader the CMS refuses again.
+func TestRevokeEndToEnd(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	lb, log := newLog()
+	c := startBroker(t, dir, log, "127.0.0.1:0")
+	c.startHub()
+	tt := startTotem(t, filepath.Join(dir, "totem"), c.srv.URL(), c.totem, log)
+	const serial = "6090012345678000"
+	cip := c.store.CIP(serial)
+	wrong := cip[:7] + string('0'+(cip[7]-'0'+1)%10)
+
+	revoke := func(cip string, reason hal.Key) {
+		t.Helper()
+		tt.wait(ctx, "Senza tessera #=Menu")
+		tt.panel.Press(hal.KeyOK)
+		tt.wait(ctx, "7 Revoca tessera")
+		tt.panel.Press('7')
+		tt.wait(ctx, "Revoca: codice TEAM")
+		tt.panel.Type(demoTEAM)
+		tt.wait(ctx, demoTEAM)
+		tt.panel.Press(hal.KeyOK)
+		tt.wait(ctx, "CIP: ")
+		tt.panel.Type(cip)
+		tt.wait(ctx, "CIP: ********")
+		tt.panel.Press(hal.KeyOK)
+		tt.wait(ctx, "Motivo della revoca")
+		tt.panel.Press(reason)
+		tt.wait(ctx, "Revoca: TEAM ...6782")
+		tt.panel.Press(hal.KeyOK)
+	}
+
+	revoke(wrong, '1')
+	tt.wait(ctx, "rifiutata")
+	if text := readPages(ctx, t, tt); !strings.Contains(text, "CIP errato: restano 2 tentativi.") {
+		t.Fatalf("reason not shown: %s", text)
+	}
+	tt.panel.Press(hal.KeyOK)
+	tt.wait(ctx, "7 Revoca tessera") // back to the menu without a card
+	if n, err := c.store.CIPFailures(serial); err != nil || n != 1 {
+		t.Fatalf("CIP failures %d, %v", n, err)
+	}
+	if card, _ := c.store.Card(serial); card.State != cms.CardActive {
+		t.Fatalf("card %s after a wrong CIP", card.State)
+	}
+	tt.panel.Press(hal.KeyBack)
+
+	revoke(cip, '2')
+	tt.wait(ctx, "Tessera revocata.")
+	entries, _ := tt.box.Recent(1)
+	if len(entries) != 1 || entries[0].Kind != cms.KindRevocation || !entries[0].Done ||
+		entries[0].Expires.Sub(entries[0].Created) > 2*time.Minute {
+		t.Fatalf("revocation entry %+v", entries)
+	}
+	proto := entries[0].Result.Transport.Protocol
+	if s := tt.panel.Text(); !strings.Contains(s, proto) {
+		t.Fatalf("protocol %s not on screen: %q", proto, s)
+	}
+	card, err := c.store.Card(serial)
+	if err != nil || card.State != cms.CardRevoked || card.RevokeReason != cms.ReasonLoss {
+		t.Fatalf("card %+v, %v", card, err)
+	}
+	re, err := c.store.Reissue(serial)
+	if err != nil || re.Source != cms.KindRevocation || re.ID != proto || re.OpID != entries[0].ID {
+		t.Fatalf("reissue %+v, %v", re, err)
+	}
+	if n, _ := c.store.CIPFailures(serial); n != 0 {
+		t.Fatalf("CIP failures %d after the right one", n)
+	}
+	audit, _ := c.store.Audit()
+	var revocations []bool
+	for _, r := range audit {
+		if r.Kind == cms.KindRevocation {
+			revocations = append(revocations, r.Accepted)
+			if !r.Accepted && !slices.Contains(r.Codes, cms.CodeCIPWrong) {
+				t.Errorf("refused revocation audited with %v", r.Codes)
+			}
+			if r.Serial != serial || r.Channel != cms.SelfService {
+				t.Errorf("audit %+v", r)
+			}
+		}
+	}
+	if !slices.Equal(revocations, []bool{false, true}) {
+		t.Fatalf("revocations audited %v, want refused then accepted", revocations)
+	}
+	hist, _ := c.store.History(serial)
+	if len(hist) == 0 || hist[len(hist)-1].Kind != cms.KindRevocation || hist[len(hist)-1].Protocol != proto {
+		t.Fatalf("history %+v", hist)
+	}
+	waitPrinted(ctx, t, tt, 1)
+	r := strings.Join(strings.Fields(tt.printer.Receipts()[0]), " ")
+	for _, want := range []string{"Revoca TS-CNS", "Tessera: codice TEAM ****************6782", "Motivo: smarrimento",
+		"Richiesta di nuova tessera: " + proto, "Protocollo: " + proto, "Esito: ACCOLTA"} {
+		if !strings.Contains(r, want) {
+			t.Errorf("receipt lacks %q: %s", want, r)
+		}
+	}
+	for _, never := range []string{cip, "Codice fiscale", serial} {
+		if strings.Contains(r, never) {
+			t.Errorf("receipt holds %q: %s", never, r)
+		}
+	}
+	tt.panel.Press(hal.KeyOK) // leaves the last screen
+	tt.wait(ctx, "Senza tessera #=Menu")
+
+	// The card itself, from the menu: the TEAM code comes from the chip.
+	tt.reader.Insert(testCard())
+	tt.wait(ctx, "1 Consensi FSE")
+	tt.panel.Press('7')
+	tt.wait(ctx, "CIP (8 cifre")
+	tt.panel.Type(cip)
+	tt.panel.Press(hal.KeyOK)
+	tt.wait(ctx, "Motivo della revoca")
+	tt.panel.Press('3')
+	tt.wait(ctx, "Revoca: TEAM ...6782")
+	tt.panel.Press(hal.KeyOK)
+	tt.wait(ctx, "rifiutata")
+	if text := readPages(ctx, t, tt); !strings.Contains(text, "La tessera è revocata.") {
+		t.Fatalf("reason not shown: %s", text)
+	}
+	// Refused for the card's state only: the chip's data and TEAM code match.
+	audit, _ = c.store.Audit()
+	if last := audit[len(audit)-1]; last.Kind != cms.KindRevocation || last.Accepted || last.Serial != serial ||
+		!slices.Equal(last.Codes, []string{cms.CodeCardRevoked}) {
+		t.Fatalf("revocation from the menu audited %+v", last)
+	}
+	if n := len(tt.printer.Receipts()); n != 1 {
+		t.Fatalf("%d receipts", n)
+	}
+	if strings.Contains(lb.String(), cip) || strings.Contains(lb.String(), wrong) {
+		t.Error("a CIP in the logs")
+	}
+	tt.stop()
+	c.stop()
+	checkLogs(t, lb)
+}
+
+// waitPrinted waits until the totem has printed n receipts.
+func waitPrinted(ctx context.Context, t *testing.T, tt *totem, n int) {
+	t.Helper()
+	for len(tt.printer.Receipts()) < n {
+		if ctx.Err() != nil {
+			t.Fatalf("%d receipts, want %d", len(tt.printer.Receipts()), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A modified totem that skips the local checks is refused by the hub: a
+// self-service revocation with a TEAM code whose check digit is wrong (no
+// card has it), one without a CIP, a reissue asked self-service, and an unblock audit event
+// carrying the PUK.
+func TestModifiedTotemRefused(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	_, log := newLog()
+	c := startBroker(t, dir, log, "127.0.0.1:0")
+	c.startHub()
+	results := make(chan *protocol.Result, 8)
+	cm := client(t, ctx, c.srv.URL(), c.totem, totemID, func(p *paho.Publish) {
+		if r, err := protocol.DecodeResult(p.Payload); err == nil {
+			results <- r
+		}
+	})
+	defer cm.Disconnect(context.Background())
+	if _, err := cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{
+		{Topic: protocol.Topic(totemID, protocol.LeafResult), QoS: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	ref := cms.CardRef{Serial: "6090012345678000", CF: "RSSMRA80A01H501U", Expiry: "2030-12-31"}
+	marshal := func(v any) json.RawMessage { b, _ := json.Marshal(v); return b }
+	ops := []struct {
+		kind    string
+		payload json.RawMessage
+		code    string
+	}{
+		{cms.KindRevocation, marshal(cms.RevocationRequest{TEAM: demoTEAM[:19] + "3", CIP: c.store.CIP(ref.Serial),
+			Channel: cms.SelfService, Reason: cms.ReasonTheft}), cms.CodeCardUnknown}, // no card has that code
+		{cms.KindRevocation, marshal(cms.RevocationRequest{TEAM: demoTEAM, Channel: cms.SelfService, Reason: cms.ReasonLoss}), cms.CodeCIPWrong},
+		{cms.KindReissue, marshal(cms.ReissueRequest{Card: ref, Channel: cms.SelfService, Reason: cms.ReasonLoss}), cms.CodeReissueCounter},
+		{cms.KindPINUnblock, json.RawMessage(`{"card":{"serial":"6090012345678000","cf":"RSSMRA80A01H501U","expiry":"2030-12-31"},"channel":"self","result":"ok","puk":"73924061"}`), cms.CodePINData},
+	}
+	want := map[string]string{}
+	for i, o := range ops {
+		id := fmt.Sprintf("%032d", i+1)
+		want[id] = o.code
+		b, err := protocol.Marshal(protocol.Op{V: 1, ID: id, Totem: totemID, Seq: uint64(i + 1), Kind: o.kind,
+			Payload: o.payload, Created: time.Now(), Expires: time.Now().Add(time.Minute)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cm.Publish(ctx, &paho.Publish{Topic: protocol.Topic(totemID, protocol.LeafOp), QoS: 1, Payload: b}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for len(want) > 0 {
+		select {
+		case r := <-results:
+			code, ok := want[r.OpID]
+			if !ok || !r.Final() {
+				continue
+			}
+			delete(want, r.OpID)
+			var codes []string
+			for _, e := range r.Processing.Errors {
+				codes = append(codes, e.Code)
+			}
+			if r.Processing.Status != protocol.ProcessingRejected || !slices.Contains(codes, code) {
+				t.Errorf("op %s: %s %v, want rejected with %s", r.OpID, r.Processing.Status, codes, code)
+			}
+		case <-ctx.Done():
+			t.Fatalf("no result for %v", want)
+		}
+	}
+	if card, _ := c.store.Card(ref.Serial); card.State != cms.CardActive {
+		t.Fatalf("card %s after refused operations", card.State)
+	}
+}
