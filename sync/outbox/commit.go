@@ -135,13 +135,29 @@ func fill(tx *bolt.Tx) {
 func (o *Outbox) commitAlone(r *request, err error) error {
 	// Free pages may be too fragmented for a large node: shed until the
 	// request fits or no telemetry is left.
+	step := 256
 	for errors.Is(err, berrors.ErrMaxSizeReached) {
 		n := 0
 		serr := o.db.Update(func(tx *bolt.Tx) error {
 			var err error
-			n, err = o.shed(tx, &batch{}, 256)
+			n, err = o.shed(tx, &batch{}, step)
 			return err
 		})
+		if errors.Is(serr, berrors.ErrMaxSizeReached) && step > 1 {
+			step /= 16 // voids need pages too: shed in smaller steps
+			continue
+		}
+		if serr == nil && n == 0 {
+			// No telemetry left: make room from the settled entries,
+			// oldest first. The hub holds their outcome; what is still
+			// pending is never touched. Without this the results of a
+			// full queue could not be recorded and it would never drain.
+			serr = o.db.Update(func(tx *bolt.Tx) error {
+				var err error
+				n, err = o.dropSettled(tx, step)
+				return err
+			})
+		}
 		if serr != nil || n == 0 {
 			break
 		}
@@ -266,4 +282,24 @@ func (o *Outbox) alarms() {
 			o.onAlarm(*u)
 		}
 	}
+}
+
+// dropSettled deletes up to n done entries, oldest first, and returns how
+// many it deleted.
+func (o *Outbox) dropSettled(tx *bolt.Tx, n int) (int, error) {
+	done := tx.Bucket(bucketDone)
+	c := done.Cursor()
+	dropped := 0
+	for k, v := c.First(); k != nil && dropped < n; k, v = c.First() {
+		if _, r, err := decodeRecord(k, v); err == nil {
+			if err := o.dropIndex(tx, r.ID); err != nil {
+				return dropped, err
+			}
+		}
+		if err := done.Delete(k); err != nil {
+			return dropped, err
+		}
+		dropped++
+	}
+	return dropped, nil
 }

@@ -195,15 +195,18 @@ type Options struct {
 
 // Usage is how full the outbox is.
 type Usage struct {
-	Pending     int     // entries waiting for a final result, voids excluded
-	Voids       int     // voids waiting for their final result
-	Quarantined int     // entries in quarantine
-	Shed        uint64  // telemetry entries shed under quota pressure, ever
-	Bytes       int64   // bytes of the file in use (not free pages)
-	MaxSize     int     // Options.MaxSize
-	MaxPending  int     // Options.MaxPending
-	Fraction    float64 // the fuller of Bytes/MaxSize and Pending/MaxPending
-	Alarm       bool    // Fraction reached AlarmAt (cleared a little below it)
+	Pending     int    // entries waiting for a final result, voids excluded
+	Voids       int    // voids waiting for their final result
+	Quarantined int    // entries in quarantine
+	Shed        uint64 // telemetry entries shed under quota pressure, ever
+	Bytes       int64  // bytes of the file in use (not free pages)
+	MaxSize     int    // Options.MaxSize
+	MaxPending  int    // Options.MaxPending
+	// Fraction is the fuller of Pending/MaxPending and Bytes against the
+	// part of MaxSize Enqueue may use (the rest is the reserve for results
+	// and bbolt's growth steps): at 1, citizen operations are refused.
+	Fraction float64
+	Alarm    bool // Fraction reached AlarmAt (cleared a little below it)
 }
 
 // Outbox is a durable queue of operations. It is safe for concurrent use.
@@ -890,7 +893,7 @@ func (o *Outbox) readUsage() (Usage, error) {
 	st := o.db.Stats()
 	u.Bytes = size - int64(st.FreePageN+st.PendingPageN)*int64(o.db.Info().PageSize)
 	if o.maxSize > 0 {
-		u.Fraction = float64(u.Bytes) / float64(o.maxSize)
+		u.Fraction = float64(u.Bytes) / float64(o.softSize)
 	}
 	if o.maxPending > 0 {
 		u.Fraction = max(u.Fraction, float64(u.Pending)/float64(o.maxPending))
