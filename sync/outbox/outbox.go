@@ -766,7 +766,9 @@ func (o *Outbox) Record(res *protocol.Result) (Entry, error) {
 		if res.Seq != seq {
 			return reject(fmt.Errorf("%w: result seq %d, entry seq %d", ErrMismatch, res.Seq, seq))
 		}
-		if bytes.Equal(in, bucketDone) {
+		if bytes.Equal(in, bucketDone) || r.Voided {
+			// Done, or voided: a late result for the void that took its
+			// place leaves the original in quarantine for the technician.
 			return reject(errUnchanged)
 		}
 		if r.void != "" {

@@ -136,8 +136,12 @@ func TestVoidsKeepTheSequence(t *testing.T) {
 	if u, _ := o.Usage(); u.Voids != 0 || u.Pending != 0 || u.Quarantined != 5 {
 		t.Fatalf("usage %+v", u)
 	}
-	if _, err := o.Get(got[2].ID); err != nil { // the original, in quarantine
-		t.Fatalf("quarantined original: %v", err)
+	// A late copy of a void's result leaves the original in quarantine.
+	if g, err := o.Record(final(got[2])); err != nil || g.Done || g.Quarantine != outbox.ReasonInvalid {
+		t.Fatalf("late result for a void: %+v, %v", g, err)
+	}
+	if qs, _ := o.Quarantined(10); len(qs) != 5 {
+		t.Fatalf("quarantined after a late result: %+v", qs)
 	}
 	if rep, err := o.Sweep(t0); err != nil || rep.Scanned != 0 {
 		t.Fatalf("sweep %+v, %v", rep, err)
