@@ -137,6 +137,7 @@ const (
 	CodePolicy       = "POLICY_MISMATCH"
 	CodeExpired      = "OP_EXPIRED"
 	CodeSeqReused    = "SEQ_REUSED"
+	CodeVoid         = "OP_VOID" // a void: the totem could not send the operation of this sequence
 
 	CodeAssistedOnly     = "ASSISTED_ONLY"    // needs an operator at a counter
 	CodeOperator         = "OPERATOR_INVALID" // operator card missing, not level 8/9, or on a self-service op

@@ -22,6 +22,10 @@ const (
 	KindReactivation = "reactivation" // Riattivazione: always refused
 	KindReissue      = "reissue"      // Riemissione: ReissueRequest → ReissueResult
 	KindWrongData    = "wrong_data"   // Dati errati: WrongDataReport → WrongDataResult
+	// KindVoid settles a sequence number whose operation the totem can
+	// never send (corrupt or unreadable record, shed telemetry): payload
+	// {"reason":"…"}, always rejected with CodeVoid, nothing else changes.
+	KindVoid = "void"
 )
 
 // Online reports whether an operation of kind needs the CMS's answer before

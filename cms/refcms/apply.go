@@ -67,6 +67,9 @@ func (s *Store) apply(tx *bolt.Tx, op cms.Op, protocol string) (applied, error) 
 		return s.applyReissue(c)
 	case cms.KindWrongData:
 		return s.applyWrongData(c)
+	case cms.KindVoid:
+		// The sequence number is settled and recorded, nothing changes.
+		return applied{rejects: []cms.Reject{{Code: cms.CodeVoid, Message: "Operazione annullata dal totem: dati non leggibili."}}}, nil
 	}
 	return applied{rejects: []cms.Reject{{Code: cms.CodeUnknownKind, Message: "Operazione non supportata."}}}, nil
 }

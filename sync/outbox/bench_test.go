@@ -1,7 +1,6 @@
 package outbox_test
 
 import (
-	"bytes"
 	"encoding/binary"
 	"os"
 	"path/filepath"
@@ -61,7 +60,7 @@ func measure(b *testing.B, run func(record func(time.Duration))) {
 	}
 }
 
-var benchPayload = bytes.Repeat([]byte("p"), 512)
+var benchPayload = jsonPayload('p', 512)
 
 func BenchmarkEnqueueSerial(b *testing.B) {
 	o, _ := newOutbox(b)

@@ -31,6 +31,8 @@ type rejected struct{ err error }
 
 func (r rejected) Error() string { return r.err.Error() }
 
+func (r rejected) Unwrap() error { return r.err }
+
 func reject(err error) error { return rejected{err} }
 
 // errNothing rolls back a transaction in which every request was rejected.
@@ -133,15 +135,34 @@ func fill(tx *bolt.Tx) {
 func (o *Outbox) commitAlone(r *request, err error) error {
 	// Free pages may be too fragmented for a large node: shed until the
 	// request fits or no telemetry is left.
+	step := 256
 	for errors.Is(err, berrors.ErrMaxSizeReached) {
 		n := 0
 		serr := o.db.Update(func(tx *bolt.Tx) error {
 			var err error
-			n, err = o.shed(tx, &batch{}, 256)
+			n, err = o.shed(tx, &batch{}, step)
 			return err
 		})
+		if errors.Is(serr, berrors.ErrMaxSizeReached) && step > 1 {
+			step /= 16 // voids need pages too: shed in smaller steps
+			continue
+		}
+		if serr == nil && n == 0 {
+			// No telemetry left: make room from the settled entries,
+			// oldest first. The hub holds their outcome; what is still
+			// pending is never touched. Without this the results of a
+			// full queue could not be recorded and it would never drain.
+			serr = o.db.Update(func(tx *bolt.Tx) error {
+				var err error
+				n, err = o.dropSettled(tx, step)
+				return err
+			})
+		}
 		if serr != nil || n == 0 {
 			break
+		}
+		if u, err := o.readUsage(); err == nil {
+			o.used.Store(u.Bytes) // makeRoom estimates from it
 		}
 		err = o.db.Update(func(tx *bolt.Tx) error { fill(tx); return r.fn(tx, &batch{}) })
 		var rj rejected
@@ -156,29 +177,31 @@ func (o *Outbox) commitAlone(r *request, err error) error {
 }
 
 // makeRoom sheds telemetry, oldest first, until an entry of about size
-// bytes fits in the quotas; it rejects with ErrFull if it cannot.
-func (o *Outbox) makeRoom(tx *bolt.Tx, b *batch, size int64) error {
+// bytes fits in the quotas; it rejects with ErrFull if it cannot. It
+// returns how many entries it shed.
+func (o *Outbox) makeRoom(tx *bolt.Tx, b *batch, size int64) (shed int, err error) {
 	for {
 		overCount := o.maxPending > 0 && counter(tx, keyDepth) >= uint64(o.maxPending)
 		overSize := o.softSize > 0 && o.used.Load()+b.added+footprint(int(size)) > o.softSize
 		if !overCount && !overSize {
-			return nil
+			return shed, nil
 		}
 		n, err := o.shed(tx, b, 1)
 		if err != nil {
-			return err
+			return shed, err
 		}
 		if n == 0 {
 			if overCount {
-				return reject(fmt.Errorf("%w: %d pending entries", ErrFull, o.maxPending))
+				return shed, reject(fmt.Errorf("%w: %d pending entries", ErrFull, o.maxPending))
 			}
-			return reject(fmt.Errorf("%w: %d bytes", ErrFull, o.maxSize))
+			return shed, reject(fmt.Errorf("%w: %d bytes", ErrFull, o.maxSize))
 		}
+		shed += n
 	}
 }
 
-// shed deletes up to n pending telemetry entries, oldest first, counting
-// them in the "shed" counter. It returns how many it deleted.
+// shed replaces up to n pending telemetry entries, oldest first, with
+// voids, counting them in the "shed" counter. It returns how many it shed.
 func (o *Outbox) shed(tx *bolt.Tx, b *batch, n int) (int, error) {
 	tel, pending := tx.Bucket(bucketTelemetry), tx.Bucket(bucketPending)
 	done := 0
@@ -192,14 +215,16 @@ func (o *Outbox) shed(tx *bolt.Tx, b *batch, n int) (int, error) {
 			b.added -= footprint(int(binary.BigEndian.Uint64(size)))
 		}
 		if v := pending.Get(key); v != nil {
+			// The void keeps the id (the hub may have applied the entry
+			// already: it answers the void as a duplicate).
+			id := o.idFor(binary.BigEndian.Uint64(key))
 			if _, r, err := decodeRecord(key, v); err == nil {
-				if err := o.dropIndex(tx, r.ID); err != nil {
-					return done, err
-				}
+				id = r.ID
 			}
-			if err := pending.Delete(key); err != nil {
+			if err := o.putVoid(tx, binary.BigEndian.Uint64(key), id, ReasonShed); err != nil {
 				return done, err
 			}
+			b.added += footprint(17 + len(ReasonShed))
 			if err := addCounter(tx, keyDepth, -1); err != nil {
 				return done, err
 			}
@@ -257,4 +282,24 @@ func (o *Outbox) alarms() {
 			o.onAlarm(*u)
 		}
 	}
+}
+
+// dropSettled deletes up to n done entries, oldest first, and returns how
+// many it deleted.
+func (o *Outbox) dropSettled(tx *bolt.Tx, n int) (int, error) {
+	done := tx.Bucket(bucketDone)
+	c := done.Cursor()
+	dropped := 0
+	for k, v := c.First(); k != nil && dropped < n; k, v = c.First() {
+		if _, r, err := decodeRecord(k, v); err == nil {
+			if err := o.dropIndex(tx, r.ID); err != nil {
+				return dropped, err
+			}
+		}
+		if err := done.Delete(k); err != nil {
+			return dropped, err
+		}
+		dropped++
+	}
+	return dropped, nil
 }

@@ -157,7 +157,7 @@ func TestCloseStopsCommitter(t *testing.T) {
 	if err := o.Close(); err != nil {
 		t.Fatalf("second close: %v", err)
 	}
-	if _, err := o.Enqueue("consent", nil, t0, time.Time{}); !errors.Is(err, outbox.ErrClosed) {
+	if _, err := o.Enqueue("consent", []byte(`{}`), t0, time.Time{}); !errors.Is(err, outbox.ErrClosed) {
 		t.Fatalf("enqueue after close: %v", err)
 	}
 	deadline := time.Now().Add(2 * time.Second)
@@ -178,19 +178,20 @@ func TestQuotaPendingShedsTelemetryFirst(t *testing.T) {
 		tele = append(tele, mustEnqueue(t, o, "telemetry", i))
 		citizens = append(citizens, mustEnqueue(t, o, "consent", i))
 	}
-	// Full: each new citizen entry sheds the oldest telemetry.
+	// Full: each new citizen entry sheds the oldest telemetry, which
+	// leaves a void with its id and sequence number.
 	for i := range 3 {
 		citizens = append(citizens, mustEnqueue(t, o, "consent", 10+i))
-		if _, err := o.Get(tele[i].ID); !errors.Is(err, outbox.ErrNotFound) {
-			t.Fatalf("telemetry %d not shed: %v", i, err)
+		if g, err := o.Get(tele[i].ID); err != nil || g.Kind != protocol.KindVoid || g.Seq != tele[i].Seq {
+			t.Fatalf("telemetry %d not shed: %+v, %v", i, g, err)
 		}
-		if _, err := o.Get(tele[i+1].ID); err != nil {
-			t.Fatalf("telemetry %d shed too early: %v", i+1, err)
+		if g, err := o.Get(tele[i+1].ID); err != nil || g.Kind != "telemetry" {
+			t.Fatalf("telemetry %d shed too early: %+v, %v", i+1, g, err)
 		}
 	}
 	// A new telemetry entry sheds an older one too.
 	tele = append(tele, mustEnqueue(t, o, "telemetry", 20))
-	if _, err := o.Get(tele[3].ID); !errors.Is(err, outbox.ErrNotFound) {
+	if g, _ := o.Get(tele[3].ID); g.Kind != protocol.KindVoid {
 		t.Fatal("telemetry 3 not shed for newer telemetry")
 	}
 	citizens = append(citizens, mustEnqueue(t, o, "audit", 30)) // sheds telemetry 4
@@ -213,8 +214,11 @@ func TestQuotaPendingShedsTelemetryFirst(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if u.Pending != 10 || u.Shed != 6 || u.Fraction != 1 {
+	if u.Pending != 10 || u.Shed != 6 || u.Voids != 6 || u.Fraction != 1 {
 		t.Fatalf("usage %+v", u)
+	}
+	if q.Depth != 16 {
+		t.Fatalf("stats %+v: the voids are still to be sent", q)
 	}
 	// Draining makes room again.
 	if _, err := o.Record(final(citizens[0])); err != nil {
@@ -236,7 +240,7 @@ func TestQuotaMaxSize(t *testing.T) {
 	const maxSize = 1 << 20
 	path := dbPath(t)
 	o := openWith(t, path, &outbox.Options{MaxSize: maxSize, Classes: classes})
-	payload := bytes.Repeat([]byte("t"), 2000)
+	payload := jsonPayload('t', 2000)
 	for i := range 600 { // ~2 MB of telemetry: only shedding keeps it in
 		if _, err := o.Enqueue("telemetry", payload, t0, time.Time{}); err != nil {
 			t.Fatalf("telemetry %d: %v", i, err)
@@ -497,7 +501,7 @@ func TestPurge(t *testing.T) {
 func TestCompact(t *testing.T) {
 	path := dbPath(t)
 	o := open(t, path)
-	payload := bytes.Repeat([]byte("c"), 1000)
+	payload := jsonPayload('c', 1000)
 	var keep []outbox.Entry
 	for i := range 1000 {
 		e, err := o.Enqueue("consent", payload, t0, time.Time{})

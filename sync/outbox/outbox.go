@@ -10,19 +10,31 @@
 // or cannot be read move to the "quarantine" bucket, where a technician
 // sees them and can put them back (Requeue).
 //
+// The hub applies a totem's operations strictly in sequence, so a sequence
+// number must never just disappear. An entry that can never be sent — its
+// record does not decode, its payload cannot be opened, its envelope would
+// be refused by the hub — and a telemetry entry shed under quota pressure
+// leave a void in their place: a tiny pending record the uplink sends as
+// an operation of kind protocol.KindVoid, which the hub records as such
+// and which moves the totem's sequence on. A void that got its final
+// result is deleted; the quarantined original stays for the technician.
+//
 // All writes go through one committer goroutine that applies every queued
 // request in one bbolt transaction (one fsync): producers share commits,
 // and each returns only once its own commit is durable.
 //
 // Layout of the file:
 //
-//	pending     8-byte big-endian seq → entry (JSON object)
+//	pending     8-byte big-endian seq → entry (JSON object), or a void:
+//	            'v', the 16-byte raw id, the reason (ASCII)
 //	done        8-byte big-endian seq → entry (JSON object)
 //	quarantine  8-byte big-endian seq → entry (JSON object with a reason)
 //	telemetry   8-byte big-endian seq → stored size: pending entries that may be shed
 //	index       16-byte raw id        → 8-byte big-endian seq (ids of older versions only)
 //	seq         its NextSequence gives sequence numbers; keys "depth",
-//	            "quarantined", "shed" are counters, "salt" the id prefix
+//	            "quarantined", "shed", "voids" are counters ("depth"
+//	            counts the pending entries that are not voids), "salt"
+//	            the id prefix
 //	meta        firmware key → value
 //
 // An id is the database's random 8-byte salt followed by the big-endian
@@ -86,6 +98,7 @@ var (
 	keyQuarantined = []byte("quarantined") // in bucketSeq: number of quarantined entries
 	keyShed        = []byte("shed")        // in bucketSeq: telemetry entries shed, ever
 	keySalt        = []byte("salt")        // in bucketSeq: 8 random bytes, the id prefix
+	keyVoids       = []byte("voids")       // in bucketSeq: number of voids in pending
 )
 
 var allBuckets = [][]byte{bucketPending, bucketDone, bucketQuarantine, bucketTelemetry, bucketIndex, bucketSeq, bucketMeta}
@@ -112,7 +125,15 @@ const (
 	ReasonPoison     = "poison"     // sent MaxAttempts times without a final result
 	ReasonUnreadable = "unreadable" // sealed payload cannot be opened with the keyring
 	ReasonCorrupt    = "corrupt"    // stored record cannot be decoded; kept raw
+	ReasonInvalid    = "invalid"    // envelope the hub would refuse (kind, id, payload)
+	ReasonShed       = "shed"       // a void's reason: telemetry shed under quota pressure
 )
+
+// voids reports whether a quarantine reason leaves a void in the queue:
+// the entry can never be sent as it is.
+func voids(reason string) bool {
+	return reason == ReasonCorrupt || reason == ReasonUnreadable || reason == ReasonInvalid
+}
 
 // Entry is one operation in the outbox.
 type Entry struct {
@@ -174,14 +195,18 @@ type Options struct {
 
 // Usage is how full the outbox is.
 type Usage struct {
-	Pending     int     // entries waiting for a final result (Stats().Depth)
-	Quarantined int     // entries in quarantine
-	Shed        uint64  // telemetry entries shed under quota pressure, ever
-	Bytes       int64   // bytes of the file in use (not free pages)
-	MaxSize     int     // Options.MaxSize
-	MaxPending  int     // Options.MaxPending
-	Fraction    float64 // the fuller of Bytes/MaxSize and Pending/MaxPending
-	Alarm       bool    // Fraction reached AlarmAt (cleared a little below it)
+	Pending     int    // entries waiting for a final result, voids excluded
+	Voids       int    // voids waiting for their final result
+	Quarantined int    // entries in quarantine
+	Shed        uint64 // telemetry entries shed under quota pressure, ever
+	Bytes       int64  // bytes of the file in use (not free pages)
+	MaxSize     int    // Options.MaxSize
+	MaxPending  int    // Options.MaxPending
+	// Fraction is the fuller of Pending/MaxPending and Bytes against the
+	// part of MaxSize Enqueue may use (the rest is the reserve for results
+	// and bbolt's growth steps): at 1, citizen operations are refused.
+	Fraction float64
+	Alarm    bool // Fraction reached AlarmAt (cleared a little below it)
 }
 
 // Outbox is a durable queue of operations. It is safe for concurrent use.
@@ -510,16 +535,21 @@ func (o *Outbox) idFor(seq uint64) string {
 }
 
 // Enqueue makes an operation durable and returns it with its id and
-// sequence number. It returns only after the commit (fsync) succeeded:
+// sequence number. kind must be a valid kind (protocol.ValidKind) and
+// payload a JSON object that fits in one message. It returns only after the commit (fsync) succeeded:
 // acknowledged means on disk. When the quotas are reached it sheds pending
 // telemetry, oldest first; if that is not enough it returns an error
 // wrapping ErrFull and stores nothing.
 func (o *Outbox) Enqueue(kind string, payload []byte, created, expires time.Time) (Entry, error) {
-	if kind == "" {
-		return Entry{}, errors.New("outbox: enqueue: empty kind")
+	if !protocol.ValidKind(kind) {
+		return Entry{}, fmt.Errorf("outbox: enqueue: invalid kind %q", kind)
 	}
-	if len(payload) > protocol.MaxPayload {
+	if len(payload)+envelopeRoom > protocol.MaxPayload {
 		return Entry{}, fmt.Errorf("outbox: enqueue: payload of %d bytes: %w", len(payload), protocol.ErrTooLarge)
+	}
+	// Never acknowledge what the hub would refuse: it could never leave.
+	if p := bytes.TrimLeft(payload, " \t\r\n"); len(p) == 0 || p[0] != '{' || !json.Valid(p) {
+		return Entry{}, errors.New("outbox: enqueue: payload is not a JSON object")
 	}
 	e := Entry{
 		Kind:    kind,
@@ -530,8 +560,16 @@ func (o *Outbox) Enqueue(kind string, payload []byte, created, expires time.Time
 	class := o.classOf(kind)
 	// JSON carries the payload in base64 plus about 300 bytes of envelope.
 	estimate := int64(len(payload))*4/3 + int64(len(kind)) + 320
+	var full error
 	err := o.do(func(tx *bolt.Tx, b *batch) error {
-		if err := o.makeRoom(tx, b, estimate); err != nil {
+		full = nil
+		if n, err := o.makeRoom(tx, b, estimate); err != nil {
+			if n > 0 && errors.Is(err, ErrFull) {
+				// Keep what was shed: telemetry goes first, even when
+				// it was not enough for this entry.
+				full = err
+				return nil
+			}
 			return err
 		}
 		seq, err := tx.Bucket(bucketSeq).NextSequence()
@@ -560,6 +598,9 @@ func (o *Outbox) Enqueue(kind string, payload []byte, created, expires time.Time
 		e.ID, e.Seq = id, seq
 		return addCounter(tx, keyDepth, 1)
 	})
+	if err == nil {
+		err = full
+	}
 	if err != nil {
 		return Entry{}, fmt.Errorf("outbox: enqueue: %w", err)
 	}
@@ -575,9 +616,12 @@ func (o *Outbox) Enqueue(kind string, payload []byte, created, expires time.Time
 func footprint(n int) int64 { return int64(n+32) * 3 / 2 }
 
 // Pending returns up to max pending (not Done) entries with Seq > after,
-// in Seq order. Entries found expired, poison, corrupt or unreadable on the
-// way are not returned: they are moved to quarantine before it returns.
-// Sealed entries with no keyring configured are an error.
+// in Seq order, voids included (Kind protocol.KindVoid). Poison entries
+// found on the way are not returned: they move to quarantine before it
+// returns. Corrupt and unreadable entries, and entries whose envelope the
+// hub would refuse, move to quarantine too and a void takes their place
+// (returned by the next call). Sealed entries with no keyring configured
+// are an error.
 func (o *Outbox) Pending(after uint64, max int) ([]Entry, error) {
 	if max <= 0 {
 		return nil, nil
@@ -593,6 +637,15 @@ func (o *Outbox) Pending(after uint64, max int) ([]Entry, error) {
 				bad = append(bad, lapse{seq, ReasonCorrupt})
 				continue
 			}
+			if r.void != "" {
+				e := Entry{ID: r.ID, Seq: seq, Kind: r.Kind, Payload: r.Payload}
+				if !o.sendable(&e) {
+					bad = append(bad, lapse{seq, ReasonCorrupt}) // a damaged void: written again
+					continue
+				}
+				out = append(out, e)
+				continue
+			}
 			if reason := o.lapsed(&r, now); reason == ReasonPoison {
 				bad = append(bad, lapse{seq, reason})
 				continue
@@ -603,6 +656,10 @@ func (o *Outbox) Pending(after uint64, max int) ([]Entry, error) {
 			}
 			if err != nil {
 				bad = append(bad, lapse{seq, ReasonUnreadable})
+				continue
+			}
+			if !o.sendable(&e) {
+				bad = append(bad, lapse{seq, ReasonInvalid})
 				continue
 			}
 			out = append(out, e)
@@ -619,9 +676,31 @@ func (o *Outbox) Pending(after uint64, max int) ([]Entry, error) {
 	return out, nil
 }
 
+// envelopeRoom is what an operation's envelope adds to its payload on the
+// wire, at most: the hub refuses messages over protocol.MaxPayload.
+const envelopeRoom = 512
+
+// sendable reports whether the hub would take e's envelope: a 32-hex id
+// that is its own (for ids with this database's salt), a valid kind, and a
+// payload that is a JSON object small enough for one message.
+func (o *Outbox) sendable(e *Entry) bool {
+	raw, err := hex.DecodeString(e.ID)
+	if err != nil || len(raw) != 16 || strings.ToLower(e.ID) != e.ID ||
+		bytes.Equal(raw[:8], o.salt[:]) && e.ID != o.idFor(e.Seq) {
+		return false
+	}
+	if !protocol.ValidKind(e.Kind) || len(e.Payload)+envelopeRoom > protocol.MaxPayload {
+		return false
+	}
+	p := bytes.TrimLeft(e.Payload, " \t\r\n")
+	return len(p) > 0 && p[0] == '{' && json.Valid(p)
+}
+
 // lapsed says why a pending entry must leave the queue, or "".
 func (o *Outbox) lapsed(r *record, now time.Time) string {
 	switch {
+	case r.void != "":
+		return ""
 	case !r.Expires.IsZero() && !now.Before(r.Expires):
 		return ReasonExpired
 	case o.maxAttempts > 0 && r.Attempts >= o.maxAttempts:
@@ -639,6 +718,9 @@ func (o *Outbox) MarkSent(id string, at time.Time) error {
 		if err != nil {
 			return reject(err)
 		}
+		if r.void != "" {
+			return reject(errUnchanged) // a void keeps no attempts: it stays tiny
+		}
 		r.Attempts++
 		r.LastSent = at.Round(0)
 		if bytes.Equal(b, bucketPending) && o.maxAttempts > 0 && r.Attempts >= o.maxAttempts {
@@ -646,7 +728,7 @@ func (o *Outbox) MarkSent(id string, at time.Time) error {
 		}
 		return putRecord(tx.Bucket(b), seq, &r)
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, errUnchanged) {
 		return wrapID("mark sent", id, err)
 	}
 	return nil
@@ -656,6 +738,7 @@ func (o *Outbox) MarkSent(id string, at time.Time) error {
 var errUnchanged = errors.New("unchanged")
 
 // Record stores a result from the hub on its entry, matched by res.OpID;
+// a final result for a void deletes it.
 // res.Seq must be the entry's Seq (ErrMismatch otherwise). A final result
 // moves the entry from pending (or quarantine) to done in the same
 // transaction. A result for an entry already done keeps the first final
@@ -683,8 +766,26 @@ func (o *Outbox) Record(res *protocol.Result) (Entry, error) {
 		if res.Seq != seq {
 			return reject(fmt.Errorf("%w: result seq %d, entry seq %d", ErrMismatch, res.Seq, seq))
 		}
-		if bytes.Equal(in, bucketDone) {
+		if bytes.Equal(in, bucketDone) || r.Voided {
+			// Done, or voided: a late result for the void that took its
+			// place leaves the original in quarantine for the technician.
 			return reject(errUnchanged)
+		}
+		if r.void != "" {
+			if !res.Final() {
+				return reject(errUnchanged)
+			}
+			// The hub recorded the void: the sequence number is settled
+			// and nothing is left to keep (the original, if any, stays in
+			// quarantine).
+			r.Result, in = res, bucketDone
+			if err := tx.Bucket(bucketPending).Delete(seqKey(seq)); err != nil {
+				return err
+			}
+			if err := o.dropIndex(tx, r.ID); err != nil {
+				return err
+			}
+			return addCounter(tx, keyVoids, -1)
 		}
 		r.Result = new(protocol.Result)
 		if err := json.Unmarshal(stored, r.Result); err != nil {
@@ -738,7 +839,7 @@ func (o *Outbox) Get(id string) (Entry, error) {
 	return e, nil
 }
 
-// Stats returns the number of pending entries, the oldest pending
+// Stats returns the number of pending entries (voids included), the oldest pending
 // sequence number and its Created time, and the last assigned sequence
 // number. It reads one entry and two counters, whatever the depth.
 func (o *Outbox) Stats() (protocol.Queue, error) {
@@ -750,7 +851,7 @@ func (o *Outbox) Stats() (protocol.Queue, error) {
 		if len(depth) != 8 {
 			return errors.New("corrupt depth counter")
 		}
-		q.Depth = int(binary.BigEndian.Uint64(depth))
+		q.Depth = int(binary.BigEndian.Uint64(depth) + counter(tx, keyVoids))
 		k, v := tx.Bucket(bucketPending).Cursor().First()
 		if k == nil {
 			return nil
@@ -785,6 +886,7 @@ func (o *Outbox) readUsage() (Usage, error) {
 		u.Pending = int(counter(tx, keyDepth))
 		u.Quarantined = int(counter(tx, keyQuarantined))
 		u.Shed = counter(tx, keyShed)
+		u.Voids = int(counter(tx, keyVoids))
 		return nil
 	})
 	if err != nil {
@@ -793,7 +895,7 @@ func (o *Outbox) readUsage() (Usage, error) {
 	st := o.db.Stats()
 	u.Bytes = size - int64(st.FreePageN+st.PendingPageN)*int64(o.db.Info().PageSize)
 	if o.maxSize > 0 {
-		u.Fraction = float64(u.Bytes) / float64(o.maxSize)
+		u.Fraction = float64(u.Bytes) / float64(o.softSize)
 	}
 	if o.maxPending > 0 {
 		u.Fraction = max(u.Fraction, float64(u.Pending)/float64(o.maxPending))
@@ -857,6 +959,43 @@ type record struct {
 	Quarantine    string           `json:"quarantine,omitempty"`
 	QuarantinedAt time.Time        `json:"quarantined_at,omitzero"`
 	Raw           []byte           `json:"raw,omitempty"`
+	// Voided is set on a quarantined entry a void replaced in the queue:
+	// its sequence number is spent, it can never be requeued.
+	Voided bool `json:"voided,omitempty"`
+
+	void string // a void's reason, from the compact encoding; never JSON
+}
+
+// voidTag is the first byte of a stored void.
+const voidTag = 'v'
+
+// voidValue is the stored form of a void for the entry id (32 hex digits).
+func voidValue(id, reason string) []byte {
+	raw, _ := hex.DecodeString(id)
+	v := make([]byte, 0, 1+16+len(reason))
+	return append(append(append(v, voidTag), raw...), reason...)
+}
+
+// voidPayload is what a void carries to the hub.
+func voidPayload(reason string) []byte {
+	b, _ := json.Marshal(struct {
+		Reason string `json:"reason"`
+	}{reason})
+	return b
+}
+
+// validReason reports whether a void's stored reason is a short lower-case
+// word, so that its payload is plain JSON.
+func validReason(b []byte) bool {
+	if len(b) == 0 || len(b) > 16 {
+		return false
+	}
+	for _, c := range b {
+		if c < 'a' || c > 'z' {
+			return false
+		}
+	}
+	return true
 }
 
 // decodeRecord decodes a stored entry. It never panics on bad bytes.
@@ -865,6 +1004,11 @@ func decodeRecord(key, val []byte) (uint64, record, error) {
 		return 0, record{}, fmt.Errorf("corrupt key %x", key)
 	}
 	seq := binary.BigEndian.Uint64(key)
+	if len(val) > 17 && val[0] == voidTag && validReason(val[17:]) {
+		reason := string(val[17:])
+		return seq, record{ID: hex.EncodeToString(val[1:17]), Kind: protocol.KindVoid,
+			Payload: voidPayload(reason), void: reason}, nil
+	}
 	if len(val) == 0 || val[0] != '{' {
 		return seq, record{}, fmt.Errorf("corrupt entry %d", seq)
 	}

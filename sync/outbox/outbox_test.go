@@ -43,6 +43,11 @@ func newOutbox(t testing.TB) (*outbox.Outbox, string) {
 	return o, path
 }
 
+// jsonPayload is a JSON object of n bytes, as a payload must be.
+func jsonPayload(c byte, n int) []byte {
+	return append(append([]byte(`{"p":"`), bytes.Repeat([]byte{c}, max(n-8, 0))...), `"}`...)
+}
+
 func enqueue(t testing.TB, o *outbox.Outbox, i int) outbox.Entry {
 	t.Helper()
 	created := time.Date(2025, 3, 1, 9, 0, i, 0, time.UTC)
@@ -418,7 +423,7 @@ func TestConcurrentEnqueue(t *testing.T) {
 	for w := range workers {
 		wg.Go(func() {
 			for i := range each {
-				e, err := o.Enqueue("telemetry", fmt.Appendf(nil, "%d/%d", w, i), time.Now(), time.Time{})
+				e, err := o.Enqueue("telemetry", fmt.Appendf(nil, `{"w":%d,"i":%d}`, w, i), time.Now(), time.Time{})
 				if err != nil {
 					errs <- err
 					return
@@ -533,7 +538,7 @@ func TestHelperProcess(t *testing.T) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
-	payload := bytes.Repeat([]byte("x"), 512)
+	payload := jsonPayload('x', 512)
 	producers, _ := strconv.Atoi(os.Getenv("OUTBOX_CRASH_PRODUCERS"))
 	for range max(producers, 1) - 1 {
 		go func() {
@@ -671,7 +676,7 @@ func crashRun(t *testing.T, path string, early bool, producers int) ([]uint64, e
 
 func BenchmarkEnqueue(b *testing.B) {
 	o, _ := newOutbox(b)
-	payload := bytes.Repeat([]byte("p"), 512)
+	payload := jsonPayload('p', 512)
 	now := time.Now()
 	b.SetBytes(int64(len(payload)))
 	for b.Loop() {

@@ -2,8 +2,10 @@ package outbox
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -21,10 +23,12 @@ type SweepReport struct {
 	Expired    int
 	Poison     int
 	Unreadable int // unreadable or corrupt
+	Invalid    int // envelope the hub would refuse
 }
 
 // Sweep moves to quarantine every pending entry that expired at now, was
-// sent MaxAttempts times without a final result, or cannot be read. The
+// sent MaxAttempts times without a final result, cannot be read or would
+// be refused by the hub (the last two leave a void in the queue). The
 // owner calls it periodically; Pending does the same lazily for the
 // entries it meets.
 func (o *Outbox) Sweep(now time.Time) (SweepReport, error) {
@@ -39,6 +43,9 @@ func (o *Outbox) Sweep(now time.Time) (SweepReport, error) {
 				bad = append(bad, lapse{seq, ReasonCorrupt})
 				continue
 			}
+			if r.void != "" {
+				continue
+			}
 			if reason := o.lapsed(&r, now); reason != "" {
 				bad = append(bad, lapse{seq, reason})
 				continue
@@ -46,7 +53,11 @@ func (o *Outbox) Sweep(now time.Time) (SweepReport, error) {
 			if r.Sealed != nil && o.keys != nil {
 				if _, err := o.open(&r, seq); err != nil {
 					bad = append(bad, lapse{seq, ReasonUnreadable})
+					continue
 				}
+			}
+			if e, err := o.entry(seq, &r, bucketPending); err == nil && !o.sendable(&e) {
+				bad = append(bad, lapse{seq, ReasonInvalid})
 			}
 		}
 		return nil
@@ -57,6 +68,7 @@ func (o *Outbox) Sweep(now time.Time) (SweepReport, error) {
 	moved, err := o.quarantine(bad, now)
 	rep.Expired, rep.Poison = moved[ReasonExpired], moved[ReasonPoison]
 	rep.Unreadable = moved[ReasonUnreadable] + moved[ReasonCorrupt]
+	rep.Invalid = moved[ReasonInvalid]
 	if err != nil {
 		return rep, fmt.Errorf("outbox: sweep: %w", err)
 	}
@@ -85,11 +97,24 @@ func (o *Outbox) quarantine(bad []lapse, now time.Time) (map[string]int, error) 
 				reason := ReasonCorrupt
 				if err != nil {
 					r = record{ID: o.idFor(seq), Raw: bytes.Clone(v)}
+				} else if r.void != "" {
+					if l.reason != ReasonCorrupt || r.ID == o.idFor(seq) {
+						continue
+					}
+					// A void whose id is not its own: write it again.
+					if err := addCounter(tx, keyVoids, -1); err != nil {
+						return err
+					}
+					if err := o.putVoid(tx, seq, o.idFor(seq), r.void); err != nil {
+						return err
+					}
+					n[ReasonCorrupt]++
+					continue
 				} else if reason = o.lapsed(&r, now); reason == "" {
-					if l.reason != ReasonUnreadable {
+					if l.reason != ReasonUnreadable && l.reason != ReasonInvalid {
 						continue // requeued meanwhile
 					}
-					reason = ReasonUnreadable
+					reason = l.reason
 				}
 				if err := o.moveToQuarantine(tx, seq, &r, reason, now); err != nil {
 					return err
@@ -111,7 +136,8 @@ func (o *Outbox) quarantine(bad []lapse, now time.Time) (map[string]int, error) 
 	return moved, nil
 }
 
-// moveToQuarantine moves a pending entry to quarantine with reason.
+// moveToQuarantine moves a pending entry to quarantine with reason; when
+// the entry can never be sent a void takes its place in the queue.
 func (o *Outbox) moveToQuarantine(tx *bolt.Tx, seq uint64, r *record, reason string, now time.Time) error {
 	key := seqKey(seq)
 	if err := tx.Bucket(bucketPending).Delete(key); err != nil {
@@ -121,13 +147,39 @@ func (o *Outbox) moveToQuarantine(tx *bolt.Tx, seq uint64, r *record, reason str
 		return err
 	}
 	r.Quarantine, r.QuarantinedAt = reason, now.Round(0)
+	r.Voided = voids(reason)
 	if err := putRecord(tx.Bucket(bucketQuarantine), seq, r); err != nil {
 		return err
 	}
 	if err := addCounter(tx, keyDepth, -1); err != nil {
 		return err
 	}
+	if r.Voided {
+		if err := o.putVoid(tx, seq, r.ID, reason); err != nil {
+			return err
+		}
+	}
 	return addCounter(tx, keyQuarantined, 1)
+}
+
+// putVoid puts a void for the entry id at seq in the pending queue. Ids
+// with this database's salt are derived from seq (a hostile record may
+// name another entry); an id from an older version is kept if it is 32
+// hex digits.
+func (o *Outbox) putVoid(tx *bolt.Tx, seq uint64, id, reason string) error {
+	if raw, err := hex.DecodeString(id); err != nil || len(raw) != 16 || strings.ToLower(id) != id || bytes.Equal(raw[:8], o.salt[:]) {
+		id = o.idFor(seq)
+	}
+	// Delete first: a value replaced in place never rebalances its page,
+	// and the space of the entry the void replaces must be freed.
+	pending := tx.Bucket(bucketPending)
+	if err := pending.Delete(seqKey(seq)); err != nil {
+		return err
+	}
+	if err := pending.Put(seqKey(seq), voidValue(id, reason)); err != nil {
+		return err
+	}
+	return addCounter(tx, keyVoids, 1)
 }
 
 // Quarantined returns up to max quarantined entries in Seq order, with
@@ -171,6 +223,9 @@ func (o *Outbox) Requeue(id string) error {
 		}
 		if r.Raw != nil {
 			return reject(fmt.Errorf("entry %d is corrupt", seq))
+		}
+		if r.Voided {
+			return reject(fmt.Errorf("entry %d was voided: its sequence number is spent", seq))
 		}
 		if !r.Expires.IsZero() && !o.now().Before(r.Expires) {
 			r.Expires = time.Time{}

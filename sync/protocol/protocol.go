@@ -96,6 +96,17 @@ func ParseTopic(topic string) (totem, leaf string, ok bool) {
 	return totem, leaf, true
 }
 
+// KindVoid is the kind of a void: the totem settles a sequence number
+// whose operation it can never send (its record is corrupt or unreadable,
+// or it was telemetry shed under quota pressure). Its payload is
+// {"reason":"…"}; the hub records it as a rejected operation (OP_VOID)
+// and the sequence moves on. It equals cms.KindVoid.
+const KindVoid = "void"
+
+// ValidKind reports whether kind is a well-formed operation kind: a short
+// lower_snake identifier. DecodeOp refuses any other.
+func ValidKind(kind string) bool { return validName(kind) }
+
 // Op is an operation a totem made durable and sends to the hub.
 type Op struct {
 	V       int             `json:"v"`
