@@ -1,6 +1,7 @@
 package refcms
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"reflect"
@@ -236,4 +237,40 @@ func TestVariations(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzVariation feeds arbitrary payloads to corrections and cancellations
+// of an accepted consent: the CMS answers with an outcome (never an
+// error, never a panic), and a refused one changes nothing.
+func FuzzVariation(f *testing.F) {
+	ref := id(1)
+	good, _ := json.Marshal(correction(ref, "", corrected(false)))
+	f.Add(true, good)
+	f.Add(false, []byte(`{"ref":"`+ref+`","reason":"x"}`))
+	f.Add(true, []byte(`{"ref":"`+ref+`","payload":{"card":{}}}`))
+	f.Add(false, []byte(`{"ref":"`+ref+`","protocol":"1"}`))
+	f.Add(true, []byte(`{"ref":1}`))
+	f.Add(false, []byte(`[]`))
+	f.Fuzz(func(t *testing.T, correct bool, payload []byte) {
+		e := newEnv(t, nil)
+		e.mustAccept(cms.KindConsent, goodRequest())
+		kind := cms.KindCancellation
+		if correct {
+			kind = cms.KindCorrection
+		}
+		before := e.snapshot()
+		op := e.op(kind, string(payload))
+		out, err := e.s.Apply(context.Background(), op)
+		if err != nil {
+			t.Fatalf("apply: %v", err)
+		}
+		if !out.Accepted {
+			if len(out.Rejects) == 0 {
+				t.Fatal("refused without a code")
+			}
+			if after := e.snapshot(); !reflect.DeepEqual(before, after) {
+				t.Fatal("a refused variation changed the records")
+			}
+		}
+	})
 }
