@@ -126,6 +126,39 @@ func TestTechnicianActionsEndToEnd(t *testing.T) {
 			t.Errorf("%s %v: %+v, want an error with %q", rf.name, rf.args, r, rf.want)
 		}
 	}
+
+	// Resend of a quarantined entry: back in the queue, sent in its turn.
+	tdir := filepath.Join(dir, "totem")
+	tt.stop()
+	box, err := outbox.Open(filepath.Join(tdir, "outbox.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	q, err := box.Enqueue(cms.KindPINChange, []byte(`{}`), now, now.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := box.Sweep(now.Add(2 * time.Hour)); err != nil || rep.Expired != 1 {
+		t.Fatalf("sweep %+v %v", rep, err)
+	}
+	box.Close()
+	tt = startTotem(t, tdir, c.srv.URL(), c.totem, log)
+	for !tt.up.Connected() && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if r := command(ctx, t, tt, "resend", map[string]string{"id": q.ID}, &res); !r.OK || strings.HasPrefix(res.State, "quarantine") {
+		t.Fatalf("resend of a quarantined entry %+v %+v", r, res)
+	}
+	for ctx.Err() == nil {
+		if e, _ := tt.box.Get(q.ID); e.Done {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if e, _ := tt.box.Get(q.ID); !e.Done || e.Result.Transport.Protocol == "" {
+		t.Fatalf("requeued entry never answered: %+v", e)
+	}
 	tt.stop()
 	c.stop()
 	checkLogs(t, lb)
