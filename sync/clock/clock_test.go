@@ -84,3 +84,10 @@ func TestSystemSource(t *testing.T) {
 		t.Fatalf("%+v", st)
 	}
 }
+
+func BenchmarkStamp(b *testing.B) {
+	s := New(Options{})
+	for b.Loop() {
+		s.Stamp()
+	}
+}
