@@ -124,6 +124,19 @@ credentials_file = %q
 	if out, err := ctl("cmd", "smoke-01", "ping"); err != nil || strings.TrimSpace(out) != "ok" {
 		t.Fatalf("cmd ping = %q, %v", out, err)
 	}
+	// The send logs and a resynchronisation, through the real ACL.
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"sendlog", "smoke-01"}, "TOTEM CLOCK"},
+		{[]string{"sendlog", "--hub", "-o", "csv"}, "n,received,totem"},
+		{[]string{"resync", "smoke-01"}, "0 differences"},
+	} {
+		if out, err := ctl(c.args...); err != nil || !strings.Contains(out, c.want) {
+			t.Fatalf("%v = %q, %v", c.args, out, err)
+		}
+	}
 	table, err := ctl("status")
 	if err != nil || !strings.Contains(table, "smoke-01") || !strings.Contains(table, "online") {
 		t.Fatalf("status table = %q, %v", table, err)

@@ -124,6 +124,7 @@ type Op struct {
 	Created  time.Time // the totem's clock: data only
 	Expires  time.Time
 	Received time.Time // the hub's clock
+	Stamp    *Stamp    // the totem's clocks at enqueue, when it sent them
 }
 
 // Error codes of rejected operations.

@@ -64,6 +64,9 @@ type Options struct {
 	// Events receives alerts for operations (reader gone, printer
 	// faults…); nil drops them. It must not block.
 	Events func(protocol.Event)
+	// Link returns the link to the hub for the technician's resend and
+	// resync, nil while there is none.
+	Link func() Link
 }
 
 // App is the totem application.
@@ -240,19 +243,16 @@ func (a *App) Command(ctx context.Context, c *protocol.Command) *protocol.Reply 
 			Transport  string           `json:"transport,omitempty"`
 			Processing string           `json:"processing,omitempty"`
 			Errors     []protocol.Error `json:"errors,omitempty"`
+			Duplicate  bool             `json:"duplicate,omitempty"`
+			Stamp      *protocol.Stamp  `json:"stamp,omitempty"`
 		}
 		rows := make([]row, 0, len(entries))
 		for _, e := range entries {
-			w := row{Seq: e.Seq, OpID: e.ID, Kind: e.Kind, Created: e.Created, Attempts: e.Attempts, LastSent: e.LastSent, State: "pending"}
-			switch {
-			case e.Done:
-				w.State = "done"
-			case e.Quarantine != "":
-				w.State = "quarantine: " + e.Quarantine
-			}
+			w := row{Seq: e.Seq, OpID: e.ID, Kind: e.Kind, Created: e.Created, Attempts: e.Attempts, LastSent: e.LastSent,
+				State: entryState(e), Stamp: e.Stamp}
 			if e.Result != nil {
 				w.Protocol, w.Transport, w.Processing = e.Result.Transport.Protocol, e.Result.Transport.Status, e.Result.Processing.Status
-				w.Errors = e.Result.Processing.Errors
+				w.Errors, w.Duplicate = e.Result.Processing.Errors, e.Result.Duplicate
 			}
 			rows = append(rows, w)
 		}
@@ -268,6 +268,25 @@ func (a *App) Command(ctx context.Context, c *protocol.Command) *protocol.Reply 
 			r.Error = err.Error()
 			return r
 		}
+		r.OK = true
+	case "resend", "correct", "cancel", "resync":
+		var v any
+		var err error
+		switch c.Name {
+		case "resend":
+			v, err = a.resend(ctx, c.Args)
+		case "correct":
+			v, err = a.correct(ctx, c.Args)
+		case "cancel":
+			v, err = a.cancel(ctx, c.Args)
+		default:
+			v, err = a.resync(ctx)
+		}
+		if err != nil {
+			r.Error = err.Error()
+			return r
+		}
+		r.Data, _ = json.Marshal(v)
 		r.OK = true
 	default:
 		r.Error = "unknown command " + c.Name

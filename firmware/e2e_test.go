@@ -19,6 +19,7 @@ import (
 	"github.com/aslcns/totem/hal"
 	"github.com/aslcns/totem/hal/sim"
 	"github.com/aslcns/totem/sync/broker"
+	"github.com/aslcns/totem/sync/clock"
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/hub"
 	"github.com/aslcns/totem/sync/outbox"
@@ -152,7 +153,7 @@ func startTotem(t *testing.T, dir, brokerURL string, cr creds.File, log *slog.Lo
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	box, err := outbox.Open(filepath.Join(dir, "outbox.db"), nil)
+	box, err := outbox.Open(filepath.Join(dir, "outbox.db"), &outbox.Options{Stamp: clock.New(clock.Options{Boot: "boot-e2e"}).Stamp})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +161,8 @@ func startTotem(t *testing.T, dir, brokerURL string, cr creds.File, log *slog.Lo
 		panel: sim.NewPanel(20, 4)}
 	tt.app = firmware.New(firmware.Devices{Reader: tt.reader, Printer: tt.printer, Keypad: tt.panel, Display: tt.panel},
 		firmware.Options{Totem: totemID, ASL: "ASL Test", Location: "Atrio", Outbox: box,
-			Logger: log.With("subsystem", "firmware"), ResultWait: 3 * time.Second, IdleTimeout: time.Minute})
+			Logger: log.With("subsystem", "firmware"), ResultWait: 3 * time.Second, IdleTimeout: time.Minute,
+			Link: func() firmware.Link { return tt.up }})
 	tt.up = uplink.New(uplink.Options{Totem: totemID, URL: brokerURL, Username: cr.Username, Password: cr.Password,
 		Outbox: box, Logger: log.With("subsystem", "uplink"), BackoffMin: 50 * time.Millisecond,
 		BackoffMax: 200 * time.Millisecond, ResendAfter: time.Second,

@@ -3,10 +3,19 @@
 //	totemctl [--config FILE] [--broker URL] [--creds FILE] status [-o table|json] [TOTEM]
 //	totemctl [--config FILE] [--broker URL] [--creds FILE] cmd TOTEM NAME [KEY=VALUE…]
 //	totemctl [--config FILE] [--broker URL] [--creds FILE] report [filters] [-o table|csv|json]
+//	totemctl [flags] sendlog TOTEM [-n N] [-o table|csv|json]
+//	totemctl [flags] sendlog --hub [--totem T] [--outcome O] [--from D] [--to D] [--before N] [--max N] [-o …]
+//	totemctl [flags] sendlog show N [-o table|json]
+//	totemctl [flags] resend TOTEM OPID
+//	totemctl [flags] correct TOTEM OPID consents=CODE=1|0,… | payment=REFERENCE
+//	totemctl [flags] cancel TOTEM OPID [--reason TEXT]
+//	totemctl [flags] resync TOTEM [-o table|json]
 //
 // status shows each totem's presence, last report, queue depth and last
 // outcome from what the totems publish (retained presence and health).
-// cmd sends a console command and prints the totem's reply.
+// cmd sends a console command and prints the totem's reply. sendlog shows
+// the elenco invii of a totem or of the hub; resend, correct, cancel and
+// resync are the technician's actions on it.
 package main
 
 import (
@@ -42,7 +51,16 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 	brokerURL := fs.String("broker", "", "MQTT broker URL (overrides the config)")
 	credsPath := fs.String("creds", "", "console credentials file (overrides the config)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: totemctl [flags] status [-o table|json] [TOTEM]\n       totemctl [flags] report [--totem T] [--kind K] [--operator O] [--outcome accepted|rejected] [--from D] [--to D] [--by-day] [-o table|csv|json]\n       totemctl [flags] cmd TOTEM NAME [KEY=VALUE…]\n  commands: ping, status, sendlog [n=N], jobs, reprint id=N")
+		fmt.Fprintln(stderr, "usage: totemctl [flags] status [-o table|json] [TOTEM]\n"+
+			"       totemctl [flags] report [--totem T] [--kind K] [--operator O] [--outcome accepted|rejected] [--from D] [--to D] [--by-day] [-o table|csv|json]\n"+
+			"       totemctl [flags] sendlog TOTEM [-n N] [-o table|csv|json]\n"+
+			"       totemctl [flags] sendlog --hub [--totem T] [--outcome accepted|rejected|refused|duplicate] [--from D] [--to D] [--before N] [--max N] [-o table|csv|json]\n"+
+			"       totemctl [flags] sendlog show N [-o table|json]\n"+
+			"       totemctl [flags] resend TOTEM OPID\n"+
+			"       totemctl [flags] correct TOTEM OPID consents=CODE=1|0,… | payment=REFERENCE\n"+
+			"       totemctl [flags] cancel TOTEM OPID [--reason TEXT]\n"+
+			"       totemctl [flags] resync TOTEM [-o table|json]\n"+
+			"       totemctl [flags] cmd TOTEM NAME [KEY=VALUE…]\n  commands: ping, status, sendlog [n=N], jobs, reprint id=N, resend id=OPID, correct id=OPID …, cancel id=OPID, resync")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -91,6 +109,12 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 		return print(stdout, rows, *out)
 	case "report":
 		return report(ctx, cfg, rest[1:], stdout, stderr)
+	case "sendlog":
+		return sendlog(ctx, cfg, rest[1:], stdout, stderr)
+	case "resend", "correct", "cancel":
+		return action(ctx, cfg, rest[0], rest[1:], stdout, stderr)
+	case "resync":
+		return resync(ctx, cfg, rest[1:], stdout, stderr)
 	case "cmd":
 		if len(rest) < 3 || !protocol.ValidTotemID(rest[1]) {
 			fs.Usage()

@@ -37,6 +37,7 @@ import (
 	"github.com/aslcns/totem/firmware/printq"
 	"github.com/aslcns/totem/hal"
 	"github.com/aslcns/totem/hal/sim"
+	"github.com/aslcns/totem/sync/clock"
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/protocol"
@@ -208,7 +209,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err != nil {
 		return err
 	}
-	box, err := outbox.Open(filepath.Join(cfg.StateDir, "outbox.db"), &outbox.Options{Keys: keys})
+	// Every operation carries the board's clocks (boot id, time since
+	// boot, wall time, NTP-synchronised or not): data, never an order.
+	clk := clock.New(clock.Options{})
+	box, err := outbox.Open(filepath.Join(cfg.StateDir, "outbox.db"), &outbox.Options{Keys: keys, Stamp: clk.Stamp})
 	if err != nil {
 		return err
 	}
@@ -237,6 +241,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		Online: func() bool {
 			up := link.Load()
 			return up != nil && up.Connected()
+		},
+		Link: func() firmware.Link {
+			if up := link.Load(); up != nil {
+				return up
+			}
+			return nil
 		},
 	})
 	appRef.Store(app)
@@ -276,7 +286,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			Totem: cfg.Totem.ID, URL: cfg.Broker.URL, Username: c.Username, Password: c.Password,
 			Outbox: box, Logger: log.With("subsystem", "uplink"),
 			KeepAlive: cfg.Broker.KeepAlive.Duration, BackoffMin: cfg.Broker.ReconnectMin.Duration,
-			BackoffMax: cfg.Broker.ReconnectMax.Duration, Version: version, Boot: cli.RandomID(8),
+			BackoffMax: cfg.Broker.ReconnectMax.Duration, Version: version, Boot: clk.Boot(),
 			Telemetry: app.Telemetry, TelemetryInterval: cfg.Sync.TelemetryInterval.Duration,
 			OnResult: app.Result, OnPolicy: app.SetPolicy, OnCommand: app.Command,
 		})

@@ -24,6 +24,7 @@ type applied struct {
 	operator string
 	rejects  []cms.Reject
 	data     any
+	ref      string // a variation's original op id
 }
 
 // opCtx is one operation being applied inside a transaction.
@@ -70,6 +71,8 @@ func (s *Store) apply(tx *bolt.Tx, op cms.Op, protocol string) (applied, error) 
 	case cms.KindVoid:
 		// The sequence number is settled and recorded, nothing changes.
 		return applied{rejects: []cms.Reject{{Code: cms.CodeVoid, Message: "Operazione annullata dal totem: dati non leggibili."}}}, nil
+	case cms.KindCorrection, cms.KindCancellation:
+		return s.applyVariation(c)
 	}
 	return applied{rejects: []cms.Reject{{Code: cms.CodeUnknownKind, Message: "Operazione non supportata."}}}, nil
 }
@@ -99,6 +102,15 @@ func (s *Store) applyConsent(c *opCtx) (applied, error) {
 func (s *Store) consent(c *opCtx, card *cms.Card, cs cms.ConsentSet, channel, operator string) (string, error) {
 	rec := ConsentRecord{Policy: cs.Policy, Consents: cs.Consents, Channel: channel,
 		Operator: operator, OpID: c.op.ID, Protocol: c.protocol, At: c.now()}
+	if b := c.tx.Bucket(bConsents).Get([]byte(card.Serial)); b != nil {
+		// Kept one level deep, for a cancellation of this consent.
+		var prev ConsentRecord
+		if err := json.Unmarshal(b, &prev); err != nil {
+			return "", fmt.Errorf("consents %s: %w", card.Serial, err)
+		}
+		prev.Previous = nil
+		rec.Previous = &prev
+	}
 	if err := putJSON(c.tx.Bucket(bConsents), []byte(card.Serial), rec); err != nil {
 		return "", err
 	}
@@ -294,6 +306,10 @@ type PaymentRecord struct {
 	OpID     string    `json:"op_id"`
 	Protocol string    `json:"protocol"`
 	At       time.Time `json:"at"`
+	// VariedBy is the op id of the correction that set this reference,
+	// VariedProtocol its protocol number.
+	VariedBy       string `json:"varied_by,omitempty"`
+	VariedProtocol string `json:"varied_protocol,omitempty"`
 }
 
 func paymentUsed(tx *bolt.Tx, ref string) ([]cms.Reject, error) {

@@ -41,10 +41,13 @@ var (
 	bCIPFail  = []byte("cipfail")  // serial → wrong CIPs in a row (8 bytes BE)
 	bFSE      = []byte("fse")      // CF → FSERecord
 	bTickets  = []byte("tickets")  // seq → Ticket
+	// The send log's entries that are not in the audit (duplicates,
+	// refusals), keyed from the audit's sequence so both share one order.
+	bSendLog = []byte("sendlog") // seq (8 bytes BE) → cms.Transmission
 )
 
 var buckets = [][]byte{bCards, bConsents, bLedger, bOps, bAudit, bProtocol,
-	bMeta, bHistory, bNotify, bPayments, bReissue, bCIPFail, bFSE, bTickets}
+	bMeta, bHistory, bNotify, bPayments, bReissue, bCIPFail, bFSE, bTickets, bSendLog}
 
 // Options configures a Store.
 type Options struct {
@@ -155,6 +158,12 @@ type ConsentRecord struct {
 	OpID     string        `json:"op_id"`
 	Protocol string        `json:"protocol"`
 	At       time.Time     `json:"at"`
+	// VariedBy is the op id of the correction that changed these
+	// consents, VariedProtocol its protocol number.
+	VariedBy       string `json:"varied_by,omitempty"`
+	VariedProtocol string `json:"varied_protocol,omitempty"`
+	// Previous is the record this one replaced, for a cancellation.
+	Previous *ConsentRecord `json:"previous,omitempty"`
 }
 
 // AuditRecord is one entry of the append-only audit trail. It holds codes,
@@ -171,6 +180,10 @@ type AuditRecord struct {
 	Protocol string    `json:"protocol"`
 	Accepted bool      `json:"accepted"`
 	Codes    []string  `json:"codes,omitempty"`
+	// Stamp is the totem's clocks when it made the operation durable.
+	Stamp *cms.Stamp `json:"stamp,omitempty"`
+	// Ref is, for a correction or cancellation, the original's op id.
+	Ref string `json:"ref,omitempty"`
 }
 
 // Apply applies op exactly once and in sequence per totem.
@@ -221,11 +234,11 @@ func (s *Store) applyTx(tx *bolt.Tx, op cms.Op) (cms.Outcome, error) {
 		if rec.Totem != op.Totem || rec.Seq != op.Seq {
 			// Another totem, or another position, reusing an id: refuse
 			// without touching the original.
-			return reject(op.Received, cms.Reject{Code: cms.CodeSeqReused, Message: "Operazione non valida."}), nil
+			return seqReused(tx, op)
 		}
 		out := rec.Outcome
 		out.Duplicate = true
-		return out, nil
+		return out, logSend(tx, transmission(op, out))
 	}
 	ledger := tx.Bucket(bLedger)
 	var last uint64
@@ -236,7 +249,7 @@ func (s *Store) applyTx(tx *bolt.Tx, op cms.Op) (cms.Outcome, error) {
 	case op.Seq > last+1:
 		return cms.Outcome{OutOfOrder: true, Expect: last + 1, At: op.Received}, nil
 	case op.Seq <= last:
-		return reject(op.Received, cms.Reject{Code: cms.CodeSeqReused, Message: "Operazione non valida."}), nil
+		return seqReused(tx, op)
 	}
 	n, err := tx.Bucket(bProtocol).NextSequence()
 	if err != nil {
@@ -270,7 +283,8 @@ func (s *Store) applyTx(tx *bolt.Tx, op cms.Op) (cms.Outcome, error) {
 		return cms.Outcome{}, err
 	}
 	ar := AuditRecord{At: op.Received, Totem: op.Totem, Seq: op.Seq, OpID: op.ID, Kind: op.Kind,
-		Serial: res.serial, Channel: res.channel, Operator: res.operator, Protocol: out.Protocol, Accepted: out.Accepted}
+		Serial: res.serial, Channel: res.channel, Operator: res.operator, Protocol: out.Protocol, Accepted: out.Accepted,
+		Stamp: op.Stamp, Ref: res.ref}
 	for _, r := range rejects {
 		ar.Codes = append(ar.Codes, r.Code)
 	}
@@ -279,6 +293,13 @@ func (s *Store) applyTx(tx *bolt.Tx, op cms.Op) (cms.Outcome, error) {
 
 func reject(at time.Time, r cms.Reject) cms.Outcome {
 	return cms.Outcome{Rejects: []cms.Reject{r}, At: at}
+}
+
+// seqReused refuses an operation whose id or sequence number is taken,
+// and logs the transmission.
+func seqReused(tx *bolt.Tx, op cms.Op) (cms.Outcome, error) {
+	out := reject(op.Received, cms.Reject{Code: cms.CodeSeqReused, Message: "Operazione non valida."})
+	return out, logSend(tx, transmission(op, out))
 }
 
 func getCard(tx *bolt.Tx, serial string) (*cms.Card, error) {

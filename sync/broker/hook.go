@@ -114,10 +114,11 @@ func clip(s string) string {
 // allowed is the ACL. topic is a topic name when write is true and a topic
 // filter (or the name of a message being delivered) when write is false.
 //
-//   - totem T: publishes totem/v1/T/{op,state,telemetry,event} and
-//     totem/v1/T/reply/{console}; subscribes exactly totem/v1/T/{result,cmd,policy}.
-//   - hub: publishes totem/v1/{id}/{result,policy}; subscribes, optionally
-//     as $share/{group}/…, totem/v1/{+|id}/{op,state,telemetry,event}.
+//   - totem T: publishes totem/v1/T/{op,state,telemetry,event,sync} and
+//     totem/v1/T/reply/{console}; subscribes exactly
+//     totem/v1/T/{result,cmd,policy,ledger}.
+//   - hub: publishes totem/v1/{id}/{result,policy,ledger}; subscribes,
+//     optionally as $share/{group}/…, totem/v1/{+|id}/{op,state,telemetry,event,sync}.
 //   - console C: publishes totem/v1/{id}/cmd; subscribes
 //     totem/v1/{+|id}/{state,telemetry,event} and totem/v1/{+|id}/reply/C.
 //
@@ -158,14 +159,14 @@ func totemAllowed(user, topic string, write bool) bool {
 	}
 	if write {
 		switch leaf {
-		case protocol.LeafOp, protocol.LeafState, protocol.LeafTelemetry, protocol.LeafEvent:
+		case protocol.LeafOp, protocol.LeafState, protocol.LeafTelemetry, protocol.LeafEvent, protocol.LeafSync:
 			return true
 		}
 		console, ok := strings.CutPrefix(leaf, protocol.LeafReply+"/")
 		return ok && protocol.ValidTotemID(console)
 	}
 	switch leaf {
-	case protocol.LeafResult, protocol.LeafCmd, protocol.LeafPolicy:
+	case protocol.LeafResult, protocol.LeafCmd, protocol.LeafPolicy, protocol.LeafLedger:
 		return true
 	}
 	return false
@@ -181,7 +182,8 @@ func hubAllowed(topic string, write bool) bool {
 	}
 	if write {
 		id, leaf, ok := split(topic)
-		return ok && protocol.ValidTotemID(id) && (leaf == protocol.LeafResult || leaf == protocol.LeafPolicy)
+		return ok && protocol.ValidTotemID(id) &&
+			(leaf == protocol.LeafResult || leaf == protocol.LeafPolicy || leaf == protocol.LeafLedger)
 	}
 	if rest, ok := strings.CutPrefix(topic, "$share/"); ok {
 		group, filter, ok := strings.Cut(rest, "/")
@@ -195,7 +197,7 @@ func hubAllowed(topic string, write bool) bool {
 		return false
 	}
 	switch leaf {
-	case protocol.LeafOp, protocol.LeafState, protocol.LeafTelemetry, protocol.LeafEvent:
+	case protocol.LeafOp, protocol.LeafState, protocol.LeafTelemetry, protocol.LeafEvent, protocol.LeafSync:
 		return true
 	}
 	return false

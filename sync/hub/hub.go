@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -114,6 +115,7 @@ func (h *Hub) Run(ctx context.Context) error {
 					{Topic: protocol.SharedOpFilter, QoS: 1},
 					{Topic: protocol.Root + "/+/" + protocol.LeafState, QoS: 1},
 					{Topic: protocol.SharedHubCmdTopic, QoS: 1},
+					{Topic: protocol.SharedSyncFilter, QoS: 1},
 				}})
 				if err != nil {
 					h.log.Error("subscribe failed", "err", err)
@@ -185,17 +187,24 @@ func (h *Hub) AwaitConnection(ctx context.Context) error {
 // receive runs on paho's delivery goroutine: it only hands the message to
 // the worker (or a console command to its own goroutine), never waits.
 func (h *Hub) receive(p *paho.Publish) {
-	if p.Topic == protocol.HubCmdTopic {
+	var handle func(*paho.Publish)
+	switch _, leaf, _ := protocol.ParseTopic(p.Topic); {
+	case p.Topic == protocol.HubCmdTopic:
+		handle = h.command
+	case leaf == protocol.LeafSync:
+		handle = h.ledger
+	}
+	if handle != nil {
 		select {
 		case h.cmdSlots <- struct{}{}:
 			h.cmds.Add(1)
 			go func() {
 				defer h.cmds.Done()
 				defer func() { <-h.cmdSlots }()
-				h.command(p)
+				handle(p)
 			}()
 		default:
-			h.log.Warn("console command dropped: too many at once")
+			h.log.Warn("console command dropped: too many at once", "topic", p.Topic)
 		}
 		return
 	}
@@ -260,6 +269,7 @@ func (h *Hub) worker(ctx context.Context, cm *autopaho.ConnectionManager) {
 			continue
 		}
 		outs, err := h.apply(ctx, batch)
+		var refused []cms.Transmission // for the send log
 		for i, p := range batch {
 			res := &protocol.Result{V: protocol.Version, OpID: p.op.ID, Seq: p.op.Seq}
 			switch {
@@ -277,6 +287,8 @@ func (h *Hub) worker(ctx context.Context, cm *autopaho.ConnectionManager) {
 				res.Transport = protocol.Transport{Status: protocol.TransportRefused, At: outs[i].At}
 				res.Processing = protocol.Processing{Status: protocol.ProcessingPending}
 				res.Expect = outs[i].Expect
+				refused = append(refused, cms.Transmission{At: outs[i].At, Totem: p.op.Totem, Seq: p.op.Seq,
+					OpID: p.op.ID, Kind: p.op.Kind, Stamp: stampOf(p.op.Stamp), Expect: outs[i].Expect})
 			default:
 				h.outcome(p.op, outs[i], res)
 			}
@@ -287,7 +299,22 @@ func (h *Hub) worker(ctx context.Context, cm *autopaho.ConnectionManager) {
 				return
 			}
 		}
+		if sl, ok := h.o.Backend.(cms.SendLogger); ok && len(refused) > 0 {
+			// Gaps are rare (the reorder window absorbs most): their own
+			// commit, after the answers went out.
+			if err := sl.LogRefused(refused); err != nil {
+				h.log.Warn("send log: refusals not recorded", "n", len(refused), "err", err)
+			}
+		}
 	}
+}
+
+// stampOf converts a totem's clock stamp for the backend.
+func stampOf(s *protocol.Stamp) *cms.Stamp {
+	if s == nil {
+		return nil
+	}
+	return &cms.Stamp{Boot: s.Boot, Mono: s.Mono, Wall: s.Wall, Synced: s.Synced}
 }
 
 // collect takes first and whatever else is already waiting (up to a batch),
@@ -378,7 +405,7 @@ func (h *Hub) apply(ctx context.Context, batch []pending) ([]cms.Outcome, error)
 	for i, p := range batch {
 		o := p.op
 		ops[i] = cms.Op{ID: o.ID, Totem: o.Totem, Seq: o.Seq, Kind: o.Kind, Payload: o.Payload,
-			Created: o.Created, Expires: o.Expires, Received: now}
+			Created: o.Created, Expires: o.Expires, Received: now, Stamp: stampOf(o.Stamp)}
 	}
 	if bb, ok := h.o.Backend.(cms.BatchBackend); ok {
 		return bb.ApplyBatch(ctx, ops)
@@ -396,6 +423,18 @@ func (h *Hub) apply(ctx context.Context, batch []pending) ([]cms.Outcome, error)
 
 // outcome fills res from an applied (or duplicate) operation's outcome.
 func (h *Hub) outcome(op *protocol.Op, out cms.Outcome, res *protocol.Result) {
+	fill(res, out)
+	if out.Duplicate {
+		h.stats.Duplicates.Add(1)
+	} else {
+		h.stats.Applied.Add(1)
+	}
+	h.log.Debug("op applied", "totem", op.Totem, "seq", op.Seq, "op_id", op.ID, "kind", op.Kind,
+		"protocol", out.Protocol, "processing", res.Processing.Status, "duplicate", out.Duplicate)
+}
+
+// fill writes an applied (or duplicate) operation's outcome into res.
+func fill(res *protocol.Result, out cms.Outcome) {
 	res.Transport = protocol.Transport{Status: protocol.TransportReceived, Protocol: out.Protocol, At: out.At}
 	res.Processing.Status = protocol.ProcessingAccepted
 	if !out.Accepted {
@@ -406,13 +445,6 @@ func (h *Hub) outcome(op *protocol.Op, out cms.Outcome, res *protocol.Result) {
 	}
 	res.Duplicate = out.Duplicate
 	res.Data = out.Data
-	if out.Duplicate {
-		h.stats.Duplicates.Add(1)
-	} else {
-		h.stats.Applied.Add(1)
-	}
-	h.log.Debug("op applied", "totem", op.Totem, "seq", op.Seq, "op_id", op.ID, "kind", op.Kind,
-		"protocol", out.Protocol, "processing", res.Processing.Status, "duplicate", out.Duplicate)
 }
 
 // outgoing is a result on its way to its totem.
@@ -455,9 +487,11 @@ func (h *Hub) publishPolicy(ctx context.Context, cm *autopaho.ConnectionManager,
 	}
 }
 
-// command answers a console's request on the hub's command topic. Today:
+// command answers a console's request on the hub's command topic:
 // "report" (Reportistica) with args totem, operator, kind, outcome,
-// from and to (YYYY-MM-DD, hub time) and by_day=true.
+// from and to (YYYY-MM-DD, hub time) and by_day=true; "sendlog" (the
+// elenco invii) with args totem, outcome, from, to, before and max;
+// "sendlog_show" with arg n.
 func (h *Hub) command(p *paho.Publish) {
 	if p.Properties == nil {
 		return
@@ -475,9 +509,16 @@ func (h *Hub) command(p *paho.Publish) {
 		reply.Error = "invalid command"
 	case !cmd.Expires.IsZero() && time.Now().After(cmd.Expires):
 		reply.ID, reply.Error = cmd.ID, "command expired"
-	case cmd.Name == "report":
+	case cmd.Name == "report" || cmd.Name == "sendlog" || cmd.Name == "sendlog_show":
 		reply.ID = cmd.ID
-		reply.Data, err = h.report(cmd.Args)
+		switch cmd.Name {
+		case "report":
+			reply.Data, err = h.report(cmd.Args)
+		case "sendlog":
+			reply.Data, err = h.sendLog(cmd.Args)
+		default:
+			reply.Data, err = h.sendLogShow(cmd.Args)
+		}
 		if err != nil {
 			reply.Error = err.Error()
 		} else {
@@ -523,4 +564,118 @@ func (h *Hub) report(args map[string]string) (json.RawMessage, error) {
 		rows = []cms.ReportRow{}
 	}
 	return json.Marshal(rows)
+}
+
+// SendLogPage is the Data of the hub's sendlog command.
+type SendLogPage struct {
+	Rows []cms.Transmission `json:"rows"`
+	Next uint64             `json:"next,omitempty"` // before= of the next page; 0: no more
+}
+
+func (h *Hub) sendLogger() (cms.SendLogger, error) {
+	sl, ok := h.o.Backend.(cms.SendLogger)
+	if !ok {
+		return nil, errors.New("this CMS backend has no send log")
+	}
+	return sl, nil
+}
+
+func (h *Hub) sendLog(args map[string]string) (json.RawMessage, error) {
+	sl, err := h.sendLogger()
+	if err != nil {
+		return nil, err
+	}
+	f := cms.SendLogFilter{Totem: args["totem"], Outcome: args["outcome"]}
+	if f.Totem != "" && !protocol.ValidTotemID(f.Totem) {
+		return nil, errors.New("totem: invalid id")
+	}
+	for key, dst := range map[string]*time.Time{"from": &f.From, "to": &f.To} {
+		if v := args[key]; v != "" {
+			t, err := time.Parse(time.DateOnly, v)
+			if err != nil {
+				return nil, fmt.Errorf("%s: want YYYY-MM-DD", key)
+			}
+			*dst = t
+		}
+	}
+	if v := args["before"]; v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return nil, errors.New("before: want a number")
+		}
+		f.Before = n
+	}
+	if v := args["max"]; v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 500 {
+			return nil, errors.New("max: want 1 to 500")
+		}
+		f.Max = n
+	}
+	rows, next, err := sl.SendLog(f)
+	if err != nil {
+		return nil, err
+	}
+	if rows == nil {
+		rows = []cms.Transmission{}
+	}
+	return json.Marshal(SendLogPage{Rows: rows, Next: next})
+}
+
+func (h *Hub) sendLogShow(args map[string]string) (json.RawMessage, error) {
+	sl, err := h.sendLogger()
+	if err != nil {
+		return nil, err
+	}
+	n, err := strconv.ParseUint(args["n"], 10, 64)
+	if err != nil || n == 0 {
+		return nil, errors.New("sendlog_show needs n=NUMBER")
+	}
+	t, err := sl.Transmission(n)
+	if errors.Is(err, cms.ErrNotFound) {
+		return nil, fmt.Errorf("send log entry %d not found", n)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(t)
+}
+
+// ledger answers a totem's resynchronisation request with the hub's
+// record of its operations, on the totem's own ledger topic.
+func (h *Hub) ledger(p *paho.Publish) {
+	totem, _, _ := protocol.ParseTopic(p.Topic)
+	req, err := protocol.DecodeLedgerRequest(p.Payload)
+	if err != nil {
+		h.stats.Malformed.Add(1)
+		h.log.Warn("ledger request dropped", "totem", totem, "err", err)
+		return
+	}
+	l := protocol.Ledger{V: protocol.Version, ID: req.ID, Totem: totem, Results: []protocol.Result{}}
+	if sl, err := h.sendLogger(); err != nil {
+		l.Error = err.Error()
+	} else if last, entries, err := sl.Ledger(totem, req.From, req.Max); err != nil {
+		h.log.Error("ledger", "totem", totem, "err", err)
+		l.Error = "ledger unavailable"
+	} else {
+		l.LastSeq = last
+		for _, e := range entries {
+			res := protocol.Result{V: protocol.Version, OpID: e.OpID, Seq: e.Seq}
+			fill(&res, e.Outcome)
+			// What an online operation brought back (PIN halves…) served
+			// its session: a resynchronisation needs the outcomes only.
+			res.Duplicate, res.Data = false, nil
+			l.Results = append(l.Results, res)
+		}
+	}
+	h.log.Info("ledger sent", "totem", totem, "from", req.From, "results", len(l.Results))
+	b, _ := protocol.Marshal(l)
+	h.mu.Lock()
+	cm := h.cm
+	h.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := cm.Publish(ctx, &paho.Publish{Topic: protocol.Topic(totem, protocol.LeafLedger), QoS: 1, Payload: b}); err != nil {
+		h.log.Warn("ledger not sent", "totem", totem, "err", err)
+	}
 }

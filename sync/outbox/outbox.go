@@ -152,6 +152,8 @@ type Entry struct {
 	Completed time.Time
 	// Quarantine is why the entry was quarantined (Reason…), "" otherwise.
 	Quarantine string
+	// Stamp is the totem's clocks at enqueue (Options.Stamp), nil without.
+	Stamp *protocol.Stamp
 }
 
 // Class is a priority class of operation kinds under quota pressure.
@@ -191,6 +193,10 @@ type Options struct {
 	// Now is the wall clock used for expiry and completion times;
 	// default time.Now.
 	Now func() time.Time
+	// Stamp, when set, stamps every entry at enqueue with the totem's
+	// clocks (boot id, monotonic offset, wall time, synchronised flag);
+	// the stamp travels with the operation. Order stays by Seq.
+	Stamp func() protocol.Stamp
 }
 
 // Usage is how full the outbox is.
@@ -223,6 +229,7 @@ type Outbox struct {
 	maxAttempts int
 	keys        *Keyring
 	now         func() time.Time
+	stamp       func() protocol.Stamp
 
 	reqs    chan *request
 	closeMu sync.RWMutex
@@ -290,7 +297,7 @@ func Open(path string, opts *Options) (*Outbox, error) {
 		db: db, notify: make(chan struct{}, 1),
 		classes: make(map[string]Class, len(opts.Classes)), maxPending: opts.MaxPending,
 		maxSize: opts.MaxSize, alarmAt: opts.AlarmAt, maxAttempts: opts.MaxAttempts,
-		keys: opts.Keys, now: opts.Now, onAlarm: opts.OnAlarm,
+		keys: opts.Keys, now: opts.Now, stamp: opts.Stamp, onAlarm: opts.OnAlarm,
 		reqs: make(chan *request, maxBatch), stopped: make(chan struct{}),
 		alarmC: make(chan struct{}, 1), alarmEnd: make(chan struct{}),
 	}
@@ -557,6 +564,10 @@ func (o *Outbox) Enqueue(kind string, payload []byte, created, expires time.Time
 		Created: created.Round(0),
 		Expires: expires.Round(0),
 	}
+	if o.stamp != nil {
+		st := o.stamp()
+		e.Stamp = &st
+	}
 	class := o.classOf(kind)
 	// JSON carries the payload in base64 plus about 300 bytes of envelope.
 	estimate := int64(len(payload))*4/3 + int64(len(kind)) + 320
@@ -577,7 +588,7 @@ func (o *Outbox) Enqueue(kind string, payload []byte, created, expires time.Time
 			return err
 		}
 		id := o.idFor(seq)
-		r := record{ID: id, Kind: kind, Created: e.Created, Expires: e.Expires}
+		r := record{ID: id, Kind: kind, Created: e.Created, Expires: e.Expires, Stamp: e.Stamp}
 		if err := o.seal(&r, seq, e.Payload); err != nil {
 			return err
 		}
@@ -820,6 +831,72 @@ func (o *Outbox) Record(res *protocol.Result) (Entry, error) {
 	return e, nil
 }
 
+// Adopt makes res, a final result from the hub's own record
+// (resynchronisation), the entry's result whatever the entry holds: a
+// pending or quarantined entry becomes done, a done entry's result is
+// replaced. It returns the entry before and after. res.Seq must be the
+// entry's Seq (ErrMismatch otherwise); a result that is not final is
+// refused. Unknown id: ErrNotFound.
+func (o *Outbox) Adopt(res *protocol.Result) (before, after Entry, err error) {
+	if res == nil || !res.Final() {
+		return Entry{}, Entry{}, errors.New("outbox: adopt: not a final result")
+	}
+	stored, err := json.Marshal(res)
+	if err != nil {
+		return Entry{}, Entry{}, fmt.Errorf("outbox: adopt %s: %w", res.OpID, err)
+	}
+	var (
+		seq uint64
+		r   record
+		in  []byte
+	)
+	err = o.do(func(tx *bolt.Tx, _ *batch) error {
+		var err error
+		seq, r, in, err = o.lookup(tx, res.OpID)
+		if err != nil {
+			return reject(err)
+		}
+		if res.Seq != seq {
+			return reject(fmt.Errorf("%w: result seq %d, entry seq %d", ErrMismatch, res.Seq, seq))
+		}
+		before, _ = o.entry(seq, &r, in)
+		before.Payload = nil
+		r.Result = new(protocol.Result)
+		if err := json.Unmarshal(stored, r.Result); err != nil {
+			return reject(err)
+		}
+		key := seqKey(seq)
+		switch {
+		case bytes.Equal(in, bucketPending):
+			if err := tx.Bucket(bucketTelemetry).Delete(key); err != nil {
+				return err
+			}
+			if err := addCounter(tx, keyDepth, -1); err != nil {
+				return err
+			}
+		case bytes.Equal(in, bucketQuarantine):
+			if err := addCounter(tx, keyQuarantined, -1); err != nil {
+				return err
+			}
+		}
+		if !bytes.Equal(in, bucketDone) {
+			if err := tx.Bucket(in).Delete(key); err != nil {
+				return err
+			}
+			r.Quarantine, r.QuarantinedAt = "", time.Time{}
+			r.Completed = o.now().Round(0)
+			in = bucketDone
+		}
+		return putRecord(tx.Bucket(bucketDone), seq, &r)
+	})
+	if err != nil {
+		return Entry{}, Entry{}, wrapID("adopt", res.OpID, err)
+	}
+	after, _ = o.entry(seq, &r, in)
+	after.Payload = nil
+	return before, after, nil
+}
+
 // Get returns the entry with id, pending, done or quarantined. If its
 // sealed payload cannot be opened it returns the entry without payload
 // (the envelope stays readable) and an error wrapping ErrUnreadable.
@@ -961,7 +1038,8 @@ type record struct {
 	Raw           []byte           `json:"raw,omitempty"`
 	// Voided is set on a quarantined entry a void replaced in the queue:
 	// its sequence number is spent, it can never be requeued.
-	Voided bool `json:"voided,omitempty"`
+	Voided bool            `json:"voided,omitempty"`
+	Stamp  *protocol.Stamp `json:"stamp,omitempty"`
 
 	void string // a void's reason, from the compact encoding; never JSON
 }
@@ -1026,7 +1104,7 @@ func (o *Outbox) entry(seq uint64, r *record, in []byte) (Entry, error) {
 		ID: r.ID, Seq: seq, Kind: r.Kind, Payload: r.Payload,
 		Created: r.Created, Expires: r.Expires, Attempts: r.Attempts, LastSent: r.LastSent,
 		Result: r.Result, Done: bytes.Equal(in, bucketDone), Completed: r.Completed,
-		Quarantine: r.Quarantine,
+		Quarantine: r.Quarantine, Stamp: r.Stamp,
 	}
 	if r.Sealed == nil {
 		return e, nil

@@ -34,6 +34,8 @@ const (
 	LeafCmd       = "cmd"       // console → totem requests
 	LeafReply     = "reply"     // totem → console: totem/v1/{totem}/reply/{console}
 	LeafPolicy    = "policy"    // hub → totem, retained: the consent policy
+	LeafSync      = "sync"      // totem → hub: a LedgerRequest (resynchronisation)
+	LeafLedger    = "ledger"    // hub → totem: the Ledger answering it
 )
 
 // The hub's own command topic, outside the totems' tree: consoles ask the
@@ -50,6 +52,10 @@ func HubReplyTopic(console string) string { return HubRoot + "/reply/" + console
 
 // SharedOpFilter is the subscription hub instances share to split ingest.
 const SharedOpFilter = "$share/totemhub/" + Root + "/+/" + LeafOp
+
+// SharedSyncFilter is the subscription hub instances share to answer
+// resynchronisation requests.
+const SharedSyncFilter = "$share/totemhub/" + Root + "/+/" + LeafSync
 
 // Errors returned by the decoders.
 var (
@@ -117,6 +123,24 @@ type Op struct {
 	Payload json.RawMessage `json:"payload"`
 	Created time.Time       `json:"created"` // the totem's wall clock: data only
 	Expires time.Time       `json:"expires,omitzero"`
+	// Stamp is the totem's clock when the operation was made durable.
+	Stamp *Stamp `json:"stamp,omitempty"`
+}
+
+// Stamp says when, on a totem's clocks, something happened. Order is
+// never taken from it (sequence numbers order operations): the wall time
+// is data, trustworthy only when Synced; Boot and Mono place the moment
+// exactly within one boot of the board.
+type Stamp struct {
+	Boot   string    `json:"boot"`    // boot id: changes at every boot
+	Mono   int64     `json:"mono_ms"` // milliseconds since boot, monotonic
+	Wall   time.Time `json:"wall"`    // the wall clock then
+	Synced bool      `json:"synced"`  // the wall clock was synchronised (NTP)
+}
+
+// Valid reports whether s is a plausible stamp.
+func (s *Stamp) Valid() bool {
+	return s.Boot != "" && len(s.Boot) <= 64 && s.Mono >= 0
 }
 
 // Transport statuses.
@@ -272,6 +296,31 @@ type Policy struct {
 	Consents []ConsentDef `json:"consents"`
 }
 
+// LedgerRequest asks the hub for its record of the sender's operations
+// (resynchronisation): the results of the sequence numbers From to From+Max-1.
+type LedgerRequest struct {
+	V    int    `json:"v"`
+	ID   string `json:"id"` // echoed in the Ledger
+	From uint64 `json:"from"`
+	Max  int    `json:"max"`
+}
+
+// MaxLedger bounds the results of one Ledger.
+const MaxLedger = 256
+
+// Ledger is the hub's record of one totem's operations: the last sequence
+// number it applied and the stored result of each applied operation asked
+// for, in sequence order. The hub's record wins over the totem's.
+type Ledger struct {
+	V       int      `json:"v"`
+	ID      string   `json:"id"`
+	Totem   string   `json:"totem"`
+	LastSeq uint64   `json:"last_seq"`
+	Results []Result `json:"results"`
+	// Error is set when the hub could not answer.
+	Error string `json:"error,omitempty"`
+}
+
 // Marshal encodes v as an envelope payload.
 func Marshal(v any) ([]byte, error) { return json.Marshal(v) }
 
@@ -342,6 +391,8 @@ func DecodeOp(b []byte) (*Op, error) {
 		return nil, invalid("kind")
 	case len(o.Payload) == 0 || o.Payload[0] != '{':
 		return nil, invalid("payload must be an object")
+	case o.Stamp != nil && !o.Stamp.Valid():
+		return nil, invalid("stamp")
 	}
 	return &o, nil
 }
@@ -352,20 +403,27 @@ func DecodeResult(b []byte) (*Result, error) {
 	if err := decode(b, &r, func() int { return r.V }); err != nil {
 		return nil, err
 	}
-	switch {
-	case !validID(r.OpID):
-		return nil, invalid("op id")
-	case r.Transport.Status != TransportReceived && r.Transport.Status != TransportRefused:
-		return nil, invalid("transport status")
-	case r.Processing.Status != ProcessingAccepted && r.Processing.Status != ProcessingRejected &&
-		r.Processing.Status != ProcessingPending:
-		return nil, invalid("processing status")
-	case len(r.Processing.Errors) > 32:
-		return nil, invalid("too many errors")
-	case len(r.Data) > 0 && r.Data[0] != '{':
-		return nil, invalid("data must be an object")
+	if err := r.check(); err != nil {
+		return nil, err
 	}
 	return &r, nil
+}
+
+func (r *Result) check() error {
+	switch {
+	case !validID(r.OpID):
+		return invalid("op id")
+	case r.Transport.Status != TransportReceived && r.Transport.Status != TransportRefused:
+		return invalid("transport status")
+	case r.Processing.Status != ProcessingAccepted && r.Processing.Status != ProcessingRejected &&
+		r.Processing.Status != ProcessingPending:
+		return invalid("processing status")
+	case len(r.Processing.Errors) > 32:
+		return invalid("too many errors")
+	case len(r.Data) > 0 && r.Data[0] != '{':
+		return invalid("data must be an object")
+	}
+	return nil
 }
 
 // DecodeState decodes and validates a presence message.
@@ -456,4 +514,37 @@ func DecodePolicy(b []byte) (*Policy, error) {
 		seen[c.Code] = true
 	}
 	return &p, nil
+}
+
+// DecodeLedgerRequest decodes and validates a resynchronisation request.
+func DecodeLedgerRequest(b []byte) (*LedgerRequest, error) {
+	var r LedgerRequest
+	if err := decode(b, &r, func() int { return r.V }); err != nil {
+		return nil, err
+	}
+	if r.ID == "" || len(r.ID) > 64 || r.From == 0 || r.Max <= 0 || r.Max > MaxLedger {
+		return nil, invalid("ledger request")
+	}
+	return &r, nil
+}
+
+// DecodeLedger decodes and validates the hub's record of a totem.
+func DecodeLedger(b []byte) (*Ledger, error) {
+	var l Ledger
+	if err := decode(b, &l, func() int { return l.V }); err != nil {
+		return nil, err
+	}
+	if l.ID == "" || len(l.ID) > 64 || !ValidTotemID(l.Totem) || len(l.Results) > MaxLedger {
+		return nil, invalid("ledger")
+	}
+	for i := range l.Results {
+		r := &l.Results[i]
+		if err := r.check(); err != nil {
+			return nil, err
+		}
+		if r.Seq == 0 || r.Seq > l.LastSeq || !r.Final() {
+			return nil, invalid("ledger result")
+		}
+	}
+	return &l, nil
 }

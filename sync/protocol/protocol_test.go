@@ -101,6 +101,69 @@ func TestResultFinal(t *testing.T) {
 	}
 }
 
+func TestStampOnOp(t *testing.T) {
+	st := &Stamp{Boot: "0f3c", Mono: 1500, Wall: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Synced: true}
+	b, _ := Marshal(Op{V: Version, ID: opID, Totem: "demo-01", Seq: 1, Kind: "consent",
+		Payload: json.RawMessage(`{}`), Stamp: st})
+	op, err := DecodeOp(b)
+	if err != nil || op.Stamp == nil || *op.Stamp != *st {
+		t.Fatalf("stamp lost: %+v %v", op, err)
+	}
+	for name, bad := range map[string]*Stamp{
+		"no boot":       {Mono: 1},
+		"negative mono": {Boot: "b", Mono: -1},
+		"long boot":     {Boot: strings.Repeat("b", 65)},
+	} {
+		b, _ := Marshal(Op{V: Version, ID: opID, Totem: "demo-01", Seq: 1, Kind: "consent",
+			Payload: json.RawMessage(`{}`), Stamp: bad})
+		if _, err := DecodeOp(b); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func TestDecodeLedger(t *testing.T) {
+	res := Result{V: 1, OpID: opID, Seq: 2, Transport: Transport{Status: TransportReceived, Protocol: "p"},
+		Processing: Processing{Status: ProcessingAccepted}}
+	good := Ledger{V: 1, ID: "r1", Totem: "demo-01", LastSeq: 2, Results: []Result{res}}
+	b, _ := Marshal(good)
+	if l, err := DecodeLedger(b); err != nil || len(l.Results) != 1 {
+		t.Fatalf("%+v %v", l, err)
+	}
+	pending := res
+	pending.Processing.Status = ProcessingPending
+	beyond := res
+	beyond.Seq = 3
+	for name, l := range map[string]Ledger{
+		"no id":          {V: 1, Totem: "demo-01"},
+		"bad totem":      {V: 1, ID: "r", Totem: "a/b"},
+		"not final":      {V: 1, ID: "r", Totem: "demo-01", LastSeq: 2, Results: []Result{pending}},
+		"beyond last":    {V: 1, ID: "r", Totem: "demo-01", LastSeq: 2, Results: []Result{beyond}},
+		"too many":       {V: 1, ID: "r", Totem: "demo-01", LastSeq: 2, Results: make([]Result, MaxLedger+1)},
+		"wrong version":  {V: 2, ID: "r", Totem: "demo-01"},
+		"zero seq entry": {V: 1, ID: "r", Totem: "demo-01", LastSeq: 2, Results: []Result{{V: 1, OpID: opID}}},
+	} {
+		b, _ := Marshal(l)
+		if _, err := DecodeLedger(b); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if _, err := DecodeLedgerRequest([]byte(`{"v":1,"id":"r","from":1,"max":10}`)); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []string{
+		`{"v":1,"id":"","from":1,"max":10}`,
+		`{"v":1,"id":"r","from":0,"max":10}`,
+		`{"v":1,"id":"r","from":1,"max":0}`,
+		`{"v":1,"id":"r","from":1,"max":257}`,
+		`{"v":1,"id":"r","from":1,"max":10,"x":1}`,
+	} {
+		if _, err := DecodeLedgerRequest([]byte(b)); err == nil {
+			t.Errorf("accepted %s", b)
+		}
+	}
+}
+
 func TestDecodePolicy(t *testing.T) {
 	good := `{"v":1,"id":"fse-2020","consents":[{"code":"consultazione","label":"Consultazione"}]}`
 	if _, err := DecodePolicy([]byte(good)); err != nil {
@@ -142,6 +205,18 @@ func fuzzDecoders(t *testing.T, b []byte) {
 	DecodeCommand(b)
 	DecodeReply(b)
 	DecodePolicy(b)
+	if r, err := DecodeLedgerRequest(b); err == nil {
+		again, _ := Marshal(r)
+		if _, err := DecodeLedgerRequest(again); err != nil {
+			t.Fatalf("accepted ledger request does not round-trip: %v", err)
+		}
+	}
+	if l, err := DecodeLedger(b); err == nil {
+		again, _ := Marshal(l)
+		if _, err := DecodeLedger(again); err != nil {
+			t.Fatalf("accepted ledger does not round-trip: %v", err)
+		}
+	}
 }
 
 func FuzzDecode(f *testing.F) {
@@ -152,6 +227,9 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{"v":1,"id":"abc","name":"status","args":{"a":"b"}}`))
 	f.Add([]byte(`{"v":1,"id":"fse-2020","consents":[{"code":"consultazione","label":"C"}]}`))
 	f.Add([]byte(`{"v":1,"id":"x","ok":true,"data":{"a":[1,2]}}`))
+	f.Add([]byte(`{"v":1,"id":"` + opID + `","totem":"demo-01","seq":2,"kind":"consent","payload":{},"created":"2026-11-23T10:00:00Z","stamp":{"boot":"b1","mono_ms":1200,"wall":"2026-11-23T10:00:00Z","synced":true}}`))
+	f.Add([]byte(`{"v":1,"id":"r1","from":1,"max":64}`))
+	f.Add([]byte(`{"v":1,"id":"r1","totem":"demo-01","last_seq":3,"results":[{"v":1,"op_id":"` + opID + `","seq":3,"transport":{"status":"received","protocol":"261123000000001","at":"2026-11-23T10:00:00Z"},"processing":{"status":"accepted"}}]}`))
 	f.Add([]byte(`{"v":1e400}`))
 	f.Add([]byte(`[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[`))
 	f.Fuzz(fuzzDecoders)

@@ -74,6 +74,7 @@ type Uplink struct {
 	inflight map[string]sent // op id → when it was last sent on this connection
 	rewind   uint64          // when non-zero, resend from this seq
 	cm       *autopaho.ConnectionManager
+	ledgers  map[string]chan *protocol.Ledger // resynchronisation requests waiting, by id
 
 	cmds sync.WaitGroup
 }
@@ -111,7 +112,7 @@ func New(o Options) *Uplink {
 		o.TelemetryInterval = 30 * time.Second
 	}
 	return &Uplink{o: o, log: o.Logger, wake: make(chan struct{}, 1), results: make(chan []byte, 4096),
-		inflight: make(map[string]sent)}
+		inflight: make(map[string]sent), ledgers: make(map[string]chan *protocol.Ledger)}
 }
 
 // Connected reports whether the link is up.
@@ -306,6 +307,7 @@ func (u *Uplink) setup(ctx context.Context, cm *autopaho.ConnectionManager) erro
 		{Topic: protocol.Topic(t, protocol.LeafResult), QoS: 1},
 		{Topic: protocol.Topic(t, protocol.LeafCmd), QoS: 1},
 		{Topic: protocol.Topic(t, protocol.LeafPolicy), QoS: 1},
+		{Topic: protocol.Topic(t, protocol.LeafLedger), QoS: 1},
 	}})
 	if err != nil {
 		return fmt.Errorf("subscribe: %w", err)
@@ -374,7 +376,7 @@ const recorders = 64
 
 func (u *Uplink) send(ctx context.Context, cm *autopaho.ConnectionManager, e outbox.Entry) error {
 	op := protocol.Op{V: protocol.Version, ID: e.ID, Totem: u.o.Totem, Seq: e.Seq, Kind: e.Kind,
-		Payload: e.Payload, Created: e.Created, Expires: e.Expires}
+		Payload: e.Payload, Created: e.Created, Expires: e.Expires, Stamp: e.Stamp}
 	b, err := protocol.Marshal(op)
 	if err != nil {
 		return err
@@ -445,6 +447,19 @@ func (u *Uplink) receive(ctx context.Context, p *paho.Publish) {
 		}
 	case protocol.LeafCmd:
 		u.command(ctx, p)
+	case protocol.LeafLedger:
+		l, err := protocol.DecodeLedger(p.Payload)
+		if err != nil || l.Totem != u.o.Totem {
+			u.log.Warn("ledger dropped", "err", err, "bytes", len(p.Payload))
+			return
+		}
+		u.mu.Lock()
+		ch := u.ledgers[l.ID]
+		delete(u.ledgers, l.ID)
+		u.mu.Unlock()
+		if ch != nil {
+			ch <- l // capacity 1, one answer per id
+		}
 	default:
 		u.log.Warn("message on unexpected topic dropped", "topic", p.Topic)
 	}
@@ -533,6 +548,82 @@ func (u *Uplink) command(ctx context.Context, p *paho.Publish) {
 			u.log.Warn("reply not sent", "err", err)
 		}
 	}()
+}
+
+// ErrOffline is returned by the technician's actions that need the link.
+var ErrOffline = errors.New("uplink: not connected")
+
+func (u *Uplink) conn() (*autopaho.ConnectionManager, error) {
+	u.mu.Lock()
+	cm := u.cm
+	u.mu.Unlock()
+	if cm == nil || !u.connected.Load() {
+		return nil, ErrOffline
+	}
+	return cm, nil
+}
+
+// Resend sends the operation id again at once, whatever its state, with
+// the same op id: the hub applies it if it never did, or repeats the
+// stored result (a duplicate, in both send logs). A quarantined entry goes
+// back to the pending queue first and is sent in its turn.
+func (u *Uplink) Resend(ctx context.Context, id string) (outbox.Entry, error) {
+	e, err := u.o.Outbox.Get(id)
+	if err != nil {
+		return e, err
+	}
+	if e.Quarantine != "" {
+		if err := u.o.Outbox.Requeue(id); err != nil {
+			return e, err
+		}
+		u.mu.Lock()
+		if u.rewind == 0 || e.Seq < u.rewind {
+			u.rewind = e.Seq
+		}
+		u.mu.Unlock()
+		u.poke()
+		return u.o.Outbox.Get(id)
+	}
+	cm, err := u.conn()
+	if err != nil {
+		return e, err
+	}
+	if err := u.send(ctx, cm, e); err != nil {
+		return e, fmt.Errorf("uplink: resend: %w", err)
+	}
+	return e, nil
+}
+
+// Ledger asks the hub for its record of this totem's operations with
+// sequence numbers from..from+max-1 and waits for the answer.
+func (u *Uplink) Ledger(ctx context.Context, from uint64, max int) (*protocol.Ledger, error) {
+	cm, err := u.conn()
+	if err != nil {
+		return nil, err
+	}
+	id := fmt.Sprintf("sync-%d-%d", from, time.Now().UnixNano())
+	ch := make(chan *protocol.Ledger, 1)
+	u.mu.Lock()
+	u.ledgers[id] = ch
+	u.mu.Unlock()
+	defer func() {
+		u.mu.Lock()
+		delete(u.ledgers, id)
+		u.mu.Unlock()
+	}()
+	b, _ := protocol.Marshal(protocol.LedgerRequest{V: protocol.Version, ID: id, From: from, Max: max})
+	if _, err := cm.Publish(ctx, &paho.Publish{Topic: protocol.Topic(u.o.Totem, protocol.LeafSync), QoS: 1, Payload: b}); err != nil {
+		return nil, fmt.Errorf("uplink: ledger request: %w", err)
+	}
+	select {
+	case l := <-ch:
+		if l.Error != "" {
+			return nil, fmt.Errorf("uplink: ledger: hub: %s", l.Error)
+		}
+		return l, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("uplink: ledger: %w", ctx.Err())
+	}
 }
 
 func (u *Uplink) publishState(ctx context.Context, cm *autopaho.ConnectionManager, status string) error {

@@ -1,0 +1,417 @@
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/aslcns/totem/cms"
+	"github.com/aslcns/totem/config"
+	"github.com/aslcns/totem/sync/protocol"
+)
+
+// parseMixed parses fs over args with flags and positional arguments in
+// any order.
+func parseMixed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for range len(args) + 1 { // each round consumes at least one argument
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos, args = append(pos, args[0]), args[1:]
+	}
+	return pos, nil
+}
+
+func outputFlag(fs *flag.FlagSet, csvToo bool) *string {
+	if csvToo {
+		return fs.String("o", "table", "output: table, csv or json")
+	}
+	return fs.String("o", "table", "output: table or json")
+}
+
+func checkOutput(out string, csvToo bool) error {
+	if out == "table" || out == "json" || csvToo && out == "csv" {
+		return nil
+	}
+	if csvToo {
+		return fmt.Errorf("totemctl: -o %s: want table, csv or json", out)
+	}
+	return fmt.Errorf("totemctl: -o %s: want table or json", out)
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// totemRow is one row of a totem's own send log (firmware's sendlog).
+type totemRow struct {
+	Seq        uint64           `json:"seq"`
+	OpID       string           `json:"op_id"`
+	Kind       string           `json:"kind"`
+	Created    time.Time        `json:"created"`
+	Attempts   int              `json:"attempts"`
+	LastSent   time.Time        `json:"last_sent,omitzero"`
+	State      string           `json:"state"`
+	Protocol   string           `json:"protocol,omitempty"`
+	Transport  string           `json:"transport,omitempty"`
+	Processing string           `json:"processing,omitempty"`
+	Errors     []protocol.Error `json:"errors,omitempty"`
+	Duplicate  bool             `json:"duplicate,omitempty"`
+	Stamp      *protocol.Stamp  `json:"stamp,omitempty"`
+}
+
+// clockOf shows a totem's clock stamp: wall time, "?" when the clock was
+// not synchronised, and boot/offset.
+func clockOf(s *protocol.Stamp) string {
+	if s == nil {
+		return "-"
+	}
+	sync := ""
+	if !s.Synced {
+		sync = "?"
+	}
+	boot := s.Boot
+	if len(boot) > 8 {
+		boot = boot[:8]
+	}
+	return fmt.Sprintf("%s%s boot %s +%s", s.Wall.Format("2006-01-02 15:04:05"), sync, boot,
+		(time.Duration(s.Mono) * time.Millisecond).String())
+}
+
+func errCodes(es []protocol.Error) string {
+	var out []string
+	for _, e := range es {
+		out = append(out, e.Code)
+	}
+	return strings.Join(out, " ")
+}
+
+func renderTotemLog(w io.Writer, rows []totemRow, format string) error {
+	switch format {
+	case "json":
+		return writeJSON(w, rows)
+	case "csv":
+		cw := csv.NewWriter(w)
+		cw.Write([]string{"seq", "op_id", "kind", "state", "attempts", "protocol", "transport", "processing", "errors", "clock"})
+		for _, r := range rows {
+			cw.Write([]string{fmt.Sprint(r.Seq), r.OpID, r.Kind, r.State, fmt.Sprint(r.Attempts), r.Protocol, r.Transport,
+				r.Processing, errCodes(r.Errors), clockOf(r.Stamp)})
+		}
+		cw.Flush()
+		return cw.Error()
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SEQ\tOP ID\tKIND\tSTATE\tSENT\tPROTOCOL\tTRANSPORT\tPROCESSING\tERRORS\tTOTEM CLOCK")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", r.Seq, r.OpID, r.Kind, r.State, r.Attempts,
+			or(r.Protocol), or(r.Transport), or(r.Processing), or(errCodes(r.Errors)), clockOf(r.Stamp))
+	}
+	return tw.Flush()
+}
+
+func stampOf(s *cms.Stamp) *protocol.Stamp {
+	if s == nil {
+		return nil
+	}
+	return &protocol.Stamp{Boot: s.Boot, Mono: s.Mono, Wall: s.Wall, Synced: s.Synced}
+}
+
+func outcomeOf(t cms.Transmission) string {
+	s := t.Transport + "/" + t.Processing
+	if t.Duplicate {
+		s += " (duplicate)"
+	}
+	if t.Expect > 0 {
+		s += fmt.Sprintf(" (gap: expected %d)", t.Expect)
+	}
+	return s
+}
+
+func renderHubLog(w io.Writer, rows []cms.Transmission, format string) error {
+	switch format {
+	case "json":
+		return writeJSON(w, rows)
+	case "csv":
+		cw := csv.NewWriter(w)
+		cw.Write([]string{"n", "received", "totem", "seq", "op_id", "kind", "ref", "protocol", "transport", "processing",
+			"duplicate", "expect", "codes", "clock"})
+		for _, r := range rows {
+			cw.Write([]string{fmt.Sprint(r.N), r.At.UTC().Format(time.RFC3339), r.Totem, fmt.Sprint(r.Seq), r.OpID, r.Kind,
+				r.Ref, r.Protocol, r.Transport, r.Processing, fmt.Sprint(r.Duplicate), fmt.Sprint(r.Expect),
+				strings.Join(r.Codes, " "), clockOf(stampOf(r.Stamp))})
+		}
+		cw.Flush()
+		return cw.Error()
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "N\tRECEIVED\tTOTEM\tSEQ\tKIND\tPROTOCOL\tOUTCOME\tCODES\tTOTEM CLOCK")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", r.N, stamp(r.At), r.Totem, r.Seq, r.Kind, or(r.Protocol),
+			outcomeOf(r), or(strings.Join(r.Codes, " ")), clockOf(stampOf(r.Stamp)))
+	}
+	return tw.Flush()
+}
+
+func renderTransmission(w io.Writer, t cms.Transmission, format string) error {
+	if format == "json" {
+		return writeJSON(w, t)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, kv := range [][2]string{
+		{"N", fmt.Sprint(t.N)}, {"Received", stamp(t.At)}, {"Totem", t.Totem}, {"Seq", fmt.Sprint(t.Seq)},
+		{"Op id", t.OpID}, {"Kind", t.Kind}, {"Refers to", or(t.Ref)}, {"Protocol", or(t.Protocol)},
+		{"Outcome", outcomeOf(t)}, {"Totem clock", clockOf(stampOf(t.Stamp))},
+	} {
+		fmt.Fprintf(tw, "%s:\t%s\n", kv[0], kv[1])
+	}
+	for _, e := range t.Errors {
+		fmt.Fprintf(tw, "Error:\t%s %s\n", e.Code, e.Message)
+	}
+	return tw.Flush()
+}
+
+// sendlog: a totem's send log, the hub's, or one entry of the hub's.
+//
+//	sendlog TOTEM [-n N] [-o table|csv|json]
+//	sendlog --hub [--totem T] [--outcome O] [--from D] [--to D] [--before N] [--max N] [-o …]
+//	sendlog show N [-o table|json]
+func sendlog(ctx context.Context, cfg *config.Totemctl, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("sendlog", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	hub := fs.Bool("hub", false, "the hub's send log (every totem's transmissions)")
+	n := fs.Int("n", 50, "a totem's newest N entries")
+	totem := fs.String("totem", "", "hub: only this totem")
+	outcome := fs.String("outcome", "", "hub: accepted, rejected, refused or duplicate")
+	from := fs.String("from", "", "hub: from this day (YYYY-MM-DD)")
+	to := fs.String("to", "", "hub: to this day (YYYY-MM-DD, exclusive)")
+	before := fs.Uint64("before", 0, "hub: the page before entry N")
+	max := fs.Int("max", 50, "hub: entries per page")
+	out := outputFlag(fs, true)
+	pos, err := parseMixed(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := checkOutput(*out, true); err != nil {
+		return err
+	}
+	switch {
+	case len(pos) == 2 && pos[0] == "show":
+		if _, err := strconv.ParseUint(pos[1], 10, 64); err != nil {
+			return fmt.Errorf("totemctl: sendlog show %q: want an entry number", pos[1])
+		}
+		r, err := hubRequest(ctx, cfg, "sendlog_show", map[string]string{"n": pos[1]})
+		if err != nil {
+			return err
+		}
+		var t cms.Transmission
+		if err := json.Unmarshal(r.Data, &t); err != nil {
+			return fmt.Errorf("totemctl: sendlog: %w", err)
+		}
+		return renderTransmission(stdout, t, *out)
+	case *hub && len(pos) == 0:
+		a := map[string]string{"max": fmt.Sprint(*max)}
+		for k, v := range map[string]string{"totem": *totem, "outcome": *outcome, "from": *from, "to": *to} {
+			if v != "" {
+				a[k] = v
+			}
+		}
+		if *before > 0 {
+			a["before"] = fmt.Sprint(*before)
+		}
+		r, err := hubRequest(ctx, cfg, "sendlog", a)
+		if err != nil {
+			return err
+		}
+		var page struct {
+			Rows []cms.Transmission `json:"rows"`
+			Next uint64             `json:"next"`
+		}
+		if err := json.Unmarshal(r.Data, &page); err != nil {
+			return fmt.Errorf("totemctl: sendlog: %w", err)
+		}
+		if page.Next > 0 {
+			fmt.Fprintf(stderr, "more: --before %d\n", page.Next)
+		}
+		return renderHubLog(stdout, page.Rows, *out)
+	case !*hub && len(pos) == 1 && protocol.ValidTotemID(pos[0]):
+		r, err := totemRequest(ctx, cfg, pos[0], "sendlog", map[string]string{"n": fmt.Sprint(*n)})
+		if err != nil {
+			return err
+		}
+		var rows []totemRow
+		if err := json.Unmarshal(r.Data, &rows); err != nil {
+			return fmt.Errorf("totemctl: sendlog: %w", err)
+		}
+		return renderTotemLog(stdout, rows, *out)
+	}
+	return errors.New("totemctl: sendlog TOTEM | sendlog --hub [filters] | sendlog show N")
+}
+
+// actionRow is what resend, correct and cancel answer.
+type actionRow struct {
+	OpID       string           `json:"op_id"`
+	Seq        uint64           `json:"seq"`
+	Kind       string           `json:"kind"`
+	Ref        string           `json:"ref,omitempty"`
+	State      string           `json:"state"`
+	Protocol   string           `json:"protocol,omitempty"`
+	Transport  string           `json:"transport,omitempty"`
+	Processing string           `json:"processing,omitempty"`
+	Duplicate  bool             `json:"duplicate,omitempty"`
+	Errors     []protocol.Error `json:"errors,omitempty"`
+}
+
+func renderAction(w io.Writer, a actionRow) error {
+	s := fmt.Sprintf("seq %d %s %s: %s", a.Seq, a.Kind, a.OpID, a.State)
+	if a.Ref != "" {
+		s += ", refers to " + a.Ref
+	}
+	if a.Transport != "" {
+		s += fmt.Sprintf(", %s/%s %s", a.Transport, a.Processing, a.Protocol)
+	}
+	for _, e := range a.Errors {
+		s += fmt.Sprintf("\n  %s: %s", e.Code, e.Message)
+	}
+	if a.State == "pending" && a.Transport == "" {
+		s += " (queued: the outcome will show in the send log)"
+	}
+	_, err := fmt.Fprintln(w, s)
+	return err
+}
+
+// action runs resend, correct or cancel on a totem.
+//
+//	resend TOTEM OPID
+//	correct TOTEM OPID consents=CODE=1|0,… | payment=REFERENCE
+//	cancel TOTEM OPID [--reason TEXT]
+func action(ctx context.Context, cfg *config.Totemctl, name string, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	reason := fs.String("reason", "", "cancel: why (no personal data)")
+	pos, err := parseMixed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) < 2 || !protocol.ValidTotemID(pos[0]) {
+		return fmt.Errorf("totemctl: %s TOTEM OPID …", name)
+	}
+	a := map[string]string{"id": pos[1]}
+	for _, kv := range pos[2:] {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || name != "correct" || (k != "consents" && k != "payment") {
+			return fmt.Errorf("totemctl: %s: argument %q not understood", name, kv)
+		}
+		a[k] = v
+	}
+	if *reason != "" {
+		a["reason"] = *reason
+	}
+	r, err := totemRequest(ctx, cfg, pos[0], name, a)
+	if err != nil {
+		return err
+	}
+	var row actionRow
+	if err := json.Unmarshal(r.Data, &row); err != nil {
+		return fmt.Errorf("totemctl: %s: %w", name, err)
+	}
+	return renderAction(stdout, row)
+}
+
+// resyncReport is what resync answers.
+type resyncReport struct {
+	HubLastSeq   uint64 `json:"hub_last_seq"`
+	LocalLastSeq uint64 `json:"local_last_seq"`
+	Checked      int    `json:"checked"`
+	Differences  []struct {
+		Seq     uint64 `json:"seq"`
+		OpID    string `json:"op_id,omitempty"`
+		Kind    string `json:"kind,omitempty"`
+		What    string `json:"what"`
+		Totem   string `json:"totem"`
+		Hub     string `json:"hub"`
+		Adopted bool   `json:"adopted"`
+	} `json:"differences"`
+}
+
+func renderResync(w io.Writer, r resyncReport, format string) error {
+	if format == "json" {
+		return writeJSON(w, r)
+	}
+	fmt.Fprintf(w, "checked %d operations; totem's last seq %d, hub's %d; %d differences (the hub's record wins)\n",
+		r.Checked, r.LocalLastSeq, r.HubLastSeq, len(r.Differences))
+	if len(r.Differences) == 0 {
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SEQ\tKIND\tDIFFERENCE\tTOTEM HAD\tHUB HAS\tADOPTED")
+	for _, d := range r.Differences {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%v\n", d.Seq, or(d.Kind), d.What, d.Totem, d.Hub, d.Adopted)
+	}
+	return tw.Flush()
+}
+
+func resync(ctx context.Context, cfg *config.Totemctl, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("resync", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	out := outputFlag(fs, false)
+	pos, err := parseMixed(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := checkOutput(*out, false); err != nil {
+		return err
+	}
+	if len(pos) != 1 || !protocol.ValidTotemID(pos[0]) {
+		return errors.New("totemctl: resync TOTEM")
+	}
+	r, err := totemRequest(ctx, cfg, pos[0], "resync", nil)
+	if err != nil {
+		return err
+	}
+	var rep resyncReport
+	if err := json.Unmarshal(r.Data, &rep); err != nil {
+		return fmt.Errorf("totemctl: resync: %w", err)
+	}
+	return renderResync(stdout, rep, *out)
+}
+
+func totemRequest(ctx context.Context, cfg *config.Totemctl, totem, name string, args map[string]string) (*protocol.Reply, error) {
+	c, err := connect(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer c.close()
+	r, err := c.request(ctx, cfg, protocol.Topic(totem, protocol.LeafCmd), protocol.ReplyTopic(totem, c.me.Username), name, args)
+	if err != nil {
+		return nil, fmt.Errorf("totemctl: %s %w", totem, err)
+	}
+	return r, nil
+}
+
+func hubRequest(ctx context.Context, cfg *config.Totemctl, name string, args map[string]string) (*protocol.Reply, error) {
+	c, err := connect(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer c.close()
+	r, err := c.request(ctx, cfg, protocol.HubCmdTopic, protocol.HubReplyTopic(c.me.Username), name, args)
+	if err != nil {
+		return nil, fmt.Errorf("totemctl: hub: %w", err)
+	}
+	return r, nil
+}

@@ -1,0 +1,255 @@
+package refcms
+
+import (
+	"cmp"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	"github.com/aslcns/totem/cms"
+	bolt "go.etcd.io/bbolt"
+)
+
+// The send log (elenco invii) is every transmission the hub handed over:
+// the audit records of applied operations, and in bSendLog the others
+// (duplicates, refusals), under keys from the audit's sequence so that
+// one cursor order is the hub's order of arrival. Nothing extra is
+// written for an applied operation: its audit record is its entry.
+
+var _ cms.SendLogger = (*Store)(nil)
+
+// transmission is the send log entry of op with outcome out.
+func transmission(op cms.Op, out cms.Outcome) cms.Transmission {
+	t := cms.Transmission{At: op.Received, Totem: op.Totem, Seq: op.Seq, OpID: op.ID, Kind: op.Kind,
+		Stamp: op.Stamp, Transport: cms.TxReceived, Protocol: out.Protocol, Processing: cms.TxAccepted,
+		Duplicate: out.Duplicate}
+	if !out.Accepted {
+		t.Processing = cms.TxRejected
+	}
+	for _, r := range out.Rejects {
+		t.Codes = append(t.Codes, r.Code)
+	}
+	return t
+}
+
+// logSend appends t to the send log inside tx.
+func logSend(tx *bolt.Tx, t cms.Transmission) error {
+	k, err := tx.Bucket(bAudit).NextSequence()
+	if err != nil {
+		return err
+	}
+	t.N = 0
+	return putJSON(tx.Bucket(bSendLog), be(k), t)
+}
+
+// LogRefused records transmissions the hub refused without applying them.
+func (s *Store) LogRefused(ts []cms.Transmission) error {
+	if len(ts) == 0 {
+		return nil
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		for _, t := range ts {
+			t.Transport, t.Processing = cms.TxRefused, cms.TxPending
+			if err := logSend(tx, t); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("refcms: send log: %w", err)
+	}
+	return nil
+}
+
+func fromAudit(n uint64, a AuditRecord) cms.Transmission {
+	t := cms.Transmission{N: n, At: a.At, Totem: a.Totem, Seq: a.Seq, OpID: a.OpID, Kind: a.Kind, Stamp: a.Stamp,
+		Ref: a.Ref, Transport: cms.TxReceived, Protocol: a.Protocol, Processing: cms.TxAccepted, Codes: a.Codes}
+	if !a.Accepted {
+		t.Processing = cms.TxRejected
+	}
+	return t
+}
+
+// decodeEntry reads a send log entry from the audit or the send log bucket.
+func decodeEntry(audit bool, k, v []byte) (cms.Transmission, error) {
+	n := binary.BigEndian.Uint64(k)
+	if audit {
+		var a AuditRecord
+		if err := json.Unmarshal(v, &a); err != nil {
+			return cms.Transmission{}, fmt.Errorf("audit %d: %w", n, err)
+		}
+		return fromAudit(n, a), nil
+	}
+	var t cms.Transmission
+	if err := json.Unmarshal(v, &t); err != nil {
+		return cms.Transmission{}, fmt.Errorf("send log %d: %w", n, err)
+	}
+	t.N = n
+	return t, nil
+}
+
+func matches(f *cms.SendLogFilter, t *cms.Transmission) bool {
+	switch {
+	case f.Totem != "" && t.Totem != f.Totem,
+		!f.From.IsZero() && t.At.Before(f.From),
+		!f.To.IsZero() && !t.At.Before(f.To):
+		return false
+	}
+	switch f.Outcome {
+	case cms.SendAccepted:
+		return t.Processing == cms.TxAccepted && !t.Duplicate
+	case cms.SendRejected:
+		return t.Processing == cms.TxRejected && !t.Duplicate
+	case cms.SendRefused:
+		return t.Transport == cms.TxRefused
+	case cms.SendDuplicate:
+		return t.Duplicate
+	}
+	return true
+}
+
+// SendLog lists the send log newest first, a page at a time.
+func (s *Store) SendLog(f cms.SendLogFilter) ([]cms.Transmission, uint64, error) {
+	switch f.Outcome {
+	case "", cms.SendAccepted, cms.SendRejected, cms.SendRefused, cms.SendDuplicate:
+	default:
+		return nil, 0, fmt.Errorf("refcms: send log: unknown outcome %q", f.Outcome)
+	}
+	if f.Max <= 0 {
+		f.Max = 50
+	}
+	f.Max = min(f.Max, 500)
+	var out []cms.Transmission
+	var next uint64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		type head struct {
+			c     *bolt.Cursor
+			audit bool
+			k, v  []byte
+		}
+		heads := []*head{{c: tx.Bucket(bAudit).Cursor(), audit: true}, {c: tx.Bucket(bSendLog).Cursor()}}
+		for _, h := range heads {
+			if f.Before == 0 {
+				h.k, h.v = h.c.Last()
+				continue
+			}
+			// The last key below Before.
+			h.k, h.v = h.c.Seek(be(f.Before))
+			if h.k == nil {
+				h.k, h.v = h.c.Last()
+			}
+			for h.k != nil && binary.BigEndian.Uint64(h.k) >= f.Before {
+				h.k, h.v = h.c.Prev()
+			}
+		}
+		for {
+			var best *head
+			for _, h := range heads {
+				if len(h.k) == 8 && (best == nil || binary.BigEndian.Uint64(h.k) > binary.BigEndian.Uint64(best.k)) {
+					best = h
+				}
+			}
+			if best == nil {
+				return nil
+			}
+			if len(out) == f.Max {
+				next = out[len(out)-1].N
+				return nil
+			}
+			t, err := decodeEntry(best.audit, best.k, best.v)
+			if err != nil {
+				return err
+			}
+			if matches(&f, &t) {
+				out = append(out, t)
+			}
+			best.k, best.v = best.c.Prev()
+		}
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("refcms: send log: %w", err)
+	}
+	return out, next, nil
+}
+
+// Transmission returns send log entry n with its error messages (never
+// the Data an online operation returned: it may hold PIN halves).
+func (s *Store) Transmission(n uint64) (cms.Transmission, error) {
+	var t cms.Transmission
+	err := s.db.View(func(tx *bolt.Tx) error {
+		k := be(n)
+		var err error
+		if v := tx.Bucket(bAudit).Get(k); v != nil {
+			t, err = decodeEntry(true, k, v)
+		} else if v := tx.Bucket(bSendLog).Get(k); v != nil {
+			t, err = decodeEntry(false, k, v)
+		} else {
+			return cms.ErrNotFound
+		}
+		if err != nil || t.Transport != cms.TxReceived {
+			return err
+		}
+		if b := tx.Bucket(bOps).Get([]byte(t.OpID)); b != nil {
+			var rec opRecord
+			if err := json.Unmarshal(b, &rec); err != nil {
+				return fmt.Errorf("op record %s: %w", t.OpID, err)
+			}
+			if rec.Totem == t.Totem && rec.Seq == t.Seq {
+				t.Errors = rec.Outcome.Rejects
+				return nil
+			}
+		}
+		for _, c := range t.Codes {
+			if c == cms.CodeSeqReused {
+				t.Errors = append(t.Errors, cms.Reject{Code: c, Message: "Operazione non valida."})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return t, fmt.Errorf("refcms: send log %d: %w", n, err)
+	}
+	return t, nil
+}
+
+// Ledger returns the hub's record of totem: the last sequence number
+// applied and the stored outcomes of its applied operations with Seq in
+// [from, from+max). It reads the audit (one record per applied operation)
+// and the stored outcomes; a technician's resynchronisation is rare, so a
+// scan is affordable.
+func (s *Store) Ledger(totem string, from uint64, max int) (uint64, []cms.LedgerEntry, error) {
+	var last uint64
+	var out []cms.LedgerEntry
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bLedger).Get([]byte(totem)); len(b) == 8 {
+			last = binary.BigEndian.Uint64(b)
+		}
+		ops := tx.Bucket(bOps)
+		return tx.Bucket(bAudit).ForEach(func(k, v []byte) error {
+			var a AuditRecord
+			if err := json.Unmarshal(v, &a); err != nil {
+				return fmt.Errorf("audit %x: %w", k, err)
+			}
+			if a.Totem != totem || a.Seq < from || a.Seq >= from+uint64(max) {
+				return nil
+			}
+			b := ops.Get([]byte(a.OpID))
+			if b == nil {
+				return nil
+			}
+			var rec opRecord
+			if err := json.Unmarshal(b, &rec); err != nil {
+				return fmt.Errorf("op record %s: %w", a.OpID, err)
+			}
+			out = append(out, cms.LedgerEntry{OpID: a.OpID, Seq: a.Seq, Kind: a.Kind, Outcome: rec.Outcome})
+			return nil
+		})
+	})
+	if err != nil {
+		return 0, nil, fmt.Errorf("refcms: ledger: %w", err)
+	}
+	slices.SortFunc(out, func(a, b cms.LedgerEntry) int { return cmp.Compare(a.Seq, b.Seq) })
+	return last, out, nil
+}

@@ -1,0 +1,342 @@
+package firmware
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aslcns/totem/cms"
+	"github.com/aslcns/totem/sync/outbox"
+	"github.com/aslcns/totem/sync/protocol"
+)
+
+// Link is what the technician's actions need of the uplink.
+type Link interface {
+	// Resend sends an operation again with its op id (a quarantined one
+	// goes back to the queue).
+	Resend(ctx context.Context, id string) (outbox.Entry, error)
+	// Ledger fetches the hub's record of this totem's operations.
+	Ledger(ctx context.Context, from uint64, max int) (*protocol.Ledger, error)
+}
+
+// ErrNoLink is returned by actions that need the hub when there is no link.
+var ErrNoLink = errors.New("firmware: no link to the hub")
+
+func (a *App) link() (Link, error) {
+	if a.o.Link == nil {
+		return nil, ErrNoLink
+	}
+	l := a.o.Link()
+	if l == nil {
+		return nil, ErrNoLink
+	}
+	return l, nil
+}
+
+// ActionResult is the Data of resend, correct and cancel: the operation
+// concerned and its outcomes so far.
+type ActionResult struct {
+	OpID       string           `json:"op_id"`
+	Seq        uint64           `json:"seq"`
+	Kind       string           `json:"kind"`
+	Ref        string           `json:"ref,omitempty"`
+	State      string           `json:"state"` // pending, done, quarantine: …
+	Protocol   string           `json:"protocol,omitempty"`
+	Transport  string           `json:"transport,omitempty"`
+	Processing string           `json:"processing,omitempty"`
+	Duplicate  bool             `json:"duplicate,omitempty"`
+	Errors     []protocol.Error `json:"errors,omitempty"`
+}
+
+func actionResult(e outbox.Entry, ref string) ActionResult {
+	r := ActionResult{OpID: e.ID, Seq: e.Seq, Kind: e.Kind, Ref: ref, State: entryState(e)}
+	if e.Result != nil {
+		r.Protocol, r.Transport, r.Processing = e.Result.Transport.Protocol, e.Result.Transport.Status, e.Result.Processing.Status
+		r.Duplicate, r.Errors = e.Result.Duplicate, e.Result.Processing.Errors
+	}
+	return r
+}
+
+func entryState(e outbox.Entry) string {
+	switch {
+	case e.Done:
+		return "done"
+	case e.Quarantine != "":
+		return "quarantine: " + e.Quarantine
+	}
+	return "pending"
+}
+
+// listen registers for the results of op id; stop ends it.
+func (a *App) listen(id string) (<-chan outbox.Entry, func()) {
+	c := make(chan outbox.Entry, 1)
+	a.mu.Lock()
+	a.waiters[id] = c
+	a.mu.Unlock()
+	return c, func() {
+		a.mu.Lock()
+		delete(a.waiters, id)
+		a.mu.Unlock()
+	}
+}
+
+// await waits up to ResultWait for a result of e newer than e's, and
+// returns the entry as it stands.
+func (a *App) await(ctx context.Context, e outbox.Entry, ch <-chan outbox.Entry) outbox.Entry {
+	timer := time.NewTimer(a.o.ResultWait)
+	defer timer.Stop()
+	select {
+	case got := <-ch:
+		return got
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	if got, err := a.o.Outbox.Get(e.ID); err == nil {
+		return got
+	}
+	return e
+}
+
+// resend: args id. The same operation again, with the same op id.
+func (a *App) resend(ctx context.Context, args map[string]string) (any, error) {
+	l, err := a.link()
+	if err != nil {
+		return nil, err
+	}
+	id := args["id"]
+	ch, stop := a.listen(id)
+	defer stop()
+	e, err := l.Resend(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	e = a.await(ctx, e, ch)
+	return actionResult(e, ""), nil
+}
+
+// correct: args id (the original), and the corrected data: consents
+// (code=1,code=0… for a consent) or payment (the reference, for a reader
+// request). The totem builds the corrected payload from the original it
+// keeps, so no personal data travels in the command.
+func (a *App) correct(ctx context.Context, args map[string]string) (any, error) {
+	orig, err := a.o.Outbox.Get(args["id"])
+	if err != nil {
+		return nil, err
+	}
+	if !cms.Correctable(orig.Kind) {
+		return nil, fmt.Errorf("%s: an operation of kind %s cannot be corrected", cms.CodeNotCorrectable, orig.Kind)
+	}
+	var payload []byte
+	switch orig.Kind {
+	case cms.KindConsent:
+		var req cms.ConsentRequest
+		if err := json.Unmarshal(orig.Payload, &req); err != nil {
+			return nil, fmt.Errorf("original payload: %w", err)
+		}
+		if req.Consents, err = parseConsents(args["consents"], req.Consents); err != nil {
+			return nil, err
+		}
+		payload, err = json.Marshal(req)
+	case cms.KindReader:
+		var req cms.ReaderRequest
+		if err := json.Unmarshal(orig.Payload, &req); err != nil {
+			return nil, fmt.Errorf("original payload: %w", err)
+		}
+		if args["payment"] == "" {
+			return nil, errors.New("correct needs payment=REFERENCE for a reader request")
+		}
+		req.Payment.Reference = args["payment"]
+		payload, err = json.Marshal(req)
+	}
+	if err != nil {
+		return nil, err
+	}
+	body, err := json.Marshal(cms.CorrectionRequest{Ref: orig.ID, Protocol: protocolOf(orig), Payload: payload})
+	if err != nil {
+		return nil, err
+	}
+	return a.variation(ctx, cms.KindCorrection, body, orig.ID)
+}
+
+// cancel: args id (the original) and reason (optional, no personal data).
+func (a *App) cancel(ctx context.Context, args map[string]string) (any, error) {
+	orig, err := a.o.Outbox.Get(args["id"])
+	if err != nil {
+		return nil, err
+	}
+	if !cms.Cancellable(orig.Kind) {
+		return nil, fmt.Errorf("%s: an operation of kind %s cannot be cancelled", cms.CodeNotCancellable, orig.Kind)
+	}
+	if len(args["reason"]) > 200 {
+		return nil, errors.New("reason: at most 200 characters")
+	}
+	body, err := json.Marshal(cms.CancellationRequest{Ref: orig.ID, Protocol: protocolOf(orig), Reason: args["reason"]})
+	if err != nil {
+		return nil, err
+	}
+	return a.variation(ctx, cms.KindCancellation, body, orig.ID)
+}
+
+func protocolOf(e outbox.Entry) string {
+	if e.Result != nil {
+		return e.Result.Transport.Protocol
+	}
+	return ""
+}
+
+// variation queues a correction or cancellation like any operation (in
+// order, exactly once) and waits a little for its outcomes.
+func (a *App) variation(ctx context.Context, kind string, body []byte, ref string) (any, error) {
+	now := a.now()
+	e, err := a.o.Outbox.Enqueue(kind, body, now, now.Add(a.o.QueuedTTL))
+	if err != nil {
+		return nil, err
+	}
+	a.log.Info("op enqueued", "seq", e.Seq, "op_id", e.ID, "kind", kind, "ref", ref)
+	ch, stop := a.listen(e.ID)
+	defer stop()
+	return actionResult(a.await(ctx, e, ch), ref), nil
+}
+
+// parseConsents applies "code=1,code=0" to the consents of an original:
+// every code must be one of them.
+func parseConsents(s string, orig []cms.Consent) ([]cms.Consent, error) {
+	if s == "" {
+		return nil, errors.New("correct needs consents=CODE=1|0,… for a consent")
+	}
+	out := slices.Clone(orig)
+	for part := range strings.SplitSeq(s, ",") {
+		code, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		i := slices.IndexFunc(out, func(c cms.Consent) bool { return c.Code == code })
+		if !ok || i < 0 || (v != "0" && v != "1") {
+			return nil, fmt.Errorf("consents: %q: want one of the original's codes =1 or =0", part)
+		}
+		out[i].Given = v == "1"
+	}
+	return out, nil
+}
+
+// Difference is one disagreement a resynchronisation found between the
+// totem's record and the hub's. The hub's record wins.
+type Difference struct {
+	Seq     uint64 `json:"seq"`
+	OpID    string `json:"op_id,omitempty"`
+	Kind    string `json:"kind,omitempty"`
+	What    string `json:"what"`  // see the Diff… constants
+	Totem   string `json:"totem"` // what the totem had
+	Hub     string `json:"hub"`   // what the hub has
+	Adopted bool   `json:"adopted"`
+}
+
+// What a Difference is.
+const (
+	DiffPendingApplied = "pending_applied" // the totem waited for a result the hub had given
+	DiffOutcome        = "outcome_differs" // the totem kept another outcome
+	DiffNotAtHub       = "done_not_at_hub" // the totem has a final result the hub has no record of
+	DiffForeign        = "foreign_op"      // the hub applied another op id at this seq
+	DiffHubAhead       = "hub_ahead"       // the hub applied seqs this totem does not know
+)
+
+// ResyncReport is the Data of resync.
+type ResyncReport struct {
+	HubLastSeq   uint64       `json:"hub_last_seq"`
+	LocalLastSeq uint64       `json:"local_last_seq"`
+	Checked      int          `json:"checked"`
+	Differences  []Difference `json:"differences"`
+}
+
+// resyncWindow is how many of the newest entries a resynchronisation
+// compares.
+const resyncWindow = 1000
+
+func describe(r *protocol.Result) string {
+	if r == nil {
+		return "no result"
+	}
+	s := r.Transport.Status + " " + r.Processing.Status
+	if r.Transport.Protocol != "" {
+		s += " " + r.Transport.Protocol
+	}
+	for _, e := range r.Processing.Errors {
+		s += " " + e.Code
+	}
+	return s
+}
+
+// resync compares the totem's outbox with the hub's ledger and adopts the
+// hub's outcomes where they differ.
+func (a *App) resync(ctx context.Context) (any, error) {
+	l, err := a.link()
+	if err != nil {
+		return nil, err
+	}
+	entries, err := a.o.Outbox.Recent(resyncWindow)
+	if err != nil {
+		return nil, err
+	}
+	rep := ResyncReport{Differences: []Difference{}}
+	if len(entries) == 0 {
+		led, err := l.Ledger(ctx, 1, 1)
+		if err != nil {
+			return nil, err
+		}
+		rep.HubLastSeq = led.LastSeq
+		if led.LastSeq > 0 {
+			rep.Differences = append(rep.Differences, Difference{Seq: led.LastSeq, What: DiffHubAhead,
+				Totem: "no operations", Hub: fmt.Sprintf("applied up to %d", led.LastSeq)})
+		}
+		return rep, nil
+	}
+	lo, hi := entries[len(entries)-1].Seq, entries[0].Seq
+	rep.LocalLastSeq = hi
+	hub := make(map[uint64]protocol.Result)
+	for from := lo; from <= hi; from += protocol.MaxLedger { // at most resyncWindow/MaxLedger+1 pages
+		led, err := l.Ledger(ctx, from, protocol.MaxLedger)
+		if err != nil {
+			return nil, err
+		}
+		rep.HubLastSeq = led.LastSeq
+		for _, r := range led.Results {
+			hub[r.Seq] = r
+		}
+	}
+	for i := len(entries) - 1; i >= 0; i-- {
+		e := entries[i]
+		rep.Checked++
+		d := Difference{Seq: e.Seq, OpID: e.ID, Kind: e.Kind, Totem: entryState(e) + ": " + describe(e.Result)}
+		r, applied := hub[e.Seq]
+		switch {
+		case !applied && e.Done && e.Seq > rep.HubLastSeq:
+			d.What, d.Hub = DiffNotAtHub, "not applied"
+		case !applied:
+			continue // still on its way, or the hub has it and the totem not yet: nothing to adopt
+		case r.OpID != e.ID:
+			d.What, d.Hub, d.OpID = DiffForeign, "op "+r.OpID+": "+describe(&r), e.ID
+		case !e.Done || e.Result == nil:
+			d.What, d.Hub = DiffPendingApplied, describe(&r)
+		case describe(e.Result) != describe(&r):
+			d.What, d.Hub = DiffOutcome, describe(&r)
+		default:
+			continue
+		}
+		if d.What == DiffPendingApplied || d.What == DiffOutcome {
+			if _, after, err := a.o.Outbox.Adopt(&r); err != nil {
+				a.log.Warn("resync: hub outcome not adopted", "seq", e.Seq, "err", err)
+			} else {
+				d.Adopted = true
+				a.Result(after) // a session waiting for it hears the news
+			}
+		}
+		rep.Differences = append(rep.Differences, d)
+	}
+	if rep.HubLastSeq > hi {
+		rep.Differences = append(rep.Differences, Difference{Seq: rep.HubLastSeq, What: DiffHubAhead,
+			Totem: fmt.Sprintf("last seq %d", hi), Hub: fmt.Sprintf("applied up to %d", rep.HubLastSeq)})
+	}
+	a.log.Info("resync", "checked", rep.Checked, "differences", len(rep.Differences), "hub_last_seq", rep.HubLastSeq)
+	return rep, nil
+}
