@@ -22,9 +22,12 @@ import (
 //
 // Screen flow (every input screen has * = Back and D = Cancel):
 //
-//	operator card → PIN → "Rimuovere la carta operatore"
+//	operator card → its PIN ("PIN carta operatore") → "Rimuovere la carta operatore"
 //	→ "Inserire la TS del cittadino" (1 = Revoca by TEAM code, D = logout)
-//	→ citizen card → assisted menu: 1 Attivazione, 2 Revoca
+//	→ citizen card → assisted menu (two pages, # turns): 1 Attivazione,
+//	  2 Revoca, 3 Consensi FSE, 4 Ristampa PIN/PUK, 5 Storico,
+//	  6 Richiesta lettore; 3-6 are the self-service flows with the
+//	  operator's identity check in place of the card's PIN
 //	→ the flow → its receipts → "Rimuovere la tessera" → next citizen.
 
 // errLogout ends an operator session with the slot empty.
@@ -38,7 +41,7 @@ func (a *App) operatorSession(ctx context.Context, card hal.Card, info hal.CardI
 		return errCancel
 	}
 	op := info.Serial
-	if err := a.pin(ctx, card); err != nil {
+	if err := a.pinOn(ctx, card, "op_pin"); err != nil {
 		if errors.Is(err, errBack) {
 			a.show("cancelled")
 			return errCancel
@@ -181,10 +184,11 @@ func (a *App) assisted(ctx context.Context, op string) error {
 	if !info.Expiry.IsZero() && time.Now().After(info.Expiry.AddDate(0, 0, 1)) {
 		return a.cardError(hal.ErrCardExpired)
 	}
+	page := "op_menu"
 	for {
-		draw := func() { a.show("op_menu", MaskCF(info.CF)) }
+		draw := func() { a.show(page, MaskCF(info.CF)) }
 		draw()
-		k, err := a.key(ctx, "op_menu", draw)
+		k, err := a.key(ctx, page, draw)
 		if err != nil {
 			return err
 		}
@@ -193,7 +197,24 @@ func (a *App) assisted(ctx context.Context, op string) error {
 			err = a.activation(ctx, op, info)
 		case '2':
 			err = a.revocation(ctx, op, info, "")
-		default: // * or D: this citizen is done
+		case '3':
+			err = a.consentVia(ctx, info, a.byOperator(ctx, op, info, false))
+		case '4':
+			err = a.reprintVia(ctx, info, a.byOperator(ctx, op, info, true))
+		case '5':
+			err = a.historyVia(ctx, info, a.byOperator(ctx, op, info, false))
+		case '6':
+			err = a.readerVia(ctx, info, a.byOperator(ctx, op, info, false))
+		case hal.KeyOK: // the other page
+			page = map[string]string{"op_menu": "op_menu_2", "op_menu_2": "op_menu"}[page]
+			continue
+		case hal.KeyBack:
+			if page == "op_menu_2" {
+				page = "op_menu"
+				continue
+			}
+			fallthrough
+		default: // D, or * on the first page: this citizen is done
 			a.show("remove_card")
 			return errCancel
 		}
@@ -345,6 +366,12 @@ func minor(birth, now time.Time) bool {
 // document of the person present, and the operator's confirmation of the
 // identity checks. holder is what the check screen shows of the holder.
 func (a *App) whoSteps(ctx context.Context, info hal.CardInfo, holder string, p *presenter) []func() error {
+	return append(a.delegateSteps(ctx, info, p), a.docSteps(ctx, holder, p)...)
+}
+
+// delegateSteps ask whether the holder is there in person or a delegate
+// for them, and the delegate's name and CF.
+func (a *App) delegateSteps(ctx context.Context, info hal.CardInfo, p *presenter) []func() error {
 	return []func() error{
 		func() error {
 			for {
@@ -402,6 +429,13 @@ func (a *App) whoSteps(ctx context.Context, info hal.CardInfo, holder string, p 
 				}
 			}
 		},
+	}
+}
+
+// docSteps read the identity document of the person present and take the
+// operator's confirmation that it matches them and the holder's data.
+func (a *App) docSteps(ctx context.Context, holder string, p *presenter) []func() error {
+	return []func() error{
 		func() error {
 			k, err := a.choose(ctx, "doc_type")
 			if err != nil {
@@ -454,6 +488,60 @@ func (a *App) whoSteps(ctx context.Context, info hal.CardInfo, holder string, p 
 			p.doc.Checked = true
 			return nil
 		},
+	}
+}
+
+// via is how the citizen at the totem is identified for an operation:
+// self-service by the card's PIN on the chip (op empty, no steps: the
+// caller asked for the PIN), assisted by an operator who checked an
+// identity document (op is the operator card's serial, steps ask for it).
+type via struct {
+	op    string
+	p     presenter
+	steps []func() error // who is at the counter, their document, the check
+}
+
+// byOperator is the citizen served by operator op. The identity document
+// the operator checks stands in for the card's PIN, as at the counter of
+// seed 002; with deleg a delegate may act for the holder.
+func (a *App) byOperator(ctx context.Context, op string, info hal.CardInfo, deleg bool) *via {
+	v := &via{op: op}
+	if deleg {
+		v.steps = a.whoSteps(ctx, info, holderLine(info), &v.p)
+	} else {
+		v.steps = a.docSteps(ctx, holderLine(info), &v.p)
+	}
+	return v
+}
+
+func (v *via) channel() string {
+	if v.op == "" {
+		return cms.SelfService
+	}
+	return cms.Assisted
+}
+
+// document is the identity document the operator checked (nil self-service).
+func (v *via) document() *cms.IDDocument {
+	if v.op == "" {
+		return nil
+	}
+	d := v.p.doc
+	return &d
+}
+
+// lines are the receipt's lines on who asked (none self-service).
+func (v *via) lines() []string {
+	if v.op == "" {
+		return nil
+	}
+	return requesterLines(v.p.deleg, v.p.doc, v.op)
+}
+
+// logOp records an assisted operation with the masked operator.
+func (a *App) logOp(v *via, kind string) {
+	if v.op != "" {
+		a.log.Info("assisted op", "kind", kind, "operator", maskSerial(v.op))
 	}
 }
 

@@ -273,8 +273,16 @@ var assistedScreens = map[string]screen{
 		{"Operator session", "closed", "", ""}}},
 	"op_not_citizen": {rows: [2][]string{{"Carta operatore:", "inserire la tessera", "del cittadino", "Rimuovere la carta"},
 		{"Operator card:", "insert the citizen's", "health card", "Remove the card"}}},
-	"op_menu": {keys: "12*D", rows: [2][]string{{"TS %s", "1 Attivazione", "2 Revoca", "D=Fine"},
-		{"TS %s", "1 Activation", "2 Revocation", "D=Done"}}},
+	// The citizen's menu in an operator session, two pages (# turns);
+	// every key works from both. 3-6 are the self-service operations with
+	// the operator's document check in place of the card's PIN.
+	"op_menu": {keys: "123456#*D", rows: [2][]string{{"TS %s", "1 Attivazione", "2 Revoca", "#=Altre D=Fine"},
+		{"TS %s", "1 Activation", "2 Revocation", "#=More D=Done"}}},
+	"op_menu_2": {keys: "123456#*D", rows: [2][]string{{"3 Consensi FSE", "4 Ristampa PIN/PUK", "5 Storico 6 Lettore", "#=Inizio *=Ind."},
+		{"3 FSE consents", "4 Reprint PIN/PUK", "5 History 6 Reader", "#=Start *=Back"}}},
+	// The operator's own PIN, not the citizen's "PIN della tessera".
+	"op_pin": {keys: digits + "#*D", rows: [2][]string{{"Sessione operatore:", "PIN carta operatore", "PIN: %s", "#=OK *=Canc D=Esci"},
+		{"Operator session:", "operator card PIN", "PIN: %s", "#=OK *=Del D=Exit"}}},
 	// Multi-tap text entry: 2=ABC … 9=WXYZ, pressed again for the next
 	// letter; C closes the letter (two in a row from one key).
 	"text": {keys: digits + "C#*D", rows: [2][]string{{"%s", "%s", "C=Avanti *=Canc", "#=OK D=Esci"},

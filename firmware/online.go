@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/aslcns/totem/cms"
@@ -226,8 +227,7 @@ func (a *App) dispatch(ctx context.Context, k hal.Key, card hal.Card, info hal.C
 	return errCancel
 }
 
-// history is Storico, self-service: PIN, the scope, the CMS's answer
-// shown one card per page and printed on request.
+// history is Storico, self-service: PIN, then historyVia.
 func (a *App) history(ctx context.Context, card hal.Card, info hal.CardInfo) error {
 	if !a.reachable(cms.KindHistory) {
 		return errUnavailable
@@ -235,23 +235,28 @@ func (a *App) history(ctx context.Context, card hal.Card, info hal.CardInfo) err
 	if err := a.pin(ctx, card); err != nil {
 		return err
 	}
-	draw := func() { a.show("history_scope") }
-	draw()
-	k, err := a.key(ctx, "history_scope", draw)
+	return a.historyVia(ctx, info, &via{})
+}
+
+// historyVia is Storico for the citizen identified by v: v's steps, the
+// scope, the CMS's answer shown one card per page and printed on request.
+func (a *App) historyVia(ctx context.Context, info hal.CardInfo, v *via) error {
+	if !a.reachable(cms.KindHistory) {
+		return errUnavailable
+	}
+	scope := cms.HistoryAll
+	err := steps(append(slices.Clip(v.steps), func() error {
+		k, err := a.choose(ctx, "history_scope")
+		if scope = cms.HistoryAll; k == '2' {
+			scope = cms.HistoryCard
+		}
+		return err
+	})...)
 	if err != nil {
 		return err
 	}
-	scope := cms.HistoryAll
-	switch k {
-	case '2':
-		scope = cms.HistoryCard
-	case hal.KeyBack:
-		return errBack
-	case hal.KeyCancel:
-		a.show("cancelled")
-		return errCancel
-	}
-	payload, err := json.Marshal(cms.HistoryRequest{Card: cardRef(info), Channel: cms.SelfService, Scope: scope})
+	a.logOp(v, cms.KindHistory)
+	payload, err := json.Marshal(cms.HistoryRequest{Card: cardRef(info), Channel: v.channel(), Operator: v.op, Scope: scope})
 	if err != nil {
 		return err
 	}
@@ -295,7 +300,7 @@ func (a *App) history(ctx context.Context, card hal.Card, info hal.CardInfo) err
 			}
 			i--
 		case '1':
-			return a.finish(ctx, e, kindTitle(cms.KindHistory), info, historyLines(res))
+			return a.finish(ctx, e, kindTitle(cms.KindHistory), info, append(historyLines(res), v.lines()...))
 		case hal.KeyCancel:
 			a.show("cancelled")
 			return errCancel
@@ -317,30 +322,33 @@ var reprintKeys = map[hal.Key]string{
 }
 
 // reprint is Ristampa PIN/PUK, self-service with the card in the reader:
-// no PIN is asked (it may be what was forgotten). The reason, the CMS's
-// answer, the receipt with the first halves.
+// no PIN is asked (it may be what was forgotten); reprintVia.
 func (a *App) reprint(ctx context.Context, info hal.CardInfo) error {
+	return a.reprintVia(ctx, info, &via{})
+}
+
+// reprintVia is Ristampa PIN/PUK for the citizen identified by v: the
+// reason, then v's steps (who asks, in person or by delegation, and their
+// document), the CMS's answer, the receipt with the first halves.
+func (a *App) reprintVia(ctx context.Context, info hal.CardInfo, v *via) error {
 	if !a.reachable(cms.KindReprint) {
 		return errUnavailable
 	}
-	draw := func() { a.show("reprint_reason") }
-	draw()
-	k, err := a.key(ctx, "reprint_reason", draw)
+	var reason string
+	err := steps(append([]func() error{func() error {
+		k, err := a.choose(ctx, "reprint_reason")
+		reason = reprintKeys[k]
+		return err
+	}}, v.steps...)...)
 	if err != nil {
 		return err
 	}
-	reason, ok := reprintKeys[k]
-	if !ok {
-		if k == hal.KeyBack {
-			return errBack
-		}
-		a.show("cancelled")
-		return errCancel
-	}
-	payload, err := json.Marshal(cms.ReprintRequest{Card: cardRef(info), Channel: cms.SelfService, Reason: reason})
+	payload, err := json.Marshal(cms.ReprintRequest{Card: cardRef(info), Channel: v.channel(), Operator: v.op,
+		Delegate: v.p.deleg, Document: v.document(), Reason: reason})
 	if err != nil {
 		return err
 	}
+	a.logOp(v, cms.KindReprint)
 	e, err := a.online(ctx, cms.KindReprint, payload)
 	if err != nil {
 		return err
@@ -354,7 +362,7 @@ func (a *App) reprint(ctx context.Context, info hal.CardInfo) error {
 		a.show("unavailable")
 		return errors.New("firmware: reprint result without codes")
 	}
-	return a.finishSensitive(ctx, e, kindTitle(cms.KindReprint), info, reprintLines(reason, res))
+	return a.finishSensitive(ctx, e, kindTitle(cms.KindReprint), info, append(reprintLines(reason, res), v.lines()...))
 }
 
 // other lists the requests the totem does not serve itself, each with

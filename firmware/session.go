@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -73,9 +74,13 @@ func (a *App) cardError(err error) error {
 	return err
 }
 
-// pin asks for the PIN and verifies it on the chip. The digits live only
-// in a buffer that is wiped before returning.
-func (a *App) pin(ctx context.Context, card hal.Card) error {
+// pin asks for the card's PIN and verifies it on the chip. The digits
+// live only in a buffer that is wiped before returning.
+func (a *App) pin(ctx context.Context, card hal.Card) error { return a.pinOn(ctx, card, "pin") }
+
+// pinOn is pin with the prompt of screen name (the operator's card has
+// its own).
+func (a *App) pinOn(ctx context.Context, card hal.Card, name string) error {
 	buf := make([]byte, 0, 8)
 	defer func() {
 		for i := range buf[:cap(buf)] {
@@ -83,9 +88,9 @@ func (a *App) pin(ctx context.Context, card hal.Card) error {
 		}
 	}()
 	for {
-		draw := func() { a.show("pin", strings.Repeat("*", len(buf))) }
+		draw := func() { a.show(name, strings.Repeat("*", len(buf))) }
 		draw()
-		k, err := a.key(ctx, "pin", draw)
+		k, err := a.key(ctx, name, draw)
 		if err != nil {
 			return err
 		}
@@ -146,23 +151,28 @@ func (a *App) pin(ctx context.Context, card hal.Card) error {
 	}
 }
 
-// consent is the Consensi FSE flow, self-service: PIN, one screen per
-// consent of the policy, summary, durable enqueue, receipt.
+// consent is the Consensi FSE flow, self-service: PIN, then consentVia.
 func (a *App) consent(ctx context.Context, card hal.Card, info hal.CardInfo) error {
 	if err := a.pin(ctx, card); err != nil {
 		return err
 	}
+	return a.consentVia(ctx, info, &via{})
+}
+
+// consentVia is Consensi FSE for the citizen identified by v: v's steps,
+// one screen per consent of the policy, summary, durable enqueue, receipt.
+func (a *App) consentVia(ctx context.Context, info hal.CardInfo, v *via) error {
 	pol := a.Policy()
-	values, err := a.askConsents(ctx, pol)
+	var values []bool
+	err := steps(append(slices.Clip(v.steps), func() (err error) {
+		values, err = a.askConsents(ctx, pol)
+		return err
+	})...)
 	if err != nil {
 		return err
 	}
 
-	req := cms.ConsentRequest{
-		Card:    cms.CardRef{Serial: info.Serial, CF: info.CF, Expiry: info.Expiry.Format(time.DateOnly)},
-		Policy:  pol.ID,
-		Channel: cms.SelfService,
-	}
+	req := cms.ConsentRequest{Card: cardRef(info), Policy: pol.ID, Channel: v.channel(), Operator: v.op}
 	for i, c := range pol.Consents {
 		req.Consents = append(req.Consents, cms.Consent{Code: c.Code, Given: values[i]})
 	}
@@ -170,6 +180,7 @@ func (a *App) consent(ctx context.Context, card hal.Card, info hal.CardInfo) err
 	if err != nil {
 		return err
 	}
+	a.logOp(v, cms.KindConsent)
 	a.show("saving")
 	now := time.Now()
 	e, err := a.enqueueAndWait(ctx, cms.KindConsent, payload, now, now.Add(a.o.QueuedTTL))
@@ -180,7 +191,7 @@ func (a *App) consent(ctx context.Context, card hal.Card, info hal.CardInfo) err
 	for i, c := range pol.Consents {
 		lines[i] = c.Label + ": " + strings.ToUpper(a.yesNo(values[i]))
 	}
-	return a.finish(ctx, e, kindTitle(cms.KindConsent), info, lines)
+	return a.finish(ctx, e, kindTitle(cms.KindConsent), info, append(lines, v.lines()...))
 }
 
 // askConsents asks each consent of pol in turn, then shows the summary;
@@ -472,19 +483,30 @@ func cardRef(info hal.CardInfo) cms.CardRef {
 	return cms.CardRef{Serial: info.Serial, CF: info.CF, Expiry: info.Expiry.Format(time.DateOnly)}
 }
 
-// readerRequest is Richiesta lettore, self-service and queued: the
-// reference of the 4,20 € payment receipt, typed on the keypad.
+// readerRequest is Richiesta lettore, self-service and queued.
 func (a *App) readerRequest(ctx context.Context, info hal.CardInfo) error {
-	ref, err := a.enter(ctx, "payment", 6, 20, false)
+	return a.readerVia(ctx, info, &via{})
+}
+
+// readerVia is Richiesta lettore for the citizen identified by v: v's
+// steps, the reference of the 4,20 € payment receipt typed on the keypad,
+// durable enqueue, receipt.
+func (a *App) readerVia(ctx context.Context, info hal.CardInfo, v *via) error {
+	var ref []byte
+	err := steps(append(slices.Clip(v.steps), func() (err error) {
+		ref, err = a.enter(ctx, "payment", 6, 20, false)
+		return err
+	})...)
 	if err != nil {
 		return err
 	}
-	req := cms.ReaderRequest{Card: cardRef(info), Channel: cms.SelfService,
+	req := cms.ReaderRequest{Card: cardRef(info), Channel: v.channel(), Operator: v.op, Document: v.document(),
 		Payment: cms.Payment{Reference: string(ref), AmountCents: cms.ReaderFeeCents}}
 	payload, err := json.Marshal(req)
 	if err != nil {
 		return err
 	}
+	a.logOp(v, cms.KindReader)
 	a.show("saving")
 	now := time.Now()
 	e, err := a.enqueueAndWait(ctx, cms.KindReader, payload, now, now.Add(a.o.QueuedTTL))
@@ -495,7 +517,7 @@ func (a *App) readerRequest(ctx context.Context, info hal.CardInfo) error {
 	if e.Done && len(e.Result.Data) > 0 {
 		json.Unmarshal(e.Result.Data, &res)
 	}
-	return a.finish(ctx, e, kindTitle(cms.KindReader), info, readerLines(string(ref), res))
+	return a.finish(ctx, e, kindTitle(cms.KindReader), info, append(readerLines(string(ref), res), v.lines()...))
 }
 
 // changePIN is Cambio PIN, done on the chip: the old PIN, the new one

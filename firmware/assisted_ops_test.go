@@ -1,0 +1,190 @@
+package firmware_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/aslcns/totem/cms"
+	"github.com/aslcns/totem/hal"
+	"github.com/aslcns/totem/hal/sim"
+)
+
+// The operations that are "self-service or assisted", in an operator
+// session: the operator's document check stands in for the card's PIN,
+// and every request carries the assisted channel and the operator.
+func TestAssistedSelfServiceOps(t *testing.T) {
+	history := []step{{"1 Tutte le tessere", "1"}, {"Tessera 1/", "1"}}
+	for _, tc := range []struct {
+		name   string
+		card   *sim.Card
+		online bool
+		script []step // from the second page of the menu
+		want   string
+		kind   string // queued, with this kind ("": nothing queued)
+		// accepted by the CMS, or rejected with code.
+		accepted bool
+		code     string
+		deleg    string
+		receipt  []string // the receipt holds these
+	}{
+		{name: "consents", card: testCard(), online: true,
+			script: cat([]step{{"3 Consensi FSE", "3"}}, docSteps,
+				[]step{{"Consenso 1 di 2", "1"}, {"Consenso 2 di 2", "2"}, {"Riepilogo:", "#"}}),
+			want: "Accolta. Protocollo:", kind: cms.KindConsent, accepted: true,
+			receipt: []string{"Consensi FSE", "Richiesta: diretta, dal titolare"}},
+		{name: "consents, back to the document check", card: testCard(), online: true,
+			script: cat([]step{{"3 Consensi FSE", "3"}}, docSteps,
+				[]step{{"Consenso 1 di 2", "*"}, {"coincidono?", "1"}, {"Consenso 1 di 2", "2"}, {"Consenso 2 di 2", "2"}, {"Riepilogo:", "#"}}),
+			want: "Accolta. Protocollo:", kind: cms.KindConsent, accepted: true},
+		{name: "consents, identity check failed", card: testCard(), online: true,
+			script: []step{{"3 Consensi FSE", "3"}, {"Documento:", "1"}, {"Numero documento", taps("CA12345AB", tapUpper)},
+				{"GGMMAAAA", "31122035#"}, {"coincidono?", "2"}},
+			want: "Documento e dati"},
+		{name: "reprint, in person", card: testCard(), online: true,
+			script: cat([]step{{"4 Ristampa", "4"}, {"1 Codici dimenticati", "1"}}, directSteps),
+			want:   "Accolta. Protocollo:", kind: cms.KindReprint, accepted: true,
+			receipt: []string{"Ristampa PIN/PUK", "Motivo: PIN o PUK dimenticato", "Prima metà del PIN:", "Richiesta: diretta, dal titolare"}},
+		{name: "reprint by delegation", card: testCard(), online: true,
+			script: cat([]step{{"4 Ristampa", "4"}, {"1 Codici dimenticati", "3"}}, delegSteps("3", "VERDI ANNA", "VRDNNA70M50F205B")),
+			want:   "Accolta. Protocollo:", kind: cms.KindReprint, accepted: true, deleg: cms.DelegTutor,
+			receipt: []string{"Richiesta: su delega (tutore)", "Delegato: codice fiscale VRD**********05B"}},
+		{name: "reprint, back to the reason, cancel", card: testCard(), online: true,
+			script: []step{{"4 Ristampa", "4"}, {"1 Codici dimenticati", "1"}, {"1 Diretta", "*"}, {"1 Codici dimenticati", "D"}},
+			want:   "Operazione annullata"},
+		{name: "reprint of a card not yet active", card: sim.IssuedCard(), online: true,
+			script: cat([]step{{"4 Ristampa", "4"}, {"1 Codici dimenticati", "2"}}, directSteps),
+			want:   "rifiutata", kind: cms.KindReprint, code: cms.CodeCardNotActive},
+		{name: "reprint offline", card: testCard(), online: false,
+			script: []step{{"4 Ristampa", "4"}}, want: "disponibile ora"},
+		{name: "history", card: testCard(), online: true,
+			script: cat([]step{{"5 Storico", "5"}}, docSteps, history),
+			want:   "Accolta. Protocollo:", kind: cms.KindHistory, accepted: true,
+			receipt: []string{"Storico tessera", "Tessera ************8000"}},
+		{name: "history of a revoked card, at the counter", card: revokedCard(), online: true,
+			script: cat([]step{{"5 Storico", "5"}}, docSteps, history),
+			want:   "Accolta. Protocollo:", kind: cms.KindHistory, accepted: true,
+			receipt: []string{"revocata"}},
+		{name: "history offline", card: testCard(), online: false,
+			script: []step{{"5 Storico", "5"}}, want: "disponibile ora"},
+		{name: "reader request", card: testCard(), online: true,
+			script: cat([]step{{"6 Lettore", "6"}}, docSteps, []step{{"n. ricevuta", "420042#"}}),
+			want:   "Accolta. Protocollo:", kind: cms.KindReader, accepted: true,
+			receipt: []string{"Richiesta lettore", "Ricevuta di pagamento: 420042 (4,20 €)"}},
+		{name: "reader request with an expired document", card: testCard(), online: true,
+			script: []step{{"6 Lettore", "6"}, {"Documento:", "3"}, {"Numero documento", taps("U1234567X", tapUpper)},
+				{"GGMMAAAA", "31122020#"}, {"Documento scaduto", "D"}},
+			want: "Operazione annullata"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := ctxT(t)
+			lb, log := newLog()
+			d := startDeskOpts(t, localOpts{online: func() bool { return tc.online }, log: log})
+			d.login(ctx)
+			d.reader.Insert(tc.card)
+			d.run(ctx, append([]step{{"1 Attivazione", "#"}}, tc.script...))
+			d.wait(ctx, tc.want)
+			serial := tc.card.Info.Serial
+			entries, _ := d.box.Recent(5)
+			audit, err := d.store.Audit()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.kind == "" {
+				if len(entries) != 0 || len(audit) != 0 {
+					t.Fatalf("refused at the totem, yet entries %+v audit %+v", entries, audit)
+				}
+			} else {
+				if len(entries) != 1 || entries[0].Kind != tc.kind || !entries[0].Done {
+					t.Fatalf("entries %+v", entries)
+				}
+				e := entries[0]
+				if len(audit) != 1 || audit[0].Operator != opSerial || audit[0].Channel != cms.Assisted ||
+					audit[0].Accepted != tc.accepted || audit[0].Serial != serial || audit[0].Kind != tc.kind {
+					t.Fatalf("audit %+v", audit)
+				}
+				if tc.code != "" && (len(e.Result.Processing.Errors) == 0 || e.Result.Processing.Errors[0].Code != tc.code) {
+					t.Fatalf("result %+v, want %s", e.Result.Processing, tc.code)
+				}
+				// What went to the CMS: the channel, the operator, the checked
+				// document where the request type has one, the delegate.
+				var req struct {
+					Channel  string
+					Operator string
+					Document *cms.IDDocument
+					Delegate *cms.Delegation
+				}
+				full, err := d.box.Get(e.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := json.Unmarshal(full.Payload, &req); err != nil {
+					t.Fatal(err)
+				}
+				needDoc := tc.kind == cms.KindReprint || tc.kind == cms.KindReader
+				if req.Channel != cms.Assisted || req.Operator != opSerial ||
+					needDoc != (req.Document != nil) || req.Document != nil && (!req.Document.Checked || req.Document.Number != "CA12345AB") {
+					t.Fatalf("payload %s", full.Payload)
+				}
+				if (req.Delegate != nil) != (tc.deleg != "") || tc.deleg != "" && (req.Delegate.Kind != tc.deleg || req.Delegate.CF != "VRDNNA70M50F205B") {
+					t.Fatalf("delegate %+v", req.Delegate)
+				}
+			}
+			if tc.kind == cms.KindConsent {
+				rec, err := d.store.Consents(serial)
+				if err != nil || rec.Channel != cms.Assisted || rec.Operator != opSerial {
+					t.Fatalf("consents %+v, %v", rec, err)
+				}
+			}
+			rs := d.printer.Receipts()
+			if tc.accepted {
+				if len(rs) != 1 {
+					t.Fatalf("%d receipts", len(rs))
+				}
+				r := strings.Join(strings.Fields(rs[0]), " ")
+				for _, want := range append([]string{"Operatore: carta ************2006", "Documento verificato: carta d'identità",
+					"Esito: ACCOLTA"}, tc.receipt...) {
+					if !strings.Contains(r, want) {
+						t.Errorf("receipt lacks %q: %s", want, r)
+					}
+				}
+				if strings.Contains(r, opSerial) || strings.Contains(r, "CA12345AB") || strings.Contains(r, tc.card.Info.CF) {
+					t.Errorf("receipt holds the operator's serial, the document or the CF: %s", r)
+				}
+			} else if len(rs) != 0 {
+				t.Fatalf("%d receipts", len(rs))
+			}
+			logs := lb.String()
+			for _, never := range []string{tc.card.Info.CF, tc.card.Info.Surname, "VRDNNA70M50F205B", "VERDI", "CA12345AB", opSerial} {
+				if strings.Contains(logs, never) {
+					t.Errorf("log holds %q", never)
+				}
+			}
+			d.reader.Remove()
+			d.wait(ctx, "Inserire la TS del")
+			d.panel.Press(hal.KeyCancel) // logout
+			d.wait(ctx, "Inserire la tessera")
+		})
+	}
+}
+
+// The operator types the operator card's PIN, not "the card's PIN" a
+// citizen is asked for.
+func TestOperatorPINPrompt(t *testing.T) {
+	ctx := ctxT(t)
+	d := startDesk(t, true)
+	d.reader.Insert(sim.OperatorCard())
+	d.wait(ctx, "PIN carta operatore")
+	if s := d.panel.Text(); strings.Contains(s, "della tessera") {
+		t.Fatalf("operator prompt %q", s)
+	}
+	d.panel.Press(hal.KeyCancel)
+	d.wait(ctx, "Operazione annullata")
+	d.reader.Remove()
+	d.wait(ctx, "Inserire la tessera")
+	d.reader.Insert(testCard())
+	d.run(ctx, []step{{"1 Consensi FSE", "1"}, {"della tessera", ""}})
+	if s := d.panel.Text(); strings.Contains(s, "operatore") {
+		t.Fatalf("citizen prompt %q", s)
+	}
+}
