@@ -258,6 +258,22 @@ func (a *App) Command(ctx context.Context, c *protocol.Command) *protocol.Reply 
 		}
 		r.Data, _ = json.Marshal(rows)
 		r.OK = true
+	case "sendlog_print":
+		// The elenco invii as a receipt: n=N newest (default 20, at most 100).
+		n := 0
+		if s := c.Args["n"]; s != "" {
+			if _, err := fmt.Sscan(s, &n); err != nil || n < 1 {
+				r.Error = "sendlog_print: n must be a positive number"
+				return r
+			}
+		}
+		v, err := a.printSendLog(ctx, n)
+		if err != nil {
+			r.Error = err.Error()
+			return r
+		}
+		r.Data, _ = json.Marshal(v)
+		r.OK = true
 	case "reprint":
 		var id uint64
 		if _, err := fmt.Sscan(c.Args["id"], &id); err != nil || a.o.Jobs == nil {
