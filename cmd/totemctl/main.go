@@ -4,6 +4,7 @@
 //	totemctl [--config FILE] [--broker URL] [--creds FILE] cmd TOTEM NAME [KEY=VALUE…]
 //	totemctl [--config FILE] [--broker URL] [--creds FILE] report [filters] [-o table|csv|json]
 //	totemctl [flags] sendlog TOTEM [-n N] [-o table|csv|json]
+//	totemctl [flags] sendlog TOTEM --print [-n N]
 //	totemctl [flags] sendlog --hub [--totem T] [--outcome O] [--from D] [--to D] [--before N] [--max N] [-o …]
 //	totemctl [flags] sendlog show N [-o table|json]
 //	totemctl [flags] resend TOTEM OPID
@@ -54,13 +55,14 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 		fmt.Fprintln(stderr, "usage: totemctl [flags] status [-o table|json] [TOTEM]\n"+
 			"       totemctl [flags] report [--totem T] [--kind K] [--operator O] [--outcome accepted|rejected] [--from D] [--to D] [--by-day] [-o table|csv|json]\n"+
 			"       totemctl [flags] sendlog TOTEM [-n N] [-o table|csv|json]\n"+
+			"       totemctl [flags] sendlog TOTEM --print [-n N]\n"+
 			"       totemctl [flags] sendlog --hub [--totem T] [--outcome accepted|rejected|refused|duplicate] [--from D] [--to D] [--before N] [--max N] [-o table|csv|json]\n"+
 			"       totemctl [flags] sendlog show N [-o table|json]\n"+
 			"       totemctl [flags] resend TOTEM OPID\n"+
 			"       totemctl [flags] correct TOTEM OPID consents=CODE=1|0,… | payment=REFERENCE\n"+
 			"       totemctl [flags] cancel TOTEM OPID [--reason TEXT]\n"+
 			"       totemctl [flags] resync TOTEM [-o table|json]\n"+
-			"       totemctl [flags] cmd TOTEM NAME [KEY=VALUE…]\n  commands: ping, status, sendlog [n=N], jobs, reprint id=N, resend id=OPID, correct id=OPID …, cancel id=OPID, resync")
+			"       totemctl [flags] cmd TOTEM NAME [KEY=VALUE…]\n  commands: ping, status, sendlog [n=N], sendlog_print [n=N], jobs, reprint id=N, resend id=OPID, correct id=OPID …, cancel id=OPID, resync")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

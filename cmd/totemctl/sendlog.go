@@ -188,13 +188,15 @@ func renderTransmission(w io.Writer, t cms.Transmission, format string) error {
 // sendlog: a totem's send log, the hub's, or one entry of the hub's.
 //
 //	sendlog TOTEM [-n N] [-o table|csv|json]
+//	sendlog TOTEM --print [-n N]
 //	sendlog --hub [--totem T] [--outcome O] [--from D] [--to D] [--before N] [--max N] [-o …]
 //	sendlog show N [-o table|json]
 func sendlog(ctx context.Context, cfg *config.Totemctl, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("sendlog", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	hub := fs.Bool("hub", false, "the hub's send log (every totem's transmissions)")
-	n := fs.Int("n", 50, "a totem's newest N entries")
+	n := fs.Int("n", 0, "a totem's newest N entries (default 50; 20 with --print)")
+	paper := fs.Bool("print", false, "print a totem's send log as a receipt on its printer")
 	totem := fs.String("totem", "", "hub: only this totem")
 	outcome := fs.String("outcome", "", "hub: accepted, rejected, refused or duplicate")
 	from := fs.String("from", "", "hub: from this day (YYYY-MM-DD)")
@@ -208,6 +210,9 @@ func sendlog(ctx context.Context, cfg *config.Totemctl, args []string, stdout, s
 	}
 	if err := checkOutput(*out, true); err != nil {
 		return err
+	}
+	if *paper && (*hub || len(pos) != 1) {
+		return errors.New("totemctl: sendlog --print is for one totem: sendlog TOTEM --print [-n N]")
 	}
 	switch {
 	case len(pos) == 2 && pos[0] == "show":
@@ -248,7 +253,24 @@ func sendlog(ctx context.Context, cfg *config.Totemctl, args []string, stdout, s
 			fmt.Fprintf(stderr, "more: --before %d\n", page.Next)
 		}
 		return renderHubLog(stdout, page.Rows, *out)
-	case !*hub && len(pos) == 1 && protocol.ValidTotemID(pos[0]):
+	case *paper && !*hub && len(pos) == 1 && protocol.ValidTotemID(pos[0]):
+		a := map[string]string{}
+		if *n > 0 {
+			a["n"] = fmt.Sprint(*n)
+		}
+		r, err := totemRequest(ctx, cfg, pos[0], "sendlog_print", a)
+		if err != nil {
+			return err
+		}
+		var p printReply
+		if err := json.Unmarshal(r.Data, &p); err != nil {
+			return fmt.Errorf("totemctl: sendlog: %w", err)
+		}
+		return renderPrint(stdout, p)
+	case !*paper && !*hub && len(pos) == 1 && protocol.ValidTotemID(pos[0]):
+		if *n <= 0 {
+			*n = 50
+		}
 		r, err := totemRequest(ctx, cfg, pos[0], "sendlog", map[string]string{"n": fmt.Sprint(*n)})
 		if err != nil {
 			return err
@@ -259,7 +281,24 @@ func sendlog(ctx context.Context, cfg *config.Totemctl, args []string, stdout, s
 		}
 		return renderTotemLog(stdout, rows, *out)
 	}
-	return errors.New("totemctl: sendlog TOTEM | sendlog --hub [filters] | sendlog show N")
+	return errors.New("totemctl: sendlog TOTEM [--print] | sendlog --hub [filters] | sendlog show N")
+}
+
+// printReply is what a totem's sendlog_print answers.
+type printReply struct {
+	Job     uint64 `json:"job"`
+	Entries int    `json:"entries"`
+	Printed bool   `json:"printed"`
+	Printer string `json:"printer"`
+}
+
+func renderPrint(w io.Writer, p printReply) error {
+	s := fmt.Sprintf("send log: %d entries, print job %d: printed", p.Entries, p.Job)
+	if !p.Printed {
+		s = fmt.Sprintf("send log: %d entries, print job %d: not printed yet (%s); see jobs", p.Entries, p.Job, p.Printer)
+	}
+	_, err := fmt.Fprintln(w, s)
+	return err
 }
 
 // actionRow is what resend, correct and cancel answer.

@@ -134,6 +134,9 @@ func TestArgumentRefusals(t *testing.T) {
 		{"sendlog", "--hub", "t1"},
 		{"sendlog", "show", "x"},
 		{"sendlog", "t1", "-o", "xml"},
+		{"sendlog", "--hub", "--print"},
+		{"sendlog", "show", "3", "--print"},
+		{"sendlog", "t1", "t2", "--print"},
 		{"resend", "t1"},
 		{"correct", "t1", "abc", "name=ROSSI"},
 		{"cancel", "t1", "abc", "x=y"},
@@ -145,6 +148,21 @@ func TestArgumentRefusals(t *testing.T) {
 		err := run(context.Background(), append([]string{"--creds", "/nonexistent"}, args...), nil, &out, &errw)
 		if err == nil || strings.Contains(err.Error(), "nonexistent") {
 			t.Errorf("%v: %v (should be refused before connecting)", args, err)
+		}
+	}
+}
+
+func TestRenderPrint(t *testing.T) {
+	for _, tc := range []struct {
+		p    printReply
+		want string
+	}{
+		{printReply{Job: 4, Entries: 12, Printed: true}, "send log: 12 entries, print job 4: printed\n"},
+		{printReply{Job: 5, Entries: 3, Printer: "hal: paper out"}, "send log: 3 entries, print job 5: not printed yet (hal: paper out); see jobs\n"},
+	} {
+		var b bytes.Buffer
+		if err := renderPrint(&b, tc.p); err != nil || b.String() != tc.want {
+			t.Errorf("%+v: %q, %v", tc.p, b.String(), err)
 		}
 	}
 }
