@@ -231,24 +231,9 @@ func (a *App) Command(ctx context.Context, c *protocol.Command) *protocol.Reply 
 			r.Error = err.Error()
 			return r
 		}
-		type row struct {
-			Seq        uint64           `json:"seq"`
-			OpID       string           `json:"op_id"`
-			Kind       string           `json:"kind"`
-			Created    time.Time        `json:"created"`
-			Attempts   int              `json:"attempts"`
-			LastSent   time.Time        `json:"last_sent,omitzero"`
-			State      string           `json:"state"`
-			Protocol   string           `json:"protocol,omitempty"`
-			Transport  string           `json:"transport,omitempty"`
-			Processing string           `json:"processing,omitempty"`
-			Errors     []protocol.Error `json:"errors,omitempty"`
-			Duplicate  bool             `json:"duplicate,omitempty"`
-			Stamp      *protocol.Stamp  `json:"stamp,omitempty"`
-		}
-		rows := make([]row, 0, len(entries))
+		rows := make([]protocol.SendLogRow, 0, len(entries))
 		for _, e := range entries {
-			w := row{Seq: e.Seq, OpID: e.ID, Kind: e.Kind, Created: e.Created, Attempts: e.Attempts, LastSent: e.LastSent,
+			w := protocol.SendLogRow{Seq: e.Seq, OpID: e.ID, Kind: e.Kind, Created: e.Created, Attempts: e.Attempts, LastSent: e.LastSent,
 				State: entryState(e), Stamp: e.Stamp}
 			if e.Result != nil {
 				w.Protocol, w.Transport, w.Processing = e.Result.Transport.Protocol, e.Result.Transport.Status, e.Result.Processing.Status

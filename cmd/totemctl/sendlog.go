@@ -58,23 +58,6 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// totemRow is one row of a totem's own send log (firmware's sendlog).
-type totemRow struct {
-	Seq        uint64           `json:"seq"`
-	OpID       string           `json:"op_id"`
-	Kind       string           `json:"kind"`
-	Created    time.Time        `json:"created"`
-	Attempts   int              `json:"attempts"`
-	LastSent   time.Time        `json:"last_sent,omitzero"`
-	State      string           `json:"state"`
-	Protocol   string           `json:"protocol,omitempty"`
-	Transport  string           `json:"transport,omitempty"`
-	Processing string           `json:"processing,omitempty"`
-	Errors     []protocol.Error `json:"errors,omitempty"`
-	Duplicate  bool             `json:"duplicate,omitempty"`
-	Stamp      *protocol.Stamp  `json:"stamp,omitempty"`
-}
-
 // clockOf shows a totem's clock stamp: wall time, "?" when the clock was
 // not synchronised, and boot/offset.
 func clockOf(s *protocol.Stamp) string {
@@ -101,7 +84,7 @@ func errCodes(es []protocol.Error) string {
 	return strings.Join(out, " ")
 }
 
-func renderTotemLog(w io.Writer, rows []totemRow, format string) error {
+func renderTotemLog(w io.Writer, rows []protocol.SendLogRow, format string) error {
 	switch format {
 	case "json":
 		return writeJSON(w, rows)
@@ -275,7 +258,7 @@ func sendlog(ctx context.Context, cfg *config.Totemctl, args []string, stdout, s
 		if err != nil {
 			return err
 		}
-		var rows []totemRow
+		var rows []protocol.SendLogRow
 		if err := json.Unmarshal(r.Data, &rows); err != nil {
 			return fmt.Errorf("totemctl: sendlog: %w", err)
 		}

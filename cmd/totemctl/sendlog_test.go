@@ -36,7 +36,7 @@ var (
 )
 
 func TestRenderTotemLog(t *testing.T) {
-	rows := []totemRow{
+	rows := []protocol.SendLogRow{
 		{Seq: 2, OpID: "b", Kind: "consent", State: "done", Attempts: 1, Protocol: "261123000000002", Transport: "received",
 			Processing: "rejected", Errors: []protocol.Error{{Code: "CARD_REVOKED", Message: "x"}}, Stamp: tstmp},
 		{Seq: 1, OpID: "a", Kind: "reader", State: "pending"},
@@ -59,7 +59,7 @@ func TestRenderTotemLog(t *testing.T) {
 			}
 		}},
 		{"json", func(t *testing.T, out string) {
-			var back []totemRow
+			var back []protocol.SendLogRow
 			if err := json.Unmarshal([]byte(out), &back); err != nil || len(back) != 2 || *back[0].Stamp != *tstmp {
 				t.Fatalf("%+v %v", back, err)
 			}

@@ -274,6 +274,25 @@ type Command struct {
 	Expires time.Time         `json:"expires,omitzero"`
 }
 
+// SendLogRow is one row of a totem's send log (elenco invii), as the
+// totem's sendlog command answers it: an operation with its transmissions
+// and both outcomes, never its payload.
+type SendLogRow struct {
+	Seq        uint64    `json:"seq"`
+	OpID       string    `json:"op_id"`
+	Kind       string    `json:"kind"`
+	Created    time.Time `json:"created"`
+	Attempts   int       `json:"attempts"`
+	LastSent   time.Time `json:"last_sent,omitzero"`
+	State      string    `json:"state"`
+	Protocol   string    `json:"protocol,omitempty"`
+	Transport  string    `json:"transport,omitempty"`
+	Processing string    `json:"processing,omitempty"`
+	Errors     []Error   `json:"errors,omitempty"`
+	Duplicate  bool      `json:"duplicate,omitempty"`
+	Stamp      *Stamp    `json:"stamp,omitempty"`
+}
+
 // Reply answers a Command.
 type Reply struct {
 	V     int             `json:"v"`
