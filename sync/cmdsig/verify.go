@@ -2,7 +2,9 @@ package cmdsig
 
 import (
 	"crypto/ed25519"
+	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/aslcns/totem/sync/protocol"
@@ -113,4 +115,22 @@ func (v *Verifier) Verify(c *protocol.Command) error {
 		return refuse(CodeRecord, "no replay record")
 	}
 	return v.replay.Admit(c.Key, c.ID, c.Issued, c.Expires)
+}
+
+// Authorize verifies cmd with v (nil refuses everything) and returns nil
+// when it may run, or the coded refusal to send back. A refusal is logged
+// with the command's name, id, key and role, never its arguments.
+func Authorize(v *Verifier, cmd *protocol.Command, log *slog.Logger) *protocol.Reply {
+	var err error = refuse(CodeUnknownKey, "no console keys are trusted here")
+	if v != nil {
+		err = v.Verify(cmd)
+	}
+	if err == nil {
+		return nil
+	}
+	r := &Refusal{Code: CodeRecord, Reason: err.Error()}
+	errors.As(err, &r)
+	log.Warn("command refused", "code", r.Code, "reason", r.Reason, "name", cmd.Name, "id", cmd.ID,
+		"key", cmd.Key, "role", cmd.Role)
+	return &protocol.Reply{V: protocol.Version, ID: cmd.ID, Code: r.Code, Error: "refused: " + r.Reason}
 }
