@@ -52,6 +52,7 @@ cross:
 ## fuzz: a short run of every fuzz target
 fuzz:
 	$(GO) test ./sync/protocol -run '^$$' -fuzz FuzzDecode -fuzztime 30s
+	$(GO) test ./sync/cmdsig -run '^$$' -fuzz FuzzVerify -fuzztime 30s
 	$(GO) test ./sync/broker -run '^$$' -fuzz FuzzAllowed -fuzztime 30s
 	$(GO) test ./config -run '^$$' -fuzz FuzzLoad -fuzztime 30s -fuzzminimizetime 0
 

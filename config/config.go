@@ -52,6 +52,14 @@ type Log struct {
 	Format string `toml:"format"` // text|json
 }
 
+// ConsoleKey is a console's public key a totem or the hub trusts to sign
+// commands (totemctl keygen prints one).
+type ConsoleKey struct {
+	ID        string `toml:"id"`         // the key id in every command it signs
+	Role      string `toml:"role"`       // technician|ops: the highest role it may sign as
+	PublicKey string `toml:"public_key"` // standard base64 of the Ed25519 public key
+}
+
 // Totemd is totemd's configuration.
 type Totemd struct {
 	Totem struct {
@@ -64,7 +72,12 @@ type Totemd struct {
 		ReissueCounter bool `toml:"reissue_counter"`
 	} `toml:"totem"`
 	StateDir string `toml:"state_dir"`
-	Broker   struct {
+	// ConsoleKeysFile is a JSON file of more trusted console keys (the
+	// demo hub writes its console's there); a missing file adds none.
+	// "" = console_keys.json beside broker.credentials_file.
+	ConsoleKeysFile string       `toml:"console_keys_file"`
+	ConsoleKeys     []ConsoleKey `toml:"console_keys"`
+	Broker          struct {
 		URL             string   `toml:"url"`
 		CredentialsFile string   `toml:"credentials_file"` // "" = state/credentials/<totem id>.json
 		KeepAlive       Duration `toml:"keep_alive"`
@@ -112,7 +125,13 @@ type Totemd struct {
 // Totemhub is totemhub's configuration.
 type Totemhub struct {
 	StateDir string `toml:"state_dir"`
-	Broker   struct {
+	// ConsoleKeysFile and ConsoleKeys: the console keys trusted for the
+	// hub's own commands, as in totemd. "" = console_keys.json in
+	// fleet.credentials_dir, where the hub writes the key of the console
+	// it provisions.
+	ConsoleKeysFile string       `toml:"console_keys_file"`
+	ConsoleKeys     []ConsoleKey `toml:"console_keys"`
+	Broker          struct {
 		Embedded        bool   `toml:"embedded"`         // run the embedded broker
 		Listen          string `toml:"listen"`           // host:port of the embedded broker
 		URL             string `toml:"url"`              // external broker, required when not embedded
@@ -122,7 +141,10 @@ type Totemhub struct {
 	Fleet struct {
 		CredentialsDir string   `toml:"credentials_dir"` // where provisioned credentials are written
 		Provision      []string `toml:"provision"`       // totems provisioned at start (demo)
-		Console        string   `toml:"console"`         // console user provisioned at start, "" = none
+		// Console is a console provisioned at start, "" = none: its broker
+		// credentials, and an ops signing key (<console>.key, 0600) the
+		// hub and the totems reading console_keys_file trust.
+		Console string `toml:"console"`
 	} `toml:"fleet"`
 	CMS struct {
 		Policy    string `toml:"policy"` // fse-2020|fse-2016
@@ -133,7 +155,10 @@ type Totemhub struct {
 
 // Totemctl is totemctl's configuration.
 type Totemctl struct {
-	Broker struct {
+	// KeyFile is the console's private signing key (mode 0600; totemctl
+	// keygen writes one). "" = broker.credentials_file with .key for .json.
+	KeyFile string `toml:"key_file"`
+	Broker  struct {
 		URL             string `toml:"url"`
 		CredentialsFile string `toml:"credentials_file"`
 	} `toml:"broker"`
@@ -149,7 +174,7 @@ func defaultLog() Log { return Log{Level: "info", Format: "text"} }
 // Devices.ReceiptDir are left empty: loading derives them from the totem
 // id and the state directory.
 func DefaultTotemd() *Totemd {
-	c := &Totemd{StateDir: "state/totemd", Log: defaultLog()}
+	c := &Totemd{StateDir: "state/totemd", ConsoleKeys: []ConsoleKey{}, Log: defaultLog()}
 	c.Totem.ID = "demo-01"
 	c.Totem.ASL = "ASL Demo"
 	c.Totem.Location = "Atrio principale"
@@ -175,7 +200,7 @@ func DefaultTotemd() *Totemd {
 
 // DefaultTotemhub returns totemhub's defaults.
 func DefaultTotemhub() *Totemhub {
-	c := &Totemhub{StateDir: "state/totemhub", Log: defaultLog()}
+	c := &Totemhub{StateDir: "state/totemhub", ConsoleKeys: []ConsoleKey{}, Log: defaultLog()}
 	c.Broker.Embedded = true
 	c.Broker.Listen = "127.0.0.1:1883"
 	c.Broker.MaxPacket = 262144
@@ -202,6 +227,21 @@ func (c *Totemd) derive() {
 	}
 	if c.Devices.ReceiptDir == "" {
 		c.Devices.ReceiptDir = filepath.Join(c.StateDir, "receipts")
+	}
+	if c.ConsoleKeysFile == "" {
+		c.ConsoleKeysFile = filepath.Join(filepath.Dir(c.Broker.CredentialsFile), "console_keys.json")
+	}
+}
+
+func (c *Totemhub) derive() {
+	if c.ConsoleKeysFile == "" {
+		c.ConsoleKeysFile = filepath.Join(c.Fleet.CredentialsDir, "console_keys.json")
+	}
+}
+
+func (c *Totemctl) derive() {
+	if c.KeyFile == "" {
+		c.KeyFile = strings.TrimSuffix(c.Broker.CredentialsFile, ".json") + ".key"
 	}
 }
 

@@ -268,7 +268,7 @@ func TestWriteRoundTrip(t *testing.T) {
 		t.Errorf("round trip:\n got %+v\nwant %+v", got, want)
 	}
 
-	h := DefaultTotemhub()
+	h, _ := LoadTotemhub("") // defaults, derived
 	h.Fleet.Provision = []string{"a", "b", "c"}
 	h.CMS.DemoCards = false
 	hp := filepath.Join(dir, "totemhub.toml")
@@ -392,4 +392,28 @@ func FuzzLoad(f *testing.F) {
 			t.Fatalf("round trip:\n got %+v\nwant %+v", again, c)
 		}
 	})
+}
+
+func TestConsoleKeys(t *testing.T) {
+	good := "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="
+	c, _ := LoadTotemd("")
+	c.ConsoleKeys = []ConsoleKey{{ID: "tech-1", Role: "technician", PublicKey: good}, {ID: "ops-1", Role: "ops", PublicKey: good}}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []ConsoleKey{
+		{ID: "a/b", Role: "ops", PublicKey: good},
+		{ID: "x", Role: "root", PublicKey: good},
+		{ID: "x", Role: "ops", PublicKey: "AAAA"},
+		{ID: "tech-1", Role: "ops", PublicKey: good}, // listed twice
+	} {
+		c.ConsoleKeys = []ConsoleKey{{ID: "tech-1", Role: "technician", PublicKey: good}, bad}
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "console_keys[1]") {
+			t.Errorf("%+v: %v", bad, err)
+		}
+	}
+	ctl, _ := LoadTotemctl("")
+	if ctl.KeyFile != "state/credentials/console.key" {
+		t.Errorf("key_file default %q", ctl.KeyFile)
+	}
 }

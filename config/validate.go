@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -68,6 +69,23 @@ func validPort(s string, least int) bool {
 	return err == nil && n >= least && n <= 65535
 }
 
+// consoleKeys checks trusted console keys: ids, roles, Ed25519 public keys.
+func (p *problems) consoleKeys(keys []ConsoleKey) {
+	for i, k := range keys {
+		key := fmt.Sprintf("console_keys[%d]", i)
+		p.id(key+".id", k.ID)
+		p.oneOf(key+".role", k.Role, "technician", "ops")
+		if b, err := base64.StdEncoding.DecodeString(k.PublicKey); err != nil || len(b) != 32 {
+			p.add(key+".public_key", "is not a base64 Ed25519 public key (44 characters)")
+		}
+		for _, o := range keys[:i] {
+			if o.ID == k.ID {
+				p.add(key+".id", "%q is listed twice", k.ID)
+			}
+		}
+	}
+}
+
 func (l Log) validate(p *problems) {
 	p.oneOf("log.level", l.Level, "debug", "info", "warn", "error")
 	p.oneOf("log.format", l.Format, "text", "json")
@@ -77,6 +95,7 @@ func (l Log) validate(p *problems) {
 func (c *Totemd) Validate() error {
 	var p problems
 	p.id("totem.id", c.Totem.ID)
+	p.consoleKeys(c.ConsoleKeys)
 	p.nonEmpty("totem.asl", c.Totem.ASL)
 	p.nonEmpty("totem.location", c.Totem.Location)
 	p.nonEmpty("state_dir", c.StateDir)
@@ -136,6 +155,7 @@ const maxPacket = 268435455
 func (c *Totemhub) Validate() error {
 	var p problems
 	p.nonEmpty("state_dir", c.StateDir)
+	p.consoleKeys(c.ConsoleKeys)
 
 	if c.Broker.Embedded {
 		_, port, err := net.SplitHostPort(c.Broker.Listen)

@@ -9,7 +9,7 @@ mkdir -p state
 hub=$!
 trap 'kill $hub 2>/dev/null; wait $hub 2>/dev/null || true' EXIT
 for _ in $(seq 50); do
-	[ -s state/credentials/demo-01.json ] && [ -s state/credentials/console.json ] && break
+	[ -s state/credentials/demo-01.json ] && [ -s state/credentials/console.json ] && [ -s state/credentials/console.key ] && break
 	kill -0 $hub 2>/dev/null || { echo "totemhub did not start:"; cat state/totemhub.log; exit 1; }
 	sleep 0.1
 done

@@ -11,12 +11,15 @@
 //	totemctl [flags] correct TOTEM OPID consents=CODE=1|0,… | payment=REFERENCE
 //	totemctl [flags] cancel TOTEM OPID [--reason TEXT]
 //	totemctl [flags] resync TOTEM [-o table|json]
+//	totemctl [flags] keygen --id ID --role technician|ops [--out FILE]
 //
 // status shows each totem's presence, last report, queue depth and last
 // outcome from what the totems publish (retained presence and health).
 // cmd sends a console command and prints the totem's reply. sendlog shows
 // the elenco invii of a totem or of the hub; resend, correct, cancel and
-// resync are the technician's actions on it.
+// resync are the technician's actions on it. Every command is signed with
+// the console's key (--key, key_file); keygen makes a key pair and prints
+// the entry the totems' and the hub's configuration need to trust it.
 package main
 
 import (
@@ -37,6 +40,7 @@ import (
 	"github.com/aslcns/totem/cmd/internal/cli"
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/config"
+	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/protocol"
 	"github.com/eclipse/paho.golang/autopaho"
@@ -51,6 +55,7 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 	cfgPath := fs.String("config", "", "configuration file (default: embedded defaults)")
 	brokerURL := fs.String("broker", "", "MQTT broker URL (overrides the config)")
 	credsPath := fs.String("creds", "", "console credentials file (overrides the config)")
+	keyPath := fs.String("key", "", "console signing key file (overrides the config's key_file)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: totemctl [flags] status [-o table|json] [TOTEM]\n"+
 			"       totemctl [flags] report [--totem T] [--kind K] [--operator O] [--outcome accepted|rejected] [--from D] [--to D] [--by-day] [-o table|csv|json]\n"+
@@ -62,7 +67,9 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 			"       totemctl [flags] correct TOTEM OPID consents=CODE=1|0,… | payment=REFERENCE\n"+
 			"       totemctl [flags] cancel TOTEM OPID [--reason TEXT]\n"+
 			"       totemctl [flags] resync TOTEM [-o table|json]\n"+
-			"       totemctl [flags] cmd TOTEM NAME [KEY=VALUE…]\n  commands: ping, status, sendlog [n=N], sendlog_print [n=N], jobs, reprint id=N, resend id=OPID, correct id=OPID …, cancel id=OPID, resync")
+			"       totemctl [flags] cmd TOTEM NAME [KEY=VALUE…]\n  commands: ping, status, sendlog [n=N], sendlog_print [n=N], jobs, reprint id=N, resend id=OPID, correct id=OPID …, cancel id=OPID, resync\n"+
+			"       totemctl [flags] keygen --id ID --role technician|ops [--out FILE]\n"+
+			"  every command is signed with the console's key (--key, key_file)")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -77,6 +84,9 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 	}
 	if *credsPath != "" {
 		cfg.Broker.CredentialsFile = *credsPath
+	}
+	if *keyPath != "" {
+		cfg.KeyFile = *keyPath
 	}
 	rest := fs.Args()
 	if len(rest) == 0 {
@@ -117,6 +127,8 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 		return action(ctx, cfg, rest[0], rest[1:], stdout, stderr)
 	case "resync":
 		return resync(ctx, cfg, rest[1:], stdout, stderr)
+	case "keygen":
+		return keygen(cfg, rest[1:], stdout, stderr)
 	case "cmd":
 		if len(rest) < 3 || !protocol.ValidTotemID(rest[1]) {
 			fs.Usage()
@@ -351,6 +363,10 @@ func command(ctx context.Context, cfg *config.Totemctl, totem, name string, args
 	return nil
 }
 
+// commandTTL is how long a signed command stays valid: the receiver keeps
+// its id until then (and a clock skew allowance) to refuse a replay.
+const commandTTL = time.Minute
+
 // request publishes a command on topic with the MQTT 5 response topic rt and
 // waits for the reply carrying its correlation data.
 func (c *client) request(ctx context.Context, cfg *config.Totemctl, topic, rt, name string, args map[string]string) (*protocol.Reply, error) {
@@ -372,8 +388,19 @@ func (c *client) request(ctx context.Context, cfg *config.Totemctl, topic, rt, n
 	if _, err := c.cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: rt, QoS: 1}}}); err != nil {
 		return nil, fmt.Errorf("subscribe: %w", err)
 	}
-	b, _ := protocol.Marshal(protocol.Command{V: protocol.Version, ID: id, Name: name, Args: args,
-		Expires: time.Now().Add(cfg.Timeout.Duration).UTC()})
+	key, err := cmdsig.LoadPrivate(cfg.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("signing key: %w", err)
+	}
+	target := cmdsig.HubTarget
+	if topic != protocol.HubCmdTopic {
+		target, _, _ = protocol.ParseTopic(topic)
+	}
+	cmd := protocol.Command{V: protocol.Version, ID: id, Name: name, Args: args}
+	if err := cmdsig.Sign(key, &cmd, target, "", time.Now(), commandTTL); err != nil {
+		return nil, err
+	}
+	b, _ := protocol.Marshal(cmd)
 	if _, err := c.cm.Publish(ctx, &paho.Publish{Topic: topic, QoS: 1, Payload: b,
 		Properties: &paho.PublishProperties{ResponseTopic: rt, CorrelationData: []byte(id)}}); err != nil {
 		return nil, fmt.Errorf("publish: %w", err)
@@ -387,6 +414,9 @@ func (c *client) request(ctx context.Context, cfg *config.Totemctl, topic, rt, n
 		return nil, fmt.Errorf("did not answer within %s (offline?)", cfg.Timeout.Duration)
 	case r := <-replies:
 		if !r.OK {
+			if r.Code != "" {
+				return nil, fmt.Errorf("%s (%s)", r.Error, r.Code)
+			}
 			return nil, errors.New(r.Error)
 		}
 		return r, nil

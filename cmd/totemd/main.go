@@ -38,6 +38,7 @@ import (
 	"github.com/aslcns/totem/hal"
 	"github.com/aslcns/totem/hal/sim"
 	"github.com/aslcns/totem/sync/clock"
+	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/protocol"
@@ -218,6 +219,16 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	defer box.Close()
 
+	// Console commands: the record of executed command ids survives
+	// restarts; expiry is judged on the wall clock only while NTP vouches
+	// for it (see sync/cmdsig).
+	cmdRecord, err := cmdsig.OpenRecord(filepath.Join(cfg.StateDir, "commands.db"), cmdsig.RecordOptions{
+		Now: func() (time.Time, bool) { s := clk.Stamp(); return s.Wall, s.Synced }})
+	if err != nil {
+		return err
+	}
+	defer cmdRecord.Close()
+
 	var link atomic.Pointer[uplink.Uplink] // set once the credentials are there
 	var app *firmware.App
 	jobs, err := printq.Open(filepath.Join(cfg.StateDir, "jobs.db"), dev.Printer, printq.Options{
@@ -282,6 +293,15 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		if err != nil {
 			return nil // stopped before credentials appeared
 		}
+		// Read after the credentials: the demo hub writes its console's
+		// key before them.
+		keys, err := cli.TrustedKeys(cfg.ConsoleKeys, cfg.ConsoleKeysFile)
+		if err != nil {
+			return err
+		}
+		if len(keys) == 0 {
+			log.Warn("no console keys trusted: every remote command will be refused", "console_keys_file", cfg.ConsoleKeysFile)
+		}
 		up := uplink.New(uplink.Options{
 			Totem: cfg.Totem.ID, URL: cfg.Broker.URL, Username: c.Username, Password: c.Password,
 			Outbox: box, Logger: log.With("subsystem", "uplink"),
@@ -289,6 +309,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			BackoffMax: cfg.Broker.ReconnectMax.Duration, Version: version, Boot: clk.Boot(),
 			Telemetry: app.Telemetry, TelemetryInterval: cfg.Sync.TelemetryInterval.Duration,
 			OnResult: app.Result, OnPolicy: app.SetPolicy, OnCommand: app.Command,
+			Verifier: cmdsig.NewVerifier(cfg.Totem.ID, keys, cmdRecord),
 		})
 		link.Store(up)
 		err = up.Run(ctx)

@@ -5,6 +5,9 @@
 //
 //	totemhub [--config FILE] [--broker URL]    serve
 //	totemhub provision [--config FILE] TOTEM  register a totem, write its credentials file
+//
+// With fleet.console set it also keeps that console's ops signing key and
+// adds its public key to console_keys_file, which the demo totem reads.
 package main
 
 import (
@@ -13,6 +16,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -22,6 +27,7 @@ import (
 	"github.com/aslcns/totem/cms/refcms"
 	"github.com/aslcns/totem/config"
 	"github.com/aslcns/totem/sync/broker"
+	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/hub"
 	"github.com/aslcns/totem/sync/protocol"
@@ -72,6 +78,13 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 		return fmt.Errorf("totemhub: unknown command %q", fs.Arg(0))
 	}
 
+	// The demo console's signing key first: totemd reads the keys file
+	// once its own credentials appear.
+	if cfg.Fleet.Console != "" {
+		if err := consoleKey(cfg, log); err != nil {
+			return err
+		}
+	}
 	for _, id := range cfg.Fleet.Provision {
 		if _, err := reg.Provision(id, creds.RoleTotem, filepath.Join(cfg.Fleet.CredentialsDir, id+".json")); err != nil {
 			return err
@@ -125,8 +138,21 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 			return err
 		}
 	}
+	keys, err := cli.TrustedKeys(cfg.ConsoleKeys, cfg.ConsoleKeysFile)
+	if err != nil {
+		return err
+	}
+	if len(keys) == 0 {
+		log.Warn("no console keys trusted: every console command to the hub will be refused")
+	}
+	rec, err := cmdsig.OpenRecord(filepath.Join(cfg.StateDir, "commands.db"), cmdsig.RecordOptions{})
+	if err != nil {
+		return err
+	}
+	defer rec.Close()
 	h := hub.New(hub.Options{URL: url, ClientID: "totemhub-" + cli.RandomID(4), Username: me.Username,
-		Password: me.Password, Backend: store, Logger: log.With("subsystem", "ingest")})
+		Password: me.Password, Backend: store, Logger: log.With("subsystem", "ingest"),
+		Verifier: cmdsig.NewVerifier(cmdsig.HubTarget, keys, rec)})
 	log.Info("totemhub running", "broker", url, "policy", pol.ID, "state_dir", cfg.StateDir)
 	// The reference CMS retries FSE creations by itself (seed 002).
 	fctx, stopFSE := context.WithCancel(ctx)
@@ -139,4 +165,24 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 	stopFSE()
 	<-fseDone
 	return err
+}
+
+// consoleKey makes sure the provisioned console has an ops signing key
+// (<credentials_dir>/<console>.key, 0600, kept across restarts) and that
+// its public key is in the trusted keys file.
+func consoleKey(cfg *config.Totemhub, log *slog.Logger) error {
+	path := filepath.Join(cfg.Fleet.CredentialsDir, cfg.Fleet.Console+".key")
+	k, err := cmdsig.LoadPrivate(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		if k, err = cmdsig.Generate(cfg.Fleet.Console, cmdsig.Ops); err == nil {
+			err = cmdsig.SavePrivate(path, k)
+		}
+		if err == nil {
+			log.Info("console signing key created", "key", k.ID, "role", k.Role, "file", path)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	return cmdsig.AddTrusted(cfg.ConsoleKeysFile, k.Public())
 }

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/cms"
+	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/protocol"
 	"github.com/eclipse/paho.golang/autopaho"
 	"github.com/eclipse/paho.golang/paho"
@@ -34,6 +35,10 @@ type Options struct {
 	Password string
 	Backend  cms.Backend
 	Logger   *slog.Logger
+	// Verifier checks the signature, role, expiry and nonce of every
+	// console command on the hub's command topic (target
+	// cmdsig.HubTarget); nil refuses them all.
+	Verifier *cmdsig.Verifier
 	// Queue bounds the operations waiting to be applied. When it is full
 	// new ones are dropped with a warning: the totem sends them again when
 	// no result comes.
@@ -503,12 +508,16 @@ func (h *Hub) command(p *paho.Publish) {
 		return
 	}
 	reply := &protocol.Reply{V: protocol.Version, ID: "invalid"}
+	var refused *protocol.Reply
 	cmd, err := protocol.DecodeCommand(p.Payload)
+	if err == nil {
+		refused = cmdsig.Authorize(h.o.Verifier, cmd, h.log.With("console", console))
+	}
 	switch {
 	case err != nil:
 		reply.Error = "invalid command"
-	case !cmd.Expires.IsZero() && time.Now().After(cmd.Expires):
-		reply.ID, reply.Error = cmd.ID, "command expired"
+	case refused != nil:
+		reply = refused
 	case cmd.Name == "report" || cmd.Name == "sendlog" || cmd.Name == "sendlog_show":
 		reply.ID = cmd.ID
 		switch cmd.Name {

@@ -12,6 +12,7 @@ import (
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/cms/refcms"
 	"github.com/aslcns/totem/sync/broker"
+	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/hub"
 	"github.com/aslcns/totem/sync/protocol"
@@ -49,7 +50,9 @@ func TestConsoleReport(t *testing.T) {
 		}
 	}
 	hctx, hcancel := context.WithCancel(ctx)
-	h := hub.New(hub.Options{URL: srv.URL(), ClientID: "hub-r", Username: hubMe.Username, Password: hubMe.Password, Backend: store})
+	ck := newConsoleKeys(t)
+	h := hub.New(hub.Options{URL: srv.URL(), ClientID: "hub-r", Username: hubMe.Username, Password: hubMe.Password, Backend: store,
+		Verifier: ck.verifier})
 	done := make(chan error, 1)
 	go func() { done <- h.Run(hctx) }()
 	defer func() { hcancel(); <-done }()
@@ -72,12 +75,16 @@ func TestConsoleReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	rt := protocol.HubReplyTopic("ops")
+	var askRaw func(name string, b []byte, resp string) *protocol.Reply
 	if _, err := cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: rt, QoS: 1}}}); err != nil {
 		t.Fatal(err)
 	}
 	ask := func(name string, args map[string]string, resp string) *protocol.Reply {
 		t.Helper()
-		b, _ := protocol.Marshal(protocol.Command{V: 1, ID: name, Name: name, Args: args})
+		return askRaw(name, ck.command(t, ck.ops, name, args), resp)
+	}
+	askRaw = func(name string, b []byte, resp string) *protocol.Reply {
+		t.Helper()
 		if _, err := cm.Publish(ctx, &paho.Publish{Topic: protocol.HubCmdTopic, QoS: 1, Payload: b,
 			Properties: &paho.PublishProperties{ResponseTopic: resp, CorrelationData: []byte(name)}}); err != nil {
 			t.Fatal(err)
@@ -112,6 +119,21 @@ func TestConsoleReport(t *testing.T) {
 	}
 	if r := ask("shutdown", nil, rt); r == nil || r.OK {
 		t.Fatalf("unknown command: %+v", r)
+	}
+	// Signed commands only, each once, in role: a technician gets no report.
+	unsigned, _ := protocol.Marshal(protocol.Command{V: 1, ID: "0123456789abcdef", Name: "report"})
+	if r := askRaw("unsigned", unsigned, rt); r == nil || r.OK || r.Code != cmdsig.CodeUnsigned {
+		t.Fatalf("unsigned report: %+v", r)
+	}
+	if r := askRaw("tech", ck.command(t, ck.tech, "report", nil), rt); r == nil || r.OK || r.Code != cmdsig.CodeOutOfRole {
+		t.Fatalf("technician's report: %+v", r)
+	}
+	once := ck.command(t, ck.ops, "report", nil)
+	if r := askRaw("once", once, rt); r == nil || !r.OK {
+		t.Fatalf("signed report: %+v", r)
+	}
+	if r := askRaw("twice", once, rt); r == nil || r.OK || r.Code != cmdsig.CodeReplayed {
+		t.Fatalf("replayed report: %+v", r)
 	}
 	// A response topic that is not a console's reply topic gets nothing.
 	if r := ask("report", nil, "totem/v1/t-rep/cmd"); r != nil {

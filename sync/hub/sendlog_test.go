@@ -72,7 +72,9 @@ func TestSendLogAndLedger(t *testing.T) {
 	}
 	defer store.Close()
 	hctx, hcancel := context.WithCancel(ctx)
-	h := hub.New(hub.Options{URL: srv.URL(), ClientID: "hub-l", Username: hubMe.Username, Password: hubMe.Password, Backend: store})
+	ck := newConsoleKeys(t)
+	h := hub.New(hub.Options{URL: srv.URL(), ClientID: "hub-l", Username: hubMe.Username, Password: hubMe.Password, Backend: store,
+		Verifier: ck.verifier})
 	done := make(chan error, 1)
 	go func() { done <- h.Run(hctx) }()
 	defer func() { hcancel(); <-done }()
@@ -114,7 +116,7 @@ func TestSendLogAndLedger(t *testing.T) {
 	}
 	ask := func(name string, args map[string]string) *protocol.Reply {
 		t.Helper()
-		b, _ := protocol.Marshal(protocol.Command{V: 1, ID: name, Name: name, Args: args})
+		b := ck.command(t, ck.tech, name, args) // the technician's role is enough
 		if _, err := ccm.Publish(ctx, &paho.Publish{Topic: protocol.HubCmdTopic, QoS: 1, Payload: b,
 			Properties: &paho.PublishProperties{ResponseTopic: rt, CorrelationData: []byte(name)}}); err != nil {
 			t.Fatal(err)

@@ -266,12 +266,22 @@ type Event struct {
 
 // Command is a console request. The reply goes to the MQTT 5 response
 // topic with the request's correlation data.
+//
+// A command is signed (sync/cmdsig): Sig is the Ed25519 signature, by the
+// console key Key, of every other field; To is the totem id it is meant
+// for (or "totemhub/v1" for the hub), ID is also its nonce, Role the role
+// it runs with, and it is valid from Issued to Expires.
 type Command struct {
 	V       int               `json:"v"`
 	ID      string            `json:"id"`
 	Name    string            `json:"name"`
 	Args    map[string]string `json:"args,omitempty"`
 	Expires time.Time         `json:"expires,omitzero"`
+	To      string            `json:"to,omitempty"`
+	Role    string            `json:"role,omitempty"`
+	Key     string            `json:"key,omitempty"`
+	Issued  time.Time         `json:"issued,omitzero"`
+	Sig     []byte            `json:"sig,omitempty"` // base64 in JSON
 }
 
 // SendLogRow is one row of a totem's send log (elenco invii), as the
@@ -293,13 +303,19 @@ type SendLogRow struct {
 	Stamp      *Stamp    `json:"stamp,omitempty"`
 }
 
+// MaxArg bounds the length of a command argument's value.
+const MaxArg = 1024
+
 // Reply answers a Command.
 type Reply struct {
-	V     int             `json:"v"`
-	ID    string          `json:"id"`
-	OK    bool            `json:"ok"`
-	Error string          `json:"error,omitempty"`
-	Data  json.RawMessage `json:"data,omitempty"`
+	V     int    `json:"v"`
+	ID    string `json:"id"`
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"`
+	// Code is set when the command was refused before it ran: why, as
+	// sync/cmdsig names it (unsigned, expired, replayed, out_of_role…).
+	Code string          `json:"code,omitempty"`
+	Data json.RawMessage `json:"data,omitempty"`
 }
 
 // ConsentDef is one consent of a policy.
@@ -501,6 +517,15 @@ func DecodeCommand(b []byte) (*Command, error) {
 	if c.ID == "" || len(c.ID) > 64 || !validName(c.Name) || len(c.Args) > 16 {
 		return nil, invalid("command")
 	}
+	for k, v := range c.Args {
+		if !validName(k) || len(v) > MaxArg {
+			return nil, invalid("command argument")
+		}
+	}
+	if c.To != "" && c.To != HubRoot && !ValidTotemID(c.To) || c.Role != "" && !validName(c.Role) ||
+		c.Key != "" && !ValidTotemID(c.Key) || len(c.Sig) != 0 && len(c.Sig) != 64 {
+		return nil, invalid("command signature fields")
+	}
 	return &c, nil
 }
 
@@ -512,6 +537,9 @@ func DecodeReply(b []byte) (*Reply, error) {
 	}
 	if r.ID == "" || len(r.ID) > 64 {
 		return nil, invalid("reply id")
+	}
+	if r.Code != "" && !validName(r.Code) {
+		return nil, invalid("reply code")
 	}
 	return &r, nil
 }

@@ -225,6 +225,8 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{"v":1,"totem":"demo-01","status":"offline"}`))
 	f.Add([]byte(`{"v":1,"totem":"demo-01","at":"2026-11-23T10:00:00Z","uptime_s":1,"queue":{"depth":2,"last_seq":9}}`))
 	f.Add([]byte(`{"v":1,"id":"abc","name":"status","args":{"a":"b"}}`))
+	f.Add([]byte(`{"v":1,"id":"9f2c4e1a7b3d5f60","name":"cancel","args":{"id":"6f1c","reason":"x"},"to":"demo-01","role":"technician","key":"tech-1","issued":"2026-11-23T10:00:00Z","expires":"2026-11-23T10:01:00Z","sig":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+Pw=="}`))
+	f.Add([]byte(`{"v":1,"id":"x","ok":false,"error":"refused: replayed","code":"replayed"}`))
 	f.Add([]byte(`{"v":1,"id":"fse-2020","consents":[{"code":"consultazione","label":"C"}]}`))
 	f.Add([]byte(`{"v":1,"id":"x","ok":true,"data":{"a":[1,2]}}`))
 	f.Add([]byte(`{"v":1,"id":"` + opID + `","totem":"demo-01","seq":2,"kind":"consent","payload":{},"created":"2026-11-23T10:00:00Z","stamp":{"boot":"b1","mono_ms":1200,"wall":"2026-11-23T10:00:00Z","synced":true}}`))

@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/protocol"
 	"github.com/eclipse/paho.golang/autopaho"
@@ -55,8 +56,12 @@ type Options struct {
 	OnResult func(outbox.Entry)
 	// OnPolicy is called with each consent policy the hub publishes.
 	OnPolicy func(*protocol.Policy)
-	// OnCommand answers a console command. It runs on its own goroutine.
+	// OnCommand answers a console command. It runs on its own goroutine,
+	// only for commands Verifier admitted.
 	OnCommand func(context.Context, *protocol.Command) *protocol.Reply
+	// Verifier checks every command's signature, target, role, expiry
+	// and nonce before OnCommand; nil refuses every command.
+	Verifier *cmdsig.Verifier
 }
 
 // Uplink is the link. Create it with New and run it with Run.
@@ -521,10 +526,10 @@ func (u *Uplink) command(ctx context.Context, p *paho.Publish) {
 	case err != nil:
 		u.log.Warn("command refused", "err", err, "bytes", len(p.Payload))
 		reply = &protocol.Reply{ID: "invalid", Error: "invalid command"}
-	case !cmd.Expires.IsZero() && time.Now().After(cmd.Expires):
-		reply = &protocol.Reply{ID: cmd.ID, Error: "command expired"}
 	case u.o.OnCommand == nil:
 		reply = &protocol.Reply{ID: cmd.ID, Error: "commands not supported"}
+	default:
+		reply = cmdsig.Authorize(u.o.Verifier, cmd, u.log)
 	}
 	u.cmds.Add(1)
 	go func() {

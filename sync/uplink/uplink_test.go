@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/sync/broker"
+	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/protocol"
@@ -270,10 +271,19 @@ func TestCommands(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	var calls atomic.Int64
+	tech, err := cmdsig.Generate("tech-1", cmdsig.Technician)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := cmdsig.OpenRecord(filepath.Join(t.TempDir(), "commands.db"), cmdsig.RecordOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rec.Close()
 	u, _ := r.run(t, ctx, Options{OnCommand: func(_ context.Context, c *protocol.Command) *protocol.Reply {
 		calls.Add(1)
 		return &protocol.Reply{ID: c.ID, OK: true}
-	}})
+	}, Verifier: cmdsig.NewVerifier(totem, []cmdsig.PublicKey{tech.Public()}, rec)})
 	for !u.Connected() && ctx.Err() == nil {
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -292,16 +302,29 @@ func TestCommands(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	good, _ := protocol.Marshal(protocol.Command{V: 1, ID: "c1", Name: "ping"})
-	expired, _ := protocol.Marshal(protocol.Command{V: 1, ID: "c2", Name: "ping", Expires: time.Now().Add(-time.Minute)})
+	sign := func(id, name string, issued time.Time) []byte {
+		t.Helper()
+		c := protocol.Command{V: 1, ID: id, Name: name}
+		if err := cmdsig.Sign(tech, &c, totem, "", issued, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := protocol.Marshal(c)
+		return b
+	}
+	good := sign("c1c1c1c1c1c1c1c1", "ping", time.Now())
+	expired := sign("c2c2c2c2c2c2c2c2", "ping", time.Now().Add(-time.Hour))
+	unsigned, _ := protocol.Marshal(protocol.Command{V: 1, ID: "c3c3c3c3c3c3c3c3", Name: "ping"})
+	cancelOp := sign("c4c4c4c4c4c4c4c4", "cancel", time.Now())
 
 	send(good, "totem/v1/other/reply/ops", "x") // foreign response topic: dropped, no call
 	send(good, "", "y")                         // no response topic: dropped
 	send([]byte("{garbage"), rt, "bad")         // answered with an error
-	send(expired, rt, "old")                    // answered with an error, not executed
+	send(expired, rt, "old")                    // refused, not executed
+	send(unsigned, rt, "unsigned")              // refused
+	send(cancelOp, rt, "role")                  // refused: a technician cannot cancel
 	send(good, rt, "corr-1")                    // answered
 	got := map[string]*protocol.Reply{}
-	for len(got) < 3 {
+	for len(got) < 5 {
 		select {
 		case p := <-replies:
 			rep, err := protocol.DecodeReply(p.Payload)
@@ -313,14 +336,32 @@ func TestCommands(t *testing.T) {
 			t.Fatalf("replies %v", got)
 		}
 	}
-	if r := got["corr-1"]; r == nil || !r.OK || r.ID != "c1" {
+	if r := got["corr-1"]; r == nil || !r.OK || r.ID != "c1c1c1c1c1c1c1c1" {
 		t.Fatalf("reply to the good command: %+v", r)
 	}
 	if r := got["bad"]; r == nil || r.OK {
 		t.Fatalf("reply to garbage: %+v", r)
 	}
-	if r := got["old"]; r == nil || r.OK || r.Error != "command expired" {
-		t.Fatalf("reply to expired: %+v", r)
+	for corr, code := range map[string]string{"old": cmdsig.CodeExpired, "unsigned": cmdsig.CodeUnsigned, "role": cmdsig.CodeOutOfRole} {
+		if r := got[corr]; r == nil || r.OK || r.Code != code {
+			t.Fatalf("reply to %s: %+v, want code %s", corr, r, code)
+		}
+	}
+	send(good, rt, "again") // the same command again: a replay
+	for got["again"] == nil {
+		select {
+		case p := <-replies:
+			rep, err := protocol.DecodeReply(p.Payload)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got[string(p.Properties.CorrelationData)] = rep
+		case <-ctx.Done():
+			t.Fatalf("replies %v", got)
+		}
+	}
+	if r := got["again"]; r.OK || r.Code != cmdsig.CodeReplayed {
+		t.Fatalf("reply to the replay: %+v", r)
 	}
 	if n := calls.Load(); n != 1 {
 		t.Fatalf("OnCommand called %d times, want 1", n)

@@ -1,0 +1,329 @@
+package cmdsig
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/aslcns/totem/sync/protocol"
+)
+
+// memReplay is an in-memory Replay for the stateless checks.
+type memReplay map[string]bool
+
+func (m memReplay) Admit(key, id string, _, _ time.Time) error {
+	if m[key+"/"+id] {
+		return refuse(CodeReplayed, "again")
+	}
+	m[key+"/"+id] = true
+	return nil
+}
+
+// fixed keys so fuzz seeds stay valid between runs.
+func testKey(id, role string, seed byte) PrivateKey {
+	s := make([]byte, ed25519.SeedSize)
+	for i := range s {
+		s[i] = seed
+	}
+	return PrivateKey{ID: id, Role: role, Key: ed25519.NewKeyFromSeed(s)}
+}
+
+var (
+	tech  = testKey("tech-1", Technician, 1)
+	ops   = testKey("ops-1", Ops, 2)
+	other = testKey("tech-1", Technician, 3) // same id, another key: a forgery
+	t0    = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+)
+
+func signed(t testing.TB, k PrivateKey, to, id, name, role string, args map[string]string, issued time.Time, ttl time.Duration) *protocol.Command {
+	t.Helper()
+	c := &protocol.Command{V: protocol.Version, ID: id, Name: name, Args: args}
+	if err := Sign(k, c, to, role, issued, ttl); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func code(err error) string {
+	var r *Refusal
+	if errors.As(err, &r) {
+		return r.Code
+	}
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	return ""
+}
+
+func TestVerify(t *testing.T) {
+	const totem = "demo-01"
+	nonce := "0123456789abcdef"
+	clock := func() (time.Time, bool) { return t0, true }
+	cases := []struct {
+		name string
+		cmd  func() *protocol.Command
+		want string
+	}{
+		{"technician status", func() *protocol.Command {
+			return signed(t, tech, totem, nonce, "status", "", nil, t0, time.Minute)
+		}, ""},
+		{"ops correct", func() *protocol.Command {
+			return signed(t, ops, totem, nonce, "correct", "", map[string]string{"id": "x", "payment": "R1"}, t0, time.Minute)
+		}, ""},
+		{"ops key signing as technician", func() *protocol.Command {
+			return signed(t, ops, totem, nonce, "jobs", Technician, nil, t0, time.Minute)
+		}, ""},
+		{"hub command at the hub target is wrong here", func() *protocol.Command {
+			return signed(t, ops, HubTarget, nonce, "report", "", nil, t0, time.Minute)
+		}, CodeWrongTarget},
+		{"unsigned", func() *protocol.Command {
+			return &protocol.Command{V: 1, ID: nonce, Name: "ping", Expires: t0.Add(time.Minute)}
+		}, CodeUnsigned},
+		{"signature without key", func() *protocol.Command {
+			c := signed(t, tech, totem, nonce, "ping", "", nil, t0, time.Minute)
+			c.Key = ""
+			return c
+		}, CodeUnsigned},
+		{"unknown key", func() *protocol.Command {
+			return signed(t, testKey("stranger", Ops, 9), totem, nonce, "ping", "", nil, t0, time.Minute)
+		}, CodeUnknownKey},
+		{"forged with another key of the same id", func() *protocol.Command {
+			return signed(t, other, totem, nonce, "ping", "", nil, t0, time.Minute)
+		}, CodeBadSignature},
+		{"args changed after signing", func() *protocol.Command {
+			c := signed(t, ops, totem, nonce, "cancel", "", map[string]string{"id": "a"}, t0, time.Minute)
+			c.Args["id"] = "b"
+			return c
+		}, CodeBadSignature},
+		{"role raised after signing", func() *protocol.Command {
+			c := signed(t, tech, totem, nonce, "cancel", "", nil, t0, time.Minute)
+			c.Role = Ops
+			return c
+		}, CodeBadSignature},
+		{"expiry extended after signing", func() *protocol.Command {
+			c := signed(t, tech, totem, nonce, "ping", "", nil, t0, time.Minute)
+			c.Expires = c.Expires.Add(time.Hour)
+			return c
+		}, CodeBadSignature},
+		{"other totem", func() *protocol.Command {
+			return signed(t, tech, "demo-02", nonce, "ping", "", nil, t0, time.Minute)
+		}, CodeWrongTarget},
+		{"short nonce", func() *protocol.Command {
+			return signed(t, tech, totem, "c1", "ping", "", nil, t0, time.Minute)
+		}, CodeBadNonce},
+		{"technician asks for correction", func() *protocol.Command {
+			return signed(t, tech, totem, nonce, "correct", "", map[string]string{"id": "x"}, t0, time.Minute)
+		}, CodeOutOfRole},
+		{"technician asks for cancellation", func() *protocol.Command {
+			return signed(t, tech, totem, nonce, "cancel", "", map[string]string{"id": "x"}, t0, time.Minute)
+		}, CodeOutOfRole},
+		{"unknown command", func() *protocol.Command {
+			return signed(t, ops, totem, nonce, "format_disk", "", nil, t0, time.Minute)
+		}, CodeUnknown},
+		{"validity too long", func() *protocol.Command {
+			return signed(t, tech, totem, nonce, "ping", "", nil, t0, MaxTTL+time.Second)
+		}, CodeBadValidity},
+		{"expired", func() *protocol.Command {
+			return signed(t, tech, totem, nonce, "ping", "", nil, t0.Add(-10*time.Minute), time.Minute)
+		}, CodeExpired},
+		{"expired within the skew is still valid", func() *protocol.Command {
+			return signed(t, tech, totem, nonce, "ping", "", nil, t0.Add(-2*time.Minute), time.Minute)
+		}, ""},
+		{"issued in the future", func() *protocol.Command {
+			return signed(t, tech, totem, nonce, "ping", "", nil, t0.Add(Skew+time.Minute), time.Minute)
+		}, CodeNotYetValid},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rec, err := OpenRecord(filepath.Join(t.TempDir(), "commands.db"), RecordOptions{Now: clock})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rec.Close()
+			v := NewVerifier(totem, []PublicKey{tech.Public(), ops.Public()}, rec)
+			c := tc.cmd()
+			// Through the wire format, as a totem gets it.
+			b, err := protocol.Marshal(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := protocol.DecodeCommand(b)
+			if err != nil {
+				t.Fatalf("decode: %v", err)
+			}
+			if g := code(v.Verify(got)); g != tc.want {
+				t.Fatalf("Verify = %q, want %q", g, tc.want)
+			}
+			if tc.want == "" {
+				if g := code(v.Verify(got)); g != CodeReplayed {
+					t.Fatalf("second Verify = %q, want replayed", g)
+				}
+			}
+		})
+	}
+}
+
+func TestSignRefusesHigherRole(t *testing.T) {
+	c := &protocol.Command{V: 1, ID: "0123456789abcdef", Name: "cancel"}
+	if err := Sign(tech, c, "demo-01", Ops, t0, time.Minute); err == nil {
+		t.Fatal("a technician key signed as ops")
+	}
+}
+
+func TestHubTable(t *testing.T) {
+	v := NewVerifier(HubTarget, []PublicKey{tech.Public()}, memReplay{})
+	if g := code(v.Verify(signed(t, tech, HubTarget, "0123456789abcdef", "sendlog", "", nil, time.Now(), time.Minute))); g != "" {
+		t.Fatalf("technician sendlog at the hub: %q", g)
+	}
+	if g := code(v.Verify(signed(t, tech, HubTarget, "0123456789abcdeg", "report", "", nil, time.Now(), time.Minute))); g != CodeOutOfRole {
+		t.Fatalf("technician report at the hub: %q", g)
+	}
+	if g := code(v.Verify(signed(t, tech, HubTarget, "0123456789abcdeh", "resync", "", nil, time.Now(), time.Minute))); g != CodeUnknown {
+		t.Fatalf("a totem's command at the hub: %q", g)
+	}
+}
+
+// A replay is refused after a restart, and the floor that purges ids keeps
+// refusing them whatever the clock does afterwards.
+func TestReplayAcrossRestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "commands.db")
+	now, synced := t0, true
+	clock := func() (time.Time, bool) { return now, synced }
+	open := func() (*Record, *Verifier) {
+		rec, err := OpenRecord(path, RecordOptions{Now: clock})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rec, NewVerifier("demo-01", []PublicKey{tech.Public()}, rec)
+	}
+	c := signed(t, tech, "demo-01", "aaaaaaaaaaaaaaaa", "ping", "", nil, t0, time.Minute)
+	rec, v := open()
+	if g := code(v.Verify(c)); g != "" {
+		t.Fatalf("first: %q", g)
+	}
+	rec.Close()
+
+	rec, v = open()
+	if g := code(v.Verify(c)); g != CodeReplayed {
+		t.Fatalf("after restart: %q, want replayed", g)
+	}
+	// Time passes: a later command purges the expired id...
+	now = t0.Add(time.Hour)
+	if g := code(v.Verify(signed(t, tech, "demo-01", "bbbbbbbbbbbbbbbb", "ping", "", nil, now, time.Minute))); g != "" {
+		t.Fatalf("later command: %q", g)
+	}
+	rec.Close()
+	// ...then the board reboots without RTC, its clock back at t0 and
+	// unsynchronised: the old command is still refused (expired against
+	// the floor), though its id is gone.
+	now, synced = t0, false
+	rec, v = open()
+	defer rec.Close()
+	if g := code(v.Verify(c)); g != CodeExpired {
+		t.Fatalf("old command after a clock jump back: %q, want expired", g)
+	}
+	// A fresh command is obeyed with the clock unsynchronised.
+	if g := code(v.Verify(signed(t, tech, "demo-01", "cccccccccccccccc", "ping", "", nil, t0.Add(time.Hour+time.Minute), time.Minute))); g != "" {
+		t.Fatalf("fresh command, unsynchronised clock: %q", g)
+	}
+}
+
+func TestRecordBounded(t *testing.T) {
+	rec, err := OpenRecord(filepath.Join(t.TempDir(), "commands.db"), RecordOptions{Max: 3,
+		Now: func() (time.Time, bool) { return t0, true }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rec.Close()
+	for i, want := range []string{"", "", "", CodeRecordFull} {
+		if g := code(rec.Admit("k", string(rune('a'+i)), t0, t0.Add(time.Minute))); g != want {
+			t.Fatalf("admit %d: %q, want %q", i, g, want)
+		}
+	}
+}
+
+func TestKeyFiles(t *testing.T) {
+	dir := t.TempDir()
+	k, err := Generate("rossi", Technician)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "rossi.key")
+	if err := SavePrivate(path, k); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := os.Stat(path); st.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v", st.Mode().Perm())
+	}
+	got, err := LoadPrivate(path)
+	if err != nil || got.ID != "rossi" || got.Role != Technician || !got.Key.Equal(k.Key) {
+		t.Fatalf("LoadPrivate = %+v, %v", got, err)
+	}
+	os.Chmod(path, 0o644)
+	if _, err := LoadPrivate(path); err == nil {
+		t.Fatal("a world-readable private key was loaded")
+	}
+
+	trusted := filepath.Join(dir, "console_keys.json")
+	if keys, err := LoadTrusted(trusted); err != nil || keys != nil {
+		t.Fatalf("missing file: %v, %v", keys, err)
+	}
+	if err := AddTrusted(trusted, k.Public()); err != nil {
+		t.Fatal(err)
+	}
+	if err := AddTrusted(trusted, ops.Public()); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := LoadTrusted(trusted)
+	if err != nil || len(keys) != 2 {
+		t.Fatalf("LoadTrusted = %v, %v", keys, err)
+	}
+	if _, err := Merge(keys, []PublicKey{testKey("rossi", Ops, 7).Public()}); err == nil {
+		t.Fatal("one id with two keys merged")
+	}
+	if m, err := Merge(keys, []PublicKey{k.Public()}); err != nil || len(m) != 2 {
+		t.Fatalf("Merge of a repeated key = %v, %v", m, err)
+	}
+	if _, err := (Entry{ID: "x", Role: Ops, PublicKey: "AAAA"}).Parse(); err == nil {
+		t.Fatal("a 3-byte public key parsed")
+	}
+}
+
+// FuzzVerify feeds arbitrary bytes through the command decoder and the
+// verifier: never a panic, and nothing but a correctly signed, live,
+// in-role command is accepted.
+func FuzzVerify(f *testing.F) {
+	now := time.Now()
+	for _, c := range []*protocol.Command{
+		signed(f, tech, "demo-01", "0123456789abcdef", "status", "", nil, now, time.Minute),
+		signed(f, ops, "demo-01", "0123456789abcdef", "correct", "", map[string]string{"id": "6f1c", "consents": "consultazione=1"}, now, time.Minute),
+		signed(f, tech, "demo-01", "0123456789abcdef", "cancel", "", map[string]string{"id": "6f1c"}, now, time.Minute),
+		signed(f, tech, HubTarget, "0123456789abcdef", "sendlog", "", map[string]string{"max": "5"}, now, time.Minute),
+		{V: 1, ID: "c1", Name: "ping"},
+	} {
+		b, _ := protocol.Marshal(c)
+		f.Add(b)
+	}
+	f.Add([]byte(`{"v":1,"id":"0123456789abcdef","name":"ping","key":"tech-1","sig":"AAAA"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := protocol.DecodeCommand(b)
+		if err != nil {
+			return
+		}
+		v := NewVerifier("demo-01", []PublicKey{tech.Public(), ops.Public()}, memReplay{})
+		if v.Verify(c) != nil {
+			return
+		}
+		k := tech.Public()
+		if c.Key == ops.ID {
+			k = ops.Public()
+		}
+		need, _ := Needs("demo-01", c.Name)
+		if !ed25519.Verify(k.Key, Canonical(c), c.Sig) || c.To != "demo-01" || rank(c.Role) < rank(need) || rank(c.Role) > rank(k.Role) {
+			t.Fatalf("accepted %s", b)
+		}
+	})
+}

@@ -1,0 +1,136 @@
+package cmdsig
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/aslcns/totem/sync/protocol"
+)
+
+// Refusal codes, in the reply's "code" and in the log line.
+const (
+	CodeUnsigned     = "unsigned"      // no key or no signature
+	CodeUnknownKey   = "unknown_key"   // the key is not trusted here
+	CodeBadSignature = "bad_signature" // the signature does not match
+	CodeWrongTarget  = "wrong_target"  // signed for another totem, or for the hub
+	CodeBadNonce     = "bad_nonce"     // an id too short to be a nonce
+	CodeRoleDenied   = "role_denied"   // the key may not sign as that role
+	CodeUnknown      = "unknown_command"
+	CodeOutOfRole    = "out_of_role"   // the command needs a higher role
+	CodeBadValidity  = "bad_validity"  // expiry before issue, or too far ahead
+	CodeExpired      = "expired"       // expired (with the skew allowance)
+	CodeNotYetValid  = "not_yet_valid" // issued in the future of a synchronised clock
+	CodeReplayed     = "replayed"      // this key and id were executed already
+	CodeRecordFull   = "record_full"   // too many live command ids to record another
+	CodeRecord       = "record_error"  // the record could not be written
+)
+
+// Refusal is why a command is not run.
+type Refusal struct {
+	Code   string
+	Reason string
+}
+
+func (r *Refusal) Error() string { return "cmdsig: " + r.Code + ": " + r.Reason }
+
+func refuse(code, format string, args ...any) *Refusal {
+	return &Refusal{Code: code, Reason: fmt.Sprintf(format, args...)}
+}
+
+// Limits of a command's validity.
+const (
+	// MaxTTL is the longest validity a command may ask for: it bounds how
+	// long its id has to be recorded.
+	MaxTTL = 15 * time.Minute
+	// Skew is the allowance for the difference between the console's and
+	// the receiver's clocks.
+	Skew = 2 * time.Minute
+	// minNonce is the shortest command id accepted: 64 random bits in hex.
+	minNonce = 16
+)
+
+// Replay admits each (key, id) once until it expires; Record is the
+// durable one.
+type Replay interface {
+	Admit(key, id string, issued, expires time.Time) error
+}
+
+// Verifier checks commands for one target with a set of trusted keys.
+type Verifier struct {
+	target string
+	keys   map[string]PublicKey
+	replay Replay
+}
+
+// NewVerifier returns a Verifier of the commands for target (a totem id or
+// HubTarget). With no keys every command is refused.
+func NewVerifier(target string, keys []PublicKey, replay Replay) *Verifier {
+	m := make(map[string]PublicKey, len(keys))
+	for _, k := range keys {
+		m[k.ID] = k
+	}
+	return &Verifier{target: target, keys: m, replay: replay}
+}
+
+// Keys reports how many keys the Verifier trusts.
+func (v *Verifier) Keys() int { return len(v.keys) }
+
+// Verify returns nil when c may run here, or a *Refusal. The checks that
+// need no state come first, so nothing unsigned or forged reaches the
+// replay record; the id is recorded last, before the command runs.
+func (v *Verifier) Verify(c *protocol.Command) error {
+	if c.Key == "" || len(c.Sig) == 0 {
+		return refuse(CodeUnsigned, "command %s is not signed", c.Name)
+	}
+	k, ok := v.keys[c.Key]
+	if !ok {
+		return refuse(CodeUnknownKey, "key %s is not trusted here", c.Key)
+	}
+	if !ed25519.Verify(k.Key, Canonical(c), c.Sig) {
+		return refuse(CodeBadSignature, "signature of key %s does not match", c.Key)
+	}
+	if c.To != v.target {
+		return refuse(CodeWrongTarget, "signed for %q", c.To)
+	}
+	if len(c.ID) < minNonce {
+		return refuse(CodeBadNonce, "id shorter than %d characters", minNonce)
+	}
+	if rank(c.Role) == 0 || rank(c.Role) > rank(k.Role) {
+		return refuse(CodeRoleDenied, "key %s (%s) cannot sign as %q", c.Key, k.Role, c.Role)
+	}
+	need, ok := Needs(v.target, c.Name)
+	if !ok {
+		return refuse(CodeUnknown, "unknown command %s", c.Name)
+	}
+	if rank(c.Role) < rank(need) {
+		return refuse(CodeOutOfRole, "%s needs role %s, not %s", c.Name, need, c.Role)
+	}
+	if c.Issued.IsZero() || !c.Expires.After(c.Issued) || c.Expires.Sub(c.Issued) > MaxTTL {
+		return refuse(CodeBadValidity, "validity must be more than 0 and at most %v", MaxTTL)
+	}
+	if v.replay == nil {
+		return refuse(CodeRecord, "no replay record")
+	}
+	return v.replay.Admit(c.Key, c.ID, c.Issued, c.Expires)
+}
+
+// Authorize verifies cmd with v (nil refuses everything) and returns nil
+// when it may run, or the coded refusal to send back. A refusal is logged
+// with the command's name, id, key and role, never its arguments.
+func Authorize(v *Verifier, cmd *protocol.Command, log *slog.Logger) *protocol.Reply {
+	var err error = refuse(CodeUnknownKey, "no console keys are trusted here")
+	if v != nil {
+		err = v.Verify(cmd)
+	}
+	if err == nil {
+		return nil
+	}
+	r := &Refusal{Code: CodeRecord, Reason: err.Error()}
+	errors.As(err, &r)
+	log.Warn("command refused", "code", r.Code, "reason", r.Reason, "name", cmd.Name, "id", cmd.ID,
+		"key", cmd.Key, "role", cmd.Role)
+	return &protocol.Reply{V: protocol.Version, ID: cmd.ID, Code: r.Code, Error: "refused: " + r.Reason}
+}
