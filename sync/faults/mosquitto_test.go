@@ -27,10 +27,10 @@ var brokers = []string{mochi, mosquitto}
 // password file holding the harness's users, on a loopback port that
 // stays the same across restarts.
 type mosq struct {
-	t    *testing.T
-	bin  string
-	conf string
-	addr string
+	t      *testing.T
+	bin    string
+	conf   string
+	addr   string
 	cmd    *exec.Cmd
 	exited chan struct{} // closed once cmd has been reaped
 	out    *lockedBuf
