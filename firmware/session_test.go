@@ -49,6 +49,8 @@ type localOpts struct {
 	display hal.Display
 	// reissueCounter is Options.ReissueCounter.
 	reissueCounter bool
+	// box opens the outbox with these options (quotas) instead of none.
+	box *outbox.Options
 }
 
 // startLocalOpts runs the firmware with simulated devices, an outbox and a
@@ -56,7 +58,7 @@ type localOpts struct {
 // the display was left "fuori servizio".
 func startLocalOpts(t *testing.T, o localOpts) *local {
 	t.Helper()
-	box, err := outbox.Open(filepath.Join(t.TempDir(), "outbox.db"), nil)
+	box, err := outbox.Open(filepath.Join(t.TempDir(), "outbox.db"), o.box)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -436,4 +438,36 @@ func TestChangePIN(t *testing.T) {
 			}
 		}
 	}
+}
+
+// An outbox at its quota refuses the citizen's operation: the panel says
+// it was NOT registered because the memory is full (not a totem fault),
+// nothing is stored and no receipt is printed.
+func TestQueueFullAtThePanel(t *testing.T) {
+	ctx := ctxT(t)
+	lb, log := newLog()
+	l := startLocalOpts(t, localOpts{log: log, box: &outbox.Options{MaxPending: 1}})
+	if _, err := l.box.Enqueue("consent", []byte(`{}`), time.Now(), time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	l.consentFlow(ctx)
+	l.wait(ctx, "NON registrata:")
+	got := l.panel.Text()
+	if !strings.Contains(got, "memoria piena.") || !strings.Contains(got, "sportello") || strings.Contains(got, "guasto") {
+		t.Fatalf("panel shows %q", got)
+	}
+	q, err := l.box.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.LastSeq != 1 || q.Depth != 1 {
+		t.Fatalf("the refused operation was stored: %+v", q)
+	}
+	if n := len(l.printer.Receipts()); n != 0 {
+		t.Fatalf("%d receipts printed for an operation not registered", n)
+	}
+	if !strings.Contains(lb.String(), "outbox full") {
+		t.Fatalf("no log line for the refusal:\n%s", lb.String())
+	}
+	checkLogs(t, lb)
 }
