@@ -247,13 +247,14 @@ func (o *Outbox) checkAlarm(u Usage) {
 		return
 	}
 	on := u.Fraction >= o.alarmAt
-	if o.alarm && !on && u.Fraction >= o.alarmAt-0.05 {
+	was := o.alarm.Load()
+	if was && !on && u.Fraction >= o.alarmAt-0.05 {
 		on = true // hysteresis: clear a little below the threshold
 	}
-	if on == o.alarm {
+	if on == was {
 		return
 	}
-	o.alarm = on
+	o.alarm.Store(on)
 	u.Alarm = on
 	if o.onAlarm == nil {
 		return

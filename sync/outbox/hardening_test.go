@@ -303,6 +303,9 @@ func TestAlarm(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("no alarm at threshold")
 	}
+	if u, err := o.Usage(); err != nil || !u.Alarm {
+		t.Fatalf("Usage during the alarm: %+v, %v", u, err)
+	}
 	for _, e := range es[:3] {
 		if _, err := o.Record(final(e)); err != nil {
 			t.Fatal(err)
@@ -315,6 +318,9 @@ func TestAlarm(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("alarm never cleared")
+	}
+	if u, err := o.Usage(); err != nil || u.Alarm {
+		t.Fatalf("Usage after the alarm cleared: %+v, %v", u, err)
 	}
 }
 
