@@ -144,6 +144,7 @@ type Row struct {
 	Queue    *protocol.Queue   `json:"queue,omitempty"`
 	Last     *protocol.Outcome `json:"last,omitempty"`
 	Devices  map[string]string `json:"devices,omitempty"`
+	Storage  *protocol.Storage `json:"storage,omitempty"`
 }
 
 type client struct {
@@ -246,7 +247,7 @@ func status(ctx context.Context, cfg *config.Totemctl, totem string) ([]Row, err
 			}
 		case protocol.LeafTelemetry:
 			if t, err := protocol.DecodeTelemetry(p.Payload); err == nil {
-				r.LastSeen, r.Queue, r.Last, r.Devices = t.At, &t.Queue, t.Last, t.Devices
+				r.LastSeen, r.Queue, r.Last, r.Devices, r.Storage = t.At, &t.Queue, t.Last, t.Devices, t.Storage
 			}
 		}
 		select {
@@ -293,7 +294,7 @@ func print(w io.Writer, rows []Row, format string) error {
 		return enc.Encode(rows)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TOTEM\tSTATUS\tSINCE\tLAST SEEN\tQUEUE\tOLDEST\tLAST OUTCOME\tDEVICES")
+	fmt.Fprintln(tw, "TOTEM\tSTATUS\tSINCE\tLAST SEEN\tQUEUE\tOLDEST\tOUTBOX\tLAST OUTCOME\tDEVICES")
 	for _, r := range rows {
 		queue, oldest, last := "-", "-", "-"
 		if r.Queue != nil {
@@ -310,10 +311,29 @@ func print(w io.Writer, rows []Row, format string) error {
 			devs = append(devs, k+"="+v)
 		}
 		sort.Strings(devs)
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Totem, r.Status, stamp(r.Since), ago(r.LastSeen),
-			queue, oldest, last, strings.Join(devs, ","))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Totem, r.Status, stamp(r.Since), ago(r.LastSeen),
+			queue, oldest, outboxUse(r.Storage), last, strings.Join(devs, ","))
 	}
 	return tw.Flush()
+}
+
+// outboxUse is how full the totem's outbox is against its quota, with
+// ALARM once the totem raised its alarm and the entries in quarantine.
+func outboxUse(s *protocol.Storage) string {
+	if s == nil {
+		return "-"
+	}
+	u := "no quota"
+	if s.MaxSize > 0 || s.MaxPending > 0 {
+		u = fmt.Sprintf("%d%%", int(s.Fraction*100))
+	}
+	if s.Alarm {
+		u += " ALARM"
+	}
+	if s.Quarantined > 0 {
+		u += fmt.Sprintf(" (%d quarantined)", s.Quarantined)
+	}
+	return u
 }
 
 func stamp(t time.Time) string {
