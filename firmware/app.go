@@ -292,12 +292,14 @@ func (a *App) Command(ctx context.Context, c *protocol.Command) *protocol.Reply 
 			return r
 		}
 		r.OK = true
-	case "resend", "correct", "cancel", "resync":
+	case "resend", "void", "correct", "cancel", "resync":
 		var v any
 		var err error
 		switch c.Name {
 		case "resend":
 			v, err = a.resend(ctx, c.Args)
+		case "void":
+			v, err = a.void(ctx, c.Args)
 		case "correct":
 			v, err = a.correct(ctx, c.Args)
 		case "cancel":

@@ -7,6 +7,7 @@
 //	totemctl [flags] sendlog --hub [--totem T] [--outcome O] [--from D] [--to D] [--before N] [--max N] [-o …]
 //	totemctl [flags] sendlog show N [-o table|json]
 //	totemctl [flags] resend TOTEM OPID
+//	totemctl [flags] void TOTEM OPID
 //	totemctl [flags] correct TOTEM OPID consents=CODE=1|0,… | payment=REFERENCE
 //	totemctl [flags] cancel TOTEM OPID [--reason TEXT]
 //	totemctl [flags] resync TOTEM [-o table|json]
@@ -14,8 +15,9 @@
 // status shows each totem's presence, last report, queue depth and last
 // outcome from what the totems publish (retained presence and health).
 // cmd sends a console command and prints the totem's reply. sendlog shows
-// the elenco invii of a totem or of the hub; resend, correct, cancel and
-// resync are the technician's actions on it.
+// the elenco invii of a totem or of the hub; resend, void, correct, cancel
+// and resync are the technician's actions on it (void gives up a
+// quarantined entry: its sequence number becomes a void at the hub).
 package main
 
 import (
@@ -57,10 +59,11 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 			"       totemctl [flags] sendlog --hub [--totem T] [--outcome accepted|rejected|refused|duplicate] [--from D] [--to D] [--before N] [--max N] [-o table|csv|json]\n"+
 			"       totemctl [flags] sendlog show N [-o table|json]\n"+
 			"       totemctl [flags] resend TOTEM OPID\n"+
+			"       totemctl [flags] void TOTEM OPID\n"+
 			"       totemctl [flags] correct TOTEM OPID consents=CODE=1|0,… | payment=REFERENCE\n"+
 			"       totemctl [flags] cancel TOTEM OPID [--reason TEXT]\n"+
 			"       totemctl [flags] resync TOTEM [-o table|json]\n"+
-			"       totemctl [flags] cmd TOTEM NAME [KEY=VALUE…]\n  commands: ping, status, sendlog [n=N], jobs, reprint id=N, resend id=OPID, correct id=OPID …, cancel id=OPID, resync")
+			"       totemctl [flags] cmd TOTEM NAME [KEY=VALUE…]\n  commands: ping, status, sendlog [n=N], jobs, reprint id=N, resend id=OPID, void id=OPID, correct id=OPID …, cancel id=OPID, resync")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -111,7 +114,7 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 		return report(ctx, cfg, rest[1:], stdout, stderr)
 	case "sendlog":
 		return sendlog(ctx, cfg, rest[1:], stdout, stderr)
-	case "resend", "correct", "cancel":
+	case "resend", "void", "correct", "cancel":
 		return action(ctx, cfg, rest[0], rest[1:], stdout, stderr)
 	case "resync":
 		return resync(ctx, cfg, rest[1:], stdout, stderr)

@@ -135,6 +135,8 @@ func TestArgumentRefusals(t *testing.T) {
 		{"sendlog", "show", "x"},
 		{"sendlog", "t1", "-o", "xml"},
 		{"resend", "t1"},
+		{"void", "t1"},
+		{"void", "t1", "abc", "reason=x"},
 		{"correct", "t1", "abc", "name=ROSSI"},
 		{"cancel", "t1", "abc", "x=y"},
 		{"resync"},
