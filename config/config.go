@@ -91,6 +91,16 @@ type Totemd struct {
 		TelemetryInterval Duration `toml:"telemetry_interval"`
 		QueuedTTL         Duration `toml:"queued_ttl"` // expiry of queueable operations
 	} `toml:"sync"`
+	// Outbox bounds the durable queue of operations; a bound of 0 means
+	// none. Near a bound the totem raises an alarm; at it, telemetry kinds
+	// are shed and then citizens' operations refused (nothing stored).
+	Outbox struct {
+		MaxSizeMB      int      `toml:"max_size_mb"`     // the database file, MiB
+		MaxPending     int      `toml:"max_pending"`     // entries waiting for a final result
+		AlarmAt        float64  `toml:"alarm_at"`        // fraction of a bound that raises the alarm
+		TelemetryKinds []string `toml:"telemetry_kinds"` // kinds shed first under pressure
+		AuditKinds     []string `toml:"audit_kinds"`     // kinds never shed, yielding to citizens'
+	} `toml:"outbox"`
 	Devices struct {
 		Reader     string `toml:"reader"`      // sim|pcsc
 		Printer    string `toml:"printer"`     // sim|escpos
@@ -185,6 +195,11 @@ func DefaultTotemd() *Totemd {
 	c.Sync.ResultWait = Duration{5 * time.Second}
 	c.Sync.TelemetryInterval = Duration{30 * time.Second}
 	c.Sync.QueuedTTL = Duration{720 * time.Hour}
+	c.Outbox.MaxSizeMB = 256
+	c.Outbox.MaxPending = 100000
+	c.Outbox.AlarmAt = 0.8
+	c.Outbox.TelemetryKinds = []string{}
+	c.Outbox.AuditKinds = []string{}
 	c.Devices.Reader = "sim"
 	c.Devices.Printer = "sim"
 	c.Devices.Panel = "auto"
@@ -307,6 +322,8 @@ func tomlType(goType string) string {
 		return goType
 	case "int":
 		return "integer"
+	case "float64":
+		return "float"
 	case "[]string":
 		return "array of strings"
 	}

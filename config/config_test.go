@@ -188,6 +188,14 @@ func TestValidate(t *testing.T) {
 		{"display addr", loadd, "[devices.display]\naddr = 200", "devices.display.addr"},
 		{"lang", loadd, "[session]\nlang = \"de\"", "session.lang"},
 		{"negative ttl", loadd, "[sync]\nqueued_ttl = \"-1h\"", "sync.queued_ttl"},
+		{"outbox size", loadd, "[outbox]\nmax_size_mb = 1", "outbox.max_size_mb"},
+		{"outbox size huge", loadd, "[outbox]\nmax_size_mb = 2000000", "outbox.max_size_mb"},
+		{"outbox pending", loadd, "[outbox]\nmax_pending = -1", "outbox.max_pending"},
+		{"outbox alarm", loadd, "[outbox]\nalarm_at = 1.0", "outbox.alarm_at"},
+		{"outbox alarm zero", loadd, "[outbox]\nalarm_at = 0.0", "outbox.alarm_at"},
+		{"outbox kind", loadd, "[outbox]\ntelemetry_kinds = [\"Tele metry\"]", "outbox.telemetry_kinds"},
+		{"outbox kind twice", loadd, "[outbox]\naudit_kinds = [\"audit\", \"audit\"]", "outbox.audit_kinds"},
+		{"outbox kind in both", loadd, "[outbox]\ntelemetry_kinds = [\"x\"]\naudit_kinds = [\"x\"]", "outbox.audit_kinds"},
 		{"log level", loadd, "[log]\nlevel = \"trace\"", "log.level"},
 		{"external no url", loadh, "[broker]\nembedded = false\ncredentials_file = \"hub.json\"", "broker.url"},
 		{"external no credentials", loadh, "[broker]\nembedded = false\nurl = \"mqtts://b:8883\"", "broker.credentials_file"},
@@ -238,6 +246,23 @@ func TestReissueCounter(t *testing.T) {
 	p := writeFile(t, "[totem]\nreissue_counter = \"si\"\n")
 	if _, err := LoadTotemd(p); err == nil || !strings.Contains(err.Error(), p+":2:") {
 		t.Fatalf("a string for a bool: %v", err)
+	}
+}
+
+// The outbox's bounds are on by default and a file may turn them off.
+func TestOutboxQuota(t *testing.T) {
+	c, _ := LoadTotemd("")
+	if c.Outbox.MaxSizeMB == 0 || c.Outbox.MaxPending == 0 || c.Outbox.AlarmAt == 0 {
+		t.Fatalf("no default bound: %+v", c.Outbox)
+	}
+	c, err := LoadTotemd(writeFile(t, "[outbox]\nmax_size_mb = 0\nmax_pending = 0\nalarm_at = 0.5\ntelemetry_kinds = [\"telemetry\"]\n"))
+	if err != nil || c.Outbox.MaxSizeMB != 0 || c.Outbox.MaxPending != 0 || c.Outbox.AlarmAt != 0.5 ||
+		len(c.Outbox.TelemetryKinds) != 1 {
+		t.Fatalf("%+v, %v", c.Outbox, err)
+	}
+	p := writeFile(t, "[outbox]\nalarm_at = \"80%\"\n")
+	if _, err := LoadTotemd(p); err == nil || !strings.Contains(err.Error(), p+":2:") || !strings.Contains(err.Error(), "want float") {
+		t.Fatalf("a string for a float: %v", err)
 	}
 }
 

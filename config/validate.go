@@ -117,6 +117,25 @@ func (c *Totemd) Validate() error {
 	p.atLeast("sync.telemetry_interval", c.Sync.TelemetryInterval, time.Second)
 	p.atLeast("sync.queued_ttl", c.Sync.QueuedTTL, time.Minute)
 
+	// The outbox keeps a reserve for results below max_size: a few MiB
+	// at least, and no more than a card can hold.
+	if m := c.Outbox.MaxSizeMB; m != 0 && (m < minOutboxMB || m > 1<<20) {
+		p.add("outbox.max_size_mb", "%d is not 0 (no bound) or %d to %d", m, minOutboxMB, 1<<20)
+	}
+	if c.Outbox.MaxPending < 0 {
+		p.add("outbox.max_pending", "%d is negative", c.Outbox.MaxPending)
+	}
+	if a := c.Outbox.AlarmAt; !(a > 0 && a < 1) {
+		p.add("outbox.alarm_at", "%v is not a fraction between 0 and 1", a)
+	}
+	p.kinds("outbox.telemetry_kinds", c.Outbox.TelemetryKinds)
+	p.kinds("outbox.audit_kinds", c.Outbox.AuditKinds)
+	for _, k := range c.Outbox.AuditKinds {
+		if slices.Contains(c.Outbox.TelemetryKinds, k) {
+			p.add("outbox.audit_kinds", "%q is a telemetry kind too", k)
+		}
+	}
+
 	p.oneOf("devices.reader", c.Devices.Reader, "sim", "pcsc")
 	p.oneOf("devices.printer", c.Devices.Printer, "sim", "escpos")
 	p.oneOf("devices.panel", c.Devices.Panel, "auto", "terminal", "none", "hardware")
@@ -146,6 +165,24 @@ func (c *Totemd) Validate() error {
 
 	c.Log.validate(&p)
 	return errors.Join(p...)
+}
+
+// minOutboxMB is the smallest bound of the outbox's file.
+const minOutboxMB = 4
+
+var kindRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,31}$`)
+
+// kinds checks a list of operation kinds: names as the protocol writes
+// them, each once.
+func (p *problems) kinds(key string, v []string) {
+	for i, k := range v {
+		if !kindRE.MatchString(k) {
+			p.add(key, "%q is not a kind (lower case letters, digits, _)", k)
+		}
+		if slices.Contains(v[:i], k) {
+			p.add(key, "%q twice", k)
+		}
+	}
 }
 
 // maxPacket is the largest packet MQTT can describe (256 MiB - 1).

@@ -176,7 +176,30 @@ func (a *App) Telemetry() protocol.Telemetry {
 	a.mu.Lock()
 	t.Devices = map[string]string{"printer": a.printer, "reader": a.reader}
 	a.mu.Unlock()
+	if u, err := a.o.Outbox.Usage(); err == nil {
+		t.Storage = storage(u)
+	}
 	return t
+}
+
+func storage(u outbox.Usage) *protocol.Storage {
+	return &protocol.Storage{Pending: u.Pending, Quarantined: u.Quarantined, Shed: u.Shed, Bytes: u.Bytes,
+		MaxSize: u.MaxSize, MaxPending: u.MaxPending, Fraction: u.Fraction, Alarm: u.Alarm}
+}
+
+// OutboxAlarm turns the outbox's quota alarm into an event a technician
+// sees (followed by fresh telemetry carrying the usage): "outbox_quota"
+// when usage reaches the alarm threshold, "outbox_quota_ok" when it falls
+// back. It is the outbox's Options.OnAlarm.
+func (a *App) OutboxAlarm(u outbox.Usage) {
+	used := fmt.Sprintf("%d%% of its quota (%d pending, %d bytes)", int(u.Fraction*100), u.Pending, u.Bytes)
+	if u.Alarm {
+		a.log.Warn("outbox near its quota", "fraction", u.Fraction, "pending", u.Pending, "bytes", u.Bytes, "shed", u.Shed)
+		a.event(protocol.LevelAlarm, "outbox_quota", "outbox at "+used+": operations will be refused at the quota")
+		return
+	}
+	a.log.Info("outbox back below its quota alarm", "fraction", u.Fraction, "pending", u.Pending)
+	a.event(protocol.LevelInfo, "outbox_quota_ok", "outbox back to "+used)
 }
 
 // Command answers a console command; it is the uplink's OnCommand.
@@ -270,12 +293,14 @@ func (a *App) Command(ctx context.Context, c *protocol.Command) *protocol.Reply 
 			return r
 		}
 		r.OK = true
-	case "resend", "correct", "cancel", "resync":
+	case "resend", "void", "correct", "cancel", "resync":
 		var v any
 		var err error
 		switch c.Name {
 		case "resend":
 			v, err = a.resend(ctx, c.Args)
+		case "void":
+			v, err = a.void(ctx, c.Args)
 		case "correct":
 			v, err = a.correct(ctx, c.Args)
 		case "cancel":

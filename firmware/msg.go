@@ -132,6 +132,10 @@ var screens = map[string]screen{
 		{"", "Please remove", "your card", ""}}},
 	"save_failed": {rows: [2][]string{{"Operazione NON", "registrata: guasto", "del totem. Andare", "allo sportello"},
 		{"Request NOT saved:", "totem fault. Please", "go to the counter", ""}}},
+	// The outbox reached its quota (the hub has been unreachable for a
+	// long time): nothing was stored, the citizen must try again.
+	"queue_full": {rows: [2][]string{{"NON registrata:", "memoria piena.", "Riprovare più tardi", "o allo sportello"},
+		{"Request NOT saved:", "totem memory full.", "Try again later or", "go to the counter"}}},
 	"idle_warning": {rows: [2][]string{{"Sessione in", "scadenza: premere", "un tasto per", "continuare"},
 		{"Session about to", "end: press a key", "to continue", ""}}},
 	"not_available": {keys: "*D", rows: [2][]string{{"Servizio non", "disponibile su", "questo totem", "*=Indietro"},

@@ -277,6 +277,13 @@ func (a *App) showSummary(pol cms.Policy, values []bool) {
 // done stops listening. On a store failure the citizen is told.
 func (a *App) enqueue(kind string, payload []byte, created, expires time.Time) (e outbox.Entry, ch <-chan outbox.Entry, done func(), err error) {
 	e, err = a.o.Outbox.Enqueue(kind, payload, created, expires)
+	if errors.Is(err, outbox.ErrFull) {
+		// Not a fault of the totem: the queue is at its quota until the
+		// hub drains it. Nothing was stored.
+		a.log.Warn("enqueue refused: outbox full", "kind", kind, "err", err)
+		a.show("queue_full")
+		return e, nil, nil, fmt.Errorf("firmware: %w", err)
+	}
 	if err != nil {
 		a.log.Error("enqueue failed", "kind", kind, "err", err)
 		a.show("save_failed")

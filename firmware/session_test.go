@@ -2,6 +2,7 @@ package firmware_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -49,6 +50,8 @@ type localOpts struct {
 	display hal.Display
 	// reissueCounter is Options.ReissueCounter.
 	reissueCounter bool
+	// box opens the outbox with these options (quotas) instead of none.
+	box *outbox.Options
 }
 
 // startLocalOpts runs the firmware with simulated devices, an outbox and a
@@ -56,7 +59,7 @@ type localOpts struct {
 // the display was left "fuori servizio".
 func startLocalOpts(t *testing.T, o localOpts) *local {
 	t.Helper()
-	box, err := outbox.Open(filepath.Join(t.TempDir(), "outbox.db"), nil)
+	box, err := outbox.Open(filepath.Join(t.TempDir(), "outbox.db"), o.box)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -435,5 +438,93 @@ func TestChangePIN(t *testing.T) {
 				t.Fatalf("PIN %s on a receipt", secret)
 			}
 		}
+	}
+}
+
+// An outbox at its quota refuses the citizen's operation: the panel says
+// it was NOT registered because the memory is full (not a totem fault),
+// nothing is stored and no receipt is printed.
+func TestQueueFullAtThePanel(t *testing.T) {
+	ctx := ctxT(t)
+	lb, log := newLog()
+	l := startLocalOpts(t, localOpts{log: log, box: &outbox.Options{MaxPending: 1}})
+	if _, err := l.box.Enqueue("consent", []byte(`{}`), time.Now(), time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	l.consentFlow(ctx)
+	l.wait(ctx, "NON registrata:")
+	got := l.panel.Text()
+	if !strings.Contains(got, "memoria piena.") || !strings.Contains(got, "sportello") || strings.Contains(got, "guasto") {
+		t.Fatalf("panel shows %q", got)
+	}
+	q, err := l.box.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.LastSeq != 1 || q.Depth != 1 {
+		t.Fatalf("the refused operation was stored: %+v", q)
+	}
+	if n := len(l.printer.Receipts()); n != 0 {
+		t.Fatalf("%d receipts printed for an operation not registered", n)
+	}
+	if !strings.Contains(lb.String(), "outbox full") {
+		t.Fatalf("no log line for the refusal:\n%s", lb.String())
+	}
+	checkLogs(t, lb)
+}
+
+// The outbox's quota alarm reaches the technician: an "outbox_quota"
+// event when usage reaches the threshold, the usage in telemetry, and
+// "outbox_quota_ok" once the hub has drained it.
+func TestOutboxQuotaAlarm(t *testing.T) {
+	ctx := ctxT(t)
+	var app atomic.Pointer[firmware.App]
+	events := make(chan protocol.Event, 16)
+	l := startLocalOpts(t, localOpts{
+		events: func(e protocol.Event) { events <- e },
+		box: &outbox.Options{MaxPending: 5, AlarmAt: 0.6, OnAlarm: func(u outbox.Usage) {
+			if a := app.Load(); a != nil {
+				a.OutboxAlarm(u)
+			}
+		}},
+	})
+	app.Store(l.app)
+	next := func() protocol.Event {
+		t.Helper()
+		select {
+		case e := <-events:
+			return e
+		case <-ctx.Done():
+			t.Fatal("no event")
+			return protocol.Event{}
+		}
+	}
+	var ids []string
+	for range 3 {
+		e, err := l.box.Enqueue("consent", []byte(`{}`), time.Now(), time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, e.ID)
+	}
+	if e := next(); e.Code != "outbox_quota" || e.Level != protocol.LevelAlarm || !strings.Contains(e.Message, "60%") {
+		t.Fatalf("event %+v", e)
+	}
+	st := l.app.Telemetry().Storage
+	if st == nil || !st.Alarm || st.Pending != 3 || st.MaxPending != 5 || st.Fraction < 0.6 {
+		t.Fatalf("telemetry storage %+v", st)
+	}
+	for i, id := range ids { // the hub answers them
+		if _, err := l.box.Record(&protocol.Result{OpID: id, Seq: uint64(i + 1),
+			Transport:  protocol.Transport{Status: protocol.TransportReceived, Protocol: fmt.Sprintf("P%d", i), At: time.Now()},
+			Processing: protocol.Processing{Status: protocol.ProcessingAccepted}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if e := next(); e.Code != "outbox_quota_ok" || e.Level != protocol.LevelInfo {
+		t.Fatalf("event %+v", e)
+	}
+	if st := l.app.Telemetry().Storage; st.Alarm || st.Pending != 0 {
+		t.Fatalf("telemetry storage after the drain %+v", st)
 	}
 }

@@ -19,6 +19,9 @@ type Link interface {
 	// Resend sends an operation again with its op id (a quarantined one
 	// goes back to the queue).
 	Resend(ctx context.Context, id string) (outbox.Entry, error)
+	// Void gives up a quarantined entry: a void takes its sequence
+	// number, so the hub applies what follows it.
+	Void(ctx context.Context, id string) (outbox.Entry, error)
 	// Ledger fetches the hub's record of this totem's operations.
 	Ledger(ctx context.Context, from uint64, max int) (*protocol.Ledger, error)
 }
@@ -111,6 +114,25 @@ func (a *App) resend(ctx context.Context, args map[string]string) (any, error) {
 	ch, stop := a.listen(id)
 	defer stop()
 	e, err := l.Resend(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	e = a.await(ctx, e, ch)
+	return actionResult(e, ""), nil
+}
+
+// void: args id, a quarantined entry (expired or poison) that still holds
+// its sequence number. The hub records the number as void and applies what
+// follows; the entry stays in quarantine, where the technician sees it.
+func (a *App) void(ctx context.Context, args map[string]string) (any, error) {
+	l, err := a.link()
+	if err != nil {
+		return nil, err
+	}
+	id := args["id"]
+	ch, stop := a.listen(id)
+	defer stop()
+	e, err := l.Void(ctx, id)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -271,6 +272,74 @@ func TestResyncEndToEnd(t *testing.T) {
 		t.Errorf("resend of nothing %+v", r)
 	}
 	tt2.stop()
+	c.stop()
+	checkLogs(t, lb)
+}
+
+// A technician voids an entry the sweep quarantined: its sequence number
+// becomes a void at the hub (OP_VOID) and the operation stuck behind the
+// hole is applied; the entry stays in quarantine and cannot be voided
+// twice.
+func TestTechnicianVoidsQuarantined(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	lb, log := newLog()
+	c := startBroker(t, dir, log, "127.0.0.1:0")
+	c.startHub()
+	tdir := filepath.Join(dir, "totem")
+	if err := os.MkdirAll(tdir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	box, err := outbox.Open(filepath.Join(tdir, "outbox.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	stuck, err := box.Enqueue(cms.KindPINChange, []byte(`{}`), now, now.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := box.Enqueue(cms.KindPINChange, []byte(`{}`), now, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := box.Sweep(now.Add(2 * time.Hour)); err != nil || rep.Expired != 1 {
+		t.Fatalf("sweep %+v %v", rep, err)
+	}
+	box.Close()
+	tt := startTotem(t, tdir, c.srv.URL(), c.totem, log)
+	for !tt.up.Connected() && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	var res firmware.ActionResult
+	if r := command(ctx, t, tt, "void", map[string]string{"id": stuck.ID}, &res); !r.OK || res.OpID != stuck.ID || res.Seq != stuck.Seq {
+		t.Fatalf("void %+v %+v", r, res)
+	}
+	for ctx.Err() == nil {
+		if e, _ := tt.box.Get(next.ID); e.Done {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if e, _ := tt.box.Get(next.ID); !e.Done || e.Result.Transport.Protocol == "" {
+		t.Fatalf("the operation behind the hole never answered: %+v", e)
+	}
+	audit, err := c.store.Audit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(audit) != 2 || audit[0].Seq != stuck.Seq || audit[0].Kind != cms.KindVoid || audit[0].Accepted ||
+		audit[1].Seq != next.Seq || audit[1].OpID != next.ID {
+		t.Fatalf("hub audit %+v", audit)
+	}
+	if qs, _ := tt.box.Quarantined(10); len(qs) != 1 || qs[0].ID != stuck.ID {
+		t.Fatalf("quarantine after the void %+v", qs)
+	}
+	if r := command(ctx, t, tt, "void", map[string]string{"id": stuck.ID}, nil); r.OK || !strings.Contains(r.Error, "voided already") {
+		t.Fatalf("second void %+v", r)
+	}
+	tt.stop()
 	c.stop()
 	checkLogs(t, lb)
 }

@@ -8,6 +8,7 @@
 //	totemctl [flags] sendlog --hub [--totem T] [--outcome O] [--from D] [--to D] [--before N] [--max N] [-o …]
 //	totemctl [flags] sendlog show N [-o table|json]
 //	totemctl [flags] resend TOTEM OPID
+//	totemctl [flags] void TOTEM OPID
 //	totemctl [flags] correct TOTEM OPID consents=CODE=1|0,… | payment=REFERENCE
 //	totemctl [flags] cancel TOTEM OPID [--reason TEXT]
 //	totemctl [flags] resync TOTEM [-o table|json]
@@ -16,10 +17,12 @@
 // status shows each totem's presence, last report, queue depth and last
 // outcome from what the totems publish (retained presence and health).
 // cmd sends a console command and prints the totem's reply. sendlog shows
-// the elenco invii of a totem or of the hub; resend, correct, cancel and
-// resync are the technician's actions on it. Every command is signed with
-// the console's key (--key, key_file); keygen makes a key pair and prints
-// the entry the totems' and the hub's configuration need to trust it.
+// the elenco invii of a totem or of the hub; resend, void, correct, cancel
+// and resync are the technician's actions on it (void gives up a
+// quarantined entry: its sequence number becomes a void at the hub). Every
+// command is signed with the console's key (--key, key_file); keygen makes a
+// key pair and prints the entry the totems' and the hub's configuration need
+// to trust it.
 package main
 
 import (
@@ -64,10 +67,11 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 			"       totemctl [flags] sendlog --hub [--totem T] [--outcome accepted|rejected|refused|duplicate] [--from D] [--to D] [--before N] [--max N] [-o table|csv|json]\n"+
 			"       totemctl [flags] sendlog show N [-o table|json]\n"+
 			"       totemctl [flags] resend TOTEM OPID\n"+
+			"       totemctl [flags] void TOTEM OPID\n"+
 			"       totemctl [flags] correct TOTEM OPID consents=CODE=1|0,… | payment=REFERENCE\n"+
 			"       totemctl [flags] cancel TOTEM OPID [--reason TEXT]\n"+
 			"       totemctl [flags] resync TOTEM [-o table|json]\n"+
-			"       totemctl [flags] cmd TOTEM NAME [KEY=VALUE…]\n  commands: ping, status, sendlog [n=N], sendlog_print [n=N], jobs, reprint id=N, resend id=OPID, correct id=OPID …, cancel id=OPID, resync\n"+
+			"       totemctl [flags] cmd TOTEM NAME [KEY=VALUE…]\n  commands: ping, status, sendlog [n=N], sendlog_print [n=N], jobs, reprint id=N, resend id=OPID, void id=OPID, correct id=OPID …, cancel id=OPID, resync\n"+
 			"       totemctl [flags] keygen --id ID --role technician|ops [--out FILE]\n"+
 			"  every command is signed with the console's key (--key, key_file)")
 		fs.PrintDefaults()
@@ -123,7 +127,7 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 		return report(ctx, cfg, rest[1:], stdout, stderr)
 	case "sendlog":
 		return sendlog(ctx, cfg, rest[1:], stdout, stderr)
-	case "resend", "correct", "cancel":
+	case "resend", "void", "correct", "cancel":
 		return action(ctx, cfg, rest[0], rest[1:], stdout, stderr)
 	case "resync":
 		return resync(ctx, cfg, rest[1:], stdout, stderr)
@@ -158,6 +162,7 @@ type Row struct {
 	Queue    *protocol.Queue   `json:"queue,omitempty"`
 	Last     *protocol.Outcome `json:"last,omitempty"`
 	Devices  map[string]string `json:"devices,omitempty"`
+	Storage  *protocol.Storage `json:"storage,omitempty"`
 }
 
 type client struct {
@@ -260,7 +265,7 @@ func status(ctx context.Context, cfg *config.Totemctl, totem string) ([]Row, err
 			}
 		case protocol.LeafTelemetry:
 			if t, err := protocol.DecodeTelemetry(p.Payload); err == nil {
-				r.LastSeen, r.Queue, r.Last, r.Devices = t.At, &t.Queue, t.Last, t.Devices
+				r.LastSeen, r.Queue, r.Last, r.Devices, r.Storage = t.At, &t.Queue, t.Last, t.Devices, t.Storage
 			}
 		}
 		select {
@@ -307,7 +312,7 @@ func print(w io.Writer, rows []Row, format string) error {
 		return enc.Encode(rows)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TOTEM\tSTATUS\tSINCE\tLAST SEEN\tQUEUE\tOLDEST\tLAST OUTCOME\tDEVICES")
+	fmt.Fprintln(tw, "TOTEM\tSTATUS\tSINCE\tLAST SEEN\tQUEUE\tOLDEST\tOUTBOX\tLAST OUTCOME\tDEVICES")
 	for _, r := range rows {
 		queue, oldest, last := "-", "-", "-"
 		if r.Queue != nil {
@@ -324,10 +329,29 @@ func print(w io.Writer, rows []Row, format string) error {
 			devs = append(devs, k+"="+v)
 		}
 		sort.Strings(devs)
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Totem, r.Status, stamp(r.Since), ago(r.LastSeen),
-			queue, oldest, last, strings.Join(devs, ","))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Totem, r.Status, stamp(r.Since), ago(r.LastSeen),
+			queue, oldest, outboxUse(r.Storage), last, strings.Join(devs, ","))
 	}
 	return tw.Flush()
+}
+
+// outboxUse is how full the totem's outbox is against its quota, with
+// ALARM once the totem raised its alarm and the entries in quarantine.
+func outboxUse(s *protocol.Storage) string {
+	if s == nil {
+		return "-"
+	}
+	u := "no quota"
+	if s.MaxSize > 0 || s.MaxPending > 0 {
+		u = fmt.Sprintf("%d%%", int(s.Fraction*100))
+	}
+	if s.Alarm {
+		u += " ALARM"
+	}
+	if s.Quarantined > 0 {
+		u += fmt.Sprintf(" (%d quarantined)", s.Quarantined)
+	}
+	return u
 }
 
 func stamp(t time.Time) string {

@@ -284,7 +284,7 @@ func renderPrint(w io.Writer, p printReply) error {
 	return err
 }
 
-// actionRow is what resend, correct and cancel answer.
+// actionRow is what resend, void, correct and cancel answer.
 type actionRow struct {
 	OpID       string           `json:"op_id"`
 	Seq        uint64           `json:"seq"`
@@ -316,9 +316,10 @@ func renderAction(w io.Writer, a actionRow) error {
 	return err
 }
 
-// action runs resend, correct or cancel on a totem.
+// action runs resend, void, correct or cancel on a totem.
 //
 //	resend TOTEM OPID
+//	void TOTEM OPID
 //	correct TOTEM OPID consents=CODE=1|0,… | payment=REFERENCE
 //	cancel TOTEM OPID [--reason TEXT]
 func action(ctx context.Context, cfg *config.Totemctl, name string, args []string, stdout, stderr io.Writer) error {

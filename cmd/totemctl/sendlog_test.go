@@ -138,6 +138,8 @@ func TestArgumentRefusals(t *testing.T) {
 		{"sendlog", "show", "3", "--print"},
 		{"sendlog", "t1", "t2", "--print"},
 		{"resend", "t1"},
+		{"void", "t1"},
+		{"void", "t1", "abc", "reason=x"},
 		{"correct", "t1", "abc", "name=ROSSI"},
 		{"cancel", "t1", "abc", "x=y"},
 		{"resync"},

@@ -213,7 +213,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	// Every operation carries the board's clocks (boot id, time since
 	// boot, wall time, NTP-synchronised or not): data, never an order.
 	clk := clock.New(clock.Options{})
-	box, err := outbox.Open(filepath.Join(cfg.StateDir, "outbox.db"), &outbox.Options{Keys: keys, Stamp: clk.Stamp})
+	box, err := outbox.Open(filepath.Join(cfg.StateDir, "outbox.db"), outboxOptions(cfg, keys, clk.Stamp,
+		func(u outbox.Usage) {
+			if a := appRef.Load(); a != nil {
+				a.OutboxAlarm(u)
+			}
+		}))
 	if err != nil {
 		return err
 	}
@@ -330,6 +335,20 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	wg.Wait()
 	return first
+}
+
+// outboxOptions are the outbox's options from the configuration: its
+// quotas and priority classes, the alarm, the keys and the clock stamps.
+func outboxOptions(cfg *config.Totemd, keys *outbox.Keyring, stamp func() protocol.Stamp, alarm func(outbox.Usage)) *outbox.Options {
+	classes := make(map[string]outbox.Class)
+	for _, k := range cfg.Outbox.TelemetryKinds {
+		classes[k] = outbox.ClassTelemetry
+	}
+	for _, k := range cfg.Outbox.AuditKinds {
+		classes[k] = outbox.ClassAudit
+	}
+	return &outbox.Options{MaxSize: cfg.Outbox.MaxSizeMB << 20, MaxPending: cfg.Outbox.MaxPending,
+		AlarmAt: cfg.Outbox.AlarmAt, OnAlarm: alarm, Classes: classes, Keys: keys, Stamp: stamp}
 }
 
 // awaitCreds loads the totem's credentials, waiting for the file to be

@@ -38,29 +38,42 @@ func payload() []byte {
 	return b
 }
 
-// central is the hub side, in the test process.
+// central is the hub side, in the test process: a broker of the given
+// kind, the reference CMS, and the hub instances sharing its ingest.
 type central struct {
-	t      *testing.T
-	addr   string
-	users  *broker.Users
-	srv    *broker.Server
-	store  *refcms.Store
-	hubMe  creds.File
-	totem  creds.File
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan error
-	be     cms.Backend
+	t     *testing.T
+	kind  string // mochi or mosquitto
+	addr  string
+	users *broker.Users
+	srv   *broker.Server // mochi
+	mq    *mosq          // mosquitto
+	store *refcms.Store
+	hubMe creds.File
+	totem creds.File
+	mu    sync.Mutex
+	hubs  []*hubRun // running instances, oldest first
+	be    cms.Backend
 }
 
-func newCentral(t *testing.T) *central {
+// hubRun is one running hub instance.
+type hubRun struct {
+	h      *hub.Hub
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func newCentral(t *testing.T, kind string) *central {
 	t.Helper()
-	c := &central{t: t}
+	c := &central{t: t, kind: kind}
 	c.hubMe, _ = creds.Generate("totemhub", creds.RoleHub)
 	c.totem, _ = creds.Generate(totemID, creds.RoleTotem)
-	c.users = broker.NewUsers(nil)
-	c.users.Add(c.hubMe)
-	c.users.Add(c.totem)
+	if kind == mosquitto {
+		c.mq = newMosq(t, c.hubMe, c.totem) // skips without mosquitto
+	} else {
+		c.users = broker.NewUsers(nil)
+		c.users.Add(c.hubMe)
+		c.users.Add(c.totem)
+	}
 	var err error
 	if c.store, err = refcms.Open(filepath.Join(t.TempDir(), "cms.db"), &refcms.Options{Seed: cms.DemoCards()}); err != nil {
 		t.Fatal(err)
@@ -75,8 +88,17 @@ func newCentral(t *testing.T) *central {
 	return c
 }
 
+// startBroker starts the broker; mochi listens on listen, mosquitto on
+// its own port, the same after a restart.
 func (c *central) startBroker(listen string) {
 	c.t.Helper()
+	if c.mq != nil {
+		c.mq.start()
+		c.mu.Lock()
+		c.addr = c.mq.addr
+		c.mu.Unlock()
+		return
+	}
 	var err error
 	for i := 0; ; i++ {
 		c.srv, err = broker.Start(broker.Options{Listen: listen, Auth: c.users})
@@ -99,40 +121,83 @@ func (c *central) brokerAddr() string {
 	return c.addr
 }
 
+// stopBroker closes mochi, or kills mosquitto with SIGKILL.
 func (c *central) stopBroker() {
+	if c.mq != nil {
+		c.mq.stop()
+		return
+	}
 	if c.srv != nil {
 		c.srv.Close()
 		c.srv = nil
 	}
 }
 
+// restartBroker stops the broker and starts it again on the same address
+// (mosquitto keeps no sessions: persistence is off, as mochi's are in
+// memory).
+func (c *central) restartBroker() {
+	c.t.Helper()
+	addr := c.brokerAddr()
+	c.stopBroker()
+	time.Sleep(200 * time.Millisecond)
+	c.startBroker(addr)
+}
+
 func (c *central) url() string { return "mqtt://" + c.brokerAddr() }
 
-func (c *central) startHub() {
+// startHub starts one more hub instance; instances share the ingest
+// through $share/totemhub.
+func (c *central) startHub() *hubRun {
 	c.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	h := hub.New(hub.Options{URL: c.url(), ClientID: "hub-" + fmt.Sprint(rand.IntN(1e6)), Username: c.hubMe.Username,
+	r := &hubRun{cancel: cancel, done: make(chan error, 1)}
+	r.h = hub.New(hub.Options{URL: c.url(), ClientID: "hub-" + fmt.Sprint(rand.IntN(1e6)), Username: c.hubMe.Username,
 		Password: c.hubMe.Password, Backend: c.be})
-	done := make(chan error, 1)
-	go func() { done <- h.Run(ctx) }()
+	go func() { r.done <- r.h.Run(ctx) }()
 	actx, acancel := context.WithTimeout(ctx, 5*time.Second)
 	defer acancel()
-	if err := h.AwaitConnection(actx); err != nil {
+	if err := r.h.AwaitConnection(actx); err != nil {
 		c.t.Fatal(err)
 	}
 	c.mu.Lock()
-	c.cancel, c.done = cancel, done
+	c.hubs = append(c.hubs, r)
 	c.mu.Unlock()
+	return r
 }
 
+// newest is the instance started last, nil if none runs.
+func (c *central) newest() *hubRun {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.hubs) == 0 {
+		return nil
+	}
+	return c.hubs[len(c.hubs)-1]
+}
+
+// stop stops one instance and waits for it.
+func (c *central) stop(r *hubRun) {
+	c.mu.Lock()
+	for i, h := range c.hubs {
+		if h == r {
+			c.hubs = append(c.hubs[:i:i], c.hubs[i+1:]...)
+		}
+	}
+	c.mu.Unlock()
+	r.cancel()
+	<-r.done
+}
+
+// stopHub stops every instance.
 func (c *central) stopHub() {
 	c.mu.Lock()
-	cancel, done := c.cancel, c.done
-	c.cancel = nil
+	hubs := c.hubs
+	c.hubs = nil
 	c.mu.Unlock()
-	if cancel != nil {
-		cancel()
-		<-done
+	for _, r := range hubs {
+		r.cancel()
+		<-r.done
 	}
 }
 
@@ -261,32 +326,68 @@ func runTotem(t *testing.T, c *central, box, mode string, kill time.Duration) []
 }
 
 // TestKill9UnderLoad kills the totem with SIGKILL at random moments while
-// it enqueues and sends, again and again; the hub also restarts between
-// some cycles. Nothing acknowledged is lost, nothing is applied twice.
+// it enqueues and sends, again and again, on each broker, with one hub
+// instance or two sharing $share/totemhub; a hub instance restarts
+// between some cycles. Nothing acknowledged is lost, nothing is applied
+// twice, the totem's operations are applied in order.
 func TestKill9UnderLoad(t *testing.T) {
+	for _, kind := range brokers {
+		for _, hubs := range []int{1, 2} {
+			t.Run(fmt.Sprintf("%s/hubs=%d", kind, hubs), func(t *testing.T) { kill9(t, kind, hubs) })
+		}
+	}
+}
+
+func kill9(t *testing.T, kind string, hubs int) {
 	cycles := 12
 	if testing.Short() {
 		cycles = 3
 	}
-	c := newCentral(t)
-	c.startHub()
+	c := newCentral(t, kind)
+	for range hubs {
+		c.startHub()
+	}
+	// What each instance applied, counted when it stops.
+	var perHub []int64
+	stop := func(r *hubRun) {
+		c.stop(r)
+		perHub = append(perHub, r.h.Stats().Applied.Load())
+	}
 	box := filepath.Join(t.TempDir(), "outbox.db")
 	acked := make(map[string]bool)
+	restarts := 0
 	for i := 0; i < cycles; i++ {
 		ids := runTotem(t, c, box, "load", time.Duration(100+rand.IntN(400))*time.Millisecond)
 		for _, id := range ids {
 			acked[id] = true
 		}
-		if i%4 == 3 { // the hub restarts too
-			c.stopHub()
+		if i%4 == 3 { // the oldest hub instance restarts too
+			c.mu.Lock()
+			oldest := c.hubs[0]
+			c.mu.Unlock()
+			stop(oldest)
 			c.startHub()
+			restarts++
 		}
 	}
 	runTotem(t, c, box, "drain", 0)
+	for c.newest() != nil {
+		stop(c.newest())
+	}
 	applied := c.check(acked)
-	t.Logf("%d kill -9 cycles: %d operations acknowledged, %d applied, 0 lost, 0 applied twice", cycles, len(acked), applied)
+	took := 0
+	for _, n := range perHub {
+		if n > 0 {
+			took++
+		}
+	}
+	t.Logf("%s, %d hub instance(s), %d kill -9 cycles, %d hub restarts: %d operations acknowledged, %d applied "+
+		"(per instance %v), 0 lost, 0 applied twice, in order", kind, hubs, cycles, restarts, len(acked), applied, perHub)
 	if len(acked) == 0 {
 		t.Fatal("no operation was acknowledged: the harness tested nothing")
+	}
+	if hubs > 1 && took < 2 {
+		t.Fatalf("only %d hub instance applied anything (%v): the shared subscription did not split the load", took, perHub)
 	}
 }
 
@@ -375,10 +476,17 @@ func (p *proxy) restore() {
 }
 
 // TestLinkCutBrokerRestartHubDeath runs a totem in this process through a
-// TCP proxy while the link is cut and restored, the broker restarts, and
-// the hub dies between applying a batch and answering it.
+// TCP proxy while the link is cut and restored, the broker restarts (the
+// hub stays up and reconnects), and the hub dies between applying a batch
+// and answering it; on each broker.
 func TestLinkCutBrokerRestartHubDeath(t *testing.T) {
-	c := newCentral(t)
+	for _, kind := range brokers {
+		t.Run(kind, func(t *testing.T) { linkCut(t, kind, 1500) })
+	}
+}
+
+func linkCut(t *testing.T, kind string, ops int) {
+	c := newCentral(t, kind)
 	d := &dieAfterApply{Store: c.store}
 	c.be = d
 	c.startHub()
@@ -403,7 +511,7 @@ func TestLinkCutBrokerRestartHubDeath(t *testing.T) {
 	go func() {
 		defer close(prodDone)
 		p := payload()
-		for i := 0; i < 1500 && ctx.Err() == nil; i++ {
+		for i := 0; i < ops && ctx.Err() == nil; i++ {
 			e, err := box.Enqueue(cms.KindConsent, p, time.Now(), time.Time{})
 			if err != nil {
 				t.Error(err)
@@ -421,24 +529,15 @@ func TestLinkCutBrokerRestartHubDeath(t *testing.T) {
 	}{
 		{"link cut 300ms", func() { px.cut(); time.Sleep(300 * time.Millisecond); px.restore() }},
 		{"hub dies between apply and answer", func() {
-			c.mu.Lock()
-			kill := c.cancel // this instance, not the one started after it
-			c.mu.Unlock()
+			r := c.newest() // this instance, not the one started after it
 			d.mu.Lock()
-			d.armed, d.kill = true, kill
+			d.armed, d.kill = true, r.cancel
 			d.mu.Unlock()
 			time.Sleep(300 * time.Millisecond)
-			c.stopHub()
+			c.stop(r)
 			c.startHub()
 		}},
-		{"broker restart", func() {
-			c.stopHub()
-			addr := c.brokerAddr()
-			c.stopBroker()
-			time.Sleep(200 * time.Millisecond)
-			c.startBroker(addr)
-			c.startHub()
-		}},
+		{"broker restart", c.restartBroker},
 		{"link cut 1s", func() { px.cut(); time.Sleep(time.Second); px.restore() }},
 	}
 	for _, f := range faults {
@@ -471,5 +570,6 @@ func TestLinkCutBrokerRestartHubDeath(t *testing.T) {
 	if hits == 0 {
 		t.Fatal("the hub never died between apply and answer: that fault was not exercised")
 	}
-	t.Logf("%d acknowledged, %d applied, hub deaths between apply and answer: %d; 0 lost, 0 applied twice", len(acked), applied, hits)
+	t.Logf("%s: %d acknowledged, %d applied, hub deaths between apply and answer: %d; 0 lost, 0 applied twice, in order",
+		kind, len(acked), applied, hits)
 }

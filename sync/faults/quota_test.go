@@ -111,7 +111,7 @@ func awaitDrained(t *testing.T, box *outbox.Outbox) {
 // refused one stores nothing; then the link comes back and everything
 // acknowledged is applied exactly once, in order, and enqueue works again.
 func TestDiskQuota(t *testing.T) {
-	c := newCentral(t)
+	c := newCentral(t, mochi)
 	c.startHub()
 	px := newProxy(t, c.brokerAddr)
 	px.cut()
@@ -200,7 +200,7 @@ func TestDiskQuota(t *testing.T) {
 // sees them, voids settle their sequence numbers at the hub, and every
 // other operation is applied exactly once, in order.
 func TestCorruptRecord(t *testing.T) {
-	c := newCentral(t)
+	c := newCentral(t, mochi)
 	c.startHub()
 	path := filepath.Join(t.TempDir(), "outbox.db")
 	box, err := outbox.Open(path, nil)

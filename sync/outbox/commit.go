@@ -154,7 +154,7 @@ func (o *Outbox) commitAlone(r *request, err error) error {
 			// full queue could not be recorded and it would never drain.
 			serr = o.db.Update(func(tx *bolt.Tx) error {
 				var err error
-				n, err = o.dropSettled(tx, step)
+				n, _, err = o.dropSettled(tx, step)
 				return err
 			})
 		}
@@ -176,9 +176,10 @@ func (o *Outbox) commitAlone(r *request, err error) error {
 	return err
 }
 
-// makeRoom sheds telemetry, oldest first, until an entry of about size
-// bytes fits in the quotas; it rejects with ErrFull if it cannot. It
-// returns how many entries it shed.
+// makeRoom sheds telemetry, oldest first, then (for the size quota) drops
+// settled entries, oldest first, until an entry of about size bytes fits in
+// the quotas; it rejects with ErrFull if it cannot: what is pending is never
+// dropped. It returns how many entries it shed.
 func (o *Outbox) makeRoom(tx *bolt.Tx, b *batch, size int64) (shed int, err error) {
 	for {
 		overCount := o.maxPending > 0 && counter(tx, keyDepth) >= uint64(o.maxPending)
@@ -189,6 +190,19 @@ func (o *Outbox) makeRoom(tx *bolt.Tx, b *batch, size int64) (shed int, err erro
 		n, err := o.shed(tx, b, 1)
 		if err != nil {
 			return shed, err
+		}
+		if n == 0 && !overCount {
+			// No telemetry left: settled entries go next, oldest first
+			// (the hub holds their outcome) — a citizen's operation is
+			// worth more than an old line of the send log.
+			d, freed, err := o.dropSettled(tx, 1)
+			if err != nil {
+				return shed, err
+			}
+			if d > 0 {
+				b.added -= freed
+				continue
+			}
 		}
 		if n == 0 {
 			if overCount {
@@ -247,13 +261,14 @@ func (o *Outbox) checkAlarm(u Usage) {
 		return
 	}
 	on := u.Fraction >= o.alarmAt
-	if o.alarm && !on && u.Fraction >= o.alarmAt-0.05 {
+	was := o.alarm.Load()
+	if was && !on && u.Fraction >= o.alarmAt-0.05 {
 		on = true // hysteresis: clear a little below the threshold
 	}
-	if on == o.alarm {
+	if on == was {
 		return
 	}
-	o.alarm = on
+	o.alarm.Store(on)
 	u.Alarm = on
 	if o.onAlarm == nil {
 		return
@@ -286,20 +301,21 @@ func (o *Outbox) alarms() {
 
 // dropSettled deletes up to n done entries, oldest first, and returns how
 // many it deleted.
-func (o *Outbox) dropSettled(tx *bolt.Tx, n int) (int, error) {
+func (o *Outbox) dropSettled(tx *bolt.Tx, n int) (dropped int, freed int64, err error) {
 	done := tx.Bucket(bucketDone)
 	c := done.Cursor()
-	dropped := 0
 	for k, v := c.First(); k != nil && dropped < n; k, v = c.First() {
+		size := footprint(len(v))
 		if _, r, err := decodeRecord(k, v); err == nil {
 			if err := o.dropIndex(tx, r.ID); err != nil {
-				return dropped, err
+				return dropped, freed, err
 			}
 		}
 		if err := done.Delete(k); err != nil {
-			return dropped, err
+			return dropped, freed, err
 		}
 		dropped++
+		freed += size
 	}
-	return dropped, nil
+	return dropped, freed, nil
 }

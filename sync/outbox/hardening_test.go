@@ -276,6 +276,29 @@ func TestQuotaMaxSize(t *testing.T) {
 			t.Fatalf("record when full: %v", err)
 		}
 	}
+	// Once the hub has settled them, old entries make room for new
+	// citizens' operations, oldest first; nothing pending is dropped.
+	for _, e := range citizens[20:] {
+		if _, err := o.Record(final(e)); err != nil {
+			t.Fatalf("record: %v", err)
+		}
+	}
+	var fresh []outbox.Entry
+	for i := range 50 {
+		e, err := o.Enqueue("consent", payload, t0, time.Time{})
+		if err != nil {
+			t.Fatalf("enqueue %d after the queue drained: %v", i, err)
+		}
+		fresh = append(fresh, e)
+	}
+	if _, err := o.Get(citizens[0].ID); err == nil {
+		t.Error("the oldest settled entry is still there: what made room?")
+	}
+	for _, e := range fresh {
+		if g, err := o.Get(e.ID); err != nil || g.Done {
+			t.Fatalf("fresh entry %d: %+v, %v", e.Seq, g, err)
+		}
+	}
 	if fi, _ := os.Stat(path); fi.Size() > maxSize {
 		t.Fatalf("file %d bytes, MaxSize %d", fi.Size(), maxSize)
 	}
@@ -303,6 +326,9 @@ func TestAlarm(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("no alarm at threshold")
 	}
+	if u, err := o.Usage(); err != nil || !u.Alarm {
+		t.Fatalf("Usage during the alarm: %+v, %v", u, err)
+	}
 	for _, e := range es[:3] {
 		if _, err := o.Record(final(e)); err != nil {
 			t.Fatal(err)
@@ -315,6 +341,9 @@ func TestAlarm(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("alarm never cleared")
+	}
+	if u, err := o.Usage(); err != nil || u.Alarm {
+		t.Fatalf("Usage after the alarm cleared: %+v, %v", u, err)
 	}
 }
 

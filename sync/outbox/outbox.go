@@ -238,7 +238,7 @@ type Outbox struct {
 
 	used     atomic.Int64 // bytes in use after the last commit
 	commits  atomic.Int64 // transactions committed by the committer
-	alarm    bool         // committer only
+	alarm    atomic.Bool  // written by the committer only; Usage reads it
 	onAlarm  func(Usage)
 	alarmMu  sync.Mutex
 	alarmNew *Usage        // latest alarm transition not yet delivered
@@ -956,7 +956,7 @@ func (o *Outbox) Usage() (Usage, error) {
 }
 
 func (o *Outbox) readUsage() (Usage, error) {
-	u := Usage{MaxSize: o.maxSize, MaxPending: o.maxPending}
+	u := Usage{MaxSize: o.maxSize, MaxPending: o.maxPending, Alarm: o.alarm.Load()}
 	var size int64
 	err := o.view(func(tx *bolt.Tx) error {
 		size = tx.Size()

@@ -254,6 +254,35 @@ func (o *Outbox) Requeue(id string) error {
 	return nil
 }
 
+// Void gives up a quarantined entry that still holds its sequence number
+// (an expired or poison one): a void takes its place in the pending queue,
+// so the hub records the number as void (OP_VOID) and applies what follows
+// it, and the entry stays in quarantine, marked voided, where Requeue no
+// longer takes it. The uplink must rewind to send the void.
+func (o *Outbox) Void(id string) error {
+	err := o.do(func(tx *bolt.Tx, _ *batch) error {
+		seq, r, in, err := o.lookup(tx, id)
+		if err != nil {
+			return reject(err)
+		}
+		if !bytes.Equal(in, bucketQuarantine) {
+			return reject(fmt.Errorf("entry %d is not quarantined", seq))
+		}
+		if r.Raw != nil || r.Voided {
+			return reject(fmt.Errorf("entry %d is voided already", seq))
+		}
+		r.Voided = true
+		if err := putRecord(tx.Bucket(bucketQuarantine), seq, &r); err != nil {
+			return err
+		}
+		return o.putVoid(tx, seq, r.ID, r.Quarantine)
+	})
+	if err != nil {
+		return wrapID("void", id, err)
+	}
+	return nil
+}
+
 // Purge deletes the done entries completed before the cutoff and returns
 // how many it deleted. Entries of older versions, with no completion
 // time, count as completed when the hub received them.

@@ -227,3 +227,60 @@ func TestDamagedVoidRewritten(t *testing.T) {
 		t.Fatalf("usage %+v", u)
 	}
 }
+
+// A technician voids an expired entry the sweep quarantined: a void takes
+// its sequence number in the queue, so what follows is no longer stuck
+// behind a hole; the entry stays in quarantine and can be neither requeued
+// nor voided again.
+func TestVoidQuarantined(t *testing.T) {
+	clk := &clock{t: t0}
+	o := openWith(t, dbPath(t), &outbox.Options{Now: clk.Now})
+	a := enqueue(t, o, 1)
+	stuck, err := o.Enqueue("consent", []byte(`{"n":2}`), t0, t0.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := enqueue(t, o, 3)
+	if err := o.Void(stuck.ID); err == nil {
+		t.Fatal("a pending entry voided")
+	}
+	if rep, err := o.Sweep(t0.Add(time.Hour)); err != nil || rep.Expired != 1 {
+		t.Fatalf("sweep %+v, %v", rep, err)
+	}
+	if got, _ := o.Pending(0, 10); len(got) != 2 {
+		t.Fatalf("pending before the void %+v", got)
+	}
+	if err := o.Void(stuck.ID); err != nil {
+		t.Fatal(err)
+	}
+	got, err := o.Pending(0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got[1].Seq != stuck.Seq || got[1].Kind != protocol.KindVoid || got[1].ID != stuck.ID ||
+		string(got[1].Payload) != `{"reason":"expired"}` {
+		t.Fatalf("pending after the void %+v", got)
+	}
+	for _, f := range []func(string) error{o.Void, o.Requeue} {
+		if err := f(stuck.ID); err == nil {
+			t.Fatal("a voided entry taken again")
+		}
+	}
+	if err := o.Void("nope"); !errors.Is(err, outbox.ErrNotFound) {
+		t.Fatalf("void of nothing: %v", err)
+	}
+	if u, _ := o.Usage(); u.Voids != 1 || u.Pending != 2 || u.Quarantined != 1 {
+		t.Fatalf("usage %+v", u)
+	}
+	for _, e := range []outbox.Entry{a, got[1], c} {
+		if r, err := o.Record(final(e)); err != nil || !r.Done {
+			t.Fatalf("record %d: %+v, %v", e.Seq, r, err)
+		}
+	}
+	if q, _ := o.Stats(); q.Depth != 0 {
+		t.Fatalf("stats after the results %+v", q)
+	}
+	if qs, _ := o.Quarantined(10); len(qs) != 1 || qs[0].ID != stuck.ID {
+		t.Fatalf("quarantined %+v", qs)
+	}
+}

@@ -245,6 +245,19 @@ type Telemetry struct {
 	Queue   Queue             `json:"queue"`
 	Last    *Outcome          `json:"last,omitempty"`
 	Devices map[string]string `json:"devices,omitempty"` // device → "ok" or a fault name
+	Storage *Storage          `json:"storage,omitempty"`
+}
+
+// Storage is how full a totem's outbox is against its quotas.
+type Storage struct {
+	Pending     int     `json:"pending"`               // entries waiting for a final result
+	Quarantined int     `json:"quarantined,omitempty"` // entries a technician must look at
+	Shed        uint64  `json:"shed,omitempty"`        // telemetry entries shed, ever
+	Bytes       int64   `json:"bytes"`                 // bytes of the file in use
+	MaxSize     int     `json:"max_size,omitempty"`    // bound of the file; 0 = none
+	MaxPending  int     `json:"max_pending,omitempty"` // bound of Pending; 0 = none
+	Fraction    float64 `json:"fraction"`              // the fuller of the two; at 1 operations are refused
+	Alarm       bool    `json:"alarm,omitempty"`       // Fraction reached the alarm threshold
 }
 
 // Event levels.
@@ -487,6 +500,10 @@ func DecodeTelemetry(b []byte) (*Telemetry, error) {
 	}
 	if t.Queue.Depth < 0 || len(t.Devices) > 32 {
 		return nil, invalid("queue or devices")
+	}
+	if st := t.Storage; st != nil && (st.Pending < 0 || st.Quarantined < 0 || st.Bytes < 0 || st.MaxSize < 0 ||
+		st.MaxPending < 0 || !(st.Fraction >= 0)) {
+		return nil, invalid("storage")
 	}
 	return &t, nil
 }

@@ -224,6 +224,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{"v":1,"op_id":"` + opID + `","seq":3,"transport":{"status":"received","protocol":"2611230001","at":"2026-11-23T10:00:00Z"},"processing":{"status":"rejected","errors":[{"code":"CARD_REVOKED","message":"x"}]},"duplicate":true}`))
 	f.Add([]byte(`{"v":1,"totem":"demo-01","status":"offline"}`))
 	f.Add([]byte(`{"v":1,"totem":"demo-01","at":"2026-11-23T10:00:00Z","uptime_s":1,"queue":{"depth":2,"last_seq":9}}`))
+	f.Add([]byte(`{"v":1,"totem":"demo-01","at":"2026-11-23T10:00:00Z","uptime_s":1,"queue":{"depth":850,"last_seq":900},"storage":{"pending":850,"quarantined":2,"bytes":1048576,"max_pending":1000,"fraction":0.85,"alarm":true}}`))
 	f.Add([]byte(`{"v":1,"id":"abc","name":"status","args":{"a":"b"}}`))
 	f.Add([]byte(`{"v":1,"id":"9f2c4e1a7b3d5f60","name":"cancel","args":{"id":"6f1c","reason":"x"},"to":"demo-01","role":"technician","key":"tech-1","issued":"2026-11-23T10:00:00Z","expires":"2026-11-23T10:01:00Z","sig":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+Pw=="}`))
 	f.Add([]byte(`{"v":1,"id":"x","ok":false,"error":"refused: replayed","code":"replayed"}`))
@@ -235,4 +236,21 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{"v":1e400}`))
 	f.Add([]byte(`[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[`))
 	f.Fuzz(fuzzDecoders)
+}
+
+// A telemetry message carries the outbox's usage; impossible values are
+// refused.
+func TestTelemetryStorage(t *testing.T) {
+	ok := `{"v":1,"totem":"demo-01","at":"2026-11-23T10:00:00Z","queue":{"depth":1,"last_seq":1},"storage":{"pending":1,"bytes":4096,"max_pending":10,"fraction":0.1,"alarm":true}}`
+	tm, err := DecodeTelemetry([]byte(ok))
+	if err != nil || tm.Storage == nil || !tm.Storage.Alarm || tm.Storage.MaxPending != 10 {
+		t.Fatalf("%+v, %v", tm, err)
+	}
+	for from, to := range map[string]string{`"pending":1`: `"pending":-1`, `"bytes":4096`: `"bytes":-5`,
+		`"fraction":0.1`: `"fraction":-0.5`} {
+		b := strings.Replace(ok, from, to, 1)
+		if _, err := DecodeTelemetry([]byte(b)); err == nil {
+			t.Errorf("accepted %s", b)
+		}
+	}
 }

@@ -599,6 +599,26 @@ func (u *Uplink) Resend(ctx context.Context, id string) (outbox.Entry, error) {
 	return e, nil
 }
 
+// Void gives up a quarantined entry (expired or poison): a void takes its
+// sequence number and is sent in its turn, so the hub records the number
+// as void and applies what follows it.
+func (u *Uplink) Void(ctx context.Context, id string) (outbox.Entry, error) {
+	if err := u.o.Outbox.Void(id); err != nil {
+		return outbox.Entry{}, err
+	}
+	e, err := u.o.Outbox.Get(id)
+	if err != nil {
+		return e, err
+	}
+	u.mu.Lock()
+	if u.rewind == 0 || e.Seq < u.rewind {
+		u.rewind = e.Seq
+	}
+	u.mu.Unlock()
+	u.poke()
+	return e, nil
+}
+
 // Ledger asks the hub for its record of this totem's operations with
 // sequence numbers from..from+max-1 and waits for the answer.
 func (u *Uplink) Ledger(ctx context.Context, from uint64, max int) (*protocol.Ledger, error) {

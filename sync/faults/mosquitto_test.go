@@ -1,0 +1,174 @@
+package faults
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aslcns/totem/sync/creds"
+)
+
+// Broker kinds the central side runs on.
+const (
+	mochi     = "mochi"     // the embedded broker (sync/broker)
+	mosquitto = "mosquitto" // Debian's mosquitto, as totemhub --broker uses it
+)
+
+// brokers is what the table-driven tests run over.
+var brokers = []string{mochi, mosquitto}
+
+// mosq is a mosquitto process with the ACL of deploy/mosquitto and a
+// password file holding the harness's users, on a loopback port that
+// stays the same across restarts.
+type mosq struct {
+	t      *testing.T
+	bin    string
+	conf   string
+	addr   string
+	cmd    *exec.Cmd
+	exited chan struct{} // closed once cmd has been reaped
+	out    *lockedBuf
+}
+
+// needMosquitto skips the test when mosquitto is not installed, except in
+// CI, which installs it.
+func needMosquitto(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("mosquitto")
+	if err == nil {
+		_, err = exec.LookPath("mosquitto_passwd")
+	}
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("mosquitto is not installed (.ci/run installs it)")
+		}
+		t.Skip("mosquitto not installed (apt-get install mosquitto)")
+	}
+	return bin
+}
+
+// newMosq writes the configuration for users; start runs the broker.
+func newMosq(t *testing.T, users ...creds.File) *mosq {
+	t.Helper()
+	m := &mosq{t: t, bin: needMosquitto(t), out: &lockedBuf{}}
+	dir := t.TempDir()
+	passwd := filepath.Join(dir, "passwd")
+	for i, u := range users {
+		args := []string{"-b", passwd, u.Username, u.Password}
+		if i == 0 {
+			args = append([]string{"-c"}, args...)
+		}
+		if out, err := exec.Command("mosquitto_passwd", args...).CombinedOutput(); err != nil {
+			t.Fatalf("mosquitto_passwd: %v %s", err, out)
+		}
+	}
+	os.Chmod(passwd, 0o600)
+	acl, err := filepath.Abs("../../deploy/mosquitto/acl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.addr = l.Addr().String()
+	l.Close()
+	_, port, _ := net.SplitHostPort(m.addr)
+	text := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous false\npassword_file %s\nacl_file %s\npersistence false\nmax_packet_size 262144\n",
+		port, passwd, acl)
+	if os.Getuid() == 0 {
+		// As root mosquitto drops to its own user, which cannot read the
+		// test's private directory.
+		text += "user root\n"
+	}
+	m.conf = filepath.Join(dir, "mosquitto.conf")
+	if err := os.WriteFile(m.conf, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		m.stop()
+		if t.Failed() {
+			t.Logf("mosquitto output:\n%s", m.out.String())
+		}
+	})
+	return m
+}
+
+// start runs mosquitto and waits, bounded, until it listens; a port not
+// yet free after a restart is tried again.
+func (m *mosq) start() {
+	m.t.Helper()
+	for try := 0; ; try++ {
+		cmd := exec.Command(m.bin, "-c", m.conf)
+		cmd.Stdout, cmd.Stderr = m.out, m.out
+		if err := cmd.Start(); err != nil {
+			m.t.Fatal(err)
+		}
+		exited := make(chan struct{})
+		go func() { cmd.Wait(); close(exited) }()
+		m.cmd, m.exited = cmd, exited
+		if m.listening() {
+			return
+		}
+		m.stop()
+		if try == 20 {
+			m.t.Fatalf("mosquitto did not listen on %s: %s", m.addr, m.out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// listening waits, bounded, until the process started last accepts a
+// connection; false if it exits or takes too long.
+func (m *mosq) listening() bool {
+	for range 100 {
+		select {
+		case <-m.exited:
+			return false
+		default:
+		}
+		if c, err := net.Dial("tcp", m.addr); err == nil {
+			c.Close()
+			return true
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return false
+}
+
+// stop kills mosquitto with SIGKILL, as a crash would, and waits for it.
+func (m *mosq) stop() {
+	if m.cmd == nil {
+		return
+	}
+	m.cmd.Process.Kill()
+	select {
+	case <-m.exited:
+	case <-time.After(10 * time.Second):
+		m.t.Errorf("mosquitto (pid %d) did not exit after SIGKILL", m.cmd.Process.Pid)
+	}
+	m.cmd = nil
+}
+
+type lockedBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
