@@ -71,6 +71,7 @@ type Stats struct {
 	Gaps       atomic.Int64 // operations refused for a sequence gap
 	Malformed  atomic.Int64 // payloads refused
 	Dropped    atomic.Int64 // operations dropped, queue full
+	Batches    atomic.Int64 // batches handed to the backend (one commit each for a BatchBackend)
 }
 
 // New returns a hub; it does nothing until Run.
@@ -380,6 +381,7 @@ func (h *Hub) apply(ctx context.Context, batch []pending) ([]cms.Outcome, error)
 		ops[i] = cms.Op{ID: o.ID, Totem: o.Totem, Seq: o.Seq, Kind: o.Kind, Payload: o.Payload,
 			Created: o.Created, Expires: o.Expires, Received: now}
 	}
+	h.stats.Batches.Add(1)
 	if bb, ok := h.o.Backend.(cms.BatchBackend); ok {
 		return bb.ApplyBatch(ctx, ops)
 	}

@@ -488,6 +488,10 @@ func (o *Outbox) Close() error {
 	return nil
 }
 
+// Commits returns how many write transactions (each one fdatasync of
+// the pages and one of the meta page) the outbox committed since Open.
+func (o *Outbox) Commits() int64 { return o.commits.Load() }
+
 // Notify returns a channel that receives (non-blocking, capacity 1) after
 // each successful Enqueue, so the uplink can wake up.
 func (o *Outbox) Notify() <-chan struct{} { return o.notify }
