@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"runtime"
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
@@ -56,17 +57,15 @@ func (o *Outbox) committer() {
 	batch := make([]*request, 0, maxBatch)
 	for r := range o.reqs {
 		batch = append(batch[:0], r)
-	fill:
-		for len(batch) < maxBatch {
-			select {
-			case r, ok := <-o.reqs:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, r)
-			default:
-				break fill
-			}
+		// Take what is queued; then yield once so that producers just
+		// answered by the previous commit, runnable but not yet running,
+		// can queue their next request and share this commit. Every commit
+		// rewrites the meta page, the root and the branch pages: the more
+		// requests share it, the fewer bytes and fsyncs per operation.
+		batch = o.gather(batch)
+		if len(batch) < maxBatch {
+			runtime.Gosched()
+			batch = o.gather(batch)
 		}
 		o.commit(batch)
 		if u, err := o.readUsage(); err == nil {
@@ -75,6 +74,22 @@ func (o *Outbox) committer() {
 		}
 		clear(batch)
 	}
+}
+
+// gather appends to batch the requests already queued, up to maxBatch.
+func (o *Outbox) gather(batch []*request) []*request {
+	for len(batch) < maxBatch {
+		select {
+		case r, ok := <-o.reqs:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, r)
+		default:
+			return batch
+		}
+	}
+	return batch
 }
 
 // commit applies reqs in one transaction and answers each. If the

@@ -44,6 +44,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -656,6 +657,48 @@ func (o *Outbox) MarkSent(id string, at time.Time) error {
 	return nil
 }
 
+// MarkSentAll is MarkSent for several entries sent at the same time, in
+// one request to the committer. Ids the outbox does not hold are skipped;
+// it returns how many entries it updated.
+func (o *Outbox) MarkSentAll(ids []string, at time.Time) (int, error) {
+	at = at.Round(0)
+	var n int
+	err := o.do(func(tx *bolt.Tx, _ *batch) error {
+		n = 0
+		for _, id := range ids {
+			seq, r, b, err := o.lookup(tx, id)
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return reject(fmt.Errorf("%s: %w", id, err))
+			}
+			r.Attempts++
+			r.LastSent = at
+			if bytes.Equal(b, bucketPending) && o.maxAttempts > 0 && r.Attempts >= o.maxAttempts {
+				err = o.moveToQuarantine(tx, seq, &r, ReasonPoison, o.now())
+			} else {
+				err = putRecord(tx.Bucket(b), seq, &r)
+			}
+			if err != nil {
+				return err
+			}
+			n++
+		}
+		if n == 0 {
+			return reject(errUnchanged)
+		}
+		return nil
+	})
+	if errors.Is(err, errUnchanged) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("outbox: mark sent: %w", err)
+	}
+	return n, nil
+}
+
 // errUnchanged rejects a request that had nothing to write.
 var errUnchanged = errors.New("unchanged")
 
@@ -669,16 +712,13 @@ func (o *Outbox) Record(res *protocol.Result) (Entry, error) {
 	if res == nil {
 		return Entry{}, errors.New("outbox: record: nil result")
 	}
-	stored, err := json.Marshal(res) // a private copy
-	if err != nil {
-		return Entry{}, fmt.Errorf("outbox: record %s: %w", res.OpID, err)
-	}
+	stored := cloneResult(res) // a private copy
 	var (
 		seq uint64
 		r   record
 		in  []byte
 	)
-	err = o.do(func(tx *bolt.Tx, _ *batch) error {
+	err := o.do(func(tx *bolt.Tx, _ *batch) error {
 		var err error
 		seq, r, in, err = o.lookup(tx, res.OpID)
 		if err != nil {
@@ -690,10 +730,7 @@ func (o *Outbox) Record(res *protocol.Result) (Entry, error) {
 		if bytes.Equal(in, bucketDone) {
 			return reject(errUnchanged)
 		}
-		r.Result = new(protocol.Result)
-		if err := json.Unmarshal(stored, r.Result); err != nil {
-			return reject(err)
-		}
+		r.Result = stored
 		if !res.Final() {
 			return putRecord(tx.Bucket(in), seq, &r)
 		}
@@ -721,6 +758,14 @@ func (o *Outbox) Record(res *protocol.Result) (Entry, error) {
 	}
 	e, _ := o.entry(seq, &r, in)
 	return e, nil
+}
+
+// cloneResult is a deep copy of res: the caller keeps its own.
+func cloneResult(res *protocol.Result) *protocol.Result {
+	c := *res
+	c.Processing.Errors = slices.Clone(res.Processing.Errors)
+	c.Data = bytes.Clone(res.Data)
+	return &c
 }
 
 // Get returns the entry with id, pending, done or quarantined. If its

@@ -322,6 +322,81 @@ func TestMarkSentAndGet(t *testing.T) {
 	}
 }
 
+func TestMarkSentAll(t *testing.T) {
+	o, _ := newOutbox(t)
+	a, b, c := enqueue(t, o, 1), enqueue(t, o, 2), enqueue(t, o, 3)
+	at := time.Date(2025, 3, 1, 11, 0, 0, 0, time.UTC)
+	unknown := strings.Repeat("0", 32)
+	n, err := o.MarkSentAll([]string{a.ID, unknown, b.ID}, at)
+	if err != nil || n != 2 {
+		t.Fatalf("MarkSentAll = %d, %v; want 2", n, err)
+	}
+	for _, want := range []struct {
+		id       string
+		attempts int
+	}{{a.ID, 1}, {b.ID, 1}, {c.ID, 0}} {
+		g, err := o.Get(want.id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g.Attempts != want.attempts || want.attempts > 0 && !g.LastSent.Equal(at) {
+			t.Fatalf("%s after MarkSentAll: %+v", want.id, g)
+		}
+	}
+	// A result may arrive before the attempt is recorded: the done entry
+	// still counts it.
+	if _, err := o.Record(result(a, protocol.TransportReceived, protocol.ProcessingAccepted)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := o.MarkSentAll([]string{a.ID}, at.Add(time.Second)); err != nil || n != 1 {
+		t.Fatalf("MarkSentAll done entry = %d, %v", n, err)
+	}
+	if g, _ := o.Get(a.ID); !g.Done || g.Attempts != 2 || g.Result == nil {
+		t.Fatalf("done entry after MarkSentAll: %+v", g)
+	}
+	if n, err := o.MarkSentAll([]string{unknown}, at); err != nil || n != 0 {
+		t.Fatalf("MarkSentAll unknown only = %d, %v", n, err)
+	}
+}
+
+func TestMarkSentAllPoison(t *testing.T) {
+	o := openWith(t, dbPath(t), &outbox.Options{MaxAttempts: 2})
+	a, b := enqueue(t, o, 1), enqueue(t, o, 2)
+	at := time.Date(2025, 3, 1, 11, 0, 0, 0, time.UTC)
+	for range 2 {
+		if _, err := o.MarkSentAll([]string{a.ID}, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q, err := o.Quarantined(10)
+	if err != nil || len(q) != 1 || q[0].ID != a.ID || q[0].Quarantine != outbox.ReasonPoison {
+		t.Fatalf("quarantine = %+v, %v", q, err)
+	}
+	if p, _ := o.Pending(0, 10); len(p) != 1 || p[0].ID != b.ID {
+		t.Fatalf("pending = %+v", p)
+	}
+}
+
+func TestRecordKeepsItsOwnCopy(t *testing.T) {
+	o, _ := newOutbox(t)
+	e := enqueue(t, o, 1)
+	res := result(e, protocol.TransportReceived, protocol.ProcessingAccepted)
+	res.Data = []byte(`{"x":1}`)
+	res.Processing.Errors = []protocol.Error{{Code: "c", Message: "m"}}
+	if _, err := o.Record(res); err != nil {
+		t.Fatal(err)
+	}
+	res.Data[5] = '2'
+	res.Processing.Errors[0].Code = "changed"
+	g, err := o.Get(e.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(g.Result.Data) != `{"x":1}` || g.Result.Processing.Errors[0].Code != "c" {
+		t.Fatalf("stored result changed with the caller's: %+v", g.Result)
+	}
+}
+
 func TestPendingPagingAndStats(t *testing.T) {
 	o, _ := newOutbox(t)
 	q, err := o.Stats()

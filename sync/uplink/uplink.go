@@ -340,24 +340,41 @@ func (u *Uplink) drain(ctx context.Context, cm *autopaho.ConnectionManager, afte
 		}
 		// Publishes go out concurrently, a bounded number at a time: the
 		// hub reorders what arrives slightly out of order.
+		// The attempts are recorded together, in one outbox write, once
+		// the round's publishes are acknowledged.
 		var (
 			wg   sync.WaitGroup
 			sem  = make(chan struct{}, sendParallel)
 			errc = make(chan error, len(entries))
+			ok   = make([]bool, len(entries))
+			at   = time.Now()
 		)
-		for _, e := range entries {
+		for i, e := range entries {
 			sem <- struct{}{}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				defer func() { <-sem }()
-				if err := u.send(ctx, cm, e); err != nil {
+				if err := u.send(ctx, cm, e, at); err != nil {
 					errc <- err
+					return
 				}
+				ok[i] = true
 			}()
 		}
 		wg.Wait()
 		close(errc)
+		ids := make([]string, 0, len(entries))
+		for i, e := range entries {
+			if ok[i] {
+				ids = append(ids, e.ID)
+			}
+		}
+		if len(ids) > 0 {
+			if _, err := u.o.Outbox.MarkSentAll(ids, at); err != nil {
+				return after, err
+			}
+		}
 		if err := <-errc; err != nil {
 			return after, err
 		}
@@ -372,14 +389,15 @@ const sendParallel = 64
 // outbox commits concurrent writes together.
 const recorders = 64
 
-func (u *Uplink) send(ctx context.Context, cm *autopaho.ConnectionManager, e outbox.Entry) error {
+// send publishes one operation and waits for its PUBACK; the caller
+// records the attempt.
+func (u *Uplink) send(ctx context.Context, cm *autopaho.ConnectionManager, e outbox.Entry, now time.Time) error {
 	op := protocol.Op{V: protocol.Version, ID: e.ID, Totem: u.o.Totem, Seq: e.Seq, Kind: e.Kind,
 		Payload: e.Payload, Created: e.Created, Expires: e.Expires}
 	b, err := protocol.Marshal(op)
 	if err != nil {
 		return err
 	}
-	now := time.Now()
 	u.mu.Lock()
 	u.inflight[e.ID] = sent{seq: e.Seq, at: now}
 	u.mu.Unlock()
@@ -388,9 +406,6 @@ func (u *Uplink) send(ctx context.Context, cm *autopaho.ConnectionManager, e out
 		delete(u.inflight, e.ID)
 		u.mu.Unlock()
 		return fmt.Errorf("publish op %d: %w", e.Seq, err)
-	}
-	if err := u.o.Outbox.MarkSent(e.ID, now); err != nil && !errors.Is(err, outbox.ErrNotFound) {
-		return err
 	}
 	u.log.Debug("op sent", "seq", e.Seq, "op_id", e.ID, "kind", e.Kind, "attempt", e.Attempts+1)
 	return nil

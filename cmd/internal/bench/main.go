@@ -22,6 +22,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -62,6 +63,7 @@ type config struct {
 	backlogs []int // drain backlogs
 	anchor   int   // backlog drained by both us and autopaho's file queue
 	timeout  time.Duration
+	profile  string
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -75,9 +77,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fl.StringVar(&backlogs, "backlogs", "1000,10000,100000", "drain backlogs, comma-separated")
 	fl.IntVar(&c.anchor, "anchor", 5000, "backlog drained by both us and autopaho queue/file")
 	fl.DurationVar(&c.timeout, "timeout", 4*time.Minute, "bound of each drain")
+	cpuprofile := fl.String("cpuprofile", "", "write a CPU profile of the drains to this file")
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
+	c.profile = *cpuprofile
 	for f := range strings.SplitSeq(backlogs, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || n <= 0 {
@@ -139,6 +143,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		sizes = append(sizes, c.anchor)
 	}
 	slices.Sort(sizes)
+	if c.profile != "" {
+		f, err := os.Create(c.profile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
 	for i, n := range sizes {
 		fmt.Fprintf(stderr, "bench: drain, backlog %d\n", n)
 		r, err := drainRun(ctx, filepath.Join(c.dir, fmt.Sprintf("drain-%d", i)), n, c.timeout)
@@ -158,6 +172,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			t.kv("drain_ops_s_"+k, r.opsPerSec)
 			t.kv("drain_cpu_us_per_op_"+k, r.cpuPerOp)
 		}
+	}
+	if c.profile != "" {
+		pprof.StopCPUProfile()
 	}
 	fmt.Fprintf(stderr, "bench: autopaho queue/file, backlog %d\n", c.anchor)
 	a, err := anchorRun(ctx, filepath.Join(c.dir, "autopaho"), c.anchor, c.timeout)
