@@ -37,8 +37,17 @@ type Options struct {
 	KeepAlive  time.Duration // default 30s
 	BackoffMin time.Duration // default 500ms
 	BackoffMax time.Duration // default 30s
-	// Window is how many operations may wait for their result at once.
+	// Window is how many operations may wait for their result at once
+	// (the in-flight window); it is kept below the broker's receive
+	// maximum so that the priority lane always has packet ids left.
 	Window int // default 256
+	// Rate and Burst are the token bucket of the backlog lane: at most
+	// Burst operations in a row, then Rate per second. Defaults
+	// DefaultRate and DefaultBurst; a negative Rate means no limit.
+	Rate  float64
+	Burst int
+	// Clock drives the token bucket; default the system clock.
+	Clock Clock
 	// ResendAfter is how long an operation waits for its result before
 	// it is sent again.
 	ResendAfter time.Duration // default 15s
@@ -70,9 +79,13 @@ type Uplink struct {
 	wake      chan struct{}
 	results   chan []byte // results waiting to be recorded
 
+	ops    *opQueue // the backlog lane's transmit queue
+	bucket *bucket  // paces the backlog lane; session goroutine only
+
 	mu       sync.Mutex
 	inflight map[string]sent // op id → when it was last sent on this connection
 	rewind   uint64          // when non-zero, resend from this seq
+	window   int             // Window within this connection's receive maximum
 	cm       *autopaho.ConnectionManager
 
 	cmds sync.WaitGroup
@@ -110,8 +123,17 @@ func New(o Options) *Uplink {
 	if o.TelemetryInterval == 0 {
 		o.TelemetryInterval = 30 * time.Second
 	}
+	if o.Rate == 0 {
+		o.Rate = DefaultRate
+	}
+	if o.Burst <= 0 {
+		o.Burst = DefaultBurst
+	}
+	if o.Clock == nil {
+		o.Clock = systemClock{}
+	}
 	return &Uplink{o: o, log: o.Logger, wake: make(chan struct{}, 1), results: make(chan []byte, 4096),
-		inflight: make(map[string]sent)}
+		inflight: make(map[string]sent), window: o.Window, ops: &opQueue{}, bucket: newBucket(o.Rate, o.Burst, o.Clock)}
 }
 
 // Connected reports whether the link is up.
@@ -146,16 +168,24 @@ func (u *Uplink) Run(ctx context.Context) error {
 		ServerUrls:                    []*url.URL{srv},
 		KeepAlive:                     uint16(u.o.KeepAlive / time.Second),
 		CleanStartOnInitialConnection: true,
-		ReconnectBackoff:              autopaho.NewExponentialBackoff(u.o.BackoffMin, u.o.BackoffMax, 2*u.o.BackoffMin, 2),
+		ReconnectBackoff:              backoff(u.o.BackoffMin, u.o.BackoffMax),
+		Queue:                         u.ops,
 		ConnectTimeout:                10 * time.Second,
 		ConnectUsername:               u.o.Username,
 		ConnectPassword:               []byte(u.o.Password),
 		WillMessage:                   &paho.WillMessage{Topic: protocol.Topic(u.o.Totem, protocol.LeafState), Payload: will, QoS: 1, Retain: true},
-		OnConnectionUp: func(cm *autopaho.ConnectionManager, _ *paho.Connack) {
-			u.log.Info("connected", "broker", srv.Host)
+		OnConnectionUp: func(cm *autopaho.ConnectionManager, ca *paho.Connack) {
+			var rm uint16
+			if ca != nil && ca.Properties != nil && ca.Properties.ReceiveMaximum != nil {
+				rm = *ca.Properties.ReceiveMaximum
+			}
+			w := opWindow(u.o.Window, rm)
+			u.log.Info("connected", "broker", srv.Host, "window", w)
+			u.ops.reset()
 			u.mu.Lock()
 			u.inflight = make(map[string]sent) // everything pending is sent again
 			u.rewind = 0
+			u.window = w
 			u.mu.Unlock()
 			u.conns.Add(1)
 			u.connected.Store(true)
@@ -163,6 +193,7 @@ func (u *Uplink) Run(ctx context.Context) error {
 		},
 		OnConnectionDown: func() bool {
 			u.connected.Store(false)
+			u.ops.reset()
 			u.log.Warn("disconnected")
 			u.poke()
 			return true
@@ -255,8 +286,15 @@ func (u *Uplink) session(ctx context.Context, cm *autopaho.ConnectionManager) {
 		reported := u.depth() // setup published the telemetry
 	drain:
 		for u.connected.Load() && u.conns.Load() == conn {
-			var err error
-			after, err = u.drain(ctx, cm, after)
+			var (
+				err    error
+				wait   time.Duration
+				tokens <-chan time.Time // the bucket has a token again
+			)
+			after, wait, err = u.drain(ctx, cm, after)
+			if wait > 0 {
+				tokens = u.o.Clock.After(wait)
+			}
 			if err != nil {
 				u.log.Warn("send failed", "err", err)
 				if !sleep(ctx, u.o.BackoffMin) {
@@ -275,6 +313,7 @@ func (u *Uplink) session(ctx context.Context, cm *autopaho.ConnectionManager) {
 			case <-ctx.Done():
 				break drain
 			case <-u.wake:
+			case <-tokens:
 			case <-u.o.Outbox.Notify():
 			case <-tick.C:
 				u.publishTelemetry(ctx, cm)
@@ -317,80 +356,62 @@ func (u *Uplink) setup(ctx context.Context, cm *autopaho.ConnectionManager) erro
 	return nil
 }
 
-// drain sends pending operations with seq > after while the window has
-// room, in order, and returns the last seq sent.
-func (u *Uplink) drain(ctx context.Context, cm *autopaho.ConnectionManager, after uint64) (uint64, error) {
+// drain queues pending operations with seq > after on the backlog lane,
+// in order, while the window has room and the bucket has tokens. It
+// returns the last seq queued and, when the bucket ran dry, how long until
+// it has a token again. The attempts of each round are recorded in one
+// outbox write.
+func (u *Uplink) drain(ctx context.Context, cm *autopaho.ConnectionManager, after uint64) (uint64, time.Duration, error) {
 	for {
 		u.mu.Lock()
 		if u.rewind > 0 {
 			after = u.rewind - 1
 			u.rewind = 0
 		}
-		room := u.o.Window - len(u.inflight)
+		room := u.window - len(u.inflight)
 		u.mu.Unlock()
 		if room <= 0 {
-			return after, nil
+			return after, 0, nil
 		}
-		entries, err := u.o.Outbox.Pending(after, room)
+		n, wait := u.bucket.take(room)
+		if n == 0 {
+			return after, wait, nil
+		}
+		entries, err := u.o.Outbox.Pending(after, n)
+		u.bucket.give(n - len(entries))
 		if err != nil {
-			return after, err
+			return after, 0, err
 		}
 		if len(entries) == 0 {
-			return after, nil
+			return after, 0, nil
 		}
-		// Publishes go out concurrently, a bounded number at a time: the
-		// hub reorders what arrives slightly out of order.
-		// The attempts are recorded together, in one outbox write, once
-		// the round's publishes are acknowledged.
-		var (
-			wg   sync.WaitGroup
-			sem  = make(chan struct{}, sendParallel)
-			errc = make(chan error, len(entries))
-			ok   = make([]bool, len(entries))
-			at   = time.Now()
-		)
-		for i, e := range entries {
-			sem <- struct{}{}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer func() { <-sem }()
-				if err := u.send(ctx, cm, e, at); err != nil {
-					errc <- err
-					return
-				}
-				ok[i] = true
-			}()
-		}
-		wg.Wait()
-		close(errc)
+		at := time.Now()
 		ids := make([]string, 0, len(entries))
-		for i, e := range entries {
-			if ok[i] {
-				ids = append(ids, e.ID)
+		for _, e := range entries {
+			if err = u.send(ctx, cm, e, at); err != nil {
+				u.bucket.give(len(entries) - len(ids))
+				break
 			}
+			ids = append(ids, e.ID)
+			after = e.Seq
 		}
 		if len(ids) > 0 {
-			if _, err := u.o.Outbox.MarkSentAll(ids, at); err != nil {
-				return after, err
+			if _, merr := u.o.Outbox.MarkSentAll(ids, at); merr != nil && err == nil {
+				err = merr
 			}
 		}
-		if err := <-errc; err != nil {
-			return after, err
+		if err != nil {
+			return after, 0, err
 		}
-		after = entries[len(entries)-1].Seq
 	}
 }
-
-// sendParallel bounds the publishes waiting for their PUBACK at once.
-const sendParallel = 64
 
 // recorders is how many results are written to the outbox at once; the
 // outbox commits concurrent writes together.
 const recorders = 64
 
-// send publishes one operation and waits for its PUBACK; the caller
-// records the attempt.
+// send queues one operation on the backlog lane; the caller records the
+// attempt.
 func (u *Uplink) send(ctx context.Context, cm *autopaho.ConnectionManager, e outbox.Entry, now time.Time) error {
 	op := protocol.Op{V: protocol.Version, ID: e.ID, Totem: u.o.Totem, Seq: e.Seq, Kind: e.Kind,
 		Payload: e.Payload, Created: e.Created, Expires: e.Expires}
@@ -401,7 +422,7 @@ func (u *Uplink) send(ctx context.Context, cm *autopaho.ConnectionManager, e out
 	u.mu.Lock()
 	u.inflight[e.ID] = sent{seq: e.Seq, at: now}
 	u.mu.Unlock()
-	if _, err := cm.Publish(ctx, &paho.Publish{Topic: protocol.Topic(u.o.Totem, protocol.LeafOp), QoS: 1, Payload: b}); err != nil {
+	if err := cm.PublishViaQueue(ctx, &autopaho.QueuePublish{Publish: &paho.Publish{Topic: protocol.Topic(u.o.Totem, protocol.LeafOp), QoS: 1, Payload: b}}); err != nil {
 		u.mu.Lock()
 		delete(u.inflight, e.ID)
 		u.mu.Unlock()
