@@ -164,13 +164,6 @@ func (q *opQueue) reset() {
 	q.items = q.items[:0]
 }
 
-// len is how many PUBLISHes wait to be written.
-func (q *opQueue) len() int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return len(q.items)
-}
-
 // remove drops the entry with id if it is still the oldest (a reset may
 // have dropped it while it was being sent).
 func (q *opQueue) remove(id uint64) error {
