@@ -129,11 +129,17 @@ func (q *opQueue) Wait() chan struct{} {
 	return c
 }
 
-// Enqueue adds a serialised PUBLISH.
+// Enqueue adds a serialised PUBLISH. A *bytes.Buffer (what
+// PublishViaQueue hands over, then drops) is taken without a copy.
 func (q *opQueue) Enqueue(r io.Reader) error {
-	b, err := io.ReadAll(r)
-	if err != nil {
-		return err
+	var b []byte
+	if bb, ok := r.(*bytes.Buffer); ok {
+		b = bb.Bytes()
+	} else {
+		var err error
+		if b, err = io.ReadAll(r); err != nil {
+			return err
+		}
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()

@@ -22,6 +22,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -32,6 +33,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/aslcns/totem/cmd/internal/cli"
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/cms/refcms"
 	"github.com/aslcns/totem/sync/broker"
@@ -47,6 +49,7 @@ import (
 )
 
 func main() {
+	cli.TuneGC() // as the programs do
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
@@ -78,10 +81,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fl.IntVar(&c.anchor, "anchor", 5000, "backlog drained by both us and autopaho queue/file")
 	fl.DurationVar(&c.timeout, "timeout", 4*time.Minute, "bound of each drain")
 	cpuprofile := fl.String("cpuprofile", "", "write a CPU profile of the drains to this file")
+	memprofile := fl.String("memprofile", "", "write an allocation profile of the whole run to this file")
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
 	c.profile = *cpuprofile
+	if *memprofile != "" {
+		defer func() {
+			if f, err := os.Create(*memprofile); err == nil {
+				pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
+	}
 	for f := range strings.SplitSeq(backlogs, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || n <= 0 {
@@ -98,7 +110,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		c.dir = d
 	}
 	t := &table{}
-	fmt.Fprintf(stderr, "bench: stores in %s, GOMAXPROCS %d\n", c.dir, runtime.GOMAXPROCS(0))
+	gc := debug.SetGCPercent(-1) // reads it (and stops the collector: put it back)
+	debug.SetGCPercent(gc)
+	fmt.Fprintf(stderr, "bench: stores in %s, GOMAXPROCS %d, GOGC %d, memory limit %d MiB\n", c.dir,
+		runtime.GOMAXPROCS(0), gc, debug.SetMemoryLimit(-1)>>20)
 
 	// Durable enqueue.
 	for _, producers := range []int{1, 16} {
