@@ -40,7 +40,7 @@ type Options struct {
 	// Window is how many operations may wait for their result at once
 	// (the in-flight window); it is kept below the broker's receive
 	// maximum so that the priority lane always has packet ids left.
-	Window int // default 256
+	Window int // default 1024
 	// Rate and Burst are the token bucket of the backlog lane: at most
 	// Burst operations in a row, then Rate per second. Defaults
 	// DefaultRate and DefaultBurst; a negative Rate means no limit.
@@ -115,7 +115,7 @@ func New(o Options) *Uplink {
 		o.BackoffMax = 30 * time.Second
 	}
 	if o.Window == 0 {
-		o.Window = 256
+		o.Window = 1024
 	}
 	if o.ResendAfter == 0 {
 		o.ResendAfter = 15 * time.Second
