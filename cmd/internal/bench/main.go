@@ -178,6 +178,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		what := fmt.Sprintf("drain end to end, backlog %d", n)
 		t.add(what, "ops/s", r.opsPerSec, "applied by the hub and answered (outbox done)")
 		t.add(what, "CPU µs/op", r.cpuPerOp, "whole process: totem, broker, hub, CMS")
+		t.add(what, "ms to connect / to first result", r.connectMs, fmt.Sprintf("first result after %.1f ms (window fill)", r.firstMs))
 		t.add(what, "totem commits/op", r.totemCommits, "outbox: MarkSent + Record")
 		t.add(what, "hub commits/op", r.hubCommits, "CMS ApplyBatch")
 		t.add(what, "bytes written/op", r.bytesPerOp, "drain only: outbox sent/done + CMS")
@@ -440,6 +441,7 @@ func newWorld(totems ...string) (*world, error) {
 type drainResult struct {
 	opsPerSec, cpuPerOp, bytesPerOp, prefillBytes float64
 	totemCommits, hubCommits                      float64
+	connectMs, firstMs                            float64 // from the uplink's start
 	duplicates                                    int64
 }
 
@@ -517,11 +519,18 @@ func drainRun(ctx context.Context, dir string, n int, timeout time.Duration) (dr
 	up := uplink.New(uplink.Options{Totem: totem, URL: w.srv.URL(), Username: tc.Username, Password: tc.Password, Outbox: box})
 	go func() { done <- up.Run(hctx) }()
 	var stuck error
+	var connected, first time.Duration
 	for {
 		q, err := box.Stats()
 		if err != nil {
 			stuck = err
 			break
+		}
+		if connected == 0 && up.Connected() {
+			connected = time.Since(m.at)
+		}
+		if first == 0 && q.Depth < n {
+			first = time.Since(m.at)
 		}
 		if q.Depth == 0 {
 			break
@@ -533,6 +542,7 @@ func drainRun(ctx context.Context, dir string, n int, timeout time.Duration) (dr
 		time.Sleep(2 * time.Millisecond)
 	}
 	secs, cpu, bytesOp := m.since(n)
+	r.connectMs, r.firstMs = float64(connected.Microseconds())/1000, float64(first.Microseconds())/1000
 	r.opsPerSec, r.cpuPerOp, r.bytesPerOp = float64(n)/secs, cpu, bytesOp
 	r.totemCommits = float64(box.Commits()-c0) / float64(n)
 	r.hubCommits = float64(h.Stats().Batches.Load()-b0) / float64(n)
