@@ -14,6 +14,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -82,7 +83,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fl.DurationVar(&c.timeout, "timeout", 4*time.Minute, "bound of each drain")
 	cpuprofile := fl.String("cpuprofile", "", "write a CPU profile of the drains to this file")
 	memprofile := fl.String("memprofile", "", "write an allocation profile of the whole run to this file")
-	if err := fl.Parse(args); err != nil {
+	if err := fl.Parse(args); errors.Is(err, flag.ErrHelp) {
+		return nil
+	} else if err != nil {
 		return err
 	}
 	c.profile = *cpuprofile
