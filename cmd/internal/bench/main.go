@@ -217,7 +217,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	spread := (hi - lo) / hi * 100
 	t.add(fmt.Sprintf("drain spread %d…%d", sizes[0], sizes[len(sizes)-1]), "% (max-min)/max", spread, "must be ≤ 20")
 	t.kv("drain_spread_pct", spread)
-	lifecycle := drains[c.backlogs[len(c.backlogs)/2]]
+	mid := c.backlogs[len(c.backlogs)/2]
+	lifecycle := drains[mid]
+	t.add(fmt.Sprintf("whole life, backlog %d", mid), "bytes written/op", lifecycle.prefillBytes+lifecycle.bytesPerOp,
+		"prefill (64 producers) + drain: totem outbox and hub CMS together")
 	t.kv("bytes_per_op_lifecycle", lifecycle.prefillBytes+lifecycle.bytesPerOp)
 
 	t.print(stdout)
