@@ -215,6 +215,9 @@ func (o *Outbox) shed(tx *bolt.Tx, b *batch, n int) (int, error) {
 			if err := pending.Delete(key); err != nil {
 				return done, err
 			}
+			if err := dropSent(tx, key); err != nil {
+				return done, err
+			}
 			if err := addCounter(tx, keyDepth, -1); err != nil {
 				return done, err
 			}

@@ -20,6 +20,10 @@
 //	done        8-byte big-endian seq → entry (JSON object)
 //	quarantine  8-byte big-endian seq → entry (JSON object with a reason)
 //	telemetry   8-byte big-endian seq → stored size: pending entries that may be shed
+//	sent        8-byte big-endian seq → 4-byte attempts, 8-byte unix nanoseconds of the
+//	            last: sends recorded apart from a pending entry's record, so that
+//	            recording a send never rewrites the record; added to the record's own
+//	            Attempts when read, folded into the record whenever it is rewritten
 //	index       16-byte raw id        → 8-byte big-endian seq (ids of older versions only)
 //	seq         its NextSequence gives sequence numbers; keys "depth",
 //	            "quarantined", "shed" are counters, "salt" the id prefix
@@ -79,6 +83,7 @@ var (
 	bucketDone       = []byte("done")
 	bucketQuarantine = []byte("quarantine")
 	bucketTelemetry  = []byte("telemetry")
+	bucketSent       = []byte("sent")
 	bucketIndex      = []byte("index")
 	bucketSeq        = []byte("seq")
 	bucketMeta       = []byte("meta")
@@ -89,7 +94,7 @@ var (
 	keySalt        = []byte("salt")        // in bucketSeq: 8 random bytes, the id prefix
 )
 
-var allBuckets = [][]byte{bucketPending, bucketDone, bucketQuarantine, bucketTelemetry, bucketIndex, bucketSeq, bucketMeta}
+var allBuckets = [][]byte{bucketPending, bucketDone, bucketQuarantine, bucketTelemetry, bucketIndex, bucketSeq, bucketMeta, bucketSent}
 
 // DefaultTimeout is how long Open waits for the file lock by default.
 const DefaultTimeout = 2 * time.Second
@@ -593,7 +598,7 @@ func (o *Outbox) Pending(after uint64, max int) ([]Entry, error) {
 	err := o.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketPending).Cursor()
 		for k, v := c.Seek(seqKey(after + 1)); k != nil && len(out) < max; k, v = c.Next() {
-			seq, r, err := decodeRecord(k, v)
+			seq, r, err := decodeIn(tx, k, v)
 			if err != nil {
 				bad = append(bad, lapse{seq, ReasonCorrupt})
 				continue
@@ -666,6 +671,16 @@ func (o *Outbox) MarkSentAll(ids []string, at time.Time) (int, error) {
 	err := o.do(func(tx *bolt.Tx, _ *batch) error {
 		n = 0
 		for _, id := range ids {
+			// A pending entry's send is recorded apart, without reading
+			// or rewriting its record, unless poison detection needs the
+			// count on the record.
+			if key := o.ownKey(id); key != nil && o.maxAttempts <= 0 && tx.Bucket(bucketPending).Get(key) != nil {
+				if err := addSent(tx, key, at); err != nil {
+					return err
+				}
+				n++
+				continue
+			}
 			seq, r, b, err := o.lookup(tx, id)
 			if errors.Is(err, ErrNotFound) {
 				continue
@@ -944,12 +959,60 @@ func (o *Outbox) entry(seq uint64, r *record, in []byte) (Entry, error) {
 	return e, nil
 }
 
+// putRecord stores r, which holds every send recorded for it (read with
+// decodeIn): the sends recorded apart are dropped.
 func putRecord(b *bolt.Bucket, seq uint64, r *record) error {
 	val, err := json.Marshal(r)
 	if err != nil {
 		return err
 	}
+	if err := dropSent(b.Tx(), seqKey(seq)); err != nil {
+		return err
+	}
 	return b.Put(seqKey(seq), val)
+}
+
+// decodeIn is decodeRecord with the sends recorded apart added in.
+func decodeIn(tx *bolt.Tx, key, val []byte) (uint64, record, error) {
+	seq, r, err := decodeRecord(key, val)
+	if err == nil {
+		n, at := sentOf(tx, key)
+		r.Attempts += n
+		if at.After(r.LastSent) {
+			r.LastSent = at
+		}
+	}
+	return seq, r, err
+}
+
+// sentOf returns the sends recorded apart for the entry at key. A value
+// of the wrong size counts as none.
+func sentOf(tx *bolt.Tx, key []byte) (int, time.Time) {
+	b := tx.Bucket(bucketSent)
+	if b == nil {
+		return 0, time.Time{}
+	}
+	v := b.Get(key)
+	if len(v) != 12 {
+		return 0, time.Time{}
+	}
+	return int(binary.BigEndian.Uint32(v)), time.Unix(0, int64(binary.BigEndian.Uint64(v[4:])))
+}
+
+// addSent records one more send of the entry at key, at.
+func addSent(tx *bolt.Tx, key []byte, at time.Time) error {
+	n, _ := sentOf(tx, key)
+	v := binary.BigEndian.AppendUint32(make([]byte, 0, 12), uint32(n+1))
+	v = binary.BigEndian.AppendUint64(v, uint64(at.UnixNano()))
+	return tx.Bucket(bucketSent).Put(key, v)
+}
+
+// dropSent forgets the sends recorded apart for the entry at key.
+func dropSent(tx *bolt.Tx, key []byte) error {
+	if b := tx.Bucket(bucketSent); b != nil {
+		return b.Delete(key)
+	}
+	return nil
 }
 
 // lookup finds the entry with id and the bucket holding it. Errors are
@@ -967,7 +1030,7 @@ func (o *Outbox) lookup(tx *bolt.Tx, id string) (uint64, record, []byte, error) 
 	}
 	for _, name := range [][]byte{bucketPending, bucketDone, bucketQuarantine} {
 		if v := tx.Bucket(name).Get(key); v != nil {
-			seq, r, err := decodeRecord(key, v)
+			seq, r, err := decodeIn(tx, key, v)
 			if err == nil && r.ID != id {
 				return 0, record{}, nil, ErrNotFound
 			}
@@ -978,6 +1041,16 @@ func (o *Outbox) lookup(tx *bolt.Tx, id string) (uint64, record, []byte, error) 
 		return 0, record{}, nil, ErrNotFound // purged, shed or never assigned
 	}
 	return 0, record{}, nil, fmt.Errorf("index names missing entry %x", key)
+}
+
+// ownKey is the key of an id this database assigned (salt and seq), or
+// nil.
+func (o *Outbox) ownKey(id string) []byte {
+	raw, err := hex.DecodeString(id)
+	if err != nil || len(raw) != 16 || strings.ToLower(id) != id || !bytes.Equal(raw[:8], o.salt[:]) {
+		return nil
+	}
+	return raw[8:]
 }
 
 // dropIndex removes the index key of an id from an older version.

@@ -359,6 +359,83 @@ func TestMarkSentAll(t *testing.T) {
 	}
 }
 
+// Sends recorded apart from the record survive a reopen, are counted
+// once when the entry is done, and are forgotten by a requeue.
+func TestMarkSentAllKeptApart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "outbox.db")
+	o := open(t, path)
+	a, b := enqueue(t, o, 1), enqueue(t, o, 2)
+	at1 := time.Date(2025, 3, 1, 11, 0, 0, 0, time.UTC)
+	at2 := at1.Add(time.Minute)
+	for _, at := range []time.Time{at1, at2} {
+		if n, err := o.MarkSentAll([]string{a.ID, b.ID}, at); err != nil || n != 2 {
+			t.Fatalf("MarkSentAll = %d, %v", n, err)
+		}
+	}
+	if err := o.Close(); err != nil {
+		t.Fatal(err)
+	}
+	o = open(t, path)
+	defer o.Close()
+	p, err := o.Pending(0, 10)
+	if err != nil || len(p) != 2 {
+		t.Fatalf("pending after reopen = %+v, %v", p, err)
+	}
+	for _, e := range p {
+		if e.Attempts != 2 || !e.LastSent.Equal(at2) {
+			t.Fatalf("after reopen: seq %d attempts %d last sent %v; want 2 at %v", e.Seq, e.Attempts, e.LastSent, at2)
+		}
+	}
+	if _, err := o.Record(result(a, protocol.TransportReceived, protocol.ProcessingAccepted)); err != nil {
+		t.Fatal(err)
+	}
+	if g, _ := o.Get(a.ID); !g.Done || g.Attempts != 2 || !g.LastSent.Equal(at2) {
+		t.Fatalf("done entry: attempts %d last sent %v; want 2 at %v (counted once)", g.Attempts, g.LastSent, at2)
+	}
+	if r, _ := o.Recent(10); len(r) != 2 || r[0].Attempts != 2 || r[1].Attempts != 2 {
+		t.Fatalf("send log: %+v", r)
+	}
+	// A non-final result rewrites the record: the sends stay counted once.
+	if _, err := o.Record(result(b, protocol.TransportReceived, protocol.ProcessingPending)); err != nil {
+		t.Fatal(err)
+	}
+	if g, _ := o.Get(b.ID); g.Done || g.Attempts != 2 {
+		t.Fatalf("after a non-final result: attempts %d, want 2", g.Attempts)
+	}
+	if _, err := o.MarkSentAll([]string{b.ID}, at2.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if g, _ := o.Get(b.ID); g.Attempts != 3 {
+		t.Fatalf("third send: attempts %d, want 3", g.Attempts)
+	}
+}
+
+func TestMarkSentAllThenQuarantineAndRequeue(t *testing.T) {
+	clk := &clock{t: t0}
+	o := openWith(t, dbPath(t), &outbox.Options{Now: clk.Now})
+	e, err := o.Enqueue("consent", []byte(`{}`), t0, t0.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := o.MarkSentAll([]string{e.ID}, t0); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(2 * time.Minute)
+	if _, err := o.Sweep(clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	q, err := o.Quarantined(10)
+	if err != nil || len(q) != 1 || q[0].Attempts != 1 || q[0].Quarantine != outbox.ReasonExpired {
+		t.Fatalf("quarantined = %+v, %v", q, err)
+	}
+	if err := o.Requeue(e.ID); err != nil {
+		t.Fatal(err)
+	}
+	if g, _ := o.Get(e.ID); g.Attempts != 0 || g.Quarantine != "" {
+		t.Fatalf("requeued: attempts %d, quarantine %q; want 0 and none", g.Attempts, g.Quarantine)
+	}
+}
+
 func TestMarkSentAllPoison(t *testing.T) {
 	o := openWith(t, dbPath(t), &outbox.Options{MaxAttempts: 2})
 	a, b := enqueue(t, o, 1), enqueue(t, o, 2)
