@@ -57,15 +57,18 @@ func (o *Outbox) committer() {
 	batch := make([]*request, 0, maxBatch)
 	for r := range o.reqs {
 		batch = append(batch[:0], r)
-		// Take what is queued; then yield once so that producers just
-		// answered by the previous commit, runnable but not yet running,
-		// can queue their next request and share this commit. Every commit
+		// Take what is queued; then yield (twice: with 16 producers on
+		// two CPUs, 12.5 → 14-15 requests per commit) so that producers
+		// just answered by the previous commit, runnable but not yet
+		// running, can queue their next request and share this commit. Every commit
 		// rewrites the meta page, the root and the branch pages: the more
 		// requests share it, the fewer bytes and fsyncs per operation.
 		batch = o.gather(batch)
-		if len(batch) < maxBatch {
-			runtime.Gosched()
-			batch = o.gather(batch)
+		for range 2 {
+			if len(batch) < maxBatch {
+				runtime.Gosched()
+				batch = o.gather(batch)
+			}
 		}
 		o.commit(batch)
 		if u, err := o.readUsage(); err == nil {
