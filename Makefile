@@ -8,7 +8,7 @@ PKGS        := ./...
 # with a stub reader (the simulated one still works).
 TAGS        := $(shell test -e /usr/include/PCSC/winscard.h && echo pcsc)
 
-.PHONY: all build run demo test check lint vet race cross fuzz deps clean
+.PHONY: all build run demo test check lint vet race cross fuzz bench deps clean
 
 all: build
 
@@ -55,6 +55,10 @@ fuzz:
 	$(GO) test ./sync/cmdsig -run '^$$' -fuzz FuzzVerify -fuzztime 30s
 	$(GO) test ./sync/broker -run '^$$' -fuzz FuzzAllowed -fuzztime 30s
 	$(GO) test ./config -run '^$$' -fuzz FuzzLoad -fuzztime 30s -fuzzminimizetime 0
+
+## bench: one run of the sync benchmarks (enqueue, drain at 1k/10k/100k, autopaho file queue anchor): a table, then key=value figures
+bench:
+	$(GO) run ./cmd/internal/bench $(BENCHFLAGS)
 
 clean:
 	rm -rf $(BIN) state

@@ -22,6 +22,7 @@ type pcscCards struct {
 	r      *pcsc.Reader
 	cancel context.CancelFunc
 	in     *vcard.Card
+	count  int // pcscd's event counter when in was seen
 }
 
 func newSceneCards(t *testing.T, log *slog.Logger) sceneCards {
@@ -49,20 +50,24 @@ func (c *pcscCards) insert(ctx context.Context, name string) {
 	if err := c.d.Insert(ctx, 0, c.in); err != nil {
 		c.t.Fatal(err)
 	}
+	var err error
+	if c.count, err = c.d.AwaitPresent(ctx, pcsctest.Reader0); err != nil {
+		c.t.Fatal(err)
+	}
 }
 
-// remove takes the card out and gives pcscd's poll (every 400 ms) the
-// time to see the slot empty, as a hand would: a card inserted sooner
-// would go unannounced (see pcsctest.AwaitRemoval).
+// remove takes the card out and waits until pcscd's poll saw the slot
+// empty, as a hand is slow enough to allow: a card inserted sooner would go
+// unannounced (see pcsctest.AwaitRemoval).
 func (c *pcscCards) remove(ctx context.Context) {
+	c.t.Helper()
 	if c.in == nil {
 		return
 	}
 	c.in.Remove()
 	c.in = nil
-	select {
-	case <-ctx.Done():
-	case <-time.After(600 * time.Millisecond):
+	if err := c.d.AwaitRemoval(ctx, pcsctest.Reader0, c.count); err != nil {
+		c.t.Fatal(err)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -251,15 +252,20 @@ func TestHelperTotem(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	up := uplink.New(uplink.Options{Totem: totemID, URL: os.Getenv("FAULTS_URL"), Username: totemID,
 		Password: os.Getenv("FAULTS_PASSWORD"), Outbox: box, BackoffMin: 20 * time.Millisecond,
-		BackoffMax: 200 * time.Millisecond, ResendAfter: time.Second})
+		BackoffMax: 200 * time.Millisecond, ResendAfter: time.Second,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))})
 	go up.Run(ctx)
 	w := bufio.NewWriter(os.Stdout)
 	if os.Getenv("FAULTS_HELPER") == "drain" {
-		for {
-			if q, err := box.Stats(); err == nil && q.Depth == 0 {
+		for i := 0; ; i++ {
+			q, err := box.Stats()
+			if err == nil && q.Depth == 0 {
 				cancel()
 				fmt.Println("DRAINED")
 				os.Exit(0)
+			}
+			if i%50 == 0 { // every second: what is left, for a failure's log
+				fmt.Fprintf(os.Stderr, "drain: %+v %v connected=%v\n", q, err, up.Connected())
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
@@ -281,6 +287,28 @@ func TestHelperTotem(t *testing.T) {
 	os.Exit(0)
 }
 
+// tailBuffer keeps the last 16 KiB written to it.
+type tailBuffer struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, p...)
+	if over := len(t.b) - 16<<10; over > 0 {
+		t.b = append(t.b[:0], t.b[over:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.b)
+}
+
 // runTotem starts the helper process; kill, when positive, SIGKILLs it
 // after that long. It returns the ids it acknowledged.
 func runTotem(t *testing.T, c *central, box, mode string, kill time.Duration) []string {
@@ -292,7 +320,8 @@ func runTotem(t *testing.T, c *central, box, mode string, kill time.Duration) []
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Stderr = io.Discard
+	var stderr tailBuffer
+	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -320,7 +349,7 @@ func runTotem(t *testing.T, c *central, box, mode string, kill time.Duration) []
 	}
 	cmd.Wait()
 	if mode == "drain" && !drained {
-		t.Fatal("the totem never drained its outbox")
+		t.Fatalf("the totem never drained its outbox; its log ends:\n%s", stderr.String())
 	}
 	return ids
 }

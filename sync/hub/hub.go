@@ -77,6 +77,7 @@ type Stats struct {
 	Gaps       atomic.Int64 // operations refused for a sequence gap
 	Malformed  atomic.Int64 // payloads refused
 	Dropped    atomic.Int64 // operations dropped, queue full
+	Batches    atomic.Int64 // batches handed to the backend (one commit each for a BatchBackend)
 }
 
 // New returns a hub; it does nothing until Run.
@@ -275,6 +276,7 @@ func (h *Hub) worker(ctx context.Context, cm *autopaho.ConnectionManager) {
 		}
 		outs, err := h.apply(ctx, batch)
 		var refused []cms.Transmission // for the send log
+		answers := make([]outgoing, 0, len(batch))
 		for i, p := range batch {
 			res := &protocol.Result{V: protocol.Version, OpID: p.op.ID, Seq: p.op.Seq}
 			switch {
@@ -298,17 +300,21 @@ func (h *Hub) worker(ctx context.Context, cm *autopaho.ConnectionManager) {
 				h.outcome(p.op, outs[i], res)
 			}
 			delete(held, p.op.ID)
-			select {
-			case results <- outgoing{p.op.Totem, res}:
-			case <-ctx.Done():
-				return
-			}
+			answers = append(answers, outgoing{p.op.Totem, res})
 		}
 		if sl, ok := h.o.Backend.(cms.SendLogger); ok && len(refused) > 0 {
 			// Gaps are rare (the reorder window absorbs most): their own
-			// commit, after the answers went out.
+			// commit, before the answers go out, so that a technician who
+			// saw a refusal finds it in the send log.
 			if err := sl.LogRefused(refused); err != nil {
 				h.log.Warn("send log: refusals not recorded", "n", len(refused), "err", err)
+			}
+		}
+		for _, a := range answers {
+			select {
+			case results <- a:
+			case <-ctx.Done():
+				return
 			}
 		}
 	}
@@ -412,6 +418,7 @@ func (h *Hub) apply(ctx context.Context, batch []pending) ([]cms.Outcome, error)
 		ops[i] = cms.Op{ID: o.ID, Totem: o.Totem, Seq: o.Seq, Kind: o.Kind, Payload: o.Payload,
 			Created: o.Created, Expires: o.Expires, Received: now, Stamp: stampOf(o.Stamp)}
 	}
+	h.stats.Batches.Add(1)
 	if bb, ok := h.o.Backend.(cms.BatchBackend); ok {
 		return bb.ApplyBatch(ctx, ops)
 	}

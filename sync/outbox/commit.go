@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"runtime"
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
@@ -58,16 +59,17 @@ func (o *Outbox) committer() {
 	batch := make([]*request, 0, maxBatch)
 	for r := range o.reqs {
 		batch = append(batch[:0], r)
-	fill:
-		for len(batch) < maxBatch {
-			select {
-			case r, ok := <-o.reqs:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, r)
-			default:
-				break fill
+		// Take what is queued; then yield (twice: with 16 producers on
+		// two CPUs, 12.5 → 14-15 requests per commit) so that producers
+		// just answered by the previous commit, runnable but not yet
+		// running, can queue their next request and share this commit. Every commit
+		// rewrites the meta page, the root and the branch pages: the more
+		// requests share it, the fewer bytes and fsyncs per operation.
+		batch = o.gather(batch)
+		for range 2 {
+			if len(batch) < maxBatch {
+				runtime.Gosched()
+				batch = o.gather(batch)
 			}
 		}
 		o.commit(batch)
@@ -77,6 +79,22 @@ func (o *Outbox) committer() {
 		}
 		clear(batch)
 	}
+}
+
+// gather appends to batch the requests already queued, up to maxBatch.
+func (o *Outbox) gather(batch []*request) []*request {
+	for len(batch) < maxBatch {
+		select {
+		case r, ok := <-o.reqs:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, r)
+		default:
+			return batch
+		}
+	}
+	return batch
 }
 
 // commit applies reqs in one transaction and answers each. If the
@@ -239,6 +257,9 @@ func (o *Outbox) shed(tx *bolt.Tx, b *batch, n int) (int, error) {
 				return done, err
 			}
 			b.added += footprint(17 + len(ReasonShed))
+			if err := dropSent(tx, key); err != nil {
+				return done, err
+			}
 			if err := addCounter(tx, keyDepth, -1); err != nil {
 				return done, err
 			}

@@ -30,6 +30,10 @@
 //	done        8-byte big-endian seq → entry (JSON object)
 //	quarantine  8-byte big-endian seq → entry (JSON object with a reason)
 //	telemetry   8-byte big-endian seq → stored size: pending entries that may be shed
+//	sent        8-byte big-endian seq → 4-byte attempts, 8-byte unix nanoseconds of the
+//	            last: sends recorded apart from a pending entry's record, so that
+//	            recording a send never rewrites the record; added to the record's own
+//	            Attempts when read, folded into the record whenever it is rewritten
 //	index       16-byte raw id        → 8-byte big-endian seq (ids of older versions only)
 //	seq         its NextSequence gives sequence numbers; keys "depth",
 //	            "quarantined", "shed", "voids" are counters ("depth"
@@ -56,6 +60,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -90,6 +95,7 @@ var (
 	bucketDone       = []byte("done")
 	bucketQuarantine = []byte("quarantine")
 	bucketTelemetry  = []byte("telemetry")
+	bucketSent       = []byte("sent")
 	bucketIndex      = []byte("index")
 	bucketSeq        = []byte("seq")
 	bucketMeta       = []byte("meta")
@@ -101,7 +107,7 @@ var (
 	keyVoids       = []byte("voids")       // in bucketSeq: number of voids in pending
 )
 
-var allBuckets = [][]byte{bucketPending, bucketDone, bucketQuarantine, bucketTelemetry, bucketIndex, bucketSeq, bucketMeta}
+var allBuckets = [][]byte{bucketPending, bucketDone, bucketQuarantine, bucketTelemetry, bucketIndex, bucketSeq, bucketMeta, bucketSent}
 
 // DefaultTimeout is how long Open waits for the file lock by default.
 const DefaultTimeout = 2 * time.Second
@@ -520,6 +526,10 @@ func (o *Outbox) Close() error {
 	return nil
 }
 
+// Commits returns how many write transactions (each one fdatasync of
+// the pages and one of the meta page) the outbox committed since Open.
+func (o *Outbox) Commits() int64 { return o.commits.Load() }
+
 // Notify returns a channel that receives (non-blocking, capacity 1) after
 // each successful Enqueue, so the uplink can wake up.
 func (o *Outbox) Notify() <-chan struct{} { return o.notify }
@@ -643,7 +653,7 @@ func (o *Outbox) Pending(after uint64, max int) ([]Entry, error) {
 	err := o.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketPending).Cursor()
 		for k, v := c.Seek(seqKey(after + 1)); k != nil && len(out) < max; k, v = c.Next() {
-			seq, r, err := decodeRecord(k, v)
+			seq, r, err := decodeIn(tx, k, v)
 			if err != nil {
 				bad = append(bad, lapse{seq, ReasonCorrupt})
 				continue
@@ -745,6 +755,58 @@ func (o *Outbox) MarkSent(id string, at time.Time) error {
 	return nil
 }
 
+// MarkSentAll is MarkSent for several entries sent at the same time, in
+// one request to the committer. Ids the outbox does not hold are skipped;
+// it returns how many entries it updated.
+func (o *Outbox) MarkSentAll(ids []string, at time.Time) (int, error) {
+	at = at.Round(0)
+	var n int
+	err := o.do(func(tx *bolt.Tx, _ *batch) error {
+		n = 0
+		for _, id := range ids {
+			// A pending entry's send is recorded apart, without reading
+			// or rewriting its record, unless poison detection needs the
+			// count on the record.
+			if key := o.ownKey(id); key != nil && o.maxAttempts <= 0 && tx.Bucket(bucketPending).Get(key) != nil {
+				if err := addSent(tx, key, at); err != nil {
+					return err
+				}
+				n++
+				continue
+			}
+			seq, r, b, err := o.lookup(tx, id)
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return reject(fmt.Errorf("%s: %w", id, err))
+			}
+			r.Attempts++
+			r.LastSent = at
+			if bytes.Equal(b, bucketPending) && o.maxAttempts > 0 && r.Attempts >= o.maxAttempts {
+				err = o.moveToQuarantine(tx, seq, &r, ReasonPoison, o.now())
+			} else {
+				err = putRecord(tx.Bucket(b), seq, &r)
+			}
+			if err != nil {
+				return err
+			}
+			n++
+		}
+		if n == 0 {
+			return reject(errUnchanged)
+		}
+		return nil
+	})
+	if errors.Is(err, errUnchanged) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("outbox: mark sent: %w", err)
+	}
+	return n, nil
+}
+
 // errUnchanged rejects a request that had nothing to write.
 var errUnchanged = errors.New("unchanged")
 
@@ -759,16 +821,13 @@ func (o *Outbox) Record(res *protocol.Result) (Entry, error) {
 	if res == nil {
 		return Entry{}, errors.New("outbox: record: nil result")
 	}
-	stored, err := json.Marshal(res) // a private copy
-	if err != nil {
-		return Entry{}, fmt.Errorf("outbox: record %s: %w", res.OpID, err)
-	}
+	stored := cloneResult(res) // a private copy
 	var (
 		seq uint64
 		r   record
 		in  []byte
 	)
-	err = o.do(func(tx *bolt.Tx, _ *batch) error {
+	err := o.do(func(tx *bolt.Tx, _ *batch) error {
 		var err error
 		seq, r, in, err = o.lookup(tx, res.OpID)
 		if err != nil {
@@ -798,10 +857,7 @@ func (o *Outbox) Record(res *protocol.Result) (Entry, error) {
 			}
 			return addCounter(tx, keyVoids, -1)
 		}
-		r.Result = new(protocol.Result)
-		if err := json.Unmarshal(stored, r.Result); err != nil {
-			return reject(err)
-		}
+		r.Result = stored
 		if !res.Final() {
 			return putRecord(tx.Bucket(in), seq, &r)
 		}
@@ -895,6 +951,14 @@ func (o *Outbox) Adopt(res *protocol.Result) (before, after Entry, err error) {
 	after, _ = o.entry(seq, &r, in)
 	after.Payload = nil
 	return before, after, nil
+}
+
+// cloneResult is a deep copy of res: the caller keeps its own.
+func cloneResult(res *protocol.Result) *protocol.Result {
+	c := *res
+	c.Processing.Errors = slices.Clone(res.Processing.Errors)
+	c.Data = bytes.Clone(res.Data)
+	return &c
 }
 
 // Get returns the entry with id, pending, done or quarantined. If its
@@ -1117,12 +1181,60 @@ func (o *Outbox) entry(seq uint64, r *record, in []byte) (Entry, error) {
 	return e, nil
 }
 
+// putRecord stores r, which holds every send recorded for it (read with
+// decodeIn): the sends recorded apart are dropped.
 func putRecord(b *bolt.Bucket, seq uint64, r *record) error {
 	val, err := json.Marshal(r)
 	if err != nil {
 		return err
 	}
+	if err := dropSent(b.Tx(), seqKey(seq)); err != nil {
+		return err
+	}
 	return b.Put(seqKey(seq), val)
+}
+
+// decodeIn is decodeRecord with the sends recorded apart added in.
+func decodeIn(tx *bolt.Tx, key, val []byte) (uint64, record, error) {
+	seq, r, err := decodeRecord(key, val)
+	if err == nil {
+		n, at := sentOf(tx, key)
+		r.Attempts += n
+		if at.After(r.LastSent) {
+			r.LastSent = at
+		}
+	}
+	return seq, r, err
+}
+
+// sentOf returns the sends recorded apart for the entry at key. A value
+// of the wrong size counts as none.
+func sentOf(tx *bolt.Tx, key []byte) (int, time.Time) {
+	b := tx.Bucket(bucketSent)
+	if b == nil {
+		return 0, time.Time{}
+	}
+	v := b.Get(key)
+	if len(v) != 12 {
+		return 0, time.Time{}
+	}
+	return int(binary.BigEndian.Uint32(v)), time.Unix(0, int64(binary.BigEndian.Uint64(v[4:])))
+}
+
+// addSent records one more send of the entry at key, at.
+func addSent(tx *bolt.Tx, key []byte, at time.Time) error {
+	n, _ := sentOf(tx, key)
+	v := binary.BigEndian.AppendUint32(make([]byte, 0, 12), uint32(n+1))
+	v = binary.BigEndian.AppendUint64(v, uint64(at.UnixNano()))
+	return tx.Bucket(bucketSent).Put(key, v)
+}
+
+// dropSent forgets the sends recorded apart for the entry at key.
+func dropSent(tx *bolt.Tx, key []byte) error {
+	if b := tx.Bucket(bucketSent); b != nil {
+		return b.Delete(key)
+	}
+	return nil
 }
 
 // lookup finds the entry with id and the bucket holding it. Errors are
@@ -1140,7 +1252,7 @@ func (o *Outbox) lookup(tx *bolt.Tx, id string) (uint64, record, []byte, error) 
 	}
 	for _, name := range [][]byte{bucketPending, bucketDone, bucketQuarantine} {
 		if v := tx.Bucket(name).Get(key); v != nil {
-			seq, r, err := decodeRecord(key, v)
+			seq, r, err := decodeIn(tx, key, v)
 			if err == nil && r.ID != id {
 				return 0, record{}, nil, ErrNotFound
 			}
@@ -1151,6 +1263,16 @@ func (o *Outbox) lookup(tx *bolt.Tx, id string) (uint64, record, []byte, error) 
 		return 0, record{}, nil, ErrNotFound // purged, shed or never assigned
 	}
 	return 0, record{}, nil, fmt.Errorf("index names missing entry %x", key)
+}
+
+// ownKey is the key of an id this database assigned (salt and seq), or
+// nil.
+func (o *Outbox) ownKey(id string) []byte {
+	raw, err := hex.DecodeString(id)
+	if err != nil || len(raw) != 16 || strings.ToLower(id) != id || !bytes.Equal(raw[:8], o.salt[:]) {
+		return nil
+	}
+	return raw[8:]
 }
 
 // dropIndex removes the index key of an id from an older version.

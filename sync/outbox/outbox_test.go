@@ -327,6 +327,158 @@ func TestMarkSentAndGet(t *testing.T) {
 	}
 }
 
+func TestMarkSentAll(t *testing.T) {
+	o, _ := newOutbox(t)
+	a, b, c := enqueue(t, o, 1), enqueue(t, o, 2), enqueue(t, o, 3)
+	at := time.Date(2025, 3, 1, 11, 0, 0, 0, time.UTC)
+	unknown := strings.Repeat("0", 32)
+	n, err := o.MarkSentAll([]string{a.ID, unknown, b.ID}, at)
+	if err != nil || n != 2 {
+		t.Fatalf("MarkSentAll = %d, %v; want 2", n, err)
+	}
+	for _, want := range []struct {
+		id       string
+		attempts int
+	}{{a.ID, 1}, {b.ID, 1}, {c.ID, 0}} {
+		g, err := o.Get(want.id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g.Attempts != want.attempts || want.attempts > 0 && !g.LastSent.Equal(at) {
+			t.Fatalf("%s after MarkSentAll: %+v", want.id, g)
+		}
+	}
+	// A result may arrive before the attempt is recorded: the done entry
+	// still counts it.
+	if _, err := o.Record(result(a, protocol.TransportReceived, protocol.ProcessingAccepted)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := o.MarkSentAll([]string{a.ID}, at.Add(time.Second)); err != nil || n != 1 {
+		t.Fatalf("MarkSentAll done entry = %d, %v", n, err)
+	}
+	if g, _ := o.Get(a.ID); !g.Done || g.Attempts != 2 || g.Result == nil {
+		t.Fatalf("done entry after MarkSentAll: %+v", g)
+	}
+	if n, err := o.MarkSentAll([]string{unknown}, at); err != nil || n != 0 {
+		t.Fatalf("MarkSentAll unknown only = %d, %v", n, err)
+	}
+}
+
+// Sends recorded apart from the record survive a reopen, are counted
+// once when the entry is done, and are forgotten by a requeue.
+func TestMarkSentAllKeptApart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "outbox.db")
+	o := open(t, path)
+	a, b := enqueue(t, o, 1), enqueue(t, o, 2)
+	at1 := time.Date(2025, 3, 1, 11, 0, 0, 0, time.UTC)
+	at2 := at1.Add(time.Minute)
+	for _, at := range []time.Time{at1, at2} {
+		if n, err := o.MarkSentAll([]string{a.ID, b.ID}, at); err != nil || n != 2 {
+			t.Fatalf("MarkSentAll = %d, %v", n, err)
+		}
+	}
+	if err := o.Close(); err != nil {
+		t.Fatal(err)
+	}
+	o = open(t, path)
+	defer o.Close()
+	p, err := o.Pending(0, 10)
+	if err != nil || len(p) != 2 {
+		t.Fatalf("pending after reopen = %+v, %v", p, err)
+	}
+	for _, e := range p {
+		if e.Attempts != 2 || !e.LastSent.Equal(at2) {
+			t.Fatalf("after reopen: seq %d attempts %d last sent %v; want 2 at %v", e.Seq, e.Attempts, e.LastSent, at2)
+		}
+	}
+	if _, err := o.Record(result(a, protocol.TransportReceived, protocol.ProcessingAccepted)); err != nil {
+		t.Fatal(err)
+	}
+	if g, _ := o.Get(a.ID); !g.Done || g.Attempts != 2 || !g.LastSent.Equal(at2) {
+		t.Fatalf("done entry: attempts %d last sent %v; want 2 at %v (counted once)", g.Attempts, g.LastSent, at2)
+	}
+	if r, _ := o.Recent(10); len(r) != 2 || r[0].Attempts != 2 || r[1].Attempts != 2 {
+		t.Fatalf("send log: %+v", r)
+	}
+	// A non-final result rewrites the record: the sends stay counted once.
+	if _, err := o.Record(result(b, protocol.TransportReceived, protocol.ProcessingPending)); err != nil {
+		t.Fatal(err)
+	}
+	if g, _ := o.Get(b.ID); g.Done || g.Attempts != 2 {
+		t.Fatalf("after a non-final result: attempts %d, want 2", g.Attempts)
+	}
+	if _, err := o.MarkSentAll([]string{b.ID}, at2.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if g, _ := o.Get(b.ID); g.Attempts != 3 {
+		t.Fatalf("third send: attempts %d, want 3", g.Attempts)
+	}
+}
+
+func TestMarkSentAllThenQuarantineAndRequeue(t *testing.T) {
+	clk := &clock{t: t0}
+	o := openWith(t, dbPath(t), &outbox.Options{Now: clk.Now})
+	e, err := o.Enqueue("consent", []byte(`{}`), t0, t0.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := o.MarkSentAll([]string{e.ID}, t0); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(2 * time.Minute)
+	if _, err := o.Sweep(clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	q, err := o.Quarantined(10)
+	if err != nil || len(q) != 1 || q[0].Attempts != 1 || q[0].Quarantine != outbox.ReasonExpired {
+		t.Fatalf("quarantined = %+v, %v", q, err)
+	}
+	if err := o.Requeue(e.ID); err != nil {
+		t.Fatal(err)
+	}
+	if g, _ := o.Get(e.ID); g.Attempts != 0 || g.Quarantine != "" {
+		t.Fatalf("requeued: attempts %d, quarantine %q; want 0 and none", g.Attempts, g.Quarantine)
+	}
+}
+
+func TestMarkSentAllPoison(t *testing.T) {
+	o := openWith(t, dbPath(t), &outbox.Options{MaxAttempts: 2})
+	a, b := enqueue(t, o, 1), enqueue(t, o, 2)
+	at := time.Date(2025, 3, 1, 11, 0, 0, 0, time.UTC)
+	for range 2 {
+		if _, err := o.MarkSentAll([]string{a.ID}, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q, err := o.Quarantined(10)
+	if err != nil || len(q) != 1 || q[0].ID != a.ID || q[0].Quarantine != outbox.ReasonPoison {
+		t.Fatalf("quarantine = %+v, %v", q, err)
+	}
+	if p, _ := o.Pending(0, 10); len(p) != 1 || p[0].ID != b.ID {
+		t.Fatalf("pending = %+v", p)
+	}
+}
+
+func TestRecordKeepsItsOwnCopy(t *testing.T) {
+	o, _ := newOutbox(t)
+	e := enqueue(t, o, 1)
+	res := result(e, protocol.TransportReceived, protocol.ProcessingAccepted)
+	res.Data = []byte(`{"x":1}`)
+	res.Processing.Errors = []protocol.Error{{Code: "c", Message: "m"}}
+	if _, err := o.Record(res); err != nil {
+		t.Fatal(err)
+	}
+	res.Data[5] = '2'
+	res.Processing.Errors[0].Code = "changed"
+	g, err := o.Get(e.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(g.Result.Data) != `{"x":1}` || g.Result.Processing.Errors[0].Code != "c" {
+		t.Fatalf("stored result changed with the caller's: %+v", g.Result)
+	}
+}
+
 func TestPendingPagingAndStats(t *testing.T) {
 	o, _ := newOutbox(t)
 	q, err := o.Stats()

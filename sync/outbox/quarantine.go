@@ -38,7 +38,7 @@ func (o *Outbox) Sweep(now time.Time) (SweepReport, error) {
 		c := tx.Bucket(bucketPending).Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			rep.Scanned++
-			seq, r, err := decodeRecord(k, v)
+			seq, r, err := decodeIn(tx, k, v)
 			if err != nil {
 				bad = append(bad, lapse{seq, ReasonCorrupt})
 				continue
@@ -93,7 +93,7 @@ func (o *Outbox) quarantine(bad []lapse, now time.Time) (map[string]int, error) 
 				if v == nil {
 					continue // done or moved meanwhile
 				}
-				seq, r, err := decodeRecord(key, v)
+				seq, r, err := decodeIn(tx, key, v)
 				reason := ReasonCorrupt
 				if err != nil {
 					r = record{ID: o.idFor(seq), Raw: bytes.Clone(v)}
@@ -193,7 +193,7 @@ func (o *Outbox) Quarantined(max int) ([]Entry, error) {
 	err := o.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketQuarantine).Cursor()
 		for k, v := c.First(); k != nil && len(out) < max; k, v = c.Next() {
-			seq, r, err := decodeRecord(k, v)
+			seq, r, err := decodeIn(tx, k, v)
 			if err != nil {
 				out = append(out, Entry{Seq: seq, Quarantine: ReasonCorrupt})
 				continue
@@ -379,7 +379,7 @@ func (o *Outbox) Recent(max int) ([]Entry, error) {
 			if best == nil {
 				return nil
 			}
-			seq, r, err := decodeRecord(best.k, best.v)
+			seq, r, err := decodeIn(tx, best.k, best.v)
 			if err != nil {
 				out = append(out, Entry{Seq: seq, Quarantine: ReasonCorrupt})
 			} else {

@@ -38,8 +38,17 @@ type Options struct {
 	KeepAlive  time.Duration // default 30s
 	BackoffMin time.Duration // default 500ms
 	BackoffMax time.Duration // default 30s
-	// Window is how many operations may wait for their result at once.
-	Window int // default 256
+	// Window is how many operations may wait for their result at once
+	// (the in-flight window); it is kept below the broker's receive
+	// maximum so that the priority lane always has packet ids left.
+	Window int // default 1024
+	// Rate and Burst are the token bucket of the backlog lane: at most
+	// Burst operations in a row, then Rate per second. Defaults
+	// DefaultRate and DefaultBurst; a negative Rate means no limit.
+	Rate  float64
+	Burst int
+	// Clock drives the token bucket; default the system clock.
+	Clock Clock
 	// ResendAfter is how long an operation waits for its result before
 	// it is sent again.
 	ResendAfter time.Duration // default 15s
@@ -75,9 +84,13 @@ type Uplink struct {
 	wake      chan struct{}
 	results   chan []byte // results waiting to be recorded
 
+	ops    *opQueue // the backlog lane's transmit queue
+	bucket *bucket  // paces the backlog lane; session goroutine only
+
 	mu       sync.Mutex
 	inflight map[string]sent // op id → when it was last sent on this connection
 	rewind   uint64          // when non-zero, resend from this seq
+	window   int             // Window within this connection's receive maximum
 	cm       *autopaho.ConnectionManager
 	ledgers  map[string]chan *protocol.Ledger // resynchronisation requests waiting, by id
 
@@ -108,7 +121,7 @@ func New(o Options) *Uplink {
 		o.BackoffMax = 30 * time.Second
 	}
 	if o.Window == 0 {
-		o.Window = 256
+		o.Window = 1024
 	}
 	if o.ResendAfter == 0 {
 		o.ResendAfter = 15 * time.Second
@@ -116,8 +129,18 @@ func New(o Options) *Uplink {
 	if o.TelemetryInterval == 0 {
 		o.TelemetryInterval = 30 * time.Second
 	}
+	if o.Rate == 0 {
+		o.Rate = DefaultRate
+	}
+	if o.Burst <= 0 {
+		o.Burst = DefaultBurst
+	}
+	if o.Clock == nil {
+		o.Clock = systemClock{}
+	}
 	return &Uplink{o: o, log: o.Logger, wake: make(chan struct{}, 1), results: make(chan []byte, 4096),
-		inflight: make(map[string]sent), ledgers: make(map[string]chan *protocol.Ledger)}
+		inflight: make(map[string]sent), ledgers: make(map[string]chan *protocol.Ledger), window: o.Window, ops: &opQueue{},
+		bucket: newBucket(o.Rate, o.Burst, o.Clock)}
 }
 
 // Connected reports whether the link is up.
@@ -152,16 +175,24 @@ func (u *Uplink) Run(ctx context.Context) error {
 		ServerUrls:                    []*url.URL{srv},
 		KeepAlive:                     uint16(u.o.KeepAlive / time.Second),
 		CleanStartOnInitialConnection: true,
-		ReconnectBackoff:              autopaho.NewExponentialBackoff(u.o.BackoffMin, u.o.BackoffMax, 2*u.o.BackoffMin, 2),
+		ReconnectBackoff:              backoff(u.o.BackoffMin, u.o.BackoffMax),
+		Queue:                         u.ops,
 		ConnectTimeout:                10 * time.Second,
 		ConnectUsername:               u.o.Username,
 		ConnectPassword:               []byte(u.o.Password),
 		WillMessage:                   &paho.WillMessage{Topic: protocol.Topic(u.o.Totem, protocol.LeafState), Payload: will, QoS: 1, Retain: true},
-		OnConnectionUp: func(cm *autopaho.ConnectionManager, _ *paho.Connack) {
-			u.log.Info("connected", "broker", srv.Host)
+		OnConnectionUp: func(cm *autopaho.ConnectionManager, ca *paho.Connack) {
+			var rm uint16
+			if ca != nil && ca.Properties != nil && ca.Properties.ReceiveMaximum != nil {
+				rm = *ca.Properties.ReceiveMaximum
+			}
+			w := opWindow(u.o.Window, rm)
+			u.log.Info("connected", "broker", srv.Host, "window", w)
+			u.ops.reset()
 			u.mu.Lock()
 			u.inflight = make(map[string]sent) // everything pending is sent again
 			u.rewind = 0
+			u.window = w
 			u.mu.Unlock()
 			u.conns.Add(1)
 			u.connected.Store(true)
@@ -169,6 +200,7 @@ func (u *Uplink) Run(ctx context.Context) error {
 		},
 		OnConnectionDown: func() bool {
 			u.connected.Store(false)
+			u.ops.reset()
 			u.log.Warn("disconnected")
 			u.poke()
 			return true
@@ -261,8 +293,15 @@ func (u *Uplink) session(ctx context.Context, cm *autopaho.ConnectionManager) {
 		reported := u.depth() // setup published the telemetry
 	drain:
 		for u.connected.Load() && u.conns.Load() == conn {
-			var err error
-			after, err = u.drain(ctx, cm, after)
+			var (
+				err    error
+				wait   time.Duration
+				tokens <-chan time.Time // the bucket has a token again
+			)
+			after, wait, err = u.drain(ctx, cm, after)
+			if wait > 0 {
+				tokens = u.o.Clock.After(wait)
+			}
 			if err != nil {
 				u.log.Warn("send failed", "err", err)
 				if !sleep(ctx, u.o.BackoffMin) {
@@ -281,11 +320,15 @@ func (u *Uplink) session(ctx context.Context, cm *autopaho.ConnectionManager) {
 			case <-ctx.Done():
 				break drain
 			case <-u.wake:
+			case <-tokens:
 			case <-u.o.Outbox.Notify():
 			case <-tick.C:
 				u.publishTelemetry(ctx, cm)
 			case <-resend.C:
 				if seq := u.overdue(); seq > 0 {
+					after = seq - 1
+				} else if seq := u.stranded(after); seq > 0 {
+					u.log.Info("pending op behind the cursor, sending again", "seq", seq)
 					after = seq - 1
 				}
 			}
@@ -324,83 +367,99 @@ func (u *Uplink) setup(ctx context.Context, cm *autopaho.ConnectionManager) erro
 	return nil
 }
 
-// drain sends pending operations with seq > after while the window has
-// room, in order, and returns the last seq sent.
-func (u *Uplink) drain(ctx context.Context, cm *autopaho.ConnectionManager, after uint64) (uint64, error) {
+// drain queues pending operations with seq > after on the backlog lane,
+// in order, while the window has room and the bucket has tokens. It
+// returns the last seq queued and, when the bucket ran dry, how long until
+// it has a token again. The attempts of each round are recorded in one
+// outbox write.
+func (u *Uplink) drain(ctx context.Context, cm *autopaho.ConnectionManager, after uint64) (uint64, time.Duration, error) {
 	for {
 		u.mu.Lock()
 		if u.rewind > 0 {
 			after = u.rewind - 1
 			u.rewind = 0
 		}
-		room := u.o.Window - len(u.inflight)
+		room := u.window - len(u.inflight)
 		u.mu.Unlock()
 		if room <= 0 {
-			return after, nil
+			return after, 0, nil
 		}
-		entries, err := u.o.Outbox.Pending(after, room)
+		n, wait := u.bucket.take(room)
+		if n == 0 {
+			return after, wait, nil
+		}
+		entries, err := u.o.Outbox.Pending(after, n)
+		u.bucket.give(n - len(entries))
 		if err != nil {
-			return after, err
+			return after, 0, err
 		}
 		if len(entries) == 0 {
-			return after, nil
+			return after, 0, nil
 		}
-		// Publishes go out concurrently, a bounded number at a time: the
-		// hub reorders what arrives slightly out of order.
-		var (
-			wg   sync.WaitGroup
-			sem  = make(chan struct{}, sendParallel)
-			errc = make(chan error, len(entries))
-		)
+		at := time.Now()
+		ids := make([]string, 0, len(entries))
 		for _, e := range entries {
-			sem <- struct{}{}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer func() { <-sem }()
-				if err := u.send(ctx, cm, e); err != nil {
-					errc <- err
-				}
-			}()
+			if err = u.send(ctx, cm, e, at); err != nil {
+				u.bucket.give(len(entries) - len(ids))
+				break
+			}
+			ids = append(ids, e.ID)
+			after = e.Seq
 		}
-		wg.Wait()
-		close(errc)
-		if err := <-errc; err != nil {
-			return after, err
+		if len(ids) > 0 {
+			if _, merr := u.o.Outbox.MarkSentAll(ids, at); merr != nil && err == nil {
+				err = merr
+			}
 		}
-		after = entries[len(entries)-1].Seq
+		if err != nil {
+			return after, 0, err
+		}
 	}
 }
-
-// sendParallel bounds the publishes waiting for their PUBACK at once.
-const sendParallel = 64
 
 // recorders is how many results are written to the outbox at once; the
 // outbox commits concurrent writes together.
 const recorders = 64
 
-func (u *Uplink) send(ctx context.Context, cm *autopaho.ConnectionManager, e outbox.Entry) error {
+// send queues one operation on the backlog lane; the caller records the
+// attempt.
+func (u *Uplink) send(ctx context.Context, cm *autopaho.ConnectionManager, e outbox.Entry, now time.Time) error {
 	op := protocol.Op{V: protocol.Version, ID: e.ID, Totem: u.o.Totem, Seq: e.Seq, Kind: e.Kind,
 		Payload: e.Payload, Created: e.Created, Expires: e.Expires, Stamp: e.Stamp}
 	b, err := protocol.Marshal(op)
 	if err != nil {
 		return err
 	}
-	now := time.Now()
 	u.mu.Lock()
 	u.inflight[e.ID] = sent{seq: e.Seq, at: now}
 	u.mu.Unlock()
-	if _, err := cm.Publish(ctx, &paho.Publish{Topic: protocol.Topic(u.o.Totem, protocol.LeafOp), QoS: 1, Payload: b}); err != nil {
+	if err := cm.PublishViaQueue(ctx, &autopaho.QueuePublish{Publish: &paho.Publish{Topic: protocol.Topic(u.o.Totem, protocol.LeafOp), QoS: 1, Payload: b}}); err != nil {
 		u.mu.Lock()
 		delete(u.inflight, e.ID)
 		u.mu.Unlock()
 		return fmt.Errorf("publish op %d: %w", e.Seq, err)
 	}
-	if err := u.o.Outbox.MarkSent(e.ID, now); err != nil && !errors.Is(err, outbox.ErrNotFound) {
-		return err
-	}
 	u.log.Debug("op sent", "seq", e.Seq, "op_id", e.ID, "kind", e.Kind, "attempt", e.Attempts+1)
 	return nil
+}
+
+// stranded returns the oldest pending seq when it is at or below after
+// (already sent) yet neither in flight nor answered: whatever lost track
+// of it, it is sent again rather than left to block the hub's in-order
+// apply. It returns 0 otherwise.
+func (u *Uplink) stranded(after uint64) uint64 {
+	q, err := u.o.Outbox.Stats()
+	if err != nil || q.Depth == 0 || q.OldestSeq == 0 || q.OldestSeq > after {
+		return 0
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for _, s := range u.inflight {
+		if s.seq == q.OldestSeq {
+			return 0
+		}
+	}
+	return q.OldestSeq
 }
 
 // overdue returns the lowest seq that has waited too long for its result,
@@ -477,12 +536,19 @@ func (u *Uplink) result(b []byte) {
 		return
 	}
 	if res.Transport.Status == protocol.TransportRefused {
+		// Refused: sent again from the hub's expected seq, or from this
+		// one when the hub could not decide (its backend failed). The
+		// cursor has moved past it: without a rewind it would wait forever.
+		from := res.Expect
+		if from == 0 {
+			from = res.Seq
+		}
 		u.mu.Lock()
 		delete(u.inflight, res.OpID)
-		if res.Expect > 0 && (u.rewind == 0 || res.Expect < u.rewind) {
-			u.rewind = res.Expect
+		if from > 0 && (u.rewind == 0 || from < u.rewind) {
+			u.rewind = from
 			for id, s := range u.inflight {
-				if s.seq >= res.Expect {
+				if s.seq >= from {
 					delete(u.inflight, id)
 				}
 			}
@@ -593,7 +659,11 @@ func (u *Uplink) Resend(ctx context.Context, id string) (outbox.Entry, error) {
 	if err != nil {
 		return e, err
 	}
-	if err := u.send(ctx, cm, e); err != nil {
+	at := time.Now()
+	if err := u.send(ctx, cm, e, at); err != nil {
+		return e, fmt.Errorf("uplink: resend: %w", err)
+	}
+	if _, err := u.o.Outbox.MarkSentAll([]string{e.ID}, at); err != nil {
 		return e, fmt.Errorf("uplink: resend: %w", err)
 	}
 	return e, nil

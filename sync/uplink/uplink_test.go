@@ -180,6 +180,9 @@ func TestResendOnGapAndSilence(t *testing.T) {
 			res.Expect = 1
 		case op.Seq == 4 && n == 1: // no answer at all
 			return
+		case op.Seq == 5 && n == 1: // the hub's backend could not decide
+			res.Transport = protocol.Transport{Status: protocol.TransportRefused}
+			res.Processing.Status = protocol.ProcessingPending
 		default:
 			res.Transport = protocol.Transport{Status: protocol.TransportReceived, Protocol: "P" + string(rune('0'+op.Seq))}
 			res.Processing.Status = protocol.ProcessingAccepted
@@ -237,7 +240,8 @@ func TestResendOnGapAndSilence(t *testing.T) {
 	mu.Unlock()
 
 	// Phase 2: the hub stays silent the first time it gets seq 4.
-	r.run(t, ctx, Options{ResendAfter: 300 * time.Millisecond, OnResult: onResult})
+	ctx2, cancel2 := context.WithCancel(ctx)
+	_, errc = r.run(t, ctx2, Options{ResendAfter: 300 * time.Millisecond, OnResult: onResult})
 	enqueue(1)
 	drained()
 	// The outbox records the result just before OnResult is told.
@@ -253,12 +257,32 @@ func TestResendOnGapAndSilence(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	cancel2()
+	<-errc
+
+	// Phase 3: a refusal without an expected seq (the hub's backend
+	// failed) is sent again at once; the timer is far.
+	r.run(t, ctx, Options{ResendAfter: time.Hour, OnResult: onResult})
+	enqueue(1)
+	drained()
+	for {
+		mu.Lock()
+		_, ok := final[5]
+		mu.Unlock()
+		if ok {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("OnResult never told of seq 5")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	mu.Lock()
 	defer mu.Unlock()
-	if seen[4] != 2 {
-		t.Fatalf("silence: seq 4 delivered %d times (order %v), want 2", seen[4], order)
+	if seen[4] != 2 || seen[5] != 2 {
+		t.Fatalf("seq 4 delivered %d times, seq 5 %d (order %v), want 2 each", seen[4], seen[5], order)
 	}
-	for seq := uint64(1); seq <= 4; seq++ {
+	for seq := uint64(1); seq <= 5; seq++ {
 		e := final[seq]
 		if !e.Done || e.Result.Transport.Protocol != "P"+string(rune('0'+seq)) {
 			t.Fatalf("seq %d: %+v", seq, e)

@@ -11,18 +11,38 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 )
 
 // Main runs run with a context cancelled by SIGINT or SIGTERM and exits
 // non-zero only when run fails, so systemd restarts the program.
 func Main(run func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error) {
+	TuneGC()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
+	}
+}
+
+// GC settings of the programs, unless GOGC or GOMEMLIMIT say otherwise.
+const (
+	GCPercent   = 400       // collect when the heap is five times the live data
+	MemoryLimit = 256 << 20 // soft: collect earlier rather than pass it
+)
+
+// TuneGC applies GCPercent and MemoryLimit. The programs keep little live
+// data and allocate per message: at Go's default (100) the collector ran
+// so often that it cost about a third of the CPU of a backlog drain.
+func TuneGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(GCPercent)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(MemoryLimit)
 	}
 }
 

@@ -365,6 +365,33 @@ func (d *Daemon) Insert(ctx context.Context, slot int, vc *vcard.Card) error {
 	}
 }
 
+// AwaitPresent waits until pcscd reports a card in reader and returns the
+// reader's event counter then, for AwaitRemoval.
+func (d *Daemon) AwaitPresent(ctx context.Context, reader string) (int, error) {
+	c, err := scard.EstablishContext()
+	if err != nil {
+		return 0, fmt.Errorf("pcsctest: await card: %w", err)
+	}
+	defer c.Release()
+	rs := []scard.ReaderState{{Reader: reader, CurrentState: scard.StateUnaware}}
+	for {
+		switch err := c.GetStatusChange(rs, 100*time.Millisecond); err {
+		case nil:
+			es := rs[0].EventState
+			if es&scard.StatePresent != 0 {
+				return int(uint32(es)>>16) & 0xFFFF, nil
+			}
+			rs[0].CurrentState = es &^ scard.StateChanged
+		case scard.ErrTimeout:
+		default:
+			return 0, fmt.Errorf("pcsctest: await card: %w", err)
+		}
+		if err := ctx.Err(); err != nil {
+			return 0, fmt.Errorf("pcsctest: await a card in %s: %w", reader, err)
+		}
+	}
+}
+
 // AwaitRemoval waits until pcscd's own polling thread has seen reader's
 // slot empty after the insertion reported with event counter inserted
 // (hal.CardEvent.Counter): the slot is empty and the counter moved on.

@@ -1,0 +1,678 @@
+// Command bench measures the sync stack in one run and prints one table,
+// then the figures as key=value lines (make bench).
+//
+// Everything runs in this process on loopback: the totem's outbox and
+// uplink, the embedded broker, the hub and the reference CMS. The anchor is
+// paho.golang's autopaho with its queue/file, on the same broker, draining
+// the same envelopes into a subscriber of the same shared subscription.
+// CPU time (getrusage, user+sys) and bytes written (/proc/self/io) cover the
+// whole process; commits are bbolt write transactions, each two fdatasyncs.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/aslcns/totem/cmd/internal/cli"
+	"github.com/aslcns/totem/cms"
+	"github.com/aslcns/totem/cms/refcms"
+	"github.com/aslcns/totem/sync/broker"
+	"github.com/aslcns/totem/sync/creds"
+	"github.com/aslcns/totem/sync/hub"
+	"github.com/aslcns/totem/sync/outbox"
+	"github.com/aslcns/totem/sync/protocol"
+	"github.com/aslcns/totem/sync/uplink"
+	"github.com/eclipse/paho.golang/autopaho"
+	"github.com/eclipse/paho.golang/autopaho/queue/file"
+	"github.com/eclipse/paho.golang/paho"
+	bolt "go.etcd.io/bbolt"
+)
+
+func main() {
+	cli.TuneGC() // as the programs do
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// config is what the flags set.
+type config struct {
+	dir      string
+	serial   int   // enqueues by one producer
+	parallel int   // enqueues by 16 producers, in all
+	backlogs []int // drain backlogs
+	anchor   int   // backlog drained by both us and autopaho's file queue
+	timeout  time.Duration
+	profile  string
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fl := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	var c config
+	var backlogs string
+	fl.StringVar(&c.dir, "dir", "", "directory for the stores (default: a temp dir, removed at the end)")
+	fl.IntVar(&c.serial, "serial", 2000, "enqueues by one producer (and bare bbolt updates)")
+	fl.IntVar(&c.parallel, "parallel", 16000, "enqueues by 16 producers, in all")
+	fl.StringVar(&backlogs, "backlogs", "1000,10000,100000", "drain backlogs, comma-separated")
+	fl.IntVar(&c.anchor, "anchor", 5000, "backlog drained by both us and autopaho queue/file")
+	fl.DurationVar(&c.timeout, "timeout", 4*time.Minute, "bound of each drain")
+	cpuprofile := fl.String("cpuprofile", "", "write a CPU profile of the drains to this file")
+	memprofile := fl.String("memprofile", "", "write an allocation profile of the whole run to this file")
+	if err := fl.Parse(args); errors.Is(err, flag.ErrHelp) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	c.profile = *cpuprofile
+	if *memprofile != "" {
+		defer func() {
+			if f, err := os.Create(*memprofile); err == nil {
+				pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
+	}
+	for f := range strings.SplitSeq(backlogs, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			return fmt.Errorf("bad backlog %q", f)
+		}
+		c.backlogs = append(c.backlogs, n)
+	}
+	if c.dir == "" {
+		d, err := os.MkdirTemp("", "totem-bench-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(d)
+		c.dir = d
+	}
+	t := &table{}
+	gc := debug.SetGCPercent(-1) // reads it (and stops the collector: put it back)
+	debug.SetGCPercent(gc)
+	fmt.Fprintf(stderr, "bench: stores in %s, GOMAXPROCS %d, GOGC %d, memory limit %d MiB\n", c.dir,
+		runtime.GOMAXPROCS(0), gc, debug.SetMemoryLimit(-1)>>20)
+
+	// Durable enqueue.
+	for _, producers := range []int{1, 16} {
+		n := c.serial
+		if producers > 1 {
+			n = c.parallel
+		}
+		fmt.Fprintf(stderr, "bench: enqueue, %d producer(s), %d ops\n", producers, n)
+		r, err := enqueueRun(ctx, filepath.Join(c.dir, fmt.Sprintf("enqueue-%d.db", producers)), producers, n)
+		if err != nil {
+			return err
+		}
+		what := fmt.Sprintf("durable enqueue, %d producer(s), %d ops, 512 B", producers, n)
+		t.add(what, "p50 ms", r.p50, "")
+		t.add(what, "p99 ms", r.p99, "")
+		t.add(what, "ops/s", r.opsPerSec, "")
+		t.add(what, "ops per commit", r.opsPerCommit, "")
+		t.add(what, "CPU µs/op", r.cpuPerOp, "")
+		t.add(what, "bytes written/op", r.bytesPerOp, "write_bytes around the enqueues only")
+		t.kv(fmt.Sprintf("enqueue_p50_ms_%d", producers), r.p50)
+		t.kv(fmt.Sprintf("enqueue_p99_ms_%d", producers), r.p99)
+		if producers == 16 {
+			t.kv("bytes_per_op", r.bytesPerOp)
+		}
+	}
+	fmt.Fprintf(stderr, "bench: bare bbolt update, %d ops\n", c.serial)
+	b, err := boltRun(filepath.Join(c.dir, "bare.db"), c.serial)
+	if err != nil {
+		return err
+	}
+	what := fmt.Sprintf("bare bbolt Update, 1 producer, %d ops, 512 B (anchor)", c.serial)
+	t.add(what, "p50 ms", b.p50, "")
+	t.add(what, "p99 ms", b.p99, "one commit per op")
+	t.add(what, "ops/s", b.opsPerSec, "")
+	t.add(what, "bytes written/op", b.bytesPerOp, "")
+	t.kv("bbolt_update_p99_ms", b.p99)
+
+	// End-to-end drain.
+	drains := map[int]drainResult{}
+	sizes := slices.Clone(c.backlogs)
+	if !slices.Contains(sizes, c.anchor) {
+		sizes = append(sizes, c.anchor)
+	}
+	slices.Sort(sizes)
+	if c.profile != "" {
+		f, err := os.Create(c.profile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
+	for i, n := range sizes {
+		fmt.Fprintf(stderr, "bench: drain, backlog %d\n", n)
+		r, err := drainRun(ctx, filepath.Join(c.dir, fmt.Sprintf("drain-%d", i)), n, c.timeout)
+		if err != nil {
+			return fmt.Errorf("drain %d: %w", n, err)
+		}
+		drains[n] = r
+		what := fmt.Sprintf("drain end to end, backlog %d", n)
+		t.add(what, "ops/s", r.opsPerSec, "applied by the hub and answered (outbox done)")
+		t.add(what, "CPU µs/op", r.cpuPerOp, "whole process: totem, broker, hub, CMS")
+		t.add(what, "ms to connect / to first result", r.connectMs, fmt.Sprintf("first result after %.1f ms (window fill)", r.firstMs))
+		t.add(what, "totem commits/op", r.totemCommits, "outbox: MarkSent + Record")
+		t.add(what, "hub commits/op", r.hubCommits, "CMS ApplyBatch")
+		t.add(what, "bytes written/op", r.bytesPerOp, "drain only: outbox sent/done + CMS")
+		t.add(what, "prefill bytes written/op", r.prefillBytes, "enqueue by 64 producers")
+		t.add(what, "resends", float64(r.duplicates), "duplicates answered from the CMS record")
+		if k := shortCount(n); slices.Contains(c.backlogs, n) || n == c.anchor {
+			t.kv("drain_ops_s_"+k, r.opsPerSec)
+			t.kv("drain_cpu_us_per_op_"+k, r.cpuPerOp)
+		}
+	}
+	if c.profile != "" {
+		pprof.StopCPUProfile()
+	}
+	fmt.Fprintf(stderr, "bench: autopaho queue/file, backlog %d\n", c.anchor)
+	a, err := anchorRun(ctx, filepath.Join(c.dir, "autopaho"), c.anchor, c.timeout)
+	if err != nil {
+		return fmt.Errorf("autopaho anchor: %w", err)
+	}
+	what = fmt.Sprintf("autopaho queue/file drain, backlog %d (anchor)", c.anchor)
+	t.add(what, "ops/s", a.opsPerSec, "QoS1 publish → shared-subscription subscriber, nothing applied")
+	t.add(what, "CPU µs/op", a.cpuPerOp, "")
+	t.kv("autopaho_file_drain_ops_s", a.opsPerSec)
+
+	// Derived figures.
+	ours := drains[c.anchor].opsPerSec
+	ratio := ours / a.opsPerSec
+	t.add(fmt.Sprintf("ours / autopaho at backlog %d", c.anchor), "×", ratio, "must be ≥ 20")
+	t.kv("drain_vs_autopaho_x", ratio)
+	lo, hi := drains[sizes[0]].opsPerSec, drains[sizes[0]].opsPerSec
+	for _, n := range sizes {
+		lo, hi = min(lo, drains[n].opsPerSec), max(hi, drains[n].opsPerSec)
+	}
+	spread := (hi - lo) / hi * 100
+	t.add(fmt.Sprintf("drain spread %d…%d", sizes[0], sizes[len(sizes)-1]), "% (max-min)/max", spread, "must be ≤ 20")
+	t.kv("drain_spread_pct", spread)
+	mid := c.backlogs[len(c.backlogs)/2]
+	lifecycle := drains[mid]
+	t.add(fmt.Sprintf("whole life, backlog %d", mid), "bytes written/op", lifecycle.prefillBytes+lifecycle.bytesPerOp,
+		"prefill (64 producers) + drain: totem outbox and hub CMS together")
+	t.kv("bytes_per_op_lifecycle", lifecycle.prefillBytes+lifecycle.bytesPerOp)
+
+	t.print(stdout)
+	return nil
+}
+
+// table collects rows and key=value figures.
+type table struct {
+	rows [][4]string
+	kvs  [][2]string
+}
+
+func (t *table) add(what, metric string, v float64, note string) {
+	t.rows = append(t.rows, [4]string{what, metric, format(v), note})
+}
+
+func (t *table) kv(k string, v float64) { t.kvs = append(t.kvs, [2]string{k, format(v)}) }
+
+func (t *table) print(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "measurement\tmetric\tvalue\tnote")
+	fmt.Fprintln(tw, "-----------\t------\t-----\t----")
+	for _, r := range t.rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r[0], r[1], r[2], r[3])
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	for _, kv := range t.kvs {
+		fmt.Fprintf(w, "%s=%s\n", kv[0], kv[1])
+	}
+}
+
+func format(v float64) string {
+	switch {
+	case v >= 100:
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	case v >= 1:
+		return strconv.FormatFloat(v, 'f', 2, 64)
+	default:
+		return strconv.FormatFloat(v, 'f', 3, 64)
+	}
+}
+
+func shortCount(n int) string {
+	if n%1000 == 0 {
+		return strconv.Itoa(n/1000) + "k"
+	}
+	return strconv.Itoa(n)
+}
+
+// meter reads the process's CPU time and bytes written.
+type meter struct {
+	cpu   time.Duration
+	bytes int64
+	at    time.Time
+}
+
+func now() meter {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return meter{cpu: cpu, bytes: writeBytes(), at: time.Now()}
+}
+
+// writeBytes is write_bytes from /proc/self/io: what this process sent to
+// the block layer. -1 where unavailable.
+func writeBytes() int64 {
+	b, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return -1
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "write_bytes: "); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	return -1
+}
+
+// since returns elapsed seconds, CPU µs per op and bytes per op.
+func (m meter) since(ops int) (secs, cpuPerOp, bytesPerOp float64) {
+	e := now()
+	secs = e.at.Sub(m.at).Seconds()
+	cpuPerOp = float64((e.cpu - m.cpu).Microseconds()) / float64(ops)
+	bytesPerOp = -1
+	if m.bytes >= 0 && e.bytes >= 0 {
+		bytesPerOp = float64(e.bytes-m.bytes) / float64(ops)
+	}
+	return
+}
+
+type latResult struct {
+	p50, p99, opsPerSec, opsPerCommit, cpuPerOp, bytesPerOp float64
+}
+
+func percentiles(lat []time.Duration) (p50, p99 float64) {
+	slices.Sort(lat)
+	pct := func(p float64) float64 {
+		d := lat[min(len(lat)-1, int(p*float64(len(lat))))]
+		return float64(d.Microseconds()) / 1000
+	}
+	return pct(0.50), pct(0.99)
+}
+
+var payload512 = bytes.Repeat([]byte("p"), 512)
+
+// enqueueRun enqueues n operations from producers goroutines into a new
+// outbox and measures each Enqueue.
+func enqueueRun(ctx context.Context, path string, producers, n int) (latResult, error) {
+	o, err := outbox.Open(path, nil)
+	if err != nil {
+		return latResult{}, err
+	}
+	defer o.Close()
+	lat := make([]time.Duration, n)
+	var next atomic.Int64
+	var firstErr atomic.Pointer[error]
+	created := time.Now()
+	c0 := o.Commits()
+	m := now()
+	var wg sync.WaitGroup
+	for range producers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				t := time.Now()
+				if _, err := o.Enqueue(cms.KindConsent, payload512, created, time.Time{}); err != nil {
+					firstErr.CompareAndSwap(nil, &err)
+					return
+				}
+				lat[i] = time.Since(t)
+			}
+		})
+	}
+	wg.Wait()
+	secs, cpu, bytesOp := m.since(n)
+	if err := firstErr.Load(); err != nil {
+		return latResult{}, *err
+	}
+	if err := ctx.Err(); err != nil {
+		return latResult{}, err
+	}
+	r := latResult{opsPerSec: float64(n) / secs, cpuPerOp: cpu, bytesPerOp: bytesOp,
+		opsPerCommit: float64(n) / float64(o.Commits()-c0)}
+	r.p50, r.p99 = percentiles(lat)
+	return r, nil
+}
+
+// boltRun is the anchor of enqueue: one bare bbolt Update per message.
+func boltRun(path string, n int) (latResult, error) {
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		return latResult{}, err
+	}
+	defer db.Close()
+	q := []byte("q")
+	if err := db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket(q); return err }); err != nil {
+		return latResult{}, err
+	}
+	lat := make([]time.Duration, n)
+	m := now()
+	for i := range n {
+		t := time.Now()
+		err := db.Update(func(tx *bolt.Tx) error {
+			return tx.Bucket(q).Put(binary.BigEndian.AppendUint64(nil, uint64(i)), payload512)
+		})
+		if err != nil {
+			return latResult{}, err
+		}
+		lat[i] = time.Since(t)
+	}
+	secs, cpu, bytesOp := m.since(n)
+	r := latResult{opsPerSec: float64(n) / secs, cpuPerOp: cpu, bytesPerOp: bytesOp, opsPerCommit: 1}
+	r.p50, r.p99 = percentiles(lat)
+	return r, nil
+}
+
+// consentPayload is a realistic operation: a consent for a demo card.
+func consentPayload() []byte {
+	b, _ := json.Marshal(cms.ConsentRequest{
+		Card:     cms.CardRef{Serial: "6090012345678000", CF: "RSSMRA80A01H501U", Expiry: "2030-12-31"},
+		Policy:   "fse-2020",
+		Consents: []cms.Consent{{Code: "consultazione", Given: true}, {Code: "opposizione_pregresso"}},
+		Channel:  cms.SelfService,
+	})
+	return b
+}
+
+// world is a broker with a hub user and one totem user per name.
+type world struct {
+	srv    *broker.Server
+	hubMe  creds.File
+	totems map[string]creds.File
+}
+
+func newWorld(totems ...string) (*world, error) {
+	w := &world{totems: map[string]creds.File{}}
+	var err error
+	if w.hubMe, err = creds.Generate("totemhub", creds.RoleHub); err != nil {
+		return nil, err
+	}
+	users := broker.NewUsers(nil)
+	if err := users.Add(w.hubMe); err != nil {
+		return nil, err
+	}
+	for _, t := range totems {
+		c, err := creds.Generate(t, creds.RoleTotem)
+		if err != nil {
+			return nil, err
+		}
+		if err := users.Add(c); err != nil {
+			return nil, err
+		}
+		w.totems[t] = c
+	}
+	w.srv, err = broker.Start(broker.Options{Listen: "127.0.0.1:0", Auth: users})
+	return w, err
+}
+
+type drainResult struct {
+	opsPerSec, cpuPerOp, bytesPerOp, prefillBytes float64
+	totemCommits, hubCommits                      float64
+	connectMs, firstMs                            float64 // from the uplink's start
+	duplicates                                    int64
+}
+
+// prefill enqueues n operations from 64 producers.
+func prefill(ctx context.Context, o *outbox.Outbox, n int, p []byte) error {
+	var next atomic.Int64
+	var firstErr atomic.Pointer[error]
+	created := time.Now()
+	var wg sync.WaitGroup
+	for range 64 {
+		wg.Go(func() {
+			for int(next.Add(1)) <= n && ctx.Err() == nil {
+				if _, err := o.Enqueue(cms.KindConsent, p, created, time.Time{}); err != nil {
+					firstErr.CompareAndSwap(nil, &err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := firstErr.Load(); err != nil {
+		return *err
+	}
+	return ctx.Err()
+}
+
+// drainRun measures the end-to-end drain of a backlog of n operations:
+// outbox → uplink → broker → hub → CMS applied → result → outbox done. It
+// checks that each was applied once and in order.
+func drainRun(ctx context.Context, dir string, n int, timeout time.Duration) (drainResult, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return drainResult{}, err
+	}
+	const totem = "t-bench"
+	w, err := newWorld(totem)
+	if err != nil {
+		return drainResult{}, err
+	}
+	defer w.srv.Close()
+	store, err := refcms.Open(filepath.Join(dir, "cms.db"), &refcms.Options{Seed: cms.DemoCards()})
+	if err != nil {
+		return drainResult{}, err
+	}
+	defer store.Close()
+	box, err := outbox.Open(filepath.Join(dir, "outbox.db"), nil)
+	if err != nil {
+		return drainResult{}, err
+	}
+	defer box.Close()
+	var r drainResult
+	m := now()
+	if err := prefill(ctx, box, n, consentPayload()); err != nil {
+		return r, err
+	}
+	_, _, r.prefillBytes = m.since(n)
+
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	hctx, hcancel := context.WithCancel(ctx)
+	defer hcancel()
+	done := make(chan error, 2)
+	h := hub.New(hub.Options{URL: w.srv.URL(), ClientID: "hub-0", Username: w.hubMe.Username, Password: w.hubMe.Password, Backend: store})
+	go func() { done <- h.Run(hctx) }()
+	if err := h.AwaitConnection(ctx); err != nil {
+		hcancel()
+		<-done
+		return r, err
+	}
+	// The subscription is made on its own goroutine after the connection.
+	time.Sleep(200 * time.Millisecond)
+
+	c0, b0 := box.Commits(), h.Stats().Batches.Load()
+	m = now()
+	tc := w.totems[totem]
+	up := uplink.New(uplink.Options{Totem: totem, URL: w.srv.URL(), Username: tc.Username, Password: tc.Password, Outbox: box})
+	go func() { done <- up.Run(hctx) }()
+	var stuck error
+	var connected, first time.Duration
+	for {
+		q, err := box.Stats()
+		if err != nil {
+			stuck = err
+			break
+		}
+		if connected == 0 && up.Connected() {
+			connected = time.Since(m.at)
+		}
+		if first == 0 && q.Depth < n {
+			first = time.Since(m.at)
+		}
+		if q.Depth == 0 {
+			break
+		}
+		if ctx.Err() != nil {
+			stuck = fmt.Errorf("backlog stuck at %d: %w", q.Depth, ctx.Err())
+			break
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	secs, cpu, bytesOp := m.since(n)
+	r.connectMs, r.firstMs = float64(connected.Microseconds())/1000, float64(first.Microseconds())/1000
+	r.opsPerSec, r.cpuPerOp, r.bytesPerOp = float64(n)/secs, cpu, bytesOp
+	r.totemCommits = float64(box.Commits()-c0) / float64(n)
+	r.hubCommits = float64(h.Stats().Batches.Load()-b0) / float64(n)
+	r.duplicates = h.Stats().Duplicates.Load()
+	hcancel()
+	<-done
+	<-done
+	if stuck != nil {
+		return r, stuck
+	}
+	return r, verify(store, totem, n)
+}
+
+// verify checks zero lost, zero twice, in order: the CMS audit holds the
+// sequence numbers 1…n once each, in this order.
+func verify(store *refcms.Store, totem string, n int) error {
+	audit, err := store.Audit()
+	if err != nil {
+		return err
+	}
+	if len(audit) != n {
+		return fmt.Errorf("applied %d of %d", len(audit), n)
+	}
+	for i, a := range audit {
+		if a.Totem != totem || a.Seq != uint64(i+1) {
+			return fmt.Errorf("audit %d is %s seq %d", i, a.Totem, a.Seq)
+		}
+	}
+	if last, err := store.LastSeq(totem); err != nil || last != uint64(n) {
+		return fmt.Errorf("ledger at %d (%v), want %d", last, err, n)
+	}
+	return nil
+}
+
+type anchorResult struct{ opsPerSec, cpuPerOp float64 }
+
+// anchorRun drains n operation envelopes queued in autopaho's queue/file
+// into a subscriber of the hub's shared subscription, on the same broker,
+// at QoS 1.
+func anchorRun(ctx context.Context, dir string, n int, timeout time.Duration) (anchorResult, error) {
+	qdir := filepath.Join(dir, "queue")
+	if err := os.MkdirAll(qdir, 0o700); err != nil {
+		return anchorResult{}, err
+	}
+	const totem = "t-anchor"
+	w, err := newWorld(totem)
+	if err != nil {
+		return anchorResult{}, err
+	}
+	defer w.srv.Close()
+	q, err := file.New(qdir, "op", ".msg")
+	if err != nil {
+		return anchorResult{}, err
+	}
+	p := consentPayload()
+	created := time.Now().UTC()
+	topic := protocol.Topic(totem, protocol.LeafOp)
+	for i := range n {
+		seq := uint64(i + 1)
+		var raw [16]byte
+		binary.BigEndian.PutUint64(raw[8:], seq)
+		env, err := protocol.Marshal(protocol.Op{V: protocol.Version, ID: fmt.Sprintf("%032x", raw), Totem: totem,
+			Seq: seq, Kind: cms.KindConsent, Payload: p, Created: created})
+		if err != nil {
+			return anchorResult{}, err
+		}
+		var b bytes.Buffer
+		if _, err := (&paho.Publish{QoS: 1, Topic: topic, Payload: env}).Packet().WriteTo(&b); err != nil {
+			return anchorResult{}, err
+		}
+		if err := q.Enqueue(&b); err != nil {
+			return anchorResult{}, err
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	srv, err := url.Parse(w.srv.URL())
+	if err != nil {
+		return anchorResult{}, err
+	}
+
+	// The subscriber: like the hub's ingest, a client of the shared
+	// subscription; it only counts.
+	var got atomic.Int64
+	all := make(chan struct{})
+	var once sync.Once
+	sub, err := autopaho.NewConnection(ctx, autopaho.ClientConfig{
+		ServerUrls: []*url.URL{srv}, KeepAlive: 30, CleanStartOnInitialConnection: true,
+		ConnectUsername: w.hubMe.Username, ConnectPassword: []byte(w.hubMe.Password),
+		ClientConfig: paho.ClientConfig{ClientID: "anchor-sub",
+			OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(paho.PublishReceived) (bool, error) {
+				if got.Add(1) >= int64(n) {
+					once.Do(func() { close(all) })
+				}
+				return true, nil
+			}}},
+	})
+	if err != nil {
+		return anchorResult{}, err
+	}
+	defer func() { cancel(); <-sub.Done() }()
+	if err := sub.AwaitConnection(ctx); err != nil {
+		return anchorResult{}, err
+	}
+	if _, err := sub.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: protocol.SharedOpFilter, QoS: 1}}}); err != nil {
+		return anchorResult{}, err
+	}
+
+	tc := w.totems[totem]
+	m := now()
+	pub, err := autopaho.NewConnection(ctx, autopaho.ClientConfig{
+		ServerUrls: []*url.URL{srv}, KeepAlive: 30, CleanStartOnInitialConnection: true,
+		ConnectUsername: tc.Username, ConnectPassword: []byte(tc.Password), Queue: q,
+		ClientConfig: paho.ClientConfig{ClientID: totem},
+	})
+	if err != nil {
+		return anchorResult{}, err
+	}
+	defer func() { cancel(); <-pub.Done() }()
+	select {
+	case <-all:
+	case <-ctx.Done():
+		return anchorResult{}, fmt.Errorf("%d of %d received: %w", got.Load(), n, ctx.Err())
+	}
+	secs, cpu, _ := m.since(n)
+	return anchorResult{opsPerSec: float64(n) / secs, cpuPerOp: cpu}, nil
+}
