@@ -407,8 +407,10 @@ func (u *Uplink) drain(ctx context.Context, cm *autopaho.ConnectionManager, afte
 			after = e.Seq
 		}
 		if len(ids) > 0 {
-			if _, merr := u.o.Outbox.MarkSentAll(ids, at); merr != nil && err == nil {
-				err = merr
+			// The attempts are bookkeeping: a full outbox that cannot
+			// record them must still drain, or it never gets room back.
+			if _, merr := u.o.Outbox.MarkSentAll(ids, at); merr != nil {
+				u.log.Warn("sends not recorded", "n", len(ids), "err", merr)
 			}
 		}
 		if err != nil {
