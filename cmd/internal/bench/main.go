@@ -326,7 +326,8 @@ func percentiles(lat []time.Duration) (p50, p99 float64) {
 	return pct(0.50), pct(0.99)
 }
 
-var payload512 = bytes.Repeat([]byte("p"), 512)
+// payload512 is a 512-byte JSON object, as the outbox accepts: {"p":"ppp…"}.
+var payload512 = append(append([]byte(`{"p":"`), bytes.Repeat([]byte("p"), 512-len(`{"p":""}`))...), `"}`...)
 
 // enqueueRun enqueues n operations from producers goroutines into a new
 // outbox and measures each Enqueue.
