@@ -223,9 +223,10 @@ type Usage struct {
 
 // Outbox is a durable queue of operations. It is safe for concurrent use.
 type Outbox struct {
-	db     *bolt.DB
-	notify chan struct{}
-	salt   [8]byte
+	db       *bolt.DB
+	pageSize int // read once: bbolt's DB.Info races with a remap
+	notify   chan struct{}
+	salt     [8]byte
 
 	classes     map[string]Class
 	maxPending  int
@@ -319,12 +320,13 @@ func Open(path string, opts *Options) (*Outbox, error) {
 	if o.now == nil {
 		o.now = time.Now
 	}
+	o.pageSize = db.Info().PageSize // before any writer can remap
 	if o.maxSize > 0 {
 		// Grow in steps small against the bound, and keep a reserve so
 		// that results and sends can still be recorded when Enqueue
 		// reports the outbox full.
 		db.AllocSize = min(max(o.maxSize/32, 64<<10), 16<<20)
-		o.softSize = int64(o.maxSize - db.AllocSize - max(o.maxSize/10, 16*db.Info().PageSize))
+		o.softSize = int64(o.maxSize - db.AllocSize - max(o.maxSize/10, 16*o.pageSize))
 		if o.softSize <= 0 {
 			db.Close()
 			return nil, fmt.Errorf("outbox: open %s: MaxSize %d too small", path, o.maxSize)
@@ -1034,7 +1036,7 @@ func (o *Outbox) readUsage() (Usage, error) {
 		return Usage{}, err
 	}
 	st := o.db.Stats()
-	u.Bytes = size - int64(st.FreePageN+st.PendingPageN)*int64(o.db.Info().PageSize)
+	u.Bytes = size - int64(st.FreePageN+st.PendingPageN)*int64(o.pageSize)
 	if o.maxSize > 0 {
 		u.Fraction = float64(u.Bytes) / float64(o.softSize)
 	}
