@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -78,9 +79,15 @@ func (c *central) checkSeq(last uint64, citizens []string) map[string]int {
 // startUplink runs an uplink for box against url until the returned stop.
 func startUplink(t *testing.T, c *central, url string, box *outbox.Outbox) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
+	logs := &tailBuffer{}
 	up := uplink.New(uplink.Options{Totem: totemID, URL: url, Username: totemID,
 		Password: c.totem.Password, Outbox: box, BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
-		ResendAfter: time.Second})
+		ResendAfter: time.Second, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("uplink log ends:\n%s", logs.String())
+		}
+	})
 	done := make(chan error, 1)
 	go func() { done <- up.Run(ctx) }()
 	return func() { cancel(); <-done }

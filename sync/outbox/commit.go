@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
@@ -148,13 +149,32 @@ func fill(tx *bolt.Tx) {
 	}
 }
 
+// maxWaits bounds how many times commitAlone waits for readers to release
+// freed pages (1 ms, 2 ms, … : about 0.1 s in all).
+const maxWaits = 14
+
 // commitAlone handles a request that failed alone with err: when the file
 // reached MaxSize it sheds telemetry and tries again, then reports ErrFull.
 func (o *Outbox) commitAlone(r *request, err error) error {
 	// Free pages may be too fragmented for a large node: shed until the
 	// request fits or no telemetry is left.
 	step := 256
+	waits := 0
 	for errors.Is(err, berrors.ErrMaxSizeReached) {
+		// Pages a commit freed are reused only once the readers that
+		// began before it are done (the uplink's Pending, telemetry's
+		// Usage): before dropping anything, give them a moment and try
+		// again. Readers are short; the pause is bounded.
+		if waits < maxWaits {
+			waits++
+			time.Sleep(time.Duration(waits) * time.Millisecond)
+			err = o.db.Update(func(tx *bolt.Tx) error { fill(tx); return r.fn(tx, &batch{}) })
+			var rj rejected
+			if errors.As(err, &rj) {
+				return rj.err
+			}
+			continue
+		}
 		n := 0
 		serr := o.db.Update(func(tx *bolt.Tx) error {
 			var err error

@@ -807,3 +807,59 @@ func TestRecentIsTheSendLog(t *testing.T) {
 		}
 	}
 }
+
+// TestFullQueueRecordsItsResults: an outbox filled with citizens'
+// operations up to MaxSize must record every result while readers (the
+// uplink's Pending, telemetry's Usage) keep transactions open, or a full
+// queue would never drain.
+func TestFullQueueRecordsItsResults(t *testing.T) {
+	const maxSize = 512 << 10
+	o := openWith(t, dbPath(t), &outbox.Options{MaxSize: maxSize})
+	payload := jsonPayload('c', 400)
+	var es []outbox.Entry
+	for i := 0; i < 5000; i++ {
+		e, err := o.Enqueue("consent", payload, t0, time.Time{})
+		if errors.Is(err, outbox.ErrFull) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		es = append(es, e)
+	}
+	if len(es) == 0 || len(es) == 5000 {
+		t.Fatalf("%d entries before full", len(es))
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				o.Pending(0, 256)
+				o.Usage()
+			}
+		}()
+	}
+	for i, e := range es {
+		if err := o.MarkSent(e.ID, t0); err != nil {
+			t.Fatalf("mark sent %d of %d: %v", i, len(es), err)
+		}
+		if _, err := o.Record(final(e)); err != nil {
+			close(stop)
+			wg.Wait()
+			t.Fatalf("record %d of %d: %v", i, len(es), err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if q, _ := o.Stats(); q.Depth != 0 {
+		t.Fatalf("depth %d after every result", q.Depth)
+	}
+}

@@ -759,8 +759,16 @@ func (o *Outbox) MarkSent(id string, at time.Time) error {
 
 // MarkSentAll is MarkSent for several entries sent at the same time, in
 // one request to the committer. Ids the outbox does not hold are skipped;
-// it returns how many entries it updated.
+// it returns how many entries it updated. When the outbox is full it
+// records nothing (unless poison detection needs the counts): the room
+// left is for results.
 func (o *Outbox) MarkSentAll(ids []string, at time.Time) (int, error) {
+	if o.softSize > 0 && o.used.Load() >= o.softSize && o.maxAttempts <= 0 {
+		// Full: the room left is kept for results, which empty the
+		// queue; the attempts are bookkeeping (nothing counts them
+		// unless poison detection is on) and are not recorded.
+		return 0, nil
+	}
 	at = at.Round(0)
 	var n int
 	err := o.do(func(tx *bolt.Tx, _ *batch) error {
