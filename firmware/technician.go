@@ -106,38 +106,30 @@ func (a *App) await(ctx context.Context, e outbox.Entry, ch <-chan outbox.Entry)
 
 // resend: args id. The same operation again, with the same op id.
 func (a *App) resend(ctx context.Context, args map[string]string) (any, error) {
-	l, err := a.link()
-	if err != nil {
-		return nil, err
-	}
-	id := args["id"]
-	ch, stop := a.listen(id)
-	defer stop()
-	e, err := l.Resend(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	e = a.await(ctx, e, ch)
-	return actionResult(e, ""), nil
+	return a.onEntry(ctx, args["id"], Link.Resend)
 }
 
 // void: args id, a quarantined entry (expired or poison) that still holds
 // its sequence number. The hub records the number as void and applies what
 // follows; the entry stays in quarantine, where the technician sees it.
 func (a *App) void(ctx context.Context, args map[string]string) (any, error) {
+	return a.onEntry(ctx, args["id"], Link.Void)
+}
+
+// onEntry does act on the entry id through the link and waits (bounded)
+// for the hub's answer about it.
+func (a *App) onEntry(ctx context.Context, id string, act func(Link, context.Context, string) (outbox.Entry, error)) (any, error) {
 	l, err := a.link()
 	if err != nil {
 		return nil, err
 	}
-	id := args["id"]
 	ch, stop := a.listen(id)
 	defer stop()
-	e, err := l.Void(ctx, id)
+	e, err := act(l, ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	e = a.await(ctx, e, ch)
-	return actionResult(e, ""), nil
+	return actionResult(a.await(ctx, e, ch), ""), nil
 }
 
 // correct: args id (the original), and the corrected data: consents
