@@ -226,6 +226,23 @@ func TestResendOnGapAndSilence(t *testing.T) {
 			}
 		}
 	}
+	// told waits until OnResult was told of seq's final result (the outbox
+	// records it just before).
+	told := func(seq uint64) {
+		t.Helper()
+		for {
+			mu.Lock()
+			_, ok := final[seq]
+			mu.Unlock()
+			if ok {
+				return
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("OnResult never told of seq %d", seq)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
 	enqueue(3)
 	// Phase 1: only the gap refusal can cause a resend (the timer is far).
 	ctx1, cancel1 := context.WithCancel(ctx)
@@ -244,19 +261,7 @@ func TestResendOnGapAndSilence(t *testing.T) {
 	_, errc = r.run(t, ctx2, Options{ResendAfter: 300 * time.Millisecond, OnResult: onResult})
 	enqueue(1)
 	drained()
-	// The outbox records the result just before OnResult is told.
-	for {
-		mu.Lock()
-		_, ok := final[4]
-		mu.Unlock()
-		if ok {
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatal("OnResult never told of seq 4")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	told(4)
 	cancel2()
 	<-errc
 
@@ -265,18 +270,7 @@ func TestResendOnGapAndSilence(t *testing.T) {
 	r.run(t, ctx, Options{ResendAfter: time.Hour, OnResult: onResult})
 	enqueue(1)
 	drained()
-	for {
-		mu.Lock()
-		_, ok := final[5]
-		mu.Unlock()
-		if ok {
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatal("OnResult never told of seq 5")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	told(5)
 	mu.Lock()
 	defer mu.Unlock()
 	if seen[4] != 2 || seen[5] != 2 {
