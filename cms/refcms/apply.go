@@ -77,18 +77,27 @@ func (s *Store) apply(tx *bolt.Tx, op cms.Op, protocol string) (applied, error) 
 	return applied{rejects: []cms.Reject{{Code: cms.CodeUnknownKind, Message: "Operazione non supportata."}}}, nil
 }
 
+// begin starts the outcome of a request about the card ref names: it loads
+// the card and runs validate on it, whose refusals are in a.rejects.
+func begin(c *opCtx, ref cms.CardRef, channel, operator string, validate func(*cms.Card) []cms.Reject) (a applied, card *cms.Card, err error) {
+	a = applied{serial: ref.Serial, channel: channel, operator: operator}
+	if card, err = getCard(c.tx, ref.Serial); err != nil {
+		return a, nil, err
+	}
+	a.rejects = validate(card)
+	return a, card, nil
+}
+
 func (s *Store) applyConsent(c *opCtx) (applied, error) {
 	var req cms.ConsentRequest
 	if strictJSON(c.op.Payload, &req) != nil {
 		return applied{rejects: badPayload()}, nil
 	}
-	a := applied{serial: req.Card.Serial, channel: req.Channel, operator: req.Operator}
-	card, err := getCard(c.tx, req.Card.Serial)
-	if err != nil {
+	a, card, err := begin(c, req.Card, req.Channel, req.Operator, func(card *cms.Card) []cms.Reject {
+		return req.Validate(s.policy, card, c.now())
+	})
+	if err != nil || len(a.rejects) > 0 {
 		return a, err
-	}
-	if a.rejects = req.Validate(s.policy, card, c.now()); len(a.rejects) > 0 {
-		return a, nil
 	}
 	fse, err := s.consent(c, card, cms.ConsentSet{Policy: req.Policy, Consents: req.Consents}, req.Channel, req.Operator)
 	if err != nil {
@@ -182,13 +191,11 @@ func (s *Store) applyReprint(c *opCtx) (applied, error) {
 	if strictJSON(c.op.Payload, &req) != nil {
 		return applied{rejects: badPayload()}, nil
 	}
-	a := applied{serial: req.Card.Serial, channel: req.Channel, operator: req.Operator}
-	card, err := getCard(c.tx, req.Card.Serial)
-	if err != nil {
+	a, card, err := begin(c, req.Card, req.Channel, req.Operator, func(card *cms.Card) []cms.Reject {
+		return req.Validate(card, c.now())
+	})
+	if err != nil || len(a.rejects) > 0 {
 		return a, err
-	}
-	if a.rejects = req.Validate(card, c.now()); len(a.rejects) > 0 {
-		return a, nil
 	}
 	k := s.codes(card.Serial)
 	if err := notify(c, card, cms.KindReprint, k); err != nil {
@@ -335,13 +342,11 @@ func (s *Store) applyHistory(c *opCtx) (applied, error) {
 	if strictJSON(c.op.Payload, &req) != nil {
 		return applied{rejects: badPayload()}, nil
 	}
-	a := applied{serial: req.Card.Serial, channel: req.Channel, operator: req.Operator}
-	card, err := getCard(c.tx, req.Card.Serial)
-	if err != nil {
+	a, card, err := begin(c, req.Card, req.Channel, req.Operator, func(card *cms.Card) []cms.Reject {
+		return req.Validate(card, c.now())
+	})
+	if err != nil || len(a.rejects) > 0 {
 		return a, err
-	}
-	if a.rejects = req.Validate(card, c.now()); len(a.rejects) > 0 {
-		return a, nil
 	}
 	cards := []cms.Card{*card}
 	if req.Scope == cms.HistoryAll {
@@ -372,13 +377,11 @@ func (s *Store) applyPINEvent(c *opCtx) (applied, error) {
 	if strictJSON(c.op.Payload, &req) != nil {
 		return applied{rejects: badPayload()}, nil
 	}
-	a := applied{serial: req.Card.Serial, channel: req.Channel}
-	card, err := getCard(c.tx, req.Card.Serial)
-	if err != nil {
+	a, card, err := begin(c, req.Card, req.Channel, "", func(card *cms.Card) []cms.Reject {
+		return req.Validate(card, c.now())
+	})
+	if err != nil || len(a.rejects) > 0 {
 		return a, err
-	}
-	if a.rejects = req.Validate(card, c.now()); len(a.rejects) > 0 {
-		return a, nil
 	}
 	return a, event(c, card.Serial, c.op.Kind, req.Channel, req.Result)
 }
@@ -406,13 +409,11 @@ func (s *Store) applyReissue(c *opCtx) (applied, error) {
 	if strictJSON(c.op.Payload, &req) != nil {
 		return applied{rejects: badPayload()}, nil
 	}
-	a := applied{serial: req.Card.Serial, channel: req.Channel, operator: req.Operator}
-	card, err := getCard(c.tx, req.Card.Serial)
-	if err != nil {
+	a, card, err := begin(c, req.Card, req.Channel, req.Operator, func(card *cms.Card) []cms.Reject {
+		return req.Validate(card, c.now())
+	})
+	if err != nil || len(a.rejects) > 0 {
 		return a, err
-	}
-	if a.rejects = req.Validate(card, c.now()); len(a.rejects) > 0 {
-		return a, nil
 	}
 	if c.tx.Bucket(bReissue).Get([]byte(card.Serial)) != nil {
 		a.rejects = []cms.Reject{{Code: cms.CodeReissuePending, Message: "Per questa tessera una nuova tessera è già stata richiesta."}}
@@ -431,13 +432,11 @@ func (s *Store) applyWrongData(c *opCtx) (applied, error) {
 	if strictJSON(c.op.Payload, &req) != nil {
 		return applied{rejects: badPayload()}, nil
 	}
-	a := applied{serial: req.Card.Serial, channel: req.Channel, operator: req.Operator}
-	card, err := getCard(c.tx, req.Card.Serial)
-	if err != nil {
+	a, card, err := begin(c, req.Card, req.Channel, req.Operator, func(card *cms.Card) []cms.Reject {
+		return req.Validate(card, c.now())
+	})
+	if err != nil || len(a.rejects) > 0 {
 		return a, err
-	}
-	if a.rejects = req.Validate(card, c.now()); len(a.rejects) > 0 {
-		return a, nil
 	}
 	card.DataReported = true
 	if err := putJSON(c.tx.Bucket(bCards), []byte(card.Serial), card); err != nil {
