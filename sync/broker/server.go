@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -34,6 +35,7 @@ type Server struct {
 	mq       *mqtt.Server
 	addr     string
 	accepted chan struct{} // closed when the accept loop has returned
+	ln       *watchedListener
 
 	closeOnce sync.Once
 }
@@ -73,7 +75,8 @@ func Start(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 	s := &Server{mq: mq, addr: ln.Addr().String(), accepted: make(chan struct{})}
-	if err := mq.AddListener(listeners.NewNet("tcp", &watchedListener{Listener: ln, done: s.accepted})); err != nil {
+	s.ln = &watchedListener{Listener: ln, done: s.accepted, conns: make(map[*trackedConn]struct{})}
+	if err := mq.AddListener(listeners.NewNet("tcp", s.ln)); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("broker: %w", err)
 	}
@@ -94,7 +97,26 @@ func (s *Server) URL() string { return "mqtt://" + s.addr }
 // connections and the accept loop to end. It is safe to call more than once.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
-		_ = s.mq.Close() // closes the listener and waits for the clients
+		// Orders Close after every connection that has started reading
+		// (see trackedConn.Read): mochi's Close writes what a new
+		// connection's setup reads, without a lock of its own.
+		s.ln.mu.Lock()
+		//lint:ignore SA2001 the lock is taken for its ordering alone
+		s.ln.mu.Unlock()
+		closed := make(chan struct{})
+		go func() {
+			_ = s.mq.Close() // closes the listener and waits for the clients
+			close(closed)
+		}()
+		select {
+		case <-closed:
+		case <-time.After(closeGrace):
+			// mochi waits for every connection it accepted, and one that
+			// never completed its CONNECT is not among the clients it
+			// disconnects: end the connections themselves.
+			s.ln.closeConns()
+			<-closed
+		}
 		select {
 		case <-s.accepted:
 		case <-time.After(5 * time.Second):
@@ -103,20 +125,66 @@ func (s *Server) Close() error {
 	return nil
 }
 
+// closeGrace is how long Close lets mochi disconnect its clients before it
+// closes the remaining connections itself.
+const closeGrace = 2 * time.Second
+
 // watchedListener tells when mochi's accept loop has seen the listener fail
-// (that is, closed), so Close can wait for it.
+// (that is, closed), so Close can wait for it, and keeps the connections
+// it accepted, so Close can end them.
 type watchedListener struct {
 	net.Listener
 	done chan struct{}
 	once sync.Once
+
+	mu    sync.Mutex
+	conns map[*trackedConn]struct{}
 }
 
 func (l *watchedListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
 		l.once.Do(func() { close(l.done) })
+		return c, err
 	}
-	return c, err
+	tc := &trackedConn{Conn: c, l: l}
+	l.mu.Lock()
+	l.conns[tc] = struct{}{}
+	l.mu.Unlock()
+	return tc, nil
+}
+
+func (l *watchedListener) closeConns() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for c := range l.conns {
+		c.Conn.Close()
+	}
+}
+
+// trackedConn leaves its listener's set when closed.
+type trackedConn struct {
+	net.Conn
+	l       *watchedListener
+	reading atomic.Bool
+}
+
+// Read passes through the listener's lock once, at the first read, which
+// mochi does after setting the connection up: Close takes the same lock.
+func (c *trackedConn) Read(b []byte) (int, error) {
+	if !c.reading.Load() {
+		c.l.mu.Lock()
+		c.reading.Store(true)
+		c.l.mu.Unlock()
+	}
+	return c.Conn.Read(b)
+}
+
+func (c *trackedConn) Close() error {
+	c.l.mu.Lock()
+	delete(c.l.conns, c)
+	c.l.mu.Unlock()
+	return c.Conn.Close()
 }
 
 // quietHandler adapts mochi's logging: only its warnings and errors pass,

@@ -488,3 +488,30 @@ func TestCloseNoLeak(t *testing.T) {
 		t.Fatalf("%d goroutines after Close, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])
 	}
 }
+
+// A connection that never sends its CONNECT is not one of mochi's clients,
+// yet mochi's Close waits for it: Close must still return, and the
+// connection ends.
+func TestCloseWithSilentConnection(t *testing.T) {
+	srv, err := Start(Options{Listen: "127.0.0.1:0", Auth: NewUsers(nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	time.Sleep(100 * time.Millisecond) // accepted, waiting for CONNECT
+	done := make(chan struct{})
+	go func() { srv.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close did not return with a silent connection open")
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Fatal("the silent connection is still open")
+	}
+}
