@@ -55,6 +55,7 @@ fuzz:
 	$(GO) test ./sync/cmdsig -run '^$$' -fuzz FuzzVerify -fuzztime 30s
 	$(GO) test ./sync/broker -run '^$$' -fuzz FuzzAllowed -fuzztime 30s
 	$(GO) test ./config -run '^$$' -fuzz FuzzLoad -fuzztime 30s -fuzzminimizetime 0
+	$(GO) test ./sync/outbox -run '^$$' -fuzz FuzzDecodeRecord -fuzztime 30s -fuzzminimizetime 2s
 
 ## bench: one run of the sync benchmarks (enqueue, drain at 1k/10k/100k, autopaho file queue anchor): a table, then key=value figures
 bench:

@@ -1,6 +1,7 @@
 package refcms
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
@@ -112,13 +113,11 @@ func (s *Store) consent(c *opCtx, card *cms.Card, cs cms.ConsentSet, channel, op
 	rec := ConsentRecord{Policy: cs.Policy, Consents: cs.Consents, Channel: channel,
 		Operator: operator, OpID: c.op.ID, Protocol: c.protocol, At: c.now()}
 	if b := c.tx.Bucket(bConsents).Get([]byte(card.Serial)); b != nil {
-		// Kept one level deep, for a cancellation of this consent.
-		var prev ConsentRecord
-		if err := json.Unmarshal(b, &prev); err != nil {
-			return "", fmt.Errorf("consents %s: %w", card.Serial, err)
+		// Kept one level deep, for a cancellation of this consent, as
+		// it is: decoding it would cost more than the whole consent.
+		if err := c.tx.Bucket(bConsentsPrev).Put([]byte(card.Serial), bytes.Clone(b)); err != nil {
+			return "", err
 		}
-		prev.Previous = nil
-		rec.Previous = &prev
 	}
 	if err := putJSON(c.tx.Bucket(bConsents), []byte(card.Serial), rec); err != nil {
 		return "", err

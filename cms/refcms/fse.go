@@ -89,7 +89,9 @@ type Ticket struct {
 func (s *Store) requestFSE(c *opCtx, card *cms.Card) (string, error) {
 	b := c.tx.Bucket(bFSE)
 	if v := b.Get([]byte(card.CF)); v != nil {
-		var r FSERecord
+		var r struct { // the state is all it needs: cheaper than FSERecord
+			State string `json:"state"`
+		}
 		if err := json.Unmarshal(v, &r); err != nil {
 			return "", fmt.Errorf("fse record: %w", err)
 		}

@@ -29,24 +29,27 @@ import (
 var (
 	bCards    = []byte("cards")    // serial → cms.Card
 	bConsents = []byte("consents") // serial → ConsentRecord
-	bLedger   = []byte("ledger")   // totem → last applied seq (8 bytes BE)
-	bOps      = []byte("ops")      // op id → record
-	bAudit    = []byte("audit")    // seq (8 bytes BE) → AuditRecord
-	bProtocol = []byte("protocol") // NextSequence: protocol numbers
-	bMeta     = []byte("meta")     // "secret" → key deriving PIN, PUK, CIP
-	bHistory  = []byte("history")  // serial 0x00 seq → cms.HistoryEvent
-	bNotify   = []byte("notify")   // seq → Notification
-	bPayments = []byte("payments") // payment reference → PaymentRecord
-	bReissue  = []byte("reissue")  // serial → ReissueRecord
-	bCIPFail  = []byte("cipfail")  // serial → wrong CIPs in a row (8 bytes BE)
-	bFSE      = []byte("fse")      // CF → FSERecord
-	bTickets  = []byte("tickets")  // seq → Ticket
+	// The record the current one replaced, kept one level deep for a
+	// cancellation: stored as it was, so a consent never decodes it.
+	bConsentsPrev = []byte("consents_prev") // serial → ConsentRecord
+	bLedger       = []byte("ledger")        // totem → last applied seq (8 bytes BE)
+	bOps          = []byte("ops")           // op id → record
+	bAudit        = []byte("audit")         // seq (8 bytes BE) → AuditRecord
+	bProtocol     = []byte("protocol")      // NextSequence: protocol numbers
+	bMeta         = []byte("meta")          // "secret" → key deriving PIN, PUK, CIP
+	bHistory      = []byte("history")       // serial 0x00 seq → cms.HistoryEvent
+	bNotify       = []byte("notify")        // seq → Notification
+	bPayments     = []byte("payments")      // payment reference → PaymentRecord
+	bReissue      = []byte("reissue")       // serial → ReissueRecord
+	bCIPFail      = []byte("cipfail")       // serial → wrong CIPs in a row (8 bytes BE)
+	bFSE          = []byte("fse")           // CF → FSERecord
+	bTickets      = []byte("tickets")       // seq → Ticket
 	// The send log's entries that are not in the audit (duplicates,
 	// refusals), keyed from the audit's sequence so both share one order.
 	bSendLog = []byte("sendlog") // seq (8 bytes BE) → cms.Transmission
 )
 
-var buckets = [][]byte{bCards, bConsents, bLedger, bOps, bAudit, bProtocol,
+var buckets = [][]byte{bCards, bConsents, bConsentsPrev, bLedger, bOps, bAudit, bProtocol,
 	bMeta, bHistory, bNotify, bPayments, bReissue, bCIPFail, bFSE, bTickets, bSendLog}
 
 // Options configures a Store.
@@ -162,7 +165,8 @@ type ConsentRecord struct {
 	// consents, VariedProtocol its protocol number.
 	VariedBy       string `json:"varied_by,omitempty"`
 	VariedProtocol string `json:"varied_protocol,omitempty"`
-	// Previous is the record this one replaced, for a cancellation.
+	// Previous is the record this one replaced, for a cancellation
+	// (Consents fills it in; stored apart).
 	Previous *ConsentRecord `json:"previous,omitempty"`
 }
 
@@ -341,13 +345,44 @@ func (s *Store) PutCard(c cms.Card) error {
 func (s *Store) Consents(serial string) (ConsentRecord, error) {
 	var rec ConsentRecord
 	err := s.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bConsents).Get([]byte(serial))
-		if b == nil {
-			return cms.ErrNotFound
-		}
-		return json.Unmarshal(b, &rec)
+		var err error
+		rec, err = s.consentsIn(tx, serial)
+		return err
 	})
 	return rec, err
+}
+
+// consentsIn is Consents within tx.
+func (s *Store) consentsIn(tx *bolt.Tx, serial string) (ConsentRecord, error) {
+	var rec ConsentRecord
+	b := tx.Bucket(bConsents).Get([]byte(serial))
+	if b == nil {
+		return rec, cms.ErrNotFound
+	}
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return rec, err
+	}
+	prev, err := previousConsent(tx, serial, &rec)
+	rec.Previous = prev
+	return rec, err
+}
+
+// previousConsent returns the record cur replaced: embedded in cur by
+// older versions, else kept apart.
+func previousConsent(tx *bolt.Tx, serial string, cur *ConsentRecord) (*ConsentRecord, error) {
+	if cur.Previous != nil {
+		return cur.Previous, nil
+	}
+	b := tx.Bucket(bConsentsPrev).Get([]byte(serial))
+	if b == nil {
+		return nil, nil
+	}
+	var prev ConsentRecord
+	if err := json.Unmarshal(b, &prev); err != nil {
+		return nil, fmt.Errorf("previous consents %s: %w", serial, err)
+	}
+	prev.Previous = nil
+	return &prev, nil
 }
 
 // CIP returns the CIP of the card serial, as its activation form gave

@@ -171,11 +171,18 @@ func (s *Store) cancelConsent(c *opCtx, v variation) (applied, error) {
 		return a, err
 	}
 	a.channel = cur.Channel
+	prev, err := previousConsent(c.tx, serial, cur)
+	if err != nil {
+		return a, err
+	}
 	bc := c.tx.Bucket(bConsents)
-	if cur.Previous == nil {
+	if prev == nil {
 		err = bc.Delete([]byte(serial))
 	} else {
-		err = putJSON(bc, []byte(serial), cur.Previous)
+		err = putJSON(bc, []byte(serial), prev)
+	}
+	if err == nil {
+		err = c.tx.Bucket(bConsentsPrev).Delete([]byte(serial))
 	}
 	if err != nil {
 		return a, err

@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"slices"
 	"testing"
 
 	"github.com/aslcns/totem/cms"
+	bolt "go.etcd.io/bbolt"
 )
 
 func corrected(given bool) cms.ConsentRequest {
@@ -273,4 +275,29 @@ func FuzzVariation(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestCancelLegacyConsent: a consent record an older version wrote keeps
+// the one it replaced inside it; cancelling it still puts that one back.
+func TestCancelLegacyConsent(t *testing.T) {
+	e := newEnv(t, nil)
+	e.mustAccept(cms.KindConsent, corrected(false)) // id 1
+	e.mustAccept(cms.KindConsent, goodRequest())    // id 2
+	err := e.s.db.Update(func(tx *bolt.Tx) error {
+		cur, err := e.s.consentsIn(tx, activeSerial)
+		if err != nil || cur.Previous == nil {
+			return fmt.Errorf("no previous: %+v %v", cur, err)
+		}
+		if err := putJSON(tx.Bucket(bConsents), []byte(activeSerial), cur); err != nil { // embedded
+			return err
+		}
+		return tx.Bucket(bConsentsPrev).Delete([]byte(activeSerial))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.mustAccept(cms.KindCancellation, cms.CancellationRequest{Ref: id(2)})
+	if r, err := e.s.Consents(activeSerial); err != nil || r.OpID != id(1) || r.Consents[0].Given || r.Previous != nil {
+		t.Fatalf("consents %+v, %v", r, err)
+	}
 }

@@ -103,17 +103,38 @@ func (s *Server) Close() error {
 		s.ln.mu.Lock()
 		//lint:ignore SA2001 the lock is taken for its ordering alone
 		s.ln.mu.Unlock()
+		// mochi's Close lists the clients under a read lock it takes
+		// twice (Clients.GetByListener calls Len): a client coming or
+		// going in between — its write lock waits for the first, the
+		// second waits for it — deadlocks Close for ever (seen in a
+		// test run). So none may: stop accepting, disconnect every
+		// client, wait for them to be gone, and only then let mochi
+		// close.
+		s.ln.Listener.Close()
+		select {
+		case <-s.accepted:
+		case <-time.After(5 * time.Second):
+		}
+		for _, cl := range s.mq.Clients.GetAll() { // one read lock
+			if !cl.Closed() {
+				_ = s.mq.DisconnectClient(cl, packets.ErrServerShuttingDown)
+			}
+		}
+		if !s.awaitNoClients(closeGrace) {
+			// One that never completed its CONNECT is not among the
+			// clients: end the connections themselves.
+			s.ln.closeConns()
+			s.awaitNoClients(closeGrace)
+		}
+		s.ln.closeConns() // connections still in their CONNECT
 		closed := make(chan struct{})
 		go func() {
-			_ = s.mq.Close() // closes the listener and waits for the clients
+			_ = s.mq.Close() // waits for every connection it accepted
 			close(closed)
 		}()
 		select {
 		case <-closed:
 		case <-time.After(closeGrace):
-			// mochi waits for every connection it accepted, and one that
-			// never completed its CONNECT is not among the clients it
-			// disconnects: end the connections themselves.
 			s.ln.closeConns()
 			<-closed
 		}
@@ -125,8 +146,20 @@ func (s *Server) Close() error {
 	return nil
 }
 
-// closeGrace is how long Close lets mochi disconnect its clients before it
-// closes the remaining connections itself.
+// awaitNoClients waits, up to d, until no client is connected: each has
+// left the clients mochi keeps if its session ends with the connection.
+func (s *Server) awaitNoClients(d time.Duration) bool {
+	for end := time.Now().Add(d); atomic.LoadInt64(&s.mq.Info.ClientsConnected) > 0; {
+		if time.Now().After(end) {
+			return false
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return true
+}
+
+// closeGrace is how long Close lets clients disconnect before it closes
+// the remaining connections itself.
 const closeGrace = 2 * time.Second
 
 // watchedListener tells when mochi's accept loop has seen the listener fail

@@ -515,3 +515,49 @@ func TestCloseWithSilentConnection(t *testing.T) {
 		t.Fatal("the silent connection is still open")
 	}
 }
+
+// TestCloseWhileClientsChurn closes the broker while clients keep
+// connecting and leaving: mochi's own Close takes its clients' read lock
+// twice, so a client leaving at that moment deadlocked it. Close must
+// return every time.
+func TestCloseWhileClientsChurn(t *testing.T) {
+	for round := range 5 {
+		f := startFleet(t, 0)
+		a := f.users["A"]
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				for i := 0; i < 500; i++ { // bounded
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					conn, err := net.DialTimeout("tcp", f.srv.Addr(), time.Second)
+					if err != nil {
+						return // closed
+					}
+					c := paho.NewClient(paho.ClientConfig{Conn: conn, PacketTimeout: time.Second})
+					ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+					if _, err := c.Connect(ctx, &paho.Connect{ClientID: a.Username, KeepAlive: 30, CleanStart: true,
+						Username: a.Username, UsernameFlag: true, Password: []byte(a.Password), PasswordFlag: true}); err == nil {
+						c.Disconnect(&paho.Disconnect{})
+					}
+					cancel()
+					conn.Close()
+				}
+			})
+		}
+		time.Sleep(time.Duration(50+round*30) * time.Millisecond)
+		done := make(chan struct{})
+		go func() { f.srv.Close(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("round %d: Close did not return while clients came and went", round)
+		}
+		close(stop)
+		wg.Wait()
+	}
+}

@@ -12,3 +12,18 @@ func Queued(o *Outbox) int { return len(o.reqs) }
 func Do(o *Outbox, fn func(tx *bolt.Tx) error) error {
 	return o.do(func(tx *bolt.Tx, _ *batch) error { return fn(tx) })
 }
+
+// Stored is the stored form of an entry, for tests that damage records.
+type Stored = record
+
+// EditStored decodes a stored pending record, lets fn change it and
+// returns it encoded again, checksum and all.
+func EditStored(key, v []byte, fn func(r *Stored)) ([]byte, error) {
+	o := &Outbox{} // any salt: an id left out stays left out
+	seq, r, err := o.decodeRecord(key, v)
+	if err != nil {
+		return nil, err
+	}
+	fn(&r)
+	return o.encodeRecord(seq, &r)
+}

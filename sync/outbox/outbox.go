@@ -25,10 +25,10 @@
 //
 // Layout of the file:
 //
-//	pending     8-byte big-endian seq → entry (JSON object), or a void:
+//	pending     8-byte big-endian seq → entry (record.go), or a void:
 //	            'v', the 16-byte raw id, the reason (ASCII)
-//	done        8-byte big-endian seq → entry (JSON object)
-//	quarantine  8-byte big-endian seq → entry (JSON object with a reason)
+//	done        8-byte big-endian seq → entry
+//	quarantine  8-byte big-endian seq → entry with a reason
 //	telemetry   8-byte big-endian seq → stored size: pending entries that may be shed
 //	sent        8-byte big-endian seq → 4-byte attempts, 8-byte unix nanoseconds of the
 //	            last: sends recorded apart from a pending entry's record, so that
@@ -45,8 +45,8 @@
 // seq, in hex: unique across totems, and lookups need no index write.
 // Ids written by older versions are random and found through "index".
 //
-// Stored entries are JSON objects, so their first byte is '{': a later
-// compact encoding can be told apart by its first byte.
+// Entries are stored in a compact binary record with a checksum; the JSON
+// objects older versions wrote are still read (record.go).
 package outbox
 
 import (
@@ -371,6 +371,7 @@ func openBolt(path string, timeout time.Duration, maxSize int) (db *bolt.DB, err
 			db, err = nil, fmt.Errorf("invalid database: %v", p)
 		}
 	}()
+	dropCache(path) // before bbolt maps it: single-page folios
 	// The freelist is rebuilt by a scan at open instead of being
 	// rewritten by every commit: fewer bytes written per operation.
 	db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout, MaxSize: maxSize,
@@ -581,8 +582,9 @@ func (o *Outbox) Enqueue(kind string, payload []byte, created, expires time.Time
 		e.Stamp = &st
 	}
 	class := o.classOf(kind)
-	// JSON carries the payload in base64 plus about 300 bytes of envelope.
-	estimate := int64(len(payload))*4/3 + int64(len(kind)) + 320
+	// The compact record is the payload (sealed: 28 bytes more) and about
+	// 100 bytes of envelope and stamp.
+	estimate := int64(len(payload)) + int64(len(kind)) + 160
 	var full error
 	err := o.do(func(tx *bolt.Tx, b *batch) error {
 		full = nil
@@ -604,7 +606,7 @@ func (o *Outbox) Enqueue(kind string, payload []byte, created, expires time.Time
 		if err := o.seal(&r, seq, e.Payload); err != nil {
 			return err
 		}
-		val, err := json.Marshal(&r)
+		val, err := r.encode(true)
 		if err != nil {
 			return err
 		}
@@ -655,7 +657,7 @@ func (o *Outbox) Pending(after uint64, max int) ([]Entry, error) {
 	err := o.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketPending).Cursor()
 		for k, v := c.Seek(seqKey(after + 1)); k != nil && len(out) < max; k, v = c.Next() {
-			seq, r, err := decodeIn(tx, k, v)
+			seq, r, err := o.decodeIn(tx, k, v)
 			if err != nil {
 				bad = append(bad, lapse{seq, ReasonCorrupt})
 				continue
@@ -736,7 +738,19 @@ func (o *Outbox) lapsed(r *record, now time.Time) string {
 // entry sent MaxAttempts times without a final result moves to quarantine
 // as poison. Unknown id: ErrNotFound.
 func (o *Outbox) MarkSent(id string, at time.Time) error {
+	full := o.softSize > 0 && o.used.Load() >= o.softSize
 	err := o.do(func(tx *bolt.Tx, _ *batch) error {
+		// As MarkSentAll: a pending entry's send is recorded apart, and
+		// not at all when the outbox is full, unless poison detection
+		// needs the count on the record.
+		if key := o.ownKey(id); key != nil && o.maxAttempts <= 0 {
+			if v := tx.Bucket(bucketPending).Get(key); v != nil {
+				if full || len(v) > 0 && v[0] == voidTag {
+					return reject(errUnchanged) // a void keeps no attempts
+				}
+				return addSent(tx, key, at.Round(0))
+			}
+		}
 		seq, r, b, err := o.lookup(tx, id)
 		if err != nil {
 			return reject(err)
@@ -749,7 +763,7 @@ func (o *Outbox) MarkSent(id string, at time.Time) error {
 		if bytes.Equal(b, bucketPending) && o.maxAttempts > 0 && r.Attempts >= o.maxAttempts {
 			return o.moveToQuarantine(tx, seq, &r, ReasonPoison, o.now())
 		}
-		return putRecord(tx.Bucket(b), seq, &r)
+		return o.putRecord(tx.Bucket(b), seq, &r)
 	})
 	if err != nil && !errors.Is(err, errUnchanged) {
 		return wrapID("mark sent", id, err)
@@ -796,7 +810,7 @@ func (o *Outbox) MarkSentAll(ids []string, at time.Time) (int, error) {
 			if bytes.Equal(b, bucketPending) && o.maxAttempts > 0 && r.Attempts >= o.maxAttempts {
 				err = o.moveToQuarantine(tx, seq, &r, ReasonPoison, o.now())
 			} else {
-				err = putRecord(tx.Bucket(b), seq, &r)
+				err = o.putRecord(tx.Bucket(b), seq, &r)
 			}
 			if err != nil {
 				return err
@@ -869,7 +883,7 @@ func (o *Outbox) Record(res *protocol.Result) (Entry, error) {
 		}
 		r.Result = stored
 		if !res.Final() {
-			return putRecord(tx.Bucket(in), seq, &r)
+			return o.putRecord(tx.Bucket(in), seq, &r)
 		}
 		key := seqKey(seq)
 		if err := tx.Bucket(in).Delete(key); err != nil {
@@ -888,7 +902,7 @@ func (o *Outbox) Record(res *protocol.Result) (Entry, error) {
 		r.Quarantine, r.QuarantinedAt = "", time.Time{}
 		r.Completed = o.now().Round(0)
 		in = bucketDone
-		return putRecord(tx.Bucket(bucketDone), seq, &r)
+		return o.putRecord(tx.Bucket(bucketDone), seq, &r)
 	})
 	if err != nil && !errors.Is(err, errUnchanged) {
 		return Entry{}, wrapID("record", res.OpID, err)
@@ -953,7 +967,7 @@ func (o *Outbox) Adopt(res *protocol.Result) (before, after Entry, err error) {
 			r.Completed = o.now().Round(0)
 			in = bucketDone
 		}
-		return putRecord(tx.Bucket(bucketDone), seq, &r)
+		return o.putRecord(tx.Bucket(bucketDone), seq, &r)
 	})
 	if err != nil {
 		return Entry{}, Entry{}, wrapID("adopt", res.OpID, err)
@@ -1007,7 +1021,7 @@ func (o *Outbox) Stats() (protocol.Queue, error) {
 		if k == nil {
 			return nil
 		}
-		s, r, err := decodeRecord(k, v)
+		s, r, err := o.decodeRecord(k, v)
 		q.OldestSeq = s
 		if err == nil {
 			q.Oldest = r.Created
@@ -1091,86 +1105,6 @@ func (o *Outbox) SetMeta(key string, val []byte) error {
 	return nil
 }
 
-// record is the stored form of an Entry; Seq is the key, Done and
-// quarantine the bucket. A sealed payload is in Key, Nonce and Sealed;
-// Raw holds the bytes of a record that could not be decoded.
-type record struct {
-	ID            string           `json:"id"`
-	Kind          string           `json:"kind"`
-	Payload       []byte           `json:"payload,omitempty"`
-	Key           uint32           `json:"key,omitempty"`
-	Nonce         []byte           `json:"nonce,omitempty"`
-	Sealed        []byte           `json:"sealed,omitempty"`
-	Created       time.Time        `json:"created"`
-	Expires       time.Time        `json:"expires,omitzero"`
-	Attempts      int              `json:"attempts,omitempty"`
-	LastSent      time.Time        `json:"last_sent,omitzero"`
-	Result        *protocol.Result `json:"result,omitempty"`
-	Completed     time.Time        `json:"completed,omitzero"`
-	Quarantine    string           `json:"quarantine,omitempty"`
-	QuarantinedAt time.Time        `json:"quarantined_at,omitzero"`
-	Raw           []byte           `json:"raw,omitempty"`
-	// Voided is set on a quarantined entry a void replaced in the queue:
-	// its sequence number is spent, it can never be requeued.
-	Voided bool            `json:"voided,omitempty"`
-	Stamp  *protocol.Stamp `json:"stamp,omitempty"`
-
-	void string // a void's reason, from the compact encoding; never JSON
-}
-
-// voidTag is the first byte of a stored void.
-const voidTag = 'v'
-
-// voidValue is the stored form of a void for the entry id (32 hex digits).
-func voidValue(id, reason string) []byte {
-	raw, _ := hex.DecodeString(id)
-	v := make([]byte, 0, 1+16+len(reason))
-	return append(append(append(v, voidTag), raw...), reason...)
-}
-
-// voidPayload is what a void carries to the hub.
-func voidPayload(reason string) []byte {
-	b, _ := json.Marshal(struct {
-		Reason string `json:"reason"`
-	}{reason})
-	return b
-}
-
-// validReason reports whether a void's stored reason is a short lower-case
-// word, so that its payload is plain JSON.
-func validReason(b []byte) bool {
-	if len(b) == 0 || len(b) > 16 {
-		return false
-	}
-	for _, c := range b {
-		if c < 'a' || c > 'z' {
-			return false
-		}
-	}
-	return true
-}
-
-// decodeRecord decodes a stored entry. It never panics on bad bytes.
-func decodeRecord(key, val []byte) (uint64, record, error) {
-	if len(key) != 8 {
-		return 0, record{}, fmt.Errorf("corrupt key %x", key)
-	}
-	seq := binary.BigEndian.Uint64(key)
-	if len(val) > 17 && val[0] == voidTag && validReason(val[17:]) {
-		reason := string(val[17:])
-		return seq, record{ID: hex.EncodeToString(val[1:17]), Kind: protocol.KindVoid,
-			Payload: voidPayload(reason), void: reason}, nil
-	}
-	if len(val) == 0 || val[0] != '{' {
-		return seq, record{}, fmt.Errorf("corrupt entry %d", seq)
-	}
-	var r record
-	if err := json.Unmarshal(val, &r); err != nil {
-		return seq, record{}, fmt.Errorf("entry %d: %w", seq, err)
-	}
-	return seq, r, nil
-}
-
 // entry converts a record to an Entry, opening its payload. On an error
 // the envelope is still filled in.
 func (o *Outbox) entry(seq uint64, r *record, in []byte) (Entry, error) {
@@ -1193,8 +1127,8 @@ func (o *Outbox) entry(seq uint64, r *record, in []byte) (Entry, error) {
 
 // putRecord stores r, which holds every send recorded for it (read with
 // decodeIn): the sends recorded apart are dropped.
-func putRecord(b *bolt.Bucket, seq uint64, r *record) error {
-	val, err := json.Marshal(r)
+func (o *Outbox) putRecord(b *bolt.Bucket, seq uint64, r *record) error {
+	val, err := o.encodeRecord(seq, r)
 	if err != nil {
 		return err
 	}
@@ -1205,8 +1139,8 @@ func putRecord(b *bolt.Bucket, seq uint64, r *record) error {
 }
 
 // decodeIn is decodeRecord with the sends recorded apart added in.
-func decodeIn(tx *bolt.Tx, key, val []byte) (uint64, record, error) {
-	seq, r, err := decodeRecord(key, val)
+func (o *Outbox) decodeIn(tx *bolt.Tx, key, val []byte) (uint64, record, error) {
+	seq, r, err := o.decodeRecord(key, val)
 	if err == nil {
 		n, at := sentOf(tx, key)
 		r.Attempts += n
@@ -1262,7 +1196,7 @@ func (o *Outbox) lookup(tx *bolt.Tx, id string) (uint64, record, []byte, error) 
 	}
 	for _, name := range [][]byte{bucketPending, bucketDone, bucketQuarantine} {
 		if v := tx.Bucket(name).Get(key); v != nil {
-			seq, r, err := decodeIn(tx, key, v)
+			seq, r, err := o.decodeIn(tx, key, v)
 			if err == nil && r.ID != id {
 				return 0, record{}, nil, ErrNotFound
 			}

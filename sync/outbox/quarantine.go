@@ -38,7 +38,7 @@ func (o *Outbox) Sweep(now time.Time) (SweepReport, error) {
 		c := tx.Bucket(bucketPending).Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			rep.Scanned++
-			seq, r, err := decodeIn(tx, k, v)
+			seq, r, err := o.decodeIn(tx, k, v)
 			if err != nil {
 				bad = append(bad, lapse{seq, ReasonCorrupt})
 				continue
@@ -93,7 +93,7 @@ func (o *Outbox) quarantine(bad []lapse, now time.Time) (map[string]int, error) 
 				if v == nil {
 					continue // done or moved meanwhile
 				}
-				seq, r, err := decodeIn(tx, key, v)
+				seq, r, err := o.decodeIn(tx, key, v)
 				reason := ReasonCorrupt
 				if err != nil {
 					r = record{ID: o.idFor(seq), Raw: bytes.Clone(v)}
@@ -148,7 +148,7 @@ func (o *Outbox) moveToQuarantine(tx *bolt.Tx, seq uint64, r *record, reason str
 	}
 	r.Quarantine, r.QuarantinedAt = reason, now.Round(0)
 	r.Voided = voids(reason)
-	if err := putRecord(tx.Bucket(bucketQuarantine), seq, r); err != nil {
+	if err := o.putRecord(tx.Bucket(bucketQuarantine), seq, r); err != nil {
 		return err
 	}
 	if err := addCounter(tx, keyDepth, -1); err != nil {
@@ -193,7 +193,7 @@ func (o *Outbox) Quarantined(max int) ([]Entry, error) {
 	err := o.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketQuarantine).Cursor()
 		for k, v := c.First(); k != nil && len(out) < max; k, v = c.Next() {
-			seq, r, err := decodeIn(tx, k, v)
+			seq, r, err := o.decodeIn(tx, k, v)
 			if err != nil {
 				out = append(out, Entry{Seq: seq, Quarantine: ReasonCorrupt})
 				continue
@@ -235,7 +235,7 @@ func (o *Outbox) Requeue(id string) error {
 		if err := tx.Bucket(bucketQuarantine).Delete(key); err != nil {
 			return err
 		}
-		if err := putRecord(tx.Bucket(bucketPending), seq, &r); err != nil {
+		if err := o.putRecord(tx.Bucket(bucketPending), seq, &r); err != nil {
 			return err
 		}
 		if o.classOf(r.Kind) == ClassTelemetry {
@@ -272,7 +272,7 @@ func (o *Outbox) Void(id string) error {
 			return reject(fmt.Errorf("entry %d is voided already", seq))
 		}
 		r.Voided = true
-		if err := putRecord(tx.Bucket(bucketQuarantine), seq, &r); err != nil {
+		if err := o.putRecord(tx.Bucket(bucketQuarantine), seq, &r); err != nil {
 			return err
 		}
 		return o.putVoid(tx, seq, r.ID, r.Quarantine)
@@ -291,7 +291,7 @@ func (o *Outbox) Purge(before time.Time) (int, error) {
 	err := o.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketDone).Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
-			seq, r, err := decodeRecord(k, v)
+			seq, r, err := o.decodeRecord(k, v)
 			if err != nil {
 				continue // a technician looks at it; never block on it
 			}
@@ -325,7 +325,7 @@ func (o *Outbox) Purge(before time.Time) (int, error) {
 				if v == nil {
 					continue
 				}
-				if _, r, err := decodeRecord(key, v); err == nil {
+				if _, r, err := o.decodeRecord(key, v); err == nil {
 					if err := o.dropIndex(tx, r.ID); err != nil {
 						return err
 					}
@@ -379,7 +379,7 @@ func (o *Outbox) Recent(max int) ([]Entry, error) {
 			if best == nil {
 				return nil
 			}
-			seq, r, err := decodeIn(tx, best.k, best.v)
+			seq, r, err := o.decodeIn(tx, best.k, best.v)
 			if err != nil {
 				out = append(out, Entry{Seq: seq, Quarantine: ReasonCorrupt})
 			} else {
