@@ -5,13 +5,13 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/aslcns/totem/cms"
+	json "github.com/segmentio/encoding/json"
 	bolt "go.etcd.io/bbolt"
 )
 

@@ -2,11 +2,11 @@ package refcms
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
 	"github.com/aslcns/totem/cms"
+	json "github.com/segmentio/encoding/json"
 	bolt "go.etcd.io/bbolt"
 )
 

@@ -3,11 +3,11 @@ package refcms
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"time"
 
 	"github.com/aslcns/totem/cms"
+	json "github.com/segmentio/encoding/json"
 	bolt "go.etcd.io/bbolt"
 )
 

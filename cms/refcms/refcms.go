@@ -17,12 +17,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/aslcns/totem/cms"
+	json "github.com/segmentio/encoding/json"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -425,13 +425,16 @@ func putJSON(b *bolt.Bucket, k []byte, v any) error {
 	return b.Put(k, data)
 }
 
+// strictJSON decodes a request: unknown fields and trailing data refused.
+// The package encodes and decodes with github.com/segmentio/encoding/json
+// (the standard library's API, a third of its CPU): the CMS is where a
+// drain spends most of it.
 func strictJSON(b []byte, v any) error {
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.DisallowUnknownFields()
-	if err := d.Decode(v); err != nil {
+	rest, err := json.Parse(b, v, json.DisallowUnknownFields)
+	if err != nil {
 		return err
 	}
-	if d.More() {
+	if len(bytes.TrimLeft(rest, " \t\r\n")) > 0 {
 		return errors.New("trailing data")
 	}
 	return nil

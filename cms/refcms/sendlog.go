@@ -3,11 +3,11 @@ package refcms
 import (
 	"cmp"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"slices"
 
 	"github.com/aslcns/totem/cms"
+	json "github.com/segmentio/encoding/json"
 	bolt "go.etcd.io/bbolt"
 )
 

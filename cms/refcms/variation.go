@@ -1,11 +1,11 @@
 package refcms
 
 import (
-	"encoding/json"
 	"fmt"
 	"strconv"
 
 	"github.com/aslcns/totem/cms"
+	json "github.com/segmentio/encoding/json"
 	bolt "go.etcd.io/bbolt"
 )
 

@@ -127,6 +127,10 @@ func (s *Server) Close() error {
 			s.awaitNoClients(closeGrace)
 		}
 		s.ln.closeConns() // connections still in their CONNECT
+		// mochi's Close also writes, unsynchronised, what a new
+		// connection's setup reads: wait until every connection
+		// accepted has been set up (it then reads, and fails).
+		s.ln.awaitSetUp(closeGrace)
 		closed := make(chan struct{})
 		go func() {
 			_ = s.mq.Close() // waits for every connection it accepted
@@ -170,8 +174,21 @@ type watchedListener struct {
 	done chan struct{}
 	once sync.Once
 
-	mu    sync.Mutex
-	conns map[*trackedConn]struct{}
+	mu     sync.Mutex
+	conns  map[*trackedConn]struct{}
+	unread int // connections accepted that have not read yet
+}
+
+// awaitSetUp waits, up to d, until every connection accepted has read.
+func (l *watchedListener) awaitSetUp(d time.Duration) {
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(time.Millisecond) {
+		l.mu.Lock()
+		n := l.unread
+		l.mu.Unlock()
+		if n == 0 {
+			return
+		}
+	}
 }
 
 func (l *watchedListener) Accept() (net.Conn, error) {
@@ -183,6 +200,7 @@ func (l *watchedListener) Accept() (net.Conn, error) {
 	tc := &trackedConn{Conn: c, l: l}
 	l.mu.Lock()
 	l.conns[tc] = struct{}{}
+	l.unread++
 	l.mu.Unlock()
 	return tc, nil
 }
@@ -207,7 +225,10 @@ type trackedConn struct {
 func (c *trackedConn) Read(b []byte) (int, error) {
 	if !c.reading.Load() {
 		c.l.mu.Lock()
-		c.reading.Store(true)
+		if !c.reading.Load() {
+			c.reading.Store(true)
+			c.l.unread--
+		}
 		c.l.mu.Unlock()
 	}
 	return c.Conn.Read(b)

@@ -67,6 +67,7 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/sync/protocol"
+	fastjson "github.com/segmentio/encoding/json"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 )
@@ -568,7 +569,7 @@ func (o *Outbox) Enqueue(kind string, payload []byte, created, expires time.Time
 		return Entry{}, fmt.Errorf("outbox: enqueue: payload of %d bytes: %w", len(payload), protocol.ErrTooLarge)
 	}
 	// Never acknowledge what the hub would refuse: it could never leave.
-	if p := bytes.TrimLeft(payload, " \t\r\n"); len(p) == 0 || p[0] != '{' || !json.Valid(p) {
+	if p := bytes.TrimLeft(payload, " \t\r\n"); len(p) == 0 || p[0] != '{' || !fastjson.Valid(p) {
 		return Entry{}, errors.New("outbox: enqueue: payload is not a JSON object")
 	}
 	e := Entry{
@@ -718,7 +719,7 @@ func (o *Outbox) sendable(e *Entry) bool {
 		return false
 	}
 	p := bytes.TrimLeft(e.Payload, " \t\r\n")
-	return len(p) > 0 && p[0] == '{' && json.Valid(p)
+	return len(p) > 0 && p[0] == '{' && fastjson.Valid(p)
 }
 
 // lapsed says why a pending entry must leave the queue, or "".

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/sync/protocol"
+	fastjson "github.com/segmentio/encoding/json"
 )
 
 // Stored forms of an entry, told apart by their first byte:
@@ -99,7 +100,7 @@ func (r *record) encode(own bool) ([]byte, error) {
 	var res []byte
 	if r.Result != nil {
 		var err error
-		if res, err = json.Marshal(r.Result); err != nil {
+		if res, err = fastjson.Marshal(r.Result); err != nil {
 			return nil, err
 		}
 	}
@@ -267,7 +268,7 @@ func decodeCompact(val []byte) (r record, own bool, err error) {
 			r.LastSent, err = timeValue(v)
 		case fResult:
 			r.Result = new(protocol.Result)
-			err = json.Unmarshal(v, r.Result)
+			err = fastjson.Unmarshal(v, r.Result)
 		case fCompleted:
 			r.Completed, err = timeValue(v)
 		case fQuarantine:

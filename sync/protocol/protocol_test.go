@@ -183,8 +183,29 @@ func TestDecodePolicy(t *testing.T) {
 
 // fuzzDecoders runs every decoder on b: none may panic, and whatever one
 // accepts must survive a round trip.
+// sameAsStd checks that what the fast decoder accepted, the standard
+// library's strict decoder accepts too and reads the same.
+func sameAsStd[T any](t *testing.T, b []byte, got *T) {
+	t.Helper()
+	var std T
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.DisallowUnknownFields()
+	if err := d.Decode(&std); err != nil {
+		t.Fatalf("accepted %q, which the standard library refuses: %v", b, err)
+	}
+	if d.More() {
+		t.Fatalf("accepted %q, trailing data for the standard library", b)
+	}
+	g, _ := json.Marshal(got)
+	w, _ := json.Marshal(&std)
+	if !bytes.Equal(g, w) {
+		t.Fatalf("read %q as\n%s\nthe standard library as\n%s", b, g, w)
+	}
+}
+
 func fuzzDecoders(t *testing.T, b []byte) {
 	if op, err := DecodeOp(b); err == nil {
+		sameAsStd(t, b, op)
 		again, err := Marshal(op)
 		if err != nil {
 			t.Fatal(err)
@@ -194,6 +215,7 @@ func fuzzDecoders(t *testing.T, b []byte) {
 		}
 	}
 	if r, err := DecodeResult(b); err == nil {
+		sameAsStd(t, b, r)
 		again, _ := Marshal(r)
 		if _, err := DecodeResult(again); err != nil {
 			t.Fatalf("accepted result does not round-trip: %v", err)
