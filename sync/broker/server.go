@@ -142,10 +142,6 @@ func (s *Server) Close() error {
 			s.ln.closeConns()
 			<-closed
 		}
-		select {
-		case <-s.accepted:
-		case <-time.After(5 * time.Second):
-		}
 	})
 	return nil
 }

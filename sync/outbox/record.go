@@ -246,9 +246,7 @@ func decodeCompact(val []byte) (r record, own bool, err error) {
 			r.Payload = clone(v)
 		case fKey:
 			var key uint64
-			if key, err = uvarintValue(v); err == nil && key > 1<<32-1 {
-				err = errCorrupt
-			}
+			key, err = uvarintValue(v, 1<<32-1)
 			r.Key = uint32(key)
 		case fNonce:
 			r.Nonce = clone(v)
@@ -260,9 +258,7 @@ func decodeCompact(val []byte) (r record, own bool, err error) {
 			r.Expires, err = timeValue(v)
 		case fAttempts:
 			var a uint64
-			if a, err = uvarintValue(v); err == nil && a > 1<<31-1 {
-				err = errCorrupt
-			}
+			a, err = uvarintValue(v, 1<<31-1)
 			r.Attempts = int(a)
 		case fLastSent:
 			r.LastSent, err = timeValue(v)
@@ -296,9 +292,10 @@ func decodeCompact(val []byte) (r record, own bool, err error) {
 // decoded it.
 func clone(v []byte) []byte { return append(make([]byte, 0, len(v)), v...) }
 
-func uvarintValue(v []byte) (uint64, error) {
+// uvarintValue reads a field that is one uvarint no greater than max.
+func uvarintValue(v []byte, max uint64) (uint64, error) {
 	x, k := binary.Uvarint(v)
-	if k <= 0 || k != len(v) {
+	if k <= 0 || k != len(v) || x > max {
 		return 0, errCorrupt
 	}
 	return x, nil
