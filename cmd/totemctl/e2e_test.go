@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"log/slog"
 	"maps"
 	"path/filepath"
 	"regexp"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/cms/refcms"
+	"github.com/aslcns/totem/config"
 	"github.com/aslcns/totem/firmware"
 	"github.com/aslcns/totem/firmware/printq"
 	"github.com/aslcns/totem/hal"
@@ -23,7 +26,9 @@ import (
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/hub"
 	"github.com/aslcns/totem/sync/outbox"
+	"github.com/aslcns/totem/sync/protocol"
 	"github.com/aslcns/totem/sync/uplink"
+	"github.com/eclipse/paho.golang/paho"
 )
 
 const rigTotem = "t-ctl"
@@ -38,7 +43,27 @@ type rig struct {
 	panel       *sim.Panel
 	reader      *sim.Reader
 	box         *outbox.Outbox
+	app         *firmware.App
 	totemVerify *cmdsig.Verifier
+	logs        *logBuf // every component's log lines
+}
+
+// logBuf collects log lines from several goroutines.
+type logBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // startRig starts the installation; seed runs on the totem's outbox
@@ -46,7 +71,9 @@ type rig struct {
 func startRig(t *testing.T, ctx context.Context, seed func(*outbox.Outbox)) *rig {
 	t.Helper()
 	dir := t.TempDir()
-	r := &rig{creds: filepath.Join(dir, "console.json"), tech: filepath.Join(dir, "tech.key"), ops: filepath.Join(dir, "ops.key")}
+	r := &rig{creds: filepath.Join(dir, "console.json"), tech: filepath.Join(dir, "tech.key"), ops: filepath.Join(dir, "ops.key"),
+		logs: &logBuf{}}
+	log := slog.New(slog.NewTextHandler(r.logs, nil))
 	var keys []cmdsig.PublicKey
 	for path, role := range map[string]string{r.tech: cmdsig.Technician, r.ops: cmdsig.Ops} {
 		k, err := cmdsig.Generate(role+"-1", role)
@@ -76,7 +103,7 @@ func startRig(t *testing.T, ctx context.Context, seed func(*outbox.Outbox)) *rig
 	if err := users.Add(hubMe); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := broker.Start(broker.Options{Listen: "127.0.0.1:0", Auth: users})
+	srv, err := broker.Start(broker.Options{Listen: "127.0.0.1:0", Auth: users, Logger: log.With("subsystem", "broker")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +124,7 @@ func startRig(t *testing.T, ctx context.Context, seed func(*outbox.Outbox)) *rig
 	}
 	t.Cleanup(func() { store.Close() })
 	h := hub.New(hub.Options{URL: r.url, ClientID: "hub-1", Username: hubMe.Username, Password: hubMe.Password,
-		Backend: store, Verifier: cmdsig.NewVerifier(cmdsig.HubTarget, keys, record("hub-commands.db"))})
+		Backend: store, Logger: log.With("subsystem", "hub"), Verifier: cmdsig.NewVerifier(cmdsig.HubTarget, keys, record("hub-commands.db"))})
 
 	if r.box, err = outbox.Open(filepath.Join(dir, "outbox.db"), nil); err != nil {
 		t.Fatal(err)
@@ -110,12 +137,14 @@ func startRig(t *testing.T, ctx context.Context, seed func(*outbox.Outbox)) *rig
 	}
 	r.panel, r.reader = sim.NewPanel(20, 4), sim.NewReader("sim")
 	var up *uplink.Uplink
+	r.totemVerify = cmdsig.NewVerifier(rigTotem, keys, record("commands.db"))
 	app := firmware.New(firmware.Devices{Reader: r.reader, Printer: printer, Keypad: r.panel, Display: r.panel},
 		firmware.Options{Totem: rigTotem, ASL: "ASL Test", Location: "Atrio", Outbox: r.box, Jobs: jobs,
-			ResultWait: 2 * time.Second, Link: func() firmware.Link { return up }})
-	r.totemVerify = cmdsig.NewVerifier(rigTotem, keys, record("commands.db"))
+			ResultWait: 2 * time.Second, Link: func() firmware.Link { return up }, Logger: log.With("subsystem", "firmware"),
+			CommandsRefused: r.totemVerify.Refused})
+	r.app = app
 	up = uplink.New(uplink.Options{Totem: rigTotem, URL: r.url, Username: totemCreds.Username, Password: totemCreds.Password,
-		Outbox: r.box, BackoffMin: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
+		Outbox: r.box, Logger: log.With("subsystem", "uplink"), BackoffMin: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
 		Telemetry: app.Telemetry, OnResult: app.Result, OnPolicy: app.SetPolicy, OnCommand: app.Command,
 		Verifier: r.totemVerify})
 
@@ -321,5 +350,65 @@ func TestEveryCommandRunsEndToEnd(t *testing.T) {
 	// totemctl's cmd sends only what the table knows.
 	if _, err := r.totemctl(ctx, r.ops, "cmd", rigTotem, "format_disk"); err == nil || refused(err) != "" {
 		t.Fatalf("cmd format_disk: %v", err)
+	}
+	card := sim.DemoCard()
+	logs := r.logs.String()
+	for _, secret := range []string{card.Info.CF, card.Info.Surname, card.Info.Name} {
+		if secret != "" && strings.Contains(logs, secret) {
+			t.Errorf("personal data %q in the logs", secret)
+		}
+	}
+}
+
+// A flood of unsigned commands — anybody with a console's or a totem's
+// credentials can publish them — through the broker to the totem: every
+// one is answered refused, the totem's telemetry counts them, and its log
+// gets O(1) lines, not one per command.
+func TestUnsignedFloodLogsOnce(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	r := startRig(t, ctx, func(*outbox.Outbox) {})
+	cfg := config.DefaultTotemctl()
+	cfg.Broker.URL, cfg.Broker.CredentialsFile = r.url, r.creds
+	c, err := connect(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	const n = 300
+	replies := make(chan string, n)
+	c.mu.Lock()
+	c.onMsg = func(p *paho.Publish) {
+		if rep, err := protocol.DecodeReply(p.Payload); err == nil {
+			replies <- rep.Code
+		}
+	}
+	c.mu.Unlock()
+	rt := protocol.ReplyTopic(rigTotem, c.me.Username)
+	if _, err := c.cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: rt, QoS: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		b, _ := protocol.Marshal(protocol.Command{V: protocol.Version, ID: fmt.Sprintf("flood%012d", i), Name: "ping"})
+		if _, err := c.cm.Publish(ctx, &paho.Publish{Topic: protocol.Topic(rigTotem, protocol.LeafCmd), QoS: 1, Payload: b,
+			Properties: &paho.PublishProperties{ResponseTopic: rt, CorrelationData: []byte{byte(i)}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range n {
+		select {
+		case code := <-replies:
+			if code != cmdsig.CodeUnsigned {
+				t.Fatalf("reply %d: code %q", i, code)
+			}
+		case <-ctx.Done():
+			t.Fatalf("%d replies of %d", i, n)
+		}
+	}
+	if got := r.app.Telemetry().Refused; got[cmdsig.CodeUnsigned] != n || len(got) != 1 {
+		t.Fatalf("telemetry refused %v, want %d unsigned", got, n)
+	}
+	if lines := strings.Count(r.logs.String(), `msg="command refused"`); lines != 1 {
+		t.Fatalf("%d unsigned commands wrote %d log lines, want 1:\n%s", n, lines, r.logs.String())
 	}
 }
