@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -39,6 +40,7 @@ const rigTotem = "t-ctl"
 // both.
 type rig struct {
 	url, creds  string
+	config      string // totemctl's, with a timeout for a loaded machine
 	tech, ops   string // key files
 	panel       *sim.Panel
 	reader      *sim.Reader
@@ -109,6 +111,10 @@ func startRig(t *testing.T, ctx context.Context, seed func(*outbox.Outbox)) *rig
 	}
 	t.Cleanup(func() { srv.Close() })
 	r.url = srv.URL()
+	r.config = filepath.Join(dir, "totemctl.toml")
+	if err := os.WriteFile(r.config, []byte("timeout = \"20s\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 
 	record := func(name string) *cmdsig.Record {
 		rec, err := cmdsig.OpenRecord(filepath.Join(dir, name), cmdsig.RecordOptions{})
@@ -178,7 +184,7 @@ func startRig(t *testing.T, ctx context.Context, seed func(*outbox.Outbox)) *rig
 // totemctl runs the console as a technician types it, signing with key.
 func (r *rig) totemctl(ctx context.Context, key string, args ...string) (string, error) {
 	var stdout, stderr bytes.Buffer
-	err := run(ctx, append([]string{"--broker", r.url, "--creds", r.creds, "--key", key}, args...), nil, &stdout, &stderr)
+	err := run(ctx, append([]string{"--config", r.config, "--broker", r.url, "--creds", r.creds, "--key", key}, args...), nil, &stdout, &stderr)
 	return stdout.String(), err
 }
 
