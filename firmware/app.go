@@ -19,6 +19,7 @@ import (
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/firmware/printq"
 	"github.com/aslcns/totem/hal"
+	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/protocol"
 )
@@ -67,6 +68,9 @@ type Options struct {
 	// Link returns the link to the hub for the technician's resend and
 	// resync, nil while there is none.
 	Link func() Link
+	// CommandsRefused returns the console commands refused so far, by
+	// code (the verifier's count), for telemetry; nil reports none.
+	CommandsRefused func() map[string]uint64
 }
 
 // App is the totem application.
@@ -178,6 +182,11 @@ func (a *App) Telemetry() protocol.Telemetry {
 	a.mu.Unlock()
 	if u, err := a.o.Outbox.Usage(); err == nil {
 		t.Storage = storage(u)
+	}
+	if a.o.CommandsRefused != nil {
+		if m := a.o.CommandsRefused(); len(m) > 0 {
+			t.Refused = m
+		}
 	}
 	return t
 }
@@ -315,7 +324,9 @@ func (a *App) Command(ctx context.Context, c *protocol.Command) *protocol.Reply 
 		r.Data, _ = json.Marshal(v)
 		r.OK = true
 	default:
-		r.Error = "unknown command " + c.Name
+		// The verifier's table (sync/cmdsig) let through a command this
+		// totem cannot run: the two are out of step.
+		r.Code, r.Error = cmdsig.CodeUnknown, "unknown command "+c.Name
 	}
 	a.log.Info("command", "name", c.Name, "id", c.ID, "ok", r.OK)
 	return r

@@ -34,6 +34,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -71,7 +72,7 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 			"       totemctl [flags] correct TOTEM OPID consents=CODE=1|0,… | payment=REFERENCE\n"+
 			"       totemctl [flags] cancel TOTEM OPID [--reason TEXT]\n"+
 			"       totemctl [flags] resync TOTEM [-o table|json]\n"+
-			"       totemctl [flags] cmd TOTEM NAME [KEY=VALUE…]\n  commands: ping, status, sendlog [n=N], sendlog_print [n=N], jobs, reprint id=N, resend id=OPID, void id=OPID, correct id=OPID …, cancel id=OPID, resync\n"+
+			"       totemctl [flags] cmd TOTEM NAME [KEY=VALUE…]\n  commands: "+commandList(cmdsig.Commands("totem"))+"\n"+
 			"       totemctl [flags] keygen --id ID --role technician|ops [--out FILE]\n"+
 			"  every command is signed with the console's key (--key, key_file)")
 		fs.PrintDefaults()
@@ -96,6 +97,9 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 	if len(rest) == 0 {
 		fs.Usage()
 		return errors.New("totemctl: no command")
+	}
+	if slices.Contains(actions[:], rest[0]) {
+		return action(ctx, cfg, rest[0], rest[1:], stdout, stderr)
 	}
 	switch rest[0] {
 	case "status":
@@ -127,8 +131,6 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 		return report(ctx, cfg, rest[1:], stdout, stderr)
 	case "sendlog":
 		return sendlog(ctx, cfg, rest[1:], stdout, stderr)
-	case "resend", "void", "correct", "cancel":
-		return action(ctx, cfg, rest[0], rest[1:], stdout, stderr)
 	case "resync":
 		return resync(ctx, cfg, rest[1:], stdout, stderr)
 	case "keygen":
@@ -137,6 +139,11 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 		if len(rest) < 3 || !protocol.ValidTotemID(rest[1]) {
 			fs.Usage()
 			return errors.New("totemctl: cmd TOTEM NAME [KEY=VALUE…]")
+		}
+		// The totems' table of commands is the verifier's: a name it
+		// lacks would only come back refused.
+		if _, ok := cmdsig.Needs(rest[1], rest[2]); !ok {
+			return fmt.Errorf("totemctl: %q is not a totem command; commands: %s", rest[2], commandList(cmdsig.Commands(rest[1])))
 		}
 		args := map[string]string{}
 		for _, kv := range rest[3:] {
@@ -150,6 +157,26 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 	}
 	fs.Usage()
 	return fmt.Errorf("totemctl: unknown command %q", rest[0])
+}
+
+// actions are the subcommands that send the command of the same name to a
+// totem (the technician's actions on its send log); each must be in the
+// totems' table of sync/cmdsig, which TestEveryCommandRunsEndToEnd checks.
+var actions = [4]string{"resend", "void", "correct", "cancel"}
+
+// argHints are the arguments of the totems' commands, for the usage.
+var argHints = map[string]string{"sendlog": " [n=N]", "sendlog_print": " [n=N]", "reprint": " id=N", "resend": " id=OPID",
+	"void": " id=OPID", "correct": " id=OPID consents=…|payment=…", "cancel": " id=OPID [reason=…]"}
+
+// commandList lists a table of commands with their arguments and the role
+// each needs.
+func commandList(t map[string]string) string {
+	out := make([]string, 0, len(t))
+	for name, role := range t {
+		out = append(out, name+argHints[name]+" ("+role+")")
+	}
+	sort.Strings(out)
+	return strings.Join(out, ", ")
 }
 
 // Row is one totem in the status listing.

@@ -235,6 +235,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	defer cmdRecord.Close()
 
 	var link atomic.Pointer[uplink.Uplink] // set once the credentials are there
+	var verifier atomic.Pointer[cmdsig.Verifier]
 	var app *firmware.App
 	jobs, err := printq.Open(filepath.Join(cfg.StateDir, "jobs.db"), dev.Printer, printq.Options{
 		Logger: log.With("subsystem", "printq"), OnStatus: func(err error) { app.PrinterStatus(err) }})
@@ -247,6 +248,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		Lang: firmware.ParseLang(cfg.Session.Lang), Outbox: box, Jobs: jobs, Logger: log.With("subsystem", "firmware"),
 		ResultWait: cfg.Sync.ResultWait.Duration, IdleTimeout: cfg.Session.IdleTimeout.Duration,
 		QueuedTTL: cfg.Sync.QueuedTTL.Duration, ReissueCounter: cfg.Totem.ReissueCounter,
+		CommandsRefused: func() map[string]uint64 {
+			if v := verifier.Load(); v != nil {
+				return v.Refused()
+			}
+			return nil
+		},
 		Events: func(e protocol.Event) {
 			if up := link.Load(); up != nil {
 				up.Event(e)
@@ -307,6 +314,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		if len(keys) == 0 {
 			log.Warn("no console keys trusted: every remote command will be refused", "console_keys_file", cfg.ConsoleKeysFile)
 		}
+		verifier.Store(cmdsig.NewVerifier(cfg.Totem.ID, keys, cmdRecord))
 		up := uplink.New(uplink.Options{
 			Totem: cfg.Totem.ID, URL: cfg.Broker.URL, Username: c.Username, Password: c.Password,
 			Outbox: box, Logger: log.With("subsystem", "uplink"),
@@ -314,7 +322,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			BackoffMax: cfg.Broker.ReconnectMax.Duration, Version: version, Boot: clk.Boot(),
 			Telemetry: app.Telemetry, TelemetryInterval: cfg.Sync.TelemetryInterval.Duration,
 			OnResult: app.Result, OnPolicy: app.SetPolicy, OnCommand: app.Command,
-			Verifier: cmdsig.NewVerifier(cfg.Totem.ID, keys, cmdRecord),
+			Verifier: verifier.Load(),
 		})
 		link.Store(up)
 		err = up.Run(ctx)

@@ -1,10 +1,14 @@
 package cmdsig
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"errors"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -116,6 +120,12 @@ func TestVerify(t *testing.T) {
 		}, CodeBadNonce},
 		{"technician asks for correction", func() *protocol.Command {
 			return signed(t, tech, totem, nonce, "correct", "", map[string]string{"id": "x"}, t0, time.Minute)
+		}, CodeOutOfRole},
+		{"ops void", func() *protocol.Command {
+			return signed(t, ops, totem, nonce, "void", "", map[string]string{"id": "x"}, t0, time.Minute)
+		}, ""},
+		{"technician asks for a void", func() *protocol.Command {
+			return signed(t, tech, totem, nonce, "void", "", map[string]string{"id": "x"}, t0, time.Minute)
 		}, CodeOutOfRole},
 		{"technician asks for cancellation", func() *protocol.Command {
 			return signed(t, tech, totem, nonce, "cancel", "", map[string]string{"id": "x"}, t0, time.Minute)
@@ -232,7 +242,7 @@ func TestReplayAcrossRestart(t *testing.T) {
 }
 
 func TestRecordBounded(t *testing.T) {
-	rec, err := OpenRecord(filepath.Join(t.TempDir(), "commands.db"), RecordOptions{Max: 3,
+	rec, err := OpenRecord(filepath.Join(t.TempDir(), "commands.db"), RecordOptions{MaxPerKey: 3,
 		Now: func() (time.Time, bool) { return t0, true }})
 	if err != nil {
 		t.Fatal(err)
@@ -242,6 +252,131 @@ func TestRecordBounded(t *testing.T) {
 		if g := code(rec.Admit("k", string(rune('a'+i)), t0, t0.Add(time.Minute))); g != want {
 			t.Fatalf("admit %d: %q, want %q", i, g, want)
 		}
+	}
+}
+
+// One key flooding the record with live ids (a technician's laptop
+// looping on ping) fills its own share only: an ops key and another
+// technician's key are obeyed at once, and the flooding key again once its
+// ids expired. The flood is bounded: the key's share and one more.
+func TestRecordFloodOneKey(t *testing.T) {
+	const share = 64
+	tech2 := testKey("tech-2", Technician, 4)
+	now := t0
+	rec, err := OpenRecord(filepath.Join(t.TempDir(), "commands.db"), RecordOptions{MaxPerKey: share,
+		Now: func() (time.Time, bool) { return now, true }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rec.Close()
+	v := NewVerifier("demo-01", []PublicKey{tech.Public(), tech2.Public(), ops.Public()}, rec)
+	full := 0
+	for i := range share + 1 {
+		err := v.Verify(signed(t, tech, "demo-01", fmt.Sprintf("flood%012d", i), "ping", "", nil, now, MaxTTL))
+		switch code(err) {
+		case "":
+		case CodeRecordFull:
+			full++
+		default:
+			t.Fatalf("flood %d: %v", i, err)
+		}
+	}
+	if full != 1 {
+		t.Fatalf("%d of %d flooding pings refused record_full, want the last one only", full, share+1)
+	}
+	for _, k := range []PrivateKey{ops, tech2} {
+		if g := code(v.Verify(signed(t, k, "demo-01", "0123456789abcdef", "ping", "", nil, now, time.Minute))); g != "" {
+			t.Fatalf("%s after another key's flood: %q", k.ID, g)
+		}
+	}
+	now = now.Add(MaxTTL + Skew + time.Second)
+	if g := code(v.Verify(signed(t, tech, "demo-01", "after-the-flood!", "ping", "", nil, now, time.Minute))); g != "" {
+		t.Fatalf("the flooding key once its ids expired: %q", g)
+	}
+}
+
+// A command dated a day ahead, signed by a trusted technician key, reaches
+// a totem whose clock is not synchronised. It may run, but it must not set
+// the floor a day ahead: the consoles' honest commands keep being obeyed,
+// also after a restart, and once NTP synchronises the clock.
+func TestFutureCommandDoesNotPoisonTheFloor(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "commands.db")
+	now, synced := t0, false
+	open := func() (*Record, *Verifier) {
+		rec, err := OpenRecord(path, RecordOptions{Now: func() (time.Time, bool) { return now, synced }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rec, NewVerifier("demo-01", []PublicKey{tech.Public(), ops.Public()}, rec)
+	}
+	rec, v := open()
+	if g := code(v.Verify(signed(t, tech, "demo-01", "poison0000000000", "ping", "", nil, t0.Add(24*time.Hour), time.Minute))); g != "" {
+		t.Fatalf("future command on an unsynchronised clock: %q", g)
+	}
+	if f, err := rec.Floor(); err != nil || f.After(now.Add(Skew)) {
+		t.Errorf("floor %v (%v) after a command dated a day ahead, clock at %v", f, err, now)
+	}
+	now = now.Add(time.Minute)
+	if g := code(v.Verify(signed(t, ops, "demo-01", "honest0000000000", "ping", "", nil, now, time.Minute))); g != "" {
+		t.Fatalf("honest command after the future one: %q", g)
+	}
+	rec.Close()
+
+	now = now.Add(time.Minute)
+	rec, v = open()
+	if g := code(v.Verify(signed(t, tech, "demo-01", "honest0000000001", "ping", "", nil, now, time.Minute))); g != "" {
+		t.Fatalf("honest command after a restart: %q", g)
+	}
+	// The floor still moves with honest commands (purging their ids), and
+	// what it expired stays refused.
+	old := signed(t, tech, "demo-01", "stale00000000000", "ping", "", nil, now.Add(-10*time.Minute), time.Minute)
+	if g := code(v.Verify(old)); g != CodeExpired {
+		t.Fatalf("command expired against the floor: %q", g)
+	}
+	rec.Close()
+
+	// NTP synchronises: a command dated ahead is refused and the floor
+	// follows the clock.
+	synced = true
+	rec, v = open()
+	defer rec.Close()
+	if g := code(v.Verify(signed(t, tech, "demo-01", "poison0000000001", "ping", "", nil, now.Add(24*time.Hour), time.Minute))); g != CodeNotYetValid {
+		t.Fatalf("future command on a synchronised clock: %q", g)
+	}
+	if g := code(v.Verify(signed(t, tech, "demo-01", "honest0000000002", "ping", "", nil, now, time.Minute))); g != "" {
+		t.Fatalf("honest command, clock synchronised: %q", g)
+	}
+}
+
+// An unsynchronised clock that is wrong and ahead lets a future command set
+// the floor ahead (nothing tells it apart from an honest one); once NTP
+// synchronises the clock back, the floor comes back to it — never below an
+// id it already purged, which stays refused.
+func TestFloorAheadComesBackWhenSynchronised(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "commands.db")
+	ahead := t0.Add(24 * time.Hour)
+	now, synced := ahead, false
+	rec, err := OpenRecord(path, RecordOptions{Now: func() (time.Time, bool) { return now, synced }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rec.Close()
+	v := NewVerifier("demo-01", []PublicKey{tech.Public()}, rec)
+	// An honest command executed at t0, then one dated a day ahead purges
+	// it: its id is gone, the floor keeps it refused.
+	first := signed(t, tech, "demo-01", "first00000000000", "ping", "", nil, t0, time.Minute)
+	if g := code(v.Verify(first)); g != "" {
+		t.Fatalf("first: %q", g)
+	}
+	if g := code(v.Verify(signed(t, tech, "demo-01", "ahead00000000000", "ping", "", nil, ahead, time.Minute))); g != "" {
+		t.Fatalf("ahead: %q", g)
+	}
+	now, synced = t0.Add(30*time.Second), true
+	if g := code(v.Verify(signed(t, tech, "demo-01", "honest0000000000", "ping", "", nil, now, time.Minute))); g != "" {
+		t.Fatalf("honest command once synchronised: %q", g)
+	}
+	if g := code(v.Verify(first)); g != CodeExpired && g != CodeReplayed {
+		t.Fatalf("the purged command replayed: %q", g)
 	}
 }
 
@@ -326,4 +461,44 @@ func FuzzVerify(f *testing.F) {
 			t.Fatalf("accepted %s", b)
 		}
 	})
+}
+
+// A flood of unsigned commands — anybody on the network can send them —
+// writes O(1) log lines: the first, then one summary with the count. Each
+// refusal is counted by code, and a refusal of another code is still
+// logged at once.
+func TestRefusalFloodLogsOnce(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	v := NewVerifier("demo-01", []PublicKey{tech.Public()}, memReplay{})
+	now := t0
+	v.now = func() time.Time { return now }
+	var pending []func()
+	v.after = func(_ time.Duration, f func()) { pending = append(pending, f) }
+	const n = 1000
+	for i := range n {
+		c := &protocol.Command{V: 1, ID: fmt.Sprintf("flood%012d", i), Name: "ping"}
+		if r := Authorize(v, c, log); r == nil || r.Code != CodeUnsigned {
+			t.Fatalf("unsigned %d: %+v", i, r)
+		}
+	}
+	forged := signed(t, other, "demo-01", "0123456789abcdef", "ping", "", nil, t0, time.Minute)
+	if r := Authorize(v, forged, log); r == nil || r.Code != CodeBadSignature {
+		t.Fatalf("forged: %+v", r)
+	}
+	lines := func() []string { return strings.Split(strings.TrimSpace(buf.String()), "\n") }
+	if l := lines(); len(l) != 2 || !strings.Contains(l[0], "code=unsigned") || !strings.Contains(l[1], "code=bad_signature") {
+		t.Fatalf("%d refusals wrote %d lines, want 2:\n%s", n+1, len(l), buf.String())
+	}
+	if len(pending) != 1 {
+		t.Fatalf("%d summaries scheduled, want 1", len(pending))
+	}
+	now = now.Add(LogEvery)
+	pending[0]()
+	if l := lines(); len(l) != 3 || !strings.Contains(l[2], "code=unsigned count=999") {
+		t.Fatalf("summary:\n%s", buf.String())
+	}
+	if got := v.Refused(); len(got) != 2 || got[CodeUnsigned] != n || got[CodeBadSignature] != 1 {
+		t.Fatalf("Refused() = %v", got)
+	}
 }

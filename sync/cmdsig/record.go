@@ -1,6 +1,7 @@
 package cmdsig
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"time"
@@ -13,8 +14,12 @@ type RecordOptions struct {
 	// Now returns the wall clock and whether it is synchronised (NTP);
 	// default time.Now, synchronised.
 	Now func() (time.Time, bool)
-	// Max bounds the command ids kept at once; default 4096.
-	Max int
+	// MaxPerKey bounds the live command ids of one key; default 1024.
+	// Only commands signed by a trusted key reach the record, so the whole
+	// is bounded by the keys trusted times this, and a key that floods
+	// fills its own share: every other key, ops and technician, keeps
+	// being obeyed.
+	MaxPerKey int
 }
 
 // Record is the durable record of executed command ids (bbolt, one fsynced
@@ -26,18 +31,30 @@ type RecordOptions struct {
 // vouched for). A command expired against the floor is refused, and only
 // ids of such commands are purged, so a purged id can never run again —
 // whatever the board's clock does after a reboot without RTC. An
-// unsynchronised clock is not used at all: a totem whose clock is wrong
-// still obeys its technicians.
+// unsynchronised clock does not move the floor: a totem whose clock is
+// wrong still obeys its technicians.
+//
+// An issue time moves the floor no further than the receiver's clock plus
+// Skew, synchronised or not: one command dated a day ahead, signed by any
+// trusted key, would otherwise set the floor a day ahead and every honest
+// command after it, across restarts, would be refused as expired. A floor
+// found ahead of a synchronised clock (set while the clock was wrong and
+// ahead) comes back to it, never below the expiry of an id already purged,
+// which is kept for that reason.
 type Record struct {
-	db  *bbolt.DB
-	now func() (time.Time, bool)
-	max int
+	db     *bbolt.DB
+	now    func() (time.Time, bool)
+	perKey int
 }
 
 var (
 	bucketIDs  = []byte("ids")  // key "\x00" id → expiry (Unix ns, big endian)
-	bucketMeta = []byte("meta") // "floor" → Unix ns, big endian
+	bucketMeta = []byte("meta") // "floor", "purged" → Unix ns, big endian
 	keyFloor   = []byte("floor")
+	// keyPurged is the latest expiry of a purged id: the floor may never
+	// come back to it. A record written before it existed has none: its
+	// floor is then taken as the bound (never lowered).
+	keyPurged = []byte("purged")
 )
 
 // OpenRecord opens (or creates) the record at path.
@@ -45,8 +62,8 @@ func OpenRecord(path string, o RecordOptions) (*Record, error) {
 	if o.Now == nil {
 		o.Now = func() (time.Time, bool) { return time.Now(), true }
 	}
-	if o.Max <= 0 {
-		o.Max = 4096
+	if o.MaxPerKey <= 0 {
+		o.MaxPerKey = 1024
 	}
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: 5 * time.Second})
 	if err != nil {
@@ -63,11 +80,35 @@ func OpenRecord(path string, o RecordOptions) (*Record, error) {
 		db.Close()
 		return nil, fmt.Errorf("cmdsig: record: %w", err)
 	}
-	return &Record{db: db, now: o.Now, max: o.Max}, nil
+	return &Record{db: db, now: o.Now, perKey: o.MaxPerKey}, nil
 }
 
 // Close closes the record.
 func (r *Record) Close() error { return r.db.Close() }
+
+func getTime(b *bbolt.Bucket, k []byte) (int64, bool) {
+	if v := b.Get(k); len(v) == 8 {
+		return int64(binary.BigEndian.Uint64(v)), true
+	}
+	return 0, false
+}
+
+func putTime(b *bbolt.Bucket, k []byte, t int64) error {
+	return b.Put(k, binary.BigEndian.AppendUint64(nil, uint64(t)))
+}
+
+// Floor returns the record's floor (zero time while there is none).
+func (r *Record) Floor() (time.Time, error) {
+	var f int64
+	err := r.db.View(func(tx *bbolt.Tx) error {
+		f, _ = getTime(tx.Bucket(bucketMeta), keyFloor)
+		return nil
+	})
+	if f == 0 {
+		return time.Time{}, err
+	}
+	return time.Unix(0, f).UTC(), err
+}
 
 // Admit records (key, id) if the command is live and new; otherwise it
 // returns a *Refusal (expired, not_yet_valid, replayed, record_full or
@@ -76,15 +117,20 @@ func (r *Record) Admit(key, id string, issued, expires time.Time) error {
 	var refusal *Refusal
 	err := r.db.Update(func(tx *bbolt.Tx) error {
 		ids, meta := tx.Bucket(bucketIDs), tx.Bucket(bucketMeta)
-		floor := int64(0)
-		if v := meta.Get(keyFloor); len(v) == 8 {
-			floor = int64(binary.BigEndian.Uint64(v))
+		floor, _ := getTime(meta, keyFloor)
+		purged, ok := getTime(meta, keyPurged)
+		if !ok {
+			purged = floor
 		}
 		now, synced := r.now()
+		ceil := now.Add(Skew).UnixNano()
 		if synced {
 			if issued.After(now.Add(Skew)) {
 				refusal = refuse(CodeNotYetValid, "issued %v after this clock", issued.Sub(now).Round(time.Second))
 				return nil
+			}
+			if floor > ceil {
+				floor = max(ceil, purged+1)
 			}
 			floor = max(floor, now.UnixNano())
 		}
@@ -93,20 +139,21 @@ func (r *Record) Admit(key, id string, issued, expires time.Time) error {
 			refusal = refuse(CodeExpired, "expired %v ago", time.Duration(floor-exp).Round(time.Second))
 			return nil
 		}
-		k := append(append([]byte(key), 0), id...)
+		prefix := append([]byte(key), 0)
+		k := append(prefix[:len(prefix):len(prefix)], id...)
 		if ids.Get(k) != nil {
 			refusal = refuse(CodeReplayed, "command id already executed")
 			return nil
 		}
-		floor = max(floor, issued.UnixNano())
+		floor = max(floor, min(issued.UnixNano(), ceil))
 		// Purge what the floor has expired: those can never be admitted again.
 		var stale [][]byte
-		live := 0
 		ids.ForEach(func(k, v []byte) error {
-			if len(v) != 8 || int64(binary.BigEndian.Uint64(v)) < floor {
+			if len(v) != 8 {
 				stale = append(stale, append([]byte(nil), k...))
-			} else {
-				live++
+			} else if e := int64(binary.BigEndian.Uint64(v)); e < floor {
+				stale = append(stale, append([]byte(nil), k...))
+				purged = max(purged, e)
 			}
 			return nil
 		})
@@ -115,14 +162,22 @@ func (r *Record) Admit(key, id string, issued, expires time.Time) error {
 				return err
 			}
 		}
-		if live >= r.max {
-			refusal = refuse(CodeRecordFull, "%d live command ids", r.max)
-			return nil
-		}
-		if err := ids.Put(k, binary.BigEndian.AppendUint64(nil, uint64(exp))); err != nil {
+		if err := putTime(meta, keyFloor, floor); err != nil {
 			return err
 		}
-		return meta.Put(keyFloor, binary.BigEndian.AppendUint64(nil, uint64(floor)))
+		if err := putTime(meta, keyPurged, purged); err != nil {
+			return err
+		}
+		live := 0
+		c := ids.Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			live++
+		}
+		if live >= r.perKey {
+			refusal = refuse(CodeRecordFull, "%d live command ids of key %s", r.perKey, key)
+			return nil
+		}
+		return ids.Put(k, binary.BigEndian.AppendUint64(nil, uint64(exp)))
 	})
 	if err != nil {
 		return refuse(CodeRecord, "%v", err)

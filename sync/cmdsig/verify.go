@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aslcns/totem/sync/protocol"
@@ -27,6 +30,10 @@ const (
 	CodeRecordFull   = "record_full"   // too many live command ids to record another
 	CodeRecord       = "record_error"  // the record could not be written
 )
+
+// Codes lists every refusal code, for counters and reports.
+var Codes = []string{CodeUnsigned, CodeUnknownKey, CodeBadSignature, CodeWrongTarget, CodeBadNonce, CodeRoleDenied,
+	CodeUnknown, CodeOutOfRole, CodeBadValidity, CodeExpired, CodeNotYetValid, CodeReplayed, CodeRecordFull, CodeRecord}
 
 // Refusal is why a command is not run.
 type Refusal struct {
@@ -58,11 +65,26 @@ type Replay interface {
 	Admit(key, id string, issued, expires time.Time) error
 }
 
+// LogEvery is how often a Verifier logs refusals of one code: the first
+// of a burst, then one line per LogEvery with how many it did not log. A
+// flood of unsigned or forged commands, which anybody on the network can
+// send, must not write a line each to the totem's flash.
+const LogEvery = time.Minute
+
 // Verifier checks commands for one target with a set of trusted keys.
 type Verifier struct {
 	target string
 	keys   map[string]PublicKey
 	replay Replay
+
+	refused map[string]*atomic.Uint64 // by code; the map is never written after NewVerifier
+
+	mu     sync.Mutex
+	now    func() time.Time
+	after  func(time.Duration, func()) // time.AfterFunc; tests call the summary themselves
+	logged map[string]time.Time        // code → when its last line was written
+	held   map[string]uint64           // code → refusals not logged since that line
+	sumLog *slog.Logger                // where the pending summary goes
 }
 
 // NewVerifier returns a Verifier of the commands for target (a totem id or
@@ -72,7 +94,69 @@ func NewVerifier(target string, keys []PublicKey, replay Replay) *Verifier {
 	for _, k := range keys {
 		m[k.ID] = k
 	}
-	return &Verifier{target: target, keys: m, replay: replay}
+	v := &Verifier{target: target, keys: m, replay: replay, refused: make(map[string]*atomic.Uint64, len(Codes)),
+		now: time.Now, after: func(d time.Duration, f func()) { time.AfterFunc(d, f) },
+		logged: make(map[string]time.Time), held: make(map[string]uint64)}
+	for _, c := range Codes {
+		v.refused[c] = new(atomic.Uint64)
+	}
+	return v
+}
+
+// Refused returns how many commands the Verifier refused through
+// Authorize since it was made, by code; codes never seen are left out.
+func (v *Verifier) Refused() map[string]uint64 {
+	out := make(map[string]uint64)
+	for c, n := range v.refused {
+		if n := n.Load(); n > 0 {
+			out[c] = n
+		}
+	}
+	return out
+}
+
+// refusal counts a refusal and reports whether to log it now, with how
+// many of its code were not logged before it.
+func (v *Verifier) refusal(code string, log *slog.Logger) (bool, uint64) {
+	if n := v.refused[code]; n != nil {
+		n.Add(1)
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	now := v.now()
+	last, ok := v.logged[code]
+	if !ok || now.Sub(last) >= LogEvery {
+		held := v.held[code]
+		delete(v.held, code)
+		v.logged[code] = now
+		return true, held
+	}
+	if len(v.held) == 0 {
+		v.after(LogEvery-now.Sub(last), v.summary)
+	}
+	v.held[code]++
+	v.sumLog = log
+	return false, 0
+}
+
+// summary logs the refusals held back since the last line of their code.
+func (v *Verifier) summary() {
+	v.mu.Lock()
+	held, log := v.held, v.sumLog
+	v.held, v.sumLog = make(map[string]uint64), nil
+	now := v.now()
+	for c := range held {
+		v.logged[c] = now
+	}
+	v.mu.Unlock()
+	codes := make([]string, 0, len(held))
+	for c := range held {
+		codes = append(codes, c)
+	}
+	slices.Sort(codes)
+	for _, c := range codes {
+		log.Warn("commands refused", "code", c, "count", held[c], "not_logged_within", LogEvery)
+	}
 }
 
 // Keys reports how many keys the Verifier trusts.
@@ -118,8 +202,10 @@ func (v *Verifier) Verify(c *protocol.Command) error {
 }
 
 // Authorize verifies cmd with v (nil refuses everything) and returns nil
-// when it may run, or the coded refusal to send back. A refusal is logged
-// with the command's name, id, key and role, never its arguments.
+// when it may run, or the coded refusal to send back. A refusal is counted
+// (Refused) and logged with the command's name, id, key and role, never its
+// arguments: the first of its code, then at most one line per LogEvery
+// with the count of those not logged.
 func Authorize(v *Verifier, cmd *protocol.Command, log *slog.Logger) *protocol.Reply {
 	var err error = refuse(CodeUnknownKey, "no console keys are trusted here")
 	if v != nil {
@@ -130,7 +216,16 @@ func Authorize(v *Verifier, cmd *protocol.Command, log *slog.Logger) *protocol.R
 	}
 	r := &Refusal{Code: CodeRecord, Reason: err.Error()}
 	errors.As(err, &r)
-	log.Warn("command refused", "code", r.Code, "reason", r.Reason, "name", cmd.Name, "id", cmd.ID,
-		"key", cmd.Key, "role", cmd.Role)
+	write, held := true, uint64(0)
+	if v != nil {
+		write, held = v.refusal(r.Code, log)
+	}
+	if write {
+		args := []any{"code", r.Code, "reason", r.Reason, "name", cmd.Name, "id", cmd.ID, "key", cmd.Key, "role", cmd.Role}
+		if held > 0 {
+			args = append(args, "not_logged_before", held)
+		}
+		log.Warn("command refused", args...)
+	}
 	return &protocol.Reply{V: protocol.Version, ID: cmd.ID, Code: r.Code, Error: "refused: " + r.Reason}
 }

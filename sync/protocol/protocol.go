@@ -248,6 +248,10 @@ type Telemetry struct {
 	Last    *Outcome          `json:"last,omitempty"`
 	Devices map[string]string `json:"devices,omitempty"` // device → "ok" or a fault name
 	Storage *Storage          `json:"storage,omitempty"`
+	// Refused counts the console commands refused since the start, by
+	// code (sync/cmdsig): a flood of unsigned or forged commands shows
+	// here, its log lines being rate-limited.
+	Refused map[string]uint64 `json:"refused,omitempty"`
 }
 
 // Storage is how full a totem's outbox is against its quotas.
@@ -503,7 +507,7 @@ func DecodeTelemetry(b []byte) (*Telemetry, error) {
 	if !ValidTotemID(t.Totem) {
 		return nil, invalid("totem id")
 	}
-	if t.Queue.Depth < 0 || len(t.Devices) > 32 {
+	if t.Queue.Depth < 0 || len(t.Devices) > 32 || len(t.Refused) > 32 {
 		return nil, invalid("queue or devices")
 	}
 	if st := t.Storage; st != nil && (st.Pending < 0 || st.Quarantined < 0 || st.Bytes < 0 || st.MaxSize < 0 ||

@@ -1,0 +1,420 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aslcns/totem/cms"
+	"github.com/aslcns/totem/cms/refcms"
+	"github.com/aslcns/totem/config"
+	"github.com/aslcns/totem/firmware"
+	"github.com/aslcns/totem/firmware/printq"
+	"github.com/aslcns/totem/hal"
+	"github.com/aslcns/totem/hal/sim"
+	"github.com/aslcns/totem/sync/broker"
+	"github.com/aslcns/totem/sync/cmdsig"
+	"github.com/aslcns/totem/sync/creds"
+	"github.com/aslcns/totem/sync/hub"
+	"github.com/aslcns/totem/sync/outbox"
+	"github.com/aslcns/totem/sync/protocol"
+	"github.com/aslcns/totem/sync/uplink"
+	"github.com/eclipse/paho.golang/paho"
+)
+
+const rigTotem = "t-ctl"
+
+// rig is a whole installation on loopback: the broker, the hub with its
+// verifier, one totem (firmware, print queue, uplink with its verifier),
+// and a console's credentials with a technician and an ops key trusted by
+// both.
+type rig struct {
+	url, creds  string
+	config      string // totemctl's, with a timeout for a loaded machine
+	tech, ops   string // key files
+	panel       *sim.Panel
+	reader      *sim.Reader
+	box         *outbox.Outbox
+	app         *firmware.App
+	totemVerify *cmdsig.Verifier
+	logs        *logBuf // every component's log lines
+}
+
+// logBuf collects log lines from several goroutines.
+type logBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startRig starts the installation; seed runs on the totem's outbox
+// before anything does.
+func startRig(t *testing.T, ctx context.Context, seed func(*outbox.Outbox)) *rig {
+	t.Helper()
+	dir := t.TempDir()
+	r := &rig{creds: filepath.Join(dir, "console.json"), tech: filepath.Join(dir, "tech.key"), ops: filepath.Join(dir, "ops.key"),
+		logs: &logBuf{}}
+	log := slog.New(slog.NewTextHandler(r.logs, nil))
+	var keys []cmdsig.PublicKey
+	for path, role := range map[string]string{r.tech: cmdsig.Technician, r.ops: cmdsig.Ops} {
+		k, err := cmdsig.Generate(role+"-1", role)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmdsig.SavePrivate(path, k); err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, k.Public())
+	}
+
+	reg, err := broker.OpenRegistry(filepath.Join(dir, "fleet.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Close() })
+	totemCreds, err := reg.Provision(rigTotem, creds.RoleTotem, filepath.Join(dir, rigTotem+".json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.Provision("console", creds.RoleConsole, r.creds); err != nil {
+		t.Fatal(err)
+	}
+	hubMe, _ := creds.Generate("totemhub-test", creds.RoleHub)
+	users := broker.NewUsers(reg)
+	if err := users.Add(hubMe); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := broker.Start(broker.Options{Listen: "127.0.0.1:0", Auth: users, Logger: log.With("subsystem", "broker")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	r.url = srv.URL()
+	r.config = filepath.Join(dir, "totemctl.toml")
+	if err := os.WriteFile(r.config, []byte("timeout = \"20s\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	record := func(name string) *cmdsig.Record {
+		rec, err := cmdsig.OpenRecord(filepath.Join(dir, name), cmdsig.RecordOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { rec.Close() })
+		return rec
+	}
+	store, err := refcms.Open(filepath.Join(dir, "cms.db"), &refcms.Options{Seed: cms.DemoCards()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	h := hub.New(hub.Options{URL: r.url, ClientID: "hub-1", Username: hubMe.Username, Password: hubMe.Password,
+		Backend: store, Logger: log.With("subsystem", "hub"), Verifier: cmdsig.NewVerifier(cmdsig.HubTarget, keys, record("hub-commands.db"))})
+
+	if r.box, err = outbox.Open(filepath.Join(dir, "outbox.db"), nil); err != nil {
+		t.Fatal(err)
+	}
+	seed(r.box)
+	printer := sim.NewPrinter(filepath.Join(dir, "receipts"))
+	jobs, err := printq.Open(filepath.Join(dir, "jobs.db"), printer, printq.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.panel, r.reader = sim.NewPanel(20, 4), sim.NewReader("sim")
+	var up *uplink.Uplink
+	r.totemVerify = cmdsig.NewVerifier(rigTotem, keys, record("commands.db"))
+	app := firmware.New(firmware.Devices{Reader: r.reader, Printer: printer, Keypad: r.panel, Display: r.panel},
+		firmware.Options{Totem: rigTotem, ASL: "ASL Test", Location: "Atrio", Outbox: r.box, Jobs: jobs,
+			ResultWait: 2 * time.Second, Link: func() firmware.Link { return up }, Logger: log.With("subsystem", "firmware"),
+			CommandsRefused: r.totemVerify.Refused})
+	r.app = app
+	up = uplink.New(uplink.Options{Totem: rigTotem, URL: r.url, Username: totemCreds.Username, Password: totemCreds.Password,
+		Outbox: r.box, Logger: log.With("subsystem", "uplink"), BackoffMin: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
+		Telemetry: app.Telemetry, OnResult: app.Result, OnPolicy: app.SetPolicy, OnCommand: app.Command,
+		Verifier: r.totemVerify})
+
+	rctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for _, run := range []func(context.Context) error{h.Run, app.Run, up.Run} {
+		wg.Add(1)
+		go func() { defer wg.Done(); run(rctx) }()
+	}
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+		jobs.Close()
+		r.box.Close()
+	})
+	actx, acancel := context.WithTimeout(ctx, 5*time.Second)
+	defer acancel()
+	if err := h.AwaitConnection(actx); err != nil {
+		t.Fatal(err)
+	}
+	for !up.Connected() {
+		if actx.Err() != nil {
+			t.Fatal("the totem did not connect")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // the subscriptions follow the connections
+	return r
+}
+
+// totemctl runs the console as a technician types it, signing with key.
+func (r *rig) totemctl(ctx context.Context, key string, args ...string) (string, error) {
+	var stdout, stderr bytes.Buffer
+	err := run(ctx, append([]string{"--config", r.config, "--broker", r.url, "--creds", r.creds, "--key", key}, args...), nil, &stdout, &stderr)
+	return stdout.String(), err
+}
+
+// refused reports the refusal code an error of totemctl carries, if any.
+func refused(err error) string {
+	if err == nil {
+		return ""
+	}
+	for _, c := range cmdsig.Codes {
+		if strings.Contains(err.Error(), "("+c+")") {
+			return c
+		}
+	}
+	return ""
+}
+
+// Every command in the tables of sync/cmdsig — the ones totemctl's cmd
+// accepts and its own subcommands send — is signed by totemctl with a key
+// of the role the table names, verified by the real verifier of its
+// target, and run: by the firmware's App.Command through the uplink, or by
+// the hub. None may come back refused (void did: unknown_command), and
+// a command a new table entry brings needs a line here.
+func TestEveryCommandRunsEndToEnd(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	// An expired operation in quarantine, holding seq 1 (for void: the
+	// hub holds what follows until it is voided), then a reader request
+	// the hub accepted (for resend, correct, cancel).
+	var stuck outbox.Entry
+	r := startRig(t, ctx, func(box *outbox.Outbox) {
+		now := time.Now()
+		var err error
+		if stuck, err = box.Enqueue(cms.KindPINChange, []byte(`{}`), now.Add(-2*time.Hour), now.Add(-time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if rep, err := box.Sweep(now); err != nil || rep.Expired != 1 {
+			t.Fatalf("sweep %+v %v", rep, err)
+		}
+	})
+	if _, err := r.totemctl(ctx, r.ops, "void", rigTotem, stuck.ID); err != nil {
+		t.Fatalf("totemctl void: %v", err)
+	}
+	r.reader.Insert(sim.DemoCard())
+	for _, step := range []func() error{
+		func() error { _, err := r.panel.WaitFor(ctx, "2 Richiesta lettore"); return err },
+		func() error { r.panel.Press('2'); _, err := r.panel.WaitFor(ctx, "n. ricevuta"); return err },
+		func() error {
+			r.panel.Type("20261123042")
+			r.panel.Press(hal.KeyOK)
+			_, err := r.panel.WaitFor(ctx, "Accolta. Protocollo:")
+			return err
+		},
+	} {
+		if err := step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.reader.Remove()
+	recent, err := r.box.Recent(1)
+	if err != nil || len(recent) != 1 || recent[0].Kind != cms.KindReader || !recent[0].Done {
+		t.Fatalf("the reader request: %+v %v", recent, err)
+	}
+	reader := recent[0].ID
+
+	// How totemctl sends each command; {job} is the print job sendlog
+	// --print made. The totems' commands run in this order.
+	job := ""
+	totemCalls := []struct {
+		name string
+		args []string
+	}{
+		{"ping", []string{"cmd", rigTotem, "ping"}},
+		{"void", nil}, // above, before the reader request
+		{"status", []string{"cmd", rigTotem, "status"}},
+		{"sendlog", []string{"sendlog", rigTotem}},
+		{"sendlog_print", []string{"sendlog", rigTotem, "--print"}},
+		{"jobs", []string{"cmd", rigTotem, "jobs"}},
+		{"reprint", []string{"cmd", rigTotem, "reprint", "id={job}"}},
+		{"resend", []string{"resend", rigTotem, reader}},
+		{"resync", []string{"resync", rigTotem}},
+		{"correct", []string{"correct", rigTotem, reader, "payment=20261123043"}},
+		{"cancel", []string{"cancel", rigTotem, reader, "--reason", "doppio acquisto"}},
+	}
+	hubCalls := map[string][]string{
+		"sendlog":      {"sendlog", "--hub"},
+		"sendlog_show": {"sendlog", "show", "1"},
+		"report":       {"report"},
+	}
+
+	// The table of this test covers the verifier's tables and totemctl's
+	// subcommands, no more and no less.
+	var names []string
+	for _, c := range totemCalls {
+		names = append(names, c.name)
+	}
+	for _, tc := range []struct {
+		target string
+		names  []string
+	}{{rigTotem, names}, {cmdsig.HubTarget, slices.Collect(maps.Keys(hubCalls))}} {
+		table := cmdsig.Commands(tc.target)
+		for n := range table {
+			if !slices.Contains(tc.names, n) {
+				t.Errorf("%s: command %s of the table has no totemctl call in this test: add one", tc.target, n)
+			}
+		}
+		for _, n := range tc.names {
+			if _, ok := table[n]; !ok {
+				t.Errorf("%s: totemctl sends %s, which the verifier's table lacks", tc.target, n)
+			}
+		}
+	}
+	for _, a := range actions {
+		if _, ok := cmdsig.Needs(rigTotem, a); !ok {
+			t.Errorf("totemctl %s sends a command the verifier's table lacks", a)
+		}
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	keyOf := func(target, name string) string {
+		need, _ := cmdsig.Needs(target, name)
+		if need == cmdsig.Ops {
+			return r.ops
+		}
+		return r.tech
+	}
+	for _, c := range totemCalls {
+		if c.args == nil {
+			continue
+		}
+		args := slices.Clone(c.args)
+		for i := range args {
+			args[i] = strings.ReplaceAll(args[i], "{job}", job)
+		}
+		out, err := r.totemctl(ctx, keyOf(rigTotem, c.name), args...)
+		if code := refused(err); code != "" {
+			t.Errorf("totemctl %s: refused %s: %v", strings.Join(args, " "), code, err)
+			continue
+		}
+		if err != nil {
+			t.Errorf("totemctl %s: %v", strings.Join(args, " "), err)
+			continue
+		}
+		if c.name == "sendlog_print" {
+			m := regexp.MustCompile(`print job (\d+)`).FindStringSubmatch(out)
+			if m == nil {
+				t.Fatalf("sendlog --print said %q", out)
+			}
+			job = m[1]
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(hubCalls)) {
+		args := hubCalls[name]
+		if _, err := r.totemctl(ctx, keyOf(cmdsig.HubTarget, name), args...); err != nil {
+			t.Errorf("totemctl %s: %v (refused: %q)", strings.Join(args, " "), err, refused(err))
+		}
+	}
+
+	// The check above can fail: a technician's key asking for an ops
+	// command is refused for its role, and the totem counted it.
+	_, err = r.totemctl(ctx, r.tech, "cancel", rigTotem, reader)
+	if code := refused(err); code != cmdsig.CodeOutOfRole {
+		t.Fatalf("technician cancel: %v, want out_of_role", err)
+	}
+	if got := r.totemVerify.Refused(); got[cmdsig.CodeOutOfRole] != 1 || len(got) != 1 {
+		t.Fatalf("totem refusals %v, want the one out_of_role", got)
+	}
+	// totemctl's cmd sends only what the table knows.
+	if _, err := r.totemctl(ctx, r.ops, "cmd", rigTotem, "format_disk"); err == nil || refused(err) != "" {
+		t.Fatalf("cmd format_disk: %v", err)
+	}
+	card := sim.DemoCard()
+	logs := r.logs.String()
+	for _, secret := range []string{card.Info.CF, card.Info.Surname, card.Info.Name} {
+		if secret != "" && strings.Contains(logs, secret) {
+			t.Errorf("personal data %q in the logs", secret)
+		}
+	}
+}
+
+// A flood of unsigned commands — anybody with a console's or a totem's
+// credentials can publish them — through the broker to the totem: every
+// one is answered refused, the totem's telemetry counts them, and its log
+// gets O(1) lines, not one per command.
+func TestUnsignedFloodLogsOnce(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	r := startRig(t, ctx, func(*outbox.Outbox) {})
+	cfg := config.DefaultTotemctl()
+	cfg.Broker.URL, cfg.Broker.CredentialsFile = r.url, r.creds
+	c, err := connect(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	const n = 300
+	replies := make(chan string, n)
+	c.mu.Lock()
+	c.onMsg = func(p *paho.Publish) {
+		if rep, err := protocol.DecodeReply(p.Payload); err == nil {
+			replies <- rep.Code
+		}
+	}
+	c.mu.Unlock()
+	rt := protocol.ReplyTopic(rigTotem, c.me.Username)
+	if _, err := c.cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: rt, QoS: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		b, _ := protocol.Marshal(protocol.Command{V: protocol.Version, ID: fmt.Sprintf("flood%012d", i), Name: "ping"})
+		if _, err := c.cm.Publish(ctx, &paho.Publish{Topic: protocol.Topic(rigTotem, protocol.LeafCmd), QoS: 1, Payload: b,
+			Properties: &paho.PublishProperties{ResponseTopic: rt, CorrelationData: []byte{byte(i)}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range n {
+		select {
+		case code := <-replies:
+			if code != cmdsig.CodeUnsigned {
+				t.Fatalf("reply %d: code %q", i, code)
+			}
+		case <-ctx.Done():
+			t.Fatalf("%d replies of %d", i, n)
+		}
+	}
+	if got := r.app.Telemetry().Refused; got[cmdsig.CodeUnsigned] != n || len(got) != 1 {
+		t.Fatalf("telemetry refused %v, want %d unsigned", got, n)
+	}
+	if lines := strings.Count(r.logs.String(), `msg="command refused"`); lines != 1 {
+		t.Fatalf("%d unsigned commands wrote %d log lines, want 1:\n%s", n, lines, r.logs.String())
+	}
+}
