@@ -17,20 +17,38 @@ import (
 // legitimate one is well under 100 bytes.
 const maxTopic = 256
 
+// Retained messages: the protocol retains presence (state), telemetry and
+// the consent policy, one message per totem each; anything else published
+// with the retain flag, or a retained message larger than maxRetained, is
+// refused (docs/protocol.md), so no client can park data in the broker.
+const maxRetained = 16 << 10
+
+// maxSessionExpiry caps, in seconds, how long the broker keeps the session
+// of a client that went away (MQTT 5 session expiry interval; MQTT 3
+// persistent sessions too). The fleet's clients start clean every time;
+// the cap bounds what any other client can leave behind.
+const maxSessionExpiry = 24 * 60 * 60
+
 // authHook authenticates every connection and applies the role ACL. It runs
 // on the clients' goroutines, so everything it does is a map lookup, a
 // string comparison or (at connect only) an Authenticator call.
 type authHook struct {
 	mqtt.HookBase
-	auth Authenticator
-	srv  *mqtt.Server
-	log  *slog.Logger
+	auth  Authenticator
+	srv   *mqtt.Server
+	log   *slog.Logger
+	stats *counters
+	lim   *logLimiter
 
 	// roles maps usernames to the role they authenticated with. It is
 	// keyed by username, not by client, so it is bounded by the number of
 	// users and needs no clean-up on disconnect or session takeover.
 	mu    sync.RWMutex
 	roles map[string]string
+
+	// admitted holds the clients OnConnect let in, until mochi asks
+	// OnConnectAuthenticate about them.
+	admitted sync.Map // *mqtt.Client → struct{}
 }
 
 var _ mqtt.Hook = (*authHook)(nil)
@@ -39,35 +57,93 @@ func (h *authHook) ID() string { return "totem-auth" }
 
 // Provides declares the only events the hook handles.
 func (h *authHook) Provides(b byte) bool {
-	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck
+	switch b {
+	case mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish, mqtt.OnPacketRead:
+		return true
+	}
+	return false
 }
 
-// OnConnectAuthenticate refuses anonymous clients, wrong secrets, totems
-// whose client id is not their username, Last Will topics the user could
-// not publish to (mochi does not check them), and client ids whose session
-// belongs to another user (session takeover).
-func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
+// OnConnect decides every connection. mochi answers a refusal from
+// OnConnectAuthenticate with 0x86 (bad user name or password) whatever
+// the reason, and a client cannot tell a wrong secret, which it should
+// not retry, from a refusal it may outlive; so the hook answers itself,
+// with the precise code, and returns it to end the connection:
+//   - 0x86 only when the credentials are wrong: anonymous, unknown user,
+//     wrong secret;
+//   - 0x85 (client identifier not valid) for a totem whose client id is
+//     not its name, a client id that is a registered totem's name used
+//     by any other user (a totem's id is reserved to it, even offline),
+//     and a client id whose session belongs to another user;
+//   - 0x87 (not authorised) for a Last Will topic the user may not
+//     publish to (mochi does not check them);
+//   - 0x9A (retain not supported) for a retained Last Will where the
+//     protocol retains nothing.
+//
+// Credentials are checked first, so an unauthenticated client learns
+// nothing about which ids are registered.
+func (h *authHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	user := string(pk.Connect.Username)
+	code, reason, topic := h.admit(cl, pk)
+	if code == packets.CodeSuccess {
+		h.admitted.Store(cl, struct{}{})
+		return nil
+	}
+	switch code {
+	case packets.ErrBadUsernameOrPassword:
+		h.stats.badCredentials.Add(1)
+	case packets.ErrClientIdentifierNotValid:
+		h.stats.clientIDRefused.Add(1)
+	case packets.ErrNotAuthorized:
+		h.stats.notAuthorized.Add(1)
+	case packets.ErrRetainNotSupported:
+		h.stats.retainRefusedCon.Add(1)
+		if cl.Properties.ProtocolVersion < 5 {
+			code = packets.ErrNotAuthorized // MQTT 3 has no such CONNACK code
+		}
+	}
+	h.refuse(cl, user, topic, reason)
+	_ = h.srv.SendConnack(cl, code, false, nil)
+	return code
+}
+
+func (h *authHook) admit(cl *mqtt.Client, pk packets.Packet) (code packets.Code, reason, topic string) {
 	user := string(pk.Connect.Username)
 	if user == "" {
-		h.refuse(cl, user, "", "anonymous")
-		return false
+		return packets.ErrBadUsernameOrPassword, "anonymous", ""
 	}
 	role, ok := h.auth.Authenticate(user, string(pk.Connect.Password))
 	if !ok {
-		h.refuse(cl, user, "", "bad_credentials")
-		return false
+		return packets.ErrBadUsernameOrPassword, "bad_credentials", ""
 	}
-	if role == creds.RoleTotem && cl.ID != user {
-		h.refuse(cl, user, "", "client_id_mismatch")
-		return false
+	if cl.ID != user {
+		if role == creds.RoleTotem {
+			return packets.ErrClientIdentifierNotValid, "client_id_mismatch", ""
+		}
+		if r, ok := h.auth.Lookup(cl.ID); ok && r == creds.RoleTotem {
+			return packets.ErrClientIdentifierNotValid, "client_id_reserved", ""
+		}
 	}
-	if pk.Connect.WillFlag && !allowed(role, user, pk.Connect.WillTopic, true) {
-		h.refuse(cl, user, pk.Connect.WillTopic, "will_not_allowed")
-		return false
+	if pk.Connect.WillFlag {
+		if !allowed(role, user, pk.Connect.WillTopic, true) {
+			return packets.ErrNotAuthorized, "will_not_allowed", pk.Connect.WillTopic
+		}
+		if pk.Connect.WillRetain && !retainable(pk.Connect.WillTopic, len(pk.Connect.WillPayload)) {
+			return packets.ErrRetainNotSupported, "will_retain_refused", pk.Connect.WillTopic
+		}
 	}
-	if old, ok := h.srv.Clients.Get(cl.ID); ok && !bytes.Equal(old.Properties.Username, pk.Connect.Username) {
-		h.refuse(cl, user, "", "client_id_in_use")
-		return false
+	if old, ok := h.srv.Clients.Get(cl.ID); ok {
+		if !bytes.Equal(old.Properties.Username, pk.Connect.Username) {
+			return packets.ErrClientIdentifierNotValid, "client_id_in_use", ""
+		}
+		if !old.Closed() {
+			// The same user on a second connection: a totem reconnecting
+			// before the broker saw the old connection go, or two boards
+			// with one credential fighting over it. mochi ends the old
+			// one; ops sees it counted, and in a rate-limited line.
+			h.stats.takeovers.Add(1)
+			h.note("session taken over", "takeover", "client", clip(cl.ID), "username", clip(user))
+		}
 	}
 	h.mu.RLock()
 	known := h.roles[user] == role
@@ -77,7 +153,13 @@ func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 		h.roles[user] = role
 		h.mu.Unlock()
 	}
-	return true
+	return packets.CodeSuccess, "", ""
+}
+
+// OnConnectAuthenticate lets in what OnConnect admitted.
+func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool {
+	_, ok := h.admitted.LoadAndDelete(cl)
+	return ok
 }
 
 // OnACLCheck applies allowed to a subscription filter (write false), a
@@ -93,14 +175,91 @@ func (h *authHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	reason := "read_denied"
 	if write {
 		reason = "write_denied"
+		h.stats.publishDenied.Add(1)
+	} else {
+		h.stats.subscribeDenied.Add(1)
 	}
 	h.refuse(cl, user, topic, reason)
 	return false
 }
 
+// OnPublish refuses a retained message the protocol does not retain:
+// PUBACK 0x9A to an MQTT 5 client at QoS 1 or 2, dropped at QoS 0, and
+// the connection ended for an MQTT 3 client, which has no reason codes
+// (as mochi does for an ACL refusal).
+func (h *authHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if !pk.FixedHeader.Retain || cl.Net.Inline || retainable(pk.TopicName, len(pk.Payload)) {
+		return pk, nil
+	}
+	h.stats.retainRefused.Add(1)
+	h.refuse(cl, string(cl.Properties.Username), pk.TopicName, "retain_refused")
+	switch {
+	case pk.FixedHeader.Qos == 0:
+		return pk, packets.ErrRejectPacket
+	case cl.Properties.ProtocolVersion == 5:
+		return pk, packets.ErrRetainNotSupported
+	}
+	_ = h.srv.DisconnectClient(cl, packets.ErrRetainNotSupported)
+	return pk, packets.ErrRejectPacket
+}
+
+// OnPacketRead answers a QoS 1 or 2 publish to $SYS with 0x87: mochi
+// drops it before any ACL check and never acknowledges it, so the
+// publisher would wait, or resend, for ever. The packet then goes on as
+// QoS 0, which mochi drops quietly.
+func (h *authHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Type != packets.Publish || pk.FixedHeader.Qos == 0 || cl.Net.Inline ||
+		len(pk.TopicName) < len(mqtt.SysPrefix) || !strings.EqualFold(pk.TopicName[:len(mqtt.SysPrefix)], mqtt.SysPrefix) {
+		return pk, nil
+	}
+	h.stats.publishDenied.Add(1)
+	h.refuse(cl, string(cl.Properties.Username), pk.TopicName, "write_denied")
+	if cl.Properties.ProtocolVersion < 5 {
+		return pk, packets.ErrRejectPacket // ends the connection, as mochi's ACL does
+	}
+	ack := packets.Packet{
+		FixedHeader: packets.FixedHeader{Type: packets.Puback},
+		PacketID:    pk.PacketID,
+		ReasonCode:  packets.ErrNotAuthorized.Code,
+		Properties:  packets.Properties{ReasonString: packets.ErrNotAuthorized.Reason},
+	}
+	if pk.FixedHeader.Qos == 2 {
+		ack.FixedHeader.Type = packets.Pubrec
+	}
+	_ = cl.WritePacket(ack)
+	pk.FixedHeader.Qos, pk.PacketID = 0, 0
+	return pk, nil
+}
+
+// retainable says whether the protocol retains a message of n bytes on
+// topic: state, telemetry and policy, up to maxRetained.
+func retainable(topic string, n int) bool {
+	if n > maxRetained {
+		return false
+	}
+	_, leaf, ok := split(topic)
+	return ok && (leaf == protocol.LeafState || leaf == protocol.LeafTelemetry || leaf == protocol.LeafPolicy)
+}
+
+// refuse logs a refusal, rate-limited per reason: a client repeating one
+// is counted (Stats), not logged each time.
 func (h *authHook) refuse(cl *mqtt.Client, user, topic, reason string) {
-	h.log.Warn("refused",
+	h.note("refused", reason,
 		"client", clip(cl.ID), "username", clip(user), "topic", clip(topic), "reason", reason)
+}
+
+// note logs msg unless the limiter holds back lines of kind; a line
+// logged after some were held back says how many.
+func (h *authHook) note(msg, kind string, args ...any) {
+	ok, dropped := h.lim.allow(kind)
+	if !ok {
+		h.stats.logSuppressed.Add(1)
+		return
+	}
+	if dropped > 0 {
+		args = append(args, "suppressed", dropped)
+	}
+	h.log.Warn(msg, args...)
 }
 
 // clip bounds what a hostile client can put in a log line.
