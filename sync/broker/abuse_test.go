@@ -214,7 +214,7 @@ func TestTotemClientIDReserved(t *testing.T) {
 		cp := &paho.Connect{ClientID: tc.id, KeepAlive: 30, CleanStart: false, Username: tc.user, UsernameFlag: true,
 			Password: []byte(f.users[tc.user].Password), PasswordFlag: true,
 			Properties: &paho.ConnectProperties{SessionExpiryInterval: ptr(uint32(86400))}}
-		ca, err := connectRaw(t, f.srv.Addr(), cp)
+		_, ca, err := connectRaw(t, f.srv.Addr(), cp)
 		if err == nil || ca == nil || ca.ReasonCode != codeClientIDNotValid {
 			t.Errorf("%s as client id %s: CONNACK %+v, err %v; want 0x85", tc.user, tc.id, ca, err)
 		}
@@ -231,7 +231,7 @@ func TestTotemClientIDReserved(t *testing.T) {
 }
 
 // connectRaw sends cp on a new connection and returns the CONNACK.
-func connectRaw(t *testing.T, addr string, cp *paho.Connect) (*paho.Connack, error) {
+func connectRaw(t *testing.T, addr string, cp *paho.Connect) (*paho.Client, *paho.Connack, error) {
 	t.Helper()
 	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
@@ -244,21 +244,45 @@ func connectRaw(t *testing.T, addr string, cp *paho.Connect) (*paho.Connack, err
 	} else {
 		conn.Close()
 	}
-	return ca, err
+	return c, ca, err
 }
 
-// A session outlives its connection by at most maxSessionExpiry, and the
-// CONNACK says so.
+// A totem's session outlives its connection by at most maxSessionExpiry,
+// a console's or a hub's not at all, and the CONNACK says so.
 func TestSessionExpiryCapped(t *testing.T) {
 	f := startFleet(t, 0)
-	ca, err := connectRaw(t, f.srv.Addr(), &paho.Connect{ClientID: "console-p", KeepAlive: 30, Username: "C1", UsernameFlag: true,
-		Password: []byte(f.users["C1"].Password), PasswordFlag: true,
-		Properties: &paho.ConnectProperties{SessionExpiryInterval: ptr(uint32(0xFFFFFFFF))}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ca.Properties == nil || ca.Properties.SessionExpiryInterval == nil || *ca.Properties.SessionExpiryInterval != maxSessionExpiry {
-		t.Fatalf("CONNACK properties %+v; want session expiry %d", ca.Properties, maxSessionExpiry)
+	for _, tc := range []struct {
+		user, id string
+		want     uint32
+	}{{"A", "A", maxSessionExpiry}, {"C1", "console-p", 0}, {"hub-1", "hub-p", 0}} {
+		c, ca, err := connectRaw(t, f.srv.Addr(), &paho.Connect{ClientID: tc.id, KeepAlive: 30, Username: tc.user, UsernameFlag: true,
+			Password: []byte(f.users[tc.user].Password), PasswordFlag: true,
+			Properties: &paho.ConnectProperties{SessionExpiryInterval: ptr(uint32(0xFFFFFFFF))}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ca.Properties == nil || ca.Properties.SessionExpiryInterval == nil || *ca.Properties.SessionExpiryInterval != tc.want {
+			t.Errorf("%s: CONNACK properties %+v; want session expiry %d", tc.user, ca.Properties, tc.want)
+		}
+		if tc.want != 0 {
+			continue
+		}
+		// The session goes with the connection: nothing stays subscribed
+		// for it.
+		if _, err := c.Subscribe(ctxT(t), &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "totem/v1/+/state", QoS: 1}}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Disconnect(&paho.Disconnect{}); err != nil {
+			t.Fatal(err)
+		}
+		for end := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+			if _, ok := f.srv.mq.Clients.Get(tc.id); !ok {
+				break
+			}
+			if time.Now().After(end) {
+				t.Fatalf("%s: session kept after its connection ended", tc.user)
+			}
+		}
 	}
 }
 

@@ -24,9 +24,11 @@ const maxTopic = 256
 const maxRetained = 16 << 10
 
 // maxSessionExpiry caps, in seconds, how long the broker keeps the session
-// of a client that went away (MQTT 5 session expiry interval; MQTT 3
-// persistent sessions too). The fleet's clients start clean every time;
-// the cap bounds what any other client can leave behind.
+// of a totem that went away (MQTT 5 session expiry interval; MQTT 3
+// persistent sessions too). Consoles and hubs keep none: a session left
+// behind holds the messages of its subscriptions, and a console could
+// otherwise leave any number of them. The fleet's clients all start clean
+// and keep no session, so neither limit changes anything for them.
 const maxSessionExpiry = 24 * 60 * 60
 
 // authHook authenticates every connection and applies the role ACL. It runs
@@ -58,7 +60,8 @@ func (h *authHook) ID() string { return "totem-auth" }
 // Provides declares the only events the hook handles.
 func (h *authHook) Provides(b byte) bool {
 	switch b {
-	case mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish, mqtt.OnPacketRead:
+	case mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish, mqtt.OnPacketRead,
+		mqtt.OnPacketEncode:
 		return true
 	}
 	return false
@@ -145,6 +148,11 @@ func (h *authHook) admit(cl *mqtt.Client, pk packets.Packet) (code packets.Code,
 			h.note("session taken over", "takeover", "client", clip(cl.ID), "username", clip(user))
 		}
 	}
+	if role != creds.RoleTotem { // no session kept: see maxSessionExpiry
+		cl.Properties.Clean = true // MQTT 3
+		cl.Properties.Props.SessionExpiryInterval = 0
+		cl.Properties.Will.WillDelayInterval = 0
+	}
 	h.mu.RLock()
 	known := h.roles[user] == role
 	h.mu.RUnlock()
@@ -154,6 +162,21 @@ func (h *authHook) admit(cl *mqtt.Client, pk packets.Packet) (code packets.Code,
 		h.mu.Unlock()
 	}
 	return packets.CodeSuccess, "", ""
+}
+
+// OnPacketEncode tells an MQTT 5 console or hub, in its CONNACK, that its
+// session ends with the connection, whatever it asked for.
+func (h *authHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	if pk.FixedHeader.Type != packets.Connack || pk.ReasonCode != packets.CodeSuccess.Code || cl.Properties.ProtocolVersion != 5 {
+		return pk
+	}
+	h.mu.RLock()
+	role := h.roles[string(cl.Properties.Username)]
+	h.mu.RUnlock()
+	if role != creds.RoleTotem {
+		pk.Properties.SessionExpiryInterval, pk.Properties.SessionExpiryIntervalFlag = 0, true
+	}
+	return pk
 }
 
 // OnConnectAuthenticate lets in what OnConnect admitted.
