@@ -447,3 +447,35 @@ func TestStatsString(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// What a client sends as user name, client id or topic reaches the log
+// only if it names a user of the fleet: a hostile client could send a
+// codice fiscale or a name.
+func TestRefusalLogsNoClientInput(t *testing.T) {
+	f := startFleet(t, 0)
+	const cf, name = "RSSMRA80A01H501U", "ROSSI_MARIO"
+	if _, ca, err := dial(t, f.srv.Addr(), name, cf, "x", nil); err == nil || ca == nil || ca.ReasonCode != codeBadCredentials {
+		t.Fatalf("CONNACK %+v, %v", ca, err)
+	}
+	if _, ca, err := dial(t, f.srv.Addr(), cf, "C1", f.users["C1"].Password, &paho.WillMessage{Topic: "totem/v1/" + name + "/event", QoS: 1, Payload: []byte("x")}); err == nil || ca == nil || ca.ReasonCode != codeNotAuthorized {
+		t.Fatalf("CONNACK %+v, %v", ca, err)
+	}
+	a := f.login(t, "A", "A")
+	if code, _ := a.pub(t, "totem/v1/"+cf+"/op", "x"); code != codeNotAuthorized {
+		t.Fatalf("PUBACK %#x", code)
+	}
+	if code, _ := a.sub(t, "totem/v1/A/"+name); code != codeNotAuthorized {
+		t.Fatalf("SUBACK %#x", code)
+	}
+	logs := f.logs.String()
+	for _, s := range []string{cf, name} {
+		if strings.Contains(logs, s) {
+			t.Errorf("%s logged:\n%s", s, logs)
+		}
+	}
+	for _, want := range []string{"reason=bad_credentials", "reason=will_not_allowed", `topic="totem/v1/<16 bytes>/op"`, "reason=read_denied", "username=C1"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("no %s in the log:\n%s", want, logs)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -145,7 +146,9 @@ func (h *authHook) admit(cl *mqtt.Client, pk packets.Packet) (code packets.Code,
 			// with one credential fighting over it. mochi ends the old
 			// one; ops sees it counted, and in a rate-limited line.
 			h.stats.takeovers.Add(1)
-			h.note("session taken over", "takeover", "client", clip(cl.ID), "username", clip(user))
+			h.note("session taken over", "takeover", func() []any {
+				return []any{"client", h.redact(cl.ID), "username", h.redact(user)}
+			})
 		}
 	}
 	if role != creds.RoleTotem { // no session kept: see maxSessionExpiry
@@ -267,22 +270,58 @@ func retainable(topic string, n int) bool {
 // refuse logs a refusal, rate-limited per reason: a client repeating one
 // is counted (Stats), not logged each time.
 func (h *authHook) refuse(cl *mqtt.Client, user, topic, reason string) {
-	h.note("refused", reason,
-		"client", clip(cl.ID), "username", clip(user), "topic", clip(topic), "reason", reason)
+	h.note("refused", reason, func() []any {
+		return []any{"client", h.redact(cl.ID), "username", h.redact(user), "topic", h.redactTopic(topic), "reason", reason}
+	})
 }
 
 // note logs msg unless the limiter holds back lines of kind; a line
-// logged after some were held back says how many.
-func (h *authHook) note(msg, kind string, args ...any) {
+// logged after some were held back says how many. args is called only
+// for a line logged.
+func (h *authHook) note(msg, kind string, args func() []any) {
 	ok, dropped := h.lim.allow(kind)
 	if !ok {
 		h.stats.logSuppressed.Add(1)
 		return
 	}
+	a := args()
 	if dropped > 0 {
-		args = append(args, "suppressed", dropped)
+		a = append(a, "suppressed", dropped)
 	}
-	h.log.Warn(msg, args...)
+	h.log.Warn(msg, a...)
+}
+
+// redact returns s if it names a user of the fleet, and otherwise only its
+// length: user names, client ids and topic levels are whatever a client
+// sends, and a hostile one could send a codice fiscale or a name, which
+// never reaches a log line.
+func (h *authHook) redact(s string) string {
+	if s == "" {
+		return ""
+	}
+	if _, ok := h.auth.Lookup(s); ok {
+		return s
+	}
+	return fmt.Sprintf("<%d bytes>", len(s))
+}
+
+// redactTopic keeps the levels of a topic the protocol defines and the
+// users' names, and redacts the others.
+func (h *authHook) redactTopic(topic string) string {
+	if topic == "" {
+		return ""
+	}
+	levels := strings.SplitN(clip(topic), "/", 16)
+	for i, l := range levels {
+		switch l {
+		case "totem", "v1", "totemhub", "$share", "$SYS", "+", "#",
+			protocol.LeafOp, protocol.LeafResult, protocol.LeafState, protocol.LeafTelemetry, protocol.LeafEvent,
+			protocol.LeafCmd, protocol.LeafReply, protocol.LeafPolicy, protocol.LeafSync, protocol.LeafLedger:
+		default:
+			levels[i] = h.redact(l)
+		}
+	}
+	return strings.Join(levels, "/")
 }
 
 // clip bounds what a hostile client can put in a log line.
