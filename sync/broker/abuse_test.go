@@ -460,7 +460,17 @@ func TestRefusalLogsNoClientInput(t *testing.T) {
 	if _, ca, err := dial(t, f.srv.Addr(), cf, "C1", f.users["C1"].Password, &paho.WillMessage{Topic: "totem/v1/" + name + "/event", QoS: 1, Payload: []byte("x")}); err == nil || ca == nil || ca.ReasonCode != codeNotAuthorized {
 		t.Fatalf("CONNACK %+v, %v", ca, err)
 	}
+	// mochi warns of a low keep-alive, with the client id, before
+	// authentication.
+	if _, ca, err := connectRaw(t, f.srv.Addr(), &paho.Connect{ClientID: cf, KeepAlive: 0, Username: "C1", UsernameFlag: true,
+		Password: []byte("x"), PasswordFlag: true}); err == nil || ca == nil || ca.ReasonCode != codeBadCredentials {
+		t.Fatalf("CONNACK %+v, %v", ca, err)
+	}
 	a := f.login(t, "A", "A")
+	// A refused retained publish: the hook logs it, not mochi.
+	if pr, err := a.Publish(ctxT(t), &paho.Publish{Topic: "totem/v1/A/event", QoS: 1, Retain: true, Payload: []byte(name)}); pr == nil || pr.ReasonCode != codeRetainNotSupp {
+		t.Fatalf("PUBACK %+v, %v", pr, err)
+	}
 	if code, _ := a.pub(t, "totem/v1/"+cf+"/op", "x"); code != codeNotAuthorized {
 		t.Fatalf("PUBACK %#x", code)
 	}
@@ -473,7 +483,10 @@ func TestRefusalLogsNoClientInput(t *testing.T) {
 			t.Errorf("%s logged:\n%s", s, logs)
 		}
 	}
-	for _, want := range []string{"reason=bad_credentials", "reason=will_not_allowed", `topic="totem/v1/<16 bytes>/op"`, "reason=read_denied", "username=C1"} {
+	if strings.Contains(logs, "level=ERROR") || strings.Contains(logs, `level=WARN msg="client keepalive`) {
+		t.Errorf("mochi's line for a client's doing logged:\n%s", logs)
+	}
+	for _, want := range []string{"reason=bad_credentials", "reason=will_not_allowed", "reason=retain_refused", `topic="totem/v1/<16 bytes>/op"`, "reason=read_denied", "username=C1"} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("no %s in the log:\n%s", want, logs)
 		}

@@ -98,13 +98,15 @@ func Start(opts Options) (*Server, error) {
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = uint32(opts.MaxPacket)
 	caps.MaximumSessionExpiryInterval = maxSessionExpiry
+	quiet := &quietHandler{h: log.Handler()}
 	mq := mqtt.New(&mqtt.Options{
 		Capabilities: caps,
-		Logger:       slog.New(&quietHandler{h: log.Handler()}),
+		Logger:       slog.New(quiet),
 	})
 	stats := new(counters)
 	hook := &authHook{auth: opts.Auth, srv: mq, log: log, stats: stats, lim: newLogLimiter(),
 		roles: make(map[string]string)}
+	quiet.redact = hook.redact
 	if err := mq.AddHook(hook, nil); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
@@ -213,9 +215,14 @@ const closeGrace = 2 * time.Second
 // quietHandler adapts mochi's logging: only its warnings and errors pass,
 // the unnamed warning its listener emits whenever a connection ends with an
 // error is demoted to debug (except for oversized packets), and packet dumps (which would carry payloads,
-// that is personal data) are dropped.
+// that is personal data) are dropped. So are two lines a client can have
+// written at will, one per connection or publish: the low keep-alive
+// warning (before authentication, with the client id it sent) and the
+// error mochi logs for every publish the hook refuses (counted there).
+// Client ids are redacted as the hook's own lines are.
 type quietHandler struct {
-	h slog.Handler
+	h      slog.Handler
+	redact func(string) string // nil: none
 }
 
 func (q *quietHandler) Enabled(_ context.Context, l slog.Level) bool {
@@ -234,13 +241,22 @@ func (q *quietHandler) Handle(ctx context.Context, r slog.Record) error {
 			return true
 		})
 	}
+	switch msg {
+	case mqtt.ErrMinimumKeepalive.Error(), "publish packet error":
+		level = slog.LevelDebug
+	}
 	if !q.h.Enabled(ctx, level) {
 		return nil
 	}
 	out := slog.NewRecord(r.Time, level, msg, r.PC)
 	r.Attrs(func(a slog.Attr) bool {
 		switch a.Key {
-		case "pk", "packet", "payload":
+		case "pk", "packet", "payload", "will":
+		case "client":
+			if q.redact != nil {
+				a.Value = slog.StringValue(q.redact(a.Value.String()))
+			}
+			out.AddAttrs(a)
 		default:
 			out.AddAttrs(a)
 		}
@@ -250,9 +266,9 @@ func (q *quietHandler) Handle(ctx context.Context, r slog.Record) error {
 }
 
 func (q *quietHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return &quietHandler{h: q.h.WithAttrs(as)}
+	return &quietHandler{h: q.h.WithAttrs(as), redact: q.redact}
 }
 
 func (q *quietHandler) WithGroup(name string) slog.Handler {
-	return &quietHandler{h: q.h.WithGroup(name)}
+	return &quietHandler{h: q.h.WithGroup(name), redact: q.redact}
 }
