@@ -147,6 +147,13 @@ type Totemhub struct {
 		URL             string `toml:"url"`              // external broker, required when not embedded
 		CredentialsFile string `toml:"credentials_file"` // hub's credentials on the external broker
 		MaxPacket       int    `toml:"max_packet"`       // bytes
+		// Limits of the embedded broker against clients that never
+		// authenticate: connections open at once (one more is closed at
+		// once), the time a connection has to send its CONNECT, and the
+		// largest CONNECT read (the only packet read before authentication).
+		MaxConnections   int      `toml:"max_connections"`
+		ConnectTimeout   Duration `toml:"connect_timeout"`
+		MaxConnectPacket int      `toml:"max_connect_packet"` // bytes
 	} `toml:"broker"`
 	Fleet struct {
 		CredentialsDir string   `toml:"credentials_dir"` // where provisioned credentials are written
@@ -219,6 +226,9 @@ func DefaultTotemhub() *Totemhub {
 	c.Broker.Embedded = true
 	c.Broker.Listen = "127.0.0.1:1883"
 	c.Broker.MaxPacket = 262144
+	c.Broker.MaxConnections = 4096
+	c.Broker.ConnectTimeout = Duration{5 * time.Second}
+	c.Broker.MaxConnectPacket = 4096
 	c.Fleet.CredentialsDir = "state/credentials"
 	c.Fleet.Provision = []string{"demo-01"}
 	c.Fleet.Console = "console"

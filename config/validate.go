@@ -213,6 +213,15 @@ func (c *Totemhub) Validate() error {
 	if c.Broker.MaxPacket < 1024 || c.Broker.MaxPacket > maxPacket {
 		p.add("broker.max_packet", "%d is not %d-%d", c.Broker.MaxPacket, 1024, maxPacket)
 	}
+	if c.Broker.MaxConnections < 1 || c.Broker.MaxConnections > 1<<20 {
+		p.add("broker.max_connections", "%d is not %d-%d", c.Broker.MaxConnections, 1, 1<<20)
+	}
+	if d := c.Broker.ConnectTimeout.Duration; d < 100*time.Millisecond || d > 10*time.Minute {
+		p.add("broker.connect_timeout", "%v is not 100ms-10m", d)
+	}
+	if n := c.Broker.MaxConnectPacket; n < 1024 || n > 1<<20 || n > c.Broker.MaxPacket {
+		p.add("broker.max_connect_packet", "%d is not %d-%d, nor above max_packet", n, 1024, 1<<20)
+	}
 
 	p.nonEmpty("fleet.credentials_dir", c.Fleet.CredentialsDir)
 	for i, id := range c.Fleet.Provision {

@@ -124,12 +124,15 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 		if err := users.Add(me); err != nil {
 			return err
 		}
+		blog := log.With("subsystem", "broker")
 		srv, err := broker.Start(broker.Options{Listen: cfg.Broker.Listen, Auth: users,
-			MaxPacket: cfg.Broker.MaxPacket, Logger: log.With("subsystem", "broker")})
+			MaxPacket: cfg.Broker.MaxPacket, Logger: blog, MaxConnections: cfg.Broker.MaxConnections,
+			ConnectTimeout: cfg.Broker.ConnectTimeout.Duration, MaxConnectPacket: cfg.Broker.MaxConnectPacket})
 		if err != nil {
 			return err
 		}
 		defer srv.Close()
+		defer logBrokerStats(srv.Stats, blog, brokerStatsEvery)()
 		url = srv.URL()
 		log.Info("embedded broker listening", "addr", srv.Addr())
 	} else {
@@ -165,6 +168,42 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 	stopFSE()
 	<-fseDone
 	return err
+}
+
+// brokerStatsEvery is how often the broker's counters are logged, when
+// they changed.
+const brokerStatsEvery = time.Minute
+
+// logBrokerStats logs, every period and once more when the returned stop
+// is called, the broker's non-zero counters in one line, if they changed
+// since the last: abuse shows as figures, not as a line per refusal.
+func logBrokerStats(stats func() broker.Stats, log *slog.Logger, every time.Duration) (stop func()) {
+	var last string
+	report := func() {
+		if s := stats().String(); s != "" && s != last {
+			log.Warn("broker counters", "stats", s)
+			last = s
+		}
+	}
+	done, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				report()
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-stopped
+		report()
+	}
 }
 
 // consoleKey makes sure the provisioned console has an ops signing key

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -17,20 +18,40 @@ import (
 // legitimate one is well under 100 bytes.
 const maxTopic = 256
 
+// Retained messages: the protocol retains presence (state), telemetry and
+// the consent policy, one message per totem each; anything else published
+// with the retain flag, or a retained message larger than maxRetained, is
+// refused (docs/protocol.md), so no client can park data in the broker.
+const maxRetained = 16 << 10
+
+// maxSessionExpiry caps, in seconds, how long the broker keeps the session
+// of a totem that went away (MQTT 5 session expiry interval; MQTT 3
+// persistent sessions too). Consoles and hubs keep none: a session left
+// behind holds the messages of its subscriptions, and a console could
+// otherwise leave any number of them. The fleet's clients all start clean
+// and keep no session, so neither limit changes anything for them.
+const maxSessionExpiry = 24 * 60 * 60
+
 // authHook authenticates every connection and applies the role ACL. It runs
 // on the clients' goroutines, so everything it does is a map lookup, a
 // string comparison or (at connect only) an Authenticator call.
 type authHook struct {
 	mqtt.HookBase
-	auth Authenticator
-	srv  *mqtt.Server
-	log  *slog.Logger
+	auth  Authenticator
+	srv   *mqtt.Server
+	log   *slog.Logger
+	stats *counters
+	lim   *logLimiter
 
 	// roles maps usernames to the role they authenticated with. It is
 	// keyed by username, not by client, so it is bounded by the number of
 	// users and needs no clean-up on disconnect or session takeover.
 	mu    sync.RWMutex
 	roles map[string]string
+
+	// admitted holds the clients OnConnect let in, until mochi asks
+	// OnConnectAuthenticate about them.
+	admitted sync.Map // *mqtt.Client → struct{}
 }
 
 var _ mqtt.Hook = (*authHook)(nil)
@@ -39,35 +60,101 @@ func (h *authHook) ID() string { return "totem-auth" }
 
 // Provides declares the only events the hook handles.
 func (h *authHook) Provides(b byte) bool {
-	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck
+	switch b {
+	case mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish, mqtt.OnPacketRead,
+		mqtt.OnPacketEncode:
+		return true
+	}
+	return false
 }
 
-// OnConnectAuthenticate refuses anonymous clients, wrong secrets, totems
-// whose client id is not their username, Last Will topics the user could
-// not publish to (mochi does not check them), and client ids whose session
-// belongs to another user (session takeover).
-func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
+// OnConnect decides every connection. mochi answers a refusal from
+// OnConnectAuthenticate with 0x86 (bad user name or password) whatever
+// the reason, and a client cannot tell a wrong secret, which it should
+// not retry, from a refusal it may outlive; so the hook answers itself,
+// with the precise code, and returns it to end the connection:
+//   - 0x86 only when the credentials are wrong: anonymous, unknown user,
+//     wrong secret;
+//   - 0x85 (client identifier not valid) for a totem whose client id is
+//     not its name, a client id that is a registered totem's name used
+//     by any other user (a totem's id is reserved to it, even offline),
+//     and a client id whose session belongs to another user;
+//   - 0x87 (not authorised) for a Last Will topic the user may not
+//     publish to (mochi does not check them);
+//   - 0x9A (retain not supported) for a retained Last Will where the
+//     protocol retains nothing.
+//
+// Credentials are checked first, so an unauthenticated client learns
+// nothing about which ids are registered.
+func (h *authHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	user := string(pk.Connect.Username)
+	code, reason, topic := h.admit(cl, pk)
+	if code == packets.CodeSuccess {
+		h.admitted.Store(cl, struct{}{})
+		return nil
+	}
+	switch code {
+	case packets.ErrBadUsernameOrPassword:
+		h.stats.badCredentials.Add(1)
+	case packets.ErrClientIdentifierNotValid:
+		h.stats.clientIDRefused.Add(1)
+	case packets.ErrNotAuthorized:
+		h.stats.notAuthorized.Add(1)
+	case packets.ErrRetainNotSupported:
+		h.stats.retainRefusedCon.Add(1)
+		if cl.Properties.ProtocolVersion < 5 {
+			code = packets.ErrNotAuthorized // MQTT 3 has no such CONNACK code
+		}
+	}
+	h.refuse(cl, user, topic, reason)
+	_ = h.srv.SendConnack(cl, code, false, nil)
+	return code
+}
+
+func (h *authHook) admit(cl *mqtt.Client, pk packets.Packet) (code packets.Code, reason, topic string) {
 	user := string(pk.Connect.Username)
 	if user == "" {
-		h.refuse(cl, user, "", "anonymous")
-		return false
+		return packets.ErrBadUsernameOrPassword, "anonymous", ""
 	}
 	role, ok := h.auth.Authenticate(user, string(pk.Connect.Password))
 	if !ok {
-		h.refuse(cl, user, "", "bad_credentials")
-		return false
+		return packets.ErrBadUsernameOrPassword, "bad_credentials", ""
 	}
-	if role == creds.RoleTotem && cl.ID != user {
-		h.refuse(cl, user, "", "client_id_mismatch")
-		return false
+	if cl.ID != user {
+		if role == creds.RoleTotem {
+			return packets.ErrClientIdentifierNotValid, "client_id_mismatch", ""
+		}
+		if r, ok := h.auth.Lookup(cl.ID); ok && r == creds.RoleTotem {
+			return packets.ErrClientIdentifierNotValid, "client_id_reserved", ""
+		}
 	}
-	if pk.Connect.WillFlag && !allowed(role, user, pk.Connect.WillTopic, true) {
-		h.refuse(cl, user, pk.Connect.WillTopic, "will_not_allowed")
-		return false
+	if pk.Connect.WillFlag {
+		if !allowed(role, user, pk.Connect.WillTopic, true) {
+			return packets.ErrNotAuthorized, "will_not_allowed", pk.Connect.WillTopic
+		}
+		if pk.Connect.WillRetain && !retainable(pk.Connect.WillTopic, len(pk.Connect.WillPayload)) {
+			return packets.ErrRetainNotSupported, "will_retain_refused", pk.Connect.WillTopic
+		}
 	}
-	if old, ok := h.srv.Clients.Get(cl.ID); ok && !bytes.Equal(old.Properties.Username, pk.Connect.Username) {
-		h.refuse(cl, user, "", "client_id_in_use")
-		return false
+	if old, ok := h.srv.Clients.Get(cl.ID); ok {
+		if !bytes.Equal(old.Properties.Username, pk.Connect.Username) {
+			return packets.ErrClientIdentifierNotValid, "client_id_in_use", ""
+		}
+		if !old.Closed() {
+			// The same user on a second connection: a totem reconnecting
+			// before the broker saw the old connection go, or two boards
+			// with one credential fighting over it. mochi ends the old
+			// one; ops sees it counted, and in a rate-limited line.
+			h.stats.takeovers.Add(1)
+			h.note("session taken over", "takeover", func() []any {
+				return []any{"client", h.redact(cl.ID), "username", h.redact(user)}
+			})
+		}
+	}
+	if role != creds.RoleTotem { // no session kept: see maxSessionExpiry
+		cl.Properties.Clean = true // MQTT 3
+		cl.Properties.Props.SessionExpiryInterval = 0
+		cl.Properties.Will.WillDelayInterval = 0
 	}
 	h.mu.RLock()
 	known := h.roles[user] == role
@@ -77,7 +164,28 @@ func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 		h.roles[user] = role
 		h.mu.Unlock()
 	}
-	return true
+	return packets.CodeSuccess, "", ""
+}
+
+// OnPacketEncode tells an MQTT 5 console or hub, in its CONNACK, that its
+// session ends with the connection, whatever it asked for.
+func (h *authHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	if pk.FixedHeader.Type != packets.Connack || pk.ReasonCode != packets.CodeSuccess.Code || cl.Properties.ProtocolVersion != 5 {
+		return pk
+	}
+	h.mu.RLock()
+	role := h.roles[string(cl.Properties.Username)]
+	h.mu.RUnlock()
+	if role != creds.RoleTotem {
+		pk.Properties.SessionExpiryInterval, pk.Properties.SessionExpiryIntervalFlag = 0, true
+	}
+	return pk
+}
+
+// OnConnectAuthenticate lets in what OnConnect admitted.
+func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool {
+	_, ok := h.admitted.LoadAndDelete(cl)
+	return ok
 }
 
 // OnACLCheck applies allowed to a subscription filter (write false), a
@@ -93,14 +201,127 @@ func (h *authHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	reason := "read_denied"
 	if write {
 		reason = "write_denied"
+		h.stats.publishDenied.Add(1)
+	} else {
+		h.stats.subscribeDenied.Add(1)
 	}
 	h.refuse(cl, user, topic, reason)
 	return false
 }
 
+// OnPublish refuses a retained message the protocol does not retain:
+// PUBACK 0x9A to an MQTT 5 client at QoS 1 or 2, dropped at QoS 0, and
+// the connection ended for an MQTT 3 client, which has no reason codes
+// (as mochi does for an ACL refusal).
+func (h *authHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if !pk.FixedHeader.Retain || cl.Net.Inline || retainable(pk.TopicName, len(pk.Payload)) {
+		return pk, nil
+	}
+	h.stats.retainRefused.Add(1)
+	h.refuse(cl, string(cl.Properties.Username), pk.TopicName, "retain_refused")
+	switch {
+	case pk.FixedHeader.Qos == 0:
+		return pk, packets.ErrRejectPacket
+	case cl.Properties.ProtocolVersion == 5:
+		return pk, packets.ErrRetainNotSupported
+	}
+	_ = h.srv.DisconnectClient(cl, packets.ErrRetainNotSupported)
+	return pk, packets.ErrRejectPacket
+}
+
+// OnPacketRead answers a QoS 1 or 2 publish to $SYS with 0x87: mochi
+// drops it before any ACL check and never acknowledges it, so the
+// publisher would wait, or resend, for ever. The packet then goes on as
+// QoS 0, which mochi drops quietly.
+func (h *authHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Type != packets.Publish || pk.FixedHeader.Qos == 0 || cl.Net.Inline ||
+		len(pk.TopicName) < len(mqtt.SysPrefix) || !strings.EqualFold(pk.TopicName[:len(mqtt.SysPrefix)], mqtt.SysPrefix) {
+		return pk, nil
+	}
+	h.stats.publishDenied.Add(1)
+	h.refuse(cl, string(cl.Properties.Username), pk.TopicName, "write_denied")
+	if cl.Properties.ProtocolVersion < 5 {
+		return pk, packets.ErrRejectPacket // ends the connection, as mochi's ACL does
+	}
+	ack := packets.Packet{
+		FixedHeader: packets.FixedHeader{Type: packets.Puback},
+		PacketID:    pk.PacketID,
+		ReasonCode:  packets.ErrNotAuthorized.Code,
+		Properties:  packets.Properties{ReasonString: packets.ErrNotAuthorized.Reason},
+	}
+	if pk.FixedHeader.Qos == 2 {
+		ack.FixedHeader.Type = packets.Pubrec
+	}
+	_ = cl.WritePacket(ack)
+	pk.FixedHeader.Qos, pk.PacketID = 0, 0
+	return pk, nil
+}
+
+// retainable says whether the protocol retains a message of n bytes on
+// topic: state, telemetry and policy, up to maxRetained.
+func retainable(topic string, n int) bool {
+	if n > maxRetained {
+		return false
+	}
+	_, leaf, ok := split(topic)
+	return ok && (leaf == protocol.LeafState || leaf == protocol.LeafTelemetry || leaf == protocol.LeafPolicy)
+}
+
+// refuse logs a refusal, rate-limited per reason: a client repeating one
+// is counted (Stats), not logged each time.
 func (h *authHook) refuse(cl *mqtt.Client, user, topic, reason string) {
-	h.log.Warn("refused",
-		"client", clip(cl.ID), "username", clip(user), "topic", clip(topic), "reason", reason)
+	h.note("refused", reason, func() []any {
+		return []any{"client", h.redact(cl.ID), "username", h.redact(user), "topic", h.redactTopic(topic), "reason", reason}
+	})
+}
+
+// note logs msg unless the limiter holds back lines of kind; a line
+// logged after some were held back says how many. args is called only
+// for a line logged.
+func (h *authHook) note(msg, kind string, args func() []any) {
+	ok, dropped := h.lim.allow(kind)
+	if !ok {
+		h.stats.logSuppressed.Add(1)
+		return
+	}
+	a := args()
+	if dropped > 0 {
+		a = append(a, "suppressed", dropped)
+	}
+	h.log.Warn(msg, a...)
+}
+
+// redact returns s if it names a user of the fleet, and otherwise only its
+// length: user names, client ids and topic levels are whatever a client
+// sends, and a hostile one could send a codice fiscale or a name, which
+// never reaches a log line.
+func (h *authHook) redact(s string) string {
+	if s == "" {
+		return ""
+	}
+	if _, ok := h.auth.Lookup(s); ok {
+		return s
+	}
+	return fmt.Sprintf("<%d bytes>", len(s))
+}
+
+// redactTopic keeps the levels of a topic the protocol defines and the
+// users' names, and redacts the others.
+func (h *authHook) redactTopic(topic string) string {
+	if topic == "" {
+		return ""
+	}
+	levels := strings.SplitN(clip(topic), "/", 16)
+	for i, l := range levels {
+		switch l {
+		case "totem", "v1", "totemhub", "$share", "$SYS", "+", "#",
+			protocol.LeafOp, protocol.LeafResult, protocol.LeafState, protocol.LeafTelemetry, protocol.LeafEvent,
+			protocol.LeafCmd, protocol.LeafReply, protocol.LeafPolicy, protocol.LeafSync, protocol.LeafLedger:
+		default:
+			levels[i] = h.redact(l)
+		}
+	}
+	return strings.Join(levels, "/")
 }
 
 // clip bounds what a hostile client can put in a log line.

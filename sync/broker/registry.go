@@ -158,6 +158,15 @@ func (r *Registry) Authenticate(username, password string) (string, bool) {
 	return u.Role, true
 }
 
+// Lookup returns the role of username if the registry has it.
+func (r *Registry) Lookup(username string) (string, bool) {
+	u, ok, err := r.Get(username)
+	if err != nil || !ok {
+		return "", false
+	}
+	return u.Role, true
+}
+
 // Provision makes sure username (role) has working credentials in the file
 // at path. If the file holds username's credentials for role and the
 // registry has a matching hash, nothing changes. Otherwise new credentials

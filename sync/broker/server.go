@@ -15,12 +15,26 @@ import (
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // DefaultMaxPacket is the default maximum MQTT packet size.
 const DefaultMaxPacket = 256 << 10
+
+// Defaults of the connection limits (Options).
+const (
+	// DefaultMaxConnections bounds the connections open at once, well
+	// under a hub's descriptor limit, so the broker keeps descriptors for
+	// its own files and the fleet's clients find one free.
+	DefaultMaxConnections = 4096
+	// DefaultConnectTimeout is how long a new connection may take to send
+	// its CONNECT.
+	DefaultConnectTimeout = 5 * time.Second
+	// DefaultMaxConnectPacket bounds a CONNECT, the only packet read
+	// before authentication: the fleet's are under 1 KiB, Last Will
+	// included.
+	DefaultMaxConnectPacket = 4 << 10
+)
 
 // Options configure Start.
 type Options struct {
@@ -28,14 +42,24 @@ type Options struct {
 	Auth      Authenticator // required
 	MaxPacket int           // maximum packet size in bytes; 0 means DefaultMaxPacket
 	Logger    *slog.Logger  // nil discards
+
+	// MaxConnections caps the connections open at once: one more is
+	// accepted and closed at once. 0 means DefaultMaxConnections.
+	MaxConnections int
+	// ConnectTimeout: a connection that has not sent its CONNECT by then
+	// is closed. 0 means DefaultConnectTimeout.
+	ConnectTimeout time.Duration
+	// MaxConnectPacket: a connection whose CONNECT announces more bytes
+	// is closed before they are read. 0 means DefaultMaxConnectPacket.
+	MaxConnectPacket int
 }
 
 // Server is a running broker.
 type Server struct {
-	mq       *mqtt.Server
-	addr     string
-	accepted chan struct{} // closed when the accept loop has returned
-	ln       *watchedListener
+	mq    *mqtt.Server
+	addr  string
+	ln    *listener
+	stats *counters
 
 	closeOnce sync.Once
 }
@@ -54,6 +78,18 @@ func Start(opts Options) (*Server, error) {
 	if opts.MaxPacket == 0 {
 		opts.MaxPacket = DefaultMaxPacket
 	}
+	if opts.MaxConnections < 0 || opts.ConnectTimeout < 0 || opts.MaxConnectPacket < 0 {
+		return nil, errors.New("broker: negative connection limit")
+	}
+	if opts.MaxConnections == 0 {
+		opts.MaxConnections = DefaultMaxConnections
+	}
+	if opts.ConnectTimeout == 0 {
+		opts.ConnectTimeout = DefaultConnectTimeout
+	}
+	if opts.MaxConnectPacket == 0 {
+		opts.MaxConnectPacket = DefaultMaxConnectPacket
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -61,11 +97,16 @@ func Start(opts Options) (*Server, error) {
 
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = uint32(opts.MaxPacket)
+	caps.MaximumSessionExpiryInterval = maxSessionExpiry
+	quiet := &quietHandler{h: log.Handler()}
 	mq := mqtt.New(&mqtt.Options{
 		Capabilities: caps,
-		Logger:       slog.New(&quietHandler{h: log.Handler()}),
+		Logger:       slog.New(quiet),
 	})
-	hook := &authHook{auth: opts.Auth, srv: mq, log: log, roles: make(map[string]string)}
+	stats := new(counters)
+	hook := &authHook{auth: opts.Auth, srv: mq, log: log, stats: stats, lim: newLogLimiter(),
+		roles: make(map[string]string)}
+	quiet.redact = hook.redact
 	if err := mq.AddHook(hook, nil); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
@@ -74,9 +115,11 @@ func Start(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
-	s := &Server{mq: mq, addr: ln.Addr().String(), accepted: make(chan struct{})}
-	s.ln = &watchedListener{Listener: ln, done: s.accepted, conns: make(map[*trackedConn]struct{})}
-	if err := mq.AddListener(listeners.NewNet("tcp", s.ln)); err != nil {
+	s := &Server{mq: mq, addr: ln.Addr().String(), stats: stats}
+	s.ln = &listener{id: "tcp", ln: ln, log: log, stats: stats,
+		maxConns: opts.MaxConnections, connectTimeout: opts.ConnectTimeout, maxConnect: opts.MaxConnectPacket,
+		done: make(chan struct{}), closing: make(chan struct{}), conns: make(map[*trackedConn]struct{})}
+	if err := mq.AddListener(s.ln); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("broker: %w", err)
 	}
@@ -86,6 +129,12 @@ func Start(opts Options) (*Server, error) {
 	}
 	return s, nil
 }
+
+// Stats returns the broker's counters.
+func (s *Server) Stats() Stats { return s.stats.snapshot() }
+
+// Connections returns the number of connections open, authenticated or not.
+func (s *Server) Connections() int { return s.ln.open() }
 
 // Addr returns the bound host:port.
 func (s *Server) Addr() string { return s.addr }
@@ -100,8 +149,9 @@ func (s *Server) Close() error {
 		// Orders Close after every connection that has started reading
 		// (see trackedConn.Read): mochi's Close writes what a new
 		// connection's setup reads, without a lock of its own.
+		// No connection still in its CONNECT goes to mochi after this.
 		s.ln.mu.Lock()
-		//lint:ignore SA2001 the lock is taken for its ordering alone
+		s.ln.end.Store(true)
 		s.ln.mu.Unlock()
 		// mochi's Close lists the clients under a read lock it takes
 		// twice (Clients.GetByListener calls Len): a client coming or
@@ -110,9 +160,9 @@ func (s *Server) Close() error {
 		// test run). So none may: stop accepting, disconnect every
 		// client, wait for them to be gone, and only then let mochi
 		// close.
-		s.ln.Listener.Close()
+		s.ln.shut()
 		select {
-		case <-s.accepted:
+		case <-s.ln.done:
 		case <-time.After(5 * time.Second):
 		}
 		for _, cl := range s.mq.Clients.GetAll() { // one read lock
@@ -162,87 +212,17 @@ func (s *Server) awaitNoClients(d time.Duration) bool {
 // the remaining connections itself.
 const closeGrace = 2 * time.Second
 
-// watchedListener tells when mochi's accept loop has seen the listener fail
-// (that is, closed), so Close can wait for it, and keeps the connections
-// it accepted, so Close can end them.
-type watchedListener struct {
-	net.Listener
-	done chan struct{}
-	once sync.Once
-
-	mu     sync.Mutex
-	conns  map[*trackedConn]struct{}
-	unread int // connections accepted that have not read yet
-}
-
-// awaitSetUp waits, up to d, until every connection accepted has read.
-func (l *watchedListener) awaitSetUp(d time.Duration) {
-	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(time.Millisecond) {
-		l.mu.Lock()
-		n := l.unread
-		l.mu.Unlock()
-		if n == 0 {
-			return
-		}
-	}
-}
-
-func (l *watchedListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		l.once.Do(func() { close(l.done) })
-		return c, err
-	}
-	tc := &trackedConn{Conn: c, l: l}
-	l.mu.Lock()
-	l.conns[tc] = struct{}{}
-	l.unread++
-	l.mu.Unlock()
-	return tc, nil
-}
-
-func (l *watchedListener) closeConns() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for c := range l.conns {
-		c.Conn.Close()
-	}
-}
-
-// trackedConn leaves its listener's set when closed.
-type trackedConn struct {
-	net.Conn
-	l       *watchedListener
-	reading atomic.Bool
-}
-
-// Read passes through the listener's lock once, at the first read, which
-// mochi does after setting the connection up: Close takes the same lock.
-func (c *trackedConn) Read(b []byte) (int, error) {
-	if !c.reading.Load() {
-		c.l.mu.Lock()
-		if !c.reading.Load() {
-			c.reading.Store(true)
-			c.l.unread--
-		}
-		c.l.mu.Unlock()
-	}
-	return c.Conn.Read(b)
-}
-
-func (c *trackedConn) Close() error {
-	c.l.mu.Lock()
-	delete(c.l.conns, c)
-	c.l.mu.Unlock()
-	return c.Conn.Close()
-}
-
 // quietHandler adapts mochi's logging: only its warnings and errors pass,
 // the unnamed warning its listener emits whenever a connection ends with an
 // error is demoted to debug (except for oversized packets), and packet dumps (which would carry payloads,
-// that is personal data) are dropped.
+// that is personal data) are dropped. So are two lines a client can have
+// written at will, one per connection or publish: the low keep-alive
+// warning (before authentication, with the client id it sent) and the
+// error mochi logs for every publish the hook refuses (counted there).
+// Client ids are redacted as the hook's own lines are.
 type quietHandler struct {
-	h slog.Handler
+	h      slog.Handler
+	redact func(string) string // nil: none
 }
 
 func (q *quietHandler) Enabled(_ context.Context, l slog.Level) bool {
@@ -261,13 +241,22 @@ func (q *quietHandler) Handle(ctx context.Context, r slog.Record) error {
 			return true
 		})
 	}
+	switch msg {
+	case mqtt.ErrMinimumKeepalive.Error(), "publish packet error":
+		level = slog.LevelDebug
+	}
 	if !q.h.Enabled(ctx, level) {
 		return nil
 	}
 	out := slog.NewRecord(r.Time, level, msg, r.PC)
 	r.Attrs(func(a slog.Attr) bool {
 		switch a.Key {
-		case "pk", "packet", "payload":
+		case "pk", "packet", "payload", "will":
+		case "client":
+			if q.redact != nil {
+				a.Value = slog.StringValue(q.redact(a.Value.String()))
+			}
+			out.AddAttrs(a)
 		default:
 			out.AddAttrs(a)
 		}
@@ -277,9 +266,9 @@ func (q *quietHandler) Handle(ctx context.Context, r slog.Record) error {
 }
 
 func (q *quietHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return &quietHandler{h: q.h.WithAttrs(as)}
+	return &quietHandler{h: q.h.WithAttrs(as), redact: q.redact}
 }
 
 func (q *quietHandler) WithGroup(name string) slog.Handler {
-	return &quietHandler{h: q.h.WithGroup(name)}
+	return &quietHandler{h: q.h.WithGroup(name), redact: q.redact}
 }

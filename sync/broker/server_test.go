@@ -20,8 +20,10 @@ import (
 )
 
 const (
-	codeBadCredentials = 0x86 // CONNACK: bad user name or password
-	codeNotAuthorized  = 0x87 // PUBACK / SUBACK: not authorized
+	codeClientIDNotValid = 0x85 // CONNACK: client identifier not valid
+	codeBadCredentials   = 0x86 // CONNACK: bad user name or password
+	codeNotAuthorized    = 0x87 // CONNACK / PUBACK / SUBACK: not authorized
+	codeRetainNotSupp    = 0x9A // CONNACK / PUBACK: retain not supported
 )
 
 // syncBuffer is a log sink the broker's goroutines can share with the test.
@@ -197,24 +199,26 @@ func TestConnectRefused(t *testing.T) {
 	for _, tc := range []struct {
 		name, id, user, pass string
 		will                 *paho.WillMessage
+		want                 byte
 	}{
-		{"anonymous", "anon", "", "", nil},
-		{"wrong password", "A", "A", a.Password + "x", nil},
-		{"no password", "A", "A", "", nil},
-		{"password without username", "A", "", a.Password, nil},
-		{"unknown user", "Z", "Z", a.Password, nil},
-		{"another totem's name", "B", "B", a.Password, nil},
-		{"totem client id is not its username", "A-2", "A", a.Password, nil},
-		{"totem empty client id", "", "A", a.Password, nil},
-		{"will on another totem", "A", "A", a.Password, &paho.WillMessage{Topic: "totem/v1/B/state", QoS: 1, Payload: []byte("x")}},
+		{"anonymous", "anon", "", "", nil, codeBadCredentials},
+		{"wrong password", "A", "A", a.Password + "x", nil, codeBadCredentials},
+		{"no password", "A", "A", "", nil, codeBadCredentials},
+		{"password without username", "A", "", a.Password, nil, codeBadCredentials},
+		{"unknown user", "Z", "Z", a.Password, nil, codeBadCredentials},
+		{"another totem's name", "B", "B", a.Password, nil, codeBadCredentials},
+		{"totem client id is not its username", "A-2", "A", a.Password, nil, codeClientIDNotValid},
+		{"totem empty client id", "", "A", a.Password, nil, codeClientIDNotValid},
+		{"will on another totem", "A", "A", a.Password, &paho.WillMessage{Topic: "totem/v1/B/state", QoS: 1, Payload: []byte("x")}, codeNotAuthorized},
+		{"retained will on a topic not retained", "A", "A", a.Password, &paho.WillMessage{Topic: "totem/v1/A/event", QoS: 1, Retain: true, Payload: []byte("x")}, codeRetainNotSupp},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, ca, err := dial(t, f.srv.Addr(), tc.id, tc.user, tc.pass, tc.will)
 			if err == nil {
 				t.Fatalf("connected (%+v)", c)
 			}
-			if ca == nil || ca.ReasonCode != codeBadCredentials {
-				t.Fatalf("CONNACK %+v, err %v; want reason 0x86", ca, err)
+			if ca == nil || ca.ReasonCode != tc.want {
+				t.Fatalf("CONNACK %+v, err %v; want reason %#x", ca, err, tc.want)
 			}
 		})
 	}
@@ -234,8 +238,8 @@ func TestSessionTakeoverRefused(t *testing.T) {
 	f := startFleet(t, 0)
 	f.login(t, "shared", "C1")
 	_, ca, err := dial(t, f.srv.Addr(), "shared", "hub-1", f.users["hub-1"].Password, nil)
-	if err == nil || ca == nil || ca.ReasonCode != codeBadCredentials {
-		t.Fatalf("takeover: CONNACK %+v, err %v", ca, err)
+	if err == nil || ca == nil || ca.ReasonCode != codeClientIDNotValid {
+		t.Fatalf("takeover: CONNACK %+v, err %v; want 0x85", ca, err)
 	}
 	// The same user may take its own session over (a reconnecting totem).
 	f.login(t, "A", "A")

@@ -12,6 +12,9 @@ import (
 type Authenticator interface {
 	// Authenticate returns the role of username if password is its secret.
 	Authenticate(username, password string) (role string, ok bool)
+	// Lookup returns the role of username if it is a user. The broker
+	// reserves a registered totem's name as a client id to that totem.
+	Lookup(username string) (role string, ok bool)
 }
 
 // Users combines a Registry with users that live only in memory, such as
@@ -64,4 +67,18 @@ func (u *Users) Authenticate(username, password string) (string, bool) {
 		return "", false
 	}
 	return u.reg.Authenticate(username, password)
+}
+
+// Lookup returns the role of an in-memory or registry user.
+func (u *Users) Lookup(username string) (string, bool) {
+	u.mu.RLock()
+	m, ok := u.mem[username]
+	u.mu.RUnlock()
+	if ok {
+		return m.Role, true
+	}
+	if u.reg == nil {
+		return "", false
+	}
+	return u.reg.Lookup(username)
 }

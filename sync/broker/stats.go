@@ -1,0 +1,118 @@
+package broker
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Stats counts what the broker refused or survived since it started: abuse
+// is counted, not logged line by line, so a flood shows as a figure.
+type Stats struct {
+	AcceptErrors    int64 // Accept failures (EMFILE…), each retried
+	OverCapacity    int64 // connections closed at accept: max_connections open already
+	ConnectTimeouts int64 // connections closed for no CONNECT within connect_timeout
+	OversizeConnect int64 // connections closed for a first packet over max_connect_packet
+	NotConnect      int64 // connections closed for a first packet that is not a CONNECT
+
+	BadCredentials   int64 // CONNACK 0x86: anonymous, unknown user or wrong secret
+	NotAuthorized    int64 // CONNACK 0x87: a known user connecting as it may not (its Last Will)
+	ClientIDRefused  int64 // CONNACK 0x85: another user's client id, or a totem's own not its name
+	RetainRefusedCon int64 // CONNACK 0x9A: a retained Last Will where nothing is retained
+	Takeovers        int64 // a user's connection replaced by a new one of the same user and client id
+
+	PublishDenied   int64 // publishes refused by the ACL (and to $SYS)
+	SubscribeDenied int64 // subscriptions refused by the ACL
+	RetainRefused   int64 // retained publishes refused: topic not retained, or over maxRetained
+	LogSuppressed   int64 // refusal log lines left out by the rate limit
+}
+
+// String lists the non-zero counters as name=value, "" when all are zero.
+func (s Stats) String() string {
+	var b strings.Builder
+	v := reflect.ValueOf(s)
+	for i := range v.NumField() {
+		if n := v.Field(i).Int(); n != 0 {
+			if b.Len() > 0 {
+				b.WriteByte(' ')
+			}
+			fmt.Fprintf(&b, "%s=%d", v.Type().Field(i).Name, n)
+		}
+	}
+	return b.String()
+}
+
+// counters are the live Stats.
+type counters struct {
+	acceptErrors, overCapacity, connectTimeouts, oversizeConnect, notConnect atomic.Int64
+	badCredentials, notAuthorized, clientIDRefused, retainRefusedCon         atomic.Int64
+	takeovers, publishDenied, subscribeDenied, retainRefused, logSuppressed  atomic.Int64
+}
+
+func (c *counters) snapshot() Stats {
+	return Stats{
+		AcceptErrors:     c.acceptErrors.Load(),
+		OverCapacity:     c.overCapacity.Load(),
+		ConnectTimeouts:  c.connectTimeouts.Load(),
+		OversizeConnect:  c.oversizeConnect.Load(),
+		NotConnect:       c.notConnect.Load(),
+		BadCredentials:   c.badCredentials.Load(),
+		NotAuthorized:    c.notAuthorized.Load(),
+		ClientIDRefused:  c.clientIDRefused.Load(),
+		RetainRefusedCon: c.retainRefusedCon.Load(),
+		Takeovers:        c.takeovers.Load(),
+		PublishDenied:    c.publishDenied.Load(),
+		SubscribeDenied:  c.subscribeDenied.Load(),
+		RetainRefused:    c.retainRefused.Load(),
+		LogSuppressed:    c.logSuppressed.Load(),
+	}
+}
+
+// logLimiter lets through, per kind of line, a burst of logBurst lines,
+// then one every logEvery: a client repeating a refusal thousands of times
+// writes a few lines, not thousands.
+type logLimiter struct {
+	mu    sync.Mutex
+	kinds map[string]*logBucket // bounded: kinds are the hook's constants
+	now   func() time.Time
+}
+
+type logBucket struct {
+	tokens  float64
+	last    time.Time
+	dropped int64
+}
+
+const (
+	logBurst = 10
+	logEvery = 6 * time.Second
+)
+
+func newLogLimiter() *logLimiter {
+	return &logLimiter{kinds: make(map[string]*logBucket), now: time.Now}
+}
+
+// allow reports whether a line of kind may be logged and, if so, how many
+// were held back since the last one.
+func (l *logLimiter) allow(kind string) (ok bool, dropped int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	b := l.kinds[kind]
+	if b == nil {
+		b = &logBucket{tokens: logBurst, last: now}
+		l.kinds[kind] = b
+	}
+	b.tokens = min(logBurst, b.tokens+float64(now.Sub(b.last))/float64(logEvery))
+	b.last = now
+	if b.tokens < 1 {
+		b.dropped++
+		return false, 0
+	}
+	b.tokens--
+	dropped, b.dropped = b.dropped, 0
+	return true, dropped
+}
