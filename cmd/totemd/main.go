@@ -317,14 +317,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			Verifier: cmdsig.NewVerifier(cfg.Totem.ID, keys, cmdRecord),
 		})
 		link.Store(up)
-		err = up.Run(ctx)
-		if errors.Is(err, uplink.ErrCredentials) {
-			// Keep serving offline: operations stay queued until a
-			// technician fixes the credentials.
-			log.Error("uplink stopped: credentials refused; operations stay queued")
-			return nil
-		}
-		return err
+		// A broker's refusal does not end Run: it asks again later and
+		// the status line says why; operations stay queued meanwhile.
+		return up.Run(ctx)
 	})
 	log.Info("totemd running", "version", version, "state_dir", cfg.StateDir, "panel", useTerm)
 	var first error
@@ -372,6 +367,22 @@ func awaitCreds(ctx context.Context, path string, log *slog.Logger) (creds.File,
 	}
 }
 
+// linkState is the link to the hub in words: in line, off line, or
+// refused by the broker with the reason code and its meaning, so whoever
+// looks at the panel knows whether to wait or to call ops.
+func linkState(up interface {
+	Connected() bool
+	Refused() (protocol.Refusal, bool)
+}) string {
+	if up.Connected() {
+		return "in linea"
+	}
+	if r, ok := up.Refused(); ok {
+		return fmt.Sprintf("rifiutato (0x%02X %s), nuovo tentativo più tardi", r.Code, r.Reason)
+	}
+	return "fuori linea"
+}
+
 // statusLine keeps the line under the terminal panel up to date with the
 // link to the hub and the outbox, for whoever is watching the demo.
 func statusLine(ctx context.Context, tp *term.Panel, box *outbox.Outbox, link *atomic.Pointer[uplink.Uplink]) {
@@ -381,14 +392,7 @@ func statusLine(ctx context.Context, tp *term.Panel, box *outbox.Outbox, link *a
 	for {
 		state := "in attesa delle credenziali"
 		if up := link.Load(); up != nil {
-			switch {
-			case up.Stopped():
-				state = "credenziali rifiutate"
-			case up.Connected():
-				state = "in linea"
-			default:
-				state = "fuori linea"
-			}
+			state = linkState(up)
 		}
 		s := "Hub: " + state
 		if q, err := box.Stats(); err == nil {

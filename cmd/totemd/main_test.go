@@ -6,6 +6,7 @@ import (
 
 	"github.com/aslcns/totem/config"
 	"github.com/aslcns/totem/sync/outbox"
+	"github.com/aslcns/totem/sync/protocol"
 )
 
 // The deploy example's [outbox] section reaches the outbox: quotas, the
@@ -33,5 +34,38 @@ func TestOutboxOptions(t *testing.T) {
 	defer box.Close()
 	if u, err := box.Usage(); err != nil || u.MaxSize != 256<<20 || u.MaxPending != 100000 {
 		t.Fatalf("usage %+v, %v", u, err)
+	}
+}
+
+type fakeLink struct {
+	up  bool
+	ref *protocol.Refusal
+}
+
+func (f fakeLink) Connected() bool { return f.up }
+func (f fakeLink) Refused() (protocol.Refusal, bool) {
+	if f.ref == nil {
+		return protocol.Refusal{}, false
+	}
+	return *f.ref, true
+}
+
+// The status line under the panel says why the broker refuses the totem,
+// code and meaning, rather than a bare "fuori linea".
+func TestLinkState(t *testing.T) {
+	for _, c := range []struct {
+		link fakeLink
+		want string
+	}{
+		{fakeLink{up: true}, "in linea"},
+		{fakeLink{}, "fuori linea"},
+		{fakeLink{ref: &protocol.Refusal{Code: 0x85, Reason: "identificativo del totem non valido o già in uso", Count: 2}},
+			"rifiutato (0x85 identificativo del totem non valido o già in uso), nuovo tentativo più tardi"},
+		{fakeLink{ref: &protocol.Refusal{Code: 0x86, Reason: "nome utente o password errati", Count: 1}},
+			"rifiutato (0x86 nome utente o password errati), nuovo tentativo più tardi"},
+	} {
+		if got := linkState(c.link); got != c.want {
+			t.Errorf("linkState(%+v) = %q, want %q", c.link, got, c.want)
+		}
 	}
 }
