@@ -19,6 +19,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -346,18 +347,31 @@ func outboxOptions(cfg *config.Totemd, keys *outbox.Keyring, stamp func() protoc
 		AlarmAt: cfg.Outbox.AlarmAt, OnAlarm: alarm, Classes: classes, Keys: keys, Stamp: stamp}
 }
 
-// awaitCreds loads the totem's credentials, waiting for the file to be
-// provisioned (the demo's hub writes it at start).
+// awaitCreds loads the totem's credentials, waiting for them. A missing
+// file is the expected wait for enrollment (the demo's hub writes it at
+// start; a technician copies it in) and is said so. A file that is there
+// but unusable — unreadable, malformed, readable by others — is an error
+// naming the file and what is wrong (never its content), said again
+// whenever that changes. Either way the totem keeps serving offline, its
+// operations queued, and takes the file as soon as it is right.
 func awaitCreds(ctx context.Context, path string, log *slog.Logger) (creds.File, error) {
-	warned := false
+	last := ""
 	for {
 		c, err := creds.Load(path)
 		if err == nil {
+			if last != "" {
+				log.Info("credentials loaded", "file", path)
+			}
 			return c, nil
 		}
-		if !warned {
-			log.Warn("no credentials yet; provision this totem at the hub", "file", path, "err", err)
-			warned = true
+		if err.Error() != last {
+			last = err.Error()
+			if errors.Is(err, fs.ErrNotExist) {
+				log.Warn("no credentials file yet: waiting for this totem's enrollment (provision it at the hub); operations stay queued",
+					"file", path)
+			} else {
+				log.Error("credentials file unusable: fix or replace it; operations stay queued", "file", path, "err", err)
+			}
 		}
 		select {
 		case <-ctx.Done():

@@ -1,10 +1,16 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"log/slog"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/aslcns/totem/config"
+	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/protocol"
 )
@@ -67,5 +73,48 @@ func TestLinkState(t *testing.T) {
 		if got := linkState(c.link); got != c.want {
 			t.Errorf("linkState(%+v) = %q, want %q", c.link, got, c.want)
 		}
+	}
+}
+
+// A missing credentials file is a wait for enrollment; a malformed or
+// exposed one is an error naming the file (not quoting it) — before, both
+// read "no credentials yet" and the totem waited for ever.
+func TestAwaitCredsSaysWhy(t *testing.T) {
+	dir := t.TempDir()
+	const secret = "Zq9SECRETtokenXYZ"
+	good, _ := creds.Generate("t-01", creds.RoleTotem)
+	exposed := filepath.Join(dir, "exposed.json")
+	if err := creds.Save(exposed, good); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(exposed, 0o644)
+	malformed := filepath.Join(dir, "malformed.json")
+	os.WriteFile(malformed, []byte(`{"username":"t-01","password":`+secret+`}`), 0o600)
+
+	done, cancel := context.WithCancel(context.Background())
+	cancel() // one look at the file, then stop waiting
+	for _, c := range []struct {
+		path, level, want string
+	}{
+		{filepath.Join(dir, "none.json"), "WARN", "waiting for this totem's enrollment"},
+		{malformed, "ERROR", "not a credentials file"},
+		{exposed, "ERROR", "chmod 600 " + exposed},
+	} {
+		var buf bytes.Buffer
+		log := slog.New(slog.NewTextHandler(&buf, nil))
+		if _, err := awaitCreds(done, c.path, log); err == nil {
+			t.Fatalf("%s: credentials loaded", c.path)
+		}
+		line := buf.String()
+		if !strings.Contains(line, "level="+c.level) || !strings.Contains(line, c.want) || !strings.Contains(line, c.path) {
+			t.Errorf("%s: logged %q, want %s saying %q", c.path, line, c.level, c.want)
+		}
+		if strings.Contains(line, secret) || strings.Contains(line, good.Password) || strings.Contains(line, "no credentials yet") {
+			t.Errorf("%s: logged %q", c.path, line)
+		}
+	}
+	os.Chmod(exposed, 0o600) // mended by a technician
+	if c, err := awaitCreds(context.Background(), exposed, slog.New(slog.DiscardHandler)); err != nil || c != good {
+		t.Fatalf("mended file: %v", err)
 	}
 }
