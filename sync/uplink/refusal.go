@@ -102,7 +102,7 @@ func (u *Uplink) refused(code byte, now time.Time) time.Duration {
 	}
 	r := u.refusal
 	r.Code, r.Reason, r.Count, r.Last = int(code), reasonText(code), u.streak, now
-	u.refusalNow = true
+	u.refusing = true
 	d := u.refusalDelay(code, u.streak)
 	u.retryIn.Store(int64(d))
 	return d
@@ -114,7 +114,7 @@ func (u *Uplink) refused(code byte, now time.Time) time.Duration {
 func (u *Uplink) Refused() (r protocol.Refusal, ok bool) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if !u.refusalNow || u.refusal == nil {
+	if !u.refusing || u.refusal == nil {
 		return protocol.Refusal{}, false
 	}
 	return *u.refusal, true

@@ -102,8 +102,7 @@ type Uplink struct {
 	ledgers  map[string]chan *protocol.Ledger // resynchronisation requests waiting, by id
 	refusal  *protocol.Refusal                // the last run of refusals by the broker
 	streak   int                              // refusals since the last connection
-	// refusalNow: the last connection attempt was refused
-	refusalNow bool
+	refusing bool                             // the last connection attempt was refused
 
 	cmds sync.WaitGroup
 }
@@ -205,9 +204,7 @@ func (u *Uplink) Run(ctx context.Context) error {
 			u.inflight = make(map[string]sent) // everything pending is sent again
 			u.rewind = 0
 			u.window = w
-			u.mu.Unlock()
-			u.mu.Lock()
-			u.streak, u.refusalNow = 0, false
+			u.streak, u.refusing = 0, false
 			u.mu.Unlock()
 			u.retryIn.Store(0)
 			u.conns.Add(1)
@@ -236,7 +233,7 @@ func (u *Uplink) Run(ctx context.Context) error {
 				return
 			}
 			u.mu.Lock()
-			u.refusalNow = false
+			u.refusing = false
 			u.mu.Unlock()
 			u.retryIn.Store(0)
 			u.log.Debug("connect failed", "err", err)
