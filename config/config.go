@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/pelletier/go-toml/v2"
+	"github.com/pelletier/go-toml/v2/unstable"
 )
 
 // Duration is a time.Duration written in TOML as a string ("5s", "2m").
@@ -292,11 +293,94 @@ func Load(path string, v interface{ Validate() error }) error {
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
+	if err := settings(path, b); err != nil {
+		return err
+	}
 	dec := toml.NewDecoder(bytes.NewReader(b)).DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		if dup := duplicate(path, b); dup != nil {
+			return dup
+		}
 		return decodeError(path, err)
 	}
 	return finish(v)
+}
+
+// ErrEmpty is returned by Load for a file that sets nothing.
+var ErrEmpty = errors.New("sets nothing")
+
+// settings refuses a file without a single key = value: an empty file
+// (truncated by a failed copy, or a template never filled) would otherwise
+// run a deployment on the demo defaults — a demo totem id, demo cards,
+// provisioning at start — without a word. A demo runs without --config.
+// Syntax errors are left to the decoder, which names their line.
+func settings(path string, b []byte) error {
+	var p unstable.Parser
+	p.Reset(b)
+	for p.NextExpression() {
+		if p.Expression().Kind == unstable.KeyValue {
+			return nil
+		}
+	}
+	if p.Error() != nil {
+		return nil
+	}
+	return fmt.Errorf("config: %s: %w (empty, or only comments and table headers); "+
+		"write the settings that differ from the defaults, or run without --config for the demo defaults", path, ErrEmpty)
+}
+
+// duplicate finds the first key or table defined twice in a TOML document
+// and returns "config: path:line: key "a.b" defined twice (first at line
+// N)", or nil. go-toml reports a duplicate without its position; its
+// parser gives the positions. Keys are followed as TOML scopes them: under
+// the last [table] or [[array table]] (each [[x]] opens a new element),
+// dotted keys in full.
+func duplicate(path string, b []byte) error {
+	var p unstable.Parser
+	p.Reset(b)
+	seen := make(map[string]int) // key path → line first defined
+	tables := make(map[string]int)
+	var scope []string
+	elems := 0 // array-table elements opened so far, to keep their keys apart
+	keyOf := func(n *unstable.Node) ([]string, int) {
+		var k []string
+		line := 0
+		it := n.Key()
+		for it.Next() {
+			kn := it.Node()
+			if line == 0 {
+				line = p.Shape(kn.Raw).Start.Line
+			}
+			k = append(k, string(kn.Data))
+		}
+		return k, line
+	}
+	for p.NextExpression() {
+		n := p.Expression()
+		switch n.Kind {
+		case unstable.Table, unstable.ArrayTable:
+			k, line := keyOf(n)
+			name := strings.Join(k, ".")
+			if n.Kind == unstable.ArrayTable {
+				elems++
+				scope = append(k, fmt.Sprintf("[%d]", elems))
+				continue
+			}
+			if first, ok := tables[name]; ok {
+				return fmt.Errorf("config: %s:%d: table [%s] defined twice (first at line %d)", path, line, name, first)
+			}
+			tables[name] = line
+			scope = k
+		case unstable.KeyValue:
+			k, line := keyOf(n)
+			full := strings.Join(append(append([]string(nil), scope...), k...), ".")
+			if first, ok := seen[full]; ok {
+				return fmt.Errorf("config: %s:%d: key %q defined twice (first at line %d)", path, line, strings.Join(k, "."), first)
+			}
+			seen[full] = line
+		}
+	}
+	return nil
 }
 
 // decodeError rewrites a go-toml error as "config: path:line: message".

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -446,4 +447,51 @@ func TestConsoleKeys(t *testing.T) {
 	if ctl.KeyFile != "state/credentials/console.key" {
 		t.Errorf("key_file default %q", ctl.KeyFile)
 	}
+}
+
+// An empty file (or one of comments and table headers only) is refused:
+// it would silently run a deployment on the demo defaults.
+func TestEmptyFileRefused(t *testing.T) {
+	for _, doc := range []string{"", "\n \t\n", "# totemd.toml\n# to be filled\n", "[totem]\n# id = \"x\"\n[broker]\n"} {
+		p := writeFile(t, doc)
+		for _, load := range []func(string) (any, error){loadd, loadh, loadc} {
+			if _, err := load(p); !errors.Is(err, ErrEmpty) || !strings.Contains(err.Error(), p) {
+				t.Errorf("%q: %v, want ErrEmpty naming the file", doc, err)
+			}
+		}
+	}
+	if _, err := LoadTotemctl(writeFile(t, "# one setting is enough\ntimeout = \"5s\"\n")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A key or table defined twice is an error naming the file and the line
+// of the second definition (go-toml names neither).
+func TestDuplicateKeyLine(t *testing.T) {
+	for doc, want := range map[string]string{
+		"state_dir = \"a\"\n\nstate_dir = \"b\"\n":                               `:3: key "state_dir" defined twice (first at line 1)`,
+		"[log]\nlevel = \"info\"\nformat = \"text\"\nlevel = \"debug\"\n":        `:4: key "level" defined twice (first at line 2)`,
+		"[broker]\nurl = \"mqtt://a:1\"\n\n[broker]\nkeep_alive = \"9s\"\n":      `:4: table [broker] defined twice (first at line 1)`,
+		"[totem]\nid = \"t-1\"\n[log]\nlevel = \"info\"\n[totem]\nasl = \"x\"\n": `:5: table [totem] defined twice (first at line 1)`,
+	} {
+		p := writeFile(t, doc)
+		if _, err := LoadTotemd(p); err == nil || !strings.Contains(err.Error(), p+want) {
+			t.Errorf("%q: %v, want %s", doc, err, p+want)
+		}
+	}
+	// The same key in two tables, or in two elements of an array of
+	// tables, is no duplicate.
+	p := writeFile(t, "[broker]\nurl = \"mqtt://a:1\"\n[log]\nlevel = \"info\"\n[[console_keys]]\nid = \"a\"\nrole = \"ops\"\npublic_key = \"x\"\n[[console_keys]]\nid = \"b\"\n")
+	if err := duplicate(p, []byte(mustRead(t, p))); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustRead(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

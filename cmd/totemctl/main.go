@@ -33,6 +33,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/url"
 	"slices"
 	"sort"
@@ -201,8 +202,11 @@ type client struct {
 
 func connect(ctx context.Context, cfg *config.Totemctl) (*client, error) {
 	me, err := creds.Load(cfg.Broker.CredentialsFile)
-	if err != nil {
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("totemctl: %w (is the hub running? it provisions the console)", err)
+	}
+	if err != nil { // malformed, or readable by others: creds says what to do
+		return nil, fmt.Errorf("totemctl: %w", err)
 	}
 	u, err := url.Parse(cfg.Broker.URL)
 	if err != nil {

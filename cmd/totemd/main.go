@@ -19,6 +19,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -325,14 +326,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			Verifier: verifier.Load(),
 		})
 		link.Store(up)
-		err = up.Run(ctx)
-		if errors.Is(err, uplink.ErrCredentials) {
-			// Keep serving offline: operations stay queued until a
-			// technician fixes the credentials.
-			log.Error("uplink stopped: credentials refused; operations stay queued")
-			return nil
-		}
-		return err
+		// A broker's refusal does not end Run: it asks again later and
+		// the status line says why; operations stay queued meanwhile.
+		return up.Run(ctx)
 	})
 	log.Info("totemd running", "version", version, "state_dir", cfg.StateDir, "panel", useTerm)
 	var first error
@@ -359,18 +355,31 @@ func outboxOptions(cfg *config.Totemd, keys *outbox.Keyring, stamp func() protoc
 		AlarmAt: cfg.Outbox.AlarmAt, OnAlarm: alarm, Classes: classes, Keys: keys, Stamp: stamp}
 }
 
-// awaitCreds loads the totem's credentials, waiting for the file to be
-// provisioned (the demo's hub writes it at start).
+// awaitCreds loads the totem's credentials, waiting for them. A missing
+// file is the expected wait for enrollment (the demo's hub writes it at
+// start; a technician copies it in) and is said so. A file that is there
+// but unusable — unreadable, malformed, readable by others — is an error
+// naming the file and what is wrong (never its content), said again
+// whenever that changes. Either way the totem keeps serving offline, its
+// operations queued, and takes the file as soon as it is right.
 func awaitCreds(ctx context.Context, path string, log *slog.Logger) (creds.File, error) {
-	warned := false
+	last := ""
 	for {
 		c, err := creds.Load(path)
 		if err == nil {
+			if last != "" {
+				log.Info("credentials loaded", "file", path)
+			}
 			return c, nil
 		}
-		if !warned {
-			log.Warn("no credentials yet; provision this totem at the hub", "file", path, "err", err)
-			warned = true
+		if err.Error() != last {
+			last = err.Error()
+			if errors.Is(err, fs.ErrNotExist) {
+				log.Warn("no credentials file yet: waiting for this totem's enrollment (provision it at the hub); operations stay queued",
+					"file", path)
+			} else {
+				log.Error("credentials file unusable: fix or replace it; operations stay queued", "file", path, "err", err)
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -378,6 +387,22 @@ func awaitCreds(ctx context.Context, path string, log *slog.Logger) (creds.File,
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// linkState is the link to the hub in words: in line, off line, or
+// refused by the broker with the reason code and its meaning, so whoever
+// looks at the panel knows whether to wait or to call ops.
+func linkState(up interface {
+	Connected() bool
+	Refused() (protocol.Refusal, bool)
+}) string {
+	if up.Connected() {
+		return "in linea"
+	}
+	if r, ok := up.Refused(); ok {
+		return fmt.Sprintf("rifiutato (0x%02X %s), nuovo tentativo più tardi", r.Code, r.Reason)
+	}
+	return "fuori linea"
 }
 
 // statusLine keeps the line under the terminal panel up to date with the
@@ -389,14 +414,7 @@ func statusLine(ctx context.Context, tp *term.Panel, box *outbox.Outbox, link *a
 	for {
 		state := "in attesa delle credenziali"
 		if up := link.Load(); up != nil {
-			switch {
-			case up.Stopped():
-				state = "credenziali rifiutate"
-			case up.Connected():
-				state = "in linea"
-			default:
-				state = "fuori linea"
-			}
+			state = linkState(up)
 		}
 		s := "Hub: " + state
 		if q, err := box.Stats(); err == nil {

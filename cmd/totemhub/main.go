@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/aslcns/totem/cmd/internal/cli"
@@ -31,6 +32,8 @@ import (
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/hub"
 	"github.com/aslcns/totem/sync/protocol"
+	"go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 func main() { cli.Main(run) }
@@ -55,7 +58,7 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return fmt.Errorf("totemhub: %w", err)
 	}
-	reg, err := broker.OpenRegistry(filepath.Join(cfg.StateDir, "fleet.db"))
+	reg, err := openRegistry(cfg.StateDir)
 	if err != nil {
 		return err
 	}
@@ -63,15 +66,11 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 
 	switch fs.Arg(0) {
 	case "provision":
-		id := fs.Arg(1)
-		if !protocol.ValidTotemID(id) {
-			return errors.New("totemhub: provision needs a totem id ([A-Za-z0-9_-], up to 32)")
-		}
-		path := filepath.Join(cfg.Fleet.CredentialsDir, id+".json")
-		if _, err := reg.Provision(id, creds.RoleTotem, path); err != nil {
+		path, err := provisionTotem(cfg, reg, fs.Arg(1))
+		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "totem %s provisioned: credentials in %s\n", id, path)
+		fmt.Fprintf(stdout, "totem %s provisioned: credentials in %s\n", fs.Arg(1), path)
 		return nil
 	case "":
 	default:
@@ -86,7 +85,7 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 		}
 	}
 	for _, id := range cfg.Fleet.Provision {
-		if _, err := reg.Provision(id, creds.RoleTotem, filepath.Join(cfg.Fleet.CredentialsDir, id+".json")); err != nil {
+		if _, err := provisionTotem(cfg, reg, id); err != nil {
 			return err
 		}
 		log.Info("totem provisioned", "totem", id)
@@ -116,7 +115,7 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 	)
 	if cfg.Broker.Embedded {
 		// The ingest's own credentials live only in memory for this run.
-		me, err = creds.Generate("totemhub-"+cli.RandomID(4), creds.RoleHub)
+		me, err = creds.Generate(hubClientPrefix+cli.RandomID(4), creds.RoleHub)
 		if err != nil {
 			return err
 		}
@@ -153,7 +152,7 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 		return err
 	}
 	defer rec.Close()
-	h := hub.New(hub.Options{URL: url, ClientID: "totemhub-" + cli.RandomID(4), Username: me.Username,
+	h := hub.New(hub.Options{URL: url, ClientID: hubClientPrefix + cli.RandomID(4), Username: me.Username,
 		Password: me.Password, Backend: store, Logger: log.With("subsystem", "ingest"),
 		Verifier: cmdsig.NewVerifier(cmdsig.HubTarget, keys, rec)})
 	log.Info("totemhub running", "broker", url, "policy", pol.ID, "state_dir", cfg.StateDir)
@@ -205,6 +204,60 @@ func logBrokerStats(stats func() broker.Stats, log *slog.Logger, every time.Dura
 		report()
 	}
 }
+
+// registryWait is how long openRegistry waits for another process to let
+// go of the registry before saying who holds it.
+const registryWait = 500 * time.Millisecond
+
+// openRegistry opens the fleet's registry in dir. bbolt allows one
+// process at a time: while a totemhub runs, the registry is its own, and
+// the bare "timeout" bbolt gives after waiting says nothing of that. The
+// lock is tried first, briefly and read-only, so that the answer names the
+// hub and what to do instead.
+func openRegistry(dir string) (*broker.Registry, error) {
+	path := filepath.Join(dir, "fleet.db")
+	if db, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true, Timeout: registryWait}); err == nil {
+		db.Close()
+	} else if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("totemhub: the registry %s is held by another process, most likely the totemhub "+
+			"running on state_dir %s: stop that hub to provision with this command, or add the totem to "+
+			"fleet.provision in its configuration and restart it (it provisions them at start)", path, dir)
+	}
+	return broker.OpenRegistry(path)
+}
+
+// provisionTotem registers totem id and makes sure its credentials file
+// holds working credentials; it returns the file's path. The registry's
+// Provision gives a name the role asked for, whatever it had: a console's
+// name (fleet.console, or any user registered as console or hub) would
+// silently become a totem and lose its console rights, so such a name is
+// refused here, as are the names the hub gives its own clients.
+func provisionTotem(cfg *config.Totemhub, reg *broker.Registry, id string) (string, error) {
+	if !protocol.ValidTotemID(id) {
+		return "", errors.New("totemhub: provision needs a totem id ([A-Za-z0-9_-], up to 32)")
+	}
+	if strings.HasPrefix(id, hubClientPrefix) {
+		return "", fmt.Errorf("totemhub: %q: names starting with %q are the hub's own clients, not totems", id, hubClientPrefix)
+	}
+	if id == cfg.Fleet.Console {
+		return "", fmt.Errorf("totemhub: %q is the console of fleet.console, not a totem: the hub provisions it at start", id)
+	}
+	u, ok, err := reg.Get(id)
+	if err != nil {
+		return "", err
+	}
+	if ok && u.Role != creds.RoleTotem {
+		return "", fmt.Errorf("totemhub: %q is registered as a %s, not a totem: choose another name", id, u.Role)
+	}
+	path := filepath.Join(cfg.Fleet.CredentialsDir, id+".json")
+	if _, err := reg.Provision(id, creds.RoleTotem, path); err != nil {
+		return "", err
+	}
+	return path, nil
+}
+
+// hubClientPrefix begins the user name and client id of the hub's ingest.
+const hubClientPrefix = "totemhub-"
 
 // consoleKey makes sure the provisioned console has an ops signing key
 // (<credentials_dir>/<console>.key, 0600, kept across restarts) and that

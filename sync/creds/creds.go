@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,18 +53,57 @@ func Generate(username, role string) (File, error) {
 	return File{Username: username, Password: base64.RawURLEncoding.EncodeToString(b), Role: role}, nil
 }
 
-// Load reads a credentials file.
+// Errors of Load besides the file's absence (fs.ErrNotExist, which a
+// totem waiting for its enrollment expects).
+var (
+	// ErrMalformed: the file is not a complete credentials file.
+	ErrMalformed = errors.New("not a credentials file")
+	// ErrPermissions: group or others may read the file, so the secret
+	// may already be known; like ssh, it is not used.
+	ErrPermissions = errors.New("readable by group or others")
+)
+
+// maxFile bounds what Load reads: a credentials file is about 150 bytes.
+const maxFile = 64 << 10
+
+// Load reads a credentials file. The file must be readable by its owner
+// only (Save writes it 0600): a secret others could read is refused, with
+// the command that mends it. Errors name the file and never quote its
+// content, which holds the secret.
 func Load(path string) (File, error) {
-	b, err := os.ReadFile(path)
+	fh, err := os.Open(path)
 	if err != nil {
 		return File{}, fmt.Errorf("creds: %w", err)
 	}
-	var f File
-	if err := json.Unmarshal(b, &f); err != nil {
+	defer fh.Close()
+	st, err := fh.Stat()
+	if err != nil {
+		return File{}, fmt.Errorf("creds: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return File{}, fmt.Errorf("creds: %s: %w: not a regular file", path, ErrMalformed)
+	}
+	if perm := st.Mode().Perm(); perm&0o077 != 0 {
+		return File{}, fmt.Errorf("creds: %s: %w (mode %04o): chmod 600 %s", path, ErrPermissions, perm, path)
+	}
+	b, err := io.ReadAll(io.LimitReader(fh, maxFile+1))
+	if err != nil {
 		return File{}, fmt.Errorf("creds: %s: %w", path, err)
 	}
+	if len(b) > maxFile {
+		return File{}, fmt.Errorf("creds: %s: %w: larger than %d bytes", path, ErrMalformed, maxFile)
+	}
+	var f File
+	if err := json.Unmarshal(b, &f); err != nil {
+		// json's messages can quote a character of the input: say where.
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			return File{}, fmt.Errorf("creds: %s: %w: invalid JSON at byte %d", path, ErrMalformed, se.Offset)
+		}
+		return File{}, fmt.Errorf("creds: %s: %w: not a JSON object of strings username, password, role", path, ErrMalformed)
+	}
 	if f.Username == "" || f.Password == "" || !ValidRole(f.Role) {
-		return File{}, fmt.Errorf("creds: %s: incomplete credentials", path)
+		return File{}, fmt.Errorf("creds: %s: %w: incomplete credentials (username, password and role needed)", path, ErrMalformed)
 	}
 	return f, nil
 }

@@ -252,6 +252,20 @@ type Telemetry struct {
 	// code (sync/cmdsig): a flood of unsigned or forged commands shows
 	// here, its log lines being rate-limited.
 	Refused map[string]uint64 `json:"refused,omitempty"`
+	// ConnRefused is the last run of the broker's refusals of this
+	// totem's connection (see Refusal).
+	ConnRefused *Refusal `json:"conn_refused,omitempty"`
+}
+
+// Refusal is the last run of refusals of a totem's connection by the
+// broker since totemd started (its CONNACK reason code): sent in the
+// telemetry once the totem is connected again, so ops see why it was away.
+type Refusal struct {
+	Code   int       `json:"code"`   // MQTT 5 CONNACK reason code, 0x80-0xFF
+	Reason string    `json:"reason"` // plain Italian text of the code
+	Count  int       `json:"count"`  // refusals in a row
+	First  time.Time `json:"first"`  // first refusal of the run (totem clock)
+	Last   time.Time `json:"last"`   // last refusal of the run (totem clock)
 }
 
 // Storage is how full a totem's outbox is against its quotas.
@@ -513,6 +527,9 @@ func DecodeTelemetry(b []byte) (*Telemetry, error) {
 	if st := t.Storage; st != nil && (st.Pending < 0 || st.Quarantined < 0 || st.Bytes < 0 || st.MaxSize < 0 ||
 		st.MaxPending < 0 || !(st.Fraction >= 0)) {
 		return nil, invalid("storage")
+	}
+	if r := t.ConnRefused; r != nil && (r.Code < 0x80 || r.Code > 0xFF || r.Count < 1 || len(r.Reason) > 128) {
+		return nil, invalid("refused")
 	}
 	return &t, nil
 }

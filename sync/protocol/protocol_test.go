@@ -255,9 +255,26 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{"v":1,"id":"` + opID + `","totem":"demo-01","seq":2,"kind":"consent","payload":{},"created":"2026-11-23T10:00:00Z","stamp":{"boot":"b1","mono_ms":1200,"wall":"2026-11-23T10:00:00Z","synced":true}}`))
 	f.Add([]byte(`{"v":1,"id":"r1","from":1,"max":64}`))
 	f.Add([]byte(`{"v":1,"id":"r1","totem":"demo-01","last_seq":3,"results":[{"v":1,"op_id":"` + opID + `","seq":3,"transport":{"status":"received","protocol":"261123000000001","at":"2026-11-23T10:00:00Z"},"processing":{"status":"accepted"}}]}`))
+	f.Add([]byte(`{"v":1,"totem":"demo-01","at":"2026-11-23T10:00:00Z","queue":{"depth":0},"conn_refused":{"code":133,"reason":"identificativo del totem non valido o già in uso","count":1,"first":"2026-11-23T09:00:00Z","last":"2026-11-23T09:00:00Z"}}`))
 	f.Add([]byte(`{"v":1e400}`))
 	f.Add([]byte(`[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[`))
 	f.Fuzz(fuzzDecoders)
+}
+
+// A telemetry message carries the last refusal of the totem's connection
+// by the broker; a code that is no refusal is refused.
+func TestTelemetryRefused(t *testing.T) {
+	ok := `{"v":1,"totem":"demo-01","at":"2026-11-23T10:00:00Z","queue":{"depth":0},"conn_refused":{"code":135,"reason":"non autorizzato","count":4,"first":"2026-11-23T09:00:00Z","last":"2026-11-23T09:30:00Z"}}`
+	tm, err := DecodeTelemetry([]byte(ok))
+	if err != nil || tm.ConnRefused == nil || tm.ConnRefused.Code != 0x87 || tm.ConnRefused.Count != 4 {
+		t.Fatalf("%+v, %v", tm, err)
+	}
+	for from, to := range map[string]string{`"code":135`: `"code":0`, `"count":4`: `"count":0`} {
+		b := strings.Replace(ok, from, to, 1)
+		if _, err := DecodeTelemetry([]byte(b)); err == nil {
+			t.Errorf("accepted %s", b)
+		}
+	}
 }
 
 // A telemetry message carries the outbox's usage; impossible values are

@@ -38,6 +38,13 @@ type Options struct {
 	KeepAlive  time.Duration // default 30s
 	BackoffMin time.Duration // default 500ms
 	BackoffMax time.Duration // default 30s
+	// A broker's refusal (a CONNACK reason code) is asked again later
+	// than a network failure, never given up (see refusal.go): every
+	// RefusedMin, doubling up to RefusedMax, or every CredentialsRetry
+	// when the credentials themselves were refused.
+	RefusedMin       time.Duration // default 30s
+	RefusedMax       time.Duration // default 15m
+	CredentialsRetry time.Duration // default 1h
 	// Window is how many operations may wait for their result at once
 	// (the in-flight window); it is kept below the broker's receive
 	// maximum so that the priority lane always has packet ids left.
@@ -80,7 +87,7 @@ type Uplink struct {
 
 	connected atomic.Bool
 	conns     atomic.Uint64 // connections made: a change means subscriptions to redo
-	stopped   atomic.Bool   // credentials refused: no automatic retry
+	retryIn   atomic.Int64  // after a refusal, the delay before the next attempt; 0 otherwise
 	wake      chan struct{}
 	results   chan []byte // results waiting to be recorded
 
@@ -93,6 +100,9 @@ type Uplink struct {
 	window   int             // Window within this connection's receive maximum
 	cm       *autopaho.ConnectionManager
 	ledgers  map[string]chan *protocol.Ledger // resynchronisation requests waiting, by id
+	refusal  *protocol.Refusal                // the last run of refusals by the broker
+	streak   int                              // refusals since the last connection
+	refusing bool                             // the last connection attempt was refused
 
 	cmds sync.WaitGroup
 }
@@ -101,10 +111,6 @@ type sent struct {
 	seq uint64
 	at  time.Time
 }
-
-// ErrCredentials is returned by Run when the broker refused the totem's
-// credentials: retrying automatically would lock the account.
-var ErrCredentials = errors.New("uplink: credentials refused by the broker")
 
 // New returns an Uplink; it does nothing until Run.
 func New(o Options) *Uplink {
@@ -119,6 +125,15 @@ func New(o Options) *Uplink {
 	}
 	if o.BackoffMax == 0 {
 		o.BackoffMax = 30 * time.Second
+	}
+	if o.RefusedMin <= 0 {
+		o.RefusedMin = 30 * time.Second
+	}
+	if o.RefusedMax < o.RefusedMin {
+		o.RefusedMax = max(15*time.Minute, o.RefusedMin)
+	}
+	if o.CredentialsRetry <= 0 {
+		o.CredentialsRetry = time.Hour
 	}
 	if o.Window == 0 {
 		o.Window = 1024
@@ -146,9 +161,6 @@ func New(o Options) *Uplink {
 // Connected reports whether the link is up.
 func (u *Uplink) Connected() bool { return u.connected.Load() }
 
-// Stopped reports whether the broker refused the credentials.
-func (u *Uplink) Stopped() bool { return u.stopped.Load() }
-
 func (u *Uplink) poke() {
 	select {
 	case u.wake <- struct{}{}:
@@ -156,15 +168,14 @@ func (u *Uplink) poke() {
 	}
 }
 
-// Run connects and keeps the link until ctx is done. It returns
-// ErrCredentials if the broker refuses the credentials.
+// Run connects and keeps the link until ctx is done. A broker's refusal
+// does not end it: the link is asked again later (see refusal.go) and
+// Refused says why it is down meanwhile.
 func (u *Uplink) Run(ctx context.Context) error {
 	srv, err := url.Parse(u.o.URL)
 	if err != nil {
 		return fmt.Errorf("uplink: broker url: %w", err)
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	// The connection outlives ctx by the goodbye: presence offline is
 	// published after ctx is done, then the connection is closed.
 	connCtx, connCancel := context.WithCancel(context.Background())
@@ -175,7 +186,7 @@ func (u *Uplink) Run(ctx context.Context) error {
 		ServerUrls:                    []*url.URL{srv},
 		KeepAlive:                     uint16(u.o.KeepAlive / time.Second),
 		CleanStartOnInitialConnection: true,
-		ReconnectBackoff:              backoff(u.o.BackoffMin, u.o.BackoffMax),
+		ReconnectBackoff:              u.reconnectBackoff(backoff(u.o.BackoffMin, u.o.BackoffMax)),
 		Queue:                         u.ops,
 		ConnectTimeout:                10 * time.Second,
 		ConnectUsername:               u.o.Username,
@@ -193,7 +204,9 @@ func (u *Uplink) Run(ctx context.Context) error {
 			u.inflight = make(map[string]sent) // everything pending is sent again
 			u.rewind = 0
 			u.window = w
+			u.streak, u.refusing = 0, false
 			u.mu.Unlock()
+			u.retryIn.Store(0)
 			u.conns.Add(1)
 			u.connected.Store(true)
 			u.poke()
@@ -205,14 +218,24 @@ func (u *Uplink) Run(ctx context.Context) error {
 			u.poke()
 			return true
 		},
+		// autopaho calls OnConnectError before it asks ReconnectBackoff
+		// for the next delay, on the same goroutine.
 		OnConnectError: func(err error) {
 			var ce *autopaho.ConnackError
-			if errors.As(err, &ce) && (ce.ReasonCode == 0x86 || ce.ReasonCode == 0x87 || ce.ReasonCode == 0x8C) {
-				u.log.Error("credentials refused; automatic retries stopped", "reason_code", ce.ReasonCode)
-				u.stopped.Store(true)
-				cancel()
+			if errors.As(err, &ce) && ce.ReasonCode >= 0x80 {
+				d := u.refused(ce.ReasonCode, time.Now())
+				level := slog.LevelWarn
+				if definite(ce.ReasonCode) {
+					level = slog.LevelError
+				}
+				u.log.Log(ctx, level, "connection refused by the broker", "reason_code", fmt.Sprintf("0x%02X", ce.ReasonCode),
+					"reason", reasonText(ce.ReasonCode), "retry_in", d.Round(time.Second))
 				return
 			}
+			u.mu.Lock()
+			u.refusing = false
+			u.mu.Unlock()
+			u.retryIn.Store(0)
 			u.log.Debug("connect failed", "err", err)
 		},
 		ClientConfig: paho.ClientConfig{
@@ -263,10 +286,18 @@ func (u *Uplink) Run(ctx context.Context) error {
 	connCancel()
 	<-cm.Done()
 	u.connected.Store(false)
-	if u.stopped.Load() {
-		return ErrCredentials
-	}
 	return nil
+}
+
+// reconnectBackoff is autopaho's ReconnectBackoff: the refusal's delay
+// after a refusal, the network backoff otherwise.
+func (u *Uplink) reconnectBackoff(network autopaho.Backoff) autopaho.Backoff {
+	return func(attempt int) time.Duration {
+		if d := u.retryIn.Load(); d > 0 {
+			return time.Duration(d)
+		}
+		return network(attempt)
+	}
 }
 
 // session runs, for each connection, the subscriptions, presence, the
@@ -741,6 +772,7 @@ func (u *Uplink) publishTelemetry(ctx context.Context, cm *autopaho.ConnectionMa
 		t.Queue = q
 	}
 	t.V, t.Totem, t.At = protocol.Version, u.o.Totem, time.Now().UTC()
+	t.ConnRefused = u.lastRefusal()
 	b, _ := protocol.Marshal(t)
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()

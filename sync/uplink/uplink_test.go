@@ -2,7 +2,6 @@ package uplink
 
 import (
 	"context"
-	"errors"
 	"net/url"
 	"path/filepath"
 	"sync"
@@ -21,14 +20,19 @@ import (
 
 const totem = "t-up"
 
-// counting wraps an Authenticator and counts connection attempts.
+// counting wraps an Authenticator and counts connection attempts; while
+// refuse is set it refuses everyone, as a registry being restored does.
 type counting struct {
 	broker.Authenticator
-	n atomic.Int64
+	n      atomic.Int64
+	refuse atomic.Bool
 }
 
 func (c *counting) Authenticate(u, p string) (string, bool) {
 	c.n.Add(1)
+	if c.refuse.Load() {
+		return "", false
+	}
 	return c.Authenticator.Authenticate(u, p)
 }
 
@@ -73,7 +77,10 @@ func newRig(t *testing.T) *rig {
 }
 
 func (r *rig) run(t *testing.T, ctx context.Context, o Options) (*Uplink, <-chan error) {
-	o.Totem, o.URL, o.Outbox = totem, r.srv.URL(), r.box
+	o.Totem, o.Outbox = totem, r.box
+	if o.URL == "" {
+		o.URL = r.srv.URL()
+	}
 	if o.Username == "" {
 		o.Username, o.Password = r.totem.Username, r.totem.Password
 	}
@@ -123,25 +130,67 @@ func dial(t *testing.T, ctx context.Context, srvURL string, f creds.File, recv f
 	return cm
 }
 
-func TestCredentialsRefusedStopsRetrying(t *testing.T) {
+// Credentials refused (0x86) are asked again only after CredentialsRetry
+// (an hour by default): never in a loop that would lock the account, yet
+// never given up, so credentials mended at the hub bring the totem back.
+func TestCredentialsRefusedRetriesRarely(t *testing.T) {
 	r := newRig(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	u, errc := r.run(t, ctx, Options{Username: totem, Password: "wrong"})
-	select {
-	case err := <-errc:
-		if !errors.Is(err, ErrCredentials) {
-			t.Fatalf("Run = %v, want ErrCredentials", err)
+	u, errc := r.run(t, ctx, Options{Username: totem, Password: "wrong", CredentialsRetry: time.Hour})
+	for r.auth.n.Load() < 1 {
+		select {
+		case err := <-errc:
+			t.Fatalf("Run returned %v", err)
+		case <-ctx.Done():
+			t.Fatal("no connection attempt in 15 s")
+		case <-time.After(5 * time.Millisecond):
 		}
-	case <-ctx.Done():
-		t.Fatal("Run kept retrying with refused credentials")
 	}
-	if !u.Stopped() || u.Connected() {
-		t.Fatal("state after refusal")
-	}
-	time.Sleep(300 * time.Millisecond) // several backoff periods
+	time.Sleep(300 * time.Millisecond) // several network backoff periods
 	if n := r.auth.n.Load(); n != 1 {
 		t.Fatalf("%d authentication attempts, want 1 (retries lock accounts)", n)
+	}
+	select {
+	case err := <-errc:
+		t.Fatalf("Run returned %v: a refusal must not stop the totem for good", err)
+	default:
+	}
+	ref, ok := u.Refused()
+	if !ok || ref.Code != 0x86 || u.Connected() {
+		t.Fatalf("Refused() = %+v, %v; connected %v", ref, ok, u.Connected())
+	}
+}
+
+// Credentials refused, then mended at the hub: the totem is back at its
+// next rare attempt, with no visit.
+func TestCredentialsMendedAtTheHub(t *testing.T) {
+	r := newRig(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	r.auth.refuse.Store(true)
+	u, errc := r.run(t, ctx, Options{CredentialsRetry: 200 * time.Millisecond})
+	for r.auth.n.Load() < 1 {
+		select {
+		case err := <-errc:
+			t.Fatalf("Run returned %v", err)
+		case <-ctx.Done():
+			t.Fatal("no connection attempt in 15 s")
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	r.auth.refuse.Store(false) // the registry restored
+	for !u.Connected() {
+		select {
+		case err := <-errc:
+			t.Fatalf("Run returned %v", err)
+		case <-ctx.Done():
+			t.Fatal("not connected after the credentials were mended")
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	if last := u.lastRefusal(); last == nil || last.Code != 0x86 || last.Reason != "nome utente o password errati" {
+		t.Fatalf("telemetry's refusal = %+v", last)
 	}
 }
 

@@ -1,0 +1,133 @@
+package uplink
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/aslcns/totem/sync/protocol"
+)
+
+// A refusal is the broker answering CONNECT with a CONNACK reason code of
+// 0x80 or more. None of them stops the link for good: a totem nobody can
+// reach must not need a visit because a console borrowed its client id,
+// the hub was busy or its registry was being restored. What differs is how
+// often the totem asks again.
+//
+// Definite refusals say this totem's credentials are wrong (0x86 bad user
+// name or password, 0x8C bad authentication method) or that an operator
+// banned it (0x8A): asking again soon would only feed a lockout. They are
+// still asked again, once an hour (Options.CredentialsRetry), because they
+// are usually mended at the hub, not at the totem: the registry restored
+// from a backup, the user put back, a lockout lifted, or a hub that answered
+// 0x86 for what was really a client-id takeover (hubs before the precise
+// reason codes did). One attempt an hour stays far below any lockout
+// threshold and costs the broker nothing.
+//
+// Every other refusal (0x85 client id not valid, 0x87 not authorised, 0x88
+// server unavailable, 0x89 server busy, 0x9F connection rate exceeded…)
+// describes a state of the hub or of another client that passes: it is
+// asked again after a delay that doubles from Options.RefusedMin up to
+// Options.RefusedMax (15 minutes), so a busy hub is not hammered and a
+// freed client id is taken back within a quarter of an hour.
+
+// definite reports whether code refuses the credentials themselves.
+func definite(code byte) bool {
+	return code == 0x86 || code == 0x8A || code == 0x8C
+}
+
+// reasonText is the plain Italian text of a CONNACK reason code, for the
+// panel's status line and the telemetry.
+func reasonText(code byte) string {
+	switch code {
+	case 0x80:
+		return "errore non specificato"
+	case 0x81:
+		return "pacchetto malformato"
+	case 0x82:
+		return "errore di protocollo"
+	case 0x83:
+		return "errore del server"
+	case 0x84:
+		return "versione del protocollo non supportata"
+	case 0x85:
+		return "identificativo del totem non valido o già in uso"
+	case 0x86:
+		return "nome utente o password errati"
+	case 0x87:
+		return "non autorizzato"
+	case 0x88:
+		return "server non disponibile"
+	case 0x89:
+		return "server occupato"
+	case 0x8A:
+		return "totem escluso dal server"
+	case 0x8C:
+		return "metodo di autenticazione errato"
+	case 0x95:
+		return "pacchetto troppo grande"
+	case 0x97:
+		return "quota superata"
+	case 0x9C, 0x9D:
+		return "server spostato"
+	case 0x9F:
+		return "troppe connessioni, frequenza superata"
+	}
+	return fmt.Sprintf("rifiuto sconosciuto (0x%02X)", code)
+}
+
+// refusalDelay is how long to wait after the n-th refusal in a row (n ≥ 1)
+// before asking again: a random duration in the upper quarter below the
+// ceiling, so that totems refused together (a hub restart, a busy hub) do
+// not come back together.
+func (u *Uplink) refusalDelay(code byte, n int) time.Duration {
+	d := u.o.CredentialsRetry
+	if !definite(code) {
+		d = u.o.RefusedMin
+		for i := 1; i < n && d < u.o.RefusedMax; i++ {
+			d *= 2
+		}
+		d = min(d, u.o.RefusedMax)
+	}
+	return d - time.Duration(rand.Int64N(int64(d/4)+1))
+}
+
+// refused records a refusal and returns the delay before the next attempt.
+func (u *Uplink) refused(code byte, now time.Time) time.Duration {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.streak++
+	if u.streak == 1 || u.refusal == nil {
+		u.refusal = &protocol.Refusal{First: now}
+	}
+	r := u.refusal
+	r.Code, r.Reason, r.Count, r.Last = int(code), reasonText(code), u.streak, now
+	u.refusing = true
+	d := u.refusalDelay(code, u.streak)
+	u.retryIn.Store(int64(d))
+	return d
+}
+
+// Refused returns the broker's refusal in force: the last connection
+// attempt was refused with r.Code. ok is false while connected or when the
+// last attempt failed for another reason (the network, a timeout).
+func (u *Uplink) Refused() (r protocol.Refusal, ok bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if !u.refusing || u.refusal == nil {
+		return protocol.Refusal{}, false
+	}
+	return *u.refusal, true
+}
+
+// lastRefusal is the last run of refusals since the start, for the
+// telemetry; nil if the broker never refused this process.
+func (u *Uplink) lastRefusal() *protocol.Refusal {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.refusal == nil {
+		return nil
+	}
+	r := *u.refusal
+	return &r
+}
