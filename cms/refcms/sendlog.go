@@ -191,15 +191,13 @@ func (s *Store) Transmission(n uint64) (cms.Transmission, error) {
 		if err != nil || t.Transport != cms.TxReceived {
 			return err
 		}
-		if b := tx.Bucket(bOps).Get([]byte(t.OpID)); b != nil {
-			var rec opRecord
-			if err := json.Unmarshal(b, &rec); err != nil {
-				return fmt.Errorf("op record %s: %w", t.OpID, err)
-			}
-			if rec.Totem == t.Totem && rec.Seq == t.Seq {
-				t.Errors = rec.Outcome.Rejects
-				return nil
-			}
+		rec, found, err := getOp(tx, t.Totem, t.OpID)
+		if err != nil {
+			return err
+		}
+		if found && rec.Seq == t.Seq {
+			t.Errors = rec.Outcome.Rejects
+			return nil
 		}
 		for _, c := range t.Codes {
 			if c == cms.CodeSeqReused {
@@ -226,7 +224,6 @@ func (s *Store) Ledger(totem string, from uint64, max int) (uint64, []cms.Ledger
 		if b := tx.Bucket(bLedger).Get([]byte(totem)); len(b) == 8 {
 			last = binary.BigEndian.Uint64(b)
 		}
-		ops := tx.Bucket(bOps)
 		return tx.Bucket(bAudit).ForEach(func(k, v []byte) error {
 			var a AuditRecord
 			if err := json.Unmarshal(v, &a); err != nil {
@@ -235,13 +232,18 @@ func (s *Store) Ledger(totem string, from uint64, max int) (uint64, []cms.Ledger
 			if a.Totem != totem || a.Seq < from || a.Seq >= from+uint64(max) {
 				return nil
 			}
-			b := ops.Get([]byte(a.OpID))
-			if b == nil {
-				return nil
+			rec, found, err := getOp(tx, totem, a.OpID)
+			if err != nil {
+				return err
 			}
-			var rec opRecord
-			if err := json.Unmarshal(b, &rec); err != nil {
-				return fmt.Errorf("op record %s: %w", a.OpID, err)
+			if !found || rec.Seq != a.Seq {
+				if slices.Equal(a.Codes, []string{cms.CodeSeqReused}) {
+					// A number consumed by an id the totem had used
+					// (reuseConsumed): its outcome is in the audit.
+					out = append(out, cms.LedgerEntry{OpID: a.OpID, Seq: a.Seq, Kind: a.Kind, Outcome: reject(a.At,
+						cms.Reject{Code: cms.CodeSeqReused, Message: "Operazione non valida."})})
+				}
+				return nil
 			}
 			out = append(out, cms.LedgerEntry{OpID: a.OpID, Seq: a.Seq, Kind: a.Kind, Outcome: rec.Outcome})
 			return nil

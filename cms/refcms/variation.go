@@ -40,17 +40,15 @@ func (s *Store) original(c *opCtx) (variation, []cms.Reject, error) {
 		}
 		v.ref, v.protocol, v.reason = req.Ref, req.Protocol, req.Reason
 	}
-	b := c.tx.Bucket(bOps).Get([]byte(v.ref))
-	if b == nil {
+	orig, found, err := getOp(c.tx, c.op.Totem, v.ref)
+	if err != nil {
+		return v, nil, err
+	}
+	if !found {
 		return v, []cms.Reject{{Code: cms.CodeRefUnknown, Message: "Operazione originale non trovata."}}, nil
 	}
-	if err := json.Unmarshal(b, &v.orig); err != nil {
-		return v, nil, fmt.Errorf("op record %s: %w", v.ref, err)
-	}
-	switch {
-	case v.orig.Totem != c.op.Totem:
-		return v, []cms.Reject{{Code: cms.CodeRefUnknown, Message: "Operazione originale non trovata."}}, nil
-	case v.protocol != "" && v.protocol != v.orig.Outcome.Protocol:
+	v.orig = orig
+	if v.protocol != "" && v.protocol != v.orig.Outcome.Protocol {
 		return v, []cms.Reject{{Code: cms.CodeProtocolMismatch, Message: "Il numero di protocollo non è quello dell'operazione originale."}}, nil
 	}
 	if rs := cms.RefusalOfVariation(c.op.Kind, v.orig.Kind); rs != nil {

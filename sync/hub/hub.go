@@ -222,6 +222,12 @@ func (h *Hub) receive(p *paho.Publish) {
 	}
 }
 
+// heldKey names a held operation: ids are unique per totem only, and a
+// totem reusing another's id must not stand in for it.
+type heldKey struct{ totem, id string }
+
+func keyOf(op *protocol.Op) heldKey { return heldKey{op.Totem, op.ID} }
+
 // pending is an operation on its way through the worker.
 type pending struct {
 	op    *protocol.Op
@@ -250,7 +256,7 @@ func (h *Hub) worker(ctx context.Context, cm *autopaho.ConnectionManager) {
 		close(results)
 		pubs.Wait()
 	}()
-	held := make(map[string]pending)
+	held := make(map[heldKey]pending)
 	for {
 		var first *paho.Publish
 		if len(held) == 0 {
@@ -286,7 +292,7 @@ func (h *Hub) worker(ctx context.Context, cm *autopaho.ConnectionManager) {
 				res.Transport = protocol.Transport{Status: protocol.TransportRefused, At: time.Now().UTC()}
 				res.Processing = protocol.Processing{Status: protocol.ProcessingPending}
 			case outs[i].OutOfOrder && p.op.Seq-outs[i].Expect < gapWindow && time.Since(p.since) < reorderWait:
-				held[p.op.ID] = p
+				held[keyOf(p.op)] = p
 				continue
 			case outs[i].OutOfOrder:
 				h.stats.Gaps.Add(1)
@@ -299,7 +305,7 @@ func (h *Hub) worker(ctx context.Context, cm *autopaho.ConnectionManager) {
 			default:
 				h.outcome(p.op, outs[i], res)
 			}
-			delete(held, p.op.ID)
+			delete(held, keyOf(p.op))
 			answers = append(answers, outgoing{p.op.Totem, res})
 		}
 		if sl, ok := h.o.Backend.(cms.SendLogger); ok && len(refused) > 0 {
@@ -331,7 +337,7 @@ func stampOf(s *protocol.Stamp) *cms.Stamp {
 // collect takes first and whatever else is already waiting (up to a batch),
 // decodes the operations, adds the held ones and sorts the lot by totem and
 // sequence. Presence messages are handled on the way.
-func (h *Hub) collect(ctx context.Context, cm *autopaho.ConnectionManager, first *paho.Publish, held map[string]pending) []pending {
+func (h *Hub) collect(ctx context.Context, cm *autopaho.ConnectionManager, first *paho.Publish, held map[heldKey]pending) []pending {
 	now := time.Now()
 	var batch []pending
 	for _, p := range held {
@@ -342,7 +348,7 @@ func (h *Hub) collect(ctx context.Context, cm *autopaho.ConnectionManager, first
 	// it leaves the hold.
 	take := func(m *paho.Publish) {
 		if op := h.decode(ctx, cm, m); op != nil {
-			if _, ok := held[op.ID]; !ok {
+			if _, ok := held[keyOf(op)]; !ok {
 				batch = append(batch, pending{op: op, since: now})
 			}
 		}
