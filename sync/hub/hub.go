@@ -62,8 +62,10 @@ type Hub struct {
 	work  chan *paho.Publish
 	stats Stats
 
-	cmds     sync.WaitGroup // console commands being answered
-	cmdSlots chan struct{}  // bounds them
+	cmds     sync.WaitGroup // console commands and sync requests being answered
+	cmdPool  pool
+	syncPool pool
+	syncGate syncGate
 
 	mu         sync.Mutex
 	cm         *autopaho.ConnectionManager
@@ -78,6 +80,10 @@ type Stats struct {
 	Malformed  atomic.Int64 // payloads refused
 	Dropped    atomic.Int64 // operations dropped, queue full
 	Batches    atomic.Int64 // batches handed to the backend (one commit each for a BatchBackend)
+	// Requests dropped, not logged: console commands while cmdPool are
+	// answered, sync requests over a totem's rate or while syncPool are.
+	CommandsDropped atomic.Int64
+	SyncDropped     atomic.Int64
 }
 
 // New returns a hub; it does nothing until Run.
@@ -88,8 +94,10 @@ func New(o Options) *Hub {
 	if o.Queue == 0 {
 		o.Queue = 4096
 	}
-	return &Hub{o: o, log: o.Logger, work: make(chan *paho.Publish, o.Queue), policySent: make(map[string]bool),
-		cmdSlots: make(chan struct{}, 4)}
+	h := &Hub{o: o, log: o.Logger, work: make(chan *paho.Publish, o.Queue), policySent: make(map[string]bool)}
+	h.cmdPool = pool{slots: make(chan struct{}, cmdPool), wg: &h.cmds}
+	h.syncPool = pool{slots: make(chan struct{}, syncPool), wg: &h.cmds}
+	return h
 }
 
 // Stats returns the hub's counters.
@@ -191,27 +199,10 @@ func (h *Hub) AwaitConnection(ctx context.Context) error {
 }
 
 // receive runs on paho's delivery goroutine: it only hands the message to
-// the worker (or a console command to its own goroutine), never waits.
+// the worker (or a console command or sync request to its pool), never
+// waits.
 func (h *Hub) receive(p *paho.Publish) {
-	var handle func(*paho.Publish)
-	switch _, leaf, _ := protocol.ParseTopic(p.Topic); {
-	case p.Topic == protocol.HubCmdTopic:
-		handle = h.command
-	case leaf == protocol.LeafSync:
-		handle = h.ledger
-	}
-	if handle != nil {
-		select {
-		case h.cmdSlots <- struct{}{}:
-			h.cmds.Add(1)
-			go func() {
-				defer h.cmds.Done()
-				defer func() { <-h.cmdSlots }()
-				handle(p)
-			}()
-		default:
-			h.log.Warn("console command dropped: too many at once", "topic", p.Topic)
-		}
+	if totem, leaf, _ := protocol.ParseTopic(p.Topic); h.dispatchRequest(p, totem, leaf) {
 		return
 	}
 	select {
