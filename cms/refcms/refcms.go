@@ -482,12 +482,14 @@ func putJSON(b *bolt.Bucket, k []byte, v any) error {
 	return b.Put(k, data)
 }
 
-// strictJSON decodes a request: unknown fields and trailing data refused.
+// strictJSON decodes a request: unknown fields (a key matches its field
+// exactly, no case folding) and trailing data refused; the envelope it came
+// in refused duplicate keys (protocol.decode).
 // The package encodes and decodes with github.com/segmentio/encoding/json
 // (the standard library's API, a third of its CPU): the CMS is where a
 // drain spends most of it.
 func strictJSON(b []byte, v any) error {
-	rest, err := json.Parse(b, v, json.DisallowUnknownFields)
+	rest, err := json.Parse(b, v, json.DisallowUnknownFields|json.DontMatchCaseInsensitiveStructFields)
 	if err != nil {
 		return err
 	}

@@ -276,3 +276,115 @@ func TestTelemetryStorage(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkDecodeOp: the hub decodes every operation (a consent's size).
+func BenchmarkDecodeOp(b *testing.B) {
+	op, _ := Marshal(Op{V: Version, ID: opID, Totem: "demo-01", Seq: 1, Kind: "consent",
+		Payload: json.RawMessage(`{"card":{"serial":"6090012345678000","cf":"RSSMRA80A01H501U","expiry":"2030-12-31"},"policy":"fse-2020","consents":[{"code":"consultazione","given":true},{"code":"opposizione_pregresso","given":false}],"channel":"self"}`),
+		Created: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Stamp: &Stamp{Boot: "b1", Mono: 1200, Wall: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Synced: true}})
+	b.SetBytes(int64(len(op)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := DecodeOp(op); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDecodeResult: the totem decodes every result.
+func BenchmarkDecodeResult(b *testing.B) {
+	r := []byte(`{"v":1,"op_id":"` + opID + `","seq":3,"transport":{"status":"received","protocol":"2611230001","at":"2026-11-23T10:00:00Z"},"processing":{"status":"rejected","errors":[{"code":"CARD_REVOKED","message":"x"}]},"duplicate":true}`)
+	b.SetBytes(int64(len(r)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := DecodeResult(r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// The strict decoder matches keys exactly and refuses a key twice, at any
+// depth: a reader that folds case or keeps the first of two keys would
+// read another operation than the hub applied.
+func TestDecodeRefusesFoldedAndDuplicateKeys(t *testing.T) {
+	op := string(validOp())
+	for name, b := range map[string]string{
+		"folded":           strings.Replace(op, `"seq":`, `"SEQ":`, 1),
+		"folded version":   strings.Replace(op, `"v":`, `"V":`, 1),
+		"duplicate":        strings.Replace(op, `"seq":1`, `"seq":1,"seq":2`, 1),
+		"escaped twin":     strings.Replace(op, `"seq":1`, `"seq":1,"s\u0065q":2`, 1),
+		"in the payload":   strings.Replace(op, `{"a":1}`, `{"a":1,"b":{"c":1,"c":2}}`, 1),
+		"in a long object": strings.Replace(op, `{"a":1}`, `{"a":1,"k0":0,"k1":0,"k2":0,"k3":0,"k4":0,"k5":0,"k6":0,"k7":0,"k8":0,"k9":0,"ka":0,"kb":0,"kc":0,"kd":0,"ke":0,"kf":0,"kg":0,"k3":1}`, 1),
+	} {
+		if _, err := DecodeOp([]byte(b)); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: %s: %v", name, b, err)
+		}
+	}
+	// The same key in sibling objects, or in an object and its parent, is
+	// no duplicate.
+	ok := strings.Replace(op, `{"a":1}`, `{"a":1,"l":[{"a":1},{"a":2}],"o":{"a":{"a":3}}}`, 1)
+	if _, err := DecodeOp([]byte(ok)); err != nil {
+		t.Errorf("%s: %v", ok, err)
+	}
+	cmd := `{"v":1,"id":"x","name":"status","args":{"a":"1","a":"2"}}`
+	if _, err := DecodeCommand([]byte(cmd)); !errors.Is(err, ErrInvalid) {
+		t.Errorf("duplicate argument accepted: %v", err)
+	}
+}
+
+// Decode errors end up in logs: they say why, never quote the input.
+func TestDecodeErrorsQuoteNoInput(t *testing.T) {
+	const pii = "ROSSI MARIO RSSMRA80A01H501U"
+	inputs := []string{
+		`{"v":1,"totem":"` + pii,
+		`{"v":1,"` + pii + `":1}`,
+		`{"v":"` + pii + `"}`,
+		`{"v":1,"seq":"` + pii + `"}`,
+		`{"v":1,"created":"` + pii + `"}`,
+		`{"v":1, ` + pii + `}`,
+		pii,
+		`{"v":1,"payload":{"a":` + pii + `}}`,
+		`{"v":1,"id":"x","name":"b","args":{"` + pii + `":5}}`,
+		`{"v":1} "` + pii + `"`,
+		`{"v":1,"stamp":{"boot":"` + pii + `","boot":"x"}}`,
+	}
+	decoders := map[string]func([]byte) error{
+		"op":      func(b []byte) error { _, err := DecodeOp(b); return err },
+		"result":  func(b []byte) error { _, err := DecodeResult(b); return err },
+		"state":   func(b []byte) error { _, err := DecodeState(b); return err },
+		"command": func(b []byte) error { _, err := DecodeCommand(b); return err },
+		"ledger":  func(b []byte) error { _, err := DecodeLedgerRequest(b); return err },
+		"policy":  func(b []byte) error { _, err := DecodePolicy(b); return err },
+		"event":   func(b []byte) error { _, err := DecodeEvent(b); return err },
+		"tele":    func(b []byte) error { _, err := DecodeTelemetry(b); return err },
+		"reply":   func(b []byte) error { _, err := DecodeReply(b); return err },
+		"l":       func(b []byte) error { _, err := DecodeLedger(b); return err },
+	}
+	for _, in := range inputs {
+		for name, dec := range decoders {
+			err := dec([]byte(in))
+			if err == nil {
+				t.Fatalf("%s accepted %s", name, in)
+			}
+			for _, w := range strings.Fields(pii) {
+				if strings.Contains(err.Error(), w) {
+					t.Errorf("%s(%s): error quotes the input: %v", name, in, err)
+				}
+			}
+		}
+	}
+}
+
+// BenchmarkDuplicateKey: what the duplicate key check adds to DecodeOp.
+func BenchmarkDuplicateKey(b *testing.B) {
+	op, _ := Marshal(Op{V: Version, ID: opID, Totem: "demo-01", Seq: 1, Kind: "consent",
+		Payload: json.RawMessage(`{"card":{"serial":"6090012345678000","cf":"RSSMRA80A01H501U","expiry":"2030-12-31"},"policy":"fse-2020","consents":[{"code":"consultazione","given":true},{"code":"opposizione_pregresso","given":false}],"channel":"self"}`),
+		Created: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Stamp: &Stamp{Boot: "b1", Mono: 1200, Wall: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Synced: true}})
+	b.SetBytes(int64(len(op)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if duplicateKey(op) {
+			b.Fatal("duplicate")
+		}
+	}
+}
