@@ -47,10 +47,12 @@ var (
 	// The send log's entries that are not in the audit (duplicates,
 	// refusals), keyed from the audit's sequence so both share one order.
 	bSendLog = []byte("sendlog") // seq (8 bytes BE) → cms.Transmission
+	// The send log entry a repeated transmission is counted on.
+	bRepeats = []byte("sendlog_repeats") // repeatKey → send log key (8 bytes BE)
 )
 
 var buckets = [][]byte{bCards, bConsents, bConsentsPrev, bLedger, bOps, bAudit, bProtocol,
-	bMeta, bHistory, bNotify, bPayments, bReissue, bCIPFail, bFSE, bTickets, bSendLog}
+	bMeta, bHistory, bNotify, bPayments, bReissue, bCIPFail, bFSE, bTickets, bSendLog, bRepeats}
 
 // Options configures a Store.
 type Options struct {
@@ -65,7 +67,19 @@ type Options struct {
 	// FSERetries is how many attempts end in technical errors before a
 	// second-level helpdesk ticket is opened; default 5.
 	FSERetries int
+	// SendLogRetention is how long the send log keeps the duplicates of
+	// applied operations after their last repeat (default
+	// DefaultSendLogRetention), RefusalRetention its refusals (sequence
+	// gaps, SEQ_REUSED; default DefaultRefusalRetention). The audit
+	// records, the entries of the applied operations, are kept.
+	SendLogRetention, RefusalRetention time.Duration
 }
+
+// Defaults of Options.
+const (
+	DefaultSendLogRetention = 4380 * time.Hour // six months
+	DefaultRefusalRetention = 720 * time.Hour  // 30 days
+)
 
 // Store is the reference backend.
 type Store struct {
@@ -74,6 +88,8 @@ type Store struct {
 	key        []byte
 	fse        FSESource
 	fseRetries int
+	keepDup    time.Duration // SendLogRetention
+	keepRef    time.Duration // RefusalRetention
 }
 
 var (
@@ -99,6 +115,13 @@ func Open(path string, opts *Options) (*Store, error) {
 	}
 	if s.fseRetries <= 0 {
 		s.fseRetries = 5
+	}
+	s.keepDup, s.keepRef = opts.SendLogRetention, opts.RefusalRetention
+	if s.keepDup <= 0 {
+		s.keepDup = DefaultSendLogRetention
+	}
+	if s.keepRef <= 0 {
+		s.keepRef = DefaultRefusalRetention
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range buckets {
@@ -245,7 +268,7 @@ func (s *Store) applyTx(tx *bolt.Tx, op cms.Op) (cms.Outcome, error) {
 	if found && rec.Seq == op.Seq {
 		out := rec.Outcome
 		out.Duplicate = true
-		return out, logSend(tx, transmission(op, out))
+		return out, logRepeat(tx, repeatDuplicate, transmission(op, out))
 	}
 	ledger := tx.Bucket(bLedger)
 	var last uint64
@@ -311,7 +334,7 @@ func reject(at time.Time, r cms.Reject) cms.Outcome {
 // and logs the transmission.
 func seqReused(tx *bolt.Tx, op cms.Op) (cms.Outcome, error) {
 	out := reject(op.Received, cms.Reject{Code: cms.CodeSeqReused, Message: "Operazione non valida."})
-	return out, logSend(tx, transmission(op, out))
+	return out, logRepeat(tx, repeatReused, transmission(op, out))
 }
 
 // reuseConsumed refuses op, the totem's next operation, for an id it

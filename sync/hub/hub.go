@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/cms"
+	"github.com/aslcns/totem/internal/lograte"
 	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/protocol"
 	"github.com/eclipse/paho.golang/autopaho"
@@ -66,6 +67,8 @@ type Hub struct {
 	cmdPool  pool
 	syncPool pool
 	syncGate syncGate
+
+	logs lograte.Limiter // lines that a totem's repeats would multiply
 
 	mu         sync.Mutex
 	cm         *autopaho.ConnectionManager
@@ -209,7 +212,7 @@ func (h *Hub) receive(p *paho.Publish) {
 	case h.work <- p:
 	default:
 		h.stats.Dropped.Add(1)
-		h.log.Warn("ingest queue full, message dropped", "topic", p.Topic)
+		h.limited(slog.LevelWarn, "queue_full", "ingest queue full, message dropped", "topic_bytes", len(p.Topic))
 	}
 }
 
@@ -279,7 +282,7 @@ func (h *Hub) worker(ctx context.Context, cm *autopaho.ConnectionManager) {
 			switch {
 			case err != nil:
 				// The backend could not decide: say so; the totem sends it again.
-				h.log.Error("apply failed", "totem", p.op.Totem, "seq", p.op.Seq, "err", err)
+				h.limited(slog.LevelError, "apply", "apply failed", "totem", p.op.Totem, "seq", p.op.Seq, "err", err)
 				res.Transport = protocol.Transport{Status: protocol.TransportRefused, At: time.Now().UTC()}
 				res.Processing = protocol.Processing{Status: protocol.ProcessingPending}
 			case outs[i].OutOfOrder && p.op.Seq-outs[i].Expect < gapWindow && time.Since(p.since) < reorderWait:
@@ -287,7 +290,7 @@ func (h *Hub) worker(ctx context.Context, cm *autopaho.ConnectionManager) {
 				continue
 			case outs[i].OutOfOrder:
 				h.stats.Gaps.Add(1)
-				h.log.Info("sequence gap", "totem", p.op.Totem, "seq", p.op.Seq, "expect", outs[i].Expect)
+				h.limited(slog.LevelInfo, "gap/"+p.op.Totem, "sequence gap", "totem", p.op.Totem, "seq", p.op.Seq, "expect", outs[i].Expect)
 				res.Transport = protocol.Transport{Status: protocol.TransportRefused, At: outs[i].At}
 				res.Processing = protocol.Processing{Status: protocol.ProcessingPending}
 				res.Expect = outs[i].Expect
@@ -304,7 +307,7 @@ func (h *Hub) worker(ctx context.Context, cm *autopaho.ConnectionManager) {
 			// commit, before the answers go out, so that a technician who
 			// saw a refusal finds it in the send log.
 			if err := sl.LogRefused(refused); err != nil {
-				h.log.Warn("send log: refusals not recorded", "n", len(refused), "err", err)
+				h.limited(slog.LevelWarn, "sendlog", "send log: refusals not recorded", "n", len(refused), "err", err)
 			}
 		}
 		for _, a := range answers {
@@ -372,7 +375,7 @@ func (h *Hub) decode(ctx context.Context, cm *autopaho.ConnectionManager, m *pah
 	totem, leaf, ok := protocol.ParseTopic(m.Topic)
 	if !ok {
 		h.stats.Malformed.Add(1)
-		h.log.Warn("message on malformed topic dropped", "topic_bytes", len(m.Topic)) // the topic may be anything
+		h.limited(slog.LevelWarn, "topic", "message on malformed topic dropped", "topic_bytes", len(m.Topic)) // the topic may be anything
 		return nil
 	}
 	switch leaf {
@@ -380,7 +383,7 @@ func (h *Hub) decode(ctx context.Context, cm *autopaho.ConnectionManager, m *pah
 		st, err := protocol.DecodeState(m.Payload)
 		if err != nil || st.Totem != totem {
 			h.stats.Malformed.Add(1)
-			h.log.Warn("state dropped", "totem", totem, "err", err)
+			h.limited(slog.LevelWarn, "state/"+totem, "state dropped", "totem", totem, "err", err)
 			return nil
 		}
 		if st.Status == protocol.Online {
@@ -394,12 +397,12 @@ func (h *Hub) decode(ctx context.Context, cm *autopaho.ConnectionManager, m *pah
 	op, err := protocol.DecodeOp(m.Payload)
 	if err != nil {
 		h.stats.Malformed.Add(1)
-		h.log.Warn("op dropped", "totem", totem, "err", err, "bytes", len(m.Payload))
+		h.limited(slog.LevelWarn, "op/"+totem, "op dropped", "totem", totem, "err", err, "bytes", len(m.Payload))
 		return nil
 	}
 	if op.Totem != totem {
 		h.stats.Malformed.Add(1)
-		h.log.Warn("op for another totem dropped", "totem", totem, "claimed", op.Totem)
+		h.limited(slog.LevelWarn, "claim/"+totem, "op for another totem dropped", "totem", totem, "claimed", op.Totem)
 		return nil
 	}
 	return op
@@ -466,7 +469,7 @@ func (h *Hub) publishResult(ctx context.Context, cm *autopaho.ConnectionManager,
 	payload, _ := protocol.Marshal(res)
 	if _, err := cm.Publish(ctx, &paho.Publish{Topic: protocol.Topic(totem, protocol.LeafResult), QoS: 1, Payload: payload}); err != nil {
 		// The totem will send the operation again and get the stored result.
-		h.log.Warn("result not sent", "totem", totem, "seq", res.Seq, "err", err)
+		h.limited(slog.LevelWarn, "result/"+totem, "result not sent", "totem", totem, "seq", res.Seq, "err", err)
 	}
 }
 
@@ -508,7 +511,7 @@ func (h *Hub) command(p *paho.Publish) {
 	rt := p.Properties.ResponseTopic
 	console, ok := strings.CutPrefix(rt, protocol.HubRoot+"/reply/")
 	if !ok || !protocol.ValidTotemID(console) {
-		h.log.Warn("console command with a foreign response topic dropped", "response_topic_bytes", len(rt))
+		h.limited(slog.LevelWarn, "response_topic", "console command with a foreign response topic dropped", "response_topic_bytes", len(rt))
 		return
 	}
 	reply := &protocol.Reply{V: protocol.Version, ID: "invalid"}
@@ -661,7 +664,7 @@ func (h *Hub) ledger(p *paho.Publish) {
 	req, err := protocol.DecodeLedgerRequest(p.Payload)
 	if err != nil {
 		h.stats.Malformed.Add(1)
-		h.log.Warn("ledger request dropped", "totem", totem, "err", err)
+		h.limited(slog.LevelWarn, "sync/"+totem, "ledger request dropped", "totem", totem, "err", err)
 		return
 	}
 	l := protocol.Ledger{V: protocol.Version, ID: req.ID, Totem: totem, Results: []protocol.Result{}}
@@ -681,7 +684,7 @@ func (h *Hub) ledger(p *paho.Publish) {
 			l.Results = append(l.Results, res)
 		}
 	}
-	h.log.Info("ledger sent", "totem", totem, "from", req.From, "results", len(l.Results))
+	h.limited(slog.LevelInfo, "ledger/"+totem, "ledger sent", "totem", totem, "from", req.From, "results", len(l.Results))
 	b, _ := protocol.Marshal(l)
 	h.mu.Lock()
 	cm := h.cm

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -87,4 +88,11 @@ func (h *Hub) dispatchRequest(p *paho.Publish, totem, leaf string) bool {
 		dropped.Add(1)
 	}
 	return true
+}
+
+// limited logs a line that repeats (a totem's refusals, drops, malformed
+// messages) at most once a minute per key, with the count of those held
+// back: one totem's flood is a few lines, its figures are in Stats.
+func (h *Hub) limited(level slog.Level, key, msg string, args ...any) {
+	h.logs.Log(h.log, level, key, msg, args...)
 }
