@@ -1,8 +1,10 @@
 package refcms
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/cms"
+	bolt "go.etcd.io/bbolt"
 )
 
 var now = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
@@ -242,5 +245,36 @@ func TestOwnIDReusedConsumesTheSeq(t *testing.T) {
 	}
 	if last, _ := e.s.LastSeq("t1"); last != 3 {
 		t.Fatalf("last seq %d, want 3", last)
+	}
+}
+
+// Op records written before dedup was scoped (under the id alone) still
+// answer their own totem's duplicates, and no other totem's.
+func TestLegacyOpRecords(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	op := e.opAs("t1", now, cms.KindHistory, goodHistory())
+	first := e.apply(op)
+	// Move the record where an older version kept it.
+	if err := e.s.db.Update(func(tx *bolt.Tx) error {
+		ops := tx.Bucket(bOps)
+		v := bytes.Clone(ops.Get(opKey("t1", op.ID)))
+		if v == nil {
+			return errors.New("no scoped record")
+		}
+		if err := ops.Delete(opKey("t1", op.ID)); err != nil {
+			return err
+		}
+		return ops.Put([]byte(op.ID), v)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if dup, err := e.s.Apply(ctx, op); err != nil || !dup.Duplicate || dup.Protocol != first.Protocol {
+		t.Fatalf("t1's duplicate: %+v, %v", dup, err)
+	}
+	other := e.opAs("t2", now, cms.KindHistory, goodHistory())
+	other.ID = op.ID
+	if out := e.apply(other); !out.Accepted || out.Protocol == first.Protocol {
+		t.Fatalf("t2's operation: %+v", out)
 	}
 }

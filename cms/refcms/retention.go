@@ -3,6 +3,7 @@ package refcms
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -27,25 +28,35 @@ const (
 // PruneSendLog deletes, in one transaction, up to pruneBatch send log
 // entries past their retention at now, and returns how many it deleted.
 func (s *Store) PruneSendLog(now time.Time) (int, error) {
+	n, _, err := s.pruneFrom(now, 0)
+	return n, err
+}
+
+// pruneFrom is PruneSendLog from send log key from on; it also returns
+// where the next batch starts, 0 when the scan reached the entries too
+// recent to go.
+func (s *Store) pruneFrom(now time.Time, from uint64) (int, uint64, error) {
 	dupBefore, refBefore := now.Add(-s.keepDup), now.Add(-s.keepRef)
 	oldest := dupBefore // entries received after both are all kept
 	if refBefore.After(oldest) {
 		oldest = refBefore
 	}
-	n := 0
+	n, next := 0, uint64(0)
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		sl, idx := tx.Bucket(bSendLog), tx.Bucket(bRepeats)
 		var gone, repeats [][]byte // deleted after the scan: a cursor's Delete can skip the next key
 		c := sl.Cursor()
 		scanned := 0
-		for k, v := c.First(); k != nil && len(gone) < pruneBatch && scanned < pruneScan; k, v = c.Next() {
+		k, v := c.Seek(be(from))
+		for ; k != nil && len(gone) < pruneBatch && scanned < pruneScan; k, v = c.Next() {
 			scanned++
 			var t cms.Transmission
 			if err := json.Unmarshal(v, &t); err != nil {
 				return fmt.Errorf("send log %x: %w", k, err)
 			}
 			if !t.At.Before(oldest) {
-				break // arrival order: the rest are newer
+				k = nil // arrival order: the rest are newer
+				break
 			}
 			last, before := t.At, refBefore
 			if t.Last.After(last) {
@@ -62,6 +73,9 @@ func (s *Store) PruneSendLog(now time.Time) (int, error) {
 				repeats = append(repeats, rk)
 			}
 		}
+		if k != nil {
+			next = binary.BigEndian.Uint64(k)
+		}
 		for _, rk := range repeats {
 			if err := idx.Delete(rk); err != nil {
 				return err
@@ -76,14 +90,14 @@ func (s *Store) PruneSendLog(now time.Time) (int, error) {
 		return nil
 	})
 	if err != nil {
-		return n, fmt.Errorf("refcms: prune send log: %w", err)
+		return n, 0, fmt.Errorf("refcms: prune send log: %w", err)
 	}
-	return n, nil
+	return n, next, nil
 }
 
-// RunSendLogPrune prunes the send log every interval until ctx is done: a
-// full batch is followed at once by the next, a short one waits for the
-// next tick.
+// RunSendLogPrune prunes the send log every interval until ctx is done,
+// batch after batch (entries kept for a recent repeat are stepped over)
+// until the entries too recent to go.
 func (s *Store) RunSendLogPrune(ctx context.Context, every time.Duration) error {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -93,14 +107,15 @@ func (s *Store) RunSendLogPrune(ctx context.Context, every time.Duration) error 
 			return nil
 		case <-t.C:
 		}
-		for ctx.Err() == nil {
-			n, err := s.PruneSendLog(time.Now())
+		for from := uint64(0); ctx.Err() == nil; {
+			_, next, err := s.pruneFrom(time.Now(), from)
 			if err != nil {
 				return err
 			}
-			if n < pruneBatch {
+			if next == 0 {
 				break
 			}
+			from = next
 		}
 	}
 }

@@ -118,3 +118,40 @@ func TestSendLogRetention(t *testing.T) {
 		t.Fatalf("%+v", rows)
 	}
 }
+
+// Entries kept for a recent repeat are stepped over, batch after batch:
+// more of them than one transaction reads do not stop the pruning behind.
+func TestPruneStepsOverKeptEntries(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cms.db")
+	s, err := Open(path, &Options{RefusalRetention: 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var ts []cms.Transmission
+	for i := range pruneScan + 10 { // old, each repeated lately: kept
+		tr := cms.Transmission{At: now, Totem: "t1", Seq: uint64(100 + i), OpID: id(100 + i), Kind: cms.KindConsent, Expect: 2}
+		ts = append(ts, tr)
+		tr.At = now.Add(47 * time.Hour)
+		ts = append(ts, tr)
+	}
+	ts = append(ts, cms.Transmission{At: now.Add(time.Hour), Totem: "t1", Seq: 99, OpID: id(99), Kind: cms.KindConsent, Expect: 2})
+	if err := s.LogRefused(ts); err != nil {
+		t.Fatal(err)
+	}
+	at, pruned := now.Add(48*time.Hour), 0
+	for from, batches := uint64(0), 0; ; batches++ {
+		n, next, err := s.pruneFrom(at, from)
+		if err != nil || batches > 10 {
+			t.Fatalf("batch %d: %v", batches, err)
+		}
+		pruned += n
+		if next == 0 {
+			break
+		}
+		from = next
+	}
+	if pruned != 1 {
+		t.Fatalf("pruned %d, want the one entry past its retention", pruned)
+	}
+}
