@@ -203,7 +203,59 @@ func sameAsStd[T any](t *testing.T, b []byte, got *T) {
 	}
 }
 
+// stdDuplicate is duplicateKey by the standard library's tokenizer.
+func stdDuplicate(b []byte) bool {
+	d := json.NewDecoder(bytes.NewReader(b))
+	type level struct {
+		keys   map[string]bool
+		object bool
+		key    bool // the next string is a key
+	}
+	var stack []*level
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return false
+		}
+		var top *level
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		switch v := tok.(type) {
+		case json.Delim:
+			switch v {
+			case '{', '[':
+				if top != nil && top.object {
+					top.key = true
+				}
+				stack = append(stack, &level{keys: map[string]bool{}, object: v == '{', key: v == '{'})
+			default:
+				stack = stack[:len(stack)-1]
+				if len(stack) > 0 && stack[len(stack)-1].object {
+					stack[len(stack)-1].key = true
+				}
+			}
+			continue
+		case string:
+			if top != nil && top.object && top.key {
+				if top.keys[v] {
+					return true
+				}
+				top.keys[v] = true
+				top.key = false
+				continue
+			}
+		}
+		if top != nil && top.object {
+			top.key = true
+		}
+	}
+}
+
 func fuzzDecoders(t *testing.T, b []byte) {
+	if json.Valid(b) && duplicateKey(b) != stdDuplicate(b) {
+		t.Fatalf("duplicateKey(%q) = %v, the standard tokenizer says %v", b, duplicateKey(b), stdDuplicate(b))
+	}
 	if op, err := DecodeOp(b); err == nil {
 		sameAsStd(t, b, op)
 		again, err := Marshal(op)
@@ -257,6 +309,8 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{"v":1,"id":"r1","totem":"demo-01","last_seq":3,"results":[{"v":1,"op_id":"` + opID + `","seq":3,"transport":{"status":"received","protocol":"261123000000001","at":"2026-11-23T10:00:00Z"},"processing":{"status":"accepted"}}]}`))
 	f.Add([]byte(`{"v":1e400}`))
 	f.Add([]byte(`[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[`))
+	f.Add([]byte(`{"v":1,"a":{"b":1,"b":2},"c":[{"d":1},{"d":1}],"s\u0065q":1,"seq":2}`))
+	f.Add([]byte(`{"k\"":1,"k\\":2,"k":"\"}:"}`))
 	f.Fuzz(fuzzDecoders)
 }
 
