@@ -100,8 +100,10 @@ func (s *Store) applyVariation(c *opCtx) (applied, error) {
 	return a, err
 }
 
-// consentOf finds the card whose consent record the operation ref wrote.
-func consentOf(tx *bolt.Tx, ref string) (string, *ConsentRecord, error) {
+// consentOf finds the card whose consent record the operation ref wrote,
+// with protocol number protocol: op ids are unique per totem only, the
+// protocol number names the operation.
+func consentOf(tx *bolt.Tx, ref, protocol string) (string, *ConsentRecord, error) {
 	var serial string
 	var found *ConsentRecord
 	err := tx.Bucket(bConsents).ForEach(func(k, b []byte) error {
@@ -112,7 +114,7 @@ func consentOf(tx *bolt.Tx, ref string) (string, *ConsentRecord, error) {
 		if err := json.Unmarshal(b, &r); err != nil {
 			return fmt.Errorf("consents %s: %w", k, err)
 		}
-		if r.OpID == ref {
+		if r.OpID == ref && r.Protocol == protocol {
 			serial, found = string(k), &r
 		}
 		return nil
@@ -142,11 +144,11 @@ func (s *Store) correctConsent(c *opCtx, v variation) (applied, error) {
 			return a, err
 		}
 	}
-	if b == nil || cur.OpID != v.ref {
+	if b == nil || cur.OpID != v.ref || cur.Protocol != v.orig.Outcome.Protocol {
 		// Another card than the original's, or a later consent.
 		a.rejects = []cms.Reject{{Code: cms.CodeCardChanged,
 			Message: "La correzione non riguarda i consensi registrati dall'operazione originale."}}
-		if serial, _, err := consentOf(c.tx, v.ref); err != nil || serial == "" {
+		if serial, _, err := consentOf(c.tx, v.ref, v.orig.Outcome.Protocol); err != nil || serial == "" {
 			a.rejects = superseded()
 			return a, err
 		}
@@ -162,7 +164,7 @@ func (s *Store) correctConsent(c *opCtx, v variation) (applied, error) {
 
 // cancelConsent puts back the consents in force before the original.
 func (s *Store) cancelConsent(c *opCtx, v variation) (applied, error) {
-	serial, cur, err := consentOf(c.tx, v.ref)
+	serial, cur, err := consentOf(c.tx, v.ref, v.orig.Outcome.Protocol)
 	a := applied{serial: serial}
 	if err != nil || cur == nil {
 		a.rejects = superseded()
@@ -188,8 +190,9 @@ func (s *Store) cancelConsent(c *opCtx, v variation) (applied, error) {
 	return a, event(c, serial, cms.KindCancellation, cur.Channel, cms.KindConsent)
 }
 
-// paymentOf finds the payment the reader request ref recorded.
-func paymentOf(tx *bolt.Tx, ref string) (string, *PaymentRecord, error) {
+// paymentOf finds the payment the reader request ref, with protocol
+// number protocol, recorded.
+func paymentOf(tx *bolt.Tx, ref, protocol string) (string, *PaymentRecord, error) {
 	var key string
 	var found *PaymentRecord
 	err := tx.Bucket(bPayments).ForEach(func(k, b []byte) error {
@@ -200,7 +203,7 @@ func paymentOf(tx *bolt.Tx, ref string) (string, *PaymentRecord, error) {
 		if err := json.Unmarshal(b, &r); err != nil {
 			return fmt.Errorf("payments %s: %w", k, err)
 		}
-		if r.OpID == ref {
+		if r.OpID == ref && r.Protocol == protocol {
 			key, found = string(k), &r
 		}
 		return nil
@@ -216,7 +219,7 @@ func (s *Store) correctReader(c *opCtx, v variation) (applied, error) {
 		return applied{rejects: badPayload()}, nil
 	}
 	a := applied{serial: req.Card.Serial, channel: req.Channel, operator: req.Operator}
-	old, rec, err := paymentOf(c.tx, v.ref)
+	old, rec, err := paymentOf(c.tx, v.ref, v.orig.Outcome.Protocol)
 	if err != nil || rec == nil {
 		a.rejects = superseded()
 		return a, err
@@ -256,7 +259,7 @@ func (s *Store) correctReader(c *opCtx, v variation) (applied, error) {
 // cancelReader gives back the reader counter and frees the payment
 // reference of an accepted reader request.
 func (s *Store) cancelReader(c *opCtx, v variation) (applied, error) {
-	key, rec, err := paymentOf(c.tx, v.ref)
+	key, rec, err := paymentOf(c.tx, v.ref, v.orig.Outcome.Protocol)
 	if err != nil || rec == nil {
 		return applied{rejects: superseded()}, err
 	}
