@@ -111,6 +111,11 @@ type Transmission struct {
 	Errors     []Reject  `json:"errors,omitempty"` // Transmission (show) only
 	Duplicate  bool      `json:"duplicate,omitempty"`
 	Expect     uint64    `json:"expect,omitempty"` // a gap: the seq the hub expected
+	// Repeats counts the same transmission (totem, op, seq and outcome)
+	// received again after this one: a duplicate or a refusal repeated is
+	// counted on its first entry, not logged again. Last is the latest.
+	Repeats int       `json:"repeats,omitempty"`
+	Last    time.Time `json:"last,omitzero"`
 }
 
 // Outcomes a send log listing can select.

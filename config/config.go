@@ -167,6 +167,12 @@ type Totemhub struct {
 	CMS struct {
 		Policy    string `toml:"policy"` // fse-2020|fse-2016
 		DemoCards bool   `toml:"demo_cards"`
+		// How long the hub's send log keeps the repeated transmissions of
+		// applied operations (duplicates), and its refusals (sequence
+		// gaps, SEQ_REUSED), after their last repeat. The applied
+		// operations' own entries are the audit trail, kept.
+		SendLogRetention Duration `toml:"sendlog_retention"`
+		RefusalRetention Duration `toml:"refusal_retention"`
 	} `toml:"cms"`
 	Log Log `toml:"log"`
 }
@@ -235,6 +241,8 @@ func DefaultTotemhub() *Totemhub {
 	c.Fleet.Console = "console"
 	c.CMS.Policy = "fse-2020"
 	c.CMS.DemoCards = true
+	c.CMS.SendLogRetention = Duration{4380 * time.Hour}
+	c.CMS.RefusalRetention = Duration{720 * time.Hour}
 	return c
 }
 

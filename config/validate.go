@@ -238,6 +238,8 @@ func (c *Totemhub) Validate() error {
 	}
 
 	p.oneOf("cms.policy", c.CMS.Policy, "fse-2020", "fse-2016")
+	p.atLeast("cms.sendlog_retention", c.CMS.SendLogRetention, 4380*time.Hour)
+	p.atLeast("cms.refusal_retention", c.CMS.RefusalRetention, 24*time.Hour)
 
 	c.Log.validate(&p)
 	return errors.Join(p...)

@@ -519,6 +519,13 @@ func TestHostilePayloadsDoNotStopAnyone(t *testing.T) {
 		[]byte(`{"v":1} trailing`),
 		bytes.Repeat([]byte("A"), protocol.MaxPayload+1),
 		[]byte(`{"v":1,"op_id":"` + strings.Repeat("a", 32) + `","seq":1,"transport":{"status":"received"},"processing":{"status":"accepted"}}`),
+		// Malformed, with a name and a CF where the JSON library's
+		// messages would quote them.
+		[]byte(`{"v":1,"totem":"ROSSI MARIO RSSMRA80A01H501U`),
+		[]byte(`{"v":1,"ROSSI MARIO RSSMRA80A01H501U":1}`),
+		[]byte(`{"v":"ROSSI MARIO RSSMRA80A01H501U"}`),
+		[]byte(`ROSSI MARIO RSSMRA80A01H501U`),
+		[]byte(`{"v":1,"payload":{"cf":RSSMRA80A01H501U}}`),
 	}
 	for _, leaf := range []string{protocol.LeafResult, protocol.LeafPolicy} {
 		for _, b := range bad {
@@ -541,6 +548,13 @@ func TestHostilePayloadsDoNotStopAnyone(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	for _, leaf := range []string{protocol.LeafSync, protocol.LeafState} {
+		for _, b := range bad {
+			if _, err := rc.Publish(ctx, &paho.Publish{Topic: protocol.Topic("t-rogue", leaf), QoS: 1, Payload: b}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	// Everyone still works: a real consent goes through.
 	tt.consentFlow(ctx)
 	tt.wait(ctx, "Accolta. Protocollo:")
@@ -548,7 +562,8 @@ func TestHostilePayloadsDoNotStopAnyone(t *testing.T) {
 		t.Fatalf("hub counted %d malformed, want ≥ %d", m, len(bad))
 	}
 	logs := lb.String()
-	for _, want := range []string{"op dropped", "op for another totem dropped", "result dropped", "policy dropped"} {
+	for _, want := range []string{"op dropped", "op for another totem dropped", "result dropped", "policy dropped",
+		"ledger request dropped", "state dropped"} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("no %q in the logs", want)
 		}

@@ -122,6 +122,9 @@ func outcomeOf(t cms.Transmission) string {
 	if t.Expect > 0 {
 		s += fmt.Sprintf(" (gap: expected %d)", t.Expect)
 	}
+	if t.Repeats > 0 {
+		s += fmt.Sprintf(" (again %d times, last %s)", t.Repeats, stamp(t.Last))
+	}
 	return s
 }
 

@@ -103,7 +103,8 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 	if cfg.CMS.DemoCards {
 		seed = cms.DemoCards()
 	}
-	store, err := refcms.Open(filepath.Join(cfg.StateDir, "cms.db"), &refcms.Options{Policy: pol, Seed: seed})
+	store, err := refcms.Open(filepath.Join(cfg.StateDir, "cms.db"), &refcms.Options{Policy: pol, Seed: seed,
+		SendLogRetention: cfg.CMS.SendLogRetention.Duration, RefusalRetention: cfg.CMS.RefusalRetention.Duration})
 	if err != nil {
 		return err
 	}
@@ -163,9 +164,17 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 		defer close(fseDone)
 		store.RunFSERetries(fctx, time.Minute)
 	}()
+	pruneDone := make(chan struct{})
+	go func() {
+		defer close(pruneDone)
+		if err := store.RunSendLogPrune(fctx, time.Hour); err != nil {
+			log.Error("send log retention", "err", err)
+		}
+	}()
 	err = h.Run(ctx)
 	stopFSE()
 	<-fseDone
+	<-pruneDone
 	return err
 }
 

@@ -47,10 +47,12 @@ var (
 	// The send log's entries that are not in the audit (duplicates,
 	// refusals), keyed from the audit's sequence so both share one order.
 	bSendLog = []byte("sendlog") // seq (8 bytes BE) → cms.Transmission
+	// The send log entry a repeated transmission is counted on.
+	bRepeats = []byte("sendlog_repeats") // repeatKey → send log key (8 bytes BE)
 )
 
 var buckets = [][]byte{bCards, bConsents, bConsentsPrev, bLedger, bOps, bAudit, bProtocol,
-	bMeta, bHistory, bNotify, bPayments, bReissue, bCIPFail, bFSE, bTickets, bSendLog}
+	bMeta, bHistory, bNotify, bPayments, bReissue, bCIPFail, bFSE, bTickets, bSendLog, bRepeats}
 
 // Options configures a Store.
 type Options struct {
@@ -65,7 +67,19 @@ type Options struct {
 	// FSERetries is how many attempts end in technical errors before a
 	// second-level helpdesk ticket is opened; default 5.
 	FSERetries int
+	// SendLogRetention is how long the send log keeps the duplicates of
+	// applied operations after their last repeat (default
+	// DefaultSendLogRetention), RefusalRetention its refusals (sequence
+	// gaps, SEQ_REUSED; default DefaultRefusalRetention). The audit
+	// records, the entries of the applied operations, are kept.
+	SendLogRetention, RefusalRetention time.Duration
 }
+
+// Defaults of Options.
+const (
+	DefaultSendLogRetention = 4380 * time.Hour // six months
+	DefaultRefusalRetention = 720 * time.Hour  // 30 days
+)
 
 // Store is the reference backend.
 type Store struct {
@@ -74,6 +88,8 @@ type Store struct {
 	key        []byte
 	fse        FSESource
 	fseRetries int
+	keepDup    time.Duration // SendLogRetention
+	keepRef    time.Duration // RefusalRetention
 }
 
 var (
@@ -99,6 +115,13 @@ func Open(path string, opts *Options) (*Store, error) {
 	}
 	if s.fseRetries <= 0 {
 		s.fseRetries = 5
+	}
+	s.keepDup, s.keepRef = opts.SendLogRetention, opts.RefusalRetention
+	if s.keepDup <= 0 {
+		s.keepDup = DefaultSendLogRetention
+	}
+	if s.keepRef <= 0 {
+		s.keepRef = DefaultRefusalRetention
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range buckets {
@@ -228,21 +251,24 @@ func (s *Store) ApplyBatch(ctx context.Context, ops []cms.Op) ([]cms.Outcome, er
 
 // applyTx is the whole of one operation's life in the store: dedup,
 // sequence, rules, protocol number, record, audit.
+//
+// Dedup is per totem: an id is looked up under (totem, id), so a totem
+// sending ids another totem uses (predicted, or copied from the air)
+// only ever meets its own operations; it can neither answer for the
+// other's operations nor make them refused. An id this totem used at
+// another position is refused to this totem alone, and never finally
+// while its sequence number is still to come: that would leave a hole
+// nothing after it could pass.
 func (s *Store) applyTx(tx *bolt.Tx, op cms.Op) (cms.Outcome, error) {
 	ops := tx.Bucket(bOps)
-	if b := ops.Get([]byte(op.ID)); b != nil {
-		var rec opRecord
-		if err := json.Unmarshal(b, &rec); err != nil {
-			return cms.Outcome{}, fmt.Errorf("op record %s: %w", op.ID, err)
-		}
-		if rec.Totem != op.Totem || rec.Seq != op.Seq {
-			// Another totem, or another position, reusing an id: refuse
-			// without touching the original.
-			return seqReused(tx, op)
-		}
+	rec, found, err := getOp(tx, op.Totem, op.ID)
+	if err != nil {
+		return cms.Outcome{}, err
+	}
+	if found && rec.Seq == op.Seq {
 		out := rec.Outcome
 		out.Duplicate = true
-		return out, logSend(tx, transmission(op, out))
+		return out, logRepeat(tx, repeatDuplicate, transmission(op, out))
 	}
 	ledger := tx.Bucket(bLedger)
 	var last uint64
@@ -254,6 +280,11 @@ func (s *Store) applyTx(tx *bolt.Tx, op cms.Op) (cms.Outcome, error) {
 		return cms.Outcome{OutOfOrder: true, Expect: last + 1, At: op.Received}, nil
 	case op.Seq <= last:
 		return seqReused(tx, op)
+	case found:
+		// The next sequence number under an id this totem already used:
+		// refused, and the number consumed (ledger and audit, not the
+		// id's record, which stays the original's) so the totem goes on.
+		return reuseConsumed(tx, op)
 	}
 	n, err := tx.Bucket(bProtocol).NextSequence()
 	if err != nil {
@@ -275,7 +306,7 @@ func (s *Store) applyTx(tx *bolt.Tx, op cms.Op) (cms.Outcome, error) {
 			return cms.Outcome{}, err
 		}
 	}
-	if err := putJSON(ops, []byte(op.ID), opRecord{Totem: op.Totem, Seq: op.Seq, Kind: op.Kind, Outcome: out}); err != nil {
+	if err := putJSON(ops, opKey(op.Totem, op.ID), opRecord{Totem: op.Totem, Seq: op.Seq, Kind: op.Kind, Outcome: out}); err != nil {
 		return cms.Outcome{}, err
 	}
 	if err := ledger.Put([]byte(op.Totem), be(op.Seq)); err != nil {
@@ -303,7 +334,56 @@ func reject(at time.Time, r cms.Reject) cms.Outcome {
 // and logs the transmission.
 func seqReused(tx *bolt.Tx, op cms.Op) (cms.Outcome, error) {
 	out := reject(op.Received, cms.Reject{Code: cms.CodeSeqReused, Message: "Operazione non valida."})
-	return out, logSend(tx, transmission(op, out))
+	return out, logRepeat(tx, repeatReused, transmission(op, out))
+}
+
+// reuseConsumed refuses op, the totem's next operation, for an id it
+// already used, and consumes its sequence number: the ledger moves on and
+// the audit keeps the refusal (which is its send log entry), so a resend
+// of it finds the number taken and gets the same final refusal.
+func reuseConsumed(tx *bolt.Tx, op cms.Op) (cms.Outcome, error) {
+	out := reject(op.Received, cms.Reject{Code: cms.CodeSeqReused, Message: "Operazione non valida."})
+	out.Protocol = ""
+	if err := tx.Bucket(bLedger).Put([]byte(op.Totem), be(op.Seq)); err != nil {
+		return cms.Outcome{}, err
+	}
+	audit := tx.Bucket(bAudit)
+	k, err := audit.NextSequence()
+	if err != nil {
+		return cms.Outcome{}, err
+	}
+	return out, putJSON(audit, be(k), AuditRecord{At: op.Received, Totem: op.Totem, Seq: op.Seq, OpID: op.ID,
+		Kind: op.Kind, Accepted: false, Codes: []string{cms.CodeSeqReused}, Stamp: op.Stamp})
+}
+
+// opKey is the key of an operation's record: the totem, a NUL (never in a
+// totem id), the op id. Records of older versions are under the op id
+// alone (getOp still finds them).
+func opKey(totem, id string) []byte {
+	k := make([]byte, 0, len(totem)+1+len(id))
+	k = append(k, totem...)
+	k = append(k, 0)
+	return append(k, id...)
+}
+
+// getOp returns the record of totem's operation id, if it has one.
+func getOp(tx *bolt.Tx, totem, id string) (opRecord, bool, error) {
+	var rec opRecord
+	ops := tx.Bucket(bOps)
+	b := ops.Get(opKey(totem, id))
+	legacy := b == nil
+	if legacy {
+		if b = ops.Get([]byte(id)); b == nil {
+			return rec, false, nil
+		}
+	}
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return rec, false, fmt.Errorf("op record %s: %w", id, err)
+	}
+	if legacy && rec.Totem != totem {
+		return opRecord{}, false, nil // another totem's, from before ids were scoped
+	}
+	return rec, true, nil
 }
 
 func getCard(tx *bolt.Tx, serial string) (*cms.Card, error) {
@@ -425,12 +505,14 @@ func putJSON(b *bolt.Bucket, k []byte, v any) error {
 	return b.Put(k, data)
 }
 
-// strictJSON decodes a request: unknown fields and trailing data refused.
+// strictJSON decodes a request: unknown fields (a key matches its field
+// exactly, no case folding) and trailing data refused; the envelope it came
+// in refused duplicate keys (protocol.decode).
 // The package encodes and decodes with github.com/segmentio/encoding/json
 // (the standard library's API, a third of its CPU): the CMS is where a
 // drain spends most of it.
 func strictJSON(b []byte, v any) error {
-	rest, err := json.Parse(b, v, json.DisallowUnknownFields)
+	rest, err := json.Parse(b, v, json.DisallowUnknownFields|json.DontMatchCaseInsensitiveStructFields)
 	if err != nil {
 		return err
 	}

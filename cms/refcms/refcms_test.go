@@ -1,14 +1,18 @@
 package refcms
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/aslcns/totem/cms"
+	bolt "go.etcd.io/bbolt"
 )
 
 var now = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
@@ -89,11 +93,15 @@ func TestApplyConsentOnceInOrder(t *testing.T) {
 	if last, _ := s.LastSeq("t1"); last != 3 {
 		t.Fatalf("last seq %d, want 3", last)
 	}
-	// The same id from another totem is refused.
+	// The same id from another totem is that totem's own operation:
+	// dedup is per totem (TestForeignIDsDoNotTouchAnotherTotem).
 	other := consentOp(t, id(1), 1, goodRequest())
 	other.Totem = "t2"
-	if out, _ := s.Apply(ctx, other); out.Accepted || out.Duplicate {
-		t.Fatalf("id reused by another totem = %+v", out)
+	if out, _ := s.Apply(ctx, other); !out.Accepted || out.Duplicate || out.Protocol == dup.Protocol {
+		t.Fatalf("id used by another totem = %+v", out)
+	}
+	if again, _ := s.Apply(ctx, consentOp(t, id(1), 1, goodRequest())); !again.Duplicate || again.Protocol != dup.Protocol {
+		t.Fatalf("t1's own operation after t2's = %+v", again)
 	}
 }
 
@@ -172,5 +180,101 @@ func TestApplyBatchIsSequential(t *testing.T) {
 	}
 	if audit, _ := s.Audit(); len(audit) != 2 {
 		t.Fatalf("audit %d", len(audit))
+	}
+}
+
+// A totem that sends the ids another totem will use (predicted, or seen)
+// gets its own operations applied and nothing else: the other totem's
+// operations with those ids all apply exactly once, in sequence, and its
+// queue goes on. Before dedup was scoped per totem, demo-01's two were
+// rejected SEQ_REUSED, final, with their sequence numbers never consumed.
+func TestForeignIDsDoNotTouchAnotherTotem(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	victim := []cms.Op{e.opAs("demo-01", now, cms.KindReader, goodReader()),
+		e.opAs("demo-01", now, cms.KindHistory, goodHistory()),
+		e.opAs("demo-01", now, cms.KindHistory, goodHistory())}
+	for _, v := range victim[:2] {
+		// demo-02 goes first with demo-01's upcoming ids, at its own seqs.
+		op := e.opAs("demo-02", now, cms.KindHistory, goodHistory())
+		op.ID = v.ID
+		if out := e.apply(op); !out.Accepted {
+			t.Fatalf("demo-02's own operation: %+v", out)
+		}
+	}
+	for i, op := range victim {
+		out, err := e.s.Apply(ctx, op)
+		if err != nil || out.Duplicate || !out.Accepted || out.Protocol == "" {
+			t.Fatalf("demo-01 seq %d: %+v, %v", op.Seq, out, err)
+		}
+		// Sent again: its own stored outcome, nothing applied twice.
+		dup, err := e.s.Apply(ctx, victim[i])
+		if err != nil || !dup.Duplicate || dup.Protocol != out.Protocol {
+			t.Fatalf("demo-01 seq %d again: %+v, %v", op.Seq, dup, err)
+		}
+	}
+	if last, _ := e.s.LastSeq("demo-01"); last != 3 {
+		t.Fatalf("demo-01 last seq %d, want 3", last)
+	}
+	if c := e.card(activeSerial); c.Readers != 1 {
+		t.Fatalf("readers %d, want 1 (applied once)", c.Readers)
+	}
+	_, entries, err := e.s.Ledger("demo-01", 1, 10)
+	if err != nil || len(entries) != 3 || entries[0].OpID != victim[0].ID || !entries[0].Outcome.Accepted {
+		t.Fatalf("demo-01 ledger %+v, %v", entries, err)
+	}
+}
+
+// An id a totem used again at its next sequence number is refused to it,
+// and the number is consumed: the totem's next operation applies.
+func TestOwnIDReusedConsumesTheSeq(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	first := e.opAs("t1", now, cms.KindHistory, goodHistory())
+	e.apply(first)
+	again := e.opAs("t1", now, cms.KindHistory, goodHistory())
+	again.ID = first.ID
+	for range 2 { // a resend gets the same final refusal
+		out, err := e.s.Apply(ctx, again)
+		if err != nil || out.Accepted || out.OutOfOrder || !slices.Contains(codesOf(out), cms.CodeSeqReused) {
+			t.Fatalf("reused id: %+v, %v", out, err)
+		}
+	}
+	if out := e.apply(e.opAs("t1", now, cms.KindHistory, goodHistory())); !out.Accepted {
+		t.Fatalf("next operation %+v", out)
+	}
+	if last, _ := e.s.LastSeq("t1"); last != 3 {
+		t.Fatalf("last seq %d, want 3", last)
+	}
+}
+
+// Op records written before dedup was scoped (under the id alone) still
+// answer their own totem's duplicates, and no other totem's.
+func TestLegacyOpRecords(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	op := e.opAs("t1", now, cms.KindHistory, goodHistory())
+	first := e.apply(op)
+	// Move the record where an older version kept it.
+	if err := e.s.db.Update(func(tx *bolt.Tx) error {
+		ops := tx.Bucket(bOps)
+		v := bytes.Clone(ops.Get(opKey("t1", op.ID)))
+		if v == nil {
+			return errors.New("no scoped record")
+		}
+		if err := ops.Delete(opKey("t1", op.ID)); err != nil {
+			return err
+		}
+		return ops.Put([]byte(op.ID), v)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if dup, err := e.s.Apply(ctx, op); err != nil || !dup.Duplicate || dup.Protocol != first.Protocol {
+		t.Fatalf("t1's duplicate: %+v, %v", dup, err)
+	}
+	other := e.opAs("t2", now, cms.KindHistory, goodHistory())
+	other.ID = op.ID
+	if out := e.apply(other); !out.Accepted || out.Protocol == first.Protocol {
+		t.Fatalf("t2's operation: %+v", out)
 	}
 }

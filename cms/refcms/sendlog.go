@@ -1,6 +1,7 @@
 package refcms
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/binary"
 	"fmt"
@@ -33,14 +34,64 @@ func transmission(op cms.Op, out cms.Outcome) cms.Transmission {
 	return t
 }
 
-// logSend appends t to the send log inside tx.
-func logSend(tx *bolt.Tx, t cms.Transmission) error {
+// Classes of repeated transmissions, in repeatKey.
+const (
+	repeatDuplicate = 'd'
+	repeatReused    = 'r' // SEQ_REUSED
+	repeatRefused   = 'g' // a sequence gap, refused
+)
+
+// repeatKey names a transmission that may come again: its totem, class,
+// op id and seq.
+func repeatKey(t *cms.Transmission, class byte) []byte {
+	k := make([]byte, 0, len(t.Totem)+len(t.OpID)+12)
+	k = append(k, t.Totem...)
+	k = append(k, 0, class)
+	k = append(k, t.OpID...)
+	k = append(k, 0)
+	return binary.BigEndian.AppendUint64(k, t.Seq)
+}
+
+// classOf is the repeat class of a send log entry (never an audit one).
+func classOf(t *cms.Transmission) byte {
+	switch {
+	case t.Duplicate:
+		return repeatDuplicate
+	case t.Transport == cms.TxRefused:
+		return repeatRefused
+	}
+	return repeatReused
+}
+
+// logRepeat records t, a transmission that changes nothing (a duplicate,
+// a refusal), inside tx: the first time as a send log entry, every time
+// after that as a count on that entry. A totem replaying one operation
+// thousands of times costs one entry, not one per replay (233 bytes each,
+// 16 MiB for 5 000 replays before).
+func logRepeat(tx *bolt.Tx, class byte, t cms.Transmission) error {
+	rk := repeatKey(&t, class)
+	sl, idx := tx.Bucket(bSendLog), tx.Bucket(bRepeats)
+	if k := idx.Get(rk); len(k) == 8 {
+		if v := sl.Get(k); v != nil {
+			var first cms.Transmission
+			if err := json.Unmarshal(v, &first); err != nil {
+				return fmt.Errorf("send log %x: %w", k, err)
+			}
+			first.Repeats++
+			first.Last = t.At
+			first.N = 0
+			return putJSON(sl, bytes.Clone(k), first)
+		}
+	}
 	k, err := tx.Bucket(bAudit).NextSequence()
 	if err != nil {
 		return err
 	}
 	t.N = 0
-	return putJSON(tx.Bucket(bSendLog), be(k), t)
+	if err := putJSON(sl, be(k), t); err != nil {
+		return err
+	}
+	return idx.Put(rk, be(k))
 }
 
 // LogRefused records transmissions the hub refused without applying them.
@@ -51,7 +102,7 @@ func (s *Store) LogRefused(ts []cms.Transmission) error {
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		for _, t := range ts {
 			t.Transport, t.Processing = cms.TxRefused, cms.TxPending
-			if err := logSend(tx, t); err != nil {
+			if err := logRepeat(tx, repeatRefused, t); err != nil {
 				return err
 			}
 		}
@@ -191,15 +242,13 @@ func (s *Store) Transmission(n uint64) (cms.Transmission, error) {
 		if err != nil || t.Transport != cms.TxReceived {
 			return err
 		}
-		if b := tx.Bucket(bOps).Get([]byte(t.OpID)); b != nil {
-			var rec opRecord
-			if err := json.Unmarshal(b, &rec); err != nil {
-				return fmt.Errorf("op record %s: %w", t.OpID, err)
-			}
-			if rec.Totem == t.Totem && rec.Seq == t.Seq {
-				t.Errors = rec.Outcome.Rejects
-				return nil
-			}
+		rec, found, err := getOp(tx, t.Totem, t.OpID)
+		if err != nil {
+			return err
+		}
+		if found && rec.Seq == t.Seq {
+			t.Errors = rec.Outcome.Rejects
+			return nil
 		}
 		for _, c := range t.Codes {
 			if c == cms.CodeSeqReused {
@@ -226,7 +275,6 @@ func (s *Store) Ledger(totem string, from uint64, max int) (uint64, []cms.Ledger
 		if b := tx.Bucket(bLedger).Get([]byte(totem)); len(b) == 8 {
 			last = binary.BigEndian.Uint64(b)
 		}
-		ops := tx.Bucket(bOps)
 		return tx.Bucket(bAudit).ForEach(func(k, v []byte) error {
 			var a AuditRecord
 			if err := json.Unmarshal(v, &a); err != nil {
@@ -235,13 +283,18 @@ func (s *Store) Ledger(totem string, from uint64, max int) (uint64, []cms.Ledger
 			if a.Totem != totem || a.Seq < from || a.Seq >= from+uint64(max) {
 				return nil
 			}
-			b := ops.Get([]byte(a.OpID))
-			if b == nil {
-				return nil
+			rec, found, err := getOp(tx, totem, a.OpID)
+			if err != nil {
+				return err
 			}
-			var rec opRecord
-			if err := json.Unmarshal(b, &rec); err != nil {
-				return fmt.Errorf("op record %s: %w", a.OpID, err)
+			if !found || rec.Seq != a.Seq {
+				if slices.Equal(a.Codes, []string{cms.CodeSeqReused}) {
+					// A number consumed by an id the totem had used
+					// (reuseConsumed): its outcome is in the audit.
+					out = append(out, cms.LedgerEntry{OpID: a.OpID, Seq: a.Seq, Kind: a.Kind, Outcome: reject(a.At,
+						cms.Reject{Code: cms.CodeSeqReused, Message: "Operazione non valida."})})
+				}
+				return nil
 			}
 			out = append(out, cms.LedgerEntry{OpID: a.OpID, Seq: a.Seq, Kind: a.Kind, Outcome: rec.Outcome})
 			return nil

@@ -25,7 +25,7 @@ func TestSendLog(t *testing.T) {
 		t.Fatalf("%+v %v", dup, err)
 	}
 	reused := first
-	reused.Seq = 9 // the id again at another position
+	reused.Seq = 2 // the id again at another, consumed, position
 	if out, _ := e.s.Apply(context.Background(), reused); !slices.Equal(codesOf(out), []string{cms.CodeSeqReused}) {
 		t.Fatalf("%+v", out)
 	}

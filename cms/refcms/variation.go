@@ -40,17 +40,15 @@ func (s *Store) original(c *opCtx) (variation, []cms.Reject, error) {
 		}
 		v.ref, v.protocol, v.reason = req.Ref, req.Protocol, req.Reason
 	}
-	b := c.tx.Bucket(bOps).Get([]byte(v.ref))
-	if b == nil {
+	orig, found, err := getOp(c.tx, c.op.Totem, v.ref)
+	if err != nil {
+		return v, nil, err
+	}
+	if !found {
 		return v, []cms.Reject{{Code: cms.CodeRefUnknown, Message: "Operazione originale non trovata."}}, nil
 	}
-	if err := json.Unmarshal(b, &v.orig); err != nil {
-		return v, nil, fmt.Errorf("op record %s: %w", v.ref, err)
-	}
-	switch {
-	case v.orig.Totem != c.op.Totem:
-		return v, []cms.Reject{{Code: cms.CodeRefUnknown, Message: "Operazione originale non trovata."}}, nil
-	case v.protocol != "" && v.protocol != v.orig.Outcome.Protocol:
+	v.orig = orig
+	if v.protocol != "" && v.protocol != v.orig.Outcome.Protocol {
 		return v, []cms.Reject{{Code: cms.CodeProtocolMismatch, Message: "Il numero di protocollo non è quello dell'operazione originale."}}, nil
 	}
 	if rs := cms.RefusalOfVariation(c.op.Kind, v.orig.Kind); rs != nil {
@@ -102,8 +100,10 @@ func (s *Store) applyVariation(c *opCtx) (applied, error) {
 	return a, err
 }
 
-// consentOf finds the card whose consent record the operation ref wrote.
-func consentOf(tx *bolt.Tx, ref string) (string, *ConsentRecord, error) {
+// consentOf finds the card whose consent record the operation ref wrote,
+// with protocol number protocol: op ids are unique per totem only, the
+// protocol number names the operation.
+func consentOf(tx *bolt.Tx, ref, protocol string) (string, *ConsentRecord, error) {
 	var serial string
 	var found *ConsentRecord
 	err := tx.Bucket(bConsents).ForEach(func(k, b []byte) error {
@@ -114,7 +114,7 @@ func consentOf(tx *bolt.Tx, ref string) (string, *ConsentRecord, error) {
 		if err := json.Unmarshal(b, &r); err != nil {
 			return fmt.Errorf("consents %s: %w", k, err)
 		}
-		if r.OpID == ref {
+		if r.OpID == ref && r.Protocol == protocol {
 			serial, found = string(k), &r
 		}
 		return nil
@@ -144,11 +144,11 @@ func (s *Store) correctConsent(c *opCtx, v variation) (applied, error) {
 			return a, err
 		}
 	}
-	if b == nil || cur.OpID != v.ref {
+	if b == nil || cur.OpID != v.ref || cur.Protocol != v.orig.Outcome.Protocol {
 		// Another card than the original's, or a later consent.
 		a.rejects = []cms.Reject{{Code: cms.CodeCardChanged,
 			Message: "La correzione non riguarda i consensi registrati dall'operazione originale."}}
-		if serial, _, err := consentOf(c.tx, v.ref); err != nil || serial == "" {
+		if serial, _, err := consentOf(c.tx, v.ref, v.orig.Outcome.Protocol); err != nil || serial == "" {
 			a.rejects = superseded()
 			return a, err
 		}
@@ -164,7 +164,7 @@ func (s *Store) correctConsent(c *opCtx, v variation) (applied, error) {
 
 // cancelConsent puts back the consents in force before the original.
 func (s *Store) cancelConsent(c *opCtx, v variation) (applied, error) {
-	serial, cur, err := consentOf(c.tx, v.ref)
+	serial, cur, err := consentOf(c.tx, v.ref, v.orig.Outcome.Protocol)
 	a := applied{serial: serial}
 	if err != nil || cur == nil {
 		a.rejects = superseded()
@@ -190,8 +190,9 @@ func (s *Store) cancelConsent(c *opCtx, v variation) (applied, error) {
 	return a, event(c, serial, cms.KindCancellation, cur.Channel, cms.KindConsent)
 }
 
-// paymentOf finds the payment the reader request ref recorded.
-func paymentOf(tx *bolt.Tx, ref string) (string, *PaymentRecord, error) {
+// paymentOf finds the payment the reader request ref, with protocol
+// number protocol, recorded.
+func paymentOf(tx *bolt.Tx, ref, protocol string) (string, *PaymentRecord, error) {
 	var key string
 	var found *PaymentRecord
 	err := tx.Bucket(bPayments).ForEach(func(k, b []byte) error {
@@ -202,7 +203,7 @@ func paymentOf(tx *bolt.Tx, ref string) (string, *PaymentRecord, error) {
 		if err := json.Unmarshal(b, &r); err != nil {
 			return fmt.Errorf("payments %s: %w", k, err)
 		}
-		if r.OpID == ref {
+		if r.OpID == ref && r.Protocol == protocol {
 			key, found = string(k), &r
 		}
 		return nil
@@ -218,7 +219,7 @@ func (s *Store) correctReader(c *opCtx, v variation) (applied, error) {
 		return applied{rejects: badPayload()}, nil
 	}
 	a := applied{serial: req.Card.Serial, channel: req.Channel, operator: req.Operator}
-	old, rec, err := paymentOf(c.tx, v.ref)
+	old, rec, err := paymentOf(c.tx, v.ref, v.orig.Outcome.Protocol)
 	if err != nil || rec == nil {
 		a.rejects = superseded()
 		return a, err
@@ -258,7 +259,7 @@ func (s *Store) correctReader(c *opCtx, v variation) (applied, error) {
 // cancelReader gives back the reader counter and frees the payment
 // reference of an accepted reader request.
 func (s *Store) cancelReader(c *opCtx, v variation) (applied, error) {
-	key, rec, err := paymentOf(c.tx, v.ref)
+	key, rec, err := paymentOf(c.tx, v.ref, v.orig.Outcome.Protocol)
 	if err != nil || rec == nil {
 		return applied{rejects: superseded()}, err
 	}

@@ -301,3 +301,39 @@ func TestCancelLegacyConsent(t *testing.T) {
 		t.Fatalf("consents %+v, %v", r, err)
 	}
 }
+
+// A totem's cancellation acts on its own original, never on another
+// totem's operation that carries the same op id (ids are unique per totem
+// only): the consent records are found by op id and protocol number.
+func TestVariationFindsItsOwnTotemsRecord(t *testing.T) {
+	e := newEnv(t, nil)
+	card := e.card(adultSerial)
+	card.State = cms.CardActive
+	if err := e.s.PutCard(card); err != nil {
+		t.Fatal(err)
+	}
+	adult := goodRequest()
+	adult.Card = adultRef
+	mine := e.opAs("demo-01", now, cms.KindConsent, adult)
+	orig := e.apply(mine)
+	if !orig.Accepted {
+		t.Fatalf("demo-01's consent %+v", orig)
+	}
+	theirs := e.opAs("demo-02", now, cms.KindConsent, goodRequest()) // activeSerial, listed first
+	theirs.ID = mine.ID
+	if out := e.apply(theirs); !out.Accepted {
+		t.Fatalf("demo-02's consent %+v", out)
+	}
+	before, _ := e.s.Consents(activeSerial)
+	out := e.apply(e.opAs("demo-01", now, cms.KindCancellation,
+		cms.CancellationRequest{Ref: mine.ID, Protocol: orig.Protocol, Reason: "scelta sbagliata"}))
+	if !out.Accepted {
+		t.Fatalf("cancellation %+v", out)
+	}
+	if after, _ := e.s.Consents(activeSerial); !reflect.DeepEqual(before, after) {
+		t.Fatalf("demo-02's citizen's consents changed:\n%+v\n%+v", before, after)
+	}
+	if r, err := e.s.Consents(adultSerial); err == nil && r.OpID == mine.ID && r.VariedBy == "" {
+		t.Fatalf("demo-01's consent not cancelled: %+v", r)
+	}
+}

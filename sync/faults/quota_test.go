@@ -255,7 +255,7 @@ func TestCorruptRecord(t *testing.T) {
 	field := func(tag byte, start []byte) []byte { // a payload field's first bytes
 		return append(binary.AppendUvarint([]byte{tag}, uint64(len(p))), start...)
 	}
-	ownID := []byte{19, 0} // the id is the database's salt and the seq
+	ownID := []byte{19, 0} // the id the outbox derives from the seq
 	rawID := func(e outbox.Entry) []byte {
 		b, _ := hex.DecodeString(e.ID)
 		return append([]byte{1, 16}, b...)

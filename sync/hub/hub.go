@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/cms"
+	"github.com/aslcns/totem/internal/lograte"
 	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/protocol"
 	"github.com/eclipse/paho.golang/autopaho"
@@ -62,8 +63,12 @@ type Hub struct {
 	work  chan *paho.Publish
 	stats Stats
 
-	cmds     sync.WaitGroup // console commands being answered
-	cmdSlots chan struct{}  // bounds them
+	cmds     sync.WaitGroup // console commands and sync requests being answered
+	cmdPool  pool
+	syncPool pool
+	syncGate syncGate
+
+	logs lograte.Limiter // lines that a totem's repeats would multiply
 
 	mu         sync.Mutex
 	cm         *autopaho.ConnectionManager
@@ -78,6 +83,10 @@ type Stats struct {
 	Malformed  atomic.Int64 // payloads refused
 	Dropped    atomic.Int64 // operations dropped, queue full
 	Batches    atomic.Int64 // batches handed to the backend (one commit each for a BatchBackend)
+	// Requests dropped, not logged: console commands while cmdPool are
+	// answered, sync requests over a totem's rate or while syncPool are.
+	CommandsDropped atomic.Int64
+	SyncDropped     atomic.Int64
 }
 
 // New returns a hub; it does nothing until Run.
@@ -88,8 +97,10 @@ func New(o Options) *Hub {
 	if o.Queue == 0 {
 		o.Queue = 4096
 	}
-	return &Hub{o: o, log: o.Logger, work: make(chan *paho.Publish, o.Queue), policySent: make(map[string]bool),
-		cmdSlots: make(chan struct{}, 4)}
+	h := &Hub{o: o, log: o.Logger, work: make(chan *paho.Publish, o.Queue), policySent: make(map[string]bool)}
+	h.cmdPool = pool{slots: make(chan struct{}, cmdPool), wg: &h.cmds}
+	h.syncPool = pool{slots: make(chan struct{}, syncPool), wg: &h.cmds}
+	return h
 }
 
 // Stats returns the hub's counters.
@@ -191,36 +202,25 @@ func (h *Hub) AwaitConnection(ctx context.Context) error {
 }
 
 // receive runs on paho's delivery goroutine: it only hands the message to
-// the worker (or a console command to its own goroutine), never waits.
+// the worker (or a console command or sync request to its pool), never
+// waits.
 func (h *Hub) receive(p *paho.Publish) {
-	var handle func(*paho.Publish)
-	switch _, leaf, _ := protocol.ParseTopic(p.Topic); {
-	case p.Topic == protocol.HubCmdTopic:
-		handle = h.command
-	case leaf == protocol.LeafSync:
-		handle = h.ledger
-	}
-	if handle != nil {
-		select {
-		case h.cmdSlots <- struct{}{}:
-			h.cmds.Add(1)
-			go func() {
-				defer h.cmds.Done()
-				defer func() { <-h.cmdSlots }()
-				handle(p)
-			}()
-		default:
-			h.log.Warn("console command dropped: too many at once", "topic", p.Topic)
-		}
+	if totem, leaf, _ := protocol.ParseTopic(p.Topic); h.dispatchRequest(p, totem, leaf) {
 		return
 	}
 	select {
 	case h.work <- p:
 	default:
 		h.stats.Dropped.Add(1)
-		h.log.Warn("ingest queue full, message dropped", "topic", p.Topic)
+		h.limited(slog.LevelWarn, "queue_full", "ingest queue full, message dropped", "topic_bytes", len(p.Topic))
 	}
 }
+
+// heldKey names a held operation: ids are unique per totem only, and a
+// totem reusing another's id must not stand in for it.
+type heldKey struct{ totem, id string }
+
+func keyOf(op *protocol.Op) heldKey { return heldKey{op.Totem, op.ID} }
 
 // pending is an operation on its way through the worker.
 type pending struct {
@@ -250,7 +250,7 @@ func (h *Hub) worker(ctx context.Context, cm *autopaho.ConnectionManager) {
 		close(results)
 		pubs.Wait()
 	}()
-	held := make(map[string]pending)
+	held := make(map[heldKey]pending)
 	for {
 		var first *paho.Publish
 		if len(held) == 0 {
@@ -282,15 +282,15 @@ func (h *Hub) worker(ctx context.Context, cm *autopaho.ConnectionManager) {
 			switch {
 			case err != nil:
 				// The backend could not decide: say so; the totem sends it again.
-				h.log.Error("apply failed", "totem", p.op.Totem, "seq", p.op.Seq, "err", err)
+				h.limited(slog.LevelError, "apply", "apply failed", "totem", p.op.Totem, "seq", p.op.Seq, "err", err)
 				res.Transport = protocol.Transport{Status: protocol.TransportRefused, At: time.Now().UTC()}
 				res.Processing = protocol.Processing{Status: protocol.ProcessingPending}
 			case outs[i].OutOfOrder && p.op.Seq-outs[i].Expect < gapWindow && time.Since(p.since) < reorderWait:
-				held[p.op.ID] = p
+				held[keyOf(p.op)] = p
 				continue
 			case outs[i].OutOfOrder:
 				h.stats.Gaps.Add(1)
-				h.log.Info("sequence gap", "totem", p.op.Totem, "seq", p.op.Seq, "expect", outs[i].Expect)
+				h.limited(slog.LevelInfo, "gap/"+p.op.Totem, "sequence gap", "totem", p.op.Totem, "seq", p.op.Seq, "expect", outs[i].Expect)
 				res.Transport = protocol.Transport{Status: protocol.TransportRefused, At: outs[i].At}
 				res.Processing = protocol.Processing{Status: protocol.ProcessingPending}
 				res.Expect = outs[i].Expect
@@ -299,7 +299,7 @@ func (h *Hub) worker(ctx context.Context, cm *autopaho.ConnectionManager) {
 			default:
 				h.outcome(p.op, outs[i], res)
 			}
-			delete(held, p.op.ID)
+			delete(held, keyOf(p.op))
 			answers = append(answers, outgoing{p.op.Totem, res})
 		}
 		if sl, ok := h.o.Backend.(cms.SendLogger); ok && len(refused) > 0 {
@@ -307,7 +307,7 @@ func (h *Hub) worker(ctx context.Context, cm *autopaho.ConnectionManager) {
 			// commit, before the answers go out, so that a technician who
 			// saw a refusal finds it in the send log.
 			if err := sl.LogRefused(refused); err != nil {
-				h.log.Warn("send log: refusals not recorded", "n", len(refused), "err", err)
+				h.limited(slog.LevelWarn, "sendlog", "send log: refusals not recorded", "n", len(refused), "err", err)
 			}
 		}
 		for _, a := range answers {
@@ -331,7 +331,7 @@ func stampOf(s *protocol.Stamp) *cms.Stamp {
 // collect takes first and whatever else is already waiting (up to a batch),
 // decodes the operations, adds the held ones and sorts the lot by totem and
 // sequence. Presence messages are handled on the way.
-func (h *Hub) collect(ctx context.Context, cm *autopaho.ConnectionManager, first *paho.Publish, held map[string]pending) []pending {
+func (h *Hub) collect(ctx context.Context, cm *autopaho.ConnectionManager, first *paho.Publish, held map[heldKey]pending) []pending {
 	now := time.Now()
 	var batch []pending
 	for _, p := range held {
@@ -342,7 +342,7 @@ func (h *Hub) collect(ctx context.Context, cm *autopaho.ConnectionManager, first
 	// it leaves the hold.
 	take := func(m *paho.Publish) {
 		if op := h.decode(ctx, cm, m); op != nil {
-			if _, ok := held[op.ID]; !ok {
+			if _, ok := held[keyOf(op)]; !ok {
 				batch = append(batch, pending{op: op, since: now})
 			}
 		}
@@ -375,7 +375,7 @@ func (h *Hub) decode(ctx context.Context, cm *autopaho.ConnectionManager, m *pah
 	totem, leaf, ok := protocol.ParseTopic(m.Topic)
 	if !ok {
 		h.stats.Malformed.Add(1)
-		h.log.Warn("message on malformed topic dropped", "topic", m.Topic)
+		h.limited(slog.LevelWarn, "topic", "message on malformed topic dropped", "topic_bytes", len(m.Topic)) // the topic may be anything
 		return nil
 	}
 	switch leaf {
@@ -383,7 +383,7 @@ func (h *Hub) decode(ctx context.Context, cm *autopaho.ConnectionManager, m *pah
 		st, err := protocol.DecodeState(m.Payload)
 		if err != nil || st.Totem != totem {
 			h.stats.Malformed.Add(1)
-			h.log.Warn("state dropped", "totem", totem, "err", err)
+			h.limited(slog.LevelWarn, "state/"+totem, "state dropped", "totem", totem, "err", err)
 			return nil
 		}
 		if st.Status == protocol.Online {
@@ -397,12 +397,12 @@ func (h *Hub) decode(ctx context.Context, cm *autopaho.ConnectionManager, m *pah
 	op, err := protocol.DecodeOp(m.Payload)
 	if err != nil {
 		h.stats.Malformed.Add(1)
-		h.log.Warn("op dropped", "totem", totem, "err", err, "bytes", len(m.Payload))
+		h.limited(slog.LevelWarn, "op/"+totem, "op dropped", "totem", totem, "err", err, "bytes", len(m.Payload))
 		return nil
 	}
 	if op.Totem != totem {
 		h.stats.Malformed.Add(1)
-		h.log.Warn("op for another totem dropped", "totem", totem, "claimed", op.Totem)
+		h.limited(slog.LevelWarn, "claim/"+totem, "op for another totem dropped", "totem", totem, "claimed", op.Totem)
 		return nil
 	}
 	return op
@@ -469,7 +469,7 @@ func (h *Hub) publishResult(ctx context.Context, cm *autopaho.ConnectionManager,
 	payload, _ := protocol.Marshal(res)
 	if _, err := cm.Publish(ctx, &paho.Publish{Topic: protocol.Topic(totem, protocol.LeafResult), QoS: 1, Payload: payload}); err != nil {
 		// The totem will send the operation again and get the stored result.
-		h.log.Warn("result not sent", "totem", totem, "seq", res.Seq, "err", err)
+		h.limited(slog.LevelWarn, "result/"+totem, "result not sent", "totem", totem, "seq", res.Seq, "err", err)
 	}
 }
 
@@ -511,7 +511,7 @@ func (h *Hub) command(p *paho.Publish) {
 	rt := p.Properties.ResponseTopic
 	console, ok := strings.CutPrefix(rt, protocol.HubRoot+"/reply/")
 	if !ok || !protocol.ValidTotemID(console) {
-		h.log.Warn("console command with a foreign response topic dropped", "response_topic", rt)
+		h.limited(slog.LevelWarn, "response_topic", "console command with a foreign response topic dropped", "response_topic_bytes", len(rt))
 		return
 	}
 	reply := &protocol.Reply{V: protocol.Version, ID: "invalid"}
@@ -664,7 +664,7 @@ func (h *Hub) ledger(p *paho.Publish) {
 	req, err := protocol.DecodeLedgerRequest(p.Payload)
 	if err != nil {
 		h.stats.Malformed.Add(1)
-		h.log.Warn("ledger request dropped", "totem", totem, "err", err)
+		h.limited(slog.LevelWarn, "sync/"+totem, "ledger request dropped", "totem", totem, "err", err)
 		return
 	}
 	l := protocol.Ledger{V: protocol.Version, ID: req.ID, Totem: totem, Results: []protocol.Result{}}
@@ -684,7 +684,7 @@ func (h *Hub) ledger(p *paho.Publish) {
 			l.Results = append(l.Results, res)
 		}
 	}
-	h.log.Info("ledger sent", "totem", totem, "from", req.From, "results", len(l.Results))
+	h.limited(slog.LevelInfo, "ledger/"+totem, "ledger sent", "totem", totem, "from", req.From, "results", len(l.Results))
 	b, _ := protocol.Marshal(l)
 	h.mu.Lock()
 	cm := h.cm

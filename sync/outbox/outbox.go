@@ -38,12 +38,18 @@
 //	seq         its NextSequence gives sequence numbers; keys "depth",
 //	            "quarantined", "shed", "voids" are counters ("depth"
 //	            counts the pending entries that are not voids), "salt"
-//	            the id prefix
+//	            8 bytes, "idkey" the 16-byte AES key of the ids, "idfrom" the
+//	            first seq whose id is keyed (8 bytes big-endian)
 //	meta        firmware key → value
 //
-// An id is the database's random 8-byte salt followed by the big-endian
-// seq, in hex: unique across totems, and lookups need no index write.
-// Ids written by older versions are random and found through "index".
+// An id is the AES-128 encryption, under the database's random "idkey",
+// of the 8-byte salt followed by the big-endian seq, in hex: 128 bits no
+// one without the key can tell from random or predict (a totem that
+// could would send another's next ids), unique because AES is a
+// permutation, and derived from the seq, so neither the record nor an
+// index stores it and a lookup decrypts it. Ids assigned before the key
+// existed (seq below "idfrom") are the salt and seq in clear; ids of
+// still older versions are random and found through "index".
 //
 // Entries are stored in a compact binary record with a checksum; the JSON
 // objects older versions wrote are still read (record.go).
@@ -51,6 +57,8 @@ package outbox
 
 import (
 	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
@@ -106,6 +114,8 @@ var (
 	keyShed        = []byte("shed")        // in bucketSeq: telemetry entries shed, ever
 	keySalt        = []byte("salt")        // in bucketSeq: 8 random bytes, the id prefix
 	keyVoids       = []byte("voids")       // in bucketSeq: number of voids in pending
+	keyIDKey       = []byte("idkey")       // in bucketSeq: 16 random bytes, the AES key of the ids
+	keyIDFrom      = []byte("idfrom")      // in bucketSeq: first seq with a keyed id (8 bytes BE)
 )
 
 var allBuckets = [][]byte{bucketPending, bucketDone, bucketQuarantine, bucketTelemetry, bucketIndex, bucketSeq, bucketMeta, bucketSent}
@@ -144,7 +154,7 @@ func voids(reason string) bool {
 
 // Entry is one operation in the outbox.
 type Entry struct {
-	ID       string // 32 lowercase hex digits: a random per-database prefix and the seq
+	ID       string // 32 lowercase hex digits, unpredictable: the seq encrypted under a per-database key
 	Seq      uint64 // per-totem sequence from the store; starts at 1, never reused
 	Kind     string
 	Payload  []byte
@@ -228,6 +238,8 @@ type Outbox struct {
 	pageSize int // read once: bbolt's DB.Info races with a remap
 	notify   chan struct{}
 	salt     [8]byte
+	idc      cipher.Block // ids of seq ≥ idFrom; nil: all in clear
+	idFrom   uint64
 
 	classes     map[string]Class
 	maxPending  int
@@ -334,8 +346,11 @@ func Open(path string, opts *Options) (*Outbox, error) {
 		}
 	}
 	err = db.View(func(tx *bolt.Tx) error {
-		copy(o.salt[:], tx.Bucket(bucketSeq).Get(keySalt))
-		return nil
+		seq := tx.Bucket(bucketSeq)
+		copy(o.salt[:], seq.Get(keySalt))
+		o.idFrom = binary.BigEndian.Uint64(seq.Get(keyIDFrom))
+		o.idc, err = aes.NewCipher(seq.Get(keyIDKey))
+		return err
 	})
 	if err != nil {
 		db.Close()
@@ -481,7 +496,8 @@ func ensureLayout(db *bolt.DB) (err error) {
 				complete = false
 			}
 		}
-		if complete && (len(tx.Bucket(bucketSeq).Get(keyDepth)) != 8 || len(tx.Bucket(bucketSeq).Get(keySalt)) != 8) {
+		if seq := tx.Bucket(bucketSeq); complete && (len(seq.Get(keyDepth)) != 8 || len(seq.Get(keySalt)) != 8 ||
+			len(seq.Get(keyIDKey)) != 16 || len(seq.Get(keyIDFrom)) != 8) {
 			complete = false
 		}
 		return nil
@@ -500,6 +516,17 @@ func ensureLayout(db *bolt.DB) (err error) {
 			var salt [8]byte
 			rand.Read(salt[:])
 			if err := seq.Put(keySalt, salt[:]); err != nil {
+				return err
+			}
+		}
+		if len(seq.Get(keyIDKey)) != 16 || len(seq.Get(keyIDFrom)) != 8 {
+			// The entries already queued keep their ids in clear.
+			key := make([]byte, 16)
+			rand.Read(key)
+			if err := seq.Put(keyIDKey, key); err != nil {
+				return err
+			}
+			if err := seq.Put(keyIDFrom, seqKey(seq.Sequence()+1)); err != nil {
 				return err
 			}
 		}
@@ -552,7 +579,31 @@ func (o *Outbox) idFor(seq uint64) string {
 	var raw [16]byte
 	copy(raw[:8], o.salt[:])
 	binary.BigEndian.PutUint64(raw[8:], seq)
+	if o.idc != nil && seq >= o.idFrom {
+		o.idc.Encrypt(raw[:], raw[:])
+	}
 	return hex.EncodeToString(raw[:])
+}
+
+// ownSeq returns the seq of a raw id this database assigned, keyed or in
+// clear. It only says which entry the id would be: callers compare the
+// id with idFor of that seq, or with the entry's record.
+func (o *Outbox) ownSeq(raw []byte) (uint64, bool) {
+	if len(raw) != 16 {
+		return 0, false
+	}
+	if bytes.Equal(raw[:8], o.salt[:]) {
+		return binary.BigEndian.Uint64(raw[8:]), true
+	}
+	if o.idc == nil {
+		return 0, false
+	}
+	var pt [16]byte
+	o.idc.Decrypt(pt[:], raw)
+	if !bytes.Equal(pt[:8], o.salt[:]) {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(pt[8:]), true
 }
 
 // Enqueue makes an operation durable and returns it with its id and
@@ -711,8 +762,10 @@ const envelopeRoom = 512
 // payload that is a JSON object small enough for one message.
 func (o *Outbox) sendable(e *Entry) bool {
 	raw, err := hex.DecodeString(e.ID)
-	if err != nil || len(raw) != 16 || strings.ToLower(e.ID) != e.ID ||
-		bytes.Equal(raw[:8], o.salt[:]) && e.ID != o.idFor(e.Seq) {
+	if err != nil || len(raw) != 16 || strings.ToLower(e.ID) != e.ID {
+		return false
+	}
+	if _, own := o.ownSeq(raw); own && e.ID != o.idFor(e.Seq) {
 		return false
 	}
 	if !protocol.ValidKind(e.Kind) || len(e.Payload)+envelopeRoom > protocol.MaxPayload {
@@ -1190,8 +1243,9 @@ func (o *Outbox) lookup(tx *bolt.Tx, id string) (uint64, record, []byte, error) 
 		return 0, record{}, nil, ErrNotFound
 	}
 	var key []byte
-	if bytes.Equal(raw[:8], o.salt[:]) {
-		key = raw[8:]
+	seq, own := o.ownSeq(raw)
+	if own {
+		key = seqKey(seq)
 	} else if key = tx.Bucket(bucketIndex).Get(raw); key == nil {
 		return 0, record{}, nil, ErrNotFound
 	}
@@ -1204,26 +1258,32 @@ func (o *Outbox) lookup(tx *bolt.Tx, id string) (uint64, record, []byte, error) 
 			return seq, r, name, err
 		}
 	}
-	if bytes.Equal(raw[:8], o.salt[:]) {
+	if own {
 		return 0, record{}, nil, ErrNotFound // purged, shed or never assigned
 	}
 	return 0, record{}, nil, fmt.Errorf("index names missing entry %x", key)
 }
 
-// ownKey is the key of an id this database assigned (salt and seq), or
-// nil.
+// ownKey is the key of an id this database assigned, or nil.
 func (o *Outbox) ownKey(id string) []byte {
 	raw, err := hex.DecodeString(id)
-	if err != nil || len(raw) != 16 || strings.ToLower(id) != id || !bytes.Equal(raw[:8], o.salt[:]) {
+	if err != nil || strings.ToLower(id) != id {
 		return nil
 	}
-	return raw[8:]
+	seq, own := o.ownSeq(raw)
+	if !own || o.idFor(seq) != id {
+		return nil
+	}
+	return seqKey(seq)
 }
 
 // dropIndex removes the index key of an id from an older version.
 func (o *Outbox) dropIndex(tx *bolt.Tx, id string) error {
 	raw, err := hex.DecodeString(id)
-	if err != nil || len(raw) != 16 || bytes.Equal(raw[:8], o.salt[:]) {
+	if err != nil || len(raw) != 16 {
+		return nil
+	}
+	if _, own := o.ownSeq(raw); own {
 		return nil
 	}
 	return tx.Bucket(bucketIndex).Delete(raw)

@@ -163,11 +163,13 @@ func (o *Outbox) moveToQuarantine(tx *bolt.Tx, seq uint64, r *record, reason str
 }
 
 // putVoid puts a void for the entry id at seq in the pending queue. Ids
-// with this database's salt are derived from seq (a hostile record may
+// this database assigned are derived from seq (a hostile record may
 // name another entry); an id from an older version is kept if it is 32
 // hex digits.
 func (o *Outbox) putVoid(tx *bolt.Tx, seq uint64, id, reason string) error {
-	if raw, err := hex.DecodeString(id); err != nil || len(raw) != 16 || strings.ToLower(id) != id || bytes.Equal(raw[:8], o.salt[:]) {
+	if raw, err := hex.DecodeString(id); err != nil || len(raw) != 16 || strings.ToLower(id) != id {
+		id = o.idFor(seq)
+	} else if _, own := o.ownSeq(raw); own {
 		id = o.idFor(seq)
 	}
 	// Delete first: a value replaced in place never rebalances its page,

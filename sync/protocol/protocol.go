@@ -397,23 +397,142 @@ type Ledger struct {
 func Marshal(v any) ([]byte, error) { return fastjson.Marshal(v) }
 
 // decode is the one strict JSON decoder every envelope goes through: size
-// bound, unknown fields refused, trailing data refused, version checked.
+// bound, unknown fields refused (a key matches its field exactly: no case
+// folding), duplicate keys refused at any depth (two readers could take
+// different ones), trailing data refused, version checked.
+//
+// Its errors say why and where, never what: the JSON library's messages
+// quote the input (a name, a CF), and decode errors end up in logs.
 func decode(b []byte, v any, version func() int) error {
 	if len(b) > MaxPayload {
 		return ErrTooLarge
 	}
-	rest, err := fastjson.Parse(b, v, fastjson.DisallowUnknownFields)
+	rest, err := fastjson.Parse(b, v, fastjson.DisallowUnknownFields|fastjson.DontMatchCaseInsensitiveStructFields)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrInvalid, err)
+		return invalid(reason(err, len(b)))
 	}
 	if len(bytes.TrimLeft(rest, " \t\r\n")) > 0 {
-		return fmt.Errorf("%w: trailing data", ErrInvalid)
+		return invalid(fmt.Sprintf("trailing data (%d of %d bytes)", len(rest), len(b)))
+	}
+	if duplicateKey(b) {
+		return invalid("duplicate key")
 	}
 	if version() != Version {
 		return fmt.Errorf("%w: %d", ErrVersion, version())
 	}
 	return nil
 }
+
+// reason describes a JSON decoding error without any of the input.
+func reason(err error, size int) string {
+	var syn *fastjson.SyntaxError
+	var typ *fastjson.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return fmt.Sprintf("syntax error at byte %d of %d", syn.Offset, size)
+	case errors.As(err, &typ):
+		return fmt.Sprintf("a value of the wrong type (%s) at byte %d of %d", typ.Type, typ.Offset, size)
+	case strings.Contains(err.Error(), "unknown field"):
+		return fmt.Sprintf("unknown field (%d bytes)", size)
+	}
+	return fmt.Sprintf("malformed JSON (%d bytes)", size)
+}
+
+// duplicateKey reports whether an object in the JSON document b has a key
+// twice (after unescaping). b must be valid JSON: it is checked after a
+// decode succeeded, so one pass over the bytes finds the keys (a string
+// followed by a colon) without a tokenizer: about 0.6 µs for a consent's
+// envelope, 0 allocations (BenchmarkDuplicateKey, BenchmarkDecodeOp).
+func duplicateKey(b []byte) bool {
+	type object struct {
+		start int                 // its keys are keys[start:]
+		set   map[string]struct{} // for an object past smallObject keys
+	}
+	const smallObject = 16
+	var stackBuf [8]object
+	var keyBuf [32][]byte
+	stack, keys := stackBuf[:0], keyBuf[:0]
+	for i := 0; i < len(b); i++ {
+		for i < len(b) && !jsonStructural[b[i]] {
+			i++
+		}
+		if i == len(b) {
+			break
+		}
+		switch b[i] {
+		case '{', '[':
+			stack = append(stack, object{start: len(keys)})
+			continue
+		case '}', ']':
+			if len(stack) == 0 {
+				return false
+			}
+			keys = keys[:stack[len(stack)-1].start]
+			stack = stack[:len(stack)-1]
+			continue
+		}
+		// A string: a key when a colon follows.
+		from, escaped := i+1, false
+		for i = from; i < len(b); i++ {
+			for i < len(b) && !jsonStringEnd[b[i]] {
+				i++
+			}
+			if i == len(b) || b[i] == '"' {
+				break
+			}
+			escaped = true
+			i++ // the escaped character
+		}
+		if i >= len(b) {
+			return false
+		}
+		k := b[from:i]
+		j := i + 1
+		for j < len(b) && (b[j] == ' ' || b[j] == '\t' || b[j] == '\n' || b[j] == '\r') {
+			j++
+		}
+		if j == len(b) || b[j] != ':' || len(stack) == 0 {
+			continue // a value
+		}
+		if escaped {
+			var u string
+			if fastjson.Unmarshal(b[from-1:i+1], &u) != nil {
+				return false
+			}
+			k = []byte(u)
+		}
+		top := &stack[len(stack)-1]
+		if top.set != nil {
+			if _, dup := top.set[string(k)]; dup {
+				return true
+			}
+			top.set[string(k)] = struct{}{}
+			continue
+		}
+		for _, seen := range keys[top.start:] {
+			if bytes.Equal(seen, k) {
+				return true
+			}
+		}
+		keys = append(keys, k)
+		if len(keys)-top.start > smallObject {
+			top.set = make(map[string]struct{}, 2*smallObject)
+			for _, seen := range keys[top.start:] {
+				top.set[string(seen)] = struct{}{}
+			}
+		}
+	}
+	return false
+}
+
+// Bytes duplicateKey's scan stops at, outside and inside strings.
+var jsonStructural, jsonStringEnd = func() (out, in [256]bool) {
+	for _, b := range []byte("{}[]\"") {
+		out[b] = true
+	}
+	in['"'], in['\\'] = true, true
+	return out, in
+}()
 
 func invalid(what string) error { return fmt.Errorf("%w: %s", ErrInvalid, what) }
 

@@ -203,7 +203,59 @@ func sameAsStd[T any](t *testing.T, b []byte, got *T) {
 	}
 }
 
+// stdDuplicate is duplicateKey by the standard library's tokenizer.
+func stdDuplicate(b []byte) bool {
+	d := json.NewDecoder(bytes.NewReader(b))
+	type level struct {
+		keys   map[string]bool
+		object bool
+		key    bool // the next string is a key
+	}
+	var stack []*level
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return false
+		}
+		var top *level
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		switch v := tok.(type) {
+		case json.Delim:
+			switch v {
+			case '{', '[':
+				if top != nil && top.object {
+					top.key = true
+				}
+				stack = append(stack, &level{keys: map[string]bool{}, object: v == '{', key: v == '{'})
+			default:
+				stack = stack[:len(stack)-1]
+				if len(stack) > 0 && stack[len(stack)-1].object {
+					stack[len(stack)-1].key = true
+				}
+			}
+			continue
+		case string:
+			if top != nil && top.object && top.key {
+				if top.keys[v] {
+					return true
+				}
+				top.keys[v] = true
+				top.key = false
+				continue
+			}
+		}
+		if top != nil && top.object {
+			top.key = true
+		}
+	}
+}
+
 func fuzzDecoders(t *testing.T, b []byte) {
+	if json.Valid(b) && duplicateKey(b) != stdDuplicate(b) {
+		t.Fatalf("duplicateKey(%q) = %v, the standard tokenizer says %v", b, duplicateKey(b), stdDuplicate(b))
+	}
 	if op, err := DecodeOp(b); err == nil {
 		sameAsStd(t, b, op)
 		again, err := Marshal(op)
@@ -258,6 +310,8 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{"v":1,"totem":"demo-01","at":"2026-11-23T10:00:00Z","queue":{"depth":0},"conn_refused":{"code":133,"reason":"identificativo del totem non valido o già in uso","count":1,"first":"2026-11-23T09:00:00Z","last":"2026-11-23T09:00:00Z"}}`))
 	f.Add([]byte(`{"v":1e400}`))
 	f.Add([]byte(`[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[`))
+	f.Add([]byte(`{"v":1,"a":{"b":1,"b":2},"c":[{"d":1},{"d":1}],"s\u0065q":1,"seq":2}`))
+	f.Add([]byte(`{"k\"":1,"k\\":2,"k":"\"}:"}`))
 	f.Fuzz(fuzzDecoders)
 }
 
@@ -290,6 +344,118 @@ func TestTelemetryStorage(t *testing.T) {
 		b := strings.Replace(ok, from, to, 1)
 		if _, err := DecodeTelemetry([]byte(b)); err == nil {
 			t.Errorf("accepted %s", b)
+		}
+	}
+}
+
+// BenchmarkDecodeOp: the hub decodes every operation (a consent's size).
+func BenchmarkDecodeOp(b *testing.B) {
+	op, _ := Marshal(Op{V: Version, ID: opID, Totem: "demo-01", Seq: 1, Kind: "consent",
+		Payload: json.RawMessage(`{"card":{"serial":"6090012345678000","cf":"RSSMRA80A01H501U","expiry":"2030-12-31"},"policy":"fse-2020","consents":[{"code":"consultazione","given":true},{"code":"opposizione_pregresso","given":false}],"channel":"self"}`),
+		Created: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Stamp: &Stamp{Boot: "b1", Mono: 1200, Wall: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Synced: true}})
+	b.SetBytes(int64(len(op)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := DecodeOp(op); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDecodeResult: the totem decodes every result.
+func BenchmarkDecodeResult(b *testing.B) {
+	r := []byte(`{"v":1,"op_id":"` + opID + `","seq":3,"transport":{"status":"received","protocol":"2611230001","at":"2026-11-23T10:00:00Z"},"processing":{"status":"rejected","errors":[{"code":"CARD_REVOKED","message":"x"}]},"duplicate":true}`)
+	b.SetBytes(int64(len(r)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := DecodeResult(r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// The strict decoder matches keys exactly and refuses a key twice, at any
+// depth: a reader that folds case or keeps the first of two keys would
+// read another operation than the hub applied.
+func TestDecodeRefusesFoldedAndDuplicateKeys(t *testing.T) {
+	op := string(validOp())
+	for name, b := range map[string]string{
+		"folded":           strings.Replace(op, `"seq":`, `"SEQ":`, 1),
+		"folded version":   strings.Replace(op, `"v":`, `"V":`, 1),
+		"duplicate":        strings.Replace(op, `"seq":1`, `"seq":1,"seq":2`, 1),
+		"escaped twin":     strings.Replace(op, `"seq":1`, `"seq":1,"s\u0065q":2`, 1),
+		"in the payload":   strings.Replace(op, `{"a":1}`, `{"a":1,"b":{"c":1,"c":2}}`, 1),
+		"in a long object": strings.Replace(op, `{"a":1}`, `{"a":1,"k0":0,"k1":0,"k2":0,"k3":0,"k4":0,"k5":0,"k6":0,"k7":0,"k8":0,"k9":0,"ka":0,"kb":0,"kc":0,"kd":0,"ke":0,"kf":0,"kg":0,"k3":1}`, 1),
+	} {
+		if _, err := DecodeOp([]byte(b)); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: %s: %v", name, b, err)
+		}
+	}
+	// The same key in sibling objects, or in an object and its parent, is
+	// no duplicate.
+	ok := strings.Replace(op, `{"a":1}`, `{"a":1,"l":[{"a":1},{"a":2}],"o":{"a":{"a":3}}}`, 1)
+	if _, err := DecodeOp([]byte(ok)); err != nil {
+		t.Errorf("%s: %v", ok, err)
+	}
+	cmd := `{"v":1,"id":"x","name":"status","args":{"a":"1","a":"2"}}`
+	if _, err := DecodeCommand([]byte(cmd)); !errors.Is(err, ErrInvalid) {
+		t.Errorf("duplicate argument accepted: %v", err)
+	}
+}
+
+// Decode errors end up in logs: they say why, never quote the input.
+func TestDecodeErrorsQuoteNoInput(t *testing.T) {
+	const pii = "ROSSI MARIO RSSMRA80A01H501U"
+	inputs := []string{
+		`{"v":1,"totem":"` + pii,
+		`{"v":1,"` + pii + `":1}`,
+		`{"v":"` + pii + `"}`,
+		`{"v":1,"seq":"` + pii + `"}`,
+		`{"v":1,"created":"` + pii + `"}`,
+		`{"v":1, ` + pii + `}`,
+		pii,
+		`{"v":1,"payload":{"a":` + pii + `}}`,
+		`{"v":1,"id":"x","name":"b","args":{"` + pii + `":5}}`,
+		`{"v":1} "` + pii + `"`,
+		`{"v":1,"stamp":{"boot":"` + pii + `","boot":"x"}}`,
+	}
+	decoders := map[string]func([]byte) error{
+		"op":      func(b []byte) error { _, err := DecodeOp(b); return err },
+		"result":  func(b []byte) error { _, err := DecodeResult(b); return err },
+		"state":   func(b []byte) error { _, err := DecodeState(b); return err },
+		"command": func(b []byte) error { _, err := DecodeCommand(b); return err },
+		"ledger":  func(b []byte) error { _, err := DecodeLedgerRequest(b); return err },
+		"policy":  func(b []byte) error { _, err := DecodePolicy(b); return err },
+		"event":   func(b []byte) error { _, err := DecodeEvent(b); return err },
+		"tele":    func(b []byte) error { _, err := DecodeTelemetry(b); return err },
+		"reply":   func(b []byte) error { _, err := DecodeReply(b); return err },
+		"l":       func(b []byte) error { _, err := DecodeLedger(b); return err },
+	}
+	for _, in := range inputs {
+		for name, dec := range decoders {
+			err := dec([]byte(in))
+			if err == nil {
+				t.Fatalf("%s accepted %s", name, in)
+			}
+			for _, w := range strings.Fields(pii) {
+				if strings.Contains(err.Error(), w) {
+					t.Errorf("%s(%s): error quotes the input: %v", name, in, err)
+				}
+			}
+		}
+	}
+}
+
+// BenchmarkDuplicateKey: what the duplicate key check adds to DecodeOp.
+func BenchmarkDuplicateKey(b *testing.B) {
+	op, _ := Marshal(Op{V: Version, ID: opID, Totem: "demo-01", Seq: 1, Kind: "consent",
+		Payload: json.RawMessage(`{"card":{"serial":"6090012345678000","cf":"RSSMRA80A01H501U","expiry":"2030-12-31"},"policy":"fse-2020","consents":[{"code":"consultazione","given":true},{"code":"opposizione_pregresso","given":false}],"channel":"self"}`),
+		Created: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Stamp: &Stamp{Boot: "b1", Mono: 1200, Wall: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Synced: true}})
+	b.SetBytes(int64(len(op)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if duplicateKey(op) {
+			b.Fatal("duplicate")
 		}
 	}
 }
