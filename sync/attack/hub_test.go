@@ -18,6 +18,14 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 )
 
+// onBroker names the broker in a table row when it is not the embedded one.
+func onBroker(kind string) string {
+	if kind == mochi {
+		return ""
+	}
+	return " (" + kind + ")"
+}
+
 // nextIDs guesses the ids that follow id the way an attacker would: an
 // op id was the outbox's 8-byte salt and the big-endian sequence number,
 // so the next ones were the same salt and seq+1…. Once ids are random
@@ -90,8 +98,14 @@ func subscribe(t *testing.T, cl *client, topics ...string) {
 // earlier operations: every operation of demo-01 applies exactly once,
 // accepted, and its queue drains.
 func TestForeignOpIDs(t *testing.T) {
-	r := record(t, "03 demo-02 sends demo-01's next and past op ids")
-	h := startHub(t, hubOpts{})
+	for _, kind := range []string{mochi, mosquitto} {
+		t.Run(kind, func(t *testing.T) { foreignOpIDs(t, kind) })
+	}
+}
+
+func foreignOpIDs(t *testing.T, kind string) {
+	r := record(t, "03 demo-02 sends demo-01's next and past op ids"+onBroker(kind))
+	h := startHub(t, hubOpts{mosquitto: kind == mosquitto})
 	victim := h.startLegit(t, "demo-01")
 	if !victim.connected(10 * time.Second) {
 		t.Fatal("legitimate totem not connected before the attack")
@@ -228,8 +242,14 @@ func TestSyncFloodConsole(t *testing.T) {
 // ahead (gap): cms.db grows by less than 1 MiB and the hub writes at most
 // 100 log lines.
 func TestReplayGrowth(t *testing.T) {
-	r := record(t, "07 5000 replays: duplicate, SEQ_REUSED, gap")
-	h := startHub(t, hubOpts{})
+	for _, kind := range []string{mochi, mosquitto} {
+		t.Run(kind, func(t *testing.T) { replayGrowth(t, kind) })
+	}
+}
+
+func replayGrowth(t *testing.T, kind string) {
+	r := record(t, "07 5000 replays: duplicate, SEQ_REUSED, gap"+onBroker(kind))
+	h := startHub(t, hubOpts{mosquitto: kind == mosquitto})
 	victim := h.startLegit(t, "demo-01")
 	if !victim.connected(10 * time.Second) {
 		t.Fatal("legitimate totem not connected before the attack")
@@ -311,8 +331,14 @@ func malformed() [][]byte {
 // to a totem. The hub and the totem keep working; the log check is
 // TestMain's.
 func TestMalformedPersonalData(t *testing.T) {
-	r := record(t, "11 malformed envelopes with CF, name and PIN")
-	h := startHub(t, hubOpts{})
+	for _, kind := range []string{mochi, mosquitto} {
+		t.Run(kind, func(t *testing.T) { malformedPersonalData(t, kind) })
+	}
+}
+
+func malformedPersonalData(t *testing.T, kind string) {
+	r := record(t, "11 malformed envelopes with CF, name and PIN"+onBroker(kind))
+	h := startHub(t, hubOpts{mosquitto: kind == mosquitto})
 	victim := h.startLegit(t, "demo-01")
 	if !victim.connected(10 * time.Second) {
 		t.Fatal("legitimate totem not connected before the attack")

@@ -36,6 +36,14 @@ var pending = map[string]string{
 	logCheck:                   "waiting for branch hubsec (finding 11)",
 }
 
+// pendingHit holds the tests failf skipped as pending.
+var pendingHit sync.Map
+
+func isPendingHit(t *testing.T) bool {
+	_, ok := pendingHit.Load(t.Name())
+	return ok
+}
+
 // logCheck is the name of the final personal-data check in TestMain.
 const logCheck = "TestMain/no-personal-data-in-logs"
 
@@ -51,7 +59,8 @@ var (
 func failf(t *testing.T, format string, args ...any) {
 	t.Helper()
 	msg := fmt.Sprintf(format, args...)
-	if why, ok := pending[t.Name()]; ok {
+	if why, ok := pending[pendingName(t)]; ok {
+		pendingHit.Store(t.Name(), true)
 		t.Skipf("pending (%s): %s", why, msg)
 	}
 	t.Fatal(msg)
@@ -127,7 +136,9 @@ var personal = []string{
 const attackPIN = "93172864"
 
 // scanLogs returns every line of every file under dir that carries
-// personal data, as "file:line: text" with the data itself masked.
+// personal data, as "file:line: text" with the data itself masked. The
+// match is exact: a log quotes what it got, and the names are upper case
+// as on a card.
 func scanLogs(dir string) []string {
 	var leaks []string
 	filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
@@ -143,10 +154,12 @@ func scanLogs(dir string) []string {
 		sc.Buffer(make([]byte, 64<<10), 4<<20)
 		for n := 1; sc.Scan(); n++ {
 			line := sc.Text()
-			upper := strings.ToUpper(line)
 			for _, p := range personal {
-				if strings.Contains(upper, p) {
-					masked := strings.ReplaceAll(upper, p, "<"+fmt.Sprint(len(p))+" chars>")
+				if strings.Contains(line, p) {
+					masked := line
+					for _, q := range personal {
+						masked = strings.ReplaceAll(masked, q, "<"+fmt.Sprint(len(q))+" chars>")
+					}
 					if len(masked) > 200 {
 						masked = masked[:200] + "…"
 					}
@@ -207,7 +220,7 @@ func record(t *testing.T, attack string) *row {
 	r := &row{attack: attack, test: t.Name()}
 	t.Cleanup(func() {
 		switch {
-		case t.Skipped() && pending[t.Name()] != "":
+		case t.Skipped() && isPendingHit(t):
 			r.outcome = "pending"
 		case t.Skipped():
 			r.outcome = "skipped"

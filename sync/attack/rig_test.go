@@ -36,6 +36,23 @@ var fleet = []string{"demo-01", "demo-02", "demo-03", "demo-04"}
 type hubOpts struct {
 	broker string // more lines of the [broker] table
 	nofile int    // RLIMIT_NOFILE of the hub (prlimit), 0 = inherited
+	// mosquitto runs the hub with --broker on Debian's mosquitto (the
+	// ACL of deploy/mosquitto) instead of its embedded broker: for the
+	// findings that concern the protocol and the hub, not mochi.
+	mosquitto bool
+}
+
+// Broker kinds of the tests that run on both.
+const (
+	mochi     = "mochi"
+	mosquitto = "mosquitto"
+)
+
+// pendingName is the name pending lists a test under: the top-level
+// test's, for every broker it runs on.
+func pendingName(t *testing.T) string {
+	name, _, _ := strings.Cut(t.Name(), "/")
+	return name
 }
 
 // hubProc is a totemhub child process with its own configuration and
@@ -77,9 +94,23 @@ func startHub(t *testing.T, o hubOpts) *hubProc {
 	h := &hubProc{t: t, dir: dir, addr: freePort(t), credDir: filepath.Join(dir, "credentials"),
 		stateDir: filepath.Join(dir, "state"), logPath: logName(t, "totemhub"), exited: make(chan struct{})}
 	h.cfg = filepath.Join(dir, "totemhub.toml")
+	var mq *mosq
+	brokerConf := fmt.Sprintf("listen = %q\n%s", h.addr, o.broker)
+	if o.mosquitto {
+		mq = newMosq(t, filepath.Join(dir, "mosquitto"), h.addr)
+		hubCreds := filepath.Join(dir, "totemhub.json")
+		me, err := creds.Generate("totemhub", creds.RoleHub)
+		if err == nil {
+			err = creds.Save(hubCreds, me)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		mq.users = append(mq.users, me)
+		brokerConf = fmt.Sprintf("embedded = false\nurl = %q\ncredentials_file = %q\n%s", h.url(), hubCreds, o.broker)
+	}
 	conf := fmt.Sprintf(`state_dir = %q
 [broker]
-listen = %q
 %s
 [fleet]
 credentials_dir = %q
@@ -87,7 +118,7 @@ provision = []
 console = "console"
 [log]
 level = "info"
-`, h.stateDir, h.addr, o.broker, h.credDir)
+`, h.stateDir, brokerConf, h.credDir)
 	if err := os.WriteFile(h.cfg, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -117,6 +148,21 @@ level = "info"
 	}
 	go func() { h.cmd.Wait(); close(h.exited) }()
 	t.Cleanup(h.stop)
+	if mq != nil {
+		// The hub writes its console's credentials at start: mosquitto
+		// learns every user then, and the hub's client connects once it
+		// listens.
+		if err := waitFor(10*time.Second, func() bool {
+			_, err := os.Stat(filepath.Join(h.credDir, "console.json"))
+			return err == nil
+		}); err != nil {
+			t.Fatalf("totemhub wrote no console credentials:\n%s", h.log())
+		}
+		for _, id := range append(slices.Clone(fleet), "console") {
+			mq.users = append(mq.users, h.creds(id))
+		}
+		mq.start(t)
+	}
 	deadline := time.Now().Add(20 * time.Second)
 	for !strings.Contains(h.log(), "ingest subscribed") {
 		select {
