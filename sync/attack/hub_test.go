@@ -435,3 +435,65 @@ func TestStatusUnderChatter(t *testing.T) {
 		failf(t, "totemctl status lists neither demo-01 nor demo-02: %s", out)
 	}
 }
+
+// TestStatusEscapes covers finding 13's terminal escapes: totemctl status
+// printed raw whatever a totem put in its presence and telemetry. A
+// stolen totem credential publishes fields full of escape sequences: the
+// table totemctl status prints carries no control character.
+func TestStatusEscapes(t *testing.T) {
+	r := record(t, "13 escape sequences in telemetry vs totemctl status")
+	h := startHub(t, hubOpts{})
+	victim := h.startLegit(t, "demo-01")
+	if !victim.connected(10 * time.Second) {
+		t.Fatal("legitimate totem not connected before the attack")
+	}
+	w := victim.keepOperating()
+	m := h.monitor()
+	att, err := h.dial(t, h.creds("demo-02"), "demo-02", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const esc = "\x1b[2J\x1b]0;owned\x07\r"
+	st, _ := protocol.Marshal(protocol.State{V: protocol.Version, Totem: "demo-02", Status: protocol.Online + esc,
+		Since: time.Now(), Version: "1.0" + esc, Boot: esc})
+	tel, _ := protocol.Marshal(protocol.Telemetry{V: protocol.Version, Totem: "demo-02", At: time.Now(),
+		Devices: map[string]string{"printer" + esc: "fault" + esc},
+		Last:    &protocol.Outcome{OpID: esc, Seq: 1, Protocol: "P" + esc, Transport: esc, Processing: esc, At: time.Now()}})
+	for _, p := range []struct {
+		leaf string
+		b    []byte
+	}{{protocol.LeafState, st}, {protocol.LeafTelemetry, tel}} {
+		if _, err := att.publish(protocol.Topic("demo-02", p.leaf), p.b, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The legitimate totem's telemetry follows its queue: quiet it, or
+	// status waits for silence (finding 12, apart).
+	n, p99, errs := w.stop()
+	time.Sleep(200 * time.Millisecond)
+	out, err := h.ctl(t, 15*time.Second, "status")
+	f := m.stop()
+	var ctl int
+	for _, c := range out {
+		if c < 0x20 && c != '\n' && c != '\t' || c == 0x7f || c >= 0x80 && c < 0xa0 {
+			ctl++
+		}
+	}
+	r.fig("control characters %d", ctl)
+	r.hubFigs(f)
+	r.fig("legit ops %d", n)
+	r.fig("p99 %s", p99.Round(100*time.Microsecond))
+	r.fig("errors %d", len(errs))
+	if len(errs) > 0 {
+		failf(t, "legitimate totem demo-01: %d of %d operations failed during the attack, first: %v", len(errs), n, errs[0])
+	}
+	if err != nil {
+		t.Fatalf("totemctl status: %v: %s", err, out)
+	}
+	if !strings.Contains(out, "demo-02") {
+		t.Fatalf("totemctl status does not list demo-02: %q", out)
+	}
+	if ctl > 0 {
+		failf(t, "totemctl status printed %d control characters from a totem's telemetry: %q", ctl, out)
+	}
+}

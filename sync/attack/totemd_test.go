@@ -101,6 +101,8 @@ func TestVoidEndToEnd(t *testing.T) {
 		{"cancel", "demo-04", opID, "--reason", "test"},
 		{"correct", "demo-04", opID, "consents=consultazione=1"},
 		{"sendlog", "demo-04", "-n", "5"},
+		{"sendlog", "demo-04", "--print", "-n", "1"},
+		{"cmd", "demo-04", "reprint", "id=1"},
 		{"resync", "demo-04"},
 		{"cmd", "demo-04", "status"},
 		{"cmd", "demo-04", "jobs"},
