@@ -33,6 +33,7 @@ var pending = map[string]string{
 	"TestSyncFloodConsole":     "waiting for branch hubsec (finding 6)",
 	"TestReplayGrowth":         "waiting for branch hubsec (finding 7)",
 	"TestVoidEndToEnd":         "waiting for branch cmdsig (finding 10)",
+	"TestReplayRecordFill":     "waiting for branch cmdsig (finding 9)",
 	"TestStatusUnderChatter":   "waiting for branch fleet (finding 12)",
 	logCheck:                   "waiting for branch hubsec (finding 11)",
 }

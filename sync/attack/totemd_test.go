@@ -1,6 +1,7 @@
 package attack
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/sync/cmdsig"
+	"github.com/aslcns/totem/sync/protocol"
+	"github.com/eclipse/paho.golang/paho"
 )
 
 // refusals are the codes a command refused before it ran is answered
@@ -123,5 +126,94 @@ func TestVoidEndToEnd(t *testing.T) {
 	r.legitFigs(t, w)
 	if len(refused) > 0 {
 		failf(t, "%d of %d console commands refused before they ran:\n%s", len(refused), len(cmds), strings.Join(refused, "\n"))
+	}
+}
+
+// TestReplayRecordFill covers finding 9: 4 095 technician pings filled the
+// totem's replay record and locked out every key, ops included, until the
+// commands expired. One technician key sends pings, signed in the test,
+// until the totem refuses one (at most 4 200): the ops console's ping
+// through totemctl still runs.
+func TestReplayRecordFill(t *testing.T) {
+	r := record(t, "09 technician pings fill the replay record")
+	h := startHub(t, hubOpts{})
+	tech, err := cmdsig.Generate("tech-attack", cmdsig.Technician)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmdsig.AddTrusted(filepath.Join(h.credDir, "console_keys.json"), tech.Public()); err != nil {
+		t.Fatal(err)
+	}
+	victim := h.startLegit(t, "demo-01")
+	if !victim.connected(10 * time.Second) {
+		t.Fatal("legitimate totem not connected before the attack")
+	}
+	logPath := h.startTotemd(t, "demo-04")
+	if err := waitFor(20*time.Second, func() bool {
+		_, err := h.ctl(t, 5*time.Second, "cmd", "demo-04", "ping")
+		return err == nil
+	}); err != nil {
+		b, _ := os.ReadFile(logPath)
+		t.Fatalf("totemd demo-04 never answered ping:\n%s", b)
+	}
+	w := victim.keepOperating()
+	m := h.monitor()
+	replies := make(chan *protocol.Reply, 64)
+	con, err := h.dial(t, h.creds("console"), "console-tech", func(p *paho.Publish) {
+		if rep, err := protocol.DecodeReply(p.Payload); err == nil {
+			replies <- rep
+		}
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reply := protocol.ReplyTopic("demo-04", "console")
+	subscribe(t, con, reply)
+	// A window of 32 commands in flight: each is answered, in order, once
+	// its id is on disk.
+	const max, window = 4200, 32
+	var sent, ok int
+	var refused *protocol.Reply
+	start := time.Now()
+	inflight := 0
+	for refused == nil && (sent < max || inflight > 0) {
+		if sent < max && inflight < window {
+			c := protocol.Command{V: protocol.Version, ID: fmt.Sprintf("%032x", sent+1), Name: "ping"}
+			if err := cmdsig.Sign(tech, &c, "demo-04", "", time.Now(), time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			b, _ := protocol.Marshal(c)
+			if _, err := con.c.Publish(context.Background(), &paho.Publish{Topic: protocol.Topic("demo-04", protocol.LeafCmd), QoS: 1, Payload: b,
+				Properties: &paho.PublishProperties{ResponseTopic: reply, CorrelationData: []byte(c.ID)}}); err != nil {
+				t.Fatal(err)
+			}
+			sent++
+			inflight++
+			continue
+		}
+		select {
+		case rep := <-replies:
+			inflight--
+			if rep.OK {
+				ok++
+			} else {
+				refused = rep
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no reply in 10 s after %d pings (%d answered)", sent, ok)
+		}
+	}
+	took := time.Since(start)
+	out, opsErr := h.ctl(t, 10*time.Second, "cmd", "demo-04", "ping")
+	f := m.stop()
+	r.fig("technician pings %d", sent)
+	r.fig("ran %d in %s", ok, took.Round(time.Millisecond))
+	if refused != nil {
+		r.fig("first refusal %s", refused.Code)
+	}
+	r.hubFigs(f)
+	r.legitFigs(t, w)
+	if opsErr != nil {
+		failf(t, "after %d technician pings (%d ran) the ops console's ping was refused: %v: %s", sent, ok, opsErr, strings.TrimSpace(out))
 	}
 }
