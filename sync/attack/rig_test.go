@@ -148,6 +148,11 @@ level = "info"
 	}
 	go func() { h.cmd.Wait(); close(h.exited) }()
 	t.Cleanup(h.stop)
+	t.Cleanup(func() {
+		if t.Failed() || os.Getenv("ATTACK_LOGS") != "" {
+			t.Logf("totemhub log, last lines (personal data masked):\n%s", tail(h.log(), 30))
+		}
+	})
 	if mq != nil {
 		// The hub writes its console's credentials at start: mosquitto
 		// learns every user then, and the hub's client connects once it
@@ -208,6 +213,19 @@ func (h *hubProc) url() string { return "mqtt://" + h.addr }
 func (h *hubProc) log() string {
 	b, _ := os.ReadFile(h.logPath)
 	return string(b)
+}
+
+// tail is the last n lines of log, personal data masked.
+func tail(log string, n int) string {
+	lines := strings.Split(strings.TrimRight(log, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	out := strings.Join(lines, "\n")
+	for _, p := range personal {
+		out = strings.ReplaceAll(out, p, "<"+strconv.Itoa(len(p))+" chars>")
+	}
+	return out
 }
 
 func (h *hubProc) logLines() int { return strings.Count(h.log(), "\n") }
@@ -376,6 +394,10 @@ func (h *hubProc) startLegit(t *testing.T, id string) *legit {
 		}
 		box.Close()
 		logf.Close()
+		if t.Failed() || os.Getenv("ATTACK_LOGS") != "" {
+			b, _ := os.ReadFile(logName(t, id))
+			t.Logf("totem %s log, last lines (personal data masked):\n%s", id, tail(string(b), 20))
+		}
 	})
 	return l
 }

@@ -77,7 +77,8 @@ level = "info"
 // technician's actions are verified and run, none refused as an unknown
 // command or out of role. (Findings 8 and 9 need an unsynchronised clock,
 // which a real totemd on this host does not have: sync/cmdsig's unit tests
-// cover them.)
+// cover them.) Malformed commands carrying personal data then go to the
+// totemd, whose log the final check reads (finding 11).
 func TestVoidEndToEnd(t *testing.T) {
 	r := record(t, "10 signed commands end to end on a real totemd")
 	h := startHub(t, hubOpts{})
@@ -118,6 +119,21 @@ func TestVoidEndToEnd(t *testing.T) {
 				refused = append(refused, fmt.Sprintf("%s: %s", strings.Join(c, " "), strings.TrimSpace(out)))
 			}
 		}
+	}
+	// The real totemd's log joins the personal-data check: malformed
+	// commands carrying a citizen's data.
+	con, err := h.dial(t, h.creds("console"), "console-mal", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range malformed() {
+		if _, err := con.c.Publish(context.Background(), &paho.Publish{Topic: protocol.Topic("demo-04", protocol.LeafCmd), QoS: 1, Payload: b,
+			Properties: &paho.PublishProperties{ResponseTopic: protocol.ReplyTopic("demo-04", "console"), CorrelationData: []byte("c")}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := h.ctl(t, 10*time.Second, "cmd", "demo-04", "ping"); err != nil {
+		t.Fatalf("totemd demo-04 after malformed commands: %v", err)
 	}
 	f := m.stop()
 	r.fig("commands %d", len(cmds))
