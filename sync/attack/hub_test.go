@@ -407,13 +407,18 @@ func TestStatusUnderChatter(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		tick := time.NewTicker(100 * time.Millisecond)
+		// Presence and telemetry each every 100 ms, staggered, at QoS 0
+		// so that no acknowledgement can delay one into a silence.
+		tick := time.NewTicker(50 * time.Millisecond)
 		defer tick.Stop()
-		for i := 0; i < 300; i++ { // at most 30 s
-			st, _ := protocol.Marshal(protocol.State{V: protocol.Version, Totem: "demo-02", Status: protocol.Online, Since: time.Now()})
-			tel, _ := protocol.Marshal(protocol.Telemetry{V: protocol.Version, Totem: "demo-02", At: time.Now(), Uptime: float64(i)})
-			att.publish(protocol.Topic("demo-02", protocol.LeafState), st, true)
-			att.publish(protocol.Topic("demo-02", protocol.LeafTelemetry), tel, true)
+		for i := 0; i < 600; i++ { // at most 30 s
+			p := &paho.Publish{Topic: protocol.Topic("demo-02", protocol.LeafState), Retain: true}
+			p.Payload, _ = protocol.Marshal(protocol.State{V: protocol.Version, Totem: "demo-02", Status: protocol.Online, Since: time.Now()})
+			if i%2 == 1 {
+				p.Topic = protocol.Topic("demo-02", protocol.LeafTelemetry)
+				p.Payload, _ = protocol.Marshal(protocol.Telemetry{V: protocol.Version, Totem: "demo-02", At: time.Now(), Uptime: float64(i)})
+			}
+			att.c.Publish(context.Background(), p)
 			select {
 			case <-stop:
 				return

@@ -29,7 +29,7 @@ var pending = map[string]string{
 	"TestClientIDTakeover":     "waiting for branch broker (finding 4)",
 	"TestRetainedAbuse":        "waiting for branch broker (finding 5)",
 	"TestSysPublishRefused":    "waiting for branch broker (finding 13: $SYS PUBACK 0x87)",
-	"TestStatusEscapes":        "no branch fixes it yet (finding 13: totemctl status prints a totem's fields raw)",
+	"TestStatusEscapes":        "waiting for branch fleet (finding 13: totemctl status prints a totem's fields raw)",
 	"TestSyncFloodConsole":     "waiting for branch hubsec (finding 6)",
 	"TestReplayGrowth":         "waiting for branch hubsec (finding 7)",
 	"TestVoidEndToEnd":         "waiting for branch cmdsig (finding 10)",

@@ -420,7 +420,7 @@ func (l *legit) onResult(e outbox.Entry) {
 func (l *legit) connected(d time.Duration) bool {
 	deadline := time.Now().Add(d)
 	for !l.up.Connected() {
-		if l.up.Stopped() || time.Now().After(deadline) {
+		if time.Now().After(deadline) {
 			return false
 		}
 		time.Sleep(10 * time.Millisecond)
