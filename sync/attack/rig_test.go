@@ -313,20 +313,18 @@ func (h *hubProc) monitor() *monitor {
 
 // figures are the hub's side of an attack.
 type figures struct {
-	maxFD       int
-	hwmMB       float64 // VmHWM: the peak since the hub started
-	rssMB       float64 // the largest VmRSS sampled
-	logLines    int     // hub log lines written during the attack
-	logLinesAll int
+	maxFD    int
+	hwmMB    float64 // VmHWM: the peak since the hub started
+	rssMB    float64 // the largest VmRSS sampled
+	logLines int     // hub log lines written during the attack
 }
 
 func (m *monitor) stop() figures {
 	close(m.stopc)
 	<-m.done
 	hwm, _ := m.h.memKB()
-	all := m.h.logLines()
 	return figures{maxFD: m.maxFD, hwmMB: float64(hwm) / 1024, rssMB: float64(m.maxRSS) / 1024,
-		logLines: all - m.lines0, logLinesAll: all}
+		logLines: m.h.logLines() - m.lines0}
 }
 
 func (r *row) hubFigs(f figures) {
