@@ -8,7 +8,7 @@ PKGS        := ./...
 # with a stub reader (the simulated one still works).
 TAGS        := $(shell test -e /usr/include/PCSC/winscard.h && echo pcsc)
 
-.PHONY: all build run demo test check lint vet race cross fuzz bench deps clean
+.PHONY: all build run demo test check lint vet race cross fuzz bench attack deps clean
 
 all: build
 
@@ -60,6 +60,10 @@ fuzz:
 ## bench: one run of the sync benchmarks (enqueue, drain at 1k/10k/100k, autopaho file queue anchor): a table, then key=value figures
 bench:
 	$(GO) run ./cmd/internal/bench $(BENCHFLAGS)
+
+## attack: the attack suite alone (sync/attack, about 2 minutes): a table attack → outcome → figures (hub RSS, descriptors, legit op p99, log lines)
+attack:
+	$(GO) test ./sync/attack -run . -count=1 -v -timeout 10m -args -attack.table
 
 clean:
 	rm -rf $(BIN) state

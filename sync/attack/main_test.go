@@ -1,0 +1,258 @@
+package attack
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"text/tabwriter"
+)
+
+// pending turns a finding's failure into a skip with the reason while its
+// fix is not merged yet; the lead removes each entry at the merge. Only the
+// assertions of the finding go through failf: the rig's own failures
+// always fail.
+var pending = map[string]string{
+	"TestAcceptSurvivesEMFILE": "waiting for branch broker (finding 1)",
+	"TestIdleSocketClosed":     "waiting for branch broker (finding 1)",
+	"TestMaxConnections":       "waiting for branch broker (finding 1: [broker] max_connections, connect_timeout)",
+	"TestPreAuthMemory":        "waiting for branch broker (finding 2)",
+	"TestForeignOpIDs":         "waiting for branch hubsec (finding 3)",
+	"TestClientIDTakeover":     "waiting for branch broker (finding 4)",
+	"TestRetainedAbuse":        "waiting for branch broker (finding 5)",
+	"TestSysPublishRefused":    "waiting for branch broker (finding 13: $SYS PUBACK 0x87)",
+	"TestStatusEscapes":        "waiting for branch fleet (finding 13: totemctl status prints a totem's fields raw)",
+	"TestSyncFloodConsole":     "waiting for branch hubsec (finding 6)",
+	"TestReplayGrowth":         "waiting for branch hubsec (finding 7)",
+	"TestVoidEndToEnd":         "waiting for branch cmdsig (finding 10)",
+	"TestReplayRecordFill":     "waiting for branch cmdsig (finding 9)",
+	"TestStatusUnderChatter":   "waiting for branch fleet (finding 12)",
+	logCheck:                   "waiting for branch hubsec (finding 11)",
+}
+
+// pendingHit holds the tests failf skipped as pending.
+var pendingHit sync.Map
+
+func isPendingHit(t *testing.T) bool {
+	_, ok := pendingHit.Load(t.Name())
+	return ok
+}
+
+// logCheck is the name of the final personal-data check in TestMain.
+const logCheck = "TestMain/no-personal-data-in-logs"
+
+var (
+	table = flag.Bool("attack.table", false, "print the table attack → outcome → figures after the run")
+
+	bins   string // the built totemhub, totemctl and totemd
+	logDir string // every log the suite wrote: read by the personal-data check
+)
+
+// failf fails the test on a finding's assertion, or skips it with the
+// reason while the finding's fix is pending.
+func failf(t *testing.T, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	if why, ok := pending[pendingName(t)]; ok {
+		pendingHit.Store(t.Name(), true)
+		t.Skipf("pending (%s): %s", why, msg)
+	}
+	t.Fatal(msg)
+}
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	// 3 000 hostile sockets and the rig's own need more than the usual
+	// 1 024 descriptors; the hard limit is the bound.
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && lim.Cur < lim.Max {
+		lim.Cur = lim.Max
+		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+	}
+	dir, err := os.MkdirTemp("", "totem-attack-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	defer os.RemoveAll(dir)
+	bins = filepath.Join(dir, "bin")
+	logDir = filepath.Join(dir, "logs")
+	if err := os.MkdirAll(logDir, 0o700); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	// The binaries as they ship: no race detector, no build tags (totemd
+	// has its simulated reader without pcsc).
+	build := exec.Command("go", "build", "-o", bins+string(filepath.Separator), "./cmd/totemhub", "./cmd/totemctl", "./cmd/totemd")
+	build.Dir = filepath.Join("..", "..")
+	if src := os.Getenv("ATTACK_SRC"); src != "" {
+		// The binaries of another tree, e.g. a fix branch's
+		// (git archive BRANCH | tar -x -C DIR), against this suite.
+		build.Dir = src
+		fmt.Printf("attack: binaries built from %s\n", src)
+	}
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "attack: go build: %v\n%s", err, out)
+		return 2
+	}
+	code := m.Run()
+
+	leaks := scanLogs(logDir)
+	outcome := "ok"
+	switch {
+	case len(leaks) > 0 && pending[logCheck] != "":
+		outcome = "pending"
+		fmt.Printf("--- SKIP: %s: pending (%s): %d log lines carry personal data:\n", logCheck, pending[logCheck], len(leaks))
+		printLeaks(leaks)
+	case len(leaks) > 0:
+		outcome = "FAIL"
+		fmt.Printf("--- FAIL: %s: %d log lines carry personal data:\n", logCheck, len(leaks))
+		printLeaks(leaks)
+		if code == 0 {
+			code = 1
+		}
+	}
+	files, lines := logStats(logDir)
+	addRow(row{attack: "11 personal data in any log line", test: logCheck, outcome: outcome,
+		figs: []string{fmt.Sprintf("log files %d", files), fmt.Sprintf("lines %d", lines), fmt.Sprintf("leaks %d", len(leaks))}})
+	if *table {
+		printTable(os.Stdout)
+	}
+	return code
+}
+
+// personal is what must never be in a log line: the codici fiscali of the
+// demo cards and of the malformed envelopes, the names, the PIN-like field.
+var personal = []string{
+	"RSSMRA80A01H501U", "BNCLRA75D45F205X", "VRDLCU15C10H501Y", "VRDNNA70M50F205B",
+	"ROSSI", "MARIO", attackPIN,
+}
+
+// attackPIN is the PIN-like value the malformed envelopes carry.
+const attackPIN = "93172864"
+
+// scanLogs returns every line of every file under dir that carries
+// personal data, as "file:line: text" with the data itself masked. The
+// match is exact: a log quotes what it got, and the names are upper case
+// as on a card.
+func scanLogs(dir string) []string {
+	var leaks []string
+	filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return nil
+		}
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 64<<10), 4<<20)
+		for n := 1; sc.Scan(); n++ {
+			line := sc.Text()
+			for _, p := range personal {
+				if strings.Contains(line, p) {
+					masked := line
+					for _, q := range personal {
+						masked = strings.ReplaceAll(masked, q, "<"+fmt.Sprint(len(q))+" chars>")
+					}
+					if len(masked) > 200 {
+						masked = masked[:200] + "…"
+					}
+					leaks = append(leaks, fmt.Sprintf("%s:%d: %s", filepath.Base(path), n, masked))
+					break
+				}
+			}
+		}
+		return nil
+	})
+	return leaks
+}
+
+func printLeaks(leaks []string) {
+	for i, l := range leaks {
+		if i == 20 {
+			fmt.Printf("    … and %d more\n", len(leaks)-i)
+			break
+		}
+		fmt.Println("    " + l)
+	}
+}
+
+func logStats(dir string) (files, lines int) {
+	filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		files++
+		if b, err := os.ReadFile(path); err == nil {
+			lines += strings.Count(string(b), "\n")
+		}
+		return nil
+	})
+	return files, lines
+}
+
+// row is one attack of the table.
+type row struct {
+	attack, test, outcome string
+	figs                  []string
+}
+
+var (
+	rowsMu sync.Mutex
+	rows   []row
+)
+
+func addRow(r row) {
+	rowsMu.Lock()
+	rows = append(rows, r)
+	rowsMu.Unlock()
+}
+
+// record starts the table row of t's attack; its outcome is set when the
+// test ends. Figures are added with fig.
+func record(t *testing.T, attack string) *row {
+	r := &row{attack: attack, test: t.Name()}
+	t.Cleanup(func() {
+		switch {
+		case t.Skipped() && isPendingHit(t):
+			r.outcome = "pending"
+		case t.Skipped():
+			r.outcome = "skipped"
+		case t.Failed():
+			r.outcome = "FAIL"
+		default:
+			r.outcome = "ok"
+		}
+		addRow(*r)
+	})
+	return r
+}
+
+func (r *row) fig(format string, args ...any) { r.figs = append(r.figs, fmt.Sprintf(format, args...)) }
+
+func printTable(w io.Writer) {
+	rowsMu.Lock()
+	defer rowsMu.Unlock()
+	sort.SliceStable(rows, func(i, j int) bool { return rows[i].attack < rows[j].attack })
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ATTACK\tOUTCOME\tFIGURES")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", r.attack, r.outcome, strings.Join(r.figs, ", "))
+	}
+	tw.Flush()
+}
