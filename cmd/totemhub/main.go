@@ -78,8 +78,18 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 		return fmt.Errorf("totemhub: unknown command %q", fs.Arg(0))
 	}
 
-	// The demo console's signing key first: totemd reads the keys file
-	// once its own credentials appear.
+	// The broker's CA certificate (ca.pem in credentials_dir) and the
+	// demo console's signing key first: totemd reads both once its own
+	// credentials appear.
+	var (
+		serverTLS *tls.Config
+		renew     func(context.Context)
+	)
+	if cfg.Broker.Embedded {
+		if serverTLS, renew, err = brokerTLS(cfg, log.With("subsystem", "broker")); err != nil {
+			return err
+		}
+	}
 	if cfg.Fleet.Console != "" {
 		if err := consoleKey(cfg, log); err != nil {
 			return err
@@ -128,10 +138,6 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 			return err
 		}
 		blog := log.With("subsystem", "broker")
-		serverTLS, renew, err := brokerTLS(cfg, blog)
-		if err != nil {
-			return err
-		}
 		srv, err := broker.Start(broker.Options{Listen: cfg.Broker.Listen, Auth: users,
 			MaxPacket: cfg.Broker.MaxPacket, Logger: blog, MaxConnections: cfg.Broker.MaxConnections,
 			ConnectTimeout: cfg.Broker.ConnectTimeout.Duration, MaxConnectPacket: cfg.Broker.MaxConnectPacket,
