@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -136,5 +137,67 @@ func TestClientConfig(t *testing.T) {
 	plain := errors.New("dial tcp: connection refused")
 	if Explain(plain, "h:1", caFile) != plain {
 		t.Error("Explain changed a network error")
+	}
+}
+
+// A client with cert_file/key_file from the CA passes a broker that asks
+// for a client certificate (mutual TLS, as mosquitto's
+// require_certificate); one without is refused.
+func TestMutualTLS(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	ca, _ := LoadOrCreateCA(dir, "test CA", now)
+	srv, err := NewServer(CASource(dir, ca, []string{"127.0.0.1"}), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := srv.Config()
+	cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	cfg.ClientCAs = x509.NewCertPool()
+	cfg.ClientCAs.AddCert(ca.Cert)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				c.(*tls.Conn).Handshake()
+				c.Write([]byte("ok"))
+				c.Close()
+			}()
+		}
+	}()
+	certPEM, keyPEM, _ := ca.Issue([]string{"demo-01"}, true, time.Hour, now)
+	os.WriteFile(filepath.Join(dir, "c.pem"), certPEM, 0o644)
+	os.WriteFile(filepath.Join(dir, "c.key"), keyPEM, 0o600)
+	url := "mqtts://" + ln.Addr().String()
+	for _, tc := range []struct {
+		name string
+		c    Client
+		ok   bool
+	}{
+		{"with certificate", Client{CAFile: filepath.Join(dir, CACertFile), CertFile: filepath.Join(dir, "c.pem"), KeyFile: filepath.Join(dir, "c.key")}, true},
+		{"without", Client{CAFile: filepath.Join(dir, CACertFile)}, false},
+	} {
+		ccfg, err := tc.c.Config(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := tls.Dial("tcp", ln.Addr().String(), ccfg)
+		var got []byte
+		if err == nil {
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			got, _ = io.ReadAll(c)
+			c.Close()
+		}
+		if (string(got) == "ok") != tc.ok {
+			t.Errorf("%s: read %q, %v; want ok %v", tc.name, got, err, tc.ok)
+		}
 	}
 }
