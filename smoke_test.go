@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/aslcns/totem/sync/pki"
 )
 
 // freeAddr returns a loopback address nobody listens on.
@@ -52,15 +54,18 @@ func TestProgramsTogether(t *testing.T) {
 	}
 	bin := build(t)
 	dir := t.TempDir()
-	addr := freeAddr(t)
-	url := "mqtt://" + addr
+	addr, tlsAddr := freeAddr(t), freeAddr(t)
+	// As the demo: totemd and totemctl over TLS, trusting the CA the hub
+	// creates and writes beside their credentials (their default ca_file).
+	url := "mqtts://" + tlsAddr
 	write(t, dir+"/hub.toml", fmt.Sprintf(`state_dir = %q
 [broker]
 listen = %q
+tls_listen = %q
 [fleet]
 credentials_dir = %q
 provision = ["smoke-01"]
-`, dir+"/hub", addr, dir+"/creds"))
+`, dir+"/hub", addr, tlsAddr, dir+"/creds"))
 	write(t, dir+"/totemd.toml", fmt.Sprintf(`state_dir = %q
 [totem]
 id = "smoke-01"
@@ -158,10 +163,29 @@ credentials_file = %q
 	if out, err := ctl("cmd", "smoke-01", "ping"); err == nil || !strings.Contains(out, "did not answer") {
 		t.Fatalf("cmd to offline totem = %q, %v", out, err)
 	}
-	for _, f := range []string{"hub/fleet.db", "hub/cms.db", "totemd/outbox.db", "creds/smoke-01.json", "creds/console.json"} {
+	for _, f := range []string{"hub/fleet.db", "hub/cms.db", "totemd/outbox.db", "creds/smoke-01.json", "creds/console.json",
+		"creds/ca.pem", "hub/ca.key", "hub/server.key"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 			t.Errorf("expected %s: %v", f, err)
 		}
+	}
+	for _, f := range []string{"hub/ca.key", "hub/server.key"} {
+		if fi, err := os.Stat(filepath.Join(dir, f)); err == nil && fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s mode %v, want 0600", f, fi.Mode().Perm())
+		}
+	}
+
+	// A console trusting another CA fails, saying which CA file and
+	// which broker.
+	if _, err := pki.LoadOrCreateCA(dir+"/other", "another CA", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	write(t, dir+"/wrongca.toml", fmt.Sprintf("timeout = \"3s\"\n[broker]\nurl = %q\ncredentials_file = %q\nca_file = %q\n",
+		url, dir+"/creds/console.json", dir+"/other/ca.pem"))
+	out, err := exec.CommandContext(ctx, bin+"/totemctl", "--config", dir+"/wrongca.toml", "status").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), dir+"/other/ca.pem") || !strings.Contains(string(out), tlsAddr) ||
+		!strings.Contains(string(out), "not signed by") {
+		t.Errorf("totemctl with the wrong CA: %v\n%s", err, out)
 	}
 }
 

@@ -61,6 +61,23 @@ type ConsoleKey struct {
 	PublicKey string `toml:"public_key"` // standard base64 of the Ed25519 public key
 }
 
+// TLSClient is a client's TLS to the broker, for an mqtts:// URL, and its
+// consent to a plain one.
+type TLSClient struct {
+	// CAFile is the CA certificate that vouches for the broker (the hub
+	// writes its own as ca.pem beside the credentials it provisions);
+	// "system" = the system's roots, for a broker with a public certificate.
+	CAFile string `toml:"ca_file"`
+	// CertFile and KeyFile: the client's certificate for brokers that
+	// ask for one (mutual TLS); "" = none.
+	CertFile string `toml:"cert_file"`
+	KeyFile  string `toml:"key_file"`
+	// AllowPlain lets a plain mqtt:// URL name another host than the
+	// loopback: credentials and citizens' data would cross the network
+	// in clear.
+	AllowPlain bool `toml:"allow_plain"`
+}
+
 // Totemd is totemd's configuration.
 type Totemd struct {
 	Totem struct {
@@ -81,6 +98,7 @@ type Totemd struct {
 	Broker          struct {
 		URL             string   `toml:"url"`
 		CredentialsFile string   `toml:"credentials_file"` // "" = state/credentials/<totem id>.json
+		TLSClient                // ca_file "" = ca.pem beside credentials_file
 		KeepAlive       Duration `toml:"keep_alive"`
 		ReconnectMin    Duration `toml:"reconnect_min"`
 		ReconnectMax    Duration `toml:"reconnect_max"`
@@ -143,11 +161,26 @@ type Totemhub struct {
 	ConsoleKeysFile string       `toml:"console_keys_file"`
 	ConsoleKeys     []ConsoleKey `toml:"console_keys"`
 	Broker          struct {
-		Embedded        bool   `toml:"embedded"`         // run the embedded broker
-		Listen          string `toml:"listen"`           // host:port of the embedded broker
+		Embedded bool `toml:"embedded"` // run the embedded broker
+		// Listen is the embedded broker's plain TCP listener, which the
+		// hub's own ingest uses: on the loopback, unless allow_plain.
+		Listen string `toml:"listen"`
+		// TLSListen is the embedded broker's TLS listener, "" = none.
+		// Its certificate is tls_cert_file/tls_key_file when set (the
+		// ASL's own), else one the hub's private CA (created in
+		// state_dir at the first start) issues for TLSNames and renews.
+		TLSListen   string   `toml:"tls_listen"`
+		TLSNames    []string `toml:"tls_names"`
+		TLSCertFile string   `toml:"tls_cert_file"`
+		TLSKeyFile  string   `toml:"tls_key_file"`
+
 		URL             string `toml:"url"`              // external broker, required when not embedded
 		CredentialsFile string `toml:"credentials_file"` // hub's credentials on the external broker
-		MaxPacket       int    `toml:"max_packet"`       // bytes
+		// TLS to the external broker; allow_plain also lets the embedded
+		// broker's plain listener leave the loopback. ca_file "" = the
+		// system's roots.
+		TLSClient
+		MaxPacket int `toml:"max_packet"` // bytes
 		// Limits of the embedded broker against clients that never
 		// authenticate: connections open at once (one more is closed at
 		// once), the time a connection has to send its CONNECT, and the
@@ -185,12 +218,14 @@ type Totemctl struct {
 	Broker  struct {
 		URL             string `toml:"url"`
 		CredentialsFile string `toml:"credentials_file"`
+		TLSClient              // ca_file "" = ca.pem beside credentials_file
 	} `toml:"broker"`
 	Timeout Duration `toml:"timeout"`
 }
 
-// DefaultBrokerURL is the broker every program uses by default.
-const DefaultBrokerURL = "mqtt://127.0.0.1:1883"
+// DefaultBrokerURL is the broker totemd and totemctl use by default: the
+// hub's TLS listener on the loopback (the demo).
+const DefaultBrokerURL = "mqtts://127.0.0.1:8883"
 
 func defaultLog() Log { return Log{Level: "info", Format: "text"} }
 
@@ -232,6 +267,8 @@ func DefaultTotemhub() *Totemhub {
 	c := &Totemhub{StateDir: "state/totemhub", ConsoleKeys: []ConsoleKey{}, Log: defaultLog()}
 	c.Broker.Embedded = true
 	c.Broker.Listen = "127.0.0.1:1883"
+	c.Broker.TLSListen = "127.0.0.1:8883"
+	c.Broker.TLSNames = []string{"localhost", "127.0.0.1"}
 	c.Broker.MaxPacket = 262144
 	c.Broker.MaxConnections = 4096
 	c.Broker.ConnectTimeout = Duration{5 * time.Second}
@@ -265,6 +302,9 @@ func (c *Totemd) derive() {
 	if c.ConsoleKeysFile == "" {
 		c.ConsoleKeysFile = filepath.Join(filepath.Dir(c.Broker.CredentialsFile), "console_keys.json")
 	}
+	if c.Broker.CAFile == "" {
+		c.Broker.CAFile = filepath.Join(filepath.Dir(c.Broker.CredentialsFile), "ca.pem")
+	}
 }
 
 func (c *Totemhub) derive() {
@@ -276,6 +316,9 @@ func (c *Totemhub) derive() {
 func (c *Totemctl) derive() {
 	if c.KeyFile == "" {
 		c.KeyFile = strings.TrimSuffix(c.Broker.CredentialsFile, ".json") + ".key"
+	}
+	if c.Broker.CAFile == "" {
+		c.Broker.CAFile = filepath.Join(filepath.Dir(c.Broker.CredentialsFile), "ca.pem")
 	}
 }
 

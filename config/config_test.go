@@ -212,6 +212,16 @@ func TestValidate(t *testing.T) {
 		{"policy", loadh, "[cms]\npolicy = \"fse-2030\"", "cms.policy"},
 		{"hub log format", loadh, "[log]\nformat = \"xml\"", "log.format"},
 		{"ctl url", loadc, "[broker]\nurl = \"ws://x\"", "broker.url"},
+		{"plain listen off loopback", loadh, "[broker]\nlisten = \"0.0.0.0:1883\"", "broker.listen"},
+		{"plain listen all interfaces", loadh, "[broker]\nlisten = \":1883\"", "broker.listen"},
+		{"tls listen", loadh, "[broker]\ntls_listen = \"8883\"", "broker.tls_listen"},
+		{"tls names empty", loadh, "[broker]\ntls_names = []", "broker.tls_names"},
+		{"tls name", loadh, "[broker]\ntls_names = [\"bad name\"]", "broker.tls_names"},
+		{"tls cert without key", loadh, "[broker]\ntls_cert_file = \"c.pem\"", "broker.tls_cert_file"},
+		{"hub plain external", loadh, "[broker]\nembedded = false\nurl = \"mqtt://b.example:1883\"\ncredentials_file = \"h.json\"", "broker.url"},
+		{"totemd plain remote", loadd, "[broker]\nurl = \"mqtt://hub.example:1883\"", "broker.url"},
+		{"totemd cert without key", loadd, "[broker]\ncert_file = \"c.pem\"", "broker.cert_file"},
+		{"ctl plain remote", loadc, "[broker]\nurl = \"tcp://10.0.0.5:1883\"", "broker.url"},
 		{"ctl timeout", loadc, "timeout = \"0s\"", "timeout"},
 	}
 	for _, tt := range tests {
@@ -224,6 +234,26 @@ func TestValidate(t *testing.T) {
 				t.Errorf("error %q does not start with config: %s:", err, tt.key)
 			}
 		})
+	}
+}
+
+// Plain TCP leaves the loopback only where allow_plain says so; TLS
+// listens anywhere.
+func TestAllowPlain(t *testing.T) {
+	for _, doc := range []string{
+		"[broker]\nlisten = \"0.0.0.0:1883\"\nallow_plain = true",
+		"[broker]\nlisten = \"localhost:1883\"\ntls_listen = \"0.0.0.0:8883\"",
+		"[broker]\nlisten = \"[::1]:1883\"\ntls_listen = \"\"",
+	} {
+		if _, err := LoadTotemhub(writeFile(t, doc)); err != nil {
+			t.Errorf("%q: %v", doc, err)
+		}
+	}
+	if _, err := LoadTotemd(writeFile(t, "[broker]\nurl = \"mqtt://hub.example:1883\"\nallow_plain = true")); err != nil {
+		t.Error(err)
+	}
+	if _, err := LoadTotemctl(writeFile(t, "[broker]\nurl = \"mqtt://127.0.0.1:1883\"")); err != nil {
+		t.Error(err)
 	}
 }
 

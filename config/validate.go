@@ -38,6 +38,9 @@ func (p *problems) atLeast(key string, d Duration, least time.Duration) {
 	}
 }
 
+// tlsNameRE matches a DNS name a certificate can carry.
+var tlsNameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$`)
+
 var idRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
 
 func (p *problems) id(key, v string) {
@@ -61,6 +64,33 @@ func (p *problems) brokerURL(key, v string) {
 		p.add(key, "port %q is not 1-65535", u.Port())
 	case (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "":
 		p.add(key, "%q must have no path, query or fragment", v)
+	}
+}
+
+// plainURL refuses a plain broker URL to another host than the loopback
+// unless allow_plain says so.
+func (p *problems) plainURL(key, v string, t TLSClient) {
+	u, err := url.Parse(v)
+	if err != nil || t.AllowPlain || (u.Scheme != "mqtt" && u.Scheme != "tcp") {
+		return
+	}
+	if !Loopback(u.Hostname()) {
+		p.add(key, "plain %q to another host than the loopback sends passwords and citizens' data in clear: use mqtts:// (or set allow_plain = true)", v)
+	}
+}
+
+// Loopback reports whether host (a name or an address) is the loopback.
+func Loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func (p *problems) tlsClient(t TLSClient) {
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		p.add("broker.cert_file", "cert_file and key_file go together")
 	}
 }
 
@@ -101,6 +131,8 @@ func (c *Totemd) Validate() error {
 	p.nonEmpty("state_dir", c.StateDir)
 
 	p.brokerURL("broker.url", c.Broker.URL)
+	p.plainURL("broker.url", c.Broker.URL, c.Broker.TLSClient)
+	p.tlsClient(c.Broker.TLSClient)
 	// broker.credentials_file and devices.receipt_dir may be empty: see derive.
 	// MQTT carries the keep-alive as a 16-bit number of seconds.
 	p.atLeast("broker.keep_alive", c.Broker.KeepAlive, time.Second)
@@ -195,9 +227,28 @@ func (c *Totemhub) Validate() error {
 	p.consoleKeys(c.ConsoleKeys)
 
 	if c.Broker.Embedded {
-		_, port, err := net.SplitHostPort(c.Broker.Listen)
-		if err != nil || !validPort(port, 0) {
+		host, port, err := net.SplitHostPort(c.Broker.Listen)
+		switch {
+		case err != nil || !validPort(port, 0):
 			p.add("broker.listen", "%q is not host:port", c.Broker.Listen)
+		case !Loopback(host) && !c.Broker.AllowPlain:
+			p.add("broker.listen", "plain listener %q is not on the loopback: passwords and citizens' data would cross the network in clear; use tls_listen (or set allow_plain = true)", c.Broker.Listen)
+		}
+		if c.Broker.TLSListen != "" {
+			if _, port, err := net.SplitHostPort(c.Broker.TLSListen); err != nil || !validPort(port, 0) {
+				p.add("broker.tls_listen", "%q is not host:port", c.Broker.TLSListen)
+			}
+			if c.Broker.TLSCertFile == "" && len(c.Broker.TLSNames) == 0 {
+				p.add("broker.tls_names", "must name the broker (host names or addresses the clients use) when tls_cert_file is not set")
+			}
+		}
+		for _, n := range c.Broker.TLSNames {
+			if !tlsNameRE.MatchString(n) && net.ParseIP(n) == nil {
+				p.add("broker.tls_names", "%q is neither a host name nor an IP address", n)
+			}
+		}
+		if (c.Broker.TLSCertFile == "") != (c.Broker.TLSKeyFile == "") {
+			p.add("broker.tls_cert_file", "tls_cert_file and tls_key_file go together")
 		}
 	} else {
 		if c.Broker.URL == "" {
@@ -209,7 +260,9 @@ func (c *Totemhub) Validate() error {
 	}
 	if c.Broker.URL != "" {
 		p.brokerURL("broker.url", c.Broker.URL)
+		p.plainURL("broker.url", c.Broker.URL, c.Broker.TLSClient)
 	}
+	p.tlsClient(c.Broker.TLSClient)
 	if c.Broker.MaxPacket < 1024 || c.Broker.MaxPacket > maxPacket {
 		p.add("broker.max_packet", "%d is not %d-%d", c.Broker.MaxPacket, 1024, maxPacket)
 	}
@@ -249,6 +302,8 @@ func (c *Totemhub) Validate() error {
 func (c *Totemctl) Validate() error {
 	var p problems
 	p.brokerURL("broker.url", c.Broker.URL)
+	p.plainURL("broker.url", c.Broker.URL, c.Broker.TLSClient)
+	p.tlsClient(c.Broker.TLSClient)
 	p.nonEmpty("broker.credentials_file", c.Broker.CredentialsFile)
 	p.atLeast("timeout", c.Timeout, time.Millisecond)
 	return errors.Join(p...)

@@ -9,11 +9,11 @@ mkdir -p state
 hub=$!
 trap 'kill $hub 2>/dev/null; wait $hub 2>/dev/null || true' EXIT
 for _ in $(seq 50); do
-	[ -s state/credentials/demo-01.json ] && [ -s state/credentials/console.json ] && [ -s state/credentials/console.key ] && break
+	[ -s state/credentials/ca.pem ] && [ -s state/credentials/demo-01.json ] && [ -s state/credentials/console.json ] && [ -s state/credentials/console.key ] && break
 	kill -0 $hub 2>/dev/null || { echo "totemhub did not start:"; cat state/totemhub.log; exit 1; }
 	sleep 0.1
 done
-echo "totemhub running (log: state/totemhub.log)"
+echo "totemhub running, TLS on 127.0.0.1:8883 with its own CA (state/credentials/ca.pem); log: state/totemhub.log"
 
 # A virtual TS-CNS card through the real PC/SC stack when it is there:
 # pcscd with the vpcd reader driver, and a totemd built with PC/SC support.

@@ -3,6 +3,7 @@ package firmware_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"log/slog"
 	"net/url"
@@ -69,6 +70,12 @@ type central struct {
 
 func startBroker(t *testing.T, dir string, log *slog.Logger, listen string) *central {
 	t.Helper()
+	return startBrokerOpts(t, dir, log, broker.Options{Listen: listen})
+}
+
+// startBrokerOpts starts the broker with opts (Auth and Logger filled in).
+func startBrokerOpts(t *testing.T, dir string, log *slog.Logger, opts broker.Options) *central {
+	t.Helper()
 	c := &central{t: t, dir: dir, log: log}
 	var err error
 	if c.reg, err = broker.OpenRegistry(filepath.Join(dir, "fleet.db")); err != nil {
@@ -82,7 +89,8 @@ func startBroker(t *testing.T, dir string, log *slog.Logger, listen string) *cen
 	if err := users.Add(c.hubMe); err != nil {
 		t.Fatal(err)
 	}
-	if c.srv, err = broker.Start(broker.Options{Listen: listen, Auth: users, Logger: log.With("subsystem", "broker")}); err != nil {
+	opts.Auth, opts.Logger = users, log.With("subsystem", "broker")
+	if c.srv, err = broker.Start(opts); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.stop)
@@ -150,6 +158,12 @@ type totem struct {
 
 func startTotem(t *testing.T, dir, brokerURL string, cr creds.File, log *slog.Logger) *totem {
 	t.Helper()
+	return startTotemTLS(t, dir, brokerURL, cr, log, nil)
+}
+
+// startTotemTLS is startTotem with a TLS configuration for an mqtts:// URL.
+func startTotemTLS(t *testing.T, dir, brokerURL string, cr creds.File, log *slog.Logger, tlsCfg *tls.Config) *totem {
+	t.Helper()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +177,7 @@ func startTotem(t *testing.T, dir, brokerURL string, cr creds.File, log *slog.Lo
 		firmware.Options{Totem: totemID, ASL: "ASL Test", Location: "Atrio", Outbox: box,
 			Logger: log.With("subsystem", "firmware"), ResultWait: 3 * time.Second, IdleTimeout: time.Minute,
 			Link: func() firmware.Link { return tt.up }})
-	tt.up = uplink.New(uplink.Options{Totem: totemID, URL: brokerURL, Username: cr.Username, Password: cr.Password,
+	tt.up = uplink.New(uplink.Options{Totem: totemID, URL: brokerURL, TLS: tlsCfg, Username: cr.Username, Password: cr.Password,
 		Outbox: box, Logger: log.With("subsystem", "uplink"), BackoffMin: 50 * time.Millisecond,
 		BackoffMax: 200 * time.Millisecond, ResendAfter: time.Second,
 		Telemetry: tt.app.Telemetry, OnResult: tt.app.Result, OnPolicy: tt.app.SetPolicy, OnCommand: tt.app.Command})

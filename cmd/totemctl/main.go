@@ -47,6 +47,7 @@ import (
 	"github.com/aslcns/totem/config"
 	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/creds"
+	"github.com/aslcns/totem/sync/pki"
 	"github.com/aslcns/totem/sync/protocol"
 	"github.com/eclipse/paho.golang/autopaho"
 	"github.com/eclipse/paho.golang/paho"
@@ -212,10 +213,15 @@ func connect(ctx context.Context, cfg *config.Totemctl) (*client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("totemctl: broker url: %w", err)
 	}
+	tlsCfg, caFile, err := cli.BrokerTLS(cfg.Broker.URL, cfg.Broker.TLSClient)
+	if err != nil {
+		return nil, fmt.Errorf("totemctl: %w", err)
+	}
 	c := &client{me: me}
 	connErr := make(chan error, 1)
 	cm, err := autopaho.NewConnection(ctx, autopaho.ClientConfig{
 		ServerUrls:      []*url.URL{u},
+		TlsCfg:          tlsCfg,
 		KeepAlive:       30,
 		ConnectUsername: me.Username,
 		ConnectPassword: []byte(me.Password),
@@ -250,7 +256,7 @@ func connect(ctx context.Context, cfg *config.Totemctl) (*client, error) {
 	select {
 	case err := <-connErr:
 		cm.Disconnect(context.Background())
-		return nil, fmt.Errorf("totemctl: cannot connect to %s: %w", u.Host, err)
+		return nil, fmt.Errorf("totemctl: cannot connect to %s: %w", u.Host, pki.Explain(err, u.Host, caFile))
 	case err := <-done:
 		if err != nil {
 			cm.Disconnect(context.Background())

@@ -316,8 +316,15 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			log.Warn("no console keys trusted: every remote command will be refused", "console_keys_file", cfg.ConsoleKeysFile)
 		}
 		verifier.Store(cmdsig.NewVerifier(cfg.Totem.ID, keys, cmdRecord))
+		// Read after the credentials too: the demo hub writes its CA
+		// certificate before them.
+		tlsCfg, caFile, err := cli.BrokerTLS(cfg.Broker.URL, cfg.Broker.TLSClient)
+		if err != nil {
+			return err
+		}
 		up := uplink.New(uplink.Options{
 			Totem: cfg.Totem.ID, URL: cfg.Broker.URL, Username: c.Username, Password: c.Password,
+			TLS: tlsCfg, CAFile: caFile,
 			Outbox: box, Logger: log.With("subsystem", "uplink"),
 			KeepAlive: cfg.Broker.KeepAlive.Duration, BackoffMin: cfg.Broker.ReconnectMin.Duration,
 			BackoffMax: cfg.Broker.ReconnectMax.Duration, Version: version, Boot: clk.Boot(),

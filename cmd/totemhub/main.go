@@ -12,6 +12,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -77,8 +78,18 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 		return fmt.Errorf("totemhub: unknown command %q", fs.Arg(0))
 	}
 
-	// The demo console's signing key first: totemd reads the keys file
-	// once its own credentials appear.
+	// The broker's CA certificate (ca.pem in credentials_dir) and the
+	// demo console's signing key first: totemd reads both once its own
+	// credentials appear.
+	var (
+		serverTLS *tls.Config
+		renew     func(context.Context)
+	)
+	if cfg.Broker.Embedded {
+		if serverTLS, renew, err = brokerTLS(cfg, log.With("subsystem", "broker")); err != nil {
+			return err
+		}
+	}
 	if cfg.Fleet.Console != "" {
 		if err := consoleKey(cfg, log); err != nil {
 			return err
@@ -111,8 +122,10 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 	defer store.Close()
 
 	var (
-		url string
-		me  creds.File
+		url    string
+		me     creds.File
+		tlsCfg *tls.Config // the ingest's, to an external broker
+		caFile string
 	)
 	if cfg.Broker.Embedded {
 		// The ingest's own credentials live only in memory for this run.
@@ -127,16 +140,23 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 		blog := log.With("subsystem", "broker")
 		srv, err := broker.Start(broker.Options{Listen: cfg.Broker.Listen, Auth: users,
 			MaxPacket: cfg.Broker.MaxPacket, Logger: blog, MaxConnections: cfg.Broker.MaxConnections,
-			ConnectTimeout: cfg.Broker.ConnectTimeout.Duration, MaxConnectPacket: cfg.Broker.MaxConnectPacket})
+			ConnectTimeout: cfg.Broker.ConnectTimeout.Duration, MaxConnectPacket: cfg.Broker.MaxConnectPacket,
+			TLSListen: cfg.Broker.TLSListen, TLS: serverTLS})
 		if err != nil {
 			return err
 		}
 		defer srv.Close()
+		rctx, stopRenew := context.WithCancel(ctx)
+		defer stopRenew()
+		go renew(rctx)
 		defer logBrokerStats(srv.Stats, blog, brokerStatsEvery)()
 		url = srv.URL()
-		log.Info("embedded broker listening", "addr", srv.Addr())
+		log.Info("embedded broker listening", "addr", srv.Addr(), "tls_addr", srv.TLSAddr())
 	} else {
 		url = cfg.Broker.URL
+		if tlsCfg, caFile, err = cli.BrokerTLS(url, cfg.Broker.TLSClient); err != nil {
+			return err
+		}
 		if me, err = creds.Load(cfg.Broker.CredentialsFile); err != nil {
 			return err
 		}
@@ -153,7 +173,7 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 		return err
 	}
 	defer rec.Close()
-	h := hub.New(hub.Options{URL: url, ClientID: hubClientPrefix + cli.RandomID(4), Username: me.Username,
+	h := hub.New(hub.Options{URL: url, TLS: tlsCfg, CAFile: caFile, ClientID: hubClientPrefix + cli.RandomID(4), Username: me.Username,
 		Password: me.Password, Backend: store, Logger: log.With("subsystem", "ingest"),
 		Verifier: cmdsig.NewVerifier(cmdsig.HubTarget, keys, rec)})
 	log.Info("totemhub running", "broker", url, "policy", pol.ID, "state_dir", cfg.StateDir)

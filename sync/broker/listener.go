@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -33,8 +34,10 @@ const (
 type listener struct {
 	id             string
 	ln             net.Listener
-	log            *slog.Logger // ours: accept trouble
-	mlog           *slog.Logger // mochi's (Init), for what mochi's own listener logs
+	tls            *tls.Config   // nil: plain TCP
+	total          *atomic.Int64 // connections open on every listener, capped at maxConns
+	log            *slog.Logger  // ours: accept trouble
+	mlog           *slog.Logger  // mochi's (Init), for what mochi's own listener logs
 	stats          *counters
 	maxConns       int
 	connectTimeout time.Duration
@@ -96,20 +99,23 @@ func (l *listener) Serve(establish listeners.EstablishFn) {
 			l.log.Warn("accept recovered", "errors", failed)
 			delay, failed = 0, 0
 		}
-		tc := &trackedConn{Conn: c, l: l}
-		l.mu.Lock()
-		full := len(l.conns) >= l.maxConns
-		if !full {
-			l.conns[tc] = struct{}{}
-		}
-		l.mu.Unlock()
-		if full {
+		if l.total.Add(1) > int64(l.maxConns) {
 			// Accepted and closed at once: the kernel's backlog does not
 			// fill with clients that would time out anyway.
+			l.total.Add(-1)
 			l.stats.overCapacity.Add(1)
 			c.Close()
 			continue
 		}
+		tc := &trackedConn{Conn: c, raw: c, l: l}
+		if l.tls != nil {
+			// No I/O yet: the handshake runs in handshake, under the
+			// CONNECT deadline.
+			tc.Conn = tls.Server(c, l.tls)
+		}
+		l.mu.Lock()
+		l.conns[tc] = struct{}{}
+		l.mu.Unlock()
 		go l.handshake(tc, establish)
 	}
 }
@@ -119,8 +125,24 @@ func (l *listener) Serve(establish listeners.EstablishFn) {
 // connection to mochi with the packet to read again. The deadline stays
 // on the connection until mochi, having authenticated the client, sets
 // its keep-alive deadline.
+//
+// On the TLS listener the TLS handshake comes first, within the same
+// deadline: a client that stalls it costs no more than one that sends
+// no CONNECT.
 func (l *listener) handshake(tc *trackedConn, establish listeners.EstablishFn) {
 	_ = tc.Conn.SetDeadline(time.Now().Add(l.connectTimeout))
+	if t, ok := tc.Conn.(*tls.Conn); ok {
+		if err := t.Handshake(); err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				l.stats.connectTimeouts.Add(1)
+			} else {
+				l.stats.tlsFailures.Add(1)
+			}
+			tc.Close()
+			return
+		}
+	}
 	pk, err := readConnect(tc.Conn, l.maxConnect)
 	if err != nil {
 		var ne net.Error
@@ -223,25 +245,21 @@ func (l *listener) closeConns() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for c := range l.conns {
-		c.Conn.Close()
+		// The socket itself: a TLS Close would first write its
+		// close_notify, up to 5 s for a peer that does not read.
+		c.raw.Close()
 	}
-}
-
-// open returns the number of connections open.
-func (l *listener) open() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.conns)
 }
 
 // trackedConn leaves its listener's set when closed, and first gives back
 // the CONNECT the listener read.
 type trackedConn struct {
-	net.Conn
-	l       *listener
-	prefix  []byte // what handshake read, set before mochi has the connection
-	reading atomic.Bool
-	closed  atomic.Bool
+	net.Conn          // the TLS connection on the TLS listener
+	raw      net.Conn // the socket
+	l        *listener
+	prefix   []byte // what handshake read, set before mochi has the connection
+	reading  atomic.Bool
+	closed   atomic.Bool
 }
 
 // Read passes through the listener's lock once, at the first read, which
@@ -270,5 +288,6 @@ func (c *trackedConn) Close() error {
 	c.l.mu.Lock()
 	delete(c.l.conns, c)
 	c.l.mu.Unlock()
+	c.l.total.Add(-1)
 	return c.Conn.Close()
 }

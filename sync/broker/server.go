@@ -6,6 +6,7 @@ package broker
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -38,7 +39,7 @@ const (
 
 // Options configure Start.
 type Options struct {
-	Listen    string        // host:port, e.g. "127.0.0.1:1883"; port 0 picks one (see Addr)
+	Listen    string        // plain host:port, e.g. "127.0.0.1:1883"; port 0 picks one (see Addr); "" = none
 	Auth      Authenticator // required
 	MaxPacket int           // maximum packet size in bytes; 0 means DefaultMaxPacket
 	Logger    *slog.Logger  // nil discards
@@ -52,14 +53,23 @@ type Options struct {
 	// MaxConnectPacket: a connection whose CONNECT announces more bytes
 	// is closed before they are read. 0 means DefaultMaxConnectPacket.
 	MaxConnectPacket int
+
+	// TLSListen is the host:port of the TLS listener, "" = none; TLS
+	// is its server configuration (certificate, minimum version),
+	// required with TLSListen. The TLS handshake counts in the CONNECT
+	// deadline, and both listeners share MaxConnections.
+	TLSListen string
+	TLS       *tls.Config
 }
 
 // Server is a running broker.
 type Server struct {
-	mq    *mqtt.Server
-	addr  string
-	ln    *listener
-	stats *counters
+	mq      *mqtt.Server
+	addr    string      // plain listener's, "" = none
+	tlsAddr string      // TLS listener's, "" = none
+	lns     []*listener // plain and TLS
+	open    *atomic.Int64
+	stats   *counters
 
 	closeOnce sync.Once
 }
@@ -69,8 +79,11 @@ func Start(opts Options) (*Server, error) {
 	if opts.Auth == nil {
 		return nil, errors.New("broker: no authenticator")
 	}
-	if opts.Listen == "" {
+	if opts.Listen == "" && opts.TLSListen == "" {
 		return nil, errors.New("broker: no listen address")
+	}
+	if opts.TLSListen != "" && opts.TLS == nil {
+		return nil, errors.New("broker: TLS listener without a TLS configuration")
 	}
 	if opts.MaxPacket < 0 || opts.MaxPacket > 256<<20 {
 		return nil, fmt.Errorf("broker: max packet %d out of range", opts.MaxPacket)
@@ -111,20 +124,40 @@ func Start(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 
-	ln, err := net.Listen("tcp", opts.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("broker: %w", err)
+	s := &Server{mq: mq, stats: stats, open: new(atomic.Int64)}
+	closeAll := func() {
+		for _, l := range s.lns {
+			l.ln.Close()
+		}
 	}
-	s := &Server{mq: mq, addr: ln.Addr().String(), stats: stats}
-	s.ln = &listener{id: "tcp", ln: ln, log: log, stats: stats,
-		maxConns: opts.MaxConnections, connectTimeout: opts.ConnectTimeout, maxConnect: opts.MaxConnectPacket,
-		done: make(chan struct{}), closing: make(chan struct{}), conns: make(map[*trackedConn]struct{})}
-	if err := mq.AddListener(s.ln); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("broker: %w", err)
+	for _, spec := range []struct {
+		id, addr string
+		tls      *tls.Config
+	}{{"tcp", opts.Listen, nil}, {"tls", opts.TLSListen, opts.TLS}} {
+		if spec.addr == "" {
+			continue
+		}
+		ln, err := net.Listen("tcp", spec.addr)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("broker: %w", err)
+		}
+		l := &listener{id: spec.id, ln: ln, tls: spec.tls, log: log, stats: stats, total: s.open,
+			maxConns: opts.MaxConnections, connectTimeout: opts.ConnectTimeout, maxConnect: opts.MaxConnectPacket,
+			done: make(chan struct{}), closing: make(chan struct{}), conns: make(map[*trackedConn]struct{})}
+		s.lns = append(s.lns, l)
+		if spec.tls == nil {
+			s.addr = ln.Addr().String()
+		} else {
+			s.tlsAddr = ln.Addr().String()
+		}
+		if err := mq.AddListener(l); err != nil {
+			closeAll()
+			return nil, fmt.Errorf("broker: %w", err)
+		}
 	}
 	if err := mq.Serve(); err != nil {
-		ln.Close()
+		closeAll()
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 	return s, nil
@@ -133,14 +166,21 @@ func Start(opts Options) (*Server, error) {
 // Stats returns the broker's counters.
 func (s *Server) Stats() Stats { return s.stats.snapshot() }
 
-// Connections returns the number of connections open, authenticated or not.
-func (s *Server) Connections() int { return s.ln.open() }
+// Connections returns the number of connections open, authenticated or
+// not, on every listener.
+func (s *Server) Connections() int { return int(s.open.Load()) }
 
-// Addr returns the bound host:port.
+// Addr returns the plain listener's bound host:port, "" without one.
 func (s *Server) Addr() string { return s.addr }
 
 // URL returns "mqtt://" + Addr().
 func (s *Server) URL() string { return "mqtt://" + s.addr }
+
+// TLSAddr returns the TLS listener's bound host:port, "" without one.
+func (s *Server) TLSAddr() string { return s.tlsAddr }
+
+// TLSURL returns "mqtts://" + TLSAddr().
+func (s *Server) TLSURL() string { return "mqtts://" + s.tlsAddr }
 
 // Close disconnects every client, stops listening and waits for the
 // connections and the accept loop to end. It is safe to call more than once.
@@ -150,9 +190,11 @@ func (s *Server) Close() error {
 		// (see trackedConn.Read): mochi's Close writes what a new
 		// connection's setup reads, without a lock of its own.
 		// No connection still in its CONNECT goes to mochi after this.
-		s.ln.mu.Lock()
-		s.ln.end.Store(true)
-		s.ln.mu.Unlock()
+		for _, l := range s.lns {
+			l.mu.Lock()
+			l.end.Store(true)
+			l.mu.Unlock()
+		}
 		// mochi's Close lists the clients under a read lock it takes
 		// twice (Clients.GetByListener calls Len): a client coming or
 		// going in between — its write lock waits for the first, the
@@ -160,10 +202,14 @@ func (s *Server) Close() error {
 		// test run). So none may: stop accepting, disconnect every
 		// client, wait for them to be gone, and only then let mochi
 		// close.
-		s.ln.shut()
-		select {
-		case <-s.ln.done:
-		case <-time.After(5 * time.Second):
+		for _, l := range s.lns {
+			l.shut()
+		}
+		for _, l := range s.lns {
+			select {
+			case <-l.done:
+			case <-time.After(5 * time.Second):
+			}
 		}
 		for _, cl := range s.mq.Clients.GetAll() { // one read lock
 			if !cl.Closed() {
@@ -173,14 +219,16 @@ func (s *Server) Close() error {
 		if !s.awaitNoClients(closeGrace) {
 			// One that never completed its CONNECT is not among the
 			// clients: end the connections themselves.
-			s.ln.closeConns()
+			s.closeConns()
 			s.awaitNoClients(closeGrace)
 		}
-		s.ln.closeConns() // connections still in their CONNECT
+		s.closeConns() // connections still in their CONNECT
 		// mochi's Close also writes, unsynchronised, what a new
 		// connection's setup reads: wait until every connection
 		// accepted has been set up (it then reads, and fails).
-		s.ln.awaitSetUp(closeGrace)
+		for _, l := range s.lns {
+			l.awaitSetUp(closeGrace)
+		}
 		closed := make(chan struct{})
 		go func() {
 			_ = s.mq.Close() // waits for every connection it accepted
@@ -189,11 +237,17 @@ func (s *Server) Close() error {
 		select {
 		case <-closed:
 		case <-time.After(closeGrace):
-			s.ln.closeConns()
+			s.closeConns()
 			<-closed
 		}
 	})
 	return nil
+}
+
+func (s *Server) closeConns() {
+	for _, l := range s.lns {
+		l.closeConns()
+	}
 }
 
 // awaitNoClients waits, up to d, until no client is connected: each has

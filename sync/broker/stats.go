@@ -17,6 +17,7 @@ type Stats struct {
 	ConnectTimeouts int64 // connections closed for no CONNECT within connect_timeout
 	OversizeConnect int64 // connections closed for a first packet over max_connect_packet
 	NotConnect      int64 // connections closed for a first packet that is not a CONNECT
+	TLSFailures     int64 // connections closed for a failed TLS handshake (not TLS, unknown CA…)
 
 	BadCredentials   int64 // CONNACK 0x86: anonymous, unknown user or wrong secret
 	NotAuthorized    int64 // CONNACK 0x87: a known user connecting as it may not (its Last Will)
@@ -48,6 +49,7 @@ func (s Stats) String() string {
 // counters are the live Stats.
 type counters struct {
 	acceptErrors, overCapacity, connectTimeouts, oversizeConnect, notConnect atomic.Int64
+	tlsFailures                                                              atomic.Int64
 	badCredentials, notAuthorized, clientIDRefused, retainRefusedCon         atomic.Int64
 	takeovers, publishDenied, subscribeDenied, retainRefused, logSuppressed  atomic.Int64
 }
@@ -59,6 +61,7 @@ func (c *counters) snapshot() Stats {
 		ConnectTimeouts:  c.connectTimeouts.Load(),
 		OversizeConnect:  c.oversizeConnect.Load(),
 		NotConnect:       c.notConnect.Load(),
+		TLSFailures:      c.tlsFailures.Load(),
 		BadCredentials:   c.badCredentials.Load(),
 		NotAuthorized:    c.notAuthorized.Load(),
 		ClientIDRefused:  c.clientIDRefused.Load(),

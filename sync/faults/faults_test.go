@@ -3,6 +3,7 @@ package faults
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -24,6 +25,7 @@ import (
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/hub"
 	"github.com/aslcns/totem/sync/outbox"
+	"github.com/aslcns/totem/sync/pki"
 	"github.com/aslcns/totem/sync/uplink"
 )
 
@@ -145,7 +147,37 @@ func (c *central) restartBroker() {
 	c.startBroker(addr)
 }
 
-func (c *central) url() string { return "mqtt://" + c.brokerAddr() }
+func (c *central) url() string { return c.scheme() + c.brokerAddr() }
+
+// scheme is the URL scheme of the broker: mosquitto listens in TLS only,
+// as deploy/mosquitto's listener, with a certificate from the hub's CA
+// code; every client connects to it as the programs do (pki.Client).
+func (c *central) scheme() string {
+	if c.mq != nil {
+		return "mqtts://"
+	}
+	return "mqtt://"
+}
+
+// caFile is the CA the clients trust, "" for plain mochi.
+func (c *central) caFile() string {
+	if c.mq == nil {
+		return ""
+	}
+	return c.mq.caFile
+}
+
+// tls is the clients' TLS configuration, nil for plain mochi.
+func (c *central) tls() *tls.Config {
+	if c.mq == nil {
+		return nil
+	}
+	cfg, err := pki.Client{CAFile: c.mq.caFile}.Config(c.url())
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return cfg
+}
 
 // startHub starts one more hub instance; instances share the ingest
 // through $share/totemhub.
@@ -153,7 +185,7 @@ func (c *central) startHub() *hubRun {
 	c.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &hubRun{cancel: cancel, done: make(chan error, 1)}
-	r.h = hub.New(hub.Options{URL: c.url(), ClientID: "hub-" + fmt.Sprint(rand.IntN(1e6)), Username: c.hubMe.Username,
+	r.h = hub.New(hub.Options{URL: c.url(), TLS: c.tls(), ClientID: "hub-" + fmt.Sprint(rand.IntN(1e6)), Username: c.hubMe.Username,
 		Password: c.hubMe.Password, Backend: c.be})
 	go func() { r.done <- r.h.Run(ctx) }()
 	actx, acancel := context.WithTimeout(ctx, 5*time.Second)
@@ -250,7 +282,12 @@ func TestHelperTotem(t *testing.T) {
 		os.Exit(3)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	up := uplink.New(uplink.Options{Totem: totemID, URL: os.Getenv("FAULTS_URL"), Username: totemID,
+	tlsCfg, err := pki.Client{CAFile: os.Getenv("FAULTS_CA")}.Config(os.Getenv("FAULTS_URL"))
+	if err != nil {
+		fmt.Println("ERR", err)
+		os.Exit(3)
+	}
+	up := uplink.New(uplink.Options{Totem: totemID, URL: os.Getenv("FAULTS_URL"), TLS: tlsCfg, Username: totemID,
 		Password: os.Getenv("FAULTS_PASSWORD"), Outbox: box, BackoffMin: 20 * time.Millisecond,
 		BackoffMax: 200 * time.Millisecond, ResendAfter: time.Second,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))})
@@ -314,7 +351,7 @@ func (t *tailBuffer) String() string {
 func runTotem(t *testing.T, c *central, box, mode string, kill time.Duration) []string {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperTotem$", "-test.count=1")
-	cmd.Env = append(os.Environ(), "FAULTS_HELPER="+mode, "FAULTS_OUTBOX="+box, "FAULTS_URL="+c.url(),
+	cmd.Env = append(os.Environ(), "FAULTS_HELPER="+mode, "FAULTS_OUTBOX="+box, "FAULTS_URL="+c.url(), "FAULTS_CA="+c.caFile(),
 		"FAULTS_PASSWORD="+c.totem.Password)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -528,7 +565,7 @@ func linkCut(t *testing.T, kind string, ops int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	uctx, ucancel := context.WithCancel(ctx)
-	up := uplink.New(uplink.Options{Totem: totemID, URL: "mqtt://" + px.l.Addr().String(), Username: totemID,
+	up := uplink.New(uplink.Options{Totem: totemID, URL: c.scheme() + px.l.Addr().String(), TLS: c.tls(), Username: totemID,
 		Password: c.totem.Password, Outbox: box, BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
 		ResendAfter: time.Second})
 	updone := make(chan error, 1)

@@ -2,6 +2,7 @@ package faults
 
 import (
 	"bytes"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/sync/creds"
+	"github.com/aslcns/totem/sync/pki"
 )
 
 // Broker kinds the central side runs on.
@@ -31,6 +33,7 @@ type mosq struct {
 	bin    string
 	conf   string
 	addr   string
+	caFile string // the CA of its TLS listener's certificate
 	cmd    *exec.Cmd
 	exited chan struct{} // closed once cmd has been reaped
 	out    *lockedBuf
@@ -80,8 +83,20 @@ func newMosq(t *testing.T, users ...creds.File) *mosq {
 	m.addr = l.Addr().String()
 	l.Close()
 	_, port, _ := net.SplitHostPort(m.addr)
-	text := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous false\npassword_file %s\nacl_file %s\npersistence false\nmax_packet_size 262144\n",
-		port, passwd, acl)
+	// TLS only, as deploy/mosquitto/mosquitto.conf's listener, with a
+	// certificate the hub's CA code issues for 127.0.0.1.
+	certDir := filepath.Join(dir, "tls")
+	ca, err := pki.LoadOrCreateCA(certDir, "test CA", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := pki.ServerCert(certDir, ca, []string{"127.0.0.1"}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	m.caFile = filepath.Join(certDir, pki.CACertFile)
+	text := fmt.Sprintf("listener %s 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\ntls_version tlsv1.2\n"+
+		"allow_anonymous false\npassword_file %s\nacl_file %s\npersistence false\nmax_packet_size 262144\n",
+		port, m.caFile, filepath.Join(certDir, pki.ServerCertFile), filepath.Join(certDir, pki.ServerKeyFile), passwd, acl)
 	if os.Getuid() == 0 {
 		// As root mosquitto drops to its own user, which cannot read the
 		// test's private directory.
@@ -133,7 +148,13 @@ func (m *mosq) listening() bool {
 			return false
 		default:
 		}
-		if c, err := net.Dial("tcp", m.addr); err == nil {
+		// A TLS handshake with the CA's certificate, checked as the
+		// programs check it: mosquitto speaks TLS on its port.
+		cfg, err := pki.Client{CAFile: m.caFile}.Config("mqtts://" + m.addr)
+		if err != nil {
+			m.t.Fatal(err)
+		}
+		if c, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", m.addr, cfg); err == nil {
 			c.Close()
 			return true
 		}

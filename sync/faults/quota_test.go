@@ -83,7 +83,7 @@ func (c *central) checkSeq(last uint64, citizens []string) map[string]int {
 func startUplink(t *testing.T, c *central, url string, box *outbox.Outbox) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &tailBuffer{}
-	up := uplink.New(uplink.Options{Totem: totemID, URL: url, Username: totemID,
+	up := uplink.New(uplink.Options{Totem: totemID, URL: url, TLS: c.tls(), Username: totemID,
 		Password: c.totem.Password, Outbox: box, BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
 		ResendAfter: time.Second, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	t.Cleanup(func() {
@@ -133,7 +133,7 @@ func TestDiskQuota(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer box.Close()
-	stop := startUplink(t, c, "mqtt://"+px.l.Addr().String(), box)
+	stop := startUplink(t, c, c.scheme()+px.l.Addr().String(), box)
 	defer stop()
 
 	p := payload()

@@ -8,6 +8,7 @@ package hub
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,6 +24,7 @@ import (
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/internal/lograte"
 	"github.com/aslcns/totem/sync/cmdsig"
+	"github.com/aslcns/totem/sync/pki"
 	"github.com/aslcns/totem/sync/protocol"
 	"github.com/eclipse/paho.golang/autopaho"
 	"github.com/eclipse/paho.golang/paho"
@@ -30,7 +32,11 @@ import (
 
 // Options configures a Hub.
 type Options struct {
-	URL      string
+	URL string
+	// TLS is the client configuration for an mqtts:// URL (pki.Client
+	// builds it); CAFile, the file it trusts, only names it in the log.
+	TLS      *tls.Config
+	CAFile   string
 	ClientID string // unique per instance
 	Username string
 	Password string
@@ -117,6 +123,7 @@ func (h *Hub) Run(ctx context.Context) error {
 	var fatal atomic.Pointer[error]
 	cfg := autopaho.ClientConfig{
 		ServerUrls:                    []*url.URL{srv},
+		TlsCfg:                        h.o.TLS,
 		KeepAlive:                     30,
 		CleanStartOnInitialConnection: true,
 		ReconnectBackoff:              autopaho.NewExponentialBackoff(200*time.Millisecond, 10*time.Second, time.Second, 2),
@@ -149,7 +156,7 @@ func (h *Hub) Run(ctx context.Context) error {
 				cancel()
 				return
 			}
-			h.log.Warn("connect failed", "err", err)
+			h.log.Warn("connect failed", "err", pki.Explain(err, srv.Host, h.o.CAFile))
 		},
 		ClientConfig: paho.ClientConfig{
 			ClientID: h.o.ClientID,

@@ -3,6 +3,7 @@ package hub_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -18,12 +19,16 @@ import (
 	"github.com/aslcns/totem/cms/refcms"
 	"github.com/aslcns/totem/sync/hub"
 	"github.com/aslcns/totem/sync/outbox"
+	"github.com/aslcns/totem/sync/pki"
 	"github.com/aslcns/totem/sync/uplink"
 )
 
 // mosquitto starts Debian's mosquitto on a free loopback port with the ACL
-// of deploy/mosquitto and the given users, and stops it at the end.
-func mosquitto(t *testing.T, users map[string]string) string {
+// of deploy/mosquitto and the given users, and stops it at the end. It
+// listens in TLS only, as deploy/mosquitto's listener, with a certificate
+// the hub's CA code issues; it returns the URL and the clients' TLS
+// configuration, built as the programs build it.
+func mosquitto(t *testing.T, users map[string]string) (string, *tls.Config) {
 	t.Helper()
 	bin, err := exec.LookPath("mosquitto")
 	if err != nil {
@@ -56,8 +61,18 @@ func mosquitto(t *testing.T, users map[string]string) string {
 	l.Close()
 	_, port, _ := net.SplitHostPort(addr)
 	conf := filepath.Join(dir, "mosquitto.conf")
-	text := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous false\npassword_file %s\nacl_file %s\npersistence false\nmax_packet_size 262144\n",
-		port, passwd, acl)
+	certDir := filepath.Join(dir, "tls")
+	ca, err := pki.LoadOrCreateCA(certDir, "test CA", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := pki.ServerCert(certDir, ca, []string{"127.0.0.1"}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	caFile := filepath.Join(certDir, pki.CACertFile)
+	text := fmt.Sprintf("listener %s 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\ntls_version tlsv1.2\n"+
+		"allow_anonymous false\npassword_file %s\nacl_file %s\npersistence false\nmax_packet_size 262144\n",
+		port, caFile, filepath.Join(certDir, pki.ServerCertFile), filepath.Join(certDir, pki.ServerKeyFile), passwd, acl)
 	if os.Getuid() == 0 {
 		// As root mosquitto drops to its own user, which cannot read the
 		// test's private directory.
@@ -77,8 +92,13 @@ func mosquitto(t *testing.T, users map[string]string) string {
 			t.Logf("mosquitto output:\n%s", out.String())
 		}
 	})
+	url := "mqtts://" + addr
+	cfg, err := pki.Client{CAFile: caFile}.Config(url)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for i := 0; ; i++ {
-		c, err := net.Dial("tcp", addr)
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", addr, cfg)
 		if err == nil {
 			c.Close()
 			break
@@ -88,7 +108,7 @@ func mosquitto(t *testing.T, users map[string]string) string {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return "mqtt://" + addr
+	return url, cfg
 }
 
 type lockedBuf struct {
@@ -113,7 +133,7 @@ func (l *lockedBuf) String() string {
 // instances take part.
 func TestMosquittoTwoHubs(t *testing.T) {
 	const n = 300
-	url := mosquitto(t, map[string]string{"totemhub": "hub-secret", "t-mq": "totem-secret"})
+	url, tlsCfg := mosquitto(t, map[string]string{"totemhub": "hub-secret", "t-mq": "totem-secret"})
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	dir := t.TempDir()
@@ -142,7 +162,7 @@ func TestMosquittoTwoHubs(t *testing.T) {
 	hubs := make([]*hub.Hub, 2)
 	errc := make(chan error, 3)
 	for i := range hubs {
-		hubs[i] = hub.New(hub.Options{URL: url, ClientID: fmt.Sprintf("totemhub-%d", i), Username: "totemhub",
+		hubs[i] = hub.New(hub.Options{URL: url, TLS: tlsCfg, ClientID: fmt.Sprintf("totemhub-%d", i), Username: "totemhub",
 			Password: "hub-secret", Backend: store})
 		go func(h *hub.Hub) { errc <- h.Run(hctx) }(hubs[i])
 		if err := hubs[i].AwaitConnection(ctx); err != nil {
@@ -150,7 +170,7 @@ func TestMosquittoTwoHubs(t *testing.T) {
 		}
 	}
 	time.Sleep(200 * time.Millisecond) // shared subscriptions follow the connections
-	up := uplink.New(uplink.Options{Totem: "t-mq", URL: url, Username: "t-mq", Password: "totem-secret",
+	up := uplink.New(uplink.Options{Totem: "t-mq", URL: url, TLS: tlsCfg, Username: "t-mq", Password: "totem-secret",
 		Outbox: box, BackoffMin: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond, ResendAfter: 2 * time.Second})
 	go func() { errc <- up.Run(hctx) }()
 	start := time.Now()

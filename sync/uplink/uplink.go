@@ -10,6 +10,7 @@ package uplink
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/outbox"
+	"github.com/aslcns/totem/sync/pki"
 	"github.com/aslcns/totem/sync/protocol"
 	"github.com/eclipse/paho.golang/autopaho"
 	"github.com/eclipse/paho.golang/paho"
@@ -34,6 +36,10 @@ type Options struct {
 	Password string
 	Outbox   *outbox.Outbox
 	Logger   *slog.Logger
+	// TLS is the client configuration for an mqtts:// URL (pki.Client
+	// builds it); CAFile, the file it trusts, only names it in the log.
+	TLS    *tls.Config
+	CAFile string
 
 	KeepAlive  time.Duration // default 30s
 	BackoffMin time.Duration // default 500ms
@@ -184,6 +190,7 @@ func (u *Uplink) Run(ctx context.Context) error {
 	will, _ := protocol.Marshal(protocol.State{V: protocol.Version, Totem: u.o.Totem, Status: protocol.Offline})
 	cfg := autopaho.ClientConfig{
 		ServerUrls:                    []*url.URL{srv},
+		TlsCfg:                        u.o.TLS,
 		KeepAlive:                     uint16(u.o.KeepAlive / time.Second),
 		CleanStartOnInitialConnection: true,
 		ReconnectBackoff:              u.reconnectBackoff(backoff(u.o.BackoffMin, u.o.BackoffMax)),
@@ -236,6 +243,11 @@ func (u *Uplink) Run(ctx context.Context) error {
 			u.refusing = false
 			u.mu.Unlock()
 			u.retryIn.Store(0)
+			if e := pki.Explain(err, srv.Host, u.o.CAFile); e != err {
+				// Not passing: the totem's ca_file or the hub's names are wrong.
+				u.log.Error("broker certificate refused", "err", e)
+				return
+			}
 			u.log.Debug("connect failed", "err", err)
 		},
 		ClientConfig: paho.ClientConfig{
