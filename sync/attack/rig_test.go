@@ -95,7 +95,7 @@ func startHub(t *testing.T, o hubOpts) *hubProc {
 		stateDir: filepath.Join(dir, "state"), logPath: logName(t, "totemhub"), exited: make(chan struct{})}
 	h.cfg = filepath.Join(dir, "totemhub.toml")
 	var mq *mosq
-	brokerConf := fmt.Sprintf("listen = %q\n%s", h.addr, o.broker)
+	brokerConf := fmt.Sprintf("listen = %q\ntls_listen = \"\"\n%s", h.addr, o.broker)
 	if o.mosquitto {
 		mq = newMosq(t, filepath.Join(dir, "mosquitto"), h.addr)
 		hubCreds := filepath.Join(dir, "totemhub.json")
