@@ -10,6 +10,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/aslcns/totem/internal/lograte"
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/protocol"
 )
@@ -41,7 +42,7 @@ type authHook struct {
 	srv   *mqtt.Server
 	log   *slog.Logger
 	stats *counters
-	lim   *logLimiter
+	lim   *lograte.Limiter
 
 	// roles maps usernames to the role they authenticated with. It is
 	// keyed by username, not by client, so it is bounded by the number of
@@ -279,7 +280,7 @@ func (h *authHook) refuse(cl *mqtt.Client, user, topic, reason string) {
 // logged after some were held back says how many. args is called only
 // for a line logged.
 func (h *authHook) note(msg, kind string, args func() []any) {
-	ok, dropped := h.lim.allow(kind)
+	ok, dropped := h.lim.Allow(kind)
 	if !ok {
 		h.stats.logSuppressed.Add(1)
 		return

@@ -17,6 +17,8 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/aslcns/totem/internal/lograte"
 )
 
 // DefaultMaxPacket is the default maximum MQTT packet size.
@@ -117,7 +119,7 @@ func Start(opts Options) (*Server, error) {
 		Logger:       slog.New(quiet),
 	})
 	stats := new(counters)
-	hook := &authHook{auth: opts.Auth, srv: mq, log: log, stats: stats, lim: newLogLimiter(),
+	hook := &authHook{auth: opts.Auth, srv: mq, log: log, stats: stats, lim: &lograte.Limiter{Every: logEvery},
 		roles: make(map[string]string)}
 	quiet.redact = hook.redact
 	if err := mq.AddHook(hook, nil); err != nil {

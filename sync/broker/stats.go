@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -74,48 +73,7 @@ func (c *counters) snapshot() Stats {
 	}
 }
 
-// logLimiter lets through, per kind of line, a burst of logBurst lines,
-// then one every logEvery: a client repeating a refusal thousands of times
-// writes a few lines, not thousands.
-type logLimiter struct {
-	mu    sync.Mutex
-	kinds map[string]*logBucket // bounded: kinds are the hook's constants
-	now   func() time.Time
-}
-
-type logBucket struct {
-	tokens  float64
-	last    time.Time
-	dropped int64
-}
-
-const (
-	logBurst = 10
-	logEvery = 6 * time.Second
-)
-
-func newLogLimiter() *logLimiter {
-	return &logLimiter{kinds: make(map[string]*logBucket), now: time.Now}
-}
-
-// allow reports whether a line of kind may be logged and, if so, how many
-// were held back since the last one.
-func (l *logLimiter) allow(kind string) (ok bool, dropped int64) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := l.now()
-	b := l.kinds[kind]
-	if b == nil {
-		b = &logBucket{tokens: logBurst, last: now}
-		l.kinds[kind] = b
-	}
-	b.tokens = min(logBurst, b.tokens+float64(now.Sub(b.last))/float64(logEvery))
-	b.last = now
-	if b.tokens < 1 {
-		b.dropped++
-		return false, 0
-	}
-	b.tokens--
-	dropped, b.dropped = b.dropped, 0
-	return true, dropped
-}
+// logEvery is how often a kind of refusal line is written at most: a
+// client repeating a refusal thousands of times writes a line a period,
+// with the count held back, not thousands (internal/lograte).
+const logEvery = 6 * time.Second
