@@ -147,7 +147,7 @@ func (a *App) activation(ctx context.Context, op string, info hal.CardInfo) erro
 		return err
 	}
 	a.log.Info("assisted op", "kind", cms.KindActivation, "operator", maskSerial(op))
-	e, err := a.online(ctx, cms.KindActivation, payload)
+	e, err := a.submit(ctx, cms.KindActivation, payload)
 	if err != nil {
 		return err
 	}
@@ -169,7 +169,7 @@ func (a *App) activation(ctx context.Context, op string, info hal.CardInfo) erro
 		a.show("no_receipt", a.printerText(err))
 		return nil
 	}
-	return a.finish(ctx, e, kindTitle(cms.KindActivation), info, activationSummaryLines(&req, res))
+	return a.finishKind(ctx, e, cms.KindActivation, info, activationSummaryLines(&req, res))
 }
 
 // plausibleEmail is a first check of a typed address; the CMS checks it

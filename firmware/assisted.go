@@ -192,23 +192,14 @@ func (a *App) assisted(ctx context.Context, op string) error {
 		if err != nil {
 			return err
 		}
-		switch k {
-		case '1':
-			err = a.activation(ctx, op, info)
-		case '2':
-			err = a.revocation(ctx, op, info, "")
-		case '3':
-			err = a.consentVia(ctx, info, a.byOperator(ctx, op, info, false))
-		case '4':
-			err = a.reprintVia(ctx, info, a.byOperator(ctx, op, info, true))
-		case '5':
-			err = a.historyVia(ctx, info, a.byOperator(ctx, op, info, false))
-		case '6':
-			err = a.readerVia(ctx, info, a.byOperator(ctx, op, info, false))
-		case hal.KeyOK: // the other page
+		kind, isOp := opMenu[k]
+		switch {
+		case isOp:
+			err = kindSpecs[kind].assisted(a, ctx, op, info)
+		case k == hal.KeyOK: // the other page
 			page = map[string]string{"op_menu": "op_menu_2", "op_menu_2": "op_menu"}[page]
 			continue
-		case hal.KeyBack:
+		case k == hal.KeyBack:
 			if page == "op_menu_2" {
 				page = "op_menu"
 				continue
@@ -647,7 +638,7 @@ func (a *App) revocation(ctx context.Context, op string, info hal.CardInfo, team
 		return err
 	}
 	a.log.Info("assisted op", "kind", cms.KindRevocation, "operator", maskSerial(op))
-	e, err := a.online(ctx, cms.KindRevocation, payload)
+	e, err := a.submit(ctx, cms.KindRevocation, payload)
 	if err != nil {
 		return err
 	}
@@ -660,5 +651,5 @@ func (a *App) revocation(ctx context.Context, op string, info hal.CardInfo, team
 		a.show("unavailable")
 		return fmt.Errorf("firmware: revocation result: %w", errors.Join(err, errNoAnswer))
 	}
-	return a.finish(ctx, e, kindTitle(cms.KindRevocation), info, revocationAssistedLines(res, p.deleg, p.doc, op))
+	return a.finishKind(ctx, e, cms.KindRevocation, info, revocationAssistedLines(res, p.deleg, p.doc, op))
 }

@@ -7,30 +7,11 @@ import (
 	"github.com/aslcns/totem/cms"
 )
 
-// The receipt of every operation: its title and its lines, in Italian.
+// The receipt of every operation: its lines, in Italian (its title is
+// registered with its kind, kinds.go).
 // They show codes and outcomes, never health details; a receipt's frame
 // (ASL, totem, date, masked CF, protocol or provisional id, QR) is added
 // by receipt.
-
-var kindTitles = map[string]string{
-	cms.KindConsent:    "Consensi FSE",
-	cms.KindActivation: "Attivazione TS-CNS",
-	cms.KindReprint:    "Ristampa PIN/PUK",
-	cms.KindRevocation: "Revoca TS-CNS",
-	cms.KindReader:     "Richiesta lettore",
-	cms.KindHistory:    "Storico tessera",
-	cms.KindPINChange:  "Cambio PIN",
-	cms.KindPINUnblock: "Sblocco PIN con PUK",
-	cms.KindWrongData:  "Segnalazione dati errati",
-}
-
-// kindTitle is the receipt title of an operation kind.
-func kindTitle(kind string) string {
-	if t, ok := kindTitles[kind]; ok {
-		return t
-	}
-	return "Operazione " + kind
-}
 
 var reasons = map[string]string{
 	cms.ReasonTheft: "furto", cms.ReasonLoss: "smarrimento", cms.ReasonMalfunction: "malfunzionamento",

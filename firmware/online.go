@@ -197,25 +197,14 @@ func (a *App) more(ctx context.Context, card hal.Card, info hal.CardInfo) error 
 
 // dispatch runs the function of menu key k, from any page of the menu.
 func (a *App) dispatch(ctx context.Context, k hal.Key, card hal.Card, info hal.CardInfo) error {
+	if kind, ok := selfMenu[k]; ok {
+		return kindSpecs[kind].self(a, ctx, card, info)
+	}
 	switch k {
 	case hal.KeyOK:
 		return a.more(ctx, card, info)
 	case '0':
 		return a.other(ctx, info)
-	case '1':
-		return a.consent(ctx, card, info)
-	case '2':
-		return a.readerRequest(ctx, info)
-	case '3':
-		return a.changePIN(ctx, card, info)
-	case '4':
-		return a.history(ctx, card, info)
-	case '5':
-		return a.reprint(ctx, info)
-	case '6':
-		return a.unblockPIN(ctx, card, info)
-	case '7':
-		return a.revokeSelf(ctx, &info)
 	case '8':
 		return a.forms(ctx)
 	case '9':
@@ -260,7 +249,7 @@ func (a *App) historyVia(ctx context.Context, info hal.CardInfo, v *via) error {
 	if err != nil {
 		return err
 	}
-	e, err := a.online(ctx, cms.KindHistory, payload)
+	e, err := a.submit(ctx, cms.KindHistory, payload)
 	if err != nil {
 		return err
 	}
@@ -300,7 +289,7 @@ func (a *App) historyVia(ctx context.Context, info hal.CardInfo, v *via) error {
 			}
 			i--
 		case '1':
-			return a.finish(ctx, e, kindTitle(cms.KindHistory), info, append(historyLines(res), v.lines()...))
+			return a.finishKind(ctx, e, cms.KindHistory, info, append(historyLines(res), v.lines()...))
 		case hal.KeyCancel:
 			a.show("cancelled")
 			return errCancel
@@ -349,7 +338,7 @@ func (a *App) reprintVia(ctx context.Context, info hal.CardInfo, v *via) error {
 		return err
 	}
 	a.logOp(v, cms.KindReprint)
-	e, err := a.online(ctx, cms.KindReprint, payload)
+	e, err := a.submit(ctx, cms.KindReprint, payload)
 	if err != nil {
 		return err
 	}
@@ -362,7 +351,7 @@ func (a *App) reprintVia(ctx context.Context, info hal.CardInfo, v *via) error {
 		a.show("unavailable")
 		return errors.New("firmware: reprint result without codes")
 	}
-	return a.finishSensitive(ctx, e, kindTitle(cms.KindReprint), info, append(reprintLines(reason, res), v.lines()...))
+	return a.finishKind(ctx, e, cms.KindReprint, info, append(reprintLines(reason, res), v.lines()...))
 }
 
 // other lists the requests the totem does not serve itself, each with
@@ -376,6 +365,9 @@ func (a *App) other(ctx context.Context, info hal.CardInfo) error {
 	if err != nil {
 		return err
 	}
+	if kind, ok := otherMenu[k]; ok {
+		return kindSpecs[kind].self(a, ctx, nil, info)
+	}
 	var key string
 	switch k {
 	case '1':
@@ -385,8 +377,6 @@ func (a *App) other(ctx context.Context, info hal.CardInfo) error {
 		if a.o.ReissueCounter {
 			key = "reissue_counter"
 		}
-	case '3':
-		return a.wrongData(ctx, info)
 	case hal.KeyBack:
 		return errBack
 	default:

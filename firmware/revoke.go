@@ -120,7 +120,7 @@ func (a *App) revoke(ctx context.Context, req cms.RevocationRequest, info hal.Ca
 	if err != nil {
 		return err
 	}
-	e, err := a.online(ctx, cms.KindRevocation, payload)
+	e, err := a.submit(ctx, cms.KindRevocation, payload)
 	clear(payload) // it holds the CIP
 	if err != nil {
 		return err

@@ -182,8 +182,7 @@ func (a *App) consentVia(ctx context.Context, info hal.CardInfo, v *via) error {
 	}
 	a.logOp(v, cms.KindConsent)
 	a.show("saving")
-	now := time.Now()
-	e, err := a.enqueueAndWait(ctx, cms.KindConsent, payload, now, now.Add(a.o.QueuedTTL))
+	e, err := a.submit(ctx, cms.KindConsent, payload)
 	if err != nil {
 		return err
 	}
@@ -191,7 +190,7 @@ func (a *App) consentVia(ctx context.Context, info hal.CardInfo, v *via) error {
 	for i, c := range pol.Consents {
 		lines[i] = c.Label + ": " + strings.ToUpper(a.yesNo(values[i]))
 	}
-	return a.finish(ctx, e, kindTitle(cms.KindConsent), info, append(lines, v.lines()...))
+	return a.finishKind(ctx, e, cms.KindConsent, info, append(lines, v.lines()...))
 }
 
 // askConsents asks each consent of pol in turn, then shows the summary;
@@ -334,19 +333,7 @@ func (a *App) enqueueAndWait(ctx context.Context, kind string, payload []byte, c
 	}
 }
 
-// finish prints the receipt for e and tells the citizen the outcome.
-func (a *App) finish(ctx context.Context, e outbox.Entry, title string, info hal.CardInfo, lines []string) error {
-	return a.finishDoc(ctx, e, a.receipt(e, title, info, lines))
-}
-
-// finishSensitive is finish for a receipt with secrets on it (the first
-// halves of PIN and PUK): the print queue keeps no copy once it is printed.
-func (a *App) finishSensitive(ctx context.Context, e outbox.Entry, title string, info hal.CardInfo, lines []string) error {
-	doc := a.receipt(e, title, info, lines)
-	doc.Sensitive = true
-	return a.finishDoc(ctx, e, doc)
-}
-
+// finishDoc prints doc, the receipt of e, and tells the citizen the outcome.
 func (a *App) finishDoc(ctx context.Context, e outbox.Entry, doc *hal.Doc) error {
 	a.show("printing")
 	perr := a.print(ctx, doc, e.ID)
@@ -515,8 +502,7 @@ func (a *App) readerVia(ctx context.Context, info hal.CardInfo, v *via) error {
 	}
 	a.logOp(v, cms.KindReader)
 	a.show("saving")
-	now := time.Now()
-	e, err := a.enqueueAndWait(ctx, cms.KindReader, payload, now, now.Add(a.o.QueuedTTL))
+	e, err := a.submit(ctx, cms.KindReader, payload)
 	if err != nil {
 		return err
 	}
@@ -524,7 +510,7 @@ func (a *App) readerVia(ctx context.Context, info hal.CardInfo, v *via) error {
 	if e.Done && len(e.Result.Data) > 0 {
 		json.Unmarshal(e.Result.Data, &res)
 	}
-	return a.finish(ctx, e, kindTitle(cms.KindReader), info, append(readerLines(string(ref), res), v.lines()...))
+	return a.finishKind(ctx, e, cms.KindReader, info, append(readerLines(string(ref), res), v.lines()...))
 }
 
 // changePIN is Cambio PIN, done on the chip: the old PIN, the new one
@@ -570,12 +556,11 @@ func (a *App) changePIN(ctx context.Context, card hal.Card, info hal.CardInfo) e
 	if err != nil {
 		return err
 	}
-	now := time.Now()
-	e, err := a.enqueueAndWait(ctx, cms.KindPINChange, payload, now, now.Add(a.o.QueuedTTL))
+	e, err := a.submit(ctx, cms.KindPINChange, payload)
 	if err != nil || result != cms.PINOK {
 		return err
 	}
-	return a.finish(ctx, e, kindTitle(cms.KindPINChange), info, pinEventLines(cms.KindPINChange))
+	return a.finishKind(ctx, e, cms.KindPINChange, info, pinEventLines(cms.KindPINChange))
 }
 
 // notAvailable says the function cannot be served on this totem; any

@@ -34,11 +34,11 @@ func (a *App) unblockPIN(ctx context.Context, card hal.Card, info hal.CardInfo) 
 		switch result {
 		case cms.PINOK:
 			a.show("saving")
-			e, err := a.enqueueAndWait(ctx, cms.KindPINUnblock, payload, now, now.Add(a.o.QueuedTTL))
+			e, err := a.submit(ctx, cms.KindPINUnblock, payload)
 			if err != nil {
 				return err
 			}
-			return a.finish(ctx, e, kindTitle(cms.KindPINUnblock), info, pinEventLines(cms.KindPINUnblock))
+			return a.finishKind(ctx, e, cms.KindPINUnblock, info, pinEventLines(cms.KindPINUnblock))
 		case cms.PINBlocked:
 			if err := a.audit(cms.KindPINUnblock, payload, now); err != nil {
 				return err

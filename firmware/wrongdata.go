@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"time"
 
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/hal"
@@ -42,8 +41,7 @@ func (a *App) wrongData(ctx context.Context, info hal.CardInfo) error {
 		return err
 	}
 	a.show("saving")
-	now := time.Now()
-	e, err := a.enqueueAndWait(ctx, cms.KindWrongData, payload, now, now.Add(a.o.QueuedTTL))
+	e, err := a.submit(ctx, cms.KindWrongData, payload)
 	if err != nil {
 		return err
 	}
