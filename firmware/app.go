@@ -8,7 +8,6 @@ package firmware
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,7 +18,6 @@ import (
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/firmware/printq"
 	"github.com/aslcns/totem/hal"
-	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/protocol"
 )
@@ -209,127 +207,6 @@ func (a *App) OutboxAlarm(u outbox.Usage) {
 	}
 	a.log.Info("outbox back below its quota alarm", "fraction", u.Fraction, "pending", u.Pending)
 	a.event(protocol.LevelInfo, "outbox_quota_ok", "outbox back to "+used)
-}
-
-// Command answers a console command; it is the uplink's OnCommand.
-func (a *App) Command(ctx context.Context, c *protocol.Command) *protocol.Reply {
-	r := &protocol.Reply{ID: c.ID}
-	switch c.Name {
-	case "ping":
-		r.OK = true
-	case "status":
-		t := a.Telemetry()
-		t.V, t.Totem, t.At = protocol.Version, a.o.Totem, time.Now().UTC()
-		b, err := json.Marshal(t)
-		if err != nil {
-			r.Error = err.Error()
-			return r
-		}
-		r.OK, r.Data = true, b
-	case "jobs":
-		if a.o.Jobs == nil {
-			r.Error = "no print queue"
-			return r
-		}
-		jobs, err := a.o.Jobs.List(20)
-		if err != nil {
-			r.Error = err.Error()
-			return r
-		}
-		// What a technician needs, not the receipts' content.
-		type row struct {
-			ID       uint64    `json:"id"`
-			OpID     string    `json:"op_id,omitempty"`
-			Title    string    `json:"title"`
-			State    string    `json:"state"`
-			Attempts int       `json:"attempts"`
-			Copies   int       `json:"copies"`
-			LastErr  string    `json:"last_err,omitempty"`
-			Created  time.Time `json:"created"`
-		}
-		rows := make([]row, 0, len(jobs))
-		for _, j := range jobs {
-			rows = append(rows, row{j.ID, j.OpID, j.Doc.Title, j.State, j.Attempts, j.Copies, j.LastErr, j.Created})
-		}
-		r.Data, _ = json.Marshal(rows)
-		r.OK = true
-	case "sendlog":
-		// The elenco invii: every operation with its transmissions and
-		// both outcomes, newest first; never the payload.
-		n := 50
-		fmt.Sscan(c.Args["n"], &n)
-		entries, err := a.o.Outbox.Recent(min(max(n, 1), 500))
-		if err != nil {
-			r.Error = err.Error()
-			return r
-		}
-		rows := make([]protocol.SendLogRow, 0, len(entries))
-		for _, e := range entries {
-			w := protocol.SendLogRow{Seq: e.Seq, OpID: e.ID, Kind: e.Kind, Created: e.Created, Attempts: e.Attempts, LastSent: e.LastSent,
-				State: entryState(e), Stamp: e.Stamp}
-			if e.Result != nil {
-				w.Protocol, w.Transport, w.Processing = e.Result.Transport.Protocol, e.Result.Transport.Status, e.Result.Processing.Status
-				w.Errors, w.Duplicate = e.Result.Processing.Errors, e.Result.Duplicate
-			}
-			rows = append(rows, w)
-		}
-		r.Data, _ = json.Marshal(rows)
-		r.OK = true
-	case "sendlog_print":
-		// The elenco invii as a receipt: n=N newest (default 20, at most 100).
-		n := 0
-		if s := c.Args["n"]; s != "" {
-			if _, err := fmt.Sscan(s, &n); err != nil || n < 1 {
-				r.Error = "sendlog_print: n must be a positive number"
-				return r
-			}
-		}
-		v, err := a.printSendLog(ctx, n)
-		if err != nil {
-			r.Error = err.Error()
-			return r
-		}
-		r.Data, _ = json.Marshal(v)
-		r.OK = true
-	case "reprint":
-		var id uint64
-		if _, err := fmt.Sscan(c.Args["id"], &id); err != nil || a.o.Jobs == nil {
-			r.Error = "reprint needs id=JOB"
-			return r
-		}
-		if err := a.o.Jobs.Reprint(id); err != nil {
-			r.Error = err.Error()
-			return r
-		}
-		r.OK = true
-	case "resend", "void", "correct", "cancel", "resync":
-		var v any
-		var err error
-		switch c.Name {
-		case "resend":
-			v, err = a.resend(ctx, c.Args)
-		case "void":
-			v, err = a.void(ctx, c.Args)
-		case "correct":
-			v, err = a.correct(ctx, c.Args)
-		case "cancel":
-			v, err = a.cancel(ctx, c.Args)
-		default:
-			v, err = a.resync(ctx)
-		}
-		if err != nil {
-			r.Error = err.Error()
-			return r
-		}
-		r.Data, _ = json.Marshal(v)
-		r.OK = true
-	default:
-		// The verifier's table (sync/cmdsig) let through a command this
-		// totem cannot run: the two are out of step.
-		r.Code, r.Error = cmdsig.CodeUnknown, "unknown command "+c.Name
-	}
-	a.log.Info("command", "name", c.Name, "id", c.ID, "ok", r.OK)
-	return r
 }
 
 // Run runs the totem until ctx is done. On return the display shows
