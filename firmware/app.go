@@ -225,62 +225,17 @@ func (a *App) Run(ctx context.Context) error {
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		for {
-			ev, err := a.dev.Reader.Next(ctx)
-			if err != nil {
-				if ctx.Err() != nil {
-					return
-				}
-				// The reader (or pcscd) is gone: say so, keep asking;
-				// drivers recover on their own.
-				a.readerState(ctx, false, err)
-				sleep(ctx, time.Second)
-				continue
-			}
-			a.readerState(ctx, true, nil)
-			select {
-			case a.cards <- ev:
-			case <-ctx.Done():
-				return
-			}
-		}
+		a.readCards(ctx)
 	}()
 	go func() {
 		defer wg.Done()
-		for {
-			k, err := a.dev.Keypad.Next(ctx)
-			if err == nil {
-				a.beep()
-			}
-			if err != nil {
-				if ctx.Err() == nil {
-					a.log.Error("keypad", "err", err)
-					sleep(ctx, time.Second)
-					continue
-				}
-				return
-			}
-			select {
-			case a.keys <- k:
-			case <-ctx.Done():
-				return
-			}
-		}
+		a.readKeys(ctx)
 	}()
 	if h, ok := a.dev.Reader.(hal.ReaderHealth); ok {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			t := time.NewTicker(time.Second)
-			defer t.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-t.C:
-					a.readerState(ctx, h.Healthy(), nil)
-				}
-			}
+			a.watchReader(ctx, h)
 		}()
 	}
 	err := a.loop(ctx)
@@ -291,6 +246,67 @@ func (a *App) Run(ctx context.Context) error {
 		return nil
 	}
 	return err
+}
+
+// readCards hands the reader's card events to the loop until ctx is done.
+func (a *App) readCards(ctx context.Context) {
+	for {
+		ev, err := a.dev.Reader.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			// The reader (or pcscd) is gone: say so, keep asking;
+			// drivers recover on their own.
+			a.readerState(ctx, false, err)
+			sleep(ctx, time.Second)
+			continue
+		}
+		a.readerState(ctx, true, nil)
+		select {
+		case a.cards <- ev:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// readKeys hands the keypad's keys to the loop, with a beep each, until
+// ctx is done.
+func (a *App) readKeys(ctx context.Context) {
+	for {
+		k, err := a.dev.Keypad.Next(ctx)
+		if err == nil {
+			a.beep()
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				a.log.Error("keypad", "err", err)
+				sleep(ctx, time.Second)
+				continue
+			}
+			return
+		}
+		select {
+		case a.keys <- k:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// watchReader polls a reader that can tell its health once a second.
+func (a *App) watchReader(ctx context.Context, h hal.ReaderHealth) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			a.readerState(ctx, h.Healthy(), nil)
+		}
+	}
 }
 
 // loop is the top of the state machine: idle, then one session per card.

@@ -33,6 +33,23 @@ import (
 // errLogout ends an operator session with the slot empty.
 var errLogout = errors.New("firmware: operator logged out")
 
+// awaitOperatorOut waits for the operator card to leave the slot, after
+// the operator's PIN; otherwise it returns why the session ends and how.
+func (a *App) awaitOperatorOut(ctx context.Context, op string) (string, error) {
+	draw := func() { a.show("op_remove", maskSerial(op)) }
+	draw()
+	_, err := a.key(ctx, "op_remove", draw)
+	switch {
+	case errors.Is(err, hal.ErrCardRemoved):
+		return "", nil
+	case err != nil:
+		return reason(err), err
+	default: // * or D with the card still in
+		a.show("op_closed")
+		return "logout", errCancel
+	}
+}
+
 // operatorSession runs assisted mode from an operator card in the slot.
 func (a *App) operatorSession(ctx context.Context, card hal.Card, info hal.CardInfo) error {
 	if !cms.OperatorSerial(info.Serial) {
@@ -55,17 +72,8 @@ func (a *App) operatorSession(ctx context.Context, card hal.Card, info hal.CardI
 		return err
 	}
 
-	// The operator card leaves the slot.
-	draw := func() { a.show("op_remove", maskSerial(op)) }
-	draw()
-	_, err := a.key(ctx, "op_remove", draw)
-	switch {
-	case errors.Is(err, hal.ErrCardRemoved):
-	case err != nil:
-		return end(reason(err), err)
-	default: // * or D with the card still in
-		a.show("op_closed")
-		return end("logout", errCancel)
+	if why, err := a.awaitOperatorOut(ctx, op); err != nil {
+		return end(why, err)
 	}
 
 	probe := false // a card may have come in while a flow ran with the slot empty
