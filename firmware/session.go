@@ -2,10 +2,8 @@ package firmware
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -151,124 +149,11 @@ func (a *App) pinOn(ctx context.Context, card hal.Card, name string) error {
 	}
 }
 
-// consent is the Consensi FSE flow, self-service: PIN, then consentVia.
-func (a *App) consent(ctx context.Context, card hal.Card, info hal.CardInfo) error {
-	if err := a.pin(ctx, card); err != nil {
-		return err
-	}
-	return a.consentVia(ctx, info, &via{})
-}
-
-// consentVia is Consensi FSE for the citizen identified by v: v's steps,
-// one screen per consent of the policy, summary, durable enqueue, receipt.
-func (a *App) consentVia(ctx context.Context, info hal.CardInfo, v *via) error {
-	pol := a.Policy()
-	var values []bool
-	err := steps(append(slices.Clip(v.steps), func() (err error) {
-		values, err = a.askConsents(ctx, pol)
-		return err
-	})...)
-	if err != nil {
-		return err
-	}
-
-	req := cms.ConsentRequest{Card: cardRef(info), Policy: pol.ID, Channel: v.channel(), Operator: v.op}
-	for i, c := range pol.Consents {
-		req.Consents = append(req.Consents, cms.Consent{Code: c.Code, Given: values[i]})
-	}
-	payload, err := json.Marshal(req)
-	if err != nil {
-		return err
-	}
-	a.logOp(v, cms.KindConsent)
-	a.show("saving")
-	e, err := a.submit(ctx, cms.KindConsent, payload)
-	if err != nil {
-		return err
-	}
-	lines := make([]string, len(pol.Consents))
-	for i, c := range pol.Consents {
-		lines[i] = c.Label + ": " + strings.ToUpper(a.yesNo(values[i]))
-	}
-	return a.finishKind(ctx, e, cms.KindConsent, info, append(lines, v.lines()...))
-}
-
-// askConsents asks each consent of pol in turn, then shows the summary;
-// Back moves to the previous screen all the way to the menu.
-func (a *App) askConsents(ctx context.Context, pol cms.Policy) ([]bool, error) {
-	values := make([]bool, len(pol.Consents))
-	for i := 0; ; {
-		if i == len(pol.Consents) {
-			draw := func() { a.showSummary(pol, values) }
-			draw()
-			k, err := a.key(ctx, "summary", draw)
-			if err != nil {
-				return nil, err
-			}
-			switch k {
-			case hal.KeyOK:
-				return values, nil
-			case hal.KeyBack: // to the last consent
-				i--
-			case hal.KeyCancel:
-				a.show("cancelled")
-				return nil, errCancel
-			}
-			continue
-		}
-		label := a.o.Lang.text(pol.Consents[i].Code)
-		if label == pol.Consents[i].Code {
-			label = pol.Consents[i].Label
-		}
-		lines := append(hal.Wrap(label, 20), "", "")
-		draw := func() { a.show("consent", i+1, len(pol.Consents), lines[0], lines[1]) }
-		draw()
-		k, err := a.key(ctx, "consent", draw)
-		if err != nil {
-			return nil, err
-		}
-		switch k {
-		case '1', '2':
-			values[i] = k == '1'
-			i++
-		case hal.KeyBack:
-			if i == 0 {
-				return nil, errBack
-			}
-			i--
-		case hal.KeyCancel:
-			a.show("cancelled")
-			return nil, errCancel
-		}
-	}
-}
-
 func (a *App) yesNo(v bool) string {
 	if v {
 		return a.o.Lang.text("yes")
 	}
 	return a.o.Lang.text("no")
-}
-
-func (a *App) showSummary(pol cms.Policy, values []bool) {
-	rows := a.o.Lang.screen("summary")
-	body := make([]string, 0, 3)
-	for i, c := range pol.Consents {
-		label := a.o.Lang.text("short_" + c.Code)
-		if strings.HasPrefix(label, "short_") {
-			label = c.Code
-		}
-		body = append(body, fmt.Sprintf("%s: %s", label, a.yesNo(values[i])))
-	}
-	// The header gives way when the consents need its row.
-	if len(body) >= 3 {
-		rows = append(body[:3], rows[3])
-	} else {
-		copy(rows[1:3], body)
-	}
-	if err := a.dev.Display.Show(rows); err != nil {
-		a.log.Warn("display", "err", err)
-	}
 }
 
 // enqueue makes an operation durable and listens for its results: ch
@@ -475,92 +360,6 @@ func wipe(b []byte) { clear(b[:cap(b)]) }
 
 func cardRef(info hal.CardInfo) cms.CardRef {
 	return cms.CardRef{Serial: info.Serial, CF: info.CF, Expiry: info.Expiry.Format(time.DateOnly)}
-}
-
-// readerRequest is Richiesta lettore, self-service and queued.
-func (a *App) readerRequest(ctx context.Context, info hal.CardInfo) error {
-	return a.readerVia(ctx, info, &via{})
-}
-
-// readerVia is Richiesta lettore for the citizen identified by v: v's
-// steps, the reference of the 4,20 € payment receipt typed on the keypad,
-// durable enqueue, receipt.
-func (a *App) readerVia(ctx context.Context, info hal.CardInfo, v *via) error {
-	var ref []byte
-	err := steps(append(slices.Clip(v.steps), func() (err error) {
-		ref, err = a.enter(ctx, "payment", 6, 20, false)
-		return err
-	})...)
-	if err != nil {
-		return err
-	}
-	req := cms.ReaderRequest{Card: cardRef(info), Channel: v.channel(), Operator: v.op, Document: v.document(),
-		Payment: cms.Payment{Reference: string(ref), AmountCents: cms.ReaderFeeCents}}
-	payload, err := json.Marshal(req)
-	if err != nil {
-		return err
-	}
-	a.logOp(v, cms.KindReader)
-	a.show("saving")
-	e, err := a.submit(ctx, cms.KindReader, payload)
-	if err != nil {
-		return err
-	}
-	var res cms.ReaderResult
-	if e.Done && len(e.Result.Data) > 0 {
-		json.Unmarshal(e.Result.Data, &res)
-	}
-	return a.finishKind(ctx, e, cms.KindReader, info, append(readerLines(string(ref), res), v.lines()...))
-}
-
-// changePIN is Cambio PIN, done on the chip: the old PIN, the new one
-// twice. Only an audit event, with no PIN data, is queued.
-func (a *App) changePIN(ctx context.Context, card hal.Card, info hal.CardInfo) error {
-	pc, ok := card.(hal.PINChanger)
-	if !ok {
-		return a.notAvailable(ctx)
-	}
-	old, err := a.enter(ctx, "pin", 5, 8, true)
-	if err != nil {
-		return err
-	}
-	defer wipe(old)
-	nw, err := a.newPIN(ctx)
-	if err != nil {
-		return err
-	}
-	defer wipe(nw)
-	err = pc.ChangePIN(ctx, old, nw)
-	wipe(old)
-	wipe(nw)
-	result := cms.PINOK
-	var pe *hal.PINError
-	switch {
-	case err == nil:
-	case errors.As(err, &pe):
-		a.log.Info("pin change refused", "tries_left", pe.TriesLeft)
-		screen := "pin_wrong"
-		if pe.TriesLeft == 1 {
-			screen = "pin_last"
-		}
-		a.show(screen, pe.TriesLeft)
-		a.key(ctx, screen, func() { a.show(screen, pe.TriesLeft) })
-		return errCancel
-	case errors.Is(err, hal.ErrPINBlocked):
-		a.show("pin_blocked")
-		result = cms.PINBlocked
-	default:
-		return a.cardError(err)
-	}
-	payload, err := json.Marshal(cms.PINEvent{Card: cardRef(info), Channel: cms.SelfService, Result: result})
-	if err != nil {
-		return err
-	}
-	e, err := a.submit(ctx, cms.KindPINChange, payload)
-	if err != nil || result != cms.PINOK {
-		return err
-	}
-	return a.finishKind(ctx, e, cms.KindPINChange, info, pinEventLines(cms.KindPINChange))
 }
 
 // notAvailable says the function cannot be served on this totem; any
