@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/cms"
+	"github.com/aslcns/totem/firmware/console"
 	"github.com/aslcns/totem/firmware/printq"
 	"github.com/aslcns/totem/hal"
 	"github.com/aslcns/totem/sync/outbox"
@@ -94,6 +95,8 @@ type App struct {
 	waiters map[string]chan outbox.Entry
 	printer string // last printer condition, for telemetry
 	reader  string // "ok" or "gone", for telemetry and the idle screen
+
+	console *console.Console
 }
 
 const metaPolicy = "policy"
@@ -125,6 +128,7 @@ func New(dev Devices, o Options) *App {
 		}
 	}
 	a.policy.Store(&p)
+	a.console = a.newConsole()
 	return a
 }
 

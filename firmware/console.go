@@ -2,144 +2,59 @@ package firmware
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"sort"
 	"time"
 
-	"github.com/aslcns/totem/sync/cmdsig"
+	"github.com/aslcns/totem/firmware/console"
+	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/protocol"
 )
 
-// A console command's handler: the verified command's arguments in, the
-// reply's data out (nil: a reply without data) or the error the console
-// shows.
-type consoleHandler func(a *App, ctx context.Context, args map[string]string) (any, error)
+// The console's types, under the names the mains and the tests know.
+type (
+	// Link is what the technician's actions need of the uplink.
+	Link = console.Link
+	// ActionResult is the Data of resend, void, correct and cancel.
+	ActionResult = console.ActionResult
+	// Difference is one line of a resync report.
+	Difference = console.Difference
+	// ResyncReport is the Data of resync.
+	ResyncReport = console.ResyncReport
+)
 
-// consoleCommands are the console commands a totem runs, one entry each,
-// the way a mux holds its handlers (style.md §22): Command looks the name
-// up, so adding a command is one line here and one handler.
-var consoleCommands = map[string]consoleHandler{
-	"ping":   func(*App, context.Context, map[string]string) (any, error) { return nil, nil },
-	"status": (*App).statusCommand,
-	"jobs":   (*App).jobsCommand,
-	// The elenco invii: every operation with its transmissions and both
-	// outcomes, newest first; never the payload.
-	"sendlog": (*App).sendLogCommand,
-	// The elenco invii as a receipt: n=N newest (default 20, at most 100).
-	"sendlog_print": (*App).sendLogPrintCommand,
-	"reprint":       (*App).reprintCommand,
-	"resend":        (*App).resend,
-	"void":          (*App).void,
-	"correct":       (*App).correct,
-	"cancel":        (*App).cancel,
-	"resync":        func(a *App, ctx context.Context, _ map[string]string) (any, error) { return a.resync(ctx) },
-}
+// What a resync difference is (Difference.What).
+const (
+	DiffPendingApplied = console.DiffPendingApplied
+	DiffOutcome        = console.DiffOutcome
+	DiffNotAtHub       = console.DiffNotAtHub
+	DiffForeign        = console.DiffForeign
+	DiffHubAhead       = console.DiffHubAhead
+)
 
-// Commands returns the names of the console commands a totem runs, sorted:
-// what the verifier's role table (sync/cmdsig) must know, no more, no less.
-func Commands() []string {
-	names := make([]string, 0, len(consoleCommands))
-	for n := range consoleCommands {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
+// ErrNoLink is returned by actions that need the hub when there is no link.
+var ErrNoLink = console.ErrNoLink
+
+// Commands returns the names of the console commands a totem runs, sorted.
+func Commands() []string { return console.Commands() }
 
 // Command answers a console command; it is the uplink's OnCommand.
 func (a *App) Command(ctx context.Context, c *protocol.Command) *protocol.Reply {
-	r := &protocol.Reply{ID: c.ID}
-	h, ok := consoleCommands[c.Name]
-	if !ok {
-		// The verifier's table (sync/cmdsig) let through a command this
-		// totem cannot run: the two are out of step.
-		r.Code, r.Error = cmdsig.CodeUnknown, "unknown command "+c.Name
-		a.log.Info("command", "name", c.Name, "id", c.ID, "ok", r.OK)
-		return r
-	}
-	v, err := h(a, ctx, c.Args)
-	if err == nil && v != nil {
-		r.Data, err = json.Marshal(v)
-	}
-	if err != nil {
-		r.Error = err.Error()
-		return r
-	}
-	r.OK = true
-	a.log.Info("command", "name", c.Name, "id", c.ID, "ok", r.OK)
-	return r
+	return a.console.Command(ctx, c)
 }
 
-func (a *App) statusCommand(context.Context, map[string]string) (any, error) {
-	t := a.Telemetry()
-	t.V, t.Totem, t.At = protocol.Version, a.o.Totem, time.Now().UTC()
-	return t, nil
+// consoleTotem is the App as the console sees it: console.Totem's few
+// methods, without widening App's own API.
+type consoleTotem struct{ a *App }
+
+func (t consoleTotem) Telemetry() protocol.Telemetry { return t.a.Telemetry() }
+func (t consoleTotem) Result(e outbox.Entry)         { t.a.Result(e) }
+func (t consoleTotem) Listen(id string) (<-chan outbox.Entry, func()) {
+	return t.a.listen(id)
+}
+func (t consoleTotem) PrintSendLog(ctx context.Context, n int) (any, error) {
+	return t.a.printSendLog(ctx, n)
 }
 
-// jobRow is what a technician needs of a print job, not the receipt's
-// content.
-type jobRow struct {
-	ID       uint64    `json:"id"`
-	OpID     string    `json:"op_id,omitempty"`
-	Title    string    `json:"title"`
-	State    string    `json:"state"`
-	Attempts int       `json:"attempts"`
-	Copies   int       `json:"copies"`
-	LastErr  string    `json:"last_err,omitempty"`
-	Created  time.Time `json:"created"`
-}
-
-func (a *App) jobsCommand(context.Context, map[string]string) (any, error) {
-	if a.o.Jobs == nil {
-		return nil, errors.New("no print queue")
-	}
-	jobs, err := a.o.Jobs.List(20)
-	if err != nil {
-		return nil, err
-	}
-	rows := make([]jobRow, 0, len(jobs))
-	for _, j := range jobs {
-		rows = append(rows, jobRow{j.ID, j.OpID, j.Doc.Title, j.State, j.Attempts, j.Copies, j.LastErr, j.Created})
-	}
-	return rows, nil
-}
-
-func (a *App) sendLogCommand(_ context.Context, args map[string]string) (any, error) {
-	n := 50
-	fmt.Sscan(args["n"], &n)
-	entries, err := a.o.Outbox.Recent(min(max(n, 1), 500))
-	if err != nil {
-		return nil, err
-	}
-	rows := make([]protocol.SendLogRow, 0, len(entries))
-	for _, e := range entries {
-		w := protocol.SendLogRow{Seq: e.Seq, OpID: e.ID, Kind: e.Kind, Created: e.Created, Attempts: e.Attempts, LastSent: e.LastSent,
-			State: entryState(e), Stamp: e.Stamp}
-		if e.Result != nil {
-			w.Protocol, w.Transport, w.Processing = e.Result.Transport.Protocol, e.Result.Transport.Status, e.Result.Processing.Status
-			w.Errors, w.Duplicate = e.Result.Processing.Errors, e.Result.Duplicate
-		}
-		rows = append(rows, w)
-	}
-	return rows, nil
-}
-
-func (a *App) sendLogPrintCommand(ctx context.Context, args map[string]string) (any, error) {
-	n := 0
-	if s := args["n"]; s != "" {
-		if _, err := fmt.Sscan(s, &n); err != nil || n < 1 {
-			return nil, errors.New("sendlog_print: n must be a positive number")
-		}
-	}
-	return a.printSendLog(ctx, n)
-}
-
-func (a *App) reprintCommand(_ context.Context, args map[string]string) (any, error) {
-	var id uint64
-	if _, err := fmt.Sscan(args["id"], &id); err != nil || a.o.Jobs == nil {
-		return nil, errors.New("reprint needs id=JOB")
-	}
-	return nil, a.o.Jobs.Reprint(id)
+func (a *App) newConsole() *console.Console {
+	return console.New(console.Options{Totem: a.o.Totem, Outbox: a.o.Outbox, Jobs: a.o.Jobs, Link: a.o.Link,
+		Logger: a.log, Now: func() time.Time { return a.now() }, ResultWait: a.o.ResultWait, QueuedTTL: a.o.QueuedTTL}, consoleTotem{a})
 }
