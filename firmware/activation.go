@@ -204,14 +204,14 @@ func plausibleEmail(s string) bool {
 // presenterText is who asked, as the summary shows it.
 func (a *App) presenterText(d *cms.Delegation) string {
 	if d == nil {
-		return a.o.Lang.text("direct")
+		return a.o.Lang.Text("direct")
 	}
-	return a.o.Lang.text("deleg_" + d.Kind)
+	return a.o.Lang.Text("deleg_" + d.Kind)
 }
 
 // docText is the identity document, as the summary shows it.
 func (a *App) docText(d cms.IDDocument) string {
-	return fit20(a.o.Lang.text("doc_"+d.Type) + " " + d.Number)
+	return fit20(a.o.Lang.Text("doc_"+d.Type) + " " + d.Number)
 }
 
 // fit20 cuts s to the display's 20 columns.

@@ -18,6 +18,7 @@ import (
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/firmware/console"
 	"github.com/aslcns/totem/firmware/printq"
+	"github.com/aslcns/totem/firmware/screens"
 	"github.com/aslcns/totem/hal"
 	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/protocol"
@@ -491,7 +492,7 @@ func (a *App) key(ctx context.Context, name string, redraw func()) (hal.Key, err
 				timer.Reset(warnAt)
 				continue // the key only dismissed the warning
 			}
-			if !bound(name, k) {
+			if !screens.Bound(name, k) {
 				timer.Reset(warnAt)
 				continue
 			}
@@ -510,36 +511,12 @@ func (a *App) key(ctx context.Context, name string, redraw func()) (hal.Key, err
 // show puts a catalogue screen on the display, formatting %-verbs in each
 // row with args in order.
 func (a *App) show(key string, args ...any) {
-	if _, ok := screens[key+"_nocard"]; ok && a.noCard {
+	if screens.Has(key+"_nocard") && a.noCard {
 		key += "_nocard" // the variant that asks for no card back
 	}
-	rows := a.o.Lang.screen(key)
-	for i, r := range rows {
-		n := countVerbs(r)
-		if n > len(args) {
-			n = len(args)
-		}
-		if n > 0 {
-			rows[i] = fmt.Sprintf(r, args[:n]...)
-			args = args[n:]
-		}
-	}
-	if err := a.dev.Display.Show(rows); err != nil {
+	if err := a.dev.Display.Show(screens.Format(a.o.Lang, key, args...)); err != nil {
 		a.log.Warn("display", "err", err)
 	}
-}
-
-func countVerbs(s string) int {
-	n := 0
-	for i := 0; i+1 < len(s); i++ {
-		if s[i] == '%' {
-			if s[i+1] != '%' {
-				n++
-			}
-			i++
-		}
-	}
-	return n
 }
 
 func sleep(ctx context.Context, d time.Duration) {

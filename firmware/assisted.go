@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/cms"
+	"github.com/aslcns/totem/firmware/screens"
 	"github.com/aslcns/totem/hal"
 )
 
@@ -151,7 +152,7 @@ func (a *App) awaitInsert(ctx context.Context, name string, redraw func(), probe
 				redraw() // the reader's state changed
 			}
 		case k := <-a.keys:
-			if bound(name, k) {
+			if screens.Bound(name, k) {
 				return k, nil
 			}
 			timer.Reset(a.o.OperatorTimeout)
@@ -301,7 +302,7 @@ func (a *App) text(ctx context.Context, title string, tap *[10]string, min, max 
 		if len(shown) > 20 {
 			shown = shown[len(shown)-20:]
 		}
-		draw := func() { a.show("text", a.o.Lang.text(title), shown) }
+		draw := func() { a.show("text", a.o.Lang.Text(title), shown) }
 		draw()
 		k, err := a.key(ctx, "text", draw)
 		if err != nil {
@@ -547,7 +548,7 @@ func (a *App) logOp(v *via, kind string) {
 // refuse pages a refusal text and ends the operation (errCancel unless
 // the operator cancels otherwise).
 func (a *App) refuse(ctx context.Context, key string) error {
-	if err := a.pages(ctx, hal.Wrap(a.o.Lang.text(key), 20)); err != nil && !errors.Is(err, errBack) {
+	if err := a.pages(ctx, hal.Wrap(a.o.Lang.Text(key), 20)); err != nil && !errors.Is(err, errBack) {
 		return err
 	}
 	return errCancel
@@ -634,7 +635,7 @@ func (a *App) revocation(ctx context.Context, op string, info hal.CardInfo, team
 	}}
 	fns = append(fns, a.whoSteps(ctx, info, holder, &p)...)
 	fns = append(fns, func() error {
-		_, err := a.choose(ctx, "revoke_summary", a.o.Lang.text("reason_"+req.Reason))
+		_, err := a.choose(ctx, "revoke_summary", a.o.Lang.Text("reason_"+req.Reason))
 		return err
 	})
 	if err := steps(fns...); err != nil {

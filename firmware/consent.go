@@ -76,7 +76,7 @@ func (a *App) askConsents(ctx context.Context, pol cms.Policy) ([]bool, error) {
 			}
 			continue
 		}
-		label := a.o.Lang.text(pol.Consents[i].Code)
+		label := a.o.Lang.Text(pol.Consents[i].Code)
 		if label == pol.Consents[i].Code {
 			label = pol.Consents[i].Label
 		}
@@ -104,10 +104,10 @@ func (a *App) askConsents(ctx context.Context, pol cms.Policy) ([]bool, error) {
 }
 
 func (a *App) showSummary(pol cms.Policy, values []bool) {
-	rows := a.o.Lang.screen("summary")
+	rows := a.o.Lang.Screen("summary")
 	body := make([]string, 0, 3)
 	for i, c := range pol.Consents {
-		label := a.o.Lang.text("short_" + c.Code)
+		label := a.o.Lang.Text("short_" + c.Code)
 		if strings.HasPrefix(label, "short_") {
 			label = c.Code
 		}

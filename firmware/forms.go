@@ -132,7 +132,7 @@ func (a *App) forms(ctx context.Context) error {
 // guide is the Guida: a short help, paged.
 func (a *App) guide(ctx context.Context) error {
 	a.log.Info("guide shown")
-	err := a.pages(ctx, hal.Wrap(a.o.Lang.text("guide"), 20))
+	err := a.pages(ctx, hal.Wrap(a.o.Lang.Text("guide"), 20))
 	if errors.Is(err, errCancel) {
 		return errBack // leaving the help cancels nothing
 	}

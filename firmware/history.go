@@ -67,7 +67,7 @@ func (a *App) historyVia(ctx context.Context, info hal.CardInfo, v *via) error {
 	for i := 0; ; {
 		c := res.Cards[i]
 		draw := func() {
-			a.show("history_card", fmt.Sprintf("%d/%d %s", i+1, len(res.Cards), a.o.Lang.text("state_"+string(c.State))),
+			a.show("history_card", fmt.Sprintf("%d/%d %s", i+1, len(res.Cards), a.o.Lang.Text("state_"+string(c.State))),
 				maskSerial(c.Serial), dateIT(c.Expiry))
 		}
 		draw()

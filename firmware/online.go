@@ -120,7 +120,7 @@ func (a *App) showRejection(ctx context.Context, e outbox.Entry) error {
 		msg = e.Result.Processing.Errors[0].Message
 	}
 	a.log.Info("online op rejected", "op_id", e.ID, "kind", e.Kind)
-	return a.pages(ctx, hal.Wrap(a.o.Lang.text("rejected_prefix")+msg, 20))
+	return a.pages(ctx, hal.Wrap(a.o.Lang.Text("rejected_prefix")+msg, 20))
 }
 
 // pages shows lines three at a time: # forward, * back; # on the last
@@ -242,5 +242,5 @@ func (a *App) other(ctx context.Context, info hal.CardInfo) error {
 		return errCancel
 	}
 	a.log.Info("refusal shown", "what", key)
-	return a.pages(ctx, hal.Wrap(a.o.Lang.text(key), 20))
+	return a.pages(ctx, hal.Wrap(a.o.Lang.Text(key), 20))
 }

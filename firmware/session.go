@@ -151,9 +151,9 @@ func (a *App) pinOn(ctx context.Context, card hal.Card, name string) error {
 
 func (a *App) yesNo(v bool) string {
 	if v {
-		return a.o.Lang.text("yes")
+		return a.o.Lang.Text("yes")
 	}
-	return a.o.Lang.text("no")
+	return a.o.Lang.Text("no")
 }
 
 // enqueue makes an operation durable and listens for its results: ch
@@ -314,13 +314,13 @@ func (a *App) setPrinter(err error) {
 func (a *App) printerText(err error) string {
 	switch {
 	case errors.Is(err, hal.ErrPaperOut):
-		return a.o.Lang.text("paper_out")
+		return a.o.Lang.Text("paper_out")
 	case errors.Is(err, hal.ErrCoverOpen):
-		return a.o.Lang.text("cover_open")
+		return a.o.Lang.Text("cover_open")
 	case errors.Is(err, hal.ErrNotResponding):
-		return a.o.Lang.text("not_responding")
+		return a.o.Lang.Text("not_responding")
 	}
-	return a.o.Lang.text("printer_fault")
+	return a.o.Lang.Text("printer_fault")
 }
 
 // enter reads digits on screen name: # confirms once at least min are

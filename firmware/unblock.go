@@ -43,7 +43,7 @@ func (a *App) unblockPIN(ctx context.Context, card hal.Card, info hal.CardInfo) 
 			if err := a.audit(cms.KindPINUnblock, payload, now); err != nil {
 				return err
 			}
-			if err := a.pages(ctx, hal.Wrap(a.o.Lang.text("puk_blocked"), 20)); !errors.Is(err, errBack) {
+			if err := a.pages(ctx, hal.Wrap(a.o.Lang.Text("puk_blocked"), 20)); !errors.Is(err, errBack) {
 				return err
 			}
 			a.show("cancelled")
