@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"time"
 
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/hal"
@@ -90,13 +89,4 @@ func (a *App) historyVia(ctx context.Context, info hal.CardInfo, v *via) error {
 			return errCancel
 		}
 	}
-}
-
-// dateIT turns 2030-12-31 into 31/12/2030.
-func dateIT(d string) string {
-	t, err := time.Parse(time.DateOnly, d)
-	if err != nil {
-		return d
-	}
-	return t.Format("02/01/2006")
 }

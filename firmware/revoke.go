@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"strings"
 
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/hal"
@@ -143,18 +142,4 @@ func (a *App) revoke(ctx context.Context, req cms.RevocationRequest, info hal.Ca
 	}
 	a.show("revoke_done", e.Result.Transport.Protocol)
 	return nil
-}
-
-// selfRevocationLines: the card by its masked TEAM code, then the
-// revocation and the reissue requested with it.
-func selfRevocationLines(team string, r cms.RevocationResult) []string {
-	return append([]string{"Tessera: codice TEAM " + maskTEAM(team)}, revocationLines(r)...)
-}
-
-// maskTEAM hides all but the last four digits of a codice TEAM.
-func maskTEAM(team string) string {
-	if len(team) <= 4 {
-		return team
-	}
-	return strings.Repeat("*", len(team)-4) + team[len(team)-4:]
 }
