@@ -508,6 +508,14 @@ func (a *App) key(ctx context.Context, name string, redraw func()) (hal.Key, err
 	}
 }
 
+// ask shows screen name, its verbs filled from args, and waits for a key
+// the screen binds (key, which redraws it as needed).
+func (a *App) ask(ctx context.Context, name string, args ...any) (hal.Key, error) {
+	draw := func() { a.show(name, args...) }
+	draw()
+	return a.key(ctx, name, draw)
+}
+
 // show puts a catalogue screen on the display, formatting %-verbs in each
 // row with args in order.
 func (a *App) show(key string, args ...any) {

@@ -37,9 +37,7 @@ var errLogout = errors.New("firmware: operator logged out")
 // awaitOperatorOut waits for the operator card to leave the slot, after
 // the operator's PIN; otherwise it returns why the session ends and how.
 func (a *App) awaitOperatorOut(ctx context.Context, op string) (string, error) {
-	draw := func() { a.show("op_remove", maskSerial(op)) }
-	draw()
-	_, err := a.key(ctx, "op_remove", draw)
+	_, err := a.ask(ctx, "op_remove", maskSerial(op))
 	switch {
 	case errors.Is(err, hal.ErrCardRemoved):
 		return "", nil
@@ -195,9 +193,7 @@ func (a *App) assisted(ctx context.Context, op string) error {
 	}
 	page := "op_menu"
 	for {
-		draw := func() { a.show(page, MaskCF(info.CF)) }
-		draw()
-		k, err := a.key(ctx, page, draw)
+		k, err := a.ask(ctx, page, MaskCF(info.CF))
 		if err != nil {
 			return err
 		}
@@ -227,9 +223,7 @@ func (a *App) assisted(ctx context.Context, op string) error {
 // choose shows screen name and returns the key pressed: * is errBack,
 // D cancels (errCancel).
 func (a *App) choose(ctx context.Context, name string, args ...any) (hal.Key, error) {
-	draw := func() { a.show(name, args...) }
-	draw()
-	k, err := a.key(ctx, name, draw)
+	k, err := a.ask(ctx, name, args...)
 	switch {
 	case err != nil:
 		return 0, err
@@ -302,9 +296,7 @@ func (a *App) text(ctx context.Context, title string, tap *[10]string, min, max 
 		if len(shown) > 20 {
 			shown = shown[len(shown)-20:]
 		}
-		draw := func() { a.show("text", a.o.Lang.Text(title), shown) }
-		draw()
-		k, err := a.key(ctx, "text", draw)
+		k, err := a.ask(ctx, "text", a.o.Lang.Text(title), shown)
 		if err != nil {
 			return "", err
 		}

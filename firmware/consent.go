@@ -81,9 +81,7 @@ func (a *App) askConsents(ctx context.Context, pol cms.Policy) ([]bool, error) {
 			label = pol.Consents[i].Label
 		}
 		lines := append(hal.Wrap(label, 20), "", "")
-		draw := func() { a.show("consent", i+1, len(pol.Consents), lines[0], lines[1]) }
-		draw()
-		k, err := a.key(ctx, "consent", draw)
+		k, err := a.ask(ctx, "consent", i+1, len(pol.Consents), lines[0], lines[1])
 		if err != nil {
 			return nil, err
 		}

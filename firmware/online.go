@@ -138,9 +138,7 @@ func (a *App) pages(ctx context.Context, lines []string) error {
 		if p == n-1 {
 			name = "page_last"
 		}
-		draw := func() { a.show(name, row(3*p), row(3*p+1), row(3*p+2)) }
-		draw()
-		k, err := a.key(ctx, name, draw)
+		k, err := a.ask(ctx, name, row(3*p), row(3*p+1), row(3*p+2))
 		if err != nil {
 			return err
 		}
@@ -170,9 +168,7 @@ var menuPages = []string{"menu", "menu_2", "menu_3", "menu_4"}
 func (a *App) more(ctx context.Context, card hal.Card, info hal.CardInfo) error {
 	for p := 1; ; {
 		name := menuPages[p]
-		draw := func() { a.show(name) }
-		draw()
-		k, err := a.key(ctx, name, draw)
+		k, err := a.ask(ctx, name)
 		if err != nil {
 			return err
 		}
@@ -217,9 +213,7 @@ func (a *App) dispatch(ctx context.Context, k hal.Key, card hal.Card, info hal.C
 // reissue needs an enabled counter and an operator, wrong personal data
 // are reported and corrected at the sportello Scelta e Revoca.
 func (a *App) other(ctx context.Context, info hal.CardInfo) error {
-	draw := func() { a.show("menu_other") }
-	draw()
-	k, err := a.key(ctx, "menu_other", draw)
+	k, err := a.ask(ctx, "menu_other")
 	if err != nil {
 		return err
 	}

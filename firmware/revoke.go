@@ -47,9 +47,7 @@ func (a *App) revokeSelf(ctx context.Context, info *hal.CardInfo) error {
 	if req.Reason, err = a.askRevokeReason(ctx); err != nil {
 		return err
 	}
-	draw := func() { a.show("revoke_confirm", "..."+req.TEAM[len(req.TEAM)-4:]) }
-	draw()
-	k, err := a.key(ctx, "revoke_confirm", draw)
+	k, err := a.ask(ctx, "revoke_confirm", "..."+req.TEAM[len(req.TEAM)-4:])
 	if err != nil {
 		return err
 	}
@@ -94,9 +92,7 @@ func (a *App) enterTEAM(ctx context.Context) (string, error) {
 
 // askRevokeReason asks why the card is revoked: theft, loss, malfunction.
 func (a *App) askRevokeReason(ctx context.Context) (string, error) {
-	draw := func() { a.show("revoke_reason") }
-	draw()
-	k, err := a.key(ctx, "revoke_reason", draw)
+	k, err := a.ask(ctx, "revoke_reason")
 	if err != nil {
 		return "", err
 	}

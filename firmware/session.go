@@ -86,9 +86,7 @@ func (a *App) pinOn(ctx context.Context, card hal.Card, name string) error {
 		}
 	}()
 	for {
-		draw := func() { a.show(name, strings.Repeat("*", len(buf))) }
-		draw()
-		k, err := a.key(ctx, name, draw)
+		k, err := a.ask(ctx, name, strings.Repeat("*", len(buf)))
 		if err != nil {
 			return err
 		}
@@ -125,9 +123,7 @@ func (a *App) pinOn(ctx context.Context, card hal.Card, name string) error {
 				if pe.TriesLeft == 1 {
 					screen = "pin_last"
 				}
-				draw := func() { a.show(screen, pe.TriesLeft) }
-				draw()
-				k, err := a.key(ctx, screen, draw)
+				k, err := a.ask(ctx, screen, pe.TriesLeft)
 				if err != nil {
 					return err
 				}
@@ -334,9 +330,7 @@ func (a *App) enter(ctx context.Context, name string, min, max int, mask bool) (
 		if mask {
 			shown = strings.Repeat("*", len(buf))
 		}
-		draw := func() { a.show(name, shown) }
-		draw()
-		k, err := a.key(ctx, name, draw)
+		k, err := a.ask(ctx, name, shown)
 		if err != nil {
 			wipe(buf)
 			return nil, err

@@ -100,9 +100,7 @@ func (a *App) retry(ctx context.Context, tries int) error {
 	if tries >= 0 {
 		screen, args = "puk_wrong", []any{tries}
 	}
-	draw := func() { a.show(screen, args...) }
-	draw()
-	k, err := a.key(ctx, screen, draw)
+	k, err := a.ask(ctx, screen, args...)
 	if err != nil {
 		return err
 	}

@@ -22,9 +22,7 @@ var wrongDataKeys = map[hal.Key][]string{
 
 // wrongData is Dati errati with the card in the reader.
 func (a *App) wrongData(ctx context.Context, info hal.CardInfo) error {
-	draw := func() { a.show("wrong_data_field") }
-	draw()
-	k, err := a.key(ctx, "wrong_data_field", draw)
+	k, err := a.ask(ctx, "wrong_data_field")
 	if err != nil {
 		return err
 	}
