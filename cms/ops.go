@@ -6,37 +6,36 @@ import (
 	"net/mail"
 	"strings"
 	"time"
+
+	"github.com/aslcns/totem/cms/opkind"
 )
 
-// Operation kinds: the value of Op.Kind on the wire.
+// Operation kinds: the value of Op.Kind on the wire, declared with their
+// shared rules in cms/opkind (one declaration per kind); the names stay here
+// for the CMS's readers.
 const (
-	KindConsent      = "consent"      // Consensi FSE: ConsentRequest
-	KindActivation   = "activation"   // Attivazione: ActivationRequest → ActivationResult
-	KindReprint      = "reprint"      // Ristampa PIN/PUK: ReprintRequest → ReprintResult
-	KindRevocation   = "revocation"   // Revoca: RevocationRequest → RevocationResult
-	KindReader       = "reader"       // Richiesta lettore: ReaderRequest → ReaderResult
-	KindHistory      = "history"      // Storico: HistoryRequest → HistoryResult
-	KindPINChange    = "pin_change"   // Cambio PIN on the chip: PINEvent
-	KindPINUnblock   = "pin_unblock"  // Sblocco PIN con PUK on the chip: PINEvent
-	KindSuspension   = "suspension"   // Sospensione: always refused
-	KindReactivation = "reactivation" // Riattivazione: always refused
-	KindReissue      = "reissue"      // Riemissione: ReissueRequest → ReissueResult
-	KindWrongData    = "wrong_data"   // Dati errati: WrongDataReport → WrongDataResult
+	KindConsent      = opkind.Consent      // Consensi FSE: ConsentRequest
+	KindActivation   = opkind.Activation   // Attivazione: ActivationRequest → ActivationResult
+	KindReprint      = opkind.Reprint      // Ristampa PIN/PUK: ReprintRequest → ReprintResult
+	KindRevocation   = opkind.Revocation   // Revoca: RevocationRequest → RevocationResult
+	KindReader       = opkind.Reader       // Richiesta lettore: ReaderRequest → ReaderResult
+	KindHistory      = opkind.History      // Storico: HistoryRequest → HistoryResult
+	KindPINChange    = opkind.PINChange    // Cambio PIN on the chip: PINEvent
+	KindPINUnblock   = opkind.PINUnblock   // Sblocco PIN con PUK on the chip: PINEvent
+	KindSuspension   = opkind.Suspension   // Sospensione: always refused
+	KindReactivation = opkind.Reactivation // Riattivazione: always refused
+	KindReissue      = opkind.Reissue      // Riemissione: ReissueRequest → ReissueResult
+	KindWrongData    = opkind.WrongData    // Dati errati: WrongDataReport → WrongDataResult
 	// KindVoid settles a sequence number whose operation the totem can
 	// never send (corrupt or unreadable record, shed telemetry): payload
 	// {"reason":"…"}, always rejected with CodeVoid, nothing else changes.
-	KindVoid = "void"
+	KindVoid = opkind.Void
 )
 
 // Online reports whether an operation of kind needs the CMS's answer before
-// the totem can go on (it is not queued for later).
-func Online(kind string) bool {
-	switch kind {
-	case KindActivation, KindReprint, KindRevocation, KindHistory:
-		return true
-	}
-	return false
-}
+// the totem can go on (it is not queued for later), as its declaration in
+// cms/opkind says.
+func Online(kind string) bool { return opkind.Online(kind) }
 
 // Delegation kinds: who may act for the holder.
 const (

@@ -3,6 +3,8 @@ package cms
 import (
 	"encoding/json"
 	"time"
+
+	"github.com/aslcns/totem/cms/opkind"
 )
 
 // Kinds of the technician's variations of an operation already sent (seed
@@ -10,8 +12,8 @@ import (
 // sequence, with both outcomes; it references the original, which is
 // never erased: the audit shows both.
 const (
-	KindCorrection   = "correction"   // CorrectionRequest: the original's effect, with corrected data
-	KindCancellation = "cancellation" // CancellationRequest: the original's effect reverted
+	KindCorrection   = opkind.Correction   // CorrectionRequest: the original's effect, with corrected data
+	KindCancellation = opkind.Cancellation // CancellationRequest: the original's effect reverted
 )
 
 // Error codes of variations.
@@ -25,16 +27,17 @@ const (
 	CodeProtocolMismatch = "REF_PROTOCOL"     // the protocol number given is not the original's
 )
 
-// Correctable reports whether operations of kind can be corrected: the
-// consents (a different choice) and the reader request (a mistyped
-// payment reference). An activation, a revocation or a reprint has
-// produced codes, letters or a new card: it cannot be redone on paper.
-func Correctable(kind string) bool { return kind == KindConsent || kind == KindReader }
+// Correctable reports whether operations of kind can be corrected, as its
+// declaration in cms/opkind says: the consents (a different choice) and
+// the reader request (a mistyped payment reference). An activation, a
+// revocation or a reprint has produced codes, letters or a new card: it
+// cannot be redone on paper.
+func Correctable(kind string) bool { k, _ := opkind.Lookup(kind); return k.Correctable }
 
 // Cancellable reports whether the effect of an operation of kind can be
-// reverted: consents go back to the previous choice, a reader request
-// gives back the counter and frees the payment reference.
-func Cancellable(kind string) bool { return kind == KindConsent || kind == KindReader }
+// reverted (cms/opkind): consents go back to the previous choice, a reader
+// request gives back the counter and frees the payment reference.
+func Cancellable(kind string) bool { k, _ := opkind.Lookup(kind); return k.Cancellable }
 
 // CorrectionRequest is the payload of a KindCorrection operation. Payload
 // is the corrected payload of the original's kind, checked with the same

@@ -25,129 +25,21 @@ func (a *App) activation(ctx context.Context, op string, info hal.CardInfo) erro
 	if !a.reachable(cms.KindActivation) {
 		return errUnavailable
 	}
-	req := cms.ActivationRequest{Card: cardRef(info), Channel: cms.Assisted, Operator: op}
-	var (
-		p        presenter
-		buy, fse bool
-		pol      = a.Policy()
-	)
-	fns := []func() error{func() error {
-		_, err := a.choose(ctx, "act_privacy")
-		req.Privacy = err == nil
-		return err
-	}}
-	fns = append(fns, a.whoSteps(ctx, info, holderLine(info), &p)...)
-	fns = append(fns,
-		func() error {
-			k, err := a.choose(ctx, "contact_channel")
-			if err != nil {
-				return err
-			}
-			ch := cms.ContactSMS
-			if k == '2' {
-				ch = cms.ContactEmail
-			}
-			if req.Contact.Channel != ch {
-				req.Contact = cms.Contact{Channel: ch}
-			}
-			return nil
-		},
-		func() error {
-			for {
-				var addr string
-				var err error
-				if req.Contact.Channel == cms.ContactSMS {
-					var b []byte
-					b, err = a.enter(ctx, "contact_sms", 9, 15, false)
-					addr = string(b)
-				} else {
-					addr, err = a.text(ctx, "t_email", &tapEmail, 6, 60)
-				}
-				if err != nil {
-					return err
-				}
-				if req.Contact.Channel == cms.ContactEmail && !plausibleEmail(addr) {
-					if err := a.notice(ctx, "email_invalid"); err != nil {
-						return err
-					}
-					continue
-				}
-				req.Contact.Address = addr
-				return nil
-			}
-		},
-		func() error {
-			k, err := a.choose(ctx, "reader_offer")
-			buy = k == '1'
-			return err
-		},
-		func() error {
-			if !buy {
-				req.Reader = nil
-				return errSkip
-			}
-			ref, err := a.enter(ctx, "payment", 6, 20, false)
-			if err == nil {
-				req.Reader = &cms.Payment{Reference: string(ref), AmountCents: cms.ReaderFeeCents}
-			}
-			return err
-		},
-		func() error {
-			k, err := a.choose(ctx, "fse_offer")
-			fse = k == '1'
-			return err
-		},
-		func() error {
-			if !fse {
-				req.Consents = nil
-				return errSkip
-			}
-			values, err := a.askConsents(ctx, pol)
-			if err != nil {
-				return err
-			}
-			cs := &cms.ConsentSet{Policy: pol.ID}
-			for i, c := range pol.Consents {
-				cs.Consents = append(cs.Consents, cms.Consent{Code: c.Code, Given: values[i]})
-			}
-			req.Consents = cs
-			return nil
-		},
-		func() error {
-			_, err := a.choose(ctx, "act_summary1", a.presenterText(p.deleg), a.docText(p.doc))
-			return err
-		},
-		func() error {
-			_, err := a.choose(ctx, "act_summary2", fit20(req.Contact.Masked()), a.yesNo(buy), a.yesNo(fse))
-			return err
-		},
-		func() error {
-			// Seed 002: the parent, tutore or curatore signs the
-			// pre-filled declaration, which the operator keeps.
-			if p.deleg == nil {
-				req.Declaration = false
-				return errSkip
-			}
-			a.show("printing")
-			if err := a.print(ctx, declaration(a.o, a.now(), info, *p.deleg, p.doc), ""); err != nil {
-				a.show("decl_failed", a.printerText(err))
-				return errCancel
-			}
-			_, err := a.choose(ctx, "decl_signed")
-			req.Declaration = err == nil
-			return err
-		},
-	)
+	d := &actDialog{a: a, ctx: ctx, info: info, pol: a.Policy(),
+		req: cms.ActivationRequest{Card: cardRef(info), Channel: cms.Assisted, Operator: op}}
+	fns := []func() error{d.privacy}
+	fns = append(fns, a.whoSteps(ctx, info, holderLine(info), &d.p)...)
+	fns = append(fns, d.channel, d.address, d.readerOffer, d.payment, d.fseOffer, d.consents, d.summary1, d.summary2, d.declaration)
 	if err := steps(fns...); err != nil {
 		return err
 	}
-	req.Delegate, req.Document = p.deleg, p.doc
-	payload, err := json.Marshal(req)
+	d.req.Delegate, d.req.Document = d.p.deleg, d.p.doc
+	payload, err := json.Marshal(d.req)
 	if err != nil {
 		return err
 	}
 	a.log.Info("assisted op", "kind", cms.KindActivation, "operator", maskSerial(op))
-	e, err := a.online(ctx, cms.KindActivation, payload)
+	e, err := a.submit(ctx, cms.KindActivation, payload)
 	if err != nil {
 		return err
 	}
@@ -169,7 +61,137 @@ func (a *App) activation(ctx context.Context, op string, info hal.CardInfo) erro
 		a.show("no_receipt", a.printerText(err))
 		return nil
 	}
-	return a.finish(ctx, e, kindTitle(cms.KindActivation), info, activationSummaryLines(&req, res))
+	return a.finishKind(ctx, e, cms.KindActivation, info, activationSummaryLines(&d.req, res))
+}
+
+// actDialog is what the activation's steps fill in, one step a method in
+// the order the operator meets them; each step is run again when Back
+// returns to it (steps), so it overwrites what an earlier pass set.
+type actDialog struct {
+	a        *App
+	ctx      context.Context
+	info     hal.CardInfo
+	pol      cms.Policy
+	req      cms.ActivationRequest
+	p        presenter
+	buy, fse bool
+}
+
+func (d *actDialog) privacy() error {
+	_, err := d.a.choose(d.ctx, "act_privacy")
+	d.req.Privacy = err == nil
+	return err
+}
+
+// channel: where the second halves of PIN and PUK go.
+func (d *actDialog) channel() error {
+	k, err := d.a.choose(d.ctx, "contact_channel")
+	if err != nil {
+		return err
+	}
+	ch := cms.ContactSMS
+	if k == '2' {
+		ch = cms.ContactEmail
+	}
+	if d.req.Contact.Channel != ch {
+		d.req.Contact = cms.Contact{Channel: ch}
+	}
+	return nil
+}
+
+// address: the phone number or the e-mail address, asked again until an
+// address looks plausible.
+func (d *actDialog) address() error {
+	for {
+		var addr string
+		var err error
+		if d.req.Contact.Channel == cms.ContactSMS {
+			var b []byte
+			b, err = d.a.enter(d.ctx, "contact_sms", 9, 15, false)
+			addr = string(b)
+		} else {
+			addr, err = d.a.text(d.ctx, "t_email", &tapEmail, 6, 60)
+		}
+		if err != nil {
+			return err
+		}
+		if d.req.Contact.Channel == cms.ContactEmail && !plausibleEmail(addr) {
+			if err := d.a.notice(d.ctx, "email_invalid"); err != nil {
+				return err
+			}
+			continue
+		}
+		d.req.Contact.Address = addr
+		return nil
+	}
+}
+
+func (d *actDialog) readerOffer() error {
+	k, err := d.a.choose(d.ctx, "reader_offer")
+	d.buy = k == '1'
+	return err
+}
+
+func (d *actDialog) payment() error {
+	if !d.buy {
+		d.req.Reader = nil
+		return errSkip
+	}
+	ref, err := d.a.enter(d.ctx, "payment", 6, 20, false)
+	if err == nil {
+		d.req.Reader = &cms.Payment{Reference: string(ref), AmountCents: cms.ReaderFeeCents}
+	}
+	return err
+}
+
+func (d *actDialog) fseOffer() error {
+	k, err := d.a.choose(d.ctx, "fse_offer")
+	d.fse = k == '1'
+	return err
+}
+
+func (d *actDialog) consents() error {
+	if !d.fse {
+		d.req.Consents = nil
+		return errSkip
+	}
+	values, err := d.a.askConsents(d.ctx, d.pol)
+	if err != nil {
+		return err
+	}
+	cs := &cms.ConsentSet{Policy: d.pol.ID}
+	for i, c := range d.pol.Consents {
+		cs.Consents = append(cs.Consents, cms.Consent{Code: c.Code, Given: values[i]})
+	}
+	d.req.Consents = cs
+	return nil
+}
+
+func (d *actDialog) summary1() error {
+	_, err := d.a.choose(d.ctx, "act_summary1", d.a.presenterText(d.p.deleg), d.a.docText(d.p.doc))
+	return err
+}
+
+func (d *actDialog) summary2() error {
+	_, err := d.a.choose(d.ctx, "act_summary2", fit20(d.req.Contact.Masked()), d.a.yesNo(d.buy), d.a.yesNo(d.fse))
+	return err
+}
+
+// declaration: seed 002, the parent, tutore or curatore signs the
+// pre-filled declaration, which the operator keeps.
+func (d *actDialog) declaration() error {
+	if d.p.deleg == nil {
+		d.req.Declaration = false
+		return errSkip
+	}
+	d.a.show("printing")
+	if err := d.a.print(d.ctx, declaration(d.a.o, d.a.now(), d.info, *d.p.deleg, d.p.doc), ""); err != nil {
+		d.a.show("decl_failed", d.a.printerText(err))
+		return errCancel
+	}
+	_, err := d.a.choose(d.ctx, "decl_signed")
+	d.req.Declaration = err == nil
+	return err
 }
 
 // plausibleEmail is a first check of a typed address; the CMS checks it
@@ -182,14 +204,14 @@ func plausibleEmail(s string) bool {
 // presenterText is who asked, as the summary shows it.
 func (a *App) presenterText(d *cms.Delegation) string {
 	if d == nil {
-		return a.o.Lang.text("direct")
+		return a.o.Lang.Text("direct")
 	}
-	return a.o.Lang.text("deleg_" + d.Kind)
+	return a.o.Lang.Text("deleg_" + d.Kind)
 }
 
 // docText is the identity document, as the summary shows it.
 func (a *App) docText(d cms.IDDocument) string {
-	return fit20(a.o.Lang.text("doc_"+d.Type) + " " + d.Number)
+	return fit20(a.o.Lang.Text("doc_"+d.Type) + " " + d.Number)
 }
 
 // fit20 cuts s to the display's 20 columns.

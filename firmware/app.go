@@ -8,7 +8,6 @@ package firmware
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,9 +16,10 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/cms"
+	"github.com/aslcns/totem/firmware/console"
 	"github.com/aslcns/totem/firmware/printq"
+	"github.com/aslcns/totem/firmware/screens"
 	"github.com/aslcns/totem/hal"
-	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/protocol"
 )
@@ -96,6 +96,8 @@ type App struct {
 	waiters map[string]chan outbox.Entry
 	printer string // last printer condition, for telemetry
 	reader  string // "ok" or "gone", for telemetry and the idle screen
+
+	console *console.Console
 }
 
 const metaPolicy = "policy"
@@ -127,6 +129,7 @@ func New(dev Devices, o Options) *App {
 		}
 	}
 	a.policy.Store(&p)
+	a.console = a.newConsole()
 	return a
 }
 
@@ -211,127 +214,6 @@ func (a *App) OutboxAlarm(u outbox.Usage) {
 	a.event(protocol.LevelInfo, "outbox_quota_ok", "outbox back to "+used)
 }
 
-// Command answers a console command; it is the uplink's OnCommand.
-func (a *App) Command(ctx context.Context, c *protocol.Command) *protocol.Reply {
-	r := &protocol.Reply{ID: c.ID}
-	switch c.Name {
-	case "ping":
-		r.OK = true
-	case "status":
-		t := a.Telemetry()
-		t.V, t.Totem, t.At = protocol.Version, a.o.Totem, time.Now().UTC()
-		b, err := json.Marshal(t)
-		if err != nil {
-			r.Error = err.Error()
-			return r
-		}
-		r.OK, r.Data = true, b
-	case "jobs":
-		if a.o.Jobs == nil {
-			r.Error = "no print queue"
-			return r
-		}
-		jobs, err := a.o.Jobs.List(20)
-		if err != nil {
-			r.Error = err.Error()
-			return r
-		}
-		// What a technician needs, not the receipts' content.
-		type row struct {
-			ID       uint64    `json:"id"`
-			OpID     string    `json:"op_id,omitempty"`
-			Title    string    `json:"title"`
-			State    string    `json:"state"`
-			Attempts int       `json:"attempts"`
-			Copies   int       `json:"copies"`
-			LastErr  string    `json:"last_err,omitempty"`
-			Created  time.Time `json:"created"`
-		}
-		rows := make([]row, 0, len(jobs))
-		for _, j := range jobs {
-			rows = append(rows, row{j.ID, j.OpID, j.Doc.Title, j.State, j.Attempts, j.Copies, j.LastErr, j.Created})
-		}
-		r.Data, _ = json.Marshal(rows)
-		r.OK = true
-	case "sendlog":
-		// The elenco invii: every operation with its transmissions and
-		// both outcomes, newest first; never the payload.
-		n := 50
-		fmt.Sscan(c.Args["n"], &n)
-		entries, err := a.o.Outbox.Recent(min(max(n, 1), 500))
-		if err != nil {
-			r.Error = err.Error()
-			return r
-		}
-		rows := make([]protocol.SendLogRow, 0, len(entries))
-		for _, e := range entries {
-			w := protocol.SendLogRow{Seq: e.Seq, OpID: e.ID, Kind: e.Kind, Created: e.Created, Attempts: e.Attempts, LastSent: e.LastSent,
-				State: entryState(e), Stamp: e.Stamp}
-			if e.Result != nil {
-				w.Protocol, w.Transport, w.Processing = e.Result.Transport.Protocol, e.Result.Transport.Status, e.Result.Processing.Status
-				w.Errors, w.Duplicate = e.Result.Processing.Errors, e.Result.Duplicate
-			}
-			rows = append(rows, w)
-		}
-		r.Data, _ = json.Marshal(rows)
-		r.OK = true
-	case "sendlog_print":
-		// The elenco invii as a receipt: n=N newest (default 20, at most 100).
-		n := 0
-		if s := c.Args["n"]; s != "" {
-			if _, err := fmt.Sscan(s, &n); err != nil || n < 1 {
-				r.Error = "sendlog_print: n must be a positive number"
-				return r
-			}
-		}
-		v, err := a.printSendLog(ctx, n)
-		if err != nil {
-			r.Error = err.Error()
-			return r
-		}
-		r.Data, _ = json.Marshal(v)
-		r.OK = true
-	case "reprint":
-		var id uint64
-		if _, err := fmt.Sscan(c.Args["id"], &id); err != nil || a.o.Jobs == nil {
-			r.Error = "reprint needs id=JOB"
-			return r
-		}
-		if err := a.o.Jobs.Reprint(id); err != nil {
-			r.Error = err.Error()
-			return r
-		}
-		r.OK = true
-	case "resend", "void", "correct", "cancel", "resync":
-		var v any
-		var err error
-		switch c.Name {
-		case "resend":
-			v, err = a.resend(ctx, c.Args)
-		case "void":
-			v, err = a.void(ctx, c.Args)
-		case "correct":
-			v, err = a.correct(ctx, c.Args)
-		case "cancel":
-			v, err = a.cancel(ctx, c.Args)
-		default:
-			v, err = a.resync(ctx)
-		}
-		if err != nil {
-			r.Error = err.Error()
-			return r
-		}
-		r.Data, _ = json.Marshal(v)
-		r.OK = true
-	default:
-		// The verifier's table (sync/cmdsig) let through a command this
-		// totem cannot run: the two are out of step.
-		r.Code, r.Error = cmdsig.CodeUnknown, "unknown command "+c.Name
-	}
-	a.log.Info("command", "name", c.Name, "id", c.ID, "ok", r.OK)
-	return r
-}
-
 // Run runs the totem until ctx is done. On return the display shows
 // "fuori servizio" and no session is left open.
 func (a *App) Run(ctx context.Context) error {
@@ -348,62 +230,17 @@ func (a *App) Run(ctx context.Context) error {
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		for {
-			ev, err := a.dev.Reader.Next(ctx)
-			if err != nil {
-				if ctx.Err() != nil {
-					return
-				}
-				// The reader (or pcscd) is gone: say so, keep asking;
-				// drivers recover on their own.
-				a.readerState(ctx, false, err)
-				sleep(ctx, time.Second)
-				continue
-			}
-			a.readerState(ctx, true, nil)
-			select {
-			case a.cards <- ev:
-			case <-ctx.Done():
-				return
-			}
-		}
+		a.readCards(ctx)
 	}()
 	go func() {
 		defer wg.Done()
-		for {
-			k, err := a.dev.Keypad.Next(ctx)
-			if err == nil {
-				a.beep()
-			}
-			if err != nil {
-				if ctx.Err() == nil {
-					a.log.Error("keypad", "err", err)
-					sleep(ctx, time.Second)
-					continue
-				}
-				return
-			}
-			select {
-			case a.keys <- k:
-			case <-ctx.Done():
-				return
-			}
-		}
+		a.readKeys(ctx)
 	}()
 	if h, ok := a.dev.Reader.(hal.ReaderHealth); ok {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			t := time.NewTicker(time.Second)
-			defer t.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-t.C:
-					a.readerState(ctx, h.Healthy(), nil)
-				}
-			}
+			a.watchReader(ctx, h)
 		}()
 	}
 	err := a.loop(ctx)
@@ -414,6 +251,67 @@ func (a *App) Run(ctx context.Context) error {
 		return nil
 	}
 	return err
+}
+
+// readCards hands the reader's card events to the loop until ctx is done.
+func (a *App) readCards(ctx context.Context) {
+	for {
+		ev, err := a.dev.Reader.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			// The reader (or pcscd) is gone: say so, keep asking;
+			// drivers recover on their own.
+			a.readerState(ctx, false, err)
+			sleep(ctx, time.Second)
+			continue
+		}
+		a.readerState(ctx, true, nil)
+		select {
+		case a.cards <- ev:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// readKeys hands the keypad's keys to the loop, with a beep each, until
+// ctx is done.
+func (a *App) readKeys(ctx context.Context) {
+	for {
+		k, err := a.dev.Keypad.Next(ctx)
+		if err == nil {
+			a.beep()
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				a.log.Error("keypad", "err", err)
+				sleep(ctx, time.Second)
+				continue
+			}
+			return
+		}
+		select {
+		case a.keys <- k:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// watchReader polls a reader that can tell its health once a second.
+func (a *App) watchReader(ctx context.Context, h hal.ReaderHealth) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			a.readerState(ctx, h.Healthy(), nil)
+		}
+	}
 }
 
 // loop is the top of the state machine: idle, then one session per card.
@@ -594,7 +492,7 @@ func (a *App) key(ctx context.Context, name string, redraw func()) (hal.Key, err
 				timer.Reset(warnAt)
 				continue // the key only dismissed the warning
 			}
-			if !bound(name, k) {
+			if !screens.Bound(name, k) {
 				timer.Reset(warnAt)
 				continue
 			}
@@ -610,39 +508,23 @@ func (a *App) key(ctx context.Context, name string, redraw func()) (hal.Key, err
 	}
 }
 
+// ask shows screen name, its verbs filled from args, and waits for a key
+// the screen binds (key, which redraws it as needed).
+func (a *App) ask(ctx context.Context, name string, args ...any) (hal.Key, error) {
+	draw := func() { a.show(name, args...) }
+	draw()
+	return a.key(ctx, name, draw)
+}
+
 // show puts a catalogue screen on the display, formatting %-verbs in each
 // row with args in order.
 func (a *App) show(key string, args ...any) {
-	if _, ok := screens[key+"_nocard"]; ok && a.noCard {
+	if screens.Has(key+"_nocard") && a.noCard {
 		key += "_nocard" // the variant that asks for no card back
 	}
-	rows := a.o.Lang.screen(key)
-	for i, r := range rows {
-		n := countVerbs(r)
-		if n > len(args) {
-			n = len(args)
-		}
-		if n > 0 {
-			rows[i] = fmt.Sprintf(r, args[:n]...)
-			args = args[n:]
-		}
-	}
-	if err := a.dev.Display.Show(rows); err != nil {
+	if err := a.dev.Display.Show(screens.Format(a.o.Lang, key, args...)); err != nil {
 		a.log.Warn("display", "err", err)
 	}
-}
-
-func countVerbs(s string) int {
-	n := 0
-	for i := 0; i+1 < len(s); i++ {
-		if s[i] == '%' {
-			if s[i+1] != '%' {
-				n++
-			}
-			i++
-		}
-	}
-	return n
 }
 
 func sleep(ctx context.Context, d time.Duration) {

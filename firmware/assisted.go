@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/cms"
+	"github.com/aslcns/totem/firmware/screens"
 	"github.com/aslcns/totem/hal"
 )
 
@@ -33,6 +34,21 @@ import (
 // errLogout ends an operator session with the slot empty.
 var errLogout = errors.New("firmware: operator logged out")
 
+// awaitOperatorOut waits for the operator card to leave the slot, after
+// the operator's PIN; otherwise it returns why the session ends and how.
+func (a *App) awaitOperatorOut(ctx context.Context, op string) (string, error) {
+	_, err := a.ask(ctx, "op_remove", maskSerial(op))
+	switch {
+	case errors.Is(err, hal.ErrCardRemoved):
+		return "", nil
+	case err != nil:
+		return reason(err), err
+	default: // * or D with the card still in
+		a.show("op_closed")
+		return "logout", errCancel
+	}
+}
+
 // operatorSession runs assisted mode from an operator card in the slot.
 func (a *App) operatorSession(ctx context.Context, card hal.Card, info hal.CardInfo) error {
 	if !cms.OperatorSerial(info.Serial) {
@@ -55,17 +71,8 @@ func (a *App) operatorSession(ctx context.Context, card hal.Card, info hal.CardI
 		return err
 	}
 
-	// The operator card leaves the slot.
-	draw := func() { a.show("op_remove", maskSerial(op)) }
-	draw()
-	_, err := a.key(ctx, "op_remove", draw)
-	switch {
-	case errors.Is(err, hal.ErrCardRemoved):
-	case err != nil:
-		return end(reason(err), err)
-	default: // * or D with the card still in
-		a.show("op_closed")
-		return end("logout", errCancel)
+	if why, err := a.awaitOperatorOut(ctx, op); err != nil {
+		return end(why, err)
 	}
 
 	probe := false // a card may have come in while a flow ran with the slot empty
@@ -143,7 +150,7 @@ func (a *App) awaitInsert(ctx context.Context, name string, redraw func(), probe
 				redraw() // the reader's state changed
 			}
 		case k := <-a.keys:
-			if bound(name, k) {
+			if screens.Bound(name, k) {
 				return k, nil
 			}
 			timer.Reset(a.o.OperatorTimeout)
@@ -186,29 +193,18 @@ func (a *App) assisted(ctx context.Context, op string) error {
 	}
 	page := "op_menu"
 	for {
-		draw := func() { a.show(page, MaskCF(info.CF)) }
-		draw()
-		k, err := a.key(ctx, page, draw)
+		k, err := a.ask(ctx, page, MaskCF(info.CF))
 		if err != nil {
 			return err
 		}
-		switch k {
-		case '1':
-			err = a.activation(ctx, op, info)
-		case '2':
-			err = a.revocation(ctx, op, info, "")
-		case '3':
-			err = a.consentVia(ctx, info, a.byOperator(ctx, op, info, false))
-		case '4':
-			err = a.reprintVia(ctx, info, a.byOperator(ctx, op, info, true))
-		case '5':
-			err = a.historyVia(ctx, info, a.byOperator(ctx, op, info, false))
-		case '6':
-			err = a.readerVia(ctx, info, a.byOperator(ctx, op, info, false))
-		case hal.KeyOK: // the other page
+		kind, isOp := opMenu[k]
+		switch {
+		case isOp:
+			err = kindSpecs[kind].assisted(a, ctx, op, info)
+		case k == hal.KeyOK: // the other page
 			page = map[string]string{"op_menu": "op_menu_2", "op_menu_2": "op_menu"}[page]
 			continue
-		case hal.KeyBack:
+		case k == hal.KeyBack:
 			if page == "op_menu_2" {
 				page = "op_menu"
 				continue
@@ -227,9 +223,7 @@ func (a *App) assisted(ctx context.Context, op string) error {
 // choose shows screen name and returns the key pressed: * is errBack,
 // D cancels (errCancel).
 func (a *App) choose(ctx context.Context, name string, args ...any) (hal.Key, error) {
-	draw := func() { a.show(name, args...) }
-	draw()
-	k, err := a.key(ctx, name, draw)
+	k, err := a.ask(ctx, name, args...)
 	switch {
 	case err != nil:
 		return 0, err
@@ -302,9 +296,7 @@ func (a *App) text(ctx context.Context, title string, tap *[10]string, min, max 
 		if len(shown) > 20 {
 			shown = shown[len(shown)-20:]
 		}
-		draw := func() { a.show("text", a.o.Lang.text(title), shown) }
-		draw()
-		k, err := a.key(ctx, "text", draw)
+		k, err := a.ask(ctx, "text", a.o.Lang.Text(title), shown)
 		if err != nil {
 			return "", err
 		}
@@ -548,7 +540,7 @@ func (a *App) logOp(v *via, kind string) {
 // refuse pages a refusal text and ends the operation (errCancel unless
 // the operator cancels otherwise).
 func (a *App) refuse(ctx context.Context, key string) error {
-	if err := a.pages(ctx, hal.Wrap(a.o.Lang.text(key), 20)); err != nil && !errors.Is(err, errBack) {
+	if err := a.pages(ctx, hal.Wrap(a.o.Lang.Text(key), 20)); err != nil && !errors.Is(err, errBack) {
 		return err
 	}
 	return errCancel
@@ -635,7 +627,7 @@ func (a *App) revocation(ctx context.Context, op string, info hal.CardInfo, team
 	}}
 	fns = append(fns, a.whoSteps(ctx, info, holder, &p)...)
 	fns = append(fns, func() error {
-		_, err := a.choose(ctx, "revoke_summary", a.o.Lang.text("reason_"+req.Reason))
+		_, err := a.choose(ctx, "revoke_summary", a.o.Lang.Text("reason_"+req.Reason))
 		return err
 	})
 	if err := steps(fns...); err != nil {
@@ -647,7 +639,7 @@ func (a *App) revocation(ctx context.Context, op string, info hal.CardInfo, team
 		return err
 	}
 	a.log.Info("assisted op", "kind", cms.KindRevocation, "operator", maskSerial(op))
-	e, err := a.online(ctx, cms.KindRevocation, payload)
+	e, err := a.submit(ctx, cms.KindRevocation, payload)
 	if err != nil {
 		return err
 	}
@@ -660,5 +652,5 @@ func (a *App) revocation(ctx context.Context, op string, info hal.CardInfo, team
 		a.show("unavailable")
 		return fmt.Errorf("firmware: revocation result: %w", errors.Join(err, errNoAnswer))
 	}
-	return a.finish(ctx, e, kindTitle(cms.KindRevocation), info, revocationAssistedLines(res, p.deleg, p.doc, op))
+	return a.finishKind(ctx, e, cms.KindRevocation, info, revocationAssistedLines(res, p.deleg, p.doc, op))
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/aslcns/totem/firmware/screens"
 	"github.com/aslcns/totem/hal"
 )
 
@@ -21,7 +22,7 @@ func (a *App) cardless(ctx context.Context, k hal.Key) bool {
 	a.mu.Lock()
 	down := a.reader != "ok"
 	a.mu.Unlock()
-	if down || !bound("idle", k) || k == hal.KeyBack || k == hal.KeyCancel {
+	if down || !screens.Bound("idle", k) || k == hal.KeyBack || k == hal.KeyCancel {
 		return false
 	}
 	a.noCard, a.cardIn = true, false

@@ -95,9 +95,7 @@ func (a *App) formDoc(f form) *hal.Doc {
 // until the citizen goes back.
 func (a *App) forms(ctx context.Context) error {
 	for {
-		draw := func() { a.show("forms") }
-		draw()
-		k, err := a.key(ctx, "forms", draw)
+		k, err := a.ask(ctx, "forms")
 		if err != nil {
 			return err
 		}
@@ -118,9 +116,7 @@ func (a *App) forms(ctx context.Context) error {
 			}
 			screen, args = "form_not_printed", []any{a.printerText(err)}
 		}
-		draw = func() { a.show(screen, args...) }
-		draw()
-		if k, err = a.key(ctx, screen, draw); err != nil {
+		if k, err = a.ask(ctx, screen, args...); err != nil {
 			return err
 		}
 		if k == hal.KeyCancel {
@@ -132,7 +128,7 @@ func (a *App) forms(ctx context.Context) error {
 // guide is the Guida: a short help, paged.
 func (a *App) guide(ctx context.Context) error {
 	a.log.Info("guide shown")
-	err := a.pages(ctx, hal.Wrap(a.o.Lang.text("guide"), 20))
+	err := a.pages(ctx, hal.Wrap(a.o.Lang.Text("guide"), 20))
 	if errors.Is(err, errCancel) {
 		return errBack // leaving the help cancels nothing
 	}

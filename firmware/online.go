@@ -2,13 +2,9 @@ package firmware
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"slices"
 	"time"
 
-	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/hal"
 	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/protocol"
@@ -124,7 +120,7 @@ func (a *App) showRejection(ctx context.Context, e outbox.Entry) error {
 		msg = e.Result.Processing.Errors[0].Message
 	}
 	a.log.Info("online op rejected", "op_id", e.ID, "kind", e.Kind)
-	return a.pages(ctx, hal.Wrap(a.o.Lang.text("rejected_prefix")+msg, 20))
+	return a.pages(ctx, hal.Wrap(a.o.Lang.Text("rejected_prefix")+msg, 20))
 }
 
 // pages shows lines three at a time: # forward, * back; # on the last
@@ -142,9 +138,7 @@ func (a *App) pages(ctx context.Context, lines []string) error {
 		if p == n-1 {
 			name = "page_last"
 		}
-		draw := func() { a.show(name, row(3*p), row(3*p+1), row(3*p+2)) }
-		draw()
-		k, err := a.key(ctx, name, draw)
+		k, err := a.ask(ctx, name, row(3*p), row(3*p+1), row(3*p+2))
 		if err != nil {
 			return err
 		}
@@ -174,9 +168,7 @@ var menuPages = []string{"menu", "menu_2", "menu_3", "menu_4"}
 func (a *App) more(ctx context.Context, card hal.Card, info hal.CardInfo) error {
 	for p := 1; ; {
 		name := menuPages[p]
-		draw := func() { a.show(name) }
-		draw()
-		k, err := a.key(ctx, name, draw)
+		k, err := a.ask(ctx, name)
 		if err != nil {
 			return err
 		}
@@ -197,25 +189,14 @@ func (a *App) more(ctx context.Context, card hal.Card, info hal.CardInfo) error 
 
 // dispatch runs the function of menu key k, from any page of the menu.
 func (a *App) dispatch(ctx context.Context, k hal.Key, card hal.Card, info hal.CardInfo) error {
+	if kind, ok := selfMenu[k]; ok {
+		return kindSpecs[kind].self(a, ctx, card, info)
+	}
 	switch k {
 	case hal.KeyOK:
 		return a.more(ctx, card, info)
 	case '0':
 		return a.other(ctx, info)
-	case '1':
-		return a.consent(ctx, card, info)
-	case '2':
-		return a.readerRequest(ctx, info)
-	case '3':
-		return a.changePIN(ctx, card, info)
-	case '4':
-		return a.history(ctx, card, info)
-	case '5':
-		return a.reprint(ctx, info)
-	case '6':
-		return a.unblockPIN(ctx, card, info)
-	case '7':
-		return a.revokeSelf(ctx, &info)
 	case '8':
 		return a.forms(ctx)
 	case '9':
@@ -227,154 +208,17 @@ func (a *App) dispatch(ctx context.Context, k hal.Key, card hal.Card, info hal.C
 	return errCancel
 }
 
-// history is Storico, self-service: PIN, then historyVia.
-func (a *App) history(ctx context.Context, card hal.Card, info hal.CardInfo) error {
-	if !a.reachable(cms.KindHistory) {
-		return errUnavailable
-	}
-	if err := a.pin(ctx, card); err != nil {
-		return err
-	}
-	return a.historyVia(ctx, info, &via{})
-}
-
-// historyVia is Storico for the citizen identified by v: v's steps, the
-// scope, the CMS's answer shown one card per page and printed on request.
-func (a *App) historyVia(ctx context.Context, info hal.CardInfo, v *via) error {
-	if !a.reachable(cms.KindHistory) {
-		return errUnavailable
-	}
-	scope := cms.HistoryAll
-	err := steps(append(slices.Clip(v.steps), func() error {
-		k, err := a.choose(ctx, "history_scope")
-		if scope = cms.HistoryAll; k == '2' {
-			scope = cms.HistoryCard
-		}
-		return err
-	})...)
-	if err != nil {
-		return err
-	}
-	a.logOp(v, cms.KindHistory)
-	payload, err := json.Marshal(cms.HistoryRequest{Card: cardRef(info), Channel: v.channel(), Operator: v.op, Scope: scope})
-	if err != nil {
-		return err
-	}
-	e, err := a.online(ctx, cms.KindHistory, payload)
-	if err != nil {
-		return err
-	}
-	if rejected(e) {
-		return a.showRejection(ctx, e)
-	}
-	var res cms.HistoryResult
-	if err := json.Unmarshal(e.Result.Data, &res); err != nil {
-		a.log.Error("history result", "op_id", e.ID, "err", err)
-		a.show("unavailable")
-		return fmt.Errorf("firmware: history result: %w", err)
-	}
-	if len(res.Cards) == 0 {
-		a.show("history_none")
-		if _, err := a.key(ctx, "history_none", func() { a.show("history_none") }); err != nil {
-			return err
-		}
-		return errBack
-	}
-	for i := 0; ; {
-		c := res.Cards[i]
-		draw := func() {
-			a.show("history_card", fmt.Sprintf("%d/%d %s", i+1, len(res.Cards), a.o.Lang.text("state_"+string(c.State))),
-				maskSerial(c.Serial), dateIT(c.Expiry))
-		}
-		draw()
-		k, err := a.key(ctx, "history_card", draw)
-		if err != nil {
-			return err
-		}
-		switch k {
-		case hal.KeyOK:
-			i = min(i+1, len(res.Cards)-1)
-		case hal.KeyBack:
-			if i == 0 {
-				return errBack
-			}
-			i--
-		case '1':
-			return a.finish(ctx, e, kindTitle(cms.KindHistory), info, append(historyLines(res), v.lines()...))
-		case hal.KeyCancel:
-			a.show("cancelled")
-			return errCancel
-		}
-	}
-}
-
-// dateIT turns 2030-12-31 into 31/12/2030.
-func dateIT(d string) string {
-	t, err := time.Parse(time.DateOnly, d)
-	if err != nil {
-		return d
-	}
-	return t.Format("02/01/2006")
-}
-
-var reprintKeys = map[hal.Key]string{
-	'1': cms.ReprintForgotten, '2': cms.ReprintLost, '3': cms.ReprintNotReceived, '4': cms.ReprintBlocked,
-}
-
-// reprint is Ristampa PIN/PUK, self-service with the card in the reader:
-// no PIN is asked (it may be what was forgotten); reprintVia.
-func (a *App) reprint(ctx context.Context, info hal.CardInfo) error {
-	return a.reprintVia(ctx, info, &via{})
-}
-
-// reprintVia is Ristampa PIN/PUK for the citizen identified by v: the
-// reason, then v's steps (who asks, in person or by delegation, and their
-// document), the CMS's answer, the receipt with the first halves.
-func (a *App) reprintVia(ctx context.Context, info hal.CardInfo, v *via) error {
-	if !a.reachable(cms.KindReprint) {
-		return errUnavailable
-	}
-	var reason string
-	err := steps(append([]func() error{func() error {
-		k, err := a.choose(ctx, "reprint_reason")
-		reason = reprintKeys[k]
-		return err
-	}}, v.steps...)...)
-	if err != nil {
-		return err
-	}
-	payload, err := json.Marshal(cms.ReprintRequest{Card: cardRef(info), Channel: v.channel(), Operator: v.op,
-		Delegate: v.p.deleg, Document: v.document(), Reason: reason})
-	if err != nil {
-		return err
-	}
-	a.logOp(v, cms.KindReprint)
-	e, err := a.online(ctx, cms.KindReprint, payload)
-	if err != nil {
-		return err
-	}
-	if rejected(e) {
-		return a.showRejection(ctx, e)
-	}
-	var res cms.ReprintResult
-	if err := json.Unmarshal(e.Result.Data, &res); err != nil || res.PINFirstHalf == "" {
-		a.log.Error("reprint result", "op_id", e.ID, "err", err)
-		a.show("unavailable")
-		return errors.New("firmware: reprint result without codes")
-	}
-	return a.finishSensitive(ctx, e, kindTitle(cms.KindReprint), info, append(reprintLines(reason, res), v.lines()...))
-}
-
 // other lists the requests the totem does not serve itself, each with
 // what to do instead: suspension and reactivation no longer exist, a
 // reissue needs an enabled counter and an operator, wrong personal data
 // are reported and corrected at the sportello Scelta e Revoca.
 func (a *App) other(ctx context.Context, info hal.CardInfo) error {
-	draw := func() { a.show("menu_other") }
-	draw()
-	k, err := a.key(ctx, "menu_other", draw)
+	k, err := a.ask(ctx, "menu_other")
 	if err != nil {
 		return err
+	}
+	if kind, ok := otherMenu[k]; ok {
+		return kindSpecs[kind].self(a, ctx, nil, info)
 	}
 	var key string
 	switch k {
@@ -385,8 +229,6 @@ func (a *App) other(ctx context.Context, info hal.CardInfo) error {
 		if a.o.ReissueCounter {
 			key = "reissue_counter"
 		}
-	case '3':
-		return a.wrongData(ctx, info)
 	case hal.KeyBack:
 		return errBack
 	default:
@@ -394,5 +236,5 @@ func (a *App) other(ctx context.Context, info hal.CardInfo) error {
 		return errCancel
 	}
 	a.log.Info("refusal shown", "what", key)
-	return a.pages(ctx, hal.Wrap(a.o.Lang.text(key), 20))
+	return a.pages(ctx, hal.Wrap(a.o.Lang.Text(key), 20))
 }

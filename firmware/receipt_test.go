@@ -70,6 +70,9 @@ func receipts() map[string]*hal.Doc {
 	docs["declaration"] = declaration(a.o, a.now(), minor, *deleg, doc)
 	docs["revocation-assisted"] = a.receipt(acc, kindTitle(cms.KindRevocation), info, revocationAssistedLines(cms.RevocationResult{
 		RevokedAt: at, Reason: cms.ReasonTheft, Reissue: "261123000000042"}, nil, doc, "8090000000042006"))
+	for name, f := range kindReceipts {
+		docs[name] = f(a)
+	}
 	return docs
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"strings"
 
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/hal"
@@ -48,9 +47,7 @@ func (a *App) revokeSelf(ctx context.Context, info *hal.CardInfo) error {
 	if req.Reason, err = a.askRevokeReason(ctx); err != nil {
 		return err
 	}
-	draw := func() { a.show("revoke_confirm", "..."+req.TEAM[len(req.TEAM)-4:]) }
-	draw()
-	k, err := a.key(ctx, "revoke_confirm", draw)
+	k, err := a.ask(ctx, "revoke_confirm", "..."+req.TEAM[len(req.TEAM)-4:])
 	if err != nil {
 		return err
 	}
@@ -95,9 +92,7 @@ func (a *App) enterTEAM(ctx context.Context) (string, error) {
 
 // askRevokeReason asks why the card is revoked: theft, loss, malfunction.
 func (a *App) askRevokeReason(ctx context.Context) (string, error) {
-	draw := func() { a.show("revoke_reason") }
-	draw()
-	k, err := a.key(ctx, "revoke_reason", draw)
+	k, err := a.ask(ctx, "revoke_reason")
 	if err != nil {
 		return "", err
 	}
@@ -120,7 +115,7 @@ func (a *App) revoke(ctx context.Context, req cms.RevocationRequest, info hal.Ca
 	if err != nil {
 		return err
 	}
-	e, err := a.online(ctx, cms.KindRevocation, payload)
+	e, err := a.submit(ctx, cms.KindRevocation, payload)
 	clear(payload) // it holds the CIP
 	if err != nil {
 		return err
@@ -143,18 +138,4 @@ func (a *App) revoke(ctx context.Context, req cms.RevocationRequest, info hal.Ca
 	}
 	a.show("revoke_done", e.Result.Transport.Protocol)
 	return nil
-}
-
-// selfRevocationLines: the card by its masked TEAM code, then the
-// revocation and the reissue requested with it.
-func selfRevocationLines(team string, r cms.RevocationResult) []string {
-	return append([]string{"Tessera: codice TEAM " + maskTEAM(team)}, revocationLines(r)...)
-}
-
-// maskTEAM hides all but the last four digits of a codice TEAM.
-func maskTEAM(team string) string {
-	if len(team) <= 4 {
-		return team
-	}
-	return strings.Repeat("*", len(team)-4) + team[len(team)-4:]
 }

@@ -2,10 +2,8 @@ package firmware
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -88,9 +86,7 @@ func (a *App) pinOn(ctx context.Context, card hal.Card, name string) error {
 		}
 	}()
 	for {
-		draw := func() { a.show(name, strings.Repeat("*", len(buf))) }
-		draw()
-		k, err := a.key(ctx, name, draw)
+		k, err := a.ask(ctx, name, strings.Repeat("*", len(buf)))
 		if err != nil {
 			return err
 		}
@@ -127,9 +123,7 @@ func (a *App) pinOn(ctx context.Context, card hal.Card, name string) error {
 				if pe.TriesLeft == 1 {
 					screen = "pin_last"
 				}
-				draw := func() { a.show(screen, pe.TriesLeft) }
-				draw()
-				k, err := a.key(ctx, screen, draw)
+				k, err := a.ask(ctx, screen, pe.TriesLeft)
 				if err != nil {
 					return err
 				}
@@ -151,125 +145,11 @@ func (a *App) pinOn(ctx context.Context, card hal.Card, name string) error {
 	}
 }
 
-// consent is the Consensi FSE flow, self-service: PIN, then consentVia.
-func (a *App) consent(ctx context.Context, card hal.Card, info hal.CardInfo) error {
-	if err := a.pin(ctx, card); err != nil {
-		return err
-	}
-	return a.consentVia(ctx, info, &via{})
-}
-
-// consentVia is Consensi FSE for the citizen identified by v: v's steps,
-// one screen per consent of the policy, summary, durable enqueue, receipt.
-func (a *App) consentVia(ctx context.Context, info hal.CardInfo, v *via) error {
-	pol := a.Policy()
-	var values []bool
-	err := steps(append(slices.Clip(v.steps), func() (err error) {
-		values, err = a.askConsents(ctx, pol)
-		return err
-	})...)
-	if err != nil {
-		return err
-	}
-
-	req := cms.ConsentRequest{Card: cardRef(info), Policy: pol.ID, Channel: v.channel(), Operator: v.op}
-	for i, c := range pol.Consents {
-		req.Consents = append(req.Consents, cms.Consent{Code: c.Code, Given: values[i]})
-	}
-	payload, err := json.Marshal(req)
-	if err != nil {
-		return err
-	}
-	a.logOp(v, cms.KindConsent)
-	a.show("saving")
-	now := time.Now()
-	e, err := a.enqueueAndWait(ctx, cms.KindConsent, payload, now, now.Add(a.o.QueuedTTL))
-	if err != nil {
-		return err
-	}
-	lines := make([]string, len(pol.Consents))
-	for i, c := range pol.Consents {
-		lines[i] = c.Label + ": " + strings.ToUpper(a.yesNo(values[i]))
-	}
-	return a.finish(ctx, e, kindTitle(cms.KindConsent), info, append(lines, v.lines()...))
-}
-
-// askConsents asks each consent of pol in turn, then shows the summary;
-// Back moves to the previous screen all the way to the menu.
-func (a *App) askConsents(ctx context.Context, pol cms.Policy) ([]bool, error) {
-	values := make([]bool, len(pol.Consents))
-	for i := 0; ; {
-		if i == len(pol.Consents) {
-			draw := func() { a.showSummary(pol, values) }
-			draw()
-			k, err := a.key(ctx, "summary", draw)
-			if err != nil {
-				return nil, err
-			}
-			switch k {
-			case hal.KeyOK:
-				return values, nil
-			case hal.KeyBack: // to the last consent
-				i--
-			case hal.KeyCancel:
-				a.show("cancelled")
-				return nil, errCancel
-			}
-			continue
-		}
-		label := a.o.Lang.text(pol.Consents[i].Code)
-		if label == pol.Consents[i].Code {
-			label = pol.Consents[i].Label
-		}
-		lines := append(hal.Wrap(label, 20), "", "")
-		draw := func() { a.show("consent", i+1, len(pol.Consents), lines[0], lines[1]) }
-		draw()
-		k, err := a.key(ctx, "consent", draw)
-		if err != nil {
-			return nil, err
-		}
-		switch k {
-		case '1', '2':
-			values[i] = k == '1'
-			i++
-		case hal.KeyBack:
-			if i == 0 {
-				return nil, errBack
-			}
-			i--
-		case hal.KeyCancel:
-			a.show("cancelled")
-			return nil, errCancel
-		}
-	}
-}
-
 func (a *App) yesNo(v bool) string {
 	if v {
-		return a.o.Lang.text("yes")
+		return a.o.Lang.Text("yes")
 	}
-	return a.o.Lang.text("no")
-}
-
-func (a *App) showSummary(pol cms.Policy, values []bool) {
-	rows := a.o.Lang.screen("summary")
-	body := make([]string, 0, 3)
-	for i, c := range pol.Consents {
-		label := a.o.Lang.text("short_" + c.Code)
-		if strings.HasPrefix(label, "short_") {
-			label = c.Code
-		}
-		body = append(body, fmt.Sprintf("%s: %s", label, a.yesNo(values[i])))
-	}
-	// The header gives way when the consents need its row.
-	if len(body) >= 3 {
-		rows = append(body[:3], rows[3])
-	} else {
-		copy(rows[1:3], body)
-	}
-	if err := a.dev.Display.Show(rows); err != nil {
-		a.log.Warn("display", "err", err)
-	}
+	return a.o.Lang.Text("no")
 }
 
 // enqueue makes an operation durable and listens for its results: ch
@@ -290,15 +170,7 @@ func (a *App) enqueue(kind string, payload []byte, created, expires time.Time) (
 		return e, nil, nil, fmt.Errorf("firmware: %w", err)
 	}
 	a.log.Info("op enqueued", "seq", e.Seq, "op_id", e.ID, "kind", kind)
-	c := make(chan outbox.Entry, 1)
-	a.mu.Lock()
-	a.waiters[e.ID] = c
-	a.mu.Unlock()
-	done = func() {
-		a.mu.Lock()
-		delete(a.waiters, e.ID)
-		a.mu.Unlock()
-	}
+	c, done := a.listen(e.ID)
 	// The result may have come before the waiter was registered.
 	if got, err := a.o.Outbox.Get(e.ID); err == nil && got.Done {
 		select {
@@ -307,6 +179,20 @@ func (a *App) enqueue(kind string, payload []byte, created, expires time.Time) (
 		}
 	}
 	return e, c, done, nil
+}
+
+// listen registers for the results of op id (Result delivers them);
+// stop ends it.
+func (a *App) listen(id string) (results chan outbox.Entry, stop func()) {
+	c := make(chan outbox.Entry, 1)
+	a.mu.Lock()
+	a.waiters[id] = c
+	a.mu.Unlock()
+	return c, func() {
+		a.mu.Lock()
+		delete(a.waiters, id)
+		a.mu.Unlock()
+	}
 }
 
 // enqueueAndWait makes the operation durable, then waits up to ResultWait
@@ -334,19 +220,7 @@ func (a *App) enqueueAndWait(ctx context.Context, kind string, payload []byte, c
 	}
 }
 
-// finish prints the receipt for e and tells the citizen the outcome.
-func (a *App) finish(ctx context.Context, e outbox.Entry, title string, info hal.CardInfo, lines []string) error {
-	return a.finishDoc(ctx, e, a.receipt(e, title, info, lines))
-}
-
-// finishSensitive is finish for a receipt with secrets on it (the first
-// halves of PIN and PUK): the print queue keeps no copy once it is printed.
-func (a *App) finishSensitive(ctx context.Context, e outbox.Entry, title string, info hal.CardInfo, lines []string) error {
-	doc := a.receipt(e, title, info, lines)
-	doc.Sensitive = true
-	return a.finishDoc(ctx, e, doc)
-}
-
+// finishDoc prints doc, the receipt of e, and tells the citizen the outcome.
 func (a *App) finishDoc(ctx context.Context, e outbox.Entry, doc *hal.Doc) error {
 	a.show("printing")
 	perr := a.print(ctx, doc, e.ID)
@@ -436,13 +310,13 @@ func (a *App) setPrinter(err error) {
 func (a *App) printerText(err error) string {
 	switch {
 	case errors.Is(err, hal.ErrPaperOut):
-		return a.o.Lang.text("paper_out")
+		return a.o.Lang.Text("paper_out")
 	case errors.Is(err, hal.ErrCoverOpen):
-		return a.o.Lang.text("cover_open")
+		return a.o.Lang.Text("cover_open")
 	case errors.Is(err, hal.ErrNotResponding):
-		return a.o.Lang.text("not_responding")
+		return a.o.Lang.Text("not_responding")
 	}
-	return a.o.Lang.text("printer_fault")
+	return a.o.Lang.Text("printer_fault")
 }
 
 // enter reads digits on screen name: # confirms once at least min are
@@ -456,9 +330,7 @@ func (a *App) enter(ctx context.Context, name string, min, max int, mask bool) (
 		if mask {
 			shown = strings.Repeat("*", len(buf))
 		}
-		draw := func() { a.show(name, shown) }
-		draw()
-		k, err := a.key(ctx, name, draw)
+		k, err := a.ask(ctx, name, shown)
 		if err != nil {
 			wipe(buf)
 			return nil, err
@@ -488,94 +360,6 @@ func wipe(b []byte) { clear(b[:cap(b)]) }
 
 func cardRef(info hal.CardInfo) cms.CardRef {
 	return cms.CardRef{Serial: info.Serial, CF: info.CF, Expiry: info.Expiry.Format(time.DateOnly)}
-}
-
-// readerRequest is Richiesta lettore, self-service and queued.
-func (a *App) readerRequest(ctx context.Context, info hal.CardInfo) error {
-	return a.readerVia(ctx, info, &via{})
-}
-
-// readerVia is Richiesta lettore for the citizen identified by v: v's
-// steps, the reference of the 4,20 € payment receipt typed on the keypad,
-// durable enqueue, receipt.
-func (a *App) readerVia(ctx context.Context, info hal.CardInfo, v *via) error {
-	var ref []byte
-	err := steps(append(slices.Clip(v.steps), func() (err error) {
-		ref, err = a.enter(ctx, "payment", 6, 20, false)
-		return err
-	})...)
-	if err != nil {
-		return err
-	}
-	req := cms.ReaderRequest{Card: cardRef(info), Channel: v.channel(), Operator: v.op, Document: v.document(),
-		Payment: cms.Payment{Reference: string(ref), AmountCents: cms.ReaderFeeCents}}
-	payload, err := json.Marshal(req)
-	if err != nil {
-		return err
-	}
-	a.logOp(v, cms.KindReader)
-	a.show("saving")
-	now := time.Now()
-	e, err := a.enqueueAndWait(ctx, cms.KindReader, payload, now, now.Add(a.o.QueuedTTL))
-	if err != nil {
-		return err
-	}
-	var res cms.ReaderResult
-	if e.Done && len(e.Result.Data) > 0 {
-		json.Unmarshal(e.Result.Data, &res)
-	}
-	return a.finish(ctx, e, kindTitle(cms.KindReader), info, append(readerLines(string(ref), res), v.lines()...))
-}
-
-// changePIN is Cambio PIN, done on the chip: the old PIN, the new one
-// twice. Only an audit event, with no PIN data, is queued.
-func (a *App) changePIN(ctx context.Context, card hal.Card, info hal.CardInfo) error {
-	pc, ok := card.(hal.PINChanger)
-	if !ok {
-		return a.notAvailable(ctx)
-	}
-	old, err := a.enter(ctx, "pin", 5, 8, true)
-	if err != nil {
-		return err
-	}
-	defer wipe(old)
-	nw, err := a.newPIN(ctx)
-	if err != nil {
-		return err
-	}
-	defer wipe(nw)
-	err = pc.ChangePIN(ctx, old, nw)
-	wipe(old)
-	wipe(nw)
-	result := cms.PINOK
-	var pe *hal.PINError
-	switch {
-	case err == nil:
-	case errors.As(err, &pe):
-		a.log.Info("pin change refused", "tries_left", pe.TriesLeft)
-		screen := "pin_wrong"
-		if pe.TriesLeft == 1 {
-			screen = "pin_last"
-		}
-		a.show(screen, pe.TriesLeft)
-		a.key(ctx, screen, func() { a.show(screen, pe.TriesLeft) })
-		return errCancel
-	case errors.Is(err, hal.ErrPINBlocked):
-		a.show("pin_blocked")
-		result = cms.PINBlocked
-	default:
-		return a.cardError(err)
-	}
-	payload, err := json.Marshal(cms.PINEvent{Card: cardRef(info), Channel: cms.SelfService, Result: result})
-	if err != nil {
-		return err
-	}
-	now := time.Now()
-	e, err := a.enqueueAndWait(ctx, cms.KindPINChange, payload, now, now.Add(a.o.QueuedTTL))
-	if err != nil || result != cms.PINOK {
-		return err
-	}
-	return a.finish(ctx, e, kindTitle(cms.KindPINChange), info, pinEventLines(cms.KindPINChange))
 }
 
 // notAvailable says the function cannot be served on this totem; any

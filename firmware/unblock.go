@@ -34,16 +34,16 @@ func (a *App) unblockPIN(ctx context.Context, card hal.Card, info hal.CardInfo) 
 		switch result {
 		case cms.PINOK:
 			a.show("saving")
-			e, err := a.enqueueAndWait(ctx, cms.KindPINUnblock, payload, now, now.Add(a.o.QueuedTTL))
+			e, err := a.submit(ctx, cms.KindPINUnblock, payload)
 			if err != nil {
 				return err
 			}
-			return a.finish(ctx, e, kindTitle(cms.KindPINUnblock), info, pinEventLines(cms.KindPINUnblock))
+			return a.finishKind(ctx, e, cms.KindPINUnblock, info, pinEventLines(cms.KindPINUnblock))
 		case cms.PINBlocked:
 			if err := a.audit(cms.KindPINUnblock, payload, now); err != nil {
 				return err
 			}
-			if err := a.pages(ctx, hal.Wrap(a.o.Lang.text("puk_blocked"), 20)); !errors.Is(err, errBack) {
+			if err := a.pages(ctx, hal.Wrap(a.o.Lang.Text("puk_blocked"), 20)); !errors.Is(err, errBack) {
 				return err
 			}
 			a.show("cancelled")
@@ -100,9 +100,7 @@ func (a *App) retry(ctx context.Context, tries int) error {
 	if tries >= 0 {
 		screen, args = "puk_wrong", []any{tries}
 	}
-	draw := func() { a.show(screen, args...) }
-	draw()
-	k, err := a.key(ctx, screen, draw)
+	k, err := a.ask(ctx, screen, args...)
 	if err != nil {
 		return err
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"time"
 
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/hal"
@@ -23,9 +22,7 @@ var wrongDataKeys = map[hal.Key][]string{
 
 // wrongData is Dati errati with the card in the reader.
 func (a *App) wrongData(ctx context.Context, info hal.CardInfo) error {
-	draw := func() { a.show("wrong_data_field") }
-	draw()
-	k, err := a.key(ctx, "wrong_data_field", draw)
+	k, err := a.ask(ctx, "wrong_data_field")
 	if err != nil {
 		return err
 	}
@@ -42,8 +39,7 @@ func (a *App) wrongData(ctx context.Context, info hal.CardInfo) error {
 		return err
 	}
 	a.show("saving")
-	now := time.Now()
-	e, err := a.enqueueAndWait(ctx, cms.KindWrongData, payload, now, now.Add(a.o.QueuedTTL))
+	e, err := a.submit(ctx, cms.KindWrongData, payload)
 	if err != nil {
 		return err
 	}
@@ -51,18 +47,18 @@ func (a *App) wrongData(ctx context.Context, info hal.CardInfo) error {
 	var outcome string
 	switch {
 	case !e.Done:
-		outcome = a.o.Lang.text("wrong_data_saved")
+		outcome = a.o.Lang.Text("wrong_data_saved")
 	case rejected(e):
 		msg := "-"
 		if len(e.Result.Processing.Errors) > 0 {
 			msg = e.Result.Processing.Errors[0].Message
 		}
-		outcome = fmt.Sprintf(a.o.Lang.text("wrong_data_refused"), msg)
+		outcome = fmt.Sprintf(a.o.Lang.Text("wrong_data_refused"), msg)
 	default:
-		outcome = fmt.Sprintf(a.o.Lang.text("wrong_data_done"), e.Result.Transport.Protocol)
+		outcome = fmt.Sprintf(a.o.Lang.Text("wrong_data_done"), e.Result.Transport.Protocol)
 	}
 	if perr := a.print(ctx, a.receipt(e, kindTitle(cms.KindWrongData), info, wrongDataLines()), e.ID); perr != nil {
-		outcome += " " + fmt.Sprintf(a.o.Lang.text("receipt_pending"), a.printerText(perr))
+		outcome += " " + fmt.Sprintf(a.o.Lang.Text("receipt_pending"), a.printerText(perr))
 	}
-	return a.pages(ctx, hal.Wrap(outcome+" "+a.o.Lang.text("refuse_wrong_data"), 20))
+	return a.pages(ctx, hal.Wrap(outcome+" "+a.o.Lang.Text("refuse_wrong_data"), 20))
 }

@@ -1,4 +1,4 @@
-package firmware
+package console
 
 import (
 	"context"
@@ -27,9 +27,9 @@ type Link interface {
 }
 
 // ErrNoLink is returned by actions that need the hub when there is no link.
-var ErrNoLink = errors.New("firmware: no link to the hub")
+var ErrNoLink = errors.New("console: no link to the hub")
 
-func (a *App) link() (Link, error) {
+func (a *Console) link() (Link, error) {
 	if a.o.Link == nil {
 		return nil, ErrNoLink
 	}
@@ -74,22 +74,9 @@ func entryState(e outbox.Entry) string {
 	return "pending"
 }
 
-// listen registers for the results of op id; stop ends it.
-func (a *App) listen(id string) (<-chan outbox.Entry, func()) {
-	c := make(chan outbox.Entry, 1)
-	a.mu.Lock()
-	a.waiters[id] = c
-	a.mu.Unlock()
-	return c, func() {
-		a.mu.Lock()
-		delete(a.waiters, id)
-		a.mu.Unlock()
-	}
-}
-
 // await waits up to ResultWait for a result of e newer than e's, and
 // returns the entry as it stands.
-func (a *App) await(ctx context.Context, e outbox.Entry, ch <-chan outbox.Entry) outbox.Entry {
+func (a *Console) await(ctx context.Context, e outbox.Entry, ch <-chan outbox.Entry) outbox.Entry {
 	timer := time.NewTimer(a.o.ResultWait)
 	defer timer.Stop()
 	select {
@@ -105,25 +92,25 @@ func (a *App) await(ctx context.Context, e outbox.Entry, ch <-chan outbox.Entry)
 }
 
 // resend: args id. The same operation again, with the same op id.
-func (a *App) resend(ctx context.Context, args map[string]string) (any, error) {
+func (a *Console) resend(ctx context.Context, args map[string]string) (any, error) {
 	return a.onEntry(ctx, args["id"], Link.Resend)
 }
 
 // void: args id, a quarantined entry (expired or poison) that still holds
 // its sequence number. The hub records the number as void and applies what
 // follows; the entry stays in quarantine, where the technician sees it.
-func (a *App) void(ctx context.Context, args map[string]string) (any, error) {
+func (a *Console) void(ctx context.Context, args map[string]string) (any, error) {
 	return a.onEntry(ctx, args["id"], Link.Void)
 }
 
 // onEntry does act on the entry id through the link and waits (bounded)
 // for the hub's answer about it.
-func (a *App) onEntry(ctx context.Context, id string, act func(Link, context.Context, string) (outbox.Entry, error)) (any, error) {
+func (a *Console) onEntry(ctx context.Context, id string, act func(Link, context.Context, string) (outbox.Entry, error)) (any, error) {
 	l, err := a.link()
 	if err != nil {
 		return nil, err
 	}
-	ch, stop := a.listen(id)
+	ch, stop := a.t.Listen(id)
 	defer stop()
 	e, err := act(l, ctx, id)
 	if err != nil {
@@ -136,7 +123,7 @@ func (a *App) onEntry(ctx context.Context, id string, act func(Link, context.Con
 // (code=1,code=0… for a consent) or payment (the reference, for a reader
 // request). The totem builds the corrected payload from the original it
 // keeps, so no personal data travels in the command.
-func (a *App) correct(ctx context.Context, args map[string]string) (any, error) {
+func (a *Console) correct(ctx context.Context, args map[string]string) (any, error) {
 	orig, err := a.o.Outbox.Get(args["id"])
 	if err != nil {
 		return nil, err
@@ -177,7 +164,7 @@ func (a *App) correct(ctx context.Context, args map[string]string) (any, error) 
 }
 
 // cancel: args id (the original) and reason (optional, no personal data).
-func (a *App) cancel(ctx context.Context, args map[string]string) (any, error) {
+func (a *Console) cancel(ctx context.Context, args map[string]string) (any, error) {
 	orig, err := a.o.Outbox.Get(args["id"])
 	if err != nil {
 		return nil, err
@@ -204,14 +191,14 @@ func protocolOf(e outbox.Entry) string {
 
 // variation queues a correction or cancellation like any operation (in
 // order, exactly once) and waits a little for its outcomes.
-func (a *App) variation(ctx context.Context, kind string, body []byte, ref string) (any, error) {
-	now := a.now()
+func (a *Console) variation(ctx context.Context, kind string, body []byte, ref string) (any, error) {
+	now := a.o.Now()
 	e, err := a.o.Outbox.Enqueue(kind, body, now, now.Add(a.o.QueuedTTL))
 	if err != nil {
 		return nil, err
 	}
 	a.log.Info("op enqueued", "seq", e.Seq, "op_id", e.ID, "kind", kind, "ref", ref)
-	ch, stop := a.listen(e.ID)
+	ch, stop := a.t.Listen(e.ID)
 	defer stop()
 	return actionResult(a.await(ctx, e, ch), ref), nil
 }
@@ -283,7 +270,7 @@ func describe(r *protocol.Result) string {
 
 // resync compares the totem's outbox with the hub's ledger and adopts the
 // hub's outcomes where they differ.
-func (a *App) resync(ctx context.Context) (any, error) {
+func (a *Console) resync(ctx context.Context) (any, error) {
 	l, err := a.link()
 	if err != nil {
 		return nil, err
@@ -342,7 +329,7 @@ func (a *App) resync(ctx context.Context) (any, error) {
 				a.log.Warn("resync: hub outcome not adopted", "seq", e.Seq, "err", err)
 			} else {
 				d.Adopted = true
-				a.Result(after) // a session waiting for it hears the news
+				a.t.Result(after) // a session waiting for it hears the news
 			}
 		}
 		rep.Differences = append(rep.Differences, d)

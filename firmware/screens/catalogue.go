@@ -1,6 +1,13 @@
-package firmware
+// Package screens is the catalogue of what the totem's 20x4 display shows,
+// in Italian and English: each screen declared as data with its rows and
+// the keys it answers to, the texts the flows wrap into pages, and Format,
+// which fills a screen's verbs. A test checks every screen fits the
+// display, shows on the LCD's character ROMs and binds the keys it hints
+// at. firmware shows them; nothing here touches a device.
+package screens
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/aslcns/totem/hal"
@@ -231,19 +238,21 @@ var selfTexts = map[string]text{
 func init() {
 	for k, v := range selfScreens {
 		if _, dup := screens[k]; dup {
-			panic("firmware: screen " + k + " declared twice")
+			panic("screens: screen " + k + " declared twice")
 		}
 		screens[k] = v
 	}
 	for k, v := range selfTexts {
 		if _, dup := texts[k]; dup {
-			panic("firmware: text " + k + " declared twice")
+			panic("screens: text " + k + " declared twice")
 		}
 		texts[k] = v
 	}
 }
 
-func (l Lang) screen(key string) []string {
+// Screen returns the rows of screen key in l, with their %-verbs unfilled
+// (Format fills them); an unknown key shows as itself.
+func (l Lang) Screen(key string) []string {
 	s, ok := screens[key]
 	if !ok {
 		return []string{key}
@@ -251,12 +260,19 @@ func (l Lang) screen(key string) []string {
 	return append([]string(nil), s.rows[l]...)
 }
 
-// bound reports whether screen name answers to k.
-func bound(name string, k hal.Key) bool {
+// Has reports whether the catalogue has screen key.
+func Has(key string) bool {
+	_, ok := screens[key]
+	return ok
+}
+
+// Bound reports whether screen name answers to k.
+func Bound(name string, k hal.Key) bool {
 	return strings.IndexByte(screens[name].keys, byte(k)) >= 0
 }
 
-func (l Lang) text(key string) string {
+// Text returns the text key in l; an unknown key shows as itself.
+func (l Lang) Text(key string) string {
 	t, ok := texts[key]
 	if !ok {
 		return key
@@ -361,14 +377,44 @@ var assistedTexts = map[string]text{
 func init() {
 	for k, s := range assistedScreens {
 		if _, dup := screens[k]; dup {
-			panic("firmware: screen " + k + " declared twice")
+			panic("screens: screen " + k + " declared twice")
 		}
 		screens[k] = s
 	}
 	for k, t := range assistedTexts {
 		if _, dup := texts[k]; dup {
-			panic("firmware: text " + k + " declared twice")
+			panic("screens: text " + k + " declared twice")
 		}
 		texts[k] = t
 	}
+}
+
+// Format returns screen key in l with its %-verbs filled, in row order,
+// from args; rows take as many arguments as they have verbs.
+func Format(l Lang, key string, args ...any) []string {
+	rows := l.Screen(key)
+	for i, r := range rows {
+		n := countVerbs(r)
+		if n > len(args) {
+			n = len(args)
+		}
+		if n > 0 {
+			rows[i] = fmt.Sprintf(r, args[:n]...)
+			args = args[n:]
+		}
+	}
+	return rows
+}
+
+func countVerbs(s string) int {
+	n := 0
+	for i := 0; i+1 < len(s); i++ {
+		if s[i] == '%' {
+			if s[i+1] != '%' {
+				n++
+			}
+			i++
+		}
+	}
+	return n
 }

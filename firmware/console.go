@@ -1,0 +1,60 @@
+package firmware
+
+import (
+	"context"
+	"time"
+
+	"github.com/aslcns/totem/firmware/console"
+	"github.com/aslcns/totem/sync/outbox"
+	"github.com/aslcns/totem/sync/protocol"
+)
+
+// The console's types, under the names the mains and the tests know.
+type (
+	// Link is what the technician's actions need of the uplink.
+	Link = console.Link
+	// ActionResult is the Data of resend, void, correct and cancel.
+	ActionResult = console.ActionResult
+	// Difference is one line of a resync report.
+	Difference = console.Difference
+	// ResyncReport is the Data of resync.
+	ResyncReport = console.ResyncReport
+)
+
+// What a resync difference is (Difference.What).
+const (
+	DiffPendingApplied = console.DiffPendingApplied
+	DiffOutcome        = console.DiffOutcome
+	DiffNotAtHub       = console.DiffNotAtHub
+	DiffForeign        = console.DiffForeign
+	DiffHubAhead       = console.DiffHubAhead
+)
+
+// ErrNoLink is returned by actions that need the hub when there is no link.
+var ErrNoLink = console.ErrNoLink
+
+// Commands returns the names of the console commands a totem runs, sorted.
+func Commands() []string { return console.Commands() }
+
+// Command answers a console command; it is the uplink's OnCommand.
+func (a *App) Command(ctx context.Context, c *protocol.Command) *protocol.Reply {
+	return a.console.Command(ctx, c)
+}
+
+// consoleTotem is the App as the console sees it: console.Totem's few
+// methods, without widening App's own API.
+type consoleTotem struct{ a *App }
+
+func (t consoleTotem) Telemetry() protocol.Telemetry { return t.a.Telemetry() }
+func (t consoleTotem) Result(e outbox.Entry)         { t.a.Result(e) }
+func (t consoleTotem) Listen(id string) (<-chan outbox.Entry, func()) {
+	return t.a.listen(id)
+}
+func (t consoleTotem) PrintSendLog(ctx context.Context, n int) (any, error) {
+	return t.a.printSendLog(ctx, n)
+}
+
+func (a *App) newConsole() *console.Console {
+	return console.New(console.Options{Totem: a.o.Totem, Outbox: a.o.Outbox, Jobs: a.o.Jobs, Link: a.o.Link,
+		Logger: a.log, Now: func() time.Time { return a.now() }, ResultWait: a.o.ResultWait, QueuedTTL: a.o.QueuedTTL}, consoleTotem{a})
+}

@@ -1,0 +1,68 @@
+package console
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"testing"
+
+	"github.com/aslcns/totem/sync/cmdsig"
+	"github.com/aslcns/totem/sync/outbox"
+	"github.com/aslcns/totem/sync/protocol"
+)
+
+// fakeTotem is the smallest Totem: a fixed telemetry, no sessions.
+type fakeTotem struct{ printed int }
+
+func (*fakeTotem) Telemetry() protocol.Telemetry { return protocol.Telemetry{Uptime: 42} }
+func (*fakeTotem) Result(outbox.Entry)           {}
+func (*fakeTotem) Listen(string) (<-chan outbox.Entry, func()) {
+	return make(chan outbox.Entry), func() {}
+}
+func (f *fakeTotem) PrintSendLog(_ context.Context, n int) (any, error) {
+	f.printed = n
+	return map[string]int{"printed": n}, nil
+}
+
+func TestCommandReplies(t *testing.T) {
+	box, err := outbox.Open(filepath.Join(t.TempDir(), "outbox.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer box.Close()
+	ft := &fakeTotem{}
+	c := New(Options{Totem: "demo-01", Outbox: box}, ft)
+	ctx := context.Background()
+	run := func(name string, args map[string]string) *protocol.Reply {
+		return c.Command(ctx, &protocol.Command{ID: "c1", Name: name, Args: args})
+	}
+	if r := run("ping", nil); !r.OK || r.Data != nil || r.ID != "c1" {
+		t.Errorf("ping: %+v", r)
+	}
+	r := run("status", nil)
+	var tel protocol.Telemetry
+	if !r.OK || json.Unmarshal(r.Data, &tel) != nil || tel.Totem != "demo-01" || tel.Uptime != 42 {
+		t.Errorf("status: %+v", r)
+	}
+	if r := run("sendlog", nil); !r.OK || string(r.Data) != "[]" {
+		t.Errorf("sendlog of an empty outbox: %+v", r)
+	}
+	if r := run("sendlog_print", map[string]string{"n": "3"}); !r.OK || ft.printed != 3 {
+		t.Errorf("sendlog_print: %+v, printed %d", r, ft.printed)
+	}
+	if r := run("sendlog_print", map[string]string{"n": "x"}); r.OK || r.Error == "" {
+		t.Errorf("sendlog_print n=x: %+v", r)
+	}
+	if r := run("jobs", nil); r.OK || r.Error != "no print queue" {
+		t.Errorf("jobs without a queue: %+v", r)
+	}
+	if r := run("resend", map[string]string{"id": "x"}); r.OK || r.Error != ErrNoLink.Error() {
+		t.Errorf("resend without a link: %+v", r)
+	}
+	if r := run("nonsense", nil); r.OK || r.Code != cmdsig.CodeUnknown {
+		t.Errorf("unknown command: %+v", r)
+	}
+	if len(Commands()) != len(commands) {
+		t.Error("Commands does not list the table")
+	}
+}

@@ -1,0 +1,120 @@
+package firmware
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/aslcns/totem/cms"
+	"github.com/aslcns/totem/cms/opkind"
+	"github.com/aslcns/totem/hal"
+	"github.com/aslcns/totem/sync/outbox"
+)
+
+// kindSpec is the firmware's piece of an operation kind declared in
+// cms/opkind: how the citizen or the operator reaches it, and its receipt.
+// TestEveryFlowKindIsComplete fails when a kind declared with a flow has
+// no spec, no title, no flow, no menu key or no golden receipt.
+type kindSpec struct {
+	// title heads the kind's receipt and names it in the Storico.
+	title string
+	// sensitive receipts carry secrets (the first halves of PIN and
+	// PUK): the print queue keeps no copy once they are printed.
+	sensitive bool
+	// self is the citizen's flow, from a self-service menu key; assisted
+	// the operator's, from the assisted menu. A kind has one or both.
+	self     func(a *App, ctx context.Context, card hal.Card, info hal.CardInfo) error
+	assisted func(a *App, ctx context.Context, op string, info hal.CardInfo) error
+}
+
+var kindSpecs = map[string]kindSpec{}
+
+// registerKind adds the firmware's piece of a kind cms/opkind declares. It
+// panics on a kind not declared there or registered twice: both are
+// mistakes of the source, found at init.
+func registerKind(name string, s kindSpec) {
+	if _, ok := opkind.Lookup(name); !ok {
+		panic(fmt.Sprintf("firmware: kind %q is not declared in cms/opkind", name))
+	}
+	if _, dup := kindSpecs[name]; dup {
+		panic(fmt.Sprintf("firmware: kind %q registered twice", name))
+	}
+	kindSpecs[name] = s
+}
+
+// The citizen's menus and the operator's: which key starts which kind's
+// flow. The keys of functions that are not operations (forms, guide, the
+// other pages) stay in the menus' code.
+var (
+	selfMenu  = map[hal.Key]string{'1': cms.KindConsent, '2': cms.KindReader, '3': cms.KindPINChange, '4': cms.KindHistory, '5': cms.KindReprint, '6': cms.KindPINUnblock, '7': cms.KindRevocation}
+	otherMenu = map[hal.Key]string{'3': cms.KindWrongData}
+	opMenu    = map[hal.Key]string{'1': cms.KindActivation, '2': cms.KindRevocation, '3': cms.KindConsent, '4': cms.KindReprint, '5': cms.KindHistory, '6': cms.KindReader}
+)
+
+// The kinds the totem serves, each with its receipt title and its flows;
+// the flows themselves are in the file named after the kind (consent in
+// session.go, history and reprint in online.go…), their receipt lines in
+// layouts.go.
+func init() {
+	registerKind(cms.KindConsent, kindSpec{title: "Consensi FSE", self: (*App).consent,
+		assisted: func(a *App, ctx context.Context, op string, info hal.CardInfo) error {
+			return a.consentVia(ctx, info, a.byOperator(ctx, op, info, false))
+		}})
+	registerKind(cms.KindActivation, kindSpec{title: "Attivazione TS-CNS", assisted: (*App).activation})
+	registerKind(cms.KindReprint, kindSpec{title: "Ristampa PIN/PUK", sensitive: true,
+		self: func(a *App, ctx context.Context, _ hal.Card, info hal.CardInfo) error { return a.reprint(ctx, info) },
+		assisted: func(a *App, ctx context.Context, op string, info hal.CardInfo) error {
+			return a.reprintVia(ctx, info, a.byOperator(ctx, op, info, true))
+		}})
+	registerKind(cms.KindRevocation, kindSpec{title: "Revoca TS-CNS",
+		self: func(a *App, ctx context.Context, _ hal.Card, info hal.CardInfo) error {
+			return a.revokeSelf(ctx, &info)
+		},
+		assisted: func(a *App, ctx context.Context, op string, info hal.CardInfo) error {
+			return a.revocation(ctx, op, info, "")
+		}})
+	registerKind(cms.KindReader, kindSpec{title: "Richiesta lettore",
+		self: func(a *App, ctx context.Context, _ hal.Card, info hal.CardInfo) error {
+			return a.readerRequest(ctx, info)
+		},
+		assisted: func(a *App, ctx context.Context, op string, info hal.CardInfo) error {
+			return a.readerVia(ctx, info, a.byOperator(ctx, op, info, false))
+		}})
+	registerKind(cms.KindHistory, kindSpec{title: "Storico tessera", self: (*App).history,
+		assisted: func(a *App, ctx context.Context, op string, info hal.CardInfo) error {
+			return a.historyVia(ctx, info, a.byOperator(ctx, op, info, false))
+		}})
+	registerKind(cms.KindPINChange, kindSpec{title: "Cambio PIN", self: (*App).changePIN})
+	registerKind(cms.KindPINUnblock, kindSpec{title: "Sblocco PIN con PUK", self: (*App).unblockPIN})
+	registerKind(cms.KindWrongData, kindSpec{title: "Segnalazione dati errati",
+		self: func(a *App, ctx context.Context, _ hal.Card, info hal.CardInfo) error { return a.wrongData(ctx, info) }})
+}
+
+// kindTitle is the receipt title of an operation kind. Kinds without a
+// receipt of their own (a correction, a refused suspension) are named by
+// their wire name when the Storico lists them.
+func kindTitle(kind string) string {
+	if s, ok := kindSpecs[kind]; ok && s.title != "" {
+		return s.title
+	}
+	return "Operazione " + kind
+}
+
+// submit sends an operation the way its declaration says: an online kind
+// is asked of the CMS now (online), any other is made durable with the
+// queued expiry and waited for up to ResultWait (enqueueAndWait).
+func (a *App) submit(ctx context.Context, kind string, payload []byte) (outbox.Entry, error) {
+	if opkind.Online(kind) {
+		return a.online(ctx, kind, payload)
+	}
+	now := time.Now()
+	return a.enqueueAndWait(ctx, kind, payload, now, now.Add(a.o.QueuedTTL))
+}
+
+// finishKind prints the receipt of e, an operation of kind, with its
+// registered title, and tells the citizen the outcome.
+func (a *App) finishKind(ctx context.Context, e outbox.Entry, kind string, info hal.CardInfo, lines []string) error {
+	doc := a.receipt(e, kindTitle(kind), info, lines)
+	doc.Sensitive = kindSpecs[kind].sensitive
+	return a.finishDoc(ctx, e, doc)
+}

@@ -1,0 +1,58 @@
+package firmware
+
+import (
+	"time"
+
+	"github.com/aslcns/totem/cms"
+	layout "github.com/aslcns/totem/firmware/receipts"
+	"github.com/aslcns/totem/hal"
+	"github.com/aslcns/totem/sync/outbox"
+)
+
+// The layouts live in firmware/receipts (imported as layout: receipts is
+// the golden tests' list); these are the names the flows and the golden
+// tests use, with the App's frame filled in.
+
+// MaskCF hides the part of a codice fiscale that tells birth date and
+// place: RSSMRA80A01H501U → RSS**********01U.
+func MaskCF(cf string) string { return layout.MaskCF(cf) }
+
+// LocalID is the provisional identifier of an operation not yet answered
+// by the hub: totem and sequence number.
+func LocalID(totem string, seq uint64) string { return layout.LocalID(totem, seq) }
+
+// frame is what every document the App prints carries besides its lines.
+func (a *App) frame() layout.Frame {
+	return layout.Frame{ASL: a.o.ASL, Totem: a.o.Totem, Location: a.o.Location, Now: a.now()}
+}
+
+// receipt lays out the receipt of an operation.
+func (a *App) receipt(e outbox.Entry, title string, info hal.CardInfo, lines []string) *hal.Doc {
+	return a.frame().Receipt(e, title, info, lines)
+}
+
+// sendLogDoc lays out entries (newest first) as the elenco invii.
+func (a *App) sendLogDoc(entries []outbox.Entry) *hal.Doc { return a.frame().SendLog(entries) }
+
+// declaration is the dichiarazione sostitutiva a delegate signs.
+func declaration(o Options, now time.Time, holder hal.CardInfo, d cms.Delegation, doc cms.IDDocument) *hal.Doc {
+	return layout.Frame{ASL: o.ASL, Totem: o.Totem, Location: o.Location, Now: now}.Declaration(holder, d, doc)
+}
+
+// historyLines names each event by its kind's registered title.
+func historyLines(r cms.HistoryResult) []string { return layout.History(r, kindTitle) }
+
+var (
+	activationLines         = layout.Activation
+	reprintLines            = layout.Reprint
+	revocationLines         = layout.Revocation
+	readerLines             = layout.Reader
+	pinEventLines           = layout.PINEvent
+	wrongDataLines          = layout.WrongData
+	activationSummaryLines  = layout.ActivationSummary
+	revocationAssistedLines = layout.RevocationAssisted
+	selfRevocationLines     = layout.SelfRevocation
+	maskSerial              = layout.MaskSerial
+	dateIT                  = layout.DateIT
+	requesterLines          = layout.Requester
+)

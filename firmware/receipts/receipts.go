@@ -1,0 +1,385 @@
+// Package receipts lays out what the totem prints, in Italian: the frame
+// every operation's receipt shares (ASL, totem, date, masked CF, protocol
+// number or provisional id, outcome, QR), the lines of each kind, the
+// documents of assisted mode and the technician's elenco invii. Receipts
+// show codes and a masked CF, never names or health details (the
+// declaration a delegate signs is a form, not a receipt). Layouts are
+// pure: the golden files of firmware's tests pin their bytes.
+package receipts
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/aslcns/totem/cms"
+	"github.com/aslcns/totem/hal"
+	"github.com/aslcns/totem/sync/outbox"
+	"github.com/aslcns/totem/sync/protocol"
+)
+
+// Frame is what every document carries besides its lines: who prints it,
+// where, and the wall clock printed on it.
+type Frame struct {
+	ASL, Totem, Location string
+	Now                  time.Time
+}
+
+// MaskCF hides the part of a codice fiscale that tells birth date and
+// place: RSSMRA80A01H501U → RSS**********01U.
+func MaskCF(cf string) string {
+	if len(cf) != 16 {
+		return "****************"
+	}
+	return cf[:3] + "**********" + cf[13:]
+}
+
+// LocalID is the provisional identifier of an operation not yet answered
+// by the hub: totem and sequence number.
+func LocalID(totem string, seq uint64) string {
+	return fmt.Sprintf("%s-%06d", totem, seq)
+}
+
+// Receipt lays out the receipt of an operation. It shows codes and a
+// masked CF, never names or health details.
+func (f Frame) Receipt(e outbox.Entry, title string, info hal.CardInfo, lines []string) *hal.Doc {
+	d := &hal.Doc{Title: title}
+	add := func(b hal.Block) { d.Blocks = append(d.Blocks, b) }
+	text := func(s string) { add(hal.Block{Kind: hal.Text, Text: s}) }
+	add(hal.Block{Kind: hal.Text, Text: f.ASL, Align: hal.Center, Bold: true})
+	add(hal.Block{Kind: hal.Text, Text: "Totem " + f.Totem + " - " + f.Location, Align: hal.Center})
+	add(hal.Block{Kind: hal.Rule})
+	add(hal.Block{Kind: hal.Text, Text: title, Align: hal.Center, Bold: true, Large: true})
+	add(hal.Block{Kind: hal.Feed})
+	text("Data: " + f.Now.Format("02/01/2006 15:04"))
+	if info.CF != "" { // none when the citizen came without the card
+		text("Codice fiscale: " + MaskCF(info.CF))
+	}
+	add(hal.Block{Kind: hal.Rule})
+	for _, l := range lines {
+		text(l)
+	}
+	add(hal.Block{Kind: hal.Rule})
+	var ref string
+	switch {
+	case !e.Done:
+		add(hal.Block{Kind: hal.Text, Text: "RICEVUTA PROVVISORIA", Align: hal.Center, Bold: true})
+		text("Identificativo locale: " + LocalID(f.Totem, e.Seq))
+		text("L'operazione è registrata sul totem e sarà trasmessa appena possibile. L'esito definitivo sarà disponibile allo sportello e sul Fascicolo.")
+		ref = "L:" + LocalID(f.Totem, e.Seq)
+	default:
+		r := e.Result
+		text("Protocollo: " + r.Transport.Protocol)
+		esito := "ACCOLTA"
+		if r.Processing.Status == protocol.ProcessingRejected {
+			esito = "RESPINTA"
+		}
+		add(hal.Block{Kind: hal.Text, Text: "Esito: " + esito, Bold: true})
+		for _, er := range r.Processing.Errors {
+			text(er.Code + ": " + er.Message)
+		}
+		ref = "P:" + r.Transport.Protocol
+	}
+	add(hal.Block{Kind: hal.QR, Text: "TOTEM|" + f.Totem + "|" + ref})
+	add(hal.Block{Kind: hal.Text, Text: "Conservare la ricevuta.", Align: hal.Center})
+	return d
+}
+
+// The lines of every operation's receipt, in Italian (its title is
+// registered with its kind, firmware/kinds.go). They show codes and
+// outcomes, never health details; the frame (ASL, totem, date, masked CF,
+// protocol or provisional id, QR) is added by Receipt.
+
+var reasons = map[string]string{
+	cms.ReasonTheft: "furto", cms.ReasonLoss: "smarrimento", cms.ReasonMalfunction: "malfunzionamento",
+	cms.ReprintForgotten: "PIN o PUK dimenticato", cms.ReprintLost: "prime metà smarrite",
+	cms.ReprintBlocked: "PIN e PUK bloccati", cms.ReprintNotReceived: "seconde metà non ricevute",
+}
+
+func ReasonText(r string) string {
+	if t, ok := reasons[r]; ok {
+		return t
+	}
+	return r
+}
+
+// Activation: the acceptance form's first halves and the CIP, and
+// where the second halves go.
+func Activation(r cms.ActivationResult) []string {
+	lines := []string{
+		"Prima metà del PIN: " + r.PINFirstHalf,
+		"Prima metà del PUK: " + r.PUKFirstHalf,
+		"Codice CIP (per la revoca): " + r.CIP,
+		"Le seconde metà di PIN e PUK saranno inviate a: " + r.SecondHalvesTo,
+		"Conservare PIN, PUK e CIP separati dalla tessera.",
+	}
+	if r.Readers > 0 {
+		lines = append(lines, fmt.Sprintf("Lettori di smart card registrati: %d", r.Readers))
+	}
+	if r.FSE != "" {
+		lines = append(lines, "Fascicolo Sanitario Elettronico: richiesta registrata")
+	}
+	return append(lines, "", "Firma del titolare: ____________________")
+}
+
+// Reprint: the first halves again, the reason, the second halves' way.
+func Reprint(reason string, r cms.ReprintResult) []string {
+	return []string{
+		"Motivo: " + ReasonText(reason),
+		"Prima metà del PIN: " + r.PINFirstHalf,
+		"Prima metà del PUK: " + r.PUKFirstHalf,
+		"Le seconde metà saranno inviate a: " + r.SecondHalvesTo,
+	}
+}
+
+// Revocation: the revocation and the reissue requested with it.
+func Revocation(r cms.RevocationResult) []string {
+	return []string{
+		"Motivo: " + ReasonText(r.Reason),
+		"Tessera revocata il: " + r.RevokedAt.Local().Format("02/01/2006 15:04"),
+		"Richiesta di nuova tessera: " + r.Reissue,
+		"La tessera revocata non è più utilizzabile.",
+	}
+}
+
+// Reader: the payment and the card's reader counter.
+func Reader(payment string, r cms.ReaderResult) []string {
+	lines := []string{"Ricevuta di pagamento: " + payment + " (4,20 €)"}
+	if r.Readers > 0 {
+		lines = append(lines, fmt.Sprintf("Lettori registrati per la tessera: %d", r.Readers))
+	}
+	return append(lines, "Presentare questa ricevuta per il ritiro del lettore.")
+}
+
+var stateText = map[cms.CardState]string{cms.CardIssued: "emessa", cms.CardActive: "attiva", cms.CardRevoked: "revocata"}
+
+// History: each card with its state and the operations on it.
+func History(r cms.HistoryResult, title func(kind string) string) []string {
+	var lines []string
+	for i, c := range r.Cards {
+		if i > 0 {
+			lines = append(lines, "")
+		}
+		lines = append(lines, "Tessera "+MaskSerial(c.Serial), "Scadenza "+c.Expiry+" - "+stateText[c.State])
+		for _, e := range c.Events {
+			lines = append(lines, e.At.Local().Format("02/01/2006")+" "+title(e.Kind)+" prot. "+e.Protocol)
+		}
+	}
+	return lines
+}
+
+// MaskSerial hides all but the last four digits of a card serial.
+func MaskSerial(serial string) string {
+	if len(serial) <= 4 {
+		return serial
+	}
+	return strings.Repeat("*", len(serial)-4) + serial[len(serial)-4:]
+}
+
+// PINEvent: what happened on the chip; no code is ever recorded.
+func PINEvent(kind string) []string {
+	what := "Il PIN è stato cambiato sul chip della tessera."
+	if kind == cms.KindPINUnblock {
+		what = "Il PIN è stato sbloccato con il PUK sul chip della tessera."
+	}
+	return []string{what, "Nessun codice è stato registrato o trasmesso."}
+}
+
+// WrongData: the report and where to go.
+func WrongData() []string {
+	return []string{
+		"La segnalazione è stata registrata.",
+		"Per correggere i dati rivolgersi allo sportello Scelta e Revoca della propria ASL, con un documento di identità.",
+	}
+}
+
+// The documents of assisted mode, in Italian: the summary of an activation,
+// the receipt of an assisted revocation, and the dichiarazione sostitutiva
+// a parent, tutore or curatore signs.
+
+var delegTexts = map[string]string{
+	cms.DelegParental: "potestà parentale", cms.DelegTutor: "tutore", cms.DelegCurator: "curatore",
+}
+
+var docTexts = map[string]string{
+	cms.DocIdentityCard: "carta d'identità", cms.DocCIE: "carta d'identità elettronica",
+	cms.DocLicence: "patente di guida", cms.DocPassport: "passaporto",
+}
+
+// Requester: who asked, the delegate by masked CF only, the document
+// the operator checked, the operator.
+func Requester(d *cms.Delegation, doc cms.IDDocument, operator string) []string {
+	lines := []string{"Richiesta: diretta, dal titolare"}
+	if d != nil {
+		lines = []string{"Richiesta: su delega (" + delegTexts[d.Kind] + ")",
+			"Delegato: codice fiscale " + MaskCF(d.CF)}
+	}
+	return append(lines, "Documento verificato: "+docTexts[doc.Type],
+		"Operatore: carta "+MaskSerial(operator))
+}
+
+// ActivationSummary: the summary of an activation (seed 002, step
+// 15); the first halves are on the acceptance form, not here.
+func ActivationSummary(r *cms.ActivationRequest, res cms.ActivationResult) []string {
+	lines := Requester(r.Delegate, r.Document, r.Operator)
+	if r.Declaration {
+		lines = append(lines, "Dichiarazione sostitutiva firmata e conservata dall'operatore")
+	}
+	lines = append(lines, "Le seconde metà di PIN e PUK saranno inviate a: "+res.SecondHalvesTo,
+		"Le prime metà sono sul modulo di accettazione.")
+	if r.Reader != nil {
+		lines = append(lines, "Lettore di smart card: ricevuta "+r.Reader.Reference+" (4,20 €)")
+	}
+	if r.Consents != nil {
+		lines = append(lines, "Consensi FSE registrati (politica "+r.Consents.Policy+")")
+	}
+	return lines
+}
+
+// RevocationAssisted: the revocation, the reissue, who asked.
+func RevocationAssisted(res cms.RevocationResult, d *cms.Delegation, doc cms.IDDocument, operator string) []string {
+	return append(Revocation(res), Requester(d, doc, operator)...)
+}
+
+// Declaration is the pre-filled dichiarazione sostitutiva (DPR 445/2000)
+// of a parent, tutore or curatore, printed for signature and kept by the
+// operator. It names both people in full: it is a form to sign, not a
+// receipt, and the print queue keeps no copy of it.
+func (f Frame) Declaration(holder hal.CardInfo, d cms.Delegation, doc cms.IDDocument) *hal.Doc {
+	what := map[string]string{
+		cms.DelegParental: "di esercitare la potestà parentale sul minore",
+		cms.DelegTutor:    "di essere tutore di",
+		cms.DelegCurator:  "di essere curatore di",
+	}[d.Kind]
+	doc.Expiry = DateIT(doc.Expiry)
+	out := &hal.Doc{Title: "Dichiarazione sostitutiva", Sensitive: true}
+	add := func(b hal.Block) { out.Blocks = append(out.Blocks, b) }
+	text := func(s string) { add(hal.Block{Kind: hal.Text, Text: s}) }
+	add(hal.Block{Kind: hal.Text, Text: f.ASL, Align: hal.Center, Bold: true})
+	add(hal.Block{Kind: hal.Rule})
+	add(hal.Block{Kind: hal.Text, Text: "Dichiarazione sostitutiva", Align: hal.Center, Bold: true, Large: true})
+	add(hal.Block{Kind: hal.Text, Text: "(artt. 46 e 47 D.P.R. 445/2000)", Align: hal.Center})
+	add(hal.Block{Kind: hal.Feed})
+	text("Il/La sottoscritto/a " + d.Name + ", codice fiscale " + d.CF + ", identificato/a con " +
+		docTexts[doc.Type] + " n. " + doc.Number + " (scadenza " + doc.Expiry + "), consapevole delle " +
+		"sanzioni penali previste dall'art. 76 del D.P.R. 445/2000 per le dichiarazioni mendaci,")
+	add(hal.Block{Kind: hal.Text, Text: "DICHIARA", Align: hal.Center, Bold: true})
+	text(what + " " + holder.Surname + " " + holder.Name + ", codice fiscale " + holder.CF +
+		", titolare della tessera sanitaria TS-CNS n. " + MaskSerial(holder.Serial) +
+		", e ne chiede l'attivazione in sua vece.")
+	add(hal.Block{Kind: hal.Feed})
+	text(f.Location + ", " + f.Now.Format("02/01/2006"))
+	add(hal.Block{Kind: hal.Feed})
+	text("Firma del dichiarante: ____________________")
+	add(hal.Block{Kind: hal.Rule})
+	text("Riservato all'operatore: firmata in presenza, da conservare agli atti.")
+	return out
+}
+
+var transportTexts = map[string]string{
+	protocol.TransportReceived: "ricevuta", protocol.TransportRefused: "rifiutata (da reinviare)",
+}
+
+var processingTexts = map[string]string{
+	protocol.ProcessingAccepted: "ACCOLTA", protocol.ProcessingRejected: "RESPINTA",
+	protocol.ProcessingPending: "in elaborazione",
+}
+
+func orCode(m map[string]string, s string) string {
+	if t, ok := m[s]; ok {
+		return t
+	}
+	return s
+}
+
+// SendLog lays out entries (newest first) as the elenco invii. Times
+// are the totem's clock at enqueue, data only: a "?" marks one taken
+// before the clock was synchronised.
+func (f Frame) SendLog(entries []outbox.Entry) *hal.Doc {
+	d := &hal.Doc{Title: "Elenco invii"}
+	add := func(b hal.Block) { d.Blocks = append(d.Blocks, b) }
+	text := func(s string) { add(hal.Block{Kind: hal.Text, Text: s}) }
+	add(hal.Block{Kind: hal.Text, Text: f.ASL, Align: hal.Center, Bold: true})
+	add(hal.Block{Kind: hal.Text, Text: "Totem " + f.Totem + " - " + f.Location, Align: hal.Center})
+	add(hal.Block{Kind: hal.Rule})
+	add(hal.Block{Kind: hal.Text, Text: "Elenco invii", Align: hal.Center, Bold: true, Large: true})
+	add(hal.Block{Kind: hal.Feed})
+	text("Stampato: " + f.Now.Format("02/01/2006 15:04"))
+	text(fmt.Sprintf("Operazioni: %d, dalla più recente", len(entries)))
+	unsynced := false
+	for _, e := range entries {
+		add(hal.Block{Kind: hal.Rule})
+		at := e.Created.Local().Format("02/01/2006 15:04:05")
+		if e.Stamp != nil && !e.Stamp.Synced {
+			at += "?"
+			unsynced = true
+		}
+		add(hal.Block{Kind: hal.Text, Text: fmt.Sprintf("N. %d  %s", e.Seq, at), Bold: true})
+		text("Tipo: " + e.Kind)
+		text("Id: " + e.ID)
+		sent := fmt.Sprintf("Invii: %d", e.Attempts)
+		if !e.LastSent.IsZero() {
+			sent += ", ultimo " + e.LastSent.Local().Format("02/01 15:04:05")
+		}
+		text(sent)
+		if e.Quarantine != "" {
+			text("Stato: in quarantena (" + e.Quarantine + ")")
+		}
+		switch {
+		case e.Result == nil && e.Quarantine == "":
+			text("Stato: in attesa di esito")
+		case e.Result != nil:
+			r := e.Result
+			prot := r.Transport.Protocol
+			if prot == "" {
+				prot = "-"
+			}
+			text("Protocollo: " + prot)
+			tr := "Esito trasmissione: " + orCode(transportTexts, r.Transport.Status)
+			if r.Duplicate {
+				tr += " (duplicato)"
+			}
+			text(tr)
+			text("Esito elaborazione: " + orCode(processingTexts, r.Processing.Status))
+			if len(r.Processing.Errors) > 0 {
+				codes := make([]string, len(r.Processing.Errors))
+				for i, er := range r.Processing.Errors {
+					codes[i] = er.Code
+				}
+				text("Errori: " + strings.Join(codes, " "))
+			}
+		}
+	}
+	add(hal.Block{Kind: hal.Rule})
+	if len(entries) == 0 {
+		text("Nessuna operazione registrata.")
+	}
+	if unsynced {
+		text("? = orologio del totem non sincronizzato")
+	}
+	text("Orari secondo l'orologio del totem.")
+	return d
+}
+
+// SelfRevocation: the card by its masked TEAM code, then the
+// revocation and the reissue requested with it.
+func SelfRevocation(team string, r cms.RevocationResult) []string {
+	return append([]string{"Tessera: codice TEAM " + MaskTEAM(team)}, Revocation(r)...)
+}
+
+// MaskTEAM hides all but the last four digits of a codice TEAM.
+func MaskTEAM(team string) string {
+	if len(team) <= 4 {
+		return team
+	}
+	return strings.Repeat("*", len(team)-4) + team[len(team)-4:]
+}
+
+// DateIT turns 2030-12-31 into 31/12/2030.
+func DateIT(d string) string {
+	t, err := time.Parse(time.DateOnly, d)
+	if err != nil {
+		return d
+	}
+	return t.Format("02/01/2006")
+}
