@@ -107,6 +107,8 @@ func (a *App) linger(ctx context.Context) {
 			if a.cardEvent(ev) {
 				return
 			}
+		case <-a.tick:
+			a.alive()
 		}
 	}
 }
