@@ -47,7 +47,7 @@ func TestProgressProvesTheLoopRuns(t *testing.T) {
 	panel := sim.NewPanel(20, 4)
 	wd := &wedgeDisplay{Display: panel, entered: make(chan struct{}, 1), release: make(chan struct{})}
 	l := startLocalOpts(t, localOpts{keypad: panel, display: wd})
-	l.panel = panel // the one the cleanup reads "Fuori servizio" on
+	l.panel = panel    // the one the cleanup reads "Fuori servizio" on
 	t.Cleanup(func() { // before startLocalOpts's cleanup stops the app
 		if wd.wedged.Swap(false) {
 			close(wd.release)
