@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/cmd/internal/cli"
+	"github.com/aslcns/totem/cmd/internal/sdnotify"
 	"github.com/aslcns/totem/config"
 	"github.com/aslcns/totem/drivers/cns/vcard"
 	"github.com/aslcns/totem/drivers/escpos"
@@ -104,6 +105,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err != nil {
 		return err
 	}
+	loaded := *cfg // as in the file: what a reload compares with
 	if *panel != "" {
 		cfg.Devices.Panel = *panel
 	}
@@ -194,7 +196,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		p := sim.NewPanel(20, 4)
 		dev.Keypad, dev.Display = p, p
 	}
-	log := cli.Logger(logw, cfg.Log.Level, cfg.Log.Format).With("totem", cfg.Totem.ID)
+	logger, level := sdnotify.Logger(logw, cfg.Log.Level, cfg.Log.Format) // a reload sets level
+	log := logger.With("totem", cfg.Totem.ID)
 	var runKeypad func(context.Context) error
 	if cfg.Devices.Panel == "hardware" {
 		kp, disp, closeBus, err := hardwarePanel(cfg)
@@ -204,6 +207,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		defer closeBus()
 		dev.Keypad, dev.Display, runKeypad = kp, disp, kp.Run
 	}
+
+	dev = testHook(dev)
 
 	// Personal data in the outbox is sealed with a key kept outside it.
 	keys, err := outbox.LoadKeyring(filepath.Join(cfg.StateDir, "outbox.keys"))
@@ -279,6 +284,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			log.Warn("printer: automatic status back not enabled", "err", err)
 		}
 	}
+	var credsBeat sdnotify.Beat // awaitCreds's progress, for the watchdog
 	var wg sync.WaitGroup
 	errc := make(chan error, 3)
 	start := func(f func() error) {
@@ -301,7 +307,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		start(func() error { statusLine(ctx, tp, box, &link); return nil })
 	}
 	start(func() error {
-		c, err := awaitCreds(ctx, cfg.Broker.CredentialsFile, log)
+		c, err := awaitCreds(ctx, cfg.Broker.CredentialsFile, log, &credsBeat)
 		if err != nil {
 			return nil // stopped before credentials appeared
 		}
@@ -335,6 +341,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return err
 	})
 	log.Info("totemd running", "version", version, "state_dir", cfg.StateDir, "panel", useTerm)
+	serve(ctx, log, level, *cfgPath, &loaded, app, &link, &credsBeat)
 	var first error
 	select {
 	case <-ctx.Done():
@@ -360,10 +367,12 @@ func outboxOptions(cfg *config.Totemd, keys *outbox.Keyring, stamp func() protoc
 }
 
 // awaitCreds loads the totem's credentials, waiting for the file to be
-// provisioned (the demo's hub writes it at start).
-func awaitCreds(ctx context.Context, path string, log *slog.Logger) (creds.File, error) {
+// provisioned (the demo's hub writes it at start); it marks beat on each
+// poll, for the watchdog.
+func awaitCreds(ctx context.Context, path string, log *slog.Logger, beat *sdnotify.Beat) (creds.File, error) {
 	warned := false
 	for {
+		beat.Mark()
 		c, err := creds.Load(path)
 		if err == nil {
 			return c, nil
