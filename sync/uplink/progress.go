@@ -10,13 +10,22 @@ import (
 // Progress is when the session loop last ran: it wakes every Heartbeat,
 // connected or not, to record it, so a link waiting for the network
 // proves it is alive and a loop stuck in a call stops moving it. totemd
-// pings the systemd watchdog only while it moves. Zero before Run.
+// pings the systemd watchdog only while it moves. Zero before Run; once
+// Run has returned, now: a link that ended (stopped, or refused and told
+// to stop retrying) is not a stuck one.
 func (u *Uplink) Progress() time.Time {
-	if n := u.beat.Load(); n != 0 {
+	switch n := u.beat.Load(); n {
+	case 0:
+		return time.Time{}
+	case ended:
+		return time.Now()
+	default:
 		return time.Unix(0, n)
 	}
-	return time.Time{}
 }
+
+// ended is beat once Run has returned.
+const ended = -1
 
 func (u *Uplink) alive() { u.beat.Store(time.Now().UnixNano()) }
 

@@ -167,6 +167,7 @@ func (u *Uplink) poke() {
 // Run connects and keeps the link until ctx is done. It returns
 // ErrCredentials if the broker refuses the credentials.
 func (u *Uplink) Run(ctx context.Context) error {
+	defer u.beat.Store(ended) // see Progress
 	srv, err := url.Parse(u.o.URL)
 	if err != nil {
 		return fmt.Errorf("uplink: broker url: %w", err)
