@@ -124,7 +124,7 @@ func checkPackage(t *testing.T, deb, pkg, arch string) {
 		t.Fatalf("%s: %v %v", bin, st, err)
 	}
 	if pkg == "totemd" {
-		checkPCSC(t, bin, arch)
+		checkPCSC(t, bin, arch, filepath.Dir(deb))
 	}
 	if pkg == "totemd" || pkg == "totemhub" {
 		verifyUnit(t, filepath.Join(root, "usr", "lib", "systemd", "system", pkg+".service"), "/usr/bin/"+pkg, bin)
@@ -138,8 +138,13 @@ func checkPackage(t *testing.T, deb, pkg, arch string) {
 
 // checkPCSC: totemd was built with the PC/SC driver (cgo, -tags pcsc):
 // the build settings go version -m reads say so, and on amd64 the
-// binary itself does.
-func checkPCSC(t *testing.T, bin, arch string) {
+// binary itself does. Only the packages this test builds itself on a
+// machine without libpcsclite-dev may have the stub, as make build does.
+func checkPCSC(t *testing.T, bin, arch, dir string) {
+	if _, err := os.Stat("/usr/include/PCSC/winscard.h"); err != nil && os.Getenv("TOTEM_DEB_DIR") == "" {
+		t.Logf("no libpcsclite-dev here: %s's totemd has the stub reader, PC/SC not checked", dir)
+		return
+	}
 	out, err := exec.Command("go", "version", "-m", bin).CombinedOutput()
 	if err != nil {
 		t.Fatalf("go version -m: %v\n%s", err, out)
