@@ -8,7 +8,7 @@ PKGS        := ./...
 # with a stub reader (the simulated one still works).
 TAGS        := $(shell test -e /usr/include/PCSC/winscard.h && echo pcsc)
 
-.PHONY: all build run demo test check lint vet race cross fuzz bench attack deps clean
+.PHONY: all build run demo test check lint vet race cross fuzz bench attack deps clean deb debcheck
 
 all: build
 
@@ -49,6 +49,14 @@ cross:
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -o /dev/null ./cmd/...
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=7 $(GO) build -o /dev/null ./cmd/...
 
+## deb: totemd, totemhub and totemctl .deb for amd64, arm64 and armhf (GOARM=7) into dist/ with nfpm; ARCHES=amd64 for one
+deb:
+	GO=$(GO) $(if $(ARCHES),ARCHES="$(ARCHES)") bash deploy/deb.sh
+
+## debcheck: make deb, then dpkg-deb and systemd-analyze checks of every package built (make test checks amd64's by itself)
+debcheck: deb
+	TOTEM_DEB_DIR=$(CURDIR)/dist $(if $(ARCHES),TOTEM_DEB_ARCHES="$(ARCHES)") $(GO) test -count=1 -run TestPackages ./deploy
+
 ## fuzz: a short run of every fuzz target
 fuzz:
 	$(GO) test ./sync/protocol -run '^$$' -fuzz FuzzDecode -fuzztime 30s
@@ -66,4 +74,4 @@ attack:
 	$(GO) test ./sync/attack -run . -count=1 -v -timeout 10m -args -attack.table
 
 clean:
-	rm -rf $(BIN) state
+	rm -rf $(BIN) state dist

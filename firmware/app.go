@@ -44,6 +44,9 @@ type Options struct {
 	// App.Run runs it.
 	Jobs   *printq.Queue
 	Logger *slog.Logger
+	// Heartbeat is how often the session loop's waits wake to record
+	// that it runs (Progress), default 1s.
+	Heartbeat time.Duration
 
 	// ResultWait is how long the citizen waits for the hub's protocol
 	// number before a provisional receipt is printed.
@@ -83,6 +86,10 @@ type App struct {
 
 	cards chan hal.CardEvent
 	keys  chan hal.Key
+	// tick wakes the loop's waits every Heartbeat; beat is when the loop
+	// last ran (unix ns), see Progress.
+	tick <-chan time.Time
+	beat atomic.Int64
 
 	policy atomic.Pointer[cms.Policy]
 	last   atomic.Pointer[protocol.Outcome]
@@ -219,6 +226,14 @@ func (a *App) OutboxAlarm(u outbox.Usage) {
 func (a *App) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	hb := a.o.Heartbeat
+	if hb <= 0 {
+		hb = time.Second
+	}
+	heartbeat := time.NewTicker(hb)
+	defer heartbeat.Stop()
+	a.tick = heartbeat.C
+	a.alive()
 	var wg sync.WaitGroup
 	if a.o.Jobs != nil {
 		wg.Add(1)
@@ -330,6 +345,8 @@ func (a *App) loop(ctx context.Context) error {
 				}
 			case k := <-a.keys: // the services that need no card
 				present = a.cardless(ctx, k)
+			case <-a.tick:
+				a.alive()
 			}
 		}
 		err := a.session(ctx)
@@ -454,6 +471,8 @@ func (a *App) awaitRemoval(ctx context.Context) bool {
 		case <-timer.C:
 			// Nothing of the session stays on screen: ask for the card only.
 			a.show("remove_card")
+		case <-a.tick:
+			a.alive()
 		}
 	}
 }
@@ -504,6 +523,8 @@ func (a *App) key(ctx context.Context, name string, redraw func()) (hal.Key, err
 			warned = true
 			a.show("idle_warning")
 			timer.Reset(a.o.IdleTimeout - warnAt)
+		case <-a.tick:
+			a.alive()
 		}
 	}
 }
@@ -526,6 +547,15 @@ func (a *App) show(key string, args ...any) {
 		a.log.Warn("display", "err", err)
 	}
 }
+
+// Progress is when the session loop last ran. Its waits wake every
+// Heartbeat to record it, so an idle loop proves it is alive, and a loop
+// stuck in a call (a driver, a lock) stops moving it: totemd pings the
+// systemd watchdog only while it moves.
+func (a *App) Progress() time.Time { return time.Unix(0, a.beat.Load()) }
+
+// alive records that the loop ran; the loop's goroutine only.
+func (a *App) alive() { a.beat.Store(time.Now().UnixNano()) }
 
 func sleep(ctx context.Context, d time.Duration) {
 	t := time.NewTimer(d)

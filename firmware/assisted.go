@@ -156,6 +156,8 @@ func (a *App) awaitInsert(ctx context.Context, name string, redraw func(), probe
 			timer.Reset(a.o.OperatorTimeout)
 		case <-timer.C:
 			return 0, errIdle
+		case <-a.tick:
+			a.alive()
 		}
 	}
 }
@@ -164,10 +166,17 @@ func (a *App) awaitInsert(ctx context.Context, name string, redraw func(), probe
 func (a *App) pause(ctx context.Context) {
 	t := time.NewTimer(a.o.IdleTimeout)
 	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-a.keys:
-	case <-t.C:
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.keys:
+			return
+		case <-t.C:
+			return
+		case <-a.tick:
+			a.alive()
+		}
 	}
 }
 

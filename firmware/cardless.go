@@ -108,6 +108,8 @@ func (a *App) linger(ctx context.Context) {
 			if a.cardEvent(ev) {
 				return
 			}
+		case <-a.tick:
+			a.alive()
 		}
 	}
 }

@@ -103,6 +103,8 @@ func (a *App) online(ctx context.Context, kind string, payload []byte) (outbox.E
 			late = true
 			a.show("late")
 			timer.Reset(time.Until(expires) + a.o.ResultWait)
+		case <-a.tick:
+			a.alive()
 		}
 	}
 }

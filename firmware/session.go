@@ -216,6 +216,8 @@ func (a *App) enqueueAndWait(ctx context.Context, kind string, payload []byte, c
 			if got.Done {
 				return got, nil
 			}
+		case <-a.tick:
+			a.alive()
 		}
 	}
 }
@@ -253,13 +255,17 @@ func (a *App) print(ctx context.Context, doc *hal.Doc, opID string) error {
 		if err == nil {
 			t := time.NewTimer(printWait)
 			defer t.Stop()
-			select {
-			case err := <-first:
-				return err
-			case <-t.C:
-				return hal.ErrNotResponding
-			case <-ctx.Done():
-				return ctx.Err()
+			for {
+				select {
+				case err := <-first:
+					return err
+				case <-t.C:
+					return hal.ErrNotResponding
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-a.tick:
+					a.alive()
+				}
 			}
 		}
 		a.log.Error("print queue", "err", err)

@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/cmd/internal/cli"
+	"github.com/aslcns/totem/cmd/internal/sdnotify"
 	"github.com/aslcns/totem/config"
 	"github.com/aslcns/totem/drivers/cns/vcard"
 	"github.com/aslcns/totem/drivers/escpos"
@@ -105,6 +106,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err != nil {
 		return err
 	}
+	loaded := *cfg // as in the file: what a reload compares with
 	if *panel != "" {
 		cfg.Devices.Panel = *panel
 	}
@@ -195,7 +197,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		p := sim.NewPanel(20, 4)
 		dev.Keypad, dev.Display = p, p
 	}
-	log := cli.Logger(logw, cfg.Log.Level, cfg.Log.Format).With("totem", cfg.Totem.ID)
+	logger, level := sdnotify.Logger(logw, cfg.Log.Level, cfg.Log.Format) // a reload sets level
+	log := logger.With("totem", cfg.Totem.ID)
 	var runKeypad func(context.Context) error
 	if cfg.Devices.Panel == "hardware" {
 		kp, disp, closeBus, err := hardwarePanel(cfg)
@@ -205,6 +208,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		defer closeBus()
 		dev.Keypad, dev.Display, runKeypad = kp, disp, kp.Run
 	}
+
+	dev = testHook(dev)
 
 	// Personal data in the outbox is sealed with a key kept outside it.
 	keys, err := outbox.LoadKeyring(filepath.Join(cfg.StateDir, "outbox.keys"))
@@ -280,6 +285,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			log.Warn("printer: automatic status back not enabled", "err", err)
 		}
 	}
+	var credsBeat sdnotify.Beat // awaitCreds's progress, for the watchdog
 	var wg sync.WaitGroup
 	errc := make(chan error, 3)
 	start := func(f func() error) {
@@ -302,7 +308,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		start(func() error { statusLine(ctx, tp, box, &link); return nil })
 	}
 	start(func() error {
-		c, err := awaitCreds(ctx, cfg.Broker.CredentialsFile, log)
+		c, err := awaitCreds(ctx, cfg.Broker.CredentialsFile, log, &credsBeat)
 		if err != nil {
 			return nil // stopped before credentials appeared
 		}
@@ -338,6 +344,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return up.Run(ctx)
 	})
 	log.Info("totemd running", "version", version, "state_dir", cfg.StateDir, "panel", useTerm)
+	serve(ctx, log, level, *cfgPath, &loaded, app, &link, &credsBeat)
 	var first error
 	select {
 	case <-ctx.Done():
@@ -368,10 +375,12 @@ func outboxOptions(cfg *config.Totemd, keys *outbox.Keyring, stamp func() protoc
 // but unusable — unreadable, malformed, readable by others — is an error
 // naming the file and what is wrong (never its content), said again
 // whenever that changes. Either way the totem keeps serving offline, its
-// operations queued, and takes the file as soon as it is right.
-func awaitCreds(ctx context.Context, path string, log *slog.Logger) (creds.File, error) {
+// operations queued, and takes the file as soon as it is right. It marks
+// beat on each poll, for the watchdog.
+func awaitCreds(ctx context.Context, path string, log *slog.Logger, beat *sdnotify.Beat) (creds.File, error) {
 	last := ""
 	for {
+		beat.Mark()
 		c, err := creds.Load(path)
 		if err == nil {
 			if last != "" {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aslcns/totem/cmd/internal/sdnotify"
 	"github.com/aslcns/totem/config"
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/outbox"
@@ -102,7 +103,7 @@ func TestAwaitCredsSaysWhy(t *testing.T) {
 	} {
 		var buf bytes.Buffer
 		log := slog.New(slog.NewTextHandler(&buf, nil))
-		if _, err := awaitCreds(done, c.path, log); err == nil {
+		if _, err := awaitCreds(done, c.path, log, new(sdnotify.Beat)); err == nil {
 			t.Fatalf("%s: credentials loaded", c.path)
 		}
 		line := buf.String()
@@ -114,7 +115,7 @@ func TestAwaitCredsSaysWhy(t *testing.T) {
 		}
 	}
 	os.Chmod(exposed, 0o600) // mended by a technician
-	if c, err := awaitCreds(context.Background(), exposed, slog.New(slog.DiscardHandler)); err != nil || c != good {
+	if c, err := awaitCreds(context.Background(), exposed, slog.New(slog.DiscardHandler), new(sdnotify.Beat)); err != nil || c != good {
 		t.Fatalf("mended file: %v", err)
 	}
 }

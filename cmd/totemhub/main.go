@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/cmd/internal/cli"
+	"github.com/aslcns/totem/cmd/internal/sdnotify"
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/cms/refcms"
 	"github.com/aslcns/totem/config"
@@ -51,11 +52,12 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 	if err != nil {
 		return err
 	}
+	loaded := *cfg // as in the file: what a reload compares with
 	if *ext != "" {
 		cfg.Broker.Embedded = false
 		cfg.Broker.URL = *ext
 	}
-	log := cli.Logger(stderr, cfg.Log.Level, cfg.Log.Format)
+	log, level := sdnotify.Logger(stderr, cfg.Log.Level, cfg.Log.Format) // a reload sets level
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return fmt.Errorf("totemhub: %w", err)
 	}
@@ -191,6 +193,7 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 			log.Error("send log retention", "err", err)
 		}
 	}()
+	serve(ctx, log, level, *cfgPath, &loaded)
 	err = h.Run(ctx)
 	stopFSE()
 	<-fseDone

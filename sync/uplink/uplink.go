@@ -84,12 +84,17 @@ type Options struct {
 	// Verifier checks every command's signature, target, role, expiry
 	// and nonce before OnCommand; nil refuses every command.
 	Verifier *cmdsig.Verifier
+	// Heartbeat is how often the session loop wakes, connected or not,
+	// to record that it runs (Progress); default 1s.
+	Heartbeat time.Duration
 }
 
 // Uplink is the link. Create it with New and run it with Run.
 type Uplink struct {
 	o   Options
 	log *slog.Logger
+	// beat is when the session loop last ran (unix ns), see Progress.
+	beat atomic.Int64
 
 	connected atomic.Bool
 	conns     atomic.Uint64 // connections made: a change means subscriptions to redo
@@ -159,6 +164,9 @@ func New(o Options) *Uplink {
 	if o.Clock == nil {
 		o.Clock = systemClock{}
 	}
+	if o.Heartbeat <= 0 {
+		o.Heartbeat = time.Second
+	}
 	return &Uplink{o: o, log: o.Logger, wake: make(chan struct{}, 1), results: make(chan []byte, 4096),
 		inflight: make(map[string]sent), ledgers: make(map[string]chan *protocol.Ledger), window: o.Window, ops: &opQueue{},
 		bucket: newBucket(o.Rate, o.Burst, o.Clock)}
@@ -178,6 +186,7 @@ func (u *Uplink) poke() {
 // does not end it: the link is asked again later (see refusal.go) and
 // Refused says why it is down meanwhile.
 func (u *Uplink) Run(ctx context.Context) error {
+	defer u.beat.Store(ended) // see Progress
 	srv, err := url.Parse(u.o.URL)
 	if err != nil {
 		return fmt.Errorf("uplink: broker url: %w", err)
@@ -317,8 +326,10 @@ func (u *Uplink) reconnectBackoff(network autopaho.Backoff) autopaho.Backoff {
 func (u *Uplink) session(ctx context.Context, cm *autopaho.ConnectionManager) {
 	tick := time.NewTicker(u.o.TelemetryInterval)
 	defer tick.Stop()
+	heartbeat := time.NewTicker(u.o.Heartbeat)
+	defer heartbeat.Stop()
 	for {
-		if err := cm.AwaitConnection(ctx); err != nil {
+		if err := u.awaitConnection(ctx, cm, heartbeat.C); err != nil {
 			return
 		}
 		// Without a persistent session a new connection has no
@@ -341,6 +352,7 @@ func (u *Uplink) session(ctx context.Context, cm *autopaho.ConnectionManager) {
 				wait   time.Duration
 				tokens <-chan time.Time // the bucket has a token again
 			)
+			u.alive()
 			after, wait, err = u.drain(ctx, cm, after)
 			if wait > 0 {
 				tokens = u.o.Clock.After(wait)
@@ -367,6 +379,7 @@ func (u *Uplink) session(ctx context.Context, cm *autopaho.ConnectionManager) {
 			case <-u.o.Outbox.Notify():
 			case <-tick.C:
 				u.publishTelemetry(ctx, cm)
+			case <-heartbeat.C: // the loop runs: see Progress
 			case <-resend.C:
 				if seq := u.overdue(); seq > 0 {
 					after = seq - 1

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/aslcns/totem/cmd/internal/sdnotify"
+	"github.com/aslcns/totem/config"
+	"github.com/aslcns/totem/firmware"
+	"github.com/aslcns/totem/sync/uplink"
+)
+
+// serve tells systemd that totemd is ready, pings its watchdog while the
+// session loop and the uplink loop make progress, and reloads on SIGHUP.
+// It is called once the outbox is open, the devices probed (degraded
+// ones are fine: the app reports them) and the uplink's goroutine
+// started: never waiting for the network, offline is normal.
+//
+// Before the credentials exist the uplink's loop is awaitCreds, which
+// marks creds on each poll.
+func serve(ctx context.Context, log *slog.Logger, level *slog.LevelVar, cfgPath string, loaded *config.Totemd,
+	app *firmware.App, link *atomic.Pointer[uplink.Uplink], creds *sdnotify.Beat) {
+	sdnotify.OnReload(ctx, log, func() { reload(log, level, cfgPath, loaded) })
+	go sdnotify.Watchdog(ctx, log,
+		sdnotify.Probe{Name: "session", Progress: app.Progress},
+		sdnotify.Probe{Name: "uplink", Progress: func() time.Time {
+			if up := link.Load(); up != nil {
+				if p := up.Progress(); !p.IsZero() {
+					return p
+				}
+			}
+			return creds.Last()
+		}})
+	sdnotify.Ready(log)
+	go func() {
+		<-ctx.Done()
+		sdnotify.Stopping(log)
+	}()
+}
+
+// reload is what SIGHUP changes: the log level. The console keys, the
+// broker, the devices and the rest are held by running parts (the
+// verifier, the connection, open drivers) and change only with a
+// restart; the log names the settings that changed and wait for one.
+// A configuration that no longer loads changes nothing.
+func reload(log *slog.Logger, level *slog.LevelVar, cfgPath string, loaded *config.Totemd) {
+	cfg, err := config.LoadTotemd(cfgPath)
+	if err != nil {
+		log.Error("reload: configuration not loaded, nothing changed", "err", err)
+		return
+	}
+	sdnotify.SetLevel(level, cfg.Log.Level)
+	log.Info("reload: log level applied", "level", level.Level())
+	if changed := sdnotify.Changed(loaded, cfg, "log.level"); len(changed) > 0 {
+		log.Warn("reload: these settings change only with a restart (systemctl restart totemd)", "settings", strings.Join(changed, ","))
+	}
+}

@@ -1,0 +1,90 @@
+package firmware_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aslcns/totem/hal"
+	"github.com/aslcns/totem/hal/sim"
+)
+
+// wedgeDisplay is a display whose Show blocks, once wedged, until
+// released: a hung driver call on the session loop's goroutine.
+type wedgeDisplay struct {
+	hal.Display
+	wedged  atomic.Bool
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (d *wedgeDisplay) Show(lines []string) error {
+	if d.wedged.Load() {
+		select {
+		case d.entered <- struct{}{}:
+		default:
+		}
+		<-d.release
+	}
+	return d.Display.Show(lines)
+}
+
+// advances waits (bounded by ctx) until Progress moves past since.
+func advances(ctx context.Context, l *local, since time.Time) bool {
+	for ctx.Err() == nil {
+		if l.app.Progress().After(since) {
+			return true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return false
+}
+
+// Progress moves while the loop waits, idle or in a session, and stops
+// while the loop is stuck in a call: what totemd's watchdog pings on.
+func TestProgressProvesTheLoopRuns(t *testing.T) {
+	panel := sim.NewPanel(20, 4)
+	wd := &wedgeDisplay{Display: panel, entered: make(chan struct{}, 1), release: make(chan struct{})}
+	l := startLocalOpts(t, localOpts{keypad: panel, display: wd})
+	l.panel = panel    // the one the cleanup reads "Fuori servizio" on
+	t.Cleanup(func() { // before startLocalOpts's cleanup stops the app
+		if wd.wedged.Swap(false) {
+			close(wd.release)
+		}
+	})
+	ctx := ctxT(t)
+	wait := func(substr string) {
+		t.Helper()
+		if _, err := panel.WaitFor(ctx, substr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wait("Inserire la tessera")
+
+	// Idle: nothing happens, the heartbeat still records that it runs.
+	if p := l.app.Progress(); !advances(ctx, l, p) {
+		t.Fatal("Progress did not move while the loop was idle")
+	}
+	// In a session, waiting for the citizen's choice.
+	l.reader.Insert(testCard())
+	wait("1 Consensi FSE")
+	if p := l.app.Progress(); !advances(ctx, l, p) {
+		t.Fatal("Progress did not move while the session waited for a key")
+	}
+
+	// Wedged in Show: the loop is stuck, Progress must stand still.
+	wd.wedged.Store(true)
+	panel.Press('1')
+	select {
+	case <-wd.entered:
+	case <-ctx.Done():
+		t.Fatal("the loop never called Show")
+	}
+	stuck := l.app.Progress()
+	wctx, cancel := context.WithTimeout(ctx, 3*time.Second) // three heartbeats
+	defer cancel()
+	if advances(wctx, l, stuck) {
+		t.Fatal("Progress moved while the loop was stuck in Show")
+	}
+}
