@@ -17,6 +17,7 @@ import (
 
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/firmware/console"
+	"github.com/aslcns/totem/firmware/flows"
 	"github.com/aslcns/totem/firmware/printq"
 	"github.com/aslcns/totem/firmware/screens"
 	"github.com/aslcns/totem/hal"
@@ -105,6 +106,8 @@ type App struct {
 	reader  string // "ok" or "gone", for telemetry and the idle screen
 
 	console *console.Console
+	// desk is what the operation flows (firmware/flows) see of the App.
+	desk *flows.Desk
 }
 
 const metaPolicy = "policy"
@@ -137,6 +140,7 @@ func New(dev Devices, o Options) *App {
 	}
 	a.policy.Store(&p)
 	a.console = a.newConsole()
+	a.desk = flows.NewDesk(a, o.Lang, a.log, kindTitle)
 	return a
 }
 
@@ -364,7 +368,7 @@ func (a *App) loop(ctx context.Context) error {
 			a.log.Info("session ended", "reason", reason(err))
 			if errors.Is(err, errIdle) {
 				// Nobody is there: nothing of the session stays on screen.
-				a.show("remove_card")
+				a.Show("remove_card")
 			}
 		}
 		// Wait for the card to leave the slot; the screen says why.
@@ -409,10 +413,10 @@ func (a *App) showIdle() {
 	down := a.reader != "ok"
 	a.mu.Unlock()
 	if down {
-		a.show("reader_gone")
+		a.Show("reader_gone")
 		return
 	}
-	a.show("idle")
+	a.Show("idle")
 }
 
 // setReader records whether the reader works; it reports a change.
@@ -470,7 +474,7 @@ func (a *App) awaitRemoval(ctx context.Context) bool {
 		case <-a.keys:
 		case <-timer.C:
 			// Nothing of the session stays on screen: ask for the card only.
-			a.show("remove_card")
+			a.Show("remove_card")
 		case <-a.tick:
 			a.alive()
 		}
@@ -478,14 +482,14 @@ func (a *App) awaitRemoval(ctx context.Context) bool {
 }
 
 var (
-	errIdle   = errors.New("firmware: session idle")
-	errCancel = errors.New("firmware: cancelled by the citizen")
+	errIdle   = flows.ErrIdle
+	errCancel = flows.ErrCancel
 )
 
-// key waits for a key the screen name is bound to: card removal ends the
+// Key waits for a key the screen name is bound to: card removal ends the
 // session (hal.ErrCardRemoved), an idle timeout shows a warning and then
 // ends it. Other keys only show that someone is there.
-func (a *App) key(ctx context.Context, name string, redraw func()) (hal.Key, error) {
+func (a *App) Key(ctx context.Context, name string, redraw func()) (hal.Key, error) {
 	warnAt := a.o.IdleTimeout * 3 / 4
 	timer := time.NewTimer(warnAt)
 	defer timer.Stop()
@@ -521,7 +525,7 @@ func (a *App) key(ctx context.Context, name string, redraw func()) (hal.Key, err
 				return 0, errIdle
 			}
 			warned = true
-			a.show("idle_warning")
+			a.Show("idle_warning")
 			timer.Reset(a.o.IdleTimeout - warnAt)
 		case <-a.tick:
 			a.alive()
@@ -532,14 +536,14 @@ func (a *App) key(ctx context.Context, name string, redraw func()) (hal.Key, err
 // ask shows screen name, its verbs filled from args, and waits for a key
 // the screen binds (key, which redraws it as needed).
 func (a *App) ask(ctx context.Context, name string, args ...any) (hal.Key, error) {
-	draw := func() { a.show(name, args...) }
+	draw := func() { a.Show(name, args...) }
 	draw()
-	return a.key(ctx, name, draw)
+	return a.Key(ctx, name, draw)
 }
 
-// show puts a catalogue screen on the display, formatting %-verbs in each
+// Show puts a catalogue screen on the display, formatting %-verbs in each
 // row with args in order.
-func (a *App) show(key string, args ...any) {
+func (a *App) Show(key string, args ...any) {
 	if screens.Has(key+"_nocard") && a.noCard {
 		key += "_nocard" // the variant that asks for no card back
 	}
@@ -556,6 +560,13 @@ func (a *App) Progress() time.Time { return time.Unix(0, a.beat.Load()) }
 
 // alive records that the loop ran; the loop's goroutine only.
 func (a *App) alive() { a.beat.Store(time.Now().UnixNano()) }
+
+// Display puts rows on the display as they are.
+func (a *App) Display(rows []string) {
+	if err := a.dev.Display.Show(rows); err != nil {
+		a.log.Warn("display", "err", err)
+	}
+}
 
 func sleep(ctx context.Context, d time.Duration) {
 	t := time.NewTimer(d)

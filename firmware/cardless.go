@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/aslcns/totem/firmware/flows"
 	"github.com/aslcns/totem/firmware/screens"
 	"github.com/aslcns/totem/hal"
 )
@@ -54,17 +55,17 @@ func (a *App) cardless(ctx context.Context, k hal.Key) bool {
 func (a *App) cardlessMenu(ctx context.Context, k hal.Key) error {
 	for {
 		if k == hal.KeyOK {
-			draw := func() { a.show("menu_nocard") }
+			draw := func() { a.Show("menu_nocard") }
 			draw()
 			var err error
-			if k, err = a.key(ctx, "menu_nocard", draw); err != nil {
+			if k, err = a.Key(ctx, "menu_nocard", draw); err != nil {
 				return err
 			}
 		}
 		var err error
 		switch k {
 		case '7':
-			err = a.revokeSelf(ctx, nil)
+			err = flows.RevokeSelf(ctx, a.desk, nil)
 		case '8':
 			err = a.forms(ctx)
 		case '9':

@@ -104,17 +104,17 @@ func (a *App) forms(ctx context.Context) error {
 			if k == hal.KeyBack {
 				return errBack
 			}
-			a.show("cancelled")
+			a.Show("cancelled")
 			return errCancel
 		}
-		a.show("printing")
+		a.Show("printing")
 		a.log.Info("form printed", "form", f.title)
 		screen, args := "form_printed", []any(nil)
-		if err := a.print(ctx, a.formDoc(f), ""); err != nil {
+		if err := a.Print(ctx, a.formDoc(f), ""); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			screen, args = "form_not_printed", []any{a.printerText(err)}
+			screen, args = "form_not_printed", []any{a.PrinterText(err)}
 		}
 		if k, err = a.ask(ctx, screen, args...); err != nil {
 			return err
@@ -128,7 +128,7 @@ func (a *App) forms(ctx context.Context) error {
 // guide is the Guida: a short help, paged.
 func (a *App) guide(ctx context.Context) error {
 	a.log.Info("guide shown")
-	err := a.pages(ctx, hal.Wrap(a.o.Lang.Text("guide"), 20))
+	err := a.desk.Pages(ctx, hal.Wrap(a.o.Lang.Text("guide"), 20))
 	if errors.Is(err, errCancel) {
 		return errBack // leaving the help cancels nothing
 	}

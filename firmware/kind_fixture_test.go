@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/cms/opkind"
+	"github.com/aslcns/totem/firmware/flows"
 	"github.com/aslcns/totem/hal"
 	"github.com/aslcns/totem/hal/haltest"
 	"github.com/aslcns/totem/hal/sim"
@@ -28,16 +29,16 @@ func fixtureLines() []string { return []string{"Operazione di prova registrata."
 func fixtureFlow(a *App, ctx context.Context, _ hal.Card, info hal.CardInfo) error {
 	payload, err := json.Marshal(struct {
 		Card any `json:"card"`
-	}{cardRef(info)})
+	}{flows.CardRef(info)})
 	if err != nil {
 		return err
 	}
-	a.show("saving")
-	e, err := a.submit(ctx, fixtureKind, payload)
+	a.Show("saving")
+	e, err := a.Submit(ctx, fixtureKind, payload)
 	if err != nil {
 		return err
 	}
-	return a.finishKind(ctx, e, fixtureKind, info, fixtureLines())
+	return a.Finish(ctx, e, fixtureKind, info, fixtureLines())
 }
 
 func init() {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/cms/opkind"
+	"github.com/aslcns/totem/firmware/flows"
 	"github.com/aslcns/totem/hal"
 	"github.com/aslcns/totem/sync/outbox"
 )
@@ -52,42 +53,60 @@ var (
 )
 
 // The kinds the totem serves, each with its receipt title and its flows;
-// the flows themselves are in the file named after the kind (consent in
-// session.go, history and reprint in online.go…), their receipt lines in
-// layouts.go.
+// the flows themselves are in firmware/flows, one file per kind, their
+// receipt lines in firmware/receipts.
 func init() {
-	registerKind(cms.KindConsent, kindSpec{title: "Consensi FSE", self: (*App).consent,
+	registerKind(cms.KindConsent, kindSpec{title: "Consensi FSE",
+		self: func(a *App, ctx context.Context, card hal.Card, info hal.CardInfo) error {
+			return flows.Consent(ctx, a.desk, card, info)
+		},
 		assisted: func(a *App, ctx context.Context, op string, info hal.CardInfo) error {
-			return a.consentVia(ctx, info, a.byOperator(ctx, op, info, false))
+			return flows.ConsentVia(ctx, a.desk, info, flows.ByOperator(ctx, a.desk, op, info, false))
 		}})
-	registerKind(cms.KindActivation, kindSpec{title: "Attivazione TS-CNS", assisted: (*App).activation})
-	registerKind(cms.KindReprint, kindSpec{title: "Ristampa PIN/PUK", sensitive: true,
-		self: func(a *App, ctx context.Context, _ hal.Card, info hal.CardInfo) error { return a.reprint(ctx, info) },
+	registerKind(cms.KindActivation, kindSpec{title: "Attivazione TS-CNS",
 		assisted: func(a *App, ctx context.Context, op string, info hal.CardInfo) error {
-			return a.reprintVia(ctx, info, a.byOperator(ctx, op, info, true))
+			return flows.Activation(ctx, a.desk, op, info)
+		}})
+	registerKind(cms.KindReprint, kindSpec{title: "Ristampa PIN/PUK", sensitive: true,
+		self: func(a *App, ctx context.Context, _ hal.Card, info hal.CardInfo) error {
+			return flows.Reprint(ctx, a.desk, info)
+		},
+		assisted: func(a *App, ctx context.Context, op string, info hal.CardInfo) error {
+			return flows.ReprintVia(ctx, a.desk, info, flows.ByOperator(ctx, a.desk, op, info, true))
 		}})
 	registerKind(cms.KindRevocation, kindSpec{title: "Revoca TS-CNS",
 		self: func(a *App, ctx context.Context, _ hal.Card, info hal.CardInfo) error {
-			return a.revokeSelf(ctx, &info)
+			return flows.RevokeSelf(ctx, a.desk, &info)
 		},
 		assisted: func(a *App, ctx context.Context, op string, info hal.CardInfo) error {
-			return a.revocation(ctx, op, info, "")
+			return flows.Revocation(ctx, a.desk, op, info, "")
 		}})
 	registerKind(cms.KindReader, kindSpec{title: "Richiesta lettore",
 		self: func(a *App, ctx context.Context, _ hal.Card, info hal.CardInfo) error {
-			return a.readerRequest(ctx, info)
+			return flows.ReaderRequest(ctx, a.desk, info)
 		},
 		assisted: func(a *App, ctx context.Context, op string, info hal.CardInfo) error {
-			return a.readerVia(ctx, info, a.byOperator(ctx, op, info, false))
+			return flows.ReaderVia(ctx, a.desk, info, flows.ByOperator(ctx, a.desk, op, info, false))
 		}})
-	registerKind(cms.KindHistory, kindSpec{title: "Storico tessera", self: (*App).history,
+	registerKind(cms.KindHistory, kindSpec{title: "Storico tessera",
+		self: func(a *App, ctx context.Context, card hal.Card, info hal.CardInfo) error {
+			return flows.History(ctx, a.desk, card, info)
+		},
 		assisted: func(a *App, ctx context.Context, op string, info hal.CardInfo) error {
-			return a.historyVia(ctx, info, a.byOperator(ctx, op, info, false))
+			return flows.HistoryVia(ctx, a.desk, info, flows.ByOperator(ctx, a.desk, op, info, false))
 		}})
-	registerKind(cms.KindPINChange, kindSpec{title: "Cambio PIN", self: (*App).changePIN})
-	registerKind(cms.KindPINUnblock, kindSpec{title: "Sblocco PIN con PUK", self: (*App).unblockPIN})
+	registerKind(cms.KindPINChange, kindSpec{title: "Cambio PIN",
+		self: func(a *App, ctx context.Context, card hal.Card, info hal.CardInfo) error {
+			return flows.ChangePIN(ctx, a.desk, card, info)
+		}})
+	registerKind(cms.KindPINUnblock, kindSpec{title: "Sblocco PIN con PUK",
+		self: func(a *App, ctx context.Context, card hal.Card, info hal.CardInfo) error {
+			return flows.UnblockPIN(ctx, a.desk, card, info)
+		}})
 	registerKind(cms.KindWrongData, kindSpec{title: "Segnalazione dati errati",
-		self: func(a *App, ctx context.Context, _ hal.Card, info hal.CardInfo) error { return a.wrongData(ctx, info) }})
+		self: func(a *App, ctx context.Context, _ hal.Card, info hal.CardInfo) error {
+			return flows.WrongData(ctx, a.desk, info)
+		}})
 }
 
 // kindTitle is the receipt title of an operation kind. Kinds without a
@@ -100,10 +119,10 @@ func kindTitle(kind string) string {
 	return "Operazione " + kind
 }
 
-// submit sends an operation the way its declaration says: an online kind
+// Submit sends an operation the way its declaration says: an online kind
 // is asked of the CMS now (online), any other is made durable with the
 // queued expiry and waited for up to ResultWait (enqueueAndWait).
-func (a *App) submit(ctx context.Context, kind string, payload []byte) (outbox.Entry, error) {
+func (a *App) Submit(ctx context.Context, kind string, payload []byte) (outbox.Entry, error) {
 	if opkind.Online(kind) {
 		return a.online(ctx, kind, payload)
 	}
@@ -111,9 +130,9 @@ func (a *App) submit(ctx context.Context, kind string, payload []byte) (outbox.E
 	return a.enqueueAndWait(ctx, kind, payload, now, now.Add(a.o.QueuedTTL))
 }
 
-// finishKind prints the receipt of e, an operation of kind, with its
+// Finish prints the receipt of e, an operation of kind, with its
 // registered title, and tells the citizen the outcome.
-func (a *App) finishKind(ctx context.Context, e outbox.Entry, kind string, info hal.CardInfo, lines []string) error {
+func (a *App) Finish(ctx context.Context, e outbox.Entry, kind string, info hal.CardInfo, lines []string) error {
 	doc := a.receipt(e, kindTitle(kind), info, lines)
 	doc.Sensitive = kindSpecs[kind].sensitive
 	return a.finishDoc(ctx, e, doc)

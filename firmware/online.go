@@ -2,12 +2,11 @@ package firmware
 
 import (
 	"context"
-	"errors"
 	"time"
 
+	"github.com/aslcns/totem/firmware/flows"
 	"github.com/aslcns/totem/hal"
 	"github.com/aslcns/totem/sync/outbox"
-	"github.com/aslcns/totem/sync/protocol"
 )
 
 // The operations that need the CMS's answer while the citizen is there
@@ -20,19 +19,19 @@ import (
 const onlineTTL = 60 * time.Second
 
 var (
-	errUnavailable = errors.New("firmware: online service unavailable")
-	errNoAnswer    = errors.New("firmware: no answer in time")
+	errUnavailable = flows.ErrUnavailable
+	errNoAnswer    = flows.ErrNoAnswer
 )
 
-// reachable reports whether the hub can be asked now (nil Online: assume
+// Reachable reports whether the hub can be asked now (nil Online: assume
 // so). When it cannot, the citizen is told at once and the session ends:
 // nothing was queued or charged.
-func (a *App) reachable(kind string) bool {
+func (a *App) Reachable(kind string) bool {
 	if a.o.Online == nil || a.o.Online() {
 		return true
 	}
 	a.log.Info("online op refused", "kind", kind, "reason", "offline")
-	a.show("unavailable")
+	a.Show("unavailable")
 	return false
 }
 
@@ -56,10 +55,10 @@ func (a *App) reachable(kind string) bool {
 //
 // The returned entry is Done; rejected tells whether the CMS refused it.
 func (a *App) online(ctx context.Context, kind string, payload []byte) (outbox.Entry, error) {
-	if !a.reachable(kind) {
+	if !a.Reachable(kind) {
 		return outbox.Entry{}, errUnavailable
 	}
-	a.show("asking")
+	a.Show("asking")
 	now := time.Now()
 	expires := now.Add(onlineTTL)
 	e, ch, done, err := a.enqueue(kind, payload, now, expires)
@@ -72,7 +71,7 @@ func (a *App) online(ctx context.Context, kind string, payload []byte) (outbox.E
 	late := false
 	giveUp := func(why string) (outbox.Entry, error) {
 		a.log.Info("online op unanswered", "op_id", e.ID, "kind", kind, "reason", why)
-		a.show("late_gone")
+		a.Show("late_gone")
 		return e, errNoAnswer
 	}
 	for {
@@ -101,63 +100,10 @@ func (a *App) online(ctx context.Context, kind string, payload []byte) (outbox.E
 				return giveUp("expired")
 			}
 			late = true
-			a.show("late")
+			a.Show("late")
 			timer.Reset(time.Until(expires) + a.o.ResultWait)
 		case <-a.tick:
 			a.alive()
-		}
-	}
-}
-
-// rejected reports whether the CMS refused the (final) entry e.
-func rejected(e outbox.Entry) bool {
-	return e.Result != nil && e.Result.Processing.Status == protocol.ProcessingRejected
-}
-
-// showRejection pages the CMS's reason for refusing e; it is Italian and
-// meant for the citizen.
-func (a *App) showRejection(ctx context.Context, e outbox.Entry) error {
-	msg := "Rivolgersi allo sportello."
-	if len(e.Result.Processing.Errors) > 0 {
-		msg = e.Result.Processing.Errors[0].Message
-	}
-	a.log.Info("online op rejected", "op_id", e.ID, "kind", e.Kind)
-	return a.pages(ctx, hal.Wrap(a.o.Lang.Text("rejected_prefix")+msg, 20))
-}
-
-// pages shows lines three at a time: # forward, * back; # on the last
-// page and * on the first return errBack (to the menu), D cancels.
-func (a *App) pages(ctx context.Context, lines []string) error {
-	n := max(1, (len(lines)+2)/3)
-	row := func(i int) string {
-		if i < len(lines) {
-			return lines[i]
-		}
-		return ""
-	}
-	for p := 0; ; {
-		name := "page"
-		if p == n-1 {
-			name = "page_last"
-		}
-		k, err := a.ask(ctx, name, row(3*p), row(3*p+1), row(3*p+2))
-		if err != nil {
-			return err
-		}
-		switch k {
-		case hal.KeyOK:
-			if p == n-1 {
-				return errBack
-			}
-			p++
-		case hal.KeyBack:
-			if p == 0 {
-				return errBack
-			}
-			p--
-		case hal.KeyCancel:
-			a.show("cancelled")
-			return errCancel
 		}
 	}
 }
@@ -206,7 +152,7 @@ func (a *App) dispatch(ctx context.Context, k hal.Key, card hal.Card, info hal.C
 	case hal.KeyBack:
 		return errBack
 	}
-	a.show("cancelled")
+	a.Show("cancelled")
 	return errCancel
 }
 
@@ -234,9 +180,9 @@ func (a *App) other(ctx context.Context, info hal.CardInfo) error {
 	case hal.KeyBack:
 		return errBack
 	default:
-		a.show("cancelled")
+		a.Show("cancelled")
 		return errCancel
 	}
 	a.log.Info("refusal shown", "what", key)
-	return a.pages(ctx, hal.Wrap(a.o.Lang.Text(key), 20))
+	return a.desk.Pages(ctx, hal.Wrap(a.o.Lang.Text(key), 20))
 }

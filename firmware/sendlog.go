@@ -41,7 +41,7 @@ func (a *App) printSendLog(ctx context.Context, n int) (any, error) {
 		Printer string `json:"printer,omitempty"` // why not (yet): the queue retries
 	}
 	if a.o.Jobs == nil {
-		if err := a.print(ctx, doc, ""); err != nil {
+		if err := a.Print(ctx, doc, ""); err != nil {
 			return nil, fmt.Errorf("firmware: sendlog_print: %w", err)
 		}
 		return reply{Entries: len(entries), Printed: true}, nil
