@@ -183,12 +183,12 @@ func (a *App) assisted(ctx context.Context, op string) error {
 	a.Show("reading")
 	card, err := a.dev.Reader.Connect(ctx)
 	if err != nil {
-		return a.CardError(err)
+		return a.desk.CardError(err)
 	}
 	info, err := card.Info(ctx)
 	card.Close() // assisted operations need no PIN: only the chip's data
 	if err != nil {
-		return a.CardError(err)
+		return a.desk.CardError(err)
 	}
 	if info.Class == hal.ClassOperator {
 		a.log.Info("assisted card refused", "reason", "operator_card")
@@ -196,7 +196,7 @@ func (a *App) assisted(ctx context.Context, op string) error {
 		return errCancel
 	}
 	if !info.Expiry.IsZero() && time.Now().After(info.Expiry.AddDate(0, 0, 1)) {
-		return a.CardError(hal.ErrCardExpired)
+		return a.desk.CardError(hal.ErrCardExpired)
 	}
 	page := "op_menu"
 	for {

@@ -67,9 +67,9 @@ func (a *App) cardlessMenu(ctx context.Context, k hal.Key) error {
 		case '7':
 			err = flows.RevokeSelf(ctx, a.desk, nil)
 		case '8':
-			err = a.forms(ctx)
+			err = flows.Forms(ctx, a.desk)
 		case '9':
-			err = a.guide(ctx)
+			err = flows.Guide(ctx, a.desk)
 		default: // * or D: back to the idle screen
 			return errBack
 		}

@@ -146,9 +146,9 @@ func (a *App) dispatch(ctx context.Context, k hal.Key, card hal.Card, info hal.C
 	case '0':
 		return a.other(ctx, info)
 	case '8':
-		return a.forms(ctx)
+		return flows.Forms(ctx, a.desk)
 	case '9':
-		return a.guide(ctx)
+		return flows.Guide(ctx, a.desk)
 	case hal.KeyBack:
 		return errBack
 	}

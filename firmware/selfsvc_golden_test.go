@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/cms"
+	"github.com/aslcns/totem/firmware/flows"
 	"github.com/aslcns/totem/hal"
 	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/protocol"
@@ -25,7 +26,7 @@ func TestSelfServiceGolden(t *testing.T) {
 				RevokedAt: time.Date(2026, 11, 23, 17, 5, 0, 0, time.Local), Reason: cms.ReasonTheft, Reissue: "261123000000077"})),
 	}
 	for k, name := range map[hal.Key]string{'1': "reader", '2': "delegation", '3': "declaration", '4': "revocation"} {
-		docs["form-"+name] = a.formDoc(forms[k])
+		docs["form-"+name] = flows.FormDoc(a.Frame(), k)
 	}
 	checkGolden(t, docs)
 }

@@ -19,16 +19,16 @@ func (a *App) session(ctx context.Context) error {
 	a.Show("reading")
 	card, err := a.dev.Reader.Connect(ctx)
 	if err != nil {
-		return a.CardError(err)
+		return a.desk.CardError(err)
 	}
 	// Leave the card reset and unpowered whatever happens.
 	defer card.Close()
 	info, err := card.Info(ctx)
 	if err != nil {
-		return a.CardError(err)
+		return a.desk.CardError(err)
 	}
 	if !info.Expiry.IsZero() && time.Now().After(info.Expiry.AddDate(0, 0, 1)) {
-		return a.CardError(hal.ErrCardExpired)
+		return a.desk.CardError(hal.ErrCardExpired)
 	}
 	a.log.Info("session started", "card_class", string(info.Class))
 	if info.Class == hal.ClassOperator {
@@ -53,23 +53,6 @@ func (a *App) session(ctx context.Context) error {
 }
 
 var errBack = flows.ErrBack
-
-func (a *App) CardError(err error) error {
-	switch {
-	case errors.Is(err, hal.ErrCardRemoved), errors.Is(err, hal.ErrNoCard):
-		return hal.ErrCardRemoved
-	case errors.Is(err, hal.ErrCardUnknown):
-		a.Show("card_unknown")
-	case errors.Is(err, hal.ErrCardData):
-		a.Show("card_data")
-	case errors.Is(err, hal.ErrCardExpired):
-		a.Show("card_expired")
-	default:
-		a.Show("card_error")
-	}
-	a.log.Warn("card refused", "err", err)
-	return err
-}
 
 // enqueue makes an operation durable and listens for its results: ch
 // receives the entry as results arrive (at once if one already did);
@@ -147,7 +130,7 @@ func (a *App) finishDoc(ctx context.Context, e outbox.Entry, doc *hal.Doc) error
 	perr := a.Print(ctx, doc, e.ID)
 	switch {
 	case perr != nil:
-		a.Show("no_receipt", a.PrinterText(perr))
+		a.Show("no_receipt", flows.PrinterText(a.o.Lang, perr))
 	case !e.Done:
 		a.Show("provisional")
 	case e.Result.Processing.Status == protocol.ProcessingRejected:
@@ -230,16 +213,4 @@ func (a *App) setPrinter(err error) {
 		}
 		a.event(level, "printer_"+s, "receipt printer: "+s)
 	}
-}
-
-func (a *App) PrinterText(err error) string {
-	switch {
-	case errors.Is(err, hal.ErrPaperOut):
-		return a.o.Lang.Text("paper_out")
-	case errors.Is(err, hal.ErrCoverOpen):
-		return a.o.Lang.Text("cover_open")
-	case errors.Is(err, hal.ErrNotResponding):
-		return a.o.Lang.Text("not_responding")
-	}
-	return a.o.Lang.Text("printer_fault")
 }

@@ -47,10 +47,6 @@ type Totem interface {
 	// Print prints one.
 	Frame() layout.Frame
 	Print(ctx context.Context, doc *hal.Doc, opID string) error
-	// PrinterText says what is wrong with the printer; CardError shows a
-	// card fault and maps it to the error that ends the session.
-	PrinterText(err error) string
-	CardError(err error) error
 }
 
 // Desk is a Totem with what the flows read of the configuration: the
@@ -105,9 +101,7 @@ func (dk *Desk) print(ctx context.Context, doc *hal.Doc, opID string) error {
 	return dk.t.Print(ctx, doc, opID)
 }
 
-func (dk *Desk) printerText(err error) string { return dk.t.PrinterText(err) }
-
-func (dk *Desk) cardError(err error) error { return dk.t.CardError(err) }
+func (dk *Desk) printerText(err error) string { return PrinterText(dk.lang, err) }
 
 func (dk *Desk) audit(kind string, payload []byte, now time.Time) error {
 	return dk.t.Audit(kind, payload, now)
@@ -125,3 +119,35 @@ func (dk *Desk) declaration(holder hal.CardInfo, d cms.Delegation, doc cms.IDDoc
 
 // historyLines names each event by its kind's registered title.
 func (dk *Desk) historyLines(r cms.HistoryResult) []string { return layout.History(r, dk.title) }
+
+// CardError shows a card fault and maps it to the error that ends the
+// session (a card out or gone is hal.ErrCardRemoved).
+func (dk *Desk) CardError(err error) error {
+	switch {
+	case errors.Is(err, hal.ErrCardRemoved), errors.Is(err, hal.ErrNoCard):
+		return hal.ErrCardRemoved
+	case errors.Is(err, hal.ErrCardUnknown):
+		dk.show("card_unknown")
+	case errors.Is(err, hal.ErrCardData):
+		dk.show("card_data")
+	case errors.Is(err, hal.ErrCardExpired):
+		dk.show("card_expired")
+	default:
+		dk.show("card_error")
+	}
+	dk.log.Warn("card refused", "err", err)
+	return err
+}
+
+// PrinterText says in lang what is wrong with the printer.
+func PrinterText(lang screens.Lang, err error) string {
+	switch {
+	case errors.Is(err, hal.ErrPaperOut):
+		return lang.Text("paper_out")
+	case errors.Is(err, hal.ErrCoverOpen):
+		return lang.Text("cover_open")
+	case errors.Is(err, hal.ErrNotResponding):
+		return lang.Text("not_responding")
+	}
+	return lang.Text("printer_fault")
+}

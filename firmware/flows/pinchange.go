@@ -47,7 +47,7 @@ func ChangePIN(ctx context.Context, dk *Desk, card hal.Card, info hal.CardInfo) 
 		dk.show("pin_blocked")
 		result = cms.PINBlocked
 	default:
-		return dk.cardError(err)
+		return dk.CardError(err)
 	}
 	payload, err := json.Marshal(cms.PINEvent{Card: CardRef(info), Channel: cms.SelfService, Result: result})
 	if err != nil {

@@ -79,7 +79,7 @@ func (dk *Desk) PIN(ctx context.Context, card hal.Card, name string) error {
 				dk.show("pin_blocked")
 				return ErrCancel
 			default:
-				return dk.cardError(err)
+				return dk.CardError(err)
 			}
 		}
 	}

@@ -91,7 +91,7 @@ func unblockOnce(ctx context.Context, dk *Desk, pc hal.PINChanger) (result strin
 		dk.log.Info("puk blocked")
 		return cms.PINBlocked, 0, nil
 	}
-	return "", 0, dk.cardError(err)
+	return "", 0, dk.CardError(err)
 }
 
 // retry tells the citizen the PUK was wrong (with the tries left when the
