@@ -139,7 +139,7 @@ func New(dev Devices, o Options) *App {
 		}
 	}
 	a.policy.Store(&p)
-	a.console = a.newConsole()
+	a.console = newConsole(a)
 	a.desk = flows.NewDesk(a, o.Lang, a.log, kindTitle)
 	return a
 }
@@ -531,14 +531,6 @@ func (a *App) Key(ctx context.Context, name string, redraw func()) (hal.Key, err
 			a.alive()
 		}
 	}
-}
-
-// ask shows screen name, its verbs filled from args, and waits for a key
-// the screen binds (key, which redraws it as needed).
-func (a *App) ask(ctx context.Context, name string, args ...any) (hal.Key, error) {
-	draw := func() { a.Show(name, args...) }
-	draw()
-	return a.Key(ctx, name, draw)
 }
 
 // Show puts a catalogue screen on the display, formatting %-verbs in each

@@ -35,7 +35,7 @@ var errLogout = errors.New("firmware: operator logged out")
 // awaitOperatorOut waits for the operator card to leave the slot, after
 // the operator's PIN; otherwise it returns why the session ends and how.
 func (a *App) awaitOperatorOut(ctx context.Context, op string) (string, error) {
-	_, err := a.ask(ctx, "op_remove", maskSerial(op))
+	_, err := a.desk.Ask(ctx, "op_remove", maskSerial(op))
 	switch {
 	case errors.Is(err, hal.ErrCardRemoved):
 		return "", nil
@@ -200,7 +200,7 @@ func (a *App) assisted(ctx context.Context, op string) error {
 	}
 	page := "op_menu"
 	for {
-		k, err := a.ask(ctx, page, MaskCF(info.CF))
+		k, err := a.desk.Ask(ctx, page, MaskCF(info.CF))
 		if err != nil {
 			return err
 		}

@@ -46,7 +46,7 @@ func init() {
 	registerKind(fixtureKind, kindSpec{title: "Operazione di prova", self: fixtureFlow})
 	otherMenu['4'] = fixtureKind
 	kindReceipts["fixture"] = func(a *App) *hal.Doc {
-		return a.receipt(outbox.Entry{ID: strings.Repeat("f", 32), Seq: 9}, kindTitle(fixtureKind), hal.CardInfo{CF: "RSSMRA80A01H501U"}, fixtureLines())
+		return a.Frame().Receipt(outbox.Entry{ID: strings.Repeat("f", 32), Seq: 9}, kindTitle(fixtureKind), hal.CardInfo{CF: "RSSMRA80A01H501U"}, fixtureLines())
 	}
 }
 

@@ -133,7 +133,7 @@ func (a *App) Submit(ctx context.Context, kind string, payload []byte) (outbox.E
 // Finish prints the receipt of e, an operation of kind, with its
 // registered title, and tells the citizen the outcome.
 func (a *App) Finish(ctx context.Context, e outbox.Entry, kind string, info hal.CardInfo, lines []string) error {
-	doc := a.receipt(e, kindTitle(kind), info, lines)
+	doc := a.Frame().Receipt(e, kindTitle(kind), info, lines)
 	doc.Sensitive = kindSpecs[kind].sensitive
 	return a.finishDoc(ctx, e, doc)
 }

@@ -116,7 +116,7 @@ var menuPages = []string{"menu", "menu_2", "menu_3", "menu_4"}
 func (a *App) more(ctx context.Context, card hal.Card, info hal.CardInfo) error {
 	for p := 1; ; {
 		name := menuPages[p]
-		k, err := a.ask(ctx, name)
+		k, err := a.desk.Ask(ctx, name)
 		if err != nil {
 			return err
 		}
@@ -161,7 +161,7 @@ func (a *App) dispatch(ctx context.Context, k hal.Key, card hal.Card, info hal.C
 // reissue needs an enabled counter and an operator, wrong personal data
 // are reported and corrected at the sportello Scelta e Revoca.
 func (a *App) other(ctx context.Context, info hal.CardInfo) error {
-	k, err := a.ask(ctx, "menu_other")
+	k, err := a.desk.Ask(ctx, "menu_other")
 	if err != nil {
 		return err
 	}

@@ -21,7 +21,7 @@ func TestSelfServiceGolden(t *testing.T) {
 			Processing: protocol.Processing{Status: protocol.ProcessingAccepted}}}
 	docs := map[string]*hal.Doc{
 		// Without the card: no CF line, the card named by its masked TEAM code.
-		"revocation-self": a.receipt(acc, kindTitle(cms.KindRevocation), hal.CardInfo{},
+		"revocation-self": a.Frame().Receipt(acc, kindTitle(cms.KindRevocation), hal.CardInfo{},
 			selfRevocationLines("80380000900123456782", cms.RevocationResult{
 				RevokedAt: time.Date(2026, 11, 23, 17, 5, 0, 0, time.Local), Reason: cms.ReasonTheft, Reissue: "261123000000077"})),
 	}

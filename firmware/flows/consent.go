@@ -81,7 +81,7 @@ func askConsents(ctx context.Context, dk *Desk, pol cms.Policy) ([]bool, error) 
 			label = pol.Consents[i].Label
 		}
 		lines := append(hal.Wrap(label, 20), "", "")
-		k, err := dk.ask(ctx, "consent", i+1, len(pol.Consents), lines[0], lines[1])
+		k, err := dk.Ask(ctx, "consent", i+1, len(pol.Consents), lines[0], lines[1])
 		if err != nil {
 			return nil, err
 		}

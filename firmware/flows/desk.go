@@ -79,9 +79,9 @@ func (dk *Desk) key(ctx context.Context, name string, redraw func()) (hal.Key, e
 	return dk.t.Key(ctx, name, redraw)
 }
 
-// ask shows screen name, its verbs filled from args, and waits for a key
+// Ask shows screen name, its verbs filled from args, and waits for a key
 // the screen binds (key, which redraws it as needed).
-func (dk *Desk) ask(ctx context.Context, name string, args ...any) (hal.Key, error) {
+func (dk *Desk) Ask(ctx context.Context, name string, args ...any) (hal.Key, error) {
 	draw := func() { dk.show(name, args...) }
 	draw()
 	return dk.key(ctx, name, draw)

@@ -101,7 +101,7 @@ func FormDoc(fr layout.Frame, k hal.Key) *hal.Doc {
 // until the citizen goes back.
 func Forms(ctx context.Context, dk *Desk) error {
 	for {
-		k, err := dk.ask(ctx, "forms")
+		k, err := dk.Ask(ctx, "forms")
 		if err != nil {
 			return err
 		}
@@ -122,7 +122,7 @@ func Forms(ctx context.Context, dk *Desk) error {
 			}
 			screen, args = "form_not_printed", []any{dk.printerText(err)}
 		}
-		if k, err = dk.ask(ctx, screen, args...); err != nil {
+		if k, err = dk.Ask(ctx, screen, args...); err != nil {
 			return err
 		}
 		if k == hal.KeyCancel {

@@ -14,7 +14,7 @@ import (
 // choose shows screen name and returns the key pressed: * is ErrBack,
 // D cancels (ErrCancel).
 func (dk *Desk) choose(ctx context.Context, name string, args ...any) (hal.Key, error) {
-	k, err := dk.ask(ctx, name, args...)
+	k, err := dk.Ask(ctx, name, args...)
 	switch {
 	case err != nil:
 		return 0, err
@@ -87,7 +87,7 @@ func (dk *Desk) text(ctx context.Context, title string, tap *[10]string, min, ma
 		if len(shown) > 20 {
 			shown = shown[len(shown)-20:]
 		}
-		k, err := dk.ask(ctx, "text", dk.lang.Text(title), shown)
+		k, err := dk.Ask(ctx, "text", dk.lang.Text(title), shown)
 		if err != nil {
 			return "", err
 		}

@@ -26,7 +26,7 @@ func (dk *Desk) PIN(ctx context.Context, card hal.Card, name string) error {
 		}
 	}()
 	for {
-		k, err := dk.ask(ctx, name, strings.Repeat("*", len(buf)))
+		k, err := dk.Ask(ctx, name, strings.Repeat("*", len(buf)))
 		if err != nil {
 			return err
 		}
@@ -63,7 +63,7 @@ func (dk *Desk) PIN(ctx context.Context, card hal.Card, name string) error {
 				if pe.TriesLeft == 1 {
 					screen = "pin_last"
 				}
-				k, err := dk.ask(ctx, screen, pe.TriesLeft)
+				k, err := dk.Ask(ctx, screen, pe.TriesLeft)
 				if err != nil {
 					return err
 				}
@@ -103,7 +103,7 @@ func (dk *Desk) enter(ctx context.Context, name string, min, max int, mask bool)
 		if mask {
 			shown = strings.Repeat("*", len(buf))
 		}
-		k, err := dk.ask(ctx, name, shown)
+		k, err := dk.Ask(ctx, name, shown)
 		if err != nil {
 			wipe(buf)
 			return nil, err
@@ -177,7 +177,7 @@ func (dk *Desk) Pages(ctx context.Context, lines []string) error {
 		if p == n-1 {
 			name = "page_last"
 		}
-		k, err := dk.ask(ctx, name, row(3*p), row(3*p+1), row(3*p+2))
+		k, err := dk.Ask(ctx, name, row(3*p), row(3*p+1), row(3*p+2))
 		if err != nil {
 			return err
 		}

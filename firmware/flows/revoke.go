@@ -48,7 +48,7 @@ func RevokeSelf(ctx context.Context, dk *Desk, info *hal.CardInfo) error {
 	if req.Reason, err = askRevokeReason(ctx, dk); err != nil {
 		return err
 	}
-	k, err := dk.ask(ctx, "revoke_confirm", "..."+req.TEAM[len(req.TEAM)-4:])
+	k, err := dk.Ask(ctx, "revoke_confirm", "..."+req.TEAM[len(req.TEAM)-4:])
 	if err != nil {
 		return err
 	}
@@ -93,7 +93,7 @@ func enterTEAM(ctx context.Context, dk *Desk) (string, error) {
 
 // askRevokeReason asks why the card is revoked: theft, loss, malfunction.
 func askRevokeReason(ctx context.Context, dk *Desk) (string, error) {
-	k, err := dk.ask(ctx, "revoke_reason")
+	k, err := dk.Ask(ctx, "revoke_reason")
 	if err != nil {
 		return "", err
 	}

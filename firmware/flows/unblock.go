@@ -101,7 +101,7 @@ func retry(ctx context.Context, dk *Desk, tries int) error {
 	if tries >= 0 {
 		screen, args = "puk_wrong", []any{tries}
 	}
-	k, err := dk.ask(ctx, screen, args...)
+	k, err := dk.Ask(ctx, screen, args...)
 	if err != nil {
 		return err
 	}

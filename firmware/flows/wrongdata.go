@@ -23,7 +23,7 @@ var wrongDataKeys = map[hal.Key][]string{
 
 // WrongData is Dati errati with the card in the reader.
 func WrongData(ctx context.Context, dk *Desk, info hal.CardInfo) error {
-	k, err := dk.ask(ctx, "wrong_data_field")
+	k, err := dk.Ask(ctx, "wrong_data_field")
 	if err != nil {
 		return err
 	}
