@@ -102,9 +102,8 @@ type App struct {
 
 	mu      sync.Mutex
 	waiters map[string]chan outbox.Entry
-	printer string // last printer condition, for telemetry
-	reader  string // "ok" or "gone", for telemetry and the idle screen
 
+	health  *health
 	console *console.Console
 	// desk is what the operation flows (firmware/flows) see of the App.
 	desk *flows.Desk
@@ -131,16 +130,17 @@ func New(dev Devices, o Options) *App {
 	}
 	a := &App{o: o, dev: dev, log: o.Logger, start: time.Now(), now: time.Now,
 		cards: make(chan hal.CardEvent, 16), keys: make(chan hal.Key, 32),
-		waiters: make(map[string]chan outbox.Entry), printer: "ok", reader: "ok"}
+		waiters: make(map[string]chan outbox.Entry)}
 	p := cms.Policy2020
 	if b, err := o.Outbox.Meta(metaPolicy); err == nil && b != nil {
 		if pol, err := protocol.DecodePolicy(b); err == nil {
 			p = policyFrom(pol)
 		}
 	}
+	a.health = newHealth(o.Events, a.log)
 	a.policy.Store(&p)
 	a.console = newConsole(a)
-	a.desk = flows.NewDesk(a, o.Lang, a.log, kindTitle)
+	a.desk = flows.NewDesk(a, o.Lang, a.log, kindTitle, o.Online)
 	return a
 }
 
@@ -191,9 +191,7 @@ func (a *App) Telemetry() protocol.Telemetry {
 	if q, err := a.o.Outbox.Stats(); err == nil {
 		t.Queue = q
 	}
-	a.mu.Lock()
-	t.Devices = map[string]string{"printer": a.printer, "reader": a.reader}
-	a.mu.Unlock()
+	t.Devices = a.health.devices()
 	if u, err := a.o.Outbox.Usage(); err == nil {
 		t.Storage = storage(u)
 	}
@@ -218,11 +216,11 @@ func (a *App) OutboxAlarm(u outbox.Usage) {
 	used := fmt.Sprintf("%d%% of its quota (%d pending, %d bytes)", int(u.Fraction*100), u.Pending, u.Bytes)
 	if u.Alarm {
 		a.log.Warn("outbox near its quota", "fraction", u.Fraction, "pending", u.Pending, "bytes", u.Bytes, "shed", u.Shed)
-		a.event(protocol.LevelAlarm, "outbox_quota", "outbox at "+used+": operations will be refused at the quota")
+		a.health.event(protocol.LevelAlarm, "outbox_quota", "outbox at "+used+": operations will be refused at the quota")
 		return
 	}
 	a.log.Info("outbox back below its quota alarm", "fraction", u.Fraction, "pending", u.Pending)
-	a.event(protocol.LevelInfo, "outbox_quota_ok", "outbox back to "+used)
+	a.health.event(protocol.LevelInfo, "outbox_quota_ok", "outbox back to "+used)
 }
 
 // Run runs the totem until ctx is done. On return the display shows
@@ -282,11 +280,11 @@ func (a *App) readCards(ctx context.Context) {
 			}
 			// The reader (or pcscd) is gone: say so, keep asking;
 			// drivers recover on their own.
-			a.readerState(ctx, false, err)
+			a.health.readerState(ctx, false, err, a.cards)
 			sleep(ctx, time.Second)
 			continue
 		}
-		a.readerState(ctx, true, nil)
+		a.health.readerState(ctx, true, nil, a.cards)
 		select {
 		case a.cards <- ev:
 		case <-ctx.Done():
@@ -301,7 +299,7 @@ func (a *App) readKeys(ctx context.Context) {
 	for {
 		k, err := a.dev.Keypad.Next(ctx)
 		if err == nil {
-			a.beep()
+			beep(a.dev, a.log)
 		}
 		if err != nil {
 			if ctx.Err() == nil {
@@ -328,7 +326,7 @@ func (a *App) watchReader(ctx context.Context, h hal.ReaderHealth) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			a.readerState(ctx, h.Healthy(), nil)
+			a.health.readerState(ctx, h.Healthy(), nil, a.cards)
 		}
 	}
 }
@@ -394,68 +392,15 @@ func reason(err error) string {
 	return "error"
 }
 
-// beep acknowledges a key press on the first device that can beep.
-func (a *App) beep() {
-	for _, d := range []any{a.dev.Keypad, a.dev.Display} {
-		if b, ok := d.(hal.Beeper); ok {
-			if err := b.Beep(); err != nil {
-				a.log.Debug("beep", "err", err)
-			}
-			return
-		}
-	}
-}
-
 // showIdle shows the idle screen, or that the service is suspended while
 // the card reader is gone.
 func (a *App) showIdle() {
-	a.mu.Lock()
-	down := a.reader != "ok"
-	a.mu.Unlock()
+	down := !a.health.readerOK()
 	if down {
 		a.Show("reader_gone")
 		return
 	}
 	a.Show("idle")
-}
-
-// setReader records whether the reader works; it reports a change.
-func (a *App) setReader(ok bool) bool {
-	s := "gone"
-	if ok {
-		s = "ok"
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	changed := a.reader != s
-	a.reader = s
-	return changed
-}
-
-// readerState records whether the reader works and, on a change, tells
-// the log, operations and the idle screen.
-func (a *App) readerState(ctx context.Context, ok bool, err error) {
-	if !a.setReader(ok) {
-		return
-	}
-	if ok {
-		a.log.Info("card reader back")
-		a.event(protocol.LevelInfo, "reader_back", "card reader available again")
-	} else {
-		a.log.Error("card reader gone", "err", err)
-		a.event(protocol.LevelAlarm, "reader_gone", "card reader not available")
-	}
-	select {
-	case a.cards <- hal.CardEvent{}: // redraw
-	case <-ctx.Done():
-	}
-}
-
-// event raises an alert for operations, if anyone listens.
-func (a *App) event(level, code, msg string) {
-	if a.o.Events != nil {
-		a.o.Events(protocol.Event{Level: level, Code: code, Message: msg})
-	}
 }
 
 // awaitRemoval waits until the card is removed (idle timeout clears the
@@ -557,6 +502,18 @@ func (a *App) alive() { a.beat.Store(time.Now().UnixNano()) }
 func (a *App) Display(rows []string) {
 	if err := a.dev.Display.Show(rows); err != nil {
 		a.log.Warn("display", "err", err)
+	}
+}
+
+// beep acknowledges a key press on the first device that can beep.
+func beep(dev Devices, log *slog.Logger) {
+	for _, d := range []any{dev.Keypad, dev.Display} {
+		if b, ok := d.(hal.Beeper); ok {
+			if err := b.Beep(); err != nil {
+				log.Debug("beep", "err", err)
+			}
+			return
+		}
 	}
 }
 

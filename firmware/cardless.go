@@ -20,9 +20,7 @@ var errCardIn = errors.New("firmware: a card came in")
 // cardless serves key k pressed on the idle screen. It reports whether a
 // card is in the reader when it is done.
 func (a *App) cardless(ctx context.Context, k hal.Key) bool {
-	a.mu.Lock()
-	down := a.reader != "ok"
-	a.mu.Unlock()
+	down := !a.health.readerOK()
 	if down || !screens.Bound("idle", k) || k == hal.KeyBack || k == hal.KeyCancel {
 		return false
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/aslcns/totem/firmware/flows"
 	"github.com/aslcns/totem/hal"
 	"github.com/aslcns/totem/sync/outbox"
+	"github.com/aslcns/totem/sync/protocol"
 )
 
 // kindSpec is the firmware's piece of an operation kind declared in
@@ -131,9 +132,27 @@ func (a *App) Submit(ctx context.Context, kind string, payload []byte) (outbox.E
 }
 
 // Finish prints the receipt of e, an operation of kind, with its
-// registered title, and tells the citizen the outcome.
+// registered title, and tells the citizen the outcome: the protocol
+// number, provisional, refused with the CMS's reason, or no receipt.
 func (a *App) Finish(ctx context.Context, e outbox.Entry, kind string, info hal.CardInfo, lines []string) error {
 	doc := a.Frame().Receipt(e, kindTitle(kind), info, lines)
 	doc.Sensitive = kindSpecs[kind].sensitive
-	return a.finishDoc(ctx, e, doc)
+	a.Show("printing")
+	perr := a.Print(ctx, doc, e.ID)
+	switch {
+	case perr != nil:
+		a.Show("no_receipt", flows.PrinterText(a.o.Lang, perr))
+	case !e.Done:
+		a.Show("provisional")
+	case e.Result.Processing.Status == protocol.ProcessingRejected:
+		msg := "Rivolgersi allo sportello"
+		if len(e.Result.Processing.Errors) > 0 {
+			msg = e.Result.Processing.Errors[0].Message
+		}
+		w := append(hal.Wrap(msg, 20), "", "")
+		a.Show("rejected", w[0], w[1])
+	default:
+		a.Show("done", e.Result.Transport.Protocol)
+	}
+	return nil
 }

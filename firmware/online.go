@@ -23,18 +23,6 @@ var (
 	errNoAnswer    = flows.ErrNoAnswer
 )
 
-// Reachable reports whether the hub can be asked now (nil Online: assume
-// so). When it cannot, the citizen is told at once and the session ends:
-// nothing was queued or charged.
-func (a *App) Reachable(kind string) bool {
-	if a.o.Online == nil || a.o.Online() {
-		return true
-	}
-	a.log.Info("online op refused", "kind", kind, "reason", "offline")
-	a.Show("unavailable")
-	return false
-}
-
 // online runs an operation that needs the CMS's answer. Offline, it says
 // so and queues nothing (errUnavailable). Online, it makes the operation
 // durable with a short expiry and waits for the final result.
@@ -55,7 +43,7 @@ func (a *App) Reachable(kind string) bool {
 //
 // The returned entry is Done; rejected tells whether the CMS refused it.
 func (a *App) online(ctx context.Context, kind string, payload []byte) (outbox.Entry, error) {
-	if !a.Reachable(kind) {
+	if !a.desk.Reachable(kind) {
 		return outbox.Entry{}, errUnavailable
 	}
 	a.Show("asking")

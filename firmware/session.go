@@ -9,7 +9,6 @@ import (
 	"github.com/aslcns/totem/firmware/flows"
 	"github.com/aslcns/totem/hal"
 	"github.com/aslcns/totem/sync/outbox"
-	"github.com/aslcns/totem/sync/protocol"
 )
 
 // session serves one citizen from card insertion. It returns
@@ -124,28 +123,6 @@ func (a *App) enqueueAndWait(ctx context.Context, kind string, payload []byte, c
 	}
 }
 
-// finishDoc prints doc, the receipt of e, and tells the citizen the outcome.
-func (a *App) finishDoc(ctx context.Context, e outbox.Entry, doc *hal.Doc) error {
-	a.Show("printing")
-	perr := a.Print(ctx, doc, e.ID)
-	switch {
-	case perr != nil:
-		a.Show("no_receipt", flows.PrinterText(a.o.Lang, perr))
-	case !e.Done:
-		a.Show("provisional")
-	case e.Result.Processing.Status == protocol.ProcessingRejected:
-		msg := "Rivolgersi allo sportello"
-		if len(e.Result.Processing.Errors) > 0 {
-			msg = e.Result.Processing.Errors[0].Message
-		}
-		w := append(hal.Wrap(msg, 20), "", "")
-		a.Show("rejected", w[0], w[1])
-	default:
-		a.Show("done", e.Result.Transport.Protocol)
-	}
-	return nil
-}
-
 // printWait bounds how long the citizen waits for the receipt to come out.
 const printWait = 20 * time.Second
 
@@ -174,12 +151,12 @@ func (a *App) Print(ctx context.Context, doc *hal.Doc, opID string) error {
 	}
 	if st, err := a.dev.Printer.Status(ctx); err == nil {
 		if err := st.Err(); err != nil {
-			a.setPrinter(err)
+			a.health.setPrinter(err)
 			return err
 		}
 	}
 	err := a.dev.Printer.Print(ctx, doc)
-	a.setPrinter(err)
+	a.health.setPrinter(err)
 	if err != nil {
 		a.log.Error("receipt not printed", "err", err)
 	}
@@ -188,29 +165,4 @@ func (a *App) Print(ctx context.Context, doc *hal.Doc, opID string) error {
 
 // PrinterStatus records the printer's condition for telemetry; it is the
 // print queue's OnStatus.
-func (a *App) PrinterStatus(err error) { a.setPrinter(err) }
-
-func (a *App) setPrinter(err error) {
-	s := "ok"
-	switch {
-	case errors.Is(err, hal.ErrPaperOut):
-		s = "paper_out"
-	case errors.Is(err, hal.ErrCoverOpen):
-		s = "cover_open"
-	case errors.Is(err, hal.ErrNotResponding):
-		s = "not_responding"
-	case err != nil:
-		s = "fault"
-	}
-	a.mu.Lock()
-	changed := a.printer != s
-	a.printer = s
-	a.mu.Unlock()
-	if changed {
-		level := protocol.LevelWarning
-		if s == "ok" {
-			level = protocol.LevelInfo
-		}
-		a.event(level, "printer_"+s, "receipt printer: "+s)
-	}
-}
+func (a *App) PrinterStatus(err error) { a.health.setPrinter(err) }

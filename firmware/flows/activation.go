@@ -23,7 +23,7 @@ import (
 // It needs the CMS: offline it is refused before anything is typed, and
 // nothing is queued, printed or charged.
 func Activation(ctx context.Context, dk *Desk, op string, info hal.CardInfo) error {
-	if !dk.reachable(cms.KindActivation) {
+	if !dk.Reachable(cms.KindActivation) {
 		return ErrUnavailable
 	}
 	d := &actDialog{dk: dk, ctx: ctx, info: info, pol: dk.t.Policy(),

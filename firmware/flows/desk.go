@@ -33,9 +33,6 @@ type Totem interface {
 	Key(ctx context.Context, name string, redraw func()) (hal.Key, error)
 	// Policy is the consent policy in use.
 	Policy() cms.Policy
-	// Reachable reports whether the hub can be asked now, and tells the
-	// citizen when it cannot.
-	Reachable(kind string) bool
 	// Submit sends an operation the way its kind's declaration says and
 	// returns its entry (Done once the hub answered). Audit queues one
 	// nobody waits for.
@@ -56,12 +53,15 @@ type Desk struct {
 	lang  screens.Lang
 	log   *slog.Logger
 	title func(kind string) string
+	// online reports whether the link to the hub is up (nil: unknown).
+	online func() bool
 }
 
 // NewDesk returns the desk the flows run on: t, in language lang, logging
-// to log; title names an operation kind on receipts and in the Storico.
-func NewDesk(t Totem, lang screens.Lang, log *slog.Logger, title func(kind string) string) *Desk {
-	return &Desk{t: t, lang: lang, log: log, title: title}
+// to log; title names an operation kind on receipts and in the Storico,
+// online says whether the link to the hub is up (nil: unknown).
+func NewDesk(t Totem, lang screens.Lang, log *slog.Logger, title func(kind string) string, online func() bool) *Desk {
+	return &Desk{t: t, lang: lang, log: log, title: title, online: online}
 }
 
 // The errors that end a flow, which the session loop tells apart.
@@ -86,8 +86,6 @@ func (dk *Desk) Ask(ctx context.Context, name string, args ...any) (hal.Key, err
 	draw()
 	return dk.key(ctx, name, draw)
 }
-
-func (dk *Desk) reachable(kind string) bool { return dk.t.Reachable(kind) }
 
 func (dk *Desk) submit(ctx context.Context, kind string, payload []byte) (outbox.Entry, error) {
 	return dk.t.Submit(ctx, kind, payload)
@@ -150,4 +148,16 @@ func PrinterText(lang screens.Lang, err error) string {
 		return lang.Text("not_responding")
 	}
 	return lang.Text("printer_fault")
+}
+
+// Reachable reports whether the hub can be asked now (nil online: assume
+// so). When it cannot, the citizen is told at once and the session ends:
+// nothing was queued or charged.
+func (dk *Desk) Reachable(kind string) bool {
+	if dk.online == nil || dk.online() {
+		return true
+	}
+	dk.log.Info("online op refused", "kind", kind, "reason", "offline")
+	dk.show("unavailable")
+	return false
 }

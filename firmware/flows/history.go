@@ -13,7 +13,7 @@ import (
 
 // History is Storico, self-service: PIN, then HistoryVia.
 func History(ctx context.Context, dk *Desk, card hal.Card, info hal.CardInfo) error {
-	if !dk.reachable(cms.KindHistory) {
+	if !dk.Reachable(cms.KindHistory) {
 		return ErrUnavailable
 	}
 	if err := dk.pin(ctx, card); err != nil {
@@ -25,7 +25,7 @@ func History(ctx context.Context, dk *Desk, card hal.Card, info hal.CardInfo) er
 // HistoryVia is Storico for the citizen identified by v: v's steps, the
 // scope, the CMS's answer shown one card per page and printed on request.
 func HistoryVia(ctx context.Context, dk *Desk, info hal.CardInfo, v *Via) error {
-	if !dk.reachable(cms.KindHistory) {
+	if !dk.Reachable(cms.KindHistory) {
 		return ErrUnavailable
 	}
 	scope := cms.HistoryAll

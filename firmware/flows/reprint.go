@@ -24,7 +24,7 @@ func Reprint(ctx context.Context, dk *Desk, info hal.CardInfo) error {
 // reason, then v's steps (who asks, in person or by delegation, and their
 // document), the CMS's answer, the receipt with the first halves.
 func ReprintVia(ctx context.Context, dk *Desk, info hal.CardInfo, v *Via) error {
-	if !dk.reachable(cms.KindReprint) {
+	if !dk.Reachable(cms.KindReprint) {
 		return ErrUnavailable
 	}
 	var reason string

@@ -17,7 +17,7 @@ var revokeReasons = map[hal.Key]string{'1': cms.ReasonTheft, '2': cms.ReasonLoss
 // RevocationByTEAM is Revoca of a card that is not in the slot: its
 // 20-digit TEAM code typed by the operator.
 func RevocationByTEAM(ctx context.Context, dk *Desk, op string) error {
-	if !dk.reachable(cms.KindRevocation) {
+	if !dk.Reachable(cms.KindRevocation) {
 		return ErrUnavailable
 	}
 	for {
@@ -67,7 +67,7 @@ func validTEAM(team string) bool {
 // CMS's answer, the receipt. The card is the one in the slot (info) or the
 // one of the TEAM code team.
 func Revocation(ctx context.Context, dk *Desk, op string, info hal.CardInfo, team string) error {
-	if !dk.reachable(cms.KindRevocation) {
+	if !dk.Reachable(cms.KindRevocation) {
 		return ErrUnavailable
 	}
 	req := cms.RevocationRequest{Channel: cms.Assisted, Operator: op}

@@ -23,7 +23,7 @@ var revokeKeys = map[hal.Key]string{'1': cms.ReasonTheft, '2': cms.ReasonLoss, '
 // RevokeSelf is Revoca self-service. info is the card in the reader, or
 // nil when the citizen came without one.
 func RevokeSelf(ctx context.Context, dk *Desk, info *hal.CardInfo) error {
-	if !dk.reachable(cms.KindRevocation) {
+	if !dk.Reachable(cms.KindRevocation) {
 		return ErrUnavailable
 	}
 	req := cms.RevocationRequest{Channel: cms.SelfService}
