@@ -1,7 +1,9 @@
 // Package firmware is the totem application: it wires the devices of hal
 // to the outbox and the uplink, runs the citizen's session as a state
-// machine driven by card, keypad, timer and sync events, lays out the
-// screens and the receipts, and answers console commands.
+// machine driven by card, keypad, timer and sync events, and serves the
+// menus. The operation flows are in firmware/flows (the App is their
+// Totem), the screens in firmware/screens, the receipt layouts in
+// firmware/receipts, the console commands in firmware/console.
 //
 // Nothing imports firmware but the mains in cmd/.
 package firmware
