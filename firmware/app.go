@@ -102,8 +102,7 @@ type App struct {
 	// loop's goroutine.
 	noCard, cardIn bool
 
-	mu      sync.Mutex
-	waiters map[string]chan outbox.Entry
+	waiters waiters
 
 	health  *health
 	console *console.Console
@@ -132,7 +131,7 @@ func New(dev Devices, o Options) *App {
 	}
 	a := &App{o: o, dev: dev, log: o.Logger, start: time.Now(), now: time.Now,
 		cards: make(chan hal.CardEvent, 16), keys: make(chan hal.Key, 32),
-		waiters: make(map[string]chan outbox.Entry)}
+		waiters: waiters{m: make(map[string]chan outbox.Entry)}}
 	p := cms.Policy2020
 	if b, err := o.Outbox.Meta(metaPolicy); err == nil && b != nil {
 		if pol, err := protocol.DecodePolicy(b); err == nil {
@@ -176,15 +175,7 @@ func (a *App) Result(e outbox.Entry) {
 		a.last.Store(&protocol.Outcome{OpID: e.ID, Seq: e.Seq, Kind: e.Kind, Protocol: e.Result.Transport.Protocol,
 			Transport: e.Result.Transport.Status, Processing: e.Result.Processing.Status, At: time.Now().UTC()})
 	}
-	a.mu.Lock()
-	ch := a.waiters[e.ID]
-	a.mu.Unlock()
-	if ch != nil {
-		select {
-		case ch <- e:
-		default:
-		}
-	}
+	a.waiters.deliver(e)
 }
 
 // Telemetry is the health report the uplink publishes.
@@ -337,7 +328,7 @@ func (a *App) watchReader(ctx context.Context, h hal.ReaderHealth) {
 func (a *App) loop(ctx context.Context) error {
 	present := false
 	for {
-		a.showIdle()
+		a.Show(a.health.idleScreen())
 		for !present {
 			select {
 			case <-ctx.Done():
@@ -345,7 +336,7 @@ func (a *App) loop(ctx context.Context) error {
 			case ev := <-a.cards:
 				present = ev.Kind == hal.CardInserted
 				if ev.Kind == 0 {
-					a.showIdle() // the reader's state changed
+					a.Show(a.health.idleScreen()) // the reader's state changed
 				}
 			case k := <-a.keys: // the services that need no card
 				present = a.cardless(ctx, k)
@@ -392,17 +383,6 @@ func reason(err error) string {
 		return "back"
 	}
 	return "error"
-}
-
-// showIdle shows the idle screen, or that the service is suspended while
-// the card reader is gone.
-func (a *App) showIdle() {
-	down := !a.health.readerOK()
-	if down {
-		a.Show("reader_gone")
-		return
-	}
-	a.Show("idle")
 }
 
 // awaitRemoval waits until the card is removed (idle timeout clears the

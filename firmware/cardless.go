@@ -35,7 +35,7 @@ func (a *App) cardless(ctx context.Context, k hal.Key) bool {
 		a.linger(ctx) // the last screen says how it ended
 	}
 	if !a.cardIn {
-		a.showIdle()
+		a.Show(a.health.idleScreen())
 		return false
 	}
 	// Keys typed for the service are not the session's.

@@ -48,7 +48,7 @@ type consoleTotem struct{ a *App }
 func (t consoleTotem) Telemetry() protocol.Telemetry { return t.a.Telemetry() }
 func (t consoleTotem) Result(e outbox.Entry)         { t.a.Result(e) }
 func (t consoleTotem) Listen(id string) (<-chan outbox.Entry, func()) {
-	return t.a.listen(id)
+	return t.a.waiters.listen(id)
 }
 
 func newConsole(a *App) *console.Console {

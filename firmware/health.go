@@ -86,6 +86,15 @@ func (h *health) readerOK() bool {
 	return h.reader == "ok"
 }
 
+// idleScreen is the idle screen, or the one saying that the service is
+// suspended while the card reader is gone.
+func (h *health) idleScreen() string {
+	if h.readerOK() {
+		return "idle"
+	}
+	return "reader_gone"
+}
+
 // readerState records whether the reader works and, on a change, tells
 // the log, operations and the idle screen (an empty event on redraw).
 func (h *health) readerState(ctx context.Context, ok bool, err error, redraw chan<- hal.CardEvent) {

@@ -71,7 +71,7 @@ func (a *App) enqueue(kind string, payload []byte, created, expires time.Time) (
 		return e, nil, nil, fmt.Errorf("firmware: %w", err)
 	}
 	a.log.Info("op enqueued", "seq", e.Seq, "op_id", e.ID, "kind", kind)
-	c, done := a.listen(e.ID)
+	c, done := a.waiters.listen(e.ID)
 	// The result may have come before the waiter was registered.
 	if got, err := a.o.Outbox.Get(e.ID); err == nil && got.Done {
 		select {
@@ -80,20 +80,6 @@ func (a *App) enqueue(kind string, payload []byte, created, expires time.Time) (
 		}
 	}
 	return e, c, done, nil
-}
-
-// listen registers for the results of op id (Result delivers them);
-// stop ends it.
-func (a *App) listen(id string) (results chan outbox.Entry, stop func()) {
-	c := make(chan outbox.Entry, 1)
-	a.mu.Lock()
-	a.waiters[id] = c
-	a.mu.Unlock()
-	return c, func() {
-		a.mu.Lock()
-		delete(a.waiters, id)
-		a.mu.Unlock()
-	}
 }
 
 // enqueueAndWait makes the operation durable, then waits up to ResultWait
