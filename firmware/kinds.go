@@ -57,57 +57,44 @@ var (
 // the flows themselves are in firmware/flows, one file per kind, their
 // receipt lines in firmware/receipts.
 func init() {
-	registerKind(cms.KindConsent, kindSpec{title: "Consensi FSE",
-		self: func(a *App, ctx context.Context, card hal.Card, info hal.CardInfo) error {
-			return flows.Consent(ctx, a.desk, card, info)
-		},
-		assisted: func(a *App, ctx context.Context, op string, info hal.CardInfo) error {
-			return flows.ConsentVia(ctx, a.desk, info, flows.ByOperator(ctx, a.desk, op, info, false))
-		}})
+	registerKind(cms.KindConsent, kindSpec{title: "Consensi FSE", self: withCard(flows.Consent), assisted: via(flows.ConsentVia, false)})
 	registerKind(cms.KindActivation, kindSpec{title: "Attivazione TS-CNS",
 		assisted: func(a *App, ctx context.Context, op string, info hal.CardInfo) error {
 			return flows.Activation(ctx, a.desk, op, info)
 		}})
-	registerKind(cms.KindReprint, kindSpec{title: "Ristampa PIN/PUK", sensitive: true,
-		self: func(a *App, ctx context.Context, _ hal.Card, info hal.CardInfo) error {
-			return flows.Reprint(ctx, a.desk, info)
-		},
-		assisted: func(a *App, ctx context.Context, op string, info hal.CardInfo) error {
-			return flows.ReprintVia(ctx, a.desk, info, flows.ByOperator(ctx, a.desk, op, info, true))
-		}})
+	registerKind(cms.KindReprint, kindSpec{title: "Ristampa PIN/PUK", sensitive: true, self: withInfo(flows.Reprint), assisted: via(flows.ReprintVia, true)})
 	registerKind(cms.KindRevocation, kindSpec{title: "Revoca TS-CNS",
-		self: func(a *App, ctx context.Context, _ hal.Card, info hal.CardInfo) error {
-			return flows.RevokeSelf(ctx, a.desk, &info)
-		},
+		self: withInfo(func(ctx context.Context, dk *flows.Desk, info hal.CardInfo) error {
+			return flows.RevokeSelf(ctx, dk, &info)
+		}),
 		assisted: func(a *App, ctx context.Context, op string, info hal.CardInfo) error {
 			return flows.Revocation(ctx, a.desk, op, info, "")
 		}})
-	registerKind(cms.KindReader, kindSpec{title: "Richiesta lettore",
-		self: func(a *App, ctx context.Context, _ hal.Card, info hal.CardInfo) error {
-			return flows.ReaderRequest(ctx, a.desk, info)
-		},
-		assisted: func(a *App, ctx context.Context, op string, info hal.CardInfo) error {
-			return flows.ReaderVia(ctx, a.desk, info, flows.ByOperator(ctx, a.desk, op, info, false))
-		}})
-	registerKind(cms.KindHistory, kindSpec{title: "Storico tessera",
-		self: func(a *App, ctx context.Context, card hal.Card, info hal.CardInfo) error {
-			return flows.History(ctx, a.desk, card, info)
-		},
-		assisted: func(a *App, ctx context.Context, op string, info hal.CardInfo) error {
-			return flows.HistoryVia(ctx, a.desk, info, flows.ByOperator(ctx, a.desk, op, info, false))
-		}})
-	registerKind(cms.KindPINChange, kindSpec{title: "Cambio PIN",
-		self: func(a *App, ctx context.Context, card hal.Card, info hal.CardInfo) error {
-			return flows.ChangePIN(ctx, a.desk, card, info)
-		}})
-	registerKind(cms.KindPINUnblock, kindSpec{title: "Sblocco PIN con PUK",
-		self: func(a *App, ctx context.Context, card hal.Card, info hal.CardInfo) error {
-			return flows.UnblockPIN(ctx, a.desk, card, info)
-		}})
-	registerKind(cms.KindWrongData, kindSpec{title: "Segnalazione dati errati",
-		self: func(a *App, ctx context.Context, _ hal.Card, info hal.CardInfo) error {
-			return flows.WrongData(ctx, a.desk, info)
-		}})
+	registerKind(cms.KindReader, kindSpec{title: "Richiesta lettore", self: withInfo(flows.ReaderRequest), assisted: via(flows.ReaderVia, false)})
+	registerKind(cms.KindHistory, kindSpec{title: "Storico tessera", self: withCard(flows.History), assisted: via(flows.HistoryVia, false)})
+	registerKind(cms.KindPINChange, kindSpec{title: "Cambio PIN", self: withCard(flows.ChangePIN)})
+	registerKind(cms.KindPINUnblock, kindSpec{title: "Sblocco PIN con PUK", self: withCard(flows.UnblockPIN)})
+	registerKind(cms.KindWrongData, kindSpec{title: "Segnalazione dati errati", self: withInfo(flows.WrongData)})
+}
+
+// withCard, withInfo and via make a flow of firmware/flows a kind's flow
+// on the App's desk: one that needs the card in the slot (its PIN), one
+// that needs only what the card said, and one for the citizen an operator
+// identifies (with deleg, a delegate may act for the holder).
+func withCard(flow func(context.Context, *flows.Desk, hal.Card, hal.CardInfo) error) func(*App, context.Context, hal.Card, hal.CardInfo) error {
+	return func(a *App, ctx context.Context, card hal.Card, info hal.CardInfo) error {
+		return flow(ctx, a.desk, card, info)
+	}
+}
+
+func withInfo(flow func(context.Context, *flows.Desk, hal.CardInfo) error) func(*App, context.Context, hal.Card, hal.CardInfo) error {
+	return func(a *App, ctx context.Context, _ hal.Card, info hal.CardInfo) error { return flow(ctx, a.desk, info) }
+}
+
+func via(flow func(context.Context, *flows.Desk, hal.CardInfo, *flows.Via) error, deleg bool) func(*App, context.Context, string, hal.CardInfo) error {
+	return func(a *App, ctx context.Context, op string, info hal.CardInfo) error {
+		return flow(ctx, a.desk, info, flows.ByOperator(ctx, a.desk, op, info, deleg))
+	}
 }
 
 // kindTitle is the receipt title of an operation kind. Kinds without a
