@@ -1,7 +1,9 @@
 // Package firmware is the totem application: it wires the devices of hal
 // to the outbox and the uplink, runs the citizen's session as a state
-// machine driven by card, keypad, timer and sync events, lays out the
-// screens and the receipts, and answers console commands.
+// machine driven by card, keypad, timer and sync events, and serves the
+// menus. The operation flows are in firmware/flows (the App is their
+// Totem), the screens in firmware/screens, the receipt layouts in
+// firmware/receipts, the console commands in firmware/console.
 //
 // Nothing imports firmware but the mains in cmd/.
 package firmware
@@ -17,6 +19,7 @@ import (
 
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/firmware/console"
+	"github.com/aslcns/totem/firmware/flows"
 	"github.com/aslcns/totem/firmware/printq"
 	"github.com/aslcns/totem/firmware/screens"
 	"github.com/aslcns/totem/hal"
@@ -99,12 +102,12 @@ type App struct {
 	// loop's goroutine.
 	noCard, cardIn bool
 
-	mu      sync.Mutex
-	waiters map[string]chan outbox.Entry
-	printer string // last printer condition, for telemetry
-	reader  string // "ok" or "gone", for telemetry and the idle screen
+	waiters waiters
 
+	health  *health
 	console *console.Console
+	// desk is what the operation flows (firmware/flows) see of the App.
+	desk *flows.Desk
 }
 
 const metaPolicy = "policy"
@@ -128,15 +131,17 @@ func New(dev Devices, o Options) *App {
 	}
 	a := &App{o: o, dev: dev, log: o.Logger, start: time.Now(), now: time.Now,
 		cards: make(chan hal.CardEvent, 16), keys: make(chan hal.Key, 32),
-		waiters: make(map[string]chan outbox.Entry), printer: "ok", reader: "ok"}
+		waiters: waiters{m: make(map[string]chan outbox.Entry)}}
 	p := cms.Policy2020
 	if b, err := o.Outbox.Meta(metaPolicy); err == nil && b != nil {
 		if pol, err := protocol.DecodePolicy(b); err == nil {
 			p = policyFrom(pol)
 		}
 	}
+	a.health = newHealth(o.Events, a.log)
 	a.policy.Store(&p)
-	a.console = a.newConsole()
+	a.console = newConsole(a)
+	a.desk = flows.NewDesk(a, o.Lang, a.log, kindTitle, o.Online)
 	return a
 }
 
@@ -170,15 +175,7 @@ func (a *App) Result(e outbox.Entry) {
 		a.last.Store(&protocol.Outcome{OpID: e.ID, Seq: e.Seq, Kind: e.Kind, Protocol: e.Result.Transport.Protocol,
 			Transport: e.Result.Transport.Status, Processing: e.Result.Processing.Status, At: time.Now().UTC()})
 	}
-	a.mu.Lock()
-	ch := a.waiters[e.ID]
-	a.mu.Unlock()
-	if ch != nil {
-		select {
-		case ch <- e:
-		default:
-		}
-	}
+	a.waiters.deliver(e)
 }
 
 // Telemetry is the health report the uplink publishes.
@@ -187,9 +184,7 @@ func (a *App) Telemetry() protocol.Telemetry {
 	if q, err := a.o.Outbox.Stats(); err == nil {
 		t.Queue = q
 	}
-	a.mu.Lock()
-	t.Devices = map[string]string{"printer": a.printer, "reader": a.reader}
-	a.mu.Unlock()
+	t.Devices = a.health.devices()
 	if u, err := a.o.Outbox.Usage(); err == nil {
 		t.Storage = storage(u)
 	}
@@ -214,11 +209,11 @@ func (a *App) OutboxAlarm(u outbox.Usage) {
 	used := fmt.Sprintf("%d%% of its quota (%d pending, %d bytes)", int(u.Fraction*100), u.Pending, u.Bytes)
 	if u.Alarm {
 		a.log.Warn("outbox near its quota", "fraction", u.Fraction, "pending", u.Pending, "bytes", u.Bytes, "shed", u.Shed)
-		a.event(protocol.LevelAlarm, "outbox_quota", "outbox at "+used+": operations will be refused at the quota")
+		a.health.event(protocol.LevelAlarm, "outbox_quota", "outbox at "+used+": operations will be refused at the quota")
 		return
 	}
 	a.log.Info("outbox back below its quota alarm", "fraction", u.Fraction, "pending", u.Pending)
-	a.event(protocol.LevelInfo, "outbox_quota_ok", "outbox back to "+used)
+	a.health.event(protocol.LevelInfo, "outbox_quota_ok", "outbox back to "+used)
 }
 
 // Run runs the totem until ctx is done. On return the display shows
@@ -278,11 +273,11 @@ func (a *App) readCards(ctx context.Context) {
 			}
 			// The reader (or pcscd) is gone: say so, keep asking;
 			// drivers recover on their own.
-			a.readerState(ctx, false, err)
+			a.health.readerState(ctx, false, err, a.cards)
 			sleep(ctx, time.Second)
 			continue
 		}
-		a.readerState(ctx, true, nil)
+		a.health.readerState(ctx, true, nil, a.cards)
 		select {
 		case a.cards <- ev:
 		case <-ctx.Done():
@@ -297,7 +292,7 @@ func (a *App) readKeys(ctx context.Context) {
 	for {
 		k, err := a.dev.Keypad.Next(ctx)
 		if err == nil {
-			a.beep()
+			beep(a.dev, a.log)
 		}
 		if err != nil {
 			if ctx.Err() == nil {
@@ -324,7 +319,7 @@ func (a *App) watchReader(ctx context.Context, h hal.ReaderHealth) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			a.readerState(ctx, h.Healthy(), nil)
+			a.health.readerState(ctx, h.Healthy(), nil, a.cards)
 		}
 	}
 }
@@ -333,7 +328,7 @@ func (a *App) watchReader(ctx context.Context, h hal.ReaderHealth) {
 func (a *App) loop(ctx context.Context) error {
 	present := false
 	for {
-		a.showIdle()
+		a.Show(a.health.idleScreen())
 		for !present {
 			select {
 			case <-ctx.Done():
@@ -341,7 +336,7 @@ func (a *App) loop(ctx context.Context) error {
 			case ev := <-a.cards:
 				present = ev.Kind == hal.CardInserted
 				if ev.Kind == 0 {
-					a.showIdle() // the reader's state changed
+					a.Show(a.health.idleScreen()) // the reader's state changed
 				}
 			case k := <-a.keys: // the services that need no card
 				present = a.cardless(ctx, k)
@@ -364,7 +359,7 @@ func (a *App) loop(ctx context.Context) error {
 			a.log.Info("session ended", "reason", reason(err))
 			if errors.Is(err, errIdle) {
 				// Nobody is there: nothing of the session stays on screen.
-				a.show("remove_card")
+				a.Show("remove_card")
 			}
 		}
 		// Wait for the card to leave the slot; the screen says why.
@@ -390,70 +385,6 @@ func reason(err error) string {
 	return "error"
 }
 
-// beep acknowledges a key press on the first device that can beep.
-func (a *App) beep() {
-	for _, d := range []any{a.dev.Keypad, a.dev.Display} {
-		if b, ok := d.(hal.Beeper); ok {
-			if err := b.Beep(); err != nil {
-				a.log.Debug("beep", "err", err)
-			}
-			return
-		}
-	}
-}
-
-// showIdle shows the idle screen, or that the service is suspended while
-// the card reader is gone.
-func (a *App) showIdle() {
-	a.mu.Lock()
-	down := a.reader != "ok"
-	a.mu.Unlock()
-	if down {
-		a.show("reader_gone")
-		return
-	}
-	a.show("idle")
-}
-
-// setReader records whether the reader works; it reports a change.
-func (a *App) setReader(ok bool) bool {
-	s := "gone"
-	if ok {
-		s = "ok"
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	changed := a.reader != s
-	a.reader = s
-	return changed
-}
-
-// readerState records whether the reader works and, on a change, tells
-// the log, operations and the idle screen.
-func (a *App) readerState(ctx context.Context, ok bool, err error) {
-	if !a.setReader(ok) {
-		return
-	}
-	if ok {
-		a.log.Info("card reader back")
-		a.event(protocol.LevelInfo, "reader_back", "card reader available again")
-	} else {
-		a.log.Error("card reader gone", "err", err)
-		a.event(protocol.LevelAlarm, "reader_gone", "card reader not available")
-	}
-	select {
-	case a.cards <- hal.CardEvent{}: // redraw
-	case <-ctx.Done():
-	}
-}
-
-// event raises an alert for operations, if anyone listens.
-func (a *App) event(level, code, msg string) {
-	if a.o.Events != nil {
-		a.o.Events(protocol.Event{Level: level, Code: code, Message: msg})
-	}
-}
-
 // awaitRemoval waits until the card is removed (idle timeout clears the
 // screen meanwhile). It returns whether a card is still present.
 func (a *App) awaitRemoval(ctx context.Context) bool {
@@ -470,7 +401,7 @@ func (a *App) awaitRemoval(ctx context.Context) bool {
 		case <-a.keys:
 		case <-timer.C:
 			// Nothing of the session stays on screen: ask for the card only.
-			a.show("remove_card")
+			a.Show("remove_card")
 		case <-a.tick:
 			a.alive()
 		}
@@ -478,14 +409,14 @@ func (a *App) awaitRemoval(ctx context.Context) bool {
 }
 
 var (
-	errIdle   = errors.New("firmware: session idle")
-	errCancel = errors.New("firmware: cancelled by the citizen")
+	errIdle   = flows.ErrIdle
+	errCancel = flows.ErrCancel
 )
 
-// key waits for a key the screen name is bound to: card removal ends the
+// Key waits for a key the screen name is bound to: card removal ends the
 // session (hal.ErrCardRemoved), an idle timeout shows a warning and then
 // ends it. Other keys only show that someone is there.
-func (a *App) key(ctx context.Context, name string, redraw func()) (hal.Key, error) {
+func (a *App) Key(ctx context.Context, name string, redraw func()) (hal.Key, error) {
 	warnAt := a.o.IdleTimeout * 3 / 4
 	timer := time.NewTimer(warnAt)
 	defer timer.Stop()
@@ -521,7 +452,7 @@ func (a *App) key(ctx context.Context, name string, redraw func()) (hal.Key, err
 				return 0, errIdle
 			}
 			warned = true
-			a.show("idle_warning")
+			a.Show("idle_warning")
 			timer.Reset(a.o.IdleTimeout - warnAt)
 		case <-a.tick:
 			a.alive()
@@ -529,17 +460,9 @@ func (a *App) key(ctx context.Context, name string, redraw func()) (hal.Key, err
 	}
 }
 
-// ask shows screen name, its verbs filled from args, and waits for a key
-// the screen binds (key, which redraws it as needed).
-func (a *App) ask(ctx context.Context, name string, args ...any) (hal.Key, error) {
-	draw := func() { a.show(name, args...) }
-	draw()
-	return a.key(ctx, name, draw)
-}
-
-// show puts a catalogue screen on the display, formatting %-verbs in each
+// Show puts a catalogue screen on the display, formatting %-verbs in each
 // row with args in order.
-func (a *App) show(key string, args ...any) {
+func (a *App) Show(key string, args ...any) {
 	if screens.Has(key+"_nocard") && a.noCard {
 		key += "_nocard" // the variant that asks for no card back
 	}
@@ -556,6 +479,25 @@ func (a *App) Progress() time.Time { return time.Unix(0, a.beat.Load()) }
 
 // alive records that the loop ran; the loop's goroutine only.
 func (a *App) alive() { a.beat.Store(time.Now().UnixNano()) }
+
+// Display puts rows on the display as they are.
+func (a *App) Display(rows []string) {
+	if err := a.dev.Display.Show(rows); err != nil {
+		a.log.Warn("display", "err", err)
+	}
+}
+
+// beep acknowledges a key press on the first device that can beep.
+func beep(dev Devices, log *slog.Logger) {
+	for _, d := range []any{dev.Keypad, dev.Display} {
+		if b, ok := d.(hal.Beeper); ok {
+			if err := b.Beep(); err != nil {
+				log.Debug("beep", "err", err)
+			}
+			return
+		}
+	}
+}
 
 func sleep(ctx context.Context, d time.Duration) {
 	t := time.NewTimer(d)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/aslcns/totem/firmware/flows"
 	"github.com/aslcns/totem/firmware/screens"
 	"github.com/aslcns/totem/hal"
 )
@@ -19,9 +20,7 @@ var errCardIn = errors.New("firmware: a card came in")
 // cardless serves key k pressed on the idle screen. It reports whether a
 // card is in the reader when it is done.
 func (a *App) cardless(ctx context.Context, k hal.Key) bool {
-	a.mu.Lock()
-	down := a.reader != "ok"
-	a.mu.Unlock()
+	down := !a.health.readerOK()
 	if down || !screens.Bound("idle", k) || k == hal.KeyBack || k == hal.KeyCancel {
 		return false
 	}
@@ -36,7 +35,7 @@ func (a *App) cardless(ctx context.Context, k hal.Key) bool {
 		a.linger(ctx) // the last screen says how it ended
 	}
 	if !a.cardIn {
-		a.showIdle()
+		a.Show(a.health.idleScreen())
 		return false
 	}
 	// Keys typed for the service are not the session's.
@@ -54,21 +53,21 @@ func (a *App) cardless(ctx context.Context, k hal.Key) bool {
 func (a *App) cardlessMenu(ctx context.Context, k hal.Key) error {
 	for {
 		if k == hal.KeyOK {
-			draw := func() { a.show("menu_nocard") }
+			draw := func() { a.Show("menu_nocard") }
 			draw()
 			var err error
-			if k, err = a.key(ctx, "menu_nocard", draw); err != nil {
+			if k, err = a.Key(ctx, "menu_nocard", draw); err != nil {
 				return err
 			}
 		}
 		var err error
 		switch k {
 		case '7':
-			err = a.revokeSelf(ctx, nil)
+			err = flows.RevokeSelf(ctx, a.desk, nil)
 		case '8':
-			err = a.forms(ctx)
+			err = flows.Forms(ctx, a.desk)
 		case '9':
-			err = a.guide(ctx)
+			err = flows.Guide(ctx, a.desk)
 		default: // * or D: back to the idle screen
 			return errBack
 		}

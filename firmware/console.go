@@ -48,13 +48,10 @@ type consoleTotem struct{ a *App }
 func (t consoleTotem) Telemetry() protocol.Telemetry { return t.a.Telemetry() }
 func (t consoleTotem) Result(e outbox.Entry)         { t.a.Result(e) }
 func (t consoleTotem) Listen(id string) (<-chan outbox.Entry, func()) {
-	return t.a.listen(id)
-}
-func (t consoleTotem) PrintSendLog(ctx context.Context, n int) (any, error) {
-	return t.a.printSendLog(ctx, n)
+	return t.a.waiters.listen(id)
 }
 
-func (a *App) newConsole() *console.Console {
+func newConsole(a *App) *console.Console {
 	return console.New(console.Options{Totem: a.o.Totem, Outbox: a.o.Outbox, Jobs: a.o.Jobs, Link: a.o.Link,
 		Logger: a.log, Now: func() time.Time { return a.now() }, ResultWait: a.o.ResultWait, QueuedTTL: a.o.QueuedTTL}, consoleTotem{a})
 }

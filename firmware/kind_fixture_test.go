@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/cms/opkind"
+	"github.com/aslcns/totem/firmware/flows"
 	"github.com/aslcns/totem/hal"
 	"github.com/aslcns/totem/hal/haltest"
 	"github.com/aslcns/totem/hal/sim"
@@ -28,16 +29,16 @@ func fixtureLines() []string { return []string{"Operazione di prova registrata."
 func fixtureFlow(a *App, ctx context.Context, _ hal.Card, info hal.CardInfo) error {
 	payload, err := json.Marshal(struct {
 		Card any `json:"card"`
-	}{cardRef(info)})
+	}{flows.CardRef(info)})
 	if err != nil {
 		return err
 	}
-	a.show("saving")
-	e, err := a.submit(ctx, fixtureKind, payload)
+	a.Show("saving")
+	e, err := a.Submit(ctx, fixtureKind, payload)
 	if err != nil {
 		return err
 	}
-	return a.finishKind(ctx, e, fixtureKind, info, fixtureLines())
+	return a.Finish(ctx, e, fixtureKind, info, fixtureLines())
 }
 
 func init() {
@@ -45,7 +46,7 @@ func init() {
 	registerKind(fixtureKind, kindSpec{title: "Operazione di prova", self: fixtureFlow})
 	otherMenu['4'] = fixtureKind
 	kindReceipts["fixture"] = func(a *App) *hal.Doc {
-		return a.receipt(outbox.Entry{ID: strings.Repeat("f", 32), Seq: 9}, kindTitle(fixtureKind), hal.CardInfo{CF: "RSSMRA80A01H501U"}, fixtureLines())
+		return a.Frame().Receipt(outbox.Entry{ID: strings.Repeat("f", 32), Seq: 9}, kindTitle(fixtureKind), hal.CardInfo{CF: "RSSMRA80A01H501U"}, fixtureLines())
 	}
 }
 

@@ -7,8 +7,10 @@ import (
 
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/cms/opkind"
+	"github.com/aslcns/totem/firmware/flows"
 	"github.com/aslcns/totem/hal"
 	"github.com/aslcns/totem/sync/outbox"
+	"github.com/aslcns/totem/sync/protocol"
 )
 
 // kindSpec is the firmware's piece of an operation kind declared in
@@ -52,42 +54,47 @@ var (
 )
 
 // The kinds the totem serves, each with its receipt title and its flows;
-// the flows themselves are in the file named after the kind (consent in
-// session.go, history and reprint in online.go…), their receipt lines in
-// layouts.go.
+// the flows themselves are in firmware/flows, one file per kind, their
+// receipt lines in firmware/receipts.
 func init() {
-	registerKind(cms.KindConsent, kindSpec{title: "Consensi FSE", self: (*App).consent,
+	registerKind(cms.KindConsent, kindSpec{title: "Consensi FSE", self: withCard(flows.Consent), assisted: via(flows.ConsentVia, false)})
+	registerKind(cms.KindActivation, kindSpec{title: "Attivazione TS-CNS",
 		assisted: func(a *App, ctx context.Context, op string, info hal.CardInfo) error {
-			return a.consentVia(ctx, info, a.byOperator(ctx, op, info, false))
+			return flows.Activation(ctx, a.desk, op, info)
 		}})
-	registerKind(cms.KindActivation, kindSpec{title: "Attivazione TS-CNS", assisted: (*App).activation})
-	registerKind(cms.KindReprint, kindSpec{title: "Ristampa PIN/PUK", sensitive: true,
-		self: func(a *App, ctx context.Context, _ hal.Card, info hal.CardInfo) error { return a.reprint(ctx, info) },
-		assisted: func(a *App, ctx context.Context, op string, info hal.CardInfo) error {
-			return a.reprintVia(ctx, info, a.byOperator(ctx, op, info, true))
-		}})
+	registerKind(cms.KindReprint, kindSpec{title: "Ristampa PIN/PUK", sensitive: true, self: withInfo(flows.Reprint), assisted: via(flows.ReprintVia, true)})
 	registerKind(cms.KindRevocation, kindSpec{title: "Revoca TS-CNS",
-		self: func(a *App, ctx context.Context, _ hal.Card, info hal.CardInfo) error {
-			return a.revokeSelf(ctx, &info)
-		},
+		self: withInfo(func(ctx context.Context, dk *flows.Desk, info hal.CardInfo) error {
+			return flows.RevokeSelf(ctx, dk, &info)
+		}),
 		assisted: func(a *App, ctx context.Context, op string, info hal.CardInfo) error {
-			return a.revocation(ctx, op, info, "")
+			return flows.Revocation(ctx, a.desk, op, info, "")
 		}})
-	registerKind(cms.KindReader, kindSpec{title: "Richiesta lettore",
-		self: func(a *App, ctx context.Context, _ hal.Card, info hal.CardInfo) error {
-			return a.readerRequest(ctx, info)
-		},
-		assisted: func(a *App, ctx context.Context, op string, info hal.CardInfo) error {
-			return a.readerVia(ctx, info, a.byOperator(ctx, op, info, false))
-		}})
-	registerKind(cms.KindHistory, kindSpec{title: "Storico tessera", self: (*App).history,
-		assisted: func(a *App, ctx context.Context, op string, info hal.CardInfo) error {
-			return a.historyVia(ctx, info, a.byOperator(ctx, op, info, false))
-		}})
-	registerKind(cms.KindPINChange, kindSpec{title: "Cambio PIN", self: (*App).changePIN})
-	registerKind(cms.KindPINUnblock, kindSpec{title: "Sblocco PIN con PUK", self: (*App).unblockPIN})
-	registerKind(cms.KindWrongData, kindSpec{title: "Segnalazione dati errati",
-		self: func(a *App, ctx context.Context, _ hal.Card, info hal.CardInfo) error { return a.wrongData(ctx, info) }})
+	registerKind(cms.KindReader, kindSpec{title: "Richiesta lettore", self: withInfo(flows.ReaderRequest), assisted: via(flows.ReaderVia, false)})
+	registerKind(cms.KindHistory, kindSpec{title: "Storico tessera", self: withCard(flows.History), assisted: via(flows.HistoryVia, false)})
+	registerKind(cms.KindPINChange, kindSpec{title: "Cambio PIN", self: withCard(flows.ChangePIN)})
+	registerKind(cms.KindPINUnblock, kindSpec{title: "Sblocco PIN con PUK", self: withCard(flows.UnblockPIN)})
+	registerKind(cms.KindWrongData, kindSpec{title: "Segnalazione dati errati", self: withInfo(flows.WrongData)})
+}
+
+// withCard, withInfo and via make a flow of firmware/flows a kind's flow
+// on the App's desk: one that needs the card in the slot (its PIN), one
+// that needs only what the card said, and one for the citizen an operator
+// identifies (with deleg, a delegate may act for the holder).
+func withCard(flow func(context.Context, *flows.Desk, hal.Card, hal.CardInfo) error) func(*App, context.Context, hal.Card, hal.CardInfo) error {
+	return func(a *App, ctx context.Context, card hal.Card, info hal.CardInfo) error {
+		return flow(ctx, a.desk, card, info)
+	}
+}
+
+func withInfo(flow func(context.Context, *flows.Desk, hal.CardInfo) error) func(*App, context.Context, hal.Card, hal.CardInfo) error {
+	return func(a *App, ctx context.Context, _ hal.Card, info hal.CardInfo) error { return flow(ctx, a.desk, info) }
+}
+
+func via(flow func(context.Context, *flows.Desk, hal.CardInfo, *flows.Via) error, deleg bool) func(*App, context.Context, string, hal.CardInfo) error {
+	return func(a *App, ctx context.Context, op string, info hal.CardInfo) error {
+		return flow(ctx, a.desk, info, flows.ByOperator(ctx, a.desk, op, info, deleg))
+	}
 }
 
 // kindTitle is the receipt title of an operation kind. Kinds without a
@@ -100,10 +107,10 @@ func kindTitle(kind string) string {
 	return "Operazione " + kind
 }
 
-// submit sends an operation the way its declaration says: an online kind
+// Submit sends an operation the way its declaration says: an online kind
 // is asked of the CMS now (online), any other is made durable with the
 // queued expiry and waited for up to ResultWait (enqueueAndWait).
-func (a *App) submit(ctx context.Context, kind string, payload []byte) (outbox.Entry, error) {
+func (a *App) Submit(ctx context.Context, kind string, payload []byte) (outbox.Entry, error) {
 	if opkind.Online(kind) {
 		return a.online(ctx, kind, payload)
 	}
@@ -111,10 +118,28 @@ func (a *App) submit(ctx context.Context, kind string, payload []byte) (outbox.E
 	return a.enqueueAndWait(ctx, kind, payload, now, now.Add(a.o.QueuedTTL))
 }
 
-// finishKind prints the receipt of e, an operation of kind, with its
-// registered title, and tells the citizen the outcome.
-func (a *App) finishKind(ctx context.Context, e outbox.Entry, kind string, info hal.CardInfo, lines []string) error {
-	doc := a.receipt(e, kindTitle(kind), info, lines)
+// Finish prints the receipt of e, an operation of kind, with its
+// registered title, and tells the citizen the outcome: the protocol
+// number, provisional, refused with the CMS's reason, or no receipt.
+func (a *App) Finish(ctx context.Context, e outbox.Entry, kind string, info hal.CardInfo, lines []string) error {
+	doc := a.Frame().Receipt(e, kindTitle(kind), info, lines)
 	doc.Sensitive = kindSpecs[kind].sensitive
-	return a.finishDoc(ctx, e, doc)
+	a.Show("printing")
+	perr := a.Print(ctx, doc, e.ID)
+	switch {
+	case perr != nil:
+		a.Show("no_receipt", flows.PrinterText(a.o.Lang, perr))
+	case !e.Done:
+		a.Show("provisional")
+	case e.Result.Processing.Status == protocol.ProcessingRejected:
+		msg := "Rivolgersi allo sportello"
+		if len(e.Result.Processing.Errors) > 0 {
+			msg = e.Result.Processing.Errors[0].Message
+		}
+		w := append(hal.Wrap(msg, 20), "", "")
+		a.Show("rejected", w[0], w[1])
+	default:
+		a.Show("done", e.Result.Transport.Protocol)
+	}
+	return nil
 }

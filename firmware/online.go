@@ -2,12 +2,11 @@ package firmware
 
 import (
 	"context"
-	"errors"
 	"time"
 
+	"github.com/aslcns/totem/firmware/flows"
 	"github.com/aslcns/totem/hal"
 	"github.com/aslcns/totem/sync/outbox"
-	"github.com/aslcns/totem/sync/protocol"
 )
 
 // The operations that need the CMS's answer while the citizen is there
@@ -20,21 +19,9 @@ import (
 const onlineTTL = 60 * time.Second
 
 var (
-	errUnavailable = errors.New("firmware: online service unavailable")
-	errNoAnswer    = errors.New("firmware: no answer in time")
+	errUnavailable = flows.ErrUnavailable
+	errNoAnswer    = flows.ErrNoAnswer
 )
-
-// reachable reports whether the hub can be asked now (nil Online: assume
-// so). When it cannot, the citizen is told at once and the session ends:
-// nothing was queued or charged.
-func (a *App) reachable(kind string) bool {
-	if a.o.Online == nil || a.o.Online() {
-		return true
-	}
-	a.log.Info("online op refused", "kind", kind, "reason", "offline")
-	a.show("unavailable")
-	return false
-}
 
 // online runs an operation that needs the CMS's answer. Offline, it says
 // so and queues nothing (errUnavailable). Online, it makes the operation
@@ -56,10 +43,10 @@ func (a *App) reachable(kind string) bool {
 //
 // The returned entry is Done; rejected tells whether the CMS refused it.
 func (a *App) online(ctx context.Context, kind string, payload []byte) (outbox.Entry, error) {
-	if !a.reachable(kind) {
+	if !a.desk.Reachable(kind) {
 		return outbox.Entry{}, errUnavailable
 	}
-	a.show("asking")
+	a.Show("asking")
 	now := time.Now()
 	expires := now.Add(onlineTTL)
 	e, ch, done, err := a.enqueue(kind, payload, now, expires)
@@ -72,7 +59,7 @@ func (a *App) online(ctx context.Context, kind string, payload []byte) (outbox.E
 	late := false
 	giveUp := func(why string) (outbox.Entry, error) {
 		a.log.Info("online op unanswered", "op_id", e.ID, "kind", kind, "reason", why)
-		a.show("late_gone")
+		a.Show("late_gone")
 		return e, errNoAnswer
 	}
 	for {
@@ -101,63 +88,10 @@ func (a *App) online(ctx context.Context, kind string, payload []byte) (outbox.E
 				return giveUp("expired")
 			}
 			late = true
-			a.show("late")
+			a.Show("late")
 			timer.Reset(time.Until(expires) + a.o.ResultWait)
 		case <-a.tick:
 			a.alive()
-		}
-	}
-}
-
-// rejected reports whether the CMS refused the (final) entry e.
-func rejected(e outbox.Entry) bool {
-	return e.Result != nil && e.Result.Processing.Status == protocol.ProcessingRejected
-}
-
-// showRejection pages the CMS's reason for refusing e; it is Italian and
-// meant for the citizen.
-func (a *App) showRejection(ctx context.Context, e outbox.Entry) error {
-	msg := "Rivolgersi allo sportello."
-	if len(e.Result.Processing.Errors) > 0 {
-		msg = e.Result.Processing.Errors[0].Message
-	}
-	a.log.Info("online op rejected", "op_id", e.ID, "kind", e.Kind)
-	return a.pages(ctx, hal.Wrap(a.o.Lang.Text("rejected_prefix")+msg, 20))
-}
-
-// pages shows lines three at a time: # forward, * back; # on the last
-// page and * on the first return errBack (to the menu), D cancels.
-func (a *App) pages(ctx context.Context, lines []string) error {
-	n := max(1, (len(lines)+2)/3)
-	row := func(i int) string {
-		if i < len(lines) {
-			return lines[i]
-		}
-		return ""
-	}
-	for p := 0; ; {
-		name := "page"
-		if p == n-1 {
-			name = "page_last"
-		}
-		k, err := a.ask(ctx, name, row(3*p), row(3*p+1), row(3*p+2))
-		if err != nil {
-			return err
-		}
-		switch k {
-		case hal.KeyOK:
-			if p == n-1 {
-				return errBack
-			}
-			p++
-		case hal.KeyBack:
-			if p == 0 {
-				return errBack
-			}
-			p--
-		case hal.KeyCancel:
-			a.show("cancelled")
-			return errCancel
 		}
 	}
 }
@@ -170,7 +104,7 @@ var menuPages = []string{"menu", "menu_2", "menu_3", "menu_4"}
 func (a *App) more(ctx context.Context, card hal.Card, info hal.CardInfo) error {
 	for p := 1; ; {
 		name := menuPages[p]
-		k, err := a.ask(ctx, name)
+		k, err := a.desk.Ask(ctx, name)
 		if err != nil {
 			return err
 		}
@@ -200,13 +134,13 @@ func (a *App) dispatch(ctx context.Context, k hal.Key, card hal.Card, info hal.C
 	case '0':
 		return a.other(ctx, info)
 	case '8':
-		return a.forms(ctx)
+		return flows.Forms(ctx, a.desk)
 	case '9':
-		return a.guide(ctx)
+		return flows.Guide(ctx, a.desk)
 	case hal.KeyBack:
 		return errBack
 	}
-	a.show("cancelled")
+	a.Show("cancelled")
 	return errCancel
 }
 
@@ -215,7 +149,7 @@ func (a *App) dispatch(ctx context.Context, k hal.Key, card hal.Card, info hal.C
 // reissue needs an enabled counter and an operator, wrong personal data
 // are reported and corrected at the sportello Scelta e Revoca.
 func (a *App) other(ctx context.Context, info hal.CardInfo) error {
-	k, err := a.ask(ctx, "menu_other")
+	k, err := a.desk.Ask(ctx, "menu_other")
 	if err != nil {
 		return err
 	}
@@ -234,9 +168,9 @@ func (a *App) other(ctx context.Context, info hal.CardInfo) error {
 	case hal.KeyBack:
 		return errBack
 	default:
-		a.show("cancelled")
+		a.Show("cancelled")
 		return errCancel
 	}
 	a.log.Info("refusal shown", "what", key)
-	return a.pages(ctx, hal.Wrap(a.o.Lang.Text(key), 20))
+	return a.desk.Pages(ctx, hal.Wrap(a.o.Lang.Text(key), 20))
 }

@@ -36,25 +36,25 @@ func receipts() map[string]*hal.Doc {
 			Errors: []protocol.Error{{Code: "CARD_REVOKED", Message: "La tessera è revocata."}}}}
 	at := time.Date(2026, 11, 23, 17, 5, 0, 0, time.Local)
 	docs := map[string]*hal.Doc{
-		"consent-accepted":    a.receipt(acc, kindTitle(cms.KindConsent), info, lines),
-		"consent-rejected":    a.receipt(rej, kindTitle(cms.KindConsent), info, lines),
-		"consent-provisional": a.receipt(prov, kindTitle(cms.KindConsent), info, lines),
-		"activation": a.receipt(acc, kindTitle(cms.KindActivation), info, activationLines(cms.ActivationResult{
+		"consent-accepted":    a.Frame().Receipt(acc, kindTitle(cms.KindConsent), info, lines),
+		"consent-rejected":    a.Frame().Receipt(rej, kindTitle(cms.KindConsent), info, lines),
+		"consent-provisional": a.Frame().Receipt(prov, kindTitle(cms.KindConsent), info, lines),
+		"activation": a.Frame().Receipt(acc, kindTitle(cms.KindActivation), info, activationLines(cms.ActivationResult{
 			PINFirstHalf: "4711", PUKFirstHalf: "90210", CIP: "82736451", SecondHalvesTo: "+39 3** *** *123", Readers: 1, FSE: "richiesta"})),
-		"reprint": a.receipt(acc, kindTitle(cms.KindReprint), info, reprintLines(cms.ReprintForgotten, cms.ReprintResult{
+		"reprint": a.Frame().Receipt(acc, kindTitle(cms.KindReprint), info, reprintLines(cms.ReprintForgotten, cms.ReprintResult{
 			PINFirstHalf: "4711", PUKFirstHalf: "90210", SecondHalvesTo: "m***o@e***.it"})),
-		"revocation": a.receipt(acc, kindTitle(cms.KindRevocation), info, revocationLines(cms.RevocationResult{
+		"revocation": a.Frame().Receipt(acc, kindTitle(cms.KindRevocation), info, revocationLines(cms.RevocationResult{
 			RevokedAt: at, Reason: cms.ReasonLoss, Reissue: "R-000123"})),
-		"reader":      a.receipt(prov, kindTitle(cms.KindReader), info, readerLines("PAG-2026-000042", cms.ReaderResult{})),
-		"reader-done": a.receipt(acc, kindTitle(cms.KindReader), info, readerLines("PAG-2026-000042", cms.ReaderResult{Readers: 2})),
-		"history": a.receipt(acc, kindTitle(cms.KindHistory), info, historyLines(cms.HistoryResult{Cards: []cms.CardHistory{
+		"reader":      a.Frame().Receipt(prov, kindTitle(cms.KindReader), info, readerLines("PAG-2026-000042", cms.ReaderResult{})),
+		"reader-done": a.Frame().Receipt(acc, kindTitle(cms.KindReader), info, readerLines("PAG-2026-000042", cms.ReaderResult{Readers: 2})),
+		"history": a.Frame().Receipt(acc, kindTitle(cms.KindHistory), info, historyLines(cms.HistoryResult{Cards: []cms.CardHistory{
 			{Serial: "6090012345678000", Expiry: "2030-12-31", State: cms.CardActive, Events: []cms.HistoryEvent{
 				{At: at, Kind: cms.KindActivation, Protocol: "261101000000007"},
 				{At: at, Kind: cms.KindConsent, Protocol: "261123000000042"}}},
 			{Serial: "6090011111111001", Expiry: "2024-12-31", State: cms.CardRevoked}}})),
-		"pin-change":  a.receipt(prov, kindTitle(cms.KindPINChange), info, pinEventLines(cms.KindPINChange)),
-		"pin-unblock": a.receipt(prov, kindTitle(cms.KindPINUnblock), info, pinEventLines(cms.KindPINUnblock)),
-		"wrong-data":  a.receipt(acc, kindTitle(cms.KindWrongData), info, wrongDataLines()),
+		"pin-change":  a.Frame().Receipt(prov, kindTitle(cms.KindPINChange), info, pinEventLines(cms.KindPINChange)),
+		"pin-unblock": a.Frame().Receipt(prov, kindTitle(cms.KindPINUnblock), info, pinEventLines(cms.KindPINUnblock)),
+		"wrong-data":  a.Frame().Receipt(acc, kindTitle(cms.KindWrongData), info, wrongDataLines()),
 	}
 	// Assisted mode.
 	deleg := &cms.Delegation{Kind: cms.DelegParental, Name: "ROSSI MARIO", CF: "RSSMRA80A01H501U"}
@@ -62,13 +62,13 @@ func receipts() map[string]*hal.Doc {
 	act := &cms.ActivationRequest{Operator: "8090000000042006", Delegate: deleg, Declaration: true, Document: doc,
 		Reader: &cms.Payment{Reference: "420042", AmountCents: cms.ReaderFeeCents}, Consents: &cms.ConsentSet{Policy: "fse-2020"}}
 	res := cms.ActivationResult{PINFirstHalf: "4711", PUKFirstHalf: "9021", CIP: "82736451", SecondHalvesTo: "SMS ********4567", Readers: 1, FSE: cms.FSECreated}
-	form := a.receipt(acc, "Modulo di accettazione", info, activationLines(res))
+	form := a.Frame().Receipt(acc, "Modulo di accettazione", info, activationLines(res))
 	form.Sensitive = true
 	minor := hal.CardInfo{Serial: "6090011111111006", CF: "VRDLCU15C10H501Y", Surname: "VERDI", Name: "LUCA"}
 	docs["activation-form"] = form
-	docs["activation-summary"] = a.receipt(acc, kindTitle(cms.KindActivation), minor, activationSummaryLines(act, res))
+	docs["activation-summary"] = a.Frame().Receipt(acc, kindTitle(cms.KindActivation), minor, activationSummaryLines(act, res))
 	docs["declaration"] = declaration(a.o, a.now(), minor, *deleg, doc)
-	docs["revocation-assisted"] = a.receipt(acc, kindTitle(cms.KindRevocation), info, revocationAssistedLines(cms.RevocationResult{
+	docs["revocation-assisted"] = a.Frame().Receipt(acc, kindTitle(cms.KindRevocation), info, revocationAssistedLines(cms.RevocationResult{
 		RevokedAt: at, Reason: cms.ReasonTheft, Reissue: "261123000000042"}, nil, doc, "8090000000042006"))
 	for name, f := range kindReceipts {
 		docs[name] = f(a)

@@ -6,7 +6,6 @@ import (
 	"github.com/aslcns/totem/cms"
 	layout "github.com/aslcns/totem/firmware/receipts"
 	"github.com/aslcns/totem/hal"
-	"github.com/aslcns/totem/sync/outbox"
 )
 
 // The layouts live in firmware/receipts (imported as layout: receipts is
@@ -21,18 +20,10 @@ func MaskCF(cf string) string { return layout.MaskCF(cf) }
 // by the hub: totem and sequence number.
 func LocalID(totem string, seq uint64) string { return layout.LocalID(totem, seq) }
 
-// frame is what every document the App prints carries besides its lines.
-func (a *App) frame() layout.Frame {
+// Frame is what every document the App prints carries besides its lines.
+func (a *App) Frame() layout.Frame {
 	return layout.Frame{ASL: a.o.ASL, Totem: a.o.Totem, Location: a.o.Location, Now: a.now()}
 }
-
-// receipt lays out the receipt of an operation.
-func (a *App) receipt(e outbox.Entry, title string, info hal.CardInfo, lines []string) *hal.Doc {
-	return a.frame().Receipt(e, title, info, lines)
-}
-
-// sendLogDoc lays out entries (newest first) as the elenco invii.
-func (a *App) sendLogDoc(entries []outbox.Entry) *hal.Doc { return a.frame().SendLog(entries) }
 
 // declaration is the dichiarazione sostitutiva a delegate signs.
 func declaration(o Options, now time.Time, holder hal.CardInfo, d cms.Delegation, doc cms.IDDocument) *hal.Doc {
@@ -53,6 +44,4 @@ var (
 	revocationAssistedLines = layout.RevocationAssisted
 	selfRevocationLines     = layout.SelfRevocation
 	maskSerial              = layout.MaskSerial
-	dateIT                  = layout.DateIT
-	requesterLines          = layout.Requester
 )

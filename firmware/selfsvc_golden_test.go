@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/cms"
+	"github.com/aslcns/totem/firmware/flows"
 	"github.com/aslcns/totem/hal"
 	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/protocol"
@@ -20,12 +21,12 @@ func TestSelfServiceGolden(t *testing.T) {
 			Processing: protocol.Processing{Status: protocol.ProcessingAccepted}}}
 	docs := map[string]*hal.Doc{
 		// Without the card: no CF line, the card named by its masked TEAM code.
-		"revocation-self": a.receipt(acc, kindTitle(cms.KindRevocation), hal.CardInfo{},
+		"revocation-self": a.Frame().Receipt(acc, kindTitle(cms.KindRevocation), hal.CardInfo{},
 			selfRevocationLines("80380000900123456782", cms.RevocationResult{
 				RevokedAt: time.Date(2026, 11, 23, 17, 5, 0, 0, time.Local), Reason: cms.ReasonTheft, Reissue: "261123000000077"})),
 	}
 	for k, name := range map[hal.Key]string{'1': "reader", '2': "delegation", '3': "declaration", '4': "revocation"} {
-		docs["form-"+name] = a.formDoc(forms[k])
+		docs["form-"+name] = flows.FormDoc(a.Frame(), k)
 	}
 	checkGolden(t, docs)
 }

@@ -20,9 +20,10 @@ const (
 	sendLogPrintMax     = 100
 )
 
-// printSendLog prints the newest n entries of the send log through the
+// PrintSendLog prints the newest n entries of the send log through the
 // print queue (n out of range: the default, or the maximum).
-func (a *App) printSendLog(ctx context.Context, n int) (any, error) {
+func (ct consoleTotem) PrintSendLog(ctx context.Context, n int) (any, error) {
+	a := ct.a
 	switch {
 	case n <= 0:
 		n = sendLogPrintDefault
@@ -33,7 +34,7 @@ func (a *App) printSendLog(ctx context.Context, n int) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	doc := a.sendLogDoc(entries)
+	doc := a.Frame().SendLog(entries)
 	type reply struct {
 		Job     uint64 `json:"job,omitempty"` // the print job; 0 without a queue
 		Entries int    `json:"entries"`
@@ -41,7 +42,7 @@ func (a *App) printSendLog(ctx context.Context, n int) (any, error) {
 		Printer string `json:"printer,omitempty"` // why not (yet): the queue retries
 	}
 	if a.o.Jobs == nil {
-		if err := a.print(ctx, doc, ""); err != nil {
+		if err := a.Print(ctx, doc, ""); err != nil {
 			return nil, fmt.Errorf("firmware: sendlog_print: %w", err)
 		}
 		return reply{Entries: len(entries), Printed: true}, nil

@@ -39,7 +39,7 @@ func TestSendLogGolden(t *testing.T) {
 			Done: true, Result: received("261123000000002", protocol.ProcessingAccepted)},
 	}
 	checkGolden(t, map[string]*hal.Doc{
-		"sendlog":       a.sendLogDoc(entries),
-		"sendlog-empty": a.sendLogDoc(nil),
+		"sendlog":       a.Frame().SendLog(entries),
+		"sendlog-empty": a.Frame().SendLog(nil),
 	})
 }

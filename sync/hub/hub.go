@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/cms"
+	"github.com/aslcns/totem/internal/goset"
 	"github.com/aslcns/totem/internal/lograte"
 	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/pki"
@@ -69,7 +70,11 @@ type Hub struct {
 	work  chan *paho.Publish
 	stats Stats
 
-	cmds     sync.WaitGroup // console commands and sync requests being answered
+	// cmds are the goroutines paho's callbacks start (console commands and
+	// sync requests being answered, the subscription after a connection):
+	// Run closes the set before it disconnects, so none starts while or
+	// after it waits.
+	cmds     goset.Set
 	cmdPool  pool
 	syncPool pool
 	syncGate syncGate
@@ -104,8 +109,8 @@ func New(o Options) *Hub {
 		o.Queue = 4096
 	}
 	h := &Hub{o: o, log: o.Logger, work: make(chan *paho.Publish, o.Queue), policySent: make(map[string]bool)}
-	h.cmdPool = pool{slots: make(chan struct{}, cmdPool), wg: &h.cmds}
-	h.syncPool = pool{slots: make(chan struct{}, syncPool), wg: &h.cmds}
+	h.cmdPool = pool{slots: make(chan struct{}, cmdPool), set: &h.cmds}
+	h.syncPool = pool{slots: make(chan struct{}, syncPool), set: &h.cmds}
 	return h
 }
 
@@ -134,7 +139,7 @@ func (h *Hub) Run(ctx context.Context) error {
 			h.policySent = make(map[string]bool)
 			h.mu.Unlock()
 			// Subscribing waits for the SUBACK: not on paho's goroutine.
-			go func() {
+			h.cmds.Go(func() {
 				_, err := cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{
 					{Topic: protocol.SharedOpFilter, QoS: 1},
 					{Topic: protocol.Root + "/+/" + protocol.LeafState, QoS: 1},
@@ -146,7 +151,7 @@ func (h *Hub) Run(ctx context.Context) error {
 					return
 				}
 				h.log.Info("ingest subscribed", "filter", protocol.SharedOpFilter)
-			}()
+			})
 		},
 		OnConnectError: func(err error) {
 			var ce *autopaho.ConnackError
@@ -180,7 +185,7 @@ func (h *Hub) Run(ctx context.Context) error {
 	}()
 	<-ctx.Done()
 	wg.Wait()
-	h.cmds.Wait()
+	h.cmds.Close()
 	dctx, dcancel := context.WithTimeout(context.Background(), 2*time.Second)
 	cm.Disconnect(dctx)
 	dcancel()

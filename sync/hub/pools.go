@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/aslcns/totem/internal/goset"
 	"github.com/aslcns/totem/sync/protocol"
 	"github.com/eclipse/paho.golang/paho"
 	"golang.org/x/time/rate"
@@ -31,7 +32,7 @@ const (
 // pool runs handlers on at most cap(slots) goroutines at once.
 type pool struct {
 	slots chan struct{}
-	wg    *sync.WaitGroup
+	set   *goset.Set
 }
 
 // try runs handle(p) on a goroutine of the pool, or reports false when
@@ -42,12 +43,13 @@ func (pl pool) try(p *paho.Publish, handle func(*paho.Publish)) bool {
 	default:
 		return false
 	}
-	pl.wg.Add(1)
-	go func() {
-		defer pl.wg.Done()
+	if !pl.set.Go(func() {
 		defer func() { <-pl.slots }()
 		handle(p)
-	}()
+	}) {
+		<-pl.slots // the hub is stopping
+		return false
+	}
 	return true
 }
 

@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/aslcns/totem/internal/goset"
 	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/pki"
@@ -115,7 +116,10 @@ type Uplink struct {
 	streak   int                              // refusals since the last connection
 	refusing bool                             // the last connection attempt was refused
 
-	cmds sync.WaitGroup
+	// cmds are the goroutines of console commands and events, started
+	// from paho's callbacks and from Event at any time: Run closes the set
+	// before it disconnects, so none starts while or after it waits.
+	cmds goset.Set
 }
 
 type sent struct {
@@ -296,7 +300,7 @@ func (u *Uplink) Run(ctx context.Context) error {
 	}
 	<-ctx.Done()
 	wg.Wait()
-	u.cmds.Wait()
+	u.cmds.Close()
 	if u.connected.Load() {
 		// A clean goodbye: retained presence offline, then disconnect.
 		dctx, dcancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -655,9 +659,7 @@ func (u *Uplink) command(ctx context.Context, p *paho.Publish) {
 	default:
 		reply = cmdsig.Authorize(u.o.Verifier, cmd, u.log)
 	}
-	u.cmds.Add(1)
-	go func() {
-		defer u.cmds.Done()
+	u.cmds.Go(func() {
 		if reply == nil {
 			reply = u.o.OnCommand(ctx, cmd)
 		}
@@ -676,7 +678,7 @@ func (u *Uplink) command(ctx context.Context, p *paho.Publish) {
 		if err != nil {
 			u.log.Warn("reply not sent", "err", err)
 		}
-	}()
+	})
 }
 
 // ErrOffline is returned by the technician's actions that need the link.
@@ -822,16 +824,14 @@ func (u *Uplink) Event(e protocol.Event) {
 	if err != nil {
 		return
 	}
-	u.cmds.Add(1)
-	go func() {
-		defer u.cmds.Done()
+	u.cmds.Go(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if _, err := cm.Publish(ctx, &paho.Publish{Topic: protocol.Topic(u.o.Totem, protocol.LeafEvent), QoS: 1, Payload: b}); err != nil {
 			u.log.Debug("event not sent", "code", e.Code, "err", err)
 		}
 		u.publishTelemetry(ctx, cm)
-	}()
+	})
 }
 
 // PublishTelemetry sends a health report now (e.g. after an operation),

@@ -1,4 +1,4 @@
-package firmware
+package flows
 
 import (
 	"context"
@@ -8,10 +8,11 @@ import (
 	"strings"
 
 	"github.com/aslcns/totem/cms"
+	layout "github.com/aslcns/totem/firmware/receipts"
 	"github.com/aslcns/totem/hal"
 )
 
-// activation is Attivazione, assisted (seed 002, "Attivazione standard" and
+// Activation is Attivazione, assisted (seed 002, "Attivazione standard" and
 // "per minori / tutela"): the informativa, direct or by delegation, the
 // identity document and the operator's checks, the channel of the second
 // halves, an optional reader and the FSE consents, the summary and its
@@ -21,14 +22,14 @@ import (
 //
 // It needs the CMS: offline it is refused before anything is typed, and
 // nothing is queued, printed or charged.
-func (a *App) activation(ctx context.Context, op string, info hal.CardInfo) error {
-	if !a.reachable(cms.KindActivation) {
-		return errUnavailable
+func Activation(ctx context.Context, dk *Desk, op string, info hal.CardInfo) error {
+	if !dk.Reachable(cms.KindActivation) {
+		return ErrUnavailable
 	}
-	d := &actDialog{a: a, ctx: ctx, info: info, pol: a.Policy(),
-		req: cms.ActivationRequest{Card: cardRef(info), Channel: cms.Assisted, Operator: op}}
+	d := &actDialog{dk: dk, ctx: ctx, info: info, pol: dk.t.Policy(),
+		req: cms.ActivationRequest{Card: CardRef(info), Channel: cms.Assisted, Operator: op}}
 	fns := []func() error{d.privacy}
-	fns = append(fns, a.whoSteps(ctx, info, holderLine(info), &d.p)...)
+	fns = append(fns, whoSteps(ctx, dk, info, holderLine(info), &d.p)...)
 	fns = append(fns, d.channel, d.address, d.readerOffer, d.payment, d.fseOffer, d.consents, d.summary1, d.summary2, d.declaration)
 	if err := steps(fns...); err != nil {
 		return err
@@ -38,37 +39,37 @@ func (a *App) activation(ctx context.Context, op string, info hal.CardInfo) erro
 	if err != nil {
 		return err
 	}
-	a.log.Info("assisted op", "kind", cms.KindActivation, "operator", maskSerial(op))
-	e, err := a.submit(ctx, cms.KindActivation, payload)
+	dk.log.Info("assisted op", "kind", cms.KindActivation, "operator", layout.MaskSerial(op))
+	e, err := dk.submit(ctx, cms.KindActivation, payload)
 	if err != nil {
 		return err
 	}
 	if rejected(e) {
-		return a.showRejection(ctx, e)
+		return dk.showRejection(ctx, e)
 	}
 	var res cms.ActivationResult
 	if err := json.Unmarshal(e.Result.Data, &res); err != nil || res.PINFirstHalf == "" {
-		a.log.Error("activation result", "op_id", e.ID, "err", err)
-		a.show("unavailable")
-		return fmt.Errorf("firmware: activation result without codes: %w", errors.Join(err, errNoAnswer))
+		dk.log.Error("activation result", "op_id", e.ID, "err", err)
+		dk.show("unavailable")
+		return fmt.Errorf("firmware: activation result without codes: %w", errors.Join(err, ErrNoAnswer))
 	}
 	// The acceptance form: the first halves and the CIP, for the holder
 	// only; the print queue keeps no copy of it.
-	a.show("printing")
-	form := a.receipt(e, "Modulo di accettazione", info, activationLines(res))
+	dk.show("printing")
+	form := dk.receipt(e, "Modulo di accettazione", info, layout.Activation(res))
 	form.Sensitive = true
-	if err := a.print(ctx, form, e.ID); err != nil {
-		a.show("no_receipt", a.printerText(err))
+	if err := dk.print(ctx, form, e.ID); err != nil {
+		dk.show("no_receipt", dk.printerText(err))
 		return nil
 	}
-	return a.finishKind(ctx, e, cms.KindActivation, info, activationSummaryLines(&d.req, res))
+	return dk.finishKind(ctx, e, cms.KindActivation, info, layout.ActivationSummary(&d.req, res))
 }
 
 // actDialog is what the activation's steps fill in, one step a method in
 // the order the operator meets them; each step is run again when Back
 // returns to it (steps), so it overwrites what an earlier pass set.
 type actDialog struct {
-	a        *App
+	dk       *Desk
 	ctx      context.Context
 	info     hal.CardInfo
 	pol      cms.Policy
@@ -78,14 +79,14 @@ type actDialog struct {
 }
 
 func (d *actDialog) privacy() error {
-	_, err := d.a.choose(d.ctx, "act_privacy")
+	_, err := d.dk.choose(d.ctx, "act_privacy")
 	d.req.Privacy = err == nil
 	return err
 }
 
 // channel: where the second halves of PIN and PUK go.
 func (d *actDialog) channel() error {
-	k, err := d.a.choose(d.ctx, "contact_channel")
+	k, err := d.dk.choose(d.ctx, "contact_channel")
 	if err != nil {
 		return err
 	}
@@ -107,16 +108,16 @@ func (d *actDialog) address() error {
 		var err error
 		if d.req.Contact.Channel == cms.ContactSMS {
 			var b []byte
-			b, err = d.a.enter(d.ctx, "contact_sms", 9, 15, false)
+			b, err = d.dk.enter(d.ctx, "contact_sms", 9, 15, false)
 			addr = string(b)
 		} else {
-			addr, err = d.a.text(d.ctx, "t_email", &tapEmail, 6, 60)
+			addr, err = d.dk.text(d.ctx, "t_email", &tapEmail, 6, 60)
 		}
 		if err != nil {
 			return err
 		}
 		if d.req.Contact.Channel == cms.ContactEmail && !plausibleEmail(addr) {
-			if err := d.a.notice(d.ctx, "email_invalid"); err != nil {
+			if err := d.dk.notice(d.ctx, "email_invalid"); err != nil {
 				return err
 			}
 			continue
@@ -127,7 +128,7 @@ func (d *actDialog) address() error {
 }
 
 func (d *actDialog) readerOffer() error {
-	k, err := d.a.choose(d.ctx, "reader_offer")
+	k, err := d.dk.choose(d.ctx, "reader_offer")
 	d.buy = k == '1'
 	return err
 }
@@ -137,7 +138,7 @@ func (d *actDialog) payment() error {
 		d.req.Reader = nil
 		return errSkip
 	}
-	ref, err := d.a.enter(d.ctx, "payment", 6, 20, false)
+	ref, err := d.dk.enter(d.ctx, "payment", 6, 20, false)
 	if err == nil {
 		d.req.Reader = &cms.Payment{Reference: string(ref), AmountCents: cms.ReaderFeeCents}
 	}
@@ -145,7 +146,7 @@ func (d *actDialog) payment() error {
 }
 
 func (d *actDialog) fseOffer() error {
-	k, err := d.a.choose(d.ctx, "fse_offer")
+	k, err := d.dk.choose(d.ctx, "fse_offer")
 	d.fse = k == '1'
 	return err
 }
@@ -155,7 +156,7 @@ func (d *actDialog) consents() error {
 		d.req.Consents = nil
 		return errSkip
 	}
-	values, err := d.a.askConsents(d.ctx, d.pol)
+	values, err := askConsents(d.ctx, d.dk, d.pol)
 	if err != nil {
 		return err
 	}
@@ -168,12 +169,12 @@ func (d *actDialog) consents() error {
 }
 
 func (d *actDialog) summary1() error {
-	_, err := d.a.choose(d.ctx, "act_summary1", d.a.presenterText(d.p.deleg), d.a.docText(d.p.doc))
+	_, err := d.dk.choose(d.ctx, "act_summary1", presenterText(d.dk, d.p.deleg), docText(d.dk, d.p.doc))
 	return err
 }
 
 func (d *actDialog) summary2() error {
-	_, err := d.a.choose(d.ctx, "act_summary2", fit20(d.req.Contact.Masked()), d.a.yesNo(d.buy), d.a.yesNo(d.fse))
+	_, err := d.dk.choose(d.ctx, "act_summary2", fit20(d.req.Contact.Masked()), d.dk.yesNo(d.buy), d.dk.yesNo(d.fse))
 	return err
 }
 
@@ -184,12 +185,12 @@ func (d *actDialog) declaration() error {
 		d.req.Declaration = false
 		return errSkip
 	}
-	d.a.show("printing")
-	if err := d.a.print(d.ctx, declaration(d.a.o, d.a.now(), d.info, *d.p.deleg, d.p.doc), ""); err != nil {
-		d.a.show("decl_failed", d.a.printerText(err))
-		return errCancel
+	d.dk.show("printing")
+	if err := d.dk.print(d.ctx, d.dk.declaration(d.info, *d.p.deleg, d.p.doc), ""); err != nil {
+		d.dk.show("decl_failed", d.dk.printerText(err))
+		return ErrCancel
 	}
-	_, err := d.a.choose(d.ctx, "decl_signed")
+	_, err := d.dk.choose(d.ctx, "decl_signed")
 	d.req.Declaration = err == nil
 	return err
 }
@@ -202,16 +203,16 @@ func plausibleEmail(s string) bool {
 }
 
 // presenterText is who asked, as the summary shows it.
-func (a *App) presenterText(d *cms.Delegation) string {
+func presenterText(dk *Desk, d *cms.Delegation) string {
 	if d == nil {
-		return a.o.Lang.Text("direct")
+		return dk.lang.Text("direct")
 	}
-	return a.o.Lang.Text("deleg_" + d.Kind)
+	return dk.lang.Text("deleg_" + d.Kind)
 }
 
 // docText is the identity document, as the summary shows it.
-func (a *App) docText(d cms.IDDocument) string {
-	return fit20(a.o.Lang.Text("doc_"+d.Type) + " " + d.Number)
+func docText(dk *Desk, d cms.IDDocument) string {
+	return fit20(dk.lang.Text("doc_"+d.Type) + " " + d.Number)
 }
 
 // fit20 cuts s to the display's 20 columns.

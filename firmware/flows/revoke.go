@@ -1,4 +1,4 @@
-package firmware
+package flows
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"errors"
 
 	"github.com/aslcns/totem/cms"
+	layout "github.com/aslcns/totem/firmware/receipts"
 	"github.com/aslcns/totem/hal"
 )
 
@@ -19,80 +20,80 @@ import (
 
 var revokeKeys = map[hal.Key]string{'1': cms.ReasonTheft, '2': cms.ReasonLoss, '3': cms.ReasonMalfunction}
 
-// revokeSelf is Revoca self-service. info is the card in the reader, or
+// RevokeSelf is Revoca self-service. info is the card in the reader, or
 // nil when the citizen came without one.
-func (a *App) revokeSelf(ctx context.Context, info *hal.CardInfo) error {
-	if !a.reachable(cms.KindRevocation) {
-		return errUnavailable
+func RevokeSelf(ctx context.Context, dk *Desk, info *hal.CardInfo) error {
+	if !dk.Reachable(cms.KindRevocation) {
+		return ErrUnavailable
 	}
 	req := cms.RevocationRequest{Channel: cms.SelfService}
 	var ci hal.CardInfo
 	if info != nil {
 		// Nothing needs typing that the chip says: the TEAM code derives
 		// from the serial, and the CMS checks the card's data too.
-		ci, req.Card, req.TEAM = *info, cardRef(*info), cms.TEAM(info.Serial)
+		ci, req.Card, req.TEAM = *info, CardRef(*info), cms.TEAM(info.Serial)
 	}
 	if req.TEAM == "" {
-		team, err := a.enterTEAM(ctx)
+		team, err := enterTEAM(ctx, dk)
 		if err != nil {
 			return err
 		}
 		req.TEAM = team
 	}
-	cip, err := a.enter(ctx, "revoke_cip", cms.CIPDigits, cms.CIPDigits, true)
+	cip, err := dk.enter(ctx, "revoke_cip", cms.CIPDigits, cms.CIPDigits, true)
 	if err != nil {
 		return err
 	}
 	defer wipe(cip)
-	if req.Reason, err = a.askRevokeReason(ctx); err != nil {
+	if req.Reason, err = askRevokeReason(ctx, dk); err != nil {
 		return err
 	}
-	k, err := a.ask(ctx, "revoke_confirm", "..."+req.TEAM[len(req.TEAM)-4:])
+	k, err := dk.Ask(ctx, "revoke_confirm", "..."+req.TEAM[len(req.TEAM)-4:])
 	if err != nil {
 		return err
 	}
 	switch k {
 	case hal.KeyBack:
-		return errBack
+		return ErrBack
 	case hal.KeyCancel:
-		a.show("cancelled")
-		return errCancel
+		dk.show("cancelled")
+		return ErrCancel
 	}
 	req.CIP = string(cip)
-	return a.revoke(ctx, req, ci)
+	return revoke(ctx, dk, req, ci)
 }
 
 // enterTEAM reads a codice TEAM and checks its form and check digit
 // before anything is sent: # after a bad one lets the citizen type it
 // again.
-func (a *App) enterTEAM(ctx context.Context) (string, error) {
+func enterTEAM(ctx context.Context, dk *Desk) (string, error) {
 	for {
-		b, err := a.enter(ctx, "revoke_team", 20, 20, false)
+		b, err := dk.enter(ctx, "revoke_team", 20, 20, false)
 		if err != nil {
 			return "", err
 		}
 		if team := string(b); cms.ValidTEAM(team) {
 			return team, nil
 		}
-		a.log.Info("team code refused", "reason", "check_digit")
-		a.show("revoke_team_bad")
-		k, err := a.key(ctx, "revoke_team_bad", func() { a.show("revoke_team_bad") })
+		dk.log.Info("team code refused", "reason", "check_digit")
+		dk.show("revoke_team_bad")
+		k, err := dk.key(ctx, "revoke_team_bad", func() { dk.show("revoke_team_bad") })
 		if err != nil {
 			return "", err
 		}
 		switch k {
 		case hal.KeyBack:
-			return "", errBack
+			return "", ErrBack
 		case hal.KeyCancel:
-			a.show("cancelled")
-			return "", errCancel
+			dk.show("cancelled")
+			return "", ErrCancel
 		}
 	}
 }
 
 // askRevokeReason asks why the card is revoked: theft, loss, malfunction.
-func (a *App) askRevokeReason(ctx context.Context) (string, error) {
-	k, err := a.ask(ctx, "revoke_reason")
+func askRevokeReason(ctx context.Context, dk *Desk) (string, error) {
+	k, err := dk.Ask(ctx, "revoke_reason")
 	if err != nil {
 		return "", err
 	}
@@ -100,42 +101,42 @@ func (a *App) askRevokeReason(ctx context.Context) (string, error) {
 		return r, nil
 	}
 	if k == hal.KeyBack {
-		return "", errBack
+		return "", ErrBack
 	}
-	a.show("cancelled")
-	return "", errCancel
+	dk.show("cancelled")
+	return "", ErrCancel
 }
 
 // revoke sends req to the CMS and waits for its answer (online only:
 // offline nothing is queued), then prints the receipt or pages the CMS's
 // reason for refusing. info is the card in the reader, if any; the
 // receipt names the card by its masked TEAM code.
-func (a *App) revoke(ctx context.Context, req cms.RevocationRequest, info hal.CardInfo) error {
+func revoke(ctx context.Context, dk *Desk, req cms.RevocationRequest, info hal.CardInfo) error {
 	payload, err := json.Marshal(req)
 	if err != nil {
 		return err
 	}
-	e, err := a.submit(ctx, cms.KindRevocation, payload)
+	e, err := dk.submit(ctx, cms.KindRevocation, payload)
 	clear(payload) // it holds the CIP
 	if err != nil {
 		return err
 	}
 	if rejected(e) {
-		return a.showRejection(ctx, e)
+		return dk.showRejection(ctx, e)
 	}
 	var res cms.RevocationResult
 	if err := json.Unmarshal(e.Result.Data, &res); err != nil || res.Reissue == "" {
-		a.log.Error("revocation result", "op_id", e.ID, "err", err)
-		a.show("unavailable")
+		dk.log.Error("revocation result", "op_id", e.ID, "err", err)
+		dk.show("unavailable")
 		return errors.New("firmware: revocation result without its reissue request")
 	}
-	a.log.Info("card revoked", "op_id", e.ID, "reason", res.Reason)
-	a.show("printing")
-	doc := a.receipt(e, kindTitle(cms.KindRevocation), info, selfRevocationLines(req.TEAM, res))
-	if perr := a.print(ctx, doc, e.ID); perr != nil {
-		a.show("revoke_no_receipt", e.Result.Transport.Protocol, a.printerText(perr))
+	dk.log.Info("card revoked", "op_id", e.ID, "reason", res.Reason)
+	dk.show("printing")
+	doc := dk.receipt(e, dk.title(cms.KindRevocation), info, layout.SelfRevocation(req.TEAM, res))
+	if perr := dk.print(ctx, doc, e.ID); perr != nil {
+		dk.show("revoke_no_receipt", e.Result.Transport.Protocol, dk.printerText(perr))
 		return nil
 	}
-	a.show("revoke_done", e.Result.Transport.Protocol)
+	dk.show("revoke_done", e.Result.Transport.Protocol)
 	return nil
 }

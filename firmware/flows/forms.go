@@ -1,9 +1,10 @@
-package firmware
+package flows
 
 import (
 	"context"
 	"errors"
 
+	layout "github.com/aslcns/totem/firmware/receipts"
 	"github.com/aslcns/totem/hal"
 )
 
@@ -66,11 +67,16 @@ var forms = map[hal.Key]form{
 	}},
 }
 
-// formDoc lays out the blank form f.
-func (a *App) formDoc(f form) *hal.Doc {
+// FormDoc lays out the blank form on key k of the Modulistica, in frame
+// fr (only its ASL, totem and date are printed); nil for no form.
+func FormDoc(fr layout.Frame, k hal.Key) *hal.Doc {
+	f, ok := forms[k]
+	if !ok {
+		return nil
+	}
 	d := &hal.Doc{Title: f.title}
 	add := func(b hal.Block) { d.Blocks = append(d.Blocks, b) }
-	add(hal.Block{Kind: hal.Text, Text: a.o.ASL, Align: hal.Center, Bold: true})
+	add(hal.Block{Kind: hal.Text, Text: fr.ASL, Align: hal.Center, Bold: true})
 	add(hal.Block{Kind: hal.Rule})
 	add(hal.Block{Kind: hal.Text, Text: f.title, Align: hal.Center, Bold: true, Large: true})
 	add(hal.Block{Kind: hal.Feed})
@@ -87,50 +93,50 @@ func (a *App) formDoc(f form) *hal.Doc {
 	add(hal.Block{Kind: hal.Feed})
 	add(hal.Block{Kind: hal.Text, Text: "Firma: _____________________"})
 	add(hal.Block{Kind: hal.Rule})
-	add(hal.Block{Kind: hal.Text, Text: "Stampato dal totem " + a.o.Totem + " il " + a.now().Format("02/01/2006"), Align: hal.Center})
+	add(hal.Block{Kind: hal.Text, Text: "Stampato dal totem " + fr.Totem + " il " + fr.Now.Format("02/01/2006"), Align: hal.Center})
 	return d
 }
 
-// forms is Modulistica: the list of blank forms, each printed on a key,
+// Forms is Modulistica: the list of blank forms, each printed on a key,
 // until the citizen goes back.
-func (a *App) forms(ctx context.Context) error {
+func Forms(ctx context.Context, dk *Desk) error {
 	for {
-		k, err := a.ask(ctx, "forms")
+		k, err := dk.Ask(ctx, "forms")
 		if err != nil {
 			return err
 		}
 		f, ok := forms[k]
 		if !ok {
 			if k == hal.KeyBack {
-				return errBack
+				return ErrBack
 			}
-			a.show("cancelled")
-			return errCancel
+			dk.show("cancelled")
+			return ErrCancel
 		}
-		a.show("printing")
-		a.log.Info("form printed", "form", f.title)
+		dk.show("printing")
+		dk.log.Info("form printed", "form", f.title)
 		screen, args := "form_printed", []any(nil)
-		if err := a.print(ctx, a.formDoc(f), ""); err != nil {
+		if err := dk.print(ctx, FormDoc(dk.t.Frame(), k), ""); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			screen, args = "form_not_printed", []any{a.printerText(err)}
+			screen, args = "form_not_printed", []any{dk.printerText(err)}
 		}
-		if k, err = a.ask(ctx, screen, args...); err != nil {
+		if k, err = dk.Ask(ctx, screen, args...); err != nil {
 			return err
 		}
 		if k == hal.KeyCancel {
-			return errBack
+			return ErrBack
 		}
 	}
 }
 
-// guide is the Guida: a short help, paged.
-func (a *App) guide(ctx context.Context) error {
-	a.log.Info("guide shown")
-	err := a.pages(ctx, hal.Wrap(a.o.Lang.Text("guide"), 20))
-	if errors.Is(err, errCancel) {
-		return errBack // leaving the help cancels nothing
+// Guide is the Guida: a short help, paged.
+func Guide(ctx context.Context, dk *Desk) error {
+	dk.log.Info("guide shown")
+	err := dk.Pages(ctx, hal.Wrap(dk.lang.Text("guide"), 20))
+	if errors.Is(err, ErrCancel) {
+		return ErrBack // leaving the help cancels nothing
 	}
 	return err
 }

@@ -1,0 +1,163 @@
+// Package flows holds the totem's operation flows, one file per flow
+// (consent, reader, pinchange, history, reprint, unblock, revoke,
+// wrongdata, activation, the assisted revocation) with the prompts they
+// share and the assisted identification (Via). A flow sees the totem only
+// through the Totem interface, the way a net/http handler sees only its
+// ResponseWriter: it shows screens and waits for keys, submits an
+// operation, prints. The firmware's App implements Totem and keeps the
+// wiring, the session loop and the menus.
+package flows
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/aslcns/totem/cms"
+	layout "github.com/aslcns/totem/firmware/receipts"
+	"github.com/aslcns/totem/firmware/screens"
+	"github.com/aslcns/totem/hal"
+	"github.com/aslcns/totem/sync/outbox"
+)
+
+// Totem is what a flow needs of the totem it runs on.
+type Totem interface {
+	// Show puts catalogue screen name on the display, its verbs filled
+	// from args; Display puts rows as they are.
+	Show(name string, args ...any)
+	Display(rows []string)
+	// Key waits for a key screen name binds: card removal is
+	// hal.ErrCardRemoved, an idle citizen ErrIdle (redraw puts the screen
+	// back after the idle warning).
+	Key(ctx context.Context, name string, redraw func()) (hal.Key, error)
+	// Policy is the consent policy in use.
+	Policy() cms.Policy
+	// Submit sends an operation the way its kind's declaration says and
+	// returns its entry (Done once the hub answered). Audit queues one
+	// nobody waits for.
+	Submit(ctx context.Context, kind string, payload []byte) (outbox.Entry, error)
+	Audit(kind string, payload []byte, now time.Time) error
+	// Finish prints the receipt of e, of kind, and tells the outcome.
+	Finish(ctx context.Context, e outbox.Entry, kind string, info hal.CardInfo, lines []string) error
+	// Frame is what every document printed carries besides its lines;
+	// Print prints one.
+	Frame() layout.Frame
+	Print(ctx context.Context, doc *hal.Doc, opID string) error
+}
+
+// Desk is a Totem with what the flows read of the configuration: the
+// catalogue language, the log, and the title of each kind.
+type Desk struct {
+	t     Totem
+	lang  screens.Lang
+	log   *slog.Logger
+	title func(kind string) string
+	// online reports whether the link to the hub is up (nil: unknown).
+	online func() bool
+}
+
+// NewDesk returns the desk the flows run on: t, in language lang, logging
+// to log; title names an operation kind on receipts and in the Storico,
+// online says whether the link to the hub is up (nil: unknown).
+func NewDesk(t Totem, lang screens.Lang, log *slog.Logger, title func(kind string) string, online func() bool) *Desk {
+	return &Desk{t: t, lang: lang, log: log, title: title, online: online}
+}
+
+// The errors that end a flow, which the session loop tells apart.
+var (
+	ErrBack        = errors.New("firmware: back to the menu")
+	ErrCancel      = errors.New("firmware: cancelled by the citizen")
+	ErrIdle        = errors.New("firmware: session idle")
+	ErrUnavailable = errors.New("firmware: online service unavailable")
+	ErrNoAnswer    = errors.New("firmware: no answer in time")
+)
+
+func (dk *Desk) show(name string, args ...any) { dk.t.Show(name, args...) }
+
+func (dk *Desk) key(ctx context.Context, name string, redraw func()) (hal.Key, error) {
+	return dk.t.Key(ctx, name, redraw)
+}
+
+// Ask shows screen name, its verbs filled from args, and waits for a key
+// the screen binds (key, which redraws it as needed).
+func (dk *Desk) Ask(ctx context.Context, name string, args ...any) (hal.Key, error) {
+	draw := func() { dk.show(name, args...) }
+	draw()
+	return dk.key(ctx, name, draw)
+}
+
+func (dk *Desk) submit(ctx context.Context, kind string, payload []byte) (outbox.Entry, error) {
+	return dk.t.Submit(ctx, kind, payload)
+}
+
+func (dk *Desk) finishKind(ctx context.Context, e outbox.Entry, kind string, info hal.CardInfo, lines []string) error {
+	return dk.t.Finish(ctx, e, kind, info, lines)
+}
+
+func (dk *Desk) print(ctx context.Context, doc *hal.Doc, opID string) error {
+	return dk.t.Print(ctx, doc, opID)
+}
+
+func (dk *Desk) printerText(err error) string { return PrinterText(dk.lang, err) }
+
+func (dk *Desk) audit(kind string, payload []byte, now time.Time) error {
+	return dk.t.Audit(kind, payload, now)
+}
+
+// receipt lays out the receipt of an operation.
+func (dk *Desk) receipt(e outbox.Entry, title string, info hal.CardInfo, lines []string) *hal.Doc {
+	return dk.t.Frame().Receipt(e, title, info, lines)
+}
+
+// declaration is the dichiarazione sostitutiva a delegate signs.
+func (dk *Desk) declaration(holder hal.CardInfo, d cms.Delegation, doc cms.IDDocument) *hal.Doc {
+	return dk.t.Frame().Declaration(holder, d, doc)
+}
+
+// historyLines names each event by its kind's registered title.
+func (dk *Desk) historyLines(r cms.HistoryResult) []string { return layout.History(r, dk.title) }
+
+// CardError shows a card fault and maps it to the error that ends the
+// session (a card out or gone is hal.ErrCardRemoved).
+func (dk *Desk) CardError(err error) error {
+	switch {
+	case errors.Is(err, hal.ErrCardRemoved), errors.Is(err, hal.ErrNoCard):
+		return hal.ErrCardRemoved
+	case errors.Is(err, hal.ErrCardUnknown):
+		dk.show("card_unknown")
+	case errors.Is(err, hal.ErrCardData):
+		dk.show("card_data")
+	case errors.Is(err, hal.ErrCardExpired):
+		dk.show("card_expired")
+	default:
+		dk.show("card_error")
+	}
+	dk.log.Warn("card refused", "err", err)
+	return err
+}
+
+// PrinterText says in lang what is wrong with the printer.
+func PrinterText(lang screens.Lang, err error) string {
+	switch {
+	case errors.Is(err, hal.ErrPaperOut):
+		return lang.Text("paper_out")
+	case errors.Is(err, hal.ErrCoverOpen):
+		return lang.Text("cover_open")
+	case errors.Is(err, hal.ErrNotResponding):
+		return lang.Text("not_responding")
+	}
+	return lang.Text("printer_fault")
+}
+
+// Reachable reports whether the hub can be asked now (nil online: assume
+// so). When it cannot, the citizen is told at once and the session ends:
+// nothing was queued or charged.
+func (dk *Desk) Reachable(kind string) bool {
+	if dk.online == nil || dk.online() {
+		return true
+	}
+	dk.log.Info("online op refused", "kind", kind, "reason", "offline")
+	dk.show("unavailable")
+	return false
+}

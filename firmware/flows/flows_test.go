@@ -1,0 +1,105 @@
+package flows
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/aslcns/totem/cms"
+	layout "github.com/aslcns/totem/firmware/receipts"
+	"github.com/aslcns/totem/firmware/screens"
+	"github.com/aslcns/totem/hal"
+	"github.com/aslcns/totem/sync/outbox"
+)
+
+// fakeTotem is a Totem a test scripts: the keys pressed in order, and
+// what the flow asked of it recorded.
+type fakeTotem struct {
+	keys      []hal.Key
+	screens   []string
+	submitted map[string][]byte
+	finished  []string // the lines of the receipt finished
+}
+
+func (f *fakeTotem) Show(name string, _ ...any) { f.screens = append(f.screens, name) }
+func (f *fakeTotem) Display([]string)           { f.screens = append(f.screens, "(rows)") }
+func (f *fakeTotem) Key(_ context.Context, name string, _ func()) (hal.Key, error) {
+	if len(f.keys) == 0 {
+		return 0, ErrIdle // nobody presses anything more
+	}
+	k := f.keys[0]
+	f.keys = f.keys[1:]
+	return k, nil
+}
+func (f *fakeTotem) Policy() cms.Policy { return cms.Policy2020 }
+func (f *fakeTotem) Submit(_ context.Context, kind string, payload []byte) (outbox.Entry, error) {
+	if f.submitted == nil {
+		f.submitted = map[string][]byte{}
+	}
+	f.submitted[kind] = payload
+	return outbox.Entry{ID: "op", Kind: kind}, nil
+}
+func (f *fakeTotem) Audit(string, []byte, time.Time) error { return nil }
+func (f *fakeTotem) Finish(_ context.Context, _ outbox.Entry, _ string, _ hal.CardInfo, lines []string) error {
+	f.finished = lines
+	return nil
+}
+func (f *fakeTotem) Frame() layout.Frame                           { return layout.Frame{Totem: "t-1"} }
+func (f *fakeTotem) Print(context.Context, *hal.Doc, string) error { return nil }
+
+func desk(f *fakeTotem) *Desk {
+	return NewDesk(f, screens.IT, slog.New(slog.DiscardHandler), func(k string) string { return k }, nil)
+}
+
+// A flow sees the totem only through Totem: the consent flow, self-service,
+// asks each consent of the policy, confirms the summary and submits what
+// was chosen, with a receipt line per consent.
+func TestConsentThroughTheTotemInterface(t *testing.T) {
+	f := &fakeTotem{keys: []hal.Key{'1', '2', hal.KeyOK}}
+	err := ConsentVia(context.Background(), desk(f), hal.CardInfo{Serial: "s-1"}, &Via{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var req cms.ConsentRequest
+	if err := json.Unmarshal(f.submitted[cms.KindConsent], &req); err != nil {
+		t.Fatal(err)
+	}
+	want := []cms.Consent{{Code: "consultazione", Given: true}, {Code: "opposizione_pregresso", Given: false}}
+	if req.Channel != cms.SelfService || req.Card.Serial != "s-1" || !slices.Equal(req.Consents, want) {
+		t.Fatalf("submitted %+v", req)
+	}
+	if len(f.finished) != 2 || f.finished[0] != "Consenso alla consultazione del Fascicolo: SÌ" {
+		t.Fatalf("receipt lines %q", f.finished)
+	}
+}
+
+// Back on the first consent leaves the flow for the menu, D cancels it,
+// and neither submits anything.
+func TestConsentBackAndCancel(t *testing.T) {
+	for _, tc := range []struct {
+		key  hal.Key
+		want error
+	}{{hal.KeyBack, ErrBack}, {hal.KeyCancel, ErrCancel}} {
+		f := &fakeTotem{keys: []hal.Key{tc.key}}
+		err := ConsentVia(context.Background(), desk(f), hal.CardInfo{}, &Via{})
+		if !errors.Is(err, tc.want) || f.submitted != nil {
+			t.Errorf("key %q: err %v, submitted %v", tc.key, err, f.submitted)
+		}
+	}
+}
+
+// Offline, an online-only flow says so and asks nothing.
+func TestOfflineFlowAsksNothing(t *testing.T) {
+	f := &fakeTotem{keys: []hal.Key{'1'}}
+	dk := NewDesk(f, screens.IT, slog.New(slog.DiscardHandler), func(k string) string { return k }, func() bool { return false })
+	if err := Reprint(context.Background(), dk, hal.CardInfo{}); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("err %v", err)
+	}
+	if len(f.keys) != 1 || !slices.Equal(f.screens, []string{"unavailable"}) || f.submitted != nil {
+		t.Fatalf("screens %q, keys left %d, submitted %v", f.screens, len(f.keys), f.submitted)
+	}
+}

@@ -1,0 +1,343 @@
+package flows
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/aslcns/totem/cms"
+	layout "github.com/aslcns/totem/firmware/receipts"
+	"github.com/aslcns/totem/hal"
+)
+
+// choose shows screen name and returns the key pressed: * is ErrBack,
+// D cancels (ErrCancel).
+func (dk *Desk) choose(ctx context.Context, name string, args ...any) (hal.Key, error) {
+	k, err := dk.Ask(ctx, name, args...)
+	switch {
+	case err != nil:
+		return 0, err
+	case k == hal.KeyBack:
+		return 0, ErrBack
+	case k == hal.KeyCancel:
+		dk.show("cancelled")
+		return 0, ErrCancel
+	}
+	return k, nil
+}
+
+// notice shows an explanation until # (go on) or * (also go on, as a
+// Back to the step that caused it); D cancels.
+func (dk *Desk) notice(ctx context.Context, name string, args ...any) error {
+	_, err := dk.choose(ctx, name, args...)
+	if errors.Is(err, ErrBack) {
+		return nil
+	}
+	return err
+}
+
+// errSkip is a step of a form that does not apply.
+var errSkip = errors.New("firmware: step not needed")
+
+// steps runs the steps of a form in order. A step returning ErrBack goes
+// to the previous one (from the first, ErrBack is returned); one returning
+// errSkip is passed over in the direction of travel; any other error ends
+// the form.
+func steps(fns ...func() error) error {
+	for i, dir := 0, 1; i < len(fns); {
+		err := fns[i]()
+		switch {
+		case err == nil:
+			i, dir = i+1, 1
+		case errors.Is(err, errSkip):
+			i += dir
+		case errors.Is(err, ErrBack):
+			i, dir = i-1, -1
+		default:
+			return err
+		}
+		if i < 0 {
+			return ErrBack
+		}
+	}
+	return nil
+}
+
+// Multi-tap tables: key n types tap[n][0], pressed again at once the next
+// character, cycling. C closes the character, so that two in a row from
+// one key can be typed.
+var (
+	tapUpper = [10]string{"0", "1", "ABC2", "DEF3", "GHI4", "JKL5", "MNO6", "PQRS7", "TUV8", "WXYZ9"}
+	tapName  = [10]string{" ", "'-", "ABC", "DEF", "GHI", "JKL", "MNO", "PQRS", "TUV", "WXYZ"}
+	tapEmail = [10]string{"0", ".@-_1", "abc2", "def3", "ghi4", "jkl5", "mno6", "pqrs7", "tuv8", "wxyz9"}
+)
+
+// text reads a text by multi-tap on the "text" screen titled by the
+// catalogue text title: # confirms once min characters are there, *
+// deletes the last one or goes back, D cancels.
+func (dk *Desk) text(ctx context.Context, title string, tap *[10]string, min, max int) (string, error) {
+	var buf []byte
+	last, n := hal.Key(0), 0 // the key being cycled and its presses
+	for {
+		shown := string(buf)
+		if last == 0 {
+			shown += "_"
+		}
+		if len(shown) > 20 {
+			shown = shown[len(shown)-20:]
+		}
+		k, err := dk.Ask(ctx, "text", dk.lang.Text(title), shown)
+		if err != nil {
+			return "", err
+		}
+		switch {
+		case k >= '0' && k <= '9':
+			set := tap[k-'0']
+			if k == last {
+				n++
+				buf[len(buf)-1] = set[n%len(set)]
+				continue
+			}
+			if len(buf) < max {
+				buf = append(buf, set[0])
+				last, n = k, 0
+			}
+		case k == 'C':
+			last = 0
+		case k == hal.KeyBack:
+			last = 0
+			if len(buf) == 0 {
+				return "", ErrBack
+			}
+			buf = buf[:len(buf)-1]
+		case k == hal.KeyCancel:
+			dk.show("cancelled")
+			return "", ErrCancel
+		case k == hal.KeyOK && len(strings.TrimSpace(string(buf))) >= min:
+			return strings.TrimSpace(string(buf)), nil
+		}
+	}
+}
+
+// presenter is who stands at the counter: the holder, or a delegate for
+// them, with the identity document the operator checked.
+type presenter struct {
+	deleg *cms.Delegation // nil: the holder in person
+	doc   cms.IDDocument
+}
+
+var delegKeys = map[hal.Key]string{'2': cms.DelegParental, '3': cms.DelegTutor, '4': cms.DelegCurator}
+
+// docTypes are the identity documents by key, with the issuing authority
+// recorded for each (the operator does not type it).
+var docTypes = map[hal.Key][2]string{
+	'1': {cms.DocIdentityCard, "Comune"},
+	'2': {cms.DocCIE, "Ministero dell'Interno"},
+	'3': {cms.DocLicence, "Motorizzazione civile"},
+	'4': {cms.DocPassport, "Questura"},
+}
+
+// minor reports whether the holder born on birth is under 18 at now
+// (unknown birth date: false).
+func minor(birth, now time.Time) bool {
+	return !birth.IsZero() && now.Before(birth.AddDate(18, 0, 0))
+}
+
+// whoSteps are the steps that say who is at the counter: direct or by
+// delegation (the delegate's name and CF by multi-tap), the identity
+// document of the person present, and the operator's confirmation of the
+// identity checks. holder is what the check screen shows of the holder.
+func whoSteps(ctx context.Context, dk *Desk, info hal.CardInfo, holder string, p *presenter) []func() error {
+	return append(delegateSteps(ctx, dk, info, p), docSteps(ctx, dk, holder, p)...)
+}
+
+// delegateSteps ask whether the holder is there in person or a delegate
+// for them, and the delegate's name and CF.
+func delegateSteps(ctx context.Context, dk *Desk, info hal.CardInfo, p *presenter) []func() error {
+	return []func() error{
+		func() error {
+			for {
+				k, err := dk.choose(ctx, "who")
+				if err != nil {
+					return err
+				}
+				if k == '1' {
+					p.deleg = nil
+					return nil
+				}
+				kind := delegKeys[k]
+				if kind == cms.DelegParental && !info.BirthDate.IsZero() && !minor(info.BirthDate, time.Now()) {
+					if err := dk.notice(ctx, "parental_adult"); err != nil {
+						return err
+					}
+					continue
+				}
+				if p.deleg == nil || p.deleg.Kind != kind {
+					p.deleg = &cms.Delegation{Kind: kind}
+				}
+				return nil
+			}
+		},
+		func() error {
+			if p.deleg == nil {
+				return errSkip
+			}
+			name, err := dk.text(ctx, "t_deleg_name", &tapName, 2, 40)
+			if err == nil {
+				p.deleg.Name = name
+			}
+			return err
+		},
+		func() error {
+			if p.deleg == nil {
+				return errSkip
+			}
+			for {
+				cf, err := dk.text(ctx, "t_deleg_cf", &tapUpper, 16, 16)
+				if err != nil {
+					return err
+				}
+				switch {
+				case !cms.ValidCF(cf):
+					err = dk.notice(ctx, "cf_invalid")
+				case cf == info.CF:
+					err = dk.notice(ctx, "cf_holder")
+				default:
+					p.deleg.CF = cf
+					return nil
+				}
+				if err != nil {
+					return err
+				}
+			}
+		},
+	}
+}
+
+// docSteps read the identity document of the person present and take the
+// operator's confirmation that it matches them and the holder's data.
+func docSteps(ctx context.Context, dk *Desk, holder string, p *presenter) []func() error {
+	return []func() error{
+		func() error {
+			k, err := dk.choose(ctx, "doc_type")
+			if err != nil {
+				return err
+			}
+			t := docTypes[k]
+			p.doc.Type, p.doc.Issuer = t[0], t[1]
+			return nil
+		},
+		func() error {
+			n, err := dk.text(ctx, "t_doc_number", &tapUpper, 5, 20)
+			if err == nil {
+				p.doc.Number = n
+			}
+			return err
+		},
+		func() error {
+			for {
+				b, err := dk.enter(ctx, "doc_expiry", 8, 8, false)
+				if err != nil {
+					return err
+				}
+				d, perr := time.Parse("02012006", string(b))
+				switch {
+				case perr != nil:
+					err = dk.notice(ctx, "date_invalid")
+				case !time.Now().Before(d.AddDate(0, 0, 1)):
+					dk.log.Info("identity document refused", "reason", "expired")
+					err = dk.notice(ctx, "doc_expired")
+				default:
+					p.doc.Expiry = d.Format(time.DateOnly)
+					return nil
+				}
+				if err != nil {
+					return err
+				}
+			}
+		},
+		func() error {
+			// Seed 002: the document against the person, then against the
+			// holder's data; a mismatch ends the procedure.
+			k, err := dk.choose(ctx, "id_check", holder)
+			if err != nil {
+				return err
+			}
+			if k == '2' {
+				dk.log.Info("identity check failed")
+				return dk.refuse(ctx, "id_mismatch")
+			}
+			p.doc.Checked = true
+			return nil
+		},
+	}
+}
+
+// Via is how the citizen at the totem is identified for an operation:
+// self-service by the card's PIN on the chip (op empty, no steps: the
+// caller asked for the PIN), assisted by an operator who checked an
+// identity document (op is the operator card's serial, steps ask for it).
+type Via struct {
+	op    string
+	p     presenter
+	steps []func() error // who is at the counter, their document, the check
+}
+
+// ByOperator is the citizen served by operator op. The identity document
+// the operator checks stands in for the card's PIN, as at the counter of
+// seed 002; with deleg a delegate may act for the holder.
+func ByOperator(ctx context.Context, dk *Desk, op string, info hal.CardInfo, deleg bool) *Via {
+	v := &Via{op: op}
+	if deleg {
+		v.steps = whoSteps(ctx, dk, info, holderLine(info), &v.p)
+	} else {
+		v.steps = docSteps(ctx, dk, holderLine(info), &v.p)
+	}
+	return v
+}
+
+func (v *Via) channel() string {
+	if v.op == "" {
+		return cms.SelfService
+	}
+	return cms.Assisted
+}
+
+// document is the identity document the operator checked (nil self-service).
+func (v *Via) document() *cms.IDDocument {
+	if v.op == "" {
+		return nil
+	}
+	d := v.p.doc
+	return &d
+}
+
+// lines are the receipt's lines on who asked (none self-service).
+func (v *Via) lines() []string {
+	if v.op == "" {
+		return nil
+	}
+	return layout.Requester(v.p.deleg, v.p.doc, v.op)
+}
+
+// logOp records an assisted operation with the masked operator.
+func (dk *Desk) logOp(v *Via, kind string) {
+	if v.op != "" {
+		dk.log.Info("assisted op", "kind", kind, "operator", layout.MaskSerial(v.op))
+	}
+}
+
+// refuse pages a refusal text and ends the operation (ErrCancel unless
+// the operator cancels otherwise).
+func (dk *Desk) refuse(ctx context.Context, key string) error {
+	if err := dk.Pages(ctx, hal.Wrap(dk.lang.Text(key), 20)); err != nil && !errors.Is(err, ErrBack) {
+		return err
+	}
+	return ErrCancel
+}
+
+// holderLine is the holder as the identity-check screen shows them.
+func holderLine(info hal.CardInfo) string {
+	return fit20(strings.TrimSpace(info.Surname + " " + info.Name))
+}

@@ -1,0 +1,200 @@
+package flows
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/aslcns/totem/cms"
+	"github.com/aslcns/totem/hal"
+	"github.com/aslcns/totem/sync/outbox"
+	"github.com/aslcns/totem/sync/protocol"
+)
+
+// pin asks for the card's PIN and verifies it on the chip. The digits
+// live only in a buffer that is wiped before returning.
+func (dk *Desk) pin(ctx context.Context, card hal.Card) error { return dk.PIN(ctx, card, "pin") }
+
+// PIN is pin with the prompt of screen name (the operator's card has
+// its own).
+func (dk *Desk) PIN(ctx context.Context, card hal.Card, name string) error {
+	buf := make([]byte, 0, 8)
+	defer func() {
+		for i := range buf[:cap(buf)] {
+			buf[:cap(buf)][i] = 0
+		}
+	}()
+	for {
+		k, err := dk.Ask(ctx, name, strings.Repeat("*", len(buf)))
+		if err != nil {
+			return err
+		}
+		switch {
+		case k >= '0' && k <= '9':
+			if len(buf) < 8 {
+				buf = append(buf, byte(k))
+			}
+		case k == hal.KeyBack:
+			if len(buf) == 0 {
+				return ErrBack
+			}
+			buf = buf[:len(buf)-1]
+		case k == hal.KeyCancel:
+			dk.show("cancelled")
+			return ErrCancel
+		case k == hal.KeyOK:
+			if len(buf) < 5 {
+				continue
+			}
+			err := card.VerifyPIN(ctx, buf)
+			for i := range buf {
+				buf[i] = 0
+			}
+			buf = buf[:0]
+			var pe *hal.PINError
+			switch {
+			case err == nil:
+				return nil
+			case errors.As(err, &pe):
+				dk.log.Info("pin refused", "tries_left", pe.TriesLeft)
+				// The last try is announced before it is used.
+				screen := "pin_wrong"
+				if pe.TriesLeft == 1 {
+					screen = "pin_last"
+				}
+				k, err := dk.Ask(ctx, screen, pe.TriesLeft)
+				if err != nil {
+					return err
+				}
+				switch k {
+				case hal.KeyCancel:
+					dk.show("cancelled")
+					return ErrCancel
+				case hal.KeyBack:
+					return ErrBack
+				}
+			case errors.Is(err, hal.ErrPINBlocked):
+				dk.log.Info("pin blocked")
+				dk.show("pin_blocked")
+				return ErrCancel
+			default:
+				return dk.CardError(err)
+			}
+		}
+	}
+}
+
+func (dk *Desk) yesNo(v bool) string {
+	if v {
+		return dk.lang.Text("yes")
+	}
+	return dk.lang.Text("no")
+}
+
+// enter reads digits on screen name: # confirms once at least min are
+// typed, * deletes the last one or goes back when there is none, D
+// cancels. With mask the digits show as stars. The caller wipes the
+// returned slice when it holds a secret.
+func (dk *Desk) enter(ctx context.Context, name string, min, max int, mask bool) ([]byte, error) {
+	buf := make([]byte, 0, max)
+	for {
+		shown := string(buf)
+		if mask {
+			shown = strings.Repeat("*", len(buf))
+		}
+		k, err := dk.Ask(ctx, name, shown)
+		if err != nil {
+			wipe(buf)
+			return nil, err
+		}
+		switch {
+		case k >= '0' && k <= '9':
+			if len(buf) < max {
+				buf = append(buf, byte(k))
+			}
+		case k == hal.KeyBack:
+			if len(buf) == 0 {
+				return nil, ErrBack
+			}
+			buf = buf[:len(buf)-1]
+		case k == hal.KeyCancel:
+			wipe(buf)
+			dk.show("cancelled")
+			return nil, ErrCancel
+		case k == hal.KeyOK && len(buf) >= min:
+			return buf, nil
+		}
+	}
+}
+
+// wipe zeroes b up to its capacity.
+func wipe(b []byte) { clear(b[:cap(b)]) }
+
+// CardRef is the card as an operation names it.
+func CardRef(info hal.CardInfo) cms.CardRef {
+	return cms.CardRef{Serial: info.Serial, CF: info.CF, Expiry: info.Expiry.Format(time.DateOnly)}
+}
+
+// notAvailable says the function cannot be served on this totem; any
+// bound key goes back to the menu.
+func (dk *Desk) notAvailable(ctx context.Context) error {
+	dk.show("not_available")
+	if _, err := dk.key(ctx, "not_available", func() { dk.show("not_available") }); err != nil {
+		return err
+	}
+	return ErrBack
+}
+
+// rejected reports whether the CMS refused the (final) entry e.
+func rejected(e outbox.Entry) bool {
+	return e.Result != nil && e.Result.Processing.Status == protocol.ProcessingRejected
+}
+
+// showRejection pages the CMS's reason for refusing e; it is Italian and
+// meant for the citizen.
+func (dk *Desk) showRejection(ctx context.Context, e outbox.Entry) error {
+	msg := "Rivolgersi allo sportello."
+	if len(e.Result.Processing.Errors) > 0 {
+		msg = e.Result.Processing.Errors[0].Message
+	}
+	dk.log.Info("online op rejected", "op_id", e.ID, "kind", e.Kind)
+	return dk.Pages(ctx, hal.Wrap(dk.lang.Text("rejected_prefix")+msg, 20))
+}
+
+// Pages shows lines three at a time: # forward, * back; # on the last
+// page and * on the first return ErrBack (to the menu), D cancels.
+func (dk *Desk) Pages(ctx context.Context, lines []string) error {
+	n := max(1, (len(lines)+2)/3)
+	row := func(i int) string {
+		if i < len(lines) {
+			return lines[i]
+		}
+		return ""
+	}
+	for p := 0; ; {
+		name := "page"
+		if p == n-1 {
+			name = "page_last"
+		}
+		k, err := dk.Ask(ctx, name, row(3*p), row(3*p+1), row(3*p+2))
+		if err != nil {
+			return err
+		}
+		switch k {
+		case hal.KeyOK:
+			if p == n-1 {
+				return ErrBack
+			}
+			p++
+		case hal.KeyBack:
+			if p == 0 {
+				return ErrBack
+			}
+			p--
+		case hal.KeyCancel:
+			dk.show("cancelled")
+			return ErrCancel
+		}
+	}
+}

@@ -1,0 +1,47 @@
+package flows
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+
+	"github.com/aslcns/totem/cms"
+	layout "github.com/aslcns/totem/firmware/receipts"
+	"github.com/aslcns/totem/hal"
+)
+
+// ReaderRequest is Richiesta lettore, self-service and queued.
+func ReaderRequest(ctx context.Context, dk *Desk, info hal.CardInfo) error {
+	return ReaderVia(ctx, dk, info, &Via{})
+}
+
+// ReaderVia is Richiesta lettore for the citizen identified by v: v's
+// steps, the reference of the 4,20 € payment receipt typed on the keypad,
+// durable enqueue, receipt.
+func ReaderVia(ctx context.Context, dk *Desk, info hal.CardInfo, v *Via) error {
+	var ref []byte
+	err := steps(append(slices.Clip(v.steps), func() (err error) {
+		ref, err = dk.enter(ctx, "payment", 6, 20, false)
+		return err
+	})...)
+	if err != nil {
+		return err
+	}
+	req := cms.ReaderRequest{Card: CardRef(info), Channel: v.channel(), Operator: v.op, Document: v.document(),
+		Payment: cms.Payment{Reference: string(ref), AmountCents: cms.ReaderFeeCents}}
+	payload, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	dk.logOp(v, cms.KindReader)
+	dk.show("saving")
+	e, err := dk.submit(ctx, cms.KindReader, payload)
+	if err != nil {
+		return err
+	}
+	var res cms.ReaderResult
+	if e.Done && len(e.Result.Data) > 0 {
+		json.Unmarshal(e.Result.Data, &res)
+	}
+	return dk.finishKind(ctx, e, cms.KindReader, info, append(layout.Reader(string(ref), res), v.lines()...))
+}

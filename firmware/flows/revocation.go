@@ -1,0 +1,117 @@
+package flows
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/aslcns/totem/cms"
+	layout "github.com/aslcns/totem/firmware/receipts"
+	"github.com/aslcns/totem/hal"
+)
+
+var revokeReasons = map[hal.Key]string{'1': cms.ReasonTheft, '2': cms.ReasonLoss, '3': cms.ReasonMalfunction}
+
+// RevocationByTEAM is Revoca of a card that is not in the slot: its
+// 20-digit TEAM code typed by the operator.
+func RevocationByTEAM(ctx context.Context, dk *Desk, op string) error {
+	if !dk.Reachable(cms.KindRevocation) {
+		return ErrUnavailable
+	}
+	for {
+		b, err := dk.enter(ctx, "team", 20, 20, false)
+		if err != nil {
+			return err
+		}
+		team := string(b)
+		if !validTEAM(team) {
+			if err := dk.notice(ctx, "team_invalid"); err != nil {
+				return err
+			}
+			continue
+		}
+		err = Revocation(ctx, dk, op, hal.CardInfo{}, team)
+		if !errors.Is(err, ErrBack) {
+			return err
+		}
+	}
+}
+
+// validTEAM checks the shape and the check digit of a TEAM code.
+func validTEAM(team string) bool {
+	if len(team) != 20 || !strings.HasPrefix(team, "80380") {
+		return false
+	}
+	sum, double := 0, true
+	for i := 18; i >= 0; i-- {
+		c := team[i]
+		if c < '0' || c > '9' {
+			return false
+		}
+		d := int(c - '0')
+		if double {
+			if d *= 2; d > 9 {
+				d -= 9
+			}
+		}
+		sum += d
+		double = !double
+	}
+	return team[19] == byte('0'+(10-sum%10)%10)
+}
+
+// Revocation is Revoca, assisted: the reason, who asks and their document,
+// the identity check, the summary (a new card is requested with it), the
+// CMS's answer, the receipt. The card is the one in the slot (info) or the
+// one of the TEAM code team.
+func Revocation(ctx context.Context, dk *Desk, op string, info hal.CardInfo, team string) error {
+	if !dk.Reachable(cms.KindRevocation) {
+		return ErrUnavailable
+	}
+	req := cms.RevocationRequest{Channel: cms.Assisted, Operator: op}
+	holder := holderLine(info)
+	if team != "" {
+		req.TEAM = team
+		holder = "TEAM ..." + team[12:]
+	} else {
+		req.Card = CardRef(info)
+	}
+	var p presenter
+	fns := []func() error{func() error {
+		k, err := dk.choose(ctx, "revoke_reason")
+		if err == nil {
+			req.Reason = revokeReasons[k]
+		}
+		return err
+	}}
+	fns = append(fns, whoSteps(ctx, dk, info, holder, &p)...)
+	fns = append(fns, func() error {
+		_, err := dk.choose(ctx, "revoke_summary", dk.lang.Text("reason_"+req.Reason))
+		return err
+	})
+	if err := steps(fns...); err != nil {
+		return err
+	}
+	req.Delegate, req.Document = p.deleg, &p.doc
+	payload, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	dk.log.Info("assisted op", "kind", cms.KindRevocation, "operator", layout.MaskSerial(op))
+	e, err := dk.submit(ctx, cms.KindRevocation, payload)
+	if err != nil {
+		return err
+	}
+	if rejected(e) {
+		return dk.showRejection(ctx, e)
+	}
+	var res cms.RevocationResult
+	if err := json.Unmarshal(e.Result.Data, &res); err != nil || res.Reason == "" {
+		dk.log.Error("revocation result", "op_id", e.ID, "err", err)
+		dk.show("unavailable")
+		return fmt.Errorf("firmware: revocation result: %w", errors.Join(err, ErrNoAnswer))
+	}
+	return dk.finishKind(ctx, e, cms.KindRevocation, info, layout.RevocationAssisted(res, p.deleg, p.doc, op))
+}
