@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -76,6 +77,11 @@ func (h *authHook) Provides(b byte) bool {
 // with the precise code, and returns it to end the connection:
 //   - 0x86 only when the credentials are wrong: anonymous, unknown user,
 //     wrong secret;
+//   - 0x8A (banned), reason string codeLocked's, for a user the registry
+//     locked after MaxFailures failed authentications in a row, and to
+//     the failure that locks it: the secret is not looked at, and the
+//     attempt is not counted, until ops unlocks the user or gives it a
+//     new secret (MQTT 3 clients, which have no such code, get 0x86's);
 //   - 0x85 (client identifier not valid) for a totem whose client id is
 //     not its name, a client id that is a registered totem's name used
 //     by any other user (a totem's id is reserved to it, even offline),
@@ -97,6 +103,11 @@ func (h *authHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	switch code {
 	case packets.ErrBadUsernameOrPassword:
 		h.stats.badCredentials.Add(1)
+	case codeLocked:
+		h.stats.lockedRefused.Add(1)
+		if cl.Properties.ProtocolVersion < 5 {
+			code = packets.ErrBadUsernameOrPassword
+		}
 	case packets.ErrClientIdentifierNotValid:
 		h.stats.clientIDRefused.Add(1)
 	case packets.ErrNotAuthorized:
@@ -117,9 +128,12 @@ func (h *authHook) admit(cl *mqtt.Client, pk packets.Packet) (code packets.Code,
 	if user == "" {
 		return packets.ErrBadUsernameOrPassword, "anonymous", ""
 	}
-	role, ok := h.auth.Authenticate(user, string(pk.Connect.Password))
-	if !ok {
+	role, out := h.authenticate(cl, user, string(pk.Connect.Password))
+	switch out {
+	case Rejected:
 		return packets.ErrBadUsernameOrPassword, "bad_credentials", ""
+	case Refused:
+		return codeLocked, "locked", ""
 	}
 	if cl.ID != user {
 		if role == creds.RoleTotem {
@@ -166,6 +180,33 @@ func (h *authHook) admit(cl *mqtt.Client, pk packets.Packet) (code packets.Code,
 		h.mu.Unlock()
 	}
 	return packets.CodeSuccess, "", ""
+}
+
+// codeLocked answers a locked user. 0x8A is "banned" in MQTT 5; the reason
+// string says why, and the fleet's brokers send 0x8A for nothing else, so
+// a totem knows its credentials are locked (docs/protocol.md).
+var codeLocked = packets.Code{Code: packets.ErrBanned.Code, Reason: "locked: too many failed authentications, ops must unlock"}
+
+// authenticate asks the Authenticator, through Check when it counts
+// failures. The failure that locks a user is logged, always: the lock,
+// its time and the source address are an audit record, and there is at
+// most one per user until ops unlocks it.
+func (h *authHook) authenticate(cl *mqtt.Client, user, password string) (string, Outcome) {
+	c, ok := h.auth.(Checker)
+	if !ok {
+		role, ok := h.auth.Authenticate(user, password)
+		if !ok {
+			return "", Rejected
+		}
+		return role, Accepted
+	}
+	role, out, justLocked := c.Check(user, password, cl.Net.Remote)
+	if justLocked {
+		h.stats.lockouts.Add(1)
+		h.log.Warn("user locked", "username", user, "failures", MaxFailures, "from", cl.Net.Remote,
+			"at", time.Now().UTC().Format(time.RFC3339))
+	}
+	return role, out
 }
 
 // OnPacketEncode tells an MQTT 5 console or hub, in its CONNACK, that its

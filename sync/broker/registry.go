@@ -48,7 +48,10 @@ func OpenRegistry(path string) (*Registry, error) {
 		return nil, fmt.Errorf("broker: open registry: %w", err)
 	}
 	err = db.Update(func(tx *bbolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(usersBucket)
+		if _, err := tx.CreateBucketIfNotExists(usersBucket); err != nil {
+			return err
+		}
+		_, err := tx.CreateBucketIfNotExists(locksBucket)
 		return err
 	})
 	if err != nil {
@@ -105,7 +108,9 @@ func (r *Registry) Close() error {
 	return nil
 }
 
-// Put stores u, replacing any user with the same name.
+// Put stores u, replacing any user with the same name. A new secret
+// lifts the user's lock and forgets its failures, which were counted
+// against the old one: re-enrolling a locked totem is one way back.
 func (r *Registry) Put(u User) error {
 	if err := validUser(u.Username, u.Role); err != nil {
 		return err
@@ -118,6 +123,9 @@ func (r *Registry) Put(u User) error {
 		return fmt.Errorf("broker: %w", err)
 	}
 	err = r.db.Update(func(tx *bbolt.Tx) error {
+		if err := tx.Bucket(locksBucket).Delete([]byte(u.Username)); err != nil {
+			return err
+		}
 		return tx.Bucket(usersBucket).Put([]byte(u.Username), b)
 	})
 	if err != nil {
@@ -146,16 +154,12 @@ func (r *Registry) Get(username string) (User, bool, error) {
 	return u, found, nil
 }
 
-// Authenticate reports the role of username if password is its secret.
+// Authenticate reports the role of username if password is its secret
+// and the user is not locked. It is Check from no known address: a
+// failure counts towards the lock.
 func (r *Registry) Authenticate(username, password string) (string, bool) {
-	u, ok, err := r.Get(username)
-	if err != nil || !ok {
-		return "", false
-	}
-	if match, err := creds.Verify(u.Hash, password); err != nil || !match {
-		return "", false
-	}
-	return u.Role, true
+	role, out, _ := r.Check(username, password, "")
+	return role, out == Accepted
 }
 
 // Lookup returns the role of username if the registry has it.
