@@ -416,6 +416,9 @@ func linkState(up interface {
 		return "in linea"
 	}
 	if r, ok := up.Refused(); ok {
+		if r.Code == 0x8A { // locked: the totem no longer asks (sync/uplink)
+			return "credenziali bloccate (0x8A): chiedere a ops lo sblocco o riattivare il totem"
+		}
 		return fmt.Sprintf("rifiutato (0x%02X %s), nuovo tentativo più tardi", r.Code, r.Reason)
 	}
 	return "fuori linea"

@@ -48,10 +48,12 @@ type Options struct {
 	// A broker's refusal (a CONNACK reason code) is asked again later
 	// than a network failure, never given up (see refusal.go): every
 	// RefusedMin, doubling up to RefusedMax, or every CredentialsRetry
-	// when the credentials themselves were refused.
+	// when the credentials themselves were refused; after a lock of the
+	// credentials (0x8A), one probe every LockedRetry only.
 	RefusedMin       time.Duration // default 30s
 	RefusedMax       time.Duration // default 15m
 	CredentialsRetry time.Duration // default 1h
+	LockedRetry      time.Duration // default 24h
 	// Window is how many operations may wait for their result at once
 	// (the in-flight window); it is kept below the broker's receive
 	// maximum so that the priority lane always has packet ids left.
@@ -150,6 +152,9 @@ func New(o Options) *Uplink {
 	if o.CredentialsRetry <= 0 {
 		o.CredentialsRetry = time.Hour
 	}
+	if o.LockedRetry <= 0 {
+		o.LockedRetry = 24 * time.Hour
+	}
 	if o.Window == 0 {
 		o.Window = 1024
 	}
@@ -244,6 +249,11 @@ func (u *Uplink) Run(ctx context.Context) error {
 			var ce *autopaho.ConnackError
 			if errors.As(err, &ce) && ce.ReasonCode >= 0x80 {
 				d := u.refused(ce.ReasonCode, time.Now())
+				if ce.ReasonCode == codeLocked {
+					u.log.Error("credentials locked by the hub after too many failed authentications: no more attempts until ops unlocks them or the totem is re-enrolled",
+						"reason_code", "0x8A", "unlock", "totemctl unlock "+u.o.Username, "probe_in", d.Round(time.Second))
+					return
+				}
 				level := slog.LevelWarn
 				if definite(ce.ReasonCode) {
 					level = slog.LevelError
