@@ -64,6 +64,8 @@ var (
 		"sendlog":      Technician,
 		"sendlog_show": Technician,
 		"report":       Ops, // the fleet's Reportistica, by operator
+		"locks":        Technician,
+		"unlock":       Ops, // lifts a broker user's lock (8 failed authentications)
 	}
 )
 

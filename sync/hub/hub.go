@@ -47,6 +47,9 @@ type Options struct {
 	// console command on the hub's command topic (target
 	// cmdsig.HubTarget); nil refuses them all.
 	Verifier *cmdsig.Verifier
+	// Accounts is the embedded broker's user registry, for the unlock and
+	// locks commands (accounts.go); nil on an external broker.
+	Accounts Accounts
 	// Queue bounds the operations waiting to be applied. When it is full
 	// new ones are dropped with a warning: the totem sends them again when
 	// no result comes.
@@ -548,6 +551,13 @@ func (h *Hub) command(p *paho.Publish) {
 			reply.Data, err = h.sendLogShow(cmd.Args)
 		}
 		if err != nil {
+			reply.Error = err.Error()
+		} else {
+			reply.OK = true
+		}
+	case accountCommands[cmd.Name] != nil:
+		reply.ID = cmd.ID
+		if reply.Data, err = accountCommands[cmd.Name](h, cmd, console); err != nil {
 			reply.Error = err.Error()
 		} else {
 			reply.OK = true

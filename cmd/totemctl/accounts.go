@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"github.com/aslcns/totem/config"
+	"github.com/aslcns/totem/sync/broker"
+	"github.com/aslcns/totem/sync/hub"
+	"github.com/aslcns/totem/sync/protocol"
+)
+
+// unlock asks the hub to lift the lock of a totem's or console's
+// credentials (8 failed authentications in a row) and says what it lifted.
+func unlock(ctx context.Context, cfg *config.Totemctl, args []string, stdout io.Writer) error {
+	if len(args) != 1 || !protocol.ValidTotemID(args[0]) {
+		return fmt.Errorf("totemctl: unlock NAME (a totem or console)")
+	}
+	r, err := hubRequest(ctx, cfg, "unlock", map[string]string{"name": args[0]})
+	if err != nil {
+		return err
+	}
+	var res hub.UnlockResult
+	if err := json.Unmarshal(r.Data, &res); err != nil {
+		return fmt.Errorf("totemctl: unlock: %w", err)
+	}
+	if !res.Locked {
+		fmt.Fprintf(stdout, "%s was not locked (%d failed authentications forgotten)\n", res.Username, res.Lock.Failures)
+		return nil
+	}
+	fmt.Fprintf(stdout, "%s unlocked: locked %s from %s after %d failed authentications\n",
+		res.Username, stamp(res.Lock.LockedAt), or(res.Lock.From), res.Lock.Failures)
+	return nil
+}
+
+// locks lists the broker users with failed authentications counted.
+func locks(ctx context.Context, cfg *config.Totemctl, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("locks", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	out := fs.String("o", "table", "output: table or json")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *out != "table" && *out != "json" {
+		return fmt.Errorf("totemctl: -o %s: want table or json", *out)
+	}
+	r, err := hubRequest(ctx, cfg, "locks", nil)
+	if err != nil {
+		return err
+	}
+	var ls []broker.Lock
+	if err := json.Unmarshal(r.Data, &ls); err != nil {
+		return fmt.Errorf("totemctl: locks: %w", err)
+	}
+	if *out == "json" {
+		return writeJSON(stdout, ls)
+	}
+	return renderLocks(stdout, ls)
+}
+
+func renderLocks(w io.Writer, ls []broker.Lock) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "USER\tSTATE\tFAILURES\tLOCKED AT\tFROM\tLAST FAILURE\tLAST FROM")
+	for _, l := range ls {
+		state, at := "counting", "-"
+		if l.Locked {
+			state, at = "LOCKED", stamp(l.LockedAt)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", l.Username, state, l.Failures, at, or(l.From), stamp(l.Last), or(l.LastFrom))
+	}
+	return tw.Flush()
+}
