@@ -290,6 +290,10 @@ func (c *Totemhub) Validate() error {
 		}
 	}
 
+	if d := c.Fleet.EnrollValidity.Duration; d < time.Minute || d > 30*24*time.Hour {
+		p.add("fleet.enroll_validity", "%v is not 1m-720h", d)
+	}
+
 	p.oneOf("cms.policy", c.CMS.Policy, "fse-2020", "fse-2016")
 	p.atLeast("cms.sendlog_retention", c.CMS.SendLogRetention, 4380*time.Hour)
 	p.atLeast("cms.refusal_retention", c.CMS.RefusalRetention, 24*time.Hour)

@@ -74,3 +74,23 @@ func renderLocks(w io.Writer, ls []broker.Lock) error {
 	}
 	return tw.Flush()
 }
+
+// enrollTotem asks the hub for a totem's enrollment code (registering the
+// totem if needed) and prints it with its expiry: ops gives it to the
+// technician by a second channel, who types `totemd enroll CODE`.
+func enrollTotem(ctx context.Context, cfg *config.Totemctl, args []string, stdout io.Writer) error {
+	if len(args) != 1 || !protocol.ValidTotemID(args[0]) {
+		return fmt.Errorf("totemctl: enroll TOTEM")
+	}
+	r, err := hubRequest(ctx, cfg, "enroll", map[string]string{"totem": args[0]})
+	if err != nil {
+		return err
+	}
+	var c hub.EnrollCode
+	if err := json.Unmarshal(r.Data, &c); err != nil {
+		return fmt.Errorf("totemctl: enroll: %w", err)
+	}
+	fmt.Fprintf(stdout, "totem %s: enrollment code %s, valid until %s, single use\n"+
+		"on the totem: totemd enroll --config FILE %s\n", c.Totem, c.Code, stamp(c.Expires), c.Code)
+	return nil
+}

@@ -134,7 +134,7 @@ func startRig(t *testing.T, ctx context.Context, seed func(*outbox.Outbox)) *rig
 	}
 	t.Cleanup(func() { store.Close() })
 	h := hub.New(hub.Options{URL: r.url, ClientID: "hub-1", Username: hubMe.Username, Password: hubMe.Password,
-		Backend: store, Logger: log.With("subsystem", "hub"), Accounts: reg, Verifier: cmdsig.NewVerifier(cmdsig.HubTarget, keys, record("hub-commands.db"))})
+		Backend: store, Logger: log.With("subsystem", "hub"), Accounts: reg, Enroller: reg, Verifier: cmdsig.NewVerifier(cmdsig.HubTarget, keys, record("hub-commands.db"))})
 
 	if r.box, err = outbox.Open(filepath.Join(dir, "outbox.db"), nil); err != nil {
 		t.Fatal(err)
@@ -278,6 +278,7 @@ func TestEveryCommandRunsEndToEnd(t *testing.T) {
 		"report":       {"report"},
 		"locks":        {"locks"},
 		"unlock":       {"unlock", rigTotem},
+		"enroll":       {"enroll", "t-new"},
 	}
 
 	// The table of this test covers the verifier's tables and totemctl's

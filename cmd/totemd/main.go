@@ -66,6 +66,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return cardCmd(ctx, args[1:], stdout, stderr)
 		case "printer":
 			return printerCmd(ctx, args[1:], stdout, stderr)
+		case "enroll":
+			return enrollCmd(ctx, args[1:], stdout, stderr)
 		case "version":
 			fmt.Fprintf(stdout, "totemd %s (pcsc: %v)\n", version, pcsc.Available)
 			return nil

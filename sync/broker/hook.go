@@ -13,6 +13,7 @@ import (
 
 	"github.com/aslcns/totem/internal/lograte"
 	"github.com/aslcns/totem/sync/creds"
+	"github.com/aslcns/totem/sync/enroll"
 	"github.com/aslcns/totem/sync/protocol"
 )
 
@@ -44,6 +45,8 @@ type authHook struct {
 	log   *slog.Logger
 	stats *counters
 	lim   *lograte.Limiter
+	// enroll, when set, admits the enroll user (enrolluser.go).
+	enroll *enrollGate
 
 	// roles maps usernames to the role they authenticated with. It is
 	// keyed by username, not by client, so it is bounded by the number of
@@ -64,7 +67,7 @@ func (h *authHook) ID() string { return "totem-auth" }
 func (h *authHook) Provides(b byte) bool {
 	switch b {
 	case mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish, mqtt.OnPacketRead,
-		mqtt.OnPacketEncode:
+		mqtt.OnPacketEncode, mqtt.OnDisconnect:
 		return true
 	}
 	return false
@@ -112,6 +115,8 @@ func (h *authHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		h.stats.clientIDRefused.Add(1)
 	case packets.ErrNotAuthorized:
 		h.stats.notAuthorized.Add(1)
+	case packets.ErrConnectionRateExceeded:
+		h.stats.enrollRateRefused.Add(1)
 	case packets.ErrRetainNotSupported:
 		h.stats.retainRefusedCon.Add(1)
 		if cl.Properties.ProtocolVersion < 5 {
@@ -127,6 +132,18 @@ func (h *authHook) admit(cl *mqtt.Client, pk packets.Packet) (code packets.Code,
 	user := string(pk.Connect.Username)
 	if user == "" {
 		return packets.ErrBadUsernameOrPassword, "anonymous", ""
+	}
+	if user == enroll.Username && h.enroll != nil {
+		if code, reason := h.admitEnroll(cl, pk); code != packets.CodeSuccess {
+			return code, reason, ""
+		}
+		h.stats.enrollConnections.Add(1)
+		cl.Properties.Clean = true
+		cl.Properties.Props.SessionExpiryInterval = 0
+		h.mu.Lock()
+		h.roles[user] = roleEnroll
+		h.mu.Unlock()
+		return packets.CodeSuccess, "", ""
 	}
 	role, out := h.authenticate(cl, user, string(pk.Connect.Password))
 	switch out {
@@ -224,6 +241,13 @@ func (h *authHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Pa
 	return pk
 }
 
+// OnDisconnect forgets an enroll connection's request.
+func (h *authHook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
+	if h.enroll != nil {
+		h.enroll.published.Delete(cl)
+	}
+}
+
 // OnConnectAuthenticate lets in what OnConnect admitted.
 func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool {
 	_, ok := h.admitted.LoadAndDelete(cl)
@@ -237,7 +261,7 @@ func (h *authHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	h.mu.RLock()
 	role := h.roles[user]
 	h.mu.RUnlock()
-	if allowed(role, user, topic, write) {
+	if role == roleEnroll && h.enrollAllowed(cl, topic, write) || role != roleEnroll && allowed(role, user, topic, write) {
 		return true
 	}
 	reason := "read_denied"
@@ -440,8 +464,17 @@ func hubAllowed(topic string, write bool) bool {
 	if console, ok := strings.CutPrefix(topic, protocol.HubRoot+"/reply/"); write && ok {
 		return protocol.ValidTotemID(console)
 	}
-	if !write && (topic == protocol.HubCmdTopic || topic == protocol.SharedHubCmdTopic) {
+	if !write && (topic == protocol.HubCmdTopic || topic == protocol.SharedHubCmdTopic || topic == enroll.RequestFilter) {
 		return true
+	}
+	if _, ok := enroll.RequestIDOfTopic(topic); ok && !write { // a request delivered
+		return true
+	}
+	// Enrollment: the reply to one request.
+	if rest, ok := strings.CutSuffix(topic, "/reply"); write && ok {
+		if _, ok := enroll.RequestIDOfTopic(rest); ok {
+			return true
+		}
 	}
 	if write {
 		id, leaf, ok := split(topic)

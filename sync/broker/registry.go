@@ -51,7 +51,10 @@ func OpenRegistry(path string) (*Registry, error) {
 		if _, err := tx.CreateBucketIfNotExists(usersBucket); err != nil {
 			return err
 		}
-		_, err := tx.CreateBucketIfNotExists(locksBucket)
+		if _, err := tx.CreateBucketIfNotExists(locksBucket); err != nil {
+			return err
+		}
+		_, err := tx.CreateBucketIfNotExists(enrollBucket)
 		return err
 	})
 	if err != nil {

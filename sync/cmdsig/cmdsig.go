@@ -66,6 +66,7 @@ var (
 		"report":       Ops, // the fleet's Reportistica, by operator
 		"locks":        Technician,
 		"unlock":       Ops, // lifts a broker user's lock (8 failed authentications)
+		"enroll":       Ops, // issues a totem's enrollment code
 	}
 )
 

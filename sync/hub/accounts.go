@@ -26,11 +26,13 @@ type UnlockResult struct {
 	Lock     broker.Lock `json:"lock"`
 }
 
-// accountCommands are the hub commands on broker users, by name; their
+// accountCommands are the hub commands on broker users and their
+// credentials, by name; their
 // roles are in sync/cmdsig's table like every other command's.
 var accountCommands = map[string]func(h *Hub, cmd *protocol.Command, console string) (json.RawMessage, error){
 	"unlock": (*Hub).unlock,
 	"locks":  (*Hub).locks,
+	"enroll": (*Hub).enrollCommand, // enroll.go
 }
 
 func (h *Hub) accounts() (Accounts, error) {
