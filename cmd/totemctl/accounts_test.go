@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -81,5 +82,36 @@ func TestUnlockRestoresLogin(t *testing.T) {
 	logs := r.logs.String()
 	if !strings.Contains(logs, "user locked") || !strings.Contains(logs, "credentials unlocked") || !strings.Contains(logs, "key=ops-1") {
 		t.Errorf("lock and unlock not audited:\n%s", logs)
+	}
+}
+
+// totemctl enroll (ops) registers a new totem and prints its code, grouped,
+// with the expiry; a technician may not.
+func TestEnrollPrintsCode(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	r := startRig(t, ctx, func(*outbox.Outbox) {})
+	if _, err := r.totemctl(ctx, r.tech, "enroll", "t-new"); refused(err) != cmdsig.CodeOutOfRole {
+		t.Fatalf("technician enroll: %v, want out_of_role", err)
+	}
+	out, err := r.totemctl(ctx, r.ops, "enroll", "t-new")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`totem t-new: enrollment code ([2-9A-HJ-NP-Z]{4}-[2-9A-HJ-NP-Z]{4}-[2-9A-HJ-NP-Z]{4}), valid until (\d{4}-\d\d-\d\d)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("totemctl enroll said %q", out)
+	}
+	if want := time.Now().Add(7 * 24 * time.Hour).Format("2006-01-02"); m[2] != want {
+		t.Errorf("valid until %s, want %s", m[2], want)
+	}
+	if role, ok := r.reg.Lookup("t-new"); !ok || role != "totem" {
+		t.Errorf("t-new not registered: %q %v", role, ok)
+	}
+	if strings.Contains(r.logs.String(), m[1]) {
+		t.Error("the code is in the logs")
+	}
+	if _, err := r.totemctl(ctx, r.ops, "enroll", "console"); err == nil {
+		t.Error("a console's name enrolled as a totem")
 	}
 }
