@@ -332,6 +332,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 		up := uplink.New(uplink.Options{
 			Totem: cfg.Totem.ID, URL: cfg.Broker.URL, Username: c.Username, Password: c.Password,
+			Store: &creds.Store{Path: cfg.Broker.CredentialsFile}, RotateAt: c.RotateAt, // rotates itself
 			TLS: tlsCfg, CAFile: caFile,
 			Outbox: box, Logger: log.With("subsystem", "uplink"),
 			KeepAlive: cfg.Broker.KeepAlive.Duration, BackoffMin: cfg.Broker.ReconnectMin.Duration,

@@ -66,6 +66,8 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 		return err
 	}
 	defer reg.Close()
+	reg.SetValidity(broker.Validity{First: cfg.Fleet.FirstValidity.Duration, Next: cfg.Fleet.Validity.Duration,
+		RotateBefore: cfg.Fleet.RotateBefore.Duration})
 
 	switch fs.Arg(0) {
 	case "provision":

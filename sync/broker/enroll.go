@@ -86,6 +86,7 @@ func (r *Registry) Redeem(totem, code string, now time.Time) (creds.File, error)
 		return creds.File{}, err
 	}
 	now = now.UTC()
+	f.Expires, f.RotateAt = r.validity.first(now)
 	var refusal error
 	err = r.db.Update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(enrollBucket)
@@ -124,7 +125,7 @@ func (r *Registry) Redeem(totem, code string, now time.Time) (creds.File, error)
 				return nil
 			}
 		}
-		u = User{Username: totem, Role: creds.RoleTotem, Hash: hash, Created: now}
+		u = User{Username: totem, Role: creds.RoleTotem, Hash: hash, Created: now, Expires: f.Expires}
 		if err := putUser(tx, u); err != nil {
 			return err
 		}

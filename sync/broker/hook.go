@@ -79,7 +79,8 @@ func (h *authHook) Provides(b byte) bool {
 // not retry, from a refusal it may outlive; so the hook answers itself,
 // with the precise code, and returns it to end the connection:
 //   - 0x86 only when the credentials are wrong: anonymous, unknown user,
-//     wrong secret;
+//     wrong secret; and, with the reason string codeExpired's, the right
+//     secret past its expiry;
 //   - 0x8A (banned), reason string codeLocked's, for a user the registry
 //     locked after MaxFailures failed authentications in a row, and to
 //     the failure that locks it: the secret is not looked at, and the
@@ -106,6 +107,11 @@ func (h *authHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	switch code {
 	case packets.ErrBadUsernameOrPassword:
 		h.stats.badCredentials.Add(1)
+	case codeExpired:
+		h.stats.expiredRefused.Add(1)
+		if cl.Properties.ProtocolVersion < 5 {
+			code = packets.ErrBadUsernameOrPassword
+		}
 	case codeLocked:
 		h.stats.lockedRefused.Add(1)
 		if cl.Properties.ProtocolVersion < 5 {
@@ -151,6 +157,8 @@ func (h *authHook) admit(cl *mqtt.Client, pk packets.Packet) (code packets.Code,
 		return packets.ErrBadUsernameOrPassword, "bad_credentials", ""
 	case Refused:
 		return codeLocked, "locked", ""
+	case Expired:
+		return codeExpired, "expired", ""
 	}
 	if cl.ID != user {
 		if role == creds.RoleTotem {
@@ -203,6 +211,11 @@ func (h *authHook) admit(cl *mqtt.Client, pk packets.Packet) (code packets.Code,
 // string says why, and the fleet's brokers send 0x8A for nothing else, so
 // a totem knows its credentials are locked (docs/protocol.md).
 var codeLocked = packets.Code{Code: packets.ErrBanned.Code, Reason: "locked: too many failed authentications, ops must unlock"}
+
+// codeExpired answers the right secret past its expiry: 0x86, as a wrong
+// one, with a reason string that says so (the totem shows it, and ops must
+// enroll it again); it does not count towards a lock.
+var codeExpired = packets.Code{Code: packets.ErrBadUsernameOrPassword.Code, Reason: "expired: credentials past their expiry, enroll the totem again"}
 
 // authenticate asks the Authenticator, through Check when it counts
 // failures. The failure that locks a user is logged, always: the lock,
@@ -382,7 +395,8 @@ func (h *authHook) redactTopic(topic string) string {
 		switch l {
 		case "totem", "v1", "totemhub", "$share", "$SYS", "+", "#",
 			protocol.LeafOp, protocol.LeafResult, protocol.LeafState, protocol.LeafTelemetry, protocol.LeafEvent,
-			protocol.LeafCmd, protocol.LeafReply, protocol.LeafPolicy, protocol.LeafSync, protocol.LeafLedger:
+			protocol.LeafCmd, protocol.LeafReply, protocol.LeafPolicy, protocol.LeafSync, protocol.LeafLedger,
+			protocol.LeafRotate, protocol.LeafRotated, "enroll":
 		default:
 			levels[i] = h.redact(l)
 		}
@@ -401,11 +415,12 @@ func clip(s string) string {
 // allowed is the ACL. topic is a topic name when write is true and a topic
 // filter (or the name of a message being delivered) when write is false.
 //
-//   - totem T: publishes totem/v1/T/{op,state,telemetry,event,sync} and
+//   - totem T: publishes totem/v1/T/{op,state,telemetry,event,sync,rotate} and
 //     totem/v1/T/reply/{console}; subscribes exactly
-//     totem/v1/T/{result,cmd,policy,ledger}.
-//   - hub: publishes totem/v1/{id}/{result,policy,ledger}; subscribes,
-//     optionally as $share/{group}/…, totem/v1/{+|id}/{op,state,telemetry,event,sync}.
+//     totem/v1/T/{result,cmd,policy,ledger,rotated}.
+//   - hub: publishes totem/v1/{id}/{result,policy,ledger,rotated}; subscribes,
+//     optionally as $share/{group}/…, totem/v1/{+|id}/{op,state,telemetry,event,sync,rotate};
+//     the enrollment requests and their replies (enrolluser.go).
 //   - console C: publishes totem/v1/{id}/cmd; subscribes
 //     totem/v1/{+|id}/{state,telemetry,event} and totem/v1/{+|id}/reply/C.
 //
@@ -446,14 +461,14 @@ func totemAllowed(user, topic string, write bool) bool {
 	}
 	if write {
 		switch leaf {
-		case protocol.LeafOp, protocol.LeafState, protocol.LeafTelemetry, protocol.LeafEvent, protocol.LeafSync:
+		case protocol.LeafOp, protocol.LeafState, protocol.LeafTelemetry, protocol.LeafEvent, protocol.LeafSync, protocol.LeafRotate:
 			return true
 		}
 		console, ok := strings.CutPrefix(leaf, protocol.LeafReply+"/")
 		return ok && protocol.ValidTotemID(console)
 	}
 	switch leaf {
-	case protocol.LeafResult, protocol.LeafCmd, protocol.LeafPolicy, protocol.LeafLedger:
+	case protocol.LeafResult, protocol.LeafCmd, protocol.LeafPolicy, protocol.LeafLedger, protocol.LeafRotated:
 		return true
 	}
 	return false
@@ -479,7 +494,7 @@ func hubAllowed(topic string, write bool) bool {
 	if write {
 		id, leaf, ok := split(topic)
 		return ok && protocol.ValidTotemID(id) &&
-			(leaf == protocol.LeafResult || leaf == protocol.LeafPolicy || leaf == protocol.LeafLedger)
+			(leaf == protocol.LeafResult || leaf == protocol.LeafPolicy || leaf == protocol.LeafLedger || leaf == protocol.LeafRotated)
 	}
 	if rest, ok := strings.CutPrefix(topic, "$share/"); ok {
 		group, filter, ok := strings.Cut(rest, "/")
@@ -493,7 +508,7 @@ func hubAllowed(topic string, write bool) bool {
 		return false
 	}
 	switch leaf {
-	case protocol.LeafOp, protocol.LeafState, protocol.LeafTelemetry, protocol.LeafEvent, protocol.LeafSync:
+	case protocol.LeafOp, protocol.LeafState, protocol.LeafTelemetry, protocol.LeafEvent, protocol.LeafSync, protocol.LeafRotate:
 		return true
 	}
 	return false

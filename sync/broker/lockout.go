@@ -38,6 +38,7 @@ const (
 	Accepted Outcome = iota // the secret is the user's
 	Rejected                // anonymous, unknown user or wrong secret
 	Refused                 // the user is locked: the secret was not even looked at
+	Expired                 // the right secret, past its expiry: not counted as a failure
 )
 
 // Checker is an Authenticator that counts failures per user and locks a
@@ -63,7 +64,25 @@ func (r *Registry) Check(username, password, remote string) (string, Outcome, bo
 	if lk.Locked {
 		return "", Refused, false
 	}
-	if match, err := creds.Verify(u.Hash, password); err == nil && match {
+	now := time.Now()
+	match, err := creds.Verify(u.Hash, password)
+	match = err == nil && match
+	if !match && u.Next != "" {
+		// A login with the secret of a rotation confirms it (rotate.go).
+		if m, err := creds.Verify(u.Next, password); err == nil && m {
+			if expired(u.NextExpires, now) {
+				return "", Expired, false
+			}
+			if err := r.promote(username, u.Next, now); err != nil {
+				return "", Rejected, false
+			}
+			match, u.Expires = true, u.NextExpires
+		}
+	}
+	if match && expired(u.Expires, now) {
+		return "", Expired, false
+	}
+	if match {
 		if lk.Failures == 0 {
 			return u.Role, Accepted, false
 		}
@@ -76,7 +95,7 @@ func (r *Registry) Check(username, password, remote string) (string, Outcome, bo
 		}
 		return u.Role, Accepted, false
 	}
-	justLocked, err := r.fail(username, remote, time.Now().UTC())
+	justLocked, err := r.fail(username, remote, now.UTC())
 	if err != nil {
 		return "", Rejected, false
 	}

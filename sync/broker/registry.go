@@ -24,6 +24,14 @@ type User struct {
 	Role     string    `json:"role"`
 	Hash     string    `json:"hash"`
 	Created  time.Time `json:"created"`
+	// Expires: the secret is refused from then on (zero: never; only
+	// totems' secrets expire). Next is the hash of the secret a rotation
+	// brought, valid with the old one until a login with it makes it the
+	// secret (rotate.go), and NextExpires that secret's expiry.
+	Expires     time.Time `json:"expires,omitzero"`
+	Next        string    `json:"next,omitempty"`
+	NextExpires time.Time `json:"next_expires,omitzero"`
+	Rotated     time.Time `json:"rotated,omitzero"` // the last rotation's confirmation
 }
 
 // Registry is the durable list of broker users, kept in a bbolt file.
@@ -31,6 +39,7 @@ type User struct {
 type Registry struct {
 	db        *bbolt.DB
 	provision sync.Mutex // serialises Provision's read-check-write
+	validity  Validity
 }
 
 var _ Authenticator = (*Registry)(nil)
@@ -61,7 +70,7 @@ func OpenRegistry(path string) (*Registry, error) {
 		db.Close()
 		return nil, fmt.Errorf("broker: open registry: %w", err)
 	}
-	return &Registry{db: db}, nil
+	return &Registry{db: db, validity: DefaultValidity}, nil
 }
 
 // createDB makes an initialised bbolt file next to path and links it into
@@ -195,12 +204,20 @@ func (r *Registry) Provision(username, role, path string) (creds.File, error) {
 			if match, _ := creds.Verify(u.Hash, f.Password); match {
 				return f, nil
 			}
+			// A totem between the two steps of a rotation (rotate.go).
+			if match, _ := creds.Verify(u.Next, f.Password); u.Next != "" && match {
+				return f, nil
+			}
 		}
 	}
 
 	f, err := creds.Generate(username, role)
 	if err != nil {
 		return creds.File{}, fmt.Errorf("broker: provision %q: %w", username, err)
+	}
+	now := time.Now().UTC()
+	if role == creds.RoleTotem {
+		f.Expires, f.RotateAt = r.validity.first(now)
 	}
 	hash, err := creds.Hash(f.Password)
 	if err != nil {
@@ -211,7 +228,7 @@ func (r *Registry) Provision(username, role, path string) (creds.File, error) {
 	if err := creds.Save(path, f); err != nil {
 		return creds.File{}, fmt.Errorf("broker: provision %q: %w", username, err)
 	}
-	u := User{Username: username, Role: role, Hash: hash, Created: time.Now().UTC()}
+	u := User{Username: username, Role: role, Hash: hash, Created: now, Expires: f.Expires}
 	if err := r.Put(u); err != nil {
 		return creds.File{}, err
 	}

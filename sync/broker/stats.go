@@ -21,6 +21,7 @@ type Stats struct {
 	BadCredentials   int64 // CONNACK 0x86: anonymous, unknown user or wrong secret
 	Lockouts         int64 // users locked after MaxFailures failed authentications in a row
 	LockedRefused    int64 // CONNACK 0x8A: a locked user (the failure that locked it included)
+	ExpiredRefused   int64 // CONNACK 0x86 "expired": the right secret past its expiry
 	EnrollConns      int64 // connections of the enroll user admitted
 	EnrollRate       int64 // CONNACK 0x9F: the enroll user over its limit, per source or overall
 	NotAuthorized    int64 // CONNACK 0x87: a known user connecting as it may not (its Last Will)
@@ -53,7 +54,7 @@ func (s Stats) String() string {
 type counters struct {
 	acceptErrors, overCapacity, connectTimeouts, oversizeConnect, notConnect atomic.Int64
 	tlsFailures, lockouts, lockedRefused                                     atomic.Int64
-	enrollConnections, enrollRateRefused                                     atomic.Int64
+	enrollConnections, enrollRateRefused, expiredRefused                     atomic.Int64
 	badCredentials, notAuthorized, clientIDRefused, retainRefusedCon         atomic.Int64
 	takeovers, publishDenied, subscribeDenied, retainRefused, logSuppressed  atomic.Int64
 }
@@ -69,6 +70,7 @@ func (c *counters) snapshot() Stats {
 		BadCredentials:   c.badCredentials.Load(),
 		Lockouts:         c.lockouts.Load(),
 		LockedRefused:    c.lockedRefused.Load(),
+		ExpiredRefused:   c.expiredRefused.Load(),
 		EnrollConns:      c.enrollConnections.Load(),
 		EnrollRate:       c.enrollRateRefused.Load(),
 		NotAuthorized:    c.notAuthorized.Load(),

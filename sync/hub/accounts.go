@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/aslcns/totem/sync/broker"
 	"github.com/aslcns/totem/sync/protocol"
@@ -15,6 +16,8 @@ import (
 type Accounts interface {
 	Unlock(username string) (was broker.Lock, ok bool, err error)
 	Locks() ([]broker.Lock, error)
+	// Rotate records a totem's next secret (rotate.go).
+	Rotate(username, password string, now time.Time) (expires, rotateAt time.Time, err error)
 }
 
 // UnlockResult is the Data of the hub's unlock command: the lock lifted,

@@ -37,7 +37,7 @@ const (
 
 // enrollState is the hub's side of enrollment.
 type enrollState struct {
-	pool    pool
+	pool    pool // enrollments and rotations
 	limit   *rate.Limiter
 	ok      atomic.Int64
 	dropped atomic.Int64
@@ -100,7 +100,7 @@ func (h *Hub) redeem(rid string, p *paho.Publish) {
 		totem = req.Totem
 		var f creds.File
 		if f, err = h.o.Enroller.Redeem(req.Totem, req.Code, time.Now()); err == nil {
-			reply.OK, reply.Credentials = true, &f
+			reply.OK, reply.Credentials, reply.Expires = true, &f, f.Expires
 		}
 	}
 	if err != nil {

@@ -50,7 +50,8 @@ type Options struct {
 	// cmdsig.HubTarget); nil refuses them all.
 	Verifier *cmdsig.Verifier
 	// Accounts is the embedded broker's user registry, for the unlock and
-	// locks commands (accounts.go); nil on an external broker.
+	// locks commands (accounts.go) and the totems' rotations (rotate.go);
+	// nil on an external broker.
 	Accounts Accounts
 	// Enroller exchanges enrollment codes (enroll.go), valid
 	// EnrollValidity (default 7 days); nil on an external broker.
@@ -88,8 +89,9 @@ type Hub struct {
 	syncPool pool
 	syncGate syncGate
 
-	logs lograte.Limiter // lines that a totem's repeats would multiply
-	enr  enrollState     // enroll.go
+	logs      lograte.Limiter // lines that a totem's repeats would multiply
+	enr       enrollState     // enroll.go
+	rotations atomic.Int64    // rotate.go
 
 	mu         sync.Mutex
 	cm         *autopaho.ConnectionManager
@@ -159,6 +161,9 @@ func (h *Hub) Run(ctx context.Context) error {
 				}
 				if h.o.Enroller != nil {
 					subs = append(subs, paho.SubscribeOptions{Topic: enroll.RequestFilter, QoS: 1})
+				}
+				if h.o.Accounts != nil {
+					subs = append(subs, paho.SubscribeOptions{Topic: protocol.SharedRotateFilter, QoS: 1})
 				}
 				_, err := cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: subs})
 				if err != nil {
@@ -232,7 +237,7 @@ func (h *Hub) AwaitConnection(ctx context.Context) error {
 // the worker (or a console command or sync request to its pool), never
 // waits.
 func (h *Hub) receive(p *paho.Publish) {
-	if h.enrollRequest(p) {
+	if h.credentialRequest(p) { // rotate.go
 		return
 	}
 	if totem, leaf, _ := protocol.ParseTopic(p.Topic); h.dispatchRequest(p, totem, leaf) {

@@ -110,3 +110,60 @@ func TestLockedTotemStopsRetrying(t *testing.T) {
 		}
 	}
 }
+
+// Credentials past their expiry: the refusal the totem shows and logs says
+// they expired (not "wrong password"), and asking again never locks them.
+func TestExpiredCredentialsSaySo(t *testing.T) {
+	dir := t.TempDir()
+	reg, err := broker.OpenRegistry(filepath.Join(dir, "users.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	f, err := reg.Provision(totem, creds.RoleTotem, filepath.Join(dir, "t.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	user, _, _ := reg.Get(totem)
+	user.Expires = time.Now().Add(-time.Hour)
+	if err := reg.Put(user); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := broker.Start(broker.Options{Listen: "127.0.0.1:0", Auth: broker.NewUsers(reg)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	box, err := outbox.Open(filepath.Join(dir, "outbox.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer box.Close()
+	logs := new(lockedBuf)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	u := New(Options{Totem: totem, URL: srv.URL(), Username: totem, Password: f.Password, Outbox: box,
+		Logger: slog.New(slog.NewTextHandler(logs, nil)), CredentialsRetry: 10 * time.Millisecond})
+	done := make(chan struct{})
+	go func() { u.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	for {
+		if r, ok := u.Refused(); ok && r.Count > broker.MaxFailures {
+			if r.Code != 0x86 || r.Reason != expiredText {
+				t.Fatalf("refusal %+v", r)
+			}
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("not refused %d times; broker %s", broker.MaxFailures+1, srv.Stats())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	if locks, _ := reg.Locks(); len(locks) != 0 {
+		t.Errorf("expired credentials locked: %+v", locks)
+	}
+	if !strings.Contains(logs.String(), "credenziali scadute") {
+		t.Errorf("not logged:\n%s", logs.String())
+	}
+}

@@ -3,6 +3,7 @@ package uplink
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/aslcns/totem/sync/protocol"
@@ -106,8 +107,15 @@ func (u *Uplink) refusalDelay(code byte, n int) time.Duration {
 	return d - time.Duration(rand.Int64N(int64(d/4)+1))
 }
 
-// refused records a refusal and returns the delay before the next attempt.
-func (u *Uplink) refused(code byte, now time.Time) time.Duration {
+// expiredText is the refusal of credentials past their expiry: the fleet's
+// broker answers them 0x86 with a reason string starting "expired"
+// (docs/protocol.md); asking again is not counted, but only a new
+// enrollment mends it.
+const expiredText = "credenziali scadute: riattivare il totem (totemctl enroll)"
+
+// refused records a refusal (code, and the broker's reason string) and
+// returns the delay before the next attempt.
+func (u *Uplink) refused(code byte, serverReason string, now time.Time) time.Duration {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	u.streak++
@@ -116,6 +124,9 @@ func (u *Uplink) refused(code byte, now time.Time) time.Duration {
 	}
 	r := u.refusal
 	r.Code, r.Reason, r.Count, r.Last = int(code), reasonText(code), u.streak, now
+	if code == 0x86 && strings.HasPrefix(serverReason, "expired") {
+		r.Reason = expiredText
+	}
 	u.refusing = true
 	d := u.refusalDelay(code, u.streak)
 	u.retryIn.Store(int64(d))
