@@ -6,10 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"text/tabwriter"
 
 	"github.com/aslcns/totem/config"
 	"github.com/aslcns/totem/sync/broker"
+	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/hub"
 	"github.com/aslcns/totem/sync/protocol"
 )
@@ -93,4 +95,12 @@ func enrollTotem(ctx context.Context, cfg *config.Totemctl, args []string, stdou
 	fmt.Fprintf(stdout, "totem %s: enrollment code %s, valid until %s, single use\n"+
 		"on the totem: totemd enroll --config FILE %s\n", c.Totem, c.Code, stamp(c.Expires), c.Code)
 	return nil
+}
+
+// totemCommands are the commands a totem answers: its firmware's and its
+// uplink's (test_credentials).
+func totemCommands() map[string]string {
+	t := cmdsig.Commands("totem")
+	maps.Copy(t, cmdsig.LinkCommands())
+	return t
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"net"
 	"net/url"
 	"regexp"
@@ -113,5 +114,44 @@ func TestEnrollPrintsCode(t *testing.T) {
 	}
 	if _, err := r.totemctl(ctx, r.ops, "enroll", "console"); err == nil {
 		t.Error("a console's name enrolled as a totem")
+	}
+}
+
+// totemctl cmd TOTEM test-credentials: the totem checks, on its live
+// connection, the ACL of its own topics (granted) and of another totem's
+// commands (refused), and answers a verdict.
+func TestRemoteCredentialsTest(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	r := startRig(t, ctx, func(*outbox.Outbox) {})
+	out, err := r.totemctl(ctx, r.tech, "cmd", rigTotem, "test-credentials")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		OK      bool   `json:"ok"`
+		Verdict string `json:"verdict"`
+		Own     []struct {
+			Granted bool `json:"granted"`
+		} `json:"own"`
+		Foreign struct {
+			Granted bool `json:"granted"`
+			Code    int  `json:"code"`
+		} `json:"foreign"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if !rep.OK || !strings.HasPrefix(rep.Verdict, "OK: credentials of "+rigTotem) || len(rep.Own) != 5 || rep.Foreign.Granted || rep.Foreign.Code != 0x87 {
+		t.Fatalf("report %s", out)
+	}
+	for _, o := range rep.Own {
+		if !o.Granted {
+			t.Fatalf("own topic refused: %s", out)
+		}
+	}
+	// The totem is still online and answering after the test.
+	if _, err := r.totemctl(ctx, r.tech, "cmd", rigTotem, "ping"); err != nil {
+		t.Fatalf("ping after the test: %v", err)
 	}
 }

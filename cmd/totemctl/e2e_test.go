@@ -269,6 +269,7 @@ func TestEveryCommandRunsEndToEnd(t *testing.T) {
 		{"reprint", []string{"cmd", rigTotem, "reprint", "id={job}"}},
 		{"resend", []string{"resend", rigTotem, reader}},
 		{"resync", []string{"resync", rigTotem}},
+		{"test_credentials", []string{"cmd", rigTotem, "test-credentials"}},
 		{"correct", []string{"correct", rigTotem, reader, "payment=20261123043"}},
 		{"cancel", []string{"cancel", rigTotem, reader, "--reason", "doppio acquisto"}},
 	}
@@ -292,6 +293,9 @@ func TestEveryCommandRunsEndToEnd(t *testing.T) {
 		names  []string
 	}{{rigTotem, names}, {cmdsig.HubTarget, slices.Collect(maps.Keys(hubCalls))}} {
 		table := cmdsig.Commands(tc.target)
+		if tc.target != cmdsig.HubTarget {
+			table = totemCommands()
+		}
 		for n := range table {
 			if !slices.Contains(tc.names, n) {
 				t.Errorf("%s: command %s of the table has no totemctl call in this test: add one", tc.target, n)

@@ -130,4 +130,30 @@ func TestEnrollEndToEnd(t *testing.T) {
 	if after, _ := os.ReadFile(credsFile); !bytes.Equal(before, after) {
 		t.Fatal("an expired code rewrote the credentials")
 	}
+
+	// Test credenziali over the same TLS path: a clear verdict.
+	credTest := func(cfg string) (string, error) {
+		var out, errb bytes.Buffer
+		err := run(ctx, []string{"credentials", "test", "--config", cfg}, nil, &out, &errb)
+		return out.String(), err
+	}
+	out, err = credTest(good)
+	if err != nil || !strings.Contains(out, "OK: credentials of t-1 accepted") || !strings.Contains(out, "(in 239 days)") ||
+		!strings.Contains(out, "totem/v1/acl-probe/cmd") {
+		t.Fatalf("credentials test: %v\n%s", err, out)
+	}
+	if strings.Contains(out, f.Password) {
+		t.Fatal("the secret printed")
+	}
+	if _, err := credTest(config(filepath.Join(otherCA, pki.CACertFile))); err == nil || !strings.Contains(err.Error(), "KO") ||
+		!strings.Contains(err.Error(), otherCA) {
+		t.Fatalf("credentials test with another CA: %v", err)
+	}
+	f.Password += "x"
+	if err := creds.Save(credsFile, f); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := credTest(good); err == nil || !strings.Contains(err.Error(), "KO") || !strings.Contains(err.Error(), "0x86") {
+		t.Fatalf("credentials test with a wrong secret: %v", err)
+	}
 }

@@ -68,6 +68,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return printerCmd(ctx, args[1:], stdout, stderr)
 		case "enroll":
 			return enrollCmd(ctx, args[1:], stdout, stderr)
+		case "credentials":
+			return credentialsCmd(ctx, args[1:], stdout, stderr)
 		case "version":
 			fmt.Fprintf(stdout, "totemd %s (pcsc: %v)\n", version, pcsc.Available)
 			return nil
