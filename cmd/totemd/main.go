@@ -396,7 +396,7 @@ func awaitCreds(ctx context.Context, path string, log *slog.Logger, beat *sdnoti
 		if err.Error() != last {
 			last = err.Error()
 			if errors.Is(err, fs.ErrNotExist) {
-				log.Warn("no credentials file yet: waiting for this totem's enrollment (provision it at the hub); operations stay queued",
+				log.Warn("no credentials file yet: waiting for this totem's enrollment (totemd enroll CODE, or provision it at the hub); operations stay queued",
 					"file", path)
 			} else {
 				log.Error("credentials file unusable: fix or replace it; operations stay queued", "file", path, "err", err)
