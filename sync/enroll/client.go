@@ -14,6 +14,7 @@ import (
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/pki"
 	"github.com/aslcns/totem/sync/protocol"
+	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
 )
 
@@ -46,7 +47,10 @@ func (c Client) Exchange(ctx context.Context, code string) (creds.File, time.Tim
 	}
 	rid := randomID()
 	replies := make(chan *paho.Publish, 1)
-	cl := paho.NewClient(paho.ClientConfig{Conn: conn, PacketTimeout: 10 * time.Second,
+	// Thread safe: paho writes a packet in several Writes (net.Buffers),
+	// which a tls.Conn does not keep together, and its pinger writes a
+	// PINGREQ from another goroutine at once after CONNECT.
+	cl := paho.NewClient(paho.ClientConfig{Conn: packets.NewThreadSafeConn(conn), PacketTimeout: 10 * time.Second,
 		OnPublishReceived: []func(paho.PublishReceived) (bool, error){
 			func(pr paho.PublishReceived) (bool, error) {
 				if pr.Packet.Topic == ReplyTopic(rid) {
@@ -83,7 +87,7 @@ func (c Client) Exchange(ctx context.Context, code string) (creds.File, time.Tim
 	var p *paho.Publish
 	select {
 	case <-ctx.Done():
-		return creds.File{}, time.Time{}, fmt.Errorf("enroll: no answer from the hub: %w", ctx.Err())
+		return creds.File{}, time.Time{}, fmt.Errorf("enroll: no answer from the hub (busy, or it does not enroll totems): %w", ctx.Err())
 	case p = <-replies:
 	}
 	var r Reply

@@ -14,6 +14,7 @@ import (
 	"github.com/aslcns/totem/sync/pki"
 	"github.com/aslcns/totem/sync/protocol"
 	"github.com/eclipse/paho.golang/autopaho"
+	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
 )
 
@@ -140,7 +141,10 @@ func TestCredentials(ctx context.Context, o TestOptions) (r CredentialsReport) {
 		r.Refusal = pki.Explain(err, u.Host, o.CAFile).Error()
 		return r
 	}
-	c := paho.NewClient(paho.ClientConfig{Conn: conn, PacketTimeout: 30 * time.Second})
+	// Thread safe: paho writes a packet in several Writes (net.Buffers),
+	// which a tls.Conn does not keep together, and its pinger writes a
+	// PINGREQ from another goroutine at once after CONNECT.
+	c := paho.NewClient(paho.ClientConfig{Conn: packets.NewThreadSafeConn(conn), PacketTimeout: 30 * time.Second})
 	ca, err := c.Connect(ctx, &paho.Connect{ClientID: f.Username, KeepAlive: 30, CleanStart: true,
 		Username: f.Username, UsernameFlag: true, Password: []byte(f.Password), PasswordFlag: true})
 	if err != nil {

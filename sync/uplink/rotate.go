@@ -13,6 +13,7 @@ import (
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/protocol"
 	"github.com/eclipse/paho.golang/autopaho"
+	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
 )
 
@@ -193,7 +194,9 @@ func (u *Uplink) attempt(ctx context.Context, cfg autopaho.ClientConfig, srv *ur
 	u.mu.Lock()
 	u.netConn = conn
 	u.mu.Unlock()
-	return conn, nil
+	// As autopaho's own dialler: paho writes a packet in several Writes,
+	// which a tls.Conn does not keep together.
+	return packets.NewThreadSafeConn(conn), nil
 }
 
 // dropConn closes the connection: autopaho connects again, with the
