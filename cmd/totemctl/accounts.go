@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"slices"
 	"text/tabwriter"
+	"time"
 
 	"github.com/aslcns/totem/config"
 	"github.com/aslcns/totem/sync/broker"
@@ -103,4 +105,65 @@ func totemCommands() map[string]string {
 	t := cmdsig.Commands("totem")
 	maps.Copy(t, cmdsig.LinkCommands())
 	return t
+}
+
+// credentialsList lists the broker users with their expiry (soonest
+// first), a rotation pending and their lock.
+func credentialsList(ctx context.Context, cfg *config.Totemctl, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("credentials", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	out := fs.String("o", "table", "output: table or json")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *out != "table" && *out != "json" {
+		return fmt.Errorf("totemctl: -o %s: want table or json", *out)
+	}
+	r, err := hubRequest(ctx, cfg, "credentials", nil)
+	if err != nil {
+		return err
+	}
+	var cs []broker.Credential
+	if err := json.Unmarshal(r.Data, &cs); err != nil {
+		return fmt.Errorf("totemctl: credentials: %w", err)
+	}
+	// Soonest expiry first; those that never expire last.
+	slices.SortStableFunc(cs, func(a, b broker.Credential) int {
+		switch {
+		case a.Expires.IsZero() != b.Expires.IsZero():
+			if a.Expires.IsZero() {
+				return 1
+			}
+			return -1
+		}
+		return a.Expires.Compare(b.Expires)
+	})
+	if *out == "json" {
+		return writeJSON(stdout, cs)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "USER\tROLE\tEXPIRES\tIN\tROTATION\tLOCK")
+	now := time.Now()
+	for _, c := range cs {
+		exp, in := "never", "-"
+		if !c.Expires.IsZero() {
+			exp, in = stamp(c.Expires), fmt.Sprintf("%dd", int(c.Expires.Sub(now).Hours()/24))
+			if !now.Before(c.Expires) {
+				in = "EXPIRED"
+			}
+		}
+		rot := stamp(c.Rotated)
+		if c.Pending {
+			rot = "pending"
+		}
+		lock := "-"
+		switch {
+		case c.Locked:
+			lock = "LOCKED"
+		case c.Failures > 0:
+			lock = fmt.Sprintf("%d failures", c.Failures)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.Username, c.Role, exp, in, rot, lock)
+	}
+	return tw.Flush()
 }

@@ -63,6 +63,11 @@ func TestUnlockRestoresLogin(t *testing.T) {
 	if err != nil || !strings.Contains(out, rigTotem) || !strings.Contains(out, "LOCKED") || !strings.Contains(out, "127.0.0.1:") {
 		t.Fatalf("totemctl locks: %v\n%s", err, out)
 	}
+	out, err = r.totemctl(ctx, r.tech, "credentials")
+	if err != nil || !regexp.MustCompile(rigTotem+` +totem +\S+ \S+ +(239|240)d +- +LOCKED`).MatchString(out) ||
+		!regexp.MustCompile(`console +console +never`).MatchString(out) {
+		t.Fatalf("totemctl credentials: %v\n%s", err, out)
+	}
 	if _, err := r.totemctl(ctx, r.tech, "unlock", rigTotem); refused(err) != cmdsig.CodeOutOfRole {
 		t.Fatalf("technician unlock: %v, want out_of_role", err)
 	}

@@ -280,6 +280,7 @@ func TestEveryCommandRunsEndToEnd(t *testing.T) {
 		"locks":        {"locks"},
 		"unlock":       {"unlock", rigTotem},
 		"enroll":       {"enroll", "t-new"},
+		"credentials":  {"credentials"},
 	}
 
 	// The table of this test covers the verifier's tables and totemctl's

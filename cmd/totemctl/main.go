@@ -78,6 +78,7 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 			"       totemctl [flags] locks [-o table|json]\n"+
 			"       totemctl [flags] unlock NAME\n"+
 			"       totemctl [flags] enroll TOTEM\n"+
+			"       totemctl [flags] credentials [-o table|json]\n"+
 			"       totemctl [flags] keygen --id ID --role technician|ops [--out FILE]\n"+
 			"  every command is signed with the console's key (--key, key_file)")
 		fs.PrintDefaults()
@@ -146,6 +147,8 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 		return unlock(ctx, cfg, rest[1:], stdout)
 	case "enroll":
 		return enrollTotem(ctx, cfg, rest[1:], stdout)
+	case "credentials":
+		return credentialsList(ctx, cfg, rest[1:], stdout, stderr)
 	case "cmd":
 		if len(rest) < 3 || !protocol.ValidTotemID(rest[1]) {
 			fs.Usage()

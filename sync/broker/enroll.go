@@ -60,7 +60,7 @@ func (r *Registry) Enroll(totem string, validity time.Duration, now time.Time) (
 			if u.Role != creds.RoleTotem {
 				return fmt.Errorf("%q is a %s, not a totem", totem, u.Role)
 			}
-		} else if err := putUser(tx, User{Username: totem, Role: creds.RoleTotem, Hash: hash, Created: now}); err != nil {
+		} else if err := putUser(tx, User{Username: totem, Role: creds.RoleTotem, Hash: hash, Created: now, Expires: e.Expires}); err != nil {
 			return err
 		}
 		return putJSON(tx.Bucket(enrollBucket), totem, e)

@@ -93,3 +93,45 @@ func (r *Registry) promote(username, next string, now time.Time) error {
 }
 
 func expired(exp, now time.Time) bool { return !exp.IsZero() && !now.Before(exp) }
+
+// Credential is what ops sees of a user's credentials: never a hash.
+type Credential struct {
+	Username string    `json:"username"`
+	Role     string    `json:"role"`
+	Created  time.Time `json:"created"`
+	Expires  time.Time `json:"expires,omitzero"`
+	Pending  bool      `json:"pending,omitempty"` // a rotation waits for its first login
+	Rotated  time.Time `json:"rotated,omitzero"`
+	Failures int       `json:"failures,omitempty"`
+	Locked   bool      `json:"locked,omitempty"`
+}
+
+// Credentials lists the registry's users with their expiry and lock, by
+// name.
+func (r *Registry) Credentials() ([]Credential, error) {
+	var out []Credential
+	err := r.db.View(func(tx *bbolt.Tx) error {
+		locks := tx.Bucket(locksBucket)
+		return tx.Bucket(usersBucket).ForEach(func(k, v []byte) error {
+			var u User
+			if err := json.Unmarshal(v, &u); err != nil {
+				return err
+			}
+			c := Credential{Username: u.Username, Role: u.Role, Created: u.Created, Expires: u.Expires,
+				Pending: u.Next != "", Rotated: u.Rotated}
+			if l := locks.Get(k); l != nil {
+				var lk Lock
+				if err := json.Unmarshal(l, &lk); err != nil {
+					return err
+				}
+				c.Failures, c.Locked = lk.Failures, lk.Locked
+			}
+			out = append(out, c)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("broker: credentials: %w", err)
+	}
+	return out, nil
+}

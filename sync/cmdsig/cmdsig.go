@@ -70,8 +70,9 @@ var (
 		"sendlog_show": Technician,
 		"report":       Ops, // the fleet's Reportistica, by operator
 		"locks":        Technician,
-		"unlock":       Ops, // lifts a broker user's lock (8 failed authentications)
-		"enroll":       Ops, // issues a totem's enrollment code
+		"credentials":  Technician, // users' expiry and locks
+		"unlock":       Ops,        // lifts a broker user's lock (8 failed authentications)
+		"enroll":       Ops,        // issues a totem's enrollment code
 	}
 )
 

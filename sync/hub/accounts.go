@@ -16,6 +16,8 @@ import (
 type Accounts interface {
 	Unlock(username string) (was broker.Lock, ok bool, err error)
 	Locks() ([]broker.Lock, error)
+	// Credentials lists the users with their expiry and lock.
+	Credentials() ([]broker.Credential, error)
 	// Rotate records a totem's next secret (rotate.go).
 	Rotate(username, password string, now time.Time) (expires, rotateAt time.Time, err error)
 }
@@ -33,9 +35,10 @@ type UnlockResult struct {
 // credentials, by name; their
 // roles are in sync/cmdsig's table like every other command's.
 var accountCommands = map[string]func(h *Hub, cmd *protocol.Command, console string) (json.RawMessage, error){
-	"unlock": (*Hub).unlock,
-	"locks":  (*Hub).locks,
-	"enroll": (*Hub).enrollCommand, // enroll.go
+	"unlock":      (*Hub).unlock,
+	"locks":       (*Hub).locks,
+	"enroll":      (*Hub).enrollCommand, // enroll.go
+	"credentials": (*Hub).credentials,
 }
 
 func (h *Hub) accounts() (Accounts, error) {
@@ -86,4 +89,21 @@ func (h *Hub) locks(*protocol.Command, string) (json.RawMessage, error) {
 		ls = []broker.Lock{}
 	}
 	return json.Marshal(ls)
+}
+
+// credentials lists the broker users with their expiry, a rotation
+// pending and their lock: ops sees what is about to expire.
+func (h *Hub) credentials(*protocol.Command, string) (json.RawMessage, error) {
+	a, err := h.accounts()
+	if err != nil {
+		return nil, err
+	}
+	cs, err := a.Credentials()
+	if err != nil {
+		return nil, err
+	}
+	if cs == nil {
+		cs = []broker.Credential{}
+	}
+	return json.Marshal(cs)
 }
