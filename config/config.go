@@ -196,6 +196,15 @@ type Totemhub struct {
 		// credentials, and an ops signing key (<console>.key, 0600) the
 		// hub and the totems reading console_keys_file trust.
 		Console string `toml:"console"`
+		// EnrollValidity is how long an enrollment code of totemctl enroll
+		// can be exchanged for a totem's credentials (seed 000: 7 days).
+		EnrollValidity Duration `toml:"enroll_validity"`
+		// A totem's broker secret lasts FirstValidity when enrolled or
+		// provisioned, Validity after each rotation (seed 000: 240 and 90
+		// days); the totem rotates it RotateBefore its expiry.
+		FirstValidity Duration `toml:"first_validity"`
+		Validity      Duration `toml:"validity"`
+		RotateBefore  Duration `toml:"rotate_before"`
 	} `toml:"fleet"`
 	CMS struct {
 		Policy    string `toml:"policy"` // fse-2020|fse-2016
@@ -276,6 +285,10 @@ func DefaultTotemhub() *Totemhub {
 	c.Fleet.CredentialsDir = "state/credentials"
 	c.Fleet.Provision = []string{"demo-01"}
 	c.Fleet.Console = "console"
+	c.Fleet.EnrollValidity = Duration{7 * 24 * time.Hour}
+	c.Fleet.FirstValidity = Duration{240 * 24 * time.Hour}
+	c.Fleet.Validity = Duration{90 * 24 * time.Hour}
+	c.Fleet.RotateBefore = Duration{14 * 24 * time.Hour}
 	c.CMS.Policy = "fse-2020"
 	c.CMS.DemoCards = true
 	c.CMS.SendLogRetention = Duration{4380 * time.Hour}

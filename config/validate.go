@@ -290,6 +290,15 @@ func (c *Totemhub) Validate() error {
 		}
 	}
 
+	if d := c.Fleet.EnrollValidity.Duration; d < time.Minute || d > 30*24*time.Hour {
+		p.add("fleet.enroll_validity", "%v is not 1m-720h", d)
+	}
+	p.atLeast("fleet.first_validity", c.Fleet.FirstValidity, 24*time.Hour)
+	p.atLeast("fleet.validity", c.Fleet.Validity, 24*time.Hour)
+	if d := c.Fleet.RotateBefore.Duration; d < time.Hour || d >= c.Fleet.Validity.Duration || d >= c.Fleet.FirstValidity.Duration {
+		p.add("fleet.rotate_before", "%v is not at least 1h and below validity and first_validity", d)
+	}
+
 	p.oneOf("cms.policy", c.CMS.Policy, "fse-2020", "fse-2016")
 	p.atLeast("cms.sendlog_retention", c.CMS.SendLogRetention, 4380*time.Hour)
 	p.atLeast("cms.refusal_retention", c.CMS.RefusalRetention, 24*time.Hour)

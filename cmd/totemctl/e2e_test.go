@@ -39,6 +39,8 @@ const rigTotem = "t-ctl"
 // and a console's credentials with a technician and an ops key trusted by
 // both.
 type rig struct {
+	reg         *broker.Registry
+	totemPass   string
 	url, creds  string
 	config      string // totemctl's, with a timeout for a loaded machine
 	tech, ops   string // key files
@@ -93,10 +95,12 @@ func startRig(t *testing.T, ctx context.Context, seed func(*outbox.Outbox)) *rig
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { reg.Close() })
+	r.reg = reg
 	totemCreds, err := reg.Provision(rigTotem, creds.RoleTotem, filepath.Join(dir, rigTotem+".json"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	r.totemPass = totemCreds.Password
 	if _, err := reg.Provision("console", creds.RoleConsole, r.creds); err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +134,7 @@ func startRig(t *testing.T, ctx context.Context, seed func(*outbox.Outbox)) *rig
 	}
 	t.Cleanup(func() { store.Close() })
 	h := hub.New(hub.Options{URL: r.url, ClientID: "hub-1", Username: hubMe.Username, Password: hubMe.Password,
-		Backend: store, Logger: log.With("subsystem", "hub"), Verifier: cmdsig.NewVerifier(cmdsig.HubTarget, keys, record("hub-commands.db"))})
+		Backend: store, Logger: log.With("subsystem", "hub"), Accounts: reg, Enroller: reg, Verifier: cmdsig.NewVerifier(cmdsig.HubTarget, keys, record("hub-commands.db"))})
 
 	if r.box, err = outbox.Open(filepath.Join(dir, "outbox.db"), nil); err != nil {
 		t.Fatal(err)
@@ -265,6 +269,7 @@ func TestEveryCommandRunsEndToEnd(t *testing.T) {
 		{"reprint", []string{"cmd", rigTotem, "reprint", "id={job}"}},
 		{"resend", []string{"resend", rigTotem, reader}},
 		{"resync", []string{"resync", rigTotem}},
+		{"test_credentials", []string{"cmd", rigTotem, "test-credentials"}},
 		{"correct", []string{"correct", rigTotem, reader, "payment=20261123043"}},
 		{"cancel", []string{"cancel", rigTotem, reader, "--reason", "doppio acquisto"}},
 	}
@@ -272,6 +277,10 @@ func TestEveryCommandRunsEndToEnd(t *testing.T) {
 		"sendlog":      {"sendlog", "--hub"},
 		"sendlog_show": {"sendlog", "show", "1"},
 		"report":       {"report"},
+		"locks":        {"locks"},
+		"unlock":       {"unlock", rigTotem},
+		"enroll":       {"enroll", "t-new"},
+		"credentials":  {"credentials"},
 	}
 
 	// The table of this test covers the verifier's tables and totemctl's
@@ -285,6 +294,9 @@ func TestEveryCommandRunsEndToEnd(t *testing.T) {
 		names  []string
 	}{{rigTotem, names}, {cmdsig.HubTarget, slices.Collect(maps.Keys(hubCalls))}} {
 		table := cmdsig.Commands(tc.target)
+		if tc.target != cmdsig.HubTarget {
+			table = totemCommands()
+		}
 		for n := range table {
 			if !slices.Contains(tc.names, n) {
 				t.Errorf("%s: command %s of the table has no totemctl call in this test: add one", tc.target, n)

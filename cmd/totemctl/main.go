@@ -74,7 +74,11 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 			"       totemctl [flags] correct TOTEM OPID consents=CODE=1|0,… | payment=REFERENCE\n"+
 			"       totemctl [flags] cancel TOTEM OPID [--reason TEXT]\n"+
 			"       totemctl [flags] resync TOTEM [-o table|json]\n"+
-			"       totemctl [flags] cmd TOTEM NAME [KEY=VALUE…]\n  commands: "+commandList(cmdsig.Commands("totem"))+"\n"+
+			"       totemctl [flags] cmd TOTEM NAME [KEY=VALUE…]\n  commands: "+commandList(totemCommands())+"\n"+
+			"       totemctl [flags] locks [-o table|json]\n"+
+			"       totemctl [flags] unlock NAME\n"+
+			"       totemctl [flags] enroll TOTEM\n"+
+			"       totemctl [flags] credentials [-o table|json]\n"+
 			"       totemctl [flags] keygen --id ID --role technician|ops [--out FILE]\n"+
 			"  every command is signed with the console's key (--key, key_file)")
 		fs.PrintDefaults()
@@ -137,15 +141,25 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 		return resync(ctx, cfg, rest[1:], stdout, stderr)
 	case "keygen":
 		return keygen(cfg, rest[1:], stdout, stderr)
+	case "locks":
+		return locks(ctx, cfg, rest[1:], stdout, stderr)
+	case "unlock":
+		return unlock(ctx, cfg, rest[1:], stdout)
+	case "enroll":
+		return enrollTotem(ctx, cfg, rest[1:], stdout)
+	case "credentials":
+		return credentialsList(ctx, cfg, rest[1:], stdout, stderr)
 	case "cmd":
 		if len(rest) < 3 || !protocol.ValidTotemID(rest[1]) {
 			fs.Usage()
 			return errors.New("totemctl: cmd TOTEM NAME [KEY=VALUE…]")
 		}
 		// The totems' table of commands is the verifier's: a name it
-		// lacks would only come back refused.
+		// lacks would only come back refused. test-credentials is
+		// test_credentials: names are snake case on the wire.
+		rest[2] = strings.ReplaceAll(rest[2], "-", "_")
 		if _, ok := cmdsig.Needs(rest[1], rest[2]); !ok {
-			return fmt.Errorf("totemctl: %q is not a totem command; commands: %s", rest[2], commandList(cmdsig.Commands(rest[1])))
+			return fmt.Errorf("totemctl: %q is not a totem command; commands: %s", rest[2], commandList(totemCommands()))
 		}
 		args := map[string]string{}
 		for _, kv := range rest[3:] {

@@ -66,6 +66,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return cardCmd(ctx, args[1:], stdout, stderr)
 		case "printer":
 			return printerCmd(ctx, args[1:], stdout, stderr)
+		case "enroll":
+			return enrollCmd(ctx, args[1:], stdout, stderr)
+		case "credentials":
+			return credentialsCmd(ctx, args[1:], stdout, stderr)
 		case "version":
 			fmt.Fprintf(stdout, "totemd %s (pcsc: %v)\n", version, pcsc.Available)
 			return nil
@@ -330,6 +334,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 		up := uplink.New(uplink.Options{
 			Totem: cfg.Totem.ID, URL: cfg.Broker.URL, Username: c.Username, Password: c.Password,
+			Store: &creds.Store{Path: cfg.Broker.CredentialsFile}, RotateAt: c.RotateAt, // rotates itself
 			TLS: tlsCfg, CAFile: caFile,
 			Outbox: box, Logger: log.With("subsystem", "uplink"),
 			KeepAlive: cfg.Broker.KeepAlive.Duration, BackoffMin: cfg.Broker.ReconnectMin.Duration,
@@ -391,7 +396,7 @@ func awaitCreds(ctx context.Context, path string, log *slog.Logger, beat *sdnoti
 		if err.Error() != last {
 			last = err.Error()
 			if errors.Is(err, fs.ErrNotExist) {
-				log.Warn("no credentials file yet: waiting for this totem's enrollment (provision it at the hub); operations stay queued",
+				log.Warn("no credentials file yet: waiting for this totem's enrollment (totemd enroll CODE, or provision it at the hub); operations stay queued",
 					"file", path)
 			} else {
 				log.Error("credentials file unusable: fix or replace it; operations stay queued", "file", path, "err", err)
@@ -416,6 +421,9 @@ func linkState(up interface {
 		return "in linea"
 	}
 	if r, ok := up.Refused(); ok {
+		if r.Code == 0x8A { // locked: the totem no longer asks (sync/uplink)
+			return "credenziali bloccate (0x8A): chiedere a ops lo sblocco o riattivare il totem"
+		}
 		return fmt.Sprintf("rifiutato (0x%02X %s), nuovo tentativo più tardi", r.Code, r.Reason)
 	}
 	return "fuori linea"

@@ -70,6 +70,8 @@ func TestLinkState(t *testing.T) {
 			"rifiutato (0x85 identificativo del totem non valido o già in uso), nuovo tentativo più tardi"},
 		{fakeLink{ref: &protocol.Refusal{Code: 0x86, Reason: "nome utente o password errati", Count: 1}},
 			"rifiutato (0x86 nome utente o password errati), nuovo tentativo più tardi"},
+		{fakeLink{ref: &protocol.Refusal{Code: 0x8A, Reason: "credenziali bloccate dopo troppi tentativi errati", Count: 1}},
+			"credenziali bloccate (0x8A): chiedere a ops lo sblocco o riattivare il totem"},
 	} {
 		if got := linkState(c.link); got != c.want {
 			t.Errorf("linkState(%+v) = %q, want %q", c.link, got, c.want)

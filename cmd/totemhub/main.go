@@ -66,6 +66,8 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 		return err
 	}
 	defer reg.Close()
+	reg.SetValidity(broker.Validity{First: cfg.Fleet.FirstValidity.Duration, Next: cfg.Fleet.Validity.Duration,
+		RotateBefore: cfg.Fleet.RotateBefore.Duration})
 
 	switch fs.Arg(0) {
 	case "provision":
@@ -143,7 +145,7 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 		srv, err := broker.Start(broker.Options{Listen: cfg.Broker.Listen, Auth: users,
 			MaxPacket: cfg.Broker.MaxPacket, Logger: blog, MaxConnections: cfg.Broker.MaxConnections,
 			ConnectTimeout: cfg.Broker.ConnectTimeout.Duration, MaxConnectPacket: cfg.Broker.MaxConnectPacket,
-			TLSListen: cfg.Broker.TLSListen, TLS: serverTLS})
+			TLSListen: cfg.Broker.TLSListen, TLS: serverTLS, Enroll: true})
 		if err != nil {
 			return err
 		}
@@ -175,7 +177,15 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 		return err
 	}
 	defer rec.Close()
-	h := hub.New(hub.Options{URL: url, TLS: tlsCfg, CAFile: caFile, ClientID: hubClientPrefix + cli.RandomID(4), Username: me.Username,
+	// Locks and enrollment: only the embedded broker's users.
+	var (
+		accounts hub.Accounts
+		enroller hub.Enroller
+	)
+	if cfg.Broker.Embedded {
+		accounts, enroller = reg, reg
+	}
+	h := hub.New(hub.Options{Accounts: accounts, Enroller: enroller, EnrollValidity: cfg.Fleet.EnrollValidity.Duration, URL: url, TLS: tlsCfg, CAFile: caFile, ClientID: hubClientPrefix + cli.RandomID(4), Username: me.Username,
 		Password: me.Password, Backend: store, Logger: log.With("subsystem", "ingest"),
 		Verifier: cmdsig.NewVerifier(cmdsig.HubTarget, keys, rec)})
 	log.Info("totemhub running", "broker", url, "policy", pol.ID, "state_dir", cfg.StateDir)

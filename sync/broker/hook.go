@@ -6,12 +6,14 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/aslcns/totem/internal/lograte"
 	"github.com/aslcns/totem/sync/creds"
+	"github.com/aslcns/totem/sync/enroll"
 	"github.com/aslcns/totem/sync/protocol"
 )
 
@@ -43,6 +45,8 @@ type authHook struct {
 	log   *slog.Logger
 	stats *counters
 	lim   *lograte.Limiter
+	// enroll, when set, admits the enroll user (enrolluser.go).
+	enroll *enrollGate
 
 	// roles maps usernames to the role they authenticated with. It is
 	// keyed by username, not by client, so it is bounded by the number of
@@ -63,7 +67,7 @@ func (h *authHook) ID() string { return "totem-auth" }
 func (h *authHook) Provides(b byte) bool {
 	switch b {
 	case mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish, mqtt.OnPacketRead,
-		mqtt.OnPacketEncode:
+		mqtt.OnPacketEncode, mqtt.OnDisconnect:
 		return true
 	}
 	return false
@@ -75,7 +79,13 @@ func (h *authHook) Provides(b byte) bool {
 // not retry, from a refusal it may outlive; so the hook answers itself,
 // with the precise code, and returns it to end the connection:
 //   - 0x86 only when the credentials are wrong: anonymous, unknown user,
-//     wrong secret;
+//     wrong secret; and, with the reason string codeExpired's, the right
+//     secret past its expiry;
+//   - 0x8A (banned), reason string codeLocked's, for a user the registry
+//     locked after MaxFailures failed authentications in a row, and to
+//     the failure that locks it: the secret is not looked at, and the
+//     attempt is not counted, until ops unlocks the user or gives it a
+//     new secret (MQTT 3 clients, which have no such code, get 0x86's);
 //   - 0x85 (client identifier not valid) for a totem whose client id is
 //     not its name, a client id that is a registered totem's name used
 //     by any other user (a totem's id is reserved to it, even offline),
@@ -97,10 +107,22 @@ func (h *authHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	switch code {
 	case packets.ErrBadUsernameOrPassword:
 		h.stats.badCredentials.Add(1)
+	case codeExpired:
+		h.stats.expiredRefused.Add(1)
+		if cl.Properties.ProtocolVersion < 5 {
+			code = packets.ErrBadUsernameOrPassword
+		}
+	case codeLocked:
+		h.stats.lockedRefused.Add(1)
+		if cl.Properties.ProtocolVersion < 5 {
+			code = packets.ErrBadUsernameOrPassword
+		}
 	case packets.ErrClientIdentifierNotValid:
 		h.stats.clientIDRefused.Add(1)
 	case packets.ErrNotAuthorized:
 		h.stats.notAuthorized.Add(1)
+	case packets.ErrConnectionRateExceeded:
+		h.stats.enrollRateRefused.Add(1)
 	case packets.ErrRetainNotSupported:
 		h.stats.retainRefusedCon.Add(1)
 		if cl.Properties.ProtocolVersion < 5 {
@@ -117,9 +139,26 @@ func (h *authHook) admit(cl *mqtt.Client, pk packets.Packet) (code packets.Code,
 	if user == "" {
 		return packets.ErrBadUsernameOrPassword, "anonymous", ""
 	}
-	role, ok := h.auth.Authenticate(user, string(pk.Connect.Password))
-	if !ok {
+	if user == enroll.Username && h.enroll != nil {
+		if code, reason := h.admitEnroll(cl, pk); code != packets.CodeSuccess {
+			return code, reason, ""
+		}
+		h.stats.enrollConnections.Add(1)
+		cl.Properties.Clean = true
+		cl.Properties.Props.SessionExpiryInterval = 0
+		h.mu.Lock()
+		h.roles[user] = roleEnroll
+		h.mu.Unlock()
+		return packets.CodeSuccess, "", ""
+	}
+	role, out := h.authenticate(cl, user, string(pk.Connect.Password))
+	switch out {
+	case Rejected:
 		return packets.ErrBadUsernameOrPassword, "bad_credentials", ""
+	case Refused:
+		return codeLocked, "locked", ""
+	case Expired:
+		return codeExpired, "expired", ""
 	}
 	if cl.ID != user {
 		if role == creds.RoleTotem {
@@ -168,6 +207,38 @@ func (h *authHook) admit(cl *mqtt.Client, pk packets.Packet) (code packets.Code,
 	return packets.CodeSuccess, "", ""
 }
 
+// codeLocked answers a locked user. 0x8A is "banned" in MQTT 5; the reason
+// string says why, and the fleet's brokers send 0x8A for nothing else, so
+// a totem knows its credentials are locked (docs/protocol.md).
+var codeLocked = packets.Code{Code: packets.ErrBanned.Code, Reason: "locked: too many failed authentications, ops must unlock"}
+
+// codeExpired answers the right secret past its expiry: 0x86, as a wrong
+// one, with a reason string that says so (the totem shows it, and ops must
+// enroll it again); it does not count towards a lock.
+var codeExpired = packets.Code{Code: packets.ErrBadUsernameOrPassword.Code, Reason: "expired: credentials past their expiry, enroll the totem again"}
+
+// authenticate asks the Authenticator, through Check when it counts
+// failures. The failure that locks a user is logged, always: the lock,
+// its time and the source address are an audit record, and there is at
+// most one per user until ops unlocks it.
+func (h *authHook) authenticate(cl *mqtt.Client, user, password string) (string, Outcome) {
+	c, ok := h.auth.(Checker)
+	if !ok {
+		role, ok := h.auth.Authenticate(user, password)
+		if !ok {
+			return "", Rejected
+		}
+		return role, Accepted
+	}
+	role, out, justLocked := c.Check(user, password, cl.Net.Remote)
+	if justLocked {
+		h.stats.lockouts.Add(1)
+		h.log.Warn("user locked", "username", user, "failures", MaxFailures, "from", cl.Net.Remote,
+			"at", time.Now().UTC().Format(time.RFC3339))
+	}
+	return role, out
+}
+
 // OnPacketEncode tells an MQTT 5 console or hub, in its CONNACK, that its
 // session ends with the connection, whatever it asked for.
 func (h *authHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
@@ -183,6 +254,13 @@ func (h *authHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Pa
 	return pk
 }
 
+// OnDisconnect forgets an enroll connection's request.
+func (h *authHook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
+	if h.enroll != nil {
+		h.enroll.published.Delete(cl)
+	}
+}
+
 // OnConnectAuthenticate lets in what OnConnect admitted.
 func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool {
 	_, ok := h.admitted.LoadAndDelete(cl)
@@ -196,7 +274,7 @@ func (h *authHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	h.mu.RLock()
 	role := h.roles[user]
 	h.mu.RUnlock()
-	if allowed(role, user, topic, write) {
+	if role == roleEnroll && h.enrollAllowed(cl, topic, write) || role != roleEnroll && allowed(role, user, topic, write) {
 		return true
 	}
 	reason := "read_denied"
@@ -317,7 +395,8 @@ func (h *authHook) redactTopic(topic string) string {
 		switch l {
 		case "totem", "v1", "totemhub", "$share", "$SYS", "+", "#",
 			protocol.LeafOp, protocol.LeafResult, protocol.LeafState, protocol.LeafTelemetry, protocol.LeafEvent,
-			protocol.LeafCmd, protocol.LeafReply, protocol.LeafPolicy, protocol.LeafSync, protocol.LeafLedger:
+			protocol.LeafCmd, protocol.LeafReply, protocol.LeafPolicy, protocol.LeafSync, protocol.LeafLedger,
+			protocol.LeafRotate, protocol.LeafRotated, "enroll":
 		default:
 			levels[i] = h.redact(l)
 		}
@@ -336,11 +415,12 @@ func clip(s string) string {
 // allowed is the ACL. topic is a topic name when write is true and a topic
 // filter (or the name of a message being delivered) when write is false.
 //
-//   - totem T: publishes totem/v1/T/{op,state,telemetry,event,sync} and
+//   - totem T: publishes totem/v1/T/{op,state,telemetry,event,sync,rotate} and
 //     totem/v1/T/reply/{console}; subscribes exactly
-//     totem/v1/T/{result,cmd,policy,ledger}.
-//   - hub: publishes totem/v1/{id}/{result,policy,ledger}; subscribes,
-//     optionally as $share/{group}/…, totem/v1/{+|id}/{op,state,telemetry,event,sync}.
+//     totem/v1/T/{result,cmd,policy,ledger,rotated}.
+//   - hub: publishes totem/v1/{id}/{result,policy,ledger,rotated}; subscribes,
+//     optionally as $share/{group}/…, totem/v1/{+|id}/{op,state,telemetry,event,sync,rotate};
+//     the enrollment requests and their replies (enrolluser.go).
 //   - console C: publishes totem/v1/{id}/cmd; subscribes
 //     totem/v1/{+|id}/{state,telemetry,event} and totem/v1/{+|id}/reply/C.
 //
@@ -381,14 +461,14 @@ func totemAllowed(user, topic string, write bool) bool {
 	}
 	if write {
 		switch leaf {
-		case protocol.LeafOp, protocol.LeafState, protocol.LeafTelemetry, protocol.LeafEvent, protocol.LeafSync:
+		case protocol.LeafOp, protocol.LeafState, protocol.LeafTelemetry, protocol.LeafEvent, protocol.LeafSync, protocol.LeafRotate:
 			return true
 		}
 		console, ok := strings.CutPrefix(leaf, protocol.LeafReply+"/")
 		return ok && protocol.ValidTotemID(console)
 	}
 	switch leaf {
-	case protocol.LeafResult, protocol.LeafCmd, protocol.LeafPolicy, protocol.LeafLedger:
+	case protocol.LeafResult, protocol.LeafCmd, protocol.LeafPolicy, protocol.LeafLedger, protocol.LeafRotated:
 		return true
 	}
 	return false
@@ -399,13 +479,22 @@ func hubAllowed(topic string, write bool) bool {
 	if console, ok := strings.CutPrefix(topic, protocol.HubRoot+"/reply/"); write && ok {
 		return protocol.ValidTotemID(console)
 	}
-	if !write && (topic == protocol.HubCmdTopic || topic == protocol.SharedHubCmdTopic) {
+	if !write && (topic == protocol.HubCmdTopic || topic == protocol.SharedHubCmdTopic || topic == enroll.RequestFilter) {
 		return true
+	}
+	if _, ok := enroll.RequestIDOfTopic(topic); ok && !write { // a request delivered
+		return true
+	}
+	// Enrollment: the reply to one request.
+	if rest, ok := strings.CutSuffix(topic, "/reply"); write && ok {
+		if _, ok := enroll.RequestIDOfTopic(rest); ok {
+			return true
+		}
 	}
 	if write {
 		id, leaf, ok := split(topic)
 		return ok && protocol.ValidTotemID(id) &&
-			(leaf == protocol.LeafResult || leaf == protocol.LeafPolicy || leaf == protocol.LeafLedger)
+			(leaf == protocol.LeafResult || leaf == protocol.LeafPolicy || leaf == protocol.LeafLedger || leaf == protocol.LeafRotated)
 	}
 	if rest, ok := strings.CutPrefix(topic, "$share/"); ok {
 		group, filter, ok := strings.Cut(rest, "/")
@@ -419,7 +508,7 @@ func hubAllowed(topic string, write bool) bool {
 		return false
 	}
 	switch leaf {
-	case protocol.LeafOp, protocol.LeafState, protocol.LeafTelemetry, protocol.LeafEvent, protocol.LeafSync:
+	case protocol.LeafOp, protocol.LeafState, protocol.LeafTelemetry, protocol.LeafEvent, protocol.LeafSync, protocol.LeafRotate:
 		return true
 	}
 	return false

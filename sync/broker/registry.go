@@ -24,6 +24,14 @@ type User struct {
 	Role     string    `json:"role"`
 	Hash     string    `json:"hash"`
 	Created  time.Time `json:"created"`
+	// Expires: the secret is refused from then on (zero: never; only
+	// totems' secrets expire). Next is the hash of the secret a rotation
+	// brought, valid with the old one until a login with it makes it the
+	// secret (rotate.go), and NextExpires that secret's expiry.
+	Expires     time.Time `json:"expires,omitzero"`
+	Next        string    `json:"next,omitempty"`
+	NextExpires time.Time `json:"next_expires,omitzero"`
+	Rotated     time.Time `json:"rotated,omitzero"` // the last rotation's confirmation
 }
 
 // Registry is the durable list of broker users, kept in a bbolt file.
@@ -31,6 +39,7 @@ type User struct {
 type Registry struct {
 	db        *bbolt.DB
 	provision sync.Mutex // serialises Provision's read-check-write
+	validity  Validity
 }
 
 var _ Authenticator = (*Registry)(nil)
@@ -48,14 +57,20 @@ func OpenRegistry(path string) (*Registry, error) {
 		return nil, fmt.Errorf("broker: open registry: %w", err)
 	}
 	err = db.Update(func(tx *bbolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(usersBucket)
+		if _, err := tx.CreateBucketIfNotExists(usersBucket); err != nil {
+			return err
+		}
+		if _, err := tx.CreateBucketIfNotExists(locksBucket); err != nil {
+			return err
+		}
+		_, err := tx.CreateBucketIfNotExists(enrollBucket)
 		return err
 	})
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("broker: open registry: %w", err)
 	}
-	return &Registry{db: db}, nil
+	return &Registry{db: db, validity: DefaultValidity}, nil
 }
 
 // createDB makes an initialised bbolt file next to path and links it into
@@ -105,7 +120,9 @@ func (r *Registry) Close() error {
 	return nil
 }
 
-// Put stores u, replacing any user with the same name.
+// Put stores u, replacing any user with the same name. A new secret
+// lifts the user's lock and forgets its failures, which were counted
+// against the old one: re-enrolling a locked totem is one way back.
 func (r *Registry) Put(u User) error {
 	if err := validUser(u.Username, u.Role); err != nil {
 		return err
@@ -118,6 +135,9 @@ func (r *Registry) Put(u User) error {
 		return fmt.Errorf("broker: %w", err)
 	}
 	err = r.db.Update(func(tx *bbolt.Tx) error {
+		if err := tx.Bucket(locksBucket).Delete([]byte(u.Username)); err != nil {
+			return err
+		}
 		return tx.Bucket(usersBucket).Put([]byte(u.Username), b)
 	})
 	if err != nil {
@@ -146,16 +166,12 @@ func (r *Registry) Get(username string) (User, bool, error) {
 	return u, found, nil
 }
 
-// Authenticate reports the role of username if password is its secret.
+// Authenticate reports the role of username if password is its secret
+// and the user is not locked. It is Check from no known address: a
+// failure counts towards the lock.
 func (r *Registry) Authenticate(username, password string) (string, bool) {
-	u, ok, err := r.Get(username)
-	if err != nil || !ok {
-		return "", false
-	}
-	if match, err := creds.Verify(u.Hash, password); err != nil || !match {
-		return "", false
-	}
-	return u.Role, true
+	role, out, _ := r.Check(username, password, "")
+	return role, out == Accepted
 }
 
 // Lookup returns the role of username if the registry has it.
@@ -188,12 +204,20 @@ func (r *Registry) Provision(username, role, path string) (creds.File, error) {
 			if match, _ := creds.Verify(u.Hash, f.Password); match {
 				return f, nil
 			}
+			// A totem between the two steps of a rotation (rotate.go).
+			if match, _ := creds.Verify(u.Next, f.Password); u.Next != "" && match {
+				return f, nil
+			}
 		}
 	}
 
 	f, err := creds.Generate(username, role)
 	if err != nil {
 		return creds.File{}, fmt.Errorf("broker: provision %q: %w", username, err)
+	}
+	now := time.Now().UTC()
+	if role == creds.RoleTotem {
+		f.Expires, f.RotateAt = r.validity.first(now)
 	}
 	hash, err := creds.Hash(f.Password)
 	if err != nil {
@@ -204,7 +228,7 @@ func (r *Registry) Provision(username, role, path string) (creds.File, error) {
 	if err := creds.Save(path, f); err != nil {
 		return creds.File{}, fmt.Errorf("broker: provision %q: %w", username, err)
 	}
-	u := User{Username: username, Role: role, Hash: hash, Created: time.Now().UTC()}
+	u := User{Username: username, Role: role, Hash: hash, Created: now, Expires: f.Expires}
 	if err := r.Put(u); err != nil {
 		return creds.File{}, err
 	}

@@ -62,6 +62,13 @@ type Options struct {
 	// deadline, and both listeners share MaxConnections.
 	TLSListen string
 	TLS       *tls.Config
+
+	// Enroll admits the enroll user (sync/enroll), whose ACL allows one
+	// enrollment request and its reply, within EnrollPerSource connections
+	// a minute per source address and EnrollGlobal overall (0: defaults).
+	Enroll          bool
+	EnrollPerSource int
+	EnrollGlobal    int
 }
 
 // Server is a running broker.
@@ -121,6 +128,9 @@ func Start(opts Options) (*Server, error) {
 	stats := new(counters)
 	hook := &authHook{auth: opts.Auth, srv: mq, log: log, stats: stats, lim: &lograte.Limiter{Every: logEvery},
 		roles: make(map[string]string)}
+	if opts.Enroll {
+		hook.enroll = newEnrollGate(opts.EnrollPerSource, opts.EnrollGlobal)
+	}
 	quiet.redact = hook.redact
 	if err := mq.AddHook(hook, nil); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)

@@ -46,6 +46,7 @@ func (s *syncBuffer) String() string {
 
 type fleet struct {
 	srv   *Server
+	reg   *Registry
 	users map[string]creds.File
 	logs  *syncBuffer
 }
@@ -57,7 +58,7 @@ func startFleet(t *testing.T, maxPacket int) *fleet {
 	dir := t.TempDir()
 	reg := openRegistry(t, filepath.Join(dir, "users.db"))
 	users := NewUsers(reg)
-	f := &fleet{users: make(map[string]creds.File), logs: new(syncBuffer)}
+	f := &fleet{reg: reg, users: make(map[string]creds.File), logs: new(syncBuffer)}
 	for _, u := range []struct{ name, role string }{
 		{"A", creds.RoleTotem}, {"B", creds.RoleTotem}, {"C1", creds.RoleConsole},
 	} {

@@ -19,6 +19,11 @@ type Stats struct {
 	TLSFailures     int64 // connections closed for a failed TLS handshake (not TLS, unknown CA…)
 
 	BadCredentials   int64 // CONNACK 0x86: anonymous, unknown user or wrong secret
+	Lockouts         int64 // users locked after MaxFailures failed authentications in a row
+	LockedRefused    int64 // CONNACK 0x8A: a locked user (the failure that locked it included)
+	ExpiredRefused   int64 // CONNACK 0x86 "expired": the right secret past its expiry
+	EnrollConns      int64 // connections of the enroll user admitted
+	EnrollRate       int64 // CONNACK 0x9F: the enroll user over its limit, per source or overall
 	NotAuthorized    int64 // CONNACK 0x87: a known user connecting as it may not (its Last Will)
 	ClientIDRefused  int64 // CONNACK 0x85: another user's client id, or a totem's own not its name
 	RetainRefusedCon int64 // CONNACK 0x9A: a retained Last Will where nothing is retained
@@ -48,7 +53,8 @@ func (s Stats) String() string {
 // counters are the live Stats.
 type counters struct {
 	acceptErrors, overCapacity, connectTimeouts, oversizeConnect, notConnect atomic.Int64
-	tlsFailures                                                              atomic.Int64
+	tlsFailures, lockouts, lockedRefused                                     atomic.Int64
+	enrollConnections, enrollRateRefused, expiredRefused                     atomic.Int64
 	badCredentials, notAuthorized, clientIDRefused, retainRefusedCon         atomic.Int64
 	takeovers, publishDenied, subscribeDenied, retainRefused, logSuppressed  atomic.Int64
 }
@@ -62,6 +68,11 @@ func (c *counters) snapshot() Stats {
 		NotConnect:       c.notConnect.Load(),
 		TLSFailures:      c.tlsFailures.Load(),
 		BadCredentials:   c.badCredentials.Load(),
+		Lockouts:         c.lockouts.Load(),
+		LockedRefused:    c.lockedRefused.Load(),
+		ExpiredRefused:   c.expiredRefused.Load(),
+		EnrollConns:      c.enrollConnections.Load(),
+		EnrollRate:       c.enrollRateRefused.Load(),
 		NotAuthorized:    c.notAuthorized.Load(),
 		ClientIDRefused:  c.clientIDRefused.Load(),
 		RetainRefusedCon: c.retainRefusedCon.Load(),

@@ -69,6 +69,23 @@ func (u *Users) Authenticate(username, password string) (string, bool) {
 	return u.reg.Authenticate(username, password)
 }
 
+// Check checks the in-memory users, which are never locked, then the
+// registry, which counts failures and locks.
+func (u *Users) Check(username, password, remote string) (string, Outcome, bool) {
+	u.mu.RLock()
+	_, ok := u.mem[username]
+	u.mu.RUnlock()
+	if ok || u.reg == nil {
+		if role, ok := u.Authenticate(username, password); ok {
+			return role, Accepted, false
+		}
+		return "", Rejected, false
+	}
+	return u.reg.Check(username, password, remote)
+}
+
+var _ Checker = (*Users)(nil)
+
 // Lookup returns the role of an in-memory or registry user.
 func (u *Users) Lookup(username string) (string, bool) {
 	u.mu.RLock()

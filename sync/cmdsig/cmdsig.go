@@ -60,10 +60,19 @@ var (
 		"cancel":        Ops,        // a variation: changes data at the CMS
 		"void":          Ops,        // gives an operation up: the hub records OP_VOID
 	}
+	// linkRoles are the totem commands its uplink answers itself, not
+	// the firmware: Test credenziali (totemctl cmd T test-credentials).
+	linkRoles = map[string]string{
+		"test_credentials": Technician,
+	}
 	hubRoles = map[string]string{
 		"sendlog":      Technician,
 		"sendlog_show": Technician,
 		"report":       Ops, // the fleet's Reportistica, by operator
+		"locks":        Technician,
+		"credentials":  Technician, // users' expiry and locks
+		"unlock":       Ops,        // lifts a broker user's lock (8 failed authentications)
+		"enroll":       Ops,        // issues a totem's enrollment code
 	}
 )
 
@@ -75,10 +84,24 @@ func Needs(target, name string) (string, bool) {
 		t = hubRoles
 	}
 	r, ok := t[name]
+	if !ok && target != HubTarget {
+		r, ok = linkRoles[name]
+	}
 	return r, ok
 }
 
-// Commands returns the command names of target with the role each needs.
+// LinkCommands returns the totem commands the uplink answers (not in
+// Commands, which are the firmware's) with the role each needs.
+func LinkCommands() map[string]string {
+	out := make(map[string]string, len(linkRoles))
+	for k, v := range linkRoles {
+		out[k] = v
+	}
+	return out
+}
+
+// Commands returns the command names of target with the role each needs;
+// for a totem, those its firmware answers (see LinkCommands).
 func Commands(target string) map[string]string {
 	t := totemRoles
 	if target == HubTarget {

@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // Roles a broker user can have.
@@ -39,6 +40,12 @@ type File struct {
 	Username string `json:"username"`
 	Password string `json:"password"`
 	Role     string `json:"role"`
+	// Expires is when the hub stops accepting the secret, RotateAt when
+	// the totem replaces it itself (before Expires, by [fleet]
+	// rotate_before); zero for credentials that never expire (hubs,
+	// consoles, and files written before expiry existed).
+	Expires  time.Time `json:"expires,omitzero"`
+	RotateAt time.Time `json:"rotate_at,omitzero"`
 }
 
 // Generate returns new credentials for username with a random secret.

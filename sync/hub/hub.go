@@ -25,10 +25,12 @@ import (
 	"github.com/aslcns/totem/internal/goset"
 	"github.com/aslcns/totem/internal/lograte"
 	"github.com/aslcns/totem/sync/cmdsig"
+	"github.com/aslcns/totem/sync/enroll"
 	"github.com/aslcns/totem/sync/pki"
 	"github.com/aslcns/totem/sync/protocol"
 	"github.com/eclipse/paho.golang/autopaho"
 	"github.com/eclipse/paho.golang/paho"
+	"golang.org/x/time/rate"
 )
 
 // Options configures a Hub.
@@ -47,6 +49,14 @@ type Options struct {
 	// console command on the hub's command topic (target
 	// cmdsig.HubTarget); nil refuses them all.
 	Verifier *cmdsig.Verifier
+	// Accounts is the embedded broker's user registry, for the unlock and
+	// locks commands (accounts.go) and the totems' rotations (rotate.go);
+	// nil on an external broker.
+	Accounts Accounts
+	// Enroller exchanges enrollment codes (enroll.go), valid
+	// EnrollValidity (default 7 days); nil on an external broker.
+	Enroller       Enroller
+	EnrollValidity time.Duration
 	// Queue bounds the operations waiting to be applied. When it is full
 	// new ones are dropped with a warning: the totem sends them again when
 	// no result comes.
@@ -79,7 +89,9 @@ type Hub struct {
 	syncPool pool
 	syncGate syncGate
 
-	logs lograte.Limiter // lines that a totem's repeats would multiply
+	logs      lograte.Limiter // lines that a totem's repeats would multiply
+	enr       enrollState     // enroll.go
+	rotations atomic.Int64    // rotate.go
 
 	mu         sync.Mutex
 	cm         *autopaho.ConnectionManager
@@ -111,6 +123,7 @@ func New(o Options) *Hub {
 	h := &Hub{o: o, log: o.Logger, work: make(chan *paho.Publish, o.Queue), policySent: make(map[string]bool)}
 	h.cmdPool = pool{slots: make(chan struct{}, cmdPool), set: &h.cmds}
 	h.syncPool = pool{slots: make(chan struct{}, syncPool), set: &h.cmds}
+	h.enr.pool, h.enr.limit = pool{slots: make(chan struct{}, enrollPool), set: &h.cmds}, rate.NewLimiter(rate.Every(enrollEvery), enrollBurst)
 	return h
 }
 
@@ -140,12 +153,19 @@ func (h *Hub) Run(ctx context.Context) error {
 			h.mu.Unlock()
 			// Subscribing waits for the SUBACK: not on paho's goroutine.
 			h.cmds.Go(func() {
-				_, err := cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{
+				subs := []paho.SubscribeOptions{
 					{Topic: protocol.SharedOpFilter, QoS: 1},
 					{Topic: protocol.Root + "/+/" + protocol.LeafState, QoS: 1},
 					{Topic: protocol.SharedHubCmdTopic, QoS: 1},
 					{Topic: protocol.SharedSyncFilter, QoS: 1},
-				}})
+				}
+				if h.o.Enroller != nil {
+					subs = append(subs, paho.SubscribeOptions{Topic: enroll.RequestFilter, QoS: 1})
+				}
+				if h.o.Accounts != nil {
+					subs = append(subs, paho.SubscribeOptions{Topic: protocol.SharedRotateFilter, QoS: 1})
+				}
+				_, err := cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: subs})
 				if err != nil {
 					h.log.Error("subscribe failed", "err", err)
 					return
@@ -217,6 +237,9 @@ func (h *Hub) AwaitConnection(ctx context.Context) error {
 // the worker (or a console command or sync request to its pool), never
 // waits.
 func (h *Hub) receive(p *paho.Publish) {
+	if h.credentialRequest(p) { // rotate.go
+		return
+	}
 	if totem, leaf, _ := protocol.ParseTopic(p.Topic); h.dispatchRequest(p, totem, leaf) {
 		return
 	}
@@ -548,6 +571,13 @@ func (h *Hub) command(p *paho.Publish) {
 			reply.Data, err = h.sendLogShow(cmd.Args)
 		}
 		if err != nil {
+			reply.Error = err.Error()
+		} else {
+			reply.OK = true
+		}
+	case accountCommands[cmd.Name] != nil:
+		reply.ID = cmd.ID
+		if reply.Data, err = accountCommands[cmd.Name](h, cmd, console); err != nil {
 			reply.Error = err.Error()
 		} else {
 			reply.OK = true

@@ -423,6 +423,10 @@ func decode(b []byte, v any, version func() int) error {
 	return nil
 }
 
+// DecodeEnvelope is decode for envelopes defined outside this package
+// (sync/enroll's): the same strictness, errors that never quote input.
+func DecodeEnvelope(b []byte, v any, version func() int) error { return decode(b, v, version) }
+
 // reason describes a JSON decoding error without any of the input.
 func reason(err error, size int) string {
 	var syn *fastjson.SyntaxError

@@ -177,11 +177,16 @@ func TestRefusedKeepsReconnecting(t *testing.T) {
 // RefusedMax; always within the upper quarter below the ceiling.
 func TestRefusalDelay(t *testing.T) {
 	u := New(Options{})
-	for _, code := range []byte{0x86, 0x8C, 0x8A} {
+	for _, code := range []byte{0x86, 0x8C} {
 		for n := 1; n < 20; n++ {
 			if d := u.refusalDelay(code, n); d < 45*time.Minute || d > time.Hour {
 				t.Errorf("0x%02X, refusal %d: %v, want 45m-1h", code, n, d)
 			}
+		}
+	}
+	for n := 1; n < 20; n++ { // locked: a probe a day
+		if d := u.refusalDelay(0x8A, n); d < 18*time.Hour || d > 24*time.Hour {
+			t.Errorf("0x8A, refusal %d: %v, want 18h-24h", n, d)
 		}
 	}
 	want := []time.Duration{30 * time.Second, time.Minute, 2 * time.Minute, 4 * time.Minute, 8 * time.Minute, 15 * time.Minute, 15 * time.Minute}

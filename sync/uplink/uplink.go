@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"sync"
 	"sync/atomic"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/aslcns/totem/internal/goset"
 	"github.com/aslcns/totem/sync/cmdsig"
+	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/pki"
 	"github.com/aslcns/totem/sync/protocol"
@@ -48,10 +50,12 @@ type Options struct {
 	// A broker's refusal (a CONNACK reason code) is asked again later
 	// than a network failure, never given up (see refusal.go): every
 	// RefusedMin, doubling up to RefusedMax, or every CredentialsRetry
-	// when the credentials themselves were refused.
+	// when the credentials themselves were refused; after a lock of the
+	// credentials (0x8A), one probe every LockedRetry only.
 	RefusedMin       time.Duration // default 30s
 	RefusedMax       time.Duration // default 15m
 	CredentialsRetry time.Duration // default 1h
+	LockedRetry      time.Duration // default 24h
 	// Window is how many operations may wait for their result at once
 	// (the in-flight window); it is kept below the broker's receive
 	// maximum so that the priority lane always has packet ids left.
@@ -88,6 +92,14 @@ type Options struct {
 	// Heartbeat is how often the session loop wakes, connected or not,
 	// to record that it runs (Progress); default 1s.
 	Heartbeat time.Duration
+
+	// Store, when set, is the file Username and Password come from: the
+	// uplink replaces the secret itself from RotateAt on (rotate.go),
+	// checking every RotateCheck (default 1h) and after each connection.
+	Store       *creds.Store
+	RotateAt    time.Time
+	RotateCheck time.Duration
+	rotateStep  func(step string) error // tests: a rotation dies at a step
 }
 
 // Uplink is the link. Create it with New and run it with Run.
@@ -106,15 +118,19 @@ type Uplink struct {
 	ops    *opQueue // the backlog lane's transmit queue
 	bucket *bucket  // paces the backlog lane; session goroutine only
 
-	mu       sync.Mutex
-	inflight map[string]sent // op id → when it was last sent on this connection
-	rewind   uint64          // when non-zero, resend from this seq
-	window   int             // Window within this connection's receive maximum
-	cm       *autopaho.ConnectionManager
-	ledgers  map[string]chan *protocol.Ledger // resynchronisation requests waiting, by id
-	refusal  *protocol.Refusal                // the last run of refusals by the broker
-	streak   int                              // refusals since the last connection
-	refusing bool                             // the last connection attempt was refused
+	mu         sync.Mutex
+	inflight   map[string]sent // op id → when it was last sent on this connection
+	rewind     uint64          // when non-zero, resend from this seq
+	window     int             // Window within this connection's receive maximum
+	cm         *autopaho.ConnectionManager
+	ledgers    map[string]chan *protocol.Ledger      // resynchronisation requests waiting, by id
+	refusal    *protocol.Refusal                     // the last run of refusals by the broker
+	streak     int                                   // refusals since the last connection
+	refusing   bool                                  // the last connection attempt was refused
+	cur        creds.File                            // the credentials of the next CONNECT (rotate.go)
+	netConn    net.Conn                              // the last connection dialled, with Store
+	rotations  map[string]chan *protocol.RotateReply // rotations waiting for the hub, by id
+	rotateWake chan struct{}
 
 	// cmds are the goroutines of console commands and events, started
 	// from paho's callbacks and from Event at any time: Run closes the set
@@ -150,6 +166,12 @@ func New(o Options) *Uplink {
 	if o.CredentialsRetry <= 0 {
 		o.CredentialsRetry = time.Hour
 	}
+	if o.LockedRetry <= 0 {
+		o.LockedRetry = 24 * time.Hour
+	}
+	if o.RotateCheck <= 0 {
+		o.RotateCheck = time.Hour
+	}
 	if o.Window == 0 {
 		o.Window = 1024
 	}
@@ -173,7 +195,9 @@ func New(o Options) *Uplink {
 	}
 	return &Uplink{o: o, log: o.Logger, wake: make(chan struct{}, 1), results: make(chan []byte, 4096),
 		inflight: make(map[string]sent), ledgers: make(map[string]chan *protocol.Ledger), window: o.Window, ops: &opQueue{},
-		bucket: newBucket(o.Rate, o.Burst, o.Clock)}
+		bucket: newBucket(o.Rate, o.Burst, o.Clock), rotations: make(map[string]chan *protocol.RotateReply),
+		rotateWake: make(chan struct{}, 1),
+		cur:        creds.File{Username: o.Username, Password: o.Password, Role: creds.RoleTotem, RotateAt: o.RotateAt}}
 }
 
 // Connected reports whether the link is up.
@@ -199,6 +223,7 @@ func (u *Uplink) Run(ctx context.Context) error {
 	// published after ctx is done, then the connection is closed.
 	connCtx, connCancel := context.WithCancel(context.Background())
 	defer connCancel()
+	var wg sync.WaitGroup
 
 	will, _ := protocol.Marshal(protocol.State{V: protocol.Version, Totem: u.o.Totem, Status: protocol.Offline})
 	cfg := autopaho.ClientConfig{
@@ -230,6 +255,10 @@ func (u *Uplink) Run(ctx context.Context) error {
 			u.conns.Add(1)
 			u.connected.Store(true)
 			u.poke()
+			select { // a rotation due is tried once connected
+			case u.rotateWake <- struct{}{}:
+			default:
+			}
 		},
 		OnConnectionDown: func() bool {
 			u.connected.Store(false)
@@ -243,13 +272,19 @@ func (u *Uplink) Run(ctx context.Context) error {
 		OnConnectError: func(err error) {
 			var ce *autopaho.ConnackError
 			if errors.As(err, &ce) && ce.ReasonCode >= 0x80 {
-				d := u.refused(ce.ReasonCode, time.Now())
+				d := u.refused(ce.ReasonCode, ce.Reason, time.Now())
+				if ce.ReasonCode == codeLocked {
+					u.log.Error("credentials locked by the hub after too many failed authentications: no more attempts until ops unlocks them or the totem is re-enrolled",
+						"reason_code", "0x8A", "unlock", "totemctl unlock "+u.o.Username, "probe_in", d.Round(time.Second))
+					return
+				}
 				level := slog.LevelWarn
 				if definite(ce.ReasonCode) {
 					level = slog.LevelError
 				}
+				r, _ := u.Refused()
 				u.log.Log(ctx, level, "connection refused by the broker", "reason_code", fmt.Sprintf("0x%02X", ce.ReasonCode),
-					"reason", reasonText(ce.ReasonCode), "retry_in", d.Round(time.Second))
+					"reason", r.Reason, "retry_in", d.Round(time.Second))
 				return
 			}
 			u.mu.Lock()
@@ -270,6 +305,16 @@ func (u *Uplink) Run(ctx context.Context) error {
 			},
 		},
 	}
+	if u.o.Store != nil {
+		// The secret changes with a rotation: each CONNECT takes the
+		// current one, and the connection is kept to be dropped.
+		// A pending file a rotation left is dropped: the file's secret is
+		// accepted (rotate.go).
+		if err := u.o.Store.DropPending(); err != nil {
+			u.log.Warn("pending credentials not removed", "err", err)
+		}
+		cfg.ConnectPacketBuilder, cfg.AttemptConnection = u.connectPacket, u.attempt
+	}
 	cm, err := autopaho.NewConnection(connCtx, cfg)
 	if err != nil {
 		return fmt.Errorf("uplink: %w", err)
@@ -277,8 +322,12 @@ func (u *Uplink) Run(ctx context.Context) error {
 	u.mu.Lock()
 	u.cm = cm
 	u.mu.Unlock()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		u.rotator(ctx, cm)
+	}()
 
-	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -419,6 +468,12 @@ func (u *Uplink) setup(ctx context.Context, cm *autopaho.ConnectionManager) erro
 	}})
 	if err != nil {
 		return fmt.Errorf("subscribe: %w", err)
+	}
+	if u.o.Store != nil {
+		if _, err := cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{
+			{Topic: protocol.Topic(t, protocol.LeafRotated), QoS: 1}}}); err != nil {
+			return fmt.Errorf("subscribe: %w", err)
+		}
 	}
 	if err := u.publishState(ctx, cm, protocol.Online); err != nil {
 		return err
@@ -573,6 +628,8 @@ func (u *Uplink) receive(ctx context.Context, p *paho.Publish) {
 		}
 	case protocol.LeafCmd:
 		u.command(ctx, p)
+	case protocol.LeafRotated:
+		u.rotated(p)
 	case protocol.LeafLedger:
 		l, err := protocol.DecodeLedger(p.Payload)
 		if err != nil || l.Totem != u.o.Totem {
@@ -660,7 +717,11 @@ func (u *Uplink) command(ctx context.Context, p *paho.Publish) {
 		reply = cmdsig.Authorize(u.o.Verifier, cmd, u.log)
 	}
 	u.cmds.Go(func() {
-		if reply == nil {
+		switch {
+		case reply != nil:
+		case cmd.Name == "test_credentials": // the link's own (credtest.go)
+			reply = u.testCredentials(ctx, cmd)
+		default:
 			reply = u.o.OnCommand(ctx, cmd)
 		}
 		reply.V = protocol.Version

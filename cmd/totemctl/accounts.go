@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"text/tabwriter"
+	"time"
+
+	"github.com/aslcns/totem/config"
+	"github.com/aslcns/totem/sync/broker"
+	"github.com/aslcns/totem/sync/cmdsig"
+	"github.com/aslcns/totem/sync/hub"
+	"github.com/aslcns/totem/sync/protocol"
+)
+
+// unlock asks the hub to lift the lock of a totem's or console's
+// credentials (8 failed authentications in a row) and says what it lifted.
+func unlock(ctx context.Context, cfg *config.Totemctl, args []string, stdout io.Writer) error {
+	if len(args) != 1 || !protocol.ValidTotemID(args[0]) {
+		return fmt.Errorf("totemctl: unlock NAME (a totem or console)")
+	}
+	r, err := hubRequest(ctx, cfg, "unlock", map[string]string{"name": args[0]})
+	if err != nil {
+		return err
+	}
+	var res hub.UnlockResult
+	if err := json.Unmarshal(r.Data, &res); err != nil {
+		return fmt.Errorf("totemctl: unlock: %w", err)
+	}
+	if !res.Locked {
+		fmt.Fprintf(stdout, "%s was not locked (%d failed authentications forgotten)\n", res.Username, res.Lock.Failures)
+		return nil
+	}
+	fmt.Fprintf(stdout, "%s unlocked: locked %s from %s after %d failed authentications\n",
+		res.Username, stamp(res.Lock.LockedAt), or(res.Lock.From), res.Lock.Failures)
+	return nil
+}
+
+// locks lists the broker users with failed authentications counted.
+func locks(ctx context.Context, cfg *config.Totemctl, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("locks", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	out := fs.String("o", "table", "output: table or json")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *out != "table" && *out != "json" {
+		return fmt.Errorf("totemctl: -o %s: want table or json", *out)
+	}
+	r, err := hubRequest(ctx, cfg, "locks", nil)
+	if err != nil {
+		return err
+	}
+	var ls []broker.Lock
+	if err := json.Unmarshal(r.Data, &ls); err != nil {
+		return fmt.Errorf("totemctl: locks: %w", err)
+	}
+	if *out == "json" {
+		return writeJSON(stdout, ls)
+	}
+	return renderLocks(stdout, ls)
+}
+
+func renderLocks(w io.Writer, ls []broker.Lock) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "USER\tSTATE\tFAILURES\tLOCKED AT\tFROM\tLAST FAILURE\tLAST FROM")
+	for _, l := range ls {
+		state, at := "counting", "-"
+		if l.Locked {
+			state, at = "LOCKED", stamp(l.LockedAt)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", l.Username, state, l.Failures, at, or(l.From), stamp(l.Last), or(l.LastFrom))
+	}
+	return tw.Flush()
+}
+
+// enrollTotem asks the hub for a totem's enrollment code (registering the
+// totem if needed) and prints it with its expiry: ops gives it to the
+// technician by a second channel, who types `totemd enroll CODE`.
+func enrollTotem(ctx context.Context, cfg *config.Totemctl, args []string, stdout io.Writer) error {
+	if len(args) != 1 || !protocol.ValidTotemID(args[0]) {
+		return fmt.Errorf("totemctl: enroll TOTEM")
+	}
+	r, err := hubRequest(ctx, cfg, "enroll", map[string]string{"totem": args[0]})
+	if err != nil {
+		return err
+	}
+	var c hub.EnrollCode
+	if err := json.Unmarshal(r.Data, &c); err != nil {
+		return fmt.Errorf("totemctl: enroll: %w", err)
+	}
+	fmt.Fprintf(stdout, "totem %s: enrollment code %s, valid until %s, single use\n"+
+		"on the totem: totemd enroll --config FILE %s\n", c.Totem, c.Code, stamp(c.Expires), c.Code)
+	return nil
+}
+
+// totemCommands are the commands a totem answers: its firmware's and its
+// uplink's (test_credentials).
+func totemCommands() map[string]string {
+	t := cmdsig.Commands("totem")
+	maps.Copy(t, cmdsig.LinkCommands())
+	return t
+}
+
+// credentialsList lists the broker users with their expiry (soonest
+// first), a rotation pending and their lock.
+func credentialsList(ctx context.Context, cfg *config.Totemctl, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("credentials", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	out := fs.String("o", "table", "output: table or json")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *out != "table" && *out != "json" {
+		return fmt.Errorf("totemctl: -o %s: want table or json", *out)
+	}
+	r, err := hubRequest(ctx, cfg, "credentials", nil)
+	if err != nil {
+		return err
+	}
+	var cs []broker.Credential
+	if err := json.Unmarshal(r.Data, &cs); err != nil {
+		return fmt.Errorf("totemctl: credentials: %w", err)
+	}
+	// Soonest expiry first; those that never expire last.
+	slices.SortStableFunc(cs, func(a, b broker.Credential) int {
+		switch {
+		case a.Expires.IsZero() != b.Expires.IsZero():
+			if a.Expires.IsZero() {
+				return 1
+			}
+			return -1
+		}
+		return a.Expires.Compare(b.Expires)
+	})
+	if *out == "json" {
+		return writeJSON(stdout, cs)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "USER\tROLE\tEXPIRES\tIN\tROTATION\tLOCK")
+	now := time.Now()
+	for _, c := range cs {
+		exp, in := "never", "-"
+		if !c.Expires.IsZero() {
+			exp, in = stamp(c.Expires), fmt.Sprintf("%dd", int(c.Expires.Sub(now).Hours()/24))
+			if !now.Before(c.Expires) {
+				in = "EXPIRED"
+			}
+		}
+		rot := stamp(c.Rotated)
+		if c.Pending {
+			rot = "pending"
+		}
+		lock := "-"
+		switch {
+		case c.Locked:
+			lock = "LOCKED"
+		case c.Failures > 0:
+			lock = fmt.Sprintf("%d failures", c.Failures)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.Username, c.Role, exp, in, rot, lock)
+	}
+	return tw.Flush()
+}

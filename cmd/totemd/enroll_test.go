@@ -1,0 +1,159 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aslcns/totem/sync/broker"
+	"github.com/aslcns/totem/sync/creds"
+	"github.com/aslcns/totem/sync/hub"
+	"github.com/aslcns/totem/sync/pki"
+)
+
+// totemd enroll exchanges the code ops got for the totem's credentials
+// over the broker's TLS listener and writes them, 0600; the broker then
+// admits them. The same code again, an expired one and one from another
+// alphabet are refused with their reason and write nothing, and a totem
+// trusting another CA fails with a message naming the CA file.
+func TestEnrollEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	ca, err := pki.LoadOrCreateCA(filepath.Join(dir, "ca"), "test CA", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := pki.NewServer(pki.CASource(filepath.Join(dir, "ca"), ca, []string{"127.0.0.1"}), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := broker.OpenRegistry(filepath.Join(dir, "users.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	me, _ := creds.Generate("hub-test", creds.RoleHub)
+	users := broker.NewUsers(reg)
+	if err := users.Add(me); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := broker.Start(broker.Options{Listen: "127.0.0.1:0", TLSListen: "127.0.0.1:0", TLS: cert.Config(), Auth: users, Enroll: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	h := hub.New(hub.Options{URL: srv.URL(), ClientID: me.Username, Username: me.Username, Password: me.Password, Enroller: reg})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	hctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { h.Run(hctx); close(done) }()
+	defer func() { stop(); <-done }()
+	if err := h.AwaitConnection(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // the subscriptions follow the connection
+
+	credsFile := filepath.Join(dir, "totem", "t-1.json")
+	config := func(caFile string) string {
+		p := filepath.Join(dir, fmt.Sprintf("totemd-%d.toml", len(caFile)))
+		toml := fmt.Sprintf("state_dir = %q\n[totem]\nid = \"t-1\"\n[broker]\nurl = %q\ncredentials_file = %q\nca_file = %q\n",
+			filepath.Join(dir, "state"), srv.TLSURL(), credsFile, caFile)
+		if err := os.WriteFile(p, []byte(toml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := config(filepath.Join(dir, "ca", pki.CACertFile))
+	enrollRun := func(cfg, code string) (string, error) {
+		var out, errb bytes.Buffer
+		err := run(ctx, []string{"enroll", "--config", cfg, "--timeout", "20s", code}, nil, &out, &errb)
+		return out.String(), err
+	}
+	noFile := func(when string) {
+		t.Helper()
+		if _, err := os.Stat(credsFile); !os.IsNotExist(err) {
+			t.Fatalf("%s: credentials file written (%v)", when, err)
+		}
+	}
+
+	code, _, err := reg.Enroll("t-1", 7*24*time.Hour, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := enrollRun(good, "O0I1-2345-6789"); err == nil || !strings.Contains(err.Error(), "alphabet") {
+		t.Fatalf("another alphabet: %v", err)
+	}
+	noFile("another alphabet")
+	otherCA := filepath.Join(dir, "other")
+	if _, err := pki.LoadOrCreateCA(otherCA, "another CA", now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := enrollRun(config(filepath.Join(otherCA, pki.CACertFile)), code); err == nil ||
+		!strings.Contains(err.Error(), filepath.Join(otherCA, pki.CACertFile)) {
+		t.Fatalf("wrong CA: %v", err)
+	}
+	noFile("wrong CA")
+
+	out, err := enrollRun(good, code)
+	if err != nil || !strings.Contains(out, "totem t-1 enrolled") {
+		t.Fatalf("enroll: %v\n%s", err, out)
+	}
+	st, err := os.Stat(credsFile)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("credentials file: %v %v", st, err)
+	}
+	f, err := creds.Load(credsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if role, ok := reg.Authenticate("t-1", f.Password); !ok || role != creds.RoleTotem {
+		t.Fatalf("the written credentials do not log in: %q %v", role, ok)
+	}
+
+	before, _ := os.ReadFile(credsFile)
+	if _, err := enrollRun(good, code); err == nil || !strings.Contains(err.Error(), "(used)") {
+		t.Fatalf("replay: %v", err)
+	}
+	if after, _ := os.ReadFile(credsFile); !bytes.Equal(before, after) {
+		t.Fatal("a refused code rewrote the credentials")
+	}
+	old, _, _ := reg.Enroll("t-1", 7*24*time.Hour, now.Add(-8*24*time.Hour))
+	if _, err := enrollRun(good, old); err == nil || !strings.Contains(err.Error(), "(expired)") {
+		t.Fatalf("expired: %v", err)
+	}
+	if after, _ := os.ReadFile(credsFile); !bytes.Equal(before, after) {
+		t.Fatal("an expired code rewrote the credentials")
+	}
+
+	// Test credenziali over the same TLS path: a clear verdict.
+	credTest := func(cfg string) (string, error) {
+		var out, errb bytes.Buffer
+		err := run(ctx, []string{"credentials", "test", "--config", cfg}, nil, &out, &errb)
+		return out.String(), err
+	}
+	out, err = credTest(good)
+	if err != nil || !strings.Contains(out, "OK: credentials of t-1 accepted") || !strings.Contains(out, "(in 239 days)") ||
+		!strings.Contains(out, "totem/v1/acl-probe/cmd") {
+		t.Fatalf("credentials test: %v\n%s", err, out)
+	}
+	if strings.Contains(out, f.Password) {
+		t.Fatal("the secret printed")
+	}
+	if _, err := credTest(config(filepath.Join(otherCA, pki.CACertFile))); err == nil || !strings.Contains(err.Error(), "KO") ||
+		!strings.Contains(err.Error(), otherCA) {
+		t.Fatalf("credentials test with another CA: %v", err)
+	}
+	f.Password += "x"
+	if err := creds.Save(credsFile, f); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := credTest(good); err == nil || !strings.Contains(err.Error(), "KO") || !strings.Contains(err.Error(), "0x86") {
+		t.Fatalf("credentials test with a wrong secret: %v", err)
+	}
+}

@@ -1,0 +1,178 @@
+package broker
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aslcns/totem/sync/creds"
+	"github.com/aslcns/totem/sync/enroll"
+	"go.etcd.io/bbolt"
+)
+
+var enrollBucket = []byte("enroll")
+
+// Enrollment is a totem's enrollment code as the registry keeps it: its
+// hash only (enroll.Hash), one per totem (a new code replaces the last).
+type Enrollment struct {
+	Totem    string    `json:"totem"`
+	Hash     string    `json:"hash"`
+	Created  time.Time `json:"created"`
+	Expires  time.Time `json:"expires"`
+	Failures int       `json:"failures,omitempty"` // wrong codes tried for this totem
+	Used     time.Time `json:"used,omitzero"`      // when it was exchanged
+}
+
+// Enroll registers totem if the registry lacks it (with a secret nobody
+// knows: it cannot log in before it enrolls) and issues a new code, valid
+// for validity from now, that replaces any earlier one. The code is
+// returned grouped, and only its hash is kept.
+func (r *Registry) Enroll(totem string, validity time.Duration, now time.Time) (code string, expires time.Time, err error) {
+	if err := validUser(totem, creds.RoleTotem); err != nil {
+		return "", time.Time{}, err
+	}
+	if totem == enroll.Username {
+		return "", time.Time{}, fmt.Errorf("broker: %q is the enroll user's name", totem)
+	}
+	code, err = enroll.NewCode()
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	norm, _ := enroll.ParseCode(code)
+	placeholder, err := creds.Generate(totem, creds.RoleTotem)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	hash, err := creds.Hash(placeholder.Password)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	now = now.UTC()
+	e := Enrollment{Totem: totem, Hash: enroll.Hash(totem, norm), Created: now, Expires: now.Add(validity)}
+	err = r.db.Update(func(tx *bbolt.Tx) error {
+		users := tx.Bucket(usersBucket)
+		if v := users.Get([]byte(totem)); v != nil {
+			var u User
+			if err := json.Unmarshal(v, &u); err != nil {
+				return err
+			}
+			if u.Role != creds.RoleTotem {
+				return fmt.Errorf("%q is a %s, not a totem", totem, u.Role)
+			}
+		} else if err := putUser(tx, User{Username: totem, Role: creds.RoleTotem, Hash: hash, Created: now, Expires: e.Expires}); err != nil {
+			return err
+		}
+		return putJSON(tx.Bucket(enrollBucket), totem, e)
+	})
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("broker: enroll %s: %w", totem, err)
+	}
+	return code, e.Expires, nil
+}
+
+// Redeem exchanges a totem's normalised code for new credentials: the
+// user gets their hash (which lifts a lock and ends any older secret) and
+// the code is marked used, in one transaction, so a code is exchanged at
+// most once. A wrong code counts against the totem's code, which
+// MaxAttempts of them burn. Refusals are *enroll.Error with the reason.
+func (r *Registry) Redeem(totem, code string, now time.Time) (creds.File, error) {
+	f, err := creds.Generate(totem, creds.RoleTotem)
+	if err != nil {
+		return creds.File{}, err
+	}
+	hash, err := creds.Hash(f.Password)
+	if err != nil {
+		return creds.File{}, err
+	}
+	now = now.UTC()
+	f.Expires, f.RotateAt = r.validity.first(now)
+	var refusal error
+	err = r.db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(enrollBucket)
+		v := b.Get([]byte(totem))
+		if v == nil {
+			refusal = &enroll.Error{Reason: enroll.ReasonUnknown, Msg: "no enrollment code for this totem"}
+			return nil
+		}
+		var e Enrollment
+		if err := json.Unmarshal(v, &e); err != nil {
+			return err
+		}
+		switch {
+		case e.Failures >= enroll.MaxAttempts:
+			refusal = &enroll.Error{Reason: enroll.ReasonBurnt, Msg: "too many wrong codes: ops must issue a new one"}
+			return nil
+		case e.Hash != enroll.Hash(totem, code):
+			e.Failures++
+			refusal = &enroll.Error{Reason: enroll.ReasonUnknown, Msg: "not this totem's enrollment code"}
+			return putJSON(b, totem, e)
+		case !e.Used.IsZero():
+			refusal = &enroll.Error{Reason: enroll.ReasonUsed, Msg: "the code was used at " + e.Used.Format(time.RFC3339)}
+			return nil
+		case !now.Before(e.Expires):
+			refusal = &enroll.Error{Reason: enroll.ReasonExpired, Msg: "the code expired at " + e.Expires.Format(time.RFC3339)}
+			return nil
+		}
+		users := tx.Bucket(usersBucket)
+		var u User
+		if v := users.Get([]byte(totem)); v != nil {
+			if err := json.Unmarshal(v, &u); err != nil {
+				return err
+			}
+			if u.Role != creds.RoleTotem {
+				refusal = &enroll.Error{Reason: enroll.ReasonNotTotem, Msg: "the name is not a totem's"}
+				return nil
+			}
+		}
+		u = User{Username: totem, Role: creds.RoleTotem, Hash: hash, Created: now, Expires: f.Expires}
+		if err := putUser(tx, u); err != nil {
+			return err
+		}
+		e.Used = now
+		return putJSON(b, totem, e)
+	})
+	if err != nil {
+		return creds.File{}, &enroll.Error{Reason: enroll.ReasonInternal, Msg: fmt.Sprintf("broker: redeem: %v", err)}
+	}
+	if refusal != nil {
+		return creds.File{}, refusal
+	}
+	return f, nil
+}
+
+// EnrollmentOf returns the totem's enrollment record, if any.
+func (r *Registry) EnrollmentOf(totem string) (Enrollment, bool, error) {
+	var (
+		e  Enrollment
+		ok bool
+	)
+	err := r.db.View(func(tx *bbolt.Tx) error {
+		v := tx.Bucket(enrollBucket).Get([]byte(totem))
+		if v == nil {
+			return nil
+		}
+		ok = true
+		return json.Unmarshal(v, &e)
+	})
+	if err != nil {
+		return Enrollment{}, false, errors.Join(errors.New("broker: enrollment"), err)
+	}
+	return e, ok, nil
+}
+
+// putUser writes u and forgets its failures and lock (a new secret).
+func putUser(tx *bbolt.Tx, u User) error {
+	if err := tx.Bucket(locksBucket).Delete([]byte(u.Username)); err != nil {
+		return err
+	}
+	return putJSON(tx.Bucket(usersBucket), u.Username, u)
+}
+
+func putJSON(b *bbolt.Bucket, key string, v any) error {
+	j, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Put([]byte(key), j)
+}

@@ -1,0 +1,232 @@
+package broker
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/aslcns/totem/sync/creds"
+	"go.etcd.io/bbolt"
+)
+
+// MaxFailures is how many failed authentications in a row lock a user of
+// the registry (seed 000: eight wrong attempts lock the account). A success
+// before the eighth starts the count again.
+const MaxFailures = 8
+
+var locksBucket = []byte("locks")
+
+// Lock is a registry user's failure count and, once it reached
+// MaxFailures, the lock: when, and from which address the failure that
+// locked it came. It lives in its own bucket, so a user's record (its
+// hash) is never rewritten by a stranger guessing passwords.
+type Lock struct {
+	Username string    `json:"username"`
+	Failures int       `json:"failures"`            // failed authentications in a row
+	Last     time.Time `json:"last"`                // the last failure
+	LastFrom string    `json:"last_from,omitempty"` // its source address
+	Locked   bool      `json:"locked"`
+	LockedAt time.Time `json:"locked_at,omitzero"`
+	From     string    `json:"from,omitempty"` // source address of the failure that locked
+}
+
+// Outcome is the registry's verdict on one authentication.
+type Outcome int
+
+const (
+	Accepted Outcome = iota // the secret is the user's
+	Rejected                // anonymous, unknown user or wrong secret
+	Refused                 // the user is locked: the secret was not even looked at
+	Expired                 // the right secret, past its expiry: not counted as a failure
+)
+
+// Checker is an Authenticator that counts failures per user and locks a
+// user after MaxFailures in a row. The broker prefers Check to
+// Authenticate when its Authenticator has it.
+type Checker interface {
+	// Check authenticates username from the source address remote. A
+	// locked user is Refused before its secret is checked, so attempts
+	// while locked are not counted and cost nothing. justLocked is true
+	// for the failure that locked the user.
+	Check(username, password, remote string) (role string, out Outcome, justLocked bool)
+}
+
+var _ Checker = (*Registry)(nil)
+
+// Check is Authenticate with the lockout. Unknown users are not counted:
+// the count is per user of the registry and bounded by their number.
+func (r *Registry) Check(username, password, remote string) (string, Outcome, bool) {
+	u, ok, lk, err := r.getWithLock(username)
+	if err != nil || !ok {
+		return "", Rejected, false
+	}
+	if lk.Locked {
+		return "", Refused, false
+	}
+	now := time.Now()
+	match, err := creds.Verify(u.Hash, password)
+	match = err == nil && match
+	if !match && u.Next != "" {
+		// A login with the secret of a rotation confirms it (rotate.go).
+		if m, err := creds.Verify(u.Next, password); err == nil && m {
+			if expired(u.NextExpires, now) {
+				return "", Expired, false
+			}
+			if err := r.promote(username, u.Next, now); err != nil {
+				return "", Rejected, false
+			}
+			match, u.Expires = true, u.NextExpires
+		}
+	}
+	if match && expired(u.Expires, now) {
+		return "", Expired, false
+	}
+	if match {
+		if lk.Failures == 0 {
+			return u.Role, Accepted, false
+		}
+		locked, err := r.reset(username)
+		if err != nil {
+			return "", Rejected, false
+		}
+		if locked { // the eighth failure came in between
+			return "", Refused, false
+		}
+		return u.Role, Accepted, false
+	}
+	justLocked, err := r.fail(username, remote, now.UTC())
+	if err != nil {
+		return "", Rejected, false
+	}
+	if justLocked {
+		return "", Refused, true
+	}
+	return "", Rejected, false
+}
+
+func (r *Registry) getWithLock(username string) (User, bool, Lock, error) {
+	var (
+		u     User
+		lk    Lock
+		found bool
+	)
+	err := r.db.View(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(usersBucket).Get([]byte(username))
+		if b == nil {
+			return nil
+		}
+		found = true
+		if err := json.Unmarshal(b, &u); err != nil {
+			return err
+		}
+		if l := tx.Bucket(locksBucket).Get([]byte(username)); l != nil {
+			return json.Unmarshal(l, &lk)
+		}
+		return nil
+	})
+	if err != nil {
+		return User{}, false, Lock{}, fmt.Errorf("broker: get user %q: %w", username, err)
+	}
+	return u, found, lk, nil
+}
+
+// fail counts a failure and reports whether it locked the user.
+func (r *Registry) fail(username, remote string, now time.Time) (justLocked bool, err error) {
+	err = r.db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(locksBucket)
+		lk := Lock{Username: username}
+		if v := b.Get([]byte(username)); v != nil {
+			if err := json.Unmarshal(v, &lk); err != nil {
+				return err
+			}
+		}
+		if lk.Locked {
+			return nil
+		}
+		lk.Failures++
+		lk.Last, lk.LastFrom = now, remote
+		if lk.Failures >= MaxFailures {
+			lk.Locked, lk.LockedAt, lk.From = true, now, remote
+			justLocked = true
+		}
+		v, err := json.Marshal(lk)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(username), v)
+	})
+	if err != nil {
+		return false, fmt.Errorf("broker: count failure of %q: %w", username, err)
+	}
+	return justLocked, nil
+}
+
+// reset forgets the failures of a user who just authenticated, unless a
+// failure locked it meanwhile (then it reports locked).
+func (r *Registry) reset(username string) (locked bool, err error) {
+	err = r.db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(locksBucket)
+		v := b.Get([]byte(username))
+		if v == nil {
+			return nil
+		}
+		var lk Lock
+		if err := json.Unmarshal(v, &lk); err != nil {
+			return err
+		}
+		if lk.Locked {
+			locked = true
+			return nil
+		}
+		return b.Delete([]byte(username))
+	})
+	if err != nil {
+		return false, fmt.Errorf("broker: reset failures of %q: %w", username, err)
+	}
+	return locked, nil
+}
+
+// Unlock lifts username's lock and forgets its failures. It returns the
+// lock as it was; ok is false when the user was not locked.
+func (r *Registry) Unlock(username string) (was Lock, ok bool, err error) {
+	err = r.db.Update(func(tx *bbolt.Tx) error {
+		if tx.Bucket(usersBucket).Get([]byte(username)) == nil {
+			return fmt.Errorf("no user %q", username)
+		}
+		b := tx.Bucket(locksBucket)
+		v := b.Get([]byte(username))
+		if v == nil {
+			return nil
+		}
+		if err := json.Unmarshal(v, &was); err != nil {
+			return err
+		}
+		ok = was.Locked
+		return b.Delete([]byte(username))
+	})
+	if err != nil {
+		return Lock{}, false, fmt.Errorf("broker: unlock: %w", err)
+	}
+	return was, ok, nil
+}
+
+// Locks lists the users with failures counted, locked or not, by name.
+func (r *Registry) Locks() ([]Lock, error) {
+	var out []Lock
+	err := r.db.View(func(tx *bbolt.Tx) error {
+		return tx.Bucket(locksBucket).ForEach(func(_, v []byte) error {
+			var lk Lock
+			if err := json.Unmarshal(v, &lk); err != nil {
+				return err
+			}
+			out = append(out, lk)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("broker: locks: %w", err)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Username < out[j].Username })
+	return out, nil
+}

@@ -1,0 +1,109 @@
+package hub
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aslcns/totem/sync/broker"
+	"github.com/aslcns/totem/sync/protocol"
+)
+
+// Accounts is the user registry of the embedded broker, for the hub's
+// credential commands. A hub on an external broker has none, and refuses
+// them with a reason.
+type Accounts interface {
+	Unlock(username string) (was broker.Lock, ok bool, err error)
+	Locks() ([]broker.Lock, error)
+	// Credentials lists the users with their expiry and lock.
+	Credentials() ([]broker.Credential, error)
+	// Rotate records a totem's next secret (rotate.go).
+	Rotate(username, password string, now time.Time) (expires, rotateAt time.Time, err error)
+}
+
+// UnlockResult is the Data of the hub's unlock command: the lock lifted,
+// or Locked false when the user was not locked (its failures, if any,
+// are forgotten all the same).
+type UnlockResult struct {
+	Username string      `json:"username"`
+	Locked   bool        `json:"locked"`
+	Lock     broker.Lock `json:"lock"`
+}
+
+// accountCommands are the hub commands on broker users and their
+// credentials, by name; their
+// roles are in sync/cmdsig's table like every other command's.
+var accountCommands = map[string]func(h *Hub, cmd *protocol.Command, console string) (json.RawMessage, error){
+	"unlock":      (*Hub).unlock,
+	"locks":       (*Hub).locks,
+	"enroll":      (*Hub).enrollCommand, // enroll.go
+	"credentials": (*Hub).credentials,
+}
+
+func (h *Hub) accounts() (Accounts, error) {
+	if h.o.Accounts == nil {
+		return nil, errors.New("this hub keeps no broker users (external broker): unlock there")
+	}
+	return h.o.Accounts, nil
+}
+
+// unlock lifts the lock of args["name"], a totem or console. Every unlock
+// is an audit line: who asked (console and signing key), which user, and
+// the lock it lifted, with its time and source address.
+func (h *Hub) unlock(cmd *protocol.Command, console string) (json.RawMessage, error) {
+	a, err := h.accounts()
+	if err != nil {
+		return nil, err
+	}
+	name := cmd.Args["name"]
+	if !protocol.ValidTotemID(name) {
+		return nil, errors.New("name: want a totem or console name")
+	}
+	was, ok, err := a.Unlock(name)
+	if err != nil {
+		return nil, fmt.Errorf("unlock %s: %w", name, err)
+	}
+	if ok {
+		h.log.Warn("credentials unlocked", "username", name, "console", console, "key", cmd.Key,
+			"locked_at", was.LockedAt, "locked_from", was.From)
+	} else {
+		h.log.Info("unlock of credentials not locked", "username", name, "console", console, "key", cmd.Key,
+			"failures", was.Failures)
+	}
+	return json.Marshal(UnlockResult{Username: name, Locked: ok, Lock: was})
+}
+
+// locks lists the users with failed authentications counted, locked or
+// not: ops sees who is locked, since when and from where.
+func (h *Hub) locks(*protocol.Command, string) (json.RawMessage, error) {
+	a, err := h.accounts()
+	if err != nil {
+		return nil, err
+	}
+	ls, err := a.Locks()
+	if err != nil {
+		return nil, err
+	}
+	if ls == nil {
+		ls = []broker.Lock{}
+	}
+	return json.Marshal(ls)
+}
+
+// credentials lists the broker users with their expiry, a rotation
+// pending and their lock: ops sees what is about to expire.
+func (h *Hub) credentials(*protocol.Command, string) (json.RawMessage, error) {
+	a, err := h.accounts()
+	if err != nil {
+		return nil, err
+	}
+	cs, err := a.Credentials()
+	if err != nil {
+		return nil, err
+	}
+	if cs == nil {
+		cs = []broker.Credential{}
+	}
+	return json.Marshal(cs)
+}

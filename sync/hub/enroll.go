@@ -1,0 +1,160 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/aslcns/totem/sync/creds"
+	"github.com/aslcns/totem/sync/enroll"
+	"github.com/aslcns/totem/sync/protocol"
+	"github.com/eclipse/paho.golang/paho"
+	"golang.org/x/time/rate"
+)
+
+// Enroller is the embedded broker's registry as enrollment uses it
+// (broker.Registry): codes issued, and exchanged for credentials.
+type Enroller interface {
+	Enroll(totem string, validity time.Duration, now time.Time) (code string, expires time.Time, err error)
+	Redeem(totem, code string, now time.Time) (creds.File, error)
+}
+
+// DefaultEnrollValidity is a code's validity (seed 000: 7 days).
+const DefaultEnrollValidity = 7 * 24 * time.Hour
+
+// Enrollment requests are answered from their own pool, behind a global
+// rate: the broker already limits the enroll user's connections per
+// source and overall, and allows one request per connection.
+const (
+	enrollPool  = 2
+	enrollEvery = 100 * time.Millisecond
+	enrollBurst = 20
+)
+
+// enrollState is the hub's side of enrollment.
+type enrollState struct {
+	pool    pool // enrollments and rotations
+	limit   *rate.Limiter
+	ok      atomic.Int64
+	dropped atomic.Int64
+	refused [len(enrollReasons)]atomic.Int64
+}
+
+var enrollReasons = [...]string{enroll.ReasonMalformed, enroll.ReasonTooLarge, enroll.ReasonAlphabet, enroll.ReasonLength,
+	enroll.ReasonUnknown, enroll.ReasonExpired, enroll.ReasonUsed, enroll.ReasonBurnt, enroll.ReasonNotTotem, enroll.ReasonInternal}
+
+// EnrollStats are the enrollment figures: exchanges made, requests
+// dropped (over the rate or the pool) and refusals by reason.
+type EnrollStats struct {
+	OK      int64            `json:"ok"`
+	Dropped int64            `json:"dropped,omitempty"`
+	Refused map[string]int64 `json:"refused,omitempty"`
+}
+
+// EnrollStats returns the enrollment counters.
+func (h *Hub) EnrollStats() EnrollStats {
+	s := EnrollStats{OK: h.enr.ok.Load(), Dropped: h.enr.dropped.Load(), Refused: map[string]int64{}}
+	for i, r := range enrollReasons {
+		if n := h.enr.refused[i].Load(); n > 0 {
+			s.Refused[r] = n
+		}
+	}
+	return s
+}
+
+func (h *Hub) countRefusal(reason string) {
+	for i, r := range enrollReasons {
+		if r == reason {
+			h.enr.refused[i].Add(1)
+			return
+		}
+	}
+	h.enr.refused[len(enrollReasons)-1].Add(1) // internal
+}
+
+// enrollRequest hands an enrollment request to its pool and reports
+// whether p was one.
+func (h *Hub) enrollRequest(p *paho.Publish) bool {
+	rid, ok := enroll.RequestIDOfTopic(p.Topic)
+	if !ok || h.o.Enroller == nil {
+		return false
+	}
+	if h.enr.limit == nil || !h.enr.limit.Allow() || !h.enr.pool.try(p, func(p *paho.Publish) { h.redeem(rid, p) }) {
+		h.enr.dropped.Add(1)
+	}
+	return true
+}
+
+// redeem answers one request. Every attempt is an audit line: the request
+// id, the totem (only when the name is valid), the outcome and the reason
+// of a refusal; never the code.
+func (h *Hub) redeem(rid string, p *paho.Publish) {
+	reply := enroll.Reply{V: protocol.Version}
+	req, err := enroll.DecodeRequest(p.Payload)
+	totem := ""
+	if err == nil {
+		totem = req.Totem
+		var f creds.File
+		if f, err = h.o.Enroller.Redeem(req.Totem, req.Code, time.Now()); err == nil {
+			reply.OK, reply.Credentials, reply.Expires = true, &f, f.Expires
+		}
+	}
+	if err != nil {
+		reply.Reason = enroll.ReasonOf(err)
+		if reply.Reason == "" {
+			reply.Reason = enroll.ReasonInternal
+		}
+		reply.Error = err.Error()
+		if reply.Reason == enroll.ReasonInternal {
+			h.log.Error("enrollment failed", "request", rid, "totem", totem, "err", err)
+			reply.Error = "the hub could not store the credentials"
+		}
+		h.countRefusal(reply.Reason)
+		h.log.Warn("enrollment refused", "request", rid, "totem", totem, "reason", reply.Reason, "bytes", len(p.Payload))
+	} else {
+		h.enr.ok.Add(1)
+		h.log.Info("totem enrolled", "request", rid, "totem", totem)
+	}
+	b, _ := json.Marshal(reply)
+	h.mu.Lock()
+	cm := h.cm
+	h.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := cm.Publish(ctx, &paho.Publish{Topic: enroll.ReplyTopic(rid), QoS: 1, Payload: b}); err != nil {
+		h.limited(slog.LevelWarn, "enroll_reply", "enrollment reply not sent", "request", rid, "err", err)
+	}
+}
+
+// EnrollCode is the Data of the hub's enroll command.
+type EnrollCode struct {
+	Totem   string    `json:"totem"`
+	Code    string    `json:"code"`
+	Expires time.Time `json:"expires"`
+}
+
+// enrollCommand issues a code for args["totem"] (registering the totem if
+// needed); the code goes back to the console only, never to a log.
+func (h *Hub) enrollCommand(cmd *protocol.Command, console string) (json.RawMessage, error) {
+	if h.o.Enroller == nil {
+		return nil, errors.New("this hub keeps no broker users (external broker): no enrollment")
+	}
+	totem := cmd.Args["totem"]
+	if !protocol.ValidTotemID(totem) {
+		return nil, errors.New("totem: invalid id")
+	}
+	validity := h.o.EnrollValidity
+	if validity <= 0 {
+		validity = DefaultEnrollValidity
+	}
+	code, exp, err := h.o.Enroller.Enroll(totem, validity, time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("enroll %s: %w", totem, err)
+	}
+	h.log.Warn("enrollment code issued", "totem", totem, "console", console, "key", cmd.Key, "expires", exp)
+	return json.Marshal(EnrollCode{Totem: totem, Code: code, Expires: exp})
+}

@@ -1,0 +1,59 @@
+package hub
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/aslcns/totem/sync/protocol"
+	"github.com/eclipse/paho.golang/paho"
+)
+
+// credentialRequest hands an enrollment or a rotation request to the
+// enrollment pool and reports whether p was one.
+func (h *Hub) credentialRequest(p *paho.Publish) bool {
+	if h.enrollRequest(p) {
+		return true
+	}
+	totem, leaf, ok := protocol.ParseTopic(p.Topic)
+	if !ok || leaf != protocol.LeafRotate || h.o.Accounts == nil {
+		return false
+	}
+	if !h.enr.pool.try(p, func(p *paho.Publish) { h.rotate(totem, p) }) {
+		h.enr.dropped.Add(1)
+	}
+	return true
+}
+
+// rotate records a totem's new secret beside its current one (the broker
+// ACL lets only the totem itself publish on its rotate topic) and answers
+// with the new expiry. The secret never reaches a log line.
+func (h *Hub) rotate(totem string, p *paho.Publish) {
+	req, err := protocol.DecodeRotateRequest(p.Payload)
+	if err != nil {
+		h.limited(slog.LevelWarn, "rotate_malformed", "rotation request refused", "totem", totem, "err", err)
+		return
+	}
+	reply := protocol.RotateReply{V: protocol.Version, ID: req.ID}
+	reply.Expires, reply.RotateAt, err = h.o.Accounts.Rotate(totem, req.Password, time.Now())
+	if err != nil {
+		reply.Error = "the hub could not record the new credentials"
+		h.log.Error("rotation failed", "totem", totem, "err", err)
+	} else {
+		reply.OK = true
+		h.rotations.Add(1)
+		h.log.Info("credentials rotation recorded", "totem", totem, "expires", reply.Expires)
+	}
+	b, _ := protocol.Marshal(reply)
+	h.mu.Lock()
+	cm := h.cm
+	h.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := cm.Publish(ctx, &paho.Publish{Topic: protocol.Topic(totem, protocol.LeafRotated), QoS: 1, Payload: b}); err != nil {
+		h.limited(slog.LevelWarn, "rotate_reply", "rotation reply not sent", "totem", totem, "err", err)
+	}
+}
+
+// Rotations counts the rotations the hub recorded.
+func (h *Hub) Rotations() int64 { return h.rotations.Load() }

@@ -1,0 +1,169 @@
+package uplink
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aslcns/totem/sync/broker"
+	"github.com/aslcns/totem/sync/creds"
+	"github.com/aslcns/totem/sync/outbox"
+)
+
+type lockedBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// A totem with a wrong password, retrying fast, feeds the broker's count
+// until the eighth failure locks it; from then on it stops asking (no
+// further attempt reaches the broker), says so in its log and through
+// Locked, and once ops unlocks it a totem with the right password
+// connects. Before the lock was told apart, 0x8A was retried like 0x86.
+func TestLockedTotemStopsRetrying(t *testing.T) {
+	dir := t.TempDir()
+	reg, err := broker.OpenRegistry(filepath.Join(dir, "users.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	good, err := reg.Provision(totem, creds.RoleTotem, filepath.Join(dir, "t.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := broker.Start(broker.Options{Listen: "127.0.0.1:0", Auth: broker.NewUsers(reg)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	box, err := outbox.Open(filepath.Join(dir, "outbox.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer box.Close()
+
+	logs := new(lockedBuf)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	start := func(ctx context.Context, pass string) (*Uplink, func()) {
+		u := New(Options{Totem: totem, URL: srv.URL(), Username: totem, Password: pass, Outbox: box,
+			Logger:     slog.New(slog.NewTextHandler(logs, nil)),
+			BackoffMin: 10 * time.Millisecond, BackoffMax: 20 * time.Millisecond,
+			RefusedMin: 10 * time.Millisecond, RefusedMax: 20 * time.Millisecond,
+			CredentialsRetry: 10 * time.Millisecond, LockedRetry: time.Hour})
+		rctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { u.Run(rctx); close(done) }()
+		return u, func() { stop(); <-done }
+	}
+
+	u, stop := start(ctx, good.Password+"-wrong")
+	for !u.Locked() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("not locked; broker %s", srv.Stats())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	// Ten retry periods of a wrong password: not one more attempt.
+	time.Sleep(300 * time.Millisecond)
+	if s := srv.Stats(); s.BadCredentials != broker.MaxFailures-1 || s.LockedRefused != 1 {
+		t.Errorf("the locked totem kept asking: %s", s)
+	}
+	r, _ := u.Refused()
+	if r.Code != 0x8A || !strings.Contains(r.Reason, "bloccate") {
+		t.Errorf("refusal %+v", r)
+	}
+	if l := logs.String(); !strings.Contains(l, "level=ERROR") || !strings.Contains(l, "credentials locked") ||
+		!strings.Contains(l, "totemctl unlock "+totem) {
+		t.Errorf("lock not logged:\n%s", l)
+	}
+	stop()
+
+	if _, ok, err := reg.Unlock(totem); !ok || err != nil {
+		t.Fatalf("unlock: %v %v", ok, err)
+	}
+	u, stop = start(ctx, good.Password)
+	defer stop()
+	for !u.Connected() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("not connected after unlock; broker %s", srv.Stats())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// Credentials past their expiry: the refusal the totem shows and logs says
+// they expired (not "wrong password"), and asking again never locks them.
+func TestExpiredCredentialsSaySo(t *testing.T) {
+	dir := t.TempDir()
+	reg, err := broker.OpenRegistry(filepath.Join(dir, "users.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	f, err := reg.Provision(totem, creds.RoleTotem, filepath.Join(dir, "t.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	user, _, _ := reg.Get(totem)
+	user.Expires = time.Now().Add(-time.Hour)
+	if err := reg.Put(user); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := broker.Start(broker.Options{Listen: "127.0.0.1:0", Auth: broker.NewUsers(reg)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	box, err := outbox.Open(filepath.Join(dir, "outbox.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer box.Close()
+	logs := new(lockedBuf)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	u := New(Options{Totem: totem, URL: srv.URL(), Username: totem, Password: f.Password, Outbox: box,
+		Logger: slog.New(slog.NewTextHandler(logs, nil)), CredentialsRetry: 10 * time.Millisecond})
+	done := make(chan struct{})
+	go func() { u.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	for {
+		if r, ok := u.Refused(); ok && r.Count > broker.MaxFailures {
+			if r.Code != 0x86 || r.Reason != expiredText {
+				t.Fatalf("refusal %+v", r)
+			}
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("not refused %d times; broker %s", broker.MaxFailures+1, srv.Stats())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	if locks, _ := reg.Locks(); len(locks) != 0 {
+		t.Errorf("expired credentials locked: %+v", locks)
+	}
+	if !strings.Contains(logs.String(), "credenziali scadute") {
+		t.Errorf("not logged:\n%s", logs.String())
+	}
+}
