@@ -198,6 +198,7 @@ func startHub(ctx context.Context, bin, dir, addr string, totems []string) (*hub
 	cfg := fmt.Sprintf(`state_dir = %q
 [broker]
 listen = %q
+tls_listen = ""
 [fleet]
 credentials_dir = %q
 provision = [%s]
