@@ -85,7 +85,7 @@ func storm(t *testing.T, kind string, hubs int) {
 	uctx, ucancel := context.WithCancel(ctx)
 	done := make(chan error, totems)
 	for i, id := range ids {
-		up := uplink.New(uplink.Options{Totem: id.Username, URL: c.url(), Username: id.Username, Password: id.Password,
+		up := uplink.New(uplink.Options{Totem: id.Username, URL: c.url(), TLS: c.tls(), Username: id.Username, Password: id.Password,
 			Outbox: boxes[i], ResendAfter: 2 * time.Second, BackoffMin: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond})
 		go func() { done <- up.Run(uctx) }()
 	}
