@@ -24,6 +24,14 @@ import (
 // session number, the birth the new one, and the registry keeps the totem
 // online whatever order they arrive in.
 func TestOldWillNeverOverridesNewerOnline(t *testing.T) {
+	// With a credentials store the uplink builds each CONNECT itself
+	// (the secret of a rotation): the will's session goes in as well.
+	for _, withStore := range []bool{false, true} {
+		t.Run(map[bool]string{false: "plain", true: "store"}[withStore], func(t *testing.T) { oldWill(t, withStore) })
+	}
+}
+
+func oldWill(t *testing.T, withStore bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	hubMe, _ := creds.Generate("totemhub", creds.RoleHub)
@@ -48,10 +56,17 @@ func TestOldWillNeverOverridesNewerOnline(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { box.Close() })
-		up := uplink.New(uplink.Options{Totem: "t-sess", URL: url, Username: tot.Username, Password: tot.Password,
+		o := uplink.Options{Totem: "t-sess", URL: url, Username: tot.Username, Password: tot.Password,
 			Outbox: box, Boot: "boot-1", Mono: func() time.Duration { return mono },
-			// The one taken over must not take the id back at once.
-			BackoffMin: time.Minute, BackoffMax: time.Minute})
+			// The one cut off must not come back at once.
+			BackoffMin: time.Minute, BackoffMax: time.Minute}
+		if withStore {
+			o.Store = &creds.Store{Path: filepath.Join(t.TempDir(), "t-sess.json")}
+			if err := creds.Save(o.Store.Path, tot); err != nil {
+				t.Fatal(err)
+			}
+		}
+		up := uplink.New(o)
 		uctx, ucancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
 		go func() { done <- up.Run(uctx) }()

@@ -334,7 +334,14 @@ func (u *Uplink) Run(ctx context.Context) error {
 		if err := u.o.Store.DropPending(); err != nil {
 			u.log.Warn("pending credentials not removed", "err", err)
 		}
-		cfg.ConnectPacketBuilder, cfg.AttemptConnection = u.connectPacket, u.attempt
+		cfg.ConnectPacketBuilder = func(cp *paho.Connect, srv *url.URL) (*paho.Connect, error) {
+			cp, err := u.connectPacket(cp, srv)
+			if err != nil {
+				return nil, err
+			}
+			return connect(cp, srv) // the will's session number too
+		}
+		cfg.AttemptConnection = u.attempt
 	}
 	cm, err := autopaho.NewConnection(connCtx, cfg)
 	if err != nil {
