@@ -59,7 +59,7 @@ func TestHubRestartMidStorm(t *testing.T) {
 		}
 		return h, fleet, func() { hcancel(); <-done; fleet.Close() }
 	}
-	h1, _, stop1 := runHub("hub-1")
+	h1, fleet1, stop1 := runHub("hub-1")
 	time.Sleep(200 * time.Millisecond) // the subscription
 	p := consentPayload()
 	uctx, ucancel := context.WithCancel(ctx)
@@ -87,8 +87,9 @@ func TestHubRestartMidStorm(t *testing.T) {
 			<-upDone
 		}
 	}()
-	// Stop the first hub once it has applied part of the storm.
-	for h1.Stats().Applied.Load() < totems*each/4 && ctx.Err() == nil {
+	// Stop the first hub once it has applied part of the storm and heard
+	// from every totem.
+	for (h1.Stats().Applied.Load() < totems*each/4 || len(fleet1.List(hub.FleetFilter{})) < totems) && ctx.Err() == nil {
 		time.Sleep(5 * time.Millisecond)
 	}
 	stop1()
