@@ -12,7 +12,7 @@ FUZZMINIMIZE ?= 2s
 # with a stub reader (the simulated one still works).
 TAGS        := $(shell test -e /usr/include/PCSC/winscard.h && echo pcsc)
 
-.PHONY: all build run demo test check lint vet race cross fuzz bench attack deps clean deb debcheck
+.PHONY: all build run demo test check lint vet race cross fuzz bench bench-fleet attack deps clean deb debcheck
 
 all: build
 
@@ -77,6 +77,10 @@ bench:
 ## attack: the attack suite alone (sync/attack, about 2 minutes): a table attack → outcome → figures (hub RSS, descriptors, legit op p99, log lines)
 attack:
 	$(GO) test ./sync/attack -run . -count=1 -v -timeout 10m -args -attack.table
+## bench-fleet: a regional reconnect storm: 100, 300 and 1 000 simulated totems (real outbox + uplink, 30 queued each) against a real totemhub: a table, then key=value figures
+bench-fleet:
+	$(GO) build -o $(BIN)/ ./cmd/totemhub
+	$(GO) run ./cmd/internal/benchfleet --hub $(BIN)/totemhub $(BENCHFLAGS)
 
 clean:
 	rm -rf $(BIN) state dist

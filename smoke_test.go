@@ -123,7 +123,7 @@ credentials_file = %q
 
 	totemd := startTotem()
 	row := waitStatus("online")
-	if q, ok := row["queue"].(map[string]any); !ok || q["depth"] != 0.0 {
+	if q, ok := row["queue"].(float64); !ok || q != 0 {
 		t.Errorf("queue in status: %v", row["queue"])
 	}
 	if out, err := ctl("cmd", "smoke-01", "ping"); err != nil || strings.TrimSpace(out) != "ok" {

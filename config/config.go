@@ -205,6 +205,10 @@ type Totemhub struct {
 		FirstValidity Duration `toml:"first_validity"`
 		Validity      Duration `toml:"validity"`
 		RotateBefore  Duration `toml:"rotate_before"`
+		// TelemetryInterval is the totems' sync.telemetry_interval: the
+		// fleet registry shows a totem offline ("silent") after 3 of them
+		// without a message from it.
+		TelemetryInterval Duration `toml:"telemetry_interval"`
 	} `toml:"fleet"`
 	CMS struct {
 		Policy    string `toml:"policy"` // fse-2020|fse-2016
@@ -289,6 +293,7 @@ func DefaultTotemhub() *Totemhub {
 	c.Fleet.FirstValidity = Duration{240 * 24 * time.Hour}
 	c.Fleet.Validity = Duration{90 * 24 * time.Hour}
 	c.Fleet.RotateBefore = Duration{14 * 24 * time.Hour}
+	c.Fleet.TelemetryInterval = Duration{30 * time.Second}
 	c.CMS.Policy = "fse-2020"
 	c.CMS.DemoCards = true
 	c.CMS.SendLogRetention = Duration{4380 * time.Hour}

@@ -277,6 +277,7 @@ func (c *Totemhub) Validate() error {
 	}
 
 	p.nonEmpty("fleet.credentials_dir", c.Fleet.CredentialsDir)
+	p.atLeast("fleet.telemetry_interval", c.Fleet.TelemetryInterval, time.Second)
 	for i, id := range c.Fleet.Provision {
 		p.id("fleet.provision", id)
 		if slices.Contains(c.Fleet.Provision[:i], id) {

@@ -133,8 +133,14 @@ func startRig(t *testing.T, ctx context.Context, seed func(*outbox.Outbox)) *rig
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
+	fleet, err := hub.OpenFleet(filepath.Join(dir, "presence.db"), hub.FleetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fleet.Close() })
 	h := hub.New(hub.Options{URL: r.url, ClientID: "hub-1", Username: hubMe.Username, Password: hubMe.Password,
-		Backend: store, Logger: log.With("subsystem", "hub"), Accounts: reg, Enroller: reg, Verifier: cmdsig.NewVerifier(cmdsig.HubTarget, keys, record("hub-commands.db"))})
+		Backend: store, Logger: log.With("subsystem", "hub"), Accounts: reg, Enroller: reg, Verifier: cmdsig.NewVerifier(cmdsig.HubTarget, keys, record("hub-commands.db")),
+		Fleet: fleet})
 
 	if r.box, err = outbox.Open(filepath.Join(dir, "outbox.db"), nil); err != nil {
 		t.Fatal(err)
@@ -281,6 +287,7 @@ func TestEveryCommandRunsEndToEnd(t *testing.T) {
 		"unlock":       {"unlock", rigTotem},
 		"enroll":       {"enroll", "t-new"},
 		"credentials":  {"credentials"},
+		"fleet":        {"status"},
 	}
 
 	// The table of this test covers the verifier's tables and totemctl's

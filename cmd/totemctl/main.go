@@ -1,6 +1,6 @@
 // Command totemctl is the technicians' and operations' MQTT console.
 //
-//	totemctl [--config FILE] [--broker URL] [--creds FILE] status [-o table|json] [TOTEM]
+//	totemctl [--config FILE] [--broker URL] [--creds FILE] status [--offline] [--alert] [--backlog N] [-o table|json] [TOTEM]
 //	totemctl [--config FILE] [--broker URL] [--creds FILE] cmd TOTEM NAME [KEY=VALUE…]
 //	totemctl [--config FILE] [--broker URL] [--creds FILE] report [filters] [-o table|csv|json]
 //	totemctl [flags] sendlog TOTEM [-n N] [-o table|csv|json]
@@ -14,8 +14,8 @@
 //	totemctl [flags] resync TOTEM [-o table|json]
 //	totemctl [flags] keygen --id ID --role technician|ops [--out FILE]
 //
-// status shows each totem's presence, last report, queue depth and last
-// outcome from what the totems publish (retained presence and health).
+// status shows the hub's fleet registry: every totem provisioned, its
+// presence and since when, backlog, devices and last outcome.
 // cmd sends a console command and prints the totem's reply. sendlog shows
 // the elenco invii of a totem or of the hub; resend, void, correct, cancel
 // and resync are the technician's actions on it (void gives up a
@@ -63,7 +63,7 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 	credsPath := fs.String("creds", "", "console credentials file (overrides the config)")
 	keyPath := fs.String("key", "", "console signing key file (overrides the config's key_file)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: totemctl [flags] status [-o table|json] [TOTEM]\n"+
+		fmt.Fprintln(stderr, "usage: totemctl [flags] status [--offline] [--alert] [--backlog N] [-o table|json] [TOTEM]\n"+
 			"       totemctl [flags] report [--totem T] [--kind K] [--operator O] [--outcome accepted|rejected] [--from D] [--to D] [--by-day] [-o table|csv|json]\n"+
 			"       totemctl [flags] sendlog TOTEM [-n N] [-o table|csv|json]\n"+
 			"       totemctl [flags] sendlog TOTEM --print [-n N]\n"+
@@ -109,30 +109,7 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 	}
 	switch rest[0] {
 	case "status":
-		sfs := flag.NewFlagSet("status", flag.ContinueOnError)
-		sfs.SetOutput(stderr)
-		out := sfs.String("o", "table", "output: table or json")
-		if err := sfs.Parse(rest[1:]); err != nil {
-			return err
-		}
-		if *out != "table" && *out != "json" {
-			return fmt.Errorf("totemctl: -o %s: want table or json", *out)
-		}
-		totem := "+"
-		if sfs.NArg() > 0 {
-			totem = sfs.Arg(0)
-			if !protocol.ValidTotemID(totem) {
-				return fmt.Errorf("totemctl: bad totem id %q", totem)
-			}
-		}
-		rows, err := status(ctx, cfg, totem)
-		if err != nil {
-			return err
-		}
-		if totem != "+" && len(rows) == 0 {
-			return fmt.Errorf("totemctl: totem %s has never reported", totem)
-		}
-		return print(stdout, rows, *out)
+		return statusCmd(ctx, cfg, rest[1:], stdout, stderr)
 	case "report":
 		return report(ctx, cfg, rest[1:], stdout, stderr)
 	case "sendlog":
@@ -193,19 +170,6 @@ func commandList(t map[string]string) string {
 	}
 	sort.Strings(out)
 	return strings.Join(out, ", ")
-}
-
-// Row is one totem in the status listing.
-type Row struct {
-	Totem    string            `json:"totem"`
-	Status   string            `json:"status"`
-	Since    time.Time         `json:"since,omitzero"`
-	LastSeen time.Time         `json:"last_seen,omitzero"`
-	Version  string            `json:"version,omitempty"`
-	Queue    *protocol.Queue   `json:"queue,omitempty"`
-	Last     *protocol.Outcome `json:"last,omitempty"`
-	Devices  map[string]string `json:"devices,omitempty"`
-	Storage  *protocol.Storage `json:"storage,omitempty"`
 }
 
 type client struct {
@@ -284,125 +248,6 @@ func (c *client) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	c.cm.Disconnect(ctx)
-}
-
-// status collects the retained presence and health of totem ("+" for all).
-func status(ctx context.Context, cfg *config.Totemctl, totem string) ([]Row, error) {
-	c, err := connect(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	defer c.close()
-	var mu sync.Mutex
-	rows := make(map[string]*Row)
-	got := make(chan struct{}, 1)
-	c.mu.Lock()
-	c.onMsg = func(p *paho.Publish) {
-		id, leaf, ok := protocol.ParseTopic(p.Topic)
-		if !ok {
-			return
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		r := rows[id]
-		if r == nil {
-			r = &Row{Totem: id, Status: "unknown"}
-			rows[id] = r
-		}
-		switch leaf {
-		case protocol.LeafState:
-			if s, err := protocol.DecodeState(p.Payload); err == nil {
-				r.Status, r.Since, r.Version = s.Status, s.Since, s.Version
-			}
-		case protocol.LeafTelemetry:
-			if t, err := protocol.DecodeTelemetry(p.Payload); err == nil {
-				r.LastSeen, r.Queue, r.Last, r.Devices, r.Storage = t.At, &t.Queue, t.Last, t.Devices, t.Storage
-			}
-		}
-		select {
-		case got <- struct{}{}:
-		default:
-		}
-	}
-	c.mu.Unlock()
-	_, err = c.cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{
-		{Topic: protocol.Topic(totem, protocol.LeafState), QoS: 1},
-		{Topic: protocol.Topic(totem, protocol.LeafTelemetry), QoS: 1},
-	}})
-	if err != nil {
-		return nil, fmt.Errorf("totemctl: subscribe: %w", err)
-	}
-	// Retained messages arrive right after the SUBACK: collect until the
-	// line is quiet.
-	quiet := time.NewTimer(300 * time.Millisecond)
-	defer quiet.Stop()
-	for done := false; !done; {
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-got:
-			quiet.Reset(300 * time.Millisecond)
-		case <-quiet.C:
-			done = true
-		}
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	out := make([]Row, 0, len(rows))
-	for _, r := range rows {
-		out = append(out, *r)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Totem < out[j].Totem })
-	return out, nil
-}
-
-func print(w io.Writer, rows []Row, format string) error {
-	if format == "json" {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rows)
-	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TOTEM\tSTATUS\tSINCE\tLAST SEEN\tQUEUE\tOLDEST\tOUTBOX\tLAST OUTCOME\tDEVICES")
-	for _, r := range rows {
-		queue, oldest, last := "-", "-", "-"
-		if r.Queue != nil {
-			queue = fmt.Sprint(r.Queue.Depth)
-			if r.Queue.Depth > 0 && !r.Queue.Oldest.IsZero() {
-				oldest = ago(r.Queue.Oldest)
-			}
-		}
-		if r.Last != nil {
-			last = fmt.Sprintf("#%d %s %s/%s", r.Last.Seq, r.Last.Protocol, r.Last.Transport, r.Last.Processing)
-		}
-		var devs []string
-		for k, v := range r.Devices {
-			devs = append(devs, k+"="+v)
-		}
-		sort.Strings(devs)
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Totem, r.Status, stamp(r.Since), ago(r.LastSeen),
-			queue, oldest, outboxUse(r.Storage), last, strings.Join(devs, ","))
-	}
-	return tw.Flush()
-}
-
-// outboxUse is how full the totem's outbox is against its quota, with
-// ALARM once the totem raised its alarm and the entries in quarantine.
-func outboxUse(s *protocol.Storage) string {
-	if s == nil {
-		return "-"
-	}
-	u := "no quota"
-	if s.MaxSize > 0 || s.MaxPending > 0 {
-		u = fmt.Sprintf("%d%%", int(s.Fraction*100))
-	}
-	if s.Alarm {
-		u += " ALARM"
-	}
-	if s.Quarantined > 0 {
-		u += fmt.Sprintf(" (%d quarantined)", s.Quarantined)
-	}
-	return u
 }
 
 func stamp(t time.Time) string {

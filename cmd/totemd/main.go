@@ -339,6 +339,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			Outbox: box, Logger: log.With("subsystem", "uplink"),
 			KeepAlive: cfg.Broker.KeepAlive.Duration, BackoffMin: cfg.Broker.ReconnectMin.Duration,
 			BackoffMax: cfg.Broker.ReconnectMax.Duration, Version: version, Boot: clk.Boot(),
+			Mono:      func() time.Duration { return time.Duration(clk.Stamp().Mono) * time.Millisecond },
 			Telemetry: app.Telemetry, TelemetryInterval: cfg.Sync.TelemetryInterval.Duration,
 			OnResult: app.Result, OnPolicy: app.SetPolicy, OnCommand: app.Command,
 			Verifier: verifier.Load(),

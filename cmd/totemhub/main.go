@@ -177,6 +177,19 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 		return err
 	}
 	defer rec.Close()
+	// The fleet registry (totemctl status): every totem ever provisioned,
+	// its presence, backlog and devices, kept across restarts.
+	fleet, err := hub.OpenFleet(filepath.Join(cfg.StateDir, "presence.db"), hub.FleetOptions{
+		TelemetryInterval: cfg.Fleet.TelemetryInterval.Duration, Logger: log.With("subsystem", "fleet")})
+	if err != nil {
+		return err
+	}
+	defer fleet.Close()
+	totems, err := reg.Usernames(creds.RoleTotem)
+	if err != nil {
+		return err
+	}
+	fleet.Provisioned(totems...)
 	// Locks and enrollment: only the embedded broker's users.
 	var (
 		accounts hub.Accounts
@@ -187,7 +200,7 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 	}
 	h := hub.New(hub.Options{Accounts: accounts, Enroller: enroller, EnrollValidity: cfg.Fleet.EnrollValidity.Duration, URL: url, TLS: tlsCfg, CAFile: caFile, ClientID: hubClientPrefix + cli.RandomID(4), Username: me.Username,
 		Password: me.Password, Backend: store, Logger: log.With("subsystem", "ingest"),
-		Verifier: cmdsig.NewVerifier(cmdsig.HubTarget, keys, rec)})
+		Verifier: cmdsig.NewVerifier(cmdsig.HubTarget, keys, rec), Fleet: fleet})
 	log.Info("totemhub running", "broker", url, "policy", pol.ID, "state_dir", cfg.StateDir)
 	// The reference CMS retries FSE creations by itself (seed 002).
 	fctx, stopFSE := context.WithCancel(ctx)

@@ -266,3 +266,22 @@ func validHubName(s string) bool {
 	}
 	return true
 }
+
+// Usernames returns the names of the users with role, sorted (the fleet
+// registry lists every totem ever provisioned).
+func (r *Registry) Usernames(role string) ([]string, error) {
+	var names []string
+	err := r.db.View(func(tx *bbolt.Tx) error {
+		return tx.Bucket(usersBucket).ForEach(func(k, v []byte) error {
+			var u User
+			if json.Unmarshal(v, &u) == nil && u.Role == role {
+				names = append(names, string(k))
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("broker: list users: %w", err)
+	}
+	return names, nil
+}

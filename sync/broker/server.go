@@ -121,6 +121,11 @@ func Start(opts Options) (*Server, error) {
 	caps.MaximumPacketSize = uint32(opts.MaxPacket)
 	caps.MaximumSessionExpiryInterval = maxSessionExpiry
 	quiet := &quietHandler{h: log.Handler()}
+	// A client's store of QoS 1 messages sent and not yet acknowledged:
+	// in a regional reconnect storm the hub's passes mochi's default of
+	// 8 192 before its acknowledgements come back, and mochi then drops
+	// what follows. The store is a map, filled only as used.
+	caps.MaximumInflight = 65535
 	mq := mqtt.New(&mqtt.Options{
 		Capabilities: caps,
 		Logger:       slog.New(quiet),

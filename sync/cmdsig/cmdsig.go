@@ -73,6 +73,7 @@ var (
 		"credentials":  Technician, // users' expiry and locks
 		"unlock":       Ops,        // lifts a broker user's lock (8 failed authentications)
 		"enroll":       Ops,        // issues a totem's enrollment code
+		"fleet":        Technician, // the fleet registry: presence, backlog, devices
 	}
 )
 

@@ -57,19 +57,36 @@ type Options struct {
 	// EnrollValidity (default 7 days); nil on an external broker.
 	Enroller       Enroller
 	EnrollValidity time.Duration
-	// Queue bounds the operations waiting to be applied. When it is full
-	// new ones are dropped with a warning: the totem sends them again when
-	// no result comes.
-	Queue int // default 4096
+	// ReceiveMaximum is the MQTT 5 receive maximum the hub asks of the
+	// broker: how many QoS 1 messages may be on their way to it without
+	// its acknowledgement; the broker holds the rest. 0 sends none, which
+	// means 65 535 to a broker that keeps to MQTT 5; the embedded broker
+	// (mochi v2.7.9) then sets no quota at all, which is what it needs: a
+	// quota it exhausts makes it hold messages badly (released out of
+	// order, one per acknowledgement, stalling after a quota's worth, and
+	// a recursive read lock that can hang the broker), so set one only
+	// for another broker.
+	ReceiveMaximum uint16 // default 0: not sent
+	// Queue bounds the operations taken from the broker (acknowledged)
+	// and not yet answered. When it is full the hub stops taking, and so
+	// stops acknowledging: the broker holds what follows (receive
+	// maximum). Nothing acknowledged is ever dropped.
+	Queue int // default 65536; never below ReceiveMaximum
+	// Fleet, when set, is the fleet registry the hub keeps up to date
+	// from presence, telemetry and operations, and answers the console's
+	// fleet command from.
+	Fleet *Fleet
 }
 
 // How long an out-of-order operation waits for its predecessor, which
 // another instance may be applying, before the totem is asked to resend.
 const (
 	gapWindow   = 64 // only for gaps this small: larger ones are real losses
-	reorderWait = 100 * time.Millisecond
+	reorderWait = time.Second
+	maxHold     = 10 * time.Second     // below the uplink's ResendAfter (15 s)
 	gapPause    = 5 * time.Millisecond // how often held operations are tried again
 	maxBatch    = 256                  // operations applied in one commit at most
+	quantum     = 8                    // operations of one totem per turn of a batch
 	publishers  = 32                   // results in flight at once
 )
 
@@ -104,7 +121,8 @@ type Stats struct {
 	Duplicates atomic.Int64 // operations seen again, stored result re-sent
 	Gaps       atomic.Int64 // operations refused for a sequence gap
 	Malformed  atomic.Int64 // payloads refused
-	Dropped    atomic.Int64 // operations dropped, queue full
+	Dropped    atomic.Int64 // operations acknowledged to the broker and then dropped: stays 0
+	Full       atomic.Int64 // times the queue was full and the hub stopped taking (flow control)
 	Batches    atomic.Int64 // batches handed to the backend (one commit each for a BatchBackend)
 	// Requests dropped, not logged: console commands while cmdPool are
 	// answered, sync requests over a totem's rate or while syncPool are.
@@ -118,9 +136,16 @@ func New(o Options) *Hub {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.Queue == 0 {
-		o.Queue = 4096
+		o.Queue = 65536
 	}
-	h := &Hub{o: o, log: o.Logger, work: make(chan *paho.Publish, o.Queue), policySent: make(map[string]bool)}
+	// The queue holds at least what the broker may send unacknowledged,
+	// so a broker that keeps to the receive maximum never finds it full.
+	rm := int(o.ReceiveMaximum)
+	if rm == 0 {
+		rm = 65535
+	}
+	o.Queue = max(o.Queue, rm)
+	h := &Hub{o: o, log: o.Logger, work: make(chan *paho.Publish, 4096), policySent: make(map[string]bool)}
 	h.cmdPool = pool{slots: make(chan struct{}, cmdPool), set: &h.cmds}
 	h.syncPool = pool{slots: make(chan struct{}, syncPool), set: &h.cmds}
 	h.enr.pool, h.enr.limit = pool{slots: make(chan struct{}, enrollPool), set: &h.cmds}, rate.NewLimiter(rate.Every(enrollEvery), enrollBurst)
@@ -147,6 +172,17 @@ func (h *Hub) Run(ctx context.Context) error {
 		ReconnectBackoff:              autopaho.NewExponentialBackoff(200*time.Millisecond, 10*time.Second, time.Second, 2),
 		ConnectUsername:               h.o.Username,
 		ConnectPassword:               []byte(h.o.Password),
+		ConnectPacketBuilder: func(c *paho.Connect, _ *url.URL) (*paho.Connect, error) {
+			if h.o.ReceiveMaximum == 0 {
+				return c, nil
+			}
+			if c.Properties == nil {
+				c.Properties = &paho.ConnectProperties{}
+			}
+			rm := h.o.ReceiveMaximum
+			c.Properties.ReceiveMaximum = &rm
+			return c, nil
+		},
 		OnConnectionUp: func(cm *autopaho.ConnectionManager, _ *paho.Connack) {
 			h.mu.Lock()
 			h.policySent = make(map[string]bool)
@@ -156,6 +192,7 @@ func (h *Hub) Run(ctx context.Context) error {
 				subs := []paho.SubscribeOptions{
 					{Topic: protocol.SharedOpFilter, QoS: 1},
 					{Topic: protocol.Root + "/+/" + protocol.LeafState, QoS: 1},
+					{Topic: protocol.Root + "/+/" + protocol.LeafTelemetry, QoS: 0},
 					{Topic: protocol.SharedHubCmdTopic, QoS: 1},
 					{Topic: protocol.SharedSyncFilter, QoS: 1},
 				}
@@ -185,8 +222,15 @@ func (h *Hub) Run(ctx context.Context) error {
 		},
 		ClientConfig: paho.ClientConfig{
 			ClientID: h.o.ClientID,
+			// paho acknowledges a PUBLISH when the handlers return, so
+			// a message is acknowledged only once receive has placed it
+			// in the hub's queue, and receive waits for room when the
+			// queue is full. (paho's manual acknowledgement gives nothing
+			// more here and costs a scan of every unacknowledged message
+			// per message: it fell behind in a storm until the broker's
+			// store for the hub overflowed.)
 			OnPublishReceived: []func(paho.PublishReceived) (bool, error){
-				func(pr paho.PublishReceived) (bool, error) { h.receive(pr.Packet); return true, nil },
+				func(pr paho.PublishReceived) (bool, error) { h.receive(ctx, pr.Packet); return true, nil },
 			},
 		},
 	}
@@ -206,6 +250,10 @@ func (h *Hub) Run(ctx context.Context) error {
 	<-ctx.Done()
 	wg.Wait()
 	h.cmds.Close()
+	st := &h.stats
+	h.log.Info("ingest stopped", "applied", st.Applied.Load(), "duplicates", st.Duplicates.Load(),
+		"gaps", st.Gaps.Load(), "malformed", st.Malformed.Load(), "dropped", st.Dropped.Load(),
+		"queue_full", st.Full.Load(), "batches", st.Batches.Load())
 	dctx, dcancel := context.WithTimeout(context.Background(), 2*time.Second)
 	cm.Disconnect(dctx)
 	dcancel()
@@ -233,21 +281,33 @@ func (h *Hub) AwaitConnection(ctx context.Context) error {
 	}
 }
 
-// receive runs on paho's delivery goroutine: it only hands the message to
-// the worker (or a console command or sync request to its pool), never
-// waits.
-func (h *Hub) receive(p *paho.Publish) {
+// receive runs on paho's delivery goroutine: it hands the message to the
+// worker (or a console command or sync request to its pool, telemetry to
+// the fleet registry). When the worker's queue is full it waits for room:
+// paho acknowledges the message only after receive returns, so the
+// broker, bound by the receive maximum, holds what follows.
+func (h *Hub) receive(ctx context.Context, p *paho.Publish) {
 	if h.credentialRequest(p) { // rotate.go
 		return
 	}
 	if totem, leaf, _ := protocol.ParseTopic(p.Topic); h.dispatchRequest(p, totem, leaf) {
 		return
 	}
+	if h.o.Fleet != nil && h.o.Fleet.observe(p) {
+		return // presence or telemetry: the registry has it
+	}
 	select {
 	case h.work <- p:
+		return
 	default:
-		h.stats.Dropped.Add(1)
-		h.limited(slog.LevelWarn, "queue_full", "ingest queue full, message dropped", "topic_bytes", len(p.Topic))
+	}
+	h.stats.Full.Add(1)
+	select {
+	case h.work <- p:
+	case <-ctx.Done():
+		// Shutting down: not applied, and the acknowledgement changes
+		// nothing: the session ends with the connection (clean start),
+		// and the totem sends again what has no result.
 	}
 }
 
@@ -259,15 +319,26 @@ func keyOf(op *protocol.Op) heldKey { return heldKey{op.Totem, op.ID} }
 
 // pending is an operation on its way through the worker.
 type pending struct {
-	op    *protocol.Op
-	since time.Time // first seen: bounds how long a gap is waited for
+	op      *protocol.Op
+	arrived time.Time // taken from the broker
+	since   time.Time // first tried: bounds how long a gap is waited for
+}
+
+// hold is how long an operation waits for a missing predecessor: the
+// reorder window, plus twice what it waited in this hub's queue: in a
+// storm the predecessor, on another instance sharing the subscription,
+// waits about as long in that one's.
+func (p pending) hold() time.Duration {
+	return min(reorderWait+2*p.since.Sub(p.arrived), maxHold)
 }
 
 // worker applies what receive hands over, in batches: each batch is sorted
 // by totem and sequence and applied in one commit when the backend can;
 // an operation whose predecessor has not arrived yet is held for a short
 // reorder window (another instance, or a concurrent send, may bring it)
-// before the totem is told to send again. Results go out through a small
+// before the totem is told to send again. Batches take a few operations
+// of each waiting totem in turn (fair), so a totem with a long backlog
+// never makes the others wait behind it. Results go out through a small
 // pool of publishers so a slow PUBACK never stalls the ingest.
 func (h *Hub) worker(ctx context.Context, cm *autopaho.ConnectionManager) {
 	results := make(chan outgoing, maxBatch)
@@ -285,27 +356,34 @@ func (h *Hub) worker(ctx context.Context, cm *autopaho.ConnectionManager) {
 		close(results)
 		pubs.Wait()
 	}()
+	q := newFair(h.o.Queue)
+	pubs.Add(1)
+	go func() {
+		defer pubs.Done()
+		h.intake(ctx, cm, q)
+	}()
 	held := make(map[heldKey]pending)
 	for {
-		var first *paho.Publish
-		if len(held) == 0 {
-			select {
-			case <-ctx.Done():
-				return
-			case first = <-h.work:
-			}
-		} else {
-			t := time.NewTimer(gapPause)
-			select {
-			case <-ctx.Done():
+		if q.len() == 0 {
+			if len(held) == 0 {
+				select {
+				case <-ctx.Done():
+					return
+				case <-q.ready:
+				}
+			} else {
+				t := time.NewTimer(gapPause)
+				select {
+				case <-ctx.Done():
+					t.Stop()
+					return
+				case <-q.ready:
+				case <-t.C:
+				}
 				t.Stop()
-				return
-			case first = <-h.work:
-			case <-t.C:
 			}
-			t.Stop()
 		}
-		batch := h.collect(ctx, cm, first, held)
+		batch := h.collect(held, q)
 		if len(batch) == 0 {
 			continue
 		}
@@ -320,7 +398,7 @@ func (h *Hub) worker(ctx context.Context, cm *autopaho.ConnectionManager) {
 				h.limited(slog.LevelError, "apply", "apply failed", "totem", p.op.Totem, "seq", p.op.Seq, "err", err)
 				res.Transport = protocol.Transport{Status: protocol.TransportRefused, At: time.Now().UTC()}
 				res.Processing = protocol.Processing{Status: protocol.ProcessingPending}
-			case outs[i].OutOfOrder && p.op.Seq-outs[i].Expect < gapWindow && time.Since(p.since) < reorderWait:
+			case outs[i].OutOfOrder && p.op.Seq-outs[i].Expect < gapWindow && time.Since(p.since) < p.hold():
 				held[keyOf(p.op)] = p
 				continue
 			case outs[i].OutOfOrder:
@@ -335,6 +413,9 @@ func (h *Hub) worker(ctx context.Context, cm *autopaho.ConnectionManager) {
 				h.outcome(p.op, outs[i], res)
 			}
 			delete(held, keyOf(p.op))
+			if h.o.Fleet != nil {
+				h.o.Fleet.answered(p.op, res)
+			}
 			answers = append(answers, outgoing{p.op.Totem, res})
 		}
 		if sl, ok := h.o.Backend.(cms.SendLogger); ok && len(refused) > 0 {
@@ -355,6 +436,104 @@ func (h *Hub) worker(ctx context.Context, cm *autopaho.ConnectionManager) {
 	}
 }
 
+// fair is the worker's queue of decoded operations, one FIFO per totem,
+// served in turn, bounded: intake waits for room when it is full.
+type fair struct {
+	ready chan struct{} // an operation was added
+	room  chan struct{} // operations were taken
+
+	mu   sync.Mutex
+	by   map[string][]pending
+	ring []string // totems with operations waiting, in turn order
+	next int      // whose turn it is
+	n    int      // operations waiting
+	max  int
+}
+
+func newFair(max int) *fair {
+	return &fair{by: make(map[string][]pending), max: max, ready: make(chan struct{}, 1), room: make(chan struct{}, 1)}
+}
+
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+func (f *fair) len() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.n
+}
+
+// push adds p, waiting for room; false if ctx ended first.
+func (f *fair) push(ctx context.Context, p pending) bool {
+	for {
+		f.mu.Lock()
+		if f.n < f.max {
+			t := p.op.Totem
+			if len(f.by[t]) == 0 {
+				f.ring = append(f.ring, t)
+			}
+			f.by[t] = append(f.by[t], p)
+			f.n++
+			f.mu.Unlock()
+			signal(f.ready)
+			return true
+		}
+		f.mu.Unlock()
+		select {
+		case <-f.room:
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// take appends up to max operations to batch, quantum per totem per turn,
+// continuing where the previous batch stopped.
+func (f *fair) take(batch []pending, max int) []pending {
+	f.mu.Lock()
+	defer signal(f.room)
+	defer f.mu.Unlock()
+	for max > 0 && f.n > 0 {
+		if f.next >= len(f.ring) {
+			f.next = 0
+		}
+		t := f.ring[f.next]
+		ops := f.by[t]
+		k := min(quantum, max, len(ops))
+		batch = append(batch, ops[:k]...)
+		max -= k
+		f.n -= k
+		if k == len(ops) {
+			delete(f.by, t)
+			f.ring = append(f.ring[:f.next], f.ring[f.next+1:]...)
+			continue // the next totem moved into this turn
+		}
+		f.by[t] = ops[k:]
+		f.next++
+	}
+	return batch
+}
+
+// intake decodes what receive hands over into the fair queue as fast as
+// it comes (presence messages are handled on the way), so that receive
+// only waits when the queue is full, not while a batch commits.
+func (h *Hub) intake(ctx context.Context, cm *autopaho.ConnectionManager, q *fair) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case m := <-h.work:
+			if op := h.decode(ctx, cm, m); op != nil && !q.push(ctx, pending{op: op, arrived: time.Now()}) {
+				return
+			}
+		}
+	}
+}
+
 // stampOf converts a totem's clock stamp for the backend.
 func stampOf(s *protocol.Stamp) *cms.Stamp {
 	if s == nil {
@@ -363,36 +542,35 @@ func stampOf(s *protocol.Stamp) *cms.Stamp {
 	return &cms.Stamp{Boot: s.Boot, Mono: s.Mono, Wall: s.Wall, Synced: s.Synced}
 }
 
-// collect takes first and whatever else is already waiting (up to a batch),
-// decodes the operations, adds the held ones and sorts the lot by totem and
-// sequence. Presence messages are handled on the way.
-func (h *Hub) collect(ctx context.Context, cm *autopaho.ConnectionManager, first *paho.Publish, held map[heldKey]pending) []pending {
-	now := time.Now()
-	var batch []pending
+// collect makes a batch of the held operations and a fair share of the
+// queue, sorted by totem and sequence.
+func (h *Hub) collect(held map[heldKey]pending, q *fair) []pending {
+	batch := make([]pending, 0, maxBatch)
 	for _, p := range held {
 		batch = append(batch, p)
 	}
+	// Held operations never take the whole batch: their predecessors
+	// may be waiting in the queue.
+	n := len(batch)
+	batch = q.take(batch, max(maxBatch-n, maxBatch/2))
 	// Every copy of an operation gets its answer (the backend says
-	// "duplicate"), except copies of one already held: it is answered when
-	// it leaves the hold.
-	take := func(m *paho.Publish) {
-		if op := h.decode(ctx, cm, m); op != nil {
-			if _, ok := held[keyOf(op)]; !ok {
-				batch = append(batch, pending{op: op, since: now})
-			}
+	// "duplicate"), except copies of one already held: it is answered
+	// when it leaves the hold.
+	kept := batch[:n]
+	for _, p := range batch[n:] {
+		if _, ok := held[keyOf(p.op)]; !ok {
+			kept = append(kept, p)
 		}
 	}
-	if first != nil {
-		take(first)
-	}
-	for len(batch) < maxBatch {
-		select {
-		case m := <-h.work:
-			take(m)
-			continue
-		default:
+	batch = kept
+	// The reorder window starts when an operation is first tried, not
+	// when it arrived: in a storm it may wait in the queue longer than
+	// the window, and its predecessor, on another instance, as long.
+	now := time.Now()
+	for i := range batch {
+		if batch[i].since.IsZero() {
+			batch[i].since = now
 		}
-		break
 	}
 	sort.SliceStable(batch, func(i, j int) bool {
 		a, b := batch[i].op, batch[j].op
@@ -538,7 +716,8 @@ func (h *Hub) publishPolicy(ctx context.Context, cm *autopaho.ConnectionManager,
 // "report" (Reportistica) with args totem, operator, kind, outcome,
 // from and to (YYYY-MM-DD, hub time) and by_day=true; "sendlog" (the
 // elenco invii) with args totem, outcome, from, to, before and max;
-// "sendlog_show" with arg n.
+// "sendlog_show" with arg n; "fleet" (the fleet registry) with args
+// offline=true, alert=true and backlog=N.
 func (h *Hub) command(p *paho.Publish) {
 	if p.Properties == nil {
 		return
@@ -560,11 +739,13 @@ func (h *Hub) command(p *paho.Publish) {
 		reply.Error = "invalid command"
 	case refused != nil:
 		reply = refused
-	case cmd.Name == "report" || cmd.Name == "sendlog" || cmd.Name == "sendlog_show":
+	case cmd.Name == "report" || cmd.Name == "sendlog" || cmd.Name == "sendlog_show" || cmd.Name == "fleet":
 		reply.ID = cmd.ID
 		switch cmd.Name {
 		case "report":
 			reply.Data, err = h.report(cmd.Args)
+		case "fleet":
+			reply.Data, err = h.fleet(cmd.Args)
 		case "sendlog":
 			reply.Data, err = h.sendLog(cmd.Args)
 		default:
@@ -622,6 +803,44 @@ func (h *Hub) report(args map[string]string) (json.RawMessage, error) {
 		rows = []cms.ReportRow{}
 	}
 	return json.Marshal(rows)
+}
+
+// fleet answers the fleet command from the registry: at once, whatever
+// the fleet's size.
+func (h *Hub) fleet(args map[string]string) (json.RawMessage, error) {
+	if h.o.Fleet == nil {
+		return nil, errNoFleet
+	}
+	var f FleetFilter
+	f.Offline = args["offline"] == "true"
+	f.Alert = args["alert"] == "true"
+	if v := args["backlog"]; v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return nil, errors.New("backlog: want a number of operations")
+		}
+		f.Backlog = n
+	}
+	max := 50
+	if v := args["max"]; v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 200 {
+			return nil, errors.New("max: want 1 to 200")
+		}
+		max = n
+	}
+	// A page stays well under the 64 KiB a console decodes: entries are
+	// bounded (fleet.go), and the console asks for the next page after
+	// the last totem of this one.
+	all := h.o.Fleet.List(f)
+	after := args["after"]
+	i := sort.Search(len(all), func(i int) bool { return all[i].Totem > after })
+	page := FleetPage{At: time.Now().UTC(), SilentAfter: h.o.Fleet.SilentAfter().Seconds(), Total: len(all), Totems: all[i:]}
+	if len(page.Totems) > max {
+		page.Totems = page.Totems[:max]
+		page.Next = page.Totems[max-1].Totem
+	}
+	return json.Marshal(page)
 }
 
 // SendLogPage is the Data of the hub's sendlog command.

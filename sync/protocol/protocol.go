@@ -217,6 +217,12 @@ type State struct {
 	Since   time.Time `json:"since,omitzero"`
 	Version string    `json:"version,omitempty"`
 	Boot    string    `json:"boot,omitempty"` // boot id
+	// Session numbers the totem's connections within one boot (Sparkplug's
+	// bdSeq): the same in the birth (online) and in the Last Will of one
+	// connection, higher for each later one, so a will from an older
+	// connection never overrides a newer online. 0: not sent (older
+	// totems).
+	Session uint64 `json:"session,omitempty"`
 }
 
 // Outcome summarises the last result a totem received.

@@ -73,6 +73,11 @@ type Options struct {
 
 	Version string // firmware version, in the presence message
 	Boot    string // boot id
+	// Mono is the time since boot on the monotonic clock (sync/clock's
+	// stamp); it numbers the connections (State.Session), so that within
+	// one boot a later connection, even of a restarted process, has the
+	// higher number. Default: the wall clock.
+	Mono func() time.Duration
 
 	// Telemetry returns the health report to publish; nil publishes one
 	// with the queue only.
@@ -112,6 +117,7 @@ type Uplink struct {
 	connected atomic.Bool
 	conns     atomic.Uint64 // connections made: a change means subscriptions to redo
 	retryIn   atomic.Int64  // after a refusal, the delay before the next attempt; 0 otherwise
+	sessionNo atomic.Uint64 // the current connection's number (State.Session)
 	wake      chan struct{}
 	results   chan []byte // results waiting to be recorded
 
@@ -226,6 +232,20 @@ func (u *Uplink) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 
 	will, _ := protocol.Marshal(protocol.State{V: protocol.Version, Totem: u.o.Totem, Status: protocol.Offline})
+	// Each connection's birth and Last Will carry its session number, so
+	// the hub can tell the will of a connection the broker noticed dead
+	// late from the totem's newer online.
+	connect := func(c *paho.Connect, _ *url.URL) (*paho.Connect, error) {
+		n := u.nextSession()
+		b, _ := protocol.Marshal(protocol.State{V: protocol.Version, Totem: u.o.Totem, Status: protocol.Offline,
+			Boot: u.o.Boot, Session: n})
+		if c.WillMessage != nil {
+			w := *c.WillMessage
+			w.Payload = b
+			c.WillMessage = &w
+		}
+		return c, nil
+	}
 	cfg := autopaho.ClientConfig{
 		ServerUrls:                    []*url.URL{srv},
 		TlsCfg:                        u.o.TLS,
@@ -237,6 +257,7 @@ func (u *Uplink) Run(ctx context.Context) error {
 		ConnectUsername:               u.o.Username,
 		ConnectPassword:               []byte(u.o.Password),
 		WillMessage:                   &paho.WillMessage{Topic: protocol.Topic(u.o.Totem, protocol.LeafState), Payload: will, QoS: 1, Retain: true},
+		ConnectPacketBuilder:          connect,
 		OnConnectionUp: func(cm *autopaho.ConnectionManager, ca *paho.Connack) {
 			var rm uint16
 			if ca != nil && ca.Properties != nil && ca.Properties.ReceiveMaximum != nil {
@@ -313,7 +334,14 @@ func (u *Uplink) Run(ctx context.Context) error {
 		if err := u.o.Store.DropPending(); err != nil {
 			u.log.Warn("pending credentials not removed", "err", err)
 		}
-		cfg.ConnectPacketBuilder, cfg.AttemptConnection = u.connectPacket, u.attempt
+		cfg.ConnectPacketBuilder = func(cp *paho.Connect, srv *url.URL) (*paho.Connect, error) {
+			cp, err := u.connectPacket(cp, srv)
+			if err != nil {
+				return nil, err
+			}
+			return connect(cp, srv) // the will's session number too
+		}
+		cfg.AttemptConnection = u.attempt
 	}
 	cm, err := autopaho.NewConnection(connCtx, cfg)
 	if err != nil {
@@ -842,9 +870,29 @@ func (u *Uplink) Ledger(ctx context.Context, from uint64, max int) (*protocol.Le
 	}
 }
 
+// nextSession numbers a new connection: milliseconds since boot, and
+// always above the previous one.
+func (u *Uplink) nextSession() uint64 {
+	var n uint64
+	if u.o.Mono != nil {
+		n = uint64(u.o.Mono().Milliseconds())
+	} else {
+		n = uint64(time.Now().UnixMilli())
+	}
+	for {
+		prev := u.sessionNo.Load()
+		if n <= prev {
+			n = prev + 1
+		}
+		if u.sessionNo.CompareAndSwap(prev, n) {
+			return n
+		}
+	}
+}
+
 func (u *Uplink) publishState(ctx context.Context, cm *autopaho.ConnectionManager, status string) error {
 	b, _ := protocol.Marshal(protocol.State{V: protocol.Version, Totem: u.o.Totem, Status: status,
-		Since: time.Now().UTC(), Version: u.o.Version, Boot: u.o.Boot})
+		Since: time.Now().UTC(), Version: u.o.Version, Boot: u.o.Boot, Session: u.sessionNo.Load()})
 	_, err := cm.Publish(ctx, &paho.Publish{Topic: protocol.Topic(u.o.Totem, protocol.LeafState), QoS: 1, Retain: true, Payload: b})
 	if err != nil {
 		return fmt.Errorf("publish state: %w", err)

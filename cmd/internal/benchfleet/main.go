@@ -1,0 +1,703 @@
+// Command benchfleet measures a regional reconnect storm in one run and
+// prints one table, then the figures as key=value lines (make bench-fleet).
+//
+// N simulated totems run the real outbox and uplink in this process, each
+// with its own store and broker credentials, against a real totemhub
+// process (embedded broker) that provisioned them. Each totem has its
+// backlog queued before any connects; then all connect at once. Measured:
+// aggregate operations per second until the last totem drained, each
+// totem's time to drain (slowest and median), what the hub says it did
+// when it stops (applied, duplicates, gap refusals, acknowledged drops),
+// its peak RSS and its CPU time per operation (/proc/PID). The hub's CMS is
+// then read back: every operation applied once, in order.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/aslcns/totem/cms"
+	"github.com/aslcns/totem/cms/refcms"
+	"github.com/aslcns/totem/sync/creds"
+	"github.com/aslcns/totem/sync/hub"
+	"github.com/aslcns/totem/sync/outbox"
+	"github.com/aslcns/totem/sync/uplink"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "bench-fleet:", err)
+		os.Exit(1)
+	}
+}
+
+type config struct {
+	hub     string // totemhub binary
+	mosq    int    // fleet size of the mosquitto run; 0: none
+	acl     string // deploy/mosquitto/acl
+	dir     string
+	sizes   []int
+	queued  int
+	timeout time.Duration
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fl := flag.NewFlagSet("bench-fleet", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	var c config
+	var sizes string
+	fl.StringVar(&c.hub, "hub", "bin/totemhub", "the totemhub binary")
+	fl.StringVar(&c.dir, "dir", "", "directory for the stores (default: a temp dir, removed at the end)")
+	fl.StringVar(&sizes, "sizes", "100,300,1000", "fleet sizes, comma-separated")
+	fl.IntVar(&c.queued, "queued", 30, "operations queued at each totem")
+	fl.DurationVar(&c.timeout, "timeout", 5*time.Minute, "bound of each storm")
+	fl.IntVar(&c.mosq, "mosquitto", 1000, "fleet size of the run on Debian mosquitto with 2 hub instances; 0: none")
+	fl.StringVar(&c.acl, "acl", "deploy/mosquitto/acl", "mosquitto ACL file")
+	if err := fl.Parse(args); errors.Is(err, flag.ErrHelp) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	for f := range strings.SplitSeq(sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 || n > 9999 {
+			return fmt.Errorf("bad size %q", f)
+		}
+		c.sizes = append(c.sizes, n)
+	}
+	if c.queued <= 0 {
+		return errors.New("queued must be positive")
+	}
+	if c.dir == "" {
+		d, err := os.MkdirTemp("", "totem-bench-fleet-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(d)
+		c.dir = d
+	}
+	var results []result
+	for _, n := range c.sizes {
+		fmt.Fprintf(stderr, "bench-fleet: %d totems x %d queued, embedded broker\n", n, c.queued)
+		r, err := storm(ctx, c, filepath.Join(c.dir, fmt.Sprintf("fleet-%d", n)), n, stderr)
+		if err != nil {
+			return fmt.Errorf("%d totems: %w", n, err)
+		}
+		results = append(results, r)
+	}
+	var mr *result
+	if c.mosq > 0 {
+		if _, err := exec.LookPath("mosquitto"); err != nil {
+			fmt.Fprintln(stderr, "bench-fleet: mosquitto not installed: no mosquitto run (apt-get install mosquitto)")
+		} else {
+			fmt.Fprintf(stderr, "bench-fleet: %d totems x %d queued, mosquitto, 2 hub instances\n", c.mosq, c.queued)
+			r, err := mosqStorm(ctx, c, filepath.Join(c.dir, fmt.Sprintf("mosquitto-%d", c.mosq)), c.mosq)
+			if err != nil {
+				return fmt.Errorf("mosquitto, %d totems: %w", c.mosq, err)
+			}
+			mr = &r
+		}
+	}
+	report(stdout, c, results, mr)
+	return nil
+}
+
+// result is one storm's figures.
+type result struct {
+	broker              string // embedded, or mosquitto-2hubs
+	totems, ops         int
+	opsPerSec           float64
+	slowest, median     time.Duration
+	applied, dups, gaps int64
+	dropped, full       int64
+	rssMB, cpuUsPerOp   float64
+	resends             int64 // operations the uplinks sent more than once
+}
+
+func report(w io.Writer, c config, rs []result, mr *result) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "broker\ttotems\tqueued\tops/s\tslowest s\tmedian s\tslowest/median\tacked drops\tduplicates\tgap refusals\tresent\thub peak RSS MB\thub CPU µs/op")
+	if mr != nil {
+		rs = append(rs, *mr)
+	}
+	for _, r := range rs {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%d\t%d\t%d\t%d\t%.1f\t%.1f\n", r.broker, r.totems, c.queued, r.opsPerSec,
+			r.slowest.Seconds(), r.median.Seconds(), r.slowest.Seconds()/max(r.median.Seconds(), 1e-9), r.dropped, r.dups,
+			r.gaps, r.resends, r.rssMB, r.cpuUsPerOp)
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "(mosquitto-2hubs: the 2 hub instances run in this process and share one CMS: no hub RSS or CPU)")
+	fmt.Fprintln(w)
+	for _, r := range rs {
+		k := strconv.Itoa(r.totems)
+		if r.broker != "embedded" {
+			fmt.Fprintf(w, "fleet_ops_s_%s_mosquitto_2hubs=%.0f\n", k, r.opsPerSec)
+			fmt.Fprintf(w, "fleet_slowest_s_%s_mosquitto_2hubs=%.2f\n", k, r.slowest.Seconds())
+			fmt.Fprintf(w, "fleet_median_s_%s_mosquitto_2hubs=%.2f\n", k, r.median.Seconds())
+			fmt.Fprintf(w, "fleet_drops_%s_mosquitto_2hubs=%d\n", k, r.dropped)
+			fmt.Fprintf(w, "fleet_gaps_%s_mosquitto_2hubs=%d\n", k, r.gaps)
+			continue
+		}
+		fmt.Fprintf(w, "fleet_ops_s_%s=%.0f\n", k, r.opsPerSec)
+		fmt.Fprintf(w, "fleet_slowest_s_%s=%.2f\n", k, r.slowest.Seconds())
+		fmt.Fprintf(w, "fleet_median_s_%s=%.2f\n", k, r.median.Seconds())
+		fmt.Fprintf(w, "fleet_drops_%s=%d\n", k, r.dropped)
+		fmt.Fprintf(w, "fleet_duplicates_%s=%d\n", k, r.dups)
+		fmt.Fprintf(w, "fleet_gaps_%s=%d\n", k, r.gaps)
+		fmt.Fprintf(w, "fleet_hub_rss_mb_%s=%.1f\n", k, r.rssMB)
+		fmt.Fprintf(w, "fleet_hub_cpu_us_per_op_%s=%.1f\n", k, r.cpuUsPerOp)
+	}
+}
+
+// freePort returns a loopback port nobody listens on now.
+func freePort() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// hubProc is a running totemhub.
+type hubProc struct {
+	cmd  *exec.Cmd
+	log  *os.File
+	path string // its log
+	done chan error
+}
+
+// startHub writes a configuration provisioning the totems and starts
+// totemhub with it; it returns once every totem's credentials are written
+// and the broker accepts connections.
+func startHub(ctx context.Context, bin, dir, addr string, totems []string) (*hubProc, error) {
+	quoted := make([]string, len(totems))
+	for i, t := range totems {
+		quoted[i] = strconv.Quote(t)
+	}
+	cfg := fmt.Sprintf(`state_dir = %q
+[broker]
+listen = %q
+tls_listen = ""
+[fleet]
+credentials_dir = %q
+provision = [%s]
+console = ""
+[log]
+level = "info"
+format = "json"
+`, filepath.Join(dir, "hub"), addr, filepath.Join(dir, "creds"), strings.Join(quoted, ","))
+	cfgPath := filepath.Join(dir, "totemhub.toml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		return nil, err
+	}
+	logPath := filepath.Join(dir, "hub.log")
+	lf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "--config", cfgPath)
+	cmd.Stdout, cmd.Stderr = lf, lf
+	if err := cmd.Start(); err != nil {
+		lf.Close()
+		return nil, err
+	}
+	h := &hubProc{cmd: cmd, log: lf, path: logPath, done: make(chan error, 1)}
+	go func() { h.done <- cmd.Wait() }()
+	deadline := time.Now().Add(2 * time.Minute)
+	for _, t := range totems {
+		for {
+			if _, err := os.Stat(filepath.Join(dir, "creds", t+".json")); err == nil {
+				break
+			}
+			select {
+			case err := <-h.done:
+				h.done <- err
+				return nil, fmt.Errorf("totemhub exited: %v (log %s)", err, logPath)
+			case <-ctx.Done():
+				h.stop()
+				return nil, ctx.Err()
+			case <-time.After(20 * time.Millisecond):
+			}
+			if time.Now().After(deadline) {
+				h.stop()
+				return nil, errors.New("totemhub did not provision the totems in 2 minutes")
+			}
+		}
+	}
+	for {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			h.stop()
+			return nil, errors.New("totemhub's broker does not accept connections")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The ingest subscribes right after its broker starts.
+	time.Sleep(500 * time.Millisecond)
+	return h, nil
+}
+
+// stop ends totemhub (SIGTERM, then SIGKILL after 20 s) and waits for it.
+func (h *hubProc) stop() error {
+	h.cmd.Process.Signal(syscall.SIGTERM)
+	var err error
+	select {
+	case err = <-h.done:
+	case <-time.After(20 * time.Second):
+		h.cmd.Process.Kill()
+		err = <-h.done
+	}
+	h.log.Close()
+	return err
+}
+
+// procStat reads a process's CPU time (user+sys) and resident set.
+func procStat(pid int) (cpu time.Duration, rssKB int64) {
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+		s := string(b)
+		if i := strings.LastIndexByte(s, ')'); i > 0 {
+			f := strings.Fields(s[i+2:])
+			if len(f) > 13 {
+				u, _ := strconv.ParseInt(f[11], 10, 64)
+				k, _ := strconv.ParseInt(f[12], 10, 64)
+				cpu = time.Duration(u+k) * 10 * time.Millisecond // USER_HZ is 100 on Linux
+			}
+		}
+	}
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
+		for l := range strings.SplitSeq(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+				rssKB, _ = strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			}
+		}
+	}
+	return cpu, rssKB
+}
+
+// ingestStats reads the hub's "ingest stopped" line from its JSON log.
+func ingestStats(path string) (map[string]float64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		var m map[string]any
+		if json.Unmarshal(sc.Bytes(), &m) != nil || m["msg"] != "ingest stopped" {
+			continue
+		}
+		out := map[string]float64{}
+		for k, v := range m {
+			if n, ok := v.(float64); ok {
+				out[k] = n
+			}
+		}
+		return out, nil
+	}
+	return nil, errors.New("no \"ingest stopped\" line in the hub's log " + path)
+}
+
+func consentPayload() []byte {
+	b, _ := json.Marshal(cms.ConsentRequest{
+		Card:     cms.CardRef{Serial: "6090012345678000", CF: "RSSMRA80A01H501U", Expiry: "2030-12-31"},
+		Policy:   "fse-2020",
+		Consents: []cms.Consent{{Code: "consultazione", Given: true}, {Code: "opposizione_pregresso"}},
+		Channel:  cms.SelfService,
+	})
+	return b
+}
+
+// names returns n totem ids.
+func names(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("ft-%04d", i)
+	}
+	return out
+}
+
+// backlogs opens every totem's store and queues its backlog, before any
+// connects.
+func backlogs(dir string, names []string, queued int) ([]*outbox.Outbox, error) {
+	boxes := make([]*outbox.Outbox, len(names))
+	payload := consentPayload()
+	var wg sync.WaitGroup
+	var firstErr atomic.Pointer[error]
+	sem := make(chan struct{}, 64)
+	for i, name := range names {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			tdir := filepath.Join(dir, "totems", name)
+			err := os.MkdirAll(tdir, 0o700)
+			var b *outbox.Outbox
+			if err == nil {
+				b, err = outbox.Open(filepath.Join(tdir, "outbox.db"), nil)
+			}
+			if err == nil {
+				boxes[i] = b
+				for range queued {
+					if _, err = b.Enqueue(cms.KindConsent, payload, time.Now(), time.Time{}); err != nil {
+						break
+					}
+				}
+			}
+			if err != nil {
+				firstErr.CompareAndSwap(nil, &err)
+			}
+		})
+	}
+	wg.Wait()
+	if err := firstErr.Load(); err != nil {
+		closeAll(boxes)
+		return nil, *err
+	}
+	return boxes, nil
+}
+
+func closeAll(boxes []*outbox.Outbox) {
+	for _, b := range boxes {
+		if b != nil {
+			b.Close()
+		}
+	}
+}
+
+// drain starts every totem's uplink at once against url and waits until
+// each got a final result for its whole backlog; sample runs every 50 ms
+// meanwhile. It returns each totem's time to drain, sorted, and the time
+// until the last drained.
+func drain(ctx context.Context, url string, names []string, ids []creds.File, boxes []*outbox.Outbox, queued int,
+	timeout time.Duration, sample func()) ([]time.Duration, time.Duration, error) {
+	n := len(names)
+	sctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	finals := make([]atomic.Int64, n)
+	seen := make([][]atomic.Bool, n) // per totem, per sequence number: a final result came
+	for i := range seen {
+		seen[i] = make([]atomic.Bool, queued)
+	}
+	drained := make([]atomic.Int64, n) // ns after start
+	var left atomic.Int64
+	left.Store(int64(n))
+	allDone := make(chan struct{})
+	start := time.Now()
+	var ups sync.WaitGroup
+	for i := range names {
+		up := uplink.New(uplink.Options{Totem: names[i], URL: url, Username: ids[i].Username,
+			Password: ids[i].Password, Outbox: boxes[i], TelemetryInterval: time.Hour,
+			OnResult: func(e outbox.Entry) {
+				// A duplicate answer is final too: count each
+				// operation once.
+				if !e.Done || e.Seq < 1 || e.Seq > uint64(queued) || seen[i][e.Seq-1].Swap(true) {
+					return
+				}
+				if finals[i].Add(1) == int64(queued) {
+					drained[i].Store(int64(time.Since(start)))
+					if left.Add(-1) == 0 {
+						close(allDone)
+					}
+				}
+			}})
+		ups.Go(func() { up.Run(sctx) })
+	}
+	defer ups.Wait()
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-allDone:
+			elapsed := time.Since(start)
+			times := make([]time.Duration, n)
+			for i := range drained {
+				times[i] = time.Duration(drained[i].Load())
+			}
+			slices.Sort(times)
+			return times, elapsed, nil
+		case <-sctx.Done():
+			return nil, 0, fmt.Errorf("%d totems not drained: %w", left.Load(), sctx.Err())
+		case <-tick.C:
+			if sample != nil {
+				sample()
+			}
+		}
+	}
+}
+
+// resent counts the operations the uplinks sent more than once.
+func resent(boxes []*outbox.Outbox, queued int) (int64, error) {
+	var n int64
+	for _, b := range boxes {
+		rows, err := b.Recent(queued)
+		if err != nil {
+			return 0, err
+		}
+		for _, e := range rows {
+			if e.Attempts > 1 {
+				n++
+			}
+		}
+	}
+	return n, nil
+}
+
+// storm runs one fleet size against a totemhub process.
+func storm(ctx context.Context, c config, dir string, n int, stderr io.Writer) (result, error) {
+	r := result{broker: "embedded", totems: n, ops: n * c.queued}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return r, err
+	}
+	names := names(n)
+	addr, err := freePort()
+	if err != nil {
+		return r, err
+	}
+	hp, err := startHub(ctx, c.hub, dir, addr, names)
+	if err != nil {
+		return r, err
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			hp.stop()
+		}
+	}()
+	boxes, err := backlogs(dir, names, c.queued)
+	if err != nil {
+		return r, err
+	}
+	defer closeAll(boxes)
+	ids := make([]creds.File, n)
+	for i, name := range names {
+		if ids[i], err = creds.Load(filepath.Join(dir, "creds", name+".json")); err != nil {
+			return r, err
+		}
+	}
+	pid := hp.cmd.Process.Pid
+	cpu0, _ := procStat(pid)
+	var peakKB int64
+	times, elapsed, err := drain(ctx, "mqtt://"+addr, names, ids, boxes, c.queued, c.timeout, func() {
+		if _, kb := procStat(pid); kb > peakKB {
+			peakKB = kb
+		}
+	})
+	cpu1, kb := procStat(pid)
+	peakKB = max(peakKB, kb)
+	stopped = true
+	if err := hp.stop(); err != nil {
+		fmt.Fprintf(stderr, "bench-fleet: totemhub exit: %v\n", err)
+	}
+	if err != nil {
+		return r, err
+	}
+	r.slowest, r.median = times[n-1], times[n/2]
+	r.opsPerSec = float64(r.ops) / elapsed.Seconds()
+	r.rssMB = float64(peakKB) / 1024
+	r.cpuUsPerOp = float64((cpu1 - cpu0).Microseconds()) / float64(r.ops)
+	if r.resends, err = resent(boxes, c.queued); err != nil {
+		return r, err
+	}
+	st, err := ingestStats(hp.path)
+	if err != nil {
+		return r, err
+	}
+	r.applied, r.dups, r.gaps = int64(st["applied"]), int64(st["duplicates"]), int64(st["gaps"])
+	r.dropped, r.full = int64(st["dropped"]), int64(st["queue_full"])
+	return r, verify(filepath.Join(dir, "hub", "cms.db"), names, c.queued)
+}
+
+// mosqStorm runs the storm on Debian's mosquitto (the ACL of
+// deploy/mosquitto) with two hub instances sharing the ingest through
+// $share/totemhub. They run in this process: two totemhub processes
+// cannot share the embedded CMS's bbolt file (the PostgreSQL backend will
+// let them), so here they share one refcms.Store.
+func mosqStorm(ctx context.Context, c config, dir string, n int) (result, error) {
+	r := result{broker: "mosquitto-2hubs", totems: n, ops: n * c.queued}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return r, err
+	}
+	names := names(n)
+	hubMe, err := creds.Generate("totemhub", creds.RoleHub)
+	if err != nil {
+		return r, err
+	}
+	ids := make([]creds.File, n)
+	lines := []string{hubMe.Username + ":" + hubMe.Password}
+	for i, name := range names {
+		if ids[i], err = creds.Generate(name, creds.RoleTotem); err != nil {
+			return r, err
+		}
+		lines = append(lines, name+":"+ids[i].Password)
+	}
+	passwd := filepath.Join(dir, "passwd")
+	if err := os.WriteFile(passwd, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		return r, err
+	}
+	if out, err := exec.CommandContext(ctx, "mosquitto_passwd", "-U", passwd).CombinedOutput(); err != nil {
+		return r, fmt.Errorf("mosquitto_passwd: %v %s", err, out)
+	}
+	acl, err := filepath.Abs(c.acl)
+	if err != nil {
+		return r, err
+	}
+	addr, err := freePort()
+	if err != nil {
+		return r, err
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	// max_queued_messages: what mosquitto holds for a client beyond its
+	// in-flight window; its default (1 000) would drop for the hubs.
+	conf := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous false\npassword_file %s\nacl_file %s\npersistence false\n"+
+		"max_packet_size 262144\nmax_queued_messages 100000\n", port, passwd, acl)
+	if os.Getuid() == 0 {
+		conf += "user root\n" // as root mosquitto drops to its own user, which cannot read dir
+	}
+	confPath := filepath.Join(dir, "mosquitto.conf")
+	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
+		return r, err
+	}
+	logf, err := os.Create(filepath.Join(dir, "mosquitto.log"))
+	if err != nil {
+		return r, err
+	}
+	defer logf.Close()
+	mq := exec.Command("mosquitto", "-c", confPath)
+	mq.Stdout, mq.Stderr = logf, logf
+	if err := mq.Start(); err != nil {
+		return r, err
+	}
+	defer func() { mq.Process.Kill(); mq.Wait() }()
+	for i := 0; ; i++ {
+		if cn, err := net.Dial("tcp", addr); err == nil {
+			cn.Close()
+			break
+		}
+		if i > 250 {
+			return r, errors.New("mosquitto does not listen; see " + logf.Name())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	url := "mqtt://" + addr
+	store, err := refcms.Open(filepath.Join(dir, "cms.db"), &refcms.Options{Seed: cms.DemoCards()})
+	if err != nil {
+		return r, err
+	}
+	defer store.Close()
+	hctx, hcancel := context.WithCancel(ctx)
+	defer hcancel()
+	var hubs []*hub.Hub
+	var hw sync.WaitGroup
+	defer hw.Wait()
+	defer hcancel()
+	hubIDs := []string{"totemhub-a", "totemhub-b"}
+	if os.Getenv("FLEETHUBS") == "1" {
+		hubIDs = hubIDs[:1]
+	}
+	for _, id := range hubIDs {
+		h := hub.New(hub.Options{URL: url, ClientID: id, Username: hubMe.Username, Password: hubMe.Password, Backend: store})
+		hubs = append(hubs, h)
+		hw.Go(func() { h.Run(hctx) })
+		if err := h.AwaitConnection(ctx); err != nil {
+			return r, err
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // the subscriptions
+	boxes, err := backlogs(dir, names, c.queued)
+	if err != nil {
+		return r, err
+	}
+	defer closeAll(boxes)
+	times, elapsed, err := drain(ctx, url, names, ids, boxes, c.queued, c.timeout, nil)
+	if err != nil {
+		return r, err
+	}
+	r.slowest, r.median = times[n-1], times[n/2]
+	r.opsPerSec = float64(r.ops) / elapsed.Seconds()
+	for _, h := range hubs {
+		st := h.Stats()
+		r.applied += st.Applied.Load()
+		r.dups += st.Duplicates.Load()
+		r.gaps += st.Gaps.Load()
+		r.dropped += st.Dropped.Load()
+	}
+	if r.resends, err = resent(boxes, c.queued); err != nil {
+		return r, err
+	}
+	audit, err := store.Audit()
+	if err != nil {
+		return r, err
+	}
+	if err := verifyAudit(audit, names, c.queued); err != nil {
+		if os.Getenv("FLEETDEBUG") != "" {
+			rows, _ := boxes[0].Recent(c.queued)
+			for _, e := range rows {
+				fmt.Fprintf(os.Stderr, "DBG %s seq %d id %s attempts %d done %v res %+v\n", names[0], e.Seq, e.ID, e.Attempts, e.Done, e.Result)
+			}
+			for _, a := range audit {
+				if a.Totem == names[0] {
+					fmt.Fprintf(os.Stderr, "DBG audit %d %s %s\n", a.Seq, a.OpID, a.Protocol)
+				}
+			}
+		}
+		return r, err
+	}
+	return r, nil
+}
+
+// verify reads the hub's CMS back: each totem's operations 1…queued
+// applied once each, in order.
+func verify(path string, names []string, queued int) error {
+	store, err := refcms.Open(path, &refcms.Options{})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	audit, err := store.Audit()
+	if err != nil {
+		return err
+	}
+	return verifyAudit(audit, names, queued)
+}
+
+func verifyAudit(audit []refcms.AuditRecord, names []string, queued int) error {
+	last := make(map[string]uint64, len(names))
+	for _, a := range audit {
+		if a.Seq != last[a.Totem]+1 {
+			return fmt.Errorf("%s: seq %d applied after %d", a.Totem, a.Seq, last[a.Totem])
+		}
+		last[a.Totem] = a.Seq
+	}
+	for _, t := range names {
+		if last[t] != uint64(queued) {
+			return fmt.Errorf("%s: %d of %d applied", t, last[t], queued)
+		}
+	}
+	return nil
+}

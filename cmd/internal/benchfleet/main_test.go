@@ -1,0 +1,61 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestBenchFleetRuns runs the fleet bench on a tiny fleet against a real
+// totemhub built for the test: it must finish, read back every operation
+// applied once and in order, and print each figure as key=value with a
+// number; acknowledged drops must be 0. (Speed is measured by make
+// bench-fleet, not asserted here.)
+func TestBenchFleetRuns(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds totemhub")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	bin := t.TempDir()
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin+"/", "github.com/aslcns/totem/cmd/totemhub").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	var out, errb bytes.Buffer
+	args := []string{"-hub", bin + "/totemhub", "-dir", t.TempDir(), "-sizes", "2,5", "-queued", "7", "-timeout", "1m",
+		"-mosquitto", "3", "-acl", "../../../deploy/mosquitto/acl"}
+	if err := run(ctx, args, &out, &errb); err != nil {
+		t.Fatalf("bench-fleet: %v\n%s", err, errb.String())
+	}
+	figures := map[string]string{}
+	for _, line := range strings.Split(out.String(), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok && !strings.ContainsAny(k, " |") {
+			if _, err := strconv.ParseFloat(v, 64); err != nil {
+				t.Errorf("%s=%q is not a number", k, v)
+			}
+			figures[k] = v
+		}
+	}
+	for _, n := range []string{"2", "5"} {
+		for _, k := range []string{"fleet_ops_s_", "fleet_slowest_s_", "fleet_median_s_", "fleet_hub_rss_mb_", "fleet_gaps_"} {
+			if _, ok := figures[k+n]; !ok {
+				t.Errorf("no %s%s line in:\n%s", k, n, out.String())
+			}
+		}
+		if figures["fleet_drops_"+n] != "0" {
+			t.Errorf("fleet_drops_%s=%s, want 0", n, figures["fleet_drops_"+n])
+		}
+	}
+	// The run on mosquitto with two hubs, where it is installed (CI
+	// installs it).
+	if _, err := exec.LookPath("mosquitto"); err == nil || os.Getenv("CI") != "" {
+		if _, ok := figures["fleet_ops_s_3_mosquitto_2hubs"]; !ok || figures["fleet_drops_3_mosquitto_2hubs"] != "0" {
+			t.Errorf("mosquitto run: %v", figures)
+		}
+	}
+}

@@ -1,0 +1,68 @@
+package hub
+
+import (
+	"context"
+	"testing"
+
+	"github.com/aslcns/totem/sync/protocol"
+)
+
+// A totem with a long backlog does not make the others wait: each batch
+// takes a few operations of every waiting totem in turn, each totem's in
+// order, and the turn goes on where the previous batch stopped.
+func TestFairBatches(t *testing.T) {
+	q := newFair(1000)
+	push := func(totem string, n int) {
+		for i := 1; i <= n; i++ {
+			if !q.push(context.Background(), pending{op: &protocol.Op{Totem: totem, Seq: uint64(i)}}) {
+				t.Fatal("push refused")
+			}
+		}
+	}
+	push("big", 200)
+	push("a", 3)
+	push("b", 20)
+	b1 := q.take(nil, 16)
+	per := map[string][]uint64{}
+	for _, p := range b1 {
+		per[p.op.Totem] = append(per[p.op.Totem], p.op.Seq)
+	}
+	if len(per["a"]) != 3 || len(per["b"]) == 0 || len(per["big"]) > quantum {
+		t.Fatalf("first batch %v: want every totem in it, the big one at most %d", per, quantum)
+	}
+	for totem, seqs := range per {
+		for i, s := range seqs {
+			if s != uint64(i+1) {
+				t.Fatalf("%s out of order: %v", totem, seqs)
+			}
+		}
+	}
+	// The next batch goes on with the turn after b's (cut short by the
+	// batch's end, it had its turn): big's.
+	b2 := q.take(nil, quantum)
+	if b2[0].op.Totem != "big" || b2[0].op.Seq != uint64(len(per["big"])+1) {
+		t.Fatalf("second batch starts with %s/%d", b2[0].op.Totem, b2[0].op.Seq)
+	}
+	if got, want := q.len(), 223-16-quantum; got != want {
+		t.Fatalf("%d waiting, want %d", got, want)
+	}
+}
+
+// The queue is bounded: push waits for room and gives up when ctx ends.
+func TestFairBound(t *testing.T) {
+	q := newFair(2)
+	ctx, cancel := context.WithCancel(context.Background())
+	for i := range 2 {
+		if !q.push(ctx, pending{op: &protocol.Op{Totem: "t", Seq: uint64(i + 1)}}) {
+			t.Fatal("push refused below the bound")
+		}
+	}
+	cancel()
+	if q.push(ctx, pending{op: &protocol.Op{Totem: "t", Seq: 3}}) {
+		t.Fatal("push past the bound")
+	}
+	q.take(nil, 1)
+	if !q.push(context.Background(), pending{op: &protocol.Op{Totem: "t", Seq: 3}}) {
+		t.Fatal("no room after a take")
+	}
+}

@@ -1,0 +1,464 @@
+package hub
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/aslcns/totem/sync/protocol"
+	"github.com/eclipse/paho.golang/paho"
+	"go.etcd.io/bbolt"
+)
+
+// Presence values of a registry entry beyond protocol.Online/Offline.
+const (
+	NeverSeen = "never_seen" // provisioned, no message from it yet
+
+	ReasonWill    = "will"    // the broker published its Last Will
+	ReasonGoodbye = "goodbye" // it said offline itself before leaving
+	ReasonSilent  = "silent"  // nothing from it for 3 telemetry intervals
+)
+
+var fleetBucket = []byte("totems")
+
+// TotemStatus is the registry's entry for one totem: what the hub last
+// heard from it. Everything but Totem, Status, Since, Reason and LastSeen
+// comes from the totem and is shown as the totem said it (a console must
+// sanitise it before printing).
+type TotemStatus struct {
+	Totem    string    `json:"totem"`
+	Status   string    `json:"status"` // online, offline or never_seen
+	Since    time.Time `json:"since,omitzero"`
+	Reason   string    `json:"reason,omitempty"` // why offline
+	LastSeen time.Time `json:"last_seen,omitzero"`
+	Session  uint64    `json:"session,omitempty"` // of its current (or last) connection
+	Boot     string    `json:"boot,omitempty"`
+	Version  string    `json:"version,omitempty"`
+
+	TelemetryAt time.Time         `json:"telemetry_at,omitzero"` // the totem's clock
+	Queue       int               `json:"queue"`
+	OldestSeq   uint64            `json:"oldest_seq,omitempty"`
+	Oldest      time.Time         `json:"oldest,omitzero"` // oldest pending operation, the totem's clock
+	Storage     float64           `json:"storage,omitempty"`
+	StorageHigh bool              `json:"storage_alarm,omitempty"`
+	Quarantined int               `json:"quarantined,omitempty"`
+	Devices     map[string]string `json:"devices,omitempty"`
+	ClockSynced *bool             `json:"clock_synced,omitempty"` // from its latest operation's stamp
+	Last        *LastOp           `json:"last,omitempty"`
+	Alerts      []string          `json:"alerts,omitempty"` // computed when listed
+}
+
+// LastOp is the hub's answer to a totem's latest operation.
+type LastOp struct {
+	Seq        uint64    `json:"seq"`
+	Kind       string    `json:"kind"`
+	Transport  string    `json:"transport"`
+	Processing string    `json:"processing"`
+	Codes      []string  `json:"codes,omitempty"`
+	At         time.Time `json:"at"`
+}
+
+// FleetPage is the Data of the hub's fleet command.
+type FleetPage struct {
+	At          time.Time     `json:"at"`
+	SilentAfter float64       `json:"silent_after_s"`
+	Total       int           `json:"total"` // entries that match, on every page
+	Totems      []TotemStatus `json:"totems"`
+	Next        string        `json:"next,omitempty"` // after= of the next page; empty: no more
+}
+
+// FleetFilter selects entries of the registry.
+type FleetFilter struct {
+	Offline bool // offline or never seen
+	Alert   bool // with an alert
+	Backlog int  // at least this many operations queued at the totem; 0: any
+}
+
+// FleetOptions configure OpenFleet.
+type FleetOptions struct {
+	// TelemetryInterval is the totems' telemetry interval: a totem heard
+	// from for none of 3 intervals is offline ("silent"). Default 30 s.
+	TelemetryInterval time.Duration
+	Logger            *slog.Logger
+	Now               func() time.Time // default time.Now
+}
+
+// Fleet is the hub's registry of its totems, kept in memory, written to a
+// bbolt file every second (what changed) so that a restarted hub still
+// lists every totem, the offline ones included. It is safe for concurrent
+// use.
+type Fleet struct {
+	db     *bbolt.DB
+	log    *slog.Logger
+	silent time.Duration
+	now    func() time.Time
+	start  time.Time
+
+	mu    sync.Mutex
+	m     map[string]*entry
+	dirty map[string]bool
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+type entry struct {
+	TotemStatus
+	heard time.Time // last message, or the hub's start: the silence clock
+}
+
+// OpenFleet opens (creating) the registry at path and starts its clock.
+func OpenFleet(path string, o FleetOptions) (*Fleet, error) {
+	if o.TelemetryInterval <= 0 {
+		o.TelemetryInterval = 30 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("hub: open fleet registry: %w", err)
+	}
+	f := &Fleet{db: db, log: o.Logger, silent: 3 * o.TelemetryInterval, now: o.Now, start: o.Now(),
+		m: make(map[string]*entry), dirty: make(map[string]bool), stop: make(chan struct{}), done: make(chan struct{})}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(fleetBucket)
+		if err != nil {
+			return err
+		}
+		return b.ForEach(func(k, v []byte) error {
+			var ts TotemStatus
+			if err := json.Unmarshal(v, &ts); err != nil || ts.Totem != string(k) {
+				f.log.Warn("fleet registry: unreadable entry skipped", "totem", string(k))
+				return nil
+			}
+			f.m[ts.Totem] = &entry{TotemStatus: ts, heard: f.start}
+			return nil
+		})
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("hub: open fleet registry: %w", err)
+	}
+	go f.run()
+	return f, nil
+}
+
+// Close stops the registry's clock and writes what changed.
+func (f *Fleet) Close() error {
+	close(f.stop)
+	<-f.done
+	err := f.flush()
+	if cerr := f.db.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Provisioned adds totems that were provisioned, as never seen unless the
+// registry knows them already.
+func (f *Fleet) Provisioned(ids ...string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, id := range ids {
+		if _, ok := f.m[id]; !ok && protocol.ValidTotemID(id) {
+			f.m[id] = &entry{TotemStatus: TotemStatus{Totem: id, Status: NeverSeen}, heard: f.start}
+			f.dirty[id] = true
+		}
+	}
+}
+
+// run marks silent totems offline and writes changes, once a second.
+func (f *Fleet) run() {
+	defer close(f.done)
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-f.stop:
+			return
+		case <-t.C:
+		}
+		f.sweep()
+		if err := f.flush(); err != nil {
+			f.log.Warn("fleet registry not written", "err", err)
+		}
+	}
+}
+
+// sweep marks offline every online totem not heard from for the silence
+// window.
+func (f *Fleet) sweep() {
+	now := f.now()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for id, e := range f.m {
+		if e.Status == protocol.Online && now.Sub(e.heard) >= f.silent {
+			e.Status, e.Reason, e.Since = protocol.Offline, ReasonSilent, e.LastSeen
+			if e.Since.IsZero() {
+				e.Since = e.heard
+			}
+			f.dirty[id] = true
+			f.log.Info("totem silent: offline", "totem", id, "last_seen", e.LastSeen)
+		}
+	}
+}
+
+func (f *Fleet) flush() error {
+	f.mu.Lock()
+	if len(f.dirty) == 0 {
+		f.mu.Unlock()
+		return nil
+	}
+	vals := make(map[string][]byte, len(f.dirty))
+	for id := range f.dirty {
+		if e, ok := f.m[id]; ok {
+			vals[id], _ = json.Marshal(e.TotemStatus)
+		}
+	}
+	f.dirty = make(map[string]bool)
+	f.mu.Unlock()
+	return f.db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(fleetBucket)
+		for id, v := range vals {
+			if err := b.Put([]byte(id), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// get returns the entry of totem, creating it; f.mu is held.
+func (f *Fleet) get(totem string) *entry {
+	e, ok := f.m[totem]
+	if !ok {
+		e = &entry{TotemStatus: TotemStatus{Totem: totem, Status: NeverSeen}}
+		f.m[totem] = e
+	}
+	f.dirty[totem] = true
+	return e
+}
+
+// seen records a live message from totem: it is connected.
+func (f *Fleet) seen(e *entry, now time.Time) {
+	e.LastSeen, e.heard = now, now
+	if e.Status != protocol.Online {
+		e.Status, e.Reason, e.Since = protocol.Online, "", now
+	}
+}
+
+// observe records what a message says about its totem; it returns false
+// when the message goes on to the worker (operations, presence: the
+// policy follows an online) and true when the registry consumed it
+// (telemetry).
+func (f *Fleet) observe(p *paho.Publish) bool {
+	totem, leaf, ok := protocol.ParseTopic(p.Topic)
+	if !ok {
+		return false
+	}
+	now := f.now().UTC()
+	switch leaf {
+	case protocol.LeafState:
+		st, err := protocol.DecodeState(p.Payload)
+		if err != nil || st.Totem != totem {
+			return false // the worker counts and logs it
+		}
+		f.mu.Lock()
+		f.presence(f.get(totem), st, p.Retain, now)
+		f.mu.Unlock()
+		return false
+	case protocol.LeafTelemetry:
+		t, err := protocol.DecodeTelemetry(p.Payload)
+		if err != nil || t.Totem != totem {
+			return true // QoS 0, advisory: the next one will do
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		e := f.get(totem)
+		if !p.Retain {
+			f.seen(e, now)
+		} else if !e.TelemetryAt.IsZero() && !t.At.After(e.TelemetryAt) {
+			return true // an old retained copy: the registry knows better
+		}
+		e.TelemetryAt = t.At
+		e.Queue, e.OldestSeq, e.Oldest = t.Queue.Depth, t.Queue.OldestSeq, t.Queue.Oldest
+		e.Devices = nil
+		for d, s := range t.Devices {
+			if len(e.Devices) == maxDevices {
+				break
+			}
+			if e.Devices == nil {
+				e.Devices = make(map[string]string)
+			}
+			e.Devices[clip(d)] = clip(s)
+		}
+		if s := t.Storage; s != nil {
+			e.Storage, e.StorageHigh, e.Quarantined = s.Fraction, s.Alarm, s.Quarantined
+		}
+		return true
+	default:
+		if !p.Retain {
+			f.mu.Lock()
+			f.seen(f.get(totem), now)
+			f.mu.Unlock()
+		}
+		return false
+	}
+}
+
+// presence applies a State; f.mu is held. A state from an older
+// connection than the one the registry knows (lower session in the same
+// boot, or an offline from another boot than the current online one) is
+// stale and changes nothing: the Last Will of a connection the broker
+// noticed dead only after the totem reconnected arrives after the newer
+// online.
+func (f *Fleet) presence(e *entry, st *protocol.State, retained bool, now time.Time) {
+	if st.Session != 0 && e.Session != 0 {
+		sameBoot := clip(st.Boot) == e.Boot
+		switch {
+		case sameBoot && st.Session < e.Session:
+			return
+		case !sameBoot && st.Status == protocol.Offline && e.Status == protocol.Online:
+			return
+		}
+	}
+	if retained && st.Status == protocol.Online && e.Status == protocol.Offline && e.Session == st.Session &&
+		(clip(st.Boot) == e.Boot || st.Boot == "") {
+		return // the retained birth of a connection the registry saw end
+	}
+	if st.Session != 0 {
+		e.Session = st.Session
+	}
+	if st.Boot != "" {
+		e.Boot = clip(st.Boot)
+	}
+	if st.Version != "" {
+		e.Version = clip(st.Version)
+	}
+	if !retained {
+		e.LastSeen, e.heard = now, now
+	}
+	switch st.Status {
+	case protocol.Online:
+		if e.Status != protocol.Online {
+			e.Since = now
+			if retained && !st.Since.IsZero() {
+				e.Since = st.Since
+			}
+		}
+		e.Status, e.Reason = protocol.Online, ""
+	case protocol.Offline:
+		if e.Status != protocol.Offline {
+			e.Since = now
+		}
+		e.Status, e.Reason = protocol.Offline, ReasonWill
+		if !st.Since.IsZero() {
+			e.Reason = ReasonGoodbye
+		}
+	}
+}
+
+// answered records the hub's answer to one of a totem's operations.
+func (f *Fleet) answered(op *protocol.Op, res *protocol.Result) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	e := f.get(op.Totem)
+	if e.Last != nil && e.Last.Seq > op.Seq && res.Transport.Status == protocol.TransportReceived {
+		return // an older operation's duplicate
+	}
+	l := &LastOp{Seq: op.Seq, Kind: op.Kind, Transport: res.Transport.Status, Processing: res.Processing.Status, At: res.Transport.At}
+	for _, er := range res.Processing.Errors {
+		l.Codes = append(l.Codes, er.Code)
+	}
+	e.Last = l
+	if op.Stamp != nil {
+		synced := op.Stamp.Synced
+		e.ClockSynced = &synced
+	}
+}
+
+// alerts says what a console should look at; e is a copy.
+func alerts(e *TotemStatus) []string {
+	var a []string
+	if e.Status != protocol.Online {
+		a = append(a, "offline")
+	}
+	devs := make([]string, 0, len(e.Devices))
+	for d, s := range e.Devices {
+		if s != "ok" {
+			devs = append(devs, d)
+		}
+	}
+	sort.Strings(devs)
+	for _, d := range devs {
+		a = append(a, "device:"+d)
+	}
+	if e.StorageHigh {
+		a = append(a, "storage")
+	}
+	if e.Quarantined > 0 {
+		a = append(a, "quarantine")
+	}
+	if e.ClockSynced != nil && !*e.ClockSynced {
+		a = append(a, "clock")
+	}
+	return a
+}
+
+// List returns the entries that match, by totem id.
+func (f *Fleet) List(flt FleetFilter) []TotemStatus {
+	f.mu.Lock()
+	out := make([]TotemStatus, 0, len(f.m))
+	for _, e := range f.m {
+		ts := e.TotemStatus
+		if len(ts.Devices) > 0 {
+			d := make(map[string]string, len(ts.Devices))
+			for k, v := range ts.Devices {
+				d[k] = v
+			}
+			ts.Devices = d
+		}
+		out = append(out, ts)
+	}
+	f.mu.Unlock()
+	sel := out[:0]
+	for _, ts := range out {
+		ts.Alerts = alerts(&ts)
+		switch {
+		case flt.Offline && ts.Status == protocol.Online:
+		case flt.Alert && len(ts.Alerts) == 0:
+		case flt.Backlog > 0 && ts.Queue < flt.Backlog:
+		default:
+			sel = append(sel, ts)
+		}
+	}
+	sort.Slice(sel, func(i, j int) bool { return sel[i].Totem < sel[j].Totem })
+	return sel
+}
+
+// SilentAfter is how long a totem may say nothing before it is offline.
+func (f *Fleet) SilentAfter() time.Duration { return f.silent }
+
+// Bounds on what a totem puts in its entry, so a page of the fleet
+// command stays small whatever a totem sends.
+const (
+	maxDevices = 8
+	maxField   = 64
+)
+
+func clip(s string) string {
+	if len(s) > maxField {
+		return s[:maxField]
+	}
+	return s
+}
+
+var errNoFleet = errors.New("this hub keeps no fleet registry")
