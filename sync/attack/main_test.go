@@ -16,20 +16,6 @@ import (
 	"text/tabwriter"
 )
 
-// pending turns a finding's failure into a skip with the reason while its
-// fix is not merged yet; the lead removes each entry at the merge. Only the
-// assertions of the finding go through failf: the rig's own failures
-// always fail.
-var pending = map[string]string{}
-
-// pendingHit holds the tests failf skipped as pending.
-var pendingHit sync.Map
-
-func isPendingHit(t *testing.T) bool {
-	_, ok := pendingHit.Load(t.Name())
-	return ok
-}
-
 // logCheck is the name of the final personal-data check in TestMain.
 const logCheck = "TestMain/no-personal-data-in-logs"
 
@@ -40,16 +26,10 @@ var (
 	logDir string // every log the suite wrote: read by the personal-data check
 )
 
-// failf fails the test on a finding's assertion, or skips it with the
-// reason while the finding's fix is pending.
+// failf fails the test on a finding's assertion.
 func failf(t *testing.T, format string, args ...any) {
 	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if why, ok := pending[pendingName(t)]; ok {
-		pendingHit.Store(t.Name(), true)
-		t.Skipf("pending (%s): %s", why, msg)
-	}
-	t.Fatal(msg)
+	t.Fatalf(format, args...)
 }
 
 func TestMain(m *testing.M) {
@@ -96,10 +76,6 @@ func runMain(m *testing.M) int {
 	leaks := scanLogs(logDir)
 	outcome := "ok"
 	switch {
-	case len(leaks) > 0 && pending[logCheck] != "":
-		outcome = "pending"
-		fmt.Printf("--- SKIP: %s: pending (%s): %d log lines carry personal data:\n", logCheck, pending[logCheck], len(leaks))
-		printLeaks(leaks)
 	case len(leaks) > 0:
 		outcome = "FAIL"
 		fmt.Printf("--- FAIL: %s: %d log lines carry personal data:\n", logCheck, len(leaks))
@@ -212,8 +188,6 @@ func record(t *testing.T, attack string) *row {
 	r := &row{attack: attack, test: t.Name()}
 	t.Cleanup(func() {
 		switch {
-		case t.Skipped() && isPendingHit(t):
-			r.outcome = "pending"
 		case t.Skipped():
 			r.outcome = "skipped"
 		case t.Failed():

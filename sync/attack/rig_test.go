@@ -48,13 +48,6 @@ const (
 	mosquitto = "mosquitto"
 )
 
-// pendingName is the name pending lists a test under: the top-level
-// test's, for every broker it runs on.
-func pendingName(t *testing.T) string {
-	name, _, _ := strings.Cut(t.Name(), "/")
-	return name
-}
-
 // hubProc is a totemhub child process with its own configuration and
 // state directory on a free loopback port.
 type hubProc struct {
