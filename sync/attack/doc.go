@@ -8,8 +8,7 @@
 // The findings that concern the hub and the protocol rather than the
 // embedded broker (foreign op ids, replays, malformed envelopes) also run
 // with the hub on Debian's mosquitto (totemhub --broker, deploy/mosquitto's
-// ACL). A finding whose fix is not merged yet is listed in pending: its
-// failure is a skip with the branch it waits for.
+// ACL).
 //
 // Every test is bounded in time and in count. `make attack` runs the suite
 // with -attack.table and prints, for each attack, its outcome and the

@@ -80,7 +80,8 @@ func freePort(t *testing.T) string {
 
 // startHub provisions the fleet with `totemhub provision` and starts the
 // hub; it returns once the ingest has subscribed. A configuration the hub
-// refuses fails the test through failf: the keys of a pending fix.
+// refuses fails the test through failf: a finding's keys (max_connections,
+// connect_timeout) are part of what is tested.
 func startHub(t *testing.T, o hubOpts) *hubProc {
 	t.Helper()
 	dir := t.TempDir()
