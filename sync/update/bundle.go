@@ -286,3 +286,27 @@ func (m *Manifest) Chunk(payload []byte, i int) []byte {
 	off := i * m.ChunkSize
 	return payload[off : off+m.ChunkLen(i)]
 }
+
+// The states of an update at one totem, as the totem reports them and
+// the hub records them per job.
+const (
+	StateQueued      = "queued"      // the hub has not offered it yet
+	StateDownloading = "downloading" // chunks are coming
+	StateInstalled   = "installed"   // installed and restarted, on probation
+	StateCommitted   = "committed"   // passed its health check: final
+	StateRolledBack  = "rolled_back" // failed its health check, previous version back: final
+	StateFailed      = "failed"      // refused or not installable, nothing changed: final
+)
+
+// Final reports whether s ends an update at a totem.
+func Final(s string) bool { return s == StateCommitted || s == StateRolledBack || s == StateFailed }
+
+// Status is what a totem reports about an update.
+type Status struct {
+	Job     string `json:"job"`
+	Version string `json:"version"` // the bundle's
+	State   string `json:"state"`
+	Chunk   int    `json:"chunk,omitempty"` // chunks held, while downloading
+	Chunks  int    `json:"chunks,omitempty"`
+	Reason  string `json:"reason,omitempty"` // why it failed or rolled back
+}
