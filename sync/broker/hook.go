@@ -396,7 +396,8 @@ func (h *authHook) redactTopic(topic string) string {
 		case "totem", "v1", "totemhub", "$share", "$SYS", "+", "#",
 			protocol.LeafOp, protocol.LeafResult, protocol.LeafState, protocol.LeafTelemetry, protocol.LeafEvent,
 			protocol.LeafCmd, protocol.LeafReply, protocol.LeafPolicy, protocol.LeafSync, protocol.LeafLedger,
-			protocol.LeafRotate, protocol.LeafRotated, "enroll":
+			protocol.LeafRotate, protocol.LeafRotated, "enroll",
+			protocol.LeafUpdate, protocol.LeafUpdateReq:
 		default:
 			levels[i] = h.redact(l)
 		}
@@ -415,11 +416,12 @@ func clip(s string) string {
 // allowed is the ACL. topic is a topic name when write is true and a topic
 // filter (or the name of a message being delivered) when write is false.
 //
-//   - totem T: publishes totem/v1/T/{op,state,telemetry,event,sync,rotate} and
-//     totem/v1/T/reply/{console}; subscribes exactly
-//     totem/v1/T/{result,cmd,policy,ledger,rotated}.
-//   - hub: publishes totem/v1/{id}/{result,policy,ledger,rotated}; subscribes,
-//     optionally as $share/{group}/…, totem/v1/{+|id}/{op,state,telemetry,event,sync,rotate};
+//   - totem T: publishes totem/v1/T/{op,state,telemetry,event,sync,rotate,update_req}
+//     and totem/v1/T/reply/{console}; subscribes exactly
+//     totem/v1/T/{result,cmd,policy,ledger,rotated,update}.
+//   - hub: publishes totem/v1/{id}/{result,policy,ledger,rotated,update}; subscribes,
+//     optionally as $share/{group}/…,
+//     totem/v1/{+|id}/{op,state,telemetry,event,sync,rotate,update_req};
 //     the enrollment requests and their replies (enrolluser.go).
 //   - console C: publishes totem/v1/{id}/cmd; subscribes
 //     totem/v1/{+|id}/{state,telemetry,event} and totem/v1/{+|id}/reply/C.
@@ -461,14 +463,15 @@ func totemAllowed(user, topic string, write bool) bool {
 	}
 	if write {
 		switch leaf {
-		case protocol.LeafOp, protocol.LeafState, protocol.LeafTelemetry, protocol.LeafEvent, protocol.LeafSync, protocol.LeafRotate:
+		case protocol.LeafOp, protocol.LeafState, protocol.LeafTelemetry, protocol.LeafEvent, protocol.LeafSync, protocol.LeafRotate,
+			protocol.LeafUpdateReq:
 			return true
 		}
 		console, ok := strings.CutPrefix(leaf, protocol.LeafReply+"/")
 		return ok && protocol.ValidTotemID(console)
 	}
 	switch leaf {
-	case protocol.LeafResult, protocol.LeafCmd, protocol.LeafPolicy, protocol.LeafLedger, protocol.LeafRotated:
+	case protocol.LeafResult, protocol.LeafCmd, protocol.LeafPolicy, protocol.LeafLedger, protocol.LeafRotated, protocol.LeafUpdate:
 		return true
 	}
 	return false
@@ -494,7 +497,8 @@ func hubAllowed(topic string, write bool) bool {
 	if write {
 		id, leaf, ok := split(topic)
 		return ok && protocol.ValidTotemID(id) &&
-			(leaf == protocol.LeafResult || leaf == protocol.LeafPolicy || leaf == protocol.LeafLedger || leaf == protocol.LeafRotated)
+			(leaf == protocol.LeafResult || leaf == protocol.LeafPolicy || leaf == protocol.LeafLedger || leaf == protocol.LeafRotated ||
+				leaf == protocol.LeafUpdate)
 	}
 	if rest, ok := strings.CutPrefix(topic, "$share/"); ok {
 		group, filter, ok := strings.Cut(rest, "/")
@@ -508,7 +512,8 @@ func hubAllowed(topic string, write bool) bool {
 		return false
 	}
 	switch leaf {
-	case protocol.LeafOp, protocol.LeafState, protocol.LeafTelemetry, protocol.LeafEvent, protocol.LeafSync, protocol.LeafRotate:
+	case protocol.LeafOp, protocol.LeafState, protocol.LeafTelemetry, protocol.LeafEvent, protocol.LeafSync, protocol.LeafRotate,
+		protocol.LeafUpdateReq:
 		return true
 	}
 	return false

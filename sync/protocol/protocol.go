@@ -38,7 +38,16 @@ const (
 	LeafPolicy    = "policy"    // hub → totem, retained: the consent policy
 	LeafSync      = "sync"      // totem → hub: a LedgerRequest (resynchronisation)
 	LeafLedger    = "ledger"    // hub → totem: the Ledger answering it
+	// Updates (sync/update): the hub offers a signed bundle and serves its
+	// chunks on update; the totem asks for chunks and reports its state on
+	// update_req. A totem may only ask: it never publishes a bundle.
+	LeafUpdate    = "update"     // hub → totem, QoS 1
+	LeafUpdateReq = "update_req" // totem → hub, QoS 1
 )
+
+// SharedUpdateFilter is the subscription hub instances share to serve
+// update requests.
+const SharedUpdateFilter = "$share/totemhub/" + Root + "/+/" + LeafUpdateReq
 
 // The hub's own command topic, outside the totems' tree: consoles ask the
 // hub (reports, fleet questions) with MQTT 5 request/response; one hub
