@@ -337,8 +337,11 @@ func (a *Agent) fail(st *state, m *update.Manifest, reason string) error {
 	}
 	a.cleanup()
 	a.report(update.Status{Job: st.Job, Version: m.Version, State: update.StateFailed, Reason: reason})
-	return fmt.Errorf("agent: update %s failed: %s", st.Job, reason)
+	return fmt.Errorf("%w: %s: %s", errFailed, st.Job, reason)
 }
+
+// errFailed is fail's answer once the failure is recorded.
+var errFailed = errors.New("agent: update failed")
 
 // Status returns the state of the last job, nil if there was none.
 func (a *Agent) Status() (*update.Status, error) {

@@ -242,8 +242,7 @@ func (r *Rollout) Tick() error {
 
 func (r *Rollout) tick(id string) error {
 	now := r.now().UTC()
-	var offers []string
-	var ended *Job
+	var offers, cancel []string
 	err := r.db.Update(func(tx *bbolt.Tx) error {
 		j, totems, tb, err := load(tx, id)
 		if err != nil {
@@ -275,7 +274,9 @@ func (r *Rollout) tick(id string) error {
 		}
 		if failures*100 > j.AbortPct*len(j.Targets) {
 			j.State, j.Reason, j.Ended = JobAborted, fmt.Sprintf("%d of %d totems failed, threshold %d%%", failures, len(j.Targets), j.AbortPct), now
-			ended = j
+			if cancel, err = withdraw(tx, id, ReasonAborted, now); err != nil {
+				return err
+			}
 			return put(tx.Bucket(bucketJobs), id, j)
 		}
 		if final == len(j.Targets) {
@@ -296,10 +297,7 @@ func (r *Rollout) tick(id string) error {
 	if err != nil {
 		return fmt.Errorf("rollout: job %s: %w", id, err)
 	}
-	if ended != nil {
-		return r.stop(ended, ReasonAborted)
-	}
-	var errs []error
+	errs := []error{r.cancelAll(id, cancel)}
 	if len(offers) > 0 {
 		manifest, err := r.manifest(id)
 		if err != nil {
@@ -317,37 +315,38 @@ func (r *Rollout) tick(id string) error {
 
 func final_(s string) bool { return update.Final(s) }
 
-// stop withdraws the job from every totem that has not reached a final
-// state, marks the ones never offered failed with reason, and tells the
-// others to cancel (an installed totem finishes its probation: it is
-// judged by its health, not cut in the middle).
-func (r *Rollout) stop(j *Job, reason string) error {
-	now := r.now().UTC()
-	var cancel []string
-	err := r.db.Update(func(tx *bbolt.Tx) error {
-		_, totems, tb, err := load(tx, j.ID)
-		if err != nil {
-			return err
-		}
-		for t, s := range totems {
-			switch {
-			case s.Offered.IsZero():
-				s.State, s.Reason, s.Updated = update.StateFailed, reason, now
-				if err := put(tb, t, s); err != nil {
-					return err
-				}
-			case s.State == update.StateQueued || s.State == update.StateDownloading:
-				cancel = append(cancel, t)
-			}
-		}
-		return nil
-	})
+// withdraw takes the job back from every totem that has not reached a
+// final state, in the transaction that ends the job (so no reader sees an
+// ended job with totems still queued): the ones never offered fail with
+// reason; the ones downloading are returned, to be told to cancel (an
+// installed totem finishes its probation: it is judged by its health, not
+// cut in the middle).
+func withdraw(tx *bbolt.Tx, id, reason string, now time.Time) ([]string, error) {
+	_, totems, tb, err := load(tx, id)
 	if err != nil {
-		return fmt.Errorf("rollout: job %s: %w", j.ID, err)
+		return nil, err
 	}
+	var cancel []string
+	for t, s := range totems {
+		switch {
+		case s.Offered.IsZero():
+			s.State, s.Reason, s.Updated = update.StateFailed, reason, now
+			if err := put(tb, t, s); err != nil {
+				return nil, err
+			}
+		case s.State == update.StateQueued || s.State == update.StateDownloading:
+			cancel = append(cancel, t)
+		}
+	}
+	slices.Sort(cancel)
+	return cancel, nil
+}
+
+// cancelAll tells totems to give job up.
+func (r *Rollout) cancelAll(job string, totems []string) error {
 	var errs []error
-	for _, t := range cancel {
-		errs = append(errs, r.send.Cancel(t, j.ID))
+	for _, t := range totems {
+		errs = append(errs, r.send.Cancel(t, job))
 	}
 	return errors.Join(errs...)
 }
@@ -357,6 +356,7 @@ func (r *Rollout) Cancel(id string) (*Job, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var j *Job
+	var cancel []string
 	err := r.db.Update(func(tx *bbolt.Tx) error {
 		var err error
 		j, _, _, err = load(tx, id)
@@ -366,13 +366,17 @@ func (r *Rollout) Cancel(id string) (*Job, error) {
 		if j.State != JobRunning {
 			return fmt.Errorf("%w: job %s is %s", ErrInvalid, id, j.State)
 		}
-		j.State, j.Reason, j.Ended = JobCancelled, ReasonCancelled, r.now().UTC()
+		now := r.now().UTC()
+		j.State, j.Reason, j.Ended = JobCancelled, ReasonCancelled, now
+		if cancel, err = withdraw(tx, id, ReasonCancelled, now); err != nil {
+			return err
+		}
 		return put(tx.Bucket(bucketJobs), id, j)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return j, r.stop(j, ReasonCancelled)
+	return j, r.cancelAll(id, cancel)
 }
 
 // Report records what totem says of job. A report from a totem the job
