@@ -36,11 +36,13 @@ type Source interface {
 }
 
 // Installer installs and restarts. Install keeps what Rollback needs to
-// bring back the version that ran before it.
+// bring back the version that ran before it; Commit makes the installed
+// version the one a later Rollback returns to.
 type Installer interface {
 	Running() (string, error)                                           // the version running now
 	Install(ctx context.Context, path string, m *update.Manifest) error // install path, restart into it
 	Rollback(ctx context.Context) error                                 // reinstall the previous version, restart into it
+	Commit(ctx context.Context) error                                   // the installed version passed its health check
 }
 
 // Health reports whether version runs and passed its health check: the
@@ -96,6 +98,7 @@ type state struct {
 	Next     int             `json:"next"`               // chunks held
 	Previous string          `json:"previous,omitempty"` // the version that ran before Install
 	Deadline time.Time       `json:"deadline,omitzero"`  // end of the probation
+	Started  time.Time       `json:"started,omitzero"`   // of the probation: Install called
 	State    string          `json:"state,omitempty"`    // when done
 	Reason   string          `json:"reason,omitempty"`
 }
@@ -253,9 +256,15 @@ func (a *Agent) install(ctx context.Context, st *state, m *update.Manifest) erro
 	if err != nil {
 		return a.fail(st, m, "running version unknown: "+err.Error())
 	}
+	// Checked again here: the supervisor that installs may not be the
+	// process that downloaded (production: root, after the totem user).
+	if err := a.checkPayload(m); err != nil {
+		return a.fail(st, m, err.Error())
+	}
 	// Probation is recorded before Install: if the supervisor dies inside
 	// it, the next Apply still judges the new version and can roll back.
-	st.Phase, st.Previous, st.Deadline = phaseInstalling, prev, a.o.Now().Add(a.o.HealthWindow)
+	now := a.o.Now()
+	st.Phase, st.Previous, st.Started, st.Deadline = phaseInstalling, prev, now, now.Add(a.o.HealthWindow)
 	if err := a.save(st); err != nil {
 		return err
 	}
@@ -291,6 +300,9 @@ func (a *Agent) probation(ctx context.Context, st *state, m *update.Manifest) er
 	for {
 		ok, reason := a.o.Health.Healthy(ctx, m.Version)
 		if ok {
+			if err := a.o.Installer.Commit(ctx); err != nil {
+				return fmt.Errorf("agent: commit %s: %w", m.Version, err)
+			}
 			st.Phase, st.State, st.Reason = phaseDone, update.StateCommitted, ""
 			if err := a.save(st); err != nil {
 				return err
@@ -361,6 +373,25 @@ func (a *Agent) Status() (*update.Status, error) {
 		s.State = st.State
 	}
 	return s, nil
+}
+
+// Installed returns when the version on probation was installed (zero
+// when none is): a health report from before it is the old version's.
+func (a *Agent) Installed() time.Time {
+	st, err := a.load()
+	if err != nil || st == nil || st.Phase != phaseInstalling {
+		return time.Time{}
+	}
+	return st.Started
+}
+
+func (a *Agent) checkPayload(m *update.Manifest) error {
+	f, err := os.Open(a.payloadPath())
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	defer f.Close()
+	return m.CheckPayload(f)
 }
 
 func (a *Agent) cleanup() {

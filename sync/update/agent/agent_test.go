@@ -111,6 +111,13 @@ func (in *installer) Install(_ context.Context, path string, m *update.Manifest)
 	return nil
 }
 
+func (in *installer) Commit(context.Context) error {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.calls = append(in.calls, "commit")
+	return nil
+}
+
 func (in *installer) Rollback(context.Context) error {
 	in.mu.Lock()
 	defer in.mu.Unlock()
@@ -233,7 +240,7 @@ func TestGoodUpdateCommits(t *testing.T) {
 	if !bytes.Equal(r.in.installed, r.b.payload) {
 		t.Fatal("installed payload differs from the bundle's")
 	}
-	if r.in.running != "2.0.0" || len(r.in.calls) != 1 {
+	if r.in.running != "2.0.0" || !slices.Equal(r.in.calls, []string{"install 2.0.0", "commit"}) {
 		t.Fatalf("running %s, calls %v", r.in.running, r.in.calls)
 	}
 	if s := r.last(); s.State != update.StateCommitted || s.Version != "2.0.0" {

@@ -50,7 +50,8 @@ func (f *fakeInstaller) Rollback(context.Context) error {
 	f.running = f.previous
 	return nil
 }
-func (f *fakeInstaller) version() string { f.mu.Lock(); defer f.mu.Unlock(); return f.running }
+func (f *fakeInstaller) Commit(context.Context) error { return nil }
+func (f *fakeInstaller) version() string              { f.mu.Lock(); defer f.mu.Unlock(); return f.running }
 
 type health struct{ good string }
 
