@@ -143,6 +143,12 @@ func (a *Agent) Offer(job string, b []byte) error {
 		return err
 	}
 	if st != nil && st.Job == job {
+		// The hub offers again a job it has no final state for: the
+		// outcome the supervisor reached while totemd restarted, or a
+		// report lost offline, is said again.
+		if s, err := a.Status(); err == nil && s != nil && update.Final(s.State) {
+			a.report(*s)
+		}
 		return nil
 	}
 	if st != nil && st.Phase != phaseDone {
