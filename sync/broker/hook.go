@@ -397,7 +397,7 @@ func (h *authHook) redactTopic(topic string) string {
 			protocol.LeafOp, protocol.LeafResult, protocol.LeafState, protocol.LeafTelemetry, protocol.LeafEvent,
 			protocol.LeafCmd, protocol.LeafReply, protocol.LeafPolicy, protocol.LeafSync, protocol.LeafLedger,
 			protocol.LeafRotate, protocol.LeafRotated, "enroll",
-			protocol.LeafUpdate, protocol.LeafUpdateReq:
+			protocol.LeafUpdate, protocol.LeafUpdateReq, "upload":
 		default:
 			levels[i] = h.redact(l)
 		}
@@ -423,7 +423,8 @@ func clip(s string) string {
 //     optionally as $share/{group}/…,
 //     totem/v1/{+|id}/{op,state,telemetry,event,sync,rotate,update_req};
 //     the enrollment requests and their replies (enrolluser.go).
-//   - console C: publishes totem/v1/{id}/cmd; subscribes
+//   - console C: publishes totem/v1/{id}/cmd and its uploads
+//     (protocol.HubUploadTopic(C)); subscribes
 //     totem/v1/{+|id}/{state,telemetry,event} and totem/v1/{+|id}/reply/C.
 //
 // Anything else, including '#', other wildcards and $SYS, is refused.
@@ -482,7 +483,8 @@ func hubAllowed(topic string, write bool) bool {
 	if console, ok := strings.CutPrefix(topic, protocol.HubRoot+"/reply/"); write && ok {
 		return protocol.ValidTotemID(console)
 	}
-	if !write && (topic == protocol.HubCmdTopic || topic == protocol.SharedHubCmdTopic || topic == enroll.RequestFilter) {
+	if !write && (topic == protocol.HubCmdTopic || topic == protocol.SharedHubCmdTopic || topic == enroll.RequestFilter ||
+		topic == protocol.SharedHubUploadFilter) {
 		return true
 	}
 	if _, ok := enroll.RequestIDOfTopic(topic); ok && !write { // a request delivered
@@ -493,6 +495,10 @@ func hubAllowed(topic string, write bool) bool {
 		if _, ok := enroll.RequestIDOfTopic(rest); ok {
 			return true
 		}
+	}
+	// Consoles' uploads: the filter, and each upload delivered.
+	if console, ok := strings.CutPrefix(topic, protocol.HubUploadTopic("")); !write && ok {
+		return idOrPlus(console, true)
 	}
 	if write {
 		id, leaf, ok := split(topic)
@@ -524,7 +530,7 @@ func consoleAllowed(user, topic string, write bool) bool {
 		return false
 	}
 	switch {
-	case write && topic == protocol.HubCmdTopic:
+	case write && (topic == protocol.HubCmdTopic || topic == protocol.HubUploadTopic(user)):
 		return true
 	case !write && topic == protocol.HubReplyTopic(user):
 		return true

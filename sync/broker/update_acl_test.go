@@ -42,9 +42,40 @@ func TestUpdateTopicsACL(t *testing.T) {
 		{C, "console1", "totem/v1/A/update_req", W, false},
 		{C, "console1", "totem/v1/+/update", R, false},
 		{C, "console1", "totem/v1/+/update_req", R, false},
+		// Bundles reach the hub on the console's own upload topic.
+		{C, "console1", protocol.HubUploadTopic("console1"), W, true},
+		{C, "console1", protocol.HubUploadTopic("console2"), W, false},
+		{C, "console1", protocol.HubUploadTopic("+"), R, false},
+		{T, "A", protocol.HubUploadTopic("A"), W, false},
+		{H, "hub", protocol.SharedHubUploadFilter, R, true},
+		{H, "hub", protocol.HubUploadTopic("console1"), W, false},
+		{H, "hub", protocol.HubUploadTopic("console1"), R, true}, // delivered
+		{H, "hub", protocol.HubUploadTopic("#"), R, false},
+		{H, "hub", protocol.HubUploadTopic("a/b"), R, false},
 	} {
 		if got := allowed(c.role, c.user, c.topic, c.write); got != c.want {
 			t.Errorf("%s %s %s write=%v: %v, want %v", c.role, c.user, c.topic, c.write, got, c.want)
 		}
+	}
+}
+
+func TestRegistryTotems(t *testing.T) {
+	reg, err := OpenRegistry(t.TempDir() + "/reg.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	dir := t.TempDir()
+	for _, u := range []struct{ name, role string }{{"b", creds.RoleTotem}, {"a", creds.RoleTotem}, {"ops", creds.RoleConsole}, {"hub", creds.RoleHub}} {
+		if _, err := reg.Provision(u.name, u.role, dir+"/"+u.name+".json"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := reg.Totems()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0] != "a" || got[1] != "b" {
+		t.Fatalf("Totems: %v", got)
 	}
 }

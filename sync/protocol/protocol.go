@@ -61,6 +61,15 @@ const (
 // HubReplyTopic is where the hub answers the console named console.
 func HubReplyTopic(console string) string { return HubRoot + "/reply/" + console }
 
+// HubUploadTopic is where the console named console uploads an update
+// bundle for a fleet job (sync/update); the signed job_create command
+// then names it by its manifest's digest.
+func HubUploadTopic(console string) string { return HubRoot + "/upload/" + console }
+
+// SharedHubUploadFilter is the hub's subscription to every console's
+// uploads.
+const SharedHubUploadFilter = "$share/totemhub/" + HubRoot + "/upload/+"
+
 // SharedOpFilter is the subscription hub instances share to split ingest.
 const SharedOpFilter = "$share/totemhub/" + Root + "/+/" + LeafOp
 

@@ -34,7 +34,7 @@ import (
 const (
 	MaxSize          = 256 << 20
 	MinChunk         = 4 << 10
-	MaxChunk         = 256 << 10
+	MaxChunk         = 128 << 10 // in base64 with its envelope, under the broker's 256 KiB packets
 	DefaultChunk     = 64 << 10
 	MaxManifestBytes = 2 << 20 // 4096 chunks of 64-hex digests fit with room
 	manifestVersion  = 1

@@ -108,3 +108,40 @@ func DecodeReq(b []byte) (*Req, error) {
 	}
 	return &r, nil
 }
+
+// Upload is a piece of a bundle a console sends the hub on its upload
+// topic: the manifest or the payload, at an offset. The upload is
+// trusted by nothing but the signed job_create command that follows it,
+// which names the manifest by its digest.
+type Upload struct {
+	V      int    `json:"v"`
+	Part   string `json:"part"` // "manifest" or "payload"
+	Offset int64  `json:"offset"`
+	Total  int64  `json:"total"` // the part's size
+	Data   []byte `json:"data"`
+}
+
+// Upload parts.
+const (
+	PartManifest = "manifest"
+	PartPayload  = "payload"
+)
+
+// DecodeUpload decodes and checks an upload piece.
+func DecodeUpload(b []byte) (*Upload, error) {
+	var u Upload
+	if err := decodeStrict(b, &u); err != nil {
+		return nil, err
+	}
+	limit := int64(MaxSize)
+	if u.Part == PartManifest {
+		limit = MaxManifestBytes
+	}
+	ok := u.V == protocol.Version && (u.Part == PartManifest || u.Part == PartPayload) &&
+		u.Total > 0 && u.Total <= limit && u.Offset >= 0 && len(u.Data) > 0 && len(u.Data) <= MaxChunk &&
+		u.Offset+int64(len(u.Data)) <= u.Total
+	if !ok {
+		return nil, fmt.Errorf("%w: upload", ErrInvalid)
+	}
+	return &u, nil
+}

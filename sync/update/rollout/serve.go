@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -93,6 +94,8 @@ func Serve(ctx context.Context, r *Rollout, send Sender, o ServeOptions) error {
 	if err != nil {
 		return fmt.Errorf("rollout: broker url: %w", err)
 	}
+	// Bounded: a totem's request dropped here is asked again after its
+	// timeout; an upload piece waits for room instead.
 	reqs := make(chan *paho.Publish, 256)
 	cm, err := autopaho.NewConnection(ctx, autopaho.ClientConfig{
 		ServerUrls: []*url.URL{srv}, TlsCfg: o.TLS, KeepAlive: 30, CleanStartOnInitialConnection: true,
@@ -102,6 +105,7 @@ func Serve(ctx context.Context, r *Rollout, send Sender, o ServeOptions) error {
 			go func() { // waits for the SUBACK: not on paho's goroutine
 				if _, err := cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{
 					{Topic: protocol.SharedUpdateFilter, QoS: 1},
+					{Topic: protocol.SharedHubUploadFilter, QoS: 1},
 				}}); err != nil {
 					o.Logger.Error("update requests not subscribed", "err", err)
 				}
@@ -110,6 +114,13 @@ func Serve(ctx context.Context, r *Rollout, send Sender, o ServeOptions) error {
 		OnConnectError: func(err error) { o.Logger.Warn("rollout connect failed", "err", err) },
 		ClientConfig: paho.ClientConfig{ClientID: o.ClientID, OnPublishReceived: []func(paho.PublishReceived) (bool, error){
 			func(pr paho.PublishReceived) (bool, error) {
+				if strings.HasPrefix(pr.Packet.Topic, protocol.HubUploadTopic("")) {
+					select { // an upload waits: a piece lost would fail its digest
+					case reqs <- pr.Packet:
+					case <-ctx.Done():
+					}
+					return true, nil
+				}
 				select {
 				case reqs <- pr.Packet:
 				default: // the totem asks again after its timeout
@@ -147,6 +158,16 @@ func Serve(ctx context.Context, r *Rollout, send Sender, o ServeOptions) error {
 // ACL lets a totem publish only on its own), so a totem can only fetch
 // what it was offered and only report for itself.
 func (r *Rollout) handle(s *mqttSender, p *paho.Publish, log *slog.Logger) {
+	if console, ok := strings.CutPrefix(p.Topic, protocol.HubUploadTopic("")); ok {
+		u, err := update.DecodeUpload(p.Payload)
+		if err == nil {
+			err = r.Upload(console, u)
+		}
+		if err != nil {
+			log.Warn("upload piece dropped", "console", console, "err", err)
+		}
+		return
+	}
 	totem, leaf, ok := protocol.ParseTopic(p.Topic)
 	if !ok || leaf != protocol.LeafUpdateReq {
 		return
