@@ -133,10 +133,21 @@ func Serve(ctx context.Context, a *Agent, l *Link, retry time.Duration, apply fu
 	}
 	// A download interrupted by a restart goes on.
 	a.resume(ctx, retry, apply)
+	// The supervisor judges a new version while this process runs it, and
+	// cannot reach the hub: its outcome is reported from here once the
+	// state file has it.
+	var told update.Status
+	tell := time.NewTicker(retry)
+	defer tell.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-tell.C:
+			if s, err := a.Status(); err == nil && s != nil && update.Final(s.State) && *s != told {
+				a.report(*s)
+				told = *s
+			}
 		case m := <-l.work:
 			switch m.Kind {
 			case update.MsgOffer:
