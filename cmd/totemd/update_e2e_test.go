@@ -134,8 +134,9 @@ func (p *procInstaller) Commit(context.Context) error { return os.Remove(p.bin +
 // supervisor (the apply file); the supervisor (the agent's Apply, run here
 // as totem-update.service would run it) installs 2.0.0, which must write
 // its health report (ready, connected, telemetry sent) to be committed.
-// Then a broken build (it exits at start) is rolled back to 2.0.0, which
-// reconnects and reports the rollback.
+// Then a broken build (it exits at start) and a silent one (it runs but
+// never connects) are rolled back to 2.0.0, which reconnects and reports
+// each rollback.
 func TestUpdateRealProcesses(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds totemd twice")
@@ -286,5 +287,15 @@ health_window = "30s"
 	}
 	if v, err := proc.Running(); v != "2.0.0" {
 		t.Fatalf("after the rollback: installed %q (%v)", v, err)
+	}
+
+	// A build that starts and runs but never connects: rolled back too.
+	silent := []byte("#!/bin/sh\necho 'silent build: never connects' >&2\nexec sleep 600\n")
+	got = job("silent", "4.0.0", silent)
+	if got.State != update.StateRolledBack || !strings.Contains(got.Reason, "health") {
+		t.Fatalf("silent update: %+v", got)
+	}
+	if v, err := proc.Running(); v != "2.0.0" {
+		t.Fatalf("after the second rollback: installed %q (%v)", v, err)
 	}
 }

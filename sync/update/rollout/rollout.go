@@ -66,6 +66,7 @@ type Totem struct {
 	Chunk   int       `json:"chunk,omitempty"`
 	Chunks  int       `json:"chunks,omitempty"`
 	Offered time.Time `json:"offered,omitzero"`
+	Resent  time.Time `json:"resent,omitzero"` // the offer sent again: no answer yet
 	Updated time.Time `json:"updated,omitzero"`
 }
 
@@ -88,6 +89,10 @@ var (
 	ErrNotTarget = errors.New("rollout: totem not offered this job")
 	ErrInvalid   = errors.New("rollout: invalid job")
 )
+
+// ResendAfter is how long an offer goes unanswered before it is sent
+// again.
+var ResendAfter = time.Minute
 
 // Limits of a job.
 const (
@@ -242,7 +247,7 @@ func (r *Rollout) Tick() error {
 
 func (r *Rollout) tick(id string) error {
 	now := r.now().UTC()
-	var offers, cancel []string
+	var offers, resend, cancel []string
 	err := r.db.Update(func(tx *bbolt.Tx) error {
 		j, totems, tb, err := load(tx, id)
 		if err != nil {
@@ -270,6 +275,17 @@ func (r *Rollout) tick(id string) error {
 				final++
 			case s.State == update.StateQueued && s.Offered.IsZero():
 				queued = append(queued, t)
+			case s.State == update.StateQueued && now.Sub(s.Offered) >= ResendAfter && now.Sub(s.Resent) >= ResendAfter:
+				// Offered, never answered: the offer was lost (the hub
+				// offline when it went, the totem online since and so
+				// without a hello). Not a new offer: the rate does not
+				// count it, the totem's Offer is idempotent.
+				s.Resent = now
+				totems[t] = s
+				if err := put(tb, t, s); err != nil {
+					return err
+				}
+				resend = append(resend, t)
 			}
 		}
 		if failures*100 > j.AbortPct*len(j.Targets) {
@@ -298,6 +314,7 @@ func (r *Rollout) tick(id string) error {
 		return fmt.Errorf("rollout: job %s: %w", id, err)
 	}
 	errs := []error{r.cancelAll(id, cancel)}
+	offers = append(offers, resend...)
 	if len(offers) > 0 {
 		manifest, err := r.manifest(id)
 		if err != nil {

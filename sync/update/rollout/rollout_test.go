@@ -324,3 +324,32 @@ func TestTimeout(t *testing.T) {
 		t.Fatalf("%+v", st)
 	}
 }
+
+// An offer nobody answered is sent again after ResendAfter, without
+// counting against the rate; an answered one is not.
+func TestResendUnanswered(t *testing.T) {
+	r, c, s, _ := newRig(t)
+	manifest, payload := bundle(t)
+	if _, err := r.Create("job1", manifest, payload, []string{"a", "b", "c"}, 2, 100); err != nil {
+		t.Fatal(err)
+	}
+	r.Tick() // a, b offered
+	if err := r.Report("b", update.Status{Job: "job1", State: update.StateDownloading}); err != nil {
+		t.Fatal(err)
+	}
+	c.advance(30 * time.Second)
+	r.Tick()
+	if len(s.offers) != 2 {
+		t.Fatalf("offers before ResendAfter: %v", s.offers)
+	}
+	c.advance(31 * time.Second)
+	r.Tick() // a again (unanswered), c new (the minute passed)
+	var got []string
+	for _, o := range s.offers[2:] {
+		got = append(got, o.totem)
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"a", "c"}) {
+		t.Fatalf("offers after ResendAfter: %v", got)
+	}
+}
