@@ -148,6 +148,20 @@ type Totemd struct {
 		IdleTimeout Duration `toml:"idle_timeout"`
 		Lang        string   `toml:"lang"` // it|en
 	} `toml:"session"`
+	// Update: over-the-air updates from the hub (sync/update/agent).
+	Update struct {
+		Enabled bool `toml:"enabled"`
+		// Arch is the Debian architecture bundles must be built for;
+		// "" = the one this binary was built for.
+		Arch string `toml:"arch"`
+		// HealthWindow is how long a new version has to become healthy
+		// (ready, uplink connected, telemetry sent) before it is rolled
+		// back.
+		HealthWindow Duration `toml:"health_window"`
+		// Quiet is how long the totem must be without card or key before
+		// an update may restart it; at least session.idle_timeout.
+		Quiet Duration `toml:"quiet"`
+	} `toml:"update"`
 	Log Log `toml:"log"`
 }
 
@@ -272,6 +286,8 @@ func DefaultTotemd() *Totemd {
 	c.Devices.Display.ROM = "a00"
 	c.Session.IdleTimeout = Duration{60 * time.Second}
 	c.Session.Lang = "it"
+	c.Update.HealthWindow = Duration{5 * time.Minute}
+	c.Update.Quiet = Duration{2 * time.Minute}
 	return c
 }
 

@@ -194,6 +194,11 @@ func (c *Totemd) Validate() error {
 
 	p.atLeast("session.idle_timeout", c.Session.IdleTimeout, 5*time.Second)
 	p.oneOf("session.lang", c.Session.Lang, "it", "en")
+	if c.Update.Arch != "" {
+		p.oneOf("update.arch", c.Update.Arch, "amd64", "arm64", "armhf")
+	}
+	p.atLeast("update.health_window", c.Update.HealthWindow, 30*time.Second)
+	p.atLeast("update.quiet", c.Update.Quiet, c.Session.IdleTimeout.Duration)
 
 	c.Log.validate(&p)
 	return errors.Join(p...)

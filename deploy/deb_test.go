@@ -66,7 +66,8 @@ func control(t *testing.T, deb string) map[string]string {
 
 // What each package must hold, besides /usr/bin/<pkg>.
 var packageFiles = map[string][]string{
-	"totemd": {"/usr/lib/systemd/system/totemd.service", "/usr/lib/sysusers.d/totem.conf",
+	"totemd": {"/usr/lib/systemd/system/totemd.service", "/usr/lib/systemd/system/totem-update.service",
+		"/usr/lib/systemd/system/totem-update.path", "/usr/lib/sysusers.d/totem.conf",
 		"/usr/lib/tmpfiles.d/totem.conf", "/etc/totem/totemd.toml"},
 	"totemhub": {"/usr/lib/systemd/system/totemhub.service", "/etc/totem/totemhub.toml"},
 	"totemctl": {"/etc/totem/totemctl.toml"},
@@ -74,7 +75,7 @@ var packageFiles = map[string][]string{
 
 // The commands a maintainer script may run: sysusers, daemon-reload,
 // enable; nothing starts, stops or edits anything else.
-var allowedScriptLine = regexp.MustCompile(`^(#.*|set -e|if \[ .* \]; then|fi|systemd-sysusers totem\.conf|systemctl daemon-reload|systemctl enable totem(d|hub)\.service)$`)
+var allowedScriptLine = regexp.MustCompile(`^(#.*|set -e|if \[ .* \]; then|fi|systemd-sysusers totem\.conf|systemctl daemon-reload|systemctl enable totem(d|hub)\.service|systemctl enable totem-update\.path totem-update\.service)$`)
 
 var debArch = map[string]string{"amd64": "amd64", "arm64": "arm64", "armhf": "armhf"}
 

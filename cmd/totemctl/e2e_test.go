@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -28,6 +29,7 @@ import (
 	"github.com/aslcns/totem/sync/hub"
 	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/protocol"
+	"github.com/aslcns/totem/sync/update/rollout"
 	"github.com/aslcns/totem/sync/uplink"
 	"github.com/eclipse/paho.golang/paho"
 )
@@ -50,6 +52,7 @@ type rig struct {
 	app         *firmware.App
 	totemVerify *cmdsig.Verifier
 	logs        *logBuf // every component's log lines
+	pkg         string  // a package for job create
 }
 
 // logBuf collects log lines from several goroutines.
@@ -138,9 +141,23 @@ func startRig(t *testing.T, ctx context.Context, seed func(*outbox.Outbox)) *rig
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { fleet.Close() })
+	// Fleet update jobs: the hub's rollout server on a connection of its own.
+	send := rollout.NewMQTTSender()
+	ro, err := rollout.Open(filepath.Join(dir, "updates"), send, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ro.Close() })
 	h := hub.New(hub.Options{URL: r.url, ClientID: "hub-1", Username: hubMe.Username, Password: hubMe.Password,
 		Backend: store, Logger: log.With("subsystem", "hub"), Accounts: reg, Enroller: reg, Verifier: cmdsig.NewVerifier(cmdsig.HubTarget, keys, record("hub-commands.db")),
-		Fleet: fleet})
+		Fleet: fleet,
+		Jobs: func(console, name string, args map[string]string) (json.RawMessage, error) {
+			return ro.Command(console, name, args, keys, reg.Totems)
+		}})
+	r.pkg = filepath.Join(dir, "totemd_2.0.0_arm64.deb")
+	if err := os.WriteFile(r.pkg, bytes.Repeat([]byte("deb!"), 50000), 0o644); err != nil {
+		t.Fatal(err)
+	}
 
 	if r.box, err = outbox.Open(filepath.Join(dir, "outbox.db"), nil); err != nil {
 		t.Fatal(err)
@@ -166,7 +183,11 @@ func startRig(t *testing.T, ctx context.Context, seed func(*outbox.Outbox)) *rig
 
 	rctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	for _, run := range []func(context.Context) error{h.Run, app.Run, up.Run} {
+	serveJobs := func(ctx context.Context) error {
+		return rollout.Serve(ctx, ro, send, rollout.ServeOptions{URL: r.url, ClientID: "hub-upd", Username: hubMe.Username,
+			Password: hubMe.Password, Logger: log.With("subsystem", "rollout")})
+	}
+	for _, run := range []func(context.Context) error{h.Run, app.Run, up.Run, serveJobs} {
 		wg.Add(1)
 		go func() { defer wg.Done(); run(rctx) }()
 	}
@@ -288,6 +309,10 @@ func TestEveryCommandRunsEndToEnd(t *testing.T) {
 		"enroll":       {"enroll", "t-new"},
 		"credentials":  {"credentials"},
 		"fleet":        {"status"},
+		"job_create": {"job", "create", "--package", r.pkg, "--name", "totemd", "--version", "2.0.0", "--arch", "arm64",
+			"--target", "all", "--rate", "2", "--abort-after-failures", "50", "--id", "job-e2e"},
+		"job_status": {"job", "status", "job-e2e"},
+		"job_cancel": {"job", "cancel", "job-e2e"},
 	}
 
 	// The table of this test covers the verifier's tables and totemctl's
@@ -356,10 +381,23 @@ func TestEveryCommandRunsEndToEnd(t *testing.T) {
 			job = m[1]
 		}
 	}
-	for _, name := range slices.Sorted(maps.Keys(hubCalls)) {
+	// job_create first, status before cancel: they need its job.
+	order := slices.Sorted(maps.Keys(hubCalls))
+	slices.SortStableFunc(order, func(a, b string) int {
+		rank := map[string]int{"job_create": -3, "job_status": -2, "job_cancel": -1}
+		return rank[a] - rank[b]
+	})
+	for _, name := range order {
 		args := hubCalls[name]
-		if _, err := r.totemctl(ctx, keyOf(cmdsig.HubTarget, name), args...); err != nil {
+		out, err := r.totemctl(ctx, keyOf(cmdsig.HubTarget, name), args...)
+		if err != nil {
 			t.Errorf("totemctl %s: %v (refused: %q)", strings.Join(args, " "), err, refused(err))
+		}
+		if name == "job_status" && !regexp.MustCompile(`(?m)^`+rigTotem+`\s+queued|^`+rigTotem+`\s+downloading`).MatchString(out) {
+			t.Errorf("job status lists no %s: %q", rigTotem, out)
+		}
+		if name == "job_cancel" && !strings.Contains(out, "cancelled") {
+			t.Errorf("job cancel said %q", out)
 		}
 	}
 

@@ -80,6 +80,8 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 			"       totemctl [flags] enroll TOTEM\n"+
 			"       totemctl [flags] credentials [-o table|json]\n"+
 			"       totemctl [flags] keygen --id ID --role technician|ops [--out FILE]\n"+
+			"       totemctl [flags] job create --package FILE --target all|ID,ID… [--rate N/min] [--abort-after-failures P%] [--id JOB]\n"+
+			"       totemctl [flags] job status [JOB] [-o table|json] | job cancel JOB\n"+
 			"  every command is signed with the console's key (--key, key_file)")
 		fs.PrintDefaults()
 	}
@@ -126,6 +128,8 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 		return enrollTotem(ctx, cfg, rest[1:], stdout)
 	case "credentials":
 		return credentialsList(ctx, cfg, rest[1:], stdout, stderr)
+	case "job":
+		return job(ctx, cfg, rest[1:], stdout, stderr)
 	case "cmd":
 		if len(rest) < 3 || !protocol.ValidTotemID(rest[1]) {
 			fs.Usage()

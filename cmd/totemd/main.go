@@ -73,6 +73,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		case "version":
 			fmt.Fprintf(stdout, "totemd %s (pcsc: %v)\n", version, pcsc.Available)
 			return nil
+		case "update-apply":
+			return updateApplyCmd(ctx, args[1:], stderr)
 		}
 	}
 	cfgPath := fs.String("config", "", "configuration file (default: embedded defaults)")
@@ -214,6 +216,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 
 	dev = testHook(dev)
+	dev, upd := gateDevices(cfg, dev)
 
 	// Personal data in the outbox is sealed with a key kept outside it.
 	keys, err := outbox.LoadKeyring(filepath.Join(cfg.StateDir, "outbox.keys"))
@@ -342,9 +345,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			Mono:      func() time.Duration { return time.Duration(clk.Stamp().Mono) * time.Millisecond },
 			Telemetry: app.Telemetry, TelemetryInterval: cfg.Sync.TelemetryInterval.Duration,
 			OnResult: app.Result, OnPolicy: app.SetPolicy, OnCommand: app.Command,
-			Verifier: verifier.Load(),
+			Verifier: verifier.Load(), OnUpdate: upd.onUpdate(),
 		})
 		link.Store(up)
+		upd.newLink(up, log.With("subsystem", "update"))
+		start(func() error { return upd.run(ctx, up, log.With("subsystem", "update")) })
 		// A broker's refusal does not end Run: it asks again later and
 		// the status line says why; operations stay queued meanwhile.
 		return up.Run(ctx)

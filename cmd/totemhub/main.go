@@ -198,9 +198,14 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 	if cfg.Broker.Embedded {
 		accounts, enroller = reg, reg
 	}
+	jobs, stopJobs, err := startRollout(ctx, cfg, url, tlsCfg, me, keys, reg, log)
+	if err != nil {
+		return err
+	}
+	defer stopJobs()
 	h := hub.New(hub.Options{Accounts: accounts, Enroller: enroller, EnrollValidity: cfg.Fleet.EnrollValidity.Duration, URL: url, TLS: tlsCfg, CAFile: caFile, ClientID: hubClientPrefix + cli.RandomID(4), Username: me.Username,
 		Password: me.Password, Backend: store, Logger: log.With("subsystem", "ingest"),
-		Verifier: cmdsig.NewVerifier(cmdsig.HubTarget, keys, rec), Fleet: fleet})
+		Verifier: cmdsig.NewVerifier(cmdsig.HubTarget, keys, rec), Fleet: fleet, Jobs: jobs})
 	log.Info("totemhub running", "broker", url, "policy", pol.ID, "state_dir", cfg.StateDir)
 	// The reference CMS retries FSE creations by itself (seed 002).
 	fctx, stopFSE := context.WithCancel(ctx)

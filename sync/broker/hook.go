@@ -396,7 +396,8 @@ func (h *authHook) redactTopic(topic string) string {
 		case "totem", "v1", "totemhub", "$share", "$SYS", "+", "#",
 			protocol.LeafOp, protocol.LeafResult, protocol.LeafState, protocol.LeafTelemetry, protocol.LeafEvent,
 			protocol.LeafCmd, protocol.LeafReply, protocol.LeafPolicy, protocol.LeafSync, protocol.LeafLedger,
-			protocol.LeafRotate, protocol.LeafRotated, "enroll":
+			protocol.LeafRotate, protocol.LeafRotated, "enroll",
+			protocol.LeafUpdate, protocol.LeafUpdateReq, "upload":
 		default:
 			levels[i] = h.redact(l)
 		}
@@ -415,13 +416,15 @@ func clip(s string) string {
 // allowed is the ACL. topic is a topic name when write is true and a topic
 // filter (or the name of a message being delivered) when write is false.
 //
-//   - totem T: publishes totem/v1/T/{op,state,telemetry,event,sync,rotate} and
-//     totem/v1/T/reply/{console}; subscribes exactly
-//     totem/v1/T/{result,cmd,policy,ledger,rotated}.
-//   - hub: publishes totem/v1/{id}/{result,policy,ledger,rotated}; subscribes,
-//     optionally as $share/{group}/…, totem/v1/{+|id}/{op,state,telemetry,event,sync,rotate};
+//   - totem T: publishes totem/v1/T/{op,state,telemetry,event,sync,rotate,update_req}
+//     and totem/v1/T/reply/{console}; subscribes exactly
+//     totem/v1/T/{result,cmd,policy,ledger,rotated,update}.
+//   - hub: publishes totem/v1/{id}/{result,policy,ledger,rotated,update}; subscribes,
+//     optionally as $share/{group}/…,
+//     totem/v1/{+|id}/{op,state,telemetry,event,sync,rotate,update_req};
 //     the enrollment requests and their replies (enrolluser.go).
-//   - console C: publishes totem/v1/{id}/cmd; subscribes
+//   - console C: publishes totem/v1/{id}/cmd and its uploads
+//     (protocol.HubUploadTopic(C)); subscribes
 //     totem/v1/{+|id}/{state,telemetry,event} and totem/v1/{+|id}/reply/C.
 //
 // Anything else, including '#', other wildcards and $SYS, is refused.
@@ -461,14 +464,15 @@ func totemAllowed(user, topic string, write bool) bool {
 	}
 	if write {
 		switch leaf {
-		case protocol.LeafOp, protocol.LeafState, protocol.LeafTelemetry, protocol.LeafEvent, protocol.LeafSync, protocol.LeafRotate:
+		case protocol.LeafOp, protocol.LeafState, protocol.LeafTelemetry, protocol.LeafEvent, protocol.LeafSync, protocol.LeafRotate,
+			protocol.LeafUpdateReq:
 			return true
 		}
 		console, ok := strings.CutPrefix(leaf, protocol.LeafReply+"/")
 		return ok && protocol.ValidTotemID(console)
 	}
 	switch leaf {
-	case protocol.LeafResult, protocol.LeafCmd, protocol.LeafPolicy, protocol.LeafLedger, protocol.LeafRotated:
+	case protocol.LeafResult, protocol.LeafCmd, protocol.LeafPolicy, protocol.LeafLedger, protocol.LeafRotated, protocol.LeafUpdate:
 		return true
 	}
 	return false
@@ -479,7 +483,8 @@ func hubAllowed(topic string, write bool) bool {
 	if console, ok := strings.CutPrefix(topic, protocol.HubRoot+"/reply/"); write && ok {
 		return protocol.ValidTotemID(console)
 	}
-	if !write && (topic == protocol.HubCmdTopic || topic == protocol.SharedHubCmdTopic || topic == enroll.RequestFilter) {
+	if !write && (topic == protocol.HubCmdTopic || topic == protocol.SharedHubCmdTopic || topic == enroll.RequestFilter ||
+		topic == protocol.SharedHubUploadFilter) {
 		return true
 	}
 	if _, ok := enroll.RequestIDOfTopic(topic); ok && !write { // a request delivered
@@ -491,10 +496,15 @@ func hubAllowed(topic string, write bool) bool {
 			return true
 		}
 	}
+	// Consoles' uploads: the filter, and each upload delivered.
+	if console, ok := strings.CutPrefix(topic, protocol.HubUploadTopic("")); !write && ok {
+		return idOrPlus(console, true)
+	}
 	if write {
 		id, leaf, ok := split(topic)
 		return ok && protocol.ValidTotemID(id) &&
-			(leaf == protocol.LeafResult || leaf == protocol.LeafPolicy || leaf == protocol.LeafLedger || leaf == protocol.LeafRotated)
+			(leaf == protocol.LeafResult || leaf == protocol.LeafPolicy || leaf == protocol.LeafLedger || leaf == protocol.LeafRotated ||
+				leaf == protocol.LeafUpdate)
 	}
 	if rest, ok := strings.CutPrefix(topic, "$share/"); ok {
 		group, filter, ok := strings.Cut(rest, "/")
@@ -508,7 +518,8 @@ func hubAllowed(topic string, write bool) bool {
 		return false
 	}
 	switch leaf {
-	case protocol.LeafOp, protocol.LeafState, protocol.LeafTelemetry, protocol.LeafEvent, protocol.LeafSync, protocol.LeafRotate:
+	case protocol.LeafOp, protocol.LeafState, protocol.LeafTelemetry, protocol.LeafEvent, protocol.LeafSync, protocol.LeafRotate,
+		protocol.LeafUpdateReq:
 		return true
 	}
 	return false
@@ -519,7 +530,7 @@ func consoleAllowed(user, topic string, write bool) bool {
 		return false
 	}
 	switch {
-	case write && topic == protocol.HubCmdTopic:
+	case write && (topic == protocol.HubCmdTopic || topic == protocol.HubUploadTopic(user)):
 		return true
 	case !write && topic == protocol.HubReplyTopic(user):
 		return true

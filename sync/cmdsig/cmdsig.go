@@ -74,6 +74,9 @@ var (
 		"unlock":       Ops,        // lifts a broker user's lock (8 failed authentications)
 		"enroll":       Ops,        // issues a totem's enrollment code
 		"fleet":        Technician, // the fleet registry: presence, backlog, devices
+		"job_create":   Ops,        // a fleet update job (sync/update/rollout)
+		"job_status":   Ops,
+		"job_cancel":   Ops,
 	}
 )
 

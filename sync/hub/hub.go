@@ -76,6 +76,10 @@ type Options struct {
 	// from presence, telemetry and operations, and answers the console's
 	// fleet command from.
 	Fleet *Fleet
+	// Jobs answers the fleet job commands (job_create, job_status,
+	// job_cancel: sync/update/rollout) for the console named console;
+	// nil refuses them.
+	Jobs func(console, name string, args map[string]string) (json.RawMessage, error)
 }
 
 // How long an out-of-order operation waits for its predecessor, which
@@ -759,6 +763,13 @@ func (h *Hub) command(p *paho.Publish) {
 	case accountCommands[cmd.Name] != nil:
 		reply.ID = cmd.ID
 		if reply.Data, err = accountCommands[cmd.Name](h, cmd, console); err != nil {
+			reply.Error = err.Error()
+		} else {
+			reply.OK = true
+		}
+	case strings.HasPrefix(cmd.Name, "job_") && h.o.Jobs != nil:
+		reply.ID = cmd.ID
+		if reply.Data, err = h.o.Jobs(console, cmd.Name, cmd.Args); err != nil {
 			reply.Error = err.Error()
 		} else {
 			reply.OK = true

@@ -38,7 +38,16 @@ const (
 	LeafPolicy    = "policy"    // hub → totem, retained: the consent policy
 	LeafSync      = "sync"      // totem → hub: a LedgerRequest (resynchronisation)
 	LeafLedger    = "ledger"    // hub → totem: the Ledger answering it
+	// Updates (sync/update): the hub offers a signed bundle and serves its
+	// chunks on update; the totem asks for chunks and reports its state on
+	// update_req. A totem may only ask: it never publishes a bundle.
+	LeafUpdate    = "update"     // hub → totem, QoS 1
+	LeafUpdateReq = "update_req" // totem → hub, QoS 1
 )
+
+// SharedUpdateFilter is the subscription hub instances share to serve
+// update requests.
+const SharedUpdateFilter = "$share/totemhub/" + Root + "/+/" + LeafUpdateReq
 
 // The hub's own command topic, outside the totems' tree: consoles ask the
 // hub (reports, fleet questions) with MQTT 5 request/response; one hub
@@ -51,6 +60,15 @@ const (
 
 // HubReplyTopic is where the hub answers the console named console.
 func HubReplyTopic(console string) string { return HubRoot + "/reply/" + console }
+
+// HubUploadTopic is where the console named console uploads an update
+// bundle for a fleet job (sync/update); the signed job_create command
+// then names it by its manifest's digest.
+func HubUploadTopic(console string) string { return HubRoot + "/upload/" + console }
+
+// SharedHubUploadFilter is the hub's subscription to every console's
+// uploads.
+const SharedHubUploadFilter = "$share/totemhub/" + HubRoot + "/upload/+"
 
 // SharedOpFilter is the subscription hub instances share to split ingest.
 const SharedOpFilter = "$share/totemhub/" + Root + "/+/" + LeafOp

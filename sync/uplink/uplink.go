@@ -105,6 +105,11 @@ type Options struct {
 	RotateAt    time.Time
 	RotateCheck time.Duration
 	rotateStep  func(step string) error // tests: a rotation dies at a step
+	// OnUpdate, when set, subscribes the totem's update topic and gets
+	// each message on it (sync/update/agent's Link.Receive); it must not
+	// wait. On every connection the link says hello on update_req, so
+	// the hub offers again a job the totem missed offline.
+	OnUpdate func([]byte)
 }
 
 // Uplink is the link. Create it with New and run it with Run.
@@ -116,10 +121,13 @@ type Uplink struct {
 
 	connected atomic.Bool
 	conns     atomic.Uint64 // connections made: a change means subscriptions to redo
-	retryIn   atomic.Int64  // after a refusal, the delay before the next attempt; 0 otherwise
-	sessionNo atomic.Uint64 // the current connection's number (State.Session)
-	wake      chan struct{}
-	results   chan []byte // results waiting to be recorded
+	// telemetrySent is when a health report last left (unix ns), for
+	// an update's health check (TelemetrySent).
+	telemetrySent atomic.Int64
+	retryIn       atomic.Int64  // after a refusal, the delay before the next attempt; 0 otherwise
+	sessionNo     atomic.Uint64 // the current connection's number (State.Session)
+	wake          chan struct{}
+	results       chan []byte // results waiting to be recorded
 
 	ops    *opQueue // the backlog lane's transmit queue
 	bucket *bucket  // paces the backlog lane; session goroutine only
@@ -503,6 +511,9 @@ func (u *Uplink) setup(ctx context.Context, cm *autopaho.ConnectionManager) erro
 			return fmt.Errorf("subscribe: %w", err)
 		}
 	}
+	if err := u.setupUpdates(ctx, cm); err != nil {
+		return err
+	}
 	if err := u.publishState(ctx, cm, protocol.Online); err != nil {
 		return err
 	}
@@ -658,6 +669,10 @@ func (u *Uplink) receive(ctx context.Context, p *paho.Publish) {
 		u.command(ctx, p)
 	case protocol.LeafRotated:
 		u.rotated(p)
+	case protocol.LeafUpdate:
+		if u.o.OnUpdate != nil {
+			u.o.OnUpdate(p.Payload)
+		}
 	case protocol.LeafLedger:
 		l, err := protocol.DecodeLedger(p.Payload)
 		if err != nil || l.Totem != u.o.Totem {
@@ -914,7 +929,9 @@ func (u *Uplink) publishTelemetry(ctx context.Context, cm *autopaho.ConnectionMa
 	defer cancel()
 	if _, err := cm.Publish(pctx, &paho.Publish{Topic: protocol.Topic(u.o.Totem, protocol.LeafTelemetry), QoS: 0, Retain: true, Payload: b}); err != nil {
 		u.log.Debug("telemetry not sent", "err", err)
+		return
 	}
+	u.telemetrySent.Store(time.Now().UnixNano())
 }
 
 // Event publishes an alert on the totem's event topic (QoS 1) and a fresh
