@@ -117,6 +117,7 @@ type Hub struct {
 	mu         sync.Mutex
 	cm         *autopaho.ConnectionManager
 	policySent map[string]bool // totems sent the policy on this connection
+	subscribed atomic.Bool     // this connection's SUBACK came back
 }
 
 // Stats counts what the hub did.
@@ -191,12 +192,22 @@ func (h *Hub) Run(ctx context.Context) error {
 			h.mu.Lock()
 			h.policySent = make(map[string]bool)
 			h.mu.Unlock()
+			h.subscribed.Store(false)
 			// Subscribing waits for the SUBACK: not on paho's goroutine.
 			h.cmds.Go(func() {
+				// Presence and telemetry without the retained copies
+				// (RetainHandling 2): the fleet registry keeps what
+				// they said across restarts, and the next telemetry
+				// refreshes it; and mochi v2.7.9 reads a topic's
+				// retained path without a lock while a wildcard
+				// subscription replays them (TopicsIndex.scanMessages
+				// against RetainMessage, mochi issue #200): a hub
+				// resubscribing while totems publish their state was a
+				// data race (TestReconnectStorm under -race).
 				subs := []paho.SubscribeOptions{
 					{Topic: protocol.SharedOpFilter, QoS: 1},
-					{Topic: protocol.Root + "/+/" + protocol.LeafState, QoS: 1},
-					{Topic: protocol.Root + "/+/" + protocol.LeafTelemetry, QoS: 0},
+					{Topic: protocol.Root + "/+/" + protocol.LeafState, QoS: 1, RetainHandling: 2},
+					{Topic: protocol.Root + "/+/" + protocol.LeafTelemetry, QoS: 0, RetainHandling: 2},
 					{Topic: protocol.SharedHubCmdTopic, QoS: 1},
 					{Topic: protocol.SharedSyncFilter, QoS: 1},
 				}
@@ -211,6 +222,7 @@ func (h *Hub) Run(ctx context.Context) error {
 					h.log.Error("subscribe failed", "err", err)
 					return
 				}
+				h.subscribed.Store(true)
 				h.log.Info("ingest subscribed", "filter", protocol.SharedOpFilter)
 			})
 		},
@@ -268,14 +280,20 @@ func (h *Hub) Run(ctx context.Context) error {
 	return nil
 }
 
-// AwaitConnection waits until the hub is connected.
+// AwaitConnection waits until the hub is connected and its subscriptions
+// are in place: an operation published before that would reach no one.
 func (h *Hub) AwaitConnection(ctx context.Context) error {
 	for {
 		h.mu.Lock()
 		cm := h.cm
 		h.mu.Unlock()
 		if cm != nil {
-			return cm.AwaitConnection(ctx)
+			if err := cm.AwaitConnection(ctx); err != nil {
+				return err
+			}
+			if h.subscribed.Load() {
+				return nil
+			}
 		}
 		select {
 		case <-ctx.Done():
