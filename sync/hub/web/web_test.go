@@ -8,8 +8,10 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -182,6 +184,20 @@ func TestMetricsShowTotem(t *testing.T) {
 	}
 	if strings.Contains(body, "\x1b") {
 		t.Error("an escape character reached /metrics")
+	}
+	// Every metric the shipped alert rules name is in the scrape.
+	rules, err := os.ReadFile("../../../deploy/prometheus/alerts.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := regexp.MustCompile(`\btotem(?:hub)?_[a-z_]+`).FindAllString(string(rules), -1)
+	if len(names) < 10 {
+		t.Fatalf("alerts.yml names only %v", names)
+	}
+	for _, n := range names {
+		if !strings.Contains(body, "\n# TYPE "+n+" ") {
+			t.Errorf("alerts.yml uses %s, which the hub does not export", n)
+		}
 	}
 	metrics := web.NewRegistry(web.Sources{Hub: r.h.Stats(), Broker: r.srv.Stats, Connections: r.srv.Connections,
 		Fleet: r.fleet, Credentials: r.reg.Credentials})
