@@ -17,7 +17,7 @@ import (
 // counters are its own; the credentials are the embedded broker's.
 func startWeb(cfg *config.Totemhub, log *slog.Logger, h *hub.Hub, store *refcms.Store, fleet *hub.Fleet,
 	reg *broker.Registry, bstats func() broker.Stats, bconns func() int) (*web.Server, error) {
-	src := web.Sources{Hub: h.Stats(), Broker: bstats, Connections: bconns, Fleet: fleet}
+	src := web.Sources{Hub: h.Stats(), Queued: h.Queued, Broker: bstats, Connections: bconns, Fleet: fleet}
 	if cfg.Broker.Embedded {
 		src.Credentials = reg.Credentials
 	}

@@ -17,6 +17,7 @@ import (
 // and one without a registry no Fleet.
 type Sources struct {
 	Hub         *hub.Stats
+	Queued      func() int // the hub's queue depth; nil: not shown
 	Broker      func() broker.Stats
 	Connections func() int
 	Fleet       *hub.Fleet
@@ -49,6 +50,9 @@ var (
 	dDropped    = desc("totemhub_ops_dropped_total", "Operations acknowledged to the broker and then dropped (stays 0).")
 	dFull       = desc("totemhub_queue_full_total", "Times the ingest queue was full and the hub stopped taking (flow control).")
 	dBatches    = desc("totemhub_batches_total", "Batches handed to the backend.")
+	dQueued     = desc("totemhub_queue_operations", "Operations waiting in the hub's ingest queue.")
+	dCommands   = desc("totemhub_commands_total", "Console commands to the hub that were run, by result (ok, failed).", "result")
+	dCmdRefused = desc("totemhub_commands_refused_total", "Console commands to the hub refused, by code (sync/cmdsig's, and invalid).", "code")
 	dReqDropped = desc("totemhub_requests_dropped_total", "Console commands or sync requests dropped while their pool was full or over a totem's rate.", "kind")
 
 	dConns       = desc("totemhub_broker_connections", "Connections open at the embedded broker.")
@@ -77,7 +81,7 @@ var (
 	dCredLocked = desc("totem_credentials_locked", "1 if the totem's broker user is locked.", "totem")
 )
 
-var allDescs = []*prometheus.Desc{dApplied, dDuplicates, dGaps, dMalformed, dDropped, dFull, dBatches, dReqDropped,
+var allDescs = []*prometheus.Desc{dQueued, dCommands, dCmdRefused, dApplied, dDuplicates, dGaps, dMalformed, dDropped, dFull, dBatches, dReqDropped,
 	dConns, dAuthFail, dLockouts, dConnRefused, dTakeovers, dDenied, dEnrollConns, dLocked, dCredErrors,
 	dOnline, dSince, dLastSeen, dPending, dOldest, dUsage, dAlarm, dQuarantine, dDeviceUp, dDevice, dClock, dInfo,
 	dExpiry, dCredLocked}
@@ -131,6 +135,14 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(ch, dBatches, st.Batches.Load())
 	counter(ch, dReqDropped, st.CommandsDropped.Load(), "command")
 	counter(ch, dReqDropped, st.SyncDropped.Load(), "sync")
+	counter(ch, dCommands, st.CommandsOK.Load(), "ok")
+	counter(ch, dCommands, st.CommandsFailed.Load(), "failed")
+	for code, n := range st.RefusedByCode() {
+		counter(ch, dCmdRefused, n, code)
+	}
+	if c.s.Queued != nil {
+		gauge(ch, dQueued, float64(c.s.Queued()))
+	}
 	if c.s.Broker != nil {
 		b := c.s.Broker()
 		for _, r := range []struct {

@@ -37,6 +37,7 @@ type rig struct {
 	h     *hub.Hub
 	web   *web.Server
 	totem creds.File
+	ops   creds.File // a console
 }
 
 func newRig(t *testing.T, ctx context.Context) *rig {
@@ -54,8 +55,11 @@ func newRig(t *testing.T, ctx context.Context) *rig {
 	}
 	hubMe, _ := creds.Generate("totemhub-w", creds.RoleHub)
 	users := broker.NewUsers(reg)
-	if err := users.Add(hubMe); err != nil {
-		t.Fatal(err)
+	ops, _ := creds.Generate("ops-w", creds.RoleConsole)
+	for _, u := range []creds.File{hubMe, ops} {
+		if err := users.Add(u); err != nil {
+			t.Fatal(err)
+		}
 	}
 	srv, err := broker.Start(broker.Options{Listen: "127.0.0.1:0", Auth: users})
 	if err != nil {
@@ -79,7 +83,7 @@ func newRig(t *testing.T, ctx context.Context) *rig {
 	done := make(chan error, 1)
 	go func() { done <- h.Run(hctx) }()
 	t.Cleanup(func() { hcancel(); <-done })
-	metrics := web.NewRegistry(web.Sources{Hub: h.Stats(), Broker: srv.Stats, Connections: srv.Connections,
+	metrics := web.NewRegistry(web.Sources{Hub: h.Stats(), Queued: h.Queued, Broker: srv.Stats, Connections: srv.Connections,
 		Fleet: fleet, Credentials: reg.Credentials})
 	ws, err := web.Start(web.Options{Listen: "127.0.0.1:0", Registry: metrics, Ready: []web.Check{
 		{Name: "broker", Fn: h.AwaitConnection}, {Name: "store", Fn: func(context.Context) error { return store.Writable() }}}})
@@ -90,7 +94,7 @@ func newRig(t *testing.T, ctx context.Context) *rig {
 	if err := h.AwaitConnection(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return &rig{srv: srv, reg: reg, fleet: fleet, h: h, web: ws, totem: tc}
+	return &rig{srv: srv, reg: reg, fleet: fleet, h: h, web: ws, totem: tc, ops: ops}
 }
 
 func get(t *testing.T, u string) (int, string) {
@@ -199,7 +203,7 @@ func TestMetricsShowTotem(t *testing.T) {
 			t.Errorf("alerts.yml uses %s, which the hub does not export", n)
 		}
 	}
-	metrics := web.NewRegistry(web.Sources{Hub: r.h.Stats(), Broker: r.srv.Stats, Connections: r.srv.Connections,
+	metrics := web.NewRegistry(web.Sources{Hub: r.h.Stats(), Queued: r.h.Queued, Broker: r.srv.Stats, Connections: r.srv.Connections,
 		Fleet: r.fleet, Credentials: r.reg.Credentials})
 	problems, err := testutil.GatherAndLint(metrics)
 	if err != nil {
@@ -264,4 +268,49 @@ func TestMetricsPromtool(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil || len(bytes.TrimSpace(out)) != 0 {
 		t.Fatalf("promtool check metrics: %v\n%s", err, out)
 	}
+}
+
+// Console commands to the hub are counted by outcome: a payload that is
+// no command as invalid, an unsigned one by its cmdsig code (this hub
+// trusts no key); the queue depth is shown.
+func TestMetricsCountCommands(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	r := newRig(t, ctx)
+	u, _ := url.Parse(r.srv.URL())
+	conn, err := net.Dial("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := paho.NewClient(paho.ClientConfig{Conn: conn, ClientID: r.ops.Username})
+	defer c.Disconnect(&paho.Disconnect{})
+	if _, err := c.Connect(ctx, &paho.Connect{KeepAlive: 30, CleanStart: true, ClientID: r.ops.Username,
+		Username: r.ops.Username, Password: []byte(r.ops.Password), UsernameFlag: true, PasswordFlag: true}); err != nil {
+		t.Fatal(err)
+	}
+	unsigned, _ := protocol.Marshal(protocol.Command{V: 1, ID: "0123456789abcdef", Name: "fleet"})
+	for _, payload := range [][]byte{[]byte("{not a command"), unsigned} {
+		if _, err := c.Publish(ctx, &paho.Publish{Topic: protocol.HubCmdTopic, QoS: 1, Payload: payload,
+			Properties: &paho.PublishProperties{ResponseTopic: protocol.HubRoot + "/reply/" + r.ops.Username}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{`totemhub_commands_refused_total{code="invalid"} 1`, `totemhub_commands_refused_total{code="unknown_key"} 1`,
+		`totemhub_commands_refused_total{code="replayed"} 0`, `totemhub_commands_total{result="ok"} 0`,
+		"totemhub_queue_operations 0"}
+	var body string
+	for ctx.Err() == nil {
+		_, body = get(t, "http://"+r.web.Addr()+"/metrics")
+		missing := 0
+		for _, w := range want {
+			if !strings.Contains(body, w) {
+				missing++
+			}
+		}
+		if missing == 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("/metrics never showed %q:\n%s", want, body)
 }
