@@ -22,7 +22,7 @@ func startWeb(cfg *config.Totemhub, log *slog.Logger, h *hub.Hub, store *refcms.
 		src.Credentials = reg.Credentials
 	}
 	wlog := log.With("subsystem", "http")
-	ws, err := web.Start(web.Options{Listen: cfg.HTTP.Listen, Registry: web.NewRegistry(src), Logger: wlog,
+	ws, err := web.Start(web.Options{Listen: cfg.HTTP.Listen, Registry: web.NewRegistry(src), Logger: wlog, Fleet: fleet,
 		Ready: []web.Check{
 			{Name: "broker", Fn: h.AwaitConnection},
 			{Name: "store", Fn: func(context.Context) error { return store.Writable() }},
@@ -30,6 +30,6 @@ func startWeb(cfg *config.Totemhub, log *slog.Logger, h *hub.Hub, store *refcms.
 	if err != nil {
 		return nil, err
 	}
-	wlog.Info("ops listener", "url", "http://"+ws.Addr()+"/metrics")
+	wlog.Info("ops listener", "url", "http://"+ws.Addr()+"/", "metrics", "http://"+ws.Addr()+"/metrics")
 	return ws, nil
 }

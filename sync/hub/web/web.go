@@ -1,6 +1,7 @@
-// Package web is totemhub's HTTP listener for ops: /healthz, /readyz and
+// Package web is totemhub's HTTP listener for ops: /healthz, /readyz,
 // /metrics (Prometheus) over the hub's counters, the embedded broker's and
-// the fleet registry. It serves no citizen's data and takes no action.
+// the fleet registry, and a read-only fleet page under / on the loopback.
+// It serves no citizen's data and takes no action.
 package web
 
 import (
@@ -12,6 +13,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/aslcns/totem/sync/hub"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -27,7 +29,10 @@ type Options struct {
 	Listen   string // host:port
 	Registry *prometheus.Registry
 	Ready    []Check // all must hold for /readyz to answer 200
-	Logger   *slog.Logger
+	// Fleet, when set, is shown on the read-only fleet page under /,
+	// served only on a loopback Listen (page.go).
+	Fleet  *hub.Fleet
+	Logger *slog.Logger
 }
 
 // Bounds of the server: a client that trickles its headers or never reads
@@ -58,6 +63,10 @@ func Start(o Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("web: %w", err)
 	}
+	o.Listen = ln.Addr().String() // what is bound decides the page, not what was asked
+	if o.Fleet != nil && !loopback(o.Listen) {
+		o.Logger.Warn("fleet page not served: the listener is not on the loopback and ops accounts do not exist yet", "listen", o.Listen)
+	}
 	s := &Server{ln: ln, done: make(chan error, 1)}
 	s.srv = &http.Server{Handler: Handler(o), ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout,
 		WriteTimeout: writeTimeout, IdleTimeout: idleTimeout, MaxHeaderBytes: maxHeaderBytes,
@@ -82,7 +91,13 @@ func (s *Server) Close() error {
 
 // Handler is the listener's routes.
 func Handler(o Options) http.Handler {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
 	mux := http.NewServeMux()
+	if o.Fleet != nil {
+		mux.HandleFunc("GET /{$}", pageHandler(o))
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")

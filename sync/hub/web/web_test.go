@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -25,6 +26,7 @@ import (
 	"github.com/aslcns/totem/sync/hub/web"
 	"github.com/aslcns/totem/sync/protocol"
 	"github.com/eclipse/paho.golang/paho"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -85,7 +87,7 @@ func newRig(t *testing.T, ctx context.Context) *rig {
 	t.Cleanup(func() { hcancel(); <-done })
 	metrics := web.NewRegistry(web.Sources{Hub: h.Stats(), Queued: h.Queued, Broker: srv.Stats, Connections: srv.Connections,
 		Fleet: fleet, Credentials: reg.Credentials})
-	ws, err := web.Start(web.Options{Listen: "127.0.0.1:0", Registry: metrics, Ready: []web.Check{
+	ws, err := web.Start(web.Options{Listen: "127.0.0.1:0", Registry: metrics, Fleet: fleet, Ready: []web.Check{
 		{Name: "broker", Fn: h.AwaitConnection}, {Name: "store", Fn: func(context.Context) error { return store.Writable() }}}})
 	if err != nil {
 		t.Fatal(err)
@@ -313,4 +315,46 @@ func TestMetricsCountCommands(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatalf("/metrics never showed %q:\n%s", want, body)
+}
+
+// The fleet page of a real hub on the loopback lists its totems with what
+// they sent rendered inert; off the loopback the page is refused (no ops
+// accounts yet) and says why, while /metrics stays.
+func TestFleetPage(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	r := newRig(t, ctx)
+	totemPublish(t, ctx, r, time.Unix(1796000000, 0))
+	var body string
+	for ctx.Err() == nil {
+		var code int
+		if code, body = get(t, "http://"+r.web.Addr()+"/"); code == 200 && strings.Contains(body, "printer: paper_out") {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, want := range []string{"<td>t-web-1</td>", "<td>in linea</td>", "<td>7</td>", "1.2.3&lt;script&gt;",
+		"x\uFFFD[31m: &lt;b&gt;", "<td>t-web-never</td>", "mai visto", "device:printer"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the page lacks %q", want)
+		}
+	}
+	if strings.Contains(body, "<script>") || strings.Contains(body, "<b>") || strings.Contains(body, "\x1b") {
+		t.Errorf("a value a totem sent is rendered live:\n%s", body)
+	}
+	if i, j := strings.Index(body, "t-web-1<"), strings.Index(body, "t-web-never<"); i < 0 || j < 0 || i > j {
+		t.Errorf("the totem with an alert is not listed before the one never seen:\n%s", body)
+	}
+	if code, _ := get(t, "http://"+r.web.Addr()+"/other"); code != 404 {
+		t.Errorf("/other: %d, want 404", code)
+	}
+	srv := httptest.NewServer(web.Handler(web.Options{Listen: "0.0.0.0:9880", Fleet: r.fleet, Registry: prometheus.NewRegistry()}))
+	defer srv.Close()
+	code, body := get(t, srv.URL+"/")
+	if code != 403 || !strings.Contains(body, "loopback") || strings.Contains(body, "t-web-1") {
+		t.Fatalf("page off the loopback: %d %q", code, body)
+	}
+	if code, _ := get(t, srv.URL+"/metrics"); code != 200 {
+		t.Fatalf("/metrics off the loopback: %d", code)
+	}
 }
