@@ -42,7 +42,7 @@ func TestSignedCommands(t *testing.T) {
 		t.Fatalf("keygen = %q, %v", out, err)
 	}
 	// keygen's output is the configuration entry, as printed.
-	write(t, dir+"/hub.toml", fmt.Sprintf("state_dir = %q\n%s\n[broker]\nlisten = %q\ntls_listen = \"\"\n[fleet]\ncredentials_dir = %q\nprovision = [\"sig-01\"]\n",
+	write(t, dir+"/hub.toml", fmt.Sprintf("state_dir = %q\n%s\n[broker]\nlisten = %q\ntls_listen = \"\"\n[fleet]\ncredentials_dir = %q\nprovision = [\"sig-01\"]\n[http]\nlisten = \"\"\n",
 		dir+"/hub", entry, addr, dir+"/creds"))
 	write(t, dir+"/totemd.toml", fmt.Sprintf("state_dir = %q\n%s\n[totem]\nid = \"sig-01\"\n[broker]\nurl = %q\ncredentials_file = %q\nreconnect_min = \"100ms\"\nreconnect_max = \"1s\"\n",
 		dir+"/totemd", entry, url, dir+"/creds/sig-01.json"))

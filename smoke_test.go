@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -54,7 +56,7 @@ func TestProgramsTogether(t *testing.T) {
 	}
 	bin := build(t)
 	dir := t.TempDir()
-	addr, tlsAddr := freeAddr(t), freeAddr(t)
+	addr, tlsAddr, httpAddr := freeAddr(t), freeAddr(t), freeAddr(t)
 	// As the demo: totemd and totemctl over TLS, trusting the CA the hub
 	// creates and writes beside their credentials (their default ca_file).
 	url := "mqtts://" + tlsAddr
@@ -65,7 +67,9 @@ tls_listen = %q
 [fleet]
 credentials_dir = %q
 provision = ["smoke-01"]
-`, dir+"/hub", addr, tlsAddr, dir+"/creds"))
+[http]
+listen = %q
+`, dir+"/hub", addr, tlsAddr, dir+"/creds", httpAddr))
 	write(t, dir+"/totemd.toml", fmt.Sprintf(`state_dir = %q
 [totem]
 id = "smoke-01"
@@ -140,6 +144,21 @@ credentials_file = %q
 	} {
 		if out, err := ctl(c.args...); err != nil || !strings.Contains(out, c.want) {
 			t.Fatalf("%v = %q, %v", c.args, out, err)
+		}
+	}
+	// The ops listener: the totem's series on /metrics, the hub ready.
+	for _, c := range []struct{ path, want string }{
+		{"/metrics", `totem_online{totem="smoke-01"} 1`},
+		{"/readyz", "broker: ok\nstore: ok\n"},
+	} {
+		resp, err := http.Get("http://" + httpAddr + c.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(b), c.want) {
+			t.Fatalf("GET %s: %d, lacks %q:\n%s", c.path, resp.StatusCode, c.want, b)
 		}
 	}
 	table, err := ctl("status")

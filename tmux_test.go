@@ -29,7 +29,7 @@ func TestDemoInTmux(t *testing.T) {
 	bin := build(t)
 	dir := t.TempDir()
 	addr := freeAddr(t)
-	write(t, dir+"/hub.toml", fmt.Sprintf("state_dir = %q\n[broker]\nlisten = %q\ntls_listen = \"\"\n[fleet]\ncredentials_dir = %q\n",
+	write(t, dir+"/hub.toml", fmt.Sprintf("state_dir = %q\n[broker]\nlisten = %q\ntls_listen = \"\"\n[fleet]\ncredentials_dir = %q\n[http]\nlisten = \"\"\n",
 		dir+"/hub", addr, dir+"/creds"))
 	write(t, dir+"/totemd.toml", fmt.Sprintf("state_dir = %q\n[broker]\nurl = %q\ncredentials_file = %q\nreconnect_min = \"100ms\"\nreconnect_max = \"1s\"\n",
 		dir+"/totemd", "mqtt://"+addr, dir+"/creds/demo-01.json"))

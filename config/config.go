@@ -234,6 +234,13 @@ type Totemhub struct {
 		SendLogRetention Duration `toml:"sendlog_retention"`
 		RefusalRetention Duration `toml:"refusal_retention"`
 	} `toml:"cms"`
+	HTTP struct {
+		// Listen is the hub's HTTP listener for ops (/healthz, /readyz,
+		// /metrics), host:port; "" = none. Plain HTTP: it serves
+		// counters and the fleet's presence, no citizen's data, and the
+		// default keeps it on the loopback for a local Prometheus.
+		Listen string `toml:"listen"`
+	} `toml:"http"`
 	Log Log `toml:"log"`
 }
 
@@ -297,6 +304,7 @@ func DefaultTotemhub() *Totemhub {
 	c.Broker.Embedded = true
 	c.Broker.Listen = "127.0.0.1:1883"
 	c.Broker.TLSListen = "127.0.0.1:8883"
+	c.HTTP.Listen = "127.0.0.1:9880"
 	c.Broker.TLSNames = []string{"localhost", "127.0.0.1"}
 	c.Broker.MaxPacket = 262144
 	c.Broker.MaxConnections = 4096

@@ -215,6 +215,7 @@ func TestValidate(t *testing.T) {
 		{"plain listen off loopback", loadh, "[broker]\nlisten = \"0.0.0.0:1883\"", "broker.listen"},
 		{"plain listen all interfaces", loadh, "[broker]\nlisten = \":1883\"", "broker.listen"},
 		{"tls listen", loadh, "[broker]\ntls_listen = \"8883\"", "broker.tls_listen"},
+		{"http listen", loadh, "[http]\nlisten = \"9880\"", "http.listen"},
 		{"tls names empty", loadh, "[broker]\ntls_names = []", "broker.tls_names"},
 		{"tls name", loadh, "[broker]\ntls_names = [\"bad name\"]", "broker.tls_names"},
 		{"tls cert without key", loadh, "[broker]\ntls_cert_file = \"c.pem\"", "broker.tls_cert_file"},

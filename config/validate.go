@@ -230,6 +230,11 @@ func (c *Totemhub) Validate() error {
 	var p problems
 	p.nonEmpty("state_dir", c.StateDir)
 	p.consoleKeys(c.ConsoleKeys)
+	if c.HTTP.Listen != "" {
+		if _, port, err := net.SplitHostPort(c.HTTP.Listen); err != nil || !validPort(port, 0) {
+			p.add("http.listen", "%q is not host:port", c.HTTP.Listen)
+		}
+	}
 
 	if c.Broker.Embedded {
 		host, port, err := net.SplitHostPort(c.Broker.Listen)

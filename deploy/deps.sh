@@ -10,6 +10,7 @@ command -v pcscd >/dev/null || need+=(pcscd)
 [ -e /usr/lib/pcsc/drivers/serial/libifdvpcd.so ] || need+=(vsmartcard-vpcd)
 [ -e /usr/include/PCSC/winscard.h ] || need+=(libpcsclite-dev)
 command -v socat >/dev/null || need+=(socat)
+command -v promtool >/dev/null || need+=(prometheus) # promtool: metrics and alert rules
 if ! command -v go >/dev/null; then
 	echo "Go is missing: install Go 1.26 (https://go.dev/dl/) and put it on PATH (e.g. /usr/local/go/bin)." >&2
 	exit 1

@@ -126,6 +126,10 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 	defer store.Close()
 
 	var (
+		bstats func() broker.Stats // the embedded broker's, for /metrics
+		bconns func() int
+	)
+	var (
 		url    string
 		me     creds.File
 		tlsCfg *tls.Config // the ingest's, to an external broker
@@ -155,6 +159,7 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 		go renew(rctx)
 		defer logBrokerStats(srv.Stats, blog, brokerStatsEvery)()
 		url = srv.URL()
+		bstats, bconns = srv.Stats, srv.Connections
 		log.Info("embedded broker listening", "addr", srv.Addr(), "tls_addr", srv.TLSAddr())
 	} else {
 		url = cfg.Broker.URL
@@ -206,6 +211,13 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 	h := hub.New(hub.Options{Accounts: accounts, Enroller: enroller, EnrollValidity: cfg.Fleet.EnrollValidity.Duration, URL: url, TLS: tlsCfg, CAFile: caFile, ClientID: hubClientPrefix + cli.RandomID(4), Username: me.Username,
 		Password: me.Password, Backend: store, Logger: log.With("subsystem", "ingest"),
 		Verifier: cmdsig.NewVerifier(cmdsig.HubTarget, keys, rec), Fleet: fleet, Jobs: jobs})
+	if cfg.HTTP.Listen != "" {
+		ws, err := startWeb(cfg, log, h, store, fleet, reg, bstats, bconns)
+		if err != nil {
+			return err
+		}
+		defer ws.Close()
+	}
 	log.Info("totemhub running", "broker", url, "policy", pol.ID, "state_dir", cfg.StateDir)
 	// The reference CMS retries FSE creations by itself (seed 002).
 	fctx, stopFSE := context.WithCancel(ctx)

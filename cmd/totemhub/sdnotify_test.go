@@ -30,7 +30,7 @@ func TestNotifyReadyReloadStop(t *testing.T) {
 	defer conn.Close()
 	cfgPath := filepath.Join(dir, "totemhub.toml")
 	writeCfg := func(level string) {
-		cfg := fmt.Sprintf("state_dir = %q\n[broker]\nlisten = \"127.0.0.1:0\"\n[fleet]\ncredentials_dir = %q\nprovision = []\nconsole = \"\"\n[log]\nlevel = %q\n",
+		cfg := fmt.Sprintf("state_dir = %q\n[broker]\nlisten = \"127.0.0.1:0\"\n[fleet]\ncredentials_dir = %q\nprovision = []\nconsole = \"\"\n[http]\nlisten = \"\"\n[log]\nlevel = %q\n",
 			filepath.Join(dir, "state"), filepath.Join(dir, "creds"), level)
 		if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)

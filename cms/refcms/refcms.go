@@ -164,6 +164,11 @@ func Open(path string, opts *Options) (*Store, error) {
 // Close closes the store.
 func (s *Store) Close() error { return s.db.Close() }
 
+// Writable reports whether the store takes a write: an empty transaction
+// commits (bbolt writes and syncs its meta page), so a full disk, a
+// read-only remount or a closed store shows as an error.
+func (s *Store) Writable() error { return s.db.Update(func(*bolt.Tx) error { return nil }) }
+
 // Policy returns the consent policy in force.
 func (s *Store) Policy(context.Context) (cms.Policy, error) { return s.policy, nil }
 

@@ -110,6 +110,8 @@ func startHub(t *testing.T, o hubOpts) *hubProc {
 credentials_dir = %q
 provision = []
 console = "console"
+[http]
+listen = ""
 [log]
 level = "info"
 `, h.stateDir, brokerConf, h.credDir)

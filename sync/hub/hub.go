@@ -114,6 +114,8 @@ type Hub struct {
 	enr       enrollState     // enroll.go
 	rotations atomic.Int64    // rotate.go
 
+	queue atomic.Pointer[fair] // the worker's, for Queued
+
 	mu         sync.Mutex
 	cm         *autopaho.ConnectionManager
 	policySent map[string]bool // totems sent the policy on this connection
@@ -133,7 +135,35 @@ type Stats struct {
 	// answered, sync requests over a totem's rate or while syncPool are.
 	CommandsDropped atomic.Int64
 	SyncDropped     atomic.Int64
+	// Console commands to the hub: answered ok, authorised but failed
+	// (bad arguments, unknown command), refused by cmdsig code.
+	CommandsOK     atomic.Int64
+	CommandsFailed atomic.Int64
+	refused        map[string]*atomic.Int64 // every cmdsig.Codes, filled by New; read-only after
 }
+
+// RefusedByCode returns the console commands refused, by cmdsig code
+// (every code, zero included; a malformed command counts as "invalid").
+func (s *Stats) RefusedByCode() map[string]int64 {
+	m := make(map[string]int64, len(s.refused))
+	for c, n := range s.refused {
+		m[c] = n.Load()
+	}
+	return m
+}
+
+func (s *Stats) refuse(code string) {
+	if n := s.refused[code]; n != nil {
+		n.Add(1)
+	} else {
+		s.refused[codeOther].Add(1)
+	}
+}
+
+const (
+	codeInvalid = "invalid" // a payload that is not a command
+	codeOther   = "other"   // a code cmdsig.Codes does not list
+)
 
 // New returns a hub; it does nothing until Run.
 func New(o Options) *Hub {
@@ -151,6 +181,10 @@ func New(o Options) *Hub {
 	}
 	o.Queue = max(o.Queue, rm)
 	h := &Hub{o: o, log: o.Logger, work: make(chan *paho.Publish, 4096), policySent: make(map[string]bool)}
+	h.stats.refused = make(map[string]*atomic.Int64, len(cmdsig.Codes)+2)
+	for _, c := range append([]string{codeInvalid, codeOther}, cmdsig.Codes...) {
+		h.stats.refused[c] = new(atomic.Int64)
+	}
 	h.cmdPool = pool{slots: make(chan struct{}, cmdPool), set: &h.cmds}
 	h.syncPool = pool{slots: make(chan struct{}, syncPool), set: &h.cmds}
 	h.enr.pool, h.enr.limit = pool{slots: make(chan struct{}, enrollPool), set: &h.cmds}, rate.NewLimiter(rate.Every(enrollEvery), enrollBurst)
@@ -159,6 +193,15 @@ func New(o Options) *Hub {
 
 // Stats returns the hub's counters.
 func (h *Hub) Stats() *Stats { return &h.stats }
+
+// Queued is the number of operations waiting in the hub's queue (0
+// before Run).
+func (h *Hub) Queued() int {
+	if q := h.queue.Load(); q != nil {
+		return q.len()
+	}
+	return 0
+}
 
 // Run connects and serves until ctx is done.
 func (h *Hub) Run(ctx context.Context) error {
@@ -379,6 +422,7 @@ func (h *Hub) worker(ctx context.Context, cm *autopaho.ConnectionManager) {
 		pubs.Wait()
 	}()
 	q := newFair(h.o.Queue)
+	h.queue.Store(q)
 	pubs.Add(1)
 	go func() {
 		defer pubs.Done()
@@ -753,6 +797,7 @@ func (h *Hub) command(p *paho.Publish) {
 	reply := &protocol.Reply{V: protocol.Version, ID: "invalid"}
 	var refused *protocol.Reply
 	cmd, err := protocol.DecodeCommand(p.Payload)
+	invalid := err != nil // err is reused below for the command's own failure
 	if err == nil {
 		refused = cmdsig.Authorize(h.o.Verifier, cmd, h.log.With("console", console))
 	}
@@ -794,6 +839,16 @@ func (h *Hub) command(p *paho.Publish) {
 		}
 	default:
 		reply.ID, reply.Error = cmd.ID, "unknown command "+cmd.Name
+	}
+	switch {
+	case invalid:
+		h.stats.refuse(codeInvalid)
+	case refused != nil:
+		h.stats.refuse(refused.Code)
+	case reply.OK:
+		h.stats.CommandsOK.Add(1)
+	default:
+		h.stats.CommandsFailed.Add(1)
 	}
 	h.log.Info("console command", "console", console, "id", reply.ID, "ok", reply.OK)
 	b, _ := protocol.Marshal(reply)

@@ -203,6 +203,8 @@ tls_listen = ""
 credentials_dir = %q
 provision = [%s]
 console = ""
+[http]
+listen = ""
 [log]
 level = "info"
 format = "json"
