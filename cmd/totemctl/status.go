@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 	"unicode"
 
 	"github.com/aslcns/totem/config"
@@ -100,7 +101,8 @@ func printStatus(w io.Writer, rows []hub.TotemStatus, format string) error {
 		return enc.Encode(rows)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TOTEM\tSTATUS\tSINCE\tLAST SEEN\tVERSION\tQUEUE\tOLDEST\tOUTBOX\tCLOCK\tLAST OUTCOME\tDEVICES\tALERTS")
+	fmt.Fprintln(tw, "TOTEM\tSTATUS\tSINCE\tLAST SEEN\tVERSION\tQUEUE\tOLDEST\tOUTBOX\tCLOCK\tLAST OUTCOME\tDEVICES\tCREDENTIALS\tALERTS")
+	now := time.Now()
 	for _, r := range rows {
 		st := r.Status
 		if r.Reason != "" {
@@ -136,8 +138,17 @@ func printStatus(w io.Writer, rows []hub.TotemStatus, format string) error {
 			devs = append(devs, k+"="+v)
 		}
 		sort.Strings(devs)
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", clean(r.Totem), st, stamp(r.Since), ago(r.LastSeen),
-			or(clean(r.Version)), r.Queue, oldest, outbox, clock, clean(last), or(clean(strings.Join(devs, ","))),
+		// The credentials' expiry, with the days left: EXPIRED once the
+		// broker refuses them (the totem must be re-enrolled).
+		cred := "-"
+		if e := r.CredentialsExpire; !e.IsZero() {
+			cred = fmt.Sprintf("%s (%dd)", e.Local().Format("2006-01-02"), int(e.Sub(now).Hours()/24))
+			if !now.Before(e) {
+				cred = e.Local().Format("2006-01-02") + " EXPIRED"
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", clean(r.Totem), st, stamp(r.Since), ago(r.LastSeen),
+			or(clean(r.Version)), r.Queue, oldest, outbox, clock, clean(last), or(clean(strings.Join(devs, ","))), cred,
 			or(clean(strings.Join(r.Alerts, ","))))
 	}
 	return tw.Flush()

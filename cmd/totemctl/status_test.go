@@ -31,14 +31,16 @@ func TestStatusTable(t *testing.T) {
 		{Totem: "t-full", Status: "online", Queue: 850, Storage: 0.85, StorageHigh: true, Quarantined: 2,
 			ClockSynced: &no, Last: &hub.LastOp{Seq: 9, Kind: "consent", Transport: "received", Processing: "rejected",
 				Codes: []string{"CARD_REVOKED"}}, Alerts: []string{"storage", "quarantine", "clock"}},
-		{Totem: "t-old", Status: "offline", Reason: "silent", Alerts: []string{"offline"}},
+		{Totem: "t-old", Status: "offline", Reason: "silent", Alerts: []string{"offline"},
+			CredentialsExpire: time.Date(2026, 1, 2, 12, 0, 0, 0, time.Local)},
+		{Totem: "t-new", Status: "online", CredentialsExpire: time.Now().Add(30*24*time.Hour + time.Hour)},
 	}
 	var b bytes.Buffer
 	if err := printStatus(&b, rows, "table"); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"85% ALARM (2 quarantined)", "NOT SYNCED", "#9 consent received/rejected CARD_REVOKED",
-		"offline (silent)", "storage,quarantine,clock"} {
+		"offline (silent)", "storage,quarantine,clock", "CREDENTIALS", "2026-01-02 EXPIRED", "(30d)"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, b.String())
 		}

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/protocol"
 	"github.com/eclipse/paho.golang/paho"
 	"go.etcd.io/bbolt"
@@ -49,7 +50,11 @@ type TotemStatus struct {
 	Devices     map[string]string `json:"devices,omitempty"`
 	ClockSynced *bool             `json:"clock_synced,omitempty"` // from its latest operation's stamp
 	Last        *LastOp           `json:"last,omitempty"`
-	Alerts      []string          `json:"alerts,omitempty"` // computed when listed
+	// CredentialsExpire is when the broker refuses the totem's current
+	// secret (the embedded broker's user registry; zero: never, or a hub
+	// on an external broker). Read when listed, not kept.
+	CredentialsExpire time.Time `json:"credentials_expire,omitzero"`
+	Alerts            []string  `json:"alerts,omitempty"` // computed when listed
 }
 
 // LastOp is the hub's answer to a totem's latest operation.
@@ -442,6 +447,28 @@ func (f *Fleet) List(flt FleetFilter) []TotemStatus {
 	}
 	sort.Slice(sel, func(i, j int) bool { return sel[i].Totem < sel[j].Totem })
 	return sel
+}
+
+// credentialsExpiry fills in each totem's credentials expiry from the
+// broker's user registry, in one read for the page.
+func (h *Hub) credentialsExpiry(page []TotemStatus) {
+	if h.o.Accounts == nil || len(page) == 0 {
+		return
+	}
+	users, err := h.o.Accounts.Credentials()
+	if err != nil {
+		h.log.Warn("fleet: credentials expiry not read", "err", err)
+		return
+	}
+	exp := make(map[string]time.Time, len(users))
+	for _, u := range users {
+		if u.Role == creds.RoleTotem {
+			exp[u.Username] = u.Expires
+		}
+	}
+	for i := range page {
+		page[i].CredentialsExpire = exp[page[i].Totem]
+	}
 }
 
 // SilentAfter is how long a totem may say nothing before it is offline.

@@ -924,6 +924,7 @@ func (h *Hub) fleet(args map[string]string) (json.RawMessage, error) {
 		page.Totems = page.Totems[:max]
 		page.Next = page.Totems[max-1].Totem
 	}
+	h.credentialsExpiry(page.Totems) // fleet.go
 	return json.Marshal(page)
 }
 

@@ -59,6 +59,10 @@ type config struct {
 	sizes   []int
 	queued  int
 	timeout time.Duration
+	// steady state (idle.go)
+	idle       int           // fleet size; 0: none
+	idleTele   time.Duration // the totems' telemetry interval in that run
+	idleWindow time.Duration // how long hub CPU is measured
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -73,6 +77,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fl.DurationVar(&c.timeout, "timeout", 5*time.Minute, "bound of each storm")
 	fl.IntVar(&c.mosq, "mosquitto", 1000, "fleet size of the run on Debian mosquitto with 2 hub instances; 0: none")
 	fl.StringVar(&c.acl, "acl", "deploy/mosquitto/acl", "mosquitto ACL file")
+	fl.IntVar(&c.idle, "idle", 1000, "fleet size of the steady-state run (connected, telemetry only); 0: none")
+	fl.DurationVar(&c.idleTele, "idle-telemetry", 2*time.Second, "telemetry interval of the steady-state run (figures are scaled to 30 s)")
+	fl.DurationVar(&c.idleWindow, "idle-window", 30*time.Second, "how long the steady-state run measures the hub's CPU")
 	if err := fl.Parse(args); errors.Is(err, flag.ErrHelp) {
 		return nil
 	} else if err != nil {
@@ -118,7 +125,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			mr = &r
 		}
 	}
+	var ir *idleResult
+	if c.idle > 0 {
+		if c.idleTele < time.Second {
+			return errors.New("idle-telemetry must be at least 1s (the hub's minimum)")
+		}
+		fmt.Fprintf(stderr, "bench-fleet: %d totems connected, telemetry every %s, embedded broker\n", c.idle, c.idleTele)
+		r, err := idleRun(ctx, c, filepath.Join(c.dir, fmt.Sprintf("idle-%d", c.idle)), c.idle)
+		if err != nil {
+			return fmt.Errorf("steady state, %d totems: %w", c.idle, err)
+		}
+		ir = &r
+	}
 	report(stdout, c, results, mr)
+	if ir != nil {
+		ir.report(stdout, c)
+	}
 	return nil
 }
 
@@ -190,7 +212,7 @@ type hubProc struct {
 // startHub writes a configuration provisioning the totems and starts
 // totemhub with it; it returns once every totem's credentials are written
 // and the broker accepts connections.
-func startHub(ctx context.Context, bin, dir, addr string, totems []string) (*hubProc, error) {
+func startHub(ctx context.Context, bin, dir, addr string, totems []string, telemetry time.Duration) (*hubProc, error) {
 	quoted := make([]string, len(totems))
 	for i, t := range totems {
 		quoted[i] = strconv.Quote(t)
@@ -203,12 +225,13 @@ tls_listen = ""
 credentials_dir = %q
 provision = [%s]
 console = ""
+telemetry_interval = %q
 [http]
 listen = ""
 [log]
 level = "info"
 format = "json"
-`, filepath.Join(dir, "hub"), addr, filepath.Join(dir, "creds"), strings.Join(quoted, ","))
+`, filepath.Join(dir, "hub"), addr, filepath.Join(dir, "creds"), strings.Join(quoted, ","), telemetry.String())
 	cfgPath := filepath.Join(dir, "totemhub.toml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
@@ -481,7 +504,7 @@ func storm(ctx context.Context, c config, dir string, n int, stderr io.Writer) (
 	if err != nil {
 		return r, err
 	}
-	hp, err := startHub(ctx, c.hub, dir, addr, names)
+	hp, err := startHub(ctx, c.hub, dir, addr, names, 30*time.Second)
 	if err != nil {
 		return r, err
 	}

@@ -28,7 +28,8 @@ func TestBenchFleetRuns(t *testing.T) {
 	}
 	var out, errb bytes.Buffer
 	args := []string{"-hub", bin + "/totemhub", "-dir", t.TempDir(), "-sizes", "2,5", "-queued", "7", "-timeout", "1m",
-		"-mosquitto", "3", "-acl", "../../../deploy/mosquitto/acl"}
+		"-mosquitto", "3", "-acl", "../../../deploy/mosquitto/acl",
+		"-idle", "4", "-idle-telemetry", "1s", "-idle-window", "2s"}
 	if err := run(ctx, args, &out, &errb); err != nil {
 		t.Fatalf("bench-fleet: %v\n%s", err, errb.String())
 	}
@@ -50,6 +51,16 @@ func TestBenchFleetRuns(t *testing.T) {
 		if figures["fleet_drops_"+n] != "0" {
 			t.Errorf("fleet_drops_%s=%s, want 0", n, figures["fleet_drops_"+n])
 		}
+	}
+	// The steady state: figures, and the silent totem offline by the
+	// hub's timer, not before 3 telemetry intervals.
+	for _, k := range []string{"fleet_idle_rss_kb_per_totem", "fleet_idle_cpu_ms_per_totem_min", "fleet_offline_detect_s"} {
+		if _, ok := figures[k]; !ok {
+			t.Errorf("no %s line in:\n%s", k, out.String())
+		}
+	}
+	if d, err := strconv.ParseFloat(figures["fleet_offline_detect_intervals"], 64); err != nil || d < 2.95 {
+		t.Errorf("fleet_offline_detect_intervals=%q, want at least 3", figures["fleet_offline_detect_intervals"])
 	}
 	// The run on mosquitto with two hubs, where it is installed (CI
 	// installs it).
