@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -107,7 +108,10 @@ credentials_file = %q
 		out, err := exec.CommandContext(ctx, bin+"/totemctl", append([]string{"--config", dir + "/ctl.toml"}, args...)...).CombinedOutput()
 		return string(out), err
 	}
-	waitStatus := func(want string) map[string]any {
+	// waitStatus waits for the totem's row to say want and to hold the
+	// fields in need: presence comes with the birth, the queue only with
+	// the first telemetry after it.
+	waitStatus := func(want string, need ...string) map[string]any {
 		t.Helper()
 		var last string
 		for ctx.Err() == nil {
@@ -115,7 +119,8 @@ credentials_file = %q
 			last = out
 			if err == nil {
 				var rows []map[string]any
-				if json.Unmarshal([]byte(out), &rows) == nil && len(rows) == 1 && rows[0]["status"] == want {
+				if json.Unmarshal([]byte(out), &rows) == nil && len(rows) == 1 && rows[0]["status"] == want &&
+					!slices.ContainsFunc(need, func(k string) bool { return rows[0][k] == nil }) {
 					return rows[0]
 				}
 			}
@@ -126,7 +131,7 @@ credentials_file = %q
 	}
 
 	totemd := startTotem()
-	row := waitStatus("online")
+	row := waitStatus("online", "queue")
 	if q, ok := row["queue"].(float64); !ok || q != 0 {
 		t.Errorf("queue in status: %v", row["queue"])
 	}
