@@ -138,6 +138,7 @@ func (r *Registry) Redeem(totem, code string, now time.Time) (creds.File, error)
 	if refusal != nil {
 		return creds.File{}, refusal
 	}
+	r.events.add(totem, EventEnrolled)
 	return f, nil
 }
 

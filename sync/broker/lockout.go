@@ -71,15 +71,21 @@ func (r *Registry) Check(username, password, remote string) (string, Outcome, bo
 		// A login with the secret of a rotation confirms it (rotate.go).
 		if m, err := creds.Verify(u.Next, password); err == nil && m {
 			if expired(u.NextExpires, now) {
+				r.events.add(username, EventExpired)
 				return "", Expired, false
 			}
-			if err := r.promote(username, u.Next, now); err != nil {
+			promoted, err := r.promote(username, u.Next, now)
+			if err != nil {
 				return "", Rejected, false
+			}
+			if promoted {
+				r.events.add(username, EventRotated)
 			}
 			match, u.Expires = true, u.NextExpires
 		}
 	}
 	if match && expired(u.Expires, now) {
+		r.events.add(username, EventExpired)
 		return "", Expired, false
 	}
 	if match {
@@ -99,7 +105,9 @@ func (r *Registry) Check(username, password, remote string) (string, Outcome, bo
 	if err != nil {
 		return "", Rejected, false
 	}
+	r.events.add(username, EventFailed)
 	if justLocked {
+		r.events.add(username, EventLocked)
 		return "", Refused, true
 	}
 	return "", Rejected, false
@@ -207,6 +215,9 @@ func (r *Registry) Unlock(username string) (was Lock, ok bool, err error) {
 	})
 	if err != nil {
 		return Lock{}, false, fmt.Errorf("broker: unlock: %w", err)
+	}
+	if ok {
+		r.events.add(username, EventUnlocked)
 	}
 	return was, ok, nil
 }

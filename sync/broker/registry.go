@@ -40,6 +40,7 @@ type Registry struct {
 	db        *bbolt.DB
 	provision sync.Mutex // serialises Provision's read-check-write
 	validity  Validity
+	events    events // credential events per user (events.go)
 }
 
 var _ Authenticator = (*Registry)(nil)

@@ -72,9 +72,10 @@ func (r *Registry) Rotate(username, password string, now time.Time) (expires, ro
 	return expires, rotateAt, nil
 }
 
-// promote makes the pending secret the secret, after a login with it.
-func (r *Registry) promote(username, next string, now time.Time) error {
-	return r.db.Update(func(tx *bbolt.Tx) error {
+// promote makes the pending secret the secret, after a login with it, and
+// reports whether it did (not when another rotation came in between).
+func (r *Registry) promote(username, next string, now time.Time) (promoted bool, err error) {
+	err = r.db.Update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(usersBucket)
 		v := b.Get([]byte(username))
 		if v == nil {
@@ -88,8 +89,10 @@ func (r *Registry) promote(username, next string, now time.Time) error {
 			return nil
 		}
 		u.Hash, u.Expires, u.Next, u.NextExpires, u.Rotated = u.Next, u.NextExpires, "", time.Time{}, now.UTC()
+		promoted = true
 		return putJSON(b, username, u)
 	})
+	return promoted, err
 }
 
 func expired(exp, now time.Time) bool { return !exp.IsZero() && !now.Before(exp) }
@@ -104,6 +107,9 @@ type Credential struct {
 	Rotated  time.Time `json:"rotated,omitzero"`
 	Failures int       `json:"failures,omitempty"`
 	Locked   bool      `json:"locked,omitempty"`
+	// Events counts the user's credential events since the hub started,
+	// by event (CredentialEvents, all present).
+	Events map[string]int64 `json:"events,omitempty"`
 }
 
 // Credentials lists the registry's users with their expiry and lock, by
@@ -118,7 +124,7 @@ func (r *Registry) Credentials() ([]Credential, error) {
 				return err
 			}
 			c := Credential{Username: u.Username, Role: u.Role, Created: u.Created, Expires: u.Expires,
-				Pending: u.Next != "", Rotated: u.Rotated}
+				Pending: u.Next != "", Rotated: u.Rotated, Events: r.events.of(u.Username)}
 			if l := locks.Get(k); l != nil {
 				var lk Lock
 				if err := json.Unmarshal(l, &lk); err != nil {

@@ -35,7 +35,9 @@ import (
 // later rotation replaces the hub's pending one); dying after 3 leaves the
 // new one, accepted until and after its first login. A reply that never
 // comes is the same as dying before 3. The pending file a death leaves is
-// dropped at the next start.
+// dropped at the next start. TestRotationSurvivesACrashAtEveryStep stops
+// a rotation in process at each step; cmd/totemd's
+// TestRotationSurvivesKill9AtEveryStep kills the real totemd there.
 
 // rotateTimeout bounds the wait for the hub's reply.
 const rotateTimeout = 30 * time.Second
@@ -74,7 +76,14 @@ func (u *Uplink) rotator(ctx context.Context, cm *autopaho.ConnectionManager) {
 	}
 }
 
+// killStep, set only in the kill test's build (rotkill.go), kills the
+// process at a step.
+var killStep func(step string)
+
 func (u *Uplink) step(name string) error {
+	if killStep != nil {
+		killStep(name)
+	}
 	if u.o.rotateStep != nil {
 		return u.o.rotateStep(name)
 	}

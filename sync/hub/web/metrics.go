@@ -79,12 +79,13 @@ var (
 	dInfo       = desc("totem_info", "The totem's software version (always 1).", "totem", "version")
 	dExpiry     = desc("totem_credentials_expiry_timestamp_seconds", "When the totem's broker secret expires.", "totem")
 	dCredLocked = desc("totem_credentials_locked", "1 if the totem's broker user is locked.", "totem")
+	dCredEvents = desc("totem_credential_events_total", "The totem's credential events since the hub started, by event (enrolled, rotated, expired, failed, locked, unlocked).", "totem", "event")
 )
 
 var allDescs = []*prometheus.Desc{dQueued, dCommands, dCmdRefused, dApplied, dDuplicates, dGaps, dMalformed, dDropped, dFull, dBatches, dReqDropped,
 	dConns, dAuthFail, dLockouts, dConnRefused, dTakeovers, dDenied, dEnrollConns, dLocked, dCredErrors,
 	dOnline, dSince, dLastSeen, dPending, dOldest, dUsage, dAlarm, dQuarantine, dDeviceUp, dDevice, dClock, dInfo,
-	dExpiry, dCredLocked}
+	dExpiry, dCredLocked, dCredEvents}
 
 type collector struct {
 	s          Sources
@@ -202,6 +203,11 @@ func (c *collector) collectCredentials(ch chan<- prometheus.Metric) {
 			gauge(ch, dExpiry, float64(u.Expires.Unix()), t)
 		}
 		gauge(ch, dCredLocked, b2f(u.Locked), t)
+		// The broker's fixed set of events, not whatever the map holds:
+		// the label stays bounded.
+		for _, e := range broker.CredentialEvents {
+			counter(ch, dCredEvents, u.Events[e], t, e)
+		}
 	}
 	gauge(ch, dLocked, float64(locked))
 }
