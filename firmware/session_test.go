@@ -408,12 +408,26 @@ func TestChangePIN(t *testing.T) {
 	}
 	r.Remove()
 	wait("Inserire la tessera")
-	// The old PIN no longer works; the event was queued, with no PIN in it.
+	// The old PIN no longer works: it is refused on the chip before the
+	// new PIN is asked for, # tries again and D goes back to the menu,
+	// with the session open. The event was queued, with no PIN in it.
 	r.Insert(card)
 	wait("3 Cambio PIN")
 	panel.Press('3')
 	wait("Digitare il PIN")
 	panel.Type(testPIN)
+	panel.Press(hal.KeyOK)
+	wait("Tentativi rimasti:2")
+	panel.Press(hal.KeyOK) // #=Riprova
+	wait("Digitare il PIN")
+	panel.Type("11223344")
+	panel.Press(hal.KeyOK)
+	wait("ultimo")
+	panel.Press(hal.KeyCancel) // D: the menu, not a dead screen
+	wait("3 Cambio PIN")
+	panel.Press('3')
+	wait("Digitare il PIN")
+	panel.Type("24681357")
 	panel.Press(hal.KeyOK)
 	wait("Nuovo PIN")
 	panel.Type("11223344")
@@ -421,16 +435,19 @@ func TestChangePIN(t *testing.T) {
 	wait("Ripetere")
 	panel.Type("11223344")
 	panel.Press(hal.KeyOK)
-	wait("Tentativi rimasti:2")
-	if q, _ := box.Stats(); q.LastSeq != 1 {
-		t.Fatalf("queued %d events, want 1 (the successful change)", q.LastSeq)
+	wait("Operazione salvata")
+	if card.PIN != "11223344" {
+		t.Fatal("the chip's PIN did not change after a retry")
+	}
+	if q, _ := box.Stats(); q.LastSeq != 2 {
+		t.Fatalf("queued %d events, want 2 (the successful changes)", q.LastSeq)
 	}
 	pend, _ := box.Pending(0, 10)
-	if len(pend) != 1 || pend[0].Kind != "pin_change" {
+	if len(pend) != 2 || pend[0].Kind != "pin_change" || pend[1].Kind != "pin_change" {
 		t.Fatalf("pending %+v", pend)
 	}
 	for _, secret := range []string{testPIN, "24681357", "11223344", "24681350"} {
-		if strings.Contains(string(pend[0].Payload), secret) || strings.Contains(lb.String(), secret) {
+		if strings.Contains(string(pend[0].Payload)+string(pend[1].Payload), secret) || strings.Contains(lb.String(), secret) {
 			t.Fatalf("PIN %s left the chip path", secret)
 		}
 		for _, rc := range printer.Receipts() {
