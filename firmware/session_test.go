@@ -182,7 +182,12 @@ func TestWrongPINAndBlocked(t *testing.T) {
 	l.wait(ctx, "1 Consensi FSE")
 	l.panel.Press('1')
 	l.wait(ctx, "PIN:")
-	l.panel.Type("11111")
+	l.panel.Type("1111")
+	l.panel.Press(hal.KeyOK) // 4 digits: the length is said, no try spent
+	l.wait(ctx, "Servono 5-8 cifre")
+	l.panel.Press(hal.KeyOK)
+	l.wait(ctx, "PIN: ****")
+	l.panel.Type("1")
 	l.panel.Press(hal.KeyOK)
 	l.wait(ctx, "Tentativi rimasti:2")
 	l.panel.Press(hal.KeyOK)
@@ -355,7 +360,10 @@ func TestReaderRequestOffline(t *testing.T) {
 	l.panel.Press('2')
 	l.wait(ctx, "n. ricevuta")
 	l.panel.Type("12")
-	l.panel.Press(hal.KeyOK) // too short: nothing happens
+	l.panel.Press(hal.KeyOK) // too short: the length expected is said
+	l.wait(ctx, "Servono 6-20 cifre")
+	l.panel.Press(hal.KeyOK) // back to the digits typed so far
+	l.wait(ctx, "n. ricevuta")
 	l.panel.Type("3456")
 	l.wait(ctx, "123456")
 	l.panel.Press(hal.KeyOK)

@@ -99,6 +99,12 @@ var screens = map[string]screen{
 		{"Type the new PIN", "again", "PIN: %s", "#=OK *=Del D=Exit"}}},
 	"pin_mismatch": {keys: "#*D", rows: [2][]string{{"I due PIN non", "coincidono.", "", "#=Riprova D=Esci"},
 		{"The two PINs", "differ.", "", "#=Retry D=Exit"}}},
+	// # on a number shorter than its field takes: the length expected,
+	// then # or * back to the digits typed so far (issue 17).
+	"too_short": {keys: "#*D", rows: [2][]string{{"Troppo poche cifre.", "Servono %d-%d cifre", "", "#=Riprova D=Esci"},
+		{"Too few digits.", "%d to %d are needed", "", "#=Retry D=Exit"}}},
+	"too_short_exact": {keys: "#*D", rows: [2][]string{{"Troppo poche cifre.", "Servono %d cifre", "", "#=Riprova D=Esci"},
+		{"Too few digits.", "%d are needed", "", "#=Retry D=Exit"}}},
 	"pin": {keys: digits + "#*D", rows: [2][]string{{"Digitare il PIN", "della tessera", "PIN: %s", "#=OK *=Canc D=Esci"},
 		{"Enter the card PIN", "", "PIN: %s", "#=OK *=Del D=Exit"}}},
 	"pin_wrong": {keys: "#*D", rows: [2][]string{{"PIN errato", "Tentativi rimasti:%d", "", "#=Riprova D=Esci"},
