@@ -118,7 +118,7 @@ func TestIdleTimeoutClearsScreen(t *testing.T) {
 	ctx := ctxT(t)
 	l := startLocal(t, 400*time.Millisecond)
 	l.consentFlow(ctx)
-	l.wait(ctx, "Operazione salvata")
+	l.wait(ctx, "Salvata: l'esito")
 	// The card stays in; nobody touches anything.
 	l.wait(ctx, "Rimuovere la")
 	if s := l.panel.Text(); strings.Contains(s, "Operazione") || strings.Contains(s, "ricevuta") {
@@ -172,7 +172,7 @@ func TestCardYankedMidFlow(t *testing.T) {
 	}
 	// The next citizen is served normally.
 	l.consentFlow(ctx)
-	l.wait(ctx, "Operazione salvata")
+	l.wait(ctx, "Salvata: l'esito")
 }
 
 func TestWrongPINAndBlocked(t *testing.T) {
@@ -367,7 +367,7 @@ func TestReaderRequestOffline(t *testing.T) {
 	l.panel.Type("3456")
 	l.wait(ctx, "123456")
 	l.panel.Press(hal.KeyOK)
-	l.wait(ctx, "Operazione salvata")
+	l.wait(ctx, "Salvata: l'esito")
 	for i := 0; len(l.printer.Receipts()) == 0; i++ {
 		if i > 300 {
 			t.Fatal("no receipt")
@@ -410,7 +410,7 @@ func TestChangePIN(t *testing.T) {
 	wait("Ripetere")
 	panel.Type("24681357")
 	panel.Press(hal.KeyOK)
-	wait("Operazione salvata")
+	wait("Salvata: l'esito")
 	if card.PIN != "24681357" {
 		t.Fatal("the chip's PIN did not change")
 	}
@@ -443,7 +443,7 @@ func TestChangePIN(t *testing.T) {
 	wait("Ripetere")
 	panel.Type("11223344")
 	panel.Press(hal.KeyOK)
-	wait("Operazione salvata")
+	wait("Salvata: l'esito")
 	if card.PIN != "11223344" {
 		t.Fatal("the chip's PIN did not change after a retry")
 	}

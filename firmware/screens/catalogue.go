@@ -75,6 +75,11 @@ var screens = map[string]screen{
 		{"%s", "%s", "%s", "#=Menu D=Exit"}}},
 	"unavailable": {rows: [2][]string{{"Servizio non", "disponibile ora:", "riprovare più tardi", "o allo sportello"},
 		{"Service unavailable", "now: try again later", "or go to the", "counter"}}},
+	// An operation that needs the CMS's answer, asked for while the hub is
+	// unreachable: every key goes back to the menu, where the operations
+	// that work offline still do.
+	"offline_refused": {keys: "#*D", rows: [2][]string{{"Servizio non", "disponibile ora:", "riprovare più tardi", "#=Torna al menu"},
+		{"Service unavailable", "now: try again", "later", "#=Back to the menu"}}},
 	"asking": {rows: [2][]string{{"Richiesta in corso", "Attendere, prego", "", ""},
 		{"Request in progress", "Please wait", "", ""}}},
 	"late": {keys: "*D", rows: [2][]string{{"Risposta in ritardo", "attendere: se arriva", "stampo la ricevuta.", "D=Non attendere"},
@@ -125,7 +130,7 @@ var screens = map[string]screen{
 		{"Printing receipt...", "", "", ""}}},
 	"done": {rows: [2][]string{{"Accolta. Protocollo:", "%s", "Ritirare ricevuta", "e tessera"},
 		{"Accepted. Reference:", "%s", "Take the receipt", "and your card"}}},
-	"provisional": {rows: [2][]string{{"Operazione salvata:", "esito appena in", "linea. Ritirare", "ricevuta e tessera"},
+	"provisional": {rows: [2][]string{{"Salvata: l'esito", "arriverà appena", "possibile. Ritirare", "ricevuta e tessera"},
 		{"Request saved: the", "outcome follows when", "online. Take receipt", "and your card"}}},
 	"rejected": {rows: [2][]string{{"Operazione rifiutata", "%s", "%s", "Ritirare tessera"},
 		{"Request refused", "%s", "%s", "Remove your card"}}},
