@@ -348,7 +348,7 @@ func TestOfflineConsentSurvivesRestart(t *testing.T) {
 
 	tt := startTotem(t, filepath.Join(dir, "totem"), url, c.totem, log)
 	tt.consentFlow(ctx)
-	tt.wait(ctx, "Operazione salvata")
+	tt.wait(ctx, "Salvata: l'esito")
 	receipts := tt.printer.Receipts()
 	flat := strings.Join(strings.Fields(strings.Join(receipts, " ")), " ")
 	if len(receipts) != 1 || !strings.Contains(flat, "RICEVUTA PROVVISORIA") ||

@@ -24,7 +24,7 @@ var (
 )
 
 // online runs an operation that needs the CMS's answer. Offline, it says
-// so and queues nothing (errUnavailable). Online, it makes the operation
+// so, queues nothing and goes back to the menu (errBack). Online, it makes the operation
 // durable with a short expiry and waits for the final result.
 //
 // The wait has two stages. For ResultWait the citizen sees "please wait".
@@ -43,8 +43,8 @@ var (
 //
 // The returned entry is Done; rejected tells whether the CMS refused it.
 func (a *App) online(ctx context.Context, kind string, payload []byte) (outbox.Entry, error) {
-	if !a.desk.Reachable(kind) {
-		return outbox.Entry{}, errUnavailable
+	if err := a.desk.Reachable(ctx, kind); err != nil {
+		return outbox.Entry{}, err
 	}
 	a.Show("asking")
 	now := time.Now()

@@ -16,7 +16,9 @@ import (
 func offline() bool { return false }
 
 // Offline, an operation that needs the CMS's answer is refused at once:
-// no PIN asked, nothing queued, nothing printed.
+// no PIN asked, nothing queued, nothing printed; a key goes back to the
+// menu, where an operation that works offline is served in the same
+// session.
 func TestOnlineOpsOffline(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -41,10 +43,32 @@ func TestOnlineOpsOffline(t *testing.T) {
 			if q, _ := l.box.Stats(); q.LastSeq != 0 || q.Depth != 0 {
 				t.Fatalf("offline online-op queued something: %+v", q)
 			}
+			l.panel.Press(hal.KeyOK) // back to the menu, not a dead screen
+			l.wait(ctx, "3 Cambio PIN")
+			l.panel.Press('3')
+			l.wait(ctx, "Digitare il PIN")
+			l.panel.Type(testPIN)
+			l.panel.Press(hal.KeyOK)
+			l.wait(ctx, "Nuovo PIN")
+			l.panel.Type("24681357")
+			l.panel.Press(hal.KeyOK)
+			l.wait(ctx, "Ripetere")
+			l.panel.Type("24681357")
+			l.panel.Press(hal.KeyOK)
+			l.wait(ctx, "Salvata: l'esito")
+			if q, _ := l.box.Stats(); q.LastSeq != 1 {
+				t.Fatalf("the offline-capable op after the refusal: %+v", q)
+			}
 			l.reader.Remove()
 			l.wait(ctx, "Inserire la tessera")
-			if n := len(l.printer.Receipts()); n != 0 {
-				t.Fatalf("%d receipts", n)
+			for i := 0; len(l.printer.Receipts()) == 0; i++ {
+				if i > 300 {
+					t.Fatal("no receipt for the Cambio PIN")
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if r := l.printer.Receipts(); len(r) != 1 {
+				t.Fatalf("%d receipts, want only the Cambio PIN's", len(r))
 			}
 		})
 	}
@@ -52,7 +76,7 @@ func TestOnlineOpsOffline(t *testing.T) {
 	ctx := ctxT(t)
 	l := startLocalWith(t, time.Minute, offline)
 	l.consentFlow(ctx)
-	l.wait(ctx, "Operazione salvata")
+	l.wait(ctx, "Salvata: l'esito")
 }
 
 // Online but the answer does not come: the citizen is told, may leave,

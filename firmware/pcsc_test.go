@@ -256,7 +256,7 @@ func TestPCSCPINNeverLeavesTheChip(t *testing.T) {
 	tt.panel.Press('2')
 	tt.wait(ctx, "Riepilogo")
 	tt.panel.Press(hal.KeyOK)
-	tt.wait(ctx, "Operazione salvata") // no hub: provisional receipt
+	tt.wait(ctx, "Salvata: l'esito") // no hub: provisional receipt
 	if n := len(tt.printer.Files()); n != 1 {
 		t.Fatalf("%d receipt files", n)
 	}

@@ -66,7 +66,10 @@ func TestRevokeLocal(t *testing.T) {
 		{"reason, confirm, then back", nil, true, func(ctx context.Context, l *local) {
 			l.wait(ctx, "CIP (8 cifre")
 			l.panel.Type("1234567")
-			l.panel.Press(hal.KeyOK) // 7 digits: nothing happens
+			l.panel.Press(hal.KeyOK) // 7 digits: the length is said
+			l.wait(ctx, "Servono 8 cifre")
+			l.panel.Press(hal.KeyBack) // back to the digits typed
+			l.wait(ctx, "CIP: *******")
 			l.panel.Type("8")
 			l.panel.Press(hal.KeyOK)
 			l.wait(ctx, "3 Malfunzionamento")

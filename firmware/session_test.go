@@ -118,7 +118,7 @@ func TestIdleTimeoutClearsScreen(t *testing.T) {
 	ctx := ctxT(t)
 	l := startLocal(t, 400*time.Millisecond)
 	l.consentFlow(ctx)
-	l.wait(ctx, "Operazione salvata")
+	l.wait(ctx, "Salvata: l'esito")
 	// The card stays in; nobody touches anything.
 	l.wait(ctx, "Rimuovere la")
 	if s := l.panel.Text(); strings.Contains(s, "Operazione") || strings.Contains(s, "ricevuta") {
@@ -172,7 +172,7 @@ func TestCardYankedMidFlow(t *testing.T) {
 	}
 	// The next citizen is served normally.
 	l.consentFlow(ctx)
-	l.wait(ctx, "Operazione salvata")
+	l.wait(ctx, "Salvata: l'esito")
 }
 
 func TestWrongPINAndBlocked(t *testing.T) {
@@ -182,7 +182,12 @@ func TestWrongPINAndBlocked(t *testing.T) {
 	l.wait(ctx, "1 Consensi FSE")
 	l.panel.Press('1')
 	l.wait(ctx, "PIN:")
-	l.panel.Type("11111")
+	l.panel.Type("1111")
+	l.panel.Press(hal.KeyOK) // 4 digits: the length is said, no try spent
+	l.wait(ctx, "Servono 5-8 cifre")
+	l.panel.Press(hal.KeyOK)
+	l.wait(ctx, "PIN: ****")
+	l.panel.Type("1")
 	l.panel.Press(hal.KeyOK)
 	l.wait(ctx, "Tentativi rimasti:2")
 	l.panel.Press(hal.KeyOK)
@@ -355,11 +360,14 @@ func TestReaderRequestOffline(t *testing.T) {
 	l.panel.Press('2')
 	l.wait(ctx, "n. ricevuta")
 	l.panel.Type("12")
-	l.panel.Press(hal.KeyOK) // too short: nothing happens
+	l.panel.Press(hal.KeyOK) // too short: the length expected is said
+	l.wait(ctx, "Servono 6-20 cifre")
+	l.panel.Press(hal.KeyOK) // back to the digits typed so far
+	l.wait(ctx, "n. ricevuta")
 	l.panel.Type("3456")
 	l.wait(ctx, "123456")
 	l.panel.Press(hal.KeyOK)
-	l.wait(ctx, "Operazione salvata")
+	l.wait(ctx, "Salvata: l'esito")
 	for i := 0; len(l.printer.Receipts()) == 0; i++ {
 		if i > 300 {
 			t.Fatal("no receipt")
@@ -402,18 +410,32 @@ func TestChangePIN(t *testing.T) {
 	wait("Ripetere")
 	panel.Type("24681357")
 	panel.Press(hal.KeyOK)
-	wait("Operazione salvata")
+	wait("Salvata: l'esito")
 	if card.PIN != "24681357" {
 		t.Fatal("the chip's PIN did not change")
 	}
 	r.Remove()
 	wait("Inserire la tessera")
-	// The old PIN no longer works; the event was queued, with no PIN in it.
+	// The old PIN no longer works: it is refused on the chip before the
+	// new PIN is asked for, # tries again and D goes back to the menu,
+	// with the session open. The event was queued, with no PIN in it.
 	r.Insert(card)
 	wait("3 Cambio PIN")
 	panel.Press('3')
 	wait("Digitare il PIN")
 	panel.Type(testPIN)
+	panel.Press(hal.KeyOK)
+	wait("Tentativi rimasti:2")
+	panel.Press(hal.KeyOK) // #=Riprova
+	wait("Digitare il PIN")
+	panel.Type("11223344")
+	panel.Press(hal.KeyOK)
+	wait("ultimo")
+	panel.Press(hal.KeyCancel) // D: the menu, not a dead screen
+	wait("3 Cambio PIN")
+	panel.Press('3')
+	wait("Digitare il PIN")
+	panel.Type("24681357")
 	panel.Press(hal.KeyOK)
 	wait("Nuovo PIN")
 	panel.Type("11223344")
@@ -421,16 +443,19 @@ func TestChangePIN(t *testing.T) {
 	wait("Ripetere")
 	panel.Type("11223344")
 	panel.Press(hal.KeyOK)
-	wait("Tentativi rimasti:2")
-	if q, _ := box.Stats(); q.LastSeq != 1 {
-		t.Fatalf("queued %d events, want 1 (the successful change)", q.LastSeq)
+	wait("Salvata: l'esito")
+	if card.PIN != "11223344" {
+		t.Fatal("the chip's PIN did not change after a retry")
+	}
+	if q, _ := box.Stats(); q.LastSeq != 2 {
+		t.Fatalf("queued %d events, want 2 (the successful changes)", q.LastSeq)
 	}
 	pend, _ := box.Pending(0, 10)
-	if len(pend) != 1 || pend[0].Kind != "pin_change" {
+	if len(pend) != 2 || pend[0].Kind != "pin_change" || pend[1].Kind != "pin_change" {
 		t.Fatalf("pending %+v", pend)
 	}
 	for _, secret := range []string{testPIN, "24681357", "11223344", "24681350"} {
-		if strings.Contains(string(pend[0].Payload), secret) || strings.Contains(lb.String(), secret) {
+		if strings.Contains(string(pend[0].Payload)+string(pend[1].Payload), secret) || strings.Contains(lb.String(), secret) {
 			t.Fatalf("PIN %s left the chip path", secret)
 		}
 		for _, rc := range printer.Receipts() {

@@ -23,8 +23,8 @@ import (
 // It needs the CMS: offline it is refused before anything is typed, and
 // nothing is queued, printed or charged.
 func Activation(ctx context.Context, dk *Desk, op string, info hal.CardInfo) error {
-	if !dk.Reachable(cms.KindActivation) {
-		return ErrUnavailable
+	if err := dk.Reachable(ctx, cms.KindActivation); err != nil {
+		return err
 	}
 	d := &actDialog{dk: dk, ctx: ctx, info: info, pol: dk.t.Policy(),
 		req: cms.ActivationRequest{Card: CardRef(info), Channel: cms.Assisted, Operator: op}}

@@ -150,14 +150,18 @@ func PrinterText(lang screens.Lang, err error) string {
 	return lang.Text("printer_fault")
 }
 
-// Reachable reports whether the hub can be asked now (nil online: assume
-// so). When it cannot, the citizen is told at once and the session ends:
-// nothing was queued or charged.
-func (dk *Desk) Reachable(kind string) bool {
+// Reachable returns nil when the hub can be asked now (nil online: assume
+// so). When it cannot, the citizen is told at once and any key goes back
+// to the menu (ErrBack), where the operations that work offline still do:
+// the refusal used to end the session on a screen whose keys were all
+// dead. Nothing was queued or charged.
+func (dk *Desk) Reachable(ctx context.Context, kind string) error {
 	if dk.online == nil || dk.online() {
-		return true
+		return nil
 	}
 	dk.log.Info("online op refused", "kind", kind, "reason", "offline")
-	dk.show("unavailable")
-	return false
+	if _, err := dk.Ask(ctx, "offline_refused"); err != nil {
+		return err
+	}
+	return ErrBack
 }

@@ -92,14 +92,15 @@ func TestConsentBackAndCancel(t *testing.T) {
 	}
 }
 
-// Offline, an online-only flow says so and asks nothing.
+// Offline, an online-only flow says so, asks nothing, and the next key
+// goes back to the menu (not a session ended on a dead screen).
 func TestOfflineFlowAsksNothing(t *testing.T) {
-	f := &fakeTotem{keys: []hal.Key{'1'}}
+	f := &fakeTotem{keys: []hal.Key{hal.KeyCancel, '1'}}
 	dk := NewDesk(f, screens.IT, slog.New(slog.DiscardHandler), func(k string) string { return k }, func() bool { return false })
-	if err := Reprint(context.Background(), dk, hal.CardInfo{}); !errors.Is(err, ErrUnavailable) {
+	if err := Reprint(context.Background(), dk, hal.CardInfo{}); !errors.Is(err, ErrBack) {
 		t.Fatalf("err %v", err)
 	}
-	if len(f.keys) != 1 || !slices.Equal(f.screens, []string{"unavailable"}) || f.submitted != nil {
+	if len(f.keys) != 1 || !slices.Equal(f.screens, []string{"offline_refused"}) || f.submitted != nil {
 		t.Fatalf("screens %q, keys left %d, submitted %v", f.screens, len(f.keys), f.submitted)
 	}
 }

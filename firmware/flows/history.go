@@ -13,8 +13,8 @@ import (
 
 // History is Storico, self-service: PIN, then HistoryVia.
 func History(ctx context.Context, dk *Desk, card hal.Card, info hal.CardInfo) error {
-	if !dk.Reachable(cms.KindHistory) {
-		return ErrUnavailable
+	if err := dk.Reachable(ctx, cms.KindHistory); err != nil {
+		return err
 	}
 	if err := dk.pin(ctx, card); err != nil {
 		return err
@@ -25,8 +25,8 @@ func History(ctx context.Context, dk *Desk, card hal.Card, info hal.CardInfo) er
 // HistoryVia is Storico for the citizen identified by v: v's steps, the
 // scope, the CMS's answer shown one card per page and printed on request.
 func HistoryVia(ctx context.Context, dk *Desk, info hal.CardInfo, v *Via) error {
-	if !dk.Reachable(cms.KindHistory) {
-		return ErrUnavailable
+	if err := dk.Reachable(ctx, cms.KindHistory); err != nil {
+		return err
 	}
 	scope := cms.HistoryAll
 	err := steps(append(slices.Clip(v.steps), func() error {

@@ -10,14 +10,16 @@ import (
 	"github.com/aslcns/totem/hal"
 )
 
-// ChangePIN is Cambio PIN, done on the chip: the old PIN, the new one
-// twice. Only an audit event, with no PIN data, is queued.
+// ChangePIN is Cambio PIN, done on the chip: the old PIN, verified on the
+// chip before the new one is asked for (a wrong one is told at once, not
+// after the new PIN was typed twice), then the new one twice. Only an
+// audit event, with no PIN data, is queued.
 func ChangePIN(ctx context.Context, dk *Desk, card hal.Card, info hal.CardInfo) error {
 	pc, ok := card.(hal.PINChanger)
 	if !ok {
 		return dk.notAvailable(ctx)
 	}
-	old, err := dk.enter(ctx, "pin", 5, 8, true)
+	old, err := dk.oldPIN(ctx, card)
 	if err != nil {
 		return err
 	}
@@ -35,14 +37,14 @@ func ChangePIN(ctx context.Context, dk *Desk, card hal.Card, info hal.CardInfo) 
 	switch {
 	case err == nil:
 	case errors.As(err, &pe):
+		// The chip took the old PIN a moment ago: only a card swapped
+		// or changed meanwhile gets here; # starts over, as after a
+		// wrong old PIN.
 		dk.log.Info("pin change refused", "tries_left", pe.TriesLeft)
-		screen := "pin_wrong"
-		if pe.TriesLeft == 1 {
-			screen = "pin_last"
+		if err := dk.wrongPIN(ctx, pe.TriesLeft); err != nil {
+			return err
 		}
-		dk.show(screen, pe.TriesLeft)
-		dk.key(ctx, screen, func() { dk.show(screen, pe.TriesLeft) })
-		return ErrCancel
+		return ChangePIN(ctx, dk, card, info)
 	case errors.Is(err, hal.ErrPINBlocked):
 		dk.show("pin_blocked")
 		result = cms.PINBlocked
@@ -58,4 +60,54 @@ func ChangePIN(ctx context.Context, dk *Desk, card hal.Card, info hal.CardInfo) 
 		return err
 	}
 	return dk.finishKind(ctx, e, cms.KindPINChange, info, layout.PINEvent(cms.KindPINChange))
+}
+
+// oldPIN reads the current PIN and verifies it on the chip, asking again
+// after a wrong one (# retries, * or D go back to the menu). The verified
+// PIN is returned for the change; the caller wipes it.
+func (dk *Desk) oldPIN(ctx context.Context, card hal.Card) ([]byte, error) {
+	for {
+		old, err := dk.enter(ctx, "pin", 5, 8, true)
+		if err != nil {
+			return nil, err
+		}
+		err = card.VerifyPIN(ctx, old)
+		var pe *hal.PINError
+		switch {
+		case err == nil:
+			return old, nil
+		case errors.As(err, &pe):
+			wipe(old)
+			dk.log.Info("pin refused", "tries_left", pe.TriesLeft)
+			if err := dk.wrongPIN(ctx, pe.TriesLeft); err != nil {
+				return nil, err
+			}
+		case errors.Is(err, hal.ErrPINBlocked):
+			wipe(old)
+			dk.log.Info("pin blocked")
+			dk.show("pin_blocked")
+			return nil, ErrCancel
+		default:
+			wipe(old)
+			return nil, dk.CardError(err)
+		}
+	}
+}
+
+// wrongPIN says the PIN was wrong and how many tries are left (the last
+// one announced before it is used): nil for # (try again), ErrBack for *
+// and D, which leave Cambio PIN for the menu with the session open.
+func (dk *Desk) wrongPIN(ctx context.Context, triesLeft int) error {
+	screen := "pin_wrong"
+	if triesLeft == 1 {
+		screen = "pin_last"
+	}
+	k, err := dk.Ask(ctx, screen, triesLeft)
+	if err != nil {
+		return err
+	}
+	if k == hal.KeyOK {
+		return nil
+	}
+	return ErrBack
 }

@@ -45,6 +45,9 @@ func (dk *Desk) PIN(ctx context.Context, card hal.Card, name string) error {
 			return ErrCancel
 		case k == hal.KeyOK:
 			if len(buf) < 5 {
+				if err := dk.tooShort(ctx, 5, 8); err != nil {
+					return err
+				}
 				continue
 			}
 			err := card.VerifyPIN(ctx, buf)
@@ -124,8 +127,34 @@ func (dk *Desk) enter(ctx context.Context, name string, min, max int, mask bool)
 			return nil, ErrCancel
 		case k == hal.KeyOK && len(buf) >= min:
 			return buf, nil
+		case k == hal.KeyOK:
+			if err := dk.tooShort(ctx, min, max); err != nil {
+				wipe(buf)
+				return nil, err
+			}
 		}
 	}
+}
+
+// tooShort answers # on a number shorter than min digits: a silent # left
+// the citizen guessing, so the screen says the length the field takes. #
+// or * return to the digits typed so far (nil), D cancels.
+func (dk *Desk) tooShort(ctx context.Context, min, max int) error {
+	var k hal.Key
+	var err error
+	if min == max {
+		k, err = dk.Ask(ctx, "too_short_exact", min)
+	} else {
+		k, err = dk.Ask(ctx, "too_short", min, max)
+	}
+	if err != nil {
+		return err
+	}
+	if k == hal.KeyCancel {
+		dk.show("cancelled")
+		return ErrCancel
+	}
+	return nil
 }
 
 // wipe zeroes b up to its capacity.

@@ -24,8 +24,8 @@ func Reprint(ctx context.Context, dk *Desk, info hal.CardInfo) error {
 // reason, then v's steps (who asks, in person or by delegation, and their
 // document), the CMS's answer, the receipt with the first halves.
 func ReprintVia(ctx context.Context, dk *Desk, info hal.CardInfo, v *Via) error {
-	if !dk.Reachable(cms.KindReprint) {
-		return ErrUnavailable
+	if err := dk.Reachable(ctx, cms.KindReprint); err != nil {
+		return err
 	}
 	var reason string
 	err := steps(append([]func() error{func() error {

@@ -17,8 +17,8 @@ var revokeReasons = map[hal.Key]string{'1': cms.ReasonTheft, '2': cms.ReasonLoss
 // RevocationByTEAM is Revoca of a card that is not in the slot: its
 // 20-digit TEAM code typed by the operator.
 func RevocationByTEAM(ctx context.Context, dk *Desk, op string) error {
-	if !dk.Reachable(cms.KindRevocation) {
-		return ErrUnavailable
+	if err := dk.Reachable(ctx, cms.KindRevocation); err != nil {
+		return err
 	}
 	for {
 		b, err := dk.enter(ctx, "team", 20, 20, false)
@@ -67,8 +67,8 @@ func validTEAM(team string) bool {
 // CMS's answer, the receipt. The card is the one in the slot (info) or the
 // one of the TEAM code team.
 func Revocation(ctx context.Context, dk *Desk, op string, info hal.CardInfo, team string) error {
-	if !dk.Reachable(cms.KindRevocation) {
-		return ErrUnavailable
+	if err := dk.Reachable(ctx, cms.KindRevocation); err != nil {
+		return err
 	}
 	req := cms.RevocationRequest{Channel: cms.Assisted, Operator: op}
 	holder := holderLine(info)

@@ -23,8 +23,8 @@ var revokeKeys = map[hal.Key]string{'1': cms.ReasonTheft, '2': cms.ReasonLoss, '
 // RevokeSelf is Revoca self-service. info is the card in the reader, or
 // nil when the citizen came without one.
 func RevokeSelf(ctx context.Context, dk *Desk, info *hal.CardInfo) error {
-	if !dk.Reachable(cms.KindRevocation) {
-		return ErrUnavailable
+	if err := dk.Reachable(ctx, cms.KindRevocation); err != nil {
+		return err
 	}
 	req := cms.RevocationRequest{Channel: cms.SelfService}
 	var ci hal.CardInfo

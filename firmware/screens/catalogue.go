@@ -75,6 +75,11 @@ var screens = map[string]screen{
 		{"%s", "%s", "%s", "#=Menu D=Exit"}}},
 	"unavailable": {rows: [2][]string{{"Servizio non", "disponibile ora:", "riprovare più tardi", "o allo sportello"},
 		{"Service unavailable", "now: try again later", "or go to the", "counter"}}},
+	// An operation that needs the CMS's answer, asked for while the hub is
+	// unreachable: every key goes back to the menu, where the operations
+	// that work offline still do.
+	"offline_refused": {keys: "#*D", rows: [2][]string{{"Servizio non", "disponibile ora:", "riprovare più tardi", "#=Torna al menu"},
+		{"Service unavailable", "now: try again", "later", "#=Back to the menu"}}},
 	"asking": {rows: [2][]string{{"Richiesta in corso", "Attendere, prego", "", ""},
 		{"Request in progress", "Please wait", "", ""}}},
 	"late": {keys: "*D", rows: [2][]string{{"Risposta in ritardo", "attendere: se arriva", "stampo la ricevuta.", "D=Non attendere"},
@@ -99,6 +104,12 @@ var screens = map[string]screen{
 		{"Type the new PIN", "again", "PIN: %s", "#=OK *=Del D=Exit"}}},
 	"pin_mismatch": {keys: "#*D", rows: [2][]string{{"I due PIN non", "coincidono.", "", "#=Riprova D=Esci"},
 		{"The two PINs", "differ.", "", "#=Retry D=Exit"}}},
+	// # on a number shorter than its field takes: the length expected,
+	// then # or * back to the digits typed so far (issue 17).
+	"too_short": {keys: "#*D", rows: [2][]string{{"Troppo poche cifre.", "Servono %d-%d cifre", "", "#=Riprova D=Esci"},
+		{"Too few digits.", "%d to %d are needed", "", "#=Retry D=Exit"}}},
+	"too_short_exact": {keys: "#*D", rows: [2][]string{{"Troppo poche cifre.", "Servono %d cifre", "", "#=Riprova D=Esci"},
+		{"Too few digits.", "%d are needed", "", "#=Retry D=Exit"}}},
 	"pin": {keys: digits + "#*D", rows: [2][]string{{"Digitare il PIN", "della tessera", "PIN: %s", "#=OK *=Canc D=Esci"},
 		{"Enter the card PIN", "", "PIN: %s", "#=OK *=Del D=Exit"}}},
 	"pin_wrong": {keys: "#*D", rows: [2][]string{{"PIN errato", "Tentativi rimasti:%d", "", "#=Riprova D=Esci"},
@@ -119,7 +130,7 @@ var screens = map[string]screen{
 		{"Printing receipt...", "", "", ""}}},
 	"done": {rows: [2][]string{{"Accolta. Protocollo:", "%s", "Ritirare ricevuta", "e tessera"},
 		{"Accepted. Reference:", "%s", "Take the receipt", "and your card"}}},
-	"provisional": {rows: [2][]string{{"Operazione salvata:", "esito appena in", "linea. Ritirare", "ricevuta e tessera"},
+	"provisional": {rows: [2][]string{{"Salvata: l'esito", "arriverà appena", "possibile. Ritirare", "ricevuta e tessera"},
 		{"Request saved: the", "outcome follows when", "online. Take receipt", "and your card"}}},
 	"rejected": {rows: [2][]string{{"Operazione rifiutata", "%s", "%s", "Ritirare tessera"},
 		{"Request refused", "%s", "%s", "Remove your card"}}},
