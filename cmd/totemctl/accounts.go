@@ -43,7 +43,14 @@ func unlock(ctx context.Context, cfg *config.Totemctl, args []string, stdout io.
 
 // locks lists the broker users with failed authentications counted.
 func locks(ctx context.Context, cfg *config.Totemctl, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("locks", flag.ContinueOnError)
+	return hubList(ctx, cfg, "locks", args, stdout, stderr, nil, renderLocks)
+}
+
+// hubList runs a hub command that answers a list of T: -o table|json,
+// the request, the decoding, an optional order, then JSON or render.
+func hubList[T any](ctx context.Context, cfg *config.Totemctl, name string, args []string, stdout, stderr io.Writer,
+	order func(a, b T) int, render func(io.Writer, []T) error) error {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	out := fs.String("o", "table", "output: table or json")
 	if err := fs.Parse(args); err != nil {
@@ -52,18 +59,21 @@ func locks(ctx context.Context, cfg *config.Totemctl, args []string, stdout, std
 	if *out != "table" && *out != "json" {
 		return fmt.Errorf("totemctl: -o %s: want table or json", *out)
 	}
-	r, err := hubRequest(ctx, cfg, "locks", nil)
+	r, err := hubRequest(ctx, cfg, name, nil)
 	if err != nil {
 		return err
 	}
-	var ls []broker.Lock
-	if err := json.Unmarshal(r.Data, &ls); err != nil {
-		return fmt.Errorf("totemctl: locks: %w", err)
+	var list []T
+	if err := json.Unmarshal(r.Data, &list); err != nil {
+		return fmt.Errorf("totemctl: %s: %w", name, err)
+	}
+	if order != nil {
+		slices.SortStableFunc(list, order)
 	}
 	if *out == "json" {
-		return writeJSON(stdout, ls)
+		return writeJSON(stdout, list)
 	}
-	return renderLocks(stdout, ls)
+	return render(stdout, list)
 }
 
 func renderLocks(w io.Writer, ls []broker.Lock) error {
@@ -110,37 +120,22 @@ func totemCommands() map[string]string {
 // credentialsList lists the broker users with their expiry (soonest
 // first), a rotation pending and their lock.
 func credentialsList(ctx context.Context, cfg *config.Totemctl, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("credentials", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	out := fs.String("o", "table", "output: table or json")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if *out != "table" && *out != "json" {
-		return fmt.Errorf("totemctl: -o %s: want table or json", *out)
-	}
-	r, err := hubRequest(ctx, cfg, "credentials", nil)
-	if err != nil {
-		return err
-	}
-	var cs []broker.Credential
-	if err := json.Unmarshal(r.Data, &cs); err != nil {
-		return fmt.Errorf("totemctl: credentials: %w", err)
-	}
-	// Soonest expiry first; those that never expire last.
-	slices.SortStableFunc(cs, func(a, b broker.Credential) int {
-		switch {
-		case a.Expires.IsZero() != b.Expires.IsZero():
-			if a.Expires.IsZero() {
-				return 1
-			}
-			return -1
+	return hubList(ctx, cfg, "credentials", args, stdout, stderr, soonestExpiry, renderCredentials)
+}
+
+// soonestExpiry orders credentials by expiry, those that never expire
+// last.
+func soonestExpiry(a, b broker.Credential) int {
+	if a.Expires.IsZero() != b.Expires.IsZero() {
+		if a.Expires.IsZero() {
+			return 1
 		}
-		return a.Expires.Compare(b.Expires)
-	})
-	if *out == "json" {
-		return writeJSON(stdout, cs)
+		return -1
 	}
+	return a.Expires.Compare(b.Expires)
+}
+
+func renderCredentials(stdout io.Writer, cs []broker.Credential) error {
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "USER\tROLE\tEXPIRES\tIN\tROTATION\tLOCK")
 	now := time.Now()
