@@ -2,9 +2,6 @@ package flows
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
 	"strings"
 
 	"github.com/aslcns/totem/cms"
@@ -35,23 +32,10 @@ func Activation(ctx context.Context, dk *Desk, op string, info hal.CardInfo) err
 		return err
 	}
 	d.req.Delegate, d.req.Document = d.p.deleg, d.p.doc
-	payload, err := json.Marshal(d.req)
-	if err != nil {
+	e, res, done, err := submitAssisted(ctx, dk, cms.KindActivation, op, d.req,
+		func(r cms.ActivationResult) bool { return r.PINFirstHalf != "" })
+	if done || err != nil {
 		return err
-	}
-	dk.log.Info("assisted op", "kind", cms.KindActivation, "operator", layout.MaskSerial(op))
-	e, err := dk.submit(ctx, cms.KindActivation, payload)
-	if err != nil {
-		return err
-	}
-	if rejected(e) {
-		return dk.showRejection(ctx, e)
-	}
-	var res cms.ActivationResult
-	if err := json.Unmarshal(e.Result.Data, &res); err != nil || res.PINFirstHalf == "" {
-		dk.log.Error("activation result", "op_id", e.ID, "err", err)
-		dk.show("unavailable")
-		return fmt.Errorf("firmware: activation result without codes: %w", errors.Join(err, ErrNoAnswer))
 	}
 	// The acceptance form: the first halves and the CIP, for the holder
 	// only; the print queue keeps no copy of it.

@@ -2,11 +2,14 @@ package flows
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
 	"github.com/aslcns/totem/cms"
+	layout "github.com/aslcns/totem/firmware/receipts"
 	"github.com/aslcns/totem/hal"
 	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/protocol"
@@ -226,4 +229,29 @@ func (dk *Desk) Pages(ctx context.Context, lines []string) error {
 			return ErrCancel
 		}
 	}
+}
+
+// submitAssisted submits an operator's request of kind and waits for its
+// result R, which valid checks. done is true when the flow has ended on
+// the way — a rejection shown to the operator — and err says why one
+// could not go on: no answer, or a result without what valid wants (the
+// "unavailable" screen is shown then).
+func submitAssisted[R any](ctx context.Context, dk *Desk, kind, op string, req any, valid func(R) bool) (e outbox.Entry, res R, done bool, err error) {
+	payload, err := json.Marshal(req)
+	if err != nil {
+		return e, res, false, err
+	}
+	dk.log.Info("assisted op", "kind", kind, "operator", layout.MaskSerial(op))
+	if e, err = dk.submit(ctx, kind, payload); err != nil {
+		return e, res, false, err
+	}
+	if rejected(e) {
+		return e, res, true, dk.showRejection(ctx, e)
+	}
+	if err := json.Unmarshal(e.Result.Data, &res); err != nil || !valid(res) {
+		dk.log.Error("assisted result", "kind", kind, "op_id", e.ID, "err", err)
+		dk.show("unavailable")
+		return e, res, false, fmt.Errorf("firmware: %s result incomplete: %w", kind, errors.Join(err, ErrNoAnswer))
+	}
+	return e, res, false, nil
 }

@@ -2,9 +2,7 @@ package flows
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"strings"
 
 	"github.com/aslcns/totem/cms"
@@ -95,23 +93,10 @@ func Revocation(ctx context.Context, dk *Desk, op string, info hal.CardInfo, tea
 		return err
 	}
 	req.Delegate, req.Document = p.deleg, &p.doc
-	payload, err := json.Marshal(req)
-	if err != nil {
+	e, res, done, err := submitAssisted(ctx, dk, cms.KindRevocation, op, req,
+		func(r cms.RevocationResult) bool { return r.Reason != "" })
+	if done || err != nil {
 		return err
-	}
-	dk.log.Info("assisted op", "kind", cms.KindRevocation, "operator", layout.MaskSerial(op))
-	e, err := dk.submit(ctx, cms.KindRevocation, payload)
-	if err != nil {
-		return err
-	}
-	if rejected(e) {
-		return dk.showRejection(ctx, e)
-	}
-	var res cms.RevocationResult
-	if err := json.Unmarshal(e.Result.Data, &res); err != nil || res.Reason == "" {
-		dk.log.Error("revocation result", "op_id", e.ID, "err", err)
-		dk.show("unavailable")
-		return fmt.Errorf("firmware: revocation result: %w", errors.Join(err, ErrNoAnswer))
 	}
 	return dk.finishKind(ctx, e, cms.KindRevocation, info, layout.RevocationAssisted(res, p.deleg, p.doc, op))
 }
