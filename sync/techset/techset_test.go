@@ -59,7 +59,9 @@ func TestSetSignature(t *testing.T) {
 	}
 	tamper := []func(s *Set){
 		func(s *Set) { s.Technicians[0].Secret = b32.EncodeToString(make([]byte, 20)) },
-		func(s *Set) { s.Technicians = append(s.Technicians, Technician{ID: "6666", Secret: s.Technicians[0].Secret}) },
+		func(s *Set) {
+			s.Technicians = append(s.Technicians, Technician{ID: "6666", Secret: s.Technicians[0].Secret})
+		},
 		func(s *Set) { s.Technicians = nil },
 		func(s *Set) { s.Version++ },
 		func(s *Set) { s.Issued = s.Issued.Add(time.Hour) },
