@@ -134,16 +134,32 @@ func New(o Options) (*Gate, error) {
 	return g, nil
 }
 
+// Trust replaces the trusted console keys (totemd reads them once the
+// credentials are there) and adopts the set kept, if they verify it.
+func (g *Gate) Trust(keys []cmdsig.PublicKey) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.o.Keys = keys
+	if g.set != nil {
+		return
+	}
+	if b, err := g.o.Store.Meta(metaSet); err == nil && b != nil {
+		if s, err := techset.Verify(b, g.o.Totem, keys); err == nil {
+			g.set = s
+		}
+	}
+}
+
 // SetTechnicians adopts a set the hub pushed, if it is signed for this
 // totem by a trusted ops key and newer than the one held; it reports
 // whether it was adopted (an equal version is the retained copy again).
 func (g *Gate) SetTechnicians(b []byte) (bool, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	s, err := techset.Verify(b, g.o.Totem, g.o.Keys)
 	if err != nil {
 		return false, err
 	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
 	if g.set != nil && s.Version <= g.set.Version {
 		if s.Version < g.set.Version {
 			return false, fmt.Errorf("maint: technician set version %d older than %d held", s.Version, g.set.Version)
@@ -166,6 +182,13 @@ func (g *Gate) Technicians() int {
 		return -1
 	}
 	return len(g.set.Technicians)
+}
+
+// TriesLeft is how many failures in a row are left before the lock.
+func (g *Gate) TriesLeft() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return max(0, MaxFailures-g.st.Fails)
 }
 
 // Synced reports whether the clock is synchronised: then a TOTP is asked,
