@@ -51,7 +51,7 @@ type Set struct {
 const (
 	Version    = 1
 	MaxBytes   = 64 << 10
-	MaxMembers = 256
+	MaxMembers = 200 // a set stays under the broker's 16 KiB retained limit
 	keyLen     = 32
 )
 
