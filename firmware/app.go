@@ -99,7 +99,8 @@ type Options struct {
 	Enroll func(ctx context.Context, code string) error
 	// TestCredentials runs Test credenziali on the live link and returns
 	// "" when it passed, or what failed: "network", "tls", "auth",
-	// "locked", "refused", "acl", "expired", "no_answer"; nil: not offered.
+	// "locked", "refused", "nocreds", "acl", "expired", "no_answer"; nil: not
+	// offered.
 	TestCredentials func(ctx context.Context) string
 }
 

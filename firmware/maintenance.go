@@ -497,7 +497,7 @@ type Diagnostics struct {
 	Broker    string // host:port
 	TLS       bool
 	// LastError is the last failure to connect, as a code: "" none,
-	// "network", "tls", "auth", "locked", "refused".
+	// "network", "tls", "auth", "locked", "refused", "nocreds".
 	LastError string
 	Synced    bool // the wall clock is synchronised (NTP)
 }

@@ -112,6 +112,7 @@ var maintTexts = map[string]text{
 	"m_two_refused":     {"collegamento rifiutato dal broker", "connection refused by the broker"},
 	"m_two_acl":         {"permessi dei topic errati (ACL)", "topic permissions wrong (ACL)"},
 	"m_two_expired":     {"credenziali scadute", "credentials expired"},
+	"m_two_nocreds":     {"credenziali assenti (codice attivaz.)", "no credentials (enrollment code)"},
 	"m_two_no_answer":   {"nessuna risposta entro il tempo", "no answer in time"},
 	"m_two_not_offered": {"funzione non disponibile qui", "not available here"},
 }
