@@ -27,12 +27,17 @@ type maintRig struct {
 	gate   *maint.Gate
 	secret string
 	logs   *logBuf
+	hub    *techset.Store
+	synced bool
 
 	mu     sync.Mutex
 	events []protocol.Event
 }
 
-func startMaint(t *testing.T) *maintRig {
+func startMaint(t *testing.T) *maintRig { return startMaintSynced(t, true) }
+
+// startMaintSynced starts the rig with the clock synchronised or not.
+func startMaintSynced(t *testing.T, synced bool) *maintRig {
 	t.Helper()
 	hub, err := techset.OpenStore(filepath.Join(t.TempDir(), "technicians.json"))
 	if err != nil {
@@ -45,12 +50,12 @@ func startMaint(t *testing.T) *maintRig {
 		t.Fatal(err)
 	}
 	signed, _ := json.Marshal(set)
-	r := &maintRig{clock: haltest.NewClock(time.Now()), secret: tech.Secret}
+	r := &maintRig{clock: haltest.NewClock(time.Now()), secret: tech.Secret, hub: hub, synced: synced}
 	lb, log := newLog()
 	r.logs = lb
 	r.printerRig = startWithVPrinter(t, func(o *firmware.Options) {
 		g, err := maint.New(maint.Options{Totem: "t-print", Keys: []cmdsig.PublicKey{key.Public()}, Store: o.Outbox,
-			Clock: r.clock, Synced: func() bool { return true }})
+			Clock: r.clock, Synced: func() bool { return r.synced }})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -241,5 +246,37 @@ func TestMaintenanceLockout(t *testing.T) {
 	r.wait(ctx, "terminata")
 	if n := strings.Count(r.logs.String(), "action=login_failed"); n != maint.MaxFailures {
 		t.Fatalf("%d failures audited", n)
+	}
+}
+
+// With the clock unsynchronised the panel asks for the hub's unlock
+// code instead of a TOTP: accepted once; a code for another totem is
+// refused.
+func TestMaintenanceUnlockCode(t *testing.T) {
+	ctx := ctxT(t)
+	r := startMaintSynced(t, false)
+	r.wait(ctx, "Benvenuto")
+	enter := func(code string) {
+		r.panel.Type(firmware.MaintSequence)
+		r.wait(ctx, "Numero tecnico:")
+		r.panel.Type("1001#")
+		r.wait(ctx, "codice di sblocco")
+		r.panel.Type(code + "#")
+	}
+	other := techset.UnlockCode(r.hub.UnlockKey("t-other"), "t-other", "1001", time.Now())
+	enter(other)
+	r.wait(ctx, "non valido.")
+	r.panel.Press('D')
+	r.wait(ctx, "Benvenuto")
+	code := techset.UnlockCode(r.hub.UnlockKey("t-print"), "t-print", "1001", time.Now())
+	enter(code)
+	r.wait(ctx, "1 Stampante")
+	r.panel.Press('D')
+	r.wait(ctx, "terminata")
+	r.advanceUntil("Benvenuto", time.Second)
+	enter(code)
+	r.wait(ctx, "Codice già usato")
+	if !strings.Contains(r.logs.String(), "action=session_start detail=unlock_code") {
+		t.Fatal("session by unlock code not audited")
 	}
 }

@@ -200,3 +200,21 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// The unlock code typed at the keypad: any input has an answer, and only
+// the code made with the key for that totem, technician and minute passes.
+func FuzzCheckUnlock(f *testing.F) {
+	key := DeriveUnlockKey([]byte("master"), "t-01")
+	f.Add(UnlockCode(key, "t-01", "1001", t0), "1001")
+	f.Add("00000000000", "1001")
+	f.Add("99999", "")
+	f.Fuzz(func(t *testing.T, code, tech string) {
+		issued, err := CheckUnlock(key, "t-01", tech, code, t0.Add(time.Minute), 0)
+		if err != nil {
+			return
+		}
+		if UnlockCode(key, "t-01", tech, issued) != code {
+			t.Fatalf("%q accepted for %q, not the code of %v", code, tech, issued)
+		}
+	})
+}
