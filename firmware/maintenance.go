@@ -438,6 +438,7 @@ func (m *msession) cardTest(ctx context.Context) error {
 			k, err = m.key(ctx, "maint_card")
 		} else {
 			class, atr := m.a.probe(ctx)
+			m.a.techAudit(m.actor, "card_probed", strings.TrimPrefix(class, "m_"))
 			a, b := atrRows(atr)
 			k, err = m.key(ctx, "maint_card_info", m.text(class), a, b)
 		}
@@ -465,7 +466,6 @@ func (a *App) probe(ctx context.Context) (string, []byte) {
 		return "m_class_unknown", nil
 	}
 	class, atr := p.Probe()
-	a.techAudit("panel", "card_probed", "class="+string(class))
 	switch class {
 	case hal.ClassCNS, hal.ClassOperator:
 		return "m_class_cns", atr

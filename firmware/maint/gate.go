@@ -171,6 +171,9 @@ func (g *Gate) SetTechnicians(b []byte) (bool, error) {
 	}
 	g.set = s
 	g.learn(s.Issued)
+	if g.o.Synced() {
+		g.learn(g.o.Clock.Now())
+	}
 	return true, g.save()
 }
 
@@ -265,6 +268,7 @@ func (g *Gate) totp(id, code string, now time.Time) error {
 				return ErrReused
 			}
 			g.st.Steps[id] = c
+			g.learn(now) // NTP vouches for it
 			return nil
 		}
 	}
@@ -293,17 +297,23 @@ func (g *Gate) unlock(id, code string, now time.Time) error {
 // the (monotonic) time since it was learnt, or the clock while it is
 // synchronised, whichever is later.
 func (g *Gate) ref(now time.Time) time.Time {
-	r := time.Unix(g.st.Floor, 0).Add(now.Sub(g.floorAt))
+	r := g.floorRef(now)
 	if g.o.Synced() && now.After(r) {
 		r = now
 	}
 	return r
 }
 
-// learn moves the floor to t, a time the hub vouched for, if later.
+func (g *Gate) floorRef(now time.Time) time.Time {
+	return time.Unix(g.st.Floor, 0).Add(now.Sub(g.floorAt))
+}
+
+// learn moves the floor to t, a time the hub (or NTP) vouched for, if
+// later: kept across restarts, it is the reference once the clock is not
+// synchronised any more.
 func (g *Gate) learn(t time.Time) {
 	now := g.o.Clock.Now()
-	if t.After(g.ref(now)) {
+	if t.After(g.floorRef(now)) {
 		g.st.Floor, g.floorAt = t.Unix(), now
 	}
 }

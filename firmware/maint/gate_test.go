@@ -253,3 +253,21 @@ func TestSetAdoption(t *testing.T) {
 		t.Fatalf("after restart %d", g2.Technicians())
 	}
 }
+
+// A set adopted while the clock was synchronised still gives the
+// reference after a restart without synchronisation (a board without
+// RTC comes back in 1970): the hub's unlock code works.
+func TestUnlockAfterSyncLost(t *testing.T) {
+	r := newRig(t)
+	r.clock = haltest.NewClock(t0.Add(time.Hour))
+	g := r.gate(t)
+	if ok, err := g.SetTechnicians(r.signed(t, "t-01", t0)); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	r.synced, r.clock = false, haltest.NewClock(time.Unix(0, 0))
+	g = r.gate(t)
+	code := techset.UnlockCode(r.hub.UnlockKey("t-01"), "t-01", "1001", t0.Add(time.Hour+time.Minute))
+	if err := g.Login("1001", code); err != nil {
+		t.Fatalf("unlock code after the clock was lost: %v", err)
+	}
+}
