@@ -3,6 +3,7 @@ package techset
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -217,4 +218,32 @@ func FuzzCheckUnlock(f *testing.F) {
 			t.Fatalf("%q accepted for %q, not the code of %v", code, tech, issued)
 		}
 	})
+}
+
+// A set of MaxMembers technicians fits the broker's retained limit
+// (16 KiB), so the hub can always publish it retained.
+func TestFullSetFitsRetained(t *testing.T) {
+	st, err := OpenStore(filepath.Join(t.TempDir(), "t.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < MaxMembers; i++ {
+		if _, err := st.Add(fmt.Sprintf("Tecnico %03d", i), t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := st.Add("one more", t0); err == nil {
+		t.Fatal("more than MaxMembers enrolled")
+	}
+	k, _ := cmdsig.Generate("totemhub", cmdsig.Ops)
+	s := st.For("t-0123456789abcdef0123456789abcd", t0)
+	Sign(k, s)
+	b, _ := json.Marshal(s)
+	t.Logf("set of %d technicians: %d bytes", MaxMembers, len(b))
+	if len(b) > 16<<10 {
+		t.Fatalf("%d bytes", len(b))
+	}
+	if _, err := Verify(b, s.Totem, []cmdsig.PublicKey{k.Public()}); err != nil {
+		t.Fatal(err)
+	}
 }
