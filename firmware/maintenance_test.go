@@ -1,6 +1,7 @@
 package firmware_test
 
 import (
+	"context"
 	"encoding/json"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/aslcns/totem/hal"
 	"github.com/aslcns/totem/hal/haltest"
 	"github.com/aslcns/totem/sync/cmdsig"
+	"github.com/aslcns/totem/sync/enroll"
 	"github.com/aslcns/totem/sync/protocol"
 	"github.com/aslcns/totem/sync/techset"
 	"github.com/pquerna/otp/totp"
@@ -36,8 +38,13 @@ type maintRig struct {
 
 func startMaint(t *testing.T) *maintRig { return startMaintSynced(t, true) }
 
+// startMaintWith starts the rig with more options.
+func startMaintWith(t *testing.T, opts ...func(*firmware.Options)) *maintRig {
+	return startMaintSynced(t, true, opts...)
+}
+
 // startMaintSynced starts the rig with the clock synchronised or not.
-func startMaintSynced(t *testing.T, synced bool) *maintRig {
+func startMaintSynced(t *testing.T, synced bool, opts ...func(*firmware.Options)) *maintRig {
 	t.Helper()
 	hub, err := techset.OpenStore(filepath.Join(t.TempDir(), "technicians.json"))
 	if err != nil {
@@ -65,6 +72,9 @@ func startMaintSynced(t *testing.T, synced bool) *maintRig {
 		r.gate = g
 		o.Maint, o.Clock, o.Logger, o.Version = g, r.clock, log, "1.2.3-test"
 		o.Events = func(e protocol.Event) { r.mu.Lock(); r.events = append(r.events, e); r.mu.Unlock() }
+		for _, f := range opts {
+			f(o)
+		}
 	})
 	return r
 }
@@ -278,5 +288,110 @@ func TestMaintenanceUnlockCode(t *testing.T) {
 	r.wait(ctx, "Codice già usato")
 	if !strings.Contains(r.logs.String(), "action=session_start detail=unlock_code") {
 		t.Fatal("session by unlock code not audited")
+	}
+}
+
+// typeCode returns the keys that type code by multi-tap on the
+// maintenance menu's enrollment screen.
+func typeCode(code string) string {
+	taps := []string{"0", "1", "2ABC", "3DEF", "4GHI", "5JKL", "6MNO", "7PQRS", "8TUV", "9WXYZ"}
+	var keys strings.Builder
+	last := byte(0)
+	for i := 0; i < len(code); i++ {
+		for k, set := range taps {
+			n := strings.IndexByte(set, code[i])
+			if n < 0 {
+				continue
+			}
+			key := byte('0' + k)
+			if key == last {
+				keys.WriteByte('C')
+			}
+			for j := 0; j <= n; j++ {
+				keys.WriteByte(key)
+			}
+			last = key
+			break
+		}
+	}
+	return keys.String()
+}
+
+// The other functions of the menu: the link and clock pages in words, an
+// enrollment code typed by multi-tap and handed over, refused, and the
+// credentials test's verdict.
+func TestMaintenanceMenuFunctions(t *testing.T) {
+	ctx := ctxT(t)
+	var mu sync.Mutex
+	var codes []string
+	r := startMaintWith(t, func(o *firmware.Options) {
+		o.Diag = func() firmware.Diagnostics {
+			return firmware.Diagnostics{Broker: "hub.asl.example:8883", TLS: true, LastError: "locked"}
+		}
+		o.Enroll = func(_ context.Context, code string) error {
+			mu.Lock()
+			defer mu.Unlock()
+			codes = append(codes, code)
+			if len(codes) == 1 {
+				return &enroll.Error{Reason: enroll.ReasonExpired, Msg: "expired"}
+			}
+			return nil
+		}
+		o.TestCredentials = func(context.Context) string { return "acl" }
+	})
+	r.wait(ctx, "Benvenuto")
+	r.panel.Type(firmware.MaintSequence)
+	r.wait(ctx, "Numero tecnico:")
+	r.panel.Type("1001#")
+	r.wait(ctx, "Codice dell'app:")
+	r.panel.Type(r.code() + "#")
+	r.wait(ctx, "1 Stampante")
+
+	r.panel.Press('3')
+	r.wait(ctx, "Hub: non collegato")
+	r.wait(ctx, "hub.asl.example:8883")
+	r.panel.Press('#')
+	r.wait(ctx, "NON sincronizzato")
+	r.wait(ctx, "Scarto hub: n.d.")
+	r.panel.Press('#')
+	r.wait(ctx, "credenziali bloccate")
+	r.wait(ctx, "(sblocco da ops)")
+	r.panel.Press('#')
+	r.wait(ctx, "1 Stampante")
+
+	const code = "XK7PQ2MZ9ABC"
+	for i, want := range []string{"Codice non accettato", "Credenziali salvate."} {
+		r.panel.Press('5')
+		r.wait(ctx, "Codice attivazione:")
+		r.panel.Type(typeCode(code))
+		r.wait(ctx, "XK7P-Q2MZ-9ABC")
+		r.panel.Press('#')
+		r.wait(ctx, want)
+		mu.Lock()
+		if len(codes) != i+1 || codes[i] != code {
+			t.Fatalf("enrollment codes handed over: %q", codes)
+		}
+		mu.Unlock()
+		r.panel.Press('*')
+		if i == 0 {
+			r.wait(ctx, "1 Stampante")
+		}
+	}
+	r.wait(ctx, "1 Stampante")
+	r.panel.Press('6')
+	r.wait(ctx, "Test credenziali: KO")
+	r.wait(ctx, "permessi dei topic")
+	r.panel.Press('#')
+	r.wait(ctx, "1 Stampante")
+	r.panel.Press('D')
+	r.wait(ctx, "terminata")
+	logs := r.logs.String()
+	for _, want := range []string{"detail=\"refused: expired\"", "detail=credentials_saved", "detail=\"ko: acl\""} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("audit lacks %s", want)
+		}
+	}
+	if strings.Contains(logs, code) {
+		t.Error("the enrollment code is in the log")
 	}
 }
