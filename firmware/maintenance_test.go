@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/drivers/escpos/vprinter"
 	"github.com/aslcns/totem/firmware"
 	"github.com/aslcns/totem/firmware/maint"
@@ -16,6 +17,7 @@ import (
 	"github.com/aslcns/totem/hal/haltest"
 	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/enroll"
+	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/protocol"
 	"github.com/aslcns/totem/sync/techset"
 	"github.com/pquerna/otp/totp"
@@ -393,5 +395,71 @@ func TestMaintenanceMenuFunctions(t *testing.T) {
 	}
 	if strings.Contains(logs, code) {
 		t.Error("the enrollment code is in the log")
+	}
+}
+
+// resender is a link that records resends.
+type resender struct {
+	mu  sync.Mutex
+	ids []string
+}
+
+func (l *resender) Resend(_ context.Context, id string) (outbox.Entry, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.ids = append(l.ids, id)
+	return outbox.Entry{ID: id}, nil
+}
+
+func (l *resender) Void(context.Context, string) (outbox.Entry, error) { return outbox.Entry{}, nil }
+
+func (l *resender) Ledger(context.Context, uint64, int) (*protocol.Ledger, error) {
+	return nil, firmware.ErrNoLink
+}
+
+// The queue page counts what waits and what is stuck; 1 resends the
+// quarantined entries through the link; # summarises the send log.
+func TestMaintenanceQueueResend(t *testing.T) {
+	ctx := ctxT(t)
+	link := &resender{}
+	var stuck outbox.Entry
+	r := startMaintWith(t, func(o *firmware.Options) {
+		now := time.Now()
+		var err error
+		if stuck, err = o.Outbox.Enqueue(cms.KindPINChange, []byte(`{}`), now.Add(-2*time.Hour), now.Add(-time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if rep, err := o.Outbox.Sweep(now); err != nil || rep.Expired != 1 {
+			t.Fatalf("sweep %+v %v", rep, err)
+		}
+		if _, err := o.Outbox.Enqueue(cms.KindPINChange, []byte(`{}`), now, now.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		o.Link = func() firmware.Link { return link }
+	})
+	r.wait(ctx, "Benvenuto")
+	r.panel.Type(firmware.MaintSequence)
+	r.wait(ctx, "Numero tecnico:")
+	r.panel.Type("1001#")
+	r.wait(ctx, "Codice dell'app:")
+	r.panel.Type(r.code() + "#")
+	r.wait(ctx, "1 Stampante")
+	r.panel.Press('4')
+	r.wait(ctx, "Quarantena: 1")
+	r.panel.Press('1')
+	r.wait(ctx, "Reinviate: 1")
+	link.mu.Lock()
+	if len(link.ids) != 1 || link.ids[0] != stuck.ID {
+		t.Fatalf("resent %q, want the quarantined %s", link.ids, stuck.ID)
+	}
+	link.mu.Unlock()
+	r.panel.Press('#')
+	r.wait(ctx, "In coda:")
+	r.panel.Press('#')
+	r.wait(ctx, "in attesa: 2")
+	r.panel.Press('#')
+	r.wait(ctx, "1 Stampante")
+	if !strings.Contains(r.logs.String(), "action=resend_stuck detail=\"resent=1 failed=0\"") {
+		t.Fatal("resend not audited")
 	}
 }
