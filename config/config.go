@@ -146,7 +146,10 @@ type Totemd struct {
 	} `toml:"devices"`
 	Session struct {
 		IdleTimeout Duration `toml:"idle_timeout"`
-		Lang        string   `toml:"lang"` // it|en
+		// MaintenanceIdle ends a technician's maintenance session at the
+		// panel nobody touches.
+		MaintenanceIdle Duration `toml:"maintenance_idle"`
+		Lang            string   `toml:"lang"` // it|en
 	} `toml:"session"`
 	// Update: over-the-air updates from the hub (sync/update/agent).
 	Update struct {
@@ -292,6 +295,7 @@ func DefaultTotemd() *Totemd {
 	c.Devices.Display.Kind = "lcd"
 	c.Devices.Display.ROM = "a00"
 	c.Session.IdleTimeout = Duration{60 * time.Second}
+	c.Session.MaintenanceIdle = Duration{3 * time.Minute}
 	c.Session.Lang = "it"
 	c.Update.HealthWindow = Duration{5 * time.Minute}
 	c.Update.Quiet = Duration{2 * time.Minute}

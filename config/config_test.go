@@ -170,6 +170,8 @@ func TestValidate(t *testing.T) {
 		key  string
 	}{
 		{"idle timeout", loadd, "[session]\nidle_timeout = \"1s\"", "session.idle_timeout"},
+		{"maintenance idle short", loadd, "[session]\nmaintenance_idle = \"5s\"", "session.maintenance_idle"},
+		{"maintenance idle long", loadd, "[session]\nmaintenance_idle = \"2h\"", "session.maintenance_idle"},
 		{"http url", loadd, "[broker]\nurl = \"http://x\"", "broker.url"},
 		{"url without scheme", loadd, "[broker]\nurl = \"127.0.0.1:1883\"", "broker.url"},
 		{"url with password", loadd, "[broker]\nurl = \"mqtt://u:p@x:1883\"", "broker.url"},

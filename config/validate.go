@@ -193,6 +193,10 @@ func (c *Totemd) Validate() error {
 	}
 
 	p.atLeast("session.idle_timeout", c.Session.IdleTimeout, 5*time.Second)
+	p.atLeast("session.maintenance_idle", c.Session.MaintenanceIdle, 30*time.Second)
+	if c.Session.MaintenanceIdle.Duration > time.Hour {
+		p.add("session.maintenance_idle", "%v is longer than 1h: an open maintenance session left behind stays open", c.Session.MaintenanceIdle.Duration)
+	}
 	p.oneOf("session.lang", c.Session.Lang, "it", "en")
 	if c.Update.Arch != "" {
 		p.oneOf("update.arch", c.Update.Arch, "amd64", "arm64", "armhf")

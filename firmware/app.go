@@ -20,6 +20,7 @@ import (
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/firmware/console"
 	"github.com/aslcns/totem/firmware/flows"
+	"github.com/aslcns/totem/firmware/maint"
 	"github.com/aslcns/totem/firmware/printq"
 	"github.com/aslcns/totem/firmware/screens"
 	"github.com/aslcns/totem/hal"
@@ -77,6 +78,30 @@ type Options struct {
 	// CommandsRefused returns the console commands refused so far, by
 	// code (the verifier's count), for telemetry; nil reports none.
 	CommandsRefused func() map[string]uint64
+
+	// Clock is the time of maintenance mode: the pace of its key
+	// sequence, its inactivity, the lock of its door; default
+	// hal.SystemClock.
+	Clock hal.Clock
+	// Maint is the door of maintenance mode at the panel (maintenance.go);
+	// nil: the panel has no maintenance mode.
+	Maint *maint.Gate
+	// MaintIdle ends a maintenance session nobody touches (default 3 min).
+	MaintIdle time.Duration
+	// Diag reports the link and the clock for the maintenance menu; nil
+	// shows them unknown.
+	Diag func() Diagnostics
+	// Version is the software version the maintenance menu shows.
+	Version string
+	// Enroll exchanges an enrollment code typed at the panel for the
+	// totem's credentials and saves them (a refusal is an error with an
+	// enroll reason); nil: not offered.
+	Enroll func(ctx context.Context, code string) error
+	// TestCredentials runs Test credenziali on the live link and returns
+	// "" when it passed, or what failed: "network", "tls", "auth",
+	// "locked", "refused", "nocreds", "acl", "expired", "no_answer"; nil: not
+	// offered.
+	TestCredentials func(ctx context.Context) string
 }
 
 // App is the totem application.
@@ -108,6 +133,13 @@ type App struct {
 	console *console.Console
 	// desk is what the operation flows (firmware/flows) see of the App.
 	desk *flows.Desk
+
+	clock hal.Clock
+	seq   seqState // the maintenance key sequence; the loop's goroutine
+	// hubOffset is the clock's offset from the hub's at the last result
+	// (ns), once hubOffsetKnown.
+	hubOffset      atomic.Int64
+	hubOffsetKnown atomic.Bool
 }
 
 const metaPolicy = "policy"
@@ -129,9 +161,15 @@ func New(dev Devices, o Options) *App {
 	if o.QueuedTTL == 0 {
 		o.QueuedTTL = 30 * 24 * time.Hour
 	}
+	if o.Clock == nil {
+		o.Clock = hal.SystemClock{}
+	}
+	if o.MaintIdle == 0 {
+		o.MaintIdle = 3 * time.Minute
+	}
 	a := &App{o: o, dev: dev, log: o.Logger, start: time.Now(), now: time.Now,
 		cards: make(chan hal.CardEvent, 16), keys: make(chan hal.Key, 32),
-		waiters: waiters{m: make(map[string]chan outbox.Entry)}}
+		waiters: waiters{m: make(map[string]chan outbox.Entry)}, clock: o.Clock}
 	p := cms.Policy2020
 	if b, err := o.Outbox.Meta(metaPolicy); err == nil && b != nil {
 		if pol, err := protocol.DecodePolicy(b); err == nil {
@@ -174,6 +212,7 @@ func (a *App) Result(e outbox.Entry) {
 	if e.Result != nil {
 		a.last.Store(&protocol.Outcome{OpID: e.ID, Seq: e.Seq, Kind: e.Kind, Protocol: e.Result.Transport.Protocol,
 			Transport: e.Result.Transport.Status, Processing: e.Result.Processing.Status, At: time.Now().UTC()})
+		a.noteHubTime(e.Result.Transport.At)
 	}
 	a.waiters.deliver(e)
 }
@@ -339,6 +378,13 @@ func (a *App) loop(ctx context.Context) error {
 					a.Show(a.health.idleScreen()) // the reader's state changed
 				}
 			case k := <-a.keys: // the services that need no card
+				if a.maintSeq(k) {
+					present = a.maintenance(ctx)
+					if !present {
+						a.Show(a.health.idleScreen())
+					}
+					continue
+				}
 				present = a.cardless(ctx, k)
 			case <-a.tick:
 				a.alive()

@@ -18,9 +18,10 @@ type health struct {
 	events func(protocol.Event) // Options.Events, nil drops them
 	log    *slog.Logger
 
-	mu      sync.Mutex
-	printer string // last printer condition
-	reader  string // "ok" or "gone"
+	mu       sync.Mutex
+	printer  string // last printer condition
+	paperLow bool   // the printer reports paper near its end
+	reader   string // "ok" or "gone"
 }
 
 func newHealth(events func(protocol.Event), log *slog.Logger) *health {
@@ -35,6 +36,25 @@ func (h *health) event(level, code, msg string) {
 }
 
 func (h *health) setPrinter(err error) {
+	h.mu.Lock()
+	low := h.paperLow
+	h.mu.Unlock()
+	h.printerState(printerCondition(err, low))
+}
+
+// setPaperLow records whether the printer reports paper near its end: the
+// printer's state while it is otherwise ready ("paper_near_end").
+func (h *health) setPaperLow(low bool) {
+	h.mu.Lock()
+	h.paperLow = low
+	cur := h.printer
+	h.mu.Unlock()
+	if cur == "ok" || cur == "paper_near_end" {
+		h.printerState(printerCondition(nil, low))
+	}
+}
+
+func printerCondition(err error, low bool) string {
 	s := "ok"
 	switch {
 	case errors.Is(err, hal.ErrPaperOut):
@@ -45,7 +65,13 @@ func (h *health) setPrinter(err error) {
 		s = "not_responding"
 	case err != nil:
 		s = "fault"
+	case low:
+		s = "paper_near_end"
 	}
+	return s
+}
+
+func (h *health) printerState(s string) {
 	h.mu.Lock()
 	changed := h.printer != s
 	h.printer = s

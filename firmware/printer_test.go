@@ -22,7 +22,9 @@ type printerRig struct {
 	vp *vprinter.VPrinter
 }
 
-func startWithVPrinter(t *testing.T) *printerRig {
+// startWithVPrinter starts the rig; each of opts may change the App's
+// options (the outbox and the logger are set) before it starts.
+func startWithVPrinter(t *testing.T, opts ...func(*firmware.Options)) *printerRig {
 	t.Helper()
 	dir := t.TempDir()
 	vp, err := vprinter.Start(filepath.Join(dir, "paper"))
@@ -43,13 +45,16 @@ func startWithVPrinter(t *testing.T) *printerRig {
 	_, log := newLog()
 	var app *firmware.App
 	jobs, err := printq.Open(filepath.Join(dir, "jobs.db"), drv, printq.Options{Poll: 50 * time.Millisecond,
-		OnStatus: func(err error) { app.PrinterStatus(err) }})
+		OnStatus: func(err error) { app.PrinterStatus(err) }, OnPaper: func(low bool) { app.PaperNearEnd(low) }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	app = firmware.New(firmware.Devices{Reader: tt.reader, Printer: drv, Keypad: tt.panel, Display: tt.panel},
-		firmware.Options{Totem: "t-print", ASL: "ASL", Location: "Atrio", Outbox: box, Jobs: jobs, Logger: log,
-			ResultWait: 50 * time.Millisecond, IdleTimeout: time.Minute})
+	o := firmware.Options{Totem: "t-print", ASL: "ASL", Location: "Atrio", Outbox: box, Jobs: jobs, Logger: log,
+		ResultWait: 50 * time.Millisecond, IdleTimeout: time.Minute}
+	for _, f := range opts {
+		f(&o)
+	}
+	app = firmware.New(firmware.Devices{Reader: tt.reader, Printer: drv, Keypad: tt.panel, Display: tt.panel}, o)
 	tt.app = app
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -136,6 +136,7 @@ func (a *App) Print(ctx context.Context, doc *hal.Doc, opID string) error {
 		a.log.Error("print queue", "err", err)
 	}
 	if st, err := a.dev.Printer.Status(ctx); err == nil {
+		a.health.setPaperLow(st.PaperNearEnd)
 		if err := st.Err(); err != nil {
 			a.health.setPrinter(err)
 			return err
@@ -152,3 +153,8 @@ func (a *App) Print(ctx context.Context, doc *hal.Doc, opID string) error {
 // PrinterStatus records the printer's condition for telemetry; it is the
 // print queue's OnStatus.
 func (a *App) PrinterStatus(err error) { a.health.setPrinter(err) }
+
+// PaperNearEnd records whether the printer reports its paper near the
+// end: telemetry's printer state "paper_near_end" (an event when it
+// changes) while it otherwise prints. It is the print queue's OnPaper.
+func (a *App) PaperNearEnd(low bool) { a.health.setPaperLow(low) }

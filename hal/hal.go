@@ -107,6 +107,13 @@ type PINChanger interface {
 	UnblockPIN(ctx context.Context, puk, newPIN []byte) error
 }
 
+// CardProbe is an optional capability of a Card: its ATR and the class
+// the ATR implies, known from the connection without sending the chip
+// anything, so nothing personal is read (the technician's reader test).
+type CardProbe interface {
+	Probe() (CardClass, []byte)
+}
+
 // CardClass is the kind of card the ATR and the probe found.
 type CardClass string
 

@@ -20,6 +20,7 @@ import (
 	"github.com/aslcns/totem/cms/refcms"
 	"github.com/aslcns/totem/config"
 	"github.com/aslcns/totem/firmware"
+	"github.com/aslcns/totem/firmware/maint"
 	"github.com/aslcns/totem/firmware/printq"
 	"github.com/aslcns/totem/hal"
 	"github.com/aslcns/totem/hal/sim"
@@ -29,6 +30,7 @@ import (
 	"github.com/aslcns/totem/sync/hub"
 	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/protocol"
+	"github.com/aslcns/totem/sync/techset"
 	"github.com/aslcns/totem/sync/update/rollout"
 	"github.com/aslcns/totem/sync/uplink"
 	"github.com/eclipse/paho.golang/paho"
@@ -53,6 +55,7 @@ type rig struct {
 	totemVerify *cmdsig.Verifier
 	logs        *logBuf // every component's log lines
 	pkg         string  // a package for job create
+	gate        *maint.Gate
 }
 
 // logBuf collects log lines from several goroutines.
@@ -148,9 +151,17 @@ func startRig(t *testing.T, ctx context.Context, seed func(*outbox.Outbox)) *rig
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ro.Close() })
+	// The technician set, signed by the hub's own key, which the totem
+	// trusts as it trusts the consoles'.
+	techs, err := techset.OpenStore(filepath.Join(dir, "technicians.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hubKey, _ := cmdsig.Generate("totemhub", cmdsig.Ops)
+	fleet.Provisioned(rigTotem)
 	h := hub.New(hub.Options{URL: r.url, ClientID: "hub-1", Username: hubMe.Username, Password: hubMe.Password,
 		Backend: store, Logger: log.With("subsystem", "hub"), Accounts: reg, Enroller: reg, Verifier: cmdsig.NewVerifier(cmdsig.HubTarget, keys, record("hub-commands.db")),
-		Fleet: fleet,
+		Fleet: fleet, Technicians: techs, TechKey: &hubKey,
 		Jobs: func(console, name string, args map[string]string) (json.RawMessage, error) {
 			return ro.Command(console, name, args, keys, reg.Totems)
 		}})
@@ -171,6 +182,9 @@ func startRig(t *testing.T, ctx context.Context, seed func(*outbox.Outbox)) *rig
 	r.panel, r.reader = sim.NewPanel(20, 4), sim.NewReader("sim")
 	var up *uplink.Uplink
 	r.totemVerify = cmdsig.NewVerifier(rigTotem, keys, record("commands.db"))
+	if r.gate, err = maint.New(maint.Options{Totem: rigTotem, Keys: append(slices.Clone(keys), hubKey.Public()), Store: r.box}); err != nil {
+		t.Fatal(err)
+	}
 	app := firmware.New(firmware.Devices{Reader: r.reader, Printer: printer, Keypad: r.panel, Display: r.panel},
 		firmware.Options{Totem: rigTotem, ASL: "ASL Test", Location: "Atrio", Outbox: r.box, Jobs: jobs,
 			ResultWait: 2 * time.Second, Link: func() firmware.Link { return up }, Logger: log.With("subsystem", "firmware"),
@@ -179,7 +193,7 @@ func startRig(t *testing.T, ctx context.Context, seed func(*outbox.Outbox)) *rig
 	up = uplink.New(uplink.Options{Totem: rigTotem, URL: r.url, Username: totemCreds.Username, Password: totemCreds.Password,
 		Outbox: r.box, Logger: log.With("subsystem", "uplink"), BackoffMin: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
 		Telemetry: app.Telemetry, OnResult: app.Result, OnPolicy: app.SetPolicy, OnCommand: app.Command,
-		Verifier: r.totemVerify})
+		Verifier: r.totemVerify, OnTechnicians: func(b []byte) { r.gate.SetTechnicians(b) }})
 
 	rctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -311,8 +325,12 @@ func TestEveryCommandRunsEndToEnd(t *testing.T) {
 		"fleet":        {"status"},
 		"job_create": {"job", "create", "--package", r.pkg, "--name", "totemd", "--version", "2.0.0", "--arch", "arm64",
 			"--target", "all", "--rate", "2", "--abort-after-failures", "50", "--id", "job-e2e"},
-		"job_status": {"job", "status", "job-e2e"},
-		"job_cancel": {"job", "cancel", "job-e2e"},
+		"job_status":             {"job", "status", "job-e2e"},
+		"job_cancel":             {"job", "cancel", "job-e2e"},
+		"technician_add":         {"technician", "add", "Tecnico", "Uno"},
+		"technician_list":        {"technician", "list"},
+		"technician_unlock_code": {"technician", "unlock-code", rigTotem, "Tecnico Uno"},
+		"technician_remove":      {"technician", "remove", "1001"},
 	}
 
 	// The table of this test covers the verifier's tables and totemctl's
@@ -384,7 +402,8 @@ func TestEveryCommandRunsEndToEnd(t *testing.T) {
 	// job_create first, status before cancel: they need its job.
 	order := slices.Sorted(maps.Keys(hubCalls))
 	slices.SortStableFunc(order, func(a, b string) int {
-		rank := map[string]int{"job_create": -3, "job_status": -2, "job_cancel": -1}
+		rank := map[string]int{"job_create": -3, "job_status": -2, "job_cancel": -1,
+			"technician_add": 1, "technician_list": 2, "technician_unlock_code": 3, "technician_remove": 4}
 		return rank[a] - rank[b]
 	})
 	for _, name := range order {
@@ -398,6 +417,34 @@ func TestEveryCommandRunsEndToEnd(t *testing.T) {
 		}
 		if name == "job_cancel" && !strings.Contains(out, "cancelled") {
 			t.Errorf("job cancel said %q", out)
+		}
+		switch name {
+		case "technician_add":
+			if !strings.Contains(out, "otpauth://totp/") || !strings.Contains(out, "number 1001") || !strings.Contains(out, "█") {
+				t.Errorf("technician add said %q", out)
+			}
+			// The totem gets the set through the broker and adopts it.
+			for r.gate.Technicians() != 1 {
+				if ctx.Err() != nil {
+					t.Fatal("the totem never adopted the technician set")
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		case "technician_list":
+			if !strings.Contains(out, "Tecnico Uno") || strings.Contains(out, "secret") {
+				t.Errorf("technician list said %q", out)
+			}
+		case "technician_unlock_code":
+			if !regexp.MustCompile(`unlock code \d{5} \d{6}`).MatchString(out) {
+				t.Errorf("unlock-code said %q", out)
+			}
+		case "technician_remove":
+			for r.gate.Technicians() != 0 {
+				if ctx.Err() != nil {
+					t.Fatal("the totem never adopted the set without the technician")
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
 		}
 	}
 

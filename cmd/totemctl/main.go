@@ -79,6 +79,8 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 			"       totemctl [flags] unlock NAME\n"+
 			"       totemctl [flags] enroll TOTEM\n"+
 			"       totemctl [flags] credentials [-o table|json]\n"+
+			"       totemctl [flags] technician add NAME [--light] | list [-o table|json] | remove NAME|NUMBER\n"+
+			"       totemctl [flags] technician unlock-code TOTEM NAME|NUMBER\n"+
 			"       totemctl [flags] keygen --id ID --role technician|ops [--out FILE]\n"+
 			"       totemctl [flags] job create --package FILE --target all|ID,ID… [--rate N/min] [--abort-after-failures P%] [--id JOB]\n"+
 			"       totemctl [flags] job status [JOB] [-o table|json] | job cancel JOB\n"+
@@ -130,6 +132,8 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 		return credentialsList(ctx, cfg, rest[1:], stdout, stderr)
 	case "job":
 		return job(ctx, cfg, rest[1:], stdout, stderr)
+	case "technician":
+		return technician(ctx, cfg, rest[1:], stdout, stderr)
 	case "cmd":
 		if len(rest) < 3 || !protocol.ValidTotemID(rest[1]) {
 			fs.Usage()

@@ -251,11 +251,16 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	var verifier atomic.Pointer[cmdsig.Verifier]
 	var app *firmware.App
 	jobs, err := printq.Open(filepath.Join(cfg.StateDir, "jobs.db"), dev.Printer, printq.Options{
-		Logger: log.With("subsystem", "printq"), OnStatus: func(err error) { app.PrinterStatus(err) }})
+		Logger: log.With("subsystem", "printq"), OnStatus: func(err error) { app.PrinterStatus(err) },
+		OnPaper: func(low bool) { app.PaperNearEnd(low) }})
 	if err != nil {
 		return err
 	}
 	defer jobs.Close()
+	gate, err := maintGate(cfg, box, clk, log)
+	if err != nil {
+		return err
+	}
 	app = firmware.New(dev, firmware.Options{
 		Totem: cfg.Totem.ID, ASL: cfg.Totem.ASL, Location: cfg.Totem.Location,
 		Lang: firmware.ParseLang(cfg.Session.Lang), Outbox: box, Jobs: jobs, Logger: log.With("subsystem", "firmware"),
@@ -284,6 +289,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			}
 			return nil
 		},
+		Maint: gate, MaintIdle: cfg.Session.MaintenanceIdle.Duration, Version: version,
+		Diag:            func() firmware.Diagnostics { return diagnostics(cfg, link.Load(), clk) },
+		Enroll:          func(ctx context.Context, code string) error { return enrollFromPanel(ctx, cfg, code) },
+		TestCredentials: func(ctx context.Context) string { return checkCredentials(ctx, link.Load()) },
 	})
 	appRef.Store(app)
 	if asb != nil {
@@ -329,6 +338,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			log.Warn("no console keys trusted: every remote command will be refused", "console_keys_file", cfg.ConsoleKeysFile)
 		}
 		verifier.Store(cmdsig.NewVerifier(cfg.Totem.ID, keys, cmdRecord))
+		gate.Trust(keys)
 		// Read after the credentials too: the demo hub writes its CA
 		// certificate before them.
 		tlsCfg, caFile, err := cli.BrokerTLS(cfg.Broker.URL, cfg.Broker.TLSClient)
@@ -345,7 +355,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			Mono:      func() time.Duration { return time.Duration(clk.Stamp().Mono) * time.Millisecond },
 			Telemetry: app.Telemetry, TelemetryInterval: cfg.Sync.TelemetryInterval.Duration,
 			OnResult: app.Result, OnPolicy: app.SetPolicy, OnCommand: app.Command,
-			Verifier: verifier.Load(), OnUpdate: upd.onUpdate(),
+			OnTechnicians: func(b []byte) { adoptTechnicians(gate, b, log) },
+			Verifier:      verifier.Load(), OnUpdate: upd.onUpdate(),
 		})
 		link.Store(up)
 		upd.newLink(up, log.With("subsystem", "update"))

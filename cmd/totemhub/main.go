@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -34,6 +35,7 @@ import (
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/hub"
 	"github.com/aslcns/totem/sync/protocol"
+	"github.com/aslcns/totem/sync/techset"
 	"go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 )
@@ -98,6 +100,10 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 		if err := consoleKey(cfg, log); err != nil {
 			return err
 		}
+	}
+	techs, techKey, err := technicianSet(cfg, log)
+	if err != nil {
+		return err
 	}
 	for _, id := range cfg.Fleet.Provision {
 		if _, err := provisionTotem(cfg, reg, id); err != nil {
@@ -174,6 +180,9 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 	if err != nil {
 		return err
 	}
+	// The hub's own key signs technician sets for the totems; it is no
+	// console of the hub.
+	keys = slices.DeleteFunc(keys, func(k cmdsig.PublicKey) bool { return k.ID == hubKeyID })
 	if len(keys) == 0 {
 		log.Warn("no console keys trusted: every console command to the hub will be refused")
 	}
@@ -210,7 +219,8 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 	defer stopJobs()
 	h := hub.New(hub.Options{Accounts: accounts, Enroller: enroller, EnrollValidity: cfg.Fleet.EnrollValidity.Duration, URL: url, TLS: tlsCfg, CAFile: caFile, ClientID: hubClientPrefix + cli.RandomID(4), Username: me.Username,
 		Password: me.Password, Backend: store, Logger: log.With("subsystem", "ingest"),
-		Verifier: cmdsig.NewVerifier(cmdsig.HubTarget, keys, rec), Fleet: fleet, Jobs: jobs})
+		Verifier: cmdsig.NewVerifier(cmdsig.HubTarget, keys, rec), Fleet: fleet, Jobs: jobs,
+		Technicians: techs, TechKey: &techKey})
 	if cfg.HTTP.Listen != "" {
 		ws, err := startWeb(cfg, log, h, store, fleet, reg, bstats, bconns)
 		if err != nil {
@@ -330,6 +340,42 @@ func provisionTotem(cfg *config.Totemhub, reg *broker.Registry, id string) (stri
 
 // hubClientPrefix begins the user name and client id of the hub's ingest.
 const hubClientPrefix = "totemhub-"
+
+// hubKeyID is the id of the hub's own signing key.
+const hubKeyID = "totemhub"
+
+// technicianSet opens the technician set (<state_dir>/technicians.json,
+// 0600: TOTP secrets and the unlock master secret) and the hub's ops key
+// that signs it for the totems (<state_dir>/totemhub.key, 0600, made at
+// the first start). Totems trust that key like a console's: with
+// fleet.console set (the demo) it is added to console_keys_file, which
+// they read; otherwise ops add the public key logged here to the totems'
+// console_keys.
+func technicianSet(cfg *config.Totemhub, log *slog.Logger) (*techset.Store, cmdsig.PrivateKey, error) {
+	st, err := techset.OpenStore(filepath.Join(cfg.StateDir, "technicians.json"))
+	if err != nil {
+		return nil, cmdsig.PrivateKey{}, err
+	}
+	path := filepath.Join(cfg.StateDir, hubKeyID+".key")
+	k, err := cmdsig.LoadPrivate(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		if k, err = cmdsig.Generate(hubKeyID, cmdsig.Ops); err == nil {
+			err = cmdsig.SavePrivate(path, k)
+		}
+	}
+	if err != nil {
+		return nil, cmdsig.PrivateKey{}, err
+	}
+	e := k.Public().Entry()
+	log.Info("technician sets signed with the hub's key: totems must trust it (console_keys)", "id", e.ID, "role", e.Role,
+		"public_key", e.PublicKey)
+	if cfg.Fleet.Console != "" {
+		if err := cmdsig.AddTrusted(cfg.ConsoleKeysFile, k.Public()); err != nil {
+			return nil, cmdsig.PrivateKey{}, err
+		}
+	}
+	return st, k, nil
+}
 
 // consoleKey makes sure the provisioned console has an ops signing key
 // (<credentials_dir>/<console>.key, 0600, kept across restarts) and that

@@ -26,6 +26,7 @@ type Card struct {
 var (
 	_ hal.Card       = (*Card)(nil)
 	_ hal.PINChanger = (*Card)(nil)
+	_ hal.CardProbe  = (*Card)(nil)
 )
 
 // New returns the card application for the card with the given ATR,
@@ -36,6 +37,12 @@ func New(t Transmitter, atr []byte) *Card {
 
 // ATR returns the parsed ATR.
 func (c *Card) ATR() ATR { return c.atr }
+
+// Probe returns the class the ATR implies and the ATR; nothing is sent
+// to the chip.
+func (c *Card) Probe() (hal.CardClass, []byte) {
+	return c.atr.Class(), append([]byte(nil), c.atr.Raw...)
+}
 
 // APDUs returns how many C-APDUs were sent so far (for benchmarks).
 func (c *Card) APDUs() int { return c.apdus }

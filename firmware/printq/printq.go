@@ -51,6 +51,9 @@ type Options struct {
 	// OnStatus is told the printer's condition after every attempt: nil
 	// when it printed, the hal sentinel otherwise.
 	OnStatus func(error)
+	// OnPaper is told, each time the printer answered a status query,
+	// whether it reports its paper near the end (it still prints).
+	OnPaper func(nearEnd bool)
 }
 
 // Queue is the durable print queue.
@@ -269,6 +272,9 @@ func (q *Queue) attempt(ctx context.Context, j *Job) error {
 	// is not sent the job: nothing goes out, so no reprint mark later.
 	st, err := q.printer.Status(ctx)
 	if err == nil {
+		if q.o.OnPaper != nil {
+			q.o.OnPaper(st.PaperNearEnd)
+		}
 		err = st.Err()
 	}
 	if err != nil {

@@ -383,3 +383,30 @@ func DateIT(d string) string {
 	}
 	return t.Format("02/01/2006")
 }
+
+// TestPage is the maintenance menu's test page: the totem, the software
+// version, every accented letter, the euro sign, sizes, a QR code and a
+// barcode — no citizen's data.
+func (f Frame) TestPage(version string) *hal.Doc {
+	d := &hal.Doc{Title: "Pagina di prova"}
+	add := func(b hal.Block) { d.Blocks = append(d.Blocks, b) }
+	text := func(s string) { add(hal.Block{Kind: hal.Text, Text: s}) }
+	add(hal.Block{Kind: hal.Text, Text: f.ASL, Align: hal.Center, Bold: true})
+	add(hal.Block{Kind: hal.Text, Text: "Totem " + f.Totem + " - " + f.Location, Align: hal.Center})
+	add(hal.Block{Kind: hal.Rule})
+	add(hal.Block{Kind: hal.Text, Text: "Pagina di prova", Align: hal.Center, Bold: true, Large: true})
+	add(hal.Block{Kind: hal.Feed})
+	text("Stampata: " + f.Now.Format("02/01/2006 15:04"))
+	text("Versione: " + version)
+	text("à è é ì ò ù  À È É Ì Ò Ù")
+	text("Importo: 4,20 €")
+	add(hal.Block{Kind: hal.Text, Text: "Grassetto", Bold: true})
+	add(hal.Block{Kind: hal.Text, Text: "Grande", Large: true})
+	add(hal.Block{Kind: hal.Text, Text: "a destra", Align: hal.Right})
+	add(hal.Block{Kind: hal.Rule})
+	add(hal.Block{Kind: hal.QR, Text: "TOTEM " + f.Totem + " PROVA"})
+	add(hal.Block{Kind: hal.Barcode, Text: "PROVA-" + f.Totem})
+	add(hal.Block{Kind: hal.Feed})
+	add(hal.Block{Kind: hal.Text, Text: "Fine della prova", Align: hal.Center})
+	return d
+}

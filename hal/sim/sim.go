@@ -25,7 +25,15 @@ type Card struct {
 	PIN   string
 	PUK   string
 	Tries int // PIN tries left; 0 means blocked
+	// ATR is what the card answers to reset; nil: a TS-CNS's
+	// (DemoATR) for a CNS or operator card, none for the others.
+	ATR []byte
 }
+
+// DemoATR is the ATR of the simulated TS-CNS cards (an Athena
+// IDProtect's, as the TS-CNS of the demo).
+var DemoATR = []byte{0x3B, 0xDF, 0x18, 0x00, 0x81, 0x31, 0xFE, 0x7D, 0x00, 0x6B, 0x15, 0x0C, 0x01, 0x81, 0x01, 0x11,
+	0x01, 0x43, 0x4E, 0x53, 0x10, 0x31, 0x80, 0xE8}
 
 // DemoCard returns the demo citizen's card (ROSSI MARIO, PIN 12345). The
 // reference CMS's demo registry knows it.
@@ -208,6 +216,22 @@ func (s *session) Info(ctx context.Context) (hal.CardInfo, error) {
 		return info, hal.ErrCardUnknown
 	}
 	return info, nil
+}
+
+var _ hal.CardProbe = (*session)(nil)
+
+// Probe returns the card's class and ATR without reading its data.
+func (s *session) Probe() (hal.CardClass, []byte) {
+	s.r.mu.Lock()
+	defer s.r.mu.Unlock()
+	atr, class := s.card.ATR, s.card.Info.Class
+	if atr == nil && (class == hal.ClassCNS || class == hal.ClassOperator) {
+		atr = DemoATR
+	}
+	if class == hal.ClassOperator {
+		class = hal.ClassCNS // an operator card is a TS-CNS by its ATR
+	}
+	return class, append([]byte(nil), atr...)
 }
 
 func (s *session) VerifyPIN(ctx context.Context, pin []byte) error {

@@ -343,7 +343,8 @@ func retainable(topic string, n int) bool {
 		return false
 	}
 	_, leaf, ok := split(topic)
-	return ok && (leaf == protocol.LeafState || leaf == protocol.LeafTelemetry || leaf == protocol.LeafPolicy)
+	return ok && (leaf == protocol.LeafState || leaf == protocol.LeafTelemetry || leaf == protocol.LeafPolicy ||
+		leaf == protocol.LeafTechnicians)
 }
 
 // refuse logs a refusal, rate-limited per reason: a client repeating one
@@ -397,7 +398,7 @@ func (h *authHook) redactTopic(topic string) string {
 			protocol.LeafOp, protocol.LeafResult, protocol.LeafState, protocol.LeafTelemetry, protocol.LeafEvent,
 			protocol.LeafCmd, protocol.LeafReply, protocol.LeafPolicy, protocol.LeafSync, protocol.LeafLedger,
 			protocol.LeafRotate, protocol.LeafRotated, "enroll",
-			protocol.LeafUpdate, protocol.LeafUpdateReq, "upload":
+			protocol.LeafUpdate, protocol.LeafUpdateReq, "upload", protocol.LeafTechnicians:
 		default:
 			levels[i] = h.redact(l)
 		}
@@ -418,8 +419,8 @@ func clip(s string) string {
 //
 //   - totem T: publishes totem/v1/T/{op,state,telemetry,event,sync,rotate,update_req}
 //     and totem/v1/T/reply/{console}; subscribes exactly
-//     totem/v1/T/{result,cmd,policy,ledger,rotated,update}.
-//   - hub: publishes totem/v1/{id}/{result,policy,ledger,rotated,update}; subscribes,
+//     totem/v1/T/{result,cmd,policy,ledger,rotated,update,technicians}.
+//   - hub: publishes totem/v1/{id}/{result,policy,ledger,rotated,update,technicians}; subscribes,
 //     optionally as $share/{group}/…,
 //     totem/v1/{+|id}/{op,state,telemetry,event,sync,rotate,update_req};
 //     the enrollment requests and their replies (enrolluser.go).
@@ -472,7 +473,8 @@ func totemAllowed(user, topic string, write bool) bool {
 		return ok && protocol.ValidTotemID(console)
 	}
 	switch leaf {
-	case protocol.LeafResult, protocol.LeafCmd, protocol.LeafPolicy, protocol.LeafLedger, protocol.LeafRotated, protocol.LeafUpdate:
+	case protocol.LeafResult, protocol.LeafCmd, protocol.LeafPolicy, protocol.LeafLedger, protocol.LeafRotated, protocol.LeafUpdate,
+		protocol.LeafTechnicians:
 		return true
 	}
 	return false
@@ -504,7 +506,7 @@ func hubAllowed(topic string, write bool) bool {
 		id, leaf, ok := split(topic)
 		return ok && protocol.ValidTotemID(id) &&
 			(leaf == protocol.LeafResult || leaf == protocol.LeafPolicy || leaf == protocol.LeafLedger || leaf == protocol.LeafRotated ||
-				leaf == protocol.LeafUpdate)
+				leaf == protocol.LeafUpdate || leaf == protocol.LeafTechnicians)
 	}
 	if rest, ok := strings.CutPrefix(topic, "$share/"); ok {
 		group, filter, ok := strings.Cut(rest, "/")

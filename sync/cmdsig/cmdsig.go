@@ -77,6 +77,13 @@ var (
 		"job_create":   Ops,        // a fleet update job (sync/update/rollout)
 		"job_status":   Ops,
 		"job_cancel":   Ops,
+		// The technician set (maintenance mode at the panel): enrolling
+		// and removing gives or takes a totem's panel, listing shows
+		// names; an unlock code opens one totem once, for 15 minutes.
+		"technician_add":         Ops,
+		"technician_list":        Ops,
+		"technician_remove":      Ops,
+		"technician_unlock_code": Technician,
 	}
 )
 

@@ -28,6 +28,7 @@ import (
 	"github.com/aslcns/totem/sync/enroll"
 	"github.com/aslcns/totem/sync/pki"
 	"github.com/aslcns/totem/sync/protocol"
+	"github.com/aslcns/totem/sync/techset"
 	"github.com/eclipse/paho.golang/autopaho"
 	"github.com/eclipse/paho.golang/paho"
 	"golang.org/x/time/rate"
@@ -80,6 +81,11 @@ type Options struct {
 	// job_cancel: sync/update/rollout) for the console named console;
 	// nil refuses them.
 	Jobs func(console, name string, args map[string]string) (json.RawMessage, error)
+	// Technicians is the technician set (technicians.go) and TechKey the
+	// hub's ops key that signs it for each totem; either nil refuses the
+	// technician commands and pushes nothing.
+	Technicians *techset.Store
+	TechKey     *cmdsig.PrivateKey
 }
 
 // How long an out-of-order operation waits for its predecessor, which
@@ -667,6 +673,7 @@ func (h *Hub) decode(ctx context.Context, cm *autopaho.ConnectionManager, m *pah
 		}
 		if st.Status == protocol.Online {
 			h.publishPolicy(ctx, cm, totem)
+			h.publishTechnicians(ctx, cm, totem)
 		}
 		return nil
 	case protocol.LeafOp:
@@ -819,6 +826,13 @@ func (h *Hub) command(p *paho.Publish) {
 			reply.Data, err = h.sendLogShow(cmd.Args)
 		}
 		if err != nil {
+			reply.Error = err.Error()
+		} else {
+			reply.OK = true
+		}
+	case technicianCommands[cmd.Name] != nil:
+		reply.ID = cmd.ID
+		if reply.Data, err = technicianCommands[cmd.Name](h, cmd, console); err != nil {
 			reply.Error = err.Error()
 		} else {
 			reply.OK = true

@@ -43,6 +43,10 @@ const (
 	// update_req. A totem may only ask: it never publishes a bundle.
 	LeafUpdate    = "update"     // hub → totem, QoS 1
 	LeafUpdateReq = "update_req" // totem → hub, QoS 1
+	// LeafTechnicians carries the technician set (sync/techset), signed by
+	// the hub for that totem, retained: who may open maintenance mode at
+	// its panel.
+	LeafTechnicians = "technicians" // hub → totem, retained
 )
 
 // SharedUpdateFilter is the subscription hub instances share to serve

@@ -88,6 +88,10 @@ type Options struct {
 	OnResult func(outbox.Entry)
 	// OnPolicy is called with each consent policy the hub publishes.
 	OnPolicy func(*protocol.Policy)
+	// OnTechnicians, when set, subscribes the totem's technician set
+	// (retained, signed by the hub: sync/techset) and gets each copy; the
+	// receiver verifies it.
+	OnTechnicians func([]byte)
 	// OnCommand answers a console command. It runs on its own goroutine,
 	// only for commands Verifier admitted.
 	OnCommand func(context.Context, *protocol.Command) *protocol.Reply
@@ -141,6 +145,7 @@ type Uplink struct {
 	refusal    *protocol.Refusal                     // the last run of refusals by the broker
 	streak     int                                   // refusals since the last connection
 	refusing   bool                                  // the last connection attempt was refused
+	linkErr    string                                // LastError's code
 	cur        creds.File                            // the credentials of the next CONNECT (rotate.go)
 	netConn    net.Conn                              // the last connection dialled, with Store
 	rotations  map[string]chan *protocol.RotateReply // rotations waiting for the hub, by id
@@ -299,6 +304,7 @@ func (u *Uplink) Run(ctx context.Context) error {
 		// autopaho calls OnConnectError before it asks ReconnectBackoff
 		// for the next delay, on the same goroutine.
 		OnConnectError: func(err error) {
+			u.noteLinkError(err, srv.Host)
 			var ce *autopaho.ConnackError
 			if errors.As(err, &ce) && ce.ReasonCode >= 0x80 {
 				d := u.refused(ce.ReasonCode, ce.Reason, time.Now())
@@ -505,6 +511,12 @@ func (u *Uplink) setup(ctx context.Context, cm *autopaho.ConnectionManager) erro
 	if err != nil {
 		return fmt.Errorf("subscribe: %w", err)
 	}
+	if u.o.OnTechnicians != nil {
+		if _, err := cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{
+			{Topic: protocol.Topic(t, protocol.LeafTechnicians), QoS: 1}}}); err != nil {
+			return fmt.Errorf("subscribe: %w", err)
+		}
+	}
 	if u.o.Store != nil {
 		if _, err := cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{
 			{Topic: protocol.Topic(t, protocol.LeafRotated), QoS: 1}}}); err != nil {
@@ -667,6 +679,10 @@ func (u *Uplink) receive(ctx context.Context, p *paho.Publish) {
 		}
 	case protocol.LeafCmd:
 		u.command(ctx, p)
+	case protocol.LeafTechnicians:
+		if u.o.OnTechnicians != nil {
+			u.o.OnTechnicians(p.Payload)
+		}
 	case protocol.LeafRotated:
 		u.rotated(p)
 	case protocol.LeafUpdate:

@@ -1,0 +1,181 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/url"
+	"time"
+
+	"github.com/aslcns/totem/sync/protocol"
+	"github.com/aslcns/totem/sync/techset"
+	"github.com/eclipse/paho.golang/autopaho"
+	"github.com/eclipse/paho.golang/paho"
+)
+
+// The field technicians who may open maintenance mode at a totem's panel
+// (issue 16): ops enrolls them here (technician_add prints the TOTP
+// secret once, as an otpauth URI), the hub keeps the set (techset.Store)
+// and pushes it, signed with its own ops key for each totem, retained on
+// totem/v1/{totem}/technicians: at every change to every totem it knows,
+// and to each totem that comes online. technician_unlock_code gives the
+// one-time code that opens a totem whose clock is not synchronised.
+
+// Technician is a technician as technician_list answers: no secret.
+type Technician struct {
+	ID    string    `json:"id"`
+	Name  string    `json:"name"`
+	Added time.Time `json:"added"`
+}
+
+// TechnicianAdded is technician_add's answer: the secret, once.
+type TechnicianAdded struct {
+	Technician
+	URI string `json:"otpauth_uri"`
+}
+
+// UnlockCode is technician_unlock_code's answer.
+type UnlockCode struct {
+	Totem   string    `json:"totem"`
+	ID      string    `json:"id"`
+	Code    string    `json:"code"`
+	Issued  time.Time `json:"issued"`
+	Expires time.Time `json:"expires"`
+}
+
+// Issuer names the totems' TOTP entries in the technicians' apps.
+const Issuer = "Totem ASL"
+
+// technicianCommands are the hub commands on the technician set; their
+// roles are in sync/cmdsig's table like every other command's.
+var technicianCommands = map[string]func(h *Hub, cmd *protocol.Command, console string) (json.RawMessage, error){
+	"technician_add":         (*Hub).technicianAdd,
+	"technician_list":        (*Hub).technicianList,
+	"technician_remove":      (*Hub).technicianRemove,
+	"technician_unlock_code": (*Hub).technicianUnlockCode,
+}
+
+func (h *Hub) technicians() (*techset.Store, error) {
+	if h.o.Technicians == nil || h.o.TechKey == nil {
+		return nil, errors.New("this hub keeps no technician set")
+	}
+	return h.o.Technicians, nil
+}
+
+func (h *Hub) technicianAdd(cmd *protocol.Command, console string) (json.RawMessage, error) {
+	st, err := h.technicians()
+	if err != nil {
+		return nil, err
+	}
+	m, err := st.Add(cmd.Args["name"], time.Now())
+	if err != nil {
+		return nil, err
+	}
+	// An audit line without the name: the technician's number and who
+	// enrolled them.
+	h.log.Info("technician enrolled", "technician", m.ID, "console", console, "key", cmd.Key)
+	h.pushTechnicians()
+	return protocol.Marshal(TechnicianAdded{Technician: Technician{ID: m.ID, Name: m.Name, Added: m.Added}, URI: otpauthURI(m)})
+}
+
+// otpauthURI is the Key URI Google Authenticator reads (the secret in
+// base32, 6 digits, 30 s, SHA-1).
+func otpauthURI(m techset.Member) string {
+	v := url.Values{}
+	v.Set("secret", m.Secret)
+	v.Set("issuer", Issuer)
+	v.Set("algorithm", "SHA1")
+	v.Set("digits", "6")
+	v.Set("period", "30")
+	return "otpauth://totp/" + url.PathEscape(Issuer+":"+m.ID+" "+m.Name) + "?" + v.Encode()
+}
+
+func (h *Hub) technicianList(*protocol.Command, string) (json.RawMessage, error) {
+	st, err := h.technicians()
+	if err != nil {
+		return nil, err
+	}
+	out := []Technician{}
+	for _, m := range st.List() {
+		out = append(out, Technician{ID: m.ID, Name: m.Name, Added: m.Added})
+	}
+	return protocol.Marshal(out)
+}
+
+func (h *Hub) technicianRemove(cmd *protocol.Command, console string) (json.RawMessage, error) {
+	st, err := h.technicians()
+	if err != nil {
+		return nil, err
+	}
+	m, err := st.Remove(cmd.Args["name"])
+	if err != nil {
+		return nil, err
+	}
+	h.log.Info("technician removed", "technician", m.ID, "console", console, "key", cmd.Key)
+	h.pushTechnicians()
+	return protocol.Marshal(Technician{ID: m.ID, Name: m.Name, Added: m.Added})
+}
+
+func (h *Hub) technicianUnlockCode(cmd *protocol.Command, console string) (json.RawMessage, error) {
+	st, err := h.technicians()
+	if err != nil {
+		return nil, err
+	}
+	totem := cmd.Args["totem"]
+	if !protocol.ValidTotemID(totem) {
+		return nil, errors.New("totem: want a totem id")
+	}
+	m, err := st.Find(cmd.Args["name"])
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	code := techset.UnlockCode(st.UnlockKey(totem), totem, m.ID, now)
+	issued := time.Unix(techset.Minute(now)*60, 0).UTC()
+	h.log.Info("unlock code issued", "technician", m.ID, "totem", totem, "console", console, "key", cmd.Key)
+	return protocol.Marshal(UnlockCode{Totem: totem, ID: m.ID, Code: code, Issued: issued, Expires: issued.Add(techset.UnlockTTL)})
+}
+
+// signedSet is totem's set, signed now.
+func (h *Hub) signedSet(totem string) ([]byte, error) {
+	s := h.o.Technicians.For(totem, time.Now())
+	if err := techset.Sign(*h.o.TechKey, s); err != nil {
+		return nil, err
+	}
+	return json.Marshal(s)
+}
+
+// publishTechnicians sends totem its signed set, retained.
+func (h *Hub) publishTechnicians(ctx context.Context, cm *autopaho.ConnectionManager, totem string) {
+	if h.o.Technicians == nil || h.o.TechKey == nil || cm == nil {
+		return
+	}
+	b, err := h.signedSet(totem)
+	if err != nil {
+		h.log.Error("technician set not signed", "err", err)
+		return
+	}
+	if _, err := cm.Publish(ctx, &paho.Publish{Topic: protocol.Topic(totem, protocol.LeafTechnicians), QoS: 1, Retain: true,
+		Payload: b}); err != nil {
+		h.log.Warn("technician set not sent", "totem", totem, "err", err)
+	}
+}
+
+// pushTechnicians sends the set to every totem the fleet registry knows,
+// on its own goroutine (a command's answer does not wait for it).
+func (h *Hub) pushTechnicians() {
+	if h.o.Fleet == nil {
+		return
+	}
+	h.mu.Lock()
+	cm := h.cm
+	h.mu.Unlock()
+	totems := h.o.Fleet.List(FleetFilter{})
+	h.cmds.Go(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		for _, ts := range totems {
+			h.publishTechnicians(ctx, cm, ts.Totem)
+		}
+	})
+}
