@@ -273,7 +273,7 @@ type trackedConn struct {
 // mochi does after setting the connection up: Close takes the same lock.
 func (c *trackedConn) Read(b []byte) (int, error) {
 	if !c.reading.Load() {
-		c.release()
+		c.unsize()
 		c.l.mu.Lock()
 		if !c.reading.Load() {
 			c.reading.Store(true)
@@ -293,8 +293,14 @@ func (c *trackedConn) Read(b []byte) (int, error) {
 // from the connection, having read its write queue's size: the sizing
 // lock is released (queues.go).
 func (c *trackedConn) RemoteAddr() net.Addr {
-	c.release()
+	c.unsize()
 	return c.Conn.RemoteAddr()
+}
+
+func (c *trackedConn) unsize() {
+	if c.release != nil {
+		c.release()
+	}
 }
 
 func (c *trackedConn) Close() error {
