@@ -207,6 +207,7 @@ func TestValidate(t *testing.T) {
 		{"max connections", loadh, "[broker]\nmax_connections = 0", "broker.max_connections"},
 		{"connect timeout", loadh, "[broker]\nconnect_timeout = \"0s\"", "broker.connect_timeout"},
 		{"connect timeout long", loadh, "[broker]\nconnect_timeout = \"1h\"", "broker.connect_timeout"},
+		{"memory limit", loadh, "memory_limit_mib = 10", "memory_limit_mib"},
 		{"max connect packet", loadh, "[broker]\nmax_connect_packet = 100", "broker.max_connect_packet"},
 		{"max connect packet over max packet", loadh, "[broker]\nmax_packet = 2048\nmax_connect_packet = 4096", "broker.max_connect_packet"},
 		{"provision id", loadh, "[fleet]\nprovision = [\"ok\", \"a/b\"]", "fleet.provision"},

@@ -233,6 +233,9 @@ const maxPacket = 268435455
 func (c *Totemhub) Validate() error {
 	var p problems
 	p.nonEmpty("state_dir", c.StateDir)
+	if n := c.MemoryLimitMiB; n != 0 && (n < 64 || n > 1<<20) {
+		p.add("memory_limit_mib", "%d is not 0 or %d-%d", n, 64, 1<<20)
+	}
 	p.consoleKeys(c.ConsoleKeys)
 	if c.HTTP.Listen != "" {
 		if _, port, err := net.SplitHostPort(c.HTTP.Listen); err != nil || !validPort(port, 0) {

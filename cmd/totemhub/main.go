@@ -55,6 +55,7 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 		return err
 	}
 	loaded := *cfg // as in the file: what a reload compares with
+	cli.SetMemoryLimit(cfg.MemoryLimitMiB)
 	if *ext != "" {
 		cfg.Broker.Embedded = false
 		cfg.Broker.URL = *ext

@@ -39,6 +39,7 @@ type listener struct {
 	log            *slog.Logger  // ours: accept trouble
 	mlog           *slog.Logger  // mochi's (Init), for what mochi's own listener logs
 	stats          *counters
+	sizing         *sizing
 	maxConns       int
 	connectTimeout time.Duration
 	maxConnect     int
@@ -166,7 +167,12 @@ func (l *listener) handshake(tc *trackedConn, establish listeners.EstablishFn) {
 	}
 	l.unread++
 	l.mu.Unlock()
-	if err := establish(l.id, tc); err != nil {
+	// mochi creates the client on this goroutine, asking RemoteAddr once
+	// it has read the write queue's size (queues.go).
+	tc.release = l.sizing.lock(l.sizing.pending(pk))
+	err = establish(l.id, tc)
+	tc.release() // in case establish returned before asking
+	if err != nil {
 		l.mlog.Warn("", "error", err) // as mochi's listener: see quietHandler
 	}
 }
@@ -258,6 +264,7 @@ type trackedConn struct {
 	raw      net.Conn // the socket
 	l        *listener
 	prefix   []byte // what handshake read, set before mochi has the connection
+	release  func() // the sizing lock, set before mochi has the connection
 	reading  atomic.Bool
 	closed   atomic.Bool
 }
@@ -266,6 +273,7 @@ type trackedConn struct {
 // mochi does after setting the connection up: Close takes the same lock.
 func (c *trackedConn) Read(b []byte) (int, error) {
 	if !c.reading.Load() {
+		c.unsize()
 		c.l.mu.Lock()
 		if !c.reading.Load() {
 			c.reading.Store(true)
@@ -279,6 +287,20 @@ func (c *trackedConn) Read(b []byte) (int, error) {
 		return n, nil
 	}
 	return c.Conn.Read(b)
+}
+
+// RemoteAddr is what mochi asks as soon as it has created the client
+// from the connection, having read its write queue's size: the sizing
+// lock is released (queues.go).
+func (c *trackedConn) RemoteAddr() net.Addr {
+	c.unsize()
+	return c.Conn.RemoteAddr()
+}
+
+func (c *trackedConn) unsize() {
+	if c.release != nil {
+		c.release()
+	}
 }
 
 func (c *trackedConn) Close() error {

@@ -121,6 +121,8 @@ func Start(opts Options) (*Server, error) {
 	caps.MaximumPacketSize = uint32(opts.MaxPacket)
 	caps.MaximumSessionExpiryInterval = maxSessionExpiry
 	quiet := &quietHandler{h: log.Handler()}
+	// Each client's write queue is sized by its role: queues.go.
+	sz := &sizing{caps: caps, auth: opts.Auth}
 	// A client's store of QoS 1 messages sent and not yet acknowledged:
 	// in a regional reconnect storm the hub's passes mochi's default of
 	// 8 192 before its acknowledgements come back, and mochi then drops
@@ -159,7 +161,7 @@ func Start(opts Options) (*Server, error) {
 			closeAll()
 			return nil, fmt.Errorf("broker: %w", err)
 		}
-		l := &listener{id: spec.id, ln: ln, tls: spec.tls, log: log, stats: stats, total: s.open,
+		l := &listener{id: spec.id, ln: ln, tls: spec.tls, log: log, stats: stats, sizing: sz, total: s.open,
 			maxConns: opts.MaxConnections, connectTimeout: opts.ConnectTimeout, maxConnect: opts.MaxConnectPacket,
 			done: make(chan struct{}), closing: make(chan struct{}), conns: make(map[*trackedConn]struct{})}
 		s.lns = append(s.lns, l)

@@ -59,6 +59,9 @@ type config struct {
 	sizes   []int
 	queued  int
 	timeout time.Duration
+	// rawEvery: every rawEvery-th totem of an embedded storm is a raw
+	// one (raw.go), speaking only docs/protocol.md; 0: none.
+	rawEvery int
 	// steady state (idle.go)
 	idle       int           // fleet size; 0: none
 	idleTele   time.Duration // the totems' telemetry interval in that run
@@ -75,6 +78,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fl.StringVar(&sizes, "sizes", "100,300,1000", "fleet sizes, comma-separated")
 	fl.IntVar(&c.queued, "queued", 30, "operations queued at each totem")
 	fl.DurationVar(&c.timeout, "timeout", 5*time.Minute, "bound of each storm")
+	fl.IntVar(&c.rawEvery, "raw-every", 10, "every N-th totem of the embedded storms is a client of docs/protocol.md only, not the uplink; 0: none")
 	fl.IntVar(&c.mosq, "mosquitto", 1000, "fleet size of the run on Debian mosquitto with 2 hub instances; 0: none")
 	fl.StringVar(&c.acl, "acl", "deploy/mosquitto/acl", "mosquitto ACL file")
 	fl.IntVar(&c.idle, "idle", 1000, "fleet size of the steady-state run (connected, telemetry only); 0: none")
@@ -154,17 +158,18 @@ type result struct {
 	dropped, full       int64
 	rssMB, cpuUsPerOp   float64
 	resends             int64 // operations the uplinks sent more than once
+	raw                 int   // totems of them that spoke docs/protocol.md only
 }
 
 func report(w io.Writer, c config, rs []result, mr *result) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "broker\ttotems\tqueued\tops/s\tslowest s\tmedian s\tslowest/median\tacked drops\tduplicates\tgap refusals\tresent\thub peak RSS MB\thub CPU µs/op")
+	fmt.Fprintln(tw, "broker\ttotems\tqueued\tops/s\tslowest s\tmedian s\tslowest/median\traw totems\tacked drops\tduplicates\tgap refusals\tresent\thub peak RSS MB\thub CPU µs/op")
 	if mr != nil {
 		rs = append(rs, *mr)
 	}
 	for _, r := range rs {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%d\t%d\t%d\t%d\t%.1f\t%.1f\n", r.broker, r.totems, c.queued, r.opsPerSec,
-			r.slowest.Seconds(), r.median.Seconds(), r.slowest.Seconds()/max(r.median.Seconds(), 1e-9), r.dropped, r.dups,
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%d\t%d\t%d\t%d\t%d\t%.1f\t%.1f\n", r.broker, r.totems, c.queued, r.opsPerSec,
+			r.slowest.Seconds(), r.median.Seconds(), r.slowest.Seconds()/max(r.median.Seconds(), 1e-9), r.raw, r.dropped, r.dups,
 			r.gaps, r.resends, r.rssMB, r.cpuUsPerOp)
 	}
 	tw.Flush()
@@ -184,6 +189,7 @@ func report(w io.Writer, c config, rs []result, mr *result) {
 		fmt.Fprintf(w, "fleet_slowest_s_%s=%.2f\n", k, r.slowest.Seconds())
 		fmt.Fprintf(w, "fleet_median_s_%s=%.2f\n", k, r.median.Seconds())
 		fmt.Fprintf(w, "fleet_drops_%s=%d\n", k, r.dropped)
+		fmt.Fprintf(w, "fleet_raw_totems_%s=%d\n", k, r.raw)
 		fmt.Fprintf(w, "fleet_duplicates_%s=%d\n", k, r.dups)
 		fmt.Fprintf(w, "fleet_gaps_%s=%d\n", k, r.gaps)
 		fmt.Fprintf(w, "fleet_hub_rss_mb_%s=%.1f\n", k, r.rssMB)
@@ -418,8 +424,13 @@ func closeAll(boxes []*outbox.Outbox) {
 // each got a final result for its whole backlog; sample runs every 50 ms
 // meanwhile. It returns each totem's time to drain, sorted, and the time
 // until the last drained.
+//
+// Totem i is a raw one (raw.go) when raw(i): it sends the same
+// operations as its outbox holds, built from the document; raw may be
+// nil. The operations the raw totems sent more than once are added to
+// *rawResent.
 func drain(ctx context.Context, url string, names []string, ids []creds.File, boxes []*outbox.Outbox, queued int,
-	timeout time.Duration, sample func()) ([]time.Duration, time.Duration, error) {
+	timeout time.Duration, sample func(), raw func(int) bool, rawResent *int64) ([]time.Duration, time.Duration, error) {
 	n := len(names)
 	sctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -434,24 +445,48 @@ func drain(ctx context.Context, url string, names []string, ids []creds.File, bo
 	allDone := make(chan struct{})
 	start := time.Now()
 	var ups sync.WaitGroup
+	var raws []*rawTotem
 	for i := range names {
+		final := func(seq uint64) {
+			// A duplicate answer is final too: count each
+			// operation once.
+			if seq < 1 || seq > uint64(queued) || seen[i][seq-1].Swap(true) {
+				return
+			}
+			if finals[i].Add(1) == int64(queued) {
+				drained[i].Store(int64(time.Since(start)))
+				if left.Add(-1) == 0 {
+					close(allDone)
+				}
+			}
+		}
+		if raw != nil && raw(i) {
+			rt, err := newRawTotem(names[i], ids[i].Username, ids[i].Password, hostPort(url), queued, consentPayload(), final)
+			if err != nil {
+				return nil, 0, err
+			}
+			raws = append(raws, rt)
+			ups.Go(func() { rt.run(sctx) })
+			continue
+		}
 		up := uplink.New(uplink.Options{Totem: names[i], URL: url, Username: ids[i].Username,
 			Password: ids[i].Password, Outbox: boxes[i], TelemetryInterval: time.Hour,
 			OnResult: func(e outbox.Entry) {
-				// A duplicate answer is final too: count each
-				// operation once.
-				if !e.Done || e.Seq < 1 || e.Seq > uint64(queued) || seen[i][e.Seq-1].Swap(true) {
-					return
-				}
-				if finals[i].Add(1) == int64(queued) {
-					drained[i].Store(int64(time.Since(start)))
-					if left.Add(-1) == 0 {
-						close(allDone)
-					}
+				if e.Done {
+					final(e.Seq)
 				}
 			}})
 		ups.Go(func() { up.Run(sctx) })
 	}
+	defer func() {
+		if rawResent != nil {
+			for _, rt := range raws {
+				rt.mu.Lock()
+				*rawResent += rt.resent
+				rt.mu.Unlock()
+			}
+		}
+	}()
 	defer ups.Wait()
 	defer cancel()
 	tick := time.NewTicker(50 * time.Millisecond)
@@ -528,11 +563,13 @@ func storm(ctx context.Context, c config, dir string, n int, stderr io.Writer) (
 	pid := hp.cmd.Process.Pid
 	cpu0, _ := procStat(pid)
 	var peakKB int64
+	var rawResent int64
+	isRaw := func(i int) bool { return c.rawEvery > 0 && i%c.rawEvery == c.rawEvery-1 }
 	times, elapsed, err := drain(ctx, "mqtt://"+addr, names, ids, boxes, c.queued, c.timeout, func() {
 		if _, kb := procStat(pid); kb > peakKB {
 			peakKB = kb
 		}
-	})
+	}, isRaw, &rawResent)
 	cpu1, kb := procStat(pid)
 	peakKB = max(peakKB, kb)
 	stopped = true
@@ -548,6 +585,12 @@ func storm(ctx context.Context, c config, dir string, n int, stderr io.Writer) (
 	r.cpuUsPerOp = float64((cpu1 - cpu0).Microseconds()) / float64(r.ops)
 	if r.resends, err = resent(boxes, c.queued); err != nil {
 		return r, err
+	}
+	r.resends += rawResent
+	for i := range names {
+		if isRaw(i) {
+			r.raw++
+		}
 	}
 	st, err := ingestStats(hp.path)
 	if err != nil {
@@ -659,7 +702,7 @@ func mosqStorm(ctx context.Context, c config, dir string, n int) (result, error)
 		return r, err
 	}
 	defer closeAll(boxes)
-	times, elapsed, err := drain(ctx, url, names, ids, boxes, c.queued, c.timeout, nil)
+	times, elapsed, err := drain(ctx, url, names, ids, boxes, c.queued, c.timeout, nil, nil, nil)
 	if err != nil {
 		return r, err
 	}

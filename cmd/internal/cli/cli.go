@@ -46,6 +46,14 @@ func TuneGC() {
 	}
 }
 
+// SetMemoryLimit sets the runtime's soft memory limit to mib MiB, unless
+// GOMEMLIMIT says otherwise or mib is 0.
+func SetMemoryLimit(mib int) {
+	if mib > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(int64(mib) << 20)
+	}
+}
+
 // Logger returns a logger writing to w at level ("debug", "info", "warn",
 // "error") in format ("text" or "json").
 func Logger(w io.Writer, level, format string) *slog.Logger {
