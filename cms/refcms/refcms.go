@@ -49,10 +49,12 @@ var (
 	bSendLog = []byte("sendlog") // seq (8 bytes BE) → cms.Transmission
 	// The send log entry a repeated transmission is counted on.
 	bRepeats = []byte("sendlog_repeats") // repeatKey → send log key (8 bytes BE)
+	// The cancelled reader requests, whose fee may be refunded once.
+	bRefunds = []byte("refunds") // totem 0x00 reader op id → RefundRecord
 )
 
 var buckets = [][]byte{bCards, bConsents, bConsentsPrev, bLedger, bOps, bAudit, bProtocol,
-	bMeta, bHistory, bNotify, bPayments, bReissue, bCIPFail, bFSE, bTickets, bSendLog, bRepeats}
+	bMeta, bHistory, bNotify, bPayments, bReissue, bCIPFail, bFSE, bTickets, bSendLog, bRepeats, bRefunds}
 
 // Options configures a Store.
 type Options struct {
