@@ -299,6 +299,8 @@ type actionRow struct {
 	Processing string           `json:"processing,omitempty"`
 	Duplicate  bool             `json:"duplicate,omitempty"`
 	Errors     []protocol.Error `json:"errors,omitempty"`
+	// Receipt: refund's print job on the totem.
+	Receipt *printReply `json:"receipt,omitempty"`
 }
 
 func renderAction(w io.Writer, a actionRow) error {
@@ -315,20 +317,28 @@ func renderAction(w io.Writer, a actionRow) error {
 	if a.State == "pending" && a.Transport == "" {
 		s += " (queued: the outcome will show in the send log)"
 	}
+	if p := a.Receipt; p != nil {
+		if p.Printed {
+			s += fmt.Sprintf("\nreceipt: print job %d: printed", p.Job)
+		} else {
+			s += fmt.Sprintf("\nreceipt: print job %d: not printed yet (%s); see jobs", p.Job, p.Printer)
+		}
+	}
 	_, err := fmt.Fprintln(w, s)
 	return err
 }
 
-// action runs resend, void, correct or cancel on a totem.
+// action runs resend, void, correct, cancel or refund on a totem.
 //
 //	resend TOTEM OPID
 //	void TOTEM OPID
 //	correct TOTEM OPID consents=CODE=1|0,… | payment=REFERENCE
 //	cancel TOTEM OPID [--reason TEXT]
+//	refund TOTEM OPID [--reason TEXT]
 func action(ctx context.Context, cfg *config.Totemctl, name string, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	reason := fs.String("reason", "", "cancel: why (no personal data)")
+	reason := fs.String("reason", "", "cancel, refund: why (no personal data)")
 	pos, err := parseMixed(fs, args)
 	if err != nil {
 		return err
