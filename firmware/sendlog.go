@@ -3,7 +3,6 @@ package firmware
 import (
 	"context"
 	"fmt"
-
 )
 
 // The elenco invii as a receipt (product.md): the technician's

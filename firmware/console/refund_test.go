@@ -36,7 +36,9 @@ func TestRefundCommand(t *testing.T) {
 		{name: "unknown operation", kind: cms.KindReader, args: func(string) map[string]string { return map[string]string{"id": strings.Repeat("e", 32)} },
 			wantErr: "not found"},
 		{name: "reason too long", kind: cms.KindReader,
-			args:    func(o string) map[string]string { return map[string]string{"id": o, "reason": strings.Repeat("x", 201)} },
+			args: func(o string) map[string]string {
+				return map[string]string{"id": o, "reason": strings.Repeat("x", 201)}
+			},
 			wantErr: "reason"},
 	}
 	for _, tc := range tests {
