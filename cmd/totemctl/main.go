@@ -7,6 +7,7 @@
 //	totemctl [flags] sendlog TOTEM --print [-n N]
 //	totemctl [flags] sendlog --hub [--totem T] [--outcome O] [--from D] [--to D] [--before N] [--max N] [-o …]
 //	totemctl [flags] sendlog show N [-o table|json]
+//	totemctl [flags] sendlog receipt N --out FILE.zip
 //	totemctl [flags] resend TOTEM OPID
 //	totemctl [flags] void TOTEM OPID
 //	totemctl [flags] correct TOTEM OPID consents=CODE=1|0,… | payment=REFERENCE
@@ -70,6 +71,7 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 			"       totemctl [flags] sendlog TOTEM --print [-n N]\n"+
 			"       totemctl [flags] sendlog --hub [--totem T] [--outcome accepted|rejected|refused|duplicate] [--from D] [--to D] [--before N] [--max N] [-o table|csv|json]\n"+
 			"       totemctl [flags] sendlog show N [-o table|json]\n"+
+			"       totemctl [flags] sendlog receipt N --out FILE.zip  # the entry's ricevuta: PDF, and a CSV of the errors\n"+
 			"       totemctl [flags] resend TOTEM OPID\n"+
 			"       totemctl [flags] void TOTEM OPID\n"+
 			"       totemctl [flags] correct TOTEM OPID consents=CODE=1|0,… | payment=REFERENCE\n"+

@@ -1,13 +1,19 @@
 package main
 
 import (
+	"archive/zip"
 	"context"
 	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aslcns/totem/cms"
+	"github.com/aslcns/totem/cms/bundle"
 	"github.com/aslcns/totem/hal"
 	"github.com/aslcns/totem/hal/sim"
 	"github.com/aslcns/totem/sync/outbox"
@@ -93,5 +99,46 @@ func TestRefundAfterCancelledReader(t *testing.T) {
 	out, err = r.totemctl(ctx, r.ops, "refund", rigTotem, reader)
 	if err != nil || !strings.Contains(out, cms.CodeRefunded) || len(r.printer.Receipts()) != receipts+1 {
 		t.Fatalf("second refund: %q %v", out, err)
+	}
+
+	// The receipt bundles of the refunds, as sendlog show N numbers them:
+	// the refused one carries its errors' CSV, the accepted one none.
+	dir := t.TempDir()
+	for _, row := range rows {
+		if row.Kind != cms.KindRefund {
+			continue
+		}
+		path := filepath.Join(dir, fmt.Sprintf("%d.zip", row.N))
+		out, err := r.totemctl(ctx, r.tech, "sendlog", "receipt", fmt.Sprint(row.N), "--out", path)
+		if err != nil {
+			t.Fatalf("sendlog receipt %d: %v", row.N, err)
+		}
+		z, err := zip.OpenReader(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, f := range z.File {
+			names = append(names, f.Name)
+		}
+		z.Close()
+		want := []string{bundle.PDFName(row.N)}
+		if row.Processing == cms.TxRejected {
+			want = append(want, bundle.CSVName(row.N))
+		}
+		if !slices.Equal(names, want) || !strings.Contains(out, path) {
+			t.Errorf("entry %d (%s): files %v, want %v; said %q", row.N, row.Processing, names, want, out)
+		}
+	}
+	for _, args := range [][]string{{"sendlog", "receipt", "x", "--out", filepath.Join(dir, "x.zip")}, {"sendlog", "receipt", "1"}} {
+		if _, err := r.totemctl(ctx, r.tech, args...); err == nil {
+			t.Errorf("totemctl %v: no error", args)
+		}
+	}
+	if _, err := r.totemctl(ctx, r.tech, "sendlog", "receipt", "999999", "--out", filepath.Join(dir, "none.zip")); err == nil {
+		t.Error("an entry the hub does not have: no error")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "none.zip")); err == nil {
+		t.Error("a bundle written for an entry the hub does not have")
 	}
 }
