@@ -250,8 +250,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	var link atomic.Pointer[uplink.Uplink] // set once the credentials are there
 	var verifier atomic.Pointer[cmdsig.Verifier]
 	var app *firmware.App
+	// Receipts with the first halves of PIN and PUK wait for paper sealed
+	// with the outbox's keyring, and go once printed.
 	jobs, err := printq.Open(filepath.Join(cfg.StateDir, "jobs.db"), dev.Printer, printq.Options{
-		Logger: log.With("subsystem", "printq"), OnStatus: func(err error) { app.PrinterStatus(err) }})
+		Logger: log.With("subsystem", "printq"), OnStatus: func(err error) { app.PrinterStatus(err) }, Keys: keys})
 	if err != nil {
 		return err
 	}
