@@ -313,6 +313,20 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		start(func() error { return runKeypad(ctx) })
 	}
 	start(func() error { return app.Run(ctx) })
+	// Retention: settled operations leave the outbox after
+	// outbox.retention (their summary stays in the hub's send log).
+	plog := log.With("subsystem", "retention")
+	start(func() error {
+		box.RunPurge(ctx, time.Hour, cfg.Outbox.Retention.Duration, func() (time.Time, bool) { s := clk.Stamp(); return s.Wall, s.Synced },
+			func(n int, err error) {
+				if err != nil {
+					plog.Error("outbox purge", "err", err)
+				} else if n > 0 {
+					plog.Info("outbox purged", "entries", n)
+				}
+			})
+		return nil
+	})
 	if tp != nil {
 		start(func() error { statusLine(ctx, tp, box, &link); return nil })
 	}
