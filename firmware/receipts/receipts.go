@@ -157,10 +157,11 @@ func Reader(payment string, r cms.ReaderResult) []string {
 // cancellation's protocol number comes with the CMS's answer.
 func Refund(original, payment string, r cms.RefundResult) []string {
 	lines := []string{"Rimborso del costo del lettore: 4,20 €", "Richiesta lettore: prot. " + or(original, "-")}
-	if r.Cancellation != "" {
-		lines = append(lines, "Annullata con prot. "+r.Cancellation)
+	if r.Cancellation == "" { // not answered yet: the receipt is provisional
+		return append(lines, "Ricevuta di pagamento: "+payment,
+			"Il rimborso si riceve alla cassa quando l'esito è ACCOLTA: chiedere allo sportello.")
 	}
-	return append(lines, "Ricevuta di pagamento: "+payment,
+	return append(lines, "Annullata con prot. "+r.Cancellation, "Ricevuta di pagamento: "+payment,
 		"Presentare questa ricevuta alla cassa per il rimborso.")
 }
 
