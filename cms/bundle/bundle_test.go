@@ -168,6 +168,7 @@ func TestBundleCompressedAndRefused(t *testing.T) {
 	if !bytes.Equal(a.Bytes(), b.Bytes()) {
 		t.Fatal("two compressed bundles differ")
 	}
+	t.Logf("bundle of a rejected transmission with 2 errors: %d bytes", a.Len())
 	for _, bad := range []cms.Transmission{{At: at}, {N: 1}} {
 		if err := Write(io.Discard, bad); err == nil {
 			t.Errorf("%+v: no error", bad)

@@ -79,6 +79,7 @@ func TestSensitiveSealedAtRest(t *testing.T) {
 		t.Fatalf("jobs %+v", jobs)
 	}
 	sealed := jobs[0].Sealed.Data
+	before, _ := os.Stat(path)
 	// A restart while the paper is out: still sealed, still waiting.
 	cancel()
 	<-done
@@ -107,6 +108,7 @@ func TestSensitiveSealedAtRest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("jobs.db: %d bytes with the receipt waiting, %d once printed and compacted", before.Size(), len(raw))
 	if bytes.Contains(raw, sealed) || bytes.Contains(raw, []byte(`"sealed"`)) {
 		t.Error("a sealed copy of the printed receipt is still in jobs.db")
 	}
