@@ -121,7 +121,8 @@ type Totemd struct {
 		AuditKinds     []string `toml:"audit_kinds"`     // kinds never shed, yielding to citizens'
 		// Retention: a settled operation (final result received) is
 		// purged from the outbox, payload and all, this long after it
-		// settled; the hub's send log keeps its summary.
+		// settled; the send log keeps a summary without the citizen's
+		// data, the hub's send log its entry.
 		Retention Duration `toml:"retention"`
 	} `toml:"outbox"`
 	Devices struct {

@@ -106,3 +106,33 @@ func TestRefundCommand(t *testing.T) {
 		})
 	}
 }
+
+// The send log lists an operation purged after the retention as
+// "purged", with its outcome and no payload.
+func TestSendLogShowsPurged(t *testing.T) {
+	box, err := outbox.Open(filepath.Join(t.TempDir(), "outbox.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer box.Close()
+	now := time.Now()
+	e, err := box.Enqueue(cms.KindConsent, []byte(`{"card":{"cf":"RSSMRA80A01H501U"}}`), now, now.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := box.Record(&protocol.Result{V: 1, OpID: e.ID, Seq: e.Seq,
+		Transport:  protocol.Transport{Status: protocol.TransportReceived, Protocol: "261123000000001"},
+		Processing: protocol.Processing{Status: protocol.ProcessingAccepted}}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := box.Purge(time.Now().Add(time.Hour)); err != nil || n != 1 {
+		t.Fatalf("purge %d %v", n, err)
+	}
+	c := New(Options{Totem: "demo-01", Outbox: box}, &fakeTotem{})
+	r := c.Command(context.Background(), &protocol.Command{ID: "c1", Name: "sendlog"})
+	var rows []protocol.SendLogRow
+	if !r.OK || json.Unmarshal(r.Data, &rows) != nil || len(rows) != 1 || rows[0].State != "purged" ||
+		rows[0].Protocol != "261123000000001" || strings.Contains(string(r.Data), "RSSMRA") {
+		t.Fatalf("sendlog %s", r.Data)
+	}
+}

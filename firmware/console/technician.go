@@ -47,7 +47,7 @@ type ActionResult struct {
 	Seq        uint64           `json:"seq"`
 	Kind       string           `json:"kind"`
 	Ref        string           `json:"ref,omitempty"`
-	State      string           `json:"state"` // pending, done, quarantine: …
+	State      string           `json:"state"` // pending, done, purged, quarantine: …
 	Protocol   string           `json:"protocol,omitempty"`
 	Transport  string           `json:"transport,omitempty"`
 	Processing string           `json:"processing,omitempty"`
@@ -66,6 +66,8 @@ func actionResult(e outbox.Entry, ref string) ActionResult {
 
 func entryState(e outbox.Entry) string {
 	switch {
+	case e.Purged:
+		return "purged" // settled, then purged after the retention: a summary
 	case e.Done:
 		return "done"
 	case e.Quarantine != "":

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/sync/outbox"
+	"github.com/aslcns/totem/sync/protocol"
 )
 
 // RunPurge purges what settled more than the retention ago — at once, not
@@ -58,5 +59,67 @@ func TestRunPurge(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A purged entry leaves a summary the send log (Recent) still lists, in
+// order with the others: done, its outcome and error codes, and nothing of
+// the citizen's — no payload (sealed or not), no result data, no CMS
+// message; Get no longer finds it. The newest MaxSettled are kept; a
+// reopened outbox keeps them too.
+func TestPurgeKeepsSummary(t *testing.T) {
+	defer func(n uint64) { outbox.MaxSettled = n }(outbox.MaxSettled)
+	outbox.MaxSettled = 3
+	dir := t.TempDir()
+	keys, err := outbox.LoadKeyring(dir + "/outbox.keys")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := dir + "/outbox.db"
+	clk := &clock{t: t0}
+	o := openWith(t, path, &outbox.Options{Now: clk.Now, Keys: keys})
+	var es []outbox.Entry
+	for i := range 6 {
+		es = append(es, enqueue(t, o, i))
+	}
+	for i, e := range es[:5] {
+		res := final(e)
+		res.Data = []byte(`{"pin_first_half":"4711"}`)
+		if i == 4 {
+			res.Processing.Status = protocol.ProcessingRejected
+			res.Processing.Errors = []protocol.Error{{Code: "CARD_MISMATCH", Message: "RSSMRA80A01H501U non corrisponde"}}
+		}
+		if _, err := o.Record(res); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := o.Purge(t0.Add(time.Hour)); err != nil || n != 5 {
+		t.Fatalf("purged %d, %v", n, err)
+	}
+	o.Close()
+	o = openWith(t, path, &outbox.Options{Now: clk.Now, Keys: keys})
+	recent, err := o.Recent(10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The pending one, then the newest three summaries.
+	if len(recent) != 4 || recent[0].Seq != es[5].Seq || recent[0].Done || recent[0].Purged {
+		t.Fatalf("recent %+v", recent)
+	}
+	for i, e := range recent[1:] {
+		want := es[4-i]
+		if e.Seq != want.Seq || e.ID != want.ID || !e.Done || !e.Purged || e.Payload != nil || e.Result == nil ||
+			e.Result.Transport.Protocol == "" || len(e.Result.Data) != 0 {
+			t.Fatalf("summary %d: %+v", i, e)
+		}
+		if _, err := o.Get(e.ID); !errors.Is(err, outbox.ErrNotFound) {
+			t.Fatalf("Get of a purged entry: %v", err)
+		}
+	}
+	if errs := recent[1].Result.Processing.Errors; len(errs) != 1 || errs[0].Code != "CARD_MISMATCH" || errs[0].Message != "" {
+		t.Fatalf("errors kept %+v", errs)
+	}
+	if n, err := o.Purge(t0.Add(time.Hour)); err != nil || n != 0 {
+		t.Fatalf("second purge: %d, %v", n, err)
 	}
 }
