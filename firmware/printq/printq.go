@@ -103,15 +103,29 @@ func Open(path string, p hal.Printer, o Options) (*Queue, error) {
 		return nil, err
 	}
 	q := &Queue{path: path, db: db, printer: p, o: o, wake: make(chan struct{}, 1), waiters: make(map[uint64][]chan error)}
-	if db.Stats().FreePageN > 0 {
-		// Freed pages may hold what a deleted job held (a file written
-		// before receipts were sealed, a crash before compacting).
+	var sealed bool
+	db.View(func(tx *bolt.Tx) error { sealed = tx.Bucket(bMeta).Get(keySealed) != nil; return nil })
+	if !sealed {
+		// A file from before receipts were sealed: its freed pages may
+		// hold the clear text of receipts printed and wiped. Once.
 		if err := q.compact(); err != nil {
+			q.Close()
 			return nil, err
+		}
+		if err := q.update(func(tx *bolt.Tx) error { return tx.Bucket(bMeta).Put(keySealed, []byte{1}) }); err != nil {
+			q.Close()
+			return nil, fmt.Errorf("printq: %w", err)
 		}
 	}
 	return q, nil
 }
+
+// bMeta holds keySealed once the file has been compacted by a version that
+// seals receipts with secrets.
+var (
+	bMeta     = []byte("meta")
+	keySealed = []byte("sealed")
+)
 
 func openDB(path string) (*bolt.DB, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
@@ -119,8 +133,12 @@ func openDB(path string) (*bolt.DB, error) {
 		return nil, fmt.Errorf("printq: open %s: %w", path, err)
 	}
 	if err := db.Update(func(tx *bolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(bJobs)
-		return err
+		for _, b := range [][]byte{bJobs, bMeta} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
 	}); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("printq: %w", err)

@@ -3,6 +3,7 @@ package printq
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/aslcns/totem/hal"
 	"github.com/aslcns/totem/sync/outbox"
+	bolt "go.etcd.io/bbolt"
 )
 
 // secret is what a PIN receipt prints and jobs.db must never show.
@@ -149,5 +151,56 @@ func TestSealedWithLostKey(t *testing.T) {
 	}
 	if docs := p.printed(); len(docs) != 1 || docs[0].Title != "dopo" {
 		t.Fatalf("printed %+v", docs)
+	}
+}
+
+// A jobs.db from before receipts were sealed may keep, in a freed page,
+// the clear text of a PIN receipt printed and wiped: the first Open of
+// this version compacts it away, once.
+func TestOldFileCompactedOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "jobs.db")
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(j Job) {
+		b, _ := json.Marshal(j)
+		if err := db.Update(func(tx *bolt.Tx) error {
+			bk, err := tx.CreateBucketIfNotExists(bJobs)
+			if err != nil {
+				return err
+			}
+			return bk.Put(key(1), b)
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j := Job{ID: 1, Doc: *pinDoc(), State: Pending}
+	put(j)
+	j.State, j.Doc.Blocks, j.Copies = Printed, nil, 1 // what the old version kept once printed
+	put(j)
+	db.Close()
+	if got := clear(t, path); len(got) == 0 {
+		t.Fatal("precondition: the old file should still hold the wiped receipt in a freed page")
+	}
+	q, err := Open(path, &printer{}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := clear(t, path); len(got) != 0 {
+		t.Fatalf("after Open jobs.db still holds %q", got)
+	}
+	if jobs, _ := q.List(10); len(jobs) != 1 || jobs[0].State != Printed {
+		t.Fatalf("jobs %+v", jobs)
+	}
+	q.Close()
+	before, _ := os.Stat(path)
+	q, err = Open(path, &printer{}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.Close()
+	if after, _ := os.Stat(path); !os.SameFile(before, after) {
+		t.Error("compacted again at the second Open")
 	}
 }
