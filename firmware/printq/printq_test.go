@@ -176,8 +176,9 @@ func TestPowerCutAfterPrint(t *testing.T) {
 		t.Fatal(err)
 	}
 	run(t, q)
-	eventually(t, func() bool { return len(p.printed()) == 1 })
-	if !isReprint(p.printed()[0]) {
+	// The job's record is written after the printer took it.
+	eventually(t, func() bool { jobs, _ := q.List(10); return len(jobs) == 1 && jobs[0].State == Printed })
+	if len(p.printed()) != 1 || !isReprint(p.printed()[0]) {
 		t.Fatal("the copy after a power cut is not marked as reprint")
 	}
 	jobs, _ := q.List(10)

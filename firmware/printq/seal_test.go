@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -90,19 +91,23 @@ func TestSensitiveSealedAtRest(t *testing.T) {
 		t.Fatalf("jobs.db holds %q in clear after a restart", got)
 	}
 	p.set(hal.PrinterStatus{Online: true})
-	q, err = Open(path, p, Options{Poll: 20 * time.Millisecond, Keys: keys})
+	var ok atomic.Int32 // jobs done: told after the job's record (and the compaction) is written
+	q, err = Open(path, p, Options{Poll: 20 * time.Millisecond, Keys: keys, OnStatus: func(err error) {
+		if err == nil {
+			ok.Add(1)
+		}
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	run(t, q)
-	eventually(t, func() bool { return len(p.printed()) == 2 })
+	eventually(t, func() bool { return ok.Load() == 2 })
 	got := p.printed()
 	if got[1].Title != "Ristampa PIN/PUK" || len(got[1].Blocks) < 2 || got[1].Blocks[len(got[1].Blocks)-2].Text != pinLine {
 		t.Fatalf("printed %+v", got[1])
 	}
-	eventually(t, func() bool { jobs, _ := q.List(10); return len(jobs) == 1 })
 	jobs, _ = q.List(10)
-	if jobs[0].OpID != "op1" || jobs[0].State != Printed {
+	if len(jobs) != 1 || jobs[0].OpID != "op1" || jobs[0].State != Printed {
 		t.Fatalf("jobs after printing %+v", jobs)
 	}
 	// Compacted: the sealed copy left the file with its page.
