@@ -126,13 +126,6 @@ func Start(opts Options) (*Server, error) {
 	// 8 192 before its acknowledgements come back, and mochi then drops
 	// what follows. The store is a map, filled only as used.
 	caps.MaximumInflight = 65535
-	// Each client's outbound channel is allocated at connect with this
-	// capacity: mochi's default of 8 192 pointers is 64 KiB a client, 64 MB
-	// for a thousand idle totems. A totem receives a reply per operation
-	// (its window is 16) and the odd command; the hub's QoS 1 deliveries
-	// wait in its inflight store once its receive maximum is used up, so
-	// only QoS 0 state and telemetry queue here, drained as they come.
-	caps.MaximumClientWritesPending = maxClientWritesPending
 	mq := mqtt.New(&mqtt.Options{
 		Capabilities: caps,
 		Logger:       slog.New(quiet),
