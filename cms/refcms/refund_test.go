@@ -120,7 +120,8 @@ func TestRefund(t *testing.T) {
 func FuzzRefund(f *testing.F) {
 	good, _ := json.Marshal(refund(id(1), ""))
 	f.Add(good)
-	f.Add([]byte(`{"ref":"` + id(1) + `","amount_cents":420,"reason":"` + string(make([]byte, 0)) + `"}`))
+	f.Add([]byte(`{"ref":"` + id(1) + `","amount_cents":840}`))
+	f.Add([]byte(`{"ref":"` + id(1) + `","amount_cents":420,"protocol":"x","extra":1}`))
 	f.Add([]byte(`{"ref":1}`))
 	f.Add([]byte(`[]`))
 	f.Fuzz(func(t *testing.T, payload []byte) {
