@@ -119,6 +119,11 @@ type Totemd struct {
 		AlarmAt        float64  `toml:"alarm_at"`        // fraction of a bound that raises the alarm
 		TelemetryKinds []string `toml:"telemetry_kinds"` // kinds shed first under pressure
 		AuditKinds     []string `toml:"audit_kinds"`     // kinds never shed, yielding to citizens'
+		// Retention: a settled operation (final result received) is
+		// purged from the outbox, payload and all, this long after it
+		// settled; the send log keeps a summary without the citizen's
+		// data, the hub's send log its entry.
+		Retention Duration `toml:"retention"`
 	} `toml:"outbox"`
 	Devices struct {
 		Reader     string `toml:"reader"`      // sim|pcsc
@@ -244,6 +249,12 @@ type Totemhub struct {
 		// operations' own entries are the audit trail, kept.
 		SendLogRetention Duration `toml:"sendlog_retention"`
 		RefusalRetention Duration `toml:"refusal_retention"`
+		// CitizenRetention: how long the reference CMS keeps the
+		// citizen's data an operation left beside the card's record —
+		// the notifications (second halves of PIN and PUK, the contact)
+		// and the results kept for duplicates (first halves, CIP, a
+		// card's history) — before purging them.
+		CitizenRetention Duration `toml:"citizen_retention"`
 	} `toml:"cms"`
 	HTTP struct {
 		// Listen is the hub's HTTP listener for ops (/healthz, /readyz,
@@ -294,6 +305,7 @@ func DefaultTotemd() *Totemd {
 	c.Outbox.AlarmAt = 0.8
 	c.Outbox.TelemetryKinds = []string{}
 	c.Outbox.AuditKinds = []string{}
+	c.Outbox.Retention = Duration{720 * time.Hour}
 	c.Devices.Reader = "sim"
 	c.Devices.Printer = "sim"
 	c.Devices.Panel = "auto"
@@ -333,6 +345,7 @@ func DefaultTotemhub() *Totemhub {
 	c.CMS.Policy = "fse-2020"
 	c.CMS.DemoCards = true
 	c.CMS.SendLogRetention = Duration{4380 * time.Hour}
+	c.CMS.CitizenRetention = Duration{2160 * time.Hour}
 	c.CMS.RefusalRetention = Duration{720 * time.Hour}
 	return c
 }

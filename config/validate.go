@@ -162,6 +162,7 @@ func (c *Totemd) Validate() error {
 	}
 	p.kinds("outbox.telemetry_kinds", c.Outbox.TelemetryKinds)
 	p.kinds("outbox.audit_kinds", c.Outbox.AuditKinds)
+	p.atLeast("outbox.retention", c.Outbox.Retention, 24*time.Hour)
 	for _, k := range c.Outbox.AuditKinds {
 		if slices.Contains(c.Outbox.TelemetryKinds, k) {
 			p.add("outbox.audit_kinds", "%q is a telemetry kind too", k)
@@ -320,6 +321,7 @@ func (c *Totemhub) Validate() error {
 	p.oneOf("cms.policy", c.CMS.Policy, "fse-2020", "fse-2016")
 	p.atLeast("cms.sendlog_retention", c.CMS.SendLogRetention, 4380*time.Hour)
 	p.atLeast("cms.refusal_retention", c.CMS.RefusalRetention, 24*time.Hour)
+	p.atLeast("cms.citizen_retention", c.CMS.CitizenRetention, 24*time.Hour)
 
 	c.Log.validate(&p)
 	return errors.Join(p...)

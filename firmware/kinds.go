@@ -16,7 +16,8 @@ import (
 // kindSpec is the firmware's piece of an operation kind declared in
 // cms/opkind: how the citizen or the operator reaches it, and its receipt.
 // TestEveryFlowKindIsComplete fails when a kind declared with a flow has
-// no spec, no title, no flow, no menu key or no golden receipt.
+// no spec, no title, no flow, no menu key or no golden receipt, and when a
+// kind declared with a receipt (and no flow) has no title or no golden.
 type kindSpec struct {
 	// title heads the kind's receipt and names it in the Storico.
 	title string
@@ -75,6 +76,9 @@ func init() {
 	registerKind(cms.KindPINChange, kindSpec{title: "Cambio PIN", self: withCard(flows.ChangePIN)})
 	registerKind(cms.KindPINUnblock, kindSpec{title: "Sblocco PIN con PUK", self: withCard(flows.UnblockPIN)})
 	registerKind(cms.KindWrongData, kindSpec{title: "Segnalazione dati errati", self: withInfo(flows.WrongData)})
+	// No flow: the console's refund command (ops) sends it and prints its
+	// receipt, which the citizen takes to the cashier (firmware/refund.go).
+	registerKind(cms.KindRefund, kindSpec{title: "Rimborso lettore"})
 }
 
 // withCard, withInfo and via make a flow of firmware/flows a kind's flow

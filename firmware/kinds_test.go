@@ -32,21 +32,24 @@ func kindProblems(kinds []opkind.Kind, specs map[string]kindSpec, self, assisted
 	var ps []string
 	declared := map[string]bool{}
 	for _, k := range kinds {
-		declared[k.Name] = k.Flow
+		declared[k.Name] = k.Flow || k.Receipt
 		s, ok := specs[k.Name]
 		switch {
-		case !k.Flow:
+		case !k.Flow && !k.Receipt:
 			continue
 		case !ok:
-			ps = append(ps, k.Name+": declared with a flow, none registered (registerKind)")
+			ps = append(ps, k.Name+": declared with a flow or a receipt, none registered (registerKind)")
 			continue
 		case s.title == "":
 			ps = append(ps, k.Name+": no receipt title")
 		case !golden[s.title]:
 			ps = append(ps, fmt.Sprintf("%s: no golden receipt titled %q (receipt_test.go)", k.Name, s.title))
 		}
-		if s.self == nil && s.assisted == nil {
+		if k.Flow && s.self == nil && s.assisted == nil {
 			ps = append(ps, k.Name+": no flow")
+		}
+		if !k.Flow && (s.self != nil || s.assisted != nil) {
+			ps = append(ps, k.Name+": a flow registered, declared without one")
 		}
 		if s.self != nil && !onMenu(self, k.Name) {
 			ps = append(ps, k.Name+": self-service flow on no menu key")
@@ -57,7 +60,7 @@ func kindProblems(kinds []opkind.Kind, specs map[string]kindSpec, self, assisted
 	}
 	for name := range specs {
 		if !declared[name] {
-			ps = append(ps, name+": registered in the firmware, not declared with a flow in cms/opkind")
+			ps = append(ps, name+": registered in the firmware, not declared with a flow or a receipt in cms/opkind")
 		}
 	}
 	for _, m := range append(append([]map[hal.Key]string{}, self...), assisted...) {
@@ -86,23 +89,31 @@ func TestEveryFlowKindIsComplete(t *testing.T) {
 // The check itself finds each missing piece.
 func TestKindProblemsFindsGaps(t *testing.T) {
 	flow := func(*App, context.Context, hal.Card, hal.CardInfo) error { return nil }
-	kinds := []opkind.Kind{{Name: "a", Flow: true}, {Name: "b", Flow: true}, {Name: "c", Flow: true}, {Name: "d", Flow: true}, {Name: "e"}}
+	kinds := []opkind.Kind{{Name: "a", Flow: true}, {Name: "b", Flow: true}, {Name: "c", Flow: true}, {Name: "d", Flow: true}, {Name: "e"},
+		{Name: "r", Receipt: true}, {Name: "s", Receipt: true}, {Name: "u", Receipt: true}, {Name: "v", Receipt: true}}
 	specs := map[string]kindSpec{
 		"a": {title: "A", self: flow}, // complete
 		"b": {title: "", self: flow},  // no title
 		"c": {title: "C"},             // no flow, no golden
 		"d": {title: "D", self: flow}, // on no menu
 		"x": {title: "X", self: flow}, // not declared
+		"r": {title: "R"},             // a receipt, complete
+		"s": {title: "S"},             // a receipt without its golden
+		"u": {title: "U", self: flow}, // a receipt kind with a flow
+		"e": {title: "E"},             // neither flow nor receipt declared
 	}
 	self := []map[hal.Key]string{{'1': "a", '2': "b", '9': "z"}}
-	got := strings.Join(kindProblems(kinds, specs, self, nil, map[string]bool{"A": true, "D": true, "X": true}), "\n")
+	self[0]['8'] = "u"
+	got := strings.Join(kindProblems(kinds, specs, self, nil, map[string]bool{"A": true, "D": true, "X": true, "R": true, "U": true}), "\n")
 	for _, want := range []string{"b: no receipt title", `c: no golden receipt titled "C"`, "c: no flow",
+		`s: no golden receipt titled "S"`, "u: a flow registered, declared without one", "v: declared with a flow or a receipt, none registered",
+		"e: registered in the firmware, not declared",
 		"d: self-service flow on no menu key", "x: registered in the firmware, not declared", "menu key 9: kind z has no flow"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("problems lack %q:\n%s", want, got)
 		}
 	}
-	if strings.Contains(got, "a:") {
+	if strings.Contains(got, "a:") || strings.Contains(got, "r:") {
 		t.Errorf("a complete kind reported:\n%s", got)
 	}
 }

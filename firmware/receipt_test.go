@@ -55,6 +55,9 @@ func receipts() map[string]*hal.Doc {
 		"pin-change":  a.Frame().Receipt(prov, kindTitle(cms.KindPINChange), info, pinEventLines(cms.KindPINChange)),
 		"pin-unblock": a.Frame().Receipt(prov, kindTitle(cms.KindPINUnblock), info, pinEventLines(cms.KindPINUnblock)),
 		"wrong-data":  a.Frame().Receipt(acc, kindTitle(cms.KindWrongData), info, wrongDataLines()),
+		"refund": a.Frame().Receipt(acc, kindTitle(cms.KindRefund), info, refundLines("261120000000007", "PAG-2026-000042",
+			cms.RefundResult{Ref: prov.ID, Original: "261120000000007", Cancellation: "261122000000031", Payment: "PAG-2026-000042", AmountCents: cms.ReaderFeeCents})),
+		"refund-provisional": a.Frame().Receipt(prov, kindTitle(cms.KindRefund), info, refundLines("261120000000007", "PAG-2026-000042", cms.RefundResult{})),
 	}
 	// Assisted mode.
 	deleg := &cms.Delegation{Kind: cms.DelegParental, Name: "ROSSI MARIO", CF: "RSSMRA80A01H501U"}

@@ -38,6 +38,7 @@ var (
 	reprintLines            = layout.Reprint
 	revocationLines         = layout.Revocation
 	readerLines             = layout.Reader
+	refundLines             = layout.Refund
 	pinEventLines           = layout.PINEvent
 	wrongDataLines          = layout.WrongData
 	activationSummaryLines  = layout.ActivationSummary

@@ -50,6 +50,7 @@ type rig struct {
 	tech, ops   string // key files
 	panel       *sim.Panel
 	reader      *sim.Reader
+	printer     *sim.Printer
 	box         *outbox.Outbox
 	app         *firmware.App
 	totemVerify *cmdsig.Verifier
@@ -175,6 +176,7 @@ func startRig(t *testing.T, ctx context.Context, seed func(*outbox.Outbox)) *rig
 	}
 	seed(r.box)
 	printer := sim.NewPrinter(filepath.Join(dir, "receipts"))
+	r.printer = printer
 	jobs, err := printq.Open(filepath.Join(dir, "jobs.db"), printer, printq.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -313,6 +315,7 @@ func TestEveryCommandRunsEndToEnd(t *testing.T) {
 		{"test_credentials", []string{"cmd", rigTotem, "test-credentials"}},
 		{"correct", []string{"correct", rigTotem, reader, "payment=20261123043"}},
 		{"cancel", []string{"cancel", rigTotem, reader, "--reason", "doppio acquisto"}},
+		{"refund", []string{"refund", rigTotem, reader, "--reason", "doppio acquisto"}},
 	}
 	hubCalls := map[string][]string{
 		"sendlog":      {"sendlog", "--hub"},

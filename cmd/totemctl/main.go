@@ -7,10 +7,12 @@
 //	totemctl [flags] sendlog TOTEM --print [-n N]
 //	totemctl [flags] sendlog --hub [--totem T] [--outcome O] [--from D] [--to D] [--before N] [--max N] [-o …]
 //	totemctl [flags] sendlog show N [-o table|json]
+//	totemctl [flags] sendlog receipt N --out FILE.zip
 //	totemctl [flags] resend TOTEM OPID
 //	totemctl [flags] void TOTEM OPID
 //	totemctl [flags] correct TOTEM OPID consents=CODE=1|0,… | payment=REFERENCE
 //	totemctl [flags] cancel TOTEM OPID [--reason TEXT]
+//	totemctl [flags] refund TOTEM OPID [--reason TEXT]
 //	totemctl [flags] resync TOTEM [-o table|json]
 //	totemctl [flags] keygen --id ID --role technician|ops [--out FILE]
 //
@@ -69,10 +71,12 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 			"       totemctl [flags] sendlog TOTEM --print [-n N]\n"+
 			"       totemctl [flags] sendlog --hub [--totem T] [--outcome accepted|rejected|refused|duplicate] [--from D] [--to D] [--before N] [--max N] [-o table|csv|json]\n"+
 			"       totemctl [flags] sendlog show N [-o table|json]\n"+
+			"       totemctl [flags] sendlog receipt N --out FILE.zip  # the entry's ricevuta: PDF, and a CSV of the errors\n"+
 			"       totemctl [flags] resend TOTEM OPID\n"+
 			"       totemctl [flags] void TOTEM OPID\n"+
 			"       totemctl [flags] correct TOTEM OPID consents=CODE=1|0,… | payment=REFERENCE\n"+
 			"       totemctl [flags] cancel TOTEM OPID [--reason TEXT]\n"+
+			"       totemctl [flags] refund TOTEM OPID [--reason TEXT]  # the reader fee of a cancelled reader request\n"+
 			"       totemctl [flags] resync TOTEM [-o table|json]\n"+
 			"       totemctl [flags] cmd TOTEM NAME [KEY=VALUE…]\n  commands: "+commandList(totemCommands())+"\n"+
 			"       totemctl [flags] locks [-o table|json]\n"+
@@ -163,11 +167,11 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 // actions are the subcommands that send the command of the same name to a
 // totem (the technician's actions on its send log); each must be in the
 // totems' table of sync/cmdsig, which TestEveryCommandRunsEndToEnd checks.
-var actions = [4]string{"resend", "void", "correct", "cancel"}
+var actions = [5]string{"resend", "void", "correct", "cancel", "refund"}
 
 // argHints are the arguments of the totems' commands, for the usage.
 var argHints = map[string]string{"sendlog": " [n=N]", "sendlog_print": " [n=N]", "reprint": " id=N", "resend": " id=OPID",
-	"void": " id=OPID", "correct": " id=OPID consents=…|payment=…", "cancel": " id=OPID [reason=…]"}
+	"void": " id=OPID", "correct": " id=OPID consents=…|payment=…", "cancel": " id=OPID [reason=…]", "refund": " id=OPID [reason=…]"}
 
 // commandList lists a table of commands with their arguments and the role
 // each needs.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -8,12 +9,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/aslcns/totem/cms"
+	"github.com/aslcns/totem/cms/bundle"
 	"github.com/aslcns/totem/config"
 	"github.com/aslcns/totem/sync/protocol"
 )
@@ -177,6 +181,7 @@ func renderTransmission(w io.Writer, t cms.Transmission, format string) error {
 //	sendlog TOTEM --print [-n N]
 //	sendlog --hub [--totem T] [--outcome O] [--from D] [--to D] [--before N] [--max N] [-o …]
 //	sendlog show N [-o table|json]
+//	sendlog receipt N --out FILE.zip
 func sendlog(ctx context.Context, cfg *config.Totemctl, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("sendlog", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -190,6 +195,7 @@ func sendlog(ctx context.Context, cfg *config.Totemctl, args []string, stdout, s
 	before := fs.Uint64("before", 0, "hub: the page before entry N")
 	max := fs.Int("max", 50, "hub: entries per page")
 	out := outputFlag(fs, true)
+	zipOut := fs.String("out", "", "receipt: the ZIP file to write")
 	pos, err := parseMixed(fs, args)
 	if err != nil {
 		return err
@@ -201,6 +207,8 @@ func sendlog(ctx context.Context, cfg *config.Totemctl, args []string, stdout, s
 		return errors.New("totemctl: sendlog --print is for one totem: sendlog TOTEM --print [-n N]")
 	}
 	switch {
+	case len(pos) == 2 && pos[0] == "receipt":
+		return receipt(ctx, cfg, pos[1], *zipOut, stdout)
 	case len(pos) == 2 && pos[0] == "show":
 		if _, err := strconv.ParseUint(pos[1], 10, 64); err != nil {
 			return fmt.Errorf("totemctl: sendlog show %q: want an entry number", pos[1])
@@ -267,7 +275,65 @@ func sendlog(ctx context.Context, cfg *config.Totemctl, args []string, stdout, s
 		}
 		return renderTotemLog(stdout, rows, *out)
 	}
-	return errors.New("totemctl: sendlog TOTEM [--print] | sendlog --hub [filters] | sendlog show N")
+	return errors.New("totemctl: sendlog TOTEM [--print] | sendlog --hub [filters] | sendlog show N | sendlog receipt N --out FILE.zip")
+}
+
+// receipt writes the receipt bundle of the hub's send log entry n (as
+// sendlog show N names it) to path: the ZIP with the PDF receipt and, for
+// a rejected or refused transmission, the CSV of its errors (cms/bundle).
+// It goes through the signed sendlog_show, so the same role reads it.
+func receipt(ctx context.Context, cfg *config.Totemctl, n, path string, stdout io.Writer) error {
+	if _, err := strconv.ParseUint(n, 10, 64); err != nil {
+		return fmt.Errorf("totemctl: sendlog receipt %q: want an entry number", n)
+	}
+	if path == "" {
+		return errors.New("totemctl: sendlog receipt N --out FILE.zip")
+	}
+	r, err := hubRequest(ctx, cfg, "sendlog_show", map[string]string{"n": n})
+	if err != nil {
+		return err
+	}
+	var t cms.Transmission
+	if err := json.Unmarshal(r.Data, &t); err != nil {
+		return fmt.Errorf("totemctl: sendlog receipt: %w", err)
+	}
+	var b bytes.Buffer
+	if err := bundle.Write(&b, t); err != nil {
+		return fmt.Errorf("totemctl: sendlog receipt: %w", err)
+	}
+	if err := writeFile(path, b.Bytes()); err != nil {
+		return fmt.Errorf("totemctl: sendlog receipt: %w", err)
+	}
+	files := bundle.PDFName(t.N)
+	if bundle.HasErrors(&t) {
+		files += ", " + bundle.CSVName(t.N)
+	}
+	_, err = fmt.Fprintf(stdout, "%s: %s (%d bytes)\n", path, files, b.Len())
+	return err
+}
+
+// writeFile writes b to path atomically (a temporary file beside it,
+// synced, renamed), mode 0600: a half-written bundle is never left.
+func writeFile(path string, b []byte) (err error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			os.Remove(tmp.Name())
+		}
+	}()
+	if _, err = tmp.Write(b); err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }
 
 // printReply is what a totem's sendlog_print answers.
@@ -299,6 +365,8 @@ type actionRow struct {
 	Processing string           `json:"processing,omitempty"`
 	Duplicate  bool             `json:"duplicate,omitempty"`
 	Errors     []protocol.Error `json:"errors,omitempty"`
+	// Receipt: refund's print job on the totem.
+	Receipt *printReply `json:"receipt,omitempty"`
 }
 
 func renderAction(w io.Writer, a actionRow) error {
@@ -315,20 +383,28 @@ func renderAction(w io.Writer, a actionRow) error {
 	if a.State == "pending" && a.Transport == "" {
 		s += " (queued: the outcome will show in the send log)"
 	}
+	if p := a.Receipt; p != nil {
+		if p.Printed {
+			s += fmt.Sprintf("\nreceipt: print job %d: printed", p.Job)
+		} else {
+			s += fmt.Sprintf("\nreceipt: print job %d: not printed yet (%s); see jobs", p.Job, p.Printer)
+		}
+	}
 	_, err := fmt.Fprintln(w, s)
 	return err
 }
 
-// action runs resend, void, correct or cancel on a totem.
+// action runs resend, void, correct, cancel or refund on a totem.
 //
 //	resend TOTEM OPID
 //	void TOTEM OPID
 //	correct TOTEM OPID consents=CODE=1|0,… | payment=REFERENCE
 //	cancel TOTEM OPID [--reason TEXT]
+//	refund TOTEM OPID [--reason TEXT]
 func action(ctx context.Context, cfg *config.Totemctl, name string, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	reason := fs.String("reason", "", "cancel: why (no personal data)")
+	reason := fs.String("reason", "", "cancel, refund: why (no personal data)")
 	pos, err := parseMixed(fs, args)
 	if err != nil {
 		return err

@@ -250,9 +250,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	var link atomic.Pointer[uplink.Uplink] // set once the credentials are there
 	var verifier atomic.Pointer[cmdsig.Verifier]
 	var app *firmware.App
+	// Receipts with the first halves of PIN and PUK wait for paper sealed
+	// with the outbox's keyring, and go once printed.
 	jobs, err := printq.Open(filepath.Join(cfg.StateDir, "jobs.db"), dev.Printer, printq.Options{
 		Logger: log.With("subsystem", "printq"), OnStatus: func(err error) { app.PrinterStatus(err) },
-		OnPaper: func(low bool) { app.PaperNearEnd(low) }})
+		OnPaper: func(low bool) { app.PaperNearEnd(low) }, Keys: keys})
 	if err != nil {
 		return err
 	}
@@ -320,6 +322,20 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		start(func() error { return runKeypad(ctx) })
 	}
 	start(func() error { return app.Run(ctx) })
+	// Retention: settled operations leave the outbox after
+	// outbox.retention (their summary stays in the hub's send log).
+	plog := log.With("subsystem", "retention")
+	start(func() error {
+		box.RunPurge(ctx, time.Hour, cfg.Outbox.Retention.Duration, func() (time.Time, bool) { s := clk.Stamp(); return s.Wall, s.Synced },
+			func(n int, err error) {
+				if err != nil {
+					plog.Error("outbox purge", "err", err)
+				} else if n > 0 {
+					plog.Info("outbox purged", "entries", n)
+				}
+			})
+		return nil
+	})
 	if tp != nil {
 		start(func() error { statusLine(ctx, tp, box, &link); return nil })
 	}

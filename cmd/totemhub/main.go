@@ -126,7 +126,8 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 		seed = cms.DemoCards()
 	}
 	store, err := refcms.Open(filepath.Join(cfg.StateDir, "cms.db"), &refcms.Options{Policy: pol, Seed: seed,
-		SendLogRetention: cfg.CMS.SendLogRetention.Duration, RefusalRetention: cfg.CMS.RefusalRetention.Duration})
+		SendLogRetention: cfg.CMS.SendLogRetention.Duration, RefusalRetention: cfg.CMS.RefusalRetention.Duration,
+		CitizenRetention: cfg.CMS.CitizenRetention.Duration})
 	if err != nil {
 		return err
 	}
@@ -244,11 +245,24 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 			log.Error("send log retention", "err", err)
 		}
 	}()
+	citizenDone := make(chan struct{})
+	go func() {
+		defer close(citizenDone)
+		store.RunCitizenPurge(fctx, time.Hour, func(rep refcms.PurgeReport, err error) {
+			switch {
+			case err != nil:
+				log.Error("citizen data retention", "err", err)
+			case rep != refcms.PurgeReport{}:
+				log.Info("citizen data purged", "notifications", rep.Notifications, "results", rep.Results)
+			}
+		})
+	}()
 	serve(ctx, log, level, *cfgPath, &loaded)
 	err = h.Run(ctx)
 	stopFSE()
 	<-fseDone
 	<-pruneDone
+	<-citizenDone
 	return err
 }
 

@@ -41,6 +41,10 @@ const (
 	// references the original.
 	Correction   = "correction"   // CorrectionRequest: the original's effect, with corrected data
 	Cancellation = "cancellation" // CancellationRequest: the original's effect reverted
+	// Refund gives back the 4,20 € reader fee of a reader request that was
+	// cancelled (seed 003: "Rimborsa"): a new operation in sequence that
+	// references the reader request, distinct from its cancellation.
+	Refund = "refund" // RefundRequest → RefundResult
 )
 
 // Kind is the declaration of one operation kind.
@@ -60,6 +64,11 @@ type Kind struct {
 	// receipt for it. Kinds without a flow are sent by the technician's
 	// console, by a counter, or settled by the totem itself (void).
 	Flow bool
+	// Receipt: no totem flow originates it, yet the totem prints a
+	// receipt for it (a console action whose paper the citizen takes to
+	// the cashier: the refund), so the firmware must register a receipt
+	// title and a golden receipt for it.
+	Receipt bool
 }
 
 var declared = []Kind{
@@ -78,6 +87,7 @@ var declared = []Kind{
 	{Name: Void},
 	{Name: Correction},
 	{Name: Cancellation},
+	{Name: Refund, Receipt: true},
 }
 
 var (

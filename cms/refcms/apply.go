@@ -67,6 +67,7 @@ var appliers = map[string]applier{
 	},
 	cms.KindCorrection:   (*Store).applyVariation,
 	cms.KindCancellation: (*Store).applyVariation,
+	cms.KindRefund:       (*Store).applyRefund,
 }
 
 // apply runs the rules of op's kind inside tx. An error aborts the

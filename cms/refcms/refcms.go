@@ -49,10 +49,12 @@ var (
 	bSendLog = []byte("sendlog") // seq (8 bytes BE) → cms.Transmission
 	// The send log entry a repeated transmission is counted on.
 	bRepeats = []byte("sendlog_repeats") // repeatKey → send log key (8 bytes BE)
+	// The cancelled reader requests, whose fee may be refunded once.
+	bRefunds = []byte("refunds") // totem 0x00 reader op id → RefundRecord
 )
 
 var buckets = [][]byte{bCards, bConsents, bConsentsPrev, bLedger, bOps, bAudit, bProtocol,
-	bMeta, bHistory, bNotify, bPayments, bReissue, bCIPFail, bFSE, bTickets, bSendLog, bRepeats}
+	bMeta, bHistory, bNotify, bPayments, bReissue, bCIPFail, bFSE, bTickets, bSendLog, bRepeats, bRefunds}
 
 // Options configures a Store.
 type Options struct {
@@ -73,6 +75,10 @@ type Options struct {
 	// gaps, SEQ_REUSED; default DefaultRefusalRetention). The audit
 	// records, the entries of the applied operations, are kept.
 	SendLogRetention, RefusalRetention time.Duration
+	// CitizenRetention is how long the citizen's data an operation left
+	// beside the card's record are kept: notifications and the data of
+	// stored results (citizen.go). Default DefaultCitizenRetention.
+	CitizenRetention time.Duration
 }
 
 // Defaults of Options.
@@ -90,6 +96,8 @@ type Store struct {
 	fseRetries int
 	keepDup    time.Duration // SendLogRetention
 	keepRef    time.Duration // RefusalRetention
+	// keepCitizen is CitizenRetention.
+	keepCitizen time.Duration
 }
 
 var (
@@ -122,6 +130,9 @@ func Open(path string, opts *Options) (*Store, error) {
 	}
 	if s.keepRef <= 0 {
 		s.keepRef = DefaultRefusalRetention
+	}
+	if s.keepCitizen = opts.CitizenRetention; s.keepCitizen <= 0 {
+		s.keepCitizen = DefaultCitizenRetention
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range buckets {

@@ -277,5 +277,10 @@ func (s *Store) cancelReader(c *opCtx, v variation) (applied, error) {
 	if err := putJSON(c.tx.Bucket(bCards), []byte(card.Serial), card); err != nil {
 		return a, err
 	}
+	// The fee may now be refunded, once (refund.go).
+	if err := putJSON(c.tx.Bucket(bRefunds), refundKey(c.op.Totem, v.ref), RefundRecord{Serial: card.Serial, Payment: key,
+		Cancelled: c.protocol, CancelledBy: c.op.ID, At: c.now()}); err != nil {
+		return a, err
+	}
 	return a, event(c, card.Serial, cms.KindCancellation, "", cms.KindReader+" "+strconv.Itoa(card.Readers))
 }

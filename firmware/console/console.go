@@ -34,6 +34,7 @@ var commands = map[string]handler{
 	"void":          (*Console).void,
 	"correct":       (*Console).correct,
 	"cancel":        (*Console).cancel,
+	"refund":        (*Console).refund,
 	"resync":        func(a *Console, ctx context.Context, _ map[string]string) (any, error) { return a.resync(ctx) },
 }
 

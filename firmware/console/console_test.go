@@ -6,22 +6,39 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/protocol"
 )
 
 // fakeTotem is the smallest Totem: a fixed telemetry, no sessions.
-type fakeTotem struct{ printed int }
+type fakeTotem struct {
+	printed  int
+	refunds  []outbox.Entry // the refunds whose receipt was printed
+	original []string
+	// answer, when set, gives the result of the operation Listen is
+	// asked about, as the hub would.
+	answer func(id string) outbox.Entry
+}
 
 func (*fakeTotem) Telemetry() protocol.Telemetry { return protocol.Telemetry{Uptime: 42} }
 func (*fakeTotem) Result(outbox.Entry)           {}
-func (*fakeTotem) Listen(string) (<-chan outbox.Entry, func()) {
-	return make(chan outbox.Entry), func() {}
+func (f *fakeTotem) Listen(id string) (<-chan outbox.Entry, func()) {
+	ch := make(chan outbox.Entry, 1)
+	if f.answer != nil {
+		ch <- f.answer(id)
+	}
+	return ch, func() {}
 }
 func (f *fakeTotem) PrintSendLog(_ context.Context, n int) (any, error) {
 	f.printed = n
 	return map[string]int{"printed": n}, nil
+}
+
+func (f *fakeTotem) PrintRefund(_ context.Context, e outbox.Entry, original string, _ cms.ReaderRequest) (any, error) {
+	f.refunds, f.original = append(f.refunds, e), append(f.original, original)
+	return map[string]bool{"printed": true}, nil
 }
 
 func TestCommandReplies(t *testing.T) {

@@ -1,7 +1,7 @@
 // Package console runs the console commands a totem accepts once the
 // verifier (sync/cmdsig) has let them through: status and print-queue
 // reports, the send log, and the technician's actions on operations
-// (resend, void, correct, cancel, resync). Each command is one entry of a
+// (resend, void, correct, cancel, refund, resync). Each command is one entry of a
 // table with its handler (console.go), so the totem's commands and the
 // role table can be compared by a test.
 //
@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/firmware/printq"
 	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/protocol"
@@ -32,6 +33,10 @@ type Totem interface {
 	// PrintSendLog prints the newest n entries of the send log and
 	// returns the reply's data.
 	PrintSendLog(ctx context.Context, n int) (any, error)
+	// PrintRefund prints the receipt of the refund e of the reader
+	// request orig (its protocol number, original) and returns the
+	// reply's data about the print job.
+	PrintRefund(ctx context.Context, e outbox.Entry, original string, orig cms.ReaderRequest) (any, error)
 }
 
 // Options are the totem's parts the commands read.

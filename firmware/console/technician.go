@@ -47,7 +47,7 @@ type ActionResult struct {
 	Seq        uint64           `json:"seq"`
 	Kind       string           `json:"kind"`
 	Ref        string           `json:"ref,omitempty"`
-	State      string           `json:"state"` // pending, done, quarantine: …
+	State      string           `json:"state"` // pending, done, purged, quarantine: …
 	Protocol   string           `json:"protocol,omitempty"`
 	Transport  string           `json:"transport,omitempty"`
 	Processing string           `json:"processing,omitempty"`
@@ -66,6 +66,8 @@ func actionResult(e outbox.Entry, ref string) ActionResult {
 
 func entryState(e outbox.Entry) string {
 	switch {
+	case e.Purged:
+		return "purged" // settled, then purged after the retention: a summary
 	case e.Done:
 		return "done"
 	case e.Quarantine != "":
@@ -182,6 +184,49 @@ func (a *Console) cancel(ctx context.Context, args map[string]string) (any, erro
 	return a.variation(ctx, cms.KindCancellation, body, orig.ID)
 }
 
+// RefundResult is the Data of refund: the refund operation and its
+// receipt, printed on the totem for the citizen to take to the cashier.
+type RefundResult struct {
+	ActionResult
+	Receipt any `json:"receipt,omitempty"` // the print job, as PrintRefund says; none when refused
+}
+
+// refund: args id (the reader request, cancelled before) and reason
+// (optional, no personal data). The reader fee goes back: a new operation
+// that references the reader request, distinct from its cancellation; the
+// CMS refuses it unless the request was cancelled and never refunded. Its
+// receipt is printed unless the CMS refused it (the console shows why).
+func (a *Console) refund(ctx context.Context, args map[string]string) (any, error) {
+	orig, err := a.o.Outbox.Get(args["id"])
+	if err != nil {
+		return nil, err
+	}
+	if orig.Kind != cms.KindReader {
+		return nil, fmt.Errorf("%s: an operation of kind %s has no fee to refund", cms.CodeNotRefundable, orig.Kind)
+	}
+	if len(args["reason"]) > 200 {
+		return nil, errors.New("reason: at most 200 characters")
+	}
+	var req cms.ReaderRequest
+	if err := json.Unmarshal(orig.Payload, &req); err != nil {
+		return nil, fmt.Errorf("original payload: %w", err)
+	}
+	body, err := json.Marshal(cms.RefundRequest{Ref: orig.ID, Protocol: protocolOf(orig), AmountCents: cms.ReaderFeeCents, Reason: args["reason"]})
+	if err != nil {
+		return nil, err
+	}
+	e, err := a.enqueueAndAwait(ctx, cms.KindRefund, body, orig.ID)
+	if err != nil {
+		return nil, err
+	}
+	res := RefundResult{ActionResult: actionResult(e, orig.ID)}
+	if e.Done && e.Result.Processing.Status == protocol.ProcessingRejected {
+		return res, nil
+	}
+	res.Receipt, err = a.t.PrintRefund(ctx, e, protocolOf(orig), req)
+	return res, err
+}
+
 func protocolOf(e outbox.Entry) string {
 	if e.Result != nil {
 		return e.Result.Transport.Protocol
@@ -192,15 +237,25 @@ func protocolOf(e outbox.Entry) string {
 // variation queues a correction or cancellation like any operation (in
 // order, exactly once) and waits a little for its outcomes.
 func (a *Console) variation(ctx context.Context, kind string, body []byte, ref string) (any, error) {
+	e, err := a.enqueueAndAwait(ctx, kind, body, ref)
+	if err != nil {
+		return nil, err
+	}
+	return actionResult(e, ref), nil
+}
+
+// enqueueAndAwait queues an operation of kind that references ref, and
+// returns it once answered or after ResultWait.
+func (a *Console) enqueueAndAwait(ctx context.Context, kind string, body []byte, ref string) (outbox.Entry, error) {
 	now := a.o.Now()
 	e, err := a.o.Outbox.Enqueue(kind, body, now, now.Add(a.o.QueuedTTL))
 	if err != nil {
-		return nil, err
+		return e, err
 	}
 	a.log.Info("op enqueued", "seq", e.Seq, "op_id", e.ID, "kind", kind, "ref", ref)
 	ch, stop := a.t.Listen(e.ID)
 	defer stop()
-	return actionResult(a.await(ctx, e, ch), ref), nil
+	return a.await(ctx, e, ch), nil
 }
 
 // parseConsents applies "code=1,code=0" to the consents of an original:

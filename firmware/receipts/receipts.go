@@ -151,6 +151,27 @@ func Reader(payment string, r cms.ReaderResult) []string {
 	return append(lines, "Presentare questa ricevuta per il ritiro del lettore.")
 }
 
+// Refund: the reader fee given back for a cancelled reader request, the
+// paper the citizen takes to the cashier. original is the reader request's
+// protocol number (known before the CMS answers), payment its receipt; the
+// cancellation's protocol number comes with the CMS's answer.
+func Refund(original, payment string, r cms.RefundResult) []string {
+	lines := []string{"Rimborso del costo del lettore: 4,20 €", "Richiesta lettore: prot. " + or(original, "-")}
+	if r.Cancellation == "" { // not answered yet: the receipt is provisional
+		return append(lines, "Ricevuta di pagamento: "+payment,
+			"Il rimborso si riceve alla cassa quando l'esito è ACCOLTA: chiedere allo sportello.")
+	}
+	return append(lines, "Annullata con prot. "+r.Cancellation, "Ricevuta di pagamento: "+payment,
+		"Presentare questa ricevuta alla cassa per il rimborso.")
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
 var stateText = map[cms.CardState]string{cms.CardIssued: "emessa", cms.CardActive: "attiva", cms.CardRevoked: "revocata"}
 
 // History: each card with its state and the operations on it.

@@ -58,6 +58,7 @@ var (
 		"resync":        Technician, // adopts the hub's record, which wins anyway
 		"correct":       Ops,        // a variation: changes data at the CMS
 		"cancel":        Ops,        // a variation: changes data at the CMS
+		"refund":        Ops,        // gives the reader fee back: money
 		"void":          Ops,        // gives an operation up: the hub records OP_VOID
 	}
 	// linkRoles are the totem commands its uplink answers itself, not

@@ -182,19 +182,52 @@ func aad(id string, seq uint64, kind string) []byte {
 	return append(b, kind...)
 }
 
+// Seal seals plaintext with the current key, bound to aad (the caller's
+// name for the record it goes in), and returns the key id and nonce that
+// Open needs with it. Other stores of the totem that keep personal data
+// (the print queue's receipts with secrets) seal with the same keyring.
+func (k *Keyring) Seal(plaintext, aad []byte) (key uint32, nonce, sealed []byte) {
+	k.mu.RLock()
+	rk := k.keys[len(k.keys)-1]
+	k.mu.RUnlock()
+	nonce = make([]byte, rk.aead.NonceSize())
+	rand.Read(nonce)
+	return rk.id, nonce, rk.aead.Seal(nil, nonce, plaintext, aad)
+}
+
+// Open returns the plaintext Seal sealed with key, nonce and aad. An error
+// wraps ErrUnreadable: the key is not in the keyring, or the bytes or the
+// aad are not the ones sealed.
+func (k *Keyring) Open(key uint32, nonce, sealed, aad []byte) ([]byte, error) {
+	k.mu.RLock()
+	i, found := slices.BinarySearchFunc(k.keys, key, func(rk ringKey, id uint32) int {
+		return int(int64(rk.id) - int64(id))
+	})
+	var rk ringKey
+	if found {
+		rk = k.keys[i]
+	}
+	k.mu.RUnlock()
+	if !found {
+		return nil, fmt.Errorf("key %d not in the keyring: %w", key, ErrUnreadable)
+	}
+	if len(nonce) != rk.aead.NonceSize() {
+		return nil, fmt.Errorf("bad nonce: %w", ErrUnreadable)
+	}
+	p, err := rk.aead.Open(nil, nonce, sealed, aad)
+	if err != nil {
+		return nil, fmt.Errorf("key %d: %v: %w", key, err, ErrUnreadable)
+	}
+	return p, nil
+}
+
 // seal stores payload in r, sealed with the current key if a keyring is set.
 func (o *Outbox) seal(r *record, seq uint64, payload []byte) error {
 	if o.keys == nil {
 		r.Payload = payload
 		return nil
 	}
-	o.keys.mu.RLock()
-	rk := o.keys.keys[len(o.keys.keys)-1]
-	o.keys.mu.RUnlock()
-	nonce := make([]byte, rk.aead.NonceSize())
-	rand.Read(nonce)
-	r.Key, r.Nonce = rk.id, nonce
-	r.Sealed = rk.aead.Seal(nil, nonce, payload, aad(r.ID, seq, r.Kind))
+	r.Key, r.Nonce, r.Sealed = o.keys.Seal(payload, aad(r.ID, seq, r.Kind))
 	return nil
 }
 
@@ -203,24 +236,9 @@ func (o *Outbox) open(r *record, seq uint64) ([]byte, error) {
 	if o.keys == nil {
 		return nil, fmt.Errorf("entry %d: %w", seq, errNoKeyring)
 	}
-	o.keys.mu.RLock()
-	i, found := slices.BinarySearchFunc(o.keys.keys, r.Key, func(rk ringKey, id uint32) int {
-		return int(int64(rk.id) - int64(id))
-	})
-	var rk ringKey
-	if found {
-		rk = o.keys.keys[i]
-	}
-	o.keys.mu.RUnlock()
-	if !found {
-		return nil, fmt.Errorf("entry %d: key %d not in the keyring: %w", seq, r.Key, ErrUnreadable)
-	}
-	if len(r.Nonce) != rk.aead.NonceSize() {
-		return nil, fmt.Errorf("entry %d: bad nonce: %w", seq, ErrUnreadable)
-	}
-	p, err := rk.aead.Open(nil, r.Nonce, r.Sealed, aad(r.ID, seq, r.Kind))
+	p, err := o.keys.Open(r.Key, r.Nonce, r.Sealed, aad(r.ID, seq, r.Kind))
 	if err != nil {
-		return nil, fmt.Errorf("entry %d: key %d: %v: %w", seq, r.Key, err, ErrUnreadable)
+		return nil, fmt.Errorf("entry %d: %w", seq, err)
 	}
 	return p, nil
 }

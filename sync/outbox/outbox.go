@@ -108,6 +108,9 @@ var (
 	bucketIndex      = []byte("index")
 	bucketSeq        = []byte("seq")
 	bucketMeta       = []byte("meta")
+	// bucketSettled keeps a summary of each entry Purge removed: the send
+	// log still shows it, without its payload (retention.go).
+	bucketSettled = []byte("settled")
 
 	keyDepth       = []byte("depth")       // in bucketSeq: number of pending entries
 	keyQuarantined = []byte("quarantined") // in bucketSeq: number of quarantined entries
@@ -116,9 +119,10 @@ var (
 	keyVoids       = []byte("voids")       // in bucketSeq: number of voids in pending
 	keyIDKey       = []byte("idkey")       // in bucketSeq: 16 random bytes, the AES key of the ids
 	keyIDFrom      = []byte("idfrom")      // in bucketSeq: first seq with a keyed id (8 bytes BE)
+	keySettled     = []byte("settled")     // in bucketSeq: number of summaries in bucketSettled
 )
 
-var allBuckets = [][]byte{bucketPending, bucketDone, bucketQuarantine, bucketTelemetry, bucketIndex, bucketSeq, bucketMeta, bucketSent}
+var allBuckets = [][]byte{bucketPending, bucketDone, bucketQuarantine, bucketTelemetry, bucketIndex, bucketSeq, bucketMeta, bucketSent, bucketSettled}
 
 // DefaultTimeout is how long Open waits for the file lock by default.
 const DefaultTimeout = 2 * time.Second
@@ -171,6 +175,10 @@ type Entry struct {
 	Quarantine string
 	// Stamp is the totem's clocks at enqueue (Options.Stamp), nil without.
 	Stamp *protocol.Stamp
+	// Purged: the entry is the summary Purge kept of a settled
+	// operation: no payload, no result data, error codes without their
+	// messages. Get no longer finds it; Recent lists it.
+	Purged bool
 }
 
 // Class is a priority class of operation kinds under quota pressure.
@@ -1165,8 +1173,8 @@ func (o *Outbox) entry(seq uint64, r *record, in []byte) (Entry, error) {
 	e := Entry{
 		ID: r.ID, Seq: seq, Kind: r.Kind, Payload: r.Payload,
 		Created: r.Created, Expires: r.Expires, Attempts: r.Attempts, LastSent: r.LastSent,
-		Result: r.Result, Done: bytes.Equal(in, bucketDone), Completed: r.Completed,
-		Quarantine: r.Quarantine, Stamp: r.Stamp,
+		Result: r.Result, Done: bytes.Equal(in, bucketDone) || bytes.Equal(in, bucketSettled), Completed: r.Completed,
+		Quarantine: r.Quarantine, Stamp: r.Stamp, Purged: bytes.Equal(in, bucketSettled),
 	}
 	if r.Sealed == nil {
 		return e, nil

@@ -287,7 +287,8 @@ func (o *Outbox) Void(id string) error {
 
 // Purge deletes the done entries completed before the cutoff and returns
 // how many it deleted. Entries of older versions, with no completion
-// time, count as completed when the hub received them.
+// time, count as completed when the hub received them. Each leaves a
+// summary that Recent lists (keepSummary), the newest MaxSettled kept.
 func (o *Outbox) Purge(before time.Time) (int, error) {
 	var seqs []uint64
 	err := o.view(func(tx *bolt.Tx) error {
@@ -331,6 +332,9 @@ func (o *Outbox) Purge(before time.Time) (int, error) {
 					if err := o.dropIndex(tx, r.ID); err != nil {
 						return err
 					}
+					if err := o.keepSummary(tx, seq, &r); err != nil {
+						return err
+					}
 				}
 				if err := done.Delete(key); err != nil {
 					return err
@@ -340,7 +344,7 @@ func (o *Outbox) Purge(before time.Time) (int, error) {
 			if n == 0 {
 				return reject(errUnchanged)
 			}
-			return nil
+			return trimSettled(tx)
 		})
 		if err != nil && !errors.Is(err, errUnchanged) {
 			return total, fmt.Errorf("outbox: purge: %w", err)
@@ -359,7 +363,7 @@ func (o *Outbox) Recent(max int) ([]Entry, error) {
 	}
 	var out []Entry
 	err := o.view(func(tx *bolt.Tx) error {
-		names := [][]byte{bucketPending, bucketDone, bucketQuarantine}
+		names := [][]byte{bucketPending, bucketDone, bucketQuarantine, bucketSettled}
 		type head struct {
 			c    *bolt.Cursor
 			name []byte

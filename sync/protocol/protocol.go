@@ -355,7 +355,7 @@ type SendLogRow struct {
 	Created    time.Time `json:"created"`
 	Attempts   int       `json:"attempts"`
 	LastSent   time.Time `json:"last_sent,omitzero"`
-	State      string    `json:"state"`
+	State      string    `json:"state"` // pending, done, purged (a summary after the retention), quarantine: …
 	Protocol   string    `json:"protocol,omitempty"`
 	Transport  string    `json:"transport,omitempty"`
 	Processing string    `json:"processing,omitempty"`
