@@ -234,6 +234,13 @@ type Totemhub struct {
 		SendLogRetention Duration `toml:"sendlog_retention"`
 		RefusalRetention Duration `toml:"refusal_retention"`
 	} `toml:"cms"`
+	// Audit is the central audit of people's actions (sync/audit).
+	Audit struct {
+		// RetentionMonths: records older than this many calendar months
+		// are purged (an anchor keeps the chain verifiable); at least 6,
+		// as the Garante asks of administrators' logs.
+		RetentionMonths int `toml:"retention_months"`
+	} `toml:"audit"`
 	HTTP struct {
 		// Listen is the hub's HTTP listener for ops (/healthz, /readyz,
 		// /metrics), host:port; "" = none. Plain HTTP: it serves
@@ -243,6 +250,10 @@ type Totemhub struct {
 	} `toml:"http"`
 	Log Log `toml:"log"`
 }
+
+// MinAuditRetentionMonths is the shortest audit.retention_months: the
+// Garante asks that administrators' logs be kept at least six months.
+const MinAuditRetentionMonths = 6
 
 // Totemctl is totemctl's configuration.
 type Totemctl struct {
@@ -322,6 +333,7 @@ func DefaultTotemhub() *Totemhub {
 	c.CMS.DemoCards = true
 	c.CMS.SendLogRetention = Duration{4380 * time.Hour}
 	c.CMS.RefusalRetention = Duration{720 * time.Hour}
+	c.Audit.RetentionMonths = MinAuditRetentionMonths
 	return c
 }
 

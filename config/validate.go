@@ -230,6 +230,10 @@ func (c *Totemhub) Validate() error {
 	var p problems
 	p.nonEmpty("state_dir", c.StateDir)
 	p.consoleKeys(c.ConsoleKeys)
+	if c.Audit.RetentionMonths < MinAuditRetentionMonths {
+		p.add("audit.retention_months", "%d: at least %d (the Garante: administrators' logs kept six months or more)",
+			c.Audit.RetentionMonths, MinAuditRetentionMonths)
+	}
 	if c.HTTP.Listen != "" {
 		if _, port, err := net.SplitHostPort(c.HTTP.Listen); err != nil || !validPort(port, 0) {
 			p.add("http.listen", "%q is not host:port", c.HTTP.Listen)

@@ -41,6 +41,12 @@ const (
 	// references the original.
 	Correction   = "correction"   // CorrectionRequest: the original's effect, with corrected data
 	Cancellation = "cancellation" // CancellationRequest: the original's effect reverted
+	// Audit carries one action of a person at the totem (an operator's
+	// session, a console command, a technician's maintenance) to the
+	// hub's audit (sync/audit) through the outbox: in sequence, exactly
+	// once, surviving offline periods. The CMS accepts it and changes
+	// nothing; the hub appends it to the audit before it answers.
+	Audit = "audit"
 )
 
 // Kind is the declaration of one operation kind.
@@ -78,6 +84,7 @@ var declared = []Kind{
 	{Name: Void},
 	{Name: Correction},
 	{Name: Cancellation},
+	{Name: Audit},
 }
 
 var (

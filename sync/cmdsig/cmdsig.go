@@ -77,6 +77,13 @@ var (
 		"job_create":   Ops,        // a fleet update job (sync/update/rollout)
 		"job_status":   Ops,
 		"job_cancel":   Ops,
+		// The central audit (sync/audit): reading it and checking its
+		// chain are ops' (it records the technicians' actions too);
+		// adding an entry (a maintenance step done by hand) any
+		// console's, always under its own name.
+		"audit":        Ops,
+		"audit_verify": Ops,
+		"audit_add":    Technician,
 	}
 )
 

@@ -24,6 +24,7 @@ import (
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/internal/goset"
 	"github.com/aslcns/totem/internal/lograte"
+	"github.com/aslcns/totem/sync/audit"
 	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/enroll"
 	"github.com/aslcns/totem/sync/pki"
@@ -80,6 +81,10 @@ type Options struct {
 	// job_cancel: sync/update/rollout) for the console named console;
 	// nil refuses them.
 	Jobs func(console, name string, args map[string]string) (json.RawMessage, error)
+	// Audit, when set, is the central audit (sync/audit): the entries
+	// totems send as operations of kind audit, the console commands the
+	// hub runs or refuses, and what Audit is given.
+	Audit *audit.Store
 }
 
 // How long an out-of-order operation waits for its predecessor, which
@@ -111,6 +116,7 @@ type Hub struct {
 	syncGate syncGate
 
 	logs      lograte.Limiter // lines that a totem's repeats would multiply
+	auditRate lograte.Limiter // refused commands recorded in the audit (audit.go)
 	enr       enrollState     // enroll.go
 	rotations atomic.Int64    // rotate.go
 
@@ -475,6 +481,16 @@ func (h *Hub) worker(ctx context.Context, cm *autopaho.ConnectionManager) {
 				res.Expect = outs[i].Expect
 				refused = append(refused, cms.Transmission{At: outs[i].At, Totem: p.op.Totem, Seq: p.op.Seq,
 					OpID: p.op.ID, Kind: p.op.Kind, Stamp: stampOf(p.op.Stamp), Expect: outs[i].Expect})
+			case isAudit(p.op, outs[i]):
+				if aerr := h.auditOp(p.op); aerr != nil {
+					// Not in the audit: the totem is told to send it again,
+					// and the CMS's stored outcome (a duplicate) leads here again.
+					h.limited(slog.LevelError, "audit", "audit entry not recorded", "totem", p.op.Totem, "seq", p.op.Seq, "err", aerr)
+					res.Transport = protocol.Transport{Status: protocol.TransportRefused, At: time.Now().UTC()}
+					res.Processing = protocol.Processing{Status: protocol.ProcessingPending}
+					break
+				}
+				h.outcome(p.op, outs[i], res)
 			default:
 				h.outcome(p.op, outs[i], res)
 			}
@@ -830,6 +846,13 @@ func (h *Hub) command(p *paho.Publish) {
 		} else {
 			reply.OK = true
 		}
+	case auditCommands[cmd.Name] != nil:
+		reply.ID = cmd.ID
+		if reply.Data, err = auditCommands[cmd.Name](h, cmd, console); err != nil {
+			reply.Error = err.Error()
+		} else {
+			reply.OK = true
+		}
 	case strings.HasPrefix(cmd.Name, "job_") && h.o.Jobs != nil:
 		reply.ID = cmd.ID
 		if reply.Data, err = h.o.Jobs(console, cmd.Name, cmd.Args); err != nil {
@@ -851,6 +874,9 @@ func (h *Hub) command(p *paho.Publish) {
 		h.stats.CommandsFailed.Add(1)
 	}
 	h.log.Info("console command", "console", console, "id", reply.ID, "ok", reply.OK)
+	if !invalid {
+		h.auditCommand(console, cmd, reply, refused != nil)
+	}
 	b, _ := protocol.Marshal(reply)
 	h.mu.Lock()
 	cm := h.cm
