@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/aslcns/totem/internal/lograte"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -106,6 +107,8 @@ type App struct {
 
 	health  *health
 	console *console.Console
+	// refusals rate-limits the audit of refused console commands (audit.go).
+	refusals lograte.Limiter
 	// desk is what the operation flows (firmware/flows) see of the App.
 	desk *flows.Desk
 }

@@ -64,8 +64,10 @@ func (a *App) operatorSession(ctx context.Context, card hal.Card, info hal.CardI
 	}
 	card.Close() // the operator card is done with: the slot is for citizens now
 	a.log.Info("operator session opened", "operator", maskSerial(op))
+	a.audit(operatorActor(op), "operator_login", "")
 	end := func(why string, err error) error {
 		a.log.Info("operator session closed", "operator", maskSerial(op), "reason", why)
+		a.audit(operatorActor(op), "operator_logout", "reason="+why)
 		return err
 	}
 
@@ -92,6 +94,7 @@ func (a *App) operatorSession(ctx context.Context, card hal.Card, info hal.CardI
 			// Revoca of a card that is not here (stolen, lost): its TEAM
 			// code typed from the citizen's documents.
 			err := flows.RevocationByTEAM(ctx, a.desk, op)
+			a.audit(operatorActor(op), "assisted_op", "kind="+cms.KindRevocation+" by=team_code result="+auditResult(err))
 			if errors.Is(err, errIdle) {
 				a.Show("op_closed")
 				return end("idle_timeout", errLogout)
@@ -208,6 +211,9 @@ func (a *App) assisted(ctx context.Context, op string) error {
 		switch {
 		case isOp:
 			err = kindSpecs[kind].assisted(a, ctx, op, info)
+			if !errors.Is(err, errBack) {
+				a.audit(operatorActor(op), "assisted_op", "kind="+kind+" card="+info.Serial+" citizen="+MaskCF(info.CF)+" result="+auditResult(err))
+			}
 		case k == hal.KeyOK: // the other page
 			page = map[string]string{"op_menu": "op_menu_2", "op_menu_2": "op_menu"}[page]
 			continue

@@ -36,9 +36,10 @@ var ErrNoLink = console.ErrNoLink
 // Commands returns the names of the console commands a totem runs, sorted.
 func Commands() []string { return console.Commands() }
 
-// Command answers a console command; it is the uplink's OnCommand.
+// Command answers a console command and records it in the audit; it is
+// the uplink's OnCommand.
 func (a *App) Command(ctx context.Context, c *protocol.Command) *protocol.Reply {
-	return a.console.Command(ctx, c)
+	return a.commandAudited(ctx, c)
 }
 
 // consoleTotem is the App as the console sees it: console.Totem's few

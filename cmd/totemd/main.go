@@ -30,6 +30,7 @@ import (
 
 	"github.com/aslcns/totem/cmd/internal/cli"
 	"github.com/aslcns/totem/cmd/internal/sdnotify"
+	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/config"
 	"github.com/aslcns/totem/drivers/cns/vcard"
 	"github.com/aslcns/totem/drivers/escpos"
@@ -344,7 +345,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			BackoffMax: cfg.Broker.ReconnectMax.Duration, Version: version, Boot: clk.Boot(),
 			Mono:      func() time.Duration { return time.Duration(clk.Stamp().Mono) * time.Millisecond },
 			Telemetry: app.Telemetry, TelemetryInterval: cfg.Sync.TelemetryInterval.Duration,
-			OnResult: app.Result, OnPolicy: app.SetPolicy, OnCommand: app.Command,
+			OnResult: app.Result, OnPolicy: app.SetPolicy, OnCommand: app.Command, OnRefused: app.CommandRefused,
 			Verifier: verifier.Load(), OnUpdate: upd.onUpdate(),
 		})
 		link.Store(up)
@@ -373,6 +374,7 @@ func outboxOptions(cfg *config.Totemd, keys *outbox.Keyring, stamp func() protoc
 	for _, k := range cfg.Outbox.TelemetryKinds {
 		classes[k] = outbox.ClassTelemetry
 	}
+	classes[cms.KindAudit] = outbox.ClassAudit // the hub's audit (firmware.RecordAudit): never shed
 	for _, k := range cfg.Outbox.AuditKinds {
 		classes[k] = outbox.ClassAudit
 	}

@@ -91,6 +91,9 @@ type Options struct {
 	// OnCommand answers a console command. It runs on its own goroutine,
 	// only for commands Verifier admitted.
 	OnCommand func(context.Context, *protocol.Command) *protocol.Reply
+	// OnRefused hears each command Verifier refused, with the refusal
+	// sent back (the totem's audit); it runs on its own goroutine.
+	OnRefused func(*protocol.Command, *protocol.Reply)
 	// Verifier checks every command's signature, target, role, expiry
 	// and nonce before OnCommand; nil refuses every command.
 	Verifier *cmdsig.Verifier
@@ -759,8 +762,11 @@ func (u *Uplink) command(ctx context.Context, p *paho.Publish) {
 	default:
 		reply = cmdsig.Authorize(u.o.Verifier, cmd, u.log)
 	}
+	refused := reply != nil && cmd != nil && u.o.OnCommand != nil
 	u.cmds.Go(func() {
 		switch {
+		case refused && u.o.OnRefused != nil:
+			u.o.OnRefused(cmd, reply)
 		case reply != nil:
 		case cmd.Name == "test_credentials": // the link's own (credtest.go)
 			reply = u.testCredentials(ctx, cmd)
