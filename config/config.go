@@ -398,6 +398,11 @@ func Load(path string, v interface{ Validate() error }) error {
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
+	return loadBytes(path, b, v)
+}
+
+// loadBytes is Load of the document b, read from path.
+func loadBytes(path string, b []byte, v interface{ Validate() error }) error {
 	if err := settings(path, b); err != nil {
 		return err
 	}

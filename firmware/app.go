@@ -58,6 +58,13 @@ type Options struct {
 	// IdleTimeout ends a session nobody touches; a warning shows for the
 	// last quarter of it.
 	IdleTimeout time.Duration // default 60s
+	// Audit sends the people's actions at this totem (operator sessions,
+	// console commands run or refused) to the hub's audit through the
+	// outbox (audit.go); totemd sets it. Off, only RecordAudit records.
+	Audit bool
+	// Settings is the configuration file the console's config_get and
+	// config_set read and change; nil refuses them.
+	Settings *Settings
 	// QueuedTTL is the expiry of queueable operations.
 	QueuedTTL time.Duration // default 30 days
 	// OperatorTimeout ends an operator session (assisted mode) when no

@@ -45,9 +45,13 @@ func (a *App) RecordAudit(actor, action, detail string) error {
 	return nil
 }
 
-// audit is RecordAudit for the firmware's own records: a failure (the
-// outbox refusing it) is logged, the action itself has happened.
+// audit is RecordAudit for the firmware's own records, when Options.Audit
+// is set: a failure (the outbox refusing it) is logged, the action itself
+// has happened.
 func (a *App) audit(actor, action, detail string) {
+	if !a.o.Audit {
+		return
+	}
 	if err := a.RecordAudit(actor, action, detail); err != nil {
 		a.log.Error("audit entry not recorded", "action", action, "err", err)
 	}
@@ -94,6 +98,9 @@ func (a *App) auditCommand(c *protocol.Command, r *protocol.Reply) {
 // (the verifier's log does the same): a console flooding forged or
 // replayed commands cannot fill the outbox.
 func (a *App) CommandRefused(c *protocol.Command, r *protocol.Reply) {
+	if !a.o.Audit {
+		return
+	}
 	ok, held := a.refusals.Allow(c.Key + "/" + r.Code)
 	if !ok {
 		return

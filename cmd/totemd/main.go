@@ -206,6 +206,20 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	logger, level := sdnotify.Logger(logw, cfg.Log.Level, cfg.Log.Format) // a reload sets level
 	log := logger.With("totem", cfg.Totem.ID)
+	var link atomic.Pointer[uplink.Uplink] // set once the credentials are there
+	var telemetryEvery atomic.Int64        // sync.telemetry_interval in force
+	telemetryEvery.Store(int64(cfg.Sync.TelemetryInterval.Duration))
+	// What a remote configuration change (config_set) or SIGHUP applies
+	// without a restart; every other key waits for one.
+	settings := firmware.NewSettings(*cfgPath, &loaded, map[string]func(*config.Totemd){
+		"log.level": func(c *config.Totemd) { sdnotify.SetLevel(level, c.Log.Level) },
+		"sync.telemetry_interval": func(c *config.Totemd) {
+			telemetryEvery.Store(int64(c.Sync.TelemetryInterval.Duration))
+			if up := link.Load(); up != nil {
+				up.SetTelemetryInterval(c.Sync.TelemetryInterval.Duration)
+			}
+		},
+	}, log.With("subsystem", "config"))
 	var runKeypad func(context.Context) error
 	if cfg.Devices.Panel == "hardware" {
 		kp, disp, closeBus, err := hardwarePanel(cfg)
@@ -248,7 +262,6 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	defer cmdRecord.Close()
 
-	var link atomic.Pointer[uplink.Uplink] // set once the credentials are there
 	var verifier atomic.Pointer[cmdsig.Verifier]
 	var app *firmware.App
 	jobs, err := printq.Open(filepath.Join(cfg.StateDir, "jobs.db"), dev.Printer, printq.Options{
@@ -261,7 +274,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		Totem: cfg.Totem.ID, ASL: cfg.Totem.ASL, Location: cfg.Totem.Location,
 		Lang: firmware.ParseLang(cfg.Session.Lang), Outbox: box, Jobs: jobs, Logger: log.With("subsystem", "firmware"),
 		ResultWait: cfg.Sync.ResultWait.Duration, IdleTimeout: cfg.Session.IdleTimeout.Duration,
-		QueuedTTL: cfg.Sync.QueuedTTL.Duration, ReissueCounter: cfg.Totem.ReissueCounter,
+		QueuedTTL: cfg.Sync.QueuedTTL.Duration, ReissueCounter: cfg.Totem.ReissueCounter, Audit: true,
+		Settings: settings,
 		CommandsRefused: func() map[string]uint64 {
 			if v := verifier.Load(); v != nil {
 				return v.Refused()
@@ -344,7 +358,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			KeepAlive: cfg.Broker.KeepAlive.Duration, BackoffMin: cfg.Broker.ReconnectMin.Duration,
 			BackoffMax: cfg.Broker.ReconnectMax.Duration, Version: version, Boot: clk.Boot(),
 			Mono:      func() time.Duration { return time.Duration(clk.Stamp().Mono) * time.Millisecond },
-			Telemetry: app.Telemetry, TelemetryInterval: cfg.Sync.TelemetryInterval.Duration,
+			Telemetry: app.Telemetry, TelemetryInterval: time.Duration(telemetryEvery.Load()),
 			OnResult: app.Result, OnPolicy: app.SetPolicy, OnCommand: app.Command, OnRefused: app.CommandRefused,
 			Verifier: verifier.Load(), OnUpdate: upd.onUpdate(),
 		})
@@ -356,7 +370,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return up.Run(ctx)
 	})
 	log.Info("totemd running", "version", version, "state_dir", cfg.StateDir, "panel", useTerm)
-	serve(ctx, log, level, *cfgPath, &loaded, app, &link, &credsBeat)
+	serve(ctx, log, level, settings, app, &link, &credsBeat)
 	var first error
 	select {
 	case <-ctx.Done():

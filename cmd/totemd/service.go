@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/cmd/internal/sdnotify"
-	"github.com/aslcns/totem/config"
 	"github.com/aslcns/totem/firmware"
 	"github.com/aslcns/totem/sync/uplink"
 )
@@ -21,9 +20,9 @@ import (
 //
 // Before the credentials exist the uplink's loop is awaitCreds, which
 // marks creds on each poll.
-func serve(ctx context.Context, log *slog.Logger, level *slog.LevelVar, cfgPath string, loaded *config.Totemd,
+func serve(ctx context.Context, log *slog.Logger, level *slog.LevelVar, settings *firmware.Settings,
 	app *firmware.App, link *atomic.Pointer[uplink.Uplink], creds *sdnotify.Beat) {
-	sdnotify.OnReload(ctx, log, func() { reload(log, level, cfgPath, loaded) })
+	sdnotify.OnReload(ctx, log, func() { reload(log, level, settings) })
 	go sdnotify.Watchdog(ctx, log,
 		sdnotify.Probe{Name: "session", Progress: app.Progress},
 		sdnotify.Probe{Name: "uplink", Progress: func() time.Time {
@@ -41,20 +40,23 @@ func serve(ctx context.Context, log *slog.Logger, level *slog.LevelVar, cfgPath 
 	}()
 }
 
-// reload is what SIGHUP changes: the log level. The console keys, the
-// broker, the devices and the rest are held by running parts (the
-// verifier, the connection, open drivers) and change only with a
-// restart; the log names the settings that changed and wait for one.
-// A configuration that no longer loads changes nothing.
-func reload(log *slog.Logger, level *slog.LevelVar, cfgPath string, loaded *config.Totemd) {
-	cfg, err := config.LoadTotemd(cfgPath)
+// reload is what SIGHUP changes: the file read again and applied through
+// the same function as a remote change (firmware.Settings): the log level
+// and the telemetry interval live; the console keys, the broker, the
+// devices and the rest are held by running parts (the verifier, the
+// connection, open drivers) and change only with a restart, which the log
+// names. A configuration that no longer loads changes nothing.
+func reload(log *slog.Logger, level *slog.LevelVar, settings *firmware.Settings) {
+	r, err := settings.Reload()
 	if err != nil {
 		log.Error("reload: configuration not loaded, nothing changed", "err", err)
 		return
 	}
-	sdnotify.SetLevel(level, cfg.Log.Level)
 	log.Info("reload: log level applied", "level", level.Level())
-	if changed := sdnotify.Changed(loaded, cfg, "log.level"); len(changed) > 0 {
-		log.Warn("reload: these settings change only with a restart (systemctl restart totemd)", "settings", strings.Join(changed, ","))
+	if len(r.Applied) > 0 {
+		log.Info("reload: applied live", "settings", strings.Join(r.Applied, ","))
+	}
+	if len(r.Restart) > 0 {
+		log.Warn("reload: these settings change only with a restart (systemctl restart totemd)", "settings", strings.Join(r.Restart, ","))
 	}
 }

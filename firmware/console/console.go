@@ -35,6 +35,11 @@ var commands = map[string]handler{
 	"correct":       (*Console).correct,
 	"cancel":        (*Console).cancel,
 	"resync":        func(a *Console, ctx context.Context, _ map[string]string) (any, error) { return a.resync(ctx) },
+	// Remote configuration (config.go): the file's settings, secrets
+	// redacted; a change validated, written atomically, applied live
+	// where it can be.
+	"config_get": (*Console).configGet,
+	"config_set": (*Console).configSet,
 }
 
 // Commands returns the names of the console commands a totem runs, sorted:

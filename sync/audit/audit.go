@@ -447,7 +447,7 @@ func (s *Store) Purge(months int) (int, error) {
 // kept: they identify without being secrets.
 var (
 	cfRE     = regexp.MustCompile(`(?i)\b[A-Z]{6}[0-9LMNPQRSTUV]{2}[A-Z][0-9LMNPQRSTUV]{2}[A-Z][0-9LMNPQRSTUV]{3}[A-Z]\b`)
-	digitsRE = regexp.MustCompile(`\d+`)
+	digitsRE = regexp.MustCompile(`\b\d+\b`)
 	secretRE = regexp.MustCompile(`(?i)\b(pin|puk|cip|cf|codice_fiscale)\s*[=:]\s*\S+`)
 )
 

@@ -59,6 +59,8 @@ var (
 		"correct":       Ops,        // a variation: changes data at the CMS
 		"cancel":        Ops,        // a variation: changes data at the CMS
 		"void":          Ops,        // gives an operation up: the hub records OP_VOID
+		"config_get":    Ops,        // the configuration in force, secrets redacted
+		"config_set":    Ops,        // changes the configuration file, applied live where it can be
 	}
 	// linkRoles are the totem commands its uplink answers itself, not
 	// the firmware: Test credenziali (totemctl cmd T test-credentials).

@@ -1,0 +1,116 @@
+package firmware_test
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aslcns/totem/firmware"
+	"github.com/aslcns/totem/sync/audit"
+	"github.com/aslcns/totem/sync/broker"
+	"github.com/aslcns/totem/sync/protocol"
+)
+
+// An audit entry made while the totem cannot reach the broker waits in
+// the outbox, reaches the hub's audit once the broker and the hub are
+// back, and is recorded once however often it is sent. Console commands
+// run and refused at the totem reach the audit the same way.
+func TestAuditOfflineReachesHubOnce(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	_, log := newLog()
+	c := startBroker(t, dir, log, "127.0.0.1:0")
+	addr := c.srv.Addr()
+	c.srv.Close() // offline: nothing listens there until later
+	c.srv = nil
+	url := "mqtt://" + addr
+	tt := startTotemOpts(t, filepath.Join(dir, "totem"), url, c.totem, log, nil, func(o *firmware.Options) { o.Audit = true })
+
+	if err := tt.app.RecordAudit("technician:mario", "maintenance_printer_test", "page printed; pin=12345 cf=RSSMRA80A01H501U"); err != nil {
+		t.Fatal(err)
+	}
+	// A console command run (the firmware's), and one refused (the
+	// uplink's verifier would send it to OnRefused).
+	tt.app.Command(ctx, &protocol.Command{V: 1, ID: "cmd-0123456789abcdef", Name: "ping", Key: "ops-1", Role: "ops"})
+	tt.app.CommandRefused(&protocol.Command{V: 1, ID: "cmd-fedcba9876543210", Name: "void", Key: "tech-1", Role: "technician"},
+		&protocol.Reply{Code: "out_of_role", Error: "refused: void needs role ops"})
+	if q, err := tt.box.Stats(); err != nil || q.Depth != 3 {
+		t.Fatalf("offline queue = %+v, %v; want the 3 audit entries", q, err)
+	}
+
+	// The broker and the hub come back, with the audit.
+	var err error
+	if c.audit, err = audit.Open(filepath.Join(dir, "audit.db"), audit.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	defer c.audit.Close()
+	users := broker.NewUsers(c.reg)
+	users.Add(c.hubMe)
+	if c.srv, err = broker.Start(broker.Options{Listen: addr, Auth: users, Logger: log}); err != nil {
+		t.Fatal(err)
+	}
+	c.startHub()
+	awaitDrained(ctx, t, tt)
+	recs, err := c.audit.List(audit.Filter{Source: totemID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 3 {
+		t.Fatalf("audit has %d records of the totem, want 3: %+v", len(recs), recs)
+	}
+	want := []struct{ actor, action, detail string }{
+		{"technician:mario", "maintenance_printer_test", "page printed"},
+		{"console:ops-1", "command", "name=ping id=cmd-0123456789abcdef role=ops ok"},
+		{"console:tech-1", "command_refused", "name=void id=cmd-fedcba9876543210 role=technician code=out_of_role"},
+	}
+	for i, w := range want {
+		r := recs[i]
+		if r.Actor != w.actor || r.Action != w.action || !strings.Contains(r.Detail, w.detail) || r.OpID == "" || r.TotemAt.IsZero() {
+			t.Errorf("record %d = %+v, want %+v", i, r, w)
+		}
+	}
+	if strings.Contains(recs[0].Detail, "12345") || strings.Contains(recs[0].Detail, "RSSMRA80A01H501U") {
+		t.Errorf("a PIN or a CF in clear in the audit: %q", recs[0].Detail)
+	}
+	// Sent again (a technician's resend, the same op id): the hub answers
+	// with its stored outcome and records nothing new.
+	dups := c.hub.Stats().Duplicates.Load()
+	if _, err := tt.up.Resend(ctx, recs[0].OpID); err != nil {
+		t.Fatal(err)
+	}
+	for c.hub.Stats().Duplicates.Load() == dups {
+		select {
+		case <-ctx.Done():
+			t.Fatal("the resent entry was never answered")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if again, _ := c.audit.List(audit.Filter{Source: totemID}); len(again) != 3 {
+		t.Fatalf("after a resend the audit has %d records of the totem, want 3", len(again))
+	}
+	if v, err := c.audit.Verify(); err != nil || !v.OK {
+		t.Fatalf("verify: %+v, %v", v, err)
+	}
+}
+
+// awaitDrained waits until the totem's outbox has nothing pending.
+func awaitDrained(ctx context.Context, t *testing.T, tt *totem) {
+	t.Helper()
+	for {
+		q, err := tt.box.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if q.Depth == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("outbox never drained: %+v", q)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
