@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/aslcns/totem/config"
@@ -87,7 +88,7 @@ func (s *Settings) Set(sets []config.Setting) (ConfigResult, error) {
 	}
 	next, err := config.LoadTotemdBytes(s.path, b)
 	if err != nil {
-		return ConfigResult{}, err
+		return ConfigResult{}, s.named(err)
 	}
 	if err := config.WriteFile(s.path, b); err != nil {
 		return ConfigResult{}, err
@@ -104,9 +105,18 @@ func (s *Settings) Reload() (ConfigResult, error) {
 	defer s.mu.Unlock()
 	next, err := config.LoadTotemd(s.path)
 	if err != nil {
-		return ConfigResult{}, err
+		return ConfigResult{}, s.named(err)
 	}
 	return s.apply(next), nil
+}
+
+// named makes a loader's error name the file: a syntax or type error
+// does, a value refused by Validate names only its key.
+func (s *Settings) named(err error) error {
+	if strings.Contains(err.Error(), s.path) {
+		return err
+	}
+	return fmt.Errorf("config: %s: %s", s.path, strings.TrimPrefix(err.Error(), "config: "))
 }
 
 // apply applies next's live settings that differ from the current ones
