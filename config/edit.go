@@ -50,6 +50,12 @@ func Edit(b []byte, sets []Setting) ([]byte, error) {
 		if b, err = edit(b, s); err != nil {
 			return nil, err
 		}
+		// A value written over several lines (an array) is rewritten on
+		// its first line only: say so rather than hand on a broken file.
+		var m map[string]any
+		if err := toml.Unmarshal(b, &m); err != nil {
+			return nil, fmt.Errorf("config: setting %s here would break the file (a value over several lines?): edit the file", s.Key)
+		}
 	}
 	return b, nil
 }

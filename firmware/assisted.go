@@ -165,7 +165,7 @@ func (a *App) awaitInsert(ctx context.Context, name string, redraw func(), probe
 
 // pause leaves an outcome screen up until a key, or the idle timeout.
 func (a *App) pause(ctx context.Context) {
-	t := time.NewTimer(a.o.IdleTimeout)
+	t := time.NewTimer(a.idleTimeout())
 	defer t.Stop()
 	for {
 		select {

@@ -54,7 +54,7 @@ func (t consoleTotem) Listen(id string) (<-chan outbox.Entry, func()) {
 
 func newConsole(a *App) *console.Console {
 	return console.New(console.Options{Totem: a.o.Totem, Outbox: a.o.Outbox, Jobs: a.o.Jobs, Link: a.o.Link,
-		Logger: a.log, Now: func() time.Time { return a.now() }, ResultWait: a.o.ResultWait, QueuedTTL: a.o.QueuedTTL, Config: configurer(a.o.Settings)}, consoleTotem{a})
+		Logger: a.log, Now: func() time.Time { return a.now() }, ResultWait: a.o.ResultWait, Wait: a.resultWait, QueuedTTL: a.o.QueuedTTL, Config: configurer(a.o.Settings)}, consoleTotem{a})
 }
 
 // configurer is s as the console's Configurer, nil when there is none.

@@ -22,7 +22,7 @@ import (
 // is applied and the rest named as waiting for a restart.
 type Settings struct {
 	path string
-	live map[string]func(*config.Totemd)
+	live map[string]func(*config.Totemd) error
 	log  *slog.Logger
 
 	mu   sync.Mutex
@@ -33,7 +33,7 @@ type Settings struct {
 // NewSettings returns the Settings of the file at path ("" = the demo
 // defaults, which cannot be changed remotely), loaded as loaded. live maps
 // the dotted keys that can change without a restart to what applies them.
-func NewSettings(path string, loaded *config.Totemd, live map[string]func(*config.Totemd), log *slog.Logger) *Settings {
+func NewSettings(path string, loaded *config.Totemd, live map[string]func(*config.Totemd) error, log *slog.Logger) *Settings {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -51,6 +51,14 @@ func (s *Settings) LiveKeys() []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// Current returns the configuration in force: what parts started after
+// a change (the uplink, once the credentials are there) are built from.
+func (s *Settings) Current() *config.Totemd {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cur
 }
 
 // Get returns the configuration in force, key by key, secrets redacted.
@@ -124,14 +132,22 @@ func (s *Settings) named(err error) error {
 // with and need a restart. s.mu is held.
 func (s *Settings) apply(next *config.Totemd) ConfigResult {
 	r := ConfigResult{File: s.path, Changed: config.Changed(s.cur, next), Applied: []string{}, Restart: []string{}}
+	failed := make(map[string]bool)
 	for _, k := range r.Changed {
-		if f := s.live[k]; f != nil {
-			f(next)
-			r.Applied = append(r.Applied, k)
+		f := s.live[k]
+		if f == nil {
+			continue
 		}
+		if err := f(next); err != nil {
+			// Written, not applied: it takes effect with a restart.
+			r.Failed = append(r.Failed, k+": "+err.Error())
+			failed[k] = true
+			continue
+		}
+		r.Applied = append(r.Applied, k)
 	}
 	for _, k := range config.Changed(s.boot, next) {
-		if s.live[k] == nil {
+		if s.live[k] == nil || failed[k] {
 			r.Restart = append(r.Restart, k)
 		}
 	}

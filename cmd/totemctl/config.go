@@ -73,5 +73,8 @@ func configCmd(ctx context.Context, cfg *config.Totemctl, args []string, stdout 
 	}
 	fmt.Fprintf(stdout, "written: %s\nchanged: %s\napplied live: %s\nneeds a restart: %s\n", res.File,
 		or(strings.Join(res.Changed, ", ")), or(strings.Join(res.Applied, ", ")), or(strings.Join(res.Restart, ", ")))
+	for _, f := range res.Failed {
+		fmt.Fprintf(stdout, "not applied live (in force after a restart): %s\n", f)
+	}
 	return nil
 }

@@ -188,8 +188,8 @@ func startRig(t *testing.T, ctx context.Context, seed func(*outbox.Outbox)) *rig
 		t.Fatal(err)
 	}
 	r.level = new(slog.LevelVar)
-	settings := firmware.NewSettings(r.totemConf, loaded, map[string]func(*config.Totemd){
-		"log.level": func(c *config.Totemd) { r.level.UnmarshalText([]byte(c.Log.Level)) },
+	settings := firmware.NewSettings(r.totemConf, loaded, map[string]func(*config.Totemd) error{
+		"log.level": func(c *config.Totemd) error { return r.level.UnmarshalText([]byte(c.Log.Level)) },
 	}, log)
 	app := firmware.New(firmware.Devices{Reader: r.reader, Printer: printer, Keypad: r.panel, Display: r.panel},
 		firmware.Options{Totem: rigTotem, ASL: "ASL Test", Location: "Atrio", Outbox: r.box, Jobs: jobs,

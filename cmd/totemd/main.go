@@ -206,20 +206,6 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	logger, level := sdnotify.Logger(logw, cfg.Log.Level, cfg.Log.Format) // a reload sets level
 	log := logger.With("totem", cfg.Totem.ID)
-	var link atomic.Pointer[uplink.Uplink] // set once the credentials are there
-	var telemetryEvery atomic.Int64        // sync.telemetry_interval in force
-	telemetryEvery.Store(int64(cfg.Sync.TelemetryInterval.Duration))
-	// What a remote configuration change (config_set) or SIGHUP applies
-	// without a restart; every other key waits for one.
-	settings := firmware.NewSettings(*cfgPath, &loaded, map[string]func(*config.Totemd){
-		"log.level": func(c *config.Totemd) { sdnotify.SetLevel(level, c.Log.Level) },
-		"sync.telemetry_interval": func(c *config.Totemd) {
-			telemetryEvery.Store(int64(c.Sync.TelemetryInterval.Duration))
-			if up := link.Load(); up != nil {
-				up.SetTelemetryInterval(c.Sync.TelemetryInterval.Duration)
-			}
-		},
-	}, log.With("subsystem", "config"))
 	var runKeypad func(context.Context) error
 	if cfg.Devices.Panel == "hardware" {
 		kp, disp, closeBus, err := hardwarePanel(cfg)
@@ -262,7 +248,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	defer cmdRecord.Close()
 
+	var link atomic.Pointer[uplink.Uplink] // set once the credentials are there
 	var verifier atomic.Pointer[cmdsig.Verifier]
+	settings := liveSettings(*cfgPath, &loaded, level, &link, &verifier, box, &appRef, log.With("subsystem", "config"))
 	var app *firmware.App
 	jobs, err := printq.Open(filepath.Join(cfg.StateDir, "jobs.db"), dev.Printer, printq.Options{
 		Logger: log.With("subsystem", "printq"), OnStatus: func(err error) { app.PrinterStatus(err) }})
@@ -336,12 +324,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 		// Read after the credentials: the demo hub writes its console's
 		// key before them.
-		keys, err := cli.TrustedKeys(cfg.ConsoleKeys, cfg.ConsoleKeysFile)
+		// The keys in force: a remote change may have come first.
+		cur := settings.Current()
+		keys, err := cli.TrustedKeys(cur.ConsoleKeys, cur.ConsoleKeysFile)
 		if err != nil {
 			return err
 		}
 		if len(keys) == 0 {
-			log.Warn("no console keys trusted: every remote command will be refused", "console_keys_file", cfg.ConsoleKeysFile)
+			log.Warn("no console keys trusted: every remote command will be refused", "console_keys_file", cur.ConsoleKeysFile)
 		}
 		verifier.Store(cmdsig.NewVerifier(cfg.Totem.ID, keys, cmdRecord))
 		// Read after the credentials too: the demo hub writes its CA
@@ -358,7 +348,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			KeepAlive: cfg.Broker.KeepAlive.Duration, BackoffMin: cfg.Broker.ReconnectMin.Duration,
 			BackoffMax: cfg.Broker.ReconnectMax.Duration, Version: version, Boot: clk.Boot(),
 			Mono:      func() time.Duration { return time.Duration(clk.Stamp().Mono) * time.Millisecond },
-			Telemetry: app.Telemetry, TelemetryInterval: time.Duration(telemetryEvery.Load()),
+			Telemetry: app.Telemetry, TelemetryInterval: cur.Sync.TelemetryInterval.Duration,
 			OnResult: app.Result, OnPolicy: app.SetPolicy, OnCommand: app.Command, OnRefused: app.CommandRefused,
 			Verifier: verifier.Load(), OnUpdate: upd.onUpdate(),
 		})

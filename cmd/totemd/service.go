@@ -2,6 +2,10 @@ package main
 
 import (
 	"context"
+	"github.com/aslcns/totem/cmd/internal/cli"
+	"github.com/aslcns/totem/config"
+	"github.com/aslcns/totem/sync/cmdsig"
+	"github.com/aslcns/totem/sync/outbox"
 	"log/slog"
 	"strings"
 	"sync/atomic"
@@ -59,4 +63,45 @@ func reload(log *slog.Logger, level *slog.LevelVar, settings *firmware.Settings)
 	if len(r.Restart) > 0 {
 		log.Warn("reload: these settings change only with a restart (systemctl restart totemd)", "settings", strings.Join(r.Restart, ","))
 	}
+}
+
+// liveSettings is totemd's configuration file with what a remote change
+// (config_set) or SIGHUP applies without a restart: the log level, the
+// telemetry interval, the result wait and idle timeout, the outbox's alarm
+// threshold and the trusted console keys. Every other key is written and
+// waits for a restart, which the answer names. The parts a change
+// reaches may not exist yet (the uplink and the verifier come with the
+// credentials): they are built from Current when they come.
+func liveSettings(path string, loaded *config.Totemd, level *slog.LevelVar, link *atomic.Pointer[uplink.Uplink],
+	verifier *atomic.Pointer[cmdsig.Verifier], box *outbox.Outbox, app *atomic.Pointer[firmware.App], log *slog.Logger) *firmware.Settings {
+	timeouts := func(c *config.Totemd) error {
+		if a := app.Load(); a != nil {
+			a.SetTimeouts(c.Sync.ResultWait.Duration, c.Session.IdleTimeout.Duration)
+		}
+		return nil
+	}
+	keys := func(c *config.Totemd) error {
+		keys, err := cli.TrustedKeys(c.ConsoleKeys, c.ConsoleKeysFile)
+		if err != nil {
+			return err
+		}
+		if v := verifier.Load(); v != nil {
+			v.SetKeys(keys)
+		}
+		return nil
+	}
+	return firmware.NewSettings(path, loaded, map[string]func(*config.Totemd) error{
+		"log.level": func(c *config.Totemd) error { sdnotify.SetLevel(level, c.Log.Level); return nil },
+		"sync.telemetry_interval": func(c *config.Totemd) error {
+			if up := link.Load(); up != nil {
+				up.SetTelemetryInterval(c.Sync.TelemetryInterval.Duration)
+			}
+			return nil
+		},
+		"sync.result_wait":     timeouts,
+		"session.idle_timeout": timeouts,
+		"outbox.alarm_at":      func(c *config.Totemd) error { return box.SetAlarmAt(c.Outbox.AlarmAt) },
+		"console_keys":         keys,
+		"console_keys_file":    keys,
+	}, log)
 }

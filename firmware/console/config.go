@@ -31,6 +31,9 @@ type ConfigResult struct {
 	Changed []string `json:"changed"`
 	Applied []string `json:"applied"`
 	Restart []string `json:"restart"`
+	// Failed: live keys whose apply failed (written, in force after a
+	// restart), "key: why".
+	Failed []string `json:"failed,omitempty"`
 }
 
 var errNoConfig = errors.New("remote configuration is not available on this totem")
