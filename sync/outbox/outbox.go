@@ -56,7 +56,6 @@
 package outbox
 
 import (
-	"math"
 	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
@@ -67,6 +66,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -245,7 +245,7 @@ type Outbox struct {
 	classes     map[string]Class
 	maxPending  int
 	maxSize     int
-	softSize    int64 // Enqueue keeps estimated use below this; 0 = no bound
+	softSize    int64         // Enqueue keeps estimated use below this; 0 = no bound
 	alarmAt     float64       // as opened; alarmBits is the one in force
 	alarmBits   atomic.Uint64 // math.Float64bits of the alarm threshold (SetAlarmAt)
 	maxAttempts int
