@@ -7,7 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/firmware"
+	"github.com/aslcns/totem/hal"
 	"github.com/aslcns/totem/sync/audit"
 	"github.com/aslcns/totem/sync/broker"
 	"github.com/aslcns/totem/sync/protocol"
@@ -112,5 +114,65 @@ func awaitDrained(ctx context.Context, t *testing.T, tt *totem) {
 			t.Fatalf("outbox never drained: %+v", q)
 		case <-time.After(20 * time.Millisecond):
 		}
+	}
+}
+
+// An operator session is audited — login, each assisted operation, logout —
+// through the outbox, and no record carries the citizen's or the
+// delegate's CF, a name typed, or a PIN in clear: every audit entry queued
+// is scanned.
+func TestAssistedSessionAudited(t *testing.T) {
+	ctx := ctxT(t)
+	d := startDeskOpts(t, localOpts{online: func() bool { return true }, audit: true})
+	d.login(ctx)
+	d.reader.Insert(testCard())
+	d.run(ctx, []step{{"2 Revoca", "2"}})
+	d.run(ctx, cat([]step{{"Motivo della revoca", "3"}}, delegSteps("3", "VERDI ANNA", "VRDNNA70M50F205B"), []step{{"+ nuova tessera", "#"}}))
+	d.wait(ctx, "Accolta. Protocollo:")
+	d.reader.Remove()
+	d.wait(ctx, "Inserire la TS del")
+	d.panel.Press(hal.KeyCancel) // logout
+	d.wait(ctx, "Inserire la tessera")
+
+	entries, err := d.box.Recent(50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []protocol.AuditEntry
+	for i := len(entries) - 1; i >= 0; i-- {
+		if entries[i].Kind != cms.KindAudit {
+			continue
+		}
+		e, err := d.box.Get(entries[i].ID) // with its payload
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := protocol.DecodeAuditEntry(e.Payload)
+		if err != nil {
+			t.Fatalf("audit entry %d: %v", e.Seq, err)
+		}
+		got = append(got, *a)
+		for _, secret := range []string{testCard().Info.CF, "VRDNNA70M50F205B", "VERDI", "ROSSI", testPIN, "54321", "CA12345AB"} {
+			if strings.Contains(string(e.Payload), secret) {
+				t.Errorf("audit entry %d carries %q: %s", e.Seq, secret, e.Payload)
+			}
+		}
+	}
+	actor := "operator:" + opSerial
+	want := []struct{ action, detail string }{
+		{"operator_login", ""},
+		{"assisted_op", "kind=revocation card=" + testCard().Info.Serial},
+		{"operator_logout", "reason=logout"},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("audit entries %+v, want %v", got, want)
+	}
+	for i, w := range want {
+		if got[i].Actor != actor || got[i].Action != w.action || !strings.Contains(got[i].Detail, w.detail) {
+			t.Errorf("audit entry %d = %+v, want %s %s %s", i, got[i], actor, w.action, w.detail)
+		}
+	}
+	if !strings.Contains(got[1].Detail, "result=done") {
+		t.Errorf("the revocation's record: %q", got[1].Detail)
 	}
 }
