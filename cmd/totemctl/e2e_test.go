@@ -3,9 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"github.com/aslcns/totem/sync/audit"
 	"log/slog"
 	"maps"
 	"os"
@@ -24,6 +24,7 @@ import (
 	"github.com/aslcns/totem/firmware/printq"
 	"github.com/aslcns/totem/hal"
 	"github.com/aslcns/totem/hal/sim"
+	"github.com/aslcns/totem/sync/audit"
 	"github.com/aslcns/totem/sync/broker"
 	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/creds"
@@ -33,6 +34,7 @@ import (
 	"github.com/aslcns/totem/sync/update/rollout"
 	"github.com/aslcns/totem/sync/uplink"
 	"github.com/eclipse/paho.golang/paho"
+	"go.etcd.io/bbolt"
 )
 
 const rigTotem = "t-ctl"
@@ -80,6 +82,13 @@ func (l *logBuf) String() string {
 // startRig starts the installation; seed runs on the totem's outbox
 // before anything does.
 func startRig(t *testing.T, ctx context.Context, seed func(*outbox.Outbox)) *rig {
+	t.Helper()
+	return startRigAudit(t, ctx, seed, nil)
+}
+
+// startRigAudit is startRig with prepare run on the hub's audit file
+// before the hub opens it (nil: none).
+func startRigAudit(t *testing.T, ctx context.Context, seed func(*outbox.Outbox), prepare func(path string)) *rig {
 	t.Helper()
 	dir := t.TempDir()
 	r := &rig{creds: filepath.Join(dir, "console.json"), tech: filepath.Join(dir, "tech.key"), ops: filepath.Join(dir, "ops.key"),
@@ -152,6 +161,9 @@ func startRig(t *testing.T, ctx context.Context, seed func(*outbox.Outbox)) *rig
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ro.Close() })
+	if prepare != nil {
+		prepare(filepath.Join(dir, "audit.db"))
+	}
 	if r.audit, err = audit.Open(filepath.Join(dir, "audit.db"), audit.Options{}); err != nil {
 		t.Fatal(err)
 	}
@@ -603,5 +615,46 @@ func TestConfigAndAuditEndToEnd(t *testing.T) {
 	out, err = r.totemctl(ctx, r.ops, "audit", "verify")
 	if err != nil || !strings.HasPrefix(out, "ok: ") {
 		t.Fatalf("audit verify: %v %q", err, out)
+	}
+}
+
+// audit verify names the first broken record of a store changed behind
+// the hub's back (a record's detail rewritten in the file), and exits
+// with an error; audit lists what is there.
+func TestAuditVerifyNamesBrokenRecord(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	r := startRigAudit(t, ctx, func(*outbox.Outbox) {}, func(path string) {
+		st, err := audit.Open(path, audit.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range []string{"unlock", "enroll", "locks"} {
+			if _, err := st.Append(audit.Entry{Source: audit.SourceHub, Actor: "console:ops", Action: "command", Detail: "name=" + a + " ok"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		st.Close()
+		db, err := bbolt.Open(path, 0o600, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		err = db.Update(func(tx *bbolt.Tx) error {
+			b := tx.Bucket([]byte("records"))
+			k := binary.BigEndian.AppendUint64(nil, 2)
+			return b.Put(k, bytes.Replace(b.Get(k), []byte("name=enroll"), []byte("name=status"), 1))
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+	out, err := r.totemctl(ctx, r.ops, "audit", "verify")
+	if err == nil || !strings.Contains(out, "BROKEN at record 2") {
+		t.Fatalf("audit verify of an altered store: %v %q", err, out)
+	}
+	out, err = r.totemctl(ctx, r.ops, "audit", "--action", "command", "--actor", "console:ops")
+	if err != nil || !strings.Contains(out, "name=status") || !strings.Contains(out, "name=unlock") {
+		t.Fatalf("audit: %v\n%s", err, out)
 	}
 }

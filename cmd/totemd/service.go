@@ -2,17 +2,17 @@ package main
 
 import (
 	"context"
-	"github.com/aslcns/totem/cmd/internal/cli"
-	"github.com/aslcns/totem/config"
-	"github.com/aslcns/totem/sync/cmdsig"
-	"github.com/aslcns/totem/sync/outbox"
 	"log/slog"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/aslcns/totem/cmd/internal/cli"
 	"github.com/aslcns/totem/cmd/internal/sdnotify"
+	"github.com/aslcns/totem/config"
 	"github.com/aslcns/totem/firmware"
+	"github.com/aslcns/totem/sync/cmdsig"
+	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/uplink"
 )
 
