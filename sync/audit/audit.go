@@ -176,36 +176,53 @@ type Entry struct {
 // Detail are scrubbed of anything that looks like a CF, a PIN, a PUK or a
 // CIP (Scrub). It returns after the commit is on disk.
 func (s *Store) Append(e Entry) (Record, error) {
-	if e.Source == "" || e.Actor == "" || e.Action == "" {
-		return Record{}, errors.New("audit: an entry needs a source, an actor and an action")
+	recs, err := s.AppendAll([]Entry{e})
+	if err != nil {
+		return Record{}, err
 	}
-	var out Record
+	return recs[0], nil
+}
+
+// AppendAll is Append of each entry in order, in one commit: all or none.
+func (s *Store) AppendAll(es []Entry) ([]Record, error) {
+	for _, e := range es {
+		if e.Source == "" || e.Actor == "" || e.Action == "" {
+			return nil, errors.New("audit: an entry needs a source, an actor and an action")
+		}
+	}
+	out := make([]Record, 0, len(es))
 	err := s.db.Update(func(tx *bbolt.Tx) error {
-		var opKey []byte
-		if e.OpID != "" {
-			opKey = append(append([]byte(e.Source), 0), e.OpID...)
-			if v := tx.Bucket(bucketOps).Get(opKey); len(v) == 8 {
-				return json.Unmarshal(tx.Bucket(bucketRecords).Get(v), &out)
+		for _, e := range es {
+			var opKey []byte
+			if e.OpID != "" {
+				opKey = append(append([]byte(e.Source), 0), e.OpID...)
+				if v := tx.Bucket(bucketOps).Get(opKey); len(v) == 8 {
+					var r Record
+					if err := json.Unmarshal(tx.Bucket(bucketRecords).Get(v), &r); err != nil {
+						return err
+					}
+					out = append(out, r)
+					continue
+				}
 			}
-		}
-		r := Record{Source: e.Source, Actor: Scrub(e.Actor), Action: e.Action, Detail: Scrub(e.Detail),
-			OpID: e.OpID, TotemAt: e.TotemAt.UTC()}
-		if e.TotemAt.IsZero() {
-			r.TotemAt = time.Time{}
-		}
-		if err := s.append(tx, &r); err != nil {
-			return err
-		}
-		if opKey != nil {
-			if err := tx.Bucket(bucketOps).Put(opKey, seqKey(r.Seq)); err != nil {
+			r := Record{Source: e.Source, Actor: Scrub(e.Actor), Action: e.Action, Detail: Scrub(e.Detail), OpID: e.OpID}
+			if !e.TotemAt.IsZero() {
+				r.TotemAt = e.TotemAt.UTC()
+			}
+			if err := s.append(tx, &r); err != nil {
 				return err
 			}
+			if opKey != nil {
+				if err := tx.Bucket(bucketOps).Put(opKey, seqKey(r.Seq)); err != nil {
+					return err
+				}
+			}
+			out = append(out, r)
 		}
-		out = r
 		return nil
 	})
 	if err != nil {
-		return Record{}, fmt.Errorf("audit: append: %w", err)
+		return nil, fmt.Errorf("audit: append: %w", err)
 	}
 	return out, nil
 }

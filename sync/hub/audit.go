@@ -35,22 +35,26 @@ func (h *Hub) Audit(actor, action, detail string) {
 	}
 }
 
-// auditOp appends the entry an operation of kind audit carries, keyed by
-// its op id so that a resent one is recorded once. It runs after the CMS
-// settled the sequence number and before the totem is answered: an entry
-// the totem sees acknowledged is in the audit.
-func (h *Hub) auditOp(op *protocol.Op) error {
-	if h.o.Audit == nil {
+// auditOps appends the entries the operations of kind audit of a batch
+// carry, in one commit, each keyed by its op id so that a resent one is
+// recorded once. It runs after the CMS settled their sequence numbers and
+// before the totems are answered: an entry a totem sees acknowledged is
+// in the audit.
+func (h *Hub) auditOps(ops []*protocol.Op) error {
+	if h.o.Audit == nil || len(ops) == 0 {
 		return nil
 	}
-	e, err := protocol.DecodeAuditEntry(op.Payload)
-	if err != nil {
-		// The CMS accepted its shape, the stricter check refuses it: record
-		// that something came, without what.
-		e = &protocol.AuditEntry{Actor: "totem", Action: "audit_malformed", Detail: err.Error()}
+	es := make([]audit.Entry, len(ops))
+	for i, op := range ops {
+		e, err := protocol.DecodeAuditEntry(op.Payload)
+		if err != nil {
+			// The CMS accepted its shape, the stricter check refuses it:
+			// record that something came, without what.
+			e = &protocol.AuditEntry{Actor: "totem", Action: "audit_malformed", Detail: err.Error()}
+		}
+		es[i] = audit.Entry{Source: op.Totem, Actor: e.Actor, Action: e.Action, Detail: e.Detail, OpID: op.ID, TotemAt: e.At}
 	}
-	_, err = h.o.Audit.Append(audit.Entry{Source: op.Totem, Actor: e.Actor, Action: e.Action, Detail: e.Detail,
-		OpID: op.ID, TotemAt: e.At})
+	_, err := h.o.Audit.AppendAll(es)
 	return err
 }
 

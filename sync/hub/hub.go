@@ -460,6 +460,18 @@ func (h *Hub) worker(ctx context.Context, cm *autopaho.ConnectionManager) {
 			continue
 		}
 		outs, err := h.apply(ctx, batch)
+		var auditErr error // the batch's audit entries not recorded: their totems send them again
+		if err == nil {
+			var entries []*protocol.Op
+			for i, p := range batch {
+				if isAudit(p.op, outs[i]) {
+					entries = append(entries, p.op)
+				}
+			}
+			if auditErr = h.auditOps(entries); auditErr != nil {
+				h.limited(slog.LevelError, "audit", "audit entries not recorded", "n", len(entries), "err", auditErr)
+			}
+		}
 		var refused []cms.Transmission // for the send log
 		answers := make([]outgoing, 0, len(batch))
 		for i, p := range batch {
@@ -481,16 +493,11 @@ func (h *Hub) worker(ctx context.Context, cm *autopaho.ConnectionManager) {
 				res.Expect = outs[i].Expect
 				refused = append(refused, cms.Transmission{At: outs[i].At, Totem: p.op.Totem, Seq: p.op.Seq,
 					OpID: p.op.ID, Kind: p.op.Kind, Stamp: stampOf(p.op.Stamp), Expect: outs[i].Expect})
-			case isAudit(p.op, outs[i]):
-				if aerr := h.auditOp(p.op); aerr != nil {
-					// Not in the audit: the totem is told to send it again,
-					// and the CMS's stored outcome (a duplicate) leads here again.
-					h.limited(slog.LevelError, "audit", "audit entry not recorded", "totem", p.op.Totem, "seq", p.op.Seq, "err", aerr)
-					res.Transport = protocol.Transport{Status: protocol.TransportRefused, At: time.Now().UTC()}
-					res.Processing = protocol.Processing{Status: protocol.ProcessingPending}
-					break
-				}
-				h.outcome(p.op, outs[i], res)
+			case auditErr != nil && isAudit(p.op, outs[i]):
+				// Not in the audit: the totem is told to send it again, and
+				// the CMS's stored outcome (a duplicate) leads here again.
+				res.Transport = protocol.Transport{Status: protocol.TransportRefused, At: time.Now().UTC()}
+				res.Processing = protocol.Processing{Status: protocol.ProcessingPending}
 			default:
 				h.outcome(p.op, outs[i], res)
 			}
