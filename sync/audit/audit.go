@@ -192,6 +192,10 @@ func (s *Store) AppendAll(es []Entry) ([]Record, error) {
 	}
 	out := make([]Record, 0, len(es))
 	err := s.db.Update(func(tx *bbolt.Tx) error {
+		h, err := head(tx)
+		if err != nil {
+			return err
+		}
 		for _, e := range es {
 			var opKey []byte
 			if e.OpID != "" {
@@ -209,7 +213,7 @@ func (s *Store) AppendAll(es []Entry) ([]Record, error) {
 			if !e.TotemAt.IsZero() {
 				r.TotemAt = e.TotemAt.UTC()
 			}
-			if err := s.append(tx, &r); err != nil {
+			if err := s.append(tx, &r, &h); err != nil {
 				return err
 			}
 			if opKey != nil {
@@ -219,7 +223,7 @@ func (s *Store) AppendAll(es []Entry) ([]Record, error) {
 			}
 			out = append(out, r)
 		}
-		return nil
+		return putMark(tx.Bucket(bucketMeta), keyHead, h)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("audit: append: %w", err)
@@ -227,19 +231,22 @@ func (s *Store) AppendAll(es []Entry) ([]Record, error) {
 	return out, nil
 }
 
-// append fills r's seq, time, prev and hash and stores it after the head.
-func (s *Store) append(tx *bbolt.Tx, r *Record) error {
-	meta := tx.Bucket(bucketMeta)
-	head, ok, err := getMark(meta, keyHead)
-	if err != nil {
-		return err
+// head returns the chain's head: the last record's seq and hash (seq 0 and
+// the zero hash before the first).
+func head(tx *bbolt.Tx) (mark, error) {
+	h, ok, err := getMark(tx.Bucket(bucketMeta), keyHead)
+	if err == nil && !ok {
+		h.Hash = zeroHash
 	}
-	if !ok {
-		head.Hash = zeroHash
-	}
-	r.Seq = head.Seq + 1
+	return h, err
+}
+
+// append fills r's seq, time, prev and hash, stores it after h and moves
+// h to it; the caller stores h (putMark) once it appended all.
+func (s *Store) append(tx *bbolt.Tx, r *Record, h *mark) error {
+	r.Seq = h.Seq + 1
 	r.At = s.now().UTC().Round(0)
-	r.Prev = head.Hash
+	r.Prev = h.Hash
 	r.Hash = HashOf(r)
 	v, err := json.Marshal(r)
 	if err != nil {
@@ -248,7 +255,8 @@ func (s *Store) append(tx *bbolt.Tx, r *Record) error {
 	if err := tx.Bucket(bucketRecords).Put(seqKey(r.Seq), v); err != nil {
 		return err
 	}
-	return putMark(meta, keyHead, mark{Seq: r.Seq, Hash: r.Hash})
+	h.Seq, h.Hash = r.Seq, r.Hash
+	return nil
 }
 
 // Filter selects records for List; empty fields select all.
@@ -404,7 +412,7 @@ func (s *Store) Purge(months int) (int, error) {
 		if err != nil {
 			return err
 		}
-		head, _, err := getMark(meta, keyHead)
+		h, err := head(tx)
 		if err != nil {
 			return err
 		}
@@ -417,7 +425,7 @@ func (s *Store) Purge(months int) (int, error) {
 				return fmt.Errorf("record %d: %w", binary.BigEndian.Uint64(k), err)
 			}
 			// The head stays: the anchor record follows it.
-			if !r.At.Before(cutoff) || r.Seq == head.Seq {
+			if !r.At.Before(cutoff) || r.Seq == h.Seq {
 				break
 			}
 			last = r
@@ -449,7 +457,10 @@ func (s *Store) Purge(months int) (int, error) {
 		r := Record{Source: SourceHub, Actor: "hub", Action: ActionPurge,
 			Detail:    fmt.Sprintf("%d records older than %d months purged, up to record %d", n, months, last.Seq),
 			PurgedSeq: a.Seq, PurgedHash: a.Hash, PurgedCount: a.Count}
-		return s.append(tx, &r)
+		if err := s.append(tx, &r, &h); err != nil {
+			return err
+		}
+		return putMark(meta, keyHead, h)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("audit: purge: %w", err)
