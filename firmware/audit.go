@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aslcns/totem/cms"
+	"github.com/aslcns/totem/firmware/console"
 	"github.com/aslcns/totem/sync/audit"
+	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/protocol"
 )
 
@@ -86,6 +89,12 @@ func (a *App) auditCommand(c *protocol.Command, r *protocol.Reply) {
 	d := commandDetail(c)
 	if r.OK {
 		d += " ok"
+		// A configuration change names the keys it changed (not their
+		// values: the file is the record of those).
+		var cr console.ConfigResult
+		if c.Name == "config_set" && json.Unmarshal(r.Data, &cr) == nil && len(cr.Changed) > 0 {
+			d += " changed=" + strings.Join(cr.Changed, ",")
+		}
 	} else {
 		d += " failed: " + r.Error
 	}
@@ -101,7 +110,15 @@ func (a *App) CommandRefused(c *protocol.Command, r *protocol.Reply) {
 	if !a.o.Audit {
 		return
 	}
-	ok, held := a.refusals.Allow(c.Key + "/" + r.Code)
+	// The key of an unsigned or forged command is whatever its sender
+	// wrote: such refusals share one limit per code, or varying the key
+	// would flood the outbox.
+	limit := c.Key + "/" + r.Code
+	switch r.Code {
+	case cmdsig.CodeUnsigned, cmdsig.CodeUnknownKey, cmdsig.CodeBadSignature:
+		limit = "/" + r.Code
+	}
+	ok, held := a.refusals.Allow(limit)
 	if !ok {
 		return
 	}

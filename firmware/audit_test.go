@@ -2,6 +2,7 @@ package firmware_test
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/aslcns/totem/hal"
 	"github.com/aslcns/totem/sync/audit"
 	"github.com/aslcns/totem/sync/broker"
+	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/protocol"
 )
 
@@ -174,5 +176,24 @@ func TestAssistedSessionAudited(t *testing.T) {
 	}
 	if !strings.Contains(got[1].Detail, "result=done") {
 		t.Errorf("the revocation's record: %q", got[1].Detail)
+	}
+}
+
+// Refused commands are recorded at most once a minute per key and code;
+// an unsigned or forged command's key is its sender's invention, so those
+// share one limit per code: varying it cannot flood the outbox.
+func TestRefusalsAuditBounded(t *testing.T) {
+	l := startLocalOpts(t, localOpts{audit: true})
+	for i := range 50 {
+		c := &protocol.Command{V: 1, ID: fmt.Sprintf("cmd-%016d", i), Name: "void", Key: fmt.Sprintf("forged-%d", i)}
+		l.app.CommandRefused(c, &protocol.Reply{Code: cmdsig.CodeUnknownKey})
+		l.app.CommandRefused(c, &protocol.Reply{Code: cmdsig.CodeBadSignature})
+	}
+	for _, key := range []string{"tech-1", "tech-2", "tech-1"} {
+		l.app.CommandRefused(&protocol.Command{V: 1, ID: "cmd-0123456789abcdef", Name: "void", Key: key, Role: "technician"},
+			&protocol.Reply{Code: cmdsig.CodeOutOfRole})
+	}
+	if q, err := l.box.Stats(); err != nil || q.Depth != 4 {
+		t.Fatalf("queued %+v, %v: want 4 records (one per forged code, one per verified key)", q, err)
 	}
 }
