@@ -27,6 +27,9 @@ func ParseSetting(s string) (Setting, error) {
 	if !ok || k == "" {
 		return Setting{}, fmt.Errorf("config: %q: want key=value", s)
 	}
+	if strings.ContainsAny(v, "\r\n") {
+		return Setting{}, fmt.Errorf("config: %s: a value on one line", k)
+	}
 	return Setting{Key: k, Value: strings.TrimSpace(v)}, nil
 }
 
@@ -66,6 +69,10 @@ func edit(b []byte, s Setting) ([]byte, error) {
 		if p == "" || strings.ContainsAny(p, " \t\"'[]=#") {
 			return nil, fmt.Errorf("config: key %q: want a dotted key of bare names", s.Key)
 		}
+	}
+	if strings.ContainsAny(s.Value, "\r\n") {
+		// One key per setting: a line break would smuggle in others.
+		return nil, fmt.Errorf("config: %s: a value on one line", s.Key)
 	}
 	table, leaf := strings.Join(path[:len(path)-1], "."), path[len(path)-1]
 	var p unstable.Parser

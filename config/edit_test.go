@@ -54,7 +54,8 @@ func TestEdit(t *testing.T) {
 			t.Errorf("Edit(%v) gives a file that does not load: %v\n%s", tc.set, err, b)
 		}
 	}
-	for _, bad := range []Setting{{"console_keys.role", "technician"}, {"log..level", "x"}, {"", "x"}, {"a b", "x"}} {
+	for _, bad := range []Setting{{"console_keys.role", "technician"}, {"log..level", "x"}, {"", "x"}, {"a b", "x"},
+		{"totem.asl", "\"a\"\n[update]\nenabled = true"}} {
 		if _, err := Edit([]byte(editDoc), []Setting{bad}); err == nil {
 			t.Errorf("Edit(%v) accepted", bad)
 		}
@@ -99,4 +100,15 @@ func FuzzEdit(f *testing.F) {
 			t.Fatalf("Edit gave a document that does not parse: %v\n%s", err, out)
 		}
 	})
+}
+
+func TestParseSetting(t *testing.T) {
+	if s, err := ParseSetting(" log.level = debug "); err != nil || s.Key != "log.level" || s.Value != "debug" {
+		t.Fatalf("ParseSetting = %+v, %v", s, err)
+	}
+	for _, bad := range []string{"log.level", "=debug", "totem.asl=a\n[update]"} {
+		if _, err := ParseSetting(bad); err == nil {
+			t.Errorf("ParseSetting(%q) accepted", bad)
+		}
+	}
 }

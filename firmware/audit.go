@@ -30,7 +30,8 @@ const auditTTL = 5 * 366 * 24 * time.Hour
 func (a *App) RecordAudit(actor, action, detail string) error {
 	e := protocol.AuditEntry{Actor: audit.Scrub(actor), Action: action, Detail: audit.Scrub(detail), At: a.now().UTC()}
 	if len(e.Detail) > protocol.MaxAuditDetail {
-		e.Detail = e.Detail[:protocol.MaxAuditDetail]
+		// Cut on a character boundary: the entry must stay UTF-8.
+		e.Detail = strings.ToValidUTF8(e.Detail[:protocol.MaxAuditDetail], "")
 	}
 	if err := e.Check(); err != nil {
 		return fmt.Errorf("firmware: audit: %w", err)

@@ -197,3 +197,18 @@ func TestRefusalsAuditBounded(t *testing.T) {
 		t.Fatalf("queued %+v, %v: want 4 records (one per forged code, one per verified key)", q, err)
 	}
 }
+
+// RecordAudit takes a detail longer than an entry holds, cut on a
+// character boundary; an action that is not a lower_snake name is refused.
+func TestRecordAuditLimits(t *testing.T) {
+	l := startLocalOpts(t, localOpts{})
+	if err := l.app.RecordAudit("technician:mario", "maintenance_note", strings.Repeat("è", 1000)); err != nil {
+		t.Fatalf("a long detail: %v", err)
+	}
+	if err := l.app.RecordAudit("technician:mario", "Maintenance Note", ""); err == nil {
+		t.Fatal("an action that is no lower_snake name was accepted")
+	}
+	if q, _ := l.box.Stats(); q.Depth != 1 {
+		t.Fatalf("queued %d, want 1", q.Depth)
+	}
+}
