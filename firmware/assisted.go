@@ -94,7 +94,9 @@ func (a *App) operatorSession(ctx context.Context, card hal.Card, info hal.CardI
 			// Revoca of a card that is not here (stolen, lost): its TEAM
 			// code typed from the citizen's documents.
 			err := flows.RevocationByTEAM(ctx, a.desk, op)
-			a.audit(operatorActor(op), "assisted_op", "kind="+cms.KindRevocation+" by=team_code result="+auditResult(err))
+			if !errors.Is(err, errBack) {
+				a.audit(operatorActor(op), "assisted_op", "kind="+cms.KindRevocation+" by=team_code result="+auditResult(err))
+			}
 			if errors.Is(err, errIdle) {
 				a.Show("op_closed")
 				return end("idle_timeout", errLogout)
