@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"sync/atomic"
@@ -52,7 +53,11 @@ func serve(ctx context.Context, log *slog.Logger, level *slog.LevelVar, settings
 // names. A configuration that no longer loads changes nothing.
 func reload(log *slog.Logger, level *slog.LevelVar, settings *firmware.Settings) {
 	r, err := settings.Reload()
-	if err != nil {
+	switch {
+	case errors.Is(err, firmware.ErrNoFile):
+		log.Info("reload: running on the demo defaults (no --config), nothing to reload")
+		return
+	case err != nil:
 		log.Error("reload: configuration not loaded, nothing changed", "err", err)
 		return
 	}
