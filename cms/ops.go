@@ -30,6 +30,8 @@ const (
 	// never send (corrupt or unreadable record, shed telemetry): payload
 	// {"reason":"…"}, always rejected with CodeVoid, nothing else changes.
 	KindVoid = opkind.Void
+	// KindAudit carries an audit entry to the hub (cms/opkind.Audit).
+	KindAudit = opkind.Audit
 )
 
 // Online reports whether an operation of kind needs the CMS's answer before

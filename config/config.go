@@ -256,6 +256,13 @@ type Totemhub struct {
 		// card's history) — before purging them.
 		CitizenRetention Duration `toml:"citizen_retention"`
 	} `toml:"cms"`
+	// Audit is the central audit of people's actions (sync/audit).
+	Audit struct {
+		// RetentionMonths: records older than this many calendar months
+		// are purged (an anchor keeps the chain verifiable); at least 6,
+		// as the Garante asks of administrators' logs.
+		RetentionMonths int `toml:"retention_months"`
+	} `toml:"audit"`
 	HTTP struct {
 		// Listen is the hub's HTTP listener for ops (/healthz, /readyz,
 		// /metrics), host:port; "" = none. Plain HTTP: it serves
@@ -265,6 +272,10 @@ type Totemhub struct {
 	} `toml:"http"`
 	Log Log `toml:"log"`
 }
+
+// MinAuditRetentionMonths is the shortest audit.retention_months: the
+// Garante asks that administrators' logs be kept at least six months.
+const MinAuditRetentionMonths = 6
 
 // Totemctl is totemctl's configuration.
 type Totemctl struct {
@@ -347,6 +358,7 @@ func DefaultTotemhub() *Totemhub {
 	c.CMS.SendLogRetention = Duration{4380 * time.Hour}
 	c.CMS.CitizenRetention = Duration{2160 * time.Hour}
 	c.CMS.RefusalRetention = Duration{720 * time.Hour}
+	c.Audit.RetentionMonths = MinAuditRetentionMonths
 	return c
 }
 
@@ -411,6 +423,11 @@ func Load(path string, v interface{ Validate() error }) error {
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
+	return loadBytes(path, b, v)
+}
+
+// loadBytes is Load of the document b, read from path.
+func loadBytes(path string, b []byte, v interface{ Validate() error }) error {
 	if err := settings(path, b); err != nil {
 		return err
 	}

@@ -238,6 +238,10 @@ func (c *Totemhub) Validate() error {
 		p.add("memory_limit_mib", "%d is not 0 or %d-%d", n, 64, 1<<20)
 	}
 	p.consoleKeys(c.ConsoleKeys)
+	if c.Audit.RetentionMonths < MinAuditRetentionMonths {
+		p.add("audit.retention_months", "%d: at least %d (the Garante: administrators' logs kept six months or more)",
+			c.Audit.RetentionMonths, MinAuditRetentionMonths)
+	}
 	if c.HTTP.Listen != "" {
 		if _, port, err := net.SplitHostPort(c.HTTP.Listen); err != nil || !validPort(port, 0) {
 			p.add("http.listen", "%q is not host:port", c.HTTP.Listen)

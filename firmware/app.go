@@ -24,6 +24,7 @@ import (
 	"github.com/aslcns/totem/firmware/printq"
 	"github.com/aslcns/totem/firmware/screens"
 	"github.com/aslcns/totem/hal"
+	"github.com/aslcns/totem/internal/lograte"
 	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/protocol"
 )
@@ -58,6 +59,13 @@ type Options struct {
 	// IdleTimeout ends a session nobody touches; a warning shows for the
 	// last quarter of it.
 	IdleTimeout time.Duration // default 60s
+	// Audit sends the people's actions at this totem (operator sessions,
+	// console commands run or refused) to the hub's audit through the
+	// outbox (audit.go); totemd sets it. Off, only RecordAudit records.
+	Audit bool
+	// Settings is the configuration file the console's config_get and
+	// config_set read and change; nil refuses them.
+	Settings *Settings
 	// QueuedTTL is the expiry of queueable operations.
 	QueuedTTL time.Duration // default 30 days
 	// OperatorTimeout ends an operator session (assisted mode) when no
@@ -131,6 +139,11 @@ type App struct {
 
 	health  *health
 	console *console.Console
+	// refusals rate-limits the audit of refused console commands (audit.go).
+	refusals lograte.Limiter
+	// idle and wait are the idle timeout and the result wait in force (ns):
+	// SetTimeouts changes them live.
+	idle, wait atomic.Int64
 	// desk is what the operation flows (firmware/flows) see of the App.
 	desk *flows.Desk
 
@@ -170,6 +183,7 @@ func New(dev Devices, o Options) *App {
 	a := &App{o: o, dev: dev, log: o.Logger, start: time.Now(), now: time.Now,
 		cards: make(chan hal.CardEvent, 16), keys: make(chan hal.Key, 32),
 		waiters: waiters{m: make(map[string]chan outbox.Entry)}, clock: o.Clock}
+	a.SetTimeouts(o.ResultWait, o.IdleTimeout)
 	p := cms.Policy2020
 	if b, err := o.Outbox.Meta(metaPolicy); err == nil && b != nil {
 		if pol, err := protocol.DecodePolicy(b); err == nil {
@@ -434,7 +448,7 @@ func reason(err error) string {
 // awaitRemoval waits until the card is removed (idle timeout clears the
 // screen meanwhile). It returns whether a card is still present.
 func (a *App) awaitRemoval(ctx context.Context) bool {
-	timer := time.NewTimer(a.o.IdleTimeout)
+	timer := time.NewTimer(a.idleTimeout())
 	defer timer.Stop()
 	for {
 		select {
@@ -463,7 +477,7 @@ var (
 // session (hal.ErrCardRemoved), an idle timeout shows a warning and then
 // ends it. Other keys only show that someone is there.
 func (a *App) Key(ctx context.Context, name string, redraw func()) (hal.Key, error) {
-	warnAt := a.o.IdleTimeout * 3 / 4
+	warnAt := a.idleTimeout() * 3 / 4
 	timer := time.NewTimer(warnAt)
 	defer timer.Stop()
 	warned := false
@@ -499,7 +513,7 @@ func (a *App) Key(ctx context.Context, name string, redraw func()) (hal.Key, err
 			}
 			warned = true
 			a.Show("idle_warning")
-			timer.Reset(a.o.IdleTimeout - warnAt)
+			timer.Reset(a.idleTimeout() - warnAt)
 		case <-a.tick:
 			a.alive()
 		}
@@ -553,3 +567,19 @@ func sleep(ctx context.Context, d time.Duration) {
 	case <-t.C:
 	}
 }
+
+// SetTimeouts changes the result wait and the idle timeout (sync.result_wait
+// and session.idle_timeout changed live); a zero leaves one as it is. A
+// wait already running keeps its timer; the next one uses the new value.
+func (a *App) SetTimeouts(resultWait, idle time.Duration) {
+	if resultWait > 0 {
+		a.wait.Store(int64(resultWait))
+	}
+	if idle > 0 {
+		a.idle.Store(int64(idle))
+	}
+}
+
+// resultWait and idleTimeout are the timeouts in force.
+func (a *App) resultWait() time.Duration  { return time.Duration(a.wait.Load()) }
+func (a *App) idleTimeout() time.Duration { return time.Duration(a.idle.Load()) }

@@ -64,8 +64,10 @@ func (a *App) operatorSession(ctx context.Context, card hal.Card, info hal.CardI
 	}
 	card.Close() // the operator card is done with: the slot is for citizens now
 	a.log.Info("operator session opened", "operator", maskSerial(op))
+	a.audit(operatorActor(op), "operator_login", "")
 	end := func(why string, err error) error {
 		a.log.Info("operator session closed", "operator", maskSerial(op), "reason", why)
+		a.audit(operatorActor(op), "operator_logout", "reason="+why)
 		return err
 	}
 
@@ -92,6 +94,9 @@ func (a *App) operatorSession(ctx context.Context, card hal.Card, info hal.CardI
 			// Revoca of a card that is not here (stolen, lost): its TEAM
 			// code typed from the citizen's documents.
 			err := flows.RevocationByTEAM(ctx, a.desk, op)
+			if !errors.Is(err, errBack) {
+				a.audit(operatorActor(op), "assisted_op", "kind="+cms.KindRevocation+" by=team_code result="+auditResult(err))
+			}
 			if errors.Is(err, errIdle) {
 				a.Show("op_closed")
 				return end("idle_timeout", errLogout)
@@ -162,7 +167,7 @@ func (a *App) awaitInsert(ctx context.Context, name string, redraw func(), probe
 
 // pause leaves an outcome screen up until a key, or the idle timeout.
 func (a *App) pause(ctx context.Context) {
-	t := time.NewTimer(a.o.IdleTimeout)
+	t := time.NewTimer(a.idleTimeout())
 	defer t.Stop()
 	for {
 		select {
@@ -208,6 +213,9 @@ func (a *App) assisted(ctx context.Context, op string) error {
 		switch {
 		case isOp:
 			err = kindSpecs[kind].assisted(a, ctx, op, info)
+			if !errors.Is(err, errBack) {
+				a.audit(operatorActor(op), "assisted_op", "kind="+kind+" card="+info.Serial+" citizen="+MaskCF(info.CF)+" result="+auditResult(err))
+			}
 		case k == hal.KeyOK: // the other page
 			page = map[string]string{"op_menu": "op_menu_2", "op_menu_2": "op_menu"}[page]
 			continue

@@ -93,7 +93,7 @@ func (a *App) cardEvent(ev hal.CardEvent) bool {
 // linger leaves the last screen of a cardless session up until a key, a
 // card or a quarter of the idle timeout.
 func (a *App) linger(ctx context.Context) {
-	t := time.NewTimer(a.o.IdleTimeout / 4)
+	t := time.NewTimer(a.idleTimeout() / 4)
 	defer t.Stop()
 	for {
 		select {

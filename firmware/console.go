@@ -36,9 +36,10 @@ var ErrNoLink = console.ErrNoLink
 // Commands returns the names of the console commands a totem runs, sorted.
 func Commands() []string { return console.Commands() }
 
-// Command answers a console command; it is the uplink's OnCommand.
+// Command answers a console command and records it in the audit; it is
+// the uplink's OnCommand.
 func (a *App) Command(ctx context.Context, c *protocol.Command) *protocol.Reply {
-	return a.console.Command(ctx, c)
+	return a.commandAudited(ctx, c)
 }
 
 // consoleTotem is the App as the console sees it: console.Totem's few
@@ -53,5 +54,13 @@ func (t consoleTotem) Listen(id string) (<-chan outbox.Entry, func()) {
 
 func newConsole(a *App) *console.Console {
 	return console.New(console.Options{Totem: a.o.Totem, Outbox: a.o.Outbox, Jobs: a.o.Jobs, Link: a.o.Link,
-		Logger: a.log, Now: func() time.Time { return a.now() }, ResultWait: a.o.ResultWait, QueuedTTL: a.o.QueuedTTL}, consoleTotem{a})
+		Logger: a.log, Now: func() time.Time { return a.now() }, ResultWait: a.o.ResultWait, Wait: a.resultWait, QueuedTTL: a.o.QueuedTTL, Config: configurer(a.o.Settings)}, consoleTotem{a})
+}
+
+// configurer is s as the console's Configurer, nil when there is none.
+func configurer(s *Settings) console.Configurer {
+	if s == nil {
+		return nil
+	}
+	return s
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/aslcns/totem/firmware"
 	"github.com/aslcns/totem/hal"
 	"github.com/aslcns/totem/hal/sim"
+	"github.com/aslcns/totem/sync/audit"
 	"github.com/aslcns/totem/sync/broker"
 	"github.com/aslcns/totem/sync/clock"
 	"github.com/aslcns/totem/sync/creds"
@@ -66,6 +67,7 @@ type central struct {
 	hub    *hub.Hub
 	totem  creds.File
 	hubMe  creds.File
+	audit  *audit.Store // the hub's audit, when a test opens one before startHub
 }
 
 func startBroker(t *testing.T, dir string, log *slog.Logger, listen string) *central {
@@ -108,7 +110,7 @@ func (c *central) startHub() {
 	ctx, cancel := context.WithCancel(context.Background())
 	c.hubCtl = cancel
 	c.hub = hub.New(hub.Options{URL: c.srv.URL(), ClientID: "hub-1", Username: c.hubMe.Username,
-		Password: c.hubMe.Password, Backend: c.store, Logger: c.log.With("subsystem", "ingest")})
+		Password: c.hubMe.Password, Backend: c.store, Logger: c.log.With("subsystem", "ingest"), Audit: c.audit})
 	c.hubWG.Add(1)
 	go func() {
 		defer c.hubWG.Done()
@@ -164,6 +166,13 @@ func startTotem(t *testing.T, dir, brokerURL string, cr creds.File, log *slog.Lo
 // startTotemTLS is startTotem with a TLS configuration for an mqtts:// URL.
 func startTotemTLS(t *testing.T, dir, brokerURL string, cr creds.File, log *slog.Logger, tlsCfg *tls.Config) *totem {
 	t.Helper()
+	return startTotemOpts(t, dir, brokerURL, cr, log, tlsCfg, nil)
+}
+
+// startTotemOpts is startTotemTLS with opts changing the firmware's
+// options (nil: none).
+func startTotemOpts(t *testing.T, dir, brokerURL string, cr creds.File, log *slog.Logger, tlsCfg *tls.Config, opts func(*firmware.Options)) *totem {
+	t.Helper()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -173,14 +182,18 @@ func startTotemTLS(t *testing.T, dir, brokerURL string, cr creds.File, log *slog
 	}
 	tt := &totem{t: t, box: box, reader: sim.NewReader("sim"), printer: sim.NewPrinter(filepath.Join(dir, "receipts")),
 		panel: sim.NewPanel(20, 4)}
-	tt.app = firmware.New(firmware.Devices{Reader: tt.reader, Printer: tt.printer, Keypad: tt.panel, Display: tt.panel},
-		firmware.Options{Totem: totemID, ASL: "ASL Test", Location: "Atrio", Outbox: box,
-			Logger: log.With("subsystem", "firmware"), ResultWait: 3 * time.Second, IdleTimeout: time.Minute,
-			Link: func() firmware.Link { return tt.up }})
+	fo := firmware.Options{Totem: totemID, ASL: "ASL Test", Location: "Atrio", Outbox: box,
+		Logger: log.With("subsystem", "firmware"), ResultWait: 3 * time.Second, IdleTimeout: time.Minute,
+		Link: func() firmware.Link { return tt.up }}
+	if opts != nil {
+		opts(&fo)
+	}
+	tt.app = firmware.New(firmware.Devices{Reader: tt.reader, Printer: tt.printer, Keypad: tt.panel, Display: tt.panel}, fo)
 	tt.up = uplink.New(uplink.Options{Totem: totemID, URL: brokerURL, TLS: tlsCfg, Username: cr.Username, Password: cr.Password,
 		Outbox: box, Logger: log.With("subsystem", "uplink"), BackoffMin: 50 * time.Millisecond,
 		BackoffMax: 200 * time.Millisecond, ResendAfter: time.Second,
-		Telemetry: tt.app.Telemetry, OnResult: tt.app.Result, OnPolicy: tt.app.SetPolicy, OnCommand: tt.app.Command})
+		Telemetry: tt.app.Telemetry, OnResult: tt.app.Result, OnPolicy: tt.app.SetPolicy, OnCommand: tt.app.Command,
+		OnRefused: tt.app.CommandRefused})
 	ctx, cancel := context.WithCancel(context.Background())
 	tt.cancel = cancel
 	tt.wg.Add(2)

@@ -54,7 +54,7 @@ func (a *App) online(ctx context.Context, kind string, payload []byte) (outbox.E
 		return e, err
 	}
 	defer done()
-	timer := time.NewTimer(a.o.ResultWait)
+	timer := time.NewTimer(a.resultWait())
 	defer timer.Stop()
 	late := false
 	giveUp := func(why string) (outbox.Entry, error) {
@@ -89,7 +89,7 @@ func (a *App) online(ctx context.Context, kind string, payload []byte) (outbox.E
 			}
 			late = true
 			a.Show("late")
-			timer.Reset(time.Until(expires) + a.o.ResultWait)
+			timer.Reset(time.Until(expires) + a.resultWait())
 		case <-a.tick:
 			a.alive()
 		}

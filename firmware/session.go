@@ -91,7 +91,7 @@ func (a *App) enqueueAndWait(ctx context.Context, kind string, payload []byte, c
 		return e, err
 	}
 	defer done()
-	timer := time.NewTimer(a.o.ResultWait)
+	timer := time.NewTimer(a.resultWait())
 	defer timer.Stop()
 	for {
 		select {

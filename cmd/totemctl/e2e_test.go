@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -24,6 +25,7 @@ import (
 	"github.com/aslcns/totem/firmware/printq"
 	"github.com/aslcns/totem/hal"
 	"github.com/aslcns/totem/hal/sim"
+	"github.com/aslcns/totem/sync/audit"
 	"github.com/aslcns/totem/sync/broker"
 	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/creds"
@@ -34,6 +36,7 @@ import (
 	"github.com/aslcns/totem/sync/update/rollout"
 	"github.com/aslcns/totem/sync/uplink"
 	"github.com/eclipse/paho.golang/paho"
+	"go.etcd.io/bbolt"
 )
 
 const rigTotem = "t-ctl"
@@ -57,6 +60,9 @@ type rig struct {
 	logs        *logBuf // every component's log lines
 	pkg         string  // a package for job create
 	gate        *maint.Gate
+	audit       *audit.Store
+	totemConf   string         // the totem's configuration file (config get/set)
+	level       *slog.LevelVar // the totem's log level, set live by config set
 }
 
 // logBuf collects log lines from several goroutines.
@@ -80,6 +86,13 @@ func (l *logBuf) String() string {
 // startRig starts the installation; seed runs on the totem's outbox
 // before anything does.
 func startRig(t *testing.T, ctx context.Context, seed func(*outbox.Outbox)) *rig {
+	t.Helper()
+	return startRigAudit(t, ctx, seed, nil)
+}
+
+// startRigAudit is startRig with prepare run on the hub's audit file
+// before the hub opens it (nil: none).
+func startRigAudit(t *testing.T, ctx context.Context, seed func(*outbox.Outbox), prepare func(path string)) *rig {
 	t.Helper()
 	dir := t.TempDir()
 	r := &rig{creds: filepath.Join(dir, "console.json"), tech: filepath.Join(dir, "tech.key"), ops: filepath.Join(dir, "ops.key"),
@@ -160,7 +173,14 @@ func startRig(t *testing.T, ctx context.Context, seed func(*outbox.Outbox)) *rig
 	}
 	hubKey, _ := cmdsig.Generate("totemhub", cmdsig.Ops)
 	fleet.Provisioned(rigTotem)
-	h := hub.New(hub.Options{URL: r.url, ClientID: "hub-1", Username: hubMe.Username, Password: hubMe.Password,
+	if prepare != nil {
+		prepare(filepath.Join(dir, "audit.db"))
+	}
+	if r.audit, err = audit.Open(filepath.Join(dir, "audit.db"), audit.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.audit.Close() })
+	h := hub.New(hub.Options{URL: r.url, Audit: r.audit, ClientID: "hub-1", Username: hubMe.Username, Password: hubMe.Password,
 		Backend: store, Logger: log.With("subsystem", "hub"), Accounts: reg, Enroller: reg, Verifier: cmdsig.NewVerifier(cmdsig.HubTarget, keys, record("hub-commands.db")),
 		Fleet: fleet, Technicians: techs, TechKey: &hubKey,
 		Jobs: func(console, name string, args map[string]string) (json.RawMessage, error) {
@@ -187,10 +207,22 @@ func startRig(t *testing.T, ctx context.Context, seed func(*outbox.Outbox)) *rig
 	if r.gate, err = maint.New(maint.Options{Totem: rigTotem, Keys: append(slices.Clone(keys), hubKey.Public()), Store: r.box}); err != nil {
 		t.Fatal(err)
 	}
+	r.totemConf = filepath.Join(dir, "totemd.toml")
+	if err := os.WriteFile(r.totemConf, []byte(totemConf), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	loaded, err := config.LoadTotemd(r.totemConf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.level = new(slog.LevelVar)
+	settings := firmware.NewSettings(r.totemConf, loaded, map[string]func(*config.Totemd) error{
+		"log.level": func(c *config.Totemd) error { return r.level.UnmarshalText([]byte(c.Log.Level)) },
+	}, log)
 	app := firmware.New(firmware.Devices{Reader: r.reader, Printer: printer, Keypad: r.panel, Display: r.panel},
 		firmware.Options{Totem: rigTotem, ASL: "ASL Test", Location: "Atrio", Outbox: r.box, Jobs: jobs,
 			ResultWait: 2 * time.Second, Link: func() firmware.Link { return up }, Logger: log.With("subsystem", "firmware"),
-			CommandsRefused: r.totemVerify.Refused})
+			CommandsRefused: r.totemVerify.Refused, Settings: settings})
 	r.app = app
 	up = uplink.New(uplink.Options{Totem: rigTotem, URL: r.url, Username: totemCreds.Username, Password: totemCreds.Password,
 		Outbox: r.box, Logger: log.With("subsystem", "uplink"), BackoffMin: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
@@ -316,6 +348,8 @@ func TestEveryCommandRunsEndToEnd(t *testing.T) {
 		{"correct", []string{"correct", rigTotem, reader, "payment=20261123043"}},
 		{"cancel", []string{"cancel", rigTotem, reader, "--reason", "doppio acquisto"}},
 		{"refund", []string{"refund", rigTotem, reader, "--reason", "doppio acquisto"}},
+		{"config_get", []string{"config", "get", rigTotem}},
+		{"config_set", []string{"config", "set", rigTotem, "session.lang=en"}},
 	}
 	hubCalls := map[string][]string{
 		"sendlog":      {"sendlog", "--hub"},
@@ -334,6 +368,9 @@ func TestEveryCommandRunsEndToEnd(t *testing.T) {
 		"technician_list":        {"technician", "list"},
 		"technician_unlock_code": {"technician", "unlock-code", rigTotem, "Tecnico Uno"},
 		"technician_remove":      {"technician", "remove", "1001"},
+		"audit":                  {"audit"},
+		"audit_verify":           {"audit", "verify"},
+		"audit_add":              {"audit", "add", "maintenance_note", "printer roll changed"},
 	}
 
 	// The table of this test covers the verifier's tables and totemctl's
@@ -523,5 +560,151 @@ func TestUnsignedFloodLogsOnce(t *testing.T) {
 	}
 	if lines := strings.Count(r.logs.String(), `msg="command refused"`); lines != 1 {
 		t.Fatalf("%d unsigned commands wrote %d log lines, want 1:\n%s", n, lines, r.logs.String())
+	}
+}
+
+// totemConf is the rig totem's configuration file, with a comment that a
+// remote change must keep.
+const totemConf = `# the rig's totem
+[totem]
+id = "t-ctl"
+
+[log]
+level = "info" # as shipped
+`
+
+// A remote configuration change is validated by the totem's strict
+// loader, written atomically and applied live (the log level); an
+// invalid one is refused with the loader's error naming the file and the
+// key, and the file is left byte for byte. The console commands run and
+// refused at the hub, and an entry added by a console, are in the
+// central audit, whose chain verifies.
+func TestConfigAndAuditEndToEnd(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	r := startRig(t, ctx, func(*outbox.Outbox) {})
+
+	out, err := r.totemctl(ctx, r.ops, "config", "set", rigTotem, "log.level=debug", "sync.result_wait=9s")
+	if err != nil {
+		t.Fatalf("config set: %v", err)
+	}
+	if r.level.Level() != slog.LevelDebug {
+		t.Errorf("log level %v after config set log.level=debug: not applied live", r.level.Level())
+	}
+	if !strings.Contains(out, "applied live: log.level") || !strings.Contains(out, "needs a restart: sync.result_wait") {
+		t.Errorf("config set said:\n%s", out)
+	}
+	written, _ := os.ReadFile(r.totemConf)
+	if after, err := config.LoadTotemd(r.totemConf); err != nil || !strings.Contains(string(written), "# the rig's totem") ||
+		after.Log.Level != "debug" || after.Sync.ResultWait.Duration != 9*time.Second {
+		t.Errorf("file after config set:\n%s", written)
+	}
+	if fi, _ := os.Stat(r.totemConf); fi.Mode().Perm() != 0o640 {
+		t.Errorf("mode %v after config set, want the file's 0640", fi.Mode().Perm())
+	}
+
+	_, err = r.totemctl(ctx, r.ops, "config", "set", rigTotem, "log.level=loud")
+	if err == nil || !strings.Contains(err.Error(), r.totemConf) || !strings.Contains(err.Error(), "log.level") {
+		t.Fatalf("an invalid level: %v; want the loader's error naming the file and the key", err)
+	}
+	if again, _ := os.ReadFile(r.totemConf); !bytes.Equal(again, written) {
+		t.Fatalf("the refused change touched the file:\n%s", again)
+	}
+	if r.level.Level() != slog.LevelDebug {
+		t.Error("the refused change moved the log level")
+	}
+	if _, err := r.totemctl(ctx, r.ops, "config", "set", rigTotem, "sync.nonsense=1"); err == nil || !strings.Contains(err.Error(), "unknown key") {
+		t.Fatalf("an unknown key: %v", err)
+	}
+	out, err = r.totemctl(ctx, r.ops, "config", "get", rigTotem)
+	if err != nil || !strings.Contains(out, `log.level`) || !strings.Contains(out, "debug") {
+		t.Fatalf("config get: %v\n%s", err, out)
+	}
+	if strings.Contains(out, r.totemPass) {
+		t.Fatal("config get shows the totem's password")
+	}
+	// config_set is ops': a technician's key is refused, at the totem.
+	if _, err := r.totemctl(ctx, r.tech, "config", "set", rigTotem, "log.level=info"); refused(err) != cmdsig.CodeOutOfRole {
+		t.Fatalf("config set with a technician's key: %v", err)
+	}
+
+	// The hub's audit: a command run, one refused (audit is ops'), an
+	// entry added.
+	if _, err := r.totemctl(ctx, r.tech, "audit"); refused(err) != cmdsig.CodeOutOfRole {
+		t.Fatalf("audit with a technician's key: %v", err)
+	}
+	if _, err := r.totemctl(ctx, r.tech, "audit", "add", "maintenance_note", "roll changed"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.totemctl(ctx, r.ops, "locks"); err != nil {
+		t.Fatal(err)
+	}
+	out, err = r.totemctl(ctx, r.ops, "audit", "--totem", "hub", "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []protocol.AuditRecord
+	if err := json.Unmarshal([]byte(out), &recs); err != nil {
+		t.Fatal(err)
+	}
+	has := func(actor, action, detail string) bool {
+		return slices.ContainsFunc(recs, func(rc protocol.AuditRecord) bool {
+			return strings.Contains(rc.Actor, actor) && rc.Action == action && strings.Contains(rc.Detail, detail)
+		})
+	}
+	for _, w := range [][3]string{
+		{"key:technician-1", "command_refused", "name=audit"},
+		{"key:technician-1", "maintenance_note", "roll changed"},
+		{"key:technician-1", "command", "name=audit_add"},
+		{"key:ops-1", "command", "name=locks"},
+	} {
+		if !has(w[0], w[1], w[2]) {
+			t.Errorf("no audit record %v in %+v", w, recs)
+		}
+	}
+	out, err = r.totemctl(ctx, r.ops, "audit", "verify")
+	if err != nil || !strings.HasPrefix(out, "ok: ") {
+		t.Fatalf("audit verify: %v %q", err, out)
+	}
+}
+
+// audit verify names the first broken record of a store changed behind
+// the hub's back (a record's detail rewritten in the file), and exits
+// with an error; audit lists what is there.
+func TestAuditVerifyNamesBrokenRecord(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	r := startRigAudit(t, ctx, func(*outbox.Outbox) {}, func(path string) {
+		st, err := audit.Open(path, audit.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range []string{"unlock", "enroll", "locks"} {
+			if _, err := st.Append(audit.Entry{Source: audit.SourceHub, Actor: "console:ops", Action: "command", Detail: "name=" + a + " ok"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		st.Close()
+		db, err := bbolt.Open(path, 0o600, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		err = db.Update(func(tx *bbolt.Tx) error {
+			b := tx.Bucket([]byte("records"))
+			k := binary.BigEndian.AppendUint64(nil, 2)
+			return b.Put(k, bytes.Replace(b.Get(k), []byte("name=enroll"), []byte("name=status"), 1))
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+	out, err := r.totemctl(ctx, r.ops, "audit", "verify")
+	if err == nil || !strings.Contains(out, "BROKEN at record 2") {
+		t.Fatalf("audit verify of an altered store: %v %q", err, out)
+	}
+	out, err = r.totemctl(ctx, r.ops, "audit", "--action", "command", "--actor", "console:ops")
+	if err != nil || !strings.Contains(out, "name=status") || !strings.Contains(out, "name=unlock") {
+		t.Fatalf("audit: %v\n%s", err, out)
 	}
 }

@@ -88,6 +88,9 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 			"       totemctl [flags] keygen --id ID --role technician|ops [--out FILE]\n"+
 			"       totemctl [flags] job create --package FILE --target all|ID,ID… [--rate N/min] [--abort-after-failures P%] [--id JOB]\n"+
 			"       totemctl [flags] job status [JOB] [-o table|json] | job cancel JOB\n"+
+			"       totemctl [flags] audit [--totem T|hub] [--actor A] [--action A] [--since T] [--until T] [--max N] [-o table|json]\n"+
+			"       totemctl [flags] audit verify | audit add ACTION [DETAIL]\n"+
+			"       totemctl [flags] config get TOTEM | config set TOTEM KEY=VALUE…\n"+
 			"  every command is signed with the console's key (--key, key_file)")
 		fs.PrintDefaults()
 	}
@@ -138,6 +141,10 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 		return job(ctx, cfg, rest[1:], stdout, stderr)
 	case "technician":
 		return technician(ctx, cfg, rest[1:], stdout, stderr)
+	case "audit":
+		return auditCmd(ctx, cfg, rest[1:], stdout, stderr)
+	case "config":
+		return configCmd(ctx, cfg, rest[1:], stdout)
 	case "cmd":
 		if len(rest) < 3 || !protocol.ValidTotemID(rest[1]) {
 			fs.Usage()

@@ -30,6 +30,7 @@ import (
 
 	"github.com/aslcns/totem/cmd/internal/cli"
 	"github.com/aslcns/totem/cmd/internal/sdnotify"
+	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/config"
 	"github.com/aslcns/totem/drivers/cns/vcard"
 	"github.com/aslcns/totem/drivers/escpos"
@@ -249,6 +250,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 
 	var link atomic.Pointer[uplink.Uplink] // set once the credentials are there
 	var verifier atomic.Pointer[cmdsig.Verifier]
+	settings := liveSettings(*cfgPath, &loaded, level, &link, &verifier, box, &appRef, log.With("subsystem", "config"))
 	var app *firmware.App
 	// Receipts with the first halves of PIN and PUK wait for paper sealed
 	// with the outbox's keyring, and go once printed.
@@ -267,7 +269,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		Totem: cfg.Totem.ID, ASL: cfg.Totem.ASL, Location: cfg.Totem.Location,
 		Lang: firmware.ParseLang(cfg.Session.Lang), Outbox: box, Jobs: jobs, Logger: log.With("subsystem", "firmware"),
 		ResultWait: cfg.Sync.ResultWait.Duration, IdleTimeout: cfg.Session.IdleTimeout.Duration,
-		QueuedTTL: cfg.Sync.QueuedTTL.Duration, ReissueCounter: cfg.Totem.ReissueCounter,
+		QueuedTTL: cfg.Sync.QueuedTTL.Duration, ReissueCounter: cfg.Totem.ReissueCounter, Audit: true,
+		Settings: settings,
 		CommandsRefused: func() map[string]uint64 {
 			if v := verifier.Load(); v != nil {
 				return v.Refused()
@@ -346,12 +349,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 		// Read after the credentials: the demo hub writes its console's
 		// key before them.
-		keys, err := cli.TrustedKeys(cfg.ConsoleKeys, cfg.ConsoleKeysFile)
+		// The keys in force: a remote change may have come first.
+		cur := settings.Current()
+		keys, err := cli.TrustedKeys(cur.ConsoleKeys, cur.ConsoleKeysFile)
 		if err != nil {
 			return err
 		}
 		if len(keys) == 0 {
-			log.Warn("no console keys trusted: every remote command will be refused", "console_keys_file", cfg.ConsoleKeysFile)
+			log.Warn("no console keys trusted: every remote command will be refused", "console_keys_file", cur.ConsoleKeysFile)
 		}
 		verifier.Store(cmdsig.NewVerifier(cfg.Totem.ID, keys, cmdRecord))
 		gate.Trust(keys)
@@ -369,8 +374,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			KeepAlive: cfg.Broker.KeepAlive.Duration, BackoffMin: cfg.Broker.ReconnectMin.Duration,
 			BackoffMax: cfg.Broker.ReconnectMax.Duration, Version: version, Boot: clk.Boot(),
 			Mono:      func() time.Duration { return time.Duration(clk.Stamp().Mono) * time.Millisecond },
-			Telemetry: app.Telemetry, TelemetryInterval: cfg.Sync.TelemetryInterval.Duration,
-			OnResult: app.Result, OnPolicy: app.SetPolicy, OnCommand: app.Command,
+			Telemetry: app.Telemetry, TelemetryInterval: cur.Sync.TelemetryInterval.Duration,
+			OnResult: app.Result, OnPolicy: app.SetPolicy, OnCommand: app.Command, OnRefused: app.CommandRefused,
 			OnTechnicians: func(b []byte) { adoptTechnicians(gate, b, log) },
 			Verifier:      verifier.Load(), OnUpdate: upd.onUpdate(),
 		})
@@ -382,7 +387,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return up.Run(ctx)
 	})
 	log.Info("totemd running", "version", version, "state_dir", cfg.StateDir, "panel", useTerm)
-	serve(ctx, log, level, *cfgPath, &loaded, app, &link, &credsBeat)
+	serve(ctx, log, level, settings, app, &link, &credsBeat)
 	var first error
 	select {
 	case <-ctx.Done():
@@ -400,6 +405,7 @@ func outboxOptions(cfg *config.Totemd, keys *outbox.Keyring, stamp func() protoc
 	for _, k := range cfg.Outbox.TelemetryKinds {
 		classes[k] = outbox.ClassTelemetry
 	}
+	classes[cms.KindAudit] = outbox.ClassAudit // the hub's audit (firmware.RecordAudit): never shed
 	for _, k := range cfg.Outbox.AuditKinds {
 		classes[k] = outbox.ClassAudit
 	}

@@ -214,6 +214,11 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 	if cfg.Broker.Embedded {
 		accounts, enroller = reg, reg
 	}
+	aud, stopAudit, err := openAudit(ctx, cfg, log.With("subsystem", "audit"))
+	if err != nil {
+		return err
+	}
+	defer stopAudit()
 	jobs, stopJobs, err := startRollout(ctx, cfg, url, tlsCfg, me, keys, reg, log)
 	if err != nil {
 		return err
@@ -221,8 +226,9 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 	defer stopJobs()
 	h := hub.New(hub.Options{Accounts: accounts, Enroller: enroller, EnrollValidity: cfg.Fleet.EnrollValidity.Duration, URL: url, TLS: tlsCfg, CAFile: caFile, ClientID: hubClientPrefix + cli.RandomID(4), Username: me.Username,
 		Password: me.Password, Backend: store, Logger: log.With("subsystem", "ingest"),
-		Verifier: cmdsig.NewVerifier(cmdsig.HubTarget, keys, rec), Fleet: fleet, Jobs: jobs,
+		Verifier: cmdsig.NewVerifier(cmdsig.HubTarget, keys, rec), Fleet: fleet, Jobs: jobs, Audit: aud,
 		Technicians: techs, TechKey: &techKey})
+	defer auditCredentials(reg, h, log)()
 	if cfg.HTTP.Listen != "" {
 		ws, err := startWeb(cfg, log, h, store, fleet, reg, bstats, bconns)
 		if err != nil {

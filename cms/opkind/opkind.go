@@ -45,6 +45,12 @@ const (
 	// cancelled (seed 003: "Rimborsa"): a new operation in sequence that
 	// references the reader request, distinct from its cancellation.
 	Refund = "refund" // RefundRequest → RefundResult
+	// Audit carries one action of a person at the totem (an operator's
+	// session, a console command, a technician's maintenance) to the
+	// hub's audit (sync/audit) through the outbox: in sequence, exactly
+	// once, surviving offline periods. The CMS accepts it and changes
+	// nothing; the hub appends it to the audit before it answers.
+	Audit = "audit"
 )
 
 // Kind is the declaration of one operation kind.
@@ -88,6 +94,7 @@ var declared = []Kind{
 	{Name: Correction},
 	{Name: Cancellation},
 	{Name: Refund, Receipt: true},
+	{Name: Audit},
 }
 
 var (

@@ -68,6 +68,21 @@ var appliers = map[string]applier{
 	cms.KindCorrection:   (*Store).applyVariation,
 	cms.KindCancellation: (*Store).applyVariation,
 	cms.KindRefund:       (*Store).applyRefund,
+	cms.KindAudit:        func(_ *Store, c *opCtx) (applied, error) { return applyAudit(c), nil },
+}
+
+// applyAudit settles an audit entry's sequence number: the hub stores the
+// entry in its audit (sync/audit); the CMS checks that it has the shape
+// of one and changes nothing.
+func applyAudit(c *opCtx) applied {
+	var e struct {
+		Actor  string `json:"actor"`
+		Action string `json:"action"`
+	}
+	if json.Unmarshal(c.op.Payload, &e) != nil || e.Actor == "" || e.Action == "" {
+		return applied{rejects: badPayload()}
+	}
+	return applied{}
 }
 
 // apply runs the rules of op's kind inside tx. An error aborts the

@@ -62,3 +62,27 @@ func TestFixtureKindApplies(t *testing.T) {
 		t.Fatalf("malformed fixture op: %+v", outs[1])
 	}
 }
+
+// An audit entry settles its sequence number, changes nothing and stays
+// out of the Reportistica unless asked for by kind; a malformed one is
+// rejected.
+func TestAuditKind(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "cms.db"))
+	defer s.Close()
+	outs, err := s.ApplyBatch(context.Background(), []cms.Op{
+		{ID: id(1), Totem: "t1", Seq: 1, Kind: cms.KindAudit, Payload: []byte(`{"actor":"operator:8090000000042006","action":"operator_login"}`), Received: now},
+		{ID: id(2), Totem: "t1", Seq: 2, Kind: cms.KindAudit, Payload: []byte(`{"action":"x"}`), Received: now},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !outs[0].Accepted || outs[0].Protocol == "" || outs[1].Accepted || outs[1].Rejects[0].Code != cms.CodeBadPayload {
+		t.Fatalf("outcomes %+v", outs)
+	}
+	if rows, err := s.Report(cms.ReportFilter{}); err != nil || len(rows) != 0 {
+		t.Fatalf("Report() = %+v, %v: audit entries are not operations on cards", rows, err)
+	}
+	if rows, err := s.Report(cms.ReportFilter{Kind: cms.KindAudit}); err != nil || len(rows) != 1 || rows[0].Accepted != 1 {
+		t.Fatalf("Report(kind audit) = %+v, %v", rows, err)
+	}
+}

@@ -41,7 +41,10 @@ func (s *Store) Report(f ReportFilter) ([]ReportRow, error) {
 				return err
 			}
 			switch {
-			case f.Totem != "" && a.Totem != f.Totem,
+			// Audit entries (people's actions, on their way to the hub's
+			// audit) are not operations on cards: only asked for by kind.
+			case f.Kind == "" && a.Kind == cms.KindAudit,
+				f.Totem != "" && a.Totem != f.Totem,
 				f.Operator != "" && a.Operator != f.Operator,
 				f.Kind != "" && a.Kind != f.Kind,
 				f.Outcome == ReportAccepted && !a.Accepted,

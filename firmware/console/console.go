@@ -36,6 +36,11 @@ var commands = map[string]handler{
 	"cancel":        (*Console).cancel,
 	"refund":        (*Console).refund,
 	"resync":        func(a *Console, ctx context.Context, _ map[string]string) (any, error) { return a.resync(ctx) },
+	// Remote configuration (config.go): the file's settings, secrets
+	// redacted; a change validated, written atomically, applied live
+	// where it can be.
+	"config_get": (*Console).configGet,
+	"config_set": (*Console).configSet,
 }
 
 // Commands returns the names of the console commands a totem runs, sorted:

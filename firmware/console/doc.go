@@ -53,6 +53,12 @@ type Options struct {
 	// ResultWait bounds the wait for the hub's answer to an action;
 	// QueuedTTL is the expiry of a variation.
 	ResultWait, QueuedTTL time.Duration
+	// Wait, when set, gives the result wait in force instead of
+	// ResultWait (sync.result_wait changed live).
+	Wait func() time.Duration
+	// Config is the totem's configuration file (config_get, config_set);
+	// nil refuses both.
+	Config Configurer
 }
 
 // Console answers the console's commands for one totem.

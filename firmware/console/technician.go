@@ -79,7 +79,11 @@ func entryState(e outbox.Entry) string {
 // await waits up to ResultWait for a result of e newer than e's, and
 // returns the entry as it stands.
 func (a *Console) await(ctx context.Context, e outbox.Entry, ch <-chan outbox.Entry) outbox.Entry {
-	timer := time.NewTimer(a.o.ResultWait)
+	wait := a.o.ResultWait
+	if a.o.Wait != nil {
+		wait = a.o.Wait()
+	}
+	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	select {
 	case got := <-ch:

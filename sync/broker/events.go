@@ -1,6 +1,9 @@
 package broker
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // The credential events counted per user (issue 14: every one counted per
 // totem for the metrics and the ops console). A fixed set: the metrics'
@@ -27,9 +30,19 @@ type eventCounts [len(CredentialEvents)]int64
 type events struct {
 	mu sync.Mutex
 	m  map[string]*eventCounts
+	on atomic.Pointer[func(username, event string)] // Registry.OnCredentialEvent
 }
 
+// OnCredentialEvent makes f hear every credential event of a registry user
+// but EventFailed (the lock that failures lead to is heard): the hub's
+// audit. f runs on the authenticating client's goroutine: it must hand the
+// event off, never wait.
+func (r *Registry) OnCredentialEvent(f func(username, event string)) { r.events.on.Store(&f) }
+
 func (e *events) add(username, event string) {
+	if f := e.on.Load(); f != nil && event != EventFailed {
+		(*f)(username, event)
+	}
 	i := eventIndex(event)
 	e.mu.Lock()
 	defer e.mu.Unlock()

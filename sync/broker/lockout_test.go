@@ -138,3 +138,28 @@ func mustHash(t *testing.T, s string) string {
 	}
 	return h
 }
+
+// OnCredentialEvent hears the lock and the unlock (the hub's audit), not
+// each failure before the lock.
+func TestCredentialEventsHeard(t *testing.T) {
+	f := startFleet(t, 0)
+	var mu sync.Mutex
+	var heard []string
+	f.reg.OnCredentialEvent(func(user, event string) {
+		mu.Lock()
+		heard = append(heard, user+" "+event)
+		mu.Unlock()
+	})
+	a := f.users["A"]
+	for range MaxFailures {
+		dial(t, f.srv.Addr(), "A", "A", a.Password+"x", nil)
+	}
+	if _, ok, err := f.reg.Unlock("A"); !ok || err != nil {
+		t.Fatalf("unlock: %v %v", ok, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Join(heard, ",") != "A locked,A unlocked" {
+		t.Fatalf("heard %q, want the lock and the unlock", heard)
+	}
+}

@@ -60,6 +60,8 @@ var (
 		"cancel":        Ops,        // a variation: changes data at the CMS
 		"refund":        Ops,        // gives the reader fee back: money
 		"void":          Ops,        // gives an operation up: the hub records OP_VOID
+		"config_get":    Ops,        // the configuration in force, secrets redacted
+		"config_set":    Ops,        // changes the configuration file, applied live where it can be
 	}
 	// linkRoles are the totem commands its uplink answers itself, not
 	// the firmware: Test credenziali (totemctl cmd T test-credentials).
@@ -85,6 +87,13 @@ var (
 		"technician_list":        Ops,
 		"technician_remove":      Ops,
 		"technician_unlock_code": Technician,
+		// The central audit (sync/audit): reading it and checking its
+		// chain are ops' (it records the technicians' actions too);
+		// adding an entry (a maintenance step done by hand) any
+		// console's, always under its own name.
+		"audit":        Ops,
+		"audit_verify": Ops,
+		"audit_add":    Technician,
 	}
 )
 

@@ -502,3 +502,21 @@ func TestRefusalFloodLogsOnce(t *testing.T) {
 		t.Fatalf("Refused() = %v", got)
 	}
 }
+
+// SetKeys (console_keys changed live) trusts the new set at once: a key
+// added is obeyed, a key removed refused.
+func TestSetKeys(t *testing.T) {
+	v := NewVerifier("t1", []PublicKey{tech.Public()}, memReplay{})
+	byOps := signed(t, ops, "t1", "0123456789abcdef01", "config_set", Ops, nil, time.Now(), time.Minute)
+	if c := code(v.Verify(byOps)); c != CodeUnknownKey {
+		t.Fatalf("before SetKeys: %q, want %s", c, CodeUnknownKey)
+	}
+	v.SetKeys([]PublicKey{ops.Public()})
+	if err := v.Verify(byOps); err != nil || v.Keys() != 1 {
+		t.Fatalf("after SetKeys: %v (%d keys)", err, v.Keys())
+	}
+	byTech := signed(t, tech, "t1", "0123456789abcdef02", "ping", Technician, nil, time.Now(), time.Minute)
+	if c := code(v.Verify(byTech)); c != CodeUnknownKey {
+		t.Fatalf("a removed key: %q, want %s", c, CodeUnknownKey)
+	}
+}

@@ -74,7 +74,7 @@ const LogEvery = time.Minute
 // Verifier checks commands for one target with a set of trusted keys.
 type Verifier struct {
 	target string
-	keys   map[string]PublicKey
+	keys   atomic.Pointer[map[string]PublicKey] // SetKeys replaces the whole
 	replay Replay
 
 	refused map[string]*atomic.Uint64 // by code; the map is never written after NewVerifier
@@ -94,12 +94,13 @@ func NewVerifier(target string, keys []PublicKey, replay Replay) *Verifier {
 	for _, k := range keys {
 		m[k.ID] = k
 	}
-	v := &Verifier{target: target, keys: m, replay: replay, refused: make(map[string]*atomic.Uint64, len(Codes)),
+	v := &Verifier{target: target, replay: replay, refused: make(map[string]*atomic.Uint64, len(Codes)),
 		now: time.Now, after: func(d time.Duration, f func()) { time.AfterFunc(d, f) },
 		logged: make(map[string]time.Time), held: make(map[string]uint64)}
 	for _, c := range Codes {
 		v.refused[c] = new(atomic.Uint64)
 	}
+	v.keys.Store(&m)
 	return v
 }
 
@@ -160,7 +161,17 @@ func (v *Verifier) summary() {
 }
 
 // Keys reports how many keys the Verifier trusts.
-func (v *Verifier) Keys() int { return len(v.keys) }
+func (v *Verifier) Keys() int { return len(*v.keys.Load()) }
+
+// SetKeys replaces the trusted keys (console_keys changed live): commands
+// verified after it returns are checked against keys only.
+func (v *Verifier) SetKeys(keys []PublicKey) {
+	m := make(map[string]PublicKey, len(keys))
+	for _, k := range keys {
+		m[k.ID] = k
+	}
+	v.keys.Store(&m)
+}
 
 // Verify returns nil when c may run here, or a *Refusal. The checks that
 // need no state come first, so nothing unsigned or forged reaches the
@@ -169,7 +180,7 @@ func (v *Verifier) Verify(c *protocol.Command) error {
 	if c.Key == "" || len(c.Sig) == 0 {
 		return refuse(CodeUnsigned, "command %s is not signed", c.Name)
 	}
-	k, ok := v.keys[c.Key]
+	k, ok := (*v.keys.Load())[c.Key]
 	if !ok {
 		return refuse(CodeUnknownKey, "key %s is not trusted here", c.Key)
 	}

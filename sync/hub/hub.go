@@ -24,6 +24,7 @@ import (
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/internal/goset"
 	"github.com/aslcns/totem/internal/lograte"
+	"github.com/aslcns/totem/sync/audit"
 	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/enroll"
 	"github.com/aslcns/totem/sync/pki"
@@ -86,6 +87,10 @@ type Options struct {
 	// technician commands and pushes nothing.
 	Technicians *techset.Store
 	TechKey     *cmdsig.PrivateKey
+	// Audit, when set, is the central audit (sync/audit): the entries
+	// totems send as operations of kind audit, the console commands the
+	// hub runs or refuses, and what Audit is given.
+	Audit *audit.Store
 }
 
 // How long an out-of-order operation waits for its predecessor, which
@@ -117,6 +122,7 @@ type Hub struct {
 	syncGate syncGate
 
 	logs      lograte.Limiter // lines that a totem's repeats would multiply
+	auditRate lograte.Limiter // refused commands recorded in the audit (audit.go)
 	enr       enrollState     // enroll.go
 	rotations atomic.Int64    // rotate.go
 
@@ -460,6 +466,18 @@ func (h *Hub) worker(ctx context.Context, cm *autopaho.ConnectionManager) {
 			continue
 		}
 		outs, err := h.apply(ctx, batch)
+		var auditErr error // the batch's audit entries not recorded: their totems send them again
+		if err == nil {
+			var entries []*protocol.Op
+			for i, p := range batch {
+				if isAudit(p.op, outs[i]) {
+					entries = append(entries, p.op)
+				}
+			}
+			if auditErr = h.auditOps(entries); auditErr != nil {
+				h.limited(slog.LevelError, "audit", "audit entries not recorded", "n", len(entries), "err", auditErr)
+			}
+		}
 		var refused []cms.Transmission // for the send log
 		answers := make([]outgoing, 0, len(batch))
 		for i, p := range batch {
@@ -481,6 +499,11 @@ func (h *Hub) worker(ctx context.Context, cm *autopaho.ConnectionManager) {
 				res.Expect = outs[i].Expect
 				refused = append(refused, cms.Transmission{At: outs[i].At, Totem: p.op.Totem, Seq: p.op.Seq,
 					OpID: p.op.ID, Kind: p.op.Kind, Stamp: stampOf(p.op.Stamp), Expect: outs[i].Expect})
+			case auditErr != nil && isAudit(p.op, outs[i]):
+				// Not in the audit: the totem is told to send it again, and
+				// the CMS's stored outcome (a duplicate) leads here again.
+				res.Transport = protocol.Transport{Status: protocol.TransportRefused, At: time.Now().UTC()}
+				res.Processing = protocol.Processing{Status: protocol.ProcessingPending}
 			default:
 				h.outcome(p.op, outs[i], res)
 			}
@@ -844,6 +867,13 @@ func (h *Hub) command(p *paho.Publish) {
 		} else {
 			reply.OK = true
 		}
+	case auditCommands[cmd.Name] != nil:
+		reply.ID = cmd.ID
+		if reply.Data, err = auditCommands[cmd.Name](h, cmd, console); err != nil {
+			reply.Error = err.Error()
+		} else {
+			reply.OK = true
+		}
 	case strings.HasPrefix(cmd.Name, "job_") && h.o.Jobs != nil:
 		reply.ID = cmd.ID
 		if reply.Data, err = h.o.Jobs(console, cmd.Name, cmd.Args); err != nil {
@@ -865,6 +895,9 @@ func (h *Hub) command(p *paho.Publish) {
 		h.stats.CommandsFailed.Add(1)
 	}
 	h.log.Info("console command", "console", console, "id", reply.ID, "ok", reply.OK)
+	if !invalid {
+		h.auditCommand(console, cmd, reply, refused != nil)
+	}
 	b, _ := protocol.Marshal(reply)
 	h.mu.Lock()
 	cm := h.cm

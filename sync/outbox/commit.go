@@ -341,9 +341,10 @@ func (o *Outbox) checkAlarm(u Usage) {
 	if o.maxPending == 0 && o.maxSize == 0 {
 		return
 	}
-	on := u.Fraction >= o.alarmAt
+	at := o.AlarmAt()
+	on := u.Fraction >= at
 	was := o.alarm.Load()
-	if was && !on && u.Fraction >= o.alarmAt-0.05 {
+	if was && !on && u.Fraction >= at-0.05 {
 		on = true // hysteresis: clear a little below the threshold
 	}
 	if on == was {

@@ -862,3 +862,29 @@ func TestFullQueueRecordsItsResults(t *testing.T) {
 		t.Fatalf("depth %d after every result", q.Depth)
 	}
 }
+
+// SetAlarmAt (outbox.alarm_at changed live) moves the threshold for the
+// next commit: 3 of 10 pending raise no alarm at 0.5, and do at 0.3.
+func TestSetAlarmAt(t *testing.T) {
+	alarms := make(chan outbox.Usage, 10)
+	o := openWith(t, dbPath(t), &outbox.Options{MaxPending: 10, AlarmAt: 0.5, OnAlarm: func(u outbox.Usage) { alarms <- u }})
+	for i := range 3 {
+		enqueue(t, o, i)
+	}
+	if u, err := o.Usage(); err != nil || u.Alarm {
+		t.Fatalf("alarm at 3 of 10 with threshold 0.5: %+v, %v", u, err)
+	}
+	for _, bad := range []float64{0, -1, 1.5} {
+		if o.SetAlarmAt(bad) == nil {
+			t.Errorf("SetAlarmAt(%v) accepted", bad)
+		}
+	}
+	if err := o.SetAlarmAt(0.3); err != nil || o.AlarmAt() != 0.3 {
+		t.Fatalf("SetAlarmAt(0.3): %v, %v", err, o.AlarmAt())
+	}
+	enqueue(t, o, 3)
+	u := <-alarms
+	if !u.Alarm || u.Pending != 4 {
+		t.Fatalf("alarm %+v", u)
+	}
+}

@@ -66,6 +66,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -252,8 +253,9 @@ type Outbox struct {
 	classes     map[string]Class
 	maxPending  int
 	maxSize     int
-	softSize    int64 // Enqueue keeps estimated use below this; 0 = no bound
-	alarmAt     float64
+	softSize    int64         // Enqueue keeps estimated use below this; 0 = no bound
+	alarmAt     float64       // as opened; alarmBits is the one in force
+	alarmBits   atomic.Uint64 // math.Float64bits of the alarm threshold (SetAlarmAt)
 	maxAttempts int
 	keys        *Keyring
 	now         func() time.Time
@@ -335,6 +337,7 @@ func Open(path string, opts *Options) (*Outbox, error) {
 	if o.alarmAt == 0 {
 		o.alarmAt = DefaultAlarmAt
 	}
+	o.alarmBits.Store(math.Float64bits(o.alarmAt))
 	if o.maxAttempts == 0 {
 		o.maxAttempts = DefaultMaxAttempts
 	}
@@ -1328,3 +1331,16 @@ func addCounter(tx *bolt.Tx, key []byte, delta int64) error {
 	}
 	return b.Put(key, seqKey(uint64(n)))
 }
+
+// SetAlarmAt changes the fraction of a quota at which the alarm fires
+// (outbox.alarm_at changed live); it takes effect at the next commit.
+func (o *Outbox) SetAlarmAt(f float64) error {
+	if f <= 0 || f > 1 {
+		return fmt.Errorf("outbox: alarm threshold %v: want more than 0 and at most 1", f)
+	}
+	o.alarmBits.Store(math.Float64bits(f))
+	return nil
+}
+
+// AlarmAt returns the alarm threshold in force.
+func (o *Outbox) AlarmAt() float64 { return math.Float64frombits(o.alarmBits.Load()) }

@@ -95,6 +95,9 @@ type Options struct {
 	// OnCommand answers a console command. It runs on its own goroutine,
 	// only for commands Verifier admitted.
 	OnCommand func(context.Context, *protocol.Command) *protocol.Reply
+	// OnRefused hears each command Verifier refused, with the refusal
+	// sent back (the totem's audit); it runs on its own goroutine.
+	OnRefused func(*protocol.Command, *protocol.Reply)
 	// Verifier checks every command's signature, target, role, expiry
 	// and nonce before OnCommand; nil refuses every command.
 	Verifier *cmdsig.Verifier
@@ -120,6 +123,9 @@ type Options struct {
 type Uplink struct {
 	o   Options
 	log *slog.Logger
+	// telemetryEvery is the telemetry interval in force (ns): a remote
+	// configuration change sets it live (SetTelemetryInterval).
+	telemetryEvery atomic.Int64
 	// beat is when the session loop last ran (unix ns), see Progress.
 	beat atomic.Int64
 
@@ -212,15 +218,29 @@ func New(o Options) *Uplink {
 	if o.Heartbeat <= 0 {
 		o.Heartbeat = time.Second
 	}
-	return &Uplink{o: o, log: o.Logger, wake: make(chan struct{}, 1), results: make(chan []byte, 4096),
+	u := &Uplink{o: o, log: o.Logger, wake: make(chan struct{}, 1), results: make(chan []byte, 4096),
 		inflight: make(map[string]sent), ledgers: make(map[string]chan *protocol.Ledger), window: o.Window, ops: &opQueue{},
 		bucket: newBucket(o.Rate, o.Burst, o.Clock), rotations: make(map[string]chan *protocol.RotateReply),
 		rotateWake: make(chan struct{}, 1),
 		cur:        creds.File{Username: o.Username, Password: o.Password, Role: creds.RoleTotem, RotateAt: o.RotateAt}}
+	u.telemetryEvery.Store(int64(o.TelemetryInterval))
+	return u
 }
 
 // Connected reports whether the link is up.
 func (u *Uplink) Connected() bool { return u.connected.Load() }
+
+// SetTelemetryInterval changes the telemetry interval of the running
+// link (sync.telemetry_interval changed live); d <= 0 is ignored.
+func (u *Uplink) SetTelemetryInterval(d time.Duration) {
+	if d > 0 {
+		u.telemetryEvery.Store(int64(d))
+		u.poke()
+	}
+}
+
+// TelemetryInterval returns the telemetry interval in force.
+func (u *Uplink) TelemetryInterval() time.Duration { return time.Duration(u.telemetryEvery.Load()) }
 
 func (u *Uplink) poke() {
 	select {
@@ -419,7 +439,8 @@ func (u *Uplink) reconnectBackoff(network autopaho.Backoff) autopaho.Backoff {
 // session runs, for each connection, the subscriptions, presence, the
 // telemetry timer and the drain of the outbox.
 func (u *Uplink) session(ctx context.Context, cm *autopaho.ConnectionManager) {
-	tick := time.NewTicker(u.o.TelemetryInterval)
+	every := u.TelemetryInterval()
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	heartbeat := time.NewTicker(u.o.Heartbeat)
 	defer heartbeat.Stop()
@@ -442,6 +463,10 @@ func (u *Uplink) session(ctx context.Context, cm *autopaho.ConnectionManager) {
 		reported := u.depth() // setup published the telemetry
 	drain:
 		for u.connected.Load() && u.conns.Load() == conn {
+			if d := u.TelemetryInterval(); d != every {
+				every = d
+				tick.Reset(d)
+			}
 			var (
 				err    error
 				wait   time.Duration
@@ -775,8 +800,11 @@ func (u *Uplink) command(ctx context.Context, p *paho.Publish) {
 	default:
 		reply = cmdsig.Authorize(u.o.Verifier, cmd, u.log)
 	}
+	refused := reply != nil && cmd != nil && u.o.OnCommand != nil
 	u.cmds.Go(func() {
 		switch {
+		case refused && u.o.OnRefused != nil:
+			u.o.OnRefused(cmd, reply)
 		case reply != nil:
 		case cmd.Name == "test_credentials": // the link's own (credtest.go)
 			reply = u.testCredentials(ctx, cmd)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -347,9 +348,15 @@ func TestCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rec.Close()
+	var refusedMu sync.Mutex
+	var refused []string // what OnRefused heard, before each refusal's reply went out
 	u, _ := r.run(t, ctx, Options{OnCommand: func(_ context.Context, c *protocol.Command) *protocol.Reply {
 		calls.Add(1)
 		return &protocol.Reply{ID: c.ID, OK: true}
+	}, OnRefused: func(c *protocol.Command, rep *protocol.Reply) {
+		refusedMu.Lock()
+		refused = append(refused, c.ID+" "+rep.Code)
+		refusedMu.Unlock()
 	}, Verifier: cmdsig.NewVerifier(totem, []cmdsig.PublicKey{tech.Public()}, rec)})
 	for !u.Connected() && ctx.Err() == nil {
 		time.Sleep(10 * time.Millisecond)
@@ -432,6 +439,13 @@ func TestCommands(t *testing.T) {
 	}
 	if n := calls.Load(); n != 1 {
 		t.Fatalf("OnCommand called %d times, want 1", n)
+	}
+	refusedMu.Lock()
+	defer refusedMu.Unlock()
+	slices.Sort(refused)
+	want := []string{"c1c1c1c1c1c1c1c1 replayed", "c2c2c2c2c2c2c2c2 expired", "c3c3c3c3c3c3c3c3 unsigned", "c4c4c4c4c4c4c4c4 out_of_role"}
+	if !slices.Equal(refused, want) {
+		t.Fatalf("OnRefused heard %q, want %q", refused, want)
 	}
 }
 
