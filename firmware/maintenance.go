@@ -72,6 +72,7 @@ type seqState struct {
 // detail holds codes and counts only.
 func (a *App) techAudit(actor, action, detail string) {
 	a.log.Info("technician audit", "actor", actor, "action", action, "detail", detail)
+	a.audit(actor, action, detail) // to the hub's audit, through the outbox
 }
 
 var (

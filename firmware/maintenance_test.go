@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -461,5 +462,47 @@ func TestMaintenanceQueueResend(t *testing.T) {
 	r.wait(ctx, "1 Stampante")
 	if !strings.Contains(r.logs.String(), "action=resend_stuck detail=\"resent=1 failed=0\"") {
 		t.Fatal("resend not audited")
+	}
+}
+
+// With the audit on (totemd's setting), a maintenance session at the
+// panel — entry, leaving — goes to the outbox as audit entries for the
+// hub, under the technician's number, never the name.
+func TestMaintenanceAudited(t *testing.T) {
+	ctx := ctxT(t)
+	r := startMaintWith(t, func(o *firmware.Options) { o.Audit = true })
+	r.wait(ctx, "Benvenuto")
+	r.panel.Type(firmware.MaintSequence)
+	r.wait(ctx, "Numero tecnico:")
+	r.panel.Type("1001#")
+	r.wait(ctx, "Codice dell'app:")
+	r.panel.Type(r.code() + "#")
+	r.wait(ctx, "1 Stampante")
+	r.panel.Type("D")
+	r.wait(ctx, "terminata")
+	var actions []string
+	for ctx.Err() == nil && !slices.Contains(actions, "session_end") {
+		actions = actions[:0]
+		es, err := r.box.Pending(0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range es {
+			if e.Kind != "audit" {
+				continue
+			}
+			var a protocol.AuditEntry
+			if err := json.Unmarshal(e.Payload, &a); err != nil {
+				t.Fatal(err)
+			}
+			if a.Actor != "tech:1001" || strings.Contains(string(e.Payload), "Tecnico") {
+				t.Fatalf("audit entry %s", e.Payload)
+			}
+			actions = append(actions, a.Action)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !slices.Contains(actions, "session_start") || !slices.Contains(actions, "session_end") {
+		t.Fatalf("audited actions %v, want session_start and session_end", actions)
 	}
 }
