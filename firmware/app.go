@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,7 +34,19 @@ type Devices struct {
 	Printer hal.Printer
 	Keypad  hal.Keypad
 	Display hal.Display
+	// Speaker speaks the screens once a citizen asks for it (KeySpeech);
+	// nil: the totem has none.
+	Speaker hal.Speaker
 }
+
+// The keys every citizen screen answers to besides its own, shown on the
+// idle screen (issue 17): A turns speech on for the session and, once on,
+// says the screen again; B switches the language on the idle screen and
+// the menu. A screen that binds one itself (text entry) keeps it.
+const (
+	KeySpeech hal.Key = 'A'
+	KeyLang   hal.Key = 'B'
+)
 
 // Options configures an App.
 type Options struct {
@@ -108,6 +121,11 @@ type App struct {
 	console *console.Console
 	// desk is what the operation flows (firmware/flows) see of the App.
 	desk *flows.Desk
+	// lang is the language of the session, speech whether its screens
+	// are spoken; both return to Options.Lang and off when a citizen is
+	// done. They belong to the loop's goroutine.
+	lang   Lang
+	speech bool
 }
 
 const metaPolicy = "policy"
@@ -129,7 +147,7 @@ func New(dev Devices, o Options) *App {
 	if o.QueuedTTL == 0 {
 		o.QueuedTTL = 30 * 24 * time.Hour
 	}
-	a := &App{o: o, dev: dev, log: o.Logger, start: time.Now(), now: time.Now,
+	a := &App{o: o, dev: dev, log: o.Logger, start: time.Now(), now: time.Now, lang: o.Lang,
 		cards: make(chan hal.CardEvent, 16), keys: make(chan hal.Key, 32),
 		waiters: waiters{m: make(map[string]chan outbox.Entry)}}
 	p := cms.Policy2020
@@ -327,7 +345,12 @@ func (a *App) watchReader(ctx context.Context, h hal.ReaderHealth) {
 // loop is the top of the state machine: idle, then one session per card.
 func (a *App) loop(ctx context.Context) error {
 	present := false
+	// A language or speech chosen on the idle screen by someone who then
+	// walks away lasts an idle timeout.
+	chosen := time.NewTimer(a.o.IdleTimeout)
+	defer chosen.Stop()
 	for {
+		a.endCitizen()
 		a.Show(a.health.idleScreen())
 		for !present {
 			select {
@@ -339,7 +362,17 @@ func (a *App) loop(ctx context.Context) error {
 					a.Show(a.health.idleScreen()) // the reader's state changed
 				}
 			case k := <-a.keys: // the services that need no card
+				idle := a.health.idleScreen()
+				if a.globalKey(idle, k, func() { a.Show(idle) }) {
+					chosen.Reset(a.o.IdleTimeout)
+					continue
+				}
 				present = a.cardless(ctx, k)
+			case <-chosen.C:
+				if a.speech || a.lang != a.o.Lang {
+					a.endCitizen()
+					a.Show(a.health.idleScreen())
+				}
 			case <-a.tick:
 				a.alive()
 			}
@@ -442,6 +475,10 @@ func (a *App) Key(ctx context.Context, name string, redraw func()) (hal.Key, err
 				timer.Reset(warnAt)
 				continue // the key only dismissed the warning
 			}
+			if a.globalKey(name, k, redraw) {
+				timer.Reset(warnAt)
+				continue
+			}
 			if !screens.Bound(name, k) {
 				timer.Reset(warnAt)
 				continue
@@ -466,9 +503,60 @@ func (a *App) Show(key string, args ...any) {
 	if screens.Has(key+"_nocard") && a.noCard {
 		key += "_nocard" // the variant that asks for no card back
 	}
-	if err := a.dev.Display.Show(screens.Format(a.o.Lang, key, args...)); err != nil {
+	if err := a.dev.Display.Show(screens.Format(a.lang, key, args...)); err != nil {
 		a.log.Warn("display", "err", err)
 	}
+	if a.speech {
+		a.say(screens.Spoken(a.lang, key, args...))
+	}
+}
+
+// say speaks text when the session asked for speech.
+func (a *App) say(text string) {
+	if a.dev.Speaker == nil || text == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := a.dev.Speaker.Say(ctx, a.lang.Code(), text); err != nil {
+		a.log.Warn("speaker", "err", err)
+	}
+}
+
+// globalKey handles the speech and language keys on screen name (redraw
+// puts it back, spoken, in the language now chosen); it reports whether k
+// was one of them.
+func (a *App) globalKey(name string, k hal.Key, redraw func()) bool {
+	if screens.Bound(name, k) && name != "idle" {
+		return false
+	}
+	switch {
+	case k == KeySpeech && a.dev.Speaker != nil:
+		if !a.speech {
+			a.log.Info("speech on")
+		}
+		a.speech = true
+	case k == KeyLang && (name == "idle" || strings.HasPrefix(name, "menu")):
+		a.setLang(a.lang.Other())
+		a.log.Info("language chosen", "lang", a.lang.Code())
+	default:
+		return false
+	}
+	redraw()
+	return true
+}
+
+// setLang makes l the language of the screens, speech and receipts.
+func (a *App) setLang(l Lang) {
+	a.lang = l
+	a.desk.SetLang(l)
+}
+
+// endCitizen puts the language and speech back to the totem's defaults
+// once a citizen is done.
+func (a *App) endCitizen() {
+	a.speech = false
+	a.setLang(a.o.Lang)
 }
 
 // Progress is when the session loop last ran. Its waits wake every
@@ -484,6 +572,9 @@ func (a *App) alive() { a.beat.Store(time.Now().UnixNano()) }
 func (a *App) Display(rows []string) {
 	if err := a.dev.Display.Show(rows); err != nil {
 		a.log.Warn("display", "err", err)
+	}
+	if a.speech {
+		a.say(screens.SpokenRows(a.lang, rows))
 	}
 }
 

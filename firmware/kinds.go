@@ -128,7 +128,7 @@ func (a *App) Finish(ctx context.Context, e outbox.Entry, kind string, info hal.
 	perr := a.Print(ctx, doc, e.ID)
 	switch {
 	case perr != nil:
-		a.Show("no_receipt", flows.PrinterText(a.o.Lang, perr))
+		a.Show("no_receipt", flows.PrinterText(a.lang, perr))
 	case !e.Done:
 		a.Show("provisional")
 	case e.Result.Processing.Status == protocol.ProcessingRejected:

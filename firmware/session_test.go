@@ -48,6 +48,7 @@ type localOpts struct {
 	reader  func(*sim.Reader) hal.CardReader // wraps the simulated reader
 	keypad  hal.Keypad                       // both default to the sim panel
 	display hal.Display
+	speaker hal.Speaker // none by default
 	// reissueCounter is Options.ReissueCounter.
 	reissueCounter bool
 	// box opens the outbox with these options (quotas) instead of none.
@@ -80,6 +81,7 @@ func startLocalOpts(t *testing.T, o localOpts) *local {
 	if o.display != nil {
 		dev.Display = o.display
 	}
+	dev.Speaker = o.speaker
 	var app *firmware.App
 	jobs, err := printq.Open(filepath.Join(t.TempDir(), "jobs.db"), tt.printer, printq.Options{Poll: 20 * time.Millisecond,
 		OnStatus: func(err error) { app.PrinterStatus(err) }})

@@ -1,6 +1,6 @@
 // Package hal is the contract between the totem firmware and its devices:
-// small interfaces for the card reader, the receipt printer, the keypad and
-// the text display, optional one-method capabilities, and the sentinel
+// small interfaces for the card reader, the receipt printer, the keypad,
+// the text display and the speaker, optional one-method capabilities, and the sentinel
 // errors the firmware branches on.
 //
 // hal imports only the standard library. Drivers in drivers/... implement
@@ -236,6 +236,15 @@ type Display interface {
 	// Show replaces the whole screen with lines (at most rows of them, each
 	// at most cols runes; longer input is cut).
 	Show(lines []string) error
+}
+
+// Speaker speaks text aloud: the speech output of the screens (EN 301 549
+// 5.1.3), through the totem's speaker or headphone jack.
+type Speaker interface {
+	// Say speaks text in language lang ("it" or "en"), cutting short the
+	// utterance still playing. It returns once the utterance is
+	// synthesised and started, not when it has been heard.
+	Say(ctx context.Context, lang, text string) error
 }
 
 // Beeper is an optional capability of a keypad or display.

@@ -50,8 +50,10 @@ const digits = "0123456789"
 var screens = map[string]screen{
 	// Without a card: # the menu of the services that need none (7-9
 	// also work from here, as on the card menu).
-	"idle": {keys: "#789*D", rows: [2][]string{{"    Benvenuto/a", "Inserire la tessera", "sanitaria TS-CNS", "Senza tessera #=Menu"},
-		{"      Welcome", "Insert your health", "card (TS-CNS)", "No card? #=Menu"}}},
+	// A turns speech on for the session (screens.go: spoken), B switches
+	// to the other language, each named in its own (issue 17).
+	"idle": {keys: "#789*DAB", rows: [2][]string{{"Inserire la tessera", "sanitaria TS-CNS", "Senza tessera #=Menu", "A=Voce   B=English"},
+		{"Insert your health", "card (TS-CNS)", "No card? #=Menu", "A=Voice  B=Italiano"}}},
 	"reading": {rows: [2][]string{{"Lettura tessera...", "Attendere, prego", "", ""},
 		{"Reading the card...", "Please wait", "", ""}}},
 	// The menu pages: # turns to the next page (from the last back to the
@@ -403,7 +405,11 @@ func init() {
 // Format returns screen key in l with its %-verbs filled, in row order,
 // from args; rows take as many arguments as they have verbs.
 func Format(l Lang, key string, args ...any) []string {
-	rows := l.Screen(key)
+	return fill(l.Screen(key), args)
+}
+
+// fill fills the %-verbs of rows, in row order, from args.
+func fill(rows []string, args []any) []string {
 	for i, r := range rows {
 		n := countVerbs(r)
 		if n > len(args) {
