@@ -159,7 +159,7 @@ func New(dev Devices, o Options) *App {
 	a.health = newHealth(o.Events, a.log)
 	a.policy.Store(&p)
 	a.console = newConsole(a)
-	a.desk = flows.NewDesk(a, o.Lang, a.log, kindTitle, o.Online)
+	a.desk = flows.NewDesk(a, o.Lang, a.log, a.title, o.Online)
 	return a
 }
 

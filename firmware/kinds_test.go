@@ -40,8 +40,8 @@ func kindProblems(kinds []opkind.Kind, specs map[string]kindSpec, self, assisted
 		case !ok:
 			ps = append(ps, k.Name+": declared with a flow, none registered (registerKind)")
 			continue
-		case s.title == "":
-			ps = append(ps, k.Name+": no receipt title")
+		case s.title == "" || s.titleEN == "":
+			ps = append(ps, k.Name+": no receipt title in Italian and English")
 		case !golden[s.title]:
 			ps = append(ps, fmt.Sprintf("%s: no golden receipt titled %q (receipt_test.go)", k.Name, s.title))
 		}
@@ -88,11 +88,11 @@ func TestKindProblemsFindsGaps(t *testing.T) {
 	flow := func(*App, context.Context, hal.Card, hal.CardInfo) error { return nil }
 	kinds := []opkind.Kind{{Name: "a", Flow: true}, {Name: "b", Flow: true}, {Name: "c", Flow: true}, {Name: "d", Flow: true}, {Name: "e"}}
 	specs := map[string]kindSpec{
-		"a": {title: "A", self: flow}, // complete
-		"b": {title: "", self: flow},  // no title
-		"c": {title: "C"},             // no flow, no golden
-		"d": {title: "D", self: flow}, // on no menu
-		"x": {title: "X", self: flow}, // not declared
+		"a": {title: "A", titleEN: "A", self: flow}, // complete
+		"b": {title: "", self: flow},                // no title
+		"c": {title: "C", titleEN: "C"},             // no flow, no golden
+		"d": {title: "D", titleEN: "D", self: flow}, // on no menu
+		"x": {title: "X", titleEN: "X", self: flow}, // not declared
 	}
 	self := []map[hal.Key]string{{'1': "a", '2': "b", '9': "z"}}
 	got := strings.Join(kindProblems(kinds, specs, self, nil, map[string]bool{"A": true, "D": true, "X": true}), "\n")

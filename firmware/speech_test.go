@@ -128,3 +128,43 @@ func TestChoiceForgottenWhenIdle(t *testing.T) {
 	l.wait(ctx, "B=Italiano")
 	l.wait(ctx, "B=English") // back to Italian after the idle timeout
 }
+
+// B on the idle screen: the whole session is in English, screens, speech
+// and receipt, and the next citizen starts in Italian again.
+func TestLanguageChoice(t *testing.T) {
+	ctx := ctxT(t)
+	spk := &haltest.Speaker{}
+	l := startLocalOpts(t, localOpts{speaker: spk})
+	l.wait(ctx, "A=Voce")
+	l.panel.Press(firmware.KeyLang, firmware.KeySpeech)
+	l.wait(ctx, "B=Italiano")
+	l.reader.Insert(testCard())
+	l.wait(ctx, "1 FSE consents")
+	l.panel.Press('1')
+	l.wait(ctx, "Enter the card PIN")
+	l.panel.Type(testPIN)
+	l.panel.Press(hal.KeyOK)
+	l.wait(ctx, "Consent 1 of 2")
+	l.panel.Press('1')
+	l.wait(ctx, "Consent 2 of 2")
+	l.panel.Press('2')
+	l.wait(ctx, "Summary")
+	l.panel.Press(hal.KeyOK)
+	l.wait(ctx, "outcome follows")
+	rs := l.printer.Receipts()
+	if len(rs) != 1 {
+		t.Fatalf("%d receipts", len(rs))
+	}
+	for _, want := range []string{"FSE consents", "PROVISIONAL RECEIPT", "Local reference: ", "Keep this receipt."} {
+		if !strings.Contains(rs[0], want) {
+			t.Errorf("receipt lacks %q:\n%s", want, rs[0])
+		}
+	}
+	hasSaid(t, spk, "en: Consent 1 of 2 Consultation of the FSE 1: Yes 2: No star: Back")
+	l.reader.Remove()
+	l.wait(ctx, "B=English")
+	l.reader.Insert(testCard())
+	l.wait(ctx, "1 Consensi FSE")
+	l.panel.Press(firmware.KeyLang) // the menu switches too
+	l.wait(ctx, "1 FSE consents")
+}

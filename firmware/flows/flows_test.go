@@ -14,6 +14,7 @@ import (
 	"github.com/aslcns/totem/firmware/screens"
 	"github.com/aslcns/totem/hal"
 	"github.com/aslcns/totem/sync/outbox"
+	"github.com/aslcns/totem/sync/protocol"
 )
 
 // fakeTotem is a Totem a test scripts: the keys pressed in order, and
@@ -102,5 +103,23 @@ func TestOfflineFlowAsksNothing(t *testing.T) {
 	}
 	if len(f.keys) != 1 || !slices.Equal(f.screens, []string{"offline_refused"}) || f.submitted != nil {
 		t.Fatalf("screens %q, keys left %d, submitted %v", f.screens, len(f.keys), f.submitted)
+	}
+}
+
+// The panel reads a refusal as the catalogue's texts of its codes, each
+// once, in the session's language; never a code or the CMS's message.
+func TestRejectionText(t *testing.T) {
+	e := outbox.Entry{Done: true, Result: &protocol.Result{Processing: protocol.Processing{Status: protocol.ProcessingRejected,
+		Errors: []protocol.Error{{Code: cms.CodeCIPWrong, Message: "CIP errato: restano 2 tentativi."}, {Code: cms.CodeCIPWrong, Message: "x"}}}}}
+	if got := RejectionText(screens.EN, e); got != screens.EN.Rejection(cms.CodeCIPWrong) {
+		t.Errorf("EN: %q", got)
+	}
+	e.Result.Processing.Errors = nil
+	if got := RejectionText(screens.IT, e); got != screens.IT.Rejection("") || got == "" {
+		t.Errorf("no code: %q", got)
+	}
+	e.Result.Processing.Errors = []protocol.Error{{Code: "X_NEW", Message: "interno"}}
+	if got := RejectionText(screens.EN, e); got != "The request was not accepted: please go to the counter." {
+		t.Errorf("unknown code: %q", got)
 	}
 }

@@ -73,6 +73,11 @@ func TestCatalogueOnLCD(t *testing.T) {
 				check(key, s)
 			}
 		}
+		for code, tx := range rejections {
+			for _, s := range tx {
+				check(code, s)
+			}
+		}
 	}
 	if len(lcd.A00.Missing("Sì è")) != 0 || len(lcd.A00.Missing("Ω")) == 0 {
 		t.Fatal("ROM map check is not discriminating")
