@@ -223,6 +223,26 @@ func (k Key) Valid() bool {
 	return k >= '0' && k <= '9' || k >= 'A' && k <= 'D' || k == '*' || k == '#'
 }
 
+// Keys only a full keyboard sends (a USB keyboard in assisted mode): it
+// sends the keypad's keys for Enter (#), Backspace (*) and Esc (D), these
+// for the cursor, and Char for every character typed — digits included,
+// so that a keyboard never types where only the keypad may (the PIN).
+const (
+	KeyLeft   Key = 0x01 // the cursor one character back
+	KeyRight  Key = 0x02 // the cursor one character on
+	KeyDelete Key = 0x03 // the character under the cursor deleted
+)
+
+// Char is the key of printable ASCII character c typed on a keyboard;
+// it is never a keypad key.
+func Char(c byte) Key { return Key(0x80 | c&0x7f) }
+
+// Char returns the character k carries when k is a typed character.
+func (k Key) Char() (byte, bool) {
+	c := byte(k) &^ 0x80
+	return c, k&0x80 != 0 && c >= 0x20 && c < 0x7f
+}
+
 // Keypad reports key presses.
 type Keypad interface {
 	// Next blocks until a key is pressed or ctx is done.
