@@ -37,6 +37,9 @@ type Devices struct {
 	// Speaker speaks the screens once a citizen asks for it (KeySpeech);
 	// nil: the totem has none.
 	Speaker hal.Speaker
+	// Keyboard is a USB keyboard for assisted mode (drivers/evdev); its
+	// keys count only while an operator session is open. nil: none.
+	Keyboard hal.Keypad
 }
 
 // The keys every citizen screen answers to besides its own, shown on the
@@ -126,6 +129,9 @@ type App struct {
 	// done. They belong to the loop's goroutine.
 	lang   Lang
 	speech bool
+	// operator is set while an operator session is open: the keyboard's
+	// keys count only then.
+	operator atomic.Bool
 }
 
 const metaPolicy = "policy"
@@ -264,6 +270,13 @@ func (a *App) Run(ctx context.Context) error {
 		defer wg.Done()
 		a.readKeys(ctx)
 	}()
+	if a.dev.Keyboard != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.readKeyboard(ctx)
+		}()
+	}
 	if h, ok := a.dev.Reader.(hal.ReaderHealth); ok {
 		wg.Add(1)
 		go func() {
@@ -319,6 +332,31 @@ func (a *App) readKeys(ctx context.Context) {
 				continue
 			}
 			return
+		}
+		select {
+		case a.keys <- k:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// readKeyboard hands the keyboard's keys to the loop while an operator
+// session is open, and drops them otherwise: in self-service the citizen
+// has the keypad only.
+func (a *App) readKeyboard(ctx context.Context) {
+	for {
+		k, err := a.dev.Keyboard.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			a.log.Error("keyboard", "err", err)
+			sleep(ctx, time.Second)
+			continue
+		}
+		if !a.operator.Load() {
+			continue
 		}
 		select {
 		case a.keys <- k:
@@ -474,6 +512,15 @@ func (a *App) Key(ctx context.Context, name string, redraw func()) (hal.Key, err
 				warned = false
 				timer.Reset(warnAt)
 				continue // the key only dismissed the warning
+			}
+			if c, ok := k.Char(); ok && !screens.Typed(name) {
+				// A keyboard's digit stands for the keypad's, but
+				// where only the keypad may type (the PIN).
+				if c < '0' || c > '9' || screens.Secret(name) {
+					timer.Reset(warnAt)
+					continue
+				}
+				k = hal.Key(c)
 			}
 			if a.globalKey(name, k, redraw) {
 				timer.Reset(warnAt)

@@ -123,3 +123,38 @@ func TestRejectionText(t *testing.T) {
 		t.Errorf("unknown code: %q", got)
 	}
 }
+
+// Text entry edits at a cursor: A and B (a keyboard's arrows) move it, *
+// deletes before it, Del under it, multi-tap and typed characters insert
+// at it (typed ones only those the field takes, in its case).
+func TestTextCursor(t *testing.T) {
+	for _, tc := range []struct {
+		keys []hal.Key
+		tap  *[10]string
+		init string
+		want string
+	}{
+		{[]hal.Key{'2', '2', '2', 'C', '3', 'A', hal.KeyBack, 'B', '4', '4', hal.KeyOK}, &tapUpper, "", "DH"},
+		{[]hal.Key{hal.Char('x'), hal.Char('@'), hal.Char('1'), hal.KeyLeft, hal.KeyLeft, hal.KeyDelete, hal.KeyOK}, &tapUpper, "", "1"},
+		{[]hal.Key{hal.Char('A'), hal.Char('@'), hal.Char('b'), hal.KeyOK}, &tapEmail, "", "a@b"},
+		{[]hal.Key{hal.Char('o'), hal.Char('1'), hal.Char('\''), hal.KeyOK}, &tapName, "", "O'"},
+		// A refused CF comes back with its text, the cursor at the end.
+		{[]hal.Key{'A', 'A', hal.KeyBack, '0', hal.KeyOK}, &tapUpper, "RSSMRA80A01H5O1U", "RSSMRA80A01H501U"},
+	} {
+		f := &fakeTotem{keys: tc.keys}
+		got, err := desk(f).text(context.Background(), "t_deleg_cf", tc.tap, 1, 16, tc.init)
+		if err != nil || got != tc.want {
+			t.Errorf("keys %q: %q, %v; want %q", tc.keys, got, err, tc.want)
+		}
+	}
+	if got := textRow([]byte("ABCDEFGHIJKLMNOPQRSTUVWXYZ"), 3, false); got != "ABC_DEFGHIJKLMNOPQRS" {
+		t.Errorf("row %q", got)
+	}
+	if got := textRow([]byte("ABCDEFGHIJKLMNOPQRSTUVWXYZ"), 26, false); got != "HIJKLMNOPQRSTUVWXYZ_" {
+		t.Errorf("row at the end %q", got)
+	}
+	dk := desk(&fakeTotem{})
+	if got := dk.hint(&tapEmail, '1', 2); got != "1: .@[-]_1 C=avanti" {
+		t.Errorf("hint %q", got)
+	}
+}
