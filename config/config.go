@@ -145,8 +145,9 @@ type Totemd struct {
 		// Keyboard is the Linux input device of a USB keyboard an
 		// operator may plug in for assisted mode (/dev/input/event*);
 		// "" = none.
-		Keyboard string `toml:"keyboard"`
-		Display  struct {
+		Keyboard       string `toml:"keyboard"`
+		KeyboardLayout string `toml:"keyboard_layout"` // it|us
+		Display        struct {
 			Kind string `toml:"kind"`    // lcd|oled
 			Bus  string `toml:"i2c_bus"` // "" = the first I2C bus
 			Addr int    `toml:"addr"`    // 0 = the driver's default (0x27 LCD, 0x3C OLED)
@@ -299,6 +300,7 @@ func DefaultTotemd() *Totemd {
 	c.Devices.Keypad.Rows = []string{}
 	c.Devices.Keypad.Cols = []string{}
 	c.Devices.Display.Kind = "lcd"
+	c.Devices.KeyboardLayout = "it"
 	c.Devices.Speaker.Kind = "espeak"
 	c.Devices.Speaker.Rate = 150
 	c.Devices.Display.ROM = "a00"

@@ -192,6 +192,7 @@ func (c *Totemd) Validate() error {
 	if r := c.Devices.Speaker.Rate; r < 80 || r > 300 {
 		p.add("devices.speaker.rate", "%d words per minute, want 80 to 300", r)
 	}
+	p.oneOf("devices.keyboard_layout", c.Devices.KeyboardLayout, "it", "us")
 	if k := c.Devices.Keyboard; k != "" && !filepath.IsAbs(k) {
 		p.add("devices.keyboard", "%q is not an absolute path (e.g. /dev/input/by-id/…-event-kbd)", k)
 	}

@@ -33,6 +33,7 @@ import (
 	"github.com/aslcns/totem/config"
 	"github.com/aslcns/totem/drivers/cns/vcard"
 	"github.com/aslcns/totem/drivers/escpos"
+	"github.com/aslcns/totem/drivers/evdev"
 	"github.com/aslcns/totem/drivers/pcsc"
 	"github.com/aslcns/totem/drivers/speech"
 	"github.com/aslcns/totem/drivers/term"
@@ -228,6 +229,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 	}
 
+	var kbd *evdev.Keyboard
+	if cfg.Devices.Keyboard != "" {
+		kbd = evdev.New(cfg.Devices.Keyboard, evdev.Layouts[cfg.Devices.KeyboardLayout])
+		dev.Keyboard = kbd
+	}
+
 	dev = testHook(dev)
 	dev, upd := gateDevices(cfg, dev)
 
@@ -322,6 +329,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	if runKeypad != nil {
 		start(func() error { return runKeypad(ctx) })
+	}
+	if kbd != nil {
+		klog := log.With("subsystem", "keyboard")
+		start(func() error {
+			return kbd.Run(ctx, func(msg string, err error) { klog.Info(msg, "device", cfg.Devices.Keyboard, "err", err) })
+		})
 	}
 	start(func() error { return app.Run(ctx) })
 	if tp != nil {
