@@ -216,6 +216,7 @@ func (d *Decoder) Key(e Event) (hal.Key, bool) {
 type Keyboard struct {
 	path   string
 	layout Layout
+	size   int // of a record: Size
 	retry  time.Duration
 	keys   chan hal.Key
 	open   func(string) (io.ReadCloser, error)
@@ -224,7 +225,7 @@ type Keyboard struct {
 // New returns the keyboard at path (e.g. /dev/input/by-id/…-event-kbd)
 // with layout (nil: Italian).
 func New(path string, layout Layout) *Keyboard {
-	return &Keyboard{path: path, layout: layout, retry: 2 * time.Second, keys: make(chan hal.Key, 64),
+	return &Keyboard{path: path, layout: layout, size: Size, retry: 2 * time.Second, keys: make(chan hal.Key, 64),
 		open: func(p string) (io.ReadCloser, error) { return os.Open(p) }}
 }
 
@@ -268,7 +269,7 @@ func (k *Keyboard) Run(ctx context.Context, log func(msg string, err error)) err
 
 // read hands r's keys to Next until a read fails or ctx is done.
 func (k *Keyboard) read(ctx context.Context, r io.Reader) error {
-	return Stream(r, Size, NewDecoder(k.layout), func(key hal.Key) bool {
+	return Stream(r, k.size, NewDecoder(k.layout), func(key hal.Key) bool {
 		select {
 		case k.keys <- key:
 			return true
