@@ -129,6 +129,9 @@ type App struct {
 	// done. They belong to the loop's goroutine.
 	lang   Lang
 	speech bool
+	// said is the last utterance: a screen redrawn as it was (a PIN
+	// digit typed, a star more) is not said again, unless A asks.
+	said string
 	// operator is set while an operator session is open: the keyboard's
 	// keys count only then.
 	operator atomic.Bool
@@ -558,11 +561,13 @@ func (a *App) Show(key string, args ...any) {
 	}
 }
 
-// say speaks text when the session asked for speech.
+// say speaks text when the session asked for speech, unless it was the
+// last thing said.
 func (a *App) say(text string) {
-	if a.dev.Speaker == nil || text == "" {
+	if a.dev.Speaker == nil || text == "" || text == a.said {
 		return
 	}
+	a.said = text
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := a.dev.Speaker.Say(ctx, a.lang.Code(), text); err != nil {
@@ -582,7 +587,7 @@ func (a *App) globalKey(name string, k hal.Key, redraw func()) bool {
 		if !a.speech {
 			a.log.Info("speech on")
 		}
-		a.speech = true
+		a.speech, a.said = true, "" // the screen is said (again)
 	case k == KeyLang && (name == "idle" || strings.HasPrefix(name, "menu")):
 		a.setLang(a.lang.Other())
 		a.log.Info("language chosen", "lang", a.lang.Code())
@@ -602,7 +607,7 @@ func (a *App) setLang(l Lang) {
 // endCitizen puts the language and speech back to the totem's defaults
 // once a citizen is done.
 func (a *App) endCitizen() {
-	a.speech = false
+	a.speech, a.said = false, ""
 	a.setLang(a.o.Lang)
 }
 
