@@ -142,7 +142,17 @@ type Totemd struct {
 			Rows []string `toml:"rows"` // GPIO names, top row first
 			Cols []string `toml:"cols"` // GPIO names, left column first (3 or 4)
 		} `toml:"keypad"`
-		Display struct {
+		// Speaker: the speech output of the screens (EN 301 549 5.1.3).
+		Speaker struct {
+			Kind string `toml:"kind"` // espeak|none
+			Rate int    `toml:"rate"` // words per minute, 80-300
+		} `toml:"speaker"`
+		// Keyboard is the Linux input device of a USB keyboard an
+		// operator may plug in for assisted mode (/dev/input/event*);
+		// "" = none.
+		Keyboard       string `toml:"keyboard"`
+		KeyboardLayout string `toml:"keyboard_layout"` // it|us
+		Display        struct {
 			Kind string `toml:"kind"`    // lcd|oled
 			Bus  string `toml:"i2c_bus"` // "" = the first I2C bus
 			Addr int    `toml:"addr"`    // 0 = the driver's default (0x27 LCD, 0x3C OLED)
@@ -324,6 +334,9 @@ func DefaultTotemd() *Totemd {
 	c.Devices.Keypad.Rows = []string{}
 	c.Devices.Keypad.Cols = []string{}
 	c.Devices.Display.Kind = "lcd"
+	c.Devices.KeyboardLayout = "it"
+	c.Devices.Speaker.Kind = "espeak"
+	c.Devices.Speaker.Rate = 150
 	c.Devices.Display.ROM = "a00"
 	c.Session.IdleTimeout = Duration{60 * time.Second}
 	c.Session.MaintenanceIdle = Duration{3 * time.Minute}

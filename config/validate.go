@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -188,6 +189,14 @@ func (c *Totemd) Validate() error {
 		}
 	}
 	p.oneOf("devices.display.kind", c.Devices.Display.Kind, "lcd", "oled")
+	p.oneOf("devices.speaker.kind", c.Devices.Speaker.Kind, "espeak", "none")
+	if r := c.Devices.Speaker.Rate; r < 80 || r > 300 {
+		p.add("devices.speaker.rate", "%d words per minute, want 80 to 300", r)
+	}
+	p.oneOf("devices.keyboard_layout", c.Devices.KeyboardLayout, "it", "us")
+	if k := c.Devices.Keyboard; k != "" && !filepath.IsAbs(k) {
+		p.add("devices.keyboard", "%q is not an absolute path (e.g. /dev/input/by-id/…-event-kbd)", k)
+	}
 	p.oneOf("devices.display.rom", c.Devices.Display.ROM, "a00", "a02")
 	if a := c.Devices.Display.Addr; a < 0 || a > 0x7f {
 		p.add("devices.display.addr", "%#x is not a 7-bit I2C address", a)

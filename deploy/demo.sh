@@ -58,12 +58,14 @@ Totem demo. In the panel that follows:
   i  insert the demo card (ROSSI MARIO, PIN 12345)     r  remove it
   1  Consensi FSE, then the PIN and # to confirm, 1/2 = sì/no for each consent
   #  confirm (Enter)   *  back (Backspace)   D  cancel (Esc)   q  quit
+  a  speech on for the session (each utterance a WAV in state/totemd/speech/)
+  b  on the welcome screen and the menu: English / italiano
 Receipts go through the ESC/POS driver to a virtual printer: state/totemd/paper/
 (NNN.txt and NNN.png, as the paper would look). Logs: state/*.log.
 Press Enter to start.
 TXT
 read -r _
-"$bin/totemd" --panel terminal "${card[@]}" --vprinter state/totemd/paper || true
+"$bin/totemd" --panel terminal "${card[@]}" --vprinter state/totemd/paper --vspeech state/totemd/speech || true
 clear || true
 echo "Receipts printed (text and PNG) in state/totemd/paper:"
 ls -1 state/totemd/paper/ 2>/dev/null | tail -6 || true

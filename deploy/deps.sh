@@ -10,6 +10,9 @@ command -v pcscd >/dev/null || need+=(pcscd)
 [ -e /usr/lib/pcsc/drivers/serial/libifdvpcd.so ] || need+=(vsmartcard-vpcd)
 [ -e /usr/include/PCSC/winscard.h ] || need+=(libpcsclite-dev)
 command -v socat >/dev/null || need+=(socat)
+command -v espeak-ng >/dev/null || need+=(espeak-ng) # speech output (voices it, en)
+command -v sox >/dev/null || need+=(sox)             # the speech tests measure the WAVs
+command -v aplay >/dev/null || need+=(alsa-utils)
 command -v promtool >/dev/null || need+=(prometheus) # promtool: metrics and alert rules
 if ! command -v go >/dev/null; then
 	echo "Go is missing: install Go 1.26 (https://go.dev/dl/) and put it on PATH (e.g. /usr/local/go/bin)." >&2

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,7 +36,22 @@ type Devices struct {
 	Printer hal.Printer
 	Keypad  hal.Keypad
 	Display hal.Display
+	// Speaker speaks the screens once a citizen asks for it (KeySpeech);
+	// nil: the totem has none.
+	Speaker hal.Speaker
+	// Keyboard is a USB keyboard for assisted mode (drivers/evdev); its
+	// keys count only while an operator session is open. nil: none.
+	Keyboard hal.Keypad
 }
+
+// The keys every citizen screen answers to besides its own, shown on the
+// idle screen (issue 17): A turns speech on for the session and, once on,
+// says the screen again; B switches the language on the idle screen and
+// the menu. A screen that binds one itself (text entry) keeps it.
+const (
+	KeySpeech hal.Key = 'A'
+	KeyLang   hal.Key = 'B'
+)
 
 // Options configures an App.
 type Options struct {
@@ -153,6 +169,17 @@ type App struct {
 	// (ns), once hubOffsetKnown.
 	hubOffset      atomic.Int64
 	hubOffsetKnown atomic.Bool
+	// lang is the language of the session, speech whether its screens
+	// are spoken; both return to Options.Lang and off when a citizen is
+	// done. They belong to the loop's goroutine.
+	lang   Lang
+	speech bool
+	// said is the last utterance: a screen redrawn as it was (a PIN
+	// digit typed, a star more) is not said again, unless A asks.
+	said string
+	// operator is set while an operator session is open: the keyboard's
+	// keys count only then.
+	operator atomic.Bool
 }
 
 const metaPolicy = "policy"
@@ -180,7 +207,7 @@ func New(dev Devices, o Options) *App {
 	if o.MaintIdle == 0 {
 		o.MaintIdle = 3 * time.Minute
 	}
-	a := &App{o: o, dev: dev, log: o.Logger, start: time.Now(), now: time.Now,
+	a := &App{o: o, dev: dev, log: o.Logger, start: time.Now(), now: time.Now, lang: o.Lang,
 		cards: make(chan hal.CardEvent, 16), keys: make(chan hal.Key, 32),
 		waiters: waiters{m: make(map[string]chan outbox.Entry)}, clock: o.Clock}
 	a.SetTimeouts(o.ResultWait, o.IdleTimeout)
@@ -193,7 +220,7 @@ func New(dev Devices, o Options) *App {
 	a.health = newHealth(o.Events, a.log)
 	a.policy.Store(&p)
 	a.console = newConsole(a)
-	a.desk = flows.NewDesk(a, o.Lang, a.log, kindTitle, o.Online)
+	a.desk = flows.NewDesk(a, o.Lang, a.log, a.title, o.Online)
 	return a
 }
 
@@ -299,6 +326,13 @@ func (a *App) Run(ctx context.Context) error {
 		defer wg.Done()
 		a.readKeys(ctx)
 	}()
+	if a.dev.Keyboard != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.readKeyboard(ctx)
+		}()
+	}
 	if h, ok := a.dev.Reader.(hal.ReaderHealth); ok {
 		wg.Add(1)
 		go func() {
@@ -363,6 +397,31 @@ func (a *App) readKeys(ctx context.Context) {
 	}
 }
 
+// readKeyboard hands the keyboard's keys to the loop while an operator
+// session is open, and drops them otherwise: in self-service the citizen
+// has the keypad only.
+func (a *App) readKeyboard(ctx context.Context) {
+	for {
+		k, err := a.dev.Keyboard.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			a.log.Error("keyboard", "err", err)
+			sleep(ctx, time.Second)
+			continue
+		}
+		if !a.operator.Load() {
+			continue
+		}
+		select {
+		case a.keys <- k:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
 // watchReader polls a reader that can tell its health once a second.
 func (a *App) watchReader(ctx context.Context, h hal.ReaderHealth) {
 	t := time.NewTicker(time.Second)
@@ -380,7 +439,12 @@ func (a *App) watchReader(ctx context.Context, h hal.ReaderHealth) {
 // loop is the top of the state machine: idle, then one session per card.
 func (a *App) loop(ctx context.Context) error {
 	present := false
+	// A language or speech chosen on the idle screen by someone who then
+	// walks away lasts an idle timeout.
+	chosen := time.NewTimer(a.o.IdleTimeout)
+	defer chosen.Stop()
 	for {
+		a.endCitizen()
 		a.Show(a.health.idleScreen())
 		for !present {
 			select {
@@ -399,7 +463,17 @@ func (a *App) loop(ctx context.Context) error {
 					}
 					continue
 				}
+				idle := a.health.idleScreen()
+				if a.globalKey(idle, k, func() { a.Show(idle) }) {
+					chosen.Reset(a.o.IdleTimeout)
+					continue
+				}
 				present = a.cardless(ctx, k)
+			case <-chosen.C:
+				if a.speech || a.lang != a.o.Lang {
+					a.endCitizen()
+					a.Show(a.health.idleScreen())
+				}
 			case <-a.tick:
 				a.alive()
 			}
@@ -502,6 +576,19 @@ func (a *App) Key(ctx context.Context, name string, redraw func()) (hal.Key, err
 				timer.Reset(warnAt)
 				continue // the key only dismissed the warning
 			}
+			if c, ok := k.Char(); ok && !screens.Typed(name) {
+				// A keyboard's digit stands for the keypad's, but
+				// where only the keypad may type (the PIN).
+				if c < '0' || c > '9' || screens.Secret(name) {
+					timer.Reset(warnAt)
+					continue
+				}
+				k = hal.Key(c)
+			}
+			if a.globalKey(name, k, redraw) {
+				timer.Reset(warnAt)
+				continue
+			}
 			if !screens.Bound(name, k) {
 				timer.Reset(warnAt)
 				continue
@@ -526,9 +613,62 @@ func (a *App) Show(key string, args ...any) {
 	if screens.Has(key+"_nocard") && a.noCard {
 		key += "_nocard" // the variant that asks for no card back
 	}
-	if err := a.dev.Display.Show(screens.Format(a.o.Lang, key, args...)); err != nil {
+	if err := a.dev.Display.Show(screens.Format(a.lang, key, args...)); err != nil {
 		a.log.Warn("display", "err", err)
 	}
+	if a.speech {
+		a.say(screens.Spoken(a.lang, key, args...))
+	}
+}
+
+// say speaks text when the session asked for speech, unless it was the
+// last thing said.
+func (a *App) say(text string) {
+	if a.dev.Speaker == nil || text == "" || text == a.said {
+		return
+	}
+	a.said = text
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := a.dev.Speaker.Say(ctx, a.lang.Code(), text); err != nil {
+		a.log.Warn("speaker", "err", err)
+	}
+}
+
+// globalKey handles the speech and language keys on screen name (redraw
+// puts it back, spoken, in the language now chosen); it reports whether k
+// was one of them.
+func (a *App) globalKey(name string, k hal.Key, redraw func()) bool {
+	if screens.Bound(name, k) && name != "idle" {
+		return false
+	}
+	switch {
+	case k == KeySpeech && a.dev.Speaker != nil:
+		if !a.speech {
+			a.log.Info("speech on")
+		}
+		a.speech, a.said = true, "" // the screen is said (again)
+	case k == KeyLang && (name == "idle" || strings.HasPrefix(name, "menu")):
+		a.setLang(a.lang.Other())
+		a.log.Info("language chosen", "lang", a.lang.Code())
+	default:
+		return false
+	}
+	redraw()
+	return true
+}
+
+// setLang makes l the language of the screens, speech and receipts.
+func (a *App) setLang(l Lang) {
+	a.lang = l
+	a.desk.SetLang(l)
+}
+
+// endCitizen puts the language and speech back to the totem's defaults
+// once a citizen is done.
+func (a *App) endCitizen() {
+	a.speech, a.said = false, ""
+	a.setLang(a.o.Lang)
 }
 
 // Progress is when the session loop last ran. Its waits wake every
@@ -544,6 +684,9 @@ func (a *App) alive() { a.beat.Store(time.Now().UnixNano()) }
 func (a *App) Display(rows []string) {
 	if err := a.dev.Display.Show(rows); err != nil {
 		a.log.Warn("display", "err", err)
+	}
+	if a.speech {
+		a.say(screens.SpokenRows(a.lang, rows))
 	}
 }
 

@@ -65,6 +65,8 @@ func (a *App) operatorSession(ctx context.Context, card hal.Card, info hal.CardI
 	card.Close() // the operator card is done with: the slot is for citizens now
 	a.log.Info("operator session opened", "operator", maskSerial(op))
 	a.audit(operatorActor(op), "operator_login", "")
+	a.operator.Store(true) // the keyboard types from now on
+	defer a.operator.Store(false)
 	end := func(why string, err error) error {
 		a.log.Info("operator session closed", "operator", maskSerial(op), "reason", why)
 		a.audit(operatorActor(op), "operator_logout", "reason="+why)

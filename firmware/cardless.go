@@ -35,6 +35,7 @@ func (a *App) cardless(ctx context.Context, k hal.Key) bool {
 		a.linger(ctx) // the last screen says how it ended
 	}
 	if !a.cardIn {
+		a.endCitizen() // the next citizen starts in the totem's language
 		a.Show(a.health.idleScreen())
 		return false
 	}

@@ -43,7 +43,7 @@ func fixtureFlow(a *App, ctx context.Context, _ hal.Card, info hal.CardInfo) err
 
 func init() {
 	opkind.Register(opkind.Kind{Name: fixtureKind, Flow: true})
-	registerKind(fixtureKind, kindSpec{title: "Operazione di prova", self: fixtureFlow})
+	registerKind(fixtureKind, kindSpec{title: "Operazione di prova", titleEN: "Test operation", self: fixtureFlow})
 	otherMenu['4'] = fixtureKind
 	kindReceipts["fixture"] = func(a *App) *hal.Doc {
 		return a.Frame().Receipt(outbox.Entry{ID: strings.Repeat("f", 32), Seq: 9}, kindTitle(fixtureKind), hal.CardInfo{CF: "RSSMRA80A01H501U"}, fixtureLines())

@@ -19,8 +19,9 @@ import (
 // no spec, no title, no flow, no menu key or no golden receipt, and when a
 // kind declared with a receipt (and no flow) has no title or no golden.
 type kindSpec struct {
-	// title heads the kind's receipt and names it in the Storico.
-	title string
+	// title heads the kind's receipt and names it in the Storico;
+	// titleEN is the same in English, for a citizen who chose it.
+	title, titleEN string
 	// sensitive receipts carry secrets (the first halves of PIN and
 	// PUK): the print queue keeps no copy once they are printed.
 	sensitive bool
@@ -58,27 +59,27 @@ var (
 // the flows themselves are in firmware/flows, one file per kind, their
 // receipt lines in firmware/receipts.
 func init() {
-	registerKind(cms.KindConsent, kindSpec{title: "Consensi FSE", self: withCard(flows.Consent), assisted: via(flows.ConsentVia, false)})
-	registerKind(cms.KindActivation, kindSpec{title: "Attivazione TS-CNS",
+	registerKind(cms.KindConsent, kindSpec{title: "Consensi FSE", titleEN: "FSE consents", self: withCard(flows.Consent), assisted: via(flows.ConsentVia, false)})
+	registerKind(cms.KindActivation, kindSpec{title: "Attivazione TS-CNS", titleEN: "TS-CNS activation",
 		assisted: func(a *App, ctx context.Context, op string, info hal.CardInfo) error {
 			return flows.Activation(ctx, a.desk, op, info)
 		}})
-	registerKind(cms.KindReprint, kindSpec{title: "Ristampa PIN/PUK", sensitive: true, self: withInfo(flows.Reprint), assisted: via(flows.ReprintVia, true)})
-	registerKind(cms.KindRevocation, kindSpec{title: "Revoca TS-CNS",
+	registerKind(cms.KindReprint, kindSpec{title: "Ristampa PIN/PUK", titleEN: "PIN/PUK reprint", sensitive: true, self: withInfo(flows.Reprint), assisted: via(flows.ReprintVia, true)})
+	registerKind(cms.KindRevocation, kindSpec{title: "Revoca TS-CNS", titleEN: "TS-CNS revocation",
 		self: withInfo(func(ctx context.Context, dk *flows.Desk, info hal.CardInfo) error {
 			return flows.RevokeSelf(ctx, dk, &info)
 		}),
 		assisted: func(a *App, ctx context.Context, op string, info hal.CardInfo) error {
 			return flows.Revocation(ctx, a.desk, op, info, "")
 		}})
-	registerKind(cms.KindReader, kindSpec{title: "Richiesta lettore", self: withInfo(flows.ReaderRequest), assisted: via(flows.ReaderVia, false)})
-	registerKind(cms.KindHistory, kindSpec{title: "Storico tessera", self: withCard(flows.History), assisted: via(flows.HistoryVia, false)})
-	registerKind(cms.KindPINChange, kindSpec{title: "Cambio PIN", self: withCard(flows.ChangePIN)})
-	registerKind(cms.KindPINUnblock, kindSpec{title: "Sblocco PIN con PUK", self: withCard(flows.UnblockPIN)})
-	registerKind(cms.KindWrongData, kindSpec{title: "Segnalazione dati errati", self: withInfo(flows.WrongData)})
+	registerKind(cms.KindReader, kindSpec{title: "Richiesta lettore", titleEN: "Card reader request", self: withInfo(flows.ReaderRequest), assisted: via(flows.ReaderVia, false)})
+	registerKind(cms.KindHistory, kindSpec{title: "Storico tessera", titleEN: "Card history", self: withCard(flows.History), assisted: via(flows.HistoryVia, false)})
+	registerKind(cms.KindPINChange, kindSpec{title: "Cambio PIN", titleEN: "PIN change", self: withCard(flows.ChangePIN)})
+	registerKind(cms.KindPINUnblock, kindSpec{title: "Sblocco PIN con PUK", titleEN: "PIN unblock with PUK", self: withCard(flows.UnblockPIN)})
+	registerKind(cms.KindWrongData, kindSpec{title: "Segnalazione dati errati", titleEN: "Wrong data report", self: withInfo(flows.WrongData)})
 	// No flow: the console's refund command (ops) sends it and prints its
 	// receipt, which the citizen takes to the cashier (firmware/refund.go).
-	registerKind(cms.KindRefund, kindSpec{title: "Rimborso lettore"})
+	registerKind(cms.KindRefund, kindSpec{title: "Rimborso lettore", titleEN: "Card reader refund"})
 }
 
 // withCard, withInfo and via make a flow of firmware/flows a kind's flow
@@ -111,6 +112,14 @@ func kindTitle(kind string) string {
 	return "Operazione " + kind
 }
 
+// title is kindTitle in the session's language.
+func (a *App) title(kind string) string {
+	if s, ok := kindSpecs[kind]; ok && a.lang == EN && s.titleEN != "" {
+		return s.titleEN
+	}
+	return kindTitle(kind)
+}
+
 // Submit sends an operation the way its declaration says: an online kind
 // is asked of the CMS now (online), any other is made durable with the
 // queued expiry and waited for up to ResultWait (enqueueAndWait).
@@ -126,21 +135,17 @@ func (a *App) Submit(ctx context.Context, kind string, payload []byte) (outbox.E
 // registered title, and tells the citizen the outcome: the protocol
 // number, provisional, refused with the CMS's reason, or no receipt.
 func (a *App) Finish(ctx context.Context, e outbox.Entry, kind string, info hal.CardInfo, lines []string) error {
-	doc := a.Frame().Receipt(e, kindTitle(kind), info, lines)
+	doc := a.Frame().Receipt(e, a.title(kind), info, lines)
 	doc.Sensitive = kindSpecs[kind].sensitive
 	a.Show("printing")
 	perr := a.Print(ctx, doc, e.ID)
 	switch {
 	case perr != nil:
-		a.Show("no_receipt", flows.PrinterText(a.o.Lang, perr))
+		a.Show("no_receipt", flows.PrinterText(a.lang, perr))
 	case !e.Done:
 		a.Show("provisional")
 	case e.Result.Processing.Status == protocol.ProcessingRejected:
-		msg := "Rivolgersi allo sportello"
-		if len(e.Result.Processing.Errors) > 0 {
-			msg = e.Result.Processing.Errors[0].Message
-		}
-		w := append(hal.Wrap(msg, 20), "", "")
+		w := append(hal.Wrap(flows.RejectionText(a.lang, e), 20), "", "")
 		a.Show("rejected", w[0], w[1])
 	default:
 		a.Show("done", e.Result.Transport.Protocol)

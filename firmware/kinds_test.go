@@ -40,8 +40,8 @@ func kindProblems(kinds []opkind.Kind, specs map[string]kindSpec, self, assisted
 		case !ok:
 			ps = append(ps, k.Name+": declared with a flow or a receipt, none registered (registerKind)")
 			continue
-		case s.title == "":
-			ps = append(ps, k.Name+": no receipt title")
+		case s.title == "" || s.titleEN == "":
+			ps = append(ps, k.Name+": no receipt title in Italian and English")
 		case !golden[s.title]:
 			ps = append(ps, fmt.Sprintf("%s: no golden receipt titled %q (receipt_test.go)", k.Name, s.title))
 		}
@@ -92,15 +92,15 @@ func TestKindProblemsFindsGaps(t *testing.T) {
 	kinds := []opkind.Kind{{Name: "a", Flow: true}, {Name: "b", Flow: true}, {Name: "c", Flow: true}, {Name: "d", Flow: true}, {Name: "e"},
 		{Name: "r", Receipt: true}, {Name: "s", Receipt: true}, {Name: "u", Receipt: true}, {Name: "v", Receipt: true}}
 	specs := map[string]kindSpec{
-		"a": {title: "A", self: flow}, // complete
-		"b": {title: "", self: flow},  // no title
-		"c": {title: "C"},             // no flow, no golden
-		"d": {title: "D", self: flow}, // on no menu
-		"x": {title: "X", self: flow}, // not declared
-		"r": {title: "R"},             // a receipt, complete
-		"s": {title: "S"},             // a receipt without its golden
-		"u": {title: "U", self: flow}, // a receipt kind with a flow
-		"e": {title: "E"},             // neither flow nor receipt declared
+		"a": {title: "A", titleEN: "A", self: flow}, // complete
+		"b": {title: "", self: flow},                // no title
+		"c": {title: "C", titleEN: "C"},             // no flow, no golden
+		"d": {title: "D", titleEN: "D", self: flow}, // on no menu
+		"x": {title: "X", titleEN: "X", self: flow}, // not declared
+		"r": {title: "R", titleEN: "R"},             // a receipt, complete
+		"s": {title: "S", titleEN: "S"},             // a receipt without its golden
+		"u": {title: "U", titleEN: "U", self: flow}, // a receipt kind with a flow
+		"e": {title: "E", titleEN: "E"},             // neither flow nor receipt declared
 	}
 	self := []map[hal.Key]string{{'1': "a", '2': "b", '9': "z"}}
 	self[0]['8'] = "u"

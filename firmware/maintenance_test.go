@@ -124,12 +124,12 @@ func TestMaintenanceScenario(t *testing.T) {
 	ctx := ctxT(t)
 	r := startMaint(t)
 	r.vp.SetCondition(vprinter.PaperNearEnd)
-	r.wait(ctx, "Benvenuto")
+	r.wait(ctx, "Inserire la tessera")
 	// A citizen's random keys: nothing opens.
 	r.panel.Type("*0*0*50")
 	r.panel.Press('*')
 	time.Sleep(50 * time.Millisecond)
-	if txt := r.panel.Text(); !strings.Contains(txt, "Benvenuto") {
+	if txt := r.panel.Text(); !strings.Contains(txt, "Inserire la tessera") {
 		t.Fatalf("random keys left the idle screen:\n%s", txt)
 	}
 	r.panel.Type(firmware.MaintSequence)
@@ -188,7 +188,7 @@ func TestMaintenanceScenario(t *testing.T) {
 	r.wait(ctx, "2/3")
 	r.panel.Press('D')
 	r.wait(ctx, "terminata")
-	r.advanceUntil("Benvenuto", time.Second)
+	r.advanceUntil("Inserire la tessera", time.Second)
 
 	logs := r.logs.String()
 	for _, want := range []string{"action=session_start", "actor=tech:1001", "action=printer_test_page detail=printed",
@@ -208,7 +208,7 @@ func TestMaintenanceScenario(t *testing.T) {
 func TestMaintenanceIdle(t *testing.T) {
 	ctx := ctxT(t)
 	r := startMaint(t)
-	r.wait(ctx, "Benvenuto")
+	r.wait(ctx, "Inserire la tessera")
 	r.panel.Type(firmware.MaintSequence)
 	r.wait(ctx, "Numero tecnico:")
 	r.panel.Type("1001#")
@@ -216,7 +216,7 @@ func TestMaintenanceIdle(t *testing.T) {
 	r.panel.Type(r.code() + "#")
 	r.wait(ctx, "1 Stampante")
 	r.advanceUntil("terminata", 30*time.Second)
-	r.advanceUntil("Benvenuto", time.Second)
+	r.advanceUntil("Inserire la tessera", time.Second)
 	if !strings.Contains(r.logs.String(), "action=session_end detail=idle_timeout") {
 		t.Fatal("idle end not audited")
 	}
@@ -228,7 +228,7 @@ func TestMaintenanceIdle(t *testing.T) {
 func TestMaintenanceLockout(t *testing.T) {
 	ctx := ctxT(t)
 	r := startMaint(t)
-	r.wait(ctx, "Benvenuto")
+	r.wait(ctx, "Inserire la tessera")
 	r.panel.Type(firmware.MaintSequence)
 	for i := 0; i < maint.MaxFailures; i++ {
 		r.wait(ctx, "Numero tecnico:")
@@ -244,10 +244,10 @@ func TestMaintenanceLockout(t *testing.T) {
 	if !r.event("maintenance_locked") {
 		t.Fatal("no event for the lock")
 	}
-	r.advanceUntil("Benvenuto", time.Second)
+	r.advanceUntil("Inserire la tessera", time.Second)
 	r.panel.Type(firmware.MaintSequence)
 	r.wait(ctx, "bloccata")
-	r.advanceUntil("Benvenuto", time.Second)
+	r.advanceUntil("Inserire la tessera", time.Second)
 	r.clock.Advance(maint.LockFor)
 	r.panel.Type(firmware.MaintSequence)
 	r.wait(ctx, "Numero tecnico:")
@@ -268,7 +268,7 @@ func TestMaintenanceLockout(t *testing.T) {
 func TestMaintenanceUnlockCode(t *testing.T) {
 	ctx := ctxT(t)
 	r := startMaintSynced(t, false)
-	r.wait(ctx, "Benvenuto")
+	r.wait(ctx, "Inserire la tessera")
 	enter := func(code string) {
 		r.panel.Type(firmware.MaintSequence)
 		r.wait(ctx, "Numero tecnico:")
@@ -280,13 +280,13 @@ func TestMaintenanceUnlockCode(t *testing.T) {
 	enter(other)
 	r.wait(ctx, "non valido.")
 	r.panel.Press('D')
-	r.wait(ctx, "Benvenuto")
+	r.wait(ctx, "Inserire la tessera")
 	code := techset.UnlockCode(r.hub.UnlockKey("t-print"), "t-print", "1001", time.Now())
 	enter(code)
 	r.wait(ctx, "1 Stampante")
 	r.panel.Press('D')
 	r.wait(ctx, "terminata")
-	r.advanceUntil("Benvenuto", time.Second)
+	r.advanceUntil("Inserire la tessera", time.Second)
 	enter(code)
 	r.wait(ctx, "Codice già usato")
 	if !strings.Contains(r.logs.String(), "action=session_start detail=unlock_code") {
@@ -342,7 +342,7 @@ func TestMaintenanceMenuFunctions(t *testing.T) {
 		}
 		o.TestCredentials = func(context.Context) string { return "acl" }
 	})
-	r.wait(ctx, "Benvenuto")
+	r.wait(ctx, "Inserire la tessera")
 	r.panel.Type(firmware.MaintSequence)
 	r.wait(ctx, "Numero tecnico:")
 	r.panel.Type("1001#")
@@ -438,7 +438,7 @@ func TestMaintenanceQueueResend(t *testing.T) {
 		}
 		o.Link = func() firmware.Link { return link }
 	})
-	r.wait(ctx, "Benvenuto")
+	r.wait(ctx, "Inserire la tessera")
 	r.panel.Type(firmware.MaintSequence)
 	r.wait(ctx, "Numero tecnico:")
 	r.panel.Type("1001#")
@@ -471,7 +471,7 @@ func TestMaintenanceQueueResend(t *testing.T) {
 func TestMaintenanceAudited(t *testing.T) {
 	ctx := ctxT(t)
 	r := startMaintWith(t, func(o *firmware.Options) { o.Audit = true })
-	r.wait(ctx, "Benvenuto")
+	r.wait(ctx, "Inserire la tessera")
 	r.panel.Type(firmware.MaintSequence)
 	r.wait(ctx, "Numero tecnico:")
 	r.panel.Type("1001#")

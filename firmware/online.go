@@ -172,5 +172,5 @@ func (a *App) other(ctx context.Context, info hal.CardInfo) error {
 		return errCancel
 	}
 	a.log.Info("refusal shown", "what", key)
-	return a.desk.Pages(ctx, hal.Wrap(a.o.Lang.Text(key), 20))
+	return a.desk.Pages(ctx, hal.Wrap(a.lang.Text(key), 20))
 }

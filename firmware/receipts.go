@@ -22,7 +22,7 @@ func LocalID(totem string, seq uint64) string { return layout.LocalID(totem, seq
 
 // Frame is what every document the App prints carries besides its lines.
 func (a *App) Frame() layout.Frame {
-	return layout.Frame{ASL: a.o.ASL, Totem: a.o.Totem, Location: a.o.Location, Now: a.now()}
+	return layout.Frame{ASL: a.o.ASL, Totem: a.o.Totem, Location: a.o.Location, Now: a.now(), Lang: a.lang}
 }
 
 // declaration is the dichiarazione sostitutiva a delegate signs.

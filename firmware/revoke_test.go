@@ -145,7 +145,7 @@ func TestRevokeEndToEnd(t *testing.T) {
 
 	revoke(wrong, '1')
 	tt.wait(ctx, "rifiutata")
-	if text := readPages(ctx, t, tt); !strings.Contains(text, "CIP errato: restano 2 tentativi.") {
+	if text := readPages(ctx, t, tt); !strings.Contains(text, "CIP errato: controllare le 8 cifre") {
 		t.Fatalf("reason not shown: %s", text)
 	}
 	tt.panel.Press(hal.KeyOK)

@@ -40,14 +40,16 @@ func startLocalWith(t *testing.T, idle time.Duration, online func() bool) *local
 // localOpts changes what startLocalOpts wires: zero values keep the
 // simulated reader and panel, a one-minute idle timeout and a fresh log.
 type localOpts struct {
-	idle    time.Duration
-	opIdle  time.Duration // Options.OperatorTimeout
-	online  func() bool
-	events  func(protocol.Event)
-	log     *slog.Logger
-	reader  func(*sim.Reader) hal.CardReader // wraps the simulated reader
-	keypad  hal.Keypad                       // both default to the sim panel
-	display hal.Display
+	idle     time.Duration
+	opIdle   time.Duration // Options.OperatorTimeout
+	online   func() bool
+	events   func(protocol.Event)
+	log      *slog.Logger
+	reader   func(*sim.Reader) hal.CardReader // wraps the simulated reader
+	keypad   hal.Keypad                       // both default to the sim panel
+	display  hal.Display
+	speaker  hal.Speaker // none by default
+	keyboard hal.Keypad  // none by default
 	// reissueCounter is Options.ReissueCounter.
 	reissueCounter bool
 	// box opens the outbox with these options (quotas) instead of none.
@@ -82,6 +84,7 @@ func startLocalOpts(t *testing.T, o localOpts) *local {
 	if o.display != nil {
 		dev.Display = o.display
 	}
+	dev.Speaker, dev.Keyboard = o.speaker, o.keyboard
 	var app *firmware.App
 	jobs, err := printq.Open(filepath.Join(t.TempDir(), "jobs.db"), tt.printer, printq.Options{Poll: 20 * time.Millisecond,
 		OnStatus: func(err error) { app.PrinterStatus(err) }})

@@ -1,6 +1,6 @@
 // Package hal is the contract between the totem firmware and its devices:
-// small interfaces for the card reader, the receipt printer, the keypad and
-// the text display, optional one-method capabilities, and the sentinel
+// small interfaces for the card reader, the receipt printer, the keypad,
+// the text display and the speaker, optional one-method capabilities, and the sentinel
 // errors the firmware branches on.
 //
 // hal imports only the standard library. Drivers in drivers/... implement
@@ -230,6 +230,26 @@ func (k Key) Valid() bool {
 	return k >= '0' && k <= '9' || k >= 'A' && k <= 'D' || k == '*' || k == '#'
 }
 
+// Keys only a full keyboard sends (a USB keyboard in assisted mode): it
+// sends the keypad's keys for Enter (#), Backspace (*) and Esc (D), these
+// for the cursor, and Char for every character typed — digits included,
+// so that a keyboard never types where only the keypad may (the PIN).
+const (
+	KeyLeft   Key = 0x01 // the cursor one character back
+	KeyRight  Key = 0x02 // the cursor one character on
+	KeyDelete Key = 0x03 // the character under the cursor deleted
+)
+
+// Char is the key of printable ASCII character c typed on a keyboard;
+// it is never a keypad key.
+func Char(c byte) Key { return Key(0x80 | c&0x7f) }
+
+// Char returns the character k carries when k is a typed character.
+func (k Key) Char() (byte, bool) {
+	c := byte(k) &^ 0x80
+	return c, k&0x80 != 0 && c >= 0x20 && c < 0x7f
+}
+
 // Keypad reports key presses.
 type Keypad interface {
 	// Next blocks until a key is pressed or ctx is done.
@@ -243,6 +263,15 @@ type Display interface {
 	// Show replaces the whole screen with lines (at most rows of them, each
 	// at most cols runes; longer input is cut).
 	Show(lines []string) error
+}
+
+// Speaker speaks text aloud: the speech output of the screens (EN 301 549
+// 5.1.3), through the totem's speaker or headphone jack.
+type Speaker interface {
+	// Say speaks text in language lang ("it" or "en"), cutting short the
+	// utterance still playing. It returns once the utterance is
+	// synthesised and started, not when it has been heard.
+	Say(ctx context.Context, lang, text string) error
 }
 
 // Beeper is an optional capability of a keypad or display.

@@ -3,7 +3,7 @@
 // citizen's sessions, keeps every operation in the durable outbox and
 // synchronises it with the hub over MQTT.
 //
-//	totemd [--config FILE] [--panel auto|terminal|none|hardware] [--vcard PROFILE] [--vprinter DIR]
+//	totemd [--config FILE] [--panel auto|terminal|none|hardware] [--vcard PROFILE] [--vprinter DIR] [--vspeech DIR]
 //	totemd card info|watch|sim …       read the card, watch the reader, run a virtual card
 //	totemd printer test|status|sim …   test print, printer status, run a virtual printer
 //
@@ -34,7 +34,9 @@ import (
 	"github.com/aslcns/totem/config"
 	"github.com/aslcns/totem/drivers/cns/vcard"
 	"github.com/aslcns/totem/drivers/escpos"
+	"github.com/aslcns/totem/drivers/evdev"
 	"github.com/aslcns/totem/drivers/pcsc"
+	"github.com/aslcns/totem/drivers/speech"
 	"github.com/aslcns/totem/drivers/term"
 	"github.com/aslcns/totem/firmware"
 	"github.com/aslcns/totem/firmware/printq"
@@ -83,6 +85,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	vcardName := fs.String("vcard", "", "demo: read cards through pcscd, with this virtual card (vpcd) inserted and removed by the panel's i/r keys; a comma-separated list takes turns (operator,minor: assisted mode)")
 	simCards := fs.String("cards", "demo", "demo: the simulated cards the panel's i key inserts in turn: demo, operator, minor, issued (operator,issued,minor: assisted mode)")
 	vprintDir := fs.String("vprinter", "", "demo: print through the ESC/POS driver to a virtual printer that writes receipts (text and PNG) to this directory")
+	vspeechDir := fs.String("vspeech", "", "demo: speak through espeak-ng into WAV files in this directory instead of the sound card")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -216,6 +219,23 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		dev.Keypad, dev.Display, runKeypad = kp, disp, kp.Run
 	}
 
+	if cfg.Devices.Speaker.Kind == "espeak" {
+		spk, err := speech.New(speech.Options{Dir: *vspeechDir, Rate: cfg.Devices.Speaker.Rate})
+		if err != nil {
+			// The totem still serves; a technician is told.
+			log.Error("no speech output", "err", err)
+		} else {
+			defer spk.Close()
+			dev.Speaker = spk
+		}
+	}
+
+	var kbd *evdev.Keyboard
+	if cfg.Devices.Keyboard != "" {
+		kbd = evdev.New(cfg.Devices.Keyboard, evdev.Layouts[cfg.Devices.KeyboardLayout])
+		dev.Keyboard = kbd
+	}
+
 	dev = testHook(dev)
 	dev, upd := gateDevices(cfg, dev)
 
@@ -323,6 +343,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	if runKeypad != nil {
 		start(func() error { return runKeypad(ctx) })
+	}
+	if kbd != nil {
+		klog := log.With("subsystem", "keyboard")
+		start(func() error {
+			return kbd.Run(ctx, func(msg string, err error) { klog.Info(msg, "device", cfg.Devices.Keyboard, "err", err) })
+		})
 	}
 	start(func() error { return app.Run(ctx) })
 	// Retention: settled operations leave the outbox after

@@ -73,6 +73,9 @@ func gateDevices(cfg *config.Totemd, dev firmware.Devices) (firmware.Devices, *u
 	} else {
 		dev.Keypad = gatedKeypad{dev.Keypad, u.gate}
 	}
+	if dev.Keyboard != nil { // an operator typing is someone there too
+		dev.Keyboard = gatedKeypad{dev.Keyboard, u.gate}
+	}
 	return dev, u
 }
 

@@ -87,15 +87,15 @@ func (d *actDialog) channel() error {
 // address: the phone number or the e-mail address, asked again until an
 // address looks plausible.
 func (d *actDialog) address() error {
+	addr := d.req.Contact.Address // a refused address comes back to be corrected
 	for {
-		var addr string
 		var err error
 		if d.req.Contact.Channel == cms.ContactSMS {
 			var b []byte
 			b, err = d.dk.enter(d.ctx, "contact_sms", 9, 15, false)
 			addr = string(b)
 		} else {
-			addr, err = d.dk.text(d.ctx, "t_email", &tapEmail, 6, 60)
+			addr, err = d.dk.text(d.ctx, "t_email", &tapEmail, 6, 60, addr)
 		}
 		if err != nil {
 			return err

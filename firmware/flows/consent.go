@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/aslcns/totem/cms"
+	"github.com/aslcns/totem/firmware/screens"
 	"github.com/aslcns/totem/hal"
 )
 
@@ -48,7 +49,11 @@ func ConsentVia(ctx context.Context, dk *Desk, info hal.CardInfo, v *Via) error 
 	}
 	lines := make([]string, len(pol.Consents))
 	for i, c := range pol.Consents {
-		lines[i] = c.Label + ": " + strings.ToUpper(dk.yesNo(values[i]))
+		label := c.Label // the CMS's wording, Italian
+		if t := dk.lang.Text(c.Code); dk.lang != screens.IT && t != c.Code {
+			label = t // the catalogue's, in the language chosen
+		}
+		lines[i] = label + ": " + strings.ToUpper(dk.yesNo(values[i]))
 	}
 	return dk.finishKind(ctx, e, cms.KindConsent, info, append(lines, v.lines()...))
 }

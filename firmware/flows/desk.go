@@ -64,6 +64,10 @@ func NewDesk(t Totem, lang screens.Lang, log *slog.Logger, title func(kind strin
 	return &Desk{t: t, lang: lang, log: log, title: title, online: online}
 }
 
+// SetLang makes l the language of the flows' screens and texts (the
+// citizen chose it on the idle screen or the menu).
+func (dk *Desk) SetLang(l screens.Lang) { dk.lang = l }
+
 // The errors that end a flow, which the session loop tells apart.
 var (
 	ErrBack        = errors.New("firmware: back to the menu")

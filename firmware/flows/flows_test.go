@@ -14,6 +14,7 @@ import (
 	"github.com/aslcns/totem/firmware/screens"
 	"github.com/aslcns/totem/hal"
 	"github.com/aslcns/totem/sync/outbox"
+	"github.com/aslcns/totem/sync/protocol"
 )
 
 // fakeTotem is a Totem a test scripts: the keys pressed in order, and
@@ -102,5 +103,58 @@ func TestOfflineFlowAsksNothing(t *testing.T) {
 	}
 	if len(f.keys) != 1 || !slices.Equal(f.screens, []string{"offline_refused"}) || f.submitted != nil {
 		t.Fatalf("screens %q, keys left %d, submitted %v", f.screens, len(f.keys), f.submitted)
+	}
+}
+
+// The panel reads a refusal as the catalogue's texts of its codes, each
+// once, in the session's language; never a code or the CMS's message.
+func TestRejectionText(t *testing.T) {
+	e := outbox.Entry{Done: true, Result: &protocol.Result{Processing: protocol.Processing{Status: protocol.ProcessingRejected,
+		Errors: []protocol.Error{{Code: cms.CodeCIPWrong, Message: "CIP errato: restano 2 tentativi."}, {Code: cms.CodeCIPWrong, Message: "x"}}}}}
+	if got := RejectionText(screens.EN, e); got != screens.EN.Rejection(cms.CodeCIPWrong) {
+		t.Errorf("EN: %q", got)
+	}
+	e.Result.Processing.Errors = nil
+	if got := RejectionText(screens.IT, e); got != screens.IT.Rejection("") || got == "" {
+		t.Errorf("no code: %q", got)
+	}
+	e.Result.Processing.Errors = []protocol.Error{{Code: "X_NEW", Message: "interno"}}
+	if got := RejectionText(screens.EN, e); got != "The request was not accepted: please go to the counter." {
+		t.Errorf("unknown code: %q", got)
+	}
+}
+
+// Text entry edits at a cursor: A and B (a keyboard's arrows) move it, *
+// deletes before it, Del under it, multi-tap and typed characters insert
+// at it (typed ones only those the field takes, in its case).
+func TestTextCursor(t *testing.T) {
+	for _, tc := range []struct {
+		keys []hal.Key
+		tap  *[10]string
+		init string
+		want string
+	}{
+		{[]hal.Key{'2', '2', '2', 'C', '3', 'A', hal.KeyBack, 'B', '4', '4', hal.KeyOK}, &tapUpper, "", "DH"},
+		{[]hal.Key{hal.Char('x'), hal.Char('@'), hal.Char('1'), hal.KeyLeft, hal.KeyLeft, hal.KeyDelete, hal.KeyOK}, &tapUpper, "", "1"},
+		{[]hal.Key{hal.Char('A'), hal.Char('@'), hal.Char('b'), hal.KeyOK}, &tapEmail, "", "a@b"},
+		{[]hal.Key{hal.Char('o'), hal.Char('1'), hal.Char('\''), hal.KeyOK}, &tapName, "", "O'"},
+		// A refused CF comes back with its text, the cursor at the end.
+		{[]hal.Key{'A', 'A', hal.KeyBack, '0', hal.KeyOK}, &tapUpper, "RSSMRA80A01H5O1U", "RSSMRA80A01H501U"},
+	} {
+		f := &fakeTotem{keys: tc.keys}
+		got, err := desk(f).text(context.Background(), "t_deleg_cf", tc.tap, 1, 16, tc.init)
+		if err != nil || got != tc.want {
+			t.Errorf("keys %q: %q, %v; want %q", tc.keys, got, err, tc.want)
+		}
+	}
+	if got := textRow([]byte("ABCDEFGHIJKLMNOPQRSTUVWXYZ"), 3, false); got != "ABC_DEFGHIJKLMNOPQRS" {
+		t.Errorf("row %q", got)
+	}
+	if got := textRow([]byte("ABCDEFGHIJKLMNOPQRSTUVWXYZ"), 26, false); got != "HIJKLMNOPQRSTUVWXYZ_" {
+		t.Errorf("row at the end %q", got)
+	}
+	dk := desk(&fakeTotem{})
+	if got := dk.hint(&tapEmail, '1', 2); got != "1: .@[-]_1 C=avanti" {
+		t.Errorf("hint %q", got)
 	}
 }

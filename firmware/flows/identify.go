@@ -3,8 +3,11 @@ package flows
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/aslcns/totem/cms"
 	layout "github.com/aslcns/totem/firmware/receipts"
@@ -73,51 +76,105 @@ var (
 	tapEmail = [10]string{"0", ".@-_1", "abc2", "def3", "ghi4", "jkl5", "mno6", "pqrs7", "tuv8", "wxyz9"}
 )
 
-// text reads a text by multi-tap on the "text" screen titled by the
-// catalogue text title: # confirms once min characters are there, *
-// deletes the last one or goes back, D cancels.
-func (dk *Desk) text(ctx context.Context, title string, tap *[10]string, min, max int) (string, error) {
-	var buf []byte
+// hints name the hint row of each multi-tap table.
+var hints = map[*[10]string]string{&tapUpper: "hint_upper", &tapName: "hint_name", &tapEmail: "hint_email"}
+
+// text reads a text on the "text" screen titled by the catalogue text
+// title, at a cursor: by multi-tap on the keypad (tap) or typed on a
+// keyboard (assisted mode: only the characters tap can type, in its
+// case). A and B (a keyboard's arrows) move the cursor, * deletes the
+// character before it — or goes back when there is none —, a keyboard's
+// Del the one under it: a wrong letter of a CF is corrected where it is,
+// not the whole text typed again. It starts from init (what was typed
+// before, when the step is shown again), the cursor at its end. #
+// confirms once least characters are there, D cancels.
+func (dk *Desk) text(ctx context.Context, title string, tap *[10]string, least, most int, init string) (string, error) {
+	buf := []byte(init)
+	cur := len(buf)
 	last, n := hal.Key(0), 0 // the key being cycled and its presses
+	upper := tap[2][0] == 'A'
 	for {
-		shown := string(buf)
-		if last == 0 {
-			shown += "_"
-		}
-		if len(shown) > 20 {
-			shown = shown[len(shown)-20:]
-		}
-		k, err := dk.Ask(ctx, "text", dk.lang.Text(title), shown)
+		k, err := dk.Ask(ctx, "text", dk.lang.Text(title), textRow(buf, cur, last != 0), dk.hint(tap, last, n))
 		if err != nil {
 			return "", err
 		}
-		switch {
-		case k >= '0' && k <= '9':
+		if k >= '0' && k <= '9' {
 			set := tap[k-'0']
 			if k == last {
 				n++
-				buf[len(buf)-1] = set[n%len(set)]
-				continue
-			}
-			if len(buf) < max {
-				buf = append(buf, set[0])
+				buf[cur-1] = set[n%len(set)]
+			} else if len(buf) < most {
+				buf = slices.Insert(buf, cur, set[0])
+				cur++
 				last, n = k, 0
 			}
-		case k == 'C':
-			last = 0
+			continue
+		}
+		last = 0
+		switch {
+		case k == 'A' || k == hal.KeyLeft:
+			cur = max(0, cur-1)
+		case k == 'B' || k == hal.KeyRight:
+			cur = min(len(buf), cur+1)
+		case k == hal.KeyDelete:
+			if cur < len(buf) {
+				buf = slices.Delete(buf, cur, cur+1)
+			}
 		case k == hal.KeyBack:
-			last = 0
 			if len(buf) == 0 {
 				return "", ErrBack
 			}
-			buf = buf[:len(buf)-1]
+			if cur > 0 {
+				buf = slices.Delete(buf, cur-1, cur)
+				cur--
+			}
 		case k == hal.KeyCancel:
 			dk.show("cancelled")
 			return "", ErrCancel
-		case k == hal.KeyOK && len(strings.TrimSpace(string(buf))) >= min:
+		case k == hal.KeyOK && len(strings.TrimSpace(string(buf))) >= least:
 			return strings.TrimSpace(string(buf)), nil
+		default:
+			c, ok := k.Char()
+			if !ok || len(buf) >= most {
+				continue
+			}
+			if upper {
+				c = byte(unicode.ToUpper(rune(c)))
+			} else {
+				c = byte(unicode.ToLower(rune(c)))
+			}
+			if strings.IndexByte(strings.Join(tap[:], ""), c) >= 0 {
+				buf = slices.Insert(buf, cur, c)
+				cur++
+			}
 		}
 	}
+}
+
+// textRow is the text as the display's 20 columns show it: '_' marks the
+// cursor (not while a letter is cycled: the letter is the cursor), and a
+// long text scrolls to keep the cursor in view.
+func textRow(buf []byte, cur int, cycling bool) string {
+	s, pos := string(buf), cur
+	if cycling {
+		pos = cur - 1
+	} else {
+		s = s[:cur] + "_" + s[cur:]
+	}
+	start := max(0, pos-19)
+	return s[start:min(len(s), start+20)]
+}
+
+// hint is the hint row: while key last is cycled, its letters with the
+// one typed now in brackets; otherwise what the table's 0 and 1 type and
+// the cursor keys.
+func (dk *Desk) hint(tap *[10]string, last hal.Key, n int) string {
+	if last == 0 {
+		return dk.lang.Text(hints[tap])
+	}
+	set := tap[last-'0']
+	i := n % len(set)
+	return fmt.Sprintf("%c: %s[%c]%s %s", last, set[:i], set[i], set[i+1:], dk.lang.Text("hint_next"))
 }
 
 // presenter is who stands at the counter: the holder, or a delegate for
@@ -183,7 +240,7 @@ func delegateSteps(ctx context.Context, dk *Desk, info hal.CardInfo, p *presente
 			if p.deleg == nil {
 				return errSkip
 			}
-			name, err := dk.text(ctx, "t_deleg_name", &tapName, 2, 40)
+			name, err := dk.text(ctx, "t_deleg_name", &tapName, 2, 40, p.deleg.Name)
 			if err == nil {
 				p.deleg.Name = name
 			}
@@ -193,9 +250,11 @@ func delegateSteps(ctx context.Context, dk *Desk, info hal.CardInfo, p *presente
 			if p.deleg == nil {
 				return errSkip
 			}
+			cf := p.deleg.CF
 			for {
-				cf, err := dk.text(ctx, "t_deleg_cf", &tapUpper, 16, 16)
-				if err != nil {
+				// A CF refused comes back to be corrected, not retyped.
+				var err error
+				if cf, err = dk.text(ctx, "t_deleg_cf", &tapUpper, 16, 16, cf); err != nil {
 					return err
 				}
 				switch {
@@ -229,7 +288,7 @@ func docSteps(ctx context.Context, dk *Desk, holder string, p *presenter) []func
 			return nil
 		},
 		func() error {
-			n, err := dk.text(ctx, "t_doc_number", &tapUpper, 5, 20)
+			n, err := dk.text(ctx, "t_doc_number", &tapUpper, 5, 20, p.doc.Number)
 			if err == nil {
 				p.doc.Number = n
 			}

@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/aslcns/totem/cms"
 	layout "github.com/aslcns/totem/firmware/receipts"
+	"github.com/aslcns/totem/firmware/screens"
 	"github.com/aslcns/totem/hal"
 	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/protocol"
@@ -183,15 +185,29 @@ func rejected(e outbox.Entry) bool {
 	return e.Result != nil && e.Result.Processing.Status == protocol.ProcessingRejected
 }
 
-// showRejection pages the CMS's reason for refusing e; it is Italian and
-// meant for the citizen.
+// showRejection pages the CMS's reasons for refusing e: the catalogue's
+// text for each code, in the session's language (never the code, nor the
+// CMS's Italian message).
 func (dk *Desk) showRejection(ctx context.Context, e outbox.Entry) error {
-	msg := "Rivolgersi allo sportello."
-	if len(e.Result.Processing.Errors) > 0 {
-		msg = e.Result.Processing.Errors[0].Message
-	}
 	dk.log.Info("online op rejected", "op_id", e.ID, "kind", e.Kind)
-	return dk.Pages(ctx, hal.Wrap(dk.lang.Text("rejected_prefix")+msg, 20))
+	return dk.Pages(ctx, hal.Wrap(dk.lang.Text("rejected_prefix")+RejectionText(dk.lang, e), 20))
+}
+
+// RejectionText is what the citizen reads of the CMS's refusal of e, in
+// lang: the catalogue's text of each code, each once.
+func RejectionText(lang screens.Lang, e outbox.Entry) string {
+	var out []string
+	if e.Result != nil {
+		for _, er := range e.Result.Processing.Errors {
+			if s := lang.Rejection(er.Code); !slices.Contains(out, s) {
+				out = append(out, s)
+			}
+		}
+	}
+	if len(out) == 0 {
+		return lang.Rejection("")
+	}
+	return strings.Join(out, " ")
 }
 
 // Pages shows lines three at a time: # forward, * back; # on the last

@@ -50,11 +50,7 @@ func WrongData(ctx context.Context, dk *Desk, info hal.CardInfo) error {
 	case !e.Done:
 		outcome = dk.lang.Text("wrong_data_saved")
 	case rejected(e):
-		msg := "-"
-		if len(e.Result.Processing.Errors) > 0 {
-			msg = e.Result.Processing.Errors[0].Message
-		}
-		outcome = fmt.Sprintf(dk.lang.Text("wrong_data_refused"), msg)
+		outcome = fmt.Sprintf(dk.lang.Text("wrong_data_refused"), RejectionText(dk.lang, e))
 	default:
 		outcome = fmt.Sprintf(dk.lang.Text("wrong_data_done"), e.Result.Transport.Protocol)
 	}

@@ -9,10 +9,12 @@ package receipts
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/aslcns/totem/cms"
+	"github.com/aslcns/totem/firmware/screens"
 	"github.com/aslcns/totem/hal"
 	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/protocol"
@@ -23,7 +25,27 @@ import (
 type Frame struct {
 	ASL, Totem, Location string
 	Now                  time.Time
+	// Lang is the language the citizen chose: the frame and the CMS's
+	// refusals follow it.
+	Lang screens.Lang
 }
+
+// frameTexts are the frame's words, Italian and English.
+var frameTexts = map[string][2]string{
+	"date":        {"Data: ", "Date: "},
+	"cf":          {"Codice fiscale: ", "Codice fiscale: "},
+	"provisional": {"RICEVUTA PROVVISORIA", "PROVISIONAL RECEIPT"},
+	"local_id":    {"Identificativo locale: ", "Local reference: "},
+	"pending": {"L'operazione è registrata sul totem e sarà trasmessa appena possibile. L'esito definitivo sarà disponibile allo sportello e sul Fascicolo.",
+		"The request is saved on the totem and will be sent as soon as possible. The final outcome will be available at the counter and in the FSE."},
+	"protocol": {"Protocollo: ", "Reference: "},
+	"outcome":  {"Esito: ", "Outcome: "},
+	"accepted": {"ACCOLTA", "ACCEPTED"},
+	"refused":  {"RESPINTA", "REFUSED"},
+	"keep":     {"Conservare la ricevuta.", "Keep this receipt."},
+}
+
+func (f Frame) tr(key string) string { return frameTexts[key][f.Lang] }
 
 // MaskCF hides the part of a codice fiscale that tells birth date and
 // place: RSSMRA80A01H501U → RSS**********01U.
@@ -51,9 +73,9 @@ func (f Frame) Receipt(e outbox.Entry, title string, info hal.CardInfo, lines []
 	add(hal.Block{Kind: hal.Rule})
 	add(hal.Block{Kind: hal.Text, Text: title, Align: hal.Center, Bold: true, Large: true})
 	add(hal.Block{Kind: hal.Feed})
-	text("Data: " + f.Now.Format("02/01/2006 15:04"))
+	text(f.tr("date") + f.Now.Format("02/01/2006 15:04"))
 	if info.CF != "" { // none when the citizen came without the card
-		text("Codice fiscale: " + MaskCF(info.CF))
+		text(f.tr("cf") + MaskCF(info.CF))
 	}
 	add(hal.Block{Kind: hal.Rule})
 	for _, l := range lines {
@@ -63,25 +85,30 @@ func (f Frame) Receipt(e outbox.Entry, title string, info hal.CardInfo, lines []
 	var ref string
 	switch {
 	case !e.Done:
-		add(hal.Block{Kind: hal.Text, Text: "RICEVUTA PROVVISORIA", Align: hal.Center, Bold: true})
-		text("Identificativo locale: " + LocalID(f.Totem, e.Seq))
-		text("L'operazione è registrata sul totem e sarà trasmessa appena possibile. L'esito definitivo sarà disponibile allo sportello e sul Fascicolo.")
+		add(hal.Block{Kind: hal.Text, Text: f.tr("provisional"), Align: hal.Center, Bold: true})
+		text(f.tr("local_id") + LocalID(f.Totem, e.Seq))
+		text(f.tr("pending"))
 		ref = "L:" + LocalID(f.Totem, e.Seq)
 	default:
 		r := e.Result
-		text("Protocollo: " + r.Transport.Protocol)
-		esito := "ACCOLTA"
+		text(f.tr("protocol") + r.Transport.Protocol)
+		esito := f.tr("accepted")
 		if r.Processing.Status == protocol.ProcessingRejected {
-			esito = "RESPINTA"
+			esito = f.tr("refused")
 		}
-		add(hal.Block{Kind: hal.Text, Text: "Esito: " + esito, Bold: true})
+		add(hal.Block{Kind: hal.Text, Text: f.tr("outcome") + esito, Bold: true})
+		// The catalogue's text of each code, never the code itself.
+		var said []string
 		for _, er := range r.Processing.Errors {
-			text(er.Code + ": " + er.Message)
+			if s := f.Lang.Rejection(er.Code); !slices.Contains(said, s) {
+				said = append(said, s)
+				text(s)
+			}
 		}
 		ref = "P:" + r.Transport.Protocol
 	}
 	add(hal.Block{Kind: hal.QR, Text: "TOTEM|" + f.Totem + "|" + ref})
-	add(hal.Block{Kind: hal.Text, Text: "Conservare la ricevuta.", Align: hal.Center})
+	add(hal.Block{Kind: hal.Text, Text: f.tr("keep"), Align: hal.Center})
 	return d
 }
 

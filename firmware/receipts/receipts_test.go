@@ -6,8 +6,10 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/cms"
+	"github.com/aslcns/totem/firmware/screens"
 	"github.com/aslcns/totem/hal"
 	"github.com/aslcns/totem/sync/outbox"
+	"github.com/aslcns/totem/sync/protocol"
 )
 
 // The frame masks the CF and gives a provisional receipt the local id in
@@ -36,5 +38,37 @@ func TestHistoryTitles(t *testing.T) {
 		Events: []cms.HistoryEvent{{Kind: cms.KindConsent, Protocol: "P1"}}}}}, func(k string) string { return "T:" + k })
 	if got := strings.Join(lines, "\n"); !strings.Contains(got, "T:consent prot. P1") || !strings.Contains(got, "************8000") {
 		t.Errorf("history lines:\n%s", got)
+	}
+}
+
+// A refused operation's receipt gives the catalogue's text of each code
+// in the citizen's language, a generic text for a code it does not know,
+// and never the code nor the CMS's Italian message.
+func TestRefusalInLanguage(t *testing.T) {
+	e := outbox.Entry{Seq: 3, Done: true, Result: &protocol.Result{
+		Transport: protocol.Transport{Status: protocol.TransportReceived, Protocol: "P-1"},
+		Processing: protocol.Processing{Status: protocol.ProcessingRejected, Errors: []protocol.Error{
+			{Code: cms.CodePaymentReused, Message: "Questa ricevuta di pagamento è già stata usata per un lettore."},
+			{Code: "FUTURE_CODE", Message: "Messaggio interno"}}}}}
+	for lang, wants := range map[screens.Lang][]string{
+		screens.IT: {"Esito: RESPINTA", "Questa ricevuta di pagamento è già stata usata per un lettore.", "Operazione non accolta: rivolgersi allo sportello."},
+		screens.EN: {"Outcome: REFUSED", "This payment receipt has already been used for a reader.", "The request was not accepted: please go to the counter.", "Keep this receipt."},
+	} {
+		d := Frame{Totem: "demo-01", Lang: lang}.Receipt(e, "Title", hal.CardInfo{}, nil)
+		var all []string
+		for _, b := range d.Blocks {
+			all = append(all, b.Text)
+		}
+		text := strings.Join(all, "\n")
+		for _, want := range wants {
+			if !strings.Contains(text, want) {
+				t.Errorf("%d: receipt lacks %q:\n%s", lang, want, text)
+			}
+		}
+		for _, never := range []string{"PAYMENT_REUSED", "FUTURE_CODE", "Messaggio interno"} {
+			if strings.Contains(text, never) {
+				t.Errorf("%d: receipt shows %q:\n%s", lang, never, text)
+			}
+		}
 	}
 }

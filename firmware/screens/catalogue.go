@@ -43,6 +43,13 @@ type text [2]string // IT, EN
 type screen struct {
 	rows [2][]string // IT, EN
 	keys string      // bound keys; "" for screens that only inform
+	// typed: a keyboard's characters and cursor keys are bound too (the
+	// operator's text fields, assisted mode).
+	typed bool
+	// secret: what is typed here goes from the keypad to the chip only
+	// (PIN, PUK): a keyboard's digits are refused. A test checks every
+	// screen with a PIN or PUK field is secret.
+	secret bool
 }
 
 const digits = "0123456789"
@@ -50,8 +57,10 @@ const digits = "0123456789"
 var screens = map[string]screen{
 	// Without a card: # the menu of the services that need none (7-9
 	// also work from here, as on the card menu).
-	"idle": {keys: "#789*D", rows: [2][]string{{"    Benvenuto/a", "Inserire la tessera", "sanitaria TS-CNS", "Senza tessera #=Menu"},
-		{"      Welcome", "Insert your health", "card (TS-CNS)", "No card? #=Menu"}}},
+	// A turns speech on for the session (screens.go: spoken), B switches
+	// to the other language, each named in its own (issue 17).
+	"idle": {keys: "#789*DAB", rows: [2][]string{{"Inserire la tessera", "sanitaria TS-CNS", "Senza tessera #=Menu", "A=Voce   B=English"},
+		{"Insert your health", "card (TS-CNS)", "No card? #=Menu", "A=Voice  B=Italiano"}}},
 	"reading": {rows: [2][]string{{"Lettura tessera...", "Attendere, prego", "", ""},
 		{"Reading the card...", "Please wait", "", ""}}},
 	// The menu pages: # turns to the next page (from the last back to the
@@ -98,9 +107,9 @@ var screens = map[string]screen{
 		{"1 Codes forgotten", "2 Codes lost", "3 Codes not received", "4 PIN/PUK blocked"}}},
 	"payment": {keys: digits + "#*D", rows: [2][]string{{"Richiesta lettore:", "n. ricevuta 4,20 €", "%s", "#=OK *=Canc D=Esci"},
 		{"Card reader request:", "4,20 € receipt no.", "%s", "#=OK *=Del D=Exit"}}},
-	"pin_new": {keys: digits + "#*D", rows: [2][]string{{"Nuovo PIN:", "da 5 a 8 cifre", "PIN: %s", "#=OK *=Canc D=Esci"},
+	"pin_new": {secret: true, keys: digits + "#*D", rows: [2][]string{{"Nuovo PIN:", "da 5 a 8 cifre", "PIN: %s", "#=OK *=Canc D=Esci"},
 		{"New PIN:", "5 to 8 digits", "PIN: %s", "#=OK *=Del D=Exit"}}},
-	"pin_again": {keys: digits + "#*D", rows: [2][]string{{"Ripetere il", "nuovo PIN", "PIN: %s", "#=OK *=Canc D=Esci"},
+	"pin_again": {secret: true, keys: digits + "#*D", rows: [2][]string{{"Ripetere il", "nuovo PIN", "PIN: %s", "#=OK *=Canc D=Esci"},
 		{"Type the new PIN", "again", "PIN: %s", "#=OK *=Del D=Exit"}}},
 	"pin_mismatch": {keys: "#*D", rows: [2][]string{{"I due PIN non", "coincidono.", "", "#=Riprova D=Esci"},
 		{"The two PINs", "differ.", "", "#=Retry D=Exit"}}},
@@ -110,7 +119,7 @@ var screens = map[string]screen{
 		{"Too few digits.", "%d to %d are needed", "", "#=Retry D=Exit"}}},
 	"too_short_exact": {keys: "#*D", rows: [2][]string{{"Troppo poche cifre.", "Servono %d cifre", "", "#=Riprova D=Esci"},
 		{"Too few digits.", "%d are needed", "", "#=Retry D=Exit"}}},
-	"pin": {keys: digits + "#*D", rows: [2][]string{{"Digitare il PIN", "della tessera", "PIN: %s", "#=OK *=Canc D=Esci"},
+	"pin": {secret: true, keys: digits + "#*D", rows: [2][]string{{"Digitare il PIN", "della tessera", "PIN: %s", "#=OK *=Canc D=Esci"},
 		{"Enter the card PIN", "", "PIN: %s", "#=OK *=Del D=Exit"}}},
 	"pin_wrong": {keys: "#*D", rows: [2][]string{{"PIN errato", "Tentativi rimasti:%d", "", "#=Riprova D=Esci"},
 		{"Wrong PIN", "Tries left: %d", "", "#=Retry D=Exit"}}},
@@ -191,7 +200,7 @@ var texts = map[string]text{
 // Dati errati, Modulistica, Guida, Riemissione. Kept apart from the
 // tables above; init adds them.
 var selfScreens = map[string]screen{
-	"puk": {keys: digits + "#*D", rows: [2][]string{{"Sblocco PIN: PUK", "della tessera", "PUK: %s", "#=OK *=Canc D=Esci"},
+	"puk": {secret: true, keys: digits + "#*D", rows: [2][]string{{"Sblocco PIN: PUK", "della tessera", "PUK: %s", "#=OK *=Canc D=Esci"},
 		{"Unblock PIN: the", "card's PUK", "PUK: %s", "#=OK *=Del D=Exit"}}},
 	"puk_wrong": {keys: "#*D", rows: [2][]string{{"PUK errato", "Tentativi rimasti:%d", "", "#=Riprova D=Esci"},
 		{"Wrong PUK", "Tries left: %d", "", "#=Retry D=Exit"}}},
@@ -279,8 +288,19 @@ func Has(key string) bool {
 
 // Bound reports whether screen name answers to k.
 func Bound(name string, k hal.Key) bool {
-	return strings.IndexByte(screens[name].keys, byte(k)) >= 0
+	s := screens[name]
+	if _, ok := k.Char(); ok || k == hal.KeyLeft || k == hal.KeyRight || k == hal.KeyDelete {
+		return s.typed
+	}
+	return strings.IndexByte(s.keys, byte(k)) >= 0
 }
+
+// Typed reports whether screen name takes a keyboard's characters.
+func Typed(name string) bool { return screens[name].typed }
+
+// Secret reports whether what is typed on screen name goes to the chip
+// only (PIN, PUK): from the keypad, never from a keyboard.
+func Secret(name string) bool { return screens[name].secret }
 
 // Text returns the text key in l; an unknown key shows as itself.
 func (l Lang) Text(key string) string {
@@ -312,12 +332,15 @@ var assistedScreens = map[string]screen{
 	"op_menu_2": {keys: "123456#*D", rows: [2][]string{{"3 Consensi FSE", "4 Ristampa PIN/PUK", "5 Storico 6 Lettore", "#=Inizio *=Ind."},
 		{"3 FSE consents", "4 Reprint PIN/PUK", "5 History 6 Reader", "#=Start *=Back"}}},
 	// The operator's own PIN, not the citizen's "PIN della tessera".
-	"op_pin": {keys: digits + "#*D", rows: [2][]string{{"Sessione operatore:", "PIN carta operatore", "PIN: %s", "#=OK *=Canc D=Esci"},
+	"op_pin": {secret: true, keys: digits + "#*D", rows: [2][]string{{"Sessione operatore:", "PIN carta operatore", "PIN: %s", "#=OK *=Canc D=Esci"},
 		{"Operator session:", "operator card PIN", "PIN: %s", "#=OK *=Del D=Exit"}}},
-	// Multi-tap text entry: 2=ABC … 9=WXYZ, pressed again for the next
-	// letter; C closes the letter (two in a row from one key).
-	"text": {keys: digits + "C#*D", rows: [2][]string{{"%s", "%s", "C=Avanti *=Canc", "#=OK D=Esci"},
-		{"%s", "%s", "C=Next *=Del", "#=OK D=Exit"}}},
+	// Text entry: the field's title, the text with its cursor, the hint
+	// (the letters of the key being cycled, or what 0 and 1 type), the
+	// keys. Multi-tap: 2=ABC … 9=WXYZ, pressed again for the next letter;
+	// C closes the letter (two in a row from one key); A and B move the
+	// cursor. A keyboard types and moves the cursor too (typed).
+	"text": {typed: true, keys: digits + "ABC#*D", rows: [2][]string{{"%s", "%s", "%s", "#=OK *=Canc D=Esci"},
+		{"%s", "%s", "%s", "#=OK *=Del D=Exit"}}},
 	"who": {keys: "1234*D", rows: [2][]string{{"1 Diretta", "2 Potestà parentale", "3 Tutore", "4 Curatore  *=Ind."},
 		{"1 In person", "2 Parent of a minor", "3 Guardian (tutore)", "4 Curator  *=Back"}}},
 	"parental_adult": {keys: "#*D", rows: [2][]string{{"Potestà parentale", "solo per i minori:", "titolare maggiorenne", "#=Indietro D=Esci"},
@@ -365,10 +388,16 @@ var assistedScreens = map[string]screen{
 }
 
 var assistedTexts = map[string]text{
-	"t_deleg_name":            {"Cognome nome deleg.", "Delegate's name"},
-	"t_deleg_cf":              {"Cod. fiscale deleg.", "Delegate's CF"},
-	"t_doc_number":            {"Numero documento", "Document number"},
-	"t_email":                 {"Indirizzo e-mail", "E-mail address"},
+	"t_deleg_name": {"Cognome nome deleg.", "Delegate's name"},
+	"t_deleg_cf":   {"Cod. fiscale deleg.", "Delegate's CF"},
+	"t_doc_number": {"Numero documento", "Document number"},
+	"t_email":      {"Indirizzo e-mail", "E-mail address"},
+	// The text entry's hint row (flows/identify.go): what 0 and 1 type,
+	// A and B moving the cursor; while a key is cycled, its letters.
+	"hint_name":               {"0=spazio 1=' - A< B>", "0=space 1=' - A< B>"},
+	"hint_upper":              {"2=ABC2...  A< B>", "2=ABC2...  A< B>"},
+	"hint_email":              {"1=.@-_1 A< B>", "1=.@-_1 A< B>"},
+	"hint_next":               {"C=avanti", "C=next"},
 	"direct":                  {"Diretta", "In person"},
 	"deleg_potesta_parentale": {"Potestà parentale", "Parent of a minor"},
 	"deleg_tutore":            {"Tutore", "Guardian (tutore)"},
@@ -403,7 +432,11 @@ func init() {
 // Format returns screen key in l with its %-verbs filled, in row order,
 // from args; rows take as many arguments as they have verbs.
 func Format(l Lang, key string, args ...any) []string {
-	rows := l.Screen(key)
+	return fill(l.Screen(key), args)
+}
+
+// fill fills the %-verbs of rows, in row order, from args.
+func fill(rows []string, args []any) []string {
 	for i, r := range rows {
 		n := countVerbs(r)
 		if n > len(args) {

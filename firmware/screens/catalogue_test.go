@@ -73,6 +73,11 @@ func TestCatalogueOnLCD(t *testing.T) {
 				check(key, s)
 			}
 		}
+		for code, tx := range rejections {
+			for _, s := range tx {
+				check(code, s)
+			}
+		}
 	}
 	if len(lcd.A00.Missing("Sì è")) != 0 || len(lcd.A00.Missing("Ω")) == 0 {
 		t.Fatal("ROM map check is not discriminating")
@@ -104,5 +109,46 @@ func TestScreenKeys(t *testing.T) {
 	}
 	if Bound("idle", '1') || !Bound("consent", '2') || Bound("consent", '3') {
 		t.Fatal("Bound is not discriminating")
+	}
+}
+
+// Every screen with a PIN or PUK field is secret (a keyboard's digits are
+// refused there) and no other; the text entry's hints fit a row.
+func TestSecretScreens(t *testing.T) {
+	n := 0
+	for name, s := range screens {
+		field := false
+		for _, rows := range s.rows {
+			for _, r := range rows {
+				field = field || strings.Contains(r, "PIN: %s") || strings.Contains(r, "PUK: %s")
+			}
+		}
+		if field != s.secret {
+			t.Errorf("%s: a PIN/PUK field %v, secret %v", name, field, s.secret)
+		}
+		if s.secret {
+			n++
+		}
+		if s.secret && s.typed {
+			t.Errorf("%s: secret and typed on a keyboard", name)
+		}
+	}
+	if n < 5 || !Secret("op_pin") || Secret("team") || !Typed("text") || Typed("pin") {
+		t.Fatalf("%d secret screens: the check is not discriminating", n)
+	}
+	if !Bound("text", hal.Char('x')) || Bound("pin", hal.Char('1')) || !Bound("text", hal.KeyLeft) || Bound("menu", hal.KeyLeft) {
+		t.Error("Bound ignores typed")
+	}
+	for _, k := range []string{"hint_name", "hint_upper", "hint_email"} {
+		for _, s := range texts[k] {
+			if utf8.RuneCountInString(s) > 20 {
+				t.Errorf("%s: %q is wider than the display", k, s)
+			}
+		}
+	}
+	for _, s := range texts["hint_next"] {
+		if n := utf8.RuneCountInString("1: .@[-]_1 " + s); n > 20 {
+			t.Errorf("hint_next %q: the cycling hint is %d columns", s, n)
+		}
 	}
 }

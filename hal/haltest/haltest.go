@@ -1,5 +1,5 @@
 // Package haltest is the test kit of hal: plain-Go fakes of the devices
-// (Display, Keypad) with public fields, and conformance functions that every
+// (Display, Keypad, Speaker) with public fields, and conformance functions that every
 // driver and simulator must pass (DisplayConformance, KeypadConformance).
 //
 // haltest imports only the standard library and hal, so any package may use
@@ -18,6 +18,7 @@ import (
 var (
 	_ hal.Display = (*Display)(nil)
 	_ hal.Keypad  = (*Keypad)(nil)
+	_ hal.Speaker = (*Speaker)(nil)
 )
 
 // Display is an in-memory hal.Display. The zero value is a 20x4 display.
@@ -157,4 +158,36 @@ func (k *Keypad) Next(ctx context.Context) (hal.Key, error) {
 		case <-wait:
 		}
 	}
+}
+
+// Utterance is one text a Speaker was asked to say.
+type Utterance struct {
+	Lang, Text string
+}
+
+// Speaker is an in-memory hal.Speaker: it records every utterance. The
+// zero value is ready to use and its methods are safe for concurrent use.
+type Speaker struct {
+	Err error // when not nil, Say returns it and records nothing
+
+	mu   sync.Mutex
+	said []Utterance
+}
+
+// Say records text in lang.
+func (s *Speaker) Say(ctx context.Context, lang, text string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.Err != nil {
+		return s.Err
+	}
+	s.said = append(s.said, Utterance{Lang: lang, Text: text})
+	return nil
+}
+
+// Said returns a copy of the utterances recorded, oldest first.
+func (s *Speaker) Said() []Utterance {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Utterance(nil), s.said...)
 }
