@@ -6,6 +6,7 @@ package web
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -33,6 +34,11 @@ type Options struct {
 	// served only on a loopback Listen (page.go).
 	Fleet  *hub.Fleet
 	Logger *slog.Logger
+	// Console, when set (with Fleet), serves the ops console under /
+	// behind a login, on any Listen, instead of the read-only page.
+	Console *Console
+	// TLS, when set, serves HTTPS (the console's cookies are then Secure).
+	TLS *tls.Config
 }
 
 // Bounds of the server: a client that trickles its headers or never reads
@@ -64,7 +70,10 @@ func Start(o Options) (*Server, error) {
 		return nil, fmt.Errorf("web: %w", err)
 	}
 	o.Listen = ln.Addr().String() // what is bound decides the page, not what was asked
-	if o.Fleet != nil && !loopback(o.Listen) {
+	if o.TLS != nil {
+		ln = tls.NewListener(ln, o.TLS)
+	}
+	if o.Fleet != nil && o.Console == nil && !loopback(o.Listen) {
 		o.Logger.Warn("fleet page not served: the listener is not on the loopback and ops accounts do not exist yet", "listen", o.Listen)
 	}
 	s := &Server{ln: ln, done: make(chan error, 1)}
@@ -95,7 +104,10 @@ func Handler(o Options) http.Handler {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	mux := http.NewServeMux()
-	if o.Fleet != nil {
+	switch {
+	case o.Console != nil && (o.Fleet != nil || o.Console.List != nil):
+		newConsole(o).routes(mux)
+	case o.Fleet != nil:
 		mux.HandleFunc("GET /{$}", pageHandler(o))
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -125,5 +137,23 @@ func Handler(o Options) http.Handler {
 			ErrorLog: slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn), MaxRequestsInFlight: maxInFlight,
 			Timeout: writeTimeout - time.Second}))
 	}
-	return mux
+	// Every state-changing request (POST) must come from the console's
+	// own pages: the browser's Sec-Fetch-Site or Origin says so.
+	return http.NewCrossOriginProtection().Handler(mux)
+}
+
+// newConsole prepares o.Console for serving.
+func newConsole(o Options) *console {
+	c := &console{Console: *o.Console, log: o.Logger, secure: o.TLS != nil, alerts: newAlertBook()}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Refresh <= 0 {
+		c.Refresh = 5 * time.Second
+	}
+	if c.List == nil {
+		c.List = o.Fleet.List
+	}
+	c.g = newGuard(c.Now)
+	return c
 }
