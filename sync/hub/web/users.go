@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -274,4 +275,21 @@ func writeAtomic(path string, b []byte) error {
 		return err
 	}
 	return os.Rename(f.Name(), path)
+}
+
+// Code is the account's TOTP code at now: for `totemhub user code`, run
+// by whoever can read the accounts file anyway (the demo, recovery).
+func (a Account) Code(now time.Time) (string, error) {
+	return totp.GenerateCodeCustom(a.TOTP, now, totpOpts)
+}
+
+// URI is the account's otpauth:// URI, what an authenticator app scans.
+func (a Account) URI() string {
+	v := url.Values{}
+	v.Set("secret", a.TOTP)
+	v.Set("issuer", totpIssuer)
+	v.Set("algorithm", "SHA1")
+	v.Set("digits", "6")
+	v.Set("period", "30")
+	return "otpauth://totp/" + url.PathEscape(totpIssuer+":"+a.Name) + "?" + v.Encode()
 }

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aslcns/totem/config"
+	"github.com/aslcns/totem/sync/hub/web"
+	"github.com/aslcns/totem/sync/pki"
+)
+
+func userRun(t *testing.T, cfg, stdin string, args ...string) (string, error) {
+	t.Helper()
+	var out, errw bytes.Buffer
+	err := run(context.Background(), append([]string{"--config", cfg, "user"}, args...), strings.NewReader(stdin), &out, &errw)
+	return out.String(), err
+}
+
+// `totemhub user add` writes an argon2id account with a TOTP key, prints
+// the otpauth URI, refuses a second account of the same name, a bad role
+// and a short password; `user code` gives the account's current code.
+func TestUserAdd(t *testing.T) {
+	cfg, state, _ := hubConfig(t)
+	out, err := userRun(t, cfg, "a long enough password\n", "add", "anna", "--role", "ops")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "otpauth://totp/") || !strings.Contains(out, "secret=") {
+		t.Fatalf("no TOTP URI printed: %s", out)
+	}
+	path := filepath.Join(state, web.UsersFile)
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("accounts file: %v %v", fi, err)
+	}
+	b, _ := os.ReadFile(path)
+	if !bytes.Contains(b, []byte("$argon2id$v=19$")) || bytes.Contains(b, []byte("a long enough password")) {
+		t.Fatalf("accounts file holds no argon2id hash, or the password: %s", b)
+	}
+	for _, c := range []struct {
+		stdin string
+		args  []string
+		want  string
+	}{
+		{"another long password\n", []string{"add", "anna", "--role", "ops"}, "exists"},
+		{"another long password\n", []string{"add", "bruno", "--role", "admin"}, "role"},
+		{"short\n", []string{"add", "bruno", "--role", "technician"}, "password"},
+		{"another long password\n", []string{"add", "<b>", "--role", "technician"}, "name"},
+	} {
+		if _, err := userRun(t, cfg, c.stdin, c.args...); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("user %v: %v, want an error about %s", c.args, err, c.want)
+		}
+	}
+	code, err := userRun(t, cfg, "", "code", "anna")
+	if err != nil || !regexp.MustCompile(`^\d{6}\n$`).MatchString(code) {
+		t.Fatalf("user code: %q %v", code, err)
+	}
+	list, err := userRun(t, cfg, "", "list")
+	if err != nil || !strings.HasPrefix(list, "anna\tops\t") {
+		t.Fatalf("user list: %q %v", list, err)
+	}
+}
+
+// [http] tls = "hub" serves HTTPS with a certificate of the hub's CA, which
+// a client trusting that CA accepts.
+func TestHTTPTLSFromHubCA(t *testing.T) {
+	cfg := config.DefaultTotemhub()
+	cfg.StateDir = t.TempDir()
+	cfg.HTTP.TLS = "hub"
+	tlsCfg, _, err := httpTLS(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, err := web.Start(web.Options{Listen: "127.0.0.1:0", TLS: tlsCfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	ca, err := pki.LoadOrCreateCA(cfg.StateDir, "Totem hub CA", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := c.Get("https://" + ws.Addr() + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if b, _ := io.ReadAll(resp.Body); resp.StatusCode != 200 || string(b) != "ok\n" {
+		t.Fatalf("https /healthz: %d %q", resp.StatusCode, b)
+	}
+}
