@@ -140,6 +140,8 @@ type Stats struct {
 	CommandsOK     atomic.Int64
 	CommandsFailed atomic.Int64
 	refused        map[string]*atomic.Int64 // every cmdsig.Codes, filled by New; read-only after
+	kinds          kindStats                // applied by kind and outcome (stats.go)
+	batch          latency                  // the backend's time per batch
 }
 
 // RefusedByCode returns the console commands refused, by cmdsig code
@@ -181,6 +183,7 @@ func New(o Options) *Hub {
 	}
 	o.Queue = max(o.Queue, rm)
 	h := &Hub{o: o, log: o.Logger, work: make(chan *paho.Publish, 4096), policySent: make(map[string]bool)}
+	h.stats.kinds = newKindStats()
 	h.stats.refused = make(map[string]*atomic.Int64, len(cmdsig.Codes)+2)
 	for _, c := range append([]string{codeInvalid, codeOther}, cmdsig.Codes...) {
 		h.stats.refused[c] = new(atomic.Int64)
@@ -453,7 +456,9 @@ func (h *Hub) worker(ctx context.Context, cm *autopaho.ConnectionManager) {
 		if len(batch) == 0 {
 			continue
 		}
+		began := time.Now()
 		outs, err := h.apply(ctx, batch)
+		h.stats.batch.observe(time.Since(began))
 		var refused []cms.Transmission // for the send log
 		answers := make([]outgoing, 0, len(batch))
 		for i, p := range batch {
@@ -719,6 +724,7 @@ func (h *Hub) outcome(op *protocol.Op, out cms.Outcome, res *protocol.Result) {
 		h.stats.Duplicates.Add(1)
 	} else {
 		h.stats.Applied.Add(1)
+		h.stats.kinds.add(op.Kind, out.Accepted)
 	}
 	h.log.Debug("op applied", "totem", op.Totem, "seq", op.Seq, "op_id", op.ID, "kind", op.Kind,
 		"protocol", out.Protocol, "processing", res.Processing.Status, "duplicate", out.Duplicate)

@@ -43,7 +43,8 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 // counters in _total, times as Unix timestamps in seconds (an age would
 // be stale as soon as scraped).
 var (
-	dApplied    = desc("totemhub_ops_applied_total", "Operations applied by the backend (accepted or rejected).")
+	dApplied    = desc("totemhub_ops_applied_total", "Operations applied by the backend, by kind (the declared kinds, other for the rest) and outcome (accepted, rejected).", "kind", "outcome")
+	dBatchTime  = desc("totemhub_batch_duration_seconds", "Time the backend took to apply one batch (one commit).")
 	dDuplicates = desc("totemhub_ops_duplicates_total", "Operations received again; their stored result was sent again.")
 	dGaps       = desc("totemhub_ops_gap_refusals_total", "Operations refused for a gap in the totem's sequence.")
 	dMalformed  = desc("totemhub_payloads_malformed_total", "Payloads refused as malformed.")
@@ -82,7 +83,7 @@ var (
 	dCredEvents = desc("totem_credential_events_total", "The totem's credential events since the hub started, by event (enrolled, rotated, expired, failed, locked, unlocked).", "totem", "event")
 )
 
-var allDescs = []*prometheus.Desc{dQueued, dCommands, dCmdRefused, dApplied, dDuplicates, dGaps, dMalformed, dDropped, dFull, dBatches, dReqDropped,
+var allDescs = []*prometheus.Desc{dQueued, dCommands, dCmdRefused, dApplied, dBatchTime, dDuplicates, dGaps, dMalformed, dDropped, dFull, dBatches, dReqDropped,
 	dConns, dAuthFail, dLockouts, dConnRefused, dTakeovers, dDenied, dEnrollConns, dLocked, dCredErrors,
 	dOnline, dSince, dLastSeen, dPending, dOldest, dUsage, dAlarm, dQuarantine, dDeviceUp, dDevice, dClock, dInfo,
 	dExpiry, dCredLocked, dCredEvents}
@@ -127,7 +128,11 @@ func label(s string) string {
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	st := c.s.Hub
-	counter(ch, dApplied, st.Applied.Load())
+	for k, n := range st.AppliedByKind() {
+		counter(ch, dApplied, n, k[0], k[1])
+	}
+	count, sum, buckets := st.BatchLatency()
+	ch <- prometheus.MustNewConstHistogram(dBatchTime, count, sum, buckets)
 	counter(ch, dDuplicates, st.Duplicates.Load())
 	counter(ch, dGaps, st.Gaps.Load())
 	counter(ch, dMalformed, st.Malformed.Load())
