@@ -11,6 +11,7 @@ command -v pcscd >/dev/null || need+=(pcscd)
 [ -e /usr/include/PCSC/winscard.h ] || need+=(libpcsclite-dev)
 command -v socat >/dev/null || need+=(socat)
 command -v promtool >/dev/null || need+=(prometheus) # promtool: metrics and alert rules
+command -v chromium >/dev/null || need+=(chromium) # the ops console's browser tests (headless)
 if ! command -v go >/dev/null; then
 	echo "Go is missing: install Go 1.26 (https://go.dev/dl/) and put it on PATH (e.g. /usr/local/go/bin)." >&2
 	exit 1

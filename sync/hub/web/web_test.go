@@ -40,9 +40,19 @@ type rig struct {
 	web   *web.Server
 	totem creds.File
 	ops   creds.File // a console
+	store *refcms.Store
 }
 
-func newRig(t *testing.T, ctx context.Context) *rig {
+func newRig(t *testing.T, ctx context.Context) *rig { return newRigWith(t, ctx, rigOptions{}) }
+
+// rigOptions change the rig: the fleet registry's options, and a console
+// (its Data and Credentials are the rig's).
+type rigOptions struct {
+	fleet   hub.FleetOptions
+	console *web.Console
+}
+
+func newRigWith(t *testing.T, ctx context.Context, o rigOptions) *rig {
 	t.Helper()
 	dir := t.TempDir()
 	reg, err := broker.OpenRegistry(filepath.Join(dir, "fleet.db"))
@@ -73,7 +83,7 @@ func newRig(t *testing.T, ctx context.Context) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	fleet, err := hub.OpenFleet(filepath.Join(dir, "presence.db"), hub.FleetOptions{})
+	fleet, err := hub.OpenFleet(filepath.Join(dir, "presence.db"), o.fleet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +97,10 @@ func newRig(t *testing.T, ctx context.Context) *rig {
 	t.Cleanup(func() { hcancel(); <-done })
 	metrics := web.NewRegistry(web.Sources{Hub: h.Stats(), Queued: h.Queued, Broker: srv.Stats, Connections: srv.Connections,
 		Fleet: fleet, Credentials: reg.Credentials})
-	ws, err := web.Start(web.Options{Listen: "127.0.0.1:0", Registry: metrics, Fleet: fleet, Ready: []web.Check{
+	if o.console != nil {
+		o.console.Data, o.console.Credentials = store, reg.Credentials
+	}
+	ws, err := web.Start(web.Options{Listen: "127.0.0.1:0", Registry: metrics, Fleet: fleet, Console: o.console, Ready: []web.Check{
 		{Name: "broker", Fn: h.AwaitConnection}, {Name: "store", Fn: func(context.Context) error { return store.Writable() }}}})
 	if err != nil {
 		t.Fatal(err)
@@ -96,7 +109,7 @@ func newRig(t *testing.T, ctx context.Context) *rig {
 	if err := h.AwaitConnection(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return &rig{srv: srv, reg: reg, fleet: fleet, h: h, web: ws, totem: tc, ops: ops}
+	return &rig{srv: srv, reg: reg, fleet: fleet, h: h, web: ws, totem: tc, ops: ops, store: store}
 }
 
 func get(t *testing.T, u string) (int, string) {
