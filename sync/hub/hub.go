@@ -254,6 +254,7 @@ func (h *Hub) Run(ctx context.Context) error {
 					{Topic: protocol.SharedOpFilter, QoS: 1},
 					{Topic: protocol.Root + "/+/" + protocol.LeafState, QoS: 1, RetainHandling: 2},
 					{Topic: protocol.Root + "/+/" + protocol.LeafTelemetry, QoS: 0, RetainHandling: 2},
+					{Topic: protocol.Root + "/+/" + protocol.LeafEvent, QoS: 0}, // the console's recent events
 					{Topic: protocol.SharedHubCmdTopic, QoS: 1},
 					{Topic: protocol.SharedSyncFilter, QoS: 1},
 				}

@@ -215,13 +215,15 @@ func totemSession(t *testing.T, ctx context.Context, r *rig) {
 	st, _ := protocol.Marshal(protocol.State{V: 1, Totem: id, Status: protocol.Online, Since: time.Now(), Boot: "b1", Session: 1, Version: "1.4.0"})
 	tm, _ := protocol.Marshal(protocol.Telemetry{V: 1, Totem: id, At: time.Now(), Queue: protocol.Queue{Depth: 1, OldestSeq: 1, Oldest: time.Now()},
 		Devices: map[string]string{"printer": "paper_out", "reader": "ok"}})
+	ev, _ := protocol.Marshal(protocol.Event{V: 1, Totem: id, At: time.Now(), Level: protocol.LevelWarning, Code: "printer_paper_out",
+		Message: "receipt printer: paper_out"})
 	op, _ := protocol.Marshal(protocol.Op{V: 1, ID: fmt.Sprintf("%032x", 1), Totem: id, Seq: 1, Kind: cms.KindConsent,
 		Payload: []byte(`{"card":{"serial":"6090012345678000","cf":"RSSMRA80A01H501U","expiry":"2030-12-31"},"policy":"fse-2020","consents":[{"code":"consultazione","given":true}],"channel":"self"}`),
 		Created: time.Now().UTC()})
 	for _, m := range []struct {
 		leaf    string
 		payload []byte
-	}{{protocol.LeafState, st}, {protocol.LeafTelemetry, tm}, {protocol.LeafOp, op}} {
+	}{{protocol.LeafState, st}, {protocol.LeafTelemetry, tm}, {protocol.LeafEvent, ev}, {protocol.LeafOp, op}} {
 		if _, err := c.Publish(ctx, &paho.Publish{Topic: protocol.Topic(id, m.leaf), QoS: 1, Payload: m.payload}); err != nil {
 			t.Fatal(err)
 		}

@@ -65,6 +65,8 @@ type Console struct {
 	// List, when set, replaces the fleet registry's List (tests, the
 	// benchmark).
 	List func(hub.FleetFilter) []hub.TotemStatus
+	// Events, when set, replaces the fleet registry's recent events.
+	Events func(totem string) []protocol.Event
 }
 
 // receiptBundle writes the receipt bundle of send log entry n (a ZIP with

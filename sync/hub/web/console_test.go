@@ -108,6 +108,9 @@ func newTestConsole(t testing.TB, list []hub.TotemStatus) *testConsole {
 			defer tc.mu.Unlock()
 			return append([]hub.TotemStatus(nil), tc.list...)
 		},
+		Events: func(totem string) []protocol.Event {
+			return []protocol.Event{{V: 1, Totem: totem, Level: "warning<i>", Code: "printer_paper_out", Message: "<script>alert(3)</script>\x1b[2J"}}
+		},
 		Audit: func(actor, action, detail string) {
 			tc.mu.Lock()
 			tc.audit = append(tc.audit, auditLine{actor, action, detail})

@@ -51,8 +51,11 @@ type totemBody struct {
 	Actions  []actionView
 	Result   string // the reply of the action just run
 	Error    string
-	TotemLog []protocol.SendLogRow // asked of the totem (?ask=1)
+	TotemLog []protocol.SendLogRow // asked of the totem (?ask=sendlog)
+	Events   []eventRow
 }
+
+type eventRow struct{ At, Level, Code, Message string }
 
 func (c *console) findTotem(id string) (*hub.TotemStatus, bool) {
 	if !protocol.ValidTotemID(id) {
@@ -90,6 +93,9 @@ func (c *console) totemBody(r *http.Request, ts *hub.TotemStatus, L map[string]s
 		for i := range b.Log {
 			sanitizeTx(&b.Log[i])
 		}
+	}
+	for _, e := range c.Events(ts.Totem) {
+		b.Events = append(b.Events, eventRow{At: when(e.At), Level: label(e.Level), Code: label(e.Code), Message: label(e.Message)})
 	}
 	for _, a := range totemActions {
 		b.Actions = append(b.Actions, actionView{action: a, Allowed: allowed(s.role, ts.Totem, a.Command)})

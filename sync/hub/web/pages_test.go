@@ -69,6 +69,7 @@ func TestConsolePagesOverRealHub(t *testing.T) {
 		{"/sendlog?outcome=accepted", "Nessuna riga", "receipt.zip"},
 		{"/sendlog?totem=t-web-never", "Nessuna riga", "receipt.zip"},
 		{"/totem/t-web-1", "POLICY_MISMATCH", ""},
+		{"/totem/t-web-1", "receipt printer: paper_out", ""},
 		{"/report", "<svg", ""},
 		{"/report?by_day=1&totem=t-web-1", day, ""},
 		{"/report?totem=t-web-never", "Nessuna riga", ""},

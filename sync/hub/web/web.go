@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/sync/hub"
+	"github.com/aslcns/totem/sync/protocol"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -153,6 +154,12 @@ func newConsole(o Options) *console {
 	}
 	if c.List == nil {
 		c.List = o.Fleet.List
+	}
+	if c.Events == nil {
+		c.Events = func(string) []protocol.Event { return nil }
+		if o.Fleet != nil {
+			c.Events = o.Fleet.Events
+		}
 	}
 	c.g = newGuard(c.Now)
 	return c
