@@ -19,8 +19,7 @@ echo "totemhub running, TLS on 127.0.0.1:8883 with its own CA (state/credentials
 if [ ! -s state/console-demo.txt ]; then
 	pw=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
 	printf '%s\n' "$pw" | "$bin/totemhub" user add demo --role ops >/dev/null
-	umask 077
-	printf 'user: demo\npassword: %s\n' "$pw" >state/console-demo.txt
+	(umask 077 && printf 'user: demo\npassword: %s\n' "$pw" >state/console-demo.txt)
 fi
 echo "ops console: http://127.0.0.1:9880/  login: $(sed -n 's/^user: //p' state/console-demo.txt) / $(sed -n 's/^password: //p' state/console-demo.txt)"
 echo "  TOTP code: $bin/totemhub user code demo   (or add the key of '$bin/totemhub user uri demo' to an authenticator app)"

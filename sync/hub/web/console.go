@@ -286,7 +286,11 @@ func (c *console) login(w http.ResponseWriter, r *http.Request) {
 		step = totpStep(acc.TOTP, code, c.Now())
 	}
 	if step < 0 || !c.g.succeeded(name, step) {
-		locked := c.g.failed(map[bool]string{true: name}[ok], ip)
+		counted := "" // an unknown name is counted against the address only
+		if ok {
+			counted = name
+		}
+		locked := c.g.failed(counted, ip)
 		why := "wrong password or code"
 		if pwOK && step >= 0 {
 			why = "TOTP code already used"

@@ -472,7 +472,7 @@ func (c *console) accessBody(r *http.Request) accessBody {
 		}
 	}
 	for name, until := range c.g.locked() {
-		b.Locked = append(b.Locked, name+" ("+textsByLang["it"]["until"]+" "+when(until)+")")
+		b.Locked = append(b.Locked, name+" ("+c.page(r, "", nil).L["until"]+" "+when(until)+")")
 	}
 	slices.Sort(b.Locked)
 	for _, ts := range c.List(hub.FleetFilter{}) {
