@@ -1,7 +1,11 @@
 package web
 
 import (
+	"bytes"
 	"crypto/tls"
+	"io"
+	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -9,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -153,4 +158,52 @@ func FuzzUsersFile(f *testing.F) {
 			totpStep(a.TOTP, "123456", time.Now())
 		}
 	})
+}
+
+// The console's watch evaluates the alerts without any page view and
+// logs each start and end; it stops when told and says so.
+func TestAlertWatch(t *testing.T) {
+	var mu sync.Mutex
+	list := []hub.TotemStatus{{Totem: "t-w", Status: protocol.Online, Devices: map[string]string{"printer": "paper_out"}}}
+	var logs bytes.Buffer
+	c := newConsole(Options{Logger: slog.New(slog.NewTextHandler(&syncWriter{w: &logs, mu: &mu}, nil)), Console: &Console{
+		List: func(hub.FleetFilter) []hub.TotemStatus {
+			mu.Lock()
+			defer mu.Unlock()
+			return []hub.TotemStatus{{Totem: list[0].Totem, Status: list[0].Status, Devices: maps.Clone(list[0].Devices)}}
+		}}})
+	stop, done := make(chan struct{}), make(chan struct{})
+	go c.watch(stop, done, time.Millisecond)
+	wait := func(what func() bool) {
+		t.Helper()
+		for i := 0; !what(); i++ {
+			if i > 5000 {
+				t.Fatal("the watch did not evaluate")
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	wait(func() bool { a, _ := c.alerts.snapshot(); return len(a) == 1 })
+	mu.Lock()
+	list[0].Devices["printer"] = "ok"
+	mu.Unlock()
+	wait(func() bool { _, r := c.alerts.snapshot(); return len(r) == 1 })
+	close(stop)
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(logs.String(), "msg=alert totem=t-w alert=a_paper") || !strings.Contains(logs.String(), `msg="alert cleared" totem=t-w`) {
+		t.Fatalf("log:\n%s", logs.String())
+	}
+}
+
+type syncWriter struct {
+	w  io.Writer
+	mu *sync.Mutex
+}
+
+func (s *syncWriter) Write(b []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(b)
 }

@@ -157,7 +157,7 @@ func sortFleet(list []hub.TotemStatus) {
 func (c *console) fleetBody(r *http.Request, L map[string]string) fleetBody {
 	list := c.List(hub.FleetFilter{})
 	exp := c.expiries()
-	c.alerts.update(list, exp, c.Now())
+	c.evaluateWith(list, exp)
 	return consoleFleet(list, exp, filterOf(r), L, c.Now())
 }
 
@@ -242,7 +242,7 @@ func conditions(ts *hub.TotemStatus, cred broker.Credential, hasCred bool, now t
 
 // update computes the alerts of list: new ones start, gone ones move to
 // the recent list.
-func (b *alertBook) update(list []hub.TotemStatus, exp map[string]broker.Credential, now time.Time) {
+func (b *alertBook) update(list []hub.TotemStatus, exp map[string]broker.Credential, now time.Time) (started, cleared []alert) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	seen := make(map[[2]string]bool, len(b.active))
@@ -257,17 +257,50 @@ func (b *alertBook) update(list []hub.TotemStatus, exp map[string]broker.Credent
 				continue
 			}
 			b.active[id] = &alert{Totem: label(ts.Totem), Key: k, Detail: d, Since: now}
+			started = append(started, *b.active[id])
 		}
 	}
 	for id, a := range b.active {
 		if !seen[id] {
 			a.Cleared = now
 			b.recent = append([]alert{*a}, b.recent...)
+			cleared = append(cleared, *a)
 			delete(b.active, id)
 		}
 	}
 	if len(b.recent) > maxRecentAlerts {
 		b.recent = b.recent[:maxRecentAlerts]
+	}
+	return started, cleared
+}
+
+// evaluate computes the alerts now and logs each that starts or ends: ops
+// without Prometheus find them in the journal too.
+func (c *console) evaluate() { c.evaluateWith(c.List(hub.FleetFilter{}), c.expiries()) }
+
+func (c *console) evaluateWith(list []hub.TotemStatus, exp map[string]broker.Credential) {
+	started, cleared := c.alerts.update(list, exp, c.Now())
+	for _, a := range started {
+		c.log.Warn("alert", "totem", a.Totem, "alert", a.Key, "detail", label(a.Detail))
+	}
+	for _, a := range cleared {
+		c.log.Info("alert cleared", "totem", a.Totem, "alert", a.Key, "since", a.Since)
+	}
+}
+
+// watch evaluates the alerts every period until stop is closed, then
+// closes done.
+func (c *console) watch(stop <-chan struct{}, done chan<- struct{}, every time.Duration) {
+	defer close(done)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		c.evaluate()
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
 	}
 }
 
@@ -289,7 +322,7 @@ func (b *alertBook) snapshot() (active, recent []alert) {
 type alertsBody struct{ Active, Recent []alert }
 
 func (c *console) alertsPage(w http.ResponseWriter, r *http.Request) {
-	c.alerts.update(c.List(hub.FleetFilter{}), c.expiries(), c.Now())
+	c.evaluate()
 	a, rec := c.alerts.snapshot()
 	c.render(w, "alerts", c.page(r, "alerts", alertsBody{Active: a, Recent: rec}))
 }

@@ -59,7 +59,14 @@ type Server struct {
 	srv  *http.Server
 	ln   net.Listener
 	done chan error
+
+	stop, watched chan struct{} // the console's alert watch
 }
+
+// alertEvery is how often the console evaluates the alerts when nobody
+// looks: an alert that comes and goes between two page views is still in
+// the recent list.
+const alertEvery = 15 * time.Second
 
 // Start listens on o.Listen and serves until Close.
 func Start(o Options) (*Server, error) {
@@ -77,8 +84,15 @@ func Start(o Options) (*Server, error) {
 	if o.Fleet != nil && o.Console == nil && !loopback(o.Listen) {
 		o.Logger.Warn("fleet page not served: the listener is not on the loopback and ops accounts do not exist yet", "listen", o.Listen)
 	}
-	s := &Server{ln: ln, done: make(chan error, 1)}
-	s.srv = &http.Server{Handler: Handler(o), ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout,
+	s := &Server{ln: ln, done: make(chan error, 1), stop: make(chan struct{}), watched: make(chan struct{})}
+	var c *console
+	if hasConsole(o) {
+		c = newConsole(o)
+		go c.watch(s.stop, s.watched, alertEvery)
+	} else {
+		close(s.watched)
+	}
+	s.srv = &http.Server{Handler: handler(o, c), ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout,
 		WriteTimeout: writeTimeout, IdleTimeout: idleTimeout, MaxHeaderBytes: maxHeaderBytes,
 		ErrorLog: slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn)}
 	go func() { s.done <- s.srv.Serve(ln) }()
@@ -92,6 +106,8 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 func (s *Server) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	close(s.stop)
+	<-s.watched
 	err := s.srv.Shutdown(ctx)
 	if serr := <-s.done; !errors.Is(serr, http.ErrServerClosed) && err == nil {
 		err = serr
@@ -104,10 +120,21 @@ func Handler(o Options) http.Handler {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	var c *console
+	if hasConsole(o) {
+		c = newConsole(o)
+	}
+	return handler(o, c)
+}
+
+func hasConsole(o Options) bool { return o.Console != nil && (o.Fleet != nil || o.Console.List != nil) }
+
+// handler is the routes, with the console c when there is one.
+func handler(o Options, c *console) http.Handler {
 	mux := http.NewServeMux()
 	switch {
-	case o.Console != nil && (o.Fleet != nil || o.Console.List != nil):
-		newConsole(o).routes(mux)
+	case c != nil:
+		c.routes(mux)
 	case o.Fleet != nil:
 		mux.HandleFunc("GET /{$}", pageHandler(o))
 	}
