@@ -172,6 +172,9 @@ func handler(o Options, c *console) http.Handler {
 
 // newConsole prepares o.Console for serving.
 func newConsole(o Options) *console {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
 	c := &console{Console: *o.Console, log: o.Logger, secure: o.TLS != nil, alerts: newAlertBook()}
 	if c.Now == nil {
 		c.Now = time.Now
