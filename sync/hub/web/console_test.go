@@ -300,7 +300,8 @@ func TestConsoleBruteForceLocked(t *testing.T) {
 	}
 	// Ops unlocks it from the access page.
 	ops := tc.login(t, "anna")
-	if resp, body := tc.get(t, ops, "/access"); !strings.Contains(body, "tecla") {
+	if resp, body := tc.get(t, ops, "/access"); !strings.Contains(body, `<form method="post" action="/access/unlock" class="console-lock">tecla`) ||
+		!strings.Contains(body, "Sblocca") {
 		t.Fatalf("access page does not list the locked account: %d", resp.StatusCode)
 	}
 	if resp, _ := tc.post(t, ops, "/access/unlock", url.Values{"name": {"tecla"}, "kind": {"console"}}); resp.StatusCode != 200 {

@@ -445,11 +445,14 @@ type credRow struct {
 	Failures               int
 }
 
+type lockedAccount struct{ Name, Until string }
+
 type accessBody struct {
 	Creds      []credRow
 	NoCreds    bool
-	Locked     []string // console accounts locked, with until
-	CanUnlock  bool
+	Locked     []lockedAccount // console accounts locked
+	CanUnlock  bool            // broker users
+	CanRelease bool            // console accounts
 	CanEnroll  bool
 	Message    string
 	Totems     []string
@@ -459,7 +462,8 @@ type accessBody struct {
 func (c *console) accessBody(r *http.Request) accessBody {
 	s := current(r)
 	b := accessBody{CanUnlock: allowed(s.role, cmdsig.HubTarget, "unlock") && c.Unlock != nil,
-		CanEnroll: allowed(s.role, cmdsig.HubTarget, "enroll") && c.Enroll != nil}
+		CanRelease: allowed(s.role, cmdsig.HubTarget, "unlock"),
+		CanEnroll:  allowed(s.role, cmdsig.HubTarget, "enroll") && c.Enroll != nil}
 	if c.Credentials == nil {
 		b.NoCreds = true
 	} else if cs, err := c.Credentials(); err == nil {
@@ -472,9 +476,9 @@ func (c *console) accessBody(r *http.Request) accessBody {
 		}
 	}
 	for name, until := range c.g.locked() {
-		b.Locked = append(b.Locked, name+" ("+c.page(r, "", nil).L["until"]+" "+when(until)+")")
+		b.Locked = append(b.Locked, lockedAccount{Name: name, Until: when(until)})
 	}
-	slices.Sort(b.Locked)
+	slices.SortFunc(b.Locked, func(x, y lockedAccount) int { return strings.Compare(x.Name, y.Name) })
 	for _, ts := range c.List(hub.FleetFilter{}) {
 		b.Totems = append(b.Totems, ts.Totem)
 	}
