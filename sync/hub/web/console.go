@@ -84,7 +84,11 @@ type console struct {
 	secure bool
 	g      *guard
 	alerts *alertBook
+	slots  chan struct{} // logins hashing at once
 }
+
+// maxHashing is how many logins run argon2id at once.
+const maxHashing = 2
 
 // auditWeb records one action of the console: who (the account, or the
 // name tried for a login), what, and its detail. Every state change and
@@ -258,18 +262,20 @@ func (c *console) login(w http.ResponseWriter, r *http.Request) {
 	if !ValidName(name) {
 		actor = "(invalid name)" // what was typed is not logged: it may be a password
 	}
-	if c.g.ipBlocked(ip) {
-		c.auditWeb(actor, "login_refused", "address over its failure limit: "+ip)
+	// Refusals while blocked or locked are not audited one by one (a
+	// flood would fill the audit): the block and the lock themselves are.
+	if c.g.ipBlocked(ip) || !c.g.lockedAccount(name).IsZero() {
 		p.Error = p.L["login_locked"]
 		w.WriteHeader(http.StatusTooManyRequests)
 		c.render(w, "login", p)
 		return
 	}
-	if until := c.g.lockedAccount(name); !until.IsZero() {
-		c.auditWeb(actor, "login_refused", "account locked until "+until.UTC().Format(time.RFC3339)+" from "+ip)
-		p.Error = p.L["login_locked"]
-		w.WriteHeader(http.StatusTooManyRequests)
-		c.render(w, "login", p)
+	// argon2id takes 19 MiB a time: a flood of logins waits for a slot
+	// instead of taking the hub's memory.
+	select {
+	case c.slots <- struct{}{}:
+		defer func() { <-c.slots }()
+	case <-r.Context().Done():
 		return
 	}
 	acc, ok, err := c.Users.Get(name)
@@ -290,7 +296,7 @@ func (c *console) login(w http.ResponseWriter, r *http.Request) {
 		if ok {
 			counted = name
 		}
-		locked := c.g.failed(counted, ip)
+		locked, blocked := c.g.failed(counted, ip)
 		why := "wrong password or code"
 		if pwOK && step >= 0 {
 			why = "TOTP code already used"
@@ -298,6 +304,9 @@ func (c *console) login(w http.ResponseWriter, r *http.Request) {
 		c.auditWeb(actor, "login_failed", why+" from "+ip)
 		if locked {
 			c.auditWeb(actor, "account_locked", fmt.Sprintf("%d failed logins, locked for %s", maxAccountFailures, lockFor))
+		}
+		if blocked {
+			c.auditWeb(actor, "address_blocked", fmt.Sprintf("%s: %d failed logins, blocked for %s", ip, maxIPFailures, ipWindow))
 		}
 		p.Error = p.L["login_failed"]
 		w.WriteHeader(http.StatusUnauthorized)

@@ -317,6 +317,9 @@ func TestConsoleBruteForceLocked(t *testing.T) {
 	if resp, _ := tc.post(t, c, "/login", ok); resp.StatusCode != http.StatusTooManyRequests {
 		t.Fatalf("address over its limit: %d, want 429", resp.StatusCode)
 	}
+	if n := len(tc.audited("address_blocked")); n != 1 {
+		t.Fatalf("address block audited %d times, want 1", n)
+	}
 	tc.clk.Add(ipWindow)
 	ok.Set("code", tc.code(t, "tecla"))
 	if resp, _ := tc.post(t, c, "/login", ok); resp.StatusCode != http.StatusSeeOther {

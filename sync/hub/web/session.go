@@ -85,8 +85,8 @@ func (g *guard) ipBlocked(ip string) bool {
 }
 
 // failed counts a failed login of name from ip; it reports whether the
-// account is locked by it.
-func (g *guard) failed(name, ip string) (locked bool) {
+// account is locked by it, and whether the address just reached its limit.
+func (g *guard) failed(name, ip string) (locked, blocked bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := g.now()
@@ -102,16 +102,16 @@ func (g *guard) failed(name, ip string) (locked bool) {
 		f.n++
 		return f
 	}
-	count(g.ips, ip, ipWindow)
+	blocked = count(g.ips, ip, ipWindow).n == maxIPFailures
 	if name == "" {
-		return false
+		return false, blocked
 	}
 	f := count(g.accounts, name, 0)
 	if f.n >= maxAccountFailures {
 		f.locked, f.n = now.Add(lockFor), 0
-		return true
+		return true, blocked
 	}
-	return false
+	return false, blocked
 }
 
 // prune forgets records with no lock in force and older than the window,

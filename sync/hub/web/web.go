@@ -192,5 +192,6 @@ func newConsole(o Options) *console {
 		}
 	}
 	c.g = newGuard(c.Now)
+	c.slots = make(chan struct{}, maxHashing)
 	return c
 }
