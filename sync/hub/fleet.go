@@ -39,6 +39,7 @@ type TotemStatus struct {
 	Session  uint64    `json:"session,omitempty"` // of its current (or last) connection
 	Boot     string    `json:"boot,omitempty"`
 	Version  string    `json:"version,omitempty"`
+	Location string    `json:"location,omitempty"`
 
 	TelemetryAt time.Time         `json:"telemetry_at,omitzero"` // the totem's clock
 	Queue       int               `json:"queue"`
@@ -384,6 +385,9 @@ func (f *Fleet) presence(e *entry, st *protocol.State, retained bool, now time.T
 	}
 	if st.Version != "" {
 		e.Version = clip(st.Version)
+	}
+	if st.Location != "" {
+		e.Location = clip(st.Location)
 	}
 	if !retained {
 		e.LastSeen, e.heard = now, now

@@ -188,8 +188,8 @@ func (tc *testConsole) login(t testing.TB, name string) *http.Client {
 }
 
 var hostileList = []hub.TotemStatus{
-	{Totem: "t-ok", Status: protocol.Online, Version: "1.0", Devices: map[string]string{"printer": "ok", "reader": "ok"}},
-	{Totem: "t-hostile", Status: protocol.Online, Version: `<script>alert(1)</script>` + "\x1b[31m",
+	{Totem: "t-ok", Status: protocol.Online, Version: "1.0", Location: "Atrio", Devices: map[string]string{"printer": "ok", "reader": "ok"}},
+	{Totem: "t-hostile", Status: protocol.Online, Version: `<script>alert(1)</script>` + "\x1b[31m", Location: "<img src=y>\x1b[1m",
 		Devices: map[string]string{"printer": `"><img src=x onerror=alert(2)>`, "reader": "\x1b]0;pwn\x07"},
 		Alerts:  []string{"device:<b>x</b>"}},
 	{Totem: "t-off", Status: protocol.Offline, Reason: hub.ReasonSilent},

@@ -18,7 +18,7 @@ import (
 // html/template escapes the rest.
 type consoleRow struct {
 	Totem, Status, Since, LastSeen, Oldest, Version, Class string
-	Paper, Reader, Expiry, Clock                           string
+	Paper, Reader, Expiry, Clock, Location                 string
 	Queue                                                  int
 	Alerts                                                 []string
 }
@@ -51,7 +51,8 @@ func (f fleetFilter) match(ts *hub.TotemStatus) bool {
 			return false
 		}
 	}
-	return f.q == "" || strings.Contains(strings.ToLower(ts.Totem), f.q) || strings.Contains(strings.ToLower(ts.Version), f.q)
+	return f.q == "" || strings.Contains(strings.ToLower(ts.Totem), f.q) || strings.Contains(strings.ToLower(ts.Version), f.q) ||
+		strings.Contains(strings.ToLower(ts.Location), f.q)
 }
 
 func filterOf(r *http.Request) fleetFilter {
@@ -100,7 +101,7 @@ func consoleFleet(list []hub.TotemStatus, exp map[string]broker.Credential, f fl
 	for i := range sel {
 		ts := &sel[i]
 		r := consoleRow{Totem: label(ts.Totem), Status: L[ts.Status], Since: when(ts.Since), LastSeen: when(ts.LastSeen),
-			Queue: ts.Queue, Oldest: when(ts.Oldest), Version: label(ts.Version), Paper: "—", Reader: "—", Expiry: "—", Clock: "—"}
+			Queue: ts.Queue, Oldest: when(ts.Oldest), Version: label(ts.Version), Location: label(ts.Location), Paper: "—", Reader: "—", Expiry: "—", Clock: "—"}
 		if r.Status == "" {
 			r.Status = label(ts.Status)
 		}

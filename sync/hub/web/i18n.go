@@ -58,6 +58,7 @@ var catalogue = map[string][2]string{
 	"quarantined":    {"In quarantena", "Quarantined"},
 	"storage":        {"Uso dell'archivio", "Storage usage"},
 	"last_op":        {"Ultima operazione", "Last operation"},
+	"location":       {"Luogo", "Location"},
 	"events":         {"Eventi recenti", "Recent events"},
 	"recent":         {"Operazioni recenti (elenco invii dell'hub)", "Recent operations (hub's send log)"},
 	"totem_log":      {"Elenco invii del totem e quarantena", "The totem's send log and quarantine"},

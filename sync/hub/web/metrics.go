@@ -77,7 +77,7 @@ var (
 	dDeviceUp   = desc("totem_device_up", "1 if the device reports ok.", "totem", "device")
 	dDevice     = desc("totem_device_state", "The device's state as the totem reports it (always 1).", "totem", "device", "state")
 	dClock      = desc("totem_clock_synced", "1 if the totem's clock was synchronised at its latest operation.", "totem")
-	dInfo       = desc("totem_info", "The totem's software version (always 1).", "totem", "version")
+	dInfo       = desc("totem_info", "The totem's software version and location (always 1).", "totem", "version", "location")
 	dExpiry     = desc("totem_credentials_expiry_timestamp_seconds", "When the totem's broker secret expires.", "totem")
 	dCredLocked = desc("totem_credentials_locked", "1 if the totem's broker user is locked.", "totem")
 	dCredEvents = desc("totem_credential_events_total", "The totem's credential events since the hub started, by event (enrolled, rotated, expired, failed, locked, unlocked).", "totem", "event")
@@ -252,6 +252,6 @@ func collectFleet(ch chan<- prometheus.Metric, f *hub.Fleet) {
 		if ts.ClockSynced != nil {
 			gauge(ch, dClock, b2f(*ts.ClockSynced), t)
 		}
-		gauge(ch, dInfo, 1, t, label(ts.Version))
+		gauge(ch, dInfo, 1, t, label(ts.Version), label(ts.Location))
 	}
 }

@@ -142,7 +142,7 @@ func totemPublish(t *testing.T, ctx context.Context, r *rig, oldest time.Time) {
 		t.Fatal(err)
 	}
 	st, _ := protocol.Marshal(protocol.State{V: 1, Totem: r.totem.Username, Status: protocol.Online, Since: time.Now(),
-		Boot: "b1", Session: 1, Version: "1.2.3<script>"})
+		Boot: "b1", Session: 1, Version: "1.2.3<script>", Location: "Atrio <b>"})
 	if _, err := c.Publish(ctx, &paho.Publish{Topic: protocol.Topic(r.totem.Username, protocol.LeafState), QoS: 1, Retain: true, Payload: st}); err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +185,7 @@ func TestMetricsShowTotem(t *testing.T) {
 		`totem_device_up{device="reader",totem="t-web-1"} 1`,
 		`totem_device_state{device="printer",state="paper_out",totem="t-web-1"} 1`,
 		"totem_device_state{device=\"x\uFFFD[31m\",state=\"<b>\",totem=\"t-web-1\"} 1",
-		`totem_info{totem="t-web-1",version="1.2.3<script>"} 1`,
+		`totem_info{location="Atrio <b>",totem="t-web-1",version="1.2.3<script>"} 1`,
 		`totem_credentials_locked{totem="t-web-1"} 0`,
 		`totem_credentials_expiry_timestamp_seconds{totem="t-web-1"} ` + strconv.FormatFloat(float64(u.Expires.Unix()), 'g', -1, 64),
 		`totemhub_broker_locked_users 0`,
