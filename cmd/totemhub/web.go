@@ -33,7 +33,8 @@ type webDeps struct {
 // (the ingest connected to the broker, the store taking writes), the
 // metrics and the ops console. It returns a stop that closes all of it.
 func startWeb(ctx context.Context, cfg *config.Totemhub, log *slog.Logger, d webDeps) (func(), error) {
-	src := web.Sources{Hub: d.h.Stats(), Queued: d.h.Queued, Broker: d.bstats, Connections: d.bconns, Fleet: d.fleet}
+	cstats := new(web.ConsoleStats)
+	src := web.Sources{Hub: d.h.Stats(), Queued: d.h.Queued, Broker: d.bstats, Connections: d.bconns, Fleet: d.fleet, Console: cstats}
 	if cfg.Broker.Embedded {
 		src.Credentials = d.reg.Credentials
 	}
@@ -52,6 +53,7 @@ func startWeb(ctx context.Context, cfg *config.Totemhub, log *slog.Logger, d web
 		if o.Console, link, err = consoleOf(ctx, cfg, d, wlog); err != nil {
 			return nil, err
 		}
+		o.Console.Stats = cstats
 	} else {
 		wlog.Warn("ops console not served: plain HTTP off the loopback would carry passwords in clear; set [http] tls", "listen", cfg.HTTP.Listen)
 	}

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aslcns/totem/cms"
@@ -65,8 +66,20 @@ type Console struct {
 	// List, when set, replaces the fleet registry's List (tests, the
 	// benchmark).
 	List func(hub.FleetFilter) []hub.TotemStatus
+	// Stats, when set, counts logins and actions for /metrics
+	// (Sources.Console).
+	Stats *ConsoleStats
 	// Events, when set, replaces the fleet registry's recent events.
 	Events func(totem string) []protocol.Event
+}
+
+// ConsoleStats counts the console's logins and actions.
+type ConsoleStats struct {
+	LoginsOK      atomic.Int64
+	LoginsFailed  atomic.Int64 // wrong password, code or name
+	LoginsRefused atomic.Int64 // while the account is locked or the address blocked
+	Lockouts      atomic.Int64 // accounts locked
+	Actions       atomic.Int64 // audited actions other than logins
 }
 
 // receiptBundle writes the receipt bundle of send log entry n (a ZIP with
@@ -95,6 +108,11 @@ const maxHashing = 2
 // every login goes through here and nowhere else.
 func (c *console) auditWeb(actor, action, detail string) {
 	c.log.Info("audit", "actor", actor, "action", action, "detail", detail)
+	switch action {
+	case "login", "login_failed", "account_locked", "address_blocked", "logout":
+	default:
+		c.Stats.Actions.Add(1)
+	}
 	if c.Audit != nil {
 		c.Audit(actor, action, detail)
 	}
@@ -265,6 +283,7 @@ func (c *console) login(w http.ResponseWriter, r *http.Request) {
 	// Refusals while blocked or locked are not audited one by one (a
 	// flood would fill the audit): the block and the lock themselves are.
 	if c.g.ipBlocked(ip) || !c.g.lockedAccount(name).IsZero() {
+		c.Stats.LoginsRefused.Add(1)
 		p.Error = p.L["login_locked"]
 		w.WriteHeader(http.StatusTooManyRequests)
 		c.render(w, "login", p)
@@ -297,12 +316,14 @@ func (c *console) login(w http.ResponseWriter, r *http.Request) {
 			counted = name
 		}
 		locked, blocked := c.g.failed(counted, ip)
+		c.Stats.LoginsFailed.Add(1)
 		why := "wrong password or code"
 		if pwOK && step >= 0 {
 			why = "TOTP code already used"
 		}
 		c.auditWeb(actor, "login_failed", why+" from "+ip)
 		if locked {
+			c.Stats.Lockouts.Add(1)
 			c.auditWeb(actor, "account_locked", fmt.Sprintf("%d failed logins, locked for %s", maxAccountFailures, lockFor))
 		}
 		if blocked {
@@ -313,6 +334,7 @@ func (c *console) login(w http.ResponseWriter, r *http.Request) {
 		c.render(w, "login", p)
 		return
 	}
+	c.Stats.LoginsOK.Add(1)
 	tok := c.g.start(acc.Name, acc.Role, lang)
 	c.setCookie(w, tok, int(maxSessionAge/time.Second))
 	c.auditWeb(acc.Name, "login", "role "+acc.Role+" from "+ip)

@@ -23,6 +23,7 @@ import (
 	"github.com/aslcns/totem/sync/hub"
 	"github.com/aslcns/totem/sync/protocol"
 	"github.com/pquerna/otp/totp"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // clock is a settable clock: each login moves it on by a TOTP step so
@@ -80,6 +81,7 @@ type testConsole struct {
 	mu      sync.Mutex
 	audit   []auditLine
 	list    []hub.TotemStatus
+	stats   ConsoleStats
 }
 
 const testPassword = "correct horse battery"
@@ -102,7 +104,7 @@ func newTestConsole(t testing.TB, list []hub.TotemStatus) *testConsole {
 	if tc.key, err = cmdsig.Generate("hub-console", cmdsig.Ops); err != nil {
 		t.Fatal(err)
 	}
-	h := Handler(Options{Console: &Console{Users: users, Commands: tc.sent, Key: &tc.key, Now: tc.clk.Now,
+	h := Handler(Options{Console: &Console{Users: users, Commands: tc.sent, Key: &tc.key, Now: tc.clk.Now, Stats: &tc.stats,
 		List: func(hub.FleetFilter) []hub.TotemStatus {
 			tc.mu.Lock()
 			defer tc.mu.Unlock()
@@ -324,6 +326,25 @@ func TestConsoleBruteForceLocked(t *testing.T) {
 	ok.Set("code", tc.code(t, "tecla"))
 	if resp, _ := tc.post(t, c, "/login", ok); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("after the window: %d", resp.StatusCode)
+	}
+	// /metrics counts them: 3 logins; 20 failures (the address blocked at
+	// its 20th); 7 refused (1 locked, 6 blocked); 1 lock; 1 action (the
+	// unlock).
+	want := `# HELP totemhub_console_logins_total Logins to the ops console, by result (ok, failed, refused while locked or blocked).
+# TYPE totemhub_console_logins_total counter
+totemhub_console_logins_total{result="failed"} 20
+totemhub_console_logins_total{result="ok"} 3
+totemhub_console_logins_total{result="refused"} 7
+# HELP totemhub_console_lockouts_total Ops console accounts locked after repeated failed logins.
+# TYPE totemhub_console_lockouts_total counter
+totemhub_console_lockouts_total 1
+# HELP totemhub_console_actions_total Audited actions taken in the ops console (technician actions, unlocks, downloads…).
+# TYPE totemhub_console_actions_total counter
+totemhub_console_actions_total 1
+`
+	if err := testutil.GatherAndCompare(NewRegistry(Sources{Hub: new(hub.Stats), Console: &tc.stats}), strings.NewReader(want),
+		"totemhub_console_logins_total", "totemhub_console_lockouts_total", "totemhub_console_actions_total"); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -22,6 +22,7 @@ type Sources struct {
 	Connections func() int
 	Fleet       *hub.Fleet
 	Credentials func() ([]broker.Credential, error)
+	Console     *ConsoleStats // the ops console's logins; nil: not shown
 }
 
 // NewRegistry returns a registry with the Go runtime's and the process's
@@ -56,6 +57,9 @@ var (
 	dCmdRefused = desc("totemhub_commands_refused_total", "Console commands to the hub refused, by code (sync/cmdsig's, and invalid).", "code")
 	dReqDropped = desc("totemhub_requests_dropped_total", "Console commands or sync requests dropped while their pool was full or over a totem's rate.", "kind")
 
+	dLogins      = desc("totemhub_console_logins_total", "Logins to the ops console, by result (ok, failed, refused while locked or blocked).", "result")
+	dConsLocks   = desc("totemhub_console_lockouts_total", "Ops console accounts locked after repeated failed logins.")
+	dConsActions = desc("totemhub_console_actions_total", "Audited actions taken in the ops console (technician actions, unlocks, downloads…).")
 	dConns       = desc("totemhub_broker_connections", "Connections open at the embedded broker.")
 	dAuthFail    = desc("totemhub_broker_auth_failures_total", "CONNECTs the embedded broker refused, by reason.", "reason")
 	dLockouts    = desc("totemhub_broker_lockouts_total", "Users locked after repeated failed authentications.")
@@ -84,7 +88,7 @@ var (
 )
 
 var allDescs = []*prometheus.Desc{dQueued, dCommands, dCmdRefused, dApplied, dBatchTime, dDuplicates, dGaps, dMalformed, dDropped, dFull, dBatches, dReqDropped,
-	dConns, dAuthFail, dLockouts, dConnRefused, dTakeovers, dDenied, dEnrollConns, dLocked, dCredErrors,
+	dLogins, dConsLocks, dConsActions, dConns, dAuthFail, dLockouts, dConnRefused, dTakeovers, dDenied, dEnrollConns, dLocked, dCredErrors,
 	dOnline, dSince, dLastSeen, dPending, dOldest, dUsage, dAlarm, dQuarantine, dDeviceUp, dDevice, dClock, dInfo,
 	dExpiry, dCredLocked, dCredEvents}
 
@@ -172,6 +176,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(ch, dDenied, b.PublishDenied, "publish")
 		counter(ch, dDenied, b.SubscribeDenied, "subscribe")
 		counter(ch, dDenied, b.RetainRefused, "retain")
+	}
+	if cs := c.s.Console; cs != nil {
+		counter(ch, dLogins, cs.LoginsOK.Load(), "ok")
+		counter(ch, dLogins, cs.LoginsFailed.Load(), "failed")
+		counter(ch, dLogins, cs.LoginsRefused.Load(), "refused")
+		counter(ch, dConsLocks, cs.Lockouts.Load())
+		counter(ch, dConsActions, cs.Actions.Load())
 	}
 	if c.s.Connections != nil {
 		gauge(ch, dConns, float64(c.s.Connections()))

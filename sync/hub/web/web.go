@@ -191,6 +191,9 @@ func newConsole(o Options) *console {
 			c.Events = o.Fleet.Events
 		}
 	}
+	if c.Stats == nil {
+		c.Stats = new(ConsoleStats)
+	}
 	c.g = newGuard(c.Now)
 	c.slots = make(chan struct{}, maxHashing)
 	return c
