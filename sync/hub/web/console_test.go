@@ -195,6 +195,9 @@ var hostileList = []hub.TotemStatus{
 		Devices: map[string]string{"printer": `"><img src=x onerror=alert(2)>`, "reader": "\x1b]0;pwn\x07"},
 		Alerts:  []string{"device:<b>x</b>"}},
 	{Totem: "t-off", Status: protocol.Offline, Reason: hub.ReasonSilent},
+	// Not a valid totem id (the registry takes only valid ones): shown
+	// inert all the same.
+	{Totem: "t-<i>id</i>\x1b[5m\"'", Status: protocol.Online},
 }
 
 // Without a session every console route answers a redirect to the login
@@ -385,7 +388,7 @@ func TestConsoleHostileInputInert(t *testing.T) {
 		if resp.StatusCode != 200 {
 			t.Fatalf("%s: %d", path, resp.StatusCode)
 		}
-		for _, bad := range []string{"<script>alert", "<img", "<b>x", "\x1b", "\x07"} {
+		for _, bad := range []string{"<script>alert", "<img", "<b>x", "<i>id", "\x1b", "\x07", "[5m\"'"} {
 			if strings.Contains(body, bad) {
 				t.Errorf("%s: %q reached the page", path, bad)
 			}
