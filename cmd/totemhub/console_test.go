@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -101,5 +103,92 @@ func TestHTTPTLSFromHubCA(t *testing.T) {
 	defer resp.Body.Close()
 	if b, _ := io.ReadAll(resp.Body); resp.StatusCode != 200 || string(b) != "ok\n" {
 		t.Fatalf("https /healthz: %d %q", resp.StatusCode, b)
+	}
+}
+
+// lockedWriter is a buffer written by the hub's logger and read by the
+// test.
+type lockedWriter struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (w *lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *lockedWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
+
+// A whole totemhub with [http] tls = "hub" serves the console over HTTPS
+// behind its login, and /metrics with the console's series.
+func TestHubServesConsoleOverTLS(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "totemhub.toml")
+	doc := fmt.Sprintf("state_dir = %q\n[broker]\nlisten = \"127.0.0.1:0\"\ntls_listen = \"\"\n[fleet]\ncredentials_dir = %q\n"+
+		"provision = [\"t-console\"]\nconsole = \"console\"\n[http]\nlisten = \"127.0.0.1:0\"\ntls = \"hub\"\n",
+		filepath.Join(dir, "state"), filepath.Join(dir, "creds"))
+	if err := os.WriteFile(cfgPath, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var logs lockedWriter
+	hctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- run(hctx, []string{"--config", cfgPath}, strings.NewReader(""), io.Discard, &logs) }()
+	defer func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("totemhub: %v", err)
+		}
+	}()
+	urlRE := regexp.MustCompile(`msg="ops listener" subsystem=http url=(https://\S+/) `)
+	var base string
+	for base == "" {
+		if m := urlRE.FindStringSubmatch(logs.String()); m != nil {
+			base = m[1]
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("no ops listener:\n%s", logs.String())
+		case err := <-done:
+			t.Fatalf("totemhub stopped: %v\n%s", err, logs.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	ca, err := pki.LoadOrCreateCA(filepath.Join(dir, "state"), "Totem hub CA", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	get := func(path string) (*http.Response, string) {
+		t.Helper()
+		resp, err := c.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	if resp, body := get(""); resp.StatusCode != http.StatusSeeOther || strings.Contains(body, "t-console") {
+		t.Fatalf("/ without login: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := get("login"); resp.StatusCode != 200 || !strings.Contains(body, `id="login"`) {
+		t.Fatalf("/login: %d", resp.StatusCode)
+	}
+	if _, body := get("metrics"); !strings.Contains(body, `totemhub_console_logins_total{result="ok"} 0`) ||
+		!strings.Contains(body, `totem_online{totem="t-console"} 0`) {
+		t.Fatalf("/metrics lacks the console's or the totem's series:\n%s", body)
 	}
 }
