@@ -2,6 +2,7 @@ package web
 
 import (
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -27,6 +28,7 @@ type fleetBody struct {
 	At                    string
 	Total, Offline, Alert int
 	Status, Q             string // the filters
+	Query                 string // the same, encoded, for the live refresh
 	Rows                  []consoleRow
 }
 
@@ -97,7 +99,8 @@ func consoleFleet(list []hub.TotemStatus, exp map[string]broker.Credential, f fl
 		}
 	}
 	sortFleet(sel)
-	b := fleetBody{At: now.Local().Format(timeLayout), Total: len(sel), Status: f.status, Q: f.q, Rows: make([]consoleRow, 0, len(sel))}
+	b := fleetBody{At: now.Local().Format(timeLayout), Total: len(sel), Status: f.status, Q: f.q, Rows: make([]consoleRow, 0, len(sel)),
+		Query: url.Values{"status": {f.status}, "q": {f.q}}.Encode()}
 	for i := range sel {
 		ts := &sel[i]
 		r := consoleRow{Totem: label(ts.Totem), Status: L[ts.Status], Since: when(ts.Since), LastSeen: when(ts.LastSeen),

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -259,7 +260,7 @@ type reportBody struct {
 	ByDay, NoData                            bool
 	Rows                                     []cms.ReportRow
 	Chart                                    template.HTML
-	Query                                    string
+	CSV                                      template.URL // the same filters, as CSV
 }
 
 // reportFilter reads the Reportistica's filters: the same as totemctl
@@ -283,7 +284,17 @@ func reportFilter(r *http.Request) (cms.ReportFilter, reportBody) {
 	f := cms.ReportFilter{Totem: b.Totem, Kind: b.Kind, Operator: b.Operator, Outcome: b.Outcome, ByDay: b.ByDay}
 	f.From, b.From = dateParam(r, "from", false)
 	f.To, b.To = dateParam(r, "to", true)
-	b.Query = r.URL.RawQuery
+	v := url.Values{}
+	for k, s := range map[string]string{"totem": b.Totem, "kind": b.Kind, "operator": b.Operator, "outcome": b.Outcome, "from": b.From, "to": b.To} {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	if b.ByDay {
+		v.Set("by_day", "1")
+	}
+	// Encoded from the checked filters: a URL of this site, nothing else.
+	b.CSV = template.URL("/report.csv?" + v.Encode())
 	return f, b
 }
 

@@ -82,6 +82,13 @@ func TestConsolePagesOverRealHub(t *testing.T) {
 			t.Errorf("%s: %d, want %q and not %q:\n%s", p.path, code, p.want, p.not, body)
 		}
 	}
+	// The CSV link keeps the page's filters; the live refresh the fleet's.
+	if _, body, _ := page("/report?totem=t-web-1&by_day=1&kind=consent"); !strings.Contains(body, `href="/report.csv?by_day=1&amp;kind=consent&amp;totem=t-web-1"`) {
+		t.Errorf("report: CSV link:\n%s", body)
+	}
+	if _, body, _ := page("/?status=alert&q=a%26b"); !strings.Contains(body, `hx-get="/fleet/rows?q=a%26b&amp;status=alert"`) {
+		t.Errorf("fleet: refresh URL:\n%s", body)
+	}
 	code2, body, h := page("/report.csv?totem=t-web-1")
 	recs, err := csv.NewReader(strings.NewReader(body)).ReadAll()
 	if code2 != 200 || err != nil || len(recs) != 2 || recs[1][1] != "t-web-1" || recs[1][5] != "1" || !strings.HasPrefix(h.Get("Content-Type"), "text/csv") {
