@@ -330,13 +330,13 @@ func (c *console) reportCSV(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, http.StatusServiceUnavailable, "no report on this hub", nil)
 		return
 	}
-	f, _ := reportFilter(r)
+	f, b := reportFilter(r)
 	rows, err := c.Data.Report(f)
 	if err != nil {
 		c.fail(w, http.StatusInternalServerError, "report failed", err)
 		return
 	}
-	c.auditWeb(current(r).user, "report_csv", r.URL.RawQuery)
+	c.auditWeb(current(r).user, "report_csv", string(b.CSV)) // the checked filters, not the raw query
 	securityHeaders(w)
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 	w.Header().Set("Content-Disposition", `attachment; filename="reportistica.csv"`)
