@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"os"
@@ -17,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aslcns/totem/cms"
+	"github.com/aslcns/totem/cms/refcms"
 	"github.com/aslcns/totem/sync/broker"
 	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/hub"
@@ -206,4 +209,53 @@ func (s *syncWriter) Write(b []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.w.Write(b)
+}
+
+// ticketData is a Data with two tickets whose FSE is in different states.
+type ticketData struct{ Data }
+
+func (ticketData) Tickets() ([]refcms.Ticket, error) {
+	return []refcms.Ticket{
+		{ID: "HD1-000001", Level: 1, Reason: refcms.TicketCF, CF: "RSSMRA80A01H501U", OpID: "op-1", Note: "contattare <b>"},
+		{ID: "HD2-000002", Level: 2, Reason: refcms.TicketTechnical, CF: "VRDLGI70B02F205X", OpID: "op-2"},
+	}, nil
+}
+
+func (ticketData) FSE(cf string) (refcms.FSERecord, error) {
+	if cf == "VRDLGI70B02F205X" {
+		return refcms.FSERecord{CF: cf, State: cms.FSECreated}, nil
+	}
+	return refcms.FSERecord{CF: cf, State: cms.FSETicket}, nil
+}
+
+// The tickets page: level, state from the FSE's record, the codice
+// fiscale masked (what the helpdesk needs to find the citizen, not more).
+func TestTicketsPage(t *testing.T) {
+	users, _ := OpenUsers(filepath.Join(t.TempDir(), UsersFile))
+	k, _ := users.Add("anna", cmdsig.Ops, "correct horse battery", time.Now())
+	h := Handler(Options{Console: &Console{Users: users, Data: ticketData{},
+		List: func(hub.FleetFilter) []hub.TotemStatus { return nil }}})
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	code, _ := totp.GenerateCode(k.Secret(), time.Now())
+	if _, err := c.PostForm(srv.URL+"/login", url.Values{"user": {"anna"}, "password": {"correct horse battery"}, "code": {code}}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.Get(srv.URL + "/tickets")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	body := string(b)
+	for _, want := range []string{"HD1-000001", "aperto: FSE non creato", "HD2-000002", "risolto: FSE creato", "RSS************U", "contattare &lt;b&gt;"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("tickets page lacks %q", want)
+		}
+	}
+	if strings.Contains(body, "RSSMRA80A01H501U") || strings.Contains(body, "VRDLGI70B02F205X") {
+		t.Error("a whole codice fiscale on the tickets page")
+	}
 }

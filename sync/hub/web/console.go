@@ -31,6 +31,8 @@ type Data interface {
 	Transmission(n uint64) (cms.Transmission, error)
 	Report(cms.ReportFilter) ([]cms.ReportRow, error)
 	Tickets() ([]refcms.Ticket, error)
+	// FSE is the creation state of a citizen's FSE: a ticket's state.
+	FSE(cf string) (refcms.FSERecord, error)
 }
 
 var _ Data = (*refcms.Store)(nil)

@@ -417,8 +417,8 @@ func chartSVG(rows []cms.ReportRow, L map[string]string) template.HTML {
 }
 
 type ticketRow struct {
-	ID, Reason, CF, OpID, Opened, Note string
-	Level, Attempts                    int
+	ID, Reason, CF, OpID, Opened, Note, State string
+	Level, Attempts                           int
 }
 
 // maskCF shows a codice fiscale as the helpdesk needs it to find the
@@ -439,9 +439,19 @@ func (c *console) ticketsPage(w http.ResponseWriter, r *http.Request) {
 			c.fail(w, http.StatusInternalServerError, "tickets not read", err)
 			return
 		}
+		L := c.page(r, "", nil).L
 		for _, t := range ts {
+			state := L["ticket_open"]
+			if rec, err := c.Data.FSE(t.CF); err == nil {
+				switch rec.State {
+				case cms.FSECreated:
+					state = L["ticket_solved"]
+				case cms.FSEPending:
+					state = L["ticket_retrying"]
+				}
+			}
 			rows = append(rows, ticketRow{ID: label(t.ID), Reason: label(t.Reason), CF: maskCF(label(t.CF)), OpID: label(t.OpID),
-				Opened: when(t.Opened), Note: label(t.Note), Level: t.Level, Attempts: t.Attempts})
+				Opened: when(t.Opened), Note: label(t.Note), Level: t.Level, Attempts: t.Attempts, State: state})
 		}
 	}
 	c.render(w, "tickets", c.page(r, "tickets", struct {
