@@ -1,7 +1,11 @@
 // Package web is totemhub's HTTP listener for ops: /healthz, /readyz,
 // /metrics (Prometheus) over the hub's counters, the embedded broker's and
-// the fleet registry, and a read-only fleet page under / on the loopback.
-// It serves no citizen's data and takes no action.
+// the fleet registry, and under / the ops console (console.go): the fleet,
+// each totem, the send log, the Reportistica, the FSE tickets, alerts and
+// credentials, behind a login (argon2id password and TOTP, users.go;
+// sessions and limits, session.go), with the technician actions signed in
+// the user's role and every action audited. Without a console it serves a
+// read-only fleet page on the loopback only (page.go).
 package web
 
 import (
