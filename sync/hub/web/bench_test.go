@@ -93,3 +93,16 @@ func TestFleetPageSizes(t *testing.T) {
 		}
 	}
 }
+
+// One password check: what a login costs the hub (argon2id, 19 MiB).
+func BenchmarkCheckPassword(b *testing.B) {
+	h, err := HashPassword("correct horse battery")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if !checkPassword(h, "correct horse battery") {
+			b.Fatal("no match")
+		}
+	}
+}
