@@ -523,3 +523,29 @@ func TestConsoleFleetOrderAndFilters(t *testing.T) {
 		t.Fatal("search filter")
 	}
 }
+
+// A session ends after idleFor without a request, and after
+// maxSessionAge whatever its use.
+func TestConsoleSessionExpires(t *testing.T) {
+	tc := newTestConsole(t, hostileList)
+	c := tc.login(t, "anna")
+	tc.clk.Add(idleFor - time.Second)
+	if resp, _ := tc.get(t, c, "/"); resp.StatusCode != 200 {
+		t.Fatalf("before the idle timeout: %d", resp.StatusCode)
+	}
+	tc.clk.Add(idleFor)
+	if resp, _ := tc.get(t, c, "/"); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("after the idle timeout: %d", resp.StatusCode)
+	}
+	c = tc.login(t, "anna")
+	for age := time.Duration(0); age < maxSessionAge; age += idleFor / 2 {
+		tc.clk.Add(idleFor / 2)
+		resp, _ := tc.get(t, c, "/")
+		if age+idleFor/2 < maxSessionAge-time.Minute && resp.StatusCode != 200 {
+			t.Fatalf("in use after %s: %d", age, resp.StatusCode)
+		}
+	}
+	if resp, _ := tc.get(t, c, "/"); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("after %s: %d", maxSessionAge, resp.StatusCode)
+	}
+}
