@@ -384,18 +384,21 @@ func allowed(role, target, name string) bool {
 }
 
 // signAndSend signs command name for totem in the user's role and sends
-// it; the reply's error, if any, is the totem's.
-func (c *console) signAndSend(ctx context.Context, s *session, totem, name string, args map[string]string) (*protocol.Reply, error) {
+// it; the reply's error, if any, is the totem's. id is the command's id,
+// which the totem logs: the audit names it, so the totem's line leads to
+// the user.
+func (c *console) signAndSend(ctx context.Context, s *session, totem, name string, args map[string]string) (rep *protocol.Reply, id string, err error) {
 	if c.Commands == nil || c.Key == nil {
-		return nil, errors.New("this hub has no console connection to the totems")
+		return nil, "", errors.New("this hub has no console connection to the totems")
 	}
 	cmd := &protocol.Command{V: protocol.Version, ID: newCommandID(), Name: name, Args: args}
 	if err := cmdsig.Sign(*c.Key, cmd, totem, s.role, c.Now(), commandTTL); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	return c.Commands.Command(ctx, cmd)
+	rep, err = c.Commands.Command(ctx, cmd)
+	return rep, cmd.ID, err
 }
 
 // parseN reads a send log number.

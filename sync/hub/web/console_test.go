@@ -434,7 +434,8 @@ func TestConsoleActionSignedInRole(t *testing.T) {
 	if len(tc.audited("totem_resend")) != 1 || len(tc.audited("totem_void")) != 1 || len(tc.audited("action_refused")) != 1 {
 		t.Fatalf("audit: %+v", tc.audit)
 	}
-	if a := tc.audited("totem_void")[0]; a.actor != "anna" || !strings.Contains(a.detail, "t-ok") || !strings.Contains(a.detail, "op-2") {
+	if a := tc.audited("totem_void")[0]; a.actor != "anna" || !strings.Contains(a.detail, "t-ok") || !strings.Contains(a.detail, "op-2") ||
+		!strings.Contains(a.detail, "command "+tc.sent.cmds[1].ID) {
 		t.Fatalf("void audited as %+v", a)
 	}
 }

@@ -122,7 +122,7 @@ func (c *console) totemPage(w http.ResponseWriter, r *http.Request) {
 	b := c.totemBody(r, ts, p.L)
 	if r.URL.Query().Get("ask") == "sendlog" {
 		// The totem's own send log, its quarantined entries included.
-		rep, err := c.signAndSend(r.Context(), current(r), ts.Totem, "sendlog", map[string]string{"n": "50"})
+		rep, id, err := c.signAndSend(r.Context(), current(r), ts.Totem, "sendlog", map[string]string{"n": "50"})
 		if err == nil && !rep.OK {
 			err = errors.New(label(rep.Error))
 		}
@@ -132,7 +132,7 @@ func (c *console) totemPage(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			b.Error = label(err.Error())
 		}
-		c.auditWeb(current(r).user, "totem_sendlog", ts.Totem)
+		c.auditWeb(current(r).user, "totem_sendlog", ts.Totem+" command "+id)
 	}
 	p.Body = b
 	c.render(w, "totem", p)
@@ -180,7 +180,7 @@ func (c *console) totemAction(w http.ResponseWriter, r *http.Request) {
 	}
 	p := c.page(r, "fleet", nil)
 	b := c.totemBody(r, ts, p.L)
-	rep, err := c.signAndSend(r.Context(), s, ts.Totem, a.Command, args)
+	rep, id, err := c.signAndSend(r.Context(), s, ts.Totem, a.Command, args)
 	switch {
 	case err != nil:
 		b.Error = label(err.Error())
@@ -199,7 +199,7 @@ func (c *console) totemAction(w http.ResponseWriter, r *http.Request) {
 	if b.Error != "" {
 		outcome = "failed: " + b.Error
 	}
-	c.auditWeb(s.user, "totem_"+a.Name, detail+" signed as "+s.role+": "+outcome)
+	c.auditWeb(s.user, "totem_"+a.Name, detail+" command "+id+" signed as "+s.role+": "+outcome)
 	p.Body = b
 	c.render(w, "totem", p)
 }
