@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -55,6 +56,13 @@ func (s *sentCommands) Command(_ context.Context, c *protocol.Command) (*protoco
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.cmds = append(s.cmds, c)
+	if c.Name == "sendlog" {
+		rows, _ := json.Marshal([]protocol.SendLogRow{
+			{Seq: 7, OpID: "op-q", Kind: "consent", State: "quarantine: <b>bad</b> record\x1b[0m"},
+			{Seq: 8, OpID: "op-p", Kind: "consent", State: "pending"},
+		})
+		return &protocol.Reply{V: protocol.Version, ID: c.ID, OK: true, Data: rows}, nil
+	}
 	return &protocol.Reply{V: protocol.Version, ID: c.ID, OK: true, Data: []byte(`{"done":true}`)}, nil
 }
 
@@ -396,6 +404,16 @@ func TestConsoleHostileInputInert(t *testing.T) {
 		if path != "/alerts" && !strings.Contains(body, "&lt;script&gt;alert(1)&lt;/script&gt;") {
 			t.Errorf("%s: the hostile version is not shown escaped", path)
 		}
+	}
+	// The totem's own send log: its quarantined entries apart, inert.
+	resp, body := tc.get(t, c, "/totem/t-hostile?ask=sendlog")
+	q := strings.Index(body, `id="quarantine"`)
+	if resp.StatusCode != 200 || q < 0 || !strings.Contains(body[q:], "op-q") || !strings.Contains(body[q:], "&lt;b&gt;bad&lt;/b&gt;") ||
+		strings.Contains(body, "<b>bad") || strings.Contains(body, "\x1b") || !strings.Contains(body, `id="totem-log"`) {
+		t.Fatalf("the totem's send log: %d\n%s", resp.StatusCode, body)
+	}
+	if len(tc.audited("totem_sendlog")) != 1 {
+		t.Fatal("asking the totem's send log not audited")
 	}
 	if resp, _ := tc.get(t, c, "/totem/%3Cscript%3E"); resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("a hostile totem id: %d", resp.StatusCode)

@@ -43,17 +43,18 @@ type actionView struct {
 }
 
 type totemBody struct {
-	Row      consoleRow
-	Status   *hub.TotemStatus
-	Devices  []string
-	Storage  string
-	Last     string
-	Log      []cms.Transmission
-	Actions  []actionView
-	Result   string // the reply of the action just run
-	Error    string
-	TotemLog []protocol.SendLogRow // asked of the totem (?ask=sendlog)
-	Events   []eventRow
+	Row        consoleRow
+	Status     *hub.TotemStatus
+	Devices    []string
+	Storage    string
+	Last       string
+	Log        []cms.Transmission
+	Actions    []actionView
+	Result     string // the reply of the action just run
+	Error      string
+	TotemLog   []protocol.SendLogRow // asked of the totem (?ask=sendlog)
+	Quarantine []protocol.SendLogRow // its entries in quarantine
+	Events     []eventRow
 }
 
 type eventRow struct{ At, Level, Code, Message string }
@@ -126,8 +127,18 @@ func (c *console) totemPage(w http.ResponseWriter, r *http.Request) {
 		if err == nil && !rep.OK {
 			err = errors.New(label(rep.Error))
 		}
+		var rows []protocol.SendLogRow
 		if err == nil {
-			err = json.Unmarshal(rep.Data, &b.TotemLog)
+			err = json.Unmarshal(rep.Data, &rows)
+		}
+		for _, row := range rows {
+			row.OpID, row.Kind, row.State = label(row.OpID), label(row.Kind), label(row.State)
+			row.Transport, row.Processing = label(row.Transport), label(row.Processing)
+			if strings.HasPrefix(row.State, "quarantine") {
+				b.Quarantine = append(b.Quarantine, row)
+			} else {
+				b.TotemLog = append(b.TotemLog, row)
+			}
 		}
 		if err != nil {
 			b.Error = label(err.Error())
