@@ -259,3 +259,22 @@ func TestTicketsPage(t *testing.T) {
 		t.Error("a whole codice fiscale on the tickets page")
 	}
 }
+
+// Device states and the registry's alerts are shown in the page's
+// language when known, inert when not.
+func TestDeviceAndAlertTexts(t *testing.T) {
+	it, en := textsByLang["it"], textsByLang["en"]
+	for _, c := range []struct{ got, want string }{
+		{deviceText("paper_out", it), "carta esaurita"},
+		{deviceText("paper_out", en), "out of paper"},
+		{deviceText("<b>\x1b", en), "<b>\uFFFD"}, // html/template escapes the markup
+		{alertText("device:printer", it), "dispositivo printer"},
+		{alertText("offline", en), "offline"},
+		{alertText("storage", it), "archivio quasi pieno"},
+		{alertText("new\x07", it), "new\uFFFD"},
+	} {
+		if c.got != c.want {
+			t.Errorf("%q, want %q", c.got, c.want)
+		}
+	}
+}

@@ -114,10 +114,10 @@ func consoleFleet(list []hub.TotemStatus, exp map[string]broker.Credential, f fl
 			}
 		}
 		if s, ok := ts.Devices["printer"]; ok {
-			r.Paper = label(s)
+			r.Paper = deviceText(s, L)
 		}
 		if s, ok := ts.Devices["reader"]; ok {
-			r.Reader = label(s)
+			r.Reader = deviceText(s, L)
 		}
 		if ts.ClockSynced != nil {
 			r.Clock = map[bool]string{true: L["synced"], false: L["not_synced"]}[*ts.ClockSynced]
@@ -126,7 +126,7 @@ func consoleFleet(list []hub.TotemStatus, exp map[string]broker.Credential, f fl
 			r.Expiry = u.Expires.Local().Format(time.DateOnly)
 		}
 		for _, a := range ts.Alerts {
-			r.Alerts = append(r.Alerts, label(a))
+			r.Alerts = append(r.Alerts, alertText(a, L))
 		}
 		switch rank(ts) {
 		case 0:
@@ -143,6 +143,27 @@ func consoleFleet(list []hub.TotemStatus, exp map[string]broker.Credential, f fl
 		b.Rows = append(b.Rows, r)
 	}
 	return b
+}
+
+// deviceText is a device state in the page's language; a state the
+// catalogue does not know is shown as the totem sent it, made inert.
+func deviceText(s string, L map[string]string) string {
+	if t := L["dev_"+s]; t != "" {
+		return t
+	}
+	return label(s)
+}
+
+// alertText is one of the registry's alerts (offline, device:NAME,
+// storage, quarantine, clock) in the page's language.
+func alertText(a string, L map[string]string) string {
+	if d, ok := strings.CutPrefix(a, "device:"); ok {
+		return L["al_device"] + " " + label(d)
+	}
+	if t := L["al_"+a]; t != "" {
+		return t
+	}
+	return label(a)
 }
 
 // sortFleet orders by rank, then the longest in that state, then id.
