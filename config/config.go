@@ -279,6 +279,14 @@ type Totemhub struct {
 		// counters and the fleet's presence, no citizen's data, and the
 		// default keeps it on the loopback for a local Prometheus.
 		Listen string `toml:"listen"`
+		// TLS serves the listener over HTTPS: "" = plain HTTP (the ops
+		// console is then served only on the loopback), "hub" = a
+		// certificate from the hub's own CA for broker.tls_names, "files"
+		// = cert_file and key_file (the ASL's own, read again when they
+		// change).
+		TLS      string `toml:"tls"`
+		CertFile string `toml:"cert_file"`
+		KeyFile  string `toml:"key_file"`
 	} `toml:"http"`
 	Log Log `toml:"log"`
 }

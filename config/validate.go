@@ -256,6 +256,18 @@ func (c *Totemhub) Validate() error {
 			p.add("http.listen", "%q is not host:port", c.HTTP.Listen)
 		}
 	}
+	switch c.HTTP.TLS {
+	case "", "hub":
+		if c.HTTP.CertFile != "" || c.HTTP.KeyFile != "" {
+			p.add("http.cert_file", "cert_file and key_file are for tls = \"files\"")
+		}
+	case "files":
+		if c.HTTP.CertFile == "" || c.HTTP.KeyFile == "" {
+			p.add("http.cert_file", "tls = \"files\" needs cert_file and key_file")
+		}
+	default:
+		p.add("http.tls", "%q: want \"\", \"hub\" or \"files\"", c.HTTP.TLS)
+	}
 
 	if c.Broker.Embedded {
 		host, port, err := net.SplitHostPort(c.Broker.Listen)

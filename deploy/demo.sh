@@ -14,6 +14,15 @@ for _ in $(seq 50); do
 	sleep 0.1
 done
 echo "totemhub running, TLS on 127.0.0.1:8883 with its own CA (state/credentials/ca.pem); log: state/totemhub.log"
+# The ops console: a demo ops account at the first start (demo only; a
+# real hub's accounts are made with `totemhub user add`).
+if [ ! -s state/console-demo.txt ]; then
+	pw=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
+	printf '%s\n' "$pw" | "$bin/totemhub" user add demo --role ops >/dev/null
+	(umask 077 && printf 'user: demo\npassword: %s\n' "$pw" >state/console-demo.txt)
+fi
+echo "ops console: http://127.0.0.1:9880/  login: $(sed -n 's/^user: //p' state/console-demo.txt) / $(sed -n 's/^password: //p' state/console-demo.txt)"
+echo "  TOTP code: $bin/totemhub user code demo   (or add the key of '$bin/totemhub user uri demo' to an authenticator app)"
 
 # A virtual TS-CNS card through the real PC/SC stack when it is there:
 # pcscd with the vpcd reader driver, and a totemd built with PC/SC support.

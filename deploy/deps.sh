@@ -14,6 +14,7 @@ command -v espeak-ng >/dev/null || need+=(espeak-ng) # speech output (voices it,
 command -v sox >/dev/null || need+=(sox)             # the speech tests measure the WAVs
 command -v aplay >/dev/null || need+=(alsa-utils)
 command -v promtool >/dev/null || need+=(prometheus) # promtool: metrics and alert rules
+command -v chromium >/dev/null || need+=(chromium) # the ops console's browser tests (headless)
 if ! command -v go >/dev/null; then
 	echo "Go is missing: install Go 1.26 (https://go.dev/dl/) and put it on PATH (e.g. /usr/local/go/bin)." >&2
 	exit 1

@@ -5,6 +5,8 @@
 //
 //	totemhub [--config FILE] [--broker URL]    serve
 //	totemhub provision [--config FILE] TOTEM  register a totem, write its credentials file
+//	totemhub user add NAME --role technician|ops  an ops console account (password on stdin, TOTP printed)
+//	totemhub user list
 //
 // With fleet.console set it also keeps that console's ops signing key and
 // adds its public key to console_keys_file, which the demo totem reads.
@@ -42,7 +44,7 @@ import (
 
 func main() { cli.Main(run) }
 
-func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("totemhub", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "configuration file (default: embedded defaults)")
@@ -63,6 +65,10 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 	log, level := sdnotify.Logger(stderr, cfg.Log.Level, cfg.Log.Format) // a reload sets level
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return fmt.Errorf("totemhub: %w", err)
+	}
+	if fs.Arg(0) == "user" {
+		// Before the registry: accounts are added while the hub runs.
+		return userCommand(cfg, fs.Args()[1:], stdin, stdout, stderr)
 	}
 	reg, err := openRegistry(cfg.StateDir)
 	if err != nil {
@@ -230,11 +236,11 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 		Technicians: techs, TechKey: &techKey})
 	defer auditCredentials(reg, h, log)()
 	if cfg.HTTP.Listen != "" {
-		ws, err := startWeb(cfg, log, h, store, fleet, reg, bstats, bconns)
+		stopWeb, err := startWeb(ctx, cfg, log, webDeps{h: h, store: store, fleet: fleet, reg: reg, bstats: bstats, bconns: bconns, url: url, audit: aud})
 		if err != nil {
 			return err
 		}
-		defer ws.Close()
+		defer stopWeb()
 	}
 	log.Info("totemhub running", "broker", url, "policy", pol.ID, "state_dir", cfg.StateDir)
 	// The reference CMS retries FSE creations by itself (seed 002).

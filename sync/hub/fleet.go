@@ -39,6 +39,7 @@ type TotemStatus struct {
 	Session  uint64    `json:"session,omitempty"` // of its current (or last) connection
 	Boot     string    `json:"boot,omitempty"`
 	Version  string    `json:"version,omitempty"`
+	Location string    `json:"location,omitempty"`
 
 	TelemetryAt time.Time         `json:"telemetry_at,omitzero"` // the totem's clock
 	Queue       int               `json:"queue"`
@@ -113,8 +114,13 @@ type Fleet struct {
 
 type entry struct {
 	TotemStatus
-	heard time.Time // last message, or the hub's start: the silence clock
+	heard  time.Time        // last message, or the hub's start: the silence clock
+	events []protocol.Event // the latest maxEvents, oldest first; in memory only
 }
+
+// maxEvents is how many of a totem's recent events the registry keeps for
+// the console.
+const maxEvents = 20
 
 // OpenFleet opens (creating) the registry at path and starts its clock.
 func OpenFleet(path string, o FleetOptions) (*Fleet, error) {
@@ -309,6 +315,21 @@ func (f *Fleet) observe(p *paho.Publish) bool {
 			e.Storage, e.StorageHigh, e.Quarantined = s.Fraction, s.Alarm, s.Quarantined
 		}
 		return true
+	case protocol.LeafEvent:
+		ev, err := protocol.DecodeEvent(p.Payload)
+		if err != nil || ev.Totem != totem || p.Retain {
+			return true // advisory, QoS 0: nothing to answer
+		}
+		ev.Level, ev.Code, ev.Message = clip(ev.Level), clip(ev.Code), clip(ev.Message)
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		e := f.get(totem)
+		f.seen(e, now)
+		if len(e.events) == maxEvents {
+			e.events = append(e.events[:0], e.events[1:]...)
+		}
+		e.events = append(e.events, *ev)
+		return true
 	default:
 		if !p.Retain {
 			f.mu.Lock()
@@ -317,6 +338,23 @@ func (f *Fleet) observe(p *paho.Publish) bool {
 		}
 		return false
 	}
+}
+
+// Events returns totem's recent events (the latest 20 since the hub
+// started), newest first, as the totem sent them (clipped; a console must
+// sanitise them before showing them).
+func (f *Fleet) Events(totem string) []protocol.Event {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	e, ok := f.m[totem]
+	if !ok {
+		return nil
+	}
+	out := make([]protocol.Event, len(e.events))
+	for i, ev := range e.events {
+		out[len(out)-1-i] = ev
+	}
+	return out
 }
 
 // presence applies a State; f.mu is held. A state from an older
@@ -347,6 +385,9 @@ func (f *Fleet) presence(e *entry, st *protocol.State, retained bool, now time.T
 	}
 	if st.Version != "" {
 		e.Version = clip(st.Version)
+	}
+	if st.Location != "" {
+		e.Location = clip(st.Location)
 	}
 	if !retained {
 		e.LastSeen, e.heard = now, now

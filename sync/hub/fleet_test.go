@@ -174,3 +174,34 @@ func equal(a, b []string) bool {
 	}
 	return true
 }
+
+// A totem's events are kept for the console, the latest maxEvents, newest
+// first; an event naming another totem, and a retained one, are not.
+func TestFleetKeepsRecentEvents(t *testing.T) {
+	c := newFakeClock(time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC))
+	f := openTestFleet(t, filepath.Join(t.TempDir(), "presence.db"), c)
+	defer f.Close()
+	ev := func(totem, code string) *paho.Publish {
+		b, _ := protocol.Marshal(protocol.Event{V: 1, Totem: totem, At: c.now(), Level: protocol.LevelWarning, Code: code})
+		return msg(protocol.Topic("t1", protocol.LeafEvent), b)
+	}
+	for i := range maxEvents + 3 {
+		if !f.observe(ev("t1", "e"+string(rune('a'+i)))) {
+			t.Fatal("event not consumed by the registry")
+		}
+	}
+	f.observe(ev("t2", "foreign"))
+	r := ev("t1", "retained")
+	r.Retain = true
+	f.observe(r)
+	got := f.Events("t1")
+	if len(got) != maxEvents || got[0].Code != "e"+string(rune('a'+maxEvents+2)) || got[maxEvents-1].Code != "ed" {
+		t.Fatalf("events %d: first %q last %q", len(got), got[0].Code, got[len(got)-1].Code)
+	}
+	if s := status(t, f, "t1"); s.Status != protocol.Online {
+		t.Fatalf("an event is a sign of life: %+v", s)
+	}
+	if f.Events("t-unknown") != nil {
+		t.Fatal("events of an unknown totem")
+	}
+}

@@ -152,6 +152,8 @@ type Stats struct {
 	CommandsOK     atomic.Int64
 	CommandsFailed atomic.Int64
 	refused        map[string]*atomic.Int64 // every cmdsig.Codes, filled by New; read-only after
+	kinds          kindStats                // applied by kind and outcome (stats.go)
+	batch          latency                  // the backend's time per batch
 }
 
 // RefusedByCode returns the console commands refused, by cmdsig code
@@ -193,6 +195,7 @@ func New(o Options) *Hub {
 	}
 	o.Queue = max(o.Queue, rm)
 	h := &Hub{o: o, log: o.Logger, work: make(chan *paho.Publish, 4096), policySent: make(map[string]bool)}
+	h.stats.kinds = newKindStats()
 	h.stats.refused = make(map[string]*atomic.Int64, len(cmdsig.Codes)+2)
 	for _, c := range append([]string{codeInvalid, codeOther}, cmdsig.Codes...) {
 		h.stats.refused[c] = new(atomic.Int64)
@@ -263,6 +266,7 @@ func (h *Hub) Run(ctx context.Context) error {
 					{Topic: protocol.SharedOpFilter, QoS: 1},
 					{Topic: protocol.Root + "/+/" + protocol.LeafState, QoS: 1, RetainHandling: 2},
 					{Topic: protocol.Root + "/+/" + protocol.LeafTelemetry, QoS: 0, RetainHandling: 2},
+					{Topic: protocol.Root + "/+/" + protocol.LeafEvent, QoS: 0}, // the console's recent events
 					{Topic: protocol.SharedHubCmdTopic, QoS: 1},
 					{Topic: protocol.SharedSyncFilter, QoS: 1},
 				}
@@ -465,7 +469,9 @@ func (h *Hub) worker(ctx context.Context, cm *autopaho.ConnectionManager) {
 		if len(batch) == 0 {
 			continue
 		}
+		began := time.Now()
 		outs, err := h.apply(ctx, batch)
+		h.stats.batch.observe(time.Since(began))
 		var auditErr error // the batch's audit entries not recorded: their totems send them again
 		if err == nil {
 			var entries []*protocol.Op
@@ -749,6 +755,7 @@ func (h *Hub) outcome(op *protocol.Op, out cms.Outcome, res *protocol.Result) {
 		h.stats.Duplicates.Add(1)
 	} else {
 		h.stats.Applied.Add(1)
+		h.stats.kinds.add(op.Kind, out.Accepted)
 	}
 	h.log.Debug("op applied", "totem", op.Totem, "seq", op.Seq, "op_id", op.ID, "kind", op.Kind,
 		"protocol", out.Protocol, "processing", res.Processing.Status, "duplicate", out.Duplicate)

@@ -238,7 +238,10 @@ type State struct {
 	Status  string    `json:"status"`
 	Since   time.Time `json:"since,omitzero"`
 	Version string    `json:"version,omitempty"`
-	Boot    string    `json:"boot,omitempty"` // boot id
+	// Location is where the totem stands (totem.location: "Atrio
+	// principale"), for the ops console and totem_info.
+	Location string `json:"location,omitempty"`
+	Boot     string `json:"boot,omitempty"` // boot id
 	// Session numbers the totem's connections within one boot (Sparkplug's
 	// bdSeq): the same in the birth (online) and in the Last Will of one
 	// connection, higher for each later one, so a will from an older

@@ -22,6 +22,7 @@ type Sources struct {
 	Connections func() int
 	Fleet       *hub.Fleet
 	Credentials func() ([]broker.Credential, error)
+	Console     *ConsoleStats // the ops console's logins; nil: not shown
 }
 
 // NewRegistry returns a registry with the Go runtime's and the process's
@@ -43,7 +44,8 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 // counters in _total, times as Unix timestamps in seconds (an age would
 // be stale as soon as scraped).
 var (
-	dApplied    = desc("totemhub_ops_applied_total", "Operations applied by the backend (accepted or rejected).")
+	dApplied    = desc("totemhub_ops_applied_total", "Operations applied by the backend, by kind (the declared kinds, other for the rest) and outcome (accepted, rejected).", "kind", "outcome")
+	dBatchTime  = desc("totemhub_batch_duration_seconds", "Time the backend took to apply one batch (one commit).")
 	dDuplicates = desc("totemhub_ops_duplicates_total", "Operations received again; their stored result was sent again.")
 	dGaps       = desc("totemhub_ops_gap_refusals_total", "Operations refused for a gap in the totem's sequence.")
 	dMalformed  = desc("totemhub_payloads_malformed_total", "Payloads refused as malformed.")
@@ -55,6 +57,9 @@ var (
 	dCmdRefused = desc("totemhub_commands_refused_total", "Console commands to the hub refused, by code (sync/cmdsig's, and invalid).", "code")
 	dReqDropped = desc("totemhub_requests_dropped_total", "Console commands or sync requests dropped while their pool was full or over a totem's rate.", "kind")
 
+	dLogins      = desc("totemhub_console_logins_total", "Logins to the ops console, by result (ok, failed, refused while locked or blocked).", "result")
+	dConsLocks   = desc("totemhub_console_lockouts_total", "Ops console accounts locked after repeated failed logins.")
+	dConsActions = desc("totemhub_console_actions_total", "Audited actions taken in the ops console (technician actions, unlocks, downloads…).")
 	dConns       = desc("totemhub_broker_connections", "Connections open at the embedded broker.")
 	dAuthFail    = desc("totemhub_broker_auth_failures_total", "CONNECTs the embedded broker refused, by reason.", "reason")
 	dLockouts    = desc("totemhub_broker_lockouts_total", "Users locked after repeated failed authentications.")
@@ -76,14 +81,14 @@ var (
 	dDeviceUp   = desc("totem_device_up", "1 if the device reports ok.", "totem", "device")
 	dDevice     = desc("totem_device_state", "The device's state as the totem reports it (always 1).", "totem", "device", "state")
 	dClock      = desc("totem_clock_synced", "1 if the totem's clock was synchronised at its latest operation.", "totem")
-	dInfo       = desc("totem_info", "The totem's software version (always 1).", "totem", "version")
+	dInfo       = desc("totem_info", "The totem's software version and location (always 1).", "totem", "version", "location")
 	dExpiry     = desc("totem_credentials_expiry_timestamp_seconds", "When the totem's broker secret expires.", "totem")
 	dCredLocked = desc("totem_credentials_locked", "1 if the totem's broker user is locked.", "totem")
 	dCredEvents = desc("totem_credential_events_total", "The totem's credential events since the hub started, by event (enrolled, rotated, expired, failed, locked, unlocked).", "totem", "event")
 )
 
-var allDescs = []*prometheus.Desc{dQueued, dCommands, dCmdRefused, dApplied, dDuplicates, dGaps, dMalformed, dDropped, dFull, dBatches, dReqDropped,
-	dConns, dAuthFail, dLockouts, dConnRefused, dTakeovers, dDenied, dEnrollConns, dLocked, dCredErrors,
+var allDescs = []*prometheus.Desc{dQueued, dCommands, dCmdRefused, dApplied, dBatchTime, dDuplicates, dGaps, dMalformed, dDropped, dFull, dBatches, dReqDropped,
+	dLogins, dConsLocks, dConsActions, dConns, dAuthFail, dLockouts, dConnRefused, dTakeovers, dDenied, dEnrollConns, dLocked, dCredErrors,
 	dOnline, dSince, dLastSeen, dPending, dOldest, dUsage, dAlarm, dQuarantine, dDeviceUp, dDevice, dClock, dInfo,
 	dExpiry, dCredLocked, dCredEvents}
 
@@ -127,7 +132,11 @@ func label(s string) string {
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	st := c.s.Hub
-	counter(ch, dApplied, st.Applied.Load())
+	for k, n := range st.AppliedByKind() {
+		counter(ch, dApplied, n, k[0], k[1])
+	}
+	count, sum, buckets := st.BatchLatency()
+	ch <- prometheus.MustNewConstHistogram(dBatchTime, count, sum, buckets)
 	counter(ch, dDuplicates, st.Duplicates.Load())
 	counter(ch, dGaps, st.Gaps.Load())
 	counter(ch, dMalformed, st.Malformed.Load())
@@ -167,6 +176,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(ch, dDenied, b.PublishDenied, "publish")
 		counter(ch, dDenied, b.SubscribeDenied, "subscribe")
 		counter(ch, dDenied, b.RetainRefused, "retain")
+	}
+	if cs := c.s.Console; cs != nil {
+		counter(ch, dLogins, cs.LoginsOK.Load(), "ok")
+		counter(ch, dLogins, cs.LoginsFailed.Load(), "failed")
+		counter(ch, dLogins, cs.LoginsRefused.Load(), "refused")
+		counter(ch, dConsLocks, cs.Lockouts.Load())
+		counter(ch, dConsActions, cs.Actions.Load())
 	}
 	if c.s.Connections != nil {
 		gauge(ch, dConns, float64(c.s.Connections()))
@@ -247,6 +263,6 @@ func collectFleet(ch chan<- prometheus.Metric, f *hub.Fleet) {
 		if ts.ClockSynced != nil {
 			gauge(ch, dClock, b2f(*ts.ClockSynced), t)
 		}
-		gauge(ch, dInfo, 1, t, label(ts.Version))
+		gauge(ch, dInfo, 1, t, label(ts.Version), label(ts.Location))
 	}
 }

@@ -12,7 +12,7 @@ import (
 	"github.com/aslcns/totem/sync/protocol"
 )
 
-//go:embed templates/fleet.html
+//go:embed templates/fleet.html templates/console/*.html
 var templates embed.FS
 
 // html/template escapes every value by its context: a totem id, version

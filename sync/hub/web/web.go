@@ -1,11 +1,16 @@
 // Package web is totemhub's HTTP listener for ops: /healthz, /readyz,
 // /metrics (Prometheus) over the hub's counters, the embedded broker's and
-// the fleet registry, and a read-only fleet page under / on the loopback.
-// It serves no citizen's data and takes no action.
+// the fleet registry, and under / the ops console (console.go): the fleet,
+// each totem, the send log, the Reportistica, the FSE tickets, alerts and
+// credentials, behind a login (argon2id password and TOTP, users.go;
+// sessions and limits, session.go), with the technician actions signed in
+// the user's role and every action audited. Without a console it serves a
+// read-only fleet page on the loopback only (page.go).
 package web
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +19,7 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/sync/hub"
+	"github.com/aslcns/totem/sync/protocol"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -33,6 +39,11 @@ type Options struct {
 	// served only on a loopback Listen (page.go).
 	Fleet  *hub.Fleet
 	Logger *slog.Logger
+	// Console, when set (with Fleet), serves the ops console under /
+	// behind a login, on any Listen, instead of the read-only page.
+	Console *Console
+	// TLS, when set, serves HTTPS (the console's cookies are then Secure).
+	TLS *tls.Config
 }
 
 // Bounds of the server: a client that trickles its headers or never reads
@@ -52,7 +63,14 @@ type Server struct {
 	srv  *http.Server
 	ln   net.Listener
 	done chan error
+
+	stop, watched chan struct{} // the console's alert watch
 }
+
+// alertEvery is how often the console evaluates the alerts when nobody
+// looks: an alert that comes and goes between two page views is still in
+// the recent list.
+const alertEvery = 15 * time.Second
 
 // Start listens on o.Listen and serves until Close.
 func Start(o Options) (*Server, error) {
@@ -64,11 +82,21 @@ func Start(o Options) (*Server, error) {
 		return nil, fmt.Errorf("web: %w", err)
 	}
 	o.Listen = ln.Addr().String() // what is bound decides the page, not what was asked
-	if o.Fleet != nil && !loopback(o.Listen) {
+	if o.TLS != nil {
+		ln = tls.NewListener(ln, o.TLS)
+	}
+	if o.Fleet != nil && o.Console == nil && !loopback(o.Listen) {
 		o.Logger.Warn("fleet page not served: the listener is not on the loopback and ops accounts do not exist yet", "listen", o.Listen)
 	}
-	s := &Server{ln: ln, done: make(chan error, 1)}
-	s.srv = &http.Server{Handler: Handler(o), ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout,
+	s := &Server{ln: ln, done: make(chan error, 1), stop: make(chan struct{}), watched: make(chan struct{})}
+	var c *console
+	if hasConsole(o) {
+		c = newConsole(o)
+		go c.watch(s.stop, s.watched, alertEvery)
+	} else {
+		close(s.watched)
+	}
+	s.srv = &http.Server{Handler: handler(o, c), ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout,
 		WriteTimeout: writeTimeout, IdleTimeout: idleTimeout, MaxHeaderBytes: maxHeaderBytes,
 		ErrorLog: slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn)}
 	go func() { s.done <- s.srv.Serve(ln) }()
@@ -82,6 +110,8 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 func (s *Server) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	close(s.stop)
+	<-s.watched
 	err := s.srv.Shutdown(ctx)
 	if serr := <-s.done; !errors.Is(serr, http.ErrServerClosed) && err == nil {
 		err = serr
@@ -94,8 +124,22 @@ func Handler(o Options) http.Handler {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	var c *console
+	if hasConsole(o) {
+		c = newConsole(o)
+	}
+	return handler(o, c)
+}
+
+func hasConsole(o Options) bool { return o.Console != nil && (o.Fleet != nil || o.Console.List != nil) }
+
+// handler is the routes, with the console c when there is one.
+func handler(o Options, c *console) http.Handler {
 	mux := http.NewServeMux()
-	if o.Fleet != nil {
+	switch {
+	case c != nil:
+		c.routes(mux)
+	case o.Fleet != nil:
 		mux.HandleFunc("GET /{$}", pageHandler(o))
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -125,5 +169,36 @@ func Handler(o Options) http.Handler {
 			ErrorLog: slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn), MaxRequestsInFlight: maxInFlight,
 			Timeout: writeTimeout - time.Second}))
 	}
-	return mux
+	// Every state-changing request (POST) must come from the console's
+	// own pages: the browser's Sec-Fetch-Site or Origin says so.
+	return http.NewCrossOriginProtection().Handler(mux)
+}
+
+// newConsole prepares o.Console for serving.
+func newConsole(o Options) *console {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	c := &console{Console: *o.Console, log: o.Logger, secure: o.TLS != nil, alerts: newAlertBook()}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Refresh <= 0 {
+		c.Refresh = 5 * time.Second
+	}
+	if c.List == nil {
+		c.List = o.Fleet.List
+	}
+	if c.Events == nil {
+		c.Events = func(string) []protocol.Event { return nil }
+		if o.Fleet != nil {
+			c.Events = o.Fleet.Events
+		}
+	}
+	if c.Stats == nil {
+		c.Stats = new(ConsoleStats)
+	}
+	c.g = newGuard(c.Now)
+	c.slots = make(chan struct{}, maxHashing)
+	return c
 }

@@ -40,9 +40,19 @@ type rig struct {
 	web   *web.Server
 	totem creds.File
 	ops   creds.File // a console
+	store *refcms.Store
 }
 
-func newRig(t *testing.T, ctx context.Context) *rig {
+func newRig(t *testing.T, ctx context.Context) *rig { return newRigWith(t, ctx, rigOptions{}) }
+
+// rigOptions change the rig: the fleet registry's options, and a console
+// (its Data and Credentials are the rig's).
+type rigOptions struct {
+	fleet   hub.FleetOptions
+	console *web.Console
+}
+
+func newRigWith(t *testing.T, ctx context.Context, o rigOptions) *rig {
 	t.Helper()
 	dir := t.TempDir()
 	reg, err := broker.OpenRegistry(filepath.Join(dir, "fleet.db"))
@@ -73,7 +83,7 @@ func newRig(t *testing.T, ctx context.Context) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	fleet, err := hub.OpenFleet(filepath.Join(dir, "presence.db"), hub.FleetOptions{})
+	fleet, err := hub.OpenFleet(filepath.Join(dir, "presence.db"), o.fleet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +97,10 @@ func newRig(t *testing.T, ctx context.Context) *rig {
 	t.Cleanup(func() { hcancel(); <-done })
 	metrics := web.NewRegistry(web.Sources{Hub: h.Stats(), Queued: h.Queued, Broker: srv.Stats, Connections: srv.Connections,
 		Fleet: fleet, Credentials: reg.Credentials})
-	ws, err := web.Start(web.Options{Listen: "127.0.0.1:0", Registry: metrics, Fleet: fleet, Ready: []web.Check{
+	if o.console != nil {
+		o.console.Data, o.console.Credentials = store, reg.Credentials
+	}
+	ws, err := web.Start(web.Options{Listen: "127.0.0.1:0", Registry: metrics, Fleet: fleet, Console: o.console, Ready: []web.Check{
 		{Name: "broker", Fn: h.AwaitConnection}, {Name: "store", Fn: func(context.Context) error { return store.Writable() }}}})
 	if err != nil {
 		t.Fatal(err)
@@ -96,7 +109,7 @@ func newRig(t *testing.T, ctx context.Context) *rig {
 	if err := h.AwaitConnection(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return &rig{srv: srv, reg: reg, fleet: fleet, h: h, web: ws, totem: tc, ops: ops}
+	return &rig{srv: srv, reg: reg, fleet: fleet, h: h, web: ws, totem: tc, ops: ops, store: store}
 }
 
 func get(t *testing.T, u string) (int, string) {
@@ -129,7 +142,7 @@ func totemPublish(t *testing.T, ctx context.Context, r *rig, oldest time.Time) {
 		t.Fatal(err)
 	}
 	st, _ := protocol.Marshal(protocol.State{V: 1, Totem: r.totem.Username, Status: protocol.Online, Since: time.Now(),
-		Boot: "b1", Session: 1, Version: "1.2.3<script>"})
+		Boot: "b1", Session: 1, Version: "1.2.3<script>", Location: "Atrio <b>"})
 	if _, err := c.Publish(ctx, &paho.Publish{Topic: protocol.Topic(r.totem.Username, protocol.LeafState), QoS: 1, Retain: true, Payload: st}); err != nil {
 		t.Fatal(err)
 	}
@@ -172,11 +185,14 @@ func TestMetricsShowTotem(t *testing.T) {
 		`totem_device_up{device="reader",totem="t-web-1"} 1`,
 		`totem_device_state{device="printer",state="paper_out",totem="t-web-1"} 1`,
 		"totem_device_state{device=\"x\uFFFD[31m\",state=\"<b>\",totem=\"t-web-1\"} 1",
-		`totem_info{totem="t-web-1",version="1.2.3<script>"} 1`,
+		`totem_info{location="Atrio <b>",totem="t-web-1",version="1.2.3<script>"} 1`,
 		`totem_credentials_locked{totem="t-web-1"} 0`,
 		`totem_credentials_expiry_timestamp_seconds{totem="t-web-1"} ` + strconv.FormatFloat(float64(u.Expires.Unix()), 'g', -1, 64),
 		`totemhub_broker_locked_users 0`,
 		`totemhub_ops_dropped_total 0`,
+		`totemhub_ops_applied_total{kind="consent",outcome="accepted"} 0`,
+		`totemhub_ops_applied_total{kind="other",outcome="rejected"} 0`,
+		"# TYPE totemhub_batch_duration_seconds histogram",
 		`totemhub_broker_auth_failures_total{reason="bad_credentials"} 0`,
 		"# TYPE totem_last_seen_timestamp_seconds gauge",
 		"# TYPE totemhub_broker_connections gauge",
