@@ -63,6 +63,11 @@ var rejections = map[string]text{
 		"The original request was already cancelled or replaced by a later one."},
 	"REF_CARD_CHANGED": {"La correzione deve riguardare la stessa tessera.", "The correction must concern the same card."},
 	"REF_PROTOCOL":     {"Il numero di protocollo non è quello dell'operazione originale.", "The reference number is not the original request's."},
+	"NOT_REFUNDABLE":   {"Si rimborsa solo il costo di una richiesta lettore.", "Only a card reader request's fee is refunded."},
+	"REF_NOT_CANCELLED": {"Annullare prima la richiesta lettore: si rimborsa solo una richiesta annullata.",
+		"Cancel the card reader request first: only a cancelled request is refunded."},
+	"REFUND_DONE":   {"Il costo di questo lettore è già stato rimborsato.", "This card reader's fee was already refunded."},
+	"REFUND_AMOUNT": {"Si rimborsa solo il costo del lettore, 4,20 €.", "Only the card reader's fee, 4.20 €, is refunded."},
 }
 
 // rejectUnknown is what a code the catalogue does not know reads as.
