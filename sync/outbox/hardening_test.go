@@ -883,8 +883,11 @@ func TestSetAlarmAt(t *testing.T) {
 		t.Fatalf("SetAlarmAt(0.3): %v, %v", err, o.AlarmAt())
 	}
 	enqueue(t, o, 3)
+	// The alarm is worked out after an enqueue's commit, off its
+	// goroutine: the third enqueue's may already read the new threshold
+	// (3 of 10 is at 0.3). At 0.5 neither would be an alarm.
 	u := <-alarms
-	if !u.Alarm || u.Pending != 4 {
+	if !u.Alarm || u.Pending < 3 {
 		t.Fatalf("alarm %+v", u)
 	}
 }
