@@ -112,6 +112,14 @@ type ConsentRequest struct {
 	Consents []Consent `json:"consents"`
 	Channel  string    `json:"channel"`
 	Operator string    `json:"operator,omitempty"` // operator card serial, assisted only
+	// Delegate gives the consents for the holder (seed 001: potestà
+	// parentale, tutore, curatore), assisted only, with the
+	// dichiarazione sostitutiva printed, signed and kept (Declaration).
+	Delegate    *Delegation `json:"delegate,omitempty"`
+	Declaration bool        `json:"declaration,omitempty"`
+	// Document is the identity document of the person present, which the
+	// operator checked: assisted, required.
+	Document *IDDocument `json:"document,omitempty"`
 }
 
 // Op is an operation as the hub hands it to the Backend.
@@ -125,6 +133,10 @@ type Op struct {
 	Expires  time.Time
 	Received time.Time // the hub's clock
 	Stamp    *Stamp    // the totem's clocks at enqueue, when it sent them
+	// Counter is the hub's word, from its fleet registry, that the totem
+	// stands at an ASL counter enabled to reissue cards: a totem's own
+	// claim is never trusted.
+	Counter bool
 }
 
 // Error codes of rejected operations.
@@ -261,7 +273,28 @@ func (r *ConsentRequest) Validate(p Policy, card *Card, now time.Time) []Reject 
 	if pr := checkConsents(p, r.Policy, r.Consents); pr != nil {
 		return append(rs, pr...)
 	}
-	return append(rs, checkChannel(r.Channel, r.Operator)...)
+	rs = append(rs, checkChannel(r.Channel, r.Operator)...)
+	rs = append(rs, checkAssistedDocument(r.Channel, r.Document, now)...)
+	return append(rs, checkDelegate(r.Channel, r.Delegate, r.Declaration, card, now)...)
+}
+
+// checkDelegate checks a delegate acting for the holder: only at a
+// counter (self-service, the card's PIN proves the holder), one of the
+// three kinds with name and CF (potestà parentale only for a minor), and
+// the dichiarazione sostitutiva signed.
+func checkDelegate(channel string, d *Delegation, declaration bool, card *Card, now time.Time) []Reject {
+	if d == nil {
+		return nil
+	}
+	var rs []Reject
+	if channel != Assisted {
+		rs = append(rs, Reject{CodeDelegation, "Chi agisce per il titolare si presenta allo sportello, con un operatore."})
+	}
+	rs = append(rs, d.check(card, now)...)
+	if !declaration {
+		rs = append(rs, Reject{CodeDeclaration, "Stampare la dichiarazione sostitutiva, farla firmare e conservarla."})
+	}
+	return rs
 }
 
 func checkConsents(p Policy, id string, cs []Consent) []Reject {

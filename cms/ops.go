@@ -363,6 +363,9 @@ type HistoryRequest struct {
 	Channel  string  `json:"channel"`
 	Operator string  `json:"operator,omitempty"`
 	Scope    string  `json:"scope"` // HistoryAll or HistoryCard
+	// Document is the identity document the operator checked: assisted,
+	// required.
+	Document *IDDocument `json:"document,omitempty"`
 }
 
 // HistoryEvent is one accepted operation on a card.
@@ -396,6 +399,7 @@ type HistoryResult struct {
 // A revoked card may be looked up only at a counter.
 func (r *HistoryRequest) Validate(card *Card, now time.Time) []Reject {
 	rs := checkChannel(r.Channel, r.Operator)
+	rs = append(rs, checkAssistedDocument(r.Channel, r.Document, now)...)
 	if r.Scope != HistoryAll && r.Scope != HistoryCard {
 		rs = append(rs, Reject{CodeBadPayload, "Scegliere tutte le tessere o solo questa."})
 	}
@@ -493,9 +497,6 @@ type ReissueRequest struct {
 	Delegate *Delegation `json:"delegate,omitempty"` // a parent or a tutore
 	Document *IDDocument `json:"document,omitempty"`
 	Reason   string      `json:"reason"`
-	// CounterEnabled: the totem is configured as an ASL counter enabled
-	// to reissue cards.
-	CounterEnabled bool `json:"counter_enabled"`
 }
 
 // ReissueResult is the Data of an accepted reissue request.
@@ -504,9 +505,11 @@ type ReissueResult struct {
 }
 
 // Validate checks a reissue request against the card record at time now.
-// A revoked or expired card may be reissued.
-func (r *ReissueRequest) Validate(card *Card, now time.Time) []Reject {
-	if !r.CounterEnabled {
+// counter is the hub's word (its fleet registry, cms.Op.Counter) that the
+// totem stands at a counter enabled to reissue: the request carries no
+// claim of its own. A revoked or expired card may be reissued.
+func (r *ReissueRequest) Validate(card *Card, counter bool, now time.Time) []Reject {
+	if !counter {
 		return []Reject{{CodeReissueCounter, "La riemissione si chiede solo agli sportelli aziendali abilitati."}}
 	}
 	var rs []Reject
@@ -737,4 +740,14 @@ func (p *Payment) check() []Reject {
 // request to create the FSE that follows it.
 type ConsentResult struct {
 	FSE string `json:"fse"` // FSECreated, FSEPending, FSETicket
+	// Ticket is the helpdesk ticket opened for the FSE (FSETicket):
+	// level 1, the CF is wrong or missing and the citizen will be
+	// contacted; level 2, technical errors after Attempts attempts.
+	Ticket      string `json:"ticket,omitempty"`
+	TicketLevel int    `json:"ticket_level,omitempty"`
+	Attempts    int    `json:"attempts,omitempty"`
+	// Retries and RetryEvery (seconds) are how the CMS retries a
+	// creation that met a technical error, before a level-2 ticket.
+	Retries    int `json:"retries,omitempty"`
+	RetryEvery int `json:"retry_every_s,omitempty"`
 }

@@ -119,7 +119,8 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 		seed = cms.DemoCards()
 	}
 	store, err := refcms.Open(filepath.Join(cfg.StateDir, "cms.db"), &refcms.Options{Policy: pol, Seed: seed,
-		SendLogRetention: cfg.CMS.SendLogRetention.Duration, RefusalRetention: cfg.CMS.RefusalRetention.Duration})
+		SendLogRetention: cfg.CMS.SendLogRetention.Duration, RefusalRetention: cfg.CMS.RefusalRetention.Duration,
+		FSERetries: cfg.CMS.FSERetries, FSERetryEvery: cfg.CMS.FSERetryInterval.Duration})
 	if err != nil {
 		return err
 	}
@@ -185,7 +186,8 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 	// The fleet registry (totemctl status): every totem ever provisioned,
 	// its presence, backlog and devices, kept across restarts.
 	fleet, err := hub.OpenFleet(filepath.Join(cfg.StateDir, "presence.db"), hub.FleetOptions{
-		TelemetryInterval: cfg.Fleet.TelemetryInterval.Duration, Logger: log.With("subsystem", "fleet")})
+		TelemetryInterval: cfg.Fleet.TelemetryInterval.Duration, Logger: log.With("subsystem", "fleet"),
+		Counters: cfg.Fleet.ReissueCounters})
 	if err != nil {
 		return err
 	}
@@ -224,7 +226,7 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 	fseDone := make(chan struct{})
 	go func() {
 		defer close(fseDone)
-		store.RunFSERetries(fctx, time.Minute)
+		store.RunFSERetries(fctx, 0) // every cms.fse_retry_interval
 	}()
 	pruneDone := make(chan struct{})
 	go func() {

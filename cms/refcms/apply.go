@@ -104,18 +104,18 @@ func (s *Store) applyConsent(c *opCtx) (applied, error) {
 	if err != nil || len(a.rejects) > 0 {
 		return a, err
 	}
-	fse, err := s.consent(c, card, cms.ConsentSet{Policy: req.Policy, Consents: req.Consents}, req.Channel, req.Operator)
+	fse, err := s.consent(c, card, cms.ConsentSet{Policy: req.Policy, Consents: req.Consents}, req.Channel, req.Operator, req.Delegate)
 	if err != nil {
 		return a, err
 	}
-	a.data = cms.ConsentResult{FSE: fse}
+	a.data, err = s.consentResult(c.tx, card.CF, fse)
 	return a, nil
 }
 
 // consent records a consent set for card and requests the FSE.
-func (s *Store) consent(c *opCtx, card *cms.Card, cs cms.ConsentSet, channel, operator string) (string, error) {
+func (s *Store) consent(c *opCtx, card *cms.Card, cs cms.ConsentSet, channel, operator string, deleg *cms.Delegation) (string, error) {
 	rec := ConsentRecord{Policy: cs.Policy, Consents: cs.Consents, Channel: channel,
-		Operator: operator, OpID: c.op.ID, Protocol: c.protocol, At: c.now()}
+		Operator: operator, Delegate: deleg, OpID: c.op.ID, Protocol: c.protocol, At: c.now()}
 	if b := c.tx.Bucket(bConsents).Get([]byte(card.Serial)); b != nil {
 		// Kept one level deep, for a cancellation of this consent, as
 		// it is: decoding it would cost more than the whole consent.
@@ -181,7 +181,7 @@ func (s *Store) applyActivation(c *opCtx) (applied, error) {
 		return a, err
 	}
 	if req.Consents != nil {
-		if res.FSE, err = s.consent(c, card, *req.Consents, req.Channel, req.Operator); err != nil {
+		if res.FSE, err = s.consent(c, card, *req.Consents, req.Channel, req.Operator, req.Delegate); err != nil {
 			return a, err
 		}
 	}
@@ -413,7 +413,7 @@ func (s *Store) applyReissue(c *opCtx) (applied, error) {
 		return applied{rejects: badPayload()}, nil
 	}
 	a, card, err := begin(c, req.Card, req.Channel, req.Operator, func(card *cms.Card) []cms.Reject {
-		return req.Validate(card, c.now())
+		return req.Validate(card, c.op.Counter, c.now())
 	})
 	if err != nil || len(a.rejects) > 0 {
 		return a, err
