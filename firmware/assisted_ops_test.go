@@ -27,18 +27,36 @@ func TestAssistedSelfServiceOps(t *testing.T) {
 		code     string
 		deleg    string
 		receipt  []string // the receipt holds these
+		prints   int      // documents printed before it (the declaration, the informativa)
 	}{
 		{name: "consents", card: testCard(), online: true,
-			script: cat([]step{{"3 Consensi FSE", "3"}}, docSteps,
+			script: cat([]step{{"3 Consensi FSE", "3"}, {"Informativa FSE", "#"}}, directSteps,
 				[]step{{"Consenso 1 di 2", "1"}, {"Consenso 2 di 2", "2"}, {"Riepilogo:", "#"}}),
 			want: "Accolta. Protocollo:", kind: cms.KindConsent, accepted: true,
-			receipt: []string{"Consensi FSE", "Richiesta: diretta, dal titolare"}},
+			receipt: []string{"Consensi FSE", "Richiesta: diretta, dal titolare", "Fascicolo Sanitario Elettronico: attivo."}},
+		{name: "consents, the informativa printed first", card: testCard(), online: true,
+			script: cat([]step{{"3 Consensi FSE", "3"}, {"Informativa FSE", "1"}, {"Informativa FSE", "#"}}, directSteps,
+				[]step{{"Consenso 1 di 2", "1"}, {"Consenso 2 di 2", "2"}, {"Riepilogo:", "#"}}),
+			want: "Accolta. Protocollo:", kind: cms.KindConsent, accepted: true, prints: 1,
+			receipt: []string{"Consensi FSE"}},
 		{name: "consents, back to the document check", card: testCard(), online: true,
-			script: cat([]step{{"3 Consensi FSE", "3"}}, docSteps,
+			script: cat([]step{{"3 Consensi FSE", "3"}, {"Informativa FSE", "#"}}, directSteps,
 				[]step{{"Consenso 1 di 2", "*"}, {"coincidono?", "1"}, {"Consenso 1 di 2", "2"}, {"Consenso 2 di 2", "2"}, {"Riepilogo:", "#"}}),
 			want: "Accolta. Protocollo:", kind: cms.KindConsent, accepted: true},
+		{name: "consents by the tutore, declaration signed", card: testCard(), online: true,
+			script: cat([]step{{"3 Consensi FSE", "3"}, {"Informativa FSE", "#"}}, delegSteps("3", "VERDI ANNA", "VRDNNA70M50F205B"),
+				[]step{{"Consenso 1 di 2", "1"}, {"Consenso 2 di 2", "1"}, {"Riepilogo:", "#"}, {"Far firmare", "1"}}),
+			want: "Accolta. Protocollo:", kind: cms.KindConsent, accepted: true, deleg: cms.DelegTutor, prints: 1,
+			receipt: []string{"Richiesta: su delega (tutore)", "Delegato: codice fiscale VRD**********05B", "Dichiarazione sostitutiva firmata"}},
+		{name: "consents by a parent for an adult: refused at the panel", card: testCard(), online: true,
+			script: []step{{"3 Consensi FSE", "3"}, {"Informativa FSE", "#"}, {"1 Diretta", "2"}, {"solo per i minori", "D"}},
+			want: "Operazione annullata"},
+		{name: "consents by the curatore, declaration not signed", card: testCard(), online: true,
+			script: cat([]step{{"3 Consensi FSE", "3"}, {"Informativa FSE", "#"}}, delegSteps("4", "VERDI ANNA", "VRDNNA70M50F205B"),
+				[]step{{"Consenso 1 di 2", "1"}, {"Consenso 2 di 2", "1"}, {"Riepilogo:", "#"}, {"Far firmare", "D"}}),
+			want: "Operazione annullata", prints: 1},
 		{name: "consents, identity check failed", card: testCard(), online: true,
-			script: []step{{"3 Consensi FSE", "3"}, {"Documento:", "1"}, {"Numero documento", taps("CA12345AB", tapUpper)},
+			script: []step{{"3 Consensi FSE", "3"}, {"Informativa FSE", "#"}, {"1 Diretta", "1"}, {"Documento:", "1"}, {"Numero documento", taps("CA12345AB", tapUpper)},
 				{"GGMMAAAA", "31122035#"}, {"coincidono?", "2"}},
 			want: "Documento e dati"},
 		{name: "reprint, in person", card: testCard(), online: true,
@@ -121,7 +139,7 @@ func TestAssistedSelfServiceOps(t *testing.T) {
 				if err := json.Unmarshal(full.Payload, &req); err != nil {
 					t.Fatal(err)
 				}
-				needDoc := tc.kind == cms.KindReprint || tc.kind == cms.KindReader
+				needDoc := true // every assisted request names the document the operator checked
 				if req.Channel != cms.Assisted || req.Operator != opSerial ||
 					needDoc != (req.Document != nil) || req.Document != nil && (!req.Document.Checked || req.Document.Number != "CA12345AB") {
 					t.Fatalf("payload %s", full.Payload)
@@ -138,10 +156,10 @@ func TestAssistedSelfServiceOps(t *testing.T) {
 			}
 			rs := d.printer.Receipts()
 			if tc.accepted {
-				if len(rs) != 1 {
+				if len(rs) != 1+tc.prints {
 					t.Fatalf("%d receipts", len(rs))
 				}
-				r := strings.Join(strings.Fields(rs[0]), " ")
+				r := strings.Join(strings.Fields(rs[tc.prints]), " ")
 				for _, want := range append([]string{"Operatore: carta ************2006", "Documento verificato: carta d'identità",
 					"Esito: ACCOLTA"}, tc.receipt...) {
 					if !strings.Contains(r, want) {
@@ -151,7 +169,7 @@ func TestAssistedSelfServiceOps(t *testing.T) {
 				if strings.Contains(r, opSerial) || strings.Contains(r, "CA12345AB") || strings.Contains(r, tc.card.Info.CF) {
 					t.Errorf("receipt holds the operator's serial, the document or the CF: %s", r)
 				}
-			} else if len(rs) != 0 {
+			} else if len(rs) != tc.prints {
 				t.Fatalf("%d receipts", len(rs))
 			}
 			logs := lb.String()

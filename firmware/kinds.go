@@ -57,7 +57,7 @@ var (
 // the flows themselves are in firmware/flows, one file per kind, their
 // receipt lines in firmware/receipts.
 func init() {
-	registerKind(cms.KindConsent, kindSpec{title: "Consensi FSE", self: withCard(flows.Consent), assisted: via(flows.ConsentVia, false)})
+	registerKind(cms.KindConsent, kindSpec{title: "Consensi FSE", self: withCard(flows.Consent), assisted: via(flows.ConsentVia, true)})
 	registerKind(cms.KindActivation, kindSpec{title: "Attivazione TS-CNS",
 		assisted: func(a *App, ctx context.Context, op string, info hal.CardInfo) error {
 			return flows.Activation(ctx, a.desk, op, info)
