@@ -50,7 +50,7 @@ func TestAssistedSelfServiceOps(t *testing.T) {
 			receipt: []string{"Richiesta: su delega (tutore)", "Delegato: codice fiscale VRD**********05B", "Dichiarazione sostitutiva firmata"}},
 		{name: "consents by a parent for an adult: refused at the panel", card: testCard(), online: true,
 			script: []step{{"3 Consensi FSE", "3"}, {"Informativa FSE", "#"}, {"1 Diretta", "2"}, {"solo per i minori", "D"}},
-			want: "Operazione annullata"},
+			want:   "Operazione annullata"},
 		{name: "consents by the curatore, declaration not signed", card: testCard(), online: true,
 			script: cat([]step{{"3 Consensi FSE", "3"}, {"Informativa FSE", "#"}}, delegSteps("4", "VERDI ANNA", "VRDNNA70M50F205B"),
 				[]step{{"Consenso 1 di 2", "1"}, {"Consenso 2 di 2", "1"}, {"Riepilogo:", "#"}, {"Far firmare", "D"}}),
