@@ -495,8 +495,11 @@ type ReissueRequest struct {
 	Channel  string      `json:"channel"`
 	Operator string      `json:"operator,omitempty"`
 	Delegate *Delegation `json:"delegate,omitempty"` // a parent or a tutore
-	Document *IDDocument `json:"document,omitempty"`
-	Reason   string      `json:"reason"`
+	// Declaration: the delegate's dichiarazione sostitutiva was printed,
+	// signed and kept. Required with a delegate.
+	Declaration bool        `json:"declaration,omitempty"`
+	Document    *IDDocument `json:"document,omitempty"`
+	Reason      string      `json:"reason"`
 }
 
 // ReissueResult is the Data of an accepted reissue request.
@@ -529,7 +532,7 @@ func (r *ReissueRequest) Validate(card *Card, counter bool, now time.Time) []Rej
 		if r.Delegate.Kind != DelegParental && r.Delegate.Kind != DelegTutor {
 			rs = append(rs, Reject{CodeReissueRequester, "La nuova tessera la chiede solo il titolare, il genitore o il tutore."})
 		} else {
-			rs = append(rs, r.Delegate.check(card, now)...)
+			rs = append(rs, checkDelegate(r.Channel, r.Delegate, r.Declaration, card, now)...)
 		}
 	}
 	return append(rs, checkReason(r.Reason)...)

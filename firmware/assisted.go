@@ -25,8 +25,9 @@ import (
 //	→ "Inserire la TS del cittadino" (1 = Revoca by TEAM code, D = logout)
 //	→ citizen card → assisted menu (two pages, # turns): 1 Attivazione,
 //	  2 Revoca, 3 Consensi FSE, 4 Ristampa PIN/PUK, 5 Storico,
-//	  6 Richiesta lettore; 3-6 are the self-service flows with the
-//	  operator's identity check in place of the card's PIN
+//	  6 Richiesta lettore, and 7 Riemissione where totem.reissue_counter
+//	  is set; 3-6 are the self-service flows with the operator's
+//	  identity check in place of the card's PIN
 //	→ the flow → its receipts → "Rimuovere la tessera" → next citizen.
 
 // errLogout ends an operator session with the slot empty.
@@ -198,7 +199,10 @@ func (a *App) assisted(ctx context.Context, op string) error {
 	if !info.Expiry.IsZero() && time.Now().After(info.Expiry.AddDate(0, 0, 1)) {
 		return a.desk.CardError(hal.ErrCardExpired)
 	}
-	page := "op_menu"
+	page, page2 := "op_menu", "op_menu_2"
+	if a.o.ReissueCounter {
+		page2 = "op_menu_2r" // with 7 Riemissione
+	}
 	for {
 		k, err := a.desk.Ask(ctx, page, MaskCF(info.CF))
 		if err != nil {
@@ -209,10 +213,10 @@ func (a *App) assisted(ctx context.Context, op string) error {
 		case isOp:
 			err = kindSpecs[kind].assisted(a, ctx, op, info)
 		case k == hal.KeyOK: // the other page
-			page = map[string]string{"op_menu": "op_menu_2", "op_menu_2": "op_menu"}[page]
+			page = map[string]string{"op_menu": page2, page2: "op_menu"}[page]
 			continue
 		case k == hal.KeyBack:
-			if page == "op_menu_2" {
+			if page == page2 {
 				page = "op_menu"
 				continue
 			}

@@ -66,6 +66,9 @@ type central struct {
 	hub    *hub.Hub
 	totem  creds.File
 	hubMe  creds.File
+	// counters, set before startHub, are the totems the hub's fleet
+	// registry knows as counters enabled to reissue cards.
+	counters []string
 }
 
 func startBroker(t *testing.T, dir string, log *slog.Logger, listen string) *central {
@@ -107,8 +110,15 @@ func (c *central) startHub() {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c.hubCtl = cancel
+	var fleet *hub.Fleet
+	if c.counters != nil {
+		if fleet, err = hub.OpenFleet(filepath.Join(c.dir, "presence.db"), hub.FleetOptions{Counters: c.counters}); err != nil {
+			c.t.Fatal(err)
+		}
+		c.t.Cleanup(func() { fleet.Close() })
+	}
 	c.hub = hub.New(hub.Options{URL: c.srv.URL(), ClientID: "hub-1", Username: c.hubMe.Username,
-		Password: c.hubMe.Password, Backend: c.store, Logger: c.log.With("subsystem", "ingest")})
+		Password: c.hubMe.Password, Backend: c.store, Logger: c.log.With("subsystem", "ingest"), Fleet: fleet})
 	c.hubWG.Add(1)
 	go func() {
 		defer c.hubWG.Done()

@@ -87,6 +87,10 @@ func receipts() map[string]*hal.Doc {
 		fse(cms.ConsentResult{FSE: cms.FSETicket, Ticket: "HD1-000001", TicketLevel: 1, Attempts: 1, Retries: 5, RetryEvery: 60}))
 	docs["consent-fse-ticket-tech"] = a.Frame().Receipt(acc, kindTitle(cms.KindConsent), info,
 		fse(cms.ConsentResult{FSE: cms.FSETicket, Ticket: "HD2-000002", TicketLevel: 2, Attempts: 5, Retries: 5, RetryEvery: 600}))
+	docs["reissue"] = a.Frame().Receipt(acc, kindTitle(cms.KindReissue), minor,
+		append(append(layout.Reissue(cms.ReasonMalfunction, cms.ReissueResult{Reissue: "261123000000042"}),
+			layout.Requester(deleg, doc, "8090000000042006")...), layout.Declared))
+	docs["declaration-reissue"] = a.Frame().DeclarationFor(cms.KindReissue, minor, *deleg, doc)
 	docs["declaration-consent"] = a.Frame().DeclarationFor(cms.KindConsent, minor, *tutor, doc)
 	docs["informativa-2020"] = a.Frame().Informativa(cms.Policy2020)
 	docs["informativa-2016"] = a.Frame().Informativa(cms.Policy2016)

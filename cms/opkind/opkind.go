@@ -73,7 +73,7 @@ var declared = []Kind{
 	{Name: PINUnblock, Flow: true},
 	{Name: Suspension},
 	{Name: Reactivation},
-	{Name: Reissue},
+	{Name: Reissue, Online: true, Flow: true},
 	{Name: WrongData, Flow: true},
 	{Name: Void},
 	{Name: Correction},

@@ -501,9 +501,15 @@ func TestReissue(t *testing.T) {
 		{name: "parent of a minor", mod: func(r *R) {
 			r.Card = minorRef
 			r.Delegate = &cms.Delegation{Kind: cms.DelegParental, Name: "Giuseppe Verdi", CF: parentCF}
+			r.Declaration = true
 		}, check: checkReissue(minorSerial)},
+		{name: "parent without the declaration", mod: func(r *R) {
+			r.Card = minorRef
+			r.Delegate = &cms.Delegation{Kind: cms.DelegParental, Name: "Giuseppe Verdi", CF: parentCF}
+		}, want: []string{cms.CodeDeclaration}},
 		{name: "tutore", mod: func(r *R) {
 			r.Delegate = &cms.Delegation{Kind: cms.DelegTutor, Name: "Stefania Bianchi", CF: tutorCF}
+			r.Declaration = true
 		}, check: checkReissue(activeSerial)},
 		{name: "a revoked card", mod: func(r *R) { r.Card = revokedRef }, check: checkReissue(revokedSerial)},
 
@@ -520,6 +526,7 @@ func TestReissue(t *testing.T) {
 		}, want: []string{cms.CodeReissueRequester}},
 		{name: "parent of an adult", mod: func(r *R) {
 			r.Delegate = &cms.Delegation{Kind: cms.DelegParental, Name: "Giuseppe Verdi", CF: parentCF}
+			r.Declaration = true
 		}, want: []string{cms.CodeDelegation}},
 		{name: "already requested with the revocation", setup: func(e *env) { e.mustAccept(cms.KindRevocation, goodRevocation()) },
 			mod: func(r *R) { r.Card = activeRef }, want: []string{cms.CodeReissuePending}},
@@ -528,6 +535,7 @@ func TestReissue(t *testing.T) {
 		{name: "no operator", mod: func(r *R) { r.Operator = "" }, want: []string{cms.CodeOperator}},
 		{name: "tutore without a document", mod: func(r *R) {
 			r.Delegate = &cms.Delegation{Kind: cms.DelegTutor, Name: "Stefania Bianchi", CF: tutorCF}
+			r.Declaration = true
 			r.Document = nil
 		}, want: []string{cms.CodeDocument}},
 	}

@@ -142,6 +142,16 @@ func Revocation(r cms.RevocationResult) []string {
 	}
 }
 
+// Reissue: the request for a new card made at an enabled counter, and
+// what happens next.
+func Reissue(reason string, r cms.ReissueResult) []string {
+	return []string{
+		"Motivo: " + ReasonText(reason),
+		"Richiesta di nuova tessera: " + r.Reissue,
+		"La nuova tessera sarà spedita all'indirizzo di residenza; fino ad allora resta valida quella attuale, se in possesso del titolare.",
+	}
+}
+
 // Reader: the payment and the card's reader counter.
 func Reader(payment string, r cms.ReaderResult) []string {
 	lines := []string{"Ricevuta di pagamento: " + payment + " (4,20 €)"}

@@ -313,10 +313,19 @@ var assistedScreens = map[string]screen{
 	// The citizen's menu in an operator session, two pages (# turns);
 	// every key works from both. 3-6 are the self-service operations with
 	// the operator's document check in place of the card's PIN.
-	"op_menu": {keys: "123456#*D", rows: [2][]string{{"TS %s", "1 Attivazione", "2 Revoca", "#=Altre D=Fine"},
+	"op_menu": {keys: "1234567#*D", rows: [2][]string{{"TS %s", "1 Attivazione", "2 Revoca", "#=Altre D=Fine"},
 		{"TS %s", "1 Activation", "2 Revocation", "#=More D=Done"}}},
-	"op_menu_2": {keys: "123456#*D", rows: [2][]string{{"3 Consensi FSE", "4 Ristampa PIN/PUK", "5 Storico 6 Lettore", "#=Inizio *=Ind."},
+	"op_menu_2": {keys: "1234567#*D", rows: [2][]string{{"3 Consensi FSE", "4 Ristampa PIN/PUK", "5 Storico 6 Lettore", "#=Inizio *=Ind."},
 		{"3 FSE consents", "4 Reprint PIN/PUK", "5 History 6 Reader", "#=Start *=Back"}}},
+	// The second page at a counter enabled to reissue cards.
+	"op_menu_2r": {keys: "1234567#*D", rows: [2][]string{{"3 Consensi FSE", "4 Ristampa 5 Storico", "6 Lettore 7 Riemiss.", "#=Inizio *=Ind."},
+		{"3 FSE consents", "4 Reprint 5 History", "6 Reader 7 Reissue", "#=Start *=Back"}}},
+	"reissue_reason": {keys: "123*D", rows: [2][]string{{"Nuova tessera per:", "1 Furto", "2 Smarrimento", "3 Malfunzionamento"},
+		{"New card because of:", "1 Theft", "2 Loss", "3 Malfunction"}}},
+	"reissue_curator": {keys: "#*D", rows: [2][]string{{"Nuova tessera: solo", "titolare, genitore", "o tutore", "#=Indietro D=Esci"},
+		{"New card: only the", "holder, a parent or", "the guardian", "#=Back D=Exit"}}},
+	"reissue_summary": {keys: "#*D", rows: [2][]string{{"Riemissione per", "%s", "%s", "#=Conferma *=Ind."},
+		{"Reissue because of", "%s", "%s", "#=Confirm *=Back"}}},
 	// The operator's own PIN, not the citizen's "PIN della tessera".
 	"op_pin": {keys: digits + "#*D", rows: [2][]string{{"Sessione operatore:", "PIN carta operatore", "PIN: %s", "#=OK *=Canc D=Esci"},
 		{"Operator session:", "operator card PIN", "PIN: %s", "#=OK *=Del D=Exit"}}},
