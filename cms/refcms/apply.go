@@ -109,7 +109,7 @@ func (s *Store) applyConsent(c *opCtx) (applied, error) {
 		return a, err
 	}
 	a.data, err = s.consentResult(c.tx, card.CF, fse)
-	return a, nil
+	return a, err
 }
 
 // consent records a consent set for card and requests the FSE.
