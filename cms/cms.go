@@ -30,6 +30,10 @@ type Card struct {
 	CF     string    `json:"cf"`
 	Expiry string    `json:"expiry"` // YYYY-MM-DD
 	State  CardState `json:"state"`
+	// Surname and Name are the holder's, as the CMS shows them to the
+	// operator for the second identity check (KindLookup).
+	Surname string `json:"surname,omitempty"`
+	Name    string `json:"name,omitempty"`
 	// BirthDate is the holder's (YYYY-MM-DD), when known: it decides
 	// whether potestà parentale applies.
 	BirthDate string `json:"birth_date,omitempty"`
@@ -316,10 +320,12 @@ func checkConsents(p Policy, id string, cs []Consent) []Reject {
 // and an adult).
 func DemoCards() []Card {
 	return []Card{
-		{Serial: "6090012345678000", CF: "RSSMRA80A01H501U", Expiry: "2030-12-31", State: CardActive,
+		{Serial: "6090012345678000", CF: "RSSMRA80A01H501U", Expiry: "2030-12-31", State: CardActive, Surname: "ROSSI", Name: "MARIO",
 			BirthDate: "1980-01-01", Contact: &Contact{Channel: ContactSMS, Address: "+393330000001"}},
-		{Serial: "6090098765432002", CF: "BNCLRA75D45F205X", Expiry: "2029-06-30", State: CardRevoked},
-		{Serial: "6090011111111006", CF: "VRDLCU15C10H501Y", Expiry: "2031-03-31", State: CardIssued, BirthDate: "2015-03-10"},
-		{Serial: "6090022222222004", CF: "VRDNNA70M50F205B", Expiry: "2032-08-31", State: CardIssued, BirthDate: "1970-08-10"},
+		{Serial: "6090098765432002", CF: "BNCLRA75D45F205X", Expiry: "2029-06-30", State: CardRevoked, Surname: "BIANCHI", Name: "LAURA"},
+		{Serial: "6090011111111006", CF: "VRDLCU15C10H501Y", Expiry: "2031-03-31", State: CardIssued, BirthDate: "2015-03-10",
+			Surname: "VERDI", Name: "LUCA"},
+		{Serial: "6090022222222004", CF: "VRDNNA70M50F205B", Expiry: "2032-08-31", State: CardIssued, BirthDate: "1970-08-10",
+			Surname: "VERDI", Name: "ANNA"},
 	}
 }

@@ -26,6 +26,7 @@ const (
 	KindReactivation = opkind.Reactivation // Riattivazione: always refused
 	KindReissue      = opkind.Reissue      // Riemissione: ReissueRequest → ReissueResult
 	KindWrongData    = opkind.WrongData    // Dati errati: WrongDataReport → WrongDataResult
+	KindLookup       = opkind.CardLookup   // the second identity check: LookupRequest → LookupResult
 	// KindVoid settles a sequence number whose operation the totem can
 	// never send (corrupt or unreadable record, shed telemetry): payload
 	// {"reason":"…"}, always rejected with CodeVoid, nothing else changes.
@@ -536,6 +537,50 @@ func (r *ReissueRequest) Validate(card *Card, counter bool, now time.Time) []Rej
 		}
 	}
 	return append(rs, checkReason(r.Reason)...)
+}
+
+// LookupRequest is the payload of a KindLookup operation: at a counter,
+// the operator reads the CMS's record of the card (by the chip's data, or
+// by the TEAM code of a card not in the slot) to compare it with the
+// identity document before confirming (seed 002, step 5).
+type LookupRequest struct {
+	Card     CardRef `json:"card,omitzero"`
+	TEAM     string  `json:"team,omitempty"`
+	Channel  string  `json:"channel"`
+	Operator string  `json:"operator"`
+}
+
+// LookupResult is the Data of an accepted lookup: the holder as the CMS
+// knows them, the card's state and where the second halves of PIN and
+// PUK go (masked).
+type LookupResult struct {
+	Surname   string    `json:"surname"`
+	Name      string    `json:"name"`
+	BirthDate string    `json:"birth_date,omitempty"` // YYYY-MM-DD
+	Expiry    string    `json:"expiry"`
+	State     CardState `json:"state"`
+	Contact   string    `json:"contact,omitempty"` // Contact.Masked
+}
+
+// Validate checks a lookup against the card it names (nil if none): only
+// an operator reads the record, and the chip's data must match it (a
+// mismatch sends the citizen to the sportello Scelta e Revoca).
+func (r *LookupRequest) Validate(card *Card) []Reject {
+	var rs []Reject
+	if r.Channel != Assisted {
+		rs = append(rs, Reject{CodeAssistedOnly, "I dati dell'archivio li consulta l'operatore, allo sportello."})
+	} else {
+		rs = append(rs, checkChannel(r.Channel, r.Operator)...)
+	}
+	switch {
+	case r.Card.Serial == "" && !digits(r.TEAM, 20):
+		return append(rs, Reject{CodeCardUnknown, "Indicare la tessera."})
+	case card == nil:
+		return append(rs, Reject{CodeCardUnknown, "Tessera non presente nell'archivio: rivolgersi allo sportello Scelta e Revoca."})
+	case r.Card.Serial != "" && (card.CF != r.Card.CF || card.Expiry != r.Card.Expiry):
+		rs = append(rs, Reject{CodeCardMismatch, "I dati della tessera non corrispondono all'archivio: rivolgersi allo sportello Scelta e Revoca."})
+	}
+	return rs
 }
 
 // Personal data fields a WrongDataReport may name.

@@ -252,7 +252,8 @@ func TestAssistedActivation(t *testing.T) {
 			}()
 			d.wait(ctx, tc.want)
 			serial := tc.card.Info.Serial
-			entries, _ := d.box.Recent(5)
+			all, _ := d.box.Recent(5)
+			entries, _ := withoutLookups(all)
 			if got := len(entries) > 0; got != tc.queued {
 				t.Fatalf("queued %v, want %v: %+v", got, tc.queued, entries)
 			}
@@ -260,6 +261,7 @@ func TestAssistedActivation(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			audit = auditWithoutLookups(audit)
 			if tc.queued {
 				e := entries[0]
 				if e.Kind != cms.KindActivation || !e.Done || e.Expires.Sub(e.Created) > 2*time.Minute {
@@ -410,11 +412,13 @@ func TestAssistedRevocation(t *testing.T) {
 			}
 			d.run(ctx, tc.script)
 			d.wait(ctx, tc.want)
-			entries, _ := d.box.Recent(5)
+			all, _ := d.box.Recent(5)
+			entries, _ := withoutLookups(all)
 			if got := len(entries) > 0; got != tc.queued {
 				t.Fatalf("queued %v, want %v: %+v", got, tc.queued, entries)
 			}
 			audit, _ := d.store.Audit()
+			audit = auditWithoutLookups(audit)
 			card, _ := d.store.Card(serial)
 			if !tc.queued {
 				if len(audit) != 0 || card.State == cms.CardRevoked {

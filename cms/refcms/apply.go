@@ -61,6 +61,7 @@ var appliers = map[string]applier{
 	cms.KindReactivation: func(_ *Store, c *opCtx) (applied, error) { return applyRefused(c), nil },
 	cms.KindReissue:      (*Store).applyReissue,
 	cms.KindWrongData:    (*Store).applyWrongData,
+	cms.KindLookup:       (*Store).applyLookup,
 	cms.KindVoid: func(*Store, *opCtx) (applied, error) {
 		// The sequence number is settled and recorded, nothing changes.
 		return applied{rejects: []cms.Reject{{Code: cms.CodeVoid, Message: "Operazione annullata dal totem: dati non leggibili."}}}, nil
@@ -428,6 +429,40 @@ func (s *Store) applyReissue(c *opCtx) (applied, error) {
 	}
 	a.data = cms.ReissueResult{Reissue: re.ID}
 	return a, event(c, card.Serial, cms.KindReissue, req.Channel, req.Reason)
+}
+
+// applyLookup answers the operator's second identity check with the
+// CMS's record of the card; it changes nothing (the audit records who
+// looked).
+func (s *Store) applyLookup(c *opCtx) (applied, error) {
+	var req cms.LookupRequest
+	if strictJSON(c.op.Payload, &req) != nil {
+		return applied{rejects: badPayload()}, nil
+	}
+	a := applied{serial: req.Card.Serial, channel: req.Channel, operator: req.Operator}
+	var card *cms.Card
+	var err error
+	switch {
+	case req.Card.Serial != "":
+		card, err = getCard(c.tx, req.Card.Serial)
+	case req.TEAM != "":
+		card, err = cardByTEAM(c.tx, req.TEAM)
+	}
+	if err != nil {
+		return a, err
+	}
+	if card != nil {
+		a.serial = card.Serial
+	}
+	if a.rejects = req.Validate(card); len(a.rejects) > 0 {
+		return a, nil
+	}
+	res := cms.LookupResult{Surname: card.Surname, Name: card.Name, BirthDate: card.BirthDate, Expiry: card.Expiry, State: card.State}
+	if card.Contact != nil {
+		res.Contact = card.Contact.Masked()
+	}
+	a.data = res
+	return a, nil
 }
 
 func (s *Store) applyWrongData(c *opCtx) (applied, error) {

@@ -662,3 +662,42 @@ func TestConsentByDelegate(t *testing.T) {
 		{name: "the minor's card not activated", mod: minor(delegate(cms.DelegParental, parentCF)), want: []string{cms.CodeCardNotActive}},
 	})
 }
+
+func goodLookup() cms.LookupRequest {
+	return cms.LookupRequest{Card: activeRef, Channel: cms.Assisted, Operator: operator}
+}
+
+// The second identity check (seed 002, step 5): the operator reads the
+// CMS's record of the card, by the chip's data or by a TEAM code, to
+// compare it with the document; a card the CMS knows otherwise is sent
+// to the sportello Scelta e Revoca. Nothing changes.
+func TestLookup(t *testing.T) {
+	type R = cms.LookupRequest
+	shows := func(surname, birth string, state cms.CardState, contact string) func(*testing.T, *env, cms.Outcome) {
+		return func(t *testing.T, e *env, out cms.Outcome) {
+			d := data[cms.LookupResult](t, out)
+			if d.Surname != surname || d.BirthDate != birth || d.State != state || d.Contact != contact || d.Name == "" {
+				t.Fatalf("data %+v", d)
+			}
+			if h, _ := e.s.History(activeSerial); len(h) != 0 {
+				t.Fatalf("history %+v", h)
+			}
+		}
+	}
+	runTable(t, cms.KindLookup, goodLookup, []opCase[R]{
+		{name: "active card", check: shows("ROSSI", "1980-01-01", cms.CardActive, "SMS *********0001")},
+		{name: "a minor's card waiting for activation", mod: func(r *R) { r.Card = minorRef },
+			check: shows("VERDI", "2015-03-10", cms.CardIssued, "")},
+		{name: "a revoked card", mod: func(r *R) { r.Card = revokedRef }, check: shows("BIANCHI", "", cms.CardRevoked, "")},
+		{name: "by TEAM code", mod: func(r *R) { r.Card, r.TEAM = cms.CardRef{}, cms.TEAM(activeSerial) },
+			check: shows("ROSSI", "1980-01-01", cms.CardActive, "SMS *********0001")},
+
+		{name: "CF not the CMS's", mod: func(r *R) { r.Card.CF = adultRef.CF }, want: []string{cms.CodeCardMismatch}},
+		{name: "expiry not the CMS's", mod: func(r *R) { r.Card.Expiry = "2031-12-31" }, want: []string{cms.CodeCardMismatch}},
+		{name: "unknown card", mod: func(r *R) { r.Card.Serial = "6090044444444000" }, want: []string{cms.CodeCardUnknown}},
+		{name: "unknown TEAM code", mod: func(r *R) { r.Card, r.TEAM = cms.CardRef{}, "80380000000000000000" }, want: []string{cms.CodeCardUnknown}},
+		{name: "no card", mod: func(r *R) { r.Card = cms.CardRef{} }, want: []string{cms.CodeCardUnknown}},
+		{name: "self-service", mod: func(r *R) { r.Channel, r.Operator = cms.SelfService, "" }, want: []string{cms.CodeAssistedOnly}},
+		{name: "not an operator card", mod: func(r *R) { r.Operator = activeSerial }, want: []string{cms.CodeOperator}},
+	})
+}

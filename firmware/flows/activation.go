@@ -25,6 +25,7 @@ func Activation(ctx context.Context, dk *Desk, op string, info hal.CardInfo) err
 	}
 	d := &actDialog{dk: dk, ctx: ctx, info: info, pol: dk.t.Policy(),
 		req: cms.ActivationRequest{Card: CardRef(info), Channel: cms.Assisted, Operator: op}}
+	d.p.op, d.p.ref = op, CardRef(info)
 	fns := []func() error{d.privacy}
 	fns = append(fns, whoSteps(ctx, dk, info, holderLine(info), &d.p)...)
 	fns = append(fns, d.channel, d.address, d.readerOffer, d.payment, d.fseOffer, d.consents, d.summary1, d.summary2, d.declaration)

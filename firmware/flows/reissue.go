@@ -25,7 +25,7 @@ func Reissue(ctx context.Context, dk *Desk, op string, info hal.CardInfo) error 
 		return err
 	}
 	req := cms.ReissueRequest{Card: CardRef(info), Channel: cms.Assisted, Operator: op}
-	var p presenter
+	p := presenter{op: op, ref: CardRef(info)}
 	fns := []func() error{func() error {
 		k, err := dk.choose(ctx, "reissue_reason")
 		req.Reason = revokeReasons[k]

@@ -351,6 +351,12 @@ var assistedScreens = map[string]screen{
 		{"Document expired: a", "valid one is needed", "", "#=Retry D=Exit"}}},
 	"id_check": {keys: "12*D", rows: [2][]string{{"%s", "documento e dati", "coincidono?", "1=Sì 2=No *=Ind."},
 		{"%s", "document and data", "match?", "1=Yes 2=No *=Back"}}},
+	// The second identity check (seed 002, step 5): the document against
+	// the holder as the CMS knows them.
+	"id_check_cms": {keys: "12*D", rows: [2][]string{{"%s", "nato/a il %s", "col doc. coincidono?", "1=Sì 2=No *=Ind."},
+		{"%s", "born %s", "match the document?", "1=Yes 2=No *=Back"}}},
+	"cms_unreachable": {keys: "#*D", rows: [2][]string{{"Archivio CMS non", "raggiungibile:", "verifica sul chip", "#=Avanti D=Esci"},
+		{"CMS records not", "reachable: check on", "the chip's data", "#=Next D=Exit"}}},
 	"act_privacy": {keys: "1*D", rows: [2][]string{{"Attivazione:", "informativa letta", "dal cittadino?", "1=Sì *=Ind. D=Esci"},
 		{"Activation: has the", "citizen read the", "privacy notice?", "1=Yes *=Back D=Exit"}}},
 	"contact_channel": {keys: "12*D", rows: [2][]string{{"Seconde metà di", "PIN e PUK via:", "1=SMS 2=E-mail", "*=Indietro D=Esci"},
