@@ -238,6 +238,10 @@ type ReprintRequest struct {
 	Delegate *Delegation `json:"delegate,omitempty"`
 	Document *IDDocument `json:"document,omitempty"` // assisted: required
 	Reason   string      `json:"reason"`
+	// Contact is a new channel for the second halves (seed 001, Ristampa
+	// e.), chosen at the counter and kept for the card; nil: the one on
+	// file.
+	Contact *Contact `json:"contact,omitempty"`
 }
 
 // ReprintResult is the Data of an accepted reprint.
@@ -257,7 +261,14 @@ func (r *ReprintRequest) Validate(card *Card, now time.Time) []Reject {
 		return rs
 	}
 	rs = append(rs, checkNotActive(card)...)
-	if card.State == CardActive && card.Contact == nil {
+	switch {
+	case r.Contact != nil && r.Channel != Assisted:
+		// Without a document checked by an operator the second halves
+		// could be sent to whoever holds the card.
+		rs = append(rs, Reject{CodeContact, "Il recapito per la seconda parte dei codici si cambia allo sportello, con un documento."})
+	case r.Contact != nil:
+		rs = append(rs, r.Contact.check()...)
+	case card.State == CardActive && card.Contact == nil:
 		rs = append(rs, Reject{CodeContact, "Nessun recapito per la seconda parte dei codici: rivolgersi allo sportello."})
 	}
 	if r.Delegate != nil {

@@ -299,6 +299,11 @@ func TestScenarioSelfServiceReprint(t *testing.T) {
 	s.press("5")
 	s.wait(ctx, "1 Codici dimenticati")
 	s.press("1")
+	s.wait(ctx, "seconde metà a:") // the summary: nothing sent before #
+	if es, _ := s.box.Recent(1); len(es) != 0 {
+		t.Fatalf("sent before the summary was confirmed: %+v", es)
+	}
+	s.press("#")
 	s.wait(ctx, "Accolta. Protocollo:")
 
 	e := s.last(ctx)

@@ -201,6 +201,13 @@ func (s *Store) applyReprint(c *opCtx) (applied, error) {
 	if err != nil || len(a.rejects) > 0 {
 		return a, err
 	}
+	if req.Contact != nil {
+		contact := *req.Contact
+		card.Contact = &contact
+		if err := putJSON(c.tx.Bucket(bCards), []byte(card.Serial), card); err != nil {
+			return a, err
+		}
+	}
 	k := s.codes(card.Serial)
 	if err := notify(c, card, cms.KindReprint, k); err != nil {
 		return a, err

@@ -170,6 +170,32 @@ func checkReprinted(t *testing.T, e *env, out cms.Outcome) {
 	}
 }
 
+// newContact checks a reprint whose second halves went to a contact
+// chosen at the counter, which the card keeps.
+func newContact(channel, address, masked string) func(*testing.T, *env, cms.Outcome) {
+	return func(t *testing.T, e *env, out cms.Outcome) {
+		c := e.card(activeSerial)
+		if c.Contact == nil || c.Contact.Channel != channel || c.Contact.Address != address {
+			t.Fatalf("card contact %+v", c.Contact)
+		}
+		if d := data[cms.ReprintResult](t, out); d.SecondHalvesTo != masked {
+			t.Fatalf("data %+v", d)
+		}
+		ns, _ := e.s.Notifications(activeSerial)
+		if len(ns) != 1 || ns[0].To != address || ns[0].Channel != channel {
+			t.Fatalf("notifications %+v", ns)
+		}
+	}
+}
+
+func noContact(e *env) {
+	c := e.card(activeSerial)
+	c.Contact = nil
+	if err := e.s.PutCard(c); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
 func TestReprint(t *testing.T) {
 	type R = cms.ReprintRequest
 	runTable(t, cms.KindReprint, goodReprint, []opCase[R]{
@@ -183,6 +209,26 @@ func TestReprint(t *testing.T) {
 			r.Delegate = &cms.Delegation{Kind: cms.DelegCurator, Name: "Stefania Bianchi", CF: tutorCF}
 		}, check: checkReprinted},
 		{name: "every reason", mod: func(r *R) { r.Reason = cms.ReprintNotReceived }, check: checkReprinted},
+		{name: "assisted, the second halves to a new e-mail", mod: func(r *R) {
+			r.Channel, r.Operator, r.Document = cms.Assisted, operator, doc()
+			r.Contact = &cms.Contact{Channel: cms.ContactEmail, Address: "mario.rossi@example.it"}
+		}, check: newContact(cms.ContactEmail, "mario.rossi@example.it", "e-mail m***@example.it")},
+		{name: "assisted, a new contact where none was on record", setup: noContact, mod: func(r *R) {
+			r.Channel, r.Operator, r.Document = cms.Assisted, operator, doc()
+			r.Contact = &cms.Contact{Channel: cms.ContactSMS, Address: "+393471234567"}
+		}, check: newContact(cms.ContactSMS, "+393471234567", "SMS *********4567")},
+
+		{name: "self-service, a new contact", mod: func(r *R) {
+			r.Contact = &cms.Contact{Channel: cms.ContactSMS, Address: "+393471234567"}
+		}, want: []string{cms.CodeContact}},
+		{name: "assisted, a new contact not valid", mod: func(r *R) {
+			r.Channel, r.Operator, r.Document = cms.Assisted, operator, doc()
+			r.Contact = &cms.Contact{Channel: cms.ContactEmail, Address: "mario.rossi@"}
+		}, want: []string{cms.CodeContact}},
+		{name: "assisted, a new contact without a channel", mod: func(r *R) {
+			r.Channel, r.Operator, r.Document = cms.Assisted, operator, doc()
+			r.Contact = &cms.Contact{Address: "+393471234567"}
+		}, want: []string{cms.CodeContact}},
 
 		{name: "no reason", mod: func(r *R) { r.Reason = "" }, want: []string{cms.CodeReason}},
 		{name: "unknown reason", mod: func(r *R) { r.Reason = "curiosità" }, want: []string{cms.CodeReason}},

@@ -85,30 +85,34 @@ func (d *actDialog) channel() error {
 	return nil
 }
 
-// address: the phone number or the e-mail address, asked again until an
-// address looks plausible.
+// address: the phone number or the e-mail address.
 func (d *actDialog) address() error {
-	for {
-		var addr string
-		var err error
-		if d.req.Contact.Channel == cms.ContactSMS {
-			var b []byte
-			b, err = d.dk.enter(d.ctx, "contact_sms", 9, 15, false)
-			addr = string(b)
-		} else {
-			addr, err = d.dk.text(d.ctx, "t_email", &tapEmail, 6, 60)
-		}
-		if err != nil {
-			return err
-		}
-		if d.req.Contact.Channel == cms.ContactEmail && !plausibleEmail(addr) {
-			if err := d.dk.notice(d.ctx, "email_invalid"); err != nil {
-				return err
-			}
-			continue
-		}
+	addr, err := askAddress(d.ctx, d.dk, d.req.Contact.Channel)
+	if err == nil {
 		d.req.Contact.Address = addr
-		return nil
+	}
+	return err
+}
+
+// askAddress reads the phone number (ContactSMS) or the e-mail address
+// for the second halves, asked again until an e-mail looks plausible; the
+// CMS checks it fully.
+func askAddress(ctx context.Context, dk *Desk, channel string) (string, error) {
+	for {
+		if channel == cms.ContactSMS {
+			b, err := dk.enter(ctx, "contact_sms", 9, 15, false)
+			return string(b), err
+		}
+		addr, err := dk.text(ctx, "t_email", &tapEmail, 6, 60)
+		if err != nil {
+			return "", err
+		}
+		if plausibleEmail(addr) {
+			return addr, nil
+		}
+		if err := dk.notice(ctx, "email_invalid"); err != nil {
+			return "", err
+		}
 	}
 }
 

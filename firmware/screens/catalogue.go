@@ -96,6 +96,10 @@ var screens = map[string]screen{
 		{"No card on record", "", "", "*=Menu D=Exit"}}},
 	"reprint_reason": {keys: "1234*D", rows: [2][]string{{"1 Codici dimenticati", "2 Codici smarriti", "3 Codici non giunti", "4 PIN/PUK bloccati"},
 		{"1 Codes forgotten", "2 Codes lost", "3 Codes not received", "4 PIN/PUK blocked"}}},
+	// The summary of a reprint, confirmed before anything is sent or
+	// printed (seed 001, Ristampa h.).
+	"reprint_summary": {keys: "#*D", rows: [2][]string{{"Codici %s", "seconde metà a:", "%s", "#=Conferma *=Ind."},
+		{"Codes %s", "second halves to:", "%s", "#=Confirm *=Back"}}},
 	"payment": {keys: digits + "#*D", rows: [2][]string{{"Richiesta lettore:", "n. ricevuta 4,20 €", "%s", "#=OK *=Canc D=Esci"},
 		{"Card reader request:", "4,20 € receipt no.", "%s", "#=OK *=Del D=Exit"}}},
 	"pin_new": {keys: digits + "#*D", rows: [2][]string{{"Nuovo PIN:", "da 5 a 8 cifre", "PIN: %s", "#=OK *=Canc D=Esci"},
@@ -187,6 +191,12 @@ var texts = map[string]text{
 	"state_active":                {"attiva", "active"},
 	"state_revoked":               {"revocata", "revoked"},
 	"rejected_prefix":             {"Operazione rifiutata: ", "Request refused: "},
+	"on_file":                     {"recapito in archivio", "contact on file"},
+	"no_contact":                  {"nessun recapito", "no contact on file"},
+	"rp_dimenticato":              {"dimenticati", "forgotten"},
+	"rp_smarrito":                 {"smarriti", "lost"},
+	"rp_non_ricevuto":             {"non giunti", "not arrived"},
+	"rp_bloccato":                 {"bloccati", "blocked"},
 	"short_alimentazione":         {"Alimentazione", "Feeding"},
 	"short_consultazione":         {"Consultazione", "Consultation"},
 	"short_pregresso":             {"Pregresso", "Past docs"},
@@ -361,6 +371,9 @@ var assistedScreens = map[string]screen{
 		{"Activation: has the", "citizen read the", "privacy notice?", "1=Yes *=Back D=Exit"}}},
 	"contact_channel": {keys: "12*D", rows: [2][]string{{"Seconde metà di", "PIN e PUK via:", "1=SMS 2=E-mail", "*=Indietro D=Esci"},
 		{"Second halves of", "PIN and PUK by:", "1=SMS 2=E-mail", "*=Back D=Exit"}}},
+	// Ristampa at the counter: where the second halves go.
+	"reprint_channel": {keys: "123*D", rows: [2][]string{{"Seconde metà a:", "%s", "1=Questo 2=Nuovo SMS", "3=Nuova e-mail *=Ind"},
+		{"Second halves to:", "%s", "1=This 2=New SMS", "3=New e-mail *=Back"}}},
 	"contact_sms": {keys: digits + "#*D", rows: [2][]string{{"Numero di cellulare", "(solo cifre)", "%s", "#=OK *=Canc D=Esci"},
 		{"Mobile number", "(digits only)", "%s", "#=OK *=Del D=Exit"}}},
 	"email_invalid": {keys: "#*D", rows: [2][]string{{"Indirizzo e-mail", "non valido", "", "#=Riprova D=Esci"},
