@@ -565,6 +565,7 @@ type LookupRequest struct {
 // knows them, the card's state and where the second halves of PIN and
 // PUK go (masked).
 type LookupResult struct {
+	Serial    string    `json:"serial"` // the card the CMS found (by TEAM code, a card not in the slot)
 	Surname   string    `json:"surname"`
 	Name      string    `json:"name"`
 	BirthDate string    `json:"birth_date,omitempty"` // YYYY-MM-DD
@@ -575,7 +576,9 @@ type LookupResult struct {
 
 // Validate checks a lookup against the card it names (nil if none): only
 // an operator reads the record, and the chip's data must match it (a
-// mismatch sends the citizen to the sportello Scelta e Revoca).
+// mismatch sends the citizen to the sportello Scelta e Revoca). A card
+// named by its TEAM code with the CF and expiry typed from it must carry
+// those too.
 func (r *LookupRequest) Validate(card *Card) []Reject {
 	var rs []Reject
 	if r.Channel != Assisted {
@@ -588,7 +591,7 @@ func (r *LookupRequest) Validate(card *Card) []Reject {
 		return append(rs, Reject{CodeCardUnknown, "Indicare la tessera."})
 	case card == nil:
 		return append(rs, Reject{CodeCardUnknown, "Tessera non presente nell'archivio: rivolgersi allo sportello Scelta e Revoca."})
-	case r.Card.Serial != "" && (card.CF != r.Card.CF || card.Expiry != r.Card.Expiry):
+	case (r.Card.Serial != "" || r.Card.CF != "") && (card.CF != r.Card.CF || card.Expiry != r.Card.Expiry):
 		rs = append(rs, Reject{CodeCardMismatch, "I dati della tessera non corrispondono all'archivio: rivolgersi allo sportello Scelta e Revoca."})
 	}
 	return rs

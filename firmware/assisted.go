@@ -22,7 +22,9 @@ import (
 // Screen flow (every input screen has * = Back and D = Cancel):
 //
 //	operator card → its PIN ("PIN carta operatore") → "Rimuovere la carta operatore"
-//	→ "Inserire la TS del cittadino" (1 = Revoca by TEAM code, D = logout)
+//	→ "Inserire la TS del cittadino" (1 = Revoca by TEAM code, 2 = the
+//	  card not in the slot: CF, TEAM code and expiry typed, then 3-6,
+//	  D = logout)
 //	→ citizen card → assisted menu (two pages, # turns): 1 Attivazione,
 //	  2 Revoca, 3 Consensi FSE, 4 Ristampa PIN/PUK, 5 Storico,
 //	  6 Richiesta lettore, and 7 Riemissione where totem.reissue_counter
@@ -89,10 +91,17 @@ func (a *App) operatorSession(ctx context.Context, card hal.Card, info hal.CardI
 		case k == hal.KeyCancel || k == hal.KeyBack:
 			a.Show("op_closed")
 			return end("logout", errLogout)
-		case k == '1':
-			// Revoca of a card that is not here (stolen, lost): its TEAM
-			// code typed from the citizen's documents.
-			err := flows.RevocationByTEAM(ctx, a.desk, op)
+		case k == '1' || k == '2':
+			// 1: Revoca of a card that is not here (stolen, lost): its
+			// TEAM code typed from the citizen's documents. 2: the card's
+			// CF, TEAM code and expiry typed (seed 001), for the
+			// operations that need no chip.
+			var err error
+			if k == '1' {
+				err = flows.RevocationByTEAM(ctx, a.desk, op)
+			} else {
+				err = a.byData(ctx, op)
+			}
 			if errors.Is(err, errIdle) {
 				a.Show("op_closed")
 				return end("idle_timeout", errLogout)
@@ -199,10 +208,30 @@ func (a *App) assisted(ctx context.Context, op string) error {
 	if !info.Expiry.IsZero() && time.Now().After(info.Expiry.AddDate(0, 0, 1)) {
 		return a.desk.CardError(hal.ErrCardExpired)
 	}
-	page, page2 := "op_menu", "op_menu_2"
+	page2 := "op_menu_2"
 	if a.o.ReissueCounter {
 		page2 = "op_menu_2r" // with 7 Riemissione
 	}
+	return a.assistedMenu(ctx, op, info, "op_menu", page2)
+}
+
+// byData serves a citizen whose card is not in the slot: identified by
+// the CF, TEAM code and expiry the operator types and the CMS's record,
+// with the operations that need no chip (consents, reprint, history,
+// reader request).
+func (a *App) byData(ctx context.Context, op string) error {
+	info, err := flows.CardByData(ctx, a.desk, op)
+	if err != nil {
+		return err
+	}
+	a.log.Info("assisted citizen without the card", "operator", maskSerial(op))
+	return a.assistedMenu(ctx, op, info, "op_menu_nocard", "op_menu_nocard")
+}
+
+// assistedMenu is the citizen's menu in an operator session, on page (#
+// turns to page2 and back), until D or * on the first page.
+func (a *App) assistedMenu(ctx context.Context, op string, info hal.CardInfo, page1, page2 string) error {
+	page := page1
 	for {
 		k, err := a.desk.Ask(ctx, page, MaskCF(info.CF))
 		if err != nil {
@@ -213,15 +242,18 @@ func (a *App) assisted(ctx context.Context, op string) error {
 		case isOp:
 			err = kindSpecs[kind].assisted(a, ctx, op, info)
 		case k == hal.KeyOK: // the other page
-			page = map[string]string{"op_menu": page2, page2: "op_menu"}[page]
+			page = map[string]string{page1: page2, page2: page1}[page]
 			continue
 		case k == hal.KeyBack:
-			if page == page2 {
-				page = "op_menu"
+			if page != page1 {
+				page = page1
 				continue
 			}
 			fallthrough
 		default: // D, or * on the first page: this citizen is done
+			if page1 == "op_menu_nocard" { // no card to take out: back to the slot's screen
+				return errBack
+			}
 			a.Show("remove_card")
 			return errCancel
 		}

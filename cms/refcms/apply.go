@@ -464,7 +464,7 @@ func (s *Store) applyLookup(c *opCtx) (applied, error) {
 	if a.rejects = req.Validate(card); len(a.rejects) > 0 {
 		return a, nil
 	}
-	res := cms.LookupResult{Surname: card.Surname, Name: card.Name, BirthDate: card.BirthDate, Expiry: card.Expiry, State: card.State}
+	res := cms.LookupResult{Serial: card.Serial, Surname: card.Surname, Name: card.Name, BirthDate: card.BirthDate, Expiry: card.Expiry, State: card.State}
 	if card.Contact != nil {
 		res.Contact = card.Contact.Masked()
 	}
