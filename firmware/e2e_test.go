@@ -234,6 +234,8 @@ func (tt *totem) consentFlow(ctx context.Context) {
 	tt.panel.Type(testPIN)
 	tt.wait(ctx, "PIN: ********")
 	tt.panel.Press(hal.KeyOK)
+	tt.wait(ctx, "Informativa FSE")
+	tt.panel.Press(hal.KeyOK)
 	tt.wait(ctx, "Consenso 1 di 2")
 	tt.panel.Press('1') // consultazione: sì
 	tt.wait(ctx, "Consenso 2 di 2")

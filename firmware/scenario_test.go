@@ -248,6 +248,8 @@ func TestScenarioSelfServiceConsent(t *testing.T) {
 	s.press(s.cards.pin("cns"))
 	s.wait(ctx, "PIN: *****")
 	s.press("\r")
+	s.wait(ctx, "Informativa FSE")
+	s.press("#")
 	s.wait(ctx, "Consenso 1 di 2")
 	s.press("1")
 	s.wait(ctx, "Consenso 2 di 2")

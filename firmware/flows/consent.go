@@ -28,13 +28,9 @@ func ConsentVia(ctx context.Context, dk *Desk, info hal.CardInfo, v *Via) error 
 	pol := dk.t.Policy()
 	var values []bool
 	declared := false
-	var fns []func() error
-	if v.op != "" {
-		// At the counter the operator has the citizen read the
-		// informativa first (seed 002, step 1).
-		fns = append(fns, func() error { return informativa(ctx, dk, pol) })
-	}
-	fns = append(fns, v.steps...)
+	// The citizen reads the informativa first (seed 002, step 1), at the
+	// totem as at the counter.
+	fns := append([]func() error{func() error { return informativa(ctx, dk, pol) }}, v.steps...)
 	fns = append(fns, func() (err error) {
 		values, err = askConsents(ctx, dk, pol)
 		return err
