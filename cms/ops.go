@@ -184,6 +184,9 @@ type ActivationResult struct {
 	SecondHalvesTo string `json:"second_halves_to"` // Contact.Masked
 	Readers        int    `json:"readers,omitempty"`
 	FSE            string `json:"fse,omitempty"` // when consents were given
+	// FSEDetail is what became of the FSE, as a consent's answer says it
+	// (the helpdesk ticket, the retry rule), when consents were given.
+	FSEDetail *ConsentResult `json:"fse_detail,omitempty"`
 }
 
 // Validate checks an activation against policy (for the consents) and the

@@ -64,11 +64,14 @@ func receipts() map[string]*hal.Doc {
 	act := &cms.ActivationRequest{Operator: "8090000000042006", Delegate: deleg, Declaration: true, Document: doc,
 		Reader: &cms.Payment{Reference: "420042", AmountCents: cms.ReaderFeeCents}, Consents: &cms.ConsentSet{Policy: "fse-2020"}}
 	res := cms.ActivationResult{PINFirstHalf: "4711", PUKFirstHalf: "9021", CIP: "82736451", SecondHalvesTo: "SMS ********4567", Readers: 1, FSE: cms.FSECreated}
+	ticket := res
+	ticket.FSE, ticket.FSEDetail = cms.FSETicket, &cms.ConsentResult{FSE: cms.FSETicket, Ticket: "HD1-000007", TicketLevel: 1, Attempts: 1}
 	form := a.Frame().Receipt(acc, "Modulo di accettazione", info, activationLines(res))
 	form.Sensitive = true
 	minor := hal.CardInfo{Serial: "6090011111111006", CF: "VRDLCU15C10H501Y", Surname: "VERDI", Name: "LUCA"}
 	docs["activation-form"] = form
 	docs["activation-summary"] = a.Frame().Receipt(acc, kindTitle(cms.KindActivation), minor, activationSummaryLines(act, res))
+	docs["activation-summary-fse-ticket"] = a.Frame().Receipt(acc, kindTitle(cms.KindActivation), minor, activationSummaryLines(act, ticket))
 	docs["declaration"] = declaration(a.o, a.now(), minor, *deleg, doc)
 	docs["revocation-assisted"] = a.Frame().Receipt(acc, kindTitle(cms.KindRevocation), info, revocationAssistedLines(cms.RevocationResult{
 		RevokedAt: at, Reason: cms.ReasonTheft, Reissue: "261123000000042"}, nil, doc, "8090000000042006"))

@@ -185,6 +185,11 @@ func (s *Store) applyActivation(c *opCtx) (applied, error) {
 		if res.FSE, err = s.consent(c, card, *req.Consents, req.Channel, req.Operator, req.Delegate); err != nil {
 			return a, err
 		}
+		detail, err := s.consentResult(c.tx, card.CF, res.FSE)
+		if err != nil {
+			return a, err
+		}
+		res.FSEDetail = &detail
 	}
 	a.data = res
 	return a, nil

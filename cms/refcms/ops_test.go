@@ -96,7 +96,8 @@ func TestActivation(t *testing.T) {
 		}, check: func(t *testing.T, e *env, out cms.Outcome) {
 			checkActivated(adultSerial, 0)(t, e, out)
 			d := data[cms.ActivationResult](t, out)
-			if d.Readers != 1 || d.FSE != cms.FSECreated || e.card(adultSerial).Readers != 1 {
+			if d.Readers != 1 || d.FSE != cms.FSECreated || e.card(adultSerial).Readers != 1 ||
+				d.FSEDetail == nil || d.FSEDetail.FSE != cms.FSECreated || d.FSEDetail.Retries != DefaultFSERetries {
 				t.Fatalf("data %+v", d)
 			}
 			rec, err := e.s.Consents(adultSerial)

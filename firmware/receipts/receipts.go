@@ -315,6 +315,9 @@ func ActivationSummary(r *cms.ActivationRequest, res cms.ActivationResult) []str
 	}
 	if r.Consents != nil {
 		lines = append(lines, "Consensi FSE registrati (politica "+r.Consents.Policy+")")
+		if res.FSEDetail != nil {
+			lines = append(lines, FSE(*res.FSEDetail)...)
+		}
 	}
 	return lines
 }
