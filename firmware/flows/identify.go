@@ -275,8 +275,11 @@ func docSteps(ctx context.Context, dk *Desk, holder string, p *presenter) []func
 			}
 			var k hal.Key
 			if rec != nil {
-				k, err = dk.choose(ctx, "id_check_cms", fit20("CMS: "+strings.TrimSpace(rec.Surname+" "+rec.Name)),
-					layout.DateIT(rec.BirthDate))
+				born := "-" // not in the CMS's record
+				if rec.BirthDate != "" {
+					born = layout.DateIT(rec.BirthDate)
+				}
+				k, err = dk.choose(ctx, "id_check_cms", fit20("CMS: "+strings.TrimSpace(rec.Surname+" "+rec.Name)), born)
 			} else {
 				k, err = dk.choose(ctx, "id_check", holder)
 			}
