@@ -21,6 +21,9 @@ import (
 type desk struct {
 	*local
 	store *refcms.Store
+	// online is the link to the hub: while it says false, operations
+	// stay pending, as they would with the hub out of reach.
+	online func() bool
 }
 
 func startDesk(t *testing.T, online bool) *desk {
@@ -35,7 +38,7 @@ func startDeskOpts(t *testing.T, o localOpts) *desk {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &desk{local: l, store: store}
+	d := &desk{local: l, store: store, online: o.online}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); d.serve(ctx) }()
@@ -55,6 +58,9 @@ func (d *desk) serve(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-d.box.Notify():
+		}
+		if d.online != nil && !d.online() {
+			continue
 		}
 		pending, err := d.box.Pending(after, 16)
 		if err != nil {

@@ -1,6 +1,7 @@
 package firmware_test
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -52,7 +53,7 @@ func TestSecondIdentityCheck(t *testing.T) {
 		{name: "CMS out of reach: the chip's data", card: testCard(), online: false,
 			script: cat(consent, []step{{"Archivio CMS non", "#"}, {"coincidono?", "1"},
 				{"Consenso 1 di 2", "1"}, {"Consenso 2 di 2", "1"}, {"Riepilogo:", "#"}}),
-			want: "Protocollo", kind: cms.KindConsent},
+			want: "Salvata: l'esito", kind: cms.KindConsent},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := ctxT(t)
@@ -80,5 +81,49 @@ func TestSecondIdentityCheck(t *testing.T) {
 			d.panel.Press(hal.KeyCancel)
 			d.wait(ctx, "Inserire la tessera")
 		})
+	}
+}
+
+// Consents by a delegate at the counter with the hub out of reach: the
+// identity check on the chip's data, the declaration signed, the consents
+// made durable and a provisional receipt naming the delegate and the
+// declaration; nothing about the FSE yet.
+func TestAssistedDelegateConsentsOffline(t *testing.T) {
+	ctx := ctxT(t)
+	d := startDeskOpts(t, localOpts{online: func() bool { return false }})
+	d.login(ctx)
+	d.reader.Insert(testCard())
+	d.run(ctx, cat([]step{{"1 Attivazione", "#"}, {"3 Consensi FSE", "3"}, {"Informativa FSE", "#"},
+		{"1 Diretta", "3"}, {"Cognome nome deleg.", taps("VERDI ANNA", tapName)}, {"Cod. fiscale deleg.", taps("VRDNNA70M50F205B", tapUpper)}},
+		[]step{{"Documento:", "1"}, {"Numero documento", taps("CA12345AB", tapUpper)}, {"GGMMAAAA", "31122035#"},
+			{"Archivio CMS non", "#"}, {"coincidono?", "1"},
+			{"Consenso 1 di 2", "1"}, {"Consenso 2 di 2", "2"}, {"Riepilogo:", "#"}, {"Far firmare", "1"}}))
+	d.wait(ctx, "Salvata: l'esito")
+	all, _ := d.box.Recent(5)
+	ops, lookups := withoutLookups(all)
+	if lookups != 0 || len(ops) != 1 || ops[0].Kind != cms.KindConsent || ops[0].Done {
+		t.Fatalf("entries %+v", all)
+	}
+	full, err := d.box.Get(ops[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var req cms.ConsentRequest
+	if err := json.Unmarshal(full.Payload, &req); err != nil || req.Delegate == nil || req.Delegate.Kind != cms.DelegTutor ||
+		!req.Declaration || req.Document == nil || !req.Document.Checked {
+		t.Fatalf("payload %s, %v", full.Payload, err)
+	}
+	rs := d.printer.Receipts()
+	if len(rs) != 2 {
+		t.Fatalf("%d documents printed", len(rs))
+	}
+	r := strings.Join(strings.Fields(rs[1]), " ")
+	for _, want := range []string{"RICEVUTA PROVVISORIA", "Richiesta: su delega (tutore)", "Dichiarazione sostitutiva firmata"} {
+		if !strings.Contains(r, want) {
+			t.Errorf("receipt lacks %q: %s", want, r)
+		}
+	}
+	if strings.Contains(r, "Fascicolo Sanitario Elettronico:") {
+		t.Errorf("a provisional receipt tells the FSE: %s", r)
 	}
 }
