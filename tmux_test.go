@@ -78,6 +78,8 @@ func TestDemoInTmux(t *testing.T) {
 	keys("1", "2", "3", "4", "5")
 	waitFor("PIN: *****")
 	keys("Enter")
+	waitFor("Informativa FSE")
+	keys("Enter")
 	waitFor("Consenso 1 di 2")
 	keys("1")
 	waitFor("Consenso 2 di 2")

@@ -30,6 +30,10 @@ type Card struct {
 	CF     string    `json:"cf"`
 	Expiry string    `json:"expiry"` // YYYY-MM-DD
 	State  CardState `json:"state"`
+	// Surname and Name are the holder's, as the CMS shows them to the
+	// operator for the second identity check (KindLookup).
+	Surname string `json:"surname,omitempty"`
+	Name    string `json:"name,omitempty"`
 	// BirthDate is the holder's (YYYY-MM-DD), when known: it decides
 	// whether potestà parentale applies.
 	BirthDate string `json:"birth_date,omitempty"`
@@ -112,6 +116,14 @@ type ConsentRequest struct {
 	Consents []Consent `json:"consents"`
 	Channel  string    `json:"channel"`
 	Operator string    `json:"operator,omitempty"` // operator card serial, assisted only
+	// Delegate gives the consents for the holder (seed 001: potestà
+	// parentale, tutore, curatore), assisted only, with the
+	// dichiarazione sostitutiva printed, signed and kept (Declaration).
+	Delegate    *Delegation `json:"delegate,omitempty"`
+	Declaration bool        `json:"declaration,omitempty"`
+	// Document is the identity document of the person present, which the
+	// operator checked: assisted, required.
+	Document *IDDocument `json:"document,omitempty"`
 }
 
 // Op is an operation as the hub hands it to the Backend.
@@ -125,6 +137,10 @@ type Op struct {
 	Expires  time.Time
 	Received time.Time // the hub's clock
 	Stamp    *Stamp    // the totem's clocks at enqueue, when it sent them
+	// Counter is the hub's word, from its fleet registry, that the totem
+	// stands at an ASL counter enabled to reissue cards: a totem's own
+	// claim is never trusted.
+	Counter bool
 }
 
 // Error codes of rejected operations.
@@ -261,7 +277,28 @@ func (r *ConsentRequest) Validate(p Policy, card *Card, now time.Time) []Reject 
 	if pr := checkConsents(p, r.Policy, r.Consents); pr != nil {
 		return append(rs, pr...)
 	}
-	return append(rs, checkChannel(r.Channel, r.Operator)...)
+	rs = append(rs, checkChannel(r.Channel, r.Operator)...)
+	rs = append(rs, checkAssistedDocument(r.Channel, r.Document, now)...)
+	return append(rs, checkDelegate(r.Channel, r.Delegate, r.Declaration, card, now)...)
+}
+
+// checkDelegate checks a delegate acting for the holder: only at a
+// counter (self-service, the card's PIN proves the holder), one of the
+// three kinds with name and CF (potestà parentale only for a minor), and
+// the dichiarazione sostitutiva signed.
+func checkDelegate(channel string, d *Delegation, declaration bool, card *Card, now time.Time) []Reject {
+	if d == nil {
+		return nil
+	}
+	var rs []Reject
+	if channel != Assisted {
+		rs = append(rs, Reject{CodeDelegation, "Chi agisce per il titolare si presenta allo sportello, con un operatore."})
+	}
+	rs = append(rs, d.check(card, now)...)
+	if !declaration {
+		rs = append(rs, Reject{CodeDeclaration, "Stampare la dichiarazione sostitutiva, farla firmare e conservarla."})
+	}
+	return rs
 }
 
 func checkConsents(p Policy, id string, cs []Consent) []Reject {
@@ -283,10 +320,12 @@ func checkConsents(p Policy, id string, cs []Consent) []Reject {
 // and an adult).
 func DemoCards() []Card {
 	return []Card{
-		{Serial: "6090012345678000", CF: "RSSMRA80A01H501U", Expiry: "2030-12-31", State: CardActive,
+		{Serial: "6090012345678000", CF: "RSSMRA80A01H501U", Expiry: "2030-12-31", State: CardActive, Surname: "ROSSI", Name: "MARIO",
 			BirthDate: "1980-01-01", Contact: &Contact{Channel: ContactSMS, Address: "+393330000001"}},
-		{Serial: "6090098765432002", CF: "BNCLRA75D45F205X", Expiry: "2029-06-30", State: CardRevoked},
-		{Serial: "6090011111111006", CF: "VRDLCU15C10H501Y", Expiry: "2031-03-31", State: CardIssued, BirthDate: "2015-03-10"},
-		{Serial: "6090022222222004", CF: "VRDNNA70M50F205B", Expiry: "2032-08-31", State: CardIssued, BirthDate: "1970-08-10"},
+		{Serial: "6090098765432002", CF: "BNCLRA75D45F205X", Expiry: "2029-06-30", State: CardRevoked, Surname: "BIANCHI", Name: "LAURA"},
+		{Serial: "6090011111111006", CF: "VRDLCU15C10H501Y", Expiry: "2031-03-31", State: CardIssued, BirthDate: "2015-03-10",
+			Surname: "VERDI", Name: "LUCA"},
+		{Serial: "6090022222222004", CF: "VRDNNA70M50F205B", Expiry: "2032-08-31", State: CardIssued, BirthDate: "1970-08-10",
+			Surname: "VERDI", Name: "ANNA"},
 	}
 }

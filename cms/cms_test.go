@@ -138,7 +138,8 @@ func TestRejectsCarryNoPersonalData(t *testing.T) {
 	rs = append(rs, (&ActivationRequest{Card: ref, Delegate: deleg, Contact: Contact{ContactEmail, "giuseppe.verdi@"}}).Validate(Policy2020, card, now)...)
 	rs = append(rs, (&ReprintRequest{Card: ref, Delegate: deleg}).Validate(card, now)...)
 	rs = append(rs, (&RevocationRequest{Card: ref, Delegate: deleg, TEAM: "1"}).Validate(card, now)...)
-	rs = append(rs, (&ReissueRequest{Card: ref, Delegate: deleg, CounterEnabled: true}).Validate(card, now)...)
+	rs = append(rs, (&ReissueRequest{Card: ref, Delegate: deleg}).Validate(card, true, now)...)
+	rs = append(rs, (&ConsentRequest{Card: ref, Delegate: deleg, Policy: Policy2020.ID, Consents: []Consent{{Code: "consultazione"}, {Code: "opposizione_pregresso"}}}).Validate(Policy2020, card, now)...)
 	if len(rs) < 10 {
 		t.Fatalf("only %d rejects", len(rs))
 	}

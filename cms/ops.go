@@ -26,6 +26,7 @@ const (
 	KindReactivation = opkind.Reactivation // Riattivazione: always refused
 	KindReissue      = opkind.Reissue      // Riemissione: ReissueRequest → ReissueResult
 	KindWrongData    = opkind.WrongData    // Dati errati: WrongDataReport → WrongDataResult
+	KindLookup       = opkind.CardLookup   // the second identity check: LookupRequest → LookupResult
 	// KindVoid settles a sequence number whose operation the totem can
 	// never send (corrupt or unreadable record, shed telemetry): payload
 	// {"reason":"…"}, always rejected with CodeVoid, nothing else changes.
@@ -185,6 +186,9 @@ type ActivationResult struct {
 	SecondHalvesTo string `json:"second_halves_to"` // Contact.Masked
 	Readers        int    `json:"readers,omitempty"`
 	FSE            string `json:"fse,omitempty"` // when consents were given
+	// FSEDetail is what became of the FSE, as a consent's answer says it
+	// (the helpdesk ticket, the retry rule), when consents were given.
+	FSEDetail *ConsentResult `json:"fse_detail,omitempty"`
 }
 
 // Validate checks an activation against policy (for the consents) and the
@@ -239,6 +243,10 @@ type ReprintRequest struct {
 	Delegate *Delegation `json:"delegate,omitempty"`
 	Document *IDDocument `json:"document,omitempty"` // assisted: required
 	Reason   string      `json:"reason"`
+	// Contact is a new channel for the second halves (seed 001, Ristampa
+	// e.), chosen at the counter and kept for the card; nil: the one on
+	// file.
+	Contact *Contact `json:"contact,omitempty"`
 }
 
 // ReprintResult is the Data of an accepted reprint.
@@ -258,7 +266,14 @@ func (r *ReprintRequest) Validate(card *Card, now time.Time) []Reject {
 		return rs
 	}
 	rs = append(rs, checkNotActive(card)...)
-	if card.State == CardActive && card.Contact == nil {
+	switch {
+	case r.Contact != nil && r.Channel != Assisted:
+		// Without a document checked by an operator the second halves
+		// could be sent to whoever holds the card.
+		rs = append(rs, Reject{CodeContact, "Il recapito per la seconda parte dei codici si cambia allo sportello, con un documento."})
+	case r.Contact != nil:
+		rs = append(rs, r.Contact.check()...)
+	case card.State == CardActive && card.Contact == nil:
 		rs = append(rs, Reject{CodeContact, "Nessun recapito per la seconda parte dei codici: rivolgersi allo sportello."})
 	}
 	if r.Delegate != nil {
@@ -365,6 +380,9 @@ type HistoryRequest struct {
 	Channel  string  `json:"channel"`
 	Operator string  `json:"operator,omitempty"`
 	Scope    string  `json:"scope"` // HistoryAll or HistoryCard
+	// Document is the identity document the operator checked: assisted,
+	// required.
+	Document *IDDocument `json:"document,omitempty"`
 }
 
 // HistoryEvent is one accepted operation on a card.
@@ -398,6 +416,7 @@ type HistoryResult struct {
 // A revoked card may be looked up only at a counter.
 func (r *HistoryRequest) Validate(card *Card, now time.Time) []Reject {
 	rs := checkChannel(r.Channel, r.Operator)
+	rs = append(rs, checkAssistedDocument(r.Channel, r.Document, now)...)
 	if r.Scope != HistoryAll && r.Scope != HistoryCard {
 		rs = append(rs, Reject{CodeBadPayload, "Scegliere tutte le tessere o solo questa."})
 	}
@@ -493,11 +512,11 @@ type ReissueRequest struct {
 	Channel  string      `json:"channel"`
 	Operator string      `json:"operator,omitempty"`
 	Delegate *Delegation `json:"delegate,omitempty"` // a parent or a tutore
-	Document *IDDocument `json:"document,omitempty"`
-	Reason   string      `json:"reason"`
-	// CounterEnabled: the totem is configured as an ASL counter enabled
-	// to reissue cards.
-	CounterEnabled bool `json:"counter_enabled"`
+	// Declaration: the delegate's dichiarazione sostitutiva was printed,
+	// signed and kept. Required with a delegate.
+	Declaration bool        `json:"declaration,omitempty"`
+	Document    *IDDocument `json:"document,omitempty"`
+	Reason      string      `json:"reason"`
 }
 
 // ReissueResult is the Data of an accepted reissue request.
@@ -506,9 +525,11 @@ type ReissueResult struct {
 }
 
 // Validate checks a reissue request against the card record at time now.
-// A revoked or expired card may be reissued.
-func (r *ReissueRequest) Validate(card *Card, now time.Time) []Reject {
-	if !r.CounterEnabled {
+// counter is the hub's word (its fleet registry, cms.Op.Counter) that the
+// totem stands at a counter enabled to reissue: the request carries no
+// claim of its own. A revoked or expired card may be reissued.
+func (r *ReissueRequest) Validate(card *Card, counter bool, now time.Time) []Reject {
+	if !counter {
 		return []Reject{{CodeReissueCounter, "La riemissione si chiede solo agli sportelli aziendali abilitati."}}
 	}
 	var rs []Reject
@@ -528,10 +549,57 @@ func (r *ReissueRequest) Validate(card *Card, now time.Time) []Reject {
 		if r.Delegate.Kind != DelegParental && r.Delegate.Kind != DelegTutor {
 			rs = append(rs, Reject{CodeReissueRequester, "La nuova tessera la chiede solo il titolare, il genitore o il tutore."})
 		} else {
-			rs = append(rs, r.Delegate.check(card, now)...)
+			rs = append(rs, checkDelegate(r.Channel, r.Delegate, r.Declaration, card, now)...)
 		}
 	}
 	return append(rs, checkReason(r.Reason)...)
+}
+
+// LookupRequest is the payload of a KindLookup operation: at a counter,
+// the operator reads the CMS's record of the card (by the chip's data, or
+// by the TEAM code of a card not in the slot) to compare it with the
+// identity document before confirming (seed 002, step 5).
+type LookupRequest struct {
+	Card     CardRef `json:"card,omitzero"`
+	TEAM     string  `json:"team,omitempty"`
+	Channel  string  `json:"channel"`
+	Operator string  `json:"operator"`
+}
+
+// LookupResult is the Data of an accepted lookup: the holder as the CMS
+// knows them, the card's state and where the second halves of PIN and
+// PUK go (masked).
+type LookupResult struct {
+	Serial    string    `json:"serial"` // the card the CMS found (by TEAM code, a card not in the slot)
+	Surname   string    `json:"surname"`
+	Name      string    `json:"name"`
+	BirthDate string    `json:"birth_date,omitempty"` // YYYY-MM-DD
+	Expiry    string    `json:"expiry"`
+	State     CardState `json:"state"`
+	Contact   string    `json:"contact,omitempty"` // Contact.Masked
+}
+
+// Validate checks a lookup against the card it names (nil if none): only
+// an operator reads the record, and the chip's data must match it (a
+// mismatch sends the citizen to the sportello Scelta e Revoca). A card
+// named by its TEAM code with the CF and expiry typed from it must carry
+// those too.
+func (r *LookupRequest) Validate(card *Card) []Reject {
+	var rs []Reject
+	if r.Channel != Assisted {
+		rs = append(rs, Reject{CodeAssistedOnly, "I dati dell'archivio li consulta l'operatore, allo sportello."})
+	} else {
+		rs = append(rs, checkChannel(r.Channel, r.Operator)...)
+	}
+	switch {
+	case r.Card.Serial == "" && !digits(r.TEAM, 20):
+		return append(rs, Reject{CodeCardUnknown, "Indicare la tessera."})
+	case card == nil:
+		return append(rs, Reject{CodeCardUnknown, "Tessera non presente nell'archivio: rivolgersi allo sportello Scelta e Revoca."})
+	case (r.Card.Serial != "" || r.Card.CF != "") && (card.CF != r.Card.CF || card.Expiry != r.Card.Expiry):
+		rs = append(rs, Reject{CodeCardMismatch, "I dati della tessera non corrispondono all'archivio: rivolgersi allo sportello Scelta e Revoca."})
+	}
+	return rs
 }
 
 // Personal data fields a WrongDataReport may name.
@@ -739,4 +807,14 @@ func (p *Payment) check() []Reject {
 // request to create the FSE that follows it.
 type ConsentResult struct {
 	FSE string `json:"fse"` // FSECreated, FSEPending, FSETicket
+	// Ticket is the helpdesk ticket opened for the FSE (FSETicket):
+	// level 1, the CF is wrong or missing and the citizen will be
+	// contacted; level 2, technical errors after Attempts attempts.
+	Ticket      string `json:"ticket,omitempty"`
+	TicketLevel int    `json:"ticket_level,omitempty"`
+	Attempts    int    `json:"attempts,omitempty"`
+	// Retries and RetryEvery (seconds) are how the CMS retries a
+	// creation that met a technical error, before a level-2 ticket.
+	Retries    int `json:"retries,omitempty"`
+	RetryEvery int `json:"retry_every_s,omitempty"`
 }

@@ -249,6 +249,10 @@ type Totemhub struct {
 		// fleet registry shows a totem offline ("silent") after 3 of them
 		// without a message from it.
 		TelemetryInterval Duration `toml:"telemetry_interval"`
+		// ReissueCounters are the totems that stand at ASL counters
+		// enabled to reissue cards: the hub, not the totem, tells the CMS
+		// (a totem's reissue_counter only shows the operator the flow).
+		ReissueCounters []string `toml:"reissue_counters"`
 	} `toml:"fleet"`
 	CMS struct {
 		Policy    string `toml:"policy"` // fse-2020|fse-2016
@@ -265,6 +269,11 @@ type Totemhub struct {
 		// and the results kept for duplicates (first halves, CIP, a
 		// card's history) — before purging them.
 		CitizenRetention Duration `toml:"citizen_retention"`
+		// FSE creation (seed 002): after a technical error the CMS tries
+		// again every fse_retry_interval, and opens a second-level
+		// helpdesk ticket after fse_retries attempts.
+		FSERetries       int      `toml:"fse_retries"`
+		FSERetryInterval Duration `toml:"fse_retry_interval"`
 	} `toml:"cms"`
 	// Audit is the central audit of people's actions (sync/audit).
 	Audit struct {
@@ -374,12 +383,15 @@ func DefaultTotemhub() *Totemhub {
 	c.Fleet.Validity = Duration{90 * 24 * time.Hour}
 	c.Fleet.RotateBefore = Duration{14 * 24 * time.Hour}
 	c.Fleet.TelemetryInterval = Duration{30 * time.Second}
+	c.Fleet.ReissueCounters = []string{}
 	c.CMS.Policy = "fse-2020"
 	c.CMS.DemoCards = true
 	c.CMS.SendLogRetention = Duration{4380 * time.Hour}
 	c.CMS.CitizenRetention = Duration{2160 * time.Hour}
 	c.CMS.RefusalRetention = Duration{720 * time.Hour}
 	c.Audit.RetentionMonths = MinAuditRetentionMonths
+	c.CMS.FSERetries = 5
+	c.CMS.FSERetryInterval = Duration{time.Minute}
 	return c
 }
 

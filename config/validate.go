@@ -327,6 +327,12 @@ func (c *Totemhub) Validate() error {
 			p.add("fleet.provision", "%q is listed twice", id)
 		}
 	}
+	for i, id := range c.Fleet.ReissueCounters {
+		p.id("fleet.reissue_counters", id)
+		if slices.Contains(c.Fleet.ReissueCounters[:i], id) {
+			p.add("fleet.reissue_counters", "%q is listed twice", id)
+		}
+	}
 	if c.Fleet.Console != "" {
 		p.id("fleet.console", c.Fleet.Console)
 		if slices.Contains(c.Fleet.Provision, c.Fleet.Console) {
@@ -347,6 +353,12 @@ func (c *Totemhub) Validate() error {
 	p.atLeast("cms.sendlog_retention", c.CMS.SendLogRetention, 4380*time.Hour)
 	p.atLeast("cms.refusal_retention", c.CMS.RefusalRetention, 24*time.Hour)
 	p.atLeast("cms.citizen_retention", c.CMS.CitizenRetention, 24*time.Hour)
+	if n := c.CMS.FSERetries; n < 1 || n > 1000 {
+		p.add("cms.fse_retries", "%d is not 1-1000", n)
+	}
+	if d := c.CMS.FSERetryInterval.Duration; d < time.Second || d > 24*time.Hour {
+		p.add("cms.fse_retry_interval", "%v is not 1s-24h", d)
+	}
 
 	c.Log.validate(&p)
 	return errors.Join(p...)

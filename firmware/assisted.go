@@ -22,11 +22,14 @@ import (
 // Screen flow (every input screen has * = Back and D = Cancel):
 //
 //	operator card → its PIN ("PIN carta operatore") → "Rimuovere la carta operatore"
-//	→ "Inserire la TS del cittadino" (1 = Revoca by TEAM code, D = logout)
+//	→ "Inserire la TS del cittadino" (1 = Revoca by TEAM code, 2 = the
+//	  card not in the slot: CF, TEAM code and expiry typed, then 3-6,
+//	  D = logout)
 //	→ citizen card → assisted menu (two pages, # turns): 1 Attivazione,
 //	  2 Revoca, 3 Consensi FSE, 4 Ristampa PIN/PUK, 5 Storico,
-//	  6 Richiesta lettore; 3-6 are the self-service flows with the
-//	  operator's identity check in place of the card's PIN
+//	  6 Richiesta lettore, and 7 Riemissione where totem.reissue_counter
+//	  is set; 3-6 are the self-service flows with the operator's
+//	  identity check in place of the card's PIN
 //	→ the flow → its receipts → "Rimuovere la tessera" → next citizen.
 
 // errLogout ends an operator session with the slot empty.
@@ -92,12 +95,22 @@ func (a *App) operatorSession(ctx context.Context, card hal.Card, info hal.CardI
 		case k == hal.KeyCancel || k == hal.KeyBack:
 			a.Show("op_closed")
 			return end("logout", errLogout)
-		case k == '1':
-			// Revoca of a card that is not here (stolen, lost): its TEAM
-			// code typed from the citizen's documents.
-			err := flows.RevocationByTEAM(ctx, a.desk, op)
-			if !errors.Is(err, errBack) {
-				a.audit(operatorActor(op), "assisted_op", "kind="+cms.KindRevocation+" by=team_code result="+auditResult(err))
+		case k == '1' || k == '2':
+			// 1: Revoca of a card that is not here (stolen, lost): its
+			// TEAM code typed from the citizen's documents. 2: the card's
+			// CF, TEAM code and expiry typed (seed 001), for the
+			// operations that need no chip.
+			var err error
+			if k == '1' {
+				err = flows.RevocationByTEAM(ctx, a.desk, op)
+				if !errors.Is(err, errBack) {
+					a.audit(operatorActor(op), "assisted_op", "kind="+cms.KindRevocation+" by=team_code result="+auditResult(err))
+				}
+			} else {
+				err = a.byData(ctx, op)
+				if !errors.Is(err, errBack) {
+					a.audit(operatorActor(op), "assisted_op", "by=card_data result="+auditResult(err))
+				}
 			}
 			if errors.Is(err, errIdle) {
 				a.Show("op_closed")
@@ -205,7 +218,30 @@ func (a *App) assisted(ctx context.Context, op string) error {
 	if !info.Expiry.IsZero() && time.Now().After(info.Expiry.AddDate(0, 0, 1)) {
 		return a.desk.CardError(hal.ErrCardExpired)
 	}
-	page := "op_menu"
+	page2 := "op_menu_2"
+	if a.o.ReissueCounter {
+		page2 = "op_menu_2r" // with 7 Riemissione
+	}
+	return a.assistedMenu(ctx, op, info, "op_menu", page2)
+}
+
+// byData serves a citizen whose card is not in the slot: identified by
+// the CF, TEAM code and expiry the operator types and the CMS's record,
+// with the operations that need no chip (consents, reprint, history,
+// reader request).
+func (a *App) byData(ctx context.Context, op string) error {
+	info, err := flows.CardByData(ctx, a.desk, op)
+	if err != nil {
+		return err
+	}
+	a.log.Info("assisted citizen without the card", "operator", maskSerial(op))
+	return a.assistedMenu(ctx, op, info, "op_menu_nocard", "op_menu_nocard")
+}
+
+// assistedMenu is the citizen's menu in an operator session, on page (#
+// turns to page2 and back), until D or * on the first page.
+func (a *App) assistedMenu(ctx context.Context, op string, info hal.CardInfo, page1, page2 string) error {
+	page := page1
 	for {
 		k, err := a.desk.Ask(ctx, page, MaskCF(info.CF))
 		if err != nil {
@@ -219,15 +255,18 @@ func (a *App) assisted(ctx context.Context, op string) error {
 				a.audit(operatorActor(op), "assisted_op", "kind="+kind+" card="+info.Serial+" citizen="+MaskCF(info.CF)+" result="+auditResult(err))
 			}
 		case k == hal.KeyOK: // the other page
-			page = map[string]string{"op_menu": "op_menu_2", "op_menu_2": "op_menu"}[page]
+			page = map[string]string{page1: page2, page2: page1}[page]
 			continue
 		case k == hal.KeyBack:
-			if page == "op_menu_2" {
-				page = "op_menu"
+			if page != page1 {
+				page = page1
 				continue
 			}
 			fallthrough
 		default: // D, or * on the first page: this citizen is done
+			if page1 == "op_menu_nocard" { // no card to take out: back to the slot's screen
+				return errBack
+			}
 			a.Show("remove_card")
 			return errCancel
 		}

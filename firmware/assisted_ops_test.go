@@ -6,8 +6,10 @@ import (
 	"testing"
 
 	"github.com/aslcns/totem/cms"
+	"github.com/aslcns/totem/cms/refcms"
 	"github.com/aslcns/totem/hal"
 	"github.com/aslcns/totem/hal/sim"
+	"github.com/aslcns/totem/sync/outbox"
 )
 
 // The operations that are "self-service or assisted", in an operator
@@ -27,34 +29,67 @@ func TestAssistedSelfServiceOps(t *testing.T) {
 		code     string
 		deleg    string
 		receipt  []string // the receipt holds these
+		prints   int      // documents printed before it (the declaration, the informativa)
 	}{
 		{name: "consents", card: testCard(), online: true,
-			script: cat([]step{{"3 Consensi FSE", "3"}}, docSteps,
+			script: cat([]step{{"3 Consensi FSE", "3"}, {"Informativa FSE", "#"}}, directSteps,
 				[]step{{"Consenso 1 di 2", "1"}, {"Consenso 2 di 2", "2"}, {"Riepilogo:", "#"}}),
 			want: "Accolta. Protocollo:", kind: cms.KindConsent, accepted: true,
-			receipt: []string{"Consensi FSE", "Richiesta: diretta, dal titolare"}},
+			receipt: []string{"Consensi FSE", "Richiesta: diretta, dal titolare", "Fascicolo Sanitario Elettronico: attivo."}},
+		{name: "consents, the informativa printed first", card: testCard(), online: true,
+			script: cat([]step{{"3 Consensi FSE", "3"}, {"Informativa FSE", "1"}, {"Informativa FSE", "#"}}, directSteps,
+				[]step{{"Consenso 1 di 2", "1"}, {"Consenso 2 di 2", "2"}, {"Riepilogo:", "#"}}),
+			want: "Accolta. Protocollo:", kind: cms.KindConsent, accepted: true, prints: 1,
+			receipt: []string{"Consensi FSE"}},
 		{name: "consents, back to the document check", card: testCard(), online: true,
-			script: cat([]step{{"3 Consensi FSE", "3"}}, docSteps,
+			script: cat([]step{{"3 Consensi FSE", "3"}, {"Informativa FSE", "#"}}, directSteps,
 				[]step{{"Consenso 1 di 2", "*"}, {"coincidono?", "1"}, {"Consenso 1 di 2", "2"}, {"Consenso 2 di 2", "2"}, {"Riepilogo:", "#"}}),
 			want: "Accolta. Protocollo:", kind: cms.KindConsent, accepted: true},
+		{name: "consents by the tutore, declaration signed", card: testCard(), online: true,
+			script: cat([]step{{"3 Consensi FSE", "3"}, {"Informativa FSE", "#"}}, delegSteps("3", "VERDI ANNA", "VRDNNA70M50F205B"),
+				[]step{{"Consenso 1 di 2", "1"}, {"Consenso 2 di 2", "1"}, {"Riepilogo:", "#"}, {"Far firmare", "1"}}),
+			want: "Accolta. Protocollo:", kind: cms.KindConsent, accepted: true, deleg: cms.DelegTutor, prints: 1,
+			receipt: []string{"Richiesta: su delega (tutore)", "Delegato: codice fiscale VRD**********05B", "Dichiarazione sostitutiva firmata"}},
+		{name: "consents by a parent for an adult: refused at the panel", card: testCard(), online: true,
+			script: []step{{"3 Consensi FSE", "3"}, {"Informativa FSE", "#"}, {"1 Diretta", "2"}, {"solo per i minori", "D"}},
+			want:   "Operazione annullata"},
+		{name: "consents by the curatore, declaration not signed", card: testCard(), online: true,
+			script: cat([]step{{"3 Consensi FSE", "3"}, {"Informativa FSE", "#"}}, delegSteps("4", "VERDI ANNA", "VRDNNA70M50F205B"),
+				[]step{{"Consenso 1 di 2", "1"}, {"Consenso 2 di 2", "1"}, {"Riepilogo:", "#"}, {"Far firmare", "D"}}),
+			want: "Operazione annullata", prints: 1},
 		{name: "consents, identity check failed", card: testCard(), online: true,
-			script: []step{{"3 Consensi FSE", "3"}, {"Documento:", "1"}, {"Numero documento", taps("CA12345AB", tapUpper)},
+			script: []step{{"3 Consensi FSE", "3"}, {"Informativa FSE", "#"}, {"1 Diretta", "1"}, {"Documento:", "1"}, {"Numero documento", taps("CA12345AB", tapUpper)},
 				{"GGMMAAAA", "31122035#"}, {"coincidono?", "2"}},
 			want: "Documento e dati"},
-		{name: "reprint, in person", card: testCard(), online: true,
-			script: cat([]step{{"4 Ristampa", "4"}, {"1 Codici dimenticati", "1"}}, directSteps),
-			want:   "Accolta. Protocollo:", kind: cms.KindReprint, accepted: true,
-			receipt: []string{"Ristampa PIN/PUK", "Motivo: PIN o PUK dimenticato", "Prima metà del PIN:", "Richiesta: diretta, dal titolare"}},
+		{name: "reprint, in person, the contact on file", card: testCard(), online: true,
+			script: cat([]step{{"4 Ristampa", "4"}, {"1 Codici dimenticati", "1"}}, directSteps,
+				[]step{{"SMS *********0001", "1"}, {"Codici dimenticati", ""}, {"SMS *********0001", "#"}}),
+			want: "Accolta. Protocollo:", kind: cms.KindReprint, accepted: true,
+			receipt: []string{"Ristampa PIN/PUK", "Motivo: PIN o PUK dimenticato", "Prima metà del PIN:", "Richiesta: diretta, dal titolare",
+				"Le seconde metà saranno inviate a: SMS *********0001"}},
+		{name: "reprint, the second halves to a new e-mail", card: testCard(), online: true,
+			script: cat([]step{{"4 Ristampa", "4"}, {"1 Codici dimenticati", "3"}}, directSteps,
+				[]step{{"1=Questo", "3"}, {"Indirizzo e-mail", taps("mario.rossi@example.it", tapEmail)},
+					{"m***@example.it", "#"}}),
+			want: "Accolta. Protocollo:", kind: cms.KindReprint, accepted: true,
+			receipt: []string{"Le seconde metà saranno inviate a: e-mail m***@example.it"}},
+		{name: "reprint, back from the summary to the channel, cancel", card: testCard(), online: true,
+			script: cat([]step{{"4 Ristampa", "4"}, {"1 Codici dimenticati", "1"}}, directSteps,
+				[]step{{"1=Questo", "2"}, {"Numero di cellulare", "3471234567#"}, {"Codici dimenticati", "*"},
+					{"Numero di cellulare", "*"}, {"1=Questo", "D"}}),
+			want: "Operazione annullata"},
 		{name: "reprint by delegation", card: testCard(), online: true,
-			script: cat([]step{{"4 Ristampa", "4"}, {"1 Codici dimenticati", "3"}}, delegSteps("3", "VERDI ANNA", "VRDNNA70M50F205B")),
-			want:   "Accolta. Protocollo:", kind: cms.KindReprint, accepted: true, deleg: cms.DelegTutor,
+			script: cat([]step{{"4 Ristampa", "4"}, {"1 Codici dimenticati", "3"}}, delegSteps("3", "VERDI ANNA", "VRDNNA70M50F205B"),
+				[]step{{"1=Questo", "1"}, {"Codici non giunti", "#"}}),
+			want: "Accolta. Protocollo:", kind: cms.KindReprint, accepted: true, deleg: cms.DelegTutor,
 			receipt: []string{"Richiesta: su delega (tutore)", "Delegato: codice fiscale VRD**********05B"}},
 		{name: "reprint, back to the reason, cancel", card: testCard(), online: true,
 			script: []step{{"4 Ristampa", "4"}, {"1 Codici dimenticati", "1"}, {"1 Diretta", "*"}, {"1 Codici dimenticati", "D"}},
 			want:   "Operazione annullata"},
 		{name: "reprint of a card not yet active", card: sim.IssuedCard(), online: true,
-			script: cat([]step{{"4 Ristampa", "4"}, {"1 Codici dimenticati", "2"}}, directSteps),
-			want:   "rifiutata", kind: cms.KindReprint, code: cms.CodeCardNotActive},
+			script: cat([]step{{"4 Ristampa", "4"}, {"1 Codici dimenticati", "2"}}, directSteps,
+				[]step{{"nessun recapito", "1"}, {"Codici smarriti", "#"}}),
+			want: "rifiutata", kind: cms.KindReprint, code: cms.CodeCardNotActive},
 		{name: "reprint offline", card: testCard(), online: false,
 			script: []step{{"4 Ristampa", "4"}}, want: "disponibile ora"},
 		{name: "history", card: testCard(), online: true,
@@ -85,10 +120,17 @@ func TestAssistedSelfServiceOps(t *testing.T) {
 			d.run(ctx, append([]step{{"1 Attivazione", "#"}}, tc.script...))
 			d.wait(ctx, tc.want)
 			serial := tc.card.Info.Serial
-			entries, _ := d.box.Recent(5)
+			all, _ := d.box.Recent(5)
+			entries, lookups := withoutLookups(all)
 			audit, err := d.store.Audit()
 			if err != nil {
 				t.Fatal(err)
+			}
+			audit = auditWithoutLookups(audit)
+			// The second identity check read the CMS's record once, where
+			// the flow reached it.
+			if tc.kind != "" && lookups != 1 {
+				t.Fatalf("%d lookups", lookups)
 			}
 			if tc.kind == "" {
 				if len(entries) != 0 || len(audit) != 0 {
@@ -121,7 +163,7 @@ func TestAssistedSelfServiceOps(t *testing.T) {
 				if err := json.Unmarshal(full.Payload, &req); err != nil {
 					t.Fatal(err)
 				}
-				needDoc := tc.kind == cms.KindReprint || tc.kind == cms.KindReader
+				needDoc := true // every assisted request names the document the operator checked
 				if req.Channel != cms.Assisted || req.Operator != opSerial ||
 					needDoc != (req.Document != nil) || req.Document != nil && (!req.Document.Checked || req.Document.Number != "CA12345AB") {
 					t.Fatalf("payload %s", full.Payload)
@@ -138,10 +180,10 @@ func TestAssistedSelfServiceOps(t *testing.T) {
 			}
 			rs := d.printer.Receipts()
 			if tc.accepted {
-				if len(rs) != 1 {
+				if len(rs) != 1+tc.prints {
 					t.Fatalf("%d receipts", len(rs))
 				}
-				r := strings.Join(strings.Fields(rs[0]), " ")
+				r := strings.Join(strings.Fields(rs[tc.prints]), " ")
 				for _, want := range append([]string{"Operatore: carta ************2006", "Documento verificato: carta d'identità",
 					"Esito: ACCOLTA"}, tc.receipt...) {
 					if !strings.Contains(r, want) {
@@ -151,7 +193,7 @@ func TestAssistedSelfServiceOps(t *testing.T) {
 				if strings.Contains(r, opSerial) || strings.Contains(r, "CA12345AB") || strings.Contains(r, tc.card.Info.CF) {
 					t.Errorf("receipt holds the operator's serial, the document or the CF: %s", r)
 				}
-			} else if len(rs) != 0 {
+			} else if len(rs) != tc.prints {
 				t.Fatalf("%d receipts", len(rs))
 			}
 			logs := lb.String()
@@ -187,4 +229,28 @@ func TestOperatorPINPrompt(t *testing.T) {
 	if s := d.panel.Text(); strings.Contains(s, "operatore") {
 		t.Fatalf("citizen prompt %q", s)
 	}
+}
+
+// withoutLookups drops the second identity checks (cms.KindLookup) from
+// entries, and lookups counts them.
+func withoutLookups(entries []outbox.Entry) (ops []outbox.Entry, lookups int) {
+	for _, e := range entries {
+		if e.Kind == cms.KindLookup {
+			lookups++
+			continue
+		}
+		ops = append(ops, e)
+	}
+	return ops, lookups
+}
+
+// auditWithoutLookups drops the second identity checks from audit.
+func auditWithoutLookups(audit []refcms.AuditRecord) []refcms.AuditRecord {
+	var out []refcms.AuditRecord
+	for _, a := range audit {
+		if a.Kind != cms.KindLookup {
+			out = append(out, a)
+		}
+	}
+	return out
 }

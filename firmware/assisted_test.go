@@ -21,6 +21,9 @@ import (
 type desk struct {
 	*local
 	store *refcms.Store
+	// online is the link to the hub: while it says false, operations
+	// stay pending, as they would with the hub out of reach.
+	online func() bool
 }
 
 func startDesk(t *testing.T, online bool) *desk {
@@ -35,7 +38,7 @@ func startDeskOpts(t *testing.T, o localOpts) *desk {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &desk{local: l, store: store}
+	d := &desk{local: l, store: store, online: o.online}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); d.serve(ctx) }()
@@ -55,6 +58,9 @@ func (d *desk) serve(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-d.box.Notify():
+		}
+		if d.online != nil && !d.online() {
+			continue
 		}
 		pending, err := d.box.Pending(after, 16)
 		if err != nil {
@@ -252,7 +258,8 @@ func TestAssistedActivation(t *testing.T) {
 			}()
 			d.wait(ctx, tc.want)
 			serial := tc.card.Info.Serial
-			entries, _ := d.box.Recent(5)
+			all, _ := d.box.Recent(5)
+			entries, _ := withoutLookups(all)
 			if got := len(entries) > 0; got != tc.queued {
 				t.Fatalf("queued %v, want %v: %+v", got, tc.queued, entries)
 			}
@@ -260,6 +267,7 @@ func TestAssistedActivation(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			audit = auditWithoutLookups(audit)
 			if tc.queued {
 				e := entries[0]
 				if e.Kind != cms.KindActivation || !e.Done || e.Expires.Sub(e.Created) > 2*time.Minute {
@@ -410,11 +418,13 @@ func TestAssistedRevocation(t *testing.T) {
 			}
 			d.run(ctx, tc.script)
 			d.wait(ctx, tc.want)
-			entries, _ := d.box.Recent(5)
+			all, _ := d.box.Recent(5)
+			entries, _ := withoutLookups(all)
 			if got := len(entries) > 0; got != tc.queued {
 				t.Fatalf("queued %v, want %v: %+v", got, tc.queued, entries)
 			}
 			audit, _ := d.store.Audit()
+			audit = auditWithoutLookups(audit)
 			card, _ := d.store.Card(serial)
 			if !tc.queued {
 				if len(audit) != 0 || card.State == cms.CardRevoked {

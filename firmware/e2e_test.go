@@ -68,6 +68,9 @@ type central struct {
 	totem  creds.File
 	hubMe  creds.File
 	audit  *audit.Store // the hub's audit, when a test opens one before startHub
+	// counters, set before startHub, are the totems the hub's fleet
+	// registry knows as counters enabled to reissue cards.
+	counters []string
 }
 
 func startBroker(t *testing.T, dir string, log *slog.Logger, listen string) *central {
@@ -109,8 +112,15 @@ func (c *central) startHub() {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c.hubCtl = cancel
+	var fleet *hub.Fleet
+	if c.counters != nil {
+		if fleet, err = hub.OpenFleet(filepath.Join(c.dir, "presence.db"), hub.FleetOptions{Counters: c.counters}); err != nil {
+			c.t.Fatal(err)
+		}
+		c.t.Cleanup(func() { fleet.Close() })
+	}
 	c.hub = hub.New(hub.Options{URL: c.srv.URL(), ClientID: "hub-1", Username: c.hubMe.Username,
-		Password: c.hubMe.Password, Backend: c.store, Logger: c.log.With("subsystem", "ingest"), Audit: c.audit})
+		Password: c.hubMe.Password, Backend: c.store, Logger: c.log.With("subsystem", "ingest"), Audit: c.audit, Fleet: fleet})
 	c.hubWG.Add(1)
 	go func() {
 		defer c.hubWG.Done()
@@ -236,6 +246,8 @@ func (tt *totem) consentFlow(ctx context.Context) {
 	tt.wait(ctx, "PIN:")
 	tt.panel.Type(testPIN)
 	tt.wait(ctx, "PIN: ********")
+	tt.panel.Press(hal.KeyOK)
+	tt.wait(ctx, "Informativa FSE")
 	tt.panel.Press(hal.KeyOK)
 	tt.wait(ctx, "Consenso 1 di 2")
 	tt.panel.Press('1') // consultazione: sì

@@ -52,14 +52,14 @@ func registerKind(name string, s kindSpec) {
 var (
 	selfMenu  = map[hal.Key]string{'1': cms.KindConsent, '2': cms.KindReader, '3': cms.KindPINChange, '4': cms.KindHistory, '5': cms.KindReprint, '6': cms.KindPINUnblock, '7': cms.KindRevocation}
 	otherMenu = map[hal.Key]string{'3': cms.KindWrongData}
-	opMenu    = map[hal.Key]string{'1': cms.KindActivation, '2': cms.KindRevocation, '3': cms.KindConsent, '4': cms.KindReprint, '5': cms.KindHistory, '6': cms.KindReader}
+	opMenu    = map[hal.Key]string{'1': cms.KindActivation, '2': cms.KindRevocation, '3': cms.KindConsent, '4': cms.KindReprint, '5': cms.KindHistory, '6': cms.KindReader, '7': cms.KindReissue}
 )
 
 // The kinds the totem serves, each with its receipt title and its flows;
 // the flows themselves are in firmware/flows, one file per kind, their
 // receipt lines in firmware/receipts.
 func init() {
-	registerKind(cms.KindConsent, kindSpec{title: "Consensi FSE", titleEN: "FSE consents", self: withCard(flows.Consent), assisted: via(flows.ConsentVia, false)})
+	registerKind(cms.KindConsent, kindSpec{title: "Consensi FSE", titleEN: "FSE consents", self: withCard(flows.Consent), assisted: via(flows.ConsentVia, true)})
 	registerKind(cms.KindActivation, kindSpec{title: "Attivazione TS-CNS", titleEN: "TS-CNS activation",
 		assisted: func(a *App, ctx context.Context, op string, info hal.CardInfo) error {
 			return flows.Activation(ctx, a.desk, op, info)
@@ -76,6 +76,16 @@ func init() {
 	registerKind(cms.KindHistory, kindSpec{title: "Storico tessera", titleEN: "Card history", self: withCard(flows.History), assisted: via(flows.HistoryVia, false)})
 	registerKind(cms.KindPINChange, kindSpec{title: "Cambio PIN", titleEN: "PIN change", self: withCard(flows.ChangePIN)})
 	registerKind(cms.KindPINUnblock, kindSpec{title: "Sblocco PIN con PUK", titleEN: "PIN unblock with PUK", self: withCard(flows.UnblockPIN)})
+	registerKind(cms.KindReissue, kindSpec{title: "Riemissione TS-CNS", titleEN: "TS-CNS reissue",
+		assisted: func(a *App, ctx context.Context, op string, info hal.CardInfo) error {
+			// Offered only where totem.reissue_counter is set; the hub
+			// decides from its own registry whether the CMS accepts it.
+			if !a.o.ReissueCounter {
+				a.log.Info("refusal shown", "what", "refuse_reissue")
+				return a.desk.Pages(ctx, hal.Wrap(a.lang.Text("refuse_reissue"), 20))
+			}
+			return flows.Reissue(ctx, a.desk, op, info)
+		}})
 	registerKind(cms.KindWrongData, kindSpec{title: "Segnalazione dati errati", titleEN: "Wrong data report", self: withInfo(flows.WrongData)})
 	// No flow: the console's refund command (ops) sends it and prints its
 	// receipt, which the citizen takes to the cashier (firmware/refund.go).

@@ -100,6 +100,8 @@ func TestOnlineOpLate(t *testing.T) {
 			l.panel.Press('5')
 			l.wait(ctx, "1 Codici dimenticati")
 			l.panel.Press('1')
+			l.wait(ctx, "seconde metà a:") // the summary, confirmed before anything is sent
+			l.panel.Press(hal.KeyOK)
 			l.wait(ctx, "Risposta in ritardo")
 			q, _ := l.box.Stats()
 			if q.LastSeq != 1 {
@@ -242,6 +244,8 @@ func TestReprintEndToEnd(t *testing.T) {
 	tt.panel.Press('5') // reachable from the first page too
 	tt.wait(ctx, "1 Codici dimenticati")
 	tt.panel.Press('1') // no PIN: it may be what was forgotten
+	tt.wait(ctx, "recapito in archivio")
+	tt.panel.Press(hal.KeyOK)
 	tt.wait(ctx, "Accolta. Protocollo:")
 	entries, _ := tt.box.Recent(1)
 	if len(entries) != 1 || entries[0].Kind != cms.KindReprint || !entries[0].Done {
@@ -277,6 +281,8 @@ func TestReprintEndToEnd(t *testing.T) {
 	tt.panel.Press('5')
 	tt.wait(ctx, "4 PIN/PUK bloccati")
 	tt.panel.Press('4')
+	tt.wait(ctx, "Codici bloccati")
+	tt.panel.Press(hal.KeyOK)
 	tt.wait(ctx, "Operazione")
 	tt.wait(ctx, "rifiutata")
 	if text := readPages(ctx, t, tt); !strings.Contains(text, "La tessera è revocata.") {

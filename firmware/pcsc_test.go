@@ -249,6 +249,8 @@ func TestPCSCPINNeverLeavesTheChip(t *testing.T) {
 	tt.panel.Press(hal.KeyOK)
 	tt.wait(ctx, "PIN: ")
 	tt.enterPIN(ctx, pcscPIN)
+	tt.wait(ctx, "Informativa FSE")
+	tt.panel.Press(hal.KeyOK)
 	tt.wait(ctx, "Consenso 1 di 2")
 	tt.tries(3)
 	tt.panel.Press('1')

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/drivers/escpos"
+	layout "github.com/aslcns/totem/firmware/receipts"
 	"github.com/aslcns/totem/hal"
 	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/protocol"
@@ -65,14 +67,39 @@ func receipts() map[string]*hal.Doc {
 	act := &cms.ActivationRequest{Operator: "8090000000042006", Delegate: deleg, Declaration: true, Document: doc,
 		Reader: &cms.Payment{Reference: "420042", AmountCents: cms.ReaderFeeCents}, Consents: &cms.ConsentSet{Policy: "fse-2020"}}
 	res := cms.ActivationResult{PINFirstHalf: "4711", PUKFirstHalf: "9021", CIP: "82736451", SecondHalvesTo: "SMS ********4567", Readers: 1, FSE: cms.FSECreated}
+	ticket := res
+	ticket.FSE, ticket.FSEDetail = cms.FSETicket, &cms.ConsentResult{FSE: cms.FSETicket, Ticket: "HD1-000007", TicketLevel: 1, Attempts: 1}
 	form := a.Frame().Receipt(acc, "Modulo di accettazione", info, activationLines(res))
 	form.Sensitive = true
 	minor := hal.CardInfo{Serial: "6090011111111006", CF: "VRDLCU15C10H501Y", Surname: "VERDI", Name: "LUCA"}
 	docs["activation-form"] = form
 	docs["activation-summary"] = a.Frame().Receipt(acc, kindTitle(cms.KindActivation), minor, activationSummaryLines(act, res))
+	docs["activation-summary-fse-ticket"] = a.Frame().Receipt(acc, kindTitle(cms.KindActivation), minor, activationSummaryLines(act, ticket))
 	docs["declaration"] = declaration(a.o, a.now(), minor, *deleg, doc)
 	docs["revocation-assisted"] = a.Frame().Receipt(acc, kindTitle(cms.KindRevocation), info, revocationAssistedLines(cms.RevocationResult{
 		RevokedAt: at, Reason: cms.ReasonTheft, Reissue: "261123000000042"}, nil, doc, "8090000000042006"))
+	// Consents by a delegate at the counter, what became of the FSE, the
+	// declaration for consents and the informativa.
+	tutor := &cms.Delegation{Kind: cms.DelegTutor, Name: "BIANCHI STEFANIA", CF: "BNCSFN72B41F205E"}
+	fse := func(r cms.ConsentResult) []string {
+		return append(slices.Clone(lines), layout.FSE(r)...)
+	}
+	docs["consent-delegate"] = a.Frame().Receipt(acc, kindTitle(cms.KindConsent), minor,
+		append(append(slices.Clone(lines), layout.Requester(deleg, doc, "8090000000042006")...),
+			append([]string{layout.Declared}, layout.FSE(cms.ConsentResult{FSE: cms.FSECreated})...)...))
+	docs["consent-fse-pending"] = a.Frame().Receipt(acc, kindTitle(cms.KindConsent), info,
+		fse(cms.ConsentResult{FSE: cms.FSEPending, Retries: 5, RetryEvery: 60}))
+	docs["consent-fse-ticket-cf"] = a.Frame().Receipt(acc, kindTitle(cms.KindConsent), info,
+		fse(cms.ConsentResult{FSE: cms.FSETicket, Ticket: "HD1-000001", TicketLevel: 1, Attempts: 1, Retries: 5, RetryEvery: 60}))
+	docs["consent-fse-ticket-tech"] = a.Frame().Receipt(acc, kindTitle(cms.KindConsent), info,
+		fse(cms.ConsentResult{FSE: cms.FSETicket, Ticket: "HD2-000002", TicketLevel: 2, Attempts: 5, Retries: 5, RetryEvery: 600}))
+	docs["reissue"] = a.Frame().Receipt(acc, kindTitle(cms.KindReissue), minor,
+		append(append(layout.Reissue(cms.ReasonMalfunction, cms.ReissueResult{Reissue: "261123000000042"}),
+			layout.Requester(deleg, doc, "8090000000042006")...), layout.Declared))
+	docs["declaration-reissue"] = a.Frame().DeclarationFor(cms.KindReissue, minor, *deleg, doc)
+	docs["declaration-consent"] = a.Frame().DeclarationFor(cms.KindConsent, minor, *tutor, doc)
+	docs["informativa-2020"] = a.Frame().Informativa(cms.Policy2020)
+	docs["informativa-2016"] = a.Frame().Informativa(cms.Policy2016)
 	for name, f := range kindReceipts {
 		docs[name] = f(a)
 	}

@@ -52,13 +52,24 @@ type sceneCards interface {
 	close()
 }
 
-func startScene(t *testing.T) *scene {
+func startScene(t *testing.T) *scene { t.Helper(); return startSceneOpts(t, sceneOpts{}) }
+
+// sceneOpts: a totem configured as standing at a counter enabled to
+// reissue cards, and the totems the hub's fleet registry knows as such
+// (nil: the hub runs without a registry).
+type sceneOpts struct {
+	totemCounter bool
+	hubCounters  []string
+}
+
+func startSceneOpts(t *testing.T, o sceneOpts) *scene {
 	t.Helper()
 	dir := t.TempDir()
 	lb, log := newLog()
 	s := &scene{t: t, logs: lb}
 	s.cards = newSceneCards(t, log) // first: pcsctest wants it before any other scard user
 	s.c = startBroker(t, dir, log, "127.0.0.1:0")
+	s.c.counters = o.hubCounters
 	s.c.startHub()
 
 	var err error
@@ -86,7 +97,8 @@ func startScene(t *testing.T) *scene {
 	}
 	app = firmware.New(firmware.Devices{Reader: s.cards.reader(), Printer: drv, Keypad: s.panel, Display: s.panel},
 		firmware.Options{Totem: totemID, ASL: "ASL Test", Location: "Atrio", Outbox: s.box, Jobs: jobs,
-			Logger: log.With("subsystem", "firmware"), ResultWait: 3 * time.Second, IdleTimeout: time.Minute})
+			Logger: log.With("subsystem", "firmware"), ResultWait: 3 * time.Second, IdleTimeout: time.Minute,
+			ReissueCounter: o.totemCounter})
 	up := uplink.New(uplink.Options{Totem: totemID, URL: s.c.srv.URL(), Username: s.c.totem.Username,
 		Password: s.c.totem.Password, Outbox: s.box, Logger: log.With("subsystem", "uplink"),
 		BackoffMin: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond, ResendAfter: time.Second,
@@ -236,6 +248,8 @@ func TestScenarioSelfServiceConsent(t *testing.T) {
 	s.press(s.cards.pin("cns"))
 	s.wait(ctx, "PIN: *****")
 	s.press("\r")
+	s.wait(ctx, "Informativa FSE")
+	s.press("#")
 	s.wait(ctx, "Consenso 1 di 2")
 	s.press("1")
 	s.wait(ctx, "Consenso 2 di 2")
@@ -287,6 +301,11 @@ func TestScenarioSelfServiceReprint(t *testing.T) {
 	s.press("5")
 	s.wait(ctx, "1 Codici dimenticati")
 	s.press("1")
+	s.wait(ctx, "seconde metà a:") // the summary: nothing sent before #
+	if es, _ := s.box.Recent(1); len(es) != 0 {
+		t.Fatalf("sent before the summary was confirmed: %+v", es)
+	}
+	s.press("#")
 	s.wait(ctx, "Accolta. Protocollo:")
 
 	e := s.last(ctx)
@@ -448,6 +467,120 @@ func TestScenarioAssistedRevocation(t *testing.T) {
 	s.wait(ctx, "Inserire la TS del")
 	s.press("D")
 	s.wait(ctx, "Inserire la tessera")
+	s.stop()
+	checkLogs(t, s.logs)
+}
+
+// TestScenarioAssistedConsentsParentForMinor: a parent activates the
+// minor's card at the counter, then comes back to give the FSE consents
+// for the minor (seed 001: "diretto interessato o delegato (potestà
+// parentale / tutore / curatore)"): the informativa, potestà parentale
+// with the parent's name and CF, the parent's document, the consents, the
+// dichiarazione sostitutiva printed and signed; the CMS recorded the
+// consents with the delegate, and the receipt says so and what became of
+// the FSE.
+func TestScenarioAssistedConsentsParentForMinor(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	s := startScene(t)
+	const serial = "6090011111111006"
+
+	s.login(ctx)
+	s.cards.insert(ctx, "minor")
+	s.run(ctx, cat([]step{{"1 Attivazione", "1"}, {"informativa", "1"}},
+		delegSteps("2", "ROSSI MARIO", "RSSMRA80A01H501U"), smsSteps, noExtras, confirm))
+	s.receipts(ctx, 1)
+	s.run(ctx, []step{{"Far firmare", "1"}})
+	s.wait(ctx, "Accolta. Protocollo:")
+	s.receipts(ctx, 3)
+	s.cards.remove(ctx)
+	s.wait(ctx, "Inserire la TS del")
+
+	s.cards.insert(ctx, "minor")
+	s.run(ctx, cat([]step{{"1 Attivazione", "#"}, {"3 Consensi FSE", "3"}, {"Informativa FSE", "#"}},
+		delegSteps("2", "ROSSI MARIO", "RSSMRA80A01H501U"),
+		[]step{{"Consenso 1 di 2", "1"}, {"Consenso 2 di 2", "2"}, {"Riepilogo:", "#"}}))
+	decl := s.receipts(ctx, 4)[3]
+	mustContain(t, "declaration", decl, "Dichiarazione sostitutiva", "ROSSI MARIO, codice fiscale RSSMRA80A01H501U",
+		"rilascia in sua vece i consensi al Fascicolo Sanitario Elettronico")
+	s.run(ctx, []step{{"Far firmare", "1"}})
+	s.wait(ctx, "Accolta. Protocollo:")
+
+	e := s.last(ctx)
+	if e.Kind != cms.KindConsent {
+		t.Fatalf("last op %+v", e)
+	}
+	prot := e.Result.Transport.Protocol
+	r := s.receipts(ctx, 5)[4]
+	mustContain(t, "consent receipt", r, "Consensi FSE", "Richiesta: su delega (potestà parentale)",
+		"Delegato: codice fiscale RSS**********01U", "Dichiarazione sostitutiva firmata", "Operatore: carta ************2006",
+		"Fascicolo Sanitario Elettronico: attivo.", "Protocollo: "+prot, "Esito: ACCOLTA")
+	mustNotContain(t, "consent receipt", r, "ROSSI", "VRDLCU15C10H501Y", "CA12345AB")
+	rec, err := s.c.store.Consents(serial)
+	if err != nil || rec.Delegate == nil || rec.Delegate.Kind != cms.DelegParental || rec.Delegate.CF != "RSSMRA80A01H501U" ||
+		rec.Channel != cms.Assisted || rec.Operator != opSerial || rec.Protocol != prot {
+		t.Fatalf("consents %+v, %v", rec, err)
+	}
+
+	s.cards.remove(ctx)
+	s.wait(ctx, "Inserire la TS del")
+	s.press("D")
+	s.wait(ctx, "Inserire la tessera")
+	s.stop()
+	checkLogs(t, s.logs)
+	mustNotContain(t, "logs", s.logs.String(), "VRDLCU15C10H501Y", "VERDI", "ROSSI", "CA12345AB")
+}
+
+// reissueScene runs Riemissione for the holder of the demo card, at a totem
+// configured as a counter, against a hub whose registry names counters.
+func reissueScene(t *testing.T, counters []string) (*scene, context.Context) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	t.Cleanup(cancel)
+	s := startSceneOpts(t, sceneOpts{totemCounter: true, hubCounters: counters})
+	s.login(ctx)
+	s.cards.insert(ctx, "cns")
+	s.run(ctx, cat([]step{{"1 Attivazione", "#"}, {"7 Riemiss.", "7"}, {"Nuova tessera per:", "3"}}, directSteps,
+		[]step{{"Riemissione per", "#"}}))
+	return s, ctx
+}
+
+// TestScenarioReissueAtEnabledCounter: at a totem the hub's fleet registry
+// knows as an enabled counter, the operator asks a new card for the holder
+// present; the CMS records the request and the receipt names it.
+func TestScenarioReissueAtEnabledCounter(t *testing.T) {
+	const serial = "6090012345678000"
+	s, ctx := reissueScene(t, []string{totemID})
+	s.wait(ctx, "Accolta. Protocollo:")
+	e := s.last(ctx)
+	re, err := s.c.store.Reissue(serial)
+	if err != nil || re.Source != cms.KindReissue || re.OpID != e.ID {
+		t.Fatalf("reissue %+v, %v", re, err)
+	}
+	r := s.receipts(ctx, 1)[0]
+	mustContain(t, "receipt", r, "Riemissione TS-CNS", "Motivo: malfunzionamento", "Richiesta di nuova tessera: "+re.ID,
+		"Richiesta: diretta, dal titolare", "Operatore: carta ************2006", "Esito: ACCOLTA")
+	audit := s.audit(e.ID)
+	if len(audit) != 1 || audit[0].Kind != cms.KindReissue || !audit[0].Accepted || audit[0].Operator != opSerial {
+		t.Fatalf("audit %+v", audit)
+	}
+	s.stop()
+	checkLogs(t, s.logs)
+}
+
+// TestScenarioReissueRefusedElsewhere: the totem is configured as a
+// counter, but the hub's registry does not know it as one: the CMS refuses
+// the request (the totem's configuration is no proof), nothing is recorded.
+func TestScenarioReissueRefusedElsewhere(t *testing.T) {
+	s, ctx := reissueScene(t, []string{"another-totem"})
+	s.wait(ctx, "rifiutata")
+	e := s.last(ctx)
+	if e.Result.Processing.Status != "rejected" || len(e.Result.Processing.Errors) == 0 ||
+		e.Result.Processing.Errors[0].Code != cms.CodeReissueCounter {
+		t.Fatalf("result %+v", e.Result)
+	}
+	if _, err := s.c.store.Reissue("6090012345678000"); err == nil {
+		t.Fatal("a reissue was recorded")
+	}
 	s.stop()
 	checkLogs(t, s.logs)
 }

@@ -133,7 +133,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	store, err := refcms.Open(filepath.Join(cfg.StateDir, "cms.db"), &refcms.Options{Policy: pol, Seed: seed,
 		SendLogRetention: cfg.CMS.SendLogRetention.Duration, RefusalRetention: cfg.CMS.RefusalRetention.Duration,
-		CitizenRetention: cfg.CMS.CitizenRetention.Duration})
+		CitizenRetention: cfg.CMS.CitizenRetention.Duration,
+		FSERetries:       cfg.CMS.FSERetries, FSERetryEvery: cfg.CMS.FSERetryInterval.Duration})
 	if err != nil {
 		return err
 	}
@@ -202,7 +203,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	// The fleet registry (totemctl status): every totem ever provisioned,
 	// its presence, backlog and devices, kept across restarts.
 	fleet, err := hub.OpenFleet(filepath.Join(cfg.StateDir, "presence.db"), hub.FleetOptions{
-		TelemetryInterval: cfg.Fleet.TelemetryInterval.Duration, Logger: log.With("subsystem", "fleet")})
+		TelemetryInterval: cfg.Fleet.TelemetryInterval.Duration, Logger: log.With("subsystem", "fleet"),
+		Counters: cfg.Fleet.ReissueCounters})
 	if err != nil {
 		return err
 	}
@@ -248,7 +250,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fseDone := make(chan struct{})
 	go func() {
 		defer close(fseDone)
-		store.RunFSERetries(fctx, time.Minute)
+		store.RunFSERetries(fctx, 0) // every cms.fse_retry_interval
 	}()
 	pruneDone := make(chan struct{})
 	go func() {

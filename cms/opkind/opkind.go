@@ -32,6 +32,10 @@ const (
 	Reactivation = "reactivation" // Riattivazione: always refused
 	Reissue      = "reissue"      // Riemissione: ReissueRequest → ReissueResult
 	WrongData    = "wrong_data"   // Dati errati: WrongDataReport → WrongDataResult
+	// CardLookup is the operator's second identity check (seed 002, step 5):
+	// the CMS's record of a card, read before confirming, to compare
+	// with the identity document. LookupRequest → LookupResult.
+	CardLookup = "lookup"
 	// Void settles a sequence number whose operation the totem can never
 	// send (corrupt or unreadable record, shed telemetry): payload
 	// {"reason":"…"}, always rejected with CodeVoid, nothing else changes.
@@ -88,8 +92,9 @@ var declared = []Kind{
 	{Name: PINUnblock, Flow: true},
 	{Name: Suspension},
 	{Name: Reactivation},
-	{Name: Reissue},
+	{Name: Reissue, Online: true, Flow: true},
 	{Name: WrongData, Flow: true},
+	{Name: CardLookup, Online: true},
 	{Name: Void},
 	{Name: Correction},
 	{Name: Cancellation},

@@ -61,6 +61,7 @@ var appliers = map[string]applier{
 	cms.KindReactivation: func(_ *Store, c *opCtx) (applied, error) { return applyRefused(c), nil },
 	cms.KindReissue:      (*Store).applyReissue,
 	cms.KindWrongData:    (*Store).applyWrongData,
+	cms.KindLookup:       (*Store).applyLookup,
 	cms.KindVoid: func(*Store, *opCtx) (applied, error) {
 		// The sequence number is settled and recorded, nothing changes.
 		return applied{rejects: []cms.Reject{{Code: cms.CodeVoid, Message: "Operazione annullata dal totem: dati non leggibili."}}}, nil
@@ -120,18 +121,18 @@ func (s *Store) applyConsent(c *opCtx) (applied, error) {
 	if err != nil || len(a.rejects) > 0 {
 		return a, err
 	}
-	fse, err := s.consent(c, card, cms.ConsentSet{Policy: req.Policy, Consents: req.Consents}, req.Channel, req.Operator)
+	fse, err := s.consent(c, card, cms.ConsentSet{Policy: req.Policy, Consents: req.Consents}, req.Channel, req.Operator, req.Delegate)
 	if err != nil {
 		return a, err
 	}
-	a.data = cms.ConsentResult{FSE: fse}
-	return a, nil
+	a.data, err = s.consentResult(c.tx, card.CF, fse)
+	return a, err
 }
 
 // consent records a consent set for card and requests the FSE.
-func (s *Store) consent(c *opCtx, card *cms.Card, cs cms.ConsentSet, channel, operator string) (string, error) {
+func (s *Store) consent(c *opCtx, card *cms.Card, cs cms.ConsentSet, channel, operator string, deleg *cms.Delegation) (string, error) {
 	rec := ConsentRecord{Policy: cs.Policy, Consents: cs.Consents, Channel: channel,
-		Operator: operator, OpID: c.op.ID, Protocol: c.protocol, At: c.now()}
+		Operator: operator, Delegate: deleg, OpID: c.op.ID, Protocol: c.protocol, At: c.now()}
 	if b := c.tx.Bucket(bConsents).Get([]byte(card.Serial)); b != nil {
 		// Kept one level deep, for a cancellation of this consent, as
 		// it is: decoding it would cost more than the whole consent.
@@ -197,9 +198,14 @@ func (s *Store) applyActivation(c *opCtx) (applied, error) {
 		return a, err
 	}
 	if req.Consents != nil {
-		if res.FSE, err = s.consent(c, card, *req.Consents, req.Channel, req.Operator); err != nil {
+		if res.FSE, err = s.consent(c, card, *req.Consents, req.Channel, req.Operator, req.Delegate); err != nil {
 			return a, err
 		}
+		detail, err := s.consentResult(c.tx, card.CF, res.FSE)
+		if err != nil {
+			return a, err
+		}
+		res.FSEDetail = &detail
 	}
 	a.data = res
 	return a, nil
@@ -215,6 +221,13 @@ func (s *Store) applyReprint(c *opCtx) (applied, error) {
 	})
 	if err != nil || len(a.rejects) > 0 {
 		return a, err
+	}
+	if req.Contact != nil {
+		contact := *req.Contact
+		card.Contact = &contact
+		if err := putJSON(c.tx.Bucket(bCards), []byte(card.Serial), card); err != nil {
+			return a, err
+		}
 	}
 	k := s.codes(card.Serial)
 	if err := notify(c, card, cms.KindReprint, k); err != nil {
@@ -429,7 +442,7 @@ func (s *Store) applyReissue(c *opCtx) (applied, error) {
 		return applied{rejects: badPayload()}, nil
 	}
 	a, card, err := begin(c, req.Card, req.Channel, req.Operator, func(card *cms.Card) []cms.Reject {
-		return req.Validate(card, c.now())
+		return req.Validate(card, c.op.Counter, c.now())
 	})
 	if err != nil || len(a.rejects) > 0 {
 		return a, err
@@ -444,6 +457,40 @@ func (s *Store) applyReissue(c *opCtx) (applied, error) {
 	}
 	a.data = cms.ReissueResult{Reissue: re.ID}
 	return a, event(c, card.Serial, cms.KindReissue, req.Channel, req.Reason)
+}
+
+// applyLookup answers the operator's second identity check with the
+// CMS's record of the card; it changes nothing (the audit records who
+// looked).
+func (s *Store) applyLookup(c *opCtx) (applied, error) {
+	var req cms.LookupRequest
+	if strictJSON(c.op.Payload, &req) != nil {
+		return applied{rejects: badPayload()}, nil
+	}
+	a := applied{serial: req.Card.Serial, channel: req.Channel, operator: req.Operator}
+	var card *cms.Card
+	var err error
+	switch {
+	case req.Card.Serial != "":
+		card, err = getCard(c.tx, req.Card.Serial)
+	case req.TEAM != "":
+		card, err = cardByTEAM(c.tx, req.TEAM)
+	}
+	if err != nil {
+		return a, err
+	}
+	if card != nil {
+		a.serial = card.Serial
+	}
+	if a.rejects = req.Validate(card); len(a.rejects) > 0 {
+		return a, nil
+	}
+	res := cms.LookupResult{Serial: card.Serial, Surname: card.Surname, Name: card.Name, BirthDate: card.BirthDate, Expiry: card.Expiry, State: card.State}
+	if card.Contact != nil {
+		res.Contact = card.Contact.Masked()
+	}
+	a.data = res
+	return a, nil
 }
 
 func (s *Store) applyWrongData(c *opCtx) (applied, error) {

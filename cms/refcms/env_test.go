@@ -168,7 +168,8 @@ type opCase[P any] struct {
 	raw   string // a raw payload instead
 	setup func(*env)
 	at    time.Time
-	want  []string // the reject codes; nil: accepted
+	opMod func(*cms.Op) // the hub's side of the operation (Counter)
+	want  []string      // the reject codes; nil: accepted
 	check func(*testing.T, *env, cms.Outcome)
 }
 
@@ -197,6 +198,9 @@ func runTable[P any](t *testing.T, kind string, good func() P, cases []opCase[P]
 			op := e.op(kind, payload)
 			if !tc.at.IsZero() {
 				op.Received = tc.at
+			}
+			if tc.opMod != nil {
+				tc.opMod(&op)
 			}
 			out := e.apply(op)
 			want := slices.Clone(tc.want)

@@ -57,6 +57,7 @@ type FSERecord struct {
 	State     string    `json:"state"` // cms.FSECreated, cms.FSEPending, cms.FSETicket
 	Attempts  int       `json:"attempts"`
 	Ticket    string    `json:"ticket,omitempty"`
+	Level     int       `json:"level,omitempty"` // the ticket's
 	OpID      string    `json:"op_id"`
 	Protocol  string    `json:"protocol"`
 	Requested time.Time `json:"requested"`
@@ -124,7 +125,7 @@ func (s *Store) attemptFSE(tx *bolt.Tx, r *FSERecord, now time.Time) (string, er
 		if err != nil {
 			return "", err
 		}
-		r.State, r.Ticket = cms.FSETicket, t.ID
+		r.State, r.Ticket, r.Level = cms.FSETicket, t.ID, level
 	}
 	return r.State, putJSON(tx.Bucket(bFSE), []byte(r.CF), r)
 }
@@ -184,9 +185,12 @@ func (s *Store) RetryFSE(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// RunFSERetries calls RetryFSE every interval until ctx is done; the
-// caller owns the goroutine it runs on.
+// RunFSERetries calls RetryFSE every interval (0: Options.FSERetryEvery)
+// until ctx is done; the caller owns the goroutine it runs on.
 func (s *Store) RunFSERetries(ctx context.Context, every time.Duration) error {
+	if every <= 0 {
+		every = s.fseEvery
+	}
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -199,6 +203,21 @@ func (s *Store) RunFSERetries(ctx context.Context, every time.Duration) error {
 			}
 		}
 	}
+}
+
+// consentResult is the answer to an accepted consent: the FSE state, the
+// helpdesk ticket when one is open, and how the CMS retries by itself.
+func (s *Store) consentResult(tx *bolt.Tx, cf, state string) (cms.ConsentResult, error) {
+	res := cms.ConsentResult{FSE: state, Retries: s.fseRetries, RetryEvery: int(s.fseEvery / time.Second)}
+	if state != cms.FSETicket {
+		return res, nil
+	}
+	var r FSERecord
+	if err := json.Unmarshal(tx.Bucket(bFSE).Get([]byte(cf)), &r); err != nil {
+		return res, fmt.Errorf("fse record: %w", err)
+	}
+	res.Ticket, res.TicketLevel, res.Attempts = r.Ticket, r.Level, r.Attempts
+	return res, nil
 }
 
 // FSE returns the FSE creation state of the holder with cf.

@@ -96,7 +96,8 @@ func TestActivation(t *testing.T) {
 		}, check: func(t *testing.T, e *env, out cms.Outcome) {
 			checkActivated(adultSerial, 0)(t, e, out)
 			d := data[cms.ActivationResult](t, out)
-			if d.Readers != 1 || d.FSE != cms.FSECreated || e.card(adultSerial).Readers != 1 {
+			if d.Readers != 1 || d.FSE != cms.FSECreated || e.card(adultSerial).Readers != 1 ||
+				d.FSEDetail == nil || d.FSEDetail.FSE != cms.FSECreated || d.FSEDetail.Retries != DefaultFSERetries {
 				t.Fatalf("data %+v", d)
 			}
 			rec, err := e.s.Consents(adultSerial)
@@ -170,6 +171,32 @@ func checkReprinted(t *testing.T, e *env, out cms.Outcome) {
 	}
 }
 
+// newContact checks a reprint whose second halves went to a contact
+// chosen at the counter, which the card keeps.
+func newContact(channel, address, masked string) func(*testing.T, *env, cms.Outcome) {
+	return func(t *testing.T, e *env, out cms.Outcome) {
+		c := e.card(activeSerial)
+		if c.Contact == nil || c.Contact.Channel != channel || c.Contact.Address != address {
+			t.Fatalf("card contact %+v", c.Contact)
+		}
+		if d := data[cms.ReprintResult](t, out); d.SecondHalvesTo != masked {
+			t.Fatalf("data %+v", d)
+		}
+		ns, _ := e.s.Notifications(activeSerial)
+		if len(ns) != 1 || ns[0].To != address || ns[0].Channel != channel {
+			t.Fatalf("notifications %+v", ns)
+		}
+	}
+}
+
+func noContact(e *env) {
+	c := e.card(activeSerial)
+	c.Contact = nil
+	if err := e.s.PutCard(c); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
 func TestReprint(t *testing.T) {
 	type R = cms.ReprintRequest
 	runTable(t, cms.KindReprint, goodReprint, []opCase[R]{
@@ -183,6 +210,26 @@ func TestReprint(t *testing.T) {
 			r.Delegate = &cms.Delegation{Kind: cms.DelegCurator, Name: "Stefania Bianchi", CF: tutorCF}
 		}, check: checkReprinted},
 		{name: "every reason", mod: func(r *R) { r.Reason = cms.ReprintNotReceived }, check: checkReprinted},
+		{name: "assisted, the second halves to a new e-mail", mod: func(r *R) {
+			r.Channel, r.Operator, r.Document = cms.Assisted, operator, doc()
+			r.Contact = &cms.Contact{Channel: cms.ContactEmail, Address: "mario.rossi@example.it"}
+		}, check: newContact(cms.ContactEmail, "mario.rossi@example.it", "e-mail m***@example.it")},
+		{name: "assisted, a new contact where none was on record", setup: noContact, mod: func(r *R) {
+			r.Channel, r.Operator, r.Document = cms.Assisted, operator, doc()
+			r.Contact = &cms.Contact{Channel: cms.ContactSMS, Address: "+393471234567"}
+		}, check: newContact(cms.ContactSMS, "+393471234567", "SMS *********4567")},
+
+		{name: "self-service, a new contact", mod: func(r *R) {
+			r.Contact = &cms.Contact{Channel: cms.ContactSMS, Address: "+393471234567"}
+		}, want: []string{cms.CodeContact}},
+		{name: "assisted, a new contact not valid", mod: func(r *R) {
+			r.Channel, r.Operator, r.Document = cms.Assisted, operator, doc()
+			r.Contact = &cms.Contact{Channel: cms.ContactEmail, Address: "mario.rossi@"}
+		}, want: []string{cms.CodeContact}},
+		{name: "assisted, a new contact without a channel", mod: func(r *R) {
+			r.Channel, r.Operator, r.Document = cms.Assisted, operator, doc()
+			r.Contact = &cms.Contact{Address: "+393471234567"}
+		}, want: []string{cms.CodeContact}},
 
 		{name: "no reason", mod: func(r *R) { r.Reason = "" }, want: []string{cms.CodeReason}},
 		{name: "unknown reason", mod: func(r *R) { r.Reason = "curiosità" }, want: []string{cms.CodeReason}},
@@ -395,9 +442,9 @@ func TestHistory(t *testing.T) {
 		{name: "this card", setup: historySetup, check: checkHistory(activeSerial)},
 		{name: "all cards of the CF", setup: historySetup, mod: func(r *R) { r.Scope = cms.HistoryAll },
 			check: checkHistory(activeSerial, olderSerial)},
-		{name: "assisted, all cards", setup: historySetup, mod: func(r *R) { r.Channel, r.Operator, r.Scope = cms.Assisted, operator, cms.HistoryAll },
+		{name: "assisted, all cards", setup: historySetup, mod: func(r *R) { r.Channel, r.Operator, r.Scope, r.Document = cms.Assisted, operator, cms.HistoryAll, doc() },
 			check: checkHistory(activeSerial, olderSerial)},
-		{name: "assisted, a revoked card", mod: func(r *R) { r.Card, r.Channel, r.Operator = revokedRef, cms.Assisted, operator },
+		{name: "assisted, a revoked card", mod: func(r *R) { r.Card, r.Channel, r.Operator, r.Document = revokedRef, cms.Assisted, operator, doc() },
 			check: func(t *testing.T, e *env, out cms.Outcome) {
 				if d := data[cms.HistoryResult](t, out); len(d.Cards) != 1 || d.Cards[0].State != cms.CardRevoked {
 					t.Fatalf("data %+v", d)
@@ -408,7 +455,12 @@ func TestHistory(t *testing.T) {
 		{name: "no scope", mod: func(r *R) { r.Scope = "" }, want: []string{cms.CodeBadPayload}},
 		{name: "CF mismatch", mod: func(r *R) { r.Card.CF = adultRef.CF }, want: []string{cms.CodeCardMismatch}},
 		{name: "unknown card", mod: func(r *R) { r.Card.Serial = "6090044444444000" }, want: []string{cms.CodeCardUnknown}},
-		{name: "assisted without operator", mod: func(r *R) { r.Channel = cms.Assisted }, want: []string{cms.CodeOperator}},
+		{name: "assisted without operator", mod: func(r *R) { r.Channel, r.Document = cms.Assisted, doc() }, want: []string{cms.CodeOperator}},
+		{name: "assisted without document", mod: func(r *R) { r.Channel, r.Operator = cms.Assisted, operator }, want: []string{cms.CodeDocument}},
+		{name: "assisted, document expired", mod: func(r *R) {
+			r.Channel, r.Operator, r.Document = cms.Assisted, operator, doc()
+			r.Document.Expiry = "2020-01-01"
+		}, want: []string{cms.CodeDocument}},
 	})
 }
 
@@ -474,8 +526,11 @@ func TestRefusedKinds(t *testing.T) {
 
 func goodReissue() cms.ReissueRequest {
 	return cms.ReissueRequest{Card: activeRef, Channel: cms.Assisted, Operator: operator, Document: doc(),
-		Reason: cms.ReasonMalfunction, CounterEnabled: true}
+		Reason: cms.ReasonMalfunction}
 }
+
+// atCounter is the hub's word that the totem is an enabled counter.
+func atCounter(op *cms.Op) { op.Counter = true }
 
 func checkReissue(serial string) func(*testing.T, *env, cms.Outcome) {
 	return func(t *testing.T, e *env, out cms.Outcome) {
@@ -488,33 +543,55 @@ func checkReissue(serial string) func(*testing.T, *env, cms.Outcome) {
 
 func TestReissue(t *testing.T) {
 	type R = cms.ReissueRequest
-	runTable(t, cms.KindReissue, goodReissue, []opCase[R]{
+	cases := []opCase[R]{
 		{name: "holder", check: checkReissue(activeSerial)},
 		{name: "parent of a minor", mod: func(r *R) {
 			r.Card = minorRef
 			r.Delegate = &cms.Delegation{Kind: cms.DelegParental, Name: "Giuseppe Verdi", CF: parentCF}
+			r.Declaration = true
 		}, check: checkReissue(minorSerial)},
+		{name: "parent without the declaration", mod: func(r *R) {
+			r.Card = minorRef
+			r.Delegate = &cms.Delegation{Kind: cms.DelegParental, Name: "Giuseppe Verdi", CF: parentCF}
+		}, want: []string{cms.CodeDeclaration}},
 		{name: "tutore", mod: func(r *R) {
 			r.Delegate = &cms.Delegation{Kind: cms.DelegTutor, Name: "Stefania Bianchi", CF: tutorCF}
+			r.Declaration = true
 		}, check: checkReissue(activeSerial)},
 		{name: "a revoked card", mod: func(r *R) { r.Card = revokedRef }, check: checkReissue(revokedSerial)},
 
-		{name: "counter not enabled", mod: func(r *R) { r.CounterEnabled = false }, want: []string{cms.CodeReissueCounter}},
-		{name: "counter not enabled, self-service", mod: func(r *R) { r.CounterEnabled, r.Channel, r.Operator = false, cms.SelfService, "" },
+		{name: "counter not enabled", opMod: func(*cms.Op) {}, want: []string{cms.CodeReissueCounter}},
+		{name: "counter not enabled, self-service", opMod: func(*cms.Op) {}, mod: func(r *R) { r.Channel, r.Operator = cms.SelfService, "" },
 			want: []string{cms.CodeReissueCounter}},
+		// The totem's own claim is no field of the request: refused whole.
+		{name: "the totem claims to be a counter", opMod: func(*cms.Op) {},
+			raw:  `{"card":{"serial":"6090012345678000","cf":"RSSMRA80A01H501U","expiry":"2030-12-31"},"channel":"assisted","operator":"8090000000042006","reason":"malfunzionamento","counter_enabled":true}`,
+			want: []string{cms.CodeBadPayload}},
 		{name: "self-service", mod: func(r *R) { r.Channel, r.Operator = cms.SelfService, "" }, want: []string{cms.CodeAssistedOnly}},
 		{name: "curatore", mod: func(r *R) {
 			r.Delegate = &cms.Delegation{Kind: cms.DelegCurator, Name: "Stefania Bianchi", CF: tutorCF}
 		}, want: []string{cms.CodeReissueRequester}},
 		{name: "parent of an adult", mod: func(r *R) {
 			r.Delegate = &cms.Delegation{Kind: cms.DelegParental, Name: "Giuseppe Verdi", CF: parentCF}
+			r.Declaration = true
 		}, want: []string{cms.CodeDelegation}},
 		{name: "already requested with the revocation", setup: func(e *env) { e.mustAccept(cms.KindRevocation, goodRevocation()) },
 			mod: func(r *R) { r.Card = activeRef }, want: []string{cms.CodeReissuePending}},
 		{name: "no reason", mod: func(r *R) { r.Reason = "" }, want: []string{cms.CodeReason}},
 		{name: "no document", mod: func(r *R) { r.Document = nil }, want: []string{cms.CodeDocument}},
 		{name: "no operator", mod: func(r *R) { r.Operator = "" }, want: []string{cms.CodeOperator}},
-	})
+		{name: "tutore without a document", mod: func(r *R) {
+			r.Delegate = &cms.Delegation{Kind: cms.DelegTutor, Name: "Stefania Bianchi", CF: tutorCF}
+			r.Declaration = true
+			r.Document = nil
+		}, want: []string{cms.CodeDocument}},
+	}
+	for i := range cases {
+		if cases[i].opMod == nil {
+			cases[i].opMod = atCounter
+		}
+	}
+	runTable(t, cms.KindReissue, goodReissue, cases)
 }
 
 func goodWrongData() cms.WrongDataReport {
@@ -549,7 +626,7 @@ func TestWrongData(t *testing.T) {
 func TestConsentChannelRules(t *testing.T) {
 	type R = cms.ConsentRequest
 	runTable(t, cms.KindConsent, goodRequest, []opCase[R]{
-		{name: "assisted", mod: func(r *R) { r.Channel, r.Operator = cms.Assisted, operator },
+		{name: "assisted", mod: assistedConsent,
 			check: func(t *testing.T, e *env, out cms.Outcome) {
 				if d := data[cms.ConsentResult](t, out); d.FSE != cms.FSECreated {
 					t.Fatalf("data %+v", d)
@@ -557,9 +634,117 @@ func TestConsentChannelRules(t *testing.T) {
 				if h, _ := e.s.History(activeSerial); len(h) != 1 || h[0].Kind != cms.KindConsent {
 					t.Fatalf("history %+v", h)
 				}
+				if rec, err := e.s.Consents(activeSerial); err != nil || rec.Delegate != nil || rec.Operator != operator {
+					t.Fatalf("consents %+v %v", rec, err)
+				}
 			}},
-		{name: "assisted without operator", mod: func(r *R) { r.Channel = cms.Assisted }, want: []string{cms.CodeOperator}},
+		{name: "assisted without operator", mod: func(r *R) { assistedConsent(r); r.Operator = "" }, want: []string{cms.CodeOperator}},
+		{name: "assisted without document", mod: func(r *R) { assistedConsent(r); r.Document = nil }, want: []string{cms.CodeDocument}},
+		{name: "assisted, document expired", mod: func(r *R) { assistedConsent(r); r.Document.Expiry = "2020-01-01" }, want: []string{cms.CodeDocument}},
+		{name: "assisted, document not checked", mod: func(r *R) { assistedConsent(r); r.Document.Checked = false }, want: []string{cms.CodeDocument}},
 		{name: "self-service with operator", mod: func(r *R) { r.Operator = operator }, want: []string{cms.CodeOperator}},
 		{name: "card not activated", mod: func(r *R) { r.Card = adultRef }, want: []string{cms.CodeCardNotActive}},
+	})
+}
+
+func assistedConsent(r *cms.ConsentRequest) {
+	r.Channel, r.Operator, r.Document = cms.Assisted, operator, doc()
+}
+
+// activeMinor activates the minor's card for the parent, so that
+// consents can be given for it.
+func activeMinor(e *env) {
+	a := goodActivation()
+	parental(&a)
+	e.mustAccept(cms.KindActivation, a)
+}
+
+// Seed 001: "diretto interessato o delegato (potestà parentale / tutore /
+// curatore)" gives the FSE consents; the CMS checks the delegate as for an
+// activation: potestà only for a minor, name and CF, not the holder, the
+// dichiarazione sostitutiva signed, and only at a counter.
+func TestConsentByDelegate(t *testing.T) {
+	type R = cms.ConsentRequest
+	delegate := func(kind, cf string) func(*R) {
+		return func(r *R) {
+			assistedConsent(r)
+			r.Delegate = &cms.Delegation{Kind: kind, Name: "Giuseppe Verdi", CF: cf}
+			r.Declaration = true
+		}
+	}
+	recorded := func(serial, kind string) func(*testing.T, *env, cms.Outcome) {
+		return func(t *testing.T, e *env, out cms.Outcome) {
+			rec, err := e.s.Consents(serial)
+			if err != nil || rec.Delegate == nil || rec.Delegate.Kind != kind || rec.Protocol != out.Protocol || rec.Channel != cms.Assisted {
+				t.Fatalf("consents %+v %v", rec, err)
+			}
+			if d := data[cms.ConsentResult](t, out); d.FSE != cms.FSECreated {
+				t.Fatalf("data %+v", d)
+			}
+		}
+	}
+	minor := func(f func(*R)) func(*R) { return func(r *R) { f(r); r.Card = minorRef } }
+	runTable(t, cms.KindConsent, goodRequest, []opCase[R]{
+		{name: "parent for a minor", setup: activeMinor, mod: minor(delegate(cms.DelegParental, parentCF)),
+			check: recorded(minorSerial, cms.DelegParental)},
+		{name: "tutore for a minor", setup: activeMinor, mod: minor(delegate(cms.DelegTutor, tutorCF)),
+			check: recorded(minorSerial, cms.DelegTutor)},
+		{name: "tutore for an adult", mod: delegate(cms.DelegTutor, tutorCF), check: recorded(activeSerial, cms.DelegTutor)},
+		{name: "curatore for an adult", mod: delegate(cms.DelegCurator, tutorCF), check: recorded(activeSerial, cms.DelegCurator)},
+
+		{name: "potestà parentale for an adult", mod: delegate(cms.DelegParental, parentCF), want: []string{cms.CodeDelegation}},
+		{name: "without the declaration", setup: activeMinor,
+			mod: func(r *R) { minor(delegate(cms.DelegParental, parentCF))(r); r.Declaration = false }, want: []string{cms.CodeDeclaration}},
+		{name: "self-service with a delegate", mod: func(r *R) {
+			r.Delegate, r.Declaration = &cms.Delegation{Kind: cms.DelegTutor, Name: "Giuseppe Verdi", CF: tutorCF}, true
+		}, want: []string{cms.CodeDelegation}},
+		{name: "delegate is the holder", mod: delegate(cms.DelegTutor, activeRef.CF), want: []string{cms.CodeDelegation}},
+		{name: "delegate's CF check character wrong", mod: delegate(cms.DelegTutor, "BNCSFN72B41F205A"), want: []string{cms.CodeDelegation}},
+		{name: "delegate without a name", mod: func(r *R) { delegate(cms.DelegTutor, tutorCF)(r); r.Delegate.Name = " " },
+			want: []string{cms.CodeDelegation}},
+		{name: "unknown delegation", mod: func(r *R) { delegate(cms.DelegTutor, tutorCF)(r); r.Delegate.Kind = "nonno" },
+			want: []string{cms.CodeDelegation}},
+		{name: "delegate without a document", mod: func(r *R) { delegate(cms.DelegTutor, tutorCF)(r); r.Document = nil },
+			want: []string{cms.CodeDocument}},
+		{name: "the minor's card not activated", mod: minor(delegate(cms.DelegParental, parentCF)), want: []string{cms.CodeCardNotActive}},
+	})
+}
+
+func goodLookup() cms.LookupRequest {
+	return cms.LookupRequest{Card: activeRef, Channel: cms.Assisted, Operator: operator}
+}
+
+// The second identity check (seed 002, step 5): the operator reads the
+// CMS's record of the card, by the chip's data or by a TEAM code, to
+// compare it with the document; a card the CMS knows otherwise is sent
+// to the sportello Scelta e Revoca. Nothing changes.
+func TestLookup(t *testing.T) {
+	type R = cms.LookupRequest
+	shows := func(surname, birth string, state cms.CardState, contact string) func(*testing.T, *env, cms.Outcome) {
+		return func(t *testing.T, e *env, out cms.Outcome) {
+			d := data[cms.LookupResult](t, out)
+			if d.Surname != surname || d.BirthDate != birth || d.State != state || d.Contact != contact || d.Name == "" {
+				t.Fatalf("data %+v", d)
+			}
+			if h, _ := e.s.History(activeSerial); len(h) != 0 {
+				t.Fatalf("history %+v", h)
+			}
+		}
+	}
+	runTable(t, cms.KindLookup, goodLookup, []opCase[R]{
+		{name: "active card", check: shows("ROSSI", "1980-01-01", cms.CardActive, "SMS *********0001")},
+		{name: "a minor's card waiting for activation", mod: func(r *R) { r.Card = minorRef },
+			check: shows("VERDI", "2015-03-10", cms.CardIssued, "")},
+		{name: "a revoked card", mod: func(r *R) { r.Card = revokedRef }, check: shows("BIANCHI", "", cms.CardRevoked, "")},
+		{name: "by TEAM code", mod: func(r *R) { r.Card, r.TEAM = cms.CardRef{}, cms.TEAM(activeSerial) },
+			check: shows("ROSSI", "1980-01-01", cms.CardActive, "SMS *********0001")},
+
+		{name: "CF not the CMS's", mod: func(r *R) { r.Card.CF = adultRef.CF }, want: []string{cms.CodeCardMismatch}},
+		{name: "expiry not the CMS's", mod: func(r *R) { r.Card.Expiry = "2031-12-31" }, want: []string{cms.CodeCardMismatch}},
+		{name: "unknown card", mod: func(r *R) { r.Card.Serial = "6090044444444000" }, want: []string{cms.CodeCardUnknown}},
+		{name: "unknown TEAM code", mod: func(r *R) { r.Card, r.TEAM = cms.CardRef{}, "80380000000000000000" }, want: []string{cms.CodeCardUnknown}},
+		{name: "no card", mod: func(r *R) { r.Card = cms.CardRef{} }, want: []string{cms.CodeCardUnknown}},
+		{name: "self-service", mod: func(r *R) { r.Channel, r.Operator = cms.SelfService, "" }, want: []string{cms.CodeAssistedOnly}},
+		{name: "not an operator card", mod: func(r *R) { r.Operator = activeSerial }, want: []string{cms.CodeOperator}},
 	})
 }

@@ -67,8 +67,11 @@ type Options struct {
 	// DefaultFSE.
 	FSE FSESource
 	// FSERetries is how many attempts end in technical errors before a
-	// second-level helpdesk ticket is opened; default 5.
-	FSERetries int
+	// second-level helpdesk ticket is opened; default 5. FSERetryEvery is
+	// how often the CMS tries again (RunFSERetries' interval, which the
+	// consent's answer tells the citizen); default one minute.
+	FSERetries    int
+	FSERetryEvery time.Duration
 	// SendLogRetention is how long the send log keeps the duplicates of
 	// applied operations after their last repeat (default
 	// DefaultSendLogRetention), RefusalRetention its refusals (sequence
@@ -85,6 +88,8 @@ type Options struct {
 const (
 	DefaultSendLogRetention = 4380 * time.Hour // six months
 	DefaultRefusalRetention = 720 * time.Hour  // 30 days
+	DefaultFSERetries       = 5
+	DefaultFSERetryEvery    = time.Minute
 )
 
 // Store is the reference backend.
@@ -94,6 +99,7 @@ type Store struct {
 	key        []byte
 	fse        FSESource
 	fseRetries int
+	fseEvery   time.Duration // FSERetryEvery
 	keepDup    time.Duration // SendLogRetention
 	keepRef    time.Duration // RefusalRetention
 	// keepCitizen is CitizenRetention.
@@ -122,7 +128,10 @@ func Open(path string, opts *Options) (*Store, error) {
 		s.fse = DefaultFSE
 	}
 	if s.fseRetries <= 0 {
-		s.fseRetries = 5
+		s.fseRetries = DefaultFSERetries
+	}
+	if s.fseEvery = opts.FSERetryEvery; s.fseEvery <= 0 {
+		s.fseEvery = DefaultFSERetryEvery
 	}
 	s.keepDup, s.keepRef = opts.SendLogRetention, opts.RefusalRetention
 	if s.keepDup <= 0 {
@@ -197,9 +206,11 @@ type ConsentRecord struct {
 	Consents []cms.Consent `json:"consents"`
 	Channel  string        `json:"channel"`
 	Operator string        `json:"operator,omitempty"`
-	OpID     string        `json:"op_id"`
-	Protocol string        `json:"protocol"`
-	At       time.Time     `json:"at"`
+	// Delegate gave the consents for the holder (assisted).
+	Delegate *cms.Delegation `json:"delegate,omitempty"`
+	OpID     string          `json:"op_id"`
+	Protocol string          `json:"protocol"`
+	At       time.Time       `json:"at"`
 	// VariedBy is the op id of the correction that changed these
 	// consents, VariedProtocol its protocol number.
 	VariedBy       string `json:"varied_by,omitempty"`

@@ -56,11 +56,7 @@ func TestMisbehavingTotemCannotCorruptCard(t *testing.T) {
 		{"PIN audit event carrying a PIN", cms.KindPINChange, pinPayload, cms.CodePINData},
 		{"suspension", cms.KindSuspension, goodRevocation(), cms.CodeNoSuspension},
 		{"reactivation of a revoked card", cms.KindReactivation, cms.RevocationRequest{Card: revokedRef, Channel: cms.SelfService}, cms.CodeNoReactivation},
-		{"reissue at a counter not enabled", cms.KindReissue, func() cms.ReissueRequest {
-			r := goodReissue()
-			r.CounterEnabled = false
-			return r
-		}(), cms.CodeReissueCounter},
+		{"reissue at a counter not enabled", cms.KindReissue, goodReissue(), cms.CodeReissueCounter},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -194,8 +190,13 @@ func TestFSECreation(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t, &Options{FSE: ScriptedFSE(map[string][]FSEOutcome{cf: tt.script}), FSERetries: tt.retries})
 			out := e.mustAccept(cms.KindConsent, goodRequest())
-			if d := data[cms.ConsentResult](t, out); d.FSE != tt.first {
+			d := data[cms.ConsentResult](t, out)
+			if d.FSE != tt.first || d.Retries != tt.retries || d.RetryEvery != 60 {
 				t.Fatalf("consent data %+v, want %s", d, tt.first)
+			}
+			// The answer names the ticket opened at once, for the receipt.
+			if (d.FSE == cms.FSETicket) != (d.Ticket != "") || d.FSE == cms.FSETicket && (d.TicketLevel != tt.ticket || d.Attempts != 1) {
+				t.Fatalf("consent data %+v", d)
 			}
 			for range tt.rounds {
 				if _, err := e.s.RetryFSE(context.Background()); err != nil {

@@ -25,6 +25,7 @@ func Activation(ctx context.Context, dk *Desk, op string, info hal.CardInfo) err
 	}
 	d := &actDialog{dk: dk, ctx: ctx, info: info, pol: dk.t.Policy(),
 		req: cms.ActivationRequest{Card: CardRef(info), Channel: cms.Assisted, Operator: op}}
+	d.p.op, d.p.ref = op, CardRef(info)
 	fns := []func() error{d.privacy}
 	fns = append(fns, whoSteps(ctx, dk, info, holderLine(info), &d.p)...)
 	fns = append(fns, d.channel, d.address, d.readerOffer, d.payment, d.fseOffer, d.consents, d.summary1, d.summary2, d.declaration)
@@ -84,30 +85,37 @@ func (d *actDialog) channel() error {
 	return nil
 }
 
-// address: the phone number or the e-mail address, asked again until an
-// address looks plausible.
+// address: the phone number or the e-mail address.
 func (d *actDialog) address() error {
-	addr := d.req.Contact.Address // a refused address comes back to be corrected
-	for {
-		var err error
-		if d.req.Contact.Channel == cms.ContactSMS {
-			var b []byte
-			b, err = d.dk.enter(d.ctx, "contact_sms", 9, 15, false)
-			addr = string(b)
-		} else {
-			addr, err = d.dk.text(d.ctx, "t_email", &tapEmail, 6, 60, addr)
-		}
-		if err != nil {
-			return err
-		}
-		if d.req.Contact.Channel == cms.ContactEmail && !plausibleEmail(addr) {
-			if err := d.dk.notice(d.ctx, "email_invalid"); err != nil {
-				return err
-			}
-			continue
-		}
+	// A refused address comes back to be corrected, not retyped.
+	addr, err := askAddress(d.ctx, d.dk, d.req.Contact.Channel, d.req.Contact.Address)
+	if err == nil {
 		d.req.Contact.Address = addr
-		return nil
+	}
+	return err
+}
+
+// askAddress reads the phone number (ContactSMS) or the e-mail address
+// for the second halves, asked again until an e-mail looks plausible; the
+// CMS checks it fully.
+func askAddress(ctx context.Context, dk *Desk, channel, prev string) (string, error) {
+	addr := prev
+	for {
+		if channel == cms.ContactSMS {
+			b, err := dk.enter(ctx, "contact_sms", 9, 15, false)
+			return string(b), err
+		}
+		var err error
+		addr, err = dk.text(ctx, "t_email", &tapEmail, 6, 60, addr)
+		if err != nil {
+			return "", err
+		}
+		if plausibleEmail(addr) {
+			return addr, nil
+		}
+		if err := dk.notice(ctx, "email_invalid"); err != nil {
+			return "", err
+		}
 	}
 }
 

@@ -4,11 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/firmware/screens"
+	layout "github.com/aslcns/totem/firmware/receipts"
 	"github.com/aslcns/totem/hal"
 )
 
@@ -20,20 +20,35 @@ func Consent(ctx context.Context, dk *Desk, card hal.Card, info hal.CardInfo) er
 	return ConsentVia(ctx, dk, info, &Via{})
 }
 
-// ConsentVia is Consensi FSE for the citizen identified by v: v's steps,
-// one screen per consent of the policy, summary, durable enqueue, receipt.
+// ConsentVia is Consensi FSE for the citizen identified by v: the
+// informativa (printable), v's steps (who gives them, directly or by
+// delegation, and the document), one screen per consent of the policy,
+// summary, for a delegate the dichiarazione sostitutiva printed and
+// signed, durable enqueue, receipt with what became of the FSE.
 func ConsentVia(ctx context.Context, dk *Desk, info hal.CardInfo, v *Via) error {
 	pol := dk.t.Policy()
 	var values []bool
-	err := steps(append(slices.Clip(v.steps), func() (err error) {
+	declared := false
+	// The citizen reads the informativa first (seed 002, step 1), at the
+	// totem as at the counter.
+	fns := append([]func() error{func() error { return informativa(ctx, dk, pol) }}, v.steps...)
+	fns = append(fns, func() (err error) {
 		values, err = askConsents(ctx, dk, pol)
 		return err
-	})...)
-	if err != nil {
+	}, func() error {
+		if declared = false; v.p.deleg == nil {
+			return errSkip
+		}
+		err := dk.signDeclaration(ctx, cms.KindConsent, info, &v.p)
+		declared = err == nil
+		return err
+	})
+	if err := steps(fns...); err != nil {
 		return err
 	}
 
-	req := cms.ConsentRequest{Card: CardRef(info), Policy: pol.ID, Channel: v.channel(), Operator: v.op}
+	req := cms.ConsentRequest{Card: CardRef(info), Policy: pol.ID, Channel: v.channel(), Operator: v.op,
+		Delegate: v.p.deleg, Declaration: declared, Document: v.document()}
 	for i, c := range pol.Consents {
 		req.Consents = append(req.Consents, cms.Consent{Code: c.Code, Given: values[i]})
 	}
@@ -55,7 +70,35 @@ func ConsentVia(ctx context.Context, dk *Desk, info hal.CardInfo, v *Via) error 
 		}
 		lines[i] = label + ": " + strings.ToUpper(dk.yesNo(values[i]))
 	}
-	return dk.finishKind(ctx, e, cms.KindConsent, info, append(lines, v.lines()...))
+	lines = append(lines, v.lines()...)
+	if declared {
+		lines = append(lines, layout.Declared)
+	}
+	if e.Done && !rejected(e) {
+		var res cms.ConsentResult
+		if err := json.Unmarshal(e.Result.Data, &res); err != nil {
+			dk.log.Warn("consent result", "op_id", e.ID, "err", err) // the receipt goes without it
+		}
+		lines = append(lines, layout.FSE(res)...)
+	}
+	return dk.finishKind(ctx, e, cms.KindConsent, info, lines)
+}
+
+// informativa asks the citizen to read the notice on the FSE before the
+// consents (seed 002, step 1), and prints it on 1; # goes on.
+func informativa(ctx context.Context, dk *Desk, pol cms.Policy) error {
+	for {
+		k, err := dk.choose(ctx, "fse_info")
+		if err != nil || k == hal.KeyOK {
+			return err
+		}
+		dk.show("printing")
+		if err := dk.print(ctx, dk.t.Frame().Informativa(pol), ""); err != nil {
+			if err := dk.notice(ctx, "info_not_printed", dk.printerText(err)); err != nil {
+				return err
+			}
+		}
+	}
 }
 
 // askConsents asks each consent of pol in turn, then shows the summary;

@@ -119,6 +119,20 @@ func (dk *Desk) declaration(holder hal.CardInfo, d cms.Delegation, doc cms.IDDoc
 	return dk.t.Frame().Declaration(holder, d, doc)
 }
 
+// signDeclaration prints the dichiarazione sostitutiva the delegate of p
+// signs for an operation of kind, and takes the operator's word that it
+// was signed and kept (seed 002). A printer fault cancels the operation:
+// nothing is sent without the signed declaration.
+func (dk *Desk) signDeclaration(ctx context.Context, kind string, holder hal.CardInfo, p *presenter) error {
+	dk.show("printing")
+	if err := dk.print(ctx, dk.t.Frame().DeclarationFor(kind, holder, *p.deleg, p.doc), ""); err != nil {
+		dk.show("decl_failed_op", dk.printerText(err))
+		return ErrCancel
+	}
+	_, err := dk.choose(ctx, "decl_signed")
+	return err
+}
+
 // historyLines names each event by its kind's registered title.
 func (dk *Desk) historyLines(r cms.HistoryResult) []string { return layout.History(r, dk.title) }
 

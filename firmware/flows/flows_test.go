@@ -24,6 +24,7 @@ type fakeTotem struct {
 	screens   []string
 	submitted map[string][]byte
 	finished  []string // the lines of the receipt finished
+	printed   []string // the titles of the documents printed
 }
 
 func (f *fakeTotem) Show(name string, _ ...any) { f.screens = append(f.screens, name) }
@@ -49,8 +50,11 @@ func (f *fakeTotem) Finish(_ context.Context, _ outbox.Entry, _ string, _ hal.Ca
 	f.finished = lines
 	return nil
 }
-func (f *fakeTotem) Frame() layout.Frame                           { return layout.Frame{Totem: "t-1"} }
-func (f *fakeTotem) Print(context.Context, *hal.Doc, string) error { return nil }
+func (f *fakeTotem) Frame() layout.Frame { return layout.Frame{Totem: "t-1"} }
+func (f *fakeTotem) Print(_ context.Context, d *hal.Doc, _ string) error {
+	f.printed = append(f.printed, d.Title)
+	return nil
+}
 
 func desk(f *fakeTotem) *Desk {
 	return NewDesk(f, screens.IT, slog.New(slog.DiscardHandler), func(k string) string { return k }, nil)
@@ -60,7 +64,7 @@ func desk(f *fakeTotem) *Desk {
 // asks each consent of the policy, confirms the summary and submits what
 // was chosen, with a receipt line per consent.
 func TestConsentThroughTheTotemInterface(t *testing.T) {
-	f := &fakeTotem{keys: []hal.Key{'1', '2', hal.KeyOK}}
+	f := &fakeTotem{keys: []hal.Key{hal.KeyOK, '1', '2', hal.KeyOK}}
 	err := ConsentVia(context.Background(), desk(f), hal.CardInfo{Serial: "s-1"}, &Via{})
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +82,25 @@ func TestConsentThroughTheTotemInterface(t *testing.T) {
 	}
 }
 
-// Back on the first consent leaves the flow for the menu, D cancels it,
+// The informativa comes before the consents, self-service too: 1 prints
+// it (as often as asked), # goes on to the first consent.
+func TestConsentInformativaFirst(t *testing.T) {
+	f := &fakeTotem{keys: []hal.Key{'1', '1', hal.KeyOK, '1', '1', hal.KeyOK}}
+	if err := ConsentVia(context.Background(), desk(f), hal.CardInfo{Serial: "s-1"}, &Via{}); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.screens) == 0 || f.screens[0] != "fse_info" {
+		t.Fatalf("screens %q", f.screens)
+	}
+	if !slices.Equal(f.printed, []string{"Informativa FSE", "Informativa FSE"}) {
+		t.Fatalf("printed %q", f.printed)
+	}
+	if f.submitted[cms.KindConsent] == nil {
+		t.Fatal("nothing submitted")
+	}
+}
+
+// Back on the informativa leaves the flow for the menu, D cancels it,
 // and neither submits anything.
 func TestConsentBackAndCancel(t *testing.T) {
 	for _, tc := range []struct {

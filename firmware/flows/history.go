@@ -40,7 +40,8 @@ func HistoryVia(ctx context.Context, dk *Desk, info hal.CardInfo, v *Via) error 
 		return err
 	}
 	dk.logOp(v, cms.KindHistory)
-	payload, err := json.Marshal(cms.HistoryRequest{Card: CardRef(info), Channel: v.channel(), Operator: v.op, Scope: scope})
+	payload, err := json.Marshal(cms.HistoryRequest{Card: CardRef(info), Channel: v.channel(), Operator: v.op, Scope: scope,
+		Document: v.document()})
 	if err != nil {
 		return err
 	}

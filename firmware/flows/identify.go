@@ -2,6 +2,7 @@ package flows
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -182,6 +183,13 @@ func (dk *Desk) hint(tap *[10]string, last hal.Key, n int) string {
 type presenter struct {
 	deleg *cms.Delegation // nil: the holder in person
 	doc   cms.IDDocument
+	// op is the operator's serial and ref (or team, for a card not in
+	// the slot) the card whose CMS record the operator compares with the
+	// document (seed 002, step 5); looked is that record once read.
+	op     string
+	ref    cms.CardRef
+	team   string
+	looked *cms.LookupResult
 }
 
 var delegKeys = map[hal.Key]string{'2': cms.DelegParental, '3': cms.DelegTutor, '4': cms.DelegCurator}
@@ -318,8 +326,22 @@ func docSteps(ctx context.Context, dk *Desk, holder string, p *presenter) []func
 		},
 		func() error {
 			// Seed 002: the document against the person, then against the
-			// holder's data; a mismatch ends the procedure.
-			k, err := dk.choose(ctx, "id_check", holder)
+			// holder's data the CMS shows (step 5), or the chip's when the
+			// CMS cannot be asked; a mismatch ends the procedure.
+			rec, err := dk.lookup(ctx, p)
+			if err != nil {
+				return err
+			}
+			var k hal.Key
+			if rec != nil {
+				born := "-" // not in the CMS's record
+				if rec.BirthDate != "" {
+					born = layout.DateIT(rec.BirthDate)
+				}
+				k, err = dk.choose(ctx, "id_check_cms", fit20("CMS: "+strings.TrimSpace(rec.Surname+" "+rec.Name)), born)
+			} else {
+				k, err = dk.choose(ctx, "id_check", holder)
+			}
 			if err != nil {
 				return err
 			}
@@ -331,6 +353,46 @@ func docSteps(ctx context.Context, dk *Desk, holder string, p *presenter) []func
 			return nil
 		},
 	}
+}
+
+// lookup reads the CMS's record of p's card for the second identity check,
+// once per presenter. It returns nil when the check falls back on the
+// chip's data: no operator (nothing to ask), or the CMS out of reach (a
+// queueable operation goes on; the CMS checks the card's data again when
+// it applies it). A card the CMS does not know as the chip says sends the
+// citizen to the sportello Scelta e Revoca and ends the operation.
+func (dk *Desk) lookup(ctx context.Context, p *presenter) (*cms.LookupResult, error) {
+	if p.op == "" || p.looked != nil {
+		return p.looked, nil
+	}
+	if dk.online != nil && !dk.online() {
+		dk.log.Info("identity check on the chip's data", "reason", "offline")
+		return nil, dk.notice(ctx, "cms_unreachable")
+	}
+	payload, err := json.Marshal(cms.LookupRequest{Card: p.ref, TEAM: p.team, Channel: cms.Assisted, Operator: p.op})
+	if err != nil {
+		return nil, err
+	}
+	e, err := dk.submit(ctx, cms.KindLookup, payload)
+	switch {
+	case errors.Is(err, ErrNoAnswer), errors.Is(err, ErrBack):
+		dk.log.Info("identity check on the chip's data", "reason", "no_answer")
+		return nil, dk.notice(ctx, "cms_unreachable")
+	case err != nil:
+		return nil, err
+	case rejected(e):
+		if err := dk.showRejection(ctx, e); err != nil && !errors.Is(err, ErrBack) {
+			return nil, err
+		}
+		return nil, ErrCancel
+	}
+	var rec cms.LookupResult
+	if err := json.Unmarshal(e.Result.Data, &rec); err != nil || rec.Surname == "" {
+		dk.log.Warn("lookup result", "op_id", e.ID, "err", err)
+		return nil, dk.notice(ctx, "cms_unreachable")
+	}
+	p.looked = &rec
+	return p.looked, nil
 }
 
 // Via is how the citizen at the totem is identified for an operation:
@@ -348,6 +410,7 @@ type Via struct {
 // seed 002; with deleg a delegate may act for the holder.
 func ByOperator(ctx context.Context, dk *Desk, op string, info hal.CardInfo, deleg bool) *Via {
 	v := &Via{op: op}
+	v.p.op, v.p.ref = op, CardRef(info)
 	if deleg {
 		v.steps = whoSteps(ctx, dk, info, holderLine(info), &v.p)
 	} else {

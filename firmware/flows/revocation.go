@@ -76,7 +76,7 @@ func Revocation(ctx context.Context, dk *Desk, op string, info hal.CardInfo, tea
 	} else {
 		req.Card = CardRef(info)
 	}
-	var p presenter
+	p := presenter{op: op, ref: req.Card, team: team}
 	fns := []func() error{func() error {
 		k, err := dk.choose(ctx, "revoke_reason")
 		if err == nil {

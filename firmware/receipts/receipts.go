@@ -169,6 +169,16 @@ func Revocation(r cms.RevocationResult) []string {
 	}
 }
 
+// Reissue: the request for a new card made at an enabled counter, and
+// what happens next.
+func Reissue(reason string, r cms.ReissueResult) []string {
+	return []string{
+		"Motivo: " + ReasonText(reason),
+		"Richiesta di nuova tessera: " + r.Reissue,
+		"La nuova tessera sarà spedita all'indirizzo di residenza; fino ad allora resta valida quella attuale, se in possesso del titolare.",
+	}
+}
+
 // Reader: the payment and the card's reader counter.
 func Reader(payment string, r cms.ReaderResult) []string {
 	lines := []string{"Ricevuta di pagamento: " + payment + " (4,20 €)"}
@@ -266,12 +276,85 @@ func Requester(d *cms.Delegation, doc cms.IDDocument, operator string) []string 
 		"Operatore: carta "+MaskSerial(operator))
 }
 
+// Declared is the line of a receipt saying the delegate's declaration was
+// signed and kept.
+const Declared = "Dichiarazione sostitutiva firmata e conservata dall'operatore"
+
+// FSE says what became of the request to create the FSE that follows
+// an accepted consent (seed 002): created, being retried by the CMS (how
+// often and how many times), or a helpdesk ticket opened and what
+// happens next.
+func FSE(r cms.ConsentResult) []string {
+	switch r.FSE {
+	case cms.FSECreated:
+		return []string{"Fascicolo Sanitario Elettronico: attivo."}
+	case cms.FSEPending:
+		return []string{"Fascicolo Sanitario Elettronico: in creazione. Per un errore tecnico il sistema riprova da solo " +
+			fmt.Sprintf("ogni %s, fino a %d tentativi; poi si apre una segnalazione all'help desk. ", Every(r.RetryEvery), r.Retries) +
+			"Non serve tornare allo sportello."}
+	case cms.FSETicket:
+		if r.TicketLevel == 1 {
+			return []string{"Fascicolo Sanitario Elettronico: non creato, codice fiscale errato o mancante.",
+				"Segnalazione all'help desk n. " + r.Ticket + ": sarà contattato per recarsi allo sportello Scelta e Revoca, che corregge i dati."}
+		}
+		return []string{"Fascicolo Sanitario Elettronico: non creato per errori tecnici " +
+			fmt.Sprintf("dopo %d tentativi.", r.Attempts),
+			"Segnalazione all'help desk tecnico n. " + r.Ticket + ": il fascicolo sarà creato senza altro da fare."}
+	}
+	return nil
+}
+
+// Every says an interval in seconds the way a receipt does: "1 minuto",
+// "5 minuti", "2 ore", "30 secondi".
+func Every(s int) string {
+	unit := func(n int, one, many string) string {
+		if n == 1 {
+			return "1 " + one
+		}
+		return fmt.Sprintf("%d %s", n, many)
+	}
+	switch {
+	case s >= 3600 && s%3600 == 0:
+		return unit(s/3600, "ora", "ore")
+	case s >= 60 && s%60 == 0:
+		return unit(s/60, "minuto", "minuti")
+	}
+	return unit(s, "secondo", "secondi")
+}
+
+// Informativa is the printable notice on the processing of the data of
+// the Fascicolo Sanitario Elettronico, which the citizen reads before
+// giving the consents of policy pol.
+func (f Frame) Informativa(pol cms.Policy) *hal.Doc {
+	d := &hal.Doc{Title: "Informativa FSE"}
+	add := func(b hal.Block) { d.Blocks = append(d.Blocks, b) }
+	text := func(s string) { add(hal.Block{Kind: hal.Text, Text: s}) }
+	add(hal.Block{Kind: hal.Text, Text: f.ASL, Align: hal.Center, Bold: true})
+	add(hal.Block{Kind: hal.Rule})
+	add(hal.Block{Kind: hal.Text, Text: "Informativa sul Fascicolo Sanitario Elettronico", Align: hal.Center, Bold: true, Large: true})
+	add(hal.Block{Kind: hal.Text, Text: "(art. 13 Regolamento UE 2016/679; art. 12 D.L. 179/2012)", Align: hal.Center})
+	add(hal.Block{Kind: hal.Feed})
+	text("Il Fascicolo Sanitario Elettronico (FSE) raccoglie i documenti sanitari che La riguardano. " +
+		"Titolare del trattamento è la Regione; i dati sono trattati per cura, prevenzione, ricerca e governo sanitario.")
+	text("I consensi sono liberi: negarli non toglie alcuna prestazione. Si possono cambiare in ogni momento, " +
+		"al totem o allo sportello, e valgono dal momento in cui sono registrati.")
+	text("Consensi richiesti (politica " + pol.ID + "):")
+	for _, c := range pol.Consents {
+		text("- " + c.Label)
+	}
+	text("Per un minore o una persona sotto tutela li rilascia il genitore, il tutore o il curatore, allo sportello, " +
+		"con una dichiarazione sostitutiva.")
+	add(hal.Block{Kind: hal.Feed})
+	text(f.Location + ", " + f.Now.Format("02/01/2006"))
+	return d
+}
+
 // ActivationSummary: the summary of an activation (seed 002, step
 // 15); the first halves are on the acceptance form, not here.
 func ActivationSummary(r *cms.ActivationRequest, res cms.ActivationResult) []string {
 	lines := Requester(r.Delegate, r.Document, r.Operator)
 	if r.Declaration {
-		lines = append(lines, "Dichiarazione sostitutiva firmata e conservata dall'operatore")
+		lines = append(lines, Declared)
 	}
 	lines = append(lines, "Le seconde metà di PIN e PUK saranno inviate a: "+res.SecondHalvesTo,
 		"Le prime metà sono sul modulo di accettazione.")
@@ -280,6 +363,9 @@ func ActivationSummary(r *cms.ActivationRequest, res cms.ActivationResult) []str
 	}
 	if r.Consents != nil {
 		lines = append(lines, "Consensi FSE registrati (politica "+r.Consents.Policy+")")
+		if res.FSEDetail != nil {
+			lines = append(lines, FSE(*res.FSEDetail)...)
+		}
 	}
 	return lines
 }
@@ -294,6 +380,20 @@ func RevocationAssisted(res cms.RevocationResult, d *cms.Delegation, doc cms.IDD
 // operator. It names both people in full: it is a form to sign, not a
 // receipt, and the print queue keeps no copy of it.
 func (f Frame) Declaration(holder hal.CardInfo, d cms.Delegation, doc cms.IDDocument) *hal.Doc {
+	return f.DeclarationFor(cms.KindActivation, holder, d, doc)
+}
+
+// declared is what a delegate declares to do for the holder, by the kind
+// of the operation the declaration goes with.
+var declared = map[string]string{
+	cms.KindActivation: "e ne chiede l'attivazione in sua vece.",
+	cms.KindConsent:    "e rilascia in sua vece i consensi al Fascicolo Sanitario Elettronico.",
+	cms.KindReissue:    "e chiede in sua vece una nuova tessera.",
+}
+
+// DeclarationFor is the dichiarazione sostitutiva a delegate signs for an
+// operation of kind (activation, consents, reissue).
+func (f Frame) DeclarationFor(kind string, holder hal.CardInfo, d cms.Delegation, doc cms.IDDocument) *hal.Doc {
 	what := map[string]string{
 		cms.DelegParental: "di esercitare la potestà parentale sul minore",
 		cms.DelegTutor:    "di essere tutore di",
@@ -313,8 +413,7 @@ func (f Frame) Declaration(holder hal.CardInfo, d cms.Delegation, doc cms.IDDocu
 		"sanzioni penali previste dall'art. 76 del D.P.R. 445/2000 per le dichiarazioni mendaci,")
 	add(hal.Block{Kind: hal.Text, Text: "DICHIARA", Align: hal.Center, Bold: true})
 	text(what + " " + holder.Surname + " " + holder.Name + ", codice fiscale " + holder.CF +
-		", titolare della tessera sanitaria TS-CNS n. " + MaskSerial(holder.Serial) +
-		", e ne chiede l'attivazione in sua vece.")
+		", titolare della tessera sanitaria TS-CNS n. " + MaskSerial(holder.Serial) + ", " + declared[kind])
 	add(hal.Block{Kind: hal.Feed})
 	text(f.Location + ", " + f.Now.Format("02/01/2006"))
 	add(hal.Block{Kind: hal.Feed})

@@ -56,6 +56,10 @@ type TotemStatus struct {
 	// on an external broker). Read when listed, not kept.
 	CredentialsExpire time.Time `json:"credentials_expire,omitzero"`
 	Alerts            []string  `json:"alerts,omitempty"` // computed when listed
+	// ReissueCounter: the hub's configuration says the totem stands at an
+	// ASL counter enabled to reissue cards (FleetOptions.Counters). Set
+	// when listed, never from what the totem says.
+	ReissueCounter bool `json:"reissue_counter,omitempty"`
 }
 
 // LastOp is the hub's answer to a totem's latest operation.
@@ -91,6 +95,11 @@ type FleetOptions struct {
 	TelemetryInterval time.Duration
 	Logger            *slog.Logger
 	Now               func() time.Time // default time.Now
+	// Counters are the totems that stand at ASL counters enabled to
+	// reissue cards (seed 002, "solo presso sportelli aziendali
+	// abilitati"): the hub tells the CMS so with each of their operations
+	// (cms.Op.Counter), whatever a totem claims.
+	Counters []string
 }
 
 // Fleet is the hub's registry of its totems, kept in memory, written to a
@@ -103,6 +112,8 @@ type Fleet struct {
 	silent time.Duration
 	now    func() time.Time
 	start  time.Time
+	// counters: FleetOptions.Counters, fixed at open.
+	counters map[string]bool
 
 	mu    sync.Mutex
 	m     map[string]*entry
@@ -138,7 +149,11 @@ func OpenFleet(path string, o FleetOptions) (*Fleet, error) {
 		return nil, fmt.Errorf("hub: open fleet registry: %w", err)
 	}
 	f := &Fleet{db: db, log: o.Logger, silent: 3 * o.TelemetryInterval, now: o.Now, start: o.Now(),
-		m: make(map[string]*entry), dirty: make(map[string]bool), stop: make(chan struct{}), done: make(chan struct{})}
+		m: make(map[string]*entry), dirty: make(map[string]bool), stop: make(chan struct{}), done: make(chan struct{}),
+		counters: make(map[string]bool, len(o.Counters))}
+	for _, id := range o.Counters {
+		f.counters[id] = true
+	}
 	err = db.Update(func(tx *bbolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(fleetBucket)
 		if err != nil {
@@ -171,6 +186,12 @@ func (f *Fleet) Close() error {
 		err = cerr
 	}
 	return err
+}
+
+// ReissueCounter reports whether the registry knows totem as standing at
+// an ASL counter enabled to reissue cards. A nil Fleet knows none.
+func (f *Fleet) ReissueCounter(totem string) bool {
+	return f != nil && f.counters[totem]
 }
 
 // Provisioned adds totems that were provisioned, as never seen unless the
@@ -472,6 +493,7 @@ func (f *Fleet) List(flt FleetFilter) []TotemStatus {
 			}
 			ts.Devices = d
 		}
+		ts.ReissueCounter = f.counters[ts.Totem]
 		out = append(out, ts)
 	}
 	f.mu.Unlock()

@@ -205,3 +205,31 @@ func TestFleetKeepsRecentEvents(t *testing.T) {
 		t.Fatal("events of an unknown totem")
 	}
 }
+
+// The registry, not the totem, says which totems stand at counters
+// enabled to reissue cards: from the hub's configuration, listed with
+// each entry, and nothing a totem sends changes it.
+func TestFleetReissueCounters(t *testing.T) {
+	f, err := OpenFleet(filepath.Join(t.TempDir(), "fleet.db"), FleetOptions{Counters: []string{"counter-01"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	f.Provisioned("counter-01", "lobby-01")
+	f.observe(stateMsg("lobby-01", protocol.Online, "b1", 1, false))
+	for _, tc := range []struct {
+		totem string
+		want  bool
+	}{{"counter-01", true}, {"lobby-01", false}, {"unknown-01", false}} {
+		if got := f.ReissueCounter(tc.totem); got != tc.want {
+			t.Errorf("ReissueCounter(%s) = %v", tc.totem, got)
+		}
+	}
+	if !status(t, f, "counter-01").ReissueCounter || status(t, f, "lobby-01").ReissueCounter {
+		t.Error("listed entries say otherwise")
+	}
+	var none *Fleet
+	if none.ReissueCounter("counter-01") {
+		t.Error("a hub without a registry knows a counter")
+	}
+}

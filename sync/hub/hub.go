@@ -731,7 +731,8 @@ func (h *Hub) apply(ctx context.Context, batch []pending) ([]cms.Outcome, error)
 	for i, p := range batch {
 		o := p.op
 		ops[i] = cms.Op{ID: o.ID, Totem: o.Totem, Seq: o.Seq, Kind: o.Kind, Payload: o.Payload,
-			Created: o.Created, Expires: o.Expires, Received: now, Stamp: stampOf(o.Stamp)}
+			Created: o.Created, Expires: o.Expires, Received: now, Stamp: stampOf(o.Stamp),
+			Counter: h.o.Fleet.ReissueCounter(o.Totem)}
 	}
 	h.stats.Batches.Add(1)
 	if bb, ok := h.o.Backend.(cms.BatchBackend); ok {
