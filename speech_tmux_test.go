@@ -81,6 +81,8 @@ func TestDemoSpeechInTmux(t *testing.T) {
 	keys("1")
 	waitFor("Enter the card PIN")
 	keys("1", "2", "3", "4", "5", "Enter")
+	waitFor("FSE privacy notice")
+	keys("Enter")
 	waitFor("Consent 1 of 2")
 	keys("D")
 	waitFor("Cancelled")
@@ -92,8 +94,9 @@ func TestDemoSpeechInTmux(t *testing.T) {
 	}
 	w := wavs()
 	// The idle screen (it, then en), reading, menu, the PIN screen (once:
-	// a digit typed changes nothing said), consent 1, cancelled.
-	if len(w) != 7 {
+	// a digit typed changes nothing said), the FSE notice, consent 1,
+	// cancelled.
+	if len(w) != 8 {
 		t.Fatalf("%d utterances: %v", len(w), w)
 	}
 	langs := map[string]int{}
@@ -109,7 +112,7 @@ func TestDemoSpeechInTmux(t *testing.T) {
 		}
 		langs[strings.TrimSuffix(f[strings.LastIndex(f, "-")+1:], ".wav")]++
 	}
-	if langs["it"] != 1 || langs["en"] != 6 {
+	if langs["it"] != 1 || langs["en"] != 7 {
 		t.Errorf("voices used: %v", langs)
 	}
 }
