@@ -181,9 +181,9 @@ func transient(err error) bool {
 	if errors.As(err, &pe) {
 		switch {
 		case strings.HasPrefix(pe.Code, "08"), // connection exception
-			strings.HasPrefix(pe.Code, "53"), // insufficient resources (too many connections, disk full)
-			strings.HasPrefix(pe.Code, "57"), // operator intervention: shutdown, query canceled (statement timeout)
-			strings.HasPrefix(pe.Code, "58"), // system error (I/O)
+			strings.HasPrefix(pe.Code, "53"),       // insufficient resources (too many connections, disk full)
+			strings.HasPrefix(pe.Code, "57"),       // operator intervention: shutdown, query canceled (statement timeout)
+			strings.HasPrefix(pe.Code, "58"),       // system error (I/O)
 			pe.Code == "40001", pe.Code == "40P01", // serialization failure, deadlock: retry
 			pe.Code == "55P03", pe.Code == "25P03": // lock not available, idle in transaction timeout
 			return true
