@@ -256,7 +256,7 @@ func (s *Server) exec(ctx context.Context, db, sql string) error {
 }
 
 // freePort returns a TCP port free now on the loopback. The server opens
-// no TCP port (listen_addresses=”): the number only names its socket,
+// no TCP port (an empty listen_addresses): the number only names its socket,
 // and is free anyway so the URL can never reach another server.
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
