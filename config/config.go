@@ -245,6 +245,19 @@ type Totemhub struct {
 		SendLogRetention Duration `toml:"sendlog_retention"`
 		RefusalRetention Duration `toml:"refusal_retention"`
 	} `toml:"cms"`
+	// Store is where the hub keeps its state: "" url = bbolt files in
+	// state_dir (one process); a postgres:// URL = a PostgreSQL database
+	// several hub processes share (cms/pgstore). In this version only
+	// `totemhub migrate` uses it: the hub refuses to start with it set.
+	Store struct {
+		URL string `toml:"url"`
+		// PoolSize is the most connections a hub process opens.
+		PoolSize int `toml:"pool_size"`
+		// StatementTimeout ends a statement that runs longer (the batch is
+		// rolled back and refused; the totems send again); 0 = the
+		// server's setting.
+		StatementTimeout Duration `toml:"statement_timeout"`
+	} `toml:"store"`
 	HTTP struct {
 		// Listen is the hub's HTTP listener for ops (/healthz, /readyz,
 		// /metrics), host:port; "" = none. Plain HTTP: it serves
@@ -334,6 +347,8 @@ func DefaultTotemhub() *Totemhub {
 	c.CMS.DemoCards = true
 	c.CMS.SendLogRetention = Duration{4380 * time.Hour}
 	c.CMS.RefusalRetention = Duration{720 * time.Hour}
+	c.Store.PoolSize = 8
+	c.Store.StatementTimeout = Duration{30 * time.Second}
 	return c
 }
 

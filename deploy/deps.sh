@@ -11,6 +11,10 @@ command -v pcscd >/dev/null || need+=(pcscd)
 [ -e /usr/include/PCSC/winscard.h ] || need+=(libpcsclite-dev)
 command -v socat >/dev/null || need+=(socat)
 command -v promtool >/dev/null || need+=(prometheus) # promtool: metrics and alert rules
+# PostgreSQL's server programs: the store tests start a private server
+# (cms/pgstore/pgtest); the machine-wide cluster the package creates is
+# never used.
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 if ! command -v go >/dev/null; then
 	echo "Go is missing: install Go 1.26 (https://go.dev/dl/) and put it on PATH (e.g. /usr/local/go/bin)." >&2
 	exit 1

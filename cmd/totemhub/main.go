@@ -5,6 +5,7 @@
 //
 //	totemhub [--config FILE] [--broker URL]    serve
 //	totemhub provision [--config FILE] TOTEM  register a totem, write its credentials file
+//	totemhub migrate [--config FILE]          create or upgrade the PostgreSQL schema of [store] url
 //
 // With fleet.console set it also keeps that console's ops signing key and
 // adds its public key to console_keys_file, which the demo totem reads.
@@ -59,6 +60,12 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 	if *ext != "" {
 		cfg.Broker.Embedded = false
 		cfg.Broker.URL = *ext
+	}
+	switch {
+	case fs.Arg(0) == "migrate":
+		return migrate(ctx, cfg, stdout)
+	case cfg.Store.URL != "":
+		return errStoreNotWired
 	}
 	log, level := sdnotify.Logger(stderr, cfg.Log.Level, cfg.Log.Format) // a reload sets level
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {

@@ -251,6 +251,7 @@ func TestBadInput(t *testing.T) {
 			continue
 		}
 		msg := err.Error()
+		t.Logf("%s: %s", c.name, msg)
 		if !strings.Contains(msg, c.want) {
 			t.Errorf("%s: %v, want %q", c.name, err, c.want)
 		}
