@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/aslcns/totem/cms"
@@ -35,6 +36,94 @@ type Effect func(ctx context.Context, tx *Tx, op cms.Op, protocol string) (Appli
 type Tx struct {
 	tx pgx.Tx
 	b  pgx.Batch
+	// The frame's own rows, sent as one INSERT … unnest per table.
+	ops   opRows
+	audit auditRows
+}
+
+// opRows are rows of ops, column by column.
+type opRows struct {
+	totem, id, kind, protocol, codes []string
+	seq                              []int64
+	accepted                         []bool
+	rejects                          []*string
+	data                             [][]byte
+	at                               []time.Time
+}
+
+// auditRows are rows of audit, column by column.
+type auditRows struct {
+	at                                                               []time.Time
+	totem, id, kind, serial, channel, operator, protocol, codes, ref []string
+	seq                                                              []int64
+	accepted                                                         []bool
+	stamp                                                            []*string
+}
+
+// codeList is codes as one column value (codes hold no comma).
+func codeList(codes []string) string { return strings.Join(codes, ",") }
+
+const codesSQL = `coalesce(string_to_array(nullif(c, ''), ','), '{}')`
+
+func (t *Tx) queueRows() {
+	if o := &t.ops; len(o.totem) > 0 {
+		t.b.Queue(`INSERT INTO ops (totem, op_id, seq, kind, protocol, accepted, codes, rejects, data, at)
+			SELECT totem, op_id, seq, kind, protocol, accepted, `+codesSQL+`, rejects::jsonb, data, at
+			FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::bool[], $7::text[], $8::text[], $9::bytea[], $10::timestamptz[])
+				AS r(totem, op_id, seq, kind, protocol, accepted, c, rejects, data, at)`,
+			o.totem, o.id, o.seq, o.kind, o.protocol, o.accepted, o.codes, o.rejects, o.data, o.at)
+		t.ops = opRows{}
+	}
+	if a := &t.audit; len(a.totem) > 0 {
+		t.b.Queue(`INSERT INTO audit (at, totem, seq, op_id, kind, serial, channel, operator, protocol, accepted, codes, stamp, ref)
+			SELECT at, totem, seq, op_id, kind, serial, channel, operator, protocol, accepted, `+codesSQL+`, stamp::jsonb, ref
+			FROM unnest($1::timestamptz[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+				$9::text[], $10::bool[], $11::text[], $12::text[], $13::text[]) WITH ORDINALITY
+				AS r(at, totem, seq, op_id, kind, serial, channel, operator, protocol, accepted, c, stamp, ref, i) ORDER BY i`,
+			a.at, a.totem, a.seq, a.id, a.kind, a.serial, a.channel, a.operator, a.protocol, a.accepted, a.codes, a.stamp, a.ref)
+		t.audit = auditRows{}
+	}
+}
+
+func (t *Tx) addAudit(op *cms.Op, res *Applied, protocol string, accepted bool, codes []string) {
+	a := &t.audit
+	a.at = append(a.at, op.Received)
+	a.totem = append(a.totem, op.Totem)
+	a.seq = append(a.seq, int64(op.Seq))
+	a.id = append(a.id, op.ID)
+	a.kind = append(a.kind, op.Kind)
+	a.serial = append(a.serial, res.Serial)
+	a.channel = append(a.channel, res.Channel)
+	a.operator = append(a.operator, res.Operator)
+	a.protocol = append(a.protocol, protocol)
+	a.accepted = append(a.accepted, accepted)
+	a.codes = append(a.codes, codeList(codes))
+	a.stamp = append(a.stamp, stampJSON(op.Stamp))
+	a.ref = append(a.ref, res.Ref)
+}
+
+func (t *Tx) addOp(op *cms.Op, out *cms.Outcome, codes []string) {
+	o := &t.ops
+	o.totem = append(o.totem, op.Totem)
+	o.id = append(o.id, op.ID)
+	o.seq = append(o.seq, int64(op.Seq))
+	o.kind = append(o.kind, op.Kind)
+	o.protocol = append(o.protocol, out.Protocol)
+	o.accepted = append(o.accepted, out.Accepted)
+	o.codes = append(o.codes, codeList(codes))
+	var rejects *string
+	if len(out.Rejects) > 0 {
+		b, _ := json.Marshal(out.Rejects)
+		r := string(b)
+		rejects = &r
+	}
+	o.rejects = append(o.rejects, rejects)
+	var data []byte
+	if len(out.Data) > 0 {
+		data = out.Data
+	}
+	o.data = append(o.data, data)
+	o.at = append(o.at, op.Received)
 }
 
 // Queue adds a write to be sent before the next read or the commit. Its
@@ -43,6 +132,7 @@ func (t *Tx) Queue(sql string, args ...any) { t.b.Queue(sql, args...) }
 
 // flush sends the queued writes.
 func (t *Tx) flush(ctx context.Context) error {
+	t.queueRows()
 	if t.b.Len() == 0 {
 		return nil
 	}
@@ -260,8 +350,7 @@ func (s *Store) applyOne(ctx context.Context, b *batch, op cms.Op, effect Effect
 		// and consumed (ledger and audit; the id's record stays the
 		// original's).
 		b.last[op.Totem] = op.Seq
-		b.tx.Queue(`INSERT INTO audit (at, totem, seq, op_id, kind, accepted, codes, stamp) VALUES ($1, $2, $3, $4, $5, false, $6, $7)`,
-			op.Received, op.Totem, int64(op.Seq), op.ID, op.Kind, []string{cms.CodeSeqReused}, stampJSON(op.Stamp))
+		b.tx.addAudit(&op, &Applied{}, "", false, []string{cms.CodeSeqReused})
 		return cms.Outcome{Rejects: []cms.Reject{errSeqReused}, At: op.Received}, nil
 	}
 	if b.protocol < 0 {
@@ -292,32 +381,20 @@ func (s *Store) applyOne(ctx context.Context, b *batch, op cms.Op, effect Effect
 	for _, r := range out.Rejects {
 		codes = append(codes, r.Code)
 	}
-	var rejects []byte
-	if len(out.Rejects) > 0 {
-		rejects, _ = json.Marshal(out.Rejects)
-	}
-	var data []byte
-	if len(out.Data) > 0 {
-		data = out.Data
-	}
-	b.tx.Queue(`INSERT INTO ops (totem, op_id, seq, kind, protocol, accepted, codes, rejects, data, at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-		op.Totem, op.ID, int64(op.Seq), op.Kind, out.Protocol, out.Accepted, codes, rejects, data, op.Received)
-	b.tx.Queue(`INSERT INTO audit (at, totem, seq, op_id, kind, serial, channel, operator, protocol, accepted, codes, stamp, ref)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
-		op.Received, op.Totem, int64(op.Seq), op.ID, op.Kind, res.Serial, res.Channel, res.Operator, out.Protocol,
-		out.Accepted, codes, stampJSON(op.Stamp), res.Ref)
+	b.tx.addOp(&op, &out, codes)
+	b.tx.addAudit(&op, &res, out.Protocol, out.Accepted, codes)
 	b.last[op.Totem] = op.Seq
 	b.ops[opKey{op.Totem, op.ID}] = stored{seq: op.Seq, outcome: out}
 	return out, nil
 }
 
-func stampJSON(st *cms.Stamp) []byte {
+func stampJSON(st *cms.Stamp) *string {
 	if st == nil {
 		return nil
 	}
 	b, _ := json.Marshal(st)
-	return b
+	s := string(b)
+	return &s
 }
 
 // transmission is the send log entry of op with outcome out (refcms).

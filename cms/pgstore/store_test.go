@@ -82,7 +82,9 @@ func TestApplyBatch(t *testing.T) {
 	ctx := context.Background()
 	url := pgtest.DB(t)
 	s := open(t, url)
-	outs, err := s.ApplyBatch(ctx, []cms.Op{op("a", 1, "x"), op("a", 2, "bad"), op("b", 1, "online"), op("a", 3, "x")}, effect)
+	stamped := op("a", 1, "x")
+	stamped.Stamp = &cms.Stamp{Boot: "b1", Mono: 42, Synced: true}
+	outs, err := s.ApplyBatch(ctx, []cms.Op{stamped, op("a", 2, "bad"), op("b", 1, "online"), op("a", 3, "x")}, effect)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,6 +124,12 @@ func TestApplyBatch(t *testing.T) {
 	}
 	if o := outs2[5]; !o.Accepted || !strings.HasSuffix(o.Protocol, "000000005") {
 		t.Errorf("next op after the consumed number: %+v", o)
+	}
+	if m := query[int64](t, url, `SELECT (stamp->>'mono_ms')::bigint FROM audit WHERE totem = 'a' AND seq = 1`); m != 42 {
+		t.Errorf("audit stamp mono %d", m)
+	}
+	if c := query[[]string](t, url, `SELECT codes FROM ops WHERE totem = 'a' AND seq = 2`); len(c) != 1 || c[0] != cms.CodeBadPayload {
+		t.Errorf("ops codes %v", c)
 	}
 	if n, _ := s.LastSeq(ctx, "a"); n != 5 {
 		t.Errorf("last seq of a = %d, want 5", n)
