@@ -43,8 +43,9 @@
 // # Errors
 //
 // A lost connection, a database down or restarting, a statement timeout,
-// a serialisation failure: errors.Is(err, ErrUnavailable), nothing
-// written; the hub answers transport "refused" and the totem sends again.
+// a serialisation failure: errors.Is(err, ErrUnavailable); the hub
+// answers transport "refused" (sync/hub does so for any error of the
+// backend) and the totem sends again.
 // At start (Open, Migrate) a wrong URL, a wrong password, an unreachable
 // server, a schema this code does not know are errors that say which,
 // without the password.
@@ -146,10 +147,13 @@ type Store struct {
 	known sync.Map // totem → struct{}: its ledger row exists (rows are never deleted)
 }
 
-// ErrUnavailable is the class of errors after which nothing was written
-// and the same call may succeed later: the connection lost, the database
-// down or restarting, a statement timeout. The hub answers transport
-// "refused" and the totem sends again.
+// ErrUnavailable is the class of errors after which the same call may
+// succeed later: the connection lost, the database down or restarting, a
+// statement timeout, a serialisation failure. The hub answers transport
+// "refused" and the totem sends again. The transaction was rolled back,
+// except when the connection died during COMMIT itself: then it may have
+// been applied, and the resend is answered as a duplicate with the stored
+// outcome. Either way nothing is applied twice.
 var ErrUnavailable = errors.New("pgstore: database unavailable")
 
 // ErrSchema says the database's schema is not the one this code knows.

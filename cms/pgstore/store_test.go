@@ -15,6 +15,7 @@ import (
 	"github.com/aslcns/totem/cms/pgstore/pgtest"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"go.uber.org/goleak"
 )
 
 func migrate(ctx context.Context, url string) error {
@@ -33,7 +34,14 @@ func migrate(ctx context.Context, url string) error {
 	return err
 }
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m, pgtest.Options{Migrate: migrate})) }
+func TestMain(m *testing.M) {
+	code := pgtest.Main(m, pgtest.Options{Migrate: migrate})
+	if err := goleak.Find(); err != nil && code == 0 {
+		fmt.Fprintln(os.Stderr, "goroutines left behind:", err)
+		code = 1
+	}
+	os.Exit(code)
+}
 
 // effect is the rules of the tests: it records the operation in effects
 // (in the applying transaction), refuses kind "bad" and answers kind
@@ -236,9 +244,7 @@ func TestBadInput(t *testing.T) {
 		!strings.Contains(err.Error(), "already exists") {
 		t.Fatal(err)
 	}
-	if _, err := pgstore.Open(ctx, srv.URLAs(db, pgtest.PasswordRole, "right-secret"), pgstore.Options{}); err != nil {
-		t.Fatalf("right password: %v", err)
-	}
+	open(t, srv.URLAs(db, pgtest.PasswordRole, "right-secret")) // the right password
 	q := url.Values{"host": {srv.Dir}, "port": {fmt.Sprint(srv.Port)}}
 	cases := []struct {
 		name, url, want string
@@ -345,5 +351,35 @@ func TestFleetAndNonces(t *testing.T) {
 	}
 	if a, b := <-res, <-res; a == b {
 		t.Errorf("admitted %v and %v", a, b)
+	}
+}
+
+// A statement running past statement_timeout is cancelled: the batch is
+// rolled back and the error is ErrUnavailable (the totems send again).
+func TestStatementTimeout(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.DB(t)
+	s, err := pgstore.Open(ctx, url, pgstore.Options{PoolSize: 2, StatementTimeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	slow := func(ctx context.Context, tx *pgstore.Tx, o cms.Op, protocol string) (pgstore.Applied, error) {
+		if _, err := effect(ctx, tx, o, protocol); err != nil {
+			return pgstore.Applied{}, err
+		}
+		_, err := tx.Exec(ctx, `SELECT pg_sleep(5)`)
+		return pgstore.Applied{}, err
+	}
+	_, err = s.ApplyBatch(ctx, []cms.Op{op("a", 1, "x"), op("a", 2, "x")}, slow)
+	if !errors.Is(err, pgstore.ErrUnavailable) || !strings.Contains(err.Error(), "57014") {
+		t.Fatalf("slow batch: %v", err)
+	}
+	if n := query[int64](t, url, `SELECT count(*) FROM effects`); n != 0 {
+		t.Errorf("%d effects of a rolled-back batch", n)
+	}
+	outs, err := s.ApplyBatch(ctx, []cms.Op{op("a", 1, "x")}, effect)
+	if err != nil || !outs[0].Accepted || outs[0].Duplicate || !strings.HasSuffix(outs[0].Protocol, "000000001") {
+		t.Fatalf("after the timeout: %+v %v", outs, err)
 	}
 }
