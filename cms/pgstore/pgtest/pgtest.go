@@ -27,6 +27,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -82,7 +83,12 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{bin: bin, opts: opts, asPG: os.Geteuid() == 0}
+	s.reapOrphans(ctx)
 	if s.Dir, err = os.MkdirTemp("", "pgtest"); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(s.Dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		os.RemoveAll(s.Dir)
 		return nil, err
 	}
 	if s.asPG {
@@ -142,6 +148,34 @@ func (s *Server) passwordRole() error {
 	return os.WriteFile(p, append([]byte("local all "+PasswordRole+" scram-sha-256\n"), b...), 0o600)
 }
 
+// ownerFile holds the pid of the test process that started the server.
+const ownerFile = "owner.pid"
+
+// reapOrphans stops and removes the servers of earlier test processes
+// that died without stopping them (a test binary killed by go test's
+// timeout runs no cleanup): only directories this kit made (with an
+// owner file) whose owner process is gone.
+func (s *Server) reapOrphans(ctx context.Context) {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "pgtest*", ownerFile))
+	for _, f := range dirs {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || pid <= 0 || syscall.Kill(pid, 0) != syscall.ESRCH {
+			continue // alive (or not ours to judge)
+		}
+		o := &Server{Dir: filepath.Dir(f), bin: s.bin, asPG: s.asPG, up: true}
+		if _, err := os.Stat(filepath.Join(o.data(), "postmaster.pid")); err == nil {
+			if o.stop(ctx, "immediate") != nil {
+				continue // never remove the files of a server that may run
+			}
+		}
+		os.RemoveAll(o.Dir)
+	}
+}
+
 func (s *Server) data() string { return filepath.Join(s.Dir, "data") }
 
 // run runs one of PostgreSQL's programs, as postgres when we are root.
@@ -186,10 +220,17 @@ func (s *Server) Stop() error {
 	if err != nil {
 		err = s.stop(context.Background(), "immediate")
 	}
-	if rerr := os.RemoveAll(s.Dir); err == nil {
-		err = rerr
+	if err != nil {
+		// pg_ctl failed twice: SIGQUIT (immediate shutdown) to the
+		// postmaster we started, and keep its files.
+		if b, rerr := os.ReadFile(filepath.Join(s.data(), "postmaster.pid")); rerr == nil {
+			if pid, _ := strconv.Atoi(strings.SplitN(string(b), "\n", 2)[0]); pid > 0 {
+				syscall.Kill(pid, syscall.SIGQUIT)
+			}
+		}
+		return err
 	}
-	return err
+	return os.RemoveAll(s.Dir)
 }
 
 func (s *Server) stop(ctx context.Context, mode string) error {
