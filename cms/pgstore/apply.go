@@ -198,13 +198,14 @@ func (s *Store) Apply(ctx context.Context, op cms.Op, effect Effect) (cms.Outcom
 // ApplyBatch applies ops in order in one transaction, exactly once per
 // (totem, op id) and in sequence per totem (see the package comment),
 // with effect running the rules of each operation that gets a protocol
-// number. A transient failure is ErrUnavailable and leaves nothing
-// written: the same batch may be given again.
+// number. A transient failure is ErrUnavailable: the same batch may be
+// given again (see ErrUnavailable).
 func (s *Store) ApplyBatch(ctx context.Context, ops []cms.Op, effect Effect) ([]cms.Outcome, error) {
 	if len(ops) == 0 {
 		return nil, nil
 	}
 	now := time.Now()
+	ops = slices.Clone(ops) // the caller's are left as they were
 	for i := range ops {
 		if ops[i].Received.IsZero() {
 			ops[i].Received = now
