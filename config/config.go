@@ -282,6 +282,19 @@ type Totemhub struct {
 		// as the Garante asks of administrators' logs.
 		RetentionMonths int `toml:"retention_months"`
 	} `toml:"audit"`
+	// Store is where the hub keeps its state: "" url = bbolt files in
+	// state_dir (one process); a postgres:// URL = a PostgreSQL database
+	// several hub processes share (cms/pgstore). In this version only
+	// `totemhub migrate` uses it: the hub refuses to start with it set.
+	Store struct {
+		URL string `toml:"url"`
+		// PoolSize is the most connections a hub process opens.
+		PoolSize int `toml:"pool_size"`
+		// StatementTimeout ends a statement that runs longer (the batch is
+		// rolled back and refused; the totems send again); 0 = the
+		// server's setting.
+		StatementTimeout Duration `toml:"statement_timeout"`
+	} `toml:"store"`
 	HTTP struct {
 		// Listen is the hub's HTTP listener for ops (/healthz, /readyz,
 		// /metrics), host:port; "" = none. Plain HTTP: it serves
@@ -392,6 +405,8 @@ func DefaultTotemhub() *Totemhub {
 	c.Audit.RetentionMonths = MinAuditRetentionMonths
 	c.CMS.FSERetries = 5
 	c.CMS.FSERetryInterval = Duration{time.Minute}
+	c.Store.PoolSize = 8
+	c.Store.StatementTimeout = Duration{30 * time.Second}
 	return c
 }
 

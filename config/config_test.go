@@ -543,3 +543,24 @@ func mustRead(t *testing.T, p string) string {
 	}
 	return string(b)
 }
+
+func TestStore(t *testing.T) {
+	c, err := LoadTotemhub(writeFile(t, "[store]\nurl = \"postgres://hub:s3cret@db.example/totem\"\npool_size = 20\nstatement_timeout = \"5s\"\n"))
+	if err != nil || c.Store.URL == "" || c.Store.PoolSize != 20 || c.Store.StatementTimeout.Duration != 5*time.Second {
+		t.Fatalf("%+v, %v", c.Store, err)
+	}
+	for doc, want := range map[string]string{
+		"[store]\nurl = \"mysql://hub:s3cret@db/totem\"\n": "store.url",
+		"[store]\nurl = \"::s3cret\"\n":                    "store.url",
+		"[store]\npool_size = 0\n":                         "store.pool_size",
+		"[store]\nstatement_timeout = \"1ms\"\n":           "store.statement_timeout",
+		"[store]\nurll = \"\"\n":                           "urll",
+	} {
+		_, err := LoadTotemhub(writeFile(t, doc))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %s", doc, err, want)
+		} else if strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("%q: the password in the error: %v", doc, err)
+		}
+	}
+}

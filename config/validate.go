@@ -251,6 +251,7 @@ func (c *Totemhub) Validate() error {
 		p.add("audit.retention_months", "%d: at least %d (the Garante: administrators' logs kept six months or more)",
 			c.Audit.RetentionMonths, MinAuditRetentionMonths)
 	}
+	p.store(c)
 	if c.HTTP.Listen != "" {
 		if _, port, err := net.SplitHostPort(c.HTTP.Listen); err != nil || !validPort(port, 0) {
 			p.add("http.listen", "%q is not host:port", c.HTTP.Listen)
@@ -373,4 +374,25 @@ func (c *Totemctl) Validate() error {
 	p.nonEmpty("broker.credentials_file", c.Broker.CredentialsFile)
 	p.atLeast("timeout", c.Timeout, time.Millisecond)
 	return errors.Join(p...)
+}
+
+// store checks [store]: a postgres:// URL or nothing, a pool of 1-1000,
+// a statement timeout of 0 (the server's) or 100ms-1h. The URL is never
+// quoted back: it may hold a password.
+func (p *problems) store(c *Totemhub) {
+	if u := c.Store.URL; u != "" {
+		pu, err := url.Parse(u)
+		switch {
+		case err != nil:
+			p.add("store.url", "is not a URL")
+		case pu.Scheme != "postgres" && pu.Scheme != "postgresql":
+			p.add("store.url", "scheme %q is not postgres:// (empty = bbolt in state_dir)", pu.Scheme)
+		}
+	}
+	if n := c.Store.PoolSize; n < 1 || n > 1000 {
+		p.add("store.pool_size", "%d is not 1-1000", n)
+	}
+	if d := c.Store.StatementTimeout.Duration; d != 0 && (d < 100*time.Millisecond || d > time.Hour) {
+		p.add("store.statement_timeout", "%v is not 0 or 100ms-1h", d)
+	}
 }

@@ -15,6 +15,10 @@ command -v sox >/dev/null || need+=(sox)             # the speech tests measure 
 command -v aplay >/dev/null || need+=(alsa-utils)
 command -v promtool >/dev/null || need+=(prometheus) # promtool: metrics and alert rules
 command -v chromium >/dev/null || need+=(chromium) # the ops console's browser tests (headless)
+# PostgreSQL's server programs: the store tests start a private server
+# (cms/pgstore/pgtest); the machine-wide cluster the package creates is
+# never used.
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 if ! command -v go >/dev/null; then
 	echo "Go is missing: install Go 1.26 (https://go.dev/dl/) and put it on PATH (e.g. /usr/local/go/bin)." >&2
 	exit 1

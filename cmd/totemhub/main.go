@@ -7,6 +7,7 @@
 //	totemhub provision [--config FILE] TOTEM  register a totem, write its credentials file
 //	totemhub user add NAME --role technician|ops  an ops console account (password on stdin, TOTP printed)
 //	totemhub user list
+//	totemhub migrate [--config FILE]          create or upgrade the PostgreSQL schema of [store] url
 //
 // With fleet.console set it also keeps that console's ops signing key and
 // adds its public key to console_keys_file, which the demo totem reads.
@@ -61,6 +62,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if *ext != "" {
 		cfg.Broker.Embedded = false
 		cfg.Broker.URL = *ext
+	}
+	switch {
+	case fs.Arg(0) == "migrate":
+		return migrate(ctx, cfg, stdout)
+	case cfg.Store.URL != "":
+		return errStoreNotWired
 	}
 	log, level := sdnotify.Logger(stderr, cfg.Log.Level, cfg.Log.Format) // a reload sets level
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
