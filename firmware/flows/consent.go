@@ -7,8 +7,8 @@ import (
 	"strings"
 
 	"github.com/aslcns/totem/cms"
-	"github.com/aslcns/totem/firmware/screens"
 	layout "github.com/aslcns/totem/firmware/receipts"
+	"github.com/aslcns/totem/firmware/screens"
 	"github.com/aslcns/totem/hal"
 )
 
