@@ -146,6 +146,13 @@ func checkPCSC(t *testing.T, bin, arch, dir string) {
 		t.Logf("no libpcsclite-dev here: %s's totemd has the stub reader, PC/SC not checked", dir)
 		return
 	}
+	if arch != "amd64" && os.Getenv("REQUIRE_PCSC") == "" {
+		// deb.sh builds an arm totemd with the stub reader, and says so,
+		// when that architecture's libpcsclite cannot be fetched (a mirror
+		// mid-sync: .ci/run); REQUIRE_PCSC=1 makes that an error there.
+		t.Logf("REQUIRE_PCSC unset: %s's totemd may have the stub reader, PC/SC not checked", arch)
+		return
+	}
 	out, err := exec.Command("go", "version", "-m", bin).CombinedOutput()
 	if err != nil {
 		t.Fatalf("go version -m: %v\n%s", err, out)
