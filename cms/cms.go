@@ -314,6 +314,19 @@ func checkConsents(p Policy, id string, cs []Consent) []Reject {
 	return nil
 }
 
+// DemoCIP is the CIP of every demo card (the README gives it: Revoca
+// self-service asks for it); a real card's derives from the CMS's secret.
+const DemoCIP = "24681357"
+
+// DemoCIPs fixes DemoCIP for every demo card (refcms.Options.CIPs).
+func DemoCIPs() map[string]string {
+	m := map[string]string{}
+	for _, c := range DemoCards() {
+		m[c.Serial] = DemoCIP
+	}
+	return m
+}
+
 // DemoCards are the cards the reference CMS knows in the demo; the
 // simulated reader's cards in hal/sim match them. The first is active, the
 // second revoked; the last two are issued and wait for activation (a minor

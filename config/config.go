@@ -88,6 +88,16 @@ type Totemd struct {
 		// reissue cards (an operator does it); otherwise a reissue asked
 		// at the totem is refused with where to go.
 		ReissueCounter bool `toml:"reissue_counter"`
+		// Town is the ASL's town, printed as the place of the forms
+		// signed at the totem; empty leaves a blank to fill by hand.
+		Town string `toml:"town"`
+		// TimeZone is the zone of the times printed on receipts (IANA
+		// name): the citizen's, not the host's clock zone.
+		TimeZone string `toml:"time_zone"`
+		// ReceiptLink, when set, is the ASL's page the receipts' QR code
+		// carries, {protocollo} replaced by the protocol number; empty,
+		// the QR carries the protocol number as text.
+		ReceiptLink string `toml:"receipt_link"`
 	} `toml:"totem"`
 	StateDir string `toml:"state_dir"`
 	// ConsoleKeysFile is a JSON file of more trusted console keys (the
@@ -164,7 +174,11 @@ type Totemd struct {
 		// MaintenanceIdle ends a technician's maintenance session at the
 		// panel nobody touches.
 		MaintenanceIdle Duration `toml:"maintenance_idle"`
-		Lang            string   `toml:"lang"` // it|en
+		// IdleWarning is how long before the end of an idle session the
+		// panel asks whether more time is needed; 0 is a quarter of
+		// IdleTimeout.
+		IdleWarning Duration `toml:"idle_warning"`
+		Lang        string   `toml:"lang"` // it|en
 	} `toml:"session"`
 	// Update: over-the-air updates from the hub (sync/update/agent).
 	Update struct {
@@ -344,6 +358,7 @@ func DefaultTotemd() *Totemd {
 	c.Totem.ID = "demo-01"
 	c.Totem.ASL = "ASL Demo"
 	c.Totem.Location = "Atrio principale"
+	c.Totem.TimeZone = "Europe/Rome"
 	c.Broker.URL = DefaultBrokerURL
 	c.Broker.KeepAlive = Duration{30 * time.Second}
 	c.Broker.ReconnectMin = Duration{500 * time.Millisecond}

@@ -172,6 +172,12 @@ func TestValidate(t *testing.T) {
 		{"idle timeout", loadd, "[session]\nidle_timeout = \"1s\"", "session.idle_timeout"},
 		{"maintenance idle short", loadd, "[session]\nmaintenance_idle = \"5s\"", "session.maintenance_idle"},
 		{"maintenance idle long", loadd, "[session]\nmaintenance_idle = \"2h\"", "session.maintenance_idle"},
+		{"idle warning", loadd, "[session]\nidle_timeout = \"30s\"\nidle_warning = \"30s\"", "session.idle_warning"},
+		{"idle warning short", loadd, "[session]\nidle_warning = \"10ms\"", "session.idle_warning"},
+		{"time zone", loadd, "[totem]\ntime_zone = \"Europe/Roma\"", "totem.time_zone"},
+		{"time zone local", loadd, "[totem]\ntime_zone = \"Local\"", "totem.time_zone"},
+		{"receipt link", loadd, "[totem]\nreceipt_link = \"https://asl.example/esito\"", "totem.receipt_link"},
+		{"receipt link scheme", loadd, "[totem]\nreceipt_link = \"javascript:{protocollo}\"", "totem.receipt_link"},
 		{"http url", loadd, "[broker]\nurl = \"http://x\"", "broker.url"},
 		{"url without scheme", loadd, "[broker]\nurl = \"127.0.0.1:1883\"", "broker.url"},
 		{"url with password", loadd, "[broker]\nurl = \"mqtt://u:p@x:1883\"", "broker.url"},
@@ -562,5 +568,21 @@ func TestStore(t *testing.T) {
 		} else if strings.Contains(err.Error(), "s3cret") {
 			t.Errorf("%q: the password in the error: %v", doc, err)
 		}
+	}
+}
+
+// Receipts are in Europe/Rome unless configured, a link template is taken;
+// a short idle_timeout alone still loads (idle_warning 0: a quarter of it).
+func TestTimeZoneAndReceiptLink(t *testing.T) {
+	c, err := LoadTotemd("")
+	if err != nil || c.Totem.TimeZone != "Europe/Rome" || c.Totem.ReceiptLink != "" || c.Session.IdleWarning.Duration != 0 {
+		t.Fatalf("defaults %q %q %v %v", c.Totem.TimeZone, c.Totem.ReceiptLink, c.Session.IdleWarning, err)
+	}
+	c, err = LoadTotemd(writeFile(t, "[totem]\ntime_zone = \"Europe/Berlin\"\nreceipt_link = \"https://asl.example/e?p={protocollo}\"\ntown = \"Lucca\"\n"))
+	if err != nil || c.Totem.TimeZone != "Europe/Berlin" || c.Totem.ReceiptLink != "https://asl.example/e?p={protocollo}" || c.Totem.Town != "Lucca" {
+		t.Fatalf("%+v %v", c.Totem, err)
+	}
+	if c, err := LoadTotemd(writeFile(t, "[session]\nidle_timeout = \"5s\"\n")); err != nil || c.Session.IdleWarning.Duration != 0 {
+		t.Fatalf("idle_timeout 5s alone: %v", err)
 	}
 }

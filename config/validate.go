@@ -12,6 +12,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	// The receipts' zone (totem.time_zone) loads on a board without
+	// /usr/share/zoneinfo: Go's copy of the tz database is embedded.
+	_ "time/tzdata"
 )
 
 // problems collects validation errors, each naming its key.
@@ -129,6 +132,14 @@ func (c *Totemd) Validate() error {
 	p.consoleKeys(c.ConsoleKeys)
 	p.nonEmpty("totem.asl", c.Totem.ASL)
 	p.nonEmpty("totem.location", c.Totem.Location)
+	if _, err := time.LoadLocation(c.Totem.TimeZone); err != nil || c.Totem.TimeZone == "" || c.Totem.TimeZone == "Local" {
+		p.add("totem.time_zone", "%q is not an IANA time zone (e.g. \"Europe/Rome\")", c.Totem.TimeZone)
+	}
+	if l := c.Totem.ReceiptLink; l != "" {
+		if u, err := url.Parse(strings.ReplaceAll(l, "{protocollo}", "0")); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || !strings.Contains(l, "{protocollo}") {
+			p.add("totem.receipt_link", "%q is not an http(s) link with {protocollo}", l)
+		}
+	}
 	p.nonEmpty("state_dir", c.StateDir)
 
 	p.brokerURL("broker.url", c.Broker.URL)
@@ -206,6 +217,12 @@ func (c *Totemd) Validate() error {
 	p.atLeast("session.maintenance_idle", c.Session.MaintenanceIdle, 30*time.Second)
 	if c.Session.MaintenanceIdle.Duration > time.Hour {
 		p.add("session.maintenance_idle", "%v is longer than 1h: an open maintenance session left behind stays open", c.Session.MaintenanceIdle.Duration)
+	}
+	if w := c.Session.IdleWarning.Duration; w != 0 && w < time.Second {
+		p.add("session.idle_warning", "%v is neither 0 (a quarter of idle_timeout) nor at least 1s", w)
+	}
+	if c.Session.IdleWarning.Duration >= c.Session.IdleTimeout.Duration {
+		p.add("session.idle_warning", "%v is not shorter than session.idle_timeout", c.Session.IdleWarning.Duration)
 	}
 	p.oneOf("session.lang", c.Session.Lang, "it", "en")
 	if c.Update.Arch != "" {

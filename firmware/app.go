@@ -58,7 +58,14 @@ type Options struct {
 	Totem    string
 	ASL      string
 	Location string
-	Lang     Lang
+	// Town is the ASL's town, where the forms printed are signed.
+	Town string
+	Lang Lang
+	// Zone is the time zone of the times on receipts (nil: time.Local);
+	// ReceiptLink the ASL's link template their QR code carries
+	// (receipts.Frame.Link).
+	Zone        *time.Location
+	ReceiptLink string
 
 	Outbox *outbox.Outbox
 	// Jobs makes receipts durable until printed; nil prints directly.
@@ -82,6 +89,9 @@ type Options struct {
 	// Settings is the configuration file the console's config_get and
 	// config_set read and change; nil refuses them.
 	Settings *Settings
+	// IdleWarning is how long before the idle timeout the panel asks
+	// whether more time is needed (default a quarter of IdleTimeout).
+	IdleWarning time.Duration
 	// QueuedTTL is the expiry of queueable operations.
 	QueuedTTL time.Duration // default 30 days
 	// OperatorTimeout ends an operator session (assisted mode) when no
@@ -152,6 +162,9 @@ type App struct {
 	noCard, cardIn bool
 
 	waiters waiters
+	// finished is the operation whose outcome Finish just showed; the
+	// loop's goroutine only.
+	finished *finished
 
 	health  *health
 	console *console.Console
@@ -194,6 +207,9 @@ func New(dev Devices, o Options) *App {
 	}
 	if o.IdleTimeout == 0 {
 		o.IdleTimeout = 60 * time.Second
+	}
+	if o.IdleWarning <= 0 || o.IdleWarning >= o.IdleTimeout {
+		o.IdleWarning = o.IdleTimeout / 4
 	}
 	if o.OperatorTimeout == 0 {
 		o.OperatorTimeout = 5 * time.Minute
@@ -551,23 +567,35 @@ var (
 // session (hal.ErrCardRemoved), an idle timeout shows a warning and then
 // ends it. Other keys only show that someone is there.
 func (a *App) Key(ctx context.Context, name string, redraw func()) (hal.Key, error) {
-	warnAt := a.idleTimeout() * 3 / 4
+	k, _, err := a.keyOr(ctx, name, redraw, nil)
+	return k, err
+}
+
+// keyOr is Key that also returns an entry received on results (nil: none
+// awaited) meanwhile.
+func (a *App) keyOr(ctx context.Context, name string, redraw func(), results <-chan outbox.Entry) (hal.Key, *outbox.Entry, error) {
+	idle := a.idleTimeout() // set live by SetTimeouts
+	warn := a.o.IdleWarning
+	if warn >= idle {
+		warn = idle / 4
+	}
+	warnAt := idle - warn
 	timer := time.NewTimer(warnAt)
 	defer timer.Stop()
 	warned := false
 	for {
 		select {
 		case <-ctx.Done():
-			return 0, ctx.Err()
+			return 0, nil, ctx.Err()
 		case ev := <-a.cards:
 			if a.noCard {
 				if a.cardEvent(ev) {
-					return 0, errCardIn
+					return 0, nil, errCardIn
 				}
 				continue
 			}
 			if ev.Kind == hal.CardRemoved {
-				return 0, hal.ErrCardRemoved
+				return 0, nil, hal.ErrCardRemoved
 			}
 		case k := <-a.keys:
 			if warned {
@@ -593,14 +621,18 @@ func (a *App) Key(ctx context.Context, name string, redraw func()) (hal.Key, err
 				timer.Reset(warnAt)
 				continue
 			}
-			return k, nil
+			return k, nil, nil
 		case <-timer.C:
 			if warned {
-				return 0, errIdle
+				return 0, nil, errIdle
 			}
 			warned = true
 			a.Show("idle_warning")
-			timer.Reset(a.idleTimeout() - warnAt)
+			timer.Reset(idle - warnAt)
+		case e := <-results:
+			if e.Done {
+				return 0, &e, nil
+			}
 		case <-a.tick:
 			a.alive()
 		}

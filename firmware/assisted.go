@@ -154,8 +154,12 @@ func (a *App) awaitInsert(ctx context.Context, name string, redraw func(), probe
 			return 0, nil
 		}
 	}
-	timer := time.NewTimer(a.o.OperatorTimeout)
+	// "Serve altro tempo?" before the end, as in a citizen's session
+	// (issue 17): a key gives the time back.
+	warnAt := max(a.o.OperatorTimeout-a.o.IdleWarning, a.o.OperatorTimeout/2)
+	timer := time.NewTimer(warnAt)
 	defer timer.Stop()
+	warned := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -168,12 +172,23 @@ func (a *App) awaitInsert(ctx context.Context, name string, redraw func(), probe
 				redraw() // the reader's state changed
 			}
 		case k := <-a.keys:
+			if warned {
+				warned = false
+				redraw()
+				timer.Reset(warnAt)
+				continue
+			}
 			if screens.Bound(name, k) {
 				return k, nil
 			}
-			timer.Reset(a.o.OperatorTimeout)
+			timer.Reset(warnAt)
 		case <-timer.C:
-			return 0, errIdle
+			if warned {
+				return 0, errIdle
+			}
+			warned = true
+			a.Show("idle_warning")
+			timer.Reset(a.o.OperatorTimeout - warnAt)
 		case <-a.tick:
 			a.alive()
 		}
@@ -269,6 +284,14 @@ func (a *App) assistedMenu(ctx context.Context, op string, info hal.CardInfo, pa
 			}
 			a.Show("remove_card")
 			return errCancel
+		}
+		if err == nil && a.finished != nil {
+			// The outcome offers another operation for this citizen.
+			var more bool
+			if more, err = a.another(ctx); more {
+				page = "op_menu"
+				continue
+			}
 		}
 		if !errors.Is(err, errBack) {
 			return err

@@ -1,9 +1,11 @@
 package firmware_test
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/cms/refcms"
@@ -16,7 +18,7 @@ import (
 // session: the operator's document check stands in for the card's PIN,
 // and every request carries the assisted channel and the operator.
 func TestAssistedSelfServiceOps(t *testing.T) {
-	history := []step{{"1 Tutte le tessere", "1"}, {"Tessera 1/", "1"}}
+	history := []step{{"1 Tutte le tessere", "1"}, {"1=Stampa", "1"}}
 	for _, tc := range []struct {
 		name   string
 		card   *sim.Card
@@ -43,7 +45,7 @@ func TestAssistedSelfServiceOps(t *testing.T) {
 			receipt: []string{"Consensi FSE"}},
 		{name: "consents, back to the document check", card: testCard(), online: true,
 			script: cat([]step{{"3 Consensi FSE", "3"}, {"Informativa FSE", "#"}}, directSteps,
-				[]step{{"Consenso 1 di 2", "*"}, {"coincidono?", "1"}, {"Consenso 1 di 2", "2"}, {"Consenso 2 di 2", "2"}, {"Riepilogo:", "#"}}),
+				[]step{{"Consenso 1 di 2", "*"}, {"dati giusti?", "1"}, {"Consenso 1 di 2", "2"}, {"Consenso 2 di 2", "2"}, {"Riepilogo:", "#"}}),
 			want: "Accolta. Protocollo:", kind: cms.KindConsent, accepted: true},
 		{name: "consents by the tutore, declaration signed", card: testCard(), online: true,
 			script: cat([]step{{"3 Consensi FSE", "3"}, {"Informativa FSE", "#"}}, delegSteps("3", "VERDI ANNA", "VRDNNA70M50F205B"),
@@ -51,7 +53,7 @@ func TestAssistedSelfServiceOps(t *testing.T) {
 			want: "Accolta. Protocollo:", kind: cms.KindConsent, accepted: true, deleg: cms.DelegTutor, prints: 1,
 			receipt: []string{"Richiesta: su delega (tutore)", "Delegato: codice fiscale VRD**********05B", "Dichiarazione sostitutiva firmata"}},
 		{name: "consents by a parent for an adult: refused at the panel", card: testCard(), online: true,
-			script: []step{{"3 Consensi FSE", "3"}, {"Informativa FSE", "#"}, {"1 Diretta", "2"}, {"solo per i minori", "D"}},
+			script: []step{{"3 Consensi FSE", "3"}, {"Informativa FSE", "#"}, {"1 Diretta", "2"}, {"solo per i", "D"}},
 			want:   "Operazione annullata"},
 		{name: "consents by the curatore, declaration not signed", card: testCard(), online: true,
 			script: cat([]step{{"3 Consensi FSE", "3"}, {"Informativa FSE", "#"}}, delegSteps("4", "VERDI ANNA", "VRDNNA70M50F205B"),
@@ -59,7 +61,7 @@ func TestAssistedSelfServiceOps(t *testing.T) {
 			want: "Operazione annullata", prints: 1},
 		{name: "consents, identity check failed", card: testCard(), online: true,
 			script: []step{{"3 Consensi FSE", "3"}, {"Informativa FSE", "#"}, {"1 Diretta", "1"}, {"Documento:", "1"}, {"Numero documento", taps("CA12345AB", tapUpper)},
-				{"GGMMAAAA", "31122035#"}, {"coincidono?", "2"}},
+				{"GGMMAAAA", "31122035#"}, {"dati giusti?", "2"}},
 			want: "Documento e dati"},
 		{name: "reprint, in person, the contact on file", card: testCard(), online: true,
 			script: cat([]step{{"4 Ristampa", "4"}, {"1 Codici dimenticati", "1"}}, directSteps,
@@ -94,16 +96,16 @@ func TestAssistedSelfServiceOps(t *testing.T) {
 			script: []step{{"4 Ristampa", "4"}}, want: "disponibile ora"},
 		{name: "history", card: testCard(), online: true,
 			script: cat([]step{{"5 Storico", "5"}}, docSteps, history),
-			want:   "Accolta. Protocollo:", kind: cms.KindHistory, accepted: true,
+			want:   "Storico stampato", kind: cms.KindHistory, accepted: true,
 			receipt: []string{"Storico tessera", "Tessera ************8000"}},
 		{name: "history of a revoked card, at the counter", card: revokedCard(), online: true,
 			script: cat([]step{{"5 Storico", "5"}}, docSteps, history),
-			want:   "Accolta. Protocollo:", kind: cms.KindHistory, accepted: true,
+			want:   "Storico stampato", kind: cms.KindHistory, accepted: true,
 			receipt: []string{"revocata"}},
 		{name: "history offline", card: testCard(), online: false,
 			script: []step{{"5 Storico", "5"}}, want: "disponibile ora"},
 		{name: "reader request", card: testCard(), online: true,
-			script: cat([]step{{"6 Lettore", "6"}}, docSteps, []step{{"n. ricevuta", "420042#"}}),
+			script: cat([]step{{"6 Lettore", "6"}}, docSteps, []step{{"n. ricevuta", "420042#"}, {"#=Conferma", "#"}}),
 			want:   "Accolta. Protocollo:", kind: cms.KindReader, accepted: true,
 			receipt: []string{"Richiesta lettore", "Ricevuta di pagamento: 420042 (4,20 €)"}},
 		{name: "reader request with an expired document", card: testCard(), online: true,
@@ -184,8 +186,12 @@ func TestAssistedSelfServiceOps(t *testing.T) {
 					t.Fatalf("%d receipts", len(rs))
 				}
 				r := strings.Join(strings.Fields(rs[tc.prints]), " ")
+				outcome := "Esito: ACCOLTA"
+				if tc.kind == cms.KindHistory { // an extract, not an outcome
+					outcome = "Estratto dell'archivio, riferimento"
+				}
 				for _, want := range append([]string{"Operatore: carta ************2006", "Documento verificato: carta d'identità",
-					"Esito: ACCOLTA"}, tc.receipt...) {
+					outcome}, tc.receipt...) {
 					if !strings.Contains(r, want) {
 						t.Errorf("receipt lacks %q: %s", want, r)
 					}
@@ -253,4 +259,73 @@ func auditWithoutLookups(audit []refcms.AuditRecord) []refcms.AuditRecord {
 		}
 	}
 	return out
+}
+
+// A refusal is shown whole, a page at a time (two rows cut it), and its
+// receipt gives the reason in words, without the CMS's internal code and
+// without sending the citizen to collect a reader (issue 17).
+func TestRejectionShownWhole(t *testing.T) {
+	ctx := ctxT(t)
+	d := startDeskOpts(t, localOpts{online: func() bool { return true }, resultWait: 10 * time.Second})
+	d.reader.Insert(testCard())
+	d.run(ctx, []step{{"2 Richiesta lettore", "2"}, {"n. ricevuta", "420042#"}, {"#=Conferma", "#"}, {"Accolta. Protocollo:", "#"},
+		{"2 Richiesta lettore", "2"}, {"n. ricevuta", "420042#"}, {"#=Conferma", "#"}})
+	d.wait(ctx, "Operazione")
+	var shown []string
+	for i := 0; ; i++ {
+		if i > 10 {
+			t.Fatalf("no last page: %q", shown)
+		}
+		s := d.panel.Text()
+		shown = append(shown, s)
+		if strings.Contains(s, "#=Menu") {
+			break
+		}
+		d.panel.Press(hal.KeyOK)
+		d.waitChange(ctx, s)
+	}
+	all := strings.Join(strings.Fields(strings.Join(shown, " ")), " ")
+	for _, w := range []string{"Questa ricevuta di", "pagamento è già", "stata usata per un", "lettore."} {
+		if !strings.Contains(all, w) {
+			t.Errorf("the refusal shown lacks %q: %s", w, all)
+		}
+	}
+	d.panel.Press(hal.KeyOK) // back to the menu, the session still open
+	d.wait(ctx, "1 Consensi FSE")
+	for i := 0; len(d.printer.Receipts()) < 2; i++ {
+		if i > 500 {
+			t.Fatal("no receipt of the refusal")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	r := strings.Join(strings.Fields(d.printer.Receipts()[1]), " ")
+	if strings.Contains(r, "PAYMENT_REUSED") || strings.Contains(r, "ritiro del lettore") ||
+		!strings.Contains(r, "Motivo: Questa ricevuta di pagamento è già stata usata per un lettore.") || !strings.Contains(r, "Esito: RESPINTA") {
+		t.Errorf("receipt of the refusal: %s", r)
+	}
+}
+
+// waitChange waits until the panel shows something else than s.
+func (d *desk) waitChange(ctx context.Context, s string) {
+	d.t.Helper()
+	for d.panel.Text() == s {
+		if ctx.Err() != nil {
+			d.t.Fatalf("the screen stayed %q", s)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// In an operator session too, # on an outcome offers the citizen's menu
+// again (the hint is not a lie there either).
+func TestAssistedAnotherOperation(t *testing.T) {
+	ctx := ctxT(t)
+	d := startDeskOpts(t, localOpts{online: func() bool { return true }, resultWait: 10 * time.Second})
+	d.login(ctx)
+	d.reader.Insert(testCard())
+	d.run(ctx, cat([]step{{"1 Attivazione", "#"}, {"6 Lettore", "6"}}, docSteps,
+		[]step{{"n. ricevuta", "420042#"}, {"#=Conferma", "#"}, {"#=Altra operazione", "#"}}))
+	d.wait(ctx, "1 Attivazione")
+	d.panel.Press(hal.KeyCancel)
+	d.wait(ctx, "Rimuovere la")
 }

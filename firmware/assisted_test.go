@@ -24,6 +24,7 @@ type desk struct {
 	// online is the link to the hub: while it says false, operations
 	// stay pending, as they would with the hub out of reach.
 	online func() bool
+	seen   []string // the summary pages pageTo turned
 }
 
 func startDesk(t *testing.T, online bool) *desk {
@@ -128,6 +129,10 @@ type step struct{ want, keys string }
 func (d *desk) run(ctx context.Context, script []step) {
 	d.t.Helper()
 	for _, s := range script {
+		if s.keys == pageTo {
+			d.pageTo(ctx, s.want)
+			continue
+		}
 		d.wait(ctx, s.want)
 		for _, k := range s.keys {
 			d.panel.Press(hal.Key(k))
@@ -136,6 +141,30 @@ func (d *desk) run(ctx context.Context, script []step) {
 }
 
 const opSerial = "8090000000042006"
+
+// pageTo as the keys of a step presses # until the screen shows its want,
+// then # once more: the pages of a summary, however many.
+const pageTo = "#…"
+
+// pageTo turns pages with # until want shows, then presses #; the pages
+// seen are kept in d.seen.
+func (d *desk) pageTo(ctx context.Context, want string) {
+	d.t.Helper()
+	d.wait(ctx, "Riepilogo 1/")
+	for i := 0; ; i++ {
+		s := d.panel.Text()
+		d.seen = append(d.seen, s)
+		if strings.Contains(s, want) {
+			break
+		}
+		if i > 10 {
+			d.t.Fatalf("no %q in the pages %q", want, d.seen)
+		}
+		d.panel.Press(hal.KeyOK)
+		d.waitChange(ctx, s)
+	}
+	d.panel.Press(hal.KeyOK)
+}
 
 // login opens an operator session and leaves the slot empty.
 func (d *desk) login(ctx context.Context) {
@@ -150,11 +179,11 @@ func (d *desk) login(ctx context.Context) {
 // Script pieces.
 var (
 	docSteps = []step{{"Documento:", "1"}, {"Numero documento", taps("CA12345AB", tapUpper)},
-		{"GGMMAAAA", "31122035#"}, {"coincidono?", "1"}}
+		{"GGMMAAAA", "31122035#"}, {"dati giusti?", "1"}}
 	directSteps = append([]step{{"1 Diretta", "1"}}, docSteps...)
 	smsSteps    = []step{{"1=SMS 2=E-mail", "1"}, {"Numero di cellulare", "3331234567#"}}
 	noExtras    = []step{{"pagato 4,20", "2"}, {"Fascicolo", "2"}}
-	confirm     = []step{{"Riepilogo 1/2", "#"}, {"Lettore:", "#"}}
+	confirm     = []step{{"#=Conferma", pageTo}}
 )
 
 func cat(parts ...[]step) []step {
@@ -188,29 +217,29 @@ func TestAssistedActivation(t *testing.T) {
 	}{
 		{name: "direct", card: sim.IssuedCard(), online: true,
 			script: cat([]step{{"informativa", "1"}}, directSteps, smsSteps, noExtras, confirm),
-			want:   "Accolta. Protocollo:", accepted: true, queued: true, receipts: 2},
+			want:   "Accolta. Protocollo:", accepted: true, queued: true, receipts: 3},
 		{name: "direct with e-mail, reader and consents", card: sim.IssuedCard(), online: true,
 			script: cat([]step{{"informativa", "1"}}, directSteps,
 				[]step{{"1=SMS 2=E-mail", "2"}, {"Indirizzo e-mail", taps("anna.verdi@example.it", tapEmail)},
 					{"pagato 4,20", "1"}, {"n. ricevuta", "420042#"}, {"Fascicolo", "1"},
 					{"Consenso 1 di 2", "1"}, {"Consenso 2 di 2", "2"}, {"Riepilogo:", "#"}},
 				confirm),
-			want: "Accolta. Protocollo:", accepted: true, queued: true, receipts: 2},
+			want: "Accolta. Protocollo:", accepted: true, queued: true, receipts: 3},
 		{name: "potestà parentale for a minor", card: sim.MinorCard(), online: true,
 			script: cat([]step{{"informativa", "1"}}, delegSteps("2", "ROSSI MARIO", "RSSMRA80A01H501U"), smsSteps, noExtras, confirm,
 				[]step{{"Far firmare", "1"}}),
-			want: "Accolta. Protocollo:", accepted: true, queued: true, deleg: cms.DelegParental, receipts: 3},
+			want: "Accolta. Protocollo:", accepted: true, queued: true, deleg: cms.DelegParental, receipts: 4},
 		{name: "tutore for an adult", card: sim.IssuedCard(), online: true,
 			script: cat([]step{{"informativa", "1"}}, delegSteps("3", "ROSSI MARIO", "RSSMRA80A01H501U"), smsSteps, noExtras, confirm,
 				[]step{{"Far firmare", "1"}}),
-			want: "Accolta. Protocollo:", accepted: true, queued: true, deleg: cms.DelegTutor, receipts: 3},
+			want: "Accolta. Protocollo:", accepted: true, queued: true, deleg: cms.DelegTutor, receipts: 4},
 		{name: "curatore, back and forth", card: sim.IssuedCard(), online: true,
 			script: cat([]step{{"informativa", "1"}, {"1 Diretta", "1"}, {"Documento:", "*"}, {"1 Diretta", "*"}, {"informativa", "1"}},
 				delegSteps("4", "ROSSI MARIO", "RSSMRA80A01H501U"), smsSteps, noExtras, confirm,
-				[]step{{"Far firmare", "*"}, {"Lettore:", "#"}, {"Far firmare", "1"}}),
-			want: "Accolta. Protocollo:", accepted: true, queued: true, deleg: cms.DelegCurator, receipts: 4},
+				[]step{{"Far firmare", "*"}, {"#=Conferma", pageTo}, {"Far firmare", "1"}}),
+			want: "Accolta. Protocollo:", accepted: true, queued: true, deleg: cms.DelegCurator, receipts: 5},
 		{name: "potestà parentale for an adult", card: sim.IssuedCard(), online: true,
-			script: []step{{"informativa", "1"}, {"1 Diretta", "2"}, {"titolare maggiorenne", "D"}},
+			script: []step{{"informativa", "1"}, {"1 Diretta", "2"}, {"è maggiorenne", "D"}},
 			want:   "Operazione annullata"},
 		{name: "delegate's CF invalid", card: sim.MinorCard(), online: true,
 			script: []step{{"informativa", "1"}, {"1 Diretta", "2"}, {"Cognome nome deleg.", taps("ROSSI MARIO", tapName)},
@@ -334,8 +363,21 @@ func (d *desk) checkActivationReceipts(res cms.ActivationResult, prot string, de
 	rs := d.printer.Receipts()
 	flat := func(s string) string { return strings.Join(strings.Fields(s), " ") }
 	n := len(rs)
-	form, summary := flat(rs[n-2]), flat(rs[n-1])
-	for _, want := range []string{"Modulo di accettazione", "Prima metà del PIN: " + res.PINFirstHalf,
+	codes, form, summary := flat(rs[n-3]), flat(rs[n-2]), flat(rs[n-1])
+	// The codes on a sheet of their own, unsigned; the form to sign
+	// without them (issue 17).
+	if !strings.Contains(form, "Modulo di accettazione") || !strings.Contains(form, "Firma ") ||
+		strings.Contains(form, "metà del PIN") || strings.Contains(form, res.CIP) {
+		t.Errorf("acceptance form: %s", form)
+	}
+	if deleg == strings.Contains(form, "Firma del titolare") {
+		t.Errorf("acceptance form signed by the wrong person (delegation %v): %s", deleg, form)
+	}
+	if strings.Contains(codes, "Firma") {
+		t.Errorf("the codes sheet is to sign: %s", codes)
+	}
+	form = codes
+	for _, want := range []string{"Codici della tessera", "Prima metà del PIN: " + res.PINFirstHalf,
 		"Prima metà del PUK: " + res.PUKFirstHalf, "Codice CIP (per la revoca): " + res.CIP, "Protocollo: " + prot} {
 		if !strings.Contains(form, want) {
 			t.Errorf("acceptance form lacks %q: %s", want, form)
@@ -355,7 +397,7 @@ func (d *desk) checkActivationReceipts(res cms.ActivationResult, prot string, de
 		t.Errorf("summary holds codes: %s", summary)
 	}
 	if deleg {
-		decl := flat(rs[n-3])
+		decl := flat(rs[n-4])
 		for _, want := range []string{"Dichiarazione sostitutiva", "ROSSI MARIO, codice fiscale RSSMRA80A01H501U", "Firma del dichiarante"} {
 			if !strings.Contains(decl, want) {
 				t.Errorf("declaration lacks %q: %s", want, decl)
@@ -381,25 +423,25 @@ func TestAssistedRevocation(t *testing.T) {
 		deleg    string
 	}{
 		{name: "theft, in person", card: testCard(), online: true,
-			script: cat([]step{{"Motivo della revoca", "1"}}, directSteps, []step{{"+ nuova tessera", "#"}}),
+			script: cat([]step{{"Motivo: 1 Furto", "1"}}, directSteps, []step{{"+ nuova tessera", "#"}}),
 			want:   "Accolta. Protocollo:", accepted: true, queued: true},
 		{name: "malfunction, tutore", card: testCard(), online: true,
-			script: cat([]step{{"Motivo della revoca", "3"}}, delegSteps("3", "VERDI ANNA", "VRDNNA70M50F205B"), []step{{"+ nuova tessera", "#"}}),
+			script: cat([]step{{"Motivo: 1 Furto", "3"}}, delegSteps("3", "VERDI ANNA", "VRDNNA70M50F205B"), []step{{"+ nuova tessera", "#"}}),
 			want:   "Accolta. Protocollo:", accepted: true, queued: true, deleg: cms.DelegTutor},
 		{name: "loss, by TEAM code", online: true,
-			script: cat([]step{{"Codice TEAM", demoTEAM + "#"}, {"Motivo della revoca", "2"}}, directSteps, []step{{"+ nuova tessera", "#"}}),
+			script: cat([]step{{"Codice TEAM", demoTEAM + "#"}, {"Motivo: 1 Furto", "2"}}, directSteps, []step{{"+ nuova tessera", "#"}}),
 			want:   "Accolta. Protocollo:", accepted: true, queued: true},
 		{name: "TEAM code mistyped", online: true,
 			script: []step{{"Codice TEAM", demoTEAM[:19] + "0#"}, {"non valido", "D"}},
 			want:   "Operazione annullata"},
 		{name: "potestà parentale for an adult", card: testCard(), online: true,
-			script: []step{{"Motivo della revoca", "1"}, {"1 Diretta", "2"}, {"titolare maggiorenne", "D"}},
+			script: []step{{"Motivo: 1 Furto", "1"}, {"1 Diretta", "2"}, {"è maggiorenne", "D"}},
 			want:   "Operazione annullata"},
 		{name: "summary, back, cancel", card: testCard(), online: true,
-			script: cat([]step{{"Motivo della revoca", "1"}}, directSteps, []step{{"+ nuova tessera", "*"}, {"coincidono?", "D"}}),
+			script: cat([]step{{"Motivo: 1 Furto", "1"}}, directSteps, []step{{"+ nuova tessera", "*"}, {"dati giusti?", "D"}}),
 			want:   "Operazione annullata"},
 		{name: "already revoked", card: revokedCard(), online: true,
-			script: cat([]step{{"Motivo della revoca", "2"}}, directSteps, []step{{"+ nuova tessera", "#"}}),
+			script: cat([]step{{"Motivo: 1 Furto", "2"}}, directSteps, []step{{"+ nuova tessera", "#"}}),
 			want:   "rifiutata", queued: true, code: cms.CodeCardRevoked},
 		{name: "offline", card: testCard(), online: false, want: "disponibile ora"},
 		{name: "offline, by TEAM code", online: false, want: "disponibile ora"},
@@ -494,7 +536,7 @@ func TestOperatorSession(t *testing.T) {
 		}},
 		{"wrong operator PIN", "pin refused", func(ctx context.Context, d *desk) {
 			d.reader.Insert(sim.OperatorCard())
-			d.run(ctx, []step{{"PIN:", "11111#"}, {"Tentativi rimasti:2", "D"}, {"Operazione annullata", ""}})
+			d.run(ctx, []step{{"PIN:", "11111#"}, {"Restano 2 tentativi", "D"}, {"Operazione annullata", ""}})
 			d.reader.Remove()
 			d.wait(ctx, "Inserire la tessera")
 			d.reader.Insert(testCard()) // no operator session was left open
@@ -522,6 +564,11 @@ func TestOperatorSession(t *testing.T) {
 		}},
 		{"operator timeout", "reason=idle_timeout", func(ctx context.Context, d *desk) {
 			d.login(ctx)
+			// "Serve altro tempo?" first (issue 17): a key gives the time back.
+			d.wait(ctx, "Serve altro tempo?")
+			d.panel.Press('5')
+			d.wait(ctx, "Inserire la TS del")
+			d.wait(ctx, "Serve altro tempo?")
 			d.wait(ctx, "Inserire la tessera") // nobody: the session ends by itself
 		}},
 		{"two citizens in one session", "assisted citizen done", func(ctx context.Context, d *desk) {
@@ -539,7 +586,7 @@ func TestOperatorSession(t *testing.T) {
 			lb, log := newLog()
 			opIdle := time.Minute
 			if tc.name == "operator timeout" {
-				opIdle = 200 * time.Millisecond
+				opIdle = 2 * time.Second
 			}
 			d := startDeskOpts(t, localOpts{online: func() bool { return true }, log: log, opIdle: opIdle})
 			tc.run(ctx, d)
@@ -556,5 +603,41 @@ func TestOperatorSession(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The operator sees everything typed, in full, before confirming — the
+// delegate's name and CF, the document, the whole e-mail address, the
+// payment — and the identity check says whose document it is: the
+// delegate's, checked against the delegate (issue 17, operator items 16
+// and 17).
+func TestOperatorSummaryInFull(t *testing.T) {
+	ctx := ctxT(t)
+	d := startDeskOpts(t, localOpts{online: func() bool { return true }})
+	d.login(ctx)
+	d.reader.Insert(sim.MinorCard())
+	d.run(ctx, []step{{"1 Attivazione", "1"}, {"informativa", "1"}, {"1 Diretta", "2"},
+		{"Cognome nome deleg.", taps("ROSSI MARIO", tapName)}, {"Cod. fiscale deleg.", taps("RSSMRA80A01H501U", tapUpper)},
+		{"Documento:", "1"}, {"Numero documento", taps("CA12345AB", tapUpper)}, {"GGMMAAAA", "31122035#"}})
+	check := d.screenFor(ctx, "dati giusti?")
+	if !strings.Contains(check, "Documento delegato:") || !strings.Contains(check, "ROSSI MARIO") || strings.Contains(check, "VERDI") {
+		t.Errorf("identity check of the delegate's document: %q", check)
+	}
+	d.panel.Press('1')
+	d.run(ctx, []step{{"1=SMS 2=E-mail", "2"}, {"Indirizzo e-mail", taps("anna.verdi@example.it", tapEmail)},
+		{"pagato 4,20", "1"}, {"n. ricevuta", "420042#"}, {"Fascicolo", "2"}, {"#=Conferma", pageTo}, {"Far firmare", "D"}})
+	var rows []string
+	for _, p := range d.seen {
+		rows = append(rows, strings.Split(p, "\n")...)
+	}
+	all := strings.Join(rows, "\n")
+	for _, want := range []string{"Richiesta: Genitore", "Delegato:\nROSSI MARIO", "CF RSSMRA80A01H501U", "C.I. CA12345AB",
+		"Scadenza 31/12/2035", "E-mail a:\nanna.verdi", "@example.it", "Lettore: Sì", "Ricevuta 420042", "FSE: No"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("the summary lacks %q:\n%s", want, all)
+		}
+	}
+	if strings.Contains(all, "***") {
+		t.Errorf("the summary masks for the operator:\n%s", all)
 	}
 }

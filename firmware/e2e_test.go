@@ -323,8 +323,9 @@ func TestConsentEndToEnd(t *testing.T) {
 	}
 	r := strings.Join(strings.Fields(receipts[0]), " ") // as read, whatever the wrapping
 	for _, want := range []string{"Consensi FSE", "Protocollo: " + rec.Protocol, "Esito: ACCOLTA", "RSS**********01U",
-		"Consenso alla consultazione del Fascicolo: SÌ", "Opposizione ai documenti anteriori al 19/05/2020: NO",
-		"[QR TOTEM|" + totemID + "|P:" + rec.Protocol + "]", "ASL Test"} {
+		"Consultazione (i medici possono leggere il Fascicolo): SÌ",
+		"Escludi pre-2020 (i dati del Fascicolo anteriori al 19/05/2020 restano nascosti): NO",
+		"[QR Protocollo " + rec.Protocol + "]", "ASL Test"} {
 		if !strings.Contains(r, want) {
 			t.Errorf("receipt lacks %q:\n%s", want, r)
 		}
@@ -637,6 +638,8 @@ func TestReaderRequestEndToEnd(t *testing.T) {
 	tt.panel.Press('2')
 	tt.wait(ctx, "n. ricevuta")
 	tt.panel.Type("20261123042")
+	tt.panel.Press(hal.KeyOK)
+	tt.wait(ctx, "#=Conferma")
 	tt.panel.Press(hal.KeyOK)
 	tt.wait(ctx, "Accolta. Protocollo:")
 	card, err := c.store.Card("6090012345678000")

@@ -51,7 +51,7 @@ func TestSecondIdentityCheck(t *testing.T) {
 				{"GGMMAAAA", "31122035#"}, {"CMS: BIANCHI LAURA", ""}, {"nato/a il -", "1"}, {"1 Tutte le tessere", "1"}, {"Tessera 1/", "1"}},
 			want: "Accolta. Protocollo:", lookups: 1, kind: cms.KindHistory},
 		{name: "CMS out of reach: the chip's data", card: testCard(), online: false,
-			script: cat(consent, []step{{"Archivio CMS non", "#"}, {"coincidono?", "1"},
+			script: cat(consent, []step{{"Archivio CMS non", "#"}, {"dati giusti?", "1"},
 				{"Consenso 1 di 2", "1"}, {"Consenso 2 di 2", "1"}, {"Riepilogo:", "#"}}),
 			want: "Salvata: l'esito", kind: cms.KindConsent},
 	} {
@@ -96,7 +96,7 @@ func TestAssistedDelegateConsentsOffline(t *testing.T) {
 	d.run(ctx, cat([]step{{"1 Attivazione", "#"}, {"3 Consensi FSE", "3"}, {"Informativa FSE", "#"},
 		{"1 Diretta", "3"}, {"Cognome nome deleg.", taps("VERDI ANNA", tapName)}, {"Cod. fiscale deleg.", taps("VRDNNA70M50F205B", tapUpper)}},
 		[]step{{"Documento:", "1"}, {"Numero documento", taps("CA12345AB", tapUpper)}, {"GGMMAAAA", "31122035#"},
-			{"Archivio CMS non", "#"}, {"coincidono?", "1"},
+			{"Archivio CMS non", "#"}, {"dati giusti?", "1"},
 			{"Consenso 1 di 2", "1"}, {"Consenso 2 di 2", "2"}, {"Riepilogo:", "#"}, {"Far firmare", "1"}}))
 	d.wait(ctx, "Salvata: l'esito")
 	all, _ := d.box.Recent(5)

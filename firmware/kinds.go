@@ -2,6 +2,7 @@ package firmware
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -25,6 +26,9 @@ type kindSpec struct {
 	// sensitive receipts carry secrets (the first halves of PIN and
 	// PUK): the print queue keeps no copy once they are printed.
 	sensitive bool
+	// query kinds ask for an answer, not for something to be done: what
+	// they print is an extract, without an outcome.
+	query bool
 	// self is the citizen's flow, from a self-service menu key; assisted
 	// the operator's, from the assisted menu. A kind has one or both.
 	self     func(a *App, ctx context.Context, card hal.Card, info hal.CardInfo) error
@@ -73,7 +77,7 @@ func init() {
 			return flows.Revocation(ctx, a.desk, op, info, "")
 		}})
 	registerKind(cms.KindReader, kindSpec{title: "Richiesta lettore", titleEN: "Card reader request", self: withInfo(flows.ReaderRequest), assisted: via(flows.ReaderVia, false)})
-	registerKind(cms.KindHistory, kindSpec{title: "Storico tessera", titleEN: "Card history", self: withCard(flows.History), assisted: via(flows.HistoryVia, false)})
+	registerKind(cms.KindHistory, kindSpec{title: "Storico tessera", titleEN: "Card history", query: true, self: withCard(flows.History), assisted: via(flows.HistoryVia, false)})
 	registerKind(cms.KindPINChange, kindSpec{title: "Cambio PIN", titleEN: "PIN change", self: withCard(flows.ChangePIN)})
 	registerKind(cms.KindPINUnblock, kindSpec{title: "Sblocco PIN con PUK", titleEN: "PIN unblock with PUK", self: withCard(flows.UnblockPIN)})
 	registerKind(cms.KindReissue, kindSpec{title: "Riemissione TS-CNS", titleEN: "TS-CNS reissue",
@@ -143,22 +147,45 @@ func (a *App) Submit(ctx context.Context, kind string, payload []byte) (outbox.E
 
 // Finish prints the receipt of e, an operation of kind, with its
 // registered title, and tells the citizen the outcome: the protocol
-// number, provisional, refused with the CMS's reason, or no receipt.
+// number, provisional, refused with the CMS's whole reason (paged), or no
+// receipt. The outcome screens offer another operation in the same
+// session (issue 17): the session loop takes it from there (another).
 func (a *App) Finish(ctx context.Context, e outbox.Entry, kind string, info hal.CardInfo, lines []string) error {
-	doc := a.Frame().Receipt(e, a.title(kind), info, lines)
+	layout := a.Frame().Receipt
+	if kindSpecs[kind].query {
+		layout = a.Frame().Extract
+	}
+	title := a.title(kind)
+	doc := layout(e, title, info, lines)
 	doc.Sensitive = kindSpecs[kind].sensitive
 	a.Show("printing")
 	perr := a.Print(ctx, doc, e.ID)
+	var name string
+	var args []any
 	switch {
 	case perr != nil:
-		a.Show("no_receipt", flows.PrinterText(a.lang, perr))
+		name, args = "no_receipt", []any{flows.PrinterText(a.lang, perr)}
 	case !e.Done:
-		a.Show("provisional")
+		name = "provisional"
 	case e.Result.Processing.Status == protocol.ProcessingRejected:
-		w := append(hal.Wrap(flows.RejectionText(a.lang, e), 20), "", "")
-		a.Show("rejected", w[0], w[1])
+		// The whole reason, a page at a time: two rows cut it.
+		err := a.desk.ShowRejection(ctx, e)
+		if errors.Is(err, errCancel) {
+			a.Show("remove_card")
+			return nil
+		}
+		return err
+	case kindSpecs[kind].query:
+		name = "printed_query"
 	default:
-		a.Show("done", e.Result.Transport.Protocol)
+		name, args = "done", []any{e.Result.Transport.Protocol}
 	}
+	a.Show(name, args...)
+	a.finished = &finished{e: e, screen: name, draw: func() { a.Show(name, args...) },
+		doc: func(e outbox.Entry) *hal.Doc {
+			d := layout(e, title, info, lines)
+			d.Sensitive = kindSpecs[kind].sensitive
+			return d
+		}}
 	return nil
 }

@@ -129,7 +129,7 @@ func TestRefusals(t *testing.T) {
 		counter bool // the totem stands at a counter enabled to reissue
 		pages   []string
 	}{
-		{'1', false, []string{"Le CNS non possono", "usare la revoca"}},
+		{'1', false, []string{"Le CNS non possono", "si chiede la revoca, qui al totem"}},
 		{'2', false, []string{"La riemissione", "abilitati"}},
 		{'2', true, []string{"Questo sportello è", "chiede a un operatore", "genitore o il tutore"}},
 		// 3, Dati errati, is reported: TestWrongData.
@@ -144,7 +144,7 @@ func TestRefusals(t *testing.T) {
 				l.wait(ctx, want)
 			}
 			l.panel.Press('0')
-			l.wait(ctx, "1 Sospens./Riattiv.")
+			l.wait(ctx, "1 Sospensione")
 			l.panel.Press(tc.key)
 			l.wait(ctx, tc.pages[0])
 			text := readPages(ctx, t, l.totem)
@@ -191,26 +191,49 @@ func TestHistoryEndToEnd(t *testing.T) {
 	tt.panel.Press(hal.KeyOK)
 	tt.wait(ctx, "1 Tutte le tessere")
 	tt.panel.Press('1')
-	tt.wait(ctx, "Tessera 1/1 attiva")
-	for _, want := range []string{"N. ************8000", "Scadenza 31/12/2030"} {
+	// The cards and their operations on screen, two lines a page, dates
+	// as on the receipt (issue 17); # turns the pages, 1 prints.
+	tt.wait(ctx, "Storico 1/")
+	for _, want := range []string{"Tessera attiva", "N. ************8000"} {
 		if s := tt.panel.Text(); !strings.Contains(s, want) {
 			t.Fatalf("screen lacks %q:\n%s", want, s)
 		}
 	}
+	var shown []string
+	for i := 0; !strings.Contains(tt.panel.Text(), "#=Menu"); i++ {
+		if i > 5 {
+			t.Fatalf("no last page: %q", shown)
+		}
+		s := tt.panel.Text()
+		shown = append(shown, s)
+		tt.panel.Press(hal.KeyOK)
+		for tt.panel.Text() == s && ctx.Err() == nil {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	all := strings.Join(strings.Fields(strings.Join(append(shown, tt.panel.Text()), " ")), " ")
+	for _, want := range []string{"Scadenza 31/12/2030", time.Now().Format("02/01/2006") + " Consensi FSE"} {
+		if !strings.Contains(all, want) {
+			t.Fatalf("the pages lack %q: %s", want, all)
+		}
+	}
+	if n := len(tt.printer.Receipts()); n != 1 {
+		t.Fatalf("the Storico printed unasked: %d receipts", n)
+	}
 	tt.panel.Press('1') // print it
-	tt.wait(ctx, "Accolta. Protocollo:")
+	tt.wait(ctx, "Storico stampato")
 	receipts := tt.printer.Receipts()
 	if len(receipts) != 2 {
 		t.Fatalf("%d receipts", len(receipts))
 	}
 	r := strings.Join(strings.Fields(receipts[1]), " ")
-	for _, want := range []string{"Storico tessera", "Tessera ************8000", "Scadenza 2030-12-31 - attiva",
-		"Consensi FSE prot. " + rec.Protocol, "Esito: ACCOLTA"} {
+	for _, want := range []string{"Storico tessera", "Tessera ************8000", "Scadenza 31/12/2030 - attiva",
+		"Consensi FSE prot. " + rec.Protocol, "Estratto dell'archivio, riferimento"} {
 		if !strings.Contains(r, want) {
 			t.Errorf("receipt lacks %q: %s", want, r)
 		}
 	}
-	for _, never := range []string{"6090012345678000", "RSSMRA80A01H501U", "ROSSI", testPIN} {
+	for _, never := range []string{"6090012345678000", "RSSMRA80A01H501U", "ROSSI", testPIN, "ACCOLTA"} {
 		if strings.Contains(r, never) {
 			t.Errorf("receipt holds %q: %s", never, r)
 		}

@@ -236,7 +236,7 @@ func TestPCSCPINNeverLeavesTheChip(t *testing.T) {
 
 	tt.insert(ctx)
 	tt.enterPIN(ctx, pcscWrong)
-	tt.wait(ctx, "Tentativi rimasti:2")
+	tt.wait(ctx, "Restano 2 tentativi")
 	tt.tries(2)
 	tt.panel.Press(hal.KeyOK) // retry
 	tt.wait(ctx, "PIN: ")

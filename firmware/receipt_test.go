@@ -13,6 +13,7 @@ import (
 
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/drivers/escpos"
+	"github.com/aslcns/totem/drivers/escpos/vprinter"
 	layout "github.com/aslcns/totem/firmware/receipts"
 	"github.com/aslcns/totem/hal"
 	"github.com/aslcns/totem/sync/outbox"
@@ -23,10 +24,11 @@ var update = flag.Bool("update", false, "rewrite the receipt golden files")
 
 // receipts returns every layout the firmware prints, with fixed data.
 func receipts() map[string]*hal.Doc {
-	a := &App{o: Options{Totem: "demo-01", ASL: "ASL Toscana nord ovest", Location: "Atrio principale"},
+	a := &App{o: Options{Totem: "demo-01", ASL: "ASL Toscana nord ovest", Location: "Atrio principale", Town: "Lucca"},
 		now: func() time.Time { return time.Date(2026, 11, 23, 17, 5, 0, 0, time.Local) }}
 	info := hal.CardInfo{CF: "RSSMRA80A01H501U"}
-	lines := []string{"Consenso alla consultazione del Fascicolo: SÌ", "Opposizione ai documenti anteriori al 19/05/2020: NO"}
+	lines := []string{"Consultazione (i medici possono leggere il Fascicolo): SÌ",
+		"Escludi pre-2020 (i dati del Fascicolo anteriori al 19/05/2020 restano nascosti): NO"}
 	prov := outbox.Entry{ID: strings.Repeat("a", 32), Seq: 42}
 	acc := prov
 	acc.Done = true
@@ -36,6 +38,10 @@ func receipts() map[string]*hal.Doc {
 	rej.Result = &protocol.Result{Transport: protocol.Transport{Status: protocol.TransportReceived, Protocol: "261123000000043"},
 		Processing: protocol.Processing{Status: protocol.ProcessingRejected,
 			Errors: []protocol.Error{{Code: "CARD_REVOKED", Message: "La tessera è revocata."}}}}
+	reused := acc
+	reused.Result = &protocol.Result{Transport: protocol.Transport{Status: protocol.TransportReceived, Protocol: "261123000000044"},
+		Processing: protocol.Processing{Status: protocol.ProcessingRejected,
+			Errors: []protocol.Error{{Code: cms.CodePaymentReused, Message: "Questa ricevuta di pagamento è già stata usata per un lettore."}}}}
 	at := time.Date(2026, 11, 23, 17, 5, 0, 0, time.Local)
 	docs := map[string]*hal.Doc{
 		"consent-accepted":    a.Frame().Receipt(acc, kindTitle(cms.KindConsent), info, lines),
@@ -47,9 +53,10 @@ func receipts() map[string]*hal.Doc {
 			PINFirstHalf: "4711", PUKFirstHalf: "90210", SecondHalvesTo: "m***o@e***.it"})),
 		"revocation": a.Frame().Receipt(acc, kindTitle(cms.KindRevocation), info, revocationLines(cms.RevocationResult{
 			RevokedAt: at, Reason: cms.ReasonLoss, Reissue: "R-000123"})),
-		"reader":      a.Frame().Receipt(prov, kindTitle(cms.KindReader), info, readerLines("PAG-2026-000042", cms.ReaderResult{})),
-		"reader-done": a.Frame().Receipt(acc, kindTitle(cms.KindReader), info, readerLines("PAG-2026-000042", cms.ReaderResult{Readers: 2})),
-		"history": a.Frame().Receipt(acc, kindTitle(cms.KindHistory), info, historyLines(cms.HistoryResult{Cards: []cms.CardHistory{
+		"reader":          a.Frame().Receipt(prov, kindTitle(cms.KindReader), info, readerLines("PAG-2026-000042", cms.ReaderResult{})),
+		"reader-done":     a.Frame().Receipt(acc, kindTitle(cms.KindReader), info, readerLines("PAG-2026-000042", cms.ReaderResult{Readers: 2})),
+		"reader-rejected": a.Frame().Receipt(reused, kindTitle(cms.KindReader), info, layout.ReaderRejected("PAG-2026-000042")),
+		"history": a.Frame().Extract(acc, kindTitle(cms.KindHistory), info, historyLines(cms.HistoryResult{Cards: []cms.CardHistory{
 			{Serial: "6090012345678000", Expiry: "2030-12-31", State: cms.CardActive, Events: []cms.HistoryEvent{
 				{At: at, Kind: cms.KindActivation, Protocol: "261101000000007"},
 				{At: at, Kind: cms.KindConsent, Protocol: "261123000000042"}}},
@@ -69,10 +76,11 @@ func receipts() map[string]*hal.Doc {
 	res := cms.ActivationResult{PINFirstHalf: "4711", PUKFirstHalf: "9021", CIP: "82736451", SecondHalvesTo: "SMS ********4567", Readers: 1, FSE: cms.FSECreated}
 	ticket := res
 	ticket.FSE, ticket.FSEDetail = cms.FSETicket, &cms.ConsentResult{FSE: cms.FSETicket, Ticket: "HD1-000007", TicketLevel: 1, Attempts: 1}
-	form := a.Frame().Receipt(acc, "Modulo di accettazione", info, activationLines(res))
+	form := a.Frame().Receipt(acc, "Codici della tessera", info, activationLines(res))
 	form.Sensitive = true
 	minor := hal.CardInfo{Serial: "6090011111111006", CF: "VRDLCU15C10H501Y", Surname: "VERDI", Name: "LUCA"}
 	docs["activation-form"] = form
+	docs["activation-acceptance"] = a.Frame().Receipt(acc, "Modulo di accettazione", minor, a.Frame().Acceptance(act))
 	docs["activation-summary"] = a.Frame().Receipt(acc, kindTitle(cms.KindActivation), minor, activationSummaryLines(act, res))
 	docs["activation-summary-fse-ticket"] = a.Frame().Receipt(acc, kindTitle(cms.KindActivation), minor, activationSummaryLines(act, ticket))
 	docs["declaration"] = declaration(a.o, a.now(), minor, *deleg, doc)
@@ -160,5 +168,83 @@ func checkGolden(t *testing.T, docs map[string]*hal.Doc) {
 				t.Errorf("%s differs from the golden file (review, then -update)", path)
 			}
 		}
+	}
+}
+
+// pngGolden are the layouts issue 17 changed, as the paper looks: each
+// encoded for the TM-T20, decoded by the virtual printer and drawn, then
+// compared with testdata/receipt-NAME.png (rewritten with -update).
+var pngGolden = []string{
+	"consent-accepted", "consent-rejected", "consent-provisional", "reader-rejected", "history",
+	"activation-form", "activation-acceptance", "declaration", "revocation-self",
+}
+
+func TestReceiptPNGGolden(t *testing.T) {
+	docs := receipts()
+	for k, v := range selfServiceDocs() {
+		docs[k] = v
+	}
+	var p escpos.Profile
+	for _, q := range escpos.Profiles() {
+		if q.Name == "tm-t20" {
+			p = q
+		}
+	}
+	for _, name := range pngGolden {
+		doc, ok := docs[name]
+		if !ok {
+			t.Fatalf("no layout %q", name)
+		}
+		b, err := escpos.Encode(doc, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec := vprinter.NewDecoder()
+		dec.Write(b)
+		rs := dec.Receipts()
+		if r := dec.Flush(); r != nil {
+			rs = append(rs, r)
+		}
+		if len(rs) != 1 {
+			t.Fatalf("%s: %d receipts decoded", name, len(rs))
+		}
+		got, err := rs[0].PNG(p.Cols, p.Dots)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join("testdata", "receipt-"+name+".png")
+		if *update {
+			if err := os.WriteFile(path, got, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		want, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatalf("%v (run with -update to create it)", err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s differs from the golden picture (look at it, then -update)", path)
+		}
+	}
+}
+
+// The App's receipts carry its zone and link: a UTC host prints Rome's
+// time (issue 17).
+func TestAppReceiptZone(t *testing.T) {
+	rome, err := time.LoadLocation("Europe/Rome")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &App{o: Options{Totem: "demo-01", Zone: rome, ReceiptLink: "https://asl.example/e?p={protocollo}"},
+		now: func() time.Time { return time.Date(2026, 12, 6, 16, 5, 0, 0, time.UTC) }}
+	acc := outbox.Entry{Done: true, Result: &protocol.Result{Transport: protocol.Transport{Protocol: "261206000000001"}}}
+	var all []string
+	for _, b := range a.Frame().Receipt(acc, "T", hal.CardInfo{}, nil).Blocks {
+		all = append(all, b.Text)
+	}
+	got := strings.Join(all, "\n")
+	if !strings.Contains(got, "Data: 06/12/2026 17:05") || !strings.Contains(got, "https://asl.example/e?p=261206000000001") {
+		t.Errorf("receipt:\n%s", got)
 	}
 }

@@ -22,27 +22,29 @@ func LocalID(totem string, seq uint64) string { return layout.LocalID(totem, seq
 
 // Frame is what every document the App prints carries besides its lines.
 func (a *App) Frame() layout.Frame {
-	return layout.Frame{ASL: a.o.ASL, Totem: a.o.Totem, Location: a.o.Location, Now: a.now(), Lang: a.lang}
+	return layout.Frame{ASL: a.o.ASL, Totem: a.o.Totem, Location: a.o.Location, Now: a.now(), Lang: a.lang, Zone: a.o.Zone, Link: a.o.ReceiptLink, Town: a.o.Town}
 }
 
 // declaration is the dichiarazione sostitutiva a delegate signs.
 func declaration(o Options, now time.Time, holder hal.CardInfo, d cms.Delegation, doc cms.IDDocument) *hal.Doc {
-	return layout.Frame{ASL: o.ASL, Totem: o.Totem, Location: o.Location, Now: now}.Declaration(holder, d, doc)
+	return layout.Frame{ASL: o.ASL, Totem: o.Totem, Location: o.Location, Town: o.Town, Now: now, Zone: o.Zone}.Declaration(holder, d, doc)
 }
 
 // historyLines names each event by its kind's registered title.
-func historyLines(r cms.HistoryResult) []string { return layout.History(r, kindTitle) }
+func historyLines(r cms.HistoryResult) []string { return layout.History(r, kindTitle, nil) }
 
 var (
 	activationLines         = layout.Activation
 	reprintLines            = layout.Reprint
-	revocationLines         = layout.Revocation
+	revocationLines         = func(r cms.RevocationResult) []string { return layout.Revocation(r, nil) }
 	readerLines             = layout.Reader
 	refundLines             = layout.Refund
 	pinEventLines           = layout.PINEvent
 	wrongDataLines          = layout.WrongData
 	activationSummaryLines  = layout.ActivationSummary
-	revocationAssistedLines = layout.RevocationAssisted
-	selfRevocationLines     = layout.SelfRevocation
-	maskSerial              = layout.MaskSerial
+	revocationAssistedLines = func(r cms.RevocationResult, d *cms.Delegation, doc cms.IDDocument, op string) []string {
+		return layout.RevocationAssisted(r, d, doc, op, nil)
+	}
+	selfRevocationLines = func(team string, r cms.RevocationResult) []string { return layout.SelfRevocation(team, r, nil) }
+	maskSerial          = layout.MaskSerial
 )

@@ -46,6 +46,10 @@ func TestRevokeLocal(t *testing.T) {
 			l.wait(ctx, "Revoca: codice TEAM")
 			l.panel.Type(demoTEAM)
 			l.panel.Press(hal.KeyOK)
+			l.wait(ctx, "Motivo: 1 Furto")
+			l.panel.Press('1')
+			l.wait(ctx, "Revoca: TEAM ...6782")
+			l.panel.Press(hal.KeyOK)
 			l.wait(ctx, "CIP: ")
 			l.panel.Type("1234")
 			l.wait(ctx, "CIP: ****")
@@ -64,19 +68,45 @@ func TestRevokeLocal(t *testing.T) {
 			l.wait(ctx, "Senza tessera #=Menu")
 		}},
 		{"reason, confirm, then back", nil, true, func(ctx context.Context, l *local) {
-			l.wait(ctx, "CIP (8 cifre")
+			l.wait(ctx, "3 Malfunzionamento")
+			l.panel.Press('3')
+			l.wait(ctx, "Revoca: TEAM ..."+demoTEAM[16:]) // from the chip: nothing typed
+			l.panel.Press(hal.KeyOK)
+			l.wait(ctx, "CIP: 8 cifre")
 			l.panel.Type("1234567")
 			l.panel.Press(hal.KeyOK) // 7 digits: the length is said
 			l.wait(ctx, "Servono 8 cifre")
 			l.panel.Press(hal.KeyBack) // back to the digits typed
 			l.wait(ctx, "CIP: *******")
-			l.panel.Type("8")
-			l.panel.Press(hal.KeyOK)
+			for range 8 { // the digits, then back to the summary
+				l.panel.Press(hal.KeyBack)
+			}
+			l.wait(ctx, "Revoca: TEAM ...")
+			l.panel.Press(hal.KeyBack)
 			l.wait(ctx, "3 Malfunzionamento")
-			l.panel.Press('3')
-			l.wait(ctx, "Revoca: TEAM ..."+demoTEAM[16:]) // from the chip: nothing typed
 			l.panel.Press(hal.KeyBack)
 			l.wait(ctx, "1 Consensi FSE")
+		}},
+		// * on the empty CIP field goes back step by step, and the TEAM
+		// code typed is still there to correct (issue 17: it was lost).
+		{"back from the CIP keeps the TEAM code", nil, false, func(ctx context.Context, l *local) {
+			l.wait(ctx, "Revoca: codice TEAM")
+			l.panel.Type(demoTEAM)
+			l.panel.Press(hal.KeyOK)
+			l.wait(ctx, "Motivo: 1 Furto")
+			l.panel.Press('1')
+			l.wait(ctx, "Revoca: TEAM ...6782")
+			l.panel.Press(hal.KeyOK)
+			l.wait(ctx, "CIP: 8 cifre")
+			l.panel.Press(hal.KeyBack)
+			l.wait(ctx, "Revoca: TEAM ...6782")
+			l.panel.Press(hal.KeyBack)
+			l.wait(ctx, "Motivo: 1 Furto")
+			l.panel.Press(hal.KeyBack)
+			l.wait(ctx, "Revoca: codice TEAM")
+			l.wait(ctx, demoTEAM)
+			l.panel.Press(hal.KeyCancel)
+			l.wait(ctx, "Operazione annullata")
 		}},
 		{"a card in ends it", nil, false, func(ctx context.Context, l *local) {
 			l.wait(ctx, "Revoca: codice TEAM")
@@ -123,42 +153,39 @@ func TestRevokeEndToEnd(t *testing.T) {
 	cip := c.store.CIP(serial)
 	wrong := cip[:7] + string('0'+(cip[7]-'0'+1)%10)
 
-	revoke := func(cip string, reason hal.Key) {
-		t.Helper()
-		tt.wait(ctx, "Senza tessera #=Menu")
-		tt.panel.Press(hal.KeyOK)
-		tt.wait(ctx, "7 Revoca tessera")
-		tt.panel.Press('7')
-		tt.wait(ctx, "Revoca: codice TEAM")
-		tt.panel.Type(demoTEAM)
-		tt.wait(ctx, demoTEAM)
-		tt.panel.Press(hal.KeyOK)
-		tt.wait(ctx, "CIP: ")
-		tt.panel.Type(cip)
-		tt.wait(ctx, "CIP: ********")
-		tt.panel.Press(hal.KeyOK)
-		tt.wait(ctx, "Motivo della revoca")
-		tt.panel.Press(reason)
-		tt.wait(ctx, "Revoca: TEAM ...6782")
-		tt.panel.Press(hal.KeyOK)
-	}
-
-	revoke(wrong, '1')
-	tt.wait(ctx, "rifiutata")
-	if text := readPages(ctx, t, tt); !strings.Contains(text, "CIP errato: controllare le 8 cifre") {
-		t.Fatalf("reason not shown: %s", text)
-	}
+	// Without the card: TEAM code, reason, summary, then the CIP, sent as
+	// soon as it is typed (issue 17).
+	tt.wait(ctx, "Senza tessera #=Menu")
 	tt.panel.Press(hal.KeyOK)
-	tt.wait(ctx, "7 Revoca tessera") // back to the menu without a card
+	tt.wait(ctx, "7 Revoca tessera")
+	tt.panel.Press('7')
+	tt.wait(ctx, "Revoca: codice TEAM")
+	tt.panel.Type(demoTEAM)
+	tt.wait(ctx, demoTEAM)
+	tt.panel.Press(hal.KeyOK)
+	tt.wait(ctx, "Motivo: 1 Furto")
+	tt.panel.Press('2')
+	tt.wait(ctx, "Revoca: TEAM ...6782")
+	tt.panel.Press(hal.KeyOK)
+	tt.wait(ctx, "CIP: ")
+	tt.panel.Type(wrong)
+	tt.wait(ctx, "CIP: ********")
+	tt.panel.Press(hal.KeyOK)
+	// A wrong CIP: said with the tries left, # asks for it again at once.
+	tt.wait(ctx, "CIP errato: restano")
+	tt.wait(ctx, "2 tentativi.")
+	tt.wait(ctx, "#=Riprova")
 	if n, err := c.store.CIPFailures(serial); err != nil || n != 1 {
 		t.Fatalf("CIP failures %d, %v", n, err)
 	}
 	if card, _ := c.store.Card(serial); card.State != cms.CardActive {
 		t.Fatalf("card %s after a wrong CIP", card.State)
 	}
-	tt.panel.Press(hal.KeyBack)
-
-	revoke(cip, '2')
+	tt.panel.Press(hal.KeyOK)
+	tt.wait(ctx, "CIP: 8 cifre")
+	tt.panel.Type(cip)
+	tt.wait(ctx, "CIP: ********")
+	tt.panel.Press(hal.KeyOK)
 	tt.wait(ctx, "Tessera revocata.")
 	entries, _ := tt.box.Recent(1)
 	if len(entries) != 1 || entries[0].Kind != cms.KindRevocation || !entries[0].Done ||
@@ -220,12 +247,12 @@ func TestRevokeEndToEnd(t *testing.T) {
 	tt.reader.Insert(testCard())
 	tt.wait(ctx, "1 Consensi FSE")
 	tt.panel.Press('7')
-	tt.wait(ctx, "CIP (8 cifre")
-	tt.panel.Type(cip)
-	tt.panel.Press(hal.KeyOK)
-	tt.wait(ctx, "Motivo della revoca")
+	tt.wait(ctx, "Motivo: 1 Furto")
 	tt.panel.Press('3')
 	tt.wait(ctx, "Revoca: TEAM ...6782")
+	tt.panel.Press(hal.KeyOK)
+	tt.wait(ctx, "CIP: 8 cifre")
+	tt.panel.Type(cip)
 	tt.panel.Press(hal.KeyOK)
 	tt.wait(ctx, "rifiutata")
 	if text := readPages(ctx, t, tt); !strings.Contains(text, "La tessera è revocata.") {

@@ -268,7 +268,7 @@ func TestScenarioSelfServiceConsent(t *testing.T) {
 	}
 	r := s.receipts(ctx, 1)[0]
 	mustContain(t, "receipt", r, "Consensi FSE", "Protocollo: "+rec.Protocol, "Esito: ACCOLTA", "RSS**********01U",
-		"Consenso alla consultazione del Fascicolo: SÌ")
+		"Consultazione (i medici possono leggere il Fascicolo): SÌ")
 	mustNotContain(t, "receipt", r, "RSSMRA80A01H501U", "ROSSI", "MARIO", "PROVVISORIA")
 	if notes, err := s.c.store.Notifications(serial); err != nil || len(notes) != 0 {
 		t.Errorf("consents notified second halves: %+v, %v", notes, err)
@@ -336,6 +336,21 @@ func TestScenarioSelfServiceReprint(t *testing.T) {
 func (s *scene) run(ctx context.Context, script []step) {
 	s.t.Helper()
 	for _, st := range script {
+		if st.keys == pageTo { // # through the summary's pages to want, then #
+			s.wait(ctx, "Riepilogo 1/")
+			for i := 0; !strings.Contains(s.screen(), st.want); i++ {
+				if i > 10 {
+					s.t.Fatalf("no %q in the summary's pages", st.want)
+				}
+				sc := s.screen()
+				s.press("#")
+				for s.screen() == sc && ctx.Err() == nil {
+					time.Sleep(5 * time.Millisecond)
+				}
+			}
+			s.press("#")
+			continue
+		}
 		s.wait(ctx, st.want)
 		s.press(st.keys)
 	}
@@ -355,8 +370,8 @@ func (s *scene) login(ctx context.Context) {
 
 // TestScenarioAssistedActivationMinor: an operator activates a minor's
 // card for the parent present with an identity document. The dichiarazione
-// sostitutiva comes out to be signed, then the acceptance form with the
-// first halves and the summary; the CMS activated the card, recorded the
+// sostitutiva comes out to be signed, then the codes (first halves, CIP),
+// the acceptance form the parent signs, and the summary; the CMS activated the card, recorded the
 // delegation, the notification of the second halves to the parent's phone,
 // and one audit record naming the operator.
 func TestScenarioAssistedActivationMinor(t *testing.T) {
@@ -387,10 +402,12 @@ func TestScenarioAssistedActivationMinor(t *testing.T) {
 		t.Fatalf("activation result %s: %v", e.Result.Data, err)
 	}
 	prot := e.Result.Transport.Protocol
-	rs := s.receipts(ctx, 3)
-	form, summary := rs[1], rs[2]
-	mustContain(t, "acceptance form", form, "Modulo di accettazione", "Prima metà del PIN: "+res.PIN,
+	rs := s.receipts(ctx, 4)
+	codes, form, summary := rs[1], rs[2], rs[3]
+	mustContain(t, "codes sheet", codes, "Codici della tessera", "Prima metà del PIN: "+res.PIN,
 		"Prima metà del PUK: "+res.PUK, "Codice CIP (per la revoca): "+res.CIP, "Protocollo: "+prot)
+	mustContain(t, "acceptance form", form, "Modulo di accettazione", "Firma del genitore (responsabilità genitoriale)", "Protocollo: "+prot)
+	mustNotContain(t, "acceptance form", form, res.CIP, "metà del PIN", "Firma del titolare")
 	mustContain(t, "summary", summary, "Attivazione TS-CNS", "Operatore: carta ************2006",
 		"Delegato: codice fiscale RSS**********01U", "Protocollo: "+prot, "Esito: ACCOLTA")
 	mustNotContain(t, "summary", summary, "ROSSI", res.CIP, "VRDLCU15C10H501Y")
@@ -437,7 +454,7 @@ func TestScenarioAssistedRevocation(t *testing.T) {
 
 	s.login(ctx)
 	s.cards.insert(ctx, "cns")
-	s.run(ctx, cat([]step{{"2 Revoca", "2"}, {"Motivo della revoca", "1"}}, directSteps, []step{{"+ nuova tessera", "#"}}))
+	s.run(ctx, cat([]step{{"2 Revoca", "2"}, {"Motivo: 1 Furto", "1"}}, directSteps, []step{{"+ nuova tessera", "#"}}))
 	s.wait(ctx, "Accolta. Protocollo:")
 
 	e := s.last(ctx)

@@ -13,8 +13,11 @@ import (
 
 // The self-service catalogue's layouts (revocation without the card, the
 // blank forms) as golden files, like the receipts of receipt_test.go.
-func TestSelfServiceGolden(t *testing.T) {
-	a := &App{o: Options{Totem: "demo-01", ASL: "ASL Toscana nord ovest", Location: "Atrio principale"},
+func TestSelfServiceGolden(t *testing.T) { checkGolden(t, selfServiceDocs()) }
+
+// selfServiceDocs are the self-service catalogue's layouts with fixed data.
+func selfServiceDocs() map[string]*hal.Doc {
+	a := &App{o: Options{Totem: "demo-01", ASL: "ASL Toscana nord ovest", Location: "Atrio principale", Town: "Lucca"},
 		now: func() time.Time { return time.Date(2026, 11, 23, 17, 5, 0, 0, time.Local) }}
 	acc := outbox.Entry{ID: "0123456789abcdef0123456789abcdef", Seq: 7, Done: true,
 		Result: &protocol.Result{Transport: protocol.Transport{Status: protocol.TransportReceived, Protocol: "261123000000077"},
@@ -28,5 +31,5 @@ func TestSelfServiceGolden(t *testing.T) {
 	for k, name := range map[hal.Key]string{'1': "reader", '2': "delegation", '3': "declaration", '4': "revocation"} {
 		docs["form-"+name] = flows.FormDoc(a.Frame(), k)
 	}
-	checkGolden(t, docs)
+	return docs
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/aslcns/totem/firmware/flows"
 	"github.com/aslcns/totem/hal"
 	"github.com/aslcns/totem/sync/outbox"
+	"github.com/aslcns/totem/sync/protocol"
 )
 
 // session serves one citizen from card insertion. It returns
@@ -33,6 +34,11 @@ func (a *App) session(ctx context.Context) error {
 	if info.Class == hal.ClassOperator {
 		return a.operatorSession(ctx, card, info) // assisted mode: assisted.go
 	}
+	// The PIN verified on the chip holds for the session: another
+	// operation does not ask for it again (issue 17).
+	a.desk.Begin()
+	defer a.desk.Begin()
+	a.finished = nil
 
 	for {
 		a.Show("menu")
@@ -44,6 +50,12 @@ func (a *App) session(ctx context.Context) error {
 			k = hal.KeyCancel
 		}
 		err = a.dispatch(ctx, k, card, info)
+		if err == nil && a.finished != nil {
+			var more bool
+			if more, err = a.another(ctx); more {
+				continue
+			}
+		}
 		if errors.Is(err, errBack) {
 			continue
 		}
@@ -51,7 +63,71 @@ func (a *App) session(ctx context.Context) error {
 	}
 }
 
+// another waits on the outcome screen Finish left, which offers another
+// operation: # (or *) goes back to the menu with the session, and the
+// PIN verified, still open (more); D ends the session. While a
+// provisional outcome is on screen and its definitive one arrives, it is
+// shown (and printed: the provisional receipt has no protocol number).
+func (a *App) another(ctx context.Context) (more bool, err error) {
+	f := a.finished
+	a.finished = nil
+	e := f.e
+	var ch <-chan outbox.Entry
+	if !e.Done {
+		c, done := a.waiters.listen(e.ID)
+		defer done()
+		ch = c
+		// The result may have come before the waiter was registered.
+		if got, err := a.o.Outbox.Get(e.ID); err == nil && got.Done {
+			c <- got
+		}
+	}
+	name, redraw := f.screen, f.draw
+	for {
+		k, got, err := a.keyOr(ctx, name, redraw, ch)
+		switch {
+		case err != nil:
+			return false, err
+		case got != nil:
+			ch = nil
+			name, redraw = a.late(ctx, *got, f.doc)
+			continue
+		case k == hal.KeyCancel:
+			a.Show("goodbye")
+			return false, nil
+		}
+		return true, nil
+	}
+}
+
+// late tells the definitive outcome of an operation whose provisional
+// receipt the citizen holds, prints its receipt, and returns the screen
+// shown and how to redraw it.
+func (a *App) late(ctx context.Context, e outbox.Entry, doc func(outbox.Entry) *hal.Doc) (string, func()) {
+	a.log.Info("definitive outcome while the citizen waits", "op_id", e.ID, "kind", e.Kind)
+	name, args := "late_done", []any{e.Result.Transport.Protocol}
+	if e.Result.Processing.Status == protocol.ProcessingRejected {
+		name = "late_rejected"
+	}
+	a.Show("printing")
+	if err := a.Print(ctx, doc(e), e.ID); err != nil {
+		name = "late_no_receipt"
+	}
+	draw := func() { a.Show(name, args...) }
+	draw()
+	return name, draw
+}
+
 var errBack = flows.ErrBack
+
+// finished is an operation whose outcome is on screen: the screen and how
+// to redraw it, and the layout of its receipt for the definitive outcome.
+type finished struct {
+	e      outbox.Entry
+	screen string
+	draw   func()
+	doc    func(outbox.Entry) *hal.Doc
+}
 
 // enqueue makes an operation durable and listens for its results: ch
 // receives the entry as results arrive (at once if one already did);

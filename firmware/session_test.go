@@ -56,6 +56,8 @@ type localOpts struct {
 	box *outbox.Options
 	// audit is Options.Audit: people's actions queued for the hub's audit.
 	audit bool
+	// resultWait is Options.ResultWait (default 50ms).
+	resultWait time.Duration
 }
 
 // startLocalOpts runs the firmware with simulated devices, an outbox and a
@@ -91,8 +93,11 @@ func startLocalOpts(t *testing.T, o localOpts) *local {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if o.resultWait == 0 {
+		o.resultWait = 50 * time.Millisecond
+	}
 	app = firmware.New(dev, firmware.Options{Totem: "t-local", ASL: "ASL", Location: "Atrio", Outbox: box, Jobs: jobs,
-		Logger: o.log, ResultWait: 50 * time.Millisecond, IdleTimeout: o.idle, OperatorTimeout: o.opIdle, Online: o.online,
+		Logger: o.log, ResultWait: o.resultWait, IdleTimeout: o.idle, OperatorTimeout: o.opIdle, Online: o.online,
 		Events: o.events, ReissueCounter: o.reissueCounter, Audit: o.audit})
 	tt.app = app
 	ctx, cancel := context.WithCancel(context.Background())
@@ -138,7 +143,7 @@ func TestIdleTimeoutClearsScreen(t *testing.T) {
 	l.panel.Press('1')
 	l.wait(ctx, "PIN:")
 	l.panel.Type("973")
-	l.wait(ctx, "premere")
+	l.wait(ctx, "Serve altro tempo?")
 	l.wait(ctx, "Rimuovere la")
 	if s := l.panel.Text(); strings.Contains(s, "*") || strings.Contains(s, "PIN") {
 		t.Fatalf("PIN entry left on screen: %q", s)
@@ -153,7 +158,7 @@ func TestKeyDismissesIdleWarning(t *testing.T) {
 	l := startLocal(t, 800*time.Millisecond)
 	l.reader.Insert(testCard())
 	l.wait(ctx, "1 Consensi FSE")
-	l.wait(ctx, "premere")
+	l.wait(ctx, "Serve altro tempo?")
 	l.panel.Press('5') // only dismisses the warning
 	l.wait(ctx, "1 Consensi FSE")
 	l.panel.Press('1')
@@ -196,7 +201,7 @@ func TestWrongPINAndBlocked(t *testing.T) {
 	l.wait(ctx, "PIN: ****")
 	l.panel.Type("1")
 	l.panel.Press(hal.KeyOK)
-	l.wait(ctx, "Tentativi rimasti:2")
+	l.wait(ctx, "Restano 2 tentativi")
 	l.panel.Press(hal.KeyOK)
 	l.wait(ctx, "PIN: ")
 	l.panel.Type("11111")
@@ -378,6 +383,20 @@ func TestReaderRequestOffline(t *testing.T) {
 	l.panel.Type("3456")
 	l.wait(ctx, "123456")
 	l.panel.Press(hal.KeyOK)
+	// The summary before anything is sent (issue 17): * goes back to the
+	// number as typed, to correct it; # sends.
+	l.wait(ctx, "#=Conferma D=Annulla")
+	if n, _ := l.box.Recent(5); len(n) != 0 {
+		t.Fatalf("sent before the confirmation: %d", len(n))
+	}
+	l.panel.Press(hal.KeyBack)
+	l.wait(ctx, "n. ricevuta")
+	l.panel.Press(hal.KeyBack)
+	l.panel.Type("7")
+	l.wait(ctx, "123457")
+	l.panel.Press(hal.KeyOK)
+	l.wait(ctx, "#=Conferma D=Annulla")
+	l.panel.Press(hal.KeyOK)
 	l.wait(ctx, "Salvata: l'esito")
 	for i := 0; len(l.printer.Receipts()) == 0; i++ {
 		if i > 300 {
@@ -386,7 +405,7 @@ func TestReaderRequestOffline(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	r := strings.Join(strings.Fields(l.printer.Receipts()[0]), " ")
-	if !strings.Contains(r, "Richiesta lettore") || !strings.Contains(r, "Ricevuta di pagamento: 123456 (4,20 €)") {
+	if !strings.Contains(r, "Richiesta lettore") || !strings.Contains(r, "Ricevuta di pagamento: 123457 (4,20 €)") {
 		t.Fatalf("receipt: %s", r)
 	}
 	if q, _ := l.box.Stats(); q.Depth != 1 {
@@ -436,7 +455,7 @@ func TestChangePIN(t *testing.T) {
 	wait("Digitare il PIN")
 	panel.Type(testPIN)
 	panel.Press(hal.KeyOK)
-	wait("Tentativi rimasti:2")
+	wait("Restano 2 tentativi")
 	panel.Press(hal.KeyOK) // #=Riprova
 	wait("Digitare il PIN")
 	panel.Type("11223344")
@@ -563,4 +582,109 @@ func TestOutboxQuotaAlarm(t *testing.T) {
 	if st := l.app.Telemetry().Storage; st.Alarm || st.Pending != 0 {
 		t.Fatalf("telemetry storage after the drain %+v", st)
 	}
+}
+
+// After an outcome the session stays open (issue 17): # offers the menu
+// again and the PIN verified for the first operation holds for the next;
+// a definitive outcome arriving while the citizen is still there replaces
+// the provisional one on screen and its receipt is printed; D ends the
+// session.
+func TestAnotherOperationAndLateOutcome(t *testing.T) {
+	ctx := ctxT(t)
+	l := startLocal(t, time.Minute)
+	l.consentFlow(ctx)
+	l.wait(ctx, "#=Altra operazione")
+	entries, err := l.box.Recent(1)
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("outbox %v %v", entries, err)
+	}
+	// The hub's answer comes while the provisional outcome is on screen.
+	e := entries[0]
+	e.Done = true
+	e.Result = &protocol.Result{Transport: protocol.Transport{Status: protocol.TransportReceived, Protocol: "261123000000099"},
+		Processing: protocol.Processing{Status: protocol.ProcessingAccepted}}
+	l.app.Result(e)
+	l.wait(ctx, "Esito arrivato:")
+	l.wait(ctx, "261123000000099")
+	for i := 0; len(l.printer.Receipts()) < 2; i++ {
+		if i > 500 {
+			t.Fatalf("the definitive receipt was not printed: %d receipts", len(l.printer.Receipts()))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if r := l.printer.Receipts()[1]; !strings.Contains(r, "Protocollo: 261123000000099") || !strings.Contains(r, "Consensi FSE") {
+		t.Fatalf("definitive receipt:\n%s", r)
+	}
+	// Another operation: the menu, and no PIN asked this time.
+	l.panel.Press(hal.KeyOK)
+	l.wait(ctx, "1 Consensi FSE")
+	l.panel.Press('1')
+	l.wait(ctx, "Consenso 1 di 2")
+	l.panel.Press(hal.KeyCancel)
+	l.wait(ctx, "Operazione annullata")
+	// A new card, a new session: the PIN is asked again.
+	l.reader.Remove()
+	l.wait(ctx, "Inserire la tessera")
+	l.reader.Insert(testCard())
+	l.wait(ctx, "1 Consensi FSE")
+	l.panel.Press('1')
+	l.wait(ctx, "PIN:")
+	l.panel.Press(hal.KeyCancel)
+	l.wait(ctx, "Operazione annullata")
+}
+
+// D on an outcome ends the session with the card and the receipt to take.
+func TestOutcomeExit(t *testing.T) {
+	ctx := ctxT(t)
+	l := startLocal(t, time.Minute)
+	l.consentFlow(ctx)
+	l.wait(ctx, "#=Altra operazione")
+	l.panel.Press(hal.KeyCancel)
+	l.wait(ctx, "Ritirare la tessera")
+	l.panel.Press(hal.KeyOK) // the session is over: no menu
+	l.reader.Remove()
+	l.wait(ctx, "Inserire la tessera")
+}
+
+// Each consent has one name, the same on its screen, the summary and the
+// receipt, a one-row explanation, and is asked so that 1=Sì gives it: the
+// "opposizione" to the data before 2020 is no double negative (issue 17).
+func TestConsentWording(t *testing.T) {
+	ctx := ctxT(t)
+	l := startLocal(t, time.Minute)
+	l.reader.Insert(testCard())
+	l.wait(ctx, "1 Consensi FSE")
+	l.panel.Press('1')
+	l.wait(ctx, "PIN:")
+	l.panel.Type(testPIN)
+	l.panel.Press(hal.KeyOK)
+	s := l.screenFor(ctx, "Consenso 1 di 2:")
+	mustContain(t, "consent 1", s, "Consultazione", "FSE letto dai medici")
+	l.panel.Press('1')
+	s = l.screenFor(ctx, "Consenso 2 di 2:")
+	mustContain(t, "consent 2", s, "Escludi pre-2020", "(nascosti a tutti)")
+	l.panel.Press('2')
+	s = l.screenFor(ctx, "Riepilogo")
+	mustContain(t, "summary", s, "Consultazione: Sì", "Escludi pre-2020: No")
+	l.panel.Press(hal.KeyOK)
+	l.wait(ctx, "#=Altra operazione")
+	for i := 0; len(l.printer.Receipts()) == 0; i++ {
+		if i > 500 {
+			t.Fatal("no receipt")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	r := strings.Join(strings.Fields(l.printer.Receipts()[0]), " ")
+	mustContain(t, "receipt", r, "Escludi pre-2020 (i dati del Fascicolo anteriori al 19/05/2020 restano nascosti): NO")
+	mustNotContain(t, "receipt", r, "Opposizione", "Opp.")
+}
+
+// screenFor waits for a screen showing substr and returns it.
+func (tt *totem) screenFor(ctx context.Context, substr string) string {
+	tt.t.Helper()
+	s, err := tt.panel.WaitFor(ctx, substr)
+	if err != nil {
+		tt.t.Fatal(err)
+	}
+	return s
 }

@@ -46,6 +46,8 @@ func TestTechnicianActionsEndToEnd(t *testing.T) {
 	tt.wait(ctx, "n. ricevuta")
 	tt.panel.Type("20261123042")
 	tt.panel.Press(hal.KeyOK)
+	tt.wait(ctx, "#=Conferma")
+	tt.panel.Press(hal.KeyOK)
 	tt.wait(ctx, "Accolta. Protocollo:")
 	tt.reader.Remove()
 	entries, _ := tt.box.Recent(1)

@@ -59,7 +59,7 @@ func TestUnblockPIN(t *testing.T) {
 	}{
 		{"unblocked", nil, puk, []string{"Salvata: l'esito"}, cms.PINOK, newPIN},
 		{"wrong PUK, tries unknown", nil, "40617392", []string{"PUK errato", "#=Riprova"}, cms.PINWrong, testPIN},
-		{"wrong PUK, 2 tries left", &hal.PINError{TriesLeft: 2}, puk, []string{"PUK errato", "Tentativi rimasti:2"}, cms.PINWrong, testPIN},
+		{"wrong PUK, 2 tries left", &hal.PINError{TriesLeft: 2}, puk, []string{"PUK errato", "Restano 2 tentativi"}, cms.PINWrong, testPIN},
 		{"PUK blocked", hal.ErrPINBlocked, puk, []string{"PUK bloccato"}, cms.PINBlocked, testPIN},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -23,7 +23,7 @@ func wrongDataFlow(ctx context.Context, tt *totem, card *sim.Card) {
 	tt.panel.Press('0')
 	tt.wait(ctx, "3 Dati errati")
 	tt.panel.Press('3')
-	tt.wait(ctx, "Quale dato è errato?")
+	tt.wait(ctx, "1 Nome o cognome")
 	tt.panel.Press('2')
 }
 

@@ -313,6 +313,11 @@ func TestEveryCommandRunsEndToEnd(t *testing.T) {
 		func() error {
 			r.panel.Type("20261123042")
 			r.panel.Press(hal.KeyOK)
+			_, err := r.panel.WaitFor(ctx, "#=Conferma") // the summary (issue 17)
+			return err
+		},
+		func() error {
+			r.panel.Press(hal.KeyOK)
 			_, err := r.panel.WaitFor(ctx, "Accolta. Protocollo:")
 			return err
 		},

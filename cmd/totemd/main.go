@@ -27,6 +27,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	_ "time/tzdata" // totem.time_zone on a board without /usr/share/zoneinfo
 
 	"github.com/aslcns/totem/cmd/internal/cli"
 	"github.com/aslcns/totem/cmd/internal/sdnotify"
@@ -274,6 +275,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	var app *firmware.App
 	// Receipts with the first halves of PIN and PUK wait for paper sealed
 	// with the outbox's keyring, and go once printed.
+	zone, err := time.LoadLocation(cfg.Totem.TimeZone) // checked by the config's Validate
+	if err != nil {
+		return fmt.Errorf("totemd: totem.time_zone: %w", err)
+	}
 	jobs, err := printq.Open(filepath.Join(cfg.StateDir, "jobs.db"), dev.Printer, printq.Options{
 		Logger: log.With("subsystem", "printq"), OnStatus: func(err error) { app.PrinterStatus(err) },
 		OnPaper: func(low bool) { app.PaperNearEnd(low) }, Keys: keys})
@@ -286,11 +291,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return err
 	}
 	app = firmware.New(dev, firmware.Options{
-		Totem: cfg.Totem.ID, ASL: cfg.Totem.ASL, Location: cfg.Totem.Location,
+		Totem: cfg.Totem.ID, ASL: cfg.Totem.ASL, Location: cfg.Totem.Location, Town: cfg.Totem.Town,
 		Lang: firmware.ParseLang(cfg.Session.Lang), Outbox: box, Jobs: jobs, Logger: log.With("subsystem", "firmware"),
 		ResultWait: cfg.Sync.ResultWait.Duration, IdleTimeout: cfg.Session.IdleTimeout.Duration,
 		QueuedTTL: cfg.Sync.QueuedTTL.Duration, ReissueCounter: cfg.Totem.ReissueCounter, Audit: true,
-		Settings: settings,
+		Settings:    settings,
+		IdleWarning: cfg.Session.IdleWarning.Duration, Zone: zone, ReceiptLink: cfg.Totem.ReceiptLink,
 		CommandsRefused: func() map[string]uint64 {
 			if v := verifier.Load(); v != nil {
 				return v.Refused()

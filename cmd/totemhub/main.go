@@ -135,10 +135,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return fmt.Errorf("totemhub: unknown policy %q", cfg.CMS.Policy)
 	}
 	var seed []cms.Card
+	var cips map[string]string
 	if cfg.CMS.DemoCards {
-		seed = cms.DemoCards()
+		seed, cips = cms.DemoCards(), cms.DemoCIPs()
 	}
-	store, err := refcms.Open(filepath.Join(cfg.StateDir, "cms.db"), &refcms.Options{Policy: pol, Seed: seed,
+	store, err := refcms.Open(filepath.Join(cfg.StateDir, "cms.db"), &refcms.Options{Policy: pol, Seed: seed, CIPs: cips,
 		SendLogRetention: cfg.CMS.SendLogRetention.Duration, RefusalRetention: cfg.CMS.RefusalRetention.Duration,
 		CitizenRetention: cfg.CMS.CitizenRetention.Duration,
 		FSERetries:       cfg.CMS.FSERetries, FSERetryEvery: cfg.CMS.FSERetryInterval.Duration})

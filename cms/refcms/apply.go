@@ -518,11 +518,15 @@ func (s *Store) applyWrongData(c *opCtx) (applied, error) {
 type codes struct{ pin, puk, cip string }
 
 func (s *Store) codes(serial string) codes {
-	return codes{
+	c := codes{
 		pin: s.derive("pin", serial, cms.PINDigits),
 		puk: s.derive("puk", serial, cms.PUKDigits),
 		cip: s.derive("cip", serial, cms.CIPDigits),
 	}
+	if cip, ok := s.cips[serial]; ok {
+		c.cip = cip
+	}
+	return c
 }
 
 func (s *Store) derive(label, serial string, n int) string {

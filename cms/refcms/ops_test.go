@@ -1,6 +1,7 @@
 package refcms
 
 import (
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -747,4 +748,40 @@ func TestLookup(t *testing.T) {
 		{name: "self-service", mod: func(r *R) { r.Channel, r.Operator = cms.SelfService, "" }, want: []string{cms.CodeAssistedOnly}},
 		{name: "not an operator card", mod: func(r *R) { r.Operator = activeSerial }, want: []string{cms.CodeOperator}},
 	})
+}
+
+// Options.CIPs fixes a card's CIP (the demo cards' cms.DemoCIP, in the
+// README): the revocation takes it, and a derived one is refused.
+func TestFixedCIP(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "cms.db"), &Options{Seed: cms.DemoCards(), CIPs: cms.DemoCIPs()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := s.CIP(activeSerial); got != cms.DemoCIP {
+		t.Fatalf("CIP %q, want %q", got, cms.DemoCIP)
+	}
+	if got := s.CIP("6090099999999999"); got == cms.DemoCIP || len(got) != cms.CIPDigits {
+		t.Fatalf("a card not fixed has CIP %q", got)
+	}
+}
+
+// A query spends no protocol number: the Storico gets a reference of its
+// own series ("C…"), and the next request's protocol number follows the
+// last request's (issue 17).
+func TestQueryHasItsOwnSeries(t *testing.T) {
+	e := newEnv(t, nil)
+	first := e.mustAccept(cms.KindHistory, goodHistory())
+	if !strings.HasPrefix(first.Protocol, "C") || len(first.Protocol) != 16 {
+		t.Fatalf("query reference %q", first.Protocol)
+	}
+	a := e.mustAccept(cms.KindHistory, goodHistory())
+	b := e.do(cms.KindHistory, goodHistory())
+	if a.Protocol == first.Protocol || b.Protocol == a.Protocol {
+		t.Fatalf("query references %q %q %q", first.Protocol, a.Protocol, b.Protocol)
+	}
+	req := e.do(cms.KindRevocation, goodRevocation())
+	if strings.HasPrefix(req.Protocol, "C") || !strings.HasSuffix(req.Protocol, "000000001") {
+		t.Fatalf("the first request's protocol %q: the queries spent numbers", req.Protocol)
+	}
 }

@@ -36,6 +36,7 @@ var (
 	bOps          = []byte("ops")           // op id → record
 	bAudit        = []byte("audit")         // seq (8 bytes BE) → AuditRecord
 	bProtocol     = []byte("protocol")      // NextSequence: protocol numbers
+	bQueries      = []byte("queries")       // NextSequence: the references of queries
 	bMeta         = []byte("meta")          // "secret" → key deriving PIN, PUK, CIP
 	bHistory      = []byte("history")       // serial 0x00 seq → cms.HistoryEvent
 	bNotify       = []byte("notify")        // seq → Notification
@@ -53,7 +54,7 @@ var (
 	bRefunds = []byte("refunds") // totem 0x00 reader op id → RefundRecord
 )
 
-var buckets = [][]byte{bCards, bConsents, bConsentsPrev, bLedger, bOps, bAudit, bProtocol,
+var buckets = [][]byte{bCards, bConsents, bConsentsPrev, bLedger, bOps, bAudit, bProtocol, bQueries,
 	bMeta, bHistory, bNotify, bPayments, bReissue, bCIPFail, bFSE, bTickets, bSendLog, bRepeats, bRefunds}
 
 // Options configures a Store.
@@ -63,6 +64,9 @@ type Options struct {
 	// Secret is the key the PIN, PUK and CIP of a card derive from; by
 	// default a random one kept in the store.
 	Secret []byte
+	// CIPs fixes the CIP of some cards (the demo cards: cms.DemoCIP, in
+	// the README), which otherwise derives from Secret.
+	CIPs map[string]string
 	// FSE simulates the outcome of each attempt to create an FSE; default
 	// DefaultFSE.
 	FSE FSESource
@@ -104,6 +108,7 @@ type Store struct {
 	keepRef    time.Duration // RefusalRetention
 	// keepCitizen is CitizenRetention.
 	keepCitizen time.Duration
+	cips        map[string]string
 }
 
 var (
@@ -120,7 +125,7 @@ func Open(path string, opts *Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("refcms: open %s: %w", path, err)
 	}
-	s := &Store{db: db, policy: opts.Policy, key: opts.Secret, fse: opts.FSE, fseRetries: opts.FSERetries}
+	s := &Store{db: db, policy: opts.Policy, key: opts.Secret, fse: opts.FSE, fseRetries: opts.FSERetries, cips: opts.CIPs}
 	if s.policy.ID == "" {
 		s.policy = cms.Policy2020
 	}
@@ -313,12 +318,19 @@ func (s *Store) applyTx(tx *bolt.Tx, op cms.Op) (cms.Outcome, error) {
 		// id's record, which stays the original's) so the totem goes on.
 		return reuseConsumed(tx, op)
 	}
-	n, err := tx.Bucket(bProtocol).NextSequence()
+	// A query (the Storico) asks for nothing to be registered: it gets a
+	// reference of its own series, "C" and the same digits, and spends
+	// no protocol number (issue 17).
+	register, prefix := bProtocol, ""
+	if op.Kind == cms.KindHistory {
+		register, prefix = bQueries, "C"
+	}
+	n, err := tx.Bucket(register).NextSequence()
 	if err != nil {
 		return cms.Outcome{}, err
 	}
 	out := cms.Outcome{
-		Protocol: fmt.Sprintf("%s%09d", op.Received.UTC().Format("060102"), n),
+		Protocol: fmt.Sprintf("%s%s%09d", prefix, op.Received.UTC().Format("060102"), n),
 		At:       op.Received,
 	}
 	res, err := s.apply(tx, op, out.Protocol)

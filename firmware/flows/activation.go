@@ -28,7 +28,7 @@ func Activation(ctx context.Context, dk *Desk, op string, info hal.CardInfo) err
 	d.p.op, d.p.ref = op, CardRef(info)
 	fns := []func() error{d.privacy}
 	fns = append(fns, whoSteps(ctx, dk, info, holderLine(info), &d.p)...)
-	fns = append(fns, d.channel, d.address, d.readerOffer, d.payment, d.fseOffer, d.consents, d.summary1, d.summary2, d.declaration)
+	fns = append(fns, d.channel, d.address, d.readerOffer, d.payment, d.fseOffer, d.consents, d.summary, d.declaration)
 	if err := steps(fns...); err != nil {
 		return err
 	}
@@ -38,14 +38,19 @@ func Activation(ctx context.Context, dk *Desk, op string, info hal.CardInfo) err
 	if done || err != nil {
 		return err
 	}
-	// The acceptance form: the first halves and the CIP, for the holder
-	// only; the print queue keeps no copy of it.
+	// Two sheets: the codes (the first halves and the CIP), for the
+	// holder only, which the print queue keeps no copy of; and the
+	// acceptance form without them, signed by the holder or the delegate
+	// and kept by the ASL.
 	dk.show("printing")
-	form := dk.receipt(e, "Modulo di accettazione", info, layout.Activation(res))
-	form.Sensitive = true
-	if err := dk.print(ctx, form, e.ID); err != nil {
-		dk.show("no_receipt", dk.printerText(err))
-		return nil
+	codes := dk.receipt(e, "Codici della tessera", info, layout.Activation(res))
+	codes.Sensitive = true
+	form := dk.receipt(e, "Modulo di accettazione", info, dk.t.Frame().Acceptance(&d.req))
+	for _, doc := range []*hal.Doc{codes, form} {
+		if err := dk.print(ctx, doc, e.ID); err != nil {
+			dk.show("form_no_receipt", dk.printerText(err))
+			return nil
+		}
 	}
 	return dk.finishKind(ctx, e, cms.KindActivation, info, layout.ActivationSummary(&d.req, res))
 }
@@ -160,14 +165,47 @@ func (d *actDialog) consents() error {
 	return nil
 }
 
-func (d *actDialog) summary1() error {
-	_, err := d.dk.choose(d.ctx, "act_summary1", presenterText(d.dk, d.p.deleg), docText(d.dk, d.p.doc))
-	return err
+// summary shows the operator everything typed, in full — the delegate,
+// the document, the address — before # confirms (issue 17: it was cut
+// and masked, and the delegate not shown); receipts keep their masking.
+func (d *actDialog) summary() error {
+	l := d.dk.lang
+	items := [][]string{hal.Wrap(l.Text("sum_request")+" "+presenterText(d.dk, d.p.deleg), 20)}
+	if dg := d.p.deleg; dg != nil {
+		items = append(items, append([]string{l.Text("sum_delegate")}, hal.Wrap(dg.Name, 20)...),
+			[]string{l.Text("sum_cf") + " " + dg.CF})
+	}
+	items = append(items, hal.Wrap(l.Text("doc_"+d.p.doc.Type)+" "+d.p.doc.Number, 20),
+		[]string{l.Text("sum_expiry") + " " + layout.DateIT(d.p.doc.Expiry)})
+	if d.req.Contact.Channel == cms.ContactSMS {
+		items = append(items, []string{l.Text("sum_sms"), d.req.Contact.Address})
+	} else {
+		// A long address breaks before the @.
+		addr := d.req.Contact.Address
+		if at := strings.LastIndexByte(addr, '@'); len(addr) > 20 && at > 0 {
+			addr = addr[:at] + " " + addr[at:]
+		}
+		items = append(items, append([]string{l.Text("sum_email")}, hal.Wrap(addr, 20)...))
+	}
+	items = append(items, []string{l.Text("sum_reader") + " " + d.dk.yesNo(d.buy)})
+	if d.req.Reader != nil {
+		items = append(items, []string{l.Text("sum_payment") + " " + d.req.Reader.Reference})
+	}
+	items = append(items, []string{"FSE: " + d.dk.yesNo(d.fse)})
+	return d.dk.summaryPages(d.ctx, pack2(items))
 }
 
-func (d *actDialog) summary2() error {
-	_, err := d.dk.choose(d.ctx, "act_summary2", fit20(d.req.Contact.Masked()), d.dk.yesNo(d.buy), d.dk.yesNo(d.fse))
-	return err
+// pack2 lays items of lines out two lines a page, an item of two lines
+// or fewer never split across pages (an empty line pads).
+func pack2(items [][]string) []string {
+	var lines []string
+	for _, it := range items {
+		if len(lines)%2 == 1 && len(it) > 1 {
+			lines = append(lines, "")
+		}
+		lines = append(lines, it...)
+	}
+	return lines
 }
 
 // declaration: seed 002, the parent, tutore or curatore signs the
@@ -200,11 +238,6 @@ func presenterText(dk *Desk, d *cms.Delegation) string {
 		return dk.lang.Text("direct")
 	}
 	return dk.lang.Text("deleg_" + d.Kind)
-}
-
-// docText is the identity document, as the summary shows it.
-func docText(dk *Desk, d cms.IDDocument) string {
-	return fit20(dk.lang.Text("doc_"+d.Type) + " " + d.Number)
 }
 
 // fit20 cuts s to the display's 20 columns.

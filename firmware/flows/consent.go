@@ -8,7 +8,6 @@ import (
 
 	"github.com/aslcns/totem/cms"
 	layout "github.com/aslcns/totem/firmware/receipts"
-	"github.com/aslcns/totem/firmware/screens"
 	"github.com/aslcns/totem/hal"
 )
 
@@ -64,9 +63,9 @@ func ConsentVia(ctx context.Context, dk *Desk, info hal.CardInfo, v *Via) error 
 	}
 	lines := make([]string, len(pol.Consents))
 	for i, c := range pol.Consents {
-		label := c.Label // the CMS's wording, Italian
-		if t := dk.lang.Text(c.Code); dk.lang != screens.IT && t != c.Code {
-			label = t // the catalogue's, in the language chosen
+		label := dk.lang.Text("rcpt_" + c.Code) // one name everywhere, in the session's language
+		if label == "rcpt_"+c.Code {
+			label = c.Label // a policy newer than the catalogue
 		}
 		lines[i] = label + ": " + strings.ToUpper(dk.yesNo(values[i]))
 	}
@@ -124,11 +123,13 @@ func askConsents(ctx context.Context, dk *Desk, pol cms.Policy) ([]bool, error) 
 			}
 			continue
 		}
-		label := dk.lang.Text(pol.Consents[i].Code)
-		if label == pol.Consents[i].Code {
-			label = pol.Consents[i].Label
+		// The consent's one name and its one-row explanation; a code
+		// the catalogue does not know shows the policy's label.
+		code := pol.Consents[i].Code
+		lines := []string{dk.lang.Text(code), dk.lang.Text("why_" + code)}
+		if lines[0] == code {
+			lines = append(hal.Wrap(pol.Consents[i].Label, 20), "", "")
 		}
-		lines := append(hal.Wrap(label, 20), "", "")
 		k, err := dk.Ask(ctx, "consent", i+1, len(pol.Consents), lines[0], lines[1])
 		if err != nil {
 			return nil, err
@@ -153,10 +154,7 @@ func showSummary(dk *Desk, pol cms.Policy, values []bool) {
 	rows := dk.lang.Screen("summary")
 	body := make([]string, 0, 3)
 	for i, c := range pol.Consents {
-		label := dk.lang.Text("short_" + c.Code)
-		if strings.HasPrefix(label, "short_") {
-			label = c.Code
-		}
+		label := dk.lang.Text(c.Code)
 		body = append(body, fmt.Sprintf("%s: %s", label, dk.yesNo(values[i])))
 	}
 	// The header gives way when the consents need its row.

@@ -55,7 +55,14 @@ type Desk struct {
 	title func(kind string) string
 	// online reports whether the link to the hub is up (nil: unknown).
 	online func() bool
+	// verified: the card's PIN was verified on the chip in this session
+	// (Begin clears it); the card stays powered, so another operation
+	// does not ask for it again.
+	verified bool
 }
+
+// Begin starts (or ends) a citizen's session: the PIN is asked again.
+func (dk *Desk) Begin() { dk.verified = false }
 
 // NewDesk returns the desk the flows run on: t, in language lang, logging
 // to log; title names an operation kind on receipts and in the Storico,
@@ -134,7 +141,9 @@ func (dk *Desk) signDeclaration(ctx context.Context, kind string, holder hal.Car
 }
 
 // historyLines names each event by its kind's registered title.
-func (dk *Desk) historyLines(r cms.HistoryResult) []string { return layout.History(r, dk.title) }
+func (dk *Desk) historyLines(r cms.HistoryResult) []string {
+	return layout.History(r, dk.title, dk.t.Frame().Zone)
+}
 
 // CardError shows a card fault and maps it to the error that ends the
 // session (a card out or gone is hal.ErrCardRemoved).

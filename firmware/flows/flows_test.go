@@ -77,7 +77,7 @@ func TestConsentThroughTheTotemInterface(t *testing.T) {
 	if req.Channel != cms.SelfService || req.Card.Serial != "s-1" || !slices.Equal(req.Consents, want) {
 		t.Fatalf("submitted %+v", req)
 	}
-	if len(f.finished) != 2 || f.finished[0] != "Consenso alla consultazione del Fascicolo: SÌ" {
+	if len(f.finished) != 2 || f.finished[0] != "Consultazione (i medici possono leggere il Fascicolo): SÌ" {
 		t.Fatalf("receipt lines %q", f.finished)
 	}
 }

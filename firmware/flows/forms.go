@@ -63,7 +63,7 @@ var forms = map[hal.Key]form{
 		"[ ] Smarrimento",
 		"[ ] Malfunzionamento",
 		"[ ] Richiesta presentata da un delegato (allegare la delega)",
-		"Con il codice TEAM e il CIP del modulo di attivazione la revoca si può fare anche al totem, senza la tessera.",
+		"Con il codice TEAM e il CIP (sul foglio consegnato all'attivazione con le prime metà di PIN e PUK) la revoca si può fare anche al totem, senza la tessera.",
 	}},
 }
 

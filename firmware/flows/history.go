@@ -65,27 +65,73 @@ func HistoryVia(ctx context.Context, dk *Desk, info hal.CardInfo, v *Via) error 
 		}
 		return ErrBack
 	}
-	for i := 0; ; {
-		c := res.Cards[i]
-		draw := func() {
-			dk.show("history_card", fmt.Sprintf("%d/%d %s", i+1, len(res.Cards), dk.lang.Text("state_"+string(c.State))),
-				layout.MaskSerial(c.Serial), layout.DateIT(c.Expiry))
+	return dk.historyPages(ctx, dk.historyScreen(res), func() error {
+		return dk.finishKind(ctx, e, cms.KindHistory, info, append(dk.historyLines(res), v.lines()...))
+	})
+}
+
+// historyScreen is the Storico as the panel shows it: each card (state,
+// masked serial, expiry) and under it its operations, date and title,
+// dates as on the receipt (issue 17: the cards alone were shown).
+func (dk *Desk) historyScreen(res cms.HistoryResult) []string {
+	var lines []string
+	for _, c := range res.Cards {
+		// Four lines a card, two an operation: each on pages of its own.
+		ops := dk.lang.Text("h_events")
+		if len(c.Events) == 0 {
+			ops = dk.lang.Text("h_no_events")
 		}
-		draw()
-		k, err := dk.key(ctx, "history_card", draw)
+		lines = append(lines, fmt.Sprintf(dk.lang.Text("h_card"), dk.lang.Text("state_"+string(c.State))),
+			"N. "+layout.MaskSerial(c.Serial), fmt.Sprintf(dk.lang.Text("h_expiry"), layout.DateIT(c.Expiry)), ops)
+		for _, ev := range c.Events {
+			date := dk.t.Frame().In(ev.At).Format("02/01/2006")
+			w := append(hal.Wrap(date+" "+dk.title(ev.Kind), 20), "")
+			if len(w) > 3 {
+				w = []string{date, fit20(dk.title(ev.Kind))}
+			}
+			lines = append(lines, w[:2]...)
+		}
+	}
+	return lines
+}
+
+// historyPages shows lines two a page under "Storico p/n 1=Stampa": #
+// forward (from the last page back to the menu), * back (from the first
+// to the menu), 1 prints (print), D cancels.
+func (dk *Desk) historyPages(ctx context.Context, lines []string, print func() error) error {
+	n := max(1, (len(lines)+1)/2)
+	row := func(i int) string {
+		if i < len(lines) {
+			return lines[i]
+		}
+		return ""
+	}
+	for p := 0; ; {
+		name := "history_page"
+		if p == n-1 {
+			name = "history_last"
+		}
+		where := fmt.Sprintf("%d/%d", p+1, n)
+		if w := dk.lang.Text("h_title") + " " + where; len(w) <= 11 {
+			where = w
+		}
+		k, err := dk.Ask(ctx, name, where, row(2*p), row(2*p+1))
 		if err != nil {
 			return err
 		}
 		switch k {
+		case '1':
+			return print()
 		case hal.KeyOK:
-			i = min(i+1, len(res.Cards)-1)
-		case hal.KeyBack:
-			if i == 0 {
+			if p == n-1 {
 				return ErrBack
 			}
-			i--
-		case '1':
-			return dk.finishKind(ctx, e, cms.KindHistory, info, append(dk.historyLines(res), v.lines()...))
+			p++
+		case hal.KeyBack:
+			if p == 0 {
+				return ErrBack
+			}
+			p--
 		case hal.KeyCancel:
 			dk.show("cancelled")
 			return ErrCancel

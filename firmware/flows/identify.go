@@ -327,19 +327,24 @@ func docSteps(ctx context.Context, dk *Desk, holder string, p *presenter) []func
 		func() error {
 			// Seed 002: the document against the person, then against the
 			// holder's data the CMS shows (step 5), or the chip's when the
-			// CMS cannot be asked; a mismatch ends the procedure.
+			// CMS cannot be asked; for a delegate, the name typed for them
+			// (the document is theirs, the CMS's record the holder's); a
+			// mismatch ends the procedure.
 			rec, err := dk.lookup(ctx, p)
 			if err != nil {
 				return err
 			}
 			var k hal.Key
-			if rec != nil {
+			switch {
+			case p.deleg != nil:
+				k, err = dk.choose(ctx, "id_check_deleg", fit20(p.deleg.Name))
+			case rec != nil:
 				born := "-" // not in the CMS's record
 				if rec.BirthDate != "" {
 					born = layout.DateIT(rec.BirthDate)
 				}
 				k, err = dk.choose(ctx, "id_check_cms", fit20("CMS: "+strings.TrimSpace(rec.Surname+" "+rec.Name)), born)
-			} else {
+			default:
 				k, err = dk.choose(ctx, "id_check", holder)
 			}
 			if err != nil {

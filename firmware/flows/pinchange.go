@@ -19,6 +19,7 @@ func ChangePIN(ctx context.Context, dk *Desk, card hal.Card, info hal.CardInfo) 
 	if !ok {
 		return dk.notAvailable(ctx)
 	}
+	dk.verified = false // a wrong old PIN resets the chip's verification
 	old, err := dk.oldPIN(ctx, card)
 	if err != nil {
 		return err

@@ -19,7 +19,15 @@ import (
 
 // pin asks for the card's PIN and verifies it on the chip. The digits
 // live only in a buffer that is wiped before returning.
-func (dk *Desk) pin(ctx context.Context, card hal.Card) error { return dk.PIN(ctx, card, "pin") }
+// Once verified, it holds for the rest of the session (Begin).
+func (dk *Desk) pin(ctx context.Context, card hal.Card) error {
+	if dk.verified {
+		return nil
+	}
+	err := dk.PIN(ctx, card, "pin")
+	dk.verified = err == nil
+	return err
+}
 
 // PIN is pin with the prompt of screen name (the operator's card has
 // its own).
@@ -105,7 +113,16 @@ func (dk *Desk) yesNo(v bool) string {
 // cancels. With mask the digits show as stars. The caller wipes the
 // returned slice when it holds a secret.
 func (dk *Desk) enter(ctx context.Context, name string, min, max int, mask bool) ([]byte, error) {
+	return dk.enterFrom(ctx, name, min, max, mask, nil)
+}
+
+// enterFrom is enter with the digits of init already typed: a step the
+// citizen comes back to shows what they typed before, to correct.
+func (dk *Desk) enterFrom(ctx context.Context, name string, min, max int, mask bool, init []byte) ([]byte, error) {
 	buf := make([]byte, 0, max)
+	if len(init) <= max {
+		buf = append(buf, init...)
+	}
 	for {
 		shown := string(buf)
 		if mask {
@@ -189,6 +206,13 @@ func rejected(e outbox.Entry) bool {
 // text for each code, in the session's language (never the code, nor the
 // CMS's Italian message).
 func (dk *Desk) showRejection(ctx context.Context, e outbox.Entry) error {
+	return dk.ShowRejection(ctx, e)
+}
+
+// ShowRejection is showRejection for the App's Finish: the whole reason,
+// the catalogue's text of each code in the session's language, three
+// rows a page; # on the last page goes back to the menu.
+func (dk *Desk) ShowRejection(ctx context.Context, e outbox.Entry) error {
 	dk.log.Info("online op rejected", "op_id", e.ID, "kind", e.Kind)
 	return dk.Pages(ctx, hal.Wrap(dk.lang.Text("rejected_prefix")+RejectionText(dk.lang, e), 20))
 }
@@ -270,4 +294,42 @@ func submitAssisted[R any](ctx context.Context, dk *Desk, kind, op string, req a
 		return e, res, false, fmt.Errorf("firmware: %s result incomplete: %w", kind, errors.Join(err, ErrNoAnswer))
 	}
 	return e, res, false, nil
+}
+
+// summaryPages shows a summary two lines a page under "Riepilogo p/n": #
+// turns forward and on the last page confirms (nil), * turns back and
+// from the first is ErrBack (to the step before), D cancels.
+func (dk *Desk) summaryPages(ctx context.Context, lines []string) error {
+	n := max(1, (len(lines)+1)/2)
+	row := func(i int) string {
+		if i < len(lines) {
+			return lines[i]
+		}
+		return ""
+	}
+	for p := 0; ; {
+		name := "op_summary"
+		if p == n-1 {
+			name = "op_summary_last"
+		}
+		k, err := dk.Ask(ctx, name, fmt.Sprintf("%d/%d", p+1, n), row(2*p), row(2*p+1))
+		if err != nil {
+			return err
+		}
+		switch k {
+		case hal.KeyOK:
+			if p == n-1 {
+				return nil
+			}
+			p++
+		case hal.KeyBack:
+			if p == 0 {
+				return ErrBack
+			}
+			p--
+		case hal.KeyCancel:
+			dk.show("cancelled")
+			return ErrCancel
+		}
+	}
 }

@@ -21,7 +21,12 @@ func ReaderRequest(ctx context.Context, dk *Desk, info hal.CardInfo) error {
 func ReaderVia(ctx context.Context, dk *Desk, info hal.CardInfo, v *Via) error {
 	var ref []byte
 	err := steps(append(slices.Clip(v.steps), func() (err error) {
-		ref, err = dk.enter(ctx, "payment", 6, 20, false)
+		ref, err = dk.enterFrom(ctx, "payment", 6, 20, false, ref)
+		return err
+	}, func() error {
+		// What is about to be sent, and # to send it (issue 17): a typo
+		// in the number is seen here, not at the counter.
+		_, err := dk.choose(ctx, "reader_confirm", string(ref))
 		return err
 	})...)
 	if err != nil {
@@ -43,5 +48,9 @@ func ReaderVia(ctx context.Context, dk *Desk, info hal.CardInfo, v *Via) error {
 	if e.Done && len(e.Result.Data) > 0 {
 		json.Unmarshal(e.Result.Data, &res)
 	}
-	return dk.finishKind(ctx, e, cms.KindReader, info, append(layout.Reader(string(ref), res), v.lines()...))
+	lines := layout.Reader(string(ref), res)
+	if rejected(e) {
+		lines = layout.ReaderRejected(string(ref))
+	}
+	return dk.finishKind(ctx, e, cms.KindReader, info, append(lines, v.lines()...))
 }

@@ -98,5 +98,5 @@ func Revocation(ctx context.Context, dk *Desk, op string, info hal.CardInfo, tea
 	if done || err != nil {
 		return err
 	}
-	return dk.finishKind(ctx, e, cms.KindRevocation, info, layout.RevocationAssisted(res, p.deleg, p.doc, op))
+	return dk.finishKind(ctx, e, cms.KindRevocation, info, layout.RevocationAssisted(res, p.deleg, p.doc, op, dk.t.Frame().Zone))
 }

@@ -22,6 +22,13 @@ var revokeKeys = map[hal.Key]string{'1': cms.ReasonTheft, '2': cms.ReasonLoss, '
 
 // RevokeSelf is Revoca self-service. info is the card in the reader, or
 // nil when the citizen came without one.
+//
+// The steps: the TEAM code (without the card), the reason, the summary,
+// then the CIP, sent as soon as it is typed (issue 17: it was asked
+// before the reason and the summary, and a wrong one, found only by the
+// CMS, sent the citizen through them all again). A wrong CIP is said
+// with the tries left and # asks for it again; * from any step goes back
+// to the one before with what was typed there (the TEAM code is kept).
 func RevokeSelf(ctx context.Context, dk *Desk, info *hal.CardInfo) error {
 	if err := dk.Reachable(ctx, cms.KindRevocation); err != nil {
 		return err
@@ -33,48 +40,64 @@ func RevokeSelf(ctx context.Context, dk *Desk, info *hal.CardInfo) error {
 		// from the serial, and the CMS checks the card's data too.
 		ci, req.Card, req.TEAM = *info, CardRef(*info), cms.TEAM(info.Serial)
 	}
-	if req.TEAM == "" {
-		team, err := enterTEAM(ctx, dk)
-		if err != nil {
-			return err
+	fixed := req.TEAM != ""
+	return steps(func() error {
+		if fixed {
+			return errSkip
 		}
+		team, err := enterTEAM(ctx, dk, req.TEAM)
 		req.TEAM = team
-	}
-	cip, err := dk.enter(ctx, "revoke_cip", cms.CIPDigits, cms.CIPDigits, true)
-	if err != nil {
 		return err
-	}
-	defer wipe(cip)
-	if req.Reason, err = askRevokeReason(ctx, dk); err != nil {
+	}, func() (err error) {
+		req.Reason, err = askRevokeReason(ctx, dk)
 		return err
-	}
-	k, err := dk.Ask(ctx, "revoke_confirm", "..."+req.TEAM[len(req.TEAM)-4:])
-	if err != nil {
+	}, func() error {
+		_, err := dk.choose(ctx, "revoke_confirm", "..."+req.TEAM[len(req.TEAM)-4:])
 		return err
-	}
-	switch k {
-	case hal.KeyBack:
-		return ErrBack
-	case hal.KeyCancel:
-		dk.show("cancelled")
-		return ErrCancel
-	}
-	req.CIP = string(cip)
-	return revoke(ctx, dk, req, ci)
+	}, func() error {
+		for {
+			cip, err := dk.enter(ctx, "revoke_cip", cms.CIPDigits, cms.CIPDigits, true)
+			if err != nil {
+				return err
+			}
+			req.CIP = string(cip)
+			wipe(cip)
+			err = revoke(ctx, dk, req, ci)
+			req.CIP = ""
+			var wrong cipWrong
+			if !errors.As(err, &wrong) {
+				return err
+			}
+			rows := append(hal.Wrap(string(wrong), 20), "", "", "")
+			if k, err := dk.Ask(ctx, "retry_page", rows[0], rows[1], rows[2]); err != nil {
+				return err
+			} else if k == hal.KeyCancel {
+				dk.show("cancelled")
+				return ErrCancel
+			}
+		}
+	})
 }
 
-// enterTEAM reads a codice TEAM and checks its form and check digit
-// before anything is sent: # after a bad one lets the citizen type it
-// again.
-func enterTEAM(ctx context.Context, dk *Desk) (string, error) {
+// cipWrong is the CMS's refusal of a wrong CIP (its message says the
+// tries left): the CIP is asked again.
+type cipWrong string
+
+func (c cipWrong) Error() string { return "firmware: " + string(c) }
+
+// enterTEAM reads a codice TEAM, typed starts with, and checks its form
+// and check digit before anything is sent: # after a bad one lets the
+// citizen type it again.
+func enterTEAM(ctx context.Context, dk *Desk, typed string) (string, error) {
 	for {
-		b, err := dk.enter(ctx, "revoke_team", 20, 20, false)
+		b, err := dk.enterFrom(ctx, "revoke_team", 20, 20, false, []byte(typed))
 		if err != nil {
 			return "", err
 		}
 		if team := string(b); cms.ValidTEAM(team) {
 			return team, nil
 		}
+		typed = ""
 		dk.log.Info("team code refused", "reason", "check_digit")
 		dk.show("revoke_team_bad")
 		k, err := dk.key(ctx, "revoke_team_bad", func() { dk.show("revoke_team_bad") })
@@ -122,6 +145,10 @@ func revoke(ctx context.Context, dk *Desk, req cms.RevocationRequest, info hal.C
 		return err
 	}
 	if rejected(e) {
+		if errs := e.Result.Processing.Errors; req.Channel == cms.SelfService && len(errs) > 0 && errs[0].Code == cms.CodeCIPWrong {
+			dk.log.Info("revocation refused", "op_id", e.ID, "code", cms.CodeCIPWrong)
+			return cipWrong(errs[0].Message)
+		}
 		return dk.showRejection(ctx, e)
 	}
 	var res cms.RevocationResult
@@ -132,7 +159,7 @@ func revoke(ctx context.Context, dk *Desk, req cms.RevocationRequest, info hal.C
 	}
 	dk.log.Info("card revoked", "op_id", e.ID, "reason", res.Reason)
 	dk.show("printing")
-	doc := dk.receipt(e, dk.title(cms.KindRevocation), info, layout.SelfRevocation(req.TEAM, res))
+	doc := dk.receipt(e, dk.title(cms.KindRevocation), info, layout.SelfRevocation(req.TEAM, res, dk.t.Frame().Zone))
 	if perr := dk.print(ctx, doc, e.ID); perr != nil {
 		dk.show("revoke_no_receipt", e.Result.Transport.Protocol, dk.printerText(perr))
 		return nil

@@ -9,6 +9,7 @@ package receipts
 
 import (
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -24,10 +25,42 @@ import (
 // where, and the wall clock printed on it.
 type Frame struct {
 	ASL, Totem, Location string
-	Now                  time.Time
+	// Town is where the documents to sign are signed (the ASL's town,
+	// not the totem's spot in the lobby); empty leaves a blank to fill.
+	Town string
+	Now  time.Time
+	// Zone is the time zone of the times printed (the citizen's, not
+	// the host's: Europe/Rome by default in totemd); nil is time.Local.
+	Zone *time.Location
+	// Link, when set, is what the QR code of an answered receipt
+	// carries: an ASL's page with {protocollo} replaced by the protocol
+	// number. Empty, the QR carries the protocol number as text, which
+	// any phone shows and copies.
+	Link string
 	// Lang is the language the citizen chose: the frame and the CMS's
 	// refusals follow it.
 	Lang screens.Lang
+}
+
+// In is t in the frame's zone.
+func (f Frame) In(t time.Time) time.Time {
+	if f.Zone == nil {
+		return t.Local()
+	}
+	return t.In(f.Zone)
+}
+
+// qr is what the QR code of a receipt carries: for an answered operation
+// the ASL's link or "Protocollo N", for a provisional one the local id.
+func (f Frame) qr(e outbox.Entry) string {
+	if !e.Done {
+		return "Identificativo locale " + LocalID(f.Totem, e.Seq)
+	}
+	p := e.Result.Transport.Protocol
+	if f.Link != "" {
+		return strings.ReplaceAll(f.Link, "{protocollo}", url.QueryEscape(p))
+	}
+	return "Protocollo " + p
 }
 
 // frameTexts are the frame's words, Italian and English.
@@ -43,6 +76,10 @@ var frameTexts = map[string][2]string{
 	"accepted": {"ACCOLTA", "ACCEPTED"},
 	"refused":  {"RESPINTA", "REFUSED"},
 	"keep":     {"Conservare la ricevuta.", "Keep this receipt."},
+	"extract":  {"Estratto dell'archivio, riferimento ", "Archive extract, reference "},
+	"reason":   {"Motivo: ", "Reason: "},
+	"rejected_next": {"La richiesta non ha avuto effetto. Per risolvere rivolgersi allo sportello della ASL con questa ricevuta e un documento di identità.",
+		"The request had no effect. To sort it out, go to the ASL counter with this receipt and an identity document."},
 }
 
 func (f Frame) tr(key string) string { return frameTexts[key][f.Lang] }
@@ -65,6 +102,17 @@ func LocalID(totem string, seq uint64) string {
 // Receipt lays out the receipt of an operation. It shows codes and a
 // masked CF, never names or health details.
 func (f Frame) Receipt(e outbox.Entry, title string, info hal.CardInfo, lines []string) *hal.Doc {
+	return f.receipt(e, title, info, lines, false)
+}
+
+// Extract lays out what a query (the Storico) printed: the receipt's
+// frame with the answer's reference, but no outcome — a query asks for
+// nothing to be accepted (issue 17: it printed "Esito: ACCOLTA").
+func (f Frame) Extract(e outbox.Entry, title string, info hal.CardInfo, lines []string) *hal.Doc {
+	return f.receipt(e, title, info, lines, true)
+}
+
+func (f Frame) receipt(e outbox.Entry, title string, info hal.CardInfo, lines []string, query bool) *hal.Doc {
 	d := &hal.Doc{Title: title}
 	add := func(b hal.Block) { d.Blocks = append(d.Blocks, b) }
 	text := func(s string) { add(hal.Block{Kind: hal.Text, Text: s}) }
@@ -73,7 +121,7 @@ func (f Frame) Receipt(e outbox.Entry, title string, info hal.CardInfo, lines []
 	add(hal.Block{Kind: hal.Rule})
 	add(hal.Block{Kind: hal.Text, Text: title, Align: hal.Center, Bold: true, Large: true})
 	add(hal.Block{Kind: hal.Feed})
-	text(f.tr("date") + f.Now.Format("02/01/2006 15:04"))
+	text(f.tr("date") + f.In(f.Now).Format("02/01/2006 15:04"))
 	if info.CF != "" { // none when the citizen came without the card
 		text(f.tr("cf") + MaskCF(info.CF))
 	}
@@ -82,32 +130,33 @@ func (f Frame) Receipt(e outbox.Entry, title string, info hal.CardInfo, lines []
 		text(l)
 	}
 	add(hal.Block{Kind: hal.Rule})
-	var ref string
 	switch {
 	case !e.Done:
 		add(hal.Block{Kind: hal.Text, Text: f.tr("provisional"), Align: hal.Center, Bold: true})
 		text(f.tr("local_id") + LocalID(f.Totem, e.Seq))
 		text(f.tr("pending"))
-		ref = "L:" + LocalID(f.Totem, e.Seq)
+	case query && e.Result.Processing.Status != protocol.ProcessingRejected:
+		text(f.tr("extract") + e.Result.Transport.Protocol)
 	default:
 		r := e.Result
 		text(f.tr("protocol") + r.Transport.Protocol)
-		esito := f.tr("accepted")
 		if r.Processing.Status == protocol.ProcessingRejected {
-			esito = f.tr("refused")
-		}
-		add(hal.Block{Kind: hal.Text, Text: f.tr("outcome") + esito, Bold: true})
-		// The catalogue's text of each code, never the code itself.
-		var said []string
-		for _, er := range r.Processing.Errors {
-			if s := f.Lang.Rejection(er.Code); !slices.Contains(said, s) {
-				said = append(said, s)
-				text(s)
+			// The reason in words — the catalogue's text of each code,
+			// never the code itself — and what to do instead (issue 17).
+			add(hal.Block{Kind: hal.Text, Text: f.tr("outcome") + f.tr("refused"), Bold: true})
+			var said []string
+			for _, er := range r.Processing.Errors {
+				if s := f.Lang.Rejection(er.Code); !slices.Contains(said, s) {
+					said = append(said, s)
+					text(f.tr("reason") + s)
+				}
 			}
+			text(f.tr("rejected_next"))
+			break
 		}
-		ref = "P:" + r.Transport.Protocol
+		add(hal.Block{Kind: hal.Text, Text: f.tr("outcome") + f.tr("accepted"), Bold: true})
 	}
-	add(hal.Block{Kind: hal.QR, Text: "TOTEM|" + f.Totem + "|" + ref})
+	add(hal.Block{Kind: hal.QR, Text: f.qr(e)})
 	add(hal.Block{Kind: hal.Text, Text: f.tr("keep"), Align: hal.Center})
 	return d
 }
@@ -130,8 +179,10 @@ func ReasonText(r string) string {
 	return r
 }
 
-// Activation: the acceptance form's first halves and the CIP, and
-// where the second halves go.
+// Activation: the codes sheet of an activation — the first halves and the
+// CIP, and where the second halves go — for the holder to keep; nothing
+// on it is signed, and the form the ASL keeps carries none of it (issue
+// 17).
 func Activation(r cms.ActivationResult) []string {
 	lines := []string{
 		"Prima metà del PIN: " + r.PINFirstHalf,
@@ -146,7 +197,37 @@ func Activation(r cms.ActivationResult) []string {
 	if r.FSE != "" {
 		lines = append(lines, "Fascicolo Sanitario Elettronico: richiesta registrata")
 	}
-	return append(lines, "", "Firma del titolare: ____________________")
+	return lines
+}
+
+// signer names who signs for the holder: the holder, or the delegate by
+// the role the law gives them.
+var signer = map[string]string{
+	"": "del titolare", cms.DelegParental: "del genitore (responsabilità genitoriale)",
+	cms.DelegTutor: "del tutore", cms.DelegCurator: "del curatore",
+}
+
+// Acceptance: the lines of the acceptance form the ASL keeps, signed by
+// the holder or, for a minor or a person under tutela, by the delegate:
+// who asked, the statement, the ASL's town and the date, the signature.
+// No code is on it.
+func (f Frame) Acceptance(r *cms.ActivationRequest) []string {
+	kind := ""
+	if r.Delegate != nil {
+		kind = r.Delegate.Kind
+	}
+	return append(Requester(r.Delegate, r.Document, r.Operator),
+		"Il/La sottoscritto/a dichiara di aver ricevuto la tessera TS-CNS attivata e, su un foglio a parte, le prime metà di PIN e PUK e il codice CIP.",
+		"", f.place()+", "+f.In(f.Now).Format("02/01/2006"), "",
+		"Firma "+signer[kind]+": ____________________")
+}
+
+// place is the town documents are signed in, or a blank for it.
+func (f Frame) place() string {
+	if f.Town == "" {
+		return "____________________"
+	}
+	return f.Town
 }
 
 // Reprint: the first halves again, the reason, the second halves' way.
@@ -159,11 +240,12 @@ func Reprint(reason string, r cms.ReprintResult) []string {
 	}
 }
 
-// Revocation: the revocation and the reissue requested with it.
-func Revocation(r cms.RevocationResult) []string {
+// Revocation: the revocation and the reissue requested with it, times in
+// zone (nil: time.Local).
+func Revocation(r cms.RevocationResult, zone *time.Location) []string {
 	return []string{
 		"Motivo: " + ReasonText(r.Reason),
-		"Tessera revocata il: " + r.RevokedAt.Local().Format("02/01/2006 15:04"),
+		"Tessera revocata il: " + Frame{Zone: zone}.In(r.RevokedAt).Format("02/01/2006 15:04"),
 		"Richiesta di nuova tessera: " + r.Reissue,
 		"La tessera revocata non è più utilizzabile.",
 	}
@@ -177,6 +259,13 @@ func Reissue(reason string, r cms.ReissueResult) []string {
 		"Richiesta di nuova tessera: " + r.Reissue,
 		"La nuova tessera sarà spedita all'indirizzo di residenza; fino ad allora resta valida quella attuale, se in possesso del titolare.",
 	}
+}
+
+// ReaderRejected: the payment the CMS did not accept, and what to do: the
+// receipt of a refusal does not send the citizen to collect a reader.
+func ReaderRejected(payment string) []string {
+	return []string{"Ricevuta di pagamento: " + payment + " (4,20 €)",
+		"Il lettore non può essere consegnato con questa ricevuta di pagamento. Controllare il numero e riprovare, o rivolgersi allo sportello con la ricevuta di pagamento."}
 }
 
 // Reader: the payment and the card's reader counter.
@@ -212,15 +301,15 @@ func or(s, def string) string {
 var stateText = map[cms.CardState]string{cms.CardIssued: "emessa", cms.CardActive: "attiva", cms.CardRevoked: "revocata"}
 
 // History: each card with its state and the operations on it.
-func History(r cms.HistoryResult, title func(kind string) string) []string {
+func History(r cms.HistoryResult, title func(kind string) string, zone *time.Location) []string {
 	var lines []string
 	for i, c := range r.Cards {
 		if i > 0 {
 			lines = append(lines, "")
 		}
-		lines = append(lines, "Tessera "+MaskSerial(c.Serial), "Scadenza "+c.Expiry+" - "+stateText[c.State])
+		lines = append(lines, "Tessera "+MaskSerial(c.Serial), "Scadenza "+DateIT(c.Expiry)+" - "+stateText[c.State])
 		for _, e := range c.Events {
-			lines = append(lines, e.At.Local().Format("02/01/2006")+" "+title(e.Kind)+" prot. "+e.Protocol)
+			lines = append(lines, Frame{Zone: zone}.In(e.At).Format("02/01/2006")+" "+title(e.Kind)+" prot. "+e.Protocol)
 		}
 	}
 	return lines
@@ -256,7 +345,7 @@ func WrongData() []string {
 // a parent, tutore or curatore signs.
 
 var delegTexts = map[string]string{
-	cms.DelegParental: "potestà parentale", cms.DelegTutor: "tutore", cms.DelegCurator: "curatore",
+	cms.DelegParental: "responsabilità genitoriale", cms.DelegTutor: "tutore", cms.DelegCurator: "curatore",
 }
 
 var docTexts = map[string]string{
@@ -371,8 +460,8 @@ func ActivationSummary(r *cms.ActivationRequest, res cms.ActivationResult) []str
 }
 
 // RevocationAssisted: the revocation, the reissue, who asked.
-func RevocationAssisted(res cms.RevocationResult, d *cms.Delegation, doc cms.IDDocument, operator string) []string {
-	return append(Revocation(res), Requester(d, doc, operator)...)
+func RevocationAssisted(res cms.RevocationResult, d *cms.Delegation, doc cms.IDDocument, operator string, zone *time.Location) []string {
+	return append(Revocation(res, zone), Requester(d, doc, operator)...)
 }
 
 // Declaration is the pre-filled dichiarazione sostitutiva (DPR 445/2000)
@@ -395,7 +484,7 @@ var declared = map[string]string{
 // operation of kind (activation, consents, reissue).
 func (f Frame) DeclarationFor(kind string, holder hal.CardInfo, d cms.Delegation, doc cms.IDDocument) *hal.Doc {
 	what := map[string]string{
-		cms.DelegParental: "di esercitare la potestà parentale sul minore",
+		cms.DelegParental: "di esercitare la responsabilità genitoriale sul minore",
 		cms.DelegTutor:    "di essere tutore di",
 		cms.DelegCurator:  "di essere curatore di",
 	}[d.Kind]
@@ -415,7 +504,7 @@ func (f Frame) DeclarationFor(kind string, holder hal.CardInfo, d cms.Delegation
 	text(what + " " + holder.Surname + " " + holder.Name + ", codice fiscale " + holder.CF +
 		", titolare della tessera sanitaria TS-CNS n. " + MaskSerial(holder.Serial) + ", " + declared[kind])
 	add(hal.Block{Kind: hal.Feed})
-	text(f.Location + ", " + f.Now.Format("02/01/2006"))
+	text(f.place() + ", " + f.In(f.Now).Format("02/01/2006"))
 	add(hal.Block{Kind: hal.Feed})
 	text("Firma del dichiarante: ____________________")
 	add(hal.Block{Kind: hal.Rule})
@@ -451,12 +540,12 @@ func (f Frame) SendLog(entries []outbox.Entry) *hal.Doc {
 	add(hal.Block{Kind: hal.Rule})
 	add(hal.Block{Kind: hal.Text, Text: "Elenco invii", Align: hal.Center, Bold: true, Large: true})
 	add(hal.Block{Kind: hal.Feed})
-	text("Stampato: " + f.Now.Format("02/01/2006 15:04"))
+	text("Stampato: " + f.In(f.Now).Format("02/01/2006 15:04"))
 	text(fmt.Sprintf("Operazioni: %d, dalla più recente", len(entries)))
 	unsynced := false
 	for _, e := range entries {
 		add(hal.Block{Kind: hal.Rule})
-		at := e.Created.Local().Format("02/01/2006 15:04:05")
+		at := f.In(e.Created).Format("02/01/2006 15:04:05")
 		if e.Stamp != nil && !e.Stamp.Synced {
 			at += "?"
 			unsynced = true
@@ -466,7 +555,7 @@ func (f Frame) SendLog(entries []outbox.Entry) *hal.Doc {
 		text("Id: " + e.ID)
 		sent := fmt.Sprintf("Invii: %d", e.Attempts)
 		if !e.LastSent.IsZero() {
-			sent += ", ultimo " + e.LastSent.Local().Format("02/01 15:04:05")
+			sent += ", ultimo " + f.In(e.LastSent).Format("02/01 15:04:05")
 		}
 		text(sent)
 		if e.Quarantine != "" {
@@ -510,8 +599,8 @@ func (f Frame) SendLog(entries []outbox.Entry) *hal.Doc {
 
 // SelfRevocation: the card by its masked TEAM code, then the
 // revocation and the reissue requested with it.
-func SelfRevocation(team string, r cms.RevocationResult) []string {
-	return append([]string{"Tessera: codice TEAM " + MaskTEAM(team)}, Revocation(r)...)
+func SelfRevocation(team string, r cms.RevocationResult, zone *time.Location) []string {
+	return append([]string{"Tessera: codice TEAM " + MaskTEAM(team)}, Revocation(r, zone)...)
 }
 
 // MaskTEAM hides all but the last four digits of a codice TEAM.

@@ -37,13 +37,18 @@ func TestScreensFit(t *testing.T) {
 			}
 		}
 	}
-	for key, tx := range texts {
-		if strings.HasPrefix(key, "short_") {
-			for _, s := range tx {
-				// "label: SÌ" on one row of the summary
-				if utf8.RuneCountInString(s)+4 > 20 {
-					t.Errorf("%s: %q too long for the summary", key, s)
-				}
+	for _, code := range ConsentCodes {
+		for l := range 2 {
+			// "name: Sì" on one row of the summary; the explanation on
+			// one row of the consent screen.
+			if s := Lang(l).Text(code); s == code || utf8.RuneCountInString(s)+4 > 20 {
+				t.Errorf("%s: %q missing or too long for the summary", code, s)
+			}
+			if s := Lang(l).Text("why_" + code); s == "why_"+code || utf8.RuneCountInString(s) > 20 {
+				t.Errorf("why_%s: %q missing or longer than a row", code, s)
+			}
+			if s := Lang(l).Text("rcpt_" + code); !strings.HasPrefix(s, Lang(l).Text(code)+" (") {
+				t.Errorf("rcpt_%s: %q does not use the consent's one name", code, s)
 			}
 		}
 	}

@@ -21,7 +21,8 @@ var spokenArgs = map[string]int{
 	"too_short_exact": -1,
 	"done":            -1, // the protocol number
 	"revoke_done":     -1,
-	"rejected":        -1,
+	"late_done":       -1, // the outcome arrived while the citizen is there
+	"late_rejected":   -1,
 	"no_receipt":      -1, // the printer's condition
 	"decl_failed":     -1,
 	"text":            1, // the field's title, not what is typed

@@ -47,7 +47,7 @@ func TestSpokenKeepsTypingSilent(t *testing.T) {
 	if typing < 10 {
 		t.Fatalf("only %d typing screens checked: the check is vacuous", typing)
 	}
-	if got := Spoken(IT, "pin_wrong", 2); got != "PIN errato Tentativi rimasti:2 cancelletto: Riprova D: Esci" {
+	if got := Spoken(IT, "pin_wrong", 2); got != "PIN errato. Restano 2 tentativi cancelletto: Riprova D: Esci" {
 		t.Errorf("pin_wrong spoken as %q", got)
 	}
 	if got := Spoken(EN, "text", "Delegate's CF", "RSSMRA80A01H501U"); strings.Contains(got, "RSSMRA") || !strings.Contains(got, "Delegate's CF") {
