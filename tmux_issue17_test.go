@@ -143,6 +143,8 @@ func TestDemoCitizenInTmux(t *testing.T) {
 	keys("1")
 	waitFor("Digitare il PIN")
 	typePIN("12345")
+	waitFor("Informativa FSE")
+	keys("Enter")
 	waitFor("Consenso 1 di 2")
 	keys("1")
 	waitFor("Consenso 2 di 2")
@@ -153,6 +155,8 @@ func TestDemoCitizenInTmux(t *testing.T) {
 	keys("Enter") // another one: no PIN asked this time
 	waitFor("1 Consensi FSE")
 	keys("1")
+	waitFor("Informativa FSE")
+	keys("Enter")
 	waitFor("Consenso 1 di 2")
 	if strings.Contains(screen(), "PIN") {
 		t.Fatal("the PIN was asked again in the same session")
@@ -177,6 +181,8 @@ func TestDemoCitizenInTmux(t *testing.T) {
 	keys("1")
 	waitFor("Digitare il PIN")
 	typePIN("12345")
+	waitFor("Informativa FSE")
+	keys("Enter")
 	waitFor("Consenso 1 di 2")
 	keys("1")
 	waitFor("Consenso 2 di 2")

@@ -129,7 +129,7 @@ func TestAssistedSessionAudited(t *testing.T) {
 	d.login(ctx)
 	d.reader.Insert(testCard())
 	d.run(ctx, []step{{"2 Revoca", "2"}})
-	d.run(ctx, cat([]step{{"Motivo della revoca", "3"}}, delegSteps("3", "VERDI ANNA", "VRDNNA70M50F205B"), []step{{"+ nuova tessera", "#"}}))
+	d.run(ctx, cat([]step{{"Motivo: 1 Furto", "3"}}, delegSteps("3", "VERDI ANNA", "VRDNNA70M50F205B"), []step{{"+ nuova tessera", "#"}}))
 	d.wait(ctx, "Accolta. Protocollo:")
 	d.reader.Remove()
 	d.wait(ctx, "Inserire la TS del")

@@ -41,15 +41,18 @@ func TestSecondIdentityCheck(t *testing.T) {
 			script: cat(consent, []step{{"CMS: ROSSI MARIO", "2"}}), want: "Documento e dati", lookups: 1},
 		{name: "the CMS knows the card otherwise", card: otherCF(), online: true,
 			script: cat(consent, []step{{"della tessera non", "#"}}), want: "rivolgersi allo", lookups: 1},
-		{name: "a minor's card, by the CMS's record", card: sim.MinorCard(), online: true,
+		// A delegate's document is checked against the delegate's name
+		// (issue 17); the CMS's record was still read (a card it knows
+		// otherwise would stop here).
+		{name: "a minor's card, the delegate's document", card: sim.MinorCard(), online: true,
 			script: []step{{"1 Attivazione", "1"}, {"informativa", "1"}, {"1 Diretta", "2"}, {"Cognome nome deleg.", taps("ROSSI MARIO", tapName)},
 				{"Cod. fiscale deleg.", taps("RSSMRA80A01H501U", tapUpper)}, {"Documento:", "1"}, {"Numero documento", taps("CA12345AB", tapUpper)},
-				{"GGMMAAAA", "31122035#"}, {"CMS: VERDI LUCA", ""}, {"nato/a il 10/03/2015", "D"}},
+				{"GGMMAAAA", "31122035#"}, {"Documento delegato:", ""}, {"ROSSI MARIO", "D"}},
 			want: "Operazione annullata", lookups: 1},
 		{name: "a revoked card, no birth date on record", card: revokedCard(), online: true,
 			script: []step{{"1 Attivazione", "#"}, {"5 Storico", "5"}, {"Documento:", "1"}, {"Numero documento", taps("CA12345AB", tapUpper)},
-				{"GGMMAAAA", "31122035#"}, {"CMS: BIANCHI LAURA", ""}, {"nato/a il -", "1"}, {"1 Tutte le tessere", "1"}, {"Tessera 1/", "1"}},
-			want: "Accolta. Protocollo:", lookups: 1, kind: cms.KindHistory},
+				{"GGMMAAAA", "31122035#"}, {"CMS: BIANCHI LAURA", ""}, {"nato/a il -", "1"}, {"1 Tutte le tessere", "1"}, {"Storico 1/", "1"}},
+			want: "Storico stampato:", lookups: 1, kind: cms.KindHistory},
 		{name: "CMS out of reach: the chip's data", card: testCard(), online: false,
 			script: cat(consent, []step{{"Archivio CMS non", "#"}, {"dati giusti?", "1"},
 				{"Consenso 1 di 2", "1"}, {"Consenso 2 di 2", "1"}, {"Riepilogo:", "#"}}),

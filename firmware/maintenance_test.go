@@ -185,7 +185,7 @@ func TestMaintenanceScenario(t *testing.T) {
 	r.panel.Press('7')
 	r.wait(ctx, "1.2.3-test")
 	r.panel.Press('#')
-	r.wait(ctx, "2/3")
+	r.wait(ctx, "4 Coda e invii")
 	r.panel.Press('D')
 	r.wait(ctx, "terminata")
 	r.advanceUntil("Inserire la tessera", time.Second)

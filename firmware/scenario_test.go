@@ -509,7 +509,7 @@ func TestScenarioAssistedConsentsParentForMinor(t *testing.T) {
 	s.receipts(ctx, 1)
 	s.run(ctx, []step{{"Far firmare", "1"}})
 	s.wait(ctx, "Accolta. Protocollo:")
-	s.receipts(ctx, 3)
+	s.receipts(ctx, 4) // the declaration, the codes, the form to sign, the summary
 	s.cards.remove(ctx)
 	s.wait(ctx, "Inserire la TS del")
 
@@ -517,7 +517,7 @@ func TestScenarioAssistedConsentsParentForMinor(t *testing.T) {
 	s.run(ctx, cat([]step{{"1 Attivazione", "#"}, {"3 Consensi FSE", "3"}, {"Informativa FSE", "#"}},
 		delegSteps("2", "ROSSI MARIO", "RSSMRA80A01H501U"),
 		[]step{{"Consenso 1 di 2", "1"}, {"Consenso 2 di 2", "2"}, {"Riepilogo:", "#"}}))
-	decl := s.receipts(ctx, 4)[3]
+	decl := s.receipts(ctx, 5)[4]
 	mustContain(t, "declaration", decl, "Dichiarazione sostitutiva", "ROSSI MARIO, codice fiscale RSSMRA80A01H501U",
 		"rilascia in sua vece i consensi al Fascicolo Sanitario Elettronico")
 	s.run(ctx, []step{{"Far firmare", "1"}})
@@ -528,8 +528,8 @@ func TestScenarioAssistedConsentsParentForMinor(t *testing.T) {
 		t.Fatalf("last op %+v", e)
 	}
 	prot := e.Result.Transport.Protocol
-	r := s.receipts(ctx, 5)[4]
-	mustContain(t, "consent receipt", r, "Consensi FSE", "Richiesta: su delega (potestà parentale)",
+	r := s.receipts(ctx, 6)[5]
+	mustContain(t, "consent receipt", r, "Consensi FSE", "Richiesta: su delega (responsabilità genitoriale)",
 		"Delegato: codice fiscale RSS**********01U", "Dichiarazione sostitutiva firmata", "Operatore: carta ************2006",
 		"Fascicolo Sanitario Elettronico: attivo.", "Protocollo: "+prot, "Esito: ACCOLTA")
 	mustNotContain(t, "consent receipt", r, "ROSSI", "VRDLCU15C10H501Y", "CA12345AB")

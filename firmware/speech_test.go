@@ -77,10 +77,10 @@ func TestSpeechPerScreen(t *testing.T) {
 		"it: Inserire la tessera sanitaria TS-CNS Senza tessera cancelletto: Menu A: Voce B: English",
 		"en: Insert your health card (TS-CNS) No card? hash: Menu A: Voice B: Italiano",
 		"it: Lettura tessera. Attendere, prego",
-		"it: Menu: cancelletto: Altro D: Esci 1 Consensi FSE 2 Richiesta lettore 3 Cambio PIN",
-		"it: Digitare il PIN della tessera PIN: cancelletto: OK asterisco: Canc D: Esci",
-		"it: Consenso 1 di 2 Consultazione del Fascicolo 1: Sì 2: No asterisco: Indietro",
-		"it: Riepilogo: Consultazione: Sì Opp. pregresso: No cancelletto: Conferma D: Annulla",
+		"it: pagina 1 di 4. cancelletto: Avanti D: Esci 1 Consensi FSE 2 Richiesta lettore 3 Cambio PIN",
+		"it: Digitare il PIN della tessera e cancelletto: OK PIN: asterisco: Cancella D: Esci",
+		"it: Consenso 1 di 2: Consultazione FSE letto dai medici 1: Sì 2: No asterisco: Indietro",
+		"it: Riepilogo: Consultazione: Sì Escludi pre-2020: No cancelletto: Conferma D: Annulla",
 		"it: Operazione annullata Rimuovere tessera",
 	)
 	n := 0
@@ -154,17 +154,17 @@ func TestLanguageChoice(t *testing.T) {
 	l.panel.Press('2')
 	l.wait(ctx, "Summary")
 	l.panel.Press(hal.KeyOK)
-	l.wait(ctx, "outcome follows")
+	l.wait(ctx, "outcome will follow")
 	rs := l.printer.Receipts()
 	if len(rs) != 1 {
 		t.Fatalf("%d receipts", len(rs))
 	}
-	for _, want := range []string{"FSE consents", "Consultation of the FSE: YES", "PROVISIONAL RECEIPT", "Local reference: ", "Keep this receipt."} {
+	for _, want := range []string{"FSE consents", "Consultation (doctors may read the FSE):", "PROVISIONAL RECEIPT", "Local reference: ", "Keep this receipt."} {
 		if !strings.Contains(rs[0], want) {
 			t.Errorf("receipt lacks %q:\n%s", want, rs[0])
 		}
 	}
-	hasSaid(t, spk, "en: Consent 1 of 2 Consultation of the FSE 1: Yes 2: No star: Back")
+	hasSaid(t, spk, "en: Consent 1 of 2: Consultation doctors read the FSE 1: Yes 2: No star: Back")
 	l.reader.Remove()
 	l.wait(ctx, "B=English")
 	l.reader.Insert(testCard())

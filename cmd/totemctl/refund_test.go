@@ -36,6 +36,10 @@ func TestRefundAfterCancelledReader(t *testing.T) {
 		func() error {
 			r.panel.Type("20261123077")
 			r.panel.Press(hal.KeyOK)
+			if _, err := r.panel.WaitFor(ctx, "#=Conferma"); err != nil {
+				return err
+			}
+			r.panel.Press(hal.KeyOK) // the summary confirmed
 			_, err := r.panel.WaitFor(ctx, "Accolta. Protocollo:")
 			return err
 		},

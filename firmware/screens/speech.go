@@ -1,6 +1,9 @@
 package screens
 
-import "strings"
+import (
+	"regexp"
+	"strings"
+)
 
 // Speech output (EN 301 549 5.1.3): what the speaker says of a screen.
 // A screen is spoken as its rows read, with the key legends in words;
@@ -43,6 +46,12 @@ func (l Lang) Other() Lang {
 	}
 	return EN
 }
+
+// pageMark is a menu's page number ("1/4 #=Avanti"), said as words
+// rather than as two numbers.
+var pageMark = regexp.MustCompile(`^([1-9])/([1-9]) `)
+
+var pageWords = [2]string{"pagina $1 di $2. ", "page $1 of $2. "}
 
 // legend puts the key legends in words.
 var legend = [2]*strings.Replacer{
@@ -92,6 +101,7 @@ func Spoken(l Lang, key string, args ...any) string {
 func SpokenRows(l Lang, rows []string) string {
 	var words []string
 	for _, r := range rows {
+		r = pageMark.ReplaceAllString(r, pageWords[l])
 		words = append(words, strings.Fields(legend[l].Replace(r))...)
 	}
 	return strings.Join(words, " ")
