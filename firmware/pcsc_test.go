@@ -262,8 +262,10 @@ func TestPCSCPINNeverLeavesTheChip(t *testing.T) {
 	if n := len(tt.printer.Files()); n != 1 {
 		t.Fatalf("%d receipt files", n)
 	}
-	// The session is over with the card still in: it is left unpowered,
-	// so no verified PIN state survives.
+	// The citizen ends the session (D) with the card still in: it is
+	// left unpowered, so no verified PIN state survives.
+	tt.panel.Press(hal.KeyCancel)
+	tt.wait(ctx, "Ritirare la tessera")
 	for tt.card.Verified() && ctx.Err() == nil {
 		time.Sleep(10 * time.Millisecond)
 	}
