@@ -643,7 +643,7 @@ func TestOutcomeExit(t *testing.T) {
 	l.wait(ctx, "#=Altra operazione")
 	l.panel.Press(hal.KeyCancel)
 	l.wait(ctx, "Ritirare la tessera")
-	l.panel.Press(hal.KeyOK) // the session is over: no menu
+	l.panel.Press(hal.KeyOK)           // the session is over: no menu
 	time.Sleep(100 * time.Millisecond) // the key reaches the App, with the card still in
 	if s := l.panel.Text(); !strings.Contains(s, "Ritirare la tessera") {
 		t.Fatalf("a key after the end of the session opened %q", s)
