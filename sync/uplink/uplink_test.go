@@ -199,7 +199,7 @@ func TestCredentialsMendedAtTheHub(t *testing.T) {
 // sends again, in order, until every operation has its final result.
 func TestResendOnGapAndSilence(t *testing.T) {
 	r := newRig(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	enqueue := func(n int) {
 		for i := 0; i < n; i++ {
