@@ -315,7 +315,7 @@ func TestAssistedActivation(t *testing.T) {
 
 func revokedCard() *sim.Card {
 	c := testCard()
-	c.Info.Serial, c.Info.CF = "6090098765432002", "BNCLRA75D45F205X"
+	c.Info.Serial, c.Info.CF = "6090098765432002", "BNCLRA75D45F205C"
 	c.Info.Expiry = time.Date(2029, 6, 30, 0, 0, 0, 0, time.UTC)
 	return c
 }
