@@ -540,7 +540,7 @@ func TestOperatorSession(t *testing.T) {
 				t.Fatalf("queued %+v", q)
 			}
 			logs := lb.String()
-			for _, never := range []string{"BNCLCU75C15F205X", "BIANCHI", "RSSMRA80A01H501U", "ROSSI", opSerial, "54321"} {
+			for _, never := range []string{"BNCLCU75C15F205O", "BIANCHI", "RSSMRA80A01H501U", "ROSSI", opSerial, "54321"} {
 				if strings.Contains(logs, never) {
 					t.Errorf("log holds %q:\n%s", never, logs)
 				}

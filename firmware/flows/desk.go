@@ -124,6 +124,10 @@ func (dk *Desk) CardError(err error) error {
 	switch {
 	case errors.Is(err, hal.ErrCardRemoved), errors.Is(err, hal.ErrNoCard):
 		return hal.ErrCardRemoved
+	case errors.Is(err, hal.ErrCardCIE):
+		dk.show("card_cie")
+	case errors.Is(err, hal.ErrCardContactless):
+		dk.show("card_contactless")
 	case errors.Is(err, hal.ErrCardUnknown):
 		dk.show("card_unknown")
 	case errors.Is(err, hal.ErrCardData):

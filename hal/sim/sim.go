@@ -25,6 +25,9 @@ type Card struct {
 	PIN   string
 	PUK   string
 	Tries int // PIN tries left; 0 means blocked
+	// Err, when set, is what Info answers with the info (a chip read that
+	// failed, e.g. hal.ErrCardData for unreadable data).
+	Err error
 }
 
 // DemoCard returns the demo citizen's card (ROSSI MARIO, PIN 12345). The
@@ -55,7 +58,7 @@ func OperatorCard() *Card {
 	return &Card{
 		Info: hal.CardInfo{
 			Class: hal.ClassOperator, Serial: "8090000000042006", Issuer: "8090",
-			CF: "BNCLCU75C15F205X", Surname: "BIANCHI", Name: "LUCA",
+			CF: "BNCLCU75C15F205O", Surname: "BIANCHI", Name: "LUCA",
 			BirthDate: time.Date(1975, 3, 15, 0, 0, 0, 0, time.UTC),
 			IssueDate: time.Date(2023, 3, 15, 0, 0, 0, 0, time.UTC),
 			Expiry:    time.Date(2029, 3, 15, 0, 0, 0, 0, time.UTC),
@@ -204,7 +207,16 @@ func (s *session) Info(ctx context.Context) (hal.CardInfo, error) {
 		return hal.CardInfo{}, err
 	}
 	info := s.card.Info
-	if info.Class != hal.ClassCNS && info.Class != hal.ClassOperator {
+	if s.card.Err != nil {
+		return info, s.card.Err
+	}
+	switch info.Class {
+	case hal.ClassCNS, hal.ClassOperator:
+	case hal.ClassCIE:
+		return info, hal.ErrCardCIE
+	case hal.ClassContactless:
+		return info, hal.ErrCardContactless
+	default:
 		return info, hal.ErrCardUnknown
 	}
 	return info, nil
