@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -57,6 +58,18 @@ var demoCards = map[string]func() *sim.Card{
 	"demo": sim.DemoCard, "cns": sim.DemoCard, "operator": sim.OperatorCard, "minor": sim.MinorCard, "issued": sim.IssuedCard,
 }
 
+// panels are the values of --panel (and devices.panel).
+var panels = []string{"auto", "terminal", "none", "hardware"}
+
+// checkPanelFlag refuses a --panel that is none of panels ("" keeps the
+// configuration's): a typo used to start the daemon on the configured panel.
+func checkPanelFlag(v string) error {
+	if v == "" || slices.Contains(panels, v) {
+		return nil
+	}
+	return fmt.Errorf("totemd: --panel %q: want one of %s", v, strings.Join(panels, ", "))
+}
+
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("totemd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -82,8 +95,15 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	vcardName := fs.String("vcard", "", "demo: read cards through pcscd, with this virtual card (vpcd) inserted and removed by the panel's i/r keys; a comma-separated list takes turns (operator,minor: assisted mode)")
 	simCards := fs.String("cards", "demo", "demo: the simulated cards the panel's i key inserts in turn: demo, operator, minor, issued (operator,issued,minor: assisted mode)")
 	vprintDir := fs.String("vprinter", "", "demo: print through the ESC/POS driver to a virtual printer that writes receipts (text and PNG) to this directory")
+	vpcdAddr := fs.String("vpcd", vcard.DefaultAddr, "demo: the vpcd reader (host:port) the --vcard cards connect to, e.g. a private pcscd's")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if err := checkPanelFlag(*panel); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("totemd: unknown command %q (card, printer, enroll, credentials, version)", fs.Arg(0))
 	}
 	// The demo's cards take turns in the slot: i inserts one, r removes
 	// it and the next i inserts the next.
@@ -95,6 +115,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 				return fmt.Errorf("totemd: --vcard %s: no such profile (totemd card sim --list)", name)
 			}
 			vc := vcard.New(p)
+			vc.SetAddr(*vpcdAddr)
 			defer vc.Remove()
 			vcs = append(vcs, vc)
 		}
