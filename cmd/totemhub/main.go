@@ -40,6 +40,11 @@ import (
 
 func main() { cli.Main(run) }
 
+const usage = `usage:
+  totemhub [--config FILE] [--broker URL]           serve: broker, ingest, fleet registry
+  totemhub [--config FILE] provision TOTEM          register a totem, write its credentials file (hub stopped)
+`
+
 func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("totemhub", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -47,6 +52,22 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 	ext := fs.String("broker", "", "use this external MQTT broker URL and run no embedded one")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	// The words first: a typo or "help" used to open the state and the
+	// fleet registry before saying anything.
+	switch fs.Arg(0) {
+	case "":
+		if fs.NArg() > 1 {
+			return cli.Usagef(usage, "totemhub: unexpected %q", fs.Arg(1))
+		}
+	case "provision":
+		if fs.NArg() != 2 {
+			return cli.Usagef(usage, "totemhub: provision takes one totem id")
+		}
+	case "help":
+		return cli.Usagef(usage, "totemhub: help: nothing started")
+	default:
+		return cli.Usagef(usage, "totemhub: unknown command %q", fs.Arg(0))
 	}
 	cfg, err := config.LoadTotemhub(*cfgPath)
 	if err != nil {
@@ -77,9 +98,6 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 		}
 		fmt.Fprintf(stdout, "totem %s provisioned: credentials in %s\n", fs.Arg(1), path)
 		return nil
-	case "":
-	default:
-		return fmt.Errorf("totemhub: unknown command %q", fs.Arg(0))
 	}
 
 	// The broker's CA certificate (ca.pem in credentials_dir) and the
