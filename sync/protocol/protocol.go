@@ -341,6 +341,20 @@ type Command struct {
 	Sig     []byte            `json:"sig,omitempty"` // base64 in JSON
 }
 
+// PrintJob is one row of a totem's print queue as the console command
+// "jobs" answers it: what a technician needs of a job, not the receipt's
+// content.
+type PrintJob struct {
+	ID       uint64    `json:"id"`
+	OpID     string    `json:"op_id,omitempty"`
+	Title    string    `json:"title"`
+	State    string    `json:"state"`
+	Attempts int       `json:"attempts"`
+	Copies   int       `json:"copies"`
+	LastErr  string    `json:"last_err,omitempty"`
+	Created  time.Time `json:"created"`
+}
+
 // SendLogRow is one row of a totem's send log (elenco invii), as the
 // totem's sendlog command answers it: an operation with its transmissions
 // and both outcomes, never its payload.
