@@ -146,7 +146,12 @@ type Totemd struct {
 	} `toml:"devices"`
 	Session struct {
 		IdleTimeout Duration `toml:"idle_timeout"`
-		Lang        string   `toml:"lang"` // it|en
+		// OperatorIdleTimeout ends an operator's session (assisted mode)
+		// after this long with the slot empty and no key pressed: the
+		// operator card is out, and whoever finds the totem would find it
+		// still open.
+		OperatorIdleTimeout Duration `toml:"operator_idle_timeout"`
+		Lang                string   `toml:"lang"` // it|en
 	} `toml:"session"`
 	// Update: over-the-air updates from the hub (sync/update/agent).
 	Update struct {
@@ -292,6 +297,7 @@ func DefaultTotemd() *Totemd {
 	c.Devices.Display.Kind = "lcd"
 	c.Devices.Display.ROM = "a00"
 	c.Session.IdleTimeout = Duration{60 * time.Second}
+	c.Session.OperatorIdleTimeout = Duration{2 * time.Minute}
 	c.Session.Lang = "it"
 	c.Update.HealthWindow = Duration{5 * time.Minute}
 	c.Update.Quiet = Duration{2 * time.Minute}

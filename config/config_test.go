@@ -170,6 +170,8 @@ func TestValidate(t *testing.T) {
 		key  string
 	}{
 		{"idle timeout", loadd, "[session]\nidle_timeout = \"1s\"", "session.idle_timeout"},
+		{"operator idle short", loadd, "[session]\noperator_idle_timeout = \"1s\"", "session.operator_idle_timeout"},
+		{"operator idle long", loadd, "[session]\noperator_idle_timeout = \"1h\"", "session.operator_idle_timeout"},
 		{"http url", loadd, "[broker]\nurl = \"http://x\"", "broker.url"},
 		{"url without scheme", loadd, "[broker]\nurl = \"127.0.0.1:1883\"", "broker.url"},
 		{"url with password", loadd, "[broker]\nurl = \"mqtt://u:p@x:1883\"", "broker.url"},
@@ -525,4 +527,20 @@ func mustRead(t *testing.T, p string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// The operator session left with the slot empty closes after 2 minutes by
+// default (it was 5, fixed), and a deployment sets its own.
+func TestOperatorIdleTimeout(t *testing.T) {
+	c, err := LoadTotemd("")
+	if err != nil || c.Session.OperatorIdleTimeout.Duration != 2*time.Minute {
+		t.Fatalf("default %v, %v", c.Session.OperatorIdleTimeout, err)
+	}
+	path := filepath.Join(t.TempDir(), "totemd.toml")
+	if err := os.WriteFile(path, []byte("[session]\noperator_idle_timeout = \"45s\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if c, err = LoadTotemd(path); err != nil || c.Session.OperatorIdleTimeout.Duration != 45*time.Second {
+		t.Fatalf("file %v, %v", c.Session.OperatorIdleTimeout, err)
+	}
 }

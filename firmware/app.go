@@ -61,7 +61,7 @@ type Options struct {
 	QueuedTTL time.Duration // default 30 days
 	// OperatorTimeout ends an operator session (assisted mode) when no
 	// card is in the slot and no key is pressed for this long.
-	OperatorTimeout time.Duration // default 5 min
+	OperatorTimeout time.Duration // default DefaultOperatorTimeout
 	// ReissueCounter: the totem stands at an ASL counter enabled to
 	// reissue cards, which an operator does; otherwise a reissue is
 	// refused with where to go.
@@ -112,6 +112,11 @@ type App struct {
 
 const metaPolicy = "policy"
 
+// DefaultOperatorTimeout ends an operator session left with the slot empty
+// (config: session.operator_idle_timeout). It was 5 minutes: long enough
+// for the next person at the totem to find it open.
+const DefaultOperatorTimeout = 2 * time.Minute
+
 // New returns an App. Run starts it.
 func New(dev Devices, o Options) *App {
 	if o.Logger == nil {
@@ -124,7 +129,7 @@ func New(dev Devices, o Options) *App {
 		o.IdleTimeout = 60 * time.Second
 	}
 	if o.OperatorTimeout == 0 {
-		o.OperatorTimeout = 5 * time.Minute
+		o.OperatorTimeout = DefaultOperatorTimeout
 	}
 	if o.QueuedTTL == 0 {
 		o.QueuedTTL = 30 * 24 * time.Hour

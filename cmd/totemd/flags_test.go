@@ -3,8 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/aslcns/totem/config"
+	"github.com/aslcns/totem/firmware"
 )
 
 // A --panel that is not a panel, or a stray word, is refused before
@@ -26,5 +31,23 @@ func TestRefusedArgs(t *testing.T) {
 		if err := checkPanelFlag(v); err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// The configuration's timeouts reach the App: the operator session with
+// the slot empty ends after session.operator_idle_timeout (it was a fixed
+// 5 minutes).
+func TestFirmwareOptions(t *testing.T) {
+	cfg, err := config.LoadTotemd(filepath.Join("..", "..", "deploy", "totemd.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Session.OperatorIdleTimeout.Duration = 45 * time.Second
+	o := firmwareOptions(cfg)
+	if o.OperatorTimeout != 45*time.Second || o.IdleTimeout != time.Minute || o.Totem != cfg.Totem.ID {
+		t.Fatalf("options %+v", o)
+	}
+	if firmware.DefaultOperatorTimeout >= 5*time.Minute {
+		t.Fatalf("default operator timeout %v", firmware.DefaultOperatorTimeout)
 	}
 }

@@ -58,6 +58,17 @@ var demoCards = map[string]func() *sim.Card{
 	"demo": sim.DemoCard, "cns": sim.DemoCard, "operator": sim.OperatorCard, "minor": sim.MinorCard, "issued": sim.IssuedCard,
 }
 
+// firmwareOptions are the App's options the configuration gives: the
+// totem, the language and the timeouts.
+func firmwareOptions(cfg *config.Totemd) firmware.Options {
+	return firmware.Options{
+		Totem: cfg.Totem.ID, ASL: cfg.Totem.ASL, Location: cfg.Totem.Location,
+		Lang: firmware.ParseLang(cfg.Session.Lang), ReissueCounter: cfg.Totem.ReissueCounter,
+		ResultWait: cfg.Sync.ResultWait.Duration, IdleTimeout: cfg.Session.IdleTimeout.Duration,
+		OperatorTimeout: cfg.Session.OperatorIdleTimeout.Duration, QueuedTTL: cfg.Sync.QueuedTTL.Duration,
+	}
+}
+
 // panels are the values of --panel (and devices.panel).
 var panels = []string{"auto", "terminal", "none", "hardware"}
 
@@ -277,35 +288,32 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return err
 	}
 	defer jobs.Close()
-	app = firmware.New(dev, firmware.Options{
-		Totem: cfg.Totem.ID, ASL: cfg.Totem.ASL, Location: cfg.Totem.Location,
-		Lang: firmware.ParseLang(cfg.Session.Lang), Outbox: box, Jobs: jobs, Logger: log.With("subsystem", "firmware"),
-		ResultWait: cfg.Sync.ResultWait.Duration, IdleTimeout: cfg.Session.IdleTimeout.Duration,
-		QueuedTTL: cfg.Sync.QueuedTTL.Duration, ReissueCounter: cfg.Totem.ReissueCounter,
-		CommandsRefused: func() map[string]uint64 {
-			if v := verifier.Load(); v != nil {
-				return v.Refused()
-			}
-			return nil
-		},
-		Events: func(e protocol.Event) {
-			if up := link.Load(); up != nil {
-				up.Event(e)
-			}
-		},
-		// Online-only operations (history, reprint…) are refused at once
-		// when the hub is not reachable.
-		Online: func() bool {
-			up := link.Load()
-			return up != nil && up.Connected()
-		},
-		Link: func() firmware.Link {
-			if up := link.Load(); up != nil {
-				return up
-			}
-			return nil
-		},
-	})
+	fo := firmwareOptions(cfg)
+	fo.Outbox, fo.Jobs, fo.Logger = box, jobs, log.With("subsystem", "firmware")
+	fo.CommandsRefused = func() map[string]uint64 {
+		if v := verifier.Load(); v != nil {
+			return v.Refused()
+		}
+		return nil
+	}
+	fo.Events = func(e protocol.Event) {
+		if up := link.Load(); up != nil {
+			up.Event(e)
+		}
+	}
+	// Online-only operations (history, reprint…) are refused at once
+	// when the hub is not reachable.
+	fo.Online = func() bool {
+		up := link.Load()
+		return up != nil && up.Connected()
+	}
+	fo.Link = func() firmware.Link {
+		if up := link.Load(); up != nil {
+			return up
+		}
+		return nil
+	}
+	app = firmware.New(dev, fo)
 	appRef.Store(app)
 	if asb != nil {
 		// Paper or cover trouble while nobody prints reaches telemetry too.
