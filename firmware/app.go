@@ -512,3 +512,27 @@ func sleep(ctx context.Context, d time.Duration) {
 	case <-t.C:
 	}
 }
+
+// cardStateLink is the optional capability of the link (the uplink has
+// it) that asks the hub for a card's state in the CMS.
+type cardStateLink interface {
+	CardState(ctx context.Context, serial string) (string, error)
+}
+
+var _ flows.CardStater = (*App)(nil)
+
+// CardState asks the hub, through the link, for the CMS's state of the
+// card with serial (flows.CardStater), waiting at most ResultWait.
+func (a *App) CardState(ctx context.Context, serial string) (string, error) {
+	var l any
+	if a.o.Link != nil {
+		l = a.o.Link()
+	}
+	cs, ok := l.(cardStateLink)
+	if !ok {
+		return "", errors.New("firmware: the link does not answer card states")
+	}
+	ctx, cancel := context.WithTimeout(ctx, a.o.ResultWait)
+	defer cancel()
+	return cs.CardState(ctx, serial)
+}

@@ -52,6 +52,8 @@ type localOpts struct {
 	reissueCounter bool
 	// box opens the outbox with these options (quotas) instead of none.
 	box *outbox.Options
+	// link is Options.Link.
+	link func() firmware.Link
 }
 
 // startLocalOpts runs the firmware with simulated devices, an outbox and a
@@ -88,7 +90,7 @@ func startLocalOpts(t *testing.T, o localOpts) *local {
 	}
 	app = firmware.New(dev, firmware.Options{Totem: "t-local", ASL: "ASL", Location: "Atrio", Outbox: box, Jobs: jobs,
 		Logger: o.log, ResultWait: 50 * time.Millisecond, IdleTimeout: o.idle, OperatorTimeout: o.opIdle, Online: o.online,
-		Events: o.events, ReissueCounter: o.reissueCounter})
+		Events: o.events, ReissueCounter: o.reissueCounter, Link: o.link})
 	tt.app = app
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &local{totem: tt, done: make(chan error, 1)}

@@ -78,6 +78,8 @@ var screens = map[string]screen{
 	// An operation that needs the CMS's answer, asked for while the hub is
 	// unreachable: every key goes back to the menu, where the operations
 	// that work offline still do.
+	"act_already_active": {keys: "#*D", rows: [2][]string{{"Tessera già attiva:", "per i codici usare", "Ristampa PIN/PUK", "#=Torna al menu"},
+		{"Card already active:", "for the codes use", "Reprint PIN/PUK", "#=Back to the menu"}}},
 	"offline_refused": {keys: "#*D", rows: [2][]string{{"Servizio non", "disponibile ora:", "riprovare più tardi", "#=Torna al menu"},
 		{"Service unavailable", "now: try again", "later", "#=Back to the menu"}}},
 	"asking": {rows: [2][]string{{"Richiesta in corso", "Attendere, prego", "", ""},
