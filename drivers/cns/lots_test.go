@@ -6,6 +6,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/aslcns/totem/cardid"
 	"github.com/aslcns/totem/drivers/cns"
 	"github.com/aslcns/totem/drivers/cns/cnstest"
 	"github.com/aslcns/totem/drivers/cns/vcard"
@@ -141,4 +142,49 @@ func TestCFCheckCharacter(t *testing.T) {
 			t.Errorf("%s: %v", cf, err)
 		}
 	}
+}
+
+// replay answers each C-APDU with the next of a list of R-APDUs (6A82 once
+// they run out).
+type replay struct{ rs [][]byte }
+
+func (r *replay) Transmit([]byte) ([]byte, error) {
+	if len(r.rs) == 0 {
+		return []byte{0x6A, 0x82}, nil
+	}
+	x := r.rs[0]
+	r.rs = r.rs[1:]
+	return x, nil
+}
+
+// FuzzContactless feeds a contactless card's answers (length-prefixed
+// R-APDUs) to the probing of Info: it never panics, and whatever it accepts
+// as a CNS carries a codice fiscale that passes its check.
+func FuzzContactless(f *testing.F) {
+	for _, name := range []string{"cie", "cie-nxp", "cns-nfc"} {
+		p, _ := vcard.Lookup(name)
+		rec := &cnstest.Recorder{T: vcard.New(p)}
+		c := cns.New(rec, bareNFC)
+		c.Info(context.Background())
+		var seed []byte
+		for _, x := range rec.Log {
+			seed = append(seed, byte(min(len(x.R), 255)))
+			seed = append(seed, x.R[:min(len(x.R), 255)]...)
+		}
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var rs [][]byte
+		for len(b) > 0 && len(rs) < 64 {
+			n := min(int(b[0]), len(b)-1)
+			rs = append(rs, b[1:1+n])
+			b = b[1+n:]
+		}
+		c := cns.New(&replay{rs: rs}, bareNFC)
+		c.Clock = today
+		info, err := c.Info(context.Background())
+		if err == nil && (info.Class != hal.ClassCNS && info.Class != hal.ClassOperator || len(info.CF) != 11 && !cardid.ValidCF(info.CF)) {
+			t.Fatalf("accepted %+v", info)
+		}
+	})
 }
