@@ -34,7 +34,7 @@ func TestRefusedArgs(t *testing.T) {
 	}
 }
 
-// The configuration's timeouts reach the App: the operator session with
+// The configuration's timeouts and totem settings reach the App: the operator session with
 // the slot empty ends after session.operator_idle_timeout (it was a fixed
 // 5 minutes).
 func TestFirmwareOptions(t *testing.T) {
@@ -45,6 +45,15 @@ func TestFirmwareOptions(t *testing.T) {
 	cfg.Session.OperatorIdleTimeout.Duration = 45 * time.Second
 	o := firmwareOptions(cfg)
 	if o.OperatorTimeout != 45*time.Second || o.IdleTimeout != time.Minute || o.Totem != cfg.Totem.ID {
+		t.Fatalf("options %+v", o)
+	}
+	// The options main's totemd set where it built the App come from the
+	// configuration here too.
+	cfg.Session.IdleWarning.Duration, cfg.Session.MaintenanceIdle.Duration = 20*time.Second, 7*time.Minute
+	cfg.Totem.Town, cfg.Totem.ReceiptLink = "Lucca", "https://asl.example/e?p={protocollo}"
+	o = firmwareOptions(cfg)
+	if o.IdleWarning != 20*time.Second || o.MaintIdle != 7*time.Minute || o.Town != "Lucca" ||
+		o.ReceiptLink != cfg.Totem.ReceiptLink || !o.Audit || o.Version != version {
 		t.Fatalf("options %+v", o)
 	}
 	if firmware.DefaultOperatorTimeout >= 5*time.Minute {
