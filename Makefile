@@ -9,8 +9,13 @@ PKGS        := ./...
 FUZZTIME    ?= 30s
 FUZZMINIMIZE ?= 2s
 # The PC/SC driver needs cgo and libpcsclite-dev; without them totemd builds
-# with a stub reader (the simulated one still works).
-TAGS        := $(shell test -e /usr/include/PCSC/winscard.h && echo pcsc)
+# with a stub reader (the simulated one still works). TAGS is expanded when
+# a recipe uses it, after deps has installed libpcsclite-dev: with := it was
+# fixed when make read this file, and a fresh machine's first make test ran
+# without the pcsc tag.
+PCSC_HEADER ?= /usr/include/PCSC/winscard.h
+DEPS_SCRIPT ?= deploy/deps.sh
+TAGS         = $(shell test -e $(PCSC_HEADER) && echo pcsc)
 
 .PHONY: all build run demo test check lint vet race cross fuzz bench bench-fleet attack deps clean deb debcheck
 
@@ -18,7 +23,7 @@ all: build
 
 ## deps: install the system packages the demo and the tests use (Debian, as root or with sudo)
 deps:
-	@bash deploy/deps.sh
+	@bash $(DEPS_SCRIPT)
 
 ## build: the three programs into bin/
 build:

@@ -335,7 +335,7 @@ func DemoCards() []Card {
 	return []Card{
 		{Serial: "6090012345678000", CF: "RSSMRA80A01H501U", Expiry: "2030-12-31", State: CardActive, Surname: "ROSSI", Name: "MARIO",
 			BirthDate: "1980-01-01", Contact: &Contact{Channel: ContactSMS, Address: "+393330000001"}},
-		{Serial: "6090098765432002", CF: "BNCLRA75D45F205X", Expiry: "2029-06-30", State: CardRevoked, Surname: "BIANCHI", Name: "LAURA"},
+		{Serial: "6090098765432002", CF: "BNCLRA75D45F205C", Expiry: "2029-06-30", State: CardRevoked, Surname: "BIANCHI", Name: "LAURA"},
 		{Serial: "6090011111111006", CF: "VRDLCU15C10H501Y", Expiry: "2031-03-31", State: CardIssued, BirthDate: "2015-03-10",
 			Surname: "VERDI", Name: "LUCA"},
 		{Serial: "6090022222222004", CF: "VRDNNA70M50F205B", Expiry: "2032-08-31", State: CardIssued, BirthDate: "1970-08-10",

@@ -16,7 +16,8 @@ func TestValidCF(t *testing.T) {
 		{"VRDNNA70M50F205B", true},
 		{"RSSMRA80A01H5LMF", false}, // omocodia letters, wrong check char
 		{"RSSMRA80A01H501X", false}, // check char
-		{"BNCLRA75D45F205X", false},
+		{"BNCLRA75D45F205X", false}, // the demo revoked card once had this wrong check character
+		{"BNCLRA75D45F205C", true},
 		{"RSSMRA80A01H501", false},
 		{"rssmra80a01h501u", false},
 		{"RSSMRA8XA01H501U", false}, // X is no omocodia letter
@@ -151,6 +152,20 @@ func TestRejectsCarryNoPersonalData(t *testing.T) {
 		}
 		if r.Code == "" || r.Message == "" {
 			t.Errorf("reject %+v", r)
+		}
+	}
+}
+
+// The demo cards are what a newcomer tries first: their codici fiscali
+// pass the same check the totem applies to a CF read from the chip, and
+// their serials carry a codice TEAM.
+func TestDemoCardsValid(t *testing.T) {
+	for _, c := range DemoCards() {
+		if !ValidCF(c.CF) {
+			t.Errorf("demo card %s: codice fiscale fails its check character", c.Serial)
+		}
+		if TEAM(c.Serial) == "" {
+			t.Errorf("demo card %s: serial without a codice TEAM", c.Serial)
 		}
 	}
 }

@@ -178,7 +178,12 @@ type Totemd struct {
 		// panel asks whether more time is needed; 0 is a quarter of
 		// IdleTimeout.
 		IdleWarning Duration `toml:"idle_warning"`
-		Lang        string   `toml:"lang"` // it|en
+		// OperatorIdleTimeout ends an operator's session (assisted mode)
+		// after this long with the slot empty and no key pressed: the
+		// operator card is out, and whoever finds the totem would find it
+		// still open.
+		OperatorIdleTimeout Duration `toml:"operator_idle_timeout"`
+		Lang                string   `toml:"lang"` // it|en
 	} `toml:"session"`
 	// Update: over-the-air updates from the hub (sync/update/agent).
 	Update struct {
@@ -385,6 +390,7 @@ func DefaultTotemd() *Totemd {
 	c.Devices.Display.ROM = "a00"
 	c.Session.IdleTimeout = Duration{60 * time.Second}
 	c.Session.MaintenanceIdle = Duration{3 * time.Minute}
+	c.Session.OperatorIdleTimeout = Duration{2 * time.Minute}
 	c.Session.Lang = "it"
 	c.Update.HealthWindow = Duration{5 * time.Minute}
 	c.Update.Quiet = Duration{2 * time.Minute}

@@ -178,6 +178,8 @@ func TestValidate(t *testing.T) {
 		{"time zone local", loadd, "[totem]\ntime_zone = \"Local\"", "totem.time_zone"},
 		{"receipt link", loadd, "[totem]\nreceipt_link = \"https://asl.example/esito\"", "totem.receipt_link"},
 		{"receipt link scheme", loadd, "[totem]\nreceipt_link = \"javascript:{protocollo}\"", "totem.receipt_link"},
+		{"operator idle short", loadd, "[session]\noperator_idle_timeout = \"1s\"", "session.operator_idle_timeout"},
+		{"operator idle long", loadd, "[session]\noperator_idle_timeout = \"1h\"", "session.operator_idle_timeout"},
 		{"http url", loadd, "[broker]\nurl = \"http://x\"", "broker.url"},
 		{"url without scheme", loadd, "[broker]\nurl = \"127.0.0.1:1883\"", "broker.url"},
 		{"url with password", loadd, "[broker]\nurl = \"mqtt://u:p@x:1883\"", "broker.url"},
@@ -584,5 +586,21 @@ func TestTimeZoneAndReceiptLink(t *testing.T) {
 	}
 	if c, err := LoadTotemd(writeFile(t, "[session]\nidle_timeout = \"5s\"\n")); err != nil || c.Session.IdleWarning.Duration != 0 {
 		t.Fatalf("idle_timeout 5s alone: %v", err)
+	}
+}
+
+// The operator session left with the slot empty closes after 2 minutes by
+// default (it was 5, fixed), and a deployment sets its own.
+func TestOperatorIdleTimeout(t *testing.T) {
+	c, err := LoadTotemd("")
+	if err != nil || c.Session.OperatorIdleTimeout.Duration != 2*time.Minute {
+		t.Fatalf("default %v, %v", c.Session.OperatorIdleTimeout, err)
+	}
+	path := filepath.Join(t.TempDir(), "totemd.toml")
+	if err := os.WriteFile(path, []byte("[session]\noperator_idle_timeout = \"45s\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if c, err = LoadTotemd(path); err != nil || c.Session.OperatorIdleTimeout.Duration != 45*time.Second {
+		t.Fatalf("file %v, %v", c.Session.OperatorIdleTimeout, err)
 	}
 }

@@ -224,6 +224,10 @@ func (c *Totemd) Validate() error {
 	if c.Session.IdleWarning.Duration >= c.Session.IdleTimeout.Duration {
 		p.add("session.idle_warning", "%v is not shorter than session.idle_timeout", c.Session.IdleWarning.Duration)
 	}
+	p.atLeast("session.operator_idle_timeout", c.Session.OperatorIdleTimeout, 10*time.Second)
+	if c.Session.OperatorIdleTimeout.Duration > 30*time.Minute {
+		p.add("session.operator_idle_timeout", "%s: at most 30m (an open operator session is an open door)", c.Session.OperatorIdleTimeout.Duration)
+	}
 	p.oneOf("session.lang", c.Session.Lang, "it", "en")
 	if c.Update.Arch != "" {
 		p.oneOf("update.arch", c.Update.Arch, "amd64", "arm64", "armhf")

@@ -19,6 +19,7 @@ command -v chromium >/dev/null || need+=(chromium) # the ops console's browser t
 # (cms/pgstore/pgtest); the machine-wide cluster the package creates is
 # never used.
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
+command -v mosquitto >/dev/null || need+=(mosquitto)  # the interop tests run their own brokers
 if ! command -v go >/dev/null; then
 	echo "Go is missing: install Go 1.26 (https://go.dev/dl/) and put it on PATH (e.g. /usr/local/go/bin)." >&2
 	exit 1
@@ -37,3 +38,9 @@ fi
 echo "installing ${need[*]}…"
 $sudo apt-get update -qq
 $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+# Debian starts the mosquitto it installs on port 1883, which the demo's hub
+# needs: the tests start brokers of their own, so the service is stopped
+# and disabled (only when this script installed it).
+if [[ " ${need[*]} " == *" mosquitto "* ]] && command -v systemctl >/dev/null; then
+	$sudo systemctl disable --now mosquitto.service >/dev/null 2>&1 || true
+fi

@@ -96,7 +96,7 @@ type Options struct {
 	QueuedTTL time.Duration // default 30 days
 	// OperatorTimeout ends an operator session (assisted mode) when no
 	// card is in the slot and no key is pressed for this long.
-	OperatorTimeout time.Duration // default 5 min
+	OperatorTimeout time.Duration // default DefaultOperatorTimeout
 	// ReissueCounter: the totem stands at an ASL counter enabled to
 	// reissue cards, which an operator does; otherwise a reissue is
 	// refused with where to go.
@@ -197,6 +197,11 @@ type App struct {
 
 const metaPolicy = "policy"
 
+// DefaultOperatorTimeout ends an operator session left with the slot empty
+// (config: session.operator_idle_timeout). It was 5 minutes: long enough
+// for the next person at the totem to find it open.
+const DefaultOperatorTimeout = 2 * time.Minute
+
 // New returns an App. Run starts it.
 func New(dev Devices, o Options) *App {
 	if o.Logger == nil {
@@ -212,7 +217,7 @@ func New(dev Devices, o Options) *App {
 		o.IdleWarning = o.IdleTimeout / 4
 	}
 	if o.OperatorTimeout == 0 {
-		o.OperatorTimeout = 5 * time.Minute
+		o.OperatorTimeout = DefaultOperatorTimeout
 	}
 	if o.QueuedTTL == 0 {
 		o.QueuedTTL = 30 * 24 * time.Hour
@@ -758,3 +763,27 @@ func (a *App) SetTimeouts(resultWait, idle time.Duration) {
 // resultWait and idleTimeout are the timeouts in force.
 func (a *App) resultWait() time.Duration  { return time.Duration(a.wait.Load()) }
 func (a *App) idleTimeout() time.Duration { return time.Duration(a.idle.Load()) }
+
+// cardStateLink is the optional capability of the link (the uplink has
+// it) that asks the hub for a card's state in the CMS.
+type cardStateLink interface {
+	CardState(ctx context.Context, serial string) (string, error)
+}
+
+var _ flows.CardStater = (*App)(nil)
+
+// CardState asks the hub, through the link, for the CMS's state of the
+// card with serial (flows.CardStater), waiting at most the result wait in force.
+func (a *App) CardState(ctx context.Context, serial string) (string, error) {
+	var l any
+	if a.o.Link != nil {
+		l = a.o.Link()
+	}
+	cs, ok := l.(cardStateLink)
+	if !ok {
+		return "", errors.New("firmware: the link does not answer card states")
+	}
+	ctx, cancel := context.WithTimeout(ctx, a.resultWait())
+	defer cancel()
+	return cs.CardState(ctx, serial)
+}

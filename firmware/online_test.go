@@ -252,7 +252,7 @@ func TestHistoryEndToEnd(t *testing.T) {
 // with the CMS's Italian reason and nothing printed.
 func TestReprintEndToEnd(t *testing.T) {
 	revoked := testCard()
-	revoked.Info.Serial, revoked.Info.CF = "6090098765432002", "BNCLRA75D45F205X"
+	revoked.Info.Serial, revoked.Info.CF = "6090098765432002", "BNCLRA75D45F205C"
 	revoked.Info.Expiry = time.Date(2029, 6, 30, 0, 0, 0, 0, time.UTC)
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()

@@ -601,3 +601,29 @@ func TestScenarioReissueRefusedElsewhere(t *testing.T) {
 	s.stop()
 	checkLogs(t, s.logs)
 }
+
+// TestScenarioCardLots: the lots real readers meet. A CIE 3.0 on an NXP
+// chip (no IAS application) is recognised as an identity card and the
+// citizen told to use the health card; an ST2022 TS-CNS laid on the NFC
+// side of a dual reader is read through its JSign4 application and serves
+// the menu; a chip whose codice fiscale fails its check character is
+// unreadable data, sent to the Scelta e Revoca desk.
+func TestScenarioCardLots(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s := startScene(t)
+	for _, tc := range []struct{ card, want, never string }{
+		{"cie-nxp", "usare la tessera", "riconosciuta"},
+		{"cns-nfc", "1 Consensi FSE", "riconosciuta"},
+		{"badcf", "sportello Scelta", "Consensi"},
+	} {
+		s.wait(ctx, "Inserire la tessera")
+		s.cards.insert(ctx, tc.card)
+		sc := s.wait(ctx, tc.want)
+		mustNotContain(t, tc.card+" screen", sc, tc.never)
+		s.cards.remove(ctx)
+	}
+	s.wait(ctx, "Inserire la tessera")
+	s.stop()
+	checkLogs(t, s.logs)
+}

@@ -58,6 +58,8 @@ type localOpts struct {
 	audit bool
 	// resultWait is Options.ResultWait (default 50ms).
 	resultWait time.Duration
+	// link is Options.Link.
+	link func() firmware.Link
 }
 
 // startLocalOpts runs the firmware with simulated devices, an outbox and a
@@ -98,7 +100,7 @@ func startLocalOpts(t *testing.T, o localOpts) *local {
 	}
 	app = firmware.New(dev, firmware.Options{Totem: "t-local", ASL: "ASL", Location: "Atrio", Outbox: box, Jobs: jobs,
 		Logger: o.log, ResultWait: o.resultWait, IdleTimeout: o.idle, OperatorTimeout: o.opIdle, Online: o.online,
-		Events: o.events, ReissueCounter: o.reissueCounter, Audit: o.audit})
+		Events: o.events, ReissueCounter: o.reissueCounter, Audit: o.audit, Link: o.link})
 	tt.app = app
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &local{totem: tt, done: make(chan error, 1)}

@@ -98,7 +98,7 @@ func TestWrongDataEndToEnd(t *testing.T) {
 	tt.wait(ctx, "Inserire la tessera")
 
 	revoked := testCard()
-	revoked.Info.Serial, revoked.Info.CF = "6090098765432002", "BNCLRA75D45F205X"
+	revoked.Info.Serial, revoked.Info.CF = "6090098765432002", "BNCLRA75D45F205C"
 	revoked.Info.Expiry = time.Date(2029, 6, 30, 0, 0, 0, 0, time.UTC)
 	wrongDataFlow(ctx, tt, revoked)
 	tt.wait(ctx, "Segnalazione")

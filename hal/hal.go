@@ -11,6 +11,7 @@ package hal
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -31,6 +32,19 @@ var (
 	ErrNotResponding = errors.New("hal: device not responding")
 	ErrTimeout       = errors.New("hal: timeout")
 	ErrClosed        = errors.New("hal: device closed")
+)
+
+// Refinements of ErrCardUnknown that tell the citizen what to do instead:
+// both match ErrCardUnknown with errors.Is, so code that only knows the
+// broad sentinel keeps working.
+var (
+	// ErrCardCIE: the card is an identity card (CIE 3.0), not the health
+	// card; the citizen is asked to use the TS-CNS.
+	ErrCardCIE = fmt.Errorf("hal: identity card (CIE), not the health card: %w", ErrCardUnknown)
+	// ErrCardContactless: the card answered over the contactless interface
+	// only and none of its applications holds the CNS files; the citizen is
+	// asked to insert it fully into the contact slot.
+	ErrCardContactless = fmt.Errorf("hal: card read contactless without CNS data: %w", ErrCardUnknown)
 )
 
 // PINError reports a refused PIN with the tries the chip says are left

@@ -493,6 +493,22 @@ func TestEveryCommandRunsEndToEnd(t *testing.T) {
 		}
 	}
 
+	// The request is cancelled already: a second cancel is rejected by the
+	// CMS, and totemctl fails with its code (it used to exit 0).
+	if out, err := r.totemctl(ctx, r.ops, "cancel", rigTotem, reader); err == nil || !strings.Contains(err.Error(), "rejected by the CMS") {
+		t.Errorf("second cancel: %v\n%s", err, out)
+	}
+	// The totem's status and print queue come as tables, --json raw.
+	if out, err := r.totemctl(ctx, r.tech, "cmd", rigTotem, "status"); err != nil || !strings.Contains(out, "queue ") || strings.Contains(out, "{") {
+		t.Errorf("cmd status: %v\n%s", err, out)
+	}
+	if out, err := r.totemctl(ctx, r.tech, "cmd", rigTotem, "jobs"); err != nil || !strings.Contains(out, "ID  STATE") {
+		t.Errorf("cmd jobs: %v\n%s", err, out)
+	}
+	if out, err := r.totemctl(ctx, r.tech, "cmd", rigTotem, "status", "--json"); err != nil || !json.Valid([]byte(out)) {
+		t.Errorf("cmd status --json: %v\n%s", err, out)
+	}
+
 	// The check above can fail: a technician's key asking for an ops
 	// command is refused for its role, and the totem counted it.
 	_, err = r.totemctl(ctx, r.tech, "cancel", rigTotem, reader)

@@ -78,7 +78,7 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 			"       totemctl [flags] cancel TOTEM OPID [--reason TEXT]\n"+
 			"       totemctl [flags] refund TOTEM OPID [--reason TEXT]  # the reader fee of a cancelled reader request\n"+
 			"       totemctl [flags] resync TOTEM [-o table|json]\n"+
-			"       totemctl [flags] cmd TOTEM NAME [KEY=VALUE…]\n  commands: "+commandList(totemCommands())+"\n"+
+			"       totemctl [flags] cmd TOTEM NAME [KEY=VALUE…] [--json]   (status and jobs print tables; --json the raw reply)\n  commands: "+commandList(totemCommands())+"\n"+
 			"       totemctl [flags] locks [-o table|json]\n"+
 			"       totemctl [flags] unlock NAME\n"+
 			"       totemctl [flags] enroll TOTEM\n"+
@@ -158,14 +158,19 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 			return fmt.Errorf("totemctl: %q is not a totem command; commands: %s", rest[2], commandList(totemCommands()))
 		}
 		args := map[string]string{}
+		asJSON := false
 		for _, kv := range rest[3:] {
+			if kv == "--json" || kv == "-json" {
+				asJSON = true
+				continue
+			}
 			k, v, ok := strings.Cut(kv, "=")
 			if !ok || k == "" {
 				return fmt.Errorf("totemctl: argument %q: want KEY=VALUE", kv)
 			}
 			args[k] = v
 		}
-		return command(ctx, cfg, rest[1], rest[2], args, stdout)
+		return command(ctx, cfg, rest[1], rest[2], args, asJSON, stdout)
 	}
 	fs.Usage()
 	return fmt.Errorf("totemctl: unknown command %q", rest[0])
@@ -283,8 +288,10 @@ func ago(t time.Time) string {
 	return time.Since(t).Round(time.Second).String() + " ago"
 }
 
-// command sends a console command to a totem and prints the reply.
-func command(ctx context.Context, cfg *config.Totemctl, totem, name string, args map[string]string, stdout io.Writer) error {
+// command sends a console command to a totem and prints the reply: a
+// table for the replies that have one (status, jobs), the raw JSON for the
+// others or when asJSON.
+func command(ctx context.Context, cfg *config.Totemctl, totem, name string, args map[string]string, asJSON bool, stdout io.Writer) error {
 	c, err := connect(ctx, cfg)
 	if err != nil {
 		return err
@@ -294,12 +301,7 @@ func command(ctx context.Context, cfg *config.Totemctl, totem, name string, args
 	if err != nil {
 		return fmt.Errorf("totemctl: %s %w", totem, err)
 	}
-	if len(r.Data) > 0 {
-		fmt.Fprintln(stdout, string(r.Data))
-	} else {
-		fmt.Fprintln(stdout, "ok")
-	}
-	return nil
+	return renderReply(stdout, name, r.Data, asJSON)
 }
 
 // commandTTL is how long a signed command stays valid: the receiver keeps

@@ -431,7 +431,25 @@ func action(ctx context.Context, cfg *config.Totemctl, name string, args []strin
 	if err := json.Unmarshal(r.Data, &row); err != nil {
 		return fmt.Errorf("totemctl: %s: %w", name, err)
 	}
-	return renderAction(stdout, row)
+	if err := renderAction(stdout, row); err != nil {
+		return err
+	}
+	return actionFailed(name, row)
+}
+
+// actionFailed is the error (and so the exit status) of a correction or
+// cancellation the CMS rejected: a script that cancels must not take a
+// refusal for success. (A void's answer is a rejection by design, OP_VOID;
+// a resend reports the original's outcome, whatever it was.)
+func actionFailed(name string, row actionRow) error {
+	if name != "correct" && name != "cancel" || row.Processing != protocol.ProcessingRejected {
+		return nil
+	}
+	codes := make([]string, 0, len(row.Errors))
+	for _, e := range row.Errors {
+		codes = append(codes, e.Code)
+	}
+	return fmt.Errorf("totemctl: %s %s: rejected by the CMS (%s)", name, row.OpID, strings.Join(codes, ", "))
 }
 
 // resyncReport is what resync answers.

@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -61,6 +62,31 @@ var demoCards = map[string]func() *sim.Card{
 	"demo": sim.DemoCard, "cns": sim.DemoCard, "operator": sim.OperatorCard, "minor": sim.MinorCard, "issued": sim.IssuedCard,
 }
 
+// firmwareOptions are the App's options the configuration gives: the
+// totem, the language, the timeouts and the receipt link.
+func firmwareOptions(cfg *config.Totemd) firmware.Options {
+	return firmware.Options{
+		Totem: cfg.Totem.ID, ASL: cfg.Totem.ASL, Location: cfg.Totem.Location, Town: cfg.Totem.Town,
+		Lang: firmware.ParseLang(cfg.Session.Lang), ReissueCounter: cfg.Totem.ReissueCounter,
+		ResultWait: cfg.Sync.ResultWait.Duration, IdleTimeout: cfg.Session.IdleTimeout.Duration,
+		OperatorTimeout: cfg.Session.OperatorIdleTimeout.Duration, QueuedTTL: cfg.Sync.QueuedTTL.Duration,
+		IdleWarning: cfg.Session.IdleWarning.Duration, MaintIdle: cfg.Session.MaintenanceIdle.Duration,
+		ReceiptLink: cfg.Totem.ReceiptLink, Audit: true, Version: version,
+	}
+}
+
+// panels are the values of --panel (and devices.panel).
+var panels = []string{"auto", "terminal", "none", "hardware"}
+
+// checkPanelFlag refuses a --panel that is none of panels ("" keeps the
+// configuration's): a typo used to start the daemon on the configured panel.
+func checkPanelFlag(v string) error {
+	if v == "" || slices.Contains(panels, v) {
+		return nil
+	}
+	return fmt.Errorf("totemd: --panel %q: want one of %s", v, strings.Join(panels, ", "))
+}
+
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("totemd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -87,8 +113,15 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	simCards := fs.String("cards", "demo", "demo: the simulated cards the panel's i key inserts in turn: demo, operator, minor, issued (operator,issued,minor: assisted mode)")
 	vprintDir := fs.String("vprinter", "", "demo: print through the ESC/POS driver to a virtual printer that writes receipts (text and PNG) to this directory")
 	vspeechDir := fs.String("vspeech", "", "demo: speak through espeak-ng into WAV files in this directory instead of the sound card")
+	vpcdAddr := fs.String("vpcd", vcard.DefaultAddr, "demo: the vpcd reader (host:port) the --vcard cards connect to, e.g. a private pcscd's")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if err := checkPanelFlag(*panel); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("totemd: unknown command %q (card, printer, enroll, credentials, version)", fs.Arg(0))
 	}
 	// The demo's cards take turns in the slot: i inserts one, r removes
 	// it and the next i inserts the next.
@@ -100,6 +133,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 				return fmt.Errorf("totemd: --vcard %s: no such profile (totemd card sim --list)", name)
 			}
 			vc := vcard.New(p)
+			vc.SetAddr(*vpcdAddr)
 			defer vc.Remove()
 			vcs = append(vcs, vc)
 		}
@@ -290,41 +324,36 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err != nil {
 		return err
 	}
-	app = firmware.New(dev, firmware.Options{
-		Totem: cfg.Totem.ID, ASL: cfg.Totem.ASL, Location: cfg.Totem.Location, Town: cfg.Totem.Town,
-		Lang: firmware.ParseLang(cfg.Session.Lang), Outbox: box, Jobs: jobs, Logger: log.With("subsystem", "firmware"),
-		ResultWait: cfg.Sync.ResultWait.Duration, IdleTimeout: cfg.Session.IdleTimeout.Duration,
-		QueuedTTL: cfg.Sync.QueuedTTL.Duration, ReissueCounter: cfg.Totem.ReissueCounter, Audit: true,
-		Settings:    settings,
-		IdleWarning: cfg.Session.IdleWarning.Duration, Zone: zone, ReceiptLink: cfg.Totem.ReceiptLink,
-		CommandsRefused: func() map[string]uint64 {
-			if v := verifier.Load(); v != nil {
-				return v.Refused()
-			}
-			return nil
-		},
-		Events: func(e protocol.Event) {
-			if up := link.Load(); up != nil {
-				up.Event(e)
-			}
-		},
-		// Online-only operations (history, reprint…) are refused at once
-		// when the hub is not reachable.
-		Online: func() bool {
-			up := link.Load()
-			return up != nil && up.Connected()
-		},
-		Link: func() firmware.Link {
-			if up := link.Load(); up != nil {
-				return up
-			}
-			return nil
-		},
-		Maint: gate, MaintIdle: cfg.Session.MaintenanceIdle.Duration, Version: version,
-		Diag:            func() firmware.Diagnostics { return diagnostics(cfg, link.Load(), clk) },
-		Enroll:          func(ctx context.Context, code string) error { return enrollFromPanel(ctx, cfg, code) },
-		TestCredentials: func(ctx context.Context) string { return checkCredentials(ctx, link.Load()) },
-	})
+	fo := firmwareOptions(cfg)
+	fo.Outbox, fo.Jobs, fo.Logger = box, jobs, log.With("subsystem", "firmware")
+	fo.Settings, fo.Zone, fo.Maint = settings, zone, gate
+	fo.CommandsRefused = func() map[string]uint64 {
+		if v := verifier.Load(); v != nil {
+			return v.Refused()
+		}
+		return nil
+	}
+	fo.Events = func(e protocol.Event) {
+		if up := link.Load(); up != nil {
+			up.Event(e)
+		}
+	}
+	// Online-only operations (history, reprint…) are refused at once
+	// when the hub is not reachable.
+	fo.Online = func() bool {
+		up := link.Load()
+		return up != nil && up.Connected()
+	}
+	fo.Link = func() firmware.Link {
+		if up := link.Load(); up != nil {
+			return up
+		}
+		return nil
+	}
+	fo.Diag = func() firmware.Diagnostics { return diagnostics(cfg, link.Load(), clk) }
+	fo.Enroll = func(ctx context.Context, code string) error { return enrollFromPanel(ctx, cfg, code) }
+	fo.TestCredentials = func(ctx context.Context) string { return checkCredentials(ctx, link.Load()) }
+	app = firmware.New(dev, fo)
 	appRef.Store(app)
 	if asb != nil {
 		// Paper or cover trouble while nobody prints reaches telemetry too.

@@ -45,6 +45,15 @@ import (
 
 func main() { cli.Main(run) }
 
+const usage = `usage:
+  totemhub [--config FILE] [--broker URL]           serve: broker, ingest, fleet registry
+  totemhub [--config FILE] provision TOTEM          register a totem, write its credentials file (hub stopped)
+  totemhub [--config FILE] user add NAME --role technician|ops
+                                                    an ops console account (password on stdin, TOTP printed)
+  totemhub [--config FILE] user list|code NAME|uri NAME
+  totemhub [--config FILE] migrate                  create or upgrade the PostgreSQL schema of [store] url
+`
+
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("totemhub", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -52,6 +61,27 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	ext := fs.String("broker", "", "use this external MQTT broker URL and run no embedded one")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	// The words first: a typo or "help" used to open the state and the
+	// fleet registry before saying anything.
+	switch fs.Arg(0) {
+	case "":
+		if fs.NArg() > 1 {
+			return cli.Usagef(usage, "totemhub: unexpected %q", fs.Arg(1))
+		}
+	case "provision":
+		if fs.NArg() != 2 {
+			return cli.Usagef(usage, "totemhub: provision takes one totem id")
+		}
+	case "user": // its own words are userCommand's
+	case "migrate":
+		if fs.NArg() > 1 {
+			return cli.Usagef(usage, "totemhub: migrate: unexpected %q", fs.Arg(1))
+		}
+	case "help":
+		return cli.Usagef(usage, "totemhub: help: nothing started")
+	default:
+		return cli.Usagef(usage, "totemhub: unknown command %q", fs.Arg(0))
 	}
 	cfg, err := config.LoadTotemhub(*cfgPath)
 	if err != nil {
@@ -93,9 +123,6 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 		fmt.Fprintf(stdout, "totem %s provisioned: credentials in %s\n", fs.Arg(1), path)
 		return nil
-	case "":
-	default:
-		return fmt.Errorf("totemhub: unknown command %q", fs.Arg(0))
 	}
 
 	// The broker's CA certificate (ca.pem in credentials_dir) and the

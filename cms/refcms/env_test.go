@@ -25,7 +25,7 @@ const (
 
 var (
 	activeRef  = cms.CardRef{Serial: activeSerial, CF: "RSSMRA80A01H501U", Expiry: "2030-12-31"}
-	revokedRef = cms.CardRef{Serial: revokedSerial, CF: "BNCLRA75D45F205X", Expiry: "2029-06-30"}
+	revokedRef = cms.CardRef{Serial: revokedSerial, CF: "BNCLRA75D45F205C", Expiry: "2029-06-30"}
 	minorRef   = cms.CardRef{Serial: minorSerial, CF: "VRDLCU15C10H501Y", Expiry: "2031-03-31"}
 	adultRef   = cms.CardRef{Serial: adultSerial, CF: "VRDNNA70M50F205B", Expiry: "2032-08-31"}
 )

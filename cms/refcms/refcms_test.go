@@ -114,7 +114,7 @@ func TestConsentRules(t *testing.T) {
 	}{
 		{"ok", func(*cms.ConsentRequest, *cms.Op) {}, "", true},
 		{"revoked card", func(r *cms.ConsentRequest, _ *cms.Op) {
-			r.Card = cms.CardRef{Serial: "6090098765432002", CF: "BNCLRA75D45F205X", Expiry: "2029-06-30"}
+			r.Card = cms.CardRef{Serial: "6090098765432002", CF: "BNCLRA75D45F205C", Expiry: "2029-06-30"}
 		}, cms.CodeCardRevoked, false},
 		{"unknown card", func(r *cms.ConsentRequest, _ *cms.Op) { r.Card.Serial = "6090000000000000" }, cms.CodeCardUnknown, false},
 		{"CF mismatch", func(r *cms.ConsentRequest, _ *cms.Op) { r.Card.CF = "XXXXXX80A01H501U" }, cms.CodeCardMismatch, false},

@@ -19,7 +19,8 @@ type Card struct {
 	Clock hal.Clock
 
 	sel    selectMethod
-	applet bool
+	applet bool // the CNS applet is selected
+	jsign  bool // the JSign4 application is selected (ST2022 over NFC)
 	apdus  int
 }
 
@@ -49,7 +50,7 @@ func (c *Card) APDUs() int { return c.apdus }
 
 // forget drops what the card application learnt about the file system
 // (after a reset the current DF and the applet selection are gone).
-func (c *Card) forget() { c.applet = false; c.sel = selUnknown }
+func (c *Card) forget() { c.applet, c.jsign, c.sel = false, false, selUnknown }
 
 // Serial reads EF.ID_Carta and validates it.
 func (c *Card) Serial(ctx context.Context) (string, error) {
@@ -98,19 +99,56 @@ func (c *Card) Personal(ctx context.Context) (*Personal, error) {
 }
 
 // NIS reads the 12-digit service number of a CIE 3.0 (readable without
-// PACE).
+// PACE). It tries the IAS route first (select the IAS application, then
+// the CIE one, READ BINARY by short file id 1) and, when the chip refuses
+// the IAS application (CIE 3.0 on NXP chips answer 6A82), the master-file
+// route the CIE middleware uses: select the MF, select EF.ID_Servizi
+// (1001) under it, read it.
 func (c *Card) NIS(ctx context.Context) (string, error) {
+	nis, err := c.nisIAS(ctx)
+	var se *StatusError
+	if err == nil || !errors.As(err, &se) || !notFound(se.SW) {
+		return nis, err
+	}
+	return c.nisMF(ctx)
+}
+
+func (c *Card) nisIAS(ctx context.Context) (string, error) {
 	for _, aid := range [][]byte{aidIAS, aidCIE} {
 		a := append([]byte{0x00, 0xA4, 0x04, 0x0C, byte(len(aid))}, aid...)
-		r, err := c.exchange(ctx, "select", a)
-		if err != nil {
-			return "", fmt.Errorf("cns: CIE: %w", err)
-		}
-		if r.sw != swOK {
-			return "", fmt.Errorf("cns: CIE: %w", &StatusError{Op: "select", SW: r.sw})
+		if err := c.mustOK(ctx, "select", a); err != nil {
+			return "", err
 		}
 	}
-	r, err := c.exchange(ctx, "read binary", []byte{0x00, 0xB0, 0x81, 0x00, 0x0C})
+	return c.readNIS(ctx, []byte{0x00, 0xB0, 0x81, 0x00, 0x0C})
+}
+
+func (c *Card) nisMF(ctx context.Context) (string, error) {
+	for _, a := range [][]byte{
+		{0x00, 0xA4, 0x00, 0x0C, 0x02, 0x3F, 0x00}, // the MF by FID
+		{0x00, 0xA4, 0x02, 0x0C, 0x02, 0x10, 0x01}, // EF.ID_Servizi under it
+	} {
+		if err := c.mustOK(ctx, "select", a); err != nil {
+			return "", err
+		}
+	}
+	return c.readNIS(ctx, []byte{0x00, 0xB0, 0x00, 0x00, 0x0C})
+}
+
+// mustOK sends apdu and wants 9000.
+func (c *Card) mustOK(ctx context.Context, op string, apdu []byte) error {
+	r, err := c.exchange(ctx, op, apdu)
+	if err != nil {
+		return fmt.Errorf("cns: CIE: %w", err)
+	}
+	if r.sw != swOK {
+		return fmt.Errorf("cns: CIE: %w", &StatusError{Op: op, SW: r.sw})
+	}
+	return nil
+}
+
+func (c *Card) readNIS(ctx context.Context, apdu []byte) (string, error) {
+	r, err := c.exchange(ctx, "read binary", apdu)
 	if err != nil {
 		return "", fmt.Errorf("cns: CIE: %w", err)
 	}
@@ -138,10 +176,11 @@ func (c *Card) Info(ctx context.Context) (hal.CardInfo, error) {
 
 func (c *Card) info(ctx context.Context) (hal.CardInfo, error) {
 	info := hal.CardInfo{Class: c.atr.Class()}
-	if info.Class == hal.ClassContactless {
+	contactless := info.Class == hal.ClassContactless
+	if contactless {
 		if _, err := c.NIS(ctx); err == nil {
 			info.Class = hal.ClassCIE
-			return info, fmt.Errorf("cns: CIE without CNS application: %w", hal.ErrCardUnknown)
+			return info, fmt.Errorf("cns: CIE without CNS application: %w", hal.ErrCardCIE)
 		} else if ctx.Err() != nil || transportErr(err) {
 			return info, err
 		}
@@ -150,6 +189,12 @@ func (c *Card) info(ctx context.Context) (hal.CardInfo, error) {
 	serial, err := c.Serial(ctx)
 	if err != nil {
 		if errors.Is(err, errNotSupported) {
+			if contactless {
+				// No CIE, and no application of ours found over the
+				// contactless interface: the contact side may still hold
+				// a TS-CNS the citizen only laid on the reader.
+				return info, fmt.Errorf("%w: %w", err, hal.ErrCardContactless)
+			}
 			return info, fmt.Errorf("%w: %w", err, hal.ErrCardUnknown)
 		}
 		return info, dataErr(err)

@@ -8,11 +8,17 @@ import (
 
 // File identifiers and AIDs.
 var (
-	pathIDCarta     = []byte{0x10, 0x00, 0x10, 0x03}
-	pathDatiPers    = []byte{0x11, 0x00, 0x11, 0x02}
-	aidCNS          = []byte{0xA0, 0x00, 0x00, 0x05, 0x30, 0x00, 0x0B, 0x10, 0x40, 0x01, 0x02, 0x1A}
-	aidIAS          = []byte{0xA0, 0x00, 0x00, 0x00, 0x30, 0x80, 0x00, 0x00, 0x00, 0x09, 0x81, 0x60, 0x01}
-	aidCIE          = []byte{0xA0, 0x00, 0x00, 0x00, 0x00, 0x39}
+	pathIDCarta  = []byte{0x10, 0x00, 0x10, 0x03}
+	pathDatiPers = []byte{0x11, 0x00, 0x11, 0x02}
+	aidCNS       = []byte{0xA0, 0x00, 0x00, 0x05, 0x30, 0x00, 0x0B, 0x10, 0x40, 0x01, 0x02, 0x1A}
+	aidIAS       = []byte{0xA0, 0x00, 0x00, 0x00, 0x30, 0x80, 0x00, 0x00, 0x00, 0x09, 0x81, 0x60, 0x01}
+	aidCIE       = []byte{0xA0, 0x00, 0x00, 0x00, 0x00, 0x39}
+	// The JSign4 application of the ST2022 TS-CNS: over NFC (bare ATR
+	// 3B 80 80 01 01) the CNS files are visible only under it. GET DATA
+	// 01 80 names the model, so an unrelated contactless card answering
+	// the same AID is not taken for a CNS.
+	aidJSign        = []byte{0xA0, 0x00, 0x00, 0x00, 0x95, 0x01, 0x00, 0x4D}
+	jsignModel      = "JSign4"
 	errNotSupported = errors.New("cns: selection method not supported")
 )
 
@@ -24,6 +30,7 @@ const (
 	selPath                 // P1=08 from the MF, with FCI
 	selSteps                // P1=00 one FID at a time
 	selApplet               // CNS applet AID, then P1=09 relative path
+	selJSign                // JSign4 application (ST2022 over NFC), model checked, then P1=09
 )
 
 // exchange sends apdu and handles 61xx (GET RESPONSE) and 6Cxx (resend
@@ -74,6 +81,9 @@ func notFound(sw uint16) bool {
 // file size from the FCI, or -1 when the card gave none.
 func (c *Card) selectEF(ctx context.Context, path []byte) (int, error) {
 	methods := []selectMethod{selPath, selSteps, selApplet}
+	if c.atr.Contactless() {
+		methods = append(methods, selJSign)
+	}
 	if c.sel != selUnknown {
 		methods = []selectMethod{c.sel}
 	}
@@ -132,11 +142,35 @@ func (c *Card) selectWith(ctx context.Context, m selectMethod, path []byte) (int
 			c.applet = true
 		}
 		r, err = sel(0x09, 0x00, path)
+	case selJSign:
+		if !c.jsign {
+			if _, err = sel(0x04, 0x00, aidJSign); err != nil {
+				return 0, err
+			}
+			if err = c.checkJSign(ctx); err != nil {
+				return 0, err
+			}
+			c.jsign = true
+		}
+		r, err = sel(0x09, 0x00, path)
 	}
 	if err != nil {
 		return 0, err
 	}
 	return fciSize(r.data), nil
+}
+
+// checkJSign asks the selected application for its model (GET DATA 01 80)
+// and wants JSign4: anything else is not the application looked for.
+func (c *Card) checkJSign(ctx context.Context) error {
+	r, err := c.exchange(ctx, "get data", []byte{0x00, 0xCA, 0x01, 0x80, 0x00})
+	if err != nil {
+		return err
+	}
+	if r.sw != swOK || string(r.data) != jsignModel {
+		return fmt.Errorf("%w (model %04X)", errNotSupported, r.sw)
+	}
+	return nil
 }
 
 // fciSize finds the file size (tag 80, or 81) in an FCP/FCI template.

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/aslcns/totem/cardid"
 )
 
 // Personal is the decoded content of EF.Dati_personali. It is personal
@@ -168,22 +170,16 @@ func parseDate(s string) (time.Time, error) {
 	return t, nil
 }
 
-// validCF accepts a 16-character codice fiscale (letters and digits, with
-// omocodia substitutions) or an 11-digit temporary one.
+// validCF accepts a codice fiscale of a person with the right check
+// character (omocodia substitutions included; cardid.ValidCF, the check the
+// CMS applies to a typed CF) or an 11-digit temporary one. A chip whose CF
+// fails its check character holds corrupt or mis-personalised data: the
+// card is unreadable, not a different person.
 func validCF(s string) bool {
 	if len(s) == 11 {
 		return allDigits(s)
 	}
-	if len(s) != 16 {
-		return false
-	}
-	for i := 0; i < 16; i++ {
-		c := s[i]
-		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
-			return false
-		}
-	}
-	return true
+	return cardid.ValidCF(s)
 }
 
 // EncodePersonal builds an EF.Dati_personali record from 16 field values

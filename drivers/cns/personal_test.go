@@ -45,6 +45,7 @@ func TestParsePersonal(t *testing.T) {
 		"headerwrong": append([]byte("000070"), incl[6:]...),
 		"date":        bytes.Replace(incl, []byte("31122030"), []byte("31132030"), 1),
 		"cf":          bytes.Replace(incl, []byte("RSSMRA80A01H501U"), []byte("RSSMRA80A01H501?"), 1),
+		"cf check":    bytes.Replace(incl, []byte("RSSMRA80A01H501U"), []byte("RSSMRA80A01H501X"), 1),
 		"sex":         bytes.Replace(incl, []byte("01M"), []byte("01X"), 1),
 		"stray":       append(bytes.Clone(incl), 'X'),
 		"nul inside":  bytes.Replace(incl, []byte("MARIO"), []byte("MA\x00IO"), 1),

@@ -94,12 +94,12 @@ func TestProfiles(t *testing.T) {
 				if !errors.Is(err, hal.ErrCardExpired) || info.CF == "" {
 					t.Errorf("expired: %v", err)
 				}
-			case "malformed":
+			case "malformed", "badcf":
 				if !errors.Is(err, hal.ErrCardData) {
 					t.Errorf("malformed: %v", err)
 				}
-			case "cie":
-				if !errors.Is(err, hal.ErrCardUnknown) || info.Class != hal.ClassCIE {
+			case "cie", "cie-nxp":
+				if !errors.Is(err, hal.ErrCardCIE) || info.Class != hal.ClassCIE {
 					t.Errorf("cie: %v %s", err, info.Class)
 				}
 			case "operator":

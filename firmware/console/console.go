@@ -84,19 +84,6 @@ func (a *Console) statusCommand(context.Context, map[string]string) (any, error)
 	return t, nil
 }
 
-// jobRow is what a technician needs of a print job, not the receipt's
-// content.
-type jobRow struct {
-	ID       uint64    `json:"id"`
-	OpID     string    `json:"op_id,omitempty"`
-	Title    string    `json:"title"`
-	State    string    `json:"state"`
-	Attempts int       `json:"attempts"`
-	Copies   int       `json:"copies"`
-	LastErr  string    `json:"last_err,omitempty"`
-	Created  time.Time `json:"created"`
-}
-
 func (a *Console) jobsCommand(context.Context, map[string]string) (any, error) {
 	if a.o.Jobs == nil {
 		return nil, errors.New("no print queue")
@@ -105,9 +92,9 @@ func (a *Console) jobsCommand(context.Context, map[string]string) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	rows := make([]jobRow, 0, len(jobs))
+	rows := make([]protocol.PrintJob, 0, len(jobs))
 	for _, j := range jobs {
-		rows = append(rows, jobRow{j.ID, j.OpID, j.Doc.Title, j.State, j.Attempts, j.Copies, j.LastErr, j.Created})
+		rows = append(rows, protocol.PrintJob{ID: j.ID, OpID: j.OpID, Title: j.Doc.Title, State: j.State, Attempts: j.Attempts, Copies: j.Copies, LastErr: j.LastErr, Created: j.Created})
 	}
 	return rows, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/aslcns/totem/cms"
@@ -81,5 +82,21 @@ func TestCommandReplies(t *testing.T) {
 	}
 	if len(Commands()) != len(commands) {
 		t.Error("Commands does not list the table")
+	}
+}
+
+// A correction's consents name codes of the original; a wrong or missing
+// one is answered with the valid codes, so the technician need not guess.
+func TestCorrectListsCodes(t *testing.T) {
+	orig := []cms.Consent{{Code: "fse_consult", Given: true}, {Code: "fse_pregresso"}}
+	for _, s := range []string{"", "x=1", "fse_consult=2", "fse_consult"} {
+		_, err := parseConsents(s, orig)
+		if err == nil || !strings.Contains(err.Error(), "fse_consult, fse_pregresso") {
+			t.Errorf("%q: %v", s, err)
+		}
+	}
+	got, err := parseConsents("fse_pregresso=1, fse_consult=0", orig)
+	if err != nil || got[0].Given || !got[1].Given || !orig[0].Given {
+		t.Fatalf("%+v %v", got, err)
 	}
 }

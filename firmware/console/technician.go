@@ -265,15 +265,20 @@ func (a *Console) enqueueAndAwait(ctx context.Context, kind string, body []byte,
 // parseConsents applies "code=1,code=0" to the consents of an original:
 // every code must be one of them.
 func parseConsents(s string, orig []cms.Consent) ([]cms.Consent, error) {
+	codes := make([]string, 0, len(orig))
+	for _, c := range orig {
+		codes = append(codes, c.Code)
+	}
+	valid := strings.Join(codes, ", ")
 	if s == "" {
-		return nil, errors.New("correct needs consents=CODE=1|0,… for a consent")
+		return nil, fmt.Errorf("correct needs consents=CODE=1|0,… for a consent; the original's codes: %s", valid)
 	}
 	out := slices.Clone(orig)
 	for part := range strings.SplitSeq(s, ",") {
 		code, v, ok := strings.Cut(strings.TrimSpace(part), "=")
 		i := slices.IndexFunc(out, func(c cms.Consent) bool { return c.Code == code })
 		if !ok || i < 0 || (v != "0" && v != "1") {
-			return nil, fmt.Errorf("consents: %q: want one of the original's codes =1 or =0", part)
+			return nil, fmt.Errorf("consents: %q: want CODE=1 or CODE=0 with one of the original's codes: %s", part, valid)
 		}
 		out[i].Given = v == "1"
 	}

@@ -23,6 +23,17 @@ func Activation(ctx context.Context, dk *Desk, op string, info hal.CardInfo) err
 	if err := dk.Reachable(ctx, cms.KindActivation); err != nil {
 		return err
 	}
+	// An active card is refused by the CMS: say so now, not after the
+	// informativa, the delegate, the document, the contact and the
+	// consents (the CMS still checks at the end).
+	dk.show("asking")
+	if dk.cardState(ctx, info.Serial) == string(cms.CardActive) {
+		dk.log.Info("activation refused", "reason", "card already active")
+		if _, err := dk.Ask(ctx, "act_already_active"); err != nil {
+			return err
+		}
+		return ErrBack
+	}
 	d := &actDialog{dk: dk, ctx: ctx, info: info, pol: dk.t.Policy(),
 		req: cms.ActivationRequest{Card: CardRef(info), Channel: cms.Assisted, Operator: op}}
 	d.p.op, d.p.ref = op, CardRef(info)

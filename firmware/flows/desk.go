@@ -46,6 +46,29 @@ type Totem interface {
 	Print(ctx context.Context, doc *hal.Doc, opID string) error
 }
 
+// CardStater is an optional capability of a Totem: the CMS's state of a
+// card (cms.CardState, or protocol.CardUnknown), asked online so that a
+// flow the CMS would refuse for that state stops before the operator types
+// everything. An error means no answer: the flow goes on and the CMS
+// decides at the end, as before.
+type CardStater interface {
+	CardState(ctx context.Context, serial string) (string, error)
+}
+
+// cardState asks the totem for the card's state ("" without an answer).
+func (dk *Desk) cardState(ctx context.Context, serial string) string {
+	cs, ok := dk.t.(CardStater)
+	if !ok {
+		return ""
+	}
+	st, err := cs.CardState(ctx, serial)
+	if err != nil {
+		dk.log.Info("card state not known", "err", err)
+		return ""
+	}
+	return st
+}
+
 // Desk is a Totem with what the flows read of the configuration: the
 // catalogue language, the log, and the title of each kind.
 type Desk struct {
@@ -151,6 +174,10 @@ func (dk *Desk) CardError(err error) error {
 	switch {
 	case errors.Is(err, hal.ErrCardRemoved), errors.Is(err, hal.ErrNoCard):
 		return hal.ErrCardRemoved
+	case errors.Is(err, hal.ErrCardCIE):
+		dk.show("card_cie")
+	case errors.Is(err, hal.ErrCardContactless):
+		dk.show("card_contactless")
 	case errors.Is(err, hal.ErrCardUnknown):
 		dk.show("card_unknown")
 	case errors.Is(err, hal.ErrCardData):

@@ -87,6 +87,10 @@ var screens = map[string]screen{
 		{"%s", "%s", "%s", "#=Menu D=Exit"}}},
 	"unavailable": {rows: [2][]string{{"Servizio non", "disponibile ora:", "riprovare più tardi", "o allo sportello"},
 		{"Service unavailable", "now: try again later", "or go to the", "counter"}}},
+	// An activation of a card the CMS says is active already: every key
+	// goes back to the menu, where Ristampa gives the codes again.
+	"act_already_active": {keys: "#*D", rows: [2][]string{{"Tessera già attiva:", "per i codici usare", "Ristampa PIN/PUK", "#=Torna al menu"},
+		{"Card already active:", "for the codes use", "Reprint PIN/PUK", "#=Back to the menu"}}},
 	// An operation that needs the CMS's answer, asked for while the hub is
 	// unreachable: every key goes back to the menu, where the operations
 	// that work offline still do.
@@ -183,6 +187,10 @@ var screens = map[string]screen{
 		{"Request saved", "Printer:", "%s", "receipt will follow"}}},
 	"card_unknown": {rows: [2][]string{{"Tessera non", "riconosciuta", "", "Rimuovere tessera"},
 		{"Card not", "recognised", "", "Remove the card"}}},
+	"card_cie": {rows: [2][]string{{"Carta d'identità:", "usare la tessera", "sanitaria", "Rimuovere la carta"},
+		{"Identity card:", "please use your", "health card", "Remove the card"}}},
+	"card_contactless": {rows: [2][]string{{"Tessera letta senza", "contatto: inserirla", "a fondo nella", "fessura"},
+		{"Card read without", "contact: insert it", "fully into", "the slot"}}},
 	"card_data": {rows: [2][]string{{"Dati non leggibili:", "rivolgersi allo", "sportello Scelta", "e Revoca"},
 		{"Unreadable data:", "please go to the", "Scelta e Revoca", "desk"}}},
 	"card_expired": {rows: [2][]string{{"Tessera scaduta", "", "", "Rimuovere tessera"},

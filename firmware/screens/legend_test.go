@@ -43,7 +43,8 @@ var silentBack = map[string]bool{
 	"too_short": true, "too_short_exact": true, "pin_wrong": true, "pin_last": true, "puk_wrong": true, "puk_wrong_unknown": true,
 	"pin_mismatch": true, "revoke_team_bad": true, "cf_invalid": true, "cf_holder": true, "date_invalid": true,
 	"doc_expired": true, "email_invalid": true, "team_invalid": true, "offline_refused": true, "parental_adult": true,
-	"late": true, "retry_page": true, "form_printed": true, "form_not_printed": true, "history_none": true,
+	"act_already_active": true,
+	"late":               true, "retry_page": true, "form_printed": true, "form_not_printed": true, "history_none": true,
 	// summaries: * goes back to correct, D cancels, as the summary says
 	"summary": true, "reader_confirm": true, "revoke_confirm": true, "op_summary_last": true,
 	// the operator's screens: op_insert has no room, and the reprint's reason belongs to the counter procedures' work

@@ -28,6 +28,9 @@ type Card struct {
 	// ATR is what the card answers to reset; nil: a TS-CNS's
 	// (DemoATR) for a CNS or operator card, none for the others.
 	ATR []byte
+	// Err, when set, is what Info answers with the info (a chip read that
+	// failed, e.g. hal.ErrCardData for unreadable data).
+	Err error
 }
 
 // DemoATR is the ATR of the simulated TS-CNS cards (an Athena
@@ -63,7 +66,7 @@ func OperatorCard() *Card {
 	return &Card{
 		Info: hal.CardInfo{
 			Class: hal.ClassOperator, Serial: "8090000000042006", Issuer: "8090",
-			CF: "BNCLCU75C15F205X", Surname: "BIANCHI", Name: "LUCA",
+			CF: "BNCLCU75C15F205O", Surname: "BIANCHI", Name: "LUCA",
 			BirthDate: time.Date(1975, 3, 15, 0, 0, 0, 0, time.UTC),
 			IssueDate: time.Date(2023, 3, 15, 0, 0, 0, 0, time.UTC),
 			Expiry:    time.Date(2029, 3, 15, 0, 0, 0, 0, time.UTC),
@@ -212,7 +215,16 @@ func (s *session) Info(ctx context.Context) (hal.CardInfo, error) {
 		return hal.CardInfo{}, err
 	}
 	info := s.card.Info
-	if info.Class != hal.ClassCNS && info.Class != hal.ClassOperator {
+	if s.card.Err != nil {
+		return info, s.card.Err
+	}
+	switch info.Class {
+	case hal.ClassCNS, hal.ClassOperator:
+	case hal.ClassCIE:
+		return info, hal.ErrCardCIE
+	case hal.ClassContactless:
+		return info, hal.ErrCardContactless
+	default:
 		return info, hal.ErrCardUnknown
 	}
 	return info, nil

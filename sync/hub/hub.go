@@ -1069,6 +1069,11 @@ func (h *Hub) ledger(p *paho.Publish) {
 		return
 	}
 	l := protocol.Ledger{V: protocol.Version, ID: req.ID, Totem: totem, Results: []protocol.Result{}}
+	if req.Card != "" {
+		l.CardState, l.Error = h.cardState(req.Card)
+		h.publishLedger(totem, l)
+		return
+	}
 	if sl, err := h.sendLogger(); err != nil {
 		l.Error = err.Error()
 	} else if last, entries, err := sl.Ledger(totem, req.From, req.Max); err != nil {
@@ -1086,6 +1091,35 @@ func (h *Hub) ledger(p *paho.Publish) {
 		}
 	}
 	h.limited(slog.LevelInfo, "ledger/"+totem, "ledger sent", "totem", totem, "from", req.From, "results", len(l.Results))
+	h.publishLedger(totem, l)
+}
+
+// cardStore is the optional capability of a backend that answers a card's
+// state (refcms.Store has it).
+type cardStore interface {
+	Card(serial string) (cms.Card, error)
+}
+
+// cardState is the CMS's state of the card with serial, for a flow that
+// checks it before asking for everything (protocol.LedgerRequest.Card).
+func (h *Hub) cardState(serial string) (state, errText string) {
+	cs, ok := h.o.Backend.(cardStore)
+	if !ok {
+		return "", "this CMS backend does not answer card states"
+	}
+	c, err := cs.Card(serial)
+	switch {
+	case errors.Is(err, cms.ErrNotFound):
+		return protocol.CardUnknown, ""
+	case err != nil:
+		h.log.Error("card state", "err", err)
+		return "", "card state unavailable"
+	}
+	return string(c.State), ""
+}
+
+// publishLedger sends l on the totem's ledger topic.
+func (h *Hub) publishLedger(totem string, l protocol.Ledger) {
 	b, _ := protocol.Marshal(l)
 	h.mu.Lock()
 	cm := h.cm

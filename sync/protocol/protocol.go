@@ -348,6 +348,20 @@ type Command struct {
 	Sig     []byte            `json:"sig,omitempty"` // base64 in JSON
 }
 
+// PrintJob is one row of a totem's print queue as the console command
+// "jobs" answers it: what a technician needs of a job, not the receipt's
+// content.
+type PrintJob struct {
+	ID       uint64    `json:"id"`
+	OpID     string    `json:"op_id,omitempty"`
+	Title    string    `json:"title"`
+	State    string    `json:"state"`
+	Attempts int       `json:"attempts"`
+	Copies   int       `json:"copies"`
+	LastErr  string    `json:"last_err,omitempty"`
+	Created  time.Time `json:"created"`
+}
+
 // SendLogRow is one row of a totem's send log (elenco invii), as the
 // totem's sendlog command answers it: an operation with its transmissions
 // and both outcomes, never its payload.
@@ -402,7 +416,16 @@ type LedgerRequest struct {
 	ID   string `json:"id"` // echoed in the Ledger
 	From uint64 `json:"from"`
 	Max  int    `json:"max"`
+	// Card, instead of From and Max, asks for the state of the card with
+	// this serial in the CMS (Ledger.CardState): a flow checks it before
+	// the operator types a whole activation the CMS would refuse. It rides
+	// on the sync/ledger topics, whose ACLs every broker already has.
+	Card string `json:"card,omitempty"`
 }
+
+// Card states a Ledger answers (cms.CardState, and "unknown" for a
+// serial the CMS does not know).
+const CardUnknown = "unknown"
 
 // MaxLedger bounds the results of one Ledger.
 const MaxLedger = 256
@@ -416,6 +439,9 @@ type Ledger struct {
 	Totem   string   `json:"totem"`
 	LastSeq uint64   `json:"last_seq"`
 	Results []Result `json:"results"`
+	// CardState answers a LedgerRequest with Card: issued, active,
+	// revoked or unknown.
+	CardState string `json:"card_state,omitempty"`
 	// Error is set when the hub could not answer.
 	Error string `json:"error,omitempty"`
 }
@@ -766,7 +792,16 @@ func DecodeLedgerRequest(b []byte) (*LedgerRequest, error) {
 	if err := decode(b, &r, func() int { return r.V }); err != nil {
 		return nil, err
 	}
-	if r.ID == "" || len(r.ID) > 64 || r.From == 0 || r.Max <= 0 || r.Max > MaxLedger {
+	if r.ID == "" || len(r.ID) > 64 {
+		return nil, invalid("ledger request")
+	}
+	if r.Card != "" {
+		if r.From != 0 || r.Max != 0 || !digits(r.Card, 16) {
+			return nil, invalid("card state request")
+		}
+		return &r, nil
+	}
+	if r.From == 0 || r.Max <= 0 || r.Max > MaxLedger {
 		return nil, invalid("ledger request")
 	}
 	return &r, nil
@@ -781,6 +816,9 @@ func DecodeLedger(b []byte) (*Ledger, error) {
 	if l.ID == "" || len(l.ID) > 64 || !ValidTotemID(l.Totem) || len(l.Results) > MaxLedger {
 		return nil, invalid("ledger")
 	}
+	if l.CardState != "" && (len(l.CardState) > 16 || strings.Trim(l.CardState, "abcdefghijklmnopqrstuvwxyz_") != "") {
+		return nil, invalid("ledger card state")
+	}
 	for i := range l.Results {
 		r := &l.Results[i]
 		if err := r.check(); err != nil {
@@ -791,4 +829,17 @@ func DecodeLedger(b []byte) (*Ledger, error) {
 		}
 	}
 	return &l, nil
+}
+
+// digits reports whether s is n decimal digits.
+func digits(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }

@@ -151,7 +151,22 @@ func TestDecodeLedger(t *testing.T) {
 	if _, err := DecodeLedgerRequest([]byte(`{"v":1,"id":"r","from":1,"max":10}`)); err != nil {
 		t.Fatal(err)
 	}
+	// A card's state: a serial instead of a page.
+	if r, err := DecodeLedgerRequest([]byte(`{"v":1,"id":"c","from":0,"max":0,"card":"6090012345678000"}`)); err != nil || r.Card != "6090012345678000" {
+		t.Fatal(r, err)
+	}
+	b, _ = Marshal(Ledger{V: 1, ID: "c", Totem: "demo-01", Results: []Result{}, CardState: "active"})
+	if l, err := DecodeLedger(b); err != nil || l.CardState != "active" {
+		t.Fatal(l, err)
+	}
+	b, _ = Marshal(Ledger{V: 1, ID: "c", Totem: "demo-01", CardState: "ACTIVE; drop"})
+	if _, err := DecodeLedger(b); err == nil {
+		t.Error("a card state with stray characters was accepted")
+	}
 	for _, b := range []string{
+		`{"v":1,"id":"c","from":0,"max":0,"card":"60900123456780"}`,
+		`{"v":1,"id":"c","from":0,"max":0,"card":"RSSMRA80A01H501U"}`,
+		`{"v":1,"id":"c","from":1,"max":10,"card":"6090012345678000"}`,
 		`{"v":1,"id":"","from":1,"max":10}`,
 		`{"v":1,"id":"r","from":0,"max":10}`,
 		`{"v":1,"id":"r","from":1,"max":0}`,

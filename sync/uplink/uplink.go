@@ -901,11 +901,33 @@ func (u *Uplink) Void(ctx context.Context, id string) (outbox.Entry, error) {
 // Ledger asks the hub for its record of this totem's operations with
 // sequence numbers from..from+max-1 and waits for the answer.
 func (u *Uplink) Ledger(ctx context.Context, from uint64, max int) (*protocol.Ledger, error) {
+	return u.askLedger(ctx, protocol.LedgerRequest{V: protocol.Version,
+		ID: fmt.Sprintf("sync-%d-%d", from, time.Now().UnixNano()), From: from, Max: max})
+}
+
+// CardState asks the hub for the CMS's state of the card with serial
+// (issued, active, revoked, or protocol.CardUnknown) and waits for the
+// answer until ctx ends. Offline it fails at once with ErrOffline.
+func (u *Uplink) CardState(ctx context.Context, serial string) (string, error) {
+	l, err := u.askLedger(ctx, protocol.LedgerRequest{V: protocol.Version,
+		ID: fmt.Sprintf("card-%d", time.Now().UnixNano()), Card: serial})
+	if err != nil {
+		return "", err
+	}
+	if l.CardState == "" {
+		return "", errors.New("uplink: card state: the hub gave none")
+	}
+	return l.CardState, nil
+}
+
+// askLedger publishes req on the totem's sync topic and waits for the
+// Ledger answering it.
+func (u *Uplink) askLedger(ctx context.Context, req protocol.LedgerRequest) (*protocol.Ledger, error) {
 	cm, err := u.conn()
 	if err != nil {
 		return nil, err
 	}
-	id := fmt.Sprintf("sync-%d-%d", from, time.Now().UnixNano())
+	id := req.ID
 	ch := make(chan *protocol.Ledger, 1)
 	u.mu.Lock()
 	u.ledgers[id] = ch
@@ -915,7 +937,7 @@ func (u *Uplink) Ledger(ctx context.Context, from uint64, max int) (*protocol.Le
 		delete(u.ledgers, id)
 		u.mu.Unlock()
 	}()
-	b, _ := protocol.Marshal(protocol.LedgerRequest{V: protocol.Version, ID: id, From: from, Max: max})
+	b, _ := protocol.Marshal(req)
 	if _, err := cm.Publish(ctx, &paho.Publish{Topic: protocol.Topic(u.o.Totem, protocol.LeafSync), QoS: 1, Payload: b}); err != nil {
 		return nil, fmt.Errorf("uplink: ledger request: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -22,10 +23,40 @@ func Main(run func(ctx context.Context, args []string, stdin io.Reader, stdout, 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+	if code := Report(err, os.Stderr); code != 0 {
+		os.Exit(code)
 	}
+}
+
+// UsageError is a command line the program does not understand: Main
+// prints it with the usage and exits 2, as the flag package does, instead
+// of starting anything.
+type UsageError struct {
+	Err   error
+	Usage string
+}
+
+func (e *UsageError) Error() string { return e.Err.Error() }
+func (e *UsageError) Unwrap() error { return e.Err }
+
+// Usagef returns a *UsageError with the message and usage.
+func Usagef(usage, format string, args ...any) error {
+	return &UsageError{Err: fmt.Errorf(format, args...), Usage: usage}
+}
+
+// Report writes err to stderr and returns the exit status: 0 without an
+// error, 2 for a usage error (with the usage), 1 otherwise.
+func Report(err error, stderr io.Writer) int {
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintln(stderr, err)
+	var ue *UsageError
+	if errors.As(err, &ue) {
+		fmt.Fprint(stderr, ue.Usage)
+		return 2
+	}
+	return 1
 }
 
 // GC settings of the programs, unless GOGC or GOMEMLIMIT say otherwise.

@@ -52,6 +52,10 @@ func profiles() []Profile {
 	malformed[6+6+10+10+1] = 'F'
 	excl := demo("excl", "classic CNS whose header does not count itself", cnsATR(0x08), Quirks{})
 	excl.Personal = cns.EncodePersonal(demoFields, false)
+	badCF := demoFields
+	badCF[8] = "RSSMRA80A01H501X" // the check character of RSSMRA80A01H501 is U
+	badcf := demo("badcf", "personal data whose codice fiscale fails its check character", cnsATR(0x05), Quirks{})
+	badcf.Personal = cns.EncodePersonal(badCF, true)
 	blocked := demo("blocked", "demo citizen, PIN blocked", cnsATR(0x05), Quirks{})
 	blocked.Tries = 0
 	return []Profile{
@@ -70,7 +74,7 @@ func profiles() []Profile {
 			Name: "operator", Desc: "operator card (serial level 8), BIANCHI LUCA", ATR: cnsATR(0x05),
 			Serial: serial("8090", "000000042"),
 			Personal: cns.EncodePersonal(fields("8090", "15032023", "15032029", "BIANCHI", "LUCA", "15031975", "M",
-				"BNCLCU75C15F205X", "F205", ""), true),
+				"BNCLCU75C15F205O", "F205", ""), true),
 			PIN: "54321", PUK: "87654321", Tries: 3,
 		},
 		{
@@ -91,7 +95,7 @@ func profiles() []Profile {
 			Name: "expired", Desc: "citizen card expired on 2020-12-31, VERDI ANNA", ATR: cnsATR(0x05),
 			Serial: serial("6090", "000777001"),
 			Personal: cns.EncodePersonal(fields("6090", "01012015", "31122020", "VERDI", "ANNA", "01011970", "F",
-				"VRDNNA70A41H501S", "H501", "VIA NAPOLI 2"), true),
+				"VRDNNA70A41H501F", "H501", "VIA NAPOLI 2"), true),
 			PIN: "12345", PUK: "12345678", Tries: 3,
 		},
 		{
@@ -103,6 +107,14 @@ func profiles() []Profile {
 			ATR:    withTCK([]byte{0x3B, 0x8E, 0x80, 0x01, 0x80, 0x31, 0x80, 0x66, 0xB1, 0x84, 0x0C, 0x01, 0x6E, 0x01, 0x83, 0x00, 0x90, 0x00}),
 			Quirks: Quirks{CIE: true},
 		},
+		{
+			Name: "cie-nxp", Desc: "CIE 3.0 on an NXP chip: no IAS application, NIS on the master-file route", NIS: "987654321098",
+			ATR:    withTCK([]byte{0x3B, 0x8F, 0x80, 0x01, 0x80, 0x31, 0x80, 0x65, 0xB0, 0x85, 0x04, 0x00, 0x11, 0x12, 0x0F, 0xFF, 0x82, 0x90, 0x00}),
+			Quirks: Quirks{CIE: true, CIENXP: true},
+		},
+		badcf,
+		demo("cns-nfc", "ST2022 TS-CNS over NFC: bare ATR, CNS files under the JSign4 application",
+			[]byte{0x3B, 0x80, 0x80, 0x01, 0x01}, Quirks{NeedApplet: true, JSign: true}),
 	}
 }
 

@@ -23,6 +23,14 @@ type Quirks struct {
 	STIncard     bool // PIN commands want P2 = 0x90
 	GetResponse  bool // SELECT answers 61xx; the FCI comes with GET RESPONSE
 	CIE          bool // a CIE 3.0: only the IAS/CIE applets and the NIS
+	// CIENXP (with CIE): a CIE 3.0 on an NXP chip refuses the IAS
+	// application (6A82) and serves the NIS on the master-file route the
+	// CIE middleware uses: MF, then EF.ID_Servizi (1001), READ BINARY.
+	CIENXP bool
+	// JSign (with NeedApplet): the ST2022 TS-CNS over NFC keeps the CNS
+	// files under application A0 00 00 00 95 01 00 4D instead of the CNS
+	// applet, and GET DATA 01 80 answers the model, "JSign4".
+	JSign bool
 }
 
 // Profile describes a virtual card.
@@ -202,17 +210,33 @@ func (c *Card) answer(a []byte) []byte {
 		return c.unblock(a[3], data)
 	case 0xC0:
 		return c.getResponse(le)
+	case 0xCA:
+		return c.getData(a[2], a[3])
 	}
 	return sw(0x6D00)
 }
 
 var (
-	aidCNS = []byte{0xA0, 0x00, 0x00, 0x05, 0x30, 0x00, 0x0B, 0x10, 0x40, 0x01, 0x02, 0x1A}
-	aidIAS = []byte{0xA0, 0x00, 0x00, 0x00, 0x30, 0x80, 0x00, 0x00, 0x00, 0x09, 0x81, 0x60, 0x01}
-	aidCIE = []byte{0xA0, 0x00, 0x00, 0x00, 0x00, 0x39}
+	aidCNS   = []byte{0xA0, 0x00, 0x00, 0x05, 0x30, 0x00, 0x0B, 0x10, 0x40, 0x01, 0x02, 0x1A}
+	aidIAS   = []byte{0xA0, 0x00, 0x00, 0x00, 0x30, 0x80, 0x00, 0x00, 0x00, 0x09, 0x81, 0x60, 0x01}
+	aidCIE   = []byte{0xA0, 0x00, 0x00, 0x00, 0x00, 0x39}
+	aidJSign = []byte{0xA0, 0x00, 0x00, 0x00, 0x95, 0x01, 0x00, 0x4D}
 )
 
+// appletAID is the application a NeedApplet card keeps its files under.
+func (c *Card) appletAID() []byte {
+	if c.p.Quirks.JSign {
+		return aidJSign
+	}
+	return aidCNS
+}
+
+// CIE phases: 1 IAS selected, 2 CIE selected (NIS by SFI), 3 MF selected
+// (NXP route), 4 EF.ID_Servizi selected.
 func (c *Card) answerCIE(a, data []byte, le int) []byte {
+	if c.p.Quirks.CIENXP {
+		return c.answerCIENXP(a, data, le)
+	}
 	switch {
 	case a[1] == 0xA4 && a[2] == 0x04 && bytes.Equal(data, aidIAS):
 		c.ciePhase = 1
@@ -224,6 +248,35 @@ func (c *Card) answerCIE(a, data []byte, le int) []byte {
 		return sw(0x6A82)
 	case a[1] == 0xB0 && a[2] == 0x81 && a[3] == 0x00 && c.ciePhase == 2:
 		nis := []byte(c.p.NIS)
+		if le < len(nis) {
+			nis = nis[:le]
+		}
+		return ok(nis)
+	case a[1] == 0xB0:
+		return sw(0x6982) // needs PACE
+	}
+	return sw(0x6D00)
+}
+
+// answerCIENXP is a CIE 3.0 on an NXP chip: no IAS application, the NIS in
+// EF.ID_Servizi under the MF.
+func (c *Card) answerCIENXP(a, data []byte, le int) []byte {
+	switch {
+	case a[1] == 0xA4 && a[2] == 0x00 && bytes.Equal(data, []byte{0x3F, 0x00}):
+		c.ciePhase = 3
+		return sw(0x9000)
+	case a[1] == 0xA4 && a[2] == 0x02 && bytes.Equal(data, []byte{0x10, 0x01}) && c.ciePhase >= 3:
+		c.ciePhase = 4
+		return sw(0x9000)
+	case a[1] == 0xA4:
+		return sw(0x6A82)
+	case a[1] == 0xB0 && a[2] == 0x00 && c.ciePhase == 4:
+		nis := []byte(c.p.NIS)
+		if off := int(a[3]); off < len(nis) {
+			nis = nis[off:]
+		} else {
+			return sw(0x6B00)
+		}
 		if le < len(nis) {
 			nis = nis[:le]
 		}
@@ -283,7 +336,7 @@ func (c *Card) selectFile(p1, p2 byte, data []byte) []byte {
 	hidden := q.NeedApplet && !c.applet
 	switch p1 {
 	case 0x04: // by AID
-		if bytes.Equal(data, aidCNS) && q.NeedApplet {
+		if bytes.Equal(data, c.appletAID()) && q.NeedApplet {
 			c.applet, c.cur, c.df = true, "", ""
 			return sw(0x9000)
 		}
@@ -342,6 +395,14 @@ func (c *Card) selectPath(data []byte, p2 byte) []byte {
 		return sw(0x6A82)
 	}
 	return c.selected(path, p2)
+}
+
+// getData answers GET DATA 01 80 (the model) on the JSign4 application.
+func (c *Card) getData(p1, p2 byte) []byte {
+	if c.p.Quirks.JSign && c.applet && p1 == 0x01 && p2 == 0x80 {
+		return ok([]byte("JSign4"))
+	}
+	return sw(0x6A88)
 }
 
 func (c *Card) getResponse(le int) []byte {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -144,8 +146,13 @@ func StartWith(dir string, opt Options) (*VPrinter, error) {
 	if opt.IdleFlush <= 0 {
 		opt.IdleFlush = time.Second
 	}
+	last := 0
 	if dir != "" {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("vprinter: %w", err)
+		}
+		var err error
+		if last, err = lastNumber(dir); err != nil {
 			return nil, fmt.Errorf("vprinter: %w", err)
 		}
 	}
@@ -161,7 +168,7 @@ func StartWith(dir string, opt Options) (*VPrinter, error) {
 		return nil, fmt.Errorf("vprinter: raw mode: %w", err)
 	}
 	v := &VPrinter{
-		dir: dir, opt: opt, ptmx: ptmx, tty: tty,
+		dir: dir, opt: opt, ptmx: ptmx, tty: tty, n: last,
 		after: -1, changed: make(chan struct{}), done: make(chan struct{}),
 		wake: make(chan struct{}, 1), quit: make(chan struct{}), wdone: make(chan struct{}),
 	}
@@ -171,6 +178,28 @@ func StartWith(dir string, opt Options) (*VPrinter, error) {
 	go v.loop()
 	go v.writer()
 	return v, nil
+}
+
+// lastNumber is the highest receipt number NNN of the NNN.txt and NNN.png
+// files in dir (0 when there are none): a printer started again on the same
+// paper directory goes on numbering instead of writing over the receipts
+// of earlier runs.
+func lastNumber(dir string) (int, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	last := 0
+	for _, e := range ents {
+		base, ext, _ := strings.Cut(e.Name(), ".")
+		if ext != "txt" && ext != "png" || base == "" || strings.Trim(base, "0123456789") != "" || len(base) > 9 {
+			continue
+		}
+		if n, err := strconv.Atoi(base); err == nil && n > last {
+			last = n
+		}
+	}
+	return last, nil
 }
 
 // TTY is the path the driver opens.
