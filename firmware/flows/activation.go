@@ -54,7 +54,7 @@ func Activation(ctx context.Context, dk *Desk, op string, info hal.CardInfo) err
 	// acceptance form without them, signed by the holder or the delegate
 	// and kept by the ASL.
 	dk.show("printing")
-	codes := dk.receipt(e, "Codici della tessera", info, dk.t.Frame().Activation(res))
+	codes := dk.receipt(e, dk.t.Frame().CodesTitle(), info, dk.t.Frame().Activation(res))
 	codes.Sensitive = true
 	form := dk.receipt(e, "Modulo di accettazione", info, dk.t.Frame().Acceptance(&d.req))
 	for _, doc := range []*hal.Doc{codes, form} {

@@ -98,6 +98,7 @@ func (f Frame) tr(key string) string {
 // the dichiarazione sostitutiva, the informativa — are legal documents
 // and stay in Italian whatever the session's language.
 var lineTexts = map[string][2]string{
+	"codes_title":    {"Codici della tessera", "Card codes"},
 	"pin1":           {"Prima metà del PIN: ", "First half of the PIN: "},
 	"puk1":           {"Prima metà del PUK: ", "First half of the PUK: "},
 	"cip":            {"Codice CIP (per la revoca): ", "CIP code (to revoke the card): "},
@@ -301,6 +302,9 @@ func (f Frame) Activation(r cms.ActivationResult) []string {
 	}
 	return lines
 }
+
+// CodesTitle is the title of the codes sheet of an activation.
+func (f Frame) CodesTitle() string { return f.tr("codes_title") }
 
 // signer names who signs for the holder: the holder, or the delegate by
 // the role the law gives them.

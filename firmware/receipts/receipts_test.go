@@ -214,6 +214,7 @@ func TestLinesFollowLanguage(t *testing.T) {
 		"pin-unblock": func(f Frame) []string { return f.PINEvent(cms.KindPINUnblock) },
 		"wrong-data":  func(f Frame) []string { return f.WrongData() },
 		"declared":    func(f Frame) []string { return []string{f.Declared()} },
+		"codes-title": func(f Frame) []string { return []string{f.CodesTitle()} },
 		"fse-created": func(f Frame) []string { return f.FSE(cms.ConsentResult{FSE: cms.FSECreated}) },
 		"fse-pending": func(f Frame) []string {
 			return append(f.FSE(cms.ConsentResult{FSE: cms.FSEPending, Retries: 5, RetryEvery: 60}),
