@@ -14,7 +14,6 @@ import (
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/drivers/escpos"
 	"github.com/aslcns/totem/drivers/escpos/vprinter"
-	layout "github.com/aslcns/totem/firmware/receipts"
 	"github.com/aslcns/totem/hal"
 	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/protocol"
@@ -47,26 +46,26 @@ func receipts() map[string]*hal.Doc {
 		"consent-accepted":    a.Frame().Receipt(acc, kindTitle(cms.KindConsent), info, lines),
 		"consent-rejected":    a.Frame().Receipt(rej, kindTitle(cms.KindConsent), info, lines),
 		"consent-provisional": a.Frame().Receipt(prov, kindTitle(cms.KindConsent), info, lines),
-		"activation": a.Frame().Receipt(acc, kindTitle(cms.KindActivation), info, activationLines(cms.ActivationResult{
+		"activation": a.Frame().Receipt(acc, kindTitle(cms.KindActivation), info, a.Frame().Activation(cms.ActivationResult{
 			PINFirstHalf: "4711", PUKFirstHalf: "90210", CIP: "82736451", SecondHalvesTo: "+39 3** *** *123", Readers: 1, FSE: "richiesta"})),
-		"reprint": a.Frame().Receipt(acc, kindTitle(cms.KindReprint), info, reprintLines(cms.ReprintForgotten, cms.ReprintResult{
+		"reprint": a.Frame().Receipt(acc, kindTitle(cms.KindReprint), info, a.Frame().Reprint(cms.ReprintForgotten, cms.ReprintResult{
 			PINFirstHalf: "4711", PUKFirstHalf: "90210", SecondHalvesTo: "m***o@e***.it"})),
-		"revocation": a.Frame().Receipt(acc, kindTitle(cms.KindRevocation), info, revocationLines(cms.RevocationResult{
+		"revocation": a.Frame().Receipt(acc, kindTitle(cms.KindRevocation), info, a.Frame().Revocation(cms.RevocationResult{
 			RevokedAt: at, Reason: cms.ReasonLoss, Reissue: "R-000123"})),
-		"reader":          a.Frame().Receipt(prov, kindTitle(cms.KindReader), info, readerLines("PAG-2026-000042", cms.ReaderResult{})),
-		"reader-done":     a.Frame().Receipt(acc, kindTitle(cms.KindReader), info, readerLines("PAG-2026-000042", cms.ReaderResult{Readers: 2})),
-		"reader-rejected": a.Frame().Receipt(reused, kindTitle(cms.KindReader), info, layout.ReaderRejected("PAG-2026-000042")),
-		"history": a.Frame().Extract(acc, kindTitle(cms.KindHistory), info, historyLines(cms.HistoryResult{Cards: []cms.CardHistory{
+		"reader":          a.Frame().Receipt(prov, kindTitle(cms.KindReader), info, a.Frame().Reader("PAG-2026-000042", cms.ReaderResult{})),
+		"reader-done":     a.Frame().Receipt(acc, kindTitle(cms.KindReader), info, a.Frame().Reader("PAG-2026-000042", cms.ReaderResult{Readers: 2})),
+		"reader-rejected": a.Frame().Receipt(reused, kindTitle(cms.KindReader), info, a.Frame().ReaderRejected("PAG-2026-000042")),
+		"history": a.Frame().Extract(acc, kindTitle(cms.KindHistory), info, a.historyLines(cms.HistoryResult{Cards: []cms.CardHistory{
 			{Serial: "6090012345678000", Expiry: "2030-12-31", State: cms.CardActive, Events: []cms.HistoryEvent{
 				{At: at, Kind: cms.KindActivation, Protocol: "261101000000007"},
 				{At: at, Kind: cms.KindConsent, Protocol: "261123000000042"}}},
 			{Serial: "6090011111111001", Expiry: "2024-12-31", State: cms.CardRevoked}}})),
-		"pin-change":  a.Frame().Receipt(prov, kindTitle(cms.KindPINChange), info, pinEventLines(cms.KindPINChange)),
-		"pin-unblock": a.Frame().Receipt(prov, kindTitle(cms.KindPINUnblock), info, pinEventLines(cms.KindPINUnblock)),
-		"wrong-data":  a.Frame().Receipt(acc, kindTitle(cms.KindWrongData), info, wrongDataLines()),
-		"refund": a.Frame().Receipt(acc, kindTitle(cms.KindRefund), info, refundLines("261120000000007", "PAG-2026-000042",
+		"pin-change":  a.Frame().Receipt(prov, kindTitle(cms.KindPINChange), info, a.Frame().PINEvent(cms.KindPINChange)),
+		"pin-unblock": a.Frame().Receipt(prov, kindTitle(cms.KindPINUnblock), info, a.Frame().PINEvent(cms.KindPINUnblock)),
+		"wrong-data":  a.Frame().Receipt(acc, kindTitle(cms.KindWrongData), info, a.Frame().WrongData()),
+		"refund": a.Frame().Receipt(acc, kindTitle(cms.KindRefund), info, a.Frame().Refund("261120000000007", "PAG-2026-000042",
 			cms.RefundResult{Ref: prov.ID, Original: "261120000000007", Cancellation: "261122000000031", Payment: "PAG-2026-000042", AmountCents: cms.ReaderFeeCents})),
-		"refund-provisional": a.Frame().Receipt(prov, kindTitle(cms.KindRefund), info, refundLines("261120000000007", "PAG-2026-000042", cms.RefundResult{})),
+		"refund-provisional": a.Frame().Receipt(prov, kindTitle(cms.KindRefund), info, a.Frame().Refund("261120000000007", "PAG-2026-000042", cms.RefundResult{})),
 	}
 	// Assisted mode.
 	deleg := &cms.Delegation{Kind: cms.DelegParental, Name: "ROSSI MARIO", CF: "RSSMRA80A01H501U"}
@@ -76,25 +75,25 @@ func receipts() map[string]*hal.Doc {
 	res := cms.ActivationResult{PINFirstHalf: "4711", PUKFirstHalf: "9021", CIP: "82736451", SecondHalvesTo: "SMS ********4567", Readers: 1, FSE: cms.FSECreated}
 	ticket := res
 	ticket.FSE, ticket.FSEDetail = cms.FSETicket, &cms.ConsentResult{FSE: cms.FSETicket, Ticket: "HD1-000007", TicketLevel: 1, Attempts: 1}
-	form := a.Frame().Receipt(acc, "Codici della tessera", info, activationLines(res))
+	form := a.Frame().Receipt(acc, "Codici della tessera", info, a.Frame().Activation(res))
 	form.Sensitive = true
 	minor := hal.CardInfo{Serial: "6090011111111006", CF: "VRDLCU15C10H501Y", Surname: "VERDI", Name: "LUCA"}
 	docs["activation-form"] = form
 	docs["activation-acceptance"] = a.Frame().Receipt(acc, "Modulo di accettazione", minor, a.Frame().Acceptance(act))
-	docs["activation-summary"] = a.Frame().Receipt(acc, kindTitle(cms.KindActivation), minor, activationSummaryLines(act, res))
-	docs["activation-summary-fse-ticket"] = a.Frame().Receipt(acc, kindTitle(cms.KindActivation), minor, activationSummaryLines(act, ticket))
+	docs["activation-summary"] = a.Frame().Receipt(acc, kindTitle(cms.KindActivation), minor, a.Frame().ActivationSummary(act, res))
+	docs["activation-summary-fse-ticket"] = a.Frame().Receipt(acc, kindTitle(cms.KindActivation), minor, a.Frame().ActivationSummary(act, ticket))
 	docs["declaration"] = declaration(a.o, a.now(), minor, *deleg, doc)
-	docs["revocation-assisted"] = a.Frame().Receipt(acc, kindTitle(cms.KindRevocation), info, revocationAssistedLines(cms.RevocationResult{
+	docs["revocation-assisted"] = a.Frame().Receipt(acc, kindTitle(cms.KindRevocation), info, a.Frame().RevocationAssisted(cms.RevocationResult{
 		RevokedAt: at, Reason: cms.ReasonTheft, Reissue: "261123000000042"}, nil, doc, "8090000000042006"))
 	// Consents by a delegate at the counter, what became of the FSE, the
 	// declaration for consents and the informativa.
 	tutor := &cms.Delegation{Kind: cms.DelegTutor, Name: "BIANCHI STEFANIA", CF: "BNCSFN72B41F205E"}
 	fse := func(r cms.ConsentResult) []string {
-		return append(slices.Clone(lines), layout.FSE(r)...)
+		return append(slices.Clone(lines), a.Frame().FSE(r)...)
 	}
 	docs["consent-delegate"] = a.Frame().Receipt(acc, kindTitle(cms.KindConsent), minor,
-		append(append(slices.Clone(lines), layout.Requester(deleg, doc, "8090000000042006")...),
-			append([]string{layout.Declared}, layout.FSE(cms.ConsentResult{FSE: cms.FSECreated})...)...))
+		append(append(slices.Clone(lines), a.Frame().Requester(deleg, doc, "8090000000042006")...),
+			append([]string{a.Frame().Declared()}, a.Frame().FSE(cms.ConsentResult{FSE: cms.FSECreated})...)...))
 	docs["consent-fse-pending"] = a.Frame().Receipt(acc, kindTitle(cms.KindConsent), info,
 		fse(cms.ConsentResult{FSE: cms.FSEPending, Retries: 5, RetryEvery: 60}))
 	docs["consent-fse-ticket-cf"] = a.Frame().Receipt(acc, kindTitle(cms.KindConsent), info,
@@ -102,8 +101,8 @@ func receipts() map[string]*hal.Doc {
 	docs["consent-fse-ticket-tech"] = a.Frame().Receipt(acc, kindTitle(cms.KindConsent), info,
 		fse(cms.ConsentResult{FSE: cms.FSETicket, Ticket: "HD2-000002", TicketLevel: 2, Attempts: 5, Retries: 5, RetryEvery: 600}))
 	docs["reissue"] = a.Frame().Receipt(acc, kindTitle(cms.KindReissue), minor,
-		append(append(layout.Reissue(cms.ReasonMalfunction, cms.ReissueResult{Reissue: "261123000000042"}),
-			layout.Requester(deleg, doc, "8090000000042006")...), layout.Declared))
+		append(append(a.Frame().Reissue(cms.ReasonMalfunction, cms.ReissueResult{Reissue: "261123000000042"}),
+			a.Frame().Requester(deleg, doc, "8090000000042006")...), a.Frame().Declared()))
 	docs["declaration-reissue"] = a.Frame().DeclarationFor(cms.KindReissue, minor, *deleg, doc)
 	docs["declaration-consent"] = a.Frame().DeclarationFor(cms.KindConsent, minor, *tutor, doc)
 	docs["informativa-2020"] = a.Frame().Informativa(cms.Policy2020)
@@ -111,6 +110,11 @@ func receipts() map[string]*hal.Doc {
 	for name, f := range kindReceipts {
 		docs[name] = f(a)
 	}
+	// A citizen who chose English: frame, title and lines in English
+	// (issue 17 item 12).
+	en := &App{o: a.o, now: a.now, lang: EN}
+	docs["reader-en"] = en.Frame().Receipt(acc, en.title(cms.KindReader), info,
+		en.Frame().Reader("PAG-2026-000042", cms.ReaderResult{Readers: 2}))
 	return docs
 }
 

@@ -31,20 +31,6 @@ func declaration(o Options, now time.Time, holder hal.CardInfo, d cms.Delegation
 }
 
 // historyLines names each event by its kind's registered title.
-func historyLines(r cms.HistoryResult) []string { return layout.History(r, kindTitle, nil) }
+func (a *App) historyLines(r cms.HistoryResult) []string { return a.Frame().History(r, a.title) }
 
-var (
-	activationLines         = layout.Activation
-	reprintLines            = layout.Reprint
-	revocationLines         = func(r cms.RevocationResult) []string { return layout.Revocation(r, nil) }
-	readerLines             = layout.Reader
-	refundLines             = layout.Refund
-	pinEventLines           = layout.PINEvent
-	wrongDataLines          = layout.WrongData
-	activationSummaryLines  = layout.ActivationSummary
-	revocationAssistedLines = func(r cms.RevocationResult, d *cms.Delegation, doc cms.IDDocument, op string) []string {
-		return layout.RevocationAssisted(r, d, doc, op, nil)
-	}
-	selfRevocationLines = func(team string, r cms.RevocationResult) []string { return layout.SelfRevocation(team, r, nil) }
-	maskSerial          = layout.MaskSerial
-)
+var maskSerial = layout.MaskSerial

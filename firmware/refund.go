@@ -36,7 +36,7 @@ func (ct consoleTotem) PrintRefund(ctx context.Context, e outbox.Entry, original
 			return nil, fmt.Errorf("firmware: refund: result: %w", err)
 		}
 	}
-	doc := a.Frame().Receipt(e, kindTitle(cms.KindRefund), hal.CardInfo{CF: orig.Card.CF}, refundLines(original, orig.Payment.Reference, res))
+	doc := a.Frame().Receipt(e, kindTitle(cms.KindRefund), hal.CardInfo{CF: orig.Card.CF}, a.Frame().Refund(original, orig.Payment.Reference, res))
 	return a.printJob(ctx, doc, e.ID)
 }
 

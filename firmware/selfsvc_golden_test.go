@@ -25,7 +25,7 @@ func selfServiceDocs() map[string]*hal.Doc {
 	docs := map[string]*hal.Doc{
 		// Without the card: no CF line, the card named by its masked TEAM code.
 		"revocation-self": a.Frame().Receipt(acc, kindTitle(cms.KindRevocation), hal.CardInfo{},
-			selfRevocationLines("80380000900123456782", cms.RevocationResult{
+			a.Frame().SelfRevocation("80380000900123456782", cms.RevocationResult{
 				RevokedAt: time.Date(2026, 11, 23, 17, 5, 0, 0, time.Local), Reason: cms.ReasonTheft, Reissue: "261123000000077"})),
 	}
 	for k, name := range map[hal.Key]string{'1': "reader", '2': "delegation", '3': "declaration", '4': "revocation"} {

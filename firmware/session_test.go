@@ -60,6 +60,8 @@ type localOpts struct {
 	resultWait time.Duration
 	// link is Options.Link.
 	link func() firmware.Link
+	// lang is Options.Lang, the language a session starts in.
+	lang firmware.Lang
 }
 
 // startLocalOpts runs the firmware with simulated devices, an outbox and a
@@ -100,7 +102,7 @@ func startLocalOpts(t *testing.T, o localOpts) *local {
 	}
 	app = firmware.New(dev, firmware.Options{Totem: "t-local", ASL: "ASL", Location: "Atrio", Outbox: box, Jobs: jobs,
 		Logger: o.log, ResultWait: o.resultWait, IdleTimeout: o.idle, OperatorTimeout: o.opIdle, Online: o.online,
-		Events: o.events, ReissueCounter: o.reissueCounter, Audit: o.audit, Link: o.link})
+		Events: o.events, ReissueCounter: o.reissueCounter, Audit: o.audit, Link: o.link, Lang: o.lang})
 	tt.app = app
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &local{totem: tt, done: make(chan error, 1)}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/cms"
+	"github.com/aslcns/totem/firmware"
 	"github.com/aslcns/totem/hal"
 	"github.com/aslcns/totem/hal/sim"
 	"github.com/aslcns/totem/sync/protocol"
@@ -57,6 +58,30 @@ func TestWrongDataOffline(t *testing.T) {
 		if !strings.Contains(r, want) {
 			t.Errorf("receipt lacks %q: %s", want, r)
 		}
+	}
+}
+
+// A citizen in English gets the receipt of a report in English: the
+// flows pass the session's frame to the lines (issue 17 item 12).
+func TestWrongDataReceiptEnglish(t *testing.T) {
+	ctx := ctxT(t)
+	l := startLocalOpts(t, localOpts{online: offline, lang: firmware.EN})
+	l.reader.Insert(testCard())
+	l.wait(ctx, "1 FSE consents")
+	l.panel.Press('0')
+	l.wait(ctx, "3 Wrong data")
+	l.panel.Press('3')
+	l.wait(ctx, "1 Name or surname")
+	l.panel.Press('2')
+	waitReceipts(t, l, 1)
+	r := strings.Join(strings.Fields(l.printer.Receipts()[0]), " ")
+	for _, want := range []string{"PROVISIONAL RECEIPT", "The report has been recorded.", "registry office (Scelta e Revoca) of your ASL"} {
+		if !strings.Contains(r, want) {
+			t.Errorf("receipt lacks %q: %s", want, r)
+		}
+	}
+	if strings.Contains(r, "segnalazione è stata registrata") {
+		t.Errorf("receipt in Italian: %s", r)
 	}
 }
 

@@ -54,7 +54,7 @@ func Activation(ctx context.Context, dk *Desk, op string, info hal.CardInfo) err
 	// acceptance form without them, signed by the holder or the delegate
 	// and kept by the ASL.
 	dk.show("printing")
-	codes := dk.receipt(e, "Codici della tessera", info, layout.Activation(res))
+	codes := dk.receipt(e, dk.t.Frame().CodesTitle(), info, dk.t.Frame().Activation(res))
 	codes.Sensitive = true
 	form := dk.receipt(e, "Modulo di accettazione", info, dk.t.Frame().Acceptance(&d.req))
 	for _, doc := range []*hal.Doc{codes, form} {
@@ -63,7 +63,7 @@ func Activation(ctx context.Context, dk *Desk, op string, info hal.CardInfo) err
 			return nil
 		}
 	}
-	return dk.finishKind(ctx, e, cms.KindActivation, info, layout.ActivationSummary(&d.req, res))
+	return dk.finishKind(ctx, e, cms.KindActivation, info, dk.t.Frame().ActivationSummary(&d.req, res))
 }
 
 // actDialog is what the activation's steps fill in, one step a method in

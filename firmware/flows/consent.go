@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/aslcns/totem/cms"
-	layout "github.com/aslcns/totem/firmware/receipts"
 	"github.com/aslcns/totem/hal"
 )
 
@@ -69,16 +68,16 @@ func ConsentVia(ctx context.Context, dk *Desk, info hal.CardInfo, v *Via) error 
 		}
 		lines[i] = label + ": " + strings.ToUpper(dk.yesNo(values[i]))
 	}
-	lines = append(lines, v.lines()...)
+	lines = append(lines, v.lines(dk.t.Frame())...)
 	if declared {
-		lines = append(lines, layout.Declared)
+		lines = append(lines, dk.t.Frame().Declared())
 	}
 	if e.Done && !rejected(e) {
 		var res cms.ConsentResult
 		if err := json.Unmarshal(e.Result.Data, &res); err != nil {
 			dk.log.Warn("consent result", "op_id", e.ID, "err", err) // the receipt goes without it
 		}
-		lines = append(lines, layout.FSE(res)...)
+		lines = append(lines, dk.t.Frame().FSE(res)...)
 	}
 	return dk.finishKind(ctx, e, cms.KindConsent, info, lines)
 }

@@ -165,7 +165,7 @@ func (dk *Desk) signDeclaration(ctx context.Context, kind string, holder hal.Car
 
 // historyLines names each event by its kind's registered title.
 func (dk *Desk) historyLines(r cms.HistoryResult) []string {
-	return layout.History(r, dk.title, dk.t.Frame().Zone)
+	return dk.t.Frame().History(r, dk.title)
 }
 
 // CardError shows a card fault and maps it to the error that ends the

@@ -66,7 +66,7 @@ func HistoryVia(ctx context.Context, dk *Desk, info hal.CardInfo, v *Via) error 
 		return ErrBack
 	}
 	return dk.historyPages(ctx, dk.historyScreen(res), func() error {
-		return dk.finishKind(ctx, e, cms.KindHistory, info, append(dk.historyLines(res), v.lines()...))
+		return dk.finishKind(ctx, e, cms.KindHistory, info, append(dk.historyLines(res), v.lines(dk.t.Frame())...))
 	})
 }
 

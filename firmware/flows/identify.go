@@ -441,11 +441,11 @@ func (v *Via) document() *cms.IDDocument {
 }
 
 // lines are the receipt's lines on who asked (none self-service).
-func (v *Via) lines() []string {
+func (v *Via) lines(f layout.Frame) []string {
 	if v.op == "" {
 		return nil
 	}
-	return layout.Requester(v.p.deleg, v.p.doc, v.op)
+	return f.Requester(v.p.deleg, v.p.doc, v.op)
 }
 
 // logOp records an assisted operation with the masked operator.

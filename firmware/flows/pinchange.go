@@ -6,7 +6,6 @@ import (
 	"errors"
 
 	"github.com/aslcns/totem/cms"
-	layout "github.com/aslcns/totem/firmware/receipts"
 	"github.com/aslcns/totem/hal"
 )
 
@@ -60,7 +59,7 @@ func ChangePIN(ctx context.Context, dk *Desk, card hal.Card, info hal.CardInfo) 
 	if err != nil || result != cms.PINOK {
 		return err
 	}
-	return dk.finishKind(ctx, e, cms.KindPINChange, info, layout.PINEvent(cms.KindPINChange))
+	return dk.finishKind(ctx, e, cms.KindPINChange, info, dk.t.Frame().PINEvent(cms.KindPINChange))
 }
 
 // oldPIN reads the current PIN and verifies it on the chip, asking again

@@ -6,7 +6,6 @@ import (
 	"slices"
 
 	"github.com/aslcns/totem/cms"
-	layout "github.com/aslcns/totem/firmware/receipts"
 	"github.com/aslcns/totem/hal"
 )
 
@@ -48,9 +47,9 @@ func ReaderVia(ctx context.Context, dk *Desk, info hal.CardInfo, v *Via) error {
 	if e.Done && len(e.Result.Data) > 0 {
 		json.Unmarshal(e.Result.Data, &res)
 	}
-	lines := layout.Reader(string(ref), res)
+	lines := dk.t.Frame().Reader(string(ref), res)
 	if rejected(e) {
-		lines = layout.ReaderRejected(string(ref))
+		lines = dk.t.Frame().ReaderRejected(string(ref))
 	}
-	return dk.finishKind(ctx, e, cms.KindReader, info, append(lines, v.lines()...))
+	return dk.finishKind(ctx, e, cms.KindReader, info, append(lines, v.lines(dk.t.Frame())...))
 }

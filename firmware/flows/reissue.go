@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"github.com/aslcns/totem/cms"
-	layout "github.com/aslcns/totem/firmware/receipts"
 	"github.com/aslcns/totem/hal"
 )
 
@@ -67,9 +66,9 @@ func Reissue(ctx context.Context, dk *Desk, op string, info hal.CardInfo) error 
 	if done || err != nil {
 		return err
 	}
-	lines := append(layout.Reissue(req.Reason, res), layout.Requester(p.deleg, doc, op)...)
+	lines := append(dk.t.Frame().Reissue(req.Reason, res), dk.t.Frame().Requester(p.deleg, doc, op)...)
 	if req.Declaration {
-		lines = append(lines, layout.Declared)
+		lines = append(lines, dk.t.Frame().Declared())
 	}
 	return dk.finishKind(ctx, e, cms.KindReissue, info, lines)
 }

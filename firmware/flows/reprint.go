@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/aslcns/totem/cms"
-	layout "github.com/aslcns/totem/firmware/receipts"
 	"github.com/aslcns/totem/hal"
 )
 
@@ -98,7 +97,7 @@ func ReprintVia(ctx context.Context, dk *Desk, info hal.CardInfo, v *Via) error 
 		dk.show("unavailable")
 		return errors.New("firmware: reprint result without codes")
 	}
-	return dk.finishKind(ctx, e, cms.KindReprint, info, append(layout.Reprint(reason, res), v.lines()...))
+	return dk.finishKind(ctx, e, cms.KindReprint, info, append(dk.t.Frame().Reprint(reason, res), v.lines(dk.t.Frame())...))
 }
 
 // onFile is the contact on file as the CMS's record shows it (masked), or

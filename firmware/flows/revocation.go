@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/aslcns/totem/cms"
-	layout "github.com/aslcns/totem/firmware/receipts"
 	"github.com/aslcns/totem/hal"
 )
 
@@ -98,5 +97,5 @@ func Revocation(ctx context.Context, dk *Desk, op string, info hal.CardInfo, tea
 	if done || err != nil {
 		return err
 	}
-	return dk.finishKind(ctx, e, cms.KindRevocation, info, layout.RevocationAssisted(res, p.deleg, p.doc, op, dk.t.Frame().Zone))
+	return dk.finishKind(ctx, e, cms.KindRevocation, info, dk.t.Frame().RevocationAssisted(res, p.deleg, p.doc, op))
 }

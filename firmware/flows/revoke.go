@@ -6,7 +6,6 @@ import (
 	"errors"
 
 	"github.com/aslcns/totem/cms"
-	layout "github.com/aslcns/totem/firmware/receipts"
 	"github.com/aslcns/totem/hal"
 )
 
@@ -159,7 +158,7 @@ func revoke(ctx context.Context, dk *Desk, req cms.RevocationRequest, info hal.C
 	}
 	dk.log.Info("card revoked", "op_id", e.ID, "reason", res.Reason)
 	dk.show("printing")
-	doc := dk.receipt(e, dk.title(cms.KindRevocation), info, layout.SelfRevocation(req.TEAM, res, dk.t.Frame().Zone))
+	doc := dk.receipt(e, dk.title(cms.KindRevocation), info, dk.t.Frame().SelfRevocation(req.TEAM, res))
 	if perr := dk.print(ctx, doc, e.ID); perr != nil {
 		dk.show("revoke_no_receipt", e.Result.Transport.Protocol, dk.printerText(perr))
 		return nil

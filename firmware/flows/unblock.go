@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/cms"
-	layout "github.com/aslcns/totem/firmware/receipts"
 	"github.com/aslcns/totem/hal"
 )
 
@@ -39,7 +38,7 @@ func UnblockPIN(ctx context.Context, dk *Desk, card hal.Card, info hal.CardInfo)
 			if err != nil {
 				return err
 			}
-			return dk.finishKind(ctx, e, cms.KindPINUnblock, info, layout.PINEvent(cms.KindPINUnblock))
+			return dk.finishKind(ctx, e, cms.KindPINUnblock, info, dk.t.Frame().PINEvent(cms.KindPINUnblock))
 		case cms.PINBlocked:
 			if err := dk.audit(cms.KindPINUnblock, payload, now); err != nil {
 				return err

@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"github.com/aslcns/totem/cms"
-	layout "github.com/aslcns/totem/firmware/receipts"
 	"github.com/aslcns/totem/hal"
 )
 
@@ -54,7 +53,7 @@ func WrongData(ctx context.Context, dk *Desk, info hal.CardInfo) error {
 	default:
 		outcome = fmt.Sprintf(dk.lang.Text("wrong_data_done"), e.Result.Transport.Protocol)
 	}
-	if perr := dk.print(ctx, dk.receipt(e, dk.title(cms.KindWrongData), info, layout.WrongData()), e.ID); perr != nil {
+	if perr := dk.print(ctx, dk.receipt(e, dk.title(cms.KindWrongData), info, dk.t.Frame().WrongData()), e.ID); perr != nil {
 		outcome += " " + fmt.Sprintf(dk.lang.Text("receipt_pending"), dk.printerText(perr))
 	}
 	return dk.Pages(ctx, hal.Wrap(outcome+" "+dk.lang.Text("refuse_wrong_data"), 20))

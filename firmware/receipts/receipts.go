@@ -1,4 +1,5 @@
-// Package receipts lays out what the totem prints, in Italian: the frame
+// Package receipts lays out what the totem prints, in the citizen's
+// language (the documents to sign and the technician's in Italian): the frame
 // every operation's receipt shares (ASL, totem, date, masked CF, protocol
 // number or provisional id, outcome, QR), the lines of each kind, the
 // documents of assisted mode and the technician's elenco invii. Receipts
@@ -82,7 +83,101 @@ var frameTexts = map[string][2]string{
 		"The request had no effect. To sort it out, go to the ASL counter with this receipt and an identity document."},
 }
 
-func (f Frame) tr(key string) string { return frameTexts[key][f.Lang] }
+// tr is the text of key in the frame's language: a word of the frame or
+// a line of an operation's receipt.
+func (f Frame) tr(key string) string {
+	if t, ok := frameTexts[key]; ok {
+		return t[f.Lang]
+	}
+	return lineTexts[key][f.Lang]
+}
+
+// lineTexts are the words of each operation's lines, Italian and English
+// (issue 17 item 12: the receipt follows the citizen's language). The
+// documents the ASL keeps and the citizen signs — the acceptance form,
+// the dichiarazione sostitutiva, the informativa — are legal documents
+// and stay in Italian whatever the session's language.
+var lineTexts = map[string][2]string{
+	"codes_title":    {"Codici della tessera", "Card codes"},
+	"pin1":           {"Prima metà del PIN: ", "First half of the PIN: "},
+	"puk1":           {"Prima metà del PUK: ", "First half of the PUK: "},
+	"cip":            {"Codice CIP (per la revoca): ", "CIP code (to revoke the card): "},
+	"halves_to_both": {"Le seconde metà di PIN e PUK saranno inviate a: ", "The second halves of PIN and PUK will be sent to: "},
+	"keep_codes":     {"Conservare PIN, PUK e CIP separati dalla tessera.", "Keep PIN, PUK and CIP apart from the card."},
+	"readers_reg":    {"Lettori di smart card registrati: %d", "Smart card readers registered: %d"},
+	"fse_requested":  {"Fascicolo Sanitario Elettronico: richiesta registrata", "Electronic Health Record (FSE): request recorded"},
+	"halves_to":      {"Le seconde metà saranno inviate a: ", "The second halves will be sent to: "},
+	"revoked_at":     {"Tessera revocata il: ", "Card revoked on: "},
+	"reissue_req":    {"Richiesta di nuova tessera: ", "New card request: "},
+	"revoked_dead":   {"La tessera revocata non è più utilizzabile.", "The revoked card can no longer be used."},
+	"reissue_next": {"La nuova tessera sarà spedita all'indirizzo di residenza; fino ad allora resta valida quella attuale, se in possesso del titolare.",
+		"The new card will be sent to the home address; until then the current card stays valid, if the holder has it."},
+	"payment": {"Ricevuta di pagamento: ", "Payment receipt: "},
+	"fee":     {" (4,20 €)", " (€4.20)"},
+	"reader_refused": {"Il lettore non può essere consegnato con questa ricevuta di pagamento. Controllare il numero e riprovare, o rivolgersi allo sportello con la ricevuta di pagamento.",
+		"The reader cannot be handed over with this payment receipt. Check the number and try again, or go to the counter with the payment receipt."},
+	"readers_card":   {"Lettori registrati per la tessera: %d", "Readers registered for the card: %d"},
+	"reader_collect": {"Presentare questa ricevuta per il ritiro del lettore.", "Show this receipt to collect the reader."},
+	"refund_fee":     {"Rimborso del costo del lettore: 4,20 €", "Refund of the reader fee: €4.20"},
+	"refund_req":     {"Richiesta lettore: prot. ", "Reader request: ref. "},
+	"refund_pending": {"Il rimborso si riceve alla cassa quando l'esito è ACCOLTA: chiedere allo sportello.",
+		"The refund is paid at the cashier once the outcome is ACCEPTED: ask at the counter."},
+	"cancelled":      {"Annullata con prot. ", "Cancelled with ref. "},
+	"refund_cashier": {"Presentare questa ricevuta alla cassa per il rimborso.", "Show this receipt at the cashier for the refund."},
+	"card":           {"Tessera ", "Card "},
+	"expiry":         {"Scadenza ", "Expires "},
+	"prot":           {" prot. ", " ref. "},
+	"pin_changed":    {"Il PIN è stato cambiato sul chip della tessera.", "The PIN was changed on the card's chip."},
+	"pin_unblocked":  {"Il PIN è stato sbloccato con il PUK sul chip della tessera.", "The PIN was unblocked with the PUK on the card's chip."},
+	"no_code":        {"Nessun codice è stato registrato o trasmesso.", "No code was recorded or sent."},
+	"report_saved":   {"La segnalazione è stata registrata.", "The report has been recorded."},
+	"fix_data": {"Per correggere i dati rivolgersi allo sportello Scelta e Revoca della propria ASL, con un documento di identità.",
+		"To correct the data, go to the registry office (Scelta e Revoca) of your ASL with an identity document."},
+	"req_direct":    {"Richiesta: diretta, dal titolare", "Request: made by the holder in person"},
+	"req_deleg":     {"Richiesta: su delega (", "Request: by a representative ("},
+	"delegate_cf":   {"Delegato: codice fiscale ", "Representative: codice fiscale "},
+	"doc_checked":   {"Documento verificato: ", "Identity document checked: "},
+	"operator_card": {"Operatore: carta ", "Operator: card "},
+	"declared":      {"Dichiarazione sostitutiva firmata e conservata dall'operatore", "Self-declaration signed and kept by the operator"},
+	"fse_active":    {"Fascicolo Sanitario Elettronico: attivo.", "Electronic Health Record (FSE): active."},
+	"fse_pending": {"Fascicolo Sanitario Elettronico: in creazione. Per un errore tecnico il sistema riprova da solo ogni %s, fino a %d tentativi; poi si apre una segnalazione all'help desk. Non serve tornare allo sportello.",
+		"Electronic Health Record (FSE): being created. After a technical error the system retries by itself every %s, up to %d times; then a help desk ticket is opened. There is no need to come back to the counter."},
+	"fse_bad_cf": {"Fascicolo Sanitario Elettronico: non creato, codice fiscale errato o mancante.",
+		"Electronic Health Record (FSE): not created, codice fiscale wrong or missing."},
+	"ticket_cf": {"Segnalazione all'help desk n. %s: sarà contattato per recarsi allo sportello Scelta e Revoca, che corregge i dati.",
+		"Help desk ticket no. %s: you will be contacted to go to the registry office (Scelta e Revoca), which corrects the data."},
+	"fse_tech": {"Fascicolo Sanitario Elettronico: non creato per errori tecnici dopo %d tentativi.",
+		"Electronic Health Record (FSE): not created because of technical errors after %d attempts."},
+	"ticket_tech": {"Segnalazione all'help desk tecnico n. %s: il fascicolo sarà creato senza altro da fare.",
+		"Technical help desk ticket no. %s: the record will be created with nothing else to do."},
+	"first_on_form":  {"Le prime metà sono sul modulo di accettazione.", "The first halves are on the acceptance form."},
+	"reader_receipt": {"Lettore di smart card: ricevuta ", "Smart card reader: receipt "},
+	"consents_saved": {"Consensi FSE registrati (politica %s)", "FSE consents recorded (policy %s)"},
+	"team":           {"Tessera: codice TEAM ", "Card: TEAM code "},
+	// The words of the tables below, by their code.
+	cms.ReasonTheft:        {"furto", "theft"},
+	cms.ReasonLoss:         {"smarrimento", "loss"},
+	cms.ReasonMalfunction:  {"malfunzionamento", "malfunction"},
+	cms.ReprintForgotten:   {"PIN o PUK dimenticato", "PIN or PUK forgotten"},
+	cms.ReprintLost:        {"prime metà smarrite", "first halves lost"},
+	cms.ReprintBlocked:     {"PIN e PUK bloccati", "PIN and PUK blocked"},
+	cms.ReprintNotReceived: {"seconde metà non ricevute", "second halves not received"},
+}
+
+// trOr is the text of key, or key itself when it has none (a code the
+// layouts do not know yet).
+func (f Frame) trOr(key string) string {
+	if t, ok := lineTexts[key]; ok {
+		return t[f.Lang]
+	}
+	return key
+}
+
+// italian is the frame in Italian, for the documents that stay Italian.
+func (f Frame) italian() Frame {
+	f.Lang = screens.IT
+	return f
+}
 
 // MaskCF hides the part of a codice fiscale that tells birth date and
 // place: RSSMRA80A01H501U → RSS**********01U.
@@ -161,8 +256,8 @@ func (f Frame) receipt(e outbox.Entry, title string, info hal.CardInfo, lines []
 	return d
 }
 
-// The lines of every operation's receipt, in Italian (its title is
-// registered with its kind, firmware/kinds.go). They show codes and
+// The lines of every operation's receipt, in the frame's language (its
+// title is registered with its kind, firmware/kinds.go). They show codes and
 // outcomes, never health details; the frame (ASL, totem, date, masked CF,
 // protocol or provisional id, QR) is added by Receipt.
 
@@ -179,26 +274,37 @@ func ReasonText(r string) string {
 	return r
 }
 
+// reason is ReasonText in the frame's language.
+func (f Frame) reason(r string) string {
+	if _, ok := reasons[r]; !ok {
+		return r
+	}
+	return f.trOr(r)
+}
+
 // Activation: the codes sheet of an activation — the first halves and the
 // CIP, and where the second halves go — for the holder to keep; nothing
 // on it is signed, and the form the ASL keeps carries none of it (issue
 // 17).
-func Activation(r cms.ActivationResult) []string {
+func (f Frame) Activation(r cms.ActivationResult) []string {
 	lines := []string{
-		"Prima metà del PIN: " + r.PINFirstHalf,
-		"Prima metà del PUK: " + r.PUKFirstHalf,
-		"Codice CIP (per la revoca): " + r.CIP,
-		"Le seconde metà di PIN e PUK saranno inviate a: " + r.SecondHalvesTo,
-		"Conservare PIN, PUK e CIP separati dalla tessera.",
+		f.tr("pin1") + r.PINFirstHalf,
+		f.tr("puk1") + r.PUKFirstHalf,
+		f.tr("cip") + r.CIP,
+		f.tr("halves_to_both") + r.SecondHalvesTo,
+		f.tr("keep_codes"),
 	}
 	if r.Readers > 0 {
-		lines = append(lines, fmt.Sprintf("Lettori di smart card registrati: %d", r.Readers))
+		lines = append(lines, fmt.Sprintf(f.tr("readers_reg"), r.Readers))
 	}
 	if r.FSE != "" {
-		lines = append(lines, "Fascicolo Sanitario Elettronico: richiesta registrata")
+		lines = append(lines, f.tr("fse_requested"))
 	}
 	return lines
 }
+
+// CodesTitle is the title of the codes sheet of an activation.
+func (f Frame) CodesTitle() string { return f.tr("codes_title") }
 
 // signer names who signs for the holder: the holder, or the delegate by
 // the role the law gives them.
@@ -210,13 +316,14 @@ var signer = map[string]string{
 // Acceptance: the lines of the acceptance form the ASL keeps, signed by
 // the holder or, for a minor or a person under tutela, by the delegate:
 // who asked, the statement, the ASL's town and the date, the signature.
-// No code is on it.
+// No code is on it. A legal document, it stays in Italian whatever the
+// citizen's language.
 func (f Frame) Acceptance(r *cms.ActivationRequest) []string {
 	kind := ""
 	if r.Delegate != nil {
 		kind = r.Delegate.Kind
 	}
-	return append(Requester(r.Delegate, r.Document, r.Operator),
+	return append(f.italian().Requester(r.Delegate, r.Document, r.Operator),
 		"Il/La sottoscritto/a dichiara di aver ricevuto la tessera TS-CNS attivata e, su un foglio a parte, le prime metà di PIN e PUK e il codice CIP.",
 		"", f.place()+", "+f.In(f.Now).Format("02/01/2006"), "",
 		"Firma "+signer[kind]+": ____________________")
@@ -231,64 +338,61 @@ func (f Frame) place() string {
 }
 
 // Reprint: the first halves again, the reason, the second halves' way.
-func Reprint(reason string, r cms.ReprintResult) []string {
+func (f Frame) Reprint(reason string, r cms.ReprintResult) []string {
 	return []string{
-		"Motivo: " + ReasonText(reason),
-		"Prima metà del PIN: " + r.PINFirstHalf,
-		"Prima metà del PUK: " + r.PUKFirstHalf,
-		"Le seconde metà saranno inviate a: " + r.SecondHalvesTo,
+		f.tr("reason") + f.reason(reason),
+		f.tr("pin1") + r.PINFirstHalf,
+		f.tr("puk1") + r.PUKFirstHalf,
+		f.tr("halves_to") + r.SecondHalvesTo,
 	}
 }
 
 // Revocation: the revocation and the reissue requested with it, times in
-// zone (nil: time.Local).
-func Revocation(r cms.RevocationResult, zone *time.Location) []string {
+// the frame's zone.
+func (f Frame) Revocation(r cms.RevocationResult) []string {
 	return []string{
-		"Motivo: " + ReasonText(r.Reason),
-		"Tessera revocata il: " + Frame{Zone: zone}.In(r.RevokedAt).Format("02/01/2006 15:04"),
-		"Richiesta di nuova tessera: " + r.Reissue,
-		"La tessera revocata non è più utilizzabile.",
+		f.tr("reason") + f.reason(r.Reason),
+		f.tr("revoked_at") + f.In(r.RevokedAt).Format("02/01/2006 15:04"),
+		f.tr("reissue_req") + r.Reissue,
+		f.tr("revoked_dead"),
 	}
 }
 
 // Reissue: the request for a new card made at an enabled counter, and
 // what happens next.
-func Reissue(reason string, r cms.ReissueResult) []string {
+func (f Frame) Reissue(reason string, r cms.ReissueResult) []string {
 	return []string{
-		"Motivo: " + ReasonText(reason),
-		"Richiesta di nuova tessera: " + r.Reissue,
-		"La nuova tessera sarà spedita all'indirizzo di residenza; fino ad allora resta valida quella attuale, se in possesso del titolare.",
+		f.tr("reason") + f.reason(reason),
+		f.tr("reissue_req") + r.Reissue,
+		f.tr("reissue_next"),
 	}
 }
 
 // ReaderRejected: the payment the CMS did not accept, and what to do: the
 // receipt of a refusal does not send the citizen to collect a reader.
-func ReaderRejected(payment string) []string {
-	return []string{"Ricevuta di pagamento: " + payment + " (4,20 €)",
-		"Il lettore non può essere consegnato con questa ricevuta di pagamento. Controllare il numero e riprovare, o rivolgersi allo sportello con la ricevuta di pagamento."}
+func (f Frame) ReaderRejected(payment string) []string {
+	return []string{f.tr("payment") + payment + f.tr("fee"), f.tr("reader_refused")}
 }
 
 // Reader: the payment and the card's reader counter.
-func Reader(payment string, r cms.ReaderResult) []string {
-	lines := []string{"Ricevuta di pagamento: " + payment + " (4,20 €)"}
+func (f Frame) Reader(payment string, r cms.ReaderResult) []string {
+	lines := []string{f.tr("payment") + payment + f.tr("fee")}
 	if r.Readers > 0 {
-		lines = append(lines, fmt.Sprintf("Lettori registrati per la tessera: %d", r.Readers))
+		lines = append(lines, fmt.Sprintf(f.tr("readers_card"), r.Readers))
 	}
-	return append(lines, "Presentare questa ricevuta per il ritiro del lettore.")
+	return append(lines, f.tr("reader_collect"))
 }
 
 // Refund: the reader fee given back for a cancelled reader request, the
 // paper the citizen takes to the cashier. original is the reader request's
 // protocol number (known before the CMS answers), payment its receipt; the
 // cancellation's protocol number comes with the CMS's answer.
-func Refund(original, payment string, r cms.RefundResult) []string {
-	lines := []string{"Rimborso del costo del lettore: 4,20 €", "Richiesta lettore: prot. " + or(original, "-")}
+func (f Frame) Refund(original, payment string, r cms.RefundResult) []string {
+	lines := []string{f.tr("refund_fee"), f.tr("refund_req") + or(original, "-")}
 	if r.Cancellation == "" { // not answered yet: the receipt is provisional
-		return append(lines, "Ricevuta di pagamento: "+payment,
-			"Il rimborso si riceve alla cassa quando l'esito è ACCOLTA: chiedere allo sportello.")
+		return append(lines, f.tr("payment")+payment, f.tr("refund_pending"))
 	}
-	return append(lines, "Annullata con prot. "+r.Cancellation, "Ricevuta di pagamento: "+payment,
-		"Presentare questa ricevuta alla cassa per il rimborso.")
+	return append(lines, f.tr("cancelled")+r.Cancellation, f.tr("payment")+payment, f.tr("refund_cashier"))
 }
 
 func or(s, def string) string {
@@ -298,18 +402,20 @@ func or(s, def string) string {
 	return s
 }
 
-var stateText = map[cms.CardState]string{cms.CardIssued: "emessa", cms.CardActive: "attiva", cms.CardRevoked: "revocata"}
+var stateText = map[cms.CardState][2]string{cms.CardIssued: {"emessa", "issued"}, cms.CardActive: {"attiva", "active"},
+	cms.CardRevoked: {"revocata", "revoked"}}
 
-// History: each card with its state and the operations on it.
-func History(r cms.HistoryResult, title func(kind string) string, zone *time.Location) []string {
+// History: each card with its state and the operations on it, each named
+// by title (the caller's, in the same language).
+func (f Frame) History(r cms.HistoryResult, title func(kind string) string) []string {
 	var lines []string
 	for i, c := range r.Cards {
 		if i > 0 {
 			lines = append(lines, "")
 		}
-		lines = append(lines, "Tessera "+MaskSerial(c.Serial), "Scadenza "+DateIT(c.Expiry)+" - "+stateText[c.State])
+		lines = append(lines, f.tr("card")+MaskSerial(c.Serial), f.tr("expiry")+DateIT(c.Expiry)+" - "+stateText[c.State][f.Lang])
 		for _, e := range c.Events {
-			lines = append(lines, Frame{Zone: zone}.In(e.At).Format("02/01/2006")+" "+title(e.Kind)+" prot. "+e.Protocol)
+			lines = append(lines, f.In(e.At).Format("02/01/2006")+" "+title(e.Kind)+f.tr("prot")+e.Protocol)
 		}
 	}
 	return lines
@@ -324,28 +430,34 @@ func MaskSerial(serial string) string {
 }
 
 // PINEvent: what happened on the chip; no code is ever recorded.
-func PINEvent(kind string) []string {
-	what := "Il PIN è stato cambiato sul chip della tessera."
+func (f Frame) PINEvent(kind string) []string {
+	what := f.tr("pin_changed")
 	if kind == cms.KindPINUnblock {
-		what = "Il PIN è stato sbloccato con il PUK sul chip della tessera."
+		what = f.tr("pin_unblocked")
 	}
-	return []string{what, "Nessun codice è stato registrato o trasmesso."}
+	return []string{what, f.tr("no_code")}
 }
 
 // WrongData: the report and where to go.
-func WrongData() []string {
-	return []string{
-		"La segnalazione è stata registrata.",
-		"Per correggere i dati rivolgersi allo sportello Scelta e Revoca della propria ASL, con un documento di identità.",
-	}
+func (f Frame) WrongData() []string {
+	return []string{f.tr("report_saved"), f.tr("fix_data")}
 }
 
-// The documents of assisted mode, in Italian: the summary of an activation,
-// the receipt of an assisted revocation, and the dichiarazione sostitutiva
-// a parent, tutore or curatore signs.
+// The documents of assisted mode: the summary of an activation and the
+// receipt of an assisted revocation in the frame's language, and the
+// dichiarazione sostitutiva a parent, tutore or curatore signs, in
+// Italian (a legal document).
 
-var delegTexts = map[string]string{
-	cms.DelegParental: "responsabilità genitoriale", cms.DelegTutor: "tutore", cms.DelegCurator: "curatore",
+var delegTexts = map[string][2]string{
+	cms.DelegParental: {"responsabilità genitoriale", "parental responsibility"},
+	cms.DelegTutor:    {"tutore", "legal guardian"}, cms.DelegCurator: {"curatore", "curator"},
+}
+
+// docLineTexts name the identity documents on a receipt; docTexts on the
+// declaration, in Italian.
+var docLineTexts = map[string][2]string{
+	cms.DocIdentityCard: {"carta d'identità", "identity card"}, cms.DocCIE: {"carta d'identità elettronica", "electronic identity card (CIE)"},
+	cms.DocLicence: {"patente di guida", "driving licence"}, cms.DocPassport: {"passaporto", "passport"},
 }
 
 var docTexts = map[string]string{
@@ -355,42 +467,57 @@ var docTexts = map[string]string{
 
 // Requester: who asked, the delegate by masked CF only, the document
 // the operator checked, the operator.
-func Requester(d *cms.Delegation, doc cms.IDDocument, operator string) []string {
-	lines := []string{"Richiesta: diretta, dal titolare"}
+func (f Frame) Requester(d *cms.Delegation, doc cms.IDDocument, operator string) []string {
+	lines := []string{f.tr("req_direct")}
 	if d != nil {
-		lines = []string{"Richiesta: su delega (" + delegTexts[d.Kind] + ")",
-			"Delegato: codice fiscale " + MaskCF(d.CF)}
+		lines = []string{f.tr("req_deleg") + delegTexts[d.Kind][f.Lang] + ")",
+			f.tr("delegate_cf") + MaskCF(d.CF)}
 	}
-	return append(lines, "Documento verificato: "+docTexts[doc.Type],
-		"Operatore: carta "+MaskSerial(operator))
+	return append(lines, f.tr("doc_checked")+docLineTexts[doc.Type][f.Lang],
+		f.tr("operator_card")+MaskSerial(operator))
 }
 
 // Declared is the line of a receipt saying the delegate's declaration was
 // signed and kept.
-const Declared = "Dichiarazione sostitutiva firmata e conservata dall'operatore"
+func (f Frame) Declared() string { return f.tr("declared") }
 
 // FSE says what became of the request to create the FSE that follows
 // an accepted consent (seed 002): created, being retried by the CMS (how
 // often and how many times), or a helpdesk ticket opened and what
 // happens next.
-func FSE(r cms.ConsentResult) []string {
+func (f Frame) FSE(r cms.ConsentResult) []string {
 	switch r.FSE {
 	case cms.FSECreated:
-		return []string{"Fascicolo Sanitario Elettronico: attivo."}
+		return []string{f.tr("fse_active")}
 	case cms.FSEPending:
-		return []string{"Fascicolo Sanitario Elettronico: in creazione. Per un errore tecnico il sistema riprova da solo " +
-			fmt.Sprintf("ogni %s, fino a %d tentativi; poi si apre una segnalazione all'help desk. ", Every(r.RetryEvery), r.Retries) +
-			"Non serve tornare allo sportello."}
+		return []string{fmt.Sprintf(f.tr("fse_pending"), f.every(r.RetryEvery), r.Retries)}
 	case cms.FSETicket:
 		if r.TicketLevel == 1 {
-			return []string{"Fascicolo Sanitario Elettronico: non creato, codice fiscale errato o mancante.",
-				"Segnalazione all'help desk n. " + r.Ticket + ": sarà contattato per recarsi allo sportello Scelta e Revoca, che corregge i dati."}
+			return []string{f.tr("fse_bad_cf"), fmt.Sprintf(f.tr("ticket_cf"), r.Ticket)}
 		}
-		return []string{"Fascicolo Sanitario Elettronico: non creato per errori tecnici " +
-			fmt.Sprintf("dopo %d tentativi.", r.Attempts),
-			"Segnalazione all'help desk tecnico n. " + r.Ticket + ": il fascicolo sarà creato senza altro da fare."}
+		return []string{fmt.Sprintf(f.tr("fse_tech"), r.Attempts), fmt.Sprintf(f.tr("ticket_tech"), r.Ticket)}
 	}
 	return nil
+}
+
+// every is Every in the frame's language.
+func (f Frame) every(s int) string {
+	if f.Lang == screens.IT {
+		return Every(s)
+	}
+	unit := func(n int, one string) string {
+		if n == 1 {
+			return "1 " + one
+		}
+		return fmt.Sprintf("%d %ss", n, one)
+	}
+	switch {
+	case s >= 3600 && s%3600 == 0:
+		return unit(s/3600, "hour")
+	case s >= 60 && s%60 == 0:
+		return unit(s/60, "minute")
+	}
+	return unit(s, "second")
 }
 
 // Every says an interval in seconds the way a receipt does: "1 minuto",
@@ -440,28 +567,27 @@ func (f Frame) Informativa(pol cms.Policy) *hal.Doc {
 
 // ActivationSummary: the summary of an activation (seed 002, step
 // 15); the first halves are on the acceptance form, not here.
-func ActivationSummary(r *cms.ActivationRequest, res cms.ActivationResult) []string {
-	lines := Requester(r.Delegate, r.Document, r.Operator)
+func (f Frame) ActivationSummary(r *cms.ActivationRequest, res cms.ActivationResult) []string {
+	lines := f.Requester(r.Delegate, r.Document, r.Operator)
 	if r.Declaration {
-		lines = append(lines, Declared)
+		lines = append(lines, f.Declared())
 	}
-	lines = append(lines, "Le seconde metà di PIN e PUK saranno inviate a: "+res.SecondHalvesTo,
-		"Le prime metà sono sul modulo di accettazione.")
+	lines = append(lines, f.tr("halves_to_both")+res.SecondHalvesTo, f.tr("first_on_form"))
 	if r.Reader != nil {
-		lines = append(lines, "Lettore di smart card: ricevuta "+r.Reader.Reference+" (4,20 €)")
+		lines = append(lines, f.tr("reader_receipt")+r.Reader.Reference+f.tr("fee"))
 	}
 	if r.Consents != nil {
-		lines = append(lines, "Consensi FSE registrati (politica "+r.Consents.Policy+")")
+		lines = append(lines, fmt.Sprintf(f.tr("consents_saved"), r.Consents.Policy))
 		if res.FSEDetail != nil {
-			lines = append(lines, FSE(*res.FSEDetail)...)
+			lines = append(lines, f.FSE(*res.FSEDetail)...)
 		}
 	}
 	return lines
 }
 
 // RevocationAssisted: the revocation, the reissue, who asked.
-func RevocationAssisted(res cms.RevocationResult, d *cms.Delegation, doc cms.IDDocument, operator string, zone *time.Location) []string {
-	return append(Revocation(res, zone), Requester(d, doc, operator)...)
+func (f Frame) RevocationAssisted(res cms.RevocationResult, d *cms.Delegation, doc cms.IDDocument, operator string) []string {
+	return append(f.Revocation(res), f.Requester(d, doc, operator)...)
 }
 
 // Declaration is the pre-filled dichiarazione sostitutiva (DPR 445/2000)
@@ -599,8 +725,8 @@ func (f Frame) SendLog(entries []outbox.Entry) *hal.Doc {
 
 // SelfRevocation: the card by its masked TEAM code, then the
 // revocation and the reissue requested with it.
-func SelfRevocation(team string, r cms.RevocationResult, zone *time.Location) []string {
-	return append([]string{"Tessera: codice TEAM " + MaskTEAM(team)}, Revocation(r, zone)...)
+func (f Frame) SelfRevocation(team string, r cms.RevocationResult) []string {
+	return append([]string{f.tr("team") + MaskTEAM(team)}, f.Revocation(r)...)
 }
 
 // MaskTEAM hides all but the last four digits of a codice TEAM.

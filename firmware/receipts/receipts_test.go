@@ -1,9 +1,11 @@
 package receipts
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/firmware/screens"
@@ -34,8 +36,8 @@ func TestFrame(t *testing.T) {
 
 // The Storico names events through the caller's titles.
 func TestHistoryTitles(t *testing.T) {
-	lines := History(cms.HistoryResult{Cards: []cms.CardHistory{{Serial: "6090012345678000", Expiry: "2030-12-31", State: cms.CardActive,
-		Events: []cms.HistoryEvent{{Kind: cms.KindConsent, Protocol: "P1"}}}}}, func(k string) string { return "T:" + k }, nil)
+	lines := Frame{}.History(cms.HistoryResult{Cards: []cms.CardHistory{{Serial: "6090012345678000", Expiry: "2030-12-31", State: cms.CardActive,
+		Events: []cms.HistoryEvent{{Kind: cms.KindConsent, Protocol: "P1"}}}}}, func(k string) string { return "T:" + k })
 	if got := strings.Join(lines, "\n"); !strings.Contains(got, "T:consent prot. P1") || !strings.Contains(got, "************8000") {
 		t.Errorf("history lines:\n%s", got)
 	}
@@ -60,7 +62,7 @@ func TestFrameZoneAndQR(t *testing.T) {
 		}
 		return strings.Join(all, "\n")
 	}
-	got := text(f.Receipt(acc, "T", hal.CardInfo{}, Revocation(cms.RevocationResult{RevokedAt: at}, rome)))
+	got := text(f.Receipt(acc, "T", hal.CardInfo{}, f.Revocation(cms.RevocationResult{RevokedAt: at})))
 	for _, want := range []string{"Data: 01/07/2026 17:05", "Tessera revocata il: 01/07/2026 17:05", "\nProtocollo 261123000000042\n"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("receipt lacks %q:\n%s", want, got)
@@ -79,7 +81,7 @@ func TestRejectedReceipt(t *testing.T) {
 	rej := outbox.Entry{Seq: 7, Done: true, Result: &protocol.Result{Transport: protocol.Transport{Protocol: "261123000000043"},
 		Processing: protocol.Processing{Status: protocol.ProcessingRejected,
 			Errors: []protocol.Error{{Code: "PAYMENT_REUSED", Message: "Questa ricevuta di pagamento è già stata usata."}}}}}
-	d := Frame{Totem: "demo-01"}.Receipt(rej, "Richiesta lettore", hal.CardInfo{}, ReaderRejected("420042"))
+	d := Frame{Totem: "demo-01"}.Receipt(rej, "Richiesta lettore", hal.CardInfo{}, Frame{}.ReaderRejected("420042"))
 	var all []string
 	for _, b := range d.Blocks {
 		all = append(all, b.Text)
@@ -111,7 +113,7 @@ func TestAcceptanceForm(t *testing.T) {
 	if form := strings.Join(f.Acceptance(req), "\n"); !strings.Contains(form, "Firma del titolare") {
 		t.Errorf("direct acceptance form:\n%s", form)
 	}
-	codes := strings.Join(Activation(cms.ActivationResult{PINFirstHalf: "4711", PUKFirstHalf: "9021", CIP: "82736451"}), "\n")
+	codes := strings.Join(f.Activation(cms.ActivationResult{PINFirstHalf: "4711", PUKFirstHalf: "9021", CIP: "82736451"}), "\n")
 	if strings.Contains(codes, "Firma") || !strings.Contains(codes, "82736451") {
 		t.Errorf("codes sheet:\n%s", codes)
 	}
@@ -153,5 +155,119 @@ func TestRefusalInLanguage(t *testing.T) {
 				t.Errorf("%d: receipt shows %q:\n%s", lang, never, text)
 			}
 		}
+	}
+}
+
+// italianOnly are words an English receipt must not show: Italian words
+// with no English twin (the codice fiscale, the ASL's "Scelta e Revoca"
+// office and the acronyms FSE, TS-CNS, PIN, PUK, CIP, TEAM are names,
+// the same in both).
+var italianOnly = []string{"tessera", "ricevuta", "codici", "motivo", "richiesta", "pagamento", "sportello",
+	"operatore", "documento", "delega", "delegato", "rimborso", "scadenza", "metà", "prima", "seconde", "inviate",
+	"lettore", "lettori", "fascicolo", "revocata", "nuova", "segnalazione", "registrata", "registrati", "conservare",
+	"presentare", "rivolgersi", "dichiarazione", "titolare", "carta", "prot", "annullata", "tentativi", "ogni",
+	"minuti", "minuto", "ore", "ora", "secondi", "il", "la", "del", "della", "dal", "di", "per", "con", "è", "sarà",
+	"non", "alla", "emessa", "attiva", "furto", "smarrimento", "malfunzionamento", "consensi", "politica", "attivo"}
+
+// italianWords are the words of italianOnly in s.
+func italianWords(s string) []string {
+	var found []string
+	for _, w := range strings.FieldsFunc(strings.ToLower(s), func(r rune) bool { return !unicode.IsLetter(r) }) {
+		if slices.Contains(italianOnly, w) && !slices.Contains(found, w) {
+			found = append(found, w)
+		}
+	}
+	return found
+}
+
+// Every per-operation builder, in English, prints no Italian word (issue
+// 17 item 12: the receipts follow the citizen's language), and the same
+// builder in Italian does (the list catches what it should).
+func TestLinesFollowLanguage(t *testing.T) {
+	at := time.Date(2026, 11, 23, 17, 5, 0, 0, time.UTC)
+	doc := cms.IDDocument{Type: cms.DocIdentityCard}
+	deleg := &cms.Delegation{Kind: cms.DelegParental, CF: "RSSMRA80A01H501U"}
+	act := &cms.ActivationRequest{Operator: "8090000000042006", Delegate: deleg, Declaration: true, Document: doc,
+		Reader: &cms.Payment{Reference: "420042"}, Consents: &cms.ConsentSet{Policy: "fse-2020"}}
+	res := cms.ActivationResult{PINFirstHalf: "4711", PUKFirstHalf: "9021", CIP: "82736451", SecondHalvesTo: "SMS ********4567",
+		Readers: 1, FSE: cms.FSECreated, FSEDetail: &cms.ConsentResult{FSE: cms.FSETicket, Ticket: "HD1-1", TicketLevel: 1}}
+	revoked := cms.RevocationResult{RevokedAt: at, Reason: cms.ReasonTheft, Reissue: "R-1"}
+	builders := map[string]func(f Frame) []string{
+		"activation": func(f Frame) []string { return f.Activation(res) },
+		"activation-summary": func(f Frame) []string {
+			return f.ActivationSummary(act, res)
+		},
+		"revocation":          func(f Frame) []string { return f.Revocation(revoked) },
+		"revocation-assisted": func(f Frame) []string { return f.RevocationAssisted(revoked, deleg, doc, "8090000000042006") },
+		"self-revocation":     func(f Frame) []string { return f.SelfRevocation("80380000900123456782", revoked) },
+		"reader":              func(f Frame) []string { return f.Reader("PAG-1", cms.ReaderResult{Readers: 2}) },
+		"reader-rejected":     func(f Frame) []string { return f.ReaderRejected("PAG-1") },
+		"refund":              func(f Frame) []string { return f.Refund("P0", "PAG-1", cms.RefundResult{Cancellation: "P1"}) },
+		"refund-provisional":  func(f Frame) []string { return f.Refund("", "PAG-1", cms.RefundResult{}) },
+		"history": func(f Frame) []string {
+			return f.History(cms.HistoryResult{Cards: []cms.CardHistory{
+				{Serial: "6090012345678000", Expiry: "2030-12-31", State: cms.CardActive, Events: []cms.HistoryEvent{{At: at, Kind: "k", Protocol: "P1"}}},
+				{Serial: "6090011111111001", Expiry: "2024-12-31", State: cms.CardRevoked},
+				{Serial: "6090011111111002", Expiry: "2034-12-31", State: cms.CardIssued}}}, func(string) string { return "Title" })
+		},
+		"pin-change":  func(f Frame) []string { return f.PINEvent(cms.KindPINChange) },
+		"pin-unblock": func(f Frame) []string { return f.PINEvent(cms.KindPINUnblock) },
+		"wrong-data":  func(f Frame) []string { return f.WrongData() },
+		"declared":    func(f Frame) []string { return []string{f.Declared()} },
+		"codes-title": func(f Frame) []string { return []string{f.CodesTitle()} },
+		"fse-created": func(f Frame) []string { return f.FSE(cms.ConsentResult{FSE: cms.FSECreated}) },
+		"fse-pending": func(f Frame) []string {
+			return append(f.FSE(cms.ConsentResult{FSE: cms.FSEPending, Retries: 5, RetryEvery: 60}),
+				f.FSE(cms.ConsentResult{FSE: cms.FSEPending, Retries: 1, RetryEvery: 7200})...)
+		},
+		"fse-ticket-cf": func(f Frame) []string {
+			return f.FSE(cms.ConsentResult{FSE: cms.FSETicket, Ticket: "HD1-1", TicketLevel: 1})
+		},
+		"fse-ticket-tech": func(f Frame) []string {
+			return f.FSE(cms.ConsentResult{FSE: cms.FSETicket, Ticket: "HD2-1", TicketLevel: 2, Attempts: 5})
+		},
+		"requester-self": func(f Frame) []string { return f.Requester(nil, doc, "8090000000042006") },
+	}
+	for _, r := range []string{cms.ReasonTheft, cms.ReasonLoss, cms.ReasonMalfunction,
+		cms.ReprintForgotten, cms.ReprintLost, cms.ReprintBlocked, cms.ReprintNotReceived} {
+		builders["reprint-"+r] = func(f Frame) []string { return f.Reprint(r, cms.ReprintResult{PINFirstHalf: "4711"}) }
+		builders["reissue-"+r] = func(f Frame) []string { return f.Reissue(r, cms.ReissueResult{Reissue: "R-1"}) }
+	}
+	for _, k := range []string{cms.DelegParental, cms.DelegTutor, cms.DelegCurator} {
+		for _, d := range []string{cms.DocIdentityCard, cms.DocCIE, cms.DocLicence, cms.DocPassport} {
+			builders["requester-"+k+"-"+d] = func(f Frame) []string {
+				return f.Requester(&cms.Delegation{Kind: k, CF: "RSSMRA80A01H501U"}, cms.IDDocument{Type: d}, "8090000000042006")
+			}
+		}
+	}
+	for name, build := range builders {
+		en := build(Frame{Lang: screens.EN})
+		for _, l := range en {
+			if w := italianWords(l); len(w) > 0 {
+				t.Errorf("%s in English: %q has Italian %q", name, l, w)
+			}
+		}
+		if text := strings.Join(en, "\n"); strings.TrimSpace(text) == "" || strings.Contains(text, "%!") {
+			t.Errorf("%s in English: %q", name, text)
+		}
+		if it := strings.Join(build(Frame{}), "\n"); len(italianWords(it)) == 0 {
+			t.Errorf("%s in Italian has no word of the list: %q", name, it)
+		}
+	}
+	for key, t2 := range lineTexts {
+		if t2[screens.IT] == "" || t2[screens.EN] == "" {
+			t.Errorf("line text %q lacks a language: %q", key, t2)
+		}
+	}
+}
+
+// The documents to sign stay in Italian in an English session: the
+// acceptance form's lines (legal documents, issue 17 item 12).
+func TestAcceptanceStaysItalian(t *testing.T) {
+	req := &cms.ActivationRequest{Operator: "8090000000042006", Delegate: &cms.Delegation{Kind: cms.DelegTutor, CF: "RSSMRA80A01H501U"},
+		Document: cms.IDDocument{Type: cms.DocPassport}}
+	en, it := Frame{Lang: screens.EN}.Acceptance(req), Frame{}.Acceptance(req)
+	if !slices.Equal(en, it) {
+		t.Errorf("acceptance form in English:\n%s", strings.Join(en, "\n"))
 	}
 }
