@@ -6,6 +6,7 @@ import (
 
 	"github.com/aslcns/totem/cms"
 	layout "github.com/aslcns/totem/firmware/receipts"
+	"github.com/aslcns/totem/firmware/screens"
 	"github.com/aslcns/totem/hal"
 )
 
@@ -56,7 +57,11 @@ func Activation(ctx context.Context, dk *Desk, op string, info hal.CardInfo) err
 	dk.show("printing")
 	codes := dk.receipt(e, dk.t.Frame().CodesTitle(), info, dk.t.Frame().Activation(res))
 	codes.Sensitive = true
-	form := dk.receipt(e, "Modulo di accettazione", info, dk.t.Frame().Acceptance(&d.req))
+	// The form the ASL keeps is Italian whatever the session's language,
+	// its frame too (date, outcome): a legal document in one language.
+	it := dk.t.Frame()
+	it.Lang = screens.IT
+	form := it.Receipt(e, "Modulo di accettazione", info, it.Acceptance(&d.req))
 	for _, doc := range []*hal.Doc{codes, form} {
 		if err := dk.print(ctx, doc, e.ID); err != nil {
 			dk.show("form_no_receipt", dk.printerText(err))
