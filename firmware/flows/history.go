@@ -1,6 +1,7 @@
 package flows
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -119,22 +120,11 @@ func (dk *Desk) historyPages(ctx context.Context, lines []string, print func() e
 		if err != nil {
 			return err
 		}
-		switch k {
-		case '1':
+		if k == '1' {
 			return print()
-		case hal.KeyOK:
-			if p == n-1 {
-				return ErrBack
-			}
-			p++
-		case hal.KeyBack:
-			if p == 0 {
-				return ErrBack
-			}
-			p--
-		case hal.KeyCancel:
-			dk.show("cancelled")
-			return ErrCancel
+		}
+		if past, err := dk.turn(k, &p, n); past || err != nil {
+			return cmp.Or(err, ErrBack)
 		}
 	}
 }

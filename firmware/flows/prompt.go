@@ -1,6 +1,7 @@
 package flows
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -253,20 +254,8 @@ func (dk *Desk) Pages(ctx context.Context, lines []string) error {
 		if err != nil {
 			return err
 		}
-		switch k {
-		case hal.KeyOK:
-			if p == n-1 {
-				return ErrBack
-			}
-			p++
-		case hal.KeyBack:
-			if p == 0 {
-				return ErrBack
-			}
-			p--
-		case hal.KeyCancel:
-			dk.show("cancelled")
-			return ErrCancel
+		if past, err := dk.turn(k, &p, n); past || err != nil {
+			return cmp.Or(err, ErrBack)
 		}
 	}
 }
@@ -316,20 +305,30 @@ func (dk *Desk) summaryPages(ctx context.Context, lines []string) error {
 		if err != nil {
 			return err
 		}
-		switch k {
-		case hal.KeyOK:
-			if p == n-1 {
-				return nil
-			}
-			p++
-		case hal.KeyBack:
-			if p == 0 {
-				return ErrBack
-			}
-			p--
-		case hal.KeyCancel:
-			dk.show("cancelled")
-			return ErrCancel
+		if past, err := dk.turn(k, &p, n); past || err != nil {
+			return err // past the last page: confirmed
 		}
 	}
+}
+
+// turn applies a paging key to page p of n: # forward, * back, D cancels
+// (ErrCancel, "cancelled" shown). past is # on the last page; * on the
+// first is ErrBack.
+func (dk *Desk) turn(k hal.Key, p *int, n int) (past bool, err error) {
+	switch k {
+	case hal.KeyOK:
+		if *p == n-1 {
+			return true, nil
+		}
+		*p++
+	case hal.KeyBack:
+		if *p == 0 {
+			return false, ErrBack
+		}
+		*p--
+	case hal.KeyCancel:
+		dk.show("cancelled")
+		return false, ErrCancel
+	}
+	return false, nil
 }
