@@ -168,6 +168,13 @@ func WriteFile(path string, b []byte) error {
 	if fi, err := os.Stat(path); err == nil {
 		mode = fi.Mode().Perm()
 	}
+	return writeAtomic(path, b, mode)
+}
+
+// writeAtomic writes b to path with mode: a temporary file in the same
+// directory, synced, renamed over path; then the directory is synced so
+// the rename itself is durable (not every system can sync a directory).
+func writeAtomic(path string, b []byte, mode os.FileMode) error {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
