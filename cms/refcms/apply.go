@@ -244,14 +244,7 @@ func (s *Store) applyRevocation(c *opCtx) (applied, error) {
 		return applied{rejects: badPayload()}, nil
 	}
 	a := applied{serial: req.Card.Serial, channel: req.Channel, operator: req.Operator}
-	var card *cms.Card
-	var err error
-	switch {
-	case req.Card.Serial != "":
-		card, err = getCard(c.tx, req.Card.Serial)
-	case req.TEAM != "":
-		card, err = cardByTEAM(c.tx, req.TEAM)
-	}
+	card, err := cardBySerialOrTEAM(c.tx, req.Card.Serial, req.TEAM)
 	if err != nil {
 		return a, err
 	}
@@ -468,14 +461,7 @@ func (s *Store) applyLookup(c *opCtx) (applied, error) {
 		return applied{rejects: badPayload()}, nil
 	}
 	a := applied{serial: req.Card.Serial, channel: req.Channel, operator: req.Operator}
-	var card *cms.Card
-	var err error
-	switch {
-	case req.Card.Serial != "":
-		card, err = getCard(c.tx, req.Card.Serial)
-	case req.TEAM != "":
-		card, err = cardByTEAM(c.tx, req.TEAM)
-	}
+	card, err := cardBySerialOrTEAM(c.tx, req.Card.Serial, req.TEAM)
 	if err != nil {
 		return a, err
 	}
@@ -570,4 +556,17 @@ func cardsOf(tx *bolt.Tx, cf string) ([]cms.Card, error) {
 		return nil
 	})
 	return out, err
+}
+
+// cardBySerialOrTEAM finds the card an operation names by its serial or,
+// without one, by a TEAM code typed (a card not in the slot); nil when it
+// names neither or the CMS does not know it.
+func cardBySerialOrTEAM(tx *bolt.Tx, serial, team string) (*cms.Card, error) {
+	switch {
+	case serial != "":
+		return getCard(tx, serial)
+	case team != "":
+		return cardByTEAM(tx, team)
+	}
+	return nil, nil
 }
