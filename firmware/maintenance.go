@@ -361,7 +361,7 @@ func (m *msession) printer(ctx context.Context) error {
 		a.Show("maint_printing")
 		err = a.Print(ctx, a.Frame().TestPage(a.o.Version), "")
 		if err != nil {
-			a.techAudit(m.actor, "printer_test_page", "failed: "+printerCode(err))
+			a.techAudit(m.actor, "printer_test_page", "failed: "+printerCondition(err, false))
 			_, err = m.key(ctx, "maint_print_failed", flows.PrinterText(a.o.Lang, err))
 		} else {
 			a.techAudit(m.actor, "printer_test_page", "printed")
@@ -371,21 +371,6 @@ func (m *msession) printer(ctx context.Context) error {
 			return err
 		}
 	}
-}
-
-// printerCode is the printer's condition as telemetry names it.
-func printerCode(err error) string {
-	switch {
-	case errors.Is(err, hal.ErrPaperOut):
-		return "paper_out"
-	case errors.Is(err, hal.ErrCoverOpen):
-		return "cover_open"
-	case errors.Is(err, hal.ErrNotResponding):
-		return "not_responding"
-	case err != nil:
-		return "fault"
-	}
-	return "ok"
 }
 
 // printerCondition asks the printer its condition: the catalogue texts of
