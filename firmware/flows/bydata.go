@@ -60,26 +60,11 @@ func CardByData(ctx context.Context, dk *Desk, op string) (hal.CardInfo, error) 
 			}
 		}
 	}, func() error {
-		for {
-			b, err := dk.enter(ctx, "card_expiry", 8, 8, false)
-			if err != nil {
-				return err
-			}
-			d, perr := time.Parse("02012006", string(b))
-			switch {
-			case perr != nil:
-				err = dk.notice(ctx, "date_invalid")
-			case !time.Now().Before(d.AddDate(0, 0, 1)):
-				dk.log.Info("typed card refused", "reason", "expired")
-				err = dk.notice(ctx, "typed_card_expired")
-			default:
-				expiry = d
-				return nil
-			}
-			if err != nil {
-				return err
-			}
+		d, err := dk.enterExpiry(ctx, "card_expiry", "typed_card_expired", "typed card refused")
+		if err == nil {
+			expiry = d
 		}
+		return err
 	})
 	if err != nil {
 		return info, err

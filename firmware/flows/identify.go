@@ -303,26 +303,11 @@ func docSteps(ctx context.Context, dk *Desk, holder string, p *presenter) []func
 			return err
 		},
 		func() error {
-			for {
-				b, err := dk.enter(ctx, "doc_expiry", 8, 8, false)
-				if err != nil {
-					return err
-				}
-				d, perr := time.Parse("02012006", string(b))
-				switch {
-				case perr != nil:
-					err = dk.notice(ctx, "date_invalid")
-				case !time.Now().Before(d.AddDate(0, 0, 1)):
-					dk.log.Info("identity document refused", "reason", "expired")
-					err = dk.notice(ctx, "doc_expired")
-				default:
-					p.doc.Expiry = d.Format(time.DateOnly)
-					return nil
-				}
-				if err != nil {
-					return err
-				}
+			d, err := dk.enterExpiry(ctx, "doc_expiry", "doc_expired", "identity document refused")
+			if err == nil {
+				p.doc.Expiry = d.Format(time.DateOnly)
 			}
+			return err
 		},
 		func() error {
 			// Seed 002: the document against the person, then against the
@@ -467,4 +452,29 @@ func (dk *Desk) refuse(ctx context.Context, key string) error {
 // holderLine is the holder as the identity-check screen shows them.
 func holderLine(info hal.CardInfo) string {
 	return fit20(strings.TrimSpace(info.Surname + " " + info.Name))
+}
+
+// enterExpiry asks for an expiry date (GGMMAAAA) on screen until it is a
+// date and not past: a bad one gets date_invalid, a past one the notice
+// expired, logged with refused (no date in the log).
+func (dk *Desk) enterExpiry(ctx context.Context, screen, expired, refused string) (time.Time, error) {
+	for {
+		b, err := dk.enter(ctx, screen, 8, 8, false)
+		if err != nil {
+			return time.Time{}, err
+		}
+		d, perr := time.Parse("02012006", string(b))
+		switch {
+		case perr != nil:
+			err = dk.notice(ctx, "date_invalid")
+		case !time.Now().Before(d.AddDate(0, 0, 1)):
+			dk.log.Info(refused, "reason", "expired")
+			err = dk.notice(ctx, expired)
+		default:
+			return d, nil
+		}
+		if err != nil {
+			return time.Time{}, err
+		}
+	}
 }
