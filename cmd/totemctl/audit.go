@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -32,13 +31,9 @@ func auditCmd(ctx context.Context, cfg *config.Totemctl, args []string, stdout, 
 			if len(args) == 3 {
 				a["detail"] = args[2]
 			}
-			r, err := hubRequest(ctx, cfg, "audit_add", a)
+			rec, err := hubReply[protocol.AuditRecord](ctx, cfg, "audit_add", a, "audit add")
 			if err != nil {
 				return err
-			}
-			var rec protocol.AuditRecord
-			if err := json.Unmarshal(r.Data, &rec); err != nil {
-				return fmt.Errorf("totemctl: audit add: %w", err)
 			}
 			fmt.Fprintf(stdout, "recorded as %d\n", rec.Seq)
 			return nil
@@ -68,13 +63,9 @@ func auditCmd(ctx context.Context, cfg *config.Totemctl, args []string, stdout, 
 			a[k] = v
 		}
 	}
-	r, err := hubRequest(ctx, cfg, "audit", a)
+	recs, err := hubReply[[]protocol.AuditRecord](ctx, cfg, "audit", a, "audit")
 	if err != nil {
 		return err
-	}
-	var recs []protocol.AuditRecord
-	if err := json.Unmarshal(r.Data, &recs); err != nil {
-		return fmt.Errorf("totemctl: audit: %w", err)
 	}
 	if *out == "json" {
 		return writeJSON(stdout, recs)
@@ -95,13 +86,9 @@ func auditVerify(ctx context.Context, cfg *config.Totemctl, args []string, stdou
 	if len(args) > 0 {
 		return errors.New("totemctl: audit verify takes no arguments")
 	}
-	r, err := hubRequest(ctx, cfg, "audit_verify", nil)
+	v, err := hubReply[protocol.AuditVerify](ctx, cfg, "audit_verify", nil, "audit verify")
 	if err != nil {
 		return err
-	}
-	var v protocol.AuditVerify
-	if err := json.Unmarshal(r.Data, &v); err != nil {
-		return fmt.Errorf("totemctl: audit verify: %w", err)
 	}
 	if !v.OK {
 		fmt.Fprintf(stdout, "BROKEN at record %d: %s\n", v.Broken, v.Problem)

@@ -73,14 +73,9 @@ func job(ctx context.Context, cfg *config.Totemctl, args []string, stdout, stder
 }
 
 func jobRequest(ctx context.Context, cfg *config.Totemctl, name string, args map[string]string) (json.RawMessage, error) {
-	c, err := connect(ctx, cfg)
+	r, err := hubRequest(ctx, cfg, name, args)
 	if err != nil {
 		return nil, err
-	}
-	defer c.close()
-	r, err := c.request(ctx, cfg, protocol.HubCmdTopic, protocol.HubReplyTopic(c.me.Username), name, args)
-	if err != nil {
-		return nil, fmt.Errorf("totemctl: hub: %w", err)
 	}
 	return r.Data, nil
 }

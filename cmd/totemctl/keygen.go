@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,7 +15,7 @@ import (
 // keygen makes a console signing key: the private key to a file readable
 // by its owner only, and on stdout the [[console_keys]] entry the totems
 // and the hub need to trust it.
-func keygen(cfg *config.Totemctl, args []string, stdout, stderr io.Writer) error {
+func keygen(_ context.Context, cfg *config.Totemctl, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("keygen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	id := fs.String("id", "", "key id, e.g. the technician's name (1-32 of A-Z a-z 0-9 _ -)")
