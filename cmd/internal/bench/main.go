@@ -117,8 +117,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 // parseFlags reads the command line; backlogs is the list as given.
 func parseFlags(args []string, stderr io.Writer) (c config, backlogs string, err error) {
-	fl := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fl.SetOutput(stderr)
+	fl := cli.Flags("bench", stderr)
 	fl.StringVar(&c.dir, "dir", "", "directory for the stores (default: a temp dir, removed at the end)")
 	fl.IntVar(&c.serial, "serial", 2000, "enqueues by one producer (and bare bbolt updates)")
 	fl.IntVar(&c.parallel, "parallel", 16000, "enqueues by 16 producers, in all")
