@@ -16,7 +16,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -144,8 +143,7 @@ type flags struct {
 // parseFlags reads the daemon's command line.
 func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	var f flags
-	fs := flag.NewFlagSet("totemd", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.Flags("totemd", stderr)
 	fs.StringVar(&f.cfgPath, "config", "", "configuration file (default: embedded defaults)")
 	fs.StringVar(&f.panel, "panel", "", "auto, terminal, none or hardware (overrides devices.panel)")
 	fs.StringVar(&f.vcard, "vcard", "", "demo: read cards through pcscd, with this virtual card (vpcd) inserted and removed by the panel's i/r keys; a comma-separated list takes turns (operator,minor: assisted mode)")
