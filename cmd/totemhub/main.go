@@ -50,8 +50,7 @@ const usage = `usage:
 `
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("totemhub", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.Flags("totemhub", stderr)
 	cfgPath := fs.String("config", "", "configuration file (default: embedded defaults)")
 	ext := fs.String("broker", "", "use this external MQTT broker URL and run no embedded one")
 	if err := fs.Parse(args); err != nil {
