@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"maps"
@@ -10,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/aslcns/totem/cmd/internal/cli"
 	"github.com/aslcns/totem/config"
 	"github.com/aslcns/totem/sync/broker"
 	"github.com/aslcns/totem/sync/cmdsig"
@@ -45,14 +45,13 @@ func locks(ctx context.Context, cfg *config.Totemctl, args []string, stdout, std
 // the request, the decoding, an optional order, then JSON or render.
 func hubList[T any](ctx context.Context, cfg *config.Totemctl, name string, args []string, stdout, stderr io.Writer,
 	order func(a, b T) int, render func(io.Writer, []T) error) error {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	out := fs.String("o", "table", "output: table or json")
+	fs := cli.Flags(name, stderr)
+	out := outputFlag(fs, false)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *out != "table" && *out != "json" {
-		return fmt.Errorf("totemctl: -o %s: want table or json", *out)
+	if err := checkOutput(*out, false); err != nil {
+		return err
 	}
 	list, err := hubReply[[]T](ctx, cfg, name, nil, name)
 	if err != nil {

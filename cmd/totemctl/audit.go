@@ -3,13 +3,13 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 
+	"github.com/aslcns/totem/cmd/internal/cli"
 	"github.com/aslcns/totem/config"
 	"github.com/aslcns/totem/sync/protocol"
 )
@@ -39,20 +39,19 @@ func auditCmd(ctx context.Context, cfg *config.Totemctl, args []string, stdout, 
 			return nil
 		}
 	}
-	fs := flag.NewFlagSet("audit", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.Flags("audit", stderr)
 	totem := fs.String("totem", "", `only this source: a totem id, or "hub"`)
 	actor := fs.String("actor", "", "only actors containing this")
 	action := fs.String("action", "", "only this action (command, command_refused, operator_login…)")
 	since := fs.String("since", "", "from this time (RFC 3339 or YYYY-MM-DD, inclusive)")
 	until := fs.String("until", "", "to this time (RFC 3339 or YYYY-MM-DD, exclusive)")
 	maxN := fs.Int("max", 100, "the newest N records (1-1000)")
-	out := fs.String("o", "table", "output: table or json")
+	out := outputFlag(fs, false)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *out != "table" && *out != "json" {
-		return fmt.Errorf("totemctl: -o %s: want table or json", *out)
+	if err := checkOutput(*out, false); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("totemctl: audit: unexpected %q (audit [filters] | audit verify | audit add ACTION [DETAIL])", fs.Arg(0))

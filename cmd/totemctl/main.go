@@ -29,8 +29,6 @@ package main
 
 import (
 	"context"
-	"encoding/csv"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -111,8 +109,7 @@ type globals struct{ cfgPath, brokerURL, credsPath, keyPath string }
 // globalFlags are totemctl's flags, with the usage of every command.
 func globalFlags(stderr io.Writer) (*flag.FlagSet, *globals) {
 	var g globals
-	fs := flag.NewFlagSet("totemctl", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.Flags("totemctl", stderr)
 	fs.StringVar(&g.cfgPath, "config", "", "configuration file (default: embedded defaults)")
 	fs.StringVar(&g.brokerURL, "broker", "", "MQTT broker URL (overrides the config)")
 	fs.StringVar(&g.credsPath, "creds", "", "console credentials file (overrides the config)")
@@ -366,8 +363,7 @@ func (c *client) request(ctx context.Context, cfg *config.Totemctl, topic, rt, n
 
 // report asks the hub for the Reportistica and prints it.
 func report(ctx context.Context, cfg *config.Totemctl, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("report", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.Flags("report", stderr)
 	totem := fs.String("totem", "", "only this totem")
 	operator := fs.String("operator", "", "only this operator (card serial)")
 	kind := fs.String("kind", "", "only this operation kind (consent, reader, activation…)")
@@ -375,12 +371,12 @@ func report(ctx context.Context, cfg *config.Totemctl, args []string, stdout, st
 	from := fs.String("from", "", "from this day (YYYY-MM-DD, inclusive)")
 	to := fs.String("to", "", "to this day (YYYY-MM-DD, exclusive)")
 	byDay := fs.Bool("by-day", false, "one row per day")
-	out := fs.String("o", "table", "output: table, csv or json")
+	out := outputFlag(fs, true)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *out != "table" && *out != "csv" && *out != "json" {
-		return fmt.Errorf("totemctl: -o %s: want table, csv or json", *out)
+	if err := checkOutput(*out, true); err != nil {
+		return err
 	}
 	a := map[string]string{}
 	for k, v := range map[string]string{"totem": *totem, "operator": *operator, "kind": *kind, "outcome": *outcome,
@@ -398,17 +394,12 @@ func report(ctx context.Context, cfg *config.Totemctl, args []string, stdout, st
 	}
 	switch *out {
 	case "json":
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rows)
+		return writeJSON(stdout, rows)
 	case "csv":
-		w := csv.NewWriter(stdout)
-		w.Write([]string{"day", "totem", "operator", "kind", "accepted", "rejected", "reject_codes"})
-		for _, row := range rows {
-			w.Write([]string{row.Day, row.Totem, row.Operator, row.Kind, fmt.Sprint(row.Accepted), fmt.Sprint(row.Rejected), codes(row.Codes)})
-		}
-		w.Flush()
-		return w.Error()
+		return writeCSV(stdout, []string{"day", "totem", "operator", "kind", "accepted", "rejected", "reject_codes"},
+			rows, func(row cms.ReportRow) []string {
+				return []string{row.Day, row.Totem, row.Operator, row.Kind, fmt.Sprint(row.Accepted), fmt.Sprint(row.Rejected), codes(row.Codes)}
+			})
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "DAY\tTOTEM\tOPERATOR\tKIND\tACCEPTED\tREJECTED\tREJECT CODES")

@@ -16,6 +16,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/aslcns/totem/cmd/internal/cli"
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/cms/bundle"
 	"github.com/aslcns/totem/config"
@@ -56,6 +57,17 @@ func checkOutput(out string, csvToo bool) error {
 	return fmt.Errorf("totemctl: -o %s: want table or json", out)
 }
 
+// writeCSV writes the header, then one record a row.
+func writeCSV[T any](w io.Writer, header []string, rows []T, record func(T) []string) error {
+	cw := csv.NewWriter(w)
+	cw.Write(header)
+	for _, r := range rows {
+		cw.Write(record(r))
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -93,14 +105,11 @@ func renderTotemLog(w io.Writer, rows []protocol.SendLogRow, format string) erro
 	case "json":
 		return writeJSON(w, rows)
 	case "csv":
-		cw := csv.NewWriter(w)
-		cw.Write([]string{"seq", "op_id", "kind", "state", "attempts", "protocol", "transport", "processing", "errors", "clock"})
-		for _, r := range rows {
-			cw.Write([]string{fmt.Sprint(r.Seq), r.OpID, r.Kind, r.State, fmt.Sprint(r.Attempts), r.Protocol, r.Transport,
-				r.Processing, errCodes(r.Errors), clockOf(r.Stamp)})
-		}
-		cw.Flush()
-		return cw.Error()
+		return writeCSV(w, []string{"seq", "op_id", "kind", "state", "attempts", "protocol", "transport", "processing", "errors", "clock"},
+			rows, func(r protocol.SendLogRow) []string {
+				return []string{fmt.Sprint(r.Seq), r.OpID, r.Kind, r.State, fmt.Sprint(r.Attempts), r.Protocol, r.Transport,
+					r.Processing, errCodes(r.Errors), clockOf(r.Stamp)}
+			})
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SEQ\tOP ID\tKIND\tSTATE\tSENT\tPROTOCOL\tTRANSPORT\tPROCESSING\tERRORS\tTOTEM CLOCK")
@@ -137,16 +146,12 @@ func renderHubLog(w io.Writer, rows []cms.Transmission, format string) error {
 	case "json":
 		return writeJSON(w, rows)
 	case "csv":
-		cw := csv.NewWriter(w)
-		cw.Write([]string{"n", "received", "totem", "seq", "op_id", "kind", "ref", "protocol", "transport", "processing",
-			"duplicate", "expect", "codes", "clock"})
-		for _, r := range rows {
-			cw.Write([]string{fmt.Sprint(r.N), r.At.UTC().Format(time.RFC3339), r.Totem, fmt.Sprint(r.Seq), r.OpID, r.Kind,
+		return writeCSV(w, []string{"n", "received", "totem", "seq", "op_id", "kind", "ref", "protocol", "transport", "processing",
+			"duplicate", "expect", "codes", "clock"}, rows, func(r cms.Transmission) []string {
+			return []string{fmt.Sprint(r.N), r.At.UTC().Format(time.RFC3339), r.Totem, fmt.Sprint(r.Seq), r.OpID, r.Kind,
 				r.Ref, r.Protocol, r.Transport, r.Processing, fmt.Sprint(r.Duplicate), fmt.Sprint(r.Expect),
-				strings.Join(r.Codes, " "), clockOf(stampOf(r.Stamp))})
-		}
-		cw.Flush()
-		return cw.Error()
+				strings.Join(r.Codes, " "), clockOf(stampOf(r.Stamp))}
+		})
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "N\tRECEIVED\tTOTEM\tSEQ\tKIND\tPROTOCOL\tOUTCOME\tCODES\tTOTEM CLOCK")
@@ -183,8 +188,7 @@ func renderTransmission(w io.Writer, t cms.Transmission, format string) error {
 //	sendlog show N [-o table|json]
 //	sendlog receipt N --out FILE.zip
 func sendlog(ctx context.Context, cfg *config.Totemctl, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("sendlog", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.Flags("sendlog", stderr)
 	hub := fs.Bool("hub", false, "the hub's send log (every totem's transmissions)")
 	n := fs.Int("n", 0, "a totem's newest N entries (default 50; 20 with --print)")
 	paper := fs.Bool("print", false, "print a totem's send log as a receipt on its printer")
@@ -412,8 +416,7 @@ func renderAction(w io.Writer, a actionRow) error {
 //	cancel TOTEM OPID [--reason TEXT]
 //	refund TOTEM OPID [--reason TEXT]
 func action(ctx context.Context, cfg *config.Totemctl, name string, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.Flags(name, stderr)
 	reason := fs.String("reason", "", "cancel, refund: why (no personal data)")
 	pos, err := parseMixed(fs, args)
 	if err != nil {
@@ -492,8 +495,7 @@ func renderResync(w io.Writer, r resyncReport, format string) error {
 }
 
 func resync(ctx context.Context, cfg *config.Totemctl, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("resync", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.Flags("resync", stderr)
 	out := outputFlag(fs, false)
 	pos, err := parseMixed(fs, args)
 	if err != nil {
