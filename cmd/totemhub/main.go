@@ -100,7 +100,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	s := &server{cfg: cfg, reg: reg, log: log}
 	defer s.undo.Run()
-	return s.serve(ctx, level, *cfgPath, &loaded)
+	return s.runHub(ctx, level, *cfgPath, &loaded)
 }
 
 // checkWords checks the command's words before anything is opened: a

@@ -42,10 +42,10 @@ type server struct {
 	bconns func() int
 }
 
-// serve wires the hub in order (keys and fleet, the CMS, the broker, the
+// runHub wires the hub in order (keys and fleet, the CMS, the broker, the
 // ingest and its hooks, the ops listener, the retention loops) and runs
 // the ingest until ctx is done.
-func (s *server) serve(ctx context.Context, level *slog.LevelVar, cfgPath string, loaded *config.Totemhub) error {
+func (s *server) runHub(ctx context.Context, level *slog.LevelVar, cfgPath string, loaded *config.Totemhub) error {
 	// The broker's CA certificate (ca.pem in credentials_dir) and the
 	// demo console's signing key first: totemd reads both once its own
 	// credentials appear.
