@@ -212,6 +212,19 @@ func writeAtomic(path string, b []byte, mode os.FileMode) error {
 // the keys whose name says they hold a secret (password, secret, token,
 // private key, key_file) replaced by Redacted.
 func Flatten(v any) (map[string]string, error) {
+	return flatten(v, func(k string, v any) string {
+		if secretKey(k) {
+			return Redacted
+		}
+		vb, _ := toml.Marshal(map[string]any{"x": v})
+		return strings.TrimSpace(strings.TrimPrefix(string(vb), "x = "))
+	})
+}
+
+// flatten returns v (a configuration struct) as dotted key → value, each
+// value (neither a table nor under one) written by leaf, which gets its
+// own name and value.
+func flatten(v any, leaf func(name string, v any) string) (map[string]string, error) {
 	b, err := toml.Marshal(v)
 	if err != nil {
 		return nil, err
@@ -224,17 +237,11 @@ func Flatten(v any) (map[string]string, error) {
 	var walk func(prefix string, m map[string]any)
 	walk = func(prefix string, m map[string]any) {
 		for k, v := range m {
-			key := prefix + k
 			if sub, ok := v.(map[string]any); ok {
-				walk(key+".", sub)
+				walk(prefix+k+".", sub)
 				continue
 			}
-			if secretKey(k) {
-				out[key] = Redacted
-				continue
-			}
-			vb, _ := toml.Marshal(map[string]any{"x": v})
-			out[key] = strings.TrimSpace(strings.TrimPrefix(string(vb), "x = "))
+			out[prefix+k] = leaf(k, v)
 		}
 	}
 	walk("", m)
@@ -280,28 +287,10 @@ func Changed(a, b any) []string {
 // flattenAll is Flatten without redaction, and with arrays of tables
 // compared whole.
 func flattenAll(v any) (map[string]string, error) {
-	b, err := toml.Marshal(v)
-	if err != nil {
-		return nil, err
-	}
-	var m map[string]any
-	if err := toml.Unmarshal(b, &m); err != nil {
-		return nil, err
-	}
-	out := make(map[string]string)
-	var walk func(prefix string, m map[string]any)
-	walk = func(prefix string, m map[string]any) {
-		for k, v := range m {
-			if sub, ok := v.(map[string]any); ok {
-				walk(prefix+k+".", sub)
-				continue
-			}
-			out[prefix+k] = fmt.Sprint(v)
-			if reflect.TypeOf(v) == nil {
-				out[prefix+k] = ""
-			}
+	return flatten(v, func(_ string, v any) string {
+		if reflect.TypeOf(v) == nil {
+			return ""
 		}
-	}
-	walk("", m)
-	return out, nil
+		return fmt.Sprint(v)
+	})
 }

@@ -128,6 +128,25 @@ func (l Log) validate(p *problems) {
 // Validate checks every field; the error lists each bad key.
 func (c *Totemd) Validate() error {
 	var p problems
+	c.validateTotem(&p)
+	c.validateBroker(&p)
+	p.atLeast("sync.result_wait", c.Sync.ResultWait, time.Millisecond)
+	p.atLeast("sync.telemetry_interval", c.Sync.TelemetryInterval, time.Second)
+	p.atLeast("sync.queued_ttl", c.Sync.QueuedTTL, time.Minute)
+	c.validateOutbox(&p)
+	c.validateDevices(&p)
+	c.validateSession(&p)
+	if c.Update.Arch != "" {
+		p.oneOf("update.arch", c.Update.Arch, "amd64", "arm64", "armhf")
+	}
+	p.atLeast("update.health_window", c.Update.HealthWindow, 30*time.Second)
+	p.atLeast("update.quiet", c.Update.Quiet, c.Session.IdleTimeout.Duration)
+	c.Log.validate(&p)
+	return errors.Join(p...)
+}
+
+// validateTotem checks [totem], the console keys and state_dir.
+func (c *Totemd) validateTotem(p *problems) {
 	p.id("totem.id", c.Totem.ID)
 	p.consoleKeys(c.ConsoleKeys)
 	p.nonEmpty("totem.asl", c.Totem.ASL)
@@ -141,7 +160,10 @@ func (c *Totemd) Validate() error {
 		}
 	}
 	p.nonEmpty("state_dir", c.StateDir)
+}
 
+// validateBroker checks the totem's [broker].
+func (c *Totemd) validateBroker(p *problems) {
 	p.brokerURL("broker.url", c.Broker.URL)
 	p.plainURL("broker.url", c.Broker.URL, c.Broker.TLSClient)
 	p.tlsClient(c.Broker.TLSClient)
@@ -156,11 +178,10 @@ func (c *Totemd) Validate() error {
 		p.add("broker.reconnect_max", "%v is shorter than reconnect_min %v",
 			c.Broker.ReconnectMax.Duration, c.Broker.ReconnectMin.Duration)
 	}
+}
 
-	p.atLeast("sync.result_wait", c.Sync.ResultWait, time.Millisecond)
-	p.atLeast("sync.telemetry_interval", c.Sync.TelemetryInterval, time.Second)
-	p.atLeast("sync.queued_ttl", c.Sync.QueuedTTL, time.Minute)
-
+// validateOutbox checks [outbox].
+func (c *Totemd) validateOutbox(p *problems) {
 	// The outbox keeps a reserve for results below max_size: a few MiB
 	// at least, and no more than a card can hold.
 	if m := c.Outbox.MaxSizeMB; m != 0 && (m < minOutboxMB || m > 1<<20) {
@@ -180,7 +201,10 @@ func (c *Totemd) Validate() error {
 			p.add("outbox.audit_kinds", "%q is a telemetry kind too", k)
 		}
 	}
+}
 
+// validateDevices checks [devices].
+func (c *Totemd) validateDevices(p *problems) {
 	p.oneOf("devices.reader", c.Devices.Reader, "sim", "pcsc")
 	p.oneOf("devices.printer", c.Devices.Printer, "sim", "escpos")
 	p.oneOf("devices.panel", c.Devices.Panel, "auto", "terminal", "none", "hardware")
@@ -212,7 +236,10 @@ func (c *Totemd) Validate() error {
 	if a := c.Devices.Display.Addr; a < 0 || a > 0x7f {
 		p.add("devices.display.addr", "%#x is not a 7-bit I2C address", a)
 	}
+}
 
+// validateSession checks [session].
+func (c *Totemd) validateSession(p *problems) {
 	p.atLeast("session.idle_timeout", c.Session.IdleTimeout, 5*time.Second)
 	p.atLeast("session.maintenance_idle", c.Session.MaintenanceIdle, 30*time.Second)
 	if c.Session.MaintenanceIdle.Duration > time.Hour {
@@ -229,14 +256,6 @@ func (c *Totemd) Validate() error {
 		p.add("session.operator_idle_timeout", "%s: at most 30m (an open operator session is an open door)", c.Session.OperatorIdleTimeout.Duration)
 	}
 	p.oneOf("session.lang", c.Session.Lang, "it", "en")
-	if c.Update.Arch != "" {
-		p.oneOf("update.arch", c.Update.Arch, "amd64", "arm64", "armhf")
-	}
-	p.atLeast("update.health_window", c.Update.HealthWindow, 30*time.Second)
-	p.atLeast("update.quiet", c.Update.Quiet, c.Session.IdleTimeout.Duration)
-
-	c.Log.validate(&p)
-	return errors.Join(p...)
 }
 
 // minOutboxMB is the smallest bound of the outbox's file.
@@ -273,6 +292,16 @@ func (c *Totemhub) Validate() error {
 			c.Audit.RetentionMonths, MinAuditRetentionMonths)
 	}
 	p.store(c)
+	c.validateHTTP(&p)
+	c.validateBroker(&p)
+	c.validateFleet(&p)
+	c.validateCMS(&p)
+	c.Log.validate(&p)
+	return errors.Join(p...)
+}
+
+// validateHTTP checks [http].
+func (c *Totemhub) validateHTTP(p *problems) {
 	if c.HTTP.Listen != "" {
 		if _, port, err := net.SplitHostPort(c.HTTP.Listen); err != nil || !validPort(port, 0) {
 			p.add("http.listen", "%q is not host:port", c.HTTP.Listen)
@@ -290,7 +319,11 @@ func (c *Totemhub) Validate() error {
 	default:
 		p.add("http.tls", "%q: want \"\", \"hub\" or \"files\"", c.HTTP.TLS)
 	}
+}
 
+// validateBroker checks the hub's [broker]: the embedded broker's
+// listeners and certificate, or the external one's URL and credentials.
+func (c *Totemhub) validateBroker(p *problems) {
 	if c.Broker.Embedded {
 		host, port, err := net.SplitHostPort(c.Broker.Listen)
 		switch {
@@ -340,7 +373,10 @@ func (c *Totemhub) Validate() error {
 	if n := c.Broker.MaxConnectPacket; n < 1024 || n > 1<<20 || n > c.Broker.MaxPacket {
 		p.add("broker.max_connect_packet", "%d is not %d-%d, nor above max_packet", n, 1024, 1<<20)
 	}
+}
 
+// validateFleet checks [fleet].
+func (c *Totemhub) validateFleet(p *problems) {
 	p.nonEmpty("fleet.credentials_dir", c.Fleet.CredentialsDir)
 	p.atLeast("fleet.telemetry_interval", c.Fleet.TelemetryInterval, time.Second)
 	for i, id := range c.Fleet.Provision {
@@ -370,7 +406,10 @@ func (c *Totemhub) Validate() error {
 	if d := c.Fleet.RotateBefore.Duration; d < time.Hour || d >= c.Fleet.Validity.Duration || d >= c.Fleet.FirstValidity.Duration {
 		p.add("fleet.rotate_before", "%v is not at least 1h and below validity and first_validity", d)
 	}
+}
 
+// validateCMS checks [cms].
+func (c *Totemhub) validateCMS(p *problems) {
 	p.oneOf("cms.policy", c.CMS.Policy, "fse-2020", "fse-2016")
 	p.atLeast("cms.sendlog_retention", c.CMS.SendLogRetention, 4380*time.Hour)
 	p.atLeast("cms.refusal_retention", c.CMS.RefusalRetention, 24*time.Hour)
@@ -381,9 +420,6 @@ func (c *Totemhub) Validate() error {
 	if d := c.CMS.FSERetryInterval.Duration; d < time.Second || d > 24*time.Hour {
 		p.add("cms.fse_retry_interval", "%v is not 1s-24h", d)
 	}
-
-	c.Log.validate(&p)
-	return errors.Join(p...)
 }
 
 // Validate checks every field; the error lists each bad key.

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"maps"
@@ -11,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/aslcns/totem/cmd/internal/cli"
 	"github.com/aslcns/totem/config"
 	"github.com/aslcns/totem/sync/broker"
 	"github.com/aslcns/totem/sync/cmdsig"
@@ -20,17 +19,13 @@ import (
 
 // unlock asks the hub to lift the lock of a totem's or console's
 // credentials (8 failed authentications in a row) and says what it lifted.
-func unlock(ctx context.Context, cfg *config.Totemctl, args []string, stdout io.Writer) error {
+func unlock(ctx context.Context, cfg *config.Totemctl, args []string, stdout, _ io.Writer) error {
 	if len(args) != 1 || !protocol.ValidTotemID(args[0]) {
 		return fmt.Errorf("totemctl: unlock NAME (a totem or console)")
 	}
-	r, err := hubRequest(ctx, cfg, "unlock", map[string]string{"name": args[0]})
+	res, err := hubReply[hub.UnlockResult](ctx, cfg, "unlock", map[string]string{"name": args[0]}, "unlock")
 	if err != nil {
 		return err
-	}
-	var res hub.UnlockResult
-	if err := json.Unmarshal(r.Data, &res); err != nil {
-		return fmt.Errorf("totemctl: unlock: %w", err)
 	}
 	if !res.Locked {
 		fmt.Fprintf(stdout, "%s was not locked (%d failed authentications forgotten)\n", res.Username, res.Lock.Failures)
@@ -50,22 +45,17 @@ func locks(ctx context.Context, cfg *config.Totemctl, args []string, stdout, std
 // the request, the decoding, an optional order, then JSON or render.
 func hubList[T any](ctx context.Context, cfg *config.Totemctl, name string, args []string, stdout, stderr io.Writer,
 	order func(a, b T) int, render func(io.Writer, []T) error) error {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	out := fs.String("o", "table", "output: table or json")
+	fs := cli.Flags(name, stderr)
+	out := outputFlag(fs, false)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *out != "table" && *out != "json" {
-		return fmt.Errorf("totemctl: -o %s: want table or json", *out)
-	}
-	r, err := hubRequest(ctx, cfg, name, nil)
-	if err != nil {
+	if err := checkOutput(*out, false); err != nil {
 		return err
 	}
-	var list []T
-	if err := json.Unmarshal(r.Data, &list); err != nil {
-		return fmt.Errorf("totemctl: %s: %w", name, err)
+	list, err := hubReply[[]T](ctx, cfg, name, nil, name)
+	if err != nil {
+		return err
 	}
 	if order != nil {
 		slices.SortStableFunc(list, order)
@@ -92,17 +82,13 @@ func renderLocks(w io.Writer, ls []broker.Lock) error {
 // enrollTotem asks the hub for a totem's enrollment code (registering the
 // totem if needed) and prints it with its expiry: ops gives it to the
 // technician by a second channel, who types `totemd enroll CODE`.
-func enrollTotem(ctx context.Context, cfg *config.Totemctl, args []string, stdout io.Writer) error {
+func enrollTotem(ctx context.Context, cfg *config.Totemctl, args []string, stdout, _ io.Writer) error {
 	if len(args) != 1 || !protocol.ValidTotemID(args[0]) {
 		return fmt.Errorf("totemctl: enroll TOTEM")
 	}
-	r, err := hubRequest(ctx, cfg, "enroll", map[string]string{"totem": args[0]})
+	c, err := hubReply[hub.EnrollCode](ctx, cfg, "enroll", map[string]string{"totem": args[0]}, "enroll")
 	if err != nil {
 		return err
-	}
-	var c hub.EnrollCode
-	if err := json.Unmarshal(r.Data, &c); err != nil {
-		return fmt.Errorf("totemctl: enroll: %w", err)
 	}
 	fmt.Fprintf(stdout, "totem %s: enrollment code %s, valid until %s, single use\n"+
 		"on the totem: totemd enroll --config FILE %s\n", c.Totem, c.Code, stamp(c.Expires), c.Code)

@@ -2,15 +2,14 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 
+	"github.com/aslcns/totem/cmd/internal/cli"
 	"github.com/aslcns/totem/config"
 	"github.com/aslcns/totem/sync/protocol"
 )
@@ -32,32 +31,27 @@ func auditCmd(ctx context.Context, cfg *config.Totemctl, args []string, stdout, 
 			if len(args) == 3 {
 				a["detail"] = args[2]
 			}
-			r, err := hubRequest(ctx, cfg, "audit_add", a)
+			rec, err := hubReply[protocol.AuditRecord](ctx, cfg, "audit_add", a, "audit add")
 			if err != nil {
 				return err
-			}
-			var rec protocol.AuditRecord
-			if err := json.Unmarshal(r.Data, &rec); err != nil {
-				return fmt.Errorf("totemctl: audit add: %w", err)
 			}
 			fmt.Fprintf(stdout, "recorded as %d\n", rec.Seq)
 			return nil
 		}
 	}
-	fs := flag.NewFlagSet("audit", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.Flags("audit", stderr)
 	totem := fs.String("totem", "", `only this source: a totem id, or "hub"`)
 	actor := fs.String("actor", "", "only actors containing this")
 	action := fs.String("action", "", "only this action (command, command_refused, operator_login…)")
 	since := fs.String("since", "", "from this time (RFC 3339 or YYYY-MM-DD, inclusive)")
 	until := fs.String("until", "", "to this time (RFC 3339 or YYYY-MM-DD, exclusive)")
 	maxN := fs.Int("max", 100, "the newest N records (1-1000)")
-	out := fs.String("o", "table", "output: table or json")
+	out := outputFlag(fs, false)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *out != "table" && *out != "json" {
-		return fmt.Errorf("totemctl: -o %s: want table or json", *out)
+	if err := checkOutput(*out, false); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("totemctl: audit: unexpected %q (audit [filters] | audit verify | audit add ACTION [DETAIL])", fs.Arg(0))
@@ -68,13 +62,9 @@ func auditCmd(ctx context.Context, cfg *config.Totemctl, args []string, stdout, 
 			a[k] = v
 		}
 	}
-	r, err := hubRequest(ctx, cfg, "audit", a)
+	recs, err := hubReply[[]protocol.AuditRecord](ctx, cfg, "audit", a, "audit")
 	if err != nil {
 		return err
-	}
-	var recs []protocol.AuditRecord
-	if err := json.Unmarshal(r.Data, &recs); err != nil {
-		return fmt.Errorf("totemctl: audit: %w", err)
 	}
 	if *out == "json" {
 		return writeJSON(stdout, recs)
@@ -95,13 +85,9 @@ func auditVerify(ctx context.Context, cfg *config.Totemctl, args []string, stdou
 	if len(args) > 0 {
 		return errors.New("totemctl: audit verify takes no arguments")
 	}
-	r, err := hubRequest(ctx, cfg, "audit_verify", nil)
+	v, err := hubReply[protocol.AuditVerify](ctx, cfg, "audit_verify", nil, "audit verify")
 	if err != nil {
 		return err
-	}
-	var v protocol.AuditVerify
-	if err := json.Unmarshal(r.Data, &v); err != nil {
-		return fmt.Errorf("totemctl: audit verify: %w", err)
 	}
 	if !v.OK {
 		fmt.Fprintf(stdout, "BROKEN at record %d: %s\n", v.Broken, v.Problem)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -23,7 +22,7 @@ const maxSettings = 16
 // secrets redacted) and config set TOTEM KEY=VALUE… (validated by the
 // totem's strict loader, written atomically, applied live where it can
 // be; the answer names the keys that wait for a restart).
-func configCmd(ctx context.Context, cfg *config.Totemctl, args []string, stdout io.Writer) error {
+func configCmd(ctx context.Context, cfg *config.Totemctl, args []string, stdout, _ io.Writer) error {
 	if len(args) < 2 || !protocol.ValidTotemID(args[1]) || (args[0] != "get" && args[0] != "set") {
 		return errors.New("totemctl: config get TOTEM | config set TOTEM KEY=VALUE…")
 	}
@@ -32,13 +31,9 @@ func configCmd(ctx context.Context, cfg *config.Totemctl, args []string, stdout 
 		if len(args) != 2 {
 			return errors.New("totemctl: config get TOTEM")
 		}
-		r, err := totemRequest(ctx, cfg, totem, "config_get", nil)
+		v, err := totemReply[console.ConfigView](ctx, cfg, totem, "config_get", nil, "config get")
 		if err != nil {
 			return err
-		}
-		var v console.ConfigView
-		if err := json.Unmarshal(r.Data, &v); err != nil {
-			return fmt.Errorf("totemctl: config get: %w", err)
 		}
 		keys := make([]string, 0, len(v.Settings))
 		for k := range v.Settings {
@@ -63,13 +58,9 @@ func configCmd(ctx context.Context, cfg *config.Totemctl, args []string, stdout 
 		}
 		a[fmt.Sprintf("s%02d", i+1)] = kv
 	}
-	r, err := totemRequest(ctx, cfg, totem, "config_set", a)
+	res, err := totemReply[console.ConfigResult](ctx, cfg, totem, "config_set", a, "config set")
 	if err != nil {
 		return err
-	}
-	var res console.ConfigResult
-	if err := json.Unmarshal(r.Data, &res); err != nil {
-		return fmt.Errorf("totemctl: config set: %w", err)
 	}
 	fmt.Fprintf(stdout, "written: %s\nchanged: %s\napplied live: %s\nneeds a restart: %s\n", res.File,
 		or(strings.Join(res.Changed, ", ")), or(strings.Join(res.Applied, ", ")), or(strings.Join(res.Restart, ", ")))

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -40,9 +39,8 @@ func job(ctx context.Context, cfg *config.Totemctl, args []string, stdout, stder
 	case "create":
 		return jobCreate(ctx, cfg, args[1:], stdout, stderr)
 	case "status":
-		fs := flag.NewFlagSet("job status", flag.ContinueOnError)
-		fs.SetOutput(stderr)
-		out := fs.String("o", "table", "output: table or json")
+		fs := cli.Flags("job status", stderr)
+		out := outputFlag(fs, false)
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}
@@ -73,21 +71,15 @@ func job(ctx context.Context, cfg *config.Totemctl, args []string, stdout, stder
 }
 
 func jobRequest(ctx context.Context, cfg *config.Totemctl, name string, args map[string]string) (json.RawMessage, error) {
-	c, err := connect(ctx, cfg)
+	r, err := hubRequest(ctx, cfg, name, args)
 	if err != nil {
 		return nil, err
-	}
-	defer c.close()
-	r, err := c.request(ctx, cfg, protocol.HubCmdTopic, protocol.HubReplyTopic(c.me.Username), name, args)
-	if err != nil {
-		return nil, fmt.Errorf("totemctl: hub: %w", err)
 	}
 	return r.Data, nil
 }
 
 func jobCreate(ctx context.Context, cfg *config.Totemctl, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("job create", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.Flags("job create", stderr)
 	pkg := fs.String("package", "", "the .deb to roll out")
 	name := fs.String("name", "", "package name (default: the .deb's, by dpkg-deb)")
 	ver := fs.String("version", "", "package version (default: the .deb's)")

@@ -1,12 +1,13 @@
 package main
 
 import (
+	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 
+	"github.com/aslcns/totem/cmd/internal/cli"
 	"github.com/aslcns/totem/config"
 	"github.com/aslcns/totem/sync/cmdsig"
 )
@@ -14,9 +15,8 @@ import (
 // keygen makes a console signing key: the private key to a file readable
 // by its owner only, and on stdout the [[console_keys]] entry the totems
 // and the hub need to trust it.
-func keygen(cfg *config.Totemctl, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("keygen", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func keygen(_ context.Context, cfg *config.Totemctl, args []string, stdout, stderr io.Writer) error {
+	fs := cli.Flags("keygen", stderr)
 	id := fs.String("id", "", "key id, e.g. the technician's name (1-32 of A-Z a-z 0-9 _ -)")
 	role := fs.String("role", "", "technician or ops")
 	out := fs.String("out", cfg.KeyFile, "private key file to write (never overwritten)")

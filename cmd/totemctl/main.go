@@ -29,15 +29,12 @@ package main
 
 import (
 	"context"
-	"encoding/csv"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"io/fs"
 	"net/url"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -57,13 +54,66 @@ import (
 
 func main() { cli.Main(run) }
 
+// handler runs one of totemctl's words with the configuration and the
+// arguments after it.
+type handler func(ctx context.Context, cfg *config.Totemctl, args []string, stdout, stderr io.Writer) error
+
+// commands are totemctl's words, each with what runs it.
+var commands = func() map[string]handler {
+	t := map[string]handler{
+		"status": statusCmd, "report": report, "sendlog": sendlog, "resync": resync, "keygen": keygen,
+		"locks": locks, "unlock": unlock, "enroll": enrollTotem, "credentials": credentialsList, "job": job,
+		"technician": technician, "audit": auditCmd, "config": configCmd, "cmd": consoleCmd,
+	}
+	for _, name := range actions {
+		t[name] = func(ctx context.Context, cfg *config.Totemctl, args []string, stdout, stderr io.Writer) error {
+			return action(ctx, cfg, name, args, stdout, stderr)
+		}
+	}
+	return t
+}()
+
 func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("totemctl", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", "", "configuration file (default: embedded defaults)")
-	brokerURL := fs.String("broker", "", "MQTT broker URL (overrides the config)")
-	credsPath := fs.String("creds", "", "console credentials file (overrides the config)")
-	keyPath := fs.String("key", "", "console signing key file (overrides the config's key_file)")
+	fs, g := globalFlags(stderr)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := config.LoadTotemctl(g.cfgPath)
+	if err != nil {
+		return err
+	}
+	if g.brokerURL != "" {
+		cfg.Broker.URL = g.brokerURL
+	}
+	if g.credsPath != "" {
+		cfg.Broker.CredentialsFile = g.credsPath
+	}
+	if g.keyPath != "" {
+		cfg.KeyFile = g.keyPath
+	}
+	rest := fs.Args()
+	if len(rest) == 0 {
+		fs.Usage()
+		return errors.New("totemctl: no command")
+	}
+	if h, ok := commands[rest[0]]; ok {
+		return h(ctx, cfg, rest[1:], stdout, stderr)
+	}
+	fs.Usage()
+	return fmt.Errorf("totemctl: unknown command %q", rest[0])
+}
+
+// globals are the flags before the command's word.
+type globals struct{ cfgPath, brokerURL, credsPath, keyPath string }
+
+// globalFlags are totemctl's flags, with the usage of every command.
+func globalFlags(stderr io.Writer) (*flag.FlagSet, *globals) {
+	var g globals
+	fs := cli.Flags("totemctl", stderr)
+	fs.StringVar(&g.cfgPath, "config", "", "configuration file (default: embedded defaults)")
+	fs.StringVar(&g.brokerURL, "broker", "", "MQTT broker URL (overrides the config)")
+	fs.StringVar(&g.credsPath, "creds", "", "console credentials file (overrides the config)")
+	fs.StringVar(&g.keyPath, "key", "", "console signing key file (overrides the config's key_file)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: totemctl [flags] status [--offline] [--alert] [--backlog N] [-o table|json] [TOTEM]\n"+
 			"       totemctl [flags] report [--totem T] [--kind K] [--operator O] [--outcome accepted|rejected] [--from D] [--to D] [--by-day] [-o table|csv|json]\n"+
@@ -94,86 +144,38 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 			"  every command is signed with the console's key (--key, key_file)")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	cfg, err := config.LoadTotemctl(*cfgPath)
-	if err != nil {
-		return err
-	}
-	if *brokerURL != "" {
-		cfg.Broker.URL = *brokerURL
-	}
-	if *credsPath != "" {
-		cfg.Broker.CredentialsFile = *credsPath
-	}
-	if *keyPath != "" {
-		cfg.KeyFile = *keyPath
-	}
-	rest := fs.Args()
-	if len(rest) == 0 {
+	return fs, &g
+}
+
+// consoleCmd is `totemctl cmd TOTEM NAME [KEY=VALUE…] [--json]`: a
+// console command to a totem, its reply printed.
+func consoleCmd(ctx context.Context, cfg *config.Totemctl, args []string, stdout, stderr io.Writer) error {
+	if len(args) < 2 || !protocol.ValidTotemID(args[0]) {
+		fs, _ := globalFlags(stderr)
 		fs.Usage()
-		return errors.New("totemctl: no command")
+		return errors.New("totemctl: cmd TOTEM NAME [KEY=VALUE…]")
 	}
-	if slices.Contains(actions[:], rest[0]) {
-		return action(ctx, cfg, rest[0], rest[1:], stdout, stderr)
+	// The totems' table of commands is the verifier's: a name it
+	// lacks would only come back refused. test-credentials is
+	// test_credentials: names are snake case on the wire.
+	args[1] = strings.ReplaceAll(args[1], "-", "_")
+	if _, ok := cmdsig.Needs(args[0], args[1]); !ok {
+		return fmt.Errorf("totemctl: %q is not a totem command; commands: %s", args[1], commandList(totemCommands()))
 	}
-	switch rest[0] {
-	case "status":
-		return statusCmd(ctx, cfg, rest[1:], stdout, stderr)
-	case "report":
-		return report(ctx, cfg, rest[1:], stdout, stderr)
-	case "sendlog":
-		return sendlog(ctx, cfg, rest[1:], stdout, stderr)
-	case "resync":
-		return resync(ctx, cfg, rest[1:], stdout, stderr)
-	case "keygen":
-		return keygen(cfg, rest[1:], stdout, stderr)
-	case "locks":
-		return locks(ctx, cfg, rest[1:], stdout, stderr)
-	case "unlock":
-		return unlock(ctx, cfg, rest[1:], stdout)
-	case "enroll":
-		return enrollTotem(ctx, cfg, rest[1:], stdout)
-	case "credentials":
-		return credentialsList(ctx, cfg, rest[1:], stdout, stderr)
-	case "job":
-		return job(ctx, cfg, rest[1:], stdout, stderr)
-	case "technician":
-		return technician(ctx, cfg, rest[1:], stdout, stderr)
-	case "audit":
-		return auditCmd(ctx, cfg, rest[1:], stdout, stderr)
-	case "config":
-		return configCmd(ctx, cfg, rest[1:], stdout)
-	case "cmd":
-		if len(rest) < 3 || !protocol.ValidTotemID(rest[1]) {
-			fs.Usage()
-			return errors.New("totemctl: cmd TOTEM NAME [KEY=VALUE…]")
+	a := map[string]string{}
+	asJSON := false
+	for _, kv := range args[2:] {
+		if kv == "--json" || kv == "-json" {
+			asJSON = true
+			continue
 		}
-		// The totems' table of commands is the verifier's: a name it
-		// lacks would only come back refused. test-credentials is
-		// test_credentials: names are snake case on the wire.
-		rest[2] = strings.ReplaceAll(rest[2], "-", "_")
-		if _, ok := cmdsig.Needs(rest[1], rest[2]); !ok {
-			return fmt.Errorf("totemctl: %q is not a totem command; commands: %s", rest[2], commandList(totemCommands()))
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return fmt.Errorf("totemctl: argument %q: want KEY=VALUE", kv)
 		}
-		args := map[string]string{}
-		asJSON := false
-		for _, kv := range rest[3:] {
-			if kv == "--json" || kv == "-json" {
-				asJSON = true
-				continue
-			}
-			k, v, ok := strings.Cut(kv, "=")
-			if !ok || k == "" {
-				return fmt.Errorf("totemctl: argument %q: want KEY=VALUE", kv)
-			}
-			args[k] = v
-		}
-		return command(ctx, cfg, rest[1], rest[2], args, asJSON, stdout)
+		a[k] = v
 	}
-	fs.Usage()
-	return fmt.Errorf("totemctl: unknown command %q", rest[0])
+	return command(ctx, cfg, args[0], args[1], a, asJSON, stdout)
 }
 
 // actions are the subcommands that send the command of the same name to a
@@ -292,14 +294,9 @@ func ago(t time.Time) string {
 // table for the replies that have one (status, jobs), the raw JSON for the
 // others or when asJSON.
 func command(ctx context.Context, cfg *config.Totemctl, totem, name string, args map[string]string, asJSON bool, stdout io.Writer) error {
-	c, err := connect(ctx, cfg)
+	r, err := totemRequest(ctx, cfg, totem, name, args)
 	if err != nil {
 		return err
-	}
-	defer c.close()
-	r, err := c.request(ctx, cfg, protocol.Topic(totem, protocol.LeafCmd), protocol.ReplyTopic(totem, c.me.Username), name, args)
-	if err != nil {
-		return fmt.Errorf("totemctl: %s %w", totem, err)
 	}
 	return renderReply(stdout, name, r.Data, asJSON)
 }
@@ -366,8 +363,7 @@ func (c *client) request(ctx context.Context, cfg *config.Totemctl, topic, rt, n
 
 // report asks the hub for the Reportistica and prints it.
 func report(ctx context.Context, cfg *config.Totemctl, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("report", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.Flags("report", stderr)
 	totem := fs.String("totem", "", "only this totem")
 	operator := fs.String("operator", "", "only this operator (card serial)")
 	kind := fs.String("kind", "", "only this operation kind (consent, reader, activation…)")
@@ -375,12 +371,12 @@ func report(ctx context.Context, cfg *config.Totemctl, args []string, stdout, st
 	from := fs.String("from", "", "from this day (YYYY-MM-DD, inclusive)")
 	to := fs.String("to", "", "to this day (YYYY-MM-DD, exclusive)")
 	byDay := fs.Bool("by-day", false, "one row per day")
-	out := fs.String("o", "table", "output: table, csv or json")
+	out := outputFlag(fs, true)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *out != "table" && *out != "csv" && *out != "json" {
-		return fmt.Errorf("totemctl: -o %s: want table, csv or json", *out)
+	if err := checkOutput(*out, true); err != nil {
+		return err
 	}
 	a := map[string]string{}
 	for k, v := range map[string]string{"totem": *totem, "operator": *operator, "kind": *kind, "outcome": *outcome,
@@ -392,32 +388,18 @@ func report(ctx context.Context, cfg *config.Totemctl, args []string, stdout, st
 	if *byDay {
 		a["by_day"] = "true"
 	}
-	c, err := connect(ctx, cfg)
+	rows, err := hubReply[[]cms.ReportRow](ctx, cfg, "report", a, "report")
 	if err != nil {
 		return err
 	}
-	defer c.close()
-	r, err := c.request(ctx, cfg, protocol.HubCmdTopic, protocol.HubReplyTopic(c.me.Username), "report", a)
-	if err != nil {
-		return fmt.Errorf("totemctl: hub: %w", err)
-	}
-	var rows []cms.ReportRow
-	if err := json.Unmarshal(r.Data, &rows); err != nil {
-		return fmt.Errorf("totemctl: report: %w", err)
-	}
 	switch *out {
 	case "json":
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rows)
+		return writeJSON(stdout, rows)
 	case "csv":
-		w := csv.NewWriter(stdout)
-		w.Write([]string{"day", "totem", "operator", "kind", "accepted", "rejected", "reject_codes"})
-		for _, row := range rows {
-			w.Write([]string{row.Day, row.Totem, row.Operator, row.Kind, fmt.Sprint(row.Accepted), fmt.Sprint(row.Rejected), codes(row.Codes)})
-		}
-		w.Flush()
-		return w.Error()
+		return writeCSV(stdout, []string{"day", "totem", "operator", "kind", "accepted", "rejected", "reject_codes"},
+			rows, func(row cms.ReportRow) []string {
+				return []string{row.Day, row.Totem, row.Operator, row.Kind, fmt.Sprint(row.Accepted), fmt.Sprint(row.Rejected), codes(row.Codes)}
+			})
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "DAY\tTOTEM\tOPERATOR\tKIND\tACCEPTED\tREJECTED\tREJECT CODES")

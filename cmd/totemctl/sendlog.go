@@ -16,6 +16,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/aslcns/totem/cmd/internal/cli"
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/cms/bundle"
 	"github.com/aslcns/totem/config"
@@ -56,6 +57,17 @@ func checkOutput(out string, csvToo bool) error {
 	return fmt.Errorf("totemctl: -o %s: want table or json", out)
 }
 
+// writeCSV writes the header, then one record a row.
+func writeCSV[T any](w io.Writer, header []string, rows []T, record func(T) []string) error {
+	cw := csv.NewWriter(w)
+	cw.Write(header)
+	for _, r := range rows {
+		cw.Write(record(r))
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -93,14 +105,11 @@ func renderTotemLog(w io.Writer, rows []protocol.SendLogRow, format string) erro
 	case "json":
 		return writeJSON(w, rows)
 	case "csv":
-		cw := csv.NewWriter(w)
-		cw.Write([]string{"seq", "op_id", "kind", "state", "attempts", "protocol", "transport", "processing", "errors", "clock"})
-		for _, r := range rows {
-			cw.Write([]string{fmt.Sprint(r.Seq), r.OpID, r.Kind, r.State, fmt.Sprint(r.Attempts), r.Protocol, r.Transport,
-				r.Processing, errCodes(r.Errors), clockOf(r.Stamp)})
-		}
-		cw.Flush()
-		return cw.Error()
+		return writeCSV(w, []string{"seq", "op_id", "kind", "state", "attempts", "protocol", "transport", "processing", "errors", "clock"},
+			rows, func(r protocol.SendLogRow) []string {
+				return []string{fmt.Sprint(r.Seq), r.OpID, r.Kind, r.State, fmt.Sprint(r.Attempts), r.Protocol, r.Transport,
+					r.Processing, errCodes(r.Errors), clockOf(r.Stamp)}
+			})
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SEQ\tOP ID\tKIND\tSTATE\tSENT\tPROTOCOL\tTRANSPORT\tPROCESSING\tERRORS\tTOTEM CLOCK")
@@ -137,16 +146,12 @@ func renderHubLog(w io.Writer, rows []cms.Transmission, format string) error {
 	case "json":
 		return writeJSON(w, rows)
 	case "csv":
-		cw := csv.NewWriter(w)
-		cw.Write([]string{"n", "received", "totem", "seq", "op_id", "kind", "ref", "protocol", "transport", "processing",
-			"duplicate", "expect", "codes", "clock"})
-		for _, r := range rows {
-			cw.Write([]string{fmt.Sprint(r.N), r.At.UTC().Format(time.RFC3339), r.Totem, fmt.Sprint(r.Seq), r.OpID, r.Kind,
+		return writeCSV(w, []string{"n", "received", "totem", "seq", "op_id", "kind", "ref", "protocol", "transport", "processing",
+			"duplicate", "expect", "codes", "clock"}, rows, func(r cms.Transmission) []string {
+			return []string{fmt.Sprint(r.N), r.At.UTC().Format(time.RFC3339), r.Totem, fmt.Sprint(r.Seq), r.OpID, r.Kind,
 				r.Ref, r.Protocol, r.Transport, r.Processing, fmt.Sprint(r.Duplicate), fmt.Sprint(r.Expect),
-				strings.Join(r.Codes, " "), clockOf(stampOf(r.Stamp))})
-		}
-		cw.Flush()
-		return cw.Error()
+				strings.Join(r.Codes, " "), clockOf(stampOf(r.Stamp))}
+		})
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "N\tRECEIVED\tTOTEM\tSEQ\tKIND\tPROTOCOL\tOUTCOME\tCODES\tTOTEM CLOCK")
@@ -183,17 +188,17 @@ func renderTransmission(w io.Writer, t cms.Transmission, format string) error {
 //	sendlog show N [-o table|json]
 //	sendlog receipt N --out FILE.zip
 func sendlog(ctx context.Context, cfg *config.Totemctl, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("sendlog", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.Flags("sendlog", stderr)
 	hub := fs.Bool("hub", false, "the hub's send log (every totem's transmissions)")
 	n := fs.Int("n", 0, "a totem's newest N entries (default 50; 20 with --print)")
 	paper := fs.Bool("print", false, "print a totem's send log as a receipt on its printer")
-	totem := fs.String("totem", "", "hub: only this totem")
-	outcome := fs.String("outcome", "", "hub: accepted, rejected, refused or duplicate")
-	from := fs.String("from", "", "hub: from this day (YYYY-MM-DD)")
-	to := fs.String("to", "", "hub: to this day (YYYY-MM-DD, exclusive)")
-	before := fs.Uint64("before", 0, "hub: the page before entry N")
-	max := fs.Int("max", 50, "hub: entries per page")
+	var f hubLogFilter
+	fs.StringVar(&f.totem, "totem", "", "hub: only this totem")
+	fs.StringVar(&f.outcome, "outcome", "", "hub: accepted, rejected, refused or duplicate")
+	fs.StringVar(&f.from, "from", "", "hub: from this day (YYYY-MM-DD)")
+	fs.StringVar(&f.to, "to", "", "hub: to this day (YYYY-MM-DD, exclusive)")
+	fs.Uint64Var(&f.before, "before", 0, "hub: the page before entry N")
+	fs.IntVar(&f.max, "max", 50, "hub: entries per page")
 	out := outputFlag(fs, true)
 	zipOut := fs.String("out", "", "receipt: the ZIP file to write")
 	pos, err := parseMixed(fs, args)
@@ -210,72 +215,85 @@ func sendlog(ctx context.Context, cfg *config.Totemctl, args []string, stdout, s
 	case len(pos) == 2 && pos[0] == "receipt":
 		return receipt(ctx, cfg, pos[1], *zipOut, stdout)
 	case len(pos) == 2 && pos[0] == "show":
-		if _, err := strconv.ParseUint(pos[1], 10, 64); err != nil {
-			return fmt.Errorf("totemctl: sendlog show %q: want an entry number", pos[1])
-		}
-		r, err := hubRequest(ctx, cfg, "sendlog_show", map[string]string{"n": pos[1]})
-		if err != nil {
-			return err
-		}
-		var t cms.Transmission
-		if err := json.Unmarshal(r.Data, &t); err != nil {
-			return fmt.Errorf("totemctl: sendlog: %w", err)
-		}
-		return renderTransmission(stdout, t, *out)
+		return sendlogShow(ctx, cfg, pos[1], *out, stdout)
 	case *hub && len(pos) == 0:
-		a := map[string]string{"max": fmt.Sprint(*max)}
-		for k, v := range map[string]string{"totem": *totem, "outcome": *outcome, "from": *from, "to": *to} {
-			if v != "" {
-				a[k] = v
-			}
-		}
-		if *before > 0 {
-			a["before"] = fmt.Sprint(*before)
-		}
-		r, err := hubRequest(ctx, cfg, "sendlog", a)
-		if err != nil {
-			return err
-		}
-		var page struct {
-			Rows []cms.Transmission `json:"rows"`
-			Next uint64             `json:"next"`
-		}
-		if err := json.Unmarshal(r.Data, &page); err != nil {
-			return fmt.Errorf("totemctl: sendlog: %w", err)
-		}
-		if page.Next > 0 {
-			fmt.Fprintf(stderr, "more: --before %d\n", page.Next)
-		}
-		return renderHubLog(stdout, page.Rows, *out)
+		return hubSendlog(ctx, cfg, f, *out, stdout, stderr)
 	case *paper && !*hub && len(pos) == 1 && protocol.ValidTotemID(pos[0]):
-		a := map[string]string{}
-		if *n > 0 {
-			a["n"] = fmt.Sprint(*n)
-		}
-		r, err := totemRequest(ctx, cfg, pos[0], "sendlog_print", a)
-		if err != nil {
-			return err
-		}
-		var p printReply
-		if err := json.Unmarshal(r.Data, &p); err != nil {
-			return fmt.Errorf("totemctl: sendlog: %w", err)
-		}
-		return renderPrint(stdout, p)
+		return sendlogPrint(ctx, cfg, pos[0], *n, stdout)
 	case !*paper && !*hub && len(pos) == 1 && protocol.ValidTotemID(pos[0]):
-		if *n <= 0 {
-			*n = 50
-		}
-		r, err := totemRequest(ctx, cfg, pos[0], "sendlog", map[string]string{"n": fmt.Sprint(*n)})
-		if err != nil {
-			return err
-		}
-		var rows []protocol.SendLogRow
-		if err := json.Unmarshal(r.Data, &rows); err != nil {
-			return fmt.Errorf("totemctl: sendlog: %w", err)
-		}
-		return renderTotemLog(stdout, rows, *out)
+		return totemSendlog(ctx, cfg, pos[0], *n, *out, stdout)
 	}
 	return errors.New("totemctl: sendlog TOTEM [--print] | sendlog --hub [filters] | sendlog show N | sendlog receipt N --out FILE.zip")
+}
+
+// sendlogShow prints entry n of the hub's send log.
+func sendlogShow(ctx context.Context, cfg *config.Totemctl, n, out string, stdout io.Writer) error {
+	if _, err := strconv.ParseUint(n, 10, 64); err != nil {
+		return fmt.Errorf("totemctl: sendlog show %q: want an entry number", n)
+	}
+	t, err := hubReply[cms.Transmission](ctx, cfg, "sendlog_show", map[string]string{"n": n}, "sendlog")
+	if err != nil {
+		return err
+	}
+	return renderTransmission(stdout, t, out)
+}
+
+// hubLogFilter is what sendlog --hub asks for.
+type hubLogFilter struct {
+	totem, outcome, from, to string
+	before                   uint64
+	max                      int
+}
+
+// hubSendlog prints a page of the hub's send log, and on stderr the flag
+// that gives the next one.
+func hubSendlog(ctx context.Context, cfg *config.Totemctl, f hubLogFilter, out string, stdout, stderr io.Writer) error {
+	a := map[string]string{"max": fmt.Sprint(f.max)}
+	for k, v := range map[string]string{"totem": f.totem, "outcome": f.outcome, "from": f.from, "to": f.to} {
+		if v != "" {
+			a[k] = v
+		}
+	}
+	if f.before > 0 {
+		a["before"] = fmt.Sprint(f.before)
+	}
+	page, err := hubReply[struct {
+		Rows []cms.Transmission `json:"rows"`
+		Next uint64             `json:"next"`
+	}](ctx, cfg, "sendlog", a, "sendlog")
+	if err != nil {
+		return err
+	}
+	if page.Next > 0 {
+		fmt.Fprintf(stderr, "more: --before %d\n", page.Next)
+	}
+	return renderHubLog(stdout, page.Rows, out)
+}
+
+// sendlogPrint has a totem print its send log (its newest n entries).
+func sendlogPrint(ctx context.Context, cfg *config.Totemctl, totem string, n int, stdout io.Writer) error {
+	a := map[string]string{}
+	if n > 0 {
+		a["n"] = fmt.Sprint(n)
+	}
+	p, err := totemReply[printReply](ctx, cfg, totem, "sendlog_print", a, "sendlog")
+	if err != nil {
+		return err
+	}
+	return renderPrint(stdout, p)
+}
+
+// totemSendlog prints a totem's send log, its newest n entries (50 when
+// n is 0).
+func totemSendlog(ctx context.Context, cfg *config.Totemctl, totem string, n int, out string, stdout io.Writer) error {
+	if n <= 0 {
+		n = 50
+	}
+	rows, err := totemReply[[]protocol.SendLogRow](ctx, cfg, totem, "sendlog", map[string]string{"n": fmt.Sprint(n)}, "sendlog")
+	if err != nil {
+		return err
+	}
+	return renderTotemLog(stdout, rows, out)
 }
 
 // receipt writes the receipt bundle of the hub's send log entry n (as
@@ -289,13 +307,9 @@ func receipt(ctx context.Context, cfg *config.Totemctl, n, path string, stdout i
 	if path == "" {
 		return errors.New("totemctl: sendlog receipt N --out FILE.zip")
 	}
-	r, err := hubRequest(ctx, cfg, "sendlog_show", map[string]string{"n": n})
+	t, err := hubReply[cms.Transmission](ctx, cfg, "sendlog_show", map[string]string{"n": n}, "sendlog receipt")
 	if err != nil {
 		return err
-	}
-	var t cms.Transmission
-	if err := json.Unmarshal(r.Data, &t); err != nil {
-		return fmt.Errorf("totemctl: sendlog receipt: %w", err)
 	}
 	var b bytes.Buffer
 	if err := bundle.Write(&b, t); err != nil {
@@ -402,8 +416,7 @@ func renderAction(w io.Writer, a actionRow) error {
 //	cancel TOTEM OPID [--reason TEXT]
 //	refund TOTEM OPID [--reason TEXT]
 func action(ctx context.Context, cfg *config.Totemctl, name string, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.Flags(name, stderr)
 	reason := fs.String("reason", "", "cancel, refund: why (no personal data)")
 	pos, err := parseMixed(fs, args)
 	if err != nil {
@@ -423,13 +436,9 @@ func action(ctx context.Context, cfg *config.Totemctl, name string, args []strin
 	if *reason != "" {
 		a["reason"] = *reason
 	}
-	r, err := totemRequest(ctx, cfg, pos[0], name, a)
+	row, err := totemReply[actionRow](ctx, cfg, pos[0], name, a, name)
 	if err != nil {
 		return err
-	}
-	var row actionRow
-	if err := json.Unmarshal(r.Data, &row); err != nil {
-		return fmt.Errorf("totemctl: %s: %w", name, err)
 	}
 	if err := renderAction(stdout, row); err != nil {
 		return err
@@ -486,8 +495,7 @@ func renderResync(w io.Writer, r resyncReport, format string) error {
 }
 
 func resync(ctx context.Context, cfg *config.Totemctl, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("resync", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.Flags("resync", stderr)
 	out := outputFlag(fs, false)
 	pos, err := parseMixed(fs, args)
 	if err != nil {
@@ -499,39 +507,61 @@ func resync(ctx context.Context, cfg *config.Totemctl, args []string, stdout, st
 	if len(pos) != 1 || !protocol.ValidTotemID(pos[0]) {
 		return errors.New("totemctl: resync TOTEM")
 	}
-	r, err := totemRequest(ctx, cfg, pos[0], "resync", nil)
+	rep, err := totemReply[resyncReport](ctx, cfg, pos[0], "resync", nil, "resync")
 	if err != nil {
 		return err
-	}
-	var rep resyncReport
-	if err := json.Unmarshal(r.Data, &rep); err != nil {
-		return fmt.Errorf("totemctl: resync: %w", err)
 	}
 	return renderResync(stdout, rep, *out)
 }
 
+// totemRequest sends the command name to a totem and waits for its reply.
 func totemRequest(ctx context.Context, cfg *config.Totemctl, totem, name string, args map[string]string) (*protocol.Reply, error) {
+	return request(ctx, cfg, totem, name, args)
+}
+
+// hubRequest sends the command name to the hub and waits for its reply.
+func hubRequest(ctx context.Context, cfg *config.Totemctl, name string, args map[string]string) (*protocol.Reply, error) {
+	return request(ctx, cfg, "", name, args)
+}
+
+// request connects, sends the command name to a totem (the hub when
+// totem is "") and waits for its reply.
+func request(ctx context.Context, cfg *config.Totemctl, totem, name string, args map[string]string) (*protocol.Reply, error) {
 	c, err := connect(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
 	defer c.close()
-	r, err := c.request(ctx, cfg, protocol.Topic(totem, protocol.LeafCmd), protocol.ReplyTopic(totem, c.me.Username), name, args)
+	topic, rt, who := protocol.HubCmdTopic, protocol.HubReplyTopic(c.me.Username), "hub:"
+	if totem != "" {
+		topic, rt, who = protocol.Topic(totem, protocol.LeafCmd), protocol.ReplyTopic(totem, c.me.Username), totem
+	}
+	r, err := c.request(ctx, cfg, topic, rt, name, args)
 	if err != nil {
-		return nil, fmt.Errorf("totemctl: %s %w", totem, err)
+		return nil, fmt.Errorf("totemctl: %s %w", who, err)
 	}
 	return r, nil
 }
 
-func hubRequest(ctx context.Context, cfg *config.Totemctl, name string, args map[string]string) (*protocol.Reply, error) {
-	c, err := connect(ctx, cfg)
+// hubReply sends the command name to the hub and decodes its reply's
+// data into a T; what names the command in a decoding error.
+func hubReply[T any](ctx context.Context, cfg *config.Totemctl, name string, args map[string]string, what string) (T, error) {
+	return reply[T](ctx, cfg, "", name, args, what)
+}
+
+// totemReply is hubReply for a totem's command.
+func totemReply[T any](ctx context.Context, cfg *config.Totemctl, totem, name string, args map[string]string, what string) (T, error) {
+	return reply[T](ctx, cfg, totem, name, args, what)
+}
+
+func reply[T any](ctx context.Context, cfg *config.Totemctl, totem, name string, args map[string]string, what string) (T, error) {
+	var v T
+	r, err := request(ctx, cfg, totem, name, args)
 	if err != nil {
-		return nil, err
+		return v, err
 	}
-	defer c.close()
-	r, err := c.request(ctx, cfg, protocol.HubCmdTopic, protocol.HubReplyTopic(c.me.Username), name, args)
-	if err != nil {
-		return nil, fmt.Errorf("totemctl: hub: %w", err)
+	if err := json.Unmarshal(r.Data, &v); err != nil {
+		return v, fmt.Errorf("totemctl: %s: %w", what, err)
 	}
-	return r, nil
+	return v, nil
 }

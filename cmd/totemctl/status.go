@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"regexp"
@@ -14,6 +13,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/aslcns/totem/cmd/internal/cli"
 	"github.com/aslcns/totem/config"
 	"github.com/aslcns/totem/sync/hub"
 	"github.com/aslcns/totem/sync/protocol"
@@ -23,17 +23,16 @@ import (
 // command, page by page: it answers at once whatever the fleet's size
 // and however often the totems publish, and lists the offline ones too.
 func statusCmd(ctx context.Context, cfg *config.Totemctl, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	out := fs.String("o", "table", "output: table or json")
+	fs := cli.Flags("status", stderr)
+	out := outputFlag(fs, false)
 	offline := fs.Bool("offline", false, "only totems offline (or never seen)")
 	alert := fs.Bool("alert", false, "only totems with an alert (offline, device fault, outbox alarm, quarantine, clock)")
 	backlog := fs.Int("backlog", 0, "only totems with at least N operations queued")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *out != "table" && *out != "json" {
-		return fmt.Errorf("totemctl: -o %s: want table or json", *out)
+	if err := checkOutput(*out, false); err != nil {
+		return err
 	}
 	if *backlog < 0 {
 		return fmt.Errorf("totemctl: --backlog %d: want 0 or more", *backlog)

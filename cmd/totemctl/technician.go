@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -43,13 +42,9 @@ func technician(ctx context.Context, cfg *config.Totemctl, args []string, stdout
 		if len(args) < 2 {
 			return usage
 		}
-		r, err := hubRequest(ctx, cfg, "technician_remove", map[string]string{"name": strings.Join(args[1:], " ")})
+		t, err := hubReply[hub.Technician](ctx, cfg, "technician_remove", map[string]string{"name": strings.Join(args[1:], " ")}, "technician remove")
 		if err != nil {
 			return err
-		}
-		var t hub.Technician
-		if err := json.Unmarshal(r.Data, &t); err != nil {
-			return fmt.Errorf("totemctl: technician remove: %w", err)
 		}
 		fmt.Fprintf(stdout, "technician %s (%s) removed: the totems get the new set when they are online\n", t.ID, t.Name)
 		return nil
@@ -57,13 +52,9 @@ func technician(ctx context.Context, cfg *config.Totemctl, args []string, stdout
 		if len(args) < 3 || !protocol.ValidTotemID(args[1]) {
 			return usage
 		}
-		r, err := hubRequest(ctx, cfg, "technician_unlock_code", map[string]string{"totem": args[1], "name": strings.Join(args[2:], " ")})
+		c, err := hubReply[hub.UnlockCode](ctx, cfg, "technician_unlock_code", map[string]string{"totem": args[1], "name": strings.Join(args[2:], " ")}, "technician unlock-code")
 		if err != nil {
 			return err
-		}
-		var c hub.UnlockCode
-		if err := json.Unmarshal(r.Data, &c); err != nil {
-			return fmt.Errorf("totemctl: technician unlock-code: %w", err)
 		}
 		fmt.Fprintf(stdout, "totem %s, technician %s: unlock code %s %s\nvalid once, until %s (hub clock); "+
 			"type it at the panel when it says the clock is not synchronised\n", c.Totem, c.ID, c.Code[:5], c.Code[5:], stamp(c.Expires))
@@ -73,13 +64,9 @@ func technician(ctx context.Context, cfg *config.Totemctl, args []string, stdout
 }
 
 func technicianAdd(ctx context.Context, cfg *config.Totemctl, name string, light bool, stdout io.Writer) error {
-	r, err := hubRequest(ctx, cfg, "technician_add", map[string]string{"name": name})
+	t, err := hubReply[hub.TechnicianAdded](ctx, cfg, "technician_add", map[string]string{"name": name}, "technician add")
 	if err != nil {
 		return err
-	}
-	var t hub.TechnicianAdded
-	if err := json.Unmarshal(r.Data, &t); err != nil {
-		return fmt.Errorf("totemctl: technician add: %w", err)
 	}
 	qr, err := qrText(t.URI, light)
 	if err != nil {

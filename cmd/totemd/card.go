@@ -4,11 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"time"
 
+	"github.com/aslcns/totem/cmd/internal/cli"
 	"github.com/aslcns/totem/drivers/cns"
 	"github.com/aslcns/totem/drivers/cns/vcard"
 	"github.com/aslcns/totem/drivers/pcsc"
@@ -23,8 +23,7 @@ func cardCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if len(args) == 0 {
 		return errors.New(usage)
 	}
-	fs := flag.NewFlagSet("card "+args[0], flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.Flags("card "+args[0], stderr)
 	reader := fs.String("reader", "", "PC/SC reader name or prefix (default: the first reader)")
 	profile := fs.String("profile", "cns", "virtual card profile (sim)")
 	port := fs.Int("port", 35963, "vpcd port (sim)")

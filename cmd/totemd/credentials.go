@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"time"
@@ -22,8 +21,7 @@ import (
 // running totemd's link is taken over for the moment of the test (the
 // client id is the totem's) and connects again by itself.
 func credentialsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("totemd credentials", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.Flags("totemd credentials", stderr)
 	cfgPath := fs.String("config", "", "configuration file (default: embedded defaults)")
 	out := fs.String("o", "text", "output: text or json")
 	fs.Usage = func() { fmt.Fprintln(stderr, "usage: totemd credentials test [--config FILE] [-o text|json]") }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"time"
@@ -21,8 +20,7 @@ import (
 // A totemd waiting for its credentials picks the file up by itself; one
 // already running with older credentials must be restarted.
 func enrollCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("totemd enroll", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.Flags("totemd enroll", stderr)
 	cfgPath := fs.String("config", "", "configuration file (default: embedded defaults)")
 	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for the hub")
 	fs.Usage = func() {
@@ -43,13 +41,9 @@ func enrollCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	tlsCfg, caFile, err := cli.BrokerTLS(cfg.Broker.URL, cfg.Broker.TLSClient)
-	if err != nil {
-		return fmt.Errorf("totemd enroll: %w", err)
-	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	f, exp, err := enroll.Client{URL: cfg.Broker.URL, TLS: tlsCfg, CAFile: caFile, Totem: cfg.Totem.ID}.Exchange(ctx, code)
+	f, exp, err := exchange(ctx, cfg, code)
 	if err != nil {
 		return fmt.Errorf("totemd enroll: %w", err)
 	}
@@ -62,4 +56,15 @@ func enrollCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	fmt.Fprintln(stdout, "\n(a totemd already running with older credentials must be restarted)")
 	return nil
+}
+
+// exchange trades an enrollment code for this totem's credentials and
+// their expiry, over the broker's TLS path: totemd enroll and the
+// panel's enrollment both.
+func exchange(ctx context.Context, cfg *config.Totemd, code string) (creds.File, time.Time, error) {
+	tlsCfg, caFile, err := cli.BrokerTLS(cfg.Broker.URL, cfg.Broker.TLSClient)
+	if err != nil {
+		return creds.File{}, time.Time{}, err
+	}
+	return enroll.Client{URL: cfg.Broker.URL, TLS: tlsCfg, CAFile: caFile, Totem: cfg.Totem.ID}.Exchange(ctx, code)
 }

@@ -16,13 +16,11 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -38,11 +36,9 @@ import (
 	"github.com/aslcns/totem/drivers/escpos"
 	"github.com/aslcns/totem/drivers/evdev"
 	"github.com/aslcns/totem/drivers/pcsc"
-	"github.com/aslcns/totem/drivers/speech"
 	"github.com/aslcns/totem/drivers/term"
 	"github.com/aslcns/totem/firmware"
-	"github.com/aslcns/totem/firmware/printq"
-	"github.com/aslcns/totem/hal"
+	"github.com/aslcns/totem/firmware/maint"
 	"github.com/aslcns/totem/hal/sim"
 	"github.com/aslcns/totem/sync/clock"
 	"github.com/aslcns/totem/sync/cmdsig"
@@ -87,375 +83,201 @@ func checkPanelFlag(v string) error {
 	return fmt.Errorf("totemd: --panel %q: want one of %s", v, strings.Join(panels, ", "))
 }
 
+// subcommands are totemd's words other than serving: each takes the
+// arguments after its name.
+var subcommands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) error{
+	"card":        cardCmd,
+	"printer":     printerCmd,
+	"enroll":      enrollCmd,
+	"credentials": credentialsCmd,
+	"version": func(_ context.Context, _ []string, stdout, _ io.Writer) error {
+		fmt.Fprintf(stdout, "totemd %s (pcsc: %v)\n", version, pcsc.Available)
+		return nil
+	},
+	"update-apply": func(ctx context.Context, args []string, _, stderr io.Writer) error {
+		return updateApplyCmd(ctx, args, stderr)
+	},
+}
+
+// run serves (or runs a subcommand): it wires the daemon step by step,
+// each step undone in reverse order when run returns, and waits.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("totemd", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	if len(args) > 0 {
-		switch args[0] {
-		case "card":
-			return cardCmd(ctx, args[1:], stdout, stderr)
-		case "printer":
-			return printerCmd(ctx, args[1:], stdout, stderr)
-		case "enroll":
-			return enrollCmd(ctx, args[1:], stdout, stderr)
-		case "credentials":
-			return credentialsCmd(ctx, args[1:], stdout, stderr)
-		case "version":
-			fmt.Fprintf(stdout, "totemd %s (pcsc: %v)\n", version, pcsc.Available)
-			return nil
-		case "update-apply":
-			return updateApplyCmd(ctx, args[1:], stderr)
+		if sub, ok := subcommands[args[0]]; ok {
+			return sub(ctx, args[1:], stdout, stderr)
 		}
 	}
-	cfgPath := fs.String("config", "", "configuration file (default: embedded defaults)")
-	panel := fs.String("panel", "", "auto, terminal, none or hardware (overrides devices.panel)")
-	vcardName := fs.String("vcard", "", "demo: read cards through pcscd, with this virtual card (vpcd) inserted and removed by the panel's i/r keys; a comma-separated list takes turns (operator,minor: assisted mode)")
-	simCards := fs.String("cards", "demo", "demo: the simulated cards the panel's i key inserts in turn: demo, operator, minor, issued (operator,issued,minor: assisted mode)")
-	vprintDir := fs.String("vprinter", "", "demo: print through the ESC/POS driver to a virtual printer that writes receipts (text and PNG) to this directory")
-	vspeechDir := fs.String("vspeech", "", "demo: speak through espeak-ng into WAV files in this directory instead of the sound card")
-	vpcdAddr := fs.String("vpcd", vcard.DefaultAddr, "demo: the vpcd reader (host:port) the --vcard cards connect to, e.g. a private pcscd's")
-	if err := fs.Parse(args); err != nil {
+	fl, err := parseFlags(args, stderr)
+	if err != nil {
 		return err
 	}
-	if err := checkPanelFlag(*panel); err != nil {
+	d := &wired{fl: fl}
+	defer d.undo.Run()
+	if err := d.demoCards(); err != nil {
 		return err
+	}
+	if err := d.loadConfig(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	d.cancel = cancel
+	d.undo.Push(cancel)
+	if err := d.openDevices(ctx, stdin, stdout, stderr); err != nil {
+		return err
+	}
+	if err := d.openOutbox(); err != nil {
+		return err
+	}
+	if err := d.newApp(ctx); err != nil {
+		return err
+	}
+	d.startServices(ctx)
+	return d.wait(ctx)
+}
+
+// flags are the command line of the daemon.
+type flags struct {
+	cfgPath, panel, vcard, cards, vprinter, vspeech, vpcd string
+}
+
+// parseFlags reads the daemon's command line.
+func parseFlags(args []string, stderr io.Writer) (*flags, error) {
+	var f flags
+	fs := cli.Flags("totemd", stderr)
+	fs.StringVar(&f.cfgPath, "config", "", "configuration file (default: embedded defaults)")
+	fs.StringVar(&f.panel, "panel", "", "auto, terminal, none or hardware (overrides devices.panel)")
+	fs.StringVar(&f.vcard, "vcard", "", "demo: read cards through pcscd, with this virtual card (vpcd) inserted and removed by the panel's i/r keys; a comma-separated list takes turns (operator,minor: assisted mode)")
+	fs.StringVar(&f.cards, "cards", "demo", "demo: the simulated cards the panel's i key inserts in turn: demo, operator, minor, issued (operator,issued,minor: assisted mode)")
+	fs.StringVar(&f.vprinter, "vprinter", "", "demo: print through the ESC/POS driver to a virtual printer that writes receipts (text and PNG) to this directory")
+	fs.StringVar(&f.vspeech, "vspeech", "", "demo: speak through espeak-ng into WAV files in this directory instead of the sound card")
+	fs.StringVar(&f.vpcd, "vpcd", vcard.DefaultAddr, "demo: the vpcd reader (host:port) the --vcard cards connect to, e.g. a private pcscd's")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if err := checkPanelFlag(f.panel); err != nil {
+		return nil, err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("totemd: unknown command %q (card, printer, enroll, credentials, version)", fs.Arg(0))
+		return nil, fmt.Errorf("totemd: unknown command %q (card, printer, enroll, credentials, version)", fs.Arg(0))
 	}
-	// The demo's cards take turns in the slot: i inserts one, r removes
-	// it and the next i inserts the next.
-	var vcs []*vcard.Card
-	if *vcardName != "" {
-		for _, name := range strings.Split(*vcardName, ",") {
+	return &f, nil
+}
+
+// wired is the daemon run wires: each step sets its part and pushes
+// what undoes it on undo.
+type wired struct {
+	fl     *flags
+	undo   cli.Undo // what each step opened, closed when run returns
+	cancel context.CancelFunc
+
+	cfg    *config.Totemd
+	loaded config.Totemd // as in the file: what a reload compares with
+
+	demo      demoSlot
+	reader    *sim.Reader // the simulated reader, when the panel inserts cards
+	dev       firmware.Devices
+	asb       *escpos.Printer // a printer that reports by itself (ASB)
+	tp        *term.Panel
+	useTerm   bool
+	runKeypad func(context.Context) error
+	kbd       *evdev.Keyboard
+	upd       *updater
+
+	log   *slog.Logger
+	level *slog.LevelVar // a reload sets it
+
+	clk       *clock.Source
+	keys      *outbox.Keyring
+	box       *outbox.Outbox
+	cmdRecord *cmdsig.Record
+	settings  *firmware.Settings
+	gate      *maint.Gate
+	app       *firmware.App
+	appRef    atomic.Pointer[firmware.App]    // the printer and the outbox tell the app what they report by themselves
+	link      atomic.Pointer[uplink.Uplink]   // set once the credentials are there
+	verifier  atomic.Pointer[cmdsig.Verifier] // likewise
+	credsBeat sdnotify.Beat                   // awaitCreds's progress, for the watchdog
+
+	wg   sync.WaitGroup
+	errc chan error
+}
+
+// demoSlot is the demo's card slot: the cards take turns, i inserts one,
+// r removes it and the next i inserts the next.
+type demoSlot struct {
+	vcs  []*vcard.Card
+	sims []*sim.Card
+	turn int
+}
+
+// demoCards makes the cards of --vcard and --cards.
+func (d *wired) demoCards() error {
+	if d.fl.vcard != "" {
+		for _, name := range strings.Split(d.fl.vcard, ",") {
 			p, ok := vcard.Lookup(name)
 			if !ok {
 				return fmt.Errorf("totemd: --vcard %s: no such profile (totemd card sim --list)", name)
 			}
 			vc := vcard.New(p)
-			vc.SetAddr(*vpcdAddr)
-			defer vc.Remove()
-			vcs = append(vcs, vc)
+			vc.SetAddr(d.fl.vpcd)
+			d.undo.Push(vc.Remove)
+			d.demo.vcs = append(d.demo.vcs, vc)
 		}
 	}
-	var sims []*sim.Card
-	for _, name := range strings.Split(*simCards, ",") {
+	for _, name := range strings.Split(d.fl.cards, ",") {
 		c, ok := demoCards[name]
 		if !ok {
 			return fmt.Errorf("totemd: --cards %s: no such card (demo or cns, operator, minor, issued)", name)
 		}
-		sims = append(sims, c())
+		d.demo.sims = append(d.demo.sims, c())
 	}
-	turn := 0
-	cfg, err := config.LoadTotemd(*cfgPath)
+	return nil
+}
+
+// loadConfig loads the configuration, applies the flags that override it
+// and makes the state directory.
+func (d *wired) loadConfig() error {
+	cfg, err := config.LoadTotemd(d.fl.cfgPath)
 	if err != nil {
 		return err
 	}
-	loaded := *cfg // as in the file: what a reload compares with
-	if *panel != "" {
-		cfg.Devices.Panel = *panel
+	d.cfg, d.loaded = cfg, *cfg
+	if d.fl.panel != "" {
+		cfg.Devices.Panel = d.fl.panel
 	}
-	if vcs != nil {
+	if d.demo.vcs != nil {
 		cfg.Devices.Reader = "pcsc"
 	}
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return fmt.Errorf("totemd: %w", err)
 	}
+	return nil
+}
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+// start runs f on a goroutine of its own that wait waits for; its error
+// stops the daemon.
+func (d *wired) start(f func() error) {
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		if err := f(); err != nil {
+			d.errc <- err
+		}
+	}()
+}
 
-	reader := sim.NewReader("sim-0")
-	printer := sim.NewPrinter(cfg.Devices.ReceiptDir)
-	dev := firmware.Devices{Reader: reader, Printer: printer}
-	var appRef atomic.Pointer[firmware.App] // the printer tells the app what it reports by itself
-	var asb *escpos.Printer
-	if cfg.Devices.Printer == "escpos" || *vprintDir != "" {
-		p, closePrinter, err := escposPrinter(cfg, *vprintDir, func(s hal.PrinterStatus) {
-			if a := appRef.Load(); a != nil {
-				a.PrinterStatus(s.Err())
-			}
-		})
-		if err != nil {
-			return err
-		}
-		defer closePrinter()
-		dev.Printer = p
-		if p.Profile().ASB {
-			asb = p
-		}
-	}
-	if cfg.Devices.Reader == "pcsc" {
-		r, err := pcsc.Open(ctx, pcsc.Options{Reader: cfg.Devices.PCSC.Reader})
-		if err != nil {
-			return fmt.Errorf("totemd: reader = pcsc: %w", err)
-		}
-		defer r.Close()
-		dev.Reader = r
-	}
-
-	tty, _ := stdin.(*os.File)
-	useTerm := cfg.Devices.Panel == "terminal" || cfg.Devices.Panel == "auto" && tty != nil && isTerminal(tty)
-	logw := stderr
-	var tp *term.Panel
-	if useTerm {
-		if tty == nil {
-			return errors.New("totemd: panel = terminal needs a terminal on stdin")
-		}
-		restore, err := term.Raw(tty)
-		if err != nil {
-			return fmt.Errorf("totemd: panel = terminal: %w", err)
-		}
-		defer restore()
-		logPath := filepath.Join(cfg.StateDir, "totemd.log")
-		f, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-		if err != nil {
-			return fmt.Errorf("totemd: %w", err)
-		}
-		defer f.Close()
-		logw = f
-		tp = term.New(tty, stdout, term.Options{
-			Title: "Totem " + cfg.Totem.ID + " · " + cfg.Totem.ASL,
-			OnCard: func(in bool) {
-				switch {
-				case vcs != nil && in:
-					if err := vcs[turn%len(vcs)].Insert(ctx); err != nil {
-						tp.Status("Carta virtuale: " + err.Error())
-					}
-				case vcs != nil:
-					vcs[turn%len(vcs)].Remove()
-					turn++
-				case in:
-					reader.Insert(sims[turn%len(sims)])
-				default:
-					if reader.Present() {
-						turn++
-					}
-					reader.Remove()
-				}
-			},
-			OnQuit: cancel,
-			Help:   "0-9 A-D * #  Invio=#  Esc=D  i=inserisci r=rimuovi tessera  q=esci",
-		})
-		dev.Keypad, dev.Display = tp, tp
-	} else if cfg.Devices.Panel != "hardware" {
-		p := sim.NewPanel(20, 4)
-		dev.Keypad, dev.Display = p, p
-	}
-	logger, level := sdnotify.Logger(logw, cfg.Log.Level, cfg.Log.Format) // a reload sets level
-	log := logger.With("totem", cfg.Totem.ID)
-	var runKeypad func(context.Context) error
-	if cfg.Devices.Panel == "hardware" {
-		kp, disp, closeBus, err := hardwarePanel(cfg)
-		if err != nil {
-			return err
-		}
-		defer closeBus()
-		dev.Keypad, dev.Display, runKeypad = kp, disp, kp.Run
-	}
-
-	if cfg.Devices.Speaker.Kind == "espeak" {
-		spk, err := speech.New(speech.Options{Dir: *vspeechDir, Rate: cfg.Devices.Speaker.Rate})
-		if err != nil {
-			// The totem still serves; a technician is told.
-			log.Error("no speech output", "err", err)
-		} else {
-			defer spk.Close()
-			dev.Speaker = spk
-		}
-	}
-
-	var kbd *evdev.Keyboard
-	if cfg.Devices.Keyboard != "" {
-		kbd = evdev.New(cfg.Devices.Keyboard, evdev.Layouts[cfg.Devices.KeyboardLayout])
-		dev.Keyboard = kbd
-	}
-
-	dev = testHook(dev)
-	dev, upd := gateDevices(cfg, dev)
-
-	// Personal data in the outbox is sealed with a key kept outside it.
-	keys, err := outbox.LoadKeyring(filepath.Join(cfg.StateDir, "outbox.keys"))
-	if err != nil {
-		return err
-	}
-	// Every operation carries the board's clocks (boot id, time since
-	// boot, wall time, NTP-synchronised or not): data, never an order.
-	clk := clock.New(clock.Options{})
-	box, err := outbox.Open(filepath.Join(cfg.StateDir, "outbox.db"), outboxOptions(cfg, keys, clk.Stamp,
-		func(u outbox.Usage) {
-			if a := appRef.Load(); a != nil {
-				a.OutboxAlarm(u)
-			}
-		}))
-	if err != nil {
-		return err
-	}
-	defer box.Close()
-
-	// Console commands: the record of executed command ids survives
-	// restarts; expiry is judged on the wall clock only while NTP vouches
-	// for it (see sync/cmdsig).
-	cmdRecord, err := cmdsig.OpenRecord(filepath.Join(cfg.StateDir, "commands.db"), cmdsig.RecordOptions{
-		Now: func() (time.Time, bool) { s := clk.Stamp(); return s.Wall, s.Synced }})
-	if err != nil {
-		return err
-	}
-	defer cmdRecord.Close()
-
-	var link atomic.Pointer[uplink.Uplink] // set once the credentials are there
-	var verifier atomic.Pointer[cmdsig.Verifier]
-	settings := liveSettings(*cfgPath, &loaded, level, &link, &verifier, box, &appRef, log.With("subsystem", "config"))
-	var app *firmware.App
-	// Receipts with the first halves of PIN and PUK wait for paper sealed
-	// with the outbox's keyring, and go once printed.
-	zone, err := time.LoadLocation(cfg.Totem.TimeZone) // checked by the config's Validate
-	if err != nil {
-		return fmt.Errorf("totemd: totem.time_zone: %w", err)
-	}
-	jobs, err := printq.Open(filepath.Join(cfg.StateDir, "jobs.db"), dev.Printer, printq.Options{
-		Logger: log.With("subsystem", "printq"), OnStatus: func(err error) { app.PrinterStatus(err) },
-		OnPaper: func(low bool) { app.PaperNearEnd(low) }, Keys: keys})
-	if err != nil {
-		return err
-	}
-	defer jobs.Close()
-	gate, err := maintGate(cfg, box, clk, log)
-	if err != nil {
-		return err
-	}
-	fo := firmwareOptions(cfg)
-	fo.Outbox, fo.Jobs, fo.Logger = box, jobs, log.With("subsystem", "firmware")
-	fo.Settings, fo.Zone, fo.Maint = settings, zone, gate
-	fo.CommandsRefused = func() map[string]uint64 {
-		if v := verifier.Load(); v != nil {
-			return v.Refused()
-		}
-		return nil
-	}
-	fo.Events = func(e protocol.Event) {
-		if up := link.Load(); up != nil {
-			up.Event(e)
-		}
-	}
-	// Online-only operations (history, reprint…) are refused at once
-	// when the hub is not reachable.
-	fo.Online = func() bool {
-		up := link.Load()
-		return up != nil && up.Connected()
-	}
-	fo.Link = func() firmware.Link {
-		if up := link.Load(); up != nil {
-			return up
-		}
-		return nil
-	}
-	fo.Diag = func() firmware.Diagnostics { return diagnostics(cfg, link.Load(), clk) }
-	fo.Enroll = func(ctx context.Context, code string) error { return enrollFromPanel(ctx, cfg, code) }
-	fo.TestCredentials = func(ctx context.Context) string { return checkCredentials(ctx, link.Load()) }
-	app = firmware.New(dev, fo)
-	appRef.Store(app)
-	if asb != nil {
-		// Paper or cover trouble while nobody prints reaches telemetry too.
-		if err := asb.EnableASB(ctx); err != nil {
-			log.Warn("printer: automatic status back not enabled", "err", err)
-		}
-	}
-	var credsBeat sdnotify.Beat // awaitCreds's progress, for the watchdog
-	var wg sync.WaitGroup
-	errc := make(chan error, 3)
-	start := func(f func() error) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := f(); err != nil {
-				errc <- err
-			}
-		}()
-	}
-	if tp != nil {
-		start(func() error { return tp.Run(ctx) })
-	}
-	if runKeypad != nil {
-		start(func() error { return runKeypad(ctx) })
-	}
-	if kbd != nil {
-		klog := log.With("subsystem", "keyboard")
-		start(func() error {
-			return kbd.Run(ctx, func(msg string, err error) { klog.Info(msg, "device", cfg.Devices.Keyboard, "err", err) })
-		})
-	}
-	start(func() error { return app.Run(ctx) })
-	// Retention: settled operations leave the outbox after
-	// outbox.retention (their summary stays in the hub's send log).
-	plog := log.With("subsystem", "retention")
-	start(func() error {
-		box.RunPurge(ctx, time.Hour, cfg.Outbox.Retention.Duration, func() (time.Time, bool) { s := clk.Stamp(); return s.Wall, s.Synced },
-			func(n int, err error) {
-				if err != nil {
-					plog.Error("outbox purge", "err", err)
-				} else if n > 0 {
-					plog.Info("outbox purged", "entries", n)
-				}
-			})
-		return nil
-	})
-	if tp != nil {
-		start(func() error { statusLine(ctx, tp, box, &link); return nil })
-	}
-	start(func() error {
-		c, err := awaitCreds(ctx, cfg.Broker.CredentialsFile, log, &credsBeat)
-		if err != nil {
-			return nil // stopped before credentials appeared
-		}
-		// Read after the credentials: the demo hub writes its console's
-		// key before them.
-		// The keys in force: a remote change may have come first.
-		cur := settings.Current()
-		keys, err := cli.TrustedKeys(cur.ConsoleKeys, cur.ConsoleKeysFile)
-		if err != nil {
-			return err
-		}
-		if len(keys) == 0 {
-			log.Warn("no console keys trusted: every remote command will be refused", "console_keys_file", cur.ConsoleKeysFile)
-		}
-		verifier.Store(cmdsig.NewVerifier(cfg.Totem.ID, keys, cmdRecord))
-		gate.Trust(keys)
-		// Read after the credentials too: the demo hub writes its CA
-		// certificate before them.
-		tlsCfg, caFile, err := cli.BrokerTLS(cfg.Broker.URL, cfg.Broker.TLSClient)
-		if err != nil {
-			return err
-		}
-		up := uplink.New(uplink.Options{
-			Totem: cfg.Totem.ID, URL: cfg.Broker.URL, Username: c.Username, Password: c.Password,
-			Store: &creds.Store{Path: cfg.Broker.CredentialsFile}, RotateAt: c.RotateAt, // rotates itself
-			TLS: tlsCfg, CAFile: caFile,
-			Outbox: box, Logger: log.With("subsystem", "uplink"),
-			KeepAlive: cfg.Broker.KeepAlive.Duration, BackoffMin: cfg.Broker.ReconnectMin.Duration,
-			BackoffMax: cfg.Broker.ReconnectMax.Duration, Version: version, Location: cfg.Totem.Location, Boot: clk.Boot(),
-			Mono:      func() time.Duration { return time.Duration(clk.Stamp().Mono) * time.Millisecond },
-			Telemetry: app.Telemetry, TelemetryInterval: cur.Sync.TelemetryInterval.Duration,
-			OnResult: app.Result, OnPolicy: app.SetPolicy, OnCommand: app.Command, OnRefused: app.CommandRefused,
-			OnTechnicians: func(b []byte) { adoptTechnicians(gate, b, log) },
-			Verifier:      verifier.Load(), OnUpdate: upd.onUpdate(),
-		})
-		link.Store(up)
-		upd.newLink(up, log.With("subsystem", "update"))
-		start(func() error { return upd.run(ctx, up, log.With("subsystem", "update")) })
-		// A broker's refusal does not end Run: it asks again later and
-		// the status line says why; operations stay queued meanwhile.
-		return up.Run(ctx)
-	})
-	log.Info("totemd running", "version", version, "state_dir", cfg.StateDir, "panel", useTerm)
-	serve(ctx, log, level, settings, app, &link, &credsBeat)
+// wait tells systemd the daemon is up and waits until ctx is done or a
+// part fails, then for every part to stop.
+func (d *wired) wait(ctx context.Context) error {
+	d.log.Info("totemd running", "version", version, "state_dir", d.cfg.StateDir, "panel", d.useTerm)
+	serve(ctx, d.log, d.level, d.settings, d.app, &d.link, &d.credsBeat)
 	var first error
 	select {
 	case <-ctx.Done():
-	case first = <-errc:
-		cancel()
+	case first = <-d.errc:
+		d.cancel()
 	}
-	wg.Wait()
+	d.wg.Wait()
 	return first
 }
 

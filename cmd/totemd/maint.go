@@ -82,11 +82,7 @@ func enrollFromPanel(ctx context.Context, cfg *config.Totemd, code string) error
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	tlsCfg, caFile, err := cli.BrokerTLS(cfg.Broker.URL, cfg.Broker.TLSClient)
-	if err != nil {
-		return err
-	}
-	f, _, err := enroll.Client{URL: cfg.Broker.URL, TLS: tlsCfg, CAFile: caFile, Totem: cfg.Totem.ID}.Exchange(ctx, code)
+	f, _, err := exchange(ctx, cfg, code)
 	if err != nil {
 		return err
 	}

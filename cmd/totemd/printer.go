@@ -3,11 +3,11 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"time"
 
+	"github.com/aslcns/totem/cmd/internal/cli"
 	"github.com/aslcns/totem/drivers/escpos"
 	"github.com/aslcns/totem/drivers/escpos/vprinter"
 	"github.com/aslcns/totem/hal"
@@ -29,8 +29,7 @@ func printerCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return errors.New("totemd printer: missing subcommand (test, status, sim)")
 	}
 	sub := args[0]
-	fs := flag.NewFlagSet("totemd printer "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.Flags("totemd printer "+sub, stderr)
 	port := fs.String("port", "", "serial port of the printer (e.g. /dev/ttyUSB0)")
 	baud := fs.Int("baud", 0, "line speed (default: the profile's)")
 	profName := fs.String("profile", escpos.DefaultProfile, fmt.Sprintf("printer profile %v", escpos.ProfileNames()))

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -226,8 +225,7 @@ func (runningOnly) Commit(context.Context) error   { return errors.New("totemd c
 // updateApplyCmd is the supervisor: `totemd update-apply --config FILE`,
 // run as root by totem-update.service.
 func updateApplyCmd(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("update-apply", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.Flags("update-apply", stderr)
 	cfgPath := fs.String("config", "", "totemd's configuration file")
 	lib := fs.String("dir", "/var/lib/totem-update", "the supervisor's own directory (packages kept for rollback)")
 	if err := fs.Parse(args); err != nil {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -74,8 +73,7 @@ func userCommand(cfg *config.Totemhub, args []string, stdin io.Reader, stdout, s
 	default:
 		return fmt.Errorf("totemhub: user: unknown command %q", args[0])
 	}
-	fs := flag.NewFlagSet("totemhub user add", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.Flags("totemhub user add", stderr)
 	role := fs.String("role", "", "technician or ops")
 	rest := args[1:]
 	var name string

@@ -15,7 +15,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -24,19 +23,15 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/aslcns/totem/cmd/internal/cli"
 	"github.com/aslcns/totem/cmd/internal/sdnotify"
-	"github.com/aslcns/totem/cms"
-	"github.com/aslcns/totem/cms/refcms"
 	"github.com/aslcns/totem/config"
 	"github.com/aslcns/totem/sync/broker"
 	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/creds"
-	"github.com/aslcns/totem/sync/hub"
 	"github.com/aslcns/totem/sync/protocol"
 	"github.com/aslcns/totem/sync/techset"
 	"go.etcd.io/bbolt"
@@ -55,33 +50,14 @@ const usage = `usage:
 `
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("totemhub", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.Flags("totemhub", stderr)
 	cfgPath := fs.String("config", "", "configuration file (default: embedded defaults)")
 	ext := fs.String("broker", "", "use this external MQTT broker URL and run no embedded one")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	// The words first: a typo or "help" used to open the state and the
-	// fleet registry before saying anything.
-	switch fs.Arg(0) {
-	case "":
-		if fs.NArg() > 1 {
-			return cli.Usagef(usage, "totemhub: unexpected %q", fs.Arg(1))
-		}
-	case "provision":
-		if fs.NArg() != 2 {
-			return cli.Usagef(usage, "totemhub: provision takes one totem id")
-		}
-	case "user": // its own words are userCommand's
-	case "migrate":
-		if fs.NArg() > 1 {
-			return cli.Usagef(usage, "totemhub: migrate: unexpected %q", fs.Arg(1))
-		}
-	case "help":
-		return cli.Usagef(usage, "totemhub: help: nothing started")
-	default:
-		return cli.Usagef(usage, "totemhub: unknown command %q", fs.Arg(0))
+	if err := checkWords(fs); err != nil {
+		return err
 	}
 	cfg, err := config.LoadTotemhub(*cfgPath)
 	if err != nil {
@@ -114,9 +90,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	defer reg.Close()
 	reg.SetValidity(broker.Validity{First: cfg.Fleet.FirstValidity.Duration, Next: cfg.Fleet.Validity.Duration,
 		RotateBefore: cfg.Fleet.RotateBefore.Duration})
-
-	switch fs.Arg(0) {
-	case "provision":
+	if fs.Arg(0) == "provision" {
 		path, err := provisionTotem(cfg, reg, fs.Arg(1))
 		if err != nil {
 			return err
@@ -124,195 +98,35 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprintf(stdout, "totem %s provisioned: credentials in %s\n", fs.Arg(1), path)
 		return nil
 	}
+	s := &server{cfg: cfg, reg: reg, log: log}
+	defer s.undo.Run()
+	return s.runHub(ctx, level, *cfgPath, &loaded)
+}
 
-	// The broker's CA certificate (ca.pem in credentials_dir) and the
-	// demo console's signing key first: totemd reads both once its own
-	// credentials appear.
-	var (
-		serverTLS *tls.Config
-		renew     func(context.Context)
-	)
-	if cfg.Broker.Embedded {
-		if serverTLS, renew, err = brokerTLS(cfg, log.With("subsystem", "broker")); err != nil {
-			return err
+// checkWords checks the command's words before anything is opened: a
+// typo or "help" used to open the state and the fleet registry before
+// saying anything.
+func checkWords(fs *flag.FlagSet) error {
+	switch fs.Arg(0) {
+	case "":
+		if fs.NArg() > 1 {
+			return cli.Usagef(usage, "totemhub: unexpected %q", fs.Arg(1))
 		}
-	}
-	if cfg.Fleet.Console != "" {
-		if err := consoleKey(cfg, log); err != nil {
-			return err
+	case "provision":
+		if fs.NArg() != 2 {
+			return cli.Usagef(usage, "totemhub: provision takes one totem id")
 		}
-	}
-	techs, techKey, err := technicianSet(cfg, log)
-	if err != nil {
-		return err
-	}
-	for _, id := range cfg.Fleet.Provision {
-		if _, err := provisionTotem(cfg, reg, id); err != nil {
-			return err
+	case "user": // its own words are userCommand's
+	case "migrate":
+		if fs.NArg() > 1 {
+			return cli.Usagef(usage, "totemhub: migrate: unexpected %q", fs.Arg(1))
 		}
-		log.Info("totem provisioned", "totem", id)
+	case "help":
+		return cli.Usagef(usage, "totemhub: help: nothing started")
+	default:
+		return cli.Usagef(usage, "totemhub: unknown command %q", fs.Arg(0))
 	}
-	if cfg.Fleet.Console != "" {
-		if _, err := reg.Provision(cfg.Fleet.Console, creds.RoleConsole, filepath.Join(cfg.Fleet.CredentialsDir, cfg.Fleet.Console+".json")); err != nil {
-			return err
-		}
-	}
-	pol, ok := cms.PolicyByID(cfg.CMS.Policy)
-	if !ok {
-		return fmt.Errorf("totemhub: unknown policy %q", cfg.CMS.Policy)
-	}
-	var seed []cms.Card
-	var cips map[string]string
-	if cfg.CMS.DemoCards {
-		seed, cips = cms.DemoCards(), cms.DemoCIPs()
-	}
-	store, err := refcms.Open(filepath.Join(cfg.StateDir, "cms.db"), &refcms.Options{Policy: pol, Seed: seed, CIPs: cips,
-		SendLogRetention: cfg.CMS.SendLogRetention.Duration, RefusalRetention: cfg.CMS.RefusalRetention.Duration,
-		CitizenRetention: cfg.CMS.CitizenRetention.Duration,
-		FSERetries:       cfg.CMS.FSERetries, FSERetryEvery: cfg.CMS.FSERetryInterval.Duration})
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-
-	var (
-		bstats func() broker.Stats // the embedded broker's, for /metrics
-		bconns func() int
-	)
-	var (
-		url    string
-		me     creds.File
-		tlsCfg *tls.Config // the ingest's, to an external broker
-		caFile string
-	)
-	if cfg.Broker.Embedded {
-		// The ingest's own credentials live only in memory for this run.
-		me, err = creds.Generate(hubClientPrefix+cli.RandomID(4), creds.RoleHub)
-		if err != nil {
-			return err
-		}
-		users := broker.NewUsers(reg)
-		if err := users.Add(me); err != nil {
-			return err
-		}
-		blog := log.With("subsystem", "broker")
-		srv, err := broker.Start(broker.Options{Listen: cfg.Broker.Listen, Auth: users,
-			MaxPacket: cfg.Broker.MaxPacket, Logger: blog, MaxConnections: cfg.Broker.MaxConnections,
-			ConnectTimeout: cfg.Broker.ConnectTimeout.Duration, MaxConnectPacket: cfg.Broker.MaxConnectPacket,
-			TLSListen: cfg.Broker.TLSListen, TLS: serverTLS, Enroll: true})
-		if err != nil {
-			return err
-		}
-		defer srv.Close()
-		rctx, stopRenew := context.WithCancel(ctx)
-		defer stopRenew()
-		go renew(rctx)
-		defer logBrokerStats(srv.Stats, blog, brokerStatsEvery)()
-		url = srv.URL()
-		bstats, bconns = srv.Stats, srv.Connections
-		log.Info("embedded broker listening", "addr", srv.Addr(), "tls_addr", srv.TLSAddr())
-	} else {
-		url = cfg.Broker.URL
-		if tlsCfg, caFile, err = cli.BrokerTLS(url, cfg.Broker.TLSClient); err != nil {
-			return err
-		}
-		if me, err = creds.Load(cfg.Broker.CredentialsFile); err != nil {
-			return err
-		}
-	}
-	keys, err := cli.TrustedKeys(cfg.ConsoleKeys, cfg.ConsoleKeysFile)
-	if err != nil {
-		return err
-	}
-	// The hub's own key signs technician sets for the totems; it is no
-	// console of the hub.
-	keys = slices.DeleteFunc(keys, func(k cmdsig.PublicKey) bool { return k.ID == hubKeyID })
-	if len(keys) == 0 {
-		log.Warn("no console keys trusted: every console command to the hub will be refused")
-	}
-	rec, err := cmdsig.OpenRecord(filepath.Join(cfg.StateDir, "commands.db"), cmdsig.RecordOptions{})
-	if err != nil {
-		return err
-	}
-	defer rec.Close()
-	// The fleet registry (totemctl status): every totem ever provisioned,
-	// its presence, backlog and devices, kept across restarts.
-	fleet, err := hub.OpenFleet(filepath.Join(cfg.StateDir, "presence.db"), hub.FleetOptions{
-		TelemetryInterval: cfg.Fleet.TelemetryInterval.Duration, Logger: log.With("subsystem", "fleet"),
-		Counters: cfg.Fleet.ReissueCounters})
-	if err != nil {
-		return err
-	}
-	defer fleet.Close()
-	totems, err := reg.Usernames(creds.RoleTotem)
-	if err != nil {
-		return err
-	}
-	fleet.Provisioned(totems...)
-	// Locks and enrollment: only the embedded broker's users.
-	var (
-		accounts hub.Accounts
-		enroller hub.Enroller
-	)
-	if cfg.Broker.Embedded {
-		accounts, enroller = reg, reg
-	}
-	aud, stopAudit, err := openAudit(ctx, cfg, log.With("subsystem", "audit"))
-	if err != nil {
-		return err
-	}
-	defer stopAudit()
-	jobs, stopJobs, err := startRollout(ctx, cfg, url, tlsCfg, me, keys, reg, log)
-	if err != nil {
-		return err
-	}
-	defer stopJobs()
-	h := hub.New(hub.Options{Accounts: accounts, Enroller: enroller, EnrollValidity: cfg.Fleet.EnrollValidity.Duration, URL: url, TLS: tlsCfg, CAFile: caFile, ClientID: hubClientPrefix + cli.RandomID(4), Username: me.Username,
-		Password: me.Password, Backend: store, Logger: log.With("subsystem", "ingest"),
-		Verifier: cmdsig.NewVerifier(cmdsig.HubTarget, keys, rec), Fleet: fleet, Jobs: jobs, Audit: aud,
-		Technicians: techs, TechKey: &techKey})
-	defer auditCredentials(reg, h, log)()
-	if cfg.HTTP.Listen != "" {
-		stopWeb, err := startWeb(ctx, cfg, log, webDeps{h: h, store: store, fleet: fleet, reg: reg, bstats: bstats, bconns: bconns, url: url, audit: aud})
-		if err != nil {
-			return err
-		}
-		defer stopWeb()
-	}
-	log.Info("totemhub running", "broker", url, "policy", pol.ID, "state_dir", cfg.StateDir)
-	// The reference CMS retries FSE creations by itself (seed 002).
-	fctx, stopFSE := context.WithCancel(ctx)
-	fseDone := make(chan struct{})
-	go func() {
-		defer close(fseDone)
-		store.RunFSERetries(fctx, 0) // every cms.fse_retry_interval
-	}()
-	pruneDone := make(chan struct{})
-	go func() {
-		defer close(pruneDone)
-		if err := store.RunSendLogPrune(fctx, time.Hour); err != nil {
-			log.Error("send log retention", "err", err)
-		}
-	}()
-	citizenDone := make(chan struct{})
-	go func() {
-		defer close(citizenDone)
-		store.RunCitizenPurge(fctx, time.Hour, func(rep refcms.PurgeReport, err error) {
-			switch {
-			case err != nil:
-				log.Error("citizen data retention", "err", err)
-			case rep != refcms.PurgeReport{}:
-				log.Info("citizen data purged", "notifications", rep.Notifications, "results", rep.Results)
-			}
-		})
-	}()
-	serve(ctx, log, level, *cfgPath, &loaded)
-	err = h.Run(ctx)
-	stopFSE()
-	<-fseDone
-	<-pruneDone
-	<-citizenDone
-	return err
+	return nil
 }
 
 // brokerStatsEvery is how often the broker's counters are logged, when

@@ -13,14 +13,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/url"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
@@ -34,6 +32,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/aslcns/totem/cmd/internal/benchkit"
 	"github.com/aslcns/totem/cmd/internal/cli"
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/cms/refcms"
@@ -51,74 +50,88 @@ import (
 
 func main() {
 	cli.TuneGC() // as the programs do
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(1)
-	}
+	benchkit.Main("bench", run)
 }
 
 // config is what the flags set.
 type config struct {
-	dir      string
-	serial   int   // enqueues by one producer
-	parallel int   // enqueues by 16 producers, in all
-	backlogs []int // drain backlogs
-	anchor   int   // backlog drained by both us and autopaho's file queue
-	timeout  time.Duration
-	profile  string
+	dir        string
+	serial     int   // enqueues by one producer
+	parallel   int   // enqueues by 16 producers, in all
+	backlogs   []int // drain backlogs
+	anchor     int   // backlog drained by both us and autopaho's file queue
+	timeout    time.Duration
+	profile    string
+	memprofile string
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fl := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fl.SetOutput(stderr)
-	var c config
-	var backlogs string
+	c, backlogs, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if c.memprofile != "" {
+		defer func() {
+			if f, err := os.Create(c.memprofile); err == nil {
+				pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
+	}
+	if c.backlogs, err = benchkit.Counts(backlogs, "backlog", 0); err != nil {
+		return err
+	}
+	dir, cleanup, err := benchkit.WorkDir(c.dir, "totem-bench-")
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	c.dir = dir
+	t := &table{}
+	gc := debug.SetGCPercent(-1) // reads it (and stops the collector: put it back)
+	debug.SetGCPercent(gc)
+	fmt.Fprintf(stderr, "bench: stores in %s, GOMAXPROCS %d, GOGC %d, memory limit %d MiB\n", c.dir,
+		runtime.GOMAXPROCS(0), gc, debug.SetMemoryLimit(-1)>>20)
+	if err := enqueueRows(ctx, c, t, stderr); err != nil {
+		return err
+	}
+	drains, sizes, err := drainRows(ctx, c, t, stderr)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "bench: autopaho queue/file, backlog %d\n", c.anchor)
+	a, err := anchorRun(ctx, filepath.Join(c.dir, "autopaho"), c.anchor, c.timeout)
+	if err != nil {
+		return fmt.Errorf("autopaho anchor: %w", err)
+	}
+	what := fmt.Sprintf("autopaho queue/file drain, backlog %d (anchor)", c.anchor)
+	t.add(what, "ops/s", a.opsPerSec, "QoS1 publish → shared-subscription subscriber, nothing applied")
+	t.add(what, "CPU µs/op", a.cpuPerOp, "")
+	t.kv("autopaho_file_drain_ops_s", a.opsPerSec)
+	derivedRows(c, t, drains, sizes, a)
+	t.print(stdout)
+	return nil
+}
+
+// parseFlags reads the command line; backlogs is the list as given.
+func parseFlags(args []string, stderr io.Writer) (c config, backlogs string, err error) {
+	fl := cli.Flags("bench", stderr)
 	fl.StringVar(&c.dir, "dir", "", "directory for the stores (default: a temp dir, removed at the end)")
 	fl.IntVar(&c.serial, "serial", 2000, "enqueues by one producer (and bare bbolt updates)")
 	fl.IntVar(&c.parallel, "parallel", 16000, "enqueues by 16 producers, in all")
 	fl.StringVar(&backlogs, "backlogs", "1000,10000,100000", "drain backlogs, comma-separated")
 	fl.IntVar(&c.anchor, "anchor", 5000, "backlog drained by both us and autopaho queue/file")
 	fl.DurationVar(&c.timeout, "timeout", 4*time.Minute, "bound of each drain")
-	cpuprofile := fl.String("cpuprofile", "", "write a CPU profile of the drains to this file")
-	memprofile := fl.String("memprofile", "", "write an allocation profile of the whole run to this file")
-	if err := fl.Parse(args); errors.Is(err, flag.ErrHelp) {
-		return nil
-	} else if err != nil {
-		return err
-	}
-	c.profile = *cpuprofile
-	if *memprofile != "" {
-		defer func() {
-			if f, err := os.Create(*memprofile); err == nil {
-				pprof.Lookup("allocs").WriteTo(f, 0)
-				f.Close()
-			}
-		}()
-	}
-	for f := range strings.SplitSeq(backlogs, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n <= 0 {
-			return fmt.Errorf("bad backlog %q", f)
-		}
-		c.backlogs = append(c.backlogs, n)
-	}
-	if c.dir == "" {
-		d, err := os.MkdirTemp("", "totem-bench-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(d)
-		c.dir = d
-	}
-	t := &table{}
-	gc := debug.SetGCPercent(-1) // reads it (and stops the collector: put it back)
-	debug.SetGCPercent(gc)
-	fmt.Fprintf(stderr, "bench: stores in %s, GOMAXPROCS %d, GOGC %d, memory limit %d MiB\n", c.dir,
-		runtime.GOMAXPROCS(0), gc, debug.SetMemoryLimit(-1)>>20)
+	fl.StringVar(&c.profile, "cpuprofile", "", "write a CPU profile of the drains to this file")
+	fl.StringVar(&c.memprofile, "memprofile", "", "write an allocation profile of the whole run to this file")
+	return c, backlogs, fl.Parse(args)
+}
 
-	// Durable enqueue.
+// enqueueRows measures the durable enqueue (one producer, then 16) and
+// its anchor, bare bbolt updates.
+func enqueueRows(ctx context.Context, c config, t *table, stderr io.Writer) error {
 	for _, producers := range []int{1, 16} {
 		n := c.serial
 		if producers > 1 {
@@ -153,8 +166,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	t.add(what, "ops/s", b.opsPerSec, "")
 	t.add(what, "bytes written/op", b.bytesPerOp, "")
 	t.kv("bbolt_update_p99_ms", b.p99)
+	return nil
+}
 
-	// End-to-end drain.
+// drainRows measures the end-to-end drain of every backlog (and the
+// anchor's), under the CPU profile if one is asked for; it returns the
+// results by backlog and the backlogs in order.
+func drainRows(ctx context.Context, c config, t *table, stderr io.Writer) (map[int]drainResult, []int, error) {
 	drains := map[int]drainResult{}
 	sizes := slices.Clone(c.backlogs)
 	if !slices.Contains(sizes, c.anchor) {
@@ -164,18 +182,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if c.profile != "" {
 		f, err := os.Create(c.profile)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		defer f.Close()
 		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
+			return nil, nil, err
 		}
 	}
 	for i, n := range sizes {
 		fmt.Fprintf(stderr, "bench: drain, backlog %d\n", n)
 		r, err := drainRun(ctx, filepath.Join(c.dir, fmt.Sprintf("drain-%d", i)), n, c.timeout)
 		if err != nil {
-			return fmt.Errorf("drain %d: %w", n, err)
+			return nil, nil, fmt.Errorf("drain %d: %w", n, err)
 		}
 		drains[n] = r
 		what := fmt.Sprintf("drain end to end, backlog %d", n)
@@ -195,17 +213,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if c.profile != "" {
 		pprof.StopCPUProfile()
 	}
-	fmt.Fprintf(stderr, "bench: autopaho queue/file, backlog %d\n", c.anchor)
-	a, err := anchorRun(ctx, filepath.Join(c.dir, "autopaho"), c.anchor, c.timeout)
-	if err != nil {
-		return fmt.Errorf("autopaho anchor: %w", err)
-	}
-	what = fmt.Sprintf("autopaho queue/file drain, backlog %d (anchor)", c.anchor)
-	t.add(what, "ops/s", a.opsPerSec, "QoS1 publish → shared-subscription subscriber, nothing applied")
-	t.add(what, "CPU µs/op", a.cpuPerOp, "")
-	t.kv("autopaho_file_drain_ops_s", a.opsPerSec)
+	return drains, sizes, nil
+}
 
-	// Derived figures.
+// derivedRows adds the figures the measurements give together: ours
+// against autopaho's, the spread across backlogs, a whole life's writes.
+func derivedRows(c config, t *table, drains map[int]drainResult, sizes []int, a anchorResult) {
 	ours := drains[c.anchor].opsPerSec
 	ratio := ours / a.opsPerSec
 	t.add(fmt.Sprintf("ours / autopaho at backlog %d", c.anchor), "×", ratio, "must be ≥ 20")
@@ -222,9 +235,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	t.add(fmt.Sprintf("whole life, backlog %d", mid), "bytes written/op", lifecycle.prefillBytes+lifecycle.bytesPerOp,
 		"prefill (64 producers) + drain: totem outbox and hub CMS together")
 	t.kv("bytes_per_op_lifecycle", lifecycle.prefillBytes+lifecycle.bytesPerOp)
-
-	t.print(stdout)
-	return nil
 }
 
 // table collects rows and key=value figures.
@@ -403,17 +413,6 @@ func boltRun(path string, n int) (latResult, error) {
 	return r, nil
 }
 
-// consentPayload is a realistic operation: a consent for a demo card.
-func consentPayload() []byte {
-	b, _ := json.Marshal(cms.ConsentRequest{
-		Card:     cms.CardRef{Serial: "6090012345678000", CF: "RSSMRA80A01H501U", Expiry: "2030-12-31"},
-		Policy:   "fse-2020",
-		Consents: []cms.Consent{{Code: "consultazione", Given: true}, {Code: "opposizione_pregresso"}},
-		Channel:  cms.SelfService,
-	})
-	return b
-}
-
 // world is a broker with a hub user and one totem user per name.
 type world struct {
 	srv    *broker.Server
@@ -479,28 +478,16 @@ func prefill(ctx context.Context, o *outbox.Outbox, n int, p []byte) error {
 // outbox → uplink → broker → hub → CMS applied → result → outbox done. It
 // checks that each was applied once and in order.
 func drainRun(ctx context.Context, dir string, n int, timeout time.Duration) (drainResult, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return drainResult{}, err
-	}
 	const totem = "t-bench"
-	w, err := newWorld(totem)
-	if err != nil {
+	var rig drainRig
+	defer rig.undo.Run()
+	if err := rig.open(dir, totem); err != nil {
 		return drainResult{}, err
 	}
-	defer w.srv.Close()
-	store, err := refcms.Open(filepath.Join(dir, "cms.db"), &refcms.Options{Seed: cms.DemoCards()})
-	if err != nil {
-		return drainResult{}, err
-	}
-	defer store.Close()
-	box, err := outbox.Open(filepath.Join(dir, "outbox.db"), nil)
-	if err != nil {
-		return drainResult{}, err
-	}
-	defer box.Close()
+	box := rig.box
 	var r drainResult
 	m := now()
-	if err := prefill(ctx, box, n, consentPayload()); err != nil {
+	if err := prefill(ctx, box, n, benchkit.ConsentPayload()); err != nil {
 		return r, err
 	}
 	_, _, r.prefillBytes = m.since(n)
@@ -510,7 +497,7 @@ func drainRun(ctx context.Context, dir string, n int, timeout time.Duration) (dr
 	hctx, hcancel := context.WithCancel(ctx)
 	defer hcancel()
 	done := make(chan error, 2)
-	h := hub.New(hub.Options{URL: w.srv.URL(), ClientID: "hub-0", Username: w.hubMe.Username, Password: w.hubMe.Password, Backend: store})
+	h := hub.New(hub.Options{URL: rig.w.srv.URL(), ClientID: "hub-0", Username: rig.w.hubMe.Username, Password: rig.w.hubMe.Password, Backend: rig.store})
 	go func() { done <- h.Run(hctx) }()
 	if err := h.AwaitConnection(ctx); err != nil {
 		hcancel()
@@ -522,32 +509,10 @@ func drainRun(ctx context.Context, dir string, n int, timeout time.Duration) (dr
 
 	c0, b0 := box.Commits(), h.Stats().Batches.Load()
 	m = now()
-	tc := w.totems[totem]
-	up := uplink.New(uplink.Options{Totem: totem, URL: w.srv.URL(), Username: tc.Username, Password: tc.Password, Outbox: box})
+	tc := rig.w.totems[totem]
+	up := uplink.New(uplink.Options{Totem: totem, URL: rig.w.srv.URL(), Username: tc.Username, Password: tc.Password, Outbox: box})
 	go func() { done <- up.Run(hctx) }()
-	var stuck error
-	var connected, first time.Duration
-	for {
-		q, err := box.Stats()
-		if err != nil {
-			stuck = err
-			break
-		}
-		if connected == 0 && up.Connected() {
-			connected = time.Since(m.at)
-		}
-		if first == 0 && q.Depth < n {
-			first = time.Since(m.at)
-		}
-		if q.Depth == 0 {
-			break
-		}
-		if ctx.Err() != nil {
-			stuck = fmt.Errorf("backlog stuck at %d: %w", q.Depth, ctx.Err())
-			break
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	connected, first, stuck := awaitDrained(ctx, box, up, n, m.at)
 	secs, cpu, bytesOp := m.since(n)
 	r.connectMs, r.firstMs = float64(connected.Microseconds())/1000, float64(first.Microseconds())/1000
 	r.opsPerSec, r.cpuPerOp, r.bytesPerOp = float64(n)/secs, cpu, bytesOp
@@ -560,7 +525,62 @@ func drainRun(ctx context.Context, dir string, n int, timeout time.Duration) (dr
 	if stuck != nil {
 		return r, stuck
 	}
-	return r, verify(store, totem, n)
+	return r, verify(rig.store, totem, n)
+}
+
+// drainRig is what a drain runs on, in its directory: a broker with the
+// hub's user and the totem's, the CMS and the totem's outbox.
+type drainRig struct {
+	w     *world
+	store *refcms.Store
+	box   *outbox.Outbox
+	undo  cli.Undo
+}
+
+func (rig *drainRig) open(dir, totem string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	w, err := newWorld(totem)
+	if err != nil {
+		return err
+	}
+	rig.w = w
+	rig.undo.Push(func() { w.srv.Close() })
+	if rig.store, err = refcms.Open(filepath.Join(dir, "cms.db"), &refcms.Options{Seed: cms.DemoCards()}); err != nil {
+		return err
+	}
+	rig.undo.Push(func() { rig.store.Close() })
+	if rig.box, err = outbox.Open(filepath.Join(dir, "outbox.db"), nil); err != nil {
+		return err
+	}
+	rig.undo.Push(func() { rig.box.Close() })
+	return nil
+}
+
+// awaitDrained polls the outbox until it is empty or ctx is done, and
+// says how long after start the uplink connected and the first result
+// came.
+func awaitDrained(ctx context.Context, box *outbox.Outbox, up *uplink.Uplink, n int, start time.Time) (connected, first time.Duration, stuck error) {
+	for {
+		q, err := box.Stats()
+		if err != nil {
+			return connected, first, err
+		}
+		if connected == 0 && up.Connected() {
+			connected = time.Since(start)
+		}
+		if first == 0 && q.Depth < n {
+			first = time.Since(start)
+		}
+		if q.Depth == 0 {
+			return connected, first, nil
+		}
+		if ctx.Err() != nil {
+			return connected, first, fmt.Errorf("backlog stuck at %d: %w", q.Depth, ctx.Err())
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 }
 
 // verify checks zero lost, zero twice, in order: the CMS audit holds the
@@ -600,29 +620,9 @@ func anchorRun(ctx context.Context, dir string, n int, timeout time.Duration) (a
 		return anchorResult{}, err
 	}
 	defer w.srv.Close()
-	q, err := file.New(qdir, "op", ".msg")
+	q, err := queueOps(qdir, totem, n)
 	if err != nil {
 		return anchorResult{}, err
-	}
-	p := consentPayload()
-	created := time.Now().UTC()
-	topic := protocol.Topic(totem, protocol.LeafOp)
-	for i := range n {
-		seq := uint64(i + 1)
-		var raw [16]byte
-		binary.BigEndian.PutUint64(raw[8:], seq)
-		env, err := protocol.Marshal(protocol.Op{V: protocol.Version, ID: fmt.Sprintf("%032x", raw), Totem: totem,
-			Seq: seq, Kind: cms.KindConsent, Payload: p, Created: created})
-		if err != nil {
-			return anchorResult{}, err
-		}
-		var b bytes.Buffer
-		if _, err := (&paho.Publish{QoS: 1, Topic: topic, Payload: env}).Packet().WriteTo(&b); err != nil {
-			return anchorResult{}, err
-		}
-		if err := q.Enqueue(&b); err != nil {
-			return anchorResult{}, err
-		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -630,23 +630,9 @@ func anchorRun(ctx context.Context, dir string, n int, timeout time.Duration) (a
 	if err != nil {
 		return anchorResult{}, err
 	}
-
-	// The subscriber: like the hub's ingest, a client of the shared
-	// subscription; it only counts.
 	var got atomic.Int64
 	all := make(chan struct{})
-	var once sync.Once
-	sub, err := autopaho.NewConnection(ctx, autopaho.ClientConfig{
-		ServerUrls: []*url.URL{srv}, KeepAlive: 30, CleanStartOnInitialConnection: true,
-		ConnectUsername: w.hubMe.Username, ConnectPassword: []byte(w.hubMe.Password),
-		ClientConfig: paho.ClientConfig{ClientID: "anchor-sub",
-			OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(paho.PublishReceived) (bool, error) {
-				if got.Add(1) >= int64(n) {
-					once.Do(func() { close(all) })
-				}
-				return true, nil
-			}}},
-	})
+	sub, err := countingSubscriber(ctx, srv, w.hubMe, n, &got, all)
 	if err != nil {
 		return anchorResult{}, err
 	}
@@ -676,4 +662,52 @@ func anchorRun(ctx context.Context, dir string, n int, timeout time.Duration) (a
 	}
 	secs, cpu, _ := m.since(n)
 	return anchorResult{opsPerSec: float64(n) / secs, cpuPerOp: cpu}, nil
+}
+
+// queueOps queues n operation envelopes of totem, as QoS 1 PUBLISH
+// packets, in a new autopaho queue/file in qdir.
+func queueOps(qdir, totem string, n int) (*file.Queue, error) {
+	q, err := file.New(qdir, "op", ".msg")
+	if err != nil {
+		return nil, err
+	}
+	p := benchkit.ConsentPayload()
+	created := time.Now().UTC()
+	topic := protocol.Topic(totem, protocol.LeafOp)
+	for i := range n {
+		seq := uint64(i + 1)
+		var raw [16]byte
+		binary.BigEndian.PutUint64(raw[8:], seq)
+		env, err := protocol.Marshal(protocol.Op{V: protocol.Version, ID: fmt.Sprintf("%032x", raw), Totem: totem,
+			Seq: seq, Kind: cms.KindConsent, Payload: p, Created: created})
+		if err != nil {
+			return nil, err
+		}
+		var b bytes.Buffer
+		if _, err := (&paho.Publish{QoS: 1, Topic: topic, Payload: env}).Packet().WriteTo(&b); err != nil {
+			return nil, err
+		}
+		if err := q.Enqueue(&b); err != nil {
+			return nil, err
+		}
+	}
+	return q, nil
+}
+
+// countingSubscriber is the anchor's subscriber: like the hub's ingest, a
+// client of the shared subscription; it only counts in got, and closes
+// all once n came.
+func countingSubscriber(ctx context.Context, srv *url.URL, me creds.File, n int, got *atomic.Int64, all chan struct{}) (*autopaho.ConnectionManager, error) {
+	var once sync.Once
+	return autopaho.NewConnection(ctx, autopaho.ClientConfig{
+		ServerUrls: []*url.URL{srv}, KeepAlive: 30, CleanStartOnInitialConnection: true,
+		ConnectUsername: me.Username, ConnectPassword: []byte(me.Password),
+		ClientConfig: paho.ClientConfig{ClientID: "anchor-sub",
+			OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(paho.PublishReceived) (bool, error) {
+				if got.Add(1) >= int64(n) {
+					once.Do(func() { close(all) })
+				}
+				return true, nil
+			}}},
+	})
 }

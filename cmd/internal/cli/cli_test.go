@@ -24,3 +24,16 @@ func TestReport(t *testing.T) {
 		}
 	}
 }
+
+func TestUndoRunsInReverse(t *testing.T) {
+	var u Undo
+	var got []int
+	for i := range 3 {
+		u.Push(func() { got = append(got, i) })
+	}
+	u.Run()
+	u.Run() // forgotten: nothing twice
+	if fmt.Sprint(got) != "[2 1 0]" {
+		t.Errorf("ran %v, want [2 1 0]", got)
+	}
+}
