@@ -3,7 +3,6 @@ package firmware
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/aslcns/totem/firmware/flows"
 	"github.com/aslcns/totem/firmware/screens"
@@ -17,9 +16,14 @@ import (
 
 var errCardIn = errors.New("firmware: a card came in")
 
+// cardless serves a citizen without a card on the App: its menu and the
+// wait after it.
+type cardless struct{ a *App }
+
 // cardless serves key k pressed on the idle screen. It reports whether a
 // card is in the reader when it is done.
 func (a *App) cardless(ctx context.Context, k hal.Key) bool {
+	c := cardless{a}
 	down := !a.health.readerOK()
 	if down || !screens.Bound("idle", k) || k == hal.KeyBack || k == hal.KeyCancel {
 		return false
@@ -27,12 +31,12 @@ func (a *App) cardless(ctx context.Context, k hal.Key) bool {
 	a.noCard, a.cardIn = true, false
 	defer func() { a.noCard = false }()
 	a.log.Info("cardless session started")
-	err := a.cardlessMenu(ctx, k)
+	err := c.menu(ctx, k)
 	a.log.Info("cardless session ended", "reason", reason(err))
 	switch {
 	case errors.Is(err, errCardIn), ctx.Err() != nil, errors.Is(err, errIdle), errors.Is(err, errBack):
 	default:
-		a.linger(ctx) // the last screen says how it ended
+		c.linger(ctx) // the last screen says how it ended
 	}
 	if !a.cardIn {
 		a.endCitizen() // the next citizen starts in the totem's language
@@ -49,9 +53,10 @@ func (a *App) cardless(ctx context.Context, k hal.Key) bool {
 	}
 }
 
-// cardlessMenu runs the function of k, or the menu of the functions that
-// need no card for #; Back from a function returns to that menu.
-func (a *App) cardlessMenu(ctx context.Context, k hal.Key) error {
+// menu runs the function of k, or the menu of the functions that need no
+// card for #; Back from a function returns to that menu.
+func (c cardless) menu(ctx context.Context, k hal.Key) error {
+	a := c.a
 	for {
 		if k == hal.KeyOK {
 			draw := func() { a.Show("menu_nocard") }
@@ -93,14 +98,14 @@ func (a *App) cardEvent(ev hal.CardEvent) bool {
 
 // linger leaves the last screen of a cardless session up until a key, a
 // card or a quarter of the idle timeout.
-func (a *App) linger(ctx context.Context) {
-	t := time.NewTimer(a.idleTimeout() / 4)
-	defer t.Stop()
+func (c cardless) linger(ctx context.Context) {
+	a := c.a
+	t := a.clock.After(a.timeouts.idle() / 4)
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-t:
 			return
 		case <-a.keys:
 			return
@@ -109,7 +114,7 @@ func (a *App) linger(ctx context.Context) {
 				return
 			}
 		case <-a.tick:
-			a.alive()
+			a.heart.alive()
 		}
 	}
 }

@@ -27,12 +27,12 @@ func (a *App) session(ctx context.Context) error {
 	if err != nil {
 		return a.desk.CardError(err)
 	}
-	if !info.Expiry.IsZero() && time.Now().After(info.Expiry.AddDate(0, 0, 1)) {
+	if !info.Expiry.IsZero() && a.clock.Now().After(info.Expiry.AddDate(0, 0, 1)) {
 		return a.desk.CardError(hal.ErrCardExpired)
 	}
 	a.log.Info("session started", "card_class", string(info.Class))
 	if info.Class == hal.ClassOperator {
-		return a.operatorSession(ctx, card, info) // assisted mode: assisted.go
+		return operatorSession(ctx, a, card, info) // assisted mode: assisted.go
 	}
 	// The PIN verified on the chip holds for the session: another
 	// operation does not ask for it again (issue 17).
@@ -49,7 +49,7 @@ func (a *App) session(ctx context.Context) error {
 		if k == hal.KeyBack { // * on the menu ends the session, as D does
 			k = hal.KeyCancel
 		}
-		err = a.dispatch(ctx, k, card, info)
+		err = selfService{a, card, info}.dispatch(ctx, k)
 		if err == nil && a.finished != nil {
 			var more bool
 			if more, err = a.another(ctx); more {
@@ -167,20 +167,19 @@ func (a *App) enqueueAndWait(ctx context.Context, kind string, payload []byte, c
 		return e, err
 	}
 	defer done()
-	timer := time.NewTimer(a.resultWait())
-	defer timer.Stop()
+	timer := a.clock.After(a.timeouts.resultWait())
 	for {
 		select {
 		case <-ctx.Done():
 			return e, ctx.Err()
-		case <-timer.C:
+		case <-timer:
 			return e, nil
 		case got := <-ch:
 			if got.Done {
 				return got, nil
 			}
 		case <-a.tick:
-			a.alive()
+			a.heart.alive()
 		}
 	}
 }
@@ -194,18 +193,17 @@ func (a *App) Print(ctx context.Context, doc *hal.Doc, opID string) error {
 	if a.o.Jobs != nil {
 		_, first, err := a.o.Jobs.Add(doc, opID)
 		if err == nil {
-			t := time.NewTimer(printWait)
-			defer t.Stop()
+			t := a.clock.After(printWait)
 			for {
 				select {
 				case err := <-first:
 					return err
-				case <-t.C:
+				case <-t:
 					return hal.ErrNotResponding
 				case <-ctx.Done():
 					return ctx.Err()
 				case <-a.tick:
-					a.alive()
+					a.heart.alive()
 				}
 			}
 		}

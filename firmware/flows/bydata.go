@@ -79,7 +79,7 @@ func CardByData(ctx context.Context, dk *Desk, op string) (hal.CardInfo, error) 
 		return info, err
 	}
 	if rejected(e) {
-		if err := dk.showRejection(ctx, e); err != nil {
+		if err := dk.ShowRejection(ctx, e); err != nil {
 			return info, err
 		}
 		return info, ErrBack

@@ -78,6 +78,8 @@ type Desk struct {
 	title func(kind string) string
 	// online reports whether the link to the hub is up (nil: unknown).
 	online func() bool
+	// now is the wall clock (SetClock).
+	now func() time.Time
 	// verified: the card's PIN was verified on the chip in this session
 	// (Begin clears it); the card stays powered, so another operation
 	// does not ask for it again.
@@ -91,8 +93,12 @@ func (dk *Desk) Begin() { dk.verified = false }
 // to log; title names an operation kind on receipts and in the Storico,
 // online says whether the link to the hub is up (nil: unknown).
 func NewDesk(t Totem, lang screens.Lang, log *slog.Logger, title func(kind string) string, online func() bool) *Desk {
-	return &Desk{t: t, lang: lang, log: log, title: title, online: online}
+	return &Desk{t: t, lang: lang, log: log, title: title, online: online, now: time.Now}
 }
+
+// SetClock makes c the clock of the flows' dates (an expiry past, a
+// minor's age, the time an event is queued at).
+func (dk *Desk) SetClock(c hal.Clock) { dk.now = c.Now }
 
 // SetLang makes l the language of the flows' screens and texts (the
 // citizen chose it on the idle screen or the menu).
@@ -144,11 +150,6 @@ func (dk *Desk) receipt(e outbox.Entry, title string, info hal.CardInfo, lines [
 	return dk.t.Frame().Receipt(e, title, info, lines)
 }
 
-// declaration is the dichiarazione sostitutiva a delegate signs.
-func (dk *Desk) declaration(holder hal.CardInfo, d cms.Delegation, doc cms.IDDocument) *hal.Doc {
-	return dk.t.Frame().Declaration(holder, d, doc)
-}
-
 // signDeclaration prints the dichiarazione sostitutiva the delegate of p
 // signs for an operation of kind, and takes the operator's word that it
 // was signed and kept (seed 002). A printer fault cancels the operation:
@@ -161,11 +162,6 @@ func (dk *Desk) signDeclaration(ctx context.Context, kind string, holder hal.Car
 	}
 	_, err := dk.choose(ctx, "decl_signed")
 	return err
-}
-
-// historyLines names each event by its kind's registered title.
-func (dk *Desk) historyLines(r cms.HistoryResult) []string {
-	return dk.t.Frame().History(r, dk.title)
 }
 
 // CardError shows a card fault and maps it to the error that ends the

@@ -51,7 +51,7 @@ func HistoryVia(ctx context.Context, dk *Desk, info hal.CardInfo, v *Via) error 
 		return err
 	}
 	if rejected(e) {
-		return dk.showRejection(ctx, e)
+		return dk.ShowRejection(ctx, e)
 	}
 	var res cms.HistoryResult
 	if err := json.Unmarshal(e.Result.Data, &res); err != nil {
@@ -67,7 +67,7 @@ func HistoryVia(ctx context.Context, dk *Desk, info hal.CardInfo, v *Via) error 
 		return ErrBack
 	}
 	return dk.historyPages(ctx, dk.historyScreen(res), func() error {
-		return dk.finishKind(ctx, e, cms.KindHistory, info, append(dk.historyLines(res), v.lines(dk.t.Frame())...))
+		return dk.finishKind(ctx, e, cms.KindHistory, info, append(dk.t.Frame().History(res, dk.title), v.lines(dk.t.Frame())...))
 	})
 }
 

@@ -203,16 +203,10 @@ func rejected(e outbox.Entry) bool {
 	return e.Result != nil && e.Result.Processing.Status == protocol.ProcessingRejected
 }
 
-// showRejection pages the CMS's reasons for refusing e: the catalogue's
-// text for each code, in the session's language (never the code, nor the
-// CMS's Italian message).
-func (dk *Desk) showRejection(ctx context.Context, e outbox.Entry) error {
-	return dk.ShowRejection(ctx, e)
-}
-
-// ShowRejection is showRejection for the App's Finish: the whole reason,
-// the catalogue's text of each code in the session's language, three
-// rows a page; # on the last page goes back to the menu.
+// ShowRejection pages the CMS's reasons for refusing e (for the flows and
+// the App's Finish): the catalogue's text for each code, in the session's
+// language (never the code, nor the CMS's Italian message), three rows a
+// page; # on the last page goes back to the menu.
 func (dk *Desk) ShowRejection(ctx context.Context, e outbox.Entry) error {
 	dk.log.Info("online op rejected", "op_id", e.ID, "kind", e.Kind)
 	return dk.Pages(ctx, hal.Wrap(dk.lang.Text("rejected_prefix")+RejectionText(dk.lang, e), 20))
@@ -275,7 +269,7 @@ func submitAssisted[R any](ctx context.Context, dk *Desk, kind, op string, req a
 		return e, res, false, err
 	}
 	if rejected(e) {
-		return e, res, true, dk.showRejection(ctx, e)
+		return e, res, true, dk.ShowRejection(ctx, e)
 	}
 	if err := json.Unmarshal(e.Result.Data, &res); err != nil || !valid(res) {
 		dk.log.Error("assisted result", "kind", kind, "op_id", e.ID, "err", err)

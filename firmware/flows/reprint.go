@@ -89,7 +89,7 @@ func ReprintVia(ctx context.Context, dk *Desk, info hal.CardInfo, v *Via) error 
 		return err
 	}
 	if rejected(e) {
-		return dk.showRejection(ctx, e)
+		return dk.ShowRejection(ctx, e)
 	}
 	var res cms.ReprintResult
 	if err := json.Unmarshal(e.Result.Data, &res); err != nil || res.PINFirstHalf == "" {

@@ -148,7 +148,7 @@ func revoke(ctx context.Context, dk *Desk, req cms.RevocationRequest, info hal.C
 			dk.log.Info("revocation refused", "op_id", e.ID, "code", cms.CodeCIPWrong)
 			return cipWrong(errs[0].Message)
 		}
-		return dk.showRejection(ctx, e)
+		return dk.ShowRejection(ctx, e)
 	}
 	var res cms.RevocationResult
 	if err := json.Unmarshal(e.Result.Data, &res); err != nil || res.Reissue == "" {

@@ -5,7 +5,6 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
-	"time"
 
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/hal"
@@ -30,7 +29,7 @@ func UnblockPIN(ctx context.Context, dk *Desk, card hal.Card, info hal.CardInfo)
 		if err != nil {
 			return err
 		}
-		now := time.Now()
+		now := dk.now()
 		switch result {
 		case cms.PINOK:
 			dk.show("saving")
