@@ -157,10 +157,9 @@ type App struct {
 	policy atomic.Pointer[cms.Policy]
 	last   atomic.Pointer[protocol.Outcome]
 
-	// noCard is set while a citizen without a card is served; cardIn
-	// then records whether a card came in meanwhile. Both belong to the
-	// loop's goroutine.
-	noCard, cardIn bool
+	// walkIn is the citizen without a card being served, if any; the
+	// loop's goroutine only.
+	walkIn walkIn
 
 	waiters waiters
 	// finished is the operation whose outcome Finish just showed; the
@@ -478,8 +477,8 @@ func (a *App) keyOr(ctx context.Context, name string, redraw func(), results <-c
 		case <-ctx.Done():
 			return 0, nil, ctx.Err()
 		case ev := <-a.cards:
-			if a.noCard {
-				if a.cardEvent(ev) {
+			if a.walkIn.on {
+				if a.walkIn.event(ev) {
 					return 0, nil, errCardIn
 				}
 				continue
@@ -532,7 +531,7 @@ func (a *App) keyOr(ctx context.Context, name string, redraw func(), results <-c
 // Show puts a catalogue screen on the display, formatting %-verbs in each
 // row with args in order.
 func (a *App) Show(key string, args ...any) {
-	if screens.Has(key+"_nocard") && a.noCard {
+	if screens.Has(key+"_nocard") && a.walkIn.on {
 		key += "_nocard" // the variant that asks for no card back
 	}
 	if err := a.dev.Display.Show(screens.Format(a.lang, key, args...)); err != nil {

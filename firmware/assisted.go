@@ -233,20 +233,7 @@ func (s *operatorDesk) awaitInsert(ctx context.Context, name string, redraw func
 
 // pause leaves an outcome screen up until a key, or the idle timeout.
 func (s *operatorDesk) pause(ctx context.Context) {
-	a := s.a
-	t := a.clock.After(a.timeouts.idle())
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-a.keys:
-			return
-		case <-t:
-			return
-		case <-a.tick:
-			a.heart.alive()
-		}
-	}
+	s.a.hold(ctx, s.a.timeouts.idle(), nil)
 }
 
 // citizen serves the citizen whose card was just inserted.
@@ -326,7 +313,7 @@ func (s *operatorDesk) menu(ctx context.Context, info hal.CardInfo, page1, page2
 		if err == nil && a.finished != nil {
 			// The outcome offers another operation for this citizen.
 			var more bool
-			if more, err = a.another(ctx); more {
+			if more, err = a.finished.await(ctx, a); more {
 				page = "op_menu"
 				continue
 			}

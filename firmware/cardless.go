@@ -28,8 +28,8 @@ func (a *App) cardless(ctx context.Context, k hal.Key) bool {
 	if down || !screens.Bound("idle", k) || k == hal.KeyBack || k == hal.KeyCancel {
 		return false
 	}
-	a.noCard, a.cardIn = true, false
-	defer func() { a.noCard = false }()
+	a.walkIn = walkIn{on: true}
+	defer func() { a.walkIn.on = false }()
 	a.log.Info("cardless session started")
 	err := c.menu(ctx, k)
 	a.log.Info("cardless session ended", "reason", reason(err))
@@ -38,7 +38,7 @@ func (a *App) cardless(ctx context.Context, k hal.Key) bool {
 	default:
 		c.linger(ctx) // the last screen says how it ended
 	}
-	if !a.cardIn {
+	if !a.walkIn.cardIn {
 		a.endCitizen() // the next citizen starts in the totem's language
 		a.Show(a.health.idleScreen())
 		return false
@@ -84,37 +84,24 @@ func (c cardless) menu(ctx context.Context, k hal.Key) error {
 	}
 }
 
-// cardEvent records a card event seen while serving a citizen without a
+// walkIn is set (on) while a citizen without a card is served; cardIn
+// then records whether a card came in meanwhile.
+type walkIn struct{ on, cardIn bool }
+
+// event records a card event seen while serving a citizen without a
 // card; it reports whether a card is in.
-func (a *App) cardEvent(ev hal.CardEvent) bool {
+func (w *walkIn) event(ev hal.CardEvent) bool {
 	switch ev.Kind {
 	case hal.CardInserted:
-		a.cardIn = true
+		w.cardIn = true
 	case hal.CardRemoved:
-		a.cardIn = false
+		w.cardIn = false
 	}
-	return a.cardIn
+	return w.cardIn
 }
 
 // linger leaves the last screen of a cardless session up until a key, a
 // card or a quarter of the idle timeout.
 func (c cardless) linger(ctx context.Context) {
-	a := c.a
-	t := a.clock.After(a.timeouts.idle() / 4)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t:
-			return
-		case <-a.keys:
-			return
-		case ev := <-a.cards:
-			if a.cardEvent(ev) {
-				return
-			}
-		case <-a.tick:
-			a.heart.alive()
-		}
-	}
+	c.a.hold(ctx, c.a.timeouts.idle()/4, c.a.walkIn.event)
 }

@@ -27,6 +27,33 @@ func (a *App) timer(d time.Duration) *timer {
 // Reset arms t to fire d from now.
 func (t *timer) Reset(d time.Duration) { t.C = t.clock.After(d) }
 
+// hold leaves the screen up until d passes on the App's clock, a key is
+// pressed, or card, given each card event, says stop (nil: card events
+// are left for whoever waits next).
+func (a *App) hold(ctx context.Context, d time.Duration, card func(hal.CardEvent) (stop bool)) {
+	t := a.clock.After(d)
+	var cards <-chan hal.CardEvent
+	if card != nil {
+		cards = a.cards
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t:
+			return
+		case <-a.keys:
+			return
+		case ev := <-cards:
+			if card(ev) {
+				return
+			}
+		case <-a.tick:
+			a.heart.alive()
+		}
+	}
+}
+
 // sleep waits d on clock, or until ctx is done.
 func sleep(ctx context.Context, clock hal.Clock, d time.Duration) {
 	select {

@@ -27,9 +27,12 @@ type feeds struct {
 // start starts the feeds on wg.
 func (f *feeds) start(ctx context.Context, wg *sync.WaitGroup) {
 	wg.Go(func() { f.readCards(ctx) })
-	wg.Go(func() { f.readKeys(ctx) })
+	wg.Go(func() { f.readKeys(ctx, f.dev.Keypad, "keypad", f.beep) })
 	if f.dev.Keyboard != nil {
-		wg.Go(func() { f.readKeyboard(ctx) })
+		// The keyboard's keys count while an operator session is open,
+		// and are dropped otherwise: in self-service the citizen has
+		// the keypad only.
+		wg.Go(func() { f.readKeys(ctx, f.dev.Keyboard, "keyboard", f.operator.Load) })
 	}
 	if h, ok := f.dev.Reader.(hal.ReaderHealth); ok {
 		wg.Go(func() { f.watchReader(ctx, h) })
@@ -59,20 +62,23 @@ func (f *feeds) readCards(ctx context.Context) {
 	}
 }
 
-// readKeys hands the keypad's keys to the loop, with a beep each, until
-// ctx is done.
-func (f *feeds) readKeys(ctx context.Context) {
+// readKeys hands the keys of pad (name: "keypad" or "keyboard", in the
+// log) to the loop until ctx is done; take, given each key read, says
+// whether it counts.
+func (f *feeds) readKeys(ctx context.Context, pad hal.Keypad, name string, take func() bool) {
 	for {
-		k, err := f.dev.Keypad.Next(ctx)
+		k, err := pad.Next(ctx)
 		if err != nil {
-			if ctx.Err() == nil {
-				f.log.Error("keypad", "err", err)
-				sleep(ctx, f.clock, time.Second)
-				continue
+			if ctx.Err() != nil {
+				return
 			}
-			return
+			f.log.Error(name, "err", err)
+			sleep(ctx, f.clock, time.Second)
+			continue
 		}
-		beep(f.dev, f.log)
+		if !take() {
+			continue
+		}
 		select {
 		case f.keys <- k:
 		case <-ctx.Done():
@@ -81,29 +87,10 @@ func (f *feeds) readKeys(ctx context.Context) {
 	}
 }
 
-// readKeyboard hands the keyboard's keys to the loop while an operator
-// session is open, and drops them otherwise: in self-service the citizen
-// has the keypad only.
-func (f *feeds) readKeyboard(ctx context.Context) {
-	for {
-		k, err := f.dev.Keyboard.Next(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			f.log.Error("keyboard", "err", err)
-			sleep(ctx, f.clock, time.Second)
-			continue
-		}
-		if !f.operator.Load() {
-			continue
-		}
-		select {
-		case f.keys <- k:
-		case <-ctx.Done():
-			return
-		}
-	}
+// beep acknowledges a keypad's key with a beep; it always counts.
+func (f *feeds) beep() bool {
+	beep(f.dev, f.log)
+	return true
 }
 
 // watchReader polls a reader that can tell its health once a second.

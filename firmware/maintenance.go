@@ -159,23 +159,12 @@ func (m *msession) key(ctx context.Context, name string, args ...any) (hal.Key, 
 
 // pause leaves an informative screen up for a few seconds or until a key.
 func (m *msession) pause(ctx context.Context) {
-	t := m.a.clock.After(3 * time.Second)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t:
-			return
-		case <-m.a.keys:
-			return
-		case ev := <-m.a.cards:
-			if ev.Kind != 0 {
-				m.present = ev.Kind == hal.CardInserted
-			}
-		case <-m.a.tick:
-			m.a.heart.alive()
+	m.a.hold(ctx, 3*time.Second, func(ev hal.CardEvent) bool {
+		if ev.Kind != 0 {
+			m.present = ev.Kind == hal.CardInserted
 		}
-	}
+		return false
+	})
 }
 
 // digits reads min to max digits on screen name, whose last verb shows
@@ -188,17 +177,11 @@ func (m *msession) digits(ctx context.Context, name string, min, max int, args .
 		if err != nil {
 			return "", err
 		}
-		switch {
-		case k >= '0' && k <= '9':
-			if len(buf) < max {
-				buf = append(buf, byte(k))
-			}
-		case k == hal.KeyBack:
-			if len(buf) == 0 {
-				return "", errBack
-			}
-			buf = buf[:len(buf)-1]
-		case k == hal.KeyOK && len(buf) >= min:
+		var back bool
+		if buf, back = flows.TypeDigit(buf, k, max); back {
+			return "", errBack
+		}
+		if k == hal.KeyOK && len(buf) >= min {
 			return string(buf), nil
 		}
 	}

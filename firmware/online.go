@@ -70,8 +70,8 @@ func (a *App) online(ctx context.Context, kind string, payload []byte) (outbox.E
 				return got, nil
 			}
 		case ev := <-a.cards:
-			if a.noCard { // a card in now waits for the answer
-				a.cardEvent(ev)
+			if a.walkIn.on { // a card in now waits for the answer
+				a.walkIn.event(ev)
 				continue
 			}
 			if ev.Kind == hal.CardRemoved {

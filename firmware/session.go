@@ -52,7 +52,7 @@ func (a *App) session(ctx context.Context) error {
 		err = selfService{a, card, info}.dispatch(ctx, k)
 		if err == nil && a.finished != nil {
 			var more bool
-			if more, err = a.another(ctx); more {
+			if more, err = a.finished.await(ctx, a); more {
 				continue
 			}
 		}
@@ -63,13 +63,12 @@ func (a *App) session(ctx context.Context) error {
 	}
 }
 
-// another waits on the outcome screen Finish left, which offers another
+// await waits on the outcome screen Finish left (f, on a), which offers another
 // operation: # (or *) goes back to the menu with the session, and the
 // PIN verified, still open (more); D ends the session. While a
 // provisional outcome is on screen and its definitive one arrives, it is
 // shown (and printed: the provisional receipt has no protocol number).
-func (a *App) another(ctx context.Context) (more bool, err error) {
-	f := a.finished
+func (f *finished) await(ctx context.Context, a *App) (more bool, err error) {
 	a.finished = nil
 	e := f.e
 	var ch <-chan outbox.Entry
@@ -90,7 +89,7 @@ func (a *App) another(ctx context.Context) (more bool, err error) {
 			return false, err
 		case got != nil:
 			ch = nil
-			name, redraw = a.late(ctx, *got, f.doc)
+			name, redraw = f.late(ctx, a, *got)
 			continue
 		case k == hal.KeyCancel:
 			a.Show("goodbye")
@@ -100,17 +99,17 @@ func (a *App) another(ctx context.Context) (more bool, err error) {
 	}
 }
 
-// late tells the definitive outcome of an operation whose provisional
-// receipt the citizen holds, prints its receipt, and returns the screen
-// shown and how to redraw it.
-func (a *App) late(ctx context.Context, e outbox.Entry, doc func(outbox.Entry) *hal.Doc) (string, func()) {
+// late tells on a the definitive outcome e of the operation whose
+// provisional receipt the citizen holds, prints its receipt, and returns
+// the screen shown and how to redraw it.
+func (f *finished) late(ctx context.Context, a *App, e outbox.Entry) (string, func()) {
 	a.log.Info("definitive outcome while the citizen waits", "op_id", e.ID, "kind", e.Kind)
 	name, args := "late_done", []any{e.Result.Transport.Protocol}
 	if e.Result.Processing.Status == protocol.ProcessingRejected {
 		name = "late_rejected"
 	}
 	a.Show("printing")
-	if err := a.Print(ctx, doc(e), e.ID); err != nil {
+	if err := a.Print(ctx, f.doc(e), e.ID); err != nil {
 		name = "late_no_receipt"
 	}
 	draw := func() { a.Show(name, args...) }

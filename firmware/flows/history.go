@@ -100,13 +100,7 @@ func (dk *Desk) historyScreen(res cms.HistoryResult) []string {
 // forward (from the last page back to the menu), * back (from the first
 // to the menu), 1 prints (print), D cancels.
 func (dk *Desk) historyPages(ctx context.Context, lines []string, print func() error) error {
-	n := max(1, (len(lines)+1)/2)
-	row := func(i int) string {
-		if i < len(lines) {
-			return lines[i]
-		}
-		return ""
-	}
+	n := pageCount(lines, 2)
 	for p := 0; ; {
 		name := "history_page"
 		if p == n-1 {
@@ -116,7 +110,7 @@ func (dk *Desk) historyPages(ctx context.Context, lines []string, print func() e
 		if w := dk.lang.Text("h_title") + " " + where; len(w) <= 11 {
 			where = w
 		}
-		k, err := dk.Ask(ctx, name, where, row(2*p), row(2*p+1))
+		k, err := dk.Ask(ctx, name, append([]any{where}, pageRows(lines, 2, p)...)...)
 		if err != nil {
 			return err
 		}

@@ -16,9 +16,9 @@ import (
 // without any code, and a successful unblock gets a receipt, provisional
 // until the hub answers.
 func UnblockPIN(ctx context.Context, dk *Desk, card hal.Card, info hal.CardInfo) error {
-	pc, ok := card.(hal.PINChanger)
-	if !ok {
-		return dk.notAvailable(ctx)
+	pc, err := pinChanger(ctx, dk, card)
+	if err != nil {
+		return err
 	}
 	for {
 		result, tries, err := unblockOnce(ctx, dk, pc)
