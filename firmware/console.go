@@ -2,7 +2,6 @@ package firmware
 
 import (
 	"context"
-	"time"
 
 	"github.com/aslcns/totem/firmware/console"
 	"github.com/aslcns/totem/sync/outbox"
@@ -56,7 +55,7 @@ func (t consoleTotem) Listen(id string) (<-chan outbox.Entry, func()) {
 
 func newConsole(a *App) *console.Console {
 	return console.New(console.Options{Totem: a.o.Totem, Outbox: a.o.Outbox, Jobs: a.o.Jobs, Link: a.o.Link,
-		Logger: a.log, Now: func() time.Time { return a.now() }, ResultWait: a.o.ResultWait, Wait: a.timeouts.resultWait, QueuedTTL: a.o.QueuedTTL, Config: configurer(a.o.Settings)}, consoleTotem{a})
+		Logger: a.log, Clock: a.clock, ResultWait: a.o.ResultWait, Wait: a.timeouts.resultWait, QueuedTTL: a.o.QueuedTTL, Config: configurer(a.o.Settings)}, consoleTotem{a})
 }
 
 // configurer is s as the console's Configurer, nil when there is none.
