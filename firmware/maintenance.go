@@ -379,17 +379,10 @@ func (m *msession) printerCondition(ctx context.Context) (state, paper string) {
 
 // printerText is the catalogue key of a printer's condition.
 func printerText(err error) string {
-	switch {
-	case err == nil:
+	if err == nil {
 		return "m_printer_ok"
-	case errors.Is(err, hal.ErrPaperOut):
-		return "paper_out"
-	case errors.Is(err, hal.ErrCoverOpen):
-		return "cover_open"
-	case errors.Is(err, hal.ErrNotResponding):
-		return "not_responding"
 	}
-	return "printer_fault"
+	return flows.PrinterKey(err)
 }
 
 // cardTest shows the class and the ATR of any card inserted: nothing is

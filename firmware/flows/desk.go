@@ -10,6 +10,7 @@ package flows
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"time"
@@ -188,16 +189,42 @@ func (dk *Desk) CardError(err error) error {
 }
 
 // PrinterText says in lang what is wrong with the printer.
-func PrinterText(lang screens.Lang, err error) string {
+func PrinterText(lang screens.Lang, err error) string { return lang.Text(PrinterKey(err)) }
+
+// PrinterKey is the catalogue key of what is wrong with the printer
+// (printer_fault for anything but the hal sentinels it names).
+func PrinterKey(err error) string {
 	switch {
 	case errors.Is(err, hal.ErrPaperOut):
-		return lang.Text("paper_out")
+		return "paper_out"
 	case errors.Is(err, hal.ErrCoverOpen):
-		return lang.Text("cover_open")
+		return "cover_open"
 	case errors.Is(err, hal.ErrNotResponding):
-		return lang.Text("not_responding")
+		return "not_responding"
 	}
-	return lang.Text("printer_fault")
+	return "printer_fault"
+}
+
+// unbound ends a flow on key k that its menu does not bind: * goes back
+// (ErrBack), anything else cancels (ErrCancel, "cancelled" shown).
+func unbound(dk *Desk, k hal.Key) error {
+	if k == hal.KeyBack {
+		return ErrBack
+	}
+	dk.show("cancelled")
+	return ErrCancel
+}
+
+// save submits req, an operation of kind for the citizen v identifies
+// (logged with the operator masked), with "saving" on screen.
+func save(ctx context.Context, dk *Desk, v *Via, kind string, req any) (outbox.Entry, error) {
+	payload, err := json.Marshal(req)
+	if err != nil {
+		return outbox.Entry{}, err
+	}
+	dk.logOp(v, kind)
+	dk.show("saving")
+	return dk.submit(ctx, kind, payload)
 }
 
 // Reachable returns nil when the hub can be asked now (nil online: assume

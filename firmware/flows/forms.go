@@ -107,11 +107,7 @@ func Forms(ctx context.Context, dk *Desk) error {
 		}
 		f, ok := forms[k]
 		if !ok {
-			if k == hal.KeyBack {
-				return ErrBack
-			}
-			dk.show("cancelled")
-			return ErrCancel
+			return unbound(dk, k)
 		}
 		dk.show("printing")
 		dk.log.Info("form printed", "form", f.title)

@@ -28,11 +28,7 @@ func WrongData(ctx context.Context, dk *Desk, info hal.CardInfo) error {
 	}
 	fields, ok := wrongDataKeys[k]
 	if !ok {
-		if k == hal.KeyBack {
-			return ErrBack
-		}
-		dk.show("cancelled")
-		return ErrCancel
+		return unbound(dk, k)
 	}
 	payload, err := json.Marshal(cms.WrongDataReport{Card: CardRef(info), Channel: cms.SelfService, Fields: fields})
 	if err != nil {
