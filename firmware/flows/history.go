@@ -54,9 +54,7 @@ func HistoryVia(ctx context.Context, dk *Desk, info hal.CardInfo, v *Via) error 
 		return dk.ShowRejection(ctx, e)
 	}
 	var res cms.HistoryResult
-	if err := json.Unmarshal(e.Result.Data, &res); err != nil {
-		dk.log.Error("history result", "op_id", e.ID, "err", err)
-		dk.show("unavailable")
+	if ok, err := decode(dk, e, &res, nil, "history result"); !ok {
 		return fmt.Errorf("firmware: history result: %w", err)
 	}
 	if len(res.Cards) == 0 {

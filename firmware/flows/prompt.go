@@ -282,12 +282,25 @@ func submitAssisted[R any](ctx context.Context, dk *Desk, kind, op string, req a
 	if rejected(e) {
 		return e, res, true, dk.ShowRejection(ctx, e)
 	}
-	if err := json.Unmarshal(e.Result.Data, &res); err != nil || !valid(res) {
-		dk.log.Error("assisted result", "kind", kind, "op_id", e.ID, "err", err)
-		dk.show("unavailable")
+	if ok, err := decode(dk, e, &res, valid, "assisted result", "kind", kind); !ok {
 		return e, res, false, fmt.Errorf("firmware: %s result incomplete: %w", kind, errors.Join(err, ErrNoAnswer))
 	}
 	return e, res, false, nil
+}
+
+// decode reads the CMS's answer in e into res and reports whether it is
+// usable: it decodes and complete (nil: anything that decodes) accepts
+// it. When not, it logs msg with attrs and the decoding error (never the
+// data), shows "unavailable" and returns that error (nil when the answer
+// decoded but lacked something).
+func decode[R any](dk *Desk, e outbox.Entry, res *R, complete func(R) bool, msg string, attrs ...any) (ok bool, err error) {
+	err = json.Unmarshal(e.Result.Data, res)
+	if err == nil && (complete == nil || complete(*res)) {
+		return true, nil
+	}
+	dk.log.Error(msg, append(attrs, "op_id", e.ID, "err", err)...)
+	dk.show("unavailable")
+	return false, err
 }
 
 // summaryPages shows a summary two lines a page under "Riepilogo p/n": #
