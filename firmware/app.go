@@ -5,6 +5,13 @@
 // Totem), the screens in firmware/screens, the receipt layouts in
 // firmware/receipts, the console commands in firmware/console.
 //
+// The App wires small parts, one job each: feeds (the devices'
+// goroutines), the session loop and its waits (app.go, session.go),
+// selfService and cardless (the citizen's menus), operatorDesk (assisted
+// mode), msession (maintenance mode), auditor (the people's actions for
+// the hub's audit) and health (telemetry and events). Every wait is on the
+// one Options.Clock (clock.go), which tests advance.
+//
 // Nothing imports firmware but the mains in cmd/.
 package firmware
 
