@@ -205,14 +205,22 @@ func PrinterKey(err error) string {
 	return "printer_fault"
 }
 
-// unbound ends a flow on key k that its menu does not bind: * goes back
-// (ErrBack), anything else cancels (ErrCancel, "cancelled" shown).
-func unbound(dk *Desk, k hal.Key) error {
-	if k == hal.KeyBack {
-		return ErrBack
+// pick asks on screen for one of the keys of m and returns it with its
+// value. Another key ends the flow: * goes back (ErrBack), anything else
+// cancels (ErrCancel, "cancelled" shown).
+func pick[V any](ctx context.Context, dk *Desk, screen string, m map[hal.Key]V) (hal.Key, V, error) {
+	k, err := dk.Ask(ctx, screen)
+	v, ok := m[k]
+	switch {
+	case err != nil:
+		return k, v, err
+	case ok:
+		return k, v, nil
+	case k == hal.KeyBack:
+		return k, v, ErrBack
 	}
 	dk.show("cancelled")
-	return ErrCancel
+	return k, v, ErrCancel
 }
 
 // save submits req, an operation of kind for the citizen v identifies
