@@ -5,6 +5,13 @@
 // Totem), the screens in firmware/screens, the receipt layouts in
 // firmware/receipts, the console commands in firmware/console.
 //
+// The App wires small parts, one job each: feeds (the devices'
+// goroutines), the session loop and its waits (app.go, session.go),
+// selfService and cardless (the citizen's menus), operatorDesk (assisted
+// mode), msession (maintenance mode), auditor (the people's actions for
+// the hub's audit) and health (telemetry and events). Every wait is on the
+// one Options.Clock (clock.go), which tests advance.
+//
 // Nothing imports firmware but the mains in cmd/.
 package firmware
 
@@ -25,7 +32,6 @@ import (
 	"github.com/aslcns/totem/firmware/printq"
 	"github.com/aslcns/totem/firmware/screens"
 	"github.com/aslcns/totem/hal"
-	"github.com/aslcns/totem/internal/lograte"
 	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/protocol"
 )
@@ -113,9 +119,11 @@ type Options struct {
 	// code (the verifier's count), for telemetry; nil reports none.
 	CommandsRefused func() map[string]uint64
 
-	// Clock is the time of maintenance mode: the pace of its key
-	// sequence, its inactivity, the lock of its door; default
-	// hal.SystemClock.
+	// Clock is the App's one clock: every wait (idle timeouts, the
+	// result and print waits, the heartbeat, pauses), the wall time on
+	// receipts and in the audit, and maintenance mode (the pace of its
+	// key sequence, its inactivity, the lock of its door); default
+	// hal.SystemClock. Tests advance a haltest.Clock instead of sleeping.
 	Clock hal.Clock
 	// Maint is the door of maintenance mode at the panel (maintenance.go);
 	// nil: the panel has no maintenance mode.
@@ -148,18 +156,17 @@ type App struct {
 
 	cards chan hal.CardEvent
 	keys  chan hal.Key
-	// tick wakes the loop's waits every Heartbeat; beat is when the loop
-	// last ran (unix ns), see Progress.
-	tick <-chan time.Time
-	beat atomic.Int64
+	// tick wakes the loop's waits every Heartbeat; heart is when the loop
+	// last ran, see Progress.
+	tick  <-chan time.Time
+	heart heart
 
 	policy atomic.Pointer[cms.Policy]
 	last   atomic.Pointer[protocol.Outcome]
 
-	// noCard is set while a citizen without a card is served; cardIn
-	// then records whether a card came in meanwhile. Both belong to the
-	// loop's goroutine.
-	noCard, cardIn bool
+	// walkIn is the citizen without a card being served, if any; the
+	// loop's goroutine only.
+	walkIn walkIn
 
 	waiters waiters
 	// finished is the operation whose outcome Finish just showed; the
@@ -168,28 +175,22 @@ type App struct {
 
 	health  *health
 	console *console.Console
-	// refusals rate-limits the audit of refused console commands (audit.go).
-	refusals lograte.Limiter
-	// idle and wait are the idle timeout and the result wait in force (ns):
-	// SetTimeouts changes them live.
-	idle, wait atomic.Int64
+	// audits records the people's actions for the hub's audit (audit.go).
+	audits *auditor
+	// timeouts are the idle timeout and the result wait in force.
+	timeouts timeouts
 	// desk is what the operation flows (firmware/flows) see of the App.
 	desk *flows.Desk
 
 	clock hal.Clock
 	seq   seqState // the maintenance key sequence; the loop's goroutine
-	// hubOffset is the clock's offset from the hub's at the last result
-	// (ns), once hubOffsetKnown.
-	hubOffset      atomic.Int64
-	hubOffsetKnown atomic.Bool
-	// lang is the language of the session, speech whether its screens
-	// are spoken; both return to Options.Lang and off when a citizen is
-	// done. They belong to the loop's goroutine.
-	lang   Lang
-	speech bool
-	// said is the last utterance: a screen redrawn as it was (a PIN
-	// digit typed, a star more) is not said again, unless A asks.
-	said string
+	// hubOffset is the clock's offset from the hub's at the last result.
+	hubOffset hubOffset
+	// lang is the language of the session; it returns to Options.Lang
+	// when a citizen is done. The loop's goroutine only.
+	lang Lang
+	// voice speaks the screens once a citizen asks for it.
+	voice voice
 	// operator is set while an operator session is open: the keyboard's
 	// keys count only then.
 	operator atomic.Bool
@@ -228,9 +229,12 @@ func New(dev Devices, o Options) *App {
 	if o.MaintIdle == 0 {
 		o.MaintIdle = 3 * time.Minute
 	}
-	a := &App{o: o, dev: dev, log: o.Logger, start: time.Now(), now: time.Now, lang: o.Lang,
+	a := &App{o: o, dev: dev, log: o.Logger, start: o.Clock.Now(), now: o.Clock.Now, lang: o.Lang,
 		cards: make(chan hal.CardEvent, 16), keys: make(chan hal.Key, 32),
 		waiters: waiters{m: make(map[string]chan outbox.Entry)}, clock: o.Clock}
+	a.heart.clock = o.Clock
+	a.voice = voice{speaker: dev.Speaker, log: a.log}
+	a.audits = &auditor{on: o.Audit, box: o.Outbox, log: a.log, now: a.now}
 	a.SetTimeouts(o.ResultWait, o.IdleTimeout)
 	p := cms.Policy2020
 	if b, err := o.Outbox.Meta(metaPolicy); err == nil && b != nil {
@@ -242,6 +246,7 @@ func New(dev Devices, o Options) *App {
 	a.policy.Store(&p)
 	a.console = newConsole(a)
 	a.desk = flows.NewDesk(a, o.Lang, a.log, a.title, o.Online)
+	a.desk.SetClock(o.Clock)
 	return a
 }
 
@@ -273,15 +278,15 @@ func (a *App) SetPolicy(p *protocol.Policy) {
 func (a *App) Result(e outbox.Entry) {
 	if e.Result != nil {
 		a.last.Store(&protocol.Outcome{OpID: e.ID, Seq: e.Seq, Kind: e.Kind, Protocol: e.Result.Transport.Protocol,
-			Transport: e.Result.Transport.Status, Processing: e.Result.Processing.Status, At: time.Now().UTC()})
-		a.noteHubTime(e.Result.Transport.At)
+			Transport: e.Result.Transport.Status, Processing: e.Result.Processing.Status, At: a.clock.Now().UTC()})
+		a.hubOffset.note(a.now(), e.Result.Transport.At)
 	}
 	a.waiters.deliver(e)
 }
 
 // Telemetry is the health report the uplink publishes.
 func (a *App) Telemetry() protocol.Telemetry {
-	t := protocol.Telemetry{Uptime: time.Since(a.start).Seconds(), Last: a.last.Load()}
+	t := protocol.Telemetry{Uptime: a.clock.Now().Sub(a.start).Seconds(), Last: a.last.Load()}
 	if q, err := a.o.Outbox.Stats(); err == nil {
 		t.Queue = q
 	}
@@ -326,41 +331,16 @@ func (a *App) Run(ctx context.Context) error {
 	if hb <= 0 {
 		hb = time.Second
 	}
-	heartbeat := time.NewTicker(hb)
-	defer heartbeat.Stop()
-	a.tick = heartbeat.C
-	a.alive()
+	tick := make(chan time.Time, 1)
+	a.tick = tick
+	a.heart.alive()
 	var wg sync.WaitGroup
+	wg.Go(func() { ticker(ctx, a.clock, hb, tick) })
 	if a.o.Jobs != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			a.o.Jobs.Run(ctx)
-		}()
+		wg.Go(func() { a.o.Jobs.Run(ctx) })
 	}
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		a.readCards(ctx)
-	}()
-	go func() {
-		defer wg.Done()
-		a.readKeys(ctx)
-	}()
-	if a.dev.Keyboard != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			a.readKeyboard(ctx)
-		}()
-	}
-	if h, ok := a.dev.Reader.(hal.ReaderHealth); ok {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			a.watchReader(ctx, h)
-		}()
-	}
+	f := &feeds{dev: a.dev, cards: a.cards, keys: a.keys, health: a.health, log: a.log, operator: &a.operator, clock: a.clock}
+	f.start(ctx, &wg)
 	err := a.loop(ctx)
 	cancel()
 	wg.Wait()
@@ -371,99 +351,12 @@ func (a *App) Run(ctx context.Context) error {
 	return err
 }
 
-// readCards hands the reader's card events to the loop until ctx is done.
-func (a *App) readCards(ctx context.Context) {
-	for {
-		ev, err := a.dev.Reader.Next(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			// The reader (or pcscd) is gone: say so, keep asking;
-			// drivers recover on their own.
-			a.health.readerState(ctx, false, err, a.cards)
-			sleep(ctx, time.Second)
-			continue
-		}
-		a.health.readerState(ctx, true, nil, a.cards)
-		select {
-		case a.cards <- ev:
-		case <-ctx.Done():
-			return
-		}
-	}
-}
-
-// readKeys hands the keypad's keys to the loop, with a beep each, until
-// ctx is done.
-func (a *App) readKeys(ctx context.Context) {
-	for {
-		k, err := a.dev.Keypad.Next(ctx)
-		if err == nil {
-			beep(a.dev, a.log)
-		}
-		if err != nil {
-			if ctx.Err() == nil {
-				a.log.Error("keypad", "err", err)
-				sleep(ctx, time.Second)
-				continue
-			}
-			return
-		}
-		select {
-		case a.keys <- k:
-		case <-ctx.Done():
-			return
-		}
-	}
-}
-
-// readKeyboard hands the keyboard's keys to the loop while an operator
-// session is open, and drops them otherwise: in self-service the citizen
-// has the keypad only.
-func (a *App) readKeyboard(ctx context.Context) {
-	for {
-		k, err := a.dev.Keyboard.Next(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			a.log.Error("keyboard", "err", err)
-			sleep(ctx, time.Second)
-			continue
-		}
-		if !a.operator.Load() {
-			continue
-		}
-		select {
-		case a.keys <- k:
-		case <-ctx.Done():
-			return
-		}
-	}
-}
-
-// watchReader polls a reader that can tell its health once a second.
-func (a *App) watchReader(ctx context.Context, h hal.ReaderHealth) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			a.health.readerState(ctx, h.Healthy(), nil, a.cards)
-		}
-	}
-}
-
 // loop is the top of the state machine: idle, then one session per card.
 func (a *App) loop(ctx context.Context) error {
 	present := false
 	// A language or speech chosen on the idle screen by someone who then
 	// walks away lasts an idle timeout.
-	chosen := time.NewTimer(a.o.IdleTimeout)
-	defer chosen.Stop()
+	chosen := a.timer(a.o.IdleTimeout)
 	for {
 		a.endCitizen()
 		a.Show(a.health.idleScreen())
@@ -477,8 +370,8 @@ func (a *App) loop(ctx context.Context) error {
 					a.Show(a.health.idleScreen()) // the reader's state changed
 				}
 			case k := <-a.keys: // the services that need no card
-				if a.maintSeq(k) {
-					present = a.maintenance(ctx)
+				if a.o.Maint != nil && a.seq.feed(k, a.clock.Now()) {
+					present = maintenance(ctx, a)
 					if !present {
 						a.Show(a.health.idleScreen())
 					}
@@ -491,12 +384,12 @@ func (a *App) loop(ctx context.Context) error {
 				}
 				present = a.cardless(ctx, k)
 			case <-chosen.C:
-				if a.speech || a.lang != a.o.Lang {
+				if a.voice.on || a.lang != a.o.Lang {
 					a.endCitizen()
 					a.Show(a.health.idleScreen())
 				}
 			case <-a.tick:
-				a.alive()
+				a.heart.alive()
 			}
 		}
 		err := a.session(ctx)
@@ -543,8 +436,7 @@ func reason(err error) string {
 // awaitRemoval waits until the card is removed (idle timeout clears the
 // screen meanwhile). It returns whether a card is still present.
 func (a *App) awaitRemoval(ctx context.Context) bool {
-	timer := time.NewTimer(a.idleTimeout())
-	defer timer.Stop()
+	timer := a.clock.After(a.timeouts.idle())
 	for {
 		select {
 		case <-ctx.Done():
@@ -554,11 +446,11 @@ func (a *App) awaitRemoval(ctx context.Context) bool {
 				return false
 			}
 		case <-a.keys:
-		case <-timer.C:
+		case <-timer:
 			// Nothing of the session stays on screen: ask for the card only.
 			a.Show("remove_card")
 		case <-a.tick:
-			a.alive()
+			a.heart.alive()
 		}
 	}
 }
@@ -579,22 +471,21 @@ func (a *App) Key(ctx context.Context, name string, redraw func()) (hal.Key, err
 // keyOr is Key that also returns an entry received on results (nil: none
 // awaited) meanwhile.
 func (a *App) keyOr(ctx context.Context, name string, redraw func(), results <-chan outbox.Entry) (hal.Key, *outbox.Entry, error) {
-	idle := a.idleTimeout() // set live by SetTimeouts
+	idle := a.timeouts.idle() // set live by SetTimeouts
 	warn := a.o.IdleWarning
 	if warn >= idle {
 		warn = idle / 4
 	}
 	warnAt := idle - warn
-	timer := time.NewTimer(warnAt)
-	defer timer.Stop()
+	timer := a.timer(warnAt)
 	warned := false
 	for {
 		select {
 		case <-ctx.Done():
 			return 0, nil, ctx.Err()
 		case ev := <-a.cards:
-			if a.noCard {
-				if a.cardEvent(ev) {
+			if a.walkIn.on {
+				if a.walkIn.event(ev) {
 					return 0, nil, errCardIn
 				}
 				continue
@@ -639,7 +530,7 @@ func (a *App) keyOr(ctx context.Context, name string, redraw func(), results <-c
 				return 0, &e, nil
 			}
 		case <-a.tick:
-			a.alive()
+			a.heart.alive()
 		}
 	}
 }
@@ -647,29 +538,13 @@ func (a *App) keyOr(ctx context.Context, name string, redraw func(), results <-c
 // Show puts a catalogue screen on the display, formatting %-verbs in each
 // row with args in order.
 func (a *App) Show(key string, args ...any) {
-	if screens.Has(key+"_nocard") && a.noCard {
+	if screens.Has(key+"_nocard") && a.walkIn.on {
 		key += "_nocard" // the variant that asks for no card back
 	}
 	if err := a.dev.Display.Show(screens.Format(a.lang, key, args...)); err != nil {
 		a.log.Warn("display", "err", err)
 	}
-	if a.speech {
-		a.say(screens.Spoken(a.lang, key, args...))
-	}
-}
-
-// say speaks text when the session asked for speech, unless it was the
-// last thing said.
-func (a *App) say(text string) {
-	if a.dev.Speaker == nil || text == "" || text == a.said {
-		return
-	}
-	a.said = text
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := a.dev.Speaker.Say(ctx, a.lang.Code(), text); err != nil {
-		a.log.Warn("speaker", "err", err)
-	}
+	a.voice.say(a.lang, func() string { return screens.Spoken(a.lang, key, args...) })
 }
 
 // globalKey handles the speech and language keys on screen name (redraw
@@ -681,10 +556,7 @@ func (a *App) globalKey(name string, k hal.Key, redraw func()) bool {
 	}
 	switch {
 	case k == KeySpeech && a.dev.Speaker != nil:
-		if !a.speech {
-			a.log.Info("speech on")
-		}
-		a.speech, a.said = true, "" // the screen is said (again)
+		a.voice.ask()
 	case k == KeyLang && (name == "idle" || strings.HasPrefix(name, "menu")):
 		a.setLang(a.lang.Other())
 		a.log.Info("language chosen", "lang", a.lang.Code())
@@ -704,7 +576,7 @@ func (a *App) setLang(l Lang) {
 // endCitizen puts the language and speech back to the totem's defaults
 // once a citizen is done.
 func (a *App) endCitizen() {
-	a.speech, a.said = false, ""
+	a.voice.on, a.voice.said = false, ""
 	a.setLang(a.o.Lang)
 }
 
@@ -712,19 +584,14 @@ func (a *App) endCitizen() {
 // Heartbeat to record it, so an idle loop proves it is alive, and a loop
 // stuck in a call (a driver, a lock) stops moving it: totemd pings the
 // systemd watchdog only while it moves.
-func (a *App) Progress() time.Time { return time.Unix(0, a.beat.Load()) }
-
-// alive records that the loop ran; the loop's goroutine only.
-func (a *App) alive() { a.beat.Store(time.Now().UnixNano()) }
+func (a *App) Progress() time.Time { return a.heart.last() }
 
 // Display puts rows on the display as they are.
 func (a *App) Display(rows []string) {
 	if err := a.dev.Display.Show(rows); err != nil {
 		a.log.Warn("display", "err", err)
 	}
-	if a.speech {
-		a.say(screens.SpokenRows(a.lang, rows))
-	}
+	a.voice.say(a.lang, func() string { return screens.SpokenRows(a.lang, rows) })
 }
 
 // beep acknowledges a key press on the first device that can beep.
@@ -739,30 +606,10 @@ func beep(dev Devices, log *slog.Logger) {
 	}
 }
 
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
-}
-
 // SetTimeouts changes the result wait and the idle timeout (sync.result_wait
 // and session.idle_timeout changed live); a zero leaves one as it is. A
 // wait already running keeps its timer; the next one uses the new value.
-func (a *App) SetTimeouts(resultWait, idle time.Duration) {
-	if resultWait > 0 {
-		a.wait.Store(int64(resultWait))
-	}
-	if idle > 0 {
-		a.idle.Store(int64(idle))
-	}
-}
-
-// resultWait and idleTimeout are the timeouts in force.
-func (a *App) resultWait() time.Duration  { return time.Duration(a.wait.Load()) }
-func (a *App) idleTimeout() time.Duration { return time.Duration(a.idle.Load()) }
+func (a *App) SetTimeouts(resultWait, idle time.Duration) { a.timeouts.set(resultWait, idle) }
 
 // cardStateLink is the optional capability of the link (the uplink has
 // it) that asks the hub for a card's state in the CMS.
@@ -783,7 +630,7 @@ func (a *App) CardState(ctx context.Context, serial string) (string, error) {
 	if !ok {
 		return "", errors.New("firmware: the link does not answer card states")
 	}
-	ctx, cancel := context.WithTimeout(ctx, a.resultWait())
+	ctx, cancel := context.WithTimeout(ctx, a.timeouts.resultWait())
 	defer cancel()
 	return cs.CardState(ctx, serial)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/aslcns/totem/cms/refcms"
 	"github.com/aslcns/totem/firmware"
 	"github.com/aslcns/totem/hal"
+	"github.com/aslcns/totem/hal/haltest"
 	"github.com/aslcns/totem/hal/sim"
 	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/protocol"
@@ -592,11 +593,11 @@ func TestOperatorSession(t *testing.T) {
 		{"operator timeout", "reason=idle_timeout", func(ctx context.Context, d *desk) {
 			d.login(ctx)
 			// "Serve altro tempo?" first (issue 17): a key gives the time back.
-			d.wait(ctx, "Serve altro tempo?")
+			d.advanceUntil("Serve altro tempo?", 10*time.Second)
 			d.panel.Press('5')
 			d.wait(ctx, "Inserire la TS del")
-			d.wait(ctx, "Serve altro tempo?")
-			d.wait(ctx, "Inserire la tessera") // nobody: the session ends by itself
+			d.advanceUntil("Serve altro tempo?", 10*time.Second)
+			d.advanceUntil("Inserire la tessera", 10*time.Second) // nobody: the session ends by itself
 		}},
 		{"two citizens in one session", "assisted citizen done", func(ctx context.Context, d *desk) {
 			d.login(ctx)
@@ -611,11 +612,11 @@ func TestOperatorSession(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := ctxT(t)
 			lb, log := newLog()
-			opIdle := time.Minute
+			o := localOpts{online: func() bool { return true }, log: log, opIdle: time.Minute}
 			if tc.name == "operator timeout" {
-				opIdle = 2 * time.Second
+				o.opIdle, o.clock = 2*time.Minute, haltest.NewClock(time.Now())
 			}
-			d := startDeskOpts(t, localOpts{online: func() bool { return true }, log: log, opIdle: opIdle})
+			d := startDeskOpts(t, o)
 			tc.run(ctx, d)
 			if !strings.Contains(lb.String(), tc.log) {
 				t.Errorf("no log line with %q", tc.log)

@@ -1,17 +1,19 @@
 package firmware
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/firmware/console"
+	"github.com/aslcns/totem/internal/lograte"
 	"github.com/aslcns/totem/sync/audit"
 	"github.com/aslcns/totem/sync/cmdsig"
+	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/protocol"
 )
 
@@ -21,6 +23,18 @@ import (
 // the audit would lose the entry).
 const auditTTL = 5 * 366 * 24 * time.Hour
 
+// auditor records the actions of the people at this totem for the hub's
+// central audit, through the outbox.
+type auditor struct {
+	// on is Options.Audit: the firmware's own records are sent.
+	on  bool
+	box *outbox.Outbox
+	log *slog.Logger
+	now func() time.Time
+	// refusals rate-limits the audit of refused console commands.
+	refusals lograte.Limiter
+}
+
 // RecordAudit records an action of a person at this totem (an operator,
 // a technician, a console) for the hub's central audit: made durable in
 // the outbox as an operation of kind audit, in sequence with the others,
@@ -28,6 +42,11 @@ const auditTTL = 5 * 366 * 24 * time.Hour
 // It returns once the entry is on disk. The actor and the detail are
 // scrubbed of anything that looks like a PIN, PUK, CIP or CF first.
 func (a *App) RecordAudit(actor, action, detail string) error {
+	return a.audits.record(actor, action, detail)
+}
+
+// record is RecordAudit.
+func (a *auditor) record(actor, action, detail string) error {
 	e := protocol.AuditEntry{Actor: audit.Scrub(actor), Action: action, Detail: audit.Scrub(detail), At: a.now().UTC()}
 	if len(e.Detail) > protocol.MaxAuditDetail {
 		// Cut on a character boundary: the entry must stay UTF-8.
@@ -41,7 +60,7 @@ func (a *App) RecordAudit(actor, action, detail string) error {
 		return fmt.Errorf("firmware: audit: %w", err)
 	}
 	now := a.now()
-	en, err := a.o.Outbox.Enqueue(cms.KindAudit, b, now, now.Add(auditTTL))
+	en, err := a.box.Enqueue(cms.KindAudit, b, now, now.Add(auditTTL))
 	if err != nil {
 		return fmt.Errorf("firmware: audit: %w", err)
 	}
@@ -52,11 +71,11 @@ func (a *App) RecordAudit(actor, action, detail string) error {
 // audit is RecordAudit for the firmware's own records, when Options.Audit
 // is set: a failure (the outbox refusing it) is logged, the action itself
 // has happened.
-func (a *App) audit(actor, action, detail string) {
-	if !a.o.Audit {
+func (a *auditor) audit(actor, action, detail string) {
+	if !a.on {
 		return
 	}
-	if err := a.RecordAudit(actor, action, detail); err != nil {
+	if err := a.record(actor, action, detail); err != nil {
 		a.log.Error("audit entry not recorded", "action", action, "err", err)
 	}
 }
@@ -85,8 +104,8 @@ func commandDetail(c *protocol.Command) string {
 	return "name=" + c.Name + " id=" + c.ID + " role=" + c.Role
 }
 
-// auditCommand records a console command this totem ran, after it ran.
-func (a *App) auditCommand(c *protocol.Command, r *protocol.Reply) {
+// command records a console command this totem ran, after it ran.
+func (a *auditor) command(c *protocol.Command, r *protocol.Reply) {
 	d := commandDetail(c)
 	if r.OK {
 		d += " ok"
@@ -107,8 +126,11 @@ func (a *App) auditCommand(c *protocol.Command, r *protocol.Reply) {
 // record per key and code a minute, with the count of those not recorded
 // (the verifier's log does the same): a console flooding forged or
 // replayed commands cannot fill the outbox.
-func (a *App) CommandRefused(c *protocol.Command, r *protocol.Reply) {
-	if !a.o.Audit {
+func (a *App) CommandRefused(c *protocol.Command, r *protocol.Reply) { a.audits.refused(c, r) }
+
+// refused is CommandRefused.
+func (a *auditor) refused(c *protocol.Command, r *protocol.Reply) {
+	if !a.on {
 		return
 	}
 	// The key of an unsigned or forged command is whatever its sender
@@ -128,11 +150,4 @@ func (a *App) CommandRefused(c *protocol.Command, r *protocol.Reply) {
 		d += " not_recorded_before=" + strconv.FormatInt(held, 10)
 	}
 	a.audit(commandActor(c), "command_refused", d)
-}
-
-// commandAudited runs a console command and records it.
-func (a *App) commandAudited(ctx context.Context, c *protocol.Command) *protocol.Reply {
-	r := a.console.Command(ctx, c)
-	a.auditCommand(c, r)
-	return r
 }

@@ -3,7 +3,6 @@ package firmware
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/aslcns/totem/firmware/flows"
 	"github.com/aslcns/totem/firmware/screens"
@@ -17,24 +16,29 @@ import (
 
 var errCardIn = errors.New("firmware: a card came in")
 
+// cardless serves a citizen without a card on the App: its menu and the
+// wait after it.
+type cardless struct{ a *App }
+
 // cardless serves key k pressed on the idle screen. It reports whether a
 // card is in the reader when it is done.
 func (a *App) cardless(ctx context.Context, k hal.Key) bool {
+	c := cardless{a}
 	down := !a.health.readerOK()
 	if down || !screens.Bound("idle", k) || k == hal.KeyBack || k == hal.KeyCancel {
 		return false
 	}
-	a.noCard, a.cardIn = true, false
-	defer func() { a.noCard = false }()
+	a.walkIn = walkIn{on: true}
+	defer func() { a.walkIn.on = false }()
 	a.log.Info("cardless session started")
-	err := a.cardlessMenu(ctx, k)
+	err := c.menu(ctx, k)
 	a.log.Info("cardless session ended", "reason", reason(err))
 	switch {
 	case errors.Is(err, errCardIn), ctx.Err() != nil, errors.Is(err, errIdle), errors.Is(err, errBack):
 	default:
-		a.linger(ctx) // the last screen says how it ended
+		c.linger(ctx) // the last screen says how it ended
 	}
-	if !a.cardIn {
+	if !a.walkIn.cardIn {
 		a.endCitizen() // the next citizen starts in the totem's language
 		a.Show(a.health.idleScreen())
 		return false
@@ -49,9 +53,10 @@ func (a *App) cardless(ctx context.Context, k hal.Key) bool {
 	}
 }
 
-// cardlessMenu runs the function of k, or the menu of the functions that
-// need no card for #; Back from a function returns to that menu.
-func (a *App) cardlessMenu(ctx context.Context, k hal.Key) error {
+// menu runs the function of k, or the menu of the functions that need no
+// card for #; Back from a function returns to that menu.
+func (c cardless) menu(ctx context.Context, k hal.Key) error {
+	a := c.a
 	for {
 		if k == hal.KeyOK {
 			draw := func() { a.Show("menu_nocard") }
@@ -79,37 +84,24 @@ func (a *App) cardlessMenu(ctx context.Context, k hal.Key) error {
 	}
 }
 
-// cardEvent records a card event seen while serving a citizen without a
+// walkIn is set (on) while a citizen without a card is served; cardIn
+// then records whether a card came in meanwhile.
+type walkIn struct{ on, cardIn bool }
+
+// event records a card event seen while serving a citizen without a
 // card; it reports whether a card is in.
-func (a *App) cardEvent(ev hal.CardEvent) bool {
+func (w *walkIn) event(ev hal.CardEvent) bool {
 	switch ev.Kind {
 	case hal.CardInserted:
-		a.cardIn = true
+		w.cardIn = true
 	case hal.CardRemoved:
-		a.cardIn = false
+		w.cardIn = false
 	}
-	return a.cardIn
+	return w.cardIn
 }
 
 // linger leaves the last screen of a cardless session up until a key, a
 // card or a quarter of the idle timeout.
-func (a *App) linger(ctx context.Context) {
-	t := time.NewTimer(a.idleTimeout() / 4)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			return
-		case <-a.keys:
-			return
-		case ev := <-a.cards:
-			if a.cardEvent(ev) {
-				return
-			}
-		case <-a.tick:
-			a.alive()
-		}
-	}
+func (c cardless) linger(ctx context.Context) {
+	c.a.hold(ctx, c.a.timeouts.idle()/4, c.a.walkIn.event)
 }

@@ -2,7 +2,6 @@ package firmware
 
 import (
 	"context"
-	"time"
 
 	"github.com/aslcns/totem/firmware/console"
 	"github.com/aslcns/totem/sync/outbox"
@@ -39,7 +38,9 @@ func Commands() []string { return console.Commands() }
 // Command answers a console command and records it in the audit; it is
 // the uplink's OnCommand.
 func (a *App) Command(ctx context.Context, c *protocol.Command) *protocol.Reply {
-	return a.commandAudited(ctx, c)
+	r := a.console.Command(ctx, c)
+	a.audits.command(c, r)
+	return r
 }
 
 // consoleTotem is the App as the console sees it: console.Totem's few
@@ -54,7 +55,7 @@ func (t consoleTotem) Listen(id string) (<-chan outbox.Entry, func()) {
 
 func newConsole(a *App) *console.Console {
 	return console.New(console.Options{Totem: a.o.Totem, Outbox: a.o.Outbox, Jobs: a.o.Jobs, Link: a.o.Link,
-		Logger: a.log, Now: func() time.Time { return a.now() }, ResultWait: a.o.ResultWait, Wait: a.resultWait, QueuedTTL: a.o.QueuedTTL, Config: configurer(a.o.Settings)}, consoleTotem{a})
+		Logger: a.log, Clock: a.clock, ResultWait: a.o.ResultWait, Wait: a.timeouts.resultWait, QueuedTTL: a.o.QueuedTTL, Config: configurer(a.o.Settings)}, consoleTotem{a})
 }
 
 // configurer is s as the console's Configurer, nil when there is none.

@@ -18,6 +18,7 @@ import (
 	"github.com/aslcns/totem/cms/refcms"
 	"github.com/aslcns/totem/firmware"
 	"github.com/aslcns/totem/hal"
+	"github.com/aslcns/totem/hal/haltest"
 	"github.com/aslcns/totem/hal/sim"
 	"github.com/aslcns/totem/sync/audit"
 	"github.com/aslcns/totem/sync/broker"
@@ -158,6 +159,7 @@ func (c *central) stop() {
 // totem is the totem side: outbox, simulated devices, firmware, uplink.
 type totem struct {
 	t       *testing.T
+	clock   *haltest.Clock // the App's clock, when the test advances it
 	box     *outbox.Outbox
 	reader  *sim.Reader
 	printer *sim.Printer

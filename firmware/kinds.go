@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/cms/opkind"
@@ -141,7 +140,7 @@ func (a *App) Submit(ctx context.Context, kind string, payload []byte) (outbox.E
 	if opkind.Online(kind) {
 		return a.online(ctx, kind, payload)
 	}
-	now := time.Now()
+	now := a.clock.Now()
 	return a.enqueueAndWait(ctx, kind, payload, now, now.Add(a.o.QueuedTTL))
 }
 

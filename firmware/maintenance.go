@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aslcns/totem/firmware/flows"
@@ -34,14 +35,9 @@ const (
 	MaintSequencePace = 5 * time.Second
 )
 
-// maintSeq feeds a key pressed on the idle screen to the sequence and
+// feed feeds a key pressed on the idle screen at now to the sequence and
 // reports whether it completed it.
-func (a *App) maintSeq(k hal.Key) bool {
-	if a.o.Maint == nil {
-		return false
-	}
-	now := a.clock.Now()
-	s := &a.seq
+func (s *seqState) feed(k hal.Key, now time.Time) bool {
 	if s.n > 0 && now.Sub(s.last) > MaintSequencePace {
 		s.n = 0
 	}
@@ -70,9 +66,9 @@ type seqState struct {
 // failure and action at the panel is recorded. actor is "tech:" and the
 // technician's number (never a name), or "panel" before one is known;
 // detail holds codes and counts only.
-func (a *App) techAudit(actor, action, detail string) {
-	a.log.Info("technician audit", "actor", actor, "action", action, "detail", detail)
-	a.audit(actor, action, detail) // to the hub's audit, through the outbox
+func (m *msession) techAudit(actor, action, detail string) {
+	m.a.log.Info("technician audit", "actor", actor, "action", action, "detail", detail)
+	m.a.audits.audit(actor, action, detail) // to the hub's audit, through the outbox
 }
 
 var (
@@ -92,14 +88,14 @@ type msession struct {
 
 // maintenance runs maintenance mode from the door to the end of the
 // session. It reports whether a card is in the slot when it returns.
-func (a *App) maintenance(ctx context.Context) bool {
+func maintenance(ctx context.Context, a *App) bool {
 	m := &msession{a: a, actor: "panel"}
 	a.log.Info("maintenance entry asked")
 	err := m.login(ctx)
 	if err == nil {
-		a.techAudit(m.actor, "session_start", m.mode)
+		m.techAudit(m.actor, "session_start", m.mode)
 		err = m.menu(ctx)
-		a.techAudit(m.actor, "session_end", maintReason(err))
+		m.techAudit(m.actor, "session_end", maintReason(err))
 		if ctx.Err() == nil {
 			a.Show("maint_closed")
 			m.pause(ctx)
@@ -156,30 +152,19 @@ func (m *msession) key(ctx context.Context, name string, args ...any) (hal.Key, 
 		case <-idle:
 			return 0, errMaintIdle
 		case <-a.tick:
-			a.alive()
+			a.heart.alive()
 		}
 	}
 }
 
 // pause leaves an informative screen up for a few seconds or until a key.
 func (m *msession) pause(ctx context.Context) {
-	t := m.a.clock.After(3 * time.Second)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t:
-			return
-		case <-m.a.keys:
-			return
-		case ev := <-m.a.cards:
-			if ev.Kind != 0 {
-				m.present = ev.Kind == hal.CardInserted
-			}
-		case <-m.a.tick:
-			m.a.alive()
+	m.a.hold(ctx, 3*time.Second, func(ev hal.CardEvent) bool {
+		if ev.Kind != 0 {
+			m.present = ev.Kind == hal.CardInserted
 		}
-	}
+		return false
+	})
 }
 
 // digits reads min to max digits on screen name, whose last verb shows
@@ -192,17 +177,11 @@ func (m *msession) digits(ctx context.Context, name string, min, max int, args .
 		if err != nil {
 			return "", err
 		}
-		switch {
-		case k >= '0' && k <= '9':
-			if len(buf) < max {
-				buf = append(buf, byte(k))
-			}
-		case k == hal.KeyBack:
-			if len(buf) == 0 {
-				return "", errBack
-			}
-			buf = buf[:len(buf)-1]
-		case k == hal.KeyOK && len(buf) >= min:
+		var back bool
+		if buf, back = flows.TypeDigit(buf, k, max); back {
+			return "", errBack
+		}
+		if k == hal.KeyOK && len(buf) >= min {
 			return string(buf), nil
 		}
 	}
@@ -213,13 +192,13 @@ func (m *msession) digits(ctx context.Context, name string, min, max int, args .
 func (m *msession) login(ctx context.Context) error {
 	a, g := m.a, m.a.o.Maint
 	if locked, left := g.Locked(); locked {
-		a.techAudit("panel", "entry_refused", "locked")
+		m.techAudit("panel", "entry_refused", "locked")
 		a.Show("maint_locked", minutes(left))
 		m.pause(ctx)
 		return errMaintExit
 	}
 	if g.Technicians() < 0 {
-		a.techAudit("panel", "entry_refused", "no_technician_set")
+		m.techAudit("panel", "entry_refused", "no_technician_set")
 		if _, err := m.key(ctx, "maint_noset"); err != nil {
 			return err
 		}
@@ -255,8 +234,8 @@ func (m *msession) login(ctx context.Context) error {
 			m.actor, m.mode = actor, mode
 			return nil
 		case errors.Is(err, maint.ErrLockedUp):
-			a.techAudit(actor, "login_failed", loginFailure(err))
-			a.techAudit("panel", "entry_locked", fmt.Sprintf("failures=%d minutes=%d", maint.MaxFailures, minutes(maint.LockFor)))
+			m.techAudit(actor, "login_failed", loginFailure(err))
+			m.techAudit("panel", "entry_locked", fmt.Sprintf("failures=%d minutes=%d", maint.MaxFailures, minutes(maint.LockFor)))
 			a.health.event(protocol.LevelAlarm, "maintenance_locked",
 				fmt.Sprintf("maintenance entry at the panel locked for %v after %d failed attempts", maint.LockFor, maint.MaxFailures))
 			a.Show("maint_locked", minutes(maint.LockFor))
@@ -267,7 +246,7 @@ func (m *msession) login(ctx context.Context) error {
 			m.pause(ctx)
 			return errMaintExit
 		}
-		a.techAudit(actor, "login_failed", loginFailure(err))
+		m.techAudit(actor, "login_failed", loginFailure(err))
 		screen, args := "maint_refused", []any{g.TriesLeft()}
 		switch {
 		case errors.Is(err, maint.ErrReused):
@@ -336,7 +315,7 @@ func (m *msession) menu(ctx context.Context) error {
 		if !ok {
 			continue
 		}
-		m.a.techAudit(m.actor, item.action, "")
+		m.techAudit(m.actor, item.action, "")
 		if err := item.run(m, ctx); err != nil && !errors.Is(err, errBack) {
 			return err
 		}
@@ -350,7 +329,7 @@ func (m *msession) text(key string) string { return m.a.o.Lang.Text(key) }
 func (m *msession) printer(ctx context.Context) error {
 	a := m.a
 	for {
-		state, paper := a.printerCondition(ctx)
+		state, paper := m.printerCondition(ctx)
 		k, err := m.key(ctx, "maint_printer", m.text(state), m.text(paper))
 		if err != nil {
 			return err
@@ -361,10 +340,10 @@ func (m *msession) printer(ctx context.Context) error {
 		a.Show("maint_printing")
 		err = a.Print(ctx, a.Frame().TestPage(a.o.Version), "")
 		if err != nil {
-			a.techAudit(m.actor, "printer_test_page", "failed: "+printerCondition(err, false))
+			m.techAudit(m.actor, "printer_test_page", "failed: "+printerCondition(err, false))
 			_, err = m.key(ctx, "maint_print_failed", flows.PrinterText(a.o.Lang, err))
 		} else {
-			a.techAudit(m.actor, "printer_test_page", "printed")
+			m.techAudit(m.actor, "printer_test_page", "printed")
 			_, err = m.key(ctx, "maint_printed")
 		}
 		if err != nil {
@@ -375,7 +354,8 @@ func (m *msession) printer(ctx context.Context) error {
 
 // printerCondition asks the printer its condition: the catalogue texts of
 // its state and of its paper. It records what it learns for telemetry.
-func (a *App) printerCondition(ctx context.Context) (state, paper string) {
+func (m *msession) printerCondition(ctx context.Context) (state, paper string) {
+	a := m.a
 	sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	st, err := a.dev.Printer.Status(sctx)
@@ -399,17 +379,10 @@ func (a *App) printerCondition(ctx context.Context) (state, paper string) {
 
 // printerText is the catalogue key of a printer's condition.
 func printerText(err error) string {
-	switch {
-	case err == nil:
+	if err == nil {
 		return "m_printer_ok"
-	case errors.Is(err, hal.ErrPaperOut):
-		return "paper_out"
-	case errors.Is(err, hal.ErrCoverOpen):
-		return "cover_open"
-	case errors.Is(err, hal.ErrNotResponding):
-		return "not_responding"
 	}
-	return "printer_fault"
+	return flows.PrinterKey(err)
 }
 
 // cardTest shows the class and the ATR of any card inserted: nothing is
@@ -423,8 +396,8 @@ func (m *msession) cardTest(ctx context.Context) error {
 		if !m.present {
 			k, err = m.key(ctx, "maint_card")
 		} else {
-			class, atr := m.a.probe(ctx)
-			m.a.techAudit(m.actor, "card_probed", strings.TrimPrefix(class, "m_"))
+			class, atr := m.probe(ctx)
+			m.techAudit(m.actor, "card_probed", strings.TrimPrefix(class, "m_"))
 			a, b := atrRows(atr)
 			k, err = m.key(ctx, "maint_card_info", m.text(class), a, b)
 		}
@@ -441,8 +414,8 @@ func (m *msession) cardTest(ctx context.Context) error {
 
 // probe connects to the card and returns the catalogue key of its class
 // and its ATR.
-func (a *App) probe(ctx context.Context) (string, []byte) {
-	card, err := a.dev.Reader.Connect(ctx)
+func (m *msession) probe(ctx context.Context) (string, []byte) {
+	card, err := m.a.dev.Reader.Connect(ctx)
 	if err != nil {
 		return "m_card_unread", nil
 	}
@@ -515,7 +488,7 @@ func (m *msession) network(ctx context.Context) error {
 		func() (hal.Key, error) {
 			return m.key(ctx, "maint_net", m.text(conn), cut(d.Broker, 20), m.text(tls))
 		},
-		func() (hal.Key, error) { return m.key(ctx, "maint_clock", m.text(clock), a.offsetText()) },
+		func() (hal.Key, error) { return m.key(ctx, "maint_clock", m.text(clock), a.hubOffset.text(a.o.Lang)) },
 		func() (hal.Key, error) { return m.key(ctx, "maint_linkerr", e1, e2) },
 	}
 	for i := 0; i < len(pages); {
@@ -548,23 +521,30 @@ func cut(s string, n int) string {
 	return s
 }
 
-// noteHubTime records the offset of the totem's clock from the hub's, as
-// a result stamped by the hub shows it.
-func (a *App) noteHubTime(hub time.Time) {
+// hubOffset is the offset of the totem's clock from the hub's (ns), once
+// known.
+type hubOffset struct {
+	ns    atomic.Int64
+	known atomic.Bool
+}
+
+// note records the offset of now from hub, the time a result stamped by
+// the hub shows.
+func (h *hubOffset) note(now, hub time.Time) {
 	if hub.IsZero() {
 		return
 	}
-	a.hubOffset.Store(int64(a.now().Sub(hub)))
-	a.hubOffsetKnown.Store(true)
+	h.ns.Store(int64(now.Sub(hub)))
+	h.known.Store(true)
 }
 
-// offsetText is the clock's offset from the hub's at the last result
-// (delivery time included), at most 8 columns, or n.d.
-func (a *App) offsetText() string {
-	if !a.hubOffsetKnown.Load() {
-		return a.o.Lang.Text("m_unknown")
+// text is the offset at the last result (delivery time included), at
+// most 8 columns, or n.d. in lang.
+func (h *hubOffset) text(lang Lang) string {
+	if !h.known.Load() {
+		return lang.Text("m_unknown")
 	}
-	return offsetString(time.Duration(a.hubOffset.Load()))
+	return offsetString(time.Duration(h.ns.Load()))
 }
 
 func offsetString(d time.Duration) string {
@@ -617,13 +597,13 @@ func (m *msession) queue(ctx context.Context) error {
 		case hal.KeyBack:
 			return errBack
 		case '1':
-			ok, failed := a.resendStuck(ctx)
-			a.techAudit(m.actor, "resend_stuck", fmt.Sprintf("resent=%d failed=%d", ok, failed))
+			ok, failed := m.resendStuck(ctx)
+			m.techAudit(m.actor, "resend_stuck", fmt.Sprintf("resent=%d failed=%d", ok, failed))
 			if _, err := m.key(ctx, "maint_resent", ok, failed); err != nil {
 				return err
 			}
 		case hal.KeyOK:
-			n, ok, rejected, pending := a.sendLogSummary()
+			n, ok, rejected, pending := m.sendLogSummary()
 			k, err := m.key(ctx, "maint_sendlog", n, ok, rejected, pending)
 			if err != nil {
 				return err
@@ -640,7 +620,8 @@ const maxResend = 100
 
 // resendStuck sends the quarantined entries again through the link (each
 // back to the queue with its op id: the hub dedups).
-func (a *App) resendStuck(ctx context.Context) (ok, failed int) {
+func (m *msession) resendStuck(ctx context.Context) (ok, failed int) {
+	a := m.a
 	stuck, err := a.o.Outbox.Quarantined(maxResend)
 	if err != nil {
 		a.log.Warn("quarantine not read", "err", err)
@@ -668,8 +649,8 @@ func (a *App) resendStuck(ctx context.Context) (ok, failed int) {
 // sendLogWindow is how many of the newest operations the summary counts.
 const sendLogWindow = 50
 
-func (a *App) sendLogSummary() (n, ok, rejected, pending int) {
-	entries, err := a.o.Outbox.Recent(sendLogWindow)
+func (m *msession) sendLogSummary() (n, ok, rejected, pending int) {
+	entries, err := m.a.o.Outbox.Recent(sendLogWindow)
 	if err != nil {
 		return 0, 0, 0, 0
 	}
@@ -710,13 +691,13 @@ func (m *msession) enroll(ctx context.Context) error {
 		screen := "maint_enrolled"
 		switch {
 		case err == nil:
-			a.techAudit(m.actor, "enrollment_code", "credentials_saved")
+			m.techAudit(m.actor, "enrollment_code", "credentials_saved")
 		case enroll.ReasonOf(err) != "":
-			a.techAudit(m.actor, "enrollment_code", "refused: "+enroll.ReasonOf(err))
+			m.techAudit(m.actor, "enrollment_code", "refused: "+enroll.ReasonOf(err))
 			screen = "maint_enroll_failed"
 		default:
 			a.log.Warn("enrollment from the panel failed", "err", err)
-			a.techAudit(m.actor, "enrollment_code", "hub_not_reached")
+			m.techAudit(m.actor, "enrollment_code", "hub_not_reached")
 			screen = "maint_enroll_offline"
 		}
 		k, err := m.key(ctx, screen)
@@ -796,11 +777,11 @@ func (m *msession) credentials(ctx context.Context) error {
 		problem = a.o.TestCredentials(ctx)
 	}
 	if problem == "" {
-		a.techAudit(m.actor, "credentials_test", "ok")
+		m.techAudit(m.actor, "credentials_test", "ok")
 		_, err := m.key(ctx, "maint_cred_ok")
 		return err
 	}
-	a.techAudit(m.actor, "credentials_test", "ko: "+problem)
+	m.techAudit(m.actor, "credentials_test", "ko: "+problem)
 	_, err := m.key(ctx, "maint_cred_ko", twoRowsArgs(m.text("m_two_"+problem))...)
 	return err
 }

@@ -47,15 +47,14 @@ func (a *App) online(ctx context.Context, kind string, payload []byte) (outbox.E
 		return outbox.Entry{}, err
 	}
 	a.Show("asking")
-	now := time.Now()
+	now := a.clock.Now()
 	expires := now.Add(onlineTTL)
 	e, ch, done, err := a.enqueue(kind, payload, now, expires)
 	if err != nil {
 		return e, err
 	}
 	defer done()
-	timer := time.NewTimer(a.resultWait())
-	defer timer.Stop()
+	timer := a.timer(a.timeouts.resultWait())
 	late := false
 	giveUp := func(why string) (outbox.Entry, error) {
 		a.log.Info("online op unanswered", "op_id", e.ID, "kind", kind, "reason", why)
@@ -71,8 +70,8 @@ func (a *App) online(ctx context.Context, kind string, payload []byte) (outbox.E
 				return got, nil
 			}
 		case ev := <-a.cards:
-			if a.noCard { // a card in now waits for the answer
-				a.cardEvent(ev)
+			if a.walkIn.on { // a card in now waits for the answer
+				a.walkIn.event(ev)
 				continue
 			}
 			if ev.Kind == hal.CardRemoved {
@@ -89,9 +88,9 @@ func (a *App) online(ctx context.Context, kind string, payload []byte) (outbox.E
 			}
 			late = true
 			a.Show("late")
-			timer.Reset(time.Until(expires) + a.resultWait())
+			timer.Reset(expires.Sub(a.clock.Now()) + a.timeouts.resultWait())
 		case <-a.tick:
-			a.alive()
+			a.heart.alive()
 		}
 	}
 }
@@ -99,12 +98,20 @@ func (a *App) online(ctx context.Context, kind string, payload []byte) (outbox.E
 // menuPages are the menu's pages in order; session shows the first.
 var menuPages = []string{"menu", "menu_2", "menu_3", "menu_4"}
 
+// selfService is the menu of a citizen's session on the App, for the card
+// in the slot and what it said.
+type selfService struct {
+	a    *App
+	card hal.Card
+	info hal.CardInfo
+}
+
 // more shows the menu's pages after the first: # turns forward (from the
 // last back to the first), * back; a function key runs its function.
-func (a *App) more(ctx context.Context, card hal.Card, info hal.CardInfo) error {
+func (s selfService) more(ctx context.Context) error {
 	for p := 1; ; {
 		name := menuPages[p]
-		k, err := a.desk.Ask(ctx, name)
+		k, err := s.a.desk.Ask(ctx, name)
 		if err != nil {
 			return err
 		}
@@ -118,21 +125,22 @@ func (a *App) more(ctx context.Context, card hal.Card, info hal.CardInfo) error 
 				return errBack
 			}
 		default:
-			return a.dispatch(ctx, k, card, info)
+			return s.dispatch(ctx, k)
 		}
 	}
 }
 
 // dispatch runs the function of menu key k, from any page of the menu.
-func (a *App) dispatch(ctx context.Context, k hal.Key, card hal.Card, info hal.CardInfo) error {
+func (s selfService) dispatch(ctx context.Context, k hal.Key) error {
+	a := s.a
 	if kind, ok := selfMenu[k]; ok {
-		return kindSpecs[kind].self(a, ctx, card, info)
+		return kindSpecs[kind].self(a, ctx, s.card, s.info)
 	}
 	switch k {
 	case hal.KeyOK:
-		return a.more(ctx, card, info)
+		return s.more(ctx)
 	case '0':
-		return a.other(ctx, info)
+		return s.other(ctx)
 	case '8':
 		return flows.Forms(ctx, a.desk)
 	case '9':
@@ -148,13 +156,14 @@ func (a *App) dispatch(ctx context.Context, k hal.Key, card hal.Card, info hal.C
 // what to do instead: suspension and reactivation no longer exist, a
 // reissue needs an enabled counter and an operator, wrong personal data
 // are reported and corrected at the sportello Scelta e Revoca.
-func (a *App) other(ctx context.Context, info hal.CardInfo) error {
+func (s selfService) other(ctx context.Context) error {
+	a := s.a
 	k, err := a.desk.Ask(ctx, "menu_other")
 	if err != nil {
 		return err
 	}
 	if kind, ok := otherMenu[k]; ok {
-		return kindSpecs[kind].self(a, ctx, nil, info)
+		return kindSpecs[kind].self(a, ctx, nil, s.info)
 	}
 	var key string
 	switch k {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/hal"
+	"github.com/aslcns/totem/hal/haltest"
 	"github.com/aslcns/totem/hal/sim"
 )
 
@@ -30,13 +31,15 @@ func (d *wedgeDisplay) Show(lines []string) error {
 	return d.Display.Show(lines)
 }
 
-// advances waits (bounded by ctx) until Progress moves past since.
+// advances moves the App's clock a heartbeat at a time (bounded by ctx)
+// until Progress moves past since.
 func advances(ctx context.Context, l *local, since time.Time) bool {
 	for ctx.Err() == nil {
 		if l.app.Progress().After(since) {
 			return true
 		}
-		time.Sleep(50 * time.Millisecond)
+		l.clock.Advance(time.Second)
+		time.Sleep(5 * time.Millisecond)
 	}
 	return false
 }
@@ -46,7 +49,7 @@ func advances(ctx context.Context, l *local, since time.Time) bool {
 func TestProgressProvesTheLoopRuns(t *testing.T) {
 	panel := sim.NewPanel(20, 4)
 	wd := &wedgeDisplay{Display: panel, entered: make(chan struct{}, 1), release: make(chan struct{})}
-	l := startLocalOpts(t, localOpts{keypad: panel, display: wd})
+	l := startLocalOpts(t, localOpts{keypad: panel, display: wd, clock: haltest.NewClock(time.Now())})
 	l.panel = panel    // the one the cleanup reads "Fuori servizio" on
 	t.Cleanup(func() { // before startLocalOpts's cleanup stops the app
 		if wd.wedged.Swap(false) {
@@ -82,9 +85,11 @@ func TestProgressProvesTheLoopRuns(t *testing.T) {
 		t.Fatal("the loop never called Show")
 	}
 	stuck := l.app.Progress()
-	wctx, cancel := context.WithTimeout(ctx, 3*time.Second) // three heartbeats
-	defer cancel()
-	if advances(wctx, l, stuck) {
-		t.Fatal("Progress moved while the loop was stuck in Show")
+	for range 3 { // three heartbeats, each given a moment to be taken
+		l.clock.Advance(time.Second)
+		time.Sleep(20 * time.Millisecond)
+	}
+	if p := l.app.Progress(); p.After(stuck) {
+		t.Fatalf("Progress moved from %v to %v while the loop was stuck in Show", stuck, p)
 	}
 }

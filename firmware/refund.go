@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"time"
 
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/hal"
@@ -55,15 +54,13 @@ func (a *App) printJob(ctx context.Context, doc *hal.Doc, opID string) (printRep
 		return printReply{}, err
 	}
 	rep := printReply{Job: j.ID}
-	t := time.NewTimer(printWait)
-	defer t.Stop()
 	select {
 	case err := <-first:
 		rep.Printed = err == nil
 		if err != nil {
 			rep.Printer = err.Error()
 		}
-	case <-t.C:
+	case <-a.clock.After(printWait):
 		rep.Printer = hal.ErrNotResponding.Error()
 	case <-ctx.Done():
 		return rep, ctx.Err()

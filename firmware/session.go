@@ -27,12 +27,12 @@ func (a *App) session(ctx context.Context) error {
 	if err != nil {
 		return a.desk.CardError(err)
 	}
-	if !info.Expiry.IsZero() && time.Now().After(info.Expiry.AddDate(0, 0, 1)) {
+	if !info.Expiry.IsZero() && a.clock.Now().After(info.Expiry.AddDate(0, 0, 1)) {
 		return a.desk.CardError(hal.ErrCardExpired)
 	}
 	a.log.Info("session started", "card_class", string(info.Class))
 	if info.Class == hal.ClassOperator {
-		return a.operatorSession(ctx, card, info) // assisted mode: assisted.go
+		return operatorSession(ctx, a, card, info) // assisted mode: assisted.go
 	}
 	// The PIN verified on the chip holds for the session: another
 	// operation does not ask for it again (issue 17).
@@ -49,10 +49,10 @@ func (a *App) session(ctx context.Context) error {
 		if k == hal.KeyBack { // * on the menu ends the session, as D does
 			k = hal.KeyCancel
 		}
-		err = a.dispatch(ctx, k, card, info)
+		err = selfService{a, card, info}.dispatch(ctx, k)
 		if err == nil && a.finished != nil {
 			var more bool
-			if more, err = a.another(ctx); more {
+			if more, err = a.finished.await(ctx, a); more {
 				continue
 			}
 		}
@@ -63,13 +63,12 @@ func (a *App) session(ctx context.Context) error {
 	}
 }
 
-// another waits on the outcome screen Finish left, which offers another
+// await waits on the outcome screen Finish left (f, on a), which offers another
 // operation: # (or *) goes back to the menu with the session, and the
 // PIN verified, still open (more); D ends the session. While a
 // provisional outcome is on screen and its definitive one arrives, it is
 // shown (and printed: the provisional receipt has no protocol number).
-func (a *App) another(ctx context.Context) (more bool, err error) {
-	f := a.finished
+func (f *finished) await(ctx context.Context, a *App) (more bool, err error) {
 	a.finished = nil
 	e := f.e
 	var ch <-chan outbox.Entry
@@ -90,7 +89,7 @@ func (a *App) another(ctx context.Context) (more bool, err error) {
 			return false, err
 		case got != nil:
 			ch = nil
-			name, redraw = a.late(ctx, *got, f.doc)
+			name, redraw = f.late(ctx, a, *got)
 			continue
 		case k == hal.KeyCancel:
 			a.Show("goodbye")
@@ -100,17 +99,17 @@ func (a *App) another(ctx context.Context) (more bool, err error) {
 	}
 }
 
-// late tells the definitive outcome of an operation whose provisional
-// receipt the citizen holds, prints its receipt, and returns the screen
-// shown and how to redraw it.
-func (a *App) late(ctx context.Context, e outbox.Entry, doc func(outbox.Entry) *hal.Doc) (string, func()) {
+// late tells on a the definitive outcome e of the operation whose
+// provisional receipt the citizen holds, prints its receipt, and returns
+// the screen shown and how to redraw it.
+func (f *finished) late(ctx context.Context, a *App, e outbox.Entry) (string, func()) {
 	a.log.Info("definitive outcome while the citizen waits", "op_id", e.ID, "kind", e.Kind)
 	name, args := "late_done", []any{e.Result.Transport.Protocol}
 	if e.Result.Processing.Status == protocol.ProcessingRejected {
 		name = "late_rejected"
 	}
 	a.Show("printing")
-	if err := a.Print(ctx, doc(e), e.ID); err != nil {
+	if err := a.Print(ctx, f.doc(e), e.ID); err != nil {
 		name = "late_no_receipt"
 	}
 	draw := func() { a.Show(name, args...) }
@@ -167,20 +166,19 @@ func (a *App) enqueueAndWait(ctx context.Context, kind string, payload []byte, c
 		return e, err
 	}
 	defer done()
-	timer := time.NewTimer(a.resultWait())
-	defer timer.Stop()
+	timer := a.clock.After(a.timeouts.resultWait())
 	for {
 		select {
 		case <-ctx.Done():
 			return e, ctx.Err()
-		case <-timer.C:
+		case <-timer:
 			return e, nil
 		case got := <-ch:
 			if got.Done {
 				return got, nil
 			}
 		case <-a.tick:
-			a.alive()
+			a.heart.alive()
 		}
 	}
 }
@@ -194,18 +192,17 @@ func (a *App) Print(ctx context.Context, doc *hal.Doc, opID string) error {
 	if a.o.Jobs != nil {
 		_, first, err := a.o.Jobs.Add(doc, opID)
 		if err == nil {
-			t := time.NewTimer(printWait)
-			defer t.Stop()
+			t := a.clock.After(printWait)
 			for {
 				select {
 				case err := <-first:
 					return err
-				case <-t.C:
+				case <-t:
 					return hal.ErrNotResponding
 				case <-ctx.Done():
 					return ctx.Err()
 				case <-a.tick:
-					a.alive()
+					a.heart.alive()
 				}
 			}
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/aslcns/totem/firmware"
 	"github.com/aslcns/totem/firmware/printq"
 	"github.com/aslcns/totem/hal"
+	"github.com/aslcns/totem/hal/haltest"
 	"github.com/aslcns/totem/hal/sim"
 	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/protocol"
@@ -62,6 +63,9 @@ type localOpts struct {
 	link func() firmware.Link
 	// lang is Options.Lang, the language a session starts in.
 	lang firmware.Lang
+	// clock is Options.Clock, which the test advances (nil: the real
+	// clock): every wait of the App, idle timeouts included, is on it.
+	clock *haltest.Clock
 }
 
 // startLocalOpts runs the firmware with simulated devices, an outbox and a
@@ -100,10 +104,15 @@ func startLocalOpts(t *testing.T, o localOpts) *local {
 	if o.resultWait == 0 {
 		o.resultWait = 50 * time.Millisecond
 	}
-	app = firmware.New(dev, firmware.Options{Totem: "t-local", ASL: "ASL", Location: "Atrio", Outbox: box, Jobs: jobs,
+	fo := firmware.Options{Totem: "t-local", ASL: "ASL", Location: "Atrio", Outbox: box, Jobs: jobs,
 		Logger: o.log, ResultWait: o.resultWait, IdleTimeout: o.idle, OperatorTimeout: o.opIdle, Online: o.online,
-		Events: o.events, ReissueCounter: o.reissueCounter, Audit: o.audit, Link: o.link, Lang: o.lang})
+		Events: o.events, ReissueCounter: o.reissueCounter, Audit: o.audit, Link: o.link, Lang: o.lang}
+	if o.clock != nil {
+		fo.Clock = o.clock
+	}
+	app = firmware.New(dev, fo)
 	tt.app = app
+	tt.clock = o.clock
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &local{totem: tt, done: make(chan error, 1)}
 	tt.cancel = cancel
@@ -128,13 +137,31 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
+// advanceUntil moves the App's clock by step until the panel shows substr:
+// a wait arms its timer after the screen it shows, so the clock moves in
+// steps, each given a moment to be seen.
+func (tt *totem) advanceUntil(substr string, step time.Duration) {
+	tt.t.Helper()
+	for range 1000 {
+		if strings.Contains(tt.panel.Text(), substr) {
+			return
+		}
+		tt.clock.Advance(step)
+		time.Sleep(2 * time.Millisecond)
+	}
+	tt.t.Fatalf("screen never showed %q:\n%s", substr, tt.panel.Text())
+}
+
+// The idle timeout (one minute, on the clock the test advances) first
+// warns, then ends the session with nothing of it left on screen.
 func TestIdleTimeoutClearsScreen(t *testing.T) {
 	ctx := ctxT(t)
-	l := startLocal(t, 400*time.Millisecond)
+	l := startLocalOpts(t, localOpts{clock: haltest.NewClock(time.Now())})
 	l.consentFlow(ctx)
-	l.wait(ctx, "Salvata: l'esito")
+	l.advanceUntil("Salvata: l'esito", 10*time.Millisecond) // the result wait, no hub
 	// The card stays in; nobody touches anything.
-	l.wait(ctx, "Rimuovere la")
+	l.advanceUntil("Serve altro tempo?", 5*time.Second)
+	l.advanceUntil("Rimuovere la", 5*time.Second)
 	if s := l.panel.Text(); strings.Contains(s, "Operazione") || strings.Contains(s, "ricevuta") {
 		t.Fatalf("session detail left on screen: %q", s)
 	}
@@ -147,8 +174,9 @@ func TestIdleTimeoutClearsScreen(t *testing.T) {
 	l.panel.Press('1')
 	l.wait(ctx, "PIN:")
 	l.panel.Type("973")
-	l.wait(ctx, "Serve altro tempo?")
-	l.wait(ctx, "Rimuovere la")
+	l.wait(ctx, "PIN: ***")
+	l.advanceUntil("Serve altro tempo?", 5*time.Second)
+	l.advanceUntil("Rimuovere la", 5*time.Second)
 	if s := l.panel.Text(); strings.Contains(s, "*") || strings.Contains(s, "PIN") {
 		t.Fatalf("PIN entry left on screen: %q", s)
 	}
@@ -159,10 +187,10 @@ func TestIdleTimeoutClearsScreen(t *testing.T) {
 
 func TestKeyDismissesIdleWarning(t *testing.T) {
 	ctx := ctxT(t)
-	l := startLocal(t, 800*time.Millisecond)
+	l := startLocalOpts(t, localOpts{clock: haltest.NewClock(time.Now())})
 	l.reader.Insert(testCard())
 	l.wait(ctx, "1 Consensi FSE")
-	l.wait(ctx, "Serve altro tempo?")
+	l.advanceUntil("Serve altro tempo?", 5*time.Second)
 	l.panel.Press('5') // only dismisses the warning
 	l.wait(ctx, "1 Consensi FSE")
 	l.panel.Press('1')

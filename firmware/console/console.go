@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"time"
 
 	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/protocol"
@@ -80,7 +79,7 @@ func (a *Console) Command(ctx context.Context, c *protocol.Command) *protocol.Re
 
 func (a *Console) statusCommand(context.Context, map[string]string) (any, error) {
 	t := a.t.Telemetry()
-	t.V, t.Totem, t.At = protocol.Version, a.o.Totem, time.Now().UTC()
+	t.V, t.Totem, t.At = protocol.Version, a.o.Totem, a.o.Clock.Now().UTC()
 	return t, nil
 }
 

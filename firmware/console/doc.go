@@ -16,6 +16,7 @@ import (
 
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/firmware/printq"
+	"github.com/aslcns/totem/hal"
 	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/protocol"
 )
@@ -48,8 +49,10 @@ type Options struct {
 	// Link returns the link to the hub, nil while there is none.
 	Link   func() Link
 	Logger *slog.Logger
-	// Now is the wall clock recorded on variations.
-	Now func() time.Time
+	// Clock is the totem's clock: the wall time recorded on variations
+	// and in the status, the wait for the hub's answer; default
+	// hal.SystemClock.
+	Clock hal.Clock
 	// ResultWait bounds the wait for the hub's answer to an action;
 	// QueuedTTL is the expiry of a variation.
 	ResultWait, QueuedTTL time.Duration
@@ -74,8 +77,8 @@ func New(o Options, t Totem) *Console {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	if o.Now == nil {
-		o.Now = time.Now
+	if o.Clock == nil {
+		o.Clock = hal.SystemClock{}
 	}
 	return &Console{o: o, t: t, log: o.Logger}
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/sync/outbox"
@@ -83,12 +82,10 @@ func (a *Console) await(ctx context.Context, e outbox.Entry, ch <-chan outbox.En
 	if a.o.Wait != nil {
 		wait = a.o.Wait()
 	}
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
 	select {
 	case got := <-ch:
 		return got
-	case <-timer.C:
+	case <-a.o.Clock.After(wait):
 	case <-ctx.Done():
 	}
 	if got, err := a.o.Outbox.Get(e.ID); err == nil {
@@ -251,7 +248,7 @@ func (a *Console) variation(ctx context.Context, kind string, body []byte, ref s
 // enqueueAndAwait queues an operation of kind that references ref, and
 // returns it once answered or after ResultWait.
 func (a *Console) enqueueAndAwait(ctx context.Context, kind string, body []byte, ref string) (outbox.Entry, error) {
-	now := a.o.Now()
+	now := a.o.Clock.Now()
 	e, err := a.o.Outbox.Enqueue(kind, body, now, now.Add(a.o.QueuedTTL))
 	if err != nil {
 		return e, err

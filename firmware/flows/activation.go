@@ -232,7 +232,7 @@ func (d *actDialog) declaration() error {
 		return errSkip
 	}
 	d.dk.show("printing")
-	if err := d.dk.print(d.ctx, d.dk.declaration(d.info, *d.p.deleg, d.p.doc), ""); err != nil {
+	if err := d.dk.print(d.ctx, d.dk.t.Frame().Declaration(d.info, *d.p.deleg, d.p.doc), ""); err != nil {
 		d.dk.show("decl_failed", d.dk.printerText(err))
 		return ErrCancel
 	}

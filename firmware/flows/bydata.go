@@ -79,15 +79,13 @@ func CardByData(ctx context.Context, dk *Desk, op string) (hal.CardInfo, error) 
 		return info, err
 	}
 	if rejected(e) {
-		if err := dk.showRejection(ctx, e); err != nil {
+		if err := dk.ShowRejection(ctx, e); err != nil {
 			return info, err
 		}
 		return info, ErrBack
 	}
 	var rec cms.LookupResult
-	if err := json.Unmarshal(e.Result.Data, &rec); err != nil || rec.Serial == "" {
-		dk.log.Error("lookup result", "op_id", e.ID, "err", err)
-		dk.show("unavailable")
+	if ok, _ := decode(dk, e, &rec, func(r cms.LookupResult) bool { return r.Serial != "" }, "lookup result"); !ok {
 		return info, ErrNoAnswer
 	}
 	info = hal.CardInfo{Class: hal.ClassCNS, Serial: rec.Serial, CF: cf, Surname: rec.Surname, Name: rec.Name, Expiry: expiry}

@@ -50,13 +50,7 @@ func ConsentVia(ctx context.Context, dk *Desk, info hal.CardInfo, v *Via) error 
 	for i, c := range pol.Consents {
 		req.Consents = append(req.Consents, cms.Consent{Code: c.Code, Given: values[i]})
 	}
-	payload, err := json.Marshal(req)
-	if err != nil {
-		return err
-	}
-	dk.logOp(v, cms.KindConsent)
-	dk.show("saving")
-	e, err := dk.submit(ctx, cms.KindConsent, payload)
+	e, err := save(ctx, dk, v, cms.KindConsent, req)
 	if err != nil {
 		return err
 	}

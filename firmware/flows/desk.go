@@ -10,6 +10,7 @@ package flows
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"time"
@@ -78,6 +79,8 @@ type Desk struct {
 	title func(kind string) string
 	// online reports whether the link to the hub is up (nil: unknown).
 	online func() bool
+	// now is the wall clock (SetClock).
+	now func() time.Time
 	// verified: the card's PIN was verified on the chip in this session
 	// (Begin clears it); the card stays powered, so another operation
 	// does not ask for it again.
@@ -91,8 +94,12 @@ func (dk *Desk) Begin() { dk.verified = false }
 // to log; title names an operation kind on receipts and in the Storico,
 // online says whether the link to the hub is up (nil: unknown).
 func NewDesk(t Totem, lang screens.Lang, log *slog.Logger, title func(kind string) string, online func() bool) *Desk {
-	return &Desk{t: t, lang: lang, log: log, title: title, online: online}
+	return &Desk{t: t, lang: lang, log: log, title: title, online: online, now: time.Now}
 }
+
+// SetClock makes c the clock of the flows' dates (an expiry past, a
+// minor's age, the time an event is queued at).
+func (dk *Desk) SetClock(c hal.Clock) { dk.now = c.Now }
 
 // SetLang makes l the language of the flows' screens and texts (the
 // citizen chose it on the idle screen or the menu).
@@ -144,11 +151,6 @@ func (dk *Desk) receipt(e outbox.Entry, title string, info hal.CardInfo, lines [
 	return dk.t.Frame().Receipt(e, title, info, lines)
 }
 
-// declaration is the dichiarazione sostitutiva a delegate signs.
-func (dk *Desk) declaration(holder hal.CardInfo, d cms.Delegation, doc cms.IDDocument) *hal.Doc {
-	return dk.t.Frame().Declaration(holder, d, doc)
-}
-
 // signDeclaration prints the dichiarazione sostitutiva the delegate of p
 // signs for an operation of kind, and takes the operator's word that it
 // was signed and kept (seed 002). A printer fault cancels the operation:
@@ -161,11 +163,6 @@ func (dk *Desk) signDeclaration(ctx context.Context, kind string, holder hal.Car
 	}
 	_, err := dk.choose(ctx, "decl_signed")
 	return err
-}
-
-// historyLines names each event by its kind's registered title.
-func (dk *Desk) historyLines(r cms.HistoryResult) []string {
-	return dk.t.Frame().History(r, dk.title)
 }
 
 // CardError shows a card fault and maps it to the error that ends the
@@ -192,16 +189,50 @@ func (dk *Desk) CardError(err error) error {
 }
 
 // PrinterText says in lang what is wrong with the printer.
-func PrinterText(lang screens.Lang, err error) string {
+func PrinterText(lang screens.Lang, err error) string { return lang.Text(PrinterKey(err)) }
+
+// PrinterKey is the catalogue key of what is wrong with the printer
+// (printer_fault for anything but the hal sentinels it names).
+func PrinterKey(err error) string {
 	switch {
 	case errors.Is(err, hal.ErrPaperOut):
-		return lang.Text("paper_out")
+		return "paper_out"
 	case errors.Is(err, hal.ErrCoverOpen):
-		return lang.Text("cover_open")
+		return "cover_open"
 	case errors.Is(err, hal.ErrNotResponding):
-		return lang.Text("not_responding")
+		return "not_responding"
 	}
-	return lang.Text("printer_fault")
+	return "printer_fault"
+}
+
+// pick asks on screen for one of the keys of m and returns it with its
+// value. Another key ends the flow: * goes back (ErrBack), anything else
+// cancels (ErrCancel, "cancelled" shown).
+func pick[V any](ctx context.Context, dk *Desk, screen string, m map[hal.Key]V) (hal.Key, V, error) {
+	k, err := dk.Ask(ctx, screen)
+	v, ok := m[k]
+	switch {
+	case err != nil:
+		return k, v, err
+	case ok:
+		return k, v, nil
+	case k == hal.KeyBack:
+		return k, v, ErrBack
+	}
+	dk.show("cancelled")
+	return k, v, ErrCancel
+}
+
+// save submits req, an operation of kind for the citizen v identifies
+// (logged with the operator masked), with "saving" on screen.
+func save(ctx context.Context, dk *Desk, v *Via, kind string, req any) (outbox.Entry, error) {
+	payload, err := json.Marshal(req)
+	if err != nil {
+		return outbox.Entry{}, err
+	}
+	dk.logOp(v, kind)
+	dk.show("saving")
+	return dk.submit(ctx, kind, payload)
 }
 
 // Reachable returns nil when the hub can be asked now (nil online: assume

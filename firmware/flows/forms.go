@@ -101,17 +101,9 @@ func FormDoc(fr layout.Frame, k hal.Key) *hal.Doc {
 // until the citizen goes back.
 func Forms(ctx context.Context, dk *Desk) error {
 	for {
-		k, err := dk.Ask(ctx, "forms")
+		k, f, err := pick(ctx, dk, "forms", forms)
 		if err != nil {
 			return err
-		}
-		f, ok := forms[k]
-		if !ok {
-			if k == hal.KeyBack {
-				return ErrBack
-			}
-			dk.show("cancelled")
-			return ErrCancel
 		}
 		dk.show("printing")
 		dk.log.Info("form printed", "form", f.title)

@@ -51,12 +51,10 @@ func HistoryVia(ctx context.Context, dk *Desk, info hal.CardInfo, v *Via) error 
 		return err
 	}
 	if rejected(e) {
-		return dk.showRejection(ctx, e)
+		return dk.ShowRejection(ctx, e)
 	}
 	var res cms.HistoryResult
-	if err := json.Unmarshal(e.Result.Data, &res); err != nil {
-		dk.log.Error("history result", "op_id", e.ID, "err", err)
-		dk.show("unavailable")
+	if ok, err := decode(dk, e, &res, nil, "history result"); !ok {
 		return fmt.Errorf("firmware: history result: %w", err)
 	}
 	if len(res.Cards) == 0 {
@@ -67,7 +65,7 @@ func HistoryVia(ctx context.Context, dk *Desk, info hal.CardInfo, v *Via) error 
 		return ErrBack
 	}
 	return dk.historyPages(ctx, dk.historyScreen(res), func() error {
-		return dk.finishKind(ctx, e, cms.KindHistory, info, append(dk.historyLines(res), v.lines(dk.t.Frame())...))
+		return dk.finishKind(ctx, e, cms.KindHistory, info, append(dk.t.Frame().History(res, dk.title), v.lines(dk.t.Frame())...))
 	})
 }
 
@@ -100,13 +98,7 @@ func (dk *Desk) historyScreen(res cms.HistoryResult) []string {
 // forward (from the last page back to the menu), * back (from the first
 // to the menu), 1 prints (print), D cancels.
 func (dk *Desk) historyPages(ctx context.Context, lines []string, print func() error) error {
-	n := max(1, (len(lines)+1)/2)
-	row := func(i int) string {
-		if i < len(lines) {
-			return lines[i]
-		}
-		return ""
-	}
+	n := pageCount(lines, 2)
 	for p := 0; ; {
 		name := "history_page"
 		if p == n-1 {
@@ -116,7 +108,7 @@ func (dk *Desk) historyPages(ctx context.Context, lines []string, print func() e
 		if w := dk.lang.Text("h_title") + " " + where; len(w) <= 11 {
 			where = w
 		}
-		k, err := dk.Ask(ctx, name, where, row(2*p), row(2*p+1))
+		k, err := dk.Ask(ctx, name, append([]any{where}, pageRows(lines, 2, p)...)...)
 		if err != nil {
 			return err
 		}

@@ -232,7 +232,7 @@ func delegateSteps(ctx context.Context, dk *Desk, info hal.CardInfo, p *presente
 					return nil
 				}
 				kind := delegKeys[k]
-				if kind == cms.DelegParental && !info.BirthDate.IsZero() && !minor(info.BirthDate, time.Now()) {
+				if kind == cms.DelegParental && !info.BirthDate.IsZero() && !minor(info.BirthDate, dk.now()) {
 					if err := dk.notice(ctx, "parental_adult"); err != nil {
 						return err
 					}
@@ -371,7 +371,7 @@ func (dk *Desk) lookup(ctx context.Context, p *presenter) (*cms.LookupResult, er
 	case err != nil:
 		return nil, err
 	case rejected(e):
-		if err := dk.showRejection(ctx, e); err != nil && !errors.Is(err, ErrBack) {
+		if err := dk.ShowRejection(ctx, e); err != nil && !errors.Is(err, ErrBack) {
 			return nil, err
 		}
 		return nil, ErrCancel
@@ -467,7 +467,7 @@ func (dk *Desk) enterExpiry(ctx context.Context, screen, expired, refused string
 		switch {
 		case perr != nil:
 			err = dk.notice(ctx, "date_invalid")
-		case !time.Now().Before(d.AddDate(0, 0, 1)):
+		case !dk.now().Before(d.AddDate(0, 0, 1)):
 			dk.log.Info(refused, "reason", "expired")
 			err = dk.notice(ctx, expired)
 		default:

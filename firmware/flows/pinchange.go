@@ -14,9 +14,9 @@ import (
 // after the new PIN was typed twice), then the new one twice. Only an
 // audit event, with no PIN data, is queued.
 func ChangePIN(ctx context.Context, dk *Desk, card hal.Card, info hal.CardInfo) error {
-	pc, ok := card.(hal.PINChanger)
-	if !ok {
-		return dk.notAvailable(ctx)
+	pc, err := pinChanger(ctx, dk, card)
+	if err != nil {
+		return err
 	}
 	dk.verified = false // a wrong old PIN resets the chip's verification
 	old, err := dk.oldPIN(ctx, card)

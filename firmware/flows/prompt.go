@@ -44,16 +44,11 @@ func (dk *Desk) PIN(ctx context.Context, card hal.Card, name string) error {
 		if err != nil {
 			return err
 		}
+		var back bool
+		if buf, back = TypeDigit(buf, k, 8); back { // within buf's capacity: wiped by the defer
+			return ErrBack
+		}
 		switch {
-		case k >= '0' && k <= '9':
-			if len(buf) < 8 {
-				buf = append(buf, byte(k))
-			}
-		case k == hal.KeyBack:
-			if len(buf) == 0 {
-				return ErrBack
-			}
-			buf = buf[:len(buf)-1]
 		case k == hal.KeyCancel:
 			dk.show("cancelled")
 			return ErrCancel
@@ -117,6 +112,24 @@ func (dk *Desk) enter(ctx context.Context, name string, min, max int, mask bool)
 	return dk.enterFrom(ctx, name, min, max, mask, nil)
 }
 
+// TypeDigit applies key k to the digits typed so far, buf: a digit is
+// added while there are fewer than max, * deletes the last one; back is
+// * with nothing left to delete. Other keys leave buf as it is.
+func TypeDigit(buf []byte, k hal.Key, max int) (out []byte, back bool) {
+	switch {
+	case k >= '0' && k <= '9':
+		if len(buf) < max {
+			buf = append(buf, byte(k))
+		}
+	case k == hal.KeyBack:
+		if len(buf) == 0 {
+			return buf, true
+		}
+		buf = buf[:len(buf)-1]
+	}
+	return buf, false
+}
+
 // enterFrom is enter with the digits of init already typed: a step the
 // citizen comes back to shows what they typed before, to correct.
 func (dk *Desk) enterFrom(ctx context.Context, name string, min, max int, mask bool, init []byte) ([]byte, error) {
@@ -134,16 +147,11 @@ func (dk *Desk) enterFrom(ctx context.Context, name string, min, max int, mask b
 			wipe(buf)
 			return nil, err
 		}
+		var back bool
+		if buf, back = TypeDigit(buf, k, max); back {
+			return nil, ErrBack
+		}
 		switch {
-		case k >= '0' && k <= '9':
-			if len(buf) < max {
-				buf = append(buf, byte(k))
-			}
-		case k == hal.KeyBack:
-			if len(buf) == 0 {
-				return nil, ErrBack
-			}
-			buf = buf[:len(buf)-1]
 		case k == hal.KeyCancel:
 			wipe(buf)
 			dk.show("cancelled")
@@ -188,6 +196,15 @@ func CardRef(info hal.CardInfo) cms.CardRef {
 	return cms.CardRef{Serial: info.Serial, CF: info.CF, Expiry: info.Expiry.Format(time.DateOnly)}
 }
 
+// pinChanger is card's capability to change and unblock its PIN on the
+// chip; without it the citizen is told (notAvailable's error).
+func pinChanger(ctx context.Context, dk *Desk, card hal.Card) (hal.PINChanger, error) {
+	if pc, ok := card.(hal.PINChanger); ok {
+		return pc, nil
+	}
+	return nil, dk.notAvailable(ctx)
+}
+
 // notAvailable says the function cannot be served on this totem; any
 // bound key goes back to the menu.
 func (dk *Desk) notAvailable(ctx context.Context) error {
@@ -203,16 +220,10 @@ func rejected(e outbox.Entry) bool {
 	return e.Result != nil && e.Result.Processing.Status == protocol.ProcessingRejected
 }
 
-// showRejection pages the CMS's reasons for refusing e: the catalogue's
-// text for each code, in the session's language (never the code, nor the
-// CMS's Italian message).
-func (dk *Desk) showRejection(ctx context.Context, e outbox.Entry) error {
-	return dk.ShowRejection(ctx, e)
-}
-
-// ShowRejection is showRejection for the App's Finish: the whole reason,
-// the catalogue's text of each code in the session's language, three
-// rows a page; # on the last page goes back to the menu.
+// ShowRejection pages the CMS's reasons for refusing e (for the flows and
+// the App's Finish): the catalogue's text for each code, in the session's
+// language (never the code, nor the CMS's Italian message), three rows a
+// page; # on the last page goes back to the menu.
 func (dk *Desk) ShowRejection(ctx context.Context, e outbox.Entry) error {
 	dk.log.Info("online op rejected", "op_id", e.ID, "kind", e.Kind)
 	return dk.Pages(ctx, hal.Wrap(dk.lang.Text("rejected_prefix")+RejectionText(dk.lang, e), 20))
@@ -238,19 +249,13 @@ func RejectionText(lang screens.Lang, e outbox.Entry) string {
 // Pages shows lines three at a time: # forward, * back; # on the last
 // page and * on the first return ErrBack (to the menu), D cancels.
 func (dk *Desk) Pages(ctx context.Context, lines []string) error {
-	n := max(1, (len(lines)+2)/3)
-	row := func(i int) string {
-		if i < len(lines) {
-			return lines[i]
-		}
-		return ""
-	}
+	n := pageCount(lines, 3)
 	for p := 0; ; {
 		name := "page"
 		if p == n-1 {
 			name = "page_last"
 		}
-		k, err := dk.Ask(ctx, name, row(3*p), row(3*p+1), row(3*p+2))
+		k, err := dk.Ask(ctx, name, pageRows(lines, 3, p)...)
 		if err != nil {
 			return err
 		}
@@ -275,33 +280,40 @@ func submitAssisted[R any](ctx context.Context, dk *Desk, kind, op string, req a
 		return e, res, false, err
 	}
 	if rejected(e) {
-		return e, res, true, dk.showRejection(ctx, e)
+		return e, res, true, dk.ShowRejection(ctx, e)
 	}
-	if err := json.Unmarshal(e.Result.Data, &res); err != nil || !valid(res) {
-		dk.log.Error("assisted result", "kind", kind, "op_id", e.ID, "err", err)
-		dk.show("unavailable")
+	if ok, err := decode(dk, e, &res, valid, "assisted result", "kind", kind); !ok {
 		return e, res, false, fmt.Errorf("firmware: %s result incomplete: %w", kind, errors.Join(err, ErrNoAnswer))
 	}
 	return e, res, false, nil
+}
+
+// decode reads the CMS's answer in e into res and reports whether it is
+// usable: it decodes and complete (nil: anything that decodes) accepts
+// it. When not, it logs msg with attrs and the decoding error (never the
+// data), shows "unavailable" and returns that error (nil when the answer
+// decoded but lacked something).
+func decode[R any](dk *Desk, e outbox.Entry, res *R, complete func(R) bool, msg string, attrs ...any) (ok bool, err error) {
+	err = json.Unmarshal(e.Result.Data, res)
+	if err == nil && (complete == nil || complete(*res)) {
+		return true, nil
+	}
+	dk.log.Error(msg, append(attrs, "op_id", e.ID, "err", err)...)
+	dk.show("unavailable")
+	return false, err
 }
 
 // summaryPages shows a summary two lines a page under "Riepilogo p/n": #
 // turns forward and on the last page confirms (nil), * turns back and
 // from the first is ErrBack (to the step before), D cancels.
 func (dk *Desk) summaryPages(ctx context.Context, lines []string) error {
-	n := max(1, (len(lines)+1)/2)
-	row := func(i int) string {
-		if i < len(lines) {
-			return lines[i]
-		}
-		return ""
-	}
+	n := pageCount(lines, 2)
 	for p := 0; ; {
 		name := "op_summary"
 		if p == n-1 {
 			name = "op_summary_last"
 		}
-		k, err := dk.Ask(ctx, name, fmt.Sprintf("%d/%d", p+1, n), row(2*p), row(2*p+1))
+		k, err := dk.Ask(ctx, name, append([]any{fmt.Sprintf("%d/%d", p+1, n)}, pageRows(lines, 2, p)...)...)
 		if err != nil {
 			return err
 		}
@@ -309,6 +321,22 @@ func (dk *Desk) summaryPages(ctx context.Context, lines []string) error {
 			return err // past the last page: confirmed
 		}
 	}
+}
+
+// pageCount is how many pages of per rows lines fill (at least one).
+func pageCount(lines []string, per int) int { return max(1, (len(lines)+per-1)/per) }
+
+// pageRows are the per rows of page p of lines ("" past their end), as
+// the arguments of a paging screen.
+func pageRows(lines []string, per, p int) []any {
+	rows := make([]any, per)
+	for i := range rows {
+		rows[i] = ""
+		if j := p*per + i; j < len(lines) {
+			rows[i] = lines[j]
+		}
+	}
+	return rows
 }
 
 // turn applies a paging key to page p of n: # forward, * back, D cancels

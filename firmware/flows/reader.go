@@ -33,13 +33,7 @@ func ReaderVia(ctx context.Context, dk *Desk, info hal.CardInfo, v *Via) error {
 	}
 	req := cms.ReaderRequest{Card: CardRef(info), Channel: v.channel(), Operator: v.op, Document: v.document(),
 		Payment: cms.Payment{Reference: string(ref), AmountCents: cms.ReaderFeeCents}}
-	payload, err := json.Marshal(req)
-	if err != nil {
-		return err
-	}
-	dk.logOp(v, cms.KindReader)
-	dk.show("saving")
-	e, err := dk.submit(ctx, cms.KindReader, payload)
+	e, err := save(ctx, dk, v, cms.KindReader, req)
 	if err != nil {
 		return err
 	}

@@ -89,12 +89,10 @@ func ReprintVia(ctx context.Context, dk *Desk, info hal.CardInfo, v *Via) error 
 		return err
 	}
 	if rejected(e) {
-		return dk.showRejection(ctx, e)
+		return dk.ShowRejection(ctx, e)
 	}
 	var res cms.ReprintResult
-	if err := json.Unmarshal(e.Result.Data, &res); err != nil || res.PINFirstHalf == "" {
-		dk.log.Error("reprint result", "op_id", e.ID, "err", err)
-		dk.show("unavailable")
+	if ok, _ := decode(dk, e, &res, func(r cms.ReprintResult) bool { return r.PINFirstHalf != "" }, "reprint result"); !ok {
 		return errors.New("firmware: reprint result without codes")
 	}
 	return dk.finishKind(ctx, e, cms.KindReprint, info, append(dk.t.Frame().Reprint(reason, res), v.lines(dk.t.Frame())...))

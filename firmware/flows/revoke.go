@@ -148,12 +148,10 @@ func revoke(ctx context.Context, dk *Desk, req cms.RevocationRequest, info hal.C
 			dk.log.Info("revocation refused", "op_id", e.ID, "code", cms.CodeCIPWrong)
 			return cipWrong(errs[0].Message)
 		}
-		return dk.showRejection(ctx, e)
+		return dk.ShowRejection(ctx, e)
 	}
 	var res cms.RevocationResult
-	if err := json.Unmarshal(e.Result.Data, &res); err != nil || res.Reissue == "" {
-		dk.log.Error("revocation result", "op_id", e.ID, "err", err)
-		dk.show("unavailable")
+	if ok, _ := decode(dk, e, &res, func(r cms.RevocationResult) bool { return r.Reissue != "" }, "revocation result"); !ok {
 		return errors.New("firmware: revocation result without its reissue request")
 	}
 	dk.log.Info("card revoked", "op_id", e.ID, "reason", res.Reason)

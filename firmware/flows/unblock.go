@@ -5,7 +5,6 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
-	"time"
 
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/hal"
@@ -17,9 +16,9 @@ import (
 // without any code, and a successful unblock gets a receipt, provisional
 // until the hub answers.
 func UnblockPIN(ctx context.Context, dk *Desk, card hal.Card, info hal.CardInfo) error {
-	pc, ok := card.(hal.PINChanger)
-	if !ok {
-		return dk.notAvailable(ctx)
+	pc, err := pinChanger(ctx, dk, card)
+	if err != nil {
+		return err
 	}
 	for {
 		result, tries, err := unblockOnce(ctx, dk, pc)
@@ -30,7 +29,7 @@ func UnblockPIN(ctx context.Context, dk *Desk, card hal.Card, info hal.CardInfo)
 		if err != nil {
 			return err
 		}
-		now := time.Now()
+		now := dk.now()
 		switch result {
 		case cms.PINOK:
 			dk.show("saving")

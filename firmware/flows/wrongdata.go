@@ -22,17 +22,9 @@ var wrongDataKeys = map[hal.Key][]string{
 
 // WrongData is Dati errati with the card in the reader.
 func WrongData(ctx context.Context, dk *Desk, info hal.CardInfo) error {
-	k, err := dk.Ask(ctx, "wrong_data_field")
+	_, fields, err := pick(ctx, dk, "wrong_data_field", wrongDataKeys)
 	if err != nil {
 		return err
-	}
-	fields, ok := wrongDataKeys[k]
-	if !ok {
-		if k == hal.KeyBack {
-			return ErrBack
-		}
-		dk.show("cancelled")
-		return ErrCancel
 	}
 	payload, err := json.Marshal(cms.WrongDataReport{Card: CardRef(info), Channel: cms.SelfService, Fields: fields})
 	if err != nil {

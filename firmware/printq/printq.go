@@ -78,6 +78,9 @@ type Options struct {
 	// it they are kept in clear until printed (tests, a totem whose
 	// outbox has no keyring).
 	Keys *outbox.Keyring
+	// Clock paces the polls and stamps the jobs; default
+	// hal.SystemClock.
+	Clock hal.Clock
 }
 
 // Queue is the durable print queue.
@@ -100,6 +103,9 @@ func Open(path string, p hal.Printer, o Options) (*Queue, error) {
 	}
 	if o.Poll == 0 {
 		o.Poll = 2 * time.Second
+	}
+	if o.Clock == nil {
+		o.Clock = hal.SystemClock{}
 	}
 	db, err := openDB(path)
 	if err != nil {
@@ -306,7 +312,7 @@ var ErrSensitive = errors.New("printq: a receipt with secrets is not kept once p
 // Add stores doc as a new job; when it returns the job is on disk. The
 // returned channel receives the outcome of the first attempt (nil: printed).
 func (q *Queue) Add(doc *hal.Doc, opID string) (Job, <-chan error, error) {
-	j := Job{OpID: opID, Doc: *doc, Created: time.Now().UTC(), State: Pending}
+	j := Job{OpID: opID, Doc: *doc, Created: q.o.Clock.Now().UTC(), State: Pending}
 	err := q.update(func(tx *bolt.Tx) error {
 		id, err := tx.Bucket(bJobs).NextSequence()
 		if err != nil {
@@ -390,21 +396,21 @@ func (q *Queue) poke() {
 
 // Run prints pending jobs in order until ctx is done.
 func (q *Queue) Run(ctx context.Context) error {
-	t := time.NewTimer(0)
-	defer t.Stop()
+	t := q.o.Clock.After(0)
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-q.wake:
-		case <-t.C:
+		case <-t:
+			t = nil
 		}
 		waiting, err := q.drain(ctx)
 		if err != nil && ctx.Err() == nil {
 			q.o.Logger.Error("print queue", "err", err)
 		}
 		if waiting {
-			t.Reset(q.o.Poll)
+			t = q.o.Clock.After(q.o.Poll)
 		}
 	}
 }
@@ -488,7 +494,7 @@ func (q *Queue) attempt(ctx context.Context, j *Job) error {
 	if err := q.printer.Print(ctx, &doc); err != nil {
 		return q.failed(j, err)
 	}
-	j.State, j.Printed, j.LastErr = Printed, time.Now().UTC(), ""
+	j.State, j.Printed, j.LastErr = Printed, q.o.Clock.Now().UTC(), ""
 	j.Copies++
 	if j.Doc.Sensitive {
 		// On paper now: the job goes, and the file is compacted so that
