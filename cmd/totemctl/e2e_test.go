@@ -184,7 +184,7 @@ func startRigAudit(t *testing.T, ctx context.Context, seed func(*outbox.Outbox),
 		Backend: store, Logger: log.With("subsystem", "hub"), Accounts: reg, Enroller: reg, Verifier: cmdsig.NewVerifier(cmdsig.HubTarget, keys, record("hub-commands.db")),
 		Fleet: fleet, Technicians: techs, TechKey: &hubKey,
 		Jobs: func(console, name string, args map[string]string) (json.RawMessage, error) {
-			return ro.Command(console, name, args, keys, reg.Totems)
+			return ro.Command(console, name, args, keys, rollout.Fleet{All: reg.Totems, InASL: fleet.InASL})
 		}})
 	r.pkg = filepath.Join(dir, "totemd_2.0.0_arm64.deb")
 	if err := os.WriteFile(r.pkg, bytes.Repeat([]byte("deb!"), 50000), 0o644); err != nil {

@@ -92,7 +92,7 @@ func jobCreate(ctx context.Context, cfg *config.Totemctl, args []string, stdout,
 	name := fs.String("name", "", "package name (default: the .deb's, by dpkg-deb)")
 	ver := fs.String("version", "", "package version (default: the .deb's)")
 	arch := fs.String("arch", "", "Debian architecture (default: the .deb's)")
-	target := fs.String("target", "", "all, or a comma-separated list of totem ids")
+	target := fs.String("target", "", "all, asl=NAME (the totems that serve that ASL, their totem.asl), or a comma-separated list of totem ids")
 	rate := fs.Int("rate", 1, "totems offered the update per minute, at most")
 	abort := fs.Int("abort-after-failures", 10, "stop the job once failures pass this percentage of its targets")
 	id := fs.String("id", "", "job id (default: a random one)")
@@ -100,7 +100,7 @@ func jobCreate(ctx context.Context, cfg *config.Totemctl, args []string, stdout,
 		return err
 	}
 	if *pkg == "" || *target == "" {
-		return errors.New("totemctl: job create --package FILE --target all|ID,ID… [--rate N] [--abort-after-failures P]")
+		return errors.New("totemctl: job create --package FILE --target all|asl=NAME|ID,ID… [--rate N] [--abort-after-failures P]")
 	}
 	if *id == "" {
 		*id = "job-" + cli.RandomID(4)

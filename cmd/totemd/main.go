@@ -433,7 +433,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			TLS: tlsCfg, CAFile: caFile,
 			Outbox: box, Logger: log.With("subsystem", "uplink"),
 			KeepAlive: cfg.Broker.KeepAlive.Duration, BackoffMin: cfg.Broker.ReconnectMin.Duration,
-			BackoffMax: cfg.Broker.ReconnectMax.Duration, Version: version, Location: cfg.Totem.Location, Boot: clk.Boot(),
+			BackoffMax: cfg.Broker.ReconnectMax.Duration, Version: version, Location: cfg.Totem.Location, ASL: cfg.Totem.ASL, Boot: clk.Boot(),
 			Mono:      func() time.Duration { return time.Duration(clk.Stamp().Mono) * time.Millisecond },
 			Telemetry: app.Telemetry, TelemetryInterval: cur.Sync.TelemetryInterval.Duration,
 			OnResult: app.Result, OnPolicy: app.SetPolicy, OnCommand: app.Command, OnRefused: app.CommandRefused,

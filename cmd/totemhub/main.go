@@ -262,7 +262,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return err
 	}
 	defer stopAudit()
-	jobs, stopJobs, err := startRollout(ctx, cfg, url, tlsCfg, me, keys, reg, log)
+	jobs, stopJobs, err := startRollout(ctx, cfg, url, tlsCfg, me, keys, reg, fleet, log)
 	if err != nil {
 		return err
 	}
