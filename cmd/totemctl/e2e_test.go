@@ -366,7 +366,7 @@ func TestEveryCommandRunsEndToEnd(t *testing.T) {
 		"credentials":  {"credentials"},
 		"fleet":        {"status"},
 		"job_create": {"job", "create", "--package", r.pkg, "--name", "totemd", "--version", "2.0.0", "--arch", "arm64",
-			"--target", "all", "--rate", "2", "--abort-after-failures", "50", "--id", "job-e2e"},
+			"--target", "all", "--rate", "2/min", "--abort-after-failures", "50%", "--id", "job-e2e"},
 		"job_status":             {"job", "status", "job-e2e"},
 		"job_cancel":             {"job", "cancel", "job-e2e"},
 		"technician_add":         {"technician", "add", "Tecnico", "Uno"},
