@@ -184,7 +184,7 @@ func startRigAudit(t *testing.T, ctx context.Context, seed func(*outbox.Outbox),
 		Backend: store, Logger: log.With("subsystem", "hub"), Accounts: reg, Enroller: reg, Verifier: cmdsig.NewVerifier(cmdsig.HubTarget, keys, record("hub-commands.db")),
 		Fleet: fleet, Technicians: techs, TechKey: &hubKey,
 		Jobs: func(console, name string, args map[string]string) (json.RawMessage, error) {
-			return ro.Command(console, name, args, keys, reg.Totems)
+			return ro.Command(console, name, args, keys, rollout.Fleet{All: reg.Totems, InASL: fleet.InASL})
 		}})
 	r.pkg = filepath.Join(dir, "totemd_2.0.0_arm64.deb")
 	if err := os.WriteFile(r.pkg, bytes.Repeat([]byte("deb!"), 50000), 0o644); err != nil {
@@ -366,7 +366,7 @@ func TestEveryCommandRunsEndToEnd(t *testing.T) {
 		"credentials":  {"credentials"},
 		"fleet":        {"status"},
 		"job_create": {"job", "create", "--package", r.pkg, "--name", "totemd", "--version", "2.0.0", "--arch", "arm64",
-			"--target", "all", "--rate", "2", "--abort-after-failures", "50", "--id", "job-e2e"},
+			"--target", "all", "--rate", "2/min", "--abort-after-failures", "50%", "--id", "job-e2e"},
 		"job_status":             {"job", "status", "job-e2e"},
 		"job_cancel":             {"job", "cancel", "job-e2e"},
 		"technician_add":         {"technician", "add", "Tecnico", "Uno"},

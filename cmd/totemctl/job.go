@@ -78,21 +78,41 @@ func jobRequest(ctx context.Context, cfg *config.Totemctl, name string, args map
 	return r.Data, nil
 }
 
+// suffixedInt is a flag taking a number with or without its unit, as the
+// usage writes it: --rate 5/min, --abort-after-failures 20%.
+type suffixedInt struct {
+	n      int
+	suffix string
+}
+
+func (s *suffixedInt) String() string { return strconv.Itoa(s.n) + s.suffix }
+
+func (s *suffixedInt) Set(v string) error {
+	n, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), s.suffix))
+	if err != nil {
+		return fmt.Errorf("a whole number, optionally followed by %s", s.suffix)
+	}
+	s.n = n
+	return nil
+}
+
 func jobCreate(ctx context.Context, cfg *config.Totemctl, args []string, stdout, stderr io.Writer) error {
 	fs := cli.Flags("job create", stderr)
 	pkg := fs.String("package", "", "the .deb to roll out")
 	name := fs.String("name", "", "package name (default: the .deb's, by dpkg-deb)")
 	ver := fs.String("version", "", "package version (default: the .deb's)")
 	arch := fs.String("arch", "", "Debian architecture (default: the .deb's)")
-	target := fs.String("target", "", "all, or a comma-separated list of totem ids")
-	rate := fs.Int("rate", 1, "totems offered the update per minute, at most")
-	abort := fs.Int("abort-after-failures", 10, "stop the job once failures pass this percentage of its targets")
+	target := fs.String("target", "", "all, asl=NAME (the totems that serve that ASL, their totem.asl), or a comma-separated list of totem ids")
+	rate := suffixedInt{n: 1, suffix: "/min"}
+	fs.Var(&rate, "rate", "totems offered the update per minute, at most (N or N/min)")
+	abort := suffixedInt{n: 10, suffix: "%"}
+	fs.Var(&abort, "abort-after-failures", "stop the job once failures pass this percentage of its targets (P or P%)")
 	id := fs.String("id", "", "job id (default: a random one)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *pkg == "" || *target == "" {
-		return errors.New("totemctl: job create --package FILE --target all|ID,ID… [--rate N] [--abort-after-failures P]")
+		return errors.New("totemctl: job create --package FILE --target all|asl=NAME|ID,ID… [--rate N/min] [--abort-after-failures P%]")
 	}
 	if *id == "" {
 		*id = "job-" + cli.RandomID(4)
@@ -150,7 +170,7 @@ func jobCreate(ctx context.Context, cfg *config.Totemctl, args []string, stdout,
 	sum := sha256.Sum256(manifest)
 	r, err := c.request(ctx, cfg, protocol.HubCmdTopic, protocol.HubReplyTopic(c.me.Username), rollout.CmdCreate, map[string]string{
 		"job": *id, "manifest_sha256": hex.EncodeToString(sum[:]), "targets": *target,
-		"rate": strconv.Itoa(*rate), "abort_pct": strconv.Itoa(*abort)})
+		"rate": strconv.Itoa(rate.n), "abort_pct": strconv.Itoa(abort.n)})
 	if err != nil {
 		return fmt.Errorf("totemctl: hub: %w", err)
 	}

@@ -136,7 +136,7 @@ func globalFlags(stderr io.Writer) (*flag.FlagSet, *globals) {
 			"       totemctl [flags] technician add NAME [--light] | list [-o table|json] | remove NAME|NUMBER\n"+
 			"       totemctl [flags] technician unlock-code TOTEM NAME|NUMBER\n"+
 			"       totemctl [flags] keygen --id ID --role technician|ops [--out FILE]\n"+
-			"       totemctl [flags] job create --package FILE --target all|ID,ID… [--rate N/min] [--abort-after-failures P%] [--id JOB]\n"+
+			"       totemctl [flags] job create --package FILE --target all|asl=NAME|ID,ID… [--rate N/min] [--abort-after-failures P%] [--id JOB]\n"+
 			"       totemctl [flags] job status [JOB] [-o table|json] | job cancel JOB\n"+
 			"       totemctl [flags] audit [--totem T|hub] [--actor A] [--action A] [--since T] [--until T] [--max N] [-o table|json]\n"+
 			"       totemctl [flags] audit verify | audit add ACTION [DETAIL]\n"+

@@ -175,7 +175,8 @@ func (u *updater) apply(ctx context.Context, log *slog.Logger) error {
 		case <-time.After(2 * time.Second):
 		}
 	}
-	if err := os.WriteFile(filepath.Join(updateDir(u.cfg), "apply"), nil, 0o600); err != nil {
+	request := filepath.Join(updateDir(u.cfg), "apply")
+	if err := os.WriteFile(request, nil, 0o600); err != nil {
 		release()
 		return err
 	}
@@ -183,7 +184,14 @@ func (u *updater) apply(ctx context.Context, log *slog.Logger) error {
 	select {
 	case <-ctx.Done():
 	case <-time.After(u.cfg.Update.HealthWindow.Duration):
-		log.Error("update: the supervisor did not restart totemd; totem released (is totem-update.path enabled?)")
+		// The request goes with the hold: a supervisor started later
+		// (the path unit enabled, a boot) must not install while a
+		// citizen is served, and without a request it does not.
+		if err := os.Remove(request); err != nil && !errors.Is(err, os.ErrNotExist) {
+			log.Error("update: the request to the supervisor not withdrawn; totem kept held", "err", err)
+			return err
+		}
+		log.Error("update: the supervisor did not restart totemd; request withdrawn, totem released (is totem-update.path enabled?)")
 		release()
 	}
 	return nil
@@ -241,17 +249,35 @@ func updateApplyCmd(ctx context.Context, args []string, stderr io.Writer) error 
 		return err
 	}
 	dir := updateDir(cfg)
-	// The request is taken first: the path unit would start this again
-	// while it exists. A probation survives in the state file.
-	if err := os.Remove(filepath.Join(dir, "apply")); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("totemd update-apply: %w", err)
-	}
 	var a *agent.Agent
 	a = agent.New(agent.Options{Dir: dir, Trusted: keys, Arch: debArch(cfg), Logger: log,
 		Installer:    &agent.Dpkg{Dir: *lib, Package: "totemd", Service: "totemd.service"},
 		Health:       agent.FileHealth{Path: filepath.Join(dir, "health.json"), Since: func() time.Time { return a.Installed() }},
 		Quiet:        heldByTotemd{}, // totemd holds the gate until it is restarted
 		HealthWindow: cfg.Update.HealthWindow.Duration})
+	return supervise(ctx, a, dir, log)
+}
+
+// supervise is the supervisor's run over the agent a whose directory is
+// dir. The request ("apply") is taken first: the path unit would start
+// this again while it exists. A downloaded update is installed only on
+// that request, which totemd makes once it holds the totem quiet (the
+// supervisor's Quiet takes that for granted): started without one — at
+// boot (the unit is wanted by multi-user.target to resume a probation)
+// or by hand — the supervisor leaves a downloaded update to totemd, and
+// only judges a probation under way.
+func supervise(ctx context.Context, a *agent.Agent, dir string, log *slog.Logger) error {
+	err := os.Remove(filepath.Join(dir, "apply"))
+	requested := err == nil
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("totemd update-apply: %w", err)
+	}
+	if !requested {
+		if s, err := a.Status(); err == nil && s != nil && s.State == update.StateDownloading {
+			log.Info("update-apply: the downloaded update waits for totemd to ask (the totem quiet); nothing installed", "job", s.Job)
+			return nil
+		}
+	}
 	return a.Apply(ctx)
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -226,8 +227,8 @@ health_window = "30s"
 	go func() {
 		defer wg.Done()
 		for ctx.Err() == nil {
-			if err := os.Remove(filepath.Join(updDir, "apply")); err == nil {
-				if err := sup.Apply(ctx); err != nil && ctx.Err() == nil {
+			if _, err := os.Stat(filepath.Join(updDir, "apply")); err == nil {
+				if err := supervise(ctx, sup, updDir, slog.New(slog.DiscardHandler)); err != nil && ctx.Err() == nil {
 					t.Errorf("supervisor: %v", err)
 				}
 			}

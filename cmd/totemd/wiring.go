@@ -192,7 +192,7 @@ func (d *wired) runUplink(ctx context.Context) error {
 		TLS: tlsCfg, CAFile: caFile,
 		Outbox: d.box, Logger: log.With("subsystem", "uplink"),
 		KeepAlive: cfg.Broker.KeepAlive.Duration, BackoffMin: cfg.Broker.ReconnectMin.Duration,
-		BackoffMax: cfg.Broker.ReconnectMax.Duration, Version: version, Location: cfg.Totem.Location, Boot: d.clk.Boot(),
+		BackoffMax: cfg.Broker.ReconnectMax.Duration, Version: version, Location: cfg.Totem.Location, ASL: cfg.Totem.ASL, Boot: d.clk.Boot(),
 		Mono:      func() time.Duration { return time.Duration(d.clk.Stamp().Mono) * time.Millisecond },
 		Telemetry: app.Telemetry, TelemetryInterval: cur.Sync.TelemetryInterval.Duration,
 		OnResult: app.Result, OnPolicy: app.SetPolicy, OnCommand: app.Command, OnRefused: app.CommandRefused,

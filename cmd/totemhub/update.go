@@ -13,6 +13,7 @@ import (
 	"github.com/aslcns/totem/sync/broker"
 	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/creds"
+	"github.com/aslcns/totem/sync/hub"
 	"github.com/aslcns/totem/sync/update/rollout"
 )
 
@@ -21,7 +22,7 @@ import (
 // its own (the hub's credentials, another client id). It returns the
 // hub's Jobs hook and a stop that waits for the server.
 func startRollout(ctx context.Context, cfg *config.Totemhub, url string, tlsCfg *tls.Config, me creds.File,
-	keys []cmdsig.PublicKey, reg *broker.Registry, log *slog.Logger) (func(string, string, map[string]string) (json.RawMessage, error), func(), error) {
+	keys []cmdsig.PublicKey, reg *broker.Registry, fleet *hub.Fleet, log *slog.Logger) (func(string, string, map[string]string) (json.RawMessage, error), func(), error) {
 	send := rollout.NewMQTTSender()
 	ro, err := rollout.Open(filepath.Join(cfg.StateDir, "updates"), send, nil, 0)
 	if err != nil {
@@ -39,7 +40,7 @@ func startRollout(ctx context.Context, cfg *config.Totemhub, url string, tlsCfg 
 		}
 	}()
 	jobs := func(console, name string, args map[string]string) (json.RawMessage, error) {
-		return ro.Command(console, name, args, keys, reg.Totems)
+		return ro.Command(console, name, args, keys, rollout.Fleet{All: reg.Totems, InASL: fleet.InASL})
 	}
 	return jobs, func() { cancel(); wg.Wait(); ro.Close() }, nil
 }

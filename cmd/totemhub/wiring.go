@@ -198,7 +198,7 @@ func (s *server) newIngest(ctx context.Context) (*hub.Hub, error) {
 		return nil, err
 	}
 	s.undo.Push(stopAudit)
-	jobs, stopJobs, err := startRollout(ctx, cfg, s.url, s.tlsCfg, s.me, keys, reg, log)
+	jobs, stopJobs, err := startRollout(ctx, cfg, s.url, s.tlsCfg, s.me, keys, reg, fleet, log)
 	if err != nil {
 		return nil, err
 	}

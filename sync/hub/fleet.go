@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -40,6 +41,7 @@ type TotemStatus struct {
 	Boot     string    `json:"boot,omitempty"`
 	Version  string    `json:"version,omitempty"`
 	Location string    `json:"location,omitempty"`
+	ASL      string    `json:"asl,omitempty"` // the ASL it serves, as it says
 
 	TelemetryAt time.Time         `json:"telemetry_at,omitzero"` // the totem's clock
 	Queue       int               `json:"queue"`
@@ -410,6 +412,9 @@ func (f *Fleet) presence(e *entry, st *protocol.State, retained bool, now time.T
 	if st.Location != "" {
 		e.Location = clip(st.Location)
 	}
+	if st.ASL != "" {
+		e.ASL = clip(st.ASL)
+	}
 	if !retained {
 		e.LastSeen, e.heard = now, now
 	}
@@ -532,6 +537,23 @@ func (h *Hub) credentialsExpiry(page []TotemStatus) {
 	for i := range page {
 		page[i].CredentialsExpire = exp[page[i].Totem]
 	}
+}
+
+// InASL returns the totems that last said they serve asl (compared
+// without case and surrounding spaces), by id: a fleet job's targets. A
+// totem never heard from since it was provisioned is in none.
+func (f *Fleet) InASL(asl string) []string {
+	want := strings.TrimSpace(asl)
+	f.mu.Lock()
+	var out []string
+	for id, e := range f.m {
+		if want != "" && strings.EqualFold(strings.TrimSpace(e.ASL), want) {
+			out = append(out, id)
+		}
+	}
+	f.mu.Unlock()
+	sort.Strings(out)
+	return out
 }
 
 // SilentAfter is how long a totem may say nothing before it is offline.

@@ -233,3 +233,34 @@ func TestFleetReissueCounters(t *testing.T) {
 		t.Error("a hub without a registry knows a counter")
 	}
 }
+
+// A totem's ASL, from its presence message, is kept across a restart
+// and selects the targets of a fleet job (targets=asl=NAME), without
+// case; a totem never heard from is in no ASL.
+func TestFleetInASL(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "presence.db")
+	c := newFakeClock(time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC))
+	f := openTestFleet(t, path, c)
+	f.Provisioned("quiet")
+	for _, x := range []struct{ totem, asl string }{{"r1", "ASL Roma 1"}, {"r2", "ASL Roma 1"}, {"l1", "ASL Toscana nord ovest"}, {"old", ""}} {
+		b, _ := protocol.Marshal(protocol.State{V: 1, Totem: x.totem, Status: protocol.Online, Boot: "b", Session: 1, ASL: x.asl})
+		f.observe(msg(protocol.Topic(x.totem, protocol.LeafState), b))
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f = openTestFleet(t, path, c)
+	defer f.Close()
+	if got := f.InASL(" asl roma 1"); !equal(got, []string{"r1", "r2"}) {
+		t.Fatalf("InASL(roma) = %v", got)
+	}
+	if got := f.InASL("ASL Toscana nord ovest"); !equal(got, []string{"l1"}) {
+		t.Fatalf("InASL(toscana) = %v", got)
+	}
+	if got := f.InASL(""); len(got) != 0 {
+		t.Fatalf("InASL(\"\") = %v", got)
+	}
+	if s := status(t, f, "r1"); s.ASL != "ASL Roma 1" {
+		t.Fatalf("r1 after restart: %+v", s)
+	}
+}

@@ -241,7 +241,10 @@ type State struct {
 	// Location is where the totem stands (totem.location: "Atrio
 	// principale"), for the ops console and totem_info.
 	Location string `json:"location,omitempty"`
-	Boot     string `json:"boot,omitempty"` // boot id
+	// ASL is the health authority the totem serves (totem.asl): a fleet
+	// job may target an ASL's totems.
+	ASL  string `json:"asl,omitempty"`
+	Boot string `json:"boot,omitempty"` // boot id
 	// Session numbers the totem's connections within one boot (Sparkplug's
 	// bdSeq): the same in the birth (online) and in the Last Will of one
 	// connection, higher for each later one, so a will from an older

@@ -73,6 +73,7 @@ type Options struct {
 
 	Version  string // firmware version, in the presence message
 	Location string // where the totem stands, in the presence message
+	ASL      string // the ASL it serves, in the presence message
 	Boot     string // boot id
 	// Mono is the time since boot on the monotonic clock (sync/clock's
 	// stamp); it numbers the connections (State.Session), so that within
@@ -974,7 +975,7 @@ func (u *Uplink) nextSession() uint64 {
 
 func (u *Uplink) publishState(ctx context.Context, cm *autopaho.ConnectionManager, status string) error {
 	b, _ := protocol.Marshal(protocol.State{V: protocol.Version, Totem: u.o.Totem, Status: status,
-		Since: time.Now().UTC(), Version: u.o.Version, Location: u.o.Location, Boot: u.o.Boot, Session: u.sessionNo.Load()})
+		Since: time.Now().UTC(), Version: u.o.Version, Location: u.o.Location, ASL: u.o.ASL, Boot: u.o.Boot, Session: u.sessionNo.Load()})
 	_, err := cm.Publish(ctx, &paho.Publish{Topic: protocol.Topic(u.o.Totem, protocol.LeafState), QoS: 1, Retain: true, Payload: b})
 	if err != nil {
 		return fmt.Errorf("publish state: %w", err)

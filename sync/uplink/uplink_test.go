@@ -478,3 +478,32 @@ func TestEventReachesConsole(t *testing.T) {
 		t.Fatal("event never reached the console")
 	}
 }
+
+// The presence message (the retained online) says the totem's version,
+// location and ASL: the hub's fleet registry keeps them, and a fleet job
+// may target an ASL's totems.
+func TestPresenceSaysASL(t *testing.T) {
+	r := newRig(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r.run(t, ctx, Options{Version: "2.0.0", Location: "Atrio", ASL: "ASL Roma 1"})
+	got := make(chan *protocol.State, 4)
+	hub := dial(t, ctx, r.srv.URL(), r.hub, func(_ *autopaho.ConnectionManager, p *paho.Publish) {
+		if st, err := protocol.DecodeState(p.Payload); err == nil && st.Status == protocol.Online {
+			got <- st
+		}
+	})
+	defer hub.Disconnect(context.Background())
+	if _, err := hub.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{
+		{Topic: protocol.Topic(totem, protocol.LeafState), QoS: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case st := <-got:
+		if st.Totem != totem || st.ASL != "ASL Roma 1" || st.Location != "Atrio" || st.Version != "2.0.0" {
+			t.Fatalf("presence %+v", st)
+		}
+	case <-ctx.Done():
+		t.Fatal("no online presence")
+	}
+}

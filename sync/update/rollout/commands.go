@@ -19,7 +19,7 @@ import (
 
 // The hub commands of fleet jobs (cmdsig's table: ops).
 const (
-	CmdCreate = "job_create" // job, manifest_sha256, targets (all | id,id…), rate, abort_pct
+	CmdCreate = "job_create" // job, manifest_sha256, targets (all | asl=NAME | id,id…), rate, abort_pct
 	CmdStatus = "job_status" // job; none: every job
 	CmdCancel = "job_cancel" // job
 )
@@ -54,9 +54,10 @@ func (r *Rollout) Upload(console string, u *update.Upload) error {
 // Command runs a job command a console signed (the hub's verifier has
 // checked it). trusted are the ops keys the hub trusts: a bundle is
 // refused here already if none of them signed it, so a job never offers
-// what every totem would refuse. fleet lists every totem for targets=all.
+// what every totem would refuse. fleet resolves targets=all and
+// targets=asl=NAME.
 func (r *Rollout) Command(console, name string, args map[string]string, trusted []cmdsig.PublicKey,
-	fleet func() ([]string, error)) (json.RawMessage, error) {
+	fleet Fleet) (json.RawMessage, error) {
 	switch name {
 	case CmdCreate:
 		j, err := r.create(console, args, trusted, fleet)
@@ -120,8 +121,21 @@ func (r *Rollout) awaitUpload(dir, sum string) ([]byte, *update.Manifest, error)
 	}
 }
 
+// Fleet is what the hub knows of its totems, for a job's targets.
+type Fleet struct {
+	// All lists every totem (targets=all); nil: the hub does not know
+	// its fleet (an external broker).
+	All func() ([]string, error)
+	// InASL lists the totems that said they serve an ASL
+	// (targets=asl=NAME); nil: the hub does not know.
+	InASL func(asl string) []string
+}
+
+// TargetASL prefixes the ASL a job targets: targets=asl=ASL Roma 1.
+const TargetASL = "asl="
+
 func (r *Rollout) create(console string, args map[string]string, trusted []cmdsig.PublicKey,
-	fleet func() ([]string, error)) (*Job, error) {
+	fleet Fleet) (*Job, error) {
 	dir := r.uploadDir(console)
 	manifest, m, err := r.awaitUpload(dir, args["manifest_sha256"])
 	if err != nil {
@@ -137,15 +151,25 @@ func (r *Rollout) create(console string, args map[string]string, trusted []cmdsi
 	var targets []string
 	switch t := args["targets"]; t {
 	case "":
-		return nil, errors.New("targets: all or a comma-separated list of totem ids")
+		return nil, errors.New("targets: all, asl=NAME or a comma-separated list of totem ids")
 	case "all":
-		if fleet == nil {
+		if fleet.All == nil {
 			return nil, errors.New("targets=all: this hub does not know its fleet (an external broker): list the totems")
 		}
-		if targets, err = fleet(); err != nil {
+		if targets, err = fleet.All(); err != nil {
 			return nil, err
 		}
 	default:
+		if asl, ok := strings.CutPrefix(t, TargetASL); ok {
+			if fleet.InASL == nil {
+				return nil, errors.New("targets=asl: this hub does not know its totems' ASL: list the totems")
+			}
+			if targets = fleet.InASL(asl); len(targets) == 0 {
+				// The name is the console's input: not quoted back.
+				return nil, errors.New("targets=asl: no totem of the hub's fleet said it serves that ASL (totem.asl)")
+			}
+			break
+		}
 		targets = strings.Split(t, ",")
 	}
 	rate, err := strconv.Atoi(args["rate"])

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -47,7 +48,7 @@ func TestCommandCreate(t *testing.T) {
 	}
 	manifest, payload := signedBy(t, k)
 	trusted := []cmdsig.PublicKey{k.Public()}
-	fleet := func() ([]string, error) { return []string{"a", "b"}, nil }
+	fleet := Fleet{All: func() ([]string, error) { return []string{"a", "b"}, nil }}
 	args := func(sum string) map[string]string {
 		return map[string]string{"job": "j1", "manifest_sha256": sum, "targets": "all", "rate": "5", "abort_pct": "20"}
 	}
@@ -94,4 +95,47 @@ func signedBy(t *testing.T, k cmdsig.PrivateKey) ([]byte, []byte) {
 	}
 	b, _ := m.Marshal()
 	return b, p
+}
+
+// targets=asl=NAME offers the job to the totems that said they serve
+// that ASL; an ASL no totem serves, or a hub that knows none, creates
+// nothing.
+func TestCommandCreateForAnASL(t *testing.T) {
+	UploadWait = 50 * time.Millisecond
+	r, _, _, _ := newRig(t)
+	k, err := cmdsig.Generate("ops1", cmdsig.Ops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifest, payload := signedBy(t, k)
+	trusted := []cmdsig.PublicKey{k.Public()}
+	asked := ""
+	fleet := Fleet{
+		All: func() ([]string, error) { return []string{"a", "b", "c"}, nil },
+		InASL: func(asl string) []string {
+			asked = asl
+			if asl == "ASL Roma 1" {
+				return []string{"b", "c"}
+			}
+			return nil
+		},
+	}
+	args := func(job, targets string) map[string]string {
+		return map[string]string{"job": job, "manifest_sha256": digest(manifest), "targets": targets, "rate": "1", "abort_pct": "50"}
+	}
+	upload(t, r, "ops", manifest, payload)
+	if _, err := r.Command("ops", CmdCreate, args("j0", "asl=ASL Nessuna"), trusted, fleet); err == nil {
+		t.Fatal("created for an ASL no totem serves")
+	}
+	if _, err := r.Command("ops", CmdCreate, args("j0", "asl=ASL Roma 1"), trusted, Fleet{}); err == nil {
+		t.Fatal("created for an ASL on a hub that knows none")
+	}
+	out, err := r.Command("ops", CmdCreate, args("j1", "asl=ASL Roma 1"), trusted, fleet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var j Job
+	if err := json.Unmarshal(out, &j); err != nil || asked != "ASL Roma 1" || !slices.Equal(j.Targets, []string{"b", "c"}) {
+		t.Fatalf("job %s (asked %q): %v", out, asked, err)
+	}
 }
