@@ -326,6 +326,13 @@ func malformed() [][]byte {
 		[]byte(`{"v":1,"id":ROSSI MARIO RSSMRA80A01H501U ` + attackPIN + `}`),
 		[]byte(`{"v":1,"totem":"demo-02","status":"online"}ROSSI MARIO RSSMRA80A01H501U ` + attackPIN),
 		[]byte(`ROSSI MARIO RSSMRA80A01H501U PIN ` + attackPIN),
+		// Well formed, each field within its syntax, personal data where
+		// a field is free or a CF fits (a totem id's or a key's syntax):
+		// an unsigned command, a command under an unknown key, an
+		// operation claiming another totem.
+		[]byte(`{"v":1,"id":"ROSSI MARIO RSSMRA80A01H501U ` + attackPIN + `","name":"ping"}`),
+		[]byte(`{"v":1,"id":"RSSMRA80A01H501U","name":"ping","key":"RSSMRA80A01H501U","role":"ops","issued":"2026-01-01T00:00:00Z","expires":"2036-01-01T00:00:00Z","sig":"` + strings.Repeat("A", 86) + `=="}`),
+		[]byte(`{"v":1,"id":"0123456789abcdef0123456789abcdef","totem":"RSSMRA80A01H501U","seq":1,"kind":"consent","payload":{},"created":"2026-01-01T00:00:00Z"}`),
 	}
 }
 

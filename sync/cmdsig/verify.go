@@ -178,11 +178,11 @@ func (v *Verifier) SetKeys(keys []PublicKey) {
 // replay record; the id is recorded last, before the command runs.
 func (v *Verifier) Verify(c *protocol.Command) error {
 	if c.Key == "" || len(c.Sig) == 0 {
-		return refuse(CodeUnsigned, "command %s is not signed", c.Name)
+		return refuse(CodeUnsigned, "command %s is not signed", shown(c.Name, known(c.Name)))
 	}
 	k, ok := (*v.keys.Load())[c.Key]
 	if !ok {
-		return refuse(CodeUnknownKey, "key %s is not trusted here", c.Key)
+		return refuse(CodeUnknownKey, "key %s is not trusted here", shown(c.Key, false))
 	}
 	if !ed25519.Verify(k.Key, Canonical(c), c.Sig) {
 		return refuse(CodeBadSignature, "signature of key %s does not match", c.Key)
@@ -212,10 +212,49 @@ func (v *Verifier) Verify(c *protocol.Command) error {
 	return v.replay.Admit(c.Key, c.ID, c.Issued, c.Expires)
 }
 
+// Vouched reports whether a refusal with code came after the command's
+// signature was verified, so that a trusted key vouched for every field of
+// it. Before, the command is whatever anybody on the network sent: its id
+// (free text), key (a totem id's syntax, which a codice fiscale has), name
+// and role may carry a citizen's data, so Authorize logs them (and Verify's
+// reasons quote them) only where the receiver knows the value — a command
+// of its table, a key it trusts, a role — and otherwise their length.
+func Vouched(code string) bool {
+	switch code {
+	case CodeUnsigned, CodeUnknownKey, CodeBadSignature:
+		return false
+	}
+	return true
+}
+
+// shown is s where it is a value the receiver knows, and otherwise only
+// its length.
+func shown(s string, known bool) string {
+	if known || s == "" {
+		return s
+	}
+	return fmt.Sprintf("<%d bytes>", len(s))
+}
+
+// known reports whether name is a command of any target's table.
+func known(name string) bool {
+	_, t := totemRoles[name]
+	_, l := linkRoles[name]
+	_, h := hubRoles[name]
+	return t || l || h
+}
+
+// trusts reports whether v trusts the key id.
+func (v *Verifier) trusts(id string) bool {
+	_, ok := (*v.keys.Load())[id]
+	return ok
+}
+
 // Authorize verifies cmd with v (nil refuses everything) and returns nil
 // when it may run, or the coded refusal to send back. A refusal is counted
-// (Refused) and logged with the command's name, id, key and role, never its
-// arguments: the first of its code, then at most one line per LogEvery
+// (Refused) and logged with the command's name, id, key and role (only
+// their lengths where no trusted key vouched for them, see Vouched), never
+// its arguments: the first of its code, then at most one line per LogEvery
 // with the count of those not logged.
 func Authorize(v *Verifier, cmd *protocol.Command, log *slog.Logger) *protocol.Reply {
 	var err error = refuse(CodeUnknownKey, "no console keys are trusted here")
@@ -233,6 +272,10 @@ func Authorize(v *Verifier, cmd *protocol.Command, log *slog.Logger) *protocol.R
 	}
 	if write {
 		args := []any{"code", r.Code, "reason", r.Reason, "name", cmd.Name, "id", cmd.ID, "key", cmd.Key, "role", cmd.Role}
+		if !Vouched(r.Code) {
+			args = []any{"code", r.Code, "reason", r.Reason, "name", shown(cmd.Name, known(cmd.Name)),
+				"id", shown(cmd.ID, false), "key", shown(cmd.Key, v != nil && v.trusts(cmd.Key)), "role", shown(cmd.Role, ValidRole(cmd.Role))}
+		}
 		if held > 0 {
 			args = append(args, "not_logged_before", held)
 		}
