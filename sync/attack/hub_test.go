@@ -130,6 +130,24 @@ func foreignOpIDs(t *testing.T, kind string) {
 		}
 	}
 	rs.quiet(time.Second, 10*time.Second)
+	// The forger's own sequence is not jammed either: an id met again is
+	// refused to its sender only, and never finally while the sender's
+	// seq is still to come (a refusal that left it unconsumed, as dedup by
+	// id alone gave, left a hole nothing after it could pass). Its next
+	// operation, under a fresh id, applies.
+	const fresh = "5eed0000000000000000000000000001"
+	if _, err := att.publish(protocol.Topic("demo-02", protocol.LeafOp), opEnvelope(fresh, "demo-02", uint64(len(forged)+1)), false); err != nil {
+		t.Fatalf("demo-02's own op: %v", err)
+	}
+	var own *protocol.Result
+	waitFor(10*time.Second, func() bool {
+		rs.mu.Lock()
+		defer rs.mu.Unlock()
+		if got := rs.by[fresh]; len(got) > 0 {
+			own = got[len(got)-1]
+		}
+		return own != nil && (own.Processing.Status == protocol.ProcessingAccepted || own.Processing.Status == protocol.ProcessingRejected)
+	})
 	// demo-01 goes on: its next operations are the ids just forged.
 	w := victim.keepOperating()
 	time.Sleep(1500 * time.Millisecond)
@@ -137,6 +155,9 @@ func foreignOpIDs(t *testing.T, kind string) {
 	r.fig("forged %d", len(forged))
 	r.hubFigs(f)
 	r.legitFigs(t, w)
+	if own == nil || own.Processing.Status != protocol.ProcessingAccepted {
+		failf(t, "demo-02's op seq %d after its forged ones: %+v, want accepted (its sequence jammed)", len(forged)+1, own)
+	}
 	if err := waitFor(10*time.Second, func() bool {
 		q, err := victim.box.Stats()
 		return err == nil && q.Depth == 0
