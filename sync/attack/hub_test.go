@@ -405,6 +405,7 @@ func malformedPersonalData(t *testing.T, kind string) {
 		cancel()
 	}
 	time.Sleep(time.Second)
+	h.auditDump(t, 10*time.Second, "command_refused")
 	f := m.stop()
 	r.fig("malformed sent %d", sent)
 	r.hubFigs(f)

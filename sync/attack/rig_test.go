@@ -621,3 +621,25 @@ func waitFor(d time.Duration, cond func() bool) error {
 	}
 	return nil
 }
+
+// auditDump writes the hub's central audit (totemctl audit, -o json: every
+// field as recorded) into a file of the suite, which the final check reads
+// with the logs: the audit of people's actions is a log too, kept for
+// months, and a refused command's record must not carry the data a hostile
+// sender put in it. It waits up to d until want is in it (the totems'
+// records come through their outboxes).
+func (h *hubProc) auditDump(t *testing.T, d time.Duration, want string) {
+	t.Helper()
+	var out string
+	waitFor(d, func() bool {
+		var err error
+		out, err = h.ctl(t, 5*time.Second, "audit", "-max", "1000", "-o", "json")
+		return err == nil && strings.Contains(out, want)
+	})
+	if !strings.Contains(out, want) {
+		t.Fatalf("the hub's audit lacks %q after %s: %s", want, d, tail(out, 10))
+	}
+	if err := os.WriteFile(logName(t, "audit"), []byte(out), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}

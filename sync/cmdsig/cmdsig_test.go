@@ -569,4 +569,12 @@ func TestUnvouchedRefusalQuotesNoInput(t *testing.T) {
 	if !strings.Contains(buf.String(), "id=0123456789abcdef") {
 		t.Errorf("a vouched refusal's id not logged:\n%s", buf.String())
 	}
+	// Redact, for the audit records of refusals, keeps as much.
+	c := &protocol.Command{ID: cf, Name: "ping", Key: cf, Role: Ops}
+	if n, id, k, r := Redact(c, CodeUnknownKey); n != "ping" || id != "<16 bytes>" || k != "<16 bytes>" || r != Ops {
+		t.Errorf("Redact(unknown_key) = %q %q %q %q", n, id, k, r)
+	}
+	if n, id, k, r := Redact(c, CodeReplayed); n != c.Name || id != c.ID || k != c.Key || r != c.Role {
+		t.Errorf("Redact(replayed) = %q %q %q %q", n, id, k, r)
+	}
 }

@@ -227,6 +227,17 @@ func Vouched(code string) bool {
 	return true
 }
 
+// Redact returns the name, id, key and role of c as a log line or an audit
+// record may name them after a refusal with code: as they are when a
+// trusted key vouched for them (Vouched); otherwise a command name of the
+// tables and a role as they are, and of anything else only its length.
+func Redact(c *protocol.Command, code string) (name, id, key, role string) {
+	if Vouched(code) {
+		return c.Name, c.ID, c.Key, c.Role
+	}
+	return shown(c.Name, known(c.Name)), shown(c.ID, false), shown(c.Key, false), shown(c.Role, ValidRole(c.Role))
+}
+
 // shown is s where it is a value the receiver knows, and otherwise only
 // its length.
 func shown(s string, known bool) string {
@@ -271,11 +282,11 @@ func Authorize(v *Verifier, cmd *protocol.Command, log *slog.Logger) *protocol.R
 		write, held = v.refusal(r.Code, log)
 	}
 	if write {
-		args := []any{"code", r.Code, "reason", r.Reason, "name", cmd.Name, "id", cmd.ID, "key", cmd.Key, "role", cmd.Role}
-		if !Vouched(r.Code) {
-			args = []any{"code", r.Code, "reason", r.Reason, "name", shown(cmd.Name, known(cmd.Name)),
-				"id", shown(cmd.ID, false), "key", shown(cmd.Key, v != nil && v.trusts(cmd.Key)), "role", shown(cmd.Role, ValidRole(cmd.Role))}
+		name, id, key, role := Redact(cmd, r.Code)
+		if v != nil && v.trusts(cmd.Key) {
+			key = cmd.Key // a key of this verifier, whatever the signature
 		}
+		args := []any{"code", r.Code, "reason", r.Reason, "name", name, "id", id, "key", key, "role", role}
 		if held > 0 {
 			args = append(args, "not_logged_before", held)
 		}
