@@ -504,10 +504,9 @@ func TestStatusEscapes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// The legitimate totem's telemetry follows its queue: quiet it, or
-	// status waits for silence (finding 12, apart).
-	n, p99, errs := w.stop()
-	time.Sleep(200 * time.Millisecond)
+	// The legitimate totem keeps operating while status runs: status
+	// reads the hub's fleet registry, it no longer waits for silence
+	// (finding 12).
 	out, err := h.ctl(t, 15*time.Second, "status")
 	f := m.stop()
 	var ctl int
@@ -518,12 +517,7 @@ func TestStatusEscapes(t *testing.T) {
 	}
 	r.fig("control characters %d", ctl)
 	r.hubFigs(f)
-	r.fig("legit ops %d", n)
-	r.fig("p99 %s", p99.Round(100*time.Microsecond))
-	r.fig("errors %d", len(errs))
-	if len(errs) > 0 {
-		failf(t, "legitimate totem demo-01: %d of %d operations failed during the attack, first: %v", len(errs), n, errs[0])
-	}
+	r.legitFigs(t, w)
 	if err != nil {
 		t.Fatalf("totemctl status: %v: %s", err, out)
 	}

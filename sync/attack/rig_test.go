@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -469,6 +470,7 @@ type work struct {
 	done  chan struct{}
 	lat   []time.Duration
 	errs  []error
+	ops   atomic.Int64 // operations finished, for stop
 }
 
 // keepOperating runs operations until stop, at most 2 000, each waited
@@ -484,6 +486,7 @@ func (l *legit) keepOperating() *work {
 			} else {
 				w.lat = append(w.lat, d)
 			}
+			w.ops.Add(1)
 			select {
 			case <-w.stopc:
 				return
@@ -494,8 +497,14 @@ func (l *legit) keepOperating() *work {
 	return w
 }
 
+// minOps is how many operations stop lets the legitimate totem finish,
+// up to 3 s, so that a short attack (one refused CONNECT, one publish)
+// still reports a round trip over a few operations.
+const minOps = 10
+
 // stop waits for the operation under way and reports the round trips.
 func (w *work) stop() (n int, p99 time.Duration, errs []error) {
+	waitFor(3*time.Second, func() bool { return w.ops.Load() >= minOps })
 	close(w.stopc)
 	<-w.done
 	if len(w.lat) > 0 {
