@@ -145,9 +145,13 @@ func (a *auditor) refused(c *protocol.Command, r *protocol.Reply) {
 	if !ok {
 		return
 	}
-	d := commandDetail(c) + " code=" + r.Code
+	// Refused before its signature was verified, the command is
+	// anybody's text: recorded as cmdsig.Redact keeps it.
+	var rc protocol.Command
+	rc.Name, rc.ID, rc.Key, rc.Role = cmdsig.Redact(c, r.Code)
+	d := commandDetail(&rc) + " code=" + r.Code
 	if held > 0 {
 		d += " not_recorded_before=" + strconv.FormatInt(held, 10)
 	}
-	a.audit(commandActor(c), "command_refused", d)
+	a.audit(commandActor(&rc), "command_refused", d)
 }

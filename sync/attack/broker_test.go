@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -80,6 +81,17 @@ func TestAcceptSurvivesEMFILE(t *testing.T) {
 	}
 	if _, _, err := late.op(10 * time.Second); err != nil {
 		failf(t, "the new totem's operation: %v", err)
+	}
+	// The attack happened: the hub ran into its limit (prlimit took).
+	failing := strings.Count(h.log(), "accept failing")
+	r.fig("accept failing lines %d", failing)
+	if f.maxFD < 256-16 && failing == 0 {
+		t.Fatalf("the hub held at most %d descriptors and logged no failing accept: the limit of 256 was never reached", f.maxFD)
+	}
+	// A failing Accept is logged once per burst, not per error: one
+	// burst here (the sockets are held, then all closed), two at most.
+	if failing > 2 {
+		failf(t, "the hub logged %d failing accepts for one burst of EMFILE (once per burst)", failing)
 	}
 }
 
@@ -241,6 +253,82 @@ func TestPreAuthMemory(t *testing.T) {
 	}
 	if f.hwmMB >= 100 {
 		failf(t, "hub peak RSS %.0f MB under %d pre-auth sockets of %d bytes (bound 100 MB)", f.hwmMB, n, size)
+	}
+}
+
+// TestPreAuthStalled is finding 2's other half: 3 000 unauthenticated
+// sockets that each start a small CONNECT and stall, so that the hub holds
+// every one of them until its connect deadline (5 s by default). Hub RSS
+// (VmHWM) stays under 100 MB and each socket is closed by the hub.
+func TestPreAuthStalled(t *testing.T) {
+	r := record(t, "02 3000 pre-auth sockets stalled mid-CONNECT")
+	h := startHub(t, hubOpts{})
+	victim := h.startLegit(t, "demo-01")
+	if !victim.connected(10 * time.Second) {
+		t.Fatal("legitimate totem not connected before the attack")
+	}
+	w := victim.keepOperating()
+	m := h.monitor()
+	const n = 3000
+	// A CONNECT announcing 100 bytes, of which 9 come.
+	start := []byte{0x10, 100, 0, 4, 'M', 'Q', 'T', 'T', 5}
+	var (
+		mu       sync.Mutex
+		conns    []net.Conn
+		wg       sync.WaitGroup
+		next     atomic.Int64
+		dialFail atomic.Int64
+	)
+	for range 32 {
+		wg.Go(func() {
+			for next.Add(1) <= n {
+				c, err := net.DialTimeout("tcp", h.addr, 2*time.Second)
+				if err != nil {
+					dialFail.Add(1)
+					continue
+				}
+				c.SetWriteDeadline(time.Now().Add(2 * time.Second))
+				c.Write(start)
+				mu.Lock()
+				conns = append(conns, c)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	t.Cleanup(func() { closeAll(conns) })
+	// Every socket is read until the hub closes it: the deadline (5 s)
+	// and a margin from the last one opened.
+	var open atomic.Int64
+	deadline := time.Now().Add(5*time.Second + 5*time.Second)
+	for _, c := range conns {
+		wg.Go(func() {
+			c.SetReadDeadline(deadline)
+			if _, err := io.Copy(io.Discard, c); err != nil {
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					open.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	f := m.stop()
+	r.fig("sockets %d", len(conns))
+	r.fig("left open %d", open.Load())
+	r.hubFigs(f)
+	r.legitFigs(t, w)
+	if dialFail.Load() > n/10 {
+		t.Fatalf("%d of %d connections failed: the attack did not happen", dialFail.Load(), n)
+	}
+	if f.maxFD < n/2 {
+		t.Fatalf("the hub held at most %d descriptors: the sockets were not held at once", f.maxFD)
+	}
+	if f.hwmMB >= 100 {
+		failf(t, "hub peak RSS %.0f MB under %d stalled pre-auth sockets (bound 100 MB)", f.hwmMB, n)
+	}
+	if open.Load() > 0 {
+		failf(t, "%d of %d stalled sockets still open 10 s after the attack, connect_timeout 5s", open.Load(), len(conns))
 	}
 }
 

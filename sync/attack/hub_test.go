@@ -130,6 +130,24 @@ func foreignOpIDs(t *testing.T, kind string) {
 		}
 	}
 	rs.quiet(time.Second, 10*time.Second)
+	// The forger's own sequence is not jammed either: an id met again is
+	// refused to its sender only, and never finally while the sender's
+	// seq is still to come (a refusal that left it unconsumed, as dedup by
+	// id alone gave, left a hole nothing after it could pass). Its next
+	// operation, under a fresh id, applies.
+	const fresh = "5eed0000000000000000000000000001"
+	if _, err := att.publish(protocol.Topic("demo-02", protocol.LeafOp), opEnvelope(fresh, "demo-02", uint64(len(forged)+1)), false); err != nil {
+		t.Fatalf("demo-02's own op: %v", err)
+	}
+	var own *protocol.Result
+	waitFor(10*time.Second, func() bool {
+		rs.mu.Lock()
+		defer rs.mu.Unlock()
+		if got := rs.by[fresh]; len(got) > 0 {
+			own = got[len(got)-1]
+		}
+		return own != nil && (own.Processing.Status == protocol.ProcessingAccepted || own.Processing.Status == protocol.ProcessingRejected)
+	})
 	// demo-01 goes on: its next operations are the ids just forged.
 	w := victim.keepOperating()
 	time.Sleep(1500 * time.Millisecond)
@@ -137,6 +155,9 @@ func foreignOpIDs(t *testing.T, kind string) {
 	r.fig("forged %d", len(forged))
 	r.hubFigs(f)
 	r.legitFigs(t, w)
+	if own == nil || own.Processing.Status != protocol.ProcessingAccepted {
+		failf(t, "demo-02's op seq %d after its forged ones: %+v, want accepted (its sequence jammed)", len(forged)+1, own)
+	}
 	if err := waitFor(10*time.Second, func() bool {
 		q, err := victim.box.Stats()
 		return err == nil && q.Depth == 0
@@ -326,6 +347,13 @@ func malformed() [][]byte {
 		[]byte(`{"v":1,"id":ROSSI MARIO RSSMRA80A01H501U ` + attackPIN + `}`),
 		[]byte(`{"v":1,"totem":"demo-02","status":"online"}ROSSI MARIO RSSMRA80A01H501U ` + attackPIN),
 		[]byte(`ROSSI MARIO RSSMRA80A01H501U PIN ` + attackPIN),
+		// Well formed, each field within its syntax, personal data where
+		// a field is free or a CF fits (a totem id's or a key's syntax):
+		// an unsigned command, a command under an unknown key, an
+		// operation claiming another totem.
+		[]byte(`{"v":1,"id":"ROSSI MARIO RSSMRA80A01H501U ` + attackPIN + `","name":"ping"}`),
+		[]byte(`{"v":1,"id":"RSSMRA80A01H501U","name":"ping","key":"RSSMRA80A01H501U","role":"ops","issued":"2026-01-01T00:00:00Z","expires":"2036-01-01T00:00:00Z","sig":"` + strings.Repeat("A", 86) + `=="}`),
+		[]byte(`{"v":1,"id":"0123456789abcdef0123456789abcdef","totem":"RSSMRA80A01H501U","seq":1,"kind":"consent","payload":{},"created":"2026-01-01T00:00:00Z"}`),
 	}
 }
 
@@ -377,6 +405,7 @@ func malformedPersonalData(t *testing.T, kind string) {
 		cancel()
 	}
 	time.Sleep(time.Second)
+	h.auditDump(t, 10*time.Second, "command_refused")
 	f := m.stop()
 	r.fig("malformed sent %d", sent)
 	r.hubFigs(f)
@@ -475,10 +504,9 @@ func TestStatusEscapes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// The legitimate totem's telemetry follows its queue: quiet it, or
-	// status waits for silence (finding 12, apart).
-	n, p99, errs := w.stop()
-	time.Sleep(200 * time.Millisecond)
+	// The legitimate totem keeps operating while status runs: status
+	// reads the hub's fleet registry, it no longer waits for silence
+	// (finding 12).
 	out, err := h.ctl(t, 15*time.Second, "status")
 	f := m.stop()
 	var ctl int
@@ -489,12 +517,7 @@ func TestStatusEscapes(t *testing.T) {
 	}
 	r.fig("control characters %d", ctl)
 	r.hubFigs(f)
-	r.fig("legit ops %d", n)
-	r.fig("p99 %s", p99.Round(100*time.Microsecond))
-	r.fig("errors %d", len(errs))
-	if len(errs) > 0 {
-		failf(t, "legitimate totem demo-01: %d of %d operations failed during the attack, first: %v", len(errs), n, errs[0])
-	}
+	r.legitFigs(t, w)
 	if err != nil {
 		t.Fatalf("totemctl status: %v: %s", err, out)
 	}

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -469,6 +470,7 @@ type work struct {
 	done  chan struct{}
 	lat   []time.Duration
 	errs  []error
+	ops   atomic.Int64 // operations finished, for stop
 }
 
 // keepOperating runs operations until stop, at most 2 000, each waited
@@ -484,6 +486,7 @@ func (l *legit) keepOperating() *work {
 			} else {
 				w.lat = append(w.lat, d)
 			}
+			w.ops.Add(1)
 			select {
 			case <-w.stopc:
 				return
@@ -494,8 +497,14 @@ func (l *legit) keepOperating() *work {
 	return w
 }
 
+// minOps is how many operations stop lets the legitimate totem finish,
+// up to 3 s, so that a short attack (one refused CONNECT, one publish)
+// still reports a round trip over a few operations.
+const minOps = 10
+
 // stop waits for the operation under way and reports the round trips.
 func (w *work) stop() (n int, p99 time.Duration, errs []error) {
+	waitFor(3*time.Second, func() bool { return w.ops.Load() >= minOps })
 	close(w.stopc)
 	<-w.done
 	if len(w.lat) > 0 {
@@ -620,4 +629,26 @@ func waitFor(d time.Duration, cond func() bool) error {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return nil
+}
+
+// auditDump writes the hub's central audit (totemctl audit, -o json: every
+// field as recorded) into a file of the suite, which the final check reads
+// with the logs: the audit of people's actions is a log too, kept for
+// months, and a refused command's record must not carry the data a hostile
+// sender put in it. It waits up to d until want is in it (the totems'
+// records come through their outboxes).
+func (h *hubProc) auditDump(t *testing.T, d time.Duration, want string) {
+	t.Helper()
+	var out string
+	waitFor(d, func() bool {
+		var err error
+		out, err = h.ctl(t, 5*time.Second, "audit", "-max", "1000", "-o", "json")
+		return err == nil && strings.Contains(out, want)
+	})
+	if !strings.Contains(out, want) {
+		t.Fatalf("the hub's audit lacks %q after %s: %s", want, d, tail(out, 10))
+	}
+	if err := os.WriteFile(logName(t, "audit"), []byte(out), 0o600); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -135,6 +135,9 @@ func TestVoidEndToEnd(t *testing.T) {
 	if _, err := h.ctl(t, 10*time.Second, "cmd", "demo-04", "ping"); err != nil {
 		t.Fatalf("totemd demo-04 after malformed commands: %v", err)
 	}
+	// demo-04 audits the commands it refused (only it was sent unsigned
+	// ones here); its records reach the hub.
+	h.auditDump(t, 20*time.Second, "code=unsigned")
 	f := m.stop()
 	r.fig("commands %d", len(cmds))
 	r.fig("refused %d", len(refused))

@@ -520,3 +520,61 @@ func TestSetKeys(t *testing.T) {
 		t.Fatalf("a removed key: %q, want %s", c, CodeUnknownKey)
 	}
 }
+
+// A command refused before its signature was verified is anybody's text:
+// its id is free, its key has a totem id's syntax (a codice fiscale fits)
+// and its name and role lower-case letters. The log line and the reply name
+// those fields only where the receiver knows the value (a command of its
+// table, a key it trusts, a role), otherwise their length; a refusal after
+// the signature (a trusted key vouched for the fields) names them all.
+func TestUnvouchedRefusalQuotesNoInput(t *testing.T) {
+	const cf, name = "RSSMRA80A01H501U", "ROSSI MARIO"
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	v := NewVerifier("demo-01", []PublicKey{tech.Public()}, memReplay{})
+	forged := signed(t, other, "demo-01", name+" "+cf, "ping", "", nil, t0, time.Minute) // tech-1's id, another key
+	foreign := testKey(cf, Ops, 5)
+	for i, c := range []*protocol.Command{
+		{V: 1, ID: name + " " + cf, Name: "rssmra80a01h501u"},                                          // unsigned
+		{V: 1, ID: cf, Name: "ping", Key: cf, Role: "rossi", Sig: make([]byte, ed25519.SignatureSize)}, // unknown key
+		signed(t, foreign, "demo-01", cf+"-"+name, "status", "", nil, t0, time.Minute),                 // unknown key, signed
+		forged, // bad signature
+	} {
+		r := Authorize(v, c, log)
+		if r == nil || Vouched(r.Code) {
+			t.Fatalf("command %d: %+v, want a refusal before the signature", i, r)
+		}
+		for _, p := range []string{cf, name, "rssmra80a01h501u", "rossi"} {
+			if strings.Contains(r.Error, p) {
+				t.Errorf("reply %q quotes the command's %q", r.Error, p)
+			}
+		}
+		v.logged = map[string]time.Time{} // every refusal logged
+	}
+	for _, p := range []string{cf, name, "rssmra80a01h501u", "role=rossi"} {
+		if strings.Contains(buf.String(), p) {
+			t.Errorf("log quotes the command's %q:\n%s", p, buf.String())
+		}
+	}
+	// Known values stay: the command's name, the trusted key, the role.
+	if !strings.Contains(buf.String(), "name=ping") || !strings.Contains(buf.String(), "key=tech-1") {
+		t.Errorf("log lost the known values:\n%s", buf.String())
+	}
+	// Vouched by a trusted key: every field named.
+	buf.Reset()
+	late := signed(t, tech, "demo-02", "0123456789abcdef", "ping", "", nil, t0, time.Minute)
+	if r := Authorize(v, late, log); r == nil || r.Code != CodeWrongTarget || !Vouched(r.Code) {
+		t.Fatalf("wrong target: %+v", r)
+	}
+	if !strings.Contains(buf.String(), "id=0123456789abcdef") {
+		t.Errorf("a vouched refusal's id not logged:\n%s", buf.String())
+	}
+	// Redact, for the audit records of refusals, keeps as much.
+	c := &protocol.Command{ID: cf, Name: "ping", Key: cf, Role: Ops}
+	if n, id, k, r := Redact(c, CodeUnknownKey); n != "ping" || id != "<16 bytes>" || k != "<16 bytes>" || r != Ops {
+		t.Errorf("Redact(unknown_key) = %q %q %q %q", n, id, k, r)
+	}
+	if n, id, k, r := Redact(c, CodeReplayed); n != c.Name || id != c.ID || k != c.Key || r != c.Role {
+		t.Errorf("Redact(replayed) = %q %q %q %q", n, id, k, r)
+	}
+}

@@ -178,11 +178,11 @@ func (v *Verifier) SetKeys(keys []PublicKey) {
 // replay record; the id is recorded last, before the command runs.
 func (v *Verifier) Verify(c *protocol.Command) error {
 	if c.Key == "" || len(c.Sig) == 0 {
-		return refuse(CodeUnsigned, "command %s is not signed", c.Name)
+		return refuse(CodeUnsigned, "command %s is not signed", shown(c.Name, known(c.Name)))
 	}
 	k, ok := (*v.keys.Load())[c.Key]
 	if !ok {
-		return refuse(CodeUnknownKey, "key %s is not trusted here", c.Key)
+		return refuse(CodeUnknownKey, "key %s is not trusted here", shown(c.Key, false))
 	}
 	if !ed25519.Verify(k.Key, Canonical(c), c.Sig) {
 		return refuse(CodeBadSignature, "signature of key %s does not match", c.Key)
@@ -212,10 +212,60 @@ func (v *Verifier) Verify(c *protocol.Command) error {
 	return v.replay.Admit(c.Key, c.ID, c.Issued, c.Expires)
 }
 
+// Vouched reports whether a refusal with code came after the command's
+// signature was verified, so that a trusted key vouched for every field of
+// it. Before, the command is whatever anybody on the network sent: its id
+// (free text), key (a totem id's syntax, which a codice fiscale has), name
+// and role may carry a citizen's data, so Authorize logs them (and Verify's
+// reasons quote them) only where the receiver knows the value — a command
+// of its table, a key it trusts, a role — and otherwise their length.
+func Vouched(code string) bool {
+	switch code {
+	case CodeUnsigned, CodeUnknownKey, CodeBadSignature:
+		return false
+	}
+	return true
+}
+
+// Redact returns the name, id, key and role of c as a log line or an audit
+// record may name them after a refusal with code: as they are when a
+// trusted key vouched for them (Vouched); otherwise a command name of the
+// tables and a role as they are, and of anything else only its length.
+func Redact(c *protocol.Command, code string) (name, id, key, role string) {
+	if Vouched(code) {
+		return c.Name, c.ID, c.Key, c.Role
+	}
+	return shown(c.Name, known(c.Name)), shown(c.ID, false), shown(c.Key, false), shown(c.Role, ValidRole(c.Role))
+}
+
+// shown is s where it is a value the receiver knows, and otherwise only
+// its length.
+func shown(s string, known bool) string {
+	if known || s == "" {
+		return s
+	}
+	return fmt.Sprintf("<%d bytes>", len(s))
+}
+
+// known reports whether name is a command of any target's table.
+func known(name string) bool {
+	_, t := totemRoles[name]
+	_, l := linkRoles[name]
+	_, h := hubRoles[name]
+	return t || l || h
+}
+
+// trusts reports whether v trusts the key id.
+func (v *Verifier) trusts(id string) bool {
+	_, ok := (*v.keys.Load())[id]
+	return ok
+}
+
 // Authorize verifies cmd with v (nil refuses everything) and returns nil
 // when it may run, or the coded refusal to send back. A refusal is counted
-// (Refused) and logged with the command's name, id, key and role, never its
-// arguments: the first of its code, then at most one line per LogEvery
+// (Refused) and logged with the command's name, id, key and role (only
+// their lengths where no trusted key vouched for them, see Vouched), never
+// its arguments: the first of its code, then at most one line per LogEvery
 // with the count of those not logged.
 func Authorize(v *Verifier, cmd *protocol.Command, log *slog.Logger) *protocol.Reply {
 	var err error = refuse(CodeUnknownKey, "no console keys are trusted here")
@@ -232,7 +282,11 @@ func Authorize(v *Verifier, cmd *protocol.Command, log *slog.Logger) *protocol.R
 		write, held = v.refusal(r.Code, log)
 	}
 	if write {
-		args := []any{"code", r.Code, "reason", r.Reason, "name", cmd.Name, "id", cmd.ID, "key", cmd.Key, "role", cmd.Role}
+		name, id, key, role := Redact(cmd, r.Code)
+		if v != nil && v.trusts(cmd.Key) {
+			key = cmd.Key // a key of this verifier, whatever the signature
+		}
+		args := []any{"code", r.Code, "reason", r.Reason, "name", name, "id", id, "key", key, "role", role}
 		if held > 0 {
 			args = append(args, "not_logged_before", held)
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/sync/audit"
+	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/protocol"
 )
 
@@ -66,11 +67,18 @@ func (h *Hub) auditCommand(console string, cmd *protocol.Command, reply *protoco
 	if h.o.Audit == nil || cmd == nil {
 		return
 	}
-	actor := "console:" + console
-	if cmd.Key != "" {
-		actor += " key:" + cmd.Key
+	name, id, key, role := cmd.Name, cmd.ID, cmd.Key, cmd.Role
+	if refused {
+		// Refused before its signature was verified, the command is
+		// anybody's text: only what cmdsig.Redact keeps of it (all of
+		// it when a trusted key vouched for it).
+		name, id, key, role = cmdsig.Redact(cmd, reply.Code)
 	}
-	detail := fmt.Sprintf("name=%s id=%s role=%s", cmd.Name, cmd.ID, cmd.Role)
+	actor := "console:" + console
+	if key != "" {
+		actor += " key:" + key
+	}
+	detail := fmt.Sprintf("name=%s id=%s role=%s", name, id, role)
 	action := "command"
 	switch {
 	case refused:
