@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/aslcns/totem/cmd/internal/cli"
@@ -16,6 +17,7 @@ import (
 	"github.com/aslcns/totem/config"
 	"github.com/aslcns/totem/firmware"
 	"github.com/aslcns/totem/hal"
+	"github.com/aslcns/totem/sync/clock"
 	"github.com/aslcns/totem/sync/update"
 	"github.com/aslcns/totem/sync/update/agent"
 	"github.com/aslcns/totem/sync/uplink"
@@ -153,6 +155,7 @@ func (u *updater) run(ctx context.Context, up *uplink.Uplink, log *slog.Logger) 
 	a := agent.New(agent.Options{Dir: dir, Trusted: keys, Arch: debArch(u.cfg), Source: u.link,
 		Installer: runningOnly{}, Quiet: u.gate, Report: u.link.Report, Logger: log})
 	go u.health(ctx, up, log)
+	withdrawLeftRequest(dir, log)
 	// A probation under way is the supervisor's; Serve only downloads.
 	agent.Serve(ctx, a, u.link, 0, func(ctx context.Context) error { return u.apply(ctx, log) })
 	return nil
@@ -176,7 +179,7 @@ func (u *updater) apply(ctx context.Context, log *slog.Logger) error {
 		}
 	}
 	request := filepath.Join(updateDir(u.cfg), "apply")
-	if err := os.WriteFile(request, nil, 0o600); err != nil {
+	if err := os.WriteFile(request, []byte(bootID()), 0o600); err != nil {
 		release()
 		return err
 	}
@@ -195,6 +198,18 @@ func (u *updater) apply(ctx context.Context, log *slog.Logger) error {
 		release()
 	}
 	return nil
+}
+
+// withdrawLeftRequest removes an apply request an earlier totemd left in
+// dir (killed while it held the totem, before the supervisor took it):
+// this one holds nothing, and may be serving a citizen when the path unit
+// fires. It reports whether there was one.
+func withdrawLeftRequest(dir string, log *slog.Logger) bool {
+	if err := os.Remove(filepath.Join(dir, "apply")); err != nil {
+		return false
+	}
+	log.Warn("update: a request to the supervisor left by an earlier run withdrawn")
+	return true
 }
 
 // health writes the report the supervisor waits for, once: ready (this
@@ -267,10 +282,20 @@ func updateApplyCmd(ctx context.Context, args []string, stderr io.Writer) error 
 // or by hand — the supervisor leaves a downloaded update to totemd, and
 // only judges a probation under way.
 func supervise(ctx context.Context, a *agent.Agent, dir string, log *slog.Logger) error {
-	err := os.Remove(filepath.Join(dir, "apply"))
+	request := filepath.Join(dir, "apply")
+	boot, rerr := os.ReadFile(request)
+	err := os.Remove(request)
 	requested := err == nil
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("totemd update-apply: %w", err)
+	}
+	// The request names the boot it was made in: one from an earlier boot
+	// (the board lost power between the request and the supervisor) was
+	// made by a totemd that holds nothing now. An empty one is an older
+	// totemd's, made in this boot (the path unit starts us at once).
+	if b := strings.TrimSpace(string(boot)); requested && rerr == nil && b != "" && b != bootID() {
+		log.Warn("update-apply: a request from an earlier boot ignored; the update waits for totemd to ask again")
+		requested = false
 	}
 	if !requested {
 		if s, err := a.Status(); err == nil && s != nil && s.State == update.StateDownloading {
@@ -280,6 +305,9 @@ func supervise(ctx context.Context, a *agent.Agent, dir string, log *slog.Logger
 	}
 	return a.Apply(ctx)
 }
+
+// bootID is this boot's id, which an apply request carries.
+var bootID = func() string { return clock.BootID("/proc/sys/kernel/random/boot_id") }
 
 type heldByTotemd struct{}
 

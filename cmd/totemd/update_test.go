@@ -95,7 +95,22 @@ func TestSupervisorInstallsOnlyOnRequest(t *testing.T) {
 		t.Fatalf("status without a request: %+v", s)
 	}
 
-	if err := os.WriteFile(filepath.Join(dir, "apply"), nil, 0o600); err != nil {
+	// A request from an earlier boot (the board lost power between the
+	// request and the supervisor) is not totemd's now: ignored, taken.
+	if err := os.WriteFile(filepath.Join(dir, "apply"), []byte("an-earlier-boot\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := supervise(context.Background(), a, dir, log); err != nil {
+		t.Fatal(err)
+	}
+	if len(in.calls) != 0 {
+		t.Fatalf("the supervisor installed on an earlier boot's request: %v", in.calls)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "apply")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the stale request was not taken: %v", err)
+	}
+
+	if err := os.WriteFile(filepath.Join(dir, "apply"), []byte(bootID()), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := supervise(context.Background(), a, dir, log); err != nil {
@@ -106,6 +121,27 @@ func TestSupervisorInstallsOnlyOnRequest(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "apply")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("the request was not taken: %v", err)
+	}
+}
+
+// A totemd that starts holds nothing: a request an earlier one left (it
+// died between asking and the supervisor taking the request) is
+// withdrawn before the totem serves, or the path unit would install while
+// a citizen is served.
+func TestLeftRequestWithdrawnAtStart(t *testing.T) {
+	dir := t.TempDir()
+	log := slog.New(slog.DiscardHandler)
+	if withdrawLeftRequest(dir, log) {
+		t.Fatal("withdrew a request that was not there")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "apply"), []byte(bootID()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if !withdrawLeftRequest(dir, log) {
+		t.Fatal("the left request was not withdrawn")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "apply")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("request still there: %v", err)
 	}
 }
 
