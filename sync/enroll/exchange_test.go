@@ -3,6 +3,7 @@ package enroll_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"path/filepath"
@@ -15,8 +16,10 @@ import (
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/enroll"
 	"github.com/aslcns/totem/sync/hub"
+	"github.com/aslcns/totem/sync/hub/web"
 	"github.com/aslcns/totem/sync/protocol"
 	"github.com/eclipse/paho.golang/paho"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 type logBuf struct {
@@ -205,8 +208,9 @@ func TestWrongCodesBurnTheCode(t *testing.T) {
 }
 
 // Bad input at the hub — oversized, malformed, a code from another
-// alphabet or of another length — is refused with its reason, counted,
-// and changes nothing: the totem's code still works afterwards.
+// alphabet or of another length — is refused with its reason, counted
+// (EnrollStats and the hub's totemhub_enroll_requests_total), and changes
+// nothing: the totem's code still works afterwards.
 func TestBadRequestsRefused(t *testing.T) {
 	r := start(t, broker.Options{EnrollPerSource: 100})
 	code, _, _ := r.reg.Enroll("t-1", time.Hour, time.Now())
@@ -248,6 +252,19 @@ func TestBadRequestsRefused(t *testing.T) {
 	if s.OK != 0 || s.Refused[enroll.ReasonTooLarge] != 1 || s.Refused[enroll.ReasonMalformed] != 3 ||
 		s.Refused[enroll.ReasonAlphabet] != 1 || s.Refused[enroll.ReasonLength] != 1 {
 		t.Errorf("stats %+v", s)
+	}
+	// Counted where ops see them: the hub's /metrics, every reason
+	// present, zero included.
+	var want strings.Builder
+	want.WriteString("# HELP totemhub_enroll_requests_total Enrollment requests the hub received, by result: ok, dropped (over the hub's rate), or the reason of the refusal (malformed, too_large, alphabet, length, unknown, expired, used, burnt, not_a_totem, internal).\n")
+	want.WriteString("# TYPE totemhub_enroll_requests_total counter\n")
+	counts := map[string]int{enroll.ReasonTooLarge: 1, enroll.ReasonMalformed: 3, enroll.ReasonAlphabet: 1, enroll.ReasonLength: 1}
+	for _, res := range append([]string{"ok", "dropped"}, enroll.Reasons...) {
+		fmt.Fprintf(&want, "totemhub_enroll_requests_total{result=%q} %d\n", res, counts[res])
+	}
+	metrics := web.NewRegistry(web.Sources{Hub: new(hub.Stats), Enroll: r.hub.EnrollStats})
+	if err := testutil.GatherAndCompare(metrics, strings.NewReader(want.String()), "totemhub_enroll_requests_total"); err != nil {
+		t.Errorf("metrics: %v", err)
 	}
 	if e, _, _ := r.reg.EnrollmentOf("t-1"); e.Failures != 0 || !e.Used.IsZero() {
 		t.Errorf("bad input touched the enrollment: %+v", e)
