@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aslcns/totem/sync/audit"
 	"github.com/aslcns/totem/sync/broker"
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/enroll"
@@ -40,10 +41,11 @@ func (l *logBuf) String() string {
 }
 
 type rig struct {
-	reg  *broker.Registry
-	srv  *broker.Server
-	hub  *hub.Hub
-	logs *logBuf
+	reg   *broker.Registry
+	srv   *broker.Server
+	hub   *hub.Hub
+	logs  *logBuf
+	audit *audit.Store // the hub's central audit
 }
 
 // start runs a broker that admits the enroll user and a hub that answers
@@ -68,8 +70,12 @@ func start(t *testing.T, o broker.Options) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.srv.Close() })
+	if r.audit, err = audit.Open(filepath.Join(dir, "audit.db"), audit.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.audit.Close() })
 	r.hub = hub.New(hub.Options{URL: r.srv.URL(), ClientID: me.Username, Username: me.Username, Password: me.Password,
-		Enroller: r.reg, Accounts: r.reg, Logger: log.With("subsystem", "hub")})
+		Enroller: r.reg, Accounts: r.reg, Logger: log.With("subsystem", "hub"), Audit: r.audit})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { r.hub.Run(ctx); close(done) }()
@@ -180,6 +186,24 @@ func TestExchange(t *testing.T) {
 	}
 	if strings.Count(logs, "enrollment refused") != 4 || strings.Count(logs, "totem enrolled") != 2 {
 		t.Errorf("attempts not audited:\n%s", logs)
+	}
+	// The refusals are records of the central audit too, with their
+	// reason and never the code.
+	recs, err := r.audit.List(audit.Filter{Action: "enroll_refused"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reasons []string
+	for _, rec := range recs {
+		reasons = append(reasons, rec.Detail[strings.LastIndex(rec.Detail, "reason=")+len("reason="):])
+		for _, secret := range []string{code, strings.ReplaceAll(code, "-", ""), code2, strings.ReplaceAll(code2, "-", "")} {
+			if strings.Contains(rec.Detail, secret) {
+				t.Errorf("a code in the audit: %q", rec.Detail)
+			}
+		}
+	}
+	if got := strings.Join(reasons, ","); got != "used,unknown,expired,unknown" {
+		t.Errorf("audited refusals %q, want used,unknown,expired,unknown", got)
 	}
 }
 

@@ -91,7 +91,8 @@ func (h *Hub) enrollRequest(p *paho.Publish) bool {
 
 // redeem answers one request. Every attempt is an audit line: the request
 // id, the totem (only when the name is valid), the outcome and the reason
-// of a refusal; never the code.
+// of a refusal; never the code. A refusal is also a record of the central
+// audit (Options.Audit).
 func (h *Hub) redeem(rid string, p *paho.Publish) {
 	reply := enroll.Reply{V: protocol.Version}
 	req, err := enroll.DecodeRequest(p.Payload)
@@ -115,6 +116,10 @@ func (h *Hub) redeem(rid string, p *paho.Publish) {
 		}
 		h.countRefusal(reply.Reason)
 		h.log.Warn("enrollment refused", "request", rid, "totem", totem, "reason", reply.Reason, "bytes", len(p.Payload))
+		// In the central audit too, as the exchanges made are (the
+		// broker's credential_enrolled): the broker's limits on the enroll
+		// user bound how many there can be.
+		h.Audit("enroll", "enroll_refused", fmt.Sprintf("request=%s totem=%s reason=%s", rid, totem, reply.Reason))
 	} else {
 		h.enr.ok.Add(1)
 		h.log.Info("totem enrolled", "request", rid, "totem", totem)
