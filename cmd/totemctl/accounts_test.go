@@ -75,7 +75,8 @@ func TestUnlockRestoresLogin(t *testing.T) {
 		t.Fatalf("after a refused unlock: 0x%02X, want 0x8A", code)
 	}
 	out, err = r.totemctl(ctx, r.ops, "unlock", rigTotem)
-	if err != nil || !strings.Contains(out, rigTotem+" unlocked") || !strings.Contains(out, "from 127.0.0.1:") {
+	if err != nil || !strings.Contains(out, rigTotem+" unlocked") || !strings.Contains(out, "from 127.0.0.1:") ||
+		!strings.Contains(out, "at once when totemd is restarted") {
 		t.Fatalf("totemctl unlock: %v\n%s", err, out)
 	}
 	if code := connackOf(t, ctx, r.url, rigTotem, r.totemPass); code != 0 {
