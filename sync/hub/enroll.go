@@ -21,6 +21,8 @@ import (
 type Enroller interface {
 	Enroll(totem string, validity time.Duration, now time.Time) (code string, expires time.Time, err error)
 	Redeem(totem, code string, now time.Time) (creds.File, error)
+	// Lookup says whether a name is a user's: only those are logged.
+	Lookup(username string) (role string, ok bool)
 }
 
 // DefaultEnrollValidity is a code's validity (seed 000: 7 days).
@@ -90,15 +92,20 @@ func (h *Hub) enrollRequest(p *paho.Publish) bool {
 }
 
 // redeem answers one request. Every attempt is an audit line: the request
-// id, the totem (only when the name is valid), the outcome and the reason
+// id, the totem (only when the name is a user's), the outcome and the reason
 // of a refusal; never the code. A refusal is also a record of the central
 // audit (Options.Audit).
 func (h *Hub) redeem(rid string, p *paho.Publish) {
 	reply := enroll.Reply{V: protocol.Version}
 	req, err := enroll.DecodeRequest(p.Payload)
-	totem := ""
+	totem := "" // as logged
 	if err == nil {
-		totem = req.Totem
+		// The name is whatever the enroll user sent (it could be a
+		// codice fiscale): logged only when it is a user's.
+		totem = fmt.Sprintf("<%d bytes>", len(req.Totem))
+		if _, ok := h.o.Enroller.Lookup(req.Totem); ok {
+			totem = req.Totem
+		}
 		var f creds.File
 		if f, err = h.o.Enroller.Redeem(req.Totem, req.Code, time.Now()); err == nil {
 			reply.OK, reply.Credentials, reply.Expires = true, &f, f.Expires
