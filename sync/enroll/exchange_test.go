@@ -234,6 +234,8 @@ func TestWrongCodesBurnTheCode(t *testing.T) {
 	}
 }
 
+const ridCF = "RSSMRA80A01H501U"
+
 // Bad input at the hub — oversized, malformed, a code from another
 // alphabet or of another length — is refused with its reason, counted
 // (EnrollStats and the hub's totemhub_enroll_requests_total), and changes
@@ -252,7 +254,9 @@ func TestBadRequestsRefused(t *testing.T) {
 		{"too short", `{"v":1,"totem":"t-1","code":"2345-6789"}`, enroll.ReasonLength},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rid := strings.Repeat("A", 16) + strings.ToUpper(strings.ReplaceAll(tc.name, " ", ""))[:4]
+			// The request id is the client's choice too: here it holds a
+			// codice fiscale, which must not reach a log line.
+			rid := ridCF + strings.ToUpper(strings.ReplaceAll(tc.name, " ", ""))[:4]
 			c, msgs, rc := dial(t, r.srv.Addr(), enroll.ClientID(rid), enroll.Username, enroll.Password, nil)
 			if rc != 0 {
 				t.Fatalf("enroll user refused: 0x%02X", rc)
@@ -292,6 +296,18 @@ func TestBadRequestsRefused(t *testing.T) {
 	metrics := web.NewRegistry(web.Sources{Hub: new(hub.Stats), Enroll: r.hub.EnrollStats})
 	if err := testutil.GatherAndCompare(metrics, strings.NewReader(want.String()), "totemhub_enroll_requests_total"); err != nil {
 		t.Errorf("metrics: %v", err)
+	}
+	if strings.Contains(r.logs.String(), ridCF) {
+		t.Errorf("a request id the client chose in the logs:\n%s", r.logs.String())
+	}
+	if recs, _ := r.audit.List(audit.Filter{Action: "enroll_refused"}); len(recs) != 6 {
+		t.Errorf("%d refusals audited, want 6", len(recs))
+	} else {
+		for _, rec := range recs {
+			if strings.Contains(rec.Detail, ridCF) {
+				t.Errorf("a request id the client chose in the audit: %q", rec.Detail)
+			}
+		}
 	}
 	if e, _, _ := r.reg.EnrollmentOf("t-1"); e.Failures != 0 || !e.Used.IsZero() {
 		t.Errorf("bad input touched the enrollment: %+v", e)
