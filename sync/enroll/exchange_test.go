@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -46,6 +47,7 @@ type rig struct {
 	hub   *hub.Hub
 	logs  *logBuf
 	audit *audit.Store // the hub's central audit
+	db    string       // the registry's file
 }
 
 // start runs a broker that admits the enroll user and a hub that answers
@@ -56,7 +58,8 @@ func start(t *testing.T, o broker.Options) *rig {
 	r := &rig{logs: &logBuf{}}
 	log := slog.New(slog.NewTextHandler(r.logs, nil))
 	var err error
-	if r.reg, err = broker.OpenRegistry(filepath.Join(dir, "users.db")); err != nil {
+	r.db = filepath.Join(dir, "users.db")
+	if r.reg, err = broker.OpenRegistry(r.db); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.reg.Close() })
@@ -151,6 +154,17 @@ func TestExchange(t *testing.T) {
 	}
 	if _, _, rc := dial(t, r.srv.Addr(), "t-1", f.Username, f.Password, nil); rc != 0 {
 		t.Fatalf("the enrolled totem cannot log in: 0x%02X", rc)
+	}
+	// The registry keeps hashes: neither the code nor the secret is in
+	// its file.
+	if db, err := os.ReadFile(r.db); err != nil {
+		t.Fatal(err)
+	} else {
+		for what, secret := range map[string]string{"code": code, "normalised code": strings.ReplaceAll(code, "-", ""), "secret": f.Password} {
+			if bytes.Contains(db, []byte(secret)) {
+				t.Errorf("the %s in clear in the registry's file", what)
+			}
+		}
 	}
 
 	if _, _, err := r.client("t-1").Exchange(ctx, code); enroll.ReasonOf(err) != enroll.ReasonUsed {
