@@ -33,6 +33,8 @@ func unlock(ctx context.Context, cfg *config.Totemctl, args []string, stdout, _ 
 	}
 	fmt.Fprintf(stdout, "%s unlocked: locked %s from %s after %d failed authentications\n",
 		res.Username, stamp(res.Lock.LockedAt), or(res.Lock.From), res.Lock.Failures)
+	// A locked totem stopped asking but for one probe a day (sync/uplink).
+	fmt.Fprintln(stdout, "a totem reconnects at its next probe (within a day), or at once when totemd is restarted")
 	return nil
 }
 

@@ -75,7 +75,8 @@ func TestUnlockRestoresLogin(t *testing.T) {
 		t.Fatalf("after a refused unlock: 0x%02X, want 0x8A", code)
 	}
 	out, err = r.totemctl(ctx, r.ops, "unlock", rigTotem)
-	if err != nil || !strings.Contains(out, rigTotem+" unlocked") || !strings.Contains(out, "from 127.0.0.1:") {
+	if err != nil || !strings.Contains(out, rigTotem+" unlocked") || !strings.Contains(out, "from 127.0.0.1:") ||
+		!strings.Contains(out, "at once when totemd is restarted") {
 		t.Fatalf("totemctl unlock: %v\n%s", err, out)
 	}
 	if code := connackOf(t, ctx, r.url, rigTotem, r.totemPass); code != 0 {
@@ -124,13 +125,23 @@ func TestEnrollPrintsCode(t *testing.T) {
 
 // totemctl cmd TOTEM test-credentials: the totem checks, on its live
 // connection, the ACL of its own topics (granted) and of another totem's
-// commands (refused), and answers a verdict.
+// commands (refused), and answers a verdict, which totemctl prints as
+// totemd credentials test does (--json: the report).
 func TestRemoteCredentialsTest(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	r := startRig(t, ctx, func(*outbox.Outbox) {})
+	// As a person reads it: each topic, then the verdict.
 	out, err := r.totemctl(ctx, r.tech, "cmd", rigTotem, "test-credentials")
 	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`(?m)^  totem/v1/`+rigTotem+`/cmd +granted$`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^  totem/v1/acl-probe/cmd +refused \(must be refused\)$`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^OK: credentials of `+rigTotem+` accepted`).MatchString(out) {
+		t.Fatalf("test-credentials printed:\n%s", out)
+	}
+	if out, err = r.totemctl(ctx, r.tech, "cmd", rigTotem, "test-credentials", "--json"); err != nil {
 		t.Fatal(err)
 	}
 	var rep struct {

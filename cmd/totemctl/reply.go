@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -16,8 +17,48 @@ import (
 // replyTables are the totem commands whose reply totemctl prints as a
 // table; the others print their JSON.
 var replyTables = map[string]func(w io.Writer, data []byte) error{
-	"status": renderTotemStatus,
-	"jobs":   renderJobs,
+	"status":           renderTotemStatus,
+	"jobs":             renderJobs,
+	"test_credentials": renderCredentialsTest,
+}
+
+// renderCredentialsTest prints Test credenziali's report as totemd
+// credentials test does: each topic checked, then the verdict; a KO is
+// an error (the exit status says it).
+func renderCredentialsTest(w io.Writer, data []byte) error {
+	var r struct {
+		Own     []uplinkTopic `json:"own"`
+		Foreign *uplinkTopic  `json:"foreign"`
+		OK      bool          `json:"ok"`
+		Verdict string        `json:"verdict"`
+	}
+	if err := json.Unmarshal(data, &r); err != nil || r.Verdict == "" {
+		return fmt.Errorf("totemctl: test-credentials: not a report: %v", err)
+	}
+	for _, c := range r.Own {
+		fmt.Fprintf(w, "  %-40s %s\n", c.Topic, c.state())
+	}
+	if r.Foreign != nil {
+		fmt.Fprintf(w, "  %-40s %s (must be refused)\n", r.Foreign.Topic, r.Foreign.state())
+	}
+	fmt.Fprintln(w, r.Verdict)
+	if !r.OK {
+		return errors.New("totemctl: test-credentials: " + r.Verdict)
+	}
+	return nil
+}
+
+// uplinkTopic is one topic of the report (sync/uplink.TopicCheck).
+type uplinkTopic struct {
+	Topic   string `json:"topic"`
+	Granted bool   `json:"granted"`
+}
+
+func (c uplinkTopic) state() string {
+	if c.Granted {
+		return "granted"
+	}
+	return "refused"
 }
 
 // renderReply prints the data of a command's reply.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/aslcns/totem/cmd/internal/cli"
@@ -63,6 +64,12 @@ func enrollCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // panel's enrollment both.
 func exchange(ctx context.Context, cfg *config.Totemd, code string) (creds.File, time.Time, error) {
 	tlsCfg, caFile, err := cli.BrokerTLS(cfg.Broker.URL, cfg.Broker.TLSClient)
+	if errors.Is(err, os.ErrNotExist) && caFile != "" {
+		// A new totem: the code is only sent to a broker the CA vouches
+		// for, and nothing on the totem says which one yet.
+		return creds.File{}, time.Time{}, fmt.Errorf("no CA certificate at %s: copy the hub's ca.pem there (totemhub writes it in its state_dir and its credentials_dir), "+
+			"or set [broker] ca_file = \"system\" if the broker's certificate comes from a public certificate authority", caFile)
+	}
 	if err != nil {
 		return creds.File{}, time.Time{}, err
 	}

@@ -90,6 +90,12 @@ func TestEnrollEndToEnd(t *testing.T) {
 		t.Fatalf("another alphabet: %v", err)
 	}
 	noFile("another alphabet")
+	// A new totem without the hub's CA certificate: told what to copy.
+	if _, err := enrollRun(config(filepath.Join(dir, "none", "ca.pem")), code); err == nil ||
+		!strings.Contains(err.Error(), "no CA certificate at "+filepath.Join(dir, "none", "ca.pem")+": copy the hub's ca.pem") {
+		t.Fatalf("no CA file: %v", err)
+	}
+	noFile("no CA file")
 	otherCA := filepath.Join(dir, "other")
 	if _, err := pki.LoadOrCreateCA(otherCA, "another CA", now); err != nil {
 		t.Fatal(err)

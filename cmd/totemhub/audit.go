@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"sync/atomic"
@@ -72,7 +73,7 @@ func auditCredentials(reg *broker.Registry, h *hub.Hub, log *slog.Logger) (stop 
 		for {
 			select {
 			case e := <-ch:
-				h.Audit("broker", "credential_"+e.event, "user="+e.user)
+				h.Audit("broker", "credential_"+e.event, credentialDetail(reg, e.user, e.event))
 			case <-quit:
 				return
 			}
@@ -86,4 +87,24 @@ func auditCredentials(reg *broker.Registry, h *hub.Hub, log *slog.Logger) (stop 
 			log.Warn("credential events not audited: queue full", "events", n)
 		}
 	}
+}
+
+// credentialDetail is an audit record's detail for a credential event: the
+// user, and for a lock the time and source address of the failure that
+// locked it (as totemctl locks shows them).
+func credentialDetail(reg *broker.Registry, user, event string) string {
+	d := "user=" + user
+	if event != broker.EventLocked {
+		return d
+	}
+	locks, err := reg.Locks()
+	if err != nil {
+		return d + " (lock not readable: " + err.Error() + ")"
+	}
+	for _, lk := range locks {
+		if lk.Username == user && lk.Locked {
+			return fmt.Sprintf("%s failures=%d locked_at=%s from=%s", d, lk.Failures, lk.LockedAt.Format(time.RFC3339), lk.From)
+		}
+	}
+	return d
 }

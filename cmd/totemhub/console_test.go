@@ -195,8 +195,8 @@ func TestHubServesConsoleOverTLS(t *testing.T) {
 		t.Fatalf("/login: %d", resp.StatusCode)
 	}
 	if _, body := get("metrics"); !strings.Contains(body, `totemhub_console_logins_total{result="ok"} 0`) ||
-		!strings.Contains(body, `totem_online{totem="t-console"} 0`) {
-		t.Fatalf("/metrics lacks the console's or the totem's series:\n%s", body)
+		!strings.Contains(body, `totem_online{totem="t-console"} 0`) || !strings.Contains(body, `totemhub_enroll_requests_total{result="used"} 0`) {
+		t.Fatalf("/metrics lacks the console's, the totem's or the enrollment's series:\n%s", body)
 	}
 
 	// Logged in, the account gets the pages; a receipt bundle comes from

@@ -41,6 +41,7 @@ func startWeb(ctx context.Context, cfg *config.Totemhub, log *slog.Logger, d web
 	src := web.Sources{Hub: d.h.Stats(), Queued: d.h.Queued, Broker: d.bstats, Connections: d.bconns, Fleet: d.fleet, Console: cstats}
 	if cfg.Broker.Embedded {
 		src.Credentials = d.reg.Credentials
+		src.Enroll = d.h.EnrollStats // enrollment needs the embedded broker's registry
 	}
 	wlog := log.With("subsystem", "http")
 	tlsCfg, renew, err := httpTLS(cfg, wlog)

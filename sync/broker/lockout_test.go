@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/aslcns/totem/sync/creds"
+	"github.com/eclipse/paho.golang/paho"
 )
 
 const codeLockedByte = 0x8A
@@ -162,4 +163,38 @@ func TestCredentialEventsHeard(t *testing.T) {
 	if strings.Join(heard, ",") != "A locked,A unlocked" {
 		t.Fatalf("heard %q, want the lock and the unlock", heard)
 	}
+}
+
+// A console's broker user is locked like a totem's: seven failures and a
+// success start the count again, eight in a row lock it (the right secret
+// then refused 0x8A), and an unlock restores the login.
+func TestConsoleLockedLikeATotem(t *testing.T) {
+	f := startFleet(t, 0)
+	c := f.users["C1"]
+	fail := func(n int) *paho.Connack {
+		t.Helper()
+		var ca *paho.Connack
+		for i := 1; i <= n; i++ {
+			var err error
+			if _, ca, err = dial(t, f.srv.Addr(), "ops-pc", "C1", c.Password+"x", nil); err == nil || ca == nil {
+				t.Fatalf("wrong secret %d: %v %+v", i, err, ca)
+			}
+		}
+		return ca
+	}
+	fail(MaxFailures - 1)
+	f.login(t, "ops-pc", "C1") // resets the count
+	if ca := fail(MaxFailures - 1); ca.ReasonCode != codeBadCredentials {
+		t.Fatalf("after a success, failure %d: %#x, want %#x", MaxFailures-1, ca.ReasonCode, codeBadCredentials)
+	}
+	if ca := fail(1); ca.ReasonCode != codeLockedByte {
+		t.Fatalf("failure %d in a row: %#x, want %#x", MaxFailures, ca.ReasonCode, codeLockedByte)
+	}
+	if _, ca, err := dial(t, f.srv.Addr(), "ops-pc", "C1", c.Password, nil); err == nil || ca == nil || ca.ReasonCode != codeLockedByte {
+		t.Fatalf("the right secret while locked: %v %+v", err, ca)
+	}
+	if _, ok, err := f.reg.Unlock("C1"); !ok || err != nil {
+		t.Fatalf("unlock: %v %v", ok, err)
+	}
+	f.login(t, "ops-pc", "C1")
 }

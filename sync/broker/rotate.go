@@ -107,6 +107,8 @@ type Credential struct {
 	Rotated  time.Time `json:"rotated,omitzero"`
 	Failures int       `json:"failures,omitempty"`
 	Locked   bool      `json:"locked,omitempty"`
+	LockedAt time.Time `json:"locked_at,omitzero"`    // when the lock came
+	From     string    `json:"locked_from,omitempty"` // source address of the failure that locked
 	// Events counts the user's credential events since the hub started,
 	// by event (CredentialEvents, all present).
 	Events map[string]int64 `json:"events,omitempty"`
@@ -131,6 +133,9 @@ func (r *Registry) Credentials() ([]Credential, error) {
 					return err
 				}
 				c.Failures, c.Locked = lk.Failures, lk.Locked
+				if lk.Locked {
+					c.LockedAt, c.From = lk.LockedAt, lk.From
+				}
 			}
 			out = append(out, c)
 			return nil

@@ -3,20 +3,25 @@ package enroll_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/aslcns/totem/sync/audit"
 	"github.com/aslcns/totem/sync/broker"
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/enroll"
 	"github.com/aslcns/totem/sync/hub"
+	"github.com/aslcns/totem/sync/hub/web"
 	"github.com/aslcns/totem/sync/protocol"
 	"github.com/eclipse/paho.golang/paho"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 type logBuf struct {
@@ -37,10 +42,12 @@ func (l *logBuf) String() string {
 }
 
 type rig struct {
-	reg  *broker.Registry
-	srv  *broker.Server
-	hub  *hub.Hub
-	logs *logBuf
+	reg   *broker.Registry
+	srv   *broker.Server
+	hub   *hub.Hub
+	logs  *logBuf
+	audit *audit.Store // the hub's central audit
+	db    string       // the registry's file
 }
 
 // start runs a broker that admits the enroll user and a hub that answers
@@ -51,7 +58,8 @@ func start(t *testing.T, o broker.Options) *rig {
 	r := &rig{logs: &logBuf{}}
 	log := slog.New(slog.NewTextHandler(r.logs, nil))
 	var err error
-	if r.reg, err = broker.OpenRegistry(filepath.Join(dir, "users.db")); err != nil {
+	r.db = filepath.Join(dir, "users.db")
+	if r.reg, err = broker.OpenRegistry(r.db); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.reg.Close() })
@@ -65,8 +73,12 @@ func start(t *testing.T, o broker.Options) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.srv.Close() })
+	if r.audit, err = audit.Open(filepath.Join(dir, "audit.db"), audit.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.audit.Close() })
 	r.hub = hub.New(hub.Options{URL: r.srv.URL(), ClientID: me.Username, Username: me.Username, Password: me.Password,
-		Enroller: r.reg, Accounts: r.reg, Logger: log.With("subsystem", "hub")})
+		Enroller: r.reg, Accounts: r.reg, Logger: log.With("subsystem", "hub"), Audit: r.audit})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { r.hub.Run(ctx); close(done) }()
@@ -143,6 +155,17 @@ func TestExchange(t *testing.T) {
 	if _, _, rc := dial(t, r.srv.Addr(), "t-1", f.Username, f.Password, nil); rc != 0 {
 		t.Fatalf("the enrolled totem cannot log in: 0x%02X", rc)
 	}
+	// The registry keeps hashes: neither the code nor the secret is in
+	// its file.
+	if db, err := os.ReadFile(r.db); err != nil {
+		t.Fatal(err)
+	} else {
+		for what, secret := range map[string]string{"code": code, "normalised code": strings.ReplaceAll(code, "-", ""), "secret": f.Password} {
+			if bytes.Contains(db, []byte(secret)) {
+				t.Errorf("the %s in clear in the registry's file", what)
+			}
+		}
+	}
 
 	if _, _, err := r.client("t-1").Exchange(ctx, code); enroll.ReasonOf(err) != enroll.ReasonUsed {
 		t.Fatalf("replay: %v", err)
@@ -159,7 +182,10 @@ func TestExchange(t *testing.T) {
 	if _, _, err := r.client("t-3").Exchange(ctx, old); enroll.ReasonOf(err) != enroll.ReasonExpired {
 		t.Fatalf("expired: %v", err)
 	}
-	if _, _, err := r.client("never").Exchange(ctx, code); enroll.ReasonOf(err) != enroll.ReasonUnknown {
+	// A name that is no totem's is whatever the client sent — here a
+	// codice fiscale — and never reaches a log line or the audit.
+	const cf = "RSSMRA80A01H501U"
+	if _, _, err := r.client(cf).Exchange(ctx, code); enroll.ReasonOf(err) != enroll.ReasonUnknown {
 		t.Fatalf("unknown totem: %v", err)
 	}
 	if _, _, err := r.client("t-2").Exchange(ctx, code2); err != nil {
@@ -170,13 +196,31 @@ func TestExchange(t *testing.T) {
 		t.Errorf("stats %+v", s)
 	}
 	logs := r.logs.String()
-	for _, secret := range []string{code, strings.ReplaceAll(code, "-", ""), code2, f.Password} {
+	for _, secret := range []string{code, strings.ReplaceAll(code, "-", ""), code2, f.Password, cf} {
 		if strings.Contains(logs, secret) {
 			t.Errorf("secret %q in the logs", secret)
 		}
 	}
 	if strings.Count(logs, "enrollment refused") != 4 || strings.Count(logs, "totem enrolled") != 2 {
 		t.Errorf("attempts not audited:\n%s", logs)
+	}
+	// The refusals are records of the central audit too, with their
+	// reason and never the code.
+	recs, err := r.audit.List(audit.Filter{Action: "enroll_refused"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reasons []string
+	for _, rec := range recs {
+		reasons = append(reasons, rec.Detail[strings.LastIndex(rec.Detail, "reason=")+len("reason="):])
+		for _, secret := range []string{code, strings.ReplaceAll(code, "-", ""), code2, strings.ReplaceAll(code2, "-", ""), cf} {
+			if strings.Contains(rec.Detail, secret) {
+				t.Errorf("a code in the audit: %q", rec.Detail)
+			}
+		}
+	}
+	if got := strings.Join(reasons, ","); got != "used,unknown,expired,unknown" {
+		t.Errorf("audited refusals %q, want used,unknown,expired,unknown", got)
 	}
 }
 
@@ -204,9 +248,12 @@ func TestWrongCodesBurnTheCode(t *testing.T) {
 	}
 }
 
+const ridCF = "RSSMRA80A01H501U"
+
 // Bad input at the hub — oversized, malformed, a code from another
-// alphabet or of another length — is refused with its reason, counted,
-// and changes nothing: the totem's code still works afterwards.
+// alphabet or of another length — is refused with its reason, counted
+// (EnrollStats and the hub's totemhub_enroll_requests_total), and changes
+// nothing: the totem's code still works afterwards.
 func TestBadRequestsRefused(t *testing.T) {
 	r := start(t, broker.Options{EnrollPerSource: 100})
 	code, _, _ := r.reg.Enroll("t-1", time.Hour, time.Now())
@@ -221,7 +268,9 @@ func TestBadRequestsRefused(t *testing.T) {
 		{"too short", `{"v":1,"totem":"t-1","code":"2345-6789"}`, enroll.ReasonLength},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rid := strings.Repeat("A", 16) + strings.ToUpper(strings.ReplaceAll(tc.name, " ", ""))[:4]
+			// The request id is the client's choice too: here it holds a
+			// codice fiscale, which must not reach a log line.
+			rid := ridCF + strings.ToUpper(strings.ReplaceAll(tc.name, " ", ""))[:4]
 			c, msgs, rc := dial(t, r.srv.Addr(), enroll.ClientID(rid), enroll.Username, enroll.Password, nil)
 			if rc != 0 {
 				t.Fatalf("enroll user refused: 0x%02X", rc)
@@ -248,6 +297,31 @@ func TestBadRequestsRefused(t *testing.T) {
 	if s.OK != 0 || s.Refused[enroll.ReasonTooLarge] != 1 || s.Refused[enroll.ReasonMalformed] != 3 ||
 		s.Refused[enroll.ReasonAlphabet] != 1 || s.Refused[enroll.ReasonLength] != 1 {
 		t.Errorf("stats %+v", s)
+	}
+	// Counted where ops see them: the hub's /metrics, every reason
+	// present, zero included.
+	var want strings.Builder
+	want.WriteString("# HELP totemhub_enroll_requests_total Enrollment requests the hub received, by result: ok, dropped (over the hub's rate), or the reason of the refusal (malformed, too_large, alphabet, length, unknown, expired, used, burnt, not_a_totem, internal).\n")
+	want.WriteString("# TYPE totemhub_enroll_requests_total counter\n")
+	counts := map[string]int{enroll.ReasonTooLarge: 1, enroll.ReasonMalformed: 3, enroll.ReasonAlphabet: 1, enroll.ReasonLength: 1}
+	for _, res := range append([]string{"ok", "dropped"}, enroll.Reasons...) {
+		fmt.Fprintf(&want, "totemhub_enroll_requests_total{result=%q} %d\n", res, counts[res])
+	}
+	metrics := web.NewRegistry(web.Sources{Hub: new(hub.Stats), Enroll: r.hub.EnrollStats})
+	if err := testutil.GatherAndCompare(metrics, strings.NewReader(want.String()), "totemhub_enroll_requests_total"); err != nil {
+		t.Errorf("metrics: %v", err)
+	}
+	if strings.Contains(r.logs.String(), ridCF) {
+		t.Errorf("a request id the client chose in the logs:\n%s", r.logs.String())
+	}
+	if recs, _ := r.audit.List(audit.Filter{Action: "enroll_refused"}); len(recs) != 6 {
+		t.Errorf("%d refusals audited, want 6", len(recs))
+	} else {
+		for _, rec := range recs {
+			if strings.Contains(rec.Detail, ridCF) {
+				t.Errorf("a request id the client chose in the audit: %q", rec.Detail)
+			}
+		}
 	}
 	if e, _, _ := r.reg.EnrollmentOf("t-1"); e.Failures != 0 || !e.Used.IsZero() {
 		t.Errorf("bad input touched the enrollment: %+v", e)

@@ -2,6 +2,8 @@ package hub
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +23,8 @@ import (
 type Enroller interface {
 	Enroll(totem string, validity time.Duration, now time.Time) (code string, expires time.Time, err error)
 	Redeem(totem, code string, now time.Time) (creds.File, error)
+	// Lookup says whether a name is a user's: only those are logged.
+	Lookup(username string) (role string, ok bool)
 }
 
 // DefaultEnrollValidity is a code's validity (seed 000: 7 days).
@@ -90,14 +94,21 @@ func (h *Hub) enrollRequest(p *paho.Publish) bool {
 }
 
 // redeem answers one request. Every attempt is an audit line: the request
-// id, the totem (only when the name is valid), the outcome and the reason
-// of a refusal; never the code.
+// (requestRef), the totem (only when the name is a user's), the outcome and the reason
+// of a refusal; never the code. A refusal is also a record of the central
+// audit (Options.Audit).
 func (h *Hub) redeem(rid string, p *paho.Publish) {
+	ref := requestRef(rid) // as logged
 	reply := enroll.Reply{V: protocol.Version}
 	req, err := enroll.DecodeRequest(p.Payload)
-	totem := ""
+	totem := "" // as logged
 	if err == nil {
-		totem = req.Totem
+		// The name is whatever the enroll user sent (it could be a
+		// codice fiscale): logged only when it is a user's.
+		totem = fmt.Sprintf("<%d bytes>", len(req.Totem))
+		if _, ok := h.o.Enroller.Lookup(req.Totem); ok {
+			totem = req.Totem
+		}
 		var f creds.File
 		if f, err = h.o.Enroller.Redeem(req.Totem, req.Code, time.Now()); err == nil {
 			reply.OK, reply.Credentials, reply.Expires = true, &f, f.Expires
@@ -110,14 +121,18 @@ func (h *Hub) redeem(rid string, p *paho.Publish) {
 		}
 		reply.Error = err.Error()
 		if reply.Reason == enroll.ReasonInternal {
-			h.log.Error("enrollment failed", "request", rid, "totem", totem, "err", err)
+			h.log.Error("enrollment failed", "request", ref, "totem", totem, "err", err)
 			reply.Error = "the hub could not store the credentials"
 		}
 		h.countRefusal(reply.Reason)
-		h.log.Warn("enrollment refused", "request", rid, "totem", totem, "reason", reply.Reason, "bytes", len(p.Payload))
+		h.log.Warn("enrollment refused", "request", ref, "totem", totem, "reason", reply.Reason, "bytes", len(p.Payload))
+		// In the central audit too, as the exchanges made are (the
+		// broker's credential_enrolled): the broker's limits on the enroll
+		// user bound how many there can be.
+		h.Audit("enroll", "enroll_refused", fmt.Sprintf("request=%s totem=%s reason=%s", ref, totem, reply.Reason))
 	} else {
 		h.enr.ok.Add(1)
-		h.log.Info("totem enrolled", "request", rid, "totem", totem)
+		h.log.Info("totem enrolled", "request", ref, "totem", totem)
 	}
 	b, _ := json.Marshal(reply)
 	h.mu.Lock()
@@ -126,8 +141,17 @@ func (h *Hub) redeem(rid string, p *paho.Publish) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := cm.Publish(ctx, &paho.Publish{Topic: enroll.ReplyTopic(rid), QoS: 1, Payload: b}); err != nil {
-		h.limited(slog.LevelWarn, "enroll_reply", "enrollment reply not sent", "request", rid, "err", err)
+		h.limited(slog.LevelWarn, "enroll_reply", "enrollment reply not sent", "request", ref, "err", err)
 	}
+}
+
+// requestRef is how a request is named in the log and the audit: a digest
+// of its id, which the client chose (16 to 32 letters or digits, room
+// enough for a codice fiscale), so the lines of one request go together
+// and never quote it.
+func requestRef(rid string) string {
+	d := sha256.Sum256([]byte(rid))
+	return hex.EncodeToString(d[:6])
 }
 
 // EnrollCode is the Data of the hub's enroll command.

@@ -23,9 +23,9 @@ import (
 	"github.com/aslcns/totem/sync/uplink"
 )
 
-// mosquitto starts Debian's mosquitto on a free loopback port with the ACL
-// of deploy/mosquitto and the given users, and stops it at the end. It
-// listens in TLS only, as deploy/mosquitto's listener, with a certificate
+// mosquitto starts Debian's mosquitto with deploy/mosquitto's
+// configuration and ACL and the given users, on free loopback ports, and
+// stops it at the end. Clients use its TLS listener, with a certificate
 // the hub's CA code issues; it returns the URL and the clients' TLS
 // configuration, built as the programs build it.
 func mosquitto(t *testing.T, users map[string]string) (string, *tls.Config) {
@@ -70,9 +70,40 @@ func mosquitto(t *testing.T, users map[string]string) (string, *tls.Config) {
 		t.Fatal(err)
 	}
 	caFile := filepath.Join(certDir, pki.CACertFile)
-	text := fmt.Sprintf("listener %s 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\ntls_version tlsv1.2\n"+
-		"allow_anonymous false\npassword_file %s\nacl_file %s\npersistence false\nmax_packet_size 262144\n",
-		port, caFile, filepath.Join(certDir, pki.ServerCertFile), filepath.Join(certDir, pki.ServerKeyFile), passwd, acl)
+	// The shipped configuration, its files and ports moved into the test:
+	// a line of it mosquitto refuses, or a TLS listener that does not
+	// work, fails here.
+	shipped, err := os.ReadFile("../../deploy/mosquitto/mosquitto.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err = net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, plainPort, _ := net.SplitHostPort(l.Addr().String())
+	l.Close()
+	text := string(shipped)
+	for _, r := range [][2]string{
+		{"\nlistener 8883\n", "\nlistener " + port + " 127.0.0.1\n"},
+		{"\nlistener 1883 127.0.0.1\n", "\nlistener " + plainPort + " 127.0.0.1\n"},
+		{" /etc/mosquitto/totem.passwd\n", " " + passwd + "\n"},
+		{" /etc/mosquitto/totem.acl\n", " " + acl + "\n"},
+		{" /etc/mosquitto/certs/ca.pem\n", " " + caFile + "\n"},
+		{" /etc/mosquitto/certs/server.pem\n", " " + filepath.Join(certDir, pki.ServerCertFile) + "\n"},
+		{" /etc/mosquitto/certs/server.key\n", " " + filepath.Join(certDir, pki.ServerKeyFile) + "\n"},
+	} {
+		if !strings.Contains(text, r[0]) {
+			t.Fatalf("deploy/mosquitto/mosquitto.conf lacks %q", strings.TrimSpace(r[0]))
+		}
+		text = strings.Replace(text, r[0], r[1], 1)
+	}
+	for _, line := range strings.Split(text, "\n") {
+		if !strings.HasPrefix(line, "#") && strings.Contains(line, "/etc/") {
+			t.Fatalf("deploy/mosquitto/mosquitto.conf names a file this test does not provide: %s", line)
+		}
+	}
+	text += "persistence false\n"
 	if os.Getuid() == 0 {
 		// As root mosquitto drops to its own user, which cannot read the
 		// test's private directory.

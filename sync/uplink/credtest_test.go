@@ -18,8 +18,8 @@ import (
 // the broker read a malformed SUBSCRIBE ("did not answer"). The
 // connection is wrapped thread safe, as autopaho's own dialler does. The
 // race is timing-dependent: without the wrapper this failed in about half
-// of the runs (-race), with it never. A wrong secret and another CA give a
-// KO verdict that says why.
+// of the runs (-race), with it never. A wrong secret, another CA, expired
+// and locked credentials give a KO verdict that says why.
 func TestCredentialsOverTLS(t *testing.T) {
 	dir := t.TempDir()
 	now := time.Now()
@@ -72,5 +72,21 @@ func TestCredentialsOverTLS(t *testing.T) {
 	if r := test(TestOptions{URL: srv.TLSURL(), TLS: otherCfg, CAFile: filepath.Join(other, pki.CACertFile), Creds: f}); r.OK ||
 		!strings.Contains(r.Verdict, other) {
 		t.Errorf("another CA: %s", r.Verdict)
+	}
+	// Expired at the hub: the verdict says so and what to do.
+	user, _, _ := reg.Get(totem)
+	user.Expires = now.Add(-time.Hour)
+	if err := reg.Put(user); err != nil {
+		t.Fatal(err)
+	}
+	if r := test(TestOptions{URL: srv.TLSURL(), TLS: tlsCfg, Creds: f}); r.OK || !strings.Contains(r.Verdict, "0x86 "+expiredText) {
+		t.Errorf("expired: %s", r.Verdict)
+	}
+	// Locked: the verdict names the lock, not a wrong password.
+	for range broker.MaxFailures {
+		test(TestOptions{URL: srv.TLSURL(), TLS: tlsCfg, Creds: bad})
+	}
+	if r := test(TestOptions{URL: srv.TLSURL(), TLS: tlsCfg, Creds: f}); r.OK || !strings.Contains(r.Verdict, "0x8A "+reasonText(0x8A)) {
+		t.Errorf("locked: %s", r.Verdict)
 	}
 }

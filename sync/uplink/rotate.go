@@ -46,8 +46,9 @@ const rotateTimeout = 30 * time.Second
 // at a step, as a kill would.
 var errRotateAborted = errors.New("rotation aborted")
 
-// rotator checks every RotateCheck, and after each connection, whether
-// the secret is due, and rotates it while connected.
+// rotator checks every RotateCheck, and after each connection's setup,
+// whether the secret is due, and rotates it while connected with the
+// subscriptions in place (the reply comes on the rotated topic).
 func (u *Uplink) rotator(ctx context.Context, cm *autopaho.ConnectionManager) {
 	if u.o.Store == nil {
 		return
@@ -64,8 +65,8 @@ func (u *Uplink) rotator(ctx context.Context, cm *autopaho.ConnectionManager) {
 		u.mu.Lock()
 		due := !u.cur.RotateAt.IsZero() && !time.Now().Before(u.cur.RotateAt)
 		u.mu.Unlock()
-		if !due || !u.connected.Load() {
-			continue
+		if !due || !u.connected.Load() || u.setUp.Load() != u.conns.Load() {
+			continue // not connected, or the connection's subscriptions not yet in place
 		}
 		if err := u.rotate(ctx, cm); err != nil {
 			if errors.Is(err, errRotateAborted) {

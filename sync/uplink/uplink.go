@@ -133,6 +133,7 @@ type Uplink struct {
 
 	connected atomic.Bool
 	conns     atomic.Uint64 // connections made: a change means subscriptions to redo
+	setUp     atomic.Uint64 // the connection (conns) whose subscriptions are in place
 	// telemetrySent is when a health report last left (unix ns), for
 	// an update's health check (TelemetrySent).
 	telemetrySent atomic.Int64
@@ -310,11 +311,7 @@ func (u *Uplink) Run(ctx context.Context) error {
 			u.retryIn.Store(0)
 			u.conns.Add(1)
 			u.connected.Store(true)
-			u.poke()
-			select { // a rotation due is tried once connected
-			case u.rotateWake <- struct{}{}:
-			default:
-			}
+			u.poke() // the session sets the connection up, then wakes the rotator
 		},
 		OnConnectionDown: func() bool {
 			u.connected.Store(false)
@@ -459,6 +456,14 @@ func (u *Uplink) session(ctx context.Context, cm *autopaho.ConnectionManager) {
 				return
 			}
 			continue
+		}
+		// A rotation due is tried once the connection is set up: before
+		// the subscription to its reply topic (a clean session has
+		// none) the hub's reply would be lost.
+		u.setUp.Store(conn)
+		select {
+		case u.rotateWake <- struct{}{}:
+		default:
 		}
 		resend := time.NewTicker(u.o.ResendAfter / 3)
 		var after uint64

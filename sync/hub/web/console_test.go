@@ -94,7 +94,7 @@ type testConsole struct {
 
 const testPassword = "correct horse battery"
 
-func newTestConsole(t testing.TB, list []hub.TotemStatus) *testConsole {
+func newTestConsole(t testing.TB, list []hub.TotemStatus, opts ...func(*Console)) *testConsole {
 	t.Helper()
 	tc := &testConsole{clk: &clock{t: time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)}, secrets: map[string]string{},
 		sent: &sentCommands{}, list: list}
@@ -112,7 +112,7 @@ func newTestConsole(t testing.TB, list []hub.TotemStatus) *testConsole {
 	if tc.key, err = cmdsig.Generate("hub-console", cmdsig.Ops); err != nil {
 		t.Fatal(err)
 	}
-	h := Handler(Options{Console: &Console{Users: users, Commands: tc.sent, Key: &tc.key, Now: tc.clk.Now, Stats: &tc.stats,
+	con := &Console{Users: users, Commands: tc.sent, Key: &tc.key, Now: tc.clk.Now, Stats: &tc.stats,
 		List: func(hub.FleetFilter) []hub.TotemStatus {
 			tc.mu.Lock()
 			defer tc.mu.Unlock()
@@ -125,8 +125,11 @@ func newTestConsole(t testing.TB, list []hub.TotemStatus) *testConsole {
 			tc.mu.Lock()
 			tc.audit = append(tc.audit, auditLine{actor, action, detail})
 			tc.mu.Unlock()
-		}}})
-	tc.srv = httptest.NewServer(h)
+		}}
+	for _, o := range opts {
+		o(con)
+	}
+	tc.srv = httptest.NewServer(Handler(Options{Console: con}))
 	t.Cleanup(tc.srv.Close)
 	return tc
 }

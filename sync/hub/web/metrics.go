@@ -6,6 +6,7 @@ import (
 
 	"github.com/aslcns/totem/sync/broker"
 	"github.com/aslcns/totem/sync/creds"
+	"github.com/aslcns/totem/sync/enroll"
 	"github.com/aslcns/totem/sync/hub"
 	"github.com/aslcns/totem/sync/protocol"
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,7 +23,8 @@ type Sources struct {
 	Connections func() int
 	Fleet       *hub.Fleet
 	Credentials func() ([]broker.Credential, error)
-	Console     *ConsoleStats // the ops console's logins; nil: not shown
+	Console     *ConsoleStats          // the ops console's logins; nil: not shown
+	Enroll      func() hub.EnrollStats // the hub's enrollment requests; nil: not shown
 }
 
 // NewRegistry returns a registry with the Go runtime's and the process's
@@ -67,6 +69,7 @@ var (
 	dTakeovers   = desc("totemhub_broker_takeovers_total", "Connections replaced by a new one of the same user and client id.")
 	dDenied      = desc("totemhub_broker_denied_total", "Publishes, subscriptions and retained messages refused by the ACL, by operation.", "op")
 	dEnrollConns = desc("totemhub_broker_enroll_connections_total", "Connections of the enroll user admitted.")
+	dEnrollReqs  = desc("totemhub_enroll_requests_total", "Enrollment requests the hub received, by result: ok, dropped (over the hub's rate), or the reason of the refusal (malformed, too_large, alphabet, length, unknown, expired, used, burnt, not_a_totem, internal).", "result")
 	dLocked      = desc("totemhub_broker_locked_users", "Registry users locked now (totemctl unlock lifts a lock).")
 	dCredErrors  = desc("totemhub_credentials_read_errors_total", "Scrapes that could not read the credentials registry.")
 
@@ -88,7 +91,7 @@ var (
 )
 
 var allDescs = []*prometheus.Desc{dQueued, dCommands, dCmdRefused, dApplied, dBatchTime, dDuplicates, dGaps, dMalformed, dDropped, dFull, dBatches, dReqDropped,
-	dLogins, dConsLocks, dConsActions, dConns, dAuthFail, dLockouts, dConnRefused, dTakeovers, dDenied, dEnrollConns, dLocked, dCredErrors,
+	dLogins, dConsLocks, dConsActions, dConns, dAuthFail, dLockouts, dConnRefused, dTakeovers, dDenied, dEnrollConns, dEnrollReqs, dLocked, dCredErrors,
 	dOnline, dSince, dLastSeen, dPending, dOldest, dUsage, dAlarm, dQuarantine, dDeviceUp, dDevice, dClock, dInfo,
 	dExpiry, dCredLocked, dCredEvents}
 
@@ -183,6 +186,15 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(ch, dLogins, cs.LoginsRefused.Load(), "refused")
 		counter(ch, dConsLocks, cs.Lockouts.Load())
 		counter(ch, dConsActions, cs.Actions.Load())
+	}
+	if c.s.Enroll != nil {
+		e := c.s.Enroll()
+		counter(ch, dEnrollReqs, e.OK, "ok")
+		counter(ch, dEnrollReqs, e.Dropped, "dropped")
+		// Every reason, zero included: the label takes no other value.
+		for _, r := range enroll.Reasons {
+			counter(ch, dEnrollReqs, e.Refused[r], r)
+		}
 	}
 	if c.s.Connections != nil {
 		gauge(ch, dConns, float64(c.s.Connections()))

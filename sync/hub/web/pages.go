@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/cms"
+	"github.com/aslcns/totem/sync/broker"
 	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/hub"
 	"github.com/aslcns/totem/sync/protocol"
@@ -475,6 +476,15 @@ type credRow struct {
 	User, Expires, Rotated string
 	Pending, Locked        bool
 	Failures               int
+	LockedAt, From         string // the lock: when, and the source address
+	Events                 []credEvent
+}
+
+// credEvent is one credential event's count since the hub started; Key
+// its name in the catalogue.
+type credEvent struct {
+	Key string
+	N   int64
 }
 
 type lockedAccount struct{ Name, Until string }
@@ -503,6 +513,15 @@ func (c *console) accessBody(r *http.Request) accessBody {
 			cr := credRow{User: label(u.Username), Pending: u.Pending, Locked: u.Locked, Failures: u.Failures, Expires: "—", Rotated: when(u.Rotated)}
 			if !u.Expires.IsZero() {
 				cr.Expires = u.Expires.Local().Format(time.DateOnly)
+			}
+			if u.Locked {
+				cr.LockedAt, cr.From = when(u.LockedAt), label(u.From)
+			}
+			// The broker's fixed set, those that happened.
+			for _, e := range broker.CredentialEvents {
+				if n := u.Events[e]; n > 0 {
+					cr.Events = append(cr.Events, credEvent{"cev_" + e, n})
+				}
 			}
 			b.Creds = append(b.Creds, cr)
 		}
