@@ -80,8 +80,8 @@ func Is(err error, reason string) bool {
 
 // The plugin's reasons the package looks at (mosquitto 2.0).
 const (
-	ReasonClientExists = "Client already exists"
-	ReasonRoleExists   = "Role already exists"
+	ReasonClientExists   = "Client already exists"
+	ReasonRoleExists     = "Role already exists"
 	ReasonClientNotFound = "Client not found"
 	ReasonRoleNotFound   = "Role not found"
 )
