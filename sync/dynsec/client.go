@@ -64,6 +64,10 @@ type Response struct {
 	Corr    string          `json:"correlationData,omitempty"`
 }
 
+// ErrAdminRefused: the broker refused the admin client's login (a wrong
+// user or password: retrying does not help).
+var ErrAdminRefused = errors.New("dynsec: the broker refused the admin client")
+
 // Error is a command the plugin refused, with its reason.
 type Error struct {
 	Command string
@@ -223,7 +227,7 @@ func (c *Client) connect(ctx context.Context) error {
 	if err != nil {
 		conn.Close()
 		if ca != nil {
-			return fmt.Errorf("dynsec: the broker refused the admin client %s (0x%02X %s)", c.o.Username, ca.ReasonCode, ca.Properties.ReasonString)
+			return fmt.Errorf("%w: %s (0x%02X %s)", ErrAdminRefused, c.o.Username, ca.ReasonCode, ca.Properties.ReasonString)
 		}
 		return fmt.Errorf("dynsec: connect: %w", err)
 	}
