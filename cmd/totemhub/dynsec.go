@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -61,15 +62,19 @@ func startDynSec(ctx context.Context, cfg *config.Totemhub, reg *broker.Registry
 		return nil, nil, err
 	}
 	mir := dynsec.NewMirror(reg, c, log)
+	if mir.Given, err = dynsec.OpenGiven(filepath.Join(cfg.StateDir, "dynsec.db")); err != nil {
+		c.Close()
+		return nil, nil, err
+	}
 	sync := func() error {
 		sctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 		defer cancel()
-		rep, err := dynsec.Sync(sctx, c, reg, cfg.Fleet.CredentialsDir)
+		rep, err := dynsec.Sync(sctx, c, reg, cfg.Fleet.CredentialsDir, mir.Given)
 		if err != nil {
 			return err
 		}
 		log.Info("broker users synchronised to mosquitto's dynamic-security plugin", "created", len(rep.Created),
-			"updated", rep.Updated, "disabled", len(rep.Disabled))
+			"updated", rep.Updated, "secrets_given", len(rep.Secrets), "disabled", len(rep.Disabled))
 		if len(rep.NoSecret) > 0 {
 			log.Warn("users created in mosquitto without a secret (the registry keeps only hashes): provision or enroll them again",
 				"users", strings.Join(rep.NoSecret, ","))
@@ -79,6 +84,7 @@ func startDynSec(ctx context.Context, cfg *config.Totemhub, reg *broker.Registry
 	err = sync()
 	if errors.Is(err, dynsec.ErrAdminRefused) {
 		c.Close()
+		mir.Given.Close()
 		return nil, nil, fmt.Errorf("totemhub: broker.dynsec_user: %w", err)
 	}
 	done := make(chan struct{})
@@ -97,15 +103,15 @@ func startDynSec(ctx context.Context, cfg *config.Totemhub, reg *broker.Registry
 					return
 				case <-t.C:
 				}
-				if err := sync(); err == nil {
+				err := sync()
+				if err == nil {
 					return
-				} else {
-					log.Error("dynamic-security sync failed: retrying", "every", dynsecRetry, "err", err)
 				}
+				log.Error("dynamic-security sync failed: retrying", "every", dynsecRetry, "err", err)
 			}
 		}()
 	}
-	return mir, func() { cancel(); <-done; c.Close() }, nil
+	return mir, func() { cancel(); <-done; c.Close(); mir.Given.Close() }, nil
 }
 
 // readPasswordFile returns the first line of a file only its owner may

@@ -3,6 +3,7 @@ package dynsec
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -37,9 +38,13 @@ func rig(t *testing.T) (*mosq, *Mirror, string) {
 	}
 	t.Cleanup(func() { reg.Close() })
 	mir := NewMirror(reg, m.admin(t), nil)
+	if mir.Given, err = OpenGiven(filepath.Join(dir, "dynsec.db")); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mir.Given.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if _, err := Sync(ctx, mir.C, reg, dir); err != nil {
+	if _, err := Sync(ctx, mir.C, reg, dir, mir.Given); err != nil {
 		t.Fatal(err)
 	}
 	return m, mir, dir
@@ -139,7 +144,7 @@ func TestSyncIdempotent(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	rep, err := Sync(ctx, mir.C, reg, dir)
+	rep, err := Sync(ctx, mir.C, reg, dir, mir.Given)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,21 +156,41 @@ func TestSyncIdempotent(t *testing.T) {
 	code, _ = m.login(t, "T4", "T4", f4.Password)
 	ok(t, code == notAuthorized, "a totem locked in the registry logged in: 0x%02X", code)
 
-	rep, err = Sync(ctx, mir.C, reg, dir)
+	rep, err = Sync(ctx, mir.C, reg, dir, mir.Given)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ok(t, len(rep.Created) == 0 && rep.Updated == 3, "second sync: %+v", rep)
+	ok(t, len(rep.Created) == 0 && len(rep.Secrets) == 0 && rep.Updated == 3, "second sync: %+v", rep)
 	code, _ = m.login(t, "T3", "T3", f.Password)
 	ok(t, code == accepted, "second sync broke a secret: 0x%02X", code)
 	if _, _, err := reg.Unlock("T4"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Sync(ctx, mir.C, reg, dir); err != nil {
+	if _, err := Sync(ctx, mir.C, reg, dir, mir.Given); err != nil {
 		t.Fatal(err)
 	}
 	code, _ = m.login(t, "T4", "T4", f4.Password)
 	ok(t, code == accepted, "unlocked in the registry, still disabled: 0x%02X", code)
+
+	// Provisioned again while the plugin was not told (the hub stopped,
+	// the file lost): the next Sync gives the new secret, once.
+	os.Remove(filepath.Join(dir, "T3.json"))
+	f3, err := reg.Provision("T3", creds.RoleTotem, filepath.Join(dir, "T3.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, c3 := m.login(t, "T3", "T3", f.Password)
+	ok(t, c3 != nil, "old secret refused before the sync")
+	rep, err = Sync(ctx, mir.C, reg, dir, mir.Given)
+	ok(t, err == nil && len(rep.Secrets) == 1 && rep.Secrets[0] == "T3", "sync after a new secret: %+v %v", rep, err)
+	code, _ = m.login(t, "T3", "T3", f3.Password)
+	ok(t, code == accepted, "new secret refused after the sync: 0x%02X", code)
+	code, _ = m.login(t, "T3", "T3", f.Password)
+	ok(t, code != accepted, "old secret accepted after the sync")
+	_, c3 = m.login(t, "T3", "T3", f3.Password)
+	rep, err = Sync(ctx, mir.C, reg, dir, mir.Given)
+	ok(t, err == nil && len(rep.Secrets) == 0, "sync again: %+v %v", rep, err)
+	ok(t, c3.alive(), "a sync with nothing changed ended a connection")
 }
 
 // TestRolesOnMosquitto: the hub's, a console's and the enroll user's ACL

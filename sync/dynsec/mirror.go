@@ -19,9 +19,10 @@ import (
 // external mosquitto. The registry is written first: a change the plugin
 // refuses is returned as an error, and Sync mends what is left behind.
 type Mirror struct {
-	Reg *broker.Registry
-	C   *Client
-	Log *slog.Logger
+	Reg   *broker.Registry
+	C     *Client
+	Log   *slog.Logger
+	Given *Given // may be nil: then a provisioned secret is always given again
 
 	mu      sync.Mutex
 	pending map[string]string // rotations recorded, not yet given to the broker: totem → secret
@@ -42,10 +43,6 @@ func (m *Mirror) ctx() (context.Context, context.CancelFunc) {
 // Provision is broker.Registry.Provision, then the user in the plugin
 // with the secret of the credentials file.
 func (m *Mirror) Provision(username, role, path string) (creds.File, error) {
-	before, _, err := m.Reg.Get(username)
-	if err != nil {
-		return creds.File{}, err
-	}
 	f, err := m.Reg.Provision(username, role, path)
 	if err != nil {
 		return creds.File{}, err
@@ -56,11 +53,14 @@ func (m *Mirror) Provision(username, role, path string) (creds.File, error) {
 	}
 	ctx, cancel := m.ctx()
 	defer cancel()
-	u := User{Username: username, Role: role, Password: f.Password, KeepSecret: before.Hash == after.Hash, Disabled: m.locked(username)}
+	// The same secret as before, already given: nothing to set (setting
+	// it would end the user's connections).
+	u := User{Username: username, Role: role, Password: f.Password, KeepSecret: m.Given.Hash(username) == after.Hash,
+		Disabled: m.locked(username)}
 	if _, err := m.C.EnsureUser(ctx, u); err != nil {
 		return creds.File{}, fmt.Errorf("dynsec: provision %s: %w", username, err)
 	}
-	return f, nil
+	return f, m.given(username)
 }
 
 // Enroll issues an enrollment code (registry only: the plugin learns the
@@ -82,6 +82,9 @@ func (m *Mirror) Redeem(totem, code string, now time.Time) (creds.File, error) {
 	if _, err := m.C.EnsureUser(ctx, User{Username: totem, Role: creds.RoleTotem, Password: f.Password}); err != nil {
 		m.Log.Error("enrollment not given to the broker", "totem", totem, "err", err)
 		return creds.File{}, &enroll.Error{Reason: enroll.ReasonInternal, Msg: "the broker could not be told of the new credentials"}
+	}
+	if err := m.given(totem); err != nil {
+		m.Log.Error("secret given not recorded", "totem", totem, "err", err)
 	}
 	return f, nil
 }
@@ -116,8 +119,19 @@ func (m *Mirror) CommitRotation(username string, now time.Time) error {
 	if err := m.C.SetPassword(ctx, username, pw); err != nil {
 		return fmt.Errorf("dynsec: rotate %s: %w", username, err)
 	}
-	_, err := m.Reg.ConfirmRotation(username, now)
-	return err
+	if _, err := m.Reg.ConfirmRotation(username, now); err != nil {
+		return err
+	}
+	return m.given(username)
+}
+
+// given records the registry's current hash of username as given.
+func (m *Mirror) given(username string) error {
+	u, ok, err := m.Reg.Get(username)
+	if err != nil || !ok {
+		return err
+	}
+	return m.Given.Put(username, u.Hash)
 }
 
 // Lock locks username in the registry and disables it in the plugin,

@@ -19,6 +19,9 @@ type Report struct {
 	// only hashes, and no credentials file in credentials_dir holds their
 	// current one. They cannot log in until provisioned or enrolled again.
 	NoSecret []string `json:"no_secret,omitempty"`
+	// Secrets are existing clients given the secret of their credentials
+	// file, which changed since the plugin was last given one.
+	Secrets []string `json:"secrets,omitempty"`
 }
 
 // Sync brings the plugin in line with the registry, and is idempotent:
@@ -26,10 +29,11 @@ type Report struct {
 // is public), and every registry user with its own role, client id and
 // lock (disabled when locked, enabled otherwise). A user the plugin does
 // not have is created with the secret of credentials_dir/NAME.json when
-// that file holds the registry's current one; an existing client keeps its
-// secret. Clients the registry does not know (the dynsec admin) are left
-// alone.
-func Sync(ctx context.Context, c *Client, reg *broker.Registry, credentialsDir string) (Report, error) {
+// that file holds the registry's current one; an existing client is given
+// that secret only when given (may be nil) does not record it as given
+// already, and keeps its own otherwise. Clients the registry does not
+// know (the dynsec admin) are left alone.
+func Sync(ctx context.Context, c *Client, reg *broker.Registry, credentialsDir string, given *Given) (Report, error) {
 	var rep Report
 	if err := c.SetDefaults(ctx); err != nil {
 		return rep, err
@@ -49,12 +53,22 @@ func Sync(ctx context.Context, c *Client, reg *broker.Registry, credentialsDir s
 	sort.Slice(users, func(i, j int) bool { return users[i].Username < users[j].Username })
 	for _, cr := range users {
 		u := User{Username: cr.Username, Role: cr.Role, Disabled: cr.Locked, KeepSecret: true}
+		var hash string
 		if credentialsDir != "" {
-			u.Password = knownSecret(reg, filepath.Join(credentialsDir, cr.Username+".json"), cr.Username, cr.Role)
+			u.Password, hash = knownSecret(reg, filepath.Join(credentialsDir, cr.Username+".json"), cr.Username, cr.Role)
 		}
+		u.KeepSecret = given == nil || given.Hash(u.Username) == hash
 		created, err := c.EnsureUser(ctx, u)
 		if err != nil {
 			return rep, err
+		}
+		if u.Password != "" && (created || !u.KeepSecret) {
+			if err := given.Put(u.Username, hash); err != nil {
+				return rep, err
+			}
+			if !created {
+				rep.Secrets = append(rep.Secrets, u.Username)
+			}
 		}
 		if created {
 			rep.Created = append(rep.Created, u.Username)
@@ -71,20 +85,20 @@ func Sync(ctx context.Context, c *Client, reg *broker.Registry, credentialsDir s
 	return rep, nil
 }
 
-// knownSecret returns the secret of the credentials file at path if it is
-// username's current one in the registry, and "" otherwise (no file,
-// another user's, an older secret, or a rotation pending).
-func knownSecret(reg *broker.Registry, path, username, role string) string {
+// knownSecret returns the secret of the credentials file at path and the
+// registry's hash of it if it is username's current one, and "" otherwise
+// (no file, another user's, an older secret, or a rotation pending).
+func knownSecret(reg *broker.Registry, path, username, role string) (password, hash string) {
 	f, err := creds.Load(path)
 	if err != nil || f.Username != username || f.Role != role {
-		return ""
+		return "", ""
 	}
 	u, ok, err := reg.Get(username)
 	if err != nil || !ok || u.Next != "" {
-		return ""
+		return "", ""
 	}
 	if match, err := creds.Verify(u.Hash, f.Password); err != nil || !match {
-		return ""
+		return "", ""
 	}
-	return f.Password
+	return f.Password, u.Hash
 }
