@@ -41,6 +41,23 @@ func unlock(ctx context.Context, cfg *config.Totemctl, args []string, stdout io.
 	return nil
 }
 
+// lockUser locks a broker user until an unlock (ops): a stolen totem.
+func lockUser(ctx context.Context, cfg *config.Totemctl, args []string, stdout io.Writer) error {
+	if len(args) != 1 || !protocol.ValidTotemID(args[0]) {
+		return fmt.Errorf("totemctl: lock NAME (a totem or console)")
+	}
+	r, err := hubRequest(ctx, cfg, "lock", map[string]string{"name": args[0]})
+	if err != nil {
+		return err
+	}
+	var res hub.LockResult
+	if err := json.Unmarshal(r.Data, &res); err != nil {
+		return fmt.Errorf("totemctl: lock: %w", err)
+	}
+	fmt.Fprintf(stdout, "%s locked: refused until totemctl unlock %s\n", res.Username, res.Username)
+	return nil
+}
+
 // locks lists the broker users with failed authentications counted.
 func locks(ctx context.Context, cfg *config.Totemctl, args []string, stdout, stderr io.Writer) error {
 	return hubList(ctx, cfg, "locks", args, stdout, stderr, nil, renderLocks)

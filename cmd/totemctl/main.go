@@ -81,6 +81,7 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 			"       totemctl [flags] cmd TOTEM NAME [KEY=VALUE…] [--json]   (status and jobs print tables; --json the raw reply)\n  commands: "+commandList(totemCommands())+"\n"+
 			"       totemctl [flags] locks [-o table|json]\n"+
 			"       totemctl [flags] unlock NAME\n"+
+			"       totemctl [flags] lock NAME\n"+
 			"       totemctl [flags] enroll TOTEM\n"+
 			"       totemctl [flags] credentials [-o table|json]\n"+
 			"       totemctl [flags] technician add NAME [--light] | list [-o table|json] | remove NAME|NUMBER\n"+
@@ -133,6 +134,8 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 		return locks(ctx, cfg, rest[1:], stdout, stderr)
 	case "unlock":
 		return unlock(ctx, cfg, rest[1:], stdout)
+	case "lock":
+		return lockUser(ctx, cfg, rest[1:], stdout)
 	case "enroll":
 		return enrollTotem(ctx, cfg, rest[1:], stdout)
 	case "credentials":

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/protocol"
 	"github.com/eclipse/paho.golang/paho"
@@ -119,7 +121,7 @@ func TestHubDrivesMosquittoDynsec(t *testing.T) {
 	cfg := filepath.Join(dir, "totemhub.toml")
 	doc := fmt.Sprintf("state_dir = %q\n[broker]\nembedded = false\nurl = \"mqtt://%s\"\ncredentials_file = %q\n"+
 		"dynsec = true\ndynsec_user = \"dynsec-admin\"\ndynsec_password_file = %q\n[http]\nlisten = \"\"\n"+
-		"[fleet]\ncredentials_dir = %q\nprovision = [\"t-01\"]\nconsole = \"\"\n",
+		"[fleet]\ncredentials_dir = %q\nprovision = [\"t-01\"]\nconsole = \"console\"\n",
 		state, addr, filepath.Join(credDir, "hub-a.json"), pwFile, credDir)
 	if err := os.WriteFile(cfg, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
@@ -179,6 +181,59 @@ func TestHubDrivesMosquittoDynsec(t *testing.T) {
 	}
 	if code, _, _ = mqttLogin(t, addr, "t-01", "t-01", f.Password); code == 0 {
 		t.Fatal("the old secret still works after the rotation")
+	}
+
+	// Lock and unlock by ops' signed commands to the hub: mosquitto
+	// disables the totem (its connection ends) and enables it again.
+	cf, err := creds.Load(filepath.Join(credDir, "console.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := cmdsig.LoadPrivate(filepath.Join(credDir, "console.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, cc, replies := mqttLogin(t, addr, "console-1", "console", cf.Password)
+	if code != 0 {
+		t.Fatalf("the console refused by mosquitto: 0x%02X", code)
+	}
+	if _, err := cc.Subscribe(sctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: protocol.HubReplyTopic("console"), QoS: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	hubCmd := func(name string) {
+		t.Helper()
+		c := protocol.Command{V: 1, ID: name + "-0123456789abcdef", Name: name, Args: map[string]string{"name": "t-01"}}
+		if err := cmdsig.Sign(key, &c, cmdsig.HubTarget, "", time.Now(), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := protocol.Marshal(c)
+		if _, err := cc.Publish(sctx, &paho.Publish{Topic: protocol.HubCmdTopic, QoS: 1, Payload: b,
+			Properties: &paho.PublishProperties{ResponseTopic: protocol.HubReplyTopic("console")}}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case p := <-replies:
+			var r protocol.Reply
+			if err := json.Unmarshal(p.Payload, &r); err != nil || !r.OK || r.ID != c.ID {
+				t.Fatalf("%s: reply %s %v", name, p.Payload, err)
+			}
+		case <-sctx.Done():
+			t.Fatalf("%s: no reply from the hub", name)
+		}
+	}
+	_, tc, _ := mqttLogin(t, addr, "t-01", "t-01", next)
+	hubCmd("lock")
+	select {
+	case <-tc.Done():
+	case <-sctx.Done():
+		t.Fatal("a locked totem kept its connection to mosquitto")
+	}
+	if code, _, _ := mqttLogin(t, addr, "t-01", "t-01", next); code == 0 {
+		t.Fatal("a locked totem logged in to mosquitto")
+	}
+	hubCmd("unlock")
+	if code, _, _ := mqttLogin(t, addr, "t-01", "t-01", next); code != 0 {
+		t.Fatalf("an unlocked totem refused by mosquitto: 0x%02X", code)
 	}
 
 	if out, err := provisionRole(cfg, "hub", "hub-c"); err != nil || !strings.Contains(out, "running hub") {

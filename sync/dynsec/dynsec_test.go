@@ -26,6 +26,7 @@ var (
 	_ hub.Accounts          = (*Mirror)(nil)
 	_ hub.Enroller          = (*Mirror)(nil)
 	_ hub.RotationCommitter = (*Mirror)(nil)
+	_ hub.Locker            = (*Mirror)(nil)
 )
 
 func rig(t *testing.T) (*mosq, *Mirror, string) {
@@ -85,7 +86,7 @@ func TestTotemLifecycleOnMosquitto(t *testing.T) {
 	ok(t, code != accepted, "a wrong secret accepted")
 
 	// Lock: the connection ends and the secret is refused; unlock.
-	if err := mir.Lock("T1", "ops", time.Now()); err != nil {
+	if err := mir.LockUser("T1", "ops", time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	ok(t, !c.alive(), "a locked totem kept its connection")

@@ -134,9 +134,9 @@ func (m *Mirror) given(username string) error {
 	return m.Given.Put(username, u.Hash)
 }
 
-// Lock locks username in the registry and disables it in the plugin,
-// which ends its connections.
-func (m *Mirror) Lock(username, from string, now time.Time) error {
+// LockUser locks username in the registry and disables it in the
+// plugin, which ends its connections.
+func (m *Mirror) LockUser(username, from string, now time.Time) error {
 	if err := m.Reg.LockUser(username, from, now); err != nil {
 		return err
 	}
