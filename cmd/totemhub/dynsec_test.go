@@ -50,7 +50,7 @@ func dynsecMosquitto(t *testing.T) (addr, pwFile string) {
 	addr = l.Addr().String()
 	l.Close()
 	_, port, _ := net.SplitHostPort(addr)
-	text := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous false\npersistence false\nplugin %s\nplugin_opt_config_file %s\nlog_dest file %s\n",
+	text := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous false\npersistence false\nset_tcp_nodelay true\nplugin %s\nplugin_opt_config_file %s\nlog_dest file %s\n",
 		port, plugins[0], conf, filepath.Join(dir, "mosquitto.log"))
 	if os.Getuid() == 0 {
 		text += "user root\n"

@@ -34,7 +34,9 @@ func pluginPath() string {
 	return ""
 }
 
-func startMosquitto(t *testing.T) *mosq {
+func startMosquitto(t *testing.T) *mosq { return startMosquittoTB(t) }
+
+func startMosquittoTB(t testing.TB) *mosq {
 	t.Helper()
 	bin, err := exec.LookPath("mosquitto")
 	if err == nil {
@@ -61,7 +63,7 @@ func startMosquitto(t *testing.T) *mosq {
 	l.Close()
 	_, port, _ := net.SplitHostPort(m.addr)
 	text := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous false\npersistence false\nmax_packet_size 262144\n"+
-		"plugin %s\nplugin_opt_config_file %s\nlog_dest file %s\n", port, plugin, conf, m.log)
+		"set_tcp_nodelay true\nplugin %s\nplugin_opt_config_file %s\nlog_dest file %s\n", port, plugin, conf, m.log)
 	if os.Getuid() == 0 {
 		text += "user root\n" // as root mosquitto drops to its own user, which cannot read the temp dir
 	}
