@@ -14,6 +14,7 @@ import (
 
 	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/creds"
+	"github.com/aslcns/totem/sync/enroll"
 	"github.com/aslcns/totem/sync/protocol"
 	"github.com/eclipse/paho.golang/paho"
 )
@@ -112,8 +113,10 @@ func mqttLogin(t *testing.T, addr, clientID, username, password string) (byte, *
 // the plugin in line with its registry at start (its own identity, the
 // provisioned totems), a totem rotates its secret through the hub and
 // reads the reply before mosquitto ends its connection, the new secret
-// works and the old one no longer does; a hub identity provisioned while
-// the hub runs logs in to mosquitto.
+// works and the old one no longer does; ops' lock ends the totem's
+// connection and refuses it, the unlock lets it in; a totem enrolled by
+// code on mosquitto logs in with what it got; a hub identity provisioned
+// while the hub runs logs in to mosquitto.
 func TestHubDrivesMosquittoDynsec(t *testing.T) {
 	addr, pwFile := dynsecMosquitto(t)
 	dir := t.TempDir()
@@ -200,9 +203,9 @@ func TestHubDrivesMosquittoDynsec(t *testing.T) {
 	if _, err := cc.Subscribe(sctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: protocol.HubReplyTopic("console"), QoS: 1}}}); err != nil {
 		t.Fatal(err)
 	}
-	hubCmd := func(name string) {
+	hubCmd := func(name string, args map[string]string) json.RawMessage {
 		t.Helper()
-		c := protocol.Command{V: 1, ID: name + "-0123456789abcdef", Name: name, Args: map[string]string{"name": "t-01"}}
+		c := protocol.Command{V: 1, ID: name + "-0123456789abcdef", Name: name, Args: args}
 		if err := cmdsig.Sign(key, &c, cmdsig.HubTarget, "", time.Now(), time.Minute); err != nil {
 			t.Fatal(err)
 		}
@@ -217,12 +220,14 @@ func TestHubDrivesMosquittoDynsec(t *testing.T) {
 			if err := json.Unmarshal(p.Payload, &r); err != nil || !r.OK || r.ID != c.ID {
 				t.Fatalf("%s: reply %s %v", name, p.Payload, err)
 			}
+			return r.Data
 		case <-sctx.Done():
 			t.Fatalf("%s: no reply from the hub", name)
 		}
+		return nil
 	}
 	_, tc, _ := mqttLogin(t, addr, "t-01", "t-01", next)
-	hubCmd("lock")
+	hubCmd("lock", map[string]string{"name": "t-01"})
 	select {
 	case <-tc.Done():
 	case <-sctx.Done():
@@ -231,9 +236,25 @@ func TestHubDrivesMosquittoDynsec(t *testing.T) {
 	if code, _, _ := mqttLogin(t, addr, "t-01", "t-01", next); code == 0 {
 		t.Fatal("a locked totem logged in to mosquitto")
 	}
-	hubCmd("unlock")
+	hubCmd("unlock", map[string]string{"name": "t-01"})
 	if code, _, _ := mqttLogin(t, addr, "t-01", "t-01", next); code != 0 {
 		t.Fatalf("an unlocked totem refused by mosquitto: 0x%02X", code)
+	}
+
+	// Enrollment: a code from ops, exchanged by the enroll user on
+	// mosquitto; the credentials the hub hands out work there.
+	var en struct {
+		Code string `json:"code"`
+	}
+	if err := json.Unmarshal(hubCmd("enroll", map[string]string{"totem": "t-new"}), &en); err != nil || en.Code == "" {
+		t.Fatalf("enroll: %+v %v", en, err)
+	}
+	nf, _, err := enroll.Client{URL: "mqtt://" + addr, Totem: "t-new"}.Exchange(sctx, en.Code)
+	if err != nil {
+		t.Fatalf("enrollment on mosquitto: %v", err)
+	}
+	if code, _, _ := mqttLogin(t, addr, "t-new", "t-new", nf.Password); code != 0 {
+		t.Fatalf("an enrolled totem refused by mosquitto: 0x%02X", code)
 	}
 
 	if out, err := provisionRole(cfg, "hub", "hub-c"); err != nil || !strings.Contains(out, "running hub") {
