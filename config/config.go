@@ -235,6 +235,13 @@ type Totemhub struct {
 
 		URL             string `toml:"url"`              // external broker, required when not embedded
 		CredentialsFile string `toml:"credentials_file"` // hub's credentials on the external broker
+		// DynSec: the external broker is mosquitto with its
+		// dynamic-security plugin, which the hub keeps in line with its
+		// registry (sync/dynsec) as the admin DynSecUser, whose password
+		// is the first line of DynSecPasswordFile (0600).
+		DynSec             bool   `toml:"dynsec"`
+		DynSecUser         string `toml:"dynsec_user"`
+		DynSecPasswordFile string `toml:"dynsec_password_file"`
 		// TLS to the external broker; allow_plain also lets the embedded
 		// broker's plain listener leave the loopback. ca_file "" = the
 		// system's roots.

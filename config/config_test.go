@@ -216,6 +216,8 @@ func TestValidate(t *testing.T) {
 		{"citizen retention", loadh, "[cms]\ncitizen_retention = \"12h\"", "cms.citizen_retention"},
 		{"external no url", loadh, "[broker]\nembedded = false\ncredentials_file = \"hub.json\"", "broker.url"},
 		{"external no credentials", loadh, "[broker]\nembedded = false\nurl = \"mqtts://b:8883\"", "broker.credentials_file"},
+		{"dynsec no user", loadh, "[broker]\ndynsec = true\ndynsec_password_file = \"p\"", "broker.dynsec_user"},
+		{"dynsec no password file", loadh, "[broker]\ndynsec = true\ndynsec_user = \"admin\"", "broker.dynsec_password_file"},
 		{"listen", loadh, "[broker]\nlisten = \"1883\"", "broker.listen"},
 		{"max packet", loadh, "[broker]\nmax_packet = 0", "broker.max_packet"},
 		{"max connections", loadh, "[broker]\nmax_connections = 0", "broker.max_connections"},

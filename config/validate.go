@@ -356,6 +356,14 @@ func (c *Totemhub) validateBroker(p *problems) {
 			p.add("broker.credentials_file", "required when broker.embedded is false")
 		}
 	}
+	if c.Broker.DynSec {
+		if c.Broker.DynSecUser == "" {
+			p.add("broker.dynsec_user", "required with dynsec: the plugin's admin client (mosquitto_ctrl dynsec init)")
+		}
+		if c.Broker.DynSecPasswordFile == "" {
+			p.add("broker.dynsec_password_file", "required with dynsec: a file (0600) holding the admin client's password")
+		}
+	}
 	if c.Broker.URL != "" {
 		p.brokerURL("broker.url", c.Broker.URL)
 		p.plainURL("broker.url", c.Broker.URL, c.Broker.TLSClient)

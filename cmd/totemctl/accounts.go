@@ -38,6 +38,19 @@ func unlock(ctx context.Context, cfg *config.Totemctl, args []string, stdout, _ 
 	return nil
 }
 
+// lockUser locks a broker user until an unlock (ops): a stolen totem.
+func lockUser(ctx context.Context, cfg *config.Totemctl, args []string, stdout, _ io.Writer) error {
+	if len(args) != 1 || !protocol.ValidTotemID(args[0]) {
+		return fmt.Errorf("totemctl: lock NAME (a totem or console)")
+	}
+	res, err := hubReply[hub.LockResult](ctx, cfg, "lock", map[string]string{"name": args[0]}, "lock")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s locked: refused until totemctl unlock %s\n", res.Username, res.Username)
+	return nil
+}
+
 // locks lists the broker users with failed authentications counted.
 func locks(ctx context.Context, cfg *config.Totemctl, args []string, stdout, stderr io.Writer) error {
 	return hubList(ctx, cfg, "locks", args, stdout, stderr, nil, renderLocks)

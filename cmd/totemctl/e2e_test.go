@@ -362,6 +362,7 @@ func TestEveryCommandRunsEndToEnd(t *testing.T) {
 		"report":       {"report"},
 		"locks":        {"locks"},
 		"unlock":       {"unlock", rigTotem},
+		"lock":         {"lock", "t-new"}, // after enroll registers it
 		"enroll":       {"enroll", "t-new"},
 		"credentials":  {"credentials"},
 		"fleet":        {"status"},

@@ -62,7 +62,7 @@ type handler func(ctx context.Context, cfg *config.Totemctl, args []string, stdo
 var commands = func() map[string]handler {
 	t := map[string]handler{
 		"status": statusCmd, "report": report, "sendlog": sendlog, "resync": resync, "keygen": keygen,
-		"locks": locks, "unlock": unlock, "enroll": enrollTotem, "credentials": credentialsList, "job": job,
+		"locks": locks, "unlock": unlock, "lock": lockUser, "enroll": enrollTotem, "credentials": credentialsList, "job": job,
 		"technician": technician, "audit": auditCmd, "config": configCmd, "cmd": consoleCmd,
 	}
 	for _, name := range actions {
@@ -131,6 +131,7 @@ func globalFlags(stderr io.Writer) (*flag.FlagSet, *globals) {
 			"       totemctl [flags] cmd TOTEM NAME [KEY=VALUE…] [--json]   (status and jobs print tables; --json the raw reply)\n  commands: "+commandList(totemCommands())+"\n"+
 			"       totemctl [flags] locks [-o table|json]\n"+
 			"       totemctl [flags] unlock NAME\n"+
+			"       totemctl [flags] lock NAME\n"+
 			"       totemctl [flags] enroll TOTEM\n"+
 			"       totemctl [flags] credentials [-o table|json]\n"+
 			"       totemctl [flags] technician add NAME [--light] | list [-o table|json] | remove NAME|NUMBER\n"+

@@ -5,6 +5,7 @@
 //
 //	totemhub [--config FILE] [--broker URL]    serve
 //	totemhub provision [--config FILE] TOTEM  register a totem, write its credentials file
+//	totemhub provision --role hub NAME        a hub identity for another hub process (via the running hub)
 //	totemhub user add NAME --role technician|ops  an ops console account (password on stdin, TOTP printed)
 //	totemhub user list
 //	totemhub migrate [--config FILE]          create or upgrade the PostgreSQL schema of [store] url
@@ -43,6 +44,8 @@ func main() { cli.Main(run) }
 const usage = `usage:
   totemhub [--config FILE] [--broker URL]           serve: broker, ingest, fleet registry
   totemhub [--config FILE] provision TOTEM          register a totem, write its credentials file (hub stopped)
+  totemhub [--config FILE] provision --role hub NAME
+                                                    a hub identity: NAME.json for another hub's [broker] credentials_file
   totemhub [--config FILE] user add NAME --role technician|ops
                                                     an ops console account (password on stdin, TOTP printed)
   totemhub [--config FILE] user list|code NAME|uri NAME
@@ -83,6 +86,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		// Before the registry: accounts are added while the hub runs.
 		return userCommand(cfg, fs.Args()[1:], stdin, stdout, stderr)
 	}
+	if fs.Arg(0) == "provision" && fs.NArg() == 4 { // --role hub NAME: through the running hub if one runs
+		return provisionRoleCommand(ctx, cfg, fs.Args()[1:], stdout)
+	}
 	reg, err := openRegistry(cfg.StateDir)
 	if err != nil {
 		return err
@@ -113,7 +119,7 @@ func checkWords(fs *flag.FlagSet) error {
 			return cli.Usagef(usage, "totemhub: unexpected %q", fs.Arg(1))
 		}
 	case "provision":
-		if fs.NArg() != 2 {
+		if fs.NArg() != 2 && (fs.NArg() != 4 || fs.Arg(1) != "--role") {
 			return cli.Usagef(usage, "totemhub: provision takes one totem id")
 		}
 	case "user": // its own words are userCommand's

@@ -193,6 +193,11 @@ func (s *server) newIngest(ctx context.Context) (*hub.Hub, error) {
 	if cfg.Broker.Embedded {
 		accounts, enroller = reg, reg
 	}
+	stopUsers, err := brokerUsers(ctx, cfg, reg, s.tlsCfg, s.caFile, log, &accounts, &enroller) // dynsec.go
+	if err != nil {
+		return nil, err
+	}
+	s.undo.Push(stopUsers)
 	aud, stopAudit, err := openAudit(ctx, cfg, log.With("subsystem", "audit"))
 	if err != nil {
 		return nil, err

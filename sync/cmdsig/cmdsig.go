@@ -75,6 +75,7 @@ var (
 		"locks":        Technician,
 		"credentials":  Technician, // users' expiry and locks
 		"unlock":       Ops,        // lifts a broker user's lock (8 failed authentications)
+		"lock":         Ops,        // locks a broker user (a stolen totem) until unlock
 		"enroll":       Ops,        // issues a totem's enrollment code
 		"fleet":        Technician, // the fleet registry: presence, backlog, devices
 		"job_create":   Ops,        // a fleet update job (sync/update/rollout)

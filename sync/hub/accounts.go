@@ -36,6 +36,7 @@ type UnlockResult struct {
 // roles are in sync/cmdsig's table like every other command's.
 var accountCommands = map[string]func(h *Hub, cmd *protocol.Command, console string) (json.RawMessage, error){
 	"unlock":      (*Hub).unlock,
+	"lock":        (*Hub).lock, // lock.go
 	"locks":       (*Hub).locks,
 	"enroll":      (*Hub).enrollCommand, // enroll.go
 	"credentials": (*Hub).credentials,

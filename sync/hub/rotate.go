@@ -52,7 +52,21 @@ func (h *Hub) rotate(totem string, p *paho.Publish) {
 	defer cancel()
 	if _, err := cm.Publish(ctx, &paho.Publish{Topic: protocol.Topic(totem, protocol.LeafRotated), QoS: 1, Payload: b}); err != nil {
 		h.limited(slog.LevelWarn, "rotate_reply", "rotation reply not sent", "totem", totem, "err", err)
+		return
 	}
+	if c, ok := h.o.Accounts.(RotationCommitter); ok && reply.OK {
+		if err := c.CommitRotation(totem, time.Now()); err != nil {
+			h.log.Error("rotation not given to the broker", "totem", totem, "err", err)
+		}
+	}
+}
+
+// RotationCommitter is Accounts that keep an external broker's users
+// (sync/dynsec): the broker learns a rotated secret only once the reply is
+// on its way, since mosquitto ends a client's connections when its secret
+// changes and the totem would never read the reply.
+type RotationCommitter interface {
+	CommitRotation(username string, now time.Time) error
 }
 
 // Rotations counts the rotations the hub recorded.

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aslcns/totem/sync/broker"
+	"github.com/aslcns/totem/sync/creds"
+	"github.com/eclipse/paho.golang/paho"
+)
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func provisionRole(cfg, role, name string) (string, error) {
+	var out, errw bytes.Buffer
+	err := run(context.Background(), []string{"--config", cfg, "provision", "--role", role, name}, nil, &out, &errw)
+	return out.String(), err
+}
+
+// hubConn connects to addr as f and returns the client.
+func hubConn(t *testing.T, addr string, f creds.File) *paho.Client {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := paho.NewClient(paho.ClientConfig{Conn: nc})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := cl.Connect(ctx, &paho.Connect{ClientID: "totemhub-b-1", CleanStart: true, KeepAlive: 30,
+		Username: f.Username, UsernameFlag: true, Password: []byte(f.Password), PasswordFlag: true}); err != nil {
+		t.Fatalf("a provisioned hub identity could not log in: %v", err)
+	}
+	t.Cleanup(func() { _ = cl.Disconnect(&paho.Disconnect{}); <-cl.Done() })
+	return cl
+}
+
+// `totemhub provision --role hub NAME` writes NAME.json, role hub, with
+// the hub stopped (on the registry) and while it runs (through the
+// running hub's socket, since the hub holds the registry); the identity
+// logs in to the hub's broker with the hub's ACL.
+func TestProvisionHubIdentity(t *testing.T) {
+	dir := t.TempDir()
+	state, credDir := filepath.Join(dir, "hub"), filepath.Join(dir, "creds")
+	cfg := filepath.Join(dir, "totemhub.toml")
+	doc := fmt.Sprintf("state_dir = %q\n[broker]\nlisten = \"127.0.0.1:0\"\ntls_listen = \"\"\n[http]\nlisten = \"\"\n"+
+		"[fleet]\ncredentials_dir = %q\nprovision = [\"t-01\"]\nconsole = \"\"\n", state, credDir)
+	if err := os.WriteFile(cfg, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	// Hub stopped.
+	out, err := provisionRole(cfg, "hub", "hub-b")
+	if err != nil || !strings.Contains(out, "hub hub-b provisioned: credentials in") {
+		t.Fatalf("provision --role hub: %q, %v", out, err)
+	}
+	f, err := creds.Load(filepath.Join(credDir, "hub-b.json"))
+	if err != nil || f.Role != creds.RoleHub || f.Username != "hub-b" {
+		t.Fatalf("hub-b.json: %+v, %v", f, err)
+	}
+	if _, err := provision(cfg, "t-02"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ role, name, want string }{
+		{"console", "c-1", "only hub"},
+		{"hub", "t-02", "registered as a totem"},
+		{"hub", "enroll", "reserved"},
+		{"hub", "totemhub-1a2b", "reserved"},
+	} {
+		if _, err := provisionRole(cfg, c.role, c.name); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("provision --role %s %s: %v, want %q", c.role, c.name, err, c.want)
+		}
+	}
+
+	// Hub running: it holds fleet.db.
+	ctx, cancel := context.WithCancel(context.Background())
+	var logs syncBuf
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"--config", cfg}, nil, &logs, &logs) }()
+	defer func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil && ctx.Err() == nil {
+				t.Error(err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("the hub did not stop")
+		}
+	}()
+	addrRE := regexp.MustCompile(`embedded broker listening.* addr=(\S+)`)
+	var addr string
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if m := addrRE.FindStringSubmatch(logs.String()); m != nil {
+			addr = m[1]
+		}
+		if _, err := os.Stat(filepath.Join(state, adminSocket)); err == nil && addr != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the hub did not start: %s", logs.String())
+		}
+	}
+	out, err = provisionRole(cfg, "hub", "hub-c")
+	if err != nil || !strings.Contains(out, "hub hub-c provisioned (by the running hub)") {
+		t.Fatalf("provision --role hub while the hub runs: %q, %v", out, err)
+	}
+	if _, err := provisionRole(cfg, "hub", "t-01"); err == nil || !strings.Contains(err.Error(), "running hub refused") {
+		t.Errorf("a totem's name as a hub through the running hub: %v", err)
+	}
+	fc, err := creds.Load(filepath.Join(credDir, "hub-c.json"))
+	if err != nil || fc.Role != creds.RoleHub {
+		t.Fatalf("hub-c.json: %+v, %v", fc, err)
+	}
+	// The identity is the hub role's on the running hub's broker.
+	cl := hubConn(t, addr, fc)
+	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer scancel()
+	sa, err := cl.Subscribe(sctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{
+		{Topic: "$share/totemhub/totem/v1/+/op", QoS: 1}, {Topic: "totem/v1/t-01/result", QoS: 1}}})
+	if sa == nil || len(sa.Reasons) != 2 || sa.Reasons[0] != 1 || sa.Reasons[1] < 0x80 { // err: the refusal
+		t.Fatalf("hub identity's subscriptions: %v %v, want the ops granted and a totem's results refused", sa, err)
+	}
+	// The file written while the hub ran keeps working once it stops.
+	cancel()
+	<-done
+	done <- nil
+	reg, err := broker.OpenRegistry(filepath.Join(state, "fleet.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	if role, ok := reg.Authenticate("hub-c", fc.Password); !ok || role != creds.RoleHub {
+		t.Fatalf("hub-c in the registry: %q %v", role, ok)
+	}
+}
