@@ -30,6 +30,9 @@ type Effect func(ctx context.Context, tx *Tx, op cms.Op, protocol string) (Appli
 type Tx struct {
 	tx pgx.Tx
 	b  pgx.Batch
+	// cache is the records this transaction read or wrote, by table and
+	// key, as JSON (nil: there is none): see recTx.cached.
+	cache map[string][]byte
 	// The frame's own rows, sent as one INSERT … unnest per table.
 	ops   opRows
 	audit auditRows

@@ -81,6 +81,57 @@ func (r recTx) row(sql string, args []any, dst ...any) (bool, error) {
 	return err == nil, err
 }
 
+// cached returns the JSON of record key (table and key), from the
+// transaction's cache or else from the one row of sql, which it caches.
+// Within an applying transaction (or Update) the counter rows are held
+// (lockCounters): no other hub process changes a record until the
+// commit, so what this transaction read or wrote is what the database
+// holds. A batch draining one card's operations reads the card once, not
+// once per operation.
+func (r recTx) cached(key, sql string, args ...any) ([]byte, error) {
+	if b, ok := r.t.cache[key]; ok {
+		return b, nil
+	}
+	var b []byte
+	if _, err := r.row(sql, args, &b); err != nil {
+		return nil, err
+	}
+	if r.t.cache == nil {
+		r.t.cache = make(map[string][]byte)
+	}
+	r.t.cache[key] = b
+	return b, nil
+}
+
+// cachedRecord is record through the cache.
+func cachedRecord[T any](r recTx, what, key, sql string, args ...any) (*T, error) {
+	b, err := r.cached(key, sql, args...)
+	if b == nil || err != nil {
+		return nil, err
+	}
+	var v T
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return &v, nil
+}
+
+// remember puts record key's JSON (nil: gone) in the cache.
+func (r recTx) remember(key string, b []byte) {
+	if r.t.cache == nil {
+		r.t.cache = make(map[string][]byte)
+	}
+	r.t.cache[key] = b
+}
+
+// Cache keys: the table, a NUL, the key.
+func cardKey(serial string) string { return "cards\x00" + serial }
+func fseKey(cf string) string      { return "fse\x00" + cf }
+func paymentKey(ref string) string { return "payments\x00" + ref }
+func reissueKey(serial string) string {
+	return "reissue\x00" + serial
+}
+
 // record decodes the JSON of the one row of sql; nil when there is none.
 func record[T any](r recTx, what, sql string, args ...any) (*T, error) {
 	var b []byte
@@ -117,7 +168,7 @@ func records[T any](r recTx, what, sql string, args ...any) ([]T, error) {
 }
 
 func (r recTx) Card(serial string) (*cms.Card, error) {
-	return record[cms.Card](r, "card", `SELECT card FROM cards WHERE serial = $1`, serial)
+	return cachedRecord[cms.Card](r, "card", cardKey(serial), `SELECT card FROM cards WHERE serial = $1`, serial)
 }
 
 func (r recTx) CardByTEAM(team string) (*cms.Card, error) {
@@ -166,7 +217,7 @@ func (r recTx) Notifications(serial string) ([]cmsstore.Notification, error) {
 }
 
 func (r recTx) Payment(ref string) (*cmsstore.PaymentRecord, error) {
-	return record[cmsstore.PaymentRecord](r, "payments", `SELECT record FROM payments WHERE ref = $1`, ref)
+	return cachedRecord[cmsstore.PaymentRecord](r, "payments", paymentKey(ref), `SELECT record FROM payments WHERE ref = $1`, ref)
 }
 
 func (r recTx) PaymentOf(opID, protocol string) (string, *cmsstore.PaymentRecord, error) {
@@ -185,7 +236,7 @@ func (r recTx) PaymentOf(opID, protocol string) (string, *cmsstore.PaymentRecord
 }
 
 func (r recTx) Reissue(serial string) (*cmsstore.ReissueRecord, error) {
-	return record[cmsstore.ReissueRecord](r, "reissue", `SELECT record FROM reissue WHERE serial = $1`, serial)
+	return cachedRecord[cmsstore.ReissueRecord](r, "reissue", reissueKey(serial), `SELECT record FROM reissue WHERE serial = $1`, serial)
 }
 
 func (r recTx) CIPFailures(serial string) (int, error) {
@@ -195,7 +246,7 @@ func (r recTx) CIPFailures(serial string) (int, error) {
 }
 
 func (r recTx) FSE(cf string) (*cmsstore.FSERecord, error) {
-	return record[cmsstore.FSERecord](r, "fse record", `SELECT record FROM fse WHERE cf = $1`, cf)
+	return cachedRecord[cmsstore.FSERecord](r, "fse record", fseKey(cf), `SELECT record FROM fse WHERE cf = $1`, cf)
 }
 
 func (r recTx) PendingFSE() ([]cmsstore.FSERecord, error) {
@@ -286,29 +337,33 @@ func (r recTx) Meta(name string) ([]byte, error) {
 	return v, err
 }
 
-// queue queues sql with v marshalled as its last argument.
-func (r recTx) queue(sql string, v any, args ...any) error {
+// queue queues sql with v marshalled as its last argument, and caches
+// it under key (if not "").
+func (r recTx) queue(key, sql string, v any, args ...any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
 	r.t.Queue(sql, append(args, b)...)
+	if key != "" {
+		r.remember(key, b)
+	}
 	return nil
 }
 
 func (r recTx) PutCard(c cms.Card) error {
-	return r.queue(`INSERT INTO cards (serial, team, cf, card) VALUES ($1, $2, $3, $4)
+	return r.queue(cardKey(c.Serial), `INSERT INTO cards (serial, team, cf, card) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (serial) DO UPDATE SET team = $2, cf = $3, card = $4`, c, c.Serial, cms.TEAM(c.Serial), c.CF)
 }
 
 func (r recTx) PushConsent(serial string, rec cmsstore.ConsentRecord) error {
-	return r.queue(`INSERT INTO consents (serial, op_id, protocol, cur) VALUES ($1, $2, $3, $4)
+	return r.queue("", `INSERT INTO consents (serial, op_id, protocol, cur) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (serial) DO UPDATE SET prev = consents.cur, cur = $4, op_id = $2, protocol = $3`,
 		rec, serial, rec.OpID, rec.Protocol)
 }
 
 func (r recTx) PutConsent(serial string, rec cmsstore.ConsentRecord) error {
-	return r.queue(`INSERT INTO consents (serial, op_id, protocol, cur) VALUES ($1, $2, $3, $4)
+	return r.queue("", `INSERT INTO consents (serial, op_id, protocol, cur) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (serial) DO UPDATE SET cur = $4, op_id = $2, protocol = $3`, rec, serial, rec.OpID, rec.Protocol)
 }
 
@@ -317,30 +372,31 @@ func (r recTx) RestoreConsent(serial string, prev *cmsstore.ConsentRecord) error
 		r.t.Queue(`DELETE FROM consents WHERE serial = $1`, serial)
 		return nil
 	}
-	return r.queue(`UPDATE consents SET cur = $4, prev = NULL, op_id = $2, protocol = $3 WHERE serial = $1`,
+	return r.queue("", `UPDATE consents SET cur = $4, prev = NULL, op_id = $2, protocol = $3 WHERE serial = $1`,
 		prev, serial, prev.OpID, prev.Protocol)
 }
 
 func (r recTx) AppendHistory(serial string, e cms.HistoryEvent) error {
-	return r.queue(`INSERT INTO history (serial, event) VALUES ($1, $2)`, e, serial)
+	return r.queue("", `INSERT INTO history (serial, event) VALUES ($1, $2)`, e, serial)
 }
 
 func (r recTx) AppendNotification(n cmsstore.Notification) error {
-	return r.queue(`INSERT INTO notifications (serial, record) VALUES ($1, $2)`, n, n.Serial)
+	return r.queue("", `INSERT INTO notifications (serial, record) VALUES ($1, $2)`, n, n.Serial)
 }
 
 func (r recTx) PutPayment(ref string, rec cmsstore.PaymentRecord) error {
-	return r.queue(`INSERT INTO payments (ref, op_id, protocol, record) VALUES ($1, $2, $3, $4)
+	return r.queue(paymentKey(ref), `INSERT INTO payments (ref, op_id, protocol, record) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (ref) DO UPDATE SET op_id = $2, protocol = $3, record = $4`, rec, ref, rec.OpID, rec.Protocol)
 }
 
 func (r recTx) DeletePayment(ref string) error {
 	r.t.Queue(`DELETE FROM payments WHERE ref = $1`, ref)
+	r.remember(paymentKey(ref), nil)
 	return nil
 }
 
 func (r recTx) PutReissue(rec cmsstore.ReissueRecord) error {
-	return r.queue(`INSERT INTO reissue (serial, record) VALUES ($1, $2)
+	return r.queue(reissueKey(rec.Serial), `INSERT INTO reissue (serial, record) VALUES ($1, $2)
 		ON CONFLICT (serial) DO UPDATE SET record = $2`, rec, rec.Serial)
 }
 
@@ -354,7 +410,7 @@ func (r recTx) SetCIPFailures(serial string, n int) error {
 }
 
 func (r recTx) PutFSE(rec cmsstore.FSERecord) error {
-	return r.queue(`INSERT INTO fse (cf, state, record) VALUES ($1, $2, $3)
+	return r.queue(fseKey(rec.CF), `INSERT INTO fse (cf, state, record) VALUES ($1, $2, $3)
 		ON CONFLICT (cf) DO UPDATE SET state = $2, record = $3`, rec, rec.CF, rec.State)
 }
 
@@ -370,11 +426,11 @@ func (r recTx) NextTicket() (uint64, error) {
 }
 
 func (r recTx) PutTicket(n uint64, t cmsstore.Ticket) error {
-	return r.queue(`INSERT INTO tickets (n, record) VALUES ($1, $2)`, t, int64(n))
+	return r.queue("", `INSERT INTO tickets (n, record) VALUES ($1, $2)`, t, int64(n))
 }
 
 func (r recTx) PutRefund(totem, ref string, rec cmsstore.RefundRecord) error {
-	return r.queue(`INSERT INTO refunds (totem, ref, record) VALUES ($1, $2, $3)
+	return r.queue("", `INSERT INTO refunds (totem, ref, record) VALUES ($1, $2, $3)
 		ON CONFLICT (totem, ref) DO UPDATE SET record = $3`, rec, totem, ref)
 }
 

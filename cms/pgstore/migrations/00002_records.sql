@@ -8,7 +8,7 @@ CREATE TABLE cards (
 	serial text PRIMARY KEY,
 	team   text NOT NULL, -- cms.TEAM(serial): a card typed by its TEAM code
 	cf     text NOT NULL,
-	card   jsonb NOT NULL  -- cms.Card
+	card   json NOT NULL  -- cms.Card
 );
 CREATE INDEX cards_team ON cards (team);
 CREATE INDEX cards_cf ON cards (cf);
@@ -17,8 +17,8 @@ CREATE INDEX cards_cf ON cards (cf);
 -- level deep, for a cancellation). op_id and protocol are cur's.
 CREATE TABLE consents (
 	serial   text PRIMARY KEY,
-	cur      jsonb NOT NULL, -- cmsstore.ConsentRecord
-	prev     jsonb,
+	cur      json NOT NULL, -- cmsstore.ConsentRecord
+	prev     json,
 	op_id    text NOT NULL,
 	protocol text NOT NULL
 );
@@ -29,7 +29,7 @@ CREATE SEQUENCE history_n;
 CREATE TABLE history (
 	serial text NOT NULL,
 	n      bigint NOT NULL DEFAULT nextval('history_n'),
-	event  jsonb NOT NULL, -- cms.HistoryEvent
+	event  json NOT NULL, -- cms.HistoryEvent
 	PRIMARY KEY (serial, n)
 );
 
@@ -37,7 +37,7 @@ CREATE TABLE history (
 CREATE TABLE notifications (
 	n      bigserial PRIMARY KEY,
 	serial text NOT NULL,
-	record jsonb NOT NULL -- cmsstore.Notification
+	record json NOT NULL -- cmsstore.Notification
 );
 CREATE INDEX notifications_serial ON notifications (serial);
 
@@ -46,13 +46,13 @@ CREATE TABLE payments (
 	ref      text PRIMARY KEY,
 	op_id    text NOT NULL,
 	protocol text NOT NULL,
-	record   jsonb NOT NULL -- cmsstore.PaymentRecord
+	record   json NOT NULL -- cmsstore.PaymentRecord
 );
 CREATE INDEX payments_op ON payments (op_id, protocol);
 
 CREATE TABLE reissue (
 	serial text PRIMARY KEY,
-	record jsonb NOT NULL -- cmsstore.ReissueRecord
+	record json NOT NULL -- cmsstore.ReissueRecord
 );
 
 -- Wrong CIPs in a row.
@@ -64,21 +64,21 @@ CREATE TABLE cipfail (
 CREATE TABLE fse (
 	cf     text PRIMARY KEY,
 	state  text NOT NULL,
-	record jsonb NOT NULL -- cmsstore.FSERecord
+	record json NOT NULL -- cmsstore.FSERecord
 );
 CREATE INDEX fse_state ON fse (state);
 
 -- Helpdesk tickets, numbered by the counter 'tickets'.
 CREATE TABLE tickets (
 	n      bigint PRIMARY KEY,
-	record jsonb NOT NULL -- cmsstore.Ticket
+	record json NOT NULL -- cmsstore.Ticket
 );
 
 -- Cancelled reader requests whose fee may be refunded once.
 CREATE TABLE refunds (
 	totem  text NOT NULL,
 	ref    text NOT NULL,
-	record jsonb NOT NULL, -- cmsstore.RefundRecord
+	record json NOT NULL, -- cmsstore.RefundRecord
 	PRIMARY KEY (totem, ref)
 );
 
