@@ -93,11 +93,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		cfg.Broker.Embedded = false
 		cfg.Broker.URL = *ext
 	}
-	switch {
-	case fs.Arg(0) == "migrate":
+	if fs.Arg(0) == "migrate" {
 		return migrate(ctx, cfg, stdout)
-	case cfg.Store.URL != "":
-		return errStoreNotWired
 	}
 	log, level := sdnotify.Logger(stderr, cfg.Log.Level, cfg.Log.Format) // a reload sets level
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
@@ -166,7 +163,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if cfg.CMS.DemoCards {
 		seed, cips = cms.DemoCards(), cms.DemoCIPs()
 	}
-	store, err := refcms.Open(filepath.Join(cfg.StateDir, "cms.db"), &refcms.Options{Policy: pol, Seed: seed, CIPs: cips,
+	store, err := openCMS(ctx, cfg, &refcms.Options{Policy: pol, Seed: seed, CIPs: cips,
 		SendLogRetention: cfg.CMS.SendLogRetention.Duration, RefusalRetention: cfg.CMS.RefusalRetention.Duration,
 		CitizenRetention: cfg.CMS.CitizenRetention.Duration,
 		FSERetries:       cfg.CMS.FSERetries, FSERetryEvery: cfg.CMS.FSERetryInterval.Duration})

@@ -341,3 +341,21 @@ func Matches(f *cms.SendLogFilter, t *cms.Transmission) bool {
 func ErrSeqReused() cms.Reject {
 	return cms.Reject{Code: cms.CodeSeqReused, Message: "Operazione non valida."}
 }
+
+// Retention is a Store that applies the retentions of refcms (the send
+// log's own entries, the citizen's data), a small transaction at a time
+// so that the ingest never waits long.
+type Retention interface {
+	// PruneSendLog deletes a batch of the send log's own entries (never
+	// the audit) from cursor from on (0: the start): duplicates last
+	// repeated before dupBefore, refusals before refBefore. next is
+	// where the next batch starts, 0 when there is nothing more to see.
+	PruneSendLog(ctx context.Context, dupBefore, refBefore time.Time, from uint64) (n int, next uint64, err error)
+	// PurgeNotifications deletes a batch of the notifications made
+	// before cutoff; more says whether older ones may remain.
+	PurgeNotifications(ctx context.Context, cutoff time.Time) (n int, more bool, err error)
+	// PurgeResults removes the Data of a batch of the stored outcomes of
+	// operations applied before cutoff, from cursor from on (empty: the
+	// start); next is where to go on, nil at the end.
+	PurgeResults(ctx context.Context, cutoff time.Time, from []byte) (n int, next []byte, err error)
+}

@@ -72,10 +72,11 @@
 // 'queries' ("C" and the same digits), helpdesk tickets by 'tickets':
 // gapless counters too.
 //
-// Not here yet (issue 20): the retentions (refcms's send log pruning and
-// citizen data purge run on bbolt only), the hub serving on this store
-// (totemhub still refuses [store] url; `totemhub migrate` applies the
-// migrations), export/import from bbolt.
+// The retentions (cmsstore.Retention: the send log's own entries, the
+// citizen's data) are one bounded statement per batch (retention.go).
+//
+// totemhub with [store] url runs its CMS (ledger, send log, audit,
+// records) here; `totemhub migrate` applies the migrations.
 package pgstore
 
 import (

@@ -52,7 +52,10 @@ var (
 var buckets = [][]byte{bCards, bConsents, bConsentsPrev, bLedger, bOps, bAudit, bProtocol, bQueries,
 	bMeta, bHistory, bNotify, bPayments, bReissue, bCIPFail, bFSE, bTickets, bSendLog, bRepeats, bRefunds}
 
-var _ cmsstore.Store = (*boltStore)(nil)
+var (
+	_ cmsstore.Store     = (*boltStore)(nil)
+	_ cmsstore.Retention = (*boltStore)(nil)
+)
 
 // openBolt opens or creates the bbolt store at path.
 func openBolt(path string) (*boltStore, error) {

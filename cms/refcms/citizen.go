@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/aslcns/totem/cms/cmsstore"
 	json "github.com/segmentio/encoding/json"
 	bolt "go.etcd.io/bbolt"
 )
@@ -33,13 +34,13 @@ type PurgeReport struct {
 // results' data older than the citizen retention at now.
 func (s *Store) PurgeCitizenData(now time.Time) (PurgeReport, error) {
 	var rep PurgeReport
-	rs, ok := s.st.(retainer)
+	rs, ok := s.st.(cmsstore.Retention)
 	if !ok {
 		return rep, errNoRetention
 	}
 	cutoff := now.Add(-s.rules.keepCitizen)
 	for { // the notifications are in order of time: the oldest first
-		n, more, err := rs.purgeNotifications(cutoff)
+		n, more, err := rs.PurgeNotifications(context.Background(), cutoff)
 		rep.Notifications += n
 		if err != nil || !more {
 			if err != nil {
@@ -49,7 +50,7 @@ func (s *Store) PurgeCitizenData(now time.Time) (PurgeReport, error) {
 		}
 	}
 	for from := []byte{}; from != nil; {
-		n, next, err := rs.purgeResults(cutoff, from)
+		n, next, err := rs.PurgeResults(context.Background(), cutoff, from)
 		rep.Results += n
 		if err != nil {
 			return rep, err
@@ -61,7 +62,7 @@ func (s *Store) PurgeCitizenData(now time.Time) (PurgeReport, error) {
 
 // purgeNotifications deletes up to pruneBatch notifications sent before
 // cutoff; more says whether older ones may remain.
-func (s *boltStore) purgeNotifications(cutoff time.Time) (n int, more bool, err error) {
+func (s *boltStore) PurgeNotifications(_ context.Context, cutoff time.Time) (n int, more bool, err error) {
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bNotify)
 		var gone [][]byte
@@ -93,7 +94,7 @@ func (s *boltStore) purgeNotifications(cutoff time.Time) (n int, more bool, err 
 // purgeResults removes the data of up to pruneBatch stored results of
 // operations applied before cutoff, scanning up to pruneScan records from
 // key from; next is where to go on, nil at the end.
-func (s *boltStore) purgeResults(cutoff time.Time, from []byte) (n int, next []byte, err error) {
+func (s *boltStore) PurgeResults(_ context.Context, cutoff time.Time, from []byte) (n int, next []byte, err error) {
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bOps)
 		type put struct {

@@ -15,7 +15,6 @@ import (
 // history, the audit and the send log stay, and a duplicate of a purged
 // operation is still answered as one (never applied again), without data.
 func TestPurgeCitizenData(t *testing.T) {
-	bboltOnly(t, "the retentions are not on PostgreSQL yet")
 	day := 24 * time.Hour
 	for _, tc := range []struct {
 		name      string

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/cms"
+	"github.com/aslcns/totem/cms/cmsstore"
 	json "github.com/segmentio/encoding/json"
 	bolt "go.etcd.io/bbolt"
 )
@@ -37,27 +38,17 @@ func (s *Store) PruneSendLog(now time.Time) (int, error) {
 // where the next batch starts, 0 when the scan reached the entries too
 // recent to go.
 func (s *Store) pruneFrom(now time.Time, from uint64) (int, uint64, error) {
-	rs, ok := s.st.(retainer)
+	rs, ok := s.st.(cmsstore.Retention)
 	if !ok {
 		return 0, 0, errNoRetention
 	}
-	return rs.pruneFrom(now.Add(-s.rules.keepDup), now.Add(-s.rules.keepRef), from)
-}
-
-// retainer is a store that applies the retentions (bbolt).
-type retainer interface {
-	// pruneFrom deletes a batch of the send log's own entries from key
-	// from on: duplicates last repeated before dupBefore, refusals
-	// before refBefore.
-	pruneFrom(dupBefore, refBefore time.Time, from uint64) (int, uint64, error)
-	purgeNotifications(cutoff time.Time) (n int, more bool, err error)
-	purgeResults(cutoff time.Time, from []byte) (n int, next []byte, err error)
+	return rs.PruneSendLog(context.Background(), now.Add(-s.rules.keepDup), now.Add(-s.rules.keepRef), from)
 }
 
 // errNoRetention: the store does not apply the retentions.
-var errNoRetention = errors.New("refcms: this store does not apply the retentions yet")
+var errNoRetention = errors.New("refcms: this store does not apply the retentions")
 
-func (s *boltStore) pruneFrom(dupBefore, refBefore time.Time, from uint64) (int, uint64, error) {
+func (s *boltStore) PruneSendLog(_ context.Context, dupBefore, refBefore time.Time, from uint64) (int, uint64, error) {
 	oldest := dupBefore // entries received after both are all kept
 	if refBefore.After(oldest) {
 		oldest = refBefore

@@ -68,7 +68,6 @@ func TestRepeatsAreCountedNotStored(t *testing.T) {
 // The send log's own entries go after their retention, counted from their
 // last repeat; the applied operations' entries (the audit) stay.
 func TestSendLogRetention(t *testing.T) {
-	bboltOnly(t, "the retentions are not on PostgreSQL yet")
 	path := filepath.Join(t.TempDir(), "cms.db")
 	s, err := openAt(t, path, &Options{Seed: cms.DemoCards(), SendLogRetention: 48 * time.Hour, RefusalRetention: 24 * time.Hour})
 	if err != nil {
@@ -128,7 +127,6 @@ func TestSendLogRetention(t *testing.T) {
 // Entries kept for a recent repeat are stepped over, batch after batch:
 // more of them than one transaction reads do not stop the pruning behind.
 func TestPruneStepsOverKeptEntries(t *testing.T) {
-	bboltOnly(t, "the retentions are not on PostgreSQL yet")
 	path := filepath.Join(t.TempDir(), "cms.db")
 	s, err := openAt(t, path, &Options{RefusalRetention: 24 * time.Hour})
 	if err != nil {
