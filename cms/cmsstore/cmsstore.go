@@ -359,3 +359,27 @@ type Retention interface {
 	// start); next is where to go on, nil at the end.
 	PurgeResults(ctx context.Context, cutoff time.Time, from []byte) (n int, next []byte, err error)
 }
+
+// FillErrors sets the error messages of t, a send log entry, when the
+// hub received it: the refusals of the outcome stored for the operation
+// it applied, or SEQ_REUSED for a number its id consumed. Never the Data
+// an online operation returned: it may hold PIN halves.
+func FillErrors(r Reader, t *cms.Transmission) error {
+	if t.Transport != cms.TxReceived {
+		return nil
+	}
+	rec, found, err := r.Op(t.Totem, t.OpID)
+	if err != nil {
+		return err
+	}
+	if found && rec.Seq == t.Seq {
+		t.Errors = rec.Outcome.Rejects
+		return nil
+	}
+	for _, c := range t.Codes {
+		if c == cms.CodeSeqReused {
+			t.Errors = append(t.Errors, ErrSeqReused())
+		}
+	}
+	return nil
+}

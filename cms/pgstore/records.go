@@ -193,18 +193,22 @@ func (r recTx) PreviousConsent(serial string) (*cmsstore.ConsentRecord, error) {
 }
 
 func (r recTx) ConsentOf(opID, protocol string) (string, *cmsstore.ConsentRecord, error) {
-	var serial string
+	return keyedRecord[cmsstore.ConsentRecord](r, "consents",
+		`SELECT serial, cur FROM consents WHERE op_id = $1 AND protocol = $2 ORDER BY serial LIMIT 1`, opID, protocol)
+}
+
+// keyedRecord is record for a query of the key and the JSON of a record.
+func keyedRecord[T any](r recTx, what, sql string, args ...any) (string, *T, error) {
+	var key string
 	var b []byte
-	ok, err := r.row(`SELECT serial, cur FROM consents WHERE op_id = $1 AND protocol = $2 ORDER BY serial LIMIT 1`,
-		[]any{opID, protocol}, &serial, &b)
-	if !ok || err != nil {
+	if ok, err := r.row(sql, args, &key, &b); !ok || err != nil {
 		return "", nil, err
 	}
-	var rec cmsstore.ConsentRecord
-	if err := json.Unmarshal(b, &rec); err != nil {
-		return "", nil, fmt.Errorf("consents: %w", err)
+	var v T
+	if err := json.Unmarshal(b, &v); err != nil {
+		return "", nil, fmt.Errorf("%s: %w", what, err)
 	}
-	return serial, &rec, nil
+	return key, &v, nil
 }
 
 func (r recTx) History(serial string) ([]cms.HistoryEvent, error) {
@@ -221,18 +225,8 @@ func (r recTx) Payment(ref string) (*cmsstore.PaymentRecord, error) {
 }
 
 func (r recTx) PaymentOf(opID, protocol string) (string, *cmsstore.PaymentRecord, error) {
-	var ref string
-	var b []byte
-	ok, err := r.row(`SELECT ref, record FROM payments WHERE op_id = $1 AND protocol = $2 ORDER BY ref LIMIT 1`,
-		[]any{opID, protocol}, &ref, &b)
-	if !ok || err != nil {
-		return "", nil, err
-	}
-	var rec cmsstore.PaymentRecord
-	if err := json.Unmarshal(b, &rec); err != nil {
-		return "", nil, fmt.Errorf("payments: %w", err)
-	}
-	return ref, &rec, nil
+	return keyedRecord[cmsstore.PaymentRecord](r, "payments",
+		`SELECT ref, record FROM payments WHERE op_id = $1 AND protocol = $2 ORDER BY ref LIMIT 1`, opID, protocol)
 }
 
 func (r recTx) Reissue(serial string) (*cmsstore.ReissueRecord, error) {
@@ -294,6 +288,13 @@ func scanAudit(rows pgx.Row) (cmsstore.AuditRecord, error) {
 		&a.Protocol, &a.Accepted, &a.Codes, &stamp, &a.Ref); err != nil {
 		return a, err
 	}
+	return a, finishAudit(&a, n, seq, stamp)
+}
+
+// finishAudit completes a scanned audit record: its number, its
+// sequence number, its time in UTC, no empty codes (as bbolt gives
+// them), its stamp decoded.
+func finishAudit(a *cmsstore.AuditRecord, n, seq int64, stamp []byte) error {
 	a.N, a.Seq, a.At = uint64(n), uint64(seq), a.At.UTC()
 	if len(a.Codes) == 0 {
 		a.Codes = nil
@@ -301,10 +302,10 @@ func scanAudit(rows pgx.Row) (cmsstore.AuditRecord, error) {
 	if len(stamp) > 0 {
 		a.Stamp = new(cms.Stamp)
 		if err := json.Unmarshal(stamp, a.Stamp); err != nil {
-			return a, fmt.Errorf("audit %d stamp: %w", n, err)
+			return fmt.Errorf("audit %d stamp: %w", n, err)
 		}
 	}
-	return a, nil
+	return nil
 }
 
 func (r recTx) Audit(fn func(cmsstore.AuditRecord) error) error {

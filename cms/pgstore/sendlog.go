@@ -39,17 +39,8 @@ func scanEntry(row pgx.Row) (cms.Transmission, error) {
 		return cms.Transmission{}, err
 	}
 	if fromAudit {
-		a.N, a.Seq, a.At = uint64(n), uint64(seq), a.At.UTC()
-		if len(a.Codes) == 0 {
-			a.Codes = nil
-		}
-		if len(stamp) > 0 {
-			a.Stamp = new(cms.Stamp)
-			if err := json.Unmarshal(stamp, a.Stamp); err != nil {
-				return cms.Transmission{}, fmt.Errorf("audit %d stamp: %w", n, err)
-			}
-		}
-		return cmsstore.FromAudit(a), nil
+		err := finishAudit(&a, n, seq, stamp)
+		return cmsstore.FromAudit(a), err
 	}
 	var t cms.Transmission
 	if err := json.Unmarshal(entry, &t); err != nil {
@@ -100,23 +91,10 @@ func (c cmsStore) Transmission(ctx context.Context, n uint64) (cms.Transmission,
 		if errors.Is(err, pgx.ErrNoRows) {
 			return cms.ErrNotFound
 		}
-		if err != nil || t.Transport != cms.TxReceived {
-			return err
-		}
-		rec, found, err := recTx{t: &Tx{tx: tx}, ctx: ctx}.Op(t.Totem, t.OpID)
 		if err != nil {
 			return err
 		}
-		if found && rec.Seq == t.Seq {
-			t.Errors = rec.Outcome.Rejects
-			return nil
-		}
-		for _, code := range t.Codes {
-			if code == cms.CodeSeqReused {
-				t.Errors = append(t.Errors, cmsstore.ErrSeqReused())
-			}
-		}
-		return nil
+		return cmsstore.FillErrors(recTx{t: &Tx{tx: tx}, ctx: ctx}, &t)
 	})
 	if err != nil {
 		if errors.Is(err, cms.ErrNotFound) {

@@ -99,13 +99,21 @@ func (t boltTx) PreviousConsent(serial string) (*ConsentRecord, error) {
 }
 
 func (t boltTx) ConsentOf(ref, protocol string) (string, *ConsentRecord, error) {
-	c := t.tx.Bucket(bConsents).Cursor()
-	for k, b := c.First(); k != nil; k, b = c.Next() {
-		var r ConsentRecord
-		if err := json.Unmarshal(b, &r); err != nil {
-			return "", nil, fmt.Errorf("consents %s: %w", k, err)
+	return findByOp(t.tx.Bucket(bConsents), "consents", func(r *ConsentRecord) bool {
+		return r.OpID == ref && r.Protocol == protocol
+	})
+}
+
+// findByOp returns the first record of bucket b, in order of key, that
+// match accepts, with its key (a scan: variations are rare).
+func findByOp[T any](b *bolt.Bucket, what string, match func(*T) bool) (string, *T, error) {
+	c := b.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		var r T
+		if err := json.Unmarshal(v, &r); err != nil {
+			return "", nil, fmt.Errorf("%s %s: %w", what, k, err)
 		}
-		if r.OpID == ref && r.Protocol == protocol {
+		if match(&r) {
 			return string(k), &r, nil
 		}
 	}
@@ -154,17 +162,9 @@ func (t boltTx) Payment(ref string) (*PaymentRecord, error) {
 }
 
 func (t boltTx) PaymentOf(ref, protocol string) (string, *PaymentRecord, error) {
-	c := t.tx.Bucket(bPayments).Cursor()
-	for k, b := c.First(); k != nil; k, b = c.Next() {
-		var r PaymentRecord
-		if err := json.Unmarshal(b, &r); err != nil {
-			return "", nil, fmt.Errorf("payments %s: %w", k, err)
-		}
-		if r.OpID == ref && r.Protocol == protocol {
-			return string(k), &r, nil
-		}
-	}
-	return "", nil, nil
+	return findByOp(t.tx.Bucket(bPayments), "payments", func(r *PaymentRecord) bool {
+		return r.OpID == ref && r.Protocol == protocol
+	})
 }
 
 func (t boltTx) Reissue(serial string) (*ReissueRecord, error) {

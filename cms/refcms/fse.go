@@ -182,26 +182,10 @@ func (s *rules) consentResult(tx cmsstore.Reader, cf, state string) (cms.Consent
 
 // FSE returns the FSE creation state of the holder with cf.
 func (s *Store) FSE(cf string) (FSERecord, error) {
-	var r *FSERecord
-	err := s.st.View(context.Background(), func(rd cmsstore.Reader) (err error) {
-		r, err = rd.FSE(cf)
-		return err
-	})
-	if err == nil && r == nil {
-		err = cms.ErrNotFound
-	}
-	if err != nil {
-		return FSERecord{}, err
-	}
-	return *r, nil
+	return lookup(s, func(r cmsstore.Reader) (*FSERecord, error) { return r.FSE(cf) })
 }
 
 // Tickets returns the helpdesk tickets, oldest first.
 func (s *Store) Tickets() ([]Ticket, error) {
-	var out []Ticket
-	err := s.st.View(context.Background(), func(r cmsstore.Reader) (err error) {
-		out, err = r.Tickets()
-		return err
-	})
-	return out, err
+	return read(s, func(r cmsstore.Reader) ([]Ticket, error) { return r.Tickets() })
 }

@@ -1,8 +1,6 @@
 package refcms
 
 import (
-	"context"
-
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/cms/cmsstore"
 )
@@ -15,12 +13,7 @@ func event(c *opCtx, serial, kind, channel, detail string) error {
 
 // History returns the accepted operations on the card serial, oldest first.
 func (s *Store) History(serial string) ([]cms.HistoryEvent, error) {
-	var out []cms.HistoryEvent
-	err := s.st.View(context.Background(), func(r cmsstore.Reader) (err error) {
-		out, err = r.History(serial)
-		return err
-	})
-	return out, err
+	return read(s, func(r cmsstore.Reader) ([]cms.HistoryEvent, error) { return r.History(serial) })
 }
 
 func notify(c *opCtx, card *cms.Card, kind string, k codes) error {
@@ -35,12 +28,7 @@ func notify(c *opCtx, card *cms.Card, kind string, k codes) error {
 // Notifications returns the notifications recorded for the card serial, or
 // all of them when serial is "", oldest first.
 func (s *Store) Notifications(serial string) ([]Notification, error) {
-	var out []Notification
-	err := s.st.View(context.Background(), func(r cmsstore.Reader) (err error) {
-		out, err = r.Notifications(serial)
-		return err
-	})
-	return out, err
+	return read(s, func(r cmsstore.Reader) ([]Notification, error) { return r.Notifications(serial) })
 }
 
 // reissue records a reissue request for card; an open one is kept.
@@ -57,26 +45,10 @@ func reissue(c *opCtx, card *cms.Card, source, reason string) (ReissueRecord, er
 
 // Reissue returns the reissue request of the card serial.
 func (s *Store) Reissue(serial string) (ReissueRecord, error) {
-	var r *ReissueRecord
-	err := s.st.View(context.Background(), func(rd cmsstore.Reader) (err error) {
-		r, err = rd.Reissue(serial)
-		return err
-	})
-	if err == nil && r == nil {
-		err = cms.ErrNotFound
-	}
-	if err != nil {
-		return ReissueRecord{}, err
-	}
-	return *r, nil
+	return lookup(s, func(r cmsstore.Reader) (*ReissueRecord, error) { return r.Reissue(serial) })
 }
 
 // CIPFailures returns how many wrong CIPs in a row the card serial took.
 func (s *Store) CIPFailures(serial string) (int, error) {
-	var n int
-	err := s.st.View(context.Background(), func(r cmsstore.Reader) (err error) {
-		n, err = r.CIPFailures(serial)
-		return err
-	})
-	return n, err
+	return read(s, func(r cmsstore.Reader) (int, error) { return r.CIPFailures(serial) })
 }

@@ -217,28 +217,36 @@ func (s *Store) ApplyBatch(ctx context.Context, ops []cms.Op) ([]cms.Outcome, er
 	return s.st.ApplyBatch(ctx, ops, s.effect)
 }
 
-// view reads through the store, errors prefixed with the package's name.
-func (s *Store) view(fn func(cmsstore.Reader) error) error {
-	if err := s.st.View(context.Background(), fn); err != nil {
-		return fmt.Errorf("refcms: %w", err)
+// read returns what get reads through the store, in one snapshot.
+func read[T any](s *Store, get func(cmsstore.Reader) (T, error)) (T, error) {
+	var v T
+	err := s.st.View(context.Background(), func(r cmsstore.Reader) (err error) {
+		v, err = get(r)
+		return err
+	})
+	return v, err
+}
+
+// lookup is read for one record: cms.ErrNotFound when there is none.
+func lookup[T any](s *Store, get func(cmsstore.Reader) (*T, error)) (T, error) {
+	p, err := read(s, get)
+	if err == nil && p == nil {
+		err = cms.ErrNotFound
 	}
-	return nil
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return *p, nil
 }
 
 // Card returns the card with serial.
 func (s *Store) Card(serial string) (cms.Card, error) {
-	var c *cms.Card
-	err := s.view(func(r cmsstore.Reader) (err error) {
-		c, err = r.Card(serial)
-		return err
-	})
-	if err != nil {
-		return cms.Card{}, err
+	c, err := lookup(s, func(r cmsstore.Reader) (*cms.Card, error) { return r.Card(serial) })
+	if err != nil && !errors.Is(err, cms.ErrNotFound) {
+		err = fmt.Errorf("refcms: %w", err)
 	}
-	if c == nil {
-		return cms.Card{}, cms.ErrNotFound
-	}
-	return *c, nil
+	return c, err
 }
 
 // PutCard adds or replaces a card record.
@@ -306,12 +314,7 @@ func (s *Store) Audit() ([]AuditRecord, error) {
 
 // LastSeq returns the last sequence number applied for totem.
 func (s *Store) LastSeq(totem string) (uint64, error) {
-	var n uint64
-	err := s.st.View(context.Background(), func(r cmsstore.Reader) (err error) {
-		n, err = r.LastSeq(totem)
-		return err
-	})
-	return n, err
+	return read(s, func(r cmsstore.Reader) (uint64, error) { return r.LastSeq(totem) })
 }
 
 // strictJSON decodes a request: unknown fields (a key matches its field

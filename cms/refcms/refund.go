@@ -1,7 +1,7 @@
 package refcms
 
 import (
-	"context"
+	"errors"
 
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/cms/cmsstore"
@@ -51,13 +51,9 @@ func (s *rules) applyRefund(c *opCtx) (applied, error) {
 
 // Refund returns the refund record of the reader request ref of totem.
 func (s *Store) Refund(totem, ref string) (RefundRecord, bool, error) {
-	var rec *RefundRecord
-	err := s.st.View(context.Background(), func(r cmsstore.Reader) (err error) {
-		rec, err = r.Refund(totem, ref)
-		return err
-	})
-	if err != nil || rec == nil {
-		return RefundRecord{}, false, err
+	rec, err := lookup(s, func(r cmsstore.Reader) (*RefundRecord, error) { return r.Refund(totem, ref) })
+	if errors.Is(err, cms.ErrNotFound) {
+		return RefundRecord{}, false, nil
 	}
-	return *rec, true, nil
+	return rec, err == nil, err
 }

@@ -214,23 +214,10 @@ func (s *boltStore) Transmission(_ context.Context, n uint64) (cms.Transmission,
 		} else {
 			return cms.ErrNotFound
 		}
-		if err != nil || t.Transport != cms.TxReceived {
-			return err
-		}
-		rec, found, err := getOp(tx, t.Totem, t.OpID)
 		if err != nil {
 			return err
 		}
-		if found && rec.Seq == t.Seq {
-			t.Errors = rec.Outcome.Rejects
-			return nil
-		}
-		for _, c := range t.Codes {
-			if c == cms.CodeSeqReused {
-				t.Errors = append(t.Errors, cmsstore.ErrSeqReused())
-			}
-		}
-		return nil
+		return cmsstore.FillErrors(boltTx{tx}, &t)
 	})
 	if err != nil {
 		return t, fmt.Errorf("refcms: send log %d: %w", n, err)
