@@ -33,9 +33,17 @@ type Tx struct {
 	// cache is the records this transaction read or wrote, by table and
 	// key, as JSON (nil: there is none): see recTx.cached.
 	cache map[string][]byte
-	// The frame's own rows, sent as one INSERT … unnest per table.
-	ops   opRows
-	audit auditRows
+	// The frame's own rows, and the history's, sent as one INSERT …
+	// unnest per table.
+	ops     opRows
+	audit   auditRows
+	history historyRows
+}
+
+// historyRows are rows of history, column by column, in order.
+type historyRows struct {
+	serial []string
+	event  []string
 }
 
 // opRows are rows of ops, column by column.
@@ -79,6 +87,12 @@ func (t *Tx) queueRows() {
 				AS r(at, totem, seq, op_id, kind, serial, channel, operator, protocol, accepted, c, stamp, ref, i) ORDER BY i`,
 			a.at, a.totem, a.seq, a.id, a.kind, a.serial, a.channel, a.operator, a.protocol, a.accepted, a.codes, a.stamp, a.ref)
 		t.audit = auditRows{}
+	}
+	if h := &t.history; len(h.serial) > 0 {
+		t.b.Queue(`INSERT INTO history (serial, event)
+			SELECT serial, event::json FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS r(serial, event, i) ORDER BY i`,
+			h.serial, h.event)
+		t.history = historyRows{}
 	}
 }
 

@@ -378,7 +378,14 @@ func (r recTx) RestoreConsent(serial string, prev *cmsstore.ConsentRecord) error
 }
 
 func (r recTx) AppendHistory(serial string, e cms.HistoryEvent) error {
-	return r.queue("", `INSERT INTO history (serial, event) VALUES ($1, $2)`, e, serial)
+	b, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	// One INSERT … unnest for the transaction's events (queueRows).
+	r.t.history.serial = append(r.t.history.serial, serial)
+	r.t.history.event = append(r.t.history.event, string(b))
+	return nil
 }
 
 func (r recTx) AppendNotification(n cmsstore.Notification) error {
