@@ -38,6 +38,44 @@ type Tx struct {
 	ops     opRows
 	audit   auditRows
 	history historyRows
+	// pushes are the consent records given in this transaction and not
+	// sent yet, one per card: sent together (queuePushes).
+	pushes map[string]*consentPush
+}
+
+// consentPush is a consent record given (cmsstore.Tx.PushConsent) not
+// sent yet.
+type consentPush struct {
+	opID, protocol, cur string
+	// prev is the record it replaces when given in this transaction
+	// too; nil: the one in force in the database.
+	prev *string
+}
+
+// queuePushes queues the consents given (those of serial only, if not
+// ""): one INSERT … unnest, a card at most once.
+func (t *Tx) queuePushes(serial string) {
+	if len(t.pushes) == 0 {
+		return
+	}
+	var serials, ops, protocols, curs []string
+	var prevs []*string
+	for k, p := range t.pushes {
+		if serial != "" && k != serial {
+			continue
+		}
+		serials, ops, protocols, curs = append(serials, k), append(ops, p.opID), append(protocols, p.protocol), append(curs, p.cur)
+		prevs = append(prevs, p.prev)
+		delete(t.pushes, k)
+	}
+	if len(serials) == 0 {
+		return
+	}
+	t.b.Queue(`INSERT INTO consents (serial, op_id, protocol, cur, prev)
+		SELECT serial, op_id, protocol, cur::json, prev::json
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS r(serial, op_id, protocol, cur, prev)
+		ON CONFLICT (serial) DO UPDATE SET prev = coalesce(EXCLUDED.prev, consents.cur), cur = EXCLUDED.cur,
+			op_id = EXCLUDED.op_id, protocol = EXCLUDED.protocol`, serials, ops, protocols, curs, prevs)
 }
 
 // historyRows are rows of history, column by column, in order.
@@ -71,6 +109,7 @@ func codeList(codes []string) string { return strings.Join(codes, ",") }
 const codesSQL = `coalesce(string_to_array(nullif(c, ''), ','), '{}')`
 
 func (t *Tx) queueRows() {
+	t.queuePushes("")
 	if o := &t.ops; len(o.totem) > 0 {
 		t.b.Queue(`INSERT INTO ops (totem, op_id, seq, kind, protocol, accepted, codes, rejects, data, at)
 			SELECT totem, op_id, seq, kind, protocol, accepted, `+codesSQL+`, rejects::jsonb, data, at

@@ -357,18 +357,33 @@ func (r recTx) PutCard(c cms.Card) error {
 		ON CONFLICT (serial) DO UPDATE SET team = $2, cf = $3, card = $4`, c, c.Serial, cms.TEAM(c.Serial), c.CF)
 }
 
+// PushConsent keeps the record for the transaction's one write of the
+// card's consents (queuePushes): a batch draining one card's consents
+// sends one row, not one statement per consent.
 func (r recTx) PushConsent(serial string, rec cmsstore.ConsentRecord) error {
-	return r.queue("", `INSERT INTO consents (serial, op_id, protocol, cur) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (serial) DO UPDATE SET prev = consents.cur, cur = $4, op_id = $2, protocol = $3`,
-		rec, serial, rec.OpID, rec.Protocol)
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	p := &consentPush{opID: rec.OpID, protocol: rec.Protocol, cur: string(b)}
+	if was, ok := r.t.pushes[serial]; ok {
+		p.prev = &was.cur
+	}
+	if r.t.pushes == nil {
+		r.t.pushes = make(map[string]*consentPush)
+	}
+	r.t.pushes[serial] = p
+	return nil
 }
 
 func (r recTx) PutConsent(serial string, rec cmsstore.ConsentRecord) error {
+	r.t.queuePushes(serial) // the order of the card's writes
 	return r.queue("", `INSERT INTO consents (serial, op_id, protocol, cur) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (serial) DO UPDATE SET cur = $4, op_id = $2, protocol = $3`, rec, serial, rec.OpID, rec.Protocol)
 }
 
 func (r recTx) RestoreConsent(serial string, prev *cmsstore.ConsentRecord) error {
+	r.t.queuePushes(serial)
 	if prev == nil {
 		r.t.Queue(`DELETE FROM consents WHERE serial = $1`, serial)
 		return nil

@@ -221,3 +221,42 @@ func TestTwoHubsOneCard(t *testing.T) {
 		}
 	}
 }
+
+// Consents given one after the other in one batch keep each the one
+// before as the previous record, and a cancellation in the same batch
+// puts that one back: as if applied one by one (PostgreSQL writes a
+// batch's consents together).
+func TestConsentsInOneBatch(t *testing.T) {
+	e := newEnv(t, nil)
+	e.mustAccept(cms.KindConsent, corrected(false)) // id 1
+	ops := []cms.Op{
+		e.op(cms.KindConsent, goodRequest()),                            // id 2
+		e.op(cms.KindConsent, corrected(false)),                         // id 3
+		e.op(cms.KindCancellation, cms.CancellationRequest{Ref: id(3)}), // id 4: back to id 2
+		e.op(cms.KindConsent, corrected(true)),                          // id 5
+		e.op(cms.KindConsent, corrected(false)),                         // id 6
+	}
+	outs, err := e.s.ApplyBatch(context.Background(), ops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, o := range outs {
+		if !o.Accepted {
+			t.Fatalf("op %d: %+v", i, o)
+		}
+	}
+	r, err := e.s.Consents(activeSerial)
+	if err != nil || r.OpID != id(6) || r.Consents[0].Given || r.Previous == nil || r.Previous.OpID != id(5) {
+		t.Fatalf("consents %+v, %v", r, err)
+	}
+	outs, err = e.s.ApplyBatch(context.Background(), []cms.Op{
+		e.op(cms.KindCancellation, cms.CancellationRequest{Ref: id(6)}), // id 7: back to id 5
+		e.op(cms.KindConsent, goodRequest()),                            // id 8
+	})
+	if err != nil || !outs[0].Accepted || !outs[1].Accepted {
+		t.Fatalf("%+v, %v", outs, err)
+	}
+	if r, err := e.s.Consents(activeSerial); err != nil || r.OpID != id(8) || r.Previous == nil || r.Previous.OpID != id(5) {
+		t.Fatalf("consents %+v, %v", r, err)
+	}
+}
