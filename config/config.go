@@ -310,8 +310,8 @@ type Totemhub struct {
 	} `toml:"audit"`
 	// Store is where the hub keeps its state: "" url = bbolt files in
 	// state_dir (one process); a postgres:// URL = a PostgreSQL database
-	// several hub processes share (cms/pgstore). In this version only
-	// `totemhub migrate` uses it: the hub refuses to start with it set.
+	// several hub processes share (cms/pgstore): the hub's CMS, after
+	// `totemhub migrate`.
 	Store struct {
 		URL string `toml:"url"`
 		// PoolSize is the most connections a hub process opens.

@@ -72,11 +72,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		cfg.Broker.Embedded = false
 		cfg.Broker.URL = *ext
 	}
-	switch {
-	case fs.Arg(0) == "migrate":
+	if fs.Arg(0) == "migrate" {
 		return migrate(ctx, cfg, stdout)
-	case cfg.Store.URL != "":
-		return errStoreNotWired
 	}
 	log, level := sdnotify.Logger(stderr, cfg.Log.Level, cfg.Log.Format) // a reload sets level
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {

@@ -6,15 +6,34 @@ import (
 	"fmt"
 	"io"
 
+	"path/filepath"
+
 	"github.com/aslcns/totem/cms/pgstore"
+	"github.com/aslcns/totem/cms/refcms"
 	"github.com/aslcns/totem/config"
 )
 
-// errStoreNotWired is the refusal to serve (or provision) with [store]
-// url set: the PostgreSQL store has its schema in this version, not yet
-// the hub's ingest, and silently running on bbolt instead would split a
-// fleet's state between the two.
-var errStoreNotWired = errors.New("totemhub: [store] url is set, but the PostgreSQL store is for `totemhub migrate` only in this version: the hub runs on bbolt in state_dir (leave url empty)")
+// openCMS opens the reference CMS: on bbolt in state_dir, or with
+// [store] url on PostgreSQL (migrated by `totemhub migrate`; a wrong URL
+// or password, a server out of reach, a schema this hub does not know
+// are an error that says which). The fleet registry and the console's
+// state stay in state_dir.
+func openCMS(ctx context.Context, cfg *config.Totemhub, opts *refcms.Options) (*refcms.Store, error) {
+	if cfg.Store.URL == "" {
+		return refcms.Open(filepath.Join(cfg.StateDir, "cms.db"), opts)
+	}
+	pg, err := pgstore.Open(ctx, cfg.Store.URL, pgstore.Options{PoolSize: cfg.Store.PoolSize,
+		StatementTimeout: cfg.Store.StatementTimeout.Duration})
+	if err != nil {
+		return nil, fmt.Errorf("totemhub: %w", err)
+	}
+	s, err := refcms.New(pg.CMS(), opts)
+	if err != nil {
+		pg.Close()
+		return nil, fmt.Errorf("totemhub: %w", err)
+	}
+	return s, nil
+}
 
 // migrate is `totemhub migrate`: it creates or upgrades the PostgreSQL
 // schema of [store] url.

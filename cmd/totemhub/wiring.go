@@ -53,7 +53,7 @@ func (s *server) runHub(ctx context.Context, level *slog.LevelVar, cfgPath strin
 	if err != nil {
 		return err
 	}
-	if err := s.openCMS(); err != nil {
+	if err := s.openCMS(ctx); err != nil {
 		return err
 	}
 	if err := s.connectBroker(ctx, serverTLS, renew); err != nil {
@@ -108,8 +108,8 @@ func (s *server) prepareFleet() (*tls.Config, func(context.Context), error) {
 	return serverTLS, renew, nil
 }
 
-// openCMS opens the reference CMS in state_dir on the configured policy.
-func (s *server) openCMS() error {
+// openCMS opens the reference CMS on the configured policy: in state_dir, or on PostgreSQL with [store] url.
+func (s *server) openCMS(ctx context.Context) error {
 	cfg := s.cfg
 	pol, ok := cms.PolicyByID(cfg.CMS.Policy)
 	if !ok {
@@ -120,7 +120,7 @@ func (s *server) openCMS() error {
 	if cfg.CMS.DemoCards {
 		seed, cips = cms.DemoCards(), cms.DemoCIPs()
 	}
-	store, err := refcms.Open(filepath.Join(cfg.StateDir, "cms.db"), &refcms.Options{Policy: pol, Seed: seed, CIPs: cips,
+	store, err := openCMS(ctx, cfg, &refcms.Options{Policy: pol, Seed: seed, CIPs: cips,
 		SendLogRetention: cfg.CMS.SendLogRetention.Duration, RefusalRetention: cfg.CMS.RefusalRetention.Duration,
 		CitizenRetention: cfg.CMS.CitizenRetention.Duration,
 		FSERetries:       cfg.CMS.FSERetries, FSERetryEvery: cfg.CMS.FSERetryInterval.Duration})

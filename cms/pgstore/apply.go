@@ -9,22 +9,16 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/cms"
+	"github.com/aslcns/totem/cms/cmsstore"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	json "github.com/segmentio/encoding/json"
 )
 
-// Applied is what the rules of one operation gave (refcms's applied):
-// the card it concerned, who drove it, the refusals, and the Data of an
-// accepted online operation.
-type Applied struct {
-	Serial   string
-	Channel  string
-	Operator string
-	Rejects  []cms.Reject
-	Data     any    // marshalled into the outcome when accepted
-	Ref      string // a variation's original op id
-}
+// Applied is what the rules of one operation gave: the card it
+// concerned, who drove it, the refusals, and the Data of an accepted
+// online operation (marshalled into the outcome).
+type Applied = cmsstore.Applied
 
 // Effect applies the rules of op, numbered protocol, inside tx. An error
 // aborts the whole batch (nothing written); refusals are Rejects.
@@ -36,9 +30,58 @@ type Effect func(ctx context.Context, tx *Tx, op cms.Op, protocol string) (Appli
 type Tx struct {
 	tx pgx.Tx
 	b  pgx.Batch
-	// The frame's own rows, sent as one INSERT … unnest per table.
-	ops   opRows
-	audit auditRows
+	// cache is the records this transaction read or wrote, by table and
+	// key, as JSON (nil: there is none): see recTx.cached.
+	cache map[string][]byte
+	// The frame's own rows, and the history's, sent as one INSERT …
+	// unnest per table.
+	ops     opRows
+	audit   auditRows
+	history historyRows
+	// pushes are the consent records given in this transaction and not
+	// sent yet, one per card: sent together (queuePushes).
+	pushes map[string]*consentPush
+}
+
+// consentPush is a consent record given (cmsstore.Tx.PushConsent) not
+// sent yet.
+type consentPush struct {
+	opID, protocol, cur string
+	// prev is the record it replaces when given in this transaction
+	// too; nil: the one in force in the database.
+	prev *string
+}
+
+// queuePushes queues the consents given (those of serial only, if not
+// ""): one INSERT … unnest, a card at most once.
+func (t *Tx) queuePushes(serial string) {
+	if len(t.pushes) == 0 {
+		return
+	}
+	var serials, ops, protocols, curs []string
+	var prevs []*string
+	for k, p := range t.pushes {
+		if serial != "" && k != serial {
+			continue
+		}
+		serials, ops, protocols, curs = append(serials, k), append(ops, p.opID), append(protocols, p.protocol), append(curs, p.cur)
+		prevs = append(prevs, p.prev)
+		delete(t.pushes, k)
+	}
+	if len(serials) == 0 {
+		return
+	}
+	t.b.Queue(`INSERT INTO consents (serial, op_id, protocol, cur, prev)
+		SELECT serial, op_id, protocol, cur::json, prev::json
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS r(serial, op_id, protocol, cur, prev)
+		ON CONFLICT (serial) DO UPDATE SET prev = coalesce(EXCLUDED.prev, consents.cur), cur = EXCLUDED.cur,
+			op_id = EXCLUDED.op_id, protocol = EXCLUDED.protocol`, serials, ops, protocols, curs, prevs)
+}
+
+// historyRows are rows of history, column by column, in order.
+type historyRows struct {
+	serial []string
+	event  []string
 }
 
 // opRows are rows of ops, column by column.
@@ -66,6 +109,7 @@ func codeList(codes []string) string { return strings.Join(codes, ",") }
 const codesSQL = `coalesce(string_to_array(nullif(c, ''), ','), '{}')`
 
 func (t *Tx) queueRows() {
+	t.queuePushes("")
 	if o := &t.ops; len(o.totem) > 0 {
 		t.b.Queue(`INSERT INTO ops (totem, op_id, seq, kind, protocol, accepted, codes, rejects, data, at)
 			SELECT totem, op_id, seq, kind, protocol, accepted, `+codesSQL+`, rejects::jsonb, data, at
@@ -82,6 +126,12 @@ func (t *Tx) queueRows() {
 				AS r(at, totem, seq, op_id, kind, serial, channel, operator, protocol, accepted, c, stamp, ref, i) ORDER BY i`,
 			a.at, a.totem, a.seq, a.id, a.kind, a.serial, a.channel, a.operator, a.protocol, a.accepted, a.codes, a.stamp, a.ref)
 		t.audit = auditRows{}
+	}
+	if h := &t.history; len(h.serial) > 0 {
+		t.b.Queue(`INSERT INTO history (serial, event)
+			SELECT serial, event::json FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS r(serial, event, i) ORDER BY i`,
+			h.serial, h.event)
+		t.history = historyRows{}
 	}
 }
 
@@ -182,7 +232,7 @@ type batch struct {
 	tx       Tx
 	last     map[string]uint64 // totem → last_seq, as this transaction leaves it
 	ops      map[opKey]stored  // the batch's ids found applied, and those it applies
-	protocol int64             // the counter as this transaction leaves it; -1 = not read yet
+	counters map[string]int64  // protocol, queries: as this transaction leaves them; nil = not read yet
 	counted  bool
 }
 
@@ -257,7 +307,7 @@ func (s *Store) ensureLedger(ctx context.Context, totems []string) error {
 }
 
 func (s *Store) applyTx(ctx context.Context, tx pgx.Tx, totems []string, ops []cms.Op, effect Effect) ([]cms.Outcome, error) {
-	b := &batch{tx: Tx{tx: tx}, last: make(map[string]uint64, len(totems)), ops: make(map[opKey]stored, len(ops)), protocol: -1}
+	b := &batch{tx: Tx{tx: tx}, last: make(map[string]uint64, len(totems)), ops: make(map[opKey]stored, len(ops))}
 	// The ledger rows first, in sorted order: no deadlock between
 	// batches, one totem's operations one batch at a time. Then the
 	// batch's ids already applied (one round trip for the batch).
@@ -321,12 +371,40 @@ func (s *Store) applyTx(ctx context.Context, tx pgx.Tx, totems []string, ops []c
 		b.tx.Queue(`UPDATE ledger SET last_seq = $2 WHERE totem = $1`, t, int64(b.last[t]))
 	}
 	if b.counted {
-		b.tx.Queue(`UPDATE counters SET value = $1 WHERE name = 'protocol'`, b.protocol)
+		b.tx.Queue(`UPDATE counters SET value = c.v FROM (VALUES ('protocol', $1::bigint), ('queries', $2::bigint)) AS c(n, v)
+			WHERE name = c.n AND value <> c.v`, b.counters["protocol"], b.counters["queries"])
 	}
 	return outs, b.tx.flush(ctx)
 }
 
-var errSeqReused = cms.Reject{Code: cms.CodeSeqReused, Message: "Operazione non valida."}
+var errSeqReused = cmsstore.ErrSeqReused()
+
+// lockCounters reads the numbering counters FOR UPDATE, both in one
+// order: after the ledger rows, in every transaction (no deadlock). From
+// then on, the transaction has the rules to itself: every transaction
+// that numbers an operation (or that Update runs) waits here for the one
+// before it to commit, so the rules' reads then writes of a record never
+// interleave with another hub's (no lost update under READ COMMITTED).
+func lockCounters(ctx context.Context, tx *Tx, into *map[string]int64) error {
+	rows, err := tx.Query(ctx, `SELECT name, value FROM counters WHERE name IN ('protocol', 'queries') ORDER BY name FOR UPDATE`)
+	if err != nil {
+		return fmt.Errorf("counters: %w", err)
+	}
+	m := make(map[string]int64, 2)
+	for rows.Next() {
+		var n string
+		var v int64
+		if err := rows.Scan(&n, &v); err != nil {
+			return fmt.Errorf("counters: %w", err)
+		}
+		m[n] = v
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("counters: %w", err)
+	}
+	*into = m
+	return nil
+}
 
 // applyOne is one operation's life in the batch: dedup, sequence, protocol
 // number, rules, record, audit (refcms applyTx).
@@ -354,15 +432,15 @@ func (s *Store) applyOne(ctx context.Context, b *batch, op cms.Op, effect Effect
 		b.tx.addAudit(&op, &Applied{}, "", false, []string{cms.CodeSeqReused})
 		return cms.Outcome{Rejects: []cms.Reject{errSeqReused}, At: op.Received}, nil
 	}
-	if b.protocol < 0 {
-		// After the ledger rows, in every transaction: no deadlock.
-		if err := b.tx.QueryRow(ctx, `SELECT value FROM counters WHERE name = 'protocol' FOR UPDATE`).Scan(&b.protocol); err != nil {
-			return cms.Outcome{}, fmt.Errorf("protocol counter: %w", err)
+	if b.counters == nil {
+		if err := lockCounters(ctx, &b.tx, &b.counters); err != nil {
+			return cms.Outcome{}, err
 		}
 	}
-	b.protocol++
+	register, prefix := cmsstore.Series(op.Kind)
+	b.counters[register]++
 	b.counted = true
-	out := cms.Outcome{Protocol: fmt.Sprintf("%s%09d", op.Received.UTC().Format("060102"), b.protocol), At: op.Received}
+	out := cms.Outcome{Protocol: cmsstore.Number(prefix, op.Received, uint64(b.counters[register])), At: op.Received}
 	var res Applied
 	if effect != nil {
 		var err error
@@ -398,19 +476,8 @@ func stampJSON(st *cms.Stamp) *string {
 	return &s
 }
 
-// transmission is the send log entry of op with outcome out (refcms).
-func transmission(op cms.Op, out cms.Outcome) cms.Transmission {
-	t := cms.Transmission{At: op.Received, Totem: op.Totem, Seq: op.Seq, OpID: op.ID, Kind: op.Kind,
-		Stamp: op.Stamp, Transport: cms.TxReceived, Protocol: out.Protocol, Processing: cms.TxAccepted,
-		Duplicate: out.Duplicate}
-	if !out.Accepted {
-		t.Processing = cms.TxRejected
-	}
-	for _, r := range out.Rejects {
-		t.Codes = append(t.Codes, r.Code)
-	}
-	return t
-}
+// transmission is the send log entry of op with outcome out.
+func transmission(op cms.Op, out cms.Outcome) cms.Transmission { return cmsstore.Transmission(op, out) }
 
 // logRepeat queues t, a transmission that changes nothing: the first time
 // a send log entry, every time after a count on it.

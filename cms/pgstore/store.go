@@ -50,60 +50,33 @@
 // server, a schema this code does not know are errors that say which,
 // without the password.
 //
-// # The storage interface refcms is to run against next (proposal)
+// # The CMS's records: cmsstore.Store
 //
-// The rules stay in refcms, written once; what differs between bbolt and
-// PostgreSQL is below this line. Both stores implement:
+// CMS returns the store as cms/cmsstore's Store, the interface refcms's
+// rules run against (refcms.New(store.CMS(), opts)): the rules are
+// written once, in refcms; bbolt (refcms.Open) and this package
+// implement what is below them. The records are one table each
+// (migration 00002: cards, consents, history, notifications, payments,
+// reissue, cipfail, fse, tickets, refunds, meta), a record kept as its
+// JSON beside the columns it is found by. Reads are queries (the writes
+// queued before them go first); writes are queued (Queue) and sent with
+// the next read or the commit, so a rule that only writes costs no round
+// trip of its own.
 //
-//	// Store runs the exactly-once frame around the rules.
-//	type Store interface {
-//		// ApplyBatch runs the frame of this package's ApplyBatch, calling
-//		// effect for each operation that gets a protocol number.
-//		ApplyBatch(ctx context.Context, ops []cms.Op, effect Effect) ([]cms.Outcome, error)
-//		LogRefused(ctx context.Context, ts []cms.Transmission) error
-//		SendLog(ctx context.Context, f cms.SendLogFilter) ([]cms.Transmission, uint64, error)
-//		Transmission(ctx context.Context, n uint64) (cms.Transmission, error)
-//		Ledger(ctx context.Context, totem string, from uint64, max int) (uint64, []cms.LedgerEntry, error)
-//		View(ctx context.Context, fn func(Reader) error) error // reports, cards, history
-//		Close() error
-//	}
-//	// Effect is the rules of one operation: they read and write the CMS
-//	// records through Tx only, and return what refcms's applied holds.
-//	type Effect func(ctx context.Context, tx Tx, op cms.Op, protocol string) (Applied, error)
-//	// Tx is the CMS's records inside the applying transaction, typed
-//	// (not SQL, not buckets): the rules never see which store runs them.
-//	type Tx interface {
-//		Reader
-//		PutCard(cms.Card) error
-//		PutConsents(serial string, rec, prev *ConsentRecord) error
-//		AppendHistory(serial string, e cms.HistoryEvent) error
-//		AppendNotification(Notification) error
-//		PutReissue(ReissueRecord) error
-//		SetCIPFailures(serial string, n int) error
-//		PutFSE(cf string, r FSERecord) error
-//		AppendTicket(Ticket) error
-//		Op(totem, id string) (opRecord, bool, error) // variations look up the original
-//	}
-//	type Reader interface {
-//		Card(serial string) (*cms.Card, error)
-//		Consents(serial string) (ConsentRecord, *ConsentRecord, error)
-//		History(serial string) ([]cms.HistoryEvent, error)
-//		Reissue(serial string) (ReissueRecord, bool, error)
-//		CIPFailures(serial string) (int, error)
-//		FSE(cf string) (FSERecord, bool, error)
-//		Audit(f cms.ReportFilter, fn func(AuditRecord) error) error
-//	}
+// Isolation: READ COMMITTED, and every transaction that numbers an
+// operation takes the counter rows FOR UPDATE before it runs the rules
+// (as does Update): the rules of two hub processes never interleave, so
+// a rule's read then write of a record (a card's reader counter) loses
+// no update, and each read sees the commits before it. Queries (the
+// Storico, cms.KindHistory) are numbered in a series of their own,
+// 'queries' ("C" and the same digits), helpdesk tickets by 'tickets':
+// gapless counters too.
 //
-// Here the PostgreSQL Tx is the *Tx of this package (Queue for writes,
-// sent together before the next read and at commit, so a rule that only
-// writes costs no round trip of its own); the records become one table
-// each (cards, consents, history, notify, payments, reissue, cipfail,
-// fse, tickets), added by a migration with the rules.
+// The retentions (cmsstore.Retention: the send log's own entries, the
+// citizen's data) are one bounded statement per batch (retention.go).
 //
-// This version holds the frame (ledger, ops, protocol numbers, audit,
-// send log), the fleet registry and the command nonces; the hub does not
-// run on it yet: totemhub refuses to start with [store] url set and
-// `totemhub migrate` applies the migrations.
+// totemhub with [store] url runs its CMS (ledger, send log, audit,
+// records) here; `totemhub migrate` applies the migrations.
 package pgstore
 
 import (

@@ -177,6 +177,22 @@ func TestApplyBatch(t *testing.T) {
 
 // An op id is scoped to its totem: another totem using it applies its
 // own operation.
+// A query (the Storico) is numbered in its own series, "C" and the same
+// digits, and spends no protocol number (cmsstore.Series), like bbolt.
+func TestQueriesSeries(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, pgtest.DB(t))
+	outs, err := s.ApplyBatch(ctx, []cms.Op{op("a", 1, cms.KindHistory), op("a", 2, "x"), op("a", 3, cms.KindHistory)}, effect)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{"C%s000000001", "%s000000001", "C%s000000002"} {
+		if p := outs[i].Protocol; p != fmt.Sprintf(want, outs[i].At.UTC().Format("060102")) {
+			t.Errorf("op %d protocol %q, want %q", i, p, want)
+		}
+	}
+}
+
 func TestIDsPerTotem(t *testing.T) {
 	ctx := context.Background()
 	s := open(t, pgtest.DB(t))

@@ -1,7 +1,6 @@
 package refcms
 
 import (
-	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
@@ -11,8 +10,8 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/cms"
+	"github.com/aslcns/totem/cms/cmsstore"
 	json "github.com/segmentio/encoding/json"
-	bolt "go.etcd.io/bbolt"
 )
 
 // applied is what the rules of one operation gave: the card it concerned,
@@ -30,7 +29,7 @@ type applied struct {
 
 // opCtx is one operation being applied inside a transaction.
 type opCtx struct {
-	tx       *bolt.Tx
+	tx       cmsstore.Tx
 	op       cms.Op
 	protocol string
 }
@@ -45,30 +44,35 @@ func badPayload() []cms.Reject {
 // transaction of its opCtx.
 type applier func(*Store, *opCtx) (applied, error)
 
+// rule is an applier written on the rules' configuration.
+func rule(fn func(*rules, *opCtx) (applied, error)) applier {
+	return func(s *Store, c *opCtx) (applied, error) { return fn(&s.rules, c) }
+}
+
 // appliers is the reference CMS's piece of each operation kind declared in
 // cms/opkind: TestEveryKindApplies fails when a declared kind has none
 // (the hub would answer UNKNOWN_KIND).
 var appliers = map[string]applier{
-	cms.KindConsent:      (*Store).applyConsent,
-	cms.KindActivation:   (*Store).applyActivation,
-	cms.KindReprint:      (*Store).applyReprint,
-	cms.KindRevocation:   (*Store).applyRevocation,
-	cms.KindReader:       (*Store).applyReader,
-	cms.KindHistory:      (*Store).applyHistory,
-	cms.KindPINChange:    (*Store).applyPINEvent,
-	cms.KindPINUnblock:   (*Store).applyPINEvent,
+	cms.KindConsent:      rule((*rules).applyConsent),
+	cms.KindActivation:   rule((*rules).applyActivation),
+	cms.KindReprint:      rule((*rules).applyReprint),
+	cms.KindRevocation:   rule((*rules).applyRevocation),
+	cms.KindReader:       rule((*rules).applyReader),
+	cms.KindHistory:      rule((*rules).applyHistory),
+	cms.KindPINChange:    rule((*rules).applyPINEvent),
+	cms.KindPINUnblock:   rule((*rules).applyPINEvent),
 	cms.KindSuspension:   func(_ *Store, c *opCtx) (applied, error) { return applyRefused(c), nil },
 	cms.KindReactivation: func(_ *Store, c *opCtx) (applied, error) { return applyRefused(c), nil },
-	cms.KindReissue:      (*Store).applyReissue,
-	cms.KindWrongData:    (*Store).applyWrongData,
-	cms.KindLookup:       (*Store).applyLookup,
+	cms.KindReissue:      rule((*rules).applyReissue),
+	cms.KindWrongData:    rule((*rules).applyWrongData),
+	cms.KindLookup:       rule((*rules).applyLookup),
 	cms.KindVoid: func(*Store, *opCtx) (applied, error) {
 		// The sequence number is settled and recorded, nothing changes.
 		return applied{rejects: []cms.Reject{{Code: cms.CodeVoid, Message: "Operazione annullata dal totem: dati non leggibili."}}}, nil
 	},
-	cms.KindCorrection:   (*Store).applyVariation,
-	cms.KindCancellation: (*Store).applyVariation,
-	cms.KindRefund:       (*Store).applyRefund,
+	cms.KindCorrection:   rule((*rules).applyVariation),
+	cms.KindCancellation: rule((*rules).applyVariation),
+	cms.KindRefund:       rule((*rules).applyRefund),
 	cms.KindAudit:        func(_ *Store, c *opCtx) (applied, error) { return applyAudit(c), nil },
 }
 
@@ -86,9 +90,15 @@ func applyAudit(c *opCtx) applied {
 	return applied{}
 }
 
-// apply runs the rules of op's kind inside tx. An error aborts the
-// transaction.
-func (s *Store) apply(tx *bolt.Tx, op cms.Op, protocol string) (applied, error) {
+// effect runs the rules of op's kind inside tx (the cmsstore.Effect the
+// store's frame calls). An error aborts the transaction.
+func (s *Store) effect(tx cmsstore.Tx, op cms.Op, protocol string) (cmsstore.Applied, error) {
+	a, err := s.apply(tx, op, protocol)
+	return cmsstore.Applied{Serial: a.serial, Channel: a.channel, Operator: a.operator, Rejects: a.rejects,
+		Data: a.data, Ref: a.ref}, err
+}
+
+func (s *Store) apply(tx cmsstore.Tx, op cms.Op, protocol string) (applied, error) {
 	if !op.Expires.IsZero() && op.Received.After(op.Expires) {
 		return applied{rejects: []cms.Reject{{Code: cms.CodeExpired, Message: "Operazione scaduta prima dell'invio."}}}, nil
 	}
@@ -103,14 +113,14 @@ func (s *Store) apply(tx *bolt.Tx, op cms.Op, protocol string) (applied, error) 
 // the card and runs validate on it, whose refusals are in a.rejects.
 func begin(c *opCtx, ref cms.CardRef, channel, operator string, validate func(*cms.Card) []cms.Reject) (a applied, card *cms.Card, err error) {
 	a = applied{serial: ref.Serial, channel: channel, operator: operator}
-	if card, err = getCard(c.tx, ref.Serial); err != nil {
+	if card, err = c.tx.Card(ref.Serial); err != nil {
 		return a, nil, err
 	}
 	a.rejects = validate(card)
 	return a, card, nil
 }
 
-func (s *Store) applyConsent(c *opCtx) (applied, error) {
+func (s *rules) applyConsent(c *opCtx) (applied, error) {
 	var req cms.ConsentRequest
 	if strictJSON(c.op.Payload, &req) != nil {
 		return applied{rejects: badPayload()}, nil
@@ -130,17 +140,10 @@ func (s *Store) applyConsent(c *opCtx) (applied, error) {
 }
 
 // consent records a consent set for card and requests the FSE.
-func (s *Store) consent(c *opCtx, card *cms.Card, cs cms.ConsentSet, channel, operator string, deleg *cms.Delegation) (string, error) {
+func (s *rules) consent(c *opCtx, card *cms.Card, cs cms.ConsentSet, channel, operator string, deleg *cms.Delegation) (string, error) {
 	rec := ConsentRecord{Policy: cs.Policy, Consents: cs.Consents, Channel: channel,
 		Operator: operator, Delegate: deleg, OpID: c.op.ID, Protocol: c.protocol, At: c.now()}
-	if b := c.tx.Bucket(bConsents).Get([]byte(card.Serial)); b != nil {
-		// Kept one level deep, for a cancellation of this consent, as
-		// it is: decoding it would cost more than the whole consent.
-		if err := c.tx.Bucket(bConsentsPrev).Put([]byte(card.Serial), bytes.Clone(b)); err != nil {
-			return "", err
-		}
-	}
-	if err := putJSON(c.tx.Bucket(bConsents), []byte(card.Serial), rec); err != nil {
+	if err := c.tx.PushConsent(card.Serial, rec); err != nil {
 		return "", err
 	}
 	if err := event(c, card.Serial, cms.KindConsent, channel, cs.Policy); err != nil {
@@ -149,13 +152,13 @@ func (s *Store) consent(c *opCtx, card *cms.Card, cs cms.ConsentSet, channel, op
 	return s.requestFSE(c, card)
 }
 
-func (s *Store) applyActivation(c *opCtx) (applied, error) {
+func (s *rules) applyActivation(c *opCtx) (applied, error) {
 	var req cms.ActivationRequest
 	if strictJSON(c.op.Payload, &req) != nil {
 		return applied{rejects: badPayload()}, nil
 	}
 	a := applied{serial: req.Card.Serial, channel: req.Channel, operator: req.Operator}
-	card, err := getCard(c.tx, req.Card.Serial)
+	card, err := c.tx.Card(req.Card.Serial)
 	if err != nil {
 		return a, err
 	}
@@ -191,7 +194,7 @@ func (s *Store) applyActivation(c *opCtx) (applied, error) {
 		}
 		res.Readers = card.Readers
 	}
-	if err := putJSON(c.tx.Bucket(bCards), []byte(card.Serial), card); err != nil {
+	if err := c.tx.PutCard(*card); err != nil {
 		return a, err
 	}
 	if err := notify(c, card, cms.KindActivation, k); err != nil {
@@ -211,7 +214,7 @@ func (s *Store) applyActivation(c *opCtx) (applied, error) {
 	return a, nil
 }
 
-func (s *Store) applyReprint(c *opCtx) (applied, error) {
+func (s *rules) applyReprint(c *opCtx) (applied, error) {
 	var req cms.ReprintRequest
 	if strictJSON(c.op.Payload, &req) != nil {
 		return applied{rejects: badPayload()}, nil
@@ -225,7 +228,7 @@ func (s *Store) applyReprint(c *opCtx) (applied, error) {
 	if req.Contact != nil {
 		contact := *req.Contact
 		card.Contact = &contact
-		if err := putJSON(c.tx.Bucket(bCards), []byte(card.Serial), card); err != nil {
+		if err := c.tx.PutCard(*card); err != nil {
 			return a, err
 		}
 	}
@@ -238,7 +241,7 @@ func (s *Store) applyReprint(c *opCtx) (applied, error) {
 	return a, event(c, card.Serial, cms.KindReprint, req.Channel, req.Reason)
 }
 
-func (s *Store) applyRevocation(c *opCtx) (applied, error) {
+func (s *rules) applyRevocation(c *opCtx) (applied, error) {
 	var req cms.RevocationRequest
 	if strictJSON(c.op.Payload, &req) != nil {
 		return applied{rejects: badPayload()}, nil
@@ -262,10 +265,10 @@ func (s *Store) applyRevocation(c *opCtx) (applied, error) {
 	card.State = cms.CardRevoked
 	card.RevokedAt = c.now()
 	card.RevokeReason = req.Reason
-	if err := putJSON(c.tx.Bucket(bCards), []byte(card.Serial), card); err != nil {
+	if err := c.tx.PutCard(*card); err != nil {
 		return a, err
 	}
-	if err := c.tx.Bucket(bCIPFail).Delete([]byte(card.Serial)); err != nil {
+	if err := c.tx.SetCIPFailures(card.Serial, 0); err != nil {
 		return a, err
 	}
 	if err := event(c, card.Serial, cms.KindRevocation, req.Channel, req.Reason); err != nil {
@@ -281,21 +284,20 @@ func (s *Store) applyRevocation(c *opCtx) (applied, error) {
 
 // checkCIP verifies a typed CIP, counting wrong ones apart from the card
 // record; after cms.MaxCIPFailures the card can be revoked only at a counter.
-func (s *Store) checkCIP(tx *bolt.Tx, serial, cip string) ([]cms.Reject, error) {
-	b := tx.Bucket(bCIPFail)
-	var n uint64
-	if v := b.Get([]byte(serial)); len(v) == 8 {
-		n = binary.BigEndian.Uint64(v)
+func (s *rules) checkCIP(tx cmsstore.Tx, serial, cip string) ([]cms.Reject, error) {
+	n, err := tx.CIPFailures(serial)
+	if err != nil {
+		return nil, err
 	}
 	if n >= cms.MaxCIPFailures {
 		return []cms.Reject{{Code: cms.CodeCIPBlocked,
 			Message: "Troppi CIP errati: la revoca si chiede allo sportello, con un documento di identità."}}, nil
 	}
 	if hmac.Equal([]byte(s.codes(serial).cip), []byte(cip)) {
-		return nil, b.Delete([]byte(serial))
+		return nil, tx.SetCIPFailures(serial, 0)
 	}
 	n++
-	if err := b.Put([]byte(serial), be(n)); err != nil {
+	if err := tx.SetCIPFailures(serial, n); err != nil {
 		return nil, err
 	}
 	if n >= cms.MaxCIPFailures {
@@ -306,13 +308,13 @@ func (s *Store) checkCIP(tx *bolt.Tx, serial, cip string) ([]cms.Reject, error) 
 		Message: fmt.Sprintf("CIP errato: restano %d tentativi.", cms.MaxCIPFailures-n)}}, nil
 }
 
-func (s *Store) applyReader(c *opCtx) (applied, error) {
+func (s *rules) applyReader(c *opCtx) (applied, error) {
 	var req cms.ReaderRequest
 	if strictJSON(c.op.Payload, &req) != nil {
 		return applied{rejects: badPayload()}, nil
 	}
 	a := applied{serial: req.Card.Serial, channel: req.Channel, operator: req.Operator}
-	card, err := getCard(c.tx, req.Card.Serial)
+	card, err := c.tx.Card(req.Card.Serial)
 	if err != nil {
 		return a, err
 	}
@@ -328,24 +330,17 @@ func (s *Store) applyReader(c *opCtx) (applied, error) {
 		return a, err
 	}
 	a.data = cms.ReaderResult{Readers: card.Readers}
-	return a, putJSON(c.tx.Bucket(bCards), []byte(card.Serial), card)
+	return a, c.tx.PutCard(*card)
 }
 
-// PaymentRecord is what the store keeps of a reader payment: a receipt
-// buys one reader.
-type PaymentRecord struct {
-	Serial   string    `json:"serial"`
-	OpID     string    `json:"op_id"`
-	Protocol string    `json:"protocol"`
-	At       time.Time `json:"at"`
-	// VariedBy is the op id of the correction that set this reference,
-	// VariedProtocol its protocol number.
-	VariedBy       string `json:"varied_by,omitempty"`
-	VariedProtocol string `json:"varied_protocol,omitempty"`
-}
-
-func paymentUsed(tx *bolt.Tx, ref string) ([]cms.Reject, error) {
-	if ref != "" && tx.Bucket(bPayments).Get([]byte(ref)) != nil {
+func paymentUsed(tx cmsstore.Reader, ref string) ([]cms.Reject, error) {
+	if ref == "" {
+		return nil, nil
+	}
+	if p, err := tx.Payment(ref); err != nil || p != nil {
+		if err != nil {
+			return nil, err
+		}
 		return []cms.Reject{{Code: cms.CodePaymentReused,
 			Message: "Questa ricevuta di pagamento è già stata usata per un lettore."}}, nil
 	}
@@ -353,16 +348,16 @@ func paymentUsed(tx *bolt.Tx, ref string) ([]cms.Reject, error) {
 }
 
 // reader counts a reader bought for card (the caller stores the card).
-func (s *Store) reader(c *opCtx, card *cms.Card, p cms.Payment, channel string) error {
+func (s *rules) reader(c *opCtx, card *cms.Card, p cms.Payment, channel string) error {
 	card.Readers++
 	rec := PaymentRecord{Serial: card.Serial, OpID: c.op.ID, Protocol: c.protocol, At: c.now()}
-	if err := putJSON(c.tx.Bucket(bPayments), []byte(p.Reference), rec); err != nil {
+	if err := c.tx.PutPayment(p.Reference, rec); err != nil {
 		return err
 	}
 	return event(c, card.Serial, cms.KindReader, channel, strconv.Itoa(card.Readers))
 }
 
-func (s *Store) applyHistory(c *opCtx) (applied, error) {
+func (s *rules) applyHistory(c *opCtx) (applied, error) {
 	var req cms.HistoryRequest
 	if strictJSON(c.op.Payload, &req) != nil {
 		return applied{rejects: badPayload()}, nil
@@ -375,7 +370,7 @@ func (s *Store) applyHistory(c *opCtx) (applied, error) {
 	}
 	cards := []cms.Card{*card}
 	if req.Scope == cms.HistoryAll {
-		if cards, err = cardsOf(c.tx, card.CF); err != nil {
+		if cards, err = c.tx.CardsOf(card.CF); err != nil {
 			return a, err
 		}
 	}
@@ -383,7 +378,7 @@ func (s *Store) applyHistory(c *opCtx) (applied, error) {
 	for _, k := range cards {
 		h := cms.CardHistory{Serial: k.Serial, TEAM: cms.TEAM(k.Serial), Expiry: k.Expiry, State: k.State,
 			ActivatedAt: k.ActivatedAt, RevokedAt: k.RevokedAt, RevokeReason: k.RevokeReason, Readers: k.Readers}
-		if h.Events, err = history(c.tx, k.Serial); err != nil {
+		if h.Events, err = c.tx.History(k.Serial); err != nil {
 			return a, err
 		}
 		res.Cards = append(res.Cards, h)
@@ -392,7 +387,7 @@ func (s *Store) applyHistory(c *opCtx) (applied, error) {
 	return a, nil
 }
 
-func (s *Store) applyPINEvent(c *opCtx) (applied, error) {
+func (s *rules) applyPINEvent(c *opCtx) (applied, error) {
 	if rs := cms.CheckNoPIN(c.op.Payload); rs != nil {
 		a := lenient(c.op.Payload)
 		a.rejects = rs
@@ -429,7 +424,7 @@ func applyRefused(c *opCtx) applied {
 	return a
 }
 
-func (s *Store) applyReissue(c *opCtx) (applied, error) {
+func (s *rules) applyReissue(c *opCtx) (applied, error) {
 	var req cms.ReissueRequest
 	if strictJSON(c.op.Payload, &req) != nil {
 		return applied{rejects: badPayload()}, nil
@@ -440,7 +435,10 @@ func (s *Store) applyReissue(c *opCtx) (applied, error) {
 	if err != nil || len(a.rejects) > 0 {
 		return a, err
 	}
-	if c.tx.Bucket(bReissue).Get([]byte(card.Serial)) != nil {
+	if r, err := c.tx.Reissue(card.Serial); err != nil || r != nil {
+		if err != nil {
+			return a, err
+		}
 		a.rejects = []cms.Reject{{Code: cms.CodeReissuePending, Message: "Per questa tessera una nuova tessera è già stata richiesta."}}
 		return a, nil
 	}
@@ -455,7 +453,7 @@ func (s *Store) applyReissue(c *opCtx) (applied, error) {
 // applyLookup answers the operator's second identity check with the
 // CMS's record of the card; it changes nothing (the audit records who
 // looked).
-func (s *Store) applyLookup(c *opCtx) (applied, error) {
+func (s *rules) applyLookup(c *opCtx) (applied, error) {
 	var req cms.LookupRequest
 	if strictJSON(c.op.Payload, &req) != nil {
 		return applied{rejects: badPayload()}, nil
@@ -479,7 +477,7 @@ func (s *Store) applyLookup(c *opCtx) (applied, error) {
 	return a, nil
 }
 
-func (s *Store) applyWrongData(c *opCtx) (applied, error) {
+func (s *rules) applyWrongData(c *opCtx) (applied, error) {
 	var req cms.WrongDataReport
 	if strictJSON(c.op.Payload, &req) != nil {
 		return applied{rejects: badPayload()}, nil
@@ -491,7 +489,7 @@ func (s *Store) applyWrongData(c *opCtx) (applied, error) {
 		return a, err
 	}
 	card.DataReported = true
-	if err := putJSON(c.tx.Bucket(bCards), []byte(card.Serial), card); err != nil {
+	if err := c.tx.PutCard(*card); err != nil {
 		return a, err
 	}
 	a.data = cms.WrongDataResult{Report: c.protocol, Guidance: cms.GuidanceSceltaRevoca}
@@ -503,7 +501,7 @@ func (s *Store) applyWrongData(c *opCtx) (applied, error) {
 // nothing secret is stored per card.
 type codes struct{ pin, puk, cip string }
 
-func (s *Store) codes(serial string) codes {
+func (s *rules) codes(serial string) codes {
 	c := codes{
 		pin: s.derive("pin", serial, cms.PINDigits),
 		puk: s.derive("puk", serial, cms.PUKDigits),
@@ -515,7 +513,7 @@ func (s *Store) codes(serial string) codes {
 	return c
 }
 
-func (s *Store) derive(label, serial string, n int) string {
+func (s *rules) derive(label, serial string, n int) string {
 	m := hmac.New(sha256.New, s.key)
 	m.Write([]byte(label))
 	m.Write([]byte{0})
@@ -527,46 +525,15 @@ func (s *Store) derive(label, serial string, n int) string {
 	return fmt.Sprintf("%0*d", n, binary.BigEndian.Uint64(m.Sum(nil)[:8])%mod)
 }
 
-func cardByTEAM(tx *bolt.Tx, team string) (*cms.Card, error) {
-	var found *cms.Card
-	err := tx.Bucket(bCards).ForEach(func(k, v []byte) error {
-		if found != nil || cms.TEAM(string(k)) != team {
-			return nil
-		}
-		var c cms.Card
-		if err := json.Unmarshal(v, &c); err != nil {
-			return fmt.Errorf("card %s: %w", k, err)
-		}
-		found = &c
-		return nil
-	})
-	return found, err
-}
-
-func cardsOf(tx *bolt.Tx, cf string) ([]cms.Card, error) {
-	var out []cms.Card
-	err := tx.Bucket(bCards).ForEach(func(k, v []byte) error {
-		var c cms.Card
-		if err := json.Unmarshal(v, &c); err != nil {
-			return fmt.Errorf("card %s: %w", k, err)
-		}
-		if c.CF == cf {
-			out = append(out, c)
-		}
-		return nil
-	})
-	return out, err
-}
-
 // cardBySerialOrTEAM finds the card an operation names by its serial or,
 // without one, by a TEAM code typed (a card not in the slot); nil when it
 // names neither or the CMS does not know it.
-func cardBySerialOrTEAM(tx *bolt.Tx, serial, team string) (*cms.Card, error) {
+func cardBySerialOrTEAM(tx cmsstore.Reader, serial, team string) (*cms.Card, error) {
 	switch {
 	case serial != "":
-		return getCard(tx, serial)
+		return tx.Card(serial)
 	case team != "":
-		return cardByTEAM(tx, team)
+		return tx.CardByTEAM(team)
 	}
 	return nil, nil
 }

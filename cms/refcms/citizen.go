@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/aslcns/totem/cms/cmsstore"
 	json "github.com/segmentio/encoding/json"
 	bolt "go.etcd.io/bbolt"
 )
@@ -33,9 +34,13 @@ type PurgeReport struct {
 // results' data older than the citizen retention at now.
 func (s *Store) PurgeCitizenData(now time.Time) (PurgeReport, error) {
 	var rep PurgeReport
-	cutoff := now.Add(-s.keepCitizen)
+	rs, ok := s.st.(cmsstore.Retention)
+	if !ok {
+		return rep, errNoRetention
+	}
+	cutoff := now.Add(-s.rules.keepCitizen)
 	for { // the notifications are in order of time: the oldest first
-		n, more, err := s.purgeNotifications(cutoff)
+		n, more, err := rs.PurgeNotifications(context.Background(), cutoff)
 		rep.Notifications += n
 		if err != nil || !more {
 			if err != nil {
@@ -45,7 +50,7 @@ func (s *Store) PurgeCitizenData(now time.Time) (PurgeReport, error) {
 		}
 	}
 	for from := []byte{}; from != nil; {
-		n, next, err := s.purgeResults(cutoff, from)
+		n, next, err := rs.PurgeResults(context.Background(), cutoff, from)
 		rep.Results += n
 		if err != nil {
 			return rep, err
@@ -57,7 +62,7 @@ func (s *Store) PurgeCitizenData(now time.Time) (PurgeReport, error) {
 
 // purgeNotifications deletes up to pruneBatch notifications sent before
 // cutoff; more says whether older ones may remain.
-func (s *Store) purgeNotifications(cutoff time.Time) (n int, more bool, err error) {
+func (s *boltStore) PurgeNotifications(_ context.Context, cutoff time.Time) (n int, more bool, err error) {
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bNotify)
 		var gone [][]byte
@@ -89,7 +94,7 @@ func (s *Store) purgeNotifications(cutoff time.Time) (n int, more bool, err erro
 // purgeResults removes the data of up to pruneBatch stored results of
 // operations applied before cutoff, scanning up to pruneScan records from
 // key from; next is where to go on, nil at the end.
-func (s *Store) purgeResults(cutoff time.Time, from []byte) (n int, next []byte, err error) {
+func (s *boltStore) PurgeResults(_ context.Context, cutoff time.Time, from []byte) (n int, next []byte, err error) {
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bOps)
 		type put struct {

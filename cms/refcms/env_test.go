@@ -50,7 +50,7 @@ func newEnv(t *testing.T, opts *Options) *env {
 	}
 	opts.Seed = cms.DemoCards()
 	path := filepath.Join(t.TempDir(), "cms.db")
-	s, err := Open(path, opts)
+	s, err := openAt(t, path, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,12 +2,12 @@ package refcms
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/aslcns/totem/cms"
-	json "github.com/segmentio/encoding/json"
-	bolt "go.etcd.io/bbolt"
+	"github.com/aslcns/totem/cms/cmsstore"
 )
 
 // FSEOutcome is the result of one attempt to create a citizen's FSE.
@@ -50,51 +50,19 @@ func ScriptedFSE(script map[string][]FSEOutcome) FSESource {
 	}
 }
 
-// FSERecord is the state of the creation of one citizen's FSE.
-type FSERecord struct {
-	CF        string    `json:"cf"`
-	Serial    string    `json:"serial"`
-	State     string    `json:"state"` // cms.FSECreated, cms.FSEPending, cms.FSETicket
-	Attempts  int       `json:"attempts"`
-	Ticket    string    `json:"ticket,omitempty"`
-	Level     int       `json:"level,omitempty"` // the ticket's
-	OpID      string    `json:"op_id"`
-	Protocol  string    `json:"protocol"`
-	Requested time.Time `json:"requested"`
-	Updated   time.Time `json:"updated"`
-}
-
 // Ticket reasons.
 const (
 	TicketCF        = "codice_fiscale" // level 1: the citizen is to be contacted
 	TicketTechnical = "tecnico"        // level 2: attempts exhausted
 )
 
-// Ticket is a helpdesk ticket opened by the FSE creation rule.
-type Ticket struct {
-	ID       string    `json:"id"` // HD1-000001, HD2-000002
-	Level    int       `json:"level"`
-	Reason   string    `json:"reason"`
-	CF       string    `json:"cf"`
-	Serial   string    `json:"serial"`
-	OpID     string    `json:"op_id"`
-	Protocol string    `json:"protocol"`
-	Attempts int       `json:"attempts"`
-	Opened   time.Time `json:"opened"`
-	Note     string    `json:"note"` // what the helpdesk is to do, in Italian
-}
-
 // requestFSE asks for the FSE of card's holder after an accepted consent
 // and makes the first attempt. An FSE already created, being retried or
 // with a ticket open is left as it is.
-func (s *Store) requestFSE(c *opCtx, card *cms.Card) (string, error) {
-	b := c.tx.Bucket(bFSE)
-	if v := b.Get([]byte(card.CF)); v != nil {
-		var r struct { // the state is all it needs: cheaper than FSERecord
-			State string `json:"state"`
-		}
-		if err := json.Unmarshal(v, &r); err != nil {
-			return "", fmt.Errorf("fse record: %w", err)
+func (s *rules) requestFSE(c *opCtx, card *cms.Card) (string, error) {
+	if r, err := c.tx.FSE(card.CF); err != nil || r != nil {
+		if err != nil {
+			return "", err
 		}
 		return r.State, nil
 	}
@@ -105,7 +73,7 @@ func (s *Store) requestFSE(c *opCtx, card *cms.Card) (string, error) {
 // attemptFSE makes one attempt, applies the seeds' rule and stores r: a CF
 // error opens a level-1 ticket at once; technical errors are retried by
 // the CMS itself until FSERetries attempts, then a level-2 ticket opens.
-func (s *Store) attemptFSE(tx *bolt.Tx, r *FSERecord, now time.Time) (string, error) {
+func (s *rules) attemptFSE(tx cmsstore.Tx, r *FSERecord, now time.Time) (string, error) {
 	r.Attempts++
 	r.Updated = now
 	var level int
@@ -127,12 +95,11 @@ func (s *Store) attemptFSE(tx *bolt.Tx, r *FSERecord, now time.Time) (string, er
 		}
 		r.State, r.Ticket, r.Level = cms.FSETicket, t.ID, level
 	}
-	return r.State, putJSON(tx.Bucket(bFSE), []byte(r.CF), r)
+	return r.State, tx.PutFSE(*r)
 }
 
-func openTicket(tx *bolt.Tx, r *FSERecord, level int, now time.Time) (Ticket, error) {
-	b := tx.Bucket(bTickets)
-	n, err := b.NextSequence()
+func openTicket(tx cmsstore.Tx, r *FSERecord, level int, now time.Time) (Ticket, error) {
+	n, err := tx.NextTicket()
 	if err != nil {
 		return Ticket{}, err
 	}
@@ -145,7 +112,7 @@ func openTicket(tx *bolt.Tx, r *FSERecord, level int, now time.Time) (Ticket, er
 		t.Reason = TicketTechnical
 		t.Note = fmt.Sprintf("Creazione FSE non riuscita per errori tecnici dopo %d tentativi.", r.Attempts)
 	}
-	return t, putJSON(b, be(n), t)
+	return t, tx.PutTicket(n, t)
 }
 
 // RetryFSE makes one more attempt for every FSE being retried and returns
@@ -155,24 +122,14 @@ func (s *Store) RetryFSE(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	n := 0
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		var pending []FSERecord
-		err := tx.Bucket(bFSE).ForEach(func(_, v []byte) error {
-			var r FSERecord
-			if err := json.Unmarshal(v, &r); err != nil {
-				return err
-			}
-			if r.State == cms.FSEPending {
-				pending = append(pending, r)
-			}
-			return nil
-		})
+	err := s.st.Update(ctx, func(tx cmsstore.Tx) error {
+		pending, err := tx.PendingFSE()
 		if err != nil {
 			return err
 		}
 		now := time.Now()
 		for i := range pending {
-			if _, err := s.attemptFSE(tx, &pending[i], now); err != nil {
+			if _, err := s.rules.attemptFSE(tx, &pending[i], now); err != nil {
 				return err
 			}
 		}
@@ -189,7 +146,7 @@ func (s *Store) RetryFSE(ctx context.Context) (int, error) {
 // until ctx is done; the caller owns the goroutine it runs on.
 func (s *Store) RunFSERetries(ctx context.Context, every time.Duration) error {
 	if every <= 0 {
-		every = s.fseEvery
+		every = s.rules.fseEvery
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -207,14 +164,17 @@ func (s *Store) RunFSERetries(ctx context.Context, every time.Duration) error {
 
 // consentResult is the answer to an accepted consent: the FSE state, the
 // helpdesk ticket when one is open, and how the CMS retries by itself.
-func (s *Store) consentResult(tx *bolt.Tx, cf, state string) (cms.ConsentResult, error) {
+func (s *rules) consentResult(tx cmsstore.Reader, cf, state string) (cms.ConsentResult, error) {
 	res := cms.ConsentResult{FSE: state, Retries: s.fseRetries, RetryEvery: int(s.fseEvery / time.Second)}
 	if state != cms.FSETicket {
 		return res, nil
 	}
-	var r FSERecord
-	if err := json.Unmarshal(tx.Bucket(bFSE).Get([]byte(cf)), &r); err != nil {
-		return res, fmt.Errorf("fse record: %w", err)
+	r, err := tx.FSE(cf)
+	if err != nil {
+		return res, err
+	}
+	if r == nil {
+		return res, errors.New("fse record missing")
 	}
 	res.Ticket, res.TicketLevel, res.Attempts = r.Ticket, r.Level, r.Attempts
 	return res, nil
@@ -222,29 +182,10 @@ func (s *Store) consentResult(tx *bolt.Tx, cf, state string) (cms.ConsentResult,
 
 // FSE returns the FSE creation state of the holder with cf.
 func (s *Store) FSE(cf string) (FSERecord, error) {
-	var r FSERecord
-	err := s.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bFSE).Get([]byte(cf))
-		if v == nil {
-			return cms.ErrNotFound
-		}
-		return json.Unmarshal(v, &r)
-	})
-	return r, err
+	return lookup(s, func(r cmsstore.Reader) (*FSERecord, error) { return r.FSE(cf) })
 }
 
 // Tickets returns the helpdesk tickets, oldest first.
 func (s *Store) Tickets() ([]Ticket, error) {
-	var out []Ticket
-	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bTickets).ForEach(func(_, v []byte) error {
-			var t Ticket
-			if err := json.Unmarshal(v, &t); err != nil {
-				return err
-			}
-			out = append(out, t)
-			return nil
-		})
-	})
-	return out, err
+	return read(s, func(r cmsstore.Reader) ([]Ticket, error) { return r.Tickets() })
 }

@@ -753,7 +753,7 @@ func TestLookup(t *testing.T) {
 // Options.CIPs fixes a card's CIP (the demo cards' cms.DemoCIP, in the
 // README): the revocation takes it, and a derived one is refused.
 func TestFixedCIP(t *testing.T) {
-	s, err := Open(filepath.Join(t.TempDir(), "cms.db"), &Options{Seed: cms.DemoCards(), CIPs: cms.DemoCIPs()})
+	s, err := openAt(t, filepath.Join(t.TempDir(), "cms.db"), &Options{Seed: cms.DemoCards(), CIPs: cms.DemoCIPs()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,7 @@ var now = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 
 func open(t *testing.T, path string) *Store {
 	t.Helper()
-	s, err := Open(path, &Options{Seed: cms.DemoCards()})
+	s, err := openAt(t, path, &Options{Seed: cms.DemoCards()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,6 +251,7 @@ func TestOwnIDReusedConsumesTheSeq(t *testing.T) {
 // Op records written before dedup was scoped (under the id alone) still
 // answer their own totem's duplicates, and no other totem's.
 func TestLegacyOpRecords(t *testing.T) {
+	bboltOnly(t, "records of older bbolt versions")
 	e := newEnv(t, nil)
 	ctx := context.Background()
 	op := e.opAs("t1", now, cms.KindHistory, goodHistory())

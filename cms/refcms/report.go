@@ -6,9 +6,10 @@ import (
 	"slices"
 	"time"
 
+	"context"
+
 	"github.com/aslcns/totem/cms"
-	json "github.com/segmentio/encoding/json"
-	bolt "go.etcd.io/bbolt"
+	"github.com/aslcns/totem/cms/cmsstore"
 )
 
 // The report types live in cms, where the hub finds them; these names
@@ -34,12 +35,8 @@ func (s *Store) Report(f ReportFilter) ([]ReportRow, error) {
 		return nil, fmt.Errorf("refcms: report: unknown outcome %q", f.Outcome)
 	}
 	rows := map[[4]string]*ReportRow{}
-	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bAudit).ForEach(func(_, v []byte) error {
-			var a AuditRecord
-			if err := json.Unmarshal(v, &a); err != nil {
-				return err
-			}
+	err := s.st.View(context.Background(), func(rd cmsstore.Reader) error {
+		return rd.Audit(func(a AuditRecord) error {
 			switch {
 			// Audit entries (people's actions, on their way to the hub's
 			// audit) are not operations on cards: only asked for by kind.

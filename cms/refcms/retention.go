@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/aslcns/totem/cms"
+	"github.com/aslcns/totem/cms/cmsstore"
 	json "github.com/segmentio/encoding/json"
 	bolt "go.etcd.io/bbolt"
 )
@@ -36,7 +38,17 @@ func (s *Store) PruneSendLog(now time.Time) (int, error) {
 // where the next batch starts, 0 when the scan reached the entries too
 // recent to go.
 func (s *Store) pruneFrom(now time.Time, from uint64) (int, uint64, error) {
-	dupBefore, refBefore := now.Add(-s.keepDup), now.Add(-s.keepRef)
+	rs, ok := s.st.(cmsstore.Retention)
+	if !ok {
+		return 0, 0, errNoRetention
+	}
+	return rs.PruneSendLog(context.Background(), now.Add(-s.rules.keepDup), now.Add(-s.rules.keepRef), from)
+}
+
+// errNoRetention: the store does not apply the retentions.
+var errNoRetention = errors.New("refcms: this store does not apply the retentions")
+
+func (s *boltStore) PruneSendLog(_ context.Context, dupBefore, refBefore time.Time, from uint64) (int, uint64, error) {
 	oldest := dupBefore // entries received after both are all kept
 	if refBefore.After(oldest) {
 		oldest = refBefore

@@ -22,8 +22,11 @@ func TestRepeatsAreCountedNotStored(t *testing.T) {
 	reused := applied
 	reused.ID = id(999) // another id at the taken seq
 	const replays = 5000
-	fi, _ := os.Stat(e.path)
-	before := fi.Size()
+	var before int64
+	if !onPG { // the bbolt file's size
+		fi, _ := os.Stat(e.path)
+		before = fi.Size()
+	}
 	for i := 0; i < replays; i += 250 {
 		var batch []cms.Op
 		var gaps []cms.Transmission
@@ -43,9 +46,11 @@ func TestRepeatsAreCountedNotStored(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	fi, _ = os.Stat(e.path)
-	if grown := fi.Size() - before; grown > 1<<20 {
-		t.Fatalf("the store grew %d bytes for %d replays", grown, 2*replays)
+	if !onPG {
+		fi, _ := os.Stat(e.path)
+		if grown := fi.Size() - before; grown > 1<<20 {
+			t.Fatalf("the store grew %d bytes for %d replays", grown, 2*replays)
+		}
 	}
 	rows, _, err := e.s.SendLog(cms.SendLogFilter{})
 	if err != nil || len(rows) != 4 {
@@ -64,7 +69,7 @@ func TestRepeatsAreCountedNotStored(t *testing.T) {
 // last repeat; the applied operations' entries (the audit) stay.
 func TestSendLogRetention(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "cms.db")
-	s, err := Open(path, &Options{Seed: cms.DemoCards(), SendLogRetention: 48 * time.Hour, RefusalRetention: 24 * time.Hour})
+	s, err := openAt(t, path, &Options{Seed: cms.DemoCards(), SendLogRetention: 48 * time.Hour, RefusalRetention: 24 * time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +128,7 @@ func TestSendLogRetention(t *testing.T) {
 // more of them than one transaction reads do not stop the pruning behind.
 func TestPruneStepsOverKeptEntries(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "cms.db")
-	s, err := Open(path, &Options{RefusalRetention: 24 * time.Hour})
+	s, err := openAt(t, path, &Options{RefusalRetention: 24 * time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -101,7 +101,7 @@ func TestOnlineDuplicatesReturnStoredData(t *testing.T) {
 	notes, _ := e.s.Notifications("")
 	audit, _ := e.s.Audit()
 	e.s.Close()
-	s, err := Open(e.path, &Options{Seed: cms.DemoCards()})
+	s, err := openAt(t, e.path, &Options{Seed: cms.DemoCards()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,11 +3,13 @@ package refcms
 import (
 	"bytes"
 	"cmp"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"slices"
 
 	"github.com/aslcns/totem/cms"
+	"github.com/aslcns/totem/cms/cmsstore"
 	json "github.com/segmentio/encoding/json"
 	bolt "go.etcd.io/bbolt"
 )
@@ -21,18 +23,7 @@ import (
 var _ cms.SendLogger = (*Store)(nil)
 
 // transmission is the send log entry of op with outcome out.
-func transmission(op cms.Op, out cms.Outcome) cms.Transmission {
-	t := cms.Transmission{At: op.Received, Totem: op.Totem, Seq: op.Seq, OpID: op.ID, Kind: op.Kind,
-		Stamp: op.Stamp, Transport: cms.TxReceived, Protocol: out.Protocol, Processing: cms.TxAccepted,
-		Duplicate: out.Duplicate}
-	if !out.Accepted {
-		t.Processing = cms.TxRejected
-	}
-	for _, r := range out.Rejects {
-		t.Codes = append(t.Codes, r.Code)
-	}
-	return t
-}
+func transmission(op cms.Op, out cms.Outcome) cms.Transmission { return cmsstore.Transmission(op, out) }
 
 // Classes of repeated transmissions, in repeatKey.
 const (
@@ -96,6 +87,10 @@ func logRepeat(tx *bolt.Tx, class byte, t cms.Transmission) error {
 
 // LogRefused records transmissions the hub refused without applying them.
 func (s *Store) LogRefused(ts []cms.Transmission) error {
+	return s.st.LogRefused(context.Background(), ts)
+}
+
+func (s *boltStore) LogRefused(_ context.Context, ts []cms.Transmission) error {
 	if len(ts) == 0 {
 		return nil
 	}
@@ -114,15 +109,6 @@ func (s *Store) LogRefused(ts []cms.Transmission) error {
 	return nil
 }
 
-func fromAudit(n uint64, a AuditRecord) cms.Transmission {
-	t := cms.Transmission{N: n, At: a.At, Totem: a.Totem, Seq: a.Seq, OpID: a.OpID, Kind: a.Kind, Stamp: a.Stamp,
-		Ref: a.Ref, Transport: cms.TxReceived, Protocol: a.Protocol, Processing: cms.TxAccepted, Codes: a.Codes}
-	if !a.Accepted {
-		t.Processing = cms.TxRejected
-	}
-	return t
-}
-
 // decodeEntry reads a send log entry from the audit or the send log bucket.
 func decodeEntry(audit bool, k, v []byte) (cms.Transmission, error) {
 	n := binary.BigEndian.Uint64(k)
@@ -131,7 +117,8 @@ func decodeEntry(audit bool, k, v []byte) (cms.Transmission, error) {
 		if err := json.Unmarshal(v, &a); err != nil {
 			return cms.Transmission{}, fmt.Errorf("audit %d: %w", n, err)
 		}
-		return fromAudit(n, a), nil
+		a.N = n
+		return cmsstore.FromAudit(a), nil
 	}
 	var t cms.Transmission
 	if err := json.Unmarshal(v, &t); err != nil {
@@ -139,26 +126,6 @@ func decodeEntry(audit bool, k, v []byte) (cms.Transmission, error) {
 	}
 	t.N = n
 	return t, nil
-}
-
-func matches(f *cms.SendLogFilter, t *cms.Transmission) bool {
-	switch {
-	case f.Totem != "" && t.Totem != f.Totem,
-		!f.From.IsZero() && t.At.Before(f.From),
-		!f.To.IsZero() && !t.At.Before(f.To):
-		return false
-	}
-	switch f.Outcome {
-	case cms.SendAccepted:
-		return t.Processing == cms.TxAccepted && !t.Duplicate
-	case cms.SendRejected:
-		return t.Processing == cms.TxRejected && !t.Duplicate
-	case cms.SendRefused:
-		return t.Transport == cms.TxRefused
-	case cms.SendDuplicate:
-		return t.Duplicate
-	}
-	return true
 }
 
 // SendLog lists the send log newest first, a page at a time.
@@ -172,6 +139,10 @@ func (s *Store) SendLog(f cms.SendLogFilter) ([]cms.Transmission, uint64, error)
 		f.Max = 50
 	}
 	f.Max = min(f.Max, 500)
+	return s.st.SendLog(context.Background(), f)
+}
+
+func (s *boltStore) SendLog(_ context.Context, f cms.SendLogFilter) ([]cms.Transmission, uint64, error) {
 	var out []cms.Transmission
 	var next uint64
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -213,7 +184,7 @@ func (s *Store) SendLog(f cms.SendLogFilter) ([]cms.Transmission, uint64, error)
 			if err != nil {
 				return err
 			}
-			if matches(&f, &t) {
+			if cmsstore.Matches(&f, &t) {
 				out = append(out, t)
 			}
 			best.k, best.v = best.c.Prev()
@@ -228,6 +199,10 @@ func (s *Store) SendLog(f cms.SendLogFilter) ([]cms.Transmission, uint64, error)
 // Transmission returns send log entry n with its error messages (never
 // the Data an online operation returned: it may hold PIN halves).
 func (s *Store) Transmission(n uint64) (cms.Transmission, error) {
+	return s.st.Transmission(context.Background(), n)
+}
+
+func (s *boltStore) Transmission(_ context.Context, n uint64) (cms.Transmission, error) {
 	var t cms.Transmission
 	err := s.db.View(func(tx *bolt.Tx) error {
 		k := be(n)
@@ -239,23 +214,10 @@ func (s *Store) Transmission(n uint64) (cms.Transmission, error) {
 		} else {
 			return cms.ErrNotFound
 		}
-		if err != nil || t.Transport != cms.TxReceived {
-			return err
-		}
-		rec, found, err := getOp(tx, t.Totem, t.OpID)
 		if err != nil {
 			return err
 		}
-		if found && rec.Seq == t.Seq {
-			t.Errors = rec.Outcome.Rejects
-			return nil
-		}
-		for _, c := range t.Codes {
-			if c == cms.CodeSeqReused {
-				t.Errors = append(t.Errors, cms.Reject{Code: c, Message: "Operazione non valida."})
-			}
-		}
-		return nil
+		return cmsstore.FillErrors(boltTx{tx}, &t)
 	})
 	if err != nil {
 		return t, fmt.Errorf("refcms: send log %d: %w", n, err)
@@ -269,6 +231,10 @@ func (s *Store) Transmission(n uint64) (cms.Transmission, error) {
 // and the stored outcomes; a technician's resynchronisation is rare, so a
 // scan is affordable.
 func (s *Store) Ledger(totem string, from uint64, max int) (uint64, []cms.LedgerEntry, error) {
+	return s.st.Ledger(context.Background(), totem, from, max)
+}
+
+func (s *boltStore) Ledger(_ context.Context, totem string, from uint64, max int) (uint64, []cms.LedgerEntry, error) {
 	var last uint64
 	var out []cms.LedgerEntry
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -292,7 +258,7 @@ func (s *Store) Ledger(totem string, from uint64, max int) (uint64, []cms.Ledger
 					// A number consumed by an id the totem had used
 					// (reuseConsumed): its outcome is in the audit.
 					out = append(out, cms.LedgerEntry{OpID: a.OpID, Seq: a.Seq, Kind: a.Kind, Outcome: reject(a.At,
-						cms.Reject{Code: cms.CodeSeqReused, Message: "Operazione non valida."})})
+						cmsstore.ErrSeqReused())})
 				}
 				return nil
 			}

@@ -1,12 +1,10 @@
 package refcms
 
 import (
-	"fmt"
 	"strconv"
 
 	"github.com/aslcns/totem/cms"
 	json "github.com/segmentio/encoding/json"
-	bolt "go.etcd.io/bbolt"
 )
 
 // A variation (correction or cancellation) references an original of the
@@ -24,7 +22,7 @@ type variation struct {
 
 // original parses a variation and looks up its original. It returns
 // refusals when the reference is unusable.
-func (s *Store) original(c *opCtx) (variation, []cms.Reject, error) {
+func (s *rules) original(c *opCtx) (variation, []cms.Reject, error) {
 	var v variation
 	switch c.op.Kind {
 	case cms.KindCorrection:
@@ -40,7 +38,7 @@ func (s *Store) original(c *opCtx) (variation, []cms.Reject, error) {
 		}
 		v.ref, v.protocol, v.reason = req.Ref, req.Protocol, req.Reason
 	}
-	orig, found, err := getOp(c.tx, c.op.Totem, v.ref)
+	orig, found, err := c.tx.Op(c.op.Totem, v.ref)
 	if err != nil {
 		return v, nil, err
 	}
@@ -65,7 +63,7 @@ func superseded() []cms.Reject {
 		Message: "L'operazione originale è già stata annullata o superata da una successiva."}}
 }
 
-func (s *Store) applyVariation(c *opCtx) (applied, error) {
+func (s *rules) applyVariation(c *opCtx) (applied, error) {
 	v, rs, err := s.original(c)
 	if err != nil || rs != nil {
 		a := lenient(v.payload)
@@ -100,55 +98,30 @@ func (s *Store) applyVariation(c *opCtx) (applied, error) {
 	return a, err
 }
 
-// consentOf finds the card whose consent record the operation ref wrote,
-// with protocol number protocol: op ids are unique per totem only, the
-// protocol number names the operation.
-func consentOf(tx *bolt.Tx, ref, protocol string) (string, *ConsentRecord, error) {
-	var serial string
-	var found *ConsentRecord
-	err := tx.Bucket(bConsents).ForEach(func(k, b []byte) error {
-		if found != nil {
-			return nil
-		}
-		var r ConsentRecord
-		if err := json.Unmarshal(b, &r); err != nil {
-			return fmt.Errorf("consents %s: %w", k, err)
-		}
-		if r.OpID == ref && r.Protocol == protocol {
-			serial, found = string(k), &r
-		}
-		return nil
-	})
-	return serial, found, err
-}
-
 // correctConsent replaces the consents an accepted original recorded,
 // if nothing changed them since; the record stays the original's.
-func (s *Store) correctConsent(c *opCtx, v variation) (applied, error) {
+func (s *rules) correctConsent(c *opCtx, v variation) (applied, error) {
 	var req cms.ConsentRequest
 	if strictJSON(v.payload, &req) != nil {
 		return applied{rejects: badPayload()}, nil
 	}
 	a := applied{serial: req.Card.Serial, channel: req.Channel, operator: req.Operator}
-	card, err := getCard(c.tx, req.Card.Serial)
+	card, err := c.tx.Card(req.Card.Serial)
 	if err != nil {
 		return a, err
 	}
 	if a.rejects = req.Validate(s.policy, card, c.now()); len(a.rejects) > 0 {
 		return a, nil
 	}
-	b := c.tx.Bucket(bConsents).Get([]byte(card.Serial))
-	var cur ConsentRecord
-	if b != nil {
-		if err := json.Unmarshal(b, &cur); err != nil {
-			return a, err
-		}
+	cur, err := c.tx.Consent(card.Serial)
+	if err != nil {
+		return a, err
 	}
-	if b == nil || cur.OpID != v.ref || cur.Protocol != v.orig.Outcome.Protocol {
+	if cur == nil || cur.OpID != v.ref || cur.Protocol != v.orig.Outcome.Protocol {
 		// Another card than the original's, or a later consent.
 		a.rejects = []cms.Reject{{Code: cms.CodeCardChanged,
 			Message: "La correzione non riguarda i consensi registrati dall'operazione originale."}}
-		if serial, _, err := consentOf(c.tx, v.ref, v.orig.Outcome.Protocol); err != nil || serial == "" {
+		if serial, _, err := c.tx.ConsentOf(v.ref, v.orig.Outcome.Protocol); err != nil || serial == "" {
 			a.rejects = superseded()
 			return a, err
 		}
@@ -156,15 +129,15 @@ func (s *Store) correctConsent(c *opCtx, v variation) (applied, error) {
 	}
 	cur.Policy, cur.Consents, cur.Channel, cur.Operator = req.Policy, req.Consents, req.Channel, req.Operator
 	cur.VariedBy, cur.VariedProtocol, cur.At = c.op.ID, c.protocol, c.now()
-	if err := putJSON(c.tx.Bucket(bConsents), []byte(card.Serial), cur); err != nil {
+	if err := c.tx.PutConsent(card.Serial, *cur); err != nil {
 		return a, err
 	}
 	return a, event(c, card.Serial, cms.KindCorrection, req.Channel, cms.KindConsent)
 }
 
 // cancelConsent puts back the consents in force before the original.
-func (s *Store) cancelConsent(c *opCtx, v variation) (applied, error) {
-	serial, cur, err := consentOf(c.tx, v.ref, v.orig.Outcome.Protocol)
+func (s *rules) cancelConsent(c *opCtx, v variation) (applied, error) {
+	serial, cur, err := c.tx.ConsentOf(v.ref, v.orig.Outcome.Protocol)
 	a := applied{serial: serial}
 	if err != nil || cur == nil {
 		a.rejects = superseded()
@@ -175,51 +148,21 @@ func (s *Store) cancelConsent(c *opCtx, v variation) (applied, error) {
 	if err != nil {
 		return a, err
 	}
-	bc := c.tx.Bucket(bConsents)
-	if prev == nil {
-		err = bc.Delete([]byte(serial))
-	} else {
-		err = putJSON(bc, []byte(serial), prev)
-	}
-	if err == nil {
-		err = c.tx.Bucket(bConsentsPrev).Delete([]byte(serial))
-	}
-	if err != nil {
+	if err := c.tx.RestoreConsent(serial, prev); err != nil {
 		return a, err
 	}
 	return a, event(c, serial, cms.KindCancellation, cur.Channel, cms.KindConsent)
 }
 
-// paymentOf finds the payment the reader request ref, with protocol
-// number protocol, recorded.
-func paymentOf(tx *bolt.Tx, ref, protocol string) (string, *PaymentRecord, error) {
-	var key string
-	var found *PaymentRecord
-	err := tx.Bucket(bPayments).ForEach(func(k, b []byte) error {
-		if found != nil {
-			return nil
-		}
-		var r PaymentRecord
-		if err := json.Unmarshal(b, &r); err != nil {
-			return fmt.Errorf("payments %s: %w", k, err)
-		}
-		if r.OpID == ref && r.Protocol == protocol {
-			key, found = string(k), &r
-		}
-		return nil
-	})
-	return key, found, err
-}
-
 // correctReader replaces the payment reference of an accepted reader
 // request; the counter is unchanged.
-func (s *Store) correctReader(c *opCtx, v variation) (applied, error) {
+func (s *rules) correctReader(c *opCtx, v variation) (applied, error) {
 	var req cms.ReaderRequest
 	if strictJSON(v.payload, &req) != nil {
 		return applied{rejects: badPayload()}, nil
 	}
 	a := applied{serial: req.Card.Serial, channel: req.Channel, operator: req.Operator}
-	old, rec, err := paymentOf(c.tx, v.ref, v.orig.Outcome.Protocol)
+	old, rec, err := c.tx.PaymentOf(v.ref, v.orig.Outcome.Protocol)
 	if err != nil || rec == nil {
 		a.rejects = superseded()
 		return a, err
@@ -228,7 +171,7 @@ func (s *Store) correctReader(c *opCtx, v variation) (applied, error) {
 		a.rejects = []cms.Reject{{Code: cms.CodeCardChanged, Message: "La correzione deve riguardare la stessa tessera."}}
 		return a, nil
 	}
-	card, err := getCard(c.tx, req.Card.Serial)
+	card, err := c.tx.Card(req.Card.Serial)
 	if err != nil {
 		return a, err
 	}
@@ -245,12 +188,11 @@ func (s *Store) correctReader(c *opCtx, v variation) (applied, error) {
 	if len(a.rejects) > 0 {
 		return a, nil
 	}
-	bp := c.tx.Bucket(bPayments)
-	if err := bp.Delete([]byte(old)); err != nil {
+	if err := c.tx.DeletePayment(old); err != nil {
 		return a, err
 	}
 	rec.VariedBy, rec.VariedProtocol = c.op.ID, c.protocol
-	if err := putJSON(bp, []byte(req.Payment.Reference), rec); err != nil {
+	if err := c.tx.PutPayment(req.Payment.Reference, *rec); err != nil {
 		return a, err
 	}
 	return a, event(c, card.Serial, cms.KindCorrection, req.Channel, cms.KindReader)
@@ -258,27 +200,27 @@ func (s *Store) correctReader(c *opCtx, v variation) (applied, error) {
 
 // cancelReader gives back the reader counter and frees the payment
 // reference of an accepted reader request.
-func (s *Store) cancelReader(c *opCtx, v variation) (applied, error) {
-	key, rec, err := paymentOf(c.tx, v.ref, v.orig.Outcome.Protocol)
+func (s *rules) cancelReader(c *opCtx, v variation) (applied, error) {
+	key, rec, err := c.tx.PaymentOf(v.ref, v.orig.Outcome.Protocol)
 	if err != nil || rec == nil {
 		return applied{rejects: superseded()}, err
 	}
 	a := applied{serial: rec.Serial}
-	card, err := getCard(c.tx, rec.Serial)
+	card, err := c.tx.Card(rec.Serial)
 	if err != nil || card == nil {
 		return a, err
 	}
 	if card.Readers > 0 {
 		card.Readers--
 	}
-	if err := c.tx.Bucket(bPayments).Delete([]byte(key)); err != nil {
+	if err := c.tx.DeletePayment(key); err != nil {
 		return a, err
 	}
-	if err := putJSON(c.tx.Bucket(bCards), []byte(card.Serial), card); err != nil {
+	if err := c.tx.PutCard(*card); err != nil {
 		return a, err
 	}
 	// The fee may now be refunded, once (refund.go).
-	if err := putJSON(c.tx.Bucket(bRefunds), refundKey(c.op.Totem, v.ref), RefundRecord{Serial: card.Serial, Payment: key,
+	if err := c.tx.PutRefund(c.op.Totem, v.ref, RefundRecord{Serial: card.Serial, Payment: key,
 		Cancelled: c.protocol, CancelledBy: c.op.ID, At: c.now()}); err != nil {
 		return a, err
 	}

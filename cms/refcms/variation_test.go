@@ -280,6 +280,7 @@ func FuzzVariation(f *testing.F) {
 // TestCancelLegacyConsent: a consent record an older version wrote keeps
 // the one it replaced inside it; cancelling it still puts that one back.
 func TestCancelLegacyConsent(t *testing.T) {
+	bboltOnly(t, "records of older bbolt versions")
 	e := newEnv(t, nil)
 	e.mustAccept(cms.KindConsent, corrected(false)) // id 1
 	e.mustAccept(cms.KindConsent, goodRequest())    // id 2

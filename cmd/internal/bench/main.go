@@ -35,6 +35,7 @@ import (
 	"github.com/aslcns/totem/cmd/internal/benchkit"
 	"github.com/aslcns/totem/cmd/internal/cli"
 	"github.com/aslcns/totem/cms"
+	"github.com/aslcns/totem/cms/pgstore"
 	"github.com/aslcns/totem/cms/refcms"
 	"github.com/aslcns/totem/sync/broker"
 	"github.com/aslcns/totem/sync/creds"
@@ -45,6 +46,7 @@ import (
 	"github.com/eclipse/paho.golang/autopaho"
 	"github.com/eclipse/paho.golang/autopaho/queue/file"
 	"github.com/eclipse/paho.golang/paho"
+	"github.com/jackc/pgx/v5"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -63,6 +65,8 @@ type config struct {
 	timeout    time.Duration
 	profile    string
 	memprofile string
+	pg         string // a PostgreSQL server for the drain on PostgreSQL ("" = none)
+	pgN        int    // its backlog
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -124,6 +128,9 @@ func parseFlags(args []string, stderr io.Writer) (c config, backlogs string, err
 	fl.StringVar(&backlogs, "backlogs", "1000,10000,100000", "drain backlogs, comma-separated")
 	fl.IntVar(&c.anchor, "anchor", 5000, "backlog drained by both us and autopaho queue/file")
 	fl.DurationVar(&c.timeout, "timeout", 4*time.Minute, "bound of each drain")
+	fl.StringVar(&c.pg, "pg", os.Getenv("TOTEM_BENCH_PG"), "a PostgreSQL server (postgres://… as a role that may CREATE DATABASE; "+
+		"default $TOTEM_BENCH_PG): adds the drain on PostgreSQL, in a database of its own dropped at the end")
+	fl.IntVar(&c.pgN, "pg-backlog", 10000, "backlog of the drain on PostgreSQL (compared with bbolt's at the same backlog)")
 	fl.StringVar(&c.profile, "cpuprofile", "", "write a CPU profile of the drains to this file")
 	fl.StringVar(&c.memprofile, "memprofile", "", "write an allocation profile of the whole run to this file")
 	return c, backlogs, fl.Parse(args)
@@ -178,6 +185,9 @@ func drainRows(ctx context.Context, c config, t *table, stderr io.Writer) (map[i
 	if !slices.Contains(sizes, c.anchor) {
 		sizes = append(sizes, c.anchor)
 	}
+	if c.pg != "" && !slices.Contains(sizes, c.pgN) {
+		sizes = append(sizes, c.pgN)
+	}
 	slices.Sort(sizes)
 	if c.profile != "" {
 		f, err := os.Create(c.profile)
@@ -191,7 +201,8 @@ func drainRows(ctx context.Context, c config, t *table, stderr io.Writer) (map[i
 	}
 	for i, n := range sizes {
 		fmt.Fprintf(stderr, "bench: drain, backlog %d\n", n)
-		r, err := drainRun(ctx, filepath.Join(c.dir, fmt.Sprintf("drain-%d", i)), n, c.timeout)
+		dir := filepath.Join(c.dir, fmt.Sprintf("drain-%d", i))
+		r, err := drainRun(ctx, dir, n, c.timeout, boltCMS(dir))
 		if err != nil {
 			return nil, nil, fmt.Errorf("drain %d: %w", n, err)
 		}
@@ -213,7 +224,31 @@ func drainRows(ctx context.Context, c config, t *table, stderr io.Writer) (map[i
 	if c.profile != "" {
 		pprof.StopCPUProfile()
 	}
+	if c.pg != "" {
+		if err := pgRows(ctx, c, t, drains, stderr); err != nil {
+			return nil, nil, err
+		}
+	}
 	return drains, sizes, nil
+}
+
+// pgRows is the same drain, the CMS on PostgreSQL (cms/pgstore), in the
+// same run: the figure to hold is ≥ 50 % of bbolt's.
+func pgRows(ctx context.Context, c config, t *table, drains map[int]drainResult, stderr io.Writer) error {
+	fmt.Fprintf(stderr, "bench: drain on PostgreSQL, backlog %d\n", c.pgN)
+	r, err := drainRun(ctx, filepath.Join(c.dir, "drain-pg"), c.pgN, c.timeout, pgCMS(c.pg))
+	if err != nil {
+		return fmt.Errorf("drain on PostgreSQL %d: %w", c.pgN, err)
+	}
+	what := fmt.Sprintf("drain end to end, CMS on PostgreSQL, backlog %d", c.pgN)
+	t.add(what, "ops/s", r.opsPerSec, "applied by the hub and answered (outbox done)")
+	t.add(what, "CPU µs/op", r.cpuPerOp, "this process only: the server's CPU is not counted")
+	t.add(what, "hub commits/op", r.hubCommits, "CMS ApplyBatch")
+	pct := r.opsPerSec / drains[c.pgN].opsPerSec * 100
+	t.add(fmt.Sprintf("PostgreSQL / bbolt drain at backlog %d", c.pgN), "%", pct, "must be ≥ 50")
+	t.kv("drain_ops_s_"+shortCount(c.pgN)+"_pg", r.opsPerSec)
+	t.kv("drain_pg_vs_bbolt_pct", pct)
+	return nil
 }
 
 // derivedRows adds the figures the measurements give together: ours
@@ -477,11 +512,11 @@ func prefill(ctx context.Context, o *outbox.Outbox, n int, p []byte) error {
 // drainRun measures the end-to-end drain of a backlog of n operations:
 // outbox → uplink → broker → hub → CMS applied → result → outbox done. It
 // checks that each was applied once and in order.
-func drainRun(ctx context.Context, dir string, n int, timeout time.Duration) (drainResult, error) {
+func drainRun(ctx context.Context, dir string, n int, timeout time.Duration, openCMS func(context.Context) (*refcms.Store, func(), error)) (drainResult, error) {
 	const totem = "t-bench"
 	var rig drainRig
 	defer rig.undo.Run()
-	if err := rig.open(dir, totem); err != nil {
+	if err := rig.open(ctx, dir, totem, openCMS); err != nil {
 		return drainResult{}, err
 	}
 	box := rig.box
@@ -537,7 +572,7 @@ type drainRig struct {
 	undo  cli.Undo
 }
 
-func (rig *drainRig) open(dir, totem string) error {
+func (rig *drainRig) open(ctx context.Context, dir, totem string, openCMS func(context.Context) (*refcms.Store, func(), error)) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
@@ -547,10 +582,12 @@ func (rig *drainRig) open(dir, totem string) error {
 	}
 	rig.w = w
 	rig.undo.Push(func() { w.srv.Close() })
-	if rig.store, err = refcms.Open(filepath.Join(dir, "cms.db"), &refcms.Options{Seed: cms.DemoCards()}); err != nil {
+	store, closeCMS, err := openCMS(ctx)
+	if err != nil {
 		return err
 	}
-	rig.undo.Push(func() { rig.store.Close() })
+	rig.store = store
+	rig.undo.Push(closeCMS)
 	if rig.box, err = outbox.Open(filepath.Join(dir, "outbox.db"), nil); err != nil {
 		return err
 	}
@@ -580,6 +617,59 @@ func awaitDrained(ctx context.Context, box *outbox.Outbox, up *uplink.Uplink, n 
 			return connected, first, fmt.Errorf("backlog stuck at %d: %w", q.Depth, ctx.Err())
 		}
 		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// boltCMS opens the reference CMS on bbolt in dir (the hub's default).
+func boltCMS(dir string) func(context.Context) (*refcms.Store, func(), error) {
+	return func(context.Context) (*refcms.Store, func(), error) {
+		s, err := refcms.Open(filepath.Join(dir, "cms.db"), &refcms.Options{Seed: cms.DemoCards()})
+		if err != nil {
+			return nil, nil, err
+		}
+		return s, func() { s.Close() }, nil
+	}
+}
+
+// pgCMS opens the reference CMS on PostgreSQL, in a database of its own
+// on the server at server, migrated, and dropped at the end.
+func pgCMS(server string) func(context.Context) (*refcms.Store, func(), error) {
+	return func(ctx context.Context) (*refcms.Store, func(), error) {
+		c, err := pgx.Connect(ctx, server)
+		if err != nil {
+			return nil, nil, fmt.Errorf("bench: PostgreSQL: %w", err)
+		}
+		name := fmt.Sprintf("totem_bench_%d_%d", os.Getpid(), time.Now().UnixNano())
+		if _, err := c.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+			c.Close(ctx)
+			return nil, nil, fmt.Errorf("bench: PostgreSQL: %w", err)
+		}
+		drop := func() {
+			c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+			c.Close(context.Background())
+		}
+		u, err := url.Parse(server)
+		if err != nil {
+			drop()
+			return nil, nil, err
+		}
+		u.Path = "/" + name
+		if _, err := pgstore.Migrate(ctx, u.String()); err != nil {
+			drop()
+			return nil, nil, err
+		}
+		pg, err := pgstore.Open(ctx, u.String(), pgstore.Options{})
+		if err != nil {
+			drop()
+			return nil, nil, err
+		}
+		s, err := refcms.New(pg.CMS(), &refcms.Options{Seed: cms.DemoCards()})
+		if err != nil {
+			pg.Close()
+			drop()
+			return nil, nil, err
+		}
+		return s, func() { s.Close(); drop() }, nil
 	}
 }
 

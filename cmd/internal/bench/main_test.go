@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aslcns/totem/cms/pgstore/pgtest"
+	"github.com/jackc/pgx/v5"
 )
 
 // TestBenchRuns runs the whole bench on tiny sizes: it must finish and
@@ -35,5 +38,35 @@ func TestBenchRuns(t *testing.T) {
 		if !figures[k] {
 			t.Errorf("no %s line in:\n%s", k, out.String())
 		}
+	}
+}
+
+// With -pg the bench drains the same backlog with the CMS on PostgreSQL
+// (a private server, pgtest) and prints drain_ops_s_…_pg and the ratio
+// to bbolt's; the drain is verified (each operation applied once, in
+// order) like bbolt's, and its database dropped at the end.
+func TestBenchOnPostgreSQL(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	srv := pgtest.Private(t, pgtest.Options{NoFsync: true})
+	var out, errb bytes.Buffer
+	args := []string{"-dir", t.TempDir(), "-serial", "20", "-parallel", "80", "-backlogs", "100", "-anchor", "50",
+		"-timeout", "1m", "-pg", srv.URL("postgres"), "-pg-backlog", "200"}
+	if err := run(ctx, args, &out, &errb); err != nil {
+		t.Fatalf("bench: %v\n%s", err, errb.String())
+	}
+	for _, k := range []string{"drain_ops_s_200_pg=", "drain_pg_vs_bbolt_pct="} {
+		if !strings.Contains(out.String(), "\n"+k) {
+			t.Errorf("no %s line in:\n%s", k, out.String())
+		}
+	}
+	c, err := pgx.Connect(ctx, srv.URL("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	var left int
+	if err := c.QueryRow(ctx, `SELECT count(*) FROM pg_database WHERE datname LIKE 'totem_bench_%'`).Scan(&left); err != nil || left != 0 {
+		t.Errorf("%d bench databases left (%v)", left, err)
 	}
 }
