@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/url"
 	"sync"
 	"sync/atomic"
@@ -140,33 +139,22 @@ type Uplink struct {
 	wake          chan struct{}
 	results       chan []byte // results waiting to be recorded
 
-	ops    *opQueue // the backlog lane's transmit queue
-	bucket *bucket  // paces the backlog lane; session goroutine only
+	ops     *opQueue  // the backlog lane's transmit queue
+	backlog *backlog  // what the backlog lane sent and waits for (backlog.go)
+	rot     *rotation // the credentials of each CONNECT and their rotation (rotate.go)
+	ledgers waiters[*protocol.Ledger]
 
-	mu         sync.Mutex
-	inflight   map[string]sent // op id → when it was last sent on this connection
-	rewind     uint64          // when non-zero, resend from this seq
-	window     int             // Window within this connection's receive maximum
-	cm         *autopaho.ConnectionManager
-	ledgers    map[string]chan *protocol.Ledger      // resynchronisation requests waiting, by id
-	refusal    *protocol.Refusal                     // the last run of refusals by the broker
-	streak     int                                   // refusals since the last connection
-	refusing   bool                                  // the last connection attempt was refused
-	linkErr    string                                // LastError's code
-	cur        creds.File                            // the credentials of the next CONNECT (rotate.go)
-	netConn    net.Conn                              // the last connection dialled, with Store
-	rotations  map[string]chan *protocol.RotateReply // rotations waiting for the hub, by id
-	rotateWake chan struct{}
+	mu       sync.Mutex
+	cm       *autopaho.ConnectionManager
+	refusal  *protocol.Refusal // the last run of refusals by the broker
+	streak   int               // refusals since the last connection
+	refusing bool              // the last connection attempt was refused
+	linkErr  string            // LastError's code
 
 	// cmds are the goroutines of console commands and events, started
 	// from paho's callbacks and from Event at any time: Run closes the set
 	// before it disconnects, so none starts while or after it waits.
 	cmds goset.Set
-}
-
-type sent struct {
-	seq uint64
-	at  time.Time
 }
 
 // New returns an Uplink; it does nothing until Run.
@@ -219,11 +207,9 @@ func New(o Options) *Uplink {
 	if o.Heartbeat <= 0 {
 		o.Heartbeat = time.Second
 	}
-	u := &Uplink{o: o, log: o.Logger, wake: make(chan struct{}, 1), results: make(chan []byte, 4096),
-		inflight: make(map[string]sent), ledgers: make(map[string]chan *protocol.Ledger), window: o.Window, ops: &opQueue{},
-		bucket: newBucket(o.Rate, o.Burst, o.Clock), rotations: make(map[string]chan *protocol.RotateReply),
-		rotateWake: make(chan struct{}, 1),
-		cur:        creds.File{Username: o.Username, Password: o.Password, Role: creds.RoleTotem, RotateAt: o.RotateAt}}
+	u := &Uplink{o: o, log: o.Logger, wake: make(chan struct{}, 1), results: make(chan []byte, 4096), ops: &opQueue{}}
+	u.backlog = newBacklog(&u.o, u.log)
+	u.rot = newRotation(&u.o, u.log, &u.connected)
 	u.telemetryEvery.Store(int64(o.TelemetryInterval))
 	return u
 }
@@ -263,8 +249,46 @@ func (u *Uplink) Run(ctx context.Context) error {
 	// published after ctx is done, then the connection is closed.
 	connCtx, connCancel := context.WithCancel(context.Background())
 	defer connCancel()
+	cm, err := autopaho.NewConnection(connCtx, u.config(ctx, srv))
+	if err != nil {
+		return fmt.Errorf("uplink: %w", err)
+	}
+	u.mu.Lock()
+	u.cm = cm
+	u.mu.Unlock()
 	var wg sync.WaitGroup
+	wg.Go(func() { u.rot.run(ctx, cm) })
+	wg.Go(func() { u.session(ctx, cm) })
+	for range recorders {
+		wg.Go(func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case b := <-u.results:
+					u.result(b)
+				}
+			}
+		})
+	}
+	<-ctx.Done()
+	wg.Wait()
+	u.cmds.Close()
+	if u.connected.Load() {
+		// A clean goodbye: retained presence offline, then disconnect.
+		dctx, dcancel := context.WithTimeout(context.Background(), 2*time.Second)
+		u.publishState(dctx, cm, protocol.Offline)
+		cm.Disconnect(dctx)
+		dcancel()
+	}
+	connCancel()
+	<-cm.Done()
+	u.connected.Store(false)
+	return nil
+}
 
+// config is the autopaho configuration of the link to srv; ctx is Run's.
+func (u *Uplink) config(ctx context.Context, srv *url.URL) autopaho.ClientConfig {
 	will, _ := protocol.Marshal(protocol.State{V: protocol.Version, Totem: u.o.Totem, Status: protocol.Offline})
 	// Each connection's birth and Last Will carry its session number, so
 	// the hub can tell the will of a connection the broker noticed dead
@@ -293,27 +317,7 @@ func (u *Uplink) Run(ctx context.Context) error {
 		WillMessage:                   &paho.WillMessage{Topic: protocol.Topic(u.o.Totem, protocol.LeafState), Payload: will, QoS: 1, Retain: true},
 		ConnectPacketBuilder:          connect,
 		OnConnectionUp: func(cm *autopaho.ConnectionManager, ca *paho.Connack) {
-			var rm uint16
-			if ca != nil && ca.Properties != nil && ca.Properties.ReceiveMaximum != nil {
-				rm = *ca.Properties.ReceiveMaximum
-			}
-			w := opWindow(u.o.Window, rm)
-			u.log.Info("connected", "broker", srv.Host, "window", w)
-			u.ops.reset()
-			u.mu.Lock()
-			u.inflight = make(map[string]sent) // everything pending is sent again
-			u.rewind = 0
-			u.window = w
-			u.streak, u.refusing = 0, false
-			u.mu.Unlock()
-			u.retryIn.Store(0)
-			u.conns.Add(1)
-			u.connected.Store(true)
-			u.poke()
-			select { // a rotation due is tried once connected
-			case u.rotateWake <- struct{}{}:
-			default:
-			}
+			u.connectionUp(ca, srv.Host)
 		},
 		OnConnectionDown: func() bool {
 			u.connected.Store(false)
@@ -324,36 +328,7 @@ func (u *Uplink) Run(ctx context.Context) error {
 		},
 		// autopaho calls OnConnectError before it asks ReconnectBackoff
 		// for the next delay, on the same goroutine.
-		OnConnectError: func(err error) {
-			u.noteLinkError(err, srv.Host)
-			var ce *autopaho.ConnackError
-			if errors.As(err, &ce) && ce.ReasonCode >= 0x80 {
-				d := u.refused(ce.ReasonCode, ce.Reason, time.Now())
-				if ce.ReasonCode == codeLocked {
-					u.log.Error("credentials locked by the hub after too many failed authentications: no more attempts until ops unlocks them or the totem is re-enrolled",
-						"reason_code", "0x8A", "unlock", "totemctl unlock "+u.o.Username, "probe_in", d.Round(time.Second))
-					return
-				}
-				level := slog.LevelWarn
-				if definite(ce.ReasonCode) {
-					level = slog.LevelError
-				}
-				r, _ := u.Refused()
-				u.log.Log(ctx, level, "connection refused by the broker", "reason_code", fmt.Sprintf("0x%02X", ce.ReasonCode),
-					"reason", r.Reason, "retry_in", d.Round(time.Second))
-				return
-			}
-			u.mu.Lock()
-			u.refusing = false
-			u.mu.Unlock()
-			u.retryIn.Store(0)
-			if e := pki.Explain(err, srv.Host, u.o.CAFile); e != err {
-				// Not passing: the totem's ca_file or the hub's names are wrong.
-				u.log.Error("broker certificate refused", "err", e)
-				return
-			}
-			u.log.Debug("connect failed", "err", err)
-		},
+		OnConnectError: func(err error) { u.connectError(ctx, err, srv.Host) },
 		ClientConfig: paho.ClientConfig{
 			ClientID: u.o.Totem,
 			OnPublishReceived: []func(paho.PublishReceived) (bool, error){
@@ -370,60 +345,71 @@ func (u *Uplink) Run(ctx context.Context) error {
 			u.log.Warn("pending credentials not removed", "err", err)
 		}
 		cfg.ConnectPacketBuilder = func(cp *paho.Connect, srv *url.URL) (*paho.Connect, error) {
-			cp, err := u.connectPacket(cp, srv)
+			cp, err := u.rot.connectPacket(cp, srv)
 			if err != nil {
 				return nil, err
 			}
 			return connect(cp, srv) // the will's session number too
 		}
-		cfg.AttemptConnection = u.attempt
+		cfg.AttemptConnection = u.rot.attempt
 	}
-	cm, err := autopaho.NewConnection(connCtx, cfg)
-	if err != nil {
-		return fmt.Errorf("uplink: %w", err)
+	return cfg
+}
+
+// connectionUp starts a connection's book: the window the broker's
+// receive maximum leaves, everything pending sent again, the refusals
+// forgotten, the session loop and the rotator woken.
+func (u *Uplink) connectionUp(ca *paho.Connack, host string) {
+	var rm uint16
+	if ca != nil && ca.Properties != nil && ca.Properties.ReceiveMaximum != nil {
+		rm = *ca.Properties.ReceiveMaximum
+	}
+	w := opWindow(u.o.Window, rm)
+	u.log.Info("connected", "broker", host, "window", w)
+	u.ops.reset()
+	u.backlog.reset(w) // everything pending is sent again
+	u.mu.Lock()
+	u.streak, u.refusing = 0, false
+	u.mu.Unlock()
+	u.retryIn.Store(0)
+	u.conns.Add(1)
+	u.connected.Store(true)
+	u.poke()
+	u.rot.poke() // a rotation due is tried once connected
+}
+
+// connectError notes a failed connection attempt: a broker's refusal sets
+// the delay of the next one (refusal.go); a network or certificate failure
+// leaves it to the network backoff.
+func (u *Uplink) connectError(ctx context.Context, err error, host string) {
+	u.noteLinkError(err, host)
+	var ce *autopaho.ConnackError
+	if errors.As(err, &ce) && ce.ReasonCode >= 0x80 {
+		d := u.refused(ce.ReasonCode, ce.Reason, time.Now())
+		if ce.ReasonCode == codeLocked {
+			u.log.Error("credentials locked by the hub after too many failed authentications: no more attempts until ops unlocks them or the totem is re-enrolled",
+				"reason_code", "0x8A", "unlock", "totemctl unlock "+u.o.Username, "probe_in", d.Round(time.Second))
+			return
+		}
+		level := slog.LevelWarn
+		if definite(ce.ReasonCode) {
+			level = slog.LevelError
+		}
+		r, _ := u.Refused()
+		u.log.Log(ctx, level, "connection refused by the broker", "reason_code", fmt.Sprintf("0x%02X", ce.ReasonCode),
+			"reason", r.Reason, "retry_in", d.Round(time.Second))
+		return
 	}
 	u.mu.Lock()
-	u.cm = cm
+	u.refusing = false
 	u.mu.Unlock()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		u.rotator(ctx, cm)
-	}()
-
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		u.session(ctx, cm)
-	}()
-	for range recorders {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case b := <-u.results:
-					u.result(b)
-				}
-			}
-		}()
+	u.retryIn.Store(0)
+	if e := pki.Explain(err, host, u.o.CAFile); e != err {
+		// Not passing: the totem's ca_file or the hub's names are wrong.
+		u.log.Error("broker certificate refused", "err", e)
+		return
 	}
-	<-ctx.Done()
-	wg.Wait()
-	u.cmds.Close()
-	if u.connected.Load() {
-		// A clean goodbye: retained presence offline, then disconnect.
-		dctx, dcancel := context.WithTimeout(context.Background(), 2*time.Second)
-		u.publishState(dctx, cm, protocol.Offline)
-		cm.Disconnect(dctx)
-		dcancel()
-	}
-	connCancel()
-	<-cm.Done()
-	u.connected.Store(false)
-	return nil
+	u.log.Debug("connect failed", "err", err)
 }
 
 // reconnectBackoff is autopaho's ReconnectBackoff: the refusal's delay
@@ -461,7 +447,7 @@ func (u *Uplink) session(ctx context.Context, cm *autopaho.ConnectionManager) {
 		}
 		resend := time.NewTicker(u.o.ResendAfter / 3)
 		var after uint64
-		reported := u.depth() // setup published the telemetry
+		reported := depth(u.o.Outbox) // setup published the telemetry
 	drain:
 		for u.connected.Load() && u.conns.Load() == conn {
 			if d := u.TelemetryInterval(); d != every {
@@ -474,7 +460,7 @@ func (u *Uplink) session(ctx context.Context, cm *autopaho.ConnectionManager) {
 				tokens <-chan time.Time // the bucket has a token again
 			)
 			u.alive()
-			after, wait, err = u.drain(ctx, cm, after)
+			after, wait, err = u.backlog.drain(ctx, cm, after)
 			if wait > 0 {
 				tokens = u.o.Clock.After(wait)
 			}
@@ -488,7 +474,7 @@ func (u *Uplink) session(ctx context.Context, cm *autopaho.ConnectionManager) {
 			}
 			// The retained health report follows the queue: a console
 			// must not read a backlog that is gone.
-			if d := u.depth(); d != reported {
+			if d := depth(u.o.Outbox); d != reported {
 				u.publishTelemetry(ctx, cm)
 				reported = d
 			}
@@ -502,9 +488,9 @@ func (u *Uplink) session(ctx context.Context, cm *autopaho.ConnectionManager) {
 				u.publishTelemetry(ctx, cm)
 			case <-heartbeat.C: // the loop runs: see Progress
 			case <-resend.C:
-				if seq := u.overdue(); seq > 0 {
+				if seq := u.backlog.overdue(); seq > 0 {
 					after = seq - 1
-				} else if seq := u.stranded(after); seq > 0 {
+				} else if seq := u.backlog.stranded(after); seq > 0 {
 					u.log.Info("pending op behind the cursor, sending again", "seq", seq)
 					after = seq - 1
 				}
@@ -518,8 +504,8 @@ func (u *Uplink) session(ctx context.Context, cm *autopaho.ConnectionManager) {
 }
 
 // depth is the outbox's pending count, -1 when unknown.
-func (u *Uplink) depth() int {
-	q, err := u.o.Outbox.Stats()
+func depth(ob *outbox.Outbox) int {
+	q, err := ob.Stats()
 	if err != nil {
 		return -1
 	}
@@ -559,123 +545,9 @@ func (u *Uplink) setup(ctx context.Context, cm *autopaho.ConnectionManager) erro
 	return nil
 }
 
-// drain queues pending operations with seq > after on the backlog lane,
-// in order, while the window has room and the bucket has tokens. It
-// returns the last seq queued and, when the bucket ran dry, how long until
-// it has a token again. The attempts of each round are recorded in one
-// outbox write.
-func (u *Uplink) drain(ctx context.Context, cm *autopaho.ConnectionManager, after uint64) (uint64, time.Duration, error) {
-	for {
-		u.mu.Lock()
-		if u.rewind > 0 {
-			after = u.rewind - 1
-			u.rewind = 0
-		}
-		room := u.window - len(u.inflight)
-		u.mu.Unlock()
-		if room <= 0 {
-			return after, 0, nil
-		}
-		n, wait := u.bucket.take(room)
-		if n == 0 {
-			return after, wait, nil
-		}
-		entries, err := u.o.Outbox.Pending(after, n)
-		u.bucket.give(n - len(entries))
-		if err != nil {
-			return after, 0, err
-		}
-		if len(entries) == 0 {
-			return after, 0, nil
-		}
-		at := time.Now()
-		ids := make([]string, 0, len(entries))
-		for _, e := range entries {
-			if err = u.send(ctx, cm, e, at); err != nil {
-				u.bucket.give(len(entries) - len(ids))
-				break
-			}
-			ids = append(ids, e.ID)
-			after = e.Seq
-		}
-		if len(ids) > 0 {
-			// The attempts are bookkeeping: a full outbox that cannot
-			// record them must still drain, or it never gets room back.
-			if _, merr := u.o.Outbox.MarkSentAll(ids, at); merr != nil {
-				u.log.Warn("sends not recorded", "n", len(ids), "err", merr)
-			}
-		}
-		if err != nil {
-			return after, 0, err
-		}
-	}
-}
-
 // recorders is how many results are written to the outbox at once; the
 // outbox commits concurrent writes together.
 const recorders = 64
-
-// send queues one operation on the backlog lane; the caller records the
-// attempt.
-func (u *Uplink) send(ctx context.Context, cm *autopaho.ConnectionManager, e outbox.Entry, now time.Time) error {
-	op := protocol.Op{V: protocol.Version, ID: e.ID, Totem: u.o.Totem, Seq: e.Seq, Kind: e.Kind,
-		Payload: e.Payload, Created: e.Created, Expires: e.Expires, Stamp: e.Stamp}
-	b, err := protocol.Marshal(op)
-	if err != nil {
-		return err
-	}
-	u.mu.Lock()
-	u.inflight[e.ID] = sent{seq: e.Seq, at: now}
-	u.mu.Unlock()
-	if err := cm.PublishViaQueue(ctx, &autopaho.QueuePublish{Publish: &paho.Publish{Topic: protocol.Topic(u.o.Totem, protocol.LeafOp), QoS: 1, Payload: b}}); err != nil {
-		u.mu.Lock()
-		delete(u.inflight, e.ID)
-		u.mu.Unlock()
-		return fmt.Errorf("publish op %d: %w", e.Seq, err)
-	}
-	u.log.Debug("op sent", "seq", e.Seq, "op_id", e.ID, "kind", e.Kind, "attempt", e.Attempts+1)
-	return nil
-}
-
-// stranded returns the oldest pending seq when it is at or below after
-// (already sent) yet neither in flight nor answered: whatever lost track
-// of it, it is sent again rather than left to block the hub's in-order
-// apply. It returns 0 otherwise.
-func (u *Uplink) stranded(after uint64) uint64 {
-	q, err := u.o.Outbox.Stats()
-	if err != nil || q.Depth == 0 || q.OldestSeq == 0 || q.OldestSeq > after {
-		return 0
-	}
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	for _, s := range u.inflight {
-		if s.seq == q.OldestSeq {
-			return 0
-		}
-	}
-	return q.OldestSeq
-}
-
-// overdue returns the lowest seq that has waited too long for its result,
-// forgetting the in-flight set so everything from there is sent again.
-func (u *Uplink) overdue() uint64 {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	var low uint64
-	for _, s := range u.inflight {
-		if time.Since(s.at) >= u.o.ResendAfter && (low == 0 || s.seq < low) {
-			low = s.seq
-		}
-	}
-	if low > 0 {
-		for id, s := range u.inflight {
-			if s.seq >= low {
-				delete(u.inflight, id)
-			}
-		}
-	}
-	return low
-}
 
 // receive handles a message from the broker. It runs on paho's delivery
 // goroutine, so it never waits on the network: command replies are
@@ -710,7 +582,7 @@ func (u *Uplink) receive(ctx context.Context, p *paho.Publish) {
 			u.o.OnTechnicians(p.Payload)
 		}
 	case protocol.LeafRotated:
-		u.rotated(p)
+		u.rot.rotated(p)
 	case protocol.LeafUpdate:
 		if u.o.OnUpdate != nil {
 			u.o.OnUpdate(p.Payload)
@@ -721,13 +593,7 @@ func (u *Uplink) receive(ctx context.Context, p *paho.Publish) {
 			u.log.Warn("ledger dropped", "err", err, "bytes", len(p.Payload))
 			return
 		}
-		u.mu.Lock()
-		ch := u.ledgers[l.ID]
-		delete(u.ledgers, l.ID)
-		u.mu.Unlock()
-		if ch != nil {
-			ch <- l // capacity 1, one answer per id
-		}
+		u.ledgers.answer(l.ID, l)
 	default:
 		u.log.Warn("message on unexpected topic dropped", "topic", p.Topic)
 	}
@@ -747,17 +613,7 @@ func (u *Uplink) result(b []byte) {
 		if from == 0 {
 			from = res.Seq
 		}
-		u.mu.Lock()
-		delete(u.inflight, res.OpID)
-		if from > 0 && (u.rewind == 0 || from < u.rewind) {
-			u.rewind = from
-			for id, s := range u.inflight {
-				if s.seq >= from {
-					delete(u.inflight, id)
-				}
-			}
-		}
-		u.mu.Unlock()
+		u.backlog.refused(res.OpID, from)
 		u.log.Info("op refused by hub, will resend", "seq", res.Seq, "expect", res.Expect)
 	}
 	e, err := u.o.Outbox.Record(res)
@@ -766,9 +622,7 @@ func (u *Uplink) result(b []byte) {
 		return
 	}
 	if e.Done {
-		u.mu.Lock()
-		delete(u.inflight, res.OpID)
-		u.mu.Unlock()
+		u.backlog.done(res.OpID)
 		u.log.Info("op done", "seq", e.Seq, "op_id", e.ID, "protocol", res.Transport.Protocol,
 			"processing", res.Processing.Status, "duplicate", res.Duplicate)
 	}
@@ -856,11 +710,7 @@ func (u *Uplink) Resend(ctx context.Context, id string) (outbox.Entry, error) {
 		if err := u.o.Outbox.Requeue(id); err != nil {
 			return e, err
 		}
-		u.mu.Lock()
-		if u.rewind == 0 || e.Seq < u.rewind {
-			u.rewind = e.Seq
-		}
-		u.mu.Unlock()
+		u.backlog.rewindTo(e.Seq)
 		u.poke()
 		return u.o.Outbox.Get(id)
 	}
@@ -869,7 +719,7 @@ func (u *Uplink) Resend(ctx context.Context, id string) (outbox.Entry, error) {
 		return e, err
 	}
 	at := time.Now()
-	if err := u.send(ctx, cm, e, at); err != nil {
+	if err := u.backlog.send(ctx, cm, e, at); err != nil {
 		return e, fmt.Errorf("uplink: resend: %w", err)
 	}
 	if _, err := u.o.Outbox.MarkSentAll([]string{e.ID}, at); err != nil {
@@ -889,11 +739,7 @@ func (u *Uplink) Void(ctx context.Context, id string) (outbox.Entry, error) {
 	if err != nil {
 		return e, err
 	}
-	u.mu.Lock()
-	if u.rewind == 0 || e.Seq < u.rewind {
-		u.rewind = e.Seq
-	}
-	u.mu.Unlock()
+	u.backlog.rewindTo(e.Seq)
 	u.poke()
 	return e, nil
 }
@@ -927,16 +773,8 @@ func (u *Uplink) askLedger(ctx context.Context, req protocol.LedgerRequest) (*pr
 	if err != nil {
 		return nil, err
 	}
-	id := req.ID
-	ch := make(chan *protocol.Ledger, 1)
-	u.mu.Lock()
-	u.ledgers[id] = ch
-	u.mu.Unlock()
-	defer func() {
-		u.mu.Lock()
-		delete(u.ledgers, id)
-		u.mu.Unlock()
-	}()
+	ch, forget := u.ledgers.add(req.ID)
+	defer forget()
 	b, _ := protocol.Marshal(req)
 	if _, err := cm.Publish(ctx, &paho.Publish{Topic: protocol.Topic(u.o.Totem, protocol.LeafSync), QoS: 1, Payload: b}); err != nil {
 		return nil, fmt.Errorf("uplink: ledger request: %w", err)
