@@ -909,12 +909,8 @@ func (o *Outbox) Record(res *protocol.Result) (Entry, error) {
 	)
 	err := o.do(func(tx *bolt.Tx, _ *batch) error {
 		var err error
-		seq, r, in, err = o.lookup(tx, res.OpID)
-		if err != nil {
-			return reject(err)
-		}
-		if res.Seq != seq {
-			return reject(fmt.Errorf("%w: result seq %d, entry seq %d", ErrMismatch, res.Seq, seq))
+		if seq, r, in, err = o.resultEntry(tx, res); err != nil {
+			return err
 		}
 		if bytes.Equal(in, bucketDone) || r.Voided {
 			// Done, or voided: a late result for the void that took its
@@ -967,6 +963,19 @@ func (o *Outbox) Record(res *protocol.Result) (Entry, error) {
 	return e, nil
 }
 
+// resultEntry finds the entry res is the result of, and where it is; it
+// rejects an unknown id and a result whose seq is not the entry's.
+func (c *codec) resultEntry(tx *bolt.Tx, res *protocol.Result) (uint64, record, []byte, error) {
+	seq, r, in, err := c.lookup(tx, res.OpID)
+	if err != nil {
+		return seq, r, in, reject(err)
+	}
+	if res.Seq != seq {
+		return seq, r, in, reject(fmt.Errorf("%w: result seq %d, entry seq %d", ErrMismatch, res.Seq, seq))
+	}
+	return seq, r, in, nil
+}
+
 // Adopt makes res, a final result from the hub's own record
 // (resynchronisation), the entry's result whatever the entry holds: a
 // pending or quarantined entry becomes done, a done entry's result is
@@ -988,12 +997,8 @@ func (o *Outbox) Adopt(res *protocol.Result) (before, after Entry, err error) {
 	)
 	err = o.do(func(tx *bolt.Tx, _ *batch) error {
 		var err error
-		seq, r, in, err = o.lookup(tx, res.OpID)
-		if err != nil {
-			return reject(err)
-		}
-		if res.Seq != seq {
-			return reject(fmt.Errorf("%w: result seq %d, entry seq %d", ErrMismatch, res.Seq, seq))
+		if seq, r, in, err = o.resultEntry(tx, res); err != nil {
+			return err
 		}
 		before, _ = o.entry(seq, &r, in)
 		before.Payload = nil
