@@ -490,13 +490,23 @@ func (c *Card) wrongPIN() []byte {
 	return sw(0x63C0 | uint16(c.tries))
 }
 
-func (c *Card) change(p2 byte, data []byte) []byte {
+// checkPINPair checks the reference and the data of a CHANGE REFERENCE
+// DATA or a RESET RETRY COUNTER (two padded 8-byte PINs): nil when they
+// are right, the status word refusing them otherwise.
+func (c *Card) checkPINPair(p2 byte, data []byte) []byte {
 	ref, okRef := c.pinRef(p2)
 	if !okRef || ref != 0x10 {
 		return sw(0x6A88)
 	}
 	if len(data) != 16 {
 		return sw(0x6700)
+	}
+	return nil
+}
+
+func (c *Card) change(p2 byte, data []byte) []byte {
+	if bad := c.checkPINPair(p2, data); bad != nil {
+		return bad
 	}
 	if c.tries == 0 {
 		return sw(0x6983)
@@ -510,12 +520,8 @@ func (c *Card) change(p2 byte, data []byte) []byte {
 }
 
 func (c *Card) unblock(p2 byte, data []byte) []byte {
-	ref, okRef := c.pinRef(p2)
-	if !okRef || ref != 0x10 {
-		return sw(0x6A88)
-	}
-	if len(data) != 16 {
-		return sw(0x6700)
+	if bad := c.checkPINPair(p2, data); bad != nil {
+		return bad
 	}
 	if c.pukTries == 0 {
 		return sw(0x6983)
