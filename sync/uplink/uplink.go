@@ -134,8 +134,8 @@ type Uplink struct {
 	// telemetrySent is when a health report last left (unix ns), for
 	// an update's health check (TelemetrySent).
 	telemetrySent atomic.Int64
-	retryIn       atomic.Int64  // after a refusal, the delay before the next attempt; 0 otherwise
-	sessionNo     atomic.Uint64 // the current connection's number (State.Session)
+	retryIn       atomic.Int64 // after a refusal, the delay before the next attempt; 0 otherwise
+	sessions      sessions     // the connections' numbers (State.Session)
 	wake          chan struct{}
 	results       chan []byte // results waiting to be recorded
 
@@ -208,6 +208,7 @@ func New(o Options) *Uplink {
 		o.Heartbeat = time.Second
 	}
 	u := &Uplink{o: o, log: o.Logger, wake: make(chan struct{}, 1), results: make(chan []byte, 4096), ops: &opQueue{}}
+	u.sessions.mono = o.Mono
 	u.backlog = newBacklog(&u.o, u.log)
 	u.rot = newRotation(&u.o, u.log, &u.connected)
 	u.telemetryEvery.Store(int64(o.TelemetryInterval))
@@ -294,7 +295,7 @@ func (u *Uplink) config(ctx context.Context, srv *url.URL) autopaho.ClientConfig
 	// the hub can tell the will of a connection the broker noticed dead
 	// late from the totem's newer online.
 	connect := func(c *paho.Connect, _ *url.URL) (*paho.Connect, error) {
-		n := u.nextSession()
+		n := u.sessions.next()
 		b, _ := protocol.Marshal(protocol.State{V: protocol.Version, Totem: u.o.Totem, Status: protocol.Offline,
 			Boot: u.o.Boot, Session: n})
 		if c.WillMessage != nil {
@@ -790,21 +791,28 @@ func (u *Uplink) askLedger(ctx context.Context, req protocol.LedgerRequest) (*pr
 	}
 }
 
-// nextSession numbers a new connection: milliseconds since boot, and
-// always above the previous one.
-func (u *Uplink) nextSession() uint64 {
+// sessions numbers the connections (State.Session): milliseconds since
+// boot on the monotonic clock (Options.Mono; the wall clock without it),
+// always above the previous number.
+type sessions struct {
+	mono func() time.Duration
+	cur  atomic.Uint64 // the current connection's number
+}
+
+// next numbers a new connection.
+func (s *sessions) next() uint64 {
 	var n uint64
-	if u.o.Mono != nil {
-		n = uint64(u.o.Mono().Milliseconds())
+	if s.mono != nil {
+		n = uint64(s.mono().Milliseconds())
 	} else {
 		n = uint64(time.Now().UnixMilli())
 	}
 	for {
-		prev := u.sessionNo.Load()
+		prev := s.cur.Load()
 		if n <= prev {
 			n = prev + 1
 		}
-		if u.sessionNo.CompareAndSwap(prev, n) {
+		if s.cur.CompareAndSwap(prev, n) {
 			return n
 		}
 	}
@@ -812,7 +820,7 @@ func (u *Uplink) nextSession() uint64 {
 
 func (u *Uplink) publishState(ctx context.Context, cm *autopaho.ConnectionManager, status string) error {
 	b, _ := protocol.Marshal(protocol.State{V: protocol.Version, Totem: u.o.Totem, Status: status,
-		Since: time.Now().UTC(), Version: u.o.Version, Location: u.o.Location, Boot: u.o.Boot, Session: u.sessionNo.Load()})
+		Since: time.Now().UTC(), Version: u.o.Version, Location: u.o.Location, Boot: u.o.Boot, Session: u.sessions.cur.Load()})
 	_, err := cm.Publish(ctx, &paho.Publish{Topic: protocol.Topic(u.o.Totem, protocol.LeafState), QoS: 1, Retain: true, Payload: b})
 	if err != nil {
 		return fmt.Errorf("publish state: %w", err)
