@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/url"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/aslcns/totem/sync/creds"
@@ -54,19 +53,19 @@ var errRotateAborted = errors.New("rotation aborted")
 // for the hub's reply. The Uplink wires it (Options.Store set) into
 // autopaho's ConnectPacketBuilder and AttemptConnection.
 type rotation struct {
-	o         *Options
-	log       *slog.Logger
-	connected *atomic.Bool
-	wake      chan struct{} // a connection came up: check whether one is due
-	replies   waiters[*protocol.RotateReply]
+	o       *Options
+	log     *slog.Logger
+	ready   func() bool   // connected, the subscriptions in place
+	wake    chan struct{} // the subscriptions are in place: check whether one is due
+	replies waiters[*protocol.RotateReply]
 
 	mu      sync.Mutex
 	cur     creds.File // the credentials of the next CONNECT
 	netConn net.Conn   // the last connection dialled
 }
 
-func newRotation(o *Options, log *slog.Logger, connected *atomic.Bool) *rotation {
-	return &rotation{o: o, log: log, connected: connected, wake: make(chan struct{}, 1),
+func newRotation(o *Options, log *slog.Logger, ready func() bool) *rotation {
+	return &rotation{o: o, log: log, ready: ready, wake: make(chan struct{}, 1),
 		cur: creds.File{Username: o.Username, Password: o.Password, Role: creds.RoleTotem, RotateAt: o.RotateAt}}
 }
 
@@ -85,8 +84,9 @@ func (rt *rotation) poke() {
 	}
 }
 
-// run checks every RotateCheck, and after each connection, whether
-// the secret is due, and rotates it while connected.
+// run checks every RotateCheck, and after each connection's
+// subscriptions, whether the secret is due, and rotates it while connected
+// and subscribed (the hub's reply must find its subscription).
 func (rt *rotation) run(ctx context.Context, cm *autopaho.ConnectionManager) {
 	if rt.o.Store == nil {
 		return
@@ -103,7 +103,7 @@ func (rt *rotation) run(ctx context.Context, cm *autopaho.ConnectionManager) {
 		rt.mu.Lock()
 		due := !rt.cur.RotateAt.IsZero() && !time.Now().Before(rt.cur.RotateAt)
 		rt.mu.Unlock()
-		if !due || !rt.connected.Load() {
+		if !due || !rt.ready() {
 			continue
 		}
 		if err := rt.rotate(ctx, cm); err != nil {

@@ -112,6 +112,7 @@ type Options struct {
 	RotateAt    time.Time
 	RotateCheck time.Duration
 	rotateStep  func(step string) error // tests: a rotation dies at a step
+	beforeSetup func()                  // tests: a connection's subscriptions are late
 	// OnUpdate, when set, subscribes the totem's update topic and gets
 	// each message on it (sync/update/agent's Link.Receive); it must not
 	// wait. On every connection the link says hello on update_req, so
@@ -131,6 +132,9 @@ type Uplink struct {
 
 	connected atomic.Bool
 	conns     atomic.Uint64 // connections made: a change means subscriptions to redo
+	// subscribed is the connection (a conns count) whose subscriptions
+	// are in place: until then an answer from the hub would be lost.
+	subscribed atomic.Uint64
 	// telemetrySent is when a health report last left (unix ns), for
 	// an update's health check (TelemetrySent).
 	telemetrySent atomic.Int64
@@ -210,7 +214,9 @@ func New(o Options) *Uplink {
 	u := &Uplink{o: o, log: o.Logger, wake: make(chan struct{}, 1), results: make(chan []byte, 4096), ops: &opQueue{}}
 	u.sessions.mono = o.Mono
 	u.backlog = newBacklog(&u.o, u.log)
-	u.rot = newRotation(&u.o, u.log, &u.connected)
+	// A rotation waits for the subscriptions: the hub's reply on the
+	// rotated topic must find one.
+	u.rot = newRotation(&u.o, u.log, func() bool { return u.connected.Load() && u.subscribed.Load() == u.conns.Load() })
 	u.telemetryEvery.Store(int64(o.TelemetryInterval))
 	return u
 }
@@ -376,7 +382,6 @@ func (u *Uplink) connectionUp(ca *paho.Connack, host string) {
 	u.conns.Add(1)
 	u.connected.Store(true)
 	u.poke()
-	u.rot.poke() // a rotation due is tried once connected
 }
 
 // connectError notes a failed connection attempt: a broker's refusal sets
@@ -446,6 +451,8 @@ func (u *Uplink) session(ctx context.Context, cm *autopaho.ConnectionManager) {
 			}
 			continue
 		}
+		u.subscribed.Store(conn)
+		u.rot.poke() // a rotation due is tried once subscribed
 		resend := time.NewTicker(u.o.ResendAfter / 3)
 		var after uint64
 		reported := depth(u.o.Outbox) // setup published the telemetry
@@ -514,6 +521,9 @@ func depth(ob *outbox.Outbox) int {
 }
 
 func (u *Uplink) setup(ctx context.Context, cm *autopaho.ConnectionManager) error {
+	if u.o.beforeSetup != nil {
+		u.o.beforeSetup()
+	}
 	t := u.o.Totem
 	_, err := cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{
 		{Topic: protocol.Topic(t, protocol.LeafResult), QoS: 1},
