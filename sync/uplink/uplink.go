@@ -777,11 +777,38 @@ func (u *Uplink) CardState(ctx context.Context, serial string) (string, error) {
 	return l.CardState, nil
 }
 
+// awaitSubscribed waits, while connected, until the connection's
+// subscriptions are in place: a request whose answer comes on one of them
+// (a ledger, a card state) is sent only then. The wait is the session's
+// setup, a round trip or two; ctx bounds it.
+func (u *Uplink) awaitSubscribed(ctx context.Context) error {
+	var tick *time.Ticker
+	for u.subscribed.Load() != u.conns.Load() {
+		if !u.connected.Load() {
+			return ErrOffline
+		}
+		if tick == nil {
+			tick = time.NewTicker(10 * time.Millisecond)
+			defer tick.Stop()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("uplink: ledger: %w", ctx.Err())
+		case <-tick.C:
+		}
+	}
+	return nil
+}
+
 // askLedger publishes req on the totem's sync topic and waits for the
-// Ledger answering it.
+// Ledger answering it, once the connection's subscriptions are in place
+// (the answer would be lost before).
 func (u *Uplink) askLedger(ctx context.Context, req protocol.LedgerRequest) (*protocol.Ledger, error) {
 	cm, err := u.conn()
 	if err != nil {
+		return nil, err
+	}
+	if err := u.awaitSubscribed(ctx); err != nil {
 		return nil, err
 	}
 	ch, forget := u.ledgers.add(req.ID)
