@@ -55,8 +55,8 @@ var errRotateAborted = errors.New("rotation aborted")
 type rotation struct {
 	o       *Options
 	log     *slog.Logger
-	ready   func() bool   // connected, the subscriptions in place
-	wake    chan struct{} // the subscriptions are in place: check whether one is due
+	ready   func() bool // connected, the subscriptions in place
+	wake    signal      // the subscriptions are in place: check whether one is due
 	replies waiters[*protocol.RotateReply]
 
 	mu      sync.Mutex
@@ -65,7 +65,7 @@ type rotation struct {
 }
 
 func newRotation(o *Options, log *slog.Logger, ready func() bool) *rotation {
-	return &rotation{o: o, log: log, ready: ready, wake: make(chan struct{}, 1),
+	return &rotation{o: o, log: log, ready: ready, wake: make(signal, 1),
 		cur: creds.File{Username: o.Username, Password: o.Password, Role: creds.RoleTotem, RotateAt: o.RotateAt}}
 }
 
@@ -74,14 +74,6 @@ func (rt *rotation) current() creds.File {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	return rt.cur
-}
-
-// poke asks the rotator to check now whether a rotation is due.
-func (rt *rotation) poke() {
-	select {
-	case rt.wake <- struct{}{}:
-	default:
-	}
 }
 
 // run checks every RotateCheck, and after each connection's

@@ -140,8 +140,8 @@ type Uplink struct {
 	telemetrySent atomic.Int64
 	retryIn       atomic.Int64 // after a refusal, the delay before the next attempt; 0 otherwise
 	sessions      sessions     // the connections' numbers (State.Session)
-	wake          chan struct{}
-	results       chan []byte // results waiting to be recorded
+	wake          signal       // wakes the session loop
+	results       chan []byte  // results waiting to be recorded
 
 	ops     *opQueue  // the backlog lane's transmit queue
 	backlog *backlog  // what the backlog lane sent and waits for (backlog.go)
@@ -211,7 +211,7 @@ func New(o Options) *Uplink {
 	if o.Heartbeat <= 0 {
 		o.Heartbeat = time.Second
 	}
-	u := &Uplink{o: o, log: o.Logger, wake: make(chan struct{}, 1), results: make(chan []byte, 4096), ops: &opQueue{}}
+	u := &Uplink{o: o, log: o.Logger, wake: make(signal, 1), results: make(chan []byte, 4096), ops: &opQueue{}}
 	u.sessions.mono = o.Mono
 	u.backlog = newBacklog(&u.o, u.log)
 	// A rotation waits for the subscriptions: the hub's reply on the
@@ -229,19 +229,12 @@ func (u *Uplink) Connected() bool { return u.connected.Load() }
 func (u *Uplink) SetTelemetryInterval(d time.Duration) {
 	if d > 0 {
 		u.telemetryEvery.Store(int64(d))
-		u.poke()
+		u.wake.notify()
 	}
 }
 
 // TelemetryInterval returns the telemetry interval in force.
 func (u *Uplink) TelemetryInterval() time.Duration { return time.Duration(u.telemetryEvery.Load()) }
-
-func (u *Uplink) poke() {
-	select {
-	case u.wake <- struct{}{}:
-	default:
-	}
-}
 
 // Run connects and keeps the link until ctx is done. A broker's refusal
 // does not end it: the link is asked again later (see refusal.go) and
@@ -330,7 +323,7 @@ func (u *Uplink) config(ctx context.Context, srv *url.URL) autopaho.ClientConfig
 			u.connected.Store(false)
 			u.ops.reset()
 			u.log.Warn("disconnected")
-			u.poke()
+			u.wake.notify()
 			return true
 		},
 		// autopaho calls OnConnectError before it asks ReconnectBackoff
@@ -381,7 +374,7 @@ func (u *Uplink) connectionUp(ca *paho.Connack, host string) {
 	u.retryIn.Store(0)
 	u.conns.Add(1)
 	u.connected.Store(true)
-	u.poke()
+	u.wake.notify()
 }
 
 // connectError notes a failed connection attempt: a broker's refusal sets
@@ -452,7 +445,7 @@ func (u *Uplink) session(ctx context.Context, cm *autopaho.ConnectionManager) {
 			continue
 		}
 		u.subscribed.Store(conn)
-		u.rot.poke() // a rotation due is tried once subscribed
+		u.rot.wake.notify() // a rotation due is tried once subscribed
 		resend := time.NewTicker(u.o.ResendAfter / 3)
 		var after uint64
 		reported := depth(u.o.Outbox) // setup published the telemetry
@@ -637,7 +630,7 @@ func (u *Uplink) result(b []byte) {
 		u.log.Info("op done", "seq", e.Seq, "op_id", e.ID, "protocol", res.Transport.Protocol,
 			"processing", res.Processing.Status, "duplicate", res.Duplicate)
 	}
-	u.poke()
+	u.wake.notify()
 	if u.o.OnResult != nil {
 		u.o.OnResult(e)
 	}
@@ -722,7 +715,7 @@ func (u *Uplink) Resend(ctx context.Context, id string) (outbox.Entry, error) {
 			return e, err
 		}
 		u.backlog.rewindTo(e.Seq)
-		u.poke()
+		u.wake.notify()
 		return u.o.Outbox.Get(id)
 	}
 	cm, err := u.conn()
@@ -751,7 +744,7 @@ func (u *Uplink) Void(ctx context.Context, id string) (outbox.Entry, error) {
 		return e, err
 	}
 	u.backlog.rewindTo(e.Seq)
-	u.poke()
+	u.wake.notify()
 	return e, nil
 }
 

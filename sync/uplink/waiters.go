@@ -36,3 +36,15 @@ func (w *waiters[T]) answer(id string, v T) {
 		ch <- v // capacity 1, one answer per id
 	}
 }
+
+// signal wakes a loop: capacity 1, a notification while one is pending
+// adds nothing.
+type signal chan struct{}
+
+// notify wakes the loop without waiting.
+func (s signal) notify() {
+	select {
+	case s <- struct{}{}:
+	default:
+	}
+}
