@@ -17,7 +17,7 @@ PCSC_HEADER ?= /usr/include/PCSC/winscard.h
 DEPS_SCRIPT ?= deploy/deps.sh
 TAGS         = $(shell test -e $(PCSC_HEADER) && echo pcsc)
 
-.PHONY: all build run demo test check lint vet race cross fuzz bench bench-fleet attack deps clean deb debcheck
+.PHONY: all build run demo test check lint vet race cross fuzz fuzz-targets bench bench-fleet attack deps clean deb debcheck
 
 all: build
 
@@ -67,14 +67,24 @@ deb:
 debcheck: deb
 	TOTEM_DEB_DIR=$(CURDIR)/dist $(if $(ARCHES),TOTEM_DEB_ARCHES="$(ARCHES)") $(GO) test -count=1 -run TestPackages ./deploy
 
-## fuzz: a short run of every fuzz target, found in the sources (go test -list confirms each), so a new one runs without an edit here
+## fuzz: a short run of every fuzz target (make fuzz-targets lists them), so a new one runs without an edit here
 fuzz:
-	@set -e; for pkg in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
-		for fz in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
-			echo "fuzz $$pkg $$fz"; \
-			$(GO) test $$pkg -run '^$$' -fuzz "^$$fz\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE); \
-		done; \
+	@set -e; targets=$$($(MAKE) -s --no-print-directory fuzz-targets); set -- $$targets; \
+	while [ $$# -gt 0 ]; do \
+		echo "fuzz $$1 $$2"; \
+		$(GO) test -tags "$(TAGS)" $$1 -run '^$$' -fuzz "^$$2\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE); \
+		shift 2; \
 	done
+
+## fuzz-targets: every fuzz target as "package target": found in the sources (func Fuzz…), confirmed by go test -list; fails when a package's tests do not build or a target found is not listed (a build tag)
+fuzz-targets:
+	@set -e; found=0; listed=0; \
+	for pkg in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+		found=$$((found + $$(cat $$pkg/*_test.go | grep -c '^func Fuzz'))); \
+		list=$$($(GO) test -tags "$(TAGS)" -list '^Fuzz' $$pkg) || { echo "$$list" >&2; echo "fuzz-targets: $$pkg: go test -list failed" >&2; exit 1; }; \
+		for fz in $$(echo "$$list" | grep '^Fuzz' || true); do echo "$$pkg $$fz"; listed=$$((listed + 1)); done; \
+	done; \
+	if [ $$listed -ne $$found ]; then echo "fuzz-targets: $$found fuzz targets in the sources, $$listed listed by go test -list" >&2; exit 1; fi
 
 ## bench: one run of the sync benchmarks (enqueue, drain at 1k/10k/100k, autopaho file queue anchor): a table, then key=value figures
 bench:

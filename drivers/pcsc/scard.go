@@ -259,109 +259,133 @@ func (r *Reader) Next(ctx context.Context) (hal.CardEvent, error) {
 	stop := context.AfterFunc(r.closing, cancel)
 	defer stop()
 	for {
-		if len(r.pending) > 0 {
-			ev := r.pending[0]
-			r.pending = r.pending[1:]
-			return ev, nil
-		}
-		if err := r.lostErr; err != nil {
-			r.lostErr = nil
-			return hal.CardEvent{}, err
-		}
-		if r.closing.Err() != nil {
-			return hal.CardEvent{}, hal.ErrClosed
-		}
-		if err := ctx.Err(); err != nil {
-			return hal.CardEvent{}, err
+		if ev, done, err := r.ready(ctx); done {
+			return ev, err
 		}
 		mon, err := r.monitor(ctx)
 		if err != nil {
 			continue
 		}
-		if r.reader == "" {
-			names, err := mon.ListReaders()
-			if serviceLost(err) {
-				r.lost(err)
-				continue
-			}
-			r.reader = pick(names, r.o.Reader)
-			r.cur = scard.StateUnaware
-			if r.reader == "" {
-				// Wait for a reader to be plugged in (PnP), re-listing
-				// every Poll at worst.
-				states := []scard.ReaderState{{Reader: pnpName, CurrentState: r.pnp}}
-				err := wait(ctx, mon, states, r.o.Poll)
-				if serviceLost(err) {
-					r.lost(err)
-					continue
-				}
-				if err == nil {
-					r.pnp = states[0].EventState
-				}
-				continue
-			}
-			r.log.Info("watching reader", "reader", r.reader)
-		}
-		states := []scard.ReaderState{
-			{Reader: pnpName, CurrentState: r.pnp},
-			{Reader: r.reader, CurrentState: r.cur},
-		}
-		err = wait(ctx, mon, states, r.o.Poll)
-		switch {
-		case err == nil:
-		case err == scard.ErrTimeout, err == scard.ErrCancelled:
-			continue
-		case err == scard.ErrUnknownReader, err == scard.ErrReaderUnavailable:
-			if ev, ok := r.readerGone(); ok {
-				return ev, nil
-			}
-			continue
-		case serviceLost(err):
-			r.lost(err) // reports the removal first, then the loss
-			continue
-		default:
-			r.log.Warn("status change", "err", err)
-			if err := sleep(ctx, r.o.MinBackoff); err != nil {
-				return hal.CardEvent{}, err
-			}
+		if r.reader == "" && !r.findReader(ctx, mon) {
 			continue
 		}
-		if states[0].EventState&scard.StateChanged != 0 {
-			r.pnp = states[0].EventState &^ scard.StateChanged
+		if ev, done, err := r.watch(ctx, mon); done {
+			return ev, err
 		}
-		es := states[1].EventState
-		if es&scard.StateChanged == 0 {
-			continue
-		}
-		r.cur = es &^ scard.StateChanged
-		flags := es & 0xFFFF
-		if flags&(scard.StateUnknown|scard.StateUnavailable|scard.StateIgnore) != 0 {
-			if ev, ok := r.readerGone(); ok {
-				return ev, nil
-			}
-			continue
-		}
-		counter := int(uint32(es)>>16) & 0xFFFF
-		present := flags&scard.StatePresent != 0
-		ev := hal.CardEvent{Reader: r.reader, Counter: counter}
-		switch {
-		case present != r.present:
-			r.present = present
-			ev.Kind = hal.CardRemoved
-			if present {
-				ev.Kind = hal.CardInserted
-			}
-		case present && counter-r.counter >= 2:
-			// Removed and inserted again between two waits: report both.
-			ev.Kind = hal.CardRemoved
-			r.pending = append(r.pending, hal.CardEvent{Kind: hal.CardInserted, Reader: r.reader, Counter: counter})
-		default:
-			r.counter = counter
-			continue
-		}
-		r.counter = counter
-		return ev, nil
 	}
+}
+
+// ready returns, with done set, what Next returns before it waits: an
+// event already decoded, the loss of pcscd, or the end of Close or ctx.
+func (r *Reader) ready(ctx context.Context) (ev hal.CardEvent, done bool, err error) {
+	if len(r.pending) > 0 {
+		ev := r.pending[0]
+		r.pending = r.pending[1:]
+		return ev, true, nil
+	}
+	if err := r.lostErr; err != nil {
+		r.lostErr = nil
+		return hal.CardEvent{}, true, err
+	}
+	if r.closing.Err() != nil {
+		return hal.CardEvent{}, true, hal.ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return hal.CardEvent{}, true, err
+	}
+	return hal.CardEvent{}, false, nil
+}
+
+// findReader picks the reader to watch and reports whether there is one;
+// without one it waits for a reader to be plugged in (PnP), re-listing
+// every Poll at worst.
+func (r *Reader) findReader(ctx context.Context, mon *scard.Context) bool {
+	names, err := mon.ListReaders()
+	if serviceLost(err) {
+		r.lost(err)
+		return false
+	}
+	r.reader = pick(names, r.o.Reader)
+	r.cur = scard.StateUnaware
+	if r.reader == "" {
+		states := []scard.ReaderState{{Reader: pnpName, CurrentState: r.pnp}}
+		err := wait(ctx, mon, states, r.o.Poll)
+		if serviceLost(err) {
+			r.lost(err)
+			return false
+		}
+		if err == nil {
+			r.pnp = states[0].EventState
+		}
+		return false
+	}
+	r.log.Info("watching reader", "reader", r.reader)
+	return true
+}
+
+// watch waits once for a change of the watched reader (or of the readers
+// plugged in) and returns, with done set, what Next returns.
+func (r *Reader) watch(ctx context.Context, mon *scard.Context) (ev hal.CardEvent, done bool, err error) {
+	states := []scard.ReaderState{
+		{Reader: pnpName, CurrentState: r.pnp},
+		{Reader: r.reader, CurrentState: r.cur},
+	}
+	err = wait(ctx, mon, states, r.o.Poll)
+	switch {
+	case err == nil:
+	case err == scard.ErrTimeout, err == scard.ErrCancelled:
+		return hal.CardEvent{}, false, nil
+	case err == scard.ErrUnknownReader, err == scard.ErrReaderUnavailable:
+		ev, ok := r.readerGone()
+		return ev, ok, nil
+	case serviceLost(err):
+		r.lost(err) // reports the removal first, then the loss
+		return hal.CardEvent{}, false, nil
+	default:
+		r.log.Warn("status change", "err", err)
+		if err := sleep(ctx, r.o.MinBackoff); err != nil {
+			return hal.CardEvent{}, true, err
+		}
+		return hal.CardEvent{}, false, nil
+	}
+	if states[0].EventState&scard.StateChanged != 0 {
+		r.pnp = states[0].EventState &^ scard.StateChanged
+	}
+	ev, ok := r.event(states[1].EventState)
+	return ev, ok, nil
+}
+
+// event decodes the watched reader's new state es into the event to
+// report, if any.
+func (r *Reader) event(es scard.StateFlag) (hal.CardEvent, bool) {
+	if es&scard.StateChanged == 0 {
+		return hal.CardEvent{}, false
+	}
+	r.cur = es &^ scard.StateChanged
+	flags := es & 0xFFFF
+	if flags&(scard.StateUnknown|scard.StateUnavailable|scard.StateIgnore) != 0 {
+		return r.readerGone()
+	}
+	counter := int(uint32(es)>>16) & 0xFFFF
+	present := flags&scard.StatePresent != 0
+	ev := hal.CardEvent{Reader: r.reader, Counter: counter}
+	switch {
+	case present != r.present:
+		r.present = present
+		ev.Kind = hal.CardRemoved
+		if present {
+			ev.Kind = hal.CardInserted
+		}
+	case present && counter-r.counter >= 2:
+		// Removed and inserted again between two waits: report both.
+		ev.Kind = hal.CardRemoved
+		r.pending = append(r.pending, hal.CardEvent{Kind: hal.CardInserted, Reader: r.reader, Counter: counter})
+	default:
+		r.counter = counter
+		return hal.CardEvent{}, false
+	}
+	r.counter = counter
+	return ev, true
 }
 
 // readerGone forgets the watched reader (unplugged) and reports the card

@@ -41,79 +41,98 @@ func DisplayConformance(t *testing.T, d hal.Display, read func() []string) {
 	if c, r := d.Size(); c != cols || r != rows {
 		t.Fatalf("Size() = %d, %d then %d, %d; want stable", cols, rows, c, r)
 	}
-
-	// show calls Show and checks that the screen reads as want.
-	show := func(t *testing.T, lines, want []string) {
-		t.Helper()
-		if err := d.Show(lines); err != nil {
-			t.Fatalf("Show(%q): %v", lines, err)
-		}
-		got, err := normalize(read(), cols, rows)
-		if err != nil {
-			t.Fatalf("after Show(%q): read: %v", lines, err)
-		}
-		want = slices.Clone(want[:min(len(want), rows)])
-		for i := range want {
-			want[i] = Cut(want[i], cols)
-		}
-		exp, _ := normalize(want, cols, rows)
-		if !slices.Equal(got, exp) {
-			t.Fatalf("after Show(%q):\nread %q\nwant %q", lines, got, exp)
-		}
+	s := screen{d: d, read: read, cols: cols, rows: rows}
+	for _, c := range displayChecks {
+		t.Run(c.name, func(t *testing.T) { c.check(t, s) })
 	}
-	pattern := func(row, n int) string {
-		var b strings.Builder
-		for i := range n {
-			b.WriteByte("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"[(row+i)%36])
-		}
-		return b.String()
-	}
-
-	t.Run("full", func(t *testing.T) {
-		lines := make([]string, rows)
-		for i := range lines {
-			lines[i] = pattern(i, cols)
-		}
-		show(t, lines, lines)
-	})
-	t.Run("fewer_lines", func(t *testing.T) {
-		show(t, []string{"Benvenuto"}, []string{"Benvenuto"})
-	})
-	t.Run("long_lines_cut", func(t *testing.T) {
-		lines := make([]string, rows)
-		want := make([]string, rows)
-		for i := range lines {
-			lines[i] = pattern(i, cols+7)
-			want[i] = pattern(i, cols)
-		}
-		show(t, lines, want)
-	})
-	t.Run("extra_lines_cut", func(t *testing.T) {
-		lines := make([]string, rows+2)
-		for i := range lines {
-			lines[i] = pattern(i, min(cols, 5))
-		}
-		show(t, lines, lines[:rows])
-	})
-	t.Run("accented", func(t *testing.T) {
-		const it = "àèéìòù€"
-		long := strings.Repeat(it, cols/utf8.RuneCountInString(it)+2)
-		lines := []string{"Perché è già l'una", long, "Totale: 12,50 €", "Città: Forlì"}
-		want := make([]string, len(lines))
-		for i, l := range lines {
-			want[i] = Cut(l, cols)
-		}
-		show(t, lines[:min(len(lines), rows)], want)
-	})
-	t.Run("empty_clears", func(t *testing.T) {
-		show(t, []string{"X", "Y"}, []string{"X", "Y"})
-		show(t, nil, nil)
-		show(t, []string{"X", "Y"}, []string{"X", "Y"})
-		show(t, []string{}, nil)
-	})
 	if c, r := d.Size(); c != cols || r != rows {
 		t.Fatalf("Size() = %d, %d after Show; was %d, %d", c, r, cols, rows)
 	}
+}
+
+// screen is the display under check, with its size and how to read it.
+type screen struct {
+	d          hal.Display
+	read       func() []string
+	cols, rows int
+}
+
+// show calls Show and checks that the screen reads as want.
+func (s screen) show(t *testing.T, lines, want []string) {
+	t.Helper()
+	if err := s.d.Show(lines); err != nil {
+		t.Fatalf("Show(%q): %v", lines, err)
+	}
+	got, err := normalize(s.read(), s.cols, s.rows)
+	if err != nil {
+		t.Fatalf("after Show(%q): read: %v", lines, err)
+	}
+	want = slices.Clone(want[:min(len(want), s.rows)])
+	for i := range want {
+		want[i] = Cut(want[i], s.cols)
+	}
+	exp, _ := normalize(want, s.cols, s.rows)
+	if !slices.Equal(got, exp) {
+		t.Fatalf("after Show(%q):\nread %q\nwant %q", lines, got, exp)
+	}
+}
+
+// pattern is a line of n characters that differs from row to row.
+func pattern(row, n int) string {
+	var b strings.Builder
+	for i := range n {
+		b.WriteByte("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"[(row+i)%36])
+	}
+	return b.String()
+}
+
+// displayChecks are DisplayConformance's subtests, in order.
+var displayChecks = []struct {
+	name  string
+	check func(t *testing.T, s screen)
+}{
+	{"full", func(t *testing.T, s screen) {
+		lines := make([]string, s.rows)
+		for i := range lines {
+			lines[i] = pattern(i, s.cols)
+		}
+		s.show(t, lines, lines)
+	}},
+	{"fewer_lines", func(t *testing.T, s screen) {
+		s.show(t, []string{"Benvenuto"}, []string{"Benvenuto"})
+	}},
+	{"long_lines_cut", func(t *testing.T, s screen) {
+		lines := make([]string, s.rows)
+		want := make([]string, s.rows)
+		for i := range lines {
+			lines[i] = pattern(i, s.cols+7)
+			want[i] = pattern(i, s.cols)
+		}
+		s.show(t, lines, want)
+	}},
+	{"extra_lines_cut", func(t *testing.T, s screen) {
+		lines := make([]string, s.rows+2)
+		for i := range lines {
+			lines[i] = pattern(i, min(s.cols, 5))
+		}
+		s.show(t, lines, lines[:s.rows])
+	}},
+	{"accented", func(t *testing.T, s screen) {
+		const it = "àèéìòù€"
+		long := strings.Repeat(it, s.cols/utf8.RuneCountInString(it)+2)
+		lines := []string{"Perché è già l'una", long, "Totale: 12,50 €", "Città: Forlì"}
+		want := make([]string, len(lines))
+		for i, l := range lines {
+			want[i] = Cut(l, s.cols)
+		}
+		s.show(t, lines[:min(len(lines), s.rows)], want)
+	}},
+	{"empty_clears", func(t *testing.T, s screen) {
+		s.show(t, []string{"X", "Y"}, []string{"X", "Y"})
+		s.show(t, nil, nil)
+		s.show(t, []string{"X", "Y"}, []string{"X", "Y"})
+		s.show(t, []string{}, nil)
+	}},
 }
 
 // normalize checks rows read from a display and returns exactly rows rows
@@ -157,31 +176,7 @@ func KeypadConformance(t *testing.T, k hal.Keypad, press func(hal.Key)) {
 			expectKey(t, k, key)
 		}
 	})
-	t.Run("waiting", func(t *testing.T) {
-		// Next is already waiting when the key is pressed.
-		for _, key := range []hal.Key{hal.KeyOK, '5', hal.KeyCancel} {
-			got := make(chan hal.Key, 1)
-			go func() {
-				ctx, cancel := context.WithTimeout(context.Background(), keyWait)
-				defer cancel()
-				key, err := k.Next(ctx)
-				if err != nil {
-					t.Errorf("Next: %v", err)
-				}
-				got <- key
-			}()
-			time.Sleep(10 * time.Millisecond)
-			press(key)
-			select {
-			case g := <-got:
-				if g != key {
-					t.Fatalf("Next = %q; want %q", g, key)
-				}
-			case <-time.After(hangLimit):
-				t.Fatalf("Next did not return key %q", key)
-			}
-		}
-	})
+	t.Run("waiting", func(t *testing.T) { keyWhileWaiting(t, k, press) })
 	t.Run("in_order", func(t *testing.T) {
 		for _, key := range all {
 			press(key)
@@ -204,27 +199,57 @@ func KeypadConformance(t *testing.T, k hal.Keypad, press func(hal.Key)) {
 		defer cancel()
 		expectErr(t, k, ctx, context.DeadlineExceeded, nil)
 	})
-	t.Run("no_key_lost_after_cancel", func(t *testing.T) {
-		for i := range 5 {
-			ctx, cancel := context.WithCancel(context.Background())
-			if i%2 == 0 {
-				cancel()
-				expectErr(t, k, ctx, context.Canceled, nil)
-			} else {
-				expectErr(t, k, ctx, context.Canceled, cancel)
-			}
-		}
-		keys := []hal.Key{'7', hal.KeyBack, 'A'}
-		for _, key := range keys {
-			press(key)
-		}
-		for _, key := range keys {
-			expectKey(t, k, key)
-		}
-	})
+	t.Run("no_key_lost_after_cancel", func(t *testing.T) { noKeyLostAfterCancel(t, k, press) })
 	t.Run("quiet_at_end", func(t *testing.T) {
 		expectQuiet(t, k)
 	})
+}
+
+// keyWhileWaiting checks keys pressed while Next is already waiting.
+func keyWhileWaiting(t *testing.T, k hal.Keypad, press func(hal.Key)) {
+	for _, key := range []hal.Key{hal.KeyOK, '5', hal.KeyCancel} {
+		got := make(chan hal.Key, 1)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), keyWait)
+			defer cancel()
+			key, err := k.Next(ctx)
+			if err != nil {
+				t.Errorf("Next: %v", err)
+			}
+			got <- key
+		}()
+		time.Sleep(10 * time.Millisecond)
+		press(key)
+		select {
+		case g := <-got:
+			if g != key {
+				t.Fatalf("Next = %q; want %q", g, key)
+			}
+		case <-time.After(hangLimit):
+			t.Fatalf("Next did not return key %q", key)
+		}
+	}
+}
+
+// noKeyLostAfterCancel checks that Next calls cancelled, before or while
+// they wait, lose none of the keys pressed after them.
+func noKeyLostAfterCancel(t *testing.T, k hal.Keypad, press func(hal.Key)) {
+	for i := range 5 {
+		ctx, cancel := context.WithCancel(context.Background())
+		if i%2 == 0 {
+			cancel()
+			expectErr(t, k, ctx, context.Canceled, nil)
+		} else {
+			expectErr(t, k, ctx, context.Canceled, cancel)
+		}
+	}
+	keys := []hal.Key{'7', hal.KeyBack, 'A'}
+	for _, key := range keys {
+		press(key)
+	}
+	for _, key := range keys {
+		expectKey(t, k, key)
+	}
 }
 
 type nextResult struct {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/aslcns/totem/internal/atomicfile"
 	"github.com/aslcns/totem/sync/protocol"
 )
 
@@ -186,30 +187,8 @@ func writeFile(path string, b []byte, mode os.FileMode) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("cmdsig: %w", err)
 	}
-	f, err := os.CreateTemp(dir, ".key-*")
-	if err != nil {
-		return fmt.Errorf("cmdsig: %w", err)
-	}
-	defer os.Remove(f.Name())
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Chmod(mode)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
+	if err := atomicfile.Write(path, b, mode, ".key-*"); err != nil {
 		return fmt.Errorf("cmdsig: write %s: %w", path, err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }

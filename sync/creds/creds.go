@@ -21,6 +21,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/aslcns/totem/internal/atomicfile"
 )
 
 // Roles a broker user can have.
@@ -124,26 +126,7 @@ func Save(path string, f File) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("creds: %w", err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".creds-*")
-	if err != nil {
-		return fmt.Errorf("creds: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		tmp.Close()
-		return fmt.Errorf("creds: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("creds: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("creds: %w", err)
-	}
-	if err := os.Chmod(tmp.Name(), 0o600); err != nil {
-		return fmt.Errorf("creds: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := atomicfile.Write(path, append(b, '\n'), 0o600, ".creds-*"); err != nil {
 		return fmt.Errorf("creds: %w", err)
 	}
 	return nil

@@ -67,11 +67,11 @@ func (o *Outbox) committer() {
 		// two CPUs, 12.5 → 14-15 requests per commit) so that producers
 		// just answered by the previous commit, runnable but not yet
 		// running, can queue their next request and share this commit.
-		batch = o.gather(batch)
+		batch = gather(o.reqs, batch)
 		for range 2 {
 			if len(batch) < maxBatch {
 				runtime.Gosched()
-				batch = o.gather(batch)
+				batch = gather(o.reqs, batch)
 			}
 		}
 		// Then, as PostgreSQL's commit_delay with commit_siblings: when
@@ -82,7 +82,7 @@ func (o *Outbox) committer() {
 		// card. A lone producer never waits.
 		if last > 1 && len(batch) < last {
 			wait.Reset(siblingWait)
-			batch = o.await(batch, last, wait.C)
+			batch = await(o.reqs, batch, last, wait.C)
 			if !wait.Stop() {
 				select {
 				case <-wait.C:
@@ -94,7 +94,7 @@ func (o *Outbox) committer() {
 		o.commit(batch)
 		if u, err := o.readUsage(); err == nil {
 			o.used.Store(u.Bytes)
-			o.checkAlarm(u)
+			o.alarm.check(u)
 		}
 		clear(batch)
 	}
@@ -105,11 +105,12 @@ func (o *Outbox) committer() {
 // come back, small against an fsync (0.3 ms here, 2-20 ms on SD cards).
 const siblingWait = 200 * time.Microsecond
 
-// await appends requests to batch until it holds n or timeout fires.
-func (o *Outbox) await(batch []*request, n int, timeout <-chan time.Time) []*request {
+// await appends requests from reqs to batch until it holds n or timeout
+// fires.
+func await(reqs <-chan *request, batch []*request, n int, timeout <-chan time.Time) []*request {
 	for len(batch) < n && len(batch) < maxBatch {
 		select {
-		case r, ok := <-o.reqs:
+		case r, ok := <-reqs:
 			if !ok {
 				return batch
 			}
@@ -121,11 +122,12 @@ func (o *Outbox) await(batch []*request, n int, timeout <-chan time.Time) []*req
 	return batch
 }
 
-// gather appends to batch the requests already queued, up to maxBatch.
-func (o *Outbox) gather(batch []*request) []*request {
+// gather appends to batch the requests already queued on reqs, up to
+// maxBatch.
+func gather(reqs <-chan *request, batch []*request) []*request {
 	for len(batch) < maxBatch {
 		select {
-		case r, ok := <-o.reqs:
+		case r, ok := <-reqs:
 			if !ok {
 				return batch
 			}
@@ -333,52 +335,6 @@ func (o *Outbox) shed(tx *bolt.Tx, b *batch, n int) (int, error) {
 		}
 	}
 	return done, nil
-}
-
-// checkAlarm records an alarm transition for the alarm goroutine. It is
-// called by Open and then only by the committer.
-func (o *Outbox) checkAlarm(u Usage) {
-	if o.maxPending == 0 && o.maxSize == 0 {
-		return
-	}
-	at := o.AlarmAt()
-	on := u.Fraction >= at
-	was := o.alarm.Load()
-	if was && !on && u.Fraction >= at-0.05 {
-		on = true // hysteresis: clear a little below the threshold
-	}
-	if on == was {
-		return
-	}
-	o.alarm.Store(on)
-	u.Alarm = on
-	if o.onAlarm == nil {
-		return
-	}
-	o.alarmMu.Lock()
-	o.alarmNew = &u
-	o.alarmMu.Unlock()
-	select {
-	case o.alarmC <- struct{}{}:
-	default:
-	}
-}
-
-// alarms calls OnAlarm for each transition, outside the committer so that
-// the callback may use the Outbox. Close stops it.
-func (o *Outbox) alarms() {
-	defer close(o.alarmEnd)
-	delivered := false
-	for range o.alarmC {
-		o.alarmMu.Lock()
-		u := o.alarmNew
-		o.alarmNew = nil
-		o.alarmMu.Unlock()
-		if u != nil && u.Alarm != delivered {
-			delivered = u.Alarm
-			o.onAlarm(*u)
-		}
-	}
 }
 
 // dropSettled deletes up to n done entries, oldest first, and returns how

@@ -222,21 +222,21 @@ func (k *Keyring) Open(key uint32, nonce, sealed, aad []byte) ([]byte, error) {
 }
 
 // seal stores payload in r, sealed with the current key if a keyring is set.
-func (o *Outbox) seal(r *record, seq uint64, payload []byte) error {
-	if o.keys == nil {
+func (c *codec) seal(r *record, seq uint64, payload []byte) error {
+	if c.keys == nil {
 		r.Payload = payload
 		return nil
 	}
-	r.Key, r.Nonce, r.Sealed = o.keys.Seal(payload, aad(r.ID, seq, r.Kind))
+	r.Key, r.Nonce, r.Sealed = c.keys.Seal(payload, aad(r.ID, seq, r.Kind))
 	return nil
 }
 
 // open returns the plaintext of a sealed payload.
-func (o *Outbox) open(r *record, seq uint64) ([]byte, error) {
-	if o.keys == nil {
+func (c *codec) open(r *record, seq uint64) ([]byte, error) {
+	if c.keys == nil {
 		return nil, fmt.Errorf("entry %d: %w", seq, errNoKeyring)
 	}
-	p, err := o.keys.Open(r.Key, r.Nonce, r.Sealed, aad(r.ID, seq, r.Kind))
+	p, err := c.keys.Open(r.Key, r.Nonce, r.Sealed, aad(r.ID, seq, r.Kind))
 	if err != nil {
 		return nil, fmt.Errorf("entry %d: %w", seq, err)
 	}

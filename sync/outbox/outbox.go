@@ -57,8 +57,6 @@ package outbox
 
 import (
 	"bytes"
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
@@ -66,6 +64,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -246,18 +245,13 @@ type Outbox struct {
 	db       *bolt.DB
 	pageSize int // read once: bbolt's DB.Info races with a remap
 	notify   chan struct{}
-	salt     [8]byte
-	idc      cipher.Block // ids of seq ≥ idFrom; nil: all in clear
-	idFrom   uint64
+	codec    // ids, sealing and the stored form of records (record.go)
 
 	classes     map[string]Class
 	maxPending  int
 	maxSize     int
-	softSize    int64         // Enqueue keeps estimated use below this; 0 = no bound
-	alarmAt     float64       // as opened; alarmBits is the one in force
-	alarmBits   atomic.Uint64 // math.Float64bits of the alarm threshold (SetAlarmAt)
+	softSize    int64 // Enqueue keeps estimated use below this; 0 = no bound
 	maxAttempts int
-	keys        *Keyring
 	now         func() time.Time
 	stamp       func() protocol.Stamp
 
@@ -266,14 +260,9 @@ type Outbox struct {
 	closed  bool
 	stopped chan struct{} // closed when the committer returned
 
-	used     atomic.Int64 // bytes in use after the last commit
-	commits  atomic.Int64 // transactions committed by the committer
-	alarm    atomic.Bool  // written by the committer only; Usage reads it
-	onAlarm  func(Usage)
-	alarmMu  sync.Mutex
-	alarmNew *Usage        // latest alarm transition not yet delivered
-	alarmC   chan struct{} // capacity 1: wakes the alarm goroutine
-	alarmEnd chan struct{}
+	used    atomic.Int64 // bytes in use after the last commit
+	commits atomic.Int64 // transactions committed by the committer
+	alarm   *alarm       // the quota alarm and its delivery (alarm.go)
 }
 
 // Open opens or creates the outbox at path. A new database is created
@@ -289,30 +278,9 @@ func Open(path string, opts *Options) (*Outbox, error) {
 	if opts.Timeout > 0 {
 		timeout = opts.Timeout
 	}
-	if opts.MaxSize < 0 || opts.MaxPending < 0 || opts.AlarmAt < 0 || opts.AlarmAt > 1 {
-		return nil, fmt.Errorf("outbox: open %s: invalid quota options", path)
+	if err := prepare(path, opts, timeout); err != nil {
+		return nil, err
 	}
-	dir := filepath.Dir(path)
-	if fi, err := os.Stat(dir); err != nil {
-		return nil, fmt.Errorf("outbox: open %s: directory: %w", path, err)
-	} else if !fi.IsDir() {
-		return nil, fmt.Errorf("outbox: open %s: %s is not a directory", path, dir)
-	}
-	if opts.Keys != nil && sameFile(opts.Keys.path, path) {
-		return nil, fmt.Errorf("outbox: open %s: the keyring must live outside the database", path)
-	}
-	fi, err := os.Stat(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist) || err == nil && fi.Mode().IsRegular() && fi.Size() == 0:
-		if err := create(path, timeout); err != nil {
-			return nil, fmt.Errorf("outbox: create %s: %w", path, err)
-		}
-	case err != nil:
-		return nil, fmt.Errorf("outbox: open %s: %w", path, err)
-	case !fi.Mode().IsRegular():
-		return nil, fmt.Errorf("outbox: open %s: not a regular file", path)
-	}
-
 	db, err := openBolt(path, timeout, opts.MaxSize)
 	if err != nil {
 		return nil, fmt.Errorf("outbox: open %s: %w", path, err)
@@ -322,22 +290,63 @@ func Open(path string, opts *Options) (*Outbox, error) {
 		return nil, fmt.Errorf("outbox: open %s: %w", path, err)
 	}
 	removeStaleTemps(path)
+	o, u, err := newOutbox(db, opts)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("outbox: open %s: %w", path, err)
+	}
+	o.used.Store(u.Bytes)
+	go o.committer()
+	go o.alarm.run()
+	o.alarm.check(u)
+	return o, nil
+}
 
+// prepare checks the options and the place of the database at path, and
+// creates it when it is missing (or empty).
+func prepare(path string, opts *Options, timeout time.Duration) error {
+	if opts.MaxSize < 0 || opts.MaxPending < 0 || opts.AlarmAt < 0 || opts.AlarmAt > 1 {
+		return fmt.Errorf("outbox: open %s: invalid quota options", path)
+	}
+	dir := filepath.Dir(path)
+	if fi, err := os.Stat(dir); err != nil {
+		return fmt.Errorf("outbox: open %s: directory: %w", path, err)
+	} else if !fi.IsDir() {
+		return fmt.Errorf("outbox: open %s: %s is not a directory", path, dir)
+	}
+	if opts.Keys != nil && sameFile(opts.Keys.path, path) {
+		return fmt.Errorf("outbox: open %s: the keyring must live outside the database", path)
+	}
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) || err == nil && fi.Mode().IsRegular() && fi.Size() == 0:
+		if err := create(path, timeout); err != nil {
+			return fmt.Errorf("outbox: create %s: %w", path, err)
+		}
+	case err != nil:
+		return fmt.Errorf("outbox: open %s: %w", path, err)
+	case !fi.Mode().IsRegular():
+		return fmt.Errorf("outbox: open %s: not a regular file", path)
+	}
+	return nil
+}
+
+// newOutbox returns the Outbox on the open db, with its ids' salt and key
+// read, and the use it starts from; it starts no goroutine.
+func newOutbox(db *bolt.DB, opts *Options) (*Outbox, Usage, error) {
+	alarmAt := opts.AlarmAt
+	if alarmAt == 0 {
+		alarmAt = DefaultAlarmAt
+	}
 	o := &Outbox{
 		db: db, notify: make(chan struct{}, 1),
 		classes: make(map[string]Class, len(opts.Classes)), maxPending: opts.MaxPending,
-		maxSize: opts.MaxSize, alarmAt: opts.AlarmAt, maxAttempts: opts.MaxAttempts,
-		keys: opts.Keys, now: opts.Now, stamp: opts.Stamp, onAlarm: opts.OnAlarm,
-		reqs: make(chan *request, maxBatch), stopped: make(chan struct{}),
-		alarmC: make(chan struct{}, 1), alarmEnd: make(chan struct{}),
+		maxSize: opts.MaxSize, maxAttempts: opts.MaxAttempts,
+		codec: codec{keys: opts.Keys}, now: opts.Now, stamp: opts.Stamp,
+		alarm: newAlarm(alarmAt, opts.MaxPending != 0 || opts.MaxSize != 0, opts.OnAlarm),
+		reqs:  make(chan *request, maxBatch), stopped: make(chan struct{}),
 	}
-	for k, c := range opts.Classes {
-		o.classes[k] = c
-	}
-	if o.alarmAt == 0 {
-		o.alarmAt = DefaultAlarmAt
-	}
-	o.alarmBits.Store(math.Float64bits(o.alarmAt))
+	maps.Copy(o.classes, opts.Classes)
 	if o.maxAttempts == 0 {
 		o.maxAttempts = DefaultMaxAttempts
 	}
@@ -352,31 +361,14 @@ func Open(path string, opts *Options) (*Outbox, error) {
 		db.AllocSize = min(max(o.maxSize/32, 64<<10), 16<<20)
 		o.softSize = int64(o.maxSize - db.AllocSize - max(o.maxSize/10, 16*o.pageSize))
 		if o.softSize <= 0 {
-			db.Close()
-			return nil, fmt.Errorf("outbox: open %s: MaxSize %d too small", path, o.maxSize)
+			return nil, Usage{}, fmt.Errorf("MaxSize %d too small", o.maxSize)
 		}
 	}
-	err = db.View(func(tx *bolt.Tx) error {
-		seq := tx.Bucket(bucketSeq)
-		copy(o.salt[:], seq.Get(keySalt))
-		o.idFrom = binary.BigEndian.Uint64(seq.Get(keyIDFrom))
-		o.idc, err = aes.NewCipher(seq.Get(keyIDKey))
-		return err
-	})
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("outbox: open %s: %w", path, err)
+	if err := db.View(o.codec.load); err != nil {
+		return nil, Usage{}, err
 	}
 	u, err := o.readUsage()
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("outbox: open %s: %w", path, err)
-	}
-	o.used.Store(u.Bytes)
-	go o.committer()
-	go o.alarms()
-	o.checkAlarm(u)
-	return o, nil
+	return o, u, err
 }
 
 func sameFile(a, b string) bool {
@@ -560,8 +552,7 @@ func (o *Outbox) Close() error {
 	close(o.reqs)
 	o.closeMu.Unlock()
 	<-o.stopped
-	close(o.alarmC)
-	<-o.alarmEnd
+	o.alarm.stop()
 	if err := o.db.Close(); err != nil {
 		return fmt.Errorf("outbox: close: %w", err)
 	}
@@ -586,12 +577,12 @@ func (o *Outbox) classOf(kind string) Class {
 }
 
 // idFor is the id of the entry with seq.
-func (o *Outbox) idFor(seq uint64) string {
+func (c *codec) idFor(seq uint64) string {
 	var raw [16]byte
-	copy(raw[:8], o.salt[:])
+	copy(raw[:8], c.salt[:])
 	binary.BigEndian.PutUint64(raw[8:], seq)
-	if o.idc != nil && seq >= o.idFrom {
-		o.idc.Encrypt(raw[:], raw[:])
+	if c.idc != nil && seq >= c.idFrom {
+		c.idc.Encrypt(raw[:], raw[:])
 	}
 	return hex.EncodeToString(raw[:])
 }
@@ -599,19 +590,19 @@ func (o *Outbox) idFor(seq uint64) string {
 // ownSeq returns the seq of a raw id this database assigned, keyed or in
 // clear. It only says which entry the id would be: callers compare the
 // id with idFor of that seq, or with the entry's record.
-func (o *Outbox) ownSeq(raw []byte) (uint64, bool) {
+func (c *codec) ownSeq(raw []byte) (uint64, bool) {
 	if len(raw) != 16 {
 		return 0, false
 	}
-	if bytes.Equal(raw[:8], o.salt[:]) {
+	if bytes.Equal(raw[:8], c.salt[:]) {
 		return binary.BigEndian.Uint64(raw[8:]), true
 	}
-	if o.idc == nil {
+	if c.idc == nil {
 		return 0, false
 	}
 	var pt [16]byte
-	o.idc.Decrypt(pt[:], raw)
-	if !bytes.Equal(pt[:8], o.salt[:]) {
+	c.idc.Decrypt(pt[:], raw)
+	if !bytes.Equal(pt[:8], c.salt[:]) {
 		return 0, false
 	}
 	return binary.BigEndian.Uint64(pt[8:]), true
@@ -918,12 +909,8 @@ func (o *Outbox) Record(res *protocol.Result) (Entry, error) {
 	)
 	err := o.do(func(tx *bolt.Tx, _ *batch) error {
 		var err error
-		seq, r, in, err = o.lookup(tx, res.OpID)
-		if err != nil {
-			return reject(err)
-		}
-		if res.Seq != seq {
-			return reject(fmt.Errorf("%w: result seq %d, entry seq %d", ErrMismatch, res.Seq, seq))
+		if seq, r, in, err = o.resultEntry(tx, res); err != nil {
+			return err
 		}
 		if bytes.Equal(in, bucketDone) || r.Voided {
 			// Done, or voided: a late result for the void that took its
@@ -976,6 +963,19 @@ func (o *Outbox) Record(res *protocol.Result) (Entry, error) {
 	return e, nil
 }
 
+// resultEntry finds the entry res is the result of, and where it is; it
+// rejects an unknown id and a result whose seq is not the entry's.
+func (c *codec) resultEntry(tx *bolt.Tx, res *protocol.Result) (uint64, record, []byte, error) {
+	seq, r, in, err := c.lookup(tx, res.OpID)
+	if err != nil {
+		return seq, r, in, reject(err)
+	}
+	if res.Seq != seq {
+		return seq, r, in, reject(fmt.Errorf("%w: result seq %d, entry seq %d", ErrMismatch, res.Seq, seq))
+	}
+	return seq, r, in, nil
+}
+
 // Adopt makes res, a final result from the hub's own record
 // (resynchronisation), the entry's result whatever the entry holds: a
 // pending or quarantined entry becomes done, a done entry's result is
@@ -997,12 +997,8 @@ func (o *Outbox) Adopt(res *protocol.Result) (before, after Entry, err error) {
 	)
 	err = o.do(func(tx *bolt.Tx, _ *batch) error {
 		var err error
-		seq, r, in, err = o.lookup(tx, res.OpID)
-		if err != nil {
-			return reject(err)
-		}
-		if res.Seq != seq {
-			return reject(fmt.Errorf("%w: result seq %d, entry seq %d", ErrMismatch, res.Seq, seq))
+		if seq, r, in, err = o.resultEntry(tx, res); err != nil {
+			return err
 		}
 		before, _ = o.entry(seq, &r, in)
 		before.Payload = nil
@@ -1109,7 +1105,7 @@ func (o *Outbox) Usage() (Usage, error) {
 }
 
 func (o *Outbox) readUsage() (Usage, error) {
-	u := Usage{MaxSize: o.maxSize, MaxPending: o.maxPending, Alarm: o.alarm.Load()}
+	u := Usage{MaxSize: o.maxSize, MaxPending: o.maxPending, Alarm: o.alarm.on.Load()}
 	var size int64
 	err := o.view(func(tx *bolt.Tx) error {
 		size = tx.Size()
@@ -1172,7 +1168,7 @@ func (o *Outbox) SetMeta(key string, val []byte) error {
 
 // entry converts a record to an Entry, opening its payload. On an error
 // the envelope is still filled in.
-func (o *Outbox) entry(seq uint64, r *record, in []byte) (Entry, error) {
+func (c *codec) entry(seq uint64, r *record, in []byte) (Entry, error) {
 	e := Entry{
 		ID: r.ID, Seq: seq, Kind: r.Kind, Payload: r.Payload,
 		Created: r.Created, Expires: r.Expires, Attempts: r.Attempts, LastSent: r.LastSent,
@@ -1182,7 +1178,7 @@ func (o *Outbox) entry(seq uint64, r *record, in []byte) (Entry, error) {
 	if r.Sealed == nil {
 		return e, nil
 	}
-	p, err := o.open(r, seq)
+	p, err := c.open(r, seq)
 	if err != nil {
 		return e, err
 	}
@@ -1192,8 +1188,8 @@ func (o *Outbox) entry(seq uint64, r *record, in []byte) (Entry, error) {
 
 // putRecord stores r, which holds every send recorded for it (read with
 // decodeIn): the sends recorded apart are dropped.
-func (o *Outbox) putRecord(b *bolt.Bucket, seq uint64, r *record) error {
-	val, err := o.encodeRecord(seq, r)
+func (c *codec) putRecord(b *bolt.Bucket, seq uint64, r *record) error {
+	val, err := c.encodeRecord(seq, r)
 	if err != nil {
 		return err
 	}
@@ -1204,8 +1200,8 @@ func (o *Outbox) putRecord(b *bolt.Bucket, seq uint64, r *record) error {
 }
 
 // decodeIn is decodeRecord with the sends recorded apart added in.
-func (o *Outbox) decodeIn(tx *bolt.Tx, key, val []byte) (uint64, record, error) {
-	seq, r, err := o.decodeRecord(key, val)
+func (c *codec) decodeIn(tx *bolt.Tx, key, val []byte) (uint64, record, error) {
+	seq, r, err := c.decodeRecord(key, val)
 	if err == nil {
 		n, at := sentOf(tx, key)
 		r.Attempts += n
@@ -1248,13 +1244,13 @@ func dropSent(tx *bolt.Tx, key []byte) error {
 
 // lookup finds the entry with id and the bucket holding it. Errors are
 // found before anything is written.
-func (o *Outbox) lookup(tx *bolt.Tx, id string) (uint64, record, []byte, error) {
+func (c *codec) lookup(tx *bolt.Tx, id string) (uint64, record, []byte, error) {
 	raw, err := hex.DecodeString(id)
 	if err != nil || len(raw) != 16 || strings.ToLower(id) != id {
 		return 0, record{}, nil, ErrNotFound
 	}
 	var key []byte
-	seq, own := o.ownSeq(raw)
+	seq, own := c.ownSeq(raw)
 	if own {
 		key = seqKey(seq)
 	} else if key = tx.Bucket(bucketIndex).Get(raw); key == nil {
@@ -1262,7 +1258,7 @@ func (o *Outbox) lookup(tx *bolt.Tx, id string) (uint64, record, []byte, error) 
 	}
 	for _, name := range [][]byte{bucketPending, bucketDone, bucketQuarantine} {
 		if v := tx.Bucket(name).Get(key); v != nil {
-			seq, r, err := o.decodeIn(tx, key, v)
+			seq, r, err := c.decodeIn(tx, key, v)
 			if err == nil && r.ID != id {
 				return 0, record{}, nil, ErrNotFound
 			}
@@ -1276,25 +1272,25 @@ func (o *Outbox) lookup(tx *bolt.Tx, id string) (uint64, record, []byte, error) 
 }
 
 // ownKey is the key of an id this database assigned, or nil.
-func (o *Outbox) ownKey(id string) []byte {
+func (c *codec) ownKey(id string) []byte {
 	raw, err := hex.DecodeString(id)
 	if err != nil || strings.ToLower(id) != id {
 		return nil
 	}
-	seq, own := o.ownSeq(raw)
-	if !own || o.idFor(seq) != id {
+	seq, own := c.ownSeq(raw)
+	if !own || c.idFor(seq) != id {
 		return nil
 	}
 	return seqKey(seq)
 }
 
 // dropIndex removes the index key of an id from an older version.
-func (o *Outbox) dropIndex(tx *bolt.Tx, id string) error {
+func (c *codec) dropIndex(tx *bolt.Tx, id string) error {
 	raw, err := hex.DecodeString(id)
 	if err != nil || len(raw) != 16 {
 		return nil
 	}
-	if _, own := o.ownSeq(raw); own {
+	if _, own := c.ownSeq(raw); own {
 		return nil
 	}
 	return tx.Bucket(bucketIndex).Delete(raw)
@@ -1338,9 +1334,9 @@ func (o *Outbox) SetAlarmAt(f float64) error {
 	if f <= 0 || f > 1 {
 		return fmt.Errorf("outbox: alarm threshold %v: want more than 0 and at most 1", f)
 	}
-	o.alarmBits.Store(math.Float64bits(f))
+	o.alarm.bits.Store(math.Float64bits(f))
 	return nil
 }
 
 // AlarmAt returns the alarm threshold in force.
-func (o *Outbox) AlarmAt() float64 { return math.Float64frombits(o.alarmBits.Load()) }
+func (o *Outbox) AlarmAt() float64 { return o.alarm.threshold() }

@@ -211,17 +211,26 @@ func (o *Outbox) Quarantined(max int) ([]Entry, error) {
 	return out, nil
 }
 
+// quarantined finds the quarantined entry with id; it rejects any other.
+func (c *codec) quarantined(tx *bolt.Tx, id string) (uint64, record, error) {
+	seq, r, in, err := c.lookup(tx, id)
+	if err != nil {
+		return seq, r, reject(err)
+	}
+	if !bytes.Equal(in, bucketQuarantine) {
+		return seq, r, reject(fmt.Errorf("entry %d is not quarantined", seq))
+	}
+	return seq, r, nil
+}
+
 // Requeue puts a quarantined entry back in the pending queue with its
 // attempts reset; an expired entry loses its expiry. Quotas do not apply:
 // it was accepted once. The uplink must rewind to send it again.
 func (o *Outbox) Requeue(id string) error {
 	err := o.do(func(tx *bolt.Tx, _ *batch) error {
-		seq, r, in, err := o.lookup(tx, id)
+		seq, r, err := o.quarantined(tx, id)
 		if err != nil {
-			return reject(err)
-		}
-		if !bytes.Equal(in, bucketQuarantine) {
-			return reject(fmt.Errorf("entry %d is not quarantined", seq))
+			return err
 		}
 		if r.Raw != nil {
 			return reject(fmt.Errorf("entry %d is corrupt", seq))
@@ -263,12 +272,9 @@ func (o *Outbox) Requeue(id string) error {
 // longer takes it. The uplink must rewind to send the void.
 func (o *Outbox) Void(id string) error {
 	err := o.do(func(tx *bolt.Tx, _ *batch) error {
-		seq, r, in, err := o.lookup(tx, id)
+		seq, r, err := o.quarantined(tx, id)
 		if err != nil {
-			return reject(err)
-		}
-		if !bytes.Equal(in, bucketQuarantine) {
-			return reject(fmt.Errorf("entry %d is not quarantined", seq))
+			return err
 		}
 		if r.Raw != nil || r.Voided {
 			return reject(fmt.Errorf("entry %d is voided already", seq))

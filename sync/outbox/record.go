@@ -1,6 +1,8 @@
 package outbox
 
 import (
+	"crypto/aes"
+	"crypto/cipher"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/aslcns/totem/sync/protocol"
 	fastjson "github.com/segmentio/encoding/json"
+	bolt "go.etcd.io/bbolt"
 )
 
 // Stored forms of an entry, told apart by their first byte:
@@ -27,6 +30,27 @@ import (
 // payload (no base64, binary times) and several times cheaper to encode
 // and decode; the checksum catches a damaged record JSON would often have
 // read as another valid one.
+
+// codec is how this database's records are stored and found: the ids it
+// assigns (a salt and the seq, encrypted with its id key from idFrom on),
+// payloads sealed with the keyring, records encoded without the id they
+// can recompute. The zero codec has no id key and no keyring.
+type codec struct {
+	salt   [8]byte
+	idc    cipher.Block // ids of seq ≥ idFrom; nil: all in clear
+	idFrom uint64
+	keys   *Keyring
+}
+
+// load reads the ids' salt, key and start from the database.
+func (c *codec) load(tx *bolt.Tx) error {
+	seq := tx.Bucket(bucketSeq)
+	copy(c.salt[:], seq.Get(keySalt))
+	c.idFrom = binary.BigEndian.Uint64(seq.Get(keyIDFrom))
+	var err error
+	c.idc, err = aes.NewCipher(seq.Get(keyIDKey))
+	return err
+}
 
 // record is the stored form of an Entry; Seq is the key, Done and
 // quarantine the bucket. A sealed payload is in Key, Nonce and Sealed;
@@ -172,8 +196,8 @@ func (r *record) encode(own bool) ([]byte, error) {
 }
 
 // encodeRecord is r.encode, leaving out an id the outbox gave seq.
-func (o *Outbox) encodeRecord(seq uint64, r *record) ([]byte, error) {
-	return r.encode(r.ID == o.idFor(seq))
+func (c *codec) encodeRecord(seq uint64, r *record) ([]byte, error) {
+	return r.encode(r.ID == c.idFor(seq))
 }
 
 // rawID returns the 16 bytes of an id of 32 lowercase hex digits.
@@ -384,7 +408,7 @@ func validReason(b []byte) bool {
 }
 
 // decodeRecord decodes a stored entry. It never panics on bad bytes.
-func (o *Outbox) decodeRecord(key, val []byte) (uint64, record, error) {
+func (c *codec) decodeRecord(key, val []byte) (uint64, record, error) {
 	if len(key) != 8 {
 		return 0, record{}, fmt.Errorf("corrupt key %x", key)
 	}
@@ -400,7 +424,7 @@ func (o *Outbox) decodeRecord(key, val []byte) (uint64, record, error) {
 			return seq, record{}, fmt.Errorf("entry %d: %w", seq, err)
 		}
 		if own {
-			r.ID = o.idFor(seq)
+			r.ID = c.idFor(seq)
 		}
 		return seq, r, nil
 	}

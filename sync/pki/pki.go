@@ -26,6 +26,8 @@ import (
 	"path/filepath"
 	"slices"
 	"time"
+
+	"github.com/aslcns/totem/internal/atomicfile"
 )
 
 // Validity of what the hub issues. The server certificate is renewed when
@@ -236,26 +238,7 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("pki: %w", err)
 	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("pki: %w", err)
-	}
-	tmp := f.Name()
-	err = f.Chmod(perm)
-	if err == nil {
-		_, err = f.Write(data)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
+	if err := atomicfile.Write(path, data, perm, "."+filepath.Base(path)+".tmp*"); err != nil {
 		return fmt.Errorf("pki: write %s: %w", path, err)
 	}
 	return nil

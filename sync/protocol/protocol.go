@@ -536,26 +536,14 @@ func duplicateKey(b []byte) bool {
 			continue
 		}
 		// A string: a key when a colon follows.
-		from, escaped := i+1, false
-		for i = from; i < len(b); i++ {
-			for i < len(b) && !jsonStringEnd[b[i]] {
-				i++
-			}
-			if i == len(b) || b[i] == '"' {
-				break
-			}
-			escaped = true
-			i++ // the escaped character
-		}
+		from := i + 1
+		var escaped bool
+		i, escaped = stringEnd(b, from)
 		if i >= len(b) {
 			return false
 		}
 		k := b[from:i]
-		j := i + 1
-		for j < len(b) && (b[j] == ' ' || b[j] == '\t' || b[j] == '\n' || b[j] == '\r') {
-			j++
-		}
-		if j == len(b) || b[j] != ':' || len(stack) == 0 {
+		if !colonAfter(b, i) || len(stack) == 0 {
 			continue // a value
 		}
 		if escaped {
@@ -587,6 +575,33 @@ func duplicateKey(b []byte) bool {
 		}
 	}
 	return false
+}
+
+// stringEnd returns the index of the quote that ends the JSON string whose
+// first byte is at from (len(b) or more when it does not end), and whether
+// the string holds an escape.
+func stringEnd(b []byte, from int) (end int, escaped bool) {
+	i := from
+	for ; i < len(b); i++ {
+		for i < len(b) && !jsonStringEnd[b[i]] {
+			i++
+		}
+		if i == len(b) || b[i] == '"' {
+			break
+		}
+		escaped = true
+		i++ // the escaped character
+	}
+	return i, escaped
+}
+
+// colonAfter reports whether a colon follows b[i], white space aside.
+func colonAfter(b []byte, i int) bool {
+	j := i + 1
+	for j < len(b) && (b[j] == ' ' || b[j] == '\t' || b[j] == '\n' || b[j] == '\r') {
+		j++
+	}
+	return j < len(b) && b[j] == ':'
 }
 
 // Bytes duplicateKey's scan stops at, outside and inside strings.

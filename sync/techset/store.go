@@ -14,6 +14,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/aslcns/totem/internal/atomicfile"
 )
 
 // Member is a technician as the hub keeps them: with the name ops gave.
@@ -195,30 +197,8 @@ func (s *Store) save() error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("techset: %w", err)
 	}
-	f, err := os.CreateTemp(dir, ".technicians-*")
-	if err != nil {
-		return fmt.Errorf("techset: %w", err)
-	}
-	defer os.Remove(f.Name())
-	_, err = f.Write(append(b, '\n'))
-	if err == nil {
-		err = f.Chmod(0o600)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), s.path)
-	}
-	if err != nil {
+	if err := atomicfile.Write(s.path, append(b, '\n'), 0o600, ".technicians-*"); err != nil {
 		return fmt.Errorf("techset: write %s: %w", s.path, err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }

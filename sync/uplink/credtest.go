@@ -174,8 +174,9 @@ func TestCredentials(ctx context.Context, o TestOptions) (r CredentialsReport) {
 // the expiry are checked as TestCredentials does.
 func (u *Uplink) testCredentials(ctx context.Context, cmd *protocol.Command) *protocol.Reply {
 	u.mu.Lock()
-	cur, cm := u.cur, u.cm
+	cm := u.cm
 	u.mu.Unlock()
+	cur := u.rot.current()
 	r := CredentialsReport{Totem: u.o.Totem, Expires: cur.Expires, RotateAt: cur.RotateAt, Connected: u.connected.Load()}
 	if srv, err := url.Parse(u.o.URL); err == nil {
 		r.Broker = srv.Host

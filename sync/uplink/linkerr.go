@@ -56,8 +56,9 @@ func (u *Uplink) LastError() string {
 // "no_answer".
 func (u *Uplink) CheckCredentials(ctx context.Context) string {
 	u.mu.Lock()
-	cur, cm := u.cur, u.cm
+	cm := u.cm
 	u.mu.Unlock()
+	cur := u.rot.current()
 	r := CredentialsReport{Totem: u.o.Totem, Expires: cur.Expires, Connected: u.connected.Load()}
 	if !r.Connected || cm == nil {
 		if e := u.LastError(); e != "" {

@@ -6,8 +6,10 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/aslcns/totem/sync/creds"
@@ -46,33 +48,61 @@ const rotateTimeout = 30 * time.Second
 // at a step, as a kill would.
 var errRotateAborted = errors.New("rotation aborted")
 
-// rotator checks every RotateCheck, and after each connection's setup,
-// whether the secret is due, and rotates it while connected with the
-// subscriptions in place (the reply comes on the rotated topic).
-func (u *Uplink) rotator(ctx context.Context, cm *autopaho.ConnectionManager) {
-	if u.o.Store == nil {
+// rotation is the uplink's side of the rotation: the credentials of the
+// next CONNECT, the connection a rotation drops, and the rotations waiting
+// for the hub's reply. The Uplink wires it (Options.Store set) into
+// autopaho's ConnectPacketBuilder and AttemptConnection.
+type rotation struct {
+	o       *Options
+	log     *slog.Logger
+	ready   func() bool // connected, the subscriptions in place
+	wake    signal      // the subscriptions are in place: check whether one is due
+	replies waiters[*protocol.RotateReply]
+
+	mu      sync.Mutex
+	cur     creds.File // the credentials of the next CONNECT
+	netConn net.Conn   // the last connection dialled
+}
+
+func newRotation(o *Options, log *slog.Logger, ready func() bool) *rotation {
+	return &rotation{o: o, log: log, ready: ready, wake: make(signal, 1),
+		cur: creds.File{Username: o.Username, Password: o.Password, Role: creds.RoleTotem, RotateAt: o.RotateAt}}
+}
+
+// current returns the credentials of the next CONNECT.
+func (rt *rotation) current() creds.File {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	return rt.cur
+}
+
+// run checks every RotateCheck, and after each connection's
+// subscriptions, whether the secret is due, and rotates it while connected
+// and subscribed (the hub's reply must find its subscription).
+func (rt *rotation) run(ctx context.Context, cm *autopaho.ConnectionManager) {
+	if rt.o.Store == nil {
 		return
 	}
-	t := time.NewTicker(u.o.RotateCheck)
+	t := time.NewTicker(rt.o.RotateCheck)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-		case <-u.rotateWake:
+		case <-rt.wake:
 		}
-		u.mu.Lock()
-		due := !u.cur.RotateAt.IsZero() && !time.Now().Before(u.cur.RotateAt)
-		u.mu.Unlock()
-		if !due || !u.connected.Load() || u.setUp.Load() != u.conns.Load() {
-			continue // not connected, or the connection's subscriptions not yet in place
+		rt.mu.Lock()
+		due := !rt.cur.RotateAt.IsZero() && !time.Now().Before(rt.cur.RotateAt)
+		rt.mu.Unlock()
+		if !due || !rt.ready() {
+			continue
 		}
-		if err := u.rotate(ctx, cm); err != nil {
+		if err := rt.rotate(ctx, cm); err != nil {
 			if errors.Is(err, errRotateAborted) {
 				return
 			}
-			u.log.Warn("credentials rotation failed, the current ones stay; tried again later", "err", err)
+			rt.log.Warn("credentials rotation failed, the current ones stay; tried again later", "err", err)
 		}
 	}
 }
@@ -81,50 +111,43 @@ func (u *Uplink) rotator(ctx context.Context, cm *autopaho.ConnectionManager) {
 // process at a step.
 var killStep func(step string)
 
-func (u *Uplink) step(name string) error {
+func (rt *rotation) step(name string) error {
 	if killStep != nil {
 		killStep(name)
 	}
-	if u.o.rotateStep != nil {
-		return u.o.rotateStep(name)
+	if rt.o.rotateStep != nil {
+		return rt.o.rotateStep(name)
 	}
 	return nil
 }
 
-func (u *Uplink) rotate(ctx context.Context, cm *autopaho.ConnectionManager) error {
-	u.mu.Lock()
-	cur := u.cur
-	u.mu.Unlock()
+func (rt *rotation) rotate(ctx context.Context, cm *autopaho.ConnectionManager) error {
+	rt.mu.Lock()
+	cur := rt.cur
+	rt.mu.Unlock()
 	next, err := creds.Generate(cur.Username, creds.RoleTotem)
 	if err != nil {
 		return err
 	}
-	if err := u.step("generated"); err != nil {
+	if err := rt.step("generated"); err != nil {
 		return err
 	}
-	if err := u.o.Store.SavePending(next); err != nil {
+	if err := rt.o.Store.SavePending(next); err != nil {
 		return err
 	}
-	if err := u.step("pending"); err != nil {
+	if err := rt.step("pending"); err != nil {
 		return err
 	}
 	id := rand.Text()
-	ch := make(chan *protocol.RotateReply, 1)
-	u.mu.Lock()
-	u.rotations[id] = ch
-	u.mu.Unlock()
-	defer func() {
-		u.mu.Lock()
-		delete(u.rotations, id)
-		u.mu.Unlock()
-	}()
+	ch, forget := rt.replies.add(id)
+	defer forget()
 	b, _ := protocol.Marshal(protocol.RotateRequest{V: protocol.Version, ID: id, Password: next.Password})
 	pctx, cancel := context.WithTimeout(ctx, rotateTimeout)
 	defer cancel()
-	if _, err := cm.Publish(pctx, &paho.Publish{Topic: protocol.Topic(u.o.Totem, protocol.LeafRotate), QoS: 1, Payload: b}); err != nil {
+	if _, err := cm.Publish(pctx, &paho.Publish{Topic: protocol.Topic(rt.o.Totem, protocol.LeafRotate), QoS: 1, Payload: b}); err != nil {
 		return fmt.Errorf("rotate: publish: %w", err)
 	}
-	if err := u.step("sent"); err != nil {
+	if err := rt.step("sent"); err != nil {
 		return err
 	}
 	var r *protocol.RotateReply
@@ -136,55 +159,49 @@ func (u *Uplink) rotate(ctx context.Context, cm *autopaho.ConnectionManager) err
 	if !r.OK {
 		return fmt.Errorf("rotate: the hub refused: %s", r.Error)
 	}
-	if err := u.step("replied"); err != nil {
+	if err := rt.step("replied"); err != nil {
 		return err
 	}
 	next.Expires, next.RotateAt = r.Expires, r.RotateAt
-	if err := u.o.Store.SavePending(next); err != nil {
+	if err := rt.o.Store.SavePending(next); err != nil {
 		return err
 	}
-	if err := u.o.Store.Promote(); err != nil {
+	if err := rt.o.Store.Promote(); err != nil {
 		return err
 	}
-	if err := u.step("promoted"); err != nil {
+	if err := rt.step("promoted"); err != nil {
 		return err
 	}
-	u.mu.Lock()
-	u.cur = next
-	u.mu.Unlock()
-	u.log.Info("credentials rotated: reconnecting with the new secret", "expires", next.Expires, "rotate_at", next.RotateAt)
-	u.dropConn()
+	rt.mu.Lock()
+	rt.cur = next
+	rt.mu.Unlock()
+	rt.log.Info("credentials rotated: reconnecting with the new secret", "expires", next.Expires, "rotate_at", next.RotateAt)
+	rt.dropConn()
 	return nil
 }
 
 // rotated hands the hub's reply to the rotation waiting for it.
-func (u *Uplink) rotated(p *paho.Publish) {
+func (rt *rotation) rotated(p *paho.Publish) {
 	r, err := protocol.DecodeRotateReply(p.Payload)
 	if err != nil {
-		u.log.Warn("rotation reply dropped", "err", err, "bytes", len(p.Payload))
+		rt.log.Warn("rotation reply dropped", "err", err, "bytes", len(p.Payload))
 		return
 	}
-	u.mu.Lock()
-	ch := u.rotations[r.ID]
-	delete(u.rotations, r.ID)
-	u.mu.Unlock()
-	if ch != nil {
-		ch <- r
-	}
+	rt.replies.answer(r.ID, r)
 }
 
 // connectPacket puts the current secret in every CONNECT.
-func (u *Uplink) connectPacket(cp *paho.Connect, _ *url.URL) (*paho.Connect, error) {
-	u.mu.Lock()
-	cp.Username, cp.UsernameFlag = u.cur.Username, true
-	cp.Password, cp.PasswordFlag = []byte(u.cur.Password), true
-	u.mu.Unlock()
+func (rt *rotation) connectPacket(cp *paho.Connect, _ *url.URL) (*paho.Connect, error) {
+	rt.mu.Lock()
+	cp.Username, cp.UsernameFlag = rt.cur.Username, true
+	cp.Password, cp.PasswordFlag = []byte(rt.cur.Password), true
+	rt.mu.Unlock()
 	return cp, nil
 }
 
 // attempt dials the broker as autopaho would for mqtt:// and mqtts://,
 // and keeps the connection so that a rotation can drop it.
-func (u *Uplink) attempt(ctx context.Context, cfg autopaho.ClientConfig, srv *url.URL) (net.Conn, error) {
+func (rt *rotation) attempt(ctx context.Context, cfg autopaho.ClientConfig, srv *url.URL) (net.Conn, error) {
 	d := net.Dialer{Timeout: cfg.ConnectTimeout}
 	var (
 		conn net.Conn
@@ -201,9 +218,9 @@ func (u *Uplink) attempt(ctx context.Context, cfg autopaho.ClientConfig, srv *ur
 	if err != nil {
 		return nil, err
 	}
-	u.mu.Lock()
-	u.netConn = conn
-	u.mu.Unlock()
+	rt.mu.Lock()
+	rt.netConn = conn
+	rt.mu.Unlock()
 	// As autopaho's own dialler: paho writes a packet in several Writes,
 	// which a tls.Conn does not keep together.
 	return packets.NewThreadSafeConn(conn), nil
@@ -211,10 +228,10 @@ func (u *Uplink) attempt(ctx context.Context, cfg autopaho.ClientConfig, srv *ur
 
 // dropConn closes the connection: autopaho connects again, with the
 // current secret.
-func (u *Uplink) dropConn() {
-	u.mu.Lock()
-	c := u.netConn
-	u.mu.Unlock()
+func (rt *rotation) dropConn() {
+	rt.mu.Lock()
+	c := rt.netConn
+	rt.mu.Unlock()
 	if c != nil {
 		c.Close()
 	}

@@ -2,11 +2,8 @@ package uplink
 
 import (
 	"context"
-	"io"
 	"log/slog"
-	"net"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,136 +14,100 @@ import (
 	"github.com/aslcns/totem/sync/outbox"
 )
 
-// slowSubacks relays to the broker on the loopback and holds each SUBACK
-// the broker sends back for delay: the totem's session setup, which waits
-// for each SUBACK before the next SUBSCRIBE, is slow, as on a busy hub.
-func slowSubacks(t *testing.T, to string, delay time.Duration) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.Dial("tcp", to)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			mu.Lock()
-			conns = append(conns, c, up)
-			mu.Unlock()
-			wg.Add(2)
-			go func() { defer wg.Done(); io.Copy(up, c); up.Close() }()
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				buf := make([]byte, 64<<10)
-				for {
-					n, err := up.Read(buf)
-					if n > 0 {
-						if buf[0] == 0x90 { // SUBACK
-							time.Sleep(delay)
-						}
-						if _, werr := c.Write(buf[:n]); werr != nil {
-							return
-						}
-					}
-					if err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	return "mqtt://" + ln.Addr().String()
+// liveHub is a broker with the registry, a hub on the reference CMS, an
+// outbox and the totem's credentials file, for the tests of what the hub
+// answers on the totem's subscriptions.
+type liveHub struct {
+	store *creds.Store
+	first creds.File // the credentials provisioned
+	srv   *broker.Server
+	box   *outbox.Outbox
+	h     *hub.Hub
 }
 
-// A rotation due when the totem starts waits for the session's
-// subscriptions: its request went out as soon as the connection was up,
-// before the subscription to the rotated topic on a clean session, and
-// the hub's reply was lost on a slow broker — the rotation failed after
-// rotateTimeout and was tried again only an hour later (and the kill -9
-// tests timed out now and then under load).
-func TestRotationWaitsForTheSubscriptions(t *testing.T) {
+// newLiveHub starts the rig; ctx bounds the hub, and everything stops
+// when the test ends.
+func newLiveHub(t *testing.T, ctx context.Context) *liveHub {
+	t.Helper()
 	dir := t.TempDir()
 	reg, err := broker.OpenRegistry(filepath.Join(dir, "users.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer reg.Close()
-	store := &creds.Store{Path: filepath.Join(dir, "creds", totem+".json")}
-	first, err := reg.Provision(totem, creds.RoleTotem, store.Path)
-	if err != nil {
+	t.Cleanup(func() { reg.Close() })
+	l := &liveHub{store: &creds.Store{Path: filepath.Join(dir, "creds", totem+".json")}}
+	if l.first, err = reg.Provision(totem, creds.RoleTotem, l.store.Path); err != nil {
 		t.Fatal(err)
 	}
-	me, _ := creds.Generate("hub-rot", creds.RoleHub)
+	me, _ := creds.Generate("hub-live", creds.RoleHub)
 	users := broker.NewUsers(reg)
 	if err := users.Add(me); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := broker.Start(broker.Options{Listen: "127.0.0.1:0", Auth: users})
-	if err != nil {
+	log := slog.New(slog.DiscardHandler)
+	if l.srv, err = broker.Start(broker.Options{Listen: "127.0.0.1:0", Auth: users, Logger: log}); err != nil {
 		t.Fatal(err)
 	}
-	defer srv.Close()
+	t.Cleanup(func() { l.srv.Close() })
 	cms, err := refcms.Open(filepath.Join(dir, "cms.db"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cms.Close()
-	h := hub.New(hub.Options{URL: srv.URL(), ClientID: me.Username, Username: me.Username, Password: me.Password,
-		Accounts: reg, Backend: cms})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	t.Cleanup(func() { cms.Close() })
+	l.h = hub.New(hub.Options{URL: l.srv.URL(), ClientID: me.Username, Username: me.Username, Password: me.Password,
+		Accounts: reg, Logger: log, Backend: cms})
 	hctx, stopHub := context.WithCancel(ctx)
 	hubDone := make(chan struct{})
-	go func() { h.Run(hctx); close(hubDone) }()
-	defer func() { stopHub(); <-hubDone }()
-	if err := h.AwaitConnection(ctx); err != nil {
+	go func() { l.h.Run(hctx); close(hubDone) }()
+	t.Cleanup(func() { stopHub(); <-hubDone })
+	if err := l.h.AwaitConnection(ctx); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond) // the subscriptions follow the connection
-	box, err := outbox.Open(filepath.Join(dir, "outbox.db"), nil)
-	if err != nil {
+	time.Sleep(100 * time.Millisecond) // the hub's subscriptions follow its connection
+	if l.box, err = outbox.Open(filepath.Join(dir, "outbox.db"), nil); err != nil {
 		t.Fatal(err)
 	}
-	defer box.Close()
+	t.Cleanup(func() { l.box.Close() })
+	return l
+}
 
-	u := New(Options{Totem: totem, URL: slowSubacks(t, srv.Addr(), 300*time.Millisecond), Username: first.Username,
-		Password: first.Password, Outbox: box, Logger: slog.New(slog.DiscardHandler), Store: store,
-		RotateAt: time.Now().Add(-time.Second)})
+// run starts an uplink with o and the rig's totem; it is stopped when the
+// test ends.
+func (l *liveHub) run(t *testing.T, ctx context.Context, o Options) *Uplink {
+	o.Totem, o.URL, o.Outbox, o.Store = totem, l.srv.URL(), l.box, l.store
+	o.Username, o.Password = l.first.Username, l.first.Password
+	o.BackoffMin, o.BackoffMax = 10*time.Millisecond, 50*time.Millisecond
+	u := New(o)
 	rctx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { u.Run(rctx); close(done) }()
-	defer func() { stop(); <-done }()
-	// Well under rotateTimeout (30 s): the first attempt must succeed.
-	deadline := time.Now().Add(10 * time.Second)
+	t.Cleanup(func() { stop(); <-done })
+	return u
+}
+
+// A rotation due at the connection waits for the connection's
+// subscriptions: the hub's reply comes on the rotated topic, and a reply
+// that came before the subscription was lost — the rotation waited
+// rotateTimeout for it, failed, and was tried again only after
+// RotateCheck (an hour). Here the subscriptions are late on purpose; the
+// rotation must still go through at once.
+func TestRotationWaitsForTheSubscriptions(t *testing.T) {
+	// Less than rotateTimeout: a lost reply fails the test.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	l := newLiveHub(t, ctx)
+	l.run(t, ctx, Options{
+		RotateAt:    time.Now().Add(-time.Second), // due at once
+		beforeSetup: func() { time.Sleep(300 * time.Millisecond) },
+	})
 	for {
-		if f, err := store.Load(); err == nil && f.Password != first.Password {
-			break
+		if f, err := l.store.Load(); err == nil && f.Password != l.first.Password {
+			return
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the rotation due at the start did not complete in 10 s (hub recorded %d)", h.Rotations())
+		select {
+		case <-ctx.Done():
+			t.Fatalf("no rotation: its reply was lost; hub recorded %d rotations", l.h.Rotations())
+		case <-time.After(5 * time.Millisecond):
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }

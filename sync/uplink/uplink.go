@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/url"
 	"sync"
 	"sync/atomic"
@@ -114,6 +113,7 @@ type Options struct {
 	RotateAt    time.Time
 	RotateCheck time.Duration
 	rotateStep  func(step string) error // tests: a rotation dies at a step
+	beforeSetup func()                  // tests: a connection's subscriptions are late
 	// OnUpdate, when set, subscribes the totem's update topic and gets
 	// each message on it (sync/update/agent's Link.Receive); it must not
 	// wait. On every connection the link says hello on update_req, so
@@ -133,42 +133,33 @@ type Uplink struct {
 
 	connected atomic.Bool
 	conns     atomic.Uint64 // connections made: a change means subscriptions to redo
-	setUp     atomic.Uint64 // the connection (conns) whose subscriptions are in place
+	// subscribed is the connection (a conns count) whose subscriptions
+	// are in place: until then an answer from the hub would be lost.
+	subscribed atomic.Uint64
 	// telemetrySent is when a health report last left (unix ns), for
 	// an update's health check (TelemetrySent).
 	telemetrySent atomic.Int64
-	retryIn       atomic.Int64  // after a refusal, the delay before the next attempt; 0 otherwise
-	sessionNo     atomic.Uint64 // the current connection's number (State.Session)
-	wake          chan struct{}
-	results       chan []byte // results waiting to be recorded
+	retryIn       atomic.Int64 // after a refusal, the delay before the next attempt; 0 otherwise
+	sessions      sessions     // the connections' numbers (State.Session)
+	wake          signal       // wakes the session loop
+	results       chan []byte  // results waiting to be recorded
 
-	ops    *opQueue // the backlog lane's transmit queue
-	bucket *bucket  // paces the backlog lane; session goroutine only
+	ops     *opQueue  // the backlog lane's transmit queue
+	backlog *backlog  // what the backlog lane sent and waits for (backlog.go)
+	rot     *rotation // the credentials of each CONNECT and their rotation (rotate.go)
+	ledgers waiters[*protocol.Ledger]
 
-	mu         sync.Mutex
-	inflight   map[string]sent // op id → when it was last sent on this connection
-	rewind     uint64          // when non-zero, resend from this seq
-	window     int             // Window within this connection's receive maximum
-	cm         *autopaho.ConnectionManager
-	ledgers    map[string]chan *protocol.Ledger      // resynchronisation requests waiting, by id
-	refusal    *protocol.Refusal                     // the last run of refusals by the broker
-	streak     int                                   // refusals since the last connection
-	refusing   bool                                  // the last connection attempt was refused
-	linkErr    string                                // LastError's code
-	cur        creds.File                            // the credentials of the next CONNECT (rotate.go)
-	netConn    net.Conn                              // the last connection dialled, with Store
-	rotations  map[string]chan *protocol.RotateReply // rotations waiting for the hub, by id
-	rotateWake chan struct{}
+	mu       sync.Mutex
+	cm       *autopaho.ConnectionManager
+	refusal  *protocol.Refusal // the last run of refusals by the broker
+	streak   int               // refusals since the last connection
+	refusing bool              // the last connection attempt was refused
+	linkErr  string            // LastError's code
 
 	// cmds are the goroutines of console commands and events, started
 	// from paho's callbacks and from Event at any time: Run closes the set
 	// before it disconnects, so none starts while or after it waits.
 	cmds goset.Set
-}
-
-type sent struct {
-	seq uint64
-	at  time.Time
 }
 
 // New returns an Uplink; it does nothing until Run.
@@ -221,11 +212,12 @@ func New(o Options) *Uplink {
 	if o.Heartbeat <= 0 {
 		o.Heartbeat = time.Second
 	}
-	u := &Uplink{o: o, log: o.Logger, wake: make(chan struct{}, 1), results: make(chan []byte, 4096),
-		inflight: make(map[string]sent), ledgers: make(map[string]chan *protocol.Ledger), window: o.Window, ops: &opQueue{},
-		bucket: newBucket(o.Rate, o.Burst, o.Clock), rotations: make(map[string]chan *protocol.RotateReply),
-		rotateWake: make(chan struct{}, 1),
-		cur:        creds.File{Username: o.Username, Password: o.Password, Role: creds.RoleTotem, RotateAt: o.RotateAt}}
+	u := &Uplink{o: o, log: o.Logger, wake: make(signal, 1), results: make(chan []byte, 4096), ops: &opQueue{}}
+	u.sessions.mono = o.Mono
+	u.backlog = newBacklog(&u.o, u.log)
+	// A rotation waits for the subscriptions: the hub's reply on the
+	// rotated topic must find one.
+	u.rot = newRotation(&u.o, u.log, func() bool { return u.connected.Load() && u.subscribed.Load() == u.conns.Load() })
 	u.telemetryEvery.Store(int64(o.TelemetryInterval))
 	return u
 }
@@ -238,19 +230,12 @@ func (u *Uplink) Connected() bool { return u.connected.Load() }
 func (u *Uplink) SetTelemetryInterval(d time.Duration) {
 	if d > 0 {
 		u.telemetryEvery.Store(int64(d))
-		u.poke()
+		u.wake.notify()
 	}
 }
 
 // TelemetryInterval returns the telemetry interval in force.
 func (u *Uplink) TelemetryInterval() time.Duration { return time.Duration(u.telemetryEvery.Load()) }
-
-func (u *Uplink) poke() {
-	select {
-	case u.wake <- struct{}{}:
-	default:
-	}
-}
 
 // Run connects and keeps the link until ctx is done. A broker's refusal
 // does not end it: the link is asked again later (see refusal.go) and
@@ -265,14 +250,52 @@ func (u *Uplink) Run(ctx context.Context) error {
 	// published after ctx is done, then the connection is closed.
 	connCtx, connCancel := context.WithCancel(context.Background())
 	defer connCancel()
+	cm, err := autopaho.NewConnection(connCtx, u.config(ctx, srv))
+	if err != nil {
+		return fmt.Errorf("uplink: %w", err)
+	}
+	u.mu.Lock()
+	u.cm = cm
+	u.mu.Unlock()
 	var wg sync.WaitGroup
+	wg.Go(func() { u.rot.run(ctx, cm) })
+	wg.Go(func() { u.session(ctx, cm) })
+	for range recorders {
+		wg.Go(func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case b := <-u.results:
+					u.result(b)
+				}
+			}
+		})
+	}
+	<-ctx.Done()
+	wg.Wait()
+	u.cmds.Close()
+	if u.connected.Load() {
+		// A clean goodbye: retained presence offline, then disconnect.
+		dctx, dcancel := context.WithTimeout(context.Background(), 2*time.Second)
+		u.publishState(dctx, cm, protocol.Offline)
+		cm.Disconnect(dctx)
+		dcancel()
+	}
+	connCancel()
+	<-cm.Done()
+	u.connected.Store(false)
+	return nil
+}
 
+// config is the autopaho configuration of the link to srv; ctx is Run's.
+func (u *Uplink) config(ctx context.Context, srv *url.URL) autopaho.ClientConfig {
 	will, _ := protocol.Marshal(protocol.State{V: protocol.Version, Totem: u.o.Totem, Status: protocol.Offline})
 	// Each connection's birth and Last Will carry its session number, so
 	// the hub can tell the will of a connection the broker noticed dead
 	// late from the totem's newer online.
 	connect := func(c *paho.Connect, _ *url.URL) (*paho.Connect, error) {
-		n := u.nextSession()
+		n := u.sessions.next()
 		b, _ := protocol.Marshal(protocol.State{V: protocol.Version, Totem: u.o.Totem, Status: protocol.Offline,
 			Boot: u.o.Boot, Session: n})
 		if c.WillMessage != nil {
@@ -295,63 +318,18 @@ func (u *Uplink) Run(ctx context.Context) error {
 		WillMessage:                   &paho.WillMessage{Topic: protocol.Topic(u.o.Totem, protocol.LeafState), Payload: will, QoS: 1, Retain: true},
 		ConnectPacketBuilder:          connect,
 		OnConnectionUp: func(cm *autopaho.ConnectionManager, ca *paho.Connack) {
-			var rm uint16
-			if ca != nil && ca.Properties != nil && ca.Properties.ReceiveMaximum != nil {
-				rm = *ca.Properties.ReceiveMaximum
-			}
-			w := opWindow(u.o.Window, rm)
-			u.log.Info("connected", "broker", srv.Host, "window", w)
-			u.ops.reset()
-			u.mu.Lock()
-			u.inflight = make(map[string]sent) // everything pending is sent again
-			u.rewind = 0
-			u.window = w
-			u.streak, u.refusing = 0, false
-			u.mu.Unlock()
-			u.retryIn.Store(0)
-			u.conns.Add(1)
-			u.connected.Store(true)
-			u.poke() // the session sets the connection up, then wakes the rotator
+			u.connectionUp(ca, srv.Host)
 		},
 		OnConnectionDown: func() bool {
 			u.connected.Store(false)
 			u.ops.reset()
 			u.log.Warn("disconnected")
-			u.poke()
+			u.wake.notify()
 			return true
 		},
 		// autopaho calls OnConnectError before it asks ReconnectBackoff
 		// for the next delay, on the same goroutine.
-		OnConnectError: func(err error) {
-			u.noteLinkError(err, srv.Host)
-			var ce *autopaho.ConnackError
-			if errors.As(err, &ce) && ce.ReasonCode >= 0x80 {
-				d := u.refused(ce.ReasonCode, ce.Reason, time.Now())
-				if ce.ReasonCode == codeLocked {
-					u.log.Error("credentials locked by the hub after too many failed authentications: no more attempts until ops unlocks them or the totem is re-enrolled",
-						"reason_code", "0x8A", "unlock", "totemctl unlock "+u.o.Username, "probe_in", d.Round(time.Second))
-					return
-				}
-				level := slog.LevelWarn
-				if definite(ce.ReasonCode) {
-					level = slog.LevelError
-				}
-				r, _ := u.Refused()
-				u.log.Log(ctx, level, "connection refused by the broker", "reason_code", fmt.Sprintf("0x%02X", ce.ReasonCode),
-					"reason", r.Reason, "retry_in", d.Round(time.Second))
-				return
-			}
-			u.mu.Lock()
-			u.refusing = false
-			u.mu.Unlock()
-			u.retryIn.Store(0)
-			if e := pki.Explain(err, srv.Host, u.o.CAFile); e != err {
-				// Not passing: the totem's ca_file or the hub's names are wrong.
-				u.log.Error("broker certificate refused", "err", e)
-				return
-			}
-			u.log.Debug("connect failed", "err", err)
-		},
+		OnConnectError: func(err error) { u.connectError(ctx, err, srv.Host) },
 		ClientConfig: paho.ClientConfig{
 			ClientID: u.o.Totem,
 			OnPublishReceived: []func(paho.PublishReceived) (bool, error){
@@ -368,60 +346,70 @@ func (u *Uplink) Run(ctx context.Context) error {
 			u.log.Warn("pending credentials not removed", "err", err)
 		}
 		cfg.ConnectPacketBuilder = func(cp *paho.Connect, srv *url.URL) (*paho.Connect, error) {
-			cp, err := u.connectPacket(cp, srv)
+			cp, err := u.rot.connectPacket(cp, srv)
 			if err != nil {
 				return nil, err
 			}
 			return connect(cp, srv) // the will's session number too
 		}
-		cfg.AttemptConnection = u.attempt
+		cfg.AttemptConnection = u.rot.attempt
 	}
-	cm, err := autopaho.NewConnection(connCtx, cfg)
-	if err != nil {
-		return fmt.Errorf("uplink: %w", err)
+	return cfg
+}
+
+// connectionUp starts a connection's book: the window the broker's
+// receive maximum leaves, everything pending sent again, the refusals
+// forgotten, the session loop and the rotator woken.
+func (u *Uplink) connectionUp(ca *paho.Connack, host string) {
+	var rm uint16
+	if ca != nil && ca.Properties != nil && ca.Properties.ReceiveMaximum != nil {
+		rm = *ca.Properties.ReceiveMaximum
+	}
+	w := opWindow(u.o.Window, rm)
+	u.log.Info("connected", "broker", host, "window", w)
+	u.ops.reset()
+	u.backlog.reset(w) // everything pending is sent again
+	u.mu.Lock()
+	u.streak, u.refusing = 0, false
+	u.mu.Unlock()
+	u.retryIn.Store(0)
+	u.conns.Add(1)
+	u.connected.Store(true)
+	u.wake.notify()
+}
+
+// connectError notes a failed connection attempt: a broker's refusal sets
+// the delay of the next one (refusal.go); a network or certificate failure
+// leaves it to the network backoff.
+func (u *Uplink) connectError(ctx context.Context, err error, host string) {
+	u.noteLinkError(err, host)
+	var ce *autopaho.ConnackError
+	if errors.As(err, &ce) && ce.ReasonCode >= 0x80 {
+		d := u.refused(ce.ReasonCode, ce.Reason, time.Now())
+		if ce.ReasonCode == codeLocked {
+			u.log.Error("credentials locked by the hub after too many failed authentications: no more attempts until ops unlocks them or the totem is re-enrolled",
+				"reason_code", "0x8A", "unlock", "totemctl unlock "+u.o.Username, "probe_in", d.Round(time.Second))
+			return
+		}
+		level := slog.LevelWarn
+		if definite(ce.ReasonCode) {
+			level = slog.LevelError
+		}
+		r, _ := u.Refused()
+		u.log.Log(ctx, level, "connection refused by the broker", "reason_code", fmt.Sprintf("0x%02X", ce.ReasonCode),
+			"reason", r.Reason, "retry_in", d.Round(time.Second))
+		return
 	}
 	u.mu.Lock()
-	u.cm = cm
+	u.refusing = false
 	u.mu.Unlock()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		u.rotator(ctx, cm)
-	}()
-
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		u.session(ctx, cm)
-	}()
-	for range recorders {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case b := <-u.results:
-					u.result(b)
-				}
-			}
-		}()
+	u.retryIn.Store(0)
+	if e := pki.Explain(err, host, u.o.CAFile); e != err {
+		// Not passing: the totem's ca_file or the hub's names are wrong.
+		u.log.Error("broker certificate refused", "err", e)
+		return
 	}
-	<-ctx.Done()
-	wg.Wait()
-	u.cmds.Close()
-	if u.connected.Load() {
-		// A clean goodbye: retained presence offline, then disconnect.
-		dctx, dcancel := context.WithTimeout(context.Background(), 2*time.Second)
-		u.publishState(dctx, cm, protocol.Offline)
-		cm.Disconnect(dctx)
-		dcancel()
-	}
-	connCancel()
-	<-cm.Done()
-	u.connected.Store(false)
-	return nil
+	u.log.Debug("connect failed", "err", err)
 }
 
 // reconnectBackoff is autopaho's ReconnectBackoff: the refusal's delay
@@ -457,17 +445,11 @@ func (u *Uplink) session(ctx context.Context, cm *autopaho.ConnectionManager) {
 			}
 			continue
 		}
-		// A rotation due is tried once the connection is set up: before
-		// the subscription to its reply topic (a clean session has
-		// none) the hub's reply would be lost.
-		u.setUp.Store(conn)
-		select {
-		case u.rotateWake <- struct{}{}:
-		default:
-		}
+		u.subscribed.Store(conn)
+		u.rot.wake.notify() // a rotation due is tried once subscribed
 		resend := time.NewTicker(u.o.ResendAfter / 3)
 		var after uint64
-		reported := u.depth() // setup published the telemetry
+		reported := depth(u.o.Outbox) // setup published the telemetry
 	drain:
 		for u.connected.Load() && u.conns.Load() == conn {
 			if d := u.TelemetryInterval(); d != every {
@@ -480,7 +462,7 @@ func (u *Uplink) session(ctx context.Context, cm *autopaho.ConnectionManager) {
 				tokens <-chan time.Time // the bucket has a token again
 			)
 			u.alive()
-			after, wait, err = u.drain(ctx, cm, after)
+			after, wait, err = u.backlog.drain(ctx, cm, after)
 			if wait > 0 {
 				tokens = u.o.Clock.After(wait)
 			}
@@ -494,7 +476,7 @@ func (u *Uplink) session(ctx context.Context, cm *autopaho.ConnectionManager) {
 			}
 			// The retained health report follows the queue: a console
 			// must not read a backlog that is gone.
-			if d := u.depth(); d != reported {
+			if d := depth(u.o.Outbox); d != reported {
 				u.publishTelemetry(ctx, cm)
 				reported = d
 			}
@@ -508,9 +490,9 @@ func (u *Uplink) session(ctx context.Context, cm *autopaho.ConnectionManager) {
 				u.publishTelemetry(ctx, cm)
 			case <-heartbeat.C: // the loop runs: see Progress
 			case <-resend.C:
-				if seq := u.overdue(); seq > 0 {
+				if seq := u.backlog.overdue(); seq > 0 {
 					after = seq - 1
-				} else if seq := u.stranded(after); seq > 0 {
+				} else if seq := u.backlog.stranded(after); seq > 0 {
 					u.log.Info("pending op behind the cursor, sending again", "seq", seq)
 					after = seq - 1
 				}
@@ -524,8 +506,8 @@ func (u *Uplink) session(ctx context.Context, cm *autopaho.ConnectionManager) {
 }
 
 // depth is the outbox's pending count, -1 when unknown.
-func (u *Uplink) depth() int {
-	q, err := u.o.Outbox.Stats()
+func depth(ob *outbox.Outbox) int {
+	q, err := ob.Stats()
 	if err != nil {
 		return -1
 	}
@@ -533,6 +515,9 @@ func (u *Uplink) depth() int {
 }
 
 func (u *Uplink) setup(ctx context.Context, cm *autopaho.ConnectionManager) error {
+	if u.o.beforeSetup != nil {
+		u.o.beforeSetup()
+	}
 	t := u.o.Totem
 	_, err := cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{
 		{Topic: protocol.Topic(t, protocol.LeafResult), QoS: 1},
@@ -565,123 +550,9 @@ func (u *Uplink) setup(ctx context.Context, cm *autopaho.ConnectionManager) erro
 	return nil
 }
 
-// drain queues pending operations with seq > after on the backlog lane,
-// in order, while the window has room and the bucket has tokens. It
-// returns the last seq queued and, when the bucket ran dry, how long until
-// it has a token again. The attempts of each round are recorded in one
-// outbox write.
-func (u *Uplink) drain(ctx context.Context, cm *autopaho.ConnectionManager, after uint64) (uint64, time.Duration, error) {
-	for {
-		u.mu.Lock()
-		if u.rewind > 0 {
-			after = u.rewind - 1
-			u.rewind = 0
-		}
-		room := u.window - len(u.inflight)
-		u.mu.Unlock()
-		if room <= 0 {
-			return after, 0, nil
-		}
-		n, wait := u.bucket.take(room)
-		if n == 0 {
-			return after, wait, nil
-		}
-		entries, err := u.o.Outbox.Pending(after, n)
-		u.bucket.give(n - len(entries))
-		if err != nil {
-			return after, 0, err
-		}
-		if len(entries) == 0 {
-			return after, 0, nil
-		}
-		at := time.Now()
-		ids := make([]string, 0, len(entries))
-		for _, e := range entries {
-			if err = u.send(ctx, cm, e, at); err != nil {
-				u.bucket.give(len(entries) - len(ids))
-				break
-			}
-			ids = append(ids, e.ID)
-			after = e.Seq
-		}
-		if len(ids) > 0 {
-			// The attempts are bookkeeping: a full outbox that cannot
-			// record them must still drain, or it never gets room back.
-			if _, merr := u.o.Outbox.MarkSentAll(ids, at); merr != nil {
-				u.log.Warn("sends not recorded", "n", len(ids), "err", merr)
-			}
-		}
-		if err != nil {
-			return after, 0, err
-		}
-	}
-}
-
 // recorders is how many results are written to the outbox at once; the
 // outbox commits concurrent writes together.
 const recorders = 64
-
-// send queues one operation on the backlog lane; the caller records the
-// attempt.
-func (u *Uplink) send(ctx context.Context, cm *autopaho.ConnectionManager, e outbox.Entry, now time.Time) error {
-	op := protocol.Op{V: protocol.Version, ID: e.ID, Totem: u.o.Totem, Seq: e.Seq, Kind: e.Kind,
-		Payload: e.Payload, Created: e.Created, Expires: e.Expires, Stamp: e.Stamp}
-	b, err := protocol.Marshal(op)
-	if err != nil {
-		return err
-	}
-	u.mu.Lock()
-	u.inflight[e.ID] = sent{seq: e.Seq, at: now}
-	u.mu.Unlock()
-	if err := cm.PublishViaQueue(ctx, &autopaho.QueuePublish{Publish: &paho.Publish{Topic: protocol.Topic(u.o.Totem, protocol.LeafOp), QoS: 1, Payload: b}}); err != nil {
-		u.mu.Lock()
-		delete(u.inflight, e.ID)
-		u.mu.Unlock()
-		return fmt.Errorf("publish op %d: %w", e.Seq, err)
-	}
-	u.log.Debug("op sent", "seq", e.Seq, "op_id", e.ID, "kind", e.Kind, "attempt", e.Attempts+1)
-	return nil
-}
-
-// stranded returns the oldest pending seq when it is at or below after
-// (already sent) yet neither in flight nor answered: whatever lost track
-// of it, it is sent again rather than left to block the hub's in-order
-// apply. It returns 0 otherwise.
-func (u *Uplink) stranded(after uint64) uint64 {
-	q, err := u.o.Outbox.Stats()
-	if err != nil || q.Depth == 0 || q.OldestSeq == 0 || q.OldestSeq > after {
-		return 0
-	}
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	for _, s := range u.inflight {
-		if s.seq == q.OldestSeq {
-			return 0
-		}
-	}
-	return q.OldestSeq
-}
-
-// overdue returns the lowest seq that has waited too long for its result,
-// forgetting the in-flight set so everything from there is sent again.
-func (u *Uplink) overdue() uint64 {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	var low uint64
-	for _, s := range u.inflight {
-		if time.Since(s.at) >= u.o.ResendAfter && (low == 0 || s.seq < low) {
-			low = s.seq
-		}
-	}
-	if low > 0 {
-		for id, s := range u.inflight {
-			if s.seq >= low {
-				delete(u.inflight, id)
-			}
-		}
-	}
-	return low
-}
 
 // receive handles a message from the broker. It runs on paho's delivery
 // goroutine, so it never waits on the network: command replies are
@@ -716,7 +587,7 @@ func (u *Uplink) receive(ctx context.Context, p *paho.Publish) {
 			u.o.OnTechnicians(p.Payload)
 		}
 	case protocol.LeafRotated:
-		u.rotated(p)
+		u.rot.rotated(p)
 	case protocol.LeafUpdate:
 		if u.o.OnUpdate != nil {
 			u.o.OnUpdate(p.Payload)
@@ -727,13 +598,7 @@ func (u *Uplink) receive(ctx context.Context, p *paho.Publish) {
 			u.log.Warn("ledger dropped", "err", err, "bytes", len(p.Payload))
 			return
 		}
-		u.mu.Lock()
-		ch := u.ledgers[l.ID]
-		delete(u.ledgers, l.ID)
-		u.mu.Unlock()
-		if ch != nil {
-			ch <- l // capacity 1, one answer per id
-		}
+		u.ledgers.answer(l.ID, l)
 	default:
 		u.log.Warn("message on unexpected topic dropped", "topic", p.Topic)
 	}
@@ -753,17 +618,7 @@ func (u *Uplink) result(b []byte) {
 		if from == 0 {
 			from = res.Seq
 		}
-		u.mu.Lock()
-		delete(u.inflight, res.OpID)
-		if from > 0 && (u.rewind == 0 || from < u.rewind) {
-			u.rewind = from
-			for id, s := range u.inflight {
-				if s.seq >= from {
-					delete(u.inflight, id)
-				}
-			}
-		}
-		u.mu.Unlock()
+		u.backlog.refused(res.OpID, from)
 		u.log.Info("op refused by hub, will resend", "seq", res.Seq, "expect", res.Expect)
 	}
 	e, err := u.o.Outbox.Record(res)
@@ -772,13 +627,11 @@ func (u *Uplink) result(b []byte) {
 		return
 	}
 	if e.Done {
-		u.mu.Lock()
-		delete(u.inflight, res.OpID)
-		u.mu.Unlock()
+		u.backlog.done(res.OpID)
 		u.log.Info("op done", "seq", e.Seq, "op_id", e.ID, "protocol", res.Transport.Protocol,
 			"processing", res.Processing.Status, "duplicate", res.Duplicate)
 	}
-	u.poke()
+	u.wake.notify()
 	if u.o.OnResult != nil {
 		u.o.OnResult(e)
 	}
@@ -862,12 +715,8 @@ func (u *Uplink) Resend(ctx context.Context, id string) (outbox.Entry, error) {
 		if err := u.o.Outbox.Requeue(id); err != nil {
 			return e, err
 		}
-		u.mu.Lock()
-		if u.rewind == 0 || e.Seq < u.rewind {
-			u.rewind = e.Seq
-		}
-		u.mu.Unlock()
-		u.poke()
+		u.backlog.rewindTo(e.Seq)
+		u.wake.notify()
 		return u.o.Outbox.Get(id)
 	}
 	cm, err := u.conn()
@@ -875,7 +724,7 @@ func (u *Uplink) Resend(ctx context.Context, id string) (outbox.Entry, error) {
 		return e, err
 	}
 	at := time.Now()
-	if err := u.send(ctx, cm, e, at); err != nil {
+	if err := u.backlog.send(ctx, cm, e, at); err != nil {
 		return e, fmt.Errorf("uplink: resend: %w", err)
 	}
 	if _, err := u.o.Outbox.MarkSentAll([]string{e.ID}, at); err != nil {
@@ -895,12 +744,8 @@ func (u *Uplink) Void(ctx context.Context, id string) (outbox.Entry, error) {
 	if err != nil {
 		return e, err
 	}
-	u.mu.Lock()
-	if u.rewind == 0 || e.Seq < u.rewind {
-		u.rewind = e.Seq
-	}
-	u.mu.Unlock()
-	u.poke()
+	u.backlog.rewindTo(e.Seq)
+	u.wake.notify()
 	return e, nil
 }
 
@@ -926,23 +771,42 @@ func (u *Uplink) CardState(ctx context.Context, serial string) (string, error) {
 	return l.CardState, nil
 }
 
+// awaitSubscribed waits, while connected, until the connection's
+// subscriptions are in place: a request whose answer comes on one of them
+// (a ledger, a card state) is sent only then. The wait is the session's
+// setup, a round trip or two; ctx bounds it.
+func (u *Uplink) awaitSubscribed(ctx context.Context) error {
+	var tick *time.Ticker
+	for u.subscribed.Load() != u.conns.Load() {
+		if !u.connected.Load() {
+			return ErrOffline
+		}
+		if tick == nil {
+			tick = time.NewTicker(10 * time.Millisecond)
+			defer tick.Stop()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("uplink: ledger: %w", ctx.Err())
+		case <-tick.C:
+		}
+	}
+	return nil
+}
+
 // askLedger publishes req on the totem's sync topic and waits for the
-// Ledger answering it.
+// Ledger answering it, once the connection's subscriptions are in place
+// (the answer would be lost before).
 func (u *Uplink) askLedger(ctx context.Context, req protocol.LedgerRequest) (*protocol.Ledger, error) {
 	cm, err := u.conn()
 	if err != nil {
 		return nil, err
 	}
-	id := req.ID
-	ch := make(chan *protocol.Ledger, 1)
-	u.mu.Lock()
-	u.ledgers[id] = ch
-	u.mu.Unlock()
-	defer func() {
-		u.mu.Lock()
-		delete(u.ledgers, id)
-		u.mu.Unlock()
-	}()
+	if err := u.awaitSubscribed(ctx); err != nil {
+		return nil, err
+	}
+	ch, forget := u.ledgers.add(req.ID)
+	defer forget()
 	b, _ := protocol.Marshal(req)
 	if _, err := cm.Publish(ctx, &paho.Publish{Topic: protocol.Topic(u.o.Totem, protocol.LeafSync), QoS: 1, Payload: b}); err != nil {
 		return nil, fmt.Errorf("uplink: ledger request: %w", err)
@@ -958,21 +822,28 @@ func (u *Uplink) askLedger(ctx context.Context, req protocol.LedgerRequest) (*pr
 	}
 }
 
-// nextSession numbers a new connection: milliseconds since boot, and
-// always above the previous one.
-func (u *Uplink) nextSession() uint64 {
+// sessions numbers the connections (State.Session): milliseconds since
+// boot on the monotonic clock (Options.Mono; the wall clock without it),
+// always above the previous number.
+type sessions struct {
+	mono func() time.Duration
+	cur  atomic.Uint64 // the current connection's number
+}
+
+// next numbers a new connection.
+func (s *sessions) next() uint64 {
 	var n uint64
-	if u.o.Mono != nil {
-		n = uint64(u.o.Mono().Milliseconds())
+	if s.mono != nil {
+		n = uint64(s.mono().Milliseconds())
 	} else {
 		n = uint64(time.Now().UnixMilli())
 	}
 	for {
-		prev := u.sessionNo.Load()
+		prev := s.cur.Load()
 		if n <= prev {
 			n = prev + 1
 		}
-		if u.sessionNo.CompareAndSwap(prev, n) {
+		if s.cur.CompareAndSwap(prev, n) {
 			return n
 		}
 	}
@@ -980,7 +851,7 @@ func (u *Uplink) nextSession() uint64 {
 
 func (u *Uplink) publishState(ctx context.Context, cm *autopaho.ConnectionManager, status string) error {
 	b, _ := protocol.Marshal(protocol.State{V: protocol.Version, Totem: u.o.Totem, Status: status,
-		Since: time.Now().UTC(), Version: u.o.Version, Location: u.o.Location, ASL: u.o.ASL, Boot: u.o.Boot, Session: u.sessionNo.Load()})
+		Since: time.Now().UTC(), Version: u.o.Version, Location: u.o.Location, ASL: u.o.ASL, Boot: u.o.Boot, Session: u.sessions.cur.Load()})
 	_, err := cm.Publish(ctx, &paho.Publish{Topic: protocol.Topic(u.o.Totem, protocol.LeafState), QoS: 1, Retain: true, Payload: b})
 	if err != nil {
 		return fmt.Errorf("publish state: %w", err)

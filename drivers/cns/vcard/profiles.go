@@ -45,6 +45,16 @@ func demo(name, desc string, atr []byte, q Quirks) Profile {
 	}
 }
 
+// citizen is a classic CNS of a citizen other than the demo's, with the
+// demo PIN and PUK.
+func citizen(name, desc, serial string, f [16]string) Profile {
+	return Profile{
+		Name: name, Desc: desc, ATR: cnsATR(0x05), Serial: serial,
+		Personal: cns.EncodePersonal(f, true),
+		PIN:      "12345", PUK: "12345678", Tries: 3,
+	}
+}
+
 func profiles() []Profile {
 	malformed := cns.EncodePersonal(demoFields, true)
 	// The surname's length says 0x7F bytes: it runs past the record.
@@ -77,27 +87,15 @@ func profiles() []Profile {
 				"BNCLCU75C15F205O", "F205", ""), true),
 			PIN: "54321", PUK: "87654321", Tries: 3,
 		},
-		{
-			Name: "minor", Desc: "minor's card waiting for activation (assisted mode), VERDI LUCA", ATR: cnsATR(0x05),
-			Serial: serial("6090", "011111111"),
-			Personal: cns.EncodePersonal(fields("6090", "31032025", "31032031", "VERDI", "LUCA", "10032015", "M",
-				"VRDLCU15C10H501Y", "H501", "VIA ROMA 3"), true),
-			PIN: "12345", PUK: "12345678", Tries: 3,
-		},
-		{
-			Name: "issued", Desc: "adult's card waiting for activation (assisted mode), VERDI ANNA", ATR: cnsATR(0x05),
-			Serial: serial("6090", "022222222"),
-			Personal: cns.EncodePersonal(fields("6090", "31082026", "31082032", "VERDI", "ANNA", "10081970", "F",
-				"VRDNNA70M50F205B", "F205", "VIA MILANO 4"), true),
-			PIN: "12345", PUK: "12345678", Tries: 3,
-		},
-		{
-			Name: "expired", Desc: "citizen card expired on 2020-12-31, VERDI ANNA", ATR: cnsATR(0x05),
-			Serial: serial("6090", "000777001"),
-			Personal: cns.EncodePersonal(fields("6090", "01012015", "31122020", "VERDI", "ANNA", "01011970", "F",
-				"VRDNNA70A41H501F", "H501", "VIA NAPOLI 2"), true),
-			PIN: "12345", PUK: "12345678", Tries: 3,
-		},
+		citizen("minor", "minor's card waiting for activation (assisted mode), VERDI LUCA", serial("6090", "011111111"),
+			fields("6090", "31032025", "31032031", "VERDI", "LUCA", "10032015", "M",
+				"VRDLCU15C10H501Y", "H501", "VIA ROMA 3")),
+		citizen("issued", "adult's card waiting for activation (assisted mode), VERDI ANNA", serial("6090", "022222222"),
+			fields("6090", "31082026", "31082032", "VERDI", "ANNA", "10081970", "F",
+				"VRDNNA70M50F205B", "F205", "VIA MILANO 4")),
+		citizen("expired", "citizen card expired on 2020-12-31, VERDI ANNA", serial("6090", "000777001"),
+			fields("6090", "01012015", "31122020", "VERDI", "ANNA", "01011970", "F",
+				"VRDNNA70A41H501F", "H501", "VIA NAPOLI 2")),
 		{
 			Name: "malformed", Desc: "personal data whose surname runs past the record", ATR: cnsATR(0x05),
 			Serial: DemoSerial, Personal: malformed, PIN: "12345", PUK: "12345678", Tries: 3,

@@ -247,15 +247,19 @@ func (c *Card) answerCIE(a, data []byte, le int) []byte {
 	case a[1] == 0xA4:
 		return sw(0x6A82)
 	case a[1] == 0xB0 && a[2] == 0x81 && a[3] == 0x00 && c.ciePhase == 2:
-		nis := []byte(c.p.NIS)
-		if le < len(nis) {
-			nis = nis[:le]
-		}
-		return ok(nis)
+		return ok(upTo([]byte(c.p.NIS), le))
 	case a[1] == 0xB0:
 		return sw(0x6982) // needs PACE
 	}
 	return sw(0x6D00)
+}
+
+// upTo is b cut to at most le bytes.
+func upTo(b []byte, le int) []byte {
+	if le < len(b) {
+		return b[:le]
+	}
+	return b
 }
 
 // answerCIENXP is a CIE 3.0 on an NXP chip: no IAS application, the NIS in
@@ -271,16 +275,11 @@ func (c *Card) answerCIENXP(a, data []byte, le int) []byte {
 	case a[1] == 0xA4:
 		return sw(0x6A82)
 	case a[1] == 0xB0 && a[2] == 0x00 && c.ciePhase == 4:
-		nis := []byte(c.p.NIS)
-		if off := int(a[3]); off < len(nis) {
-			nis = nis[off:]
-		} else {
+		nis, off := []byte(c.p.NIS), int(a[3])
+		if off >= len(nis) {
 			return sw(0x6B00)
 		}
-		if le < len(nis) {
-			nis = nis[:le]
-		}
-		return ok(nis)
+		return ok(upTo(nis[off:], le))
 	case a[1] == 0xB0:
 		return sw(0x6982) // needs PACE
 	}
@@ -490,13 +489,23 @@ func (c *Card) wrongPIN() []byte {
 	return sw(0x63C0 | uint16(c.tries))
 }
 
-func (c *Card) change(p2 byte, data []byte) []byte {
+// checkPINPair checks the reference and the data of a CHANGE REFERENCE
+// DATA or a RESET RETRY COUNTER (two padded 8-byte PINs): nil when they
+// are right, the status word refusing them otherwise.
+func (c *Card) checkPINPair(p2 byte, data []byte) []byte {
 	ref, okRef := c.pinRef(p2)
 	if !okRef || ref != 0x10 {
 		return sw(0x6A88)
 	}
 	if len(data) != 16 {
 		return sw(0x6700)
+	}
+	return nil
+}
+
+func (c *Card) change(p2 byte, data []byte) []byte {
+	if bad := c.checkPINPair(p2, data); bad != nil {
+		return bad
 	}
 	if c.tries == 0 {
 		return sw(0x6983)
@@ -510,12 +519,8 @@ func (c *Card) change(p2 byte, data []byte) []byte {
 }
 
 func (c *Card) unblock(p2 byte, data []byte) []byte {
-	ref, okRef := c.pinRef(p2)
-	if !okRef || ref != 0x10 {
-		return sw(0x6A88)
-	}
-	if len(data) != 16 {
-		return sw(0x6700)
+	if bad := c.checkPINPair(p2, data); bad != nil {
+		return bad
 	}
 	if c.pukTries == 0 {
 		return sw(0x6983)

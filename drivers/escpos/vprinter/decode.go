@@ -7,6 +7,7 @@
 package vprinter
 
 import (
+	"bytes"
 	"image"
 	"strings"
 
@@ -249,7 +250,6 @@ const maxImageBytes = 1 << 20
 // used, or 0 when b holds only part of it.
 func (d *Decoder) step(b []byte) int {
 	c := b[0]
-	need := func(n int) bool { return len(b) >= n }
 	switch c {
 	case 0x0a: // LF
 		if d.symbol && !d.pending {
@@ -262,81 +262,11 @@ func (d *Decoder) step(b []byte) int {
 	case 0x0d: // CR: ignored, as most printers do when LF follows
 		return 1
 	case 0x10: // DLE
-		if !need(3) {
-			return 0
-		}
-		switch b[1] {
-		case 0x04: // DLE EOT n
-			if d.OnCommand != nil {
-				d.OnCommand(Command{DLEEOT: b[2]})
-			}
-			return 3
-		case 0x05: // DLE ENQ n
-			return 3
-		case 0x14: // DLE DC4 fn a b
-			if !need(5) {
-				return 0
-			}
-			return 5
-		}
-		d.Unknown++
-		return 1
+		return d.dle(b)
 	case 0x1b: // ESC
-		if !need(2) {
-			return 0
-		}
-		switch b[1] {
-		case '@': // a new job: end a receipt that was not cut
-			d.Flush()
-			d.reset()
-			return 2
-		case '2': // default line spacing
-			return 2
-		case 't', '!', 'E', 'a', '-', 'd', 'J', 'M', 'G', 'R', 'V', '{', '3', 'c':
-			if !need(3) {
-				return 0
-			}
-			n := b[2]
-			switch b[1] {
-			case 't':
-				if cp, ok := escpos.CodePageByTable(n); ok {
-					d.cp = cp
-				}
-			case '!':
-				d.bold = n&0x08 != 0
-				d.tall = n&0x10 != 0
-				d.wide = n&0x20 != 0
-				d.under = n&0x80 != 0
-			case 'E':
-				d.bold = n&1 != 0
-			case '-':
-				d.under = n&3 != 0
-			case 'a':
-				switch n {
-				case 0, '0':
-					d.align = hal.Left
-				case 1, '1':
-					d.align = hal.Center
-				case 2, '2':
-					d.align = hal.Right
-				}
-			case 'd':
-				d.endLine(false)
-				for range min(int(n), 32) {
-					d.endLine(true)
-				}
-			case 'c':
-				if !need(4) {
-					return 0
-				}
-				return 4
-			}
-			return 3
-		}
-		d.Unknown++
-		return 2
+		return d.esc(b)
 	case 0x1c: // FS
-		if !need(2) {
+		if len(b) < 2 {
 			return 0
 		}
 		if b[1] == '.' || b[1] == '&' {
@@ -355,134 +285,238 @@ func (d *Decoder) step(b []byte) int {
 	return 1
 }
 
-func (d *Decoder) gs(b []byte) int {
-	need := func(n int) bool { return len(b) >= n }
-	if !need(2) {
+// dle decodes a DLE command (real-time status and pulse).
+func (d *Decoder) dle(b []byte) int {
+	if len(b) < 3 {
 		return 0
 	}
 	switch b[1] {
-	case '!':
-		if !need(3) {
+	case 0x04: // DLE EOT n
+		if d.OnCommand != nil {
+			d.OnCommand(Command{DLEEOT: b[2]})
+		}
+		return 3
+	case 0x05: // DLE ENQ n
+		return 3
+	case 0x14: // DLE DC4 fn a b
+		if len(b) < 5 {
 			return 0
 		}
-		d.wide = b[2]&0x70 != 0
-		d.tall = b[2]&0x07 != 0
-		return 3
-	case 'h':
-		if !need(3) {
+		return 5
+	}
+	d.Unknown++
+	return 1
+}
+
+// esc decodes an ESC command.
+func (d *Decoder) esc(b []byte) int {
+	if len(b) < 2 {
+		return 0
+	}
+	switch b[1] {
+	case '@': // a new job: end a receipt that was not cut
+		d.Flush()
+		d.reset()
+		return 2
+	case '2': // default line spacing
+		return 2
+	case 't', '!', 'E', 'a', '-', 'd', 'J', 'M', 'G', 'R', 'V', '{', '3':
+		if len(b) < 3 {
 			return 0
 		}
-		d.barH = int(b[2])
+		d.escParam(b[1], b[2])
 		return 3
-	case 'L': // left margin nL nH
-		if !need(4) {
+	case 'c':
+		if len(b) < 4 {
 			return 0
 		}
 		return 4
-	case 'w', 'H', 'f', 'a', 'r':
-		if !need(3) {
-			return 0
-		}
-		if b[1] == 'a' && d.OnCommand != nil {
-			d.OnCommand(Command{SetASB: true, ASB: b[2]})
-		}
-		return 3
-	case 'V': // cut
-		if !need(3) {
-			return 0
-		}
-		if b[2] == 65 || b[2] == 66 || b[2] == 97 || b[2] == 98 || b[2] == 103 || b[2] == 104 {
-			if !need(4) {
-				return 0
-			}
-			d.cut()
-			return 4
-		}
-		d.cut()
-		return 3
-	case 'k': // barcode
-		if !need(4) {
-			return 0
-		}
-		m := b[2]
-		if m <= 6 { // NUL-terminated data
-			end := -1
-			for i := 3; i < len(b); i++ {
-				if b[i] == 0 {
-					end = i
-					break
-				}
-			}
-			if end < 0 {
-				if len(b) > 300 {
-					d.Unknown++
-					return 3
-				}
-				return 0
-			}
-			d.barcode(string(b[3:end]))
-			return end + 1
-		}
-		n := int(b[3])
-		if !need(4 + n) {
-			return 0
-		}
-		data := b[4 : 4+n]
-		if m == 73 {
-			d.barcode(code128Text(data))
-		} else {
-			d.barcode(string(data))
-		}
-		return 4 + n
-	case '(':
-		if !need(5) {
-			return 0
-		}
-		n := int(b[3]) | int(b[4])<<8
-		if !need(5 + n) {
-			return 0 // at most 64 KiB: wait for it
-		}
-		if b[2] != 'k' || n < 2 {
-			return 5 + n
-		}
-		cn, fn, body := b[5], b[6], b[7:5+n]
-		if cn == 0x31 {
-			switch fn {
-			case 0x50:
-				if len(body) >= 1 {
-					d.qrData = string(body[1:])
-				}
-			case 0x51:
-				d.endLine(false)
-				d.addLine(Line{Kind: QRLine, Align: d.align, Data: d.qrData})
-			}
-		}
-		return 5 + n
-	case 'v':
-		if !need(8) {
-			return 0
-		}
-		if b[2] != '0' {
-			d.Unknown++
-			return 3
-		}
-		w := int(b[4]) | int(b[5])<<8
-		h := int(b[6]) | int(b[7])<<8
-		size := w * h
-		if size > maxImageBytes || w == 0 || h == 0 {
-			d.Unknown++
-			d.skip = size
-			return 8
-		}
-		if !need(8 + size) {
-			return 0
-		}
-		d.endLine(false)
-		d.addLine(Line{Kind: ImageLine, Align: d.align, Image: raster(b[8:8+size], w, h)})
-		return 8 + size
 	}
 	d.Unknown++
 	return 2
+}
+
+// escParam applies ESC cmd n; the commands without a visible effect are
+// consumed and ignored.
+func (d *Decoder) escParam(cmd, n byte) {
+	switch cmd {
+	case 't':
+		if cp, ok := escpos.CodePageByTable(n); ok {
+			d.cp = cp
+		}
+	case '!':
+		d.bold = n&0x08 != 0
+		d.tall = n&0x10 != 0
+		d.wide = n&0x20 != 0
+		d.under = n&0x80 != 0
+	case 'E':
+		d.bold = n&1 != 0
+	case '-':
+		d.under = n&3 != 0
+	case 'a':
+		switch n {
+		case 0, '0':
+			d.align = hal.Left
+		case 1, '1':
+			d.align = hal.Center
+		case 2, '2':
+			d.align = hal.Right
+		}
+	case 'd':
+		d.endLine(false)
+		for range min(int(n), 32) {
+			d.endLine(true)
+		}
+	}
+}
+
+// gsFixed is how many bytes the GS commands of fixed length take, with
+// the effect of those the decoder keeps (nil: consumed and ignored).
+var gsFixed = map[byte]struct {
+	n  int
+	fn func(d *Decoder, b []byte)
+}{
+	'!': {3, func(d *Decoder, b []byte) { d.wide, d.tall = b[2]&0x70 != 0, b[2]&0x07 != 0 }},
+	'h': {3, func(d *Decoder, b []byte) { d.barH = int(b[2]) }},
+	'L': {4, nil}, // left margin nL nH
+	'w': {3, nil},
+	'H': {3, nil},
+	'f': {3, nil},
+	'r': {3, nil},
+	'a': {3, func(d *Decoder, b []byte) {
+		if d.OnCommand != nil {
+			d.OnCommand(Command{SetASB: true, ASB: b[2]})
+		}
+	}},
+}
+
+// gs decodes a GS command.
+func (d *Decoder) gs(b []byte) int {
+	if len(b) < 2 {
+		return 0
+	}
+	if f, ok := gsFixed[b[1]]; ok {
+		if len(b) < f.n {
+			return 0
+		}
+		if f.fn != nil {
+			f.fn(d, b)
+		}
+		return f.n
+	}
+	switch b[1] {
+	case 'V': // cut
+		return d.gsCut(b)
+	case 'k': // barcode
+		return d.gsBarcode(b)
+	case '(':
+		return d.gsExtended(b)
+	case 'v':
+		return d.gsRaster(b)
+	}
+	d.Unknown++
+	return 2
+}
+
+// gsCut decodes GS V m [n].
+func (d *Decoder) gsCut(b []byte) int {
+	if len(b) < 3 {
+		return 0
+	}
+	if b[2] == 65 || b[2] == 66 || b[2] == 97 || b[2] == 98 || b[2] == 103 || b[2] == 104 {
+		if len(b) < 4 {
+			return 0
+		}
+		d.cut()
+		return 4
+	}
+	d.cut()
+	return 3
+}
+
+// gsBarcode decodes GS k m: NUL-terminated data for m ≤ 6, counted after.
+func (d *Decoder) gsBarcode(b []byte) int {
+	if len(b) < 4 {
+		return 0
+	}
+	m := b[2]
+	if m <= 6 { // NUL-terminated data
+		end := bytes.IndexByte(b[3:], 0)
+		if end < 0 {
+			if len(b) > 300 {
+				d.Unknown++
+				return 3
+			}
+			return 0
+		}
+		end += 3
+		d.barcode(string(b[3:end]))
+		return end + 1
+	}
+	n := int(b[3])
+	if len(b) < 4+n {
+		return 0
+	}
+	data := b[4 : 4+n]
+	if m == 73 {
+		d.barcode(code128Text(data))
+	} else {
+		d.barcode(string(data))
+	}
+	return 4 + n
+}
+
+// gsExtended decodes GS ( with its 16-bit length: of them, only the QR
+// code's store and print are kept.
+func (d *Decoder) gsExtended(b []byte) int {
+	if len(b) < 5 {
+		return 0
+	}
+	n := int(b[3]) | int(b[4])<<8
+	if len(b) < 5+n {
+		return 0 // at most 64 KiB: wait for it
+	}
+	if b[2] != 'k' || n < 2 {
+		return 5 + n
+	}
+	cn, fn, body := b[5], b[6], b[7:5+n]
+	if cn == 0x31 {
+		switch fn {
+		case 0x50:
+			if len(body) >= 1 {
+				d.qrData = string(body[1:])
+			}
+		case 0x51:
+			d.endLine(false)
+			d.addLine(Line{Kind: QRLine, Align: d.align, Data: d.qrData})
+		}
+	}
+	return 5 + n
+}
+
+// gsRaster decodes GS v 0, a raster image.
+func (d *Decoder) gsRaster(b []byte) int {
+	if len(b) < 8 {
+		return 0
+	}
+	if b[2] != '0' {
+		d.Unknown++
+		return 3
+	}
+	w := int(b[4]) | int(b[5])<<8
+	h := int(b[6]) | int(b[7])<<8
+	size := w * h
+	if size > maxImageBytes || w == 0 || h == 0 {
+		d.Unknown++
+		d.skip = size
+		return 8
+	}
+	if len(b) < 8+size {
+		return 0
+	}
+	d.endLine(false)
+	d.addLine(Line{Kind: ImageLine, Align: d.align, Image: raster(b[8:8+size], w, h)})
+	return 8 + size
 }
 
 func (d *Decoder) barcode(data string) {

@@ -368,26 +368,38 @@ func (d *Daemon) Insert(ctx context.Context, slot int, vc *vcard.Card) error {
 // AwaitPresent waits until pcscd reports a card in reader and returns the
 // reader's event counter then, for AwaitRemoval.
 func (d *Daemon) AwaitPresent(ctx context.Context, reader string) (int, error) {
+	es, err := awaitState(ctx, reader, "await card", fmt.Sprintf("await a card in %s", reader),
+		func(es scard.StateFlag) bool { return es&scard.StatePresent != 0 })
+	if err != nil {
+		return 0, err
+	}
+	return int(uint32(es)>>16) & 0xFFFF, nil
+}
+
+// awaitState polls reader's state until done accepts it and returns it.
+// pcscd's errors are reported as op's, the end of ctx as ended's.
+func awaitState(ctx context.Context, reader, op, ended string, done func(scard.StateFlag) bool) (scard.StateFlag, error) {
 	c, err := scard.EstablishContext()
 	if err != nil {
-		return 0, fmt.Errorf("pcsctest: await card: %w", err)
+		return 0, fmt.Errorf("pcsctest: %s: %w", op, err)
 	}
 	defer c.Release()
 	rs := []scard.ReaderState{{Reader: reader, CurrentState: scard.StateUnaware}}
 	for {
+		// Short waits instead of Cancel: ctx is checked between them.
 		switch err := c.GetStatusChange(rs, 100*time.Millisecond); err {
 		case nil:
 			es := rs[0].EventState
-			if es&scard.StatePresent != 0 {
-				return int(uint32(es)>>16) & 0xFFFF, nil
+			if done(es) {
+				return es, nil
 			}
 			rs[0].CurrentState = es &^ scard.StateChanged
 		case scard.ErrTimeout:
 		default:
-			return 0, fmt.Errorf("pcsctest: await card: %w", err)
+			return 0, fmt.Errorf("pcsctest: %s: %w", op, err)
 		}
 		if err := ctx.Err(); err != nil {
-			return 0, fmt.Errorf("pcsctest: await a card in %s: %w", reader, err)
+			return 0, fmt.Errorf("pcsctest: %s: %w", ended, err)
 		}
 	}
 }
@@ -405,28 +417,9 @@ func (d *Daemon) AwaitPresent(ctx context.Context, reader string) (int, error) {
 // clients see an empty slot until that card leaves. A hand is slower than
 // 400 ms; a test must wait with this.
 func (d *Daemon) AwaitRemoval(ctx context.Context, reader string, inserted int) error {
-	c, err := scard.EstablishContext()
-	if err != nil {
-		return fmt.Errorf("pcsctest: await removal: %w", err)
-	}
-	defer c.Release()
-	rs := []scard.ReaderState{{Reader: reader, CurrentState: scard.StateUnaware}}
-	for {
-		// Short waits instead of Cancel: ctx is checked between them.
-		switch err := c.GetStatusChange(rs, 100*time.Millisecond); err {
-		case nil:
-			es := rs[0].EventState
-			counter := int(uint32(es)>>16) & 0xFFFF
-			if es&scard.StateEmpty != 0 && counter != inserted {
-				return nil
-			}
-			rs[0].CurrentState = es &^ scard.StateChanged
-		case scard.ErrTimeout:
-		default:
-			return fmt.Errorf("pcsctest: await removal: %w", err)
-		}
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("pcsctest: await removal of the card in %s (counter %d): %w", reader, inserted, err)
-		}
-	}
+	_, err := awaitState(ctx, reader, "await removal", fmt.Sprintf("await removal of the card in %s (counter %d)", reader, inserted),
+		func(es scard.StateFlag) bool {
+			return es&scard.StateEmpty != 0 && int(uint32(es)>>16)&0xFFFF != inserted
+		})
+	return err
 }

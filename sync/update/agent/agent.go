@@ -25,6 +25,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/aslcns/totem/internal/atomicfile"
 	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/update"
 )
@@ -450,22 +451,7 @@ func (a *Agent) save(st *state) error {
 	if err := os.MkdirAll(a.o.Dir, 0o700); err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
-	f, err := os.CreateTemp(a.o.Dir, ".state-*")
-	if err != nil {
-		return fmt.Errorf("agent: %w", err)
-	}
-	defer os.Remove(f.Name())
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), a.statePath())
-	}
-	if err != nil {
+	if err := atomicfile.Write(a.statePath(), b, 0o600, ".state-*"); err != nil {
 		return fmt.Errorf("agent: save state: %w", err)
 	}
 	return nil

@@ -4,30 +4,15 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
+
+	"github.com/aslcns/totem/internal/atomicfile"
 )
 
 func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
 
 // writeFile writes b to path atomically: temporary file, fsync, rename.
 func writeFile(path string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".payload-*")
-	if err != nil {
-		return fmt.Errorf("rollout: %w", err)
-	}
-	defer os.Remove(f.Name())
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
+	if err := atomicfile.Write(path, b, 0o600, ".payload-*"); err != nil {
 		return fmt.Errorf("rollout: write %s: %w", path, err)
 	}
 	return nil

@@ -253,54 +253,24 @@ func (r *Rollout) tick(id string) error {
 		if err != nil {
 			return err
 		}
-		recent, failures, final := 0, 0, 0
-		var queued []string
-		for _, t := range j.Targets {
-			s := totems[t]
-			if !s.Offered.IsZero() && !final_(s.State) && now.Sub(s.Offered) > r.timeout {
-				s.State, s.Reason, s.Updated = update.StateFailed, ReasonTimeout, now
-				totems[t] = s
-				if err := put(tb, t, s); err != nil {
-					return err
-				}
-			}
-			if !s.Offered.IsZero() && now.Sub(s.Offered) < time.Minute {
-				recent++
-			}
-			switch {
-			case s.State == update.StateFailed || s.State == update.StateRolledBack:
-				failures++
-				final++
-			case s.State == update.StateCommitted:
-				final++
-			case s.State == update.StateQueued && s.Offered.IsZero():
-				queued = append(queued, t)
-			case s.State == update.StateQueued && now.Sub(s.Offered) >= ResendAfter && now.Sub(s.Resent) >= ResendAfter:
-				// Offered, never answered: the offer was lost (the hub
-				// offline when it went, the totem online since and so
-				// without a hello). Not a new offer: the rate does not
-				// count it, the totem's Offer is idempotent.
-				s.Resent = now
-				totems[t] = s
-				if err := put(tb, t, s); err != nil {
-					return err
-				}
-				resend = append(resend, t)
-			}
+		c, err := r.count(tb, j, totems, now)
+		if err != nil {
+			return err
 		}
-		if failures*100 > j.AbortPct*len(j.Targets) {
-			j.State, j.Reason, j.Ended = JobAborted, fmt.Sprintf("%d of %d totems failed, threshold %d%%", failures, len(j.Targets), j.AbortPct), now
+		resend = c.resend
+		if c.failures*100 > j.AbortPct*len(j.Targets) {
+			j.State, j.Reason, j.Ended = JobAborted, fmt.Sprintf("%d of %d totems failed, threshold %d%%", c.failures, len(j.Targets), j.AbortPct), now
 			if cancel, err = withdraw(tx, id, ReasonAborted, now); err != nil {
 				return err
 			}
 			return put(tx.Bucket(bucketJobs), id, j)
 		}
-		if final == len(j.Targets) {
+		if c.final == len(j.Targets) {
 			j.State, j.Ended = JobDone, now
 			return put(tx.Bucket(bucketJobs), id, j)
 		}
 		// The wave: as many as the last minute's offers leave room for.
-		for _, t := range queued[:min(len(queued), max(0, j.Rate-recent))] {
+		for _, t := range c.queued[:min(len(c.queued), max(0, j.Rate-c.recent))] {
 			s := totems[t]
 			s.Offered, s.Updated = now, now
 			if err := put(tb, t, s); err != nil {
@@ -328,6 +298,55 @@ func (r *Rollout) tick(id string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// tally is what tick counts over a job's targets.
+type tally struct {
+	recent   int // offered in the last minute
+	failures int // failed or rolled back
+	final    int // in a final state
+	queued   []string
+	resend   []string // offered, never answered: offered again
+}
+
+// count settles the targets of j whose offer timed out, marks the ones
+// whose offer is to be sent again, and counts them all.
+func (r *Rollout) count(tb *bbolt.Bucket, j *Job, totems map[string]Totem, now time.Time) (tally, error) {
+	var c tally
+	for _, t := range j.Targets {
+		s := totems[t]
+		if !s.Offered.IsZero() && !final_(s.State) && now.Sub(s.Offered) > r.timeout {
+			s.State, s.Reason, s.Updated = update.StateFailed, ReasonTimeout, now
+			totems[t] = s
+			if err := put(tb, t, s); err != nil {
+				return c, err
+			}
+		}
+		if !s.Offered.IsZero() && now.Sub(s.Offered) < time.Minute {
+			c.recent++
+		}
+		switch {
+		case s.State == update.StateFailed || s.State == update.StateRolledBack:
+			c.failures++
+			c.final++
+		case s.State == update.StateCommitted:
+			c.final++
+		case s.State == update.StateQueued && s.Offered.IsZero():
+			c.queued = append(c.queued, t)
+		case s.State == update.StateQueued && now.Sub(s.Offered) >= ResendAfter && now.Sub(s.Resent) >= ResendAfter:
+			// Offered, never answered: the offer was lost (the hub
+			// offline when it went, the totem online since and so
+			// without a hello). Not a new offer: the rate does not
+			// count it, the totem's Offer is idempotent.
+			s.Resent = now
+			totems[t] = s
+			if err := put(tb, t, s); err != nil {
+				return c, err
+			}
+			c.resend = append(c.resend, t)
+		}
+	}
+	return c, nil
 }
 
 func final_(s string) bool { return update.Final(s) }

@@ -1,0 +1,193 @@
+package uplink
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/aslcns/totem/sync/outbox"
+	"github.com/aslcns/totem/sync/protocol"
+	"github.com/eclipse/paho.golang/autopaho"
+	"github.com/eclipse/paho.golang/paho"
+)
+
+// backlog is the backlog lane's sending side: it drains the outbox in
+// sequence order within the in-flight window and the token bucket, and
+// keeps the book of what was sent on this connection and waits for its
+// result, with the rewind a refusal, a requeue or a void asks for.
+type backlog struct {
+	o      *Options
+	log    *slog.Logger
+	bucket *bucket // paces the lane; session goroutine only
+
+	mu       sync.Mutex
+	inflight map[string]sent // op id → when it was last sent on this connection
+	rewind   uint64          // when non-zero, resend from this seq
+	window   int             // Window within this connection's receive maximum
+}
+
+type sent struct {
+	seq uint64
+	at  time.Time
+}
+
+func newBacklog(o *Options, log *slog.Logger) *backlog {
+	return &backlog{o: o, log: log, bucket: newBucket(o.Rate, o.Burst, o.Clock),
+		inflight: make(map[string]sent), window: o.Window}
+}
+
+// reset starts a new connection's book: everything pending is sent again,
+// within window.
+func (l *backlog) reset(window int) {
+	l.mu.Lock()
+	l.inflight = make(map[string]sent)
+	l.rewind = 0
+	l.window = window
+	l.mu.Unlock()
+}
+
+// rewindTo makes the drain start again from seq at the latest.
+func (l *backlog) rewindTo(seq uint64) {
+	l.mu.Lock()
+	if l.rewind == 0 || seq < l.rewind {
+		l.rewind = seq
+	}
+	l.mu.Unlock()
+}
+
+// refused forgets opID, which the hub refused, and, when from > 0, rewinds
+// to from and forgets everything sent from there: it is sent again.
+func (l *backlog) refused(opID string, from uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.inflight, opID)
+	if from > 0 && (l.rewind == 0 || from < l.rewind) {
+		l.rewind = from
+		for id, s := range l.inflight {
+			if s.seq >= from {
+				delete(l.inflight, id)
+			}
+		}
+	}
+}
+
+// done forgets opID, whose result was recorded.
+func (l *backlog) done(opID string) {
+	l.mu.Lock()
+	delete(l.inflight, opID)
+	l.mu.Unlock()
+}
+
+// drain queues pending operations with seq > after on the backlog lane,
+// in order, while the window has room and the bucket has tokens. It
+// returns the last seq queued and, when the bucket ran dry, how long until
+// it has a token again. The attempts of each round are recorded in one
+// outbox write.
+func (l *backlog) drain(ctx context.Context, cm *autopaho.ConnectionManager, after uint64) (uint64, time.Duration, error) {
+	for {
+		l.mu.Lock()
+		if l.rewind > 0 {
+			after = l.rewind - 1
+			l.rewind = 0
+		}
+		room := l.window - len(l.inflight)
+		l.mu.Unlock()
+		if room <= 0 {
+			return after, 0, nil
+		}
+		n, wait := l.bucket.take(room)
+		if n == 0 {
+			return after, wait, nil
+		}
+		entries, err := l.o.Outbox.Pending(after, n)
+		l.bucket.give(n - len(entries))
+		if err != nil {
+			return after, 0, err
+		}
+		if len(entries) == 0 {
+			return after, 0, nil
+		}
+		at := time.Now()
+		ids := make([]string, 0, len(entries))
+		for _, e := range entries {
+			if err = l.send(ctx, cm, e, at); err != nil {
+				l.bucket.give(len(entries) - len(ids))
+				break
+			}
+			ids = append(ids, e.ID)
+			after = e.Seq
+		}
+		if len(ids) > 0 {
+			// The attempts are bookkeeping: a full outbox that cannot
+			// record them must still drain, or it never gets room back.
+			if _, merr := l.o.Outbox.MarkSentAll(ids, at); merr != nil {
+				l.log.Warn("sends not recorded", "n", len(ids), "err", merr)
+			}
+		}
+		if err != nil {
+			return after, 0, err
+		}
+	}
+}
+
+// send queues one operation on the backlog lane; the caller records the
+// attempt.
+func (l *backlog) send(ctx context.Context, cm *autopaho.ConnectionManager, e outbox.Entry, now time.Time) error {
+	op := protocol.Op{V: protocol.Version, ID: e.ID, Totem: l.o.Totem, Seq: e.Seq, Kind: e.Kind,
+		Payload: e.Payload, Created: e.Created, Expires: e.Expires, Stamp: e.Stamp}
+	b, err := protocol.Marshal(op)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.inflight[e.ID] = sent{seq: e.Seq, at: now}
+	l.mu.Unlock()
+	if err := cm.PublishViaQueue(ctx, &autopaho.QueuePublish{Publish: &paho.Publish{Topic: protocol.Topic(l.o.Totem, protocol.LeafOp), QoS: 1, Payload: b}}); err != nil {
+		l.done(e.ID)
+		return fmt.Errorf("publish op %d: %w", e.Seq, err)
+	}
+	l.log.Debug("op sent", "seq", e.Seq, "op_id", e.ID, "kind", e.Kind, "attempt", e.Attempts+1)
+	return nil
+}
+
+// stranded returns the oldest pending seq when it is at or below after
+// (already sent) yet neither in flight nor answered: whatever lost track
+// of it, it is sent again rather than left to block the hub's in-order
+// apply. It returns 0 otherwise.
+func (l *backlog) stranded(after uint64) uint64 {
+	q, err := l.o.Outbox.Stats()
+	if err != nil || q.Depth == 0 || q.OldestSeq == 0 || q.OldestSeq > after {
+		return 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, s := range l.inflight {
+		if s.seq == q.OldestSeq {
+			return 0
+		}
+	}
+	return q.OldestSeq
+}
+
+// overdue returns the lowest seq that has waited too long for its result,
+// forgetting the in-flight set so everything from there is sent again.
+func (l *backlog) overdue() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var low uint64
+	for _, s := range l.inflight {
+		if time.Since(s.at) >= l.o.ResendAfter && (low == 0 || s.seq < low) {
+			low = s.seq
+		}
+	}
+	if low > 0 {
+		for id, s := range l.inflight {
+			if s.seq >= low {
+				delete(l.inflight, id)
+			}
+		}
+	}
+	return low
+}
