@@ -178,6 +178,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	var (
 		bstats func() broker.Stats // the embedded broker's, for /metrics
 		bconns func() int
+		local  hub.Local // the embedded broker, for the ingest
 	)
 	var (
 		url    string
@@ -209,7 +210,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		go renew(rctx)
 		defer logBrokerStats(srv.Stats, blog, brokerStatsEvery)()
 		url = srv.URL()
-		bstats, bconns = srv.Stats, srv.Connections
+		bstats, bconns, local = srv.Stats, srv.Connections, srv
 		log.Info("embedded broker listening", "addr", srv.Addr(), "tls_addr", srv.TLSAddr())
 	} else {
 		url = cfg.Broker.URL
@@ -270,7 +271,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	h := hub.New(hub.Options{Accounts: accounts, Enroller: enroller, EnrollValidity: cfg.Fleet.EnrollValidity.Duration, URL: url, TLS: tlsCfg, CAFile: caFile, ClientID: hubClientPrefix + cli.RandomID(4), Username: me.Username,
 		Password: me.Password, Backend: store, Logger: log.With("subsystem", "ingest"),
 		Verifier: cmdsig.NewVerifier(cmdsig.HubTarget, keys, rec), Fleet: fleet, Jobs: jobs, Audit: aud,
-		Technicians: techs, TechKey: &techKey})
+		Technicians: techs, TechKey: &techKey, Local: local})
 	defer auditCredentials(reg, h, log)()
 	if cfg.HTTP.Listen != "" {
 		stopWeb, err := startWeb(ctx, cfg, log, webDeps{h: h, store: store, fleet: fleet, reg: reg, bstats: bstats, bconns: bconns, url: url, audit: aud})

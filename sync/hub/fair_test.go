@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/aslcns/totem/sync/protocol"
 )
@@ -64,5 +65,44 @@ func TestFairBound(t *testing.T) {
 	q.take(nil, 1)
 	if !q.push(context.Background(), pending{op: &protocol.Op{Totem: "t", Seq: 3}}) {
 		t.Fatal("no room after a take")
+	}
+}
+
+// Room made by one batch goes to as many waiting pushers as it has room
+// for, in turn: with an in-process broker every totem waits in push on
+// its own goroutine, and waking only one of them per batch left the
+// queue nearly empty while the totems waited.
+func TestFairRoomWakesWaiters(t *testing.T) {
+	const max, waiters = 4, 40
+	q := newFair(max)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for i := range max {
+		q.push(ctx, pending{op: &protocol.Op{Totem: "full", Seq: uint64(i + 1)}})
+	}
+	done := make(chan bool, waiters)
+	for i := range waiters {
+		go func() { done <- q.push(ctx, pending{op: &protocol.Op{Totem: string(rune('a' + i%26)), Seq: 1}}) }()
+	}
+	time.Sleep(200 * time.Millisecond) // they all wait (a push that had not tried yet would pass anyway)
+	q.take(nil, max)                   // one batch: room for max
+	for range max {
+		select {
+		case ok := <-done:
+			if !ok {
+				t.Fatal("push gave up")
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d queued after a batch made room for %d", q.len(), max)
+		}
+	}
+	if n := q.len(); n != max {
+		t.Fatalf("%d queued, want %d", n, max)
+	}
+	cancel()
+	for range waiters - max {
+		if <-done {
+			t.Fatal("a push past the bound")
+		}
 	}
 }
