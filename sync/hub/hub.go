@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -451,10 +452,8 @@ func (h *Hub) local(ctx context.Context, q *fair, topic string, payload []byte) 
 	if op == nil {
 		return
 	}
-	p := pending{op: op, arrived: time.Now()}
-	if !q.tryPush(p) {
+	if _, waited := q.push(ctx, pending{op: op, arrived: time.Now()}); waited {
 		h.stats.Full.Add(1)
-		q.push(ctx, p)
 	}
 }
 
@@ -602,21 +601,33 @@ func (h *Hub) worker(ctx context.Context, cm *autopaho.ConnectionManager, q *fai
 }
 
 // fair is the worker's queue of decoded operations, one FIFO per totem,
-// served in turn, bounded: intake waits for room when it is full.
+// served in turn, bounded: a pusher waits for room when it is full, and
+// those waiting are let in in the order they came, by take itself, before
+// any newcomer: with an in-process broker every totem pushes from its
+// own connection, and a totem whose push just succeeded would otherwise
+// push its next operation ahead of those that had waited, for as long as
+// it had more (some totems starved for seconds, then sent everything
+// again after their silence).
 type fair struct {
 	ready chan struct{} // an operation was added
-	room  chan struct{} // operations were taken
 
-	mu   sync.Mutex
-	by   map[string][]pending
-	ring []string // totems with operations waiting, in turn order
-	next int      // whose turn it is
-	n    int      // operations waiting
-	max  int
+	mu      sync.Mutex
+	by      map[string][]pending
+	ring    []string // totems with operations waiting, in turn order
+	next    int      // whose turn it is
+	n       int      // operations waiting
+	max     int
+	waiters []*waiter // pushers waiting for room, in the order they came
+}
+
+// waiter is a push waiting for room: take adds p and closes in.
+type waiter struct {
+	p  pending
+	in chan struct{}
 }
 
 func newFair(max int) *fair {
-	return &fair{by: make(map[string][]pending), max: max, ready: make(chan struct{}, 1), room: make(chan struct{}, 1)}
+	return &fair{by: make(map[string][]pending), max: max, ready: make(chan struct{}, 1)}
 }
 
 func signal(c chan struct{}) {
@@ -632,48 +643,48 @@ func (f *fair) len() int {
 	return f.n
 }
 
-// tryPush adds p if there is room.
-func (f *fair) tryPush(p pending) bool {
-	f.mu.Lock()
-	if f.n >= f.max {
-		f.mu.Unlock()
-		return false
-	}
+// add queues p. Under f.mu.
+func (f *fair) add(p pending) {
 	t := p.op.Totem
 	if len(f.by[t]) == 0 {
 		f.ring = append(f.ring, t)
 	}
 	f.by[t] = append(f.by[t], p)
 	f.n++
-	room := f.n < f.max
-	f.mu.Unlock()
-	signal(f.ready)
-	if room {
-		// Pass the wake-up on: with an in-process broker many totems
-		// wait for room, and a batch taken makes room for as many.
-		signal(f.room)
-	}
-	return true
 }
 
-// push adds p, waiting for room; false if ctx ended first. Those waiting
-// get the room in turn (a channel's receivers are served in order).
-func (f *fair) push(ctx context.Context, p pending) bool {
-	for !f.tryPush(p) {
-		select {
-		case <-f.room:
-		case <-ctx.Done():
-			return false
-		}
+// push adds p, waiting for room behind those already waiting; queued is
+// false if ctx ended first, waited says whether it had to wait.
+func (f *fair) push(ctx context.Context, p pending) (queued, waited bool) {
+	f.mu.Lock()
+	if f.n < f.max && len(f.waiters) == 0 {
+		f.add(p)
+		f.mu.Unlock()
+		signal(f.ready)
+		return true, false
 	}
-	return true
+	w := &waiter{p: p, in: make(chan struct{})}
+	f.waiters = append(f.waiters, w)
+	f.mu.Unlock()
+	select {
+	case <-w.in:
+		return true, true
+	case <-ctx.Done():
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if i := slices.Index(f.waiters, w); i >= 0 {
+		f.waiters = slices.Delete(f.waiters, i, i+1)
+		return false, true
+	}
+	return true, true // let in meanwhile
 }
 
 // take appends up to max operations to batch, quantum per totem per turn,
-// continuing where the previous batch stopped.
+// continuing where the previous batch stopped, then lets in those waiting
+// for the room it made, in order.
 func (f *fair) take(batch []pending, max int) []pending {
 	f.mu.Lock()
-	defer signal(f.room)
 	defer f.mu.Unlock()
 	for max > 0 && f.n > 0 {
 		if f.next >= len(f.ring) {
@@ -693,6 +704,12 @@ func (f *fair) take(batch []pending, max int) []pending {
 		f.by[t] = ops[k:]
 		f.next++
 	}
+	k := 0
+	for ; k < len(f.waiters) && f.n < f.max; k++ {
+		f.add(f.waiters[k].p)
+		close(f.waiters[k].in)
+	}
+	f.waiters = slices.Delete(f.waiters, 0, k)
 	return batch
 }
 
@@ -705,8 +722,10 @@ func (h *Hub) intake(ctx context.Context, cm *autopaho.ConnectionManager, q *fai
 		case <-ctx.Done():
 			return
 		case m := <-h.work:
-			if op := h.decode(ctx, cm, m); op != nil && !q.push(ctx, pending{op: op, arrived: time.Now()}) {
-				return
+			if op := h.decode(ctx, cm, m); op != nil {
+				if queued, _ := q.push(ctx, pending{op: op, arrived: time.Now()}); !queued {
+					return
+				}
 			}
 		}
 	}
