@@ -207,11 +207,15 @@ type Totemhub struct {
 	StateDir string `toml:"state_dir"`
 	// MemoryLimitMiB is the Go runtime's soft memory limit (GOMEMLIMIT,
 	// which wins when set): the collector runs more often rather than
-	// let the heap pass it. The hub's live data is about 55 MB for 1 000
-	// totems in a reconnect storm; without a limit under 150 MiB the
-	// garbage of a storm (GC percent 400, see cmd/internal/cli) took it
-	// to 260 MB. Raise it with the fleet: a limit under the live data
-	// makes the collector run all the time. 0 = the programs' default.
+	// let the heap pass it. The hub's live data is about 45 MB for 1 000
+	// totems connected, storm or not (the ingest holds the totems back
+	// rather than queue their operations), and 25 MB of goroutine
+	// stacks; the process's resident set is the limit plus about 35 MB
+	// of its binary and bbolt's mapped files. Without a limit the garbage
+	// of a storm (GC percent 400, see cmd/internal/cli) took it to
+	// 260 MB. Raise it with the fleet, about 70 MiB per 1 000 totems: a
+	// limit under the live data makes the collector run all the time.
+	// 0 = the programs' default.
 	MemoryLimitMiB int `toml:"memory_limit_mib"`
 	// ConsoleKeysFile and ConsoleKeys: the console keys trusted for the
 	// hub's own commands, as in totemd. "" = console_keys.json in
@@ -406,7 +410,7 @@ func DefaultTotemd() *Totemd {
 
 // DefaultTotemhub returns totemhub's defaults.
 func DefaultTotemhub() *Totemhub {
-	c := &Totemhub{StateDir: "state/totemhub", MemoryLimitMiB: 128, ConsoleKeys: []ConsoleKey{}, Log: defaultLog()}
+	c := &Totemhub{StateDir: "state/totemhub", MemoryLimitMiB: 96, ConsoleKeys: []ConsoleKey{}, Log: defaultLog()}
 	c.Broker.Embedded = true
 	c.Broker.Listen = "127.0.0.1:1883"
 	c.Broker.TLSListen = "127.0.0.1:8883"

@@ -40,6 +40,7 @@ type server struct {
 	caFile string
 	bstats func() broker.Stats // the embedded broker's, for /metrics
 	bconns func() int
+	local  hub.Local // the embedded broker, for the ingest
 }
 
 // runHub wires the hub in order (keys and fleet, the CMS, the broker, the
@@ -167,7 +168,7 @@ func (s *server) connectBroker(ctx context.Context, serverTLS *tls.Config, renew
 	go renew(rctx)
 	s.undo.Push(logBrokerStats(srv.Stats, blog, brokerStatsEvery))
 	s.url = srv.URL()
-	s.bstats, s.bconns = srv.Stats, srv.Connections
+	s.bstats, s.bconns, s.local = srv.Stats, srv.Connections, srv
 	log.Info("embedded broker listening", "addr", srv.Addr(), "tls_addr", srv.TLSAddr())
 	return nil
 }
@@ -211,7 +212,7 @@ func (s *server) newIngest(ctx context.Context) (*hub.Hub, error) {
 	h := hub.New(hub.Options{Accounts: accounts, Enroller: enroller, EnrollValidity: cfg.Fleet.EnrollValidity.Duration, URL: s.url, TLS: s.tlsCfg, CAFile: s.caFile, ClientID: hubClientPrefix + cli.RandomID(4), Username: s.me.Username,
 		Password: s.me.Password, Backend: s.store, Logger: log.With("subsystem", "ingest"),
 		Verifier: cmdsig.NewVerifier(cmdsig.HubTarget, keys, rec), Fleet: fleet, Jobs: jobs, Audit: aud,
-		Technicians: s.techs, TechKey: &s.techKey})
+		Technicians: s.techs, TechKey: &s.techKey, Local: s.local})
 	s.undo.Push(auditCredentials(reg, h, log))
 	if cfg.HTTP.Listen != "" {
 		stopWeb, err := startWeb(ctx, cfg, log, webDeps{h: h, store: s.store, fleet: fleet, reg: reg, bstats: s.bstats, bconns: s.bconns, url: s.url, audit: aud})

@@ -14,9 +14,11 @@ import (
 // for all: its default of 8 192 pointers is 64 KiB a client, 64 MB of a
 // hub's memory for a thousand totems that receive a reply per operation
 // (16 at most in flight) and the odd command. The hub's own client is the
-// other way round: it receives every operation of the fleet with no
-// receive maximum (see hub.Options.ReceiveMaximum), and mochi drops a
-// QoS 1 message, acknowledged to its sender, when that channel is full.
+// other way round: it receives every totem's state and telemetry, and
+// every operation of the fleet when it does not take them in-process
+// (local.go), with no receive maximum (see hub.Options.ReceiveMaximum),
+// and mochi drops a QoS 1 message, acknowledged to its sender, when that
+// channel is full.
 //
 // So each client gets the size of its role: the listener has read the
 // CONNECT before mochi creates the client (listener.handshake), and the

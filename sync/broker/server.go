@@ -131,6 +131,7 @@ func Start(opts Options) (*Server, error) {
 	mq := mqtt.New(&mqtt.Options{
 		Capabilities: caps,
 		Logger:       slog.New(quiet),
+		InlineClient: true, // the hub in this process: local.go
 	})
 	stats := new(counters)
 	hook := &authHook{auth: opts.Auth, srv: mq, log: log, stats: stats, lim: &lograte.Limiter{Every: logEvery},

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -91,7 +92,38 @@ type Options struct {
 	// totems send as operations of kind audit, the console commands the
 	// hub runs or refuses, and what Audit is given.
 	Audit *audit.Store
+	// Local, when set, is the embedded broker the hub runs in (URL is
+	// its address): the hub takes the operations from it in-process and
+	// answers them through it (see Local); everything else goes through
+	// the MQTT connection. nil on an external broker.
+	Local Local
 }
+
+// Local is the embedded broker, in the hub's own process
+// (broker.Server). Taking the operations from it, the hub holds a totem
+// back by waiting (the broker then reads nothing more from that totem)
+// instead of leaving the broker a store of unacknowledged messages to
+// keep; and nothing is encoded, sent and acknowledged twice.
+type Local interface {
+	// Subscribe calls handle for each message published on filter, in
+	// each publisher's order, on that publisher's goroutine: while
+	// handle waits the broker reads nothing more from that publisher.
+	// payload is valid during the call only.
+	Subscribe(filter string, handle func(topic string, payload []byte)) error
+	Unsubscribe(filter string) error
+	// Publish delivers payload on topic, at QoS qos at most.
+	Publish(topic string, payload []byte, qos byte) error
+}
+
+// localQueue is the queue's default with a Local broker: past it the
+// totems wait (a few hundred operations a batch, a few batches ahead),
+// and a storm's operations in flight stay in the totems' windows, not in
+// the hub's memory.
+const localQueue = 4096
+
+// opFilter is the operations' filter on a Local broker: the only
+// consumer, no share.
+const opFilter = protocol.Root + "/+/" + protocol.LeafOp
 
 // How long an out-of-order operation waits for its predecessor, which
 // another instance may be applying, before the totem is asked to resend.
@@ -184,16 +216,22 @@ func New(o Options) *Hub {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	if o.Queue == 0 {
-		o.Queue = 65536
+	switch {
+	case o.Local != nil && o.Queue == 0:
+		o.Queue = localQueue
+	case o.Local == nil:
+		if o.Queue == 0 {
+			o.Queue = 65536
+		}
+		// The queue holds at least what the broker may send
+		// unacknowledged, so a broker that keeps to the receive maximum
+		// never finds it full.
+		rm := int(o.ReceiveMaximum)
+		if rm == 0 {
+			rm = 65535
+		}
+		o.Queue = max(o.Queue, rm)
 	}
-	// The queue holds at least what the broker may send unacknowledged,
-	// so a broker that keeps to the receive maximum never finds it full.
-	rm := int(o.ReceiveMaximum)
-	if rm == 0 {
-		rm = 65535
-	}
-	o.Queue = max(o.Queue, rm)
 	h := &Hub{o: o, log: o.Logger, work: make(chan *paho.Publish, 4096), policySent: make(map[string]bool)}
 	h.stats.kinds = newKindStats()
 	h.stats.refused = make(map[string]*atomic.Int64, len(cmdsig.Codes)+2)
@@ -226,6 +264,16 @@ func (h *Hub) Run(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	q := newFair(h.o.Queue)
+	h.queue.Store(q)
+	if h.o.Local != nil {
+		if err := h.o.Local.Subscribe(opFilter, func(topic string, payload []byte) {
+			h.local(ctx, q, topic, payload)
+		}); err != nil {
+			return fmt.Errorf("hub: embedded broker: %w", err)
+		}
+		defer h.o.Local.Unsubscribe(opFilter)
+	}
 	var fatal atomic.Pointer[error]
 	cfg := autopaho.ClientConfig{
 		ServerUrls:                    []*url.URL{srv},
@@ -263,12 +311,14 @@ func (h *Hub) Run(ctx context.Context) error {
 				// resubscribing while totems publish their state was a
 				// data race (TestReconnectStorm under -race).
 				subs := []paho.SubscribeOptions{
-					{Topic: protocol.SharedOpFilter, QoS: 1},
 					{Topic: protocol.Root + "/+/" + protocol.LeafState, QoS: 1, RetainHandling: 2},
 					{Topic: protocol.Root + "/+/" + protocol.LeafTelemetry, QoS: 0, RetainHandling: 2},
 					{Topic: protocol.Root + "/+/" + protocol.LeafEvent, QoS: 0}, // the console's recent events
 					{Topic: protocol.SharedHubCmdTopic, QoS: 1},
 					{Topic: protocol.SharedSyncFilter, QoS: 1},
+				}
+				if h.o.Local == nil { // else in-process: local below
+					subs = append(subs, paho.SubscribeOptions{Topic: protocol.SharedOpFilter, QoS: 1})
 				}
 				if h.o.Enroller != nil {
 					subs = append(subs, paho.SubscribeOptions{Topic: enroll.RequestFilter, QoS: 1})
@@ -320,7 +370,7 @@ func (h *Hub) Run(ctx context.Context) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		h.worker(ctx, cm)
+		h.worker(ctx, cm, q)
 	}()
 	<-ctx.Done()
 	wg.Wait()
@@ -392,6 +442,21 @@ func (h *Hub) receive(ctx context.Context, p *paho.Publish) {
 	}
 }
 
+// local takes an operation from the embedded broker (Options.Local) into
+// the queue, on its totem's connection goroutine: when the queue is full
+// it waits for room, and the broker reads nothing more from that totem
+// meanwhile. What the broker acknowledged to the totem is either queued
+// or, when the hub stops, left to the totem to send again (no result).
+func (h *Hub) local(ctx context.Context, q *fair, topic string, payload []byte) {
+	op := h.decodeOp(topic, payload)
+	if op == nil {
+		return
+	}
+	if _, waited := q.push(ctx, pending{op: op, arrived: time.Now()}); waited {
+		h.stats.Full.Add(1)
+	}
+}
+
 // heldKey names a held operation: ids are unique per totem only, and a
 // totem reusing another's id must not stand in for it.
 type heldKey struct{ totem, id string }
@@ -421,7 +486,7 @@ func (p pending) hold() time.Duration {
 // of each waiting totem in turn (fair), so a totem with a long backlog
 // never makes the others wait behind it. Results go out through a small
 // pool of publishers so a slow PUBACK never stalls the ingest.
-func (h *Hub) worker(ctx context.Context, cm *autopaho.ConnectionManager) {
+func (h *Hub) worker(ctx context.Context, cm *autopaho.ConnectionManager, q *fair) {
 	results := make(chan outgoing, maxBatch)
 	var pubs sync.WaitGroup
 	for range publishers {
@@ -437,8 +502,6 @@ func (h *Hub) worker(ctx context.Context, cm *autopaho.ConnectionManager) {
 		close(results)
 		pubs.Wait()
 	}()
-	q := newFair(h.o.Queue)
-	h.queue.Store(q)
 	pubs.Add(1)
 	go func() {
 		defer pubs.Done()
@@ -538,21 +601,33 @@ func (h *Hub) worker(ctx context.Context, cm *autopaho.ConnectionManager) {
 }
 
 // fair is the worker's queue of decoded operations, one FIFO per totem,
-// served in turn, bounded: intake waits for room when it is full.
+// served in turn, bounded: a pusher waits for room when it is full, and
+// those waiting are let in in the order they came, by take itself, before
+// any newcomer: with an in-process broker every totem pushes from its
+// own connection, and a totem whose push just succeeded would otherwise
+// push its next operation ahead of those that had waited, for as long as
+// it had more (some totems starved for seconds, then sent everything
+// again after their silence).
 type fair struct {
 	ready chan struct{} // an operation was added
-	room  chan struct{} // operations were taken
 
-	mu   sync.Mutex
-	by   map[string][]pending
-	ring []string // totems with operations waiting, in turn order
-	next int      // whose turn it is
-	n    int      // operations waiting
-	max  int
+	mu      sync.Mutex
+	by      map[string][]pending
+	ring    []string // totems with operations waiting, in turn order
+	next    int      // whose turn it is
+	n       int      // operations waiting
+	max     int
+	waiters []*waiter // pushers waiting for room, in the order they came
+}
+
+// waiter is a push waiting for room: take adds p and closes in.
+type waiter struct {
+	p  pending
+	in chan struct{}
 }
 
 func newFair(max int) *fair {
-	return &fair{by: make(map[string][]pending), max: max, ready: make(chan struct{}, 1), room: make(chan struct{}, 1)}
+	return &fair{by: make(map[string][]pending), max: max, ready: make(chan struct{}, 1)}
 }
 
 func signal(c chan struct{}) {
@@ -568,35 +643,48 @@ func (f *fair) len() int {
 	return f.n
 }
 
-// push adds p, waiting for room; false if ctx ended first.
-func (f *fair) push(ctx context.Context, p pending) bool {
-	for {
-		f.mu.Lock()
-		if f.n < f.max {
-			t := p.op.Totem
-			if len(f.by[t]) == 0 {
-				f.ring = append(f.ring, t)
-			}
-			f.by[t] = append(f.by[t], p)
-			f.n++
-			f.mu.Unlock()
-			signal(f.ready)
-			return true
-		}
-		f.mu.Unlock()
-		select {
-		case <-f.room:
-		case <-ctx.Done():
-			return false
-		}
+// add queues p. Under f.mu.
+func (f *fair) add(p pending) {
+	t := p.op.Totem
+	if len(f.by[t]) == 0 {
+		f.ring = append(f.ring, t)
 	}
+	f.by[t] = append(f.by[t], p)
+	f.n++
+}
+
+// push adds p, waiting for room behind those already waiting; queued is
+// false if ctx ended first, waited says whether it had to wait.
+func (f *fair) push(ctx context.Context, p pending) (queued, waited bool) {
+	f.mu.Lock()
+	if f.n < f.max && len(f.waiters) == 0 {
+		f.add(p)
+		f.mu.Unlock()
+		signal(f.ready)
+		return true, false
+	}
+	w := &waiter{p: p, in: make(chan struct{})}
+	f.waiters = append(f.waiters, w)
+	f.mu.Unlock()
+	select {
+	case <-w.in:
+		return true, true
+	case <-ctx.Done():
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if i := slices.Index(f.waiters, w); i >= 0 {
+		f.waiters = slices.Delete(f.waiters, i, i+1)
+		return false, true
+	}
+	return true, true // let in meanwhile
 }
 
 // take appends up to max operations to batch, quantum per totem per turn,
-// continuing where the previous batch stopped.
+// continuing where the previous batch stopped, then lets in those waiting
+// for the room it made, in order.
 func (f *fair) take(batch []pending, max int) []pending {
 	f.mu.Lock()
-	defer signal(f.room)
 	defer f.mu.Unlock()
 	for max > 0 && f.n > 0 {
 		if f.next >= len(f.ring) {
@@ -616,6 +704,12 @@ func (f *fair) take(batch []pending, max int) []pending {
 		f.by[t] = ops[k:]
 		f.next++
 	}
+	k := 0
+	for ; k < len(f.waiters) && f.n < f.max; k++ {
+		f.add(f.waiters[k].p)
+		close(f.waiters[k].in)
+	}
+	f.waiters = slices.Delete(f.waiters, 0, k)
 	return batch
 }
 
@@ -628,8 +722,10 @@ func (h *Hub) intake(ctx context.Context, cm *autopaho.ConnectionManager, q *fai
 		case <-ctx.Done():
 			return
 		case m := <-h.work:
-			if op := h.decode(ctx, cm, m); op != nil && !q.push(ctx, pending{op: op, arrived: time.Now()}) {
-				return
+			if op := h.decode(ctx, cm, m); op != nil {
+				if queued, _ := q.push(ctx, pending{op: op, arrived: time.Now()}); !queued {
+					return
+				}
 			}
 		}
 	}
@@ -693,6 +789,8 @@ func (h *Hub) decode(ctx context.Context, cm *autopaho.ConnectionManager, m *pah
 		return nil
 	}
 	switch leaf {
+	case protocol.LeafOp:
+		return h.decodeOp(m.Topic, m.Payload)
 	case protocol.LeafState:
 		st, err := protocol.DecodeState(m.Payload)
 		if err != nil || st.Totem != totem {
@@ -704,15 +802,23 @@ func (h *Hub) decode(ctx context.Context, cm *autopaho.ConnectionManager, m *pah
 			h.publishPolicy(ctx, cm, totem)
 			h.publishTechnicians(ctx, cm, totem)
 		}
-		return nil
-	case protocol.LeafOp:
-	default:
+	}
+	return nil
+}
+
+// decodeOp returns the operation an op message carries, or nil after
+// dropping a malformed one.
+func (h *Hub) decodeOp(topic string, payload []byte) *protocol.Op {
+	totem, leaf, ok := protocol.ParseTopic(topic)
+	if !ok || leaf != protocol.LeafOp {
+		h.stats.Malformed.Add(1)
+		h.limited(slog.LevelWarn, "topic", "message on malformed topic dropped", "topic_bytes", len(topic))
 		return nil
 	}
-	op, err := protocol.DecodeOp(m.Payload)
+	op, err := protocol.DecodeOp(payload)
 	if err != nil {
 		h.stats.Malformed.Add(1)
-		h.limited(slog.LevelWarn, "op/"+totem, "op dropped", "totem", totem, "err", err, "bytes", len(m.Payload))
+		h.limited(slog.LevelWarn, "op/"+totem, "op dropped", "totem", totem, "err", err, "bytes", len(payload))
 		return nil
 	}
 	if op.Totem != totem {
@@ -786,7 +892,14 @@ type outgoing struct {
 
 func (h *Hub) publishResult(ctx context.Context, cm *autopaho.ConnectionManager, totem string, res *protocol.Result) {
 	payload, _ := protocol.Marshal(res)
-	if _, err := cm.Publish(ctx, &paho.Publish{Topic: protocol.Topic(totem, protocol.LeafResult), QoS: 1, Payload: payload}); err != nil {
+	topic := protocol.Topic(totem, protocol.LeafResult)
+	var err error
+	if h.o.Local != nil {
+		err = h.o.Local.Publish(topic, payload, 1)
+	} else {
+		_, err = cm.Publish(ctx, &paho.Publish{Topic: topic, QoS: 1, Payload: payload})
+	}
+	if err != nil {
 		// The totem will send the operation again and get the stored result.
 		h.limited(slog.LevelWarn, "result/"+totem, "result not sent", "totem", totem, "seq", res.Seq, "err", err)
 	}

@@ -19,8 +19,15 @@ import (
 // The hub stops in the middle of a storm and a new one takes over: every
 // operation is applied exactly once and in order (the totems send again
 // what got no result; the CMS record answers the copies as duplicates),
-// and the new hub's registry, read from disk, still lists every totem.
+// and the new hub's registry, read from disk, still lists every totem;
+// with the hub on the broker over MQTT and in-process (Options.Local: what
+// the first one held back or queued is sent again by the totems).
 func TestHubRestartMidStorm(t *testing.T) {
+	t.Run("mqtt", func(t *testing.T) { restartMidStorm(t, false) })
+	t.Run("in-process", func(t *testing.T) { restartMidStorm(t, true) })
+}
+
+func restartMidStorm(t *testing.T, inProcess bool) {
 	const totems, each = 8, 150
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -49,8 +56,12 @@ func TestHubRestartMidStorm(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		h := hub.New(hub.Options{URL: srv.URL(), ClientID: name, Username: hubMe.Username, Password: hubMe.Password,
-			Backend: slowCMS{store, 5 * time.Millisecond}, Fleet: fleet})
+		o := hub.Options{URL: srv.URL(), ClientID: name, Username: hubMe.Username, Password: hubMe.Password,
+			Backend: slowCMS{store, 5 * time.Millisecond}, Fleet: fleet}
+		if inProcess {
+			o.Local, o.Queue = srv, 64
+		}
+		h := hub.New(o)
 		hctx, hcancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
 		go func() { done <- h.Run(hctx) }()

@@ -431,35 +431,13 @@ func closeAll(boxes []*outbox.Outbox) {
 // *rawResent.
 func drain(ctx context.Context, url string, names []string, ids []creds.File, boxes []*outbox.Outbox, queued int,
 	timeout time.Duration, sample func(), raw func(int) bool, rawResent *int64) ([]time.Duration, time.Duration, error) {
-	n := len(names)
 	sctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	finals := make([]atomic.Int64, n)
-	seen := make([][]atomic.Bool, n) // per totem, per sequence number: a final result came
-	for i := range seen {
-		seen[i] = make([]atomic.Bool, queued)
-	}
-	drained := make([]atomic.Int64, n) // ns after start
-	var left atomic.Int64
-	left.Store(int64(n))
-	allDone := make(chan struct{})
-	start := time.Now()
+	tr := newTracker(len(names), queued)
 	var ups sync.WaitGroup
 	var raws []*rawTotem
 	for i := range names {
-		final := func(seq uint64) {
-			// A duplicate answer is final too: count each
-			// operation once.
-			if seq < 1 || seq > uint64(queued) || seen[i][seq-1].Swap(true) {
-				return
-			}
-			if finals[i].Add(1) == int64(queued) {
-				drained[i].Store(int64(time.Since(start)))
-				if left.Add(-1) == 0 {
-					close(allDone)
-				}
-			}
-		}
+		final := func(seq uint64) { tr.final(i, seq) }
 		if raw != nil && raw(i) {
 			rt, err := newRawTotem(names[i], ids[i].Username, ids[i].Password, hostPort(url), queued, consentPayload(), final)
 			if err != nil {
@@ -479,12 +457,10 @@ func drain(ctx context.Context, url string, names []string, ids []creds.File, bo
 		ups.Go(func() { up.Run(sctx) })
 	}
 	defer func() {
-		if rawResent != nil {
-			for _, rt := range raws {
-				rt.mu.Lock()
-				*rawResent += rt.resent
-				rt.mu.Unlock()
-			}
+		for _, rt := range raws { // none unless raw, which the caller gives with rawResent
+			rt.mu.Lock()
+			*rawResent += rt.resent
+			rt.mu.Unlock()
 		}
 	}()
 	defer ups.Wait()
@@ -493,22 +469,62 @@ func drain(ctx context.Context, url string, names []string, ids []creds.File, bo
 	defer tick.Stop()
 	for {
 		select {
-		case <-allDone:
-			elapsed := time.Since(start)
-			times := make([]time.Duration, n)
-			for i := range drained {
-				times[i] = time.Duration(drained[i].Load())
-			}
-			slices.Sort(times)
-			return times, elapsed, nil
+		case <-tr.done:
+			return tr.times(), time.Since(tr.start), nil
 		case <-sctx.Done():
-			return nil, 0, fmt.Errorf("%d totems not drained: %w", left.Load(), sctx.Err())
+			return nil, 0, fmt.Errorf("%d totems not drained: %w", tr.left.Load(), sctx.Err())
 		case <-tick.C:
 			if sample != nil {
 				sample()
 			}
 		}
 	}
+}
+
+// tracker records when each totem had a final result for its whole
+// backlog.
+type tracker struct {
+	queued  int
+	start   time.Time
+	finals  []atomic.Int64
+	seen    [][]atomic.Bool // per totem, per sequence number: a final result came
+	drained []atomic.Int64  // ns after start
+	left    atomic.Int64
+	done    chan struct{} // closed when every totem drained
+}
+
+func newTracker(n, queued int) *tracker {
+	t := &tracker{queued: queued, start: time.Now(), finals: make([]atomic.Int64, n), seen: make([][]atomic.Bool, n),
+		drained: make([]atomic.Int64, n), done: make(chan struct{})}
+	for i := range t.seen {
+		t.seen[i] = make([]atomic.Bool, queued)
+	}
+	t.left.Store(int64(n))
+	return t
+}
+
+// final notes totem i's final result for seq; a duplicate answer is
+// final too: each operation counts once.
+func (t *tracker) final(i int, seq uint64) {
+	if seq < 1 || seq > uint64(t.queued) || t.seen[i][seq-1].Swap(true) {
+		return
+	}
+	if t.finals[i].Add(1) == int64(t.queued) {
+		t.drained[i].Store(int64(time.Since(t.start)))
+		if t.left.Add(-1) == 0 {
+			close(t.done)
+		}
+	}
+}
+
+// times returns each totem's time to drain, sorted.
+func (t *tracker) times() []time.Duration {
+	out := make([]time.Duration, len(t.drained))
+	for i := range t.drained {
+		out[i] = time.Duration(t.drained[i].Load())
+	}
+	slices.Sort(out)
+	return out
 }
 
 // resent counts the operations the uplinks sent more than once.
@@ -612,67 +628,15 @@ func mosqStorm(ctx context.Context, c config, dir string, n int) (result, error)
 		return r, err
 	}
 	names := names(n)
-	hubMe, err := creds.Generate("totemhub", creds.RoleHub)
+	hubMe, ids, err := mosqUsers(ctx, dir, names)
 	if err != nil {
 		return r, err
 	}
-	ids := make([]creds.File, n)
-	lines := []string{hubMe.Username + ":" + hubMe.Password}
-	for i, name := range names {
-		if ids[i], err = creds.Generate(name, creds.RoleTotem); err != nil {
-			return r, err
-		}
-		lines = append(lines, name+":"+ids[i].Password)
-	}
-	passwd := filepath.Join(dir, "passwd")
-	if err := os.WriteFile(passwd, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
-		return r, err
-	}
-	if out, err := exec.CommandContext(ctx, "mosquitto_passwd", "-U", passwd).CombinedOutput(); err != nil {
-		return r, fmt.Errorf("mosquitto_passwd: %v %s", err, out)
-	}
-	acl, err := filepath.Abs(c.acl)
+	url, stop, err := startMosquitto(ctx, c, dir)
 	if err != nil {
 		return r, err
 	}
-	addr, err := freePort()
-	if err != nil {
-		return r, err
-	}
-	_, port, _ := net.SplitHostPort(addr)
-	// max_queued_messages: what mosquitto holds for a client beyond its
-	// in-flight window; its default (1 000) would drop for the hubs.
-	conf := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous false\npassword_file %s\nacl_file %s\npersistence false\n"+
-		"max_packet_size 262144\nmax_queued_messages 100000\n", port, passwd, acl)
-	if os.Getuid() == 0 {
-		conf += "user root\n" // as root mosquitto drops to its own user, which cannot read dir
-	}
-	confPath := filepath.Join(dir, "mosquitto.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
-		return r, err
-	}
-	logf, err := os.Create(filepath.Join(dir, "mosquitto.log"))
-	if err != nil {
-		return r, err
-	}
-	defer logf.Close()
-	mq := exec.Command("mosquitto", "-c", confPath)
-	mq.Stdout, mq.Stderr = logf, logf
-	if err := mq.Start(); err != nil {
-		return r, err
-	}
-	defer func() { mq.Process.Kill(); mq.Wait() }()
-	for i := 0; ; i++ {
-		if cn, err := net.Dial("tcp", addr); err == nil {
-			cn.Close()
-			break
-		}
-		if i > 250 {
-			return r, errors.New("mosquitto does not listen; see " + logf.Name())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	url := "mqtt://" + addr
+	defer stop()
 	store, err := refcms.Open(filepath.Join(dir, "cms.db"), &refcms.Options{Seed: cms.DemoCards()})
 	if err != nil {
 		return r, err
@@ -724,19 +688,96 @@ func mosqStorm(ctx context.Context, c config, dir string, n int) (result, error)
 	}
 	if err := verifyAudit(audit, names, c.queued); err != nil {
 		if os.Getenv("FLEETDEBUG") != "" {
-			rows, _ := boxes[0].Recent(c.queued)
-			for _, e := range rows {
-				fmt.Fprintf(os.Stderr, "DBG %s seq %d id %s attempts %d done %v res %+v\n", names[0], e.Seq, e.ID, e.Attempts, e.Done, e.Result)
-			}
-			for _, a := range audit {
-				if a.Totem == names[0] {
-					fmt.Fprintf(os.Stderr, "DBG audit %d %s %s\n", a.Seq, a.OpID, a.Protocol)
-				}
-			}
+			debugFirst(boxes[0], names[0], audit, c.queued)
 		}
 		return r, err
 	}
 	return r, nil
+}
+
+// mosqUsers generates the hubs' and the totems' credentials and writes
+// them as mosquitto's password file, dir/passwd.
+func mosqUsers(ctx context.Context, dir string, names []string) (creds.File, []creds.File, error) {
+	hubMe, err := creds.Generate("totemhub", creds.RoleHub)
+	if err != nil {
+		return hubMe, nil, err
+	}
+	ids := make([]creds.File, len(names))
+	lines := []string{hubMe.Username + ":" + hubMe.Password}
+	for i, name := range names {
+		if ids[i], err = creds.Generate(name, creds.RoleTotem); err != nil {
+			return hubMe, nil, err
+		}
+		lines = append(lines, name+":"+ids[i].Password)
+	}
+	passwd := filepath.Join(dir, "passwd")
+	if err := os.WriteFile(passwd, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		return hubMe, nil, err
+	}
+	if out, err := exec.CommandContext(ctx, "mosquitto_passwd", "-U", passwd).CombinedOutput(); err != nil {
+		return hubMe, nil, fmt.Errorf("mosquitto_passwd: %v %s", err, out)
+	}
+	return hubMe, ids, nil
+}
+
+// startMosquitto starts mosquitto on a free loopback port with dir/passwd
+// and c.acl and returns its URL once it listens, and how to stop it.
+func startMosquitto(ctx context.Context, c config, dir string) (string, func(), error) {
+	acl, err := filepath.Abs(c.acl)
+	if err != nil {
+		return "", nil, err
+	}
+	addr, err := freePort()
+	if err != nil {
+		return "", nil, err
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	// max_queued_messages: what mosquitto holds for a client beyond its
+	// in-flight window; its default (1 000) would drop for the hubs.
+	conf := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous false\npassword_file %s\nacl_file %s\npersistence false\n"+
+		"max_packet_size 262144\nmax_queued_messages 100000\n", port, filepath.Join(dir, "passwd"), acl)
+	if os.Getuid() == 0 {
+		conf += "user root\n" // as root mosquitto drops to its own user, which cannot read dir
+	}
+	confPath := filepath.Join(dir, "mosquitto.conf")
+	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
+		return "", nil, err
+	}
+	logf, err := os.Create(filepath.Join(dir, "mosquitto.log"))
+	if err != nil {
+		return "", nil, err
+	}
+	mq := exec.CommandContext(ctx, "mosquitto", "-c", confPath)
+	mq.Stdout, mq.Stderr = logf, logf
+	if err := mq.Start(); err != nil {
+		logf.Close()
+		return "", nil, err
+	}
+	stop := func() { mq.Process.Kill(); mq.Wait(); logf.Close() }
+	for i := 0; ; i++ {
+		if cn, err := net.Dial("tcp", addr); err == nil {
+			cn.Close()
+			return "mqtt://" + addr, stop, nil
+		}
+		if i > 250 {
+			stop()
+			return "", nil, errors.New("mosquitto does not listen; see " + logf.Name())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// debugFirst prints the first totem's outbox and audit (FLEETDEBUG).
+func debugFirst(box *outbox.Outbox, name string, audit []refcms.AuditRecord, queued int) {
+	rows, _ := box.Recent(queued)
+	for _, e := range rows {
+		fmt.Fprintf(os.Stderr, "DBG %s seq %d id %s attempts %d done %v res %+v\n", name, e.Seq, e.ID, e.Attempts, e.Done, e.Result)
+	}
+	for _, a := range audit {
+		if a.Totem == name {
+			fmt.Fprintf(os.Stderr, "DBG audit %d %s %s\n", a.Seq, a.OpID, a.Protocol)
+		}
+	}
 }
 
 // verify reads the hub's CMS back: each totem's operations 1…queued
