@@ -148,6 +148,9 @@ func (h *Hub) redeem(rid string, p *paho.Publish) {
 		if reply.Reason == enroll.ReasonInternal {
 			h.log.Error("enrollment failed", "request", ref, "totem", totem, "err", err)
 			reply.Error = "the hub could not store the credentials"
+			if step != "" {
+				reply.Error = "the hub could not read the code's record"
+			}
 		}
 		h.countRefusal(reply.Reason)
 		h.log.Warn("enrollment refused", "request", ref, "totem", totem, "ca_request", step != "", "reason", reply.Reason, "bytes", len(p.Payload))
