@@ -114,7 +114,8 @@ func fetchCA(ctx context.Context, cfg *config.Totemd, code, caFile string) error
 	caPEM, err := enroll.Client{URL: cfg.Broker.URL, TLS: base, Totem: cfg.Totem.ID}.FetchCA(ctx, code)
 	switch r := enroll.ReasonOf(err); {
 	case err == nil:
-	case r == enroll.ReasonOldCode || r == enroll.ReasonNoCA:
+	case r == enroll.ReasonOldCode || r == enroll.ReasonNoCA || r == enroll.ReasonMalformed:
+		// malformed: a hub older than the CA request does not know it.
 		return fmt.Errorf("no CA certificate at %s: copy the hub's ca.pem there (totemhub writes it in its state_dir and its credentials_dir), "+
 			"or set [broker] ca_file = \"system\" if the broker's certificate comes from a public certificate authority; %w", caFile, err)
 	default:
