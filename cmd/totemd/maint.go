@@ -82,7 +82,7 @@ func enrollFromPanel(ctx context.Context, cfg *config.Totemd, code string) error
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	f, _, err := exchange(ctx, cfg, code)
+	f, _, err := exchange(ctx, cfg, code, nil)
 	if err != nil {
 		return err
 	}

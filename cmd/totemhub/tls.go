@@ -20,11 +20,13 @@ const renewEvery = 12 * time.Hour
 // tls_listen, and the loop that keeps its certificate current. With the
 // hub's private CA it also writes the CA certificate into the fleet's
 // credentials directory, before any credentials there, so that a client
-// finding its credentials finds its ca_file too.
-func brokerTLS(cfg *config.Totemhub, log *slog.Logger) (*tls.Config, func(context.Context), error) {
+// finding its credentials finds its ca_file too, and returns it (DER) for
+// the enrollment of a totem that has only its code (hub.SetEnrollCA).
+func brokerTLS(cfg *config.Totemhub, log *slog.Logger) (*tls.Config, func(context.Context), []byte, error) {
 	if cfg.Broker.TLSListen == "" {
-		return nil, func(context.Context) {}, nil
+		return nil, func(context.Context) {}, nil, nil
 	}
+	var caDER []byte
 	now := time.Now()
 	var src pki.Source
 	if cfg.Broker.TLSCertFile != "" {
@@ -32,21 +34,22 @@ func brokerTLS(cfg *config.Totemhub, log *slog.Logger) (*tls.Config, func(contex
 	} else {
 		ca, err := pki.LoadOrCreateCA(cfg.StateDir, "Totem hub CA", now)
 		if err != nil {
-			return nil, nil, fmt.Errorf("totemhub: %w", err)
+			return nil, nil, nil, fmt.Errorf("totemhub: %w", err)
 		}
 		caFile := filepath.Join(cfg.Fleet.CredentialsDir, pki.CACertFile)
 		if err := pki.WriteFile(caFile, ca.CertPEM, 0o644); err != nil {
-			return nil, nil, fmt.Errorf("totemhub: %w", err)
+			return nil, nil, nil, fmt.Errorf("totemhub: %w", err)
 		}
 		log.Info("broker CA", "ca_file", caFile, "expires", ca.Cert.NotAfter.Format(time.DateOnly))
 		src = pki.CASource(cfg.StateDir, ca, cfg.Broker.TLSNames)
+		caDER = ca.Cert.Raw
 	}
 	srv, err := pki.NewServer(src, now)
 	if err != nil {
-		return nil, nil, fmt.Errorf("totemhub: broker certificate: %w", err)
+		return nil, nil, nil, fmt.Errorf("totemhub: broker certificate: %w", err)
 	}
 	log.Info("broker certificate", "names", certNames(srv.Current()), "expires", srv.Current().Leaf.NotAfter.Format(time.DateOnly))
-	return srv.Config(), func(ctx context.Context) { srv.Run(ctx, renewEvery, log) }, nil
+	return srv.Config(), func(ctx context.Context) { srv.Run(ctx, renewEvery, log) }, caDER, nil
 }
 
 func certNames(c *tls.Certificate) []string {

@@ -41,6 +41,10 @@ type server struct {
 	bstats func() broker.Stats // the embedded broker's, for /metrics
 	bconns func() int
 	local  hub.Local // the embedded broker, for the ingest
+
+	// enrollCA is the hub's CA (DER) when it issued the embedded broker's
+	// certificate: handed to a totem enrolling with only its code.
+	enrollCA []byte
 }
 
 // runHub wires the hub in order (keys and fleet, the CMS, the broker, the
@@ -83,7 +87,7 @@ func (s *server) prepareFleet() (*tls.Config, func(context.Context), error) {
 		err       error
 	)
 	if cfg.Broker.Embedded {
-		if serverTLS, renew, err = brokerTLS(cfg, log.With("subsystem", "broker")); err != nil {
+		if serverTLS, renew, s.enrollCA, err = brokerTLS(cfg, log.With("subsystem", "broker")); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -213,6 +217,9 @@ func (s *server) newIngest(ctx context.Context) (*hub.Hub, error) {
 		Password: s.me.Password, Backend: s.store, Logger: log.With("subsystem", "ingest"),
 		Verifier: cmdsig.NewVerifier(cmdsig.HubTarget, keys, rec), Fleet: fleet, Jobs: jobs, Audit: aud,
 		Technicians: s.techs, TechKey: &s.techKey, Local: s.local})
+	if enroller != nil && s.enrollCA != nil {
+		h.SetEnrollCA(s.enrollCA)
+	}
 	s.undo.Push(auditCredentials(reg, h, log))
 	if cfg.HTTP.Listen != "" {
 		stopWeb, err := startWeb(ctx, cfg, log, webDeps{h: h, store: s.store, fleet: fleet, reg: reg, bstats: s.bstats, bconns: s.bconns, url: s.url, audit: aud})

@@ -14,20 +14,26 @@ import (
 var enrollBucket = []byte("enroll")
 
 // Enrollment is a totem's enrollment code as the registry keeps it: its
-// hash only (enroll.Hash), one per totem (a new code replaces the last).
+// hash (enroll.Hash), to check the code when it is exchanged, and its
+// verifier (enroll.Verifier: argon2id of it, with its salt and
+// parameters), to answer a CA request for it, never the code; one per
+// totem (a new code replaces the last). A record written before
+// verifiers has none: its code is exchanged only by a totem that has the
+// hub's CA file.
 type Enrollment struct {
-	Totem    string    `json:"totem"`
-	Hash     string    `json:"hash"`
-	Created  time.Time `json:"created"`
-	Expires  time.Time `json:"expires"`
-	Failures int       `json:"failures,omitempty"` // wrong codes tried for this totem
-	Used     time.Time `json:"used,omitzero"`      // when it was exchanged
+	Totem    string           `json:"totem"`
+	Hash     string           `json:"hash"`
+	Verifier *enroll.Verifier `json:"verifier,omitempty"`
+	Created  time.Time        `json:"created"`
+	Expires  time.Time        `json:"expires"`
+	Failures int              `json:"failures,omitempty"` // wrong codes tried for this totem
+	Used     time.Time        `json:"used,omitzero"`      // when it was exchanged
 }
 
 // Enroll registers totem if the registry lacks it (with a secret nobody
 // knows: it cannot log in before it enrolls) and issues a new code, valid
 // for validity from now, that replaces any earlier one. The code is
-// returned grouped, and only its hash is kept.
+// returned grouped, and only its hash and verifier are kept.
 func (r *Registry) Enroll(totem string, validity time.Duration, now time.Time) (code string, expires time.Time, err error) {
 	if err := validUser(totem, creds.RoleTotem); err != nil {
 		return "", time.Time{}, err
@@ -40,6 +46,10 @@ func (r *Registry) Enroll(totem string, validity time.Duration, now time.Time) (
 		return "", time.Time{}, err
 	}
 	norm, _ := enroll.ParseCode(code)
+	v, err := enroll.NewVerifier(totem, norm)
+	if err != nil {
+		return "", time.Time{}, err
+	}
 	placeholder, err := creds.Generate(totem, creds.RoleTotem)
 	if err != nil {
 		return "", time.Time{}, err
@@ -49,7 +59,7 @@ func (r *Registry) Enroll(totem string, validity time.Duration, now time.Time) (
 		return "", time.Time{}, err
 	}
 	now = now.UTC()
-	e := Enrollment{Totem: totem, Hash: enroll.Hash(totem, norm), Created: now, Expires: now.Add(validity)}
+	e := Enrollment{Totem: totem, Hash: enroll.Hash(totem, norm), Verifier: &v, Created: now, Expires: now.Add(validity)}
 	err = r.db.Update(func(tx *bbolt.Tx) error {
 		users := tx.Bucket(usersBucket)
 		if v := users.Get([]byte(totem)); v != nil {
@@ -140,6 +150,36 @@ func (r *Registry) Redeem(totem, code string, now time.Time) (creds.File, error)
 	}
 	r.events.add(totem, EventEnrolled)
 	return f, nil
+}
+
+// Verifier returns the verifier of the totem's current code, for a CA
+// request (enroll.FetchCA), or the refusal a Redeem of it would meet
+// (unknown, burnt, used, expired, not_a_totem), or old_code for a code
+// issued before verifiers. It changes nothing: the code is not in a CA
+// request, so there is no wrong code to count.
+func (r *Registry) Verifier(totem string, now time.Time) (enroll.Verifier, error) {
+	e, ok, err := r.EnrollmentOf(totem)
+	if err != nil {
+		return enroll.Verifier{}, &enroll.Error{Reason: enroll.ReasonInternal, Msg: err.Error()}
+	}
+	now = now.UTC()
+	switch {
+	case !ok:
+		return enroll.Verifier{}, &enroll.Error{Reason: enroll.ReasonUnknown, Msg: "no enrollment code for this totem"}
+	case e.Failures >= enroll.MaxAttempts:
+		return enroll.Verifier{}, &enroll.Error{Reason: enroll.ReasonBurnt, Msg: "too many wrong codes: ops must issue a new one"}
+	case !e.Used.IsZero():
+		return enroll.Verifier{}, &enroll.Error{Reason: enroll.ReasonUsed, Msg: "the code was used at " + e.Used.Format(time.RFC3339)}
+	case !now.Before(e.Expires):
+		return enroll.Verifier{}, &enroll.Error{Reason: enroll.ReasonExpired, Msg: "the code expired at " + e.Expires.Format(time.RFC3339)}
+	case e.Verifier == nil:
+		return enroll.Verifier{}, &enroll.Error{Reason: enroll.ReasonOldCode,
+			Msg: "the code was issued before the hub could hand out its CA: copy the hub's ca.pem to the totem, or ask ops for a new code"}
+	}
+	if role, ok := r.Lookup(totem); ok && role != creds.RoleTotem {
+		return enroll.Verifier{}, &enroll.Error{Reason: enroll.ReasonNotTotem, Msg: "the name is not a totem's"}
+	}
+	return *e.Verifier, nil
 }
 
 // EnrollmentOf returns the totem's enrollment record, if any.

@@ -166,6 +166,12 @@ func (m *Mirror) Unlock(username string) (broker.Lock, bool, error) {
 // Locks is the registry's.
 func (m *Mirror) Locks() ([]broker.Lock, error) { return m.Reg.Locks() }
 
+// Verifier is the registry's: the verifier of a totem's current code,
+// for a CA request (hub.Enroller).
+func (m *Mirror) Verifier(totem string, now time.Time) (enroll.Verifier, error) {
+	return m.Reg.Verifier(totem, now)
+}
+
 // Lookup is the registry's: whether a name is a user's (hub.Enroller).
 func (m *Mirror) Lookup(username string) (string, bool) { return m.Reg.Lookup(username) }
 

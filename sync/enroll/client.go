@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,10 +42,88 @@ func (c Client) Exchange(ctx context.Context, code string) (creds.File, time.Tim
 	if err != nil {
 		return creds.File{}, time.Time{}, fmt.Errorf("enroll: broker url: %w", err)
 	}
-	conn, err := c.dial(ctx, u)
+	conn, err := c.dial(ctx, u, c.TLS)
 	if err != nil {
 		return creds.File{}, time.Time{}, err
 	}
+	r, err := c.request(ctx, conn, Request{V: protocol.Version, Totem: c.Totem, Code: norm})
+	if err != nil {
+		return creds.File{}, time.Time{}, err
+	}
+	if !r.OK {
+		return creds.File{}, time.Time{}, &Error{Reason: r.Reason, Msg: "the hub refused the code: " + r.Error}
+	}
+	f := r.Credentials
+	if f == nil || f.Username != c.Totem || f.Role != creds.RoleTotem || f.Password == "" {
+		return creds.File{}, time.Time{}, errors.New("enroll: the hub's reply holds no credentials for this totem")
+	}
+	return *f, r.Expires, nil
+}
+
+// FetchCA is the step before Exchange for a totem that has no CA file
+// yet (ca.go): over TLS that verifies nothing yet (c.TLS's client
+// certificate and server name are kept, its roots ignored), it sends the
+// totem's id and a fresh nonce, never the code, and returns the hub's CA
+// certificate (PEM) once the MAC of the answer checks against the code
+// and the chain this connection presented verifies against that CA for
+// the broker's name. A code that does not match, or a broker that is not
+// the hub, is an *Error with ReasonMismatch. Nothing is written: the
+// caller saves the CA, then calls Exchange with a configuration that
+// trusts it.
+func (c Client) FetchCA(ctx context.Context, code string) ([]byte, error) {
+	norm, err := ParseCode(code)
+	if err != nil {
+		return nil, err
+	}
+	if !protocol.ValidTotemID(c.Totem) {
+		return nil, fmt.Errorf("enroll: invalid totem id")
+	}
+	u, err := url.Parse(c.URL)
+	if err != nil {
+		return nil, fmt.Errorf("enroll: broker url: %w", err)
+	}
+	if !pki.TLSScheme(c.URL) {
+		return nil, fmt.Errorf("enroll: %s is not a TLS URL: there is no CA to fetch", u.Redacted())
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: u.Hostname()}
+	if c.TLS != nil {
+		cfg = c.TLS.Clone()
+		cfg.RootCAs = nil
+	}
+	serverName := cfg.ServerName
+	if serverName == "" {
+		serverName = u.Hostname()
+	}
+	// Verified below, against the CA the answer proves, before anything
+	// is trusted or written; the code never crosses this connection.
+	var chain []*x509.Certificate
+	cfg.InsecureSkipVerify = true
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		chain = cs.PeerCertificates
+		return nil
+	}
+	conn, err := c.dial(ctx, u, cfg)
+	if err != nil {
+		return nil, err
+	}
+	nonce := make([]byte, NonceLen)
+	if _, err := rand.Read(nonce); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("enroll: %w", err)
+	}
+	r, err := c.request(ctx, conn, Request{V: protocol.Version, Totem: c.Totem, Nonce: nonce})
+	if err != nil {
+		return nil, err
+	}
+	if !r.OK {
+		return nil, &Error{Reason: r.Reason, Msg: "the hub did not hand out its CA: " + r.Error}
+	}
+	return checkCA(r, c.Totem, norm, nonce, chain, serverName)
+}
+
+// request makes one request as the enroll user over conn, which it
+// closes, and returns the hub's reply.
+func (c Client) request(ctx context.Context, conn net.Conn, req Request) (Reply, error) {
 	rid := randomID()
 	replies := make(chan *paho.Publish, 1)
 	// Thread safe: paho writes a packet in several Writes (net.Buffers),
@@ -66,45 +145,38 @@ func (c Client) Exchange(ctx context.Context, code string) (creds.File, time.Tim
 	if err != nil {
 		conn.Close()
 		if ca != nil && ca.ReasonCode == 0x9F {
-			return creds.File{}, time.Time{}, errors.New("enroll: the hub refused: too many enrollment attempts, try again in a few minutes")
+			return Reply{}, errors.New("enroll: the hub refused: too many enrollment attempts, try again in a few minutes")
 		}
 		if ca != nil {
-			return creds.File{}, time.Time{}, fmt.Errorf("enroll: the broker refused the enrollment connection (0x%02X): does this hub enroll totems?", ca.ReasonCode)
+			return Reply{}, fmt.Errorf("enroll: the broker refused the enrollment connection (0x%02X): does this hub enroll totems?", ca.ReasonCode)
 		}
-		return creds.File{}, time.Time{}, fmt.Errorf("enroll: connect: %w", err)
+		return Reply{}, fmt.Errorf("enroll: connect: %w", err)
 	}
 	defer func() {
 		_ = cl.Disconnect(&paho.Disconnect{})
 		<-cl.Done()
 	}()
 	if _, err := cl.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: ReplyTopic(rid), QoS: 1}}}); err != nil {
-		return creds.File{}, time.Time{}, fmt.Errorf("enroll: subscribe: %w", err)
+		return Reply{}, fmt.Errorf("enroll: subscribe: %w", err)
 	}
-	b, _ := json.Marshal(Request{V: protocol.Version, Totem: c.Totem, Code: norm})
+	b, _ := json.Marshal(req)
 	if _, err := cl.Publish(ctx, &paho.Publish{Topic: RequestTopic(rid), QoS: 1, Payload: b}); err != nil {
-		return creds.File{}, time.Time{}, fmt.Errorf("enroll: publish: %w", err)
+		return Reply{}, fmt.Errorf("enroll: publish: %w", err)
 	}
 	var p *paho.Publish
 	select {
 	case <-ctx.Done():
-		return creds.File{}, time.Time{}, fmt.Errorf("enroll: no answer from the hub (busy, or it does not enroll totems): %w", ctx.Err())
+		return Reply{}, fmt.Errorf("enroll: no answer from the hub (busy, or it does not enroll totems): %w", ctx.Err())
 	case p = <-replies:
 	}
 	var r Reply
 	if err := protocol.DecodeEnvelope(p.Payload, &r, func() int { return r.V }); err != nil {
-		return creds.File{}, time.Time{}, fmt.Errorf("enroll: the hub's reply: %w", err)
+		return Reply{}, fmt.Errorf("enroll: the hub's reply: %w", err)
 	}
-	if !r.OK {
-		return creds.File{}, time.Time{}, &Error{Reason: r.Reason, Msg: "the hub refused the code: " + r.Error}
-	}
-	f := r.Credentials
-	if f == nil || f.Username != c.Totem || f.Role != creds.RoleTotem || f.Password == "" {
-		return creds.File{}, time.Time{}, errors.New("enroll: the hub's reply holds no credentials for this totem")
-	}
-	return *f, r.Expires, nil
+	return r, nil
 }
 
-func (c Client) dial(ctx context.Context, u *url.URL) (net.Conn, error) {
+func (c Client) dial(ctx context.Context, u *url.URL, cfg *tls.Config) (net.Conn, error) {
 	d := net.Dialer{Timeout: 10 * time.Second}
 	switch u.Scheme {
 	case "mqtt", "tcp":
@@ -114,7 +186,7 @@ func (c Client) dial(ctx context.Context, u *url.URL) (net.Conn, error) {
 		}
 		return conn, nil
 	case "mqtts", "ssl", "tls":
-		td := tls.Dialer{NetDialer: &d, Config: c.TLS}
+		td := tls.Dialer{NetDialer: &d, Config: cfg}
 		conn, err := td.DialContext(ctx, "tcp", u.Host)
 		if err != nil {
 			return nil, fmt.Errorf("enroll: %w", pki.Explain(err, u.Host, c.CAFile))

@@ -1,7 +1,9 @@
 // Package enroll is how a totem gets its own credentials from a
 // 12-character code (seed 000: a security code valid 7 days, given by a
 // second channel): the code's format, the request and reply of the
-// exchange, their topics, and the totem's side of it (Exchange).
+// exchange, their topics, and the totem's side of it (Exchange), with
+// the step before it for a totem that does not know the hub's CA yet
+// (FetchCA, ca.go).
 //
 // The exchange runs over the broker, over TLS, under a dedicated user,
 // Username, that the broker lets do nothing else: publish one request on
@@ -55,12 +57,18 @@ const (
 	ReasonUsed      = "used"        // the code was already exchanged
 	ReasonBurnt     = "burnt"       // MaxAttempts wrong codes: ops must issue a new one
 	ReasonNotTotem  = "not_a_totem" // the name is a console's or a hub's
+	ReasonOldCode   = "old_code"    // a CA request for a code issued before the hub kept verifiers
+	ReasonNoCA      = "no_ca"       // a CA request to a hub whose broker certificate is not from its own CA
 	ReasonInternal  = "internal"    // the hub could not store the credentials
 )
 
 // Reasons lists every refusal reason, for counters.
 var Reasons = []string{ReasonMalformed, ReasonTooLarge, ReasonAlphabet, ReasonLength, ReasonUnknown, ReasonExpired,
-	ReasonUsed, ReasonBurnt, ReasonNotTotem, ReasonInternal}
+	ReasonUsed, ReasonBurnt, ReasonNotTotem, ReasonOldCode, ReasonNoCA, ReasonInternal}
+
+// ReasonMismatch is the totem's own refusal of a CA answer whose MAC does
+// not check (FetchCA): never a hub's reason.
+const ReasonMismatch = "mismatch"
 
 // Error is a refusal with its reason.
 type Error struct{ Reason, Msg string }
@@ -172,15 +180,19 @@ func RequestIDOfTopic(topic string) (string, bool) {
 	return rid, ok
 }
 
-// Request is what the totem sends.
+// Request is what the totem sends: its code, or (a CA request, FetchCA)
+// a fresh nonce and no code.
 type Request struct {
 	V     int    `json:"v"`
 	Totem string `json:"totem"`
-	Code  string `json:"code"`
+	Code  string `json:"code,omitempty"`
+	Nonce []byte `json:"nonce,omitempty"` // NonceLen random bytes
 }
 
 // Reply is the hub's answer: the totem's credentials and when they
-// expire, or the reason of the refusal.
+// expire, or the reason of the refusal. To a CA request it is the hub's
+// CA certificate, the salt and parameters of the code's verifier and the
+// MAC that proves the hub knows the code (ca.go).
 type Reply struct {
 	V           int         `json:"v"`
 	OK          bool        `json:"ok"`
@@ -188,10 +200,19 @@ type Reply struct {
 	Error       string      `json:"error,omitempty"`
 	Credentials *creds.File `json:"credentials,omitempty"`
 	Expires     time.Time   `json:"expires,omitzero"`
+	CA          []byte      `json:"ca,omitempty"` // DER
+	Salt        []byte      `json:"salt,omitempty"`
+	KDF         *KDF        `json:"kdf,omitempty"`
+	MAC         []byte      `json:"mac,omitempty"`
 }
 
+// CARequest reports whether r asks for the hub's CA (FetchCA) rather than
+// credentials.
+func (r Request) CARequest() bool { return r.Nonce != nil }
+
 // DecodeRequest checks a request's size and form; the code is only
-// normalised, its validity is the hub's to judge.
+// normalised, its validity is the hub's to judge. A CA request carries a
+// nonce of NonceLen bytes and no code.
 func DecodeRequest(b []byte) (Request, error) {
 	if len(b) > MaxRequest {
 		return Request{}, refuse(ReasonTooLarge, "request of %d bytes, over %d", len(b), MaxRequest)
@@ -199,6 +220,12 @@ func DecodeRequest(b []byte) (Request, error) {
 	var r Request
 	if err := protocol.DecodeEnvelope(b, &r, func() int { return r.V }); err != nil || !protocol.ValidTotemID(r.Totem) {
 		return Request{}, refuse(ReasonMalformed, "not an enrollment request")
+	}
+	if r.Nonce != nil {
+		if len(r.Nonce) != NonceLen || r.Code != "" {
+			return Request{}, refuse(ReasonMalformed, "not a CA request")
+		}
+		return r, nil
 	}
 	code, err := ParseCode(r.Code)
 	if err != nil {

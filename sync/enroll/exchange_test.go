@@ -19,6 +19,7 @@ import (
 	"github.com/aslcns/totem/sync/enroll"
 	"github.com/aslcns/totem/sync/hub"
 	"github.com/aslcns/totem/sync/hub/web"
+	"github.com/aslcns/totem/sync/pki"
 	"github.com/aslcns/totem/sync/protocol"
 	"github.com/eclipse/paho.golang/paho"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -48,17 +49,41 @@ type rig struct {
 	logs  *logBuf
 	audit *audit.Store // the hub's central audit
 	db    string       // the registry's file
+	ca    *pki.CA      // with rigOptions.tls
 }
 
 // start runs a broker that admits the enroll user and a hub that answers
 // enrollment from the broker's registry, on loopback.
-func start(t *testing.T, o broker.Options) *rig {
+func start(t *testing.T, o broker.Options) *rig { return startWith(t, o, rigOptions{}) }
+
+// rigOptions: tls adds the broker's TLS listener, with a certificate for
+// 127.0.0.1 from a CA the hub hands to totems (hub.SetEnrollCA); seed
+// prepares the registry's file before it is opened.
+type rigOptions struct {
+	tls  bool
+	seed func(t *testing.T, db string)
+}
+
+func startWith(t *testing.T, o broker.Options, ro rigOptions) *rig {
 	t.Helper()
 	dir := t.TempDir()
 	r := &rig{logs: &logBuf{}}
 	log := slog.New(slog.NewTextHandler(r.logs, nil))
 	var err error
 	r.db = filepath.Join(dir, "users.db")
+	if ro.seed != nil {
+		ro.seed(t, r.db)
+	}
+	if ro.tls {
+		if r.ca, err = pki.LoadOrCreateCA(filepath.Join(dir, "ca"), "test CA", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		cert, err := pki.NewServer(pki.CASource(filepath.Join(dir, "ca"), r.ca, []string{"127.0.0.1"}), time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.TLSListen, o.TLS = "127.0.0.1:0", cert.Config()
+	}
 	if r.reg, err = broker.OpenRegistry(r.db); err != nil {
 		t.Fatal(err)
 	}
@@ -79,6 +104,9 @@ func start(t *testing.T, o broker.Options) *rig {
 	t.Cleanup(func() { r.audit.Close() })
 	r.hub = hub.New(hub.Options{URL: r.srv.URL(), ClientID: me.Username, Username: me.Username, Password: me.Password,
 		Enroller: r.reg, Accounts: r.reg, Logger: log.With("subsystem", "hub"), Audit: r.audit})
+	if r.ca != nil {
+		r.hub.SetEnrollCA(r.ca.Cert.Raw)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { r.hub.Run(ctx); close(done) }()
@@ -266,6 +294,8 @@ func TestBadRequestsRefused(t *testing.T) {
 		{"bad totem id", `{"v":1,"totem":"t/1","code":"2345-6789-ABCD"}`, enroll.ReasonMalformed},
 		{"another alphabet", `{"v":1,"totem":"t-1","code":"O0I1-2345-6789"}`, enroll.ReasonAlphabet},
 		{"too short", `{"v":1,"totem":"t-1","code":"2345-6789"}`, enroll.ReasonLength},
+		{"short nonce", `{"v":1,"totem":"t-1","nonce":"AAAA"}`, enroll.ReasonMalformed},
+		{"code and nonce", `{"v":1,"totem":"t-1","code":"2345-6789-ABCD","nonce":"` + strings.Repeat("A", 43) + `="}`, enroll.ReasonMalformed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// The request id is the client's choice too: here it holds a
@@ -294,17 +324,17 @@ func TestBadRequestsRefused(t *testing.T) {
 		})
 	}
 	s := r.hub.EnrollStats()
-	if s.OK != 0 || s.Refused[enroll.ReasonTooLarge] != 1 || s.Refused[enroll.ReasonMalformed] != 3 ||
+	if s.OK != 0 || s.Refused[enroll.ReasonTooLarge] != 1 || s.Refused[enroll.ReasonMalformed] != 5 ||
 		s.Refused[enroll.ReasonAlphabet] != 1 || s.Refused[enroll.ReasonLength] != 1 {
 		t.Errorf("stats %+v", s)
 	}
 	// Counted where ops see them: the hub's /metrics, every reason
 	// present, zero included.
 	var want strings.Builder
-	want.WriteString("# HELP totemhub_enroll_requests_total Enrollment requests the hub received, by result: ok, dropped (over the hub's rate), or the reason of the refusal (malformed, too_large, alphabet, length, unknown, expired, used, burnt, not_a_totem, internal).\n")
+	want.WriteString("# HELP totemhub_enroll_requests_total Enrollment requests the hub received, by result: ok, ca (a new totem's CA request answered), dropped (over the hub's rate), or the reason of the refusal (malformed, too_large, alphabet, length, unknown, expired, used, burnt, not_a_totem, old_code, no_ca, internal).\n")
 	want.WriteString("# TYPE totemhub_enroll_requests_total counter\n")
-	counts := map[string]int{enroll.ReasonTooLarge: 1, enroll.ReasonMalformed: 3, enroll.ReasonAlphabet: 1, enroll.ReasonLength: 1}
-	for _, res := range append([]string{"ok", "dropped"}, enroll.Reasons...) {
+	counts := map[string]int{enroll.ReasonTooLarge: 1, enroll.ReasonMalformed: 5, enroll.ReasonAlphabet: 1, enroll.ReasonLength: 1}
+	for _, res := range append([]string{"ok", "ca", "dropped"}, enroll.Reasons...) {
 		fmt.Fprintf(&want, "totemhub_enroll_requests_total{result=%q} %d\n", res, counts[res])
 	}
 	metrics := web.NewRegistry(web.Sources{Hub: new(hub.Stats), Enroll: r.hub.EnrollStats})
@@ -314,8 +344,8 @@ func TestBadRequestsRefused(t *testing.T) {
 	if strings.Contains(r.logs.String(), ridCF) {
 		t.Errorf("a request id the client chose in the logs:\n%s", r.logs.String())
 	}
-	if recs, _ := r.audit.List(audit.Filter{Action: "enroll_refused"}); len(recs) != 6 {
-		t.Errorf("%d refusals audited, want 6", len(recs))
+	if recs, _ := r.audit.List(audit.Filter{Action: "enroll_refused"}); len(recs) != 8 {
+		t.Errorf("%d refusals audited, want 8", len(recs))
 	} else {
 		for _, rec := range recs {
 			if strings.Contains(rec.Detail, ridCF) {

@@ -69,7 +69,7 @@ var (
 	dTakeovers   = desc("totemhub_broker_takeovers_total", "Connections replaced by a new one of the same user and client id.")
 	dDenied      = desc("totemhub_broker_denied_total", "Publishes, subscriptions and retained messages refused by the ACL, by operation.", "op")
 	dEnrollConns = desc("totemhub_broker_enroll_connections_total", "Connections of the enroll user admitted.")
-	dEnrollReqs  = desc("totemhub_enroll_requests_total", "Enrollment requests the hub received, by result: ok, dropped (over the hub's rate), or the reason of the refusal (malformed, too_large, alphabet, length, unknown, expired, used, burnt, not_a_totem, internal).", "result")
+	dEnrollReqs  = desc("totemhub_enroll_requests_total", "Enrollment requests the hub received, by result: ok, ca (a new totem's CA request answered), dropped (over the hub's rate), or the reason of the refusal ("+strings.Join(enroll.Reasons, ", ")+").", "result")
 	dLocked      = desc("totemhub_broker_locked_users", "Registry users locked now (totemctl unlock lifts a lock).")
 	dCredErrors  = desc("totemhub_credentials_read_errors_total", "Scrapes that could not read the credentials registry.")
 
@@ -190,6 +190,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	if c.s.Enroll != nil {
 		e := c.s.Enroll()
 		counter(ch, dEnrollReqs, e.OK, "ok")
+		counter(ch, dEnrollReqs, e.CA, "ca")
 		counter(ch, dEnrollReqs, e.Dropped, "dropped")
 		// Every reason, zero included: the label takes no other value.
 		for _, r := range enroll.Reasons {

@@ -1,0 +1,230 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aslcns/totem/sync/broker"
+	"github.com/aslcns/totem/sync/creds"
+	"github.com/aslcns/totem/sync/hub"
+	"github.com/aslcns/totem/sync/pki"
+)
+
+// mitm is a TLS relay with a certificate of its own for 127.0.0.1 that
+// forwards the plaintext to the real broker and keeps what the totem sent.
+type mitm struct {
+	ln  net.Listener
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (m *mitm) Write(p []byte) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.buf.Write(p)
+}
+
+func (m *mitm) captured() []byte {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return bytes.Clone(m.buf.Bytes())
+}
+
+func startMITM(t *testing.T, target string, targetCA *x509.Certificate) *mitm {
+	t.Helper()
+	dir := t.TempDir()
+	own, err := pki.LoadOrCreateCA(dir, "middle", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := pki.NewServer(pki.CASource(dir, own, []string{"127.0.0.1"}), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", cert.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &mitm{ln: ln}
+	roots := x509.NewCertPool()
+	roots.AddCert(targetCA)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := tls.Dial("tcp", target, &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12})
+			if err != nil {
+				c.Close()
+				continue
+			}
+			wg.Add(2)
+			go func() { defer wg.Done(); _, _ = io.Copy(up, io.TeeReader(c, m)); up.Close() }()
+			go func() { defer wg.Done(); _, _ = io.Copy(c, up); c.Close() }()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	return m
+}
+
+// A totem with no ca.pem enrolls with nothing but its code: totemd
+// enroll gets the hub's CA (proved by the code, which it does not send),
+// writes it 0644 where ca_file says (here the default, beside
+// credentials_file), exchanges the code over a connection verified
+// against it, writes the credentials, and the totem then logs in
+// (Test credenziali). A mistyped code and a man in the middle are refused
+// and write nothing, and the code never crosses the middle; ca_file =
+// "system" keeps the plain verified path (no CA fetched).
+func TestEnrollWithOnlyTheCode(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	ca, err := pki.LoadOrCreateCA(filepath.Join(dir, "ca"), "test CA", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := pki.NewServer(pki.CASource(filepath.Join(dir, "ca"), ca, []string{"127.0.0.1"}), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := broker.OpenRegistry(filepath.Join(dir, "users.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	me, _ := creds.Generate("hub-test", creds.RoleHub)
+	users := broker.NewUsers(reg)
+	if err := users.Add(me); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := broker.Start(broker.Options{Listen: "127.0.0.1:0", TLSListen: "127.0.0.1:0", TLS: cert.Config(),
+		Auth: users, Enroll: true, EnrollPerSource: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	h := hub.New(hub.Options{URL: srv.URL(), ClientID: me.Username, Username: me.Username, Password: me.Password, Enroller: reg})
+	h.SetEnrollCA(ca.Cert.Raw)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	hctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { h.Run(hctx); close(done) }()
+	defer func() { stop(); <-done }()
+	if err := h.AwaitConnection(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // the subscriptions follow the connection
+
+	totemDir := filepath.Join(dir, "totem")
+	credsFile := filepath.Join(totemDir, "t-1.json")
+	caFile := filepath.Join(totemDir, "ca.pem") // ca_file's default
+	n := 0
+	config := func(url, caLine string) string {
+		n++
+		p := filepath.Join(dir, fmt.Sprintf("totemd-%d.toml", n))
+		toml := fmt.Sprintf("state_dir = %q\n[totem]\nid = \"t-1\"\n[broker]\nurl = %q\ncredentials_file = %q\n%s",
+			filepath.Join(dir, "state"), url, credsFile, caLine)
+		if err := os.WriteFile(p, []byte(toml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	enrollRun := func(cfg, code string) (string, error) {
+		var out, errb bytes.Buffer
+		err := run(ctx, []string{"enroll", "--config", cfg, "--timeout", "30s", code}, nil, &out, &errb)
+		return out.String(), err
+	}
+	nothingWritten := func(when string) {
+		t.Helper()
+		if ents, err := os.ReadDir(totemDir); err == nil && len(ents) > 0 || err != nil && !os.IsNotExist(err) {
+			t.Fatalf("%s: the totem's directory holds %v (%v)", when, ents, err)
+		}
+	}
+	code, _, err := reg.Enroll("t-1", 7*24*time.Hour, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := config(srv.TLSURL(), "")
+
+	wrong := "2222-2222-2222"
+	if code == wrong {
+		wrong = "3333-3333-3333"
+	}
+	if _, err := enrollRun(plain, wrong); err == nil ||
+		!strings.Contains(err.Error(), "the code does not match this totem's enrollment, or the broker is not the hub") {
+		t.Fatalf("a wrong code: %v", err)
+	}
+	nothingWritten("a wrong code")
+
+	m := startMITM(t, srv.TLSAddr(), ca.Cert)
+	if _, err := enrollRun(config("mqtts://"+m.ln.Addr().String(), ""), code); err == nil || !strings.Contains(err.Error(), "is not the hub's") {
+		t.Fatalf("through a man in the middle: %v", err)
+	}
+	nothingWritten("a man in the middle")
+	got := m.captured()
+	if !bytes.Contains(got, []byte(`"nonce":`)) {
+		t.Fatalf("the middle saw no CA request (capture broken?): %q", got)
+	}
+	for _, c := range []string{code, strings.ReplaceAll(code, "-", "")} {
+		if bytes.Contains(got, []byte(c)) {
+			t.Fatal("the code crossed the man in the middle")
+		}
+	}
+
+	// ca_file = "system": today's path, the broker verified against the
+	// system's roots (which do not know the hub's CA); no CA fetched.
+	if _, err := enrollRun(config(srv.TLSURL(), "ca_file = \"system\"\n"), code); err == nil || !strings.Contains(err.Error(), "system's certificate authorities") {
+		t.Fatalf("ca_file = system: %v", err)
+	}
+	nothingWritten("ca_file = system")
+	if s := h.EnrollStats(); s.CA != 2 || s.OK != 0 { // the wrong code's and the middle's
+		t.Fatalf("stats %+v", s)
+	}
+
+	out, err := enrollRun(plain, code)
+	if err != nil || !strings.Contains(out, "its CA (SHA-256 ") || !strings.Contains(out, "written to "+caFile) ||
+		!strings.Contains(out, "totem t-1 enrolled") {
+		t.Fatalf("enroll with only the code: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(caFile)
+	if err != nil || !bytes.Equal(b, ca.CertPEM) {
+		t.Fatalf("CA file: %v\n%s", err, b)
+	}
+	if st, _ := os.Stat(caFile); st.Mode().Perm() != 0o644 {
+		t.Errorf("CA file mode %v", st.Mode())
+	}
+	if st, err := os.Stat(credsFile); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("credentials file: %v %v", st, err)
+	}
+	var cout, cerr bytes.Buffer
+	if err := run(ctx, []string{"credentials", "test", "--config", plain}, nil, &cout, &cerr); err != nil ||
+		!strings.Contains(cout.String(), "OK: credentials of t-1 accepted") {
+		t.Fatalf("credentials test after enrolling with only the code: %v\n%s", err, cout.String())
+	}
+	if s := h.EnrollStats(); s.CA != 3 || s.OK != 1 {
+		t.Errorf("stats %+v", s)
+	}
+	// With the CA in place, a new code goes the plain verified way.
+	code2, _, _ := reg.Enroll("t-1", time.Hour, now)
+	if out, err := enrollRun(plain, code2); err != nil || strings.Contains(out, "its CA") {
+		t.Fatalf("enroll again: %v\n%s", err, out)
+	}
+	if s := h.EnrollStats(); s.CA != 3 || s.OK != 2 {
+		t.Errorf("stats %+v", s)
+	}
+}
