@@ -200,7 +200,6 @@ func startRigAudit(t *testing.T, ctx context.Context, seed func(*outbox.Outbox),
 	t.Cleanup(func() {
 		cancel()
 		wg.Wait()
-		c.StopHub() // before the stores it uses close
 		jobs.Close()
 		r.box.Close()
 	})

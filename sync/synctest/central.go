@@ -220,7 +220,8 @@ type Hub struct {
 	done   chan error
 }
 
-// Stop stops the instance and waits for it.
+// Stop stops the instance and waits for it; Central.StopHub is the way
+// for an instance it started.
 func (h *Hub) Stop() {
 	h.cancel()
 	if err := <-h.done; err != nil {
@@ -266,6 +267,9 @@ func (c *Central) StartHub(o hub.Options) *Hub {
 	c.mu.Lock()
 	c.hubs = append(c.hubs, h)
 	c.mu.Unlock()
+	// Stopped before whatever the test opened for it (an audit, a
+	// fleet registry) is closed: cleanups run last in, first out.
+	c.t.Cleanup(func() { c.StopHub(h) })
 	return h
 }
 
@@ -279,23 +283,25 @@ func (c *Central) Hub() *Hub {
 	return c.hubs[len(c.hubs)-1]
 }
 
-// StopHub stops one instance (every one with none named) and waits.
+// StopHub stops one instance (every one with none named) and waits; an
+// instance already stopped is left alone.
 func (c *Central) StopHub(hs ...*Hub) {
 	c.mu.Lock()
+	var stop []*Hub
 	if len(hs) == 0 {
-		hs, c.hubs = c.hubs, nil
-	} else {
-		for _, h := range hs {
-			for i, r := range c.hubs {
-				if r == h {
-					c.hubs = append(c.hubs[:i:i], c.hubs[i+1:]...)
-					break
-				}
+		stop, c.hubs = c.hubs, nil
+	}
+	for _, h := range hs {
+		for i, r := range c.hubs {
+			if r == h {
+				c.hubs = append(c.hubs[:i:i], c.hubs[i+1:]...)
+				stop = append(stop, h)
+				break
 			}
 		}
 	}
 	c.mu.Unlock()
-	for _, h := range hs {
+	for _, h := range stop {
 		h.Stop()
 	}
 }
