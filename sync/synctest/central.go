@@ -24,8 +24,9 @@ import (
 	"github.com/aslcns/totem/sync/hub"
 )
 
-// HubUser is the broker username the Central's hub connects with.
-const HubUser = "totemhub-test"
+// HubUser is the broker username the Central's hub connects with: the
+// deployed hub's, which deploy/mosquitto/acl names.
+const HubUser = "totemhub"
 
 // User is a broker user a Central creates: a totem, a console, a hub.
 type User struct {
@@ -54,6 +55,9 @@ type Options struct {
 	// Broker is the broker's configuration; Listen "" is 127.0.0.1:0,
 	// Auth and Logger are filled in.
 	Broker broker.Options
+	// NoBroker: the test runs a broker of its own (mosquitto) for the
+	// users' credentials; StartHub then needs the URL.
+	NoBroker bool
 	// CMS is the reference CMS's configuration; nil seeds it with
 	// cms.DemoCards().
 	CMS *refcms.Options
@@ -125,7 +129,9 @@ func Start(t testing.TB, o Options) *Central {
 	// Cleanups run last in, first out: the hubs stop, then the broker,
 	// then the CMS and the registry close.
 	t.Cleanup(func() { c.CMS.Close() })
-	c.StartBroker()
+	if !o.NoBroker {
+		c.StartBroker()
+	}
 	t.Cleanup(func() {
 		c.StopHub()
 		c.StopBroker()
@@ -220,6 +226,10 @@ type Hub struct {
 	done   chan error
 }
 
+// Cancel cancels the instance's context without waiting, as a crash in
+// the middle of its work would; Stop (or Central.StopHub) waits.
+func (h *Hub) Cancel() { h.cancel() }
+
 // Stop stops the instance and waits for it; Central.StopHub is the way
 // for an instance it started.
 func (h *Hub) Stop() {
@@ -271,6 +281,13 @@ func (c *Central) StartHub(o hub.Options) *Hub {
 	// fleet registry) is closed: cleanups run last in, first out.
 	c.t.Cleanup(func() { c.StopHub(h) })
 	return h
+}
+
+// Hubs are the running instances, oldest first.
+func (c *Central) Hubs() []*Hub {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]*Hub(nil), c.hubs...)
 }
 
 // Hub is the instance started last, nil if none runs.
