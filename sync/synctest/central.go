@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -79,8 +80,9 @@ type Central struct {
 
 	creds map[string]creds.File
 
-	mu   sync.Mutex
-	hubs []*Hub // running, oldest first
+	mu      sync.Mutex
+	hubs    []*Hub // running, oldest first
+	started int    // instances started, for their client ids
 }
 
 // Start starts the broker and opens the CMS; the hub starts with
@@ -241,7 +243,7 @@ func (h *Hub) Stop() {
 
 // StartHub starts one more hub instance on the broker and waits until it
 // is connected and subscribed; instances share the ingest through
-// $share/totemhub. o's URL, ClientID ("hub-1" for the first), Username,
+// $share/totemhub. o's URL, ClientID (hub-1, hub-2… in start order), Username,
 // Password, Backend (the CMS) and Logger are filled in where empty.
 func (c *Central) StartHub(o hub.Options) *Hub {
 	c.t.Helper()
@@ -249,10 +251,13 @@ func (c *Central) StartHub(o hub.Options) *Hub {
 		o.URL = c.URL()
 	}
 	c.mu.Lock()
-	n := len(c.hubs)
+	c.started++
+	n := c.started
 	c.mu.Unlock()
 	if o.ClientID == "" {
-		o.ClientID = "hub-" + string(rune('1'+n%9))
+		// hub-1, hub-2…: never the id of an instance still running
+		// (the broker would take the session over).
+		o.ClientID = "hub-" + strconv.Itoa(n)
 	}
 	if o.Username == "" {
 		o.Username, o.Password = c.HubCreds.Username, c.HubCreds.Password
