@@ -1,13 +1,10 @@
 package enroll_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,67 +13,27 @@ import (
 	"github.com/aslcns/totem/sync/enroll"
 	"github.com/aslcns/totem/sync/hub"
 	"github.com/aslcns/totem/sync/protocol"
+	"github.com/aslcns/totem/sync/synctest"
 	"github.com/eclipse/paho.golang/paho"
 )
-
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 type rig struct {
 	reg  *broker.Registry
 	srv  *broker.Server
-	hub  *hub.Hub
-	logs *logBuf
+	hub  *synctest.Hub
+	logs *synctest.Log
 }
 
 // start runs a broker that admits the enroll user and a hub that answers
 // enrollment from the broker's registry, on loopback.
 func start(t *testing.T, o broker.Options) *rig {
 	t.Helper()
-	dir := t.TempDir()
-	r := &rig{logs: &logBuf{}}
+	r := &rig{logs: &synctest.Log{}}
 	log := slog.New(slog.NewTextHandler(r.logs, nil))
-	var err error
-	if r.reg, err = broker.OpenRegistry(filepath.Join(dir, "users.db")); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.reg.Close() })
-	me, _ := creds.Generate("hub-enroll", creds.RoleHub)
-	users := broker.NewUsers(r.reg)
-	if err := users.Add(me); err != nil {
-		t.Fatal(err)
-	}
-	o.Listen, o.Auth, o.Enroll, o.Logger = "127.0.0.1:0", users, true, log.With("subsystem", "broker")
-	if r.srv, err = broker.Start(o); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.srv.Close() })
-	r.hub = hub.New(hub.Options{URL: r.srv.URL(), ClientID: me.Username, Username: me.Username, Password: me.Password,
-		Enroller: r.reg, Accounts: r.reg, Logger: log.With("subsystem", "hub")})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { r.hub.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	actx, acancel := context.WithTimeout(ctx, 10*time.Second)
-	defer acancel()
-	if err := r.hub.AwaitConnection(actx); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(100 * time.Millisecond) // the subscriptions follow the connection
+	o.Enroll = true
+	c := synctest.Start(t, synctest.Options{Logger: log, Registry: true, Broker: o})
+	r.reg, r.srv = c.Registry, c.Broker
+	r.hub = c.StartHub(hub.Options{ClientID: c.HubCreds.Username, Enroller: r.reg, Accounts: r.reg, Logger: log.With("subsystem", "hub")})
 	return r
 }
 
