@@ -97,6 +97,10 @@ func allowed(from, to string) (bool, string) {
 	// imports are not in go list -deps, so any edge to it is a mistake).
 	case under(to, "cms/pgstore/pgtest") && !under(from, "cms/pgstore/pgtest"):
 		return false, "pgtest is a test kit: only tests import it"
+	// The central side's kit (broker + hub + CMS, MQTT client, log
+	// capture) likewise: tests of any package above cms import it.
+	case under(to, "sync/synctest") && !under(from, "sync/synctest"):
+		return false, "synctest is a test kit: only tests import it"
 	case under(from, "cms") && !under(to, "cms") && to != "cardid":
 		return false, "cms imports nothing of ours outside cms (and the cardid leaf)"
 	case under(from, "drivers") && (under(to, "firmware") || under(to, "sync") || to == "config" || under(to, "cms")):
@@ -129,6 +133,9 @@ func TestLayerRules(t *testing.T) {
 		{"cardid", "hal"}, {"cardid", "cms"}, {"cms", "hal"}, {"drivers/cns", "cms"},
 		{"cms/pgstore", "sync/hub"}, {"cms/pgstore", "config"}, {"cms/pgstore/pgtest", "sync/protocol"},
 		{"cmd/totemhub", "cms/pgstore/pgtest"}, {"sync/hub", "cms/pgstore/pgtest"}, {"cms/pgstore", "cms/pgstore/pgtest"},
+		{"firmware", "sync/synctest"}, {"cmd/totemhub", "sync/synctest"}, {"sync/hub", "sync/synctest"},
+		{"sync/synctest", "hal"}, {"sync/synctest", "drivers/term"}, {"sync/synctest", "config"}, {"sync/synctest", "firmware"},
+		{"cms", "sync/synctest"},
 	}
 	for _, b := range bad {
 		if ok, _ := allowed(b[0], b[1]); ok {
@@ -137,7 +144,7 @@ func TestLayerRules(t *testing.T) {
 	}
 	good := [][2]string{{"firmware", "hal/sim"}, {"sync/hub", "cms"}, {"drivers/term", "hal"}, {"cmd/totemd", "firmware"},
 		{"cms", "cardid"}, {"drivers/cns", "cardid"}, {"cmd/totemhub", "cms/pgstore"}, {"sync/hub", "cms/pgstore"},
-		{"cms/pgstore", "cms"}}
+		{"cms/pgstore", "cms"}, {"sync/synctest", "sync/hub"}, {"sync/synctest", "cms/refcms"}}
 	for _, g := range good {
 		if ok, why := allowed(g[0], g[1]); !ok {
 			t.Errorf("%s → %s refused: %s", g[0], g[1], why)

@@ -12,7 +12,6 @@ import (
 	"github.com/aslcns/totem/firmware"
 	"github.com/aslcns/totem/hal"
 	"github.com/aslcns/totem/sync/audit"
-	"github.com/aslcns/totem/sync/broker"
 	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/protocol"
 )
@@ -27,10 +26,8 @@ func TestAuditOfflineReachesHubOnce(t *testing.T) {
 	dir := t.TempDir()
 	_, log := newLog()
 	c := startBroker(t, dir, log, "127.0.0.1:0")
-	addr := c.srv.Addr()
-	c.srv.Close() // offline: nothing listens there until later
-	c.srv = nil
-	url := "mqtt://" + addr
+	c.StopBroker() // offline: nothing listens there until later
+	url := c.URL()
 	tt := startTotemOpts(t, filepath.Join(dir, "totem"), url, c.totem, log, nil, func(o *firmware.Options) { o.Audit = true })
 
 	if err := tt.app.RecordAudit("technician:mario", "maintenance_printer_test", "page printed; pin=12345 cf=RSSMRA80A01H501U"); err != nil {
@@ -51,11 +48,7 @@ func TestAuditOfflineReachesHubOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.audit.Close()
-	users := broker.NewUsers(c.reg)
-	users.Add(c.hubMe)
-	if c.srv, err = broker.Start(broker.Options{Listen: addr, Auth: users, Logger: log}); err != nil {
-		t.Fatal(err)
-	}
+	c.StartBroker()
 	c.startHub()
 	awaitDrained(ctx, t, tt)
 	recs, err := c.audit.List(audit.Filter{Source: totemID})
@@ -81,11 +74,11 @@ func TestAuditOfflineReachesHubOnce(t *testing.T) {
 	}
 	// Sent again (a technician's resend, the same op id): the hub answers
 	// with its stored outcome and records nothing new.
-	dups := c.hub.Stats().Duplicates.Load()
+	dups := c.Hub().Stats().Duplicates.Load()
 	if _, err := tt.up.Resend(ctx, recs[0].OpID); err != nil {
 		t.Fatal(err)
 	}
-	for c.hub.Stats().Duplicates.Load() == dups {
+	for c.Hub().Stats().Duplicates.Load() == dups {
 		select {
 		case <-ctx.Done():
 			t.Fatal("the resent entry was never answered")

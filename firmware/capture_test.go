@@ -128,14 +128,14 @@ func capture(t *testing.T, useTLS bool) (seen []byte, secrets map[string]string)
 	}
 	c := startBrokerOpts(t, dir, log, opts)
 	c.startHub() // on the plain loopback listener, as totemhub's ingest
-	target, scheme := c.srv.Addr(), "mqtt://"
+	target, scheme := c.Addr(), "mqtt://"
 	if useTLS {
-		target, scheme = c.srv.TLSAddr(), "mqtts://"
+		target, scheme = c.Broker.TLSAddr(), "mqtts://"
 	}
 	r := startRelay(t, target)
 	brokerURL := scheme + r.ln.Addr().String()
 
-	console, err := c.reg.Provision("console", creds.RoleConsole, filepath.Join(dir, "creds", "console.json"))
+	console, err := c.Registry.Provision("console", creds.RoleConsole, filepath.Join(dir, "creds", "console.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"log/slog"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,7 +14,6 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/cms"
-	"github.com/aslcns/totem/cms/refcms"
 	"github.com/aslcns/totem/firmware"
 	"github.com/aslcns/totem/hal"
 	"github.com/aslcns/totem/hal/haltest"
@@ -27,6 +25,7 @@ import (
 	"github.com/aslcns/totem/sync/hub"
 	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/protocol"
+	"github.com/aslcns/totem/sync/synctest"
 	"github.com/aslcns/totem/sync/uplink"
 	"github.com/eclipse/paho.golang/autopaho"
 	"github.com/eclipse/paho.golang/paho"
@@ -37,38 +36,13 @@ const (
 	testPIN = "97315824" // distinctive, so the log check cannot match by chance
 )
 
-// logBuf collects every log line of a run, from every component.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// central is the hub side: broker, registry, CMS store and ingest.
+// central is the hub side: the kit's broker, registry, CMS store and hub,
+// with the test totem provisioned.
 type central struct {
-	t      *testing.T
-	dir    string
-	log    *slog.Logger
-	reg    *broker.Registry
-	srv    *broker.Server
-	store  *refcms.Store
-	hubCtl context.CancelFunc
-	hubWG  sync.WaitGroup
-	hub    *hub.Hub
-	totem  creds.File
-	hubMe  creds.File
-	audit  *audit.Store // the hub's audit, when a test opens one before startHub
+	*synctest.Central
+	t     *testing.T
+	totem creds.File
+	audit *audit.Store // the hub's audit, when a test opens one before startHub
 	// counters, set before startHub, are the totems the hub's fleet
 	// registry knows as counters enabled to reissue cards.
 	counters []string
@@ -82,78 +56,29 @@ func startBroker(t *testing.T, dir string, log *slog.Logger, listen string) *cen
 // startBrokerOpts starts the broker with opts (Auth and Logger filled in).
 func startBrokerOpts(t *testing.T, dir string, log *slog.Logger, opts broker.Options) *central {
 	t.Helper()
-	c := &central{t: t, dir: dir, log: log}
-	var err error
-	if c.reg, err = broker.OpenRegistry(filepath.Join(dir, "fleet.db")); err != nil {
-		t.Fatal(err)
-	}
-	if c.totem, err = c.reg.Provision(totemID, creds.RoleTotem, filepath.Join(dir, "creds", totemID+".json")); err != nil {
-		t.Fatal(err)
-	}
-	c.hubMe, _ = creds.Generate("totemhub-test", creds.RoleHub)
-	users := broker.NewUsers(c.reg)
-	if err := users.Add(c.hubMe); err != nil {
-		t.Fatal(err)
-	}
-	opts.Auth, opts.Logger = users, log.With("subsystem", "broker")
-	if c.srv, err = broker.Start(opts); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.stop)
-	return c
+	k := synctest.Start(t, synctest.Options{Dir: dir, Logger: log, Registry: true, Broker: opts,
+		Users: []synctest.User{{Name: totemID, Role: creds.RoleTotem}}})
+	return &central{Central: k, t: t, totem: k.Creds(totemID)}
 }
 
 func (c *central) startHub() {
 	c.t.Helper()
-	var err error
-	if c.store == nil {
-		if c.store, err = refcms.Open(filepath.Join(c.dir, "cms.db"), &refcms.Options{Seed: cms.DemoCards()}); err != nil {
-			c.t.Fatal(err)
-		}
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	c.hubCtl = cancel
 	var fleet *hub.Fleet
 	if c.counters != nil {
-		if fleet, err = hub.OpenFleet(filepath.Join(c.dir, "presence.db"), hub.FleetOptions{Counters: c.counters}); err != nil {
+		var err error
+		if fleet, err = hub.OpenFleet(filepath.Join(c.Dir, "presence.db"), hub.FleetOptions{Counters: c.counters}); err != nil {
 			c.t.Fatal(err)
 		}
 		c.t.Cleanup(func() { fleet.Close() })
 	}
-	c.hub = hub.New(hub.Options{URL: c.srv.URL(), ClientID: "hub-1", Username: c.hubMe.Username,
-		Password: c.hubMe.Password, Backend: c.store, Logger: c.log.With("subsystem", "ingest"), Audit: c.audit, Fleet: fleet})
-	c.hubWG.Add(1)
-	go func() {
-		defer c.hubWG.Done()
-		if err := c.hub.Run(ctx); err != nil {
-			c.t.Errorf("hub: %v", err)
-		}
-	}()
-	actx, acancel := context.WithTimeout(ctx, 5*time.Second)
-	defer acancel()
-	if err := c.hub.AwaitConnection(actx); err != nil {
-		c.t.Fatal(err)
-	}
-	time.Sleep(100 * time.Millisecond) // the shared subscription follows the connection
+	c.StartHub(hub.Options{Audit: c.audit, Fleet: fleet})
 }
 
-func (c *central) stopHub() {
-	if c.hubCtl != nil {
-		c.hubCtl()
-		c.hubWG.Wait()
-		c.hubCtl = nil
-	}
-}
+func (c *central) stopHub() { c.StopHub() }
 
 func (c *central) stop() {
-	c.stopHub()
-	if c.srv != nil {
-		c.srv.Close()
-	}
-	if c.store != nil {
-		c.store.Close()
-	}
-	c.reg.Close()
+	c.StopHub()
+	c.StopBroker()
 }
 
 // totem is the totem side: outbox, simulated devices, firmware, uplink.
@@ -259,28 +184,13 @@ func (tt *totem) consentFlow(ctx context.Context) {
 	tt.panel.Press(hal.KeyOK)
 }
 
-func newLog() (*logBuf, *slog.Logger) {
-	lb := &logBuf{}
-	return lb, slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
+func newLog() (*synctest.Log, *slog.Logger) { return synctest.NewLog() }
 
-// checkLogs fails if any log line holds the PIN, the CF or the name.
-func checkLogs(t *testing.T, lb *logBuf) {
+// checkLogs fails if any log line holds the PIN, a CF or a name.
+func checkLogs(t *testing.T, lb *synctest.Log) {
 	t.Helper()
-	logs := lb.String()
-	if len(logs) == 0 {
-		t.Fatal("no log lines: the check below would be vacuous")
-	}
 	card := testCard()
-	for _, secret := range []string{testPIN, card.Info.CF, card.Info.Surname, card.Info.Name, "RSSMRA"} {
-		if strings.Contains(logs, secret) {
-			for _, l := range strings.Split(logs, "\n") {
-				if strings.Contains(l, secret) {
-					t.Errorf("personal data %q in log line: %s", secret, l)
-				}
-			}
-		}
-	}
+	lb.AssertNoPII(t, testPIN, card.Info.CF, card.Info.Surname, card.Info.Name, "RSSMRA")
 }
 
 func TestConsentEndToEnd(t *testing.T) {
@@ -290,7 +200,7 @@ func TestConsentEndToEnd(t *testing.T) {
 	lb, log := newLog()
 	c := startBroker(t, dir, log, "127.0.0.1:0")
 	c.startHub()
-	tt := startTotem(t, dir, c.srv.URL(), c.totem, log)
+	tt := startTotem(t, dir, c.URL(), c.totem, log)
 
 	tt.consentFlow(ctx)
 	screen, err := tt.panel.WaitFor(ctx, "Accolta. Protocollo:")
@@ -298,7 +208,7 @@ func TestConsentEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The hub's record.
-	rec, err := c.store.Consents("6090012345678000")
+	rec, err := c.CMS.Consents("6090012345678000")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -343,7 +253,7 @@ func TestConsentEndToEnd(t *testing.T) {
 	if strings.Contains(tt.panel.Text(), rec.Protocol) {
 		t.Error("protocol number left on screen")
 	}
-	audit, _ := c.store.Audit()
+	audit, _ := c.CMS.Audit()
 	if len(audit) != 1 {
 		t.Fatalf("audit has %d records", len(audit))
 	}
@@ -369,10 +279,8 @@ func TestOfflineConsentSurvivesRestart(t *testing.T) {
 	lb, log := newLog()
 	// The hub is down: no broker listens. Reserve an address for later.
 	c := startBroker(t, dir, log, "127.0.0.1:0")
-	addr := c.srv.Addr()
-	c.srv.Close()
-	c.srv = nil
-	url := "mqtt://" + addr
+	c.StopBroker()
+	url := c.URL()
 
 	tt := startTotem(t, filepath.Join(dir, "totem"), url, c.totem, log)
 	tt.consentFlow(ctx)
@@ -390,13 +298,7 @@ func TestOfflineConsentSurvivesRestart(t *testing.T) {
 		t.Fatalf("after restart queue = %+v, %v", q, err)
 	}
 	// The hub comes back on the same address.
-	users := broker.NewUsers(c.reg)
-	users.Add(c.hubMe)
-	srv, err := broker.Start(broker.Options{Listen: addr, Auth: users, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.srv = srv
+	c.StartBroker()
 	c.startHub()
 	for {
 		q, err := tt.box.Stats()
@@ -412,7 +314,7 @@ func TestOfflineConsentSurvivesRestart(t *testing.T) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	rec, err := c.store.Consents("6090012345678000")
+	rec, err := c.CMS.Consents("6090012345678000")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -422,7 +324,7 @@ func TestOfflineConsentSurvivesRestart(t *testing.T) {
 	}
 	// Applied once, even though the totem may have sent it more than once.
 	time.Sleep(1500 * time.Millisecond)
-	if audit, _ := c.store.Audit(); len(audit) != 1 {
+	if audit, _ := c.CMS.Audit(); len(audit) != 1 {
 		t.Fatalf("applied %d times", len(audit))
 	}
 	tt.stop()
@@ -433,26 +335,11 @@ func TestOfflineConsentSurvivesRestart(t *testing.T) {
 // client connects a raw MQTT 5 client with f's credentials.
 func client(t *testing.T, ctx context.Context, brokerURL string, f creds.File, id string, recv func(*paho.Publish)) *autopaho.ConnectionManager {
 	t.Helper()
-	u, _ := url.Parse(brokerURL)
-	cm, err := autopaho.NewConnection(ctx, autopaho.ClientConfig{
-		ServerUrls: []*url.URL{u}, KeepAlive: 30, ConnectUsername: f.Username, ConnectPassword: []byte(f.Password),
-		ClientConfig: paho.ClientConfig{ClientID: id, OnPublishReceived: []func(paho.PublishReceived) (bool, error){
-			func(pr paho.PublishReceived) (bool, error) {
-				if recv != nil {
-					recv(pr.Packet)
-				}
-				return true, nil
-			}}},
+	return synctest.Dial(t, ctx, brokerURL, f, id, func(_ *autopaho.ConnectionManager, p *paho.Publish) {
+		if recv != nil {
+			recv(p)
+		}
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if err := cm.AwaitConnection(actx); err != nil {
-		t.Fatal(err)
-	}
-	return cm
 }
 
 func TestDuplicateDeliveryAppliesOnce(t *testing.T) {
@@ -464,7 +351,7 @@ func TestDuplicateDeliveryAppliesOnce(t *testing.T) {
 	c.startHub()
 
 	results := make(chan *protocol.Result, 16)
-	cm := client(t, ctx, c.srv.URL(), c.totem, totemID, func(p *paho.Publish) {
+	cm := client(t, ctx, c.URL(), c.totem, totemID, func(p *paho.Publish) {
 		if r, err := protocol.DecodeResult(p.Payload); err == nil {
 			results <- r
 		}
@@ -517,7 +404,7 @@ func TestDuplicateDeliveryAppliesOnce(t *testing.T) {
 	// the stored result and is not applied again.
 	var o protocol.Op
 	json.Unmarshal(op(2), &o)
-	applied, err := c.store.Apply(ctx, cms.Op{ID: o.ID, Totem: totemID, Seq: 2, Kind: o.Kind, Payload: o.Payload, Received: time.Now()})
+	applied, err := c.CMS.Apply(ctx, cms.Op{ID: o.ID, Totem: totemID, Seq: 2, Kind: o.Kind, Payload: o.Payload, Received: time.Now()})
 	if err != nil || !applied.Accepted {
 		t.Fatal(applied, err)
 	}
@@ -528,10 +415,10 @@ func TestDuplicateDeliveryAppliesOnce(t *testing.T) {
 	if !r3.Duplicate || r3.Transport.Protocol != applied.Protocol || r3.Processing.Status != protocol.ProcessingAccepted {
 		t.Fatalf("replay after restart %+v", r3)
 	}
-	if audit, _ := c.store.Audit(); len(audit) != 2 {
+	if audit, _ := c.CMS.Audit(); len(audit) != 2 {
 		t.Fatalf("audit has %d records, want 2", len(audit))
 	}
-	if d := c.hub.Stats().Duplicates.Load(); d != 1 { // the restarted hub counts its own
+	if d := c.Hub().Stats().Duplicates.Load(); d != 1 { // the restarted hub counts its own
 		t.Fatalf("duplicates %d", d)
 	}
 }
@@ -543,7 +430,7 @@ func TestHostilePayloadsDoNotStopAnyone(t *testing.T) {
 	lb, log := newLog()
 	c := startBroker(t, dir, log, "127.0.0.1:0")
 	c.startHub()
-	tt := startTotem(t, filepath.Join(dir, "totem"), c.srv.URL(), c.totem, log)
+	tt := startTotem(t, filepath.Join(dir, "totem"), c.URL(), c.totem, log)
 	actx, acancel := context.WithTimeout(ctx, 5*time.Second)
 	for !tt.up.Connected() && actx.Err() == nil {
 		time.Sleep(20 * time.Millisecond)
@@ -552,7 +439,7 @@ func TestHostilePayloadsDoNotStopAnyone(t *testing.T) {
 
 	// A second totem identity would be needed to forge ops: the totem's own
 	// credentials on a raw client stand in for a compromised totem.
-	evil := client(t, ctx, c.srv.URL(), c.hubMe, "evil-hub", nil)
+	evil := client(t, ctx, c.URL(), c.HubCreds, "evil-hub", nil)
 	defer evil.Disconnect(context.Background())
 	bad := [][]byte{
 		[]byte("not json"),
@@ -579,11 +466,11 @@ func TestHostilePayloadsDoNotStopAnyone(t *testing.T) {
 	// Garbage ops from a second connection of a rogue client with the totem's
 	// credentials would kick the real totem off (same client id), so the
 	// hub's ingest is fed garbage through a throwaway totem.
-	rogue, err := c.reg.Provision("t-rogue", creds.RoleTotem, filepath.Join(dir, "rogue.json"))
+	rogue, err := c.Registry.Provision("t-rogue", creds.RoleTotem, filepath.Join(dir, "rogue.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc := client(t, ctx, c.srv.URL(), rogue, "t-rogue", nil)
+	rc := client(t, ctx, c.URL(), rogue, "t-rogue", nil)
 	defer rc.Disconnect(context.Background())
 	for _, b := range append(bad, mustOp(t, totemID, 1)) { // the last claims another totem
 		if _, err := rc.Publish(ctx, &paho.Publish{Topic: protocol.Topic("t-rogue", protocol.LeafOp), QoS: 1, Payload: b}); err != nil {
@@ -600,7 +487,7 @@ func TestHostilePayloadsDoNotStopAnyone(t *testing.T) {
 	// Everyone still works: a real consent goes through.
 	tt.consentFlow(ctx)
 	tt.wait(ctx, "Accolta. Protocollo:")
-	if m := c.hub.Stats().Malformed.Load(); m < int64(len(bad)) {
+	if m := c.Hub().Stats().Malformed.Load(); m < int64(len(bad)) {
 		t.Fatalf("hub counted %d malformed, want ≥ %d", m, len(bad))
 	}
 	logs := lb.String()
@@ -634,7 +521,7 @@ func TestReaderRequestEndToEnd(t *testing.T) {
 	lb, log := newLog()
 	c := startBroker(t, dir, log, "127.0.0.1:0")
 	c.startHub()
-	tt := startTotem(t, filepath.Join(dir, "totem"), c.srv.URL(), c.totem, log)
+	tt := startTotem(t, filepath.Join(dir, "totem"), c.URL(), c.totem, log)
 	tt.reader.Insert(testCard())
 	tt.wait(ctx, "2 Richiesta lettore")
 	tt.panel.Press('2')
@@ -644,7 +531,7 @@ func TestReaderRequestEndToEnd(t *testing.T) {
 	tt.wait(ctx, "#=Conferma")
 	tt.panel.Press(hal.KeyOK)
 	tt.wait(ctx, "Accolta. Protocollo:")
-	card, err := c.store.Card("6090012345678000")
+	card, err := c.CMS.Card("6090012345678000")
 	if err != nil || card.Readers != 1 {
 		t.Fatalf("card %+v, %v", card, err)
 	}

@@ -21,7 +21,11 @@ import (
 // new kind needs on the totem's side is in this file — its declaration,
 // its flow (ask, submit, print), its receipt lines and its menu key — plus
 // its golden receipts in testdata (receipt-fixture-*.golden, written with
-// -update). The CMS's side is cms/refcms/kinds_test.go.
+// -update). The CMS's side is cms/refcms/kinds_test.go. The files a real
+// kind is written in, six at most, are listed in cms/opkind's package doc;
+// each piece removed from here fails TestEveryFlowKindIsComplete,
+// TestReceiptGolden or the test below (registerKind panics at init on a
+// kind cms/opkind does not declare).
 const fixtureKind = "test_fixture"
 
 func fixtureLines() []string { return []string{"Operazione di prova registrata."} }
@@ -89,7 +93,11 @@ func TestFixtureKindSubmitsAndPrints(t *testing.T) {
 	}()
 
 	info := hal.CardInfo{Serial: "6090012345678000", CF: "RSSMRA80A01H501U", Expiry: time.Date(2030, 12, 31, 0, 0, 0, 0, time.UTC)}
-	if err := kindSpecs[fixtureKind].self(a, ctx, nil, info); err != nil {
+	spec, ok := kindSpecs[fixtureKind]
+	if !ok || spec.self == nil {
+		t.Fatal("the fixture kind has no self-service flow registered")
+	}
+	if err := spec.self(a, ctx, nil, info); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-answered; err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/aslcns/totem/sync/enroll"
 	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/protocol"
+	"github.com/aslcns/totem/sync/synctest"
 	"github.com/aslcns/totem/sync/techset"
 	"github.com/pquerna/otp/totp"
 )
@@ -31,7 +32,7 @@ type maintRig struct {
 	clock  *haltest.Clock
 	gate   *maint.Gate
 	secret string
-	logs   *logBuf
+	logs   *synctest.Log
 	hub    *techset.Store
 	synced bool
 

@@ -171,10 +171,10 @@ func TestHistoryEndToEnd(t *testing.T) {
 	lb, log := newLog()
 	c := startBroker(t, dir, log, "127.0.0.1:0")
 	c.startHub()
-	tt := startTotem(t, filepath.Join(dir, "totem"), c.srv.URL(), c.totem, log)
+	tt := startTotem(t, filepath.Join(dir, "totem"), c.URL(), c.totem, log)
 	tt.consentFlow(ctx)
 	tt.wait(ctx, "Accolta. Protocollo:")
-	rec, err := c.store.Consents("6090012345678000")
+	rec, err := c.CMS.Consents("6090012345678000")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,7 +260,7 @@ func TestReprintEndToEnd(t *testing.T) {
 	lb, log := newLog()
 	c := startBroker(t, dir, log, "127.0.0.1:0")
 	c.startHub()
-	tt := startTotem(t, filepath.Join(dir, "totem"), c.srv.URL(), c.totem, log)
+	tt := startTotem(t, filepath.Join(dir, "totem"), c.URL(), c.totem, log)
 
 	tt.reader.Insert(testCard())
 	tt.wait(ctx, "1 Consensi FSE")
@@ -286,7 +286,7 @@ func TestReprintEndToEnd(t *testing.T) {
 			t.Errorf("receipt lacks %q: %s", want, r)
 		}
 	}
-	notes, err := c.store.Notifications("6090012345678000")
+	notes, err := c.CMS.Notifications("6090012345678000")
 	if err != nil || len(notes) != 1 || notes[0].Kind != cms.KindReprint || notes[0].OpID != entries[0].ID {
 		t.Fatalf("notifications %+v, %v", notes, err)
 	}

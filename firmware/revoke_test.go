@@ -148,9 +148,9 @@ func TestRevokeEndToEnd(t *testing.T) {
 	lb, log := newLog()
 	c := startBroker(t, dir, log, "127.0.0.1:0")
 	c.startHub()
-	tt := startTotem(t, filepath.Join(dir, "totem"), c.srv.URL(), c.totem, log)
+	tt := startTotem(t, filepath.Join(dir, "totem"), c.URL(), c.totem, log)
 	const serial = "6090012345678000"
-	cip := c.store.CIP(serial)
+	cip := c.CMS.CIP(serial)
 	wrong := cip[:7] + string('0'+(cip[7]-'0'+1)%10)
 
 	// Without the card: TEAM code, reason, summary, then the CIP, sent as
@@ -175,10 +175,10 @@ func TestRevokeEndToEnd(t *testing.T) {
 	tt.wait(ctx, "CIP errato: restano")
 	tt.wait(ctx, "2 tentativi.")
 	tt.wait(ctx, "#=Riprova")
-	if n, err := c.store.CIPFailures(serial); err != nil || n != 1 {
+	if n, err := c.CMS.CIPFailures(serial); err != nil || n != 1 {
 		t.Fatalf("CIP failures %d, %v", n, err)
 	}
-	if card, _ := c.store.Card(serial); card.State != cms.CardActive {
+	if card, _ := c.CMS.Card(serial); card.State != cms.CardActive {
 		t.Fatalf("card %s after a wrong CIP", card.State)
 	}
 	tt.panel.Press(hal.KeyOK)
@@ -196,18 +196,18 @@ func TestRevokeEndToEnd(t *testing.T) {
 	if s := tt.panel.Text(); !strings.Contains(s, proto) {
 		t.Fatalf("protocol %s not on screen: %q", proto, s)
 	}
-	card, err := c.store.Card(serial)
+	card, err := c.CMS.Card(serial)
 	if err != nil || card.State != cms.CardRevoked || card.RevokeReason != cms.ReasonLoss {
 		t.Fatalf("card %+v, %v", card, err)
 	}
-	re, err := c.store.Reissue(serial)
+	re, err := c.CMS.Reissue(serial)
 	if err != nil || re.Source != cms.KindRevocation || re.ID != proto || re.OpID != entries[0].ID {
 		t.Fatalf("reissue %+v, %v", re, err)
 	}
-	if n, _ := c.store.CIPFailures(serial); n != 0 {
+	if n, _ := c.CMS.CIPFailures(serial); n != 0 {
 		t.Fatalf("CIP failures %d after the right one", n)
 	}
-	audit, _ := c.store.Audit()
+	audit, _ := c.CMS.Audit()
 	var revocations []bool
 	for _, r := range audit {
 		if r.Kind == cms.KindRevocation {
@@ -223,7 +223,7 @@ func TestRevokeEndToEnd(t *testing.T) {
 	if !slices.Equal(revocations, []bool{false, true}) {
 		t.Fatalf("revocations audited %v, want refused then accepted", revocations)
 	}
-	hist, _ := c.store.History(serial)
+	hist, _ := c.CMS.History(serial)
 	if len(hist) == 0 || hist[len(hist)-1].Kind != cms.KindRevocation || hist[len(hist)-1].Protocol != proto {
 		t.Fatalf("history %+v", hist)
 	}
@@ -259,7 +259,7 @@ func TestRevokeEndToEnd(t *testing.T) {
 		t.Fatalf("reason not shown: %s", text)
 	}
 	// Refused for the card's state only: the chip's data and TEAM code match.
-	audit, _ = c.store.Audit()
+	audit, _ = c.CMS.Audit()
 	if last := audit[len(audit)-1]; last.Kind != cms.KindRevocation || last.Accepted || last.Serial != serial ||
 		!slices.Equal(last.Codes, []string{cms.CodeCardRevoked}) {
 		t.Fatalf("revocation from the menu audited %+v", last)
@@ -298,7 +298,7 @@ func TestModifiedTotemRefused(t *testing.T) {
 	c := startBroker(t, dir, log, "127.0.0.1:0")
 	c.startHub()
 	results := make(chan *protocol.Result, 8)
-	cm := client(t, ctx, c.srv.URL(), c.totem, totemID, func(p *paho.Publish) {
+	cm := client(t, ctx, c.URL(), c.totem, totemID, func(p *paho.Publish) {
 		if r, err := protocol.DecodeResult(p.Payload); err == nil {
 			results <- r
 		}
@@ -315,7 +315,7 @@ func TestModifiedTotemRefused(t *testing.T) {
 		payload json.RawMessage
 		code    string
 	}{
-		{cms.KindRevocation, marshal(cms.RevocationRequest{TEAM: demoTEAM[:19] + "3", CIP: c.store.CIP(ref.Serial),
+		{cms.KindRevocation, marshal(cms.RevocationRequest{TEAM: demoTEAM[:19] + "3", CIP: c.CMS.CIP(ref.Serial),
 			Channel: cms.SelfService, Reason: cms.ReasonTheft}), cms.CodeCardUnknown}, // no card has that code
 		{cms.KindRevocation, marshal(cms.RevocationRequest{TEAM: demoTEAM, Channel: cms.SelfService, Reason: cms.ReasonLoss}), cms.CodeCIPWrong},
 		{cms.KindReissue, marshal(cms.ReissueRequest{Card: ref, Channel: cms.SelfService, Reason: cms.ReasonLoss}), cms.CodeReissueCounter},
@@ -353,7 +353,7 @@ func TestModifiedTotemRefused(t *testing.T) {
 			t.Fatalf("no result for %v", want)
 		}
 	}
-	if card, _ := c.store.Card(ref.Serial); card.State != cms.CardActive {
+	if card, _ := c.CMS.Card(ref.Serial); card.State != cms.CardActive {
 		t.Fatalf("card %s after refused operations", card.State)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/aslcns/totem/firmware/printq"
 	"github.com/aslcns/totem/hal"
 	"github.com/aslcns/totem/sync/outbox"
+	"github.com/aslcns/totem/sync/synctest"
 	"github.com/aslcns/totem/sync/uplink"
 )
 
@@ -37,7 +38,7 @@ type scene struct {
 	panel  *term.Panel
 	keys   *io.PipeWriter
 	box    *outbox.Outbox
-	logs   *logBuf
+	logs   *synctest.Log
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -99,7 +100,7 @@ func startSceneOpts(t *testing.T, o sceneOpts) *scene {
 		firmware.Options{Totem: totemID, ASL: "ASL Test", Location: "Atrio", Outbox: s.box, Jobs: jobs,
 			Logger: log.With("subsystem", "firmware"), ResultWait: 3 * time.Second, IdleTimeout: time.Minute,
 			ReissueCounter: o.totemCounter})
-	up := uplink.New(uplink.Options{Totem: totemID, URL: s.c.srv.URL(), Username: s.c.totem.Username,
+	up := uplink.New(uplink.Options{Totem: totemID, URL: s.c.URL(), Username: s.c.totem.Username,
 		Password: s.c.totem.Password, Outbox: s.box, Logger: log.With("subsystem", "uplink"),
 		BackoffMin: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond, ResendAfter: time.Second,
 		Telemetry: app.Telemetry, OnResult: app.Result, OnPolicy: app.SetPolicy, OnCommand: app.Command})
@@ -180,7 +181,7 @@ func (s *scene) receipts(ctx context.Context, n int) []string {
 // audit returns the CMS's audit records about the operation id.
 func (s *scene) audit(opID string) []refcms.AuditRecord {
 	s.t.Helper()
-	all, err := s.c.store.Audit()
+	all, err := s.c.CMS.Audit()
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -259,7 +260,7 @@ func TestScenarioSelfServiceConsent(t *testing.T) {
 	s.wait(ctx, "Accolta. Protocollo:")
 
 	e := s.last(ctx)
-	rec, err := s.c.store.Consents(serial)
+	rec, err := s.c.CMS.Consents(serial)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,7 +271,7 @@ func TestScenarioSelfServiceConsent(t *testing.T) {
 	mustContain(t, "receipt", r, "Consensi FSE", "Protocollo: "+rec.Protocol, "Esito: ACCOLTA", "RSS**********01U",
 		"Consultazione (i medici possono leggere il Fascicolo): SÌ")
 	mustNotContain(t, "receipt", r, "RSSMRA80A01H501U", "ROSSI", "MARIO", "PROVVISORIA")
-	if notes, err := s.c.store.Notifications(serial); err != nil || len(notes) != 0 {
+	if notes, err := s.c.CMS.Notifications(serial); err != nil || len(notes) != 0 {
 		t.Errorf("consents notified second halves: %+v, %v", notes, err)
 	}
 	audit := s.audit(e.ID)
@@ -312,7 +313,7 @@ func TestScenarioSelfServiceReprint(t *testing.T) {
 	if e.Kind != "reprint" || e.Result.Processing.Status != "accepted" {
 		t.Fatalf("entry %+v", e)
 	}
-	notes, err := s.c.store.Notifications(serial)
+	notes, err := s.c.CMS.Notifications(serial)
 	if err != nil || len(notes) != 1 || notes[0].OpID != e.ID {
 		t.Fatalf("notifications %+v, %v", notes, err)
 	}
@@ -412,7 +413,7 @@ func TestScenarioAssistedActivationMinor(t *testing.T) {
 		"Delegato: codice fiscale RSS**********01U", "Protocollo: "+prot, "Esito: ACCOLTA")
 	mustNotContain(t, "summary", summary, "ROSSI", res.CIP, "VRDLCU15C10H501Y")
 
-	card, err := s.c.store.Card(serial)
+	card, err := s.c.CMS.Card(serial)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -420,7 +421,7 @@ func TestScenarioAssistedActivationMinor(t *testing.T) {
 		card.Delegations[0].CF != "RSSMRA80A01H501U" {
 		t.Fatalf("card %+v", card)
 	}
-	notes, err := s.c.store.Notifications(serial)
+	notes, err := s.c.CMS.Notifications(serial)
 	if err != nil || len(notes) != 1 || notes[0].Kind != cms.KindActivation || notes[0].OpID != e.ID ||
 		notes[0].To != "3331234567" {
 		t.Fatalf("notifications %+v, %v", notes, err)
@@ -458,11 +459,11 @@ func TestScenarioAssistedRevocation(t *testing.T) {
 	s.wait(ctx, "Accolta. Protocollo:")
 
 	e := s.last(ctx)
-	card, err := s.c.store.Card(serial)
+	card, err := s.c.CMS.Card(serial)
 	if err != nil {
 		t.Fatal(err)
 	}
-	re, err := s.c.store.Reissue(serial)
+	re, err := s.c.CMS.Reissue(serial)
 	if card.State != cms.CardRevoked || err != nil || re.Source != cms.KindRevocation || re.OpID != e.ID {
 		t.Fatalf("card %+v reissue %+v, %v", card, re, err)
 	}
@@ -476,7 +477,7 @@ func TestScenarioAssistedRevocation(t *testing.T) {
 		t.Fatalf("audit %+v", audit)
 	}
 	// A revocation sends no second halves: the card is dead.
-	if notes, err := s.c.store.Notifications(serial); err != nil || len(notes) != 0 {
+	if notes, err := s.c.CMS.Notifications(serial); err != nil || len(notes) != 0 {
 		t.Errorf("notifications %+v, %v", notes, err)
 	}
 
@@ -533,7 +534,7 @@ func TestScenarioAssistedConsentsParentForMinor(t *testing.T) {
 		"Delegato: codice fiscale RSS**********01U", "Dichiarazione sostitutiva firmata", "Operatore: carta ************2006",
 		"Fascicolo Sanitario Elettronico: attivo.", "Protocollo: "+prot, "Esito: ACCOLTA")
 	mustNotContain(t, "consent receipt", r, "ROSSI", "VRDLCU15C10H501Y", "CA12345AB")
-	rec, err := s.c.store.Consents(serial)
+	rec, err := s.c.CMS.Consents(serial)
 	if err != nil || rec.Delegate == nil || rec.Delegate.Kind != cms.DelegParental || rec.Delegate.CF != "RSSMRA80A01H501U" ||
 		rec.Channel != cms.Assisted || rec.Operator != opSerial || rec.Protocol != prot {
 		t.Fatalf("consents %+v, %v", rec, err)
@@ -569,7 +570,7 @@ func TestScenarioReissueAtEnabledCounter(t *testing.T) {
 	s, ctx := reissueScene(t, []string{totemID})
 	s.wait(ctx, "Accolta. Protocollo:")
 	e := s.last(ctx)
-	re, err := s.c.store.Reissue(serial)
+	re, err := s.c.CMS.Reissue(serial)
 	if err != nil || re.Source != cms.KindReissue || re.OpID != e.ID {
 		t.Fatalf("reissue %+v, %v", re, err)
 	}
@@ -595,7 +596,7 @@ func TestScenarioReissueRefusedElsewhere(t *testing.T) {
 		e.Result.Processing.Errors[0].Code != cms.CodeReissueCounter {
 		t.Fatalf("result %+v", e.Result)
 	}
-	if _, err := s.c.store.Reissue("6090012345678000"); err == nil {
+	if _, err := s.c.CMS.Reissue("6090012345678000"); err == nil {
 		t.Fatal("a reissue was recorded")
 	}
 	s.stop()

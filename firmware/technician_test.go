@@ -39,7 +39,7 @@ func TestTechnicianActionsEndToEnd(t *testing.T) {
 	lb, log := newLog()
 	c := startBroker(t, dir, log, "127.0.0.1:0")
 	c.startHub()
-	tt := startTotem(t, filepath.Join(dir, "totem"), c.srv.URL(), c.totem, log)
+	tt := startTotem(t, filepath.Join(dir, "totem"), c.URL(), c.totem, log)
 	tt.reader.Insert(testCard())
 	tt.wait(ctx, "2 Richiesta lettore")
 	tt.panel.Press('2')
@@ -56,7 +56,7 @@ func TestTechnicianActionsEndToEnd(t *testing.T) {
 		t.Fatalf("original %+v", orig)
 	}
 	readers := func() int {
-		card, err := c.store.Card("6090012345678000")
+		card, err := c.CMS.Card("6090012345678000")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -97,11 +97,11 @@ func TestTechnicianActionsEndToEnd(t *testing.T) {
 	}
 	// The audit keeps all four, with the references; the hub's send log
 	// has every transmission with the totem's clock stamps.
-	audit, _ := c.store.Audit()
+	audit, _ := c.CMS.Audit()
 	if len(audit) != 4 || audit[0].Ref != "" || audit[1].Ref != orig.ID || audit[2].Ref != orig.ID {
 		t.Fatalf("audit %+v", audit)
 	}
-	rows, _, _ := c.store.SendLog(cms.SendLogFilter{Totem: totemID})
+	rows, _, _ := c.CMS.SendLog(cms.SendLogFilter{Totem: totemID})
 	if len(rows) != 5 || slices.ContainsFunc(rows, func(r cms.Transmission) bool { return r.Stamp == nil || r.Stamp.Boot != "boot-e2e" }) {
 		t.Fatalf("hub send log %+v", rows)
 	}
@@ -146,7 +146,7 @@ func TestTechnicianActionsEndToEnd(t *testing.T) {
 		t.Fatalf("sweep %+v %v", rep, err)
 	}
 	box.Close()
-	tt = startTotem(t, tdir, c.srv.URL(), c.totem, log)
+	tt = startTotem(t, tdir, c.URL(), c.totem, log)
 	for !tt.up.Connected() && ctx.Err() == nil {
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -170,7 +170,7 @@ func TestTechnicianActionsEndToEnd(t *testing.T) {
 func waitSendLog(ctx context.Context, t *testing.T, c *central, f cms.SendLogFilter, n int) {
 	t.Helper()
 	for ctx.Err() == nil {
-		rows, _, err := c.store.SendLog(f)
+		rows, _, err := c.CMS.SendLog(f)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -194,7 +194,7 @@ func TestResyncEndToEnd(t *testing.T) {
 	c := startBroker(t, dir, log, "127.0.0.1:0")
 	c.startHub()
 	tdir := filepath.Join(dir, "totem")
-	tt := startTotem(t, tdir, c.srv.URL(), c.totem, log)
+	tt := startTotem(t, tdir, c.URL(), c.totem, log)
 	tt.consentFlow(ctx)
 	tt.wait(ctx, "Accolta. Protocollo:")
 	tt.reader.Remove()
@@ -222,7 +222,7 @@ func TestResyncEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.store.Apply(ctx, cms.Op{ID: lost.ID, Totem: totemID, Seq: lost.Seq, Kind: lost.Kind, Payload: payload,
+	if _, err := c.CMS.Apply(ctx, cms.Op{ID: lost.ID, Totem: totemID, Seq: lost.Seq, Kind: lost.Kind, Payload: payload,
 		Created: now, Received: now}); err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +231,7 @@ func TestResyncEndToEnd(t *testing.T) {
 	}
 	box.Close()
 
-	tt = startTotem(t, tdir, c.srv.URL(), c.totem, log)
+	tt = startTotem(t, tdir, c.URL(), c.totem, log)
 	actx, acancel := context.WithTimeout(ctx, 10*time.Second)
 	for !tt.up.Connected() && actx.Err() == nil {
 		time.Sleep(10 * time.Millisecond)
@@ -310,7 +310,7 @@ func TestTechnicianVoidsQuarantined(t *testing.T) {
 		t.Fatalf("sweep %+v %v", rep, err)
 	}
 	box.Close()
-	tt := startTotem(t, tdir, c.srv.URL(), c.totem, log)
+	tt := startTotem(t, tdir, c.URL(), c.totem, log)
 	for !tt.up.Connected() && ctx.Err() == nil {
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -327,7 +327,7 @@ func TestTechnicianVoidsQuarantined(t *testing.T) {
 	if e, _ := tt.box.Get(next.ID); !e.Done || e.Result.Transport.Protocol == "" {
 		t.Fatalf("the operation behind the hole never answered: %+v", e)
 	}
-	audit, err := c.store.Audit()
+	audit, err := c.CMS.Audit()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -95,7 +95,7 @@ func TestWrongDataEndToEnd(t *testing.T) {
 	lb, log := newLog()
 	c := startBroker(t, dir, log, "127.0.0.1:0")
 	c.startHub()
-	tt := startTotem(t, filepath.Join(dir, "totem"), c.srv.URL(), c.totem, log)
+	tt := startTotem(t, filepath.Join(dir, "totem"), c.URL(), c.totem, log)
 
 	wrongDataFlow(ctx, tt, testCard())
 	tt.wait(ctx, "Segnalazione")
@@ -109,11 +109,11 @@ func TestWrongDataEndToEnd(t *testing.T) {
 			t.Errorf("pages lack %q: %s", want, text)
 		}
 	}
-	card, err := c.store.Card("6090012345678000")
+	card, err := c.CMS.Card("6090012345678000")
 	if err != nil || !card.DataReported {
 		t.Fatalf("card %+v, %v", card, err)
 	}
-	hist, _ := c.store.History("6090012345678000")
+	hist, _ := c.CMS.History("6090012345678000")
 	if len(hist) == 0 || hist[len(hist)-1].Kind != cms.KindWrongData || hist[len(hist)-1].Detail != "data_nascita,luogo_nascita,sesso" {
 		t.Fatalf("history %+v", hist)
 	}

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/cms"
-	"github.com/aslcns/totem/cms/refcms"
 	"github.com/aslcns/totem/config"
 	"github.com/aslcns/totem/firmware"
 	"github.com/aslcns/totem/firmware/maint"
@@ -32,6 +31,7 @@ import (
 	"github.com/aslcns/totem/sync/hub"
 	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/protocol"
+	"github.com/aslcns/totem/sync/synctest"
 	"github.com/aslcns/totem/sync/techset"
 	"github.com/aslcns/totem/sync/update/rollout"
 	"github.com/aslcns/totem/sync/uplink"
@@ -57,30 +57,12 @@ type rig struct {
 	box         *outbox.Outbox
 	app         *firmware.App
 	totemVerify *cmdsig.Verifier
-	logs        *logBuf // every component's log lines
-	pkg         string  // a package for job create
+	logs        *synctest.Log // every component's log lines
+	pkg         string        // a package for job create
 	gate        *maint.Gate
 	audit       *audit.Store
 	totemConf   string         // the totem's configuration file (config get/set)
 	level       *slog.LevelVar // the totem's log level, set live by config set
-}
-
-// logBuf collects log lines from several goroutines.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // startRig starts the installation; seed runs on the totem's outbox
@@ -95,8 +77,8 @@ func startRig(t *testing.T, ctx context.Context, seed func(*outbox.Outbox)) *rig
 func startRigAudit(t *testing.T, ctx context.Context, seed func(*outbox.Outbox), prepare func(path string)) *rig {
 	t.Helper()
 	dir := t.TempDir()
-	r := &rig{creds: filepath.Join(dir, "console.json"), tech: filepath.Join(dir, "tech.key"), ops: filepath.Join(dir, "ops.key"),
-		logs: &logBuf{}}
+	r := &rig{creds: filepath.Join(dir, "creds", "console.json"), tech: filepath.Join(dir, "tech.key"), ops: filepath.Join(dir, "ops.key"),
+		logs: &synctest.Log{}}
 	log := slog.New(slog.NewTextHandler(r.logs, nil))
 	var keys []cmdsig.PublicKey
 	for path, role := range map[string]string{r.tech: cmdsig.Technician, r.ops: cmdsig.Ops} {
@@ -110,31 +92,12 @@ func startRigAudit(t *testing.T, ctx context.Context, seed func(*outbox.Outbox),
 		keys = append(keys, k.Public())
 	}
 
-	reg, err := broker.OpenRegistry(filepath.Join(dir, "fleet.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { reg.Close() })
-	r.reg = reg
-	totemCreds, err := reg.Provision(rigTotem, creds.RoleTotem, filepath.Join(dir, rigTotem+".json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := synctest.Start(t, synctest.Options{Dir: dir, Logger: log, Registry: true,
+		Users: []synctest.User{{Name: rigTotem, Role: creds.RoleTotem}, {Name: "console", Role: creds.RoleConsole}}})
+	reg := c.Registry
+	r.reg, r.url = reg, c.URL()
+	totemCreds := c.Creds(rigTotem)
 	r.totemPass = totemCreds.Password
-	if _, err := reg.Provision("console", creds.RoleConsole, r.creds); err != nil {
-		t.Fatal(err)
-	}
-	hubMe, _ := creds.Generate("totemhub-test", creds.RoleHub)
-	users := broker.NewUsers(reg)
-	if err := users.Add(hubMe); err != nil {
-		t.Fatal(err)
-	}
-	srv, err := broker.Start(broker.Options{Listen: "127.0.0.1:0", Auth: users, Logger: log.With("subsystem", "broker")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	r.url = srv.URL()
 	r.config = filepath.Join(dir, "totemctl.toml")
 	if err := os.WriteFile(r.config, []byte("timeout = \"20s\"\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -148,11 +111,6 @@ func startRigAudit(t *testing.T, ctx context.Context, seed func(*outbox.Outbox),
 		t.Cleanup(func() { rec.Close() })
 		return rec
 	}
-	store, err := refcms.Open(filepath.Join(dir, "cms.db"), &refcms.Options{Seed: cms.DemoCards()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
 	fleet, err := hub.OpenFleet(filepath.Join(dir, "presence.db"), hub.FleetOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -180,12 +138,11 @@ func startRigAudit(t *testing.T, ctx context.Context, seed func(*outbox.Outbox),
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.audit.Close() })
-	h := hub.New(hub.Options{URL: r.url, Audit: r.audit, ClientID: "hub-1", Username: hubMe.Username, Password: hubMe.Password,
-		Backend: store, Logger: log.With("subsystem", "hub"), Accounts: reg, Enroller: reg, Verifier: cmdsig.NewVerifier(cmdsig.HubTarget, keys, record("hub-commands.db")),
+	hubOpts := hub.Options{Audit: r.audit, Logger: log.With("subsystem", "hub"), Accounts: reg, Enroller: reg, Verifier: cmdsig.NewVerifier(cmdsig.HubTarget, keys, record("hub-commands.db")),
 		Fleet: fleet, Technicians: techs, TechKey: &hubKey,
 		Jobs: func(console, name string, args map[string]string) (json.RawMessage, error) {
 			return ro.Command(console, name, args, keys, rollout.Fleet{All: reg.Totems, InASL: fleet.InASL})
-		}})
+		}}
 	r.pkg = filepath.Join(dir, "totemd_2.0.0_arm64.deb")
 	if err := os.WriteFile(r.pkg, bytes.Repeat([]byte("deb!"), 50000), 0o644); err != nil {
 		t.Fatal(err)
@@ -202,6 +159,7 @@ func startRigAudit(t *testing.T, ctx context.Context, seed func(*outbox.Outbox),
 		t.Fatal(err)
 	}
 	r.panel, r.reader = sim.NewPanel(20, 4), sim.NewReader("sim")
+	c.StartHub(hubOpts)
 	var up *uplink.Uplink
 	r.totemVerify = cmdsig.NewVerifier(rigTotem, keys, record("commands.db"))
 	if r.gate, err = maint.New(maint.Options{Totem: rigTotem, Keys: append(slices.Clone(keys), hubKey.Public()), Store: r.box}); err != nil {
@@ -232,10 +190,10 @@ func startRigAudit(t *testing.T, ctx context.Context, seed func(*outbox.Outbox),
 	rctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	serveJobs := func(ctx context.Context) error {
-		return rollout.Serve(ctx, ro, send, rollout.ServeOptions{URL: r.url, ClientID: "hub-upd", Username: hubMe.Username,
-			Password: hubMe.Password, Logger: log.With("subsystem", "rollout")})
+		return rollout.Serve(ctx, ro, send, rollout.ServeOptions{URL: r.url, ClientID: "hub-upd", Username: c.HubCreds.Username,
+			Password: c.HubCreds.Password, Logger: log.With("subsystem", "rollout")})
 	}
-	for _, run := range []func(context.Context) error{h.Run, app.Run, up.Run, serveJobs} {
+	for _, run := range []func(context.Context) error{app.Run, up.Run, serveJobs} {
 		wg.Add(1)
 		go func() { defer wg.Done(); run(rctx) }()
 	}
@@ -247,9 +205,6 @@ func startRigAudit(t *testing.T, ctx context.Context, seed func(*outbox.Outbox),
 	})
 	actx, acancel := context.WithTimeout(ctx, 5*time.Second)
 	defer acancel()
-	if err := h.AwaitConnection(actx); err != nil {
-		t.Fatal(err)
-	}
 	for !up.Connected() {
 		if actx.Err() != nil {
 			t.Fatal("the totem did not connect")
@@ -524,12 +479,7 @@ func TestEveryCommandRunsEndToEnd(t *testing.T) {
 		t.Fatalf("cmd format_disk: %v", err)
 	}
 	card := sim.DemoCard()
-	logs := r.logs.String()
-	for _, secret := range []string{card.Info.CF, card.Info.Surname, card.Info.Name} {
-		if secret != "" && strings.Contains(logs, secret) {
-			t.Errorf("personal data %q in the logs", secret)
-		}
-	}
+	r.logs.AssertNoPII(t, card.Info.CF, card.Info.Surname, card.Info.Name)
 }
 
 // A flood of unsigned commands — anybody with a console's or a totem's

@@ -5,20 +5,18 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/aslcns/totem/cms"
-	"github.com/aslcns/totem/cms/refcms"
 	"github.com/aslcns/totem/sync/broker"
 	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/hub"
 	"github.com/aslcns/totem/sync/protocol"
+	"github.com/aslcns/totem/sync/synctest"
 	"github.com/eclipse/paho.golang/autopaho"
 	"github.com/eclipse/paho.golang/paho"
 )
@@ -89,30 +87,18 @@ type fleetHub struct {
 func startFleetHub(ctx context.Context, t *testing.T, totems int) *fleetHub {
 	t.Helper()
 	dir := t.TempDir()
-	hubMe, _ := creds.Generate("totemhub", creds.RoleHub)
-	con, _ := creds.Generate("console", creds.RoleConsole)
-	users := broker.NewUsers(nil)
-	users.Add(hubMe)
-	users.Add(con)
-	fh := &fleetHub{}
-	var ids []string
+	users := []synctest.User{{Name: "console", Role: creds.RoleConsole}}
 	for i := range totems {
-		c, _ := creds.Generate(fmt.Sprintf("t-%03d", i), creds.RoleTotem)
-		users.Add(c)
-		fh.totems = append(fh.totems, c)
-		ids = append(ids, c.Username)
+		users = append(users, synctest.User{Name: fmt.Sprintf("t-%03d", i), Role: creds.RoleTotem})
 	}
-	srv, err := broker.Start(broker.Options{Listen: "127.0.0.1:0", Auth: users})
-	if err != nil {
-		t.Fatal(err)
+	c := synctest.Start(t, synctest.Options{Dir: dir, Users: users})
+	con := c.Creds("console")
+	fh := &fleetHub{srv: c.Broker}
+	var ids []string
+	for _, u := range users[1:] {
+		fh.totems = append(fh.totems, c.Creds(u.Name))
+		ids = append(ids, u.Name)
 	}
-	t.Cleanup(func() { srv.Close() })
-	fh.srv = srv
-	store, err := refcms.Open(filepath.Join(dir, "cms.db"), &refcms.Options{Seed: cms.DemoCards()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
 	fleet, err := hub.OpenFleet(filepath.Join(dir, "presence.db"), hub.FleetOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -129,37 +115,20 @@ func startFleetHub(ctx context.Context, t *testing.T, totems int) *fleetHub {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { rec.Close() })
-	hctx, hcancel := context.WithCancel(ctx)
-	h := hub.New(hub.Options{URL: srv.URL(), ClientID: "hub-s", Username: hubMe.Username, Password: hubMe.Password,
-		Backend: store, Fleet: fleet, Verifier: cmdsig.NewVerifier(cmdsig.HubTarget, []cmdsig.PublicKey{key.Public()}, rec)})
-	done := make(chan error, 1)
-	go func() { done <- h.Run(hctx) }()
-	t.Cleanup(func() { hcancel(); <-done })
-	if err := h.AwaitConnection(ctx); err != nil {
-		t.Fatal(err)
-	}
+	c.StartHub(hub.Options{ClientID: "hub-s", Fleet: fleet, Verifier: cmdsig.NewVerifier(cmdsig.HubTarget, []cmdsig.PublicKey{key.Public()}, rec)})
 	if err := creds.Save(filepath.Join(dir, "console.json"), con); err != nil {
 		t.Fatal(err)
 	}
 	fh.cfg = filepath.Join(dir, "ctl.toml")
 	os.WriteFile(fh.cfg, []byte(fmt.Sprintf("timeout = \"5s\"\nkey_file = %q\n[broker]\nurl = %q\ncredentials_file = %q\n",
-		filepath.Join(dir, "console.key"), srv.URL(), filepath.Join(dir, "console.json"))), 0o600)
+		filepath.Join(dir, "console.key"), c.URL(), filepath.Join(dir, "console.json"))), 0o600)
 	return fh
 }
 
 // totemClient connects as totem c and says it is online.
 func (fh *fleetHub) totemClient(ctx context.Context, t *testing.T, c creds.File) *autopaho.ConnectionManager {
 	t.Helper()
-	u, _ := url.Parse(fh.srv.URL())
-	cm, err := autopaho.NewConnection(ctx, autopaho.ClientConfig{ServerUrls: []*url.URL{u}, KeepAlive: 30,
-		ConnectUsername: c.Username, ConnectPassword: []byte(c.Password), ClientConfig: paho.ClientConfig{ClientID: c.Username}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cm.Disconnect(context.Background()) })
-	if err := cm.AwaitConnection(ctx); err != nil {
-		t.Fatal(err)
-	}
+	cm := synctest.Dial(t, ctx, fh.srv.URL(), c, c.Username, nil)
 	b, _ := protocol.Marshal(protocol.State{V: 1, Totem: c.Username, Status: protocol.Online, Since: time.Now().UTC(), Boot: "b", Session: 1})
 	if _, err := cm.Publish(ctx, &paho.Publish{Topic: protocol.Topic(c.Username, protocol.LeafState), QoS: 1, Retain: true, Payload: b}); err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/hub"
 	"github.com/aslcns/totem/sync/pki"
+	"github.com/aslcns/totem/sync/synctest"
 )
 
 // totemd enroll exchanges the code ops got for the totem's credentials
@@ -32,32 +33,12 @@ func TestEnrollEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := broker.OpenRegistry(filepath.Join(dir, "users.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reg.Close()
-	me, _ := creds.Generate("hub-test", creds.RoleHub)
-	users := broker.NewUsers(reg)
-	if err := users.Add(me); err != nil {
-		t.Fatal(err)
-	}
-	srv, err := broker.Start(broker.Options{Listen: "127.0.0.1:0", TLSListen: "127.0.0.1:0", TLS: cert.Config(), Auth: users, Enroll: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	h := hub.New(hub.Options{URL: srv.URL(), ClientID: me.Username, Username: me.Username, Password: me.Password, Enroller: reg})
+	c := synctest.Start(t, synctest.Options{Dir: dir, Registry: true,
+		Broker: broker.Options{TLSListen: "127.0.0.1:0", TLS: cert.Config(), Enroll: true}})
+	srv, reg := c.Broker, c.Registry
+	c.StartHub(hub.Options{ClientID: c.HubCreds.Username, Enroller: reg})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	hctx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { h.Run(hctx); close(done) }()
-	defer func() { stop(); <-done }()
-	if err := h.AwaitConnection(ctx); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(100 * time.Millisecond) // the subscriptions follow the connection
 
 	credsFile := filepath.Join(dir, "totem", "t-1.json")
 	config := func(caFile string) string {

@@ -15,9 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aslcns/totem/sync/broker"
 	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/creds"
+	"github.com/aslcns/totem/sync/synctest"
 	"github.com/aslcns/totem/sync/update"
 	"github.com/aslcns/totem/sync/update/agent"
 	"github.com/aslcns/totem/sync/update/rollout"
@@ -146,19 +146,8 @@ func TestUpdateRealProcesses(t *testing.T) {
 	v1 := buildVersion(t, dir, "1.0.0")
 	v2 := buildVersion(t, dir, "2.0.0")
 
-	users := broker.NewUsers(nil)
-	hubMe, _ := creds.Generate("hub-upd", creds.RoleHub)
-	totem, _ := creds.Generate("t-up", creds.RoleTotem)
-	for _, c := range []creds.File{hubMe, totem} {
-		if err := users.Add(c); err != nil {
-			t.Fatal(err)
-		}
-	}
-	srv, err := broker.Start(broker.Options{Listen: "127.0.0.1:0", Auth: users})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
+	c := synctest.Start(t, synctest.Options{Users: []synctest.User{{Name: "t-up", Role: creds.RoleTotem}}})
+	srv, hubMe, totem := c.Broker, c.HubCreds, c.Creds("t-up")
 	ops, err := cmdsig.Generate("ops1", cmdsig.Ops)
 	if err != nil {
 		t.Fatal(err)

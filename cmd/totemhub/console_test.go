@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +22,7 @@ import (
 	"github.com/aslcns/totem/sync/audit"
 	"github.com/aslcns/totem/sync/hub/web"
 	"github.com/aslcns/totem/sync/pki"
+	"github.com/aslcns/totem/sync/synctest"
 )
 
 func userRun(t *testing.T, cfg, stdin string, args ...string) (string, error) {
@@ -109,25 +109,6 @@ func TestHTTPTLSFromHubCA(t *testing.T) {
 	}
 }
 
-// lockedWriter is a buffer written by the hub's logger and read by the
-// test.
-type lockedWriter struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (w *lockedWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *lockedWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
-}
-
 // A whole totemhub with [http] tls = "hub" serves the console over HTTPS
 // behind its login, and /metrics with the console's series.
 func TestHubServesConsoleOverTLS(t *testing.T) {
@@ -144,7 +125,7 @@ func TestHubServesConsoleOverTLS(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	var logs lockedWriter
+	var logs synctest.Log
 	hctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- run(hctx, []string{"--config", cfgPath}, strings.NewReader(""), io.Discard, &logs) }()

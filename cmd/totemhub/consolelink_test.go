@@ -10,10 +10,10 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/config"
-	"github.com/aslcns/totem/sync/broker"
 	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/protocol"
+	"github.com/aslcns/totem/sync/synctest"
 	"github.com/eclipse/paho.golang/paho"
 )
 
@@ -25,8 +25,8 @@ func TestConsoleLinkRoundTrip(t *testing.T) {
 	defer cancel()
 	cfg := config.DefaultTotemhub()
 	cfg.Fleet.CredentialsDir = t.TempDir()
-	console, _ := creds.Generate("console", creds.RoleConsole)
-	totem, _ := creds.Generate("t-link", creds.RoleTotem)
+	c := synctest.Start(t, synctest.Options{Users: []synctest.User{{Name: "console", Role: creds.RoleConsole}, {Name: "t-link", Role: creds.RoleTotem}}})
+	srv, console, totem := c.Broker, c.Creds("console"), c.Creds("t-link")
 	if err := creds.Save(filepath.Join(cfg.Fleet.CredentialsDir, "console.json"), console); err != nil {
 		t.Fatal(err)
 	}
@@ -34,14 +34,6 @@ func TestConsoleLinkRoundTrip(t *testing.T) {
 	if err := cmdsig.SavePrivate(filepath.Join(cfg.Fleet.CredentialsDir, "console.key"), key); err != nil {
 		t.Fatal(err)
 	}
-	users := broker.NewUsers(nil)
-	users.Add(console)
-	users.Add(totem)
-	srv, err := broker.Start(broker.Options{Listen: "127.0.0.1:0", Auth: users})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
 
 	// The totem: answers every command with its name.
 	u, _ := url.Parse(srv.URL())

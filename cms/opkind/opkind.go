@@ -10,6 +10,35 @@
 //
 // It sits under cms, which the firmware and the hub both import, and it
 // imports nothing but the standard library.
+//
+// # Adding a kind
+//
+// A newcomer writes at most six files, and a test fails while any piece
+// is missing:
+//
+//  1. cms/<kind>.go: the name (const KindX), its declaration
+//     (opkind.Register in an init: online or queued, correctable,
+//     cancellable, flow or receipt) and its payload types, shared by the
+//     totem and the CMS. Adding the name to the list below instead is the
+//     same declaration.
+//  2. cms/refcms/<kind>.go: validation and apply, registered with
+//     appliers[KindX] in an init — TestEveryKindApplies.
+//  3. firmware/flows/<kind>.go: the flow (ask, Submit, Finish with its
+//     receipt lines).
+//  4. firmware/kinds.go: registerKind with the receipt title in Italian
+//     and English and the flow, and its key on a menu —
+//     TestEveryFlowKindIsComplete.
+//  5. firmware/screens/catalogue.go: its screens and texts in Italian and
+//     English (none if it shows only existing ones) — the catalogue's
+//     tests check they fit the 20x4 display.
+//  6. firmware/receipt_test.go: a golden receipt under its title, whose
+//     testdata/receipt-<name>-*.golden files are written by
+//     go test ./firmware -run TestReceiptGolden -update (generated,
+//     reviewed as a diff) — TestReceiptGolden, TestEveryFlowKindIsComplete.
+//
+// The fixtures show it: firmware/kind_fixture_test.go is items 1, 3, 4 and
+// 6 in one file (it reuses the catalogue's texts) plus its four generated
+// goldens, cms/refcms/kinds_test.go items 1 and 2.
 package opkind
 
 import (

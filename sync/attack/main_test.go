@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"text/tabwriter"
+
+	"github.com/aslcns/totem/sync/synctest"
 )
 
 // logCheck is the name of the final personal-data check in TestMain.
@@ -93,20 +95,18 @@ func runMain(m *testing.M) int {
 	return code
 }
 
-// personal is what must never be in a log line: the codici fiscali of the
-// demo cards and of the malformed envelopes, the names, the PIN-like field.
-var personal = []string{
-	"RSSMRA80A01H501U", "BNCLRA75D45F205C", "VRDLCU15C10H501Y", "VRDNNA70M50F205B",
-	"ROSSI", "MARIO", attackPIN,
-}
-
 // attackPIN is the PIN-like value the malformed envelopes carry.
 const attackPIN = "93172864"
 
+// personal is what must never be in a log line besides a codice fiscale
+// of any shape: the names and codes of the demo cards (the malformed
+// envelopes carry them), the test PINs and the envelopes' PIN-like field.
+var personal = append(synctest.Personal(), attackPIN)
+
 // scanLogs returns every line of every file under dir that carries
-// personal data, as "file:line: text" with the data itself masked. The
-// match is exact: a log quotes what it got, and the names are upper case
-// as on a card.
+// personal data (synctest.PII), as "file:line: text" with the data
+// itself masked. The match is exact: a log quotes what it got, and the
+// names are upper case as on a card.
 func scanLogs(dir string) []string {
 	var leaks []string
 	filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
@@ -121,19 +121,12 @@ func scanLogs(dir string) []string {
 		sc := bufio.NewScanner(f)
 		sc.Buffer(make([]byte, 64<<10), 4<<20)
 		for n := 1; sc.Scan(); n++ {
-			line := sc.Text()
-			for _, p := range personal {
-				if strings.Contains(line, p) {
-					masked := line
-					for _, q := range personal {
-						masked = strings.ReplaceAll(masked, q, "<"+fmt.Sprint(len(q))+" chars>")
-					}
-					if len(masked) > 200 {
-						masked = masked[:200] + "…"
-					}
-					leaks = append(leaks, fmt.Sprintf("%s:%d: %s", filepath.Base(path), n, masked))
-					break
+			if bad := synctest.PII(sc.Text(), attackPIN); len(bad) > 0 {
+				masked := bad[0]
+				if len(masked) > 200 {
+					masked = masked[:200] + "…"
 				}
+				leaks = append(leaks, fmt.Sprintf("%s:%d: %s", filepath.Base(path), n, masked))
 			}
 		}
 		return nil

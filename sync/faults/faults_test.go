@@ -21,11 +21,11 @@ import (
 
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/cms/refcms"
-	"github.com/aslcns/totem/sync/broker"
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/hub"
 	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/pki"
+	"github.com/aslcns/totem/sync/synctest"
 	"github.com/aslcns/totem/sync/uplink"
 )
 
@@ -41,87 +41,65 @@ func payload() []byte {
 	return b
 }
 
-// central is the hub side, in the test process: a broker of the given
-// kind, the reference CMS, and the hub instances sharing its ingest.
+// central is the hub side, in the test process: the kit's reference CMS
+// and hub instances (sharing the ingest), on a broker of the given kind —
+// the kit's own (mochi) or mosquitto.
 type central struct {
+	*synctest.Central
 	t     *testing.T
 	kind  string // mochi or mosquitto
-	addr  string
-	users *broker.Users
-	srv   *broker.Server // mochi
-	mq    *mosq          // mosquitto
+	mq    *mosq  // mosquitto
 	store *refcms.Store
 	hubMe creds.File
 	totem creds.File
-	mu    sync.Mutex
-	hubs  []*hubRun // running instances, oldest first
-	be    cms.Backend
+	be    cms.Backend // what the hubs started next apply to
 }
 
 // hubRun is one running hub instance.
-type hubRun struct {
-	h      *hub.Hub
-	cancel context.CancelFunc
-	done   chan error
-}
+type hubRun = synctest.Hub
 
 func newCentral(t *testing.T, kind string) *central {
 	t.Helper()
-	c := &central{t: t, kind: kind}
-	c.hubMe, _ = creds.Generate("totemhub", creds.RoleHub)
-	c.totem, _ = creds.Generate(totemID, creds.RoleTotem)
-	if kind == mosquitto {
-		c.mq = newMosq(t, c.hubMe, c.totem) // skips without mosquitto
-	} else {
-		c.users = broker.NewUsers(nil)
-		c.users.Add(c.hubMe)
-		c.users.Add(c.totem)
-	}
-	var err error
-	if c.store, err = refcms.Open(filepath.Join(t.TempDir(), "cms.db"), &refcms.Options{Seed: cms.DemoCards()}); err != nil {
-		t.Fatal(err)
-	}
-	c.be = c.store
-	c.startBroker("127.0.0.1:0")
-	t.Cleanup(func() {
-		c.stopHub()
-		c.stopBroker()
-		c.store.Close()
-	})
+	c := startCentral(t, kind, totemID)
+	c.totem = c.Creds(totemID)
 	return c
 }
 
-// startBroker starts the broker; mochi listens on listen, mosquitto on
-// its own port, the same after a restart.
-func (c *central) startBroker(listen string) {
+// startCentral starts the central side with a totem user for each id.
+func startCentral(t *testing.T, kind string, totems ...string) *central {
+	t.Helper()
+	var users []synctest.User
+	for _, id := range totems {
+		users = append(users, synctest.User{Name: id, Role: creds.RoleTotem})
+	}
+	k := synctest.Start(t, synctest.Options{Users: users, NoBroker: kind == mosquitto})
+	c := &central{Central: k, t: t, kind: kind, store: k.CMS, be: k.CMS, hubMe: k.HubCreds}
+	if kind == mosquitto {
+		all := []creds.File{c.hubMe}
+		for _, id := range totems {
+			all = append(all, c.Creds(id))
+		}
+		c.mq = newMosq(t, all...) // skips without mosquitto
+		c.mq.start()
+	}
+	return c
+}
+
+// startBroker starts the broker again, on the address it had.
+func (c *central) startBroker() {
 	c.t.Helper()
 	if c.mq != nil {
 		c.mq.start()
-		c.mu.Lock()
-		c.addr = c.mq.addr
-		c.mu.Unlock()
 		return
 	}
-	var err error
-	for i := 0; ; i++ {
-		c.srv, err = broker.Start(broker.Options{Listen: listen, Auth: c.users})
-		if err == nil {
-			break
-		}
-		if i > 50 { // the old listener's port may take a moment to free
-			c.t.Fatal(err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	c.mu.Lock()
-	c.addr = c.srv.Addr()
-	c.mu.Unlock()
+	c.StartBroker()
 }
 
 func (c *central) brokerAddr() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.addr
+	if c.mq != nil {
+		return c.mq.addr
+	}
+	return c.Addr()
 }
 
 // stopBroker closes mochi, or kills mosquitto with SIGKILL.
@@ -130,10 +108,7 @@ func (c *central) stopBroker() {
 		c.mq.stop()
 		return
 	}
-	if c.srv != nil {
-		c.srv.Close()
-		c.srv = nil
-	}
+	c.StopBroker()
 }
 
 // restartBroker stops the broker and starts it again on the same address
@@ -141,10 +116,9 @@ func (c *central) stopBroker() {
 // memory).
 func (c *central) restartBroker() {
 	c.t.Helper()
-	addr := c.brokerAddr()
 	c.stopBroker()
 	time.Sleep(200 * time.Millisecond)
-	c.startBroker(addr)
+	c.startBroker()
 }
 
 func (c *central) url() string { return c.scheme() + c.brokerAddr() }
@@ -183,55 +157,15 @@ func (c *central) tls() *tls.Config {
 // through $share/totemhub.
 func (c *central) startHub() *hubRun {
 	c.t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &hubRun{cancel: cancel, done: make(chan error, 1)}
-	r.h = hub.New(hub.Options{URL: c.url(), TLS: c.tls(), ClientID: "hub-" + fmt.Sprint(rand.IntN(1e6)), Username: c.hubMe.Username,
-		Password: c.hubMe.Password, Backend: c.be})
-	go func() { r.done <- r.h.Run(ctx) }()
-	actx, acancel := context.WithTimeout(ctx, 5*time.Second)
-	defer acancel()
-	if err := r.h.AwaitConnection(actx); err != nil {
-		c.t.Fatal(err)
-	}
-	c.mu.Lock()
-	c.hubs = append(c.hubs, r)
-	c.mu.Unlock()
-	return r
+	return c.StartHub(hub.Options{URL: c.url(), TLS: c.tls(), ClientID: "hub-" + fmt.Sprint(rand.IntN(1e6)), Backend: c.be})
 }
 
-// newest is the instance started last, nil if none runs.
-func (c *central) newest() *hubRun {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.hubs) == 0 {
-		return nil
+// oldest is the instance started first, nil if none runs.
+func (c *central) oldest() *hubRun {
+	if hs := c.Hubs(); len(hs) > 0 {
+		return hs[0]
 	}
-	return c.hubs[len(c.hubs)-1]
-}
-
-// stop stops one instance and waits for it.
-func (c *central) stop(r *hubRun) {
-	c.mu.Lock()
-	for i, h := range c.hubs {
-		if h == r {
-			c.hubs = append(c.hubs[:i:i], c.hubs[i+1:]...)
-		}
-	}
-	c.mu.Unlock()
-	r.cancel()
-	<-r.done
-}
-
-// stopHub stops every instance.
-func (c *central) stopHub() {
-	c.mu.Lock()
-	hubs := c.hubs
-	c.hubs = nil
-	c.mu.Unlock()
-	for _, r := range hubs {
-		r.cancel()
-		<-r.done
-	}
+	return nil
 }
 
 // check asserts that every acknowledged operation was applied exactly once
@@ -416,8 +350,8 @@ func kill9(t *testing.T, kind string, hubs int) {
 	// What each instance applied, counted when it stops.
 	var perHub []int64
 	stop := func(r *hubRun) {
-		c.stop(r)
-		perHub = append(perHub, r.h.Stats().Applied.Load())
+		c.StopHub(r)
+		perHub = append(perHub, r.Stats().Applied.Load())
 	}
 	box := filepath.Join(t.TempDir(), "outbox.db")
 	acked := make(map[string]bool)
@@ -428,17 +362,14 @@ func kill9(t *testing.T, kind string, hubs int) {
 			acked[id] = true
 		}
 		if i%4 == 3 { // the oldest hub instance restarts too
-			c.mu.Lock()
-			oldest := c.hubs[0]
-			c.mu.Unlock()
-			stop(oldest)
+			stop(c.oldest())
 			c.startHub()
 			restarts++
 		}
 	}
 	runTotem(t, c, box, "drain", 0)
-	for c.newest() != nil {
-		stop(c.newest())
+	for c.Hub() != nil {
+		stop(c.Hub())
 	}
 	applied := c.check(acked)
 	took := 0
@@ -595,12 +526,12 @@ func linkCut(t *testing.T, kind string, ops int) {
 	}{
 		{"link cut 300ms", func() { px.cut(); time.Sleep(300 * time.Millisecond); px.restore() }},
 		{"hub dies between apply and answer", func() {
-			r := c.newest() // this instance, not the one started after it
+			r := c.Hub() // this instance, not the one started after it
 			d.mu.Lock()
-			d.armed, d.kill = true, r.cancel
+			d.armed, d.kill = true, r.Cancel
 			d.mu.Unlock()
 			time.Sleep(300 * time.Millisecond)
-			c.stop(r)
+			c.StopHub(r)
 			c.startHub()
 		}},
 		{"broker restart", c.restartBroker},

@@ -1,19 +1,18 @@
 package faults
 
 import (
-	"bytes"
 	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/pki"
+	"github.com/aslcns/totem/sync/synctest"
 )
 
 // Broker kinds the central side runs on.
@@ -36,7 +35,7 @@ type mosq struct {
 	caFile string // the CA of its TLS listener's certificate
 	cmd    *exec.Cmd
 	exited chan struct{} // closed once cmd has been reaped
-	out    *lockedBuf
+	out    *synctest.Log
 }
 
 // needMosquitto skips the test when mosquitto is not installed, except in
@@ -59,7 +58,7 @@ func needMosquitto(t *testing.T) string {
 // newMosq writes the configuration for users; start runs the broker.
 func newMosq(t *testing.T, users ...creds.File) *mosq {
 	t.Helper()
-	m := &mosq{t: t, bin: needMosquitto(t), out: &lockedBuf{}}
+	m := &mosq{t: t, bin: needMosquitto(t), out: &synctest.Log{}}
 	dir := t.TempDir()
 	passwd := filepath.Join(dir, "passwd")
 	for i, u := range users {
@@ -175,21 +174,4 @@ func (m *mosq) stop() {
 		m.t.Errorf("mosquitto (pid %d) did not exit after SIGKILL", m.cmd.Process.Pid)
 	}
 	m.cmd = nil
-}
-
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

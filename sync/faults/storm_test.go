@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/cms"
-	"github.com/aslcns/totem/cms/refcms"
-	"github.com/aslcns/totem/sync/broker"
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/uplink"
@@ -35,33 +33,15 @@ func storm(t *testing.T, kind string, hubs int) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	var ids []creds.File
+	var names []string
 	for i := range totems {
-		c, _ := creds.Generate(fmt.Sprintf("t-storm-%02d", i), creds.RoleTotem)
-		ids = append(ids, c)
+		names = append(names, fmt.Sprintf("t-storm-%02d", i))
 	}
-	c := &central{t: t, kind: kind}
-	c.hubMe, _ = creds.Generate("totemhub", creds.RoleHub)
-	if kind == mosquitto {
-		c.mq = newMosq(t, append([]creds.File{c.hubMe}, ids...)...) // skips without mosquitto
-	} else {
-		c.users = broker.NewUsers(nil)
-		c.users.Add(c.hubMe)
-		for _, id := range ids {
-			c.users.Add(id)
-		}
+	c := startCentral(t, kind, names...)
+	var ids []creds.File
+	for _, n := range names {
+		ids = append(ids, c.Creds(n))
 	}
-	var err error
-	if c.store, err = refcms.Open(filepath.Join(t.TempDir(), "cms.db"), &refcms.Options{Seed: cms.DemoCards()}); err != nil {
-		t.Fatal(err)
-	}
-	c.be = c.store
-	c.startBroker("127.0.0.1:0")
-	t.Cleanup(func() {
-		c.stopHub()
-		c.stopBroker()
-		c.store.Close()
-	})
 	for range hubs {
 		c.startHub()
 	}
@@ -97,23 +77,19 @@ func storm(t *testing.T, kind string, hubs int) {
 	}()
 	// The oldest instance restarts once a quarter of the storm is applied.
 	applied := func() int64 {
-		c.mu.Lock()
-		defer c.mu.Unlock()
 		var n int64
-		for _, r := range c.hubs {
-			n += r.h.Stats().Applied.Load()
+		for _, r := range c.Hubs() {
+			n += r.Stats().Applied.Load()
 		}
 		return n
 	}
 	for applied() < int64(totems*each/4) && ctx.Err() == nil {
 		time.Sleep(5 * time.Millisecond)
 	}
-	c.mu.Lock()
-	oldest := c.hubs[0]
-	c.mu.Unlock()
-	c.stop(oldest)
-	if oldest.h.Stats().Dropped.Load() != 0 {
-		t.Fatalf("the stopped instance dropped %d acknowledged operations", oldest.h.Stats().Dropped.Load())
+	oldest := c.oldest()
+	c.StopHub(oldest)
+	if oldest.Stats().Dropped.Load() != 0 {
+		t.Fatalf("the stopped instance dropped %d acknowledged operations", oldest.Stats().Dropped.Load())
 	}
 	c.startHub()
 	for i, box := range boxes {
@@ -145,12 +121,10 @@ func storm(t *testing.T, kind string, hubs int) {
 	if len(audit) != totems*each {
 		t.Fatalf("applied %d, want %d", len(audit), totems*each)
 	}
-	c.mu.Lock()
-	for _, r := range c.hubs {
-		if d := r.h.Stats().Dropped.Load(); d != 0 {
+	for _, r := range c.Hubs() {
+		if d := r.Stats().Dropped.Load(); d != 0 {
 			t.Errorf("an instance dropped %d acknowledged operations", d)
 		}
 	}
-	c.mu.Unlock()
 	t.Logf("%s, %d hub instance(s), %d totems x %d, one restart mid-storm: all applied once, in order", kind, hubs, totems, each)
 }

@@ -1,36 +1,18 @@
 package uplink
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/aslcns/totem/sync/broker"
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/outbox"
+	"github.com/aslcns/totem/sync/synctest"
 )
-
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // A totem with a wrong password, retrying fast, feeds the broker's count
 // until the eighth failure locks it; from then on it stops asking (no
@@ -59,7 +41,7 @@ func TestLockedTotemStopsRetrying(t *testing.T) {
 	}
 	defer box.Close()
 
-	logs := new(lockedBuf)
+	logs := new(synctest.Log)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	start := func(ctx context.Context, pass string) (*Uplink, func()) {
@@ -139,7 +121,7 @@ func TestExpiredCredentialsSaySo(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer box.Close()
-	logs := new(lockedBuf)
+	logs := new(synctest.Log)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	u := New(Options{Totem: totem, URL: srv.URL(), Username: totem, Password: f.Password, Outbox: box,

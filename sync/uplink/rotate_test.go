@@ -14,6 +14,7 @@ import (
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/hub"
 	"github.com/aslcns/totem/sync/outbox"
+	"github.com/aslcns/totem/sync/synctest"
 )
 
 // A rotation killed at each of its steps — simulated in process: the
@@ -42,7 +43,7 @@ func TestRotationSurvivesACrashAtEveryStep(t *testing.T) {
 	if err := users.Add(me); err != nil {
 		t.Fatal(err)
 	}
-	logs := new(lockedBuf)
+	logs := new(synctest.Log)
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	srv, err := broker.Start(broker.Options{Listen: "127.0.0.1:0", Auth: users, Logger: log})
 	if err != nil {

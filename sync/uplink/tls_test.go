@@ -1,35 +1,17 @@
 package uplink
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/aslcns/totem/sync/broker"
 	"github.com/aslcns/totem/sync/pki"
+	"github.com/aslcns/totem/sync/synctest"
 )
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // Over mqtts:// the uplink connects to a broker its CA vouches for; with
 // another CA it never connects, and its log says so at error level,
@@ -68,7 +50,7 @@ func TestTLSUplink(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var logs syncBuf
+			var logs synctest.Log
 			u := New(Options{Totem: totem, URL: srv.TLSURL(), TLS: cfg, CAFile: tc.caFile, Outbox: r.box,
 				Username: r.totem.Username, Password: r.totem.Password, BackoffMin: 20 * time.Millisecond,
 				BackoffMax: 100 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(&logs, nil))})

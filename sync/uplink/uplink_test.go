@@ -2,7 +2,6 @@ package uplink
 
 import (
 	"context"
-	"net/url"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -15,6 +14,7 @@ import (
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/protocol"
+	"github.com/aslcns/totem/sync/synctest"
 	"github.com/eclipse/paho.golang/autopaho"
 	"github.com/eclipse/paho.golang/paho"
 )
@@ -49,27 +49,10 @@ type rig struct {
 func newRig(t *testing.T) *rig {
 	t.Helper()
 	r := &rig{}
-	users := broker.NewUsers(nil)
-	for _, f := range []struct {
-		dst  *creds.File
-		name string
-		role string
-	}{{&r.totem, totem, creds.RoleTotem}, {&r.hub, "hub-test", creds.RoleHub}, {&r.console, "ops", creds.RoleConsole}} {
-		c, err := creds.Generate(f.name, f.role)
-		if err != nil {
-			t.Fatal(err)
-		}
-		*f.dst = c
-		if err := users.Add(c); err != nil {
-			t.Fatal(err)
-		}
-	}
-	r.auth = &counting{Authenticator: users}
+	c := synctest.Start(t, synctest.Options{Users: []synctest.User{{Name: totem, Role: creds.RoleTotem}, {Name: "ops", Role: creds.RoleConsole}},
+		Auth: func(a broker.Authenticator) broker.Authenticator { r.auth = &counting{Authenticator: a}; return r.auth }})
+	r.srv, r.totem, r.hub, r.console = c.Broker, c.Creds(totem), c.HubCreds, c.Creds("ops")
 	var err error
-	if r.srv, err = broker.Start(broker.Options{Listen: "127.0.0.1:0", Auth: r.auth}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.srv.Close() })
 	if r.box, err = outbox.Open(filepath.Join(t.TempDir(), "outbox.db"), nil); err != nil {
 		t.Fatal(err)
 	}
@@ -101,34 +84,7 @@ func (r *rig) run(t *testing.T, ctx context.Context, o Options) (*Uplink, <-chan
 
 func dial(t *testing.T, ctx context.Context, srvURL string, f creds.File, recv func(*autopaho.ConnectionManager, *paho.Publish)) *autopaho.ConnectionManager {
 	t.Helper()
-	u, _ := url.Parse(srvURL)
-	var (
-		cm  *autopaho.ConnectionManager
-		err error
-		mu  sync.Mutex
-	)
-	mu.Lock() // the callback reads cm: it waits for the assignment
-	cm, err = autopaho.NewConnection(ctx, autopaho.ClientConfig{
-		ServerUrls: []*url.URL{u}, KeepAlive: 30, ConnectUsername: f.Username, ConnectPassword: []byte(f.Password),
-		ClientConfig: paho.ClientConfig{ClientID: f.Username + "-c", OnPublishReceived: []func(paho.PublishReceived) (bool, error){
-			func(pr paho.PublishReceived) (bool, error) {
-				mu.Lock()
-				c := cm
-				mu.Unlock()
-				go recv(c, pr.Packet) // publishing from paho's goroutine could deadlock
-				return true, nil
-			}}},
-	})
-	mu.Unlock()
-	if err != nil {
-		t.Fatal(err)
-	}
-	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if err := cm.AwaitConnection(actx); err != nil {
-		t.Fatal(err)
-	}
-	return cm
+	return synctest.Dial(t, ctx, srvURL, f, "", recv)
 }
 
 // Credentials refused (0x86) are asked again only after CredentialsRetry
