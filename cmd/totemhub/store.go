@@ -16,23 +16,26 @@ import (
 // openCMS opens the reference CMS: on bbolt in state_dir, or with
 // [store] url on PostgreSQL (migrated by `totemhub migrate`; a wrong URL
 // or password, a server out of reach, a schema this hub does not know
-// are an error that says which). The fleet registry and the console's
-// state stay in state_dir.
-func openCMS(ctx context.Context, cfg *config.Totemhub, opts *refcms.Options) (*refcms.Store, error) {
+// are an error that says which); the PostgreSQL store itself is returned
+// too (nil on bbolt) for the state all hub processes share: the console
+// commands' nonces (sharedNonces). The fleet registry and the console's
+// accounts stay in state_dir. Closing the CMS closes the PostgreSQL store.
+func openCMS(ctx context.Context, cfg *config.Totemhub, opts *refcms.Options) (*refcms.Store, *pgstore.Store, error) {
 	if cfg.Store.URL == "" {
-		return refcms.Open(filepath.Join(cfg.StateDir, "cms.db"), opts)
+		s, err := refcms.Open(filepath.Join(cfg.StateDir, "cms.db"), opts)
+		return s, nil, err
 	}
 	pg, err := pgstore.Open(ctx, cfg.Store.URL, pgstore.Options{PoolSize: cfg.Store.PoolSize,
 		StatementTimeout: cfg.Store.StatementTimeout.Duration})
 	if err != nil {
-		return nil, fmt.Errorf("totemhub: %w", err)
+		return nil, nil, fmt.Errorf("totemhub: %w", err)
 	}
 	s, err := refcms.New(pg.CMS(), opts)
 	if err != nil {
 		pg.Close()
-		return nil, fmt.Errorf("totemhub: %w", err)
+		return nil, nil, fmt.Errorf("totemhub: %w", err)
 	}
-	return s, nil
+	return s, pg, nil
 }
 
 // migrate is `totemhub migrate`: it creates or upgrades the PostgreSQL
