@@ -155,6 +155,7 @@ func TestHubLosesPostgreSQL(t *testing.T) {
 	if err := srv.Kill(ctx); err != nil {
 		t.Fatal(err)
 	}
+	downAt, refusedBefore := time.Now(), metric("totemhub_ops_store_refusals_total")
 	enqueue(during)
 	waitFor("operations answered refused", func() bool { return metric("totemhub_ops_store_refusals_total") >= during })
 	for i, opID := range ids[before:] {
@@ -176,6 +177,11 @@ func TestHubLosesPostgreSQL(t *testing.T) {
 		t.Fatalf("/readyz with the database down: %d %q", code, body)
 	}
 	t.Logf("/readyz with the database down: %q", body)
+
+	// The figure the worker's pause keeps down: refusals a second while
+	// the totem resends at once.
+	t.Logf("%d refusals in %v with the database down", metric("totemhub_ops_store_refusals_total")-refusedBefore,
+		time.Since(downAt).Round(time.Millisecond))
 
 	// Back: nothing to restart.
 	if err := srv.Restart(ctx); err != nil {

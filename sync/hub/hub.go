@@ -511,6 +511,7 @@ func (h *Hub) worker(ctx context.Context, cm *autopaho.ConnectionManager, q *fai
 		h.intake(ctx, cm, q)
 	}()
 	held := make(map[heldKey]pending)
+	var pause backendPause // storecheck.go
 	for {
 		if q.len() == 0 {
 			if len(held) == 0 {
@@ -600,6 +601,9 @@ func (h *Hub) worker(ctx context.Context, cm *autopaho.ConnectionManager, q *fai
 			case <-ctx.Done():
 				return
 			}
+		}
+		if !pause.after(ctx, err) {
+			return
 		}
 	}
 }

@@ -69,3 +69,42 @@ func (c *StoreCheck) Check(ctx context.Context) error {
 	c.at, c.last = now(), err
 	return err
 }
+
+// The worker's pause after a batch its backend could not apply: from
+// pauseMin, doubling up to pauseMax while batches keep failing, none
+// after one that went through. A database down answers at once (the
+// connection is refused): without it the worker would spin answering
+// refused to the totems' immediate resends, hundreds a second per totem
+// (TestHubLosesPostgreSQL logs the count); with it the operations wait
+// in the queue, under the ingest's flow control, and the hub takes them
+// again within pauseMax of the database coming back.
+const (
+	pauseMin = 50 * time.Millisecond
+	pauseMax = 2 * time.Second
+)
+
+type backendPause struct {
+	next time.Duration
+	wait func(ctx context.Context, d time.Duration) bool // tests; default a timer
+}
+
+// after pauses after a failed batch (err != nil); false when ctx ended.
+func (p *backendPause) after(ctx context.Context, err error) bool {
+	if err == nil {
+		p.next = 0
+		return true
+	}
+	d := max(p.next, pauseMin)
+	p.next = min(2*d, pauseMax)
+	if p.wait != nil {
+		return p.wait(ctx, d)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
