@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,6 +19,8 @@ import (
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/cms/pgstore"
 	"github.com/aslcns/totem/cms/pgstore/pgtest"
+	"github.com/aslcns/totem/config"
+	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/protocol"
@@ -240,4 +244,51 @@ func consentOp() []byte {
 		Channel:  cms.SelfService,
 	})
 	return b
+}
+
+// With [store] url every hub process's record of console commands is the
+// database's (no commands.db in state_dir): a command one admitted, the
+// other refuses as replayed. On bbolt each keeps its own.
+func TestHubsShareCommandRecord(t *testing.T) {
+	ctx := context.Background()
+	srv := pgtest.Private(t, pgtest.Options{NoFsync: true})
+	dbURL, err := srv.NewEmptyDB(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pgstore.Migrate(ctx, dbURL); err != nil {
+		t.Fatal(err)
+	}
+	admit := func(pg bool) [2]error {
+		var errs [2]error
+		now := time.Now()
+		for i := range errs {
+			s := &server{cfg: &config.Totemhub{StateDir: t.TempDir()}, log: slog.New(slog.DiscardHandler)}
+			defer s.undo.Run()
+			if pg {
+				p, err := pgstore.Open(ctx, dbURL, pgstore.Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer p.Close()
+				s.pg = p
+			}
+			_, rec, err := s.consoleVerifier()
+			if err != nil {
+				t.Fatal(err)
+			}
+			errs[i] = rec.Admit("ops-1", "0123456789abcdef", now, now.Add(time.Minute))
+			if _, err := os.Stat(filepath.Join(s.cfg.StateDir, "commands.db")); pg != os.IsNotExist(err) {
+				t.Errorf("store on PostgreSQL %v: commands.db in state_dir: %v", pg, err)
+			}
+		}
+		return errs
+	}
+	var r *cmdsig.Refusal
+	if errs := admit(true); errs[0] != nil || !errors.As(errs[1], &r) || r.Code != cmdsig.CodeReplayed {
+		t.Fatalf("two hubs on one database: %v, %v; want nil, replayed", errs[0], errs[1])
+	}
+	if errs := admit(false); errs[0] != nil || errs[1] != nil {
+		t.Fatalf("two hubs on bbolt: %v, %v", errs[0], errs[1])
+	}
 }
