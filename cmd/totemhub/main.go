@@ -9,6 +9,7 @@
 //	totemhub user add NAME --role technician|ops  an ops console account (password on stdin, TOTP printed)
 //	totemhub user list
 //	totemhub migrate [--config FILE]          create or upgrade the PostgreSQL schema of [store] url
+//	totemhub migrate --from-bbolt CMS.DB      and move a stopped bbolt hub's CMS there
 //
 // With fleet.console set it also keeps that console's ops signing key and
 // adds its public key to console_keys_file, which the demo totem reads.
@@ -50,6 +51,8 @@ const usage = `usage:
                                                     an ops console account (password on stdin, TOTP printed)
   totemhub [--config FILE] user list|code NAME|uri NAME
   totemhub [--config FILE] migrate                  create or upgrade the PostgreSQL schema of [store] url
+  totemhub [--config FILE] migrate --from-bbolt CMS.DB
+                                                    and move a stopped bbolt hub's CMS (cms.db) there
 `
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -73,7 +76,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		cfg.Broker.URL = *ext
 	}
 	if fs.Arg(0) == "migrate" {
-		return migrate(ctx, cfg, stdout)
+		return migrate(ctx, cfg, fs.Arg(2), stdout)
 	}
 	log, level := sdnotify.Logger(stderr, cfg.Log.Level, cfg.Log.Format) // a reload sets level
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
@@ -121,7 +124,7 @@ func checkWords(fs *flag.FlagSet) error {
 		}
 	case "user": // its own words are userCommand's
 	case "migrate":
-		if fs.NArg() > 1 {
+		if fs.NArg() > 1 && (fs.NArg() != 3 || fs.Arg(1) != "--from-bbolt") {
 			return cli.Usagef(usage, "totemhub: migrate: unexpected %q", fs.Arg(1))
 		}
 	case "help":

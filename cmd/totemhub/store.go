@@ -8,6 +8,7 @@ import (
 
 	"path/filepath"
 
+	"github.com/aslcns/totem/cms/cmsstore"
 	"github.com/aslcns/totem/cms/pgstore"
 	"github.com/aslcns/totem/cms/refcms"
 	"github.com/aslcns/totem/config"
@@ -16,28 +17,37 @@ import (
 // openCMS opens the reference CMS: on bbolt in state_dir, or with
 // [store] url on PostgreSQL (migrated by `totemhub migrate`; a wrong URL
 // or password, a server out of reach, a schema this hub does not know
-// are an error that says which). The fleet registry and the console's
-// state stay in state_dir.
-func openCMS(ctx context.Context, cfg *config.Totemhub, opts *refcms.Options) (*refcms.Store, error) {
+// are an error that says which); the PostgreSQL store itself is returned
+// too (nil on bbolt) for the state all hub processes share: the console
+// commands' nonces (sharedNonces). The fleet registry and the console's
+// accounts stay in state_dir. Closing the CMS closes the PostgreSQL store.
+func openCMS(ctx context.Context, cfg *config.Totemhub, opts *refcms.Options) (*refcms.Store, *pgstore.Store, error) {
 	if cfg.Store.URL == "" {
-		return refcms.Open(filepath.Join(cfg.StateDir, "cms.db"), opts)
+		s, err := refcms.Open(filepath.Join(cfg.StateDir, "cms.db"), opts)
+		return s, nil, err
 	}
 	pg, err := pgstore.Open(ctx, cfg.Store.URL, pgstore.Options{PoolSize: cfg.Store.PoolSize,
 		StatementTimeout: cfg.Store.StatementTimeout.Duration})
 	if err != nil {
-		return nil, fmt.Errorf("totemhub: %w", err)
+		return nil, nil, fmt.Errorf("totemhub: %w", err)
 	}
 	s, err := refcms.New(pg.CMS(), opts)
 	if err != nil {
 		pg.Close()
-		return nil, fmt.Errorf("totemhub: %w", err)
+		return nil, nil, fmt.Errorf("totemhub: %w", err)
 	}
-	return s, nil
+	return s, pg, nil
 }
 
 // migrate is `totemhub migrate`: it creates or upgrades the PostgreSQL
-// schema of [store] url.
-func migrate(ctx context.Context, cfg *config.Totemhub, stdout io.Writer) error {
+// schema of [store] url; with --from-bbolt, it then moves a stopped bbolt
+// hub's CMS (fromBolt, its cms.db) into the database, which must hold no
+// operation yet: the records, every operation with its protocol number
+// and outcome, the ledger, the numbering series, the audit and the send
+// log, in one transaction. The PostgreSQL hub then answers the totems'
+// copies of those operations as the same duplicates and goes on with
+// their sequences and the numbers.
+func migrate(ctx context.Context, cfg *config.Totemhub, fromBolt string, stdout io.Writer) error {
 	if cfg.Store.URL == "" {
 		return errors.New("totemhub migrate: [store] url is empty: the bbolt store in state_dir needs no migration")
 	}
@@ -53,5 +63,24 @@ func migrate(ctx context.Context, cfg *config.Totemhub, stdout io.Writer) error 
 	default:
 		fmt.Fprintf(stdout, "PostgreSQL schema migrated from version %d to %d\n", from, to)
 	}
+	if fromBolt == "" {
+		return nil
+	}
+	pg, err := pgstore.Open(ctx, cfg.Store.URL, pgstore.Options{StatementTimeout: cfg.Store.StatementTimeout.Duration})
+	if err != nil {
+		return fmt.Errorf("totemhub migrate: %w", err)
+	}
+	defer pg.Close()
+	var n refcms.Copied
+	err = pg.Load(ctx, func(l cmsstore.Loader) error {
+		var err error
+		n, err = refcms.CopyBolt(fromBolt, l)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("totemhub migrate --from-bbolt: %w", err)
+	}
+	fmt.Fprintf(stdout, "moved %s: %d operations of %d totems, %d audit records, %d send log entries, %d cards\n",
+		fromBolt, n.Ops, n.Totems, n.Audit, n.SendLog, n.Cards)
 	return nil
 }

@@ -51,7 +51,7 @@ func startWeb(ctx context.Context, cfg *config.Totemhub, log *slog.Logger, d web
 	o := web.Options{Listen: cfg.HTTP.Listen, Registry: web.NewRegistry(src), Logger: wlog, Fleet: d.fleet, TLS: tlsCfg,
 		Ready: []web.Check{
 			{Name: "broker", Fn: d.h.AwaitConnection},
-			{Name: "store", Fn: func(context.Context) error { return d.store.Writable() }},
+			{Name: "store", Fn: (&hub.StoreCheck{Ping: d.store.Ping}).Check},
 		}}
 	var link *consoleLink
 	if host, _, _ := net.SplitHostPort(cfg.HTTP.Listen); tlsCfg != nil || config.Loopback(host) {

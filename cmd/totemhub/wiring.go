@@ -12,6 +12,7 @@ import (
 
 	"github.com/aslcns/totem/cmd/internal/cli"
 	"github.com/aslcns/totem/cms"
+	"github.com/aslcns/totem/cms/pgstore"
 	"github.com/aslcns/totem/cms/refcms"
 	"github.com/aslcns/totem/config"
 	"github.com/aslcns/totem/sync/broker"
@@ -33,6 +34,7 @@ type server struct {
 	techKey cmdsig.PrivateKey
 	pol     cms.Policy
 	store   *refcms.Store
+	pg      *pgstore.Store // with [store] url: the state hub processes share
 
 	url    string
 	me     creds.File  // the ingest's credentials
@@ -125,7 +127,7 @@ func (s *server) openCMS(ctx context.Context) error {
 	if cfg.CMS.DemoCards {
 		seed, cips = cms.DemoCards(), cms.DemoCIPs()
 	}
-	store, err := openCMS(ctx, cfg, &refcms.Options{Policy: pol, Seed: seed, CIPs: cips,
+	store, pg, err := openCMS(ctx, cfg, &refcms.Options{Policy: pol, Seed: seed, CIPs: cips,
 		SendLogRetention: cfg.CMS.SendLogRetention.Duration, RefusalRetention: cfg.CMS.RefusalRetention.Duration,
 		CitizenRetention: cfg.CMS.CitizenRetention.Duration,
 		FSERetries:       cfg.CMS.FSERetries, FSERetryEvery: cfg.CMS.FSERetryInterval.Duration})
@@ -133,7 +135,7 @@ func (s *server) openCMS(ctx context.Context) error {
 		return err
 	}
 	s.undo.Push(func() { store.Close() })
-	s.pol, s.store = pol, store
+	s.pol, s.store, s.pg = pol, store, pg
 	return nil
 }
 
@@ -233,7 +235,7 @@ func (s *server) newIngest(ctx context.Context) (*hub.Hub, error) {
 
 // consoleVerifier returns the console keys the hub trusts and the record
 // of the commands it executed.
-func (s *server) consoleVerifier() ([]cmdsig.PublicKey, *cmdsig.Record, error) {
+func (s *server) consoleVerifier() ([]cmdsig.PublicKey, cmdsig.Replay, error) {
 	keys, err := cli.TrustedKeys(s.cfg.ConsoleKeys, s.cfg.ConsoleKeysFile)
 	if err != nil {
 		return nil, nil, err
@@ -243,6 +245,11 @@ func (s *server) consoleVerifier() ([]cmdsig.PublicKey, *cmdsig.Record, error) {
 	keys = slices.DeleteFunc(keys, func(k cmdsig.PublicKey) bool { return k.ID == hubKeyID })
 	if len(keys) == 0 {
 		s.log.Warn("no console keys trusted: every console command to the hub will be refused")
+	}
+	if s.pg != nil {
+		// One record for every hub process on the database: a command
+		// replayed to another instance is refused.
+		return keys, &hub.SharedNonces{Record: s.pg.AdmitNonce}, nil
 	}
 	rec, err := cmdsig.OpenRecord(filepath.Join(s.cfg.StateDir, "commands.db"), cmdsig.RecordOptions{})
 	if err != nil {

@@ -198,6 +198,10 @@ func (s *Store) Close() error { return s.st.Close() }
 // disk, a read-only remount or a closed store shows as an error.
 func (s *Store) Writable() error { return s.st.Writable(context.Background()) }
 
+// Ping is Writable under ctx: on PostgreSQL a round trip that ends with
+// ctx (the hub's readiness check, hub.StoreCheck).
+func (s *Store) Ping(ctx context.Context) error { return s.st.Writable(ctx) }
+
 // Policy returns the consent policy in force.
 func (s *Store) Policy(context.Context) (cms.Policy, error) { return s.rules.policy, nil }
 

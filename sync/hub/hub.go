@@ -179,6 +179,9 @@ type Stats struct {
 	// answered, sync requests over a totem's rate or while syncPool are.
 	CommandsDropped atomic.Int64
 	SyncDropped     atomic.Int64
+	// Operations refused because the backend failed (a database down):
+	// the totems send them again. storecheck.go.
+	Unavailable atomic.Int64
 	// Console commands to the hub: answered ok, authorised but failed
 	// (bad arguments, unknown command), refused by cmdsig code.
 	CommandsOK     atomic.Int64
@@ -508,6 +511,7 @@ func (h *Hub) worker(ctx context.Context, cm *autopaho.ConnectionManager, q *fai
 		h.intake(ctx, cm, q)
 	}()
 	held := make(map[heldKey]pending)
+	var pause backendPause // storecheck.go
 	for {
 		if q.len() == 0 {
 			if len(held) == 0 {
@@ -554,6 +558,7 @@ func (h *Hub) worker(ctx context.Context, cm *autopaho.ConnectionManager, q *fai
 			switch {
 			case err != nil:
 				// The backend could not decide: say so; the totem sends it again.
+				h.stats.Unavailable.Add(1)
 				h.limited(slog.LevelError, "apply", "apply failed", "totem", p.op.Totem, "seq", p.op.Seq, "err", err)
 				res.Transport = protocol.Transport{Status: protocol.TransportRefused, At: time.Now().UTC()}
 				res.Processing = protocol.Processing{Status: protocol.ProcessingPending}
@@ -596,6 +601,9 @@ func (h *Hub) worker(ctx context.Context, cm *autopaho.ConnectionManager, q *fai
 			case <-ctx.Done():
 				return
 			}
+		}
+		if !pause.after(ctx, err) {
+			return
 		}
 	}
 }

@@ -50,6 +50,7 @@ var (
 	dBatchTime  = desc("totemhub_batch_duration_seconds", "Time the backend took to apply one batch (one commit).")
 	dDuplicates = desc("totemhub_ops_duplicates_total", "Operations received again; their stored result was sent again.")
 	dGaps       = desc("totemhub_ops_gap_refusals_total", "Operations refused for a gap in the totem's sequence.")
+	dStoreRef   = desc("totemhub_ops_store_refusals_total", "Operations refused because the store failed (a database down): the totems send them again.")
 	dMalformed  = desc("totemhub_payloads_malformed_total", "Payloads refused as malformed.")
 	dDropped    = desc("totemhub_ops_dropped_total", "Operations acknowledged to the broker and then dropped (stays 0).")
 	dFull       = desc("totemhub_queue_full_total", "Times the ingest queue was full and the hub stopped taking (flow control).")
@@ -90,7 +91,7 @@ var (
 	dCredEvents = desc("totem_credential_events_total", "The totem's credential events since the hub started, by event (enrolled, rotated, expired, failed, locked, unlocked).", "totem", "event")
 )
 
-var allDescs = []*prometheus.Desc{dQueued, dCommands, dCmdRefused, dApplied, dBatchTime, dDuplicates, dGaps, dMalformed, dDropped, dFull, dBatches, dReqDropped,
+var allDescs = []*prometheus.Desc{dQueued, dCommands, dCmdRefused, dApplied, dBatchTime, dDuplicates, dGaps, dStoreRef, dMalformed, dDropped, dFull, dBatches, dReqDropped,
 	dLogins, dConsLocks, dConsActions, dConns, dAuthFail, dLockouts, dConnRefused, dTakeovers, dDenied, dEnrollConns, dEnrollReqs, dLocked, dCredErrors,
 	dOnline, dSince, dLastSeen, dPending, dOldest, dUsage, dAlarm, dQuarantine, dDeviceUp, dDevice, dClock, dInfo,
 	dExpiry, dCredLocked, dCredEvents}
@@ -142,6 +143,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstHistogram(dBatchTime, count, sum, buckets)
 	counter(ch, dDuplicates, st.Duplicates.Load())
 	counter(ch, dGaps, st.Gaps.Load())
+	counter(ch, dStoreRef, st.Unavailable.Load())
 	counter(ch, dMalformed, st.Malformed.Load())
 	counter(ch, dDropped, st.Dropped.Load())
 	counter(ch, dFull, st.Full.Load())

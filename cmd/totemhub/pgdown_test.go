@@ -1,0 +1,294 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aslcns/totem/cms"
+	"github.com/aslcns/totem/cms/pgstore"
+	"github.com/aslcns/totem/cms/pgstore/pgtest"
+	"github.com/aslcns/totem/config"
+	"github.com/aslcns/totem/sync/cmdsig"
+	"github.com/aslcns/totem/sync/creds"
+	"github.com/aslcns/totem/sync/outbox"
+	"github.com/aslcns/totem/sync/protocol"
+	"github.com/aslcns/totem/sync/uplink"
+	"github.com/jackc/pgx/v5"
+)
+
+// A whole totemhub on PostgreSQL loses its database in the middle of a
+// totem's stream (pg_ctl stop -m immediate): it keeps its broker
+// connection, answers the totem's operations transport "refused" (none
+// final, none lost: the outbox keeps them), /readyz says 503 and why
+// while the broker check stays ok; when PostgreSQL is back it recovers by
+// itself: /readyz 200 and every operation applied exactly once, in the
+// totem's order.
+func TestHubLosesPostgreSQL(t *testing.T) {
+	const before, during = 30, 30
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	srv := pgtest.Private(t, pgtest.Options{}) // fsync on: it is stopped like a crash
+	dbURL, err := srv.NewEmptyDB(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pgstore.Migrate(ctx, dbURL); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	credDir := filepath.Join(dir, "creds")
+	cfg := filepath.Join(dir, "totemhub.toml")
+	doc := fmt.Sprintf("state_dir = %q\n[store]\nurl = %q\n[broker]\nlisten = \"127.0.0.1:0\"\ntls_listen = \"\"\n"+
+		"[fleet]\ncredentials_dir = %q\nprovision = [\"t-pg\"]\nconsole = \"\"\n[http]\nlisten = \"127.0.0.1:0\"\n",
+		filepath.Join(dir, "hub"), dbURL, credDir)
+	if err := os.WriteFile(cfg, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hctx, stop := context.WithCancel(ctx)
+	var logs syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- run(hctx, []string{"--config", cfg}, strings.NewReader(""), io.Discard, &logs) }()
+	stopped := false
+	defer func() {
+		if !stopped {
+			stop()
+			<-done
+		}
+	}()
+	webRE := regexp.MustCompile(`msg="ops listener" subsystem=http url=(http://\S+/) `)
+	brokerRE := regexp.MustCompile(`embedded broker listening.* addr=(\S+)`)
+	var base, addr string
+	for base == "" || addr == "" {
+		if m := webRE.FindStringSubmatch(logs.String()); m != nil {
+			base = m[1]
+		}
+		if m := brokerRE.FindStringSubmatch(logs.String()); m != nil {
+			addr = m[1]
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the hub did not start:\n%s", logs.String())
+		case err := <-done:
+			t.Fatalf("totemhub stopped: %v\n%s", err, logs.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	get := func(path string) (int, string) {
+		t.Helper()
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	metric := func(name string) int {
+		t.Helper()
+		_, body := get("metrics")
+		m := regexp.MustCompile(`(?m)^` + name + ` (\d+)$`).FindStringSubmatch(body)
+		if m == nil {
+			t.Fatalf("/metrics has no %s", name)
+		}
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for !cond() {
+			select {
+			case <-ctx.Done():
+				t.Fatalf("%s: not within the time\n%s", what, logs.String())
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+
+	id, err := creds.Load(filepath.Join(credDir, "t-pg.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	box, err := outbox.Open(filepath.Join(dir, "t-pg.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer box.Close()
+	p := consentOp()
+	var ids []string
+	enqueue := func(n int) {
+		for range n {
+			e, err := box.Enqueue(cms.KindConsent, p, time.Now(), time.Time{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, e.ID)
+		}
+	}
+	depth := func() int {
+		q, err := box.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return int(q.Depth)
+	}
+	enqueue(before)
+	uctx, ucancel := context.WithCancel(ctx)
+	upDone := make(chan error, 1)
+	up := uplink.New(uplink.Options{Totem: id.Username, URL: "mqtt://" + addr, Username: id.Username, Password: id.Password,
+		Outbox: box, ResendAfter: 300 * time.Millisecond, BackoffMin: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond})
+	go func() { upDone <- up.Run(uctx) }()
+	defer func() { ucancel(); <-upDone }()
+	waitFor("the first operations applied", func() bool { return depth() == 0 })
+	if code, body := get("readyz"); code != 200 || body != "broker: ok\nstore: ok\n" {
+		t.Fatalf("/readyz before: %d %q", code, body)
+	}
+
+	// The database goes away like a crash; the totem goes on working.
+	if err := srv.Kill(ctx); err != nil {
+		t.Fatal(err)
+	}
+	downAt, refusedBefore := time.Now(), metric("totemhub_ops_store_refusals_total")
+	enqueue(during)
+	waitFor("operations answered refused", func() bool { return metric("totemhub_ops_store_refusals_total") >= during })
+	for i, opID := range ids[before:] {
+		e, err := box.Get(opID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Done || (i == 0 && (e.Result == nil || e.Result.Transport.Status != protocol.TransportRefused)) {
+			t.Fatalf("operation %d while the database is down: done %v, result %+v", before+i+1, e.Done, e.Result)
+		}
+	}
+	if n := depth(); n != during {
+		t.Fatalf("%d operations pending while the database is down, want %d", n, during)
+	}
+	var code int
+	var body string
+	waitFor("/readyz not ready", func() bool { code, body = get("readyz"); return code == http.StatusServiceUnavailable })
+	if !strings.Contains(body, "broker: ok\n") || !strings.Contains(body, "store: ") || strings.Contains(body, "store: ok") {
+		t.Fatalf("/readyz with the database down: %d %q", code, body)
+	}
+	t.Logf("/readyz with the database down: %q", body)
+
+	// The figure the worker's pause keeps down: refusals a second while
+	// the totem resends at once.
+	t.Logf("%d refusals in %v with the database down", metric("totemhub_ops_store_refusals_total")-refusedBefore,
+		time.Since(downAt).Round(time.Millisecond))
+
+	// Back: nothing to restart.
+	if err := srv.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the backlog applied", func() bool { return depth() == 0 })
+	waitFor("/readyz ready again", func() bool { code, body = get("readyz"); return code == 200 })
+	ucancel()
+	<-upDone
+	upDone <- nil
+	stop()
+	stopped = true
+	if err := <-done; err != nil {
+		t.Fatalf("totemhub: %v\n%s", err, logs.String())
+	}
+	if n := strings.Count(logs.String(), `msg="ingest subscribed"`); n != 1 {
+		t.Fatalf("the hub subscribed %d times: its broker connection did not stay up", n)
+	}
+
+	c, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	rows, err := c.Query(ctx, `SELECT seq, op_id, protocol FROM ops WHERE totem = $1 ORDER BY seq`, id.Username)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	last := ""
+	for rows.Next() {
+		var seq int
+		var op, prot string
+		if err := rows.Scan(&seq, &op, &prot); err != nil {
+			t.Fatal(err)
+		}
+		if n >= len(ids) || seq != n+1 || op != ids[n] || prot <= last {
+			t.Fatalf("applied #%d: seq %d op %s protocol %s after %s", n+1, seq, op, prot, last)
+		}
+		last = prot
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n != before+during {
+		t.Fatalf("%d operations applied, want %d", n, before+during)
+	}
+}
+
+func consentOp() []byte {
+	b, _ := json.Marshal(cms.ConsentRequest{
+		Card:     cms.CardRef{Serial: "6090012345678000", CF: "RSSMRA80A01H501U", Expiry: "2030-12-31"},
+		Policy:   "fse-2020",
+		Consents: []cms.Consent{{Code: "consultazione", Given: true}, {Code: "opposizione_pregresso"}},
+		Channel:  cms.SelfService,
+	})
+	return b
+}
+
+// With [store] url every hub process's record of console commands is the
+// database's (no commands.db in state_dir): a command one admitted, the
+// other refuses as replayed. On bbolt each keeps its own.
+func TestHubsShareCommandRecord(t *testing.T) {
+	ctx := context.Background()
+	srv := pgtest.Private(t, pgtest.Options{NoFsync: true})
+	dbURL, err := srv.NewEmptyDB(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pgstore.Migrate(ctx, dbURL); err != nil {
+		t.Fatal(err)
+	}
+	admit := func(pg bool) [2]error {
+		var errs [2]error
+		now := time.Now()
+		for i := range errs {
+			s := &server{cfg: &config.Totemhub{StateDir: t.TempDir()}, log: slog.New(slog.DiscardHandler)}
+			defer s.undo.Run()
+			if pg {
+				p, err := pgstore.Open(ctx, dbURL, pgstore.Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer p.Close()
+				s.pg = p
+			}
+			_, rec, err := s.consoleVerifier()
+			if err != nil {
+				t.Fatal(err)
+			}
+			errs[i] = rec.Admit("ops-1", "0123456789abcdef", now, now.Add(time.Minute))
+			if _, err := os.Stat(filepath.Join(s.cfg.StateDir, "commands.db")); pg != os.IsNotExist(err) {
+				t.Errorf("store on PostgreSQL %v: commands.db in state_dir: %v", pg, err)
+			}
+		}
+		return errs
+	}
+	var r *cmdsig.Refusal
+	if errs := admit(true); errs[0] != nil || !errors.As(errs[1], &r) || r.Code != cmdsig.CodeReplayed {
+		t.Fatalf("two hubs on one database: %v, %v; want nil, replayed", errs[0], errs[1])
+	}
+	if errs := admit(false); errs[0] != nil || errs[1] != nil {
+		t.Fatalf("two hubs on bbolt: %v, %v", errs[0], errs[1])
+	}
+}
