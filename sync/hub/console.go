@@ -1,0 +1,265 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aslcns/totem/cms"
+	"github.com/aslcns/totem/sync/cmdsig"
+	"github.com/aslcns/totem/sync/protocol"
+	"github.com/eclipse/paho.golang/paho"
+)
+
+// commands is the console's side of the hub: it answers the commands on
+// the hub's command topic (report, sendlog, fleet, and the tables of
+// technicians.go, accounts.go, audit.go, the fleet jobs).
+type commands struct{ h *Hub }
+
+// command answers a console's request on the hub's command topic:
+// "report" (Reportistica) with args totem, operator, kind, outcome,
+// from and to (YYYY-MM-DD, hub time) and by_day=true; "sendlog" (the
+// elenco invii) with args totem, outcome, from, to, before and max;
+// "sendlog_show" with arg n; "fleet" (the fleet registry) with args
+// offline=true, alert=true and backlog=N.
+func (cs *commands) command(p *paho.Publish) {
+	h := cs.h
+	if p.Properties == nil {
+		return
+	}
+	rt := p.Properties.ResponseTopic
+	console, ok := strings.CutPrefix(rt, protocol.HubRoot+"/reply/")
+	if !ok || !protocol.ValidTotemID(console) {
+		h.limited(slog.LevelWarn, "response_topic", "console command with a foreign response topic dropped", "response_topic_bytes", len(rt))
+		return
+	}
+	reply := &protocol.Reply{V: protocol.Version, ID: "invalid"}
+	var refused *protocol.Reply
+	cmd, err := protocol.DecodeCommand(p.Payload)
+	invalid := err != nil // err is reused below for the command's own failure
+	if err == nil {
+		refused = cmdsig.Authorize(h.o.Verifier, cmd, h.log.With("console", console))
+	}
+	switch {
+	case err != nil:
+		reply.Error = "invalid command"
+	case refused != nil:
+		reply = refused
+	case cmd.Name == "report" || cmd.Name == "sendlog" || cmd.Name == "sendlog_show" || cmd.Name == "fleet":
+		reply.ID = cmd.ID
+		switch cmd.Name {
+		case "report":
+			reply.Data, err = cs.report(cmd.Args)
+		case "fleet":
+			reply.Data, err = h.fleet(cmd.Args)
+		case "sendlog":
+			reply.Data, err = cs.sendLog(cmd.Args)
+		default:
+			reply.Data, err = cs.sendLogShow(cmd.Args)
+		}
+		if err != nil {
+			reply.Error = err.Error()
+		} else {
+			reply.OK = true
+		}
+	case technicianCommands[cmd.Name] != nil:
+		reply.ID = cmd.ID
+		if reply.Data, err = technicianCommands[cmd.Name](h, cmd, console); err != nil {
+			reply.Error = err.Error()
+		} else {
+			reply.OK = true
+		}
+	case accountCommands[cmd.Name] != nil:
+		reply.ID = cmd.ID
+		if reply.Data, err = accountCommands[cmd.Name](h, cmd, console); err != nil {
+			reply.Error = err.Error()
+		} else {
+			reply.OK = true
+		}
+	case auditCommands[cmd.Name] != nil:
+		reply.ID = cmd.ID
+		if reply.Data, err = auditCommands[cmd.Name](h, cmd, console); err != nil {
+			reply.Error = err.Error()
+		} else {
+			reply.OK = true
+		}
+	case strings.HasPrefix(cmd.Name, "job_") && h.o.Jobs != nil:
+		reply.ID = cmd.ID
+		if reply.Data, err = h.o.Jobs(console, cmd.Name, cmd.Args); err != nil {
+			reply.Error = err.Error()
+		} else {
+			reply.OK = true
+		}
+	default:
+		reply.ID, reply.Error = cmd.ID, "unknown command "+cmd.Name
+	}
+	switch {
+	case invalid:
+		h.stats.refuse(codeInvalid)
+	case refused != nil:
+		h.stats.refuse(refused.Code)
+	case reply.OK:
+		h.stats.CommandsOK.Add(1)
+	default:
+		h.stats.CommandsFailed.Add(1)
+	}
+	id := reply.ID
+	if refused != nil && !cmdsig.Vouched(refused.Code) {
+		id = fmt.Sprintf("<%d bytes>", len(id)) // anybody's text: see cmdsig.Vouched
+	}
+	h.log.Info("console command", "console", console, "id", id, "ok", reply.OK)
+	if !invalid {
+		h.auditCommand(console, cmd, reply, refused != nil)
+	}
+	b, _ := protocol.Marshal(reply)
+	h.mu.Lock()
+	cm := h.cm
+	h.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := cm.Publish(ctx, &paho.Publish{Topic: rt, QoS: 1, Payload: b,
+		Properties: &paho.PublishProperties{CorrelationData: p.Properties.CorrelationData}}); err != nil {
+		h.log.Warn("console reply not sent", "err", err)
+	}
+}
+
+func (cs *commands) report(args map[string]string) (json.RawMessage, error) {
+	h := cs.h
+	r, ok := h.o.Backend.(cms.Reporter)
+	if !ok {
+		return nil, errors.New("this CMS backend has no reports")
+	}
+	f := cms.ReportFilter{Totem: args["totem"], Operator: args["operator"], Kind: args["kind"],
+		Outcome: args["outcome"], ByDay: args["by_day"] == "true"}
+	for key, dst := range map[string]*time.Time{"from": &f.From, "to": &f.To} {
+		if v := args[key]; v != "" {
+			t, err := time.Parse(time.DateOnly, v)
+			if err != nil {
+				return nil, fmt.Errorf("%s: want YYYY-MM-DD", key)
+			}
+			*dst = t
+		}
+	}
+	rows, err := r.Report(f)
+	if err != nil {
+		return nil, err
+	}
+	if rows == nil {
+		rows = []cms.ReportRow{}
+	}
+	return json.Marshal(rows)
+}
+
+// fleet answers the fleet command from the registry: at once, whatever
+// the fleet's size.
+func (h *Hub) fleet(args map[string]string) (json.RawMessage, error) {
+	if h.o.Fleet == nil {
+		return nil, errNoFleet
+	}
+	var f FleetFilter
+	f.Offline = args["offline"] == "true"
+	f.Alert = args["alert"] == "true"
+	if v := args["backlog"]; v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return nil, errors.New("backlog: want a number of operations")
+		}
+		f.Backlog = n
+	}
+	max := 50
+	if v := args["max"]; v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 200 {
+			return nil, errors.New("max: want 1 to 200")
+		}
+		max = n
+	}
+	// A page stays well under the 64 KiB a console decodes: entries are
+	// bounded (fleet.go), and the console asks for the next page after
+	// the last totem of this one.
+	all := h.o.Fleet.List(f)
+	after := args["after"]
+	i := sort.Search(len(all), func(i int) bool { return all[i].Totem > after })
+	page := FleetPage{At: time.Now().UTC(), SilentAfter: h.o.Fleet.SilentAfter().Seconds(), Total: len(all), Totems: all[i:]}
+	if len(page.Totems) > max {
+		page.Totems = page.Totems[:max]
+		page.Next = page.Totems[max-1].Totem
+	}
+	h.credentialsExpiry(page.Totems) // fleet.go
+	return json.Marshal(page)
+}
+
+// SendLogPage is the Data of the hub's sendlog command.
+type SendLogPage struct {
+	Rows []cms.Transmission `json:"rows"`
+	Next uint64             `json:"next,omitempty"` // before= of the next page; 0: no more
+}
+
+func (cs *commands) sendLog(args map[string]string) (json.RawMessage, error) {
+	h := cs.h
+	sl, err := h.rsy.sendLogger()
+	if err != nil {
+		return nil, err
+	}
+	f := cms.SendLogFilter{Totem: args["totem"], Outcome: args["outcome"]}
+	if f.Totem != "" && !protocol.ValidTotemID(f.Totem) {
+		return nil, errors.New("totem: invalid id")
+	}
+	for key, dst := range map[string]*time.Time{"from": &f.From, "to": &f.To} {
+		if v := args[key]; v != "" {
+			t, err := time.Parse(time.DateOnly, v)
+			if err != nil {
+				return nil, fmt.Errorf("%s: want YYYY-MM-DD", key)
+			}
+			*dst = t
+		}
+	}
+	if v := args["before"]; v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return nil, errors.New("before: want a number")
+		}
+		f.Before = n
+	}
+	if v := args["max"]; v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 500 {
+			return nil, errors.New("max: want 1 to 500")
+		}
+		f.Max = n
+	}
+	rows, next, err := sl.SendLog(f)
+	if err != nil {
+		return nil, err
+	}
+	if rows == nil {
+		rows = []cms.Transmission{}
+	}
+	return json.Marshal(SendLogPage{Rows: rows, Next: next})
+}
+
+func (cs *commands) sendLogShow(args map[string]string) (json.RawMessage, error) {
+	h := cs.h
+	sl, err := h.rsy.sendLogger()
+	if err != nil {
+		return nil, err
+	}
+	n, err := strconv.ParseUint(args["n"], 10, 64)
+	if err != nil || n == 0 {
+		return nil, errors.New("sendlog_show needs n=NUMBER")
+	}
+	t, err := sl.Transmission(n)
+	if errors.Is(err, cms.ErrNotFound) {
+		return nil, fmt.Errorf("send log entry %d not found", n)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(t)
+}
