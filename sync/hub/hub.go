@@ -278,91 +278,7 @@ func (h *Hub) Run(ctx context.Context) error {
 		defer h.o.Local.Unsubscribe(opFilter)
 	}
 	var fatal atomic.Pointer[error]
-	cfg := autopaho.ClientConfig{
-		ServerUrls:                    []*url.URL{srv},
-		TlsCfg:                        h.o.TLS,
-		KeepAlive:                     30,
-		CleanStartOnInitialConnection: true,
-		ReconnectBackoff:              autopaho.NewExponentialBackoff(200*time.Millisecond, 10*time.Second, time.Second, 2),
-		ConnectUsername:               h.o.Username,
-		ConnectPassword:               []byte(h.o.Password),
-		ConnectPacketBuilder: func(c *paho.Connect, _ *url.URL) (*paho.Connect, error) {
-			if h.o.ReceiveMaximum == 0 {
-				return c, nil
-			}
-			if c.Properties == nil {
-				c.Properties = &paho.ConnectProperties{}
-			}
-			rm := h.o.ReceiveMaximum
-			c.Properties.ReceiveMaximum = &rm
-			return c, nil
-		},
-		OnConnectionUp: func(cm *autopaho.ConnectionManager, _ *paho.Connack) {
-			h.mu.Lock()
-			h.policySent = make(map[string]bool)
-			h.mu.Unlock()
-			h.subscribed.Store(false)
-			// Subscribing waits for the SUBACK: not on paho's goroutine.
-			h.cmds.Go(func() {
-				// Presence and telemetry without the retained copies
-				// (RetainHandling 2): the fleet registry keeps what
-				// they said across restarts, and the next telemetry
-				// refreshes it; and mochi v2.7.9 reads a topic's
-				// retained path without a lock while a wildcard
-				// subscription replays them (TopicsIndex.scanMessages
-				// against RetainMessage, mochi issue #200): a hub
-				// resubscribing while totems publish their state was a
-				// data race (TestReconnectStorm under -race).
-				subs := []paho.SubscribeOptions{
-					{Topic: protocol.Root + "/+/" + protocol.LeafState, QoS: 1, RetainHandling: 2},
-					{Topic: protocol.Root + "/+/" + protocol.LeafTelemetry, QoS: 0, RetainHandling: 2},
-					{Topic: protocol.Root + "/+/" + protocol.LeafEvent, QoS: 0}, // the console's recent events
-					{Topic: protocol.SharedHubCmdTopic, QoS: 1},
-					{Topic: protocol.SharedSyncFilter, QoS: 1},
-				}
-				if h.o.Local == nil { // else in-process: local below
-					subs = append(subs, paho.SubscribeOptions{Topic: protocol.SharedOpFilter, QoS: 1})
-				}
-				if h.o.Enroller != nil {
-					subs = append(subs, paho.SubscribeOptions{Topic: enroll.RequestFilter, QoS: 1})
-				}
-				if h.o.Accounts != nil {
-					subs = append(subs, paho.SubscribeOptions{Topic: protocol.SharedRotateFilter, QoS: 1})
-				}
-				_, err := cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: subs})
-				if err != nil {
-					h.log.Error("subscribe failed", "err", err)
-					return
-				}
-				h.subscribed.Store(true)
-				h.log.Info("ingest subscribed", "filter", protocol.SharedOpFilter)
-			})
-		},
-		OnConnectError: func(err error) {
-			var ce *autopaho.ConnackError
-			if errors.As(err, &ce) && (ce.ReasonCode == 0x86 || ce.ReasonCode == 0x87) {
-				err := fmt.Errorf("hub: broker refused the hub's credentials (reason %d)", ce.ReasonCode)
-				fatal.Store(&err)
-				cancel()
-				return
-			}
-			h.log.Warn("connect failed", "err", pki.Explain(err, srv.Host, h.o.CAFile))
-		},
-		ClientConfig: paho.ClientConfig{
-			ClientID: h.o.ClientID,
-			// paho acknowledges a PUBLISH when the handlers return, so
-			// a message is acknowledged only once receive has placed it
-			// in the hub's queue, and receive waits for room when the
-			// queue is full. (paho's manual acknowledgement gives nothing
-			// more here and costs a scan of every unacknowledged message
-			// per message: it fell behind in a storm until the broker's
-			// store for the hub overflowed.)
-			OnPublishReceived: []func(paho.PublishReceived) (bool, error){
-				func(pr paho.PublishReceived) (bool, error) { h.receive(ctx, pr.Packet); return true, nil },
-			},
-		},
-	}
-	cm, err := autopaho.NewConnection(ctx, cfg)
+	cm, err := autopaho.NewConnection(ctx, h.clientConfig(ctx, srv, &fatal, cancel))
 	if err != nil {
 		return fmt.Errorf("hub: %w", err)
 	}
@@ -390,6 +306,110 @@ func (h *Hub) Run(ctx context.Context) error {
 		return *err
 	}
 	return nil
+}
+
+// clientConfig is the hub's MQTT connection: on each connection it
+// subscribes anew (subscribe); a broker refusing its credentials is fatal
+// (fatal, cancel).
+func (h *Hub) clientConfig(ctx context.Context, srv *url.URL, fatal *atomic.Pointer[error], cancel context.CancelFunc) autopaho.ClientConfig {
+	return autopaho.ClientConfig{
+		ServerUrls:                    []*url.URL{srv},
+		TlsCfg:                        h.o.TLS,
+		KeepAlive:                     30,
+		CleanStartOnInitialConnection: true,
+		ReconnectBackoff:              autopaho.NewExponentialBackoff(200*time.Millisecond, 10*time.Second, time.Second, 2),
+		ConnectUsername:               h.o.Username,
+		ConnectPassword:               []byte(h.o.Password),
+		ConnectPacketBuilder:          receiveMaximum(h.o.ReceiveMaximum),
+		OnConnectionUp: func(cm *autopaho.ConnectionManager, _ *paho.Connack) {
+			h.mu.Lock()
+			h.policySent = make(map[string]bool)
+			h.mu.Unlock()
+			h.subscribed.Store(false)
+			// Subscribing waits for the SUBACK: not on paho's goroutine.
+			h.cmds.Go(func() { h.subscribe(ctx, cm) })
+		},
+		OnConnectError: func(err error) {
+			var ce *autopaho.ConnackError
+			if errors.As(err, &ce) && (ce.ReasonCode == 0x86 || ce.ReasonCode == 0x87) {
+				err := fmt.Errorf("hub: broker refused the hub's credentials (reason %d)", ce.ReasonCode)
+				fatal.Store(&err)
+				cancel()
+				return
+			}
+			h.log.Warn("connect failed", "err", pki.Explain(err, srv.Host, h.o.CAFile))
+		},
+		ClientConfig: paho.ClientConfig{
+			ClientID: h.o.ClientID,
+			// paho acknowledges a PUBLISH when the handlers return, so
+			// a message is acknowledged only once receive has placed it
+			// in the hub's queue, and receive waits for room when the
+			// queue is full. (paho's manual acknowledgement gives nothing
+			// more here and costs a scan of every unacknowledged message
+			// per message: it fell behind in a storm until the broker's
+			// store for the hub overflowed.)
+			OnPublishReceived: []func(paho.PublishReceived) (bool, error){
+				func(pr paho.PublishReceived) (bool, error) { h.receive(ctx, pr.Packet); return true, nil },
+			},
+		},
+	}
+}
+
+// subscribe takes the hub's subscriptions on a new connection, waiting
+// for the SUBACK (on a goroutine of h.cmds, not paho's).
+func (h *Hub) subscribe(ctx context.Context, cm *autopaho.ConnectionManager) {
+	subs := subscriptions(&h.o)
+	_, err := cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: subs})
+	if err != nil {
+		h.log.Error("subscribe failed", "err", err)
+		return
+	}
+	h.subscribed.Store(true)
+	h.log.Info("ingest subscribed", "filter", protocol.SharedOpFilter)
+}
+
+// subscriptions are the hub's filters for its options.
+func subscriptions(o *Options) []paho.SubscribeOptions {
+	// Presence and telemetry without the retained copies (RetainHandling
+	// 2): the fleet registry keeps what they said across restarts, and
+	// the next telemetry refreshes it; and mochi v2.7.9 reads a topic's
+	// retained path without a lock while a wildcard subscription replays
+	// them (TopicsIndex.scanMessages against RetainMessage, mochi issue
+	// #200): a hub resubscribing while totems publish their state was a
+	// data race (TestReconnectStorm under -race).
+	subs := []paho.SubscribeOptions{
+		{Topic: protocol.Root + "/+/" + protocol.LeafState, QoS: 1, RetainHandling: 2},
+		{Topic: protocol.Root + "/+/" + protocol.LeafTelemetry, QoS: 0, RetainHandling: 2},
+		{Topic: protocol.Root + "/+/" + protocol.LeafEvent, QoS: 0}, // the console's recent events
+		{Topic: protocol.SharedHubCmdTopic, QoS: 1},
+		{Topic: protocol.SharedSyncFilter, QoS: 1},
+	}
+	if o.Local == nil { // else in-process: ingest.local
+		subs = append(subs, paho.SubscribeOptions{Topic: protocol.SharedOpFilter, QoS: 1})
+	}
+	if o.Enroller != nil {
+		subs = append(subs, paho.SubscribeOptions{Topic: enroll.RequestFilter, QoS: 1})
+	}
+	if o.Accounts != nil {
+		subs = append(subs, paho.SubscribeOptions{Topic: protocol.SharedRotateFilter, QoS: 1})
+	}
+	return subs
+}
+
+// receiveMaximum builds the CONNECT with the receive maximum rm, or
+// without one when rm is 0 (Options.ReceiveMaximum).
+func receiveMaximum(rm uint16) func(*paho.Connect, *url.URL) (*paho.Connect, error) {
+	return func(c *paho.Connect, _ *url.URL) (*paho.Connect, error) {
+		if rm == 0 {
+			return c, nil
+		}
+		if c.Properties == nil {
+			c.Properties = &paho.ConnectProperties{}
+		}
+		rm := rm
+		c.Properties.ReceiveMaximum = &rm
+		return c, nil
+	}
 }
 
 // AwaitConnection waits until the hub is connected and its subscriptions
