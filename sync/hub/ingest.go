@@ -87,26 +87,7 @@ func (in *ingest) worker(ctx context.Context, cm *autopaho.ConnectionManager, q 
 		in.intake(ctx, cm, q)
 	}()
 	held := make(map[heldKey]pending)
-	for {
-		if q.len() == 0 {
-			if len(held) == 0 {
-				select {
-				case <-ctx.Done():
-					return
-				case <-q.ready:
-				}
-			} else {
-				t := time.NewTimer(gapPause)
-				select {
-				case <-ctx.Done():
-					t.Stop()
-					return
-				case <-q.ready:
-				case <-t.C:
-				}
-				t.Stop()
-			}
-		}
+	for in.wait(ctx, q, len(held) > 0) {
 		batch := in.collect(held, q)
 		if len(batch) == 0 {
 			continue
@@ -116,60 +97,9 @@ func (in *ingest) worker(ctx context.Context, cm *autopaho.ConnectionManager, q 
 		h.stats.batch.observe(time.Since(began))
 		var auditErr error // the batch's audit entries not recorded: their totems send them again
 		if err == nil {
-			var entries []*protocol.Op
-			for i, p := range batch {
-				if isAudit(p.op, outs[i]) {
-					entries = append(entries, p.op)
-				}
-			}
-			if auditErr = h.auditOps(entries); auditErr != nil {
-				h.limited(slog.LevelError, "audit", "audit entries not recorded", "n", len(entries), "err", auditErr)
-			}
+			auditErr = in.audit(batch, outs)
 		}
-		var refused []cms.Transmission // for the send log
-		answers := make([]outgoing, 0, len(batch))
-		for i, p := range batch {
-			res := &protocol.Result{V: protocol.Version, OpID: p.op.ID, Seq: p.op.Seq}
-			switch {
-			case err != nil:
-				// The backend could not decide: say so; the totem sends it again.
-				h.limited(slog.LevelError, "apply", "apply failed", "totem", p.op.Totem, "seq", p.op.Seq, "err", err)
-				res.Transport = protocol.Transport{Status: protocol.TransportRefused, At: time.Now().UTC()}
-				res.Processing = protocol.Processing{Status: protocol.ProcessingPending}
-			case outs[i].OutOfOrder && p.op.Seq-outs[i].Expect < gapWindow && time.Since(p.since) < p.hold():
-				held[keyOf(p.op)] = p
-				continue
-			case outs[i].OutOfOrder:
-				h.stats.Gaps.Add(1)
-				h.limited(slog.LevelInfo, "gap/"+p.op.Totem, "sequence gap", "totem", p.op.Totem, "seq", p.op.Seq, "expect", outs[i].Expect)
-				res.Transport = protocol.Transport{Status: protocol.TransportRefused, At: outs[i].At}
-				res.Processing = protocol.Processing{Status: protocol.ProcessingPending}
-				res.Expect = outs[i].Expect
-				refused = append(refused, cms.Transmission{At: outs[i].At, Totem: p.op.Totem, Seq: p.op.Seq,
-					OpID: p.op.ID, Kind: p.op.Kind, Stamp: stampOf(p.op.Stamp), Expect: outs[i].Expect})
-			case auditErr != nil && isAudit(p.op, outs[i]):
-				// Not in the audit: the totem is told to send it again, and
-				// the CMS's stored outcome (a duplicate) leads here again.
-				res.Transport = protocol.Transport{Status: protocol.TransportRefused, At: time.Now().UTC()}
-				res.Processing = protocol.Processing{Status: protocol.ProcessingPending}
-			default:
-				in.outcome(p.op, outs[i], res)
-			}
-			delete(held, keyOf(p.op))
-			if h.o.Fleet != nil {
-				h.o.Fleet.answered(p.op, res)
-			}
-			answers = append(answers, outgoing{p.op.Totem, res})
-		}
-		if sl, ok := h.o.Backend.(cms.SendLogger); ok && len(refused) > 0 {
-			// Gaps are rare (the reorder window absorbs most): their own
-			// commit, before the answers go out, so that a technician who
-			// saw a refusal finds it in the send log.
-			if err := sl.LogRefused(refused); err != nil {
-				h.limited(slog.LevelWarn, "sendlog", "send log: refusals not recorded", "n", len(refused), "err", err)
-			}
-		}
-		for _, a := range answers {
+		for _, a := range in.answers(batch, outs, err, auditErr, held) {
 			select {
 			case results <- a:
 			case <-ctx.Done():
@@ -177,6 +107,104 @@ func (in *ingest) worker(ctx context.Context, cm *autopaho.ConnectionManager, q 
 			}
 		}
 	}
+}
+
+// wait waits for operations in q, or for the next try of those held when
+// there are (held); it reports false when ctx is done.
+func (*ingest) wait(ctx context.Context, q *fair, held bool) bool {
+	if q.len() > 0 {
+		return true
+	}
+	if !held {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-q.ready:
+			return true
+		}
+	}
+	t := time.NewTimer(gapPause)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-q.ready:
+	case <-t.C:
+	}
+	return true
+}
+
+// audit records the batch's audit entries in the central audit; the
+// error says they were not.
+func (in *ingest) audit(batch []pending, outs []cms.Outcome) error {
+	h := in.h
+	var entries []*protocol.Op
+	for i, p := range batch {
+		if isAudit(p.op, outs[i]) {
+			entries = append(entries, p.op)
+		}
+	}
+	err := h.auditOps(entries)
+	if err != nil {
+		h.limited(slog.LevelError, "audit", "audit entries not recorded", "n", len(entries), "err", err)
+	}
+	return err
+}
+
+// answers makes the results of an applied batch (err: the backend could
+// not decide; auditErr: its audit entries were not recorded), holding in
+// held the operations whose predecessor may still come, and records the
+// sequence gaps refused in the send log before they are answered.
+func (in *ingest) answers(batch []pending, outs []cms.Outcome, err, auditErr error, held map[heldKey]pending) []outgoing {
+	h := in.h
+	var refused []cms.Transmission // for the send log
+	answers := make([]outgoing, 0, len(batch))
+	for i, p := range batch {
+		res := &protocol.Result{V: protocol.Version, OpID: p.op.ID, Seq: p.op.Seq}
+		switch {
+		case err != nil:
+			// The backend could not decide: say so; the totem sends it again.
+			h.limited(slog.LevelError, "apply", "apply failed", "totem", p.op.Totem, "seq", p.op.Seq, "err", err)
+			refuse(res, time.Now().UTC())
+		case outs[i].OutOfOrder && p.op.Seq-outs[i].Expect < gapWindow && time.Since(p.since) < p.hold():
+			held[keyOf(p.op)] = p
+			continue
+		case outs[i].OutOfOrder:
+			h.stats.Gaps.Add(1)
+			h.limited(slog.LevelInfo, "gap/"+p.op.Totem, "sequence gap", "totem", p.op.Totem, "seq", p.op.Seq, "expect", outs[i].Expect)
+			refuse(res, outs[i].At)
+			res.Expect = outs[i].Expect
+			refused = append(refused, cms.Transmission{At: outs[i].At, Totem: p.op.Totem, Seq: p.op.Seq,
+				OpID: p.op.ID, Kind: p.op.Kind, Stamp: stampOf(p.op.Stamp), Expect: outs[i].Expect})
+		case auditErr != nil && isAudit(p.op, outs[i]):
+			// Not in the audit: the totem is told to send it again, and
+			// the CMS's stored outcome (a duplicate) leads here again.
+			refuse(res, time.Now().UTC())
+		default:
+			in.outcome(p.op, outs[i], res)
+		}
+		delete(held, keyOf(p.op))
+		if h.o.Fleet != nil {
+			h.o.Fleet.answered(p.op, res)
+		}
+		answers = append(answers, outgoing{p.op.Totem, res})
+	}
+	if sl, ok := h.o.Backend.(cms.SendLogger); ok && len(refused) > 0 {
+		// Gaps are rare (the reorder window absorbs most): their own
+		// commit, before the answers go out, so that a technician who
+		// saw a refusal finds it in the send log.
+		if err := sl.LogRefused(refused); err != nil {
+			h.limited(slog.LevelWarn, "sendlog", "send log: refusals not recorded", "n", len(refused), "err", err)
+		}
+	}
+	return answers
+}
+
+// refuse makes res a transport refusal at at: the totem sends the
+// operation again.
+func refuse(res *protocol.Result, at time.Time) {
+	res.Transport = protocol.Transport{Status: protocol.TransportRefused, At: at}
+	res.Processing = protocol.Processing{Status: protocol.ProcessingPending}
 }
 
 // intake decodes what receive hands over into the fair queue as fast as
