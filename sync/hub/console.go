@@ -1,7 +1,6 @@
 package hub
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -42,7 +41,7 @@ func (cs *commands) command(p *paho.Publish) {
 	reply := &protocol.Reply{V: protocol.Version, ID: "invalid"}
 	var refused *protocol.Reply
 	cmd, err := protocol.DecodeCommand(p.Payload)
-	invalid := err != nil // err is reused below for the command's own failure
+	invalid := err != nil
 	if err == nil {
 		refused = cmdsig.Authorize(h.o.Verifier, cmd, h.log.With("console", console))
 	}
@@ -51,64 +50,10 @@ func (cs *commands) command(p *paho.Publish) {
 		reply.Error = "invalid command"
 	case refused != nil:
 		reply = refused
-	case cmd.Name == "report" || cmd.Name == "sendlog" || cmd.Name == "sendlog_show" || cmd.Name == "fleet":
-		reply.ID = cmd.ID
-		switch cmd.Name {
-		case "report":
-			reply.Data, err = cs.report(cmd.Args)
-		case "fleet":
-			reply.Data, err = h.fleet(cmd.Args)
-		case "sendlog":
-			reply.Data, err = cs.sendLog(cmd.Args)
-		default:
-			reply.Data, err = cs.sendLogShow(cmd.Args)
-		}
-		if err != nil {
-			reply.Error = err.Error()
-		} else {
-			reply.OK = true
-		}
-	case technicianCommands[cmd.Name] != nil:
-		reply.ID = cmd.ID
-		if reply.Data, err = technicianCommands[cmd.Name](h, cmd, console); err != nil {
-			reply.Error = err.Error()
-		} else {
-			reply.OK = true
-		}
-	case accountCommands[cmd.Name] != nil:
-		reply.ID = cmd.ID
-		if reply.Data, err = accountCommands[cmd.Name](h, cmd, console); err != nil {
-			reply.Error = err.Error()
-		} else {
-			reply.OK = true
-		}
-	case auditCommands[cmd.Name] != nil:
-		reply.ID = cmd.ID
-		if reply.Data, err = auditCommands[cmd.Name](h, cmd, console); err != nil {
-			reply.Error = err.Error()
-		} else {
-			reply.OK = true
-		}
-	case strings.HasPrefix(cmd.Name, "job_") && h.o.Jobs != nil:
-		reply.ID = cmd.ID
-		if reply.Data, err = h.o.Jobs(console, cmd.Name, cmd.Args); err != nil {
-			reply.Error = err.Error()
-		} else {
-			reply.OK = true
-		}
 	default:
-		reply.ID, reply.Error = cmd.ID, "unknown command "+cmd.Name
+		reply = cs.run(cmd, console)
 	}
-	switch {
-	case invalid:
-		h.stats.refuse(codeInvalid)
-	case refused != nil:
-		h.stats.refuse(refused.Code)
-	case reply.OK:
-		h.stats.CommandsOK.Add(1)
-	default:
-		h.stats.CommandsFailed.Add(1)
-	}
+	cs.count(invalid, refused, reply)
 	id := reply.ID
 	if refused != nil && !cmdsig.Vouched(refused.Code) {
 		id = fmt.Sprintf("<%d bytes>", len(id)) // anybody's text: see cmdsig.Vouched
@@ -118,14 +63,76 @@ func (cs *commands) command(p *paho.Publish) {
 		h.auditCommand(console, cmd, reply, refused != nil)
 	}
 	b, _ := protocol.Marshal(reply)
-	h.mu.Lock()
-	cm := h.cm
-	h.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := cm.Publish(ctx, &paho.Publish{Topic: rt, QoS: 1, Payload: b,
+	if err := h.publish(&paho.Publish{Topic: rt, QoS: 1, Payload: b,
 		Properties: &paho.PublishProperties{CorrelationData: p.Properties.CorrelationData}}); err != nil {
 		h.log.Warn("console reply not sent", "err", err)
+	}
+}
+
+// handler answers an authorised console command from console.
+type handler func(cmd *protocol.Command, console string) (json.RawMessage, error)
+
+// handler returns the handler of the command name, nil for an unknown
+// one.
+func (cs *commands) handler(name string) handler {
+	h := cs.h
+	args := func(f func(map[string]string) (json.RawMessage, error)) handler {
+		return func(cmd *protocol.Command, _ string) (json.RawMessage, error) { return f(cmd.Args) }
+	}
+	switch {
+	case name == "report":
+		return args(cs.report)
+	case name == "fleet":
+		return args(h.fleet)
+	case name == "sendlog":
+		return args(cs.sendLog)
+	case name == "sendlog_show":
+		return args(cs.sendLogShow)
+	}
+	for _, table := range []map[string]func(*Hub, *protocol.Command, string) (json.RawMessage, error){
+		technicianCommands, accountCommands, auditCommands,
+	} {
+		if f := table[name]; f != nil {
+			return func(cmd *protocol.Command, console string) (json.RawMessage, error) { return f(h, cmd, console) }
+		}
+	}
+	if strings.HasPrefix(name, "job_") && h.o.Jobs != nil {
+		return func(cmd *protocol.Command, console string) (json.RawMessage, error) {
+			return h.o.Jobs(console, cmd.Name, cmd.Args)
+		}
+	}
+	return nil
+}
+
+// run runs an authorised command and returns its reply.
+func (cs *commands) run(cmd *protocol.Command, console string) *protocol.Reply {
+	reply := &protocol.Reply{V: protocol.Version, ID: cmd.ID}
+	f := cs.handler(cmd.Name)
+	if f == nil {
+		reply.Error = "unknown command " + cmd.Name
+		return reply
+	}
+	var err error
+	if reply.Data, err = f(cmd, console); err != nil {
+		reply.Error = err.Error()
+	} else {
+		reply.OK = true
+	}
+	return reply
+}
+
+// count counts a console command in the hub's Stats.
+func (cs *commands) count(invalid bool, refused, reply *protocol.Reply) {
+	st := &cs.h.stats
+	switch {
+	case invalid:
+		st.refuse(codeInvalid)
+	case refused != nil:
+		st.refuse(refused.Code)
+	case reply.OK:
+		st.CommandsOK.Add(1)
+	default:
+		st.CommandsFailed.Add(1)
 	}
 }
 

@@ -1,7 +1,6 @@
 package hub
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -177,12 +176,7 @@ func (en *enrollment) redeem(rid string, p *paho.Publish) {
 		h.log.Info("totem enrolled", "request", ref, "totem", totem)
 	}
 	b, _ := json.Marshal(reply)
-	h.mu.Lock()
-	cm := h.cm
-	h.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := cm.Publish(ctx, &paho.Publish{Topic: enroll.ReplyTopic(rid), QoS: 1, Payload: b}); err != nil {
+	if err := h.publish(&paho.Publish{Topic: enroll.ReplyTopic(rid), QoS: 1, Payload: b}); err != nil {
 		h.limited(slog.LevelWarn, "enroll_reply", "enrollment reply not sent", "request", ref, "err", err)
 	}
 }

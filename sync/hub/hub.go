@@ -412,6 +412,18 @@ func receiveMaximum(rm uint16) func(*paho.Connect, *url.URL) (*paho.Connect, err
 	}
 }
 
+// publish sends p on the hub's connection, waiting 10 s at most: the
+// replies to a console, a totem's sync, rotation and enrollment requests.
+func (h *Hub) publish(p *paho.Publish) error {
+	h.mu.Lock()
+	cm := h.cm
+	h.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := cm.Publish(ctx, p)
+	return err
+}
+
 // AwaitConnection waits until the hub is connected and its subscriptions
 // are in place: an operation published before that would reach no one.
 func (h *Hub) AwaitConnection(ctx context.Context) error {

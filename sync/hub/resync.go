@@ -1,10 +1,8 @@
 package hub
 
 import (
-	"context"
 	"errors"
 	"log/slog"
-	"time"
 
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/sync/protocol"
@@ -81,12 +79,7 @@ func (rs *resync) cardState(serial string) (state, errText string) {
 func (rs *resync) publishLedger(totem string, l protocol.Ledger) {
 	h := rs.h
 	b, _ := protocol.Marshal(l)
-	h.mu.Lock()
-	cm := h.cm
-	h.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := cm.Publish(ctx, &paho.Publish{Topic: protocol.Topic(totem, protocol.LeafLedger), QoS: 1, Payload: b}); err != nil {
+	if err := h.publish(&paho.Publish{Topic: protocol.Topic(totem, protocol.LeafLedger), QoS: 1, Payload: b}); err != nil {
 		h.log.Warn("ledger not sent", "totem", totem, "err", err)
 	}
 }

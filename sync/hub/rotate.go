@@ -1,7 +1,6 @@
 package hub
 
 import (
-	"context"
 	"log/slog"
 	"time"
 
@@ -47,12 +46,7 @@ func (en *enrollment) rotate(totem string, p *paho.Publish) {
 		h.log.Info("credentials rotation recorded", "totem", totem, "expires", reply.Expires)
 	}
 	b, _ := protocol.Marshal(reply)
-	h.mu.Lock()
-	cm := h.cm
-	h.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := cm.Publish(ctx, &paho.Publish{Topic: protocol.Topic(totem, protocol.LeafRotated), QoS: 1, Payload: b}); err != nil {
+	if err := h.publish(&paho.Publish{Topic: protocol.Topic(totem, protocol.LeafRotated), QoS: 1, Payload: b}); err != nil {
 		h.limited(slog.LevelWarn, "rotate_reply", "rotation reply not sent", "totem", totem, "err", err)
 		return
 	}
