@@ -82,14 +82,7 @@ func (h *Hub) locks(*protocol.Command, string) (json.RawMessage, error) {
 	if err != nil {
 		return nil, err
 	}
-	ls, err := a.Locks()
-	if err != nil {
-		return nil, err
-	}
-	if ls == nil {
-		ls = []broker.Lock{}
-	}
-	return json.Marshal(ls)
+	return jsonList(a.Locks())
 }
 
 // credentials lists the broker users with their expiry, a rotation
@@ -99,12 +92,5 @@ func (h *Hub) credentials(*protocol.Command, string) (json.RawMessage, error) {
 	if err != nil {
 		return nil, err
 	}
-	cs, err := a.Credentials()
-	if err != nil {
-		return nil, err
-	}
-	if cs == nil {
-		cs = []broker.Credential{}
-	}
-	return json.Marshal(cs)
+	return jsonList(a.Credentials())
 }

@@ -122,14 +122,7 @@ func (h *Hub) auditList(cmd *protocol.Command, _ string) (json.RawMessage, error
 		}
 		f.Max = n
 	}
-	recs, err := h.o.Audit.List(f)
-	if err != nil {
-		return nil, err
-	}
-	if recs == nil {
-		recs = []protocol.AuditRecord{}
-	}
-	return json.Marshal(recs)
+	return jsonList(h.o.Audit.List(f))
 }
 
 func parseWhen(v string) (time.Time, error) {

@@ -144,23 +144,10 @@ func (cs *commands) report(args map[string]string) (json.RawMessage, error) {
 	}
 	f := cms.ReportFilter{Totem: args["totem"], Operator: args["operator"], Kind: args["kind"],
 		Outcome: args["outcome"], ByDay: args["by_day"] == "true"}
-	for key, dst := range map[string]*time.Time{"from": &f.From, "to": &f.To} {
-		if v := args[key]; v != "" {
-			t, err := time.Parse(time.DateOnly, v)
-			if err != nil {
-				return nil, fmt.Errorf("%s: want YYYY-MM-DD", key)
-			}
-			*dst = t
-		}
-	}
-	rows, err := r.Report(f)
-	if err != nil {
+	if err := parseDates(args, &f.From, &f.To); err != nil {
 		return nil, err
 	}
-	if rows == nil {
-		rows = []cms.ReportRow{}
-	}
-	return json.Marshal(rows)
+	return jsonList(r.Report(f))
 }
 
 // fleet answers the fleet command from the registry: at once, whatever
@@ -218,14 +205,8 @@ func (cs *commands) sendLog(args map[string]string) (json.RawMessage, error) {
 	if f.Totem != "" && !protocol.ValidTotemID(f.Totem) {
 		return nil, errors.New("totem: invalid id")
 	}
-	for key, dst := range map[string]*time.Time{"from": &f.From, "to": &f.To} {
-		if v := args[key]; v != "" {
-			t, err := time.Parse(time.DateOnly, v)
-			if err != nil {
-				return nil, fmt.Errorf("%s: want YYYY-MM-DD", key)
-			}
-			*dst = t
-		}
+	if err := parseDates(args, &f.From, &f.To); err != nil {
+		return nil, err
 	}
 	if v := args["before"]; v != "" {
 		n, err := strconv.ParseUint(v, 10, 64)
@@ -269,4 +250,31 @@ func (cs *commands) sendLogShow(args map[string]string) (json.RawMessage, error)
 		return nil, err
 	}
 	return json.Marshal(t)
+}
+
+// parseDates parses args from and to (YYYY-MM-DD) into from and to, left
+// as they are when the argument is absent.
+func parseDates(args map[string]string, from, to *time.Time) error {
+	for key, dst := range map[string]*time.Time{"from": from, "to": to} {
+		if v := args[key]; v != "" {
+			t, err := time.Parse(time.DateOnly, v)
+			if err != nil {
+				return fmt.Errorf("%s: want YYYY-MM-DD", key)
+			}
+			*dst = t
+		}
+	}
+	return nil
+}
+
+// jsonList marshals rows, an empty list rather than null when there are
+// none, or returns err.
+func jsonList[T any](rows []T, err error) (json.RawMessage, error) {
+	if err != nil {
+		return nil, err
+	}
+	if rows == nil {
+		rows = []T{}
+	}
+	return json.Marshal(rows)
 }
