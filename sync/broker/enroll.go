@@ -188,13 +188,9 @@ func (r *Registry) EnrollmentOf(totem string) (Enrollment, bool, error) {
 		e  Enrollment
 		ok bool
 	)
-	err := r.db.View(func(tx *bbolt.Tx) error {
-		v := tx.Bucket(enrollBucket).Get([]byte(totem))
-		if v == nil {
-			return nil
-		}
-		ok = true
-		return json.Unmarshal(v, &e)
+	err := r.db.View(func(tx *bbolt.Tx) (err error) {
+		ok, err = getJSON(tx.Bucket(enrollBucket), totem, &e)
+		return err
 	})
 	if err != nil {
 		return Enrollment{}, false, errors.Join(errors.New("broker: enrollment"), err)
@@ -208,6 +204,24 @@ func putUser(tx *bbolt.Tx, u User) error {
 		return err
 	}
 	return putJSON(tx.Bucket(usersBucket), u.Username, u)
+}
+
+// getJSON decodes the record under key in b into v and reports whether
+// there was one.
+func getJSON(b *bbolt.Bucket, key string, v any) (bool, error) {
+	j := b.Get([]byte(key))
+	if j == nil {
+		return false, nil
+	}
+	return true, json.Unmarshal(j, v)
+}
+
+// lockOf is username's lock record in b (locksBucket), none yet: no
+// failure.
+func lockOf(b *bbolt.Bucket, username string) (Lock, error) {
+	lk := Lock{Username: username}
+	_, err := getJSON(b, username, &lk)
+	return lk, err
 }
 
 func putJSON(b *bbolt.Bucket, key string, v any) error {

@@ -38,11 +38,9 @@ func (r *Registry) LockUser(username, from string, now time.Time) error {
 			return fmt.Errorf("no user %q", username)
 		}
 		b := tx.Bucket(locksBucket)
-		lk := Lock{Username: username}
-		if v := b.Get([]byte(username)); v != nil {
-			if err := json.Unmarshal(v, &lk); err != nil {
-				return err
-			}
+		lk, err := lockOf(b, username)
+		if err != nil {
+			return err
 		}
 		if lk.Locked {
 			return nil

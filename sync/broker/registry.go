@@ -153,13 +153,9 @@ func (r *Registry) Get(username string) (User, bool, error) {
 		u     User
 		found bool
 	)
-	err := r.db.View(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(usersBucket).Get([]byte(username))
-		if b == nil {
-			return nil
-		}
-		found = true
-		return json.Unmarshal(b, &u)
+	err := r.db.View(func(tx *bbolt.Tx) (err error) {
+		found, err = getJSON(tx.Bucket(usersBucket), username, &u)
+		return err
 	})
 	if err != nil {
 		return User{}, false, fmt.Errorf("broker: get user %q: %w", username, err)
