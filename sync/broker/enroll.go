@@ -216,12 +216,15 @@ func getJSON(b *bbolt.Bucket, key string, v any) (bool, error) {
 	return true, json.Unmarshal(j, v)
 }
 
-// lockOf is username's lock record in b (locksBucket), none yet: no
-// failure.
-func lockOf(b *bbolt.Bucket, username string) (Lock, error) {
+// changeLock applies change to username's lock record in b (locksBucket;
+// none yet: no failure) and writes it back, unless the user is locked.
+func changeLock(b *bbolt.Bucket, username string, change func(*Lock)) error {
 	lk := Lock{Username: username}
-	_, err := getJSON(b, username, &lk)
-	return lk, err
+	if _, err := getJSON(b, username, &lk); err != nil || lk.Locked {
+		return err
+	}
+	change(&lk)
+	return putJSON(b, username, lk)
 }
 
 func putJSON(b *bbolt.Bucket, key string, v any) error {

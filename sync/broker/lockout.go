@@ -135,25 +135,14 @@ func (r *Registry) getWithLock(username string) (User, bool, Lock, error) {
 // fail counts a failure and reports whether it locked the user.
 func (r *Registry) fail(username, remote string, now time.Time) (justLocked bool, err error) {
 	err = r.db.Update(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(locksBucket)
-		lk, err := lockOf(b, username)
-		if err != nil {
-			return err
-		}
-		if lk.Locked {
-			return nil
-		}
-		lk.Failures++
-		lk.Last, lk.LastFrom = now, remote
-		if lk.Failures >= MaxFailures {
-			lk.Locked, lk.LockedAt, lk.From = true, now, remote
-			justLocked = true
-		}
-		v, err := json.Marshal(lk)
-		if err != nil {
-			return err
-		}
-		return b.Put([]byte(username), v)
+		return changeLock(tx.Bucket(locksBucket), username, func(lk *Lock) {
+			lk.Failures++
+			lk.Last, lk.LastFrom = now, remote
+			if lk.Failures >= MaxFailures {
+				lk.Locked, lk.LockedAt, lk.From = true, now, remote
+				justLocked = true
+			}
+		})
 	})
 	if err != nil {
 		return false, fmt.Errorf("broker: count failure of %q: %w", username, err)
