@@ -69,6 +69,10 @@ func (cs *commands) command(p *paho.Publish) {
 	}
 }
 
+// commandTable maps console commands to their handlers on the commands
+// side (technicians.go, accounts.go, audit.go).
+type commandTable map[string]func(cs *commands, cmd *protocol.Command, console string) (json.RawMessage, error)
+
 // handler answers an authorised console command from console.
 type handler func(cmd *protocol.Command, console string) (json.RawMessage, error)
 
@@ -89,11 +93,9 @@ func (cs *commands) handler(name string) handler {
 	case name == "sendlog_show":
 		return args(cs.sendLogShow)
 	}
-	for _, table := range []map[string]func(*Hub, *protocol.Command, string) (json.RawMessage, error){
-		technicianCommands, accountCommands, auditCommands,
-	} {
+	for _, table := range []commandTable{technicianCommands, accountCommands, auditCommands} {
 		if f := table[name]; f != nil {
-			return func(cmd *protocol.Command, console string) (json.RawMessage, error) { return f(h, cmd, console) }
+			return func(cmd *protocol.Command, console string) (json.RawMessage, error) { return f(cs, cmd, console) }
 		}
 	}
 	if strings.HasPrefix(name, "job_") && h.o.Jobs != nil {

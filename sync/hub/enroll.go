@@ -218,7 +218,8 @@ type EnrollCode struct {
 
 // enrollCommand issues a code for args["totem"] (registering the totem if
 // needed); the code goes back to the console only, never to a log.
-func (h *Hub) enrollCommand(cmd *protocol.Command, console string) (json.RawMessage, error) {
+func (cs *commands) enrollCommand(cmd *protocol.Command, console string) (json.RawMessage, error) {
+	h := cs.h
 	if h.o.Enroller == nil {
 		return nil, errors.New("this hub keeps no broker users (external broker): no enrollment")
 	}
