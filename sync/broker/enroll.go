@@ -184,14 +184,7 @@ func (r *Registry) Verifier(totem string, now time.Time) (enroll.Verifier, error
 
 // EnrollmentOf returns the totem's enrollment record, if any.
 func (r *Registry) EnrollmentOf(totem string) (Enrollment, bool, error) {
-	var (
-		e  Enrollment
-		ok bool
-	)
-	err := r.db.View(func(tx *bbolt.Tx) (err error) {
-		ok, err = getJSON(tx.Bucket(enrollBucket), totem, &e)
-		return err
-	})
+	e, ok, err := viewJSON[Enrollment](r.db, enrollBucket, totem)
 	if err != nil {
 		return Enrollment{}, false, errors.Join(errors.New("broker: enrollment"), err)
 	}
@@ -214,6 +207,16 @@ func getJSON(b *bbolt.Bucket, key string, v any) (bool, error) {
 		return false, nil
 	}
 	return true, json.Unmarshal(j, v)
+}
+
+// viewJSON reads the record under key in bucket, in a read transaction
+// of its own.
+func viewJSON[T any](db *bbolt.DB, bucket []byte, key string) (v T, found bool, err error) {
+	err = db.View(func(tx *bbolt.Tx) (err error) {
+		found, err = getJSON(tx.Bucket(bucket), key, &v)
+		return err
+	})
+	return v, found, err
 }
 
 // changeLock applies change to username's lock record in b (locksBucket;
