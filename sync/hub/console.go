@@ -76,9 +76,9 @@ type commandTable map[string]func(cs *commands, cmd *protocol.Command, console s
 // handler answers an authorised console command from console.
 type handler func(cmd *protocol.Command, console string) (json.RawMessage, error)
 
-// handler returns the handler of the command name, nil for an unknown
+// lookup returns the handler of the command name, nil for an unknown
 // one.
-func (cs *commands) handler(name string) handler {
+func (cs *commands) lookup(name string) handler {
 	h := cs.h
 	args := func(f func(map[string]string) (json.RawMessage, error)) handler {
 		return func(cmd *protocol.Command, _ string) (json.RawMessage, error) { return f(cmd.Args) }
@@ -109,7 +109,7 @@ func (cs *commands) handler(name string) handler {
 // run runs an authorised command and returns its reply.
 func (cs *commands) run(cmd *protocol.Command, console string) *protocol.Reply {
 	reply := &protocol.Reply{V: protocol.Version, ID: cmd.ID}
-	f := cs.handler(cmd.Name)
+	f := cs.lookup(cmd.Name)
 	if f == nil {
 		reply.Error = "unknown command " + cmd.Name
 		return reply
@@ -153,7 +153,8 @@ func (cs *commands) report(args map[string]string) (json.RawMessage, error) {
 }
 
 // fleet answers the fleet command from the registry: at once, whatever
-// the fleet's size.
+// the fleet's size. (On the Hub, with the fleet registry: the fleet's
+// tests call it.)
 func (h *Hub) fleet(args map[string]string) (json.RawMessage, error) {
 	if h.o.Fleet == nil {
 		return nil, errNoFleet
@@ -199,7 +200,7 @@ type SendLogPage struct {
 
 func (cs *commands) sendLog(args map[string]string) (json.RawMessage, error) {
 	h := cs.h
-	sl, err := h.rsy.sendLogger()
+	sl, err := sendLogger(h.o.Backend)
 	if err != nil {
 		return nil, err
 	}
@@ -236,7 +237,7 @@ func (cs *commands) sendLog(args map[string]string) (json.RawMessage, error) {
 
 func (cs *commands) sendLogShow(args map[string]string) (json.RawMessage, error) {
 	h := cs.h
-	sl, err := h.rsy.sendLogger()
+	sl, err := sendLogger(h.o.Backend)
 	if err != nil {
 		return nil, err
 	}

@@ -30,7 +30,7 @@ func (rs *resync) ledger(p *paho.Publish) {
 		rs.publishLedger(totem, l)
 		return
 	}
-	if sl, err := rs.sendLogger(); err != nil {
+	if sl, err := sendLogger(h.o.Backend); err != nil {
 		l.Error = err.Error()
 	} else if last, entries, err := sl.Ledger(totem, req.From, req.Max); err != nil {
 		h.log.Error("ledger", "totem", totem, "err", err)
@@ -84,9 +84,9 @@ func (rs *resync) publishLedger(totem string, l protocol.Ledger) {
 	}
 }
 
-func (rs *resync) sendLogger() (cms.SendLogger, error) {
-	h := rs.h
-	sl, ok := h.o.Backend.(cms.SendLogger)
+// sendLogger is b's send log, for the sendlog commands and the ledger.
+func sendLogger(b cms.Backend) (cms.SendLogger, error) {
+	sl, ok := b.(cms.SendLogger)
 	if !ok {
 		return nil, errors.New("this CMS backend has no send log")
 	}
