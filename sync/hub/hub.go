@@ -137,24 +137,19 @@ const (
 type Hub struct {
 	o     Options
 	log   *slog.Logger
-	work  chan *paho.Publish
 	stats Stats
 
 	// cmds are the goroutines paho's callbacks start (console commands and
 	// sync requests being answered, the subscription after a connection):
 	// Run closes the set before it disconnects, so none starts while or
 	// after it waits.
-	cmds     goset.Set
-	cmdPool  pool
-	syncPool pool
-	syncGate syncGate
+	cmds    goset.Set
+	cmdPool pool
 
 	logs      lograte.Limiter // lines that a totem's repeats would multiply
 	auditRate lograte.Limiter // refused commands recorded in the audit (audit.go)
 	enr       enrollState     // enroll.go
 	rotations atomic.Int64    // rotate.go
-
-	queue atomic.Pointer[fair] // the worker's, for Queued
 
 	// The hub's sides, each a job (they share the Hub's state).
 	ing   ingest     // ingest.go: operations in, results out
@@ -234,15 +229,16 @@ func New(o Options) *Hub {
 		}
 		o.Queue = max(o.Queue, rm)
 	}
-	h := &Hub{o: o, log: o.Logger, work: make(chan *paho.Publish, 4096), policySent: make(map[string]bool)}
-	h.ing, h.con, h.rsy, h.enrol = ingest{h}, commands{h}, resync{h}, enrollment{h}
+	h := &Hub{o: o, log: o.Logger, policySent: make(map[string]bool)}
+	h.ing = ingest{h: h, work: make(chan *paho.Publish, 4096)}
+	h.con, h.rsy, h.enrol = commands{h}, resync{h: h}, enrollment{h}
 	h.stats.kinds = newKindStats()
 	h.stats.refused = make(map[string]*atomic.Int64, len(cmdsig.Codes)+2)
 	for _, c := range append([]string{codeInvalid, codeOther}, cmdsig.Codes...) {
 		h.stats.refused[c] = new(atomic.Int64)
 	}
 	h.cmdPool = pool{slots: make(chan struct{}, cmdPool), set: &h.cmds}
-	h.syncPool = pool{slots: make(chan struct{}, syncPool), set: &h.cmds}
+	h.rsy.pool = pool{slots: make(chan struct{}, syncPool), set: &h.cmds}
 	h.enr.pool, h.enr.limit = pool{slots: make(chan struct{}, enrollPool), set: &h.cmds}, rate.NewLimiter(rate.Every(enrollEvery), enrollBurst)
 	return h
 }
@@ -253,7 +249,7 @@ func (h *Hub) Stats() *Stats { return &h.stats }
 // Queued is the number of operations waiting in the hub's queue (0
 // before Run).
 func (h *Hub) Queued() int {
-	if q := h.queue.Load(); q != nil {
+	if q := h.ing.queue.Load(); q != nil {
 		return q.len()
 	}
 	return 0
@@ -268,7 +264,7 @@ func (h *Hub) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	q := newFair(h.o.Queue)
-	h.queue.Store(q)
+	h.ing.queue.Store(q)
 	if h.o.Local != nil {
 		if err := h.o.Local.Subscribe(opFilter, func(topic string, payload []byte) {
 			h.ing.local(ctx, q, topic, payload)
@@ -463,13 +459,13 @@ func (h *Hub) receive(ctx context.Context, p *paho.Publish) {
 		return // presence or telemetry: the registry has it
 	}
 	select {
-	case h.work <- p:
+	case h.ing.work <- p:
 		return
 	default:
 	}
 	h.stats.Full.Add(1)
 	select {
-	case h.work <- p:
+	case h.ing.work <- p:
 	case <-ctx.Done():
 		// Shutting down: not applied, and the acknowledgement changes
 		// nothing: the session ends with the connection (clean start),

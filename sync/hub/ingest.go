@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aslcns/totem/cms"
@@ -17,7 +18,11 @@ import (
 // broker (receive, or local on an embedded broker) through the fair queue
 // to the backend in batches, and answers each totem on its result topic;
 // on the way it sends a totem coming online the consent policy.
-type ingest struct{ h *Hub }
+type ingest struct {
+	h     *Hub
+	work  chan *paho.Publish   // from receive to intake
+	queue atomic.Pointer[fair] // the worker's, for Queued
+}
 
 // local takes an operation from the embedded broker (Options.Local) into
 // the queue, on its totem's connection goroutine: when the queue is full
@@ -211,12 +216,11 @@ func refuse(res *protocol.Result, at time.Time) {
 // it comes (presence messages are handled on the way), so that receive
 // only waits when the queue is full, not while a batch commits.
 func (in *ingest) intake(ctx context.Context, cm *autopaho.ConnectionManager, q *fair) {
-	h := in.h
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case m := <-h.work:
+		case m := <-in.work:
 			if op := in.decode(ctx, cm, m); op != nil {
 				if queued, _ := q.push(ctx, pending{op: op, arrived: time.Now()}); !queued {
 					return

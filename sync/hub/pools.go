@@ -82,7 +82,7 @@ func (h *Hub) dispatchRequest(p *paho.Publish, totem, leaf string) bool {
 	case p.Topic == protocol.HubCmdTopic:
 		ok, dropped = h.cmdPool.try(p, h.con.command), &h.stats.CommandsDropped
 	case leaf == protocol.LeafSync:
-		ok, dropped = h.syncGate.allow(totem) && h.syncPool.try(p, h.rsy.ledger), &h.stats.SyncDropped
+		ok, dropped = h.rsy.gate.allow(totem) && h.rsy.pool.try(p, h.rsy.ledger), &h.stats.SyncDropped
 	default:
 		return false
 	}

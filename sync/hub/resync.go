@@ -11,7 +11,11 @@ import (
 
 // resync is the resynchronisation side of the hub: it answers a totem's
 // sync requests with its ledger or a card's state.
-type resync struct{ h *Hub }
+type resync struct {
+	h    *Hub
+	pool pool     // ledger requests being answered
+	gate syncGate // a totem's sync requests, rate limited
+}
 
 // ledger answers a totem's resynchronisation request with the hub's
 // record of its operations, on the totem's own ledger topic.
