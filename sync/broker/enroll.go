@@ -184,18 +184,7 @@ func (r *Registry) Verifier(totem string, now time.Time) (enroll.Verifier, error
 
 // EnrollmentOf returns the totem's enrollment record, if any.
 func (r *Registry) EnrollmentOf(totem string) (Enrollment, bool, error) {
-	var (
-		e  Enrollment
-		ok bool
-	)
-	err := r.db.View(func(tx *bbolt.Tx) error {
-		v := tx.Bucket(enrollBucket).Get([]byte(totem))
-		if v == nil {
-			return nil
-		}
-		ok = true
-		return json.Unmarshal(v, &e)
-	})
+	e, ok, err := viewJSON[Enrollment](r.db, enrollBucket, totem)
 	if err != nil {
 		return Enrollment{}, false, errors.Join(errors.New("broker: enrollment"), err)
 	}
@@ -208,6 +197,37 @@ func putUser(tx *bbolt.Tx, u User) error {
 		return err
 	}
 	return putJSON(tx.Bucket(usersBucket), u.Username, u)
+}
+
+// getJSON decodes the record under key in b into v and reports whether
+// there was one.
+func getJSON(b *bbolt.Bucket, key string, v any) (bool, error) {
+	j := b.Get([]byte(key))
+	if j == nil {
+		return false, nil
+	}
+	return true, json.Unmarshal(j, v)
+}
+
+// viewJSON reads the record under key in bucket, in a read transaction
+// of its own.
+func viewJSON[T any](db *bbolt.DB, bucket []byte, key string) (v T, found bool, err error) {
+	err = db.View(func(tx *bbolt.Tx) (err error) {
+		found, err = getJSON(tx.Bucket(bucket), key, &v)
+		return err
+	})
+	return v, found, err
+}
+
+// changeLock applies change to username's lock record in b (locksBucket;
+// none yet: no failure) and writes it back, unless the user is locked.
+func changeLock(b *bbolt.Bucket, username string, change func(*Lock)) error {
+	lk := Lock{Username: username}
+	if _, err := getJSON(b, username, &lk); err != nil || lk.Locked {
+		return err
+	}
+	change(&lk)
+	return putJSON(b, username, lk)
 }
 
 func putJSON(b *bbolt.Bucket, key string, v any) error {

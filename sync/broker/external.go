@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -37,22 +36,9 @@ func (r *Registry) LockUser(username, from string, now time.Time) error {
 		if tx.Bucket(usersBucket).Get([]byte(username)) == nil {
 			return fmt.Errorf("no user %q", username)
 		}
-		b := tx.Bucket(locksBucket)
-		lk := Lock{Username: username}
-		if v := b.Get([]byte(username)); v != nil {
-			if err := json.Unmarshal(v, &lk); err != nil {
-				return err
-			}
-		}
-		if lk.Locked {
-			return nil
-		}
-		lk.Locked, lk.LockedAt, lk.From = true, now.UTC(), from
-		v, err := json.Marshal(lk)
-		if err != nil {
-			return err
-		}
-		return b.Put([]byte(username), v)
+		return changeLock(tx.Bucket(locksBucket), username, func(lk *Lock) {
+			lk.Locked, lk.LockedAt, lk.From = true, now.UTC(), from
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("broker: lock: %w", err)

@@ -119,19 +119,12 @@ func (r *Registry) getWithLock(username string) (User, bool, Lock, error) {
 		lk    Lock
 		found bool
 	)
-	err := r.db.View(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(usersBucket).Get([]byte(username))
-		if b == nil {
-			return nil
-		}
-		found = true
-		if err := json.Unmarshal(b, &u); err != nil {
+	err := r.db.View(func(tx *bbolt.Tx) (err error) {
+		if found, err = getJSON(tx.Bucket(usersBucket), username, &u); !found || err != nil {
 			return err
 		}
-		if l := tx.Bucket(locksBucket).Get([]byte(username)); l != nil {
-			return json.Unmarshal(l, &lk)
-		}
-		return nil
+		_, err = getJSON(tx.Bucket(locksBucket), username, &lk)
+		return err
 	})
 	if err != nil {
 		return User{}, false, Lock{}, fmt.Errorf("broker: get user %q: %w", username, err)
@@ -142,27 +135,14 @@ func (r *Registry) getWithLock(username string) (User, bool, Lock, error) {
 // fail counts a failure and reports whether it locked the user.
 func (r *Registry) fail(username, remote string, now time.Time) (justLocked bool, err error) {
 	err = r.db.Update(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(locksBucket)
-		lk := Lock{Username: username}
-		if v := b.Get([]byte(username)); v != nil {
-			if err := json.Unmarshal(v, &lk); err != nil {
-				return err
+		return changeLock(tx.Bucket(locksBucket), username, func(lk *Lock) {
+			lk.Failures++
+			lk.Last, lk.LastFrom = now, remote
+			if lk.Failures >= MaxFailures {
+				lk.Locked, lk.LockedAt, lk.From = true, now, remote
+				justLocked = true
 			}
-		}
-		if lk.Locked {
-			return nil
-		}
-		lk.Failures++
-		lk.Last, lk.LastFrom = now, remote
-		if lk.Failures >= MaxFailures {
-			lk.Locked, lk.LockedAt, lk.From = true, now, remote
-			justLocked = true
-		}
-		v, err := json.Marshal(lk)
-		if err != nil {
-			return err
-		}
-		return b.Put([]byte(username), v)
+		})
 	})
 	if err != nil {
 		return false, fmt.Errorf("broker: count failure of %q: %w", username, err)
@@ -175,12 +155,8 @@ func (r *Registry) fail(username, remote string, now time.Time) (justLocked bool
 func (r *Registry) reset(username string) (locked bool, err error) {
 	err = r.db.Update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(locksBucket)
-		v := b.Get([]byte(username))
-		if v == nil {
-			return nil
-		}
 		var lk Lock
-		if err := json.Unmarshal(v, &lk); err != nil {
+		if found, err := getJSON(b, username, &lk); !found || err != nil {
 			return err
 		}
 		if lk.Locked {

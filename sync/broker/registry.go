@@ -149,18 +149,7 @@ func (r *Registry) Put(u User) error {
 
 // Get returns the user called username, if there is one.
 func (r *Registry) Get(username string) (User, bool, error) {
-	var (
-		u     User
-		found bool
-	)
-	err := r.db.View(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(usersBucket).Get([]byte(username))
-		if b == nil {
-			return nil
-		}
-		found = true
-		return json.Unmarshal(b, &u)
-	})
+	u, found, err := viewJSON[User](r.db, usersBucket, username)
 	if err != nil {
 		return User{}, false, fmt.Errorf("broker: get user %q: %w", username, err)
 	}

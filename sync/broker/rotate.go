@@ -77,12 +77,8 @@ func (r *Registry) Rotate(username, password string, now time.Time) (expires, ro
 func (r *Registry) promote(username, next string, now time.Time) (promoted bool, err error) {
 	err = r.db.Update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(usersBucket)
-		v := b.Get([]byte(username))
-		if v == nil {
-			return nil
-		}
 		var u User
-		if err := json.Unmarshal(v, &u); err != nil {
+		if found, err := getJSON(b, username, &u); !found || err != nil {
 			return err
 		}
 		if u.Next != next { // another rotation came in between: keep it

@@ -85,23 +85,48 @@ type Server struct {
 
 // Start starts a broker; it is listening when Start returns.
 func Start(opts Options) (*Server, error) {
+	if err := opts.check(); err != nil {
+		return nil, err
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	mq, stats, sz, err := newMochi(opts, log)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{mq: mq, stats: stats, open: new(atomic.Int64)}
+	if err := s.listen(opts, log, sz); err != nil {
+		s.closeListeners()
+		return nil, err
+	}
+	if err := mq.Serve(); err != nil {
+		s.closeListeners()
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	return s, nil
+}
+
+// check refuses incoherent options and fills in the defaults.
+func (opts *Options) check() error {
 	if opts.Auth == nil {
-		return nil, errors.New("broker: no authenticator")
+		return errors.New("broker: no authenticator")
 	}
 	if opts.Listen == "" && opts.TLSListen == "" {
-		return nil, errors.New("broker: no listen address")
+		return errors.New("broker: no listen address")
 	}
 	if opts.TLSListen != "" && opts.TLS == nil {
-		return nil, errors.New("broker: TLS listener without a TLS configuration")
+		return errors.New("broker: TLS listener without a TLS configuration")
 	}
 	if opts.MaxPacket < 0 || opts.MaxPacket > 256<<20 {
-		return nil, fmt.Errorf("broker: max packet %d out of range", opts.MaxPacket)
+		return fmt.Errorf("broker: max packet %d out of range", opts.MaxPacket)
 	}
 	if opts.MaxPacket == 0 {
 		opts.MaxPacket = DefaultMaxPacket
 	}
 	if opts.MaxConnections < 0 || opts.ConnectTimeout < 0 || opts.MaxConnectPacket < 0 {
-		return nil, errors.New("broker: negative connection limit")
+		return errors.New("broker: negative connection limit")
 	}
 	if opts.MaxConnections == 0 {
 		opts.MaxConnections = DefaultMaxConnections
@@ -112,11 +137,12 @@ func Start(opts Options) (*Server, error) {
 	if opts.MaxConnectPacket == 0 {
 		opts.MaxConnectPacket = DefaultMaxConnectPacket
 	}
-	log := opts.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	return nil
+}
 
+// newMochi builds the mochi server with its capabilities and the
+// authentication hook, and the sizing of its clients' write queues.
+func newMochi(opts Options, log *slog.Logger) (*mqtt.Server, *counters, *sizing, error) {
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = uint32(opts.MaxPacket)
 	caps.MaximumSessionExpiryInterval = maxSessionExpiry
@@ -141,15 +167,14 @@ func Start(opts Options) (*Server, error) {
 	}
 	quiet.redact = hook.redact
 	if err := mq.AddHook(hook, nil); err != nil {
-		return nil, fmt.Errorf("broker: %w", err)
+		return nil, nil, nil, fmt.Errorf("broker: %w", err)
 	}
+	return mq, stats, sz, nil
+}
 
-	s := &Server{mq: mq, stats: stats, open: new(atomic.Int64)}
-	closeAll := func() {
-		for _, l := range s.lns {
-			l.ln.Close()
-		}
-	}
+// listen opens the plain and TLS listeners opts names and adds them to
+// the mochi server.
+func (s *Server) listen(opts Options, log *slog.Logger, sz *sizing) error {
 	for _, spec := range []struct {
 		id, addr string
 		tls      *tls.Config
@@ -159,10 +184,9 @@ func Start(opts Options) (*Server, error) {
 		}
 		ln, err := net.Listen("tcp", spec.addr)
 		if err != nil {
-			closeAll()
-			return nil, fmt.Errorf("broker: %w", err)
+			return fmt.Errorf("broker: %w", err)
 		}
-		l := &listener{id: spec.id, ln: ln, tls: spec.tls, log: log, stats: stats, sizing: sz, total: s.open,
+		l := &listener{id: spec.id, ln: ln, tls: spec.tls, log: log, stats: s.stats, sizing: sz, total: s.open,
 			maxConns: opts.MaxConnections, connectTimeout: opts.ConnectTimeout, maxConnect: opts.MaxConnectPacket,
 			done: make(chan struct{}), closing: make(chan struct{}), conns: make(map[*trackedConn]struct{})}
 		s.lns = append(s.lns, l)
@@ -171,16 +195,18 @@ func Start(opts Options) (*Server, error) {
 		} else {
 			s.tlsAddr = ln.Addr().String()
 		}
-		if err := mq.AddListener(l); err != nil {
-			closeAll()
-			return nil, fmt.Errorf("broker: %w", err)
+		if err := s.mq.AddListener(l); err != nil {
+			return fmt.Errorf("broker: %w", err)
 		}
 	}
-	if err := mq.Serve(); err != nil {
-		closeAll()
-		return nil, fmt.Errorf("broker: %w", err)
+	return nil
+}
+
+// closeListeners closes the listeners opened so far (Start failed).
+func (s *Server) closeListeners() {
+	for _, l := range s.lns {
+		l.ln.Close()
 	}
-	return s, nil
 }
 
 // Stats returns the broker's counters.

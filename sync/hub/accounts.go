@@ -34,15 +34,16 @@ type UnlockResult struct {
 // accountCommands are the hub commands on broker users and their
 // credentials, by name; their
 // roles are in sync/cmdsig's table like every other command's.
-var accountCommands = map[string]func(h *Hub, cmd *protocol.Command, console string) (json.RawMessage, error){
-	"unlock":      (*Hub).unlock,
-	"lock":        (*Hub).lock, // lock.go
-	"locks":       (*Hub).locks,
-	"enroll":      (*Hub).enrollCommand, // enroll.go
-	"credentials": (*Hub).credentials,
+var accountCommands = commandTable{
+	"unlock":      (*commands).unlock,
+	"lock":        (*commands).lock, // lock.go
+	"locks":       (*commands).locks,
+	"enroll":      (*commands).enrollCommand, // enroll.go
+	"credentials": (*commands).credentials,
 }
 
-func (h *Hub) accounts() (Accounts, error) {
+func (cs *commands) accounts() (Accounts, error) {
+	h := cs.h
 	if h.o.Accounts == nil {
 		return nil, errors.New("this hub keeps no broker users (external broker): unlock there")
 	}
@@ -52,8 +53,9 @@ func (h *Hub) accounts() (Accounts, error) {
 // unlock lifts the lock of args["name"], a totem or console. Every unlock
 // is an audit line: who asked (console and signing key), which user, and
 // the lock it lifted, with its time and source address.
-func (h *Hub) unlock(cmd *protocol.Command, console string) (json.RawMessage, error) {
-	a, err := h.accounts()
+func (cs *commands) unlock(cmd *protocol.Command, console string) (json.RawMessage, error) {
+	h := cs.h
+	a, err := cs.accounts()
 	if err != nil {
 		return nil, err
 	}
@@ -77,34 +79,20 @@ func (h *Hub) unlock(cmd *protocol.Command, console string) (json.RawMessage, er
 
 // locks lists the users with failed authentications counted, locked or
 // not: ops sees who is locked, since when and from where.
-func (h *Hub) locks(*protocol.Command, string) (json.RawMessage, error) {
-	a, err := h.accounts()
+func (cs *commands) locks(*protocol.Command, string) (json.RawMessage, error) {
+	a, err := cs.accounts()
 	if err != nil {
 		return nil, err
 	}
-	ls, err := a.Locks()
-	if err != nil {
-		return nil, err
-	}
-	if ls == nil {
-		ls = []broker.Lock{}
-	}
-	return json.Marshal(ls)
+	return jsonList(a.Locks())
 }
 
 // credentials lists the broker users with their expiry, a rotation
 // pending and their lock: ops sees what is about to expire.
-func (h *Hub) credentials(*protocol.Command, string) (json.RawMessage, error) {
-	a, err := h.accounts()
+func (cs *commands) credentials(*protocol.Command, string) (json.RawMessage, error) {
+	a, err := cs.accounts()
 	if err != nil {
 		return nil, err
 	}
-	cs, err := a.Credentials()
-	if err != nil {
-		return nil, err
-	}
-	if cs == nil {
-		cs = []broker.Credential{}
-	}
-	return json.Marshal(cs)
+	return jsonList(a.Credentials())
 }

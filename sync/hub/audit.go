@@ -16,10 +16,10 @@ import (
 
 // The audit's commands on the hub's command topic, with the others of
 // accountCommands' kind: cmdsig's hub role table names their roles.
-var auditCommands = map[string]func(h *Hub, cmd *protocol.Command, console string) (json.RawMessage, error){
-	"audit":        (*Hub).auditList,
-	"audit_verify": (*Hub).auditVerify,
-	"audit_add":    (*Hub).auditAdd,
+var auditCommands = commandTable{
+	"audit":        (*commands).auditList,
+	"audit_verify": (*commands).auditVerify,
+	"audit_add":    (*commands).auditAdd,
 }
 
 var errNoAudit = errors.New("this hub keeps no audit")
@@ -101,7 +101,8 @@ func (h *Hub) auditCommand(console string, cmd *protocol.Command, reply *protoco
 // auditList answers audit: args totem (a totem id, or "hub"), actor (a
 // part of it), action, since and until (RFC 3339 or YYYY-MM-DD, hub time)
 // and max (default and at most 1000): the newest that match, oldest first.
-func (h *Hub) auditList(cmd *protocol.Command, _ string) (json.RawMessage, error) {
+func (cs *commands) auditList(cmd *protocol.Command, _ string) (json.RawMessage, error) {
+	h := cs.h
 	if h.o.Audit == nil {
 		return nil, errNoAudit
 	}
@@ -122,14 +123,7 @@ func (h *Hub) auditList(cmd *protocol.Command, _ string) (json.RawMessage, error
 		}
 		f.Max = n
 	}
-	recs, err := h.o.Audit.List(f)
-	if err != nil {
-		return nil, err
-	}
-	if recs == nil {
-		recs = []protocol.AuditRecord{}
-	}
-	return json.Marshal(recs)
+	return jsonList(h.o.Audit.List(f))
 }
 
 func parseWhen(v string) (time.Time, error) {
@@ -141,7 +135,8 @@ func parseWhen(v string) (time.Time, error) {
 
 // auditVerify answers audit_verify: the chain recomputed, and the first
 // broken record named.
-func (h *Hub) auditVerify(*protocol.Command, string) (json.RawMessage, error) {
+func (cs *commands) auditVerify(*protocol.Command, string) (json.RawMessage, error) {
+	h := cs.h
 	if h.o.Audit == nil {
 		return nil, errNoAudit
 	}
@@ -158,7 +153,8 @@ func (h *Hub) auditVerify(*protocol.Command, string) (json.RawMessage, error) {
 // auditAdd answers audit_add: an entry the console (the ops desk, a
 // technician) adds, args action and detail; the actor is the console and
 // its signing key, never what the arguments say.
-func (h *Hub) auditAdd(cmd *protocol.Command, console string) (json.RawMessage, error) {
+func (cs *commands) auditAdd(cmd *protocol.Command, console string) (json.RawMessage, error) {
+	h := cs.h
 	if h.o.Audit == nil {
 		return nil, errNoAudit
 	}

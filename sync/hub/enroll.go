@@ -1,7 +1,6 @@
 package hub
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -58,6 +57,11 @@ var enrollReasons = [...]string{enroll.ReasonMalformed, enroll.ReasonTooLarge, e
 	enroll.ReasonUnknown, enroll.ReasonExpired, enroll.ReasonUsed, enroll.ReasonBurnt, enroll.ReasonNotTotem,
 	enroll.ReasonOldCode, enroll.ReasonNoCA, enroll.ReasonInternal}
 
+// enrollment is the credentials' side of the hub: it redeems enrollment
+// codes (enroll.go) and rotates the totems' broker passwords (rotate.go),
+// from the state in Hub.enr.
+type enrollment struct{ h *Hub }
+
 // SetEnrollCA gives the hub the CA certificate (DER) that issued its
 // broker's certificate, which it hands to a totem that proves it holds a
 // valid code for it (enroll.FetchCA, a CA request). Without it (the
@@ -89,7 +93,8 @@ func (h *Hub) EnrollStats() EnrollStats {
 	return s
 }
 
-func (h *Hub) countRefusal(reason string) {
+func (en *enrollment) countRefusal(reason string) {
+	h := en.h
 	for i, r := range enrollReasons {
 		if r == reason {
 			h.enr.refused[i].Add(1)
@@ -101,12 +106,13 @@ func (h *Hub) countRefusal(reason string) {
 
 // enrollRequest hands an enrollment request to its pool and reports
 // whether p was one.
-func (h *Hub) enrollRequest(p *paho.Publish) bool {
+func (en *enrollment) enrollRequest(p *paho.Publish) bool {
+	h := en.h
 	rid, ok := enroll.RequestIDOfTopic(p.Topic)
 	if !ok || h.o.Enroller == nil {
 		return false
 	}
-	if h.enr.limit == nil || !h.enr.limit.Allow() || !h.enr.pool.try(p, func(p *paho.Publish) { h.redeem(rid, p) }) {
+	if h.enr.limit == nil || !h.enr.limit.Allow() || !h.enr.pool.try(p, func(p *paho.Publish) { en.redeem(rid, p) }) {
 		h.enr.dropped.Add(1)
 	}
 	return true
@@ -116,7 +122,8 @@ func (h *Hub) enrollRequest(p *paho.Publish) bool {
 // (requestRef), the totem (only when the name is a user's), the outcome and the reason
 // of a refusal; never the code. A refusal is also a record of the central
 // audit (Options.Audit), and so is a CA request answered.
-func (h *Hub) redeem(rid string, p *paho.Publish) {
+func (en *enrollment) redeem(rid string, p *paho.Publish) {
+	h := en.h
 	ref := requestRef(rid) // as logged
 	reply := enroll.Reply{V: protocol.Version}
 	req, err := enroll.DecodeRequest(p.Payload)
@@ -131,7 +138,7 @@ func (h *Hub) redeem(rid string, p *paho.Publish) {
 		}
 		if req.CARequest() {
 			step = "step=ca "
-			err = h.answerCA(req, &reply)
+			err = en.answerCA(req, &reply)
 		} else {
 			var f creds.File
 			if f, err = h.o.Enroller.Redeem(req.Totem, req.Code, time.Now()); err == nil {
@@ -152,7 +159,7 @@ func (h *Hub) redeem(rid string, p *paho.Publish) {
 				reply.Error = "the hub could not read the code's record"
 			}
 		}
-		h.countRefusal(reply.Reason)
+		en.countRefusal(reply.Reason)
 		h.log.Warn("enrollment refused", "request", ref, "totem", totem, "ca_request", step != "", "reason", reply.Reason, "bytes", len(p.Payload))
 		// In the central audit too, as the exchanges made are (the
 		// broker's credential_enrolled): the broker's limits on the enroll
@@ -169,12 +176,7 @@ func (h *Hub) redeem(rid string, p *paho.Publish) {
 		h.log.Info("totem enrolled", "request", ref, "totem", totem)
 	}
 	b, _ := json.Marshal(reply)
-	h.mu.Lock()
-	cm := h.cm
-	h.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := cm.Publish(ctx, &paho.Publish{Topic: enroll.ReplyTopic(rid), QoS: 1, Payload: b}); err != nil {
+	if err := h.publish(&paho.Publish{Topic: enroll.ReplyTopic(rid), QoS: 1, Payload: b}); err != nil {
 		h.limited(slog.LevelWarn, "enroll_reply", "enrollment reply not sent", "request", ref, "err", err)
 	}
 }
@@ -183,7 +185,8 @@ func (h *Hub) redeem(rid string, p *paho.Publish) {
 // salt and parameters of the code's verifier, and the MAC that binds the
 // totem's nonce, the CA and the totem (enroll/ca.go). The code is not in
 // the request and the hub does not know it: the verifier's key is enough.
-func (h *Hub) answerCA(req enroll.Request, reply *enroll.Reply) error {
+func (en *enrollment) answerCA(req enroll.Request, reply *enroll.Reply) error {
+	h := en.h
 	ca := h.enr.caDER.Load()
 	if ca == nil || len(*ca) == 0 {
 		return &enroll.Error{Reason: enroll.ReasonNoCA, Msg: "this hub's broker certificate is not from the hub's own CA: the totem's ca_file must be set by hand"}
@@ -215,7 +218,8 @@ type EnrollCode struct {
 
 // enrollCommand issues a code for args["totem"] (registering the totem if
 // needed); the code goes back to the console only, never to a log.
-func (h *Hub) enrollCommand(cmd *protocol.Command, console string) (json.RawMessage, error) {
+func (cs *commands) enrollCommand(cmd *protocol.Command, console string) (json.RawMessage, error) {
+	h := cs.h
 	if h.o.Enroller == nil {
 		return nil, errors.New("this hub keeps no broker users (external broker): no enrollment")
 	}

@@ -25,8 +25,9 @@ type LockResult struct {
 
 // lock locks args["name"], a totem or console, until an unlock. Every lock
 // is an audit line: who asked (console and signing key) and which user.
-func (h *Hub) lock(cmd *protocol.Command, console string) (json.RawMessage, error) {
-	a, err := h.accounts()
+func (cs *commands) lock(cmd *protocol.Command, console string) (json.RawMessage, error) {
+	h := cs.h
+	a, err := cs.accounts()
 	if err != nil {
 		return nil, err
 	}

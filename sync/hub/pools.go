@@ -80,9 +80,9 @@ func (h *Hub) dispatchRequest(p *paho.Publish, totem, leaf string) bool {
 	var dropped *atomic.Int64
 	switch {
 	case p.Topic == protocol.HubCmdTopic:
-		ok, dropped = h.cmdPool.try(p, h.command), &h.stats.CommandsDropped
+		ok, dropped = h.cmdPool.try(p, h.con.command), &h.stats.CommandsDropped
 	case leaf == protocol.LeafSync:
-		ok, dropped = h.syncGate.allow(totem) && h.syncPool.try(p, h.ledger), &h.stats.SyncDropped
+		ok, dropped = h.rsy.gate.allow(totem) && h.rsy.pool.try(p, h.rsy.ledger), &h.stats.SyncDropped
 	default:
 		return false
 	}

@@ -1,7 +1,6 @@
 package hub
 
 import (
-	"context"
 	"log/slog"
 	"time"
 
@@ -11,15 +10,16 @@ import (
 
 // credentialRequest hands an enrollment or a rotation request to the
 // enrollment pool and reports whether p was one.
-func (h *Hub) credentialRequest(p *paho.Publish) bool {
-	if h.enrollRequest(p) {
+func (en *enrollment) credentialRequest(p *paho.Publish) bool {
+	h := en.h
+	if en.enrollRequest(p) {
 		return true
 	}
 	totem, leaf, ok := protocol.ParseTopic(p.Topic)
 	if !ok || leaf != protocol.LeafRotate || h.o.Accounts == nil {
 		return false
 	}
-	if !h.enr.pool.try(p, func(p *paho.Publish) { h.rotate(totem, p) }) {
+	if !h.enr.pool.try(p, func(p *paho.Publish) { en.rotate(totem, p) }) {
 		h.enr.dropped.Add(1)
 	}
 	return true
@@ -28,7 +28,8 @@ func (h *Hub) credentialRequest(p *paho.Publish) bool {
 // rotate records a totem's new secret beside its current one (the broker
 // ACL lets only the totem itself publish on its rotate topic) and answers
 // with the new expiry. The secret never reaches a log line.
-func (h *Hub) rotate(totem string, p *paho.Publish) {
+func (en *enrollment) rotate(totem string, p *paho.Publish) {
+	h := en.h
 	req, err := protocol.DecodeRotateRequest(p.Payload)
 	if err != nil {
 		h.limited(slog.LevelWarn, "rotate_malformed", "rotation request refused", "totem", totem, "err", err)
@@ -45,12 +46,7 @@ func (h *Hub) rotate(totem string, p *paho.Publish) {
 		h.log.Info("credentials rotation recorded", "totem", totem, "expires", reply.Expires)
 	}
 	b, _ := protocol.Marshal(reply)
-	h.mu.Lock()
-	cm := h.cm
-	h.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := cm.Publish(ctx, &paho.Publish{Topic: protocol.Topic(totem, protocol.LeafRotated), QoS: 1, Payload: b}); err != nil {
+	if err := h.publish(&paho.Publish{Topic: protocol.Topic(totem, protocol.LeafRotated), QoS: 1, Payload: b}); err != nil {
 		h.limited(slog.LevelWarn, "rotate_reply", "rotation reply not sent", "totem", totem, "err", err)
 		return
 	}

@@ -48,22 +48,24 @@ const Issuer = "Totem ASL"
 
 // technicianCommands are the hub commands on the technician set; their
 // roles are in sync/cmdsig's table like every other command's.
-var technicianCommands = map[string]func(h *Hub, cmd *protocol.Command, console string) (json.RawMessage, error){
-	"technician_add":         (*Hub).technicianAdd,
-	"technician_list":        (*Hub).technicianList,
-	"technician_remove":      (*Hub).technicianRemove,
-	"technician_unlock_code": (*Hub).technicianUnlockCode,
+var technicianCommands = commandTable{
+	"technician_add":         (*commands).technicianAdd,
+	"technician_list":        (*commands).technicianList,
+	"technician_remove":      (*commands).technicianRemove,
+	"technician_unlock_code": (*commands).technicianUnlockCode,
 }
 
-func (h *Hub) technicians() (*techset.Store, error) {
+func (cs *commands) technicians() (*techset.Store, error) {
+	h := cs.h
 	if h.o.Technicians == nil || h.o.TechKey == nil {
 		return nil, errors.New("this hub keeps no technician set")
 	}
 	return h.o.Technicians, nil
 }
 
-func (h *Hub) technicianAdd(cmd *protocol.Command, console string) (json.RawMessage, error) {
-	st, err := h.technicians()
+func (cs *commands) technicianAdd(cmd *protocol.Command, console string) (json.RawMessage, error) {
+	h := cs.h
+	st, err := cs.technicians()
 	if err != nil {
 		return nil, err
 	}
@@ -90,8 +92,8 @@ func otpauthURI(m techset.Member) string {
 	return "otpauth://totp/" + url.PathEscape(Issuer+":"+m.ID+" "+m.Name) + "?" + v.Encode()
 }
 
-func (h *Hub) technicianList(*protocol.Command, string) (json.RawMessage, error) {
-	st, err := h.technicians()
+func (cs *commands) technicianList(*protocol.Command, string) (json.RawMessage, error) {
+	st, err := cs.technicians()
 	if err != nil {
 		return nil, err
 	}
@@ -102,8 +104,9 @@ func (h *Hub) technicianList(*protocol.Command, string) (json.RawMessage, error)
 	return protocol.Marshal(out)
 }
 
-func (h *Hub) technicianRemove(cmd *protocol.Command, console string) (json.RawMessage, error) {
-	st, err := h.technicians()
+func (cs *commands) technicianRemove(cmd *protocol.Command, console string) (json.RawMessage, error) {
+	h := cs.h
+	st, err := cs.technicians()
 	if err != nil {
 		return nil, err
 	}
@@ -116,8 +119,9 @@ func (h *Hub) technicianRemove(cmd *protocol.Command, console string) (json.RawM
 	return protocol.Marshal(Technician{ID: m.ID, Name: m.Name, Added: m.Added})
 }
 
-func (h *Hub) technicianUnlockCode(cmd *protocol.Command, console string) (json.RawMessage, error) {
-	st, err := h.technicians()
+func (cs *commands) technicianUnlockCode(cmd *protocol.Command, console string) (json.RawMessage, error) {
+	h := cs.h
+	st, err := cs.technicians()
 	if err != nil {
 		return nil, err
 	}
