@@ -36,6 +36,8 @@ type pgResult struct {
 	pgCPUUsPerOp   float64
 	hubsCPUUsPerOp float64 // all hub processes together
 	mosqCPUUsPerOp float64
+	selfCPUUsPerOp float64 // this process: the totems' outboxes and uplinks
+	busy           float64 // the machine's CPUs busy during the storm, 0-1
 	gapsPerHub     []int64
 	appliedPerHub  []int64
 }
@@ -118,6 +120,8 @@ func pgStorm(ctx context.Context, c config, srv *pgserver.Server, dir string, n,
 		cpu, _ := procStat(h.cmd.Process.Pid)
 		hub0 += cpu
 	}
+	self0, _ := procStat(os.Getpid())
+	busy0, all0 := machineCPU()
 	var peakKB int64
 	times, elapsed, err := drain(ctx, url, names, ids, boxes, c.queued, c.timeout, func() {
 		for _, h := range hubs {
@@ -129,6 +133,8 @@ func pgStorm(ctx context.Context, c config, srv *pgserver.Server, dir string, n,
 	if err != nil {
 		return r, err
 	}
+	self1, _ := procStat(os.Getpid())
+	busy1, all1 := machineCPU()
 	pgCPU1 := pgCPU(srv)
 	mq1, _ := procStat(mosqPid)
 	var hub1 time.Duration
@@ -144,6 +150,10 @@ func pgStorm(ctx context.Context, c config, srv *pgserver.Server, dir string, n,
 	r.cpuUsPerOp = r.hubsCPUUsPerOp
 	r.pgCPUUsPerOp = float64((pgCPU1 - pgCPU0).Microseconds()) / ops
 	r.mosqCPUUsPerOp = float64((mq1 - mq0).Microseconds()) / ops
+	r.selfCPUUsPerOp = float64((self1 - self0).Microseconds()) / ops
+	if all1 > all0 {
+		r.busy = float64(busy1-busy0) / float64(all1-all0)
+	}
 	if r.resends, err = resent(boxes, c.queued); err != nil {
 		return r, err
 	}
@@ -258,6 +268,24 @@ func procCPU(pid int, children bool) time.Duration {
 	return time.Duration(t) * 10 * time.Millisecond // USER_HZ is 100 on Linux
 }
 
+// machineCPU reads the busy and total jiffies of all CPUs (/proc/stat).
+func machineCPU() (busy, total int64) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	for i, v := range f[1:] {
+		n, _ := strconv.ParseInt(v, 10, 64)
+		total += n
+		if i != 3 && i != 4 { // idle, iowait
+			busy += n
+		}
+	}
+	return busy, total
+}
+
 // startPGHub starts one totemhub on the external broker url with the
 // PostgreSQL store and waits until its ingest subscribed.
 func startPGHub(ctx context.Context, bin, dir, url, credFile, dbURL string) (*hubProc, error) {
@@ -328,11 +356,11 @@ func pgReport(w io.Writer, c config, rs []pgResult) {
 	}
 	fmt.Fprintf(w, "mosquitto + PostgreSQL (private server, fsync %s), totemhub processes with --broker and one [store] url:\n", fsync)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "hubs\ttotems\tqueued\tops/s\tslowest s\tmedian s\tlost\ttwice\tacked drops\tduplicates\tgap refusals\tresent\tapplied per hub\thubs CPU µs/op\tPostgreSQL CPU µs/op\tmosquitto CPU µs/op\thub peak RSS MB")
+	fmt.Fprintln(tw, "hubs\ttotems\tqueued\tops/s\tslowest s\tmedian s\tlost\ttwice\tacked drops\tduplicates\tgap refusals\tresent\tapplied per hub\thubs CPU µs/op\tPostgreSQL CPU µs/op\tmosquitto CPU µs/op\ttotems (bench) CPU µs/op\tmachine busy %\thub peak RSS MB")
 	for _, r := range rs {
-		fmt.Fprintf(tw, "%d\t%d\t%d\t%.0f\t%.2f\t%.2f\t%d\t%d\t%d\t%d\t%d\t%d\t%v\t%.1f\t%.1f\t%.1f\t%.1f\n", r.hubs, r.totems, c.queued,
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%.0f\t%.2f\t%.2f\t%d\t%d\t%d\t%d\t%d\t%d\t%v\t%.1f\t%.1f\t%.1f\t%.1f\t%.0f\t%.1f\n", r.hubs, r.totems, c.queued,
 			r.opsPerSec, r.slowest.Seconds(), r.median.Seconds(), r.lost, r.twice, r.dropped, r.dups, r.gaps, r.resends,
-			r.appliedPerHub, r.hubsCPUUsPerOp, r.pgCPUUsPerOp, r.mosqCPUUsPerOp, r.rssMB)
+			r.appliedPerHub, r.hubsCPUUsPerOp, r.pgCPUUsPerOp, r.mosqCPUUsPerOp, r.selfCPUUsPerOp, 100*r.busy, r.rssMB)
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
@@ -351,5 +379,7 @@ func pgReport(w io.Writer, c config, rs []pgResult) {
 		fmt.Fprintf(w, "fleet_hub_cpu_us_per_op_%s=%.1f\n", suffix, r.hubsCPUUsPerOp)
 		fmt.Fprintf(w, "fleet_pg_cpu_us_per_op_%s=%.1f\n", suffix, r.pgCPUUsPerOp)
 		fmt.Fprintf(w, "fleet_mosquitto_cpu_us_per_op_%s=%.1f\n", suffix, r.mosqCPUUsPerOp)
+		fmt.Fprintf(w, "fleet_totems_cpu_us_per_op_%s=%.1f\n", suffix, r.selfCPUUsPerOp)
+		fmt.Fprintf(w, "fleet_machine_busy_pct_%s=%.0f\n", suffix, 100*r.busy)
 	}
 }
