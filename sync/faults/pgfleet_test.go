@@ -136,7 +136,7 @@ func (f *pgFleet) start(h *pgHub) {
 		if f.subscribed(logPath, done) {
 			return
 		}
-		if try == 30 {
+		if try == 100 { // PostgreSQL may be down and recovering for seconds
 			b, _ := os.ReadFile(logPath)
 			f.t.Fatalf("hub %d did not start: %s", h.n, tail(b))
 		}
