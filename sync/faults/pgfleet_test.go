@@ -94,6 +94,8 @@ ca_file = %q
 tls_listen = ""
 [fleet]
 console = ""
+provision = []
+credentials_dir = %q
 [http]
 listen = ""
 [store]
@@ -103,7 +105,7 @@ statement_timeout = "10s"
 [log]
 level = "debug"
 format = "json"
-`, filepath.Join(dir, "state"), filepath.Join(f.dir, "hub.json"), f.caFile, f.dbURL)
+`, filepath.Join(dir, "state"), filepath.Join(f.dir, "hub.json"), f.caFile, filepath.Join(dir, "creds"), f.dbURL)
 	p := filepath.Join(dir, "totemhub.toml")
 	if err := os.WriteFile(p, []byte(doc), 0o600); err != nil {
 		f.t.Fatal(err)

@@ -298,6 +298,8 @@ credentials_file = %q
 tls_listen = ""
 [fleet]
 console = ""
+provision = []
+credentials_dir = %q
 [http]
 listen = ""
 [store]
@@ -305,7 +307,7 @@ url = %q
 [log]
 level = "info"
 format = "json"
-`, filepath.Join(dir, "state"), credFile, dbURL)
+`, filepath.Join(dir, "state"), credFile, filepath.Join(dir, "creds"), dbURL)
 	cfgPath := filepath.Join(dir, "totemhub.toml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
