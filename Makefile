@@ -93,7 +93,7 @@ bench:
 ## attack: the attack suite alone (sync/attack, about 2 minutes): a table attack → outcome → figures (hub RSS, descriptors, legit op p99, log lines)
 attack:
 	$(GO) test ./sync/attack -run . -count=1 -v -timeout 10m -args -attack.table
-## bench-fleet: a regional reconnect storm: 100, 300 and 1 000 simulated totems (real outbox + uplink, 30 queued each) against a real totemhub: a table, then key=value figures
+## bench-fleet: a regional reconnect storm: 100, 300 and 1 000 simulated totems (real outbox + uplink, 30 queued each) against a real totemhub, then 1 000 on mosquitto + a private PostgreSQL with 1 and 3 totemhub processes: a table, then key=value figures
 bench-fleet:
 	$(GO) build -o $(BIN)/ ./cmd/totemhub
 	$(GO) run ./cmd/internal/benchfleet --hub $(BIN)/totemhub $(BENCHFLAGS)

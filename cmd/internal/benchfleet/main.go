@@ -35,6 +35,7 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/cms"
+	"github.com/aslcns/totem/cms/pgstore/pgserver"
 	"github.com/aslcns/totem/cms/refcms"
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/hub"
@@ -66,6 +67,10 @@ type config struct {
 	idle       int           // fleet size; 0: none
 	idleTele   time.Duration // the totems' telemetry interval in that run
 	idleWindow time.Duration // how long hub CPU is measured
+	// scale-out on PostgreSQL (pg.go)
+	pg        int   // fleet size; 0: none
+	pgHubs    []int // hub process counts
+	pgNoFsync bool
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -84,6 +89,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fl.IntVar(&c.idle, "idle", 1000, "fleet size of the steady-state run (connected, telemetry only); 0: none")
 	fl.DurationVar(&c.idleTele, "idle-telemetry", 2*time.Second, "telemetry interval of the steady-state run (figures are scaled to 30 s)")
 	fl.DurationVar(&c.idleWindow, "idle-window", 30*time.Second, "how long the steady-state run measures the hub's CPU")
+	fl.IntVar(&c.pg, "pg", 1000, "fleet size of the runs on mosquitto + PostgreSQL (a private server, needs postgresql installed) with -pg-hubs totemhub processes; 0: none")
+	pgHubs := fl.String("pg-hubs", "1,3", "hub process counts of the PostgreSQL runs, comma-separated")
+	fl.BoolVar(&c.pgNoFsync, "pg-nofsync", false, "run the private PostgreSQL with fsync=off")
 	if err := fl.Parse(args); errors.Is(err, flag.ErrHelp) {
 		return nil
 	} else if err != nil {
@@ -95,6 +103,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("bad size %q", f)
 		}
 		c.sizes = append(c.sizes, n)
+	}
+	for f := range strings.SplitSeq(*pgHubs, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 || n > 16 {
+			return fmt.Errorf("bad hub count %q", f)
+		}
+		c.pgHubs = append(c.pgHubs, n)
 	}
 	if c.queued <= 0 {
 		return errors.New("queued must be positive")
@@ -129,6 +144,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			mr = &r
 		}
 	}
+	var prs []pgResult
+	if c.pg > 0 {
+		if _, err := exec.LookPath("mosquitto"); err != nil {
+			fmt.Fprintln(stderr, "bench-fleet: mosquitto not installed: no PostgreSQL runs (apt-get install mosquitto)")
+		} else {
+			var err error
+			if prs, err = pgStorms(ctx, c, c.dir, c.pg, c.pgHubs, stderr); errors.Is(err, pgserver.ErrMissing) {
+				fmt.Fprintln(stderr, "bench-fleet: no PostgreSQL runs:", err)
+			} else if err != nil {
+				return err
+			}
+		}
+	}
 	var ir *idleResult
 	if c.idle > 0 {
 		if c.idleTele < time.Second {
@@ -142,6 +170,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		ir = &r
 	}
 	report(stdout, c, results, mr)
+	pgReport(stdout, c, prs)
 	if ir != nil {
 		ir.report(stdout, c)
 	}
@@ -723,13 +752,19 @@ func mosqUsers(ctx context.Context, dir string, names []string) (creds.File, []c
 // startMosquitto starts mosquitto on a free loopback port with dir/passwd
 // and c.acl and returns its URL once it listens, and how to stop it.
 func startMosquitto(ctx context.Context, c config, dir string) (string, func(), error) {
+	url, stop, _, err := startMosquittoPid(ctx, c, dir)
+	return url, stop, err
+}
+
+// startMosquittoPid is startMosquitto, and mosquitto's pid.
+func startMosquittoPid(ctx context.Context, c config, dir string) (string, func(), int, error) {
 	acl, err := filepath.Abs(c.acl)
 	if err != nil {
-		return "", nil, err
+		return "", nil, 0, err
 	}
 	addr, err := freePort()
 	if err != nil {
-		return "", nil, err
+		return "", nil, 0, err
 	}
 	_, port, _ := net.SplitHostPort(addr)
 	// max_queued_messages: what mosquitto holds for a client beyond its
@@ -741,27 +776,27 @@ func startMosquitto(ctx context.Context, c config, dir string) (string, func(), 
 	}
 	confPath := filepath.Join(dir, "mosquitto.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
-		return "", nil, err
+		return "", nil, 0, err
 	}
 	logf, err := os.Create(filepath.Join(dir, "mosquitto.log"))
 	if err != nil {
-		return "", nil, err
+		return "", nil, 0, err
 	}
 	mq := exec.CommandContext(ctx, "mosquitto", "-c", confPath)
 	mq.Stdout, mq.Stderr = logf, logf
 	if err := mq.Start(); err != nil {
 		logf.Close()
-		return "", nil, err
+		return "", nil, 0, err
 	}
 	stop := func() { mq.Process.Kill(); mq.Wait(); logf.Close() }
 	for i := 0; ; i++ {
 		if cn, err := net.Dial("tcp", addr); err == nil {
 			cn.Close()
-			return "mqtt://" + addr, stop, nil
+			return "mqtt://" + addr, stop, mq.Process.Pid, nil
 		}
 		if i > 250 {
 			stop()
-			return "", nil, errors.New("mosquitto does not listen; see " + logf.Name())
+			return "", nil, 0, errors.New("mosquitto does not listen; see " + logf.Name())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aslcns/totem/cms/pgstore/pgserver"
 )
 
 // TestBenchFleetRuns runs the fleet bench on a tiny fleet against a real
@@ -30,7 +32,7 @@ func TestBenchFleetRuns(t *testing.T) {
 	var out, errb bytes.Buffer
 	args := []string{"-hub", bin + "/totemhub", "-dir", t.TempDir(), "-sizes", "2,5", "-queued", "7", "-timeout", "1m", "-raw-every", "2",
 		"-mosquitto", "3", "-acl", "../../../deploy/mosquitto/acl",
-		"-idle", "4", "-idle-telemetry", "1s", "-idle-window", "2s"}
+		"-idle", "4", "-idle-telemetry", "1s", "-idle-window", "2s", "-pg", "4", "-pg-nofsync"}
 	if err := run(ctx, args, &out, &errb); err != nil {
 		t.Fatalf("bench-fleet: %v\n%s", err, errb.String())
 	}
@@ -73,6 +75,17 @@ func TestBenchFleetRuns(t *testing.T) {
 	if _, err := exec.LookPath("mosquitto"); err == nil || os.Getenv("CI") != "" {
 		if _, ok := figures["fleet_ops_s_3_mosquitto_2hubs"]; !ok || figures["fleet_drops_3_mosquitto_2hubs"] != "0" {
 			t.Errorf("mosquitto run: %v", figures)
+		}
+	}
+	// The runs on mosquitto + PostgreSQL with 1 and 3 totemhub
+	// processes, where both are installed (CI installs them): read back
+	// from the ops and audit tables, nothing lost, nothing twice.
+	if _, err := pgserver.Bin(); err == nil || os.Getenv("CI") != "" {
+		for _, k := range []string{"4_pg_1hub", "4_pg_3hubs"} {
+			if _, ok := figures["fleet_ops_s_"+k]; !ok || figures["fleet_lost_"+k] != "0" || figures["fleet_twice_"+k] != "0" ||
+				figures["fleet_drops_"+k] != "0" {
+				t.Errorf("PostgreSQL run %s: %v", k, figures)
+			}
 		}
 	}
 }

@@ -1,7 +1,8 @@
-package pgtest
+package pgserver
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,21 @@ import (
 // removed by the next Start; a live one is left alone.
 func TestReapOrphans(t *testing.T) {
 	ctx := context.Background()
+	Private := func(t *testing.T, opts Options) *Server {
+		s, err := Start(ctx, opts)
+		if errors.Is(err, ErrMissing) && os.Getenv("CI") == "" {
+			t.Skip(err)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if err := s.Stop(); err != nil {
+				t.Error(err)
+			}
+		})
+		return s
+	}
 	orphan := Private(t, Options{})
 	live := Private(t, Options{})
 	b, err := os.ReadFile(filepath.Join(orphan.data(), "postmaster.pid"))
