@@ -214,7 +214,7 @@ func pgStorm(t *testing.T, totems, queued, extra int, phase time.Duration) {
 	}
 	mq := newMosq(t, append([]creds.File{f.hubMe}, ids...)...)
 	mq.start()
-	c := &central{t: t, kind: mosquitto, mq: mq, addr: mq.addr}
+	c := &central{t: t, kind: mosquitto, mq: mq}
 	f.url, f.caFile = c.url(), mq.caFile
 	for i := range 3 {
 		f.hubs = append(f.hubs, &pgHub{n: i})
