@@ -120,6 +120,21 @@ func begin(c *opCtx, ref cms.CardRef, channel, operator string, validate func(*c
 	return a, card, nil
 }
 
+// beginByTEAM is begin for a request that may name its card by a TEAM
+// code typed instead of a serial (cardBySerialOrTEAM); the outcome carries
+// the serial of the card found.
+func beginByTEAM(c *opCtx, ref cms.CardRef, team, channel, operator string, validate func(*cms.Card) []cms.Reject) (a applied, card *cms.Card, err error) {
+	a = applied{serial: ref.Serial, channel: channel, operator: operator}
+	if card, err = cardBySerialOrTEAM(c.tx, ref.Serial, team); err != nil {
+		return a, nil, err
+	}
+	if card != nil {
+		a.serial = card.Serial
+	}
+	a.rejects = validate(card)
+	return a, card, nil
+}
+
 func (s *rules) applyConsent(c *opCtx) (applied, error) {
 	var req cms.ConsentRequest
 	if strictJSON(c.op.Payload, &req) != nil {
@@ -246,16 +261,11 @@ func (s *rules) applyRevocation(c *opCtx) (applied, error) {
 	if strictJSON(c.op.Payload, &req) != nil {
 		return applied{rejects: badPayload()}, nil
 	}
-	a := applied{serial: req.Card.Serial, channel: req.Channel, operator: req.Operator}
-	card, err := cardBySerialOrTEAM(c.tx, req.Card.Serial, req.TEAM)
-	if err != nil {
+	a, card, err := beginByTEAM(c, req.Card, req.TEAM, req.Channel, req.Operator, func(card *cms.Card) []cms.Reject {
+		return req.Validate(card, c.now())
+	})
+	if err != nil || len(a.rejects) > 0 {
 		return a, err
-	}
-	if card != nil {
-		a.serial = card.Serial
-	}
-	if a.rejects = req.Validate(card, c.now()); len(a.rejects) > 0 {
-		return a, nil
 	}
 	if req.Channel == cms.SelfService {
 		if a.rejects, err = s.checkCIP(c.tx, card.Serial, req.CIP); err != nil || len(a.rejects) > 0 {
@@ -458,16 +468,11 @@ func (s *rules) applyLookup(c *opCtx) (applied, error) {
 	if strictJSON(c.op.Payload, &req) != nil {
 		return applied{rejects: badPayload()}, nil
 	}
-	a := applied{serial: req.Card.Serial, channel: req.Channel, operator: req.Operator}
-	card, err := cardBySerialOrTEAM(c.tx, req.Card.Serial, req.TEAM)
-	if err != nil {
+	a, card, err := beginByTEAM(c, req.Card, req.TEAM, req.Channel, req.Operator, func(card *cms.Card) []cms.Reject {
+		return req.Validate(card)
+	})
+	if err != nil || len(a.rejects) > 0 {
 		return a, err
-	}
-	if card != nil {
-		a.serial = card.Serial
-	}
-	if a.rejects = req.Validate(card); len(a.rejects) > 0 {
-		return a, nil
 	}
 	res := cms.LookupResult{Serial: card.Serial, Surname: card.Surname, Name: card.Name, BirthDate: card.BirthDate, Expiry: card.Expiry, State: card.State}
 	if card.Contact != nil {
