@@ -28,12 +28,17 @@ func getJSON(b *bolt.Bucket, k []byte, v any, what string) (bool, error) {
 	return true, nil
 }
 
-func getCard(tx *bolt.Tx, serial string) (*cms.Card, error) {
-	var c cms.Card
-	if ok, err := getJSON(tx.Bucket(bCards), []byte(serial), &c, "card"); !ok || err != nil {
+// getRecord is getJSON into a new T: nil when k is absent.
+func getRecord[T any](b *bolt.Bucket, k []byte, what string) (*T, error) {
+	var v T
+	if ok, err := getJSON(b, k, &v, what); !ok || err != nil {
 		return nil, err
 	}
-	return &c, nil
+	return &v, nil
+}
+
+func getCard(tx *bolt.Tx, serial string) (*cms.Card, error) {
+	return getRecord[cms.Card](tx.Bucket(bCards), []byte(serial), "card")
 }
 
 func (t boltTx) Card(serial string) (*cms.Card, error) { return getCard(t.tx, serial) }
@@ -82,11 +87,7 @@ func (t boltTx) CardsOf(cf string) ([]cms.Card, error) {
 }
 
 func (t boltTx) Consent(serial string) (*ConsentRecord, error) {
-	var r ConsentRecord
-	if ok, err := getJSON(t.tx.Bucket(bConsents), []byte(serial), &r, "consents"); !ok || err != nil {
-		return nil, err
-	}
-	return &r, nil
+	return getRecord[ConsentRecord](t.tx.Bucket(bConsents), []byte(serial), "consents")
 }
 
 func (t boltTx) PreviousConsent(serial string) (*ConsentRecord, error) {
@@ -154,11 +155,7 @@ func (t boltTx) Notifications(serial string) ([]Notification, error) {
 }
 
 func (t boltTx) Payment(ref string) (*PaymentRecord, error) {
-	var r PaymentRecord
-	if ok, err := getJSON(t.tx.Bucket(bPayments), []byte(ref), &r, "payments"); !ok || err != nil {
-		return nil, err
-	}
-	return &r, nil
+	return getRecord[PaymentRecord](t.tx.Bucket(bPayments), []byte(ref), "payments")
 }
 
 func (t boltTx) PaymentOf(ref, protocol string) (string, *PaymentRecord, error) {
@@ -168,11 +165,7 @@ func (t boltTx) PaymentOf(ref, protocol string) (string, *PaymentRecord, error) 
 }
 
 func (t boltTx) Reissue(serial string) (*ReissueRecord, error) {
-	var r ReissueRecord
-	if ok, err := getJSON(t.tx.Bucket(bReissue), []byte(serial), &r, "reissue"); !ok || err != nil {
-		return nil, err
-	}
-	return &r, nil
+	return getRecord[ReissueRecord](t.tx.Bucket(bReissue), []byte(serial), "reissue")
 }
 
 func (t boltTx) CIPFailures(serial string) (int, error) {
@@ -183,11 +176,7 @@ func (t boltTx) CIPFailures(serial string) (int, error) {
 }
 
 func (t boltTx) FSE(cf string) (*FSERecord, error) {
-	var r FSERecord
-	if ok, err := getJSON(t.tx.Bucket(bFSE), []byte(cf), &r, "fse record"); !ok || err != nil {
-		return nil, err
-	}
-	return &r, nil
+	return getRecord[FSERecord](t.tx.Bucket(bFSE), []byte(cf), "fse record")
 }
 
 func (t boltTx) PendingFSE() ([]FSERecord, error) {
@@ -222,11 +211,7 @@ func (t boltTx) Tickets() ([]Ticket, error) {
 func refundKey(totem, ref string) []byte { return append(append([]byte(totem), 0), ref...) }
 
 func (t boltTx) Refund(totem, ref string) (*RefundRecord, error) {
-	var r RefundRecord
-	if ok, err := getJSON(t.tx.Bucket(bRefunds), refundKey(totem, ref), &r, "refund"); !ok || err != nil {
-		return nil, err
-	}
-	return &r, nil
+	return getRecord[RefundRecord](t.tx.Bucket(bRefunds), refundKey(totem, ref), "refund")
 }
 
 func (t boltTx) Op(totem, id string) (opRecord, bool, error) { return getOp(t.tx, totem, id) }
