@@ -140,18 +140,7 @@ func (t boltTx) History(serial string) ([]cms.HistoryEvent, error) {
 }
 
 func (t boltTx) Notifications(serial string) ([]Notification, error) {
-	var out []Notification
-	err := t.tx.Bucket(bNotify).ForEach(func(_, v []byte) error {
-		var n Notification
-		if err := json.Unmarshal(v, &n); err != nil {
-			return err
-		}
-		if serial == "" || n.Serial == serial {
-			out = append(out, n)
-		}
-		return nil
-	})
-	return out, err
+	return listJSON(t.tx.Bucket(bNotify), func(n *Notification) bool { return serial == "" || n.Serial == serial })
 }
 
 func (t boltTx) Payment(ref string) (*PaymentRecord, error) {
@@ -180,28 +169,25 @@ func (t boltTx) FSE(cf string) (*FSERecord, error) {
 }
 
 func (t boltTx) PendingFSE() ([]FSERecord, error) {
-	var pending []FSERecord
-	err := t.tx.Bucket(bFSE).ForEach(func(_, v []byte) error {
-		var r FSERecord
-		if err := json.Unmarshal(v, &r); err != nil {
-			return err
-		}
-		if r.State == cms.FSEPending {
-			pending = append(pending, r)
-		}
-		return nil
-	})
-	return pending, err
+	return listJSON(t.tx.Bucket(bFSE), func(r *FSERecord) bool { return r.State == cms.FSEPending })
 }
 
 func (t boltTx) Tickets() ([]Ticket, error) {
-	var out []Ticket
-	err := t.tx.Bucket(bTickets).ForEach(func(_, v []byte) error {
-		var tk Ticket
-		if err := json.Unmarshal(v, &tk); err != nil {
+	return listJSON(t.tx.Bucket(bTickets), func(*Ticket) bool { return true })
+}
+
+// listJSON decodes every value of bucket b, in key order, and returns
+// those keep keeps (nil when none).
+func listJSON[T any](b *bolt.Bucket, keep func(*T) bool) ([]T, error) {
+	var out []T
+	err := b.ForEach(func(_, v []byte) error {
+		var r T
+		if err := json.Unmarshal(v, &r); err != nil {
 			return err
 		}
-		out = append(out, tk)
+		if keep(&r) {
+			out = append(out, r)
+		}
 		return nil
 	})
 	return out, err
