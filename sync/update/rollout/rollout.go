@@ -25,6 +25,7 @@ import (
 
 	"go.etcd.io/bbolt"
 
+	"github.com/aslcns/totem/internal/boltdb"
 	"github.com/aslcns/totem/sync/protocol"
 	"github.com/aslcns/totem/sync/update"
 )
@@ -129,19 +130,8 @@ func Open(dir string, send Sender, now func() time.Time, timeout time.Duration) 
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("rollout: %w", err)
 	}
-	db, err := bbolt.Open(filepath.Join(dir, "jobs.db"), 0o600, &bbolt.Options{Timeout: 5 * time.Second})
+	db, err := boltdb.Open(filepath.Join(dir, "jobs.db"), bucketJobs, bucketTotems)
 	if err != nil {
-		return nil, fmt.Errorf("rollout: %w", err)
-	}
-	err = db.Update(func(tx *bbolt.Tx) error {
-		if _, err := tx.CreateBucketIfNotExists(bucketJobs); err != nil {
-			return err
-		}
-		_, err := tx.CreateBucketIfNotExists(bucketTotems)
-		return err
-	})
-	if err != nil {
-		db.Close()
 		return nil, fmt.Errorf("rollout: %w", err)
 	}
 	return &Rollout{db: db, dir: dir, send: send, now: now, timeout: timeout}, nil
