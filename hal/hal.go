@@ -271,8 +271,9 @@ type Keypad interface {
 }
 
 // NextKey is Keypad.Next for a driver that queues keys on keys from a
-// reader that closes ended when it stops: a key, or ctx's error, or, once
-// ended is closed and no key is left, ErrClosed.
+// reader that closes ended when it stops (nil: one that never does): a
+// key, or ctx's error, or, once ended is closed and no key is left,
+// ErrClosed.
 func NextKey(ctx context.Context, keys <-chan Key, ended <-chan struct{}) (Key, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
