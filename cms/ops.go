@@ -258,14 +258,10 @@ type ReprintResult struct {
 
 // Validate checks a reprint against the card record at time now.
 func (r *ReprintRequest) Validate(card *Card, now time.Time) []Reject {
-	rs := checkChannel(r.Channel, r.Operator)
-	rs = append(rs, checkAssistedDocument(r.Channel, r.Document, now)...)
-	crs, ok := checkCard(r.Card, card, now)
-	rs = append(rs, crs...)
+	rs, ok := checkActiveCardRequest(r.Channel, r.Operator, r.Document, r.Card, card, now)
 	if !ok {
 		return rs
 	}
-	rs = append(rs, checkNotActive(card)...)
 	switch {
 	case r.Contact != nil && r.Channel != Assisted:
 		// Without a document checked by an operator the second halves
@@ -363,14 +359,10 @@ type ReaderResult struct {
 // Validate checks a reader request against the card record at time now.
 // That the payment reference was never used is checked by the backend.
 func (r *ReaderRequest) Validate(card *Card, now time.Time) []Reject {
-	rs := checkChannel(r.Channel, r.Operator)
-	rs = append(rs, checkAssistedDocument(r.Channel, r.Document, now)...)
-	crs, ok := checkCard(r.Card, card, now)
-	rs = append(rs, crs...)
+	rs, ok := checkActiveCardRequest(r.Channel, r.Operator, r.Document, r.Card, card, now)
 	if !ok {
 		return rs
 	}
-	rs = append(rs, checkNotActive(card)...)
 	return append(rs, r.Payment.check()...)
 }
 
@@ -677,6 +669,21 @@ func checkExpiry(card *Card, now time.Time) []Reject {
 		return []Reject{{CodeCardExpired, "La tessera è scaduta."}}
 	}
 	return nil
+}
+
+// checkActiveCardRequest checks what a request that needs an active card
+// has in common (reprint, reader): channel and operator, the
+// document at a counter, the card against its record and its state. ok is
+// false when the card itself fails, so no check on its record may follow.
+func checkActiveCardRequest(channel, operator string, doc *IDDocument, ref CardRef, card *Card, now time.Time) (rs []Reject, ok bool) {
+	rs = checkChannel(channel, operator)
+	rs = append(rs, checkAssistedDocument(channel, doc, now)...)
+	crs, ok := checkCard(ref, card, now)
+	rs = append(rs, crs...)
+	if !ok {
+		return rs, false
+	}
+	return append(rs, checkNotActive(card)...), true
 }
 
 // checkNotActive refuses an issued card (a revoked one is refused by

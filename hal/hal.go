@@ -270,6 +270,29 @@ type Keypad interface {
 	Next(ctx context.Context) (Key, error)
 }
 
+// NextKey is Keypad.Next for a driver that queues keys on keys from a
+// reader that closes ended when it stops (nil: one that never does): a
+// key, or ctx's error, or, once ended is closed and no key is left,
+// ErrClosed.
+func NextKey(ctx context.Context, keys <-chan Key, ended <-chan struct{}) (Key, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	select {
+	case key := <-keys:
+		return key, nil
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-ended:
+		select {
+		case key := <-keys:
+			return key, nil
+		default:
+			return 0, ErrClosed
+		}
+	}
+}
+
 // Display shows text on a character display.
 type Display interface {
 	// Size is the display's columns and rows.

@@ -20,10 +20,7 @@ import (
 // unlock asks the hub to lift the lock of a totem's or console's
 // credentials (8 failed authentications in a row) and says what it lifted.
 func unlock(ctx context.Context, cfg *config.Totemctl, args []string, stdout, _ io.Writer) error {
-	if len(args) != 1 || !protocol.ValidTotemID(args[0]) {
-		return fmt.Errorf("totemctl: unlock NAME (a totem or console)")
-	}
-	res, err := hubReply[hub.UnlockResult](ctx, cfg, "unlock", map[string]string{"name": args[0]}, "unlock")
+	res, err := accountReply[hub.UnlockResult](ctx, cfg, "unlock", args)
 	if err != nil {
 		return err
 	}
@@ -40,15 +37,22 @@ func unlock(ctx context.Context, cfg *config.Totemctl, args []string, stdout, _ 
 
 // lockUser locks a broker user until an unlock (ops): a stolen totem.
 func lockUser(ctx context.Context, cfg *config.Totemctl, args []string, stdout, _ io.Writer) error {
-	if len(args) != 1 || !protocol.ValidTotemID(args[0]) {
-		return fmt.Errorf("totemctl: lock NAME (a totem or console)")
-	}
-	res, err := hubReply[hub.LockResult](ctx, cfg, "lock", map[string]string{"name": args[0]}, "lock")
+	res, err := accountReply[hub.LockResult](ctx, cfg, "lock", args)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "%s locked: refused until totemctl unlock %s\n", res.Username, res.Username)
 	return nil
+}
+
+// accountReply sends the hub command name about the one account args
+// names (a totem or a console) and returns the hub's reply.
+func accountReply[T any](ctx context.Context, cfg *config.Totemctl, name string, args []string) (T, error) {
+	if len(args) != 1 || !protocol.ValidTotemID(args[0]) {
+		var zero T
+		return zero, fmt.Errorf("totemctl: %s NAME (a totem or console)", name)
+	}
+	return hubReply[T](ctx, cfg, name, map[string]string{"name": args[0]}, name)
 }
 
 // locks lists the broker users with failed authentications counted.

@@ -84,23 +84,38 @@ type historyRows struct {
 	event  []string
 }
 
-// opRows are rows of ops, column by column.
-type opRows struct {
+// opCols are the columns ops and audit both have: the operation, its
+// protocol and outcome, when it was received.
+type opCols struct {
 	totem, id, kind, protocol, codes []string
 	seq                              []int64
 	accepted                         []bool
-	rejects                          []*string
-	data                             [][]byte
 	at                               []time.Time
+}
+
+func (c *opCols) add(op *cms.Op, protocol string, accepted bool, codes []string) {
+	c.totem = append(c.totem, op.Totem)
+	c.id = append(c.id, op.ID)
+	c.seq = append(c.seq, int64(op.Seq))
+	c.kind = append(c.kind, op.Kind)
+	c.protocol = append(c.protocol, protocol)
+	c.accepted = append(c.accepted, accepted)
+	c.codes = append(c.codes, codeList(codes))
+	c.at = append(c.at, op.Received)
+}
+
+// opRows are rows of ops, column by column.
+type opRows struct {
+	opCols
+	rejects []*string
+	data    [][]byte
 }
 
 // auditRows are rows of audit, column by column.
 type auditRows struct {
-	at                                                               []time.Time
-	totem, id, kind, serial, channel, operator, protocol, codes, ref []string
-	seq                                                              []int64
-	accepted                                                         []bool
-	stamp                                                            []*string
+	opCols
+	serial, channel, operator, ref []string
+	stamp                          []*string
 }
 
 // codeList is codes as one column value (codes hold no comma).
@@ -137,30 +152,17 @@ func (t *Tx) queueRows() {
 
 func (t *Tx) addAudit(op *cms.Op, res *Applied, protocol string, accepted bool, codes []string) {
 	a := &t.audit
-	a.at = append(a.at, op.Received)
-	a.totem = append(a.totem, op.Totem)
-	a.seq = append(a.seq, int64(op.Seq))
-	a.id = append(a.id, op.ID)
-	a.kind = append(a.kind, op.Kind)
+	a.add(op, protocol, accepted, codes)
 	a.serial = append(a.serial, res.Serial)
 	a.channel = append(a.channel, res.Channel)
 	a.operator = append(a.operator, res.Operator)
-	a.protocol = append(a.protocol, protocol)
-	a.accepted = append(a.accepted, accepted)
-	a.codes = append(a.codes, codeList(codes))
 	a.stamp = append(a.stamp, stampJSON(op.Stamp))
 	a.ref = append(a.ref, res.Ref)
 }
 
 func (t *Tx) addOp(op *cms.Op, out *cms.Outcome, codes []string) {
 	o := &t.ops
-	o.totem = append(o.totem, op.Totem)
-	o.id = append(o.id, op.ID)
-	o.seq = append(o.seq, int64(op.Seq))
-	o.kind = append(o.kind, op.Kind)
-	o.protocol = append(o.protocol, out.Protocol)
-	o.accepted = append(o.accepted, out.Accepted)
-	o.codes = append(o.codes, codeList(codes))
+	o.add(op, out.Protocol, out.Accepted, codes)
 	var rejects *string
 	if len(out.Rejects) > 0 {
 		b, _ := json.Marshal(out.Rejects)
@@ -173,7 +175,6 @@ func (t *Tx) addOp(op *cms.Op, out *cms.Outcome, codes []string) {
 		data = out.Data
 	}
 	o.data = append(o.data, data)
-	o.at = append(o.at, op.Received)
 }
 
 // Queue adds a write to be sent before the next read or the commit. Its

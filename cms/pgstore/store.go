@@ -320,15 +320,24 @@ func migrationsFS() fs.FS {
 func dbVersion(ctx context.Context, q interface {
 	QueryRow(context.Context, string, ...any) pgx.Row
 }) (int64, error) {
+	return schemaVersion(func(query string, args ...any) rowScanner { return q.QueryRow(ctx, query, args...) })
+}
+
+// rowScanner is the row pgx and database/sql both answer a query with.
+type rowScanner interface{ Scan(dest ...any) error }
+
+// schemaVersion is the version goose recorded, asked through queryRow
+// (pgx or database/sql), -1 when there is no goose table.
+func schemaVersion(queryRow func(query string, args ...any) rowScanner) (int64, error) {
 	var exists bool
-	if err := q.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", gooseTable).Scan(&exists); err != nil {
+	if err := queryRow("SELECT to_regclass($1) IS NOT NULL", gooseTable).Scan(&exists); err != nil {
 		return 0, err
 	}
 	if !exists {
 		return -1, nil
 	}
 	var v int64
-	err := q.QueryRow(ctx, "SELECT coalesce(max(version_id), 0) FROM "+gooseTable+" WHERE is_applied").Scan(&v)
+	err := queryRow("SELECT coalesce(max(version_id), 0) FROM " + gooseTable + " WHERE is_applied").Scan(&v)
 	return v, err
 }
 
@@ -390,14 +399,5 @@ func Migrate(ctx context.Context, rawURL string) (from int64, err error) {
 }
 
 func sqlVersion(ctx context.Context, c *sql.Conn) (int64, error) {
-	var exists bool
-	if err := c.QueryRowContext(ctx, "SELECT to_regclass($1) IS NOT NULL", gooseTable).Scan(&exists); err != nil {
-		return 0, err
-	}
-	if !exists {
-		return -1, nil
-	}
-	var v int64
-	err := c.QueryRowContext(ctx, "SELECT coalesce(max(version_id), 0) FROM "+gooseTable+" WHERE is_applied").Scan(&v)
-	return v, err
+	return schemaVersion(func(query string, args ...any) rowScanner { return c.QueryRowContext(ctx, query, args...) })
 }

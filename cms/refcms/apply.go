@@ -109,25 +109,30 @@ func (s *Store) apply(tx cmsstore.Tx, op cms.Op, protocol string) (applied, erro
 	return applied{rejects: []cms.Reject{{Code: cms.CodeUnknownKind, Message: "Operazione non supportata."}}}, nil
 }
 
-// begin starts the outcome of a request about the card ref names: it loads
-// the card and runs validate on it, whose refusals are in a.rejects.
-func begin(c *opCtx, ref cms.CardRef, channel, operator string, validate func(*cms.Card) []cms.Reject) (a applied, card *cms.Card, err error) {
-	a = applied{serial: ref.Serial, channel: channel, operator: operator}
-	if card, err = c.tx.Card(ref.Serial); err != nil {
+// begin decodes the operation's payload into req, a request about one
+// card, and starts its outcome: it loads the card req names
+// (cardBySerialOrTEAM) and runs validate on it, whose refusals are in
+// a.rejects — as is the refusal of a payload that is not a req. validate
+// may ask the store more (a payment already used): its error is begin's.
+func begin(c *opCtx, req interface{ Subject() cms.Subject }, validate func(*cms.Card) ([]cms.Reject, error)) (a applied, card *cms.Card, err error) {
+	if strictJSON(c.op.Payload, req) != nil {
+		return applied{rejects: badPayload()}, nil, nil
+	}
+	sub := req.Subject()
+	a = applied{serial: sub.Card.Serial, channel: sub.Channel, operator: sub.Operator}
+	if card, err = cardBySerialOrTEAM(c.tx, sub.Card.Serial, sub.TEAM); err != nil {
 		return a, nil, err
 	}
-	a.rejects = validate(card)
-	return a, card, nil
+	if card != nil {
+		a.serial = card.Serial
+	}
+	a.rejects, err = validate(card)
+	return a, card, err
 }
 
 func (s *rules) applyConsent(c *opCtx) (applied, error) {
 	var req cms.ConsentRequest
-	if strictJSON(c.op.Payload, &req) != nil {
-		return applied{rejects: badPayload()}, nil
-	}
-	a, card, err := begin(c, req.Card, req.Channel, req.Operator, func(card *cms.Card) []cms.Reject {
-		return req.Validate(s.policy, card, c.now())
-	})
+	a, card, err := begin(c, &req, func(card *cms.Card) ([]cms.Reject, error) { return req.Validate(s.policy, card, c.now()), nil })
 	if err != nil || len(a.rejects) > 0 {
 		return a, err
 	}
@@ -154,24 +159,16 @@ func (s *rules) consent(c *opCtx, card *cms.Card, cs cms.ConsentSet, channel, op
 
 func (s *rules) applyActivation(c *opCtx) (applied, error) {
 	var req cms.ActivationRequest
-	if strictJSON(c.op.Payload, &req) != nil {
-		return applied{rejects: badPayload()}, nil
-	}
-	a := applied{serial: req.Card.Serial, channel: req.Channel, operator: req.Operator}
-	card, err := c.tx.Card(req.Card.Serial)
-	if err != nil {
-		return a, err
-	}
-	a.rejects = req.Validate(s.policy, card, c.now())
-	if req.Reader != nil {
-		r, err := paymentUsed(c.tx, req.Reader.Reference)
-		if err != nil {
-			return a, err
+	a, card, err := begin(c, &req, func(card *cms.Card) ([]cms.Reject, error) {
+		rs := req.Validate(s.policy, card, c.now())
+		if req.Reader == nil {
+			return rs, nil
 		}
-		a.rejects = append(a.rejects, r...)
-	}
-	if len(a.rejects) > 0 {
-		return a, nil
+		r, err := paymentUsed(c.tx, req.Reader.Reference)
+		return append(rs, r...), err
+	})
+	if err != nil || len(a.rejects) > 0 {
+		return a, err
 	}
 	contact := req.Contact
 	card.State = cms.CardActive
@@ -216,12 +213,7 @@ func (s *rules) applyActivation(c *opCtx) (applied, error) {
 
 func (s *rules) applyReprint(c *opCtx) (applied, error) {
 	var req cms.ReprintRequest
-	if strictJSON(c.op.Payload, &req) != nil {
-		return applied{rejects: badPayload()}, nil
-	}
-	a, card, err := begin(c, req.Card, req.Channel, req.Operator, func(card *cms.Card) []cms.Reject {
-		return req.Validate(card, c.now())
-	})
+	a, card, err := begin(c, &req, func(card *cms.Card) ([]cms.Reject, error) { return req.Validate(card, c.now()), nil })
 	if err != nil || len(a.rejects) > 0 {
 		return a, err
 	}
@@ -243,19 +235,9 @@ func (s *rules) applyReprint(c *opCtx) (applied, error) {
 
 func (s *rules) applyRevocation(c *opCtx) (applied, error) {
 	var req cms.RevocationRequest
-	if strictJSON(c.op.Payload, &req) != nil {
-		return applied{rejects: badPayload()}, nil
-	}
-	a := applied{serial: req.Card.Serial, channel: req.Channel, operator: req.Operator}
-	card, err := cardBySerialOrTEAM(c.tx, req.Card.Serial, req.TEAM)
-	if err != nil {
+	a, card, err := begin(c, &req, func(card *cms.Card) ([]cms.Reject, error) { return req.Validate(card, c.now()), nil })
+	if err != nil || len(a.rejects) > 0 {
 		return a, err
-	}
-	if card != nil {
-		a.serial = card.Serial
-	}
-	if a.rejects = req.Validate(card, c.now()); len(a.rejects) > 0 {
-		return a, nil
 	}
 	if req.Channel == cms.SelfService {
 		if a.rejects, err = s.checkCIP(c.tx, card.Serial, req.CIP); err != nil || len(a.rejects) > 0 {
@@ -310,21 +292,12 @@ func (s *rules) checkCIP(tx cmsstore.Tx, serial, cip string) ([]cms.Reject, erro
 
 func (s *rules) applyReader(c *opCtx) (applied, error) {
 	var req cms.ReaderRequest
-	if strictJSON(c.op.Payload, &req) != nil {
-		return applied{rejects: badPayload()}, nil
-	}
-	a := applied{serial: req.Card.Serial, channel: req.Channel, operator: req.Operator}
-	card, err := c.tx.Card(req.Card.Serial)
-	if err != nil {
+	a, card, err := begin(c, &req, func(card *cms.Card) ([]cms.Reject, error) {
+		r, err := paymentUsed(c.tx, req.Payment.Reference)
+		return append(req.Validate(card, c.now()), r...), err
+	})
+	if err != nil || len(a.rejects) > 0 {
 		return a, err
-	}
-	a.rejects = req.Validate(card, c.now())
-	r, err := paymentUsed(c.tx, req.Payment.Reference)
-	if err != nil {
-		return a, err
-	}
-	if a.rejects = append(a.rejects, r...); len(a.rejects) > 0 {
-		return a, nil
 	}
 	if err := s.reader(c, card, req.Payment, req.Channel); err != nil {
 		return a, err
@@ -359,12 +332,7 @@ func (s *rules) reader(c *opCtx, card *cms.Card, p cms.Payment, channel string) 
 
 func (s *rules) applyHistory(c *opCtx) (applied, error) {
 	var req cms.HistoryRequest
-	if strictJSON(c.op.Payload, &req) != nil {
-		return applied{rejects: badPayload()}, nil
-	}
-	a, card, err := begin(c, req.Card, req.Channel, req.Operator, func(card *cms.Card) []cms.Reject {
-		return req.Validate(card, c.now())
-	})
+	a, card, err := begin(c, &req, func(card *cms.Card) ([]cms.Reject, error) { return req.Validate(card, c.now()), nil })
 	if err != nil || len(a.rejects) > 0 {
 		return a, err
 	}
@@ -394,12 +362,7 @@ func (s *rules) applyPINEvent(c *opCtx) (applied, error) {
 		return a, nil
 	}
 	var req cms.PINEvent
-	if strictJSON(c.op.Payload, &req) != nil {
-		return applied{rejects: badPayload()}, nil
-	}
-	a, card, err := begin(c, req.Card, req.Channel, "", func(card *cms.Card) []cms.Reject {
-		return req.Validate(card, c.now())
-	})
+	a, card, err := begin(c, &req, func(card *cms.Card) ([]cms.Reject, error) { return req.Validate(card, c.now()), nil })
 	if err != nil || len(a.rejects) > 0 {
 		return a, err
 	}
@@ -426,12 +389,7 @@ func applyRefused(c *opCtx) applied {
 
 func (s *rules) applyReissue(c *opCtx) (applied, error) {
 	var req cms.ReissueRequest
-	if strictJSON(c.op.Payload, &req) != nil {
-		return applied{rejects: badPayload()}, nil
-	}
-	a, card, err := begin(c, req.Card, req.Channel, req.Operator, func(card *cms.Card) []cms.Reject {
-		return req.Validate(card, c.op.Counter, c.now())
-	})
+	a, card, err := begin(c, &req, func(card *cms.Card) ([]cms.Reject, error) { return req.Validate(card, c.op.Counter, c.now()), nil })
 	if err != nil || len(a.rejects) > 0 {
 		return a, err
 	}
@@ -455,19 +413,9 @@ func (s *rules) applyReissue(c *opCtx) (applied, error) {
 // looked).
 func (s *rules) applyLookup(c *opCtx) (applied, error) {
 	var req cms.LookupRequest
-	if strictJSON(c.op.Payload, &req) != nil {
-		return applied{rejects: badPayload()}, nil
-	}
-	a := applied{serial: req.Card.Serial, channel: req.Channel, operator: req.Operator}
-	card, err := cardBySerialOrTEAM(c.tx, req.Card.Serial, req.TEAM)
-	if err != nil {
+	a, card, err := begin(c, &req, func(card *cms.Card) ([]cms.Reject, error) { return req.Validate(card), nil })
+	if err != nil || len(a.rejects) > 0 {
 		return a, err
-	}
-	if card != nil {
-		a.serial = card.Serial
-	}
-	if a.rejects = req.Validate(card); len(a.rejects) > 0 {
-		return a, nil
 	}
 	res := cms.LookupResult{Serial: card.Serial, Surname: card.Surname, Name: card.Name, BirthDate: card.BirthDate, Expiry: card.Expiry, State: card.State}
 	if card.Contact != nil {
@@ -479,12 +427,7 @@ func (s *rules) applyLookup(c *opCtx) (applied, error) {
 
 func (s *rules) applyWrongData(c *opCtx) (applied, error) {
 	var req cms.WrongDataReport
-	if strictJSON(c.op.Payload, &req) != nil {
-		return applied{rejects: badPayload()}, nil
-	}
-	a, card, err := begin(c, req.Card, req.Channel, req.Operator, func(card *cms.Card) []cms.Reject {
-		return req.Validate(card, c.now())
-	})
+	a, card, err := begin(c, &req, func(card *cms.Card) ([]cms.Reject, error) { return req.Validate(card, c.now()), nil })
 	if err != nil || len(a.rejects) > 0 {
 		return a, err
 	}

@@ -28,12 +28,17 @@ func getJSON(b *bolt.Bucket, k []byte, v any, what string) (bool, error) {
 	return true, nil
 }
 
-func getCard(tx *bolt.Tx, serial string) (*cms.Card, error) {
-	var c cms.Card
-	if ok, err := getJSON(tx.Bucket(bCards), []byte(serial), &c, "card"); !ok || err != nil {
+// getRecord is getJSON into a new T: nil when k is absent.
+func getRecord[T any](b *bolt.Bucket, k []byte, what string) (*T, error) {
+	var v T
+	if ok, err := getJSON(b, k, &v, what); !ok || err != nil {
 		return nil, err
 	}
-	return &c, nil
+	return &v, nil
+}
+
+func getCard(tx *bolt.Tx, serial string) (*cms.Card, error) {
+	return getRecord[cms.Card](tx.Bucket(bCards), []byte(serial), "card")
 }
 
 func (t boltTx) Card(serial string) (*cms.Card, error) { return getCard(t.tx, serial) }
@@ -82,11 +87,7 @@ func (t boltTx) CardsOf(cf string) ([]cms.Card, error) {
 }
 
 func (t boltTx) Consent(serial string) (*ConsentRecord, error) {
-	var r ConsentRecord
-	if ok, err := getJSON(t.tx.Bucket(bConsents), []byte(serial), &r, "consents"); !ok || err != nil {
-		return nil, err
-	}
-	return &r, nil
+	return getRecord[ConsentRecord](t.tx.Bucket(bConsents), []byte(serial), "consents")
 }
 
 func (t boltTx) PreviousConsent(serial string) (*ConsentRecord, error) {
@@ -139,26 +140,11 @@ func (t boltTx) History(serial string) ([]cms.HistoryEvent, error) {
 }
 
 func (t boltTx) Notifications(serial string) ([]Notification, error) {
-	var out []Notification
-	err := t.tx.Bucket(bNotify).ForEach(func(_, v []byte) error {
-		var n Notification
-		if err := json.Unmarshal(v, &n); err != nil {
-			return err
-		}
-		if serial == "" || n.Serial == serial {
-			out = append(out, n)
-		}
-		return nil
-	})
-	return out, err
+	return listJSON(t.tx.Bucket(bNotify), func(n *Notification) bool { return serial == "" || n.Serial == serial })
 }
 
 func (t boltTx) Payment(ref string) (*PaymentRecord, error) {
-	var r PaymentRecord
-	if ok, err := getJSON(t.tx.Bucket(bPayments), []byte(ref), &r, "payments"); !ok || err != nil {
-		return nil, err
-	}
-	return &r, nil
+	return getRecord[PaymentRecord](t.tx.Bucket(bPayments), []byte(ref), "payments")
 }
 
 func (t boltTx) PaymentOf(ref, protocol string) (string, *PaymentRecord, error) {
@@ -168,11 +154,7 @@ func (t boltTx) PaymentOf(ref, protocol string) (string, *PaymentRecord, error) 
 }
 
 func (t boltTx) Reissue(serial string) (*ReissueRecord, error) {
-	var r ReissueRecord
-	if ok, err := getJSON(t.tx.Bucket(bReissue), []byte(serial), &r, "reissue"); !ok || err != nil {
-		return nil, err
-	}
-	return &r, nil
+	return getRecord[ReissueRecord](t.tx.Bucket(bReissue), []byte(serial), "reissue")
 }
 
 func (t boltTx) CIPFailures(serial string) (int, error) {
@@ -183,36 +165,29 @@ func (t boltTx) CIPFailures(serial string) (int, error) {
 }
 
 func (t boltTx) FSE(cf string) (*FSERecord, error) {
-	var r FSERecord
-	if ok, err := getJSON(t.tx.Bucket(bFSE), []byte(cf), &r, "fse record"); !ok || err != nil {
-		return nil, err
-	}
-	return &r, nil
+	return getRecord[FSERecord](t.tx.Bucket(bFSE), []byte(cf), "fse record")
 }
 
 func (t boltTx) PendingFSE() ([]FSERecord, error) {
-	var pending []FSERecord
-	err := t.tx.Bucket(bFSE).ForEach(func(_, v []byte) error {
-		var r FSERecord
-		if err := json.Unmarshal(v, &r); err != nil {
-			return err
-		}
-		if r.State == cms.FSEPending {
-			pending = append(pending, r)
-		}
-		return nil
-	})
-	return pending, err
+	return listJSON(t.tx.Bucket(bFSE), func(r *FSERecord) bool { return r.State == cms.FSEPending })
 }
 
 func (t boltTx) Tickets() ([]Ticket, error) {
-	var out []Ticket
-	err := t.tx.Bucket(bTickets).ForEach(func(_, v []byte) error {
-		var tk Ticket
-		if err := json.Unmarshal(v, &tk); err != nil {
+	return listJSON(t.tx.Bucket(bTickets), func(*Ticket) bool { return true })
+}
+
+// listJSON decodes every value of bucket b, in key order, and returns
+// those keep keeps (nil when none).
+func listJSON[T any](b *bolt.Bucket, keep func(*T) bool) ([]T, error) {
+	var out []T
+	err := b.ForEach(func(_, v []byte) error {
+		var r T
+		if err := json.Unmarshal(v, &r); err != nil {
 			return err
 		}
-		out = append(out, tk)
+		if keep(&r) {
+			out = append(out, r)
+		}
 		return nil
 	})
 	return out, err
@@ -222,11 +197,7 @@ func (t boltTx) Tickets() ([]Ticket, error) {
 func refundKey(totem, ref string) []byte { return append(append([]byte(totem), 0), ref...) }
 
 func (t boltTx) Refund(totem, ref string) (*RefundRecord, error) {
-	var r RefundRecord
-	if ok, err := getJSON(t.tx.Bucket(bRefunds), refundKey(totem, ref), &r, "refund"); !ok || err != nil {
-		return nil, err
-	}
-	return &r, nil
+	return getRecord[RefundRecord](t.tx.Bucket(bRefunds), refundKey(totem, ref), "refund")
 }
 
 func (t boltTx) Op(totem, id string) (opRecord, bool, error) { return getOp(t.tx, totem, id) }

@@ -148,18 +148,12 @@ func (s *Store) RunFSERetries(ctx context.Context, every time.Duration) error {
 	if every <= 0 {
 		every = s.rules.fseEvery
 	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			if _, err := s.RetryFSE(ctx); err != nil && ctx.Err() == nil {
-				return err
-			}
+	return onTicks(ctx, every, func() error {
+		if _, err := s.RetryFSE(ctx); err != nil && ctx.Err() == nil {
+			return err
 		}
-	}
+		return nil
+	})
 }
 
 // consentResult is the answer to an accepted consent: the FSE state, the

@@ -111,14 +111,7 @@ func (s *boltStore) PruneSendLog(_ context.Context, dupBefore, refBefore time.Ti
 // batch after batch (entries kept for a recent repeat are stepped over)
 // until the entries too recent to go.
 func (s *Store) RunSendLogPrune(ctx context.Context, every time.Duration) error {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
+	return onTicks(ctx, every, func() error {
 		for from := uint64(0); ctx.Err() == nil; {
 			_, next, err := s.pruneFrom(time.Now(), from)
 			if err != nil {
@@ -128,6 +121,24 @@ func (s *Store) RunSendLogPrune(ctx context.Context, every time.Duration) error 
 				break
 			}
 			from = next
+		}
+		return nil
+	})
+}
+
+// onTicks calls fn every interval until ctx is done (nil) or fn fails
+// (its error); the first call is one interval after the start.
+func onTicks(ctx context.Context, every time.Duration, fn func() error) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if err := fn(); err != nil {
+			return err
 		}
 	}
 }

@@ -94,6 +94,24 @@ func pin(what, name string) (gpio.PinIO, error) {
 	return p, nil
 }
 
+// keypadPins looks up the keypad's row or column pins names, refusing one
+// already in seen (which it fills).
+func keypadPins(names []string, what string, seen map[string]bool) ([]gpio.PinIO, error) {
+	var pins []gpio.PinIO
+	for i, n := range names {
+		p, err := pin(fmt.Sprintf("keypad %s %d pin", what, i+1), n)
+		if err != nil {
+			return nil, err
+		}
+		pins = append(pins, p)
+		if seen[n] {
+			return nil, fmt.Errorf("board: keypad pin %q used twice", n)
+		}
+		seen[n] = true
+	}
+	return pins, nil
+}
+
 // OpenKeypad looks up the keypad pins and returns the keypad on them. The
 // caller runs its Run method.
 func OpenKeypad(w Wiring) (*keypad.Keypad, error) {
@@ -103,30 +121,18 @@ func OpenKeypad(w Wiring) (*keypad.Keypad, error) {
 	if len(w.RowPins) == 0 || len(w.ColPins) == 0 {
 		return nil, errors.New("board: keypad: row and column pins must be configured")
 	}
-	var rows []gpio.PinIO
-	var cols []gpio.PinIn
 	seen := map[string]bool{}
-	for i, n := range w.RowPins {
-		p, err := pin(fmt.Sprintf("keypad row %d pin", i+1), n)
-		if err != nil {
-			return nil, err
-		}
-		rows = append(rows, p)
-		if seen[n] {
-			return nil, fmt.Errorf("board: keypad pin %q used twice", n)
-		}
-		seen[n] = true
+	rows, err := keypadPins(w.RowPins, "row", seen)
+	if err != nil {
+		return nil, err
 	}
-	for i, n := range w.ColPins {
-		p, err := pin(fmt.Sprintf("keypad column %d pin", i+1), n)
-		if err != nil {
-			return nil, err
-		}
+	colIOs, err := keypadPins(w.ColPins, "column", seen)
+	if err != nil {
+		return nil, err
+	}
+	cols := make([]gpio.PinIn, 0, len(colIOs))
+	for _, p := range colIOs {
 		cols = append(cols, p)
-		if seen[n] {
-			return nil, fmt.Errorf("board: keypad pin %q used twice", n)
-		}
-		seen[n] = true
 	}
 	opts := w.Keypad
 	if opts.Map == nil && len(cols) == 3 {

@@ -52,47 +52,37 @@ func (c *Card) p2(ref byte) byte {
 // *hal.PINError (TriesLeft -1 when the chip does not say); a blocked one
 // hal.ErrPINBlocked.
 func (c *Card) VerifyPIN(ctx context.Context, pin []byte) error {
-	if err := checkPIN(pin); err != nil {
-		return err
-	}
-	var buf [5 + 8]byte
-	defer clear(buf[:])
-	copy(buf[:], []byte{0x00, 0x20, 0x00, c.p2(refPIN), 0x08})
-	putPIN(buf[5:], pin)
-	return c.pinCommand(ctx, "verify", buf[:])
+	return c.sendPINs(ctx, 0x20, "verify", pin)
 }
 
 // ChangePIN replaces the user PIN (CHANGE REFERENCE DATA).
 func (c *Card) ChangePIN(ctx context.Context, oldPIN, newPIN []byte) error {
-	if err := checkPIN(oldPIN); err != nil {
-		return err
-	}
-	if err := checkPIN(newPIN); err != nil {
-		return err
-	}
-	var buf [5 + 16]byte
-	defer clear(buf[:])
-	copy(buf[:], []byte{0x00, 0x24, 0x00, c.p2(refPIN), 0x10})
-	putPIN(buf[5:], oldPIN)
-	putPIN(buf[13:], newPIN)
-	return c.pinCommand(ctx, "change PIN", buf[:])
+	return c.sendPINs(ctx, 0x24, "change PIN", oldPIN, newPIN)
 }
 
 // UnblockPIN sets a new user PIN with the PUK (RESET RETRY COUNTER). A
 // wrong PUK returns a *hal.PINError with the PUK tries left.
 func (c *Card) UnblockPIN(ctx context.Context, puk, newPIN []byte) error {
-	if err := checkPIN(puk); err != nil {
-		return err
+	return c.sendPINs(ctx, 0x2C, "unblock PIN", puk, newPIN)
+}
+
+// sendPINs checks codes (one or two) and sends them, 8 bytes each (putPIN),
+// with instruction ins for the user PIN; the APDU buffer, the only copy
+// of the codes, is zeroed before returning.
+func (c *Card) sendPINs(ctx context.Context, ins byte, op string, codes ...[]byte) error {
+	for _, p := range codes {
+		if err := checkPIN(p); err != nil {
+			return err
+		}
 	}
-	if err := checkPIN(newPIN); err != nil {
-		return err
+	var arr [5 + 16]byte
+	buf := arr[:5+8*len(codes)]
+	defer clear(buf)
+	copy(buf, []byte{0x00, ins, 0x00, c.p2(refPIN), byte(8 * len(codes))})
+	for i, p := range codes {
+		putPIN(buf[5+8*i:], p)
 	}
-	var buf [5 + 16]byte
-	defer clear(buf[:])
-	copy(buf[:], []byte{0x00, 0x2C, 0x00, c.p2(refPIN), 0x10})
-	putPIN(buf[5:], puk)
-	putPIN(buf[13:], newPIN)
-	return c.pinCommand(ctx, "unblock PIN", buf[:])
+	return c.pinCommand(ctx, op, buf)
 }
 
 // pinCommand sends apdu once (twice if the transport reports that the card

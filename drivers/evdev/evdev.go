@@ -308,11 +308,4 @@ func Stream(r io.Reader, size int, d *Decoder, key func(hal.Key) bool) error {
 }
 
 // Next returns the next key typed, waiting until ctx is done.
-func (k *Keyboard) Next(ctx context.Context) (hal.Key, error) {
-	select {
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	case key := <-k.keys:
-		return key, nil
-	}
-}
+func (k *Keyboard) Next(ctx context.Context) (hal.Key, error) { return hal.NextKey(ctx, k.keys, nil) }

@@ -366,22 +366,7 @@ func (k *Keypad) sleep(ctx context.Context) error {
 // while nobody waits are kept, up to Options.Buffer of them. Once Run has
 // returned and every kept key is taken, Next returns hal.ErrClosed.
 func (k *Keypad) Next(ctx context.Context) (hal.Key, error) {
-	if err := ctx.Err(); err != nil {
-		return 0, err
-	}
-	select {
-	case key := <-k.keys:
-		return key, nil
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	case <-k.ended:
-		select {
-		case key := <-k.keys:
-			return key, nil
-		default:
-			return 0, hal.ErrClosed
-		}
-	}
+	return hal.NextKey(ctx, k.keys, k.ended)
 }
 
 // Dropped returns how many keys were dropped because Options.Buffer keys

@@ -177,22 +177,7 @@ func (p *Panel) handle(ev event) {
 // while nobody waits are kept, up to KeyBuffer of them. Once Run has
 // returned and every kept key is taken, Next returns hal.ErrClosed.
 func (p *Panel) Next(ctx context.Context) (hal.Key, error) {
-	if err := ctx.Err(); err != nil {
-		return 0, err
-	}
-	select {
-	case k := <-p.keys:
-		return k, nil
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	case <-p.ended:
-		select {
-		case k := <-p.keys:
-			return k, nil
-		default:
-			return 0, hal.ErrClosed
-		}
-	}
+	return hal.NextKey(ctx, p.keys, p.ended)
 }
 
 // Dropped returns how many keys were dropped because KeyBuffer keys were

@@ -122,17 +122,27 @@ func (a *Console) onEntry(ctx context.Context, id string, act func(Link, context
 	return actionResult(a.await(ctx, e, ch), ""), nil
 }
 
+// original is the operation args id names, from the outbox, refused with
+// code (it "cannot be corrected"…) unless its kind is allowed.
+func (a *Console) original(args map[string]string, allowed func(kind string) bool, code, refusal string) (outbox.Entry, error) {
+	orig, err := a.o.Outbox.Get(args["id"])
+	if err != nil {
+		return outbox.Entry{}, err
+	}
+	if !allowed(orig.Kind) {
+		return outbox.Entry{}, fmt.Errorf("%s: an operation of kind %s %s", code, orig.Kind, refusal)
+	}
+	return orig, nil
+}
+
 // correct: args id (the original), and the corrected data: consents
 // (code=1,code=0… for a consent) or payment (the reference, for a reader
 // request). The totem builds the corrected payload from the original it
 // keeps, so no personal data travels in the command.
 func (a *Console) correct(ctx context.Context, args map[string]string) (any, error) {
-	orig, err := a.o.Outbox.Get(args["id"])
+	orig, err := a.original(args, cms.Correctable, cms.CodeNotCorrectable, "cannot be corrected")
 	if err != nil {
 		return nil, err
-	}
-	if !cms.Correctable(orig.Kind) {
-		return nil, fmt.Errorf("%s: an operation of kind %s cannot be corrected", cms.CodeNotCorrectable, orig.Kind)
 	}
 	var payload []byte
 	switch orig.Kind {
@@ -168,12 +178,9 @@ func (a *Console) correct(ctx context.Context, args map[string]string) (any, err
 
 // cancel: args id (the original) and reason (optional, no personal data).
 func (a *Console) cancel(ctx context.Context, args map[string]string) (any, error) {
-	orig, err := a.o.Outbox.Get(args["id"])
+	orig, err := a.original(args, cms.Cancellable, cms.CodeNotCancellable, "cannot be cancelled")
 	if err != nil {
 		return nil, err
-	}
-	if !cms.Cancellable(orig.Kind) {
-		return nil, fmt.Errorf("%s: an operation of kind %s cannot be cancelled", cms.CodeNotCancellable, orig.Kind)
 	}
 	if len(args["reason"]) > 200 {
 		return nil, errors.New("reason: at most 200 characters")
@@ -198,12 +205,9 @@ type RefundResult struct {
 // CMS refuses it unless the request was cancelled and never refunded. Its
 // receipt is printed unless the CMS refused it (the console shows why).
 func (a *Console) refund(ctx context.Context, args map[string]string) (any, error) {
-	orig, err := a.o.Outbox.Get(args["id"])
+	orig, err := a.original(args, func(kind string) bool { return kind == cms.KindReader }, cms.CodeNotRefundable, "has no fee to refund")
 	if err != nil {
 		return nil, err
-	}
-	if orig.Kind != cms.KindReader {
-		return nil, fmt.Errorf("%s: an operation of kind %s has no fee to refund", cms.CodeNotRefundable, orig.Kind)
 	}
 	if len(args["reason"]) > 200 {
 		return nil, errors.New("reason: at most 200 characters")

@@ -40,7 +40,7 @@ func Activation(ctx context.Context, dk *Desk, op string, info hal.CardInfo) err
 	d.p.op, d.p.ref = op, CardRef(info)
 	fns := []func() error{d.privacy}
 	fns = append(fns, whoSteps(ctx, dk, info, holderLine(info), &d.p)...)
-	fns = append(fns, d.channel, d.address, d.readerOffer, d.payment, d.fseOffer, d.consents, d.summary, d.declaration)
+	fns = append(fns, d.channel, d.address, d.offer("reader_offer", &d.buy), d.payment, d.offer("fse_offer", &d.fse), d.consents, d.summary, d.declaration)
 	if err := steps(fns...); err != nil {
 		return err
 	}
@@ -140,10 +140,14 @@ func askAddress(ctx context.Context, dk *Desk, channel, prev string) (string, er
 	}
 }
 
-func (d *actDialog) readerOffer() error {
-	k, err := d.dk.choose(d.ctx, "reader_offer")
-	d.buy = k == '1'
-	return err
+// offer is the step that asks the yes/no question on screen: yes is
+// whether 1 was chosen.
+func (d *actDialog) offer(screen string, yes *bool) func() error {
+	return func() error {
+		k, err := d.dk.choose(d.ctx, screen)
+		*yes = k == '1'
+		return err
+	}
 }
 
 func (d *actDialog) payment() error {
@@ -155,12 +159,6 @@ func (d *actDialog) payment() error {
 	if err == nil {
 		d.req.Reader = &cms.Payment{Reference: string(ref), AmountCents: cms.ReaderFeeCents}
 	}
-	return err
-}
-
-func (d *actDialog) fseOffer() error {
-	k, err := d.dk.choose(d.ctx, "fse_offer")
-	d.fse = k == '1'
 	return err
 }
 

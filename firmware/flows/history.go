@@ -46,12 +46,9 @@ func HistoryVia(ctx context.Context, dk *Desk, info hal.CardInfo, v *Via) error 
 	if err != nil {
 		return err
 	}
-	e, err := dk.submit(ctx, cms.KindHistory, payload)
-	if err != nil {
+	e, shown, err := dk.submitShown(ctx, cms.KindHistory, payload)
+	if shown || err != nil {
 		return err
-	}
-	if rejected(e) {
-		return dk.ShowRejection(ctx, e)
 	}
 	var res cms.HistoryResult
 	if ok, err := decode(dk, e, &res, nil, "history result"); !ok {

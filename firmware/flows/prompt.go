@@ -249,20 +249,7 @@ func RejectionText(lang screens.Lang, e outbox.Entry) string {
 // Pages shows lines three at a time: # forward, * back; # on the last
 // page and * on the first return ErrBack (to the menu), D cancels.
 func (dk *Desk) Pages(ctx context.Context, lines []string) error {
-	n := pageCount(lines, 3)
-	for p := 0; ; {
-		name := "page"
-		if p == n-1 {
-			name = "page_last"
-		}
-		k, err := dk.Ask(ctx, name, pageRows(lines, 3, p)...)
-		if err != nil {
-			return err
-		}
-		if past, err := dk.turn(k, &p, n); past || err != nil {
-			return cmp.Or(err, ErrBack)
-		}
-	}
+	return cmp.Or(dk.paginate(ctx, lines, 3, "page", false), ErrBack)
 }
 
 // submitAssisted submits an operator's request of kind and waits for its
@@ -276,16 +263,26 @@ func submitAssisted[R any](ctx context.Context, dk *Desk, kind, op string, req a
 		return e, res, false, err
 	}
 	dk.log.Info("assisted op", "kind", kind, "operator", layout.MaskSerial(op))
-	if e, err = dk.submit(ctx, kind, payload); err != nil {
-		return e, res, false, err
-	}
-	if rejected(e) {
-		return e, res, true, dk.ShowRejection(ctx, e)
+	var shown bool
+	if e, shown, err = dk.submitShown(ctx, kind, payload); shown || err != nil {
+		return e, res, shown, err
 	}
 	if ok, err := decode(dk, e, &res, valid, "assisted result", "kind", kind); !ok {
 		return e, res, false, fmt.Errorf("firmware: %s result incomplete: %w", kind, errors.Join(err, ErrNoAnswer))
 	}
 	return e, res, false, nil
+}
+
+// submitShown submits payload of kind and waits for its result; a
+// rejection is shown (shown true, err what showing it returned).
+func (dk *Desk) submitShown(ctx context.Context, kind string, payload []byte) (e outbox.Entry, shown bool, err error) {
+	if e, err = dk.submit(ctx, kind, payload); err != nil {
+		return e, false, err
+	}
+	if rejected(e) {
+		return e, true, dk.ShowRejection(ctx, e)
+	}
+	return e, false, nil
 }
 
 // decode reads the CMS's answer in e into res and reports whether it is
@@ -307,18 +304,29 @@ func decode[R any](dk *Desk, e outbox.Entry, res *R, complete func(R) bool, msg 
 // turns forward and on the last page confirms (nil), * turns back and
 // from the first is ErrBack (to the step before), D cancels.
 func (dk *Desk) summaryPages(ctx context.Context, lines []string) error {
-	n := pageCount(lines, 2)
+	return dk.paginate(ctx, lines, 2, "op_summary", true) // nil: past the last page, confirmed
+}
+
+// paginate shows lines per rows a page on screen (screen_last for the
+// last page; numbered, with "p/n" as the first argument) until a key
+// turns past the last page (nil) or fails (turn's error, or the panel's).
+func (dk *Desk) paginate(ctx context.Context, lines []string, per int, screen string, numbered bool) error {
+	n := pageCount(lines, per)
 	for p := 0; ; {
-		name := "op_summary"
+		name := screen
 		if p == n-1 {
-			name = "op_summary_last"
+			name = screen + "_last"
 		}
-		k, err := dk.Ask(ctx, name, append([]any{fmt.Sprintf("%d/%d", p+1, n)}, pageRows(lines, 2, p)...)...)
+		args := pageRows(lines, per, p)
+		if numbered {
+			args = append([]any{fmt.Sprintf("%d/%d", p+1, n)}, args...)
+		}
+		k, err := dk.Ask(ctx, name, args...)
 		if err != nil {
 			return err
 		}
 		if past, err := dk.turn(k, &p, n); past || err != nil {
-			return err // past the last page: confirmed
+			return err
 		}
 	}
 }

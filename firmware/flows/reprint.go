@@ -84,12 +84,9 @@ func ReprintVia(ctx context.Context, dk *Desk, info hal.CardInfo, v *Via) error 
 		return err
 	}
 	dk.logOp(v, cms.KindReprint)
-	e, err := dk.submit(ctx, cms.KindReprint, payload)
-	if err != nil {
+	e, shown, err := dk.submitShown(ctx, cms.KindReprint, payload)
+	if shown || err != nil {
 		return err
-	}
-	if rejected(e) {
-		return dk.ShowRejection(ctx, e)
 	}
 	var res cms.ReprintResult
 	if ok, _ := decode(dk, e, &res, func(r cms.ReprintResult) bool { return r.PINFirstHalf != "" }, "reprint result"); !ok {

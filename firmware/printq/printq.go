@@ -166,22 +166,19 @@ func (q *Queue) Close() error {
 }
 
 // update and view run fn on the store, which compact may be replacing.
-func (q *Queue) update(fn func(*bolt.Tx) error) error {
-	q.dbmu.RLock()
-	defer q.dbmu.RUnlock()
-	if q.db == nil {
-		return errClosed
-	}
-	return q.db.Update(fn)
-}
+func (q *Queue) update(fn func(*bolt.Tx) error) error { return q.onDB((*bolt.DB).Update, fn) }
 
-func (q *Queue) view(fn func(*bolt.Tx) error) error {
+func (q *Queue) view(fn func(*bolt.Tx) error) error { return q.onDB((*bolt.DB).View, fn) }
+
+// onDB runs fn in a transaction of kind tx (Update or View) on the store
+// held open against compact.
+func (q *Queue) onDB(tx func(*bolt.DB, func(*bolt.Tx) error) error, fn func(*bolt.Tx) error) error {
 	q.dbmu.RLock()
 	defer q.dbmu.RUnlock()
 	if q.db == nil {
 		return errClosed
 	}
-	return q.db.View(fn)
+	return tx(q.db, fn)
 }
 
 var errClosed = errors.New("printq: the store is closed (a compaction failed)")

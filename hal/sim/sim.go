@@ -524,11 +524,4 @@ func (p *Panel) Type(s string) {
 }
 
 // Next returns the next key pressed.
-func (p *Panel) Next(ctx context.Context) (hal.Key, error) {
-	select {
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	case k := <-p.keys:
-		return k, nil
-	}
-}
+func (p *Panel) Next(ctx context.Context) (hal.Key, error) { return hal.NextKey(ctx, p.keys, nil) }

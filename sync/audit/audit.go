@@ -24,6 +24,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aslcns/totem/internal/boltdb"
 	"github.com/aslcns/totem/sync/protocol"
 	"go.etcd.io/bbolt"
 )
@@ -76,20 +77,8 @@ func Open(path string, o Options) (*Store, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: 5 * time.Second})
+	db, err := boltdb.Open(path, bucketRecords, bucketOps, bucketMeta)
 	if err != nil {
-		return nil, fmt.Errorf("audit: %w", err)
-	}
-	err = db.Update(func(tx *bbolt.Tx) error {
-		for _, b := range [][]byte{bucketRecords, bucketOps, bucketMeta} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		db.Close()
 		return nil, fmt.Errorf("audit: %w", err)
 	}
 	return &Store{db: db, now: o.Now}, nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/aslcns/totem/internal/boltdb"
 	"go.etcd.io/bbolt"
 )
 
@@ -65,19 +66,8 @@ func OpenRecord(path string, o RecordOptions) (*Record, error) {
 	if o.MaxPerKey <= 0 {
 		o.MaxPerKey = 1024
 	}
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: 5 * time.Second})
+	db, err := boltdb.Open(path, bucketIDs, bucketMeta)
 	if err != nil {
-		return nil, fmt.Errorf("cmdsig: record: %w", err)
-	}
-	err = db.Update(func(tx *bbolt.Tx) error {
-		if _, err := tx.CreateBucketIfNotExists(bucketIDs); err != nil {
-			return err
-		}
-		_, err := tx.CreateBucketIfNotExists(bucketMeta)
-		return err
-	})
-	if err != nil {
-		db.Close()
 		return nil, fmt.Errorf("cmdsig: record: %w", err)
 	}
 	return &Record{db: db, now: o.Now, perKey: o.MaxPerKey}, nil

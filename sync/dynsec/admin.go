@@ -21,20 +21,27 @@ func (c *Client) SetDefaults(ctx context.Context) error {
 
 // GetRole returns the role called name, if the plugin has it.
 func (c *Client) GetRole(ctx context.Context, name string) (Role, bool, error) {
-	rs, err := c.Do(ctx, Command{"command": "getRole", "rolename": name})
-	if Is(err, ReasonRoleNotFound) {
-		return Role{}, false, nil
+	d, ok, err := get[struct {
+		Role Role `json:"role"`
+	}](ctx, c, Command{"command": "getRole", "rolename": name}, ReasonRoleNotFound)
+	return d.Role, ok, err
+}
+
+// get runs cmd, a get command, and decodes its answer into a T (a struct
+// around the object); false when the plugin answers reason notFound.
+func get[T any](ctx context.Context, c *Client, cmd Command, notFound string) (T, bool, error) {
+	var zero, d T
+	rs, err := c.Do(ctx, cmd)
+	if Is(err, notFound) {
+		return zero, false, nil
 	}
 	if err != nil {
-		return Role{}, false, err
-	}
-	var d struct {
-		Role Role `json:"role"`
+		return zero, false, err
 	}
 	if err := json.Unmarshal(rs[0].Data, &d); err != nil {
-		return Role{}, false, fmt.Errorf("dynsec: getRole: %w", err)
+		return zero, false, fmt.Errorf("dynsec: %s: %w", cmd["command"], err)
 	}
-	return d.Role, true, nil
+	return d, true, nil
 }
 
 // EnsureRole creates r, or brings an existing role's ACLs to r's: missing
@@ -82,20 +89,10 @@ type ClientInfo struct {
 
 // GetClient returns the client called username, if the plugin has it.
 func (c *Client) GetClient(ctx context.Context, username string) (ClientInfo, bool, error) {
-	rs, err := c.Do(ctx, Command{"command": "getClient", "username": username})
-	if Is(err, ReasonClientNotFound) {
-		return ClientInfo{}, false, nil
-	}
-	if err != nil {
-		return ClientInfo{}, false, err
-	}
-	var d struct {
+	d, ok, err := get[struct {
 		Client ClientInfo `json:"client"`
-	}
-	if err := json.Unmarshal(rs[0].Data, &d); err != nil {
-		return ClientInfo{}, false, fmt.Errorf("dynsec: getClient: %w", err)
-	}
-	return d.Client, true, nil
+	}](ctx, c, Command{"command": "getClient", "username": username}, ReasonClientNotFound)
+	return d.Client, ok, err
 }
 
 // User is a broker user as the plugin should have it.

@@ -22,7 +22,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"sync"
 	"time"
@@ -220,9 +219,9 @@ func (c *Client) connect(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("dynsec: broker url: %w", err)
 	}
-	conn, err := dial(ctx, u, c.o.TLS, c.o.CAFile)
+	conn, err := pki.Dial(ctx, u, c.o.TLS, c.o.CAFile)
 	if err != nil {
-		return err
+		return fmt.Errorf("dynsec: %w", err)
 	}
 	cl := paho.NewClient(paho.ClientConfig{Conn: packets.NewThreadSafeConn(conn), PacketTimeout: c.o.Timeout,
 		OnPublishReceived: []func(paho.PublishReceived) (bool, error){c.received}})
@@ -284,26 +283,6 @@ func (c *Client) current() (chan []Response, string) {
 	c.xmu.Lock()
 	defer c.xmu.Unlock()
 	return c.wait, c.corr
-}
-
-func dial(ctx context.Context, u *url.URL, cfg *tls.Config, caFile string) (net.Conn, error) {
-	d := net.Dialer{Timeout: 10 * time.Second}
-	switch u.Scheme {
-	case "mqtt", "tcp":
-		conn, err := d.DialContext(ctx, "tcp", u.Host)
-		if err != nil {
-			return nil, fmt.Errorf("dynsec: %w", err)
-		}
-		return conn, nil
-	case "mqtts", "ssl", "tls":
-		td := tls.Dialer{NetDialer: &d, Config: cfg}
-		conn, err := td.DialContext(ctx, "tcp", u.Host)
-		if err != nil {
-			return nil, fmt.Errorf("dynsec: %w", pki.Explain(err, u.Host, caFile))
-		}
-		return conn, nil
-	}
-	return nil, fmt.Errorf("dynsec: broker url scheme %q", u.Scheme)
 }
 
 func randomHex(n int) string {

@@ -3,8 +3,8 @@ package dynsec
 import (
 	"errors"
 	"fmt"
-	"time"
 
+	"github.com/aslcns/totem/internal/boltdb"
 	"go.etcd.io/bbolt"
 )
 
@@ -18,15 +18,8 @@ type Given struct{ db *bbolt.DB }
 
 // OpenGiven opens (or creates) the record at path.
 func OpenGiven(path string) (*Given, error) {
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: 5 * time.Second})
+	db, err := boltdb.Open(path, givenBucket)
 	if err != nil {
-		return nil, fmt.Errorf("dynsec: open %s: %w", path, err)
-	}
-	if err := db.Update(func(tx *bbolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(givenBucket)
-		return err
-	}); err != nil {
-		db.Close()
 		return nil, fmt.Errorf("dynsec: open %s: %w", path, err)
 	}
 	return &Given{db: db}, nil

@@ -42,9 +42,9 @@ func (c Client) Exchange(ctx context.Context, code string) (creds.File, time.Tim
 	if err != nil {
 		return creds.File{}, time.Time{}, fmt.Errorf("enroll: broker url: %w", err)
 	}
-	conn, err := c.dial(ctx, u, c.TLS)
+	conn, err := pki.Dial(ctx, u, c.TLS, c.CAFile)
 	if err != nil {
-		return creds.File{}, time.Time{}, err
+		return creds.File{}, time.Time{}, fmt.Errorf("enroll: %w", err)
 	}
 	r, err := c.request(ctx, conn, Request{V: protocol.Version, Totem: c.Totem, Code: norm})
 	if err != nil {
@@ -102,9 +102,9 @@ func (c Client) FetchCA(ctx context.Context, code string) ([]byte, error) {
 		chain = cs.PeerCertificates
 		return nil
 	}
-	conn, err := c.dial(ctx, u, cfg)
+	conn, err := pki.Dial(ctx, u, cfg, c.CAFile)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("enroll: %w", err)
 	}
 	nonce := make([]byte, NonceLen)
 	if _, err := rand.Read(nonce); err != nil {
@@ -174,26 +174,6 @@ func (c Client) request(ctx context.Context, conn net.Conn, req Request) (Reply,
 		return Reply{}, fmt.Errorf("enroll: the hub's reply: %w", err)
 	}
 	return r, nil
-}
-
-func (c Client) dial(ctx context.Context, u *url.URL, cfg *tls.Config) (net.Conn, error) {
-	d := net.Dialer{Timeout: 10 * time.Second}
-	switch u.Scheme {
-	case "mqtt", "tcp":
-		conn, err := d.DialContext(ctx, "tcp", u.Host)
-		if err != nil {
-			return nil, fmt.Errorf("enroll: %w", err)
-		}
-		return conn, nil
-	case "mqtts", "ssl", "tls":
-		td := tls.Dialer{NetDialer: &d, Config: cfg}
-		conn, err := td.DialContext(ctx, "tcp", u.Host)
-		if err != nil {
-			return nil, fmt.Errorf("enroll: %w", pki.Explain(err, u.Host, c.CAFile))
-		}
-		return conn, nil
-	}
-	return nil, fmt.Errorf("enroll: broker url scheme %q", u.Scheme)
 }
 
 // randomID is a request id: 26 characters of base32, 128 bits.

@@ -1,13 +1,16 @@
 package pki
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"strings"
+	"time"
 )
 
 // Client is what a program's configuration says about its TLS to the
@@ -94,4 +97,23 @@ func Explain(err error, broker, caFile string) error {
 		return fmt.Errorf("the broker %s presented a certificate not signed by %s: is ca_file the broker's CA (the hub writes ca.pem beside the credentials)? (%v)", broker, from, err)
 	}
 	return fmt.Errorf("the broker %s presented a certificate refused by %s: %w", broker, from, err)
+}
+
+// Dial opens the connection to the broker at u: plain TCP for mqtt:// and
+// tcp://, TLS with cfg for mqtts://, ssl:// and tls://, a failed
+// certificate check explained (Explain) with caFile.
+func Dial(ctx context.Context, u *url.URL, cfg *tls.Config, caFile string) (net.Conn, error) {
+	d := net.Dialer{Timeout: 10 * time.Second}
+	switch u.Scheme {
+	case "mqtt", "tcp":
+		return d.DialContext(ctx, "tcp", u.Host)
+	case "mqtts", "ssl", "tls":
+		td := tls.Dialer{NetDialer: &d, Config: cfg}
+		conn, err := td.DialContext(ctx, "tcp", u.Host)
+		if err != nil {
+			return nil, Explain(err, u.Host, caFile)
+		}
+		return conn, nil
+	}
+	return nil, fmt.Errorf("broker url scheme %q", u.Scheme)
 }

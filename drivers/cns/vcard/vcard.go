@@ -504,33 +504,44 @@ func (c *Card) checkPINPair(p2 byte, data []byte) []byte {
 }
 
 func (c *Card) change(p2 byte, data []byte) []byte {
-	if bad := c.checkPINPair(p2, data); bad != nil {
+	if bad := c.prove(p2, data, c.pin, c.tries, c.wrongPIN); bad != nil {
 		return bad
 	}
-	if c.tries == 0 {
-		return sw(0x6983)
-	}
-	if !checkRef(c.pin, data[:8]) {
-		return c.wrongPIN()
-	}
-	c.pin = unpad(data[8:])
-	c.tries = 3
-	return sw(0x9000)
+	return c.setPIN(data[8:])
 }
 
 func (c *Card) unblock(p2 byte, data []byte) []byte {
+	if bad := c.prove(p2, data, c.puk, c.pukTries, c.wrongPUK); bad != nil {
+		return bad
+	}
+	c.pukTries = 10
+	return c.setPIN(data[8:])
+}
+
+// prove checks a CHANGE or RESET command's pair of codes and that its first
+// code is ref, which tries wrong ones are left for; nil when it is, else
+// the status word to answer (wrong for a wrong code).
+func (c *Card) prove(p2 byte, data, ref []byte, tries int, wrong func() []byte) []byte {
 	if bad := c.checkPINPair(p2, data); bad != nil {
 		return bad
 	}
-	if c.pukTries == 0 {
+	if tries == 0 {
 		return sw(0x6983)
 	}
-	if !checkRef(c.puk, data[:8]) {
-		c.pukTries--
-		return sw(0x63C0 | uint16(c.pukTries))
+	if !checkRef(ref, data[:8]) {
+		return wrong()
 	}
-	c.pukTries = 10
-	c.pin = unpad(data[8:])
+	return nil
+}
+
+func (c *Card) wrongPUK() []byte {
+	c.pukTries--
+	return sw(0x63C0 | uint16(c.pukTries))
+}
+
+// setPIN makes padded the PIN, with its tries restored.
+func (c *Card) setPIN(padded []byte) []byte {
+	c.pin = unpad(padded)
 	c.tries = 3
 	return sw(0x9000)
 }

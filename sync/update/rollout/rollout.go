@@ -25,6 +25,7 @@ import (
 
 	"go.etcd.io/bbolt"
 
+	"github.com/aslcns/totem/internal/boltdb"
 	"github.com/aslcns/totem/sync/protocol"
 	"github.com/aslcns/totem/sync/update"
 )
@@ -129,19 +130,8 @@ func Open(dir string, send Sender, now func() time.Time, timeout time.Duration) 
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("rollout: %w", err)
 	}
-	db, err := bbolt.Open(filepath.Join(dir, "jobs.db"), 0o600, &bbolt.Options{Timeout: 5 * time.Second})
+	db, err := boltdb.Open(filepath.Join(dir, "jobs.db"), bucketJobs, bucketTotems)
 	if err != nil {
-		return nil, fmt.Errorf("rollout: %w", err)
-	}
-	err = db.Update(func(tx *bbolt.Tx) error {
-		if _, err := tx.CreateBucketIfNotExists(bucketJobs); err != nil {
-			return err
-		}
-		_, err := tx.CreateBucketIfNotExists(bucketTotems)
-		return err
-	})
-	if err != nil {
-		db.Close()
 		return nil, fmt.Errorf("rollout: %w", err)
 	}
 	return &Rollout{db: db, dir: dir, send: send, now: now, timeout: timeout}, nil
@@ -223,17 +213,10 @@ func (r *Rollout) Tick() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var running []string
-	err := r.db.View(func(tx *bbolt.Tx) error {
-		return tx.Bucket(bucketJobs).ForEach(func(k, v []byte) error {
-			var j Job
-			if err := json.Unmarshal(v, &j); err != nil {
-				return err
-			}
-			if j.State == JobRunning {
-				running = append(running, j.ID)
-			}
-			return nil
-		})
+	err := r.eachJob(func(j *Job) {
+		if j.State == JobRunning {
+			running = append(running, j.ID)
+		}
 	})
 	if err != nil {
 		return fmt.Errorf("rollout: %w", err)
@@ -498,19 +481,26 @@ func (r *Rollout) Status(id string) (*Status, error) {
 // Jobs returns every job, oldest first.
 func (r *Rollout) Jobs() ([]Job, error) {
 	var out []Job
-	err := r.db.View(func(tx *bbolt.Tx) error {
+	err := r.eachJob(func(j *Job) {
+		j.Manifest = nil
+		out = append(out, *j)
+	})
+	slices.SortFunc(out, func(a, b Job) int { return a.Created.Compare(b.Created) })
+	return out, err
+}
+
+// eachJob calls fn with every job stored, in the order of their ids.
+func (r *Rollout) eachJob(fn func(*Job)) error {
+	return r.db.View(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketJobs).ForEach(func(_, v []byte) error {
 			var j Job
 			if err := json.Unmarshal(v, &j); err != nil {
 				return err
 			}
-			j.Manifest = nil
-			out = append(out, j)
+			fn(&j)
 			return nil
 		})
 	})
-	slices.SortFunc(out, func(a, b Job) int { return a.Created.Compare(b.Created) })
-	return out, err
 }
 
 func (r *Rollout) manifest(id string) ([]byte, error) {
