@@ -206,7 +206,10 @@ func (d *actDialog) summary() error {
 		items = append(items, []string{l.Text("sum_payment") + " " + d.req.Reader.Reference})
 	}
 	items = append(items, []string{"FSE: " + d.dk.yesNo(d.fse)})
-	return d.dk.summaryPages(d.ctx, pack2(items))
+	// Two lines a page under "Riepilogo p/n": # turns forward and on the
+	// last page confirms (nil), * turns back and from the first is ErrBack
+	// (to the step before), D cancels.
+	return d.dk.paginate(d.ctx, pack2(items), 2, "op_summary", true)
 }
 
 // pack2 lays items of lines out two lines a page, an item of two lines

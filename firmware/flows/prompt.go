@@ -300,13 +300,6 @@ func decode[R any](dk *Desk, e outbox.Entry, res *R, complete func(R) bool, msg 
 	return false, err
 }
 
-// summaryPages shows a summary two lines a page under "Riepilogo p/n": #
-// turns forward and on the last page confirms (nil), * turns back and
-// from the first is ErrBack (to the step before), D cancels.
-func (dk *Desk) summaryPages(ctx context.Context, lines []string) error {
-	return dk.paginate(ctx, lines, 2, "op_summary", true) // nil: past the last page, confirmed
-}
-
 // paginate shows lines per rows a page on screen (screen_last for the
 // last page; numbered, with "p/n" as the first argument) until a key
 // turns past the last page (nil) or fails (turn's error, or the panel's).

@@ -74,45 +74,11 @@ type config struct {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fl := flag.NewFlagSet("bench-fleet", flag.ContinueOnError)
-	fl.SetOutput(stderr)
-	var c config
-	var sizes string
-	fl.StringVar(&c.hub, "hub", "bin/totemhub", "the totemhub binary")
-	fl.StringVar(&c.dir, "dir", "", "directory for the stores (default: a temp dir, removed at the end)")
-	fl.StringVar(&sizes, "sizes", "100,300,1000", "fleet sizes, comma-separated")
-	fl.IntVar(&c.queued, "queued", 30, "operations queued at each totem")
-	fl.DurationVar(&c.timeout, "timeout", 5*time.Minute, "bound of each storm")
-	fl.IntVar(&c.rawEvery, "raw-every", 10, "every N-th totem of the embedded storms is a client of docs/protocol.md only, not the uplink; 0: none")
-	fl.IntVar(&c.mosq, "mosquitto", 1000, "fleet size of the run on Debian mosquitto with 2 hub instances; 0: none")
-	fl.StringVar(&c.acl, "acl", "deploy/mosquitto/acl", "mosquitto ACL file")
-	fl.IntVar(&c.idle, "idle", 1000, "fleet size of the steady-state run (connected, telemetry only); 0: none")
-	fl.DurationVar(&c.idleTele, "idle-telemetry", 2*time.Second, "telemetry interval of the steady-state run (figures are scaled to 30 s)")
-	fl.DurationVar(&c.idleWindow, "idle-window", 30*time.Second, "how long the steady-state run measures the hub's CPU")
-	fl.IntVar(&c.pg, "pg", 1000, "fleet size of the runs on mosquitto + PostgreSQL (a private server, needs postgresql installed) with -pg-hubs totemhub processes; 0: none")
-	pgHubs := fl.String("pg-hubs", "1,3", "hub process counts of the PostgreSQL runs, comma-separated")
-	fl.BoolVar(&c.pgNoFsync, "pg-nofsync", false, "run the private PostgreSQL with fsync=off")
-	if err := fl.Parse(args); errors.Is(err, flag.ErrHelp) {
+	c, err := parseConfig(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
 		return nil
 	} else if err != nil {
 		return err
-	}
-	for f := range strings.SplitSeq(sizes, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n <= 0 || n > 9999 {
-			return fmt.Errorf("bad size %q", f)
-		}
-		c.sizes = append(c.sizes, n)
-	}
-	for f := range strings.SplitSeq(*pgHubs, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n <= 0 || n > 16 {
-			return fmt.Errorf("bad hub count %q", f)
-		}
-		c.pgHubs = append(c.pgHubs, n)
-	}
-	if c.queued <= 0 {
-		return errors.New("queued must be positive")
 	}
 	if c.dir == "" {
 		d, err := os.MkdirTemp("", "totem-bench-fleet-")
@@ -131,43 +97,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		results = append(results, r)
 	}
-	var mr *result
-	if c.mosq > 0 {
-		if _, err := exec.LookPath("mosquitto"); err != nil {
-			fmt.Fprintln(stderr, "bench-fleet: mosquitto not installed: no mosquitto run (apt-get install mosquitto)")
-		} else {
-			fmt.Fprintf(stderr, "bench-fleet: %d totems x %d queued, mosquitto, 2 hub instances\n", c.mosq, c.queued)
-			r, err := mosqStorm(ctx, c, filepath.Join(c.dir, fmt.Sprintf("mosquitto-%d", c.mosq)), c.mosq)
-			if err != nil {
-				return fmt.Errorf("mosquitto, %d totems: %w", c.mosq, err)
-			}
-			mr = &r
-		}
+	mr, err := mosqRun(ctx, c, stderr)
+	if err != nil {
+		return err
 	}
-	var prs []pgResult
-	if c.pg > 0 {
-		if _, err := exec.LookPath("mosquitto"); err != nil {
-			fmt.Fprintln(stderr, "bench-fleet: mosquitto not installed: no PostgreSQL runs (apt-get install mosquitto)")
-		} else {
-			var err error
-			if prs, err = pgStorms(ctx, c, c.dir, c.pg, c.pgHubs, stderr); errors.Is(err, pgserver.ErrMissing) {
-				fmt.Fprintln(stderr, "bench-fleet: no PostgreSQL runs:", err)
-			} else if err != nil {
-				return err
-			}
-		}
+	prs, err := pgRuns(ctx, c, stderr)
+	if err != nil {
+		return err
 	}
-	var ir *idleResult
-	if c.idle > 0 {
-		if c.idleTele < time.Second {
-			return errors.New("idle-telemetry must be at least 1s (the hub's minimum)")
-		}
-		fmt.Fprintf(stderr, "bench-fleet: %d totems connected, telemetry every %s, embedded broker\n", c.idle, c.idleTele)
-		r, err := idleRun(ctx, c, filepath.Join(c.dir, fmt.Sprintf("idle-%d", c.idle)), c.idle)
-		if err != nil {
-			return fmt.Errorf("steady state, %d totems: %w", c.idle, err)
-		}
-		ir = &r
+	ir, err := idleStep(ctx, c, stderr)
+	if err != nil {
+		return err
 	}
 	report(stdout, c, results, mr)
 	pgReport(stdout, c, prs)
@@ -175,6 +115,101 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		ir.report(stdout, c)
 	}
 	return nil
+}
+
+// parseConfig reads the command line.
+func parseConfig(args []string, stderr io.Writer) (config, error) {
+	fl := flag.NewFlagSet("bench-fleet", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	var c config
+	var sizes string
+	fl.StringVar(&c.hub, "hub", "bin/totemhub", "the totemhub binary")
+	fl.StringVar(&c.dir, "dir", "", "directory for the stores (default: a temp dir, removed at the end)")
+	fl.StringVar(&sizes, "sizes", "100,300,1000", "fleet sizes, comma-separated")
+	fl.IntVar(&c.queued, "queued", 30, "operations queued at each totem")
+	fl.DurationVar(&c.timeout, "timeout", 5*time.Minute, "bound of each storm")
+	fl.IntVar(&c.rawEvery, "raw-every", 10, "every N-th totem of the embedded storms is a client of docs/protocol.md only, not the uplink; 0: none")
+	fl.IntVar(&c.mosq, "mosquitto", 1000, "fleet size of the run on Debian mosquitto with 2 hub instances; 0: none")
+	fl.StringVar(&c.acl, "acl", "deploy/mosquitto/acl", "mosquitto ACL file")
+	fl.IntVar(&c.idle, "idle", 1000, "fleet size of the steady-state run (connected, telemetry only); 0: none")
+	fl.DurationVar(&c.idleTele, "idle-telemetry", 2*time.Second, "telemetry interval of the steady-state run (figures are scaled to 30 s)")
+	fl.DurationVar(&c.idleWindow, "idle-window", 30*time.Second, "how long the steady-state run measures the hub's CPU")
+	fl.IntVar(&c.pg, "pg", 1000, "fleet size of the runs on mosquitto + PostgreSQL (a private server, needs postgresql installed) with -pg-hubs totemhub processes; 0: none")
+	pgHubs := fl.String("pg-hubs", "1,3", "hub process counts of the PostgreSQL runs, comma-separated")
+	fl.BoolVar(&c.pgNoFsync, "pg-nofsync", false, "run the private PostgreSQL with fsync=off")
+	if err := fl.Parse(args); err != nil {
+		return c, err
+	}
+	for f := range strings.SplitSeq(sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 || n > 9999 {
+			return c, fmt.Errorf("bad size %q", f)
+		}
+		c.sizes = append(c.sizes, n)
+	}
+	for f := range strings.SplitSeq(*pgHubs, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 || n > 16 {
+			return c, fmt.Errorf("bad hub count %q", f)
+		}
+		c.pgHubs = append(c.pgHubs, n)
+	}
+	if c.queued <= 0 {
+		return c, errors.New("queued must be positive")
+	}
+	if c.idle > 0 && c.idleTele < time.Second {
+		return c, errors.New("idle-telemetry must be at least 1s (the hub's minimum)")
+	}
+	return c, nil
+}
+
+// mosqRun is the storm on Debian mosquitto with 2 hub instances, nil
+// when it is not asked for or mosquitto is not installed.
+func mosqRun(ctx context.Context, c config, stderr io.Writer) (*result, error) {
+	if c.mosq <= 0 {
+		return nil, nil
+	}
+	if _, err := exec.LookPath("mosquitto"); err != nil {
+		fmt.Fprintln(stderr, "bench-fleet: mosquitto not installed: no mosquitto run (apt-get install mosquitto)")
+		return nil, nil
+	}
+	fmt.Fprintf(stderr, "bench-fleet: %d totems x %d queued, mosquitto, 2 hub instances\n", c.mosq, c.queued)
+	r, err := mosqStorm(ctx, c, filepath.Join(c.dir, fmt.Sprintf("mosquitto-%d", c.mosq)), c.mosq)
+	if err != nil {
+		return nil, fmt.Errorf("mosquitto, %d totems: %w", c.mosq, err)
+	}
+	return &r, nil
+}
+
+// pgRuns are the storms on mosquitto + PostgreSQL, none when they are not
+// asked for or mosquitto or PostgreSQL is not installed.
+func pgRuns(ctx context.Context, c config, stderr io.Writer) ([]pgResult, error) {
+	if c.pg <= 0 {
+		return nil, nil
+	}
+	if _, err := exec.LookPath("mosquitto"); err != nil {
+		fmt.Fprintln(stderr, "bench-fleet: mosquitto not installed: no PostgreSQL runs (apt-get install mosquitto)")
+		return nil, nil
+	}
+	prs, err := pgStorms(ctx, c, c.dir, c.pg, c.pgHubs, stderr)
+	if errors.Is(err, pgserver.ErrMissing) {
+		fmt.Fprintln(stderr, "bench-fleet: no PostgreSQL runs:", err)
+		return nil, nil
+	}
+	return prs, err
+}
+
+// idleStep is the steady-state run, nil when it is not asked for.
+func idleStep(ctx context.Context, c config, stderr io.Writer) (*idleResult, error) {
+	if c.idle <= 0 {
+		return nil, nil
+	}
+	fmt.Fprintf(stderr, "bench-fleet: %d totems connected, telemetry every %s, embedded broker\n", c.idle, c.idleTele)
+	r, err := idleRun(ctx, c, filepath.Join(c.dir, fmt.Sprintf("idle-%d", c.idle)), c.idle)
+	if err != nil {
+		return nil, fmt.Errorf("steady state, %d totems: %w", c.idle, err)
+	}
+	return &r, nil
 }
 
 // result is one storm's figures.

@@ -113,15 +113,7 @@ func pgStorm(ctx context.Context, c config, srv *pgserver.Server, dir string, n,
 		return r, err
 	}
 	defer closeAll(boxes)
-	pgCPU0 := pgCPU(srv)
-	mq0, _ := procStat(mosqPid)
-	var hub0 time.Duration
-	for _, h := range hubs {
-		cpu, _ := procStat(h.cmd.Process.Pid)
-		hub0 += cpu
-	}
-	self0, _ := procStat(os.Getpid())
-	busy0, all0 := machineCPU()
+	m0 := readPGMeter(srv, mosqPid, hubs)
 	var peakKB int64
 	times, elapsed, err := drain(ctx, url, names, ids, boxes, c.queued, c.timeout, func() {
 		for _, h := range hubs {
@@ -133,45 +125,15 @@ func pgStorm(ctx context.Context, c config, srv *pgserver.Server, dir string, n,
 	if err != nil {
 		return r, err
 	}
-	self1, _ := procStat(os.Getpid())
-	busy1, all1 := machineCPU()
-	pgCPU1 := pgCPU(srv)
-	mq1, _ := procStat(mosqPid)
-	var hub1 time.Duration
-	for _, h := range hubs {
-		cpu, _ := procStat(h.cmd.Process.Pid)
-		hub1 += cpu
-	}
+	readPGMeter(srv, mosqPid, hubs).since(m0, &r)
 	r.slowest, r.median = times[n-1], times[n/2]
 	r.opsPerSec = float64(r.ops) / elapsed.Seconds()
 	r.rssMB = float64(peakKB) / 1024
-	ops := float64(r.ops)
-	r.hubsCPUUsPerOp = float64((hub1 - hub0).Microseconds()) / ops
-	r.cpuUsPerOp = r.hubsCPUUsPerOp
-	r.pgCPUUsPerOp = float64((pgCPU1 - pgCPU0).Microseconds()) / ops
-	r.mosqCPUUsPerOp = float64((mq1 - mq0).Microseconds()) / ops
-	r.selfCPUUsPerOp = float64((self1 - self0).Microseconds()) / ops
-	if all1 > all0 {
-		r.busy = float64(busy1-busy0) / float64(all1-all0)
-	}
 	if r.resends, err = resent(boxes, c.queued); err != nil {
 		return r, err
 	}
-	for i, h := range hubs {
-		hubs[i] = nil
-		if err := h.stop(); err != nil {
-			return r, fmt.Errorf("totemhub %d: %v (log %s)", i, err, h.path)
-		}
-		st, err := ingestStats(h.path)
-		if err != nil {
-			return r, err
-		}
-		r.applied += int64(st["applied"])
-		r.appliedPerHub = append(r.appliedPerHub, int64(st["applied"]))
-		r.gapsPerHub = append(r.gapsPerHub, int64(st["gaps"]))
-		r.dups += int64(st["duplicates"])
-		r.gaps += int64(st["gaps"])
-		r.dropped += int64(st["dropped"])
+	if err := stopPGHubs(hubs, &r); err != nil {
+		return r, err
 	}
 	if r.lost, r.twice, err = pgVerify(ctx, dbURL, names, c.queued); err != nil {
 		return r, err
@@ -180,6 +142,60 @@ func pgStorm(ctx context.Context, c config, srv *pgserver.Server, dir string, n,
 		return r, fmt.Errorf("%d operations lost, %d applied twice", r.lost, r.twice)
 	}
 	return r, nil
+}
+
+// pgMeter is the CPU spent so far by PostgreSQL, mosquitto, the hub
+// processes and this one, and by the whole machine.
+type pgMeter struct {
+	pg, mq, hubs, self time.Duration
+	busy, all          int64
+}
+
+func readPGMeter(srv *pgserver.Server, mosqPid int, hubs []*hubProc) pgMeter {
+	m := pgMeter{pg: pgCPU(srv)}
+	m.mq, _ = procStat(mosqPid)
+	for _, h := range hubs {
+		cpu, _ := procStat(h.cmd.Process.Pid)
+		m.hubs += cpu
+	}
+	m.self, _ = procStat(os.Getpid())
+	m.busy, m.all = machineCPU()
+	return m
+}
+
+// since sets r's CPU figures per operation from m0 to m.
+func (m pgMeter) since(m0 pgMeter, r *pgResult) {
+	ops := float64(r.ops)
+	r.hubsCPUUsPerOp = float64((m.hubs - m0.hubs).Microseconds()) / ops
+	r.cpuUsPerOp = r.hubsCPUUsPerOp
+	r.pgCPUUsPerOp = float64((m.pg - m0.pg).Microseconds()) / ops
+	r.mosqCPUUsPerOp = float64((m.mq - m0.mq).Microseconds()) / ops
+	r.selfCPUUsPerOp = float64((m.self - m0.self).Microseconds()) / ops
+	if m.all > m0.all {
+		r.busy = float64(m.busy-m0.busy) / float64(m.all-m0.all)
+	}
+}
+
+// stopPGHubs stops every hub process and adds what their logs say they
+// applied, refused and dropped to r.
+func stopPGHubs(hubs []*hubProc, r *pgResult) error {
+	for i, h := range hubs {
+		hubs[i] = nil
+		if err := h.stop(); err != nil {
+			return fmt.Errorf("totemhub %d: %v (log %s)", i, err, h.path)
+		}
+		st, err := ingestStats(h.path)
+		if err != nil {
+			return err
+		}
+		r.applied += int64(st["applied"])
+		r.appliedPerHub = append(r.appliedPerHub, int64(st["applied"]))
+		r.gapsPerHub = append(r.gapsPerHub, int64(st["gaps"]))
+		r.dups += int64(st["duplicates"])
+		r.gaps += int64(st["gaps"])
+		r.dropped += int64(st["dropped"])
+	}
+	return nil
 }
 
 // pgVerify reads the ops and audit tables back: each totem's operations
