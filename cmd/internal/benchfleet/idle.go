@@ -8,11 +8,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
-	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/uplink"
 )
 
@@ -74,11 +72,9 @@ func idleRun(ctx context.Context, c config, dir string, n int) (idleResult, erro
 		return r, err
 	}
 	defer closeAll(boxes)
-	ids := make([]creds.File, n)
-	for i, name := range names {
-		if ids[i], err = creds.Load(filepath.Join(dir, "creds", name+".json")); err != nil {
-			return r, err
-		}
+	ids, err := loadCreds(dir, names)
+	if err != nil {
+		return r, err
 	}
 	pid := hp.cmd.Process.Pid
 	_, rss0 := procStat(pid)

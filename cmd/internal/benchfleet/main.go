@@ -242,16 +242,12 @@ func report(w io.Writer, c config, rs []result, mr *result) {
 	for _, r := range rs {
 		k := strconv.Itoa(r.totems)
 		if r.broker != "embedded" {
-			fmt.Fprintf(w, "fleet_ops_s_%s_mosquitto_2hubs=%.0f\n", k, r.opsPerSec)
-			fmt.Fprintf(w, "fleet_slowest_s_%s_mosquitto_2hubs=%.2f\n", k, r.slowest.Seconds())
-			fmt.Fprintf(w, "fleet_median_s_%s_mosquitto_2hubs=%.2f\n", k, r.median.Seconds())
+			speedLines(w, k+"_mosquitto_2hubs", r.opsPerSec, r.slowest, r.median)
 			fmt.Fprintf(w, "fleet_drops_%s_mosquitto_2hubs=%d\n", k, r.dropped)
 			fmt.Fprintf(w, "fleet_gaps_%s_mosquitto_2hubs=%d\n", k, r.gaps)
 			continue
 		}
-		fmt.Fprintf(w, "fleet_ops_s_%s=%.0f\n", k, r.opsPerSec)
-		fmt.Fprintf(w, "fleet_slowest_s_%s=%.2f\n", k, r.slowest.Seconds())
-		fmt.Fprintf(w, "fleet_median_s_%s=%.2f\n", k, r.median.Seconds())
+		speedLines(w, k, r.opsPerSec, r.slowest, r.median)
 		fmt.Fprintf(w, "fleet_drops_%s=%d\n", k, r.dropped)
 		fmt.Fprintf(w, "fleet_raw_totems_%s=%d\n", k, r.raw)
 		fmt.Fprintf(w, "fleet_duplicates_%s=%d\n", k, r.dups)
@@ -259,6 +255,26 @@ func report(w io.Writer, c config, rs []result, mr *result) {
 		fmt.Fprintf(w, "fleet_hub_rss_mb_%s=%.1f\n", k, r.rssMB)
 		fmt.Fprintf(w, "fleet_hub_cpu_us_per_op_%s=%.1f\n", k, r.cpuUsPerOp)
 	}
+}
+
+// speedLines writes a run's throughput and its slowest and median totem,
+// the first key=value lines of every run, each key ending in suffix.
+func speedLines(w io.Writer, suffix string, opsPerSec float64, slowest, median time.Duration) {
+	fmt.Fprintf(w, "fleet_ops_s_%s=%.0f\n", suffix, opsPerSec)
+	fmt.Fprintf(w, "fleet_slowest_s_%s=%.2f\n", suffix, slowest.Seconds())
+	fmt.Fprintf(w, "fleet_median_s_%s=%.2f\n", suffix, median.Seconds())
+}
+
+// loadCreds reads the credentials of the totems names, enrolled in dir.
+func loadCreds(dir string, names []string) ([]creds.File, error) {
+	ids := make([]creds.File, len(names))
+	for i, name := range names {
+		var err error
+		if ids[i], err = creds.Load(filepath.Join(dir, "creds", name+".json")); err != nil {
+			return nil, err
+		}
+	}
+	return ids, nil
 }
 
 // freePort returns a loopback port nobody listens on now.
@@ -634,11 +650,9 @@ func storm(ctx context.Context, c config, dir string, n int, stderr io.Writer) (
 		return r, err
 	}
 	defer closeAll(boxes)
-	ids := make([]creds.File, n)
-	for i, name := range names {
-		if ids[i], err = creds.Load(filepath.Join(dir, "creds", name+".json")); err != nil {
-			return r, err
-		}
+	ids, err := loadCreds(dir, names)
+	if err != nil {
+		return r, err
 	}
 	pid := hp.cmd.Process.Pid
 	cpu0, _ := procStat(pid)

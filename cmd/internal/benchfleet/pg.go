@@ -387,9 +387,7 @@ func pgReport(w io.Writer, c config, rs []pgResult) {
 		if r.hubs > 1 {
 			suffix += "s"
 		}
-		fmt.Fprintf(w, "fleet_ops_s_%s=%.0f\n", suffix, r.opsPerSec)
-		fmt.Fprintf(w, "fleet_slowest_s_%s=%.2f\n", suffix, r.slowest.Seconds())
-		fmt.Fprintf(w, "fleet_median_s_%s=%.2f\n", suffix, r.median.Seconds())
+		speedLines(w, suffix, r.opsPerSec, r.slowest, r.median)
 		fmt.Fprintf(w, "fleet_lost_%s=%d\n", suffix, r.lost)
 		fmt.Fprintf(w, "fleet_twice_%s=%d\n", suffix, r.twice)
 		fmt.Fprintf(w, "fleet_drops_%s=%d\n", suffix, r.dropped)
