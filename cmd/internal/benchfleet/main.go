@@ -34,6 +34,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/aslcns/totem/cmd/internal/benchkit"
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/cms/pgstore/pgserver"
 	"github.com/aslcns/totem/cms/refcms"
@@ -434,16 +435,6 @@ func ingestStats(path string) (map[string]float64, error) {
 	return nil, errors.New("no \"ingest stopped\" line in the hub's log " + path)
 }
 
-func consentPayload() []byte {
-	b, _ := json.Marshal(cms.ConsentRequest{
-		Card:     cms.CardRef{Serial: "6090012345678000", CF: "RSSMRA80A01H501U", Expiry: "2030-12-31"},
-		Policy:   "fse-2020",
-		Consents: []cms.Consent{{Code: "consultazione", Given: true}, {Code: "opposizione_pregresso"}},
-		Channel:  cms.SelfService,
-	})
-	return b
-}
-
 // names returns n totem ids.
 func names(n int) []string {
 	out := make([]string, n)
@@ -457,7 +448,7 @@ func names(n int) []string {
 // connects.
 func backlogs(dir string, names []string, queued int) ([]*outbox.Outbox, error) {
 	boxes := make([]*outbox.Outbox, len(names))
-	payload := consentPayload()
+	payload := benchkit.ConsentPayload()
 	var wg sync.WaitGroup
 	var firstErr atomic.Pointer[error]
 	sem := make(chan struct{}, 64)
@@ -519,7 +510,7 @@ func drain(ctx context.Context, url string, names []string, ids []creds.File, bo
 	for i := range names {
 		final := func(seq uint64) { tr.final(i, seq) }
 		if raw != nil && raw(i) {
-			rt, err := newRawTotem(names[i], ids[i].Username, ids[i].Password, hostPort(url), queued, consentPayload(), final)
+			rt, err := newRawTotem(names[i], ids[i].Username, ids[i].Password, hostPort(url), queued, benchkit.ConsentPayload(), final)
 			if err != nil {
 				return nil, 0, err
 			}
