@@ -319,37 +319,18 @@ listen = ""
 level = "info"
 format = "json"
 `, filepath.Join(dir, "hub"), addr, filepath.Join(dir, "creds"), strings.Join(quoted, ","), telemetry.String())
-	cfgPath := filepath.Join(dir, "totemhub.toml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		return nil, err
-	}
-	logPath := filepath.Join(dir, "hub.log")
-	lf, err := os.Create(logPath)
+	h, err := launchHub(bin, dir, cfg)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "--config", cfgPath)
-	cmd.Stdout, cmd.Stderr = lf, lf
-	if err := cmd.Start(); err != nil {
-		lf.Close()
-		return nil, err
-	}
-	h := &hubProc{cmd: cmd, log: lf, path: logPath, done: make(chan error, 1)}
-	go func() { h.done <- cmd.Wait() }()
 	deadline := time.Now().Add(2 * time.Minute)
 	for _, t := range totems {
 		for {
 			if _, err := os.Stat(filepath.Join(dir, "creds", t+".json")); err == nil {
 				break
 			}
-			select {
-			case err := <-h.done:
-				h.done <- err
-				return nil, fmt.Errorf("totemhub exited: %v (log %s)", err, logPath)
-			case <-ctx.Done():
-				h.stop()
-				return nil, ctx.Err()
-			case <-time.After(20 * time.Millisecond):
+			if err := h.pause(ctx); err != nil {
+				return nil, err
 			}
 			if time.Now().After(deadline) {
 				h.stop()
@@ -374,6 +355,45 @@ format = "json"
 }
 
 // stop ends totemhub (SIGTERM, then SIGKILL after 20 s) and waits for it.
+// launchHub writes cfg as dir's totemhub.toml and starts totemhub with it
+// and args, its output to dir's hub.log.
+func launchHub(bin, dir, cfg string, args ...string) (*hubProc, error) {
+	cfgPath := filepath.Join(dir, "totemhub.toml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		return nil, err
+	}
+	logPath := filepath.Join(dir, "hub.log")
+	lf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, append([]string{"--config", cfgPath}, args...)...)
+	cmd.Stdout, cmd.Stderr = lf, lf
+	if err := cmd.Start(); err != nil {
+		lf.Close()
+		return nil, err
+	}
+	h := &hubProc{cmd: cmd, log: lf, path: logPath, done: make(chan error, 1)}
+	go func() { h.done <- cmd.Wait() }()
+	return h, nil
+}
+
+// pause waits 20 ms for a starting hub; the error says it exited (its
+// log closed) or ctx ended (the hub stopped).
+func (h *hubProc) pause(ctx context.Context) error {
+	select {
+	case err := <-h.done:
+		h.done <- err
+		h.log.Close()
+		return fmt.Errorf("totemhub exited: %v (log %s)", err, h.path)
+	case <-ctx.Done():
+		h.stop()
+		return ctx.Err()
+	case <-time.After(20 * time.Millisecond):
+	}
+	return nil
+}
+
 func (h *hubProc) stop() error {
 	h.cmd.Process.Signal(syscall.SIGTERM)
 	var err error
