@@ -355,6 +355,36 @@ format = "json"
 }
 
 // stop ends totemhub (SIGTERM, then SIGKILL after 20 s) and waits for it.
+// hubOnFreePort makes dir and starts there a totemhub provisioning
+// totems, its broker on a free loopback port; it returns the hub and
+// that port's address.
+func hubOnFreePort(ctx context.Context, bin, dir string, totems []string, telemetry time.Duration) (*hubProc, string, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, "", err
+	}
+	addr, err := freePort()
+	if err != nil {
+		return nil, "", err
+	}
+	hp, err := startHub(ctx, bin, dir, addr, totems, telemetry)
+	return hp, addr, err
+}
+
+// fleetFiles fills the totems' outboxes in dir with queued operations
+// each and reads their credentials; the caller closes the outboxes.
+func fleetFiles(dir string, names []string, queued int) ([]*outbox.Outbox, []creds.File, error) {
+	boxes, err := backlogs(dir, names, queued)
+	if err != nil {
+		return nil, nil, err
+	}
+	ids, err := loadCreds(dir, names)
+	if err != nil {
+		closeAll(boxes)
+		return nil, nil, err
+	}
+	return boxes, ids, nil
+}
+
 // launchHub writes cfg as dir's totemhub.toml and starts totemhub with it
 // and args, its output to dir's hub.log.
 func launchHub(bin, dir, cfg string, args ...string) (*hubProc, error) {
@@ -638,15 +668,8 @@ func resent(boxes []*outbox.Outbox, queued int) (int64, error) {
 // storm runs one fleet size against a totemhub process.
 func storm(ctx context.Context, c config, dir string, n int, stderr io.Writer) (result, error) {
 	r := result{broker: "embedded", totems: n, ops: n * c.queued}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return r, err
-	}
 	names := names(n)
-	addr, err := freePort()
-	if err != nil {
-		return r, err
-	}
-	hp, err := startHub(ctx, c.hub, dir, addr, names, 30*time.Second)
+	hp, addr, err := hubOnFreePort(ctx, c.hub, dir, names, 30*time.Second)
 	if err != nil {
 		return r, err
 	}
@@ -656,15 +679,11 @@ func storm(ctx context.Context, c config, dir string, n int, stderr io.Writer) (
 			hp.stop()
 		}
 	}()
-	boxes, err := backlogs(dir, names, c.queued)
+	boxes, ids, err := fleetFiles(dir, names, c.queued)
 	if err != nil {
 		return r, err
 	}
 	defer closeAll(boxes)
-	ids, err := loadCreds(dir, names)
-	if err != nil {
-		return r, err
-	}
 	pid := hp.cmd.Process.Pid
 	cpu0, _ := procStat(pid)
 	var peakKB int64
