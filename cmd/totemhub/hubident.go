@@ -56,15 +56,22 @@ func provisionHub(cfg *config.Totemhub, reg *broker.Registry, p provisioner, nam
 	if name == cfg.Fleet.Console {
 		return "", fmt.Errorf("totemhub: %q is the console of fleet.console", name)
 	}
+	return provisionAs(cfg, reg, p, name, creds.RoleHub)
+}
+
+// provisionAs provisions name with role, in fleet.credentials_dir,
+// unless the registry has it with another role; it returns the
+// credentials file's path.
+func provisionAs(cfg *config.Totemhub, reg *broker.Registry, p provisioner, name, role string) (string, error) {
 	u, ok, err := reg.Get(name)
 	if err != nil {
 		return "", err
 	}
-	if ok && u.Role != creds.RoleHub {
-		return "", fmt.Errorf("totemhub: %q is registered as a %s, not a hub: choose another name", name, u.Role)
+	if ok && u.Role != role {
+		return "", fmt.Errorf("totemhub: %q is registered as a %s, not a %s: choose another name", name, u.Role, role)
 	}
 	path := filepath.Join(cfg.Fleet.CredentialsDir, name+".json")
-	if _, err := p.Provision(name, creds.RoleHub, path); err != nil {
+	if _, err := p.Provision(name, role, path); err != nil {
 		return "", err
 	}
 	return path, nil

@@ -208,18 +208,7 @@ func provisionTotem(cfg *config.Totemhub, reg *broker.Registry, id string) (stri
 	if id == cfg.Fleet.Console {
 		return "", fmt.Errorf("totemhub: %q is the console of fleet.console, not a totem: the hub provisions it at start", id)
 	}
-	u, ok, err := reg.Get(id)
-	if err != nil {
-		return "", err
-	}
-	if ok && u.Role != creds.RoleTotem {
-		return "", fmt.Errorf("totemhub: %q is registered as a %s, not a totem: choose another name", id, u.Role)
-	}
-	path := filepath.Join(cfg.Fleet.CredentialsDir, id+".json")
-	if _, err := reg.Provision(id, creds.RoleTotem, path); err != nil {
-		return "", err
-	}
-	return path, nil
+	return provisionAs(cfg, reg, reg, id, creds.RoleTotem)
 }
 
 // hubClientPrefix begins the user name and client id of the hub's ingest.

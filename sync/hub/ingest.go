@@ -132,15 +132,7 @@ func (*ingest) wait(ctx context.Context, q *fair, held bool) bool {
 			return true
 		}
 	}
-	t := time.NewTimer(gapPause)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-q.ready:
-	case <-t.C:
-	}
-	return true
+	return sleep(ctx, gapPause, q.ready)
 }
 
 // audit records the batch's audit entries in the central audit; the

@@ -99,12 +99,19 @@ func (p *backendPause) after(ctx context.Context, err error) bool {
 	if p.wait != nil {
 		return p.wait(ctx, d)
 	}
+	return sleep(ctx, d, nil)
+}
+
+// sleep waits d, or less if wake fires (a nil wake never does); it
+// reports false when ctx is done first.
+func sleep(ctx context.Context, d time.Duration, wake <-chan struct{}) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
 		return false
+	case <-wake:
 	case <-t.C:
-		return true
 	}
+	return true
 }

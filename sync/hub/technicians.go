@@ -80,16 +80,22 @@ func (cs *commands) technicianAdd(cmd *protocol.Command, console string) (json.R
 	return protocol.Marshal(TechnicianAdded{Technician: Technician{ID: m.ID, Name: m.Name, Added: m.Added}, URI: otpauthURI(m)})
 }
 
-// otpauthURI is the Key URI Google Authenticator reads (the secret in
-// base32, 6 digits, 30 s, SHA-1).
+// otpauthURI is a technician's Key URI.
 func otpauthURI(m techset.Member) string {
+	return OTPAuthURI(Issuer, m.ID+" "+m.Name, m.Secret)
+}
+
+// OTPAuthURI is the Key URI Google Authenticator reads for account's
+// entry under issuer (the secret in base32, 6 digits, 30 s, SHA-1): the
+// technicians' and the ops console accounts'.
+func OTPAuthURI(issuer, account, secret string) string {
 	v := url.Values{}
-	v.Set("secret", m.Secret)
-	v.Set("issuer", Issuer)
+	v.Set("secret", secret)
+	v.Set("issuer", issuer)
 	v.Set("algorithm", "SHA1")
 	v.Set("digits", "6")
 	v.Set("period", "30")
-	return "otpauth://totp/" + url.PathEscape(Issuer+":"+m.ID+" "+m.Name) + "?" + v.Encode()
+	return "otpauth://totp/" + url.PathEscape(issuer+":"+account) + "?" + v.Encode()
 }
 
 func (cs *commands) technicianList(*protocol.Command, string) (json.RawMessage, error) {

@@ -8,11 +8,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
-	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/uplink"
 )
 
@@ -56,30 +54,17 @@ func (r idleResult) report(w io.Writer, c config) {
 // log says the silent totem went offline.
 func idleRun(ctx context.Context, c config, dir string, n int) (idleResult, error) {
 	r := idleResult{totems: n}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return r, err
-	}
 	names := names(n)
-	addr, err := freePort()
-	if err != nil {
-		return r, err
-	}
-	hp, err := startHub(ctx, c.hub, dir, addr, names, c.idleTele)
+	hp, addr, err := hubOnFreePort(ctx, c.hub, dir, names, c.idleTele)
 	if err != nil {
 		return r, err
 	}
 	defer hp.stop()
-	boxes, err := backlogs(dir, names, 0)
+	boxes, ids, err := fleetFiles(dir, names, 0)
 	if err != nil {
 		return r, err
 	}
 	defer closeAll(boxes)
-	ids := make([]creds.File, n)
-	for i, name := range names {
-		if ids[i], err = creds.Load(filepath.Join(dir, "creds", name+".json")); err != nil {
-			return r, err
-		}
-	}
 	pid := hp.cmd.Process.Pid
 	_, rss0 := procStat(pid)
 	uctx, cancel := context.WithCancel(ctx)

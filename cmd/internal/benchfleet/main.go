@@ -34,6 +34,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/aslcns/totem/cmd/internal/benchkit"
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/cms/pgstore/pgserver"
 	"github.com/aslcns/totem/cms/refcms"
@@ -242,16 +243,12 @@ func report(w io.Writer, c config, rs []result, mr *result) {
 	for _, r := range rs {
 		k := strconv.Itoa(r.totems)
 		if r.broker != "embedded" {
-			fmt.Fprintf(w, "fleet_ops_s_%s_mosquitto_2hubs=%.0f\n", k, r.opsPerSec)
-			fmt.Fprintf(w, "fleet_slowest_s_%s_mosquitto_2hubs=%.2f\n", k, r.slowest.Seconds())
-			fmt.Fprintf(w, "fleet_median_s_%s_mosquitto_2hubs=%.2f\n", k, r.median.Seconds())
+			speedLines(w, k+"_mosquitto_2hubs", r.opsPerSec, r.slowest, r.median)
 			fmt.Fprintf(w, "fleet_drops_%s_mosquitto_2hubs=%d\n", k, r.dropped)
 			fmt.Fprintf(w, "fleet_gaps_%s_mosquitto_2hubs=%d\n", k, r.gaps)
 			continue
 		}
-		fmt.Fprintf(w, "fleet_ops_s_%s=%.0f\n", k, r.opsPerSec)
-		fmt.Fprintf(w, "fleet_slowest_s_%s=%.2f\n", k, r.slowest.Seconds())
-		fmt.Fprintf(w, "fleet_median_s_%s=%.2f\n", k, r.median.Seconds())
+		speedLines(w, k, r.opsPerSec, r.slowest, r.median)
 		fmt.Fprintf(w, "fleet_drops_%s=%d\n", k, r.dropped)
 		fmt.Fprintf(w, "fleet_raw_totems_%s=%d\n", k, r.raw)
 		fmt.Fprintf(w, "fleet_duplicates_%s=%d\n", k, r.dups)
@@ -259,6 +256,26 @@ func report(w io.Writer, c config, rs []result, mr *result) {
 		fmt.Fprintf(w, "fleet_hub_rss_mb_%s=%.1f\n", k, r.rssMB)
 		fmt.Fprintf(w, "fleet_hub_cpu_us_per_op_%s=%.1f\n", k, r.cpuUsPerOp)
 	}
+}
+
+// speedLines writes a run's throughput and its slowest and median totem,
+// the first key=value lines of every run, each key ending in suffix.
+func speedLines(w io.Writer, suffix string, opsPerSec float64, slowest, median time.Duration) {
+	fmt.Fprintf(w, "fleet_ops_s_%s=%.0f\n", suffix, opsPerSec)
+	fmt.Fprintf(w, "fleet_slowest_s_%s=%.2f\n", suffix, slowest.Seconds())
+	fmt.Fprintf(w, "fleet_median_s_%s=%.2f\n", suffix, median.Seconds())
+}
+
+// loadCreds reads the credentials of the totems names, enrolled in dir.
+func loadCreds(dir string, names []string) ([]creds.File, error) {
+	ids := make([]creds.File, len(names))
+	for i, name := range names {
+		var err error
+		if ids[i], err = creds.Load(filepath.Join(dir, "creds", name+".json")); err != nil {
+			return nil, err
+		}
+	}
+	return ids, nil
 }
 
 // freePort returns a loopback port nobody listens on now.
@@ -302,37 +319,18 @@ listen = ""
 level = "info"
 format = "json"
 `, filepath.Join(dir, "hub"), addr, filepath.Join(dir, "creds"), strings.Join(quoted, ","), telemetry.String())
-	cfgPath := filepath.Join(dir, "totemhub.toml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		return nil, err
-	}
-	logPath := filepath.Join(dir, "hub.log")
-	lf, err := os.Create(logPath)
+	h, err := launchHub(bin, dir, cfg)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "--config", cfgPath)
-	cmd.Stdout, cmd.Stderr = lf, lf
-	if err := cmd.Start(); err != nil {
-		lf.Close()
-		return nil, err
-	}
-	h := &hubProc{cmd: cmd, log: lf, path: logPath, done: make(chan error, 1)}
-	go func() { h.done <- cmd.Wait() }()
 	deadline := time.Now().Add(2 * time.Minute)
 	for _, t := range totems {
 		for {
 			if _, err := os.Stat(filepath.Join(dir, "creds", t+".json")); err == nil {
 				break
 			}
-			select {
-			case err := <-h.done:
-				h.done <- err
-				return nil, fmt.Errorf("totemhub exited: %v (log %s)", err, logPath)
-			case <-ctx.Done():
-				h.stop()
-				return nil, ctx.Err()
-			case <-time.After(20 * time.Millisecond):
+			if err := h.pause(ctx); err != nil {
+				return nil, err
 			}
 			if time.Now().After(deadline) {
 				h.stop()
@@ -357,6 +355,75 @@ format = "json"
 }
 
 // stop ends totemhub (SIGTERM, then SIGKILL after 20 s) and waits for it.
+// hubOnFreePort makes dir and starts there a totemhub provisioning
+// totems, its broker on a free loopback port; it returns the hub and
+// that port's address.
+func hubOnFreePort(ctx context.Context, bin, dir string, totems []string, telemetry time.Duration) (*hubProc, string, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, "", err
+	}
+	addr, err := freePort()
+	if err != nil {
+		return nil, "", err
+	}
+	hp, err := startHub(ctx, bin, dir, addr, totems, telemetry)
+	return hp, addr, err
+}
+
+// fleetFiles fills the totems' outboxes in dir with queued operations
+// each and reads their credentials; the caller closes the outboxes.
+func fleetFiles(dir string, names []string, queued int) ([]*outbox.Outbox, []creds.File, error) {
+	boxes, err := backlogs(dir, names, queued)
+	if err != nil {
+		return nil, nil, err
+	}
+	ids, err := loadCreds(dir, names)
+	if err != nil {
+		closeAll(boxes)
+		return nil, nil, err
+	}
+	return boxes, ids, nil
+}
+
+// launchHub writes cfg as dir's totemhub.toml and starts totemhub with it
+// and args, its output to dir's hub.log.
+func launchHub(bin, dir, cfg string, args ...string) (*hubProc, error) {
+	cfgPath := filepath.Join(dir, "totemhub.toml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		return nil, err
+	}
+	logPath := filepath.Join(dir, "hub.log")
+	lf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, append([]string{"--config", cfgPath}, args...)...)
+	cmd.Stdout, cmd.Stderr = lf, lf
+	if err := cmd.Start(); err != nil {
+		lf.Close()
+		return nil, err
+	}
+	h := &hubProc{cmd: cmd, log: lf, path: logPath, done: make(chan error, 1)}
+	go func() { h.done <- cmd.Wait() }()
+	return h, nil
+}
+
+// pause waits 20 ms for a starting hub; the error says it exited (its
+// log closed) or ctx ended (the hub stopped).
+func (h *hubProc) pause(ctx context.Context) error {
+	select {
+	case err := <-h.done:
+		h.done <- err
+		h.log.Close()
+		return fmt.Errorf("totemhub exited: %v (log %s)", err, h.path)
+	case <-ctx.Done():
+		h.stop()
+		return ctx.Err()
+	case <-time.After(20 * time.Millisecond):
+	}
+	return nil
+}
+
 func (h *hubProc) stop() error {
 	h.cmd.Process.Signal(syscall.SIGTERM)
 	var err error
@@ -418,16 +485,6 @@ func ingestStats(path string) (map[string]float64, error) {
 	return nil, errors.New("no \"ingest stopped\" line in the hub's log " + path)
 }
 
-func consentPayload() []byte {
-	b, _ := json.Marshal(cms.ConsentRequest{
-		Card:     cms.CardRef{Serial: "6090012345678000", CF: "RSSMRA80A01H501U", Expiry: "2030-12-31"},
-		Policy:   "fse-2020",
-		Consents: []cms.Consent{{Code: "consultazione", Given: true}, {Code: "opposizione_pregresso"}},
-		Channel:  cms.SelfService,
-	})
-	return b
-}
-
 // names returns n totem ids.
 func names(n int) []string {
 	out := make([]string, n)
@@ -441,7 +498,7 @@ func names(n int) []string {
 // connects.
 func backlogs(dir string, names []string, queued int) ([]*outbox.Outbox, error) {
 	boxes := make([]*outbox.Outbox, len(names))
-	payload := consentPayload()
+	payload := benchkit.ConsentPayload()
 	var wg sync.WaitGroup
 	var firstErr atomic.Pointer[error]
 	sem := make(chan struct{}, 64)
@@ -503,7 +560,7 @@ func drain(ctx context.Context, url string, names []string, ids []creds.File, bo
 	for i := range names {
 		final := func(seq uint64) { tr.final(i, seq) }
 		if raw != nil && raw(i) {
-			rt, err := newRawTotem(names[i], ids[i].Username, ids[i].Password, hostPort(url), queued, consentPayload(), final)
+			rt, err := newRawTotem(names[i], ids[i].Username, ids[i].Password, hostPort(url), queued, benchkit.ConsentPayload(), final)
 			if err != nil {
 				return nil, 0, err
 			}
@@ -611,15 +668,8 @@ func resent(boxes []*outbox.Outbox, queued int) (int64, error) {
 // storm runs one fleet size against a totemhub process.
 func storm(ctx context.Context, c config, dir string, n int, stderr io.Writer) (result, error) {
 	r := result{broker: "embedded", totems: n, ops: n * c.queued}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return r, err
-	}
 	names := names(n)
-	addr, err := freePort()
-	if err != nil {
-		return r, err
-	}
-	hp, err := startHub(ctx, c.hub, dir, addr, names, 30*time.Second)
+	hp, addr, err := hubOnFreePort(ctx, c.hub, dir, names, 30*time.Second)
 	if err != nil {
 		return r, err
 	}
@@ -629,17 +679,11 @@ func storm(ctx context.Context, c config, dir string, n int, stderr io.Writer) (
 			hp.stop()
 		}
 	}()
-	boxes, err := backlogs(dir, names, c.queued)
+	boxes, ids, err := fleetFiles(dir, names, c.queued)
 	if err != nil {
 		return r, err
 	}
 	defer closeAll(boxes)
-	ids := make([]creds.File, n)
-	for i, name := range names {
-		if ids[i], err = creds.Load(filepath.Join(dir, "creds", name+".json")); err != nil {
-			return r, err
-		}
-	}
 	pid := hp.cmd.Process.Pid
 	cpu0, _ := procStat(pid)
 	var peakKB int64

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -324,40 +323,20 @@ url = %q
 level = "info"
 format = "json"
 `, filepath.Join(dir, "state"), credFile, filepath.Join(dir, "creds"), dbURL)
-	cfgPath := filepath.Join(dir, "totemhub.toml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		return nil, err
-	}
-	logPath := filepath.Join(dir, "hub.log")
-	lf, err := os.Create(logPath)
+	h, err := launchHub(bin, dir, cfg, "--broker", url)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "--config", cfgPath, "--broker", url)
-	cmd.Stdout, cmd.Stderr = lf, lf
-	if err := cmd.Start(); err != nil {
-		lf.Close()
-		return nil, err
-	}
-	h := &hubProc{cmd: cmd, log: lf, path: logPath, done: make(chan error, 1)}
-	go func() { h.done <- cmd.Wait() }()
 	for deadline := time.Now().Add(time.Minute); ; {
-		if b, _ := os.ReadFile(logPath); strings.Contains(string(b), `"ingest subscribed"`) {
+		if b, _ := os.ReadFile(h.path); strings.Contains(string(b), `"ingest subscribed"`) {
 			return h, nil
 		}
-		select {
-		case err := <-h.done:
-			h.done <- err
-			h.log.Close()
-			return nil, fmt.Errorf("totemhub exited: %v (log %s)", err, logPath)
-		case <-ctx.Done():
-			h.stop()
-			return nil, ctx.Err()
-		case <-time.After(20 * time.Millisecond):
+		if err := h.pause(ctx); err != nil {
+			return nil, err
 		}
 		if time.Now().After(deadline) {
 			h.stop()
-			return nil, errors.New("totemhub's ingest did not subscribe in a minute; see " + logPath)
+			return nil, errors.New("totemhub's ingest did not subscribe in a minute; see " + h.path)
 		}
 	}
 }
@@ -387,9 +366,7 @@ func pgReport(w io.Writer, c config, rs []pgResult) {
 		if r.hubs > 1 {
 			suffix += "s"
 		}
-		fmt.Fprintf(w, "fleet_ops_s_%s=%.0f\n", suffix, r.opsPerSec)
-		fmt.Fprintf(w, "fleet_slowest_s_%s=%.2f\n", suffix, r.slowest.Seconds())
-		fmt.Fprintf(w, "fleet_median_s_%s=%.2f\n", suffix, r.median.Seconds())
+		speedLines(w, suffix, r.opsPerSec, r.slowest, r.median)
 		fmt.Fprintf(w, "fleet_lost_%s=%d\n", suffix, r.lost)
 		fmt.Fprintf(w, "fleet_twice_%s=%d\n", suffix, r.twice)
 		fmt.Fprintf(w, "fleet_drops_%s=%d\n", suffix, r.dropped)

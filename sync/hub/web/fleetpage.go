@@ -128,14 +128,9 @@ func consoleFleet(list []hub.TotemStatus, exp map[string]broker.Credential, f fl
 		for _, a := range ts.Alerts {
 			r.Alerts = append(r.Alerts, alertText(a, L))
 		}
-		switch rank(ts) {
-		case 0:
-			r.Class = "offline"
+		r.Class = rowClass(ts)
+		if r.Class == "offline" {
 			b.Offline++
-		case 1:
-			r.Class = "alert"
-		case 2:
-			r.Class = "never"
 		}
 		if len(ts.Alerts) > 0 {
 			b.Alert++

@@ -5,6 +5,7 @@ import (
 	"html/template"
 	"net"
 	"net/http"
+	"slices"
 	"sort"
 	"time"
 
@@ -60,6 +61,34 @@ func rank(ts *hub.TotemStatus) int {
 	return 3
 }
 
+// rowClass is the class of a totem's row by its rank: "offline",
+// "alert", "never", or "" for a totem online and quiet.
+func rowClass(ts *hub.TotemStatus) string {
+	switch rank(ts) {
+	case 0:
+		return "offline"
+	case 1:
+		return "alert"
+	case 2:
+		return "never"
+	}
+	return ""
+}
+
+// appendDevices appends a totem's devices to dst as "device: state",
+// sorted by device, both through label.
+func appendDevices(dst []string, devs map[string]string) []string {
+	names := make([]string, 0, len(devs))
+	for n := range devs {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		dst = append(dst, label(n)+": "+label(devs[n]))
+	}
+	return dst
+}
+
 const timeLayout = "2006-01-02 15:04:05"
 
 func when(t time.Time) string {
@@ -102,26 +131,14 @@ func fleetData(list []hub.TotemStatus, now time.Time) pageData {
 		if why := reasonText[ts.Reason]; why != "" && ts.Status == protocol.Offline {
 			r.Status += " (" + why + ")"
 		}
-		switch rank(ts) {
-		case 0:
-			r.Class = "offline"
+		r.Class = rowClass(ts)
+		if r.Class == "offline" {
 			d.Offline++
-		case 1:
-			r.Class = "alert"
-		case 2:
-			r.Class = "never"
 		}
 		if len(ts.Alerts) > 0 {
 			d.Alert++
 		}
-		names := make([]string, 0, len(ts.Devices))
-		for n := range ts.Devices {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		for _, n := range names {
-			r.Devices = append(r.Devices, label(n)+": "+label(ts.Devices[n]))
-		}
+		r.Devices = appendDevices(r.Devices, ts.Devices)
 		d.Rows = append(d.Rows, r)
 	}
 	return d

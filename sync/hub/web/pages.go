@@ -78,14 +78,7 @@ func (c *console) totemBody(r *http.Request, ts *hub.TotemStatus, L map[string]s
 	b := totemBody{Status: ts}
 	rows := consoleFleet([]hub.TotemStatus{*ts}, exp, fleetFilter{}, L, c.Now()).Rows
 	b.Row = rows[0]
-	names := make([]string, 0, len(ts.Devices))
-	for d := range ts.Devices {
-		names = append(names, d)
-	}
-	slices.Sort(names)
-	for _, d := range names {
-		b.Devices = append(b.Devices, label(d)+": "+label(ts.Devices[d]))
-	}
+	b.Devices = appendDevices(b.Devices, ts.Devices)
 	b.Storage = fmt.Sprintf("%.0f%%", ts.Storage*100)
 	if l := ts.Last; l != nil {
 		b.Last = fmt.Sprintf("#%d %s %s/%s %s %s", l.Seq, label(l.Kind), label(l.Transport), label(l.Processing),

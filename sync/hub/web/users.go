@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/sync/cmdsig"
+	"github.com/aslcns/totem/sync/hub"
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
 	"golang.org/x/crypto/argon2"
@@ -285,11 +285,5 @@ func (a Account) Code(now time.Time) (string, error) {
 
 // URI is the account's otpauth:// URI, what an authenticator app scans.
 func (a Account) URI() string {
-	v := url.Values{}
-	v.Set("secret", a.TOTP)
-	v.Set("issuer", totpIssuer)
-	v.Set("algorithm", "SHA1")
-	v.Set("digits", "6")
-	v.Set("period", "30")
-	return "otpauth://totp/" + url.PathEscape(totpIssuer+":"+a.Name) + "?" + v.Encode()
+	return hub.OTPAuthURI(totpIssuer, a.Name, a.TOTP)
 }
