@@ -52,6 +52,12 @@ type Leases struct {
 	mu   sync.Mutex // conn
 	conn *pgx.Conn  // the session holding the locks; nil after a failure or Close
 	held atomic.Uint64
+	// grace are the buckets released by the last two Rebalances: Owns
+	// still says yes for them until the next owner has surely taken
+	// them (it tries as often), so that no operation falls between the
+	// two and waits for its totem's resend.
+	grace    atomic.Uint64
+	released uint64 // by the last Rebalance
 }
 
 // Leases returns the hub's leases, holding none until Rebalance. Closing
@@ -64,8 +70,11 @@ func (s *Store) Leases() *Leases {
 	return l
 }
 
-// Owns reports whether this hub holds the bucket of totem.
-func (l *Leases) Owns(totem string) bool { return l.held.Load()&(1<<Bucket(totem)) != 0 }
+// Owns reports whether this hub holds the bucket of totem, or released
+// it at one of the last two Rebalances (see grace).
+func (l *Leases) Owns(totem string) bool {
+	return (l.held.Load()|l.grace.Load())&(1<<Bucket(totem)) != 0
+}
 
 // Held returns the buckets this hub holds, in increasing order.
 func (l *Leases) Held() []int {
@@ -122,11 +131,17 @@ func (l *Leases) rebalance(ctx context.Context) error {
 	}
 	share := (Buckets + max(live, 1) - 1) / max(live, 1)
 	held := l.held.Load()
+	var released uint64
+	defer func() {
+		l.grace.Store((l.released | released) &^ held)
+		l.released = released
+	}()
 	for b := Buckets - 1; b >= 0 && bits.OnesCount64(held) > share; b-- {
 		if held&(1<<b) == 0 {
 			continue
 		}
 		held &^= 1 << b // not ours any more before the lock is
+		released |= 1 << b
 		l.held.Store(held)
 		if _, err := l.conn.Exec(ctx, `SELECT pg_advisory_unlock($1, $2)`, int32(bucketClass), int32(b)); err != nil {
 			return err
@@ -151,6 +166,8 @@ func (l *Leases) rebalance(ctx context.Context) error {
 // drop forgets the session and what it held (l.mu held).
 func (l *Leases) drop() {
 	l.held.Store(0)
+	l.grace.Store(0)
+	l.released = 0
 	if l.conn != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), closeWait)
 		l.conn.Close(ctx) // ends the session: its locks are free
