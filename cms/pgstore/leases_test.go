@@ -2,6 +2,7 @@ package pgstore_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/aslcns/totem/cms/pgstore"
@@ -84,4 +85,34 @@ func TestLeases(t *testing.T) {
 	lb.Close()
 	rebalance(t, la)
 	split(t, 64, 64, la)
+}
+
+// A bucket given back stays owned by its former holder for two more
+// Rebalances (the next owner takes it within one of its own): an
+// operation arriving in between is applied by one of them, not dropped by
+// both. After that only the new owner has it.
+func TestLeasesGrace(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.DB(t)
+	la, lb := open(t, url).Leases(), open(t, url).Leases()
+	rebalance(t, la)
+	if err := lb.Rebalance(ctx); err != nil || len(lb.Held()) != 0 {
+		t.Fatalf("b took %v (%v) while a held every bucket", lb.Held(), err)
+	}
+	if err := la.Rebalance(ctx); err != nil || len(la.Held()) != 32 {
+		t.Fatalf("a holds %d (%v), want 32", len(la.Held()), err)
+	}
+	totem := ""
+	for i := 0; totem == ""; i++ {
+		if s := fmt.Sprintf("T%04d", i); pgstore.Bucket(s) == pgstore.Buckets-1 {
+			totem = s
+		}
+	}
+	if !la.Owns(totem) || lb.Owns(totem) {
+		t.Fatalf("bucket %d released: a owns %v, b %v; want a only until b has it", pgstore.Buckets-1, la.Owns(totem), lb.Owns(totem))
+	}
+	rebalance(t, lb, la, la)
+	if la.Owns(totem) || !lb.Owns(totem) {
+		t.Fatalf("after the hand-over: a owns %v, b %v; want b only", la.Owns(totem), lb.Owns(totem))
+	}
 }
