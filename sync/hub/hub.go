@@ -464,8 +464,12 @@ func (h *Hub) receive(ctx context.Context, p *paho.Publish) {
 	if h.enrol.credentialRequest(p) { // rotate.go
 		return
 	}
-	if totem, leaf, _ := protocol.ParseTopic(p.Topic); h.dispatchRequest(p, totem, leaf) {
+	totem, leaf, _ := protocol.ParseTopic(p.Topic)
+	if h.dispatchRequest(p, totem, leaf) {
 		return
+	}
+	if leaf == protocol.LeafOp && h.foreign(totem) {
+		return // its owner has its own copy (partition.go)
 	}
 	if h.o.Fleet != nil && h.o.Fleet.observe(p) {
 		return // presence or telemetry: the registry has it

@@ -321,9 +321,6 @@ func (in *ingest) decodeOp(topic string, payload []byte) *protocol.Op {
 		h.limited(slog.LevelWarn, "topic", "message on malformed topic dropped", "topic_bytes", len(topic))
 		return nil
 	}
-	if h.foreign(totem) {
-		return nil // its owner has its own copy (partition.go)
-	}
 	op, err := protocol.DecodeOp(payload)
 	if err != nil {
 		h.stats.Malformed.Add(1)
