@@ -324,6 +324,12 @@ type Totemhub struct {
 		// rolled back and refused; the totems send again); 0 = the
 		// server's setting.
 		StatementTimeout Duration `toml:"statement_timeout"`
+		// Partition splits the totems between the hub processes on an
+		// external broker (cms/pgstore leases.go): each applies only
+		// the totems of the buckets it holds, instead of the broker's
+		// shared subscription handing a totem's operations to all of
+		// them. Needs url; ignored on the embedded broker (one hub).
+		Partition bool `toml:"partition"`
 	} `toml:"store"`
 	HTTP struct {
 		// Listen is the hub's HTTP listener for ops (/healthz, /readyz,

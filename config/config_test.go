@@ -555,8 +555,8 @@ func mustRead(t *testing.T, p string) string {
 }
 
 func TestStore(t *testing.T) {
-	c, err := LoadTotemhub(writeFile(t, "[store]\nurl = \"postgres://hub:s3cret@db.example/totem\"\npool_size = 20\nstatement_timeout = \"5s\"\n"))
-	if err != nil || c.Store.URL == "" || c.Store.PoolSize != 20 || c.Store.StatementTimeout.Duration != 5*time.Second {
+	c, err := LoadTotemhub(writeFile(t, "[store]\nurl = \"postgres://hub:s3cret@db.example/totem\"\npool_size = 20\nstatement_timeout = \"5s\"\npartition = true\n"))
+	if err != nil || c.Store.URL == "" || c.Store.PoolSize != 20 || c.Store.StatementTimeout.Duration != 5*time.Second || !c.Store.Partition {
 		t.Fatalf("%+v, %v", c.Store, err)
 	}
 	for doc, want := range map[string]string{
@@ -565,6 +565,7 @@ func TestStore(t *testing.T) {
 		"[store]\npool_size = 0\n":                         "store.pool_size",
 		"[store]\nstatement_timeout = \"1ms\"\n":           "store.statement_timeout",
 		"[store]\nurll = \"\"\n":                           "urll",
+		"[store]\npartition = true\n":                      "store.partition",
 	} {
 		_, err := LoadTotemhub(writeFile(t, doc))
 		if err == nil || !strings.Contains(err.Error(), want) {

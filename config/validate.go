@@ -442,7 +442,8 @@ func (c *Totemctl) Validate() error {
 }
 
 // store checks [store]: a postgres:// URL or nothing, a pool of 1-1000,
-// a statement timeout of 0 (the server's) or 100ms-1h. The URL is never
+// a statement timeout of 0 (the server's) or 100ms-1h, partition only
+// with a URL. The URL is never
 // quoted back: it may hold a password.
 func (p *problems) store(c *Totemhub) {
 	if u := c.Store.URL; u != "" {
@@ -459,5 +460,8 @@ func (p *problems) store(c *Totemhub) {
 	}
 	if d := c.Store.StatementTimeout.Duration; d != 0 && (d < 100*time.Millisecond || d > time.Hour) {
 		p.add("store.statement_timeout", "%v is not 0 or 100ms-1h", d)
+	}
+	if c.Store.Partition && c.Store.URL == "" {
+		p.add("store.partition", "needs store.url (the hubs' leases are in PostgreSQL)")
 	}
 }

@@ -218,7 +218,7 @@ func (s *server) newIngest(ctx context.Context) (*hub.Hub, error) {
 	h := hub.New(hub.Options{Accounts: accounts, Enroller: enroller, EnrollValidity: cfg.Fleet.EnrollValidity.Duration, URL: s.url, TLS: s.tlsCfg, CAFile: s.caFile, ClientID: hubClientPrefix + cli.RandomID(4), Username: s.me.Username,
 		Password: s.me.Password, Backend: s.store, Logger: log.With("subsystem", "ingest"),
 		Verifier: cmdsig.NewVerifier(cmdsig.HubTarget, keys, rec), Fleet: fleet, Jobs: jobs, Audit: aud,
-		Technicians: s.techs, TechKey: &s.techKey, Local: s.local})
+		Technicians: s.techs, TechKey: &s.techKey, Local: s.local, Partition: s.partition()})
 	if enroller != nil && s.enrollCA != nil {
 		h.SetEnrollCA(s.enrollCA)
 	}
@@ -231,6 +231,20 @@ func (s *server) newIngest(ctx context.Context) (*hub.Hub, error) {
 		s.undo.Push(stopWeb)
 	}
 	return h, nil
+}
+
+// partition is the hub's share of the totems with [store] partition on
+// an external broker (cms/pgstore leases, closed with the store); nil
+// otherwise: the hubs share the subscription.
+func (s *server) partition() hub.Partition {
+	if !s.cfg.Store.Partition || s.pg == nil {
+		return nil
+	}
+	if s.local != nil {
+		s.log.Warn("[store] partition ignored on the embedded broker: one hub takes every operation")
+		return nil
+	}
+	return s.pg.Leases()
 }
 
 // consoleVerifier returns the console keys the hub trusts and the record

@@ -118,6 +118,10 @@ type Options struct {
 type Store struct {
 	pool  *pgxpool.Pool
 	known sync.Map // totem → struct{}: its ledger row exists (rows are never deleted)
+
+	leasesMu sync.Mutex
+	leases   []*Leases // leases.go: closed with the store
+	closed   bool
 }
 
 // ErrUnavailable is the class of errors after which the same call may
@@ -207,7 +211,25 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 }
 
 // Close closes the pool.
-func (s *Store) Close() { s.pool.Close() }
+func (s *Store) Close() {
+	s.leasesMu.Lock()
+	s.closed = true
+	ls := s.leases
+	s.leasesMu.Unlock()
+	for _, l := range ls {
+		l.Close()
+	}
+	s.pool.Close()
+}
+
+func (s *Store) isClosed() bool {
+	s.leasesMu.Lock()
+	defer s.leasesMu.Unlock()
+	return s.closed
+}
+
+// closeWait bounds the goodbye to a session being closed.
+const closeWait = 2 * time.Second
 
 // Pool is the store's connection pool, for the rules' own tables.
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }

@@ -93,6 +93,9 @@ type Options struct {
 	// answers them through it (see Local); everything else goes through
 	// the MQTT connection. nil on an external broker.
 	Local Local
+	// Partition, when set on an external broker, is the hub's share of
+	// the totems (partition.go); nil: the hubs share the subscription.
+	Partition Partition
 }
 
 // Local is the embedded broker, in the hub's own process
@@ -172,6 +175,7 @@ type Stats struct {
 	Dropped    atomic.Int64 // operations acknowledged to the broker and then dropped: stays 0
 	Full       atomic.Int64 // times the queue was full and the hub stopped taking (flow control)
 	Batches    atomic.Int64 // batches handed to the backend (one commit each for a BatchBackend)
+	Foreign    atomic.Int64 // operations of totems another hub owns, dropped (Options.Partition)
 	// Requests dropped, not logged: console commands while cmdPool are
 	// answered, sync requests over a totem's rate or while syncPool are.
 	CommandsDropped atomic.Int64
@@ -276,6 +280,12 @@ func (h *Hub) Run(ctx context.Context) error {
 		}
 		defer h.o.Local.Unsubscribe(opFilter)
 	}
+	var wg sync.WaitGroup
+	if p := h.partition(); p != nil {
+		n := -1
+		h.rebalanceOnce(ctx, p, &n) // a share before the subscription
+		wg.Go(func() { h.rebalance(ctx, p) })
+	}
 	var fatal atomic.Pointer[error]
 	cm, err := autopaho.NewConnection(ctx, h.clientConfig(ctx, srv, &fatal, cancel))
 	if err != nil {
@@ -284,7 +294,6 @@ func (h *Hub) Run(ctx context.Context) error {
 	h.mu.Lock()
 	h.cm = cm
 	h.mu.Unlock()
-	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -296,7 +305,7 @@ func (h *Hub) Run(ctx context.Context) error {
 	st := &h.stats
 	h.log.Info("ingest stopped", "applied", st.Applied.Load(), "duplicates", st.Duplicates.Load(),
 		"gaps", st.Gaps.Load(), "malformed", st.Malformed.Load(), "dropped", st.Dropped.Load(),
-		"queue_full", st.Full.Load(), "batches", st.Batches.Load())
+		"queue_full", st.Full.Load(), "batches", st.Batches.Load(), "foreign", st.Foreign.Load())
 	dctx, dcancel := context.WithTimeout(context.Background(), 2*time.Second)
 	cm.Disconnect(dctx)
 	dcancel()
@@ -364,7 +373,7 @@ func (h *Hub) subscribe(ctx context.Context, cm *autopaho.ConnectionManager) {
 		return
 	}
 	h.subscribed.Store(true)
-	h.log.Info("ingest subscribed", "filter", protocol.SharedOpFilter)
+	h.log.Info("ingest subscribed", "filter", opSubscription(&h.o))
 }
 
 // subscriptions are the hub's filters for its options.
@@ -384,7 +393,7 @@ func subscriptions(o *Options) []paho.SubscribeOptions {
 		{Topic: protocol.SharedSyncFilter, QoS: 1},
 	}
 	if o.Local == nil { // else in-process: ingest.local
-		subs = append(subs, paho.SubscribeOptions{Topic: protocol.SharedOpFilter, QoS: 1})
+		subs = append(subs, paho.SubscribeOptions{Topic: opSubscription(o), QoS: 1})
 	}
 	if o.Enroller != nil {
 		subs = append(subs, paho.SubscribeOptions{Topic: enroll.RequestFilter, QoS: 1})
@@ -455,8 +464,12 @@ func (h *Hub) receive(ctx context.Context, p *paho.Publish) {
 	if h.enrol.credentialRequest(p) { // rotate.go
 		return
 	}
-	if totem, leaf, _ := protocol.ParseTopic(p.Topic); h.dispatchRequest(p, totem, leaf) {
+	totem, leaf, _ := protocol.ParseTopic(p.Topic)
+	if h.dispatchRequest(p, totem, leaf) {
 		return
+	}
+	if leaf == protocol.LeafOp && h.foreign(totem) {
+		return // its owner has its own copy (partition.go)
 	}
 	if h.o.Fleet != nil && h.o.Fleet.observe(p) {
 		return // presence or telemetry: the registry has it

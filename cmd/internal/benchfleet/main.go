@@ -72,6 +72,7 @@ type config struct {
 	pg        int   // fleet size; 0: none
 	pgHubs    []int // hub process counts
 	pgNoFsync bool
+	pgPart    bool // [store] partition in the hubs' config
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -138,6 +139,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fl.IntVar(&c.pg, "pg", 1000, "fleet size of the runs on mosquitto + PostgreSQL (a private server, needs postgresql installed) with -pg-hubs totemhub processes; 0: none")
 	pgHubs := fl.String("pg-hubs", "1,3", "hub process counts of the PostgreSQL runs, comma-separated")
 	fl.BoolVar(&c.pgNoFsync, "pg-nofsync", false, "run the private PostgreSQL with fsync=off")
+	fl.BoolVar(&c.pgPart, "pg-partition", true, "set [store] partition in the PostgreSQL runs' hubs: each applies only the totems of its leased buckets (-pg-partition=false: the shared subscription)")
 	if err := fl.Parse(args); err != nil {
 		return c, err
 	}

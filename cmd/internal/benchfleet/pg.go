@@ -100,13 +100,16 @@ func pgStorm(ctx context.Context, c config, srv *pgserver.Server, dir string, n,
 		}
 	}()
 	for i := range k {
-		h, err := startPGHub(ctx, c.hub, filepath.Join(dir, fmt.Sprintf("hub%d", i)), url, credFile, dbURL)
+		h, err := startPGHub(ctx, c.hub, filepath.Join(dir, fmt.Sprintf("hub%d", i)), url, credFile, dbURL, c.pgPart)
 		if err != nil {
 			return r, err
 		}
 		hubs = append(hubs, h)
 	}
 	time.Sleep(300 * time.Millisecond) // the shared subscriptions
+	if c.pgPart && k > 1 {
+		time.Sleep(3 * time.Second) // the hubs' shares: a rebalance a second
+	}
 	boxes, err := backlogs(dir, names, c.queued)
 	if err != nil {
 		return r, err
@@ -303,7 +306,7 @@ func machineCPU() (busy, total int64) {
 
 // startPGHub starts one totemhub on the external broker url with the
 // PostgreSQL store and waits until its ingest subscribed.
-func startPGHub(ctx context.Context, bin, dir, url, credFile, dbURL string) (*hubProc, error) {
+func startPGHub(ctx context.Context, bin, dir, url, credFile, dbURL string, partition bool) (*hubProc, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -319,10 +322,11 @@ credentials_dir = %q
 listen = ""
 [store]
 url = %q
+partition = %t
 [log]
 level = "info"
 format = "json"
-`, filepath.Join(dir, "state"), credFile, filepath.Join(dir, "creds"), dbURL)
+`, filepath.Join(dir, "state"), credFile, filepath.Join(dir, "creds"), dbURL, partition)
 	h, err := launchHub(bin, dir, cfg, "--broker", url)
 	if err != nil {
 		return nil, err
@@ -351,7 +355,11 @@ func pgReport(w io.Writer, c config, rs []pgResult) {
 	if c.pgNoFsync {
 		fsync = "off"
 	}
-	fmt.Fprintf(w, "mosquitto + PostgreSQL (private server, fsync %s), totemhub processes with --broker and one [store] url:\n", fsync)
+	part := ""
+	if c.pgPart {
+		part = ", partition = true"
+	}
+	fmt.Fprintf(w, "mosquitto + PostgreSQL (private server, fsync %s), totemhub processes with --broker and one [store] url%s:\n", fsync, part)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "hubs\ttotems\tqueued\tops/s\tslowest s\tmedian s\tlost\ttwice\tacked drops\tduplicates\tgap refusals\tresent\tapplied per hub\thubs CPU µs/op\tPostgreSQL CPU µs/op\tmosquitto CPU µs/op\ttotems (bench) CPU µs/op\tmachine busy %\thub peak RSS MB")
 	for _, r := range rs {

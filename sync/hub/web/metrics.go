@@ -55,6 +55,7 @@ var (
 	dDropped    = desc("totemhub_ops_dropped_total", "Operations acknowledged to the broker and then dropped (stays 0).")
 	dFull       = desc("totemhub_queue_full_total", "Times the ingest queue was full and the hub stopped taking (flow control).")
 	dBatches    = desc("totemhub_batches_total", "Batches handed to the backend.")
+	dForeign    = desc("totemhub_ops_foreign_total", "Operations of totems another hub owns, dropped ([store] partition: their owner has its copy).")
 	dQueued     = desc("totemhub_queue_operations", "Operations waiting in the hub's ingest queue.")
 	dCommands   = desc("totemhub_commands_total", "Console commands to the hub that were run, by result (ok, failed).", "result")
 	dCmdRefused = desc("totemhub_commands_refused_total", "Console commands to the hub refused, by code (sync/cmdsig's, and invalid).", "code")
@@ -91,7 +92,7 @@ var (
 	dCredEvents = desc("totem_credential_events_total", "The totem's credential events since the hub started, by event (enrolled, rotated, expired, failed, locked, unlocked).", "totem", "event")
 )
 
-var allDescs = []*prometheus.Desc{dQueued, dCommands, dCmdRefused, dApplied, dBatchTime, dDuplicates, dGaps, dStoreRef, dMalformed, dDropped, dFull, dBatches, dReqDropped,
+var allDescs = []*prometheus.Desc{dQueued, dCommands, dCmdRefused, dApplied, dBatchTime, dDuplicates, dGaps, dStoreRef, dMalformed, dDropped, dFull, dBatches, dForeign, dReqDropped,
 	dLogins, dConsLocks, dConsActions, dConns, dAuthFail, dLockouts, dConnRefused, dTakeovers, dDenied, dEnrollConns, dEnrollReqs, dLocked, dCredErrors,
 	dOnline, dSince, dLastSeen, dPending, dOldest, dUsage, dAlarm, dQuarantine, dDeviceUp, dDevice, dClock, dInfo,
 	dExpiry, dCredLocked, dCredEvents}
@@ -148,6 +149,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(ch, dDropped, st.Dropped.Load())
 	counter(ch, dFull, st.Full.Load())
 	counter(ch, dBatches, st.Batches.Load())
+	counter(ch, dForeign, st.Foreign.Load())
 	counter(ch, dReqDropped, st.CommandsDropped.Load(), "command")
 	counter(ch, dReqDropped, st.SyncDropped.Load(), "sync")
 	counter(ch, dCommands, st.CommandsOK.Load(), "ok")

@@ -190,6 +190,7 @@ func TestMetricsShowTotem(t *testing.T) {
 		`totem_credentials_expiry_timestamp_seconds{totem="t-web-1"} ` + strconv.FormatFloat(float64(u.Expires.Unix()), 'g', -1, 64),
 		`totemhub_broker_locked_users 0`,
 		`totemhub_ops_dropped_total 0`,
+		`totemhub_ops_foreign_total 0`,
 		`totemhub_ops_applied_total{kind="consent",outcome="accepted"} 0`,
 		`totemhub_ops_applied_total{kind="other",outcome="rejected"} 0`,
 		"# TYPE totemhub_batch_duration_seconds histogram",

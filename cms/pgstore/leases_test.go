@@ -1,0 +1,118 @@
+package pgstore_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/aslcns/totem/cms/pgstore"
+	"github.com/aslcns/totem/cms/pgstore/pgtest"
+)
+
+// rebalance runs a few rounds of Rebalance on every lease, as the hubs'
+// tickers would: one round releases, the next takes.
+func rebalance(t *testing.T, ls ...*pgstore.Leases) {
+	t.Helper()
+	for range 4 {
+		for _, l := range ls {
+			if err := l.Rebalance(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// split checks that ls hold every bucket once, between lo and hi each.
+func split(t *testing.T, lo, hi int, ls ...*pgstore.Leases) {
+	t.Helper()
+	owner := make(map[int]int)
+	for i, l := range ls {
+		h := l.Held()
+		if len(h) < lo || len(h) > hi {
+			t.Errorf("hub %d holds %d buckets, want %d..%d: %v", i, len(h), lo, hi, h)
+		}
+		for _, b := range h {
+			if o, ok := owner[b]; ok {
+				t.Errorf("bucket %d held by hubs %d and %d", b, o, i)
+			}
+			owner[b] = i
+		}
+	}
+	if len(owner) != pgstore.Buckets {
+		t.Errorf("%d buckets held, want %d", len(owner), pgstore.Buckets)
+	}
+	for _, totem := range []string{"T0001", "T0002", "T0999", "X"} {
+		n := 0
+		for _, l := range ls {
+			if l.Owns(totem) {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("totem %s owned by %d hubs", totem, n)
+		}
+	}
+}
+
+// Three hubs on one database split the 64 buckets fairly (22, 22, 20),
+// each bucket once; the live count is theirs; when one hub's store closes
+// (its session ends, as a dead hub's) the two others take its buckets over.
+func TestLeases(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.DB(t)
+	a, b := open(t, url), open(t, url)
+	c, err := pgstore.Open(ctx, url, pgstore.Options{PoolSize: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	la, lb, lc := a.Leases(), b.Leases(), c.Leases()
+	rebalance(t, la)
+	split(t, 64, 64, la)
+	rebalance(t, la, lb, lc)
+	split(t, 20, 22, la, lb, lc)
+	if n, err := la.Live(ctx); err != nil || n != 3 {
+		t.Fatalf("live = %d, %v; want 3", n, err)
+	}
+	c.Close()
+	if err := lc.Rebalance(ctx); err == nil || len(lc.Held()) != 0 {
+		t.Errorf("a closed store's leases: %v, holding %v", err, lc.Held())
+	}
+	rebalance(t, la, lb)
+	split(t, 32, 32, la, lb)
+	if n, err := la.Live(ctx); err != nil || n != 2 {
+		t.Fatalf("live = %d, %v; want 2", n, err)
+	}
+	lb.Close()
+	rebalance(t, la)
+	split(t, 64, 64, la)
+}
+
+// A bucket given back stays owned by its former holder for two more
+// Rebalances (the next owner takes it within one of its own): an
+// operation arriving in between is applied by one of them, not dropped by
+// both. After that only the new owner has it.
+func TestLeasesGrace(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.DB(t)
+	la, lb := open(t, url).Leases(), open(t, url).Leases()
+	rebalance(t, la)
+	if err := lb.Rebalance(ctx); err != nil || len(lb.Held()) != 0 {
+		t.Fatalf("b took %v (%v) while a held every bucket", lb.Held(), err)
+	}
+	if err := la.Rebalance(ctx); err != nil || len(la.Held()) != 32 {
+		t.Fatalf("a holds %d (%v), want 32", len(la.Held()), err)
+	}
+	totem := ""
+	for i := 0; totem == ""; i++ {
+		if s := fmt.Sprintf("T%04d", i); pgstore.Bucket(s) == pgstore.Buckets-1 {
+			totem = s
+		}
+	}
+	if !la.Owns(totem) || lb.Owns(totem) {
+		t.Fatalf("bucket %d released: a owns %v, b %v; want a only until b has it", pgstore.Buckets-1, la.Owns(totem), lb.Owns(totem))
+	}
+	rebalance(t, lb, la, la)
+	if la.Owns(totem) || !lb.Owns(totem) {
+		t.Fatalf("after the hand-over: a owns %v, b %v; want b only", la.Owns(totem), lb.Owns(totem))
+	}
+}

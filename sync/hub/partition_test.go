@@ -1,0 +1,125 @@
+package hub_test
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aslcns/totem/cms"
+	"github.com/aslcns/totem/cms/refcms"
+	"github.com/aslcns/totem/sync/broker"
+	"github.com/aslcns/totem/sync/creds"
+	"github.com/aslcns/totem/sync/hub"
+)
+
+// fixedShare is a Partition owning a fixed set of totems.
+type fixedShare map[string]bool
+
+func (f fixedShare) Owns(totem string) bool        { return f[totem] }
+func (fixedShare) Rebalance(context.Context) error { return nil }
+func (f fixedShare) Held() []int                   { return make([]int, len(f)) }
+
+// appliers is the reference CMS noting which hub applied each totem's
+// operations.
+type appliers struct {
+	*refcms.Store
+	hub string
+	mu  *sync.Mutex
+	by  map[string]map[string]bool // totem → hubs
+}
+
+func (a appliers) ApplyBatch(ctx context.Context, ops []cms.Op) ([]cms.Outcome, error) {
+	a.mu.Lock()
+	for _, op := range ops {
+		if a.by[op.Totem] == nil {
+			a.by[op.Totem] = map[string]bool{}
+		}
+		a.by[op.Totem][a.hub] = true
+	}
+	a.mu.Unlock()
+	return a.Store.ApplyBatch(ctx, ops)
+}
+
+// Two partitioned hubs on one external broker: each receives every
+// operation (not shared) and applies only its own totems', dropping and
+// counting the others'; every operation is applied once, none refused.
+// With the shared subscription each totem's operations went to both.
+func TestPartitionedHubs(t *testing.T) {
+	const totems, each = 4, 200
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	hubMe, _ := creds.Generate("totemhub", creds.RoleHub)
+	users := broker.NewUsers(nil)
+	users.Add(hubMe)
+	var ids []creds.File
+	shares := []fixedShare{{}, {}}
+	for i := range totems {
+		c, _ := creds.Generate(fmt.Sprintf("t-part-%d", i), creds.RoleTotem)
+		users.Add(c)
+		ids = append(ids, c)
+		shares[i%2][c.Username] = true
+	}
+	srv, err := broker.Start(broker.Options{Listen: "127.0.0.1:0", Auth: users})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	store, err := refcms.Open(filepath.Join(t.TempDir(), "cms.db"), &refcms.Options{Seed: cms.DemoCards()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	var mu sync.Mutex
+	by := map[string]map[string]bool{}
+	var hubs []*hub.Hub
+	for i, share := range shares {
+		name := fmt.Sprintf("hub-%d", i)
+		h := hub.New(hub.Options{URL: srv.URL(), ClientID: name, Username: hubMe.Username, Password: hubMe.Password,
+			Backend: appliers{store, name, &mu, by}, Partition: share})
+		hctx, hcancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- h.Run(hctx) }()
+		defer func() { hcancel(); <-done }()
+		if err := h.AwaitConnection(ctx); err != nil {
+			t.Fatal(err)
+		}
+		hubs = append(hubs, h)
+	}
+	time.Sleep(200 * time.Millisecond) // the subscriptions
+	u, _ := url.Parse(srv.URL())
+	var finals atomic.Int64
+	for i, c := range ids {
+		burst(ctx, t, u, c, i+1, each, &finals)
+	}
+	for finals.Load() < totems*each && ctx.Err() == nil {
+		time.Sleep(20 * time.Millisecond)
+	}
+	audit, err := store.Audit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(audit) != totems*each || finals.Load() != totems*each {
+		t.Fatalf("applied %d, final results %d, want %d", len(audit), finals.Load(), totems*each)
+	}
+	for i, h := range hubs {
+		st := h.Stats()
+		if g, d := st.Gaps.Load(), st.Duplicates.Load(); g != 0 || d != 0 {
+			t.Errorf("hub %d: gaps %d, duplicates %d; want none", i, g, d)
+		}
+		if a, f := st.Applied.Load(), st.Foreign.Load(); a != totems/2*each || f < totems/2*each {
+			t.Errorf("hub %d: applied %d, foreign %d; want %d, at least %d", i, a, f, totems/2*each, totems/2*each)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i, c := range ids {
+		if want := fmt.Sprintf("hub-%d", i%2); len(by[c.Username]) != 1 || !by[c.Username][want] {
+			t.Errorf("%s applied by %v, want %s only", c.Username, by[c.Username], want)
+		}
+	}
+}
