@@ -81,8 +81,13 @@ for arch in $ARCHES; do
 			$GO build -trimpath -tags pcsc -ldflags "$ldflags" -o "$stage/totemd" ./cmd/totemd
 		pcsc=yes
 	elif [ "$arch" != amd64 ] && command -v "$cc" >/dev/null && root=$(sysroot "$arch" "$triplet"); then
+		# CGO_LDFLAGS names the sysroot too: the build cache keys a cgo
+		# package on the CGO_* variables but not on pkg-config's, so a
+		# package built from another checkout's sysroot would be reused
+		# with that checkout's -L (seen: "cannot find -lpcsclite").
 		CGO_ENABLED=1 GOOS=linux GOARCH=$goarch GOARM=$goarm CC=$cc \
 			PKG_CONFIG_SYSROOT_DIR="$root" PKG_CONFIG_LIBDIR="$root/usr/lib/$triplet/pkgconfig" \
+			CGO_LDFLAGS="-L$root/usr/lib/$triplet" \
 			$GO build -trimpath -tags pcsc -ldflags "$ldflags" -o "$stage/totemd" ./cmd/totemd
 		pcsc=yes
 	fi
