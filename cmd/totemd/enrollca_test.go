@@ -3,15 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,68 +14,8 @@ import (
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/hub"
 	"github.com/aslcns/totem/sync/pki"
+	"github.com/aslcns/totem/sync/synctest"
 )
-
-// mitm is a TLS relay with a certificate of its own for 127.0.0.1 that
-// forwards the plaintext to the real broker and keeps what the totem sent.
-type mitm struct {
-	ln  net.Listener
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (m *mitm) Write(p []byte) (int, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.buf.Write(p)
-}
-
-func (m *mitm) captured() []byte {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return bytes.Clone(m.buf.Bytes())
-}
-
-func startMITM(t *testing.T, target string, targetCA *x509.Certificate) *mitm {
-	t.Helper()
-	dir := t.TempDir()
-	own, err := pki.LoadOrCreateCA(dir, "middle", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := pki.NewServer(pki.CASource(dir, own, []string{"127.0.0.1"}), time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", cert.Config())
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := &mitm{ln: ln}
-	roots := x509.NewCertPool()
-	roots.AddCert(targetCA)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			up, err := tls.Dial("tcp", target, &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12})
-			if err != nil {
-				c.Close()
-				continue
-			}
-			wg.Add(2)
-			go func() { defer wg.Done(); _, _ = io.Copy(up, io.TeeReader(c, m)); up.Close() }()
-			go func() { defer wg.Done(); _, _ = io.Copy(c, up); c.Close() }()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	return m
-}
 
 // A totem with no ca.pem enrolls with nothing but its code: totemd
 // enroll gets the hub's CA (proved by the code, which it does not send),
@@ -171,12 +106,12 @@ func TestEnrollWithOnlyTheCode(t *testing.T) {
 	}
 	nothingWritten("a wrong code")
 
-	m := startMITM(t, srv.TLSAddr(), ca.Cert)
-	if _, err := enrollRun(config("mqtts://"+m.ln.Addr().String(), ""), code); err == nil || !strings.Contains(err.Error(), "is not the hub's") {
+	m := synctest.StartMITM(t, srv.TLSAddr(), ca.Cert)
+	if _, err := enrollRun(config("mqtts://"+m.Addr(), ""), code); err == nil || !strings.Contains(err.Error(), "is not the hub's") {
 		t.Fatalf("through a man in the middle: %v", err)
 	}
 	nothingWritten("a man in the middle")
-	got := m.captured()
+	got := m.Captured()
 	if !bytes.Contains(got, []byte(`"nonce":`)) {
 		t.Fatalf("the middle saw no CA request (capture broken?): %q", got)
 	}

@@ -5,17 +5,14 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"io"
-	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/aslcns/totem/sync/audit"
 	"github.com/aslcns/totem/sync/broker"
 	"github.com/aslcns/totem/sync/enroll"
-	"github.com/aslcns/totem/sync/pki"
+	"github.com/aslcns/totem/sync/synctest"
 	"go.etcd.io/bbolt"
 )
 
@@ -118,70 +115,6 @@ func TestFetchCAWrongCode(t *testing.T) {
 	}
 }
 
-// relay is a man in the middle: a TLS server with its own certificate
-// (from a CA of its own) for the same name, 127.0.0.1, that forwards the
-// plaintext to the real broker over TLS, and records what the totem sent.
-type relay struct {
-	ln  net.Listener
-	mu  sync.Mutex
-	buf bytes.Buffer // the plaintext the totem sent
-}
-
-func startRelay(t *testing.T, target string, targetCA *x509.Certificate) *relay {
-	t.Helper()
-	dir := t.TempDir()
-	mca, err := pki.LoadOrCreateCA(dir, "middle CA", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := pki.NewServer(pki.CASource(dir, mca, []string{"127.0.0.1"}), time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", cert.Config())
-	if err != nil {
-		t.Fatal(err)
-	}
-	rl := &relay{ln: ln}
-	roots := x509.NewCertPool()
-	roots.AddCert(targetCA)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			up, err := tls.Dial("tcp", target, &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12})
-			if err != nil {
-				c.Close()
-				continue
-			}
-			wg.Add(2)
-			go func() { defer wg.Done(); _, _ = io.Copy(up, io.TeeReader(c, rl)); up.Close() }()
-			go func() { defer wg.Done(); _, _ = io.Copy(c, up); c.Close() }()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	return rl
-}
-
-func (rl *relay) Write(p []byte) (int, error) {
-	rl.mu.Lock()
-	defer rl.mu.Unlock()
-	return rl.buf.Write(p)
-}
-
-func (rl *relay) captured() []byte {
-	rl.mu.Lock()
-	defer rl.mu.Unlock()
-	return bytes.Clone(rl.buf.Bytes())
-}
-
-func (rl *relay) url() string { return "mqtts://" + rl.ln.Addr().String() }
-
 // A man in the middle relays the CA request and the hub's true answer,
 // whose MAC checks: the chain the totem's connection presented (the
 // middle's) does not chain to that CA, so the totem refuses, and the
@@ -190,12 +123,12 @@ func TestFetchCAThroughMITM(t *testing.T) {
 	r := startWith(t, broker.Options{}, rigOptions{tls: true})
 	ctx := ctxT(t)
 	code, _, _ := r.reg.Enroll("t-1", time.Hour, time.Now())
-	rl := startRelay(t, r.srv.TLSAddr(), r.ca.Cert)
-	ca, err := r.tlsClient(t, rl.url(), "t-1", nil).FetchCA(ctx, code)
+	rl := synctest.StartMITM(t, r.srv.TLSAddr(), r.ca.Cert)
+	ca, err := r.tlsClient(t, "mqtts://"+rl.Addr(), "t-1", nil).FetchCA(ctx, code)
 	if enroll.ReasonOf(err) != enroll.ReasonMismatch || ca != nil || !strings.Contains(err.Error(), "is not the hub's for 127.0.0.1") {
 		t.Fatalf("through a man in the middle: %q %v", ca, err)
 	}
-	got := rl.captured()
+	got := rl.Captured()
 	if !bytes.Contains(got, []byte(`"totem":"t-1"`)) || !bytes.Contains(got, []byte(`"nonce":`)) {
 		t.Fatalf("the relay did not see the request (capture broken?): %q", got)
 	}
