@@ -11,10 +11,10 @@ import (
 
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/cms/refcms"
-	"github.com/aslcns/totem/sync/broker"
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/hub"
 	"github.com/aslcns/totem/sync/protocol"
+	"github.com/aslcns/totem/sync/synctest"
 	"github.com/eclipse/paho.golang/autopaho"
 	"github.com/eclipse/paho.golang/paho"
 )
@@ -77,25 +77,12 @@ func TestBurstLosesNothingAcknowledged(t *testing.T) {
 	const totems, each = 6, 1000
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	hubMe, _ := creds.Generate("totemhub", creds.RoleHub)
-	users := broker.NewUsers(nil)
-	users.Add(hubMe)
+	c := synctest.Start(t, synctest.Options{})
 	var ids []creds.File
 	for i := range totems {
-		c, _ := creds.Generate(fmt.Sprintf("t-burst-%d", i), creds.RoleTotem)
-		users.Add(c)
-		ids = append(ids, c)
+		ids = append(ids, c.AddUser(synctest.User{Name: fmt.Sprintf("t-burst-%d", i), Role: creds.RoleTotem}))
 	}
-	srv, err := broker.Start(broker.Options{Listen: "127.0.0.1:0", Auth: users})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	store, err := refcms.Open(filepath.Join(t.TempDir(), "cms.db"), &refcms.Options{Seed: cms.DemoCards()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	hubMe, srv, store := c.HubCreds, c.Broker, c.CMS
 	fleet, err := hub.OpenFleet(filepath.Join(t.TempDir(), "presence.db"), hub.FleetOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -4,16 +4,13 @@ import (
 	"context"
 	"fmt"
 	"net/url"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/aslcns/totem/cms"
-	"github.com/aslcns/totem/cms/refcms"
-	"github.com/aslcns/totem/sync/broker"
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/hub"
+	"github.com/aslcns/totem/sync/synctest"
 )
 
 // With the embedded broker in its process (Options.Local) the hub takes
@@ -27,25 +24,12 @@ func TestLocalBrokerHoldsTheTotems(t *testing.T) {
 	const totems, each, queue = 5, 400, 64
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	hubMe, _ := creds.Generate("totemhub", creds.RoleHub)
-	users := broker.NewUsers(nil)
-	users.Add(hubMe)
+	c := synctest.Start(t, synctest.Options{})
 	var ids []creds.File
 	for i := range totems {
-		c, _ := creds.Generate(fmt.Sprintf("t-local-%d", i), creds.RoleTotem)
-		users.Add(c)
-		ids = append(ids, c)
+		ids = append(ids, c.AddUser(synctest.User{Name: fmt.Sprintf("t-local-%d", i), Role: creds.RoleTotem}))
 	}
-	srv, err := broker.Start(broker.Options{Listen: "127.0.0.1:0", Auth: users})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	store, err := refcms.Open(filepath.Join(t.TempDir(), "cms.db"), &refcms.Options{Seed: cms.DemoCards()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	hubMe, srv, store := c.HubCreds, c.Broker, c.CMS
 	h := hub.New(hub.Options{URL: srv.URL(), ClientID: "hub-l", Username: hubMe.Username, Password: hubMe.Password,
 		Backend: slowCMS{store, 10 * time.Millisecond}, Local: srv, Queue: queue})
 	hctx, hcancel := context.WithCancel(ctx)
