@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,6 +15,7 @@ import (
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/enroll"
 	"github.com/aslcns/totem/sync/protocol"
+	"github.com/aslcns/totem/sync/synctest"
 	"github.com/eclipse/paho.golang/paho"
 )
 
@@ -24,57 +24,8 @@ import (
 // password file.
 func dynsecMosquitto(t *testing.T) (addr, pwFile string) {
 	t.Helper()
-	bin, err := exec.LookPath("mosquitto")
-	if err == nil {
-		_, err = exec.LookPath("mosquitto_ctrl")
-	}
-	plugins, _ := filepath.Glob("/usr/lib/*/mosquitto_dynamic_security.so")
-	if err != nil || len(plugins) == 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("mosquitto with its dynamic-security plugin is not installed (.ci/run installs it)")
-		}
-		t.Skip("mosquitto or its dynamic-security plugin not installed")
-	}
-	dir := t.TempDir()
-	conf, pw := filepath.Join(dir, "dynsec.json"), "admin-secret-0123456789"
-	if out, err := exec.Command("mosquitto_ctrl", "dynsec", "init", conf, "dynsec-admin", pw).CombinedOutput(); err != nil {
-		t.Fatalf("mosquitto_ctrl dynsec init: %v %s", err, out)
-	}
-	pwFile = filepath.Join(dir, "admin.pw")
-	if err := os.WriteFile(pwFile, []byte(pw+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr = l.Addr().String()
-	l.Close()
-	_, port, _ := net.SplitHostPort(addr)
-	text := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous false\npersistence false\nset_tcp_nodelay true\nplugin %s\nplugin_opt_config_file %s\nlog_dest file %s\n",
-		port, plugins[0], conf, filepath.Join(dir, "mosquitto.log"))
-	if os.Getuid() == 0 {
-		text += "user root\n"
-	}
-	if err := os.WriteFile(filepath.Join(dir, "m.conf"), []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-c", filepath.Join(dir, "m.conf"))
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() { cmd.Process.Kill(); <-exited })
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return addr, pwFile
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("mosquitto did not listen")
-		}
-	}
+	m := synctest.StartMosquitto(t)
+	return m.Addr, m.AdminPasswordFile
 }
 
 // mqttLogin connects to addr as f; it returns the CONNACK reason code
