@@ -137,6 +137,15 @@ func TestRotationSurvivesACrashAtEveryStepOnMosquitto(t *testing.T) {
 			t.Errorf("after a death at %s: the pending file was not dropped at the next start (%v)", step, err)
 		}
 	}
+	// Died after saving: the file names the other username, which
+	// `totemd credentials test` uses with the totem's client id.
+	f, _ := store.Load()
+	if f.Username != totem+protocol.AltUsernameSuffix {
+		t.Fatalf("after a death once saved, the file names %s", f.Username)
+	}
+	if r := TestCredentials(ctx, TestOptions{URL: mq.URL(), Creds: f}); !r.OK || r.Totem != totem {
+		t.Errorf("credentials test of the other username: %s", r.Verdict)
+	}
 
 	before, _ := store.Load()
 	u, _, stop := start(true, "")
