@@ -142,7 +142,10 @@ func (m *Mirror) Rotate(username, password string, now time.Time) (time.Time, ti
 }
 
 // CommitRotation gives the broker username's rotated secret, which ends
-// the old one there, and confirms the rotation in the registry.
+// the old one there, and confirms the rotation in the registry. The
+// secret goes to the totem's username that holds the current one: its id,
+// or its other username for a totem whose firmware went back to a version
+// that names none after it rotated to it.
 func (m *Mirror) CommitRotation(username string, now time.Time) error {
 	m.mu.Lock()
 	pw, ok := m.pending[username]
@@ -155,13 +158,25 @@ func (m *Mirror) CommitRotation(username string, now time.Time) error {
 	defer cancel()
 	m.users.Lock()
 	defer m.users.Unlock()
-	if err := m.C.SetPassword(ctx, username, pw); err != nil {
+	user := username
+	if u, found, err := m.Reg.Get(username); err == nil && found && m.Given != nil {
+		for _, n := range protocol.TotemUsernames(username) {
+			if h := m.Given.Hash(n); h != "" && h == u.Hash {
+				user = n
+			}
+		}
+	}
+	if err := m.C.SetPassword(ctx, user, pw); err != nil {
 		return fmt.Errorf("dynsec: rotate %s: %w", username, err)
 	}
 	if _, err := m.Reg.ConfirmRotation(username, now); err != nil {
 		return err
 	}
-	return m.given(username)
+	u, found, err := m.Reg.Get(username)
+	if err != nil || !found {
+		return err
+	}
+	return m.Given.Put(user, u.Hash)
 }
 
 // RotateUser records totem's next secret in the registry and gives it to
