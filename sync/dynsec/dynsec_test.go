@@ -418,4 +418,20 @@ func TestRotationOverlapOnMosquitto(t *testing.T) {
 	ok(t, login("T1.b", legacy) == notAuthorized, "the other username survived an enrollment")
 	_, found, err = mir.C.GetClient(context.Background(), "T1.b")
 	ok(t, err == nil && !found, "the other username is still in the plugin: %v", err)
+
+	// A rotation asked from the username of a pending one (its birth
+	// not seen yet) confirms that one first, then alternates back.
+	next5, next6 := "fifth-rotated-secret-0123456789-0123456789", "sixth-rotated-secret-0123456789-0123456789"
+	if _, _, user, err = mir.RotateUser("T1", "T1", next5, time.Now()); err != nil || user != "T1.b" {
+		t.Fatalf("rotate: %q %v", user, err)
+	}
+	if _, _, user, err = mir.RotateUser("T1", "T1.b", next6, time.Now()); err != nil || user != "T1" {
+		t.Fatalf("rotate from the pending username: %q %v", user, err)
+	}
+	ok(t, login("T1", ef.Password) == notAuthorized, "the enrolled secret survived two rotations")
+	ok(t, login("T1.b", next5) == accepted && login("T1", next6) == accepted, "after a rotation from the pending username")
+	u, _, _ = mir.Reg.Get("T1")
+	match, _ = creds.Verify(u.Hash, next5)
+	match6, _ := creds.Verify(u.Next, next6)
+	ok(t, match && match6, "the registry after a rotation from the pending username")
 }

@@ -39,9 +39,9 @@ type Mirror struct {
 	mu      sync.Mutex
 	pending map[string]string // one-step rotations recorded, not yet given to the broker: totem → secret
 	seen    map[string]bool   // totems whose confirmation (SeenAs) runs
+	idle    *sync.Cond        // on mu: seen emptied
 
-	users sync.Mutex     // serialises the changes of a totem's two usernames
-	wg    sync.WaitGroup // confirmations SeenAs started
+	users sync.Mutex // serialises the changes of a totem's two usernames
 }
 
 // NewMirror returns a Mirror of reg through c.
@@ -49,7 +49,7 @@ func NewMirror(reg *broker.Registry, c *Client, log *slog.Logger) *Mirror {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Mirror{Reg: reg, C: c, Log: log, pending: make(map[string]string), seen: make(map[string]bool)}
+	return &Mirror{Reg: reg, C: c, Log: log, pending: make(map[string]string)}
 }
 
 func (m *Mirror) ctx() (context.Context, context.CancelFunc) {
@@ -237,14 +237,18 @@ func (m *Mirror) SeenAs(totem, username string) {
 		m.mu.Unlock()
 		return
 	}
+	if m.seen == nil {
+		m.seen = make(map[string]bool)
+	}
 	m.seen[totem] = true
-	m.wg.Add(1)
 	m.mu.Unlock()
 	go func() {
-		defer m.wg.Done()
 		defer func() {
 			m.mu.Lock()
 			delete(m.seen, totem)
+			if len(m.seen) == 0 && m.idle != nil {
+				m.idle.Broadcast()
+			}
 			m.mu.Unlock()
 		}()
 		ctx, cancel := m.ctx()
@@ -258,8 +262,17 @@ func (m *Mirror) SeenAs(totem, username string) {
 	}()
 }
 
-// Wait waits for the confirmations SeenAs started.
-func (m *Mirror) Wait() { m.wg.Wait() }
+// Wait waits until no confirmation SeenAs started runs.
+func (m *Mirror) Wait() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.idle == nil {
+		m.idle = sync.NewCond(&m.mu)
+	}
+	for len(m.seen) > 0 {
+		m.idle.Wait()
+	}
+}
 
 // ExpireOverlaps ends the rotations whose old secret expired by now
 // without the totem being seen as its new user, as the embedded broker
