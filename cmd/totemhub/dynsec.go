@@ -22,6 +22,11 @@ import (
 // reachable yet) is tried again.
 const dynsecRetry = 30 * time.Second
 
+// overlapCheck is how often the hub looks for rotations whose old secret
+// expired before the totem was seen with its new username
+// (dynsec.Mirror.ExpireOverlaps).
+const overlapCheck = time.Minute
+
 // brokerUsers sets up who keeps the broker users besides the registry.
 // With [broker] dynsec on an external mosquitto, the dynamic-security
 // plugin: the registry is synchronised to it (at start, and again until it
@@ -74,7 +79,7 @@ func startDynSec(ctx context.Context, cfg *config.Totemhub, reg *broker.Registry
 			return err
 		}
 		log.Info("broker users synchronised to mosquitto's dynamic-security plugin", "created", len(rep.Created),
-			"updated", rep.Updated, "secrets_given", len(rep.Secrets), "disabled", len(rep.Disabled))
+			"updated", rep.Updated, "secrets_given", len(rep.Secrets), "disabled", len(rep.Disabled), "deleted", len(rep.Deleted))
 		if len(rep.NoSecret) > 0 {
 			log.Warn("users created in mosquitto without a secret (the registry keeps only hashes): provision or enroll them again",
 				"users", strings.Join(rep.NoSecret, ","))
@@ -111,7 +116,30 @@ func startDynSec(ctx context.Context, cfg *config.Totemhub, reg *broker.Registry
 			}
 		}()
 	}
-	return mir, func() { cancel(); <-done; c.Close(); mir.Given.Close() }, nil
+	expired := make(chan struct{})
+	go func() {
+		defer close(expired)
+		t := time.NewTicker(overlapCheck)
+		defer t.Stop()
+		for {
+			select {
+			case <-rctx.Done():
+				return
+			case <-t.C:
+			}
+			if _, err := mir.ExpireOverlaps(time.Now()); err != nil {
+				log.Error("rotations past their overlap not ended in mosquitto: tried again", "every", overlapCheck, "err", err)
+			}
+		}
+	}()
+	return mir, func() {
+		cancel()
+		<-done
+		<-expired
+		mir.Wait()
+		c.Close()
+		mir.Given.Close()
+	}, nil
 }
 
 // readPasswordFile returns the first line of a file only its owner may

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+
+	"github.com/aslcns/totem/sync/creds"
 )
 
 // SetDefaults makes the plugin refuse what no role allows: publishing,
@@ -107,10 +109,11 @@ type User struct {
 }
 
 // clientID is the client id a user must connect with: a totem's is its
-// name, as the embedded broker requires; the others may use any.
+// id (under either of its usernames), as the embedded broker requires;
+// the others may use any.
 func (u User) clientID() string {
-	if own, ok := OwnRole(u.Username, u.Role); ok && own.Name == TotemRole(u.Username) {
-		return u.Username
+	if u.Role == creds.RoleTotem {
+		return totemOf(u.Username)
 	}
 	return ""
 }
@@ -202,6 +205,16 @@ func (c *Client) Disable(ctx context.Context, username string) error {
 // Enable lets username log in again.
 func (c *Client) Enable(ctx context.Context, username string) error {
 	_, err := c.Do(ctx, Command{"command": "enableClient", "username": username})
+	return err
+}
+
+// DeleteClient removes username's client, which ends its connections,
+// and keeps its roles; a client the plugin does not have is no error.
+func (c *Client) DeleteClient(ctx context.Context, username string) error {
+	_, err := c.Do(ctx, Command{"command": "deleteClient", "username": username})
+	if Is(err, ReasonClientNotFound) {
+		return nil
+	}
 	return err
 }
 

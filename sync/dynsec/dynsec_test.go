@@ -276,3 +276,162 @@ func TestClientErrors(t *testing.T) {
 	ok(t, err != nil, "a totem drove the plugin")
 	ok(t, time.Since(start) < 10*time.Second, "not bounded")
 }
+
+// TestRotationOverlapOnMosquitto: a rotation gives the new secret to the
+// totem's other username and leaves the old user as it is, so a totem
+// that died before it saved the new secret (or never read the reply)
+// still logs in with the old one and rotates again; lock and unlock reach
+// both usernames while they overlap; the old user goes once the totem is
+// seen online as the new one, or once the old secret expired; the next
+// rotation alternates back; Sync keeps a pending rotation's user across
+// a restart and deletes a stale one; an enrollment ends the other
+// username.
+func TestRotationOverlapOnMosquitto(t *testing.T) {
+	m, mir, dir := rig(t)
+	f, err := mir.Provision("T1", creds.RoleTotem, filepath.Join(dir, "T1.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mir.Provision("T2", creds.RoleTotem, filepath.Join(dir, "T2.json")); err != nil {
+		t.Fatal(err)
+	}
+	login := func(user, pw string) byte {
+		t.Helper()
+		code, c := m.login(t, "T1", user, pw)
+		if c != nil {
+			c.close()
+		}
+		return code
+	}
+	_, c := m.login(t, "T1", "T1", f.Password)
+	next1 := "first-rotated-secret-0123456789-0123456789"
+	_, _, user, err := mir.RotateUser("T1", "T1", next1, time.Now())
+	ok(t, err == nil && user == "T1.b", "rotate: %q %v", user, err)
+	ok(t, c.alive(), "the rotation ended the connection of the old secret")
+	c.close()
+	// The totem died before saving: the old secret still logs in.
+	ok(t, login("T1", f.Password) == accepted, "old secret refused after the rotation's reply (one-step)")
+	ok(t, login("T1.b", next1) == accepted, "new secret refused under the new username")
+	code, _ := m.login(t, "other-id", "T1.b", next1)
+	ok(t, code != accepted, "the new username logged in under another client id")
+	_, nc := m.login(t, "T1", "T1.b", next1)
+	ok(t, nc.publish("totem/v1/T1/op") == noSubscribers, "new username: own op refused")
+	ok(t, nc.publish("totem/v1/T2/op") == notAuthorized, "new username: another totem's op allowed")
+	ok(t, nc.subscribe("totem/v1/T1/rotated") == granted1, "new username: own rotated refused")
+	nc.close()
+
+	// It rotates again from the old secret: the pending one is replaced.
+	next2 := "second-rotated-secret-0123456789-0123456789"
+	_, _, user, err = mir.RotateUser("T1", "T1", next2, time.Now())
+	ok(t, err == nil && user == "T1.b", "rotate again: %q %v", user, err)
+	ok(t, login("T1.b", next1) != accepted, "a replaced pending secret still accepted")
+	ok(t, login("T1", f.Password) == accepted, "old secret refused after a second rotation")
+
+	// A hub restart meanwhile: Sync keeps both.
+	rep, err := Sync(context.Background(), mir.C, mir.Reg, dir, mir.Given)
+	ok(t, err == nil && len(rep.Deleted) == 0 && len(rep.Secrets) == 0, "sync during the overlap: %+v %v", rep, err)
+	ok(t, login("T1", f.Password) == accepted && login("T1.b", next2) == accepted, "sync during the overlap ended a username")
+
+	// Locked, both usernames are refused and their connections end.
+	_, c = m.login(t, "T1", "T1", f.Password)
+	if err := mir.LockUser("T1", "ops", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	ok(t, !c.alive(), "a locked totem kept its connection")
+	ok(t, login("T1", f.Password) == notAuthorized, "locked: the old username logged in")
+	ok(t, login("T1.b", next2) == notAuthorized, "locked: the new username logged in")
+	if _, was, err := mir.Unlock("T1"); err != nil || !was {
+		t.Fatalf("unlock: %v %v", was, err)
+	}
+	ok(t, login("T1", f.Password) == accepted && login("T1.b", next2) == accepted, "unlocked: a username still refused")
+
+	// Seen online as its old user: nothing ends; as the new one: the old
+	// user goes and the registry confirms.
+	mir.SeenAs("T1", "T1")
+	mir.Wait()
+	ok(t, login("T1", f.Password) == accepted, "seen as the old user: the old secret ended")
+	_, nc = m.login(t, "T1", "T1.b", next2)
+	mir.SeenAs("T1", "T1.b")
+	mir.Wait()
+	ok(t, login("T1", f.Password) == notAuthorized, "the old username still logs in after the totem was seen as the new one")
+	ok(t, nc.alive(), "the confirmation ended the new username's connection")
+	nc.close()
+	ok(t, login("T1.b", next2) == accepted, "the new username refused after the confirmation")
+	u, _, _ := mir.Reg.Get("T1")
+	match, _ := creds.Verify(u.Hash, next2)
+	ok(t, u.Next == "" && match, "the registry did not confirm the rotation")
+
+	// The next rotation alternates back to the id; its overlap ends
+	// when the old secret expires without the totem seen as the new user.
+	next3 := "third-rotated-secret-0123456789-0123456789"
+	_, _, user, err = mir.RotateUser("T1", "T1.b", next3, time.Now())
+	ok(t, err == nil && user == "T1", "rotate back: %q %v", user, err)
+	ok(t, login("T1", next3) == accepted && login("T1.b", next2) == accepted, "rotation back: a username refused")
+	u, _, _ = mir.Reg.Get("T1")
+	done, err := mir.ExpireOverlaps(u.Expires.Add(-time.Minute))
+	ok(t, err == nil && len(done) == 0, "overlap ended before the old secret's expiry: %v %v", done, err)
+	ok(t, login("T1.b", next2) == accepted, "overlap ended before the old secret's expiry")
+	done, err = mir.ExpireOverlaps(u.Expires.Add(time.Second))
+	ok(t, err == nil && len(done) == 1 && done[0] == "T1", "overlap expiry: %v %v", done, err)
+	ok(t, login("T1.b", next2) == notAuthorized, "the old username logs in after its secret expired")
+	ok(t, login("T1", next3) == accepted, "the new secret refused after the overlap")
+	u, _, _ = mir.Reg.Get("T1")
+	match, _ = creds.Verify(u.Hash, next3)
+	ok(t, u.Next == "" && match, "the registry did not confirm the rotation at the overlap's end")
+
+	// A rotation left pending, then the plugin misses the confirmation
+	// (the hub stopped): Sync deletes the username whose secret the
+	// registry no longer knows.
+	next4 := "fourth-rotated-secret-0123456789-0123456789"
+	if _, _, user, err = mir.RotateUser("T1", "T1", next4, time.Now()); err != nil || user != "T1.b" {
+		t.Fatalf("rotate: %q %v", user, err)
+	}
+	if _, err := mir.Reg.ConfirmRotation("T1", time.Now()); err != nil { // as a confirmation lost halfway
+		t.Fatal(err)
+	}
+	rep, err = Sync(context.Background(), mir.C, mir.Reg, dir, mir.Given)
+	ok(t, err == nil && len(rep.Deleted) == 1 && rep.Deleted[0] == "T1", "sync after a confirmation: %+v %v", rep, err)
+	ok(t, login("T1", next3) == notAuthorized && login("T1.b", next4) == accepted, "sync after a confirmation")
+
+	// A firmware gone back to a version that names no username rotates
+	// in one step: the secret goes to the username it logs in with.
+	legacy := "legacy-rotated-secret-0123456789-0123456789"
+	if _, _, err := mir.Rotate("T1", legacy, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := mir.CommitRotation("T1", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	ok(t, login("T1.b", legacy) == accepted && login("T1.b", next4) != accepted, "one-step rotation of the .b username")
+	_, found, err := mir.C.GetClient(context.Background(), "T1")
+	ok(t, err == nil && !found, "a one-step rotation of the .b username created the id's: %v", err)
+
+	// Enrolled again: the credentials name the id, the other username goes.
+	code2, _, err := mir.Enroll("T1", time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	norm, _ := enroll.ParseCode(code2)
+	ef, err := mir.Redeem("T1", norm, time.Now())
+	ok(t, err == nil && ef.Username == "T1", "redeem: %+v %v", ef.Username, err)
+	ok(t, login("T1", ef.Password) == accepted, "enrolled secret refused")
+	ok(t, login("T1.b", legacy) == notAuthorized, "the other username survived an enrollment")
+	_, found, err = mir.C.GetClient(context.Background(), "T1.b")
+	ok(t, err == nil && !found, "the other username is still in the plugin: %v", err)
+
+	// A rotation asked from the username of a pending one (its birth
+	// not seen yet) confirms that one first, then alternates back.
+	next5, next6 := "fifth-rotated-secret-0123456789-0123456789", "sixth-rotated-secret-0123456789-0123456789"
+	if _, _, user, err = mir.RotateUser("T1", "T1", next5, time.Now()); err != nil || user != "T1.b" {
+		t.Fatalf("rotate: %q %v", user, err)
+	}
+	if _, _, user, err = mir.RotateUser("T1", "T1.b", next6, time.Now()); err != nil || user != "T1" {
+		t.Fatalf("rotate from the pending username: %q %v", user, err)
+	}
+	ok(t, login("T1", ef.Password) == notAuthorized, "the enrolled secret survived two rotations")
+	ok(t, login("T1.b", next5) == accepted && login("T1", next6) == accepted, "after a rotation from the pending username")
+	u, _, _ = mir.Reg.Get("T1")
+	match, _ = creds.Verify(u.Hash, next5)
+	match6, _ := creds.Verify(u.Next, next6)
+	ok(t, match && match6, "the registry after a rotation from the pending username")
+}

@@ -53,3 +53,13 @@ func (g *Given) Put(username, hash string) error {
 		return tx.Bucket(givenBucket).Put([]byte(username), []byte(hash))
 	})
 }
+
+// Delete forgets what was given for username (its client was deleted).
+func (g *Given) Delete(username string) error {
+	if g == nil {
+		return nil
+	}
+	return g.db.Update(func(tx *bbolt.Tx) error {
+		return tx.Bucket(givenBucket).Delete([]byte(username))
+	})
+}

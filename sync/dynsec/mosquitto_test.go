@@ -2,14 +2,11 @@ package dynsec
 
 import (
 	"context"
-	"fmt"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/aslcns/totem/sync/synctest"
 	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
 )
@@ -17,93 +14,21 @@ import (
 // mosq is a private Debian mosquitto with the dynamic-security plugin, on
 // a free loopback port, in the test's temporary directory.
 type mosq struct {
-	addr, adminPass, log string
-	cmd                  *exec.Cmd
-	exited               chan struct{}
+	*synctest.Mosquitto
+	addr, adminPass string
 }
 
-const adminUser = "dynsec-admin"
-
-// pluginPath finds the plugin Debian's mosquitto ships.
-func pluginPath() string {
-	m, _ := filepath.Glob("/usr/lib/*/mosquitto_dynamic_security.so")
-	m2, _ := filepath.Glob("/usr/lib/mosquitto_dynamic_security.so")
-	if m = append(m, m2...); len(m) > 0 {
-		return m[0]
-	}
-	return ""
-}
+const adminUser = synctest.MosquittoAdmin
 
 func startMosquitto(t *testing.T) *mosq { return startMosquittoTB(t) }
 
 func startMosquittoTB(t testing.TB) *mosq {
 	t.Helper()
-	bin, err := exec.LookPath("mosquitto")
-	if err == nil {
-		_, err = exec.LookPath("mosquitto_ctrl")
-	}
-	plugin := pluginPath()
-	if err != nil || plugin == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("mosquitto with its dynamic-security plugin is not installed (.ci/run installs it)")
-		}
-		t.Skip("mosquitto or its dynamic-security plugin not installed (apt-get install mosquitto)")
-	}
-	dir := t.TempDir()
-	m := &mosq{adminPass: randomHex(12), log: filepath.Join(dir, "mosquitto.log")}
-	conf := filepath.Join(dir, "dynsec.json")
-	if out, err := exec.Command("mosquitto_ctrl", "dynsec", "init", conf, adminUser, m.adminPass).CombinedOutput(); err != nil {
-		t.Fatalf("mosquitto_ctrl dynsec init: %v %s", err, out)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.addr = l.Addr().String()
-	l.Close()
-	_, port, _ := net.SplitHostPort(m.addr)
-	text := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous false\npersistence false\nmax_packet_size 262144\n"+
-		"set_tcp_nodelay true\nplugin %s\nplugin_opt_config_file %s\nlog_dest file %s\n", port, plugin, conf, m.log)
-	if os.Getuid() == 0 {
-		text += "user root\n" // as root mosquitto drops to its own user, which cannot read the temp dir
-	}
-	path := filepath.Join(dir, "mosquitto.conf")
-	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	m.cmd = exec.Command(bin, "-c", path)
-	if err := m.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	m.exited = make(chan struct{})
-	go func() { m.cmd.Wait(); close(m.exited) }()
-	t.Cleanup(m.stop)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		c, err := net.Dial("tcp", m.addr)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(m.log)
-			t.Fatalf("mosquitto did not listen on %s: %s", m.addr, b)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return m
+	m := synctest.StartMosquitto(t)
+	return &mosq{Mosquitto: m, addr: m.Addr, adminPass: m.AdminPassword}
 }
 
-func (m *mosq) stop() {
-	if m.cmd == nil {
-		return
-	}
-	m.cmd.Process.Kill()
-	<-m.exited
-	m.cmd = nil
-}
-
-func (m *mosq) url() string { return "mqtt://" + m.addr }
+func (m *mosq) url() string { return m.URL() }
 
 func (m *mosq) admin(t *testing.T) *Client {
 	t.Helper()

@@ -153,10 +153,11 @@ func FixedRoles() []Role {
 }
 
 // RolesOf are the roles a user of role (creds.Role*) has, its own first.
+// A totem's two usernames (protocol.TotemUsernames) share the totem's role.
 func RolesOf(username, role string) []string {
 	switch role {
 	case creds.RoleTotem:
-		return []string{TotemRole(username)}
+		return []string{TotemRole(totemOf(username))}
 	case creds.RoleConsole:
 		return []string{ConsoleRole(username), RoleConsole}
 	case creds.RoleHub:
@@ -171,7 +172,7 @@ func RolesOf(username, role string) []string {
 func OwnRole(username, role string) (Role, bool) {
 	switch role {
 	case creds.RoleTotem:
-		return TotemACL(username), true
+		return TotemACL(totemOf(username)), true
 	case creds.RoleConsole:
 		return ConsoleACL(username), true
 	}
@@ -179,3 +180,12 @@ func OwnRole(username, role string) (Role, bool) {
 }
 
 const roleEnroll = "enroll"
+
+// totemOf is the totem whose broker username u is: u itself, or u
+// without protocol.AltUsernameSuffix.
+func totemOf(u string) string {
+	if id, ok := protocol.UsernameTotem(u); ok {
+		return id
+	}
+	return u
+}

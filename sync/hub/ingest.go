@@ -298,6 +298,13 @@ func (in *ingest) decode(ctx context.Context, cm *autopaho.ConnectionManager, m 
 		if st.Status == protocol.Online {
 			in.publishPolicy(ctx, cm, totem)
 			h.publishTechnicians(ctx, cm, totem)
+			if o, ok := h.o.Accounts.(UserObserver); ok {
+				user := st.User
+				if user == "" {
+					user = totem
+				}
+				o.SeenAs(totem, user)
+			}
 		}
 	}
 	return nil

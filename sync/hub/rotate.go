@@ -36,7 +36,12 @@ func (en *enrollment) rotate(totem string, p *paho.Publish) {
 		return
 	}
 	reply := protocol.RotateReply{V: protocol.Version, ID: req.ID}
-	reply.Expires, reply.RotateAt, err = h.o.Accounts.Rotate(totem, req.Password, time.Now())
+	ur, alternate := h.o.Accounts.(UserRotator)
+	if id, _ := protocol.UsernameTotem(req.Username); alternate && req.Username != "" && id == totem {
+		reply.Expires, reply.RotateAt, reply.Username, err = ur.RotateUser(totem, req.Username, req.Password, time.Now())
+	} else {
+		reply.Expires, reply.RotateAt, err = h.o.Accounts.Rotate(totem, req.Password, time.Now())
+	}
 	if err != nil {
 		reply.Error = "the hub could not record the new credentials"
 		h.log.Error("rotation failed", "totem", totem, "err", err)
@@ -50,7 +55,7 @@ func (en *enrollment) rotate(totem string, p *paho.Publish) {
 		h.limited(slog.LevelWarn, "rotate_reply", "rotation reply not sent", "totem", totem, "err", err)
 		return
 	}
-	if c, ok := h.o.Accounts.(RotationCommitter); ok && reply.OK {
+	if c, ok := h.o.Accounts.(RotationCommitter); ok && reply.OK && reply.Username == "" {
 		if err := c.CommitRotation(totem, time.Now()); err != nil {
 			h.log.Error("rotation not given to the broker", "totem", totem, "err", err)
 		}
@@ -63,6 +68,24 @@ func (en *enrollment) rotate(totem string, p *paho.Publish) {
 // changes and the totem would never read the reply.
 type RotationCommitter interface {
 	CommitRotation(username string, now time.Time) error
+}
+
+// UserRotator is Accounts that give a rotated secret to the totem's
+// other broker username (sync/dynsec: mosquitto keeps one secret per user,
+// so the old secret stays its user's): RotateUser records the secret for
+// totem, which logs in as current now, and returns the username to
+// present with it. The old username ends once the totem is seen with the
+// new one (UserObserver) or the old secret expires. A request without a
+// username (an older totem) goes to Rotate and RotationCommitter.
+type UserRotator interface {
+	RotateUser(totem, current, password string, now time.Time) (expires, rotateAt time.Time, username string, err error)
+}
+
+// UserObserver is told which broker username each online totem says it
+// logged in with (protocol.State.User; its id when absent). It must not
+// wait: it runs on the ingest's worker.
+type UserObserver interface {
+	SeenAs(totem, username string)
 }
 
 // Rotations counts the rotations the hub recorded.

@@ -251,6 +251,11 @@ type State struct {
 	// connection never overrides a newer online. 0: not sent (older
 	// totems).
 	Session uint64 `json:"session,omitempty"`
+	// User is the broker username of the connection an online state is
+	// the birth of, when it is not the totem id: TotemUsernames' second
+	// (a rotation on mosquitto's dynamic security). A hub there ends the
+	// old username once the totem is seen with the new one.
+	User string `json:"user,omitempty"`
 }
 
 // Outcome summarises the last result a totem received.
@@ -706,6 +711,9 @@ func DecodeState(b []byte) (*State, error) {
 	}
 	if !ValidTotemID(s.Totem) {
 		return nil, invalid("totem id")
+	}
+	if id, _ := UsernameTotem(s.User); s.User != "" && id != s.Totem {
+		return nil, invalid("user")
 	}
 	return &s, nil
 }

@@ -121,7 +121,11 @@ type TestOptions struct {
 // connects again at once.
 func TestCredentials(ctx context.Context, o TestOptions) (r CredentialsReport) {
 	f := o.Creds
-	r = CredentialsReport{Totem: f.Username, Expires: f.Expires, RotateAt: f.RotateAt}
+	// The username may be the totem's second one (a rotation on
+	// mosquitto's dynamic security): the client id and topics are the
+	// totem's.
+	totem, _ := protocol.UsernameTotem(f.Username)
+	r = CredentialsReport{Totem: totem, Expires: f.Expires, RotateAt: f.RotateAt}
 	defer func() { r.judge(time.Now()) }()
 	u, err := url.Parse(o.URL)
 	if err != nil {
@@ -145,7 +149,7 @@ func TestCredentials(ctx context.Context, o TestOptions) (r CredentialsReport) {
 	// which a tls.Conn does not keep together, and its pinger writes a
 	// PINGREQ from another goroutine at once after CONNECT.
 	c := paho.NewClient(paho.ClientConfig{Conn: packets.NewThreadSafeConn(conn), PacketTimeout: 30 * time.Second})
-	ca, err := c.Connect(ctx, &paho.Connect{ClientID: f.Username, KeepAlive: 30, CleanStart: true,
+	ca, err := c.Connect(ctx, &paho.Connect{ClientID: totem, KeepAlive: 30, CleanStart: true,
 		Username: f.Username, UsernameFlag: true, Password: []byte(f.Password), PasswordFlag: true})
 	if err != nil {
 		conn.Close()

@@ -33,6 +33,12 @@ import (
 //  4. the connection is dropped, and the login with the new secret that
 //     follows makes the hub forget the old one.
 //
+// On mosquitto's dynamic security, which keeps one secret per user, the
+// hub's reply names the totem's other username (protocol.TotemUsernames):
+// the new secret is that user's, saved with it in step 3, while the old
+// user keeps the old secret; the hub ends the old user once the totem's
+// presence says it logged in as the new one (protocol.State.User).
+//
 // Dying before 3 leaves the old secret in the file, still accepted (a
 // later rotation replaces the hub's pending one); dying after 3 leaves the
 // new one, accepted until and after its first login. A reply that never
@@ -59,9 +65,10 @@ type rotation struct {
 	wake    signal      // the subscriptions are in place: check whether one is due
 	replies waiters[*protocol.RotateReply]
 
-	mu      sync.Mutex
-	cur     creds.File // the credentials of the next CONNECT
-	netConn net.Conn   // the last connection dialled
+	mu       sync.Mutex
+	cur      creds.File // the credentials of the next CONNECT
+	netConn  net.Conn   // the last connection dialled
+	connUser string     // the username of the last CONNECT
 }
 
 func newRotation(o *Options, log *slog.Logger, ready func() bool) *rotation {
@@ -141,7 +148,7 @@ func (rt *rotation) rotate(ctx context.Context, cm *autopaho.ConnectionManager) 
 	id := rand.Text()
 	ch, forget := rt.replies.add(id)
 	defer forget()
-	b, _ := protocol.Marshal(protocol.RotateRequest{V: protocol.Version, ID: id, Password: next.Password})
+	b, _ := protocol.Marshal(protocol.RotateRequest{V: protocol.Version, ID: id, Password: next.Password, Username: cur.Username})
 	pctx, cancel := context.WithTimeout(ctx, rotateTimeout)
 	defer cancel()
 	if _, err := cm.Publish(pctx, &paho.Publish{Topic: protocol.Topic(rt.o.Totem, protocol.LeafRotate), QoS: 1, Payload: b}); err != nil {
@@ -158,6 +165,14 @@ func (rt *rotation) rotate(ctx context.Context, cm *autopaho.ConnectionManager) 
 	}
 	if !r.OK {
 		return fmt.Errorf("rotate: the hub refused: %s", r.Error)
+	}
+	if r.Username != "" {
+		// On mosquitto's dynamic security the new secret belongs to the
+		// totem's other username: the old one stays valid meanwhile.
+		if id, _ := protocol.UsernameTotem(r.Username); id != rt.o.Totem {
+			return errors.New("rotate: the hub's reply names another totem's username")
+		}
+		next.Username = r.Username
 	}
 	if err := rt.step("replied"); err != nil {
 		return err
@@ -193,10 +208,18 @@ func (rt *rotation) rotated(p *paho.Publish) {
 // connectPacket puts the current secret in every CONNECT.
 func (rt *rotation) connectPacket(cp *paho.Connect, _ *url.URL) (*paho.Connect, error) {
 	rt.mu.Lock()
+	rt.connUser = rt.cur.Username
 	cp.Username, cp.UsernameFlag = rt.cur.Username, true
 	cp.Password, cp.PasswordFlag = []byte(rt.cur.Password), true
 	rt.mu.Unlock()
 	return cp, nil
+}
+
+// user returns the username of the last CONNECT.
+func (rt *rotation) user() string {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	return rt.connUser
 }
 
 // attempt dials the broker as autopaho would for mqtt:// and mqtts://,

@@ -388,7 +388,7 @@ func (u *Uplink) connectError(ctx context.Context, err error, host string) {
 		d := u.refused(ce.ReasonCode, ce.Reason, time.Now())
 		if ce.ReasonCode == codeLocked {
 			u.log.Error("credentials locked by the hub after too many failed authentications: no more attempts until ops unlocks them or the totem is re-enrolled",
-				"reason_code", "0x8A", "unlock", "totemctl unlock "+u.o.Username, "probe_in", d.Round(time.Second))
+				"reason_code", "0x8A", "unlock", "totemctl unlock "+u.o.Totem, "probe_in", d.Round(time.Second))
 			return
 		}
 		level := slog.LevelWarn
@@ -850,13 +850,27 @@ func (s *sessions) next() uint64 {
 }
 
 func (u *Uplink) publishState(ctx context.Context, cm *autopaho.ConnectionManager, status string) error {
-	b, _ := protocol.Marshal(protocol.State{V: protocol.Version, Totem: u.o.Totem, Status: status,
-		Since: time.Now().UTC(), Version: u.o.Version, Location: u.o.Location, ASL: u.o.ASL, Boot: u.o.Boot, Session: u.sessions.cur.Load()})
+	st := protocol.State{V: protocol.Version, Totem: u.o.Totem, Status: status,
+		Since: time.Now().UTC(), Version: u.o.Version, Location: u.o.Location, ASL: u.o.ASL, Boot: u.o.Boot, Session: u.sessions.cur.Load()}
+	if user := u.connUser(); status == protocol.Online && user != u.o.Totem {
+		st.User = user
+	}
+	b, _ := protocol.Marshal(st)
 	_, err := cm.Publish(ctx, &paho.Publish{Topic: protocol.Topic(u.o.Totem, protocol.LeafState), QoS: 1, Retain: true, Payload: b})
 	if err != nil {
 		return fmt.Errorf("publish state: %w", err)
 	}
 	return nil
+}
+
+// connUser is the broker username the connection logged in with.
+func (u *Uplink) connUser() string {
+	if u.rot != nil && u.o.Store != nil {
+		if user := u.rot.user(); user != "" {
+			return user
+		}
+	}
+	return u.o.Username
 }
 
 func (u *Uplink) publishTelemetry(ctx context.Context, cm *autopaho.ConnectionManager) {
