@@ -15,6 +15,7 @@ import (
 
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/firmware"
+	"github.com/aslcns/totem/firmware/printq"
 	"github.com/aslcns/totem/hal"
 	"github.com/aslcns/totem/hal/haltest"
 	"github.com/aslcns/totem/hal/sim"
@@ -88,6 +89,7 @@ type totem struct {
 	box     *outbox.Outbox
 	reader  *sim.Reader
 	printer *sim.Printer
+	jobs    *printq.Queue // the App's print queue, when it has one
 	panel   *sim.Panel
 	app     *firmware.App
 	up      *uplink.Uplink

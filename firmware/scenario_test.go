@@ -18,6 +18,7 @@ import (
 	"github.com/aslcns/totem/firmware"
 	"github.com/aslcns/totem/firmware/printq"
 	"github.com/aslcns/totem/hal"
+	"github.com/aslcns/totem/hal/haltest"
 	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/synctest"
 	"github.com/aslcns/totem/sync/uplink"
@@ -345,9 +346,7 @@ func (s *scene) run(ctx context.Context, script []step) {
 				}
 				sc := s.screen()
 				s.press("#")
-				for s.screen() == sc && ctx.Err() == nil {
-					time.Sleep(5 * time.Millisecond)
-				}
+				haltest.Until(s.t, ctx, "# turning the summary's page", func() bool { return s.screen() != sc })
 			}
 			s.press("#")
 			continue
