@@ -63,13 +63,17 @@ func sleep(ctx context.Context, clock hal.Clock, d time.Duration) {
 }
 
 // ticker sends the clock's time on c every d until ctx is done, dropping
-// a tick nobody took, like time.Ticker.
+// a tick nobody took, like time.Ticker. The next tick is armed before
+// this one is sent: whoever takes a tick knows the next one is coming
+// (a test that moves a haltest.Clock again once the loop took a tick).
 func ticker(ctx context.Context, clock hal.Clock, d time.Duration, c chan<- time.Time) {
+	next := clock.After(d)
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case t := <-clock.After(d):
+		case t := <-next:
+			next = clock.After(d)
 			select {
 			case c <- t:
 			default:

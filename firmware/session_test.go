@@ -142,8 +142,9 @@ func ctxT(t *testing.T) context.Context {
 // advanceUntil moves the App's clock by step until the panel shows
 // substr. A wait arms its timer after the screen it shows, so the clock
 // moves in steps, and after each the session loop is given to reach a
-// wait: it records the heartbeat a step fires (Progress) only in its
-// waits. step must not be shorter than the App's heartbeat.
+// wait again: it records the heartbeat a step sends (Progress) only in
+// its waits, and the next heartbeat is armed before one is sent. step
+// must not be shorter than the App's heartbeat.
 func (tt *totem) advanceUntil(substr string, step time.Duration) {
 	tt.t.Helper()
 	ctx := ctxT(tt.t)
@@ -151,7 +152,9 @@ func (tt *totem) advanceUntil(substr string, step time.Duration) {
 		if ctx.Err() != nil {
 			tt.t.Fatalf("screen never showed %q:\n%s", substr, tt.panel.Text())
 		}
-		tt.clock.Advance(step)
+		if tt.clock.Advance(step) == 0 {
+			continue // nothing woke: the wait for substr is not armed yet
+		}
 		now := tt.clock.Now()
 		haltest.Until(tt.t, ctx, fmt.Sprintf("the session loop waiting again after the clock moved (for %q)", substr),
 			func() bool { return !tt.app.Progress().Before(now) })
@@ -186,8 +189,15 @@ func (tt *totem) noReceiptQueued(why string) {
 // all out, nothing more comes of it.
 func (tt *totem) printedAll(ctx context.Context) []string {
 	tt.t.Helper()
-	haltest.Until(tt.t, ctx, "the print queue emptied", func() bool { n, err := tt.jobs.Pending(); return err == nil && n == 0 })
+	tt.printQueueEmpty(ctx)
 	return tt.printer.Receipts()
+}
+
+// printQueueEmpty waits until the print queue holds nothing for the
+// printer.
+func (tt *totem) printQueueEmpty(ctx context.Context) {
+	tt.t.Helper()
+	haltest.Until(tt.t, ctx, "the print queue emptied", func() bool { n, err := tt.jobs.Pending(); return err == nil && n == 0 })
 }
 
 // The idle timeout (one minute, on the clock the test advances) first
