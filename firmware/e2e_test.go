@@ -324,8 +324,13 @@ func TestOfflineConsentSurvivesRestart(t *testing.T) {
 	if err != nil || e.Seq != 1 || !e.Done || e.Result.Transport.Protocol != rec.Protocol {
 		t.Fatalf("entry %+v, %v", e, err)
 	}
-	// Applied once, even though the totem may have sent it more than once.
-	time.Sleep(1500 * time.Millisecond)
+	// Applied once, even though the totem may have sent it more than once:
+	// one more copy sent on purpose, counted by the hub as a duplicate.
+	dups := c.Hub().Stats().Duplicates.Load()
+	if _, err := tt.up.Resend(ctx, rec.OpID); err != nil {
+		t.Fatal(err)
+	}
+	haltest.Until(t, ctx, "the hub counted the copy as a duplicate", func() bool { return c.Hub().Stats().Duplicates.Load() > dups })
 	if audit, _ := c.CMS.Audit(); len(audit) != 1 {
 		t.Fatalf("applied %d times", len(audit))
 	}
@@ -434,9 +439,7 @@ func TestHostilePayloadsDoNotStopAnyone(t *testing.T) {
 	c.startHub()
 	tt := startTotem(t, filepath.Join(dir, "totem"), c.URL(), c.totem, log)
 	actx, acancel := context.WithTimeout(ctx, 5*time.Second)
-	for !tt.up.Connected() && actx.Err() == nil {
-		time.Sleep(20 * time.Millisecond)
-	}
+	haltest.Until(t, actx, "the uplink connected", tt.up.Connected)
 	acancel()
 
 	// A second totem identity would be needed to forge ops: the totem's own
