@@ -302,20 +302,7 @@ func TestOfflineConsentSurvivesRestart(t *testing.T) {
 	// The hub comes back on the same address.
 	c.StartBroker()
 	c.startHub()
-	for {
-		q, err := tt.box.Stats()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if q.Depth == 0 {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("queue never drained: %+v", q)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	awaitDrained(ctx, t, tt)
 	rec, err := c.CMS.Consents("6090012345678000")
 	if err != nil {
 		t.Fatal(err)

@@ -198,20 +198,15 @@ func (s *scene) audit(opID string) []refcms.AuditRecord {
 // last returns the newest outbox entry once it has its final result.
 func (s *scene) last(ctx context.Context) outbox.Entry {
 	s.t.Helper()
-	for {
-		es, err := s.box.Recent(1)
-		if err != nil {
+	var es []outbox.Entry
+	haltest.Until(s.t, ctx, "the newest entry's final result", func() bool {
+		var err error
+		if es, err = s.box.Recent(1); err != nil {
 			s.t.Fatal(err)
 		}
-		if len(es) == 1 && es[0].Done {
-			return es[0]
-		}
-		select {
-		case <-ctx.Done():
-			s.t.Fatalf("no final result: %+v", es)
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
+		return len(es) == 1 && es[0].Done
+	})
+	return es[0]
 }
 
 func mustContain(t *testing.T, what, s string, wants ...string) {

@@ -32,6 +32,7 @@ func Until(t testing.TB, ctx context.Context, what string, cond func() bool) {
 				return
 			}
 			t.Fatalf("%s: never happened (waited %v: %v)", what, time.Since(start).Round(time.Millisecond), context.Cause(ctx))
+			return
 		case <-tick.C:
 		}
 	}
