@@ -62,21 +62,24 @@ func sleep(ctx context.Context, clock hal.Clock, d time.Duration) {
 	}
 }
 
-// ticker sends the clock's time on c every d until ctx is done, dropping
-// a tick nobody took, like time.Ticker. The next tick is armed before
-// this one is sent: whoever takes a tick knows the next one is coming
-// (a test that moves a haltest.Clock again once the loop took a tick).
-func ticker(ctx context.Context, clock hal.Clock, d time.Duration, c chan<- time.Time) {
+// ticker returns a loop that sends the clock's time on c every d until
+// ctx is done, dropping a tick nobody took, like time.Ticker. The first
+// tick is armed before ticker returns, and each next one before a tick
+// is sent: from Run's start on, whoever moves a test's clock past d (or
+// took a tick and moves it again) gets the next tick.
+func ticker(clock hal.Clock, d time.Duration, c chan<- time.Time) (run func(ctx context.Context)) {
 	next := clock.After(d)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case t := <-next:
-			next = clock.After(d)
+	return func(ctx context.Context) {
+		for {
 			select {
-			case c <- t:
-			default:
+			case <-ctx.Done():
+				return
+			case t := <-next:
+				next = clock.After(d)
+				select {
+				case c <- t:
+				default:
+				}
 			}
 		}
 	}

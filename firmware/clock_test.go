@@ -26,18 +26,20 @@ func (g *armGate) After(d time.Duration) <-chan time.Time {
 	return g.Clock.After(d)
 }
 
-// The ticker arms its next tick before it sends one: whoever took a tick
-// may move a test's clock again and be sure to get the next.
+// The ticker arms its first tick before it runs and its next before it
+// sends one: whoever took a tick may move a test's clock again and be
+// sure to get the next.
 func TestTickerArmsBeforeItSends(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	clock := &armGate{Clock: haltest.NewClock(time.Unix(0, 0)), arming: make(chan struct{}), release: make(chan struct{})}
 	c := make(chan time.Time, 1)
 	done := make(chan struct{})
-	go func() { ticker(ctx, clock, time.Second, c); close(done) }()
-	defer func() { cancel(); close(clock.release); <-done }()
-	if err := clock.WaitArmed(ctx, 0); err != nil {
-		t.Fatal(err)
+	run := ticker(clock, time.Second, c)
+	if clock.Armed() != 1 {
+		t.Fatal("the first tick is not armed once ticker returns")
 	}
+	go func() { run(ctx); close(done) }()
+	defer func() { cancel(); close(clock.release); <-done }()
 	clock.Advance(time.Second)
 	select {
 	case <-clock.arming: // the next tick is being armed: this one must not be sent yet

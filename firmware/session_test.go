@@ -156,8 +156,8 @@ func (tt *totem) advanceUntil(substr string, step time.Duration) {
 			continue // nothing woke: the wait for substr is not armed yet
 		}
 		now := tt.clock.Now()
-		haltest.Until(tt.t, ctx, fmt.Sprintf("the session loop waiting again after the clock moved (for %q)", substr),
-			func() bool { return !tt.app.Progress().Before(now) })
+		haltest.Until(tt.t, ctx, fmt.Sprintf("the session loop waiting again after the clock moved to %v (for %q; %d waits pending)",
+			now, substr, tt.clock.Pending()), func() bool { return !tt.app.Progress().Before(now) })
 	}
 }
 
