@@ -335,7 +335,8 @@ func (a *App) Run(ctx context.Context) error {
 	a.tick = tick
 	a.heart.alive()
 	var wg sync.WaitGroup
-	wg.Go(func() { ticker(ctx, a.clock, hb, tick) })
+	ticks := ticker(a.clock, hb, tick)
+	wg.Go(func() { ticks(ctx) })
 	if a.o.Jobs != nil {
 		wg.Go(func() { a.o.Jobs.Run(ctx) })
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/firmware"
 	"github.com/aslcns/totem/hal"
+	"github.com/aslcns/totem/hal/haltest"
 	"github.com/aslcns/totem/sync/audit"
 	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/protocol"
@@ -78,13 +79,7 @@ func TestAuditOfflineReachesHubOnce(t *testing.T) {
 	if _, err := tt.up.Resend(ctx, recs[0].OpID); err != nil {
 		t.Fatal(err)
 	}
-	for c.Hub().Stats().Duplicates.Load() == dups {
-		select {
-		case <-ctx.Done():
-			t.Fatal("the resent entry was never answered")
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
+	haltest.Until(t, ctx, "the resent entry answered", func() bool { return c.Hub().Stats().Duplicates.Load() > dups })
 	if again, _ := c.audit.List(audit.Filter{Source: totemID}); len(again) != 3 {
 		t.Fatalf("after a resend the audit has %d records of the totem, want 3", len(again))
 	}
@@ -96,20 +91,13 @@ func TestAuditOfflineReachesHubOnce(t *testing.T) {
 // awaitDrained waits until the totem's outbox has nothing pending.
 func awaitDrained(ctx context.Context, t *testing.T, tt *totem) {
 	t.Helper()
-	for {
+	haltest.Until(t, ctx, "the outbox drained", func() bool {
 		q, err := tt.box.Stats()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if q.Depth == 0 {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("outbox never drained: %+v", q)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+		return q.Depth == 0
+	})
 }
 
 // An operator session is audited — login, each assisted operation, logout —
@@ -171,17 +159,7 @@ func TestAssistedSessionAudited(t *testing.T) {
 		t.Errorf("the revocation's record: %q", got[1].Detail)
 	}
 	// The desk's CMS takes every entry before the test ends (and stops it).
-	for {
-		q, err := d.box.Stats()
-		if err != nil || q.Depth == 0 {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("the CMS never took the entries: %+v", q)
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
+	haltest.Until(t, ctx, "the CMS took the entries", func() bool { q, err := d.box.Stats(); return err != nil || q.Depth == 0 })
 }
 
 // Refused commands are recorded at most once a minute per key and code;

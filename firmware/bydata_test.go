@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aslcns/totem/cardid"
 	"github.com/aslcns/totem/cms"
@@ -98,15 +97,15 @@ func TestAssistedByData(t *testing.T) {
 			}
 			lb.AssertNoPII(t, "RSSMRA80A01H501", team)
 			d.panel.Press(hal.KeyOK) // past the outcome: another operation on the same data, or the start
-			for ended := false; !strings.Contains(d.panel.Text(), "Inserire la TS del"); {
-				if !ended && strings.Contains(d.panel.Text(), "D=Fine") {
+			for ended, s := false, d.panel.Text(); !strings.Contains(s, "Inserire la TS del"); {
+				if !ended && strings.Contains(s, "D=Fine") {
 					d.panel.Press(hal.KeyCancel) // done with the data typed
 					ended = true
 				}
-				if ctx.Err() != nil {
-					t.Fatalf("never back to the start: %s", d.panel.Text())
+				var err error
+				if s, err = d.panel.WaitChange(ctx, s); err != nil {
+					t.Fatalf("never back to the start: %v", err)
 				}
-				time.Sleep(5 * time.Millisecond)
 			}
 			d.panel.Press(hal.KeyCancel)
 			d.wait(ctx, "Inserire la tessera")

@@ -62,17 +62,24 @@ func sleep(ctx context.Context, clock hal.Clock, d time.Duration) {
 	}
 }
 
-// ticker sends the clock's time on c every d until ctx is done, dropping
-// a tick nobody took, like time.Ticker.
-func ticker(ctx context.Context, clock hal.Clock, d time.Duration, c chan<- time.Time) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case t := <-clock.After(d):
+// ticker returns a loop that sends the clock's time on c every d until
+// ctx is done, dropping a tick nobody took, like time.Ticker. The first
+// tick is armed before ticker returns, and each next one before a tick
+// is sent: from Run's start on, whoever moves a test's clock past d (or
+// took a tick and moves it again) gets the next tick.
+func ticker(clock hal.Clock, d time.Duration, c chan<- time.Time) (run func(ctx context.Context)) {
+	next := clock.After(d)
+	return func(ctx context.Context) {
+		for {
 			select {
-			case c <- t:
-			default:
+			case <-ctx.Done():
+				return
+			case t := <-next:
+				next = clock.After(d)
+				select {
+				case c <- t:
+				default:
+				}
 			}
 		}
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/firmware"
+	"github.com/aslcns/totem/firmware/printq"
 	"github.com/aslcns/totem/hal"
 	"github.com/aslcns/totem/hal/haltest"
 	"github.com/aslcns/totem/hal/sim"
@@ -88,6 +89,7 @@ type totem struct {
 	box     *outbox.Outbox
 	reader  *sim.Reader
 	printer *sim.Printer
+	jobs    *printq.Queue // the App's print queue, when it has one
 	panel   *sim.Panel
 	app     *firmware.App
 	up      *uplink.Uplink
@@ -300,20 +302,7 @@ func TestOfflineConsentSurvivesRestart(t *testing.T) {
 	// The hub comes back on the same address.
 	c.StartBroker()
 	c.startHub()
-	for {
-		q, err := tt.box.Stats()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if q.Depth == 0 {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("queue never drained: %+v", q)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	awaitDrained(ctx, t, tt)
 	rec, err := c.CMS.Consents("6090012345678000")
 	if err != nil {
 		t.Fatal(err)
@@ -322,8 +311,13 @@ func TestOfflineConsentSurvivesRestart(t *testing.T) {
 	if err != nil || e.Seq != 1 || !e.Done || e.Result.Transport.Protocol != rec.Protocol {
 		t.Fatalf("entry %+v, %v", e, err)
 	}
-	// Applied once, even though the totem may have sent it more than once.
-	time.Sleep(1500 * time.Millisecond)
+	// Applied once, even though the totem may have sent it more than once:
+	// one more copy sent on purpose, counted by the hub as a duplicate.
+	dups := c.Hub().Stats().Duplicates.Load()
+	if _, err := tt.up.Resend(ctx, rec.OpID); err != nil {
+		t.Fatal(err)
+	}
+	haltest.Until(t, ctx, "the hub counted the copy as a duplicate", func() bool { return c.Hub().Stats().Duplicates.Load() > dups })
 	if audit, _ := c.CMS.Audit(); len(audit) != 1 {
 		t.Fatalf("applied %d times", len(audit))
 	}
@@ -432,9 +426,7 @@ func TestHostilePayloadsDoNotStopAnyone(t *testing.T) {
 	c.startHub()
 	tt := startTotem(t, filepath.Join(dir, "totem"), c.URL(), c.totem, log)
 	actx, acancel := context.WithTimeout(ctx, 5*time.Second)
-	for !tt.up.Connected() && actx.Err() == nil {
-		time.Sleep(20 * time.Millisecond)
-	}
+	haltest.Until(t, actx, "the uplink connected", tt.up.Connected)
 	acancel()
 
 	// A second totem identity would be needed to forge ops: the totem's own

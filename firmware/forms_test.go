@@ -46,7 +46,7 @@ func TestFormsAndGuide(t *testing.T) {
 			} else {
 				l.wait(ctx, "Modulo stampato")
 			}
-			waitReceipts(t, l, 1)
+			l.receipts(ctx, 1)
 			r := strings.Join(strings.Fields(l.printer.Receipts()[0]), " ")
 			for _, want := range []string{tc.title, "Firma: ____", "Stampato dal totem t-local"} {
 				if !strings.Contains(r, want) {

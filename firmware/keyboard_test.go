@@ -1,9 +1,9 @@
 package firmware_test
 
 import (
+	"context"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aslcns/totem/hal"
 	"github.com/aslcns/totem/hal/haltest"
@@ -25,15 +25,10 @@ func typeOn(kb *haltest.Keypad, s string) {
 	}
 }
 
-// drained waits until the firmware has taken every key typed on kb (the
-// deadline only guards against a hang).
+// drained waits until the firmware has taken every key typed on kb.
 func drained(t *testing.T, kb *haltest.Keypad) {
 	t.Helper()
-	for end := time.Now().Add(10 * time.Second); kb.Pending() > 0; time.Sleep(time.Millisecond) {
-		if time.Now().After(end) {
-			t.Fatal("the keyboard's keys were never read")
-		}
-	}
+	haltest.Until(t, context.Background(), "the keyboard's keys read", func() bool { return kb.Pending() == 0 })
 }
 
 // In assisted mode the operator types the delegate's name and CF on a USB

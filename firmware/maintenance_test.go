@@ -102,20 +102,6 @@ func (r *maintRig) event(code string) bool {
 	return false
 }
 
-// advanceUntil moves the clock by step until the screen shows substr: a
-// wait registers its timer after the screen it shows.
-func (r *maintRig) advanceUntil(substr string, step time.Duration) {
-	r.t.Helper()
-	for i := 0; i < 200; i++ {
-		if strings.Contains(r.panel.Text(), substr) {
-			return
-		}
-		r.clock.Advance(step)
-		time.Sleep(5 * time.Millisecond)
-	}
-	r.t.Fatalf("screen never showed %q:\n%s", substr, r.panel.Text())
-}
-
 // A technician opens maintenance mode with the key sequence on the idle
 // screen, types their number and TOTP, sees the printer report its paper
 // near the end, prints the test page on the virtual printer, probes a
@@ -127,14 +113,21 @@ func TestMaintenanceScenario(t *testing.T) {
 	r.vp.SetCondition(vprinter.PaperNearEnd)
 	r.wait(ctx, "Inserire la tessera")
 	// A citizen's random keys: nothing opens.
+	from := r.shown.count()
 	r.panel.Type("*0*0*50")
 	r.panel.Press('*')
-	time.Sleep(50 * time.Millisecond)
-	if txt := r.panel.Text(); !strings.Contains(txt, "Inserire la tessera") {
-		t.Fatalf("random keys left the idle screen:\n%s", txt)
-	}
 	r.panel.Type(firmware.MaintSequence)
 	r.wait(ctx, "Numero tecnico:")
+	// The keys are taken in turn: whatever the random ones showed came
+	// before the sequence's screen.
+	for _, txt := range r.shown.since(from) {
+		if strings.Contains(txt, "Numero tecnico:") {
+			break
+		}
+		if !strings.Contains(txt, "Inserire la tessera") {
+			t.Fatalf("random keys left the idle screen:\n%s", txt)
+		}
+	}
 	r.panel.Type("1001#")
 	r.wait(ctx, "Codice dell'app:")
 	r.panel.Type(r.code() + "#")
@@ -482,7 +475,7 @@ func TestMaintenanceAudited(t *testing.T) {
 	r.panel.Type("D")
 	r.wait(ctx, "terminata")
 	var actions []string
-	for ctx.Err() == nil && !slices.Contains(actions, "session_end") {
+	haltest.Until(t, ctx, "session_end audited", func() bool {
 		actions = actions[:0]
 		es, err := r.box.Pending(0, 100)
 		if err != nil {
@@ -501,8 +494,8 @@ func TestMaintenanceAudited(t *testing.T) {
 			}
 			actions = append(actions, a.Action)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return slices.Contains(actions, "session_end")
+	})
 	if !slices.Contains(actions, "session_start") || !slices.Contains(actions, "session_end") {
 		t.Fatalf("audited actions %v, want session_start and session_end", actions)
 	}

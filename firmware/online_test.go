@@ -61,13 +61,8 @@ func TestOnlineOpsOffline(t *testing.T) {
 			}
 			l.reader.Remove()
 			l.wait(ctx, "Inserire la tessera")
-			for i := 0; len(l.printer.Receipts()) == 0; i++ {
-				if i > 300 {
-					t.Fatal("no receipt for the Cambio PIN")
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
-			if r := l.printer.Receipts(); len(r) != 1 {
+			l.receipts(ctx, 1)
+			if r := l.printedAll(ctx); len(r) != 1 {
 				t.Fatalf("%d receipts, want only the Cambio PIN's", len(r))
 			}
 		})
@@ -113,7 +108,9 @@ func TestOnlineOpLate(t *testing.T) {
 			}
 			tc.leave(l)
 			l.wait(ctx, tc.want)
-			time.Sleep(100 * time.Millisecond)
+			l.reader.Remove()                  // (again, for "card out")
+			l.wait(ctx, "Inserire la tessera") // the session over, all it queued is in the print queue
+			l.noReceiptQueued("for an unanswered op")
 			if n := len(l.printer.Receipts()); n != 0 {
 				t.Fatalf("%d receipts for an unanswered op", n)
 			}
@@ -207,8 +204,8 @@ func TestHistoryEndToEnd(t *testing.T) {
 		s := tt.panel.Text()
 		shown = append(shown, s)
 		tt.panel.Press(hal.KeyOK)
-		for tt.panel.Text() == s && ctx.Err() == nil {
-			time.Sleep(5 * time.Millisecond)
+		if _, err := tt.panel.WaitChange(ctx, s); err != nil {
+			t.Fatalf("# did not turn the page: %v", err)
 		}
 	}
 	all := strings.Join(strings.Fields(strings.Join(append(shown, tt.panel.Text()), " ")), " ")
@@ -335,8 +332,8 @@ func readPages(ctx context.Context, t *testing.T, tt *totem) string {
 			t.Fatalf("not a page: %q", s)
 		}
 		tt.panel.Press(hal.KeyOK)
-		for tt.panel.Text() == s && ctx.Err() == nil {
-			time.Sleep(5 * time.Millisecond)
+		if _, err := tt.panel.WaitChange(ctx, s); err != nil {
+			t.Fatalf("# did not turn the page: %v", err)
 		}
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/aslcns/totem/firmware"
 	"github.com/aslcns/totem/firmware/printq"
 	"github.com/aslcns/totem/hal"
+	"github.com/aslcns/totem/hal/haltest"
 	"github.com/aslcns/totem/hal/sim"
 	"github.com/aslcns/totem/sync/outbox"
 )
@@ -266,12 +267,7 @@ func TestPCSCPINNeverLeavesTheChip(t *testing.T) {
 	// left unpowered, so no verified PIN state survives.
 	tt.panel.Press(hal.KeyCancel)
 	tt.wait(ctx, "Ritirare la tessera")
-	for tt.card.Verified() && ctx.Err() == nil {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if tt.card.Verified() {
-		t.Error("the card was left with the PIN verified")
-	}
+	haltest.Until(t, ctx, "the card left without the PIN verified", func() bool { return !tt.card.Verified() })
 	tt.remove(ctx)
 	tt.scan(pcscPIN, pcscWrong)
 }

@@ -2,6 +2,7 @@ package firmware_test
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/aslcns/totem/drivers/escpos/vprinter"
 	"github.com/aslcns/totem/firmware"
 	"github.com/aslcns/totem/firmware/printq"
+	"github.com/aslcns/totem/hal/haltest"
 	"github.com/aslcns/totem/hal/sim"
 	"github.com/aslcns/totem/sync/outbox"
 )
@@ -19,7 +21,8 @@ import (
 // a pty to the virtual printer.
 type printerRig struct {
 	*totem
-	vp *vprinter.VPrinter
+	vp    *vprinter.VPrinter
+	shown *shownScreens // every screen shown on the panel
 }
 
 // startWithVPrinter starts the rig; each of opts may change the App's
@@ -54,8 +57,12 @@ func startWithVPrinter(t *testing.T, opts ...func(*firmware.Options)) *printerRi
 	for _, f := range opts {
 		f(&o)
 	}
-	app = firmware.New(firmware.Devices{Reader: tt.reader, Printer: drv, Keypad: tt.panel, Display: tt.panel}, o)
-	tt.app = app
+	shown := &shownScreens{Display: tt.panel}
+	app = firmware.New(firmware.Devices{Reader: tt.reader, Printer: drv, Keypad: tt.panel, Display: shown}, o)
+	tt.app, tt.jobs = app, jobs
+	if c, ok := o.Clock.(*haltest.Clock); ok {
+		tt.clock = c
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- app.Run(ctx) }()
@@ -68,7 +75,7 @@ func startWithVPrinter(t *testing.T, opts ...func(*firmware.Options)) *printerRi
 		port.Close()
 		vp.Close()
 	})
-	return &printerRig{totem: tt, vp: vp}
+	return &printerRig{totem: tt, vp: vp, shown: shown}
 }
 
 // complete returns the receipts that came out whole (up to the closing
@@ -83,17 +90,13 @@ func (r *printerRig) complete() []string {
 	return out
 }
 
+// waitComplete waits for n complete receipts, then until the print queue
+// is empty (nothing more may come), and returns the complete receipts.
 func (r *printerRig) waitComplete(ctx context.Context, n int) []string {
 	r.t.Helper()
-	for ctx.Err() == nil {
-		if c := r.complete(); len(c) >= n {
-			time.Sleep(200 * time.Millisecond) // nothing more may come
-			return r.complete()
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	r.t.Fatalf("only %d complete receipts", len(r.complete()))
-	return nil
+	haltest.Until(r.t, ctx, fmt.Sprintf("%d complete receipts", n), func() bool { return len(r.complete()) >= n })
+	r.printQueueEmpty(ctx)
+	return r.complete()
 }
 
 func TestPrinterFaultsThenRecovery(t *testing.T) {
@@ -133,12 +136,7 @@ func TestPrinterFaultsThenRecovery(t *testing.T) {
 			if !strings.Contains(got[0], "RICEVUTA PROVVISORIA") || !strings.Contains(got[0], "RSS**********01U") {
 				t.Fatalf("receipt:\n%s", got[0])
 			}
-			for i := 0; r.app.Telemetry().Devices["printer"] != "ok"; i++ {
-				if i > 100 {
-					t.Fatal("telemetry never went back to ok")
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
+			haltest.Until(t, ctx, "telemetry back to ok", func() bool { return r.app.Telemetry().Devices["printer"] == "ok" })
 		})
 	}
 }

@@ -31,17 +31,17 @@ func (d *wedgeDisplay) Show(lines []string) error {
 	return d.Display.Show(lines)
 }
 
-// advances moves the App's clock a heartbeat at a time (bounded by ctx)
-// until Progress moves past since.
-func advances(ctx context.Context, l *local, since time.Time) bool {
-	for ctx.Err() == nil {
-		if l.app.Progress().After(since) {
-			return true
+// advances moves the App's clock a second at a time, each step's
+// heartbeat sent (the ticker waits for the next), until Progress moves
+// past since; the test fails naming what when ctx ends first.
+func advances(t *testing.T, ctx context.Context, l *local, since time.Time, what string) {
+	t.Helper()
+	for !l.app.Progress().After(since) {
+		if ctx.Err() != nil {
+			t.Fatalf("%s: never happened", what)
 		}
-		l.clock.Advance(time.Second)
-		time.Sleep(5 * time.Millisecond)
+		l.clock.Step(t, ctx, time.Second)
 	}
-	return false
 }
 
 // Progress moves while the loop waits, idle or in a session, and stops
@@ -66,15 +66,11 @@ func TestProgressProvesTheLoopRuns(t *testing.T) {
 	wait("Inserire la tessera")
 
 	// Idle: nothing happens, the heartbeat still records that it runs.
-	if p := l.app.Progress(); !advances(ctx, l, p) {
-		t.Fatal("Progress did not move while the loop was idle")
-	}
+	advances(t, ctx, l, l.app.Progress(), "Progress moving while the loop is idle")
 	// In a session, waiting for the citizen's choice.
 	l.reader.Insert(testCard())
 	wait("1 Consensi FSE")
-	if p := l.app.Progress(); !advances(ctx, l, p) {
-		t.Fatal("Progress did not move while the session waited for a key")
-	}
+	advances(t, ctx, l, l.app.Progress(), "Progress moving while the session waits for a key")
 
 	// Wedged in Show: the loop is stuck, Progress must stand still.
 	wd.wedged.Store(true)
@@ -85,9 +81,8 @@ func TestProgressProvesTheLoopRuns(t *testing.T) {
 		t.Fatal("the loop never called Show")
 	}
 	stuck := l.app.Progress()
-	for range 3 { // three heartbeats, each given a moment to be taken
-		l.clock.Advance(time.Second)
-		time.Sleep(20 * time.Millisecond)
+	for range 3 { // three heartbeats, each sent: the ticker waits for the next
+		l.clock.Step(t, ctx, time.Second)
 	}
 	if p := l.app.Progress(); p.After(stuck) {
 		t.Fatalf("Progress moved from %v to %v while the loop was stuck in Show", stuck, p)

@@ -227,7 +227,7 @@ func TestRevokeEndToEnd(t *testing.T) {
 	if len(hist) == 0 || hist[len(hist)-1].Kind != cms.KindRevocation || hist[len(hist)-1].Protocol != proto {
 		t.Fatalf("history %+v", hist)
 	}
-	waitPrinted(ctx, t, tt, 1)
+	tt.receipts(ctx, 1)
 	r := strings.Join(strings.Fields(tt.printer.Receipts()[0]), " ")
 	for _, want := range []string{"Revoca TS-CNS", "Tessera: codice TEAM ****************6782", "Motivo: smarrimento",
 		"Richiesta di nuova tessera: " + proto, "Protocollo: " + proto, "Esito: ACCOLTA"} {
@@ -273,17 +273,6 @@ func TestRevokeEndToEnd(t *testing.T) {
 	tt.stop()
 	c.stop()
 	checkLogs(t, lb)
-}
-
-// waitPrinted waits until the totem has printed n receipts.
-func waitPrinted(ctx context.Context, t *testing.T, tt *totem, n int) {
-	t.Helper()
-	for len(tt.printer.Receipts()) < n {
-		if ctx.Err() != nil {
-			t.Fatalf("%d receipts, want %d", len(tt.printer.Receipts()), n)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // A modified totem that skips the local checks is refused by the hub: a

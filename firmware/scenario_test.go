@@ -18,6 +18,7 @@ import (
 	"github.com/aslcns/totem/firmware"
 	"github.com/aslcns/totem/firmware/printq"
 	"github.com/aslcns/totem/hal"
+	"github.com/aslcns/totem/hal/haltest"
 	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/synctest"
 	"github.com/aslcns/totem/sync/uplink"
@@ -197,20 +198,15 @@ func (s *scene) audit(opID string) []refcms.AuditRecord {
 // last returns the newest outbox entry once it has its final result.
 func (s *scene) last(ctx context.Context) outbox.Entry {
 	s.t.Helper()
-	for {
-		es, err := s.box.Recent(1)
-		if err != nil {
+	var es []outbox.Entry
+	haltest.Until(s.t, ctx, "the newest entry's final result", func() bool {
+		var err error
+		if es, err = s.box.Recent(1); err != nil {
 			s.t.Fatal(err)
 		}
-		if len(es) == 1 && es[0].Done {
-			return es[0]
-		}
-		select {
-		case <-ctx.Done():
-			s.t.Fatalf("no final result: %+v", es)
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
+		return len(es) == 1 && es[0].Done
+	})
+	return es[0]
 }
 
 func mustContain(t *testing.T, what, s string, wants ...string) {
@@ -345,9 +341,7 @@ func (s *scene) run(ctx context.Context, script []step) {
 				}
 				sc := s.screen()
 				s.press("#")
-				for s.screen() == sc && ctx.Err() == nil {
-					time.Sleep(5 * time.Millisecond)
-				}
+				haltest.Until(s.t, ctx, "# turning the summary's page", func() bool { return s.screen() != sc })
 			}
 			s.press("#")
 			continue

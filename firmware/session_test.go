@@ -65,6 +65,8 @@ type localOpts struct {
 	lang firmware.Lang
 	// clock is Options.Clock, which the test advances (nil: the real
 	// clock): every wait of the App, idle timeouts included, is on it.
+	// With it the heartbeat is 10ms (Options.Heartbeat), so that every
+	// step of advanceUntil wakes the session loop's waits.
 	clock *haltest.Clock
 }
 
@@ -108,11 +110,11 @@ func startLocalOpts(t *testing.T, o localOpts) *local {
 		Logger: o.log, ResultWait: o.resultWait, IdleTimeout: o.idle, OperatorTimeout: o.opIdle, Online: o.online,
 		Events: o.events, ReissueCounter: o.reissueCounter, Audit: o.audit, Link: o.link, Lang: o.lang}
 	if o.clock != nil {
-		fo.Clock = o.clock
+		fo.Clock, fo.Heartbeat = o.clock, 10*time.Millisecond
 	}
 	app = firmware.New(dev, fo)
 	tt.app = app
-	tt.clock = o.clock
+	tt.clock, tt.jobs = o.clock, jobs
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &local{totem: tt, done: make(chan error, 1)}
 	tt.cancel = cancel
@@ -137,19 +139,65 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
-// advanceUntil moves the App's clock by step until the panel shows substr:
-// a wait arms its timer after the screen it shows, so the clock moves in
-// steps, each given a moment to be seen.
+// advanceUntil moves the App's clock by step until the panel shows
+// substr. A wait arms its timer after the screen it shows, so the clock
+// moves in steps, and after each the session loop is given to reach a
+// wait again: it records the heartbeat a step sends (Progress) only in
+// its waits, and the next heartbeat is armed before one is sent. step
+// must not be shorter than the App's heartbeat.
 func (tt *totem) advanceUntil(substr string, step time.Duration) {
 	tt.t.Helper()
-	for range 1000 {
-		if strings.Contains(tt.panel.Text(), substr) {
-			return
+	ctx := ctxT(tt.t)
+	for !strings.Contains(tt.panel.Text(), substr) {
+		if ctx.Err() != nil {
+			tt.t.Fatalf("screen never showed %q:\n%s", substr, tt.panel.Text())
 		}
-		tt.clock.Advance(step)
-		time.Sleep(2 * time.Millisecond)
+		if tt.clock.Advance(step) == 0 {
+			continue // nothing woke: the wait for substr is not armed yet
+		}
+		now := tt.clock.Now()
+		haltest.Until(tt.t, ctx, fmt.Sprintf("the session loop waiting again after the clock moved to %v (for %q; %d waits pending)",
+			now, substr, tt.clock.Pending()), func() bool { return !tt.app.Progress().Before(now) })
 	}
-	tt.t.Fatalf("screen never showed %q:\n%s", substr, tt.panel.Text())
+}
+
+// receipts waits until the printer has printed n receipts and returns
+// them all.
+func (tt *totem) receipts(ctx context.Context, n int) []string {
+	tt.t.Helper()
+	r, err := tt.printer.WaitReceipts(ctx, n)
+	if err != nil {
+		tt.t.Fatal(err)
+	}
+	return r
+}
+
+// noReceiptQueued fails the test if any receipt went to the print queue:
+// the App queues a receipt before the screen that follows it, so at a
+// screen that waits for the citizen nothing more comes of what came
+// before.
+func (tt *totem) noReceiptQueued(why string) {
+	tt.t.Helper()
+	jobs, err := tt.jobs.List(10)
+	if err != nil || len(jobs) != 0 {
+		tt.t.Fatalf("%d receipts queued %s (%v)", len(jobs), why, err)
+	}
+}
+
+// printedAll waits until the print queue holds nothing for the printer
+// and returns every receipt printed: what the App has queued so far is
+// all out, nothing more comes of it.
+func (tt *totem) printedAll(ctx context.Context) []string {
+	tt.t.Helper()
+	tt.printQueueEmpty(ctx)
+	return tt.printer.Receipts()
+}
+
+// printQueueEmpty waits until the print queue holds nothing for the
+// printer.
+func (tt *totem) printQueueEmpty(ctx context.Context) {
+	tt.t.Helper()
+	haltest.Until(tt.t, ctx, "the print queue emptied", func() bool { n, err := tt.jobs.Pending(); return err == nil && n == 0 })
 }
 
 // The idle timeout (one minute, on the clock the test advances) first
@@ -264,20 +312,13 @@ func TestPaperOutKeepsOperation(t *testing.T) {
 	}
 	// Paper back in: the receipt comes out, once, not as a reprint.
 	l.printer.SetStatus(hal.PrinterStatus{Online: true})
-	for i := 0; len(l.printer.Receipts()) == 0; i++ {
-		if i > 300 {
-			t.Fatal("receipt never printed after the paper came back")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	time.Sleep(100 * time.Millisecond)
-	r := l.printer.Receipts()
+	l.receipts(ctx, 1)
+	r := l.printedAll(ctx) // the queue is empty: no second copy to come
 	if len(r) != 1 || strings.Contains(r[0], "RISTAMPA") || !strings.Contains(r[0], "RICEVUTA PROVVISORIA") {
 		t.Fatalf("receipts after recovery: %q", r)
 	}
-	if tel := l.app.Telemetry(); tel.Devices["printer"] != "ok" {
-		t.Fatalf("telemetry printer after recovery = %q", tel.Devices["printer"])
-	}
+	// The queue tells the printer's state once the job is recorded printed.
+	haltest.Until(t, ctx, "telemetry printer back to ok after recovery", func() bool { return l.app.Telemetry().Devices["printer"] == "ok" })
 }
 
 func TestStoreFailureIsTold(t *testing.T) {
@@ -430,13 +471,7 @@ func TestReaderRequestOffline(t *testing.T) {
 	l.wait(ctx, "#=Conferma D=Annulla")
 	l.panel.Press(hal.KeyOK)
 	l.wait(ctx, "Salvata: l'esito")
-	for i := 0; len(l.printer.Receipts()) == 0; i++ {
-		if i > 300 {
-			t.Fatal("no receipt")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	r := strings.Join(strings.Fields(l.printer.Receipts()[0]), " ")
+	r := strings.Join(strings.Fields(l.receipts(ctx, 1)[0]), " ")
 	if !strings.Contains(r, "Richiesta lettore") || !strings.Contains(r, "Ricevuta di pagamento: 123457 (4,20 €)") {
 		t.Fatalf("receipt: %s", r)
 	}
@@ -638,13 +673,7 @@ func TestAnotherOperationAndLateOutcome(t *testing.T) {
 	l.app.Result(e)
 	l.wait(ctx, "Esito arrivato:")
 	l.wait(ctx, "261123000000099")
-	for i := 0; len(l.printer.Receipts()) < 2; i++ {
-		if i > 500 {
-			t.Fatalf("the definitive receipt was not printed: %d receipts", len(l.printer.Receipts()))
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if r := l.printer.Receipts()[1]; !strings.Contains(r, "Protocollo: 261123000000099") || !strings.Contains(r, "Consensi FSE") {
+	if r := l.receipts(ctx, 2)[1]; !strings.Contains(r, "Protocollo: 261123000000099") || !strings.Contains(r, "Consensi FSE") {
 		t.Fatalf("definitive receipt:\n%s", r)
 	}
 	// Another operation: the menu, and no PIN asked this time.
@@ -670,18 +699,102 @@ func TestAnotherOperationAndLateOutcome(t *testing.T) {
 // D on an outcome ends the session with the card and the receipt to take.
 func TestOutcomeExit(t *testing.T) {
 	ctx := ctxT(t)
-	l := startLocal(t, time.Minute)
+	panel := sim.NewPanel(20, 4)
+	pad, shown := &keyFeed{Keypad: panel}, &shownScreens{Display: panel}
+	l := startLocalOpts(t, localOpts{keypad: pad, display: shown})
+	l.panel = panel
 	l.consentFlow(ctx)
 	l.wait(ctx, "#=Altra operazione")
 	l.panel.Press(hal.KeyCancel)
 	l.wait(ctx, "Ritirare la tessera")
-	l.panel.Press(hal.KeyOK)           // the session is over: no menu
-	time.Sleep(100 * time.Millisecond) // the key reaches the App, with the card still in
-	if s := l.panel.Text(); !strings.Contains(s, "Ritirare la tessera") {
-		t.Fatalf("a key after the end of the session opened %q", s)
-	}
+	from := shown.count()
+	pad.press(t, ctx, l.app, hal.KeyOK) // the session is over: no menu; the key reaches the App, with the card still in
 	l.reader.Remove()
 	l.wait(ctx, "Inserire la tessera")
+	// The loop took the key before the card's removal: whatever the key
+	// showed came before the idle screen.
+	after := shown.since(from)
+	for _, s := range after[:len(after)-1] {
+		if !strings.Contains(s, "Ritirare la tessera") {
+			t.Fatalf("a key after the end of the session opened %q", s)
+		}
+	}
+}
+
+// keyFeed is a keypad that counts the firmware's calls to Next: its key
+// feed calls again only once it has handed the key before to the session
+// loop.
+type keyFeed struct {
+	hal.Keypad
+	mu      sync.Mutex
+	calls   int // calls to Next so far
+	keys    int // keys returned so far
+	keyCall int // the call that returned the last key
+}
+
+func (k *keyFeed) Next(ctx context.Context) (hal.Key, error) {
+	k.mu.Lock()
+	k.calls++
+	call := k.calls
+	k.mu.Unlock()
+	key, err := k.Keypad.Next(ctx)
+	if err == nil {
+		k.mu.Lock()
+		k.keys, k.keyCall = k.keys+1, call
+		k.mu.Unlock()
+	}
+	return key, err
+}
+
+// handedOn reports whether more than n keys were read and the feed came
+// back for another after the last.
+func (k *keyFeed) handedOn(n int) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.keys > n && k.calls > k.keyCall
+}
+
+// press presses key on the panel behind k and waits until app's session
+// loop has taken it: the feed came back for another key, and no key
+// waits for the loop.
+func (k *keyFeed) press(t *testing.T, ctx context.Context, app *firmware.App, key hal.Key) {
+	t.Helper()
+	k.mu.Lock()
+	n := k.keys
+	k.mu.Unlock()
+	k.Keypad.(*sim.Panel).Press(key)
+	haltest.Until(t, ctx, "the key feed handed the key on", func() bool { return k.handedOn(n) })
+	haltest.Until(t, ctx, "the session loop took the key", func() bool { return app.KeysQueued() == 0 })
+}
+
+// shownScreens records every screen shown, for a test that must see that
+// a screen never came (a look after a pause would pass on a slow
+// machine).
+type shownScreens struct {
+	hal.Display
+	mu    sync.Mutex
+	shown []string
+}
+
+func (d *shownScreens) Show(lines []string) error {
+	d.mu.Lock()
+	d.shown = append(d.shown, strings.Join(lines, "\n"))
+	d.mu.Unlock()
+	return d.Display.Show(lines)
+}
+
+// count is how many screens were shown so far.
+func (d *shownScreens) count() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.shown)
+}
+
+// since returns the screens shown after the first n.
+func (d *shownScreens) since(n int) []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]string(nil), d.shown[n:]...)
 }
 
 // Each consent has one name, the same on its screen, the summary and the
@@ -708,13 +821,7 @@ func TestConsentWording(t *testing.T) {
 	mustContain(t, "summary", s, "Consultazione: Sì", "Escludi pre-2020: No")
 	l.panel.Press(hal.KeyOK)
 	l.wait(ctx, "#=Altra operazione")
-	for i := 0; len(l.printer.Receipts()) == 0; i++ {
-		if i > 500 {
-			t.Fatal("no receipt")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	r := strings.Join(strings.Fields(l.printer.Receipts()[0]), " ")
+	r := strings.Join(strings.Fields(l.receipts(ctx, 1)[0]), " ")
 	mustContain(t, "receipt", r, "Escludi pre-2020 (i dati del Fascicolo anteriori al 19/05/2020 restano nascosti): NO")
 	mustNotContain(t, "receipt", r, "Opposizione", "Opp.")
 }

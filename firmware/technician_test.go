@@ -14,6 +14,7 @@ import (
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/firmware"
 	"github.com/aslcns/totem/hal"
+	"github.com/aslcns/totem/hal/haltest"
 	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/protocol"
 )
@@ -147,18 +148,11 @@ func TestTechnicianActionsEndToEnd(t *testing.T) {
 	}
 	box.Close()
 	tt = startTotem(t, tdir, c.URL(), c.totem, log)
-	for !tt.up.Connected() && ctx.Err() == nil {
-		time.Sleep(10 * time.Millisecond)
-	}
+	haltest.Until(t, ctx, "the uplink connected", tt.up.Connected)
 	if r := command(ctx, t, tt, "resend", map[string]string{"id": q.ID}, &res); !r.OK || strings.HasPrefix(res.State, "quarantine") {
 		t.Fatalf("resend of a quarantined entry %+v %+v", r, res)
 	}
-	for ctx.Err() == nil {
-		if e, _ := tt.box.Get(q.ID); e.Done {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	haltest.Until(t, ctx, "the requeued entry answered", func() bool { e, _ := tt.box.Get(q.ID); return e.Done })
 	if e, _ := tt.box.Get(q.ID); !e.Done || e.Result.Transport.Protocol == "" {
 		t.Fatalf("requeued entry never answered: %+v", e)
 	}
@@ -169,17 +163,13 @@ func TestTechnicianActionsEndToEnd(t *testing.T) {
 
 func waitSendLog(ctx context.Context, t *testing.T, c *central, f cms.SendLogFilter, n int) {
 	t.Helper()
-	for ctx.Err() == nil {
+	haltest.Until(t, ctx, fmt.Sprintf("send log with %d rows for %+v", n, f), func() bool {
 		rows, _, err := c.CMS.SendLog(f)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(rows) >= n {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("send log never had %d rows for %+v", n, f)
+		return len(rows) >= n
+	})
 }
 
 // A totem whose record disagrees with the hub's: an entry it keeps in
@@ -233,9 +223,7 @@ func TestResyncEndToEnd(t *testing.T) {
 
 	tt = startTotem(t, tdir, c.URL(), c.totem, log)
 	actx, acancel := context.WithTimeout(ctx, 10*time.Second)
-	for !tt.up.Connected() && actx.Err() == nil {
-		time.Sleep(10 * time.Millisecond)
-	}
+	haltest.Until(t, actx, "the uplink connected", tt.up.Connected)
 	acancel()
 	var rep firmware.ResyncReport
 	if r := command(ctx, t, tt, "resync", nil, &rep); !r.OK {
@@ -311,19 +299,12 @@ func TestTechnicianVoidsQuarantined(t *testing.T) {
 	}
 	box.Close()
 	tt := startTotem(t, tdir, c.URL(), c.totem, log)
-	for !tt.up.Connected() && ctx.Err() == nil {
-		time.Sleep(10 * time.Millisecond)
-	}
+	haltest.Until(t, ctx, "the uplink connected", tt.up.Connected)
 	var res firmware.ActionResult
 	if r := command(ctx, t, tt, "void", map[string]string{"id": stuck.ID}, &res); !r.OK || res.OpID != stuck.ID || res.Seq != stuck.Seq {
 		t.Fatalf("void %+v %+v", r, res)
 	}
-	for ctx.Err() == nil {
-		if e, _ := tt.box.Get(next.ID); e.Done {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	haltest.Until(t, ctx, "the operation behind the hole answered", func() bool { e, _ := tt.box.Get(next.ID); return e.Done })
 	if e, _ := tt.box.Get(next.ID); !e.Done || e.Result.Transport.Protocol == "" {
 		t.Fatalf("the operation behind the hole never answered: %+v", e)
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/hal"
@@ -103,15 +102,14 @@ func TestUnblockPIN(t *testing.T) {
 				t.Fatalf("the hub would refuse the audit event: %v", rs)
 			}
 			if tc.result == cms.PINOK {
-				waitReceipts(t, l, 1)
-				r := strings.Join(strings.Fields(l.printer.Receipts()[0]), " ")
+				r := strings.Join(strings.Fields(l.receipts(ctx, 1)[0]), " ")
 				for _, want := range []string{"Sblocco PIN con PUK", "sbloccato con il PUK", "RICEVUTA PROVVISORIA"} {
 					if !strings.Contains(r, want) {
 						t.Errorf("receipt lacks %q: %s", want, r)
 					}
 				}
 			} else {
-				time.Sleep(50 * time.Millisecond)
+				l.noReceiptQueued("for a refused unblock") // the refusal waits for the citizen
 				if n := len(l.printer.Receipts()); n != 0 {
 					t.Fatalf("%d receipts for a refused unblock", n)
 				}
@@ -133,16 +131,5 @@ func TestUnblockPIN(t *testing.T) {
 				l.wait(ctx, "Operazione annullata")
 			}
 		})
-	}
-}
-
-// waitReceipts waits until the printer has printed n receipts.
-func waitReceipts(t *testing.T, l *local, n int) {
-	t.Helper()
-	for i := 0; len(l.printer.Receipts()) < n; i++ {
-		if i > 500 {
-			t.Fatalf("%d receipts, want %d", len(l.printer.Receipts()), n)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

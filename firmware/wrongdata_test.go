@@ -52,7 +52,7 @@ func TestWrongDataOffline(t *testing.T) {
 		!slices.Equal(rep.Fields, []string{"data_nascita", "luogo_nascita", "sesso"}) || rep.Card.Serial != "6090012345678000" {
 		t.Fatalf("report %+v, %v", rep, err)
 	}
-	waitReceipts(t, l, 1)
+	l.receipts(ctx, 1)
 	r := strings.Join(strings.Fields(l.printer.Receipts()[0]), " ")
 	for _, want := range []string{"Segnalazione dati errati", "RICEVUTA PROVVISORIA", "sportello Scelta e Revoca"} {
 		if !strings.Contains(r, want) {
@@ -73,7 +73,7 @@ func TestWrongDataReceiptEnglish(t *testing.T) {
 	l.panel.Press('3')
 	l.wait(ctx, "1 Name or surname")
 	l.panel.Press('2')
-	waitReceipts(t, l, 1)
+	l.receipts(ctx, 1)
 	r := strings.Join(strings.Fields(l.printer.Receipts()[0]), " ")
 	for _, want := range []string{"PROVISIONAL RECEIPT", "The report has been recorded.", "registry office (Scelta e Revoca) of your ASL"} {
 		if !strings.Contains(r, want) {

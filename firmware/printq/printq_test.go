@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/hal"
+	"github.com/aslcns/totem/hal/haltest"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -80,13 +81,7 @@ func wait(t *testing.T, ch <-chan error) error {
 
 func eventually(t *testing.T, cond func() bool) {
 	t.Helper()
-	for i := 0; i < 500; i++ {
-		if cond() {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatal("condition never met")
+	haltest.Until(t, context.Background(), "the queue's work", cond)
 }
 
 func TestPrintsOnce(t *testing.T) {
@@ -103,8 +98,16 @@ func TestPrintsOnce(t *testing.T) {
 	if err := wait(t, ch); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond) // several polls: nothing printed again
-	if docs := p.printed(); len(docs) != 1 || isReprint(docs[0]) {
+	// A second job drains the queue as a poll does, in order: a copy of
+	// the first would print before it.
+	_, ch, err = q.Add(doc("dopo"), "op1b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := wait(t, ch); err != nil {
+		t.Fatal(err)
+	}
+	if docs := p.printed(); len(docs) != 2 || isReprint(docs[0]) || docs[0].Title != "uno" || docs[1].Title != "dopo" {
 		t.Fatalf("printed %+v", docs)
 	}
 	if n, _ := q.Pending(); n != 0 {

@@ -306,6 +306,7 @@ type Printer struct {
 	n        int
 	receipts []string
 	files    []string
+	printed  chan struct{} // closed (and replaced) by every receipt printed
 }
 
 var _ hal.Printer = (*Printer)(nil)
@@ -351,7 +352,33 @@ func (p *Printer) Print(ctx context.Context, doc *hal.Doc) error {
 		p.files = append(p.files, path)
 	}
 	p.receipts = append(p.receipts, text)
+	if p.printed != nil {
+		close(p.printed)
+		p.printed = nil
+	}
 	return nil
+}
+
+// WaitReceipts waits until n receipts have been printed and returns them
+// all; when ctx ends first it returns those printed and an error.
+func (p *Printer) WaitReceipts(ctx context.Context, n int) ([]string, error) {
+	for {
+		p.mu.Lock()
+		got := append([]string(nil), p.receipts...)
+		if p.printed == nil {
+			p.printed = make(chan struct{})
+		}
+		ch := p.printed
+		p.mu.Unlock()
+		if len(got) >= n {
+			return got, nil
+		}
+		select {
+		case <-ctx.Done():
+			return got, fmt.Errorf("sim: %d receipts printed, want %d", len(got), n)
+		case <-ch:
+		}
+	}
 }
 
 // Receipts returns every receipt printed so far, as text.
@@ -508,6 +535,28 @@ func (p *Panel) WaitFor(ctx context.Context, substr string) (string, error) {
 		}
 	}
 }
+
+// WaitChange waits until the screen is no longer from (a screen read with
+// Text) and returns it.
+func (p *Panel) WaitChange(ctx context.Context, from string) (string, error) {
+	for {
+		p.mu.Lock()
+		text := strings.Join(p.lines, "\n")
+		ch := p.changed
+		p.mu.Unlock()
+		if text != from {
+			return text, nil
+		}
+		select {
+		case <-ctx.Done():
+			return text, fmt.Errorf("sim: the screen never changed from:\n%s", text)
+		case <-ch:
+		}
+	}
+}
+
+// Pending returns how many keys pressed wait to be read.
+func (p *Panel) Pending() int { return len(p.keys) }
 
 // Press queues key presses.
 func (p *Panel) Press(keys ...hal.Key) {

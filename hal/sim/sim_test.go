@@ -154,3 +154,45 @@ func TestPrinter(t *testing.T) {
 		t.Fatalf("rendered:\n%q\nwant:\n%q", b, want)
 	}
 }
+
+func TestPanelWaitChange(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	p := NewPanel(20, 4)
+	p.Show([]string{"uno"})
+	from := p.Text()
+	go p.Show([]string{"due"})
+	got, err := p.WaitChange(ctx, from)
+	if err != nil || !strings.Contains(got, "due") {
+		t.Fatalf("%q, %v", got, err)
+	}
+	short, cancelShort := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancelShort()
+	if _, err := p.WaitChange(short, p.Text()); err == nil {
+		t.Fatal("no change, no error")
+	}
+	p.Press('1', '2')
+	if p.Pending() != 2 {
+		t.Fatalf("%d keys pending", p.Pending())
+	}
+}
+
+func TestPrinterWaitReceipts(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	p := NewPrinter("")
+	go func() {
+		for _, s := range []string{"uno", "due"} {
+			p.Print(ctx, &hal.Doc{Blocks: []hal.Block{{Kind: hal.Text, Text: s}}})
+		}
+	}()
+	got, err := p.WaitReceipts(ctx, 2)
+	if err != nil || len(got) != 2 || !strings.Contains(got[1], "due") {
+		t.Fatalf("%q, %v", got, err)
+	}
+	short, cancelShort := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancelShort()
+	if got, err := p.WaitReceipts(short, 3); err == nil || len(got) != 2 {
+		t.Fatalf("%q, %v", got, err)
+	}
+}
