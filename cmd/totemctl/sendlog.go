@@ -9,7 +9,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -20,6 +19,7 @@ import (
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/cms/bundle"
 	"github.com/aslcns/totem/config"
+	"github.com/aslcns/totem/internal/atomicfile"
 	"github.com/aslcns/totem/sync/protocol"
 )
 
@@ -326,28 +326,11 @@ func receipt(ctx context.Context, cfg *config.Totemctl, n, path string, stdout i
 	return err
 }
 
-// writeFile writes b to path atomically (a temporary file beside it,
-// synced, renamed), mode 0600: a half-written bundle is never left.
-func writeFile(path string, b []byte) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = tmp.Write(b); err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+// writeFile writes b to path atomically (internal/atomicfile: a temporary
+// file beside it, synced, renamed), mode 0600: a half-written bundle is
+// never left.
+func writeFile(path string, b []byte) error {
+	return atomicfile.Write(path, b, 0o600, "."+filepath.Base(path)+".tmp-*")
 }
 
 // printReply is what a totem's sendlog_print answers.
