@@ -32,6 +32,7 @@ import (
 	"github.com/aslcns/totem/firmware/printq"
 	"github.com/aslcns/totem/firmware/screens"
 	"github.com/aslcns/totem/hal"
+	"github.com/aslcns/totem/internal/waiters"
 	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/protocol"
 )
@@ -168,7 +169,10 @@ type App struct {
 	// loop's goroutine only.
 	walkIn walkIn
 
-	waiters waiters
+	// waiters are the sessions (and console commands) waiting for the
+	// results of an operation, by op id: the uplink's results reach them
+	// through Result.
+	waiters waiters.Set[outbox.Entry]
 	// finished is the operation whose outcome Finish just showed; the
 	// loop's goroutine only.
 	finished *finished
@@ -231,7 +235,7 @@ func New(dev Devices, o Options) *App {
 	}
 	a := &App{o: o, dev: dev, log: o.Logger, start: o.Clock.Now(), now: o.Clock.Now, lang: o.Lang,
 		cards: make(chan hal.CardEvent, 16), keys: make(chan hal.Key, 32),
-		waiters: waiters{m: make(map[string]chan outbox.Entry)}, clock: o.Clock}
+		clock: o.Clock}
 	a.heart.clock = o.Clock
 	a.voice = voice{speaker: dev.Speaker, log: a.log}
 	a.audits = &auditor{on: o.Audit, box: o.Outbox, log: a.log, now: a.now}
@@ -281,7 +285,7 @@ func (a *App) Result(e outbox.Entry) {
 			Transport: e.Result.Transport.Status, Processing: e.Result.Processing.Status, At: a.clock.Now().UTC()})
 		a.hubOffset.note(a.now(), e.Result.Transport.At)
 	}
-	a.waiters.deliver(e)
+	a.waiters.Deliver(e.ID, e)
 }
 
 // Telemetry is the health report the uplink publishes.
