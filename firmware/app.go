@@ -419,20 +419,30 @@ func (a *App) loop(ctx context.Context) error {
 	}
 }
 
-func reason(err error) string {
-	switch {
-	case errors.Is(err, errIdle):
-		return "idle_timeout"
-	case errors.Is(err, errCancel):
-		return "cancelled"
-	case errors.Is(err, errUnavailable):
-		return "offline"
-	case errors.Is(err, errNoAnswer):
-		return "no_answer"
-	case errors.Is(err, errCardIn):
-		return "card_in"
-	case errors.Is(err, errBack):
-		return "back"
+// reason is how a session ended, for its log line and audit.
+func reason(err error) string { return sessionEnds.code(err) }
+
+var sessionEnds = errCodes{
+	{errIdle, "idle_timeout"},
+	{errCancel, "cancelled"},
+	{errUnavailable, "offline"},
+	{errNoAnswer, "no_answer"},
+	{errCardIn, "card_in"},
+	{errBack, "back"},
+}
+
+// errCodes name the sentinels a log or audit line tells apart: code
+// returns the code of the first one err is, "error" for any other error.
+type errCodes []struct {
+	err  error
+	code string
+}
+
+func (t errCodes) code(err error) string {
+	for _, c := range t {
+		if errors.Is(err, c.err) {
+			return c.code
+		}
 	}
 	return "error"
 }
