@@ -243,7 +243,7 @@ func New(dev Devices, o Options) *App {
 	p := cms.Policy2020
 	if b, err := o.Outbox.Meta(metaPolicy); err == nil && b != nil {
 		if pol, err := protocol.DecodePolicy(b); err == nil {
-			p = policyFrom(pol)
+			p = pol.Policy
 		}
 	}
 	a.health = newHealth(o.Events, a.log)
@@ -254,21 +254,13 @@ func New(dev Devices, o Options) *App {
 	return a
 }
 
-func policyFrom(p *protocol.Policy) cms.Policy {
-	out := cms.Policy{ID: p.ID}
-	for _, c := range p.Consents {
-		out.Consents = append(out.Consents, cms.ConsentDef{Code: c.Code, Label: c.Label})
-	}
-	return out
-}
-
 // Policy returns the consent policy in use.
 func (a *App) Policy() cms.Policy { return *a.policy.Load() }
 
 // SetPolicy adopts the policy the hub published and keeps it for the
 // next start. It is the uplink's OnPolicy.
 func (a *App) SetPolicy(p *protocol.Policy) {
-	pol := policyFrom(p)
+	pol := p.Policy
 	a.policy.Store(&pol)
 	if b, err := protocol.Marshal(p); err == nil {
 		if err := a.o.Outbox.SetMeta(metaPolicy, b); err != nil {
