@@ -68,14 +68,15 @@ const (
 
 // ConsentDef is one consent of a policy.
 type ConsentDef struct {
-	Code  string
-	Label string // Italian, as shown to the citizen
+	Code  string `json:"code"`
+	Label string `json:"label"` // Italian, as shown to the citizen
 }
 
-// Policy is a set of consents the CMS collects.
+// Policy is a set of consents the CMS collects. The hub publishes it to
+// the totems as it is (protocol.Policy embeds it).
 type Policy struct {
-	ID       string
-	Consents []ConsentDef
+	ID       string       `json:"id"`
+	Consents []ConsentDef `json:"consents"`
 }
 
 // The consent policies. Policy2016 has the three consents of the seeds'

@@ -74,13 +74,21 @@ func RefusalOfVariation(variation, kind string) []Reject {
 	return nil
 }
 
-// Stamp is the totem's clocks when it made an operation durable: data
-// only, never an order.
+// Stamp says when, on a totem's clocks, something happened: here, when it
+// made an operation durable. Order is never taken from it (sequence
+// numbers order operations): the wall time is data, trustworthy only when
+// Synced; Boot and Mono place the moment exactly within one boot of the
+// board. The wire's protocol.Stamp is this type.
 type Stamp struct {
-	Boot   string    `json:"boot"`
-	Mono   int64     `json:"mono_ms"`
-	Wall   time.Time `json:"wall"`
-	Synced bool      `json:"synced"`
+	Boot   string    `json:"boot"`    // boot id: changes at every boot
+	Mono   int64     `json:"mono_ms"` // milliseconds since boot, monotonic
+	Wall   time.Time `json:"wall"`    // the wall clock then
+	Synced bool      `json:"synced"`  // the wall clock was synchronised (NTP)
+}
+
+// Valid reports whether s is a plausible stamp.
+func (s *Stamp) Valid() bool {
+	return s.Boot != "" && len(s.Boot) <= 64 && s.Mono >= 0
 }
 
 // Transport outcomes of a Transmission.

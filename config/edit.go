@@ -12,6 +12,8 @@ import (
 
 	"github.com/pelletier/go-toml/v2"
 	"github.com/pelletier/go-toml/v2/unstable"
+
+	"github.com/aslcns/totem/internal/atomicfile"
 )
 
 // Setting is one key = value of a remote configuration change: Key is the
@@ -171,39 +173,12 @@ func WriteFile(path string, b []byte) error {
 	return writeAtomic(path, b, mode)
 }
 
-// writeAtomic writes b to path with mode: a temporary file in the same
-// directory, synced, renamed over path; then the directory is synced so
-// the rename itself is durable (not every system can sync a directory).
+// writeAtomic writes b to path with mode the way every file of ours is
+// written (internal/atomicfile: a temporary file in the same directory,
+// synced, renamed over path, the directory synced).
 func writeAtomic(path string, b []byte, mode os.FileMode) error {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp*")
-	if err != nil {
+	if err := atomicfile.Write(path, b, mode, "."+filepath.Base(path)+".tmp*"); err != nil {
 		return fmt.Errorf("config: write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Chmod(mode)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("config: write %s: %w", path, err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }

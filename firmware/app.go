@@ -32,6 +32,7 @@ import (
 	"github.com/aslcns/totem/firmware/printq"
 	"github.com/aslcns/totem/firmware/screens"
 	"github.com/aslcns/totem/hal"
+	"github.com/aslcns/totem/internal/waiters"
 	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/protocol"
 )
@@ -168,7 +169,10 @@ type App struct {
 	// loop's goroutine only.
 	walkIn walkIn
 
-	waiters waiters
+	// waiters are the sessions (and console commands) waiting for the
+	// results of an operation, by op id: the uplink's results reach them
+	// through Result.
+	waiters waiters.Set[outbox.Entry]
 	// finished is the operation whose outcome Finish just showed; the
 	// loop's goroutine only.
 	finished *finished
@@ -231,7 +235,7 @@ func New(dev Devices, o Options) *App {
 	}
 	a := &App{o: o, dev: dev, log: o.Logger, start: o.Clock.Now(), now: o.Clock.Now, lang: o.Lang,
 		cards: make(chan hal.CardEvent, 16), keys: make(chan hal.Key, 32),
-		waiters: waiters{m: make(map[string]chan outbox.Entry)}, clock: o.Clock}
+		clock: o.Clock}
 	a.heart.clock = o.Clock
 	a.voice = voice{speaker: dev.Speaker, log: a.log}
 	a.audits = &auditor{on: o.Audit, box: o.Outbox, log: a.log, now: a.now}
@@ -239,7 +243,7 @@ func New(dev Devices, o Options) *App {
 	p := cms.Policy2020
 	if b, err := o.Outbox.Meta(metaPolicy); err == nil && b != nil {
 		if pol, err := protocol.DecodePolicy(b); err == nil {
-			p = policyFrom(pol)
+			p = pol.Policy
 		}
 	}
 	a.health = newHealth(o.Events, a.log)
@@ -250,21 +254,13 @@ func New(dev Devices, o Options) *App {
 	return a
 }
 
-func policyFrom(p *protocol.Policy) cms.Policy {
-	out := cms.Policy{ID: p.ID}
-	for _, c := range p.Consents {
-		out.Consents = append(out.Consents, cms.ConsentDef{Code: c.Code, Label: c.Label})
-	}
-	return out
-}
-
 // Policy returns the consent policy in use.
 func (a *App) Policy() cms.Policy { return *a.policy.Load() }
 
 // SetPolicy adopts the policy the hub published and keeps it for the
 // next start. It is the uplink's OnPolicy.
 func (a *App) SetPolicy(p *protocol.Policy) {
-	pol := policyFrom(p)
+	pol := p.Policy
 	a.policy.Store(&pol)
 	if b, err := protocol.Marshal(p); err == nil {
 		if err := a.o.Outbox.SetMeta(metaPolicy, b); err != nil {
@@ -281,7 +277,7 @@ func (a *App) Result(e outbox.Entry) {
 			Transport: e.Result.Transport.Status, Processing: e.Result.Processing.Status, At: a.clock.Now().UTC()})
 		a.hubOffset.note(a.now(), e.Result.Transport.At)
 	}
-	a.waiters.deliver(e)
+	a.waiters.Deliver(e.ID, e)
 }
 
 // Telemetry is the health report the uplink publishes.
@@ -416,20 +412,30 @@ func (a *App) loop(ctx context.Context) error {
 	}
 }
 
-func reason(err error) string {
-	switch {
-	case errors.Is(err, errIdle):
-		return "idle_timeout"
-	case errors.Is(err, errCancel):
-		return "cancelled"
-	case errors.Is(err, errUnavailable):
-		return "offline"
-	case errors.Is(err, errNoAnswer):
-		return "no_answer"
-	case errors.Is(err, errCardIn):
-		return "card_in"
-	case errors.Is(err, errBack):
-		return "back"
+// reason is how a session ended, for its log line and audit.
+func reason(err error) string { return sessionEnds.code(err) }
+
+var sessionEnds = errCodes{
+	{errIdle, "idle_timeout"},
+	{errCancel, "cancelled"},
+	{errUnavailable, "offline"},
+	{errNoAnswer, "no_answer"},
+	{errCardIn, "card_in"},
+	{errBack, "back"},
+}
+
+// errCodes name the sentinels a log or audit line tells apart: code
+// returns the code of the first one err is, "error" for any other error.
+type errCodes []struct {
+	err  error
+	code string
+}
+
+func (t errCodes) code(err error) string {
+	for _, c := range t {
+		if errors.Is(err, c.err) {
+			return c.code
+		}
 	}
 	return "error"
 }

@@ -50,7 +50,7 @@ type consoleTotem struct{ a *App }
 func (t consoleTotem) Telemetry() protocol.Telemetry { return t.a.Telemetry() }
 func (t consoleTotem) Result(e outbox.Entry)         { t.a.Result(e) }
 func (t consoleTotem) Listen(id string) (<-chan outbox.Entry, func()) {
-	return t.a.waiters.listen(id)
+	return t.a.waiters.Add(id)
 }
 
 func newConsole(a *App) *console.Console {

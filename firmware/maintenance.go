@@ -104,16 +104,13 @@ func maintenance(ctx context.Context, a *App) bool {
 	return m.present
 }
 
-func maintReason(err error) string {
-	switch {
-	case errors.Is(err, errMaintIdle):
-		return "idle_timeout"
-	case errors.Is(err, errMaintExit):
-		return "left"
-	case errors.Is(err, context.Canceled):
-		return "stopped"
-	}
-	return "error"
+// maintReason is how a maintenance session ended, for its audit.
+func maintReason(err error) string { return maintEnds.code(err) }
+
+var maintEnds = errCodes{
+	{errMaintIdle, "idle_timeout"},
+	{errMaintExit, "left"},
+	{context.Canceled, "stopped"},
 }
 
 // key shows screen name and waits for a key it is bound to. D leaves
@@ -260,16 +257,13 @@ func (m *msession) login(ctx context.Context) error {
 	}
 }
 
-func loginFailure(err error) string {
-	switch {
-	case errors.Is(err, maint.ErrReused):
-		return "code_reused"
-	case errors.Is(err, maint.ErrExpired):
-		return "code_expired"
-	case errors.Is(err, maint.ErrRefused):
-		return "refused"
-	}
-	return "error"
+// loginFailure is why a technician's code was refused, for the audit.
+func loginFailure(err error) string { return loginFailures.code(err) }
+
+var loginFailures = errCodes{
+	{maint.ErrReused, "code_reused"},
+	{maint.ErrExpired, "code_expired"},
+	{maint.ErrRefused, "refused"},
 }
 
 func minutes(d time.Duration) int { return int((d + time.Minute - 1) / time.Minute) }

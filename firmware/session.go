@@ -73,7 +73,7 @@ func (f *finished) await(ctx context.Context, a *App) (more bool, err error) {
 	e := f.e
 	var ch <-chan outbox.Entry
 	if !e.Done {
-		c, done := a.waiters.listen(e.ID)
+		c, done := a.waiters.Add(e.ID)
 		defer done()
 		ch = c
 		// The result may have come before the waiter was registered.
@@ -146,7 +146,7 @@ func (a *App) enqueue(kind string, payload []byte, created, expires time.Time) (
 		return e, nil, nil, fmt.Errorf("firmware: %w", err)
 	}
 	a.log.Info("op enqueued", "seq", e.Seq, "op_id", e.ID, "kind", kind)
-	c, done := a.waiters.listen(e.ID)
+	c, done := a.waiters.Add(e.ID)
 	// The result may have come before the waiter was registered.
 	if got, err := a.o.Outbox.Get(e.ID); err == nil && got.Done {
 		select {

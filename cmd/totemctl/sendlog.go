@@ -9,7 +9,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -20,6 +19,7 @@ import (
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/cms/bundle"
 	"github.com/aslcns/totem/config"
+	"github.com/aslcns/totem/internal/atomicfile"
 	"github.com/aslcns/totem/sync/protocol"
 )
 
@@ -120,13 +120,6 @@ func renderTotemLog(w io.Writer, rows []protocol.SendLogRow, format string) erro
 	return tw.Flush()
 }
 
-func stampOf(s *cms.Stamp) *protocol.Stamp {
-	if s == nil {
-		return nil
-	}
-	return &protocol.Stamp{Boot: s.Boot, Mono: s.Mono, Wall: s.Wall, Synced: s.Synced}
-}
-
 func outcomeOf(t cms.Transmission) string {
 	s := t.Transport + "/" + t.Processing
 	if t.Duplicate {
@@ -150,14 +143,14 @@ func renderHubLog(w io.Writer, rows []cms.Transmission, format string) error {
 			"duplicate", "expect", "codes", "clock"}, rows, func(r cms.Transmission) []string {
 			return []string{fmt.Sprint(r.N), r.At.UTC().Format(time.RFC3339), r.Totem, fmt.Sprint(r.Seq), r.OpID, r.Kind,
 				r.Ref, r.Protocol, r.Transport, r.Processing, fmt.Sprint(r.Duplicate), fmt.Sprint(r.Expect),
-				strings.Join(r.Codes, " "), clockOf(stampOf(r.Stamp))}
+				strings.Join(r.Codes, " "), clockOf(r.Stamp)}
 		})
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "N\tRECEIVED\tTOTEM\tSEQ\tKIND\tPROTOCOL\tOUTCOME\tCODES\tTOTEM CLOCK")
 	for _, r := range rows {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", r.N, stamp(r.At), r.Totem, r.Seq, r.Kind, or(r.Protocol),
-			outcomeOf(r), or(strings.Join(r.Codes, " ")), clockOf(stampOf(r.Stamp)))
+			outcomeOf(r), or(strings.Join(r.Codes, " ")), clockOf(r.Stamp))
 	}
 	return tw.Flush()
 }
@@ -170,7 +163,7 @@ func renderTransmission(w io.Writer, t cms.Transmission, format string) error {
 	for _, kv := range [][2]string{
 		{"N", fmt.Sprint(t.N)}, {"Received", stamp(t.At)}, {"Totem", t.Totem}, {"Seq", fmt.Sprint(t.Seq)},
 		{"Op id", t.OpID}, {"Kind", t.Kind}, {"Refers to", or(t.Ref)}, {"Protocol", or(t.Protocol)},
-		{"Outcome", outcomeOf(t)}, {"Totem clock", clockOf(stampOf(t.Stamp))},
+		{"Outcome", outcomeOf(t)}, {"Totem clock", clockOf(t.Stamp)},
 	} {
 		fmt.Fprintf(tw, "%s:\t%s\n", kv[0], kv[1])
 	}
@@ -326,28 +319,11 @@ func receipt(ctx context.Context, cfg *config.Totemctl, n, path string, stdout i
 	return err
 }
 
-// writeFile writes b to path atomically (a temporary file beside it,
-// synced, renamed), mode 0600: a half-written bundle is never left.
-func writeFile(path string, b []byte) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = tmp.Write(b); err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+// writeFile writes b to path atomically (internal/atomicfile: a temporary
+// file beside it, synced, renamed), mode 0600: a half-written bundle is
+// never left.
+func writeFile(path string, b []byte) error {
+	return atomicfile.Write(path, b, 0o600, "."+filepath.Base(path)+".tmp-*")
 }
 
 // printReply is what a totem's sendlog_print answers.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/cms/cmsstore"
+	"github.com/aslcns/totem/internal/boltdb"
 	json "github.com/segmentio/encoding/json"
 	bolt "go.etcd.io/bbolt"
 )
@@ -57,26 +58,19 @@ var (
 	_ cmsstore.Retention = (*boltStore)(nil)
 )
 
-// openBolt opens or creates the bbolt store at path.
+// openBolt opens or creates the bbolt store at path, waiting at most
+// lockWait for another process that holds it.
 func openBolt(path string) (*boltStore, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	db, err := boltdb.OpenWait(path, lockWait, buckets...)
 	if err != nil {
 		return nil, fmt.Errorf("refcms: open %s: %w", path, err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range buckets {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("refcms: init: %w", err)
-	}
 	return &boltStore{db: db}, nil
 }
+
+// lockWait is how long openBolt waits for another process holding the
+// file (shorter than boltdb.LockWait, as it always was).
+const lockWait = 2 * time.Second
 
 func (s *boltStore) Close() error { return s.db.Close() }
 

@@ -17,7 +17,13 @@ const LockWait = 5 * time.Second
 // buckets it lacks; on a failure the file is closed again. The error is
 // not wrapped: the caller says which store it is.
 func Open(path string, buckets ...[]byte) (*bbolt.DB, error) {
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: LockWait})
+	return OpenWait(path, LockWait, buckets...)
+}
+
+// OpenWait is Open waiting at most wait, instead of LockWait, for another
+// process holding the file (the CMS's store waits 2s).
+func OpenWait(path string, wait time.Duration, buckets ...[]byte) (*bbolt.DB, error) {
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: wait})
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"go.etcd.io/bbolt"
 )
@@ -46,4 +47,17 @@ func TestOpenFailsOnBadBucket(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Close()
+}
+
+func TestOpenWaitGivesUpOnALockedFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.db")
+	db, err := Open(path, []byte("a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if db2, err := OpenWait(path, 50*time.Millisecond, []byte("a")); err == nil {
+		db2.Close()
+		t.Fatal("OpenWait opened a file another handle holds")
+	}
 }

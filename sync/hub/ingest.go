@@ -177,7 +177,7 @@ func (in *ingest) answers(batch []pending, outs []cms.Outcome, err, auditErr err
 			refuse(res, outs[i].At)
 			res.Expect = outs[i].Expect
 			refused = append(refused, cms.Transmission{At: outs[i].At, Totem: p.op.Totem, Seq: p.op.Seq,
-				OpID: p.op.ID, Kind: p.op.Kind, Stamp: stampOf(p.op.Stamp), Expect: outs[i].Expect})
+				OpID: p.op.ID, Kind: p.op.Kind, Stamp: p.op.Stamp, Expect: outs[i].Expect})
 		case auditErr != nil && isAudit(p.op, outs[i]):
 			// Not in the audit: the totem is told to send it again, and
 			// the CMS's stored outcome (a duplicate) leads here again.
@@ -225,14 +225,6 @@ func (in *ingest) intake(ctx context.Context, cm *autopaho.ConnectionManager, q 
 			}
 		}
 	}
-}
-
-// stampOf converts a totem's clock stamp for the backend.
-func stampOf(s *protocol.Stamp) *cms.Stamp {
-	if s == nil {
-		return nil
-	}
-	return &cms.Stamp{Boot: s.Boot, Mono: s.Mono, Wall: s.Wall, Synced: s.Synced}
 }
 
 // collect makes a batch of the held operations and a fair share of the
@@ -345,7 +337,7 @@ func (in *ingest) apply(ctx context.Context, batch []pending) ([]cms.Outcome, er
 	for i, p := range batch {
 		o := p.op
 		ops[i] = cms.Op{ID: o.ID, Totem: o.Totem, Seq: o.Seq, Kind: o.Kind, Payload: o.Payload,
-			Created: o.Created, Expires: o.Expires, Received: now, Stamp: stampOf(o.Stamp),
+			Created: o.Created, Expires: o.Expires, Received: now, Stamp: o.Stamp,
 			Counter: h.o.Fleet.ReissueCounter(o.Totem)}
 	}
 	h.stats.Batches.Add(1)
@@ -427,11 +419,7 @@ func (in *ingest) publishPolicy(ctx context.Context, cm *autopaho.ConnectionMana
 		h.log.Error("policy", "err", err)
 		return
 	}
-	msg := protocol.Policy{V: protocol.Version, ID: p.ID}
-	for _, c := range p.Consents {
-		msg.Consents = append(msg.Consents, protocol.ConsentDef{Code: c.Code, Label: c.Label})
-	}
-	b, _ := protocol.Marshal(msg)
+	b, _ := protocol.Marshal(protocol.Policy{V: protocol.Version, Policy: p})
 	if _, err := cm.Publish(ctx, &paho.Publish{Topic: protocol.Topic(totem, protocol.LeafPolicy), QoS: 1, Retain: true, Payload: b}); err != nil {
 		h.log.Warn("policy not sent", "totem", totem, "err", err)
 		h.mu.Lock()

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aslcns/totem/cms"
+	"github.com/aslcns/totem/cms/opkind"
 	fastjson "github.com/segmentio/encoding/json"
 )
 
@@ -130,8 +132,8 @@ func ParseTopic(topic string) (totem, leaf string, ok bool) {
 // whose operation it can never send (its record is corrupt or unreadable,
 // or it was telemetry shed under quota pressure). Its payload is
 // {"reason":"…"}; the hub records it as a rejected operation (OP_VOID)
-// and the sequence moves on. It equals cms.KindVoid.
-const KindVoid = "void"
+// and the sequence moves on. Declared with the other kinds in cms/opkind.
+const KindVoid = opkind.Void
 
 // ValidKind reports whether kind is a well-formed operation kind: a short
 // lower_snake identifier. DecodeOp refuses any other.
@@ -151,21 +153,9 @@ type Op struct {
 	Stamp *Stamp `json:"stamp,omitempty"`
 }
 
-// Stamp says when, on a totem's clocks, something happened. Order is
-// never taken from it (sequence numbers order operations): the wall time
-// is data, trustworthy only when Synced; Boot and Mono place the moment
-// exactly within one boot of the board.
-type Stamp struct {
-	Boot   string    `json:"boot"`    // boot id: changes at every boot
-	Mono   int64     `json:"mono_ms"` // milliseconds since boot, monotonic
-	Wall   time.Time `json:"wall"`    // the wall clock then
-	Synced bool      `json:"synced"`  // the wall clock was synchronised (NTP)
-}
-
-// Valid reports whether s is a plausible stamp.
-func (s *Stamp) Valid() bool {
-	return s.Boot != "" && len(s.Boot) <= 64 && s.Mono >= 0
-}
+// Stamp says when, on a totem's clocks, something happened: declared
+// once, in cms, where the hub's records keep it as the totem sent it.
+type Stamp = cms.Stamp
 
 // Transport statuses.
 const (
@@ -405,16 +395,13 @@ type Reply struct {
 }
 
 // ConsentDef is one consent of a policy.
-type ConsentDef struct {
-	Code  string `json:"code"`
-	Label string `json:"label"` // Italian, as shown to the citizen
-}
+type ConsentDef = cms.ConsentDef
 
-// Policy is the consent policy the hub publishes, retained, to each totem.
+// Policy is the consent policy the hub publishes, retained, to each totem:
+// the CMS's policy with the schema version.
 type Policy struct {
-	V        int          `json:"v"`
-	ID       string       `json:"id"`
-	Consents []ConsentDef `json:"consents"`
+	V int `json:"v"`
+	cms.Policy
 }
 
 // LedgerRequest asks the hub for its record of the sender's operations

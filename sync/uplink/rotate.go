@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aslcns/totem/internal/waiters"
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/protocol"
 	"github.com/eclipse/paho.golang/autopaho"
@@ -63,7 +64,7 @@ type rotation struct {
 	log     *slog.Logger
 	ready   func() bool // connected, the subscriptions in place
 	wake    signal      // the subscriptions are in place: check whether one is due
-	replies waiters[*protocol.RotateReply]
+	replies waiters.Set[*protocol.RotateReply]
 
 	mu       sync.Mutex
 	cur      creds.File // the credentials of the next CONNECT
@@ -146,7 +147,7 @@ func (rt *rotation) rotate(ctx context.Context, cm *autopaho.ConnectionManager) 
 		return err
 	}
 	id := rand.Text()
-	ch, forget := rt.replies.add(id)
+	ch, forget := rt.replies.Add(id)
 	defer forget()
 	b, _ := protocol.Marshal(protocol.RotateRequest{V: protocol.Version, ID: id, Password: next.Password, Username: cur.Username})
 	pctx, cancel := context.WithTimeout(ctx, rotateTimeout)
@@ -202,7 +203,7 @@ func (rt *rotation) rotated(p *paho.Publish) {
 		rt.log.Warn("rotation reply dropped", "err", err, "bytes", len(p.Payload))
 		return
 	}
-	rt.replies.answer(r.ID, r)
+	rt.replies.Answer(r.ID, r)
 }
 
 // connectPacket puts the current secret in every CONNECT.

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/internal/goset"
+	"github.com/aslcns/totem/internal/waiters"
 	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/outbox"
@@ -147,7 +148,7 @@ type Uplink struct {
 	ops     *opQueue  // the backlog lane's transmit queue
 	backlog *backlog  // what the backlog lane sent and waits for (backlog.go)
 	rot     *rotation // the credentials of each CONNECT and their rotation (rotate.go)
-	ledgers waiters[*protocol.Ledger]
+	ledgers waiters.Set[*protocol.Ledger]
 
 	mu       sync.Mutex
 	cm       *autopaho.ConnectionManager
@@ -598,7 +599,7 @@ func (u *Uplink) receive(ctx context.Context, p *paho.Publish) {
 			u.log.Warn("ledger dropped", "err", err, "bytes", len(p.Payload))
 			return
 		}
-		u.ledgers.answer(l.ID, l)
+		u.ledgers.Answer(l.ID, l)
 	default:
 		u.log.Warn("message on unexpected topic dropped", "topic", p.Topic)
 	}
@@ -805,7 +806,7 @@ func (u *Uplink) askLedger(ctx context.Context, req protocol.LedgerRequest) (*pr
 	if err := u.awaitSubscribed(ctx); err != nil {
 		return nil, err
 	}
-	ch, forget := u.ledgers.add(req.ID)
+	ch, forget := u.ledgers.Add(req.ID)
 	defer forget()
 	b, _ := protocol.Marshal(req)
 	if _, err := cm.Publish(ctx, &paho.Publish{Topic: protocol.Topic(u.o.Totem, protocol.LeafSync), QoS: 1, Payload: b}); err != nil {

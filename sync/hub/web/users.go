@@ -9,13 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/aslcns/totem/internal/atomicfile"
 	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/hub"
 	"github.com/pquerna/otp"
@@ -248,33 +248,11 @@ func (u *Users) Add(name, role, password string, now time.Time) (*otp.Key, error
 	if err != nil {
 		return nil, err
 	}
-	if err := writeAtomic(u.path, append(b, '\n')); err != nil {
+	if err := atomicfile.Write(u.path, append(b, '\n'), 0o600, ".users-*"); err != nil {
 		return nil, fmt.Errorf("web: accounts: %w", err)
 	}
 	u.mtime = time.Time{} // read back at the next use
 	return key, nil
-}
-
-// writeAtomic writes b to path through a temporary file, fsync and rename.
-func writeAtomic(path string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".users-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	err = f.Chmod(0o600)
-	if err == nil {
-		if _, err = f.Write(b); err == nil {
-			err = f.Sync()
-		}
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }
 
 // Code is the account's TOTP code at now: for `totemhub user code`, run
