@@ -73,13 +73,9 @@ func (f *finished) await(ctx context.Context, a *App) (more bool, err error) {
 	e := f.e
 	var ch <-chan outbox.Entry
 	if !e.Done {
-		c, done := a.waiters.Add(e.ID)
+		c, done := a.waiters.AddChecked(e.ID, a.doneEntry(e.ID))
 		defer done()
 		ch = c
-		// The result may have come before the waiter was registered.
-		if got, err := a.o.Outbox.Get(e.ID); err == nil && got.Done {
-			c <- got
-		}
 	}
 	name, redraw := f.screen, f.draw
 	for {
@@ -146,15 +142,17 @@ func (a *App) enqueue(kind string, payload []byte, created, expires time.Time) (
 		return e, nil, nil, fmt.Errorf("firmware: %w", err)
 	}
 	a.log.Info("op enqueued", "seq", e.Seq, "op_id", e.ID, "kind", kind)
-	c, done := a.waiters.Add(e.ID)
-	// The result may have come before the waiter was registered.
-	if got, err := a.o.Outbox.Get(e.ID); err == nil && got.Done {
-		select {
-		case c <- got:
-		default:
-		}
-	}
+	c, done := a.waiters.AddChecked(e.ID, a.doneEntry(e.ID))
 	return e, c, done, nil
+}
+
+// doneEntry reads the outbox entry id once it is answered: the result may
+// have come before its waiter was registered.
+func (a *App) doneEntry(id string) func() (outbox.Entry, bool) {
+	return func() (outbox.Entry, bool) {
+		got, err := a.o.Outbox.Get(id)
+		return got, err == nil && got.Done
+	}
 }
 
 // enqueueAndWait makes the operation durable, then waits up to ResultWait

@@ -30,6 +30,21 @@ func (s *Set[T]) Add(id string) (chan T, func()) {
 	}
 }
 
+// AddChecked is Add for an answer that may have come before the
+// registration: once id is registered, found is asked for it (an outbox
+// read) and what it finds is put in the channel — unless a delivery got
+// there first, which is kept: the caller never blocks on its own channel.
+func (s *Set[T]) AddChecked(id string, found func() (T, bool)) (chan T, func()) {
+	ch, done := s.Add(id)
+	if v, ok := found(); ok {
+		select {
+		case ch <- v:
+		default:
+		}
+	}
+	return ch, done
+}
+
 // Deliver hands v to whoever waits for id, without waiting: one that has
 // not taken the previous answer keeps that one. id stays registered for
 // more answers.
