@@ -665,11 +665,17 @@ func TestAnotherOperationAndLateOutcome(t *testing.T) {
 	if err != nil || len(entries) != 1 {
 		t.Fatalf("outbox %v %v", entries, err)
 	}
-	// The hub's answer comes while the provisional outcome is on screen.
+	// The hub's answer comes while the provisional outcome is on screen:
+	// recorded in the outbox, then handed to the App, as the uplink does
+	// (the session may not be waiting yet: it reads the outbox then).
 	e := entries[0]
-	e.Done = true
-	e.Result = &protocol.Result{Transport: protocol.Transport{Status: protocol.TransportReceived, Protocol: "261123000000099"},
+	res := &protocol.Result{OpID: e.ID, Seq: e.Seq,
+		Transport:  protocol.Transport{Status: protocol.TransportReceived, Protocol: "261123000000099", At: time.Now()},
 		Processing: protocol.Processing{Status: protocol.ProcessingAccepted}}
+	if _, err := l.box.Record(res); err != nil {
+		t.Fatal(err)
+	}
+	e.Done, e.Result = true, res
 	l.app.Result(e)
 	l.wait(ctx, "Esito arrivato:")
 	l.wait(ctx, "261123000000099")
