@@ -19,17 +19,20 @@ import (
 // or password, a server out of reach, a schema this hub does not know
 // are an error that says which); the PostgreSQL store itself is returned
 // too (nil on bbolt) for the state all hub processes share: the console
-// commands' nonces (sharedNonces). The fleet registry and the console's
-// accounts stay in state_dir. Closing the CMS closes the PostgreSQL store.
-func openCMS(ctx context.Context, cfg *config.Totemhub, opts *refcms.Options) (*refcms.Store, *pgstore.Store, error) {
+// commands' nonces (sharedNonces), the fleet registry (sync/pgshare). pg,
+// when not nil, is that store already open. The console's accounts stay
+// in state_dir (sync/pgshare says what else, and why). Closing the CMS
+// closes the PostgreSQL store.
+func openCMS(ctx context.Context, cfg *config.Totemhub, pg *pgstore.Store, opts *refcms.Options) (*refcms.Store, *pgstore.Store, error) {
 	if cfg.Store.URL == "" {
 		s, err := refcms.Open(filepath.Join(cfg.StateDir, "cms.db"), opts)
 		return s, nil, err
 	}
-	pg, err := pgstore.Open(ctx, cfg.Store.URL, pgstore.Options{PoolSize: cfg.Store.PoolSize,
-		StatementTimeout: cfg.Store.StatementTimeout.Duration})
-	if err != nil {
-		return nil, nil, fmt.Errorf("totemhub: %w", err)
+	if pg == nil {
+		var err error
+		if pg, err = openStore(ctx, cfg); err != nil {
+			return nil, nil, err
+		}
 	}
 	s, err := refcms.New(pg.CMS(), opts)
 	if err != nil {
@@ -37,6 +40,16 @@ func openCMS(ctx context.Context, cfg *config.Totemhub, opts *refcms.Options) (*
 		return nil, nil, fmt.Errorf("totemhub: %w", err)
 	}
 	return s, pg, nil
+}
+
+// openStore opens the PostgreSQL store of [store] url.
+func openStore(ctx context.Context, cfg *config.Totemhub) (*pgstore.Store, error) {
+	pg, err := pgstore.Open(ctx, cfg.Store.URL, pgstore.Options{PoolSize: cfg.Store.PoolSize,
+		StatementTimeout: cfg.Store.StatementTimeout.Duration})
+	if err != nil {
+		return nil, fmt.Errorf("totemhub: %w", err)
+	}
+	return pg, nil
 }
 
 // migrate is `totemhub migrate`: it creates or upgrades the PostgreSQL
