@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // The fleet registry on PostgreSQL (migration 00003): the broker users
@@ -234,8 +235,17 @@ type FleetEntry struct {
 // row's last_seq is higher; a totem that has no row gets one. It returns
 // nothing of the merge: the writers read the rows back (FleetSince).
 func (s *Store) SaveFleet(ctx context.Context, entries []FleetEntry) error {
+	_, err := saveFleet(ctx, s.pool, entries)
+	return classify("fleet presence", err)
+}
+
+type execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+func saveFleet(ctx context.Context, db execer, entries []FleetEntry) (pgconn.CommandTag, error) {
 	if len(entries) == 0 {
-		return nil
+		return pgconn.CommandTag{}, nil
 	}
 	totems := make([]string, len(entries))
 	docs := make([]string, len(entries))
@@ -249,7 +259,7 @@ func (s *Store) SaveFleet(ctx context.Context, entries []FleetEntry) error {
 			last[i] = &l
 		}
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO fleet_totems AS f (totem, entry, seen, last, last_seq)
+	return db.Exec(ctx, `INSERT INTO fleet_totems AS f (totem, entry, seen, last, last_seq)
 		SELECT t, e::jsonb, s, l::jsonb, coalesce(n, 0) FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::bigint[]) AS u(t, e, s, l, n)
 		ON CONFLICT (totem) DO UPDATE SET
 			entry = CASE WHEN f.seen IS NULL OR excluded.seen >= f.seen THEN excluded.entry ELSE f.entry END,
@@ -257,7 +267,38 @@ func (s *Store) SaveFleet(ctx context.Context, entries []FleetEntry) error {
 			last = CASE WHEN excluded.last IS NOT NULL AND excluded.last_seq >= f.last_seq THEN excluded.last ELSE f.last END,
 			last_seq = CASE WHEN excluded.last IS NOT NULL AND excluded.last_seq >= f.last_seq THEN excluded.last_seq ELSE f.last_seq END,
 			changed = clock_timestamp()`, totems, docs, seen, last, seqs)
-	return classify("fleet presence", err)
+}
+
+// ErrFleetNotEmpty says LoadFleet was asked to fill a database whose
+// fleet registry already has users or entries: loading would mix two
+// hubs' registries.
+var ErrFleetNotEmpty = errors.New("pgstore: load: the database's fleet registry already holds users or totems")
+
+// LoadFleet fills an empty fleet registry in one transaction: fn puts
+// the records (a stopped bbolt hub's fleet.db, totemhub migrate
+// --from-bbolt), then entries are written. All or nothing.
+func (s *Store) LoadFleet(ctx context.Context, fn func(*RegistryTx) error, entries []FleetEntry) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `LOCK TABLE fleet_users, fleet_locks, fleet_enroll, fleet_totems IN EXCLUSIVE MODE`); err != nil {
+			return err
+		}
+		var used bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM fleet_users) OR EXISTS (SELECT 1 FROM fleet_totems)`).Scan(&used); err != nil {
+			return err
+		}
+		if used {
+			return ErrFleetNotEmpty
+		}
+		if err := fn(&RegistryTx{ctx: ctx, tx: tx}); err != nil {
+			return err
+		}
+		_, err := saveFleet(ctx, tx, entries)
+		return err
+	})
+	if errors.Is(err, ErrFleetNotEmpty) {
+		return err
+	}
+	return classify("load fleet", err)
 }
 
 // AddFleet adds the totems that have no row yet with the entry made by

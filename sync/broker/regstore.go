@@ -2,6 +2,8 @@ package broker
 
 import (
 	"encoding/json"
+	"fmt"
+	"time"
 
 	"go.etcd.io/bbolt"
 )
@@ -110,4 +112,27 @@ func putJSON(b bkt, key string, v any) error {
 		return err
 	}
 	return b.Put(key, j)
+}
+
+// ReadRegistryFile calls fn with every record of a stopped hub's
+// registry file (fleet.db), bucket by bucket (totemhub migrate
+// --from-bbolt moves them to a shared store).
+func ReadRegistryFile(path string, fn func(bucket, key string, v []byte) error) error {
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		return fmt.Errorf("broker: open registry %s: %w", path, err)
+	}
+	defer db.Close()
+	return db.View(func(tx *bbolt.Tx) error {
+		for _, name := range []string{usersBucket, locksBucket, enrollBucket} {
+			b := tx.Bucket([]byte(name))
+			if b == nil {
+				continue
+			}
+			if err := b.ForEach(func(k, v []byte) error { return fn(name, string(k), v) }); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
