@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aslcns/totem/cms"
+	"github.com/aslcns/totem/cms/pgstore"
+	"github.com/aslcns/totem/cms/pgstore/pgtest"
+	"github.com/aslcns/totem/sync/broker"
+	"github.com/aslcns/totem/sync/creds"
+	"github.com/aslcns/totem/sync/outbox"
+	"github.com/aslcns/totem/sync/uplink"
+	"github.com/jackc/pgx/v5"
+)
+
+// testHub is a totemhub run in the test: its ops listener and broker.
+type testHub struct {
+	base, addr string
+	logs       *syncBuffer
+	stop       func()
+}
+
+// startTestHub runs totemhub on a configuration of its own state_dir
+// and credentials_dir in dir, on the database dbURL ("" : bbolt), with
+// an embedded broker and an ops listener on free loopback ports.
+func startTestHub(t *testing.T, ctx context.Context, dir, dbURL string, provision ...string) *testHub {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	prov := make([]string, len(provision))
+	for i, p := range provision {
+		prov[i] = fmt.Sprintf("%q", p)
+	}
+	doc := fmt.Sprintf("state_dir = %q\n[store]\nurl = %q\n[broker]\nlisten = \"127.0.0.1:0\"\ntls_listen = \"\"\n"+
+		"[fleet]\ncredentials_dir = %q\nprovision = [%s]\nconsole = \"\"\n[http]\nlisten = \"127.0.0.1:0\"\n",
+		filepath.Join(dir, "state"), dbURL, filepath.Join(dir, "creds"), strings.Join(prov, ", "))
+	cfg := filepath.Join(dir, "totemhub.toml")
+	if err := os.WriteFile(cfg, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hctx, cancel := context.WithCancel(ctx)
+	h := &testHub{logs: new(syncBuffer)}
+	done := make(chan error, 1)
+	go func() { done <- run(hctx, []string{"--config", cfg}, strings.NewReader(""), io.Discard, h.logs) }()
+	stopped := false
+	h.stop = func() {
+		if !stopped {
+			stopped = true
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("totemhub in %s: %v", dir, err)
+			}
+		}
+	}
+	t.Cleanup(h.stop)
+	webRE := regexp.MustCompile(`msg="ops listener" subsystem=http url=(http://\S+/) `)
+	brokerRE := regexp.MustCompile(`embedded broker listening.* addr=(\S+)`)
+	for h.base == "" || h.addr == "" {
+		if m := webRE.FindStringSubmatch(h.logs.String()); m != nil {
+			h.base = m[1]
+		}
+		if m := brokerRE.FindStringSubmatch(h.logs.String()); m != nil {
+			h.addr = m[1]
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the hub did not start:\n%s", h.logs.String())
+		case err := <-done:
+			stopped = true
+			t.Fatalf("totemhub stopped: %v\n%s", err, h.logs.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return h
+}
+
+func (h *testHub) get(t *testing.T, path string) string {
+	t.Helper()
+	resp, err := http.Get(h.base + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// Two totemhub processes on one PostgreSQL, each with its own state_dir,
+// credentials_dir and embedded broker: a totem provisioned and heard by
+// hub A only is listed by hub B (its metrics; the fleet command of
+// totemctl status and the console's fleet view list the same registry:
+// sync/pgshare's test) with its
+// presence and backlog, and so is a totem provisioned at A and never
+// seen; its secret, known to A's registry, works at B's broker; once A's
+// broker locked it after eight wrong secrets, B's refuses it too. Neither
+// keeps fleet.db or presence.db.
+func TestHubsShareFleetRegistry(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	srv := pgtest.Private(t, pgtest.Options{NoFsync: true})
+	dbURL, err := srv.NewEmptyDB(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pgstore.Migrate(ctx, dbURL); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	a := startTestHub(t, ctx, filepath.Join(dir, "a"), dbURL, "t-a", "t-off")
+	b := startTestHub(t, ctx, filepath.Join(dir, "b"), dbURL)
+
+	id, err := creds.Load(filepath.Join(dir, "a", "creds", "t-a.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	box, err := outbox.Open(filepath.Join(dir, "t-a.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer box.Close()
+	for range 3 {
+		if _, err := box.Enqueue(cms.KindConsent, consentOp(), time.Now(), time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	uctx, ucancel := context.WithCancel(ctx)
+	upDone := make(chan error, 1)
+	up := uplink.New(uplink.Options{Totem: id.Username, URL: "mqtt://" + a.addr, Username: id.Username, Password: id.Password,
+		Outbox: box, ResendAfter: 300 * time.Millisecond, BackoffMin: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
+		Version: "9.9.9", Location: "Atrio"})
+	go func() { upDone <- up.Run(uctx) }()
+	defer func() { ucancel(); <-upDone }()
+
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for !cond() {
+			select {
+			case <-ctx.Done():
+				t.Fatalf("%s: not within the time\nhub A:\n%s\nhub B:\n%s", what, a.logs.String(), b.logs.String())
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+	// B never heard from t-a: it lists it from the registry A writes.
+	waitFor("hub B lists t-a online and t-off never seen", func() bool {
+		m := b.get(t, "metrics")
+		return strings.Contains(m, `totem_online{totem="t-a"} 1`) && strings.Contains(m, `totem_online{totem="t-off"} 0`) &&
+			strings.Contains(m, `totem_info{location="Atrio",totem="t-a",version="9.9.9"} 1`)
+	})
+	waitFor("t-a's operations applied", func() bool { q, _ := box.Stats(); return q.Depth == 0 })
+	c, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	waitFor("the answer to t-a's last operation in the shared registry", func() bool {
+		var seq int
+		return c.QueryRow(ctx, `SELECT last_seq FROM fleet_totems WHERE totem = 't-a'`).Scan(&seq) == nil && seq == 3
+	})
+	ucancel()
+	<-upDone
+	upDone <- nil
+
+	// The registry of broker users is shared: t-a's secret works at B.
+	if code, _, _ := mqttLogin(t, b.addr, id.Username, id.Username, id.Password); code != 0 {
+		t.Fatalf("t-a at hub B's broker: reason %#x, want accepted", code)
+	}
+	for i := range broker.MaxFailures {
+		if code, _, _ := mqttLogin(t, a.addr, id.Username, id.Username, strings.Repeat("x", 43)); code == 0 {
+			t.Fatalf("wrong secret %d accepted", i+1)
+		}
+	}
+	if code, _, _ := mqttLogin(t, b.addr, id.Username, id.Username, id.Password); code == 0 {
+		t.Fatal("t-a, locked through hub A, accepted at hub B")
+	}
+	var locked bool
+	if err := c.QueryRow(ctx, `SELECT locked FROM fleet_locks WHERE username = 't-a'`).Scan(&locked); err != nil || !locked {
+		t.Errorf("fleet_locks: locked %v, %v", locked, err)
+	}
+	a.stop()
+	b.stop()
+	for _, h := range []string{"a", "b"} {
+		for _, f := range []string{"fleet.db", "presence.db"} {
+			if _, err := os.Stat(filepath.Join(dir, h, "state", f)); !os.IsNotExist(err) {
+				t.Errorf("hub %s keeps %s with [store] url: %v", h, f, err)
+			}
+		}
+	}
+}
