@@ -28,7 +28,7 @@ func TestMain(m *testing.M) {
 }
 
 // open opens the database url as a hub process would: a pool of its own.
-func open(t *testing.T, url string) *pgstore.Store {
+func open(t testing.TB, url string) *pgstore.Store {
 	t.Helper()
 	pg, err := pgstore.Open(context.Background(), url, pgstore.Options{})
 	if err != nil {
