@@ -35,6 +35,7 @@ import (
 	"github.com/aslcns/totem/sync/broker"
 	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/creds"
+	"github.com/aslcns/totem/sync/hub"
 	"github.com/aslcns/totem/sync/pgshare"
 	"github.com/aslcns/totem/sync/protocol"
 	"github.com/aslcns/totem/sync/techset"
@@ -46,7 +47,8 @@ func main() { cli.Main(run) }
 
 const usage = `usage:
   totemhub [--config FILE] [--broker URL]           serve: broker, ingest, fleet registry
-  totemhub [--config FILE] provision TOTEM          register a totem, write its credentials file (hub stopped)
+  totemhub [--config FILE] provision TOTEM          register a totem, write its credentials file
+                                                    (hub stopped; with [store] url also while hubs run)
   totemhub [--config FILE] provision --role hub NAME
                                                     a hub identity: NAME.json for another hub's [broker] credentials_file
   totemhub [--config FILE] user add NAME --role technician|ops
@@ -105,6 +107,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		path, err := provisionTotem(cfg, reg, fs.Arg(1))
 		if err != nil {
 			return err
+		}
+		if pg != nil {
+			// The running hubs list it within a second, as never seen
+			// (an entry the registry has already is left as it is).
+			if err := pgshare.Presence(pg).Save([]hub.TotemStatus{{Totem: fs.Arg(1), Status: hub.NeverSeen}}); err != nil {
+				return fmt.Errorf("totemhub: provisioned, but not added to the fleet registry: %w", err)
+			}
 		}
 		fmt.Fprintf(stdout, "totem %s provisioned: credentials in %s\n", fs.Arg(1), path)
 		return nil

@@ -102,8 +102,9 @@ func (h *testHub) get(t *testing.T, path string) string {
 // sync/pgshare's test) with its
 // presence and backlog, and so is a totem provisioned at A and never
 // seen; its secret, known to A's registry, works at B's broker; once A's
-// broker locked it after eight wrong secrets, B's refuses it too. Neither
-// keeps fleet.db or presence.db.
+// broker locked it after eight wrong secrets, B's refuses it too. A
+// totem provisioned with the command line while they run is listed by
+// both. Neither keeps fleet.db or presence.db.
 func TestHubsShareFleetRegistry(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -187,6 +188,16 @@ func TestHubsShareFleetRegistry(t *testing.T) {
 	if err := c.QueryRow(ctx, `SELECT locked FROM fleet_locks WHERE username = 't-a'`).Scan(&locked); err != nil || !locked {
 		t.Errorf("fleet_locks: locked %v, %v", locked, err)
 	}
+	// `totemhub provision` while the hubs run (no registry file to hold):
+	// both list the new totem within seconds.
+	var out strings.Builder
+	if err := run(ctx, []string{"--config", filepath.Join(dir, "b", "totemhub.toml"), "provision", "t-new"}, nil, &out, io.Discard); err != nil {
+		t.Fatalf("provision while the hubs run: %v", err)
+	}
+	waitFor("both hubs list t-new", func() bool {
+		return strings.Contains(a.get(t, "metrics"), `totem_online{totem="t-new"} 0`) &&
+			strings.Contains(b.get(t, "metrics"), `totem_online{totem="t-new"} 0`)
+	})
 	a.stop()
 	b.stop()
 	for _, h := range []string{"a", "b"} {
