@@ -16,8 +16,11 @@ type memShared struct {
 	m  map[string]TotemStatus
 }
 
-func (s *memShared) Load() ([]TotemStatus, error) { all, _, err := s.Changed(time.Time{}); return all, err }
-func (s *memShared) Close() error                 { return nil }
+func (s *memShared) Load() ([]TotemStatus, error) {
+	all, _, err := s.Changed(time.Time{})
+	return all, err
+}
+func (s *memShared) Close() error { return nil }
 
 func (s *memShared) Save(entries []TotemStatus) error {
 	s.mu.Lock()
