@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,9 +17,13 @@ import (
 	"github.com/aslcns/totem/cms/pgstore"
 	"github.com/aslcns/totem/cms/pgstore/pgtest"
 	"github.com/aslcns/totem/sync/broker"
+	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/creds"
+	"github.com/aslcns/totem/sync/hub"
 	"github.com/aslcns/totem/sync/outbox"
+	"github.com/aslcns/totem/sync/protocol"
 	"github.com/aslcns/totem/sync/uplink"
+	"github.com/eclipse/paho.golang/paho"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -32,7 +37,8 @@ type testHub struct {
 // startTestHub runs totemhub on a configuration of its own state_dir
 // and credentials_dir in dir, on the database dbURL ("" : bbolt), with
 // an embedded broker and an ops listener on free loopback ports.
-func startTestHub(t *testing.T, ctx context.Context, dir, dbURL string, provision ...string) *testHub {
+// console, when not empty, is its fleet.console.
+func startTestHub(t *testing.T, ctx context.Context, dir, dbURL, console string, provision ...string) *testHub {
 	t.Helper()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
@@ -42,8 +48,8 @@ func startTestHub(t *testing.T, ctx context.Context, dir, dbURL string, provisio
 		prov[i] = fmt.Sprintf("%q", p)
 	}
 	doc := fmt.Sprintf("state_dir = %q\n[store]\nurl = %q\n[broker]\nlisten = \"127.0.0.1:0\"\ntls_listen = \"\"\n"+
-		"[fleet]\ncredentials_dir = %q\nprovision = [%s]\nconsole = \"\"\n[http]\nlisten = \"127.0.0.1:0\"\n",
-		filepath.Join(dir, "state"), dbURL, filepath.Join(dir, "creds"), strings.Join(prov, ", "))
+		"[fleet]\ncredentials_dir = %q\nprovision = [%s]\nconsole = %q\n[http]\nlisten = \"127.0.0.1:0\"\n",
+		filepath.Join(dir, "state"), dbURL, filepath.Join(dir, "creds"), strings.Join(prov, ", "), console)
 	cfg := filepath.Join(dir, "totemhub.toml")
 	if err := os.WriteFile(cfg, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
@@ -84,6 +90,53 @@ func startTestHub(t *testing.T, ctx context.Context, dir, dbURL string, provisio
 	return h
 }
 
+var fleetCalls int
+
+// fleetCommand is totemctl status through h: the fleet command signed
+// with h's console key (fleet.console "console", credentials in credDir).
+func fleetCommand(t *testing.T, ctx context.Context, h *testHub, credDir string) hub.FleetPage {
+	t.Helper()
+	cf, err := creds.Load(filepath.Join(credDir, "console.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := cmdsig.LoadPrivate(filepath.Join(credDir, "console.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, cc, replies := mqttLogin(t, h.addr, fmt.Sprintf("console-%d", fleetCalls), "console", cf.Password)
+	if code != 0 {
+		t.Fatalf("the console refused: 0x%02X", code)
+	}
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := cc.Subscribe(sctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: protocol.HubReplyTopic("console"), QoS: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	fleetCalls++
+	c := protocol.Command{V: 1, ID: fmt.Sprintf("fleet-%016d", fleetCalls), Name: "fleet"}
+	if err := cmdsig.Sign(key, &c, cmdsig.HubTarget, "", time.Now(), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := protocol.Marshal(c)
+	if _, err := cc.Publish(sctx, &paho.Publish{Topic: protocol.HubCmdTopic, QoS: 1, Payload: b,
+		Properties: &paho.PublishProperties{ResponseTopic: protocol.HubReplyTopic("console")}}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case p := <-replies:
+		var r protocol.Reply
+		var page hub.FleetPage
+		if err := json.Unmarshal(p.Payload, &r); err != nil || !r.OK || json.Unmarshal(r.Data, &page) != nil {
+			t.Fatalf("fleet: reply %s %v", p.Payload, err)
+		}
+		return page
+	case <-sctx.Done():
+		t.Fatal("fleet: no reply from the hub")
+	}
+	return hub.FleetPage{}
+}
+
 func (h *testHub) get(t *testing.T, path string) string {
 	t.Helper()
 	resp, err := http.Get(h.base + path)
@@ -97,9 +150,9 @@ func (h *testHub) get(t *testing.T, path string) string {
 
 // Two totemhub processes on one PostgreSQL, each with its own state_dir,
 // credentials_dir and embedded broker: a totem provisioned and heard by
-// hub A only is listed by hub B (its metrics; the fleet command of
-// totemctl status and the console's fleet view list the same registry:
-// sync/pgshare's test) with its
+// hub A only is listed by hub B (its metrics, and the signed fleet
+// command of totemctl status, with the answer A gave to its last
+// operation) with its
 // presence and backlog, and so is a totem provisioned at A and never
 // seen; its secret, known to A's registry, works at B's broker; once A's
 // broker locked it after eight wrong secrets, B's refuses it too. A
@@ -117,8 +170,8 @@ func TestHubsShareFleetRegistry(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	a := startTestHub(t, ctx, filepath.Join(dir, "a"), dbURL, "t-a", "t-off")
-	b := startTestHub(t, ctx, filepath.Join(dir, "b"), dbURL)
+	a := startTestHub(t, ctx, filepath.Join(dir, "a"), dbURL, "", "t-a", "t-off")
+	b := startTestHub(t, ctx, filepath.Join(dir, "b"), dbURL, "console")
 
 	id, err := creds.Load(filepath.Join(dir, "a", "creds", "t-a.json"))
 	if err != nil {
@@ -168,6 +221,16 @@ func TestHubsShareFleetRegistry(t *testing.T) {
 		var seq int
 		return c.QueryRow(ctx, `SELECT last_seq FROM fleet_totems WHERE totem = 't-a'`).Scan(&seq) == nil && seq == 3
 	})
+	// totemctl status through hub B: the signed fleet command.
+	var page hub.FleetPage
+	waitFor("totemctl status through hub B", func() bool {
+		page = fleetCommand(t, ctx, b, filepath.Join(dir, "b", "creds"))
+		return len(page.Totems) == 2 && page.Totems[0].Last != nil && page.Totems[0].Last.Seq == 3
+	})
+	if page.Totems[0].Totem != "t-a" || page.Totems[0].Status != protocol.Online || page.Totems[0].Location != "Atrio" ||
+		page.Totems[1].Totem != "t-off" || page.Totems[1].Status != hub.NeverSeen {
+		t.Fatalf("totemctl status through hub B: %+v", page)
+	}
 	ucancel()
 	<-upDone
 	upDone <- nil
