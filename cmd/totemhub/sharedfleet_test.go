@@ -34,43 +34,71 @@ type testHub struct {
 	stop       func()
 }
 
-// startTestHub runs totemhub on a configuration of its own state_dir
-// and credentials_dir in dir, on the database dbURL ("" : bbolt), with
-// an embedded broker and an ops listener on free loopback ports.
-// console, when not empty, is its fleet.console.
-func startTestHub(t *testing.T, ctx context.Context, dir, dbURL, console string, provision ...string) *testHub {
+// hubConf is a test hub's configuration: its own state_dir and
+// credentials_dir in dir, the database dbURL ("": bbolt), fleet.console
+// (console, may be empty) and fleet.provision.
+type hubConf struct {
+	dir, dbURL, console string
+	provision           []string
+	// broker, when set, is the external broker's URL (--broker), with
+	// brokerTOML the rest of its [broker] section; else an embedded
+	// broker on a free loopback port.
+	broker, brokerTOML string
+}
+
+func (c hubConf) path() string { return filepath.Join(c.dir, "totemhub.toml") }
+
+// writeConf writes c's configuration file, with an ops listener on a
+// free loopback port.
+func writeConf(t *testing.T, c hubConf) {
 	t.Helper()
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(c.dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	prov := make([]string, len(provision))
-	for i, p := range provision {
+	prov := make([]string, len(c.provision))
+	for i, p := range c.provision {
 		prov[i] = fmt.Sprintf("%q", p)
 	}
-	doc := fmt.Sprintf("state_dir = %q\n[store]\nurl = %q\n[broker]\nlisten = \"127.0.0.1:0\"\ntls_listen = \"\"\n"+
+	brokerTOML := "listen = \"127.0.0.1:0\"\ntls_listen = \"\"\n"
+	if c.broker != "" {
+		brokerTOML = c.brokerTOML
+	}
+	doc := fmt.Sprintf("state_dir = %q\n[store]\nurl = %q\n[broker]\n%s"+
 		"[fleet]\ncredentials_dir = %q\nprovision = [%s]\nconsole = %q\n[http]\nlisten = \"127.0.0.1:0\"\n",
-		filepath.Join(dir, "state"), dbURL, filepath.Join(dir, "creds"), strings.Join(prov, ", "), console)
-	cfg := filepath.Join(dir, "totemhub.toml")
-	if err := os.WriteFile(cfg, []byte(doc), 0o600); err != nil {
+		filepath.Join(c.dir, "state"), c.dbURL, brokerTOML, filepath.Join(c.dir, "creds"), strings.Join(prov, ", "), c.console)
+	if err := os.WriteFile(c.path(), []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// startTestHub writes c's configuration and runs totemhub on it.
+func startTestHub(t *testing.T, ctx context.Context, c hubConf) *testHub {
+	t.Helper()
+	writeConf(t, c)
+	args := []string{"--config", c.path()}
+	if c.broker != "" {
+		args = append(args, "--broker", c.broker)
 	}
 	hctx, cancel := context.WithCancel(ctx)
 	h := &testHub{logs: new(syncBuffer)}
 	done := make(chan error, 1)
-	go func() { done <- run(hctx, []string{"--config", cfg}, strings.NewReader(""), io.Discard, h.logs) }()
+	go func() { done <- run(hctx, args, strings.NewReader(""), io.Discard, h.logs) }()
 	stopped := false
 	h.stop = func() {
 		if !stopped {
 			stopped = true
 			cancel()
 			if err := <-done; err != nil {
-				t.Errorf("totemhub in %s: %v", dir, err)
+				t.Errorf("totemhub in %s: %v", c.dir, err)
 			}
 		}
 	}
 	t.Cleanup(h.stop)
 	webRE := regexp.MustCompile(`msg="ops listener" subsystem=http url=(http://\S+/) `)
 	brokerRE := regexp.MustCompile(`embedded broker listening.* addr=(\S+)`)
+	if c.broker != "" {
+		h.addr = strings.TrimPrefix(c.broker, "mqtt://")
+	}
 	for h.base == "" || h.addr == "" {
 		if m := webRE.FindStringSubmatch(h.logs.String()); m != nil {
 			h.base = m[1]
@@ -170,8 +198,8 @@ func TestHubsShareFleetRegistry(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	a := startTestHub(t, ctx, filepath.Join(dir, "a"), dbURL, "", "t-a", "t-off")
-	b := startTestHub(t, ctx, filepath.Join(dir, "b"), dbURL, "console")
+	a := startTestHub(t, ctx, hubConf{dir: filepath.Join(dir, "a"), dbURL: dbURL, provision: []string{"t-a", "t-off"}})
+	b := startTestHub(t, ctx, hubConf{dir: filepath.Join(dir, "b"), dbURL: dbURL, console: "console"})
 
 	id, err := creds.Load(filepath.Join(dir, "a", "creds", "t-a.json"))
 	if err != nil {
@@ -267,6 +295,98 @@ func TestHubsShareFleetRegistry(t *testing.T) {
 		for _, f := range []string{"fleet.db", "presence.db"} {
 			if _, err := os.Stat(filepath.Join(dir, h, "state", f)); !os.IsNotExist(err) {
 				t.Errorf("hub %s keeps %s with [store] url: %v", h, f, err)
+			}
+		}
+	}
+}
+
+// Two hub processes started with --broker on one mosquitto (dynamic
+// security) and one PostgreSQL: hub B's identity, provisioned with the
+// command line, is in the shared registry; B lists the totems hub A
+// provisioned (t-off never connects) and the answers A or B gave; neither
+// keeps fleet.db or presence.db.
+func TestBrokerHubsKeepNoRegistry(t *testing.T) {
+	addr, pwFile := dynsecMosquitto(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	srv := pgtest.Private(t, pgtest.Options{NoFsync: true})
+	dbURL, err := srv.NewEmptyDB(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pgstore.Migrate(ctx, dbURL); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	conf := func(name string, provision ...string) hubConf {
+		d := filepath.Join(dir, name)
+		return hubConf{dir: d, dbURL: dbURL, provision: provision, broker: "mqtt://" + addr,
+			brokerTOML: fmt.Sprintf("credentials_file = %q\ndynsec = true\ndynsec_user = \"dynsec-admin\"\ndynsec_password_file = %q\n",
+				filepath.Join(d, "creds", "hub-"+name+".json"), pwFile)}
+	}
+	ca, cb := conf("a", "t-01", "t-off"), conf("b")
+	for _, c := range []hubConf{ca, cb} {
+		writeConf(t, c)
+		if out, err := provisionRole(c.path(), "hub", "hub-"+filepath.Base(c.dir)); err != nil {
+			t.Fatalf("%s %v", out, err)
+		}
+	}
+	a := startTestHub(t, ctx, ca)
+	b := startTestHub(t, ctx, cb)
+
+	id, err := creds.Load(filepath.Join(ca.dir, "creds", "t-01.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	box, err := outbox.Open(filepath.Join(dir, "t-01.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer box.Close()
+	for range 3 {
+		if _, err := box.Enqueue(cms.KindConsent, consentOp(), time.Now(), time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	uctx, ucancel := context.WithCancel(ctx)
+	upDone := make(chan error, 1)
+	up := uplink.New(uplink.Options{Totem: id.Username, URL: "mqtt://" + addr, Username: id.Username, Password: id.Password,
+		Outbox: box, ResendAfter: 300 * time.Millisecond, BackoffMin: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond})
+	go func() { upDone <- up.Run(uctx) }()
+	defer func() { ucancel(); <-upDone }()
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for !cond() {
+			select {
+			case <-ctx.Done():
+				t.Fatalf("%s: not within the time\nhub A:\n%s\nhub B:\n%s", what, a.logs.String(), b.logs.String())
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+	waitFor("t-01's operations applied", func() bool { q, _ := box.Stats(); return q.Depth == 0 })
+	waitFor("hub B lists t-01 online and t-off never seen", func() bool {
+		m := b.get(t, "metrics")
+		return strings.Contains(m, `totem_online{totem="t-01"} 1`) && strings.Contains(m, `totem_online{totem="t-off"} 0`)
+	})
+	c, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	var users int
+	if err := c.QueryRow(ctx, `SELECT count(*) FROM fleet_users WHERE username IN ('hub-a', 'hub-b', 't-01', 't-off')`).Scan(&users); err != nil || users != 4 {
+		t.Errorf("%d of the 4 users in the shared registry: %v", users, err)
+	}
+	ucancel()
+	<-upDone
+	upDone <- nil
+	a.stop()
+	b.stop()
+	for _, h := range []string{"a", "b"} {
+		for _, f := range []string{"fleet.db", "presence.db"} {
+			if _, err := os.Stat(filepath.Join(dir, h, "state", f)); !os.IsNotExist(err) {
+				t.Errorf("hub %s with --broker keeps %s: %v", h, f, err)
 			}
 		}
 	}
