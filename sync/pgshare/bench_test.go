@@ -2,10 +2,13 @@ package pgshare_test
 
 import (
 	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/aslcns/totem/cms/pgstore/pgtest"
+	"github.com/aslcns/totem/sync/broker"
+	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/hub"
 	"github.com/aslcns/totem/sync/pgshare"
 	"github.com/aslcns/totem/sync/protocol"
@@ -42,4 +45,37 @@ func BenchmarkPresenceSecond(b *testing.B) {
 		since = cursor
 	}
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "entries/s")
+}
+
+// An embedded broker's authentication of one login on the shared
+// registry (Registry.Check: the user and its lock read in one snapshot),
+// against the bbolt file's.
+//
+//	go test -run - -bench RegistryCheck ./sync/pgshare
+func BenchmarkRegistryCheck(b *testing.B) {
+	for _, store := range []string{"bbolt", "postgres"} {
+		b.Run(store, func(b *testing.B) {
+			var reg *broker.Registry
+			if store == "bbolt" {
+				r, err := broker.OpenRegistry(filepath.Join(b.TempDir(), "fleet.db"))
+				if err != nil {
+					b.Fatal(err)
+				}
+				reg = r
+			} else {
+				reg = pgshare.Registry(open(b, pgtest.DB(b)))
+			}
+			defer reg.Close()
+			f, err := reg.Provision("t-1", creds.RoleTotem, filepath.Join(b.TempDir(), "t-1.json"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for range b.N {
+				if _, out, _ := reg.Check("t-1", f.Password, ""); out != broker.Accepted {
+					b.Fatal(out)
+				}
+			}
+		})
+	}
 }
