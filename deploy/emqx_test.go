@@ -59,11 +59,15 @@ func TestEMQXViews(t *testing.T) {
 		{"t-01", creds.RoleTotem, hash, nil},
 		{"t-old", creds.RoleTotem, old, &[]time.Time{time.Now().Add(-time.Hour)}[0]},
 		{"c-1", creds.RoleConsole, old, nil},
+		{"t-locked", creds.RoleTotem, hash, nil},
 	} {
 		if _, err := c.Exec(ctx, `INSERT INTO fleet_users (username, role, hash, created, expires) VALUES ($1, $2, $3, now(), $4)`,
 			u.name, u.role, u.hash, u.expires); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if _, err := c.Exec(ctx, `INSERT INTO fleet_locks (username, locked, record) VALUES ('t-locked', true, '{}')`); err != nil {
+		t.Fatal(err)
 	}
 	// EMQX: password_hash = lower hex SHA-256(salt || password).
 	emqx := func(user, password string) bool {
@@ -87,6 +91,9 @@ func TestEMQXViews(t *testing.T) {
 	}
 	if emqx("t-old", "an-expired-secret") {
 		t.Error("an expired user is in emqx_authn")
+	}
+	if emqx("t-locked", f.Password) {
+		t.Error("a locked user is in emqx_authn")
 	}
 	if !emqx("enroll", "enroll") {
 		t.Error("the enroll user is not in emqx_authn")

@@ -15,6 +15,10 @@ import (
 	"github.com/aslcns/totem/cms/pgstore"
 	"github.com/aslcns/totem/cms/pgstore/pgtest"
 	"github.com/aslcns/totem/cms/refcms"
+	"github.com/aslcns/totem/sync/broker"
+	"github.com/aslcns/totem/sync/creds"
+	"github.com/aslcns/totem/sync/hub"
+	"github.com/aslcns/totem/sync/pgshare"
 )
 
 // A bbolt hub's CMS with applied operations (accepted and rejected, a
@@ -83,6 +87,31 @@ func TestMigrateFromBbolt(t *testing.T) {
 	if err := bs.Close(); err != nil {
 		t.Fatal(err)
 	}
+	// The bbolt hub's fleet registry beside its CMS: a totem provisioned
+	// and locked, another with an enrollment code, and their presence.
+	reg, err := broker.OpenRegistry(filepath.Join(dir, "fleet.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	taCreds, err := reg.Provision("t-a", creds.RoleTotem, filepath.Join(dir, "t-a.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.LockUser("t-a", "ops", at); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := reg.Enroll("t-b", time.Hour, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	reg.Close()
+	fl, err := hub.OpenFleet(filepath.Join(dir, "presence.db"), hub.FleetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl.Provisioned("t-a", "t-b")
+	if err := fl.Close(); err != nil {
+		t.Fatal(err)
+	}
 
 	srv := pgtest.Private(t, pgtest.Options{NoFsync: true})
 	dbURL, err := srv.NewEmptyDB(ctx)
@@ -94,7 +123,8 @@ func TestMigrateFromBbolt(t *testing.T) {
 	if err := run(ctx, []string{"--config", cfg, "migrate", "--from-bbolt", boltPath}, nil, &out, &errw); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), "8 operations of 2 totems") {
+	if !strings.Contains(out.String(), "8 operations of 2 totems") ||
+		!strings.Contains(out.String(), "2 broker users, 1 locks, 1 enrollment codes, 2 totems' presence") {
 		t.Errorf("migrate said %q", out.String())
 	}
 	if err := run(ctx, []string{"--config", cfg, "migrate", "--from-bbolt", boltPath}, nil, &out, &errw); !errors.Is(err, pgstore.ErrNotEmpty) {
@@ -105,6 +135,26 @@ func TestMigrateFromBbolt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The registry moved: t-a still locked with its secret, t-b's code
+	// still valid, both listed by a hub on the database.
+	preg := pgshare.Registry(pg)
+	if u, ok, err := preg.Get("t-a"); err != nil || !ok || u.Role != creds.RoleTotem {
+		t.Fatalf("t-a on PostgreSQL: %+v %v %v", u, ok, err)
+	}
+	if _, outc, _ := preg.Check("t-a", taCreds.Password, ""); outc != broker.Refused {
+		t.Errorf("locked t-a on PostgreSQL: %v, want refused", outc)
+	}
+	if _, err := preg.Verifier("t-b", time.Now()); err != nil {
+		t.Errorf("t-b's enrollment code on PostgreSQL: %v", err)
+	}
+	pfl, err := hub.NewFleet(pgshare.Presence(pg), hub.FleetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := pfl.List(hub.FleetFilter{}); len(l) != 2 || l[0].Totem != "t-a" || l[1].Status != hub.NeverSeen {
+		t.Errorf("the fleet on PostgreSQL: %+v", l)
+	}
+	pfl.Close()
 	ps, err := refcms.New(pg.CMS(), &refcms.Options{Seed: cards})
 	if err != nil {
 		t.Fatal(err)

@@ -89,11 +89,14 @@ func provisionRoleCommand(ctx context.Context, cfg *config.Totemhub, args []stri
 	}
 	path, viaHub, err := provisionViaHub(ctx, cfg, name)
 	if !viaHub {
-		reg, oerr := openRegistry(cfg.StateDir)
+		reg, pg, oerr := openFleetRegistry(ctx, cfg)
 		if oerr != nil {
 			return oerr
 		}
 		defer reg.Close()
+		if pg != nil {
+			defer pg.Close()
+		}
 		path, err = provisionHub(cfg, reg, reg, name)
 	}
 	if err != nil {

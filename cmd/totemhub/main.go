@@ -30,10 +30,13 @@ import (
 
 	"github.com/aslcns/totem/cmd/internal/cli"
 	"github.com/aslcns/totem/cmd/internal/sdnotify"
+	"github.com/aslcns/totem/cms/pgstore"
 	"github.com/aslcns/totem/config"
 	"github.com/aslcns/totem/sync/broker"
 	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/creds"
+	"github.com/aslcns/totem/sync/hub"
+	"github.com/aslcns/totem/sync/pgshare"
 	"github.com/aslcns/totem/sync/protocol"
 	"github.com/aslcns/totem/sync/techset"
 	"go.etcd.io/bbolt"
@@ -44,7 +47,8 @@ func main() { cli.Main(run) }
 
 const usage = `usage:
   totemhub [--config FILE] [--broker URL]           serve: broker, ingest, fleet registry
-  totemhub [--config FILE] provision TOTEM          register a totem, write its credentials file (hub stopped)
+  totemhub [--config FILE] provision TOTEM          register a totem, write its credentials file
+                                                    (hub stopped; with [store] url also while hubs run)
   totemhub [--config FILE] provision --role hub NAME
                                                     a hub identity: NAME.json for another hub's [broker] credentials_file
   totemhub [--config FILE] user add NAME --role technician|ops
@@ -89,11 +93,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if fs.Arg(0) == "provision" && fs.NArg() == 4 { // --role hub NAME: through the running hub if one runs
 		return provisionRoleCommand(ctx, cfg, fs.Args()[1:], stdout)
 	}
-	reg, err := openRegistry(cfg.StateDir)
+	reg, pg, err := openFleetRegistry(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer reg.Close()
+	if pg != nil {
+		defer pg.Close() // the CMS closes it too: a second Close does nothing
+	}
 	reg.SetValidity(broker.Validity{First: cfg.Fleet.FirstValidity.Duration, Next: cfg.Fleet.Validity.Duration,
 		RotateBefore: cfg.Fleet.RotateBefore.Duration})
 	if fs.Arg(0) == "provision" {
@@ -101,10 +108,17 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		if err != nil {
 			return err
 		}
+		if pg != nil {
+			// The running hubs list it within a second, as never seen
+			// (an entry the registry has already is left as it is).
+			if err := pgshare.Presence(pg).Save([]hub.TotemStatus{{Totem: fs.Arg(1), Status: hub.NeverSeen}}); err != nil {
+				return fmt.Errorf("totemhub: provisioned, but not added to the fleet registry: %w", err)
+			}
+		}
 		fmt.Fprintf(stdout, "totem %s provisioned: credentials in %s\n", fs.Arg(1), path)
 		return nil
 	}
-	s := &server{cfg: cfg, reg: reg, log: log}
+	s := &server{cfg: cfg, reg: reg, pg: pg, log: log}
 	defer s.undo.Run()
 	return s.runHub(ctx, level, *cfgPath, &loaded)
 }
@@ -190,6 +204,22 @@ func openRegistry(dir string) (*broker.Registry, error) {
 			"fleet.provision in its configuration and restart it (it provisions them at start)", path, dir)
 	}
 	return broker.OpenRegistry(path)
+}
+
+// openFleetRegistry opens the fleet's registry of broker users: in
+// state_dir's fleet.db, or with [store] url in the PostgreSQL database
+// every hub process shares (sync/pgshare), which is then returned open
+// too, for the CMS and the fleet's presence.
+func openFleetRegistry(ctx context.Context, cfg *config.Totemhub) (*broker.Registry, *pgstore.Store, error) {
+	if cfg.Store.URL == "" {
+		reg, err := openRegistry(cfg.StateDir)
+		return reg, nil, err
+	}
+	pg, err := openStore(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pgshare.Registry(pg), pg, nil
 }
 
 // provisionTotem registers totem id and makes sure its credentials file

@@ -193,6 +193,14 @@ func TestHubLosesPostgreSQL(t *testing.T) {
 	}
 	waitFor("the backlog applied", func() bool { return depth() == 0 })
 	waitFor("/readyz ready again", func() bool { code, body = get("readyz"); return code == 200 })
+	// The fleet registry on the same database: its writes were refused
+	// while it was down (logged once), kept, and written once it is back.
+	waitFor("the fleet registry written again", func() bool {
+		return strings.Contains(logs.String(), `msg="fleet registry written and read again"`)
+	})
+	if n := strings.Count(logs.String(), `msg="fleet registry not written or read: retrying every second"`); n != 1 {
+		t.Errorf("the fleet registry's outage logged %d times, want once", n)
+	}
 	ucancel()
 	<-upDone
 	upDone <- nil
@@ -233,6 +241,12 @@ func TestHubLosesPostgreSQL(t *testing.T) {
 	}
 	if n != before+during {
 		t.Fatalf("%d operations applied, want %d", n, before+during)
+	}
+	var lastSeq int
+	var status string
+	if err := c.QueryRow(ctx, `SELECT last_seq, entry->>'status' FROM fleet_totems WHERE totem = $1`, id.Username).
+		Scan(&lastSeq, &status); err != nil || lastSeq != before+during || status == "" {
+		t.Fatalf("the fleet registry's entry of the totem: last_seq %d status %q, %v; want %d", lastSeq, status, err, before+during)
 	}
 }
 

@@ -3,8 +3,11 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -19,6 +22,7 @@ import (
 	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/hub"
+	"github.com/aslcns/totem/sync/pgshare"
 	"github.com/aslcns/totem/sync/techset"
 )
 
@@ -102,6 +106,10 @@ func (s *server) prepareFleet() (*tls.Config, func(context.Context), error) {
 		return nil, nil, err
 	}
 	for _, id := range cfg.Fleet.Provision {
+		if s.pg != nil && provisionedElsewhere(cfg, s.reg, id) {
+			log.Info("totem provisioned by another hub: its credentials are in that hub's credentials_dir", "totem", id)
+			continue
+		}
 		if _, err := provisionTotem(cfg, s.reg, id); err != nil {
 			return nil, nil, err
 		}
@@ -113,6 +121,19 @@ func (s *server) prepareFleet() (*tls.Config, func(context.Context), error) {
 		}
 	}
 	return serverTLS, renew, nil
+}
+
+// provisionedElsewhere reports whether the shared registry has totem id
+// although this hub's credentials_dir has no file of it: another hub
+// process provisioned it. Provisioning it again would give it a new
+// secret, and the totem holding the first would be refused.
+func provisionedElsewhere(cfg *config.Totemhub, reg *broker.Registry, id string) bool {
+	u, ok, err := reg.Get(id)
+	if err != nil || !ok || u.Role != creds.RoleTotem {
+		return false
+	}
+	_, err = os.Stat(filepath.Join(cfg.Fleet.CredentialsDir, id+".json"))
+	return errors.Is(err, fs.ErrNotExist)
 }
 
 // openCMS opens the reference CMS on the configured policy: in state_dir, or on PostgreSQL with [store] url.
@@ -127,7 +148,7 @@ func (s *server) openCMS(ctx context.Context) error {
 	if cfg.CMS.DemoCards {
 		seed, cips = cms.DemoCards(), cms.DemoCIPs()
 	}
-	store, pg, err := openCMS(ctx, cfg, &refcms.Options{Policy: pol, Seed: seed, CIPs: cips,
+	store, pg, err := openCMS(ctx, cfg, s.pg, &refcms.Options{Policy: pol, Seed: seed, CIPs: cips,
 		SendLogRetention: cfg.CMS.SendLogRetention.Duration, RefusalRetention: cfg.CMS.RefusalRetention.Duration,
 		CitizenRetention: cfg.CMS.CitizenRetention.Duration,
 		FSERetries:       cfg.CMS.FSERetries, FSERetryEvery: cfg.CMS.FSERetryInterval.Duration})
@@ -274,12 +295,22 @@ func (s *server) consoleVerifier() ([]cmdsig.PublicKey, cmdsig.Replay, error) {
 }
 
 // openFleet opens the fleet registry (totemctl status): every totem ever
-// provisioned, its presence, backlog and devices, kept across restarts.
+// provisioned, its presence, backlog and devices, kept across restarts:
+// in state_dir's presence.db, or with [store] url in the database every
+// hub process shares (no presence.db: any hub lists every totem).
 func (s *server) openFleet() (*hub.Fleet, error) {
 	cfg := s.cfg
-	fleet, err := hub.OpenFleet(filepath.Join(cfg.StateDir, "presence.db"), hub.FleetOptions{
-		TelemetryInterval: cfg.Fleet.TelemetryInterval.Duration, Logger: s.log.With("subsystem", "fleet"),
-		Counters: cfg.Fleet.ReissueCounters})
+	o := hub.FleetOptions{TelemetryInterval: cfg.Fleet.TelemetryInterval.Duration, Logger: s.log.With("subsystem", "fleet"),
+		Counters: cfg.Fleet.ReissueCounters}
+	var (
+		fleet *hub.Fleet
+		err   error
+	)
+	if s.pg != nil {
+		fleet, err = hub.NewFleet(pgshare.Presence(s.pg), o)
+	} else {
+		fleet, err = hub.OpenFleet(filepath.Join(cfg.StateDir, "presence.db"), o)
+	}
 	if err != nil {
 		return nil, err
 	}

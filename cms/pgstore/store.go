@@ -210,9 +210,13 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// Close closes the pool.
+// Close closes the pool; a second Close does nothing.
 func (s *Store) Close() {
 	s.leasesMu.Lock()
+	if s.closed { // the CMS and the fleet registry share the store
+		s.leasesMu.Unlock()
+		return
+	}
 	s.closed = true
 	ls := s.leases
 	s.leasesMu.Unlock()

@@ -19,6 +19,8 @@ $$;
 -- reach EMQX as the raw bytes, hence bytea, not the hex text of the hash.
 -- Users past their expiry are left out (EMQX then refuses them as unknown: the
 -- "expired" reason string of the embedded broker has no EMQX counterpart).
+-- Users the hub locked (fleet_locks, migration 00003: eight wrong secrets at an
+-- embedded broker, or ops' lock) are left out too.
 -- The enroll user's secret is public (sync/enroll): one fixed row.
 CREATE OR REPLACE VIEW emqx_authn AS
 SELECT username,
@@ -28,6 +30,7 @@ SELECT username,
   FROM fleet_users
  WHERE split_part(hash, '$', 1) = 'sha256'
    AND (expires IS NULL OR expires > now())
+   AND NOT EXISTS (SELECT 1 FROM fleet_locks l WHERE l.username = fleet_users.username AND l.locked)
 UNION ALL
 SELECT 'enroll', encode(sha256('\x00'::bytea || convert_to('enroll', 'UTF8')), 'hex'), '\x00'::bytea, false;
 

@@ -8,10 +8,7 @@ import (
 
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/enroll"
-	"go.etcd.io/bbolt"
 )
-
-var enrollBucket = []byte("enroll")
 
 // Enrollment is a totem's enrollment code as the registry keeps it: its
 // hash (enroll.Hash), to check the code when it is exchanged, and its
@@ -60,9 +57,11 @@ func (r *Registry) Enroll(totem string, validity time.Duration, now time.Time) (
 	}
 	now = now.UTC()
 	e := Enrollment{Totem: totem, Hash: enroll.Hash(totem, norm), Verifier: &v, Created: now, Expires: now.Add(validity)}
-	err = r.db.Update(func(tx *bbolt.Tx) error {
-		users := tx.Bucket(usersBucket)
-		if v := users.Get([]byte(totem)); v != nil {
+	err = r.st.Update(totem, func(tx RegistryTx) error {
+		users := bucket(tx, usersBucket)
+		if v, err := users.Get(totem); err != nil {
+			return err
+		} else if v != nil {
 			var u User
 			if err := json.Unmarshal(v, &u); err != nil {
 				return err
@@ -73,7 +72,7 @@ func (r *Registry) Enroll(totem string, validity time.Duration, now time.Time) (
 		} else if err := putUser(tx, User{Username: totem, Role: creds.RoleTotem, Hash: hash, Created: now, Expires: e.Expires}); err != nil {
 			return err
 		}
-		return putJSON(tx.Bucket(enrollBucket), totem, e)
+		return putJSON(bucket(tx, enrollBucket), totem, e)
 	})
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("broker: enroll %s: %w", totem, err)
@@ -98,9 +97,12 @@ func (r *Registry) Redeem(totem, code string, now time.Time) (creds.File, error)
 	now = now.UTC()
 	f.Expires, f.RotateAt = r.validity.first(now)
 	var refusal error
-	err = r.db.Update(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(enrollBucket)
-		v := b.Get([]byte(totem))
+	err = r.st.Update(totem, func(tx RegistryTx) error {
+		b := bucket(tx, enrollBucket)
+		v, err := b.Get(totem)
+		if err != nil {
+			return err
+		}
 		if v == nil {
 			refusal = &enroll.Error{Reason: enroll.ReasonUnknown, Msg: "no enrollment code for this totem"}
 			return nil
@@ -124,9 +126,11 @@ func (r *Registry) Redeem(totem, code string, now time.Time) (creds.File, error)
 			refusal = &enroll.Error{Reason: enroll.ReasonExpired, Msg: "the code expired at " + e.Expires.Format(time.RFC3339)}
 			return nil
 		}
-		users := tx.Bucket(usersBucket)
+		users := bucket(tx, usersBucket)
 		var u User
-		if v := users.Get([]byte(totem)); v != nil {
+		if v, err := users.Get(totem); err != nil {
+			return err
+		} else if v != nil {
 			if err := json.Unmarshal(v, &u); err != nil {
 				return err
 			}
@@ -184,7 +188,7 @@ func (r *Registry) Verifier(totem string, now time.Time) (enroll.Verifier, error
 
 // EnrollmentOf returns the totem's enrollment record, if any.
 func (r *Registry) EnrollmentOf(totem string) (Enrollment, bool, error) {
-	e, ok, err := viewJSON[Enrollment](r.db, enrollBucket, totem)
+	e, ok, err := viewJSON[Enrollment](r.st, enrollBucket, totem)
 	if err != nil {
 		return Enrollment{}, false, errors.Join(errors.New("broker: enrollment"), err)
 	}
@@ -192,48 +196,20 @@ func (r *Registry) EnrollmentOf(totem string) (Enrollment, bool, error) {
 }
 
 // putUser writes u and forgets its failures and lock (a new secret).
-func putUser(tx *bbolt.Tx, u User) error {
-	if err := tx.Bucket(locksBucket).Delete([]byte(u.Username)); err != nil {
+func putUser(tx RegistryTx, u User) error {
+	if err := bucket(tx, locksBucket).Delete(u.Username); err != nil {
 		return err
 	}
-	return putJSON(tx.Bucket(usersBucket), u.Username, u)
-}
-
-// getJSON decodes the record under key in b into v and reports whether
-// there was one.
-func getJSON(b *bbolt.Bucket, key string, v any) (bool, error) {
-	j := b.Get([]byte(key))
-	if j == nil {
-		return false, nil
-	}
-	return true, json.Unmarshal(j, v)
-}
-
-// viewJSON reads the record under key in bucket, in a read transaction
-// of its own.
-func viewJSON[T any](db *bbolt.DB, bucket []byte, key string) (v T, found bool, err error) {
-	err = db.View(func(tx *bbolt.Tx) (err error) {
-		found, err = getJSON(tx.Bucket(bucket), key, &v)
-		return err
-	})
-	return v, found, err
+	return putJSON(bucket(tx, usersBucket), u.Username, u)
 }
 
 // changeLock applies change to username's lock record in b (locksBucket;
 // none yet: no failure) and writes it back, unless the user is locked.
-func changeLock(b *bbolt.Bucket, username string, change func(*Lock)) error {
+func changeLock(b bkt, username string, change func(*Lock)) error {
 	lk := Lock{Username: username}
 	if _, err := getJSON(b, username, &lk); err != nil || lk.Locked {
 		return err
 	}
 	change(&lk)
 	return putJSON(b, username, lk)
-}
-
-func putJSON(b *bbolt.Bucket, key string, v any) error {
-	j, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return b.Put([]byte(key), j)
 }

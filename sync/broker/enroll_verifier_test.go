@@ -41,7 +41,7 @@ func TestEnrollVerifier(t *testing.T) {
 	if v2, _ := r.Verifier("t-1", now); bytes.Equal(v2.Salt, v.Salt) || bytes.Equal(v2.Key, v.Key) {
 		t.Fatal("a new code kept the old verifier")
 	}
-	r.db.Sync()
+	r.st.(boltStore).db.Sync()
 	if b, err := os.ReadFile(db); err != nil || bytes.Contains(b, []byte(norm)) || bytes.Contains(b, []byte(norm2)) {
 		t.Fatalf("a code in clear in the registry (%v)", err)
 	}

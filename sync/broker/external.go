@@ -3,8 +3,6 @@ package broker
 import (
 	"fmt"
 	"time"
-
-	"go.etcd.io/bbolt"
 )
 
 // An external broker authenticates the users itself (sync/dynsec): the
@@ -32,11 +30,13 @@ func (r *Registry) ConfirmRotation(username string, now time.Time) (bool, error)
 // LockUser locks username as MaxFailures failures would (ops' decision,
 // from = who asked): Check refuses it until Unlock or a new secret.
 func (r *Registry) LockUser(username, from string, now time.Time) error {
-	err := r.db.Update(func(tx *bbolt.Tx) error {
-		if tx.Bucket(usersBucket).Get([]byte(username)) == nil {
+	err := r.st.Update(username, func(tx RegistryTx) error {
+		if v, err := bucket(tx, usersBucket).Get(username); err != nil {
+			return err
+		} else if v == nil {
 			return fmt.Errorf("no user %q", username)
 		}
-		return changeLock(tx.Bucket(locksBucket), username, func(lk *Lock) {
+		return changeLock(bucket(tx, locksBucket), username, func(lk *Lock) {
 			lk.Locked, lk.LockedAt, lk.From = true, now.UTC(), from
 		})
 	})

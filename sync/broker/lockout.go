@@ -7,15 +7,12 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/sync/creds"
-	"go.etcd.io/bbolt"
 )
 
 // MaxFailures is how many failed authentications in a row lock a user of
 // the registry (seed 000: eight wrong attempts lock the account). A success
 // before the eighth starts the count again.
 const MaxFailures = 8
-
-var locksBucket = []byte("locks")
 
 // Lock is a registry user's failure count and, once it reached
 // MaxFailures, the lock: when, and from which address the failure that
@@ -119,11 +116,11 @@ func (r *Registry) getWithLock(username string) (User, bool, Lock, error) {
 		lk    Lock
 		found bool
 	)
-	err := r.db.View(func(tx *bbolt.Tx) (err error) {
-		if found, err = getJSON(tx.Bucket(usersBucket), username, &u); !found || err != nil {
+	err := r.st.View(func(tx RegistryTx) (err error) {
+		if found, err = getJSON(bucket(tx, usersBucket), username, &u); !found || err != nil {
 			return err
 		}
-		_, err = getJSON(tx.Bucket(locksBucket), username, &lk)
+		_, err = getJSON(bucket(tx, locksBucket), username, &lk)
 		return err
 	})
 	if err != nil {
@@ -134,8 +131,8 @@ func (r *Registry) getWithLock(username string) (User, bool, Lock, error) {
 
 // fail counts a failure and reports whether it locked the user.
 func (r *Registry) fail(username, remote string, now time.Time) (justLocked bool, err error) {
-	err = r.db.Update(func(tx *bbolt.Tx) error {
-		return changeLock(tx.Bucket(locksBucket), username, func(lk *Lock) {
+	err = r.st.Update(username, func(tx RegistryTx) error {
+		return changeLock(bucket(tx, locksBucket), username, func(lk *Lock) {
 			lk.Failures++
 			lk.Last, lk.LastFrom = now, remote
 			if lk.Failures >= MaxFailures {
@@ -153,8 +150,8 @@ func (r *Registry) fail(username, remote string, now time.Time) (justLocked bool
 // reset forgets the failures of a user who just authenticated, unless a
 // failure locked it meanwhile (then it reports locked).
 func (r *Registry) reset(username string) (locked bool, err error) {
-	err = r.db.Update(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(locksBucket)
+	err = r.st.Update(username, func(tx RegistryTx) error {
+		b := bucket(tx, locksBucket)
 		var lk Lock
 		if found, err := getJSON(b, username, &lk); !found || err != nil {
 			return err
@@ -163,7 +160,7 @@ func (r *Registry) reset(username string) (locked bool, err error) {
 			locked = true
 			return nil
 		}
-		return b.Delete([]byte(username))
+		return b.Delete(username)
 	})
 	if err != nil {
 		return false, fmt.Errorf("broker: reset failures of %q: %w", username, err)
@@ -174,12 +171,17 @@ func (r *Registry) reset(username string) (locked bool, err error) {
 // Unlock lifts username's lock and forgets its failures. It returns the
 // lock as it was; ok is false when the user was not locked.
 func (r *Registry) Unlock(username string) (was Lock, ok bool, err error) {
-	err = r.db.Update(func(tx *bbolt.Tx) error {
-		if tx.Bucket(usersBucket).Get([]byte(username)) == nil {
+	err = r.st.Update(username, func(tx RegistryTx) error {
+		if v, err := bucket(tx, usersBucket).Get(username); err != nil {
+			return err
+		} else if v == nil {
 			return fmt.Errorf("no user %q", username)
 		}
-		b := tx.Bucket(locksBucket)
-		v := b.Get([]byte(username))
+		b := bucket(tx, locksBucket)
+		v, err := b.Get(username)
+		if err != nil {
+			return err
+		}
 		if v == nil {
 			return nil
 		}
@@ -187,7 +189,7 @@ func (r *Registry) Unlock(username string) (was Lock, ok bool, err error) {
 			return err
 		}
 		ok = was.Locked
-		return b.Delete([]byte(username))
+		return b.Delete(username)
 	})
 	if err != nil {
 		return Lock{}, false, fmt.Errorf("broker: unlock: %w", err)
@@ -201,8 +203,8 @@ func (r *Registry) Unlock(username string) (was Lock, ok bool, err error) {
 // Locks lists the users with failures counted, locked or not, by name.
 func (r *Registry) Locks() ([]Lock, error) {
 	var out []Lock
-	err := r.db.View(func(tx *bbolt.Tx) error {
-		return tx.Bucket(locksBucket).ForEach(func(_, v []byte) error {
+	err := r.st.View(func(tx RegistryTx) error {
+		return bucket(tx, locksBucket).ForEach(func(_ string, v []byte) error {
 			var lk Lock
 			if err := json.Unmarshal(v, &lk); err != nil {
 				return err

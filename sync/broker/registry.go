@@ -15,8 +15,6 @@ import (
 	"go.etcd.io/bbolt"
 )
 
-var usersBucket = []byte("users")
-
 // User is one broker user of the fleet. Hash is the creds.Hash of its
 // secret; the secret itself is never stored.
 type User struct {
@@ -34,11 +32,12 @@ type User struct {
 	Rotated     time.Time `json:"rotated,omitzero"` // the last rotation's confirmation
 }
 
-// Registry is the durable list of broker users, kept in a bbolt file.
+// Registry is the durable list of broker users, kept in a bbolt file
+// (OpenRegistry) or in a store every hub process shares (NewRegistry).
 // It is safe for concurrent use and is itself an Authenticator.
 type Registry struct {
-	db        *bbolt.DB
-	provision sync.Mutex // serialises Provision's read-check-write
+	st        RegistryStore
+	provision sync.Mutex // serialises Provision's read-check-write in this process
 	validity  Validity
 	events    events // credential events per user (events.go)
 }
@@ -58,20 +57,24 @@ func OpenRegistry(path string) (*Registry, error) {
 		return nil, fmt.Errorf("broker: open registry: %w", err)
 	}
 	err = db.Update(func(tx *bbolt.Tx) error {
-		if _, err := tx.CreateBucketIfNotExists(usersBucket); err != nil {
-			return err
+		for _, name := range []string{usersBucket, locksBucket, enrollBucket} {
+			if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
+				return err
+			}
 		}
-		if _, err := tx.CreateBucketIfNotExists(locksBucket); err != nil {
-			return err
-		}
-		_, err := tx.CreateBucketIfNotExists(enrollBucket)
-		return err
+		return nil
 	})
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("broker: open registry: %w", err)
 	}
-	return &Registry{db: db, validity: DefaultValidity}, nil
+	return NewRegistry(boltStore{db}), nil
+}
+
+// NewRegistry returns the registry whose records st keeps (a shared
+// store: sync/pgshare); closing the registry closes st.
+func NewRegistry(st RegistryStore) *Registry {
+	return &Registry{st: st, validity: DefaultValidity}
 }
 
 // createDB makes an initialised bbolt file next to path and links it into
@@ -93,7 +96,7 @@ func createDB(path string) error {
 		return err
 	}
 	err = db.Update(func(tx *bbolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(usersBucket)
+		_, err := tx.CreateBucketIfNotExists([]byte(usersBucket))
 		return err
 	})
 	if cerr := db.Close(); err == nil {
@@ -113,9 +116,9 @@ func createDB(path string) error {
 	return nil
 }
 
-// Close closes the bbolt file.
+// Close closes the store (the bbolt file).
 func (r *Registry) Close() error {
-	if err := r.db.Close(); err != nil {
+	if err := r.st.Close(); err != nil {
 		return fmt.Errorf("broker: close registry: %w", err)
 	}
 	return nil
@@ -135,11 +138,11 @@ func (r *Registry) Put(u User) error {
 	if err != nil {
 		return fmt.Errorf("broker: %w", err)
 	}
-	err = r.db.Update(func(tx *bbolt.Tx) error {
-		if err := tx.Bucket(locksBucket).Delete([]byte(u.Username)); err != nil {
+	err = r.st.Update(u.Username, func(tx RegistryTx) error {
+		if err := bucket(tx, locksBucket).Delete(u.Username); err != nil {
 			return err
 		}
-		return tx.Bucket(usersBucket).Put([]byte(u.Username), b)
+		return bucket(tx, usersBucket).Put(u.Username, b)
 	})
 	if err != nil {
 		return fmt.Errorf("broker: put user: %w", err)
@@ -149,7 +152,7 @@ func (r *Registry) Put(u User) error {
 
 // Get returns the user called username, if there is one.
 func (r *Registry) Get(username string) (User, bool, error) {
-	u, found, err := viewJSON[User](r.db, usersBucket, username)
+	u, found, err := viewJSON[User](r.st, usersBucket, username)
 	if err != nil {
 		return User{}, false, fmt.Errorf("broker: get user %q: %w", username, err)
 	}
@@ -184,45 +187,53 @@ func (r *Registry) Provision(username, role, path string) (creds.File, error) {
 	}
 	r.provision.Lock()
 	defer r.provision.Unlock()
-
-	if f, err := creds.Load(path); err == nil && f.Username == username && f.Role == role {
-		u, ok, err := r.Get(username)
+	var out creds.File
+	// In one update of the store: on a shared store two hub processes
+	// provisioning the same name do it one after the other.
+	err := r.st.Update(username, func(tx RegistryTx) error {
+		var u User
+		ok, err := getJSON(bucket(tx, usersBucket), username, &u)
 		if err != nil {
-			return creds.File{}, err
+			return err
 		}
-		if ok && u.Role == role {
+		if f, err := creds.Load(path); err == nil && f.Username == username && f.Role == role && ok && u.Role == role {
 			if match, _ := creds.Verify(u.Hash, f.Password); match {
-				return f, nil
+				out = f
+				return nil
 			}
 			// A totem between the two steps of a rotation (rotate.go).
 			if match, _ := creds.Verify(u.Next, f.Password); u.Next != "" && match {
-				return f, nil
+				out = f
+				return nil
 			}
 		}
-	}
-
-	f, err := creds.Generate(username, role)
+		f, err := creds.Generate(username, role)
+		if err != nil {
+			return err
+		}
+		now := time.Now().UTC()
+		if role == creds.RoleTotem {
+			f.Expires, f.RotateAt = r.validity.first(now)
+		}
+		hash, err := creds.Hash(f.Password)
+		if err != nil {
+			return err
+		}
+		// File first: if the registry update then fails, the next
+		// Provision sees a mismatch and starts over.
+		if err := creds.Save(path, f); err != nil {
+			return err
+		}
+		if err := putUser(tx, User{Username: username, Role: role, Hash: hash, Created: now, Expires: f.Expires}); err != nil {
+			return err
+		}
+		out = f
+		return nil
+	})
 	if err != nil {
 		return creds.File{}, fmt.Errorf("broker: provision %q: %w", username, err)
 	}
-	now := time.Now().UTC()
-	if role == creds.RoleTotem {
-		f.Expires, f.RotateAt = r.validity.first(now)
-	}
-	hash, err := creds.Hash(f.Password)
-	if err != nil {
-		return creds.File{}, fmt.Errorf("broker: provision %q: %w", username, err)
-	}
-	// File first: if the registry update then fails, the next Provision
-	// sees a mismatch and starts over.
-	if err := creds.Save(path, f); err != nil {
-		return creds.File{}, fmt.Errorf("broker: provision %q: %w", username, err)
-	}
-	u := User{Username: username, Role: role, Hash: hash, Created: now, Expires: f.Expires}
-	if err := r.Put(u); err != nil {
-		return creds.File{}, err
-	}
-	return f, nil
+	return out, nil
 }
 
 // validUser checks a username for its role. Totem and console names appear
@@ -261,11 +272,11 @@ func validHubName(s string) bool {
 // registry lists every totem ever provisioned).
 func (r *Registry) Usernames(role string) ([]string, error) {
 	var names []string
-	err := r.db.View(func(tx *bbolt.Tx) error {
-		return tx.Bucket(usersBucket).ForEach(func(k, v []byte) error {
+	err := r.st.View(func(tx RegistryTx) error {
+		return bucket(tx, usersBucket).ForEach(func(k string, v []byte) error {
 			var u User
 			if json.Unmarshal(v, &u) == nil && u.Role == role {
-				names = append(names, string(k))
+				names = append(names, k)
 			}
 			return nil
 		})

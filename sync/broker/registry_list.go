@@ -3,8 +3,6 @@ package broker
 import (
 	"encoding/json"
 
-	"go.etcd.io/bbolt"
-
 	"github.com/aslcns/totem/sync/creds"
 )
 
@@ -12,15 +10,11 @@ import (
 // job's targets=all.
 func (r *Registry) Totems() ([]string, error) {
 	var out []string
-	err := r.db.View(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(usersBucket)
-		if b == nil {
-			return nil
-		}
-		return b.ForEach(func(k, v []byte) error {
+	err := r.st.View(func(tx RegistryTx) error {
+		return bucket(tx, usersBucket).ForEach(func(k string, v []byte) error {
 			var u User
 			if json.Unmarshal(v, &u) == nil && u.Role == creds.RoleTotem {
-				out = append(out, string(k))
+				out = append(out, k)
 			}
 			return nil
 		})

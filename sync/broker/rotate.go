@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/sync/creds"
-	"go.etcd.io/bbolt"
 )
 
 // Validity is how long totems' secrets last (seed 000: 240 days the
@@ -50,9 +49,12 @@ func (r *Registry) Rotate(username, password string, now time.Time) (expires, ro
 	}
 	now = now.UTC()
 	expires, rotateAt = r.validity.next(now)
-	err = r.db.Update(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(usersBucket)
-		v := b.Get([]byte(username))
+	err = r.st.Update(username, func(tx RegistryTx) error {
+		b := bucket(tx, usersBucket)
+		v, err := b.Get(username)
+		if err != nil {
+			return err
+		}
 		if v == nil {
 			return fmt.Errorf("no user %q", username)
 		}
@@ -75,8 +77,8 @@ func (r *Registry) Rotate(username, password string, now time.Time) (expires, ro
 // promote makes the pending secret the secret, after a login with it, and
 // reports whether it did (not when another rotation came in between).
 func (r *Registry) promote(username, next string, now time.Time) (promoted bool, err error) {
-	err = r.db.Update(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(usersBucket)
+	err = r.st.Update(username, func(tx RegistryTx) error {
+		b := bucket(tx, usersBucket)
 		var u User
 		if found, err := getJSON(b, username, &u); !found || err != nil {
 			return err
@@ -114,20 +116,29 @@ type Credential struct {
 // name.
 func (r *Registry) Credentials() ([]Credential, error) {
 	var out []Credential
-	err := r.db.View(func(tx *bbolt.Tx) error {
-		locks := tx.Bucket(locksBucket)
-		return tx.Bucket(usersBucket).ForEach(func(k, v []byte) error {
+	err := r.st.View(func(tx RegistryTx) error {
+		// The locks first, in one read: a query per user on a shared
+		// store would cost a round trip each.
+		locks := make(map[string]Lock)
+		err := bucket(tx, locksBucket).ForEach(func(k string, v []byte) error {
+			var lk Lock
+			if err := json.Unmarshal(v, &lk); err != nil {
+				return err
+			}
+			locks[k] = lk
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		return bucket(tx, usersBucket).ForEach(func(k string, v []byte) error {
 			var u User
 			if err := json.Unmarshal(v, &u); err != nil {
 				return err
 			}
 			c := Credential{Username: u.Username, Role: u.Role, Created: u.Created, Expires: u.Expires,
 				Pending: u.Next != "", Rotated: u.Rotated, Events: r.events.of(u.Username)}
-			if l := locks.Get(k); l != nil {
-				var lk Lock
-				if err := json.Unmarshal(l, &lk); err != nil {
-					return err
-				}
+			if lk, ok := locks[k]; ok {
 				c.Failures, c.Locked = lk.Failures, lk.Locked
 				if lk.Locked {
 					c.LockedAt, c.From = lk.LockedAt, lk.From

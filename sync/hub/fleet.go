@@ -1,7 +1,6 @@
 package hub
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,7 +12,6 @@ import (
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/protocol"
 	"github.com/eclipse/paho.golang/paho"
-	"go.etcd.io/bbolt"
 )
 
 // Presence values of a registry entry beyond protocol.Online/Offline.
@@ -24,8 +22,6 @@ const (
 	ReasonGoodbye = "goodbye" // it said offline itself before leaving
 	ReasonSilent  = "silent"  // nothing from it for 3 telemetry intervals
 )
-
-var fleetBucket = []byte("totems")
 
 // TotemStatus is the registry's entry for one totem: what the hub last
 // heard from it. Everything but Totem, Status, Since, Reason and LastSeen
@@ -104,12 +100,15 @@ type FleetOptions struct {
 	Counters []string
 }
 
-// Fleet is the hub's registry of its totems, kept in memory, written to a
-// bbolt file every second (what changed) so that a restarted hub still
-// lists every totem, the offline ones included. It is safe for concurrent
-// use.
+// Fleet is the hub's registry of its totems, kept in memory, written to
+// its FleetStore every second (what changed, in one write: a telemetry
+// message costs no write of its own) so that a restarted hub still lists
+// every totem, the offline ones included. On a store other hub processes
+// share (SharedFleetStore) it also reads, every second, the entries they
+// wrote: every hub lists every totem, with the answer to its latest
+// operation whichever hub applied it. It is safe for concurrent use.
 type Fleet struct {
-	db     *bbolt.DB
+	st     FleetStore
 	log    *slog.Logger
 	silent time.Duration
 	now    func() time.Time
@@ -120,6 +119,11 @@ type Fleet struct {
 	mu    sync.Mutex
 	m     map[string]*entry
 	dirty map[string]bool
+
+	// On a SharedFleetStore: the store's clock of the latest write read,
+	// and whether the last write or read failed (logged once an outage).
+	cursor  time.Time
+	failing bool
 
 	stop chan struct{}
 	done chan struct{}
@@ -135,8 +139,24 @@ type entry struct {
 // the console.
 const maxEvents = 20
 
-// OpenFleet opens (creating) the registry at path and starts its clock.
+// OpenFleet opens (creating) the registry in the bbolt file at path (one
+// process's: presence.db) and starts its clock.
 func OpenFleet(path string, o FleetOptions) (*Fleet, error) {
+	st, err := openBoltFleet(path)
+	if err != nil {
+		return nil, err
+	}
+	f, err := NewFleet(st, o)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// NewFleet opens the registry kept in st and starts its clock; closing
+// the registry closes st.
+func NewFleet(st FleetStore, o FleetOptions) (*Fleet, error) {
 	if o.TelemetryInterval <= 0 {
 		o.TelemetryInterval = 30 * time.Second
 	}
@@ -146,34 +166,32 @@ func OpenFleet(path string, o FleetOptions) (*Fleet, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: 5 * time.Second})
-	if err != nil {
-		return nil, fmt.Errorf("hub: open fleet registry: %w", err)
-	}
-	f := &Fleet{db: db, log: o.Logger, silent: 3 * o.TelemetryInterval, now: o.Now, start: o.Now(),
+	f := &Fleet{st: st, log: o.Logger, silent: 3 * o.TelemetryInterval, now: o.Now, start: o.Now(),
 		m: make(map[string]*entry), dirty: make(map[string]bool), stop: make(chan struct{}), done: make(chan struct{}),
 		counters: make(map[string]bool, len(o.Counters))}
 	for _, id := range o.Counters {
 		f.counters[id] = true
 	}
-	err = db.Update(func(tx *bbolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(fleetBucket)
+	if b, ok := st.(*boltFleet); ok {
+		b.log = o.Logger
+	}
+	if sh, ok := st.(SharedFleetStore); ok {
+		all, cursor, err := sh.Changed(time.Time{})
 		if err != nil {
-			return err
+			return nil, fmt.Errorf("hub: open fleet registry: %w", err)
 		}
-		return b.ForEach(func(k, v []byte) error {
-			var ts TotemStatus
-			if err := json.Unmarshal(v, &ts); err != nil || ts.Totem != string(k) {
-				f.log.Warn("fleet registry: unreadable entry skipped", "totem", string(k))
-				return nil
-			}
+		f.cursor = cursor
+		for _, ts := range all {
 			f.m[ts.Totem] = &entry{TotemStatus: ts, heard: f.start}
-			return nil
-		})
-	})
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("hub: open fleet registry: %w", err)
+		}
+	} else {
+		all, err := st.Load()
+		if err != nil {
+			return nil, fmt.Errorf("hub: open fleet registry: %w", err)
+		}
+		for _, ts := range all {
+			f.m[ts.Totem] = &entry{TotemStatus: ts, heard: f.start}
+		}
 	}
 	go f.run()
 	return f, nil
@@ -184,7 +202,7 @@ func (f *Fleet) Close() error {
 	close(f.stop)
 	<-f.done
 	err := f.flush()
-	if cerr := f.db.Close(); err == nil {
+	if cerr := f.st.Close(); err == nil {
 		err = cerr
 	}
 	return err
@@ -221,10 +239,81 @@ func (f *Fleet) run() {
 		case <-t.C:
 		}
 		f.sweep()
-		if err := f.flush(); err != nil {
-			f.log.Warn("fleet registry not written", "err", err)
+		err := f.flush()
+		if err == nil {
+			err = f.refresh()
 		}
+		switch {
+		case err != nil && !f.failing:
+			f.log.Warn("fleet registry not written or read: retrying every second", "err", err)
+		case err == nil && f.failing:
+			f.log.Info("fleet registry written and read again")
+		}
+		f.failing = err != nil
 	}
+}
+
+// refresh reads the entries other hub processes wrote to a shared store
+// since the last look and merges them in (merge). A little before the
+// last look, since a write's clock is taken before it commits: a write
+// still committing then is read the next time; entries read twice merge
+// to the same.
+func (f *Fleet) refresh() error {
+	sh, ok := f.st.(SharedFleetStore)
+	if !ok {
+		return nil
+	}
+	since := f.cursor
+	if !since.IsZero() {
+		since = since.Add(-refreshOverlap)
+	}
+	got, cursor, err := sh.Changed(since)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if cursor.After(f.cursor) {
+		f.cursor = cursor
+	}
+	for i := range got {
+		r := &got[i]
+		e, ok := f.m[r.Totem]
+		if !ok {
+			f.m[r.Totem] = &entry{TotemStatus: *r, heard: later(f.start, r.LastSeen)}
+			continue
+		}
+		f.merge(e, r)
+	}
+	return nil
+}
+
+// refreshOverlap is how far before its last look refresh reads again.
+const refreshOverlap = 5 * time.Second
+
+// merge brings into e what another hub process wrote of the totem (r):
+// what it heard, when it heard it later than this hub (all hubs hear
+// every totem's presence and telemetry, so that is rare), and the answer
+// to a later operation (which only the hub that applied it knows).
+// f.mu is held.
+func (f *Fleet) merge(e *entry, r *TotemStatus) {
+	if r.LastSeen.After(e.LastSeen) || (r.LastSeen.Equal(e.LastSeen) && !f.dirty[e.Totem] && e.Status != NeverSeen) ||
+		(e.Status == NeverSeen && r.Status != NeverSeen) {
+		last, synced := e.Last, e.ClockSynced
+		e.TotemStatus = *r
+		e.Last, e.ClockSynced = last, synced
+		e.heard = later(e.heard, r.LastSeen)
+	}
+	if r.Last != nil && (e.Last == nil || r.Last.Seq > e.Last.Seq || (r.Last.Seq == e.Last.Seq && r.Last.At.After(e.Last.At))) {
+		e.Last, e.ClockSynced = r.Last, r.ClockSynced
+	}
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // sweep marks offline every online totem not heard from for the silence
@@ -251,23 +340,46 @@ func (f *Fleet) flush() error {
 		f.mu.Unlock()
 		return nil
 	}
-	vals := make(map[string][]byte, len(f.dirty))
+	vals := make([]TotemStatus, 0, len(f.dirty))
 	for id := range f.dirty {
 		if e, ok := f.m[id]; ok {
-			vals[id], _ = json.Marshal(e.TotemStatus)
+			vals = append(vals, e.copy())
 		}
 	}
 	f.dirty = make(map[string]bool)
 	f.mu.Unlock()
-	return f.db.Update(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(fleetBucket)
-		for id, v := range vals {
-			if err := b.Put([]byte(id), v); err != nil {
-				return err
-			}
+	if err := f.st.Save(vals); err != nil {
+		// Written the next time, with what changed meanwhile.
+		f.mu.Lock()
+		for _, ts := range vals {
+			f.dirty[ts.Totem] = true
 		}
-		return nil
-	})
+		f.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// copy returns the entry's status, sharing nothing with it.
+func (e *entry) copy() TotemStatus {
+	ts := e.TotemStatus
+	if len(ts.Devices) > 0 {
+		d := make(map[string]string, len(ts.Devices))
+		for k, v := range ts.Devices {
+			d[k] = v
+		}
+		ts.Devices = d
+	}
+	if ts.Last != nil {
+		l := *ts.Last
+		l.Codes = append([]string(nil), l.Codes...)
+		ts.Last = &l
+	}
+	if ts.ClockSynced != nil {
+		c := *ts.ClockSynced
+		ts.ClockSynced = &c
+	}
+	return ts
 }
 
 // get returns the entry of totem, creating it; f.mu is held.
@@ -490,14 +602,7 @@ func (f *Fleet) List(flt FleetFilter) []TotemStatus {
 	f.mu.Lock()
 	out := make([]TotemStatus, 0, len(f.m))
 	for _, e := range f.m {
-		ts := e.TotemStatus
-		if len(ts.Devices) > 0 {
-			d := make(map[string]string, len(ts.Devices))
-			for k, v := range ts.Devices {
-				d[k] = v
-			}
-			ts.Devices = d
-		}
+		ts := e.copy()
 		ts.ReissueCounter = f.counters[ts.Totem]
 		out = append(out, ts)
 	}
