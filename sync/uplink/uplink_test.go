@@ -339,7 +339,11 @@ func TestCommands(t *testing.T) {
 	for !u.Connected() && ctx.Err() == nil {
 		time.Sleep(10 * time.Millisecond)
 	}
-	time.Sleep(100 * time.Millisecond) // subscriptions follow the connection
+	// A command published before the cmd subscription would reach no
+	// one: wait for the connection's subscriptions, not for a while.
+	if err := u.awaitSubscribed(ctx); err != nil {
+		t.Fatal(err)
+	}
 	replies := make(chan *paho.Publish, 8)
 	con := dial(t, ctx, r.srv.URL(), r.console, func(_ *autopaho.ConnectionManager, p *paho.Publish) { replies <- p })
 	defer con.Disconnect(context.Background())
