@@ -77,7 +77,6 @@ func (c *clock) advance(d time.Duration) {
 }
 
 type fleet struct {
-	srv     *broker.Server
 	ro      *rollout.Rollout
 	clock   *clock
 	key     cmdsig.PrivateKey
@@ -90,12 +89,17 @@ type fleet struct {
 // passes.
 func newFleet(t *testing.T, totems []string, healthy string) *fleet {
 	t.Helper()
-	return newFleetAuth(t, totems, healthy, nil)
+	return newFleetWith(t, totems, healthy, fleetOptions{})
 }
 
-// newFleetAuth is newFleet with the broker's authenticator wrapped by
-// auth (nil: as is).
-func newFleetAuth(t *testing.T, totems []string, healthy string, auth func(broker.Authenticator) broker.Authenticator) *fleet {
+// fleetOptions change what newFleetWith starts.
+type fleetOptions struct {
+	auth   func(broker.Authenticator) broker.Authenticator // wraps the broker's (nil: as is)
+	broker func(*broker.Server)                            // called before the hub and the totems start
+}
+
+// newFleetWith is newFleet with o.
+func newFleetWith(t *testing.T, totems []string, healthy string, o fleetOptions) *fleet {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -113,16 +117,19 @@ func newFleetAuth(t *testing.T, totems []string, healthy string, auth func(broke
 	}
 	hub := add("hub-test", creds.RoleHub)
 	var a broker.Authenticator = users
-	if auth != nil {
-		a = auth(users)
+	if o.auth != nil {
+		a = o.auth(users)
 	}
 	srv, err := broker.Start(broker.Options{Listen: "127.0.0.1:0", Auth: a})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
+	if o.broker != nil {
+		o.broker(srv)
+	}
 
-	f := &fleet{srv: srv, clock: &clock{now: time.Date(2026, 12, 6, 3, 0, 0, 0, time.UTC)}, install: map[string]*fakeInstaller{}, dir: t.TempDir()}
+	f := &fleet{clock: &clock{now: time.Date(2026, 12, 6, 3, 0, 0, 0, time.UTC)}, install: map[string]*fakeInstaller{}, dir: t.TempDir()}
 	if f.key, err = cmdsig.Generate("ops1", cmdsig.Ops); err != nil {
 		t.Fatal(err)
 	}
@@ -283,15 +290,18 @@ func TestOfferMadeBeforeTheHubConnected(t *testing.T) {
 	open := make(chan struct{})
 	var once sync.Once
 	release := func() { once.Do(func() { close(open) }) }
-	f := newFleetAuth(t, []string{"a"}, "2.0.0", func(a broker.Authenticator) broker.Authenticator { return gated{a, open} })
-	t.Cleanup(release) // before the fleet stops (cleanups run last first)
 	hello := make(chan struct{})
 	var helloOnce sync.Once
-	if err := f.srv.Subscribe(protocol.Topic("a", protocol.LeafUpdateReq), func(string, []byte) {
-		helloOnce.Do(func() { close(hello) })
-	}); err != nil {
-		t.Fatal(err)
-	}
+	f := newFleetWith(t, []string{"a"}, "2.0.0", fleetOptions{
+		auth: func(a broker.Authenticator) broker.Authenticator { return gated{a, open} },
+		broker: func(srv *broker.Server) { // before the totem can say it
+			if err := srv.Subscribe(protocol.Topic("a", protocol.LeafUpdateReq), func(string, []byte) {
+				helloOnce.Do(func() { close(hello) })
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}})
+	t.Cleanup(release) // before the fleet stops (cleanups run last first)
 	manifest, payload := f.bundle(t, "2.0.0")
 	if _, err := f.ro.Create("job1", manifest, payload, []string{"a"}, 60, 0); err != nil {
 		t.Fatal(err)
