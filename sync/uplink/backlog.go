@@ -109,10 +109,10 @@ func (l *backlog) drain(ctx context.Context, cm *autopaho.ConnectionManager, aft
 		if len(entries) == 0 {
 			return after, 0, nil
 		}
-		at := time.Now()
+		at, sentAt := time.Now(), l.o.Clock.Now() // the outbox's record, overdue's stamp
 		ids := make([]string, 0, len(entries))
 		for _, e := range entries {
-			if err = l.send(ctx, cm, e, l.o.Clock.Now()); err != nil {
+			if err = l.send(ctx, cm, e, sentAt); err != nil {
 				l.bucket.give(len(entries) - len(ids))
 				break
 			}
