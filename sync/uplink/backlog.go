@@ -23,7 +23,7 @@ type backlog struct {
 	bucket *bucket // paces the lane; session goroutine only
 
 	mu       sync.Mutex
-	inflight map[string]sent // op id → when it was last sent on this connection
+	inflight map[string]sent // op id → when it was last sent on this connection (o.Clock)
 	rewind   uint64          // when non-zero, resend from this seq
 	window   int             // Window within this connection's receive maximum
 }
@@ -109,10 +109,10 @@ func (l *backlog) drain(ctx context.Context, cm *autopaho.ConnectionManager, aft
 		if len(entries) == 0 {
 			return after, 0, nil
 		}
-		at := time.Now()
+		at, sentAt := time.Now(), l.o.Clock.Now() // the outbox's record, overdue's stamp
 		ids := make([]string, 0, len(entries))
 		for _, e := range entries {
-			if err = l.send(ctx, cm, e, at); err != nil {
+			if err = l.send(ctx, cm, e, sentAt); err != nil {
 				l.bucket.give(len(entries) - len(ids))
 				break
 			}
@@ -173,12 +173,14 @@ func (l *backlog) stranded(after uint64) uint64 {
 
 // overdue returns the lowest seq that has waited too long for its result,
 // forgetting the in-flight set so everything from there is sent again.
+// The wait is measured on o.Clock, the clock the sends were stamped with.
 func (l *backlog) overdue() uint64 {
+	now := l.o.Clock.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var low uint64
 	for _, s := range l.inflight {
-		if time.Since(s.at) >= l.o.ResendAfter && (low == 0 || s.seq < low) {
+		if now.Sub(s.at) >= l.o.ResendAfter && (low == 0 || s.seq < low) {
 			low = s.seq
 		}
 	}

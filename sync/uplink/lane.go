@@ -18,7 +18,8 @@ import (
 // never queues behind the backlog, and the window leaves it a reserved
 // share of the broker's receive maximum.
 
-// Clock is the time source of the token bucket; hal.SystemClock and the
+// Clock is the time source of the token bucket and of the resend timer's
+// judgement (backlog.overdue); hal.SystemClock and the
 // test clocks of hal fit it.
 type Clock interface {
 	Now() time.Time

@@ -65,10 +65,12 @@ type Options struct {
 	// DefaultRate and DefaultBurst; a negative Rate means no limit.
 	Rate  float64
 	Burst int
-	// Clock drives the token bucket; default the system clock.
+	// Clock drives the token bucket and measures how long a sent
+	// operation has waited for its result (ResendAfter); default the
+	// system clock.
 	Clock Clock
 	// ResendAfter is how long an operation waits for its result before
-	// it is sent again.
+	// it is sent again (on Clock; looked at every ResendAfter/3).
 	ResendAfter time.Duration // default 15s
 
 	Version  string // firmware version, in the presence message

@@ -151,6 +151,11 @@ func TestCredentialsMendedAtTheHub(t *testing.T) {
 	}
 }
 
+// resendAfter2 is the ResendAfter of TestResendOnGapAndSilence's phase 2:
+// short, so the uplink looks often (every third of it, in real time) at
+// a clock that the test moves.
+const resendAfter2 = 30 * time.Millisecond
+
 // A hub that refuses for a gap, and one that forgets to answer: the uplink
 // sends again, in order, until every operation has its final result.
 func TestResendOnGapAndSilence(t *testing.T) {
@@ -167,6 +172,7 @@ func TestResendOnGapAndSilence(t *testing.T) {
 	var mu sync.Mutex
 	seen := map[uint64]int{}
 	var order []uint64
+	silent := make(chan struct{}) // closed when the hub ignored seq 4
 	hub := dial(t, ctx, r.srv.URL(), r.hub, func(cm *autopaho.ConnectionManager, p *paho.Publish) {
 		op, err := protocol.DecodeOp(p.Payload)
 		if err != nil {
@@ -179,12 +185,19 @@ func TestResendOnGapAndSilence(t *testing.T) {
 		order = append(order, op.Seq)
 		mu.Unlock()
 		res := protocol.Result{V: 1, OpID: op.ID, Seq: op.Seq}
+		if op.Seq == 4 && n == 2 {
+			// A slow answer, many ResendAfter of real time: only the
+			// uplink's clock says when to send again, and it has not
+			// moved since the resend.
+			time.Sleep(10 * resendAfter2)
+		}
 		switch {
 		case op.Seq == 2 && n == 1: // another hub instance had not applied 1 yet
 			res.Transport = protocol.Transport{Status: protocol.TransportRefused}
 			res.Processing.Status = protocol.ProcessingPending
 			res.Expect = 1
 		case op.Seq == 4 && n == 1: // no answer at all
+			close(silent)
 			return
 		case op.Seq == 5 && n == 1: // the hub's backend could not decide
 			res.Transport = protocol.Transport{Status: protocol.TransportRefused}
@@ -262,10 +275,19 @@ func TestResendOnGapAndSilence(t *testing.T) {
 	}
 	mu.Unlock()
 
-	// Phase 2: the hub stays silent the first time it gets seq 4.
+	// Phase 2: the hub stays silent the first time it gets seq 4. The
+	// uplink's clock moves by ResendAfter once the hub has ignored it,
+	// and never again: one resend, however slow this machine is.
 	ctx2, cancel2 := context.WithCancel(ctx)
-	_, errc = r.run(t, ctx2, Options{ResendAfter: 300 * time.Millisecond, OnResult: onResult})
+	clk := newFakeClock()
+	_, errc = r.run(t, ctx2, Options{ResendAfter: resendAfter2, Clock: clk, OnResult: onResult})
 	enqueue(1)
+	select {
+	case <-silent:
+	case <-ctx.Done():
+		t.Fatal("seq 4 never reached the hub")
+	}
+	clk.Advance(resendAfter2)
 	drained()
 	told(4)
 	cancel2()
@@ -317,7 +339,11 @@ func TestCommands(t *testing.T) {
 	for !u.Connected() && ctx.Err() == nil {
 		time.Sleep(10 * time.Millisecond)
 	}
-	time.Sleep(100 * time.Millisecond) // subscriptions follow the connection
+	// A command published before the cmd subscription would reach no
+	// one: wait for the connection's subscriptions, not for a while.
+	if err := u.awaitSubscribed(ctx); err != nil {
+		t.Fatal(err)
+	}
 	replies := make(chan *paho.Publish, 8)
 	con := dial(t, ctx, r.srv.URL(), r.console, func(_ *autopaho.ConnectionManager, p *paho.Publish) { replies <- p })
 	defer con.Disconnect(context.Background())

@@ -15,6 +15,7 @@ import (
 	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/outbox"
+	"github.com/aslcns/totem/sync/protocol"
 	"github.com/aslcns/totem/sync/update"
 	"github.com/aslcns/totem/sync/update/agent"
 	"github.com/aslcns/totem/sync/update/rollout"
@@ -88,6 +89,18 @@ type fleet struct {
 // passes.
 func newFleet(t *testing.T, totems []string, healthy string) *fleet {
 	t.Helper()
+	return newFleetWith(t, totems, healthy, fleetOptions{})
+}
+
+// fleetOptions change what newFleetWith starts.
+type fleetOptions struct {
+	auth   func(broker.Authenticator) broker.Authenticator // wraps the broker's (nil: as is)
+	broker func(*broker.Server)                            // called before the hub and the totems start
+}
+
+// newFleetWith is newFleet with o.
+func newFleetWith(t *testing.T, totems []string, healthy string, o fleetOptions) *fleet {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	t.Cleanup(func() { cancel(); wg.Wait() })
@@ -103,11 +116,18 @@ func newFleet(t *testing.T, totems []string, healthy string) *fleet {
 		return c
 	}
 	hub := add("hub-test", creds.RoleHub)
-	srv, err := broker.Start(broker.Options{Listen: "127.0.0.1:0", Auth: users})
+	var a broker.Authenticator = users
+	if o.auth != nil {
+		a = o.auth(users)
+	}
+	srv, err := broker.Start(broker.Options{Listen: "127.0.0.1:0", Auth: a})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
+	if o.broker != nil {
+		o.broker(srv)
+	}
 
 	f := &fleet{clock: &clock{now: time.Date(2026, 12, 6, 3, 0, 0, 0, time.UTC)}, install: map[string]*fakeInstaller{}, dir: t.TempDir()}
 	if f.key, err = cmdsig.Generate("ops1", cmdsig.Ops); err != nil {
@@ -170,10 +190,11 @@ func (f *fleet) bundle(t *testing.T, version string) ([]byte, []byte) {
 // only while no offered totem is still under way: a totem gets the real
 // time it needs (a loaded machine, -race) without the hub's minute
 // passing under it, so what the job does next never depends on how fast
-// this machine is. Bounded to 4000 rounds of 5 ms.
+// this machine is. Bounded by a minute of real time (a failure bound:
+// a run under load takes a few seconds).
 func (f *fleet) wait(t *testing.T, job string, step time.Duration) *rollout.Status {
 	t.Helper()
-	for range 4000 {
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); {
 		st, err := f.ro.Status(job)
 		if err != nil {
 			t.Fatal(err)
@@ -242,6 +263,73 @@ func TestJobOverMQTTAborts(t *testing.T) {
 	slices.Sort(rolled)
 	if len(rolled) != 2 || len(never) != 1 {
 		t.Fatalf("rolled back %v, never offered %v: %+v", rolled, never, st.Totems)
+	}
+}
+
+// gated holds the hub's authentication until open is closed: the hub's
+// connection comes up late, as on a loaded machine or after a broker's
+// restart.
+type gated struct {
+	broker.Authenticator
+	open <-chan struct{}
+}
+
+func (g gated) Authenticate(u, p string) (string, bool) {
+	if u == "hub-test" {
+		<-g.open
+	}
+	return g.Authenticator.Authenticate(u, p)
+}
+
+// The hub's first tick offers the job before the hub is connected (the
+// offer fails), and the totem's hello on its connection reaches the
+// broker before the hub subscribed (nobody hears it): once subscribed,
+// the hub sends the unanswered offer again, without waiting ResendAfter
+// (this test's clock never gets there).
+func TestOfferMadeBeforeTheHubConnected(t *testing.T) {
+	open := make(chan struct{})
+	var once sync.Once
+	release := func() { once.Do(func() { close(open) }) }
+	hello := make(chan struct{})
+	var helloOnce sync.Once
+	f := newFleetWith(t, []string{"a"}, "2.0.0", fleetOptions{
+		auth: func(a broker.Authenticator) broker.Authenticator { return gated{a, open} },
+		broker: func(srv *broker.Server) { // before the totem can say it
+			if err := srv.Subscribe(protocol.Topic("a", protocol.LeafUpdateReq), func(string, []byte) {
+				helloOnce.Do(func() { close(hello) })
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}})
+	t.Cleanup(release) // before the fleet stops (cleanups run last first)
+	manifest, payload := f.bundle(t, "2.0.0")
+	if _, err := f.ro.Create("job1", manifest, payload, []string{"a"}, 60, 0); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.After(30 * time.Second) // a failure bound
+	select {
+	case <-hello:
+	case <-deadline:
+		t.Fatal("the totem never said hello")
+	}
+	for {
+		st, err := f.ro.Status("job1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !st.Totems["a"].Offered.IsZero() {
+			break
+		}
+		select {
+		case <-deadline:
+			t.Fatal("the job was never offered")
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	release()
+	st := f.wait(t, "job1", 0)
+	if st.Job.State != rollout.JobDone || st.Counts[update.StateCommitted] != 1 || f.install["a"].version() != "2.0.0" {
+		t.Fatalf("job %s, totems %+v", st.Job.State, st.Totems)
 	}
 }
 

@@ -97,6 +97,9 @@ func Serve(ctx context.Context, r *Rollout, send Sender, o ServeOptions) error {
 	// Bounded: a totem's request dropped here is asked again after its
 	// timeout; an upload piece waits for room instead.
 	reqs := make(chan *paho.Publish, 256)
+	// subscribed wakes the loop below once a connection's subscriptions
+	// are in place, to send the unanswered offers again (reoffer).
+	subscribed := make(chan struct{}, 1)
 	cm, err := autopaho.NewConnection(ctx, autopaho.ClientConfig{
 		ServerUrls: []*url.URL{srv}, TlsCfg: o.TLS, KeepAlive: 30, CleanStartOnInitialConnection: true,
 		ReconnectBackoff: autopaho.NewExponentialBackoff(200*time.Millisecond, 10*time.Second, time.Second, 2),
@@ -108,6 +111,11 @@ func Serve(ctx context.Context, r *Rollout, send Sender, o ServeOptions) error {
 					{Topic: protocol.SharedHubUploadFilter, QoS: 1},
 				}}); err != nil {
 					o.Logger.Error("update requests not subscribed", "err", err)
+					return
+				}
+				select {
+				case subscribed <- struct{}{}:
+				default: // one pending wake-up is enough
 				}
 			}()
 		},
@@ -148,8 +156,42 @@ func Serve(ctx context.Context, r *Rollout, send Sender, o ServeOptions) error {
 			if err := r.Tick(); err != nil {
 				o.Logger.Warn("rollout tick", "err", err)
 			}
+		case <-subscribed:
+			r.reoffer(ms, o.Logger)
 		case p := <-reqs:
 			r.handle(ms, p, o.Logger)
+		}
+	}
+}
+
+// reoffer sends again, once the hub's connection is up and subscribed,
+// the offers no totem has answered yet. An offer a tick made while the
+// hub was not connected failed, and a totem's hello (on its connection)
+// that reached the broker before the hub subscribed was dropped: without
+// this, such an offer waited for ResendAfter. A totem's Offer is
+// idempotent, so one that did get the offer loses nothing.
+func (r *Rollout) reoffer(s *mqttSender, log *slog.Logger) {
+	jobs, err := r.Jobs()
+	if err != nil {
+		log.Warn("update offers not sent again", "err", err)
+		return
+	}
+	for _, j := range jobs {
+		if j.State != JobRunning {
+			continue
+		}
+		st, err := r.Status(j.ID)
+		if err != nil {
+			log.Warn("update offers not sent again", "job", j.ID, "err", err)
+			continue
+		}
+		for _, t := range j.Targets {
+			if tt := st.Totems[t]; tt.Offered.IsZero() || tt.State != update.StateQueued {
+				continue
+			}
+			if err := s.Offer(t, j.ID, st.Job.Manifest); err != nil {
+				log.Warn("update offer not sent", "totem", t, "job", j.ID, "err", err)
+			}
 		}
 	}
 }
