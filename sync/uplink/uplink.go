@@ -295,6 +295,16 @@ func (u *Uplink) config(ctx context.Context, srv *url.URL) autopaho.ClientConfig
 	// the hub can tell the will of a connection the broker noticed dead
 	// late from the totem's newer online.
 	connect := func(c *paho.Connect, _ *url.URL) (*paho.Connect, error) {
+		// The receive maximum the totem announces: paho makes a channel
+		// of that many messages per connection, 512 KB when none is
+		// given (65 535), zeroed and scanned by the GC while the
+		// connection lasts; the totem receives the results of its window
+		// and a few commands at once.
+		if c.Properties == nil {
+			c.Properties = &paho.ConnectProperties{}
+		}
+		rm := receiveMaximum(u.o.Window)
+		c.Properties.ReceiveMaximum = &rm
 		n := u.sessions.next()
 		b, _ := protocol.Marshal(protocol.State{V: protocol.Version, Totem: u.o.Totem, Status: protocol.Offline,
 			Boot: u.o.Boot, Session: n})
@@ -356,6 +366,16 @@ func (u *Uplink) config(ctx context.Context, srv *url.URL) autopaho.ClientConfig
 	}
 	return cfg
 }
+
+// receiveMaximum is the receive maximum of a totem with an in-flight
+// window of window operations: their results, and room for the
+// commands, policy, ledgers and replies that come meanwhile.
+func receiveMaximum(window int) uint16 {
+	return uint16(min(window+receiveExtra, 65535))
+}
+
+// receiveExtra is what the receive maximum leaves beyond the window.
+const receiveExtra = 64
 
 // connectionUp starts a connection's book: the window the broker's
 // receive maximum leaves, everything pending sent again, the refusals
