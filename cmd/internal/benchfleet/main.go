@@ -310,9 +310,9 @@ func freePort() (string, error) {
 type hubProc struct {
 	pprof string // its TOTEM_PPROF address (-cpuprofile), or ""
 	cmd   *exec.Cmd
-	log  *os.File
-	path string // its log
-	done chan error
+	log   *os.File
+	path  string // its log
+	done  chan error
 }
 
 // startHub writes a configuration provisioning the totems and starts
