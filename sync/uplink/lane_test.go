@@ -3,7 +3,6 @@ package uplink
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -325,30 +324,6 @@ func (r *rig) depth(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return q.Depth
-}
-
-// The totem announces a receive maximum fitting its window: without one
-// paho makes a 65 535-message channel (512 KB) for every connection.
-func TestConnectAnnouncesReceiveMaximum(t *testing.T) {
-	for _, window := range []int{0, 16, 70000} {
-		u := New(Options{Totem: "t1", URL: "mqtt://127.0.0.1:1", Window: window})
-		srv, _ := url.Parse(u.o.URL)
-		cfg := u.config(context.Background(), srv)
-		cp, err := cfg.ConnectPacketBuilder(&paho.Connect{}, srv)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if cp.Properties == nil || cp.Properties.ReceiveMaximum == nil {
-			t.Fatalf("window %d: no receive maximum in the CONNECT", window)
-		}
-		if !cp.Properties.RequestProblemInfo {
-			t.Errorf("window %d: the CONNECT asks for no reason strings", window)
-		}
-		want := uint16(min(u.o.Window+receiveExtra, 65535))
-		if got := *cp.Properties.ReceiveMaximum; got != want || int(got) < min(u.o.Window, 65535) {
-			t.Errorf("window %d: receive maximum %d, want %d", window, got, want)
-		}
-	}
 }
 
 // A running link keeps a handful of goroutines: one records the results

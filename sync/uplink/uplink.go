@@ -285,19 +285,15 @@ func (u *Uplink) config(ctx context.Context, srv *url.URL) autopaho.ClientConfig
 	// Each connection's birth and Last Will carry its session number, so
 	// the hub can tell the will of a connection the broker noticed dead
 	// late from the totem's newer online.
+	//
+	// No receive maximum in the CONNECT, although paho then makes a
+	// channel of 65 535 messages (512 KB) per connection: with one, the
+	// embedded broker (mochi v2.7.9) takes a send quota for the totem and
+	// calls Inflight.NextImmediate after each of its packets, which takes
+	// the inflight's read lock twice; a result published meanwhile waits
+	// for the write lock between the two, and the totem's session
+	// deadlocks (seen in make bench-fleet).
 	connect := func(c *paho.Connect, _ *url.URL) (*paho.Connect, error) {
-		// The receive maximum the totem announces: paho makes a channel
-		// of that many messages per connection, 512 KB when none is
-		// given (65 535), zeroed and scanned by the GC while the
-		// connection lasts; the totem receives the results of its window
-		// and a few commands at once.
-		if c.Properties == nil {
-			// As without properties: the broker's reason strings asked
-			// for (an expiry says so in one, refusal.go).
-			c.Properties = &paho.ConnectProperties{RequestProblemInfo: true}
-		}
-		rm := receiveMaximum(u.o.Window)
-		c.Properties.ReceiveMaximum = &rm
 		n := u.sessions.next()
 		b, _ := protocol.Marshal(protocol.State{V: protocol.Version, Totem: u.o.Totem, Status: protocol.Offline,
 			Boot: u.o.Boot, Session: n})
@@ -366,16 +362,6 @@ func (u *Uplink) config(ctx context.Context, srv *url.URL) autopaho.ClientConfig
 func dialBroker(ctx context.Context, cfg autopaho.ClientConfig, srv *url.URL) (net.Conn, error) {
 	return mqttconn.Dial(ctx, srv, cfg.TlsCfg, cfg.ConnectTimeout)
 }
-
-// receiveMaximum is the receive maximum of a totem with an in-flight
-// window of window operations: their results, and room for the
-// commands, policy, ledgers and replies that come meanwhile.
-func receiveMaximum(window int) uint16 {
-	return uint16(min(window+receiveExtra, 65535))
-}
-
-// receiveExtra is what the receive maximum leaves beyond the window.
-const receiveExtra = 64
 
 // connectionUp starts a connection's book: the window the broker's
 // receive maximum leaves, everything pending sent again, the refusals

@@ -457,11 +457,31 @@ func (h *hubProc) stop() error {
 	select {
 	case err = <-h.done:
 	case <-time.After(20 * time.Second):
+		h.dumpGoroutines()
 		h.cmd.Process.Kill()
 		err = <-h.done
 	}
 	h.log.Close()
 	return err
+}
+
+// dumpGoroutines writes, when the hub serves its profiles (-cpuprofile),
+// its goroutines next to its log: it did not stop on SIGTERM.
+func (h *hubProc) dumpGoroutines() {
+	if h.pprof == "" {
+		return
+	}
+	resp, err := http.Get("http://" + h.pprof + "/debug/pprof/goroutine?debug=2")
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	name := strings.TrimSuffix(h.path, ".log") + ".goroutines"
+	if f, err := os.Create(name); err == nil {
+		io.Copy(f, resp.Body)
+		f.Close()
+		fmt.Fprintln(os.Stderr, "bench-fleet: totemhub did not stop on SIGTERM: its goroutines in", name)
+	}
 }
 
 // procStat reads a process's CPU time (user+sys) and resident set.
