@@ -37,29 +37,29 @@ const (
 
 // Conn is a connection with buffered reads and coalesced writes. It is a
 // sync.Locker: paho holds the lock while it writes a packet's parts.
+//
+// No goroutine of its own: the writer that ends a packet when no write is
+// under way writes it at once, then whatever other writers queued
+// meanwhile, until nothing is left; a writer that ends its packet while
+// a write is under way leaves it to that one.
 type Conn struct {
 	net.Conn
-	r      *bufio.Reader
-	pkt    sync.Mutex  // held while paho writes one packet
-	inPkt  atomic.Bool // the writer holds pkt: the flush waits for Unlock
-	mu     sync.Mutex  // guards what follows
-	room   *sync.Cond  // signalled when buf was taken
-	buf    []byte      // waiting to be written
-	spare  []byte      // the buffer the last flush wrote, for reuse
-	err    error       // the first write error: every later write fails with it
-	closed bool
-	kick   chan struct{} // wakes the flusher
-	stop   chan struct{} // closed by Close
-	done   chan struct{} // closed when the flusher exited
-	once   sync.Once
+	r        *bufio.Reader
+	pkt      sync.Mutex  // held while paho writes one packet
+	inPkt    atomic.Bool // the writer holds pkt: the write waits for Unlock
+	mu       sync.Mutex  // guards what follows
+	cond     *sync.Cond  // signalled when a write ended
+	buf      []byte      // waiting to be written
+	spare    []byte      // the buffer the last write took, for reuse
+	flushing bool        // a writer is writing buf out
+	err      error       // the first write error: every later write fails with it
+	closed   bool
 }
 
 // Wrap returns c with buffered reads and coalesced writes; Close closes c.
 func Wrap(c net.Conn) *Conn {
-	w := &Conn{Conn: c, r: bufio.NewReaderSize(c, readBuffer), kick: make(chan struct{}, 1),
-		stop: make(chan struct{}), done: make(chan struct{})}
-	w.room = sync.NewCond(&w.mu)
-	go w.flusher()
+	w := &Conn{Conn: c, r: bufio.NewReaderSize(c, readBuffer)}
+	w.cond = sync.NewCond(&w.mu)
 	return w
 }
 
@@ -94,27 +94,19 @@ func (c *Conn) Lock() {
 	c.inPkt.Store(true)
 }
 
-// Unlock ends a packet: it leaves now, or with the next flush when one is
-// under way.
+// Unlock ends a packet: it is written now, or by the write under way.
 func (c *Conn) Unlock() {
 	c.inPkt.Store(false)
 	c.pkt.Unlock()
-	c.wake()
+	c.flush()
 }
 
-func (c *Conn) wake() {
-	select {
-	case c.kick <- struct{}{}:
-	default:
-	}
-}
-
-// Write queues p for the flusher; it fails with the error a previous
-// write met, or once the connection is closed.
+// Write queues p; it fails with the error a previous write met, or once
+// the connection is closed. Outside a packet's lock it writes at once.
 func (c *Conn) Write(p []byte) (int, error) {
 	c.mu.Lock()
-	for c.err == nil && !c.closed && len(c.buf) >= maxPending {
-		c.room.Wait()
+	for c.err == nil && !c.closed && c.flushing && len(c.buf) >= maxPending {
+		c.cond.Wait()
 	}
 	switch {
 	case c.err != nil:
@@ -128,68 +120,50 @@ func (c *Conn) Write(p []byte) (int, error) {
 	c.buf = append(c.buf, p...)
 	c.mu.Unlock()
 	if !c.inPkt.Load() {
-		c.wake() // a write outside a packet's lock
+		c.flush()
 	}
 	return len(p), nil
 }
 
-// flusher writes what is queued, all of it in one write, until Close.
-func (c *Conn) flusher() {
-	defer close(c.done)
-	for {
-		select {
-		case <-c.kick:
-			if !c.flush() {
-				return
-			}
-		case <-c.stop:
-			c.flush()
-			return
-		}
-	}
-}
-
-// flush writes what is queued; false after a write error.
-func (c *Conn) flush() bool {
-	c.mu.Lock()
-	b := c.buf
-	c.buf, c.spare = c.spare[:0], nil
-	c.room.Broadcast()
-	c.mu.Unlock()
-	if len(b) == 0 {
-		c.mu.Lock()
-		c.spare = b
-		c.mu.Unlock()
-		return true
-	}
-	_, err := c.Conn.Write(b)
+// flush writes what is queued, and what is queued meanwhile, unless a
+// write is under way: that one writes it.
+func (c *Conn) flush() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if cap(b) <= maxPending {
-		c.spare = b[:0]
+	if c.flushing {
+		return
 	}
-	if err != nil {
-		if c.err == nil {
-			c.err = err
+	c.flushing = true
+	for len(c.buf) > 0 && c.err == nil {
+		b := c.buf
+		c.buf, c.spare = c.spare[:0], nil
+		c.mu.Unlock()
+		_, err := c.Conn.Write(b)
+		c.mu.Lock()
+		if cap(b) <= maxPending {
+			c.spare = b[:0]
 		}
-		c.room.Broadcast()
-		c.Conn.Close() // the reader learns it too
-		return false
+		if err != nil && c.err == nil {
+			c.err = err
+			c.Conn.Close() // the reader learns it too
+		}
+		c.cond.Broadcast()
 	}
-	return true
+	c.flushing = false
+	c.cond.Broadcast()
 }
 
 // Close writes what is queued (waiting closeFlush at most) and closes
 // the connection.
 func (c *Conn) Close() error {
-	c.once.Do(func() {
-		c.mu.Lock()
-		c.closed = true
-		c.room.Broadcast()
-		c.mu.Unlock()
-		c.Conn.SetWriteDeadline(time.Now().Add(closeFlush))
-		close(c.stop)
-	})
-	<-c.done
+	c.Conn.SetWriteDeadline(time.Now().Add(closeFlush))
+	c.flush()
+	c.mu.Lock()
+	for c.flushing {
+		c.cond.Wait()
+	}
+	c.closed = true
+	c.cond.Broadcast()
+	c.mu.Unlock()
 	return c.Conn.Close()
 }

@@ -102,9 +102,16 @@ func TestWritesCoalesceAndKeepPackets(t *testing.T) {
 	c := Wrap(cc)
 	const writers, each = 8, 100
 	cc.gate.Lock() // the first write waits: the others queue behind it
+	queued := make(chan struct{})
+	go func() {
+		<-queued
+		cc.gate.Unlock()
+	}()
 	var wg sync.WaitGroup
+	var finished atomic.Int64
 	for w := range writers {
 		wg.Go(func() {
+			defer finished.Add(1)
 			for i := range each {
 				p := publish(fmt.Sprintf("totem/v1/w%d/op", w), uint16(i+1), bytes.Repeat([]byte{'x'}, 100+i))
 				if _, err := p.WriteTo(c); err != nil {
@@ -114,8 +121,13 @@ func TestWritesCoalesceAndKeepPackets(t *testing.T) {
 			}
 		})
 	}
+	// Every writer but the one whose write is under way has queued all
+	// its packets (they return at once); then that write ends.
+	for deadline := time.Now().Add(10 * time.Second); finished.Load() < writers-1 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	close(queued)
 	wg.Wait()
-	cc.gate.Unlock()
 	next := make([]uint16, writers)
 	for range writers * each {
 		cp, err := packets.ReadPacket(s)
@@ -132,7 +144,9 @@ func TestWritesCoalesceAndKeepPackets(t *testing.T) {
 			t.Fatalf("writer %d: packet %d (%d bytes) where %d was due", w, p.PacketID, len(p.Payload), next[w])
 		}
 	}
-	if n := cc.writes.Load(); n > 3 {
+	// The write under way, then everything queued behind it, then the
+	// last writer's other packets, each alone: nothing queues behind them.
+	if n := cc.writes.Load(); n > each+2 {
 		t.Errorf("%d packets in %d writes of the connection", writers*each, n)
 	}
 	if err := c.Close(); err != nil {
@@ -145,7 +159,19 @@ func TestWritesCoalesceAndKeepPackets(t *testing.T) {
 func TestCloseFlushes(t *testing.T) {
 	cc, s := pair(t)
 	c := Wrap(cc)
+	// A write under way (held by the gate) while ten packets queue
+	// behind it: Close waits for it, and sends them.
 	cc.gate.Lock()
+	go c.Write([]byte{0xc0, 0}) // a PINGREQ
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		c.mu.Lock()
+		f := c.flushing
+		c.mu.Unlock()
+		if f || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
 	for i := range 10 {
 		if _, err := publish("totem/v1/t1/op", uint16(i+1), []byte("p")).WriteTo(c); err != nil {
 			t.Fatal(err)
@@ -160,6 +186,9 @@ func TestCloseFlushes(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := bytes.NewReader(got)
+	if cp, err := packets.ReadPacket(r); err != nil || cp.Type != packets.PINGREQ {
+		t.Fatalf("first packet %v, %v", cp, err)
+	}
 	for i := range 10 {
 		cp, err := packets.ReadPacket(r)
 		if err != nil {
