@@ -116,10 +116,6 @@ func pgStorm(ctx context.Context, c config, srv *pgserver.Server, dir string, n,
 	}
 	defer closeAll(boxes)
 	m0 := readPGMeter(srv, mosqPid, hubs)
-	var commits0 int64
-	for _, b := range boxes {
-		commits0 += b.Commits()
-	}
 	profiled := profileHubs(hubs)
 	defer profiled()
 	var peakKB int64
@@ -134,13 +130,6 @@ func pgStorm(ctx context.Context, c config, srv *pgserver.Server, dir string, n,
 		return r, err
 	}
 	readPGMeter(srv, mosqPid, hubs).since(m0, &r)
-	if os.Getenv("FLEETCOMMITS") != "" {
-		commits := -commits0
-		for _, b := range boxes {
-			commits += b.Commits()
-		}
-		fmt.Fprintf(os.Stderr, "DBG outbox commits %d (%.2f per op)\n", commits, float64(commits)/float64(r.ops))
-	}
 	r.slowest, r.median = times[n-1], times[n/2]
 	r.opsPerSec = float64(r.ops) / elapsed.Seconds()
 	r.rssMB = float64(peakKB) / 1024
