@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"sync"
 	"sync/atomic"
@@ -21,6 +22,7 @@ import (
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/internal/goset"
 	"github.com/aslcns/totem/internal/lograte"
+	"github.com/aslcns/totem/internal/mqttconn"
 	"github.com/aslcns/totem/sync/audit"
 	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/enroll"
@@ -329,6 +331,12 @@ func (h *Hub) clientConfig(ctx context.Context, srv *url.URL, fatal *atomic.Poin
 		ConnectUsername:               h.o.Username,
 		ConnectPassword:               []byte(h.o.Password),
 		ConnectPacketBuilder:          receiveMaximum(h.o.ReceiveMaximum),
+		// Buffered reads and coalesced writes (internal/mqttconn): the
+		// hub reads a packet per operation, presence and telemetry
+		// message, and writes an acknowledgement and a result each.
+		AttemptConnection: func(ctx context.Context, cfg autopaho.ClientConfig, u *url.URL) (net.Conn, error) {
+			return mqttconn.Dial(ctx, u, cfg.TlsCfg, cfg.ConnectTimeout)
+		},
 		OnConnectionUp: func(cm *autopaho.ConnectionManager, _ *paho.Connack) {
 			h.mu.Lock()
 			h.policySent = make(map[string]bool)
@@ -412,7 +420,8 @@ func receiveMaximum(rm uint16) func(*paho.Connect, *url.URL) (*paho.Connect, err
 			return c, nil
 		}
 		if c.Properties == nil {
-			c.Properties = &paho.ConnectProperties{}
+			// As without properties: the broker's reason strings asked for.
+			c.Properties = &paho.ConnectProperties{RequestProblemInfo: true}
 		}
 		rm := rm
 		c.Properties.ReceiveMaximum = &rm

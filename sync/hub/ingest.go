@@ -287,7 +287,7 @@ func (in *ingest) decode(ctx context.Context, cm *autopaho.ConnectionManager, m 
 			h.limited(slog.LevelWarn, "state/"+totem, "state dropped", "totem", totem, "err", err)
 			return nil
 		}
-		if st.Status == protocol.Online {
+		if st.Status == protocol.Online && !h.notOwner(totem) {
 			in.publishPolicy(ctx, cm, totem)
 			h.publishTechnicians(ctx, cm, totem)
 			if o, ok := h.o.Accounts.(UserObserver); ok {

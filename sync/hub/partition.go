@@ -59,6 +59,14 @@ func (h *Hub) foreign(totem string) bool {
 	return true
 }
 
+// notOwner reports whether another hub owns totem: its owner alone sends
+// a totem coming online its policy and signed technician set (retained
+// both), which every hub sent before, each signing its own copy.
+func (h *Hub) notOwner(totem string) bool {
+	p := h.partition()
+	return p != nil && !p.Owns(totem)
+}
+
 // rebalance keeps the hub's share up to date until ctx is done; the
 // first Rebalance is the caller's (before the subscription).
 func (h *Hub) rebalance(ctx context.Context, p Partition) {

@@ -15,6 +15,9 @@ import (
 	"github.com/aslcns/totem/sync/broker"
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/hub"
+	"github.com/aslcns/totem/sync/protocol"
+	"github.com/eclipse/paho.golang/autopaho"
+	"github.com/eclipse/paho.golang/paho"
 )
 
 // fixedShare is a Partition owning a fixed set of totems.
@@ -121,5 +124,87 @@ func TestPartitionedHubs(t *testing.T) {
 		if want := fmt.Sprintf("hub-%d", i%2); len(by[c.Username]) != 1 || !by[c.Username][want] {
 			t.Errorf("%s applied by %v, want %s only", c.Username, by[c.Username], want)
 		}
+	}
+}
+
+// policyCounter is the reference CMS counting the hub's policy reads: one
+// per totem it sends the policy to as it comes online.
+type policyCounter struct {
+	*refcms.Store
+	n *atomic.Int64
+}
+
+func (p policyCounter) Policy(ctx context.Context) (cms.Policy, error) {
+	p.n.Add(1)
+	return p.Store.Policy(ctx)
+}
+
+// A totem coming online gets its policy (and technician set) from the
+// hub that owns it only, not from every partitioned hub.
+func TestPartitionedOnlineOwnerOnly(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	hubMe, _ := creds.Generate("totemhub", creds.RoleHub)
+	users := broker.NewUsers(nil)
+	users.Add(hubMe)
+	totem, _ := creds.Generate("t-online-1", creds.RoleTotem)
+	users.Add(totem)
+	srv, err := broker.Start(broker.Options{Listen: "127.0.0.1:0", Auth: users})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	store, err := refcms.Open(filepath.Join(t.TempDir(), "cms.db"), &refcms.Options{Seed: cms.DemoCards()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	reads := []*atomic.Int64{new(atomic.Int64), new(atomic.Int64)}
+	shares := []fixedShare{{totem.Username: true}, {}}
+	for i, share := range shares {
+		h := hub.New(hub.Options{URL: srv.URL(), ClientID: fmt.Sprintf("hub-%d", i), Username: hubMe.Username,
+			Password: hubMe.Password, Backend: policyCounter{store, reads[i]}, Partition: share})
+		hctx, hcancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- h.Run(hctx) }()
+		defer func() { hcancel(); <-done }()
+		if err := h.AwaitConnection(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	u, _ := url.Parse(srv.URL())
+	policies := make(chan struct{}, 8)
+	cm, err := autopaho.NewConnection(ctx, autopaho.ClientConfig{ServerUrls: []*url.URL{u}, KeepAlive: 30,
+		ConnectUsername: totem.Username, ConnectPassword: []byte(totem.Password),
+		ClientConfig: paho.ClientConfig{ClientID: totem.Username, OnPublishReceived: []func(paho.PublishReceived) (bool, error){
+			func(pr paho.PublishReceived) (bool, error) {
+				if _, leaf, _ := protocol.ParseTopic(pr.Packet.Topic); leaf == protocol.LeafPolicy {
+					policies <- struct{}{}
+				}
+				return true, nil
+			}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cm.Disconnect(context.Background())
+	if err := cm.AwaitConnection(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{
+		{Topic: protocol.Topic(totem.Username, protocol.LeafPolicy), QoS: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := protocol.Marshal(protocol.State{V: protocol.Version, Totem: totem.Username, Status: protocol.Online, Session: 1})
+	if _, err := cm.Publish(ctx, &paho.Publish{Topic: protocol.Topic(totem.Username, protocol.LeafState), QoS: 1, Retain: true, Payload: b}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-policies:
+	case <-ctx.Done():
+		t.Fatal("no policy for the totem online")
+	}
+	time.Sleep(300 * time.Millisecond) // another hub's copy would come meanwhile
+	if len(policies) != 0 || reads[0].Load() != 1 || reads[1].Load() != 0 {
+		t.Errorf("policies from the hubs: owner read %d, other %d; %d more copies", reads[0].Load(), reads[1].Load(), len(policies))
 	}
 }

@@ -42,15 +42,23 @@ var errNothing = errors.New("nothing to commit")
 
 // do hands fn to the committer and waits until its commit is durable.
 func (o *Outbox) do(fn func(tx *bolt.Tx, b *batch) error) error {
+	wait := o.submit(fn)
+	return wait()
+}
+
+// submit hands fn to the committer and returns at once; wait waits until
+// its commit is durable. Requests submitted one after the other without
+// waiting share a commit.
+func (o *Outbox) submit(fn func(tx *bolt.Tx, b *batch) error) (wait func() error) {
 	r := &request{fn: fn, done: make(chan error, 1)}
 	o.closeMu.RLock()
 	if o.closed {
 		o.closeMu.RUnlock()
-		return ErrClosed
+		return func() error { return ErrClosed }
 	}
 	o.reqs <- r
 	o.closeMu.RUnlock()
-	return <-r.done
+	return func() error { return <-r.done }
 }
 
 // committer applies requests until Close closes o.reqs: whatever queued

@@ -898,16 +898,40 @@ var errUnchanged = errors.New("unchanged")
 // result and returns the entry unchanged. Unknown id: ErrNotFound. It
 // returns the updated entry; its Payload is nil if it cannot be opened.
 func (o *Outbox) Record(res *protocol.Result) (Entry, error) {
-	if res == nil {
-		return Entry{}, errors.New("outbox: record: nil result")
+	es, errs := o.RecordAll([]*protocol.Result{res})
+	return es[0], errs[0]
+}
+
+// RecordAll records each result of rs as Record does, all handed to the
+// committer at once: they share a commit (one fsync) instead of each
+// waiting for its own. es[i] and errs[i] are Record's answers for rs[i].
+func (o *Outbox) RecordAll(rs []*protocol.Result) (es []Entry, errs []error) {
+	es, errs = make([]Entry, len(rs)), make([]error, len(rs))
+	waits := make([]func(), len(rs))
+	for i, res := range rs {
+		if res == nil {
+			errs[i] = errors.New("outbox: record: nil result")
+			waits[i] = func() {}
+			continue
+		}
+		waits[i] = o.record(res, &es[i], &errs[i])
 	}
+	for _, w := range waits {
+		w()
+	}
+	return es, errs
+}
+
+// record hands res's recording to the committer; the function returned
+// waits for it and sets *e and *err.
+func (o *Outbox) record(res *protocol.Result, e *Entry, errp *error) func() {
 	stored := cloneResult(res) // a private copy
 	var (
 		seq uint64
 		r   record
 		in  []byte
 	)
-	err := o.do(func(tx *bolt.Tx, _ *batch) error {
+	wait := o.submit(func(tx *bolt.Tx, _ *batch) error {
 		var err error
 		if seq, r, in, err = o.resultEntry(tx, res); err != nil {
 			return err
@@ -956,11 +980,13 @@ func (o *Outbox) Record(res *protocol.Result) (Entry, error) {
 		in = bucketDone
 		return o.putRecord(tx.Bucket(bucketDone), seq, &r)
 	})
-	if err != nil && !errors.Is(err, errUnchanged) {
-		return Entry{}, wrapID("record", res.OpID, err)
+	return func() {
+		if err := wait(); err != nil && !errors.Is(err, errUnchanged) {
+			*errp = wrapID("record", res.OpID, err)
+			return
+		}
+		*e, _ = o.entry(seq, &r, in)
 	}
-	e, _ := o.entry(seq, &r, in)
-	return e, nil
 }
 
 // resultEntry finds the entry res is the result of, and where it is; it

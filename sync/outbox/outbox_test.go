@@ -837,3 +837,34 @@ func BenchmarkEnqueue(b *testing.B) {
 		}
 	}
 }
+
+// RecordAll records a round of results in one commit, not one each, with
+// each result's own answer: a final result settles its entry, an unknown
+// id fails alone.
+func TestRecordAllSharesACommit(t *testing.T) {
+	o, _ := newOutbox(t)
+	const n = 100
+	var rs []*protocol.Result
+	for i := range n {
+		rs = append(rs, result(enqueue(t, o, i+1), protocol.TransportReceived, protocol.ProcessingAccepted))
+	}
+	unknown := *rs[0]
+	unknown.OpID = "0123456789abcdef0123456789abcdef"
+	rs = append(rs, &unknown)
+	before := o.Commits()
+	es, errs := o.RecordAll(rs)
+	if c := o.Commits() - before; c > 3 {
+		t.Errorf("%d results recorded in %d commits", n, c)
+	}
+	for i := range n {
+		if errs[i] != nil || !es[i].Done || es[i].Seq != uint64(i+1) {
+			t.Fatalf("result %d: %+v, %v", i, es[i], errs[i])
+		}
+	}
+	if !errors.Is(errs[n], outbox.ErrNotFound) {
+		t.Errorf("unknown id: %v", errs[n])
+	}
+	if q, err := o.Stats(); err != nil || q.Depth != 0 {
+		t.Errorf("depth %d after every result, %v", q.Depth, err)
+	}
+}

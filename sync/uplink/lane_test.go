@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/aslcns/totem/sync/cmdsig"
+	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/protocol"
 	"github.com/eclipse/paho.golang/autopaho"
 	"github.com/eclipse/paho.golang/paho"
@@ -322,4 +324,25 @@ func (r *rig) depth(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return q.Depth
+}
+
+// A running link keeps a handful of goroutines: one records the results
+// (64 did, each waiting for a commit of its own), which every garbage
+// collection of a small totem scans.
+func TestLinkKeepsFewGoroutines(t *testing.T) {
+	box, err := outbox.Open(filepath.Join(t.TempDir(), "outbox.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer box.Close()
+	before := runtime.NumGoroutine()
+	ctx, cancel := context.WithCancel(context.Background())
+	u := New(Options{Totem: "t1", URL: "mqtt://127.0.0.1:1", Outbox: box})
+	done := make(chan struct{})
+	go func() { u.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	time.Sleep(100 * time.Millisecond)
+	if n := runtime.NumGoroutine() - before; n > 16 {
+		t.Errorf("the running link has %d goroutines", n)
+	}
 }

@@ -3,7 +3,6 @@ package uplink
 import (
 	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,11 +11,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aslcns/totem/internal/mqttconn"
 	"github.com/aslcns/totem/internal/waiters"
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/protocol"
 	"github.com/eclipse/paho.golang/autopaho"
-	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
 )
 
@@ -226,28 +225,16 @@ func (rt *rotation) user() string {
 // attempt dials the broker as autopaho would for mqtt:// and mqtts://,
 // and keeps the connection so that a rotation can drop it.
 func (rt *rotation) attempt(ctx context.Context, cfg autopaho.ClientConfig, srv *url.URL) (net.Conn, error) {
-	d := net.Dialer{Timeout: cfg.ConnectTimeout}
-	var (
-		conn net.Conn
-		err  error
-	)
-	switch srv.Scheme {
-	case "mqtt", "tcp":
-		conn, err = d.DialContext(ctx, "tcp", srv.Host)
-	case "mqtts", "ssl", "tls":
-		conn, err = (&tls.Dialer{NetDialer: &d, Config: cfg.TlsCfg}).DialContext(ctx, "tcp", srv.Host)
-	default:
-		return nil, fmt.Errorf("uplink: broker url scheme %q", srv.Scheme)
-	}
+	conn, err := mqttconn.DialRaw(ctx, srv, cfg.TlsCfg, cfg.ConnectTimeout)
 	if err != nil {
 		return nil, err
 	}
 	rt.mu.Lock()
 	rt.netConn = conn
 	rt.mu.Unlock()
-	// As autopaho's own dialler: paho writes a packet in several Writes,
-	// which a tls.Conn does not keep together.
-	return packets.NewThreadSafeConn(conn), nil
+	// Buffered reads, coalesced writes, and thread-safe: paho writes a
+	// packet in several Writes, which a tls.Conn does not keep together.
+	return mqttconn.Wrap(conn), nil
 }
 
 // dropConn closes the connection: autopaho connects again, with the

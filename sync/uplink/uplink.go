@@ -15,12 +15,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/aslcns/totem/internal/goset"
+	"github.com/aslcns/totem/internal/mqttconn"
 	"github.com/aslcns/totem/internal/waiters"
 	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/creds"
@@ -263,18 +265,7 @@ func (u *Uplink) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { u.rot.run(ctx, cm) })
 	wg.Go(func() { u.session(ctx, cm) })
-	for range recorders {
-		wg.Go(func() {
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case b := <-u.results:
-					u.result(b)
-				}
-			}
-		})
-	}
+	wg.Go(func() { u.recorder(ctx) })
 	<-ctx.Done()
 	wg.Wait()
 	u.cmds.Close()
@@ -297,6 +288,14 @@ func (u *Uplink) config(ctx context.Context, srv *url.URL) autopaho.ClientConfig
 	// Each connection's birth and Last Will carry its session number, so
 	// the hub can tell the will of a connection the broker noticed dead
 	// late from the totem's newer online.
+	//
+	// No receive maximum in the CONNECT, although paho then makes a
+	// channel of 65 535 messages (512 KB) per connection: with one, the
+	// embedded broker (mochi v2.7.9) takes a send quota for the totem and
+	// calls Inflight.NextImmediate after each of its packets, which takes
+	// the inflight's read lock twice; a result published meanwhile waits
+	// for the write lock between the two, and the totem's session
+	// deadlocks (seen in make bench-fleet).
 	connect := func(c *paho.Connect, _ *url.URL) (*paho.Connect, error) {
 		n := u.sessions.next()
 		b, _ := protocol.Marshal(protocol.State{V: protocol.Version, Totem: u.o.Totem, Status: protocol.Offline,
@@ -320,6 +319,7 @@ func (u *Uplink) config(ctx context.Context, srv *url.URL) autopaho.ClientConfig
 		ConnectPassword:               []byte(u.o.Password),
 		WillMessage:                   &paho.WillMessage{Topic: protocol.Topic(u.o.Totem, protocol.LeafState), Payload: will, QoS: 1, Retain: true},
 		ConnectPacketBuilder:          connect,
+		AttemptConnection:             dialBroker,
 		OnConnectionUp: func(cm *autopaho.ConnectionManager, ca *paho.Connack) {
 			u.connectionUp(ca, srv.Host)
 		},
@@ -358,6 +358,12 @@ func (u *Uplink) config(ctx context.Context, srv *url.URL) autopaho.ClientConfig
 		cfg.AttemptConnection = u.rot.attempt
 	}
 	return cfg
+}
+
+// dialBroker is autopaho's AttemptConnection: its own dialler's connection with
+// buffered reads and coalesced writes (internal/mqttconn).
+func dialBroker(ctx context.Context, cfg autopaho.ClientConfig, srv *url.URL) (net.Conn, error) {
+	return mqttconn.Dial(ctx, srv, cfg.TlsCfg, cfg.ConnectTimeout)
 }
 
 // connectionUp starts a connection's book: the window the broker's
@@ -553,9 +559,36 @@ func (u *Uplink) setup(ctx context.Context, cm *autopaho.ConnectionManager) erro
 	return nil
 }
 
-// recorders is how many results are written to the outbox at once; the
-// outbox commits concurrent writes together.
-const recorders = 64
+// maxRecord bounds the results recorded in one outbox commit.
+const maxRecord = 256
+
+// recorder records the results as they come: those that queued while
+// the previous ones were being committed are recorded together, in one
+// commit (Outbox.RecordAll). One goroutine where 64 each waited for a
+// commit of its own result: the commits are as few, and a totem keeps
+// 63 goroutine stacks less, which every garbage collection scans.
+func (u *Uplink) recorder(ctx context.Context) {
+	batch := make([][]byte, 0, maxRecord)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case b := <-u.results:
+			batch = append(batch[:0], b)
+		}
+	more:
+		for len(batch) < maxRecord {
+			select {
+			case b := <-u.results:
+				batch = append(batch, b)
+			default:
+				break more
+			}
+		}
+		u.recordResults(batch)
+		clear(batch)
+	}
+}
 
 // receive handles a message from the broker. It runs on paho's delivery
 // goroutine, so it never waits on the network: command replies are
@@ -572,7 +605,7 @@ func (u *Uplink) receive(ctx context.Context, p *paho.Publish) {
 		case u.results <- p.Payload:
 		default:
 			// The operation will be sent again and its result repeated.
-			u.log.Warn("result dropped, recorders busy")
+			u.log.Warn("result dropped, recorder busy")
 		}
 	case protocol.LeafPolicy:
 		pol, err := protocol.DecodePolicy(p.Payload)
@@ -607,36 +640,47 @@ func (u *Uplink) receive(ctx context.Context, p *paho.Publish) {
 	}
 }
 
-func (u *Uplink) result(b []byte) {
-	res, err := protocol.DecodeResult(b)
-	if err != nil {
-		u.log.Warn("result dropped", "err", err, "bytes", len(b))
-		return
-	}
-	if res.Transport.Status == protocol.TransportRefused {
-		// Refused: sent again from the hub's expected seq, or from this
-		// one when the hub could not decide (its backend failed). The
-		// cursor has moved past it: without a rewind it would wait forever.
-		from := res.Expect
-		if from == 0 {
-			from = res.Seq
+// recordResults records a round of results from the hub in the outbox.
+func (u *Uplink) recordResults(bs [][]byte) {
+	rs := make([]*protocol.Result, 0, len(bs))
+	for _, b := range bs {
+		res, err := protocol.DecodeResult(b)
+		if err != nil {
+			u.log.Warn("result dropped", "err", err, "bytes", len(b))
+			continue
 		}
-		u.backlog.refused(res.OpID, from)
-		u.log.Info("op refused by hub, will resend", "seq", res.Seq, "expect", res.Expect)
+		if res.Transport.Status == protocol.TransportRefused {
+			// Refused: sent again from the hub's expected seq, or from this
+			// one when the hub could not decide (its backend failed). The
+			// cursor has moved past it: without a rewind it would wait forever.
+			from := res.Expect
+			if from == 0 {
+				from = res.Seq
+			}
+			u.backlog.refused(res.OpID, from)
+			u.log.Info("op refused by hub, will resend", "seq", res.Seq, "expect", res.Expect)
+		}
+		rs = append(rs, res)
 	}
-	e, err := u.o.Outbox.Record(res)
-	if err != nil {
-		u.log.Warn("result not recorded", "op_id", res.OpID, "err", err)
+	if len(rs) == 0 {
 		return
 	}
-	if e.Done {
-		u.backlog.done(res.OpID)
-		u.log.Info("op done", "seq", e.Seq, "op_id", e.ID, "protocol", res.Transport.Protocol,
-			"processing", res.Processing.Status, "duplicate", res.Duplicate)
-	}
-	u.wake.notify()
-	if u.o.OnResult != nil {
-		u.o.OnResult(e)
+	es, errs := u.o.Outbox.RecordAll(rs)
+	for i, res := range rs {
+		if errs[i] != nil {
+			u.log.Warn("result not recorded", "op_id", res.OpID, "err", errs[i])
+			continue
+		}
+		e := es[i]
+		if e.Done {
+			u.backlog.done(res.OpID)
+			u.log.Info("op done", "seq", e.Seq, "op_id", e.ID, "protocol", res.Transport.Protocol,
+				"processing", res.Processing.Status, "duplicate", res.Duplicate)
+		}
+		u.wake.notify()
+		if u.o.OnResult != nil {
+			u.o.OnResult(e)
+		}
 	}
 }
 

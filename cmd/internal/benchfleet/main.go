@@ -21,10 +21,12 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -74,6 +76,18 @@ type config struct {
 	pgNoFsync bool
 	pgPart    bool // [store] partition in the hubs' config
 }
+
+// cpuProfile, when set (-cpuprofile), is where each drain writes a CPU
+// profile of this process (the totems' outboxes and uplinks): the first
+// to the name given, the next with .2, .3… appended.
+// The hubs started meanwhile serve their profiles (TOTEM_PPROF), and
+// each storm fetches profileSeconds of each hub's CPU profile from its
+// start, to the same name with .hubN appended.
+var (
+	cpuProfile     string
+	profileSeconds int
+	profiles       int
+)
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	c, err := parseConfig(args, stderr)
@@ -139,6 +153,8 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fl.IntVar(&c.pg, "pg", 1000, "fleet size of the runs on mosquitto + PostgreSQL (a private server, needs postgresql installed) with -pg-hubs totemhub processes; 0: none")
 	pgHubs := fl.String("pg-hubs", "1,3", "hub process counts of the PostgreSQL runs, comma-separated")
 	fl.BoolVar(&c.pgNoFsync, "pg-nofsync", false, "run the private PostgreSQL with fsync=off")
+	fl.IntVar(&profileSeconds, "profile-seconds", 8, "with -cpuprofile: seconds of each hub's CPU profile, from the storm's start")
+	fl.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of this process (the totems) during each storm to this file (.2, .3… for the next storms)")
 	fl.BoolVar(&c.pgPart, "pg-partition", true, "set [store] partition in the PostgreSQL runs' hubs: each applies only the totems of its leased buckets (-pg-partition=false: the shared subscription)")
 	if err := fl.Parse(args); err != nil {
 		return c, err
@@ -292,10 +308,11 @@ func freePort() (string, error) {
 
 // hubProc is a running totemhub.
 type hubProc struct {
-	cmd  *exec.Cmd
-	log  *os.File
-	path string // its log
-	done chan error
+	pprof string // its TOTEM_PPROF address (-cpuprofile), or ""
+	cmd   *exec.Cmd
+	log   *os.File
+	path  string // its log
+	done  chan error
 }
 
 // startHub writes a configuration provisioning the totems and starts
@@ -401,11 +418,19 @@ func launchHub(bin, dir, cfg string, args ...string) (*hubProc, error) {
 	}
 	cmd := exec.Command(bin, append([]string{"--config", cfgPath}, args...)...)
 	cmd.Stdout, cmd.Stderr = lf, lf
+	var pprofAddr string
+	if cpuProfile != "" {
+		if pprofAddr, err = freePort(); err != nil {
+			lf.Close()
+			return nil, err
+		}
+		cmd.Env = append(os.Environ(), "TOTEM_PPROF="+pprofAddr)
+	}
 	if err := cmd.Start(); err != nil {
 		lf.Close()
 		return nil, err
 	}
-	h := &hubProc{cmd: cmd, log: lf, path: logPath, done: make(chan error, 1)}
+	h := &hubProc{pprof: pprofAddr, cmd: cmd, log: lf, path: logPath, done: make(chan error, 1)}
 	go func() { h.done <- cmd.Wait() }()
 	return h, nil
 }
@@ -432,11 +457,31 @@ func (h *hubProc) stop() error {
 	select {
 	case err = <-h.done:
 	case <-time.After(20 * time.Second):
+		h.dumpGoroutines()
 		h.cmd.Process.Kill()
 		err = <-h.done
 	}
 	h.log.Close()
 	return err
+}
+
+// dumpGoroutines writes, when the hub serves its profiles (-cpuprofile),
+// its goroutines next to its log: it did not stop on SIGTERM.
+func (h *hubProc) dumpGoroutines() {
+	if h.pprof == "" {
+		return
+	}
+	resp, err := http.Get("http://" + h.pprof + "/debug/pprof/goroutine?debug=2")
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	name := strings.TrimSuffix(h.path, ".log") + ".goroutines"
+	if f, err := os.Create(name); err == nil {
+		io.Copy(f, resp.Body)
+		f.Close()
+		fmt.Fprintln(os.Stderr, "bench-fleet: totemhub did not stop on SIGTERM: its goroutines in", name)
+	}
 }
 
 // procStat reads a process's CPU time (user+sys) and resident set.
@@ -556,6 +601,11 @@ func drain(ctx context.Context, url string, names []string, ids []creds.File, bo
 	timeout time.Duration, sample func(), raw func(int) bool, rawResent *int64) ([]time.Duration, time.Duration, error) {
 	sctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	stopProfile, err := startProfile()
+	if err != nil {
+		return nil, 0, err
+	}
+	defer stopProfile()
 	tr := newTracker(len(names), queued)
 	var ups sync.WaitGroup
 	var raws []*rawTotem
@@ -602,6 +652,59 @@ func drain(ctx context.Context, url string, names []string, ids []creds.File, bo
 			}
 		}
 	}
+}
+
+// startProfile starts the CPU profile of a drain when -cpuprofile asks
+// for one; the function returned stops it.
+func startProfile() (func(), error) {
+	if cpuProfile == "" {
+		return func() {}, nil
+	}
+	profiles++
+	name := cpuProfile
+	if profiles > 1 {
+		name += "." + strconv.Itoa(profiles)
+	}
+	f, err := os.Create(name)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// profileHubs fetches, when -cpuprofile asks, profileSeconds of each
+// hub's CPU profile, from now; the function returned waits for them.
+func profileHubs(hubs []*hubProc) func() {
+	var wg sync.WaitGroup
+	for i, h := range hubs {
+		if h.pprof == "" {
+			continue
+		}
+		name := fmt.Sprintf("%s.hub%d", cpuProfile, i)
+		if profiles > 0 {
+			name = fmt.Sprintf("%s.%d.hub%d", cpuProfile, profiles+1, i)
+		}
+		wg.Go(func() {
+			resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", h.pprof, profileSeconds))
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "bench-fleet: hub profile:", err)
+				return
+			}
+			defer resp.Body.Close()
+			f, err := os.Create(name)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "bench-fleet: hub profile:", err)
+				return
+			}
+			defer f.Close()
+			io.Copy(f, resp.Body)
+		})
+	}
+	return wg.Wait
 }
 
 // tracker records when each totem had a final result for its whole
@@ -691,6 +794,8 @@ func storm(ctx context.Context, c config, dir string, n int, stderr io.Writer) (
 	var peakKB int64
 	var rawResent int64
 	isRaw := func(i int) bool { return c.rawEvery > 0 && i%c.rawEvery == c.rawEvery-1 }
+	profiled := profileHubs([]*hubProc{hp})
+	defer profiled()
 	times, elapsed, err := drain(ctx, "mqtt://"+addr, names, ids, boxes, c.queued, c.timeout, func() {
 		if _, kb := procStat(pid); kb > peakKB {
 			peakKB = kb

@@ -116,6 +116,8 @@ func pgStorm(ctx context.Context, c config, srv *pgserver.Server, dir string, n,
 	}
 	defer closeAll(boxes)
 	m0 := readPGMeter(srv, mosqPid, hubs)
+	profiled := profileHubs(hubs)
+	defer profiled()
 	var peakKB int64
 	times, elapsed, err := drain(ctx, url, names, ids, boxes, c.queued, c.timeout, func() {
 		for _, h := range hubs {
