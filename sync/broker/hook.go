@@ -70,7 +70,7 @@ func (h *authHook) ID() string { return "totem-auth" }
 func (h *authHook) Provides(b byte) bool {
 	switch b {
 	case mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish, mqtt.OnPacketRead,
-		mqtt.OnPacketEncode, mqtt.OnDisconnect:
+		mqtt.OnPacketEncode, mqtt.OnDisconnect, mqtt.OnSessionEstablish:
 		return true
 	}
 	return false
@@ -193,7 +193,6 @@ func (h *authHook) admit(cl *mqtt.Client, pk packets.Packet) (code packets.Code,
 				return []any{"client", h.redact(cl.ID), "username", h.redact(user)}
 			})
 		}
-		h.retire(old)
 	}
 	if role != creds.RoleTotem { // no session kept: see maxSessionExpiry
 		cl.Properties.Clean = true // MQTT 3
@@ -209,6 +208,15 @@ func (h *authHook) admit(cl *mqtt.Client, pk packets.Packet) (code packets.Code,
 		h.mu.Unlock()
 	}
 	return packets.CodeSuccess, "", ""
+}
+
+// OnSessionEstablish runs just before mochi takes over the session of the
+// client id, if another connection holds it: that connection must first
+// be gone (retire).
+func (h *authHook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
+	if old, ok := h.srv.Clients.Get(cl.ID); ok && old != cl {
+		h.retire(old)
+	}
 }
 
 // retire ends old, the previous connection of a client id a new one is
@@ -235,13 +243,13 @@ func (h *authHook) admit(cl *mqtt.Client, pk packets.Packet) (code packets.Code,
 // and restarted at once, or one on flaky Wi-Fi, hits it (seen: a rotation
 // whose reply never reached the totem).
 //
-// Waiting here, in OnConnect, before mochi looks at the session, the new
-// connection finds the old one gone, or, if its session is kept, whole and
-// no longer touched by its connection. The wait costs nothing to a client
-// id with no earlier connection, or one long ended. An old connection
-// that does not end in time (its goroutine held by a slow in-process
-// subscriber, local.go) is counted and logged and the new one let in as
-// mochi would: by the time the old one looks, it is marked taken over and
+// Waiting here, in OnSessionEstablish, just before mochi looks at the
+// session, the new connection finds the old one gone, or, if its session
+// is kept, whole and no longer touched by its connection. The wait costs
+// nothing to a client id with no earlier connection, or one long ended.
+// An old connection that does not end in time (its goroutine held by a
+// slow in-process subscriber, local.go) is counted and logged and the new
+// one let in as mochi would: by the time the old one looks, it is marked taken over and
 // leaves the session alone; only an old connection caught between the two
 // steps above at that very moment could still harm it.
 func (h *authHook) retire(old *mqtt.Client) {

@@ -309,8 +309,8 @@ func (s *Server) awaitNoClients(d time.Duration) bool {
 }
 
 // maxTakeoverWait bounds how long a connection taking over a client id
-// waits for the previous connection to end (authHook.retire); it is also
-// kept under half the CONNECT deadline, which the wait counts in.
+// waits for the previous connection to end (authHook.retire); at most
+// half the CONNECT deadline.
 const maxTakeoverWait = 2 * time.Second
 
 // closeGrace is how long Close lets clients disconnect before it closes
