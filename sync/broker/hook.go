@@ -47,6 +47,9 @@ type authHook struct {
 	lim   *lograte.Limiter
 	// enroll, when set, admits the enroll user (enrolluser.go).
 	enroll *enrollGate
+	// takeoverWait bounds how long a connection taking over a client id
+	// waits for the previous connection to end (retire).
+	takeoverWait time.Duration
 
 	// roles maps usernames to the role they authenticated with. It is
 	// keyed by username, not by client, so it is bounded by the number of
@@ -67,7 +70,7 @@ func (h *authHook) ID() string { return "totem-auth" }
 func (h *authHook) Provides(b byte) bool {
 	switch b {
 	case mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish, mqtt.OnPacketRead,
-		mqtt.OnPacketEncode, mqtt.OnDisconnect:
+		mqtt.OnPacketEncode, mqtt.OnDisconnect, mqtt.OnSessionEstablish:
 		return true
 	}
 	return false
@@ -183,8 +186,8 @@ func (h *authHook) admit(cl *mqtt.Client, pk packets.Packet) (code packets.Code,
 		if !old.Closed() {
 			// The same user on a second connection: a totem reconnecting
 			// before the broker saw the old connection go, or two boards
-			// with one credential fighting over it. mochi ends the old
-			// one; ops sees it counted, and in a rate-limited line.
+			// with one credential fighting over it. The old one ends
+			// (retire); ops sees it counted, and in a rate-limited line.
 			h.stats.takeovers.Add(1)
 			h.note("session taken over", "takeover", func() []any {
 				return []any{"client", h.redact(cl.ID), "username", h.redact(user)}
@@ -205,6 +208,74 @@ func (h *authHook) admit(cl *mqtt.Client, pk packets.Packet) (code packets.Code,
 		h.mu.Unlock()
 	}
 	return packets.CodeSuccess, "", ""
+}
+
+// OnSessionEstablish runs just before mochi takes over the session of the
+// client id, if another connection holds it: that connection must first
+// be gone (retire).
+func (h *authHook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
+	if old, ok := h.srv.Clients.Get(cl.ID); ok && old != cl {
+		h.retire(old)
+	}
+}
+
+// retire ends old, the previous connection of a client id a new one is
+// taking over, and waits, up to takeoverWait, until mochi is done with it.
+//
+// mochi (v2.7.9, server.go attachClient) ends a connection whose session
+// ends with it by checking it was not taken over, and only then removing
+// its subscriptions and its entry in the clients, both by client id:
+//
+//	s.hooks.OnDisconnect(cl, err, expire)
+//	if expire && !cl.IsTakenOver() {
+//		cl.ClearInflights()
+//		s.UnsubscribeClient(cl)
+//		s.Clients.Delete(cl.ID)
+//	}
+//
+// and a new connection takes the session over (inheritClientSession) by
+// finding the old one in the clients, marking it taken over and adding
+// itself under the same id. An old connection past the check when the new
+// one takes over deletes the new one's entry, and may remove the filters
+// it subscribes to: the new connection stays up, subscribed, and receives
+// nothing (publishToSubscribers skips an id not in the clients) until it
+// reconnects, which a connection that works never does. A totem killed
+// and restarted at once, or one on flaky Wi-Fi, hits it (seen: a rotation
+// whose reply never reached the totem).
+//
+// Waiting here, in OnSessionEstablish, just before mochi looks at the
+// session, the new connection finds the old one gone, or, if its session
+// is kept, whole and no longer touched by its connection. The wait costs
+// nothing to a client id with no earlier connection, or one long ended.
+// An old connection that does not end in time (its goroutine held by a
+// slow in-process subscriber, local.go) is counted and logged and the new
+// one let in as mochi would: by the time the old one looks, it is marked taken over and
+// leaves the session alone; only an old connection caught between the two
+// steps above at that very moment could still harm it.
+func (h *authHook) retire(old *mqtt.Client) {
+	tc, ok := old.Net.Conn.(*trackedConn)
+	if !ok { // not a network connection (a session restored, the inline client)
+		return
+	}
+	select {
+	case <-tc.ended:
+		return
+	default:
+	}
+	h.stats.takeoverWaits.Add(1)
+	if !old.Closed() {
+		_ = h.srv.DisconnectClient(old, packets.ErrSessionTakenOver) // [MQTT-3.1.4-3], as mochi's takeover
+	}
+	t := time.NewTimer(h.takeoverWait)
+	defer t.Stop()
+	select {
+	case <-tc.ended:
+	case <-t.C:
+		h.stats.takeoverTimeouts.Add(1)
+		h.note("previous connection still ending, new one let in", "takeover_timeout", func() []any {
+			return []any{"client", h.redact(old.ID), "waited", h.takeoverWait}
+		})
+	}
 }
 
 // codeLocked answers a locked user. 0x8A is "banned" in MQTT 5; the reason

@@ -108,7 +108,7 @@ func (l *listener) Serve(establish listeners.EstablishFn) {
 			c.Close()
 			continue
 		}
-		tc := &trackedConn{Conn: c, raw: c, l: l}
+		tc := &trackedConn{Conn: c, raw: c, l: l, ended: make(chan struct{})}
 		if l.tls != nil {
 			// No I/O yet: the handshake runs in handshake, under the
 			// CONNECT deadline.
@@ -131,6 +131,7 @@ func (l *listener) Serve(establish listeners.EstablishFn) {
 // deadline: a client that stalls it costs no more than one that sends
 // no CONNECT.
 func (l *listener) handshake(tc *trackedConn, establish listeners.EstablishFn) {
+	defer close(tc.ended)
 	_ = tc.Conn.SetDeadline(time.Now().Add(l.connectTimeout))
 	if t, ok := tc.Conn.(*tls.Conn); ok {
 		if err := t.Handshake(); err != nil {
@@ -267,6 +268,10 @@ type trackedConn struct {
 	release  func() // the sizing lock, set before mochi has the connection
 	reading  atomic.Bool
 	closed   atomic.Bool
+	// ended is closed when mochi is done with the connection: its
+	// establish returned, so the client's clean-up (subscriptions, entry
+	// in the clients) has run (authHook.retire).
+	ended chan struct{}
 }
 
 // Read passes through the listener's lock once, at the first read, which

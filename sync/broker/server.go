@@ -161,7 +161,7 @@ func newMochi(opts Options, log *slog.Logger) (*mqtt.Server, *counters, *sizing,
 	})
 	stats := new(counters)
 	hook := &authHook{auth: opts.Auth, srv: mq, log: log, stats: stats, lim: &lograte.Limiter{Every: logEvery},
-		roles: make(map[string]string)}
+		roles: make(map[string]string), takeoverWait: min(maxTakeoverWait, opts.ConnectTimeout/2)}
 	if opts.Enroll {
 		hook.enroll = newEnrollGate(opts.EnrollPerSource, opts.EnrollGlobal)
 	}
@@ -307,6 +307,11 @@ func (s *Server) awaitNoClients(d time.Duration) bool {
 	}
 	return true
 }
+
+// maxTakeoverWait bounds how long a connection taking over a client id
+// waits for the previous connection to end (authHook.retire); at most
+// half the CONNECT deadline.
+const maxTakeoverWait = 2 * time.Second
 
 // closeGrace is how long Close lets clients disconnect before it closes
 // the remaining connections itself.

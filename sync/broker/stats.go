@@ -28,6 +28,8 @@ type Stats struct {
 	ClientIDRefused  int64 // CONNACK 0x85: another user's client id, or a totem's own not its name
 	RetainRefusedCon int64 // CONNACK 0x9A: a retained Last Will where nothing is retained
 	Takeovers        int64 // a user's connection replaced by a new one of the same user and client id
+	TakeoverWaits    int64 // connections that waited for the previous one of their client id to end
+	TakeoverTimeouts int64 // of those, let in before it ended (takeoverWait)
 
 	PublishDenied   int64 // publishes refused by the ACL (and to $SYS)
 	SubscribeDenied int64 // subscriptions refused by the ACL
@@ -57,6 +59,7 @@ type counters struct {
 	enrollConnections, enrollRateRefused, expiredRefused                     atomic.Int64
 	badCredentials, notAuthorized, clientIDRefused, retainRefusedCon         atomic.Int64
 	takeovers, publishDenied, subscribeDenied, retainRefused, logSuppressed  atomic.Int64
+	takeoverWaits, takeoverTimeouts                                          atomic.Int64
 }
 
 func (c *counters) snapshot() Stats {
@@ -77,6 +80,8 @@ func (c *counters) snapshot() Stats {
 		ClientIDRefused:  c.clientIDRefused.Load(),
 		RetainRefusedCon: c.retainRefusedCon.Load(),
 		Takeovers:        c.takeovers.Load(),
+		TakeoverWaits:    c.takeoverWaits.Load(),
+		TakeoverTimeouts: c.takeoverTimeouts.Load(),
 		PublishDenied:    c.publishDenied.Load(),
 		SubscribeDenied:  c.subscribeDenied.Load(),
 		RetainRefused:    c.retainRefused.Load(),
