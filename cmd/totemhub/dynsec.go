@@ -71,67 +71,31 @@ func startDynSec(ctx context.Context, cfg *config.Totemhub, reg *broker.Registry
 		c.Close()
 		return nil, nil, err
 	}
-	sync := func() error {
-		sctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-		defer cancel()
-		rep, err := dynsec.Sync(sctx, c, reg, cfg.Fleet.CredentialsDir, mir.Given)
-		if err != nil {
-			return err
-		}
-		log.Info("broker users synchronised to mosquitto's dynamic-security plugin", "created", len(rep.Created),
-			"updated", rep.Updated, "secrets_given", len(rep.Secrets), "disabled", len(rep.Disabled), "deleted", len(rep.Deleted))
-		if len(rep.NoSecret) > 0 {
-			log.Warn("users created in mosquitto without a secret (the registry keeps only hashes): provision or enroll them again",
-				"users", strings.Join(rep.NoSecret, ","))
-		}
-		return nil
-	}
+	sync := func() error { return syncDynSec(ctx, c, reg, cfg.Fleet.CredentialsDir, mir.Given, log) }
 	err = sync()
 	if errors.Is(err, dynsec.ErrAdminRefused) {
 		c.Close()
 		mir.Given.Close()
 		return nil, nil, fmt.Errorf("totemhub: broker.dynsec_user: %w", err)
 	}
-	done := make(chan struct{})
 	rctx, cancel := context.WithCancel(ctx)
-	if err == nil {
-		close(done)
-	} else {
+	var done <-chan struct{} = closed
+	if err != nil {
 		log.Error("dynamic-security sync failed: retrying", "every", dynsecRetry, "err", err)
-		go func() {
-			defer close(done)
-			t := time.NewTicker(dynsecRetry)
-			defer t.Stop()
-			for {
-				select {
-				case <-rctx.Done():
-					return
-				case <-t.C:
-				}
-				err := sync()
-				if err == nil {
-					return
-				}
+		done = tickUntil(rctx, dynsecRetry, func() bool {
+			err := sync()
+			if err != nil {
 				log.Error("dynamic-security sync failed: retrying", "every", dynsecRetry, "err", err)
 			}
-		}()
+			return err == nil
+		})
 	}
-	expired := make(chan struct{})
-	go func() {
-		defer close(expired)
-		t := time.NewTicker(overlapCheck)
-		defer t.Stop()
-		for {
-			select {
-			case <-rctx.Done():
-				return
-			case <-t.C:
-			}
-			if _, err := mir.ExpireOverlaps(time.Now()); err != nil {
-				log.Error("rotations past their overlap not ended in mosquitto: tried again", "every", overlapCheck, "err", err)
-			}
+	expired := tickUntil(rctx, overlapCheck, func() bool {
+		if _, err := mir.ExpireOverlaps(time.Now()); err != nil {
+			log.Error("rotations past their overlap not ended in mosquitto: tried again", "every", overlapCheck, "err", err)
 		}
-	}()
+		return false
+	})
 	return mir, func() {
 		cancel()
 		<-done
@@ -140,6 +104,48 @@ func startDynSec(ctx context.Context, cfg *config.Totemhub, reg *broker.Registry
 		c.Close()
 		mir.Given.Close()
 	}, nil
+}
+
+// syncDynSec brings mosquitto's dynamic-security users to the registry's.
+func syncDynSec(ctx context.Context, c *dynsec.Client, reg *broker.Registry, credDir string, given *dynsec.Given, log *slog.Logger) error {
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	rep, err := dynsec.Sync(sctx, c, reg, credDir, given)
+	if err != nil {
+		return err
+	}
+	log.Info("broker users synchronised to mosquitto's dynamic-security plugin", "created", len(rep.Created),
+		"updated", rep.Updated, "secrets_given", len(rep.Secrets), "disabled", len(rep.Disabled), "deleted", len(rep.Deleted))
+	if len(rep.NoSecret) > 0 {
+		log.Warn("users created in mosquitto without a secret (the registry keeps only hashes): provision or enroll them again",
+			"users", strings.Join(rep.NoSecret, ","))
+	}
+	return nil
+}
+
+// closed is a channel already closed: a wait that is over.
+var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// tickUntil calls f every d until it reports done or ctx ends, in a
+// goroutine; the channel returned is closed then.
+func tickUntil(ctx context.Context, d time.Duration, f func() (done bool)) <-chan struct{} {
+	ch := make(chan struct{})
+	go func() {
+		defer close(ch)
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if f() {
+				return
+			}
+		}
+	}()
+	return ch
 }
 
 // readPasswordFile returns the first line of a file only its owner may

@@ -567,15 +567,6 @@ func (o *Outbox) Commits() int64 { return o.commits.Load() }
 // each successful Enqueue, so the uplink can wake up.
 func (o *Outbox) Notify() <-chan struct{} { return o.notify }
 
-// view runs fn in a read transaction.
-func (o *Outbox) view(fn func(tx *bolt.Tx) error) error {
-	return o.db.View(fn)
-}
-
-func (o *Outbox) classOf(kind string) Class {
-	return o.classes[kind] // ClassCitizen when absent
-}
-
 // idFor is the id of the entry with seq.
 func (c *codec) idFor(seq uint64) string {
 	var raw [16]byte
@@ -635,7 +626,7 @@ func (o *Outbox) Enqueue(kind string, payload []byte, created, expires time.Time
 		st := o.stamp()
 		e.Stamp = &st
 	}
-	class := o.classOf(kind)
+	class := o.classes[kind] // ClassCitizen when absent
 	// The compact record is the payload (sealed: 28 bytes more) and about
 	// 100 bytes of envelope and stamp.
 	estimate := int64(len(payload)) + int64(len(kind)) + 160
@@ -708,7 +699,7 @@ func (o *Outbox) Pending(after uint64, max int) ([]Entry, error) {
 	now := o.now()
 	var out []Entry
 	var bad []lapse
-	err := o.view(func(tx *bolt.Tx) error {
+	err := o.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketPending).Cursor()
 		for k, v := c.Seek(seqKey(after + 1)); k != nil && len(out) < max; k, v = c.Next() {
 			seq, r, err := o.decodeIn(tx, k, v)
@@ -1077,7 +1068,7 @@ func cloneResult(res *protocol.Result) *protocol.Result {
 // (the envelope stays readable) and an error wrapping ErrUnreadable.
 func (o *Outbox) Get(id string) (Entry, error) {
 	var e Entry
-	err := o.view(func(tx *bolt.Tx) error {
+	err := o.db.View(func(tx *bolt.Tx) error {
 		seq, r, in, err := o.lookup(tx, id)
 		if err != nil {
 			return err
@@ -1096,7 +1087,7 @@ func (o *Outbox) Get(id string) (Entry, error) {
 // number. It reads one entry and two counters, whatever the depth.
 func (o *Outbox) Stats() (protocol.Queue, error) {
 	var q protocol.Queue
-	err := o.view(func(tx *bolt.Tx) error {
+	err := o.db.View(func(tx *bolt.Tx) error {
 		seq := tx.Bucket(bucketSeq)
 		q.LastSeq = seq.Sequence()
 		depth := seq.Get(keyDepth)
@@ -1133,7 +1124,7 @@ func (o *Outbox) Usage() (Usage, error) {
 func (o *Outbox) readUsage() (Usage, error) {
 	u := Usage{MaxSize: o.maxSize, MaxPending: o.maxPending, Alarm: o.alarm.on.Load()}
 	var size int64
-	err := o.view(func(tx *bolt.Tx) error {
+	err := o.db.View(func(tx *bolt.Tx) error {
 		size = tx.Size()
 		u.Pending = int(counter(tx, keyDepth))
 		u.Quarantined = int(counter(tx, keyQuarantined))
@@ -1158,7 +1149,7 @@ func (o *Outbox) readUsage() (Usage, error) {
 // Meta returns the value stored under key, or nil, nil when absent.
 func (o *Outbox) Meta(key string) ([]byte, error) {
 	var val []byte
-	err := o.view(func(tx *bolt.Tx) error {
+	err := o.db.View(func(tx *bolt.Tx) error {
 		if v := tx.Bucket(bucketMeta).Get([]byte(key)); v != nil {
 			val = bytes.Clone(v)
 			if val == nil {

@@ -34,7 +34,7 @@ type SweepReport struct {
 func (o *Outbox) Sweep(now time.Time) (SweepReport, error) {
 	var rep SweepReport
 	var bad []lapse
-	err := o.view(func(tx *bolt.Tx) error {
+	err := o.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketPending).Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			rep.Scanned++
@@ -192,7 +192,7 @@ func (o *Outbox) Quarantined(max int) ([]Entry, error) {
 		return nil, nil
 	}
 	var out []Entry
-	err := o.view(func(tx *bolt.Tx) error {
+	err := o.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketQuarantine).Cursor()
 		for k, v := c.First(); k != nil && len(out) < max; k, v = c.Next() {
 			seq, r, err := o.decodeIn(tx, k, v)
@@ -249,7 +249,7 @@ func (o *Outbox) Requeue(id string) error {
 		if err := o.putRecord(tx.Bucket(bucketPending), seq, &r); err != nil {
 			return err
 		}
-		if o.classOf(r.Kind) == ClassTelemetry {
+		if o.classes[r.Kind] == ClassTelemetry {
 			if err := tx.Bucket(bucketTelemetry).Put(key, seqKey(512)); err != nil {
 				return err
 			}
@@ -297,7 +297,7 @@ func (o *Outbox) Void(id string) error {
 // summary that Recent lists (keepSummary), the newest MaxSettled kept.
 func (o *Outbox) Purge(before time.Time) (int, error) {
 	var seqs []uint64
-	err := o.view(func(tx *bolt.Tx) error {
+	err := o.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketDone).Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			seq, r, err := o.decodeRecord(k, v)
@@ -368,7 +368,7 @@ func (o *Outbox) Recent(max int) ([]Entry, error) {
 		return nil, nil
 	}
 	var out []Entry
-	err := o.view(func(tx *bolt.Tx) error {
+	err := o.db.View(func(tx *bolt.Tx) error {
 		names := [][]byte{bucketPending, bucketDone, bucketQuarantine, bucketSettled}
 		type head struct {
 			c    *bolt.Cursor

@@ -92,17 +92,17 @@ func reasonText(code byte) string {
 // before asking again: a random duration in the upper quarter below the
 // ceiling, so that totems refused together (a hub restart, a busy hub) do
 // not come back together.
-func (u *Uplink) refusalDelay(code byte, n int) time.Duration {
-	d := u.o.CredentialsRetry
+func (o *Options) refusalDelay(code byte, n int) time.Duration {
+	d := o.CredentialsRetry
 	if code == codeLocked {
-		d = u.o.LockedRetry
+		d = o.LockedRetry
 	}
 	if !definite(code) {
-		d = u.o.RefusedMin
-		for i := 1; i < n && d < u.o.RefusedMax; i++ {
+		d = o.RefusedMin
+		for i := 1; i < n && d < o.RefusedMax; i++ {
 			d *= 2
 		}
-		d = min(d, u.o.RefusedMax)
+		d = min(d, o.RefusedMax)
 	}
 	return d - time.Duration(rand.Int64N(int64(d/4)+1))
 }
@@ -128,7 +128,7 @@ func (u *Uplink) refused(code byte, serverReason string, now time.Time) time.Dur
 		r.Reason = expiredText
 	}
 	u.refusing = true
-	d := u.refusalDelay(code, u.streak)
+	d := u.o.refusalDelay(code, u.streak)
 	u.retryIn.Store(int64(d))
 	return d
 }

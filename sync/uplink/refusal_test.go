@@ -179,24 +179,24 @@ func TestRefusalDelay(t *testing.T) {
 	u := New(Options{})
 	for _, code := range []byte{0x86, 0x8C} {
 		for n := 1; n < 20; n++ {
-			if d := u.refusalDelay(code, n); d < 45*time.Minute || d > time.Hour {
+			if d := u.o.refusalDelay(code, n); d < 45*time.Minute || d > time.Hour {
 				t.Errorf("0x%02X, refusal %d: %v, want 45m-1h", code, n, d)
 			}
 		}
 	}
 	for n := 1; n < 20; n++ { // locked: a probe a day
-		if d := u.refusalDelay(0x8A, n); d < 18*time.Hour || d > 24*time.Hour {
+		if d := u.o.refusalDelay(0x8A, n); d < 18*time.Hour || d > 24*time.Hour {
 			t.Errorf("0x8A, refusal %d: %v, want 18h-24h", n, d)
 		}
 	}
 	want := []time.Duration{30 * time.Second, time.Minute, 2 * time.Minute, 4 * time.Minute, 8 * time.Minute, 15 * time.Minute, 15 * time.Minute}
 	for _, code := range []byte{0x80, 0x85, 0x87, 0x89, 0x9F} {
 		for i, ceil := range want {
-			if d := u.refusalDelay(code, i+1); d < ceil*3/4 || d > ceil {
+			if d := u.o.refusalDelay(code, i+1); d < ceil*3/4 || d > ceil {
 				t.Errorf("0x%02X, refusal %d: %v, want %v-%v", code, i+1, d, ceil*3/4, ceil)
 			}
 		}
-		if d := u.refusalDelay(code, 1000); d > 15*time.Minute {
+		if d := u.o.refusalDelay(code, 1000); d > 15*time.Minute {
 			t.Errorf("0x%02X, refusal 1000: %v, above the cap", code, d)
 		}
 	}

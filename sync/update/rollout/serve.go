@@ -100,7 +100,41 @@ func Serve(ctx context.Context, r *Rollout, send Sender, o ServeOptions) error {
 	// subscribed wakes the loop below once a connection's subscriptions
 	// are in place, to send the unanswered offers again (reoffer).
 	subscribed := make(chan struct{}, 1)
-	cm, err := autopaho.NewConnection(ctx, autopaho.ClientConfig{
+	cm, err := autopaho.NewConnection(ctx, serveConfig(ctx, srv, o, reqs, subscribed))
+	if err != nil {
+		return fmt.Errorf("rollout: %w", err)
+	}
+	ms.mu.Lock()
+	ms.pub = cm
+	ms.mu.Unlock()
+	t := time.NewTicker(o.Tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			cm.Disconnect(dctx)
+			cancel()
+			<-cm.Done()
+			return nil
+		case <-t.C:
+			if err := r.Tick(); err != nil {
+				o.Logger.Warn("rollout tick", "err", err)
+			}
+		case <-subscribed:
+			r.reoffer(ms, o.Logger)
+		case p := <-reqs:
+			r.handle(ms, p, o.Logger)
+		}
+	}
+}
+
+// serveConfig is Serve's connection: on every connection up it subscribes
+// to the totems' update requests and the uploads, then wakes subscribed;
+// what arrives goes to reqs (an upload piece waits for room, a request
+// is dropped when reqs is full: the totem asks again after its timeout).
+func serveConfig(ctx context.Context, srv *url.URL, o ServeOptions, reqs chan<- *paho.Publish, subscribed chan<- struct{}) autopaho.ClientConfig {
+	return autopaho.ClientConfig{
 		ServerUrls: []*url.URL{srv}, TlsCfg: o.TLS, KeepAlive: 30, CleanStartOnInitialConnection: true,
 		ReconnectBackoff: autopaho.NewExponentialBackoff(200*time.Millisecond, 10*time.Second, time.Second, 2),
 		ConnectUsername:  o.Username, ConnectPassword: []byte(o.Password),
@@ -135,32 +169,6 @@ func Serve(ctx context.Context, r *Rollout, send Sender, o ServeOptions) error {
 				}
 				return true, nil
 			}}},
-	})
-	if err != nil {
-		return fmt.Errorf("rollout: %w", err)
-	}
-	ms.mu.Lock()
-	ms.pub = cm
-	ms.mu.Unlock()
-	t := time.NewTicker(o.Tick)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			cm.Disconnect(dctx)
-			cancel()
-			<-cm.Done()
-			return nil
-		case <-t.C:
-			if err := r.Tick(); err != nil {
-				o.Logger.Warn("rollout tick", "err", err)
-			}
-		case <-subscribed:
-			r.reoffer(ms, o.Logger)
-		case p := <-reqs:
-			r.handle(ms, p, o.Logger)
-		}
 	}
 }
 
