@@ -69,6 +69,7 @@ var (
 	dLockouts    = desc("totemhub_broker_lockouts_total", "Users locked after repeated failed authentications.")
 	dConnRefused = desc("totemhub_broker_connections_refused_total", "Connections closed before authentication, by reason.", "reason")
 	dTakeovers   = desc("totemhub_broker_takeovers_total", "Connections replaced by a new one of the same user and client id.")
+	dTakeWaits   = desc("totemhub_broker_takeover_waits_total", "Connections that waited for the previous one of their client id to end before taking its session over, by result (ended; timeout: let in before it ended).", "result")
 	dDenied      = desc("totemhub_broker_denied_total", "Publishes, subscriptions and retained messages refused by the ACL, by operation.", "op")
 	dEnrollConns = desc("totemhub_broker_enroll_connections_total", "Connections of the enroll user admitted.")
 	dEnrollReqs  = desc("totemhub_enroll_requests_total", "Enrollment requests the hub received, by result: ok, ca (a new totem's CA request answered), dropped (over the hub's rate), or the reason of the refusal ("+strings.Join(enroll.Reasons, ", ")+").", "result")
@@ -93,7 +94,7 @@ var (
 )
 
 var allDescs = []*prometheus.Desc{dQueued, dCommands, dCmdRefused, dApplied, dBatchTime, dDuplicates, dGaps, dStoreRef, dMalformed, dDropped, dFull, dBatches, dForeign, dReqDropped,
-	dLogins, dConsLocks, dConsActions, dConns, dAuthFail, dLockouts, dConnRefused, dTakeovers, dDenied, dEnrollConns, dEnrollReqs, dLocked, dCredErrors,
+	dLogins, dConsLocks, dConsActions, dConns, dAuthFail, dLockouts, dConnRefused, dTakeovers, dTakeWaits, dDenied, dEnrollConns, dEnrollReqs, dLocked, dCredErrors,
 	dOnline, dSince, dLastSeen, dPending, dOldest, dUsage, dAlarm, dQuarantine, dDeviceUp, dDevice, dClock, dInfo,
 	dExpiry, dCredLocked, dCredEvents}
 
@@ -179,6 +180,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		counter(ch, dLockouts, b.Lockouts)
 		counter(ch, dTakeovers, b.Takeovers)
+		counter(ch, dTakeWaits, b.TakeoverWaits-b.TakeoverTimeouts, "ended")
+		counter(ch, dTakeWaits, b.TakeoverTimeouts, "timeout")
 		counter(ch, dEnrollConns, b.EnrollConns)
 		counter(ch, dDenied, b.PublishDenied, "publish")
 		counter(ch, dDenied, b.SubscribeDenied, "subscribe")

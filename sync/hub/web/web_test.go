@@ -195,6 +195,7 @@ func TestMetricsShowTotem(t *testing.T) {
 		`totemhub_ops_applied_total{kind="other",outcome="rejected"} 0`,
 		"# TYPE totemhub_batch_duration_seconds histogram",
 		`totemhub_broker_auth_failures_total{reason="bad_credentials"} 0`,
+		`totemhub_broker_takeover_waits_total{result="timeout"} 0`,
 		"# TYPE totem_last_seen_timestamp_seconds gauge",
 		"# TYPE totemhub_broker_connections gauge",
 	} {
