@@ -187,3 +187,19 @@ func (l *Leases) Close() {
 	defer l.mu.Unlock()
 	l.drop()
 }
+
+// Totems lists every totem the database knows, unsorted: the users of
+// role totem of the fleet registry (a totem's broker usernames, both of
+// them: the caller maps them to the totem), the totems of the presence
+// registry and those of the ledger. A partitioned hub subscribes to the
+// operations of those of its buckets (sync/hub: partition.go); one read
+// of the three primary keys' indexes, every second per hub.
+func (l *Leases) Totems(ctx context.Context) ([]string, error) {
+	rows, err := l.s.pool.Query(ctx, `SELECT username FROM fleet_users WHERE role = 'totem'
+		UNION SELECT totem FROM fleet_totems UNION SELECT totem FROM ledger`)
+	if err != nil {
+		return nil, classify("known totems", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	return out, classify("known totems", err)
+}

@@ -204,7 +204,9 @@ func TestRolesOnMosquitto(t *testing.T) {
 	}
 	code, hc := m.login(t, "totemhub-x1", "hub-b", h.Password)
 	ok(t, code == accepted, "hub refused: 0x%02X", code)
-	for _, f := range []string{"$share/totemhub/totem/v1/+/op", "totem/v1/+/state", "$share/totemhub/totemhub/v1/cmd", enroll.RequestFilter} {
+	// totem/v1/T1/op: a partitioned hub's per-totem subscription.
+	for _, f := range []string{"$share/totemhub/totem/v1/+/op", "totem/v1/+/state", "$share/totemhub/totemhub/v1/cmd", enroll.RequestFilter,
+		"totem/v1/T1/op"} {
 		ok(t, hc.subscribe(f) == granted1, "hub: %s refused", f)
 	}
 	ok(t, hc.subscribe("totem/v1/#") == notAuthorized, "hub: # allowed")

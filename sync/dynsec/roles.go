@@ -123,6 +123,9 @@ func FixedRoles() []Role {
 	hubRecv = append(hubRecv, protocol.HubCmdTopic, enroll.RequestFilter, uploads)
 	hub := Role{Name: RoleHub, ACLs: join(
 		allow(SubscribeLiteral, hubSub...),
+		// A partitioned hub subscribes to each of its totems'
+		// operations (sync/hub: partition.go): concrete filters.
+		allow(SubscribePattern, protocol.Topic("+", protocol.LeafOp)),
 		allow(PublishReceive, hubRecv...),
 		allow(PublishSend, leaves("+", protocol.LeafResult, protocol.LeafPolicy, protocol.LeafLedger, protocol.LeafRotated,
 			protocol.LeafUpdate, protocol.LeafTechnicians)...),

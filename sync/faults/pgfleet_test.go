@@ -20,8 +20,10 @@ import (
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/cms/pgstore"
 	"github.com/aslcns/totem/cms/pgstore/pgtest"
+	"github.com/aslcns/totem/sync/broker"
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/outbox"
+	"github.com/aslcns/totem/sync/pgshare"
 	"github.com/aslcns/totem/sync/protocol"
 	"github.com/aslcns/totem/sync/uplink"
 	"github.com/jackc/pgx/v5"
@@ -228,6 +230,20 @@ func pgStorm(t *testing.T, totems, queued, extra int, phase time.Duration, parti
 		c, _ := creds.Generate(fmt.Sprintf("t-pg-%02d", i), creds.RoleTotem)
 		ids = append(ids, c)
 	}
+	// In the fleet registry, as `totemhub provision` would: partitioned
+	// hubs subscribe to the operations of the totems they know.
+	pg, err := pgstore.Open(ctx, dbURL, pgstore.Options{PoolSize: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := pgshare.Registry(pg)
+	for _, id := range ids {
+		hash, _ := creds.Hash(id.Password)
+		if err := reg.Put(broker.User{Username: id.Username, Role: creds.RoleTotem, Hash: hash, Created: time.Now().UTC()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pg.Close()
 	mq := newMosq(t, append([]creds.File{f.hubMe}, ids...)...)
 	mq.start()
 	c := &central{t: t, kind: mosquitto, mq: mq}

@@ -35,6 +35,12 @@ func (s slowCMS) ApplyBatch(ctx context.Context, ops []cms.Op) ([]cms.Outcome, e
 // no wait for each PUBACK), and counts the final results it gets back.
 func burst(ctx context.Context, t *testing.T, u *url.URL, c creds.File, salt, n int, finals *atomic.Int64) *autopaho.ConnectionManager {
 	t.Helper()
+	return burstFrom(ctx, t, u, c, salt, 1, n, finals)
+}
+
+// burstFrom is burst from sequence number from on.
+func burstFrom(ctx context.Context, t *testing.T, u *url.URL, c creds.File, salt, from, n int, finals *atomic.Int64) *autopaho.ConnectionManager {
+	t.Helper()
 	id := c.Username
 	cm, err := autopaho.NewConnection(ctx, autopaho.ClientConfig{ServerUrls: []*url.URL{u}, KeepAlive: 30,
 		ConnectUsername: c.Username, ConnectPassword: []byte(c.Password),
@@ -57,7 +63,7 @@ func burst(ctx context.Context, t *testing.T, u *url.URL, c creds.File, salt, n 
 		t.Fatal(err)
 	}
 	p := consentPayload()
-	for seq := uint64(1); seq <= uint64(n); seq++ {
+	for seq := uint64(from); seq < uint64(from+n); seq++ {
 		b, _ := protocol.Marshal(protocol.Op{V: 1, ID: fmt.Sprintf("%016x%016x", salt, seq), Totem: id, Seq: seq,
 			Kind: cms.KindConsent, Payload: p, Created: time.Now().UTC()})
 		if err := cm.PublishViaQueue(ctx, &autopaho.QueuePublish{Publish: &paho.Publish{

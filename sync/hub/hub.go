@@ -166,6 +166,8 @@ type Hub struct {
 	cm         *autopaho.ConnectionManager
 	policySent map[string]bool // totems sent the policy on this connection
 	subscribed atomic.Bool     // this connection's SUBACK came back
+
+	ops opSubs // partition.go: a partitioned hub's per-totem operation subscriptions
 }
 
 // Stats counts what the hub did.
@@ -380,6 +382,17 @@ func (h *Hub) subscribe(ctx context.Context, cm *autopaho.ConnectionManager) {
 		h.log.Error("subscribe failed", "err", err)
 		return
 	}
+	if p := h.partition(); p != nil {
+		// A new connection has none of the totems' subscriptions (the
+		// session may not have persisted): all of them again.
+		n, err := h.syncOps(ctx, cm, p, true)
+		if err != nil { // the next rebalance tick subscribes the rest
+			h.log.Warn("subscribe failed", "err", err)
+		}
+		h.subscribed.Store(true)
+		h.log.Info("ingest subscribed", "filter", protocol.Topic("<totem>", protocol.LeafOp), "totems", n)
+		return
+	}
 	h.subscribed.Store(true)
 	h.log.Info("ingest subscribed", "filter", opSubscription(&h.o))
 }
@@ -400,8 +413,8 @@ func subscriptions(o *Options) []paho.SubscribeOptions {
 		{Topic: protocol.SharedHubCmdTopic, QoS: 1},
 		{Topic: protocol.SharedSyncFilter, QoS: 1},
 	}
-	if o.Local == nil { // else in-process: ingest.local
-		subs = append(subs, paho.SubscribeOptions{Topic: opSubscription(o), QoS: 1})
+	if o.Local == nil && o.Partition == nil { // else in-process (ingest.local), or per totem (partition.go)
+		subs = append(subs, paho.SubscribeOptions{Topic: protocol.SharedOpFilter, QoS: 1})
 	}
 	if o.Enroller != nil {
 		subs = append(subs, paho.SubscribeOptions{Topic: enroll.RequestFilter, QoS: 1})

@@ -3,8 +3,10 @@ package hub_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -26,6 +28,55 @@ type fixedShare map[string]bool
 func (f fixedShare) Owns(totem string) bool        { return f[totem] }
 func (fixedShare) Rebalance(context.Context) error { return nil }
 func (f fixedShare) Held() []int                   { return make([]int, len(f)) }
+func (f fixedShare) Totems(context.Context) ([]string, error) {
+	return slices.Collect(maps.Keys(f)), nil
+}
+
+// fleetList is the fleet's totems, as the registry lists them.
+type fleetList struct {
+	mu    sync.Mutex
+	names []string
+}
+
+func (l *fleetList) add(names ...string) {
+	l.mu.Lock()
+	l.names = append(l.names, names...)
+	l.mu.Unlock()
+}
+
+// movingShare is a Partition whose totems the test moves (set), among
+// the fleet's (list).
+type movingShare struct {
+	list *fleetList
+	mu   sync.Mutex
+	own  map[string]bool
+}
+
+func (m *movingShare) set(own ...string) {
+	m.mu.Lock()
+	m.own = map[string]bool{}
+	for _, t := range own {
+		m.own[t] = true
+	}
+	m.mu.Unlock()
+}
+
+func (m *movingShare) Owns(totem string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.own[totem]
+}
+func (*movingShare) Rebalance(context.Context) error { return nil }
+func (m *movingShare) Held() []int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return make([]int, len(m.own))
+}
+func (m *movingShare) Totems(context.Context) ([]string, error) {
+	m.list.mu.Lock()
+	defer m.list.mu.Unlock()
+	return slices.Clone(m.list.names), nil
+}
 
 // appliers is the reference CMS noting which hub applied each totem's
 // operations.
@@ -48,10 +99,12 @@ func (a appliers) ApplyBatch(ctx context.Context, ops []cms.Op) ([]cms.Outcome, 
 	return a.Store.ApplyBatch(ctx, ops)
 }
 
-// Two partitioned hubs on one external broker: each receives every
-// operation (not shared) and applies only its own totems', dropping and
-// counting the others'; every operation is applied once, none refused.
-// With the shared subscription each totem's operations went to both.
+// Two partitioned hubs on one external broker, both knowing every totem:
+// each subscribes to its own totems' operations only, so the broker
+// delivers each operation to its owner alone (no foreign copy dropped),
+// and every operation is applied once, none refused. With the shared
+// subscription each totem's operations went to both; with totem/+/op
+// each hub received all and dropped the other's half.
 func TestPartitionedHubs(t *testing.T) {
 	const totems, each = 4, 200
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -60,13 +113,18 @@ func TestPartitionedHubs(t *testing.T) {
 	users := broker.NewUsers(nil)
 	users.Add(hubMe)
 	var ids []creds.File
-	shares := []fixedShare{{}, {}}
+	list := &fleetList{}
+	shares := []*movingShare{{list: list}, {list: list}}
+	var own [2][]string
 	for i := range totems {
 		c, _ := creds.Generate(fmt.Sprintf("t-part-%d", i), creds.RoleTotem)
 		users.Add(c)
 		ids = append(ids, c)
-		shares[i%2][c.Username] = true
+		list.add(c.Username)
+		own[i%2] = append(own[i%2], c.Username)
 	}
+	shares[0].set(own[0]...)
+	shares[1].set(own[1]...)
 	srv, err := broker.Start(broker.Options{Listen: "127.0.0.1:0", Auth: users})
 	if err != nil {
 		t.Fatal(err)
@@ -114,8 +172,8 @@ func TestPartitionedHubs(t *testing.T) {
 		if g, d := st.Gaps.Load(), st.Duplicates.Load(); g != 0 || d != 0 {
 			t.Errorf("hub %d: gaps %d, duplicates %d; want none", i, g, d)
 		}
-		if a, f := st.Applied.Load(), st.Foreign.Load(); a != totems/2*each || f < totems/2*each {
-			t.Errorf("hub %d: applied %d, foreign %d; want %d, at least %d", i, a, f, totems/2*each, totems/2*each)
+		if a, f := st.Applied.Load(), st.Foreign.Load(); a != totems/2*each || f != 0 {
+			t.Errorf("hub %d: applied %d, foreign %d; want %d, 0", i, a, f, totems/2*each)
 		}
 	}
 	mu.Lock()
@@ -206,5 +264,117 @@ func TestPartitionedOnlineOwnerOnly(t *testing.T) {
 	time.Sleep(300 * time.Millisecond) // another hub's copy would come meanwhile
 	if len(policies) != 0 || reads[0].Load() != 1 || reads[1].Load() != 0 {
 		t.Errorf("policies from the hubs: owner read %d, other %d; %d more copies", reads[0].Load(), reads[1].Load(), len(policies))
+	}
+}
+
+// A partitioned hub's subscriptions follow the fleet and its share: a
+// totem provisioned while the hub runs (in the list at a later
+// rebalance) is subscribed within a couple of rebalances and its
+// operations applied; a totem moved to another hub moves its
+// subscription, and the first hub no longer receives its operations.
+func TestPartitionedSubscriptionsFollow(t *testing.T) {
+	const each = 50
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	hubMe, _ := creds.Generate("totemhub", creds.RoleHub)
+	users := broker.NewUsers(nil)
+	users.Add(hubMe)
+	var ids []creds.File
+	for i := range 3 {
+		c, _ := creds.Generate(fmt.Sprintf("t-follow-%d", i), creds.RoleTotem)
+		users.Add(c)
+		ids = append(ids, c)
+	}
+	a, b, late := ids[0], ids[1], ids[2]
+	srv, err := broker.Start(broker.Options{Listen: "127.0.0.1:0", Auth: users})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	store, err := refcms.Open(filepath.Join(t.TempDir(), "cms.db"), &refcms.Options{Seed: cms.DemoCards()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	list := &fleetList{names: []string{a.Username, b.Username}}
+	shares := []*movingShare{{list: list}, {list: list}}
+	shares[0].set(a.Username, late.Username)
+	shares[1].set(b.Username)
+	var mu sync.Mutex
+	by := map[string]map[string]bool{}
+	var hubs []*hub.Hub
+	for i, share := range shares {
+		name := fmt.Sprintf("hub-%d", i)
+		h := hub.New(hub.Options{URL: srv.URL(), ClientID: name, Username: hubMe.Username, Password: hubMe.Password,
+			Backend: appliers{store, name, &mu, by}, Partition: share})
+		hctx, hcancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- h.Run(hctx) }()
+		defer func() { hcancel(); <-done }()
+		if err := h.AwaitConnection(ctx); err != nil {
+			t.Fatal(err)
+		}
+		hubs = append(hubs, h)
+	}
+	h0, h1 := hubs[0], hubs[1]
+	if !hub.OpsSubscribed(h0, a.Username) || hub.OpsSubscribed(h0, b.Username) || hub.OpsSubscribed(h0, late.Username) ||
+		!hub.OpsSubscribed(h1, b.Username) || hub.OpsSubscribed(h1, a.Username) {
+		t.Fatal("the hubs' first subscriptions are not their own known totems'")
+	}
+	// await polls cond, bounded: a few rebalances (one a second).
+	await := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(15 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) || ctx.Err() != nil {
+				t.Fatal(what)
+			}
+		}
+	}
+	u, _ := url.Parse(srv.URL())
+	var finals atomic.Int64
+	want := int64(0)
+	finalsReach := func(n int64) {
+		t.Helper()
+		want += n
+		await(fmt.Sprintf("final results: want %d", want), func() bool { return finals.Load() >= want })
+	}
+
+	// A totem provisioned while the hubs run.
+	list.add(late.Username)
+	await("the provisioned totem's operations not subscribed", func() bool { return hub.OpsSubscribed(h0, late.Username) })
+	burst(ctx, t, u, late, 7, each, &finals)
+	finalsReach(each)
+
+	// a moves from hub 0 to hub 1.
+	cmA := burst(ctx, t, u, a, 1, each, &finals)
+	finalsReach(each)
+	cmA.Disconnect(ctx)
+	applied0 := h0.Stats().Applied.Load()
+	shares[1].set(a.Username, b.Username)
+	await("hub 1 not subscribed to the moved totem", func() bool { return hub.OpsSubscribed(h1, a.Username) })
+	shares[0].set(late.Username)
+	await("hub 0 still subscribed to the moved totem", func() bool { return !hub.OpsSubscribed(h0, a.Username) })
+	burstFrom(ctx, t, u, a, 1, each+1, each, &finals)
+	finalsReach(each)
+	if got := h0.Stats().Applied.Load(); got != applied0 {
+		t.Errorf("hub 0 applied %d after the move, want none", got-applied0)
+	}
+	for i, h := range hubs {
+		st := h.Stats()
+		if f, g, d := st.Foreign.Load(), st.Gaps.Load(), st.Duplicates.Load(); f != 0 || g != 0 || d != 0 {
+			t.Errorf("hub %d: foreign %d, gaps %d, duplicates %d; want none", i, f, g, d)
+		}
+	}
+	audit, err := store.Audit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(audit) != 3*each {
+		t.Errorf("applied %d, want %d", len(audit), 3*each)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !by[a.Username]["hub-0"] || !by[a.Username]["hub-1"] || len(by[late.Username]) != 1 || !by[late.Username]["hub-0"] {
+		t.Errorf("applied by %v", by)
 	}
 }

@@ -14,7 +14,9 @@ import (
 
 	"github.com/aslcns/totem/cms/pgstore"
 	"github.com/aslcns/totem/cms/pgstore/pgserver"
+	"github.com/aslcns/totem/sync/broker"
 	"github.com/aslcns/totem/sync/creds"
+	"github.com/aslcns/totem/sync/pgshare"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -82,6 +84,9 @@ func pgStorm(ctx context.Context, c config, srv *pgserver.Server, dir string, n,
 	if err != nil {
 		return r, err
 	}
+	if err := registerTotems(ctx, dbURL, ids); err != nil {
+		return r, err
+	}
 	credFile := filepath.Join(dir, "hub.json")
 	if err := creds.Save(credFile, hubMe); err != nil {
 		return r, err
@@ -146,6 +151,30 @@ func pgStorm(ctx context.Context, c config, srv *pgserver.Server, dir string, n,
 		return r, fmt.Errorf("%d operations lost, %d applied twice", r.lost, r.twice)
 	}
 	return r, nil
+}
+
+// registerTotems puts the totems in the fleet registry on PostgreSQL, as
+// `totemhub provision` through a hub does (sync/pgshare's registry): a
+// partitioned hub subscribes to the operations of the totems it knows
+// from there. mosquitto checks their secrets from its password file.
+func registerTotems(ctx context.Context, dbURL string, ids []creds.File) error {
+	pg, err := pgstore.Open(ctx, dbURL, pgstore.Options{PoolSize: 2})
+	if err != nil {
+		return err
+	}
+	defer pg.Close()
+	reg := pgshare.Registry(pg)
+	now := time.Now().UTC()
+	for _, id := range ids {
+		hash, err := creds.Hash(id.Password)
+		if err != nil {
+			return err
+		}
+		if err := reg.Put(broker.User{Username: id.Username, Role: creds.RoleTotem, Hash: hash, Created: now}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // pgMeter is the CPU spent so far by PostgreSQL, mosquitto, the hub
