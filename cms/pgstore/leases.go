@@ -174,7 +174,7 @@ func (l *Leases) drop() {
 		// some time after the client has gone: released here, the
 		// buckets are free when Close returns (a hub stopping hands them
 		// over at once). On a broken session this fails, harmlessly.
-		_, _ = l.conn.Exec(ctx, `SELECT pg_advisory_unlock_all()`) // best effort, see above
+		_, _ = l.conn.Exec(ctx, `SELECT pg_advisory_unlock_all()`)
 		l.conn.Close(ctx) // ends the session: its locks are free
 		cancel()
 		l.conn = nil
