@@ -72,23 +72,8 @@ func pgStorms(ctx context.Context, c config, dir string, n int, hubCounts []int,
 
 func pgStorm(ctx context.Context, c config, srv *pgserver.Server, dir string, n, k int) (pgResult, error) {
 	r := pgResult{result: result{broker: fmt.Sprintf("mosquitto-pg-%dhub", k), totems: n, ops: n * c.queued}, hubs: k}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return r, err
-	}
-	dbURL, err := srv.NewDB(ctx)
+	dbURL, names, ids, credFile, err := pgFleet(ctx, srv, dir, n)
 	if err != nil {
-		return r, err
-	}
-	names := names(n)
-	hubMe, ids, err := mosqUsers(ctx, dir, names)
-	if err != nil {
-		return r, err
-	}
-	if err := registerTotems(ctx, dbURL, ids); err != nil {
-		return r, err
-	}
-	credFile := filepath.Join(dir, "hub.json")
-	if err := creds.Save(credFile, hubMe); err != nil {
 		return r, err
 	}
 	url, stopMosq, mosqPid, err := startMosquittoPid(ctx, c, dir)
@@ -151,6 +136,28 @@ func pgStorm(ctx context.Context, c config, srv *pgserver.Server, dir string, n,
 		return r, fmt.Errorf("%d operations lost, %d applied twice", r.lost, r.twice)
 	}
 	return r, nil
+}
+
+// pgFleet makes a storm's fleet in dir: a database of its own on srv, n
+// totems as mosquitto users and in the registry there, and the hubs'
+// credentials file.
+func pgFleet(ctx context.Context, srv *pgserver.Server, dir string, n int) (dbURL string, totems []string, ids []creds.File, credFile string, err error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", nil, nil, "", err
+	}
+	if dbURL, err = srv.NewDB(ctx); err != nil {
+		return "", nil, nil, "", err
+	}
+	totems = names(n)
+	hubMe, ids, err := mosqUsers(ctx, dir, totems)
+	if err != nil {
+		return "", nil, nil, "", err
+	}
+	if err := registerTotems(ctx, dbURL, ids); err != nil {
+		return "", nil, nil, "", err
+	}
+	credFile = filepath.Join(dir, "hub.json")
+	return dbURL, totems, ids, credFile, creds.Save(credFile, hubMe)
 }
 
 // registerTotems puts the totems in the fleet registry on PostgreSQL, as
