@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/aslcns/totem/internal/fleetuser"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -26,19 +27,6 @@ const (
 	FleetLocks  = "locks"  // fleet_locks: sync/broker.Lock
 	FleetEnroll = "enroll" // fleet_enroll: sync/broker.Enrollment
 )
-
-// userJSON is sync/broker.User's JSON, which fleet_users keeps as
-// columns (an external broker's authentication reads them).
-type userJSON struct {
-	Username    string    `json:"username"`
-	Role        string    `json:"role"`
-	Hash        string    `json:"hash"`
-	Created     time.Time `json:"created"`
-	Expires     time.Time `json:"expires,omitzero"`
-	Next        string    `json:"next,omitempty"`
-	NextExpires time.Time `json:"next_expires,omitzero"`
-	Rotated     time.Time `json:"rotated,omitzero"`
-}
 
 // RegistryTx is one transaction on the fleet registry's tables, a record
 // being its JSON under its key (the user name, or the totem).
@@ -83,7 +71,7 @@ func tableOf(table string) (string, string, error) {
 // Get returns the record under key in table, nil if there is none.
 func (t *RegistryTx) Get(table, key string) ([]byte, error) {
 	if table == FleetUsers {
-		var u userJSON
+		var u fleetuser.User
 		var exp, nexp, rot *time.Time
 		err := t.tx.QueryRow(t.ctx, `SELECT username, role, hash, created, expires, next, next_expires, rotated
 			FROM fleet_users WHERE username = $1`, key).Scan(&u.Username, &u.Role, &u.Hash, &u.Created, &exp, &u.Next, &nexp, &rot)
@@ -113,7 +101,7 @@ func (t *RegistryTx) Get(table, key string) ([]byte, error) {
 func (t *RegistryTx) Put(table, key string, v []byte) error {
 	switch table {
 	case FleetUsers:
-		var u userJSON
+		var u fleetuser.User
 		if err := json.Unmarshal(v, &u); err != nil {
 			return fmt.Errorf("pgstore: fleet user: %w", err)
 		}
@@ -196,7 +184,7 @@ func (t *RegistryTx) ForEach(table string, fn func(key string, v []byte) error) 
 			// json_build_object writes NULL as null: back to
 			// sync/broker.User's JSON (zero times omitted).
 			var u struct {
-				userJSON
+				fleetuser.User
 				Expires     *time.Time `json:"expires"`
 				NextExpires *time.Time `json:"next_expires"`
 				Rotated     *time.Time `json:"rotated"`
@@ -204,9 +192,9 @@ func (t *RegistryTx) ForEach(table string, fn func(key string, v []byte) error) 
 			if err := json.Unmarshal(v, &u); err != nil {
 				return err
 			}
-			u.userJSON.Created = u.userJSON.Created.UTC()
-			u.userJSON.Expires, u.userJSON.NextExpires, u.userJSON.Rotated = fromNull(u.Expires), fromNull(u.NextExpires), fromNull(u.Rotated)
-			if v, err = json.Marshal(u.userJSON); err != nil {
+			u.User.Created = u.User.Created.UTC()
+			u.User.Expires, u.User.NextExpires, u.User.Rotated = fromNull(u.Expires), fromNull(u.NextExpires), fromNull(u.Rotated)
+			if v, err = json.Marshal(u.User); err != nil {
 				return err
 			}
 		}

@@ -10,27 +10,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aslcns/totem/internal/fleetuser"
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/protocol"
 	"go.etcd.io/bbolt"
 )
 
-// User is one broker user of the fleet. Hash is the creds.Hash of its
-// secret; the secret itself is never stored.
-type User struct {
-	Username string    `json:"username"`
-	Role     string    `json:"role"`
-	Hash     string    `json:"hash"`
-	Created  time.Time `json:"created"`
-	// Expires: the secret is refused from then on (zero: never; only
-	// totems' secrets expire). Next is the hash of the secret a rotation
-	// brought, valid with the old one until a login with it makes it the
-	// secret (rotate.go), and NextExpires that secret's expiry.
-	Expires     time.Time `json:"expires,omitzero"`
-	Next        string    `json:"next,omitempty"`
-	NextExpires time.Time `json:"next_expires,omitzero"`
-	Rotated     time.Time `json:"rotated,omitzero"` // the last rotation's confirmation
-}
+// User is one broker user of the fleet (internal/fleetuser: the same
+// record in the PostgreSQL store's fleet_users).
+type User = fleetuser.User
 
 // Registry is the durable list of broker users, kept in a bbolt file
 // (OpenRegistry) or in a store every hub process shares (NewRegistry).
