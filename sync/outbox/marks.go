@@ -32,7 +32,7 @@ import (
 const (
 	maxMarkRounds = 8
 	markDelay     = time.Second
-	keepGens      = 4
+	keepGens      = 8
 )
 
 // mark is the attempts of one entry not yet written.

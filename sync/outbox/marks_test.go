@@ -2,6 +2,8 @@ package outbox_test
 
 import (
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -191,5 +193,54 @@ func TestMarksTimer(t *testing.T) {
 	defer o.Close()
 	if g, _ := o.Get(e.ID); g.Attempts != 2 {
 		t.Fatalf("after a crash: attempts %d, want 2", g.Attempts)
+	}
+}
+
+// Readers count the marks not yet written once, never twice, while
+// commits write them.
+func TestMarksCountedOnce(t *testing.T) {
+	o, _ := newOutbox(t)
+	e := enqueue(t, o, 1)
+	var issued, done atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { // commits of other kinds take the marks
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := o.SetMeta("k", []byte{byte(i)}); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			low := done.Load()
+			g, err := o.Get(e.ID)
+			high := issued.Load()
+			if err != nil || int64(g.Attempts) < low || int64(g.Attempts) > high {
+				t.Errorf("attempts %d, %v; want %d to %d", g.Attempts, err, low, high)
+				return
+			}
+		}
+	})
+	for range 300 {
+		issued.Add(1)
+		sendRound(t, o, []outbox.Entry{e}, t0)
+		done.Add(1)
+	}
+	close(stop)
+	wg.Wait()
+	if g, _ := o.Get(e.ID); g.Attempts != 300 {
+		t.Fatalf("attempts %d, want 300", g.Attempts)
 	}
 }
