@@ -152,10 +152,22 @@ func gather(reqs <-chan *request, batch []*request) []*request {
 // failing request never fails the others.
 func (o *Outbox) commit(reqs []*request) {
 	errs := make([]error, len(reqs))
+	var (
+		took  map[string]mark
+		txid  uint64
+		wrote int
+	)
 	err := o.db.Update(func(tx *bolt.Tx) error {
 		fill(tx)
 		b := &batch{}
-		ok := 0
+		// The attempt marks waiting go first: a request sees them
+		// (a result counts them on its record, a requeue forgets them).
+		took, txid = o.marks.take(tx), uint64(tx.ID())
+		var err error
+		if wrote, err = o.writeMarks(tx, took); err != nil {
+			return err
+		}
+		ok := wrote
 		for i, r := range reqs {
 			err := r.fn(tx, b)
 			var rj rejected
@@ -175,6 +187,10 @@ func (o *Outbox) commit(reqs []*request) {
 	})
 	if err == nil {
 		o.commits.Add(1)
+	} else if took != nil {
+		// Not written: they wait for the next commit, unless there was
+		// nothing to write them on.
+		o.marks.untake(txid, wrote > 0 || !errors.Is(err, errNothing))
 	}
 	switch {
 	case err == nil || errors.Is(err, errNothing):

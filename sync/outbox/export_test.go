@@ -1,6 +1,10 @@
 package outbox
 
-import bolt "go.etcd.io/bbolt"
+import (
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
 
 // Commits returns how many transactions the committer committed.
 func Commits(o *Outbox) int64 { return o.commits.Load() }
@@ -26,4 +30,25 @@ func EditStored(key, v []byte, fn func(r *Stored)) ([]byte, error) {
 	}
 	fn(&r)
 	return o.encodeRecord(seq, &r)
+}
+
+// Crash stops o as a power cut would: the committer ends after the writes
+// already submitted, the attempt marks still in memory are lost.
+func Crash(o *Outbox) {
+	o.closeMu.Lock()
+	o.closed = true
+	close(o.reqs)
+	o.closeMu.Unlock()
+	<-o.stopped
+	o.marks.stop()
+	o.alarm.stop()
+	o.db.Close()
+}
+
+// SetMarkDelay sets how long attempt marks wait for a commit before the
+// timer commits them.
+func SetMarkDelay(o *Outbox, d time.Duration) {
+	o.marks.mu.Lock()
+	o.marks.delay = d
+	o.marks.mu.Unlock()
 }

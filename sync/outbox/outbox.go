@@ -21,7 +21,12 @@
 //
 // All writes go through one committer goroutine that applies every queued
 // request in one bbolt transaction (one fsync): producers share commits,
-// and each returns only once its own commit is durable.
+// and each returns only once its own commit is durable. The one exception
+// is the uplink's attempt marks (MarkSentAll), bookkeeping that rides with
+// the next commit of any kind instead of one of its own (marks.go): an
+// operation and its result are durable when acknowledged, exactly as
+// before; a power cut may lose a few rounds' attempt counts, never the
+// first round after Open, so a crash loop still ends in poison quarantine.
 //
 // Layout of the file:
 //
@@ -342,7 +347,7 @@ func newOutbox(db *bolt.DB, opts *Options) (*Outbox, Usage, error) {
 		db: db, notify: make(chan struct{}, 1),
 		classes: make(map[string]Class, len(opts.Classes)), maxPending: opts.MaxPending,
 		maxSize: opts.MaxSize, maxAttempts: opts.MaxAttempts,
-		codec: codec{keys: opts.Keys}, now: opts.Now, stamp: opts.Stamp,
+		codec: codec{keys: opts.Keys, marks: newMarks()}, now: opts.Now, stamp: opts.Stamp,
 		alarm: newAlarm(alarmAt, opts.MaxPending != 0 || opts.MaxSize != 0, opts.OnAlarm),
 		reqs:  make(chan *request, maxBatch), stopped: make(chan struct{}),
 	}
@@ -552,9 +557,18 @@ func (o *Outbox) Close() error {
 	close(o.reqs)
 	o.closeMu.Unlock()
 	<-o.stopped
+	o.marks.stop()
+	// The attempt marks still waiting (marks.go).
+	merr := o.db.Update(func(tx *bolt.Tx) error {
+		_, err := o.writeMarks(tx, o.marks.take(tx))
+		return err
+	})
 	o.alarm.stop()
 	if err := o.db.Close(); err != nil {
 		return fmt.Errorf("outbox: close: %w", err)
+	}
+	if merr != nil {
+		return fmt.Errorf("outbox: close: attempts: %w", merr)
 	}
 	return nil
 }
@@ -795,7 +809,7 @@ func (o *Outbox) MarkSent(id string, at time.Time) error {
 				if full || len(v) > 0 && v[0] == voidTag {
 					return reject(errUnchanged) // a void keeps no attempts
 				}
-				return addSent(tx, key, at.Round(0))
+				return addSent(tx, key, 1, at.Round(0))
 			}
 		}
 		seq, r, b, err := o.lookup(tx, id)
@@ -818,11 +832,15 @@ func (o *Outbox) MarkSent(id string, at time.Time) error {
 	return nil
 }
 
-// MarkSentAll is MarkSent for several entries sent at the same time, in
-// one request to the committer. Ids the outbox does not hold are skipped;
-// it returns how many entries it updated. When the outbox is full it
-// records nothing (unless poison detection needs the counts): the room
-// left is for results.
+// MarkSentAll is MarkSent for several entries sent at the same time. Ids
+// the outbox does not hold are skipped; it returns how many entries it
+// marked. The marks are not committed on their own: they ride with the
+// next commit of any kind, and are committed at once only for the first
+// round since Open, every maxMarkRounds rounds and when one brings an
+// entry to MaxAttempts (marks.go); Close commits what is left. Reads count
+// them before they are written. When the outbox is full it records
+// nothing (unless poison detection needs the counts): the room left is for
+// results.
 func (o *Outbox) MarkSentAll(ids []string, at time.Time) (int, error) {
 	if o.softSize > 0 && o.used.Load() >= o.softSize && o.maxAttempts <= 0 {
 		// Full: the room left is kept for results, which empty the
@@ -831,51 +849,49 @@ func (o *Outbox) MarkSentAll(ids []string, at time.Time) (int, error) {
 		return 0, nil
 	}
 	at = at.Round(0)
-	var n int
-	err := o.do(func(tx *bolt.Tx, _ *batch) error {
-		n = 0
+	known := make([]string, 0, len(ids))
+	poison := false
+	err := o.db.View(func(tx *bolt.Tx) error {
+		pending := tx.Bucket(bucketPending)
 		for _, id := range ids {
-			// A pending entry's send is recorded apart, without reading
-			// or rewriting its record, unless poison detection needs the
-			// count on the record.
-			if key := o.ownKey(id); key != nil && o.maxAttempts <= 0 && tx.Bucket(bucketPending).Get(key) != nil {
-				if err := addSent(tx, key, at); err != nil {
-					return err
-				}
-				n++
+			if key := o.ownKey(id); key != nil && o.maxAttempts <= 0 && pending.Get(key) != nil {
+				known = append(known, id)
 				continue
 			}
-			seq, r, b, err := o.lookup(tx, id)
+			_, r, b, err := o.lookup(tx, id)
 			if errors.Is(err, ErrNotFound) {
 				continue
 			}
 			if err != nil {
-				return reject(fmt.Errorf("%s: %w", id, err))
+				return fmt.Errorf("%s: %w", id, err)
 			}
-			r.Attempts++
-			r.LastSent = at
-			if bytes.Equal(b, bucketPending) && o.maxAttempts > 0 && r.Attempts >= o.maxAttempts {
-				err = o.moveToQuarantine(tx, seq, &r, ReasonPoison, o.now())
-			} else {
-				err = o.putRecord(tx.Bucket(b), seq, &r)
+			known = append(known, id)
+			if bytes.Equal(b, bucketPending) && o.maxAttempts > 0 && r.Attempts+1 >= o.maxAttempts {
+				poison = true
 			}
-			if err != nil {
-				return err
-			}
-			n++
-		}
-		if n == 0 {
-			return reject(errUnchanged)
 		}
 		return nil
 	})
-	if errors.Is(err, errUnchanged) {
-		return 0, nil
-	}
 	if err != nil {
 		return 0, fmt.Errorf("outbox: mark sent: %w", err)
 	}
-	return n, nil
+	if len(known) == 0 {
+		return 0, nil
+	}
+	o.closeMu.RLock()
+	if o.closed {
+		o.closeMu.RUnlock()
+		return 0, fmt.Errorf("outbox: mark sent: %w", ErrClosed)
+	}
+	now := o.marks.add(known, at, func() { o.flushMarks() })
+	o.closeMu.RUnlock()
+	if now || poison {
+		if err := o.flushMarks()(); err != nil {
+			return 0, fmt.Errorf("outbox: mark sent: %w", err)
+		}
+		o.marks.committed()
+	}
+	return len(known), nil
 }
 
 // errUnchanged rejects a request that had nothing to write.
@@ -1225,6 +1241,11 @@ func (c *codec) decodeIn(tx *bolt.Tx, key, val []byte) (uint64, record, error) {
 		if at.After(r.LastSent) {
 			r.LastSent = at
 		}
+		n, at = c.marks.overlay(tx, r.ID)
+		r.Attempts += n
+		if at.After(r.LastSent) {
+			r.LastSent = at
+		}
 	}
 	return seq, r, err
 }
@@ -1243,10 +1264,10 @@ func sentOf(tx *bolt.Tx, key []byte) (int, time.Time) {
 	return int(binary.BigEndian.Uint32(v)), time.Unix(0, int64(binary.BigEndian.Uint64(v[4:])))
 }
 
-// addSent records one more send of the entry at key, at.
-func addSent(tx *bolt.Tx, key []byte, at time.Time) error {
+// addSent records add more sends of the entry at key, the last at at.
+func addSent(tx *bolt.Tx, key []byte, add int, at time.Time) error {
 	n, _ := sentOf(tx, key)
-	v := binary.BigEndian.AppendUint32(make([]byte, 0, 12), uint32(n+1))
+	v := binary.BigEndian.AppendUint32(make([]byte, 0, 12), uint32(n+add))
 	v = binary.BigEndian.AppendUint64(v, uint64(at.UnixNano()))
 	return tx.Bucket(bucketSent).Put(key, v)
 }

@@ -40,6 +40,7 @@ type codec struct {
 	idc    cipher.Block // ids of seq ≥ idFrom; nil: all in clear
 	idFrom uint64
 	keys   *Keyring
+	marks  *marks // attempt marks not yet written (marks.go); nil: none
 }
 
 // load reads the ids' salt, key and start from the database.
