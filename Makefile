@@ -86,7 +86,7 @@ fuzz-targets:
 	done; \
 	if [ $$listed -ne $$found ]; then echo "fuzz-targets: $$found fuzz targets in the sources, $$listed listed by go test -list" >&2; exit 1; fi
 
-## bench: one run of the sync benchmarks (enqueue, drain at 1k/10k/100k, autopaho file queue anchor): a table, then key=value figures
+## bench: one run of the sync benchmarks (enqueue, drain at 1k/10k/100k, the 10k drain again on a private PostgreSQL, autopaho file queue anchor): a table, then key=value figures
 bench:
 	$(GO) run ./cmd/internal/bench $(BENCHFLAGS)
 

@@ -11,6 +11,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -36,6 +37,7 @@ import (
 	"github.com/aslcns/totem/cmd/internal/cli"
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/cms/pgstore"
+	"github.com/aslcns/totem/cms/pgstore/pgserver"
 	"github.com/aslcns/totem/cms/refcms"
 	"github.com/aslcns/totem/sync/broker"
 	"github.com/aslcns/totem/sync/creds"
@@ -93,6 +95,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer cleanup()
 	c.dir = dir
+	stopPG, err := pgServer(ctx, &c, stderr)
+	if err != nil {
+		return err
+	}
+	defer stopPG()
 	t := &table{}
 	gc := debug.SetGCPercent(-1) // reads it (and stops the collector: put it back)
 	debug.SetGCPercent(gc)
@@ -128,12 +135,45 @@ func parseFlags(args []string, stderr io.Writer) (c config, backlogs string, err
 	fl.StringVar(&backlogs, "backlogs", "1000,10000,100000", "drain backlogs, comma-separated")
 	fl.IntVar(&c.anchor, "anchor", 5000, "backlog drained by both us and autopaho queue/file")
 	fl.DurationVar(&c.timeout, "timeout", 4*time.Minute, "bound of each drain")
-	fl.StringVar(&c.pg, "pg", os.Getenv("TOTEM_BENCH_PG"), "a PostgreSQL server (postgres://… as a role that may CREATE DATABASE; "+
-		"default $TOTEM_BENCH_PG): adds the drain on PostgreSQL, in a database of its own dropped at the end")
+	fl.StringVar(&c.pg, "pg", cmp.Or(os.Getenv("TOTEM_BENCH_PG"), pgPrivate), "a PostgreSQL server (postgres://… as a role that may CREATE DATABASE; "+
+		"default $TOTEM_BENCH_PG, else "+pgPrivate+": a server of the bench's own, when postgresql is installed; none: no PostgreSQL row): "+
+		"adds the drain on PostgreSQL, in a database of its own dropped at the end")
 	fl.IntVar(&c.pgN, "pg-backlog", 10000, "backlog of the drain on PostgreSQL (compared with bbolt's at the same backlog)")
 	fl.StringVar(&c.profile, "cpuprofile", "", "write a CPU profile of the drains to this file")
 	fl.StringVar(&c.memprofile, "memprofile", "", "write an allocation profile of the whole run to this file")
 	return c, backlogs, fl.Parse(args)
+}
+
+// pgPrivate is -pg's value for a PostgreSQL server of the bench's own.
+const pgPrivate = "private"
+
+// pgServer resolves -pg: "none" is no PostgreSQL row; "private" starts a
+// server of the bench's own in c.dir (cms/pgstore/pgserver, as
+// bench-fleet does), or, without postgresql installed, says so and drops
+// the row; a URL is used as given. It returns what stops the server.
+func pgServer(ctx context.Context, c *config, stderr io.Writer) (stop func(), err error) {
+	switch c.pg {
+	case "none":
+		c.pg = ""
+		return func() {}, nil
+	case pgPrivate:
+	default:
+		return func() {}, nil
+	}
+	c.pg = ""
+	srv, err := pgserver.Start(ctx, pgserver.Options{})
+	if errors.Is(err, pgserver.ErrMissing) {
+		fmt.Fprintln(stderr, "bench: no PostgreSQL row:", err)
+		return func() {}, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("bench: PostgreSQL: %w", err)
+	}
+	c.pg = srv.URL("postgres")
+	return func() {
+		if err := srv.Stop(); err != nil {
+			fmt.Fprintln(stderr, "bench: stop PostgreSQL:", err)
+		}
+	}, nil
 }
 
 // enqueueRows measures the durable enqueue (one producer, then 16) and
