@@ -287,13 +287,11 @@ func TestRejectionShownWhole(t *testing.T) {
 	}
 	d.panel.Press(hal.KeyOK) // back to the menu, the session still open
 	d.wait(ctx, "1 Consensi FSE")
-	for i := 0; len(d.printer.Receipts()) < 2; i++ {
-		if i > 500 {
-			t.Fatal("no receipt of the refusal")
-		}
-		time.Sleep(10 * time.Millisecond)
+	got, err := d.printer.WaitReceipts(ctx, 2)
+	if err != nil {
+		t.Fatalf("no receipt of the refusal: %v", err)
 	}
-	r := strings.Join(strings.Fields(d.printer.Receipts()[1]), " ")
+	r := strings.Join(strings.Fields(got[1]), " ")
 	if strings.Contains(r, "PAYMENT_REUSED") || strings.Contains(r, "ritiro del lettore") ||
 		!strings.Contains(r, "Motivo: Questa ricevuta di pagamento è già stata usata per un lettore.") || !strings.Contains(r, "Esito: RESPINTA") {
 		t.Errorf("receipt of the refusal: %s", r)
@@ -303,11 +301,8 @@ func TestRejectionShownWhole(t *testing.T) {
 // waitChange waits until the panel shows something else than s.
 func (d *desk) waitChange(ctx context.Context, s string) {
 	d.t.Helper()
-	for d.panel.Text() == s {
-		if ctx.Err() != nil {
-			d.t.Fatalf("the screen stayed %q", s)
-		}
-		time.Sleep(5 * time.Millisecond)
+	if _, err := d.panel.WaitChange(ctx, s); err != nil {
+		d.t.Fatalf("the screen stayed %q: %v", s, err)
 	}
 }
 

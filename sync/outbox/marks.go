@@ -2,7 +2,6 @@ package outbox
 
 import (
 	"bytes"
-	"errors"
 	"slices"
 	"sync"
 	"time"
@@ -212,16 +211,4 @@ func (o *Outbox) writeMarks(tx *bolt.Tx, ms map[string]mark) (int, error) {
 		n++
 	}
 	return n, nil
-}
-
-// flushMarks commits the marks waiting, with whatever else is queued; the
-// function returned waits for the commit.
-func (o *Outbox) flushMarks() func() error {
-	wait := o.submit(func(*bolt.Tx, *batch) error { return reject(errUnchanged) })
-	return func() error {
-		if err := wait(); err != nil && !errors.Is(err, errUnchanged) {
-			return err
-		}
-		return nil
-	}
 }

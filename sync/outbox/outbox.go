@@ -767,12 +767,12 @@ const envelopeRoom = 512
 // sendable reports whether the hub would take e's envelope: a 32-hex id
 // that is its own (for ids with this database's salt), a valid kind, and a
 // payload that is a JSON object small enough for one message.
-func (o *Outbox) sendable(e *Entry) bool {
+func (c *codec) sendable(e *Entry) bool {
 	raw, err := hex.DecodeString(e.ID)
 	if err != nil || len(raw) != 16 || strings.ToLower(e.ID) != e.ID {
 		return false
 	}
-	if _, own := o.ownSeq(raw); own && e.ID != o.idFor(e.Seq) {
+	if _, own := c.ownSeq(raw); own && e.ID != c.idFor(e.Seq) {
 		return false
 	}
 	if !protocol.ValidKind(e.Kind) || len(e.Payload)+envelopeRoom > protocol.MaxPayload {
@@ -883,10 +883,21 @@ func (o *Outbox) MarkSentAll(ids []string, at time.Time) (int, error) {
 		o.closeMu.RUnlock()
 		return 0, fmt.Errorf("outbox: mark sent: %w", ErrClosed)
 	}
-	now := o.marks.add(known, at, func() { o.flushMarks() })
+	// flush commits the marks waiting, with whatever else is queued; the
+	// function it returns waits for the commit.
+	flush := func() func() error {
+		wait := o.submit(func(*bolt.Tx, *batch) error { return reject(errUnchanged) })
+		return func() error {
+			if err := wait(); err != nil && !errors.Is(err, errUnchanged) {
+				return err
+			}
+			return nil
+		}
+	}
+	now := o.marks.add(known, at, func() { flush() })
 	o.closeMu.RUnlock()
 	if now || poison {
-		if err := o.flushMarks()(); err != nil {
+		if err := flush()(); err != nil {
 			return 0, fmt.Errorf("outbox: mark sent: %w", err)
 		}
 		o.marks.committed()

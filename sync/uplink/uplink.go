@@ -321,6 +321,12 @@ func (u *Uplink) config(ctx context.Context, srv *url.URL) autopaho.ClientConfig
 		ConnectPacketBuilder:          connect,
 		AttemptConnection:             dialBroker,
 		OnConnectionUp: func(cm *autopaho.ConnectionManager, ca *paho.Connack) {
+			// The first connection may come up before NewConnection has
+			// returned to Run: conn() must not see the link up and no
+			// connection manager (ErrOffline while Connected).
+			u.mu.Lock()
+			u.cm = cm
+			u.mu.Unlock()
 			u.connectionUp(ca, srv.Host)
 		},
 		OnConnectionDown: func() bool {
