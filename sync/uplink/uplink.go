@@ -321,13 +321,7 @@ func (u *Uplink) config(ctx context.Context, srv *url.URL) autopaho.ClientConfig
 		ConnectPacketBuilder:          connect,
 		AttemptConnection:             dialBroker,
 		OnConnectionUp: func(cm *autopaho.ConnectionManager, ca *paho.Connack) {
-			// The first connection may come up before NewConnection has
-			// returned to Run: conn() must not see the link up and no
-			// connection manager (ErrOffline while Connected).
-			u.mu.Lock()
-			u.cm = cm
-			u.mu.Unlock()
-			u.connectionUp(ca, srv.Host)
+			u.connectionUp(cm, ca, srv.Host)
 		},
 		OnConnectionDown: func() bool {
 			u.connected.Store(false)
@@ -375,7 +369,11 @@ func dialBroker(ctx context.Context, cfg autopaho.ClientConfig, srv *url.URL) (n
 // connectionUp starts a connection's book: the window the broker's
 // receive maximum leaves, everything pending sent again, the refusals
 // forgotten, the session loop and the rotator woken.
-func (u *Uplink) connectionUp(ca *paho.Connack, host string) {
+//
+// cm is recorded here too: the first connection may come up before
+// NewConnection has returned to Run, and conn() must not see the link up
+// with no connection manager (ErrOffline while Connected).
+func (u *Uplink) connectionUp(cm *autopaho.ConnectionManager, ca *paho.Connack, host string) {
 	var rm uint16
 	if ca != nil && ca.Properties != nil && ca.Properties.ReceiveMaximum != nil {
 		rm = *ca.Properties.ReceiveMaximum
@@ -385,6 +383,7 @@ func (u *Uplink) connectionUp(ca *paho.Connack, host string) {
 	u.ops.reset()
 	u.backlog.reset(w) // everything pending is sent again
 	u.mu.Lock()
+	u.cm = cm
 	u.streak, u.refusing = 0, false
 	u.mu.Unlock()
 	u.retryIn.Store(0)
