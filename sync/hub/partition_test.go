@@ -80,6 +80,35 @@ func (m *movingShare) Totems(context.Context) ([]string, error) {
 
 // appliers is the reference CMS noting which hub applied each totem's
 // operations.
+// startHubs starts n hubs named hub-0… as hubMe on the broker at url,
+// set (backend, partition) by set, each connected before the next; stop
+// ends them all and waits (deferred before the store they use closes).
+func startHubs(t *testing.T, ctx context.Context, url string, hubMe creds.File, n int, set func(i int, o *hub.Options)) ([]*hub.Hub, func()) {
+	t.Helper()
+	var hubs []*hub.Hub
+	var stops []func()
+	stop := func() {
+		for _, s := range stops {
+			s()
+		}
+	}
+	for i := range n {
+		o := hub.Options{URL: url, ClientID: fmt.Sprintf("hub-%d", i), Username: hubMe.Username, Password: hubMe.Password}
+		set(i, &o)
+		h := hub.New(o)
+		hctx, hcancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- h.Run(hctx) }()
+		stops = append(stops, func() { hcancel(); <-done })
+		if err := h.AwaitConnection(ctx); err != nil {
+			stop()
+			t.Fatal(err)
+		}
+		hubs = append(hubs, h)
+	}
+	return hubs, stop
+}
+
 type appliers struct {
 	*refcms.Store
 	hub string
@@ -137,20 +166,10 @@ func TestPartitionedHubs(t *testing.T) {
 	defer store.Close()
 	var mu sync.Mutex
 	by := map[string]map[string]bool{}
-	var hubs []*hub.Hub
-	for i, share := range shares {
-		name := fmt.Sprintf("hub-%d", i)
-		h := hub.New(hub.Options{URL: srv.URL(), ClientID: name, Username: hubMe.Username, Password: hubMe.Password,
-			Backend: appliers{store, name, &mu, by}, Partition: share})
-		hctx, hcancel := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- h.Run(hctx) }()
-		defer func() { hcancel(); <-done }()
-		if err := h.AwaitConnection(ctx); err != nil {
-			t.Fatal(err)
-		}
-		hubs = append(hubs, h)
-	}
+	hubs, stop := startHubs(t, ctx, srv.URL(), hubMe, len(shares), func(i int, o *hub.Options) {
+		o.Backend, o.Partition = appliers{store, o.ClientID, &mu, by}, shares[i]
+	})
+	defer stop()
 	time.Sleep(200 * time.Millisecond) // the subscriptions
 	u, _ := url.Parse(srv.URL())
 	var finals atomic.Int64
@@ -219,17 +238,10 @@ func TestPartitionedOnlineOwnerOnly(t *testing.T) {
 	defer store.Close()
 	reads := []*atomic.Int64{new(atomic.Int64), new(atomic.Int64)}
 	shares := []fixedShare{{totem.Username: true}, {}}
-	for i, share := range shares {
-		h := hub.New(hub.Options{URL: srv.URL(), ClientID: fmt.Sprintf("hub-%d", i), Username: hubMe.Username,
-			Password: hubMe.Password, Backend: policyCounter{store, reads[i]}, Partition: share})
-		hctx, hcancel := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- h.Run(hctx) }()
-		defer func() { hcancel(); <-done }()
-		if err := h.AwaitConnection(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
+	_, stop := startHubs(t, ctx, srv.URL(), hubMe, len(shares), func(i int, o *hub.Options) {
+		o.Backend, o.Partition = policyCounter{store, reads[i]}, shares[i]
+	})
+	defer stop()
 	u, _ := url.Parse(srv.URL())
 	policies := make(chan struct{}, 8)
 	cm, err := autopaho.NewConnection(ctx, autopaho.ClientConfig{ServerUrls: []*url.URL{u}, KeepAlive: 30,
@@ -302,20 +314,10 @@ func TestPartitionedSubscriptionsFollow(t *testing.T) {
 	shares[1].set(b.Username)
 	var mu sync.Mutex
 	by := map[string]map[string]bool{}
-	var hubs []*hub.Hub
-	for i, share := range shares {
-		name := fmt.Sprintf("hub-%d", i)
-		h := hub.New(hub.Options{URL: srv.URL(), ClientID: name, Username: hubMe.Username, Password: hubMe.Password,
-			Backend: appliers{store, name, &mu, by}, Partition: share})
-		hctx, hcancel := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- h.Run(hctx) }()
-		defer func() { hcancel(); <-done }()
-		if err := h.AwaitConnection(ctx); err != nil {
-			t.Fatal(err)
-		}
-		hubs = append(hubs, h)
-	}
+	hubs, stop := startHubs(t, ctx, srv.URL(), hubMe, len(shares), func(i int, o *hub.Options) {
+		o.Backend, o.Partition = appliers{store, o.ClientID, &mu, by}, shares[i]
+	})
+	defer stop()
 	h0, h1 := hubs[0], hubs[1]
 	if !hub.OpsSubscribed(h0, a.Username) || hub.OpsSubscribed(h0, b.Username) || hub.OpsSubscribed(h0, late.Username) ||
 		!hub.OpsSubscribed(h1, b.Username) || hub.OpsSubscribed(h1, a.Username) {
