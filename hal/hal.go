@@ -3,7 +3,8 @@
 // the text display and the speaker, optional one-method capabilities, and the sentinel
 // errors the firmware branches on.
 //
-// hal imports only the standard library. Drivers in drivers/... implement
+// hal imports only the standard library and internal/clock (where Clock is
+// declared once for every layer). Drivers in drivers/... implement
 // these interfaces on real hardware; hal/sim implements them with simulated
 // devices and hal/haltest ships fakes and conformance checks.
 package hal
@@ -13,6 +14,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/aslcns/totem/internal/clock"
 )
 
 // Sentinel errors. Drivers translate vendor errors into these at their
@@ -317,17 +320,9 @@ type Beeper interface {
 }
 
 // Clock is the time source used for timeouts, debounce and backoff, so
-// tests can drive it.
-type Clock interface {
-	Now() time.Time
-	After(d time.Duration) <-chan time.Time
-}
+// tests can drive it. It is declared once, in internal/clock, for the
+// uplink too (sync may not import hal).
+type Clock = clock.Clock
 
 // SystemClock is the real clock.
-type SystemClock struct{}
-
-// Now returns time.Now().
-func (SystemClock) Now() time.Time { return time.Now() }
-
-// After returns time.After(d).
-func (SystemClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+type SystemClock = clock.System

@@ -40,6 +40,7 @@ import (
 	"github.com/aslcns/totem/firmware"
 	"github.com/aslcns/totem/firmware/maint"
 	"github.com/aslcns/totem/hal/sim"
+	tick "github.com/aslcns/totem/internal/clock" // clock names sync/clock here
 	"github.com/aslcns/totem/sync/clock"
 	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/creds"
@@ -354,10 +355,8 @@ func linkState(up interface {
 // statusLine keeps the line under the terminal panel up to date with the
 // link to the hub and the outbox, for whoever is watching the demo.
 func statusLine(ctx context.Context, tp *term.Panel, box *outbox.Outbox, link *atomic.Pointer[uplink.Uplink]) {
-	t := time.NewTicker(500 * time.Millisecond)
-	defer t.Stop()
 	last := ""
-	for {
+	tick.NowAndEvery(ctx, 500*time.Millisecond, func() bool {
 		state := "in attesa delle credenziali"
 		if up := link.Load(); up != nil {
 			state = linkState(up)
@@ -370,10 +369,6 @@ func statusLine(ctx context.Context, tp *term.Panel, box *outbox.Outbox, link *a
 			tp.Status(s)
 			last = s
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+		return false
+	})
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/aslcns/totem/config"
 	"github.com/aslcns/totem/firmware"
 	"github.com/aslcns/totem/hal"
+	tick "github.com/aslcns/totem/internal/clock" // clock names sync/clock here
 	"github.com/aslcns/totem/sync/clock"
 	"github.com/aslcns/totem/sync/update"
 	"github.com/aslcns/totem/sync/update/agent"
@@ -216,22 +217,16 @@ func withdrawLeftRequest(dir string, log *slog.Logger) bool {
 // runs after the devices were probed and the outbox opened), the uplink
 // connected and a telemetry report sent since this process started.
 func (u *updater) health(ctx context.Context, up *uplink.Uplink, log *slog.Logger) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		if up.Connected() && up.TelemetrySent().After(u.started) {
-			r := agent.HealthReport{Version: version, Started: u.started, At: time.Now()}
-			if err := agent.WriteHealth(filepath.Join(updateDir(u.cfg), "health.json"), r); err != nil {
-				log.Warn("update health report not written", "err", err)
-			}
-			return
+	tick.NowAndEvery(ctx, time.Second, func() bool {
+		if !up.Connected() || !up.TelemetrySent().After(u.started) {
+			return false
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+		r := agent.HealthReport{Version: version, Started: u.started, At: time.Now()}
+		if err := agent.WriteHealth(filepath.Join(updateDir(u.cfg), "health.json"), r); err != nil {
+			log.Warn("update health report not written", "err", err)
 		}
-	}
+		return true
+	})
 }
 
 // runningOnly is totemd's Installer: it knows the running version and

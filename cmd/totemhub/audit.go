@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/config"
+	"github.com/aslcns/totem/internal/clock"
 	"github.com/aslcns/totem/sync/audit"
 	"github.com/aslcns/totem/sync/broker"
 	"github.com/aslcns/totem/sync/hub"
@@ -25,28 +26,18 @@ func openAudit(ctx context.Context, cfg *config.Totemhub, log *slog.Logger) (*au
 	if err != nil {
 		return nil, nil, err
 	}
-	pctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(auditPurgeEvery)
-		defer t.Stop()
-		for {
+	stop := clock.Go(ctx, func(ctx context.Context) {
+		clock.NowAndEvery(ctx, auditPurgeEvery, func() bool {
 			if n, err := st.Purge(cfg.Audit.RetentionMonths); err != nil {
 				log.Error("audit retention", "err", err)
 			} else if n > 0 {
 				log.Info("audit records purged", "records", n, "retention_months", cfg.Audit.RetentionMonths)
 			}
-			select {
-			case <-pctx.Done():
-				return
-			case <-t.C:
-			}
-		}
-	}()
+			return false
+		})
+	})
 	return st, func() {
-		cancel()
-		<-done
+		stop()
 		st.Close()
 	}, nil
 }

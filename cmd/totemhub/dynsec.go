@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/config"
+	"github.com/aslcns/totem/internal/clock"
 	"github.com/aslcns/totem/sync/broker"
 	"github.com/aslcns/totem/sync/dynsec"
 	"github.com/aslcns/totem/sync/hub"
@@ -78,28 +79,33 @@ func startDynSec(ctx context.Context, cfg *config.Totemhub, reg *broker.Registry
 		mir.Given.Close()
 		return nil, nil, fmt.Errorf("totemhub: broker.dynsec_user: %w", err)
 	}
+	// Both loops end together (rctx), then each is waited for.
 	rctx, cancel := context.WithCancel(ctx)
-	var done <-chan struct{} = closed
+	stopRetry := func() {}
 	if err != nil {
 		log.Error("dynamic-security sync failed: retrying", "every", dynsecRetry, "err", err)
-		done = tickUntil(rctx, dynsecRetry, func() bool {
-			err := sync()
-			if err != nil {
-				log.Error("dynamic-security sync failed: retrying", "every", dynsecRetry, "err", err)
-			}
-			return err == nil
+		stopRetry = clock.Go(rctx, func(ctx context.Context) {
+			clock.Every(ctx, dynsecRetry, func() bool {
+				err := sync()
+				if err != nil {
+					log.Error("dynamic-security sync failed: retrying", "every", dynsecRetry, "err", err)
+				}
+				return err == nil
+			})
 		})
 	}
-	expired := tickUntil(rctx, overlapCheck, func() bool {
-		if _, err := mir.ExpireOverlaps(time.Now()); err != nil {
-			log.Error("rotations past their overlap not ended in mosquitto: tried again", "every", overlapCheck, "err", err)
-		}
-		return false
+	stopExpiry := clock.Go(rctx, func(ctx context.Context) {
+		clock.Every(ctx, overlapCheck, func() bool {
+			if _, err := mir.ExpireOverlaps(time.Now()); err != nil {
+				log.Error("rotations past their overlap not ended in mosquitto: tried again", "every", overlapCheck, "err", err)
+			}
+			return false
+		})
 	})
 	return mir, func() {
 		cancel()
-		<-done
-		<-expired
+		stopRetry()
+		stopExpiry()
 		mir.Wait()
 		c.Close()
 		mir.Given.Close()
@@ -121,31 +127,6 @@ func syncDynSec(ctx context.Context, c *dynsec.Client, reg *broker.Registry, cre
 			"users", strings.Join(rep.NoSecret, ","))
 	}
 	return nil
-}
-
-// closed is a channel already closed: a wait that is over.
-var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
-
-// tickUntil calls f every d until it reports done or ctx ends, in a
-// goroutine; the channel returned is closed then.
-func tickUntil(ctx context.Context, d time.Duration, f func() (done bool)) <-chan struct{} {
-	ch := make(chan struct{})
-	go func() {
-		defer close(ch)
-		t := time.NewTicker(d)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			if f() {
-				return
-			}
-		}
-	}()
-	return ch
 }
 
 // readPasswordFile returns the first line of a file only its owner may

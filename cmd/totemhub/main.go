@@ -32,6 +32,7 @@ import (
 	"github.com/aslcns/totem/cmd/internal/sdnotify"
 	"github.com/aslcns/totem/cms/pgstore"
 	"github.com/aslcns/totem/config"
+	"github.com/aslcns/totem/internal/clock"
 	"github.com/aslcns/totem/sync/broker"
 	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/creds"
@@ -164,23 +165,11 @@ func logBrokerStats(stats func() broker.Stats, log *slog.Logger, every time.Dura
 			last = s
 		}
 	}
-	done, stopped := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(stopped)
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-t.C:
-				report()
-			case <-done:
-				return
-			}
-		}
-	}()
+	stopTicks := clock.Go(context.Background(), func(ctx context.Context) {
+		clock.Every(ctx, every, func() bool { report(); return false })
+	})
 	return func() {
-		close(done)
-		<-stopped
+		stopTicks()
 		report()
 	}
 }

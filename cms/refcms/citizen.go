@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/cms/cmsstore"
+	"github.com/aslcns/totem/internal/clock"
 	json "github.com/segmentio/encoding/json"
 	bolt "go.etcd.io/bbolt"
 )
@@ -141,17 +142,11 @@ func (s *boltStore) PurgeResults(_ context.Context, cutoff time.Time, from []byt
 // and then every interval until ctx is done; report, if not nil, is told
 // the outcome of every round.
 func (s *Store) RunCitizenPurge(ctx context.Context, every time.Duration, report func(PurgeReport, error)) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
+	clock.NowAndEvery(ctx, every, func() bool {
 		rep, err := s.PurgeCitizenData(time.Now())
 		if report != nil {
 			report(rep, err)
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+		return false
+	})
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/cms/cmsstore"
+	"github.com/aslcns/totem/internal/clock"
 	json "github.com/segmentio/encoding/json"
 	bolt "go.etcd.io/bbolt"
 )
@@ -128,17 +129,10 @@ func (s *Store) RunSendLogPrune(ctx context.Context, every time.Duration) error 
 
 // onTicks calls fn every interval until ctx is done (nil) or fn fails
 // (its error); the first call is one interval after the start.
-func onTicks(ctx context.Context, every time.Duration, fn func() error) error {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-		if err := fn(); err != nil {
-			return err
-		}
-	}
+func onTicks(ctx context.Context, every time.Duration, fn func() error) (err error) {
+	clock.Every(ctx, every, func() bool {
+		err = fn()
+		return err != nil
+	})
+	return err
 }

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aslcns/totem/internal/clock"
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/protocol"
 	"github.com/eclipse/paho.golang/paho"
@@ -125,8 +127,7 @@ type Fleet struct {
 	cursor  time.Time
 	failing bool
 
-	stop chan struct{}
-	done chan struct{}
+	stop func() // ends the loop calling tick and waits for it
 }
 
 type entry struct {
@@ -167,7 +168,7 @@ func NewFleet(st FleetStore, o FleetOptions) (*Fleet, error) {
 		o.Now = time.Now
 	}
 	f := &Fleet{st: st, log: o.Logger, silent: 3 * o.TelemetryInterval, now: o.Now, start: o.Now(),
-		m: make(map[string]*entry), dirty: make(map[string]bool), stop: make(chan struct{}), done: make(chan struct{}),
+		m: make(map[string]*entry), dirty: make(map[string]bool),
 		counters: make(map[string]bool, len(o.Counters))}
 	for _, id := range o.Counters {
 		f.counters[id] = true
@@ -193,14 +194,13 @@ func NewFleet(st FleetStore, o FleetOptions) (*Fleet, error) {
 			f.m[ts.Totem] = &entry{TotemStatus: ts, heard: f.start}
 		}
 	}
-	go f.run()
+	f.stop = clock.Go(context.Background(), func(ctx context.Context) { clock.Every(ctx, time.Second, f.tick) })
 	return f, nil
 }
 
 // Close stops the registry's clock and writes what changed.
 func (f *Fleet) Close() error {
-	close(f.stop)
-	<-f.done
+	f.stop()
 	err := f.flush()
 	if cerr := f.st.Close(); err == nil {
 		err = cerr
@@ -227,30 +227,22 @@ func (f *Fleet) Provisioned(ids ...string) {
 	}
 }
 
-// run marks silent totems offline and writes changes, once a second.
-func (f *Fleet) run() {
-	defer close(f.done)
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-f.stop:
-			return
-		case <-t.C:
-		}
-		f.sweep()
-		err := f.flush()
-		if err == nil {
-			err = f.refresh()
-		}
-		switch {
-		case err != nil && !f.failing:
-			f.log.Warn("fleet registry not written or read: retrying every second", "err", err)
-		case err == nil && f.failing:
-			f.log.Info("fleet registry written and read again")
-		}
-		f.failing = err != nil
+// tick marks silent totems offline and writes changes: the registry's
+// clock calls it once a second.
+func (f *Fleet) tick() (done bool) {
+	f.sweep()
+	err := f.flush()
+	if err == nil {
+		err = f.refresh()
 	}
+	switch {
+	case err != nil && !f.failing:
+		f.log.Warn("fleet registry not written or read: retrying every second", "err", err)
+	case err == nil && f.failing:
+		f.log.Info("fleet registry written and read again")
+	}
+	f.failing = err != nil
+	return false
 }
 
 // refresh reads the entries other hub processes wrote to a shared store

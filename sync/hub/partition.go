@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aslcns/totem/internal/clock"
 	"github.com/aslcns/totem/sync/protocol"
 	"github.com/eclipse/paho.golang/autopaho"
 	"github.com/eclipse/paho.golang/paho"
@@ -185,17 +186,11 @@ func (h *Hub) notOwner(totem string) bool {
 // rebalance keeps the hub's share up to date until ctx is done; the
 // first Rebalance is the caller's (before the subscription).
 func (h *Hub) rebalance(ctx context.Context, p Partition) {
-	t := time.NewTicker(rebalanceEvery)
-	defer t.Stop()
 	n := len(p.Held())
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	clock.Every(ctx, rebalanceEvery, func() bool {
 		h.rebalanceOnce(ctx, p, &n)
-	}
+		return false
+	})
 }
 
 // rebalanceOnce asks for the hub's share and the fleet's totems once,

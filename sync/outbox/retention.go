@@ -5,6 +5,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/aslcns/totem/internal/clock"
 	"github.com/aslcns/totem/sync/protocol"
 	bolt "go.etcd.io/bbolt"
 )
@@ -18,9 +19,7 @@ import (
 // future cannot empty the outbox. report, if not nil, is told the outcome
 // of every round.
 func (o *Outbox) RunPurge(ctx context.Context, every, retention time.Duration, now func() (time.Time, bool), report func(n int, err error)) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
+	clock.NowAndEvery(ctx, every, func() bool {
 		n, err := 0, error(nil)
 		if wall, synced := now(); synced {
 			n, err = o.Purge(wall.Add(-retention))
@@ -28,12 +27,8 @@ func (o *Outbox) RunPurge(ctx context.Context, every, retention time.Duration, n
 		if report != nil {
 			report(n, err)
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+		return false
+	})
 }
 
 // MaxSettled bounds the summaries Purge keeps, the oldest going first:

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"sync/atomic"
 	"time"
+
+	"github.com/aslcns/totem/internal/clock"
 )
 
 // Source gives the broker's current certificate; renewed says it is a new
@@ -57,22 +59,16 @@ func (s *Server) Renew(now time.Time) (renewed bool, err error) {
 // never serves an expired certificate. A failure is logged and the
 // current certificate kept.
 func (s *Server) Run(ctx context.Context, every time.Duration, log *slog.Logger) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			renewed, err := s.Renew(now)
-			switch {
-			case err != nil:
-				log.Error("broker certificate not renewed", "err", err, "expires", s.Current().Leaf.NotAfter)
-			case renewed:
-				log.Info("broker certificate renewed", "expires", s.Current().Leaf.NotAfter)
-			}
+	clock.Every(ctx, every, func() bool {
+		renewed, err := s.Renew(time.Now())
+		switch {
+		case err != nil:
+			log.Error("broker certificate not renewed", "err", err, "expires", s.Current().Leaf.NotAfter)
+		case renewed:
+			log.Info("broker certificate renewed", "expires", s.Current().Leaf.NotAfter)
 		}
-	}
+		return false
+	})
 }
 
 // FileSource serves a certificate kept by someone else (the ASL's own, in

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aslcns/totem/internal/clock"
 	"github.com/eclipse/paho.golang/autopaho"
 	"github.com/eclipse/paho.golang/autopaho/queue"
 )
@@ -19,17 +20,9 @@ import (
 // share of the broker's receive maximum.
 
 // Clock is the time source of the token bucket and of the resend timer's
-// judgement (backlog.overdue); hal.SystemClock and the
-// test clocks of hal fit it.
-type Clock interface {
-	Now() time.Time
-	After(d time.Duration) <-chan time.Time
-}
-
-type systemClock struct{}
-
-func (systemClock) Now() time.Time                         { return time.Now() }
-func (systemClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+// judgement (backlog.overdue): the module's one clock interface, which
+// hal.Clock is too, so hal's test clocks fit it.
+type Clock = clock.Clock
 
 // Defaults of the backlog lane's token bucket: well above what a drain
 // reaches end to end, so they bound a burst without slowing a drain.

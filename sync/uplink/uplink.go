@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/aslcns/totem/internal/clock"
 	"github.com/aslcns/totem/internal/goset"
 	"github.com/aslcns/totem/internal/mqttconn"
 	"github.com/aslcns/totem/internal/waiters"
@@ -212,7 +213,7 @@ func New(o Options) *Uplink {
 		o.Burst = DefaultBurst
 	}
 	if o.Clock == nil {
-		o.Clock = systemClock{}
+		o.Clock = clock.System{}
 	}
 	if o.Heartbeat <= 0 {
 		o.Heartbeat = time.Second

@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/aslcns/totem/internal/clock"
 	"github.com/coreos/go-systemd/v22/daemon"
 )
 
@@ -71,29 +72,23 @@ func Watchdog(ctx context.Context, log *slog.Logger, probes ...Probe) {
 		return
 	}
 	every := wd / 2
-	t := time.NewTicker(every)
-	defer t.Stop()
 	withheld := false
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	clock.Every(ctx, every, func() bool {
 		if stale := Stale(time.Now(), every, probes); len(stale) > 0 {
 			if !withheld {
 				log.Error("watchdog pings withheld: a loop made no progress; systemd restarts the service unless it moves again",
 					"loops", strings.Join(stale, ","), "within", every, "watchdog", wd)
 			}
 			withheld = true
-			continue
+			return false
 		}
 		if withheld {
 			log.Warn("watchdog pings resumed: every loop moves again")
 			withheld = false
 		}
 		notify(log, daemon.SdNotifyWatchdog)
-	}
+		return false
+	})
 }
 
 // OnReload calls reload on every SIGHUP until ctx is done, between

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/internal/atomicfile"
+	tick "github.com/aslcns/totem/internal/clock" // clock names the tests' fake clock here
 	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/update"
 )
@@ -285,19 +286,15 @@ func (a *Agent) install(ctx context.Context, st *state, m *update.Manifest) erro
 }
 
 // hold waits until the totem is quiet and holds it.
-func (a *Agent) hold(ctx context.Context) (func(), error) {
-	t := time.NewTicker(a.o.Poll)
-	defer t.Stop()
-	for {
-		if release, ok := a.o.Quiet.Hold(); ok {
-			return release, nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-t.C:
-		}
+func (a *Agent) hold(ctx context.Context) (release func(), err error) {
+	held := func() (ok bool) {
+		release, ok = a.o.Quiet.Hold()
+		return ok
 	}
+	if !tick.NowAndEvery(ctx, a.o.Poll, held) {
+		return nil, ctx.Err()
+	}
+	return release, nil
 }
 
 func (a *Agent) probation(ctx context.Context, st *state, m *update.Manifest) error {

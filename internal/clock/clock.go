@@ -1,0 +1,74 @@
+// Package clock is the module's one time source for waits that tests
+// drive (Clock, with the real one, System) and its one periodic loop
+// (Every, NowAndEvery, Go): hal, the uplink and the firmware all read
+// time through the same interface, and every "on each tick until the
+// context ends" loop is written once.
+package clock
+
+import (
+	"context"
+	"time"
+)
+
+// Clock is the time source used for timeouts, debounce and backoff, so
+// tests can drive it (hal/haltest.Clock moves only when told).
+type Clock interface {
+	Now() time.Time
+	After(d time.Duration) <-chan time.Time
+}
+
+// System is the real clock.
+type System struct{}
+
+// Now returns time.Now().
+func (System) Now() time.Time { return time.Now() }
+
+// After returns time.After(d).
+func (System) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
+// Every calls fn every d, the first time d after the start, until ctx is
+// done or fn reports done; it reports whether fn ended it. The calls
+// follow a time.Ticker's ticks: a fn slower than d makes ticks drop, not
+// pile up.
+func Every(ctx context.Context, d time.Duration, fn func() (done bool)) bool {
+	return every(ctx, d, false, fn)
+}
+
+// NowAndEvery is Every with a first call at once — made even when ctx is
+// already done — and the next ones on the ticks counted from the start.
+func NowAndEvery(ctx context.Context, d time.Duration, fn func() (done bool)) bool {
+	return every(ctx, d, true, fn)
+}
+
+func every(ctx context.Context, d time.Duration, now bool, fn func() bool) bool {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for first := now; ; first = false {
+		if !first {
+			select {
+			case <-ctx.Done():
+				return false
+			case <-t.C:
+			}
+		}
+		if fn() {
+			return true
+		}
+	}
+}
+
+// Go runs loop in a goroutine on a context derived from ctx. stop cancels
+// that context and returns once loop has; calling it again does nothing
+// more.
+func Go(ctx context.Context, loop func(context.Context)) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		loop(ctx)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
