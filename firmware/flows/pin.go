@@ -31,14 +31,14 @@ func pinOnChip(ctx context.Context, dk *Desk, code []byte, op func(ctx context.C
 	err = op(ctx, code, nw)
 	wipe(code)
 	wipe(nw)
-	return dk.chipAnswer(err)
+	return chipAnswer(dk, err)
 }
 
 // chipAnswer sorts what the chip answered to a PIN or a PUK into the
 // result of a cms.PINEvent: cms.PINOK; cms.PINWrong, with the tries the
 // chip says are left (-1: it does not say); cms.PINBlocked. Any other
 // error is a card fault, shown and mapped by CardError.
-func (dk *Desk) chipAnswer(err error) (result string, tries int, _ error) {
+func chipAnswer(dk *Desk, err error) (result string, tries int, _ error) {
 	var pe *hal.PINError
 	switch {
 	case err == nil:
@@ -60,7 +60,7 @@ func pinEvent(info hal.CardInfo, result string) ([]byte, error) {
 // pinReceipt finishes the PIN operation of kind the chip accepted, whose
 // event was submitted as e: its receipt, provisional until the hub
 // answers.
-func (dk *Desk) pinReceipt(ctx context.Context, e outbox.Entry, kind string, info hal.CardInfo) error {
+func pinReceipt(ctx context.Context, dk *Desk, e outbox.Entry, kind string, info hal.CardInfo) error {
 	return dk.finishKind(ctx, e, kind, info, dk.t.Frame().PINEvent(kind))
 }
 

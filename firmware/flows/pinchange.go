@@ -46,7 +46,7 @@ func ChangePIN(ctx context.Context, dk *Desk, card hal.Card, info hal.CardInfo) 
 	if err != nil || result != cms.PINOK {
 		return err
 	}
-	return dk.pinReceipt(ctx, e, cms.KindPINChange, info)
+	return pinReceipt(ctx, dk, e, cms.KindPINChange, info)
 }
 
 // oldPIN reads the current PIN and verifies it on the chip, asking again
@@ -63,7 +63,7 @@ func (dk *Desk) oldPIN(ctx context.Context, card hal.Card) ([]byte, error) {
 			return old, nil
 		}
 		wipe(old)
-		result, tries, err := dk.chipAnswer(err)
+		result, tries, err := chipAnswer(dk, err)
 		switch {
 		case err != nil:
 			return nil, err

@@ -35,7 +35,7 @@ func UnblockPIN(ctx context.Context, dk *Desk, card hal.Card, info hal.CardInfo)
 			if err != nil {
 				return err
 			}
-			return dk.pinReceipt(ctx, e, cms.KindPINUnblock, info)
+			return pinReceipt(ctx, dk, e, cms.KindPINUnblock, info)
 		case cms.PINBlocked:
 			if err := dk.audit(cms.KindPINUnblock, payload, now); err != nil {
 				return err
