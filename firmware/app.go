@@ -483,9 +483,7 @@ func (a *App) keyOr(ctx context.Context, name string, redraw func(), results <-c
 	if warn >= idle {
 		warn = idle / 4
 	}
-	warnAt := idle - warn
-	timer := a.timer(warnAt)
-	warned := false
+	w := a.idleWatch(idle, idle-warn)
 	for {
 		select {
 		case <-ctx.Done():
@@ -501,37 +499,31 @@ func (a *App) keyOr(ctx context.Context, name string, redraw func(), results <-c
 				return 0, nil, hal.ErrCardRemoved
 			}
 		case k := <-a.keys:
-			if warned {
-				redraw()
-				warned = false
-				timer.Reset(warnAt)
+			if w.dismiss(redraw) {
 				continue // the key only dismissed the warning
 			}
 			if c, ok := k.Char(); ok && !screens.Typed(name) {
 				// A keyboard's digit stands for the keypad's, but
 				// where only the keypad may type (the PIN).
 				if c < '0' || c > '9' || screens.Secret(name) {
-					timer.Reset(warnAt)
+					w.restart()
 					continue
 				}
 				k = hal.Key(c)
 			}
 			if a.globalKey(name, k, redraw) {
-				timer.Reset(warnAt)
+				w.restart()
 				continue
 			}
 			if !screens.Bound(name, k) {
-				timer.Reset(warnAt)
+				w.restart()
 				continue
 			}
 			return k, nil, nil
-		case <-timer.C:
-			if warned {
-				return 0, nil, errIdle
+		case <-w.C:
+			if err := w.fired(); err != nil {
+				return 0, nil, err
 			}
-			warned = true
-			a.Show("idle_warning")
-			timer.Reset(idle - warnAt)
 		case e := <-results:
 			if e.Done {
 				return 0, &e, nil

@@ -193,9 +193,7 @@ func (s *operatorDesk) awaitInsert(ctx context.Context, name string, redraw func
 	}
 	// "Serve altro tempo?" before the end, as in a citizen's session
 	// (issue 17): a key gives the time back.
-	warnAt := max(a.o.OperatorTimeout-a.o.IdleWarning, a.o.OperatorTimeout/2)
-	timer := a.timer(warnAt)
-	warned := false
+	w := a.idleWatch(a.o.OperatorTimeout, max(a.o.OperatorTimeout-a.o.IdleWarning, a.o.OperatorTimeout/2))
 	for {
 		select {
 		case <-ctx.Done():
@@ -208,23 +206,17 @@ func (s *operatorDesk) awaitInsert(ctx context.Context, name string, redraw func
 				redraw() // the reader's state changed
 			}
 		case k := <-a.keys:
-			if warned {
-				warned = false
-				redraw()
-				timer.Reset(warnAt)
+			if w.dismiss(redraw) {
 				continue
 			}
 			if screens.Bound(name, k) {
 				return k, nil
 			}
-			timer.Reset(warnAt)
-		case <-timer.C:
-			if warned {
-				return 0, errIdle
+			w.restart()
+		case <-w.C:
+			if err := w.fired(); err != nil {
+				return 0, err
 			}
-			warned = true
-			a.Show("idle_warning")
-			timer.Reset(a.o.OperatorTimeout - warnAt)
 		case <-a.tick:
 			a.heart.alive()
 		}

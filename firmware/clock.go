@@ -27,6 +27,49 @@ func (a *App) timer(d time.Duration) *timer {
 // Reset arms t to fire d from now.
 func (t *timer) Reset(d time.Duration) { t.C = t.clock.After(d) }
 
+// idleWatch is the idle timeout of a wait at the panel, told before it
+// ends the wait: warnAt without a key puts up "idle_warning", total ends
+// the wait (errIdle). A key while the warning is up only dismisses it.
+type idleWatch struct {
+	*timer
+	a             *App
+	warnAt, total time.Duration
+	warned        bool
+}
+
+// idleWatch arms the idle timeout of a wait starting now.
+func (a *App) idleWatch(total, warnAt time.Duration) *idleWatch {
+	return &idleWatch{timer: a.timer(warnAt), a: a, warnAt: warnAt, total: total}
+}
+
+// restart starts the wait over after a key.
+func (w *idleWatch) restart() { w.Reset(w.warnAt) }
+
+// dismiss takes a key pressed while the warning is up, if it is: redraw
+// puts the wait's screen back and the wait starts over. It reports
+// whether the warning was up (the key does nothing else then).
+func (w *idleWatch) dismiss(redraw func()) bool {
+	if !w.warned {
+		return false
+	}
+	w.warned = false
+	redraw()
+	w.restart()
+	return true
+}
+
+// fired takes the timer's tick: the warning, or errIdle when it was
+// already up.
+func (w *idleWatch) fired() error {
+	if w.warned {
+		return errIdle
+	}
+	w.warned = true
+	w.a.Show("idle_warning")
+	w.Reset(w.total - w.warnAt)
+	return nil
+}
+
 // hold leaves the screen up until d passes on the App's clock, a key is
 // pressed, or card, given each card event, says stop (nil: card events
 // are left for whoever waits next).

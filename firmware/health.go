@@ -2,7 +2,6 @@ package firmware
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"sync"
 
@@ -55,18 +54,14 @@ func (h *health) setPaperLow(low bool) {
 }
 
 func printerCondition(err error, low bool) string {
-	s := "ok"
+	s := hal.PrinterFault(err)
 	switch {
-	case errors.Is(err, hal.ErrPaperOut):
-		s = "paper_out"
-	case errors.Is(err, hal.ErrCoverOpen):
-		s = "cover_open"
-	case errors.Is(err, hal.ErrNotResponding):
-		s = "not_responding"
-	case err != nil:
-		s = "fault"
-	case low:
+	case err == nil && low:
 		s = "paper_near_end"
+	case err == nil:
+		s = "ok"
+	case s == "" || s == "printer_fault":
+		s = "fault" // any other fault (event printer_fault)
 	}
 	return s
 }

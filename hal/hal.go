@@ -191,6 +191,30 @@ func (s PrinterStatus) Err() error {
 	return nil
 }
 
+// PrinterFault is the code of the printer sentinel err is: "paper_out",
+// "cover_open", "not_responding" or "printer_fault"; "" for nil and for
+// any other error. It is the one sorting of a printer's faults: the
+// citizen's screens, the totem's health and the technician's command
+// each say these codes their own way.
+func PrinterFault(err error) string {
+	for _, f := range printerFaults {
+		if errors.Is(err, f.err) {
+			return f.code
+		}
+	}
+	return ""
+}
+
+var printerFaults = []struct {
+	err  error
+	code string
+}{
+	{ErrPaperOut, "paper_out"},
+	{ErrCoverOpen, "cover_open"},
+	{ErrNotResponding, "not_responding"},
+	{ErrPrinterFault, "printer_fault"},
+}
+
 // Align is a line alignment.
 type Align int
 

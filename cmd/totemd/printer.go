@@ -102,19 +102,22 @@ func printerCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 // faultMessage says what is wrong in Italian and English, for the
 // technician at the totem.
 func faultMessage(err error) string {
-	switch {
-	case errors.Is(err, hal.ErrPaperOut):
-		return "Carta esaurita: inserire un nuovo rotolo. / Paper out: load a new roll."
-	case errors.Is(err, hal.ErrCoverOpen):
-		return "Coperchio aperto: chiudere il coperchio della stampante. / Cover open: close the printer cover."
-	case errors.Is(err, hal.ErrPrinterFault):
-		return "Guasto della stampante (taglierina o errore interno): spegnere e riaccendere. / Printer fault (cutter or internal error): power-cycle the printer."
-	case errors.Is(err, hal.ErrNotResponding):
-		return "La stampante non risponde: controllare alimentazione, cavo, porta e velocità. / Printer not responding: check power, cable, port and baud rate."
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+	if m, ok := faultMessages[hal.PrinterFault(err)]; ok {
+		return m
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return "Operazione interrotta. / Operation interrupted."
 	}
 	return "Errore della stampante. / Printer error."
+}
+
+// faultMessages word the printer's faults (hal.PrinterFault's codes) for
+// the technician: what to do about each.
+var faultMessages = map[string]string{
+	"paper_out":      "Carta esaurita: inserire un nuovo rotolo. / Paper out: load a new roll.",
+	"cover_open":     "Coperchio aperto: chiudere il coperchio della stampante. / Cover open: close the printer cover.",
+	"printer_fault":  "Guasto della stampante (taglierina o errore interno): spegnere e riaccendere. / Printer fault (cutter or internal error): power-cycle the printer.",
+	"not_responding": "La stampante non risponde: controllare alimentazione, cavo, porta e velocità. / Printer not responding: check power, cable, port and baud rate.",
 }
 
 // printerSim runs the virtual printer until ctx is done.

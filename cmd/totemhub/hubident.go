@@ -12,10 +12,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/aslcns/totem/config"
+	"github.com/aslcns/totem/internal/goset"
 	"github.com/aslcns/totem/sync/broker"
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/enroll"
@@ -154,26 +154,13 @@ func serveAdmin(ctx context.Context, cfg *config.Totemhub, reg *broker.Registry,
 		l.Close()
 		return nil, fmt.Errorf("totemhub: admin socket: %w", err)
 	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			conn, err := l.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer conn.Close()
-				serveAdminConn(conn, cfg, reg, p, log)
-			}()
-		}
-	}()
+	wait := goset.Accept(l, func(conn net.Conn) {
+		defer conn.Close()
+		serveAdminConn(conn, cfg, reg, p, log)
+	})
 	cctx, cancel := context.WithCancel(ctx)
 	go func() { <-cctx.Done(); l.Close() }()
-	return func() { cancel(); l.Close(); wg.Wait() }, nil
+	return func() { cancel(); l.Close(); wait() }, nil
 }
 
 func serveAdminConn(conn net.Conn, cfg *config.Totemhub, reg *broker.Registry, p provisioner, log *slog.Logger) {

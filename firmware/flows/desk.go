@@ -191,16 +191,11 @@ func (dk *Desk) CardError(err error) error {
 // PrinterText says in lang what is wrong with the printer.
 func PrinterText(lang screens.Lang, err error) string { return lang.Text(PrinterKey(err)) }
 
-// PrinterKey is the catalogue key of what is wrong with the printer
-// (printer_fault for anything but the hal sentinels it names).
+// PrinterKey is the catalogue key of what is wrong with the printer: the
+// hal.PrinterFault code, printer_fault for any other error.
 func PrinterKey(err error) string {
-	switch {
-	case errors.Is(err, hal.ErrPaperOut):
-		return "paper_out"
-	case errors.Is(err, hal.ErrCoverOpen):
-		return "cover_open"
-	case errors.Is(err, hal.ErrNotResponding):
-		return "not_responding"
+	if k := hal.PrinterFault(err); k != "" {
+		return k
 	}
 	return "printer_fault"
 }

@@ -180,3 +180,19 @@ func TestTextCursor(t *testing.T) {
 		t.Errorf("hint %q", got)
 	}
 }
+
+// TestPrinterKey: the citizen's screen names the printer faults it has a
+// text for, and says printer_fault for any other.
+func TestPrinterKey(t *testing.T) {
+	for err, want := range map[error]string{
+		hal.ErrPaperOut:      "paper_out",
+		hal.ErrCoverOpen:     "cover_open",
+		hal.ErrNotResponding: "not_responding",
+		hal.ErrPrinterFault:  "printer_fault",
+		hal.ErrTimeout:       "printer_fault",
+	} {
+		if got := PrinterKey(err); got != want {
+			t.Errorf("PrinterKey(%v) = %q, want %q", err, got, want)
+		}
+	}
+}

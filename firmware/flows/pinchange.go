@@ -2,8 +2,6 @@ package flows
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/hal"
@@ -23,35 +21,24 @@ func ChangePIN(ctx context.Context, dk *Desk, card hal.Card, info hal.CardInfo) 
 	if err != nil {
 		return err
 	}
-	defer wipe(old)
-	nw, err := newPIN(ctx, dk)
+	result, tries, err := pinOnChip(ctx, dk, old, pc.ChangePIN)
 	if err != nil {
 		return err
 	}
-	defer wipe(nw)
-	err = pc.ChangePIN(ctx, old, nw)
-	wipe(old)
-	wipe(nw)
-	result := cms.PINOK
-	var pe *hal.PINError
-	switch {
-	case err == nil:
-	case errors.As(err, &pe):
+	switch result {
+	case cms.PINWrong:
 		// The chip took the old PIN a moment ago: only a card swapped
 		// or changed meanwhile gets here; # starts over, as after a
 		// wrong old PIN.
-		dk.log.Info("pin change refused", "tries_left", pe.TriesLeft)
-		if err := dk.wrongPIN(ctx, pe.TriesLeft); err != nil {
+		dk.log.Info("pin change refused", "tries_left", tries)
+		if err := dk.wrongPIN(ctx, tries); err != nil {
 			return err
 		}
 		return ChangePIN(ctx, dk, card, info)
-	case errors.Is(err, hal.ErrPINBlocked):
+	case cms.PINBlocked:
 		dk.show("pin_blocked")
-		result = cms.PINBlocked
-	default:
-		return dk.CardError(err)
 	}
-	payload, err := json.Marshal(cms.PINEvent{Card: CardRef(info), Channel: cms.SelfService, Result: result})
+	payload, err := pinEvent(info, result)
 	if err != nil {
 		return err
 	}
@@ -59,7 +46,7 @@ func ChangePIN(ctx context.Context, dk *Desk, card hal.Card, info hal.CardInfo) 
 	if err != nil || result != cms.PINOK {
 		return err
 	}
-	return dk.finishKind(ctx, e, cms.KindPINChange, info, dk.t.Frame().PINEvent(cms.KindPINChange))
+	return pinReceipt(ctx, dk, e, cms.KindPINChange, info)
 }
 
 // oldPIN reads the current PIN and verifies it on the chip, asking again
@@ -72,24 +59,22 @@ func (dk *Desk) oldPIN(ctx context.Context, card hal.Card) ([]byte, error) {
 			return nil, err
 		}
 		err = card.VerifyPIN(ctx, old)
-		var pe *hal.PINError
-		switch {
-		case err == nil:
+		if err == nil {
 			return old, nil
-		case errors.As(err, &pe):
-			wipe(old)
-			dk.log.Info("pin refused", "tries_left", pe.TriesLeft)
-			if err := dk.wrongPIN(ctx, pe.TriesLeft); err != nil {
-				return nil, err
-			}
-		case errors.Is(err, hal.ErrPINBlocked):
-			wipe(old)
+		}
+		wipe(old)
+		result, tries, err := chipAnswer(dk, err)
+		switch {
+		case err != nil:
+			return nil, err
+		case result == cms.PINBlocked:
 			dk.log.Info("pin blocked")
 			dk.show("pin_blocked")
 			return nil, ErrCancel
-		default:
-			wipe(old)
-			return nil, dk.CardError(err)
+		}
+		dk.log.Info("pin refused", "tries_left", tries)
+		if err := dk.wrongPIN(ctx, tries); err != nil {
+			return nil, err
 		}
 	}
 }

@@ -2,8 +2,6 @@ package flows
 
 import (
 	"context"
-	"crypto/subtle"
-	"encoding/json"
 	"errors"
 
 	"github.com/aslcns/totem/cms"
@@ -25,7 +23,7 @@ func UnblockPIN(ctx context.Context, dk *Desk, card hal.Card, info hal.CardInfo)
 		if err != nil {
 			return err
 		}
-		payload, err := json.Marshal(cms.PINEvent{Card: CardRef(info), Channel: cms.SelfService, Result: result})
+		payload, err := pinEvent(info, result)
 		if err != nil {
 			return err
 		}
@@ -37,7 +35,7 @@ func UnblockPIN(ctx context.Context, dk *Desk, card hal.Card, info hal.CardInfo)
 			if err != nil {
 				return err
 			}
-			return dk.finishKind(ctx, e, cms.KindPINUnblock, info, dk.t.Frame().PINEvent(cms.KindPINUnblock))
+			return pinReceipt(ctx, dk, e, cms.KindPINUnblock, info)
 		case cms.PINBlocked:
 			if err := dk.audit(cms.KindPINUnblock, payload, now); err != nil {
 				return err
@@ -68,28 +66,18 @@ func unblockOnce(ctx context.Context, dk *Desk, pc hal.PINChanger) (result strin
 	if err != nil {
 		return "", 0, err
 	}
-	defer wipe(puk)
-	nw, err := newPIN(ctx, dk)
-	if err != nil {
-		return "", 0, err
-	}
-	defer wipe(nw)
-	err = pc.UnblockPIN(ctx, puk, nw)
-	wipe(puk)
-	wipe(nw)
-	var pe *hal.PINError
+	result, tries, err = pinOnChip(ctx, dk, puk, pc.UnblockPIN)
 	switch {
-	case err == nil:
+	case err != nil:
+	case result == cms.PINOK:
 		dk.log.Info("pin unblocked")
-		return cms.PINOK, 0, nil
-	case errors.As(err, &pe):
-		dk.log.Info("puk refused", "tries_left", pe.TriesLeft)
-		return cms.PINWrong, max(pe.TriesLeft, -1), nil
-	case errors.Is(err, hal.ErrPINBlocked):
+	case result == cms.PINWrong:
+		dk.log.Info("puk refused", "tries_left", tries)
+		tries = max(tries, -1)
+	case result == cms.PINBlocked:
 		dk.log.Info("puk blocked")
-		return cms.PINBlocked, 0, nil
 	}
-	return "", 0, dk.CardError(err)
+	return result, tries, err
 }
 
 // retry tells the citizen the PUK was wrong (with the tries left when the
@@ -111,35 +99,4 @@ func retry(ctx context.Context, dk *Desk, tries int) error {
 	}
 	dk.show("cancelled")
 	return ErrCancel
-}
-
-// newPIN asks for a new PIN twice until both agree (# after a mismatch
-// tries again). The caller wipes the returned PIN.
-func newPIN(ctx context.Context, dk *Desk) ([]byte, error) {
-	for {
-		nw, err := dk.enter(ctx, "pin_new", 5, 8, true)
-		if err != nil {
-			return nil, err
-		}
-		again, err := dk.enter(ctx, "pin_again", 5, 8, true)
-		if err != nil {
-			wipe(nw)
-			return nil, err
-		}
-		same := subtle.ConstantTimeCompare(again, nw) == 1
-		wipe(again)
-		if same {
-			return nw, nil
-		}
-		wipe(nw)
-		dk.show("pin_mismatch")
-		k, err := dk.key(ctx, "pin_mismatch", func() { dk.show("pin_mismatch") })
-		if err != nil {
-			return nil, err
-		}
-		if k != hal.KeyOK {
-			dk.show("cancelled")
-			return nil, ErrCancel
-		}
-	}
 }

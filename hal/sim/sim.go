@@ -520,36 +520,32 @@ func (p *Panel) Text() string { return strings.Join(p.Lines(), "\n") }
 
 // WaitFor waits until the screen contains substr and returns the screen.
 func (p *Panel) WaitFor(ctx context.Context, substr string) (string, error) {
-	for {
-		p.mu.Lock()
-		text := strings.Join(p.lines, "\n")
-		ch := p.changed
-		p.mu.Unlock()
-		if strings.Contains(text, substr) {
-			return text, nil
-		}
-		select {
-		case <-ctx.Done():
-			return text, fmt.Errorf("sim: screen never showed %q; it shows:\n%s", substr, text)
-		case <-ch:
-		}
-	}
+	return p.waitUntil(ctx, func(text string) bool { return strings.Contains(text, substr) },
+		func(text string) error { return fmt.Errorf("sim: screen never showed %q; it shows:\n%s", substr, text) })
 }
 
 // WaitChange waits until the screen is no longer from (a screen read with
 // Text) and returns it.
 func (p *Panel) WaitChange(ctx context.Context, from string) (string, error) {
+	return p.waitUntil(ctx, func(text string) bool { return text != from },
+		func(text string) error { return fmt.Errorf("sim: the screen never changed from:\n%s", text) })
+}
+
+// waitUntil waits until the screen, rows joined by newlines, satisfies ok
+// and returns it; when ctx is done first it returns the screen then with
+// the error failed makes of it.
+func (p *Panel) waitUntil(ctx context.Context, ok func(text string) bool, failed func(text string) error) (string, error) {
 	for {
 		p.mu.Lock()
 		text := strings.Join(p.lines, "\n")
 		ch := p.changed
 		p.mu.Unlock()
-		if text != from {
+		if ok(text) {
 			return text, nil
 		}
 		select {
 		case <-ctx.Done():
-			return text, fmt.Errorf("sim: the screen never changed from:\n%s", text)
+			return text, failed(text)
 		case <-ch:
 		}
 	}

@@ -8,7 +8,10 @@
 // goroutines once it is closed, under the same lock that counts them.
 package goset
 
-import "sync"
+import (
+	"net"
+	"sync"
+)
 
 // Set is a group of goroutines that can be closed. The zero value is open
 // and ready to use; a Set must not be copied after first use.
@@ -40,4 +43,27 @@ func (s *Set) Close() {
 	s.closed = true
 	s.mu.Unlock()
 	s.wg.Wait()
+}
+
+// Accept serves l: serve runs on a goroutine of its own for each
+// connection l accepts, until Accept fails (l closed). wait, called once
+// l is closed, returns when the accept loop and every serve have.
+func Accept(l net.Listener, serve func(net.Conn)) (wait func()) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				serve(c)
+			}()
+		}
+	}()
+	return wg.Wait
 }

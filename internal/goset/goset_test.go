@@ -1,6 +1,7 @@
 package goset
 
 import (
+	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -54,5 +55,48 @@ func TestGoRacingClose(t *testing.T) {
 		if got := started.Load(); got != after {
 			t.Fatalf("Close returned with %d goroutines started and %d finished", got, after)
 		}
+	}
+}
+
+// Accept serves each connection on its own goroutine, several at once,
+// and wait returns, once the listener is closed, only after every serve
+// has.
+func TestAccept(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	served := make(chan struct{})
+	var finished atomic.Int64
+	wait := Accept(l, func(c net.Conn) {
+		defer c.Close()
+		served <- struct{}{}
+		<-release // all held at once: one goroutine each
+		finished.Add(1)
+	})
+	const n = 3
+	for range n {
+		c, err := net.Dial("tcp", l.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	for range n {
+		<-served
+	}
+	l.Close()
+	done := make(chan struct{})
+	go func() { wait(); close(done) }()
+	select {
+	case <-done:
+		t.Fatal("wait returned with serves running")
+	default:
+	}
+	close(release)
+	<-done
+	if finished.Load() != n {
+		t.Fatalf("%d serves finished, want %d", finished.Load(), n)
 	}
 }

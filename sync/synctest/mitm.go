@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aslcns/totem/internal/goset"
 	"github.com/aslcns/totem/sync/pki"
 )
 
@@ -43,26 +44,19 @@ func StartMITM(t *testing.T, target string, targetCA *x509.Certificate) *MITM {
 	m := &MITM{ln: ln}
 	roots := x509.NewCertPool()
 	roots.AddCert(targetCA)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			up, err := tls.Dial("tcp", target, &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12})
-			if err != nil {
-				c.Close()
-				continue
-			}
-			wg.Add(2)
-			go func() { defer wg.Done(); _, _ = io.Copy(up, io.TeeReader(c, m)); up.Close() }()
-			go func() { defer wg.Done(); _, _ = io.Copy(c, up); c.Close() }()
+	wait := goset.Accept(ln, func(c net.Conn) {
+		up, err := tls.Dial("tcp", target, &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12})
+		if err != nil {
+			c.Close()
+			return
 		}
-	}()
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
+		sent := make(chan struct{})
+		go func() { _, _ = io.Copy(up, io.TeeReader(c, m)); up.Close(); close(sent) }()
+		_, _ = io.Copy(c, up)
+		c.Close()
+		<-sent
+	})
+	t.Cleanup(func() { ln.Close(); wait() })
 	return m
 }
 

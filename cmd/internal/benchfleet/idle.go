@@ -41,12 +41,13 @@ func (r idleResult) report(w io.Writer, c config) {
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "steady state: %d totems connected, telemetry every %s (scaled to %s for CPU); offline after 3 intervals of silence\n",
 		r.totems, c.idleTele, deployedTelemetry)
-	fmt.Fprintf(w, "fleet_idle_telemetry_s=%.0f\n", c.idleTele.Seconds())
-	fmt.Fprintf(w, "fleet_idle_rss_kb_per_totem=%.1f\n", r.rssKBPerTotem)
-	fmt.Fprintf(w, "fleet_idle_cpu_ms_per_totem_min_measured=%.3f\n", r.cpuMsPerMin)
-	fmt.Fprintf(w, "fleet_idle_cpu_ms_per_totem_min=%.3f\n", scaled)
-	fmt.Fprintf(w, "fleet_offline_detect_s=%.2f\n", r.detect.Seconds())
-	fmt.Fprintf(w, "fleet_offline_detect_intervals=%.2f\n", r.detect.Seconds()/c.idleTele.Seconds())
+	figures(w, "",
+		figure{"idle_telemetry_s", "%.0f", c.idleTele.Seconds()},
+		figure{"idle_rss_kb_per_totem", "%.1f", r.rssKBPerTotem},
+		figure{"idle_cpu_ms_per_totem_min_measured", "%.3f", r.cpuMsPerMin},
+		figure{"idle_cpu_ms_per_totem_min", "%.3f", scaled},
+		figure{"offline_detect_s", "%.2f", r.detect.Seconds()},
+		figure{"offline_detect_intervals", "%.2f", r.detect.Seconds() / c.idleTele.Seconds()})
 }
 
 // idleRun starts a totemhub for n totems, measures its RSS before and

@@ -261,27 +261,46 @@ func report(w io.Writer, c config, rs []result, mr *result) {
 	for _, r := range rs {
 		k := strconv.Itoa(r.totems)
 		if r.broker != "embedded" {
-			speedLines(w, k+"_mosquitto_2hubs", r.opsPerSec, r.slowest, r.median)
-			fmt.Fprintf(w, "fleet_drops_%s_mosquitto_2hubs=%d\n", k, r.dropped)
-			fmt.Fprintf(w, "fleet_gaps_%s_mosquitto_2hubs=%d\n", k, r.gaps)
+			figures(w, k+"_mosquitto_2hubs", append(r.speed(), figure{"drops", "%d", r.dropped}, figure{"gaps", "%d", r.gaps})...)
 			continue
 		}
-		speedLines(w, k, r.opsPerSec, r.slowest, r.median)
-		fmt.Fprintf(w, "fleet_drops_%s=%d\n", k, r.dropped)
-		fmt.Fprintf(w, "fleet_raw_totems_%s=%d\n", k, r.raw)
-		fmt.Fprintf(w, "fleet_duplicates_%s=%d\n", k, r.dups)
-		fmt.Fprintf(w, "fleet_gaps_%s=%d\n", k, r.gaps)
-		fmt.Fprintf(w, "fleet_hub_rss_mb_%s=%.1f\n", k, r.rssMB)
-		fmt.Fprintf(w, "fleet_hub_cpu_us_per_op_%s=%.1f\n", k, r.cpuUsPerOp)
+		figures(w, k, append(r.speed(),
+			figure{"drops", "%d", r.dropped},
+			figure{"raw_totems", "%d", r.raw},
+			figure{"duplicates", "%d", r.dups},
+			figure{"gaps", "%d", r.gaps},
+			figure{"hub_rss_mb", "%.1f", r.rssMB},
+			figure{"hub_cpu_us_per_op", "%.1f", r.cpuUsPerOp})...)
 	}
 }
 
-// speedLines writes a run's throughput and its slowest and median totem,
-// the first key=value lines of every run, each key ending in suffix.
-func speedLines(w io.Writer, suffix string, opsPerSec float64, slowest, median time.Duration) {
-	fmt.Fprintf(w, "fleet_ops_s_%s=%.0f\n", suffix, opsPerSec)
-	fmt.Fprintf(w, "fleet_slowest_s_%s=%.2f\n", suffix, slowest.Seconds())
-	fmt.Fprintf(w, "fleet_median_s_%s=%.2f\n", suffix, median.Seconds())
+// figure is one key=value line of the bench's output: fleet_NAME, then
+// the run's suffix, its value printed with verb.
+type figure struct {
+	name  string
+	verb  string
+	value any
+}
+
+// figures writes a run's figures, each key ending in _suffix (no suffix
+// when it is empty).
+func figures(w io.Writer, suffix string, fs ...figure) {
+	if suffix != "" {
+		suffix = "_" + suffix
+	}
+	for _, f := range fs {
+		fmt.Fprintf(w, "fleet_%s%s="+f.verb+"\n", f.name, suffix, f.value)
+	}
+}
+
+// speed is a run's throughput and its slowest and median totem, the
+// first figures of every run.
+func (r result) speed() []figure {
+	return []figure{
+		{"ops_s", "%.0f", r.opsPerSec},
+		{"slowest_s", "%.2f", r.slowest.Seconds()},
+		{"median_s", "%.2f", r.median.Seconds()},
+	}
 }
 
 // loadCreds reads the credentials of the totems names, enrolled in dir.

@@ -412,15 +412,15 @@ func pgReport(w io.Writer, c config, rs []pgResult) {
 		if r.hubs > 1 {
 			suffix += "s"
 		}
-		speedLines(w, suffix, r.opsPerSec, r.slowest, r.median)
-		fmt.Fprintf(w, "fleet_lost_%s=%d\n", suffix, r.lost)
-		fmt.Fprintf(w, "fleet_twice_%s=%d\n", suffix, r.twice)
-		fmt.Fprintf(w, "fleet_drops_%s=%d\n", suffix, r.dropped)
-		fmt.Fprintf(w, "fleet_gaps_%s=%d\n", suffix, r.gaps)
-		fmt.Fprintf(w, "fleet_hub_cpu_us_per_op_%s=%.1f\n", suffix, r.hubsCPUUsPerOp)
-		fmt.Fprintf(w, "fleet_pg_cpu_us_per_op_%s=%.1f\n", suffix, r.pgCPUUsPerOp)
-		fmt.Fprintf(w, "fleet_mosquitto_cpu_us_per_op_%s=%.1f\n", suffix, r.mosqCPUUsPerOp)
-		fmt.Fprintf(w, "fleet_totems_cpu_us_per_op_%s=%.1f\n", suffix, r.selfCPUUsPerOp)
-		fmt.Fprintf(w, "fleet_machine_busy_pct_%s=%.0f\n", suffix, 100*r.busy)
+		figures(w, suffix, append(r.speed(),
+			figure{"lost", "%d", r.lost},
+			figure{"twice", "%d", r.twice},
+			figure{"drops", "%d", r.dropped},
+			figure{"gaps", "%d", r.gaps},
+			figure{"hub_cpu_us_per_op", "%.1f", r.hubsCPUUsPerOp},
+			figure{"pg_cpu_us_per_op", "%.1f", r.pgCPUUsPerOp},
+			figure{"mosquitto_cpu_us_per_op", "%.1f", r.mosqCPUUsPerOp},
+			figure{"totems_cpu_us_per_op", "%.1f", r.selfCPUUsPerOp},
+			figure{"machine_busy_pct", "%.0f", 100 * r.busy})...)
 	}
 }
