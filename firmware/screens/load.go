@@ -44,8 +44,9 @@ type catalogue struct {
 	rejectUnknown                 text
 }
 
-// rows is how many rows every screen has in each language: the display's.
-const rows = 4
+// displayRows is how many rows every screen has in each language: the
+// display's.
+const displayRows = 4
 
 // load decodes the catalogue file name: strictly, every screen with its
 // four rows in both languages, every text in both, no text twice.
@@ -59,8 +60,8 @@ func load(name string, b []byte) (*catalogue, error) {
 	}
 	c := &catalogue{screens: make(map[string]screen, len(d.Screens)), rejectUnknown: text{d.RejectUnknown.IT, d.RejectUnknown.EN}}
 	for k, s := range d.Screens {
-		if len(s.IT) != rows || len(s.EN) != rows {
-			return nil, fmt.Errorf("%s: [screens.%s]: %d rows in it, %d in en, want %d in each", name, k, len(s.IT), len(s.EN), rows)
+		if len(s.IT) != displayRows || len(s.EN) != displayRows {
+			return nil, fmt.Errorf("%s: [screens.%s]: %d rows in it, %d in en, want %d in each", name, k, len(s.IT), len(s.EN), displayRows)
 		}
 		c.screens[k] = screen{rows: [2][]string{s.IT, s.EN}, keys: s.Keys, typed: s.Typed, secret: s.Secret}
 	}
@@ -87,3 +88,12 @@ func load(name string, b []byte) (*catalogue, error) {
 }
 
 var loaded = tomldata.Must(load(catalogueFile, catalogueTOML))
+
+// The tables the lookups read.
+var (
+	screens       = loaded.screens
+	texts         = loaded.texts
+	maintTexts    = loaded.maintTexts
+	rejections    = loaded.rejections
+	rejectUnknown = loaded.rejectUnknown
+)
