@@ -68,3 +68,14 @@ func load(name string, b []byte) (*receiptTexts, error) {
 }
 
 var loaded = tomldata.Must(load(textsFile, receiptsTOML))
+
+// The tables the layouts read. docLineTexts name the identity documents
+// on a receipt, and in Italian on the declaration.
+var (
+	frameTexts   = loaded.frame
+	lineTexts    = loaded.lines
+	reasons      = loaded.reasons
+	stateText    = loaded.cardStates
+	delegTexts   = loaded.delegations
+	docLineTexts = loaded.documents
+)
