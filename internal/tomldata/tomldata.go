@@ -139,14 +139,18 @@ type Text struct {
 	EN string `toml:"en"`
 }
 
-// Pairs turns the texts of table (in the file name) into pairs indexed by
-// language, Italian first: the shape the catalogues look texts up in. A
-// text missing either language is an error.
+// Pairs turns the texts of table (in the file name; "" for the file's top
+// level) into pairs indexed by language, Italian first: the shape the
+// catalogues look texts up in. A text missing either language is an
+// error.
 func Pairs[K ~string, P ~[2]string](name, table string, m map[string]Text) (map[K]P, error) {
 	out := make(map[K]P, len(m))
 	for k, t := range m {
 		if t.IT == "" || t.EN == "" {
-			return nil, fmt.Errorf("%s: [%s] %s: a text needs both it and en", name, table, k)
+			if table != "" {
+				k = "[" + table + "] " + k
+			}
+			return nil, fmt.Errorf("%s: %s: a text needs both it and en", name, k)
 		}
 		out[K(k)] = P{t.IT, t.EN}
 	}

@@ -1,5 +1,34 @@
 package web
 
+import (
+	_ "embed"
+	"fmt"
+
+	"github.com/aslcns/totem/internal/tomldata"
+)
+
+// The console's texts are data: i18n.toml, beside this file, compiled in
+// and decoded once at start; a malformed file panics at init naming its
+// line, and the package's tests load it first.
+
+//go:embed i18n.toml
+var i18nTOML []byte
+
+const i18nFile = "sync/hub/web/i18n.toml"
+
+// loadCatalogue decodes the console's texts file name strictly, every
+// text in both languages.
+func loadCatalogue(name string, b []byte) (map[string][2]string, error) {
+	var d map[string]tomldata.Text
+	if err := tomldata.Decode(name, b, &d); err != nil {
+		return nil, err
+	}
+	if len(d) == 0 {
+		return nil, fmt.Errorf("%s: no text", name)
+	}
+	return tomldata.Pairs[string, [2]string](name, "", d)
+}
+
 // The console's texts, in Italian (the default) and English: one key, both
 // languages (TestCatalogue checks no key is missing in either).
 var catalogue = map[string][2]string{
