@@ -71,10 +71,10 @@ func (f Frame) qr(e outbox.Entry) string {
 // dichiarazione sostitutiva, the informativa — are legal documents and
 // stay in Italian whatever the session's language.
 func (f Frame) tr(key string) string {
-	if t, ok := frameTexts[key]; ok {
+	if t, ok := words.frame[key]; ok {
 		return t[f.Lang]
 	}
-	return lineTexts[key][f.Lang]
+	return words.lines[key][f.Lang]
 }
 
 // italian is the frame in Italian, for the documents that stay Italian.
@@ -111,15 +111,23 @@ func (f Frame) Extract(e outbox.Entry, title string, info hal.CardInfo, lines []
 	return f.receipt(e, title, info, lines, true)
 }
 
+// totemDoc starts a document under the header of what the totem prints
+// for itself (a receipt, the elenco invii, the test page): the ASL, the
+// totem and its place, a rule, the title large, a feed.
+func (f Frame) totemDoc(title string) *hal.Doc {
+	return &hal.Doc{Title: title, Blocks: []hal.Block{
+		{Kind: hal.Text, Text: f.ASL, Align: hal.Center, Bold: true},
+		{Kind: hal.Text, Text: "Totem " + f.Totem + " - " + f.Location, Align: hal.Center},
+		{Kind: hal.Rule},
+		{Kind: hal.Text, Text: title, Align: hal.Center, Bold: true, Large: true},
+		{Kind: hal.Feed},
+	}}
+}
+
 func (f Frame) receipt(e outbox.Entry, title string, info hal.CardInfo, lines []string, query bool) *hal.Doc {
-	d := &hal.Doc{Title: title}
+	d := f.totemDoc(title)
 	add := func(b hal.Block) { d.Blocks = append(d.Blocks, b) }
 	text := func(s string) { add(hal.Block{Kind: hal.Text, Text: s}) }
-	add(hal.Block{Kind: hal.Text, Text: f.ASL, Align: hal.Center, Bold: true})
-	add(hal.Block{Kind: hal.Text, Text: "Totem " + f.Totem + " - " + f.Location, Align: hal.Center})
-	add(hal.Block{Kind: hal.Rule})
-	add(hal.Block{Kind: hal.Text, Text: title, Align: hal.Center, Bold: true, Large: true})
-	add(hal.Block{Kind: hal.Feed})
 	text(f.tr("date") + f.In(f.Now).Format("02/01/2006 15:04"))
 	if info.CF != "" { // none when the citizen came without the card
 		text(f.tr("cf") + MaskCF(info.CF))
@@ -171,7 +179,7 @@ func ReasonText(r string) string { return Frame{}.reason(r) }
 
 // reason is ReasonText in the frame's language.
 func (f Frame) reason(r string) string {
-	if t, ok := reasons[r]; ok {
+	if t, ok := words.reasons[r]; ok {
 		return t[f.Lang]
 	}
 	return r
@@ -305,7 +313,7 @@ func (f Frame) History(r cms.HistoryResult, title func(kind string) string) []st
 		if i > 0 {
 			lines = append(lines, "")
 		}
-		lines = append(lines, f.tr("card")+MaskSerial(c.Serial), f.tr("expiry")+DateIT(c.Expiry)+" - "+stateText[c.State][f.Lang])
+		lines = append(lines, f.tr("card")+MaskSerial(c.Serial), f.tr("expiry")+DateIT(c.Expiry)+" - "+words.cardStates[c.State][f.Lang])
 		for _, e := range c.Events {
 			lines = append(lines, f.In(e.At).Format("02/01/2006")+" "+title(e.Kind)+f.tr("prot")+e.Protocol)
 		}
@@ -345,10 +353,10 @@ func (f Frame) WrongData() []string {
 func (f Frame) Requester(d *cms.Delegation, doc cms.IDDocument, operator string) []string {
 	lines := []string{f.tr("req_direct")}
 	if d != nil {
-		lines = []string{f.tr("req_deleg") + delegTexts[d.Kind][f.Lang] + ")",
+		lines = []string{f.tr("req_deleg") + words.delegations[d.Kind][f.Lang] + ")",
 			f.tr("delegate_cf") + MaskCF(d.CF)}
 	}
-	return append(lines, f.tr("doc_checked")+docLineTexts[doc.Type][f.Lang],
+	return append(lines, f.tr("doc_checked")+words.documents[doc.Type][f.Lang],
 		f.tr("operator_card")+MaskSerial(operator))
 }
 
@@ -499,7 +507,7 @@ func (f Frame) DeclarationFor(kind string, holder hal.CardInfo, d cms.Delegation
 	add(hal.Block{Kind: hal.Text, Text: "(artt. 46 e 47 D.P.R. 445/2000)", Align: hal.Center})
 	add(hal.Block{Kind: hal.Feed})
 	text("Il/La sottoscritto/a " + d.Name + ", codice fiscale " + d.CF + ", identificato/a con " +
-		docLineTexts[doc.Type][screens.IT] + " n. " + doc.Number + " (scadenza " + doc.Expiry + "), consapevole delle " +
+		words.documents[doc.Type][screens.IT] + " n. " + doc.Number + " (scadenza " + doc.Expiry + "), consapevole delle " +
 		"sanzioni penali previste dall'art. 76 del D.P.R. 445/2000 per le dichiarazioni mendaci,")
 	add(hal.Block{Kind: hal.Text, Text: "DICHIARA", Align: hal.Center, Bold: true})
 	text(what + " " + holder.Surname + " " + holder.Name + ", codice fiscale " + holder.CF +
@@ -533,14 +541,9 @@ func orCode(m map[string]string, s string) string {
 // are the totem's clock at enqueue, data only: a "?" marks one taken
 // before the clock was synchronised.
 func (f Frame) SendLog(entries []outbox.Entry) *hal.Doc {
-	d := &hal.Doc{Title: "Elenco invii"}
+	d := f.totemDoc("Elenco invii")
 	add := func(b hal.Block) { d.Blocks = append(d.Blocks, b) }
 	text := func(s string) { add(hal.Block{Kind: hal.Text, Text: s}) }
-	add(hal.Block{Kind: hal.Text, Text: f.ASL, Align: hal.Center, Bold: true})
-	add(hal.Block{Kind: hal.Text, Text: "Totem " + f.Totem + " - " + f.Location, Align: hal.Center})
-	add(hal.Block{Kind: hal.Rule})
-	add(hal.Block{Kind: hal.Text, Text: "Elenco invii", Align: hal.Center, Bold: true, Large: true})
-	add(hal.Block{Kind: hal.Feed})
 	text("Stampato: " + f.In(f.Now).Format("02/01/2006 15:04"))
 	text(fmt.Sprintf("Operazioni: %d, dalla più recente", len(entries)))
 	unsynced := false
@@ -625,14 +628,9 @@ func DateIT(d string) string {
 // version, every accented letter, the euro sign, sizes, a QR code and a
 // barcode — no citizen's data.
 func (f Frame) TestPage(version string) *hal.Doc {
-	d := &hal.Doc{Title: "Pagina di prova"}
+	d := f.totemDoc("Pagina di prova")
 	add := func(b hal.Block) { d.Blocks = append(d.Blocks, b) }
 	text := func(s string) { add(hal.Block{Kind: hal.Text, Text: s}) }
-	add(hal.Block{Kind: hal.Text, Text: f.ASL, Align: hal.Center, Bold: true})
-	add(hal.Block{Kind: hal.Text, Text: "Totem " + f.Totem + " - " + f.Location, Align: hal.Center})
-	add(hal.Block{Kind: hal.Rule})
-	add(hal.Block{Kind: hal.Text, Text: "Pagina di prova", Align: hal.Center, Bold: true, Large: true})
-	add(hal.Block{Kind: hal.Feed})
 	text("Stampata: " + f.Now.Format("02/01/2006 15:04"))
 	text("Versione: " + version)
 	text("à è é ì ò ù  À È É Ì Ò Ù")

@@ -2,7 +2,6 @@ package receipts
 
 import (
 	_ "embed"
-	"fmt"
 
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/internal/tomldata"
@@ -41,41 +40,25 @@ func load(name string, b []byte) (*receiptTexts, error) {
 	if err := tomldata.Decode(name, b, &d); err != nil {
 		return nil, err
 	}
-	t := &receiptTexts{}
-	var err error
-	for _, tb := range []struct {
-		name string
-		src  map[string]tomldata.Text
-		dst  *map[string][2]string
-	}{
-		{"frame", d.Frame, &t.frame}, {"lines", d.Lines, &t.lines}, {"reasons", d.Reasons, &t.reasons},
-		{"delegations", d.Delegations, &t.delegations}, {"documents", d.Documents, &t.documents},
-	} {
-		if len(tb.src) == 0 {
-			return nil, fmt.Errorf("%s: no [%s]", name, tb.name)
-		}
-		if *tb.dst, err = tomldata.Pairs[string, [2]string](name, tb.name, tb.src); err != nil {
-			return nil, err
-		}
+	t := &tomldata.Tables{File: name}
+	r := &receiptTexts{
+		frame:       tomldata.TablePairs[string, [2]string](t, "frame", d.Frame),
+		lines:       tomldata.TablePairs[string, [2]string](t, "lines", d.Lines),
+		reasons:     tomldata.TablePairs[string, [2]string](t, "reasons", d.Reasons),
+		cardStates:  tomldata.TablePairs[cms.CardState, [2]string](t, "card_states", d.CardStates),
+		delegations: tomldata.TablePairs[string, [2]string](t, "delegations", d.Delegations),
+		documents:   tomldata.TablePairs[string, [2]string](t, "documents", d.Documents),
 	}
-	if len(d.CardStates) == 0 {
-		return nil, fmt.Errorf("%s: no [card_states]", name)
+	if t.Err != nil {
+		return nil, t.Err
 	}
-	if t.cardStates, err = tomldata.Pairs[cms.CardState, [2]string](name, "card_states", d.CardStates); err != nil {
-		return nil, err
-	}
-	return t, nil
+	return r, nil
 }
 
-var loaded = tomldata.Must(load(textsFile, receiptsTOML))
+// words are the tables the layouts read: [documents] names the identity
+// documents on a receipt, and in Italian on the declaration.
+var words = tomldata.Must(load(textsFile, receiptsTOML))
 
-// The tables the layouts read. docLineTexts name the identity documents
-// on a receipt, and in Italian on the declaration.
-var (
-	frameTexts   = loaded.frame
-	lineTexts    = loaded.lines
-	reasons      = loaded.reasons
-	stateText    = loaded.cardStates
-	delegTexts   = loaded.delegations
-	docLineTexts = loaded.documents
-)
+// lineTexts are the lines' words (TestLinesFollowLanguage checks both
+// languages of each).
+var lineTexts = words.lines

@@ -55,28 +55,26 @@ func load(name string, b []byte) (*catalogue, error) {
 	if err := tomldata.Decode(name, b, &d); err != nil {
 		return nil, err
 	}
-	if len(d.Screens) == 0 || len(d.Texts) == 0 || len(d.Rejections) == 0 {
-		return nil, fmt.Errorf("%s: [screens], [texts] and [rejections] are required", name)
+	if len(d.Screens) == 0 {
+		return nil, fmt.Errorf("%s: no [screens]", name)
 	}
-	c := &catalogue{screens: make(map[string]screen, len(d.Screens)), rejectUnknown: text{d.RejectUnknown.IT, d.RejectUnknown.EN}}
+	t := &tomldata.Tables{File: name}
+	c := &catalogue{
+		screens:    make(map[string]screen, len(d.Screens)),
+		texts:      tomldata.TablePairs[string, text](t, "texts", d.Texts),
+		maintTexts: tomldata.TablePairs[string, text](t, "maint_texts", d.MaintTexts),
+		rejections: tomldata.TablePairs[string, text](t, "rejections", d.Rejections),
+		rejectUnknown: tomldata.TablePairs[string, text](t, "",
+			map[string]tomldata.Text{"reject_unknown": d.RejectUnknown})["reject_unknown"],
+	}
+	if t.Err != nil {
+		return nil, t.Err
+	}
 	for k, s := range d.Screens {
 		if len(s.IT) != displayRows || len(s.EN) != displayRows {
 			return nil, fmt.Errorf("%s: [screens.%s]: %d rows in it, %d in en, want %d in each", name, k, len(s.IT), len(s.EN), displayRows)
 		}
 		c.screens[k] = screen{rows: [2][]string{s.IT, s.EN}, keys: s.Keys, typed: s.Typed, secret: s.Secret}
-	}
-	var err error
-	if c.texts, err = tomldata.Pairs[string, text](name, "texts", d.Texts); err != nil {
-		return nil, err
-	}
-	if c.maintTexts, err = tomldata.Pairs[string, text](name, "maint_texts", d.MaintTexts); err != nil {
-		return nil, err
-	}
-	if c.rejections, err = tomldata.Pairs[string, text](name, "rejections", d.Rejections); err != nil {
-		return nil, err
-	}
-	if _, err := tomldata.Pairs[string, text](name, "reject_unknown", map[string]tomldata.Text{"": d.RejectUnknown}); err != nil {
-		return nil, err
 	}
 	for k, t := range c.maintTexts {
 		if _, dup := c.texts[k]; dup {
@@ -87,13 +85,16 @@ func load(name string, b []byte) (*catalogue, error) {
 	return c, nil
 }
 
-var loaded = tomldata.Must(load(catalogueFile, catalogueTOML))
-
-// The tables the lookups read.
+// The tables the lookups read, decoded from catalogue.toml at init.
 var (
-	screens       = loaded.screens
-	texts         = loaded.texts
-	maintTexts    = loaded.maintTexts
-	rejections    = loaded.rejections
-	rejectUnknown = loaded.rejectUnknown
+	screens       map[string]screen
+	texts         map[string]text // the maintenance words included
+	maintTexts    map[string]text
+	rejections    map[string]text // by the CMS's code
+	rejectUnknown text            // a code rejections does not know
 )
+
+func init() {
+	c := tomldata.Must(load(catalogueFile, catalogueTOML))
+	screens, texts, maintTexts, rejections, rejectUnknown = c.screens, c.texts, c.maintTexts, c.rejections, c.rejectUnknown
+}

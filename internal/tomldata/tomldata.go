@@ -157,6 +157,33 @@ func Pairs[K ~string, P ~[2]string](name, table string, m map[string]Text) (map[
 	return out, nil
 }
 
+// Tables converts the tables of texts of one file into pairs in a row,
+// keeping the first error: a loader calls TablePairs for each table and
+// checks Err once.
+type Tables struct {
+	File string // the file's name, for the errors
+	Err  error
+}
+
+// TablePairs is Pairs of table in t's file, refusing a table with no text
+// ("file: no [table]"); nil once t.Err is set.
+func TablePairs[K ~string, P ~[2]string](t *Tables, table string, m map[string]Text) map[K]P {
+	if t.Err != nil {
+		return nil
+	}
+	if len(m) == 0 {
+		what := "text"
+		if table != "" {
+			what = "[" + table + "]"
+		}
+		t.Err = fmt.Errorf("%s: no %s", t.File, what)
+		return nil
+	}
+	out, err := Pairs[K, P](t.File, table, m)
+	t.Err = err
+	return out
+}
+
 // Must returns v, or panics with err when there is one: for the data
 // files compiled in, where a malformed one is a build that must not start
 // (and the package's test that loads it fails first).

@@ -65,3 +65,20 @@ func TestMust(t *testing.T) {
 	var f file
 	Must(0, Decode("f.toml", []byte("x = 1\n"), &f))
 }
+
+// TablePairs keeps the first error of a row of tables, and refuses an
+// empty one.
+func TestTablePairs(t *testing.T) {
+	type pair [2]string
+	tb := &Tables{File: "f.toml"}
+	a := TablePairs[string, pair](tb, "a", map[string]Text{"x": {"sì", "yes"}})
+	b := TablePairs[string, pair](tb, "b", nil)
+	c := TablePairs[string, pair](tb, "c", map[string]Text{"x": {IT: "sì"}})
+	if a["x"] != (pair{"sì", "yes"}) || b != nil || c != nil || tb.Err == nil || tb.Err.Error() != "f.toml: no [b]" {
+		t.Fatalf("%v %v %v %v", a, b, c, tb.Err)
+	}
+	top := &Tables{File: "f.toml"}
+	if TablePairs[string, pair](top, "", nil); top.Err == nil || top.Err.Error() != "f.toml: no text" {
+		t.Fatalf("%v", top.Err)
+	}
+}

@@ -2,7 +2,6 @@ package web
 
 import (
 	_ "embed"
-	"fmt"
 
 	"github.com/aslcns/totem/internal/tomldata"
 )
@@ -23,10 +22,9 @@ func loadCatalogue(name string, b []byte) (map[string][2]string, error) {
 	if err := tomldata.Decode(name, b, &d); err != nil {
 		return nil, err
 	}
-	if len(d) == 0 {
-		return nil, fmt.Errorf("%s: no text", name)
-	}
-	return tomldata.Pairs[string, [2]string](name, "", d)
+	t := &tomldata.Tables{File: name}
+	c := tomldata.TablePairs[string, [2]string](t, "", d)
+	return c, t.Err
 }
 
 // catalogue is the console's texts, in Italian (the default) and English:
