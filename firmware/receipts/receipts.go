@@ -421,18 +421,27 @@ func Every(s int) string {
 	return unit(s, "secondo", "secondi")
 }
 
+// aslDoc starts a document that is the ASL's rather than the totem's (a
+// notice, a declaration to sign): the ASL, a rule, the heading large, the
+// law it follows, a feed.
+func (f Frame) aslDoc(title, heading, law string) *hal.Doc {
+	return &hal.Doc{Title: title, Blocks: []hal.Block{
+		{Kind: hal.Text, Text: f.ASL, Align: hal.Center, Bold: true},
+		{Kind: hal.Rule},
+		{Kind: hal.Text, Text: heading, Align: hal.Center, Bold: true, Large: true},
+		{Kind: hal.Text, Text: law, Align: hal.Center},
+		{Kind: hal.Feed},
+	}}
+}
+
 // Informativa is the printable notice on the processing of the data of
 // the Fascicolo Sanitario Elettronico, which the citizen reads before
 // giving the consents of policy pol.
 func (f Frame) Informativa(pol cms.Policy) *hal.Doc {
-	d := &hal.Doc{Title: "Informativa FSE"}
+	d := f.aslDoc("Informativa FSE", "Informativa sul Fascicolo Sanitario Elettronico",
+		"(art. 13 Regolamento UE 2016/679; art. 12 D.L. 179/2012)")
 	add := func(b hal.Block) { d.Blocks = append(d.Blocks, b) }
 	text := func(s string) { add(hal.Block{Kind: hal.Text, Text: s}) }
-	add(hal.Block{Kind: hal.Text, Text: f.ASL, Align: hal.Center, Bold: true})
-	add(hal.Block{Kind: hal.Rule})
-	add(hal.Block{Kind: hal.Text, Text: "Informativa sul Fascicolo Sanitario Elettronico", Align: hal.Center, Bold: true, Large: true})
-	add(hal.Block{Kind: hal.Text, Text: "(art. 13 Regolamento UE 2016/679; art. 12 D.L. 179/2012)", Align: hal.Center})
-	add(hal.Block{Kind: hal.Feed})
 	text("Il Fascicolo Sanitario Elettronico (FSE) raccoglie i documenti sanitari che La riguardano. " +
 		"Titolare del trattamento è la Regione; i dati sono trattati per cura, prevenzione, ricerca e governo sanitario.")
 	text("I consensi sono liberi: negarli non toglie alcuna prestazione. Si possono cambiare in ogni momento, " +
@@ -498,14 +507,10 @@ func (f Frame) DeclarationFor(kind string, holder hal.CardInfo, d cms.Delegation
 		cms.DelegCurator:  "di essere curatore di",
 	}[d.Kind]
 	doc.Expiry = DateIT(doc.Expiry)
-	out := &hal.Doc{Title: "Dichiarazione sostitutiva", Sensitive: true}
+	out := f.aslDoc("Dichiarazione sostitutiva", "Dichiarazione sostitutiva", "(artt. 46 e 47 D.P.R. 445/2000)")
+	out.Sensitive = true
 	add := func(b hal.Block) { out.Blocks = append(out.Blocks, b) }
 	text := func(s string) { add(hal.Block{Kind: hal.Text, Text: s}) }
-	add(hal.Block{Kind: hal.Text, Text: f.ASL, Align: hal.Center, Bold: true})
-	add(hal.Block{Kind: hal.Rule})
-	add(hal.Block{Kind: hal.Text, Text: "Dichiarazione sostitutiva", Align: hal.Center, Bold: true, Large: true})
-	add(hal.Block{Kind: hal.Text, Text: "(artt. 46 e 47 D.P.R. 445/2000)", Align: hal.Center})
-	add(hal.Block{Kind: hal.Feed})
 	text("Il/La sottoscritto/a " + d.Name + ", codice fiscale " + d.CF + ", identificato/a con " +
 		words.documents[doc.Type][screens.IT] + " n. " + doc.Number + " (scadenza " + doc.Expiry + "), consapevole delle " +
 		"sanzioni penali previste dall'art. 76 del D.P.R. 445/2000 per le dichiarazioni mendaci,")
