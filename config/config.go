@@ -8,17 +8,17 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/pelletier/go-toml/v2"
 	"github.com/pelletier/go-toml/v2/unstable"
+
+	"github.com/aslcns/totem/internal/tomldata"
 )
 
 // Duration is a time.Duration written in TOML as a string ("5s", "2m").
@@ -517,12 +517,8 @@ func loadBytes(path string, b []byte, v interface{ Validate() error }) error {
 	if err := settings(path, b); err != nil {
 		return err
 	}
-	dec := toml.NewDecoder(bytes.NewReader(b)).DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		if dup := duplicate(path, b); dup != nil {
-			return dup
-		}
-		return decodeError(path, err)
+	if err := tomldata.Decode("config: "+path, b, v); err != nil {
+		return err
 	}
 	return finish(v)
 }
@@ -550,100 +546,8 @@ func settings(path string, b []byte) error {
 		"write the settings that differ from the defaults, or run without --config for the demo defaults", path, ErrEmpty)
 }
 
-// duplicate finds the first key or table defined twice in a TOML document
-// and returns "config: path:line: key "a.b" defined twice (first at line
-// N)", or nil. go-toml reports a duplicate without its position; its
-// parser gives the positions. Keys are followed as TOML scopes them: under
-// the last [table] or [[array table]] (each [[x]] opens a new element),
-// dotted keys in full.
-func duplicate(path string, b []byte) error {
-	var p unstable.Parser
-	p.Reset(b)
-	seen := make(map[string]int) // key path → line first defined
-	tables := make(map[string]int)
-	var scope []string
-	elems := 0 // array-table elements opened so far, to keep their keys apart
-	keyOf := func(n *unstable.Node) ([]string, int) {
-		var k []string
-		line := 0
-		it := n.Key()
-		for it.Next() {
-			kn := it.Node()
-			if line == 0 {
-				line = p.Shape(kn.Raw).Start.Line
-			}
-			k = append(k, string(kn.Data))
-		}
-		return k, line
-	}
-	for p.NextExpression() {
-		n := p.Expression()
-		switch n.Kind {
-		case unstable.Table, unstable.ArrayTable:
-			k, line := keyOf(n)
-			name := strings.Join(k, ".")
-			if n.Kind == unstable.ArrayTable {
-				elems++
-				scope = append(k, fmt.Sprintf("[%d]", elems))
-				continue
-			}
-			if first, ok := tables[name]; ok {
-				return fmt.Errorf("config: %s:%d: table [%s] defined twice (first at line %d)", path, line, name, first)
-			}
-			tables[name] = line
-			scope = k
-		case unstable.KeyValue:
-			k, line := keyOf(n)
-			full := strings.Join(append(append([]string(nil), scope...), k...), ".")
-			if first, ok := seen[full]; ok {
-				return fmt.Errorf("config: %s:%d: key %q defined twice (first at line %d)", path, line, strings.Join(k, "."), first)
-			}
-			seen[full] = line
-		}
-	}
-	return nil
-}
-
-// decodeError rewrites a go-toml error as "config: path:line: message".
-func decodeError(path string, err error) error {
-	var missing *toml.StrictMissingError
-	if errors.As(err, &missing) {
-		errs := make([]error, len(missing.Errors))
-		for i, e := range missing.Errors {
-			line, _ := e.Position()
-			errs[i] = fmt.Errorf("config: %s:%d: unknown key %q", path, line, strings.Join(e.Key(), "."))
-		}
-		return errors.Join(errs...)
-	}
-	var de *toml.DecodeError
-	if errors.As(err, &de) {
-		line, _ := de.Position()
-		msg := strings.TrimPrefix(de.Error(), "toml: ")
-		if m := typeErrRE.FindStringSubmatch(msg); m != nil {
-			msg = fmt.Sprintf("wrong type: %s, want %s", m[1], tomlType(m[2]))
-		}
-		return fmt.Errorf("config: %s:%d: %s", path, line, msg)
-	}
-	return fmt.Errorf("config: %s: %w", path, err)
-}
-
-// typeErrRE matches go-toml's type errors, which name Go types.
-var typeErrRE = regexp.MustCompile(`^cannot decode TOML (\w+) into .* of type (\S+)$`)
-
-// tomlType names the TOML type wanted for a Go type.
-func tomlType(goType string) string {
-	switch goType {
-	case "string", "bool":
-		return goType
-	case "int":
-		return "integer"
-	case "float64":
-		return "float"
-	case "[]string":
-		return "array of strings"
-	}
-	return "table"
-}
+// duplicate is tomldata.Duplicate with the configuration's prefix.
+func duplicate(path string, b []byte) error { return tomldata.Duplicate("config: "+path, b) }
 
 // LoadTotemd loads totemd's configuration from path over the defaults;
 // path "" gives the defaults. The result is derived and validated.

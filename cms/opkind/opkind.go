@@ -28,9 +28,9 @@
 //  4. firmware/kinds.go: registerKind with the receipt title in Italian
 //     and English and the flow, and its key on a menu —
 //     TestEveryFlowKindIsComplete.
-//  5. firmware/screens/catalogue.go: its screens and texts in Italian and
-//     English (none if it shows only existing ones) — the catalogue's
-//     tests check they fit the 20x4 display.
+//  5. firmware/screens/catalogue.toml: its screens and texts in Italian
+//     and English, as data (none if it shows only existing ones) — the
+//     catalogue's tests check they fit the 20x4 display.
 //  6. firmware/receipt_test.go: a golden receipt under its title, whose
 //     testdata/receipt-<name>-*.golden files are written by
 //     go test ./firmware -run TestReceiptGolden -update (generated,

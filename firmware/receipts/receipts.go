@@ -64,113 +64,17 @@ func (f Frame) qr(e outbox.Entry) string {
 	return "Protocollo " + p
 }
 
-// frameTexts are the frame's words, Italian and English.
-var frameTexts = map[string][2]string{
-	"date":        {"Data: ", "Date: "},
-	"cf":          {"Codice fiscale: ", "Codice fiscale: "},
-	"provisional": {"RICEVUTA PROVVISORIA", "PROVISIONAL RECEIPT"},
-	"local_id":    {"Identificativo locale: ", "Local reference: "},
-	"pending": {"L'operazione è registrata sul totem e sarà trasmessa appena possibile. L'esito definitivo sarà disponibile allo sportello e sul Fascicolo.",
-		"The request is saved on the totem and will be sent as soon as possible. The final outcome will be available at the counter and in the FSE."},
-	"protocol": {"Protocollo: ", "Reference: "},
-	"outcome":  {"Esito: ", "Outcome: "},
-	"accepted": {"ACCOLTA", "ACCEPTED"},
-	"refused":  {"RESPINTA", "REFUSED"},
-	"keep":     {"Conservare la ricevuta.", "Keep this receipt."},
-	"extract":  {"Estratto dell'archivio, riferimento ", "Archive extract, reference "},
-	"reason":   {"Motivo: ", "Reason: "},
-	"rejected_next": {"La richiesta non ha avuto effetto. Per risolvere rivolgersi allo sportello della ASL con questa ricevuta e un documento di identità.",
-		"The request had no effect. To sort it out, go to the ASL counter with this receipt and an identity document."},
-}
-
 // tr is the text of key in the frame's language: a word of the frame or
-// a line of an operation's receipt.
+// a line of an operation's receipt (receipts.toml's [frame] and [lines]).
+// The lines follow the citizen's language (issue 17 item 12); the
+// documents the ASL keeps and the citizen signs — the acceptance form, the
+// dichiarazione sostitutiva, the informativa — are legal documents and
+// stay in Italian whatever the session's language.
 func (f Frame) tr(key string) string {
-	if t, ok := frameTexts[key]; ok {
+	if t, ok := words.frame[key]; ok {
 		return t[f.Lang]
 	}
-	return lineTexts[key][f.Lang]
-}
-
-// lineTexts are the words of each operation's lines, Italian and English
-// (issue 17 item 12: the receipt follows the citizen's language). The
-// documents the ASL keeps and the citizen signs — the acceptance form,
-// the dichiarazione sostitutiva, the informativa — are legal documents
-// and stay in Italian whatever the session's language.
-var lineTexts = map[string][2]string{
-	"codes_title":    {"Codici della tessera", "Card codes"},
-	"pin1":           {"Prima metà del PIN: ", "First half of the PIN: "},
-	"puk1":           {"Prima metà del PUK: ", "First half of the PUK: "},
-	"cip":            {"Codice CIP (per la revoca): ", "CIP code (to revoke the card): "},
-	"halves_to_both": {"Le seconde metà di PIN e PUK saranno inviate a: ", "The second halves of PIN and PUK will be sent to: "},
-	"keep_codes":     {"Conservare PIN, PUK e CIP separati dalla tessera.", "Keep PIN, PUK and CIP apart from the card."},
-	"readers_reg":    {"Lettori di smart card registrati: %d", "Smart card readers registered: %d"},
-	"fse_requested":  {"Fascicolo Sanitario Elettronico: richiesta registrata", "Electronic Health Record (FSE): request recorded"},
-	"halves_to":      {"Le seconde metà saranno inviate a: ", "The second halves will be sent to: "},
-	"revoked_at":     {"Tessera revocata il: ", "Card revoked on: "},
-	"reissue_req":    {"Richiesta di nuova tessera: ", "New card request: "},
-	"revoked_dead":   {"La tessera revocata non è più utilizzabile.", "The revoked card can no longer be used."},
-	"reissue_next": {"La nuova tessera sarà spedita all'indirizzo di residenza; fino ad allora resta valida quella attuale, se in possesso del titolare.",
-		"The new card will be sent to the home address; until then the current card stays valid, if the holder has it."},
-	"payment": {"Ricevuta di pagamento: ", "Payment receipt: "},
-	"fee":     {" (4,20 €)", " (€4.20)"},
-	"reader_refused": {"Il lettore non può essere consegnato con questa ricevuta di pagamento. Controllare il numero e riprovare, o rivolgersi allo sportello con la ricevuta di pagamento.",
-		"The reader cannot be handed over with this payment receipt. Check the number and try again, or go to the counter with the payment receipt."},
-	"readers_card":   {"Lettori registrati per la tessera: %d", "Readers registered for the card: %d"},
-	"reader_collect": {"Presentare questa ricevuta per il ritiro del lettore.", "Show this receipt to collect the reader."},
-	"refund_fee":     {"Rimborso del costo del lettore: 4,20 €", "Refund of the reader fee: €4.20"},
-	"refund_req":     {"Richiesta lettore: prot. ", "Reader request: ref. "},
-	"refund_pending": {"Il rimborso si riceve alla cassa quando l'esito è ACCOLTA: chiedere allo sportello.",
-		"The refund is paid at the cashier once the outcome is ACCEPTED: ask at the counter."},
-	"cancelled":      {"Annullata con prot. ", "Cancelled with ref. "},
-	"refund_cashier": {"Presentare questa ricevuta alla cassa per il rimborso.", "Show this receipt at the cashier for the refund."},
-	"card":           {"Tessera ", "Card "},
-	"expiry":         {"Scadenza ", "Expires "},
-	"prot":           {" prot. ", " ref. "},
-	"pin_changed":    {"Il PIN è stato cambiato sul chip della tessera.", "The PIN was changed on the card's chip."},
-	"pin_unblocked":  {"Il PIN è stato sbloccato con il PUK sul chip della tessera.", "The PIN was unblocked with the PUK on the card's chip."},
-	"no_code":        {"Nessun codice è stato registrato o trasmesso.", "No code was recorded or sent."},
-	"report_saved":   {"La segnalazione è stata registrata.", "The report has been recorded."},
-	"fix_data": {"Per correggere i dati rivolgersi allo sportello Scelta e Revoca della propria ASL, con un documento di identità.",
-		"To correct the data, go to the registry office (Scelta e Revoca) of your ASL with an identity document."},
-	"req_direct":    {"Richiesta: diretta, dal titolare", "Request: made by the holder in person"},
-	"req_deleg":     {"Richiesta: su delega (", "Request: by a representative ("},
-	"delegate_cf":   {"Delegato: codice fiscale ", "Representative: codice fiscale "},
-	"doc_checked":   {"Documento verificato: ", "Identity document checked: "},
-	"operator_card": {"Operatore: carta ", "Operator: card "},
-	"declared":      {"Dichiarazione sostitutiva firmata e conservata dall'operatore", "Self-declaration signed and kept by the operator"},
-	"fse_active":    {"Fascicolo Sanitario Elettronico: attivo.", "Electronic Health Record (FSE): active."},
-	"fse_pending": {"Fascicolo Sanitario Elettronico: in creazione. Per un errore tecnico il sistema riprova da solo ogni %s, fino a %d tentativi; poi si apre una segnalazione all'help desk. Non serve tornare allo sportello.",
-		"Electronic Health Record (FSE): being created. After a technical error the system retries by itself every %s, up to %d times; then a help desk ticket is opened. There is no need to come back to the counter."},
-	"fse_bad_cf": {"Fascicolo Sanitario Elettronico: non creato, codice fiscale errato o mancante.",
-		"Electronic Health Record (FSE): not created, codice fiscale wrong or missing."},
-	"ticket_cf": {"Segnalazione all'help desk n. %s: sarà contattato per recarsi allo sportello Scelta e Revoca, che corregge i dati.",
-		"Help desk ticket no. %s: you will be contacted to go to the registry office (Scelta e Revoca), which corrects the data."},
-	"fse_tech": {"Fascicolo Sanitario Elettronico: non creato per errori tecnici dopo %d tentativi.",
-		"Electronic Health Record (FSE): not created because of technical errors after %d attempts."},
-	"ticket_tech": {"Segnalazione all'help desk tecnico n. %s: il fascicolo sarà creato senza altro da fare.",
-		"Technical help desk ticket no. %s: the record will be created with nothing else to do."},
-	"first_on_form":  {"Le prime metà sono sul modulo di accettazione.", "The first halves are on the acceptance form."},
-	"reader_receipt": {"Lettore di smart card: ricevuta ", "Smart card reader: receipt "},
-	"consents_saved": {"Consensi FSE registrati (politica %s)", "FSE consents recorded (policy %s)"},
-	"team":           {"Tessera: codice TEAM ", "Card: TEAM code "},
-	// The words of the tables below, by their code.
-	cms.ReasonTheft:        {"furto", "theft"},
-	cms.ReasonLoss:         {"smarrimento", "loss"},
-	cms.ReasonMalfunction:  {"malfunzionamento", "malfunction"},
-	cms.ReprintForgotten:   {"PIN o PUK dimenticato", "PIN or PUK forgotten"},
-	cms.ReprintLost:        {"prime metà smarrite", "first halves lost"},
-	cms.ReprintBlocked:     {"PIN e PUK bloccati", "PIN and PUK blocked"},
-	cms.ReprintNotReceived: {"seconde metà non ricevute", "second halves not received"},
-}
-
-// trOr is the text of key, or key itself when it has none (a code the
-// layouts do not know yet).
-func (f Frame) trOr(key string) string {
-	if t, ok := lineTexts[key]; ok {
-		return t[f.Lang]
-	}
-	return key
+	return words.lines[key][f.Lang]
 }
 
 // italian is the frame in Italian, for the documents that stay Italian.
@@ -207,15 +111,23 @@ func (f Frame) Extract(e outbox.Entry, title string, info hal.CardInfo, lines []
 	return f.receipt(e, title, info, lines, true)
 }
 
+// totemDoc starts a document under the header of what the totem prints
+// for itself (a receipt, the elenco invii, the test page): the ASL, the
+// totem and its place, a rule, the title large, a feed.
+func (f Frame) totemDoc(title string) *hal.Doc {
+	return &hal.Doc{Title: title, Blocks: []hal.Block{
+		{Kind: hal.Text, Text: f.ASL, Align: hal.Center, Bold: true},
+		{Kind: hal.Text, Text: "Totem " + f.Totem + " - " + f.Location, Align: hal.Center},
+		{Kind: hal.Rule},
+		{Kind: hal.Text, Text: title, Align: hal.Center, Bold: true, Large: true},
+		{Kind: hal.Feed},
+	}}
+}
+
 func (f Frame) receipt(e outbox.Entry, title string, info hal.CardInfo, lines []string, query bool) *hal.Doc {
-	d := &hal.Doc{Title: title}
+	d := f.totemDoc(title)
 	add := func(b hal.Block) { d.Blocks = append(d.Blocks, b) }
 	text := func(s string) { add(hal.Block{Kind: hal.Text, Text: s}) }
-	add(hal.Block{Kind: hal.Text, Text: f.ASL, Align: hal.Center, Bold: true})
-	add(hal.Block{Kind: hal.Text, Text: "Totem " + f.Totem + " - " + f.Location, Align: hal.Center})
-	add(hal.Block{Kind: hal.Rule})
-	add(hal.Block{Kind: hal.Text, Text: title, Align: hal.Center, Bold: true, Large: true})
-	add(hal.Block{Kind: hal.Feed})
 	text(f.tr("date") + f.In(f.Now).Format("02/01/2006 15:04"))
 	if info.CF != "" { // none when the citizen came without the card
 		text(f.tr("cf") + MaskCF(info.CF))
@@ -261,25 +173,16 @@ func (f Frame) receipt(e outbox.Entry, title string, info hal.CardInfo, lines []
 // outcomes, never health details; the frame (ASL, totem, date, masked CF,
 // protocol or provisional id, QR) is added by Receipt.
 
-var reasons = map[string]string{
-	cms.ReasonTheft: "furto", cms.ReasonLoss: "smarrimento", cms.ReasonMalfunction: "malfunzionamento",
-	cms.ReprintForgotten: "PIN o PUK dimenticato", cms.ReprintLost: "prime metà smarrite",
-	cms.ReprintBlocked: "PIN e PUK bloccati", cms.ReprintNotReceived: "seconde metà non ricevute",
-}
-
-func ReasonText(r string) string {
-	if t, ok := reasons[r]; ok {
-		return t
-	}
-	return r
-}
+// ReasonText is the reason r (a revocation's, a reprint's or a reissue's
+// code) in Italian, or r when it has no text.
+func ReasonText(r string) string { return Frame{}.reason(r) }
 
 // reason is ReasonText in the frame's language.
 func (f Frame) reason(r string) string {
-	if _, ok := reasons[r]; !ok {
-		return r
+	if t, ok := words.reasons[r]; ok {
+		return t[f.Lang]
 	}
-	return f.trOr(r)
+	return r
 }
 
 // Activation: the codes sheet of an activation — the first halves and the
@@ -402,9 +305,6 @@ func or(s, def string) string {
 	return s
 }
 
-var stateText = map[cms.CardState][2]string{cms.CardIssued: {"emessa", "issued"}, cms.CardActive: {"attiva", "active"},
-	cms.CardRevoked: {"revocata", "revoked"}}
-
 // History: each card with its state and the operations on it, each named
 // by title (the caller's, in the same language).
 func (f Frame) History(r cms.HistoryResult, title func(kind string) string) []string {
@@ -413,7 +313,7 @@ func (f Frame) History(r cms.HistoryResult, title func(kind string) string) []st
 		if i > 0 {
 			lines = append(lines, "")
 		}
-		lines = append(lines, f.tr("card")+MaskSerial(c.Serial), f.tr("expiry")+DateIT(c.Expiry)+" - "+stateText[c.State][f.Lang])
+		lines = append(lines, f.tr("card")+MaskSerial(c.Serial), f.tr("expiry")+DateIT(c.Expiry)+" - "+words.cardStates[c.State][f.Lang])
 		for _, e := range c.Events {
 			lines = append(lines, f.In(e.At).Format("02/01/2006")+" "+title(e.Kind)+f.tr("prot")+e.Protocol)
 		}
@@ -448,32 +348,15 @@ func (f Frame) WrongData() []string {
 // dichiarazione sostitutiva a parent, tutore or curatore signs, in
 // Italian (a legal document).
 
-var delegTexts = map[string][2]string{
-	cms.DelegParental: {"responsabilità genitoriale", "parental responsibility"},
-	cms.DelegTutor:    {"tutore", "legal guardian"}, cms.DelegCurator: {"curatore", "curator"},
-}
-
-// docLineTexts name the identity documents on a receipt; docTexts on the
-// declaration, in Italian.
-var docLineTexts = map[string][2]string{
-	cms.DocIdentityCard: {"carta d'identità", "identity card"}, cms.DocCIE: {"carta d'identità elettronica", "electronic identity card (CIE)"},
-	cms.DocLicence: {"patente di guida", "driving licence"}, cms.DocPassport: {"passaporto", "passport"},
-}
-
-var docTexts = map[string]string{
-	cms.DocIdentityCard: "carta d'identità", cms.DocCIE: "carta d'identità elettronica",
-	cms.DocLicence: "patente di guida", cms.DocPassport: "passaporto",
-}
-
 // Requester: who asked, the delegate by masked CF only, the document
 // the operator checked, the operator.
 func (f Frame) Requester(d *cms.Delegation, doc cms.IDDocument, operator string) []string {
 	lines := []string{f.tr("req_direct")}
 	if d != nil {
-		lines = []string{f.tr("req_deleg") + delegTexts[d.Kind][f.Lang] + ")",
+		lines = []string{f.tr("req_deleg") + words.delegations[d.Kind][f.Lang] + ")",
 			f.tr("delegate_cf") + MaskCF(d.CF)}
 	}
-	return append(lines, f.tr("doc_checked")+docLineTexts[doc.Type][f.Lang],
+	return append(lines, f.tr("doc_checked")+words.documents[doc.Type][f.Lang],
 		f.tr("operator_card")+MaskSerial(operator))
 }
 
@@ -538,18 +421,27 @@ func Every(s int) string {
 	return unit(s, "secondo", "secondi")
 }
 
+// aslDoc starts a document that is the ASL's rather than the totem's (a
+// notice, a declaration to sign): the ASL, a rule, the heading large, the
+// law it follows, a feed.
+func (f Frame) aslDoc(title, heading, law string) *hal.Doc {
+	return &hal.Doc{Title: title, Blocks: []hal.Block{
+		{Kind: hal.Text, Text: f.ASL, Align: hal.Center, Bold: true},
+		{Kind: hal.Rule},
+		{Kind: hal.Text, Text: heading, Align: hal.Center, Bold: true, Large: true},
+		{Kind: hal.Text, Text: law, Align: hal.Center},
+		{Kind: hal.Feed},
+	}}
+}
+
 // Informativa is the printable notice on the processing of the data of
 // the Fascicolo Sanitario Elettronico, which the citizen reads before
 // giving the consents of policy pol.
 func (f Frame) Informativa(pol cms.Policy) *hal.Doc {
-	d := &hal.Doc{Title: "Informativa FSE"}
+	d := f.aslDoc("Informativa FSE", "Informativa sul Fascicolo Sanitario Elettronico",
+		"(art. 13 Regolamento UE 2016/679; art. 12 D.L. 179/2012)")
 	add := func(b hal.Block) { d.Blocks = append(d.Blocks, b) }
 	text := func(s string) { add(hal.Block{Kind: hal.Text, Text: s}) }
-	add(hal.Block{Kind: hal.Text, Text: f.ASL, Align: hal.Center, Bold: true})
-	add(hal.Block{Kind: hal.Rule})
-	add(hal.Block{Kind: hal.Text, Text: "Informativa sul Fascicolo Sanitario Elettronico", Align: hal.Center, Bold: true, Large: true})
-	add(hal.Block{Kind: hal.Text, Text: "(art. 13 Regolamento UE 2016/679; art. 12 D.L. 179/2012)", Align: hal.Center})
-	add(hal.Block{Kind: hal.Feed})
 	text("Il Fascicolo Sanitario Elettronico (FSE) raccoglie i documenti sanitari che La riguardano. " +
 		"Titolare del trattamento è la Regione; i dati sono trattati per cura, prevenzione, ricerca e governo sanitario.")
 	text("I consensi sono liberi: negarli non toglie alcuna prestazione. Si possono cambiare in ogni momento, " +
@@ -615,16 +507,12 @@ func (f Frame) DeclarationFor(kind string, holder hal.CardInfo, d cms.Delegation
 		cms.DelegCurator:  "di essere curatore di",
 	}[d.Kind]
 	doc.Expiry = DateIT(doc.Expiry)
-	out := &hal.Doc{Title: "Dichiarazione sostitutiva", Sensitive: true}
+	out := f.aslDoc("Dichiarazione sostitutiva", "Dichiarazione sostitutiva", "(artt. 46 e 47 D.P.R. 445/2000)")
+	out.Sensitive = true
 	add := func(b hal.Block) { out.Blocks = append(out.Blocks, b) }
 	text := func(s string) { add(hal.Block{Kind: hal.Text, Text: s}) }
-	add(hal.Block{Kind: hal.Text, Text: f.ASL, Align: hal.Center, Bold: true})
-	add(hal.Block{Kind: hal.Rule})
-	add(hal.Block{Kind: hal.Text, Text: "Dichiarazione sostitutiva", Align: hal.Center, Bold: true, Large: true})
-	add(hal.Block{Kind: hal.Text, Text: "(artt. 46 e 47 D.P.R. 445/2000)", Align: hal.Center})
-	add(hal.Block{Kind: hal.Feed})
 	text("Il/La sottoscritto/a " + d.Name + ", codice fiscale " + d.CF + ", identificato/a con " +
-		docTexts[doc.Type] + " n. " + doc.Number + " (scadenza " + doc.Expiry + "), consapevole delle " +
+		words.documents[doc.Type][screens.IT] + " n. " + doc.Number + " (scadenza " + doc.Expiry + "), consapevole delle " +
 		"sanzioni penali previste dall'art. 76 del D.P.R. 445/2000 per le dichiarazioni mendaci,")
 	add(hal.Block{Kind: hal.Text, Text: "DICHIARA", Align: hal.Center, Bold: true})
 	text(what + " " + holder.Surname + " " + holder.Name + ", codice fiscale " + holder.CF +
@@ -658,14 +546,9 @@ func orCode(m map[string]string, s string) string {
 // are the totem's clock at enqueue, data only: a "?" marks one taken
 // before the clock was synchronised.
 func (f Frame) SendLog(entries []outbox.Entry) *hal.Doc {
-	d := &hal.Doc{Title: "Elenco invii"}
+	d := f.totemDoc("Elenco invii")
 	add := func(b hal.Block) { d.Blocks = append(d.Blocks, b) }
 	text := func(s string) { add(hal.Block{Kind: hal.Text, Text: s}) }
-	add(hal.Block{Kind: hal.Text, Text: f.ASL, Align: hal.Center, Bold: true})
-	add(hal.Block{Kind: hal.Text, Text: "Totem " + f.Totem + " - " + f.Location, Align: hal.Center})
-	add(hal.Block{Kind: hal.Rule})
-	add(hal.Block{Kind: hal.Text, Text: "Elenco invii", Align: hal.Center, Bold: true, Large: true})
-	add(hal.Block{Kind: hal.Feed})
 	text("Stampato: " + f.In(f.Now).Format("02/01/2006 15:04"))
 	text(fmt.Sprintf("Operazioni: %d, dalla più recente", len(entries)))
 	unsynced := false
@@ -750,14 +633,9 @@ func DateIT(d string) string {
 // version, every accented letter, the euro sign, sizes, a QR code and a
 // barcode — no citizen's data.
 func (f Frame) TestPage(version string) *hal.Doc {
-	d := &hal.Doc{Title: "Pagina di prova"}
+	d := f.totemDoc("Pagina di prova")
 	add := func(b hal.Block) { d.Blocks = append(d.Blocks, b) }
 	text := func(s string) { add(hal.Block{Kind: hal.Text, Text: s}) }
-	add(hal.Block{Kind: hal.Text, Text: f.ASL, Align: hal.Center, Bold: true})
-	add(hal.Block{Kind: hal.Text, Text: "Totem " + f.Totem + " - " + f.Location, Align: hal.Center})
-	add(hal.Block{Kind: hal.Rule})
-	add(hal.Block{Kind: hal.Text, Text: "Pagina di prova", Align: hal.Center, Bold: true, Large: true})
-	add(hal.Block{Kind: hal.Feed})
 	text("Stampata: " + f.Now.Format("02/01/2006 15:04"))
 	text("Versione: " + version)
 	text("à è é ì ò ù  À È É Ì Ò Ù")
