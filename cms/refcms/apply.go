@@ -130,6 +130,18 @@ func begin(c *opCtx, req interface{ Subject() cms.Subject }, validate func(*cms.
 	return a, card, err
 }
 
+// cardRequest is a request about one card whose own Validate, on the card
+// and the time, is all its check.
+type cardRequest interface {
+	Subject() cms.Subject
+	Validate(card *cms.Card, now time.Time) []cms.Reject
+}
+
+// beginValid is begin for a cardRequest.
+func beginValid(c *opCtx, req cardRequest) (applied, *cms.Card, error) {
+	return begin(c, req, func(card *cms.Card) ([]cms.Reject, error) { return req.Validate(card, c.now()), nil })
+}
+
 func (s *rules) applyConsent(c *opCtx) (applied, error) {
 	var req cms.ConsentRequest
 	a, card, err := begin(c, &req, func(card *cms.Card) ([]cms.Reject, error) { return req.Validate(s.policy, card, c.now()), nil })
@@ -213,7 +225,7 @@ func (s *rules) applyActivation(c *opCtx) (applied, error) {
 
 func (s *rules) applyReprint(c *opCtx) (applied, error) {
 	var req cms.ReprintRequest
-	a, card, err := begin(c, &req, func(card *cms.Card) ([]cms.Reject, error) { return req.Validate(card, c.now()), nil })
+	a, card, err := beginValid(c, &req)
 	if err != nil || len(a.rejects) > 0 {
 		return a, err
 	}
@@ -235,7 +247,7 @@ func (s *rules) applyReprint(c *opCtx) (applied, error) {
 
 func (s *rules) applyRevocation(c *opCtx) (applied, error) {
 	var req cms.RevocationRequest
-	a, card, err := begin(c, &req, func(card *cms.Card) ([]cms.Reject, error) { return req.Validate(card, c.now()), nil })
+	a, card, err := beginValid(c, &req)
 	if err != nil || len(a.rejects) > 0 {
 		return a, err
 	}
@@ -332,7 +344,7 @@ func (s *rules) reader(c *opCtx, card *cms.Card, p cms.Payment, channel string) 
 
 func (s *rules) applyHistory(c *opCtx) (applied, error) {
 	var req cms.HistoryRequest
-	a, card, err := begin(c, &req, func(card *cms.Card) ([]cms.Reject, error) { return req.Validate(card, c.now()), nil })
+	a, card, err := beginValid(c, &req)
 	if err != nil || len(a.rejects) > 0 {
 		return a, err
 	}
@@ -362,7 +374,7 @@ func (s *rules) applyPINEvent(c *opCtx) (applied, error) {
 		return a, nil
 	}
 	var req cms.PINEvent
-	a, card, err := begin(c, &req, func(card *cms.Card) ([]cms.Reject, error) { return req.Validate(card, c.now()), nil })
+	a, card, err := beginValid(c, &req)
 	if err != nil || len(a.rejects) > 0 {
 		return a, err
 	}
@@ -427,7 +439,7 @@ func (s *rules) applyLookup(c *opCtx) (applied, error) {
 
 func (s *rules) applyWrongData(c *opCtx) (applied, error) {
 	var req cms.WrongDataReport
-	a, card, err := begin(c, &req, func(card *cms.Card) ([]cms.Reject, error) { return req.Validate(card, c.now()), nil })
+	a, card, err := beginValid(c, &req)
 	if err != nil || len(a.rejects) > 0 {
 		return a, err
 	}
