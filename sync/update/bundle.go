@@ -24,6 +24,7 @@ import (
 	"io"
 	"slices"
 
+	"github.com/aslcns/totem/internal/strictjson"
 	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/protocol"
 )
@@ -132,22 +133,14 @@ func (m *Manifest) signedBytes() []byte {
 // trailing data refused, every field checked. It does not verify the
 // signature (Verify does); its errors never quote the input.
 func Decode(b []byte) (*Manifest, error) {
-	if len(b) > MaxManifestBytes {
-		return nil, fmt.Errorf("%w: %d bytes", ErrInvalid, len(b))
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	var m Manifest
-	if err := dec.Decode(&m); err != nil {
-		return nil, fmt.Errorf("%w: malformed JSON (%d bytes)", ErrInvalid, len(b))
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, fmt.Errorf("%w: trailing data", ErrInvalid)
+	m, err := strictjson.Decode[Manifest](b, MaxManifestBytes)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	if err := m.check(); err != nil {
 		return nil, err
 	}
-	return &m, nil
+	return m, nil
 }
 
 // check validates the fields; the messages name fields, not values that
