@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/cms/opkind"
+	"github.com/aslcns/totem/internal/asciiset"
 )
 
 // Operation kinds: the value of Op.Kind on the wire, declared with their
@@ -792,15 +793,11 @@ func (c *Contact) check() []Reject {
 	return nil
 }
 
+var paymentRefChars = asciiset.Of("0-9A-Za-z/-")
+
 func (p *Payment) check() []Reject {
 	var rs []Reject
-	ref := p.Reference
-	ok := len(ref) >= 6 && len(ref) <= 40
-	for i := 0; ok && i < len(ref); i++ {
-		c := ref[i]
-		ok = c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c == '-' || c == '/'
-	}
-	if !ok {
+	if !paymentRefChars.Valid(p.Reference, 6, 40) {
 		rs = append(rs, Reject{CodePayment, "Riferimento della ricevuta di pagamento mancante o non valido."})
 	}
 	if p.AmountCents != ReaderFeeCents {
