@@ -115,16 +115,12 @@ type ConsentRequest struct {
 	Card     CardRef   `json:"card"`
 	Policy   string    `json:"policy"`
 	Consents []Consent `json:"consents"`
-	Channel  string    `json:"channel"`
-	Operator string    `json:"operator,omitempty"` // operator card serial, assisted only
+	Attendance
 	// Delegate gives the consents for the holder (seed 001: potestà
 	// parentale, tutore, curatore), assisted only, with the
 	// dichiarazione sostitutiva printed, signed and kept (Declaration).
 	Delegate    *Delegation `json:"delegate,omitempty"`
 	Declaration bool        `json:"declaration,omitempty"`
-	// Document is the identity document of the person present, which the
-	// operator checked: assisted, required.
-	Document *IDDocument `json:"document,omitempty"`
 }
 
 // Op is an operation as the hub hands it to the Backend.
@@ -278,8 +274,7 @@ func (r *ConsentRequest) Validate(p Policy, card *Card, now time.Time) []Reject 
 	if pr := checkConsents(p, r.Policy, r.Consents); pr != nil {
 		return append(rs, pr...)
 	}
-	rs = append(rs, checkChannel(r.Channel, r.Operator)...)
-	rs = append(rs, checkAssistedDocument(r.Channel, r.Document, now)...)
+	rs = append(rs, r.Attendance.check(now)...)
 	return append(rs, checkDelegate(r.Channel, r.Delegate, r.Declaration, card, now)...)
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/cms/opkind"
+	"github.com/aslcns/totem/internal/asciiset"
 )
 
 // Operation kinds: the value of Op.Kind on the wire, declared with their
@@ -194,12 +195,7 @@ type ActivationResult struct {
 // Validate checks an activation against policy (for the consents) and the
 // card record at time now.
 func (r *ActivationRequest) Validate(p Policy, card *Card, now time.Time) []Reject {
-	var rs []Reject
-	if r.Channel != Assisted {
-		rs = append(rs, Reject{CodeAssistedOnly, "L'attivazione si fa solo allo sportello, con un operatore."})
-	} else {
-		rs = append(rs, checkChannel(r.Channel, r.Operator)...)
-	}
+	rs := checkAssistedOnly(r.Channel, r.Operator, "L'attivazione si fa solo allo sportello, con un operatore.")
 	crs, ok := checkCard(r.Card, card, now)
 	rs = append(rs, crs...)
 	if !ok {
@@ -235,13 +231,28 @@ func (r *ActivationRequest) Validate(p Policy, card *Card, now time.Time) []Reje
 	return rs
 }
 
+// Attendance is how a request about a card is made: self-service at the
+// totem (no operator, no document: the card and its PIN stand for the
+// holder), or assisted at a counter by the operator whose card is Operator,
+// who checked the identity document of the person present, the holder or
+// a delegate. The requests embed it: its members are theirs on the wire.
+type Attendance struct {
+	Channel  string      `json:"channel"`            // SelfService or Assisted
+	Operator string      `json:"operator,omitempty"` // operator card serial, assisted only
+	Document *IDDocument `json:"document,omitempty"` // assisted: required
+}
+
+// check checks the channel with the operator's card and, at a counter, the
+// document.
+func (a *Attendance) check(now time.Time) []Reject {
+	return append(checkChannel(a.Channel, a.Operator), checkAssistedDocument(a.Channel, a.Document, now)...)
+}
+
 // ReprintRequest is the payload of a KindReprint operation.
 type ReprintRequest struct {
-	Card     CardRef     `json:"card"`
-	Channel  string      `json:"channel"`
-	Operator string      `json:"operator,omitempty"`
+	Card CardRef `json:"card"`
+	Attendance
 	Delegate *Delegation `json:"delegate,omitempty"`
-	Document *IDDocument `json:"document,omitempty"` // assisted: required
 	Reason   string      `json:"reason"`
 	// Contact is a new channel for the second halves (seed 001, Ristampa
 	// e.), chosen at the counter and kept for the card; nil: the one on
@@ -258,7 +269,7 @@ type ReprintResult struct {
 
 // Validate checks a reprint against the card record at time now.
 func (r *ReprintRequest) Validate(card *Card, now time.Time) []Reject {
-	rs, ok := checkActiveCardRequest(r.Channel, r.Operator, r.Document, r.Card, card, now)
+	rs, ok := checkActiveCardRequest(&r.Attendance, r.Card, card, now)
 	if !ok {
 		return rs
 	}
@@ -287,13 +298,11 @@ func (r *ReprintRequest) Validate(card *Card, now time.Time) []Reject {
 // the card is named by Card or TEAM; self-service, by the typed TEAM code
 // with the CIP, which the CMS verifies.
 type RevocationRequest struct {
-	Card     CardRef     `json:"card,omitzero"`
-	TEAM     string      `json:"team,omitempty"`
-	CIP      string      `json:"cip,omitempty"`
-	Channel  string      `json:"channel"`
-	Operator string      `json:"operator,omitempty"`
+	Card CardRef `json:"card,omitzero"`
+	TEAM string  `json:"team,omitempty"`
+	CIP  string  `json:"cip,omitempty"`
+	Attendance
 	Delegate *Delegation `json:"delegate,omitempty"`
-	Document *IDDocument `json:"document,omitempty"` // assisted: required
 	Reason   string      `json:"reason"`
 }
 
@@ -307,7 +316,9 @@ type RevocationResult struct {
 // Validate checks a revocation against the card it names (found by serial
 // or TEAM; nil if none) at time now. The CIP itself is checked centrally.
 func (r *RevocationRequest) Validate(card *Card, now time.Time) []Reject {
-	rs := checkChannel(r.Channel, r.Operator)
+	// Self-service the card is named by the TEAM code with the CIP; at a
+	// counter the document checked is required (Attendance.check).
+	rs := r.Attendance.check(now)
 	if r.Channel == SelfService {
 		if !digits(r.TEAM, 20) {
 			rs = append(rs, Reject{CodeTEAM, "Codice TEAM non valido: sono le 20 cifre sul retro della tessera."})
@@ -316,7 +327,6 @@ func (r *RevocationRequest) Validate(card *Card, now time.Time) []Reject {
 			rs = append(rs, Reject{CodeCIPWrong, "CIP mancante o non valido."})
 		}
 	}
-	rs = append(rs, checkAssistedDocument(r.Channel, r.Document, now)...)
 	if r.Card.Serial == "" && r.TEAM == "" {
 		return append(rs, Reject{CodeCardUnknown, "Indicare la tessera da revocare."})
 	}
@@ -344,11 +354,9 @@ func (r *RevocationRequest) Validate(card *Card, now time.Time) []Reject {
 
 // ReaderRequest is the payload of a KindReader operation.
 type ReaderRequest struct {
-	Card     CardRef     `json:"card"`
-	Channel  string      `json:"channel"`
-	Operator string      `json:"operator,omitempty"`
-	Document *IDDocument `json:"document,omitempty"` // assisted: required
-	Payment  Payment     `json:"payment"`
+	Card CardRef `json:"card"`
+	Attendance
+	Payment Payment `json:"payment"`
 }
 
 // ReaderResult is the Data of an accepted reader request.
@@ -359,7 +367,7 @@ type ReaderResult struct {
 // Validate checks a reader request against the card record at time now.
 // That the payment reference was never used is checked by the backend.
 func (r *ReaderRequest) Validate(card *Card, now time.Time) []Reject {
-	rs, ok := checkActiveCardRequest(r.Channel, r.Operator, r.Document, r.Card, card, now)
+	rs, ok := checkActiveCardRequest(&r.Attendance, r.Card, card, now)
 	if !ok {
 		return rs
 	}
@@ -368,13 +376,9 @@ func (r *ReaderRequest) Validate(card *Card, now time.Time) []Reject {
 
 // HistoryRequest is the payload of a KindHistory operation.
 type HistoryRequest struct {
-	Card     CardRef `json:"card"`
-	Channel  string  `json:"channel"`
-	Operator string  `json:"operator,omitempty"`
-	Scope    string  `json:"scope"` // HistoryAll or HistoryCard
-	// Document is the identity document the operator checked: assisted,
-	// required.
-	Document *IDDocument `json:"document,omitempty"`
+	Card CardRef `json:"card"`
+	Attendance
+	Scope string `json:"scope"` // HistoryAll or HistoryCard
 }
 
 // HistoryEvent is one accepted operation on a card.
@@ -407,8 +411,7 @@ type HistoryResult struct {
 // Validate checks a history request against the card record at time now.
 // A revoked card may be looked up only at a counter.
 func (r *HistoryRequest) Validate(card *Card, now time.Time) []Reject {
-	rs := checkChannel(r.Channel, r.Operator)
-	rs = append(rs, checkAssistedDocument(r.Channel, r.Document, now)...)
+	rs := r.Attendance.check(now)
 	if r.Scope != HistoryAll && r.Scope != HistoryCard {
 		rs = append(rs, Reject{CodeBadPayload, "Scegliere tutte le tessere o solo questa."})
 	}
@@ -500,15 +503,14 @@ func pinLike(v any) bool {
 // ReissueRequest is the payload of a KindReissue operation: only at a
 // counter enabled to reissue, only for the holder or the legal guardian.
 type ReissueRequest struct {
-	Card     CardRef     `json:"card"`
-	Channel  string      `json:"channel"`
-	Operator string      `json:"operator,omitempty"`
+	Card CardRef `json:"card"`
+	// Attendance: assisted only, the document required.
+	Attendance
 	Delegate *Delegation `json:"delegate,omitempty"` // a parent or a tutore
 	// Declaration: the delegate's dichiarazione sostitutiva was printed,
 	// signed and kept. Required with a delegate.
-	Declaration bool        `json:"declaration,omitempty"`
-	Document    *IDDocument `json:"document,omitempty"`
-	Reason      string      `json:"reason"`
+	Declaration bool   `json:"declaration,omitempty"`
+	Reason      string `json:"reason"`
 }
 
 // ReissueResult is the Data of an accepted reissue request.
@@ -524,12 +526,7 @@ func (r *ReissueRequest) Validate(card *Card, counter bool, now time.Time) []Rej
 	if !counter {
 		return []Reject{{CodeReissueCounter, "La riemissione si chiede solo agli sportelli aziendali abilitati."}}
 	}
-	var rs []Reject
-	if r.Channel != Assisted {
-		rs = append(rs, Reject{CodeAssistedOnly, "La riemissione si chiede allo sportello, con un operatore."})
-	} else {
-		rs = append(rs, checkChannel(r.Channel, r.Operator)...)
-	}
+	rs := checkAssistedOnly(r.Channel, r.Operator, "La riemissione si chiede allo sportello, con un operatore.")
 	rs = append(rs, checkAssistedDocument(Assisted, r.Document, now)...)
 	if card == nil {
 		return append(rs, Reject{CodeCardUnknown, "Tessera non presente nell'archivio: rivolgersi allo sportello Scelta e Revoca."})
@@ -577,12 +574,7 @@ type LookupResult struct {
 // named by its TEAM code with the CF and expiry typed from it must carry
 // those too.
 func (r *LookupRequest) Validate(card *Card) []Reject {
-	var rs []Reject
-	if r.Channel != Assisted {
-		rs = append(rs, Reject{CodeAssistedOnly, "I dati dell'archivio li consulta l'operatore, allo sportello."})
-	} else {
-		rs = append(rs, checkChannel(r.Channel, r.Operator)...)
-	}
+	rs := checkAssistedOnly(r.Channel, r.Operator, "I dati dell'archivio li consulta l'operatore, allo sportello.")
 	switch {
 	case r.Card.Serial == "" && !digits(r.TEAM, 20):
 		return append(rs, Reject{CodeCardUnknown, "Indicare la tessera."})
@@ -672,12 +664,11 @@ func checkExpiry(card *Card, now time.Time) []Reject {
 }
 
 // checkActiveCardRequest checks what a request that needs an active card
-// has in common (reprint, reader): channel and operator, the
-// document at a counter, the card against its record and its state. ok is
+// has in common (reprint, reader): its attendance (channel, operator, the
+// document at a counter), the card against its record and its state. ok is
 // false when the card itself fails, so no check on its record may follow.
-func checkActiveCardRequest(channel, operator string, doc *IDDocument, ref CardRef, card *Card, now time.Time) (rs []Reject, ok bool) {
-	rs = checkChannel(channel, operator)
-	rs = append(rs, checkAssistedDocument(channel, doc, now)...)
+func checkActiveCardRequest(a *Attendance, ref CardRef, card *Card, now time.Time) (rs []Reject, ok bool) {
+	rs = a.check(now)
 	crs, ok := checkCard(ref, card, now)
 	rs = append(rs, crs...)
 	if !ok {
@@ -709,6 +700,15 @@ func checkChannel(channel, operator string) []Reject {
 		return []Reject{{CodeBadPayload, "Canale non valido."}}
 	}
 	return nil
+}
+
+// checkAssistedOnly checks the channel of an operation made only at a
+// counter: refused self-service with why (msg), else the operator's card.
+func checkAssistedOnly(channel, operator, msg string) []Reject {
+	if channel != Assisted {
+		return []Reject{{CodeAssistedOnly, msg}}
+	}
+	return checkChannel(channel, operator)
 }
 
 func checkAssistedDocument(channel string, d *IDDocument, now time.Time) []Reject {
@@ -793,15 +793,11 @@ func (c *Contact) check() []Reject {
 	return nil
 }
 
+var paymentRefChars = asciiset.Of("0-9A-Za-z/-")
+
 func (p *Payment) check() []Reject {
 	var rs []Reject
-	ref := p.Reference
-	ok := len(ref) >= 6 && len(ref) <= 40
-	for i := 0; ok && i < len(ref); i++ {
-		c := ref[i]
-		ok = c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c == '-' || c == '/'
-	}
-	if !ok {
+	if !paymentRefChars.Valid(p.Reference, 6, 40) {
 		rs = append(rs, Reject{CodePayment, "Riferimento della ricevuta di pagamento mancante o non valido."})
 	}
 	if p.AmountCents != ReaderFeeCents {

@@ -356,10 +356,10 @@ func TestDuplicateDeliveryAppliesOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	payload, _ := json.Marshal(cms.ConsentRequest{
-		Card:     cms.CardRef{Serial: "6090012345678000", CF: "RSSMRA80A01H501U", Expiry: "2030-12-31"},
-		Policy:   "fse-2020",
-		Consents: []cms.Consent{{Code: "consultazione", Given: true}, {Code: "opposizione_pregresso"}},
-		Channel:  cms.SelfService,
+		Card:       cms.CardRef{Serial: "6090012345678000", CF: "RSSMRA80A01H501U", Expiry: "2030-12-31"},
+		Policy:     "fse-2020",
+		Consents:   []cms.Consent{{Code: "consultazione", Given: true}, {Code: "opposizione_pregresso"}},
+		Attendance: cms.Attendance{Channel: cms.SelfService},
 	})
 	op := func(seq uint64) []byte {
 		b, _ := protocol.Marshal(protocol.Op{V: 1, ID: strings.Repeat("0", 31) + string(rune('0'+seq)), Totem: totemID,

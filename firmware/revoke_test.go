@@ -305,9 +305,9 @@ func TestModifiedTotemRefused(t *testing.T) {
 		code    string
 	}{
 		{cms.KindRevocation, marshal(cms.RevocationRequest{TEAM: demoTEAM[:19] + "3", CIP: c.CMS.CIP(ref.Serial),
-			Channel: cms.SelfService, Reason: cms.ReasonTheft}), cms.CodeCardUnknown}, // no card has that code
-		{cms.KindRevocation, marshal(cms.RevocationRequest{TEAM: demoTEAM, Channel: cms.SelfService, Reason: cms.ReasonLoss}), cms.CodeCIPWrong},
-		{cms.KindReissue, marshal(cms.ReissueRequest{Card: ref, Channel: cms.SelfService, Reason: cms.ReasonLoss}), cms.CodeReissueCounter},
+			Attendance: cms.Attendance{Channel: cms.SelfService}, Reason: cms.ReasonTheft}), cms.CodeCardUnknown}, // no card has that code
+		{cms.KindRevocation, marshal(cms.RevocationRequest{TEAM: demoTEAM, Attendance: cms.Attendance{Channel: cms.SelfService}, Reason: cms.ReasonLoss}), cms.CodeCIPWrong},
+		{cms.KindReissue, marshal(cms.ReissueRequest{Card: ref, Attendance: cms.Attendance{Channel: cms.SelfService}, Reason: cms.ReasonLoss}), cms.CodeReissueCounter},
 		{cms.KindPINUnblock, json.RawMessage(`{"card":{"serial":"6090012345678000","cf":"RSSMRA80A01H501U","expiry":"2030-12-31"},"channel":"self","result":"ok","puk":"73924061"}`), cms.CodePINData},
 	}
 	want := map[string]string{}

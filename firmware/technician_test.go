@@ -206,7 +206,7 @@ func TestResyncEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	payload, _ := json.Marshal(cms.ConsentRequest{Card: cms.CardRef{Serial: "6090012345678000", CF: "RSSMRA80A01H501U", Expiry: "2030-12-31"},
-		Policy: "fse-2020", Consents: []cms.Consent{{Code: "consultazione"}, {Code: "opposizione_pregresso", Given: true}}, Channel: cms.SelfService})
+		Policy: "fse-2020", Consents: []cms.Consent{{Code: "consultazione"}, {Code: "opposizione_pregresso", Given: true}}, Attendance: cms.Attendance{Channel: cms.SelfService}})
 	now := time.Now()
 	lost, err := box.Enqueue(cms.KindConsent, payload, now, now.Add(time.Hour))
 	if err != nil {

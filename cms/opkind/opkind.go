@@ -19,10 +19,12 @@
 //  1. cms/<kind>.go: the name (const KindX), its declaration
 //     (opkind.Register in an init: online or queued, correctable,
 //     cancellable, flow or receipt) and its payload types, shared by the
-//     totem and the CMS. Adding the name to the list below instead is the
-//     same declaration.
+//     totem and the CMS (a request about a card embeds cms.Attendance:
+//     channel, operator and the document checked at a counter). Adding
+//     the name to the list below instead is the same declaration.
 //  2. cms/refcms/<kind>.go: validation and apply, registered with
-//     appliers[KindX] in an init — TestEveryKindApplies.
+//     appliers[KindX] in an init (cardRule, when the request's
+//     Validate(card, now) is all its check) — TestEveryKindApplies.
 //  3. firmware/flows/<kind>.go: the flow (ask, Submit, Finish with its
 //     receipt lines).
 //  4. firmware/kinds.go: registerKind with the receipt title in Italian

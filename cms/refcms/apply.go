@@ -55,16 +55,16 @@ func rule(fn func(*rules, *opCtx) (applied, error)) applier {
 var appliers = map[string]applier{
 	cms.KindConsent:      rule((*rules).applyConsent),
 	cms.KindActivation:   rule((*rules).applyActivation),
-	cms.KindReprint:      rule((*rules).applyReprint),
-	cms.KindRevocation:   rule((*rules).applyRevocation),
+	cms.KindReprint:      rule(cardRule((*rules).reprint)),
+	cms.KindRevocation:   rule(cardRule((*rules).revocation)),
 	cms.KindReader:       rule((*rules).applyReader),
-	cms.KindHistory:      rule((*rules).applyHistory),
+	cms.KindHistory:      rule(cardRule((*rules).history)),
 	cms.KindPINChange:    rule((*rules).applyPINEvent),
 	cms.KindPINUnblock:   rule((*rules).applyPINEvent),
 	cms.KindSuspension:   func(_ *Store, c *opCtx) (applied, error) { return applyRefused(c), nil },
 	cms.KindReactivation: func(_ *Store, c *opCtx) (applied, error) { return applyRefused(c), nil },
 	cms.KindReissue:      rule((*rules).applyReissue),
-	cms.KindWrongData:    rule((*rules).applyWrongData),
+	cms.KindWrongData:    rule(cardRule((*rules).wrongData)),
 	cms.KindLookup:       rule((*rules).applyLookup),
 	cms.KindVoid: func(*Store, *opCtx) (applied, error) {
 		// The sequence number is settled and recorded, nothing changes.
@@ -128,6 +128,31 @@ func begin(c *opCtx, req interface{ Subject() cms.Subject }, validate func(*cms.
 	}
 	a.rejects, err = validate(card)
 	return a, card, err
+}
+
+// cardRequest is a request about one card whose own Validate, on the card
+// and the time, is all its check.
+type cardRequest interface {
+	Subject() cms.Subject
+	Validate(card *cms.Card, now time.Time) []cms.Reject
+}
+
+// cardRule is the rule of a cardRequest's kind: it decodes the request
+// and validates it on its card (begin), and when nothing is refused
+// applies it with apply, which fills in a.
+func cardRule[R any, P interface {
+	*R
+	cardRequest
+}](apply func(s *rules, c *opCtx, req P, card *cms.Card, a *applied) error) func(*rules, *opCtx) (applied, error) {
+	return func(s *rules, c *opCtx) (applied, error) {
+		req := P(new(R))
+		a, card, err := begin(c, req, func(card *cms.Card) ([]cms.Reject, error) { return req.Validate(card, c.now()), nil })
+		if err != nil || len(a.rejects) > 0 {
+			return a, err
+		}
+		err = apply(s, c, req, card, &a)
+		return a, err
+	}
 }
 
 func (s *rules) applyConsent(c *opCtx) (applied, error) {
@@ -211,57 +236,49 @@ func (s *rules) applyActivation(c *opCtx) (applied, error) {
 	return a, nil
 }
 
-func (s *rules) applyReprint(c *opCtx) (applied, error) {
-	var req cms.ReprintRequest
-	a, card, err := begin(c, &req, func(card *cms.Card) ([]cms.Reject, error) { return req.Validate(card, c.now()), nil })
-	if err != nil || len(a.rejects) > 0 {
-		return a, err
-	}
+func (s *rules) reprint(c *opCtx, req *cms.ReprintRequest, card *cms.Card, a *applied) error {
 	if req.Contact != nil {
 		contact := *req.Contact
 		card.Contact = &contact
 		if err := c.tx.PutCard(*card); err != nil {
-			return a, err
+			return err
 		}
 	}
 	k := s.codes(card.Serial)
 	if err := notify(c, card, cms.KindReprint, k); err != nil {
-		return a, err
+		return err
 	}
 	a.data = cms.ReprintResult{PINFirstHalf: k.pin[:cms.PINDigits/2], PUKFirstHalf: k.puk[:cms.PUKDigits/2],
 		SecondHalvesTo: card.Contact.Masked()}
-	return a, event(c, card.Serial, cms.KindReprint, req.Channel, req.Reason)
+	return event(c, card.Serial, cms.KindReprint, req.Channel, req.Reason)
 }
 
-func (s *rules) applyRevocation(c *opCtx) (applied, error) {
-	var req cms.RevocationRequest
-	a, card, err := begin(c, &req, func(card *cms.Card) ([]cms.Reject, error) { return req.Validate(card, c.now()), nil })
-	if err != nil || len(a.rejects) > 0 {
-		return a, err
-	}
+func (s *rules) revocation(c *opCtx, req *cms.RevocationRequest, card *cms.Card, a *applied) error {
 	if req.Channel == cms.SelfService {
-		if a.rejects, err = s.checkCIP(c.tx, card.Serial, req.CIP); err != nil || len(a.rejects) > 0 {
-			return a, err
+		rs, err := s.checkCIP(c.tx, card.Serial, req.CIP)
+		if err != nil || len(rs) > 0 {
+			a.rejects = rs
+			return err
 		}
 	}
 	card.State = cms.CardRevoked
 	card.RevokedAt = c.now()
 	card.RevokeReason = req.Reason
 	if err := c.tx.PutCard(*card); err != nil {
-		return a, err
+		return err
 	}
 	if err := c.tx.SetCIPFailures(card.Serial, 0); err != nil {
-		return a, err
+		return err
 	}
 	if err := event(c, card.Serial, cms.KindRevocation, req.Channel, req.Reason); err != nil {
-		return a, err
+		return err
 	}
 	re, err := reissue(c, card, cms.KindRevocation, req.Reason)
 	if err != nil {
-		return a, err
+		return err
 	}
 	a.data = cms.RevocationResult{RevokedAt: card.RevokedAt, Reason: req.Reason, Reissue: re.ID}
-	return a, nil
+	return nil
 }
 
 // checkCIP verifies a typed CIP, counting wrong ones apart from the card
@@ -330,16 +347,12 @@ func (s *rules) reader(c *opCtx, card *cms.Card, p cms.Payment, channel string) 
 	return event(c, card.Serial, cms.KindReader, channel, strconv.Itoa(card.Readers))
 }
 
-func (s *rules) applyHistory(c *opCtx) (applied, error) {
-	var req cms.HistoryRequest
-	a, card, err := begin(c, &req, func(card *cms.Card) ([]cms.Reject, error) { return req.Validate(card, c.now()), nil })
-	if err != nil || len(a.rejects) > 0 {
-		return a, err
-	}
+func (s *rules) history(c *opCtx, req *cms.HistoryRequest, card *cms.Card, a *applied) error {
 	cards := []cms.Card{*card}
+	var err error
 	if req.Scope == cms.HistoryAll {
 		if cards, err = c.tx.CardsOf(card.CF); err != nil {
-			return a, err
+			return err
 		}
 	}
 	res := cms.HistoryResult{Cards: []cms.CardHistory{}}
@@ -347,12 +360,12 @@ func (s *rules) applyHistory(c *opCtx) (applied, error) {
 		h := cms.CardHistory{Serial: k.Serial, TEAM: cms.TEAM(k.Serial), Expiry: k.Expiry, State: k.State,
 			ActivatedAt: k.ActivatedAt, RevokedAt: k.RevokedAt, RevokeReason: k.RevokeReason, Readers: k.Readers}
 		if h.Events, err = c.tx.History(k.Serial); err != nil {
-			return a, err
+			return err
 		}
 		res.Cards = append(res.Cards, h)
 	}
 	a.data = res
-	return a, nil
+	return nil
 }
 
 func (s *rules) applyPINEvent(c *opCtx) (applied, error) {
@@ -361,12 +374,12 @@ func (s *rules) applyPINEvent(c *opCtx) (applied, error) {
 		a.rejects = rs
 		return a, nil
 	}
-	var req cms.PINEvent
-	a, card, err := begin(c, &req, func(card *cms.Card) ([]cms.Reject, error) { return req.Validate(card, c.now()), nil })
-	if err != nil || len(a.rejects) > 0 {
-		return a, err
-	}
-	return a, event(c, card.Serial, c.op.Kind, req.Channel, req.Result)
+	return cardRule((*rules).pinEvent)(s, c)
+}
+
+// pinEvent records what the citizen did on the chip.
+func (s *rules) pinEvent(c *opCtx, req *cms.PINEvent, card *cms.Card, _ *applied) error {
+	return event(c, card.Serial, c.op.Kind, req.Channel, req.Result)
 }
 
 // lenient reads what an operation says of its card and channel, for the
@@ -425,18 +438,13 @@ func (s *rules) applyLookup(c *opCtx) (applied, error) {
 	return a, nil
 }
 
-func (s *rules) applyWrongData(c *opCtx) (applied, error) {
-	var req cms.WrongDataReport
-	a, card, err := begin(c, &req, func(card *cms.Card) ([]cms.Reject, error) { return req.Validate(card, c.now()), nil })
-	if err != nil || len(a.rejects) > 0 {
-		return a, err
-	}
+func (s *rules) wrongData(c *opCtx, req *cms.WrongDataReport, card *cms.Card, a *applied) error {
 	card.DataReported = true
 	if err := c.tx.PutCard(*card); err != nil {
-		return a, err
+		return err
 	}
 	a.data = cms.WrongDataResult{Report: c.protocol, Guidance: cms.GuidanceSceltaRevoca}
-	return a, event(c, card.Serial, cms.KindWrongData, req.Channel, strings.Join(req.Fields, ","))
+	return event(c, card.Serial, cms.KindWrongData, req.Channel, strings.Join(req.Fields, ","))
 }
 
 // codes are a card's PIN, PUK and CIP. The reference CMS derives them from

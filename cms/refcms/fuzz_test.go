@@ -33,7 +33,7 @@ func FuzzCounterOps(f *testing.F) {
 	r.Contact = &cms.Contact{Channel: cms.ContactEmail, Address: "a@b.it"}
 	seed(2, false, r)
 	seed(3, true, goodReissue())
-	seed(4, false, cms.HistoryRequest{Card: activeRef, Channel: cms.Assisted, Operator: operator, Document: doc(), Scope: cms.HistoryAll})
+	seed(4, false, cms.HistoryRequest{Card: activeRef, Attendance: cms.Attendance{Channel: cms.Assisted, Operator: operator, Document: doc()}, Scope: cms.HistoryAll})
 	f.Add(uint8(1), false, []byte(`{"team":"80380","channel":"assisted"}`))
 	f.Add(uint8(3), true, []byte(`{"counter_enabled":true}`))
 	f.Add(uint8(0), false, []byte(`{"delegate":null,"document":{}}`))

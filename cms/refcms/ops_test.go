@@ -139,7 +139,7 @@ func TestActivation(t *testing.T) {
 		{name: "privacy flag", mod: func(r *R) { r.Privacy = false }, want: []string{cms.CodePrivacy}},
 		{name: "reader amount", mod: func(r *R) { r.Reader = &cms.Payment{Reference: "PAG-2026-000123", AmountCents: 400} }, want: []string{cms.CodePayment}},
 		{name: "reader reference reused", setup: func(e *env) {
-			e.mustAccept(cms.KindReader, cms.ReaderRequest{Card: activeRef, Channel: cms.SelfService,
+			e.mustAccept(cms.KindReader, cms.ReaderRequest{Card: activeRef, Attendance: cms.Attendance{Channel: cms.SelfService},
 				Payment: cms.Payment{Reference: "PAG-2026-000123", AmountCents: 420}})
 		}, mod: func(r *R) { r.Reader = &cms.Payment{Reference: "PAG-2026-000123", AmountCents: 420} }, want: []string{cms.CodePaymentReused}},
 		{name: "consents of another policy", mod: func(r *R) {
@@ -155,7 +155,7 @@ func TestActivation(t *testing.T) {
 }
 
 func goodReprint() cms.ReprintRequest {
-	return cms.ReprintRequest{Card: activeRef, Channel: cms.SelfService, Reason: cms.ReprintForgotten}
+	return cms.ReprintRequest{Card: activeRef, Attendance: cms.Attendance{Channel: cms.SelfService}, Reason: cms.ReprintForgotten}
 }
 
 func checkReprinted(t *testing.T, e *env, out cms.Outcome) {
@@ -254,14 +254,14 @@ func TestReprint(t *testing.T) {
 }
 
 func goodRevocation() cms.RevocationRequest {
-	return cms.RevocationRequest{Card: activeRef, Channel: cms.Assisted, Operator: operator, Document: doc(), Reason: cms.ReasonTheft}
+	return cms.RevocationRequest{Card: activeRef, Attendance: cms.Attendance{Channel: cms.Assisted, Operator: operator, Document: doc()}, Reason: cms.ReasonTheft}
 }
 
 func selfRevocation(e *env, cip string) cms.RevocationRequest {
 	if cip == "" {
 		cip = e.s.codes(activeSerial).cip
 	}
-	return cms.RevocationRequest{TEAM: cms.TEAM(activeSerial), CIP: cip, Channel: cms.SelfService, Reason: cms.ReasonLoss}
+	return cms.RevocationRequest{TEAM: cms.TEAM(activeSerial), CIP: cip, Attendance: cms.Attendance{Channel: cms.SelfService}, Reason: cms.ReasonLoss}
 }
 
 func checkRevoked(serial, reason string) func(*testing.T, *env, cms.Outcome) {
@@ -359,7 +359,7 @@ func TestCIPBlocksAfterThree(t *testing.T) {
 }
 
 func goodReader() cms.ReaderRequest {
-	return cms.ReaderRequest{Card: activeRef, Channel: cms.SelfService, Payment: cms.Payment{Reference: "PAG-2026-000777", AmountCents: 420}}
+	return cms.ReaderRequest{Card: activeRef, Attendance: cms.Attendance{Channel: cms.SelfService}, Payment: cms.Payment{Reference: "PAG-2026-000777", AmountCents: 420}}
 }
 
 func checkReaders(n int) func(*testing.T, *env, cms.Outcome) {
@@ -373,7 +373,7 @@ func checkReaders(n int) func(*testing.T, *env, cms.Outcome) {
 func TestReaderRequest(t *testing.T) {
 	type R = cms.ReaderRequest
 	other := func(e *env) {
-		e.mustAccept(cms.KindReader, cms.ReaderRequest{Card: activeRef, Channel: cms.SelfService,
+		e.mustAccept(cms.KindReader, cms.ReaderRequest{Card: activeRef, Attendance: cms.Attendance{Channel: cms.SelfService},
 			Payment: cms.Payment{Reference: "PAG-2026-000001", AmountCents: 420}})
 	}
 	runTable(t, cms.KindReader, goodReader, []opCase[R]{
@@ -395,7 +395,7 @@ func TestReaderRequest(t *testing.T) {
 const olderSerial = "6090033333333002" // an older, revoked card of the active card's holder
 
 func goodHistory() cms.HistoryRequest {
-	return cms.HistoryRequest{Card: activeRef, Channel: cms.SelfService, Scope: cms.HistoryCard}
+	return cms.HistoryRequest{Card: activeRef, Attendance: cms.Attendance{Channel: cms.SelfService}, Scope: cms.HistoryCard}
 }
 
 func historySetup(e *env) {
@@ -526,7 +526,7 @@ func TestRefusedKinds(t *testing.T) {
 }
 
 func goodReissue() cms.ReissueRequest {
-	return cms.ReissueRequest{Card: activeRef, Channel: cms.Assisted, Operator: operator, Document: doc(),
+	return cms.ReissueRequest{Card: activeRef, Attendance: cms.Attendance{Channel: cms.Assisted, Operator: operator, Document: doc()},
 		Reason: cms.ReasonMalfunction}
 }
 

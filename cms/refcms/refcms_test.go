@@ -37,10 +37,10 @@ func consentOp(t *testing.T, id string, seq uint64, req cms.ConsentRequest) cms.
 
 func goodRequest() cms.ConsentRequest {
 	return cms.ConsentRequest{
-		Card:     cms.CardRef{Serial: "6090012345678000", CF: "RSSMRA80A01H501U", Expiry: "2030-12-31"},
-		Policy:   "fse-2020",
-		Consents: []cms.Consent{{Code: "consultazione", Given: true}, {Code: "opposizione_pregresso", Given: false}},
-		Channel:  cms.SelfService,
+		Card:       cms.CardRef{Serial: "6090012345678000", CF: "RSSMRA80A01H501U", Expiry: "2030-12-31"},
+		Policy:     "fse-2020",
+		Consents:   []cms.Consent{{Code: "consultazione", Given: true}, {Code: "opposizione_pregresso", Given: false}},
+		Attendance: cms.Attendance{Channel: cms.SelfService},
 	}
 }
 

@@ -55,7 +55,7 @@ func TestMisbehavingTotemCannotCorruptCard(t *testing.T) {
 		{"reader request reusing a payment reference", cms.KindReader, goodReader(), cms.CodePaymentReused},
 		{"PIN audit event carrying a PIN", cms.KindPINChange, pinPayload, cms.CodePINData},
 		{"suspension", cms.KindSuspension, goodRevocation(), cms.CodeNoSuspension},
-		{"reactivation of a revoked card", cms.KindReactivation, cms.RevocationRequest{Card: revokedRef, Channel: cms.SelfService}, cms.CodeNoReactivation},
+		{"reactivation of a revoked card", cms.KindReactivation, cms.RevocationRequest{Card: revokedRef, Attendance: cms.Attendance{Channel: cms.SelfService}}, cms.CodeNoReactivation},
 		{"reissue at a counter not enabled", cms.KindReissue, goodReissue(), cms.CodeReissueCounter},
 	}
 	for _, tt := range tests {
@@ -86,7 +86,7 @@ func TestOnlineDuplicatesReturnStoredData(t *testing.T) {
 	ops := []cms.Op{
 		e.op(cms.KindActivation, goodActivation()),
 		e.op(cms.KindReprint, goodReprint()),
-		e.op(cms.KindHistory, cms.HistoryRequest{Card: activeRef, Channel: cms.SelfService, Scope: cms.HistoryAll}),
+		e.op(cms.KindHistory, cms.HistoryRequest{Card: activeRef, Attendance: cms.Attendance{Channel: cms.SelfService}, Scope: cms.HistoryAll}),
 		e.op(cms.KindRevocation, selfRevocation(e, "")),
 		e.op(cms.KindConsent, func() cms.ConsentRequest { r := goodRequest(); r.Card = adultRef; return r }()),
 	}
@@ -145,8 +145,8 @@ func TestActivationThenReprint(t *testing.T) {
 	parental(&r)
 	r.Contact = cms.Contact{Channel: cms.ContactEmail, Address: "genitore@example.it"}
 	act := data[cms.ActivationResult](t, e.mustAccept(cms.KindActivation, r))
-	rep := data[cms.ReprintResult](t, e.mustAccept(cms.KindReprint, cms.ReprintRequest{Card: minorRef, Channel: cms.Assisted,
-		Operator: operator, Document: doc(), Delegate: r.Delegate, Reason: cms.ReprintLost}))
+	rep := data[cms.ReprintResult](t, e.mustAccept(cms.KindReprint, cms.ReprintRequest{Card: minorRef, Attendance: cms.Attendance{Channel: cms.Assisted, Operator: operator, Document: doc()},
+		Delegate: r.Delegate, Reason: cms.ReprintLost}))
 	if rep.PINFirstHalf != act.PINFirstHalf || rep.PUKFirstHalf != act.PUKFirstHalf {
 		t.Fatalf("reprint %+v, activation %+v", rep, act)
 	}

@@ -20,7 +20,7 @@ import (
 // anything is queued.
 func TestRefundCommand(t *testing.T) {
 	reader, _ := json.Marshal(cms.ReaderRequest{Card: cms.CardRef{Serial: "6090012345678000", CF: "RSSMRA80A01H501U"},
-		Channel: cms.SelfService, Payment: cms.Payment{Reference: "PAG-1", AmountCents: cms.ReaderFeeCents}})
+		Attendance: cms.Attendance{Channel: cms.SelfService}, Payment: cms.Payment{Reference: "PAG-1", AmountCents: cms.ReaderFeeCents}})
 	tests := []struct {
 		name    string
 		kind    string // of the original

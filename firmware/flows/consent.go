@@ -45,8 +45,8 @@ func ConsentVia(ctx context.Context, dk *Desk, info hal.CardInfo, v *Via) error 
 		return err
 	}
 
-	req := cms.ConsentRequest{Card: CardRef(info), Policy: pol.ID, Channel: v.channel(), Operator: v.op,
-		Delegate: v.p.deleg, Declaration: declared, Document: v.document()}
+	req := cms.ConsentRequest{Card: CardRef(info), Policy: pol.ID, Attendance: v.attendance(),
+		Delegate: v.p.deleg, Declaration: declared}
 	for i, c := range pol.Consents {
 		req.Consents = append(req.Consents, cms.Consent{Code: c.Code, Given: values[i]})
 	}

@@ -41,8 +41,7 @@ func HistoryVia(ctx context.Context, dk *Desk, info hal.CardInfo, v *Via) error 
 		return err
 	}
 	dk.logOp(v, cms.KindHistory)
-	payload, err := json.Marshal(cms.HistoryRequest{Card: CardRef(info), Channel: v.channel(), Operator: v.op, Scope: scope,
-		Document: v.document()})
+	payload, err := json.Marshal(cms.HistoryRequest{Card: CardRef(info), Attendance: v.attendance(), Scope: scope})
 	if err != nil {
 		return err
 	}

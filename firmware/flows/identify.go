@@ -409,20 +409,14 @@ func ByOperator(ctx context.Context, dk *Desk, op string, info hal.CardInfo, del
 	return v
 }
 
-func (v *Via) channel() string {
+// attendance is how the request is made: self-service (no operator, no
+// document), or assisted with the identity document the operator checked.
+func (v *Via) attendance() cms.Attendance {
 	if v.op == "" {
-		return cms.SelfService
-	}
-	return cms.Assisted
-}
-
-// document is the identity document the operator checked (nil self-service).
-func (v *Via) document() *cms.IDDocument {
-	if v.op == "" {
-		return nil
+		return cms.Attendance{Channel: cms.SelfService}
 	}
 	d := v.p.doc
-	return &d
+	return cms.Attendance{Channel: cms.Assisted, Operator: v.op, Document: &d}
 }
 
 // lines are the receipt's lines on who asked (none self-service).

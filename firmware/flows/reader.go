@@ -31,7 +31,7 @@ func ReaderVia(ctx context.Context, dk *Desk, info hal.CardInfo, v *Via) error {
 	if err != nil {
 		return err
 	}
-	req := cms.ReaderRequest{Card: CardRef(info), Channel: v.channel(), Operator: v.op, Document: v.document(),
+	req := cms.ReaderRequest{Card: CardRef(info), Attendance: v.attendance(),
 		Payment: cms.Payment{Reference: string(ref), AmountCents: cms.ReaderFeeCents}}
 	e, err := save(ctx, dk, v, cms.KindReader, req)
 	if err != nil {

@@ -23,7 +23,7 @@ func Reissue(ctx context.Context, dk *Desk, op string, info hal.CardInfo) error 
 	if err := dk.Reachable(ctx, cms.KindReissue); err != nil {
 		return err
 	}
-	req := cms.ReissueRequest{Card: CardRef(info), Channel: cms.Assisted, Operator: op}
+	req := cms.ReissueRequest{Card: CardRef(info), Attendance: cms.Attendance{Channel: cms.Assisted, Operator: op}}
 	p := presenter{op: op, ref: CardRef(info)}
 	fns := []func() error{func() error {
 		k, err := dk.choose(ctx, "reissue_reason")

@@ -78,8 +78,8 @@ func ReprintVia(ctx context.Context, dk *Desk, info hal.CardInfo, v *Via) error 
 	if err := steps(fns...); err != nil {
 		return err
 	}
-	payload, err := json.Marshal(cms.ReprintRequest{Card: CardRef(info), Channel: v.channel(), Operator: v.op,
-		Delegate: v.p.deleg, Document: v.document(), Reason: reason, Contact: contact})
+	payload, err := json.Marshal(cms.ReprintRequest{Card: CardRef(info), Attendance: v.attendance(),
+		Delegate: v.p.deleg, Reason: reason, Contact: contact})
 	if err != nil {
 		return err
 	}

@@ -67,7 +67,7 @@ func Revocation(ctx context.Context, dk *Desk, op string, info hal.CardInfo, tea
 	if err := dk.Reachable(ctx, cms.KindRevocation); err != nil {
 		return err
 	}
-	req := cms.RevocationRequest{Channel: cms.Assisted, Operator: op}
+	req := cms.RevocationRequest{Attendance: cms.Attendance{Channel: cms.Assisted, Operator: op}}
 	holder := holderLine(info)
 	if team != "" {
 		req.TEAM = team

@@ -32,7 +32,7 @@ func RevokeSelf(ctx context.Context, dk *Desk, info *hal.CardInfo) error {
 	if err := dk.Reachable(ctx, cms.KindRevocation); err != nil {
 		return err
 	}
-	req := cms.RevocationRequest{Channel: cms.SelfService}
+	req := cms.RevocationRequest{Attendance: cms.Attendance{Channel: cms.SelfService}}
 	var ci hal.CardInfo
 	if info != nil {
 		// Nothing needs typing that the chip says: the TEAM code derives

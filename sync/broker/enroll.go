@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -58,14 +57,10 @@ func (r *Registry) Enroll(totem string, validity time.Duration, now time.Time) (
 	now = now.UTC()
 	e := Enrollment{Totem: totem, Hash: enroll.Hash(totem, norm), Verifier: &v, Created: now, Expires: now.Add(validity)}
 	err = r.st.Update(totem, func(tx RegistryTx) error {
-		users := bucket(tx, usersBucket)
-		if v, err := users.Get(totem); err != nil {
+		var u User
+		if found, err := getJSON(bucket(tx, usersBucket), totem, &u); err != nil {
 			return err
-		} else if v != nil {
-			var u User
-			if err := json.Unmarshal(v, &u); err != nil {
-				return err
-			}
+		} else if found {
 			if u.Role != creds.RoleTotem {
 				return fmt.Errorf("%q is a %s, not a totem", totem, u.Role)
 			}
@@ -99,17 +94,14 @@ func (r *Registry) Redeem(totem, code string, now time.Time) (creds.File, error)
 	var refusal error
 	err = r.st.Update(totem, func(tx RegistryTx) error {
 		b := bucket(tx, enrollBucket)
-		v, err := b.Get(totem)
+		var e Enrollment
+		found, err := getJSON(b, totem, &e)
 		if err != nil {
 			return err
 		}
-		if v == nil {
+		if !found {
 			refusal = &enroll.Error{Reason: enroll.ReasonUnknown, Msg: "no enrollment code for this totem"}
 			return nil
-		}
-		var e Enrollment
-		if err := json.Unmarshal(v, &e); err != nil {
-			return err
 		}
 		switch {
 		case e.Failures >= enroll.MaxAttempts:
@@ -126,14 +118,10 @@ func (r *Registry) Redeem(totem, code string, now time.Time) (creds.File, error)
 			refusal = &enroll.Error{Reason: enroll.ReasonExpired, Msg: "the code expired at " + e.Expires.Format(time.RFC3339)}
 			return nil
 		}
-		users := bucket(tx, usersBucket)
 		var u User
-		if v, err := users.Get(totem); err != nil {
+		if found, err := getJSON(bucket(tx, usersBucket), totem, &u); err != nil {
 			return err
-		} else if v != nil {
-			if err := json.Unmarshal(v, &u); err != nil {
-				return err
-			}
+		} else if found {
 			if u.Role != creds.RoleTotem {
 				refusal = &enroll.Error{Reason: enroll.ReasonNotTotem, Msg: "the name is not a totem's"}
 				return nil

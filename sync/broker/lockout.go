@@ -178,14 +178,7 @@ func (r *Registry) Unlock(username string) (was Lock, ok bool, err error) {
 			return fmt.Errorf("no user %q", username)
 		}
 		b := bucket(tx, locksBucket)
-		v, err := b.Get(username)
-		if err != nil {
-			return err
-		}
-		if v == nil {
-			return nil
-		}
-		if err := json.Unmarshal(v, &was); err != nil {
+		if found, err := getJSON(b, username, &was); err != nil || !found {
 			return err
 		}
 		ok = was.Locked

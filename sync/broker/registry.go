@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aslcns/totem/internal/asciiset"
 	"github.com/aslcns/totem/internal/fleetuser"
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/protocol"
@@ -243,18 +244,9 @@ func validUser(username, role string) error {
 	return nil
 }
 
-func validHubName(s string) bool {
-	if len(s) == 0 || len(s) > 128 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':') {
-			return false
-		}
-	}
-	return true
-}
+func validHubName(s string) bool { return hubNameChars.Valid(s, 1, 128) }
+
+var hubNameChars = asciiset.Of("A-Za-z0-9_.:-")
 
 // Usernames returns the names of the users with role, sorted (the fleet
 // registry lists every totem ever provisioned).

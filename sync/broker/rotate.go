@@ -51,16 +51,13 @@ func (r *Registry) Rotate(username, password string, now time.Time) (expires, ro
 	expires, rotateAt = r.validity.next(now)
 	err = r.st.Update(username, func(tx RegistryTx) error {
 		b := bucket(tx, usersBucket)
-		v, err := b.Get(username)
+		var u User
+		found, err := getJSON(b, username, &u)
 		if err != nil {
 			return err
 		}
-		if v == nil {
+		if !found {
 			return fmt.Errorf("no user %q", username)
-		}
-		var u User
-		if err := json.Unmarshal(v, &u); err != nil {
-			return err
 		}
 		if u.Role != creds.RoleTotem {
 			return ErrNotTotem

@@ -23,6 +23,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aslcns/totem/internal/asciiset"
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/protocol"
 )
@@ -158,17 +159,13 @@ func ClientID(rid string) string { return clientPrefix + rid }
 // 16 to 32 letters or digits.
 func RequestID(clientID string) (string, bool) {
 	rid, ok := strings.CutPrefix(clientID, clientPrefix)
-	if !ok || len(rid) < 16 || len(rid) > 32 {
+	if !ok || !alnum.Valid(rid, 16, 32) {
 		return "", false
-	}
-	for i := 0; i < len(rid); i++ {
-		c := rid[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
-			return "", false
-		}
 	}
 	return rid, true
 }
+
+var alnum = asciiset.Of("A-Za-z0-9")
 
 // RequestIDOfTopic returns the request id of a request topic.
 func RequestIDOfTopic(topic string) (string, bool) {

@@ -35,13 +35,14 @@ type UnlockResult struct {
 // credentials, by name; their
 // roles are in sync/cmdsig's table like every other command's.
 var accountCommands = commandTable{
-	"unlock":      (*commands).unlock,
-	"lock":        (*commands).lock, // lock.go
-	"locks":       (*commands).locks,
+	"unlock":      using((*commands).accounts, (*commands).unlock),
+	"lock":        using((*commands).accounts, (*commands).lock), // lock.go
+	"locks":       using((*commands).accounts, (*commands).locks),
 	"enroll":      (*commands).enrollCommand, // enroll.go
-	"credentials": (*commands).credentials,
+	"credentials": using((*commands).accounts, (*commands).credentials),
 }
 
+// accounts is the broker users the account commands act on (using).
 func (cs *commands) accounts() (Accounts, error) {
 	h := cs.h
 	if h.o.Accounts == nil {
@@ -53,12 +54,8 @@ func (cs *commands) accounts() (Accounts, error) {
 // unlock lifts the lock of args["name"], a totem or console. Every unlock
 // is an audit line: who asked (console and signing key), which user, and
 // the lock it lifted, with its time and source address.
-func (cs *commands) unlock(cmd *protocol.Command, console string) (json.RawMessage, error) {
+func (cs *commands) unlock(a Accounts, cmd *protocol.Command, console string) (json.RawMessage, error) {
 	h := cs.h
-	a, err := cs.accounts()
-	if err != nil {
-		return nil, err
-	}
 	name := cmd.Args["name"]
 	if !protocol.ValidTotemID(name) {
 		return nil, errors.New("name: want a totem or console name")
@@ -79,20 +76,12 @@ func (cs *commands) unlock(cmd *protocol.Command, console string) (json.RawMessa
 
 // locks lists the users with failed authentications counted, locked or
 // not: ops sees who is locked, since when and from where.
-func (cs *commands) locks(*protocol.Command, string) (json.RawMessage, error) {
-	a, err := cs.accounts()
-	if err != nil {
-		return nil, err
-	}
+func (cs *commands) locks(a Accounts, _ *protocol.Command, _ string) (json.RawMessage, error) {
 	return jsonList(a.Locks())
 }
 
 // credentials lists the broker users with their expiry, a rotation
 // pending and their lock: ops sees what is about to expire.
-func (cs *commands) credentials(*protocol.Command, string) (json.RawMessage, error) {
-	a, err := cs.accounts()
-	if err != nil {
-		return nil, err
-	}
+func (cs *commands) credentials(a Accounts, _ *protocol.Command, _ string) (json.RawMessage, error) {
 	return jsonList(a.Credentials())
 }

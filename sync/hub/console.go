@@ -73,6 +73,18 @@ func (cs *commands) command(p *paho.Publish) {
 // side (technicians.go, accounts.go, audit.go).
 type commandTable map[string]func(cs *commands, cmd *protocol.Command, console string) (json.RawMessage, error)
 
+// using makes an entry of a commandTable of f, a command that needs a
+// store the hub may not keep: get returns it, or says why there is none.
+func using[S any](get func(*commands) (S, error), f func(cs *commands, st S, cmd *protocol.Command, console string) (json.RawMessage, error)) func(*commands, *protocol.Command, string) (json.RawMessage, error) {
+	return func(cs *commands, cmd *protocol.Command, console string) (json.RawMessage, error) {
+		st, err := get(cs)
+		if err != nil {
+			return nil, err
+		}
+		return f(cs, st, cmd, console)
+	}
+}
+
 // handler answers an authorised console command from console.
 type handler func(cmd *protocol.Command, console string) (json.RawMessage, error)
 

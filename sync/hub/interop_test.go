@@ -179,10 +179,10 @@ func TestMosquittoTwoHubs(t *testing.T) {
 	}
 	defer box.Close()
 	payload, _ := json.Marshal(cms.ConsentRequest{
-		Card:     cms.CardRef{Serial: "6090012345678000", CF: "RSSMRA80A01H501U", Expiry: "2030-12-31"},
-		Policy:   "fse-2020",
-		Consents: []cms.Consent{{Code: "consultazione", Given: true}, {Code: "opposizione_pregresso"}},
-		Channel:  cms.SelfService,
+		Card:       cms.CardRef{Serial: "6090012345678000", CF: "RSSMRA80A01H501U", Expiry: "2030-12-31"},
+		Policy:     "fse-2020",
+		Consents:   []cms.Consent{{Code: "consultazione", Given: true}, {Code: "opposizione_pregresso"}},
+		Attendance: cms.Attendance{Channel: cms.SelfService},
 	})
 	for i := 0; i < n; i++ {
 		if _, err := box.Enqueue(cms.KindConsent, payload, time.Now(), time.Time{}); err != nil {

@@ -25,12 +25,8 @@ type LockResult struct {
 
 // lock locks args["name"], a totem or console, until an unlock. Every lock
 // is an audit line: who asked (console and signing key) and which user.
-func (cs *commands) lock(cmd *protocol.Command, console string) (json.RawMessage, error) {
+func (cs *commands) lock(a Accounts, cmd *protocol.Command, console string) (json.RawMessage, error) {
 	h := cs.h
-	a, err := cs.accounts()
-	if err != nil {
-		return nil, err
-	}
 	l, ok := a.(Locker)
 	if !ok {
 		return nil, errors.New("this hub's broker users cannot be locked")

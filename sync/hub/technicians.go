@@ -49,12 +49,13 @@ const Issuer = "Totem ASL"
 // technicianCommands are the hub commands on the technician set; their
 // roles are in sync/cmdsig's table like every other command's.
 var technicianCommands = commandTable{
-	"technician_add":         (*commands).technicianAdd,
-	"technician_list":        (*commands).technicianList,
-	"technician_remove":      (*commands).technicianRemove,
-	"technician_unlock_code": (*commands).technicianUnlockCode,
+	"technician_add":         using((*commands).technicians, (*commands).technicianAdd),
+	"technician_list":        using((*commands).technicians, (*commands).technicianList),
+	"technician_remove":      using((*commands).technicians, (*commands).technicianRemove),
+	"technician_unlock_code": using((*commands).technicians, (*commands).technicianUnlockCode),
 }
 
+// technicians is the technician set its commands act on (using).
 func (cs *commands) technicians() (*techset.Store, error) {
 	h := cs.h
 	if h.o.Technicians == nil || h.o.TechKey == nil {
@@ -63,12 +64,8 @@ func (cs *commands) technicians() (*techset.Store, error) {
 	return h.o.Technicians, nil
 }
 
-func (cs *commands) technicianAdd(cmd *protocol.Command, console string) (json.RawMessage, error) {
+func (cs *commands) technicianAdd(st *techset.Store, cmd *protocol.Command, console string) (json.RawMessage, error) {
 	h := cs.h
-	st, err := cs.technicians()
-	if err != nil {
-		return nil, err
-	}
 	m, err := st.Add(cmd.Args["name"], time.Now())
 	if err != nil {
 		return nil, err
@@ -98,11 +95,7 @@ func OTPAuthURI(issuer, account, secret string) string {
 	return "otpauth://totp/" + url.PathEscape(issuer+":"+account) + "?" + v.Encode()
 }
 
-func (cs *commands) technicianList(*protocol.Command, string) (json.RawMessage, error) {
-	st, err := cs.technicians()
-	if err != nil {
-		return nil, err
-	}
+func (cs *commands) technicianList(st *techset.Store, _ *protocol.Command, _ string) (json.RawMessage, error) {
 	out := []Technician{}
 	for _, m := range st.List() {
 		out = append(out, Technician{ID: m.ID, Name: m.Name, Added: m.Added})
@@ -110,12 +103,8 @@ func (cs *commands) technicianList(*protocol.Command, string) (json.RawMessage, 
 	return protocol.Marshal(out)
 }
 
-func (cs *commands) technicianRemove(cmd *protocol.Command, console string) (json.RawMessage, error) {
+func (cs *commands) technicianRemove(st *techset.Store, cmd *protocol.Command, console string) (json.RawMessage, error) {
 	h := cs.h
-	st, err := cs.technicians()
-	if err != nil {
-		return nil, err
-	}
 	m, err := st.Remove(cmd.Args["name"])
 	if err != nil {
 		return nil, err
@@ -125,12 +114,8 @@ func (cs *commands) technicianRemove(cmd *protocol.Command, console string) (jso
 	return protocol.Marshal(Technician{ID: m.ID, Name: m.Name, Added: m.Added})
 }
 
-func (cs *commands) technicianUnlockCode(cmd *protocol.Command, console string) (json.RawMessage, error) {
+func (cs *commands) technicianUnlockCode(st *techset.Store, cmd *protocol.Command, console string) (json.RawMessage, error) {
 	h := cs.h
-	st, err := cs.technicians()
-	if err != nil {
-		return nil, err
-	}
 	totem := cmd.Args["totem"]
 	if !protocol.ValidTotemID(totem) {
 		return nil, errors.New("totem: want a totem id")

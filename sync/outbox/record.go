@@ -11,6 +11,7 @@ import (
 	"hash/crc32"
 	"time"
 
+	"github.com/aslcns/totem/internal/asciiset"
 	"github.com/aslcns/totem/sync/protocol"
 	fastjson "github.com/segmentio/encoding/json"
 	bolt "go.etcd.io/bbolt"
@@ -203,13 +204,8 @@ func (c *codec) encodeRecord(seq uint64, r *record) ([]byte, error) {
 
 // rawID returns the 16 bytes of an id of 32 lowercase hex digits.
 func rawID(id string) (raw [16]byte, ok bool) {
-	if len(id) != 32 {
+	if !asciiset.LowerHex.Valid(id, 32, 32) {
 		return raw, false
-	}
-	for i := 0; i < len(id); i++ {
-		if c := id[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return raw, false
-		}
 	}
 	hex.Decode(raw[:], []byte(id))
 	return raw, true

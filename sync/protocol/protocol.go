@@ -16,6 +16,7 @@ import (
 
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/cms/opkind"
+	"github.com/aslcns/totem/internal/asciiset"
 	fastjson "github.com/segmentio/encoding/json"
 )
 
@@ -92,18 +93,12 @@ var (
 
 // ValidTotemID reports whether id can name a totem: 1 to 32 characters from
 // [A-Za-z0-9_-]. Anything else could escape its topic subtree.
-func ValidTotemID(id string) bool {
-	if len(id) == 0 || len(id) > 32 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
-}
+func ValidTotemID(id string) bool { return totemIDChars.Valid(id, 1, 32) }
+
+var (
+	totemIDChars = asciiset.Of("A-Za-z0-9_-")
+	snakeChars   = asciiset.Of("a-z0-9_")
+)
 
 // Topic returns the topic of leaf for totem: totem/v1/{totem}/{leaf}.
 func Topic(totem, leaf string) string {
@@ -608,32 +603,10 @@ var jsonStructural, jsonStringEnd = func() (out, in [256]bool) {
 func invalid(what string) error { return fmt.Errorf("%w: %s", ErrInvalid, what) }
 
 // validID reports whether id is 32 lowercase hex digits.
-func validID(id string) bool {
-	if len(id) != 32 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	return true
-}
+func validID(id string) bool { return asciiset.LowerHex.Valid(id, 32, 32) }
 
 // validName reports whether s is a short lower_snake identifier.
-func validName(s string) bool {
-	if len(s) == 0 || len(s) > 32 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
-			return false
-		}
-	}
-	return true
-}
+func validName(s string) bool { return snakeChars.Valid(s, 1, 32) }
 
 // DecodeOp decodes and validates an operation.
 func DecodeOp(b []byte) (*Op, error) {

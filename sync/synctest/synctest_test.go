@@ -71,10 +71,10 @@ func TestCentralEndToEnd(t *testing.T) {
 
 func consent(t *testing.T) []byte {
 	b, err := json.Marshal(cms.ConsentRequest{
-		Card:     cms.CardRef{Serial: "6090012345678000", CF: "RSSMRA80A01H501U", Expiry: "2030-12-31"},
-		Policy:   "fse-2020",
-		Consents: []cms.Consent{{Code: "consultazione", Given: true}, {Code: "opposizione_pregresso"}},
-		Channel:  cms.SelfService,
+		Card:       cms.CardRef{Serial: "6090012345678000", CF: "RSSMRA80A01H501U", Expiry: "2030-12-31"},
+		Policy:     "fse-2020",
+		Consents:   []cms.Consent{{Code: "consultazione", Given: true}, {Code: "opposizione_pregresso"}},
+		Attendance: cms.Attendance{Channel: cms.SelfService},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -12,16 +12,15 @@
 package techset
 
 import (
-	"bytes"
 	"crypto/ed25519"
 	"encoding/base32"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"time"
 
+	"github.com/aslcns/totem/internal/strictjson"
 	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/protocol"
 )
@@ -135,22 +134,14 @@ func Sign(k cmdsig.PrivateKey, s *Set) error {
 // Decode parses a set strictly and checks its fields; it does not verify
 // the signature (Verify does).
 func Decode(b []byte) (*Set, error) {
-	if len(b) > MaxBytes {
-		return nil, fmt.Errorf("%w: %d bytes", ErrInvalid, len(b))
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	var s Set
-	if err := dec.Decode(&s); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("%w: trailing data", ErrInvalid)
+	s, err := strictjson.Decode[Set](b, MaxBytes)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	if err := s.check(); err != nil {
 		return nil, err
 	}
-	return &s, nil
+	return s, nil
 }
 
 func (s *Set) check() error {

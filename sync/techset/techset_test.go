@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,6 +82,27 @@ func TestSetSignature(t *testing.T) {
 		if _, err := Verify(tb, s.Totem, keys); !errors.Is(err, want) {
 			t.Errorf("tamper %d: %v", i, err)
 		}
+	}
+}
+
+// A signed set with anything after it is refused, a closing brace or
+// bracket too (json.Decoder.More, which Decode once asked, is false before
+// them), and the refusal quotes nothing of the set.
+func TestSetTrailingData(t *testing.T) {
+	hub, _ := cmdsig.Generate("totemhub", cmdsig.Ops)
+	keys := []cmdsig.PublicKey{hub.Public()}
+	b := signed(t, hub, "t-01")
+	for _, tail := range []string{"}", "]", " {}", "x"} {
+		_, err := Verify(append(append([]byte{}, b...), tail...), "t-01", keys)
+		if !errors.Is(err, ErrInvalid) {
+			t.Errorf("set followed by %q: %v", tail, err)
+		}
+	}
+	if _, err := Verify(append(append([]byte{}, b...), " \n"...), "t-01", keys); err != nil {
+		t.Errorf("set followed by white space: %v", err)
+	}
+	if _, err := Decode([]byte(`{"v":1,"Tecnico Uno":1}`)); !errors.Is(err, ErrInvalid) || strings.Contains(err.Error(), "Tecnico") {
+		t.Errorf("unknown member: %v", err)
 	}
 }
 

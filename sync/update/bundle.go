@@ -24,6 +24,8 @@ import (
 	"io"
 	"slices"
 
+	"github.com/aslcns/totem/internal/asciiset"
+	"github.com/aslcns/totem/internal/strictjson"
 	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/protocol"
 )
@@ -132,22 +134,14 @@ func (m *Manifest) signedBytes() []byte {
 // trailing data refused, every field checked. It does not verify the
 // signature (Verify does); its errors never quote the input.
 func Decode(b []byte) (*Manifest, error) {
-	if len(b) > MaxManifestBytes {
-		return nil, fmt.Errorf("%w: %d bytes", ErrInvalid, len(b))
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	var m Manifest
-	if err := dec.Decode(&m); err != nil {
-		return nil, fmt.Errorf("%w: malformed JSON (%d bytes)", ErrInvalid, len(b))
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, fmt.Errorf("%w: trailing data", ErrInvalid)
+	m, err := strictjson.Decode[Manifest](b, MaxManifestBytes)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	if err := m.check(); err != nil {
 		return nil, err
 	}
-	return &m, nil
+	return m, nil
 }
 
 // check validates the fields; the messages name fields, not values that
@@ -188,33 +182,19 @@ func (m *Manifest) check() error {
 // with version, Debian version strings (also upper case, ~ and :): both
 // end up in file names and dpkg arguments.
 func validName(s string, max int, version bool) bool {
-	if s == "" || len(s) > max || s[0] == '-' || s[0] == '.' {
-		return false
+	set := debName
+	if version {
+		set = debVersion
 	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		ok := c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.'
-		if version {
-			ok = ok || c >= 'A' && c <= 'Z' || c == '~' || c == ':'
-		}
-		if !ok {
-			return false
-		}
-	}
-	return true
+	return set.Valid(s, 1, max) && s[0] != '-' && s[0] != '.'
 }
 
-func validHex(s string) bool {
-	if len(s) != 2*sha256.Size {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	return true
-}
+var (
+	debName    = asciiset.Of("a-z0-9+.-")
+	debVersion = asciiset.Of("A-Za-z0-9+.~:-")
+)
+
+func validHex(s string) bool { return asciiset.LowerHex.Valid(s, 2*sha256.Size, 2*sha256.Size) }
 
 // Verify decodes a manifest and accepts it only if an ops key of trusted
 // signed it and it is for arch (or for all architectures).

@@ -1,11 +1,10 @@
 package update
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 
+	"github.com/aslcns/totem/internal/strictjson"
 	"github.com/aslcns/totem/sync/protocol"
 )
 
@@ -49,25 +48,20 @@ type Req struct {
 	Status *Status `json:"status,omitempty"`
 }
 
-func decodeStrict(b []byte, v any) error {
-	if len(b) > MaxMessage {
-		return fmt.Errorf("%w: message of %d bytes", ErrInvalid, len(b))
+// decodeStrict decodes a message of the update topics: strictjson's rules,
+// at most MaxMessage bytes.
+func decodeStrict[T any](b []byte) (*T, error) {
+	v, err := strictjson.Decode[T](b, MaxMessage)
+	if err != nil {
+		return nil, fmt.Errorf("%w: message: %w", ErrInvalid, err)
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("%w: malformed message (%d bytes)", ErrInvalid, len(b))
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return fmt.Errorf("%w: trailing data", ErrInvalid)
-	}
-	return nil
+	return v, nil
 }
 
 // DecodeMsg decodes and checks a hub's message.
 func DecodeMsg(b []byte) (*Msg, error) {
-	var m Msg
-	if err := decodeStrict(b, &m); err != nil {
+	m, err := decodeStrict[Msg](b)
+	if err != nil {
 		return nil, err
 	}
 	ok := m.V == protocol.Version && protocol.ValidTotemID(m.Job) && m.Chunk >= 0 && len(m.Error) <= 200
@@ -83,13 +77,13 @@ func DecodeMsg(b []byte) (*Msg, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: update message", ErrInvalid)
 	}
-	return &m, nil
+	return m, nil
 }
 
 // DecodeReq decodes and checks a totem's request.
 func DecodeReq(b []byte) (*Req, error) {
-	var r Req
-	if err := decodeStrict(b, &r); err != nil {
+	r, err := decodeStrict[Req](b)
+	if err != nil {
 		return nil, err
 	}
 	ok := r.V == protocol.Version && r.Chunk >= 0
@@ -106,7 +100,7 @@ func DecodeReq(b []byte) (*Req, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: update request", ErrInvalid)
 	}
-	return &r, nil
+	return r, nil
 }
 
 // Upload is a piece of a bundle a console sends the hub on its upload
@@ -129,8 +123,8 @@ const (
 
 // DecodeUpload decodes and checks an upload piece.
 func DecodeUpload(b []byte) (*Upload, error) {
-	var u Upload
-	if err := decodeStrict(b, &u); err != nil {
+	u, err := decodeStrict[Upload](b)
+	if err != nil {
 		return nil, err
 	}
 	limit := int64(MaxSize)
@@ -143,5 +137,5 @@ func DecodeUpload(b []byte) (*Upload, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: upload", ErrInvalid)
 	}
-	return &u, nil
+	return u, nil
 }
