@@ -21,11 +21,11 @@ import (
 	"github.com/aslcns/totem/hal/sim"
 	"github.com/aslcns/totem/sync/audit"
 	"github.com/aslcns/totem/sync/broker"
-	"github.com/aslcns/totem/sync/clock"
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/hub"
 	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/protocol"
+	"github.com/aslcns/totem/sync/stamp"
 	"github.com/aslcns/totem/sync/synctest"
 	"github.com/aslcns/totem/sync/uplink"
 	"github.com/eclipse/paho.golang/autopaho"
@@ -115,7 +115,7 @@ func startTotemOpts(t *testing.T, dir, brokerURL string, cr creds.File, log *slo
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	box, err := outbox.Open(filepath.Join(dir, "outbox.db"), &outbox.Options{Stamp: clock.New(clock.Options{Boot: "boot-e2e"}).Stamp})
+	box, err := outbox.Open(filepath.Join(dir, "outbox.db"), &outbox.Options{Stamp: stamp.New(stamp.Options{Boot: "boot-e2e"}).Stamp})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,12 +40,12 @@ import (
 	"github.com/aslcns/totem/firmware"
 	"github.com/aslcns/totem/firmware/maint"
 	"github.com/aslcns/totem/hal/sim"
-	tick "github.com/aslcns/totem/internal/clock" // clock names sync/clock here
-	"github.com/aslcns/totem/sync/clock"
+	"github.com/aslcns/totem/internal/clock"
 	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/protocol"
+	"github.com/aslcns/totem/sync/stamp"
 	"github.com/aslcns/totem/sync/uplink"
 )
 
@@ -187,7 +187,7 @@ type wired struct {
 	log   *slog.Logger
 	level *slog.LevelVar // a reload sets it
 
-	clk       *clock.Source
+	clk       *stamp.Source
 	keys      *outbox.Keyring
 	box       *outbox.Outbox
 	cmdRecord *cmdsig.Record
@@ -356,7 +356,7 @@ func linkState(up interface {
 // link to the hub and the outbox, for whoever is watching the demo.
 func statusLine(ctx context.Context, tp *term.Panel, box *outbox.Outbox, link *atomic.Pointer[uplink.Uplink]) {
 	last := ""
-	tick.NowAndEvery(ctx, 500*time.Millisecond, func() bool {
+	clock.NowAndEvery(ctx, 500*time.Millisecond, func() bool {
 		state := "in attesa delle credenziali"
 		if up := link.Load(); up != nil {
 			state = linkState(up)

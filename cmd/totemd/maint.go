@@ -11,18 +11,18 @@ import (
 	"github.com/aslcns/totem/config"
 	"github.com/aslcns/totem/firmware"
 	"github.com/aslcns/totem/firmware/maint"
-	"github.com/aslcns/totem/sync/clock"
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/enroll"
 	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/pki"
+	"github.com/aslcns/totem/sync/stamp"
 	"github.com/aslcns/totem/sync/uplink"
 )
 
 // maintGate is the door of maintenance mode at the panel: its state and
 // the technician set live in the outbox's meta; the console keys known
 // now verify the set kept (more come with the credentials: Trust).
-func maintGate(cfg *config.Totemd, box *outbox.Outbox, clk *clock.Source, log *slog.Logger) (*maint.Gate, error) {
+func maintGate(cfg *config.Totemd, box *outbox.Outbox, clk *stamp.Source, log *slog.Logger) (*maint.Gate, error) {
 	keys, err := cli.TrustedKeys(cfg.ConsoleKeys, cfg.ConsoleKeysFile)
 	if err != nil {
 		log.Warn("console keys not read yet: the technician set kept waits for them", "err", err)
@@ -49,7 +49,7 @@ func adoptTechnicians(g *maint.Gate, b []byte, log *slog.Logger) {
 }
 
 // diagnostics is the link and the clock for the maintenance menu.
-func diagnostics(cfg *config.Totemd, up *uplink.Uplink, clk *clock.Source) firmware.Diagnostics {
+func diagnostics(cfg *config.Totemd, up *uplink.Uplink, clk *stamp.Source) firmware.Diagnostics {
 	d := firmware.Diagnostics{Synced: clk.Stamp().Synced}
 	if u, err := url.Parse(cfg.Broker.URL); err == nil {
 		d.Broker, d.TLS = u.Host, pki.TLSScheme(cfg.Broker.URL)

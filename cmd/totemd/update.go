@@ -17,8 +17,8 @@ import (
 	"github.com/aslcns/totem/config"
 	"github.com/aslcns/totem/firmware"
 	"github.com/aslcns/totem/hal"
-	tick "github.com/aslcns/totem/internal/clock" // clock names sync/clock here
-	"github.com/aslcns/totem/sync/clock"
+	"github.com/aslcns/totem/internal/clock"
+	"github.com/aslcns/totem/sync/stamp"
 	"github.com/aslcns/totem/sync/update"
 	"github.com/aslcns/totem/sync/update/agent"
 	"github.com/aslcns/totem/sync/uplink"
@@ -217,7 +217,7 @@ func withdrawLeftRequest(dir string, log *slog.Logger) bool {
 // runs after the devices were probed and the outbox opened), the uplink
 // connected and a telemetry report sent since this process started.
 func (u *updater) health(ctx context.Context, up *uplink.Uplink, log *slog.Logger) {
-	tick.NowAndEvery(ctx, time.Second, func() bool {
+	clock.NowAndEvery(ctx, time.Second, func() bool {
 		if !up.Connected() || !up.TelemetrySent().After(u.started) {
 			return false
 		}
@@ -302,7 +302,7 @@ func supervise(ctx context.Context, a *agent.Agent, dir string, log *slog.Logger
 }
 
 // bootID is this boot's id, which an apply request carries.
-var bootID = func() string { return clock.BootID("/proc/sys/kernel/random/boot_id") }
+var bootID = func() string { return stamp.BootID("/proc/sys/kernel/random/boot_id") }
 
 type heldByTotemd struct{}
 

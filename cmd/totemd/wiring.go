@@ -9,11 +9,11 @@ import (
 	"github.com/aslcns/totem/cmd/internal/cli"
 	"github.com/aslcns/totem/firmware"
 	"github.com/aslcns/totem/firmware/printq"
-	"github.com/aslcns/totem/sync/clock"
 	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/protocol"
+	"github.com/aslcns/totem/sync/stamp"
 	"github.com/aslcns/totem/sync/uplink"
 )
 
@@ -29,7 +29,7 @@ func (d *wired) openOutbox() error {
 	d.keys = keys
 	// Every operation carries the board's clocks (boot id, time since
 	// boot, wall time, NTP-synchronised or not): data, never an order.
-	d.clk = clock.New(clock.Options{})
+	d.clk = stamp.New(stamp.Options{})
 	box, err := outbox.Open(filepath.Join(cfg.StateDir, "outbox.db"), outboxOptions(cfg, keys, d.clk.Stamp,
 		func(u outbox.Usage) {
 			if a := d.appRef.Load(); a != nil {

@@ -80,7 +80,7 @@ type Options struct {
 	Location string // where the totem stands, in the presence message
 	ASL      string // the ASL it serves, in the presence message
 	Boot     string // boot id
-	// Mono is the time since boot on the monotonic clock (sync/clock's
+	// Mono is the time since boot on the monotonic clock (sync/stamp's
 	// stamp); it numbers the connections (State.Session), so that within
 	// one boot a later connection, even of a restarted process, has the
 	// higher number. Default: the wall clock.

@@ -26,7 +26,7 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/internal/atomicfile"
-	tick "github.com/aslcns/totem/internal/clock" // clock names the tests' fake clock here
+	"github.com/aslcns/totem/internal/clock"
 	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/update"
 )
@@ -291,7 +291,7 @@ func (a *Agent) hold(ctx context.Context) (release func(), err error) {
 		release, ok = a.o.Quiet.Hold()
 		return ok
 	}
-	if !tick.NowAndEvery(ctx, a.o.Poll, held) {
+	if !clock.NowAndEvery(ctx, a.o.Poll, held) {
 		return nil, ctx.Err()
 	}
 	return release, nil

@@ -128,7 +128,7 @@ func (in *installer) Rollback(context.Context) error {
 
 // health passes once ok says so; each look advances the fake clock.
 type health struct {
-	clock *clock
+	clock *fakeClock
 	ok    func(version string) bool
 	asked int
 }
@@ -142,13 +142,13 @@ func (h *health) Healthy(_ context.Context, version string) (bool, string) {
 	return false, "uplink not connected"
 }
 
-type clock struct {
+type fakeClock struct {
 	mu  sync.Mutex
 	now time.Time
 }
 
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) advance(d time.Duration) {
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *fakeClock) advance(d time.Duration) {
 	c.mu.Lock()
 	c.now = c.now.Add(d)
 	c.mu.Unlock()
@@ -193,7 +193,7 @@ type rig struct {
 	in     *installer
 	health *health
 	quiet  *quiet
-	clock  *clock
+	clock  *fakeClock
 	dir    string
 
 	mu      sync.Mutex
@@ -202,7 +202,7 @@ type rig struct {
 
 func newRig(t *testing.T, b bundle) *rig {
 	r := &rig{b: b, src: &source{payload: b.payload, corrupt: map[int]int{}, failAt: -1}, quiet: &quiet{},
-		clock: &clock{now: time.Date(2026, 12, 6, 3, 0, 0, 0, time.UTC)}, dir: t.TempDir()}
+		clock: &fakeClock{now: time.Date(2026, 12, 6, 3, 0, 0, 0, time.UTC)}, dir: t.TempDir()}
 	r.in = &installer{running: "1.0.0", quiet: r.quiet, t: t}
 	r.health = &health{clock: r.clock, ok: func(string) bool { return true }}
 	return r

@@ -7,7 +7,7 @@ import (
 )
 
 func TestGate(t *testing.T) {
-	c := &clock{now: time.Date(2026, 12, 6, 3, 0, 0, 0, time.UTC)}
+	c := &fakeClock{now: time.Date(2026, 12, 6, 3, 0, 0, 0, time.UTC)}
 	g := NewGate(2*time.Minute, c.Now)
 	ctx := context.Background()
 	if _, ok := g.Hold(); ok {

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package clock
+package stamp
 
 // kernelSynced cannot ask the kernel here: the clock is not trusted.
 func kernelSynced() bool { return false }

@@ -1,9 +1,9 @@
-// Package clock stamps moments with what a board without a real-time clock
+// Package stamp stamps moments with what a board without a real-time clock
 // can vouch for: the boot id, the monotonic time since boot, the wall
 // clock and whether the wall clock is synchronised. Nothing is ordered by
 // these stamps (sequence numbers order operations); they are data that
 // lets a technician place an operation in time after a clock jump.
-package clock
+package stamp
 
 import (
 	"crypto/rand"

@@ -1,4 +1,4 @@
-package clock
+package stamp
 
 import "golang.org/x/sys/unix"
 
