@@ -22,15 +22,25 @@ type backlog struct {
 	log    *slog.Logger
 	bucket *bucket // paces the lane; session goroutine only
 
-	mu       sync.Mutex
-	inflight map[string]sent // op id → when it was last sent on this connection (o.Clock)
-	rewind   uint64          // when non-zero, resend from this seq
-	window   int             // Window within this connection's receive maximum
+	mu sync.Mutex
+	// inflight is every op sent on this connection and not yet recorded
+	// done: op id → when it was last sent (o.Clock), and whether its
+	// final result has come and waits for the recorder. An answered op
+	// is never sent again by the timer nor by a resend from below it:
+	// the hub has answered, and a resend would only bring its result
+	// again, for the same busy recorder (congestion collapse on a slow
+	// disk). It still holds its place in the window until it is recorded
+	// (the recorder's backlog stops the drain), and it loses the mark if
+	// its result is dropped or not recorded, so it is sent again.
+	inflight map[string]sent
+	rewind   uint64 // when non-zero, resend from this seq
+	window   int    // Window within this connection's receive maximum
 }
 
 type sent struct {
-	seq uint64
-	at  time.Time
+	seq      uint64
+	at       time.Time
+	answered bool // its final result is queued for the recorder
 }
 
 func newBacklog(o *Options, log *slog.Logger) *backlog {
@@ -73,6 +83,38 @@ func (l *backlog) refused(opID string, from uint64) {
 	}
 }
 
+// answered marks opID, in flight, as answered: its final result is queued
+// for the recorder. It reports whether opID was in flight.
+func (l *backlog) answered(opID string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s, ok := l.inflight[opID]
+	if ok {
+		s.answered = true
+		l.inflight[opID] = s
+	}
+	return ok
+}
+
+// unanswered takes back answered's mark: the result was dropped, or not
+// recorded as final. The op counts as sent when it was, so the timer
+// sends it again (at once if it has waited ResendAfter already).
+func (l *backlog) unanswered(opID string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if s, ok := l.inflight[opID]; ok && s.answered {
+		s.answered = false
+		l.inflight[opID] = s
+	}
+}
+
+// isAnswered reports whether opID is in flight with its result queued.
+func (l *backlog) isAnswered(opID string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.inflight[opID].answered
+}
+
 // done forgets opID, whose result was recorded.
 func (l *backlog) done(opID string) {
 	l.mu.Lock()
@@ -111,14 +153,22 @@ func (l *backlog) drain(ctx context.Context, cm *autopaho.ConnectionManager, aft
 		}
 		at, sentAt := time.Now(), l.o.Clock.Now() // the outbox's record, overdue's stamp
 		ids := make([]string, 0, len(entries))
+		skipped := 0
 		for _, e := range entries {
+			if l.isAnswered(e.ID) {
+				// Answered, waiting for the recorder: not sent again.
+				skipped++
+				after = e.Seq
+				continue
+			}
 			if err = l.send(ctx, cm, e, sentAt); err != nil {
-				l.bucket.give(len(entries) - len(ids))
+				l.bucket.give(len(entries) - len(ids) - skipped)
 				break
 			}
 			ids = append(ids, e.ID)
 			after = e.Seq
 		}
+		l.bucket.give(skipped)
 		if len(ids) > 0 {
 			// The attempts are bookkeeping: a full outbox that cannot
 			// record them must still drain, or it never gets room back.
@@ -172,21 +222,23 @@ func (l *backlog) stranded(after uint64) uint64 {
 }
 
 // overdue returns the lowest seq that has waited too long for its result,
-// forgetting the in-flight set so everything from there is sent again.
-// The wait is measured on o.Clock, the clock the sends were stamped with.
+// forgetting the in-flight ops from there so they are sent again; an op
+// whose result has come (answered) is neither overdue nor forgotten: the
+// drain passes it by. The wait is measured on o.Clock, the clock the
+// sends were stamped with.
 func (l *backlog) overdue() uint64 {
 	now := l.o.Clock.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var low uint64
 	for _, s := range l.inflight {
-		if now.Sub(s.at) >= l.o.ResendAfter && (low == 0 || s.seq < low) {
+		if !s.answered && now.Sub(s.at) >= l.o.ResendAfter && (low == 0 || s.seq < low) {
 			low = s.seq
 		}
 	}
 	if low > 0 {
 		for id, s := range l.inflight {
-			if s.seq >= low {
+			if s.seq >= low && !s.answered {
 				delete(l.inflight, id)
 			}
 		}

@@ -1,0 +1,178 @@
+package uplink
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aslcns/totem/sync/protocol"
+	"github.com/eclipse/paho.golang/autopaho"
+	"github.com/eclipse/paho.golang/paho"
+)
+
+// slowRecorderHub is a hub that answers every operation at once, except
+// the first delivery of seq silent; it records the arrival order on
+// paho's goroutine.
+type slowRecorderHub struct {
+	mu     sync.Mutex
+	order  []uint64
+	seen   map[uint64]int
+	silent chan struct{} // closed when the hub ignored seq silent
+}
+
+func newSlowRecorderHub(t *testing.T, ctx context.Context, r *rig, silent uint64) *slowRecorderHub {
+	h := &slowRecorderHub{seen: map[uint64]int{}, silent: make(chan struct{})}
+	hub := dial(t, ctx, r.srv.URL(), r.hub, func(cm *autopaho.ConnectionManager, p *paho.Publish) {
+		op, err := protocol.DecodeOp(p.Payload)
+		if err != nil {
+			t.Errorf("hub got a bad op: %v", err)
+			return
+		}
+		h.mu.Lock()
+		h.seen[op.Seq]++
+		n := h.seen[op.Seq]
+		h.mu.Unlock()
+		if op.Seq == silent && n == 1 {
+			close(h.silent)
+			return
+		}
+		res := protocol.Result{V: 1, OpID: op.ID, Seq: op.Seq, Duplicate: n > 1,
+			Transport:  protocol.Transport{Status: protocol.TransportReceived, Protocol: fmt.Sprint("P", op.Seq)},
+			Processing: protocol.Processing{Status: protocol.ProcessingAccepted}}
+		b, _ := protocol.Marshal(res)
+		cm.Publish(ctx, &paho.Publish{Topic: protocol.Topic(totem, protocol.LeafResult), QoS: 1, Payload: b})
+	})
+	t.Cleanup(func() { hub.Disconnect(context.Background()) })
+	hub.AddOnPublishReceived(func(pr autopaho.PublishReceived) (bool, error) {
+		if op, err := protocol.DecodeOp(pr.Packet.Payload); err == nil {
+			h.mu.Lock()
+			h.order = append(h.order, op.Seq)
+			h.mu.Unlock()
+		}
+		return true, nil
+	})
+	if _, err := hub.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: protocol.SharedOpFilter, QoS: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// arrivals returns how many times seq arrived, and the arrival order.
+func (h *slowRecorderHub) arrivals(seq uint64) (int, []uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, s := range h.order {
+		if s == seq {
+			n++
+		}
+	}
+	return n, append([]uint64(nil), h.order...)
+}
+
+// The hub has answered, but the recorder is behind (a slow commit on a
+// loaded disk): the operations whose results wait for it are not sent
+// again when the resend timer fires — a resend would only bring their
+// results again, for the same busy recorder, and fill its queue until
+// fresh results are dropped (TestDiskQuota's "result dropped, recorder
+// busy" storm). An operation the hub never answered is sent again.
+func TestAnsweredOpsWaitForTheRecorder(t *testing.T) {
+	const n = 8
+	r := newRig(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for range n {
+		if _, err := r.box.Enqueue("consent", []byte(`{}`), time.Now(), time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := newSlowRecorderHub(t, ctx, r, n) // the last op goes unanswered once
+	var (
+		mu      sync.Mutex
+		holding int // results the held recorder has in hand
+	)
+	held := make(chan struct{})
+	release := make(chan struct{})
+	var once sync.Once
+	clk := newFakeClock()
+	u, _ := r.run(t, ctx, Options{ResendAfter: resendAfter2, Clock: clk,
+		beforeRecord: func(k int) {
+			once.Do(func() {
+				mu.Lock()
+				holding = k
+				mu.Unlock()
+				close(held)
+				<-release
+			})
+		}})
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}()
+
+	// Every operation was sent once, the hub answered all but the last,
+	// and their results wait for the recorder (in its hand or queued).
+	select {
+	case <-h.silent:
+	case <-ctx.Done():
+		t.Fatal("the last op never reached the hub")
+	}
+	select {
+	case <-held:
+	case <-ctx.Done():
+		t.Fatal("no result reached the recorder")
+	}
+	for {
+		mu.Lock()
+		waiting := holding + len(u.results)
+		mu.Unlock()
+		if waiting == n-1 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("%d results wait for the recorder, want %d", waiting, n-1)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+
+	// Every operation has waited ResendAfter: only the unanswered one is
+	// sent again.
+	clk.Advance(resendAfter2)
+	for {
+		if k, _ := h.arrivals(n); k == 2 {
+			break
+		}
+		if ctx.Err() != nil {
+			_, order := h.arrivals(n)
+			t.Fatalf("seq %d never sent again (hub saw %v)", n, order)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if _, order := h.arrivals(n); len(order) != n+1 {
+		t.Fatalf("hub saw %v: ops answered and waiting for the recorder were sent again", order)
+	}
+
+	// The recorder catches up: everything is recorded, each op sent once
+	// but the one the hub ignored.
+	close(release)
+	for r.depth(t) > 0 {
+		if ctx.Err() != nil {
+			t.Fatalf("backlog stuck at %d", r.depth(t))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	for seq := uint64(1); seq <= n; seq++ {
+		want := 1
+		if seq == n {
+			want = 2
+		}
+		if k, order := h.arrivals(seq); k != want {
+			t.Fatalf("seq %d sent %d times, want %d (hub saw %v)", seq, k, want, order)
+		}
+	}
+}
