@@ -3,7 +3,9 @@ package uplink
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -174,5 +176,142 @@ func TestAnsweredOpsWaitForTheRecorder(t *testing.T) {
 		if k, order := h.arrivals(seq); k != want {
 			t.Fatalf("seq %d sent %d times, want %d (hub saw %v)", seq, k, want, order)
 		}
+	}
+}
+
+// dropCounter counts the log's "result dropped, recorder busy" lines.
+type dropCounter struct {
+	slog.Handler
+	n *atomic.Int64
+}
+
+func (d dropCounter) Enabled(context.Context, slog.Level) bool { return true }
+
+func (d dropCounter) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == "result dropped, recorder busy" {
+		d.n.Add(1)
+	}
+	return nil
+}
+
+func (d dropCounter) WithAttrs([]slog.Attr) slog.Handler { return d }
+func (d dropCounter) WithGroup(string) slog.Handler      { return d }
+
+// A result dropped because the recorder's queue is full is not lost: its
+// operation is sent again, and again, until a result is recorded; the
+// operations whose results were queued are not.
+func TestDroppedResultSentAgain(t *testing.T) {
+	const n = 6
+	r := newRig(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for range n {
+		if _, err := r.box.Enqueue("consent", []byte(`{}`), time.Now(), time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := newSlowRecorderHub(t, ctx, r, 0) // answers everything
+	var (
+		mu      sync.Mutex
+		holding int // results the held recorder has in hand
+		dropped atomic.Int64
+	)
+	held := make(chan struct{})
+	release := make(chan struct{})
+	var once sync.Once
+	clk := newFakeClock()
+	u := New(Options{Totem: totem, Outbox: r.box, URL: r.srv.URL(), Username: r.totem.Username, Password: r.totem.Password,
+		BackoffMin: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond, ResendAfter: resendAfter2, Clock: clk,
+		Logger: slog.New(dropCounter{n: &dropped}),
+		beforeRecord: func(k int) {
+			once.Do(func() {
+				mu.Lock()
+				holding = k
+				mu.Unlock()
+				close(held)
+				<-release
+			})
+		}})
+	u.results = make(chan *protocol.Result, 1) // one result waits; the rest are dropped
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { u.Run(runCtx); close(done) }()
+	defer func() { stop(); <-done }()
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}()
+
+	// Each op was sent and answered once: the recorder holds a result or
+	// two, one may wait in the queue, the others were dropped.
+	select {
+	case <-held:
+	case <-ctx.Done():
+		t.Fatal("no result reached the recorder")
+	}
+	var kept int
+	for {
+		mu.Lock()
+		kept = holding + len(u.results)
+		mu.Unlock()
+		if int(dropped.Load())+kept == n {
+			break
+		}
+		if ctx.Err() != nil {
+			_, order := h.arrivals(0)
+			t.Fatalf("%d results dropped, %d kept, want %d in all (hub saw %v)", dropped.Load(), kept, n, order)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if kept == n {
+		t.Fatal("no result dropped") // the queue holds one
+	}
+
+	// The timer sends the ops whose results were dropped again, not those
+	// whose results wait; the new results are dropped too (the recorder
+	// is still held).
+	// (The hub answers on goroutines of its own: which results were kept
+	// is not known, only how many.)
+	clk.Advance(resendAfter2)
+	for {
+		if _, order := h.arrivals(0); len(order) >= 2*n-kept {
+			break
+		}
+		if ctx.Err() != nil {
+			_, order := h.arrivals(0)
+			t.Fatalf("the %d ops whose results were dropped never sent again (hub saw %v)", n-kept, order)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	once1 := func() int {
+		c := 0
+		for seq := uint64(1); seq <= n; seq++ {
+			if k, _ := h.arrivals(seq); k == 1 {
+				c++
+			}
+		}
+		return c
+	}
+	if c := once1(); c != kept {
+		_, order := h.arrivals(0)
+		t.Fatalf("%d ops sent once, want the %d whose results wait (hub saw %v)", c, kept, order)
+	}
+
+	// The recorder catches up; the timer sends what is still unanswered
+	// until everything is recorded.
+	close(release)
+	for r.depth(t) > 0 {
+		if ctx.Err() != nil {
+			t.Fatalf("backlog stuck at %d", r.depth(t))
+		}
+		clk.Advance(resendAfter2)
+		time.Sleep(5 * time.Millisecond)
+	}
+	if c := once1(); c != kept {
+		_, order := h.arrivals(0)
+		t.Fatalf("%d ops sent once, want the %d whose results were queued (hub saw %v)", c, kept, order)
 	}
 }
