@@ -33,8 +33,9 @@ type backlog struct {
 	// (the recorder's backlog stops the drain), and it loses the mark if
 	// its result is dropped or not recorded, so it is sent again.
 	inflight map[string]sent
-	rewind   uint64 // when non-zero, resend from this seq
-	window   int    // Window within this connection's receive maximum
+	rewind   uint64    // when non-zero, resend from this seq
+	heard    time.Time // when a result for an op in flight last came (o.Clock)
+	window   int       // Window within this connection's receive maximum
 }
 
 type sent struct {
@@ -54,6 +55,7 @@ func (l *backlog) reset(window int) {
 	l.mu.Lock()
 	l.inflight = make(map[string]sent)
 	l.rewind = 0
+	l.heard = time.Time{}
 	l.window = window
 	l.mu.Unlock()
 }
@@ -83,17 +85,25 @@ func (l *backlog) refused(opID string, from uint64) {
 	}
 }
 
-// answered marks opID, in flight, as answered: its final result is queued
-// for the recorder. It reports whether opID was in flight.
-func (l *backlog) answered(opID string) bool {
+// answered marks opID, in flight, as answered: its final result is to be
+// queued for the recorder. It reports whether opID is in flight, and
+// whether it was answered already (its result is queued: this one, a
+// duplicate, adds nothing). A result for an op in flight is the hub's
+// progress: the resend timer starts again (overdue).
+func (l *backlog) answered(opID string) (inflight, before bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s, ok := l.inflight[opID]
-	if ok {
-		s.answered = true
-		l.inflight[opID] = s
+	if !ok {
+		return false, false
 	}
-	return ok
+	l.heard = l.o.Clock.Now()
+	if s.answered {
+		return true, true
+	}
+	s.answered = true
+	l.inflight[opID] = s
+	return true, false
 }
 
 // unanswered takes back answered's mark: the result was dropped, or not
@@ -225,11 +235,19 @@ func (l *backlog) stranded(after uint64) uint64 {
 // forgetting the in-flight ops from there so they are sent again; an op
 // whose result has come (answered) is neither overdue nor forgotten: the
 // drain passes it by. The wait is measured on o.Clock, the clock the
-// sends were stamped with.
+// sends were stamped with, from the send or from the last result for an
+// op in flight, whichever is later: while results come the hub is at
+// work, and it applies a totem's ops in order, so those behind wait their
+// turn there (a resend would only queue them again). As TCP restarts its
+// retransmission timer on each new ACK: nothing is overdue before the hub
+// has been silent for ResendAfter.
 func (l *backlog) overdue() uint64 {
 	now := l.o.Clock.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if now.Sub(l.heard) < l.o.ResendAfter {
+		return 0
+	}
 	var low uint64
 	for _, s := range l.inflight {
 		if !s.answered && now.Sub(s.at) >= l.o.ResendAfter && (low == 0 || s.seq < low) {

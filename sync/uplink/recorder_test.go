@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -313,5 +314,143 @@ func TestDroppedResultSentAgain(t *testing.T) {
 	if c := once1(); c != kept {
 		_, order := h.arrivals(0)
 		t.Fatalf("%d ops sent once, want the %d whose results were queued (hub saw %v)", c, kept, order)
+	}
+}
+
+// While the hub answers, the operations behind the answered ones wait
+// their turn there (it applies a totem's ops in order): the resend timer
+// starts again with each result, so a slow hub draining a backlog is not
+// sent the rest of the window again. Once it falls silent for
+// ResendAfter, what is unanswered is sent again.
+func TestNoResendWhileTheHubAnswers(t *testing.T) {
+	const n = 4
+	r := newRig(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	enqueue := func() {
+		if _, err := r.box.Enqueue("consent", []byte(`{}`), time.Now(), time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range n {
+		enqueue()
+	}
+	var (
+		mu    sync.Mutex
+		order []uint64
+		ids   = map[uint64]string{}
+	)
+	hub := dial(t, ctx, r.srv.URL(), r.hub, nil)
+	defer hub.Disconnect(context.Background())
+	hub.AddOnPublishReceived(func(pr autopaho.PublishReceived) (bool, error) {
+		if op, err := protocol.DecodeOp(pr.Packet.Payload); err == nil {
+			mu.Lock()
+			order = append(order, op.Seq)
+			ids[op.Seq] = op.ID
+			mu.Unlock()
+		}
+		return true, nil
+	})
+	if _, err := hub.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: protocol.SharedOpFilter, QoS: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	arrived := func() []uint64 { mu.Lock(); defer mu.Unlock(); return append([]uint64(nil), order...) }
+	awaitArrivals := func(k int) {
+		t.Helper()
+		for len(arrived()) < k {
+			if ctx.Err() != nil {
+				t.Fatalf("hub saw %v, want %d arrivals", arrived(), k)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	answer := func(seq uint64) {
+		t.Helper()
+		mu.Lock()
+		id := ids[seq]
+		mu.Unlock()
+		b, _ := protocol.Marshal(protocol.Result{V: 1, OpID: id, Seq: seq,
+			Transport:  protocol.Transport{Status: protocol.TransportReceived, Protocol: fmt.Sprint("P", seq)},
+			Processing: protocol.Processing{Status: protocol.ProcessingAccepted}})
+		if _, err := hub.Publish(ctx, &paho.Publish{Topic: protocol.Topic(totem, protocol.LeafResult), QoS: 1, Payload: b}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var checks atomic.Int64
+	clk := newFakeClock()
+	r.run(t, ctx, Options{ResendAfter: resendAfter2, Clock: clk, resendCheck: func() { checks.Add(1) }})
+	awaitArrivals(n)
+
+	// Half a ResendAfter later the hub answers the first op.
+	clk.Advance(resendAfter2 / 2)
+	answer(1)
+	for r.depth(t) != n-1 {
+		if ctx.Err() != nil {
+			t.Fatal("the result of seq 1 never recorded")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// The others have waited ResendAfter since they were sent, but the
+	// hub answered half of it ago: not overdue. Three checks after the
+	// clock moved, the second one saw it and the loop drained since; a
+	// new op then follows any resend on the lane.
+	clk.Advance(resendAfter2 / 2)
+	from := checks.Load()
+	for checks.Load() < from+3 {
+		if ctx.Err() != nil {
+			t.Fatal("the session loop stopped checking for overdue ops")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	enqueue()
+	awaitArrivals(n + 1)
+	if got := arrived(); len(got) != n+1 || got[n] != n+1 {
+		t.Fatalf("hub saw %v: ops sent again while the hub was answering", got)
+	}
+
+	// The hub falls silent for ResendAfter: everything unanswered is sent
+	// again, in order.
+	clk.Advance(resendAfter2)
+	awaitArrivals(2*n + 1)
+	if got := arrived(); !slices.Equal(got[n+1:], []uint64{2, 3, 4, 5}) {
+		t.Fatalf("hub saw %v, want 2 3 4 5 sent again after the silence", got)
+	}
+}
+
+// A second final result for an op whose first one waits for the recorder
+// (the op was sent again before the first came, or two hub instances
+// answered) is not queued: it would only take the recorder's time and
+// the queue's room. A result for an op not in flight is queued, every
+// copy: the outbox decides.
+func TestDuplicateResultNotQueued(t *testing.T) {
+	u := New(Options{Totem: totem})
+	clk := newFakeClock()
+	u.o.Clock = clk
+	const id, other = "0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210"
+	u.backlog.inflight[id] = sent{seq: 1, at: clk.Now()}
+	result := func(opID string, seq uint64) *paho.Publish {
+		b, _ := protocol.Marshal(protocol.Result{V: 1, OpID: opID, Seq: seq,
+			Transport:  protocol.Transport{Status: protocol.TransportReceived},
+			Processing: protocol.Processing{Status: protocol.ProcessingAccepted}})
+		return &paho.Publish{Topic: protocol.Topic(totem, protocol.LeafResult), Payload: b}
+	}
+	for range 3 {
+		u.receive(context.Background(), result(id, 1))
+	}
+	if n := len(u.results); n != 1 {
+		t.Fatalf("%d results queued for one op in flight answered 3 times, want 1", n)
+	}
+	for range 2 {
+		u.receive(context.Background(), result(other, 2))
+	}
+	if n := len(u.results); n != 3 {
+		t.Fatalf("%d results queued, want 3 (both copies for the op not in flight)", n)
+	}
+	// Recorded as not done (the outbox does not know it): the mark is
+	// taken back, and a later result is queued again.
+	u.backlog.unanswered(id)
+	u.receive(context.Background(), result(id, 1))
+	if n := len(u.results); n != 4 {
+		t.Fatalf("%d results queued, want 4", n)
 	}
 }

@@ -121,6 +121,7 @@ type Options struct {
 	rotateStep   func(step string) error // tests: a rotation dies at a step
 	beforeSetup  func()                  // tests: a connection's subscriptions are late
 	beforeRecord func(n int)             // tests: the recorder is slow (n results in the round)
+	resendCheck  func()                  // tests: the session loop judged what is overdue
 	// OnUpdate, when set, subscribes the totem's update topic and gets
 	// each message on it (sync/update/agent's Link.Receive); it must not
 	// wait. On every connection the link says hello on update_req, so
@@ -512,6 +513,9 @@ func (u *Uplink) session(ctx context.Context, cm *autopaho.ConnectionManager) {
 					u.log.Info("pending op behind the cursor, sending again", "seq", seq)
 					after = seq - 1
 				}
+				if u.o.resendCheck != nil {
+					u.o.resendCheck()
+				}
 			}
 		}
 		resend.Stop()
@@ -614,8 +618,18 @@ func (u *Uplink) receive(ctx context.Context, p *paho.Publish) {
 			return
 		}
 		// A final result marks its op answered before the recorder can
-		// see it: the op is not sent again while its result waits.
-		marked := res.Final() && u.backlog.answered(res.OpID)
+		// see it: the op is not sent again while its result waits, and a
+		// duplicate of it (the op was sent again before the first came)
+		// is not queued behind it for nothing.
+		marked := false
+		if res.Final() {
+			inflight, before := u.backlog.answered(res.OpID)
+			if before {
+				u.log.Debug("duplicate result skipped, the first waits for the recorder", "seq", res.Seq, "op_id", res.OpID)
+				return
+			}
+			marked = inflight
+		}
 		select {
 		case u.results <- res:
 		default:
