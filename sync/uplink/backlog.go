@@ -25,16 +25,18 @@ type backlog struct {
 	mu sync.Mutex
 	// inflight is every op sent on this connection and not yet recorded
 	// done: op id → when it was last sent (o.Clock), and whether its
-	// final result has come and waits for the recorder. An answered op
-	// is never sent again by the timer nor by a resend from below it:
-	// the hub has answered, and a resend would only bring its result
-	// again, for the same busy recorder (congestion collapse on a slow
-	// disk). It still holds its place in the window until it is recorded
-	// (the recorder's backlog stops the drain), and it loses the mark if
-	// its result is dropped or not recorded, so it is sent again.
+	// final result has come and waits for the recorder. The drain sends
+	// only what is not in it: an op leaves it to be sent again (overdue,
+	// refused, rewindTo). An answered op is never sent again by the
+	// timer: the hub has answered, and a resend would only bring its
+	// result again, for the same busy recorder (congestion collapse on a
+	// slow disk). It still holds its place in the window until it is
+	// recorded (the recorder's backlog stops the drain), and it loses the
+	// mark if its result is dropped or not recorded, so it is sent again.
 	inflight map[string]sent
 	rewind   uint64    // when non-zero, resend from this seq
-	heard    time.Time // when a result for an op in flight last came (o.Clock)
+	heard    time.Time // when a final result for an op in flight last came (o.Clock)
+	heardSeq uint64    // the highest seq of those results on this connection
 	window   int       // Window within this connection's receive maximum
 }
 
@@ -55,16 +57,22 @@ func (l *backlog) reset(window int) {
 	l.mu.Lock()
 	l.inflight = make(map[string]sent)
 	l.rewind = 0
-	l.heard = time.Time{}
+	l.heard, l.heardSeq = time.Time{}, 0
 	l.window = window
 	l.mu.Unlock()
 }
 
-// rewindTo makes the drain start again from seq at the latest.
+// rewindTo makes the drain start again from seq at the latest, sending
+// again what it sent from there and has no result for.
 func (l *backlog) rewindTo(seq uint64) {
 	l.mu.Lock()
 	if l.rewind == 0 || seq < l.rewind {
 		l.rewind = seq
+	}
+	for id, s := range l.inflight {
+		if s.seq >= seq && !s.answered {
+			delete(l.inflight, id)
+		}
 	}
 	l.mu.Unlock()
 }
@@ -98,6 +106,7 @@ func (l *backlog) answered(opID string) (inflight, before bool) {
 		return false, false
 	}
 	l.heard = l.o.Clock.Now()
+	l.heardSeq = max(l.heardSeq, s.seq)
 	if s.answered {
 		return true, true
 	}
@@ -118,11 +127,13 @@ func (l *backlog) unanswered(opID string) {
 	}
 }
 
-// isAnswered reports whether opID is in flight with its result queued.
-func (l *backlog) isAnswered(opID string) bool {
+// inFlight reports whether opID was sent and waits for its result, or
+// for the recorder.
+func (l *backlog) inFlight(opID string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.inflight[opID].answered
+	_, ok := l.inflight[opID]
+	return ok
 }
 
 // done forgets opID, whose result was recorded.
@@ -165,8 +176,9 @@ func (l *backlog) drain(ctx context.Context, cm *autopaho.ConnectionManager, aft
 		ids := make([]string, 0, len(entries))
 		skipped := 0
 		for _, e := range entries {
-			if l.isAnswered(e.ID) {
-				// Answered, waiting for the recorder: not sent again.
+			if l.inFlight(e.ID) {
+				// Answered and waiting for the recorder, or waiting its
+				// turn at the hub: not sent again.
 				skipped++
 				after = e.Seq
 				continue
@@ -232,33 +244,29 @@ func (l *backlog) stranded(after uint64) uint64 {
 }
 
 // overdue returns the lowest seq that has waited too long for its result,
-// forgetting the in-flight ops from there so they are sent again; an op
-// whose result has come (answered) is neither overdue nor forgotten: the
-// drain passes it by. The wait is measured on o.Clock, the clock the
-// sends were stamped with, from the send or from the last result for an
-// op in flight, whichever is later: while results come the hub is at
-// work, and it applies a totem's ops in order, so those behind wait their
-// turn there (a resend would only queue them again). As TCP restarts its
-// retransmission timer on each new ACK: nothing is overdue before the hub
-// has been silent for ResendAfter.
+// forgetting the overdue ops so the drain sends them again, in order; an
+// op whose result has come (answered) is never overdue. The wait is
+// measured on o.Clock, the clock the sends were stamped with. The hub
+// applies a totem's ops in order: an op above every op answered so far
+// may just wait its turn there while the hub works through the window,
+// and is overdue only once the hub has also been silent for ResendAfter
+// (as TCP restarts its retransmission timer on each new ACK); an op below
+// one answered was passed by, and is overdue ResendAfter after its send.
 func (l *backlog) overdue() uint64 {
 	now := l.o.Clock.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if now.Sub(l.heard) < l.o.ResendAfter {
-		return 0
+	quiet := now.Sub(l.heard) >= l.o.ResendAfter
+	late := func(s sent) bool {
+		return !s.answered && now.Sub(s.at) >= l.o.ResendAfter && (quiet || s.seq < l.heardSeq)
 	}
 	var low uint64
-	for _, s := range l.inflight {
-		if !s.answered && now.Sub(s.at) >= l.o.ResendAfter && (low == 0 || s.seq < low) {
-			low = s.seq
-		}
-	}
-	if low > 0 {
-		for id, s := range l.inflight {
-			if s.seq >= low && !s.answered {
-				delete(l.inflight, id)
+	for id, s := range l.inflight {
+		if late(s) {
+			if low == 0 || s.seq < low {
+				low = s.seq
 			}
+			delete(l.inflight, id)
 		}
 	}
 	return low

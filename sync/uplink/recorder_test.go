@@ -335,47 +335,7 @@ func TestNoResendWhileTheHubAnswers(t *testing.T) {
 	for range n {
 		enqueue()
 	}
-	var (
-		mu    sync.Mutex
-		order []uint64
-		ids   = map[uint64]string{}
-	)
-	hub := dial(t, ctx, r.srv.URL(), r.hub, nil)
-	defer hub.Disconnect(context.Background())
-	hub.AddOnPublishReceived(func(pr autopaho.PublishReceived) (bool, error) {
-		if op, err := protocol.DecodeOp(pr.Packet.Payload); err == nil {
-			mu.Lock()
-			order = append(order, op.Seq)
-			ids[op.Seq] = op.ID
-			mu.Unlock()
-		}
-		return true, nil
-	})
-	if _, err := hub.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: protocol.SharedOpFilter, QoS: 1}}}); err != nil {
-		t.Fatal(err)
-	}
-	arrived := func() []uint64 { mu.Lock(); defer mu.Unlock(); return append([]uint64(nil), order...) }
-	awaitArrivals := func(k int) {
-		t.Helper()
-		for len(arrived()) < k {
-			if ctx.Err() != nil {
-				t.Fatalf("hub saw %v, want %d arrivals", arrived(), k)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
-	answer := func(seq uint64) {
-		t.Helper()
-		mu.Lock()
-		id := ids[seq]
-		mu.Unlock()
-		b, _ := protocol.Marshal(protocol.Result{V: 1, OpID: id, Seq: seq,
-			Transport:  protocol.Transport{Status: protocol.TransportReceived, Protocol: fmt.Sprint("P", seq)},
-			Processing: protocol.Processing{Status: protocol.ProcessingAccepted}})
-		if _, err := hub.Publish(ctx, &paho.Publish{Topic: protocol.Topic(totem, protocol.LeafResult), QoS: 1, Payload: b}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	arrived, awaitArrivals, answer := newManualHub(t, ctx, r)
 	var checks atomic.Int64
 	clk := newFakeClock()
 	r.run(t, ctx, Options{ResendAfter: resendAfter2, Clock: clk, resendCheck: func() { checks.Add(1) }})
@@ -452,5 +412,92 @@ func TestDuplicateResultNotQueued(t *testing.T) {
 	u.receive(context.Background(), result(id, 1))
 	if n := len(u.results); n != 4 {
 		t.Fatalf("%d results queued, want 4", n)
+	}
+}
+
+// newManualHub is a hub that answers only when the test says: arrived
+// returns the arrival order, awaitArrivals waits for k arrivals, answer
+// publishes seq's result.
+func newManualHub(t *testing.T, ctx context.Context, r *rig) (arrived func() []uint64, awaitArrivals func(k int), answer func(seq uint64)) {
+	var (
+		mu    sync.Mutex
+		order []uint64
+		ids   = map[uint64]string{}
+	)
+	hub := dial(t, ctx, r.srv.URL(), r.hub, nil)
+	t.Cleanup(func() { hub.Disconnect(context.Background()) })
+	hub.AddOnPublishReceived(func(pr autopaho.PublishReceived) (bool, error) {
+		if op, err := protocol.DecodeOp(pr.Packet.Payload); err == nil {
+			mu.Lock()
+			order = append(order, op.Seq)
+			ids[op.Seq] = op.ID
+			mu.Unlock()
+		}
+		return true, nil
+	})
+	if _, err := hub.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: protocol.SharedOpFilter, QoS: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	arrived = func() []uint64 { mu.Lock(); defer mu.Unlock(); return append([]uint64(nil), order...) }
+	awaitArrivals = func(k int) {
+		t.Helper()
+		for len(arrived()) < k {
+			if ctx.Err() != nil {
+				t.Fatalf("hub saw %v, want %d arrivals", arrived(), k)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	answer = func(seq uint64) {
+		t.Helper()
+		mu.Lock()
+		id := ids[seq]
+		mu.Unlock()
+		b, _ := protocol.Marshal(protocol.Result{V: 1, OpID: id, Seq: seq,
+			Transport:  protocol.Transport{Status: protocol.TransportReceived, Protocol: fmt.Sprint("P", seq)},
+			Processing: protocol.Processing{Status: protocol.ProcessingAccepted}})
+		if _, err := hub.Publish(ctx, &paho.Publish{Topic: protocol.Topic(totem, protocol.LeafResult), QoS: 1, Payload: b}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return arrived, awaitArrivals, answer
+}
+
+// An op below one the hub answered was passed by (the hub applies in
+// order): its answer was lost, and it is sent again ResendAfter after its
+// send although the hub keeps answering; the ops above wait their turn.
+func TestPassedOpSentAgainWhileTheHubAnswers(t *testing.T) {
+	const n = 4
+	r := newRig(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	enqueue := func() {
+		if _, err := r.box.Enqueue("consent", []byte(`{}`), time.Now(), time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range n {
+		enqueue()
+	}
+	arrived, awaitArrivals, answer := newManualHub(t, ctx, r)
+	clk := newFakeClock()
+	r.run(t, ctx, Options{ResendAfter: resendAfter2, Clock: clk})
+	awaitArrivals(n)
+	// The answer of seq 1 is lost; seq 2's comes half a ResendAfter later.
+	clk.Advance(resendAfter2 / 2)
+	answer(2)
+	for r.depth(t) != n-1 {
+		if ctx.Err() != nil {
+			t.Fatal("the result of seq 2 never recorded")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	clk.Advance(resendAfter2 / 2)
+	awaitArrivals(n + 1)
+	// Anything sent with it came before a new op on the lane.
+	enqueue()
+	awaitArrivals(n + 2)
+	if got := arrived(); !slices.Equal(got, []uint64{1, 2, 3, 4, 1, 5}) {
+		t.Fatalf("hub saw %v, want seq 1 alone sent again", got)
 	}
 }
