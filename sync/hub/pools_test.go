@@ -11,6 +11,7 @@ import (
 	"github.com/aslcns/totem/cms/refcms"
 	"github.com/aslcns/totem/sync/hub"
 	"github.com/aslcns/totem/sync/protocol"
+	"github.com/aslcns/totem/sync/synctest"
 	"github.com/eclipse/paho.golang/paho"
 )
 
@@ -40,7 +41,7 @@ func TestSyncFloodLeavesConsoleCommands(t *testing.T) {
 	defer cancel()
 	c := startCentral(t, consoleUser("ops"), totemUser("t-flood"))
 	backend := &heldLedger{Store: c.CMS, release: make(chan struct{}), entered: make(chan struct{}, 1)}
-	var logs lockedBuf
+	var logs synctest.Log
 	ck := newConsoleKeys(t)
 	released := false
 	release := func() {

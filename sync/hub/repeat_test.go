@@ -12,6 +12,7 @@ import (
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/sync/hub"
 	"github.com/aslcns/totem/sync/protocol"
+	"github.com/aslcns/totem/sync/synctest"
 	"github.com/eclipse/paho.golang/paho"
 )
 
@@ -24,7 +25,7 @@ func TestReplaysGrowNothing(t *testing.T) {
 	defer cancel()
 	c := startCentral(t, totemUser("t-replay"))
 	path, store := filepath.Join(c.Dir, "cms.db"), c.CMS
-	var logs lockedBuf
+	var logs synctest.Log
 	h := c.StartHub(hub.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	tcm := client(ctx, t, c.URL(), c.Creds("t-replay"), "t-replay", make(chan *paho.Publish, 1))
 	op := func(seq uint64) []byte { return opBytes(protocol.Op{Totem: "t-replay", Seq: seq}) }
