@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strings"
 	"testing"
 	"time"
 
@@ -34,13 +33,7 @@ func exported(t *testing.T) map[string]bool {
 	defer cancel()
 	r := newRig(t, ctx)
 	totemPublish(t, ctx, r, time.Unix(1796000000, 0))
-	var body string
-	for ctx.Err() == nil {
-		if _, body = get(t, "http://"+r.web.Addr()+"/metrics"); strings.Contains(body, `totem_outbox_pending{totem="t-web-1"} 7`) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	body := scrape(t, ctx, r)
 	names := map[string]bool{}
 	for _, m := range regexp.MustCompile(`(?m)^# TYPE (\S+) (\S+)$`).FindAllStringSubmatch(body, -1) {
 		names[m[1]] = true
