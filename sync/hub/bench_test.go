@@ -14,11 +14,9 @@ import (
 // drain measures the end-to-end drain of a backlog of n operations: outbox
 // → uplink → embedded broker → hub → CMS applied → result → outbox done.
 func drain(tb testing.TB, n int) time.Duration {
-	c := startCentral(tb, totemUser("t-bench"))
+	ctx, c := startCentral(tb, 5*time.Minute, totemUser("t-bench"))
 	tot := c.Creds("t-bench")
 	box := fillOutbox(tb, filepath.Join(c.Dir, "outbox.db"), n)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
 	c.StartHub(hub.Options{})
 	start := time.Now()
 	up := uplink.New(uplink.Options{Totem: "t-bench", URL: c.URL(), Username: tot.Username, Password: tot.Password, Outbox: box})

@@ -18,9 +18,7 @@ import (
 // ledger topics every broker's ACL already has; a serial the CMS does not
 // know is "unknown", and offline the question fails at once.
 func TestCardState(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c := startCentral(t, totemUser("t-card"))
+	ctx, c := startCentral(t, 30*time.Second, totemUser("t-card"))
 	tot := c.Creds("t-card")
 	box := fillOutbox(t, filepath.Join(t.TempDir(), "outbox.db"), 0)
 	up := uplink.New(uplink.Options{Totem: "t-card", URL: c.URL(), Username: tot.Username, Password: tot.Password,

@@ -62,10 +62,8 @@ func burstFrom(ctx context.Context, t *testing.T, brokerURL string, c creds.File
 // arrival and dropped what did not fit its queue.
 func TestBurstLosesNothingAcknowledged(t *testing.T) {
 	const totems, each = 6, 1000
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
 	us := totemUsers("t-burst", totems)
-	c := startCentral(t, us...)
+	ctx, c := startCentral(t, 2*time.Minute, us...)
 	store := c.CMS
 	fleet, err := hub.OpenFleet(filepath.Join(t.TempDir(), "presence.db"), hub.FleetOptions{})
 	if err != nil {

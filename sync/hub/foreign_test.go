@@ -1,7 +1,6 @@
 package hub_test
 
 import (
-	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -18,9 +17,7 @@ import (
 // consumed; and an operation held for a gap hid another totem's with the
 // same id.
 func TestForeignIDsThroughTheHub(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c := startCentral(t, totemUser("demo-01"), totemUser("demo-02"))
+	ctx, c := startCentral(t, 30*time.Second, totemUser("demo-01"), totemUser("demo-02"))
 	c.StartHub(hub.Options{})
 	type totem struct {
 		send    func(id string, seq uint64)

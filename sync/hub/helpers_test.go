@@ -23,10 +23,13 @@ import (
 // the demo cards, and the hubs StartHub starts; everything stops when the
 // test ends (the hubs first). What a hub uses that the test opens (a
 // fleet registry, a store of its own) closes in a t.Cleanup registered
-// before StartHub, so that it outlives the hub.
-func startCentral(t testing.TB, users ...synctest.User) *synctest.Central {
+// before StartHub, so that it outlives the hub. ctx, the test's, ends
+// after timeout or after everything stopped.
+func startCentral(t testing.TB, timeout time.Duration, users ...synctest.User) (context.Context, *synctest.Central) {
 	t.Helper()
-	return synctest.Start(t, synctest.Options{Users: users})
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	return ctx, synctest.Start(t, synctest.Options{Users: users})
 }
 
 func totemUser(name string) synctest.User { return synctest.User{Name: name, Role: creds.RoleTotem} }

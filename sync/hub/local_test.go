@@ -1,7 +1,6 @@
 package hub_test
 
 import (
-	"context"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,10 +17,8 @@ import (
 // took everything over MQTT into a queue of at least 65 535.)
 func TestLocalBrokerHoldsTheTotems(t *testing.T) {
 	const totems, each, queue = 5, 400, 64
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
 	us := totemUsers("t-local", totems)
-	c := startCentral(t, us...)
+	ctx, c := startCentral(t, 2*time.Minute, us...)
 	store := c.CMS
 	h := c.StartHub(hub.Options{Backend: slowCMS{store, 10 * time.Millisecond}, Local: c.Broker, Queue: queue})
 	var finals atomic.Int64

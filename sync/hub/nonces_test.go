@@ -33,7 +33,7 @@ func TestNonceReplayAcrossHubs(t *testing.T) {
 	ck := newConsoleKeys(t)
 	var hubs [2]*consoleConn
 	for i := range hubs {
-		c := startCentral(t, consoleUser("ops"))
+		_, c := startCentral(t, time.Minute, consoleUser("ops"))
 		pg, err := pgstore.Open(ctx, dbURL, pgstore.Options{})
 		if err != nil {
 			t.Fatal(err)

@@ -116,10 +116,8 @@ func (a appliers) ApplyBatch(ctx context.Context, ops []cms.Op) ([]cms.Outcome, 
 // each hub received all and dropped the other's half.
 func TestPartitionedHubs(t *testing.T) {
 	const totems, each = 4, 200
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
 	us := totemUsers("t-part", totems)
-	c := startCentral(t, us...)
+	ctx, c := startCentral(t, time.Minute, us...)
 	store := c.CMS
 	ids := credsOf(c, us)
 	list := &fleetList{}
@@ -182,9 +180,7 @@ func (p policyCounter) Policy(ctx context.Context) (cms.Policy, error) {
 // A totem coming online gets its policy (and technician set) from the
 // hub that owns it only, not from every partitioned hub.
 func TestPartitionedOnlineOwnerOnly(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	c := startCentral(t, totemUser("t-online-1"))
+	ctx, c := startCentral(t, time.Minute, totemUser("t-online-1"))
 	totem := c.Creds("t-online-1")
 	reads := []*atomic.Int64{new(atomic.Int64), new(atomic.Int64)}
 	shares := []fixedShare{{totem.Username: true}, {}}
@@ -219,9 +215,7 @@ func TestPartitionedOnlineOwnerOnly(t *testing.T) {
 // subscription, and the first hub no longer receives its operations.
 func TestPartitionedSubscriptionsFollow(t *testing.T) {
 	const each = 50
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	c := startCentral(t, totemUsers("t-follow", 3)...)
+	ctx, c := startCentral(t, time.Minute, totemUsers("t-follow", 3)...)
 	ids := credsOf(c, totemUsers("t-follow", 3))
 	a, b, late := ids[0], ids[1], ids[2]
 	store := c.CMS

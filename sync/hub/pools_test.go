@@ -1,7 +1,6 @@
 package hub_test
 
 import (
-	"context"
 	"log/slog"
 	"strings"
 	"testing"
@@ -37,9 +36,7 @@ func (s *heldLedger) Ledger(totem string, from uint64, max int) (uint64, []cms.L
 // floods' excess is counted and not logged. With one pool for both, the
 // resync requests held all four slots and the commands were dropped.
 func TestSyncFloodLeavesConsoleCommands(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	c := startCentral(t, consoleUser("ops"), totemUser("t-flood"))
+	ctx, c := startCentral(t, 60*time.Second, consoleUser("ops"), totemUser("t-flood"))
 	backend := &heldLedger{Store: c.CMS, release: make(chan struct{}), entered: make(chan struct{}, 1)}
 	var logs synctest.Log
 	ck := newConsoleKeys(t)

@@ -1,7 +1,6 @@
 package hub_test
 
 import (
-	"context"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -21,9 +20,7 @@ import (
 // a few lines. Before, every replay was a send log entry (~233 bytes and
 // the file growing by 16 MiB) and every gap a log line.
 func TestReplaysGrowNothing(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	c := startCentral(t, totemUser("t-replay"))
+	ctx, c := startCentral(t, 90*time.Second, totemUser("t-replay"))
 	path, store := filepath.Join(c.Dir, "cms.db"), c.CMS
 	var logs synctest.Log
 	h := c.StartHub(hub.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})

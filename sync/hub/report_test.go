@@ -1,7 +1,6 @@
 package hub_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"testing"
@@ -15,9 +14,7 @@ import (
 
 // A console asks the hub for the Reportistica over MQTT 5 request/response.
 func TestConsoleReport(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	c := startCentral(t, consoleUser("ops"))
+	ctx, c := startCentral(t, 20*time.Second, consoleUser("ops"))
 	store := c.CMS
 	for i := 1; i <= 3; i++ { // two accepted consents, one rejected (unknown kind)
 		kind := cms.KindConsent

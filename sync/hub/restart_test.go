@@ -26,10 +26,8 @@ func TestHubRestartMidStorm(t *testing.T) {
 
 func restartMidStorm(t *testing.T, inProcess bool) {
 	const totems, each = 8, 150
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
 	us := totemUsers("t-rs", totems)
-	c := startCentral(t, us...)
+	ctx, c := startCentral(t, 2*time.Minute, us...)
 	dir := c.Dir
 	runHub := func(name string) (*synctest.Hub, *hub.Fleet, func()) {
 		fleet, err := hub.OpenFleet(filepath.Join(dir, "presence.db"), hub.FleetOptions{})

@@ -1,7 +1,6 @@
 package hub_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"testing"
@@ -17,9 +16,7 @@ import (
 // log with the totem's clock stamps; a console lists and shows it; the
 // totem fetches the hub's ledger of its operations.
 func TestSendLogAndLedger(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c := startCentral(t, consoleUser("ops"), totemUser("t-log"))
+	ctx, c := startCentral(t, 30*time.Second, consoleUser("ops"), totemUser("t-log"))
 	ck := newConsoleKeys(t)
 	c.StartHub(hub.Options{Verifier: ck.verifier})
 

@@ -30,9 +30,7 @@ func TestOldWillNeverOverridesNewerOnline(t *testing.T) {
 }
 
 func oldWill(t *testing.T, withStore bool) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c := startCentral(t, totemUser("t-sess"))
+	ctx, c := startCentral(t, 30*time.Second, totemUser("t-sess"))
 	tot := c.Creds("t-sess")
 	states := make(chan *paho.Publish, 16)
 	client(ctx, t, c.URL(), c.HubCreds, "watcher", states, protocol.Topic("t-sess", protocol.LeafState))

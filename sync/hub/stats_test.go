@@ -1,7 +1,6 @@
 package hub_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -16,9 +15,7 @@ import (
 // labels (every declared kind, zero included), and each batch's backend
 // time lands in the latency histogram.
 func TestStatsByKindAndBatchLatency(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c := startCentral(t, totemUser("t-kinds"))
+	ctx, c := startCentral(t, 30*time.Second, totemUser("t-kinds"))
 	h := c.StartHub(hub.Options{})
 	st := h.Stats()
 	if got := st.AppliedByKind(); len(got) != 2*(len(opkind.All())+1) {
