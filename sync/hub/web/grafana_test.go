@@ -1,7 +1,6 @@
 package web_test
 
 import (
-	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -29,9 +28,7 @@ var metricName = regexp.MustCompile(`\btotem(?:hub)?_[a-z_]+`)
 // exported returns the metric names of a scrape of a real hub with a
 // totem: what the dashboard may name.
 func exported(t *testing.T) map[string]bool {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	r := newRig(t, ctx)
+	ctx, r := newRig(t)
 	totemPublish(t, ctx, r, time.Unix(1796000000, 0))
 	body := scrape(t, ctx, r)
 	names := map[string]bool{}

@@ -42,7 +42,13 @@ type rig struct {
 	store *refcms.Store
 }
 
-func newRig(t *testing.T, ctx context.Context) *rig { return newRigWith(t, ctx, rigOptions{}) }
+// newRig is the test's context, ended after a minute or after the rig
+// stops, and a rig with the default options.
+func newRig(t *testing.T) (context.Context, *rig) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	return ctx, newRigWith(t, ctx, rigOptions{})
+}
 
 // rigOptions change the rig: the fleet registry's options, and a console
 // (its Data and Credentials are the rig's).
@@ -158,9 +164,7 @@ func totemPublish(t *testing.T, ctx context.Context, r *rig, oldest time.Time) {
 // telemetry and from the credentials registry; the output passes the
 // linter.
 func TestMetricsShowTotem(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	r := newRig(t, ctx)
+	ctx, r := newRig(t)
 	oldest := time.Unix(1796000000, 0)
 	totemPublish(t, ctx, r, oldest)
 	body := scrape(t, ctx, r)
@@ -227,9 +231,7 @@ func TestMetricsShowTotem(t *testing.T) {
 // /healthz answers while the process lives; /readyz 200 while every
 // check holds and 503 naming the one that does not.
 func TestHealthAndReady(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	r := newRig(t, ctx)
+	_, r := newRig(t)
 	base := "http://" + r.web.Addr()
 	if code, body := get(t, base+"/healthz"); code != 200 || body != "ok\n" {
 		t.Fatalf("/healthz: %d %q", code, body)
@@ -262,9 +264,7 @@ func TestMetricsPromtool(t *testing.T) {
 	if err != nil {
 		t.Skip("promtool not installed (Debian package prometheus): promtool check metrics not run")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	r := newRig(t, ctx)
+	ctx, r := newRig(t)
 	totemPublish(t, ctx, r, time.Unix(1796000000, 0))
 	body := scrape(t, ctx, r)
 	cmd := exec.CommandContext(ctx, promtool, "check", "metrics")
@@ -278,9 +278,7 @@ func TestMetricsPromtool(t *testing.T) {
 // no command as invalid, an unsigned one by its cmdsig code (this hub
 // trusts no key); the queue depth is shown.
 func TestMetricsCountCommands(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	r := newRig(t, ctx)
+	ctx, r := newRig(t)
 	c := connect(t, ctx, r, r.ops, 30)
 	unsigned, _ := protocol.Marshal(protocol.Command{V: 1, ID: "0123456789abcdef", Name: "fleet"})
 	for _, payload := range [][]byte{[]byte("{not a command"), unsigned} {
@@ -309,9 +307,7 @@ func TestMetricsCountCommands(t *testing.T) {
 // they sent rendered inert; off the loopback the page is refused (no ops
 // accounts yet) and says why, while /metrics stays.
 func TestFleetPage(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	r := newRig(t, ctx)
+	ctx, r := newRig(t)
 	totemPublish(t, ctx, r, time.Unix(1796000000, 0))
 	body, _ := poll(t, ctx, "http://"+r.web.Addr()+"/", func(code int, body string) bool {
 		return code == 200 && strings.Contains(body, "printer: paper_out")
