@@ -1,7 +1,6 @@
 package firmware_test
 
 import (
-	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -295,14 +294,6 @@ func TestRejectionShownWhole(t *testing.T) {
 	if strings.Contains(r, "PAYMENT_REUSED") || strings.Contains(r, "ritiro del lettore") ||
 		!strings.Contains(r, "Motivo: Questa ricevuta di pagamento è già stata usata per un lettore.") || !strings.Contains(r, "Esito: RESPINTA") {
 		t.Errorf("receipt of the refusal: %s", r)
-	}
-}
-
-// waitChange waits until the panel shows something else than s.
-func (d *desk) waitChange(ctx context.Context, s string) {
-	d.t.Helper()
-	if _, err := d.panel.WaitChange(ctx, s); err != nil {
-		d.t.Fatalf("the screen stayed %q: %v", s, err)
 	}
 }
 

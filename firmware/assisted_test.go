@@ -28,7 +28,6 @@ type desk struct {
 	// online is the link to the hub: while it says false, operations
 	// stay pending, as they would with the hub out of reach.
 	online func() bool
-	seen   []string // the summary pages pageTo turned
 }
 
 func startDesk(t *testing.T, online bool) *desk {
@@ -161,48 +160,7 @@ func taps(s string, table []string) string {
 	return b.String() + "#"
 }
 
-// step waits for a screen showing want, then presses keys.
-type step struct{ want, keys string }
-
-func (d *desk) run(ctx context.Context, script []step) {
-	d.t.Helper()
-	for _, s := range script {
-		if s.keys == pageTo {
-			d.pageTo(ctx, s.want)
-			continue
-		}
-		d.wait(ctx, s.want)
-		for _, k := range s.keys {
-			d.panel.Press(hal.Key(k))
-		}
-	}
-}
-
 const opSerial = "8090000000042006"
-
-// pageTo as the keys of a step presses # until the screen shows its want,
-// then # once more: the pages of a summary, however many.
-const pageTo = "#…"
-
-// pageTo turns pages with # until want shows, then presses #; the pages
-// seen are kept in d.seen.
-func (d *desk) pageTo(ctx context.Context, want string) {
-	d.t.Helper()
-	d.wait(ctx, "Riepilogo 1/")
-	for i := 0; ; i++ {
-		s := d.panel.Text()
-		d.seen = append(d.seen, s)
-		if strings.Contains(s, want) {
-			break
-		}
-		if i > 10 {
-			d.t.Fatalf("no %q in the pages %q", want, d.seen)
-		}
-		d.panel.Press(hal.KeyOK)
-		d.waitChange(ctx, s)
-	}
-	d.panel.Press(hal.KeyOK)
-}
 
 // login opens an operator session and leaves the slot empty.
 func (d *desk) login(ctx context.Context) {
@@ -223,14 +181,6 @@ var (
 	noExtras    = []step{{"pagato 4,20", "2"}, {"Fascicolo", "2"}}
 	confirm     = []step{{"#=Conferma", pageTo}}
 )
-
-func cat(parts ...[]step) []step {
-	var out []step
-	for _, p := range parts {
-		out = append(out, p...)
-	}
-	return out
-}
 
 func delegSteps(key, name, cf string) []step {
 	return cat([]step{{"1 Diretta", key}, {"Cognome nome deleg.", taps(name, tapName)}, {"Cod. fiscale deleg.", taps(cf, tapUpper)}},
@@ -393,7 +343,6 @@ func (d *desk) checkActivationReceipts(res cms.ActivationResult, prot string, de
 	t := d.t
 	t.Helper()
 	rs := d.printer.Receipts()
-	flat := func(s string) string { return strings.Join(strings.Fields(s), " ") }
 	n := len(rs)
 	codes, form, summary := flat(rs[n-3]), flat(rs[n-2]), flat(rs[n-1])
 	// The codes on a sheet of their own, unsigned; the form to sign

@@ -286,17 +286,7 @@ func TestModifiedTotemRefused(t *testing.T) {
 	_, log := newLog()
 	c := startBroker(t, dir, log, "127.0.0.1:0")
 	c.startHub()
-	results := make(chan *protocol.Result, 8)
-	cm := client(t, ctx, c.URL(), c.totem, totemID, func(p *paho.Publish) {
-		if r, err := protocol.DecodeResult(p.Payload); err == nil {
-			results <- r
-		}
-	})
-	defer cm.Disconnect(context.Background())
-	if _, err := cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{
-		{Topic: protocol.Topic(totemID, protocol.LeafResult), QoS: 1}}}); err != nil {
-		t.Fatal(err)
-	}
+	cm, results := resultsClient(t, ctx, c)
 	ref := cms.CardRef{Serial: "6090012345678000", CF: "RSSMRA80A01H501U", Expiry: "2030-12-31"}
 	marshal := func(v any) json.RawMessage { b, _ := json.Marshal(v); return b }
 	ops := []struct {
