@@ -95,6 +95,10 @@ type totem struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	seen    []string // the summary pages pageTo turned
+	// What startTotem was given, for restart.
+	dir, url string
+	cr       creds.File
+	log      *slog.Logger
 }
 
 func startTotem(t *testing.T, dir, brokerURL string, cr creds.File, log *slog.Logger) *totem {
@@ -120,7 +124,7 @@ func startTotemOpts(t *testing.T, dir, brokerURL string, cr creds.File, log *slo
 		t.Fatal(err)
 	}
 	tt := &totem{t: t, box: box, reader: sim.NewReader("sim"), printer: sim.NewPrinter(filepath.Join(dir, "receipts")),
-		panel: sim.NewPanel(20, 4)}
+		panel: sim.NewPanel(20, 4), dir: dir, url: brokerURL, cr: cr, log: log}
 	fo := firmware.Options{Totem: totemID, ASL: "ASL Test", Location: "Atrio", Outbox: box,
 		Logger: log.With("subsystem", "firmware"), ResultWait: 3 * time.Second, IdleTimeout: time.Minute,
 		Link: func() firmware.Link { return tt.up }}

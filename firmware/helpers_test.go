@@ -147,20 +147,25 @@ func (tt *totem) connected(ctx context.Context) {
 	haltest.Until(tt.t, ctx, "the uplink connected", tt.up.Connected)
 }
 
-// quarantine opens the outbox in dir, lets f enqueue in it at now, then
-// sweeps at now+2h and checks that exactly one entry expired into
-// quarantine.
-func quarantine(t *testing.T, dir string, now time.Time, f func(box *outbox.Outbox)) {
+// restart stops the totem and, while it is down, lets f change its
+// outbox (enqueue at now), then sweeps the outbox at now+2h, checking
+// that exactly one entry expired into quarantine, and starts the totem
+// again on the same outbox (with no options).
+func (tt *totem) restart(f func(box *outbox.Outbox, now time.Time)) *totem {
+	t := tt.t
 	t.Helper()
-	box, err := outbox.Open(filepath.Join(dir, "outbox.db"), nil)
+	tt.stop()
+	box, err := outbox.Open(filepath.Join(tt.dir, "outbox.db"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer box.Close()
-	f(box)
+	now := time.Now()
+	f(box, now)
 	if rep, err := box.Sweep(now.Add(2 * time.Hour)); err != nil || rep.Expired != 1 {
 		t.Fatalf("sweep %+v %v", rep, err)
 	}
+	box.Close()
+	return startTotem(t, tt.dir, tt.url, tt.cr, tt.log)
 }
 
 // enqueue is box.Enqueue that fails t on an error.
