@@ -239,20 +239,8 @@ func TestScenarioSelfServiceConsent(t *testing.T) {
 
 	s.wait(ctx, "Inserire la tessera")
 	s.cards.insert(ctx, "cns")
-	s.wait(ctx, "1 Consensi FSE")
-	s.press("1")
-	s.wait(ctx, "PIN:")
-	s.press(s.cards.pin("cns"))
-	s.wait(ctx, "PIN: *****")
-	s.press("\r")
-	s.wait(ctx, "Informativa FSE")
-	s.press("#")
-	s.wait(ctx, "Consenso 1 di 2")
-	s.press("1")
-	s.wait(ctx, "Consenso 2 di 2")
-	s.press("2")
-	s.wait(ctx, "Riepilogo")
-	s.press("\r")
+	s.run(ctx, []step{{"1 Consensi FSE", "1"}, {"PIN:", s.cards.pin("cns")}, {"PIN: *****", "\r"}, {"Informativa FSE", "#"},
+		{"Consenso 1 di 2", "1"}, {"Consenso 2 di 2", "2"}, {"Riepilogo", "\r"}})
 	s.wait(ctx, "Accolta. Protocollo:")
 
 	e := s.last(ctx)
@@ -279,8 +267,7 @@ func TestScenarioSelfServiceConsent(t *testing.T) {
 	s.cards.remove(ctx)
 	s.wait(ctx, "Inserire la tessera")
 	mustNotContain(t, "idle screen", s.screen(), rec.Protocol)
-	s.stop()
-	checkLogs(t, s.logs)
+	s.finish()
 }
 
 // TestScenarioSelfServiceReprint: a citizen who forgot the PIN gets the
@@ -294,10 +281,7 @@ func TestScenarioSelfServiceReprint(t *testing.T) {
 
 	s.wait(ctx, "Inserire la tessera")
 	s.cards.insert(ctx, "cns")
-	s.wait(ctx, "1 Consensi FSE")
-	s.press("5")
-	s.wait(ctx, "1 Codici dimenticati")
-	s.press("1")
+	s.run(ctx, []step{{"1 Consensi FSE", "5"}, {"1 Codici dimenticati", "1"}})
 	s.wait(ctx, "seconde metà a:") // the summary: nothing sent before #
 	if es, _ := s.box.Recent(1); len(es) != 0 {
 		t.Fatalf("sent before the summary was confirmed: %+v", es)
@@ -325,8 +309,7 @@ func TestScenarioSelfServiceReprint(t *testing.T) {
 	// the logs.
 	s.cards.remove(ctx)
 	s.wait(ctx, "Inserire la tessera")
-	s.stop()
-	checkLogs(t, s.logs)
+	s.finish()
 }
 
 // run waits for each step's screen and types its keys.
@@ -349,6 +332,38 @@ func (s *scene) run(ctx context.Context, script []step) {
 		s.wait(ctx, st.want)
 		s.press(st.keys)
 	}
+}
+
+// finish stops the totem and checks that no log line holds personal data.
+func (s *scene) finish() {
+	s.t.Helper()
+	s.stop()
+	checkLogs(s.t, s.logs)
+}
+
+// logout takes the citizen's card out, then the operator logs out (D).
+func (s *scene) logout(ctx context.Context) {
+	s.t.Helper()
+	s.cards.remove(ctx)
+	s.wait(ctx, "Inserire la TS del")
+	s.press("D")
+	s.wait(ctx, "Inserire la tessera")
+}
+
+// activateMinor has the operator log in and activate the minor's card for
+// the parent (delegation, SMS, no extras); it returns the declaration
+// printed before the request goes out, then confirms it was signed and
+// waits for the acceptance.
+func (s *scene) activateMinor(ctx context.Context) (decl string) {
+	s.t.Helper()
+	s.login(ctx)
+	s.cards.insert(ctx, "minor")
+	s.run(ctx, cat([]step{{"1 Attivazione", "1"}, {"informativa", "1"}},
+		delegSteps("2", "ROSSI MARIO", "RSSMRA80A01H501U"), smsSteps, noExtras, confirm))
+	decl = s.receipts(ctx, 1)[0]
+	s.run(ctx, []step{{"Far firmare", "1"}})
+	s.wait(ctx, "Accolta. Protocollo:")
+	return decl
 }
 
 // login opens an operator session with the operator card and its PIN, and
@@ -375,17 +390,11 @@ func TestScenarioAssistedActivationMinor(t *testing.T) {
 	s := startScene(t)
 	const serial = "6090011111111006"
 
-	s.login(ctx)
-	s.cards.insert(ctx, "minor")
-	s.run(ctx, cat([]step{{"1 Attivazione", "1"}, {"informativa", "1"}},
-		delegSteps("2", "ROSSI MARIO", "RSSMRA80A01H501U"), smsSteps, noExtras, confirm))
 	// The declaration is printed before the request goes out; the operator
 	// confirms it was signed.
-	decl := s.receipts(ctx, 1)[0]
+	decl := s.activateMinor(ctx)
 	mustContain(t, "dichiarazione", decl, "Dichiarazione sostitutiva", "ROSSI MARIO, codice fiscale RSSMRA80A01H501U",
 		"Firma del dichiarante")
-	s.run(ctx, []step{{"Far firmare", "1"}})
-	s.wait(ctx, "Accolta. Protocollo:")
 
 	e := s.last(ctx)
 	var res struct {
@@ -426,12 +435,8 @@ func TestScenarioAssistedActivationMinor(t *testing.T) {
 		t.Fatalf("audit %+v", audit)
 	}
 
-	s.cards.remove(ctx)
-	s.wait(ctx, "Inserire la TS del")
-	s.press("D") // the operator logs out
-	s.wait(ctx, "Inserire la tessera")
-	s.stop()
-	checkLogs(t, s.logs)
+	s.logout(ctx) // the operator logs out
+	s.finish()
 	mustNotContain(t, "logs", s.logs.String(), "VRDLCU15C10H501Y", "VERDI", "ROSSI", "CA12345AB", "3331234567",
 		res.PIN, res.CIP)
 }
@@ -475,12 +480,8 @@ func TestScenarioAssistedRevocation(t *testing.T) {
 		t.Errorf("notifications %+v, %v", notes, err)
 	}
 
-	s.cards.remove(ctx)
-	s.wait(ctx, "Inserire la TS del")
-	s.press("D")
-	s.wait(ctx, "Inserire la tessera")
-	s.stop()
-	checkLogs(t, s.logs)
+	s.logout(ctx)
+	s.finish()
 }
 
 // TestScenarioAssistedConsentsParentForMinor: a parent activates the
@@ -497,13 +498,7 @@ func TestScenarioAssistedConsentsParentForMinor(t *testing.T) {
 	s := startScene(t)
 	const serial = "6090011111111006"
 
-	s.login(ctx)
-	s.cards.insert(ctx, "minor")
-	s.run(ctx, cat([]step{{"1 Attivazione", "1"}, {"informativa", "1"}},
-		delegSteps("2", "ROSSI MARIO", "RSSMRA80A01H501U"), smsSteps, noExtras, confirm))
-	s.receipts(ctx, 1)
-	s.run(ctx, []step{{"Far firmare", "1"}})
-	s.wait(ctx, "Accolta. Protocollo:")
+	s.activateMinor(ctx)
 	s.receipts(ctx, 4) // the declaration, the codes, the form to sign, the summary
 	s.cards.remove(ctx)
 	s.wait(ctx, "Inserire la TS del")
@@ -534,12 +529,8 @@ func TestScenarioAssistedConsentsParentForMinor(t *testing.T) {
 		t.Fatalf("consents %+v, %v", rec, err)
 	}
 
-	s.cards.remove(ctx)
-	s.wait(ctx, "Inserire la TS del")
-	s.press("D")
-	s.wait(ctx, "Inserire la tessera")
-	s.stop()
-	checkLogs(t, s.logs)
+	s.logout(ctx)
+	s.finish()
 	mustNotContain(t, "logs", s.logs.String(), "VRDLCU15C10H501Y", "VERDI", "ROSSI", "CA12345AB")
 }
 
@@ -575,8 +566,7 @@ func TestScenarioReissueAtEnabledCounter(t *testing.T) {
 	if len(audit) != 1 || audit[0].Kind != cms.KindReissue || !audit[0].Accepted || audit[0].Operator != opSerial {
 		t.Fatalf("audit %+v", audit)
 	}
-	s.stop()
-	checkLogs(t, s.logs)
+	s.finish()
 }
 
 // TestScenarioReissueRefusedElsewhere: the totem is configured as a
@@ -593,8 +583,7 @@ func TestScenarioReissueRefusedElsewhere(t *testing.T) {
 	if _, err := s.c.CMS.Reissue("6090012345678000"); err == nil {
 		t.Fatal("a reissue was recorded")
 	}
-	s.stop()
-	checkLogs(t, s.logs)
+	s.finish()
 }
 
 // TestScenarioCardLots: the lots real readers meet. A CIE 3.0 on an NXP
@@ -619,6 +608,5 @@ func TestScenarioCardLots(t *testing.T) {
 		s.cards.remove(ctx)
 	}
 	s.wait(ctx, "Inserire la tessera")
-	s.stop()
-	checkLogs(t, s.logs)
+	s.finish()
 }
