@@ -61,14 +61,12 @@ func (l *pcscLogs) Bytes() []byte {
 
 // pcscTotem is a totem on the real PC/SC stack.
 type pcscTotem struct {
-	t       *testing.T
-	dir     string // every file the totem writes lives under it
-	logs    *pcscLogs
-	pcscd   *pcsctest.Daemon
-	card    *vcard.Card
-	panel   *sim.Panel
-	printer *sim.Printer
-	stop    func()
+	*totem        // the panel and the printer; no simulated reader
+	dir    string // every file the totem writes lives under it
+	logs   *pcscLogs
+	pcscd  *pcsctest.Daemon
+	card   *vcard.Card
+	halt   func()
 }
 
 // startPCSC starts the firmware with the pcsc Reader on a private pcscd
@@ -76,7 +74,7 @@ type pcscTotem struct {
 func startPCSC(t *testing.T) *pcscTotem {
 	t.Helper()
 	d := pcsctest.Start(t) // first: before any scard call (see pcsctest)
-	tt := &pcscTotem{t: t, dir: t.TempDir(), logs: &pcscLogs{}, pcscd: d, panel: sim.NewPanel(20, 4)}
+	tt := &pcscTotem{totem: &totem{t: t, panel: sim.NewPanel(20, 4)}, dir: t.TempDir(), logs: &pcscLogs{}, pcscd: d}
 	log := slog.New(slog.NewTextHandler(tt.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 
 	p, ok := vcard.Lookup("cns")
@@ -116,7 +114,7 @@ func startPCSC(t *testing.T) *pcscTotem {
 	done := make(chan error, 1)
 	go func() { done <- app.Run(ctx) }()
 	var once sync.Once
-	tt.stop = func() {
+	tt.halt = func() {
 		once.Do(func() {
 			cancel()
 			if err := <-done; err != nil {
@@ -128,17 +126,8 @@ func startPCSC(t *testing.T) *pcscTotem {
 			box.Close()
 		})
 	}
-	t.Cleanup(tt.stop)
+	t.Cleanup(tt.halt)
 	return tt
-}
-
-func (tt *pcscTotem) wait(ctx context.Context, substr string) string {
-	tt.t.Helper()
-	s, err := tt.panel.WaitFor(ctx, substr)
-	if err != nil {
-		tt.t.Fatal(err)
-	}
-	return s
 }
 
 // insert puts the card in the reader and opens the Consensi FSE flow up
@@ -149,8 +138,7 @@ func (tt *pcscTotem) insert(ctx context.Context) {
 	if err := tt.pcscd.Insert(ctx, 0, tt.card); err != nil {
 		tt.t.Fatal(err)
 	}
-	tt.wait(ctx, "1 Consensi FSE")
-	tt.panel.Press('1')
+	tt.run(ctx, []step{{"1 Consensi FSE", "1"}})
 	tt.wait(ctx, "PIN:")
 }
 
@@ -184,7 +172,7 @@ func (tt *pcscTotem) remove(ctx context.Context) {
 func (tt *pcscTotem) scan(pins ...string) {
 	t := tt.t
 	t.Helper()
-	tt.stop()
+	tt.halt()
 	var needles []string
 	for _, pin := range pins {
 		needles = append(needles, pin, hex.EncodeToString([]byte(pin))) // digits: no case in the hex
@@ -243,22 +231,16 @@ func TestPCSCPINNeverLeavesTheChip(t *testing.T) {
 	tt.wait(ctx, "PIN: ")
 	tt.enterPIN(ctx, pcscWrong)
 	// The last try is announced before it is used.
-	if screen := tt.wait(ctx, "PIN errato"); !strings.Contains(strings.ToLower(screen), "ultimo") {
+	if screen := tt.screenFor(ctx, "PIN errato"); !strings.Contains(strings.ToLower(screen), "ultimo") {
 		t.Fatalf("the last try is not announced:\n%s", screen)
 	}
 	tt.tries(1)
 	tt.panel.Press(hal.KeyOK)
 	tt.wait(ctx, "PIN: ")
 	tt.enterPIN(ctx, pcscPIN)
-	tt.wait(ctx, "Informativa FSE")
-	tt.panel.Press(hal.KeyOK)
-	tt.wait(ctx, "Consenso 1 di 2")
+	tt.run(ctx, []step{{"Informativa FSE", "#"}, {"Consenso 1 di 2", ""}})
 	tt.tries(3)
-	tt.panel.Press('1')
-	tt.wait(ctx, "Consenso 2 di 2")
-	tt.panel.Press('2')
-	tt.wait(ctx, "Riepilogo")
-	tt.panel.Press(hal.KeyOK)
+	tt.run(ctx, consentAnswers[1:])
 	tt.wait(ctx, "Salvata: l'esito") // no hub: provisional receipt
 	if n := len(tt.printer.Files()); n != 1 {
 		t.Fatalf("%d receipt files", n)
