@@ -113,11 +113,7 @@ func TestAssistedSelfServiceOps(t *testing.T) {
 			want: "Operazione annullata"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx := ctxT(t)
-			lb, log := newLog()
-			d := startDeskOpts(t, localOpts{online: func() bool { return tc.online }, log: log})
-			d.login(ctx)
-			d.reader.Insert(tc.card)
+			ctx, d, lb := deskWithCard(t, tc.online, tc.card)
 			d.run(ctx, append([]step{{"1 Attivazione", "#"}}, tc.script...))
 			d.wait(ctx, tc.want)
 			serial := tc.card.Info.Serial
@@ -222,8 +218,7 @@ func TestOperatorPINPrompt(t *testing.T) {
 	}
 	d.panel.Press(hal.KeyCancel)
 	d.wait(ctx, "Operazione annullata")
-	d.reader.Remove()
-	d.wait(ctx, "Inserire la tessera")
+	d.remove(ctx)
 	d.reader.Insert(testCard())
 	d.run(ctx, []step{{"1 Consensi FSE", "1"}, {"della tessera", ""}})
 	if s := d.panel.Text(); strings.Contains(s, "operatore") {

@@ -18,6 +18,7 @@ import (
 	"github.com/aslcns/totem/hal/sim"
 	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/protocol"
+	"github.com/aslcns/totem/sync/synctest"
 )
 
 // desk is a totem in assisted mode with the reference CMS behind it, in
@@ -258,11 +259,7 @@ func TestAssistedActivation(t *testing.T) {
 			script: nil, want: "disponibile ora"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx := ctxT(t)
-			lb, log := newLog()
-			d := startDeskOpts(t, localOpts{online: func() bool { return tc.online }, log: log})
-			d.login(ctx)
-			d.reader.Insert(tc.card)
+			ctx, d, lb := deskWithCard(t, tc.online, tc.card)
 			d.run(ctx, append([]step{{"1 Attivazione", "1"}}, tc.script...))
 			defer func() {
 				lb.AssertNoPII(t, tc.card.Info.CF, tc.card.Info.Surname, "CA12345AB", "3331234567", "anna.verdi")
@@ -330,6 +327,18 @@ func TestAssistedActivation(t *testing.T) {
 			d.wait(ctx, "Inserire la tessera")
 		})
 	}
+}
+
+// deskWithCard starts a desk, online or not, logging to a fresh log; it
+// opens an operator session and puts card in the reader.
+func deskWithCard(t *testing.T, online bool, card *sim.Card) (context.Context, *desk, *synctest.Log) {
+	t.Helper()
+	ctx := ctxT(t)
+	lb, log := newLog()
+	d := startDeskOpts(t, localOpts{online: func() bool { return online }, log: log})
+	d.login(ctx)
+	d.reader.Insert(card)
+	return ctx, d, lb
 }
 
 func revokedCard() *sim.Card {
@@ -505,8 +514,7 @@ func TestOperatorSession(t *testing.T) {
 		run  func(ctx context.Context, d *desk)
 	}{
 		{"citizen card gets the citizen menu", "", func(ctx context.Context, d *desk) {
-			d.reader.Insert(testCard())
-			d.wait(ctx, "1 Consensi FSE")
+			d.insert(ctx, testCard())
 			if s := d.panel.Text(); strings.Contains(s, "Attivazione") {
 				t.Fatalf("assisted menu for a citizen card: %q", s)
 			}
@@ -518,10 +526,8 @@ func TestOperatorSession(t *testing.T) {
 		{"wrong operator PIN", "pin refused", func(ctx context.Context, d *desk) {
 			d.reader.Insert(sim.OperatorCard())
 			d.run(ctx, []step{{"PIN:", "11111#"}, {"Restano 2 tentativi", "D"}, {"Operazione annullata", ""}})
-			d.reader.Remove()
-			d.wait(ctx, "Inserire la tessera")
-			d.reader.Insert(testCard()) // no operator session was left open
-			d.wait(ctx, "1 Consensi FSE")
+			d.remove(ctx)
+			d.insert(ctx, testCard()) // no operator session was left open
 		}},
 		{"operator card as the citizen's", "reason=operator_card", func(ctx context.Context, d *desk) {
 			d.login(ctx)
@@ -534,14 +540,12 @@ func TestOperatorSession(t *testing.T) {
 			d.login(ctx)
 			d.panel.Press(hal.KeyCancel)
 			d.wait(ctx, "Inserire la tessera")
-			d.reader.Insert(testCard())
-			d.wait(ctx, "1 Consensi FSE")
+			d.insert(ctx, testCard())
 		}},
 		{"logout with the operator card in", "reason=logout", func(ctx context.Context, d *desk) {
 			d.reader.Insert(sim.OperatorCard())
 			d.run(ctx, []step{{"PIN:", "54321#"}, {"Rimuovere la carta", "D"}, {"Sessione operatore", ""}})
-			d.reader.Remove()
-			d.wait(ctx, "Inserire la tessera")
+			d.remove(ctx)
 		}},
 		{"operator timeout", "reason=idle_timeout", func(ctx context.Context, d *desk) {
 			d.login(ctx)

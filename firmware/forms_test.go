@@ -29,8 +29,7 @@ func TestFormsAndGuide(t *testing.T) {
 			l.wait(ctx, "Senza tessera #=Menu")
 			back := "7 Revoca tessera" // where Back from the forms leads
 			if tc.card {
-				l.reader.Insert(testCard())
-				l.wait(ctx, "1 Consensi FSE")
+				l.insert(ctx, testCard())
 				back = "1 Consensi FSE"
 			}
 			if tc.paperOut {

@@ -59,11 +59,7 @@ func TestSecondIdentityCheck(t *testing.T) {
 			want: "Salvata: l'esito", kind: cms.KindConsent},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx := ctxT(t)
-			lb, log := newLog()
-			d := startDeskOpts(t, localOpts{online: func() bool { return tc.online }, log: log})
-			d.login(ctx)
-			d.reader.Insert(tc.card)
+			ctx, d, lb := deskWithCard(t, tc.online, tc.card)
 			d.run(ctx, tc.script)
 			d.wait(ctx, tc.want)
 			all, _ := d.box.Recent(5)

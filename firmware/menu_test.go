@@ -13,8 +13,7 @@ import (
 func TestMenuPages(t *testing.T) {
 	ctx := ctxT(t)
 	l := startLocal(t, time.Minute)
-	l.reader.Insert(testCard())
-	l.wait(ctx, "1 Consensi FSE")
+	l.insert(ctx, testCard())
 	for _, want := range []string{"5 Ristampa PIN/PUK", "8 Moduli da stampare", "0 Sospensione,", "1 Consensi FSE"} {
 		l.panel.Press(hal.KeyOK)
 		l.wait(ctx, want)

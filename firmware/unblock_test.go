@@ -68,8 +68,7 @@ func TestUnblockPIN(t *testing.T) {
 				reader: func(r *sim.Reader) hal.CardReader { return &chipReader{Reader: r, err: tc.chip} }})
 			card := testCard()
 			card.Tries, card.PUK = 0, puk // the PIN is blocked
-			l.reader.Insert(card)
-			l.wait(ctx, "1 Consensi FSE")
+			l.insert(ctx, card)
 			l.panel.Press(hal.KeyOK)
 			l.wait(ctx, "6 Sblocco PIN (PUK)")
 			l.panel.Press('6')
