@@ -117,8 +117,7 @@ func TestAssistedSelfServiceOps(t *testing.T) {
 			d.run(ctx, append([]step{{"1 Attivazione", "#"}}, tc.script...))
 			d.wait(ctx, tc.want)
 			serial := tc.card.Info.Serial
-			all, _ := d.box.Recent(5)
-			entries, lookups := withoutLookups(all)
+			entries, lookups := d.ops()
 			audit, err := d.store.Audit()
 			if err != nil {
 				t.Fatal(err)
@@ -224,6 +223,13 @@ func TestOperatorPINPrompt(t *testing.T) {
 	if s := d.panel.Text(); strings.Contains(s, "operatore") {
 		t.Fatalf("citizen prompt %q", s)
 	}
+}
+
+// ops returns the desk's newest outbox entries (up to 5) without the
+// lookups, and how many lookups there were.
+func (d *desk) ops() (ops []outbox.Entry, lookups int) {
+	all, _ := d.box.Recent(5)
+	return withoutLookups(all)
 }
 
 // withoutLookups drops the second identity checks (cms.KindLookup) from

@@ -266,8 +266,7 @@ func TestAssistedActivation(t *testing.T) {
 			}()
 			d.wait(ctx, tc.want)
 			serial := tc.card.Info.Serial
-			all, _ := d.box.Recent(5)
-			entries, _ := withoutLookups(all)
+			entries, _ := d.ops()
 			if got := len(entries) > 0; got != tc.queued {
 				t.Fatalf("queued %v, want %v: %+v", got, tc.queued, entries)
 			}
@@ -450,8 +449,7 @@ func TestAssistedRevocation(t *testing.T) {
 			}
 			d.run(ctx, tc.script)
 			d.wait(ctx, tc.want)
-			all, _ := d.box.Recent(5)
-			entries, _ := withoutLookups(all)
+			entries, _ := d.ops()
 			if got := len(entries) > 0; got != tc.queued {
 				t.Fatalf("queued %v, want %v: %+v", got, tc.queued, entries)
 			}

@@ -249,14 +249,10 @@ func TestConsentEndToEnd(t *testing.T) {
 }
 
 func TestOfflineConsentSurvivesRestart(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
-	defer cancel()
-	dir := t.TempDir()
 	lb, log := newLog()
 	// The hub is down: no broker listens. Reserve an address for later.
-	c := startBroker(t, dir, log, "127.0.0.1:0")
-	c.StopBroker()
-	url := c.URL()
+	ctx, c := startHubDown(t, 40*time.Second, log)
+	dir, url := c.Dir, c.URL()
 
 	tt := startTotem(t, filepath.Join(dir, "totem"), url, c.totem, log)
 	tt.consentFlow(ctx)

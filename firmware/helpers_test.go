@@ -2,6 +2,7 @@ package firmware_test
 
 import (
 	"context"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -187,6 +188,18 @@ func startCentral(t *testing.T, timeout time.Duration) (context.Context, *centra
 	_, log := newLog()
 	c := startBroker(t, t.TempDir(), log, "127.0.0.1:0")
 	c.startHub()
+	return ctx, c
+}
+
+// startHubDown reserves the hub side's address, with nothing listening
+// there (the hub is down) until c.StartBroker and c.startHub, under a
+// context that ends after timeout.
+func startHubDown(t *testing.T, timeout time.Duration, log *slog.Logger) (context.Context, *central) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	c := startBroker(t, t.TempDir(), log, "127.0.0.1:0")
+	c.StopBroker()
 	return ctx, c
 }
 

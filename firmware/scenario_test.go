@@ -56,6 +56,14 @@ type sceneCards interface {
 
 func startScene(t *testing.T) *scene { t.Helper(); return startSceneOpts(t, sceneOpts{}) }
 
+// startSceneFor is startScene with a context that ends after timeout.
+func startSceneFor(t *testing.T, timeout time.Duration) (*scene, context.Context) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	return startScene(t), ctx
+}
+
 // sceneOpts: a totem configured as standing at a counter enabled to
 // reissue cards, and the totems the hub's fleet registry knows as such
 // (nil: the hub runs without a registry).
@@ -232,9 +240,7 @@ func mustNotContain(t *testing.T, what, s string, nevers ...string) {
 // protocol number; the CMS recorded the consents and one audit record;
 // there is no second half to notify.
 func TestScenarioSelfServiceConsent(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	s := startScene(t)
+	s, ctx := startSceneFor(t, 60*time.Second)
 	const serial = "6090012345678000"
 
 	s.wait(ctx, "Inserire la tessera")
@@ -274,9 +280,7 @@ func TestScenarioSelfServiceConsent(t *testing.T) {
 // first halves of PIN and PUK printed; the CMS sends the second halves to
 // the contact chosen at activation (recorded, not sent) and audits it.
 func TestScenarioSelfServiceReprint(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	s := startScene(t)
+	s, ctx := startSceneFor(t, 60*time.Second)
 	const serial = "6090012345678000"
 
 	s.wait(ctx, "Inserire la tessera")
@@ -385,9 +389,7 @@ func (s *scene) login(ctx context.Context) {
 // delegation, the notification of the second halves to the parent's phone,
 // and one audit record naming the operator.
 func TestScenarioAssistedActivationMinor(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	s := startScene(t)
+	s, ctx := startSceneFor(t, 90*time.Second)
 	const serial = "6090011111111006"
 
 	// The declaration is printed before the request goes out; the operator
@@ -447,9 +449,7 @@ func TestScenarioAssistedActivationMinor(t *testing.T) {
 // operator; the CMS revoked the card, recorded the reissue and audited the
 // operator.
 func TestScenarioAssistedRevocation(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	s := startScene(t)
+	s, ctx := startSceneFor(t, 90*time.Second)
 	const serial = "6090012345678000"
 
 	s.login(ctx)
@@ -493,9 +493,7 @@ func TestScenarioAssistedRevocation(t *testing.T) {
 // consents with the delegate, and the receipt says so and what became of
 // the FSE.
 func TestScenarioAssistedConsentsParentForMinor(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
-	defer cancel()
-	s := startScene(t)
+	s, ctx := startSceneFor(t, 120*time.Second)
 	const serial = "6090011111111006"
 
 	s.activateMinor(ctx)
@@ -593,9 +591,7 @@ func TestScenarioReissueRefusedElsewhere(t *testing.T) {
 // the menu; a chip whose codice fiscale fails its check character is
 // unreadable data, sent to the Scelta e Revoca desk.
 func TestScenarioCardLots(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	s := startScene(t)
+	s, ctx := startSceneFor(t, 60*time.Second)
 	for _, tc := range []struct{ card, want, never string }{
 		{"cie-nxp", "usare la tessera", "riconosciuta"},
 		{"cns-nfc", "1 Consensi FSE", "riconosciuta"},
