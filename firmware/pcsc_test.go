@@ -24,6 +24,7 @@ import (
 	"github.com/aslcns/totem/hal/haltest"
 	"github.com/aslcns/totem/hal/sim"
 	"github.com/aslcns/totem/sync/outbox"
+	"github.com/aslcns/totem/sync/synctest"
 )
 
 // The PIN tests run the real firmware on the real PC/SC stack: the
@@ -41,29 +42,11 @@ const (
 	pcscWrong2 = "86420975" // wrong, and distinctive too
 )
 
-// pcscLogs collects every log line of a run, from every component.
-type pcscLogs struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *pcscLogs) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *pcscLogs) Bytes() []byte {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return bytes.Clone(l.b.Bytes())
-}
-
 // pcscTotem is a totem on the real PC/SC stack.
 type pcscTotem struct {
-	*totem        // the panel and the printer; no simulated reader
-	dir    string // every file the totem writes lives under it
-	logs   *pcscLogs
+	*totem               // the panel and the printer; no simulated reader
+	dir    string        // every file the totem writes lives under it
+	logs   *synctest.Log // every log line of a run, from every component
 	pcscd  *pcsctest.Daemon
 	card   *vcard.Card
 	halt   func()
@@ -74,8 +57,9 @@ type pcscTotem struct {
 func startPCSC(t *testing.T) *pcscTotem {
 	t.Helper()
 	d := pcsctest.Start(t) // first: before any scard call (see pcsctest)
-	tt := &pcscTotem{totem: &totem{t: t, panel: sim.NewPanel(20, 4)}, dir: t.TempDir(), logs: &pcscLogs{}, pcscd: d}
-	log := slog.New(slog.NewTextHandler(tt.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	tt := &pcscTotem{totem: &totem{t: t, panel: sim.NewPanel(20, 4)}, dir: t.TempDir(), pcscd: d}
+	var log *slog.Logger
+	tt.logs, log = newLog()
 
 	p, ok := vcard.Lookup("cns")
 	if !ok {
@@ -178,7 +162,7 @@ func (tt *pcscTotem) scan(pins ...string) {
 		needles = append(needles, pin, hex.EncodeToString([]byte(pin))) // digits: no case in the hex
 	}
 
-	logs := tt.logs.Bytes()
+	logs := []byte(tt.logs.String())
 	if !bytes.Contains(logs, []byte("pin refused")) {
 		t.Fatalf("the logs lack the PIN refusals, so the scan would prove little:\n%s", logs)
 	}
@@ -287,7 +271,7 @@ func TestPCSCPcscdRestart(t *testing.T) {
 	tt := startPCSC(t)
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("totem log:\n%s", tt.logs.Bytes())
+			t.Logf("totem log:\n%s", tt.logs.String())
 		}
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
