@@ -79,6 +79,16 @@ func cat(parts ...[]step) []step {
 	return out
 }
 
+// startWithCard starts a local totem (startLocal, a one-minute idle
+// timeout) and puts the test card in the reader.
+func startWithCard(t *testing.T) (context.Context, *local) {
+	t.Helper()
+	ctx := ctxT(t)
+	l := startLocal(t, time.Minute)
+	l.reader.Insert(testCard())
+	return ctx, l
+}
+
 // insert puts card in the reader and waits for the citizen's menu.
 func (tt *totem) insert(ctx context.Context, card *sim.Card) {
 	tt.t.Helper()
@@ -95,8 +105,6 @@ func (tt *totem) remove(ctx context.Context) {
 
 // Script pieces of the citizen's menu, from the menu's first page.
 var (
-	// pinSteps types the test card's PIN at the PIN prompt.
-	pinSteps = []step{{"PIN:", testPIN + "#"}}
 	// consentSteps gives the FSE consents (consultazione yes, opposizione
 	// no) up to the summary, confirmed.
 	consentSteps = cat([]step{{"1 Consensi FSE", "1"}, {"PIN:", testPIN}, {"PIN: ********", "#"}},

@@ -2,7 +2,6 @@ package firmware_test
 
 import (
 	"testing"
-	"time"
 
 	"github.com/aslcns/totem/hal"
 )
@@ -11,9 +10,8 @@ import (
 // every function key works from any page; * on the first page ends the
 // session as D does.
 func TestMenuPages(t *testing.T) {
-	ctx := ctxT(t)
-	l := startLocal(t, time.Minute)
-	l.insert(ctx, testCard())
+	ctx, l := startWithCard(t)
+	l.wait(ctx, "1 Consensi FSE")
 	for _, want := range []string{"5 Ristampa PIN/PUK", "8 Moduli da stampare", "0 Sospensione,", "1 Consensi FSE"} {
 		l.panel.Press(hal.KeyOK)
 		l.wait(ctx, want)

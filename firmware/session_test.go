@@ -240,9 +240,7 @@ func TestKeyDismissesIdleWarning(t *testing.T) {
 }
 
 func TestCardYankedMidFlow(t *testing.T) {
-	ctx := ctxT(t)
-	l := startLocal(t, time.Minute)
-	l.reader.Insert(testCard())
+	ctx, l := startWithCard(t)
 	l.run(ctx, []step{{"1 Consensi FSE", "1"}, {"PIN:", testPIN + "#"}, {"Informativa FSE", "#"}})
 	l.wait(ctx, "Consenso 1 di 2")
 	l.remove(ctx)
@@ -255,9 +253,7 @@ func TestCardYankedMidFlow(t *testing.T) {
 }
 
 func TestWrongPINAndBlocked(t *testing.T) {
-	ctx := ctxT(t)
-	l := startLocal(t, time.Minute)
-	l.reader.Insert(testCard())
+	ctx, l := startWithCard(t)
 	l.run(ctx, []step{{"1 Consensi FSE", "1"},
 		{"PIN:", "1111#"}, // 4 digits: the length is said, no try spent
 		{"Servono 5-8 cifre", "#"}, {"PIN: ****", "1#"}, {"Restano 2 tentativi", "#"}, {"PIN: ", "11111#"},
@@ -293,9 +289,8 @@ func TestPaperOutKeepsOperation(t *testing.T) {
 }
 
 func TestStoreFailureIsTold(t *testing.T) {
-	ctx := ctxT(t)
-	l := startLocal(t, time.Minute)
-	l.insert(ctx, testCard())
+	ctx, l := startWithCard(t)
+	l.wait(ctx, "1 Consensi FSE")
 	l.box.Close() // the store fails under the firmware's feet
 	l.panel.Press('1')
 	l.run(ctx, []step{{"PIN:", testPIN + "#"}, {"Informativa FSE", "#"}, {"Consenso 1 di 2", "1"},
@@ -307,9 +302,7 @@ func TestStoreFailureIsTold(t *testing.T) {
 }
 
 func TestBackAndCancel(t *testing.T) {
-	ctx := ctxT(t)
-	l := startLocal(t, time.Minute)
-	l.reader.Insert(testCard())
+	ctx, l := startWithCard(t)
 	l.run(ctx, []step{{"1 Consensi FSE", "1"},
 		{"PIN:", "*"}, // empty PIN: back to the menu
 		{"1 Consensi FSE", "1" + testPIN + "#"}, {"Informativa FSE", "#"}, {"Consenso 1 di 2", "2"}, {"Consenso 2 di 2", "1"},
@@ -386,9 +379,7 @@ func TestKeyPressBeeps(t *testing.T) {
 }
 
 func TestReaderRequestOffline(t *testing.T) {
-	ctx := ctxT(t)
-	l := startLocal(t, time.Minute)
-	l.reader.Insert(testCard())
+	ctx, l := startWithCard(t)
 	l.run(ctx, []step{{"2 Richiesta lettore", "2"},
 		{"n. ricevuta", "12#"},      // too short: the length expected is said
 		{"Servono 6-20 cifre", "#"}, // back to the digits typed so far
@@ -693,9 +684,7 @@ func (d *shownScreens) since(n int) []string {
 // receipt, a one-row explanation, and is asked so that 1=Sì gives it: the
 // "opposizione" to the data before 2020 is no double negative (issue 17).
 func TestConsentWording(t *testing.T) {
-	ctx := ctxT(t)
-	l := startLocal(t, time.Minute)
-	l.reader.Insert(testCard())
+	ctx, l := startWithCard(t)
 	l.run(ctx, []step{{"1 Consensi FSE", "1"}, {"PIN:", testPIN + "#"}, {"Informativa FSE", "#"}})
 	s := l.screenFor(ctx, "Consenso 1 di 2:")
 	mustContain(t, "consent 1", s, "Consultazione", "FSE letto dai medici")
