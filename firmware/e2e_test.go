@@ -327,16 +327,7 @@ func TestDuplicateDeliveryAppliesOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	next := func() *protocol.Result {
-		t.Helper()
-		select {
-		case r := <-results:
-			return r
-		case <-ctx.Done():
-			t.Fatal("no result")
-		}
-		return nil
-	}
+	next := func() *protocol.Result { t.Helper(); return haltest.Recv(t, ctx, results, "a result") }
 	// The same op published twice.
 	publish(op(1))
 	publish(op(1))

@@ -11,6 +11,7 @@ import (
 
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/hal"
+	"github.com/aslcns/totem/hal/haltest"
 	"github.com/aslcns/totem/sync/protocol"
 	"github.com/eclipse/paho.golang/paho"
 )
@@ -224,22 +225,18 @@ func TestModifiedTotemRefused(t *testing.T) {
 		}
 	}
 	for len(want) > 0 {
-		select {
-		case r := <-results:
-			code, ok := want[r.OpID]
-			if !ok || !r.Final() {
-				continue
-			}
-			delete(want, r.OpID)
-			var codes []string
-			for _, e := range r.Processing.Errors {
-				codes = append(codes, e.Code)
-			}
-			if r.Processing.Status != protocol.ProcessingRejected || !slices.Contains(codes, code) {
-				t.Errorf("op %s: %s %v, want rejected with %s", r.OpID, r.Processing.Status, codes, code)
-			}
-		case <-ctx.Done():
-			t.Fatalf("no result for %v", want)
+		r := haltest.Recv(t, ctx, results, fmt.Sprintf("the results for %v", want))
+		code, ok := want[r.OpID]
+		if !ok || !r.Final() {
+			continue
+		}
+		delete(want, r.OpID)
+		var codes []string
+		for _, e := range r.Processing.Errors {
+			codes = append(codes, e.Code)
+		}
+		if r.Processing.Status != protocol.ProcessingRejected || !slices.Contains(codes, code) {
+			t.Errorf("op %s: %s %v, want rejected with %s", r.OpID, r.Processing.Status, codes, code)
 		}
 	}
 	if card, _ := c.CMS.Card(ref.Serial); card.State != cms.CardActive {

@@ -498,16 +498,7 @@ func TestOutboxQuotaAlarm(t *testing.T) {
 		}},
 	})
 	app.Store(l.app)
-	next := func() protocol.Event {
-		t.Helper()
-		select {
-		case e := <-events:
-			return e
-		case <-ctx.Done():
-			t.Fatal("no event")
-			return protocol.Event{}
-		}
-	}
+	next := func() protocol.Event { t.Helper(); return haltest.Recv(t, ctx, events, "an event") }
 	var ids []string
 	for range 3 {
 		e, err := l.box.Enqueue("consent", []byte(`{}`), time.Now(), time.Time{})
