@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aslcns/totem/drivers/cns/vcard"
 	"github.com/aslcns/totem/hal"
 	"github.com/aslcns/totem/hal/haltest"
 	"github.com/aslcns/totem/hal/sim"
@@ -121,6 +122,17 @@ var (
 // menu.
 func pinChangeSteps(old, new string) []step {
 	return []step{{"3 Cambio PIN", "3"}, {"Digitare il PIN", old + "#"}, {"Nuovo PIN", new + "#"}, {"Ripetere", new + "#"}}
+}
+
+// profile returns the virtual card profile called name; an unknown name
+// ends the test.
+func profile(t *testing.T, name string) vcard.Profile {
+	t.Helper()
+	p, ok := vcard.Lookup(name)
+	if !ok {
+		t.Fatalf("no card profile %q", name)
+	}
+	return p
 }
 
 // flat folds s to single spaces, as a receipt reads whatever its wrapping.

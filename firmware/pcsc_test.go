@@ -61,10 +61,7 @@ func startPCSC(t *testing.T) *pcscTotem {
 	var log *slog.Logger
 	tt.logs, log = newLog()
 
-	p, ok := vcard.Lookup("cns")
-	if !ok {
-		t.Fatal("no cns profile")
-	}
+	p := profile(t, "cns")
 	p.PIN = pcscPIN
 	tt.card = vcard.New(p)
 
