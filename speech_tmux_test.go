@@ -2,8 +2,6 @@ package totem_test
 
 import (
 	"context"
-	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -18,48 +16,15 @@ import (
 // screen then becomes a WAV of non-silent speech of plausible length in
 // the voice of the language, none before `a` was pressed.
 func TestDemoSpeechInTmux(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds binaries")
-	}
-	for _, c := range []string{"tmux", "espeak-ng", "sox"} {
-		if _, err := exec.LookPath(c); err != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatalf("%s missing (.ci/run installs it)", c)
-			}
-			t.Skipf("%s not installed (deploy/deps.sh installs it)", c)
-		}
-	}
-	bin := build(t)
-	dir := t.TempDir()
-	speech := filepath.Join(dir, "speech")
+	needTools(t, "tmux", "espeak-ng", "sox")
 	// No hub: the totem serves offline, which is all the panel needs.
-	write(t, dir+"/totemd.toml", fmt.Sprintf("state_dir = %q\n[broker]\nurl = %q\ncredentials_file = %q\n",
-		dir+"/totemd", "mqtt://"+freeAddr(t), dir+"/creds/demo-01.json"))
+	d := newDemo(t, "")
+	dir := d.dir
+	speech := filepath.Join(dir, "speech")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	sock := filepath.Join(dir, "tmux.sock")
-	tmux := func(args ...string) string {
-		t.Helper()
-		out, err := exec.CommandContext(ctx, "tmux", append([]string{"-S", sock}, args...)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("tmux %v: %v %s", args, err, out)
-		}
-		return string(out)
-	}
-	tmux("new-session", "-d", "-x", "80", "-y", "24", bin+"/totemd --config "+dir+"/totemd.toml --panel terminal --vspeech "+speech)
-	defer exec.Command("tmux", "-S", sock, "kill-server").Run()
-	waitFor := func(s string) {
-		t.Helper()
-		var last string
-		for ctx.Err() == nil {
-			if last = tmux("capture-pane", "-p"); strings.Contains(last, s) {
-				return
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		t.Fatalf("the screen never showed %q; it shows:\n%s", s, last)
-	}
-	keys := func(k ...string) { tmux(append([]string{"send-keys", "-t", "0"}, k...)...) }
+	p := startPanel(t, ctx, dir, d.bin+"/totemd --config "+dir+"/totemd.toml --panel terminal --vspeech "+speech)
+	waitFor, keys := p.waitFor, p.keys
 	wavs := func() []string {
 		w, _ := filepath.Glob(filepath.Join(speech, "*.wav"))
 		return w
@@ -89,9 +54,7 @@ func TestDemoSpeechInTmux(t *testing.T) {
 	keys("r")
 	waitFor("A=Voce")
 	keys("q")
-	for ctx.Err() == nil && exec.Command("tmux", "-S", sock, "has-session").Run() == nil {
-		time.Sleep(50 * time.Millisecond)
-	}
+	p.waitExit()
 	w := wavs()
 	// The idle screen (it, then en), reading, menu, the PIN screen (once:
 	// a digit typed changes nothing said), the FSE notice, consent 1,
