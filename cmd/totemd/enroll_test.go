@@ -10,11 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aslcns/totem/sync/broker"
 	"github.com/aslcns/totem/sync/creds"
-	"github.com/aslcns/totem/sync/hub"
 	"github.com/aslcns/totem/sync/pki"
-	"github.com/aslcns/totem/sync/synctest"
 )
 
 // totemd enroll exchanges the code ops got for the totem's credentials
@@ -25,37 +22,17 @@ import (
 func TestEnrollEndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	now := time.Now()
-	ca, err := pki.LoadOrCreateCA(filepath.Join(dir, "ca"), "test CA", now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := pki.NewServer(pki.CASource(filepath.Join(dir, "ca"), ca, []string{"127.0.0.1"}), now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := synctest.Start(t, synctest.Options{Dir: dir, Registry: true,
-		Broker: broker.Options{TLSListen: "127.0.0.1:0", TLS: cert.Config(), Enroll: true}})
-	srv, reg := c.Broker, c.Registry
-	c.StartHub(hub.Options{ClientID: c.HubCreds.Username, Enroller: reg})
+	rig := startEnrollRig(t, dir, now, 0)
+	srv, reg := rig.Broker, rig.Registry
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
 	credsFile := filepath.Join(dir, "totem", "t-1.json")
 	config := func(caFile string) string {
-		p := filepath.Join(dir, fmt.Sprintf("totemd-%d.toml", len(caFile)))
-		toml := fmt.Sprintf("state_dir = %q\n[totem]\nid = \"t-1\"\n[broker]\nurl = %q\ncredentials_file = %q\nca_file = %q\n",
-			filepath.Join(dir, "state"), srv.TLSURL(), credsFile, caFile)
-		if err := os.WriteFile(p, []byte(toml), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
+		return totemConfig(t, dir, srv.TLSURL(), credsFile, fmt.Sprintf("ca_file = %q\n", caFile))
 	}
 	good := config(filepath.Join(dir, "ca", pki.CACertFile))
-	enrollRun := func(cfg, code string) (string, error) {
-		var out, errb bytes.Buffer
-		err := run(ctx, []string{"enroll", "--config", cfg, "--timeout", "20s", code}, nil, &out, &errb)
-		return out.String(), err
-	}
+	enrollRun := func(cfg, code string) (string, error) { return enrollRun(ctx, cfg, code) }
 	noFile := func(when string) {
 		t.Helper()
 		if _, err := os.Stat(credsFile); !os.IsNotExist(err) {
@@ -119,11 +96,7 @@ func TestEnrollEndToEnd(t *testing.T) {
 	}
 
 	// Test credenziali over the same TLS path: a clear verdict.
-	credTest := func(cfg string) (string, error) {
-		var out, errb bytes.Buffer
-		err := run(ctx, []string{"credentials", "test", "--config", cfg}, nil, &out, &errb)
-		return out.String(), err
-	}
+	credTest := func(cfg string) (string, error) { return totemd(ctx, "credentials", "test", "--config", cfg) }
 	out, err = credTest(good)
 	if err != nil || !strings.Contains(out, "OK: credentials of t-1 accepted") || !strings.Contains(out, "(in 239 days)") ||
 		!strings.Contains(out, "totem/v1/acl-probe/cmd") {
