@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aslcns/totem/cmd/internal/benchkit"
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/cms/pgstore"
 	"github.com/aslcns/totem/cms/pgstore/pgtest"
@@ -190,16 +191,6 @@ func migratedDB(t *testing.T, ctx context.Context, opts pgtest.Options) (*pgtest
 	return srv, url
 }
 
-func consentOp() []byte {
-	b, _ := json.Marshal(cms.ConsentRequest{
-		Card:       cms.CardRef{Serial: "6090012345678000", CF: "RSSMRA80A01H501U", Expiry: "2030-12-31"},
-		Policy:     "fse-2020",
-		Consents:   []cms.Consent{{Code: "consultazione", Given: true}, {Code: "opposizione_pregresso"}},
-		Attendance: cms.Attendance{Channel: cms.SelfService},
-	})
-	return b
-}
-
 // consentBox opens an outbox at path, closed when the test ends, with n
 // consents queued.
 func consentBox(t *testing.T, path string, n int) *outbox.Outbox {
@@ -218,7 +209,7 @@ func enqueueConsents(t *testing.T, box *outbox.Outbox, n int) []string {
 	t.Helper()
 	var ids []string
 	for range n {
-		e, err := box.Enqueue(cms.KindConsent, consentOp(), time.Now(), time.Time{})
+		e, err := box.Enqueue(cms.KindConsent, benchkit.ConsentPayload(), time.Now(), time.Time{})
 		if err != nil {
 			t.Fatal(err)
 		}
