@@ -2,13 +2,12 @@ package totem_test
 
 import (
 	"context"
-	"os/exec"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aslcns/totem/drivers/speech/speechtest"
 )
 
 // The demo's speech (issue 17): totemd --vspeech in tmux, speech turned
@@ -64,12 +63,7 @@ func TestDemoSpeechInTmux(t *testing.T) {
 	}
 	langs := map[string]int{}
 	for _, f := range w {
-		out, err := exec.Command("sox", f, "-n", "stat").CombinedOutput()
-		if err != nil {
-			t.Fatalf("sox %s: %v\n%s", f, err, out)
-		}
-		sec := statField(t, out, "Length (seconds)")
-		rms := statField(t, out, "RMS     amplitude")
+		sec, rms := speechtest.Stat(t, f)
 		if sec < 0.8 || sec > 30 || rms < 0.02 {
 			t.Errorf("%s: %.2f s, RMS %.3f: not a screen's speech", filepath.Base(f), sec, rms)
 		}
@@ -78,17 +72,4 @@ func TestDemoSpeechInTmux(t *testing.T) {
 	if langs["it"] != 1 || langs["en"] != 7 {
 		t.Errorf("voices used: %v", langs)
 	}
-}
-
-func statField(t *testing.T, out []byte, name string) float64 {
-	t.Helper()
-	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + `:\s+([-0-9.]+)`).FindSubmatch(out)
-	if m == nil {
-		t.Fatalf("sox stat has no %q:\n%s", name, out)
-	}
-	v, err := strconv.ParseFloat(string(m[1]), 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
 }
