@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/sync/creds"
+	"github.com/aslcns/totem/sync/synctest"
 )
 
 // The watchdog's interval in these tests: totemd pings every half of it.
@@ -75,19 +76,9 @@ type daemon struct {
 	done    chan struct{}
 }
 
-// freePort is a loopback port nobody listens on: the hub is unreachable.
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // startDaemon runs totemd headless (--panel none, simulated devices) with
-// a private state dir and an unreachable hub; withCreds provisions its
-// credentials so that the uplink itself runs (offline).
+// a private state dir and an unreachable hub (a free port); withCreds
+// provisions its credentials so that the uplink itself runs (offline).
 func startDaemon(t *testing.T, withCreds bool, level string) *daemon {
 	t.Helper()
 	bin := wedgeBinary(t)
@@ -109,7 +100,7 @@ func startDaemon(t *testing.T, withCreds bool, level string) *daemon {
 	}
 	d := &daemon{t: t, notices: make(chan notice, 256), lines: make(chan string, 1024), cfg: filepath.Join(dir, "totemd.toml"),
 		done: make(chan struct{})}
-	d.writeConfig(t, dir, credsFile, level, fmt.Sprintf("mqtt://127.0.0.1:%d", freePort(t)))
+	d.writeConfig(t, dir, credsFile, level, "mqtt://"+synctest.FreeAddr(t))
 	d.cmd = exec.Command(bin, "--config", d.cfg, "--panel", "none")
 	d.cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock, fmt.Sprintf("WATCHDOG_USEC=%d", watchdog.Microseconds()))
 	stderr, err := d.cmd.StderrPipe()
