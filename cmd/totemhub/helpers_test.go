@@ -50,6 +50,7 @@ type hubConf struct {
 	// loopback port, with httpTOML the rest of its section.
 	noHTTP   bool
 	httpTOML string
+	logLevel string // [log] level; "": the default
 }
 
 func (c hubConf) path() string  { return filepath.Join(c.dir, "totemhub.toml") }
@@ -77,6 +78,9 @@ func writeConf(t *testing.T, c hubConf) {
 	doc := fmt.Sprintf("state_dir = %q\n[store]\nurl = %q\n[broker]\n%s"+
 		"[fleet]\ncredentials_dir = %q\nprovision = [%s]\nconsole = %q\n[http]\n%s",
 		c.state(), c.dbURL, brokerTOML, c.creds(), strings.Join(prov, ", "), c.console, httpTOML)
+	if c.logLevel != "" {
+		doc += fmt.Sprintf("[log]\nlevel = %q\n", c.logLevel)
+	}
 	if err := os.WriteFile(c.path(), []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
 	}
