@@ -3,11 +3,13 @@ package totem_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -51,16 +53,34 @@ func newDemo(t *testing.T, totemdTOML string) *demo {
 // startHub runs totemhub until stop (SIGTERM) or ctx's end.
 func (d *demo) startHub(t *testing.T, ctx context.Context) (stop func()) {
 	t.Helper()
-	hub := exec.CommandContext(ctx, d.bin+"/totemhub", "--config", d.dir+"/hub.toml")
-	if err := hub.Start(); err != nil {
+	hub := startProgram(t, ctx, nil, d.bin+"/totemhub", "--config", d.dir+"/hub.toml")
+	return sync.OnceFunc(func() { stopProgram(hub) })
+}
+
+// startProgram runs the program at path with args (stdin /dev/null, stderr
+// to stderr, nil: discarded) until ctx's end.
+func startProgram(t *testing.T, ctx context.Context, stderr io.Writer, path string, args ...string) *exec.Cmd {
+	t.Helper()
+	c := exec.CommandContext(ctx, path, args...)
+	c.Stderr = stderr
+	if err := c.Start(); err != nil {
 		t.Fatal(err)
 	}
-	return func() {
-		if hub != nil {
-			hub.Process.Signal(syscall.SIGTERM)
-			hub.Wait()
-			hub = nil
-		}
+	return c
+}
+
+// stopProgram ends c with SIGTERM and returns how it exited.
+func stopProgram(c *exec.Cmd) error {
+	c.Process.Signal(syscall.SIGTERM)
+	return c.Wait()
+}
+
+// totemctl returns a runner of bin's totemctl with the configuration cfg:
+// it returns what totemctl printed (stdout and stderr) and its error.
+func totemctl(ctx context.Context, bin, cfg string) func(args ...string) (string, error) {
+	return func(args ...string) (string, error) {
+		out, err := exec.CommandContext(ctx, bin+"/totemctl", append([]string{"--config", cfg}, args...)...).CombinedOutput()
+		return string(out), err
 	}
 }
 
