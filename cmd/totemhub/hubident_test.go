@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,24 +18,6 @@ func provisionRole(cfg, role, name string) (string, error) {
 	var out, errw bytes.Buffer
 	err := run(context.Background(), []string{"--config", cfg, "provision", "--role", role, name}, nil, &out, &errw)
 	return out.String(), err
-}
-
-// hubConn connects to addr as f and returns the client.
-func hubConn(t *testing.T, addr string, f creds.File) *paho.Client {
-	t.Helper()
-	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl := paho.NewClient(paho.ClientConfig{Conn: nc})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if _, err := cl.Connect(ctx, &paho.Connect{ClientID: "totemhub-b-1", CleanStart: true, KeepAlive: 30,
-		Username: f.Username, UsernameFlag: true, Password: []byte(f.Password), PasswordFlag: true}); err != nil {
-		t.Fatalf("a provisioned hub identity could not log in: %v", err)
-	}
-	t.Cleanup(func() { _ = cl.Disconnect(&paho.Disconnect{}); <-cl.Done() })
-	return cl
 }
 
 // `totemhub provision --role hub NAME` writes NAME.json, role hub, with
@@ -91,7 +72,10 @@ func TestProvisionHubIdentity(t *testing.T) {
 		t.Fatalf("hub-c.json: %+v, %v", fc, err)
 	}
 	// The identity is the hub role's on the running hub's broker.
-	cl := hubConn(t, h.addr, fc)
+	code, cl, _ := mqttLogin(t, h.addr, "totemhub-b-1", fc.Username, fc.Password)
+	if code != 0 {
+		t.Fatalf("a provisioned hub identity could not log in: 0x%02X", code)
+	}
 	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer scancel()
 	sa, err := cl.Subscribe(sctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{
