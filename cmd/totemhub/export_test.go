@@ -114,11 +114,7 @@ func TestMigrateFromBbolt(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	srv := pgtest.Private(t, pgtest.Options{NoFsync: true})
-	dbURL, err := srv.NewEmptyDB(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, dbURL := emptyDB(t, ctx, pgtest.Options{NoFsync: true})
 	cfg := storeConfig(t, dbURL)
 	var out, errw bytes.Buffer
 	if err := run(ctx, []string{"--config", cfg, "migrate", "--from-bbolt", boltPath}, nil, &out, &errw); err != nil {
