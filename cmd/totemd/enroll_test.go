@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -20,19 +19,12 @@ import (
 // alphabet are refused with their reason and write nothing, and a totem
 // trusting another CA fails with a message naming the CA file.
 func TestEnrollEndToEnd(t *testing.T) {
-	dir := t.TempDir()
-	now := time.Now()
-	rig := startEnrollRig(t, dir, now, 0)
+	rig := startEnrollRig(t, 60*time.Second, 0)
+	dir, now, ctx, credsFile := rig.Dir, rig.Now, rig.Ctx, rig.CredsFile
 	srv, reg := rig.Broker, rig.Registry
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-
-	credsFile := filepath.Join(dir, "totem", "t-1.json")
-	config := func(caFile string) string {
-		return totemConfig(t, dir, srv.TLSURL(), credsFile, fmt.Sprintf("ca_file = %q\n", caFile))
-	}
+	config := func(caFile string) string { return rig.config(t, srv.TLSURL(), fmt.Sprintf("ca_file = %q\n", caFile)) }
 	good := config(filepath.Join(dir, "ca", pki.CACertFile))
-	enrollRun := func(cfg, code string) (string, error) { return enrollRun(ctx, cfg, code) }
+	enrollRun := rig.enroll
 	noFile := func(when string) {
 		t.Helper()
 		if _, err := os.Stat(credsFile); !os.IsNotExist(err) {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,19 +20,14 @@ import (
 // and write nothing, and the code never crosses the middle; ca_file =
 // "system" keeps the plain verified path (no CA fetched).
 func TestEnrollWithOnlyTheCode(t *testing.T) {
-	dir := t.TempDir()
-	now := time.Now()
-	rig := startEnrollRig(t, dir, now, 100)
+	rig := startEnrollRig(t, 90*time.Second, 100)
+	now, ctx, credsFile := rig.Now, rig.Ctx, rig.CredsFile
 	srv, reg, h, ca := rig.Broker, rig.Registry, rig.Hub, rig.CA
 	h.SetEnrollCA(ca.Cert.Raw)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-
-	totemDir := filepath.Join(dir, "totem")
-	credsFile := filepath.Join(totemDir, "t-1.json")
+	totemDir := filepath.Dir(credsFile)
 	caFile := filepath.Join(totemDir, "ca.pem") // ca_file's default
-	config := func(url, caLine string) string { return totemConfig(t, dir, url, credsFile, caLine) }
-	enrollRun := func(cfg, code string) (string, error) { return enrollRun(ctx, cfg, code) }
+	config := func(url, caLine string) string { return rig.config(t, url, caLine) }
+	enrollRun := rig.enroll
 	nothingWritten := func(when string) {
 		t.Helper()
 		if ents, err := os.ReadDir(totemDir); err == nil && len(ents) > 0 || err != nil && !os.IsNotExist(err) {
