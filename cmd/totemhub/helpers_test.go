@@ -156,8 +156,8 @@ func (h *testHub) get(t *testing.T, path string) string {
 	return body
 }
 
-// until polls cond until it holds; at ctx's end it fails saying what,
-// with the hubs' logs.
+// until polls cond (every 50 ms: a poll may log a client in) until it
+// holds; at ctx's end it fails saying what, with the hubs' logs.
 func until(t *testing.T, ctx context.Context, what string, cond func() bool, hubs ...*testHub) {
 	t.Helper()
 	for !cond() {
@@ -168,7 +168,7 @@ func until(t *testing.T, ctx context.Context, what string, cond func() bool, hub
 				fmt.Fprintf(&logs, "\nhub %c:\n%s", 'A'+i, h.logs.String())
 			}
 			t.Fatalf("%s: not within the time%s", what, logs.String())
-		case <-time.After(20 * time.Millisecond):
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }
