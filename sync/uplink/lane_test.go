@@ -230,16 +230,8 @@ func TestPriorityLaneOvertakesBacklog(t *testing.T) {
 			o.OnCommand = func(_ context.Context, c *protocol.Command) *protocol.Reply {
 				return &protocol.Reply{ID: c.ID, OK: true}
 			}
-			tech, err := cmdsig.Generate("tech-1", cmdsig.Technician)
-			if err != nil {
-				t.Fatal(err)
-			}
-			rec, err := cmdsig.OpenRecord(filepath.Join(t.TempDir(), "commands.db"), cmdsig.RecordOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer rec.Close()
-			o.Verifier = cmdsig.NewVerifier(totem, []cmdsig.PublicKey{tech.Public()}, rec)
+			tech, verifier := technician(t)
+			o.Verifier = verifier
 			u, _ := r.run(t, ctx, o)
 
 			// Wait until the backlog is held: the hub saw what the bucket
