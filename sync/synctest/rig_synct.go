@@ -125,3 +125,21 @@ func SignedBundle(t testing.TB, k cmdsig.PrivateKey, version, arch string, p []b
 	}
 	return b
 }
+
+// QueuedOutbox opens an outbox in a temporary directory, closed when the
+// test ends, with n consent operations (ConsentPayload) queued.
+func QueuedOutbox(t testing.TB, n int) *outbox.Outbox {
+	t.Helper()
+	box, err := outbox.Open(filepath.Join(t.TempDir(), "outbox.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { box.Close() })
+	p := ConsentPayload()
+	for range n {
+		if _, err := box.Enqueue(cms.KindConsent, p, time.Now(), time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return box
+}
