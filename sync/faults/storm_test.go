@@ -87,16 +87,7 @@ func storm(t *testing.T, kind string, hubs int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	last := map[string]uint64{}
-	for _, a := range audit {
-		if a.Seq != last[a.Totem]+1 {
-			t.Fatalf("%s: seq %d applied after %d (twice or out of order)", a.Totem, a.Seq, last[a.Totem])
-		}
-		last[a.Totem] = a.Seq
-	}
-	if len(audit) != totems*each {
-		t.Fatalf("applied %d, want %d", len(audit), totems*each)
-	}
+	synctest.AssertInOrder(t, audit, totems*each)
 	for _, r := range c.Hubs() {
 		if d := r.Stats().Dropped.Load(); d != 0 {
 			t.Errorf("an instance dropped %d acknowledged operations", d)

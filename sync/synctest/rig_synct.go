@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/cms"
+	"github.com/aslcns/totem/cms/refcms"
 	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/outbox"
@@ -142,4 +143,39 @@ func QueuedOutbox(t testing.TB, n int) *outbox.Outbox {
 		}
 	}
 	return box
+}
+
+// AssertInOrder fails the test unless the CMS audit holds, for every
+// totem, its sequence numbers 1, 2, 3… each once and in order, and want
+// records in all.
+func AssertInOrder(t testing.TB, audit []refcms.AuditRecord, want int) {
+	t.Helper()
+	last := map[string]uint64{}
+	for _, a := range audit {
+		if a.Seq != last[a.Totem]+1 {
+			t.Fatalf("%s: seq %d applied after %d (twice or out of order)", a.Totem, a.Seq, last[a.Totem])
+		}
+		last[a.Totem] = a.Seq
+	}
+	if len(audit) != want {
+		t.Fatalf("applied %d, want %d", len(audit), want)
+	}
+}
+
+// Technician is a technician's key (id) and a verifier for target that
+// trusts it and the extra keys, its replay record in a temporary
+// directory closed when the test ends.
+func Technician(t testing.TB, id, target string, extra ...cmdsig.PublicKey) (cmdsig.PrivateKey, *cmdsig.Verifier) {
+	t.Helper()
+	tech, err := cmdsig.Generate(id, cmdsig.Technician)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := cmdsig.OpenRecord(filepath.Join(t.TempDir(), "commands.db"), cmdsig.RecordOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rec.Close() })
+	keys := append(append([]cmdsig.PublicKey(nil), extra...), tech.Public())
+	return tech, cmdsig.NewVerifier(target, keys, rec)
 }

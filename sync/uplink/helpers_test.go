@@ -13,6 +13,7 @@ import (
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/pki"
+	"github.com/aslcns/totem/sync/synctest"
 )
 
 // openBox opens an outbox in dir, closed when the test ends.
@@ -134,19 +135,10 @@ func (r rotator) crashAtEveryStep(reached func(u *Uplink, step string, died <-ch
 }
 
 // technician is a technician's key "tech-1" and a verifier for the totem
-// that trusts it, its replay record in a temporary directory.
+// that trusts it.
 func technician(t *testing.T) (cmdsig.PrivateKey, *cmdsig.Verifier) {
 	t.Helper()
-	tech, err := cmdsig.Generate("tech-1", cmdsig.Technician)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec, err := cmdsig.OpenRecord(filepath.Join(t.TempDir(), "commands.db"), cmdsig.RecordOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rec.Close() })
-	return tech, cmdsig.NewVerifier(totem, []cmdsig.PublicKey{tech.Public()}, rec)
+	return synctest.Technician(t, "tech-1", totem)
 }
 
 // serverCert makes a CA in dir and a server certificate it issues for
