@@ -304,9 +304,7 @@ func TestCommands(t *testing.T) {
 		refused = append(refused, c.ID+" "+rep.Code)
 		refusedMu.Unlock()
 	}, Verifier: verifier})
-	for !u.Connected() && ctx.Err() == nil {
-		time.Sleep(10 * time.Millisecond)
-	}
+	until(ctx, u.Connected)
 	// A command published before the cmd subscription would reach no
 	// one: wait for the connection's subscriptions, not for a while.
 	if err := u.awaitSubscribed(ctx); err != nil {
@@ -409,9 +407,7 @@ func TestEventReachesConsole(t *testing.T) {
 		{Topic: protocol.Topic(totem, protocol.LeafEvent), QoS: 1}}}); err != nil {
 		t.Fatal(err)
 	}
-	for !u.Connected() && ctx.Err() == nil {
-		time.Sleep(10 * time.Millisecond)
-	}
+	until(ctx, u.Connected)
 	u.Event(protocol.Event{Level: protocol.LevelAlarm, Code: "reader_gone", Message: "card reader not available"})
 	select {
 	case e := <-got:
