@@ -1,15 +1,14 @@
 package totem_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/aslcns/totem/sync/synctest"
 )
 
 // TestSignedCommands runs the real programs with two more console keys made
@@ -17,9 +16,7 @@ import (
 // stranger's nobody does. The technician reads but cannot change data;
 // the stranger is refused; the demo console (ops) can do both.
 func TestSignedCommands(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds binaries")
-	}
+	needTools(t)
 	bin := build(t)
 	dir := t.TempDir()
 	addr := freeAddr(t)
@@ -27,10 +24,7 @@ func TestSignedCommands(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	write(t, dir+"/ctl.toml", fmt.Sprintf("[broker]\nurl = %q\ncredentials_file = %q\n", url, dir+"/creds/console.json"))
-	ctl := func(args ...string) (string, error) {
-		out, err := exec.CommandContext(ctx, bin+"/totemctl", append([]string{"--config", dir + "/ctl.toml"}, args...)...).CombinedOutput()
-		return string(out), err
-	}
+	ctl := totemctl(ctx, bin, dir+"/ctl.toml")
 	entry, err := ctl("keygen", "--id", "tech-1", "--role", "technician", "--out", dir+"/tech.key")
 	if err != nil || !strings.Contains(entry, "[[console_keys]]") {
 		t.Fatalf("keygen = %q, %v", entry, err)
@@ -47,20 +41,12 @@ func TestSignedCommands(t *testing.T) {
 	write(t, dir+"/totemd.toml", fmt.Sprintf("state_dir = %q\n%s\n[totem]\nid = \"sig-01\"\n[broker]\nurl = %q\ncredentials_file = %q\nreconnect_min = \"100ms\"\nreconnect_max = \"1s\"\n",
 		dir+"/totemd", entry, url, dir+"/creds/sig-01.json"))
 
-	var hubLog, totemLog bytes.Buffer
-	hub := exec.CommandContext(ctx, bin+"/totemhub", "--config", dir+"/hub.toml")
-	hub.Stderr = &hubLog
-	if err := hub.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stopHub := sync.OnceFunc(func() { hub.Process.Signal(syscall.SIGTERM); hub.Wait() })
+	var hubLog, totemLog synctest.Log
+	hub := startProgram(t, ctx, &hubLog, bin+"/totemhub", "--config", dir+"/hub.toml")
+	stopHub := sync.OnceFunc(func() { stopProgram(hub) })
 	defer stopHub()
-	totemd := exec.CommandContext(ctx, bin+"/totemd", "--config", dir+"/totemd.toml")
-	totemd.Stderr = &totemLog
-	if err := totemd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stopTotem := sync.OnceFunc(func() { totemd.Process.Signal(syscall.SIGTERM); totemd.Wait() })
+	totemd := startProgram(t, ctx, &totemLog, bin+"/totemd", "--config", dir+"/totemd.toml")
+	stopTotem := sync.OnceFunc(func() { stopProgram(totemd) })
 	defer stopTotem()
 	// The totem answers once it is online (bounded: the context's deadline).
 	for out, err := ctl("cmd", "sig-01", "ping"); err != nil || strings.TrimSpace(out) != "ok"; out, err = ctl("cmd", "sig-01", "ping") {

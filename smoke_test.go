@@ -1,35 +1,25 @@
 package totem_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/aslcns/totem/sync/pki"
+	"github.com/aslcns/totem/sync/synctest"
 )
 
 // freeAddr returns a loopback address nobody listens on.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+var freeAddr = synctest.FreeAddr
 
 func build(t *testing.T) string {
 	t.Helper()
@@ -52,9 +42,7 @@ func write(t *testing.T, path, s string) {
 // totemd headless (stdin closed, as under systemd), totemctl status and a
 // command; then totemd stops cleanly and, another time, dies (Last Will).
 func TestProgramsTogether(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds binaries")
-	}
+	needTools(t)
 	bin := build(t)
 	dir := t.TempDir()
 	addr, tlsAddr, httpAddr := freeAddr(t), freeAddr(t), freeAddr(t)
@@ -88,26 +76,14 @@ credentials_file = %q
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	var hubLog, totemLog bytes.Buffer
-	hub := exec.CommandContext(ctx, bin+"/totemhub", "--config", dir+"/hub.toml")
-	hub.Stderr = &hubLog
-	if err := hub.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { hub.Process.Signal(syscall.SIGTERM); hub.Wait() }()
+	var hubLog, totemLog synctest.Log
+	hub := startProgram(t, ctx, &hubLog, bin+"/totemhub", "--config", dir+"/hub.toml")
+	defer stopProgram(hub)
 
 	startTotem := func() *exec.Cmd {
-		c := exec.CommandContext(ctx, bin+"/totemd", "--config", dir+"/totemd.toml") // stdin: /dev/null
-		c.Stderr = &totemLog
-		if err := c.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return c
+		return startProgram(t, ctx, &totemLog, bin+"/totemd", "--config", dir+"/totemd.toml")
 	}
-	ctl := func(args ...string) (string, error) {
-		out, err := exec.CommandContext(ctx, bin+"/totemctl", append([]string{"--config", dir + "/ctl.toml"}, args...)...).CombinedOutput()
-		return string(out), err
-	}
+	ctl := totemctl(ctx, bin, dir+"/ctl.toml")
 	// waitStatus waits for the totem's row to say want and to hold the
 	// fields in need: presence comes with the birth, the queue only with
 	// the first telemetry after it.
@@ -171,8 +147,7 @@ credentials_file = %q
 		t.Fatalf("status table = %q, %v", table, err)
 	}
 	// A clean stop says goodbye and exits 0.
-	totemd.Process.Signal(syscall.SIGTERM)
-	if err := totemd.Wait(); err != nil {
+	if err := stopProgram(totemd); err != nil {
 		t.Fatalf("totemd exit: %v\n%s", err, totemLog.String())
 	}
 	waitStatus("offline")
@@ -216,9 +191,7 @@ credentials_file = %q
 // A broken config file is a clear error naming file and line, and a
 // non-zero exit, for each program.
 func TestBrokenConfig(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds binaries")
-	}
+	needTools(t)
 	bin := build(t)
 	dir := t.TempDir()
 	path := dir + "/bad.toml"
@@ -242,9 +215,7 @@ func TestBrokenConfig(t *testing.T) {
 // On a machine without the configured GPIO, totemd says which pin is
 // missing and exits non-zero (host.Init succeeds there with nothing).
 func TestMissingHardwareIsAConfigError(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds binaries")
-	}
+	needTools(t)
 	bin := build(t)
 	dir := t.TempDir()
 	write(t, dir+"/hw.toml", fmt.Sprintf("state_dir = %q\n[devices]\npanel = \"hardware\"\n[devices.keypad]\nrows = [\"GPIO5\", \"GPIO6\", \"GPIO13\", \"GPIO19\"]\ncols = [\"GPIO12\", \"GPIO16\", \"GPIO20\", \"GPIO21\"]\n", dir+"/state"))

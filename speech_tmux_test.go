@@ -2,15 +2,12 @@ package totem_test
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aslcns/totem/drivers/speech/speechtest"
 )
 
 // The demo's speech (issue 17): totemd --vspeech in tmux, speech turned
@@ -18,48 +15,15 @@ import (
 // screen then becomes a WAV of non-silent speech of plausible length in
 // the voice of the language, none before `a` was pressed.
 func TestDemoSpeechInTmux(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds binaries")
-	}
-	for _, c := range []string{"tmux", "espeak-ng", "sox"} {
-		if _, err := exec.LookPath(c); err != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatalf("%s missing (.ci/run installs it)", c)
-			}
-			t.Skipf("%s not installed (deploy/deps.sh installs it)", c)
-		}
-	}
-	bin := build(t)
-	dir := t.TempDir()
-	speech := filepath.Join(dir, "speech")
+	needTools(t, "tmux", "espeak-ng", "sox")
 	// No hub: the totem serves offline, which is all the panel needs.
-	write(t, dir+"/totemd.toml", fmt.Sprintf("state_dir = %q\n[broker]\nurl = %q\ncredentials_file = %q\n",
-		dir+"/totemd", "mqtt://"+freeAddr(t), dir+"/creds/demo-01.json"))
+	d := newDemo(t, "")
+	dir := d.dir
+	speech := filepath.Join(dir, "speech")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	sock := filepath.Join(dir, "tmux.sock")
-	tmux := func(args ...string) string {
-		t.Helper()
-		out, err := exec.CommandContext(ctx, "tmux", append([]string{"-S", sock}, args...)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("tmux %v: %v %s", args, err, out)
-		}
-		return string(out)
-	}
-	tmux("new-session", "-d", "-x", "80", "-y", "24", bin+"/totemd --config "+dir+"/totemd.toml --panel terminal --vspeech "+speech)
-	defer exec.Command("tmux", "-S", sock, "kill-server").Run()
-	waitFor := func(s string) {
-		t.Helper()
-		var last string
-		for ctx.Err() == nil {
-			if last = tmux("capture-pane", "-p"); strings.Contains(last, s) {
-				return
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		t.Fatalf("the screen never showed %q; it shows:\n%s", s, last)
-	}
-	keys := func(k ...string) { tmux(append([]string{"send-keys", "-t", "0"}, k...)...) }
+	p := startPanel(t, ctx, dir, d.bin+"/totemd --config "+dir+"/totemd.toml --panel terminal --vspeech "+speech)
+	waitFor, keys := p.waitFor, p.keys
 	wavs := func() []string {
 		w, _ := filepath.Glob(filepath.Join(speech, "*.wav"))
 		return w
@@ -89,9 +53,7 @@ func TestDemoSpeechInTmux(t *testing.T) {
 	keys("r")
 	waitFor("A=Voce")
 	keys("q")
-	for ctx.Err() == nil && exec.Command("tmux", "-S", sock, "has-session").Run() == nil {
-		time.Sleep(50 * time.Millisecond)
-	}
+	p.waitExit()
 	w := wavs()
 	// The idle screen (it, then en), reading, menu, the PIN screen (once:
 	// a digit typed changes nothing said), the FSE notice, consent 1,
@@ -101,12 +63,7 @@ func TestDemoSpeechInTmux(t *testing.T) {
 	}
 	langs := map[string]int{}
 	for _, f := range w {
-		out, err := exec.Command("sox", f, "-n", "stat").CombinedOutput()
-		if err != nil {
-			t.Fatalf("sox %s: %v\n%s", f, err, out)
-		}
-		sec := statField(t, out, "Length (seconds)")
-		rms := statField(t, out, "RMS     amplitude")
+		sec, rms := speechtest.Stat(t, f)
 		if sec < 0.8 || sec > 30 || rms < 0.02 {
 			t.Errorf("%s: %.2f s, RMS %.3f: not a screen's speech", filepath.Base(f), sec, rms)
 		}
@@ -115,17 +72,4 @@ func TestDemoSpeechInTmux(t *testing.T) {
 	if langs["it"] != 1 || langs["en"] != 7 {
 		t.Errorf("voices used: %v", langs)
 	}
-}
-
-func statField(t *testing.T, out []byte, name string) float64 {
-	t.Helper()
-	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + `:\s+([-0-9.]+)`).FindSubmatch(out)
-	if m == nil {
-		t.Fatalf("sox stat has no %q:\n%s", name, out)
-	}
-	v, err := strconv.ParseFloat(string(m[1]), 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
 }

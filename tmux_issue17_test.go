@@ -2,13 +2,9 @@ package totem_test
 
 import (
 	"context"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -27,75 +23,20 @@ import (
 //     outcome, arrived when the hub is back, is shown and printed while
 //     the citizen is still there.
 func TestDemoCitizenInTmux(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds binaries")
-	}
-	if _, err := exec.LookPath("tmux"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("tmux missing (.ci/run installs it)")
-		}
-		t.Skip("tmux not installed")
-	}
-	bin := build(t)
-	dir := t.TempDir()
-	addr := freeAddr(t)
-	write(t, dir+"/hub.toml", fmt.Sprintf("state_dir = %q\n[broker]\nlisten = %q\ntls_listen = \"\"\n[fleet]\ncredentials_dir = %q\n[http]\nlisten = \"\"\n",
-		dir+"/hub", addr, dir+"/creds"))
-	write(t, dir+"/totemd.toml", fmt.Sprintf("state_dir = %q\n[broker]\nurl = %q\ncredentials_file = %q\nreconnect_min = \"100ms\"\nreconnect_max = \"500ms\"\n"+
-		"[sync]\nresult_wait = \"1s\"\n[session]\nidle_timeout = \"2m\"\n",
-		dir+"/totemd", "mqtt://"+addr, dir+"/creds/demo-01.json"))
-
+	needTools(t, "tmux")
+	d := newDemo(t, "reconnect_min = \"100ms\"\nreconnect_max = \"500ms\"\n"+
+		"[sync]\nresult_wait = \"1s\"\n[session]\nidle_timeout = \"2m\"\n")
+	dir := d.dir
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	var hub *exec.Cmd
-	startHub := func() {
-		t.Helper()
-		hub = exec.CommandContext(ctx, bin+"/totemhub", "--config", dir+"/hub.toml")
-		if err := hub.Start(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	stopHub := func() {
-		if hub != nil {
-			hub.Process.Signal(syscall.SIGTERM)
-			hub.Wait()
-			hub = nil
-		}
-	}
-	startHub()
-	defer stopHub()
+	stopHub := d.startHub(t, ctx)
+	defer func() { stopHub() }()
 
-	sock := filepath.Join(dir, "tmux.sock")
-	tmux := func(args ...string) string {
-		t.Helper()
-		out, err := exec.CommandContext(ctx, "tmux", append([]string{"-S", sock}, args...)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("tmux %v: %v %s", args, err, out)
-		}
-		return string(out)
-	}
-	tmux("new-session", "-d", "-x", "80", "-y", "24", bin+"/totemd --config "+dir+"/totemd.toml --panel terminal")
-	defer exec.Command("tmux", "-S", sock, "kill-server").Run()
-	screen := func() string { return tmux("capture-pane", "-p") }
-	waitFor := func(s string) string {
-		t.Helper()
-		var last string
-		for ctx.Err() == nil {
-			last = screen()
-			if strings.Contains(last, s) {
-				return last
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		t.Fatalf("the screen never showed %q; it shows:\n%s", s, last)
-		return ""
-	}
-	keys := func(k ...string) { tmux(append([]string{"send-keys", "-t", "0"}, k...)...) }
+	p := startPanel(t, ctx, dir, d.bin+"/totemd --config "+dir+"/totemd.toml --panel terminal")
+	waitFor, keys := p.waitFor, p.keys
 	typePIN := func(pin string) {
 		t.Helper()
-		for _, c := range pin {
-			keys(string(c))
-		}
+		p.typeText(pin)
 		waitFor("PIN: " + strings.Repeat("*", len(pin)))
 		keys("Enter")
 	}
@@ -124,9 +65,7 @@ func TestDemoCitizenInTmux(t *testing.T) {
 	// 4: Richiesta lettore, the number shown and # to send it.
 	keys("2")
 	waitFor("n. ricevuta")
-	for _, c := range "20261206042" {
-		keys(string(c))
-	}
+	p.typeText("20261206042")
 	waitFor("20261206042")
 	keys("Enter")
 	s := waitFor("#=Conferma D=Annulla")
@@ -143,14 +82,7 @@ func TestDemoCitizenInTmux(t *testing.T) {
 	keys("1")
 	waitFor("Digitare il PIN")
 	typePIN("12345")
-	waitFor("Informativa FSE")
-	keys("Enter")
-	waitFor("Consenso 1 di 2")
-	keys("1")
-	waitFor("Consenso 2 di 2")
-	keys("2")
-	waitFor("Riepilogo")
-	keys("Enter")
+	p.consents("2")
 	waitFor("Accolta. Protocollo:")
 	keys("Enter") // another one: no PIN asked this time
 	waitFor("1 Consensi FSE")
@@ -158,7 +90,7 @@ func TestDemoCitizenInTmux(t *testing.T) {
 	waitFor("Informativa FSE")
 	keys("Enter")
 	waitFor("Consenso 1 di 2")
-	if strings.Contains(screen(), "PIN") {
+	if strings.Contains(p.screen(), "PIN") {
 		t.Fatal("the PIN was asked again in the same session")
 	}
 	keys("Escape")
@@ -181,24 +113,17 @@ func TestDemoCitizenInTmux(t *testing.T) {
 	keys("1")
 	waitFor("Digitare il PIN")
 	typePIN("12345")
-	waitFor("Informativa FSE")
-	keys("Enter")
-	waitFor("Consenso 1 di 2")
-	keys("1")
-	waitFor("Consenso 2 di 2")
-	keys("1")
-	waitFor("Riepilogo")
-	keys("Enter")
+	p.consents("1")
 	waitFor("arriverà appena")
 	waitFor("#=Altra operazione")
 	// The hub is back while the citizen is still there: the definitive
 	// outcome replaces the provisional one, and its receipt is printed.
-	startHub()
+	stopHub = d.startHub(t, ctx)
 	s = waitFor("Esito arrivato:")
-	proto := regexp.MustCompile(`│(\d{15}) *│`).FindStringSubmatch(s)
+	proto := protocolRE.FindStringSubmatch(s)
 	if proto == nil {
 		s = waitFor("Esito arrivato:")
-		if proto = regexp.MustCompile(`│(\d{15}) *│`).FindStringSubmatch(s); proto == nil {
+		if proto = protocolRE.FindStringSubmatch(s); proto == nil {
 			t.Fatalf("no protocol number on screen:\n%s", s)
 		}
 	}
@@ -207,9 +132,7 @@ func TestDemoCitizenInTmux(t *testing.T) {
 	keys("r")
 	waitFor("Inserire la tessera")
 	keys("q")
-	for ctx.Err() == nil && exec.Command("tmux", "-S", sock, "has-session").Run() == nil {
-		time.Sleep(50 * time.Millisecond)
-	}
+	p.waitExit()
 	var found bool
 	receipts, _ := filepath.Glob(dir + "/totemd/receipts/*.txt")
 	for _, r := range receipts {
@@ -221,10 +144,5 @@ func TestDemoCitizenInTmux(t *testing.T) {
 	if !found {
 		t.Fatalf("no receipt with the definitive protocol %s among %v", proto[1], receipts)
 	}
-	logb, _ := os.ReadFile(dir + "/totemd/totemd.log")
-	for _, secret := range []string{"RSSMRA80A01H501U", "ROSSI", "MARIO", `\b12345\b`, `\b99999\b`} {
-		if regexp.MustCompile(secret).Match(logb) {
-			t.Errorf("%q in totemd.log", secret)
-		}
-	}
+	noSecrets(t, dir+"/totemd/totemd.log", append(demoSecrets, `\b99999\b`)...)
 }

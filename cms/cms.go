@@ -323,6 +323,17 @@ func DemoCIPs() map[string]string {
 	return m
 }
 
+// DemoConsent is a consent on the first demo card, self-service: the
+// operation the benchmarks and the tests queue.
+func DemoConsent() ConsentRequest {
+	return ConsentRequest{
+		Card:       CardRef{Serial: "6090012345678000", CF: "RSSMRA80A01H501U", Expiry: "2030-12-31"},
+		Policy:     "fse-2020",
+		Consents:   []Consent{{Code: "consultazione", Given: true}, {Code: "opposizione_pregresso"}},
+		Attendance: Attendance{Channel: SelfService},
+	}
+}
+
 // DemoCards are the cards the reference CMS knows in the demo; the
 // simulated reader's cards in hal/sim match them. The first is active, the
 // second revoked; the last two are issued and wait for activation (a minor

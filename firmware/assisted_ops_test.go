@@ -1,7 +1,6 @@
 package firmware_test
 
 import (
-	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -114,16 +113,11 @@ func TestAssistedSelfServiceOps(t *testing.T) {
 			want: "Operazione annullata"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx := ctxT(t)
-			lb, log := newLog()
-			d := startDeskOpts(t, localOpts{online: func() bool { return tc.online }, log: log})
-			d.login(ctx)
-			d.reader.Insert(tc.card)
+			ctx, d, lb := deskWithCard(t, tc.online, tc.card)
 			d.run(ctx, append([]step{{"1 Attivazione", "#"}}, tc.script...))
 			d.wait(ctx, tc.want)
 			serial := tc.card.Info.Serial
-			all, _ := d.box.Recent(5)
-			entries, lookups := withoutLookups(all)
+			entries, lookups := d.ops()
 			audit, err := d.store.Audit()
 			if err != nil {
 				t.Fatal(err)
@@ -223,13 +217,19 @@ func TestOperatorPINPrompt(t *testing.T) {
 	}
 	d.panel.Press(hal.KeyCancel)
 	d.wait(ctx, "Operazione annullata")
-	d.reader.Remove()
-	d.wait(ctx, "Inserire la tessera")
+	d.remove(ctx)
 	d.reader.Insert(testCard())
 	d.run(ctx, []step{{"1 Consensi FSE", "1"}, {"della tessera", ""}})
 	if s := d.panel.Text(); strings.Contains(s, "operatore") {
 		t.Fatalf("citizen prompt %q", s)
 	}
+}
+
+// ops returns the desk's newest outbox entries (up to 5) without the
+// lookups, and how many lookups there were.
+func (d *desk) ops() (ops []outbox.Entry, lookups int) {
+	all, _ := d.box.Recent(5)
+	return withoutLookups(all)
 }
 
 // withoutLookups drops the second identity checks (cms.KindLookup) from
@@ -295,14 +295,6 @@ func TestRejectionShownWhole(t *testing.T) {
 	if strings.Contains(r, "PAYMENT_REUSED") || strings.Contains(r, "ritiro del lettore") ||
 		!strings.Contains(r, "Motivo: Questa ricevuta di pagamento è già stata usata per un lettore.") || !strings.Contains(r, "Esito: RESPINTA") {
 		t.Errorf("receipt of the refusal: %s", r)
-	}
-}
-
-// waitChange waits until the panel shows something else than s.
-func (d *desk) waitChange(ctx context.Context, s string) {
-	d.t.Helper()
-	if _, err := d.panel.WaitChange(ctx, s); err != nil {
-		d.t.Fatalf("the screen stayed %q: %v", s, err)
 	}
 }
 

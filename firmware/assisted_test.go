@@ -18,6 +18,7 @@ import (
 	"github.com/aslcns/totem/hal/sim"
 	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/protocol"
+	"github.com/aslcns/totem/sync/synctest"
 )
 
 // desk is a totem in assisted mode with the reference CMS behind it, in
@@ -28,7 +29,6 @@ type desk struct {
 	// online is the link to the hub: while it says false, operations
 	// stay pending, as they would with the hub out of reach.
 	online func() bool
-	seen   []string // the summary pages pageTo turned
 }
 
 func startDesk(t *testing.T, online bool) *desk {
@@ -161,48 +161,7 @@ func taps(s string, table []string) string {
 	return b.String() + "#"
 }
 
-// step waits for a screen showing want, then presses keys.
-type step struct{ want, keys string }
-
-func (d *desk) run(ctx context.Context, script []step) {
-	d.t.Helper()
-	for _, s := range script {
-		if s.keys == pageTo {
-			d.pageTo(ctx, s.want)
-			continue
-		}
-		d.wait(ctx, s.want)
-		for _, k := range s.keys {
-			d.panel.Press(hal.Key(k))
-		}
-	}
-}
-
 const opSerial = "8090000000042006"
-
-// pageTo as the keys of a step presses # until the screen shows its want,
-// then # once more: the pages of a summary, however many.
-const pageTo = "#…"
-
-// pageTo turns pages with # until want shows, then presses #; the pages
-// seen are kept in d.seen.
-func (d *desk) pageTo(ctx context.Context, want string) {
-	d.t.Helper()
-	d.wait(ctx, "Riepilogo 1/")
-	for i := 0; ; i++ {
-		s := d.panel.Text()
-		d.seen = append(d.seen, s)
-		if strings.Contains(s, want) {
-			break
-		}
-		if i > 10 {
-			d.t.Fatalf("no %q in the pages %q", want, d.seen)
-		}
-		d.panel.Press(hal.KeyOK)
-		d.waitChange(ctx, s)
-	}
-	d.panel.Press(hal.KeyOK)
-}
 
 // login opens an operator session and leaves the slot empty.
 func (d *desk) login(ctx context.Context) {
@@ -223,14 +182,6 @@ var (
 	noExtras    = []step{{"pagato 4,20", "2"}, {"Fascicolo", "2"}}
 	confirm     = []step{{"#=Conferma", pageTo}}
 )
-
-func cat(parts ...[]step) []step {
-	var out []step
-	for _, p := range parts {
-		out = append(out, p...)
-	}
-	return out
-}
 
 func delegSteps(key, name, cf string) []step {
 	return cat([]step{{"1 Diretta", key}, {"Cognome nome deleg.", taps(name, tapName)}, {"Cod. fiscale deleg.", taps(cf, tapUpper)}},
@@ -308,19 +259,14 @@ func TestAssistedActivation(t *testing.T) {
 			script: nil, want: "disponibile ora"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx := ctxT(t)
-			lb, log := newLog()
-			d := startDeskOpts(t, localOpts{online: func() bool { return tc.online }, log: log})
-			d.login(ctx)
-			d.reader.Insert(tc.card)
+			ctx, d, lb := deskWithCard(t, tc.online, tc.card)
 			d.run(ctx, append([]step{{"1 Attivazione", "1"}}, tc.script...))
 			defer func() {
 				lb.AssertNoPII(t, tc.card.Info.CF, tc.card.Info.Surname, "CA12345AB", "3331234567", "anna.verdi")
 			}()
 			d.wait(ctx, tc.want)
 			serial := tc.card.Info.Serial
-			all, _ := d.box.Recent(5)
-			entries, _ := withoutLookups(all)
+			entries, _ := d.ops()
 			if got := len(entries) > 0; got != tc.queued {
 				t.Fatalf("queued %v, want %v: %+v", got, tc.queued, entries)
 			}
@@ -382,6 +328,18 @@ func TestAssistedActivation(t *testing.T) {
 	}
 }
 
+// deskWithCard starts a desk, online or not, logging to a fresh log; it
+// opens an operator session and puts card in the reader.
+func deskWithCard(t *testing.T, online bool, card *sim.Card) (context.Context, *desk, *synctest.Log) {
+	t.Helper()
+	ctx := ctxT(t)
+	lb, log := newLog()
+	d := startDeskOpts(t, localOpts{online: func() bool { return online }, log: log})
+	d.login(ctx)
+	d.reader.Insert(card)
+	return ctx, d, lb
+}
+
 func revokedCard() *sim.Card {
 	c := testCard()
 	c.Info.Serial, c.Info.CF = "6090098765432002", "BNCLRA75D45F205C"
@@ -393,7 +351,6 @@ func (d *desk) checkActivationReceipts(res cms.ActivationResult, prot string, de
 	t := d.t
 	t.Helper()
 	rs := d.printer.Receipts()
-	flat := func(s string) string { return strings.Join(strings.Fields(s), " ") }
 	n := len(rs)
 	codes, form, summary := flat(rs[n-3]), flat(rs[n-2]), flat(rs[n-1])
 	// The codes on a sheet of their own, unsigned; the form to sign
@@ -492,8 +449,7 @@ func TestAssistedRevocation(t *testing.T) {
 			}
 			d.run(ctx, tc.script)
 			d.wait(ctx, tc.want)
-			all, _ := d.box.Recent(5)
-			entries, _ := withoutLookups(all)
+			entries, _ := d.ops()
 			if got := len(entries) > 0; got != tc.queued {
 				t.Fatalf("queued %v, want %v: %+v", got, tc.queued, entries)
 			}
@@ -556,8 +512,7 @@ func TestOperatorSession(t *testing.T) {
 		run  func(ctx context.Context, d *desk)
 	}{
 		{"citizen card gets the citizen menu", "", func(ctx context.Context, d *desk) {
-			d.reader.Insert(testCard())
-			d.wait(ctx, "1 Consensi FSE")
+			d.insert(ctx, testCard())
 			if s := d.panel.Text(); strings.Contains(s, "Attivazione") {
 				t.Fatalf("assisted menu for a citizen card: %q", s)
 			}
@@ -569,10 +524,8 @@ func TestOperatorSession(t *testing.T) {
 		{"wrong operator PIN", "pin refused", func(ctx context.Context, d *desk) {
 			d.reader.Insert(sim.OperatorCard())
 			d.run(ctx, []step{{"PIN:", "11111#"}, {"Restano 2 tentativi", "D"}, {"Operazione annullata", ""}})
-			d.reader.Remove()
-			d.wait(ctx, "Inserire la tessera")
-			d.reader.Insert(testCard()) // no operator session was left open
-			d.wait(ctx, "1 Consensi FSE")
+			d.remove(ctx)
+			d.insert(ctx, testCard()) // no operator session was left open
 		}},
 		{"operator card as the citizen's", "reason=operator_card", func(ctx context.Context, d *desk) {
 			d.login(ctx)
@@ -585,14 +538,12 @@ func TestOperatorSession(t *testing.T) {
 			d.login(ctx)
 			d.panel.Press(hal.KeyCancel)
 			d.wait(ctx, "Inserire la tessera")
-			d.reader.Insert(testCard())
-			d.wait(ctx, "1 Consensi FSE")
+			d.insert(ctx, testCard())
 		}},
 		{"logout with the operator card in", "reason=logout", func(ctx context.Context, d *desk) {
 			d.reader.Insert(sim.OperatorCard())
 			d.run(ctx, []step{{"PIN:", "54321#"}, {"Rimuovere la carta", "D"}, {"Sessione operatore", ""}})
-			d.reader.Remove()
-			d.wait(ctx, "Inserire la tessera")
+			d.remove(ctx)
 		}},
 		{"operator timeout", "reason=idle_timeout", func(ctx context.Context, d *desk) {
 			d.login(ctx)

@@ -22,14 +22,10 @@ import (
 // back, and is recorded once however often it is sent. Console commands
 // run and refused at the totem reach the audit the same way.
 func TestAuditOfflineReachesHubOnce(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
-	defer cancel()
-	dir := t.TempDir()
 	_, log := newLog()
-	c := startBroker(t, dir, log, "127.0.0.1:0")
-	c.StopBroker() // offline: nothing listens there until later
-	url := c.URL()
-	tt := startTotemOpts(t, filepath.Join(dir, "totem"), url, c.totem, log, nil, func(o *firmware.Options) { o.Audit = true })
+	ctx, c := startHubDown(t, 40*time.Second, log) // offline: nothing listens there until later
+	dir := c.Dir
+	tt := startTotemOpts(t, filepath.Join(dir, "totem"), c.URL(), c.totem, log, nil, func(o *firmware.Options) { o.Audit = true })
 
 	if err := tt.app.RecordAudit("technician:mario", "maintenance_printer_test", "page printed; pin=12345 cf=RSSMRA80A01H501U"); err != nil {
 		t.Fatal(err)

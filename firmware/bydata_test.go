@@ -71,8 +71,7 @@ func TestAssistedByData(t *testing.T) {
 			d.login(ctx)
 			d.run(ctx, tc.script)
 			d.wait(ctx, tc.want)
-			all, _ := d.box.Recent(5)
-			ops, _ := withoutLookups(all)
+			ops, _ := d.ops()
 			if tc.kind == "" {
 				if len(ops) != 0 {
 					t.Fatalf("entries %+v", ops)

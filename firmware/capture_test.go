@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aslcns/totem/internal/goset"
 	"github.com/aslcns/totem/sync/broker"
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/pki"
@@ -27,7 +28,6 @@ type relay struct {
 	ln   net.Listener
 	mu   sync.Mutex
 	seen bytes.Buffer
-	wg   sync.WaitGroup
 }
 
 func startRelay(t *testing.T, to string) *relay {
@@ -39,27 +39,20 @@ func startRelay(t *testing.T, to string) *relay {
 	r := &relay{ln: ln}
 	var conns []net.Conn
 	var cmu sync.Mutex
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.Dial("tcp", to)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			cmu.Lock()
-			conns = append(conns, c, up)
-			cmu.Unlock()
-			r.wg.Add(2)
-			go r.pipe(up, c)
-			go r.pipe(c, up)
+	wait := goset.Accept(ln, func(c net.Conn) {
+		up, err := net.Dial("tcp", to)
+		if err != nil {
+			c.Close()
+			return
 		}
-	}()
+		cmu.Lock()
+		conns = append(conns, c, up)
+		cmu.Unlock()
+		sent := make(chan struct{})
+		go func() { defer close(sent); r.pipe(up, c) }()
+		r.pipe(c, up)
+		<-sent
+	})
 	t.Cleanup(func() {
 		ln.Close()
 		cmu.Lock()
@@ -67,13 +60,13 @@ func startRelay(t *testing.T, to string) *relay {
 			c.Close()
 		}
 		cmu.Unlock()
-		r.wg.Wait()
+		wait()
 	})
 	return r
 }
 
+// pipe copies src to dst, recording every byte, until either fails.
 func (r *relay) pipe(dst, src net.Conn) {
-	defer r.wg.Done()
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)

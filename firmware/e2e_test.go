@@ -16,7 +16,6 @@ import (
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/firmware"
 	"github.com/aslcns/totem/firmware/printq"
-	"github.com/aslcns/totem/hal"
 	"github.com/aslcns/totem/hal/haltest"
 	"github.com/aslcns/totem/hal/sim"
 	"github.com/aslcns/totem/sync/audit"
@@ -95,6 +94,11 @@ type totem struct {
 	up      *uplink.Uplink
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
+	seen    []string // the summary pages pageTo turned
+	// What startTotem was given, for restart.
+	dir, url string
+	cr       creds.File
+	log      *slog.Logger
 }
 
 func startTotem(t *testing.T, dir, brokerURL string, cr creds.File, log *slog.Logger) *totem {
@@ -120,7 +124,7 @@ func startTotemOpts(t *testing.T, dir, brokerURL string, cr creds.File, log *slo
 		t.Fatal(err)
 	}
 	tt := &totem{t: t, box: box, reader: sim.NewReader("sim"), printer: sim.NewPrinter(filepath.Join(dir, "receipts")),
-		panel: sim.NewPanel(20, 4)}
+		panel: sim.NewPanel(20, 4), dir: dir, url: brokerURL, cr: cr, log: log}
 	fo := firmware.Options{Totem: totemID, ASL: "ASL Test", Location: "Atrio", Outbox: box,
 		Logger: log.With("subsystem", "firmware"), ResultWait: 3 * time.Second, IdleTimeout: time.Minute,
 		Link: func() firmware.Link { return tt.up }}
@@ -170,20 +174,7 @@ func testCard() *sim.Card {
 func (tt *totem) consentFlow(ctx context.Context) {
 	tt.t.Helper()
 	tt.reader.Insert(testCard())
-	tt.wait(ctx, "1 Consensi FSE")
-	tt.panel.Press('1')
-	tt.wait(ctx, "PIN:")
-	tt.panel.Type(testPIN)
-	tt.wait(ctx, "PIN: ********")
-	tt.panel.Press(hal.KeyOK)
-	tt.wait(ctx, "Informativa FSE")
-	tt.panel.Press(hal.KeyOK)
-	tt.wait(ctx, "Consenso 1 di 2")
-	tt.panel.Press('1') // consultazione: sì
-	tt.wait(ctx, "Consenso 2 di 2")
-	tt.panel.Press('2') // opposizione al pregresso: no
-	tt.wait(ctx, "Riepilogo")
-	tt.panel.Press(hal.KeyOK)
+	tt.run(ctx, consentSteps)
 }
 
 func newLog() (*synctest.Log, *slog.Logger) { return synctest.NewLog() }
@@ -196,13 +187,7 @@ func checkLogs(t *testing.T, lb *synctest.Log) {
 }
 
 func TestConsentEndToEnd(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	dir := t.TempDir()
-	lb, log := newLog()
-	c := startBroker(t, dir, log, "127.0.0.1:0")
-	c.startHub()
-	tt := startTotem(t, dir, c.URL(), c.totem, log)
+	ctx, c, tt, lb := startE2E(t, 30*time.Second)
 
 	tt.consentFlow(ctx)
 	screen, err := tt.panel.WaitFor(ctx, "Accolta. Protocollo:")
@@ -235,23 +220,14 @@ func TestConsentEndToEnd(t *testing.T) {
 	if len(receipts) != 1 || len(tt.printer.Files()) != 1 {
 		t.Fatalf("%d receipts, %d files", len(receipts), len(tt.printer.Files()))
 	}
-	r := strings.Join(strings.Fields(receipts[0]), " ") // as read, whatever the wrapping
-	for _, want := range []string{"Consensi FSE", "Protocollo: " + rec.Protocol, "Esito: ACCOLTA", "RSS**********01U",
+	r := flat(receipts[0]) // as read, whatever the wrapping
+	mustContain(t, "receipt", r, "Consensi FSE", "Protocollo: "+rec.Protocol, "Esito: ACCOLTA", "RSS**********01U",
 		"Consultazione (i medici possono leggere il Fascicolo): SÌ",
 		"Escludi pre-2020 (i dati del Fascicolo anteriori al 19/05/2020 restano nascosti): NO",
-		"[QR Protocollo " + rec.Protocol + "]", "ASL Test"} {
-		if !strings.Contains(r, want) {
-			t.Errorf("receipt lacks %q:\n%s", want, r)
-		}
-	}
-	for _, never := range []string{"RSSMRA80A01H501U", "ROSSI", "MARIO", testPIN, "PROVVISORIA"} {
-		if strings.Contains(r, never) {
-			t.Errorf("receipt holds %q:\n%s", never, r)
-		}
-	}
+		"[QR Protocollo "+rec.Protocol+"]", "ASL Test")
+	mustNotContain(t, "receipt", r, "RSSMRA80A01H501U", "ROSSI", "MARIO", testPIN, "PROVVISORIA")
 	// The card leaves: nothing of the session stays on screen.
-	tt.reader.Remove()
-	tt.wait(ctx, "Inserire la tessera")
+	tt.remove(ctx)
 	if strings.Contains(tt.panel.Text(), rec.Protocol) {
 		t.Error("protocol number left on screen")
 	}
@@ -269,28 +245,22 @@ func TestConsentEndToEnd(t *testing.T) {
 		rows[0]["processing"] != "accepted" || strings.Contains(string(reply.Data), "RSSMRA") {
 		t.Fatalf("sendlog row %v", rows[0])
 	}
-	tt.stop()
-	c.stop()
-	checkLogs(t, lb)
+	finishE2E(t, c, tt, lb)
 }
 
 func TestOfflineConsentSurvivesRestart(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
-	defer cancel()
-	dir := t.TempDir()
 	lb, log := newLog()
 	// The hub is down: no broker listens. Reserve an address for later.
-	c := startBroker(t, dir, log, "127.0.0.1:0")
-	c.StopBroker()
-	url := c.URL()
+	ctx, c := startHubDown(t, 40*time.Second, log)
+	dir, url := c.Dir, c.URL()
 
 	tt := startTotem(t, filepath.Join(dir, "totem"), url, c.totem, log)
 	tt.consentFlow(ctx)
 	tt.wait(ctx, "Salvata: l'esito")
 	receipts := tt.printer.Receipts()
-	flat := strings.Join(strings.Fields(strings.Join(receipts, " ")), " ")
-	if len(receipts) != 1 || !strings.Contains(flat, "RICEVUTA PROVVISORIA") ||
-		!strings.Contains(flat, "Identificativo locale: "+firmware.LocalID(totemID, 1)) {
+	r := flat(receipts...)
+	if len(receipts) != 1 || !strings.Contains(r, "RICEVUTA PROVVISORIA") ||
+		!strings.Contains(r, "Identificativo locale: "+firmware.LocalID(totemID, 1)) {
 		t.Fatalf("provisional receipt:\n%s", strings.Join(receipts, "\n"))
 	}
 	// totemd restarts while still offline.
@@ -337,24 +307,9 @@ func client(t *testing.T, ctx context.Context, brokerURL string, f creds.File, i
 }
 
 func TestDuplicateDeliveryAppliesOnce(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	dir := t.TempDir()
-	_, log := newLog()
-	c := startBroker(t, dir, log, "127.0.0.1:0")
-	c.startHub()
+	ctx, c := startCentral(t, 30*time.Second)
 
-	results := make(chan *protocol.Result, 16)
-	cm := client(t, ctx, c.URL(), c.totem, totemID, func(p *paho.Publish) {
-		if r, err := protocol.DecodeResult(p.Payload); err == nil {
-			results <- r
-		}
-	})
-	defer cm.Disconnect(context.Background())
-	if _, err := cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{
-		{Topic: protocol.Topic(totemID, protocol.LeafResult), QoS: 1}}}); err != nil {
-		t.Fatal(err)
-	}
+	cm, results := resultsClient(t, ctx, c)
 	payload, _ := json.Marshal(cms.ConsentRequest{
 		Card:       cms.CardRef{Serial: "6090012345678000", CF: "RSSMRA80A01H501U", Expiry: "2030-12-31"},
 		Policy:     "fse-2020",
@@ -372,16 +327,7 @@ func TestDuplicateDeliveryAppliesOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	next := func() *protocol.Result {
-		t.Helper()
-		select {
-		case r := <-results:
-			return r
-		case <-ctx.Done():
-			t.Fatal("no result")
-		}
-		return nil
-	}
+	next := func() *protocol.Result { t.Helper(); return haltest.Recv(t, ctx, results, "a result") }
 	// The same op published twice.
 	publish(op(1))
 	publish(op(1))
@@ -418,15 +364,9 @@ func TestDuplicateDeliveryAppliesOnce(t *testing.T) {
 }
 
 func TestHostilePayloadsDoNotStopAnyone(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
-	defer cancel()
-	dir := t.TempDir()
-	lb, log := newLog()
-	c := startBroker(t, dir, log, "127.0.0.1:0")
-	c.startHub()
-	tt := startTotem(t, filepath.Join(dir, "totem"), c.URL(), c.totem, log)
+	ctx, c, tt, lb := startE2E(t, 40*time.Second)
 	actx, acancel := context.WithTimeout(ctx, 5*time.Second)
-	haltest.Until(t, actx, "the uplink connected", tt.up.Connected)
+	tt.connected(actx)
 	acancel()
 
 	// A second totem identity would be needed to forge ops: the totem's own
@@ -458,7 +398,7 @@ func TestHostilePayloadsDoNotStopAnyone(t *testing.T) {
 	// Garbage ops from a second connection of a rogue client with the totem's
 	// credentials would kick the real totem off (same client id), so the
 	// hub's ingest is fed garbage through a throwaway totem.
-	rogue, err := c.Registry.Provision("t-rogue", creds.RoleTotem, filepath.Join(dir, "rogue.json"))
+	rogue, err := c.Registry.Provision("t-rogue", creds.RoleTotem, filepath.Join(c.Dir, "rogue.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -507,34 +447,15 @@ func mustOp(t *testing.T, totem string, seq uint64) []byte {
 // Richiesta lettore through the hub: the CMS counts the reader, the receipt
 // says so with the protocol number.
 func TestReaderRequestEndToEnd(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	dir := t.TempDir()
-	lb, log := newLog()
-	c := startBroker(t, dir, log, "127.0.0.1:0")
-	c.startHub()
-	tt := startTotem(t, filepath.Join(dir, "totem"), c.URL(), c.totem, log)
+	ctx, c, tt, lb := startE2E(t, 30*time.Second)
 	tt.reader.Insert(testCard())
-	tt.wait(ctx, "2 Richiesta lettore")
-	tt.panel.Press('2')
-	tt.wait(ctx, "n. ricevuta")
-	tt.panel.Type("20261123042")
-	tt.panel.Press(hal.KeyOK)
-	tt.wait(ctx, "#=Conferma")
-	tt.panel.Press(hal.KeyOK)
+	tt.run(ctx, readerSteps)
 	tt.wait(ctx, "Accolta. Protocollo:")
 	card, err := c.CMS.Card("6090012345678000")
 	if err != nil || card.Readers != 1 {
 		t.Fatalf("card %+v, %v", card, err)
 	}
-	r := strings.Join(strings.Fields(strings.Join(tt.printer.Receipts(), " ")), " ")
-	for _, want := range []string{"Richiesta lettore", "Ricevuta di pagamento: 20261123042 (4,20 €)",
-		"Lettori registrati per la tessera: 1", "Esito: ACCOLTA"} {
-		if !strings.Contains(r, want) {
-			t.Errorf("receipt lacks %q: %s", want, r)
-		}
-	}
-	tt.stop()
-	c.stop()
-	checkLogs(t, lb)
+	mustContain(t, "receipt", flat(tt.printer.Receipts()...), "Richiesta lettore", "Ricevuta di pagamento: 20261123042 (4,20 €)",
+		"Lettori registrati per la tessera: 1", "Esito: ACCOLTA")
+	finishE2E(t, c, tt, lb)
 }

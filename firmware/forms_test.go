@@ -1,7 +1,6 @@
 package firmware_test
 
 import (
-	"strings"
 	"testing"
 	"time"
 
@@ -29,16 +28,14 @@ func TestFormsAndGuide(t *testing.T) {
 			l.wait(ctx, "Senza tessera #=Menu")
 			back := "7 Revoca tessera" // where Back from the forms leads
 			if tc.card {
-				l.reader.Insert(testCard())
-				l.wait(ctx, "1 Consensi FSE")
+				l.insert(ctx, testCard())
 				back = "1 Consensi FSE"
 			}
 			if tc.paperOut {
 				l.printer.SetStatus(hal.PrinterStatus{Online: true, PaperOut: true})
 			}
 			l.panel.Press('8')
-			l.wait(ctx, "2 Delega")
-			l.panel.Press(tc.form)
+			l.run(ctx, []step{{"2 Delega", string(tc.form)}})
 			if tc.paperOut {
 				l.wait(ctx, "Modulo non stampato")
 				l.wait(ctx, "carta esaurita")
@@ -47,29 +44,13 @@ func TestFormsAndGuide(t *testing.T) {
 				l.wait(ctx, "Modulo stampato")
 			}
 			l.receipts(ctx, 1)
-			r := strings.Join(strings.Fields(l.printer.Receipts()[0]), " ")
-			for _, want := range []string{tc.title, "Firma: ____", "Stampato dal totem t-local"} {
-				if !strings.Contains(r, want) {
-					t.Errorf("form lacks %q: %s", want, r)
-				}
-			}
-			for _, never := range []string{"RSSMRA80A01H501U", "ROSSI", "6090012345678000", "Codice fiscale: RSS"} {
-				if strings.Contains(r, never) {
-					t.Errorf("blank form holds %q: %s", never, r)
-				}
-			}
+			r := flat(l.printer.Receipts()[0])
+			mustContain(t, "form", r, tc.title, "Firma: ____", "Stampato dal totem t-local")
+			mustNotContain(t, "blank form", r, "RSSMRA80A01H501U", "ROSSI", "6090012345678000", "Codice fiscale: RSS")
 			l.panel.Press(hal.KeyOK) // another form
-			l.wait(ctx, "3 Dich. sostitutiva")
-			l.panel.Press(hal.KeyBack)
-			l.wait(ctx, back)
-			l.panel.Press('9')
+			l.run(ctx, []step{{"3 Dich. sostitutiva", "*"}, {back, "9"}})
 			l.wait(ctx, "Con la tessera nel")
-			text := readPages(ctx, t, l.totem)
-			for _, want := range []string{"6 sblocco PIN con il PUK", "Senza tessera: 7 revoca con codice TEAM e CIP", "D esce"} {
-				if !strings.Contains(text, want) {
-					t.Errorf("guide lacks %q: %s", want, text)
-				}
-			}
+			mustContain(t, "guide", readPages(ctx, t, l.totem), "6 sblocco PIN con il PUK", "Senza tessera: 7 revoca con codice TEAM e CIP", "D esce")
 			l.panel.Press(hal.KeyOK)
 			l.wait(ctx, back)
 			if q, _ := l.box.Stats(); q.LastSeq != 0 {

@@ -59,15 +59,10 @@ func TestSecondIdentityCheck(t *testing.T) {
 			want: "Salvata: l'esito", kind: cms.KindConsent},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx := ctxT(t)
-			lb, log := newLog()
-			d := startDeskOpts(t, localOpts{online: func() bool { return tc.online }, log: log})
-			d.login(ctx)
-			d.reader.Insert(tc.card)
+			ctx, d, lb := deskWithCard(t, tc.online, tc.card)
 			d.run(ctx, tc.script)
 			d.wait(ctx, tc.want)
-			all, _ := d.box.Recent(5)
-			ops, lookups := withoutLookups(all)
+			ops, lookups := d.ops()
 			if lookups != tc.lookups {
 				t.Fatalf("%d lookups, want %d", lookups, tc.lookups)
 			}
@@ -102,10 +97,9 @@ func TestAssistedDelegateConsentsOffline(t *testing.T) {
 			{"Archivio CMS non", "#"}, {"dati giusti?", "1"},
 			{"Consenso 1 di 2", "1"}, {"Consenso 2 di 2", "2"}, {"Riepilogo:", "#"}, {"Far firmare", "1"}}))
 	d.wait(ctx, "Salvata: l'esito")
-	all, _ := d.box.Recent(5)
-	ops, lookups := withoutLookups(all)
+	ops, lookups := d.ops()
 	if lookups != 0 || len(ops) != 1 || ops[0].Kind != cms.KindConsent || ops[0].Done {
-		t.Fatalf("entries %+v", all)
+		t.Fatalf("entries %+v, %d lookups", ops, lookups)
 	}
 	full, err := d.box.Get(ops[0].ID)
 	if err != nil {

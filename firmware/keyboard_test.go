@@ -48,10 +48,7 @@ func TestKeyboardAssisted(t *testing.T) {
 	d.reader.Insert(sim.IssuedCard())
 	d.wait(ctx, "1 Attivazione")
 	typeOn(kb, "1")
-	d.wait(ctx, "informativa")
-	d.panel.Press('1')
-	d.wait(ctx, "1 Diretta")
-	d.panel.Press('3') // tutore
+	d.run(ctx, []step{{"informativa", "1"}, {"1 Diretta", "3"}}) // 3: tutore
 	d.wait(ctx, "Cognome nome deleg.")
 	if s := d.panel.Text(); !strings.Contains(s, "0=spazio 1=' -") {
 		t.Errorf("no multi-tap hint:\n%s", s)

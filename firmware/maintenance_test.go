@@ -91,6 +91,23 @@ func (r *maintRig) code() string {
 	return c
 }
 
+// login opens a maintenance session from the idle screen: the sequence,
+// technician 1001 and the TOTP of now; it waits for the menu.
+func (r *maintRig) login(ctx context.Context) {
+	r.t.Helper()
+	r.wait(ctx, "Inserire la tessera")
+	r.panel.Type(firmware.MaintSequence)
+	r.credentials(ctx, r.code())
+	r.wait(ctx, "1 Stampante")
+}
+
+// credentials types technician 1001 and code at the login screens (the
+// app's code or, with the clock unsynchronised, the unlock code).
+func (r *maintRig) credentials(ctx context.Context, code string) {
+	r.t.Helper()
+	r.run(ctx, []step{{"Numero tecnico:", "1001#"}, {"Codice dell'app:", code + "#"}})
+}
+
 func (r *maintRig) event(code string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -128,13 +145,8 @@ func TestMaintenanceScenario(t *testing.T) {
 			t.Fatalf("random keys left the idle screen:\n%s", txt)
 		}
 	}
-	r.panel.Type("1001#")
-	r.wait(ctx, "Codice dell'app:")
-	r.panel.Type(r.code() + "#")
-	r.wait(ctx, "1 Stampante")
-
-	// Printer: condition and paper, then the test page.
-	r.panel.Press('1')
+	r.run(ctx, []step{{"Numero tecnico:", "1001#"}, {"Codice dell'app:", r.code() + "#"},
+		{"1 Stampante", "1"}}) // printer: condition and paper, then the test page
 	r.wait(ctx, "Carta: quasi finita")
 	r.wait(ctx, "pronta")
 	if got := r.app.Telemetry().Devices["printer"]; got != "paper_near_end" {
@@ -153,13 +165,8 @@ func TestMaintenanceScenario(t *testing.T) {
 		t.Fatalf("no whole test page on the virtual printer:\n%s", page)
 	}
 	r.panel.Press('#')
-	r.wait(ctx, "Stampante:")
-	r.panel.Press('*')
-	r.wait(ctx, "1 Stampante")
-
 	// Card reader: class and ATR, nothing from the chip's files.
-	r.panel.Press('2')
-	r.wait(ctx, "inserire una carta")
+	r.run(ctx, []step{{"Stampante:", "*"}, {"1 Stampante", "2"}, {"inserire una carta", ""}})
 	card := testCard()
 	r.reader.Insert(card)
 	r.wait(ctx, "Carta: TS-CNS")
@@ -169,28 +176,15 @@ func TestMaintenanceScenario(t *testing.T) {
 		t.Fatalf("the card test shows personal data:\n%s", txt)
 	}
 	r.reader.Remove()
-	r.wait(ctx, "inserire una carta")
-	r.panel.Press('*')
-	r.wait(ctx, "1 Stampante")
-
 	// Pages and the version, then leave.
-	r.panel.Press('#')
-	r.wait(ctx, "4 Coda e invii")
-	r.panel.Press('7')
-	r.wait(ctx, "1.2.3-test")
-	r.panel.Press('#')
-	r.wait(ctx, "4 Coda e invii")
-	r.panel.Press('D')
+	r.run(ctx, []step{{"inserire una carta", "*"}, {"1 Stampante", "#"}, {"4 Coda e invii", "7"}, {"1.2.3-test", "#"},
+		{"4 Coda e invii", "D"}})
 	r.wait(ctx, "terminata")
 	r.advanceUntil("Inserire la tessera", time.Second)
 
 	logs := r.logs.String()
-	for _, want := range []string{"action=session_start", "actor=tech:1001", "action=printer_test_page detail=printed",
-		"action=card_reader_test", "action=session_end detail=left"} {
-		if !strings.Contains(logs, want) {
-			t.Errorf("audit lacks %q", want)
-		}
-	}
+	mustContain(t, "audit", logs, "action=session_start", "actor=tech:1001", "action=printer_test_page detail=printed",
+		"action=card_reader_test", "action=session_end detail=left")
 	for _, secret := range []string{"Tecnico Uno", card.Info.CF, card.Info.Surname, r.secret} {
 		if strings.Contains(logs, secret) {
 			t.Errorf("a log line holds %q", secret)
@@ -202,13 +196,7 @@ func TestMaintenanceScenario(t *testing.T) {
 func TestMaintenanceIdle(t *testing.T) {
 	ctx := ctxT(t)
 	r := startMaint(t)
-	r.wait(ctx, "Inserire la tessera")
-	r.panel.Type(firmware.MaintSequence)
-	r.wait(ctx, "Numero tecnico:")
-	r.panel.Type("1001#")
-	r.wait(ctx, "Codice dell'app:")
-	r.panel.Type(r.code() + "#")
-	r.wait(ctx, "1 Stampante")
+	r.login(ctx)
 	r.advanceUntil("terminata", 30*time.Second)
 	r.advanceUntil("Inserire la tessera", time.Second)
 	if !strings.Contains(r.logs.String(), "action=session_end detail=idle_timeout") {
@@ -225,10 +213,7 @@ func TestMaintenanceLockout(t *testing.T) {
 	r.wait(ctx, "Inserire la tessera")
 	r.panel.Type(firmware.MaintSequence)
 	for i := 0; i < maint.MaxFailures; i++ {
-		r.wait(ctx, "Numero tecnico:")
-		r.panel.Type("1001#")
-		r.wait(ctx, "Codice dell'app:")
-		r.panel.Type("000000#")
+		r.credentials(ctx, "000000")
 		if i < maint.MaxFailures-1 {
 			r.wait(ctx, "non valido.")
 			r.panel.Press('#')
@@ -243,12 +228,7 @@ func TestMaintenanceLockout(t *testing.T) {
 	r.wait(ctx, "bloccata")
 	r.advanceUntil("Inserire la tessera", time.Second)
 	r.clock.Advance(maint.LockFor)
-	r.panel.Type(firmware.MaintSequence)
-	r.wait(ctx, "Numero tecnico:")
-	r.panel.Type("1001#")
-	r.wait(ctx, "Codice dell'app:")
-	r.panel.Type(r.code() + "#")
-	r.wait(ctx, "1 Stampante")
+	r.login(ctx)
 	r.panel.Press(hal.KeyCancel)
 	r.wait(ctx, "terminata")
 	if n := strings.Count(r.logs.String(), "action=login_failed"); n != maint.MaxFailures {
@@ -265,10 +245,7 @@ func TestMaintenanceUnlockCode(t *testing.T) {
 	r.wait(ctx, "Inserire la tessera")
 	enter := func(code string) {
 		r.panel.Type(firmware.MaintSequence)
-		r.wait(ctx, "Numero tecnico:")
-		r.panel.Type("1001#")
-		r.wait(ctx, "codice di sblocco")
-		r.panel.Type(code + "#")
+		r.run(ctx, []step{{"Numero tecnico:", "1001#"}, {"codice di sblocco", code + "#"}})
 	}
 	other := techset.UnlockCode(r.hub.UnlockKey("t-other"), "t-other", "1001", time.Now())
 	enter(other)
@@ -336,33 +313,17 @@ func TestMaintenanceMenuFunctions(t *testing.T) {
 		}
 		o.TestCredentials = func(context.Context) string { return "acl" }
 	})
-	r.wait(ctx, "Inserire la tessera")
-	r.panel.Type(firmware.MaintSequence)
-	r.wait(ctx, "Numero tecnico:")
-	r.panel.Type("1001#")
-	r.wait(ctx, "Codice dell'app:")
-	r.panel.Type(r.code() + "#")
-	r.wait(ctx, "1 Stampante")
+	r.login(ctx)
 
 	r.panel.Press('3')
-	r.wait(ctx, "Hub: non collegato")
-	r.wait(ctx, "hub.asl.example:8883")
-	r.panel.Press('#')
-	r.wait(ctx, "NON sincronizzato")
-	r.wait(ctx, "Scarto hub: n.d.")
-	r.panel.Press('#')
-	r.wait(ctx, "credenziali bloccate")
-	r.wait(ctx, "(sblocco da ops)")
-	r.panel.Press('#')
+	r.run(ctx, []step{{"Hub: non collegato", ""}, {"hub.asl.example:8883", "#"}, {"NON sincronizzato", ""},
+		{"Scarto hub: n.d.", "#"}, {"credenziali bloccate", ""}, {"(sblocco da ops)", "#"}})
 	r.wait(ctx, "1 Stampante")
 
 	const code = "XK7PQ2MZ9ABC"
 	for i, want := range []string{"Codice non accettato", "Credenziali salvate."} {
 		r.panel.Press('5')
-		r.wait(ctx, "Codice attivazione:")
-		r.panel.Type(typeCode(code))
-		r.wait(ctx, "XK7P-Q2MZ-9ABC")
-		r.panel.Press('#')
+		r.run(ctx, []step{{"Codice attivazione:", typeCode(code)}, {"XK7P-Q2MZ-9ABC", "#"}})
 		r.wait(ctx, want)
 		mu.Lock()
 		if len(codes) != i+1 || codes[i] != code {
@@ -376,18 +337,10 @@ func TestMaintenanceMenuFunctions(t *testing.T) {
 	}
 	r.wait(ctx, "1 Stampante")
 	r.panel.Press('6')
-	r.wait(ctx, "Test credenziali: KO")
-	r.wait(ctx, "permessi dei topic")
-	r.panel.Press('#')
-	r.wait(ctx, "1 Stampante")
-	r.panel.Press('D')
+	r.run(ctx, []step{{"Test credenziali: KO", ""}, {"permessi dei topic", "#"}, {"1 Stampante", "D"}})
 	r.wait(ctx, "terminata")
 	logs := r.logs.String()
-	for _, want := range []string{"detail=\"refused: expired\"", "detail=credentials_saved", "detail=\"ko: acl\""} {
-		if !strings.Contains(logs, want) {
-			t.Errorf("audit lacks %s", want)
-		}
-	}
+	mustContain(t, "audit", logs, "detail=\"refused: expired\"", "detail=credentials_saved", "detail=\"ko: acl\"")
 	if strings.Contains(logs, code) {
 		t.Error("the enrollment code is in the log")
 	}
@@ -432,16 +385,9 @@ func TestMaintenanceQueueResend(t *testing.T) {
 		}
 		o.Link = func() firmware.Link { return link }
 	})
-	r.wait(ctx, "Inserire la tessera")
-	r.panel.Type(firmware.MaintSequence)
-	r.wait(ctx, "Numero tecnico:")
-	r.panel.Type("1001#")
-	r.wait(ctx, "Codice dell'app:")
-	r.panel.Type(r.code() + "#")
-	r.wait(ctx, "1 Stampante")
+	r.login(ctx)
 	r.panel.Press('4')
-	r.wait(ctx, "Quarantena: 1")
-	r.panel.Press('1')
+	r.run(ctx, []step{{"Quarantena: 1", "1"}})
 	r.wait(ctx, "Reinviate: 1")
 	link.mu.Lock()
 	if len(link.ids) != 1 || link.ids[0] != stuck.ID {
@@ -449,10 +395,7 @@ func TestMaintenanceQueueResend(t *testing.T) {
 	}
 	link.mu.Unlock()
 	r.panel.Press('#')
-	r.wait(ctx, "In coda:")
-	r.panel.Press('#')
-	r.wait(ctx, "in attesa: 2")
-	r.panel.Press('#')
+	r.run(ctx, []step{{"In coda:", "#"}, {"in attesa: 2", "#"}})
 	r.wait(ctx, "1 Stampante")
 	if !strings.Contains(r.logs.String(), "action=resend_stuck detail=\"resent=1 failed=0\"") {
 		t.Fatal("resend not audited")
@@ -465,13 +408,7 @@ func TestMaintenanceQueueResend(t *testing.T) {
 func TestMaintenanceAudited(t *testing.T) {
 	ctx := ctxT(t)
 	r := startMaintWith(t, func(o *firmware.Options) { o.Audit = true })
-	r.wait(ctx, "Inserire la tessera")
-	r.panel.Type(firmware.MaintSequence)
-	r.wait(ctx, "Numero tecnico:")
-	r.panel.Type("1001#")
-	r.wait(ctx, "Codice dell'app:")
-	r.panel.Type(r.code() + "#")
-	r.wait(ctx, "1 Stampante")
+	r.login(ctx)
 	r.panel.Type("D")
 	r.wait(ctx, "terminata")
 	var actions []string

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -31,8 +30,7 @@ func TestOnlineOpsOffline(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := ctxT(t)
 			l := startLocalWith(t, time.Minute, offline)
-			l.reader.Insert(testCard())
-			l.wait(ctx, "1 Consensi FSE")
+			l.insert(ctx, testCard())
 			for _, k := range tc.keys {
 				l.panel.Press(k)
 			}
@@ -44,23 +42,12 @@ func TestOnlineOpsOffline(t *testing.T) {
 				t.Fatalf("offline online-op queued something: %+v", q)
 			}
 			l.panel.Press(hal.KeyOK) // back to the menu, not a dead screen
-			l.wait(ctx, "3 Cambio PIN")
-			l.panel.Press('3')
-			l.wait(ctx, "Digitare il PIN")
-			l.panel.Type(testPIN)
-			l.panel.Press(hal.KeyOK)
-			l.wait(ctx, "Nuovo PIN")
-			l.panel.Type("24681357")
-			l.panel.Press(hal.KeyOK)
-			l.wait(ctx, "Ripetere")
-			l.panel.Type("24681357")
-			l.panel.Press(hal.KeyOK)
+			l.run(ctx, pinChangeSteps(testPIN, "24681357"))
 			l.wait(ctx, "Salvata: l'esito")
 			if q, _ := l.box.Stats(); q.LastSeq != 1 {
 				t.Fatalf("the offline-capable op after the refusal: %+v", q)
 			}
-			l.reader.Remove()
-			l.wait(ctx, "Inserire la tessera")
+			l.remove(ctx)
 			l.receipts(ctx, 1)
 			if r := l.printedAll(ctx); len(r) != 1 {
 				t.Fatalf("%d receipts, want only the Cambio PIN's", len(r))
@@ -88,15 +75,10 @@ func TestOnlineOpLate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := ctxT(t)
 			l := startLocalWith(t, time.Minute, func() bool { return true })
-			l.reader.Insert(testCard())
-			l.wait(ctx, "1 Consensi FSE")
+			l.insert(ctx, testCard())
 			l.panel.Press(hal.KeyOK)
-			l.wait(ctx, "5 Ristampa PIN/PUK")
-			l.panel.Press('5')
-			l.wait(ctx, "1 Codici dimenticati")
-			l.panel.Press('1')
-			l.wait(ctx, "seconde metà a:") // the summary, confirmed before anything is sent
-			l.panel.Press(hal.KeyOK)
+			l.run(ctx, []step{{"5 Ristampa PIN/PUK", "5"}, {"1 Codici dimenticati", "1"},
+				{"seconde metà a:", "#"}}) // the summary, confirmed before anything is sent
 			l.wait(ctx, "Risposta in ritardo")
 			q, _ := l.box.Stats()
 			if q.LastSeq != 1 {
@@ -134,22 +116,15 @@ func TestRefusals(t *testing.T) {
 		t.Run(fmt.Sprintf("%c counter=%v", tc.key, tc.counter), func(t *testing.T) {
 			ctx := ctxT(t)
 			l := startLocalOpts(t, localOpts{reissueCounter: tc.counter})
-			l.reader.Insert(testCard())
-			l.wait(ctx, "1 Consensi FSE")
+			l.insert(ctx, testCard())
 			for _, want := range []string{"4 Storico", "7 Revoca tessera", "0 Sospensione,"} {
 				l.panel.Press(hal.KeyOK) // the next page of the menu
 				l.wait(ctx, want)
 			}
 			l.panel.Press('0')
-			l.wait(ctx, "1 Sospensione")
-			l.panel.Press(tc.key)
+			l.run(ctx, []step{{"1 Sospensione", string(tc.key)}})
 			l.wait(ctx, tc.pages[0])
-			text := readPages(ctx, t, l.totem)
-			for _, want := range tc.pages {
-				if !strings.Contains(text, want) {
-					t.Errorf("pages lack %q: %s", want, text)
-				}
-			}
+			mustContain(t, "pages", readPages(ctx, t, l.totem), tc.pages...)
 			l.panel.Press(hal.KeyOK)
 			l.wait(ctx, "1 Consensi FSE")
 			if q, _ := l.box.Stats(); q.LastSeq != 0 {
@@ -162,32 +137,18 @@ func TestRefusals(t *testing.T) {
 // Storico through the real hub: after a consent, the history shows the
 // demo card and, printed, the consent with its protocol number.
 func TestHistoryEndToEnd(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
-	defer cancel()
-	dir := t.TempDir()
-	lb, log := newLog()
-	c := startBroker(t, dir, log, "127.0.0.1:0")
-	c.startHub()
-	tt := startTotem(t, filepath.Join(dir, "totem"), c.URL(), c.totem, log)
+	ctx, c, tt, lb := startE2E(t, 40*time.Second)
 	tt.consentFlow(ctx)
 	tt.wait(ctx, "Accolta. Protocollo:")
 	rec, err := c.CMS.Consents("6090012345678000")
 	if err != nil {
 		t.Fatal(err)
 	}
-	tt.reader.Remove()
-	tt.wait(ctx, "Inserire la tessera")
+	tt.remove(ctx)
 
-	tt.reader.Insert(testCard())
-	tt.wait(ctx, "1 Consensi FSE")
+	tt.insert(ctx, testCard())
 	tt.panel.Press(hal.KeyOK)
-	tt.wait(ctx, "4 Storico")
-	tt.panel.Press('4')
-	tt.wait(ctx, "PIN:")
-	tt.panel.Type(testPIN)
-	tt.panel.Press(hal.KeyOK)
-	tt.wait(ctx, "1 Tutte le tessere")
-	tt.panel.Press('1')
+	tt.run(ctx, []step{{"4 Storico", "4"}, {"PIN:", testPIN + "#"}, {"1 Tutte le tessere", "1"}})
 	// The cards and their operations on screen, two lines a page, dates
 	// as on the receipt (issue 17); # turns the pages, 1 prints.
 	tt.wait(ctx, "Storico 1/")
@@ -204,11 +165,9 @@ func TestHistoryEndToEnd(t *testing.T) {
 		s := tt.panel.Text()
 		shown = append(shown, s)
 		tt.panel.Press(hal.KeyOK)
-		if _, err := tt.panel.WaitChange(ctx, s); err != nil {
-			t.Fatalf("# did not turn the page: %v", err)
-		}
+		tt.waitChange(ctx, s)
 	}
-	all := strings.Join(strings.Fields(strings.Join(append(shown, tt.panel.Text()), " ")), " ")
+	all := flat(append(shown, tt.panel.Text())...)
 	for _, want := range []string{"Scadenza 31/12/2030", time.Now().Format("02/01/2006") + " Consensi FSE"} {
 		if !strings.Contains(all, want) {
 			t.Fatalf("the pages lack %q: %s", want, all)
@@ -223,49 +182,27 @@ func TestHistoryEndToEnd(t *testing.T) {
 	if len(receipts) != 2 {
 		t.Fatalf("%d receipts", len(receipts))
 	}
-	r := strings.Join(strings.Fields(receipts[1]), " ")
-	for _, want := range []string{"Storico tessera", "Tessera ************8000", "Scadenza 31/12/2030 - attiva",
-		"Consensi FSE prot. " + rec.Protocol, "Estratto dell'archivio, riferimento"} {
-		if !strings.Contains(r, want) {
-			t.Errorf("receipt lacks %q: %s", want, r)
-		}
-	}
-	for _, never := range []string{"6090012345678000", "RSSMRA80A01H501U", "ROSSI", testPIN, "ACCOLTA"} {
-		if strings.Contains(r, never) {
-			t.Errorf("receipt holds %q: %s", never, r)
-		}
-	}
+	r := flat(receipts[1])
+	mustContain(t, "receipt", r, "Storico tessera", "Tessera ************8000", "Scadenza 31/12/2030 - attiva",
+		"Consensi FSE prot. "+rec.Protocol, "Estratto dell'archivio, riferimento")
+	mustNotContain(t, "receipt", r, "6090012345678000", "RSSMRA80A01H501U", "ROSSI", testPIN, "ACCOLTA")
 	entries, _ := tt.box.Recent(1)
 	if len(entries) != 1 || entries[0].Kind != cms.KindHistory || entries[0].Expires.Sub(entries[0].Created) > 2*time.Minute {
 		t.Fatalf("history entry %+v", entries)
 	}
-	tt.stop()
-	c.stop()
-	checkLogs(t, lb)
+	finishE2E(t, c, tt, lb)
 }
 
 // Ristampa PIN/PUK through the real hub: no PIN asked, the first halves
 // printed, the second halves sent by the CMS; a revoked card is refused
 // with the CMS's Italian reason and nothing printed.
 func TestReprintEndToEnd(t *testing.T) {
-	revoked := testCard()
-	revoked.Info.Serial, revoked.Info.CF = "6090098765432002", "BNCLRA75D45F205C"
-	revoked.Info.Expiry = time.Date(2029, 6, 30, 0, 0, 0, 0, time.UTC)
-	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
-	defer cancel()
-	dir := t.TempDir()
-	lb, log := newLog()
-	c := startBroker(t, dir, log, "127.0.0.1:0")
-	c.startHub()
-	tt := startTotem(t, filepath.Join(dir, "totem"), c.URL(), c.totem, log)
+	ctx, c, tt, lb := startE2E(t, 40*time.Second)
 
-	tt.reader.Insert(testCard())
-	tt.wait(ctx, "1 Consensi FSE")
-	tt.panel.Press('5') // reachable from the first page too
-	tt.wait(ctx, "1 Codici dimenticati")
-	tt.panel.Press('1') // no PIN: it may be what was forgotten
-	tt.wait(ctx, "recapito in archivio")
-	tt.panel.Press(hal.KeyOK)
+	tt.insert(ctx, testCard())
+	tt.panel.Press('5')                               // reachable from the first page too
+	tt.run(ctx, []step{{"1 Codici dimenticati", "1"}, // no PIN: it may be what was forgotten
+		{"recapito in archivio", "#"}})
 	tt.wait(ctx, "Accolta. Protocollo:")
 	entries, _ := tt.box.Recent(1)
 	if len(entries) != 1 || entries[0].Kind != cms.KindReprint || !entries[0].Done {
@@ -275,14 +212,9 @@ func TestReprintEndToEnd(t *testing.T) {
 	if err := json.Unmarshal(entries[0].Result.Data, &res); err != nil || res.PINFirstHalf == "" || res.PUKFirstHalf == "" {
 		t.Fatalf("result %+v, %v", res, err)
 	}
-	r := strings.Join(strings.Fields(strings.Join(tt.printer.Receipts(), " ")), " ")
-	for _, want := range []string{"Ristampa PIN/PUK", "Motivo: PIN o PUK dimenticato",
-		"Prima metà del PIN: " + res.PINFirstHalf, "Prima metà del PUK: " + res.PUKFirstHalf,
-		"Le seconde metà saranno inviate a: SMS *********0001", "Esito: ACCOLTA"} {
-		if !strings.Contains(r, want) {
-			t.Errorf("receipt lacks %q: %s", want, r)
-		}
-	}
+	mustContain(t, "receipt", flat(tt.printer.Receipts()...), "Ristampa PIN/PUK", "Motivo: PIN o PUK dimenticato",
+		"Prima metà del PIN: "+res.PINFirstHalf, "Prima metà del PUK: "+res.PUKFirstHalf,
+		"Le seconde metà saranno inviate a: SMS *********0001", "Esito: ACCOLTA")
 	notes, err := c.CMS.Notifications("6090012345678000")
 	if err != nil || len(notes) != 1 || notes[0].Kind != cms.KindReprint || notes[0].OpID != entries[0].ID {
 		t.Fatalf("notifications %+v, %v", notes, err)
@@ -290,19 +222,12 @@ func TestReprintEndToEnd(t *testing.T) {
 	if strings.Contains(lb.String(), res.PINFirstHalf+res.PUKFirstHalf) {
 		t.Error("codes in the logs")
 	}
-	tt.reader.Remove()
-	tt.wait(ctx, "Inserire la tessera")
+	tt.remove(ctx)
 
 	// A revoked card: the CMS refuses, the totem says why, prints nothing.
-	tt.reader.Insert(revoked)
-	tt.wait(ctx, "1 Consensi FSE")
+	tt.insert(ctx, revokedCard())
 	tt.panel.Press(hal.KeyOK)
-	tt.wait(ctx, "5 Ristampa PIN/PUK")
-	tt.panel.Press('5')
-	tt.wait(ctx, "4 PIN/PUK bloccati")
-	tt.panel.Press('4')
-	tt.wait(ctx, "Codici bloccati")
-	tt.panel.Press(hal.KeyOK)
+	tt.run(ctx, []step{{"5 Ristampa PIN/PUK", "5"}, {"4 PIN/PUK bloccati", "4"}, {"Codici bloccati", "#"}})
 	tt.wait(ctx, "Operazione")
 	tt.wait(ctx, "rifiutata")
 	if text := readPages(ctx, t, tt); !strings.Contains(text, "La tessera è revocata.") {
@@ -311,9 +236,7 @@ func TestReprintEndToEnd(t *testing.T) {
 	if n := len(tt.printer.Receipts()); n != 1 {
 		t.Fatalf("%d receipts after a refused reprint", n)
 	}
-	tt.stop()
-	c.stop()
-	checkLogs(t, lb)
+	finishE2E(t, c, tt, lb)
 }
 
 // readPages pages through a long text with # up to its last page and
@@ -332,8 +255,6 @@ func readPages(ctx context.Context, t *testing.T, tt *totem) string {
 			t.Fatalf("not a page: %q", s)
 		}
 		tt.panel.Press(hal.KeyOK)
-		if _, err := tt.panel.WaitChange(ctx, s); err != nil {
-			t.Fatalf("# did not turn the page: %v", err)
-		}
+		tt.waitChange(ctx, s)
 	}
 }

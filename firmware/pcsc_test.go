@@ -24,6 +24,7 @@ import (
 	"github.com/aslcns/totem/hal/haltest"
 	"github.com/aslcns/totem/hal/sim"
 	"github.com/aslcns/totem/sync/outbox"
+	"github.com/aslcns/totem/sync/synctest"
 )
 
 // The PIN tests run the real firmware on the real PC/SC stack: the
@@ -41,34 +42,14 @@ const (
 	pcscWrong2 = "86420975" // wrong, and distinctive too
 )
 
-// pcscLogs collects every log line of a run, from every component.
-type pcscLogs struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *pcscLogs) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *pcscLogs) Bytes() []byte {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return bytes.Clone(l.b.Bytes())
-}
-
 // pcscTotem is a totem on the real PC/SC stack.
 type pcscTotem struct {
-	t       *testing.T
-	dir     string // every file the totem writes lives under it
-	logs    *pcscLogs
-	pcscd   *pcsctest.Daemon
-	card    *vcard.Card
-	panel   *sim.Panel
-	printer *sim.Printer
-	stop    func()
+	*totem               // the panel and the printer; no simulated reader
+	dir    string        // every file the totem writes lives under it
+	logs   *synctest.Log // every log line of a run, from every component
+	pcscd  *pcsctest.Daemon
+	card   *vcard.Card
+	halt   func()
 }
 
 // startPCSC starts the firmware with the pcsc Reader on a private pcscd
@@ -76,13 +57,11 @@ type pcscTotem struct {
 func startPCSC(t *testing.T) *pcscTotem {
 	t.Helper()
 	d := pcsctest.Start(t) // first: before any scard call (see pcsctest)
-	tt := &pcscTotem{t: t, dir: t.TempDir(), logs: &pcscLogs{}, pcscd: d, panel: sim.NewPanel(20, 4)}
-	log := slog.New(slog.NewTextHandler(tt.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	tt := &pcscTotem{totem: &totem{t: t, panel: sim.NewPanel(20, 4)}, dir: t.TempDir(), pcscd: d}
+	var log *slog.Logger
+	tt.logs, log = newLog()
 
-	p, ok := vcard.Lookup("cns")
-	if !ok {
-		t.Fatal("no cns profile")
-	}
+	p := profile(t, "cns")
 	p.PIN = pcscPIN
 	tt.card = vcard.New(p)
 
@@ -116,7 +95,7 @@ func startPCSC(t *testing.T) *pcscTotem {
 	done := make(chan error, 1)
 	go func() { done <- app.Run(ctx) }()
 	var once sync.Once
-	tt.stop = func() {
+	tt.halt = func() {
 		once.Do(func() {
 			cancel()
 			if err := <-done; err != nil {
@@ -128,17 +107,8 @@ func startPCSC(t *testing.T) *pcscTotem {
 			box.Close()
 		})
 	}
-	t.Cleanup(tt.stop)
+	t.Cleanup(tt.halt)
 	return tt
-}
-
-func (tt *pcscTotem) wait(ctx context.Context, substr string) string {
-	tt.t.Helper()
-	s, err := tt.panel.WaitFor(ctx, substr)
-	if err != nil {
-		tt.t.Fatal(err)
-	}
-	return s
 }
 
 // insert puts the card in the reader and opens the Consensi FSE flow up
@@ -149,8 +119,7 @@ func (tt *pcscTotem) insert(ctx context.Context) {
 	if err := tt.pcscd.Insert(ctx, 0, tt.card); err != nil {
 		tt.t.Fatal(err)
 	}
-	tt.wait(ctx, "1 Consensi FSE")
-	tt.panel.Press('1')
+	tt.run(ctx, []step{{"1 Consensi FSE", "1"}})
 	tt.wait(ctx, "PIN:")
 }
 
@@ -184,13 +153,13 @@ func (tt *pcscTotem) remove(ctx context.Context) {
 func (tt *pcscTotem) scan(pins ...string) {
 	t := tt.t
 	t.Helper()
-	tt.stop()
+	tt.halt()
 	var needles []string
 	for _, pin := range pins {
 		needles = append(needles, pin, hex.EncodeToString([]byte(pin))) // digits: no case in the hex
 	}
 
-	logs := tt.logs.Bytes()
+	logs := []byte(tt.logs.String())
 	if !bytes.Contains(logs, []byte("pin refused")) {
 		t.Fatalf("the logs lack the PIN refusals, so the scan would prove little:\n%s", logs)
 	}
@@ -243,22 +212,16 @@ func TestPCSCPINNeverLeavesTheChip(t *testing.T) {
 	tt.wait(ctx, "PIN: ")
 	tt.enterPIN(ctx, pcscWrong)
 	// The last try is announced before it is used.
-	if screen := tt.wait(ctx, "PIN errato"); !strings.Contains(strings.ToLower(screen), "ultimo") {
+	if screen := tt.screenFor(ctx, "PIN errato"); !strings.Contains(strings.ToLower(screen), "ultimo") {
 		t.Fatalf("the last try is not announced:\n%s", screen)
 	}
 	tt.tries(1)
 	tt.panel.Press(hal.KeyOK)
 	tt.wait(ctx, "PIN: ")
 	tt.enterPIN(ctx, pcscPIN)
-	tt.wait(ctx, "Informativa FSE")
-	tt.panel.Press(hal.KeyOK)
-	tt.wait(ctx, "Consenso 1 di 2")
+	tt.run(ctx, []step{{"Informativa FSE", "#"}, {"Consenso 1 di 2", ""}})
 	tt.tries(3)
-	tt.panel.Press('1')
-	tt.wait(ctx, "Consenso 2 di 2")
-	tt.panel.Press('2')
-	tt.wait(ctx, "Riepilogo")
-	tt.panel.Press(hal.KeyOK)
+	tt.run(ctx, consentAnswers[1:])
 	tt.wait(ctx, "Salvata: l'esito") // no hub: provisional receipt
 	if n := len(tt.printer.Files()); n != 1 {
 		t.Fatalf("%d receipt files", n)
@@ -305,7 +268,7 @@ func TestPCSCPcscdRestart(t *testing.T) {
 	tt := startPCSC(t)
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("totem log:\n%s", tt.logs.Bytes())
+			t.Logf("totem log:\n%s", tt.logs.String())
 		}
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -75,11 +75,7 @@ func TestProgressProvesTheLoopRuns(t *testing.T) {
 	// Wedged in Show: the loop is stuck, Progress must stand still.
 	wd.wedged.Store(true)
 	panel.Press('1')
-	select {
-	case <-wd.entered:
-	case <-ctx.Done():
-		t.Fatal("the loop never called Show")
-	}
+	haltest.Recv(t, ctx, wd.entered, "the loop calling Show")
 	stuck := l.app.Progress()
 	for range 3 { // three heartbeats, each sent: the ticker waits for the next
 		l.clock.Step(t, ctx, time.Second)

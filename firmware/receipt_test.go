@@ -155,22 +155,8 @@ func checkGolden(t *testing.T, docs map[string]*hal.Doc) {
 					t.Errorf("%s/%s: %q needs a replacement", name, p.Name, bl.Text)
 				}
 			}
-			path := filepath.Join("testdata", "receipt-"+name+"-"+p.Name+".golden")
-			got := escape(b)
-			if *update {
-				os.MkdirAll("testdata", 0o755)
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				continue
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("%s differs from the golden file (review, then -update)", path)
-			}
+			matchGolden(t, filepath.Join("testdata", "receipt-"+name+"-"+p.Name+".golden"), escape(b),
+				"the golden file (review, then -update)")
 		}
 	}
 }
@@ -216,20 +202,27 @@ func TestReceiptPNGGolden(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		path := filepath.Join("testdata", "receipt-"+name+".png")
-		if *update {
-			if err := os.WriteFile(path, got, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
+		matchGolden(t, filepath.Join("testdata", "receipt-"+name+".png"), got, "the golden picture (look at it, then -update)")
+	}
+}
+
+// matchGolden compares got with the file at path, or rewrites the file
+// with -update; a difference is reported as from golden.
+func matchGolden(t *testing.T, path string, got []byte, golden string) {
+	t.Helper()
+	if *update {
+		os.MkdirAll(filepath.Dir(path), 0o755)
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
 		}
-		want, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatalf("%v (run with -update to create it)", err)
-		}
-		if !bytes.Equal(got, want) {
-			t.Errorf("%s differs from the golden picture (look at it, then -update)", path)
-		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from %s", path, golden)
 	}
 }
 

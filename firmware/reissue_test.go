@@ -37,8 +37,7 @@ func TestAssistedReissueAtThePanel(t *testing.T) {
 			d.reader.Insert(testCard())
 			d.run(ctx, append([]step{{"1 Attivazione", "#"}}, tc.script...))
 			d.wait(ctx, tc.want)
-			all, _ := d.box.Recent(5)
-			entries, _ := withoutLookups(all)
+			entries, _ := d.ops()
 			if tc.code == "" {
 				if len(entries) != 0 {
 					t.Fatalf("entries %+v", entries)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/hal"
+	"github.com/aslcns/totem/hal/haltest"
 	"github.com/aslcns/totem/sync/protocol"
 	"github.com/eclipse/paho.golang/paho"
 )
@@ -37,23 +37,10 @@ func TestRevokeLocal(t *testing.T) {
 			l.wait(ctx, "disponibile ora")
 		}},
 		{"wrong check digit, then cancel", nil, false, func(ctx context.Context, l *local) {
-			l.wait(ctx, "Revoca: codice TEAM")
-			l.panel.Type(demoTEAM[:19] + "3")
-			l.wait(ctx, demoTEAM[:19]+"3")
-			l.panel.Press(hal.KeyOK)
-			l.wait(ctx, "Codice TEAM errato")
-			l.panel.Press(hal.KeyOK) // try again
-			l.wait(ctx, "Revoca: codice TEAM")
-			l.panel.Type(demoTEAM)
-			l.panel.Press(hal.KeyOK)
-			l.wait(ctx, "Motivo: 1 Furto")
-			l.panel.Press('1')
-			l.wait(ctx, "Revoca: TEAM ...6782")
-			l.panel.Press(hal.KeyOK)
-			l.wait(ctx, "CIP: ")
-			l.panel.Type("1234")
-			l.wait(ctx, "CIP: ****")
-			l.panel.Press(hal.KeyCancel)
+			l.run(ctx, []step{{"Revoca: codice TEAM", demoTEAM[:19] + "3"}, {demoTEAM[:19] + "3", "#"},
+				{"Codice TEAM errato", "#"}, // try again
+				{"Revoca: codice TEAM", demoTEAM + "#"}, {"Motivo: 1 Furto", "1"}, {"Revoca: TEAM ...6782", "#"},
+				{"CIP: ", "1234"}, {"CIP: ****", "D"}})
 			l.wait(ctx, "Operazione annullata")
 			if s := l.panel.Text(); strings.Contains(s, "tessera") {
 				t.Errorf("a citizen without a card is asked for it: %q", s)
@@ -61,59 +48,29 @@ func TestRevokeLocal(t *testing.T) {
 			l.wait(ctx, "Inserire la tessera")
 		}},
 		{"back to the menu without a card", nil, false, func(ctx context.Context, l *local) {
-			l.wait(ctx, "Revoca: codice TEAM")
-			l.panel.Press(hal.KeyBack)
-			l.wait(ctx, "7 Revoca tessera")
-			l.panel.Press(hal.KeyBack)
+			l.run(ctx, []step{{"Revoca: codice TEAM", "*"}, {"7 Revoca tessera", "*"}})
 			l.wait(ctx, "Senza tessera #=Menu")
 		}},
 		{"reason, confirm, then back", nil, true, func(ctx context.Context, l *local) {
-			l.wait(ctx, "3 Malfunzionamento")
-			l.panel.Press('3')
-			l.wait(ctx, "Revoca: TEAM ..."+demoTEAM[16:]) // from the chip: nothing typed
-			l.panel.Press(hal.KeyOK)
-			l.wait(ctx, "CIP: 8 cifre")
-			l.panel.Type("1234567")
-			l.panel.Press(hal.KeyOK) // 7 digits: the length is said
-			l.wait(ctx, "Servono 8 cifre")
-			l.panel.Press(hal.KeyBack) // back to the digits typed
-			l.wait(ctx, "CIP: *******")
-			for range 8 { // the digits, then back to the summary
-				l.panel.Press(hal.KeyBack)
-			}
-			l.wait(ctx, "Revoca: TEAM ...")
-			l.panel.Press(hal.KeyBack)
-			l.wait(ctx, "3 Malfunzionamento")
-			l.panel.Press(hal.KeyBack)
+			l.run(ctx, []step{{"3 Malfunzionamento", "3"},
+				{"Revoca: TEAM ..." + demoTEAM[16:], "#"}, // from the chip: nothing typed
+				{"CIP: 8 cifre", "1234567#"},              // 7 digits: the length is said
+				{"Servono 8 cifre", "*"},                  // back to the digits typed
+				{"CIP: *******", "********"},              // the digits, then back to the summary
+				{"Revoca: TEAM ...", "*"}, {"3 Malfunzionamento", "*"}})
 			l.wait(ctx, "1 Consensi FSE")
 		}},
 		// * on the empty CIP field goes back step by step, and the TEAM
 		// code typed is still there to correct (issue 17: it was lost).
 		{"back from the CIP keeps the TEAM code", nil, false, func(ctx context.Context, l *local) {
-			l.wait(ctx, "Revoca: codice TEAM")
-			l.panel.Type(demoTEAM)
-			l.panel.Press(hal.KeyOK)
-			l.wait(ctx, "Motivo: 1 Furto")
-			l.panel.Press('1')
-			l.wait(ctx, "Revoca: TEAM ...6782")
-			l.panel.Press(hal.KeyOK)
-			l.wait(ctx, "CIP: 8 cifre")
-			l.panel.Press(hal.KeyBack)
-			l.wait(ctx, "Revoca: TEAM ...6782")
-			l.panel.Press(hal.KeyBack)
-			l.wait(ctx, "Motivo: 1 Furto")
-			l.panel.Press(hal.KeyBack)
-			l.wait(ctx, "Revoca: codice TEAM")
-			l.wait(ctx, demoTEAM)
-			l.panel.Press(hal.KeyCancel)
+			l.run(ctx, []step{{"Revoca: codice TEAM", demoTEAM + "#"}, {"Motivo: 1 Furto", "1"}, {"Revoca: TEAM ...6782", "#"},
+				{"CIP: 8 cifre", "*"}, {"Revoca: TEAM ...6782", "*"}, {"Motivo: 1 Furto", "*"},
+				{"Revoca: codice TEAM", ""}, {demoTEAM, "D"}})
 			l.wait(ctx, "Operazione annullata")
 		}},
 		{"a card in ends it", nil, false, func(ctx context.Context, l *local) {
-			l.wait(ctx, "Revoca: codice TEAM")
-			l.panel.Type("8038")
-			l.wait(ctx, "8038")
-			l.reader.Insert(testCard())
-			l.wait(ctx, "1 Consensi FSE")
+			l.run(ctx, []step{{"Revoca: codice TEAM", "8038"}, {"8038", ""}})
+			l.insert(ctx, testCard())
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -121,8 +78,7 @@ func TestRevokeLocal(t *testing.T) {
 			l := startLocalOpts(t, localOpts{online: tc.online, idle: 4 * time.Second})
 			l.wait(ctx, "Senza tessera #=Menu")
 			if tc.card {
-				l.reader.Insert(testCard())
-				l.wait(ctx, "1 Consensi FSE")
+				l.insert(ctx, testCard())
 			}
 			l.panel.Press('7')
 			tc.do(ctx, l)
@@ -142,35 +98,15 @@ func TestRevokeLocal(t *testing.T) {
 // names the card by its masked TEAM code. With the (now revoked) card in
 // the reader the CMS refuses again.
 func TestRevokeEndToEnd(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	dir := t.TempDir()
-	lb, log := newLog()
-	c := startBroker(t, dir, log, "127.0.0.1:0")
-	c.startHub()
-	tt := startTotem(t, filepath.Join(dir, "totem"), c.URL(), c.totem, log)
+	ctx, c, tt, lb := startE2E(t, 60*time.Second)
 	const serial = "6090012345678000"
 	cip := c.CMS.CIP(serial)
 	wrong := cip[:7] + string('0'+(cip[7]-'0'+1)%10)
 
 	// Without the card: TEAM code, reason, summary, then the CIP, sent as
 	// soon as it is typed (issue 17).
-	tt.wait(ctx, "Senza tessera #=Menu")
-	tt.panel.Press(hal.KeyOK)
-	tt.wait(ctx, "7 Revoca tessera")
-	tt.panel.Press('7')
-	tt.wait(ctx, "Revoca: codice TEAM")
-	tt.panel.Type(demoTEAM)
-	tt.wait(ctx, demoTEAM)
-	tt.panel.Press(hal.KeyOK)
-	tt.wait(ctx, "Motivo: 1 Furto")
-	tt.panel.Press('2')
-	tt.wait(ctx, "Revoca: TEAM ...6782")
-	tt.panel.Press(hal.KeyOK)
-	tt.wait(ctx, "CIP: ")
-	tt.panel.Type(wrong)
-	tt.wait(ctx, "CIP: ********")
-	tt.panel.Press(hal.KeyOK)
+	tt.run(ctx, []step{{"Senza tessera #=Menu", "#"}, {"7 Revoca tessera", "7"}, {"Revoca: codice TEAM", demoTEAM},
+		{demoTEAM, "#"}, {"Motivo: 1 Furto", "2"}, {"Revoca: TEAM ...6782", "#"}, {"CIP: ", wrong}, {"CIP: ********", "#"}})
 	// A wrong CIP: said with the tries left, # asks for it again at once.
 	tt.wait(ctx, "CIP errato: restano")
 	tt.wait(ctx, "2 tentativi.")
@@ -182,10 +118,7 @@ func TestRevokeEndToEnd(t *testing.T) {
 		t.Fatalf("card %s after a wrong CIP", card.State)
 	}
 	tt.panel.Press(hal.KeyOK)
-	tt.wait(ctx, "CIP: 8 cifre")
-	tt.panel.Type(cip)
-	tt.wait(ctx, "CIP: ********")
-	tt.panel.Press(hal.KeyOK)
+	tt.run(ctx, []step{{"CIP: 8 cifre", cip}, {"CIP: ********", "#"}})
 	tt.wait(ctx, "Tessera revocata.")
 	entries, _ := tt.box.Recent(1)
 	if len(entries) != 1 || entries[0].Kind != cms.KindRevocation || !entries[0].Done ||
@@ -228,32 +161,17 @@ func TestRevokeEndToEnd(t *testing.T) {
 		t.Fatalf("history %+v", hist)
 	}
 	tt.receipts(ctx, 1)
-	r := strings.Join(strings.Fields(tt.printer.Receipts()[0]), " ")
-	for _, want := range []string{"Revoca TS-CNS", "Tessera: codice TEAM ****************6782", "Motivo: smarrimento",
-		"Richiesta di nuova tessera: " + proto, "Protocollo: " + proto, "Esito: ACCOLTA"} {
-		if !strings.Contains(r, want) {
-			t.Errorf("receipt lacks %q: %s", want, r)
-		}
-	}
-	for _, never := range []string{cip, "Codice fiscale", serial} {
-		if strings.Contains(r, never) {
-			t.Errorf("receipt holds %q: %s", never, r)
-		}
-	}
+	r := flat(tt.printer.Receipts()[0])
+	mustContain(t, "receipt", r, "Revoca TS-CNS", "Tessera: codice TEAM ****************6782", "Motivo: smarrimento",
+		"Richiesta di nuova tessera: "+proto, "Protocollo: "+proto, "Esito: ACCOLTA")
+	mustNotContain(t, "receipt", r, cip, "Codice fiscale", serial)
 	tt.panel.Press(hal.KeyOK) // leaves the last screen
 	tt.wait(ctx, "Senza tessera #=Menu")
 
 	// The card itself, from the menu: the TEAM code comes from the chip.
-	tt.reader.Insert(testCard())
-	tt.wait(ctx, "1 Consensi FSE")
+	tt.insert(ctx, testCard())
 	tt.panel.Press('7')
-	tt.wait(ctx, "Motivo: 1 Furto")
-	tt.panel.Press('3')
-	tt.wait(ctx, "Revoca: TEAM ...6782")
-	tt.panel.Press(hal.KeyOK)
-	tt.wait(ctx, "CIP: 8 cifre")
-	tt.panel.Type(cip)
-	tt.panel.Press(hal.KeyOK)
+	tt.run(ctx, []step{{"Motivo: 1 Furto", "3"}, {"Revoca: TEAM ...6782", "#"}, {"CIP: 8 cifre", cip + "#"}})
 	tt.wait(ctx, "rifiutata")
 	if text := readPages(ctx, t, tt); !strings.Contains(text, "La tessera è revocata.") {
 		t.Fatalf("reason not shown: %s", text)
@@ -270,9 +188,7 @@ func TestRevokeEndToEnd(t *testing.T) {
 	if strings.Contains(lb.String(), cip) || strings.Contains(lb.String(), wrong) {
 		t.Error("a CIP in the logs")
 	}
-	tt.stop()
-	c.stop()
-	checkLogs(t, lb)
+	finishE2E(t, c, tt, lb)
 }
 
 // A modified totem that skips the local checks is refused by the hub: a
@@ -280,23 +196,8 @@ func TestRevokeEndToEnd(t *testing.T) {
 // card has it), one without a CIP, a reissue asked self-service, and an unblock audit event
 // carrying the PUK.
 func TestModifiedTotemRefused(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	dir := t.TempDir()
-	_, log := newLog()
-	c := startBroker(t, dir, log, "127.0.0.1:0")
-	c.startHub()
-	results := make(chan *protocol.Result, 8)
-	cm := client(t, ctx, c.URL(), c.totem, totemID, func(p *paho.Publish) {
-		if r, err := protocol.DecodeResult(p.Payload); err == nil {
-			results <- r
-		}
-	})
-	defer cm.Disconnect(context.Background())
-	if _, err := cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{
-		{Topic: protocol.Topic(totemID, protocol.LeafResult), QoS: 1}}}); err != nil {
-		t.Fatal(err)
-	}
+	ctx, c := startCentral(t, 30*time.Second)
+	cm, results := resultsClient(t, ctx, c)
 	ref := cms.CardRef{Serial: "6090012345678000", CF: "RSSMRA80A01H501U", Expiry: "2030-12-31"}
 	marshal := func(v any) json.RawMessage { b, _ := json.Marshal(v); return b }
 	ops := []struct {
@@ -324,22 +225,18 @@ func TestModifiedTotemRefused(t *testing.T) {
 		}
 	}
 	for len(want) > 0 {
-		select {
-		case r := <-results:
-			code, ok := want[r.OpID]
-			if !ok || !r.Final() {
-				continue
-			}
-			delete(want, r.OpID)
-			var codes []string
-			for _, e := range r.Processing.Errors {
-				codes = append(codes, e.Code)
-			}
-			if r.Processing.Status != protocol.ProcessingRejected || !slices.Contains(codes, code) {
-				t.Errorf("op %s: %s %v, want rejected with %s", r.OpID, r.Processing.Status, codes, code)
-			}
-		case <-ctx.Done():
-			t.Fatalf("no result for %v", want)
+		r := haltest.Recv(t, ctx, results, fmt.Sprintf("the results for %v", want))
+		code, ok := want[r.OpID]
+		if !ok || !r.Final() {
+			continue
+		}
+		delete(want, r.OpID)
+		var codes []string
+		for _, e := range r.Processing.Errors {
+			codes = append(codes, e.Code)
+		}
+		if r.Processing.Status != protocol.ProcessingRejected || !slices.Contains(codes, code) {
+			t.Errorf("op %s: %s %v, want rejected with %s", r.OpID, r.Processing.Status, codes, code)
 		}
 	}
 	if card, _ := c.CMS.Card(ref.Serial); card.State != cms.CardActive {

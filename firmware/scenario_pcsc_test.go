@@ -42,11 +42,7 @@ func (c *pcscCards) reader() hal.CardReader { return c.r }
 
 func (c *pcscCards) insert(ctx context.Context, name string) {
 	c.t.Helper()
-	p, ok := vcard.Lookup(name)
-	if !ok {
-		c.t.Fatalf("no card profile %q", name)
-	}
-	c.in = vcard.New(p)
+	c.in = vcard.New(profile(c.t, name))
 	if err := c.d.Insert(ctx, 0, c.in); err != nil {
 		c.t.Fatal(err)
 	}

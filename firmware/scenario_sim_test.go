@@ -29,10 +29,7 @@ func (c *simCards) reader() hal.CardReader { return c.r }
 
 func (c *simCards) insert(ctx context.Context, name string) {
 	c.t.Helper()
-	p, ok := vcard.Lookup(name)
-	if !ok {
-		c.t.Fatalf("no card profile %q", name)
-	}
+	p := profile(c.t, name)
 	vc := vcard.New(p)
 	// The simulated card answers what the chip read gave, refusals too.
 	info, err := cns.New(vc, vc.ATR()).Info(ctx)

@@ -56,6 +56,14 @@ type sceneCards interface {
 
 func startScene(t *testing.T) *scene { t.Helper(); return startSceneOpts(t, sceneOpts{}) }
 
+// startSceneFor is startScene with a context that ends after timeout.
+func startSceneFor(t *testing.T, timeout time.Duration) (*scene, context.Context) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	return startScene(t), ctx
+}
+
 // sceneOpts: a totem configured as standing at a counter enabled to
 // reissue cards, and the totems the hub's fleet registry knows as such
 // (nil: the hub runs without a registry).
@@ -232,27 +240,13 @@ func mustNotContain(t *testing.T, what, s string, nevers ...string) {
 // protocol number; the CMS recorded the consents and one audit record;
 // there is no second half to notify.
 func TestScenarioSelfServiceConsent(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	s := startScene(t)
+	s, ctx := startSceneFor(t, 60*time.Second)
 	const serial = "6090012345678000"
 
 	s.wait(ctx, "Inserire la tessera")
 	s.cards.insert(ctx, "cns")
-	s.wait(ctx, "1 Consensi FSE")
-	s.press("1")
-	s.wait(ctx, "PIN:")
-	s.press(s.cards.pin("cns"))
-	s.wait(ctx, "PIN: *****")
-	s.press("\r")
-	s.wait(ctx, "Informativa FSE")
-	s.press("#")
-	s.wait(ctx, "Consenso 1 di 2")
-	s.press("1")
-	s.wait(ctx, "Consenso 2 di 2")
-	s.press("2")
-	s.wait(ctx, "Riepilogo")
-	s.press("\r")
+	s.run(ctx, []step{{"1 Consensi FSE", "1"}, {"PIN:", s.cards.pin("cns")}, {"PIN: *****", "\r"}, {"Informativa FSE", "#"},
+		{"Consenso 1 di 2", "1"}, {"Consenso 2 di 2", "2"}, {"Riepilogo", "\r"}})
 	s.wait(ctx, "Accolta. Protocollo:")
 
 	e := s.last(ctx)
@@ -279,25 +273,19 @@ func TestScenarioSelfServiceConsent(t *testing.T) {
 	s.cards.remove(ctx)
 	s.wait(ctx, "Inserire la tessera")
 	mustNotContain(t, "idle screen", s.screen(), rec.Protocol)
-	s.stop()
-	checkLogs(t, s.logs)
+	s.finish()
 }
 
 // TestScenarioSelfServiceReprint: a citizen who forgot the PIN gets the
 // first halves of PIN and PUK printed; the CMS sends the second halves to
 // the contact chosen at activation (recorded, not sent) and audits it.
 func TestScenarioSelfServiceReprint(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	s := startScene(t)
+	s, ctx := startSceneFor(t, 60*time.Second)
 	const serial = "6090012345678000"
 
 	s.wait(ctx, "Inserire la tessera")
 	s.cards.insert(ctx, "cns")
-	s.wait(ctx, "1 Consensi FSE")
-	s.press("5")
-	s.wait(ctx, "1 Codici dimenticati")
-	s.press("1")
+	s.run(ctx, []step{{"1 Consensi FSE", "5"}, {"1 Codici dimenticati", "1"}})
 	s.wait(ctx, "seconde metà a:") // the summary: nothing sent before #
 	if es, _ := s.box.Recent(1); len(es) != 0 {
 		t.Fatalf("sent before the summary was confirmed: %+v", es)
@@ -325,8 +313,7 @@ func TestScenarioSelfServiceReprint(t *testing.T) {
 	// the logs.
 	s.cards.remove(ctx)
 	s.wait(ctx, "Inserire la tessera")
-	s.stop()
-	checkLogs(t, s.logs)
+	s.finish()
 }
 
 // run waits for each step's screen and types its keys.
@@ -351,6 +338,38 @@ func (s *scene) run(ctx context.Context, script []step) {
 	}
 }
 
+// finish stops the totem and checks that no log line holds personal data.
+func (s *scene) finish() {
+	s.t.Helper()
+	s.stop()
+	checkLogs(s.t, s.logs)
+}
+
+// logout takes the citizen's card out, then the operator logs out (D).
+func (s *scene) logout(ctx context.Context) {
+	s.t.Helper()
+	s.cards.remove(ctx)
+	s.wait(ctx, "Inserire la TS del")
+	s.press("D")
+	s.wait(ctx, "Inserire la tessera")
+}
+
+// activateMinor has the operator log in and activate the minor's card for
+// the parent (delegation, SMS, no extras); it returns the declaration
+// printed before the request goes out, then confirms it was signed and
+// waits for the acceptance.
+func (s *scene) activateMinor(ctx context.Context) (decl string) {
+	s.t.Helper()
+	s.login(ctx)
+	s.cards.insert(ctx, "minor")
+	s.run(ctx, cat([]step{{"1 Attivazione", "1"}, {"informativa", "1"}},
+		delegSteps("2", "ROSSI MARIO", "RSSMRA80A01H501U"), smsSteps, noExtras, confirm))
+	decl = s.receipts(ctx, 1)[0]
+	s.run(ctx, []step{{"Far firmare", "1"}})
+	s.wait(ctx, "Accolta. Protocollo:")
+	return decl
+}
+
 // login opens an operator session with the operator card and its PIN, and
 // leaves the slot empty for the citizen's card.
 func (s *scene) login(ctx context.Context) {
@@ -370,22 +389,14 @@ func (s *scene) login(ctx context.Context) {
 // delegation, the notification of the second halves to the parent's phone,
 // and one audit record naming the operator.
 func TestScenarioAssistedActivationMinor(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	s := startScene(t)
+	s, ctx := startSceneFor(t, 90*time.Second)
 	const serial = "6090011111111006"
 
-	s.login(ctx)
-	s.cards.insert(ctx, "minor")
-	s.run(ctx, cat([]step{{"1 Attivazione", "1"}, {"informativa", "1"}},
-		delegSteps("2", "ROSSI MARIO", "RSSMRA80A01H501U"), smsSteps, noExtras, confirm))
 	// The declaration is printed before the request goes out; the operator
 	// confirms it was signed.
-	decl := s.receipts(ctx, 1)[0]
+	decl := s.activateMinor(ctx)
 	mustContain(t, "dichiarazione", decl, "Dichiarazione sostitutiva", "ROSSI MARIO, codice fiscale RSSMRA80A01H501U",
 		"Firma del dichiarante")
-	s.run(ctx, []step{{"Far firmare", "1"}})
-	s.wait(ctx, "Accolta. Protocollo:")
 
 	e := s.last(ctx)
 	var res struct {
@@ -426,12 +437,8 @@ func TestScenarioAssistedActivationMinor(t *testing.T) {
 		t.Fatalf("audit %+v", audit)
 	}
 
-	s.cards.remove(ctx)
-	s.wait(ctx, "Inserire la TS del")
-	s.press("D") // the operator logs out
-	s.wait(ctx, "Inserire la tessera")
-	s.stop()
-	checkLogs(t, s.logs)
+	s.logout(ctx) // the operator logs out
+	s.finish()
 	mustNotContain(t, "logs", s.logs.String(), "VRDLCU15C10H501Y", "VERDI", "ROSSI", "CA12345AB", "3331234567",
 		res.PIN, res.CIP)
 }
@@ -442,9 +449,7 @@ func TestScenarioAssistedActivationMinor(t *testing.T) {
 // operator; the CMS revoked the card, recorded the reissue and audited the
 // operator.
 func TestScenarioAssistedRevocation(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	s := startScene(t)
+	s, ctx := startSceneFor(t, 90*time.Second)
 	const serial = "6090012345678000"
 
 	s.login(ctx)
@@ -475,12 +480,8 @@ func TestScenarioAssistedRevocation(t *testing.T) {
 		t.Errorf("notifications %+v, %v", notes, err)
 	}
 
-	s.cards.remove(ctx)
-	s.wait(ctx, "Inserire la TS del")
-	s.press("D")
-	s.wait(ctx, "Inserire la tessera")
-	s.stop()
-	checkLogs(t, s.logs)
+	s.logout(ctx)
+	s.finish()
 }
 
 // TestScenarioAssistedConsentsParentForMinor: a parent activates the
@@ -492,18 +493,10 @@ func TestScenarioAssistedRevocation(t *testing.T) {
 // consents with the delegate, and the receipt says so and what became of
 // the FSE.
 func TestScenarioAssistedConsentsParentForMinor(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
-	defer cancel()
-	s := startScene(t)
+	s, ctx := startSceneFor(t, 120*time.Second)
 	const serial = "6090011111111006"
 
-	s.login(ctx)
-	s.cards.insert(ctx, "minor")
-	s.run(ctx, cat([]step{{"1 Attivazione", "1"}, {"informativa", "1"}},
-		delegSteps("2", "ROSSI MARIO", "RSSMRA80A01H501U"), smsSteps, noExtras, confirm))
-	s.receipts(ctx, 1)
-	s.run(ctx, []step{{"Far firmare", "1"}})
-	s.wait(ctx, "Accolta. Protocollo:")
+	s.activateMinor(ctx)
 	s.receipts(ctx, 4) // the declaration, the codes, the form to sign, the summary
 	s.cards.remove(ctx)
 	s.wait(ctx, "Inserire la TS del")
@@ -534,12 +527,8 @@ func TestScenarioAssistedConsentsParentForMinor(t *testing.T) {
 		t.Fatalf("consents %+v, %v", rec, err)
 	}
 
-	s.cards.remove(ctx)
-	s.wait(ctx, "Inserire la TS del")
-	s.press("D")
-	s.wait(ctx, "Inserire la tessera")
-	s.stop()
-	checkLogs(t, s.logs)
+	s.logout(ctx)
+	s.finish()
 	mustNotContain(t, "logs", s.logs.String(), "VRDLCU15C10H501Y", "VERDI", "ROSSI", "CA12345AB")
 }
 
@@ -575,8 +564,7 @@ func TestScenarioReissueAtEnabledCounter(t *testing.T) {
 	if len(audit) != 1 || audit[0].Kind != cms.KindReissue || !audit[0].Accepted || audit[0].Operator != opSerial {
 		t.Fatalf("audit %+v", audit)
 	}
-	s.stop()
-	checkLogs(t, s.logs)
+	s.finish()
 }
 
 // TestScenarioReissueRefusedElsewhere: the totem is configured as a
@@ -593,8 +581,7 @@ func TestScenarioReissueRefusedElsewhere(t *testing.T) {
 	if _, err := s.c.CMS.Reissue("6090012345678000"); err == nil {
 		t.Fatal("a reissue was recorded")
 	}
-	s.stop()
-	checkLogs(t, s.logs)
+	s.finish()
 }
 
 // TestScenarioCardLots: the lots real readers meet. A CIE 3.0 on an NXP
@@ -604,9 +591,7 @@ func TestScenarioReissueRefusedElsewhere(t *testing.T) {
 // the menu; a chip whose codice fiscale fails its check character is
 // unreadable data, sent to the Scelta e Revoca desk.
 func TestScenarioCardLots(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	s := startScene(t)
+	s, ctx := startSceneFor(t, 60*time.Second)
 	for _, tc := range []struct{ card, want, never string }{
 		{"cie-nxp", "usare la tessera", "riconosciuta"},
 		{"cns-nfc", "1 Consensi FSE", "riconosciuta"},
@@ -619,6 +604,5 @@ func TestScenarioCardLots(t *testing.T) {
 		s.cards.remove(ctx)
 	}
 	s.wait(ctx, "Inserire la tessera")
-	s.stop()
-	checkLogs(t, s.logs)
+	s.finish()
 }

@@ -15,8 +15,7 @@ func TestSendLogPrint(t *testing.T) {
 	d := startDesk(t, true)
 	d.consentFlow(ctx)
 	d.wait(ctx, "Accolta. Protocollo:")
-	d.reader.Remove()
-	d.wait(ctx, "Inserire la tessera")
+	d.remove(ctx)
 	entries, err := d.box.Recent(5)
 	if err != nil || len(entries) != 1 || !entries[0].Done {
 		t.Fatalf("entries %+v, %v", entries, err)

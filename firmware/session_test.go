@@ -213,15 +213,11 @@ func TestIdleTimeoutClearsScreen(t *testing.T) {
 	if s := l.panel.Text(); strings.Contains(s, "Operazione") || strings.Contains(s, "ricevuta") {
 		t.Fatalf("session detail left on screen: %q", s)
 	}
-	l.reader.Remove()
-	l.wait(ctx, "Inserire la tessera")
+	l.remove(ctx)
 
 	// A session abandoned halfway: warning first, then the session ends.
 	l.reader.Insert(testCard())
-	l.wait(ctx, "1 Consensi FSE")
-	l.panel.Press('1')
-	l.wait(ctx, "PIN:")
-	l.panel.Type("973")
+	l.run(ctx, []step{{"1 Consensi FSE", "1"}, {"PIN:", "973"}})
 	l.wait(ctx, "PIN: ***")
 	l.advanceUntil("Serve altro tempo?", 5*time.Second)
 	l.advanceUntil("Rimuovere la", 5*time.Second)
@@ -236,29 +232,18 @@ func TestIdleTimeoutClearsScreen(t *testing.T) {
 func TestKeyDismissesIdleWarning(t *testing.T) {
 	ctx := ctxT(t)
 	l := startLocalOpts(t, localOpts{clock: haltest.NewClock(time.Now())})
-	l.reader.Insert(testCard())
-	l.wait(ctx, "1 Consensi FSE")
+	l.insert(ctx, testCard())
 	l.advanceUntil("Serve altro tempo?", 5*time.Second)
 	l.panel.Press('5') // only dismisses the warning
-	l.wait(ctx, "1 Consensi FSE")
-	l.panel.Press('1')
+	l.run(ctx, []step{{"1 Consensi FSE", "1"}})
 	l.wait(ctx, "PIN:")
 }
 
 func TestCardYankedMidFlow(t *testing.T) {
-	ctx := ctxT(t)
-	l := startLocal(t, time.Minute)
-	l.reader.Insert(testCard())
-	l.wait(ctx, "1 Consensi FSE")
-	l.panel.Press('1')
-	l.wait(ctx, "PIN:")
-	l.panel.Type(testPIN)
-	l.panel.Press(hal.KeyOK)
-	l.wait(ctx, "Informativa FSE")
-	l.panel.Press(hal.KeyOK)
+	ctx, l := startWithCard(t)
+	l.run(ctx, []step{{"1 Consensi FSE", "1"}, {"PIN:", testPIN + "#"}, {"Informativa FSE", "#"}})
 	l.wait(ctx, "Consenso 1 di 2")
-	l.reader.Remove()
-	l.wait(ctx, "Inserire la tessera")
+	l.remove(ctx)
 	if q, _ := l.box.Stats(); q.Depth != 0 || q.LastSeq != 0 {
 		t.Fatalf("a yanked session left an operation: %+v", q)
 	}
@@ -268,31 +253,13 @@ func TestCardYankedMidFlow(t *testing.T) {
 }
 
 func TestWrongPINAndBlocked(t *testing.T) {
-	ctx := ctxT(t)
-	l := startLocal(t, time.Minute)
-	l.reader.Insert(testCard())
-	l.wait(ctx, "1 Consensi FSE")
-	l.panel.Press('1')
-	l.wait(ctx, "PIN:")
-	l.panel.Type("1111")
-	l.panel.Press(hal.KeyOK) // 4 digits: the length is said, no try spent
-	l.wait(ctx, "Servono 5-8 cifre")
-	l.panel.Press(hal.KeyOK)
-	l.wait(ctx, "PIN: ****")
-	l.panel.Type("1")
-	l.panel.Press(hal.KeyOK)
-	l.wait(ctx, "Restano 2 tentativi")
-	l.panel.Press(hal.KeyOK)
-	l.wait(ctx, "PIN: ")
-	l.panel.Type("11111")
-	l.panel.Press(hal.KeyOK)
-	l.wait(ctx, "ultimo") // the last try is announced before it is used
-	l.panel.Press(hal.KeyOK)
-	l.panel.Type("11111")
-	l.panel.Press(hal.KeyOK)
-	l.wait(ctx, "PIN bloccato")
-	l.reader.Remove()
-	l.wait(ctx, "Inserire la tessera")
+	ctx, l := startWithCard(t)
+	l.run(ctx, []step{{"1 Consensi FSE", "1"},
+		{"PIN:", "1111#"}, // 4 digits: the length is said, no try spent
+		{"Servono 5-8 cifre", "#"}, {"PIN: ****", "1#"}, {"Restano 2 tentativi", "#"}, {"PIN: ", "11111#"},
+		{"ultimo", "#11111#"}, // the last try is announced before it is used
+		{"PIN bloccato", ""}})
+	l.remove(ctx)
 	if q, _ := l.box.Stats(); q.LastSeq != 0 {
 		t.Fatalf("refused PIN queued an operation: %+v", q)
 	}
@@ -322,23 +289,12 @@ func TestPaperOutKeepsOperation(t *testing.T) {
 }
 
 func TestStoreFailureIsTold(t *testing.T) {
-	ctx := ctxT(t)
-	l := startLocal(t, time.Minute)
-	l.reader.Insert(testCard())
+	ctx, l := startWithCard(t)
 	l.wait(ctx, "1 Consensi FSE")
 	l.box.Close() // the store fails under the firmware's feet
 	l.panel.Press('1')
-	l.wait(ctx, "PIN:")
-	l.panel.Type(testPIN)
-	l.panel.Press(hal.KeyOK)
-	l.wait(ctx, "Informativa FSE")
-	l.panel.Press(hal.KeyOK)
-	l.wait(ctx, "Consenso 1 di 2")
-	l.panel.Press('1')
-	l.wait(ctx, "Consenso 2 di 2")
-	l.panel.Press('1')
-	l.wait(ctx, "Riepilogo")
-	l.panel.Press(hal.KeyOK)
+	l.run(ctx, []step{{"PIN:", testPIN + "#"}, {"Informativa FSE", "#"}, {"Consenso 1 di 2", "1"},
+		{"Consenso 2 di 2", "1"}, {"Riepilogo", "#"}})
 	l.wait(ctx, "Operazione NON")
 	if n := len(l.printer.Receipts()); n != 0 {
 		t.Fatalf("%d receipts printed for an operation that was not saved", n)
@@ -346,30 +302,12 @@ func TestStoreFailureIsTold(t *testing.T) {
 }
 
 func TestBackAndCancel(t *testing.T) {
-	ctx := ctxT(t)
-	l := startLocal(t, time.Minute)
-	l.reader.Insert(testCard())
-	l.wait(ctx, "1 Consensi FSE")
-	l.panel.Press('1')
-	l.wait(ctx, "PIN:")
-	l.panel.Press(hal.KeyBack) // empty PIN: back to the menu
-	l.wait(ctx, "1 Consensi FSE")
-	l.panel.Press('1')
-	l.panel.Type(testPIN)
-	l.panel.Press(hal.KeyOK)
-	l.wait(ctx, "Informativa FSE")
-	l.panel.Press(hal.KeyOK)
-	l.wait(ctx, "Consenso 1 di 2")
-	l.panel.Press('2')
-	l.wait(ctx, "Consenso 2 di 2")
-	l.panel.Press('1')
-	l.wait(ctx, "Riepilogo")
-	l.panel.Press('7') // not bound on the summary: nothing happens
-	l.panel.Press(hal.KeyBack)
-	l.wait(ctx, "Consenso 2 di 2")
-	l.panel.Press(hal.KeyBack)
-	l.wait(ctx, "Consenso 1 di 2")
-	l.panel.Press(hal.KeyCancel)
+	ctx, l := startWithCard(t)
+	l.run(ctx, []step{{"1 Consensi FSE", "1"},
+		{"PIN:", "*"}, // empty PIN: back to the menu
+		{"1 Consensi FSE", "1" + testPIN + "#"}, {"Informativa FSE", "#"}, {"Consenso 1 di 2", "2"}, {"Consenso 2 di 2", "1"},
+		{"Riepilogo", "7*"}, // 7 is not bound on the summary: nothing happens
+		{"Consenso 2 di 2", "*"}, {"Consenso 1 di 2", "D"}})
 	l.wait(ctx, "Operazione annullata")
 	if q, _ := l.box.Stats(); q.LastSeq != 0 {
 		t.Fatalf("cancelled flow queued an operation: %+v", q)
@@ -430,8 +368,7 @@ func TestKeyPressBeeps(t *testing.T) {
 	ctx := ctxT(t)
 	p := &beeping{Panel: sim.NewPanel(20, 4)}
 	l := startLocalOpts(t, localOpts{keypad: p})
-	l.reader.Insert(testCard())
-	l.wait(ctx, "1 Consensi FSE")
+	l.insert(ctx, testCard())
 	p.Press('1')
 	l.wait(ctx, "PIN:")
 	p.Press('9', '7')
@@ -442,20 +379,11 @@ func TestKeyPressBeeps(t *testing.T) {
 }
 
 func TestReaderRequestOffline(t *testing.T) {
-	ctx := ctxT(t)
-	l := startLocal(t, time.Minute)
-	l.reader.Insert(testCard())
-	l.wait(ctx, "2 Richiesta lettore")
-	l.panel.Press('2')
-	l.wait(ctx, "n. ricevuta")
-	l.panel.Type("12")
-	l.panel.Press(hal.KeyOK) // too short: the length expected is said
-	l.wait(ctx, "Servono 6-20 cifre")
-	l.panel.Press(hal.KeyOK) // back to the digits typed so far
-	l.wait(ctx, "n. ricevuta")
-	l.panel.Type("3456")
-	l.wait(ctx, "123456")
-	l.panel.Press(hal.KeyOK)
+	ctx, l := startWithCard(t)
+	l.run(ctx, []step{{"2 Richiesta lettore", "2"},
+		{"n. ricevuta", "12#"},      // too short: the length expected is said
+		{"Servono 6-20 cifre", "#"}, // back to the digits typed so far
+		{"n. ricevuta", "3456"}, {"123456", "#"}})
 	// The summary before anything is sent (issue 17): * goes back to the
 	// number as typed, to correct it; # sends.
 	l.wait(ctx, "#=Conferma D=Annulla")
@@ -463,15 +391,9 @@ func TestReaderRequestOffline(t *testing.T) {
 		t.Fatalf("sent before the confirmation: %d", len(n))
 	}
 	l.panel.Press(hal.KeyBack)
-	l.wait(ctx, "n. ricevuta")
-	l.panel.Press(hal.KeyBack)
-	l.panel.Type("7")
-	l.wait(ctx, "123457")
-	l.panel.Press(hal.KeyOK)
-	l.wait(ctx, "#=Conferma D=Annulla")
-	l.panel.Press(hal.KeyOK)
+	l.run(ctx, []step{{"n. ricevuta", "*7"}, {"123457", "#"}, {"#=Conferma D=Annulla", "#"}})
 	l.wait(ctx, "Salvata: l'esito")
-	r := strings.Join(strings.Fields(l.receipts(ctx, 1)[0]), " ")
+	r := flat(l.receipts(ctx, 1)[0])
 	if !strings.Contains(r, "Richiesta lettore") || !strings.Contains(r, "Ricevuta di pagamento: 123457 (4,20 €)") {
 		t.Fatalf("receipt: %s", r)
 	}
@@ -484,62 +406,27 @@ func TestChangePIN(t *testing.T) {
 	ctx := ctxT(t)
 	lb, log := newLog()
 	l := startLocalOpts(t, localOpts{log: log})
-	panel, r, box, printer := l.panel, l.reader, l.box, l.printer
+	r, box, printer := l.reader, l.box, l.printer
 	wait := func(s string) { t.Helper(); l.wait(ctx, s) }
 	card := testCard()
 	r.Insert(card)
-	wait("3 Cambio PIN")
-	panel.Press('3')
-	wait("Digitare il PIN")
-	panel.Type(testPIN)
-	panel.Press(hal.KeyOK)
-	wait("Nuovo PIN")
-	panel.Type("24681357")
-	panel.Press(hal.KeyOK)
-	wait("Ripetere")
-	panel.Type("24681350") // a typo
-	panel.Press(hal.KeyOK)
-	wait("non")
-	panel.Press(hal.KeyOK)
-	wait("Nuovo PIN")
-	panel.Type("24681357")
-	panel.Press(hal.KeyOK)
-	wait("Ripetere")
-	panel.Type("24681357")
-	panel.Press(hal.KeyOK)
+	l.run(ctx, []step{{"3 Cambio PIN", "3"}, {"Digitare il PIN", testPIN + "#"}, {"Nuovo PIN", "24681357#"},
+		{"Ripetere", "24681350#"}, // a typo
+		{"non", "#"}, {"Nuovo PIN", "24681357#"}, {"Ripetere", "24681357#"}})
 	wait("Salvata: l'esito")
 	if card.PIN != "24681357" {
 		t.Fatal("the chip's PIN did not change")
 	}
-	r.Remove()
-	wait("Inserire la tessera")
+	l.remove(ctx)
 	// The old PIN no longer works: it is refused on the chip before the
 	// new PIN is asked for, # tries again and D goes back to the menu,
 	// with the session open. The event was queued, with no PIN in it.
 	r.Insert(card)
-	wait("3 Cambio PIN")
-	panel.Press('3')
-	wait("Digitare il PIN")
-	panel.Type(testPIN)
-	panel.Press(hal.KeyOK)
-	wait("Restano 2 tentativi")
-	panel.Press(hal.KeyOK) // #=Riprova
-	wait("Digitare il PIN")
-	panel.Type("11223344")
-	panel.Press(hal.KeyOK)
-	wait("ultimo")
-	panel.Press(hal.KeyCancel) // D: the menu, not a dead screen
-	wait("3 Cambio PIN")
-	panel.Press('3')
-	wait("Digitare il PIN")
-	panel.Type("24681357")
-	panel.Press(hal.KeyOK)
-	wait("Nuovo PIN")
-	panel.Type("11223344")
-	panel.Press(hal.KeyOK)
-	wait("Ripetere")
-	panel.Type("11223344")
-	panel.Press(hal.KeyOK)
+	l.run(ctx, cat([]step{{"3 Cambio PIN", "3"}, {"Digitare il PIN", testPIN + "#"},
+		{"Restano 2 tentativi", "#"}, // #=Riprova
+		{"Digitare il PIN", "11223344#"},
+		{"ultimo", "D"}}, // D: the menu, not a dead screen
+		pinChangeSteps("24681357", "11223344")))
 	wait("Salvata: l'esito")
 	if card.PIN != "11223344" {
 		t.Fatal("the chip's PIN did not change after a retry")
@@ -611,16 +498,7 @@ func TestOutboxQuotaAlarm(t *testing.T) {
 		}},
 	})
 	app.Store(l.app)
-	next := func() protocol.Event {
-		t.Helper()
-		select {
-		case e := <-events:
-			return e
-		case <-ctx.Done():
-			t.Fatal("no event")
-			return protocol.Event{}
-		}
-	}
+	next := func() protocol.Event { t.Helper(); return haltest.Recv(t, ctx, events, "an event") }
 	var ids []string
 	for range 3 {
 		e, err := l.box.Enqueue("consent", []byte(`{}`), time.Now(), time.Time{})
@@ -684,21 +562,12 @@ func TestAnotherOperationAndLateOutcome(t *testing.T) {
 	}
 	// Another operation: the menu, and no PIN asked this time.
 	l.panel.Press(hal.KeyOK)
-	l.wait(ctx, "1 Consensi FSE")
-	l.panel.Press('1')
-	l.wait(ctx, "Informativa FSE")
-	l.panel.Press(hal.KeyOK)
-	l.wait(ctx, "Consenso 1 di 2")
-	l.panel.Press(hal.KeyCancel)
+	l.run(ctx, []step{{"1 Consensi FSE", "1"}, {"Informativa FSE", "#"}, {"Consenso 1 di 2", "D"}})
 	l.wait(ctx, "Operazione annullata")
 	// A new card, a new session: the PIN is asked again.
-	l.reader.Remove()
-	l.wait(ctx, "Inserire la tessera")
+	l.remove(ctx)
 	l.reader.Insert(testCard())
-	l.wait(ctx, "1 Consensi FSE")
-	l.panel.Press('1')
-	l.wait(ctx, "PIN:")
-	l.panel.Press(hal.KeyCancel)
+	l.run(ctx, []step{{"1 Consensi FSE", "1"}, {"PIN:", "D"}})
 	l.wait(ctx, "Operazione annullata")
 }
 
@@ -715,8 +584,7 @@ func TestOutcomeExit(t *testing.T) {
 	l.wait(ctx, "Ritirare la tessera")
 	from := shown.count()
 	pad.press(t, ctx, l.app, hal.KeyOK) // the session is over: no menu; the key reaches the App, with the card still in
-	l.reader.Remove()
-	l.wait(ctx, "Inserire la tessera")
+	l.remove(ctx)
 	// The loop took the key before the card's removal: whatever the key
 	// showed came before the idle screen.
 	after := shown.since(from)
@@ -807,16 +675,8 @@ func (d *shownScreens) since(n int) []string {
 // receipt, a one-row explanation, and is asked so that 1=Sì gives it: the
 // "opposizione" to the data before 2020 is no double negative (issue 17).
 func TestConsentWording(t *testing.T) {
-	ctx := ctxT(t)
-	l := startLocal(t, time.Minute)
-	l.reader.Insert(testCard())
-	l.wait(ctx, "1 Consensi FSE")
-	l.panel.Press('1')
-	l.wait(ctx, "PIN:")
-	l.panel.Type(testPIN)
-	l.panel.Press(hal.KeyOK)
-	l.wait(ctx, "Informativa FSE")
-	l.panel.Press(hal.KeyOK)
+	ctx, l := startWithCard(t)
+	l.run(ctx, []step{{"1 Consensi FSE", "1"}, {"PIN:", testPIN + "#"}, {"Informativa FSE", "#"}})
 	s := l.screenFor(ctx, "Consenso 1 di 2:")
 	mustContain(t, "consent 1", s, "Consultazione", "FSE letto dai medici")
 	l.panel.Press('1')
@@ -827,7 +687,7 @@ func TestConsentWording(t *testing.T) {
 	mustContain(t, "summary", s, "Consultazione: Sì", "Escludi pre-2020: No")
 	l.panel.Press(hal.KeyOK)
 	l.wait(ctx, "#=Altra operazione")
-	r := strings.Join(strings.Fields(l.receipts(ctx, 1)[0]), " ")
+	r := flat(l.receipts(ctx, 1)[0])
 	mustContain(t, "receipt", r, "Escludi pre-2020 (i dati del Fascicolo anteriori al 19/05/2020 restano nascosti): NO")
 	mustNotContain(t, "receipt", r, "Opposizione", "Opp.")
 }

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/firmware"
-	"github.com/aslcns/totem/hal"
 	"github.com/aslcns/totem/hal/haltest"
 )
 
@@ -38,10 +37,8 @@ func TestSpeechPerScreen(t *testing.T) {
 	spk := &haltest.Speaker{}
 	l := startLocalOpts(t, localOpts{speaker: spk})
 	l.wait(ctx, "A=Voce")
-	l.reader.Insert(testCard())
-	l.wait(ctx, "1 Consensi FSE")
-	l.reader.Remove()
-	l.wait(ctx, "Inserire la tessera")
+	l.insert(ctx, testCard())
+	l.remove(ctx)
 	if said := spk.Said(); len(said) != 0 {
 		t.Fatalf("speech on without being asked for: %q", said)
 	}
@@ -51,27 +48,13 @@ func TestSpeechPerScreen(t *testing.T) {
 	l.panel.Press(firmware.KeyLang)
 	l.wait(ctx, "B=English")
 	l.reader.Insert(testCard())
-	l.wait(ctx, "1 Consensi FSE")
-	l.panel.Press('1')
-	l.wait(ctx, "PIN:")
-	l.panel.Type(testPIN)
-	l.wait(ctx, "PIN: ********")
-	l.panel.Press(hal.KeyBack) // a digit deleted: nothing new to say
-	l.wait(ctx, "PIN: *******\n")
-	l.panel.Type(testPIN[7:])
-	l.panel.Press(hal.KeyOK)
-	l.wait(ctx, "Informativa FSE")
-	l.panel.Press(hal.KeyOK)
-	l.wait(ctx, "Consenso 1 di 2")
-	l.panel.Press('1')
-	l.wait(ctx, "Consenso 2 di 2")
-	l.panel.Press(firmware.KeySpeech) // once on, A says the screen again
-	l.panel.Press('2')
-	l.wait(ctx, "Riepilogo")
-	l.panel.Press(hal.KeyCancel)
+	l.run(ctx, []step{{"1 Consensi FSE", "1"}, {"PIN:", testPIN},
+		{"PIN: ********", "*"}, // a digit deleted: nothing new to say
+		{"PIN: *******\n", testPIN[7:] + "#"}, {"Informativa FSE", "#"}, {"Consenso 1 di 2", "1"},
+		{"Consenso 2 di 2", string(firmware.KeySpeech) + "2"}, // once on, A says the screen again
+		{"Riepilogo", "D"}})
 	l.wait(ctx, "Operazione annullata")
-	l.reader.Remove()
-	l.wait(ctx, "Inserire la tessera")
+	l.remove(ctx)
 	before := len(spk.Said())
 	hasSaid(t, spk,
 		"it: Inserire la tessera sanitaria TS-CNS Senza tessera cancelletto: Menu A: Voce B: English",
@@ -111,8 +94,7 @@ func TestSpeechPerScreen(t *testing.T) {
 	}
 
 	l.reader.Insert(testCard())
-	l.wait(ctx, "1 Consensi FSE")
-	l.panel.Press('1')
+	l.run(ctx, []step{{"1 Consensi FSE", "1"}})
 	l.wait(ctx, "PIN:")
 	if got := spk.Said()[before:]; len(got) != 0 {
 		t.Errorf("the next citizen's screens spoken: %q", got)
@@ -141,34 +123,18 @@ func TestLanguageChoice(t *testing.T) {
 	l.panel.Press(firmware.KeyLang, firmware.KeySpeech)
 	l.wait(ctx, "B=Italiano")
 	l.reader.Insert(testCard())
-	l.wait(ctx, "1 FSE consents")
-	l.panel.Press('1')
-	l.wait(ctx, "Enter the card PIN")
-	l.panel.Type(testPIN)
-	l.panel.Press(hal.KeyOK)
-	l.wait(ctx, "FSE privacy notice")
-	l.panel.Press(hal.KeyOK)
-	l.wait(ctx, "Consent 1 of 2")
-	l.panel.Press('1')
-	l.wait(ctx, "Consent 2 of 2")
-	l.panel.Press('2')
-	l.wait(ctx, "Summary")
-	l.panel.Press(hal.KeyOK)
+	l.run(ctx, []step{{"1 FSE consents", "1"}, {"Enter the card PIN", testPIN + "#"}, {"FSE privacy notice", "#"},
+		{"Consent 1 of 2", "1"}, {"Consent 2 of 2", "2"}, {"Summary", "#"}})
 	l.wait(ctx, "outcome will follow")
 	rs := l.printer.Receipts()
 	if len(rs) != 1 {
 		t.Fatalf("%d receipts", len(rs))
 	}
-	for _, want := range []string{"FSE consents", "Consultation (doctors may read the FSE):", "PROVISIONAL RECEIPT", "Local reference: ", "Keep this receipt."} {
-		if !strings.Contains(rs[0], want) {
-			t.Errorf("receipt lacks %q:\n%s", want, rs[0])
-		}
-	}
+	mustContain(t, "receipt", rs[0], "FSE consents", "Consultation (doctors may read the FSE):", "PROVISIONAL RECEIPT", "Local reference: ", "Keep this receipt.")
 	hasSaid(t, spk, "en: Consent 1 of 2: Consultation doctors read the FSE 1: Yes 2: No star: Back")
 	l.reader.Remove()
 	l.wait(ctx, "B=English")
-	l.reader.Insert(testCard())
-	l.wait(ctx, "1 Consensi FSE")
+	l.insert(ctx, testCard())
 	l.panel.Press(firmware.KeyLang) // the menu switches too
 	l.wait(ctx, "1 FSE consents")
 }

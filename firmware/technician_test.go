@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/firmware"
-	"github.com/aslcns/totem/hal"
 	"github.com/aslcns/totem/hal/haltest"
 	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/protocol"
@@ -34,21 +32,9 @@ func command(ctx context.Context, t *testing.T, tt *totem, name string, args map
 // console; every action is an operation with both outcomes in both send
 // logs, and the hub's effect follows.
 func TestTechnicianActionsEndToEnd(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	dir := t.TempDir()
-	lb, log := newLog()
-	c := startBroker(t, dir, log, "127.0.0.1:0")
-	c.startHub()
-	tt := startTotem(t, filepath.Join(dir, "totem"), c.URL(), c.totem, log)
+	ctx, c, tt, lb := startE2E(t, 60*time.Second)
 	tt.reader.Insert(testCard())
-	tt.wait(ctx, "2 Richiesta lettore")
-	tt.panel.Press('2')
-	tt.wait(ctx, "n. ricevuta")
-	tt.panel.Type("20261123042")
-	tt.panel.Press(hal.KeyOK)
-	tt.wait(ctx, "#=Conferma")
-	tt.panel.Press(hal.KeyOK)
+	tt.run(ctx, readerSteps)
 	tt.wait(ctx, "Accolta. Protocollo:")
 	tt.reader.Remove()
 	entries, _ := tt.box.Recent(1)
@@ -108,10 +94,7 @@ func TestTechnicianActionsEndToEnd(t *testing.T) {
 	}
 
 	// Refusals, before anything is queued.
-	pinEvent, err := tt.box.Enqueue(cms.KindPINChange, []byte(`{}`), time.Now(), time.Time{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pinEvent := enqueue(t, tt.box, cms.KindPINChange, []byte(`{}`), time.Now(), time.Time{})
 	refusals := []struct {
 		name string
 		args map[string]string
@@ -132,23 +115,11 @@ func TestTechnicianActionsEndToEnd(t *testing.T) {
 	}
 
 	// Resend of a quarantined entry: back in the queue, sent in its turn.
-	tdir := filepath.Join(dir, "totem")
-	tt.stop()
-	box, err := outbox.Open(filepath.Join(tdir, "outbox.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	q, err := box.Enqueue(cms.KindPINChange, []byte(`{}`), now, now.Add(time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rep, err := box.Sweep(now.Add(2 * time.Hour)); err != nil || rep.Expired != 1 {
-		t.Fatalf("sweep %+v %v", rep, err)
-	}
-	box.Close()
-	tt = startTotem(t, tdir, c.URL(), c.totem, log)
-	haltest.Until(t, ctx, "the uplink connected", tt.up.Connected)
+	var q outbox.Entry
+	tt = tt.restart(func(box *outbox.Outbox, now time.Time) {
+		q = enqueue(t, box, cms.KindPINChange, []byte(`{}`), now, now.Add(time.Hour))
+	})
+	tt.connected(ctx)
 	if r := command(ctx, t, tt, "resend", map[string]string{"id": q.ID}, &res); !r.OK || strings.HasPrefix(res.State, "quarantine") {
 		t.Fatalf("resend of a quarantined entry %+v %+v", r, res)
 	}
@@ -156,9 +127,7 @@ func TestTechnicianActionsEndToEnd(t *testing.T) {
 	if e, _ := tt.box.Get(q.ID); !e.Done || e.Result.Transport.Protocol == "" {
 		t.Fatalf("requeued entry never answered: %+v", e)
 	}
-	tt.stop()
-	c.stop()
-	checkLogs(t, lb)
+	finishE2E(t, c, tt, lb)
 }
 
 func waitSendLog(ctx context.Context, t *testing.T, c *central, f cms.SendLogFilter, n int) {
@@ -177,53 +146,34 @@ func waitSendLog(ctx context.Context, t *testing.T, c *central, f cms.SendLogFil
 // adopts the hub's record and reports each difference; a second resync
 // finds none.
 func TestResyncEndToEnd(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	dir := t.TempDir()
-	lb, log := newLog()
-	c := startBroker(t, dir, log, "127.0.0.1:0")
-	c.startHub()
-	tdir := filepath.Join(dir, "totem")
-	tt := startTotem(t, tdir, c.URL(), c.totem, log)
+	ctx, c, tt, lb := startE2E(t, 60*time.Second)
 	tt.consentFlow(ctx)
 	tt.wait(ctx, "Accolta. Protocollo:")
 	tt.reader.Remove()
-	tt.stop()
 
 	// While the totem is down: its accepted consent is recorded locally
 	// as rejected (a wrong outcome), and a new operation is made durable
 	// that the hub applies but whose result never comes back; it expires
 	// and is quarantined.
-	box, err := outbox.Open(filepath.Join(tdir, "outbox.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done, _ := box.Recent(1)
-	good := done[0]
-	wrong := *good.Result
-	wrong.Processing = protocol.Processing{Status: protocol.ProcessingRejected, Errors: []protocol.Error{{Code: "CARD_REVOKED", Message: "x"}}}
-	if _, _, err := box.Adopt(&wrong); err != nil {
-		t.Fatal(err)
-	}
-	payload, _ := json.Marshal(cms.ConsentRequest{Card: cms.CardRef{Serial: "6090012345678000", CF: "RSSMRA80A01H501U", Expiry: "2030-12-31"},
-		Policy: "fse-2020", Consents: []cms.Consent{{Code: "consultazione"}, {Code: "opposizione_pregresso", Given: true}}, Attendance: cms.Attendance{Channel: cms.SelfService}})
-	now := time.Now()
-	lost, err := box.Enqueue(cms.KindConsent, payload, now, now.Add(time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.CMS.Apply(ctx, cms.Op{ID: lost.ID, Totem: totemID, Seq: lost.Seq, Kind: lost.Kind, Payload: payload,
-		Created: now, Received: now}); err != nil {
-		t.Fatal(err)
-	}
-	if rep, err := box.Sweep(now.Add(2 * time.Hour)); err != nil || rep.Expired != 1 {
-		t.Fatalf("sweep %+v %v", rep, err)
-	}
-	box.Close()
-
-	tt = startTotem(t, tdir, c.URL(), c.totem, log)
+	var good, lost outbox.Entry
+	tt = tt.restart(func(box *outbox.Outbox, now time.Time) {
+		done, _ := box.Recent(1)
+		good = done[0]
+		wrong := *good.Result
+		wrong.Processing = protocol.Processing{Status: protocol.ProcessingRejected, Errors: []protocol.Error{{Code: "CARD_REVOKED", Message: "x"}}}
+		if _, _, err := box.Adopt(&wrong); err != nil {
+			t.Fatal(err)
+		}
+		payload, _ := json.Marshal(cms.ConsentRequest{Card: cms.CardRef{Serial: "6090012345678000", CF: "RSSMRA80A01H501U", Expiry: "2030-12-31"},
+			Policy: "fse-2020", Consents: []cms.Consent{{Code: "consultazione"}, {Code: "opposizione_pregresso", Given: true}}, Attendance: cms.Attendance{Channel: cms.SelfService}})
+		lost = enqueue(t, box, cms.KindConsent, payload, now, now.Add(time.Hour))
+		if _, err := c.CMS.Apply(ctx, cms.Op{ID: lost.ID, Totem: totemID, Seq: lost.Seq, Kind: lost.Kind, Payload: payload,
+			Created: now, Received: now}); err != nil {
+			t.Fatal(err)
+		}
+	})
 	actx, acancel := context.WithTimeout(ctx, 10*time.Second)
-	haltest.Until(t, actx, "the uplink connected", tt.up.Connected)
+	tt.connected(actx)
 	acancel()
 	var rep firmware.ResyncReport
 	if r := command(ctx, t, tt, "resync", nil, &rep); !r.OK {
@@ -254,7 +204,7 @@ func TestResyncEndToEnd(t *testing.T) {
 	}
 	tt.stop()
 	// Without a link, resync says so.
-	tt2 := startTotem(t, filepath.Join(dir, "other"), "tcp://127.0.0.1:1", c.totem, log)
+	tt2 := startTotem(t, filepath.Join(c.Dir, "other"), "tcp://127.0.0.1:1", c.totem, tt.log)
 	if r := command(ctx, t, tt2, "resync", nil, nil); r.OK || !strings.Contains(r.Error, "not connected") {
 		t.Errorf("offline resync %+v", r)
 	}
@@ -262,8 +212,7 @@ func TestResyncEndToEnd(t *testing.T) {
 		t.Errorf("resend of nothing %+v", r)
 	}
 	tt2.stop()
-	c.stop()
-	checkLogs(t, lb)
+	finishE2E(t, c, tt, lb)
 }
 
 // A technician voids an entry the sweep quarantined: its sequence number
@@ -271,35 +220,13 @@ func TestResyncEndToEnd(t *testing.T) {
 // hole is applied; the entry stays in quarantine and cannot be voided
 // twice.
 func TestTechnicianVoidsQuarantined(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	dir := t.TempDir()
-	lb, log := newLog()
-	c := startBroker(t, dir, log, "127.0.0.1:0")
-	c.startHub()
-	tdir := filepath.Join(dir, "totem")
-	if err := os.MkdirAll(tdir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	box, err := outbox.Open(filepath.Join(tdir, "outbox.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	stuck, err := box.Enqueue(cms.KindPINChange, []byte(`{}`), now, now.Add(time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	next, err := box.Enqueue(cms.KindPINChange, []byte(`{}`), now, time.Time{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rep, err := box.Sweep(now.Add(2 * time.Hour)); err != nil || rep.Expired != 1 {
-		t.Fatalf("sweep %+v %v", rep, err)
-	}
-	box.Close()
-	tt := startTotem(t, tdir, c.URL(), c.totem, log)
-	haltest.Until(t, ctx, "the uplink connected", tt.up.Connected)
+	ctx, c, tt, lb := startE2E(t, 60*time.Second)
+	var stuck, next outbox.Entry
+	tt = tt.restart(func(box *outbox.Outbox, now time.Time) {
+		stuck = enqueue(t, box, cms.KindPINChange, []byte(`{}`), now, now.Add(time.Hour))
+		next = enqueue(t, box, cms.KindPINChange, []byte(`{}`), now, time.Time{})
+	})
+	tt.connected(ctx)
 	var res firmware.ActionResult
 	if r := command(ctx, t, tt, "void", map[string]string{"id": stuck.ID}, &res); !r.OK || res.OpID != stuck.ID || res.Seq != stuck.Seq {
 		t.Fatalf("void %+v %+v", r, res)
@@ -322,7 +249,5 @@ func TestTechnicianVoidsQuarantined(t *testing.T) {
 	if r := command(ctx, t, tt, "void", map[string]string{"id": stuck.ID}, nil); r.OK || !strings.Contains(r.Error, "voided already") {
 		t.Fatalf("second void %+v", r)
 	}
-	tt.stop()
-	c.stop()
-	checkLogs(t, lb)
+	finishE2E(t, c, tt, lb)
 }

@@ -69,20 +69,8 @@ func TestUnblockPIN(t *testing.T) {
 			card := testCard()
 			card.Tries, card.PUK = 0, puk // the PIN is blocked
 			l.reader.Insert(card)
-			l.wait(ctx, "1 Consensi FSE")
-			l.panel.Press(hal.KeyOK)
-			l.wait(ctx, "6 Sblocco PIN (PUK)")
-			l.panel.Press('6')
-			l.wait(ctx, "Sblocco PIN: PUK")
-			l.panel.Type(tc.puk)
-			l.wait(ctx, "PUK: ********")
-			l.panel.Press(hal.KeyOK)
-			l.wait(ctx, "Nuovo PIN")
-			l.panel.Type(newPIN)
-			l.panel.Press(hal.KeyOK)
-			l.wait(ctx, "Ripetere")
-			l.panel.Type(newPIN)
-			l.panel.Press(hal.KeyOK)
+			l.run(ctx, []step{{"1 Consensi FSE", "#"}, {"6 Sblocco PIN (PUK)", "6"}, {"Sblocco PIN: PUK", tc.puk},
+				{"PUK: ********", "#"}, {"Nuovo PIN", newPIN + "#"}, {"Ripetere", newPIN + "#"}})
 			for _, s := range tc.screen {
 				l.wait(ctx, s)
 			}
@@ -102,12 +90,7 @@ func TestUnblockPIN(t *testing.T) {
 				t.Fatalf("the hub would refuse the audit event: %v", rs)
 			}
 			if tc.result == cms.PINOK {
-				r := strings.Join(strings.Fields(l.receipts(ctx, 1)[0]), " ")
-				for _, want := range []string{"Sblocco PIN con PUK", "sbloccato con il PUK", "RICEVUTA PROVVISORIA"} {
-					if !strings.Contains(r, want) {
-						t.Errorf("receipt lacks %q: %s", want, r)
-					}
-				}
+				mustContain(t, "receipt", flat(l.receipts(ctx, 1)[0]), "Sblocco PIN con PUK", "sbloccato con il PUK", "RICEVUTA PROVVISORIA")
 			} else {
 				l.noReceiptQueued("for a refused unblock") // the refusal waits for the citizen
 				if n := len(l.printer.Receipts()); n != 0 {
@@ -126,8 +109,7 @@ func TestUnblockPIN(t *testing.T) {
 			}
 			if tc.result == cms.PINWrong { // # tries again from the PUK
 				l.panel.Press(hal.KeyOK)
-				l.wait(ctx, "Sblocco PIN: PUK")
-				l.panel.Press(hal.KeyCancel)
+				l.run(ctx, []step{{"Sblocco PIN: PUK", "D"}})
 				l.wait(ctx, "Operazione annullata")
 			}
 		})

@@ -3,7 +3,6 @@ package firmware_test
 import (
 	"context"
 	"encoding/json"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -16,16 +15,20 @@ import (
 	"github.com/aslcns/totem/sync/protocol"
 )
 
+// wrongDataSteps report the wrong birth data from the menu, in Italian
+// (en false) or in English.
+func wrongDataSteps(en bool) []step {
+	if en {
+		return []step{{"1 FSE consents", "0"}, {"3 Wrong data", "3"}, {"1 Name or surname", "2"}}
+	}
+	return []step{{"1 Consensi FSE", "0"}, {"3 Dati errati", "3"}, {"1 Nome o cognome", "2"}}
+}
+
 // wrongDataFlow reports the wrong birth data of card from the menu.
 func wrongDataFlow(ctx context.Context, tt *totem, card *sim.Card) {
 	tt.t.Helper()
 	tt.reader.Insert(card)
-	tt.wait(ctx, "1 Consensi FSE")
-	tt.panel.Press('0')
-	tt.wait(ctx, "3 Dati errati")
-	tt.panel.Press('3')
-	tt.wait(ctx, "1 Nome o cognome")
-	tt.panel.Press('2')
+	tt.run(ctx, wrongDataSteps(false))
 }
 
 // Dati errati offline: the report is queued with a provisional receipt,
@@ -35,12 +38,7 @@ func TestWrongDataOffline(t *testing.T) {
 	l := startLocalWith(t, time.Minute, offline)
 	wrongDataFlow(ctx, l.totem, testCard())
 	l.wait(ctx, "Segnalazione")
-	text := readPages(ctx, t, l.totem)
-	for _, want := range []string{"Segnalazione salvata sul totem (ricevuta provvisoria)", "I dati anagrafici", "Scelta e Revoca"} {
-		if !strings.Contains(text, want) {
-			t.Errorf("pages lack %q: %s", want, text)
-		}
-	}
+	mustContain(t, "pages", readPages(ctx, t, l.totem), "Segnalazione salvata sul totem (ricevuta provvisoria)", "I dati anagrafici", "Scelta e Revoca")
 	l.panel.Press(hal.KeyOK)
 	l.wait(ctx, "1 Consensi FSE")
 	pend, _ := l.box.Pending(0, 10)
@@ -53,12 +51,7 @@ func TestWrongDataOffline(t *testing.T) {
 		t.Fatalf("report %+v, %v", rep, err)
 	}
 	l.receipts(ctx, 1)
-	r := strings.Join(strings.Fields(l.printer.Receipts()[0]), " ")
-	for _, want := range []string{"Segnalazione dati errati", "RICEVUTA PROVVISORIA", "sportello Scelta e Revoca"} {
-		if !strings.Contains(r, want) {
-			t.Errorf("receipt lacks %q: %s", want, r)
-		}
-	}
+	mustContain(t, "receipt", flat(l.printer.Receipts()[0]), "Segnalazione dati errati", "RICEVUTA PROVVISORIA", "sportello Scelta e Revoca")
 }
 
 // A citizen in English gets the receipt of a report in English: the
@@ -67,19 +60,10 @@ func TestWrongDataReceiptEnglish(t *testing.T) {
 	ctx := ctxT(t)
 	l := startLocalOpts(t, localOpts{online: offline, lang: firmware.EN})
 	l.reader.Insert(testCard())
-	l.wait(ctx, "1 FSE consents")
-	l.panel.Press('0')
-	l.wait(ctx, "3 Wrong data")
-	l.panel.Press('3')
-	l.wait(ctx, "1 Name or surname")
-	l.panel.Press('2')
+	l.run(ctx, wrongDataSteps(true))
 	l.receipts(ctx, 1)
-	r := strings.Join(strings.Fields(l.printer.Receipts()[0]), " ")
-	for _, want := range []string{"PROVISIONAL RECEIPT", "The report has been recorded.", "registry office (Scelta e Revoca) of your ASL"} {
-		if !strings.Contains(r, want) {
-			t.Errorf("receipt lacks %q: %s", want, r)
-		}
-	}
+	r := flat(l.printer.Receipts()[0])
+	mustContain(t, "receipt", r, "PROVISIONAL RECEIPT", "The report has been recorded.", "registry office (Scelta e Revoca) of your ASL")
 	if strings.Contains(r, "segnalazione è stata registrata") {
 		t.Errorf("receipt in Italian: %s", r)
 	}
@@ -89,13 +73,7 @@ func TestWrongDataReceiptEnglish(t *testing.T) {
 // marked, the history has it) and answers with a protocol number; for a
 // revoked card it refuses, and the citizen reads why and where to go.
 func TestWrongDataEndToEnd(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
-	defer cancel()
-	dir := t.TempDir()
-	lb, log := newLog()
-	c := startBroker(t, dir, log, "127.0.0.1:0")
-	c.startHub()
-	tt := startTotem(t, filepath.Join(dir, "totem"), c.URL(), c.totem, log)
+	ctx, c, tt, lb := startE2E(t, 40*time.Second)
 
 	wrongDataFlow(ctx, tt, testCard())
 	tt.wait(ctx, "Segnalazione")
@@ -104,11 +82,7 @@ func TestWrongDataEndToEnd(t *testing.T) {
 	if len(entries) != 1 || !entries[0].Done || entries[0].Result.Processing.Status == protocol.ProcessingRejected {
 		t.Fatalf("entry %+v", entries)
 	}
-	for _, want := range []string{"Segnalazione registrata, protocollo " + entries[0].Result.Transport.Protocol, "Scelta e Revoca"} {
-		if !strings.Contains(text, want) {
-			t.Errorf("pages lack %q: %s", want, text)
-		}
-	}
+	mustContain(t, "pages", text, "Segnalazione registrata, protocollo "+entries[0].Result.Transport.Protocol, "Scelta e Revoca")
 	card, err := c.CMS.Card("6090012345678000")
 	if err != nil || !card.DataReported {
 		t.Fatalf("card %+v, %v", card, err)
@@ -119,21 +93,10 @@ func TestWrongDataEndToEnd(t *testing.T) {
 	}
 	tt.panel.Press(hal.KeyOK)
 	tt.wait(ctx, "1 Consensi FSE")
-	tt.reader.Remove()
-	tt.wait(ctx, "Inserire la tessera")
+	tt.remove(ctx)
 
-	revoked := testCard()
-	revoked.Info.Serial, revoked.Info.CF = "6090098765432002", "BNCLRA75D45F205C"
-	revoked.Info.Expiry = time.Date(2029, 6, 30, 0, 0, 0, 0, time.UTC)
-	wrongDataFlow(ctx, tt, revoked)
+	wrongDataFlow(ctx, tt, revokedCard())
 	tt.wait(ctx, "Segnalazione")
-	text = readPages(ctx, t, tt)
-	for _, want := range []string{"Segnalazione non registrata: La tessera è revocata.", "Scelta e Revoca"} {
-		if !strings.Contains(text, want) {
-			t.Errorf("pages lack %q: %s", want, text)
-		}
-	}
-	tt.stop()
-	c.stop()
-	checkLogs(t, lb)
+	mustContain(t, "pages", readPages(ctx, t, tt), "Segnalazione non registrata: La tessera è revocata.", "Scelta e Revoca")
+	finishE2E(t, c, tt, lb)
 }

@@ -22,7 +22,6 @@ import (
 	"github.com/aslcns/totem/firmware"
 	"github.com/aslcns/totem/firmware/maint"
 	"github.com/aslcns/totem/firmware/printq"
-	"github.com/aslcns/totem/hal"
 	"github.com/aslcns/totem/hal/sim"
 	"github.com/aslcns/totem/sync/audit"
 	"github.com/aslcns/totem/sync/broker"
@@ -261,32 +260,7 @@ func TestEveryCommandRunsEndToEnd(t *testing.T) {
 	if _, err := r.totemctl(ctx, r.ops, "void", rigTotem, stuck.ID); err != nil {
 		t.Fatalf("totemctl void: %v", err)
 	}
-	r.reader.Insert(sim.DemoCard())
-	for _, step := range []func() error{
-		func() error { _, err := r.panel.WaitFor(ctx, "2 Richiesta lettore"); return err },
-		func() error { r.panel.Press('2'); _, err := r.panel.WaitFor(ctx, "n. ricevuta"); return err },
-		func() error {
-			r.panel.Type("20261123042")
-			r.panel.Press(hal.KeyOK)
-			_, err := r.panel.WaitFor(ctx, "#=Conferma") // the summary (issue 17)
-			return err
-		},
-		func() error {
-			r.panel.Press(hal.KeyOK)
-			_, err := r.panel.WaitFor(ctx, "Accolta. Protocollo:")
-			return err
-		},
-	} {
-		if err := step(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	r.reader.Remove()
-	recent, err := r.box.Recent(1)
-	if err != nil || len(recent) != 1 || recent[0].Kind != cms.KindReader || !recent[0].Done {
-		t.Fatalf("the reader request: %+v %v", recent, err)
-	}
-	reader := recent[0].ID
+	reader := r.readerRequest(t, ctx, "20261123042")
 
 	// How totemctl sends each command; {job} is the print job sendlog
 	// --print made. The totems' commands run in this order.
@@ -467,7 +441,7 @@ func TestEveryCommandRunsEndToEnd(t *testing.T) {
 
 	// The check above can fail: a technician's key asking for an ops
 	// command is refused for its role, and the totem counted it.
-	_, err = r.totemctl(ctx, r.tech, "cancel", rigTotem, reader)
+	_, err := r.totemctl(ctx, r.tech, "cancel", rigTotem, reader)
 	if code := refused(err); code != cmdsig.CodeOutOfRole {
 		t.Fatalf("technician cancel: %v, want out_of_role", err)
 	}

@@ -14,8 +14,6 @@ import (
 
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/cms/bundle"
-	"github.com/aslcns/totem/hal"
-	"github.com/aslcns/totem/hal/sim"
 	"github.com/aslcns/totem/sync/outbox"
 )
 
@@ -29,31 +27,7 @@ func TestRefundAfterCancelledReader(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	r := startRig(t, ctx, func(*outbox.Outbox) {})
-	r.reader.Insert(sim.DemoCard())
-	for _, step := range []func() error{
-		func() error { _, err := r.panel.WaitFor(ctx, "2 Richiesta lettore"); return err },
-		func() error { r.panel.Press('2'); _, err := r.panel.WaitFor(ctx, "n. ricevuta"); return err },
-		func() error {
-			r.panel.Type("20261123077")
-			r.panel.Press(hal.KeyOK)
-			if _, err := r.panel.WaitFor(ctx, "#=Conferma"); err != nil {
-				return err
-			}
-			r.panel.Press(hal.KeyOK) // the summary confirmed
-			_, err := r.panel.WaitFor(ctx, "Accolta. Protocollo:")
-			return err
-		},
-	} {
-		if err := step(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	r.reader.Remove()
-	recent, err := r.box.Recent(1)
-	if err != nil || len(recent) != 1 || recent[0].Kind != cms.KindReader || !recent[0].Done {
-		t.Fatalf("the reader request: %+v %v", recent, err)
-	}
-	reader := recent[0].ID
+	reader := r.readerRequest(t, ctx, "20261123077")
 	receipts := len(r.printer.Receipts())
 
 	// Too early: the request stands.

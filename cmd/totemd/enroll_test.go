@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,11 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aslcns/totem/sync/broker"
 	"github.com/aslcns/totem/sync/creds"
-	"github.com/aslcns/totem/sync/hub"
 	"github.com/aslcns/totem/sync/pki"
-	"github.com/aslcns/totem/sync/synctest"
 )
 
 // totemd enroll exchanges the code ops got for the totem's credentials
@@ -23,39 +19,12 @@ import (
 // alphabet are refused with their reason and write nothing, and a totem
 // trusting another CA fails with a message naming the CA file.
 func TestEnrollEndToEnd(t *testing.T) {
-	dir := t.TempDir()
-	now := time.Now()
-	ca, err := pki.LoadOrCreateCA(filepath.Join(dir, "ca"), "test CA", now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := pki.NewServer(pki.CASource(filepath.Join(dir, "ca"), ca, []string{"127.0.0.1"}), now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := synctest.Start(t, synctest.Options{Dir: dir, Registry: true,
-		Broker: broker.Options{TLSListen: "127.0.0.1:0", TLS: cert.Config(), Enroll: true}})
-	srv, reg := c.Broker, c.Registry
-	c.StartHub(hub.Options{ClientID: c.HubCreds.Username, Enroller: reg})
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-
-	credsFile := filepath.Join(dir, "totem", "t-1.json")
-	config := func(caFile string) string {
-		p := filepath.Join(dir, fmt.Sprintf("totemd-%d.toml", len(caFile)))
-		toml := fmt.Sprintf("state_dir = %q\n[totem]\nid = \"t-1\"\n[broker]\nurl = %q\ncredentials_file = %q\nca_file = %q\n",
-			filepath.Join(dir, "state"), srv.TLSURL(), credsFile, caFile)
-		if err := os.WriteFile(p, []byte(toml), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	rig := startEnrollRig(t, 60*time.Second, 0)
+	dir, now, ctx, credsFile := rig.Dir, rig.Now, rig.Ctx, rig.CredsFile
+	srv, reg := rig.Broker, rig.Registry
+	config := func(caFile string) string { return rig.config(t, srv.TLSURL(), fmt.Sprintf("ca_file = %q\n", caFile)) }
 	good := config(filepath.Join(dir, "ca", pki.CACertFile))
-	enrollRun := func(cfg, code string) (string, error) {
-		var out, errb bytes.Buffer
-		err := run(ctx, []string{"enroll", "--config", cfg, "--timeout", "20s", code}, nil, &out, &errb)
-		return out.String(), err
-	}
+	enrollRun := rig.enroll
 	noFile := func(when string) {
 		t.Helper()
 		if _, err := os.Stat(credsFile); !os.IsNotExist(err) {
@@ -119,11 +88,7 @@ func TestEnrollEndToEnd(t *testing.T) {
 	}
 
 	// Test credenziali over the same TLS path: a clear verdict.
-	credTest := func(cfg string) (string, error) {
-		var out, errb bytes.Buffer
-		err := run(ctx, []string{"credentials", "test", "--config", cfg}, nil, &out, &errb)
-		return out.String(), err
-	}
+	credTest := func(cfg string) (string, error) { return totemd(ctx, "credentials", "test", "--config", cfg) }
 	out, err = credTest(good)
 	if err != nil || !strings.Contains(out, "OK: credentials of t-1 accepted") || !strings.Contains(out, "(in 239 days)") ||
 		!strings.Contains(out, "totem/v1/acl-probe/cmd") {

@@ -2,18 +2,12 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/aslcns/totem/sync/broker"
-	"github.com/aslcns/totem/sync/creds"
-	"github.com/aslcns/totem/sync/hub"
-	"github.com/aslcns/totem/sync/pki"
 	"github.com/aslcns/totem/sync/synctest"
 )
 
@@ -26,64 +20,14 @@ import (
 // and write nothing, and the code never crosses the middle; ca_file =
 // "system" keeps the plain verified path (no CA fetched).
 func TestEnrollWithOnlyTheCode(t *testing.T) {
-	dir := t.TempDir()
-	now := time.Now()
-	ca, err := pki.LoadOrCreateCA(filepath.Join(dir, "ca"), "test CA", now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := pki.NewServer(pki.CASource(filepath.Join(dir, "ca"), ca, []string{"127.0.0.1"}), now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := broker.OpenRegistry(filepath.Join(dir, "users.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reg.Close()
-	me, _ := creds.Generate("hub-test", creds.RoleHub)
-	users := broker.NewUsers(reg)
-	if err := users.Add(me); err != nil {
-		t.Fatal(err)
-	}
-	srv, err := broker.Start(broker.Options{Listen: "127.0.0.1:0", TLSListen: "127.0.0.1:0", TLS: cert.Config(),
-		Auth: users, Enroll: true, EnrollPerSource: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	h := hub.New(hub.Options{URL: srv.URL(), ClientID: me.Username, Username: me.Username, Password: me.Password, Enroller: reg})
+	rig := startEnrollRig(t, 90*time.Second, 100)
+	now, ctx, credsFile := rig.Now, rig.Ctx, rig.CredsFile
+	srv, reg, h, ca := rig.Broker, rig.Registry, rig.Hub, rig.CA
 	h.SetEnrollCA(ca.Cert.Raw)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	hctx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { h.Run(hctx); close(done) }()
-	defer func() { stop(); <-done }()
-	if err := h.AwaitConnection(ctx); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(100 * time.Millisecond) // the subscriptions follow the connection
-
-	totemDir := filepath.Join(dir, "totem")
-	credsFile := filepath.Join(totemDir, "t-1.json")
+	totemDir := filepath.Dir(credsFile)
 	caFile := filepath.Join(totemDir, "ca.pem") // ca_file's default
-	n := 0
-	config := func(url, caLine string) string {
-		n++
-		p := filepath.Join(dir, fmt.Sprintf("totemd-%d.toml", n))
-		toml := fmt.Sprintf("state_dir = %q\n[totem]\nid = \"t-1\"\n[broker]\nurl = %q\ncredentials_file = %q\n%s",
-			filepath.Join(dir, "state"), url, credsFile, caLine)
-		if err := os.WriteFile(p, []byte(toml), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	enrollRun := func(cfg, code string) (string, error) {
-		var out, errb bytes.Buffer
-		err := run(ctx, []string{"enroll", "--config", cfg, "--timeout", "30s", code}, nil, &out, &errb)
-		return out.String(), err
-	}
+	config := func(url, caLine string) string { return rig.config(t, url, caLine) }
+	enrollRun := rig.enroll
 	nothingWritten := func(when string) {
 		t.Helper()
 		if ents, err := os.ReadDir(totemDir); err == nil && len(ents) > 0 || err != nil && !os.IsNotExist(err) {
@@ -146,10 +90,9 @@ func TestEnrollWithOnlyTheCode(t *testing.T) {
 	if st, err := os.Stat(credsFile); err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("credentials file: %v %v", st, err)
 	}
-	var cout, cerr bytes.Buffer
-	if err := run(ctx, []string{"credentials", "test", "--config", plain}, nil, &cout, &cerr); err != nil ||
-		!strings.Contains(cout.String(), "OK: credentials of t-1 accepted") {
-		t.Fatalf("credentials test after enrolling with only the code: %v\n%s", err, cout.String())
+	if cout, err := totemd(ctx, "credentials", "test", "--config", plain); err != nil ||
+		!strings.Contains(cout, "OK: credentials of t-1 accepted") {
+		t.Fatalf("credentials test after enrolling with only the code: %v\n%s", err, cout)
 	}
 	if s := h.EnrollStats(); s.CA != 3 || s.OK != 1 {
 		t.Errorf("stats %+v", s)

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/sync/creds"
+	"github.com/aslcns/totem/sync/synctest"
 )
 
 // rotkillBinaries builds totemhub and totemd with the kill hook
@@ -34,16 +34,6 @@ func rotkillBinaries(t *testing.T) (totemd, totemhub string) {
 		}
 	}
 	return totemd, totemhub
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // proc is a child process whose output goes to a file.
@@ -129,7 +119,7 @@ func TestRotationSurvivesKill9AtEveryStep(t *testing.T) {
 	totemdBin, hubBin := rotkillBinaries(t)
 	dir := t.TempDir()
 	const id = "rot-01"
-	mqttAddr, httpAddr := freeAddr(t), freeAddr(t)
+	mqttAddr, httpAddr := synctest.FreeAddr(t), synctest.FreeAddr(t)
 	stateDir, credDir := filepath.Join(dir, "hub"), filepath.Join(dir, "credentials")
 	hubCfg := filepath.Join(dir, "totemhub.toml")
 	if err := os.WriteFile(hubCfg, fmt.Appendf(nil, `state_dir = %q

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aslcns/totem/cmd/internal/sdnotify/sdnotifytest"
 	"github.com/aslcns/totem/sync/creds"
+	"github.com/aslcns/totem/sync/synctest"
 )
 
 // The watchdog's interval in these tests: totemd pings every half of it.
@@ -58,45 +58,20 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// notice is one datagram totemd sent to the fake NOTIFY_SOCKET.
-type notice struct {
-	state string
-	at    time.Time
-}
-
-// daemon is a real totemd process under a fake systemd: a NOTIFY_SOCKET
-// the test listens on, WATCHDOG_USEC set, its stderr read line by line.
+// daemon is a real totemd process under a fake systemd (WATCHDOG_USEC
+// set) with its configuration file.
 type daemon struct {
-	t       *testing.T
-	cmd     *exec.Cmd
-	notices chan notice
-	lines   chan string
-	cfg     string
-	done    chan struct{}
-}
-
-// freePort is a loopback port nobody listens on: the hub is unreachable.
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	*sdnotifytest.Process
+	cfg string
 }
 
 // startDaemon runs totemd headless (--panel none, simulated devices) with
-// a private state dir and an unreachable hub; withCreds provisions its
-// credentials so that the uplink itself runs (offline).
+// a private state dir and an unreachable hub (a free port); withCreds
+// provisions its credentials so that the uplink itself runs (offline).
 func startDaemon(t *testing.T, withCreds bool, level string) *daemon {
 	t.Helper()
 	bin := wedgeBinary(t)
 	dir := t.TempDir()
-	sock := filepath.Join(dir, "notify.sock")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	credsFile := filepath.Join(dir, "creds", "t-wd.json")
 	if withCreds {
 		c, err := creds.Generate("t-wd", creds.RoleTotem)
@@ -107,48 +82,10 @@ func startDaemon(t *testing.T, withCreds bool, level string) *daemon {
 			t.Fatal(err)
 		}
 	}
-	d := &daemon{t: t, notices: make(chan notice, 256), lines: make(chan string, 1024), cfg: filepath.Join(dir, "totemd.toml"),
-		done: make(chan struct{})}
-	d.writeConfig(t, dir, credsFile, level, fmt.Sprintf("mqtt://127.0.0.1:%d", freePort(t)))
-	d.cmd = exec.Command(bin, "--config", d.cfg, "--panel", "none")
-	d.cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock, fmt.Sprintf("WATCHDOG_USEC=%d", watchdog.Microseconds()))
-	stderr, err := d.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, err := conn.Read(buf)
-			if err != nil {
-				close(d.notices)
-				return
-			}
-			d.notices <- notice{state: string(buf[:n]), at: time.Now()}
-		}
-	}()
-	go func() {
-		defer close(d.done)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			t.Log("totemd: " + sc.Text())
-			select {
-			case d.lines <- sc.Text():
-			default:
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		if d.cmd.ProcessState == nil {
-			d.cmd.Process.Kill()
-			<-d.done
-			d.cmd.Wait()
-		}
-		conn.Close()
-	})
+	d := &daemon{cfg: filepath.Join(dir, "totemd.toml")}
+	d.writeConfig(t, dir, credsFile, level, "mqtt://"+synctest.FreeAddr(t))
+	d.Process = sdnotifytest.Start(t, []string{fmt.Sprintf("WATCHDOG_USEC=%d", watchdog.Microseconds())},
+		bin, "--config", d.cfg, "--panel", "none")
 	return d
 }
 
@@ -170,63 +107,22 @@ level = %q
 	}
 }
 
-// await returns the first notice containing state, failing after limit.
-func (d *daemon) await(state string, limit time.Duration) notice {
-	d.t.Helper()
-	timer := time.NewTimer(limit)
-	defer timer.Stop()
-	for {
-		select {
-		case n, ok := <-d.notices:
-			if !ok {
-				d.t.Fatalf("notify socket closed before %q", state)
-			}
-			if strings.Contains(n.state, state) {
-				return n
-			}
-		case <-timer.C:
-			d.t.Fatalf("no %q from totemd within %v", state, limit)
-		}
-	}
-}
-
-// awaitLine waits for a stderr line containing every one of subs.
-func (d *daemon) awaitLine(limit time.Duration, subs ...string) string {
-	d.t.Helper()
-	timer := time.NewTimer(limit)
-	defer timer.Stop()
-	for {
-		select {
-		case l := <-d.lines:
-			ok := true
-			for _, s := range subs {
-				ok = ok && strings.Contains(l, s)
-			}
-			if ok {
-				return l
-			}
-		case <-timer.C:
-			d.t.Fatalf("totemd never logged %q within %v", subs, limit)
-		}
-	}
-}
-
 // A totemd whose hub is unreachable becomes ready and pings the watchdog
 // while its loops run; once the session loop is wedged the pings stop
 // within one ping interval, the log says which loop stood still, and
 // systemd would restart it.
 func TestWatchdogStopsWhenSessionLoopWedged(t *testing.T) {
 	d := startDaemon(t, true, "debug")
-	d.await("READY=1", 60*time.Second)
-	d.awaitLine(30*time.Second, "subsystem=uplink", "connect failed") // started, offline
+	d.Await("READY=1", 60*time.Second)
+	d.AwaitLine(30*time.Second, "subsystem=uplink", "connect failed") // started, offline
 	for range 2 {
-		d.await("WATCHDOG=1", 3*pingEvery)
+		d.Await("WATCHDOG=1", 3*pingEvery)
 	}
 
-	if err := d.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+	if err := d.Cmd.Process.Signal(syscall.SIGUSR1); err != nil {
 		t.Fatal(err)
 	}
-	d.awaitLine(10*time.Second, "test hook: session loop wedged")
+	d.AwaitLine(10*time.Second, "test hook: session loop wedged")
 	wedged := time.Now()
 	// Watch three ping intervals: a ping the loop's last heartbeat still
 	// covers may come up to one interval after the wedge (plus delivery),
@@ -236,15 +132,15 @@ func TestWatchdogStopsWhenSessionLoopWedged(t *testing.T) {
 	defer watch.Stop()
 	for waiting := true; waiting; {
 		select {
-		case n := <-d.notices:
-			if strings.Contains(n.state, "WATCHDOG=1") && n.at.After(deadline) {
-				t.Fatalf("WATCHDOG=1 %v after the session loop was wedged (ping interval %v)", n.at.Sub(wedged), pingEvery)
+		case n := <-d.Notices:
+			if strings.Contains(n.State, "WATCHDOG=1") && n.At.After(deadline) {
+				t.Fatalf("WATCHDOG=1 %v after the session loop was wedged (ping interval %v)", n.At.Sub(wedged), pingEvery)
 			}
 		case <-watch.C:
 			waiting = false
 		}
 	}
-	d.awaitLine(10*time.Second, "watchdog pings withheld", "loops=session")
+	d.AwaitLine(10*time.Second, "watchdog pings withheld", "loops=session")
 }
 
 // Without credentials (never provisioned, no hub) totemd is still ready
@@ -253,26 +149,25 @@ func TestWatchdogStopsWhenSessionLoopWedged(t *testing.T) {
 // and ends cleanly.
 func TestReadyOfflineReloadAndStop(t *testing.T) {
 	d := startDaemon(t, false, "info")
-	d.await("READY=1", 60*time.Second)
-	d.await("WATCHDOG=1", 3*pingEvery)
+	d.Await("READY=1", 60*time.Second)
+	d.Await("WATCHDOG=1", 3*pingEvery)
 
 	dir := filepath.Dir(d.cfg)
 	d.writeConfig(t, dir, filepath.Join(dir, "creds", "t-wd.json"), "debug", "mqtt://127.0.0.1:1")
-	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	if err := d.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	d.await("RELOADING=1", 10*time.Second)
-	d.await("READY=1", 10*time.Second)
-	d.awaitLine(10*time.Second, "reload: log level applied", "level=DEBUG")
-	d.awaitLine(10*time.Second, "change only with a restart", "settings=broker.url")
-	d.await("WATCHDOG=1", 3*pingEvery) // still alive after the reload
+	d.Await("RELOADING=1", 10*time.Second)
+	d.Await("READY=1", 10*time.Second)
+	d.AwaitLine(10*time.Second, "reload: log level applied", "level=DEBUG")
+	d.AwaitLine(10*time.Second, "change only with a restart", "settings=broker.url")
+	d.Await("WATCHDOG=1", 3*pingEvery) // still alive after the reload
 
-	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := d.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	d.await("STOPPING=1", 10*time.Second)
-	<-d.done
-	if err := d.cmd.Wait(); err != nil {
+	d.Await("STOPPING=1", 10*time.Second)
+	if err := d.Wait(); err != nil {
 		t.Fatalf("totemd after SIGTERM: %v", err)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -22,7 +21,6 @@ import (
 	"github.com/aslcns/totem/sync/audit"
 	"github.com/aslcns/totem/sync/hub/web"
 	"github.com/aslcns/totem/sync/pki"
-	"github.com/aslcns/totem/sync/synctest"
 )
 
 func userRun(t *testing.T, cfg, stdin string, args ...string) (string, error) {
@@ -113,43 +111,18 @@ func TestHTTPTLSFromHubCA(t *testing.T) {
 // behind its login, and /metrics with the console's series.
 func TestHubServesConsoleOverTLS(t *testing.T) {
 	dir := t.TempDir()
-	cfgPath := filepath.Join(dir, "totemhub.toml")
-	doc := fmt.Sprintf("state_dir = %q\n[broker]\nlisten = \"127.0.0.1:0\"\ntls_listen = \"\"\n[fleet]\ncredentials_dir = %q\n"+
-		"provision = [\"t-console\"]\nconsole = \"console\"\n[http]\nlisten = \"127.0.0.1:0\"\ntls = \"hub\"\n",
-		filepath.Join(dir, "state"), filepath.Join(dir, "creds"))
-	if err := os.WriteFile(cfgPath, []byte(doc), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	conf := hubConf{dir: dir, provision: []string{"t-console"}, console: "console", httpTOML: "tls = \"hub\"\n"}
+	writeConf(t, conf)
+	cfgPath := conf.path()
 	if _, err := userRun(t, cfgPath, "a long enough password\n", "add", "anna", "--role", "ops"); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	var logs synctest.Log
-	hctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- run(hctx, []string{"--config", cfgPath}, strings.NewReader(""), io.Discard, &logs) }()
-	stopped := false
-	defer func() {
-		if !stopped {
-			stop()
-			<-done
-		}
-	}()
-	urlRE := regexp.MustCompile(`msg="ops listener" subsystem=http url=(https://\S+/) `)
-	var base string
-	for base == "" {
-		if m := urlRE.FindStringSubmatch(logs.String()); m != nil {
-			base = m[1]
-			break
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("no ops listener:\n%s", logs.String())
-		case err := <-done:
-			t.Fatalf("totemhub stopped: %v\n%s", err, logs.String())
-		case <-time.After(20 * time.Millisecond):
-		}
+	h := startTestHub(t, ctx, conf)
+	base := h.base
+	if !strings.HasPrefix(base, "https://") {
+		t.Fatalf("ops listener %s, want https", base)
 	}
 	ca, err := pki.LoadOrCreateCA(filepath.Join(dir, "state"), "Totem hub CA", time.Now())
 	if err != nil {
@@ -200,11 +173,7 @@ func TestHubServesConsoleOverTLS(t *testing.T) {
 	if resp, _ := get("sendlog/7/receipt.zip"); resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("receipt bundle of a missing entry: %d, want 404", resp.StatusCode)
 	}
-	stop()
-	stopped = true
-	if err := <-done; err != nil {
-		t.Fatalf("totemhub: %v", err)
-	}
+	h.stop()
 	aud, err := audit.Open(filepath.Join(dir, "state", "audit.db"), audit.Options{})
 	if err != nil {
 		t.Fatal(err)

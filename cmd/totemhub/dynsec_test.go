@@ -4,93 +4,30 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/aslcns/totem/sync/cmdsig"
-	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/enroll"
 	"github.com/aslcns/totem/sync/protocol"
-	"github.com/aslcns/totem/sync/synctest"
 	"github.com/eclipse/paho.golang/paho"
 )
 
-// dynsecMosquitto starts a private mosquitto with the dynamic-security
-// plugin on a free loopback port; it returns its address and the admin's
-// password file.
-func dynsecMosquitto(t *testing.T) (addr, pwFile string) {
-	t.Helper()
-	m := synctest.StartMosquitto(t)
-	return m.Addr, m.AdminPasswordFile
-}
-
-// mqttLogin connects to addr as f; it returns the CONNACK reason code
-// and, when accepted, the client and the messages it receives.
-func mqttLogin(t *testing.T, addr, clientID, username, password string) (byte, *paho.Client, chan *paho.Publish) {
-	t.Helper()
-	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rx := make(chan *paho.Publish, 8)
-	cl := paho.NewClient(paho.ClientConfig{Conn: nc, OnPublishReceived: []func(paho.PublishReceived) (bool, error){
-		func(pr paho.PublishReceived) (bool, error) {
-			select {
-			case rx <- pr.Packet:
-			default:
-			}
-			return true, nil
-		}}})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	ca, err := cl.Connect(ctx, &paho.Connect{ClientID: clientID, CleanStart: true, KeepAlive: 30,
-		Username: username, UsernameFlag: true, Password: []byte(password), PasswordFlag: true})
-	if err != nil {
-		nc.Close()
-		if ca == nil {
-			t.Fatalf("connect: %v", err)
-		}
-		return ca.ReasonCode, nil, nil
-	}
-	t.Cleanup(func() { _ = cl.Disconnect(&paho.Disconnect{}); <-cl.Done() })
-	return 0, cl, rx
-}
-
 // startDynsecHub runs totemhub on a private mosquitto with [broker]
 // dynsec, t-01 provisioned, until the test ends; it returns mosquitto's
-// address, the credentials directory, the config file and the hub's log.
-func startDynsecHub(t *testing.T) (addr, credDir, cfg string, logs *syncBuf) {
+// address and log, the credentials directory and the config file.
+func startDynsecHub(t *testing.T) (h *testHub, credDir, cfg string) {
 	t.Helper()
 	addr, pwFile := dynsecMosquitto(t)
 	dir := t.TempDir()
-	state := filepath.Join(dir, "hub")
-	credDir = filepath.Join(dir, "creds")
-	cfg = filepath.Join(dir, "totemhub.toml")
-	doc := fmt.Sprintf("state_dir = %q\n[broker]\nembedded = false\nurl = \"mqtt://%s\"\ncredentials_file = %q\n"+
-		"dynsec = true\ndynsec_user = \"dynsec-admin\"\ndynsec_password_file = %q\n[http]\nlisten = \"\"\n"+
-		"[fleet]\ncredentials_dir = %q\nprovision = [\"t-01\"]\nconsole = \"console\"\n",
-		state, addr, filepath.Join(credDir, "hub-a.json"), pwFile, credDir)
-	if err := os.WriteFile(cfg, []byte(doc), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := provisionRole(cfg, "hub", "hub-a"); err != nil {
+	c := hubConf{dir: dir, provision: []string{"t-01"}, console: "console", noHTTP: true, addr: addr,
+		brokerTOML: fmt.Sprintf("embedded = false\nurl = \"mqtt://%s\"\n", addr) + dynsecTOML(filepath.Join(dir, "creds"), "hub-a", pwFile)}
+	writeConf(t, c)
+	if out, err := provisionRole(c.path(), "hub", "hub-a"); err != nil {
 		t.Fatalf("%s %v", out, err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	logs = new(syncBuf)
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"--config", cfg}, nil, logs, logs) }()
-	t.Cleanup(func() { cancel(); <-done })
-	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(logs.String(), "ingest subscribed"); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the hub's ingest did not subscribe on mosquitto: %s", logs.String())
-		}
-	}
-	return addr, credDir, cfg, logs
+	return startTestHub(t, context.Background(), c), c.creds(), c.path()
 }
 
 // A totem that names its username in its rotation request, on totemhub
@@ -101,11 +38,9 @@ func startDynsecHub(t *testing.T) (addr, credDir, cfg string, logs *syncBuf) {
 // usernames meanwhile; once the totem's presence says it is online as
 // the new username, mosquitto refuses the old one.
 func TestHubDynsecRotationOverlap(t *testing.T) {
-	addr, credDir, _, logs := startDynsecHub(t)
-	f, err := creds.Load(filepath.Join(credDir, "t-01.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	h, credDir, _ := startDynsecHub(t)
+	addr, logs := h.addr, h.logs
+	f := loadCreds(t, filepath.Join(credDir, "t-01.json"))
 	sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer scancel()
 	// rotate asks for next as the totem logged in as user with password,
@@ -116,9 +51,7 @@ func TestHubDynsecRotationOverlap(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("%s refused by mosquitto before its rotation: 0x%02X", user, code)
 		}
-		if _, err := cl.Subscribe(sctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: protocol.Topic("t-01", protocol.LeafRotated), QoS: 1}}}); err != nil {
-			t.Fatal(err)
-		}
+		subscribe(t, sctx, cl, protocol.Topic("t-01", protocol.LeafRotated))
 		b, _ := protocol.Marshal(protocol.RotateRequest{V: protocol.Version, ID: "r-" + user, Password: next, Username: user})
 		if _, err := cl.Publish(sctx, &paho.Publish{Topic: protocol.Topic("t-01", protocol.LeafRotate), QoS: 1, Payload: b}); err != nil {
 			t.Fatal(err)
@@ -126,6 +59,7 @@ func TestHubDynsecRotationOverlap(t *testing.T) {
 		var r *protocol.RotateReply
 		select {
 		case p := <-rx:
+			var err error
 			if r, err = protocol.DecodeRotateReply(p.Payload); err != nil || !r.OK {
 				t.Fatalf("rotation reply %+v %v", r, err)
 			}
@@ -157,42 +91,8 @@ func TestHubDynsecRotationOverlap(t *testing.T) {
 	}
 
 	// Ops' lock, while both usernames are valid, refuses both.
-	cf, err := creds.Load(filepath.Join(credDir, "console.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := cmdsig.LoadPrivate(filepath.Join(credDir, "console.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	code, cc, replies := mqttLogin(t, addr, "console-1", "console", cf.Password)
-	if code != 0 {
-		t.Fatalf("the console refused by mosquitto: 0x%02X", code)
-	}
-	if _, err := cc.Subscribe(sctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: protocol.HubReplyTopic("console"), QoS: 1}}}); err != nil {
-		t.Fatal(err)
-	}
-	hubCmd := func(name string, args map[string]string) {
-		t.Helper()
-		c := protocol.Command{V: 1, ID: name + "-0123456789abcdef", Name: name, Args: args}
-		if err := cmdsig.Sign(key, &c, cmdsig.HubTarget, "", time.Now(), time.Minute); err != nil {
-			t.Fatal(err)
-		}
-		b, _ := protocol.Marshal(c)
-		if _, err := cc.Publish(sctx, &paho.Publish{Topic: protocol.HubCmdTopic, QoS: 1, Payload: b,
-			Properties: &paho.PublishProperties{ResponseTopic: protocol.HubReplyTopic("console")}}); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case p := <-replies:
-			var r protocol.Reply
-			if err := json.Unmarshal(p.Payload, &r); err != nil || !r.OK || r.ID != c.ID {
-				t.Fatalf("%s: reply %s %v", name, p.Payload, err)
-			}
-		case <-sctx.Done():
-			t.Fatalf("%s: no reply from the hub", name)
-		}
-	}
+	con := dialConsole(t, sctx, addr, credDir, "console-1")
+	hubCmd := func(name string, args map[string]string) { t.Helper(); con.command(sctx, name, args) }
 	hubCmd("lock", map[string]string{"name": "t-01"})
 	if code, _, _ := mqttLogin(t, addr, "t-01", "t-01", f.Password); code == 0 {
 		t.Fatal("locked: the old username logged in")
@@ -211,14 +111,10 @@ func TestHubDynsecRotationOverlap(t *testing.T) {
 	if _, err := tc.Publish(sctx, &paho.Publish{Topic: protocol.Topic("t-01", protocol.LeafState), QoS: 1, Retain: true, Payload: b}); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if code, _, _ := mqttLogin(t, addr, "t-01", "t-01", f.Password); code != 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the old username still logs in after the totem was seen as the new one\n%s", logs.String())
-		}
-	}
+	until(t, sctx, "the old username still logs in after the totem was seen as the new one", func() bool {
+		code, _, _ := mqttLogin(t, addr, "t-01", "t-01", f.Password)
+		return code != 0
+	}, h)
 	if code, _, _ := mqttLogin(t, addr, "t-01", "t-01.b", next2); code != 0 {
 		t.Fatalf("the new username refused after the confirmation: 0x%02X", code)
 	}
@@ -237,20 +133,16 @@ func TestHubDynsecRotationOverlap(t *testing.T) {
 // code on mosquitto logs in with what it got; a hub identity provisioned
 // while the hub runs logs in to mosquitto.
 func TestHubDrivesMosquittoDynsec(t *testing.T) {
-	addr, credDir, cfg, logs := startDynsecHub(t)
-	f, err := creds.Load(filepath.Join(credDir, "t-01.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	h, credDir, cfg := startDynsecHub(t)
+	addr, logs := h.addr, h.logs
+	f := loadCreds(t, filepath.Join(credDir, "t-01.json"))
 	code, cl, rx := mqttLogin(t, addr, "t-01", "t-01", f.Password)
 	if code != 0 {
 		t.Fatalf("provisioned totem refused by mosquitto: 0x%02X\n%s", code, logs.String())
 	}
 	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer scancel()
-	if _, err := cl.Subscribe(sctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: protocol.Topic("t-01", protocol.LeafRotated), QoS: 1}}}); err != nil {
-		t.Fatal(err)
-	}
+	subscribe(t, sctx, cl, protocol.Topic("t-01", protocol.LeafRotated))
 	next := "rotated-secret-0123456789-0123456789-abcdef"
 	b, _ := protocol.Marshal(protocol.RotateRequest{V: protocol.Version, ID: "r1", Password: next})
 	if _, err := cl.Publish(sctx, &paho.Publish{Topic: protocol.Topic("t-01", protocol.LeafRotate), QoS: 1, Payload: b}); err != nil {
@@ -270,57 +162,20 @@ func TestHubDrivesMosquittoDynsec(t *testing.T) {
 	case <-sctx.Done():
 		t.Fatal("the old secret's connection survived the rotation")
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if code, _, _ = mqttLogin(t, addr, "t-01", "t-01", next); code == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the rotated secret is refused: 0x%02X", code)
-		}
-	}
+	until(t, sctx, "the rotated secret is refused", func() bool {
+		code, _, _ = mqttLogin(t, addr, "t-01", "t-01", next)
+		return code == 0
+	}, h)
 	if code, _, _ = mqttLogin(t, addr, "t-01", "t-01", f.Password); code == 0 {
 		t.Fatal("the old secret still works after the rotation")
 	}
 
 	// Lock and unlock by ops' signed commands to the hub: mosquitto
 	// disables the totem (its connection ends) and enables it again.
-	cf, err := creds.Load(filepath.Join(credDir, "console.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := cmdsig.LoadPrivate(filepath.Join(credDir, "console.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	code, cc, replies := mqttLogin(t, addr, "console-1", "console", cf.Password)
-	if code != 0 {
-		t.Fatalf("the console refused by mosquitto: 0x%02X", code)
-	}
-	if _, err := cc.Subscribe(sctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: protocol.HubReplyTopic("console"), QoS: 1}}}); err != nil {
-		t.Fatal(err)
-	}
+	con := dialConsole(t, sctx, addr, credDir, "console-1")
 	hubCmd := func(name string, args map[string]string) json.RawMessage {
 		t.Helper()
-		c := protocol.Command{V: 1, ID: name + "-0123456789abcdef", Name: name, Args: args}
-		if err := cmdsig.Sign(key, &c, cmdsig.HubTarget, "", time.Now(), time.Minute); err != nil {
-			t.Fatal(err)
-		}
-		b, _ := protocol.Marshal(c)
-		if _, err := cc.Publish(sctx, &paho.Publish{Topic: protocol.HubCmdTopic, QoS: 1, Payload: b,
-			Properties: &paho.PublishProperties{ResponseTopic: protocol.HubReplyTopic("console")}}); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case p := <-replies:
-			var r protocol.Reply
-			if err := json.Unmarshal(p.Payload, &r); err != nil || !r.OK || r.ID != c.ID {
-				t.Fatalf("%s: reply %s %v", name, p.Payload, err)
-			}
-			return r.Data
-		case <-sctx.Done():
-			t.Fatalf("%s: no reply from the hub", name)
-		}
-		return nil
+		return con.command(sctx, name, args)
 	}
 	_, tc, _ := mqttLogin(t, addr, "t-01", "t-01", next)
 	hubCmd("lock", map[string]string{"name": "t-01"})
@@ -356,10 +211,7 @@ func TestHubDrivesMosquittoDynsec(t *testing.T) {
 	if out, err := provisionRole(cfg, "hub", "hub-c"); err != nil || !strings.Contains(out, "running hub") {
 		t.Fatalf("%s %v", out, err)
 	}
-	fc, err := creds.Load(filepath.Join(credDir, "hub-c.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	fc := loadCreds(t, filepath.Join(credDir, "hub-c.json"))
 	if code, _, _ := mqttLogin(t, addr, "totemhub-c-1", "hub-c", fc.Password); code != 0 {
 		t.Fatalf("hub identity provisioned while the hub runs refused by mosquitto: 0x%02X", code)
 	}

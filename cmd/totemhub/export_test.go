@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aslcns/totem/cmd/internal/benchkit"
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/cms/pgstore"
 	"github.com/aslcns/totem/cms/pgstore/pgtest"
@@ -35,7 +36,7 @@ func TestMigrateFromBbolt(t *testing.T) {
 	at := time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC)
 	cards := cms.DemoCards()
 	op := func(totem string, seq uint64, serial string) cms.Op {
-		p := consentOp()
+		p := benchkit.ConsentPayload()
 		if serial != "" {
 			p = bytes.Replace(p, []byte(cards[0].Serial), []byte(serial), 1)
 		}
@@ -113,11 +114,7 @@ func TestMigrateFromBbolt(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	srv := pgtest.Private(t, pgtest.Options{NoFsync: true})
-	dbURL, err := srv.NewEmptyDB(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, dbURL := emptyDB(t, ctx, pgtest.Options{NoFsync: true})
 	cfg := storeConfig(t, dbURL)
 	var out, errw bytes.Buffer
 	if err := run(ctx, []string{"--config", cfg, "migrate", "--from-bbolt", boltPath}, nil, &out, &errw); err != nil {

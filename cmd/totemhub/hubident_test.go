@@ -3,13 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
-	"fmt"
-	"net"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,45 +14,10 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 )
 
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func provisionRole(cfg, role, name string) (string, error) {
 	var out, errw bytes.Buffer
 	err := run(context.Background(), []string{"--config", cfg, "provision", "--role", role, name}, nil, &out, &errw)
 	return out.String(), err
-}
-
-// hubConn connects to addr as f and returns the client.
-func hubConn(t *testing.T, addr string, f creds.File) *paho.Client {
-	t.Helper()
-	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl := paho.NewClient(paho.ClientConfig{Conn: nc})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if _, err := cl.Connect(ctx, &paho.Connect{ClientID: "totemhub-b-1", CleanStart: true, KeepAlive: 30,
-		Username: f.Username, UsernameFlag: true, Password: []byte(f.Password), PasswordFlag: true}); err != nil {
-		t.Fatalf("a provisioned hub identity could not log in: %v", err)
-	}
-	t.Cleanup(func() { _ = cl.Disconnect(&paho.Disconnect{}); <-cl.Done() })
-	return cl
 }
 
 // `totemhub provision --role hub NAME` writes NAME.json, role hub, with
@@ -64,14 +25,9 @@ func hubConn(t *testing.T, addr string, f creds.File) *paho.Client {
 // running hub's socket, since the hub holds the registry); the identity
 // logs in to the hub's broker with the hub's ACL.
 func TestProvisionHubIdentity(t *testing.T) {
-	dir := t.TempDir()
-	state, credDir := filepath.Join(dir, "hub"), filepath.Join(dir, "creds")
-	cfg := filepath.Join(dir, "totemhub.toml")
-	doc := fmt.Sprintf("state_dir = %q\n[broker]\nlisten = \"127.0.0.1:0\"\ntls_listen = \"\"\n[http]\nlisten = \"\"\n"+
-		"[fleet]\ncredentials_dir = %q\nprovision = [\"t-01\"]\nconsole = \"\"\n", state, credDir)
-	if err := os.WriteFile(cfg, []byte(doc), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	conf := hubConf{dir: t.TempDir(), provision: []string{"t-01"}, noHTTP: true}
+	writeConf(t, conf)
+	cfg, state, credDir := conf.path(), conf.state(), conf.creds()
 
 	// Hub stopped.
 	out, err := provisionRole(cfg, "hub", "hub-b")
@@ -97,34 +53,13 @@ func TestProvisionHubIdentity(t *testing.T) {
 	}
 
 	// Hub running: it holds fleet.db.
-	ctx, cancel := context.WithCancel(context.Background())
-	var logs syncBuf
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"--config", cfg}, nil, &logs, &logs) }()
-	defer func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil && ctx.Err() == nil {
-				t.Error(err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("the hub did not stop")
-		}
-	}()
-	addrRE := regexp.MustCompile(`embedded broker listening.* addr=(\S+)`)
-	var addr string
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if m := addrRE.FindStringSubmatch(logs.String()); m != nil {
-			addr = m[1]
-		}
-		if _, err := os.Stat(filepath.Join(state, adminSocket)); err == nil && addr != "" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the hub did not start: %s", logs.String())
-		}
-	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	h := startTestHub(t, ctx, conf)
+	until(t, ctx, "the admin socket", func() bool {
+		_, err := os.Stat(filepath.Join(state, adminSocket))
+		return err == nil
+	}, h)
 	out, err = provisionRole(cfg, "hub", "hub-c")
 	if err != nil || !strings.Contains(out, "hub hub-c provisioned (by the running hub)") {
 		t.Fatalf("provision --role hub while the hub runs: %q, %v", out, err)
@@ -137,7 +72,10 @@ func TestProvisionHubIdentity(t *testing.T) {
 		t.Fatalf("hub-c.json: %+v, %v", fc, err)
 	}
 	// The identity is the hub role's on the running hub's broker.
-	cl := hubConn(t, addr, fc)
+	code, cl, _ := mqttLogin(t, h.addr, "totemhub-b-1", fc.Username, fc.Password)
+	if code != 0 {
+		t.Fatalf("a provisioned hub identity could not log in: 0x%02X", code)
+	}
 	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer scancel()
 	sa, err := cl.Subscribe(sctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{
@@ -146,9 +84,7 @@ func TestProvisionHubIdentity(t *testing.T) {
 		t.Fatalf("hub identity's subscriptions: %v %v, want the ops granted and a totem's results refused", sa, err)
 	}
 	// The file written while the hub ran keeps working once it stops.
-	cancel()
-	<-done
-	done <- nil
+	h.stop()
 	reg, err := broker.OpenRegistry(filepath.Join(state, "fleet.db"))
 	if err != nil {
 		t.Fatal(err)

@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,14 +15,9 @@ import (
 // directory and returns its path, the state dir and the credentials dir.
 func hubConfig(t *testing.T) (cfg, state, credDir string) {
 	t.Helper()
-	dir := t.TempDir()
-	state, credDir = filepath.Join(dir, "hub"), filepath.Join(dir, "creds")
-	cfg = filepath.Join(dir, "totemhub.toml")
-	doc := fmt.Sprintf("state_dir = %q\n[fleet]\ncredentials_dir = %q\nprovision = []\nconsole = \"console\"\n", state, credDir)
-	if err := os.WriteFile(cfg, []byte(doc), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return cfg, state, credDir
+	c := hubConf{dir: t.TempDir(), console: "console", noHTTP: true}
+	writeConf(t, c)
+	return c.path(), c.state(), c.creds()
 }
 
 func provision(cfg, id string) (string, error) {

@@ -2,10 +2,7 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -16,15 +13,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/cms/pgstore"
 	"github.com/aslcns/totem/cms/pgstore/pgtest"
 	"github.com/aslcns/totem/config"
 	"github.com/aslcns/totem/sync/cmdsig"
-	"github.com/aslcns/totem/sync/creds"
-	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/protocol"
-	"github.com/aslcns/totem/sync/uplink"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -39,62 +32,11 @@ func TestHubLosesPostgreSQL(t *testing.T) {
 	const before, during = 30, 30
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	srv := pgtest.Private(t, pgtest.Options{}) // fsync on: it is stopped like a crash
-	dbURL, err := srv.NewEmptyDB(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := pgstore.Migrate(ctx, dbURL); err != nil {
-		t.Fatal(err)
-	}
+	srv, dbURL := migratedDB(t, ctx, pgtest.Options{}) // fsync on: it is stopped like a crash
 	dir := t.TempDir()
-	credDir := filepath.Join(dir, "creds")
-	cfg := filepath.Join(dir, "totemhub.toml")
-	doc := fmt.Sprintf("state_dir = %q\n[store]\nurl = %q\n[broker]\nlisten = \"127.0.0.1:0\"\ntls_listen = \"\"\n"+
-		"[fleet]\ncredentials_dir = %q\nprovision = [\"t-pg\"]\nconsole = \"\"\n[http]\nlisten = \"127.0.0.1:0\"\n",
-		filepath.Join(dir, "hub"), dbURL, credDir)
-	if err := os.WriteFile(cfg, []byte(doc), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	hctx, stop := context.WithCancel(ctx)
-	var logs syncBuffer
-	done := make(chan error, 1)
-	go func() { done <- run(hctx, []string{"--config", cfg}, strings.NewReader(""), io.Discard, &logs) }()
-	stopped := false
-	defer func() {
-		if !stopped {
-			stop()
-			<-done
-		}
-	}()
-	webRE := regexp.MustCompile(`msg="ops listener" subsystem=http url=(http://\S+/) `)
-	brokerRE := regexp.MustCompile(`embedded broker listening.* addr=(\S+)`)
-	var base, addr string
-	for base == "" || addr == "" {
-		if m := webRE.FindStringSubmatch(logs.String()); m != nil {
-			base = m[1]
-		}
-		if m := brokerRE.FindStringSubmatch(logs.String()); m != nil {
-			addr = m[1]
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("the hub did not start:\n%s", logs.String())
-		case err := <-done:
-			t.Fatalf("totemhub stopped: %v\n%s", err, logs.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	get := func(path string) (int, string) {
-		t.Helper()
-		resp, err := http.Get(base + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	h := startTestHub(t, ctx, hubConf{dir: dir, dbURL: dbURL, provision: []string{"t-pg"}})
+	logs := h.logs
+	get := func(path string) (int, string) { t.Helper(); return h.getStatus(t, path) }
 	metric := func(name string) int {
 		t.Helper()
 		_, body := get("metrics")
@@ -105,37 +47,12 @@ func TestHubLosesPostgreSQL(t *testing.T) {
 		n, _ := strconv.Atoi(m[1])
 		return n
 	}
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		for !cond() {
-			select {
-			case <-ctx.Done():
-				t.Fatalf("%s: not within the time\n%s", what, logs.String())
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
-	}
+	waitFor := func(what string, cond func() bool) { t.Helper(); until(t, ctx, what, cond, h) }
 
-	id, err := creds.Load(filepath.Join(credDir, "t-pg.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	box, err := outbox.Open(filepath.Join(dir, "t-pg.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer box.Close()
-	p := consentOp()
+	id := loadCreds(t, filepath.Join(dir, "creds", "t-pg.json"))
+	box := consentBox(t, filepath.Join(dir, "t-pg.db"), 0)
 	var ids []string
-	enqueue := func(n int) {
-		for range n {
-			e, err := box.Enqueue(cms.KindConsent, p, time.Now(), time.Time{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ids = append(ids, e.ID)
-		}
-	}
+	enqueue := func(n int) { ids = append(ids, enqueueConsents(t, box, n)...) }
 	depth := func() int {
 		q, err := box.Stats()
 		if err != nil {
@@ -144,12 +61,7 @@ func TestHubLosesPostgreSQL(t *testing.T) {
 		return int(q.Depth)
 	}
 	enqueue(before)
-	uctx, ucancel := context.WithCancel(ctx)
-	upDone := make(chan error, 1)
-	up := uplink.New(uplink.Options{Totem: id.Username, URL: "mqtt://" + addr, Username: id.Username, Password: id.Password,
-		Outbox: box, ResendAfter: 300 * time.Millisecond, BackoffMin: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond})
-	go func() { upDone <- up.Run(uctx) }()
-	defer func() { ucancel(); <-upDone }()
+	stopUplink := startUplink(t, ctx, id, h.addr, box, "", "")
 	waitFor("the first operations applied", func() bool { return depth() == 0 })
 	if code, body := get("readyz"); code != 200 || body != "broker: ok\nstore: ok\n" {
 		t.Fatalf("/readyz before: %d %q", code, body)
@@ -201,14 +113,8 @@ func TestHubLosesPostgreSQL(t *testing.T) {
 	if n := strings.Count(logs.String(), `msg="fleet registry not written or read: retrying every second"`); n != 1 {
 		t.Errorf("the fleet registry's outage logged %d times, want once", n)
 	}
-	ucancel()
-	<-upDone
-	upDone <- nil
-	stop()
-	stopped = true
-	if err := <-done; err != nil {
-		t.Fatalf("totemhub: %v\n%s", err, logs.String())
-	}
+	stopUplink()
+	h.stop()
 	if n := strings.Count(logs.String(), `msg="ingest subscribed"`); n != 1 {
 		t.Fatalf("the hub subscribed %d times: its broker connection did not stay up", n)
 	}
@@ -250,29 +156,12 @@ func TestHubLosesPostgreSQL(t *testing.T) {
 	}
 }
 
-func consentOp() []byte {
-	b, _ := json.Marshal(cms.ConsentRequest{
-		Card:       cms.CardRef{Serial: "6090012345678000", CF: "RSSMRA80A01H501U", Expiry: "2030-12-31"},
-		Policy:     "fse-2020",
-		Consents:   []cms.Consent{{Code: "consultazione", Given: true}, {Code: "opposizione_pregresso"}},
-		Attendance: cms.Attendance{Channel: cms.SelfService},
-	})
-	return b
-}
-
 // With [store] url every hub process's record of console commands is the
 // database's (no commands.db in state_dir): a command one admitted, the
 // other refuses as replayed. On bbolt each keeps its own.
 func TestHubsShareCommandRecord(t *testing.T) {
 	ctx := context.Background()
-	srv := pgtest.Private(t, pgtest.Options{NoFsync: true})
-	dbURL, err := srv.NewEmptyDB(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := pgstore.Migrate(ctx, dbURL); err != nil {
-		t.Fatal(err)
-	}
+	_, dbURL := migratedDB(t, ctx, pgtest.Options{NoFsync: true})
 	admit := func(pg bool) [2]error {
 		var errs [2]error
 		now := time.Now()

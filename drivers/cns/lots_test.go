@@ -38,7 +38,7 @@ func TestPlaybackCIENXP(t *testing.T) {
 func TestPlaybackJSign(t *testing.T) {
 	pers := padTo(cns.EncodePersonal(demoFields, true), 400)
 	fci := "62 0E 80 02 01 90 82 01 01 83 02 11 02 8A 01 05"
-	pb := &cnstest.Playback{T: t, Script: []cnstest.Exchange{
+	info, err := readInfo(t, bareNFC,
 		// Not a CIE on either route.
 		cnstest.X("00 A4 04 0C 0D A0 00 00 00 30 80 00 00 00 09 81 60 01", "6A 82"),
 		cnstest.X("00 A4 00 0C 02 3F 00", "90 00"),
@@ -55,14 +55,10 @@ func TestPlaybackJSign(t *testing.T) {
 		cnstest.X("00 B0 00 00 10", hexs([]byte(vcard.DemoSerial))+" 90 00"),
 		cnstest.X("00 A4 09 00 04 11 00 11 02 00", fci+" 90 00"),
 		cnstest.X("00 B0 00 00 FF", hexs(pers[:255])+" 90 00"),
-	}}
-	c := cns.New(pb, bareNFC)
-	c.Clock = today
-	info, err := c.Info(context.Background())
+	)
 	if err != nil || info.CF != "RSSMRA80A01H501U" || info.Class != hal.ClassCNS {
 		t.Fatal(info, err)
 	}
-	pb.Done()
 }
 
 // TestContactlessRefusals: over NFC, a card answering the JSign AID with

@@ -100,19 +100,15 @@ func hexs(b []byte) string { return fmt.Sprintf("% X", b) }
 func TestPlaybackRead(t *testing.T) {
 	pers := padTo(cns.EncodePersonal(demoFields, true), 400)
 	fci := "62 0E 80 02 01 90 82 01 01 83 02 11 02 8A 01 05"
-	pb := &cnstest.Playback{T: t, Script: []cnstest.Exchange{
+	info, err := readInfo(t, vcard.New(vcard.Profiles()[0]).ATR(),
 		cnstest.X("00 A4 08 00 04 10 00 10 03 00", "62 0E 80 02 00 10 82 01 01 83 02 10 03 8A 01 05 90 00"),
 		cnstest.X("00 B0 00 00 10", hexs([]byte(vcard.DemoSerial))+" 90 00"),
 		cnstest.X("00 A4 08 00 04 11 00 11 02 00", fci+" 90 00"),
 		cnstest.X("00 B0 00 00 FF", hexs(pers[:255])+" 90 00"),
-	}}
-	c := cns.New(pb, vcard.New(vcard.Profiles()[0]).ATR())
-	c.Clock = today
-	info, err := c.Info(context.Background())
+	)
 	if err != nil || info.CF != "RSSMRA80A01H501U" {
 		t.Fatal(info, err)
 	}
-	pb.Done()
 }
 
 // TestPlaybackFallbacks: path select refused, step-by-step FIDs, 61xx on
@@ -123,7 +119,7 @@ func TestPlaybackFallbacks(t *testing.T) {
 	rec := cns.EncodePersonal(f, true)
 	n := len(rec) // 301
 	pers := padTo(rec, 400)
-	pb := &cnstest.Playback{T: t, Script: []cnstest.Exchange{
+	info, err := readInfo(t, vcard.New(vcard.Profiles()[0]).ATR(),
 		cnstest.X("00 A4 08 00 04 10 00 10 03 00", "6A 86"),
 		cnstest.X("00 A4 00 00 02 3F 00 00", "61 05"),
 		cnstest.X("00 C0 00 00 05", "62 03 82 01 38 90 00"),
@@ -136,34 +132,26 @@ func TestPlaybackFallbacks(t *testing.T) {
 		cnstest.X("00 A4 00 00 02 11 02 00", "90 00"),
 		cnstest.X("00 B0 00 00 FF", hexs(pers[:255])+" 90 00"),
 		cnstest.X(fmt.Sprintf("00 B0 00 FF %02X", n+6-255), hexs(pers[255:n+6])+" 90 00"),
-	}}
-	c := cns.New(pb, vcard.New(vcard.Profiles()[0]).ATR())
-	c.Clock = today
-	info, err := c.Info(context.Background())
+	)
 	if err != nil || info.Surname != "ROSSI" {
 		t.Fatal(info, err)
 	}
-	pb.Done()
 }
 
 // TestPlaybackReset: the transport reports a reset; the read restarts from
 // SELECT once.
 func TestPlaybackReset(t *testing.T) {
 	pers := padTo(cns.EncodePersonal(demoFields, true), 400)
-	pb := &cnstest.Playback{T: t, Script: []cnstest.Exchange{
+	if _, err := readInfo(t, vcard.New(vcard.Profiles()[0]).ATR(),
 		cnstest.X("00 A4 08 00 04 10 00 10 03 00", "90 00"),
 		cnstest.XErr("00 B0 00 00 10", fmt.Errorf("pcsc: transmit: %w", cns.ErrCardReset)),
 		cnstest.X("00 A4 08 00 04 10 00 10 03 00", "90 00"),
 		cnstest.X("00 B0 00 00 10", hexs([]byte(vcard.DemoSerial))+" 90 00"),
 		cnstest.X("00 A4 08 00 04 11 00 11 02 00", "90 00"),
 		cnstest.X("00 B0 00 00 FF", hexs(pers[:255])+" 90 00"),
-	}}
-	c := cns.New(pb, vcard.New(vcard.Profiles()[0]).ATR())
-	c.Clock = today
-	if _, err := c.Info(context.Background()); err != nil {
+	); err != nil {
 		t.Fatal(err)
 	}
-	pb.Done()
 }
 
 // TestRemovedMidRead: a transport error aborts with that error, not as bad data.

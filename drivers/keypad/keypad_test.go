@@ -232,47 +232,28 @@ func (p *colPin) WaitForEdge(timeout time.Duration) bool {
 	}
 }
 
-// fakeClock is a hal.Clock that moves only when the test says so.
+// fakeClock is the scan loop's hal.Clock in the tests: haltest's, moved
+// one scan at a time when the test says so.
 type fakeClock struct {
-	mu     sync.Mutex
-	now    time.Time
-	timers []fakeTimer
+	*haltest.Clock
+	interval time.Duration // the keypad's ScanInterval
 }
 
-type fakeTimer struct {
-	at time.Time
-	ch chan time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) After(d time.Duration) <-chan time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	ch := make(chan time.Time, 1)
-	c.timers = append(c.timers, fakeTimer{c.now.Add(d), ch})
-	return ch
+func newClock(at time.Time) *fakeClock {
+	return &fakeClock{Clock: haltest.NewClock(at), interval: DefaultScanInterval}
 }
 
 // waitTimer waits until something waits on the clock.
 func (c *fakeClock) waitTimer(t *testing.T) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		c.mu.Lock()
-		n := len(c.timers)
-		c.mu.Unlock()
-		if n > 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("nothing waits on the clock")
-		}
-		time.Sleep(50 * time.Microsecond)
+	n := c.Armed()
+	if c.Pending() > 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.WaitArmed(ctx, n); err != nil {
+		t.Fatal("nothing waits on the clock")
 	}
 }
 
@@ -280,24 +261,9 @@ func (c *fakeClock) waitTimer(t *testing.T) {
 func (c *fakeClock) step(t *testing.T) {
 	t.Helper()
 	c.waitTimer(t)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	next := c.timers[0].at
-	for _, tm := range c.timers {
-		if tm.at.Before(next) {
-			next = tm.at
-		}
+	if c.Advance(c.interval) == 0 {
+		t.Fatalf("no wait fell due %v later", c.interval)
 	}
-	c.now = next
-	kept := c.timers[:0]
-	for _, tm := range c.timers {
-		if tm.at.After(c.now) {
-			kept = append(kept, tm)
-		} else {
-			tm.ch <- c.now
-		}
-	}
-	c.timers = kept
 }
 
 // scans lets n more scans happen and waits until the last one is done.
@@ -322,7 +288,7 @@ const debounce = 3
 func start(t *testing.T, m Map, opts Options) *rig {
 	t.Helper()
 	mx := newMatrix(t, m)
-	clk := &fakeClock{now: time.Date(2025, 1, 1, 8, 0, 0, 0, time.UTC)}
+	clk := newClock(time.Date(2025, 1, 1, 8, 0, 0, 0, time.UTC))
 	opts.Map, opts.Clock, opts.Debounce, opts.Settle = m, clk, debounce, -1
 	rows, cols := mx.pins()
 	k, err := New(rows, cols, opts)
@@ -355,10 +321,17 @@ func start(t *testing.T, m Map, opts Options) *rig {
 // tap presses key for long enough and releases it.
 func (r *rig) tap(key hal.Key) {
 	r.t.Helper()
-	r.m.set(true, key)
-	r.c.scans(r.t, debounce)
-	r.m.set(false, key)
-	r.c.scans(r.t, debounce)
+	r.press(debounce, key)
+	r.release(debounce, key)
+}
+
+// tapEach taps each key of keys in turn; they are reported, in order.
+func (r *rig) tapEach(keys string) {
+	r.t.Helper()
+	for _, k := range keys {
+		r.tap(hal.Key(k))
+	}
+	r.expect(keys)
 }
 
 // keys returns the keys reported so far.
@@ -374,6 +347,20 @@ func (r *rig) keys() string {
 	}
 }
 
+// press holds keys down and lets n scans happen.
+func (r *rig) press(n int, keys ...hal.Key) {
+	r.t.Helper()
+	r.m.set(true, keys...)
+	r.c.scans(r.t, n)
+}
+
+// release lets keys up and lets n scans happen.
+func (r *rig) release(n int, keys ...hal.Key) {
+	r.t.Helper()
+	r.m.set(false, keys...)
+	r.c.scans(r.t, n)
+}
+
 func (r *rig) expect(want string) {
 	r.t.Helper()
 	if got := r.keys(); got != want {
@@ -384,10 +371,7 @@ func (r *rig) expect(want string) {
 func TestSingleKeys(t *testing.T) {
 	r := start(t, Map4x4, Options{})
 	const all = "123A456B789C*0#D"
-	for _, k := range all {
-		r.tap(hal.Key(k))
-	}
-	r.expect(all)
+	r.tapEach(all)
 	if got := r.m.rowLevels(); got != "ZZZZ" {
 		t.Errorf("rows between scans = %s; want all floating", got)
 	}
@@ -395,8 +379,7 @@ func TestSingleKeys(t *testing.T) {
 
 func TestDebounceNeedsIdenticalScans(t *testing.T) {
 	r := start(t, Map4x4, Options{})
-	r.m.set(true, '5')
-	r.c.scans(t, debounce-1)
+	r.press(debounce-1, '5')
 	r.expect("")
 	r.c.scans(t, 1)
 	r.expect("5")
@@ -406,25 +389,19 @@ func TestBounce(t *testing.T) {
 	r := start(t, Map4x4, Options{})
 	// Chatter on press, every run shorter than the debounce.
 	for range 5 {
-		r.m.set(true, '8')
-		r.c.scans(t, debounce-1)
-		r.m.set(false, '8')
-		r.c.scans(t, 1)
+		r.press(debounce-1, '8')
+		r.release(1, '8')
 	}
 	r.expect("")
 	// Then it settles down: one key.
-	r.m.set(true, '8')
-	r.c.scans(t, debounce)
+	r.press(debounce, '8')
 	r.expect("8")
 	// Chatter on release is no second press.
 	for range 5 {
-		r.m.set(false, '8')
-		r.c.scans(t, debounce-1)
-		r.m.set(true, '8')
-		r.c.scans(t, 1)
+		r.release(debounce-1, '8')
+		r.press(1, '8')
 	}
-	r.m.set(false, '8')
-	r.c.scans(t, debounce)
+	r.release(debounce, '8')
 	r.expect("")
 	r.tap('9')
 	r.expect("9")
@@ -433,31 +410,22 @@ func TestBounce(t *testing.T) {
 func TestTwoKeysIgnored(t *testing.T) {
 	r := start(t, Map4x4, Options{})
 	// Two at once.
-	r.m.set(true, '1', '6')
-	r.c.scans(t, 2*debounce)
-	r.m.set(false, '1', '6')
-	r.c.scans(t, debounce)
+	r.press(2*debounce, '1', '6')
+	r.release(debounce, '1', '6')
 	r.expect("")
 
 	// A second key while the first is held: the first was reported, then
 	// nothing until both are up, even when the first goes up first.
-	r.m.set(true, '2')
-	r.c.scans(t, debounce)
-	r.m.set(true, '3')
-	r.c.scans(t, debounce)
-	r.m.set(false, '2')
-	r.c.scans(t, 2*debounce)
-	r.m.set(false, '3')
-	r.c.scans(t, debounce)
+	r.press(debounce, '2')
+	r.press(debounce, '3')
+	r.release(2*debounce, '2')
+	r.release(debounce, '3')
 	r.expect("2")
 
 	// Three keys on a rectangle: the fourth corner reads pressed too.
-	r.m.set(true, '1', '2', '4')
-	r.c.scans(t, 2*debounce)
-	r.m.set(false, '1', '2')
-	r.c.scans(t, debounce) // '4' alone, still jammed
-	r.m.set(false, '4')
-	r.c.scans(t, debounce)
+	r.press(2*debounce, '1', '2', '4')
+	r.release(debounce, '1', '2') // '4' alone, still jammed
+	r.release(debounce, '4')
 	r.expect("")
 
 	r.tap('0')
@@ -486,34 +454,27 @@ func TestGhostReadsFourthCorner(t *testing.T) {
 
 func TestHeldKeyReportedOnce(t *testing.T) {
 	r := start(t, Map4x4, Options{})
-	r.m.set(true, hal.KeyOK)
-	r.c.scans(t, 400) // 2 s at 5 ms
-	r.m.set(false, hal.KeyOK)
-	r.c.scans(t, debounce)
+	r.press(400, hal.KeyOK) // 2 s at 5 ms
+	r.release(debounce, hal.KeyOK)
 	r.expect("#")
 }
 
 func TestHeldKeyRepeat(t *testing.T) {
 	r := start(t, Map4x4, Options{Repeat: Repeat{Delay: 500 * time.Millisecond, Interval: 100 * time.Millisecond}})
-	r.m.set(true, '2')
-	r.c.scans(t, debounce)
+	r.press(debounce, '2')
 	r.expect("2")
 	r.c.scans(t, 99) // 495 ms
 	r.expect("")
 	r.c.scans(t, 41) // 700 ms: repeats at 500, 600, 700
 	r.expect("222")
-	r.m.set(false, '2')
-	r.c.scans(t, debounce+40)
+	r.release(debounce+40, '2')
 	r.expect("")
 }
 
 func Test4x3(t *testing.T) {
 	r := start(t, Map4x3, Options{})
 	const all = "123456789*0#"
-	for _, k := range all {
-		r.tap(hal.Key(k))
-	}
-	r.expect(all)
+	r.tapEach(all)
 	if len(r.m.cols) != 3 {
 		t.Fatalf("%d columns", len(r.m.cols))
 	}
@@ -570,8 +531,7 @@ func TestWake(t *testing.T) {
 		t.Errorf("%d WaitForEdge calls in 10 ms of sleep; want a loop of short waits", waits)
 	}
 	for _, k := range "5D*" {
-		r.m.set(true, hal.Key(k))
-		r.c.scans(t, debounce-1) // the wake-up scan counts as the first
+		r.press(debounce-1, hal.Key(k)) // the wake-up scan counts as the first
 		r.m.set(false, hal.Key(k))
 		for range debounce {
 			r.c.step(t)
@@ -584,7 +544,7 @@ func TestWake(t *testing.T) {
 func TestWakeCancel(t *testing.T) {
 	m := newMatrix(t, Map4x4)
 	rows, cols := m.pins()
-	k, err := New(rows, cols, Options{Wake: true, WakeTimeout: 5 * time.Millisecond, Clock: &fakeClock{}, Settle: -1})
+	k, err := New(rows, cols, Options{Wake: true, WakeTimeout: 5 * time.Millisecond, Clock: newClock(time.Time{}), Settle: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -70,6 +70,31 @@ func insert(t *testing.T, d *pcsctest.Daemon, vc *vcard.Card) {
 	}
 }
 
+// profile is a new virtual card of the profile name.
+func profile(name string) *vcard.Card {
+	p, _ := vcard.Lookup(name)
+	return vcard.New(p)
+}
+
+// connect waits for r to report a card inserted and connects to it.
+func connect(t *testing.T, ctx context.Context, r *pcsc.Reader) (hal.Card, hal.CardEvent) {
+	t.Helper()
+	ev := next(t, r, hal.CardInserted)
+	card, err := r.Connect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return card, ev
+}
+
+// eject closes card, pulls vc and waits for r to report it.
+func eject(t *testing.T, r *pcsc.Reader, card hal.Card, vc *vcard.Card) {
+	t.Helper()
+	card.Close()
+	vc.Remove()
+	next(t, r, hal.CardRemoved)
+}
+
 // TestProfiles reads every virtual profile through the real pcscd + vpcd.
 func TestProfiles(t *testing.T) {
 	d := pcsctest.Start(t)
@@ -137,15 +162,10 @@ func TestPIN(t *testing.T) {
 	r := open(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	p, _ := vcard.Lookup("stincard")
-	vc := vcard.New(p)
+	vc := profile("stincard")
 	insert(t, d, vc)
 	defer vc.Remove()
-	next(t, r, hal.CardInserted)
-	card, err := r.Connect(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	card, _ := connect(t, ctx, r)
 	var pe *hal.PINError
 	if err := card.VerifyPIN(ctx, []byte("11111")); !errors.As(err, &pe) || pe.TriesLeft != 2 {
 		t.Fatalf("wrong PIN: %v", err)
@@ -189,8 +209,7 @@ func TestCancel(t *testing.T) {
 func TestPcscdRestart(t *testing.T) {
 	d := pcsctest.Start(t)
 	r := open(t)
-	p, _ := vcard.Lookup("cns")
-	vc := vcard.New(p)
+	vc := profile("cns")
 	insert(t, d, vc)
 	defer vc.Remove()
 	next(t, r, hal.CardInserted)
@@ -226,9 +245,7 @@ func TestPcscdRestart(t *testing.T) {
 	if _, err := card.Info(ctx); err != nil {
 		t.Fatal(err)
 	}
-	card.Close()
-	vc.Remove()
-	next(t, r, hal.CardRemoved)
+	eject(t, r, card, vc)
 }
 
 // TestRemovedMidRead pulls the card while EF.Dati_personali is read: the
@@ -249,16 +266,11 @@ func TestRemovedMidRead(t *testing.T) {
 	r := open(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	p, _ := vcard.Lookup("cns")
-	vc := vcard.New(p)
+	vc := profile("cns")
 	vc.OnAPDU(func(a []byte) bool { return len(a) > 5 && a[1] == 0xA4 && a[len(a)-2] == 0x02 && a[len(a)-3] == 0x11 })
 	insert(t, d, vc)
-	in := next(t, r, hal.CardInserted)
-	card, err := r.Connect(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = card.Info(ctx)
+	card, in := connect(t, ctx, r)
+	_, err := card.Info(ctx)
 	// vpcd reports a failed transaction rather than a removal.
 	if !errors.Is(err, hal.ErrCardRemoved) && !errors.Is(err, hal.ErrNotResponding) || errors.Is(err, hal.ErrCardData) {
 		t.Errorf("pulled mid-read: %v", err)
@@ -270,17 +282,11 @@ func TestRemovedMidRead(t *testing.T) {
 	if err := d.AwaitRemoval(ctx, readerName, in.Counter); err != nil {
 		t.Fatal(err)
 	}
-	vc2 := vcard.New(p)
+	vc2 := profile("cns")
 	insert(t, d, vc2)
-	next(t, r, hal.CardInserted)
-	card, err = r.Connect(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	card, _ = connect(t, ctx, r)
 	if info, err := card.Info(ctx); err != nil || info.Surname != "ROSSI" {
 		t.Fatal(err)
 	}
-	card.Close()
-	vc2.Remove()
-	next(t, r, hal.CardRemoved)
+	eject(t, r, card, vc2)
 }

@@ -6,13 +6,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/aslcns/totem/drivers/speech/speechtest"
 	"github.com/aslcns/totem/hal"
 )
 
@@ -28,27 +27,6 @@ func requireTools(t *testing.T) {
 			t.Skipf("%s is not installed (deploy/deps.sh installs it)", c)
 		}
 	}
-}
-
-// stat is what `sox FILE -n stat` says of a WAV file.
-func stat(t *testing.T, path string) (seconds, rms float64) {
-	t.Helper()
-	out, err := exec.Command("sox", path, "-n", "stat").CombinedOutput()
-	if err != nil {
-		t.Fatalf("sox %s: %v\n%s", path, err, out)
-	}
-	field := func(name string) float64 {
-		m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + `:\s+([-0-9.]+)`).FindSubmatch(out)
-		if m == nil {
-			t.Fatalf("sox stat has no %q:\n%s", name, out)
-		}
-		v, err := strconv.ParseFloat(string(m[1]), 64)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
-	return field("Length (seconds)"), field("RMS     amplitude")
 }
 
 // TestSpeakerWAV: with the real espeak-ng, each utterance is a WAV file
@@ -73,7 +51,7 @@ func TestSpeakerWAV(t *testing.T) {
 	s.Close()
 	for i, x := range texts {
 		path := filepath.Join(dir, fmt.Sprintf("%06d-%s.wav", i+1, x.lang))
-		sec, rms := stat(t, path)
+		sec, rms := speechtest.Stat(t, path)
 		words := len(strings.Fields(x.text))
 		// 150 words per minute is 0.4 s a word; pauses at the stops
 		// and slow syllables stay well within 0.2-1 s a word.

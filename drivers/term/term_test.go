@@ -1,7 +1,6 @@
 package term
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -9,7 +8,6 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -17,24 +15,6 @@ import (
 	"github.com/aslcns/totem/hal"
 	"github.com/aslcns/totem/hal/haltest"
 )
-
-// buffer is a bytes.Buffer safe for the panel writing and the test reading.
-type buffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *buffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *buffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
 
 // screen returns the rows inside the box of the last panel drawn on out.
 func screen(out string) []string {
@@ -53,7 +33,7 @@ func screen(out string) []string {
 type running struct {
 	p    *Panel
 	in   *io.PipeWriter
-	out  *buffer
+	out  *haltest.Buffer
 	stop context.CancelFunc
 	err  chan error
 }
@@ -63,7 +43,7 @@ type running struct {
 func start(t *testing.T, opts Options) *running {
 	t.Helper()
 	pr, pw := io.Pipe()
-	out := new(buffer)
+	out := new(haltest.Buffer)
 	p := New(pr, out, opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{p: p, in: pw, out: out, stop: cancel, err: make(chan error, 1)}
@@ -190,7 +170,7 @@ func TestNilCallbacks(t *testing.T) {
 func TestShowBox(t *testing.T) {
 	for _, size := range [][2]int{{20, 4}, {16, 2}} {
 		cols, rows := size[0], size[1]
-		out := new(buffer)
+		out := new(haltest.Buffer)
 		p := New(strings.NewReader(""), out, Options{
 			Cols: cols, Rows: rows,
 			Title: "Totem demo-01",
@@ -344,7 +324,7 @@ func TestKeysKeptAndDropped(t *testing.T) {
 }
 
 func TestBeep(t *testing.T) {
-	out := new(buffer)
+	out := new(haltest.Buffer)
 	p := New(strings.NewReader(""), out, Options{})
 	if err := p.Beep(); err != nil || out.String() != "\a" {
 		t.Fatalf("Beep wrote %q, %v", out.String(), err)

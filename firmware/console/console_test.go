@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/sync/cmdsig"
@@ -42,12 +43,47 @@ func (f *fakeTotem) PrintRefund(_ context.Context, e outbox.Entry, original stri
 	return map[string]bool{"printed": true}, nil
 }
 
-func TestCommandReplies(t *testing.T) {
+// openBox opens an outbox in a fresh file, closed when the test ends.
+func openBox(t *testing.T) *outbox.Outbox {
+	t.Helper()
 	box, err := outbox.Open(filepath.Join(t.TempDir(), "outbox.db"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer box.Close()
+	t.Cleanup(func() { box.Close() })
+	return box
+}
+
+// record records the hub's answer to the entry id with status and
+// protocol number prot.
+func record(t *testing.T, box *outbox.Outbox, id string, status, prot string) outbox.Entry {
+	t.Helper()
+	e, err := box.Get(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, err = box.Record(&protocol.Result{V: 1, OpID: id, Seq: e.Seq,
+		Transport:  protocol.Transport{Status: protocol.TransportReceived, Protocol: prot},
+		Processing: protocol.Processing{Status: status}}); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// accepted enqueues an operation and records the hub's acceptance of it
+// with protocol number prot.
+func accepted(t *testing.T, box *outbox.Outbox, kind string, payload []byte, prot string) outbox.Entry {
+	t.Helper()
+	now := time.Now()
+	e, err := box.Enqueue(kind, payload, now, now.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return record(t, box, e.ID, protocol.ProcessingAccepted, prot)
+}
+
+func TestCommandReplies(t *testing.T) {
+	box := openBox(t)
 	ft := &fakeTotem{}
 	c := New(Options{Totem: "demo-01", Outbox: box}, ft)
 	ctx := context.Background()

@@ -3,7 +3,6 @@ package console
 import (
 	"context"
 	"encoding/json"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -43,21 +42,8 @@ func TestRefundCommand(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			box, err := outbox.Open(filepath.Join(t.TempDir(), "outbox.db"), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer box.Close()
-			now := time.Now()
-			orig, err := box.Enqueue(tc.kind, reader, now, now.Add(time.Hour))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := box.Record(&protocol.Result{V: 1, OpID: orig.ID, Seq: orig.Seq,
-				Transport:  protocol.Transport{Status: protocol.TransportReceived, Protocol: "261123000000001"},
-				Processing: protocol.Processing{Status: protocol.ProcessingAccepted}}); err != nil {
-				t.Fatal(err)
-			}
+			box := openBox(t)
+			orig := accepted(t, box, tc.kind, reader, "261123000000001")
 			ft := &fakeTotem{}
 			if tc.outcome != "" {
 				ft.answer = func(id string) outbox.Entry {
@@ -110,21 +96,8 @@ func TestRefundCommand(t *testing.T) {
 // The send log lists an operation purged after the retention as
 // "purged", with its outcome and no payload.
 func TestSendLogShowsPurged(t *testing.T) {
-	box, err := outbox.Open(filepath.Join(t.TempDir(), "outbox.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer box.Close()
-	now := time.Now()
-	e, err := box.Enqueue(cms.KindConsent, []byte(`{"card":{"cf":"RSSMRA80A01H501U"}}`), now, now.Add(time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := box.Record(&protocol.Result{V: 1, OpID: e.ID, Seq: e.Seq,
-		Transport:  protocol.Transport{Status: protocol.TransportReceived, Protocol: "261123000000001"},
-		Processing: protocol.Processing{Status: protocol.ProcessingAccepted}}); err != nil {
-		t.Fatal(err)
-	}
+	box := openBox(t)
+	accepted(t, box, cms.KindConsent, []byte(`{"card":{"cf":"RSSMRA80A01H501U"}}`), "261123000000001")
 	if n, err := box.Purge(time.Now().Add(time.Hour)); err != nil || n != 1 {
 		t.Fatalf("purge %d %v", n, err)
 	}

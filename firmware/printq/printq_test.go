@@ -70,13 +70,40 @@ func run(t *testing.T, q *Queue) {
 
 func wait(t *testing.T, ch <-chan error) error {
 	t.Helper()
-	select {
-	case err := <-ch:
-		return err
-	case <-time.After(5 * time.Second):
-		t.Fatal("no outcome")
+	return haltest.Recv(t, context.Background(), ch, "the job's outcome")
+}
+
+// open opens the queue at path for p with o; an error ends the test.
+func open(t *testing.T, path string, p hal.Printer, o Options) *Queue {
+	t.Helper()
+	q, err := Open(path, p, o)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return nil
+	return q
+}
+
+// start opens a queue in a fresh file for p, polling every 20ms, and
+// runs it until the test ends.
+func start(t *testing.T, p hal.Printer) *Queue {
+	t.Helper()
+	q := open(t, filepath.Join(t.TempDir(), "jobs.db"), p, Options{Poll: 20 * time.Millisecond})
+	run(t, q)
+	return q
+}
+
+// printJob adds d for opID and waits until it is printed; an error ends the
+// test.
+func printJob(t *testing.T, q *Queue, d *hal.Doc, opID string) Job {
+	t.Helper()
+	j, ch, err := q.Add(d, opID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := wait(t, ch); err != nil {
+		t.Fatal(err)
+	}
+	return j
 }
 
 func eventually(t *testing.T, cond func() bool) {
@@ -86,27 +113,11 @@ func eventually(t *testing.T, cond func() bool) {
 
 func TestPrintsOnce(t *testing.T) {
 	p := &printer{status: hal.PrinterStatus{Online: true}}
-	q, err := Open(filepath.Join(t.TempDir(), "jobs.db"), p, Options{Poll: 20 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	run(t, q)
-	_, ch, err := q.Add(doc("uno"), "op1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := wait(t, ch); err != nil {
-		t.Fatal(err)
-	}
+	q := start(t, p)
+	printJob(t, q, doc("uno"), "op1")
 	// A second job drains the queue as a poll does, in order: a copy of
 	// the first would print before it.
-	_, ch, err = q.Add(doc("dopo"), "op1b")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := wait(t, ch); err != nil {
-		t.Fatal(err)
-	}
+	printJob(t, q, doc("dopo"), "op1b")
 	if docs := p.printed(); len(docs) != 2 || isReprint(docs[0]) || docs[0].Title != "uno" || docs[1].Title != "dopo" {
 		t.Fatalf("printed %+v", docs)
 	}
@@ -119,11 +130,8 @@ func TestWaitsForPaperThenPrints(t *testing.T) {
 	p := &printer{status: hal.PrinterStatus{Online: true, PaperOut: true}}
 	var mu sync.Mutex
 	var statuses []error
-	q, err := Open(filepath.Join(t.TempDir(), "jobs.db"), p, Options{Poll: 20 * time.Millisecond,
+	q := open(t, filepath.Join(t.TempDir(), "jobs.db"), p, Options{Poll: 20 * time.Millisecond,
 		OnStatus: func(err error) { mu.Lock(); statuses = append(statuses, err); mu.Unlock() }})
-	if err != nil {
-		t.Fatal(err)
-	}
 	run(t, q)
 	_, ch, _ := q.Add(doc("due"), "op2")
 	if err := wait(t, ch); !errors.Is(err, hal.ErrPaperOut) {
@@ -145,11 +153,7 @@ func TestWaitsForPaperThenPrints(t *testing.T) {
 
 func TestFailedMidJobIsReprint(t *testing.T) {
 	p := &printer{status: hal.PrinterStatus{Online: true}, printErr: hal.ErrPaperOut}
-	q, err := Open(filepath.Join(t.TempDir(), "jobs.db"), p, Options{Poll: 20 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	run(t, q)
+	q := start(t, p)
 	_, ch, _ := q.Add(doc("tre"), "op3")
 	if err := wait(t, ch); !errors.Is(err, hal.ErrPaperOut) {
 		t.Fatal(err)
@@ -165,19 +169,13 @@ func TestFailedMidJobIsReprint(t *testing.T) {
 func TestPowerCutAfterPrint(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "jobs.db")
 	p := &printer{status: hal.PrinterStatus{Online: true}}
-	q, err := Open(path, p, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	q := open(t, path, p, Options{})
 	j, _, _ := q.Add(doc("quattro"), "op4")
 	// What attempt() writes before printing, then the power goes.
 	q.db.Update(func(tx *bolt.Tx) error { j.Attempts = 1; return q.put(tx, &j) })
 	q.Close()
 
-	q, err = Open(path, p, Options{Poll: 20 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
+	q = open(t, path, p, Options{Poll: 20 * time.Millisecond})
 	run(t, q)
 	// The job's record is written after the printer took it.
 	eventually(t, func() bool { jobs, _ := q.List(10); return len(jobs) == 1 && jobs[0].State == Printed })
@@ -192,11 +190,7 @@ func TestPowerCutAfterPrint(t *testing.T) {
 
 func TestReprintOnDemand(t *testing.T) {
 	p := &printer{status: hal.PrinterStatus{Online: true}}
-	q, err := Open(filepath.Join(t.TempDir(), "jobs.db"), p, Options{Poll: 20 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	run(t, q)
+	q := start(t, p)
 	j, ch, _ := q.Add(doc("cinque"), "op5")
 	wait(t, ch)
 	if err := q.Reprint(j.ID); err != nil {
@@ -216,20 +210,11 @@ func TestReprintOnDemand(t *testing.T) {
 func TestSensitiveNotKept(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "jobs.db")
 	p := &printer{status: hal.PrinterStatus{Online: true}}
-	q, err := Open(path, p, Options{Poll: 20 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
+	q := open(t, path, p, Options{Poll: 20 * time.Millisecond})
 	run(t, q)
 	d := doc("Prima metà del PIN: 4711")
 	d.Title, d.Sensitive = "Ristampa PIN/PUK", true // titles never hold secrets
-	j, ch, err := q.Add(d, "op6")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := wait(t, ch); err != nil {
-		t.Fatal(err)
-	}
+	j := printJob(t, q, d, "op6")
 	if docs := p.printed(); len(docs) != 1 || docs[0].Blocks[0].Text != "Prima metà del PIN: 4711" {
 		t.Fatalf("printed %+v", docs)
 	}

@@ -55,10 +55,7 @@ func TestSensitiveSealedAtRest(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := &printer{status: hal.PrinterStatus{Online: true, PaperOut: true}}
-	q, err := Open(path, p, Options{Poll: 20 * time.Millisecond, Keys: keys})
-	if err != nil {
-		t.Fatal(err)
-	}
+	q := open(t, path, p, Options{Poll: 20 * time.Millisecond, Keys: keys})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { q.Run(ctx); close(done) }()
@@ -92,14 +89,11 @@ func TestSensitiveSealedAtRest(t *testing.T) {
 	}
 	p.set(hal.PrinterStatus{Online: true})
 	var ok atomic.Int32 // jobs done: told after the job's record (and the compaction) is written
-	q, err = Open(path, p, Options{Poll: 20 * time.Millisecond, Keys: keys, OnStatus: func(err error) {
+	q = open(t, path, p, Options{Poll: 20 * time.Millisecond, Keys: keys, OnStatus: func(err error) {
 		if err == nil {
 			ok.Add(1)
 		}
 	}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	run(t, q)
 	eventually(t, func() bool { return ok.Load() == 2 })
 	got := p.printed()
@@ -129,27 +123,15 @@ func TestSealedWithLostKey(t *testing.T) {
 	keys, _ := outbox.LoadKeyring(filepath.Join(dir, "a.keys"))
 	other, _ := outbox.LoadKeyring(filepath.Join(dir, "b.keys"))
 	p := &printer{status: hal.PrinterStatus{Online: false}}
-	q, err := Open(path, p, Options{Poll: 20 * time.Millisecond, Keys: keys})
-	if err != nil {
-		t.Fatal(err)
-	}
+	q := open(t, path, p, Options{Poll: 20 * time.Millisecond, Keys: keys})
 	if _, _, err := q.Add(pinDoc(), "op1"); err != nil {
 		t.Fatal(err)
 	}
 	q.Close()
 	p.set(hal.PrinterStatus{Online: true})
-	q, err = Open(path, p, Options{Poll: 20 * time.Millisecond, Keys: other})
-	if err != nil {
-		t.Fatal(err)
-	}
+	q = open(t, path, p, Options{Poll: 20 * time.Millisecond, Keys: other})
 	run(t, q)
-	_, ch, err := q.Add(doc("dopo"), "op2")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := wait(t, ch); err != nil {
-		t.Fatal(err)
-	}
+	printJob(t, q, doc("dopo"), "op2")
 	jobs, _ := q.List(10)
 	if len(jobs) != 2 || jobs[1].State != Unreadable || jobs[1].LastErr == "" || jobs[0].State != Printed {
 		t.Fatalf("jobs %+v", jobs)
@@ -188,10 +170,7 @@ func TestOldFileCompactedOnce(t *testing.T) {
 	if got := clear(t, path); len(got) == 0 {
 		t.Fatal("precondition: the old file should still hold the wiped receipt in a freed page")
 	}
-	q, err := Open(path, &printer{}, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	q := open(t, path, &printer{}, Options{})
 	if got := clear(t, path); len(got) != 0 {
 		t.Fatalf("after Open jobs.db still holds %q", got)
 	}
@@ -200,10 +179,7 @@ func TestOldFileCompactedOnce(t *testing.T) {
 	}
 	q.Close()
 	before, _ := os.Stat(path)
-	q, err = Open(path, &printer{}, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	q = open(t, path, &printer{}, Options{})
 	q.Close()
 	if after, _ := os.Stat(path); !os.SameFile(before, after) {
 		t.Error("compacted again at the second Open")

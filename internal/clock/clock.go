@@ -1,8 +1,8 @@
 // Package clock is the module's one time source for waits that tests
 // drive (Clock, with the real one, System) and its one periodic loop
-// (Every, NowAndEvery, Go): hal, the uplink and the firmware all read
-// time through the same interface, and every "on each tick until the
-// context ends" loop is written once.
+// (Every, NowAndEvery, EveryOrWake, Go): hal, the uplink and the firmware
+// all read time through the same interface, and every "on each tick until
+// the context ends" loop is written once.
 package clock
 
 import (
@@ -31,16 +31,25 @@ func (System) After(d time.Duration) <-chan time.Time { return time.After(d) }
 // follow a time.Ticker's ticks: a fn slower than d makes ticks drop, not
 // pile up.
 func Every(ctx context.Context, d time.Duration, fn func() (done bool)) bool {
-	return every(ctx, d, false, fn)
+	return every(ctx, d, false, nil, fn)
 }
 
 // NowAndEvery is Every with a first call at once — made even when ctx is
 // already done — and the next ones on the ticks counted from the start.
 func NowAndEvery(ctx context.Context, d time.Duration, fn func() (done bool)) bool {
-	return every(ctx, d, true, fn)
+	return every(ctx, d, true, nil, fn)
 }
 
-func every(ctx context.Context, d time.Duration, now bool, fn func() bool) bool {
+// EveryOrWake is Every with a call also on each receive from wake: the
+// same work, sooner, when something made it likely due (the ticks keep
+// their pace from the start).
+func EveryOrWake(ctx context.Context, d time.Duration, wake <-chan struct{}, fn func() (done bool)) bool {
+	return every(ctx, d, false, wake, fn)
+}
+
+// every is the one loop of Every, NowAndEvery and EveryOrWake; a nil
+// wake never wakes it.
+func every(ctx context.Context, d time.Duration, now bool, wake <-chan struct{}, fn func() bool) bool {
 	t := time.NewTicker(d)
 	defer t.Stop()
 	for first := now; ; first = false {
@@ -49,6 +58,7 @@ func every(ctx context.Context, d time.Duration, now bool, fn func() bool) bool 
 			case <-ctx.Done():
 				return false
 			case <-t.C:
+			case <-wake:
 			}
 		}
 		if fn() {

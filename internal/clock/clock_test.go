@@ -44,7 +44,9 @@ func TestEveryCallsOnEachTickUntilCancelled(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		run  func(context.Context, time.Duration, func() bool) bool
-	}{{"Every", Every}, {"NowAndEvery", NowAndEvery}} {
+	}{{"Every", Every}, {"NowAndEvery", NowAndEvery}, {"EveryOrWake, no wake", func(ctx context.Context, d time.Duration, fn func() bool) bool {
+		return EveryOrWake(ctx, d, nil, fn)
+	}}} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			fn, ch := calls(0)
@@ -102,6 +104,32 @@ func TestDoneEndsTheLoop(t *testing.T) {
 				t.Fatalf("%d calls, want %d", n, tc.doneAt)
 			}
 		})
+	}
+}
+
+// With the first tick an hour away, each wake makes a call, fn's done
+// ends the loop, and a cancelled context too.
+func TestEveryOrWake(t *testing.T) {
+	wake := make(chan struct{}, 1)
+	fn, ch := calls(3)
+	ended := make(chan bool)
+	go func() { ended <- EveryOrWake(context.Background(), time.Hour, wake, fn) }()
+	for i := 1; i <= 3; i++ {
+		wake <- struct{}{}
+		await(t, ch, i)
+	}
+	select {
+	case byFn := <-ended:
+		if !byFn {
+			t.Fatal("reported ended by ctx, ended by fn")
+		}
+	case <-time.After(bound):
+		t.Fatal("not ended by fn's done")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if EveryOrWake(ctx, time.Hour, wake, fn) {
+		t.Fatal("reported ended by fn on a done context")
 	}
 }
 

@@ -31,3 +31,17 @@ func Decode[T any](b []byte, max int) (*T, error) {
 	}
 	return v, nil
 }
+
+// DecodeChecked is Decode, its error wrapped in invalid (the caller's
+// sentinel), then check, the type's own checks of the value decoded,
+// whose error is returned as it is.
+func DecodeChecked[T any](b []byte, max int, invalid error, check func(*T) error) (*T, error) {
+	v, err := Decode[T](b, max)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", invalid, err)
+	}
+	if err := check(v); err != nil {
+		return nil, err
+	}
+	return v, nil
+}

@@ -1,6 +1,7 @@
 package strictjson
 
 import (
+	"errors"
 	"strings"
 	"testing"
 )
@@ -35,6 +36,41 @@ func TestDecode(t *testing.T) {
 			}
 			if err != nil && (strings.Contains(err.Error(), "Mario") || v != nil) {
 				t.Fatalf("error %q quotes the input, or a value came with it", err)
+			}
+		})
+	}
+}
+
+// DecodeChecked wraps Decode's errors in the caller's sentinel, returns
+// check's as they are, and a value only when both pass.
+func TestDecodeChecked(t *testing.T) {
+	errBad := errors.New("bad rec")
+	errCheck := errors.New("n must be positive")
+	check := func(r *rec) error {
+		if r.N <= 0 {
+			return errCheck
+		}
+		return nil
+	}
+	for _, tt := range []struct {
+		name, in string
+		want     error
+	}{
+		{"good", `{"n":1}`, nil},
+		{"malformed", `{"n":`, errBad},
+		{"too large", `{"name":"` + strings.Repeat("a", 100) + `"}`, errBad},
+		{"check fails", `{"n":0}`, errCheck},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			v, err := DecodeChecked([]byte(tt.in), 64, errBad, check)
+			if !errors.Is(err, tt.want) || (err == nil) != (v != nil) {
+				t.Fatalf("%v, %v: want %v", v, err, tt.want)
+			}
+			if tt.want == errBad && !strings.HasPrefix(err.Error(), "bad rec: ") {
+				t.Fatalf("error %q not wrapped in the sentinel", err)
+			}
+			if tt.want == errCheck && err != errCheck {
+				t.Fatalf("check's error %q wrapped", err)
 			}
 		})
 	}

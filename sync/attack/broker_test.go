@@ -20,34 +20,71 @@ import (
 // returns those the kernel accepted.
 func openIdle(t *testing.T, addr string, n int) []net.Conn {
 	t.Helper()
+	conns, _ := dialMany(t, addr, n, 16, nil)
+	return conns
+}
+
+// dialMany opens n TCP connections to addr from workers goroutines and
+// hands each to send, if not nil, as it opens; it returns those the
+// kernel accepted (closed when the test ends, if not before) and how many
+// dials failed.
+func dialMany(t *testing.T, addr string, n, workers int, send func(net.Conn)) ([]net.Conn, int64) {
+	t.Helper()
 	var (
-		mu    sync.Mutex
-		conns []net.Conn
-		wg    sync.WaitGroup
-		next  atomic.Int64
+		mu       sync.Mutex
+		conns    []net.Conn
+		wg       sync.WaitGroup
+		next     atomic.Int64
+		dialFail atomic.Int64
 	)
-	for range 16 {
+	for range workers {
 		wg.Go(func() {
 			for next.Add(1) <= int64(n) {
 				c, err := net.DialTimeout("tcp", addr, 2*time.Second)
 				if err != nil {
+					dialFail.Add(1)
 					continue
 				}
 				mu.Lock()
 				conns = append(conns, c)
 				mu.Unlock()
+				if send != nil {
+					send(c)
+				}
 			}
 		})
 	}
 	wg.Wait()
 	t.Cleanup(func() { closeAll(conns) })
-	return conns
+	return conns, dialFail.Load()
 }
 
 func closeAll(conns []net.Conn) {
 	for _, c := range conns {
 		c.Close()
 	}
+}
+
+// stillOpen reads every socket until the hub closes it or deadline
+// passes; it counts those still open at the deadline.
+func stillOpen(conns []net.Conn, deadline time.Time) int64 {
+	var (
+		open atomic.Int64
+		wg   sync.WaitGroup
+	)
+	for _, c := range conns {
+		wg.Go(func() {
+			c.SetReadDeadline(deadline)
+			if _, err := io.Copy(io.Discard, c); err != nil {
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					open.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return open.Load()
 }
 
 // TestAcceptSurvivesEMFILE covers finding 1: the accept loop returned on
@@ -57,12 +94,7 @@ func closeAll(conns []net.Conn) {
 func TestAcceptSurvivesEMFILE(t *testing.T) {
 	r := record(t, "01 400 idle sockets under nofile 256")
 	h := startHub(t, hubOpts{nofile: 256})
-	victim := h.startLegit(t, "demo-01")
-	if !victim.connected(10 * time.Second) {
-		t.Fatal("legitimate totem not connected before the attack")
-	}
-	w := victim.keepOperating()
-	m := h.monitor()
+	_, w, m := h.underAttack(t, "demo-01")
 	conns := openIdle(t, h.addr, 400)
 	time.Sleep(time.Second) // the hub runs into its limit
 	closeAll(conns)
@@ -101,12 +133,7 @@ func TestAcceptSurvivesEMFILE(t *testing.T) {
 func TestIdleSocketClosed(t *testing.T) {
 	r := record(t, "01 idle socket never sends CONNECT (default connect_timeout)")
 	h := startHub(t, hubOpts{})
-	victim := h.startLegit(t, "demo-01")
-	if !victim.connected(10 * time.Second) {
-		t.Fatal("legitimate totem not connected before the attack")
-	}
-	w := victim.keepOperating()
-	m := h.monitor()
+	_, w, m := h.underAttack(t, "demo-01")
 	c, err := net.DialTimeout("tcp", h.addr, 2*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -137,30 +164,13 @@ func TestIdleSocketClosed(t *testing.T) {
 func TestMaxConnections(t *testing.T) {
 	r := record(t, "01 200 idle sockets, max_connections 64")
 	h := startHub(t, hubOpts{broker: "max_connections = 64\nconnect_timeout = \"2s\""})
-	victim := h.startLegit(t, "demo-01")
-	if !victim.connected(10 * time.Second) {
-		t.Fatal("legitimate totem not connected before the attack")
-	}
+	victim := h.connectedLegit(t, "demo-01")
 	base := h.fds()
 	w := victim.keepOperating()
 	m := h.monitor()
 	conns := openIdle(t, h.addr, 200)
 	// Every socket is read until the hub closes it.
-	var open atomic.Int64
-	var wg sync.WaitGroup
-	deadline := time.Now().Add(4*2*time.Second + 4*time.Second)
-	for _, c := range conns {
-		wg.Go(func() {
-			c.SetReadDeadline(deadline)
-			if _, err := io.Copy(io.Discard, c); err != nil {
-				var ne net.Error
-				if errors.As(err, &ne) && ne.Timeout() {
-					open.Add(1)
-				}
-			}
-		})
-	}
-	wg.Wait()
+	open := stillOpen(conns, time.Now().Add(4*2*time.Second+4*time.Second))
 	closeAll(conns)
 	f := m.stop()
 	r.fig("sockets %d", len(conns))
@@ -170,8 +180,8 @@ func TestMaxConnections(t *testing.T) {
 	if f.maxFD > base+64+8 {
 		failf(t, "hub held %d descriptors with max_connections 64 (%d before the attack)", f.maxFD, base)
 	}
-	if open.Load() > 0 {
-		failf(t, "%d of %d idle sockets still open 12 s after connect, connect_timeout 2s", open.Load(), len(conns))
+	if open > 0 {
+		failf(t, "%d of %d idle sockets still open 12 s after connect, connect_timeout 2s", open, len(conns))
 	}
 	late := h.startLegit(t, "demo-03")
 	if !late.connected(5 * time.Second) {
@@ -185,12 +195,7 @@ func TestMaxConnections(t *testing.T) {
 func TestPreAuthMemory(t *testing.T) {
 	r := record(t, "02 3000 pre-auth sockets × 261 KB CONNECT")
 	h := startHub(t, hubOpts{})
-	victim := h.startLegit(t, "demo-01")
-	if !victim.connected(10 * time.Second) {
-		t.Fatal("legitimate totem not connected before the attack")
-	}
-	w := victim.keepOperating()
-	m := h.monitor()
+	_, w, m := h.underAttack(t, "demo-01")
 	const n, size = 3000, 261000
 	// A CONNECT fixed header with a remaining length of 261 000 bytes,
 	// the start of a real variable header, then filler: all but the
@@ -210,36 +215,15 @@ func TestPreAuthMemory(t *testing.T) {
 	}
 	pkt = append(pkt, 0, 4, 'M', 'Q', 'T', 'T', 5, 0xC2, 0, 30)
 	pkt = append(pkt, make([]byte, size-10-1)...)
-	var (
-		mu       sync.Mutex
-		conns    []net.Conn
-		wg       sync.WaitGroup
-		next     atomic.Int64
-		sent     atomic.Int64
-		refused  atomic.Int64
-		dialFail atomic.Int64
-	)
-	for range 32 {
-		wg.Go(func() {
-			for next.Add(1) <= n {
-				c, err := net.DialTimeout("tcp", h.addr, 2*time.Second)
-				if err != nil {
-					dialFail.Add(1)
-					continue
-				}
-				mu.Lock()
-				conns = append(conns, c)
-				mu.Unlock()
-				c.SetWriteDeadline(time.Now().Add(2 * time.Second))
-				if _, err := c.Write(pkt); err != nil {
-					refused.Add(1)
-				} else {
-					sent.Add(1)
-				}
-			}
-		})
-	}
-	wg.Wait()
+	var sent, refused atomic.Int64
+	conns, dialFail := dialMany(t, h.addr, n, 32, func(c net.Conn) {
+		c.SetWriteDeadline(time.Now().Add(2 * time.Second))
+		if _, err := c.Write(pkt); err != nil {
+			refused.Add(1)
+		} else {
+			sent.Add(1)
+		}
+	})
 	time.Sleep(time.Second)
 	f := m.stop()
 	closeAll(conns)
@@ -248,8 +232,8 @@ func TestPreAuthMemory(t *testing.T) {
 	r.fig("cut short %d", refused.Load())
 	r.hubFigs(f)
 	r.legitFigs(t, w)
-	if dialFail.Load() > n/10 {
-		t.Fatalf("%d of %d connections failed: the attack did not happen", dialFail.Load(), n)
+	if dialFail > n/10 {
+		t.Fatalf("%d of %d connections failed: the attack did not happen", dialFail, n)
 	}
 	if f.hwmMB >= 100 {
 		failf(t, "hub peak RSS %.0f MB under %d pre-auth sockets of %d bytes (bound 100 MB)", f.hwmMB, n, size)
@@ -263,63 +247,24 @@ func TestPreAuthMemory(t *testing.T) {
 func TestPreAuthStalled(t *testing.T) {
 	r := record(t, "02 3000 pre-auth sockets stalled mid-CONNECT")
 	h := startHub(t, hubOpts{})
-	victim := h.startLegit(t, "demo-01")
-	if !victim.connected(10 * time.Second) {
-		t.Fatal("legitimate totem not connected before the attack")
-	}
-	w := victim.keepOperating()
-	m := h.monitor()
+	_, w, m := h.underAttack(t, "demo-01")
 	const n = 3000
 	// A CONNECT announcing 100 bytes, of which 9 come.
 	start := []byte{0x10, 100, 0, 4, 'M', 'Q', 'T', 'T', 5}
-	var (
-		mu       sync.Mutex
-		conns    []net.Conn
-		wg       sync.WaitGroup
-		next     atomic.Int64
-		dialFail atomic.Int64
-	)
-	for range 32 {
-		wg.Go(func() {
-			for next.Add(1) <= n {
-				c, err := net.DialTimeout("tcp", h.addr, 2*time.Second)
-				if err != nil {
-					dialFail.Add(1)
-					continue
-				}
-				c.SetWriteDeadline(time.Now().Add(2 * time.Second))
-				c.Write(start)
-				mu.Lock()
-				conns = append(conns, c)
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	t.Cleanup(func() { closeAll(conns) })
+	conns, dialFail := dialMany(t, h.addr, n, 32, func(c net.Conn) {
+		c.SetWriteDeadline(time.Now().Add(2 * time.Second))
+		c.Write(start)
+	})
 	// Every socket is read until the hub closes it: the deadline (5 s)
 	// and a margin from the last one opened.
-	var open atomic.Int64
-	deadline := time.Now().Add(5*time.Second + 5*time.Second)
-	for _, c := range conns {
-		wg.Go(func() {
-			c.SetReadDeadline(deadline)
-			if _, err := io.Copy(io.Discard, c); err != nil {
-				var ne net.Error
-				if errors.As(err, &ne) && ne.Timeout() {
-					open.Add(1)
-				}
-			}
-		})
-	}
-	wg.Wait()
+	open := stillOpen(conns, time.Now().Add(5*time.Second+5*time.Second))
 	f := m.stop()
 	r.fig("sockets %d", len(conns))
-	r.fig("left open %d", open.Load())
+	r.fig("left open %d", open)
 	r.hubFigs(f)
 	r.legitFigs(t, w)
-	if dialFail.Load() > n/10 {
-		t.Fatalf("%d of %d connections failed: the attack did not happen", dialFail.Load(), n)
+	if dialFail > n/10 {
+		t.Fatalf("%d of %d connections failed: the attack did not happen", dialFail, n)
 	}
 	if f.maxFD < n/2 {
 		t.Fatalf("the hub held at most %d descriptors: the sockets were not held at once", f.maxFD)
@@ -327,8 +272,8 @@ func TestPreAuthStalled(t *testing.T) {
 	if f.hwmMB >= 100 {
 		failf(t, "hub peak RSS %.0f MB under %d stalled pre-auth sockets (bound 100 MB)", f.hwmMB, n)
 	}
-	if open.Load() > 0 {
-		failf(t, "%d of %d stalled sockets still open 10 s after the attack, connect_timeout 5s", open.Load(), len(conns))
+	if open > 0 {
+		failf(t, "%d of %d stalled sockets still open 10 s after the attack, connect_timeout 5s", open, len(conns))
 	}
 }
 
@@ -339,12 +284,7 @@ func TestPreAuthStalled(t *testing.T) {
 func TestClientIDTakeover(t *testing.T) {
 	r := record(t, "04 console takes an offline totem's client id")
 	h := startHub(t, hubOpts{})
-	other := h.startLegit(t, "demo-03")
-	if !other.connected(10 * time.Second) {
-		t.Fatal("legitimate totem not connected before the attack")
-	}
-	w := other.keepOperating()
-	m := h.monitor()
+	_, w, m := h.underAttack(t, "demo-03")
 	expiry := uint32(0xFFFFFFFF)
 	cl, err := h.dial(t, h.creds("console"), "demo-01", nil, func(c *paho.Connect) {
 		c.CleanStart = false
@@ -386,16 +326,8 @@ func TestClientIDTakeover(t *testing.T) {
 func TestRetainedAbuse(t *testing.T) {
 	r := record(t, "05 600 retained 200 KB publishes on op/event/sync/reply")
 	h := startHub(t, hubOpts{})
-	victim := h.startLegit(t, "demo-01")
-	if !victim.connected(10 * time.Second) {
-		t.Fatal("legitimate totem not connected before the attack")
-	}
-	w := victim.keepOperating()
-	m := h.monitor()
-	att, err := h.dial(t, h.creds("demo-02"), "demo-02", nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, w, m := h.underAttack(t, "demo-01")
+	att := h.attacker(t, "demo-02", "demo-02", nil)
 	big := make([]byte, 200<<10)
 	for i := range big {
 		big[i] = 'a' + byte(i%26)
@@ -431,17 +363,14 @@ func TestRetainedAbuse(t *testing.T) {
 	// topic (op and sync only the hub's shared subscription).
 	var retained atomic.Int64
 	var got sync.Map
-	sub, err := h.dial(t, h.creds("console"), "console-sub", func(p *paho.Publish) {
+	sub := h.attacker(t, "console", "console-sub", func(p *paho.Publish) {
 		if p.Retain {
 			retained.Add(1)
 			got.Store(p.Topic, true)
 		}
-	}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	_, err = sub.c.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{
+	_, err := sub.c.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{
 		{Topic: protocol.Topic("demo-02", protocol.LeafEvent), QoS: 1},
 		{Topic: protocol.Topic("demo-02", protocol.LeafReply+"/console"), QoS: 1},
 	}})
@@ -472,16 +401,8 @@ func TestRetainedAbuse(t *testing.T) {
 func TestSysPublishRefused(t *testing.T) {
 	r := record(t, "13 QoS 1 publish to $SYS")
 	h := startHub(t, hubOpts{})
-	victim := h.startLegit(t, "demo-01")
-	if !victim.connected(10 * time.Second) {
-		t.Fatal("legitimate totem not connected before the attack")
-	}
-	w := victim.keepOperating()
-	m := h.monitor()
-	cl, err := h.dial(t, h.creds("console"), "console-sys", nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, w, m := h.underAttack(t, "demo-01")
+	cl := h.attacker(t, "console", "console-sys", nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	pr, err := cl.c.Publish(ctx, &paho.Publish{Topic: "$SYS/broker/clients/connected", QoS: 1, Payload: []byte("1")})
 	cancel()

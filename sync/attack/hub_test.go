@@ -26,6 +26,14 @@ func onBroker(kind string) string {
 	return " (" + kind + ")"
 }
 
+// onBothBrokers runs test as a subtest on the embedded broker and on
+// mosquitto, named after the broker.
+func onBothBrokers(t *testing.T, test func(t *testing.T, kind string)) {
+	for _, kind := range []string{mochi, mosquitto} {
+		t.Run(kind, func(t *testing.T) { test(t, kind) })
+	}
+}
+
 // nextIDs guesses the ids that follow id the way an attacker would: an
 // op id was the outbox's 8-byte salt and the big-endian sequence number,
 // so the next ones were the same salt and seq+1…. Once ids are random
@@ -77,6 +85,16 @@ func (rs *results) quiet(d, max time.Duration) {
 	}
 }
 
+// resultsOf dials as totem id (the stolen credential) subscribed to its
+// own result topic, counting what arrives.
+func (h *hubProc) resultsOf(t *testing.T, id string) (*client, *results) {
+	t.Helper()
+	rs := &results{by: map[string][]*protocol.Result{}}
+	att := h.attacker(t, id, id, rs.on)
+	subscribe(t, att, protocol.Topic(id, protocol.LeafResult))
+	return att, rs
+}
+
 func subscribe(t *testing.T, cl *client, topics ...string) {
 	t.Helper()
 	var subs []paho.SubscribeOptions
@@ -98,30 +116,20 @@ func subscribe(t *testing.T, cl *client, topics ...string) {
 // earlier operations: every operation of demo-01 applies exactly once,
 // accepted, and its queue drains.
 func TestForeignOpIDs(t *testing.T) {
-	for _, kind := range []string{mochi, mosquitto} {
-		t.Run(kind, func(t *testing.T) { foreignOpIDs(t, kind) })
-	}
+	onBothBrokers(t, foreignOpIDs)
 }
 
 func foreignOpIDs(t *testing.T, kind string) {
 	r := record(t, "03 demo-02 sends demo-01's next and past op ids"+onBroker(kind))
 	h := startHub(t, hubOpts{mosquitto: kind == mosquitto})
-	victim := h.startLegit(t, "demo-01")
-	if !victim.connected(10 * time.Second) {
-		t.Fatal("legitimate totem not connected before the attack")
-	}
+	victim := h.connectedLegit(t, "demo-01")
 	for range 3 {
 		if _, _, err := victim.op(10 * time.Second); err != nil {
 			t.Fatal(err)
 		}
 	}
 	seen := victim.opIDs() // what a sniffer saw on the wire
-	var rs = &results{by: map[string][]*protocol.Result{}}
-	att, err := h.dial(t, h.creds("demo-02"), "demo-02", rs.on, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	subscribe(t, att, protocol.Topic("demo-02", protocol.LeafResult))
+	att, rs := h.resultsOf(t, "demo-02")
 	m := h.monitor()
 	forged := append(nextIDs(seen[len(seen)-1], 4), seen...)
 	for i, id := range forged {
@@ -201,19 +209,13 @@ func foreignOpIDs(t *testing.T, kind string) {
 func TestSyncFloodConsole(t *testing.T) {
 	r := record(t, "06 sync flood vs totemctl sendlog --hub")
 	h := startHub(t, hubOpts{})
-	victim := h.startLegit(t, "demo-01")
-	if !victim.connected(10 * time.Second) {
-		t.Fatal("legitimate totem not connected before the attack")
-	}
+	victim := h.connectedLegit(t, "demo-01")
 	if _, _, err := victim.op(10 * time.Second); err != nil {
 		t.Fatal(err)
 	}
 	w := victim.keepOperating()
 	m := h.monitor()
-	att, err := h.dial(t, h.creds("demo-02"), "demo-02", nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	att := h.attacker(t, "demo-02", "demo-02", nil)
 	stop := make(chan struct{})
 	var sent atomic.Int64
 	var wg sync.WaitGroup
@@ -266,24 +268,14 @@ func TestSyncFloodConsole(t *testing.T) {
 // ahead (gap): cms.db grows by less than 1 MiB and the hub writes at most
 // 100 log lines.
 func TestReplayGrowth(t *testing.T) {
-	for _, kind := range []string{mochi, mosquitto} {
-		t.Run(kind, func(t *testing.T) { replayGrowth(t, kind) })
-	}
+	onBothBrokers(t, replayGrowth)
 }
 
 func replayGrowth(t *testing.T, kind string) {
 	r := record(t, "07 5000 replays: duplicate, SEQ_REUSED, gap"+onBroker(kind))
 	h := startHub(t, hubOpts{mosquitto: kind == mosquitto})
-	victim := h.startLegit(t, "demo-01")
-	if !victim.connected(10 * time.Second) {
-		t.Fatal("legitimate totem not connected before the attack")
-	}
-	var rs = &results{by: map[string][]*protocol.Result{}}
-	att, err := h.dial(t, h.creds("demo-02"), "demo-02", rs.on, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	subscribe(t, att, protocol.Topic("demo-02", protocol.LeafResult))
+	victim := h.connectedLegit(t, "demo-01")
+	att, rs := h.resultsOf(t, "demo-02")
 	const id = "0123456789abcdef0123456789abcdef"
 	op := opEnvelope(id, "demo-02", 1)
 	if _, err := att.publish(protocol.Topic("demo-02", protocol.LeafOp), op, false); err != nil {
@@ -362,28 +354,15 @@ func malformed() [][]byte {
 // to a totem. The hub and the totem keep working; the log check is
 // TestMain's.
 func TestMalformedPersonalData(t *testing.T) {
-	for _, kind := range []string{mochi, mosquitto} {
-		t.Run(kind, func(t *testing.T) { malformedPersonalData(t, kind) })
-	}
+	onBothBrokers(t, malformedPersonalData)
 }
 
 func malformedPersonalData(t *testing.T, kind string) {
 	r := record(t, "11 malformed envelopes with CF, name and PIN"+onBroker(kind))
 	h := startHub(t, hubOpts{mosquitto: kind == mosquitto})
-	victim := h.startLegit(t, "demo-01")
-	if !victim.connected(10 * time.Second) {
-		t.Fatal("legitimate totem not connected before the attack")
-	}
-	w := victim.keepOperating()
-	m := h.monitor()
-	att, err := h.dial(t, h.creds("demo-02"), "demo-02", nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	con, err := h.dial(t, h.creds("console"), "console-mal", nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, w, m := h.underAttack(t, "demo-01")
+	att := h.attacker(t, "demo-02", "demo-02", nil)
+	con := h.attacker(t, "console", "console-mal", nil)
 	sent := 0
 	for _, b := range malformed() {
 		for _, leaf := range []string{protocol.LeafOp, protocol.LeafState, protocol.LeafTelemetry, protocol.LeafEvent, protocol.LeafSync} {
@@ -422,16 +401,8 @@ func malformedPersonalData(t *testing.T, kind string) {
 func TestStatusUnderChatter(t *testing.T) {
 	r := record(t, "12 totemctl status while a totem publishes every 100 ms")
 	h := startHub(t, hubOpts{})
-	victim := h.startLegit(t, "demo-01")
-	if !victim.connected(10 * time.Second) {
-		t.Fatal("legitimate totem not connected before the attack")
-	}
-	w := victim.keepOperating()
-	m := h.monitor()
-	att, err := h.dial(t, h.creds("demo-02"), "demo-02", nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, w, m := h.underAttack(t, "demo-01")
+	att := h.attacker(t, "demo-02", "demo-02", nil)
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
@@ -480,16 +451,8 @@ func TestStatusUnderChatter(t *testing.T) {
 func TestStatusEscapes(t *testing.T) {
 	r := record(t, "13 escape sequences in telemetry vs totemctl status")
 	h := startHub(t, hubOpts{})
-	victim := h.startLegit(t, "demo-01")
-	if !victim.connected(10 * time.Second) {
-		t.Fatal("legitimate totem not connected before the attack")
-	}
-	w := victim.keepOperating()
-	m := h.monitor()
-	att, err := h.dial(t, h.creds("demo-02"), "demo-02", nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, w, m := h.underAttack(t, "demo-01")
+	att := h.attacker(t, "demo-02", "demo-02", nil)
 	const esc = "\x1b[2J\x1b]0;owned\x07\r"
 	st, _ := protocol.Marshal(protocol.State{V: protocol.Version, Totem: "demo-02", Status: protocol.Online + esc,
 		Since: time.Now(), Version: "1.0" + esc, Boot: esc})

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/sync/creds"
+	"github.com/aslcns/totem/sync/synctest"
 )
 
 // mosq is Debian's mosquitto with deploy/mosquitto's ACL, for the hub's
@@ -27,16 +28,7 @@ type mosq struct {
 // installs it.
 func newMosq(t *testing.T, dir, addr string) *mosq {
 	t.Helper()
-	bin, err := exec.LookPath("mosquitto")
-	if err == nil {
-		_, err = exec.LookPath("mosquitto_passwd")
-	}
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("mosquitto is not installed (.ci/run installs it)")
-		}
-		t.Skip("mosquitto not installed (apt-get install mosquitto)")
-	}
+	bin := synctest.NeedMosquittoPasswd(t)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -48,20 +40,8 @@ func newMosq(t *testing.T, dir, addr string) *mosq {
 func (m *mosq) start(t *testing.T) {
 	t.Helper()
 	passwd := filepath.Join(m.dir, "passwd")
-	for i, u := range m.users {
-		args := []string{"-b", passwd, u.Username, u.Password}
-		if i == 0 {
-			args = append([]string{"-c"}, args...)
-		}
-		if out, err := exec.Command("mosquitto_passwd", args...).CombinedOutput(); err != nil {
-			t.Fatalf("mosquitto_passwd: %v %s", err, out)
-		}
-	}
-	os.Chmod(passwd, 0o600)
-	acl, err := filepath.Abs("../../deploy/mosquitto/acl")
-	if err != nil {
-		t.Fatal(err)
-	}
+	synctest.WritePasswd(t, passwd, m.users...)
+	acl := synctest.DeployACL(t)
 	_, port, _ := net.SplitHostPort(m.addr)
 	text := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous false\npassword_file %s\nacl_file %s\npersistence false\nmax_packet_size 262144\n",
 		port, passwd, acl)

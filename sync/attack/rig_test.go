@@ -3,7 +3,6 @@ package attack
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,6 +23,7 @@ import (
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/protocol"
+	"github.com/aslcns/totem/sync/synctest"
 	"github.com/aslcns/totem/sync/uplink"
 	"github.com/eclipse/paho.golang/paho"
 )
@@ -331,18 +331,6 @@ func (r *row) hubFigs(f figures) {
 	r.fig("log lines %d", f.logLines)
 }
 
-// consent is a legitimate operation's payload: a consent on the first
-// demo card.
-func consent() []byte {
-	b, _ := json.Marshal(cms.ConsentRequest{
-		Card:       cms.CardRef{Serial: "6090012345678000", CF: "RSSMRA80A01H501U", Expiry: "2030-12-31"},
-		Policy:     "fse-2020",
-		Consents:   []cms.Consent{{Code: "consultazione", Given: true}, {Code: "opposizione_pregresso"}},
-		Attendance: cms.Attendance{Channel: cms.SelfService},
-	})
-	return b
-}
-
 // legit is a legitimate totem in the test process: the real outbox and
 // uplink, logging to a file of the suite.
 type legit struct {
@@ -397,6 +385,26 @@ func (h *hubProc) startLegit(t *testing.T, id string) *legit {
 	return l
 }
 
+// connectedLegit starts the legitimate totem id against h and waits up to
+// 10 s for its link: an attack starts on a totem that works.
+func (h *hubProc) connectedLegit(t *testing.T, id string) *legit {
+	t.Helper()
+	l := h.startLegit(t, id)
+	if !l.connected(10 * time.Second) {
+		t.Fatal("legitimate totem not connected before the attack")
+	}
+	return l
+}
+
+// underAttack is the opening of most attacks: the legitimate totem id
+// connected and operating, and the hub's monitor started.
+func (h *hubProc) underAttack(t *testing.T, id string) (*legit, *work, *monitor) {
+	t.Helper()
+	l := h.connectedLegit(t, id)
+	w := l.keepOperating()
+	return l, w, h.monitor()
+}
+
 func (l *legit) onResult(e outbox.Entry) {
 	if !e.Done {
 		return
@@ -427,7 +435,7 @@ func (l *legit) connected(d time.Duration) bool {
 // anything but accepted is an error.
 func (l *legit) op(d time.Duration) (time.Duration, outbox.Entry, error) {
 	start := time.Now()
-	e, err := l.box.Enqueue(cms.KindConsent, consent(), start, time.Time{})
+	e, err := l.box.Enqueue(cms.KindConsent, synctest.ConsentPayload(), start, time.Time{})
 	if err != nil {
 		return 0, e, err
 	}
@@ -568,6 +576,17 @@ func (h *hubProc) dial(t *testing.T, user creds.File, clientID string, onMsg fun
 	return cl, nil
 }
 
+// attacker dials as the provisioned user with clientID and fails the test
+// if the broker refuses.
+func (h *hubProc) attacker(t *testing.T, user, clientID string, onMsg func(*paho.Publish)) *client {
+	t.Helper()
+	cl, err := h.dial(t, h.creds(user), clientID, onMsg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cl
+}
+
 func (cl *client) close() {
 	cl.c.Disconnect(&paho.Disconnect{ReasonCode: 0})
 	cl.conn.Close()
@@ -613,7 +632,7 @@ func (h *hubProc) ctl(t *testing.T, d time.Duration, args ...string) (string, er
 // opEnvelope is an operation as an attacker forges it.
 func opEnvelope(id, totem string, seq uint64) []byte {
 	b, _ := protocol.Marshal(protocol.Op{V: protocol.Version, ID: id, Totem: totem, Seq: seq, Kind: cms.KindConsent,
-		Payload: consent(), Created: time.Now()})
+		Payload: synctest.ConsentPayload(), Created: time.Now()})
 	return b
 }
 

@@ -82,12 +82,7 @@ level = "info"
 func TestVoidEndToEnd(t *testing.T) {
 	r := record(t, "10 signed commands end to end on a real totemd")
 	h := startHub(t, hubOpts{})
-	victim := h.startLegit(t, "demo-01")
-	if !victim.connected(10 * time.Second) {
-		t.Fatal("legitimate totem not connected before the attack")
-	}
-	w := victim.keepOperating()
-	m := h.monitor()
+	_, w, m := h.underAttack(t, "demo-01")
 	logPath := h.startTotemd(t, "demo-04")
 	var ping string
 	if err := waitFor(20*time.Second, func() bool {
@@ -122,10 +117,7 @@ func TestVoidEndToEnd(t *testing.T) {
 	}
 	// The real totemd's log joins the personal-data check: malformed
 	// commands carrying a citizen's data.
-	con, err := h.dial(t, h.creds("console"), "console-mal", nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	con := h.attacker(t, "console", "console-mal", nil)
 	for _, b := range malformed() {
 		if _, err := con.c.Publish(context.Background(), &paho.Publish{Topic: protocol.Topic("demo-04", protocol.LeafCmd), QoS: 1, Payload: b,
 			Properties: &paho.PublishProperties{ResponseTopic: protocol.ReplyTopic("demo-04", "console"), CorrelationData: []byte("c")}}); err != nil {
@@ -163,10 +155,7 @@ func TestReplayRecordFill(t *testing.T) {
 	if err := cmdsig.AddTrusted(filepath.Join(h.credDir, "console_keys.json"), tech.Public()); err != nil {
 		t.Fatal(err)
 	}
-	victim := h.startLegit(t, "demo-01")
-	if !victim.connected(10 * time.Second) {
-		t.Fatal("legitimate totem not connected before the attack")
-	}
+	victim := h.connectedLegit(t, "demo-01")
 	logPath := h.startTotemd(t, "demo-04")
 	if err := waitFor(20*time.Second, func() bool {
 		_, err := h.ctl(t, 5*time.Second, "cmd", "demo-04", "ping")
@@ -178,14 +167,11 @@ func TestReplayRecordFill(t *testing.T) {
 	w := victim.keepOperating()
 	m := h.monitor()
 	replies := make(chan *protocol.Reply, 64)
-	con, err := h.dial(t, h.creds("console"), "console-tech", func(p *paho.Publish) {
+	con := h.attacker(t, "console", "console-tech", func(p *paho.Publish) {
 		if rep, err := protocol.DecodeReply(p.Payload); err == nil {
 			replies <- rep
 		}
-	}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	})
 	reply := protocol.ReplyTopic("demo-04", "console")
 	subscribe(t, con, reply)
 	// A window of 32 commands in flight: each is answered, in order, once

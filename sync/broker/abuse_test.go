@@ -18,6 +18,57 @@ import (
 	"github.com/aslcns/totem/sync/protocol"
 )
 
+// timedOut opens two sockets to addr, one silent and one stalled after
+// start, and checks that the broker closes both (what names them, with a
+// connect timeout of 200 ms) and counts two connect timeouts.
+func timedOut(t *testing.T, srv *Server, addr string, start []byte, what string) {
+	t.Helper()
+	silent, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	stalled, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stalled.Close()
+	if _, err := stalled.Write(start); err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]net.Conn{"silent": silent, "stalled": stalled} {
+		if !closedByPeer(c) {
+			t.Errorf("%s %s still open 10 s after a connect timeout of 200 ms", name, what)
+		}
+	}
+	if got := srv.Stats().ConnectTimeouts; got != 2 {
+		t.Errorf("ConnectTimeouts %d, want 2", got)
+	}
+}
+
+// overCap waits until srv holds max connections, then dials addr once
+// more: the broker closes that one (what names it) and counts it in
+// OverCapacity, once.
+func overCap(t *testing.T, srv *Server, addr string, max int, what string) {
+	t.Helper()
+	for end := time.Now().Add(10 * time.Second); srv.Connections() < max; time.Sleep(time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("%d connections open, want %d", srv.Connections(), max)
+		}
+	}
+	extra, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extra.Close()
+	if !closedByPeer(extra) {
+		t.Fatal(what + " over the cap still open")
+	}
+	if got := srv.Stats().OverCapacity; got != 1 {
+		t.Errorf("OverCapacity %d, want 1", got)
+	}
+}
+
 // startLimited starts a broker with totem A in memory and the given limits.
 func startLimited(t *testing.T, opts Options) (*Server, creds.File) {
 	t.Helper()
@@ -50,27 +101,8 @@ func closedByPeer(c net.Conn) bool {
 // connect_timeout: silent, or stalled in the middle of the packet.
 func TestConnectTimeout(t *testing.T) {
 	srv, a := startLimited(t, Options{ConnectTimeout: 200 * time.Millisecond})
-	silent, err := net.Dial("tcp", srv.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer silent.Close()
-	stalled, err := net.Dial("tcp", srv.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stalled.Close()
-	if _, err := stalled.Write([]byte{0x10, 100, 0, 4, 'M'}); err != nil { // a CONNECT of 100 bytes, 3 sent
-		t.Fatal(err)
-	}
-	for name, c := range map[string]net.Conn{"silent": silent, "stalled": stalled} {
-		if !closedByPeer(c) {
-			t.Errorf("%s socket still open 10 s after a connect timeout of 200 ms", name)
-		}
-	}
-	if got := srv.Stats().ConnectTimeouts; got != 2 {
-		t.Errorf("ConnectTimeouts %d, want 2", got)
-	}
+	// A CONNECT of 100 bytes, 3 sent.
+	timedOut(t, srv, srv.Addr(), []byte{0x10, 100, 0, 4, 'M'}, "socket")
 	// A client that sends its CONNECT in time is not affected, and keeps
 	// its connection past the connect timeout.
 	c, _, err := dial(t, srv.Addr(), "A", "A", a.Password, nil)
@@ -97,22 +129,7 @@ func TestMaxConnections(t *testing.T) {
 		defer c.Close()
 		held = append(held, c)
 	}
-	for end := time.Now().Add(10 * time.Second); srv.Connections() < max; time.Sleep(time.Millisecond) {
-		if time.Now().After(end) {
-			t.Fatalf("%d connections open, want %d", srv.Connections(), max)
-		}
-	}
-	extra, err := net.Dial("tcp", srv.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer extra.Close()
-	if !closedByPeer(extra) {
-		t.Fatal("connection over the cap still open")
-	}
-	if got := srv.Stats().OverCapacity; got != 1 {
-		t.Errorf("OverCapacity %d, want 1", got)
-	}
+	overCap(t, srv, srv.Addr(), max, "connection")
 	held[0].Close()
 	for end := time.Now().Add(10 * time.Second); srv.Connections() >= max; time.Sleep(time.Millisecond) {
 		if time.Now().After(end) {

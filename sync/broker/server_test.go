@@ -26,6 +26,18 @@ const (
 	codeRetainNotSupp    = 0x9A // CONNACK / PUBACK: retain not supported
 )
 
+// closesWithin closes srv and reports whether Close returned within d.
+func closesWithin(srv *Server, d time.Duration) bool {
+	done := make(chan struct{})
+	go func() { srv.Close(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
+
 // syncBuffer is a log sink the broker's goroutines can share with the test.
 type syncBuffer struct {
 	mu sync.Mutex
@@ -84,11 +96,7 @@ func startFleet(t *testing.T, maxPacket int) *fleet {
 	}
 	f.srv = srv
 	t.Cleanup(func() {
-		done := make(chan struct{})
-		go func() { srv.Close(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
+		if !closesWithin(srv, 10*time.Second) {
 			t.Error("server Close did not return")
 		}
 		// No secret ever reaches a log line.
@@ -508,11 +516,7 @@ func TestCloseWithSilentConnection(t *testing.T) {
 	}
 	defer c.Close()
 	time.Sleep(100 * time.Millisecond) // accepted, waiting for CONNECT
-	done := make(chan struct{})
-	go func() { srv.Close(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
+	if !closesWithin(srv, 30*time.Second) {
 		t.Fatal("Close did not return with a silent connection open")
 	}
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))

@@ -121,28 +121,8 @@ func TestTLSListener(t *testing.T) {
 // and counted as a connect timeout: silent, or stalled mid-ClientHello.
 func TestTLSHandshakeDeadline(t *testing.T) {
 	srv, _, _ := startTLS(t, Options{ConnectTimeout: 200 * time.Millisecond})
-	silent, err := net.Dial("tcp", srv.TLSAddr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer silent.Close()
-	stalled, err := net.Dial("tcp", srv.TLSAddr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stalled.Close()
 	// A TLS record header announcing a 512-byte handshake, 3 bytes of it sent.
-	if _, err := stalled.Write([]byte{0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01}); err != nil {
-		t.Fatal(err)
-	}
-	for name, c := range map[string]net.Conn{"silent": silent, "stalled": stalled} {
-		if !closedByPeer(c) {
-			t.Errorf("%s TLS socket still open 10 s after a connect timeout of 200 ms", name)
-		}
-	}
-	if got := srv.Stats().ConnectTimeouts; got != 2 {
-		t.Errorf("ConnectTimeouts %d, want 2", got)
-	}
+	timedOut(t, srv, srv.TLSAddr(), []byte{0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01}, "TLS socket")
 	if srv.Connections() != 0 {
 		t.Errorf("%d connections still counted", srv.Connections())
 	}
@@ -160,22 +140,7 @@ func TestTLSSharesConnectionCap(t *testing.T) {
 		}
 		defer c.Close()
 	}
-	for end := time.Now().Add(10 * time.Second); srv.Connections() < max; time.Sleep(time.Millisecond) {
-		if time.Now().After(end) {
-			t.Fatalf("%d connections open, want %d", srv.Connections(), max)
-		}
-	}
-	extra, err := net.Dial("tcp", srv.TLSAddr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer extra.Close()
-	if !closedByPeer(extra) {
-		t.Fatal("TLS connection over the cap still open")
-	}
-	if got := srv.Stats().OverCapacity; got != 1 {
-		t.Errorf("OverCapacity %d, want 1", got)
-	}
+	overCap(t, srv, srv.TLSAddr(), max, "TLS connection")
 }
 
 // A TLS listener needs its configuration.

@@ -58,13 +58,11 @@ func ok(t *testing.T, ok bool, format string, args ...any) {
 	}
 }
 
-// TestTotemLifecycleOnMosquitto: a totem the hub provisions logs in to
-// mosquitto with its file's credentials, only within its own topics; it
-// is refused while locked and let in after the unlock; after a rotation
-// the new secret works and, once the broker has it, the old one is
-// refused.
-func TestTotemLifecycleOnMosquitto(t *testing.T) {
-	m, mir, dir := rig(t)
+// twoTotems is the rig with totems T1 and T2 provisioned (their files
+// in dir); f is T1's.
+func twoTotems(t *testing.T) (m *mosq, mir *Mirror, dir string, f creds.File) {
+	t.Helper()
+	m, mir, dir = rig(t)
 	f, err := mir.Provision("T1", creds.RoleTotem, filepath.Join(dir, "T1.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -72,6 +70,16 @@ func TestTotemLifecycleOnMosquitto(t *testing.T) {
 	if _, err := mir.Provision("T2", creds.RoleTotem, filepath.Join(dir, "T2.json")); err != nil {
 		t.Fatal(err)
 	}
+	return m, mir, dir, f
+}
+
+// TestTotemLifecycleOnMosquitto: a totem the hub provisions logs in to
+// mosquitto with its file's credentials, only within its own topics; it
+// is refused while locked and let in after the unlock; after a rotation
+// the new secret works and, once the broker has it, the old one is
+// refused.
+func TestTotemLifecycleOnMosquitto(t *testing.T) {
+	m, mir, _, f := twoTotems(t)
 	code, c := m.login(t, "T1", "T1", f.Password)
 	ok(t, code == accepted, "provisioned totem refused: 0x%02X", code)
 	ok(t, c.publish("totem/v1/T1/op") == noSubscribers, "own op refused")
@@ -289,14 +297,7 @@ func TestClientErrors(t *testing.T) {
 // a restart and deletes a stale one; an enrollment ends the other
 // username.
 func TestRotationOverlapOnMosquitto(t *testing.T) {
-	m, mir, dir := rig(t)
-	f, err := mir.Provision("T1", creds.RoleTotem, filepath.Join(dir, "T1.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := mir.Provision("T2", creds.RoleTotem, filepath.Join(dir, "T2.json")); err != nil {
-		t.Fatal(err)
-	}
+	m, mir, dir, f := twoTotems(t)
 	login := func(user, pw string) byte {
 		t.Helper()
 		code, c := m.login(t, "T1", user, pw)

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -30,16 +29,6 @@ import (
 )
 
 const totemID = "t-fault"
-
-func payload() []byte {
-	b, _ := json.Marshal(cms.ConsentRequest{
-		Card:       cms.CardRef{Serial: "6090012345678000", CF: "RSSMRA80A01H501U", Expiry: "2030-12-31"},
-		Policy:     "fse-2020",
-		Consents:   []cms.Consent{{Code: "consultazione", Given: true}, {Code: "opposizione_pregresso"}},
-		Attendance: cms.Attendance{Channel: cms.SelfService},
-	})
-	return b
-}
 
 // central is the hub side, in the test process: the kit's reference CMS
 // and hub instances (sharing the ingest), on a broker of the given kind —
@@ -241,7 +230,7 @@ func TestHelperTotem(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	p := payload()
+	p := synctest.ConsentPayload()
 	for i := 0; i < 100000; i++ {
 		e, err := box.Enqueue(cms.KindConsent, p, time.Now(), time.Time{})
 		if err != nil {
@@ -507,7 +496,7 @@ func linkCut(t *testing.T, kind string, ops int) {
 	prodDone := make(chan struct{})
 	go func() {
 		defer close(prodDone)
-		p := payload()
+		p := synctest.ConsentPayload()
 		for i := 0; i < ops && ctx.Err() == nil; i++ {
 			e, err := box.Enqueue(cms.KindConsent, p, time.Now(), time.Time{})
 			if err != nil {
@@ -543,19 +532,7 @@ func linkCut(t *testing.T, kind string, ops int) {
 		t.Logf("fault: %s", f.name)
 	}
 	<-prodDone
-	for {
-		q, err := box.Stats()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if q.Depth == 0 {
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("backlog stuck at %+v", q)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	synctest.AwaitDrained(t, ctx, box, "")
 	ucancel()
 	<-updone
 	amu.Lock()

@@ -38,43 +38,14 @@ type mosq struct {
 	out    *synctest.Log
 }
 
-// needMosquitto skips the test when mosquitto is not installed, except in
-// CI, which installs it.
-func needMosquitto(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("mosquitto")
-	if err == nil {
-		_, err = exec.LookPath("mosquitto_passwd")
-	}
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("mosquitto is not installed (.ci/run installs it)")
-		}
-		t.Skip("mosquitto not installed (apt-get install mosquitto)")
-	}
-	return bin
-}
-
 // newMosq writes the configuration for users; start runs the broker.
 func newMosq(t *testing.T, users ...creds.File) *mosq {
 	t.Helper()
-	m := &mosq{t: t, bin: needMosquitto(t), out: &synctest.Log{}}
+	m := &mosq{t: t, bin: synctest.NeedMosquittoPasswd(t), out: &synctest.Log{}}
 	dir := t.TempDir()
 	passwd := filepath.Join(dir, "passwd")
-	for i, u := range users {
-		args := []string{"-b", passwd, u.Username, u.Password}
-		if i == 0 {
-			args = append([]string{"-c"}, args...)
-		}
-		if out, err := exec.Command("mosquitto_passwd", args...).CombinedOutput(); err != nil {
-			t.Fatalf("mosquitto_passwd: %v %s", err, out)
-		}
-	}
-	os.Chmod(passwd, 0o600)
-	acl, err := filepath.Abs("../../deploy/mosquitto/acl")
-	if err != nil {
-		t.Fatal(err)
-	}
+	synctest.WritePasswd(t, passwd, users...)
+	acl := synctest.DeployACL(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -25,6 +25,7 @@ import (
 	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/pgshare"
 	"github.com/aslcns/totem/sync/protocol"
+	"github.com/aslcns/totem/sync/synctest"
 	"github.com/aslcns/totem/sync/uplink"
 	"github.com/jackc/pgx/v5"
 )
@@ -209,7 +210,7 @@ func tail(b []byte) string {
 }
 
 func pgStorm(t *testing.T, totems, queued, extra int, phase time.Duration, partition bool) {
-	needMosquitto(t)
+	synctest.NeedMosquittoPasswd(t)
 	srv := pgtest.Private(t, pgtest.Options{Migrate: func(ctx context.Context, url string) error {
 		_, err := pgstore.Migrate(ctx, url)
 		return err
@@ -267,20 +268,10 @@ func pgStorm(t *testing.T, totems, queued, extra int, phase time.Duration, parti
 	}
 	time.Sleep(300 * time.Millisecond) // the shared subscriptions
 
-	p := payload()
+	p := synctest.ConsentPayload()
 	boxes := make([]*outbox.Outbox, totems)
 	for i := range ids {
-		box, err := outbox.Open(filepath.Join(t.TempDir(), "outbox.db"), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { box.Close() })
-		for range queued {
-			if _, err := box.Enqueue(cms.KindConsent, p, time.Now(), time.Time{}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		boxes[i] = box
+		boxes[i] = synctest.QueuedOutbox(t, queued)
 	}
 	uctx, ucancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -358,19 +349,7 @@ func pgStorm(t *testing.T, totems, queued, extra int, phase time.Duration, parti
 		t.Fatal(*e)
 	}
 	for i, box := range boxes {
-		for {
-			q, err := box.Stats()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if q.Depth == 0 {
-				break
-			}
-			if ctx.Err() != nil {
-				t.Fatalf("%s: backlog stuck at %+v", ids[i].Username, q)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		synctest.AwaitDrained(t, ctx, box, ids[i].Username)
 	}
 	ucancel()
 	wg.Wait()

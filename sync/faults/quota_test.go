@@ -16,6 +16,7 @@ import (
 
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/sync/outbox"
+	"github.com/aslcns/totem/sync/synctest"
 	"github.com/aslcns/totem/sync/uplink"
 	bolt "go.etcd.io/bbolt"
 )
@@ -99,20 +100,9 @@ func startUplink(t *testing.T, c *central, url string, box *outbox.Outbox) (stop
 // awaitDrained waits, bounded, until box has nothing left to send.
 func awaitDrained(t *testing.T, box *outbox.Outbox) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		q, err := box.Stats()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if q.Depth == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("backlog stuck at %+v", q)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	synctest.AwaitDrained(t, ctx, box, "")
 }
 
 // TestDiskQuota fills a totem's outbox, bounded by a small MaxSize, while
@@ -136,7 +126,7 @@ func TestDiskQuota(t *testing.T) {
 	stop := startUplink(t, c, c.scheme()+px.l.Addr().String(), box)
 	defer stop()
 
-	p := payload()
+	p := synctest.ConsentPayload()
 	var citizens []string
 	telemetry, refused, telRefused := 0, 0, 0
 	var atRefusal outbox.Usage
@@ -221,7 +211,7 @@ func TestCorruptRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := payload()
+	p := synctest.ConsentPayload()
 	var all []outbox.Entry
 	for range 40 {
 		e, err := box.Enqueue(cms.KindConsent, p, time.Now(), time.Time{})

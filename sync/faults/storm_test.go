@@ -3,13 +3,12 @@ package faults
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/outbox"
+	"github.com/aslcns/totem/sync/synctest"
 	"github.com/aslcns/totem/sync/uplink"
 )
 
@@ -47,20 +46,9 @@ func storm(t *testing.T, kind string, hubs int) {
 	}
 	time.Sleep(200 * time.Millisecond) // the subscriptions
 
-	p := payload()
 	var boxes []*outbox.Outbox
 	for range ids {
-		box, err := outbox.Open(filepath.Join(t.TempDir(), "outbox.db"), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { box.Close() })
-		for range each {
-			if _, err := box.Enqueue(cms.KindConsent, p, time.Now(), time.Time{}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		boxes = append(boxes, box)
+		boxes = append(boxes, synctest.QueuedOutbox(t, each))
 	}
 	uctx, ucancel := context.WithCancel(ctx)
 	done := make(chan error, totems)
@@ -93,34 +81,13 @@ func storm(t *testing.T, kind string, hubs int) {
 	}
 	c.startHub()
 	for i, box := range boxes {
-		for {
-			q, err := box.Stats()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if q.Depth == 0 {
-				break
-			}
-			if ctx.Err() != nil {
-				t.Fatalf("%s: backlog stuck at %d", ids[i].Username, q.Depth)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		synctest.AwaitDrained(t, ctx, box, ids[i].Username)
 	}
 	audit, err := c.store.Audit()
 	if err != nil {
 		t.Fatal(err)
 	}
-	last := map[string]uint64{}
-	for _, a := range audit {
-		if a.Seq != last[a.Totem]+1 {
-			t.Fatalf("%s: seq %d applied after %d (twice or out of order)", a.Totem, a.Seq, last[a.Totem])
-		}
-		last[a.Totem] = a.Seq
-	}
-	if len(audit) != totems*each {
-		t.Fatalf("applied %d, want %d", len(audit), totems*each)
-	}
+	synctest.AssertInOrder(t, audit, totems*each)
 	for _, r := range c.Hubs() {
 		if d := r.Stats().Dropped.Load(); d != 0 {
 			t.Errorf("an instance dropped %d acknowledged operations", d)

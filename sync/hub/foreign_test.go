@@ -1,16 +1,10 @@
 package hub_test
 
 import (
-	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/aslcns/totem/cms"
-	"github.com/aslcns/totem/cms/refcms"
-	"github.com/aslcns/totem/sync/broker"
-	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/hub"
 	"github.com/aslcns/totem/sync/protocol"
 	"github.com/eclipse/paho.golang/paho"
@@ -23,67 +17,23 @@ import (
 // consumed; and an operation held for a gap hid another totem's with the
 // same id.
 func TestForeignIDsThroughTheHub(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	hubMe, _ := creds.Generate("totemhub", creds.RoleHub)
-	users := broker.NewUsers(nil)
-	users.Add(hubMe)
-	tots := map[string]creds.File{}
-	for _, id := range []string{"demo-01", "demo-02"} {
-		tots[id], _ = creds.Generate(id, creds.RoleTotem)
-		users.Add(tots[id])
-	}
-	srv, err := broker.Start(broker.Options{Listen: "127.0.0.1:0", Auth: users})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	store, err := refcms.Open(filepath.Join(t.TempDir(), "cms.db"), &refcms.Options{Seed: cms.DemoCards()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	hctx, hcancel := context.WithCancel(ctx)
-	h := hub.New(hub.Options{URL: srv.URL(), ClientID: "hub-x", Username: hubMe.Username, Password: hubMe.Password, Backend: store})
-	done := make(chan error, 1)
-	go func() { done <- h.Run(hctx) }()
-	defer func() { hcancel(); <-done }()
-	if err := h.AwaitConnection(ctx); err != nil {
-		t.Fatal(err)
-	}
+	ctx, c := startCentral(t, 30*time.Second, totemUser("demo-01"), totemUser("demo-02"))
+	c.StartHub(hub.Options{})
 	type totem struct {
 		send    func(id string, seq uint64)
 		results chan *paho.Publish
 	}
 	totems := map[string]*totem{}
-	for name, c := range tots {
+	for _, name := range []string{"demo-01", "demo-02"} {
 		in := make(chan *paho.Publish, 16)
-		cm := client(ctx, t, srv, c, name, in)
-		if _, err := cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{
-			{Topic: protocol.Topic(name, protocol.LeafResult), QoS: 1}}}); err != nil {
-			t.Fatal(err)
-		}
+		cm := client(ctx, t, c.URL(), c.Creds(name), name, in, protocol.Topic(name, protocol.LeafResult))
 		totems[name] = &totem{results: in, send: func(id string, seq uint64) {
-			b, _ := protocol.Marshal(protocol.Op{V: 1, ID: id, Totem: name, Seq: seq, Kind: cms.KindConsent,
-				Payload: consentPayload(), Created: time.Now().UTC()})
-			if _, err := cm.Publish(ctx, &paho.Publish{Topic: protocol.Topic(name, protocol.LeafOp), QoS: 1, Payload: b}); err != nil {
-				t.Fatal(err)
-			}
+			sendOp(ctx, t, cm, protocol.Op{ID: id, Totem: name, Seq: seq})
 		}}
 	}
 	result := func(name string) *protocol.Result {
 		t.Helper()
-		select {
-		case p := <-totems[name].results:
-			r, err := protocol.DecodeResult(p.Payload)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return r
-		case <-time.After(5 * time.Second):
-			t.Fatalf("%s got no result", name)
-			return nil
-		}
+		return nextResult(t, totems[name].results)
 	}
 	id := func(n int) string { return fmt.Sprintf("%032x", 0xd01_0000+n) } // demo-01's ids
 	one, two := totems["demo-01"], totems["demo-02"]
@@ -130,11 +80,11 @@ func TestForeignIDsThroughTheHub(t *testing.T) {
 		}
 	}
 	for name, want := range map[string]uint64{"demo-01": 4, "demo-02": 3} {
-		if last, _ := store.LastSeq(name); last != want {
+		if last, _ := c.CMS.LastSeq(name); last != want {
 			t.Errorf("%s last seq %d, want %d", name, last, want)
 		}
 	}
-	audit, _ := store.Audit()
+	audit, _ := c.CMS.Audit()
 	if len(audit) != 7 {
 		t.Errorf("%d audit records, want 7 (each operation once)", len(audit))
 	}

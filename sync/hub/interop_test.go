@@ -1,25 +1,22 @@
 package hub_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/cms/refcms"
 	"github.com/aslcns/totem/sync/hub"
-	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/pki"
+	"github.com/aslcns/totem/sync/synctest"
 	"github.com/aslcns/totem/sync/uplink"
 )
 
@@ -110,7 +107,7 @@ func mosquitto(t *testing.T, users map[string]string) (string, *tls.Config) {
 		text += "user root\n"
 	}
 	os.WriteFile(conf, []byte(text), 0o600)
-	var out lockedBuf
+	var out synctest.Log
 	cmd := exec.Command(bin, "-c", conf)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -142,23 +139,6 @@ func mosquitto(t *testing.T, users map[string]string) (string, *tls.Config) {
 	return url, cfg
 }
 
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // Two hub instances share the ingest through mosquitto: every operation of
 // a totem's backlog is applied exactly once and in order, and both
 // instances take part.
@@ -173,22 +153,7 @@ func TestMosquittoTwoHubs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	box, err := outbox.Open(filepath.Join(dir, "outbox.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer box.Close()
-	payload, _ := json.Marshal(cms.ConsentRequest{
-		Card:       cms.CardRef{Serial: "6090012345678000", CF: "RSSMRA80A01H501U", Expiry: "2030-12-31"},
-		Policy:     "fse-2020",
-		Consents:   []cms.Consent{{Code: "consultazione", Given: true}, {Code: "opposizione_pregresso"}},
-		Attendance: cms.Attendance{Channel: cms.SelfService},
-	})
-	for i := 0; i < n; i++ {
-		if _, err := box.Enqueue(cms.KindConsent, payload, time.Now(), time.Time{}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	box := fillOutbox(t, filepath.Join(dir, "outbox.db"), n)
 	hctx, hcancel := context.WithCancel(ctx)
 	hubs := make([]*hub.Hub, 2)
 	errc := make(chan error, 3)
@@ -205,20 +170,7 @@ func TestMosquittoTwoHubs(t *testing.T) {
 		Outbox: box, BackoffMin: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond, ResendAfter: 2 * time.Second})
 	go func() { errc <- up.Run(hctx) }()
 	start := time.Now()
-	for {
-		q, err := box.Stats()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if q.Depth == 0 {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("backlog stuck at %+v", q)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	drained(ctx, t, box, "")
 	elapsed := time.Since(start)
 	hcancel()
 	for range 3 {

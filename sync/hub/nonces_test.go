@@ -3,20 +3,15 @@ package hub_test
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"testing"
 	"time"
 
 	"github.com/aslcns/totem/cms/pgstore"
 	"github.com/aslcns/totem/cms/pgstore/pgtest"
 	"github.com/aslcns/totem/cms/refcms"
-	"github.com/aslcns/totem/sync/broker"
 	"github.com/aslcns/totem/sync/cmdsig"
-	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/hub"
 	"github.com/aslcns/totem/sync/protocol"
-	"github.com/eclipse/paho.golang/autopaho"
-	"github.com/eclipse/paho.golang/paho"
 )
 
 // Two hub processes on one PostgreSQL database (each on a broker of its
@@ -36,23 +31,9 @@ func TestNonceReplayAcrossHubs(t *testing.T) {
 		t.Fatal(err)
 	}
 	ck := newConsoleKeys(t)
-	hubMe, _ := creds.Generate("totemhub", creds.RoleHub)
-	con, _ := creds.Generate("ops", creds.RoleConsole)
-	type instance struct {
-		srv     *broker.Server
-		cm      *autopaho.ConnectionManager
-		replies chan *paho.Publish
-	}
-	var hubs [2]instance
+	var hubs [2]*consoleConn
 	for i := range hubs {
-		users := broker.NewUsers(nil)
-		users.Add(hubMe)
-		users.Add(con)
-		bs, err := broker.Start(broker.Options{Listen: "127.0.0.1:0", Auth: users})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer bs.Close()
+		_, c := startCentral(t, time.Minute, consoleUser("ops"))
 		pg, err := pgstore.Open(ctx, dbURL, pgstore.Options{})
 		if err != nil {
 			t.Fatal(err)
@@ -61,56 +42,23 @@ func TestNonceReplayAcrossHubs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer store.Close()
+		t.Cleanup(func() { store.Close() })
 		v := cmdsig.NewVerifier(cmdsig.HubTarget, []cmdsig.PublicKey{ck.ops.Public(), ck.tech.Public()},
 			&hub.SharedNonces{Record: pg.AdmitNonce})
-		h := hub.New(hub.Options{URL: bs.URL(), ClientID: fmt.Sprintf("hub-%d", i), Username: hubMe.Username,
-			Password: hubMe.Password, Backend: store, Verifier: v})
-		hctx, hcancel := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- h.Run(hctx) }()
-		defer func() { hcancel(); <-done }()
-		if err := h.AwaitConnection(ctx); err != nil {
-			t.Fatal(err)
-		}
-		replies := make(chan *paho.Publish, 4)
-		u, _ := url.Parse(bs.URL())
-		cm, err := autopaho.NewConnection(ctx, autopaho.ClientConfig{ServerUrls: []*url.URL{u}, KeepAlive: 30,
-			ConnectUsername: con.Username, ConnectPassword: []byte(con.Password),
-			ClientConfig: paho.ClientConfig{ClientID: con.Username, OnPublishReceived: []func(paho.PublishReceived) (bool, error){
-				func(pr paho.PublishReceived) (bool, error) { replies <- pr.Packet; return true, nil }}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer cm.Disconnect(context.Background())
-		if err := cm.AwaitConnection(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: protocol.HubReplyTopic("ops"), QoS: 1}}}); err != nil {
-			t.Fatal(err)
-		}
-		hubs[i] = instance{bs, cm, replies}
+		c.StartHub(hub.Options{ClientID: fmt.Sprintf("hub-%d", i), Backend: store, Verifier: v})
+		hubs[i] = dialConsole(ctx, t, c.URL(), c.Creds("ops"), "ops")
 	}
 	send := func(i int, payload []byte) {
 		t.Helper()
-		if _, err := hubs[i].cm.Publish(ctx, &paho.Publish{Topic: protocol.HubCmdTopic, QoS: 1, Payload: payload,
-			Properties: &paho.PublishProperties{ResponseTopic: protocol.HubReplyTopic("ops"), CorrelationData: []byte("c")}}); err != nil {
-			t.Fatal(err)
-		}
+		hubs[i].send(t, payload, "", "c")
 	}
 	reply := func(i int) *protocol.Reply {
 		t.Helper()
-		select {
-		case p := <-hubs[i].replies:
-			r, err := protocol.DecodeReply(p.Payload)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return r
-		case <-time.After(10 * time.Second):
+		r, _ := hubs[i].reply(t, 10*time.Second)
+		if r == nil {
 			t.Fatalf("hub %d: no reply", i)
 		}
-		return nil
+		return r
 	}
 	time.Sleep(200 * time.Millisecond) // the hubs' subscriptions
 	cmd := ck.command(t, ck.ops, "report", nil)

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"net/url"
-	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -14,11 +12,9 @@ import (
 
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/cms/refcms"
-	"github.com/aslcns/totem/sync/broker"
-	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/hub"
 	"github.com/aslcns/totem/sync/protocol"
-	"github.com/eclipse/paho.golang/autopaho"
+	"github.com/aslcns/totem/sync/synctest"
 	"github.com/eclipse/paho.golang/paho"
 )
 
@@ -78,37 +74,21 @@ func (m *movingShare) Totems(context.Context) ([]string, error) {
 	return slices.Clone(m.list.names), nil
 }
 
-// appliers is the reference CMS noting which hub applied each totem's
-// operations.
-// startHubs starts n hubs named hub-0… as hubMe on the broker at url,
-// set (backend, partition) by set, each connected before the next; stop
-// ends them all and waits (deferred before the store they use closes).
-func startHubs(t *testing.T, ctx context.Context, url string, hubMe creds.File, n int, set func(i int, o *hub.Options)) ([]*hub.Hub, func()) {
+// startHubs starts n hubs named hub-0… on c's broker, set (backend,
+// partition) by set, each connected before the next.
+func startHubs(t *testing.T, c *synctest.Central, n int, set func(i int, o *hub.Options)) []*hub.Hub {
 	t.Helper()
 	var hubs []*hub.Hub
-	var stops []func()
-	stop := func() {
-		for _, s := range stops {
-			s()
-		}
-	}
 	for i := range n {
-		o := hub.Options{URL: url, ClientID: fmt.Sprintf("hub-%d", i), Username: hubMe.Username, Password: hubMe.Password}
+		o := hub.Options{ClientID: fmt.Sprintf("hub-%d", i)}
 		set(i, &o)
-		h := hub.New(o)
-		hctx, hcancel := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- h.Run(hctx) }()
-		stops = append(stops, func() { hcancel(); <-done })
-		if err := h.AwaitConnection(ctx); err != nil {
-			stop()
-			t.Fatal(err)
-		}
-		hubs = append(hubs, h)
+		hubs = append(hubs, c.StartHub(o).Hub)
 	}
-	return hubs, stop
+	return hubs
 }
 
+// appliers is the reference CMS noting which hub applied each totem's
+// operations.
 type appliers struct {
 	*refcms.Store
 	hub string
@@ -136,49 +116,30 @@ func (a appliers) ApplyBatch(ctx context.Context, ops []cms.Op) ([]cms.Outcome, 
 // each hub received all and dropped the other's half.
 func TestPartitionedHubs(t *testing.T) {
 	const totems, each = 4, 200
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	hubMe, _ := creds.Generate("totemhub", creds.RoleHub)
-	users := broker.NewUsers(nil)
-	users.Add(hubMe)
-	var ids []creds.File
+	us := totemUsers("t-part", totems)
+	ctx, c := startCentral(t, time.Minute, us...)
+	store := c.CMS
+	ids := credsOf(c, us)
 	list := &fleetList{}
 	shares := []*movingShare{{list: list}, {list: list}}
 	var own [2][]string
-	for i := range totems {
-		c, _ := creds.Generate(fmt.Sprintf("t-part-%d", i), creds.RoleTotem)
-		users.Add(c)
-		ids = append(ids, c)
-		list.add(c.Username)
-		own[i%2] = append(own[i%2], c.Username)
+	for i, id := range ids {
+		list.add(id.Username)
+		own[i%2] = append(own[i%2], id.Username)
 	}
 	shares[0].set(own[0]...)
 	shares[1].set(own[1]...)
-	srv, err := broker.Start(broker.Options{Listen: "127.0.0.1:0", Auth: users})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	store, err := refcms.Open(filepath.Join(t.TempDir(), "cms.db"), &refcms.Options{Seed: cms.DemoCards()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
 	var mu sync.Mutex
 	by := map[string]map[string]bool{}
-	hubs, stop := startHubs(t, ctx, srv.URL(), hubMe, len(shares), func(i int, o *hub.Options) {
+	hubs := startHubs(t, c, len(shares), func(i int, o *hub.Options) {
 		o.Backend, o.Partition = appliers{store, o.ClientID, &mu, by}, shares[i]
 	})
-	defer stop()
 	time.Sleep(200 * time.Millisecond) // the subscriptions
-	u, _ := url.Parse(srv.URL())
 	var finals atomic.Int64
-	for i, c := range ids {
-		burst(ctx, t, u, c, i+1, each, &finals)
+	for i, id := range ids {
+		burst(ctx, t, c.URL(), id, i+1, each, &finals)
 	}
-	for finals.Load() < totems*each && ctx.Err() == nil {
-		time.Sleep(20 * time.Millisecond)
-	}
+	until(ctx, func() bool { return finals.Load() >= totems*each })
 	audit, err := store.Audit()
 	if err != nil {
 		t.Fatal(err)
@@ -197,9 +158,9 @@ func TestPartitionedHubs(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	for i, c := range ids {
-		if want := fmt.Sprintf("hub-%d", i%2); len(by[c.Username]) != 1 || !by[c.Username][want] {
-			t.Errorf("%s applied by %v, want %s only", c.Username, by[c.Username], want)
+	for i, id := range ids {
+		if want := fmt.Sprintf("hub-%d", i%2); len(by[id.Username]) != 1 || !by[id.Username][want] {
+			t.Errorf("%s applied by %v, want %s only", id.Username, by[id.Username], want)
 		}
 	}
 }
@@ -219,51 +180,19 @@ func (p policyCounter) Policy(ctx context.Context) (cms.Policy, error) {
 // A totem coming online gets its policy (and technician set) from the
 // hub that owns it only, not from every partitioned hub.
 func TestPartitionedOnlineOwnerOnly(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	hubMe, _ := creds.Generate("totemhub", creds.RoleHub)
-	users := broker.NewUsers(nil)
-	users.Add(hubMe)
-	totem, _ := creds.Generate("t-online-1", creds.RoleTotem)
-	users.Add(totem)
-	srv, err := broker.Start(broker.Options{Listen: "127.0.0.1:0", Auth: users})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	store, err := refcms.Open(filepath.Join(t.TempDir(), "cms.db"), &refcms.Options{Seed: cms.DemoCards()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	ctx, c := startCentral(t, time.Minute, totemUser("t-online-1"))
+	totem := c.Creds("t-online-1")
 	reads := []*atomic.Int64{new(atomic.Int64), new(atomic.Int64)}
 	shares := []fixedShare{{totem.Username: true}, {}}
-	_, stop := startHubs(t, ctx, srv.URL(), hubMe, len(shares), func(i int, o *hub.Options) {
-		o.Backend, o.Partition = policyCounter{store, reads[i]}, shares[i]
+	startHubs(t, c, len(shares), func(i int, o *hub.Options) {
+		o.Backend, o.Partition = policyCounter{c.CMS, reads[i]}, shares[i]
 	})
-	defer stop()
-	u, _ := url.Parse(srv.URL())
 	policies := make(chan struct{}, 8)
-	cm, err := autopaho.NewConnection(ctx, autopaho.ClientConfig{ServerUrls: []*url.URL{u}, KeepAlive: 30,
-		ConnectUsername: totem.Username, ConnectPassword: []byte(totem.Password),
-		ClientConfig: paho.ClientConfig{ClientID: totem.Username, OnPublishReceived: []func(paho.PublishReceived) (bool, error){
-			func(pr paho.PublishReceived) (bool, error) {
-				if _, leaf, _ := protocol.ParseTopic(pr.Packet.Topic); leaf == protocol.LeafPolicy {
-					policies <- struct{}{}
-				}
-				return true, nil
-			}}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cm.Disconnect(context.Background())
-	if err := cm.AwaitConnection(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{
-		{Topic: protocol.Topic(totem.Username, protocol.LeafPolicy), QoS: 1}}}); err != nil {
-		t.Fatal(err)
-	}
+	cm := dial(ctx, t, c.URL(), totem, totem.Username, func(p *paho.Publish) {
+		if _, leaf, _ := protocol.ParseTopic(p.Topic); leaf == protocol.LeafPolicy {
+			policies <- struct{}{}
+		}
+	}, protocol.Topic(totem.Username, protocol.LeafPolicy))
 	b, _ := protocol.Marshal(protocol.State{V: protocol.Version, Totem: totem.Username, Status: protocol.Online, Session: 1})
 	if _, err := cm.Publish(ctx, &paho.Publish{Topic: protocol.Topic(totem.Username, protocol.LeafState), QoS: 1, Retain: true, Payload: b}); err != nil {
 		t.Fatal(err)
@@ -286,38 +215,19 @@ func TestPartitionedOnlineOwnerOnly(t *testing.T) {
 // subscription, and the first hub no longer receives its operations.
 func TestPartitionedSubscriptionsFollow(t *testing.T) {
 	const each = 50
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	hubMe, _ := creds.Generate("totemhub", creds.RoleHub)
-	users := broker.NewUsers(nil)
-	users.Add(hubMe)
-	var ids []creds.File
-	for i := range 3 {
-		c, _ := creds.Generate(fmt.Sprintf("t-follow-%d", i), creds.RoleTotem)
-		users.Add(c)
-		ids = append(ids, c)
-	}
+	ctx, c := startCentral(t, time.Minute, totemUsers("t-follow", 3)...)
+	ids := credsOf(c, totemUsers("t-follow", 3))
 	a, b, late := ids[0], ids[1], ids[2]
-	srv, err := broker.Start(broker.Options{Listen: "127.0.0.1:0", Auth: users})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	store, err := refcms.Open(filepath.Join(t.TempDir(), "cms.db"), &refcms.Options{Seed: cms.DemoCards()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store := c.CMS
 	list := &fleetList{names: []string{a.Username, b.Username}}
 	shares := []*movingShare{{list: list}, {list: list}}
 	shares[0].set(a.Username, late.Username)
 	shares[1].set(b.Username)
 	var mu sync.Mutex
 	by := map[string]map[string]bool{}
-	hubs, stop := startHubs(t, ctx, srv.URL(), hubMe, len(shares), func(i int, o *hub.Options) {
+	hubs := startHubs(t, c, len(shares), func(i int, o *hub.Options) {
 		o.Backend, o.Partition = appliers{store, o.ClientID, &mu, by}, shares[i]
 	})
-	defer stop()
 	h0, h1 := hubs[0], hubs[1]
 	if !hub.OpsSubscribed(h0, a.Username) || hub.OpsSubscribed(h0, b.Username) || hub.OpsSubscribed(h0, late.Username) ||
 		!hub.OpsSubscribed(h1, b.Username) || hub.OpsSubscribed(h1, a.Username) {
@@ -332,7 +242,6 @@ func TestPartitionedSubscriptionsFollow(t *testing.T) {
 			}
 		}
 	}
-	u, _ := url.Parse(srv.URL())
 	var finals atomic.Int64
 	want := int64(0)
 	finalsReach := func(n int64) {
@@ -344,11 +253,11 @@ func TestPartitionedSubscriptionsFollow(t *testing.T) {
 	// A totem provisioned while the hubs run.
 	list.add(late.Username)
 	await("the provisioned totem's operations not subscribed", func() bool { return hub.OpsSubscribed(h0, late.Username) })
-	burst(ctx, t, u, late, 7, each, &finals)
+	burst(ctx, t, c.URL(), late, 7, each, &finals)
 	finalsReach(each)
 
 	// a moves from hub 0 to hub 1.
-	cmA := burst(ctx, t, u, a, 1, each, &finals)
+	cmA := burst(ctx, t, c.URL(), a, 1, each, &finals)
 	finalsReach(each)
 	cmA.Disconnect(ctx)
 	applied0 := h0.Stats().Applied.Load()
@@ -356,7 +265,7 @@ func TestPartitionedSubscriptionsFollow(t *testing.T) {
 	await("hub 1 not subscribed to the moved totem", func() bool { return hub.OpsSubscribed(h1, a.Username) })
 	shares[0].set(late.Username)
 	await("hub 0 still subscribed to the moved totem", func() bool { return !hub.OpsSubscribed(h0, a.Username) })
-	burstFrom(ctx, t, u, a, 1, each+1, each, &finals)
+	burstFrom(ctx, t, c.URL(), a, 1, each+1, each, &finals)
 	finalsReach(each)
 	if got := h0.Stats().Applied.Load(); got != applied0 {
 		t.Errorf("hub 0 applied %d after the move, want none", got-applied0)

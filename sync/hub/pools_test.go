@@ -1,19 +1,16 @@
 package hub_test
 
 import (
-	"context"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/cms/refcms"
-	"github.com/aslcns/totem/sync/broker"
-	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/hub"
 	"github.com/aslcns/totem/sync/protocol"
+	"github.com/aslcns/totem/sync/synctest"
 	"github.com/eclipse/paho.golang/paho"
 )
 
@@ -39,34 +36,10 @@ func (s *heldLedger) Ledger(totem string, from uint64, max int) (uint64, []cms.L
 // floods' excess is counted and not logged. With one pool for both, the
 // resync requests held all four slots and the commands were dropped.
 func TestSyncFloodLeavesConsoleCommands(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	hubMe, _ := creds.Generate("totemhub", creds.RoleHub)
-	con, _ := creds.Generate("ops", creds.RoleConsole)
-	tot, _ := creds.Generate("t-flood", creds.RoleTotem)
-	users := broker.NewUsers(nil)
-	users.Add(hubMe)
-	users.Add(con)
-	users.Add(tot)
-	srv, err := broker.Start(broker.Options{Listen: "127.0.0.1:0", Auth: users})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	store, err := refcms.Open(filepath.Join(t.TempDir(), "cms.db"), &refcms.Options{Seed: cms.DemoCards()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	backend := &heldLedger{Store: store, release: make(chan struct{}), entered: make(chan struct{}, 1)}
-	var logs lockedBuf
-	hctx, hcancel := context.WithCancel(ctx)
+	ctx, c := startCentral(t, 60*time.Second, consoleUser("ops"), totemUser("t-flood"))
+	backend := &heldLedger{Store: c.CMS, release: make(chan struct{}), entered: make(chan struct{}, 1)}
+	var logs synctest.Log
 	ck := newConsoleKeys(t)
-	h := hub.New(hub.Options{URL: srv.URL(), ClientID: "hub-f", Username: hubMe.Username, Password: hubMe.Password,
-		Backend: backend, Verifier: ck.verifier, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	done := make(chan error, 1)
-	go func() { done <- h.Run(hctx) }()
-	defer func() { hcancel(); <-done }()
 	released := false
 	release := func() {
 		if !released {
@@ -74,23 +47,15 @@ func TestSyncFloodLeavesConsoleCommands(t *testing.T) {
 			close(backend.release)
 		}
 	}
-	defer release()
-	if err := h.AwaitConnection(ctx); err != nil {
-		t.Fatal(err)
-	}
+	defer release() // before the hub stops (its cleanup): Run waits for the held answers
+	h := c.StartHub(hub.Options{Backend: backend, Verifier: ck.verifier, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 
 	ledgers := make(chan *paho.Publish, 64)
-	tcm := client(ctx, t, srv, tot, "t-flood", ledgers)
-	if _, err := tcm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{
-		{Topic: protocol.Topic("t-flood", protocol.LeafLedger), QoS: 1}}}); err != nil {
-		t.Fatal(err)
-	}
+	tcm := client(ctx, t, c.URL(), c.Creds("t-flood"), "t-flood", ledgers, protocol.Topic("t-flood", protocol.LeafLedger))
 	const flood = 40
 	for i := range flood {
 		b, _ := protocol.Marshal(protocol.LedgerRequest{V: 1, ID: "sync-" + string(rune('a'+i%26)), From: 1, Max: 16})
-		if _, err := tcm.Publish(ctx, &paho.Publish{Topic: protocol.Topic("t-flood", protocol.LeafSync), QoS: 1, Payload: b}); err != nil {
-			t.Fatal(err)
-		}
+		publish(ctx, t, tcm, protocol.Topic("t-flood", protocol.LeafSync), b)
 	}
 	select {
 	case <-backend.entered:
@@ -98,26 +63,13 @@ func TestSyncFloodLeavesConsoleCommands(t *testing.T) {
 		t.Fatal("no ledger request reached the backend")
 	}
 
-	replies := make(chan *paho.Publish, 4)
-	ccm := client(ctx, t, srv, con, "ops-f", replies)
-	rt := protocol.HubReplyTopic("ops")
-	if _, err := ccm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: rt, QoS: 1}}}); err != nil {
-		t.Fatal(err)
-	}
+	con := dialConsole(ctx, t, c.URL(), c.Creds("ops"), "ops-f")
 	const commands = 5
 	answered := 0
 	for range commands {
-		b := ck.command(t, ck.tech, "sendlog", map[string]string{"max": "5"})
-		if _, err := ccm.Publish(ctx, &paho.Publish{Topic: protocol.HubCmdTopic, QoS: 1, Payload: b,
-			Properties: &paho.PublishProperties{ResponseTopic: rt, CorrelationData: []byte("c")}}); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case p := <-replies:
-			if r, err := protocol.DecodeReply(p.Payload); err == nil && r.OK {
-				answered++
-			}
-		case <-time.After(3 * time.Second):
+		con.send(t, ck.command(t, ck.tech, "sendlog", map[string]string{"max": "5"}), "", "c")
+		if r, _ := con.reply(t, 3*time.Second); r != nil && r.OK {
+			answered++
 		}
 	}
 	if answered != commands {

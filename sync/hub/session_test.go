@@ -9,10 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aslcns/totem/sync/broker"
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/hub"
-	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/protocol"
 	"github.com/aslcns/totem/sync/uplink"
 	"github.com/eclipse/paho.golang/paho"
@@ -32,30 +30,12 @@ func TestOldWillNeverOverridesNewerOnline(t *testing.T) {
 }
 
 func oldWill(t *testing.T, withStore bool) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	hubMe, _ := creds.Generate("totemhub", creds.RoleHub)
-	tot, _ := creds.Generate("t-sess", creds.RoleTotem)
-	users := broker.NewUsers(nil)
-	users.Add(hubMe)
-	users.Add(tot)
-	srv, err := broker.Start(broker.Options{Listen: "127.0.0.1:0", Auth: users})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	ctx, c := startCentral(t, 30*time.Second, totemUser("t-sess"))
+	tot := c.Creds("t-sess")
 	states := make(chan *paho.Publish, 16)
-	sub := client(ctx, t, srv, hubMe, "watcher", states)
-	if _, err := sub.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{
-		{Topic: protocol.Topic("t-sess", protocol.LeafState), QoS: 1}}}); err != nil {
-		t.Fatal(err)
-	}
+	client(ctx, t, c.URL(), c.HubCreds, "watcher", states, protocol.Topic("t-sess", protocol.LeafState))
 	start := func(url string, mono time.Duration) (context.CancelFunc, chan error) {
-		box, err := outbox.Open(filepath.Join(t.TempDir(), "outbox.db"), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { box.Close() })
+		box := fillOutbox(t, filepath.Join(t.TempDir(), "outbox.db"), 0)
 		o := uplink.Options{Totem: "t-sess", URL: url, Username: tot.Username, Password: tot.Password,
 			Outbox: box, Boot: "boot-1", Mono: func() time.Duration { return mono },
 			// The one cut off must not come back at once.
@@ -88,14 +68,14 @@ func oldWill(t *testing.T, withStore bool) {
 	}
 	// The first connection goes through a proxy the test cuts: the broker
 	// notices the connection gone and publishes its will.
-	cut := proxy(t, srv.Addr())
+	cut := proxy(t, c.Addr())
 	stopA, doneA := start("mqtt://"+cut.addr, 1000*time.Millisecond)
 	birthA := next()
 	if birthA.Status != protocol.Online || birthA.Session != 1000 || birthA.Boot != "boot-1" {
 		t.Fatalf("first birth %+v", birthA)
 	}
 	cut.close()
-	stopB, doneB := start(srv.URL(), 2000*time.Millisecond)
+	stopB, doneB := start(c.URL(), 2000*time.Millisecond)
 	defer func() { stopB(); <-doneB }()
 	got := []*protocol.State{next(), next()}
 	var will, birthB *protocol.State

@@ -4,15 +4,9 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/aslcns/totem/cms"
-	"github.com/aslcns/totem/cms/refcms"
-	"github.com/aslcns/totem/sync/broker"
-	"github.com/aslcns/totem/sync/creds"
 )
 
 // blockingHandler holds the goroutine that logs msg until release is
@@ -42,27 +36,13 @@ func (b *blockingHandler) WithAttrs(as []slog.Attr) slog.Handler {
 // returning. With a goroutine Run does not track (a bare go statement),
 // Run returned while it still ran.
 func TestRunWaitsForASubscriptionStillRunning(t *testing.T) {
-	hubMe, _ := creds.Generate("totemhub", creds.RoleHub)
-	users := broker.NewUsers(nil)
-	if err := users.Add(hubMe); err != nil {
-		t.Fatal(err)
-	}
-	srv, err := broker.Start(broker.Options{Listen: "127.0.0.1:0", Auth: users})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	store, err := refcms.Open(filepath.Join(t.TempDir(), "cms.db"), &refcms.Options{Seed: cms.DemoCards()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	o := embedded(t)
 	bh := &blockingHandler{Handler: slog.NewTextHandler(io.Discard, nil), msg: "ingest subscribed",
 		entered: make(chan struct{}), release: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	h := New(Options{URL: srv.URL(), ClientID: "hub-s", Username: hubMe.Username, Password: hubMe.Password,
-		Backend: store, Logger: slog.New(bh)})
+	o.Logger = slog.New(bh)
+	h := New(o)
 	done := make(chan error, 1)
 	go func() { done <- h.Run(ctx) }()
 	select {

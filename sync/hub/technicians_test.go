@@ -10,13 +10,11 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/cms/refcms"
-	"github.com/aslcns/totem/sync/broker"
 	"github.com/aslcns/totem/sync/cmdsig"
-	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/hub"
 	"github.com/aslcns/totem/sync/protocol"
+	"github.com/aslcns/totem/sync/synctest"
 	"github.com/aslcns/totem/sync/techset"
-	"github.com/eclipse/paho.golang/autopaho"
 	"github.com/eclipse/paho.golang/paho"
 )
 
@@ -29,28 +27,13 @@ func TestTechnicianSetPush(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	dir := t.TempDir()
-	hubMe, _ := creds.Generate("totemhub", creds.RoleHub)
-	con, _ := creds.Generate("ops", creds.RoleConsole)
-	tot, _ := creds.Generate("t-tech", creds.RoleTotem)
-	users := broker.NewUsers(nil)
-	for _, u := range []creds.File{hubMe, con, tot} {
-		users.Add(u)
-	}
-	srv, err := broker.Start(broker.Options{Listen: "127.0.0.1:0", Auth: users})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	store, err := refcms.Open(filepath.Join(dir, "cms.db"), &refcms.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	c := synctest.Start(t, synctest.Options{Users: []synctest.User{consoleUser("ops"), totemUser("t-tech")},
+		CMS: &refcms.Options{}})
 	fleet, err := hub.OpenFleet(filepath.Join(dir, "presence.db"), hub.FleetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer fleet.Close()
+	t.Cleanup(func() { fleet.Close() })
 	fleet.Provisioned("t-tech")
 	techs, err := techset.OpenStore(filepath.Join(dir, "technicians.json"))
 	if err != nil {
@@ -58,53 +41,12 @@ func TestTechnicianSetPush(t *testing.T) {
 	}
 	hubKey, _ := cmdsig.Generate("totemhub", cmdsig.Ops)
 	ck := newConsoleKeys(t)
-	hctx, hcancel := context.WithCancel(ctx)
-	h := hub.New(hub.Options{URL: srv.URL(), ClientID: "hub-t", Username: hubMe.Username, Password: hubMe.Password, Backend: store,
-		Verifier: ck.verifier, Fleet: fleet, Technicians: techs, TechKey: &hubKey})
-	done := make(chan error, 1)
-	go func() { done <- h.Run(hctx) }()
-	defer func() { hcancel(); <-done }()
-	if err := h.AwaitConnection(ctx); err != nil {
-		t.Fatal(err)
-	}
+	c.StartHub(hub.Options{Verifier: ck.verifier, Fleet: fleet, Technicians: techs, TechKey: &hubKey})
 
-	client := func(f creds.File, topic string, got chan *paho.Publish) *autopaho.ConnectionManager {
-		u, _ := url.Parse(srv.URL())
-		cm, err := autopaho.NewConnection(ctx, autopaho.ClientConfig{ServerUrls: []*url.URL{u}, KeepAlive: 30,
-			ConnectUsername: f.Username, ConnectPassword: []byte(f.Password),
-			ClientConfig: paho.ClientConfig{ClientID: f.Username, OnPublishReceived: []func(paho.PublishReceived) (bool, error){
-				func(pr paho.PublishReceived) (bool, error) { got <- pr.Packet; return true, nil }}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cm.AwaitConnection(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: topic, QoS: 1}}}); err != nil {
-			t.Fatal(err)
-		}
-		return cm
-	}
-	replies := make(chan *paho.Publish, 4)
-	cm := client(con, protocol.HubReplyTopic("ops"), replies)
-	defer cm.Disconnect(context.Background())
+	con := dialConsole(ctx, t, c.URL(), c.Creds("ops"), "ops")
 	ask := func(k cmdsig.PrivateKey, name string, args map[string]string) *protocol.Reply {
 		t.Helper()
-		if _, err := cm.Publish(ctx, &paho.Publish{Topic: protocol.HubCmdTopic, QoS: 1, Payload: ck.command(t, k, name, args),
-			Properties: &paho.PublishProperties{ResponseTopic: protocol.HubReplyTopic("ops"), CorrelationData: []byte(name)}}); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case p := <-replies:
-			r, err := protocol.DecodeReply(p.Payload)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return r
-		case <-time.After(5 * time.Second):
-			t.Fatalf("%s: no reply", name)
-		}
-		return nil
+		return con.ask(t, ck.command(t, k, name, args), name)
 	}
 	if r := ask(ck.tech, "technician_add", map[string]string{"name": "Tecnico Uno"}); r.OK || r.Code != cmdsig.CodeOutOfRole {
 		t.Fatalf("a technician key enrolled a technician: %+v", r)
@@ -122,8 +64,7 @@ func TestTechnicianSetPush(t *testing.T) {
 
 	// The totem reads its retained set and verifies it.
 	sets := make(chan *paho.Publish, 8)
-	tcm := client(tot, protocol.Topic("t-tech", protocol.LeafTechnicians), sets)
-	defer tcm.Disconnect(context.Background())
+	client(ctx, t, c.URL(), c.Creds("t-tech"), "t-tech", sets, protocol.Topic("t-tech", protocol.LeafTechnicians))
 	keys := []cmdsig.PublicKey{hubKey.Public()}
 	next := func() *techset.Set {
 		t.Helper()

@@ -85,32 +85,14 @@ func BenchmarkEnqueueParallel(b *testing.B) {
 			b.SetParallelism((producers + runtimeProcs() - 1) / runtimeProcs())
 			c0 := outbox.Commits(o)
 			defer func() { b.ReportMetric(float64(b.N)/float64(outbox.Commits(o)-c0), "ops/commit") }()
-			measure(b, func(record func(time.Duration)) {
-				b.RunParallel(func(pb *testing.PB) {
-					for pb.Next() {
-						t := time.Now()
-						if _, err := o.Enqueue("consent", benchPayload, now, time.Time{}); err != nil {
-							b.Error(err)
-							return
-						}
-						record(time.Since(t))
-					}
-				})
-			})
+			enqueueParallel(b, o, now)
 		})
 	}
 }
 
-// BenchmarkEnqueueSealed is BenchmarkEnqueueParallel with 32 producers
-// and payloads sealed with AES-GCM.
-func BenchmarkEnqueueSealed(b *testing.B) {
-	keys, err := outbox.LoadKeyring(filepath.Join(b.TempDir(), "keys.json"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	o := openWith(b, dbPath(b), &outbox.Options{Keys: keys})
-	now := time.Now()
-	b.SetParallelism((32 + runtimeProcs() - 1) / runtimeProcs())
+// enqueueParallel measures Enqueue from b's parallel producers, each
+// call's latency recorded.
+func enqueueParallel(b *testing.B, o *outbox.Outbox, now time.Time) {
 	measure(b, func(record func(time.Duration)) {
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
@@ -123,6 +105,19 @@ func BenchmarkEnqueueSealed(b *testing.B) {
 			}
 		})
 	})
+}
+
+// BenchmarkEnqueueSealed is BenchmarkEnqueueParallel with 32 producers
+// and payloads sealed with AES-GCM.
+func BenchmarkEnqueueSealed(b *testing.B) {
+	keys, err := outbox.LoadKeyring(filepath.Join(b.TempDir(), "keys.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	o := openWith(b, dbPath(b), &outbox.Options{Keys: keys})
+	now := time.Now()
+	b.SetParallelism((32 + runtimeProcs() - 1) / runtimeProcs())
+	enqueueParallel(b, o, now)
 }
 
 // BenchmarkBoltUpdate is the anchor: one bare bbolt Update (one fsync)

@@ -474,6 +474,27 @@ func decode(b []byte, v any, version func() int) error {
 // (sync/enroll's): the same strictness, errors that never quote input.
 func DecodeEnvelope(b []byte, v any, version func() int) error { return decode(b, v, version) }
 
+// envelope is a message type of this package as decodeValid needs it: its
+// version field and its own checks, past what decode does for every type.
+type envelope[T any] interface {
+	*T
+	version() int
+	check() error
+}
+
+// decodeValid is every DecodeX of this package: decode, then T's checks.
+func decodeValid[T any, P envelope[T]](b []byte) (*T, error) {
+	var m T
+	p := P(&m)
+	if err := decode(b, p, p.version); err != nil {
+		return nil, err
+	}
+	if err := p.check(); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
 // reason describes a JSON decoding error without any of the input.
 func reason(err error, size int) string {
 	var syn *fastjson.SyntaxError
@@ -609,39 +630,32 @@ func validID(id string) bool { return asciiset.LowerHex.Valid(id, 32, 32) }
 func validName(s string) bool { return snakeChars.Valid(s, 1, 32) }
 
 // DecodeOp decodes and validates an operation.
-func DecodeOp(b []byte) (*Op, error) {
-	var o Op
-	if err := decode(b, &o, func() int { return o.V }); err != nil {
-		return nil, err
-	}
+func DecodeOp(b []byte) (*Op, error) { return decodeValid[Op](b) }
+
+func (o *Op) version() int { return o.V }
+
+func (o *Op) check() error {
 	switch {
 	case !validID(o.ID):
-		return nil, invalid("op id")
+		return invalid("op id")
 	case !ValidTotemID(o.Totem):
-		return nil, invalid("totem id")
+		return invalid("totem id")
 	case o.Seq == 0:
-		return nil, invalid("seq")
+		return invalid("seq")
 	case !validName(o.Kind):
-		return nil, invalid("kind")
+		return invalid("kind")
 	case len(o.Payload) == 0 || o.Payload[0] != '{':
-		return nil, invalid("payload must be an object")
+		return invalid("payload must be an object")
 	case o.Stamp != nil && !o.Stamp.Valid():
-		return nil, invalid("stamp")
+		return invalid("stamp")
 	}
-	return &o, nil
+	return nil
 }
 
 // DecodeResult decodes and validates a result.
-func DecodeResult(b []byte) (*Result, error) {
-	var r Result
-	if err := decode(b, &r, func() int { return r.V }); err != nil {
-		return nil, err
-	}
-	if err := r.check(); err != nil {
-		return nil, err
-	}
-	return &r, nil
-}
+func DecodeResult(b []byte) (*Result, error) { return decodeValid[Result](b) }
+
+func (r *Result) version() int { return r.V }
 
 func (r *Result) check() error {
 	switch {
@@ -661,160 +675,160 @@ func (r *Result) check() error {
 }
 
 // DecodeState decodes and validates a presence message.
-func DecodeState(b []byte) (*State, error) {
-	var s State
-	if err := decode(b, &s, func() int { return s.V }); err != nil {
-		return nil, err
-	}
+func DecodeState(b []byte) (*State, error) { return decodeValid[State](b) }
+
+func (s *State) version() int { return s.V }
+
+func (s *State) check() error {
 	if s.Status != Online && s.Status != Offline {
-		return nil, invalid("status")
+		return invalid("status")
 	}
 	if !ValidTotemID(s.Totem) {
-		return nil, invalid("totem id")
+		return invalid("totem id")
 	}
 	if id, _ := UsernameTotem(s.User); s.User != "" && id != s.Totem {
-		return nil, invalid("user")
+		return invalid("user")
 	}
-	return &s, nil
+	return nil
 }
 
 // DecodeTelemetry decodes and validates a health report.
-func DecodeTelemetry(b []byte) (*Telemetry, error) {
-	var t Telemetry
-	if err := decode(b, &t, func() int { return t.V }); err != nil {
-		return nil, err
-	}
+func DecodeTelemetry(b []byte) (*Telemetry, error) { return decodeValid[Telemetry](b) }
+
+func (t *Telemetry) version() int { return t.V }
+
+func (t *Telemetry) check() error {
 	if !ValidTotemID(t.Totem) {
-		return nil, invalid("totem id")
+		return invalid("totem id")
 	}
 	if t.Queue.Depth < 0 || len(t.Devices) > 32 || len(t.Refused) > 32 {
-		return nil, invalid("queue or devices")
+		return invalid("queue or devices")
 	}
 	if st := t.Storage; st != nil && (st.Pending < 0 || st.Quarantined < 0 || st.Bytes < 0 || st.MaxSize < 0 ||
 		st.MaxPending < 0 || !(st.Fraction >= 0)) {
-		return nil, invalid("storage")
+		return invalid("storage")
 	}
 	if r := t.ConnRefused; r != nil && (r.Code < 0x80 || r.Code > 0xFF || r.Count < 1 || len(r.Reason) > 128) {
-		return nil, invalid("refused")
+		return invalid("refused")
 	}
-	return &t, nil
+	return nil
 }
 
 // DecodeEvent decodes and validates an alert.
-func DecodeEvent(b []byte) (*Event, error) {
-	var e Event
-	if err := decode(b, &e, func() int { return e.V }); err != nil {
-		return nil, err
-	}
+func DecodeEvent(b []byte) (*Event, error) { return decodeValid[Event](b) }
+
+func (e *Event) version() int { return e.V }
+
+func (e *Event) check() error {
 	if !ValidTotemID(e.Totem) || !validName(e.Code) {
-		return nil, invalid("totem or code")
+		return invalid("totem or code")
 	}
 	switch e.Level {
 	case LevelInfo, LevelWarning, LevelAlarm:
 	default:
-		return nil, invalid("level")
+		return invalid("level")
 	}
-	return &e, nil
+	return nil
 }
 
 // DecodeCommand decodes and validates a console request.
-func DecodeCommand(b []byte) (*Command, error) {
-	var c Command
-	if err := decode(b, &c, func() int { return c.V }); err != nil {
-		return nil, err
-	}
+func DecodeCommand(b []byte) (*Command, error) { return decodeValid[Command](b) }
+
+func (c *Command) version() int { return c.V }
+
+func (c *Command) check() error {
 	if c.ID == "" || len(c.ID) > 64 || !validName(c.Name) || len(c.Args) > 16 {
-		return nil, invalid("command")
+		return invalid("command")
 	}
 	for k, v := range c.Args {
 		if !validName(k) || len(v) > MaxArg {
-			return nil, invalid("command argument")
+			return invalid("command argument")
 		}
 	}
 	if c.To != "" && c.To != HubRoot && !ValidTotemID(c.To) || c.Role != "" && !validName(c.Role) ||
 		c.Key != "" && !ValidTotemID(c.Key) || len(c.Sig) != 0 && len(c.Sig) != 64 {
-		return nil, invalid("command signature fields")
+		return invalid("command signature fields")
 	}
-	return &c, nil
+	return nil
 }
 
 // DecodeReply decodes and validates an answer to a command.
-func DecodeReply(b []byte) (*Reply, error) {
-	var r Reply
-	if err := decode(b, &r, func() int { return r.V }); err != nil {
-		return nil, err
-	}
+func DecodeReply(b []byte) (*Reply, error) { return decodeValid[Reply](b) }
+
+func (r *Reply) version() int { return r.V }
+
+func (r *Reply) check() error {
 	if r.ID == "" || len(r.ID) > 64 {
-		return nil, invalid("reply id")
+		return invalid("reply id")
 	}
 	if r.Code != "" && !validName(r.Code) {
-		return nil, invalid("reply code")
+		return invalid("reply code")
 	}
-	return &r, nil
+	return nil
 }
 
 // DecodePolicy decodes and validates a consent policy.
-func DecodePolicy(b []byte) (*Policy, error) {
-	var p Policy
-	if err := decode(b, &p, func() int { return p.V }); err != nil {
-		return nil, err
-	}
+func DecodePolicy(b []byte) (*Policy, error) { return decodeValid[Policy](b) }
+
+func (p *Policy) version() int { return p.V }
+
+func (p *Policy) check() error {
 	if p.ID == "" || len(p.Consents) == 0 || len(p.Consents) > 8 {
-		return nil, invalid("policy")
+		return invalid("policy")
 	}
 	seen := make(map[string]bool)
 	for _, c := range p.Consents {
 		if !validName(c.Code) || c.Label == "" || len(c.Label) > 200 || seen[c.Code] {
-			return nil, invalid("consent")
+			return invalid("consent")
 		}
 		seen[c.Code] = true
 	}
-	return &p, nil
+	return nil
 }
 
 // DecodeLedgerRequest decodes and validates a resynchronisation request.
-func DecodeLedgerRequest(b []byte) (*LedgerRequest, error) {
-	var r LedgerRequest
-	if err := decode(b, &r, func() int { return r.V }); err != nil {
-		return nil, err
-	}
+func DecodeLedgerRequest(b []byte) (*LedgerRequest, error) { return decodeValid[LedgerRequest](b) }
+
+func (r *LedgerRequest) version() int { return r.V }
+
+func (r *LedgerRequest) check() error {
 	if r.ID == "" || len(r.ID) > 64 {
-		return nil, invalid("ledger request")
+		return invalid("ledger request")
 	}
 	if r.Card != "" {
 		if r.From != 0 || r.Max != 0 || !digits(r.Card, 16) {
-			return nil, invalid("card state request")
+			return invalid("card state request")
 		}
-		return &r, nil
+		return nil
 	}
 	if r.From == 0 || r.Max <= 0 || r.Max > MaxLedger {
-		return nil, invalid("ledger request")
+		return invalid("ledger request")
 	}
-	return &r, nil
+	return nil
 }
 
 // DecodeLedger decodes and validates the hub's record of a totem.
-func DecodeLedger(b []byte) (*Ledger, error) {
-	var l Ledger
-	if err := decode(b, &l, func() int { return l.V }); err != nil {
-		return nil, err
-	}
+func DecodeLedger(b []byte) (*Ledger, error) { return decodeValid[Ledger](b) }
+
+func (l *Ledger) version() int { return l.V }
+
+func (l *Ledger) check() error {
 	if l.ID == "" || len(l.ID) > 64 || !ValidTotemID(l.Totem) || len(l.Results) > MaxLedger {
-		return nil, invalid("ledger")
+		return invalid("ledger")
 	}
 	if l.CardState != "" && (len(l.CardState) > 16 || strings.Trim(l.CardState, "abcdefghijklmnopqrstuvwxyz_") != "") {
-		return nil, invalid("ledger card state")
+		return invalid("ledger card state")
 	}
 	for i := range l.Results {
 		r := &l.Results[i]
 		if err := r.check(); err != nil {
-			return nil, err
+			return err
 		}
 		if r.Seq == 0 || r.Seq > l.LastSeq || !r.Final() {
-			return nil, invalid("ledger result")
+			return invalid("ledger result")
 		}
 	}
-	return &l, nil
+	return nil
 }
 
 // digits reports whether s is n decimal digits.

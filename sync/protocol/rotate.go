@@ -75,31 +75,31 @@ func OtherUsername(u string) string {
 
 // DecodeRotateRequest decodes and validates a rotation request; its
 // errors never quote the input (it holds a secret).
-func DecodeRotateRequest(b []byte) (*RotateRequest, error) {
-	var r RotateRequest
-	if err := decode(b, &r, func() int { return r.V }); err != nil {
-		return nil, err
-	}
+func DecodeRotateRequest(b []byte) (*RotateRequest, error) { return decodeValid[RotateRequest](b) }
+
+func (r *RotateRequest) version() int { return r.V }
+
+func (r *RotateRequest) check() error {
 	if r.ID == "" || len(r.ID) > 64 || len(r.Password) < 32 || len(r.Password) > 128 {
-		return nil, invalid("rotate request")
+		return invalid("rotate request")
 	}
 	if _, ok := UsernameTotem(r.Username); r.Username != "" && !ok {
-		return nil, invalid("rotate request username")
+		return invalid("rotate request username")
 	}
-	return &r, nil
+	return nil
 }
 
 // DecodeRotateReply decodes a rotation reply.
-func DecodeRotateReply(b []byte) (*RotateReply, error) {
-	var r RotateReply
-	if err := decode(b, &r, func() int { return r.V }); err != nil {
-		return nil, err
-	}
+func DecodeRotateReply(b []byte) (*RotateReply, error) { return decodeValid[RotateReply](b) }
+
+func (r *RotateReply) version() int { return r.V }
+
+func (r *RotateReply) check() error {
 	if r.ID == "" || len(r.ID) > 64 {
-		return nil, invalid("rotate reply")
+		return invalid("rotate reply")
 	}
 	if _, ok := UsernameTotem(r.Username); r.Username != "" && !ok {
-		return nil, invalid("rotate reply username")
+		return invalid("rotate reply username")
 	}
-	return &r, nil
+	return nil
 }

@@ -134,14 +134,7 @@ func Sign(k cmdsig.PrivateKey, s *Set) error {
 // Decode parses a set strictly and checks its fields; it does not verify
 // the signature (Verify does).
 func Decode(b []byte) (*Set, error) {
-	s, err := strictjson.Decode[Set](b, MaxBytes)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
-	}
-	if err := s.check(); err != nil {
-		return nil, err
-	}
-	return s, nil
+	return strictjson.DecodeChecked(b, MaxBytes, ErrInvalid, (*Set).check)
 }
 
 func (s *Set) check() error {

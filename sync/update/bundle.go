@@ -134,14 +134,7 @@ func (m *Manifest) signedBytes() []byte {
 // trailing data refused, every field checked. It does not verify the
 // signature (Verify does); its errors never quote the input.
 func Decode(b []byte) (*Manifest, error) {
-	m, err := strictjson.Decode[Manifest](b, MaxManifestBytes)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
-	}
-	if err := m.check(); err != nil {
-		return nil, err
-	}
-	return m, nil
+	return strictjson.DecodeChecked(b, MaxManifestBytes, ErrInvalid, (*Manifest).check)
 }
 
 // check validates the fields; the messages name fields, not values that

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/sync/broker"
-	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/pki"
 )
 
@@ -23,28 +22,8 @@ import (
 func TestCredentialsOverTLS(t *testing.T) {
 	dir := t.TempDir()
 	now := time.Now()
-	ca, err := pki.LoadOrCreateCA(dir, "test CA", now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := pki.NewServer(pki.CASource(dir, ca, []string{"127.0.0.1"}), now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := broker.OpenRegistry(filepath.Join(dir, "users.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reg.Close()
-	f, err := reg.Provision(totem, creds.RoleTotem, filepath.Join(dir, "t.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := broker.Start(broker.Options{TLSListen: "127.0.0.1:0", TLS: cert.Config(), Auth: broker.NewUsers(reg)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	cert := serverCert(t, dir, now)
+	reg, f, srv := registryBroker(t, dir, broker.Options{TLSListen: "127.0.0.1:0", TLS: cert.Config()})
 	tlsCfg, err := pki.Client{CAFile: filepath.Join(dir, pki.CACertFile)}.Config(srv.TLSURL())
 	if err != nil {
 		t.Fatal(err)

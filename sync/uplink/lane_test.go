@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aslcns/totem/hal/haltest"
 	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/protocol"
@@ -17,51 +18,9 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 )
 
-// fakeClock moves only when told to.
-type fakeClock struct {
-	mu      sync.Mutex
-	now     time.Time
-	waiters []fakeWaiter
-}
-
-type fakeWaiter struct {
-	at time.Time
-	c  chan time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{now: time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) After(d time.Duration) <-chan time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	ch := make(chan time.Time, 1)
-	if d <= 0 {
-		ch <- c.now
-		return ch
-	}
-	c.waiters = append(c.waiters, fakeWaiter{at: c.now.Add(d), c: ch})
-	return ch
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	kept := c.waiters[:0]
-	for _, w := range c.waiters {
-		if w.at.After(c.now) {
-			kept = append(kept, w)
-			continue
-		}
-		w.c <- c.now
-	}
-	c.waiters = kept
+// newFakeClock is a clock that moves only when told to.
+func newFakeClock() *haltest.Clock {
+	return haltest.NewClock(time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC))
 }
 
 func TestBucketLimitsABurst(t *testing.T) {
@@ -230,16 +189,8 @@ func TestPriorityLaneOvertakesBacklog(t *testing.T) {
 			o.OnCommand = func(_ context.Context, c *protocol.Command) *protocol.Reply {
 				return &protocol.Reply{ID: c.ID, OK: true}
 			}
-			tech, err := cmdsig.Generate("tech-1", cmdsig.Technician)
-			if err != nil {
-				t.Fatal(err)
-			}
-			rec, err := cmdsig.OpenRecord(filepath.Join(t.TempDir(), "commands.db"), cmdsig.RecordOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer rec.Close()
-			o.Verifier = cmdsig.NewVerifier(totem, []cmdsig.PublicKey{tech.Public()}, rec)
+			tech, verifier := technician(t)
+			o.Verifier = verifier
 			u, _ := r.run(t, ctx, o)
 
 			// Wait until the backlog is held: the hub saw what the bucket

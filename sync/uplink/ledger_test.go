@@ -13,7 +13,7 @@ import (
 func TestCardStateBeforeSubscriptions(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	l := newLiveHub(t, ctx)
+	l := newLiveHub(t, nil)
 	release := make(chan struct{})
 	u := l.run(t, ctx, Options{beforeSetup: func() {
 		select {
@@ -21,12 +21,8 @@ func TestCardStateBeforeSubscriptions(t *testing.T) {
 		case <-ctx.Done():
 		}
 	}})
-	for !u.Connected() {
-		select {
-		case <-ctx.Done():
-			t.Fatal("uplink did not connect")
-		case <-time.After(5 * time.Millisecond):
-		}
+	if !until(ctx, u.Connected) {
+		t.Fatal("uplink did not connect")
 	}
 	go func() {
 		time.Sleep(300 * time.Millisecond) // the question is on its way first

@@ -3,14 +3,11 @@ package uplink
 import (
 	"context"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aslcns/totem/sync/broker"
-	"github.com/aslcns/totem/sync/creds"
-	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/synctest"
 )
 
@@ -21,25 +18,8 @@ import (
 // connects. Before the lock was told apart, 0x8A was retried like 0x86.
 func TestLockedTotemStopsRetrying(t *testing.T) {
 	dir := t.TempDir()
-	reg, err := broker.OpenRegistry(filepath.Join(dir, "users.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reg.Close()
-	good, err := reg.Provision(totem, creds.RoleTotem, filepath.Join(dir, "t.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := broker.Start(broker.Options{Listen: "127.0.0.1:0", Auth: broker.NewUsers(reg)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	box, err := outbox.Open(filepath.Join(dir, "outbox.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer box.Close()
+	reg, good, srv := registryBroker(t, dir, broker.Options{})
+	box := openBox(t, dir)
 
 	logs := new(synctest.Log)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -50,19 +30,12 @@ func TestLockedTotemStopsRetrying(t *testing.T) {
 			BackoffMin: 10 * time.Millisecond, BackoffMax: 20 * time.Millisecond,
 			RefusedMin: 10 * time.Millisecond, RefusedMax: 20 * time.Millisecond,
 			CredentialsRetry: 10 * time.Millisecond, LockedRetry: time.Hour})
-		rctx, stop := context.WithCancel(ctx)
-		done := make(chan struct{})
-		go func() { u.Run(rctx); close(done) }()
-		return u, func() { stop(); <-done }
+		return u, goRun(ctx, u)
 	}
 
 	u, stop := start(ctx, good.Password+"-wrong")
-	for !u.Locked() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("not locked; broker %s", srv.Stats())
-		case <-time.After(5 * time.Millisecond):
-		}
+	if !until(ctx, u.Locked) {
+		t.Fatalf("not locked; broker %s", srv.Stats())
 	}
 	// Ten retry periods of a wrong password: not one more attempt.
 	time.Sleep(300 * time.Millisecond)
@@ -84,12 +57,8 @@ func TestLockedTotemStopsRetrying(t *testing.T) {
 	}
 	u, stop = start(ctx, good.Password)
 	defer stop()
-	for !u.Connected() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("not connected after unlock; broker %s", srv.Stats())
-		case <-time.After(5 * time.Millisecond):
-		}
+	if !until(ctx, u.Connected) {
+		t.Fatalf("not connected after unlock; broker %s", srv.Stats())
 	}
 }
 
@@ -97,30 +66,13 @@ func TestLockedTotemStopsRetrying(t *testing.T) {
 // they expired (not "wrong password"), and asking again never locks them.
 func TestExpiredCredentialsSaySo(t *testing.T) {
 	dir := t.TempDir()
-	reg, err := broker.OpenRegistry(filepath.Join(dir, "users.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reg.Close()
-	f, err := reg.Provision(totem, creds.RoleTotem, filepath.Join(dir, "t.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	reg, f, srv := registryBroker(t, dir, broker.Options{})
 	user, _, _ := reg.Get(totem)
 	user.Expires = time.Now().Add(-time.Hour)
 	if err := reg.Put(user); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := broker.Start(broker.Options{Listen: "127.0.0.1:0", Auth: broker.NewUsers(reg)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	box, err := outbox.Open(filepath.Join(dir, "outbox.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer box.Close()
+	box := openBox(t, dir)
 	logs := new(synctest.Log)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -129,18 +81,14 @@ func TestExpiredCredentialsSaySo(t *testing.T) {
 	done := make(chan struct{})
 	go func() { u.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
-	for {
-		if r, ok := u.Refused(); ok && r.Count > broker.MaxFailures {
-			if r.Code != 0x86 || r.Reason != expiredText {
-				t.Fatalf("refusal %+v", r)
-			}
-			break
+	if !until(ctx, func() bool {
+		r, ok := u.Refused()
+		if ok && r.Count > broker.MaxFailures && (r.Code != 0x86 || r.Reason != expiredText) {
+			t.Fatalf("refusal %+v", r)
 		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("not refused %d times; broker %s", broker.MaxFailures+1, srv.Stats())
-		case <-time.After(5 * time.Millisecond):
-		}
+		return ok && r.Count > broker.MaxFailures
+	}) {
+		t.Fatalf("not refused %d times; broker %s", broker.MaxFailures+1, srv.Stats())
 	}
 	if locks, _ := reg.Locks(); len(locks) != 0 {
 		t.Errorf("expired credentials locked: %+v", locks)

@@ -24,16 +24,12 @@ func TestProgressConnectedAndOffline(t *testing.T) {
 	defer cancel()
 	r := newRig(t)
 	u, _ := r.run(t, ctx, Options{Heartbeat: 50 * time.Millisecond})
-	for !u.Connected() && ctx.Err() == nil {
-		time.Sleep(10 * time.Millisecond)
-	}
+	until(ctx, u.Connected)
 	if p := u.Progress(); !moves(ctx, u, p) || !moves(ctx, u, u.Progress()) {
 		t.Fatal("Progress did not move while connected and idle")
 	}
 	r.srv.Close()
-	for u.Connected() && ctx.Err() == nil {
-		time.Sleep(10 * time.Millisecond)
-	}
+	until(ctx, func() bool { return !u.Connected() })
 	if p := u.Progress(); !moves(ctx, u, p) || !moves(ctx, u, u.Progress()) {
 		t.Fatal("Progress did not move while offline")
 	}

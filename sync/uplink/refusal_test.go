@@ -153,15 +153,7 @@ func TestRefusedKeepsReconnecting(t *testing.T) {
 				t.Fatalf("Refused() = %+v, %v while refused with 0x%02X", ref, ok, code)
 			}
 			f.refusing.Store(false) // the console let go, the hub is free
-			for !u.Connected() {
-				select {
-				case err := <-errc:
-					t.Fatalf("Run returned %v", err)
-				case <-ctx.Done():
-					t.Fatal("not connected 15 s after the broker accepted")
-				case <-time.After(5 * time.Millisecond):
-				}
-			}
+			awaitRunning(t, ctx, errc, u.Connected, "not connected 15 s after the broker accepted")
 			if _, ok := u.Refused(); ok {
 				t.Error("Refused() still reports a refusal once connected")
 			}

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aslcns/totem/internal/clock"
 	"github.com/aslcns/totem/internal/mqttconn"
 	"github.com/aslcns/totem/internal/waiters"
 	"github.com/aslcns/totem/sync/creds"
@@ -90,28 +91,21 @@ func (rt *rotation) run(ctx context.Context, cm *autopaho.ConnectionManager) {
 	if rt.o.Store == nil {
 		return
 	}
-	t := time.NewTicker(rt.o.RotateCheck)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-rt.wake:
-		}
+	clock.EveryOrWake(ctx, rt.o.RotateCheck, rt.wake, func() bool {
 		rt.mu.Lock()
 		due := !rt.cur.RotateAt.IsZero() && !time.Now().Before(rt.cur.RotateAt)
 		rt.mu.Unlock()
 		if !due || !rt.ready() {
-			continue
+			return false
 		}
 		if err := rt.rotate(ctx, cm); err != nil {
 			if errors.Is(err, errRotateAborted) {
-				return
+				return true
 			}
 			rt.log.Warn("credentials rotation failed, the current ones stay; tried again later", "err", err)
 		}
-	}
+		return false
+	})
 }
 
 // killStep, set only in the kill test's build (rotkill.go), kills the

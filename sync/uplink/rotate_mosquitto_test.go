@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,7 +14,6 @@ import (
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/dynsec"
 	"github.com/aslcns/totem/sync/hub"
-	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/protocol"
 	"github.com/aslcns/totem/sync/synctest"
 	"github.com/eclipse/paho.golang/packets"
@@ -79,39 +77,16 @@ func TestRotationSurvivesACrashAtEveryStepOnMosquitto(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(200 * time.Millisecond) // the subscriptions follow the connection
-	box, err := outbox.Open(filepath.Join(dir, "outbox.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer box.Close()
-
-	start := func(rotate bool, abort string) (*Uplink, chan struct{}, func()) {
-		f, err := store.Load()
-		if err != nil {
-			t.Fatal(err)
+	box := openBox(t, dir)
+	rot := rotator{t: t, ctx: ctx, url: mq.URL(), box: box, log: log, store: store}
+	rot.crashAtEveryStep(func(u *Uplink, step string, died <-chan struct{}) {
+		select {
+		case <-died:
+		case <-time.After(20 * time.Second):
+			f, _ := store.Load()
+			t.Fatalf("the rotation never reached %s (connected: %v; the file's secret, of %s, refused?)", step, u.Connected(), f.Username)
 		}
-		died := make(chan struct{})
-		o := Options{Totem: totem, URL: mq.URL(), Username: f.Username, Password: f.Password, Outbox: box, Logger: log,
-			BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond, Store: store, RotateAt: f.RotateAt}
-		if rotate {
-			o.RotateAt = time.Now().Add(-time.Second)
-		}
-		if abort != "" {
-			o.rotateStep = func(step string) error {
-				if step == abort {
-					close(died)
-					return errRotateAborted
-				}
-				return nil
-			}
-		}
-		u := New(o)
-		rctx, stop := context.WithCancel(ctx)
-		done := make(chan struct{})
-		go func() { u.Run(rctx); close(done) }()
-		return u, died, func() { stop(); <-done }
-	}
-	waitConnected := func(u *Uplink, what string) {
+	}, func(u *Uplink, what string) {
 		t.Helper()
 		for deadline := time.Now().Add(15 * time.Second); !u.Connected(); time.Sleep(5 * time.Millisecond) {
 			if time.Now().After(deadline) {
@@ -119,24 +94,7 @@ func TestRotationSurvivesACrashAtEveryStepOnMosquitto(t *testing.T) {
 				t.Fatalf("%s: the totem cannot log in to mosquitto as %s", what, f.Username)
 			}
 		}
-	}
-
-	for _, step := range []string{"generated", "pending", "sent", "replied", "promoted"} {
-		u, died, stop := start(true, step)
-		select {
-		case <-died:
-		case <-time.After(20 * time.Second):
-			f, _ := store.Load()
-			t.Fatalf("the rotation never reached %s (connected: %v; the file's secret, of %s, refused?)", step, u.Connected(), f.Username)
-		}
-		stop() // killed
-		u, _, stop = start(false, "")
-		waitConnected(u, "after a death at "+step)
-		stop()
-		if _, err := os.Stat(store.PendingPath()); !os.IsNotExist(err) {
-			t.Errorf("after a death at %s: the pending file was not dropped at the next start (%v)", step, err)
-		}
-	}
+	})
 	// Died after saving: the file names the other username, which
 	// `totemd credentials test` uses with the totem's client id.
 	f, _ := store.Load()
@@ -148,7 +106,7 @@ func TestRotationSurvivesACrashAtEveryStepOnMosquitto(t *testing.T) {
 	}
 
 	before, _ := store.Load()
-	u, _, stop := start(true, "")
+	u, _, stop := rot.start(true, "")
 	var after creds.File
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 		after, err = store.Load()

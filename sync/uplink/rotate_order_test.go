@@ -12,62 +12,31 @@ import (
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/hub"
 	"github.com/aslcns/totem/sync/outbox"
+	"github.com/aslcns/totem/sync/synctest"
 )
 
 // liveHub is a broker with the registry, a hub on the reference CMS, an
 // outbox and the totem's credentials file, for the tests of what the hub
 // answers on the totem's subscriptions.
 type liveHub struct {
+	*synctest.Central
 	store *creds.Store
 	first creds.File // the credentials provisioned
 	srv   *broker.Server
 	box   *outbox.Outbox
-	h     *hub.Hub
+	h     *synctest.Hub
 }
 
-// newLiveHub starts the rig; ctx bounds the hub, and everything stops
-// when the test ends.
-func newLiveHub(t *testing.T, ctx context.Context) *liveHub {
+// newLiveHub starts the rig, logging to log (nil discards); everything
+// stops when the test ends.
+func newLiveHub(t *testing.T, log *slog.Logger) *liveHub {
 	t.Helper()
-	dir := t.TempDir()
-	reg, err := broker.OpenRegistry(filepath.Join(dir, "users.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { reg.Close() })
-	l := &liveHub{store: &creds.Store{Path: filepath.Join(dir, "creds", totem+".json")}}
-	if l.first, err = reg.Provision(totem, creds.RoleTotem, l.store.Path); err != nil {
-		t.Fatal(err)
-	}
-	me, _ := creds.Generate("hub-live", creds.RoleHub)
-	users := broker.NewUsers(reg)
-	if err := users.Add(me); err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.DiscardHandler)
-	if l.srv, err = broker.Start(broker.Options{Listen: "127.0.0.1:0", Auth: users, Logger: log}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.srv.Close() })
-	cms, err := refcms.Open(filepath.Join(dir, "cms.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cms.Close() })
-	l.h = hub.New(hub.Options{URL: l.srv.URL(), ClientID: me.Username, Username: me.Username, Password: me.Password,
-		Accounts: reg, Logger: log, Backend: cms})
-	hctx, stopHub := context.WithCancel(ctx)
-	hubDone := make(chan struct{})
-	go func() { l.h.Run(hctx); close(hubDone) }()
-	t.Cleanup(func() { stopHub(); <-hubDone })
-	if err := l.h.AwaitConnection(ctx); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(100 * time.Millisecond) // the hub's subscriptions follow its connection
-	if l.box, err = outbox.Open(filepath.Join(dir, "outbox.db"), nil); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.box.Close() })
+	c := synctest.Start(t, synctest.Options{Registry: true, Logger: log, CMS: &refcms.Options{},
+		Users: []synctest.User{{Name: totem, Role: creds.RoleTotem}}})
+	l := &liveHub{Central: c, store: &creds.Store{Path: filepath.Join(c.Dir, "creds", totem+".json")},
+		first: c.Creds(totem), srv: c.Broker}
+	l.h = c.StartHub(hub.Options{Accounts: c.Registry})
+	l.box = openBox(t, c.Dir)
 	return l
 }
 
@@ -78,10 +47,7 @@ func (l *liveHub) run(t *testing.T, ctx context.Context, o Options) *Uplink {
 	o.Username, o.Password = l.first.Username, l.first.Password
 	o.BackoffMin, o.BackoffMax = 10*time.Millisecond, 50*time.Millisecond
 	u := New(o)
-	rctx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { u.Run(rctx); close(done) }()
-	t.Cleanup(func() { stop(); <-done })
+	t.Cleanup(goRun(ctx, u))
 	return u
 }
 
@@ -95,19 +61,15 @@ func TestRotationWaitsForTheSubscriptions(t *testing.T) {
 	// Less than rotateTimeout: a lost reply fails the test.
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	l := newLiveHub(t, ctx)
+	l := newLiveHub(t, nil)
 	l.run(t, ctx, Options{
 		RotateAt:    time.Now().Add(-time.Second), // due at once
 		beforeSetup: func() { time.Sleep(300 * time.Millisecond) },
 	})
-	for {
-		if f, err := l.store.Load(); err == nil && f.Password != l.first.Password {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("no rotation: its reply was lost; hub recorded %d rotations", l.h.Rotations())
-		case <-time.After(5 * time.Millisecond):
-		}
+	if !until(ctx, func() bool {
+		f, err := l.store.Load()
+		return err == nil && f.Password != l.first.Password
+	}) {
+		t.Fatalf("no rotation: its reply was lost; hub recorded %d rotations", l.h.Rotations())
 	}
 }

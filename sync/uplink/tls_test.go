@@ -21,14 +21,7 @@ func TestTLSUplink(t *testing.T) {
 	r := newRig(t)
 	dir := t.TempDir()
 	now := time.Now()
-	ca, err := pki.LoadOrCreateCA(dir, "test CA", now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := pki.NewServer(pki.CASource(dir, ca, []string{"127.0.0.1"}), now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert := serverCert(t, dir, now)
 	srv, err := broker.Start(broker.Options{TLSListen: "127.0.0.1:0", TLS: cert.Config(), Auth: r.auth})
 	if err != nil {
 		t.Fatal(err)

@@ -95,15 +95,7 @@ func TestCredentialsRefusedRetriesRarely(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	u, errc := r.run(t, ctx, Options{Username: totem, Password: "wrong", CredentialsRetry: time.Hour})
-	for r.auth.n.Load() < 1 {
-		select {
-		case err := <-errc:
-			t.Fatalf("Run returned %v", err)
-		case <-ctx.Done():
-			t.Fatal("no connection attempt in 15 s")
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
+	awaitRunning(t, ctx, errc, func() bool { return r.auth.n.Load() >= 1 }, "no connection attempt in 15 s")
 	time.Sleep(300 * time.Millisecond) // several network backoff periods
 	if n := r.auth.n.Load(); n != 1 {
 		t.Fatalf("%d authentication attempts, want 1 (retries lock accounts)", n)
@@ -127,25 +119,9 @@ func TestCredentialsMendedAtTheHub(t *testing.T) {
 	defer cancel()
 	r.auth.refuse.Store(true)
 	u, errc := r.run(t, ctx, Options{CredentialsRetry: 200 * time.Millisecond})
-	for r.auth.n.Load() < 1 {
-		select {
-		case err := <-errc:
-			t.Fatalf("Run returned %v", err)
-		case <-ctx.Done():
-			t.Fatal("no connection attempt in 15 s")
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
+	awaitRunning(t, ctx, errc, func() bool { return r.auth.n.Load() >= 1 }, "no connection attempt in 15 s")
 	r.auth.refuse.Store(false) // the registry restored
-	for !u.Connected() {
-		select {
-		case err := <-errc:
-			t.Fatalf("Run returned %v", err)
-		case <-ctx.Done():
-			t.Fatal("not connected after the credentials were mended")
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
+	awaitRunning(t, ctx, errc, u.Connected, "not connected after the credentials were mended")
 	if last := u.lastRefusal(); last == nil || last.Code != 0x86 || last.Reason != "nome utente o password errati" {
 		t.Fatalf("telemetry's refusal = %+v", last)
 	}
@@ -317,15 +293,7 @@ func TestCommands(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	var calls atomic.Int64
-	tech, err := cmdsig.Generate("tech-1", cmdsig.Technician)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec, err := cmdsig.OpenRecord(filepath.Join(t.TempDir(), "commands.db"), cmdsig.RecordOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rec.Close()
+	tech, verifier := technician(t)
 	var refusedMu sync.Mutex
 	var refused []string // what OnRefused heard, before each refusal's reply went out
 	u, _ := r.run(t, ctx, Options{OnCommand: func(_ context.Context, c *protocol.Command) *protocol.Reply {
@@ -335,10 +303,8 @@ func TestCommands(t *testing.T) {
 		refusedMu.Lock()
 		refused = append(refused, c.ID+" "+rep.Code)
 		refusedMu.Unlock()
-	}, Verifier: cmdsig.NewVerifier(totem, []cmdsig.PublicKey{tech.Public()}, rec)})
-	for !u.Connected() && ctx.Err() == nil {
-		time.Sleep(10 * time.Millisecond)
-	}
+	}, Verifier: verifier})
+	until(ctx, u.Connected)
 	// A command published before the cmd subscription would reach no
 	// one: wait for the connection's subscriptions, not for a while.
 	if err := u.awaitSubscribed(ctx); err != nil {
@@ -380,18 +346,23 @@ func TestCommands(t *testing.T) {
 	send(cancelOp, rt, "role")                  // refused: a technician cannot cancel
 	send(good, rt, "corr-1")                    // answered
 	got := map[string]*protocol.Reply{}
-	for len(got) < 5 {
-		select {
-		case p := <-replies:
-			rep, err := protocol.DecodeReply(p.Payload)
-			if err != nil {
-				t.Fatal(err)
+	// collect keeps the replies, by correlation data, until enough.
+	collect := func(enough func() bool) {
+		t.Helper()
+		for !enough() {
+			select {
+			case p := <-replies:
+				rep, err := protocol.DecodeReply(p.Payload)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got[string(p.Properties.CorrelationData)] = rep
+			case <-ctx.Done():
+				t.Fatalf("replies %v", got)
 			}
-			got[string(p.Properties.CorrelationData)] = rep
-		case <-ctx.Done():
-			t.Fatalf("replies %v", got)
 		}
 	}
+	collect(func() bool { return len(got) >= 5 })
 	if r := got["corr-1"]; r == nil || !r.OK || r.ID != "c1c1c1c1c1c1c1c1" {
 		t.Fatalf("reply to the good command: %+v", r)
 	}
@@ -404,18 +375,7 @@ func TestCommands(t *testing.T) {
 		}
 	}
 	send(good, rt, "again") // the same command again: a replay
-	for got["again"] == nil {
-		select {
-		case p := <-replies:
-			rep, err := protocol.DecodeReply(p.Payload)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got[string(p.Properties.CorrelationData)] = rep
-		case <-ctx.Done():
-			t.Fatalf("replies %v", got)
-		}
-	}
+	collect(func() bool { return got["again"] != nil })
 	if r := got["again"]; r.OK || r.Code != cmdsig.CodeReplayed {
 		t.Fatalf("reply to the replay: %+v", r)
 	}
@@ -447,9 +407,7 @@ func TestEventReachesConsole(t *testing.T) {
 		{Topic: protocol.Topic(totem, protocol.LeafEvent), QoS: 1}}}); err != nil {
 		t.Fatal(err)
 	}
-	for !u.Connected() && ctx.Err() == nil {
-		time.Sleep(10 * time.Millisecond)
-	}
+	until(ctx, u.Connected)
 	u.Event(protocol.Event{Level: protocol.LevelAlarm, Code: "reader_gone", Message: "card reader not available"})
 	select {
 	case e := <-got:

@@ -58,11 +58,6 @@ func Counts(list, what string, max int) ([]int, error) {
 
 // ConsentPayload is a realistic operation: a consent for a demo card.
 func ConsentPayload() []byte {
-	b, _ := json.Marshal(cms.ConsentRequest{
-		Card:       cms.CardRef{Serial: "6090012345678000", CF: "RSSMRA80A01H501U", Expiry: "2030-12-31"},
-		Policy:     "fse-2020",
-		Consents:   []cms.Consent{{Code: "consultazione", Given: true}, {Code: "opposizione_pregresso"}},
-		Attendance: cms.Attendance{Channel: cms.SelfService},
-	})
+	b, _ := json.Marshal(cms.DemoConsent())
 	return b
 }

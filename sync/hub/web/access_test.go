@@ -9,7 +9,6 @@ import (
 
 	"github.com/aslcns/totem/sync/broker"
 	"github.com/aslcns/totem/sync/creds"
-	"github.com/aslcns/totem/sync/enroll"
 )
 
 // The access page shows, per broker user, the lock with its time and the
@@ -19,20 +18,8 @@ import (
 // page, the lock is gone and the unlock counted.
 func TestAccessShowsLockAndCredentialEvents(t *testing.T) {
 	dir := t.TempDir()
-	reg, err := broker.OpenRegistry(filepath.Join(dir, "fleet.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reg.Close()
-	now := time.Now()
-	code, _, err := reg.Enroll("t-ev", 7*24*time.Hour, now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	norm, _ := enroll.ParseCode(code)
-	if _, err := reg.Redeem("t-ev", norm, now); err != nil {
-		t.Fatal(err)
-	}
+	reg := OpenTestRegistry(t, dir)
+	EnrollTotem(t, reg, "t-ev", time.Now())
 	if _, err := reg.Provision("t-calm", creds.RoleTotem, filepath.Join(dir, "t-calm.json")); err != nil {
 		t.Fatal(err)
 	}

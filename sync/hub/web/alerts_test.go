@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -24,7 +23,6 @@ import (
 	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/hub"
 	"github.com/aslcns/totem/sync/protocol"
-	"github.com/pquerna/otp/totp"
 )
 
 // The console's alerts follow the Prometheus rules' thresholds: offline
@@ -119,15 +117,7 @@ func TestConsoleCookieSecureOverTLS(t *testing.T) {
 	defer srv.Close()
 	c := srv.Client()
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	code, _ := totp.GenerateCode(k.Secret(), time.Now())
-	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/login", strings.NewReader(url.Values{"user": {"anna"},
-		"password": {"correct horse battery"}, "code": {code}}.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp := Login(t, c, srv.URL, "anna", "correct horse battery", k.Secret())
 	ck := resp.Cookies()
 	if resp.StatusCode != http.StatusSeeOther || len(ck) != 1 || !ck[0].Secure || !ck[0].HttpOnly ||
 		ck[0].Name != "__Host-"+sessionCookie || ck[0].SameSite != http.SameSiteStrictMode || ck[0].Path != "/" {
@@ -239,17 +229,9 @@ func TestTicketsPage(t *testing.T) {
 	defer srv.Close()
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar}
-	code, _ := totp.GenerateCode(k.Secret(), time.Now())
-	if _, err := c.PostForm(srv.URL+"/login", url.Values{"user": {"anna"}, "password": {"correct horse battery"}, "code": {code}}); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := c.Get(srv.URL + "/tickets")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	body := string(b)
+	Login(t, c, srv.URL, "anna", "correct horse battery", k.Secret())
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/tickets", nil)
+	_, body := Do(t, c, req)
 	for _, want := range []string{"HD1-000001", "aperto: FSE non creato", "HD2-000002", "risolto: FSE creato", "RSS************U", "contattare &lt;b&gt;"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("tickets page lacks %q", want)

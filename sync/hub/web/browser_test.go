@@ -7,8 +7,6 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io"
-	"net"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -200,17 +198,7 @@ func TestBrowserConsole(t *testing.T) {
 // connected and silent.
 func totemSession(t *testing.T, ctx context.Context, r *rig) {
 	t.Helper()
-	u, _ := url.Parse(r.srv.URL())
-	conn, err := net.Dial("tcp", u.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := paho.NewClient(paho.ClientConfig{Conn: conn, ClientID: r.totem.Username})
-	t.Cleanup(func() { c.Disconnect(&paho.Disconnect{}) })
-	if _, err := c.Connect(ctx, &paho.Connect{KeepAlive: 60, CleanStart: true, ClientID: r.totem.Username,
-		Username: r.totem.Username, Password: []byte(r.totem.Password), UsernameFlag: true, PasswordFlag: true}); err != nil {
-		t.Fatal(err)
-	}
+	c := connect(t, ctx, r, r.totem, 60)
 	id := r.totem.Username
 	st, _ := protocol.Marshal(protocol.State{V: 1, Totem: id, Status: protocol.Online, Since: time.Now(), Boot: "b1", Session: 1, Version: "1.4.0"})
 	tm, _ := protocol.Marshal(protocol.Telemetry{V: 1, Totem: id, At: time.Now(), Queue: protocol.Queue{Depth: 1, OldestSeq: 1, Oldest: time.Now()},

@@ -159,24 +159,13 @@ func (tc *testConsole) post(t testing.TB, c *http.Client, path string, form url.
 	req, _ := http.NewRequest(http.MethodPost, tc.srv.URL+path, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Sec-Fetch-Site", "same-origin")
-	return do(t, c, req)
-}
-
-func do(t testing.TB, c *http.Client, req *http.Request) (*http.Response, string) {
-	t.Helper()
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp, string(b)
+	return Do(t, c, req)
 }
 
 func (tc *testConsole) get(t testing.TB, c *http.Client, path string) (*http.Response, string) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, tc.srv.URL+path, nil)
-	return do(t, c, req)
+	return Do(t, c, req)
 }
 
 // code is name's TOTP code now.
@@ -227,7 +216,7 @@ func TestConsoleUnauthenticated(t *testing.T) {
 		}
 		req, _ := http.NewRequest(http.MethodGet, tc.srv.URL+path, nil)
 		req.Header.Set("HX-Request", "true")
-		if resp, _ := do(t, c, req); resp.StatusCode != http.StatusUnauthorized {
+		if resp, _ := Do(t, c, req); resp.StatusCode != http.StatusUnauthorized {
 			t.Errorf("htmx GET %s: %d, want 401", path, resp.StatusCode)
 		}
 	}
@@ -376,7 +365,7 @@ func TestConsoleCSRFRefused(t *testing.T) {
 		for k, v := range h {
 			req.Header.Set(k, v)
 		}
-		if resp, _ := do(t, c, req); resp.StatusCode != http.StatusForbidden {
+		if resp, _ := Do(t, c, req); resp.StatusCode != http.StatusForbidden {
 			t.Fatalf("cross-origin POST %v: %d, want 403", h, resp.StatusCode)
 		}
 	}

@@ -9,7 +9,6 @@ import (
 
 	"github.com/aslcns/totem/sync/broker"
 	"github.com/aslcns/totem/sync/creds"
-	"github.com/aslcns/totem/sync/enroll"
 	"github.com/aslcns/totem/sync/hub"
 	"github.com/aslcns/totem/sync/hub/web"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -21,12 +20,8 @@ import (
 // name that is no user's, get no series.
 func TestMetricsCountCredentialEvents(t *testing.T) {
 	dir := t.TempDir()
-	reg, err := broker.OpenRegistry(filepath.Join(dir, "fleet.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reg.Close()
-	reg.SetValidity(broker.Validity{First: 240 * 24 * time.Hour, Next: 90 * 24 * time.Hour, RotateBefore: 14 * 24 * time.Hour})
+	reg := web.OpenTestRegistry(t, dir)
+	reg.SetValidity(web.TestValidity)
 	if _, err := reg.Provision("t-quiet", creds.RoleTotem, filepath.Join(dir, "t-quiet.json")); err != nil {
 		t.Fatal(err)
 	}
@@ -54,18 +49,7 @@ func TestMetricsCountCredentialEvents(t *testing.T) {
 		}
 	}
 	now := time.Now()
-	code, _, err := reg.Enroll("t-ev", 7*24*time.Hour, now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	norm, err := enroll.ParseCode(code)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := reg.Redeem("t-ev", norm, now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := web.EnrollTotem(t, reg, "t-ev", now)
 	want[broker.EventEnrolled]++
 	check("enrollment")
 

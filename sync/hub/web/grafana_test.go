@@ -1,12 +1,10 @@
 package web_test
 
 import (
-	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
-	"strings"
 	"testing"
 	"time"
 
@@ -30,17 +28,9 @@ var metricName = regexp.MustCompile(`\btotem(?:hub)?_[a-z_]+`)
 // exported returns the metric names of a scrape of a real hub with a
 // totem: what the dashboard may name.
 func exported(t *testing.T) map[string]bool {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	r := newRig(t, ctx)
+	ctx, r := newRig(t)
 	totemPublish(t, ctx, r, time.Unix(1796000000, 0))
-	var body string
-	for ctx.Err() == nil {
-		if _, body = get(t, "http://"+r.web.Addr()+"/metrics"); strings.Contains(body, `totem_outbox_pending{totem="t-web-1"} 7`) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	body := scrape(t, ctx, r)
 	names := map[string]bool{}
 	for _, m := range regexp.MustCompile(`(?m)^# TYPE (\S+) (\S+)$`).FindAllStringSubmatch(body, -1) {
 		names[m[1]] = true

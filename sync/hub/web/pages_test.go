@@ -3,10 +3,8 @@ package web_test
 import (
 	"context"
 	"encoding/csv"
-	"io"
 	"net/http"
 	"net/http/cookiejar"
-	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,7 +13,6 @@ import (
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/hub/web"
-	"github.com/pquerna/otp/totp"
 )
 
 // The console's pages over a real hub and reference CMS after one
@@ -43,24 +40,12 @@ func TestConsolePagesOverRealHub(t *testing.T) {
 	}
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar}
-	code, _ := totp.GenerateCode(key.Secret(), time.Now())
-	req, _ := http.NewRequest(http.MethodPost, base+"/login", strings.NewReader(url.Values{"user": {"anna"},
-		"password": {"pages test password"}, "code": {code}}.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	web.Login(t, c, base, "anna", "pages test password", key.Secret())
 	page := func(path string) (int, string, http.Header) {
 		t.Helper()
-		resp, err := c.Get(base + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b), resp.Header
+		req, _ := http.NewRequest(http.MethodGet, base+path, nil)
+		resp, body := web.Do(t, c, req)
+		return resp.StatusCode, body, resp.Header
 	}
 	day := time.Now().Format(time.DateOnly)
 	for _, p := range []struct{ path, want, not string }{

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -18,13 +17,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/cms/refcms"
 	"github.com/aslcns/totem/sync/broker"
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/hub"
 	"github.com/aslcns/totem/sync/hub/web"
 	"github.com/aslcns/totem/sync/protocol"
+	"github.com/aslcns/totem/sync/synctest"
 	"github.com/eclipse/paho.golang/paho"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -43,7 +42,13 @@ type rig struct {
 	store *refcms.Store
 }
 
-func newRig(t *testing.T, ctx context.Context) *rig { return newRigWith(t, ctx, rigOptions{}) }
+// newRig is the test's context, ended after a minute or after the rig
+// stops, and a rig with the default options.
+func newRig(t *testing.T) (context.Context, *rig) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	return ctx, newRigWith(t, ctx, rigOptions{})
+}
 
 // rigOptions change the rig: the fleet registry's options, and a console
 // (its Data and Credentials are the rig's).
@@ -54,47 +59,21 @@ type rigOptions struct {
 
 func newRigWith(t *testing.T, ctx context.Context, o rigOptions) *rig {
 	t.Helper()
-	dir := t.TempDir()
-	reg, err := broker.OpenRegistry(filepath.Join(dir, "fleet.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { reg.Close() })
-	reg.SetValidity(broker.Validity{First: 240 * 24 * time.Hour, Next: 90 * 24 * time.Hour, RotateBefore: 14 * 24 * time.Hour})
-	tc, err := reg.Provision("t-web-1", creds.RoleTotem, filepath.Join(dir, "t-web-1.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	hubMe, _ := creds.Generate("totemhub-w", creds.RoleHub)
-	users := broker.NewUsers(reg)
+	c := synctest.Start(t, synctest.Options{Registry: true})
+	c.Registry.SetValidity(web.TestValidity)
+	tc := c.AddUser(synctest.User{Name: "t-web-1", Role: creds.RoleTotem})
 	ops, _ := creds.Generate("ops-w", creds.RoleConsole)
-	for _, u := range []creds.File{hubMe, ops} {
-		if err := users.Add(u); err != nil {
-			t.Fatal(err)
-		}
-	}
-	srv, err := broker.Start(broker.Options{Listen: "127.0.0.1:0", Auth: users})
-	if err != nil {
+	if err := c.Users.Add(ops); err != nil { // in memory, as the hub's: no credentials of the registry's
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { srv.Close() })
-	store, err := refcms.Open(filepath.Join(dir, "cms.db"), &refcms.Options{Seed: cms.DemoCards()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	fleet, err := hub.OpenFleet(filepath.Join(dir, "presence.db"), o.fleet)
+	fleet, err := hub.OpenFleet(filepath.Join(c.Dir, "presence.db"), o.fleet)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { fleet.Close() })
 	fleet.Provisioned("t-web-1", "t-web-never")
-	h := hub.New(hub.Options{URL: srv.URL(), ClientID: "totemhub-w", Username: hubMe.Username, Password: hubMe.Password,
-		Backend: store, Fleet: fleet, Accounts: reg})
-	hctx, hcancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- h.Run(hctx) }()
-	t.Cleanup(func() { hcancel(); <-done })
+	h := c.StartHub(hub.Options{ClientID: "totemhub-w", Fleet: fleet, Accounts: c.Registry}).Hub
+	srv, reg, store := c.Broker, c.Registry, c.CMS
 	metrics := web.NewRegistry(web.Sources{Hub: h.Stats(), Queued: h.Queued, Broker: srv.Stats, Connections: srv.Connections,
 		Fleet: fleet, Credentials: reg.Credentials})
 	if o.console != nil {
@@ -106,41 +85,66 @@ func newRigWith(t *testing.T, ctx context.Context, o rigOptions) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ws.Close() })
-	if err := h.AwaitConnection(ctx); err != nil {
-		t.Fatal(err)
-	}
 	return &rig{srv: srv, reg: reg, fleet: fleet, h: h, web: ws, totem: tc, ops: ops, store: store}
 }
 
 func get(t *testing.T, u string) (int, string) {
 	t.Helper()
-	resp, err := http.Get(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, string(b)
+	req, _ := http.NewRequest(http.MethodGet, u, nil)
+	resp, body := web.Do(t, http.DefaultClient, req)
+	return resp.StatusCode, body
 }
 
-// totemPublish connects as the totem and publishes its birth and a
-// telemetry report with hostile device names.
-func totemPublish(t *testing.T, ctx context.Context, r *rig, oldest time.Time) {
+// connect connects a plain MQTT 5 client (no reconnection) as f to the
+// rig's broker, disconnected when the test ends.
+func connect(t *testing.T, ctx context.Context, r *rig, f creds.File, keepAlive uint16) *paho.Client {
 	t.Helper()
 	u, _ := url.Parse(r.srv.URL())
 	conn, err := net.Dial("tcp", u.Host)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := paho.NewClient(paho.ClientConfig{Conn: conn, ClientID: r.totem.Username})
+	c := paho.NewClient(paho.ClientConfig{Conn: conn, ClientID: f.Username})
 	t.Cleanup(func() { c.Disconnect(&paho.Disconnect{}) })
-	if _, err := c.Connect(ctx, &paho.Connect{KeepAlive: 30, CleanStart: true, ClientID: r.totem.Username,
-		Username: r.totem.Username, Password: []byte(r.totem.Password), UsernameFlag: true, PasswordFlag: true}); err != nil {
+	if _, err := c.Connect(ctx, &paho.Connect{KeepAlive: keepAlive, CleanStart: true, ClientID: f.Username,
+		Username: f.Username, Password: []byte(f.Password), UsernameFlag: true, PasswordFlag: true}); err != nil {
 		t.Fatal(err)
 	}
+	return c
+}
+
+// poll GETs u until ok holds of the answer or ctx ends, and returns the
+// last body and whether ok held.
+func poll(t *testing.T, ctx context.Context, u string, ok func(code int, body string) bool) (string, bool) {
+	t.Helper()
+	for {
+		code, body := get(t, u)
+		if ok(code, body) {
+			return body, true
+		}
+		select {
+		case <-ctx.Done():
+			return body, false
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// scrape is the rig's /metrics once it shows the telemetry of
+// totemPublish (or the last scrape when ctx ends first).
+func scrape(t *testing.T, ctx context.Context, r *rig) string {
+	t.Helper()
+	body, _ := poll(t, ctx, "http://"+r.web.Addr()+"/metrics", func(_ int, body string) bool {
+		return strings.Contains(body, `totem_outbox_pending{totem="t-web-1"} 7`)
+	})
+	return body
+}
+
+// totemPublish connects as the totem and publishes its birth and a
+// telemetry report with hostile device names.
+func totemPublish(t *testing.T, ctx context.Context, r *rig, oldest time.Time) {
+	t.Helper()
+	c := connect(t, ctx, r, r.totem, 30)
 	st, _ := protocol.Marshal(protocol.State{V: 1, Totem: r.totem.Username, Status: protocol.Online, Since: time.Now(),
 		Boot: "b1", Session: 1, Version: "1.2.3<script>", Location: "Atrio <b>"})
 	if _, err := c.Publish(ctx, &paho.Publish{Topic: protocol.Topic(r.totem.Username, protocol.LeafState), QoS: 1, Retain: true, Payload: st}); err != nil {
@@ -160,20 +164,10 @@ func totemPublish(t *testing.T, ctx context.Context, r *rig, oldest time.Time) {
 // telemetry and from the credentials registry; the output passes the
 // linter.
 func TestMetricsShowTotem(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	r := newRig(t, ctx)
+	ctx, r := newRig(t)
 	oldest := time.Unix(1796000000, 0)
 	totemPublish(t, ctx, r, oldest)
-	base := "http://" + r.web.Addr()
-	var body string
-	for ctx.Err() == nil {
-		_, body = get(t, base+"/metrics")
-		if strings.Contains(body, `totem_outbox_pending{totem="t-web-1"} 7`) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	body := scrape(t, ctx, r)
 	u, _, _ := r.reg.Get("t-web-1")
 	for _, want := range []string{
 		`totem_online{totem="t-web-1"} 1`,
@@ -237,9 +231,7 @@ func TestMetricsShowTotem(t *testing.T) {
 // /healthz answers while the process lives; /readyz 200 while every
 // check holds and 503 naming the one that does not.
 func TestHealthAndReady(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	r := newRig(t, ctx)
+	_, r := newRig(t)
 	base := "http://" + r.web.Addr()
 	if code, body := get(t, base+"/healthz"); code != 200 || body != "ok\n" {
 		t.Fatalf("/healthz: %d %q", code, body)
@@ -272,17 +264,9 @@ func TestMetricsPromtool(t *testing.T) {
 	if err != nil {
 		t.Skip("promtool not installed (Debian package prometheus): promtool check metrics not run")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	r := newRig(t, ctx)
+	ctx, r := newRig(t)
 	totemPublish(t, ctx, r, time.Unix(1796000000, 0))
-	var body string
-	for ctx.Err() == nil {
-		if _, body = get(t, "http://"+r.web.Addr()+"/metrics"); strings.Contains(body, `totem_outbox_pending{totem="t-web-1"} 7`) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	body := scrape(t, ctx, r)
 	cmd := exec.CommandContext(ctx, promtool, "check", "metrics")
 	cmd.Stdin = strings.NewReader(body)
 	if out, err := cmd.CombinedOutput(); err != nil || len(bytes.TrimSpace(out)) != 0 {
@@ -294,20 +278,8 @@ func TestMetricsPromtool(t *testing.T) {
 // no command as invalid, an unsigned one by its cmdsig code (this hub
 // trusts no key); the queue depth is shown.
 func TestMetricsCountCommands(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	r := newRig(t, ctx)
-	u, _ := url.Parse(r.srv.URL())
-	conn, err := net.Dial("tcp", u.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := paho.NewClient(paho.ClientConfig{Conn: conn, ClientID: r.ops.Username})
-	defer c.Disconnect(&paho.Disconnect{})
-	if _, err := c.Connect(ctx, &paho.Connect{KeepAlive: 30, CleanStart: true, ClientID: r.ops.Username,
-		Username: r.ops.Username, Password: []byte(r.ops.Password), UsernameFlag: true, PasswordFlag: true}); err != nil {
-		t.Fatal(err)
-	}
+	ctx, r := newRig(t)
+	c := connect(t, ctx, r, r.ops, 30)
 	unsigned, _ := protocol.Marshal(protocol.Command{V: 1, ID: "0123456789abcdef", Name: "fleet"})
 	for _, payload := range [][]byte{[]byte("{not a command"), unsigned} {
 		if _, err := c.Publish(ctx, &paho.Publish{Topic: protocol.HubCmdTopic, QoS: 1, Payload: payload,
@@ -318,39 +290,28 @@ func TestMetricsCountCommands(t *testing.T) {
 	want := []string{`totemhub_commands_refused_total{code="invalid"} 1`, `totemhub_commands_refused_total{code="unknown_key"} 1`,
 		`totemhub_commands_refused_total{code="replayed"} 0`, `totemhub_commands_total{result="ok"} 0`,
 		"totemhub_queue_operations 0"}
-	var body string
-	for ctx.Err() == nil {
-		_, body = get(t, "http://"+r.web.Addr()+"/metrics")
-		missing := 0
+	body, ok := poll(t, ctx, "http://"+r.web.Addr()+"/metrics", func(_ int, body string) bool {
 		for _, w := range want {
 			if !strings.Contains(body, w) {
-				missing++
+				return false
 			}
 		}
-		if missing == 0 {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
+		return true
+	})
+	if !ok {
+		t.Fatalf("/metrics never showed %q:\n%s", want, body)
 	}
-	t.Fatalf("/metrics never showed %q:\n%s", want, body)
 }
 
 // The fleet page of a real hub on the loopback lists its totems with what
 // they sent rendered inert; off the loopback the page is refused (no ops
 // accounts yet) and says why, while /metrics stays.
 func TestFleetPage(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	r := newRig(t, ctx)
+	ctx, r := newRig(t)
 	totemPublish(t, ctx, r, time.Unix(1796000000, 0))
-	var body string
-	for ctx.Err() == nil {
-		var code int
-		if code, body = get(t, "http://"+r.web.Addr()+"/"); code == 200 && strings.Contains(body, "printer: paper_out") {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	body, _ := poll(t, ctx, "http://"+r.web.Addr()+"/", func(code int, body string) bool {
+		return code == 200 && strings.Contains(body, "printer: paper_out")
+	})
 	for _, want := range []string{"<td>t-web-1</td>", "<td>in linea</td>", "<td>7</td>", "1.2.3&lt;script&gt;",
 		"x\uFFFD[31m: &lt;b&gt;", "<td>t-web-never</td>", "mai visto", "device:printer"} {
 		if !strings.Contains(body, want) {

@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aslcns/totem/hal/haltest"
 	"github.com/aslcns/totem/sync/cmdsig"
+	"github.com/aslcns/totem/sync/synctest"
 	"github.com/aslcns/totem/sync/update"
 )
 
@@ -36,18 +38,7 @@ func signBundle(t *testing.T, k cmdsig.PrivateKey, version string, size int) bun
 	t.Helper()
 	p := make([]byte, size)
 	rand.Read(p)
-	m, err := update.Build("totemd", version, "arm64", p, chunk)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Sign(k); err != nil {
-		t.Fatal(err)
-	}
-	b, err := m.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bundle{k, p, b}
+	return bundle{k, p, synctest.SignedBundle(t, k, version, "arm64", p, chunk)}
 }
 
 // source serves a payload; corrupt[i] is how many times chunk i comes
@@ -128,30 +119,18 @@ func (in *installer) Rollback(context.Context) error {
 
 // health passes once ok says so; each look advances the fake clock.
 type health struct {
-	clock *fakeClock
+	clock *haltest.Clock
 	ok    func(version string) bool
 	asked int
 }
 
 func (h *health) Healthy(_ context.Context, version string) (bool, string) {
 	h.asked++
-	h.clock.advance(10 * time.Second)
+	h.clock.Advance(10 * time.Second)
 	if h.ok(version) {
 		return true, ""
 	}
 	return false, "uplink not connected"
-}
-
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *fakeClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
 }
 
 // quiet is the firmware's idle signal: busy while a session runs; a
@@ -193,7 +172,7 @@ type rig struct {
 	in     *installer
 	health *health
 	quiet  *quiet
-	clock  *fakeClock
+	clock  *haltest.Clock
 	dir    string
 
 	mu      sync.Mutex
@@ -202,7 +181,7 @@ type rig struct {
 
 func newRig(t *testing.T, b bundle) *rig {
 	r := &rig{b: b, src: &source{payload: b.payload, corrupt: map[int]int{}, failAt: -1}, quiet: &quiet{},
-		clock: &fakeClock{now: time.Date(2026, 12, 6, 3, 0, 0, 0, time.UTC)}, dir: t.TempDir()}
+		clock: haltest.NewClock(time.Date(2026, 12, 6, 3, 0, 0, 0, time.UTC)), dir: t.TempDir()}
 	r.in = &installer{running: "1.0.0", quiet: r.quiet, t: t}
 	r.health = &health{clock: r.clock, ok: func(string) bool { return true }}
 	return r

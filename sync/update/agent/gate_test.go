@@ -4,30 +4,32 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/aslcns/totem/hal/haltest"
 )
 
 func TestGate(t *testing.T) {
-	c := &fakeClock{now: time.Date(2026, 12, 6, 3, 0, 0, 0, time.UTC)}
+	c := haltest.NewClock(time.Date(2026, 12, 6, 3, 0, 0, 0, time.UTC))
 	g := NewGate(2*time.Minute, c.Now)
 	ctx := context.Background()
 	if _, ok := g.Hold(); ok {
 		t.Fatal("held right after start")
 	}
-	c.advance(3 * time.Minute)
+	c.Advance(3 * time.Minute)
 	// A card in the slot: a session, however long it is quiet.
 	if err := g.Pass(ctx, true); err != nil {
 		t.Fatal(err)
 	}
-	c.advance(time.Hour)
+	c.Advance(time.Hour)
 	if _, ok := g.Hold(); ok {
 		t.Fatal("held with a card in the slot")
 	}
 	g.Pass(ctx, false) // card out
-	c.advance(time.Minute)
+	c.Advance(time.Minute)
 	if _, ok := g.Hold(); ok {
 		t.Fatal("held a minute after the card left")
 	}
-	c.advance(2 * time.Minute)
+	c.Advance(2 * time.Minute)
 	release, ok := g.Hold()
 	if !ok {
 		t.Fatal("not held when quiet")
@@ -50,9 +52,9 @@ func TestGate(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A held gate lets a stopping totemd go.
-	c.advance(time.Hour)
+	c.Advance(time.Hour)
 	g.Pass(ctx, false)
-	c.advance(time.Hour)
+	c.Advance(time.Hour)
 	if _, ok := g.Hold(); !ok {
 		t.Fatal("not held")
 	}

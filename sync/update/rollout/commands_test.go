@@ -11,6 +11,7 @@ import (
 
 	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/protocol"
+	"github.com/aslcns/totem/sync/synctest"
 	"github.com/aslcns/totem/sync/update"
 )
 
@@ -40,14 +41,7 @@ func digest(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(
 // job_create takes only the bundle the signed command names, signed by an
 // ops key the hub trusts.
 func TestCommandCreate(t *testing.T) {
-	UploadWait = 50 * time.Millisecond
-	r, _, _, _ := newRig(t)
-	k, err := cmdsig.Generate("ops1", cmdsig.Ops)
-	if err != nil {
-		t.Fatal(err)
-	}
-	manifest, payload := signedBy(t, k)
-	trusted := []cmdsig.PublicKey{k.Public()}
+	r, manifest, payload, trusted := createRig(t)
 	fleet := Fleet{All: func() ([]string, error) { return []string{"a", "b"}, nil }}
 	args := func(sum string) map[string]string {
 		return map[string]string{"job": "j1", "manifest_sha256": sum, "targets": "all", "rate": "5", "abort_pct": "20"}
@@ -83,32 +77,31 @@ func TestCommandCreate(t *testing.T) {
 	}
 }
 
-func signedBy(t *testing.T, k cmdsig.PrivateKey) ([]byte, []byte) {
+// createRig is a rollout with a short upload wait and a bundle signed by
+// an ops key, the one trusted key.
+func createRig(t *testing.T) (r *Rollout, manifest, payload []byte, trusted []cmdsig.PublicKey) {
 	t.Helper()
-	p := make([]byte, 2*update.MinChunk+1)
-	m, err := update.Build("totemd", "2.0.0", "arm64", p, update.MinChunk)
+	UploadWait = 50 * time.Millisecond
+	r, _, _, _ = newRig(t)
+	k, err := cmdsig.Generate("ops1", cmdsig.Ops)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := m.Sign(k); err != nil {
-		t.Fatal(err)
-	}
-	b, _ := m.Marshal()
-	return b, p
+	manifest, payload = signedBy(t, k)
+	return r, manifest, payload, []cmdsig.PublicKey{k.Public()}
+}
+
+func signedBy(t *testing.T, k cmdsig.PrivateKey) ([]byte, []byte) {
+	t.Helper()
+	p := make([]byte, 2*update.MinChunk+1)
+	return synctest.SignedBundle(t, k, "2.0.0", "arm64", p, update.MinChunk), p
 }
 
 // targets=asl=NAME offers the job to the totems that said they serve
 // that ASL; an ASL no totem serves, or a hub that knows none, creates
 // nothing.
 func TestCommandCreateForAnASL(t *testing.T) {
-	UploadWait = 50 * time.Millisecond
-	r, _, _, _ := newRig(t)
-	k, err := cmdsig.Generate("ops1", cmdsig.Ops)
-	if err != nil {
-		t.Fatal(err)
-	}
-	manifest, payload := signedBy(t, k)
-	trusted := []cmdsig.PublicKey{k.Public()}
+	r, manifest, payload, trusted := createRig(t)
 	asked := ""
 	fleet := Fleet{
 		All: func() ([]string, error) { return []string{"a", "b", "c"}, nil },

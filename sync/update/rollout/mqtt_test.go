@@ -11,11 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aslcns/totem/hal/haltest"
 	"github.com/aslcns/totem/sync/broker"
 	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/outbox"
 	"github.com/aslcns/totem/sync/protocol"
+	"github.com/aslcns/totem/sync/synctest"
 	"github.com/aslcns/totem/sync/update"
 	"github.com/aslcns/totem/sync/update/agent"
 	"github.com/aslcns/totem/sync/update/rollout"
@@ -64,21 +66,9 @@ type alwaysQuiet struct{}
 
 func (alwaysQuiet) Hold() (func(), bool) { return func() {}, true }
 
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 type fleet struct {
 	ro      *rollout.Rollout
-	clock   *clock
+	clock   *haltest.Clock
 	key     cmdsig.PrivateKey
 	install map[string]*fakeInstaller
 	dir     string
@@ -129,7 +119,7 @@ func newFleetWith(t *testing.T, totems []string, healthy string, o fleetOptions)
 		o.broker(srv)
 	}
 
-	f := &fleet{clock: &clock{now: time.Date(2026, 12, 6, 3, 0, 0, 0, time.UTC)}, install: map[string]*fakeInstaller{}, dir: t.TempDir()}
+	f := &fleet{clock: haltest.NewClock(time.Date(2026, 12, 6, 3, 0, 0, 0, time.UTC)), install: map[string]*fakeInstaller{}, dir: t.TempDir()}
 	if f.key, err = cmdsig.Generate("ops1", cmdsig.Ops); err != nil {
 		t.Fatal(err)
 	}
@@ -175,15 +165,7 @@ func (f *fleet) bundle(t *testing.T, version string) ([]byte, []byte) {
 	t.Helper()
 	p := make([]byte, 5*update.MinChunk+123)
 	rand.Read(p)
-	m, err := update.Build("totemd", version, "arm64", p, update.MinChunk)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Sign(f.key); err != nil {
-		t.Fatal(err)
-	}
-	b, _ := m.Marshal()
-	return b, p
+	return synctest.SignedBundle(t, f.key, version, "arm64", p, update.MinChunk), p
 }
 
 // wait advances the hub's clock by step until the job leaves running,
@@ -207,7 +189,7 @@ func (f *fleet) wait(t *testing.T, job string, step time.Duration) *rollout.Stat
 			busy = busy || (!tt.Offered.IsZero() && !update.Final(tt.State))
 		}
 		if !busy {
-			f.clock.advance(step)
+			f.clock.Advance(step)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

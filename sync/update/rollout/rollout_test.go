@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aslcns/totem/hal/haltest"
 	"github.com/aslcns/totem/sync/cmdsig"
+	"github.com/aslcns/totem/sync/synctest"
 	"github.com/aslcns/totem/sync/update"
 )
 
@@ -21,7 +23,7 @@ type offer struct {
 
 type sender struct {
 	mu        sync.Mutex
-	clock     *clock
+	clock     *haltest.Clock
 	offers    []offer
 	cancelled []string
 }
@@ -43,18 +45,6 @@ func (s *sender) Cancel(totem, job string) error {
 	return nil
 }
 
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 func bundle(t *testing.T) ([]byte, []byte) {
 	t.Helper()
 	k, err := cmdsig.Generate("ops1", cmdsig.Ops)
@@ -63,18 +53,10 @@ func bundle(t *testing.T) ([]byte, []byte) {
 	}
 	p := make([]byte, 3*update.MinChunk+9)
 	rand.Read(p)
-	m, err := update.Build("totemd", "2.0.0", "arm64", p, update.MinChunk)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Sign(k); err != nil {
-		t.Fatal(err)
-	}
-	b, _ := m.Marshal()
-	return b, p
+	return synctest.SignedBundle(t, k, "2.0.0", "arm64", p, update.MinChunk), p
 }
 
-func open(t *testing.T, dir string, c *clock, s *sender) *Rollout {
+func open(t *testing.T, dir string, c *haltest.Clock, s *sender) *Rollout {
 	t.Helper()
 	r, err := Open(dir, s, c.Now, 30*time.Minute)
 	if err != nil {
@@ -92,8 +74,8 @@ func totems(n int) []string {
 	return out
 }
 
-func newRig(t *testing.T) (*Rollout, *clock, *sender, string) {
-	c := &clock{now: time.Date(2026, 12, 6, 3, 0, 0, 0, time.UTC)}
+func newRig(t *testing.T) (*Rollout, *haltest.Clock, *sender, string) {
+	c := haltest.NewClock(time.Date(2026, 12, 6, 3, 0, 0, 0, time.UTC))
 	s := &sender{clock: c}
 	dir := t.TempDir()
 	return open(t, dir, c, s), c, s, dir
@@ -126,7 +108,7 @@ func TestRateNeverExceeded(t *testing.T) {
 			t.Fatal(err)
 		}
 		done = st.Job.State == JobDone
-		c.advance(7 * time.Second)
+		c.Advance(7 * time.Second)
 	}
 	if !done {
 		t.Fatal("job not done")
@@ -162,7 +144,7 @@ func TestAbortThreshold(t *testing.T) {
 		for _, o := range s.offers {
 			r.Report(o.totem, update.Status{Job: "job1", State: update.StateRolledBack, Reason: "health check not passed"})
 		}
-		c.advance(20 * time.Second)
+		c.Advance(20 * time.Second)
 	}
 	st, err := r.Status("job1")
 	if err != nil {
@@ -317,7 +299,7 @@ func TestTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.Tick()
-	c.advance(31 * time.Minute)
+	c.Advance(31 * time.Minute)
 	r.Tick()
 	st, _ := r.Status("job1")
 	if st.Totems["a"].Reason != ReasonTimeout || st.Job.State != JobAborted {
@@ -337,12 +319,12 @@ func TestResendUnanswered(t *testing.T) {
 	if err := r.Report("b", update.Status{Job: "job1", State: update.StateDownloading}); err != nil {
 		t.Fatal(err)
 	}
-	c.advance(30 * time.Second)
+	c.Advance(30 * time.Second)
 	r.Tick()
 	if len(s.offers) != 2 {
 		t.Fatalf("offers before ResendAfter: %v", s.offers)
 	}
-	c.advance(31 * time.Second)
+	c.Advance(31 * time.Second)
 	r.Tick() // a again (unanswered), c new (the minute passed)
 	var got []string
 	for _, o := range s.offers[2:] {
