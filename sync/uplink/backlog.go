@@ -22,15 +22,28 @@ type backlog struct {
 	log    *slog.Logger
 	bucket *bucket // paces the lane; session goroutine only
 
-	mu       sync.Mutex
-	inflight map[string]sent // op id → when it was last sent on this connection (o.Clock)
-	rewind   uint64          // when non-zero, resend from this seq
-	window   int             // Window within this connection's receive maximum
+	mu sync.Mutex
+	// inflight is every op sent on this connection and not yet recorded
+	// done: op id → when it was last sent (o.Clock), and whether its
+	// final result has come and waits for the recorder. The drain sends
+	// only what is not in it: an op leaves it to be sent again (overdue,
+	// refused, rewindTo). An answered op is never sent again by the
+	// timer: the hub has answered, and a resend would only bring its
+	// result again, for the same busy recorder (congestion collapse on a
+	// slow disk). It still holds its place in the window until it is
+	// recorded (the recorder's backlog stops the drain), and it loses the
+	// mark if its result is dropped or not recorded, so it is sent again.
+	inflight map[string]sent
+	rewind   uint64    // when non-zero, resend from this seq
+	heard    time.Time // when a final result for an op in flight last came (o.Clock)
+	heardSeq uint64    // the highest seq of those results on this connection
+	window   int       // Window within this connection's receive maximum
 }
 
 type sent struct {
-	seq uint64
-	at  time.Time
+	seq      uint64
+	at       time.Time
+	answered bool // its final result is queued for the recorder
 }
 
 func newBacklog(o *Options, log *slog.Logger) *backlog {
@@ -44,15 +57,22 @@ func (l *backlog) reset(window int) {
 	l.mu.Lock()
 	l.inflight = make(map[string]sent)
 	l.rewind = 0
+	l.heard, l.heardSeq = time.Time{}, 0
 	l.window = window
 	l.mu.Unlock()
 }
 
-// rewindTo makes the drain start again from seq at the latest.
+// rewindTo makes the drain start again from seq at the latest, sending
+// again what it sent from there and has no result for.
 func (l *backlog) rewindTo(seq uint64) {
 	l.mu.Lock()
 	if l.rewind == 0 || seq < l.rewind {
 		l.rewind = seq
+	}
+	for id, s := range l.inflight {
+		if s.seq >= seq && !s.answered {
+			delete(l.inflight, id)
+		}
 	}
 	l.mu.Unlock()
 }
@@ -71,6 +91,49 @@ func (l *backlog) refused(opID string, from uint64) {
 			}
 		}
 	}
+}
+
+// answered marks opID, in flight, as answered: its final result is to be
+// queued for the recorder. It reports whether opID is in flight, and
+// whether it was answered already (its result is queued: this one, a
+// duplicate, adds nothing). A result for an op in flight is the hub's
+// progress: the resend timer starts again (overdue).
+func (l *backlog) answered(opID string) (inflight, before bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s, ok := l.inflight[opID]
+	if !ok {
+		return false, false
+	}
+	l.heard = l.o.Clock.Now()
+	l.heardSeq = max(l.heardSeq, s.seq)
+	if s.answered {
+		return true, true
+	}
+	s.answered = true
+	l.inflight[opID] = s
+	return true, false
+}
+
+// unanswered takes back answered's mark: the result was dropped, or not
+// recorded as final. The op counts as sent when it was, so the timer
+// sends it again (at once if it has waited ResendAfter already).
+func (l *backlog) unanswered(opID string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if s, ok := l.inflight[opID]; ok && s.answered {
+		s.answered = false
+		l.inflight[opID] = s
+	}
+}
+
+// inFlight reports whether opID was sent and waits for its result, or
+// for the recorder.
+func (l *backlog) inFlight(opID string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, ok := l.inflight[opID]
+	return ok
 }
 
 // done forgets opID, whose result was recorded.
@@ -111,14 +174,23 @@ func (l *backlog) drain(ctx context.Context, cm *autopaho.ConnectionManager, aft
 		}
 		at, sentAt := time.Now(), l.o.Clock.Now() // the outbox's record, overdue's stamp
 		ids := make([]string, 0, len(entries))
+		skipped := 0
 		for _, e := range entries {
+			if l.inFlight(e.ID) {
+				// Answered and waiting for the recorder, or waiting its
+				// turn at the hub: not sent again.
+				skipped++
+				after = e.Seq
+				continue
+			}
 			if err = l.send(ctx, cm, e, sentAt); err != nil {
-				l.bucket.give(len(entries) - len(ids))
+				l.bucket.give(len(entries) - len(ids) - skipped)
 				break
 			}
 			ids = append(ids, e.ID)
 			after = e.Seq
 		}
+		l.bucket.give(skipped)
 		if len(ids) > 0 {
 			// The attempts are bookkeeping: a full outbox that cannot
 			// record them must still drain, or it never gets room back.
@@ -172,23 +244,29 @@ func (l *backlog) stranded(after uint64) uint64 {
 }
 
 // overdue returns the lowest seq that has waited too long for its result,
-// forgetting the in-flight set so everything from there is sent again.
-// The wait is measured on o.Clock, the clock the sends were stamped with.
+// forgetting the overdue ops so the drain sends them again, in order; an
+// op whose result has come (answered) is never overdue. The wait is
+// measured on o.Clock, the clock the sends were stamped with. The hub
+// applies a totem's ops in order: an op above every op answered so far
+// may just wait its turn there while the hub works through the window,
+// and is overdue only once the hub has also been silent for ResendAfter
+// (as TCP restarts its retransmission timer on each new ACK); an op below
+// one answered was passed by, and is overdue ResendAfter after its send.
 func (l *backlog) overdue() uint64 {
 	now := l.o.Clock.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	var low uint64
-	for _, s := range l.inflight {
-		if now.Sub(s.at) >= l.o.ResendAfter && (low == 0 || s.seq < low) {
-			low = s.seq
-		}
+	quiet := now.Sub(l.heard) >= l.o.ResendAfter
+	late := func(s sent) bool {
+		return !s.answered && now.Sub(s.at) >= l.o.ResendAfter && (quiet || s.seq < l.heardSeq)
 	}
-	if low > 0 {
-		for id, s := range l.inflight {
-			if s.seq >= low {
-				delete(l.inflight, id)
+	var low uint64
+	for id, s := range l.inflight {
+		if late(s) {
+			if low == 0 || s.seq < low {
+				low = s.seq
 			}
+			delete(l.inflight, id)
 		}
 	}
 	return low

@@ -115,11 +115,13 @@ type Options struct {
 	// Store, when set, is the file Username and Password come from: the
 	// uplink replaces the secret itself from RotateAt on (rotate.go),
 	// checking every RotateCheck (default 1h) and after each connection.
-	Store       *creds.Store
-	RotateAt    time.Time
-	RotateCheck time.Duration
-	rotateStep  func(step string) error // tests: a rotation dies at a step
-	beforeSetup func()                  // tests: a connection's subscriptions are late
+	Store        *creds.Store
+	RotateAt     time.Time
+	RotateCheck  time.Duration
+	rotateStep   func(step string) error // tests: a rotation dies at a step
+	beforeSetup  func()                  // tests: a connection's subscriptions are late
+	beforeRecord func(n int)             // tests: the recorder is slow (n results in the round)
+	resendCheck  func()                  // tests: the session loop judged what is overdue
 	// OnUpdate, when set, subscribes the totem's update topic and gets
 	// each message on it (sync/update/agent's Link.Receive); it must not
 	// wait. On every connection the link says hello on update_req, so
@@ -145,10 +147,10 @@ type Uplink struct {
 	// telemetrySent is when a health report last left (unix ns), for
 	// an update's health check (TelemetrySent).
 	telemetrySent atomic.Int64
-	retryIn       atomic.Int64 // after a refusal, the delay before the next attempt; 0 otherwise
-	sessions      sessions     // the connections' numbers (State.Session)
-	wake          signal       // wakes the session loop
-	results       chan []byte  // results waiting to be recorded
+	retryIn       atomic.Int64          // after a refusal, the delay before the next attempt; 0 otherwise
+	sessions      sessions              // the connections' numbers (State.Session)
+	wake          signal                // wakes the session loop
+	results       chan *protocol.Result // results waiting to be recorded
 
 	ops     *opQueue  // the backlog lane's transmit queue
 	backlog *backlog  // what the backlog lane sent and waits for (backlog.go)
@@ -218,7 +220,7 @@ func New(o Options) *Uplink {
 	if o.Heartbeat <= 0 {
 		o.Heartbeat = time.Second
 	}
-	u := &Uplink{o: o, log: o.Logger, wake: make(signal, 1), results: make(chan []byte, 4096), ops: &opQueue{}}
+	u := &Uplink{o: o, log: o.Logger, wake: make(signal, 1), results: make(chan *protocol.Result, 4096), ops: &opQueue{}}
 	u.sessions.mono = o.Mono
 	u.backlog = newBacklog(&u.o, u.log)
 	// A rotation waits for the subscriptions: the hub's reply on the
@@ -511,6 +513,9 @@ func (u *Uplink) session(ctx context.Context, cm *autopaho.ConnectionManager) {
 					u.log.Info("pending op behind the cursor, sending again", "seq", seq)
 					after = seq - 1
 				}
+				if u.o.resendCheck != nil {
+					u.o.resendCheck()
+				}
 			}
 		}
 		resend.Stop()
@@ -574,7 +579,7 @@ const maxRecord = 256
 // commit of its own result: the commits are as few, and a totem keeps
 // 63 goroutine stacks less, which every garbage collection scans.
 func (u *Uplink) recorder(ctx context.Context) {
-	batch := make([][]byte, 0, maxRecord)
+	batch := make([]*protocol.Result, 0, maxRecord)
 	for {
 		select {
 		case <-ctx.Done():
@@ -607,10 +612,31 @@ func (u *Uplink) receive(ctx context.Context, p *paho.Publish) {
 	}
 	switch leaf {
 	case protocol.LeafResult:
+		res, err := protocol.DecodeResult(p.Payload)
+		if err != nil {
+			u.log.Warn("result dropped", "err", err, "bytes", len(p.Payload))
+			return
+		}
+		// A final result marks its op answered before the recorder can
+		// see it: the op is not sent again while its result waits, and a
+		// duplicate of it (the op was sent again before the first came)
+		// is not queued behind it for nothing.
+		marked := false
+		if res.Final() {
+			inflight, before := u.backlog.answered(res.OpID)
+			if before {
+				u.log.Debug("duplicate result skipped, the first waits for the recorder", "seq", res.Seq, "op_id", res.OpID)
+				return
+			}
+			marked = inflight
+		}
 		select {
-		case u.results <- p.Payload:
+		case u.results <- res:
 		default:
 			// The operation will be sent again and its result repeated.
+			if marked {
+				u.backlog.unanswered(res.OpID)
+			}
 			u.log.Warn("result dropped, recorder busy")
 		}
 	case protocol.LeafPolicy:
@@ -647,14 +673,8 @@ func (u *Uplink) receive(ctx context.Context, p *paho.Publish) {
 }
 
 // recordResults records a round of results from the hub in the outbox.
-func (u *Uplink) recordResults(bs [][]byte) {
-	rs := make([]*protocol.Result, 0, len(bs))
-	for _, b := range bs {
-		res, err := protocol.DecodeResult(b)
-		if err != nil {
-			u.log.Warn("result dropped", "err", err, "bytes", len(b))
-			continue
-		}
+func (u *Uplink) recordResults(rs []*protocol.Result) {
+	for _, res := range rs {
 		if res.Transport.Status == protocol.TransportRefused {
 			// Refused: sent again from the hub's expected seq, or from this
 			// one when the hub could not decide (its backend failed). The
@@ -666,22 +686,29 @@ func (u *Uplink) recordResults(bs [][]byte) {
 			u.backlog.refused(res.OpID, from)
 			u.log.Info("op refused by hub, will resend", "seq", res.Seq, "expect", res.Expect)
 		}
-		rs = append(rs, res)
 	}
-	if len(rs) == 0 {
-		return
+	if u.o.beforeRecord != nil {
+		u.o.beforeRecord(len(rs))
 	}
 	es, errs := u.o.Outbox.RecordAll(rs)
 	for i, res := range rs {
 		if errs[i] != nil {
+			if res.Final() {
+				u.backlog.unanswered(res.OpID) // sent again, answered again
+			}
 			u.log.Warn("result not recorded", "op_id", res.OpID, "err", errs[i])
 			continue
 		}
 		e := es[i]
-		if e.Done {
+		switch {
+		case e.Done:
 			u.backlog.done(res.OpID)
 			u.log.Info("op done", "seq", e.Seq, "op_id", e.ID, "protocol", res.Transport.Protocol,
 				"processing", res.Processing.Status, "duplicate", res.Duplicate)
+		case res.Final():
+			// Final, yet the entry is not done (a late result for a
+			// voided entry): the timer judges the op again.
+			u.backlog.unanswered(res.OpID)
 		}
 		u.wake.notify()
 		if u.o.OnResult != nil {
