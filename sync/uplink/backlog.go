@@ -224,6 +224,22 @@ func (l *backlog) send(ctx context.Context, cm *autopaho.ConnectionManager, e ou
 	return nil
 }
 
+// resendRound is the resend timer's round: it returns the drain's cursor
+// moved back before the oldest op overdue, or else before one stranded
+// behind it, or after unchanged.
+func (l *backlog) resendRound(after uint64) uint64 {
+	if seq := l.overdue(); seq > 0 {
+		after = seq - 1
+	} else if seq := l.stranded(after); seq > 0 {
+		l.log.Info("pending op behind the cursor, sending again", "seq", seq)
+		after = seq - 1
+	}
+	if l.o.resendCheck != nil {
+		l.o.resendCheck()
+	}
+	return after
+}
+
 // stranded returns the oldest pending seq when it is at or below after
 // (already sent) yet neither in flight nor answered: whatever lost track
 // of it, it is sent again rather than left to block the hub's in-order

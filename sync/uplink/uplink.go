@@ -507,15 +507,7 @@ func (u *Uplink) session(ctx context.Context, cm *autopaho.ConnectionManager) {
 				u.publishTelemetry(ctx, cm)
 			case <-heartbeat.C: // the loop runs: see Progress
 			case <-resend.C:
-				if seq := u.backlog.overdue(); seq > 0 {
-					after = seq - 1
-				} else if seq := u.backlog.stranded(after); seq > 0 {
-					u.log.Info("pending op behind the cursor, sending again", "seq", seq)
-					after = seq - 1
-				}
-				if u.o.resendCheck != nil {
-					u.o.resendCheck()
-				}
+				after = u.backlog.resendRound(after)
 			}
 		}
 		resend.Stop()
