@@ -3,6 +3,7 @@ package uplink
 import (
 	"context"
 	"fmt"
+	"github.com/aslcns/totem/hal/haltest"
 	"log/slog"
 	"slices"
 	"sync"
@@ -324,55 +325,31 @@ func TestDroppedResultSentAgain(t *testing.T) {
 // ResendAfter, what is unanswered is sent again.
 func TestNoResendWhileTheHubAnswers(t *testing.T) {
 	const n = 4
-	r := newRig(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	enqueue := func() {
-		if _, err := r.box.Enqueue("consent", []byte(`{}`), time.Now(), time.Time{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for range n {
-		enqueue()
-	}
-	arrived, awaitArrivals, answer := newManualHub(t, ctx, r)
 	var checks atomic.Int64
-	clk := newFakeClock()
-	r.run(t, ctx, Options{ResendAfter: resendAfter2, Clock: clk, resendCheck: func() { checks.Add(1) }})
-	awaitArrivals(n)
+	m := startManual(t, n, func() { checks.Add(1) })
 
 	// Half a ResendAfter later the hub answers the first op.
-	clk.Advance(resendAfter2 / 2)
-	answer(1)
-	for r.depth(t) != n-1 {
-		if ctx.Err() != nil {
-			t.Fatal("the result of seq 1 never recorded")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	m.clk.Advance(resendAfter2 / 2)
+	m.answer(1)
+	m.awaitDepth(n-1, "the result of seq 1 recorded")
 	// The others have waited ResendAfter since they were sent, but the
 	// hub answered half of it ago: not overdue. Three checks after the
 	// clock moved, the second one saw it and the loop drained since; a
 	// new op then follows any resend on the lane.
-	clk.Advance(resendAfter2 / 2)
+	m.clk.Advance(resendAfter2 / 2)
 	from := checks.Load()
-	for checks.Load() < from+3 {
-		if ctx.Err() != nil {
-			t.Fatal("the session loop stopped checking for overdue ops")
-		}
-		time.Sleep(time.Millisecond)
-	}
-	enqueue()
-	awaitArrivals(n + 1)
-	if got := arrived(); len(got) != n+1 || got[n] != n+1 {
+	haltest.Until(t, m.ctx, "the session loop checking for overdue ops", func() bool { return checks.Load() >= from+3 })
+	m.enqueue()
+	m.awaitArrivals(n + 1)
+	if got := m.arrived(); len(got) != n+1 || got[n] != n+1 {
 		t.Fatalf("hub saw %v: ops sent again while the hub was answering", got)
 	}
 
 	// The hub falls silent for ResendAfter: everything unanswered is sent
 	// again, in order.
-	clk.Advance(resendAfter2)
-	awaitArrivals(2*n + 1)
-	if got := arrived(); !slices.Equal(got[n+1:], []uint64{2, 3, 4, 5}) {
+	m.clk.Advance(resendAfter2)
+	m.awaitArrivals(2*n + 1)
+	if got := m.arrived(); !slices.Equal(got[n+1:], []uint64{2, 3, 4, 5}) {
 		t.Fatalf("hub saw %v, want 2 3 4 5 sent again after the silence", got)
 	}
 }
@@ -413,6 +390,46 @@ func TestDuplicateResultNotQueued(t *testing.T) {
 	if n := len(u.results); n != 4 {
 		t.Fatalf("%d results queued, want 4", n)
 	}
+}
+
+// manual is an uplink with n ops queued, run on a fake clock against a
+// hub that answers only when the test says (newManualHub), once all n
+// arrived.
+type manual struct {
+	t             *testing.T
+	r             *rig
+	ctx           context.Context
+	clk           *haltest.Clock
+	enqueue       func()
+	arrived       func() []uint64
+	awaitArrivals func(k int)
+	answer        func(seq uint64)
+}
+
+func startManual(t *testing.T, n int, resendCheck func()) *manual {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	m := &manual{t: t, r: newRig(t), ctx: ctx, clk: newFakeClock()}
+	m.enqueue = func() {
+		if _, err := m.r.box.Enqueue("consent", []byte(`{}`), time.Now(), time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range n {
+		m.enqueue()
+	}
+	m.arrived, m.awaitArrivals, m.answer = newManualHub(t, ctx, m.r)
+	m.r.run(t, ctx, Options{ResendAfter: resendAfter2, Clock: m.clk, resendCheck: resendCheck})
+	m.awaitArrivals(n)
+	return m
+}
+
+// awaitDepth waits, bounded by the test's context, until the outbox has
+// depth ops pending.
+func (m *manual) awaitDepth(depth int, what string) {
+	m.t.Helper()
+	haltest.Until(m.t, m.ctx, what, func() bool { return m.r.depth(m.t) == depth })
 }
 
 // newManualHub is a hub that answers only when the test says: arrived
@@ -468,36 +485,17 @@ func newManualHub(t *testing.T, ctx context.Context, r *rig) (arrived func() []u
 // send although the hub keeps answering; the ops above wait their turn.
 func TestPassedOpSentAgainWhileTheHubAnswers(t *testing.T) {
 	const n = 4
-	r := newRig(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	enqueue := func() {
-		if _, err := r.box.Enqueue("consent", []byte(`{}`), time.Now(), time.Time{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for range n {
-		enqueue()
-	}
-	arrived, awaitArrivals, answer := newManualHub(t, ctx, r)
-	clk := newFakeClock()
-	r.run(t, ctx, Options{ResendAfter: resendAfter2, Clock: clk})
-	awaitArrivals(n)
+	m := startManual(t, n, nil)
 	// The answer of seq 1 is lost; seq 2's comes half a ResendAfter later.
-	clk.Advance(resendAfter2 / 2)
-	answer(2)
-	for r.depth(t) != n-1 {
-		if ctx.Err() != nil {
-			t.Fatal("the result of seq 2 never recorded")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	clk.Advance(resendAfter2 / 2)
-	awaitArrivals(n + 1)
+	m.clk.Advance(resendAfter2 / 2)
+	m.answer(2)
+	m.awaitDepth(n-1, "the result of seq 2 recorded")
+	m.clk.Advance(resendAfter2 / 2)
+	m.awaitArrivals(n + 1)
 	// Anything sent with it came before a new op on the lane.
-	enqueue()
-	awaitArrivals(n + 2)
-	if got := arrived(); !slices.Equal(got, []uint64{1, 2, 3, 4, 1, 5}) {
+	m.enqueue()
+	m.awaitArrivals(n + 2)
+	if got := m.arrived(); !slices.Equal(got, []uint64{1, 2, 3, 4, 1, 5}) {
 		t.Fatalf("hub saw %v, want seq 1 alone sent again", got)
 	}
 }
