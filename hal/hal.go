@@ -3,8 +3,7 @@
 // the text display and the speaker, optional one-method capabilities, and the sentinel
 // errors the firmware branches on.
 //
-// hal imports only the standard library and internal/clock (where Clock is
-// declared once for every layer). Drivers in drivers/... implement
+// hal imports only the standard library. Drivers in drivers/... implement
 // these interfaces on real hardware; hal/sim implements them with simulated
 // devices and hal/haltest ships fakes and conformance checks.
 package hal
@@ -14,8 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/aslcns/totem/internal/clock"
 )
 
 // Sentinel errors. Drivers translate vendor errors into these at their
@@ -344,9 +341,19 @@ type Beeper interface {
 }
 
 // Clock is the time source used for timeouts, debounce and backoff, so
-// tests can drive it. It is declared once, in internal/clock, for the
-// uplink too (sync may not import hal).
-type Clock = clock.Clock
+// tests can drive it. hal imports nothing of ours, so the layers above
+// it that may not import hal (sync) read time through internal/clock's
+// Clock, the same two methods: a value of either is the other.
+type Clock interface {
+	Now() time.Time
+	After(d time.Duration) <-chan time.Time
+}
 
 // SystemClock is the real clock.
-type SystemClock = clock.System
+type SystemClock struct{}
+
+// Now returns time.Now().
+func (SystemClock) Now() time.Time { return time.Now() }
+
+// After returns time.After(d).
+func (SystemClock) After(d time.Duration) <-chan time.Time { return time.After(d) }

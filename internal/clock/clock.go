@@ -1,8 +1,9 @@
 // Package clock is the module's one time source for waits that tests
 // drive (Clock, with the real one, System) and its one periodic loop
-// (Every, NowAndEvery, EveryOrWake, Go): hal, the uplink and the firmware
-// all read time through the same interface, and every "on each tick until
-// the context ends" loop is written once.
+// (Every, NowAndEvery, EveryOrWake, Go): the layers that may not import
+// hal (sync, cms) read time through it — hal.Clock has the same two
+// methods, so a value of either is the other — and every "on each tick
+// until the context ends" loop is written once.
 package clock
 
 import (
