@@ -1,6 +1,7 @@
 package outbox
 
 import (
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -8,6 +9,27 @@ import (
 
 // Commits returns how many transactions the committer committed.
 func Commits(o *Outbox) int64 { return o.commits.Load() }
+
+// Full returns how many times the committer paused for readers and how
+// many writes it tried again when the file reached MaxSize.
+func Full(o *Outbox) (waits, retries int64) { return o.waits.Load(), o.retries.Load() }
+
+// MaxWaits bounds the pauses for readers of one batch and its split.
+const MaxWaits = maxWaits
+
+// SetPause replaces the committer's pauses for readers (time.Sleep) with
+// pause. Call it while the committer is idle.
+func SetPause(o *Outbox, pause func(time.Duration)) { o.pause = pause }
+
+// HoldReader opens a read transaction, as a reader of the outbox would,
+// until release: the pages commits free meanwhile cannot be reused.
+func HoldReader(o *Outbox) (release func()) {
+	tx, err := o.db.Begin(false)
+	if err != nil {
+		panic(err)
+	}
+	return sync.OnceFunc(func() { tx.Rollback() })
+}
 
 // Queued returns how many requests wait for the committer.
 func Queued(o *Outbox) int { return len(o.reqs) }
