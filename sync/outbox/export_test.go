@@ -1,6 +1,7 @@
 package outbox
 
 import (
+	"errors"
 	"sync"
 	"time"
 
@@ -16,6 +17,16 @@ func Full(o *Outbox) (waits, retries int64) { return o.waits.Load(), o.retries.L
 
 // MaxWaits bounds the pauses for readers of one batch and its split.
 const MaxWaits = maxWaits
+
+// Idle submits a request that runs fn and writes nothing: with no
+// attempt marks waiting, its transaction is rolled back, not committed.
+func Idle(o *Outbox, fn func()) error {
+	err := o.do(func(*bolt.Tx, *batch) error { fn(); return reject(errUnchanged) })
+	if errors.Is(err, errUnchanged) {
+		return nil
+	}
+	return err
+}
 
 // SetPause replaces the committer's pauses for readers (time.Sleep) with
 // pause. Call it while the committer is idle.
