@@ -15,9 +15,6 @@ func Commits(o *Outbox) int64 { return o.commits.Load() }
 // many writes it tried again when the file reached MaxSize.
 func Full(o *Outbox) (waits, retries int64) { return o.waits.Load(), o.retries.Load() }
 
-// MaxWaits bounds the pauses for readers of one batch and its split.
-const MaxWaits = maxWaits
-
 // Idle submits a request that runs fn and writes nothing: with no
 // attempt marks waiting, its transaction is rolled back, not committed.
 func Idle(o *Outbox, fn func()) error {
