@@ -237,9 +237,9 @@ func fill(tx *bolt.Tx) {
 const maxWaits = 14
 
 // room is what making room for one batch has spent so far; the lone
-// requests of its split share it.
+// requests of its split share it, so that they do not pause again.
 type room struct {
-	waits int // pauses for readers
+	waits int // tries while readers held freed pages, maxWaits at most
 }
 
 // commitAlone handles a request that failed alone with err: when the file
