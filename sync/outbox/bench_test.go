@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/sync/outbox"
+	"github.com/aslcns/totem/sync/protocol"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -144,3 +145,70 @@ func BenchmarkBoltUpdate(b *testing.B) {
 }
 
 func runtimeProcs() int { return max(1, runtime.GOMAXPROCS(0)) }
+
+// BenchmarkFullRound records rounds of 50 results (RecordAll, as the
+// uplink's recorder does) in an outbox at MaxSize (512 KiB, 400-byte
+// citizens' operations), refilled to the limit before each round (outside
+// the timer), with no reader and with two readers looping on Pending and
+// Usage as the uplink and telemetry do. It reports the time per round and,
+// per round, the commits, the pauses for readers and the writes tried
+// again at MaxSize.
+func BenchmarkFullRound(b *testing.B) {
+	for _, readers := range []int{0, 2} {
+		b.Run("readers="+strconv.Itoa(readers), func(b *testing.B) { benchFullRound(b, readers) })
+	}
+}
+
+func benchFullRound(b *testing.B, readers int) {
+	const round = 50
+	o := openWith(b, dbPath(b), &outbox.Options{MaxSize: 512 << 10})
+	payload := jsonPayload('c', 400)
+	es := fillToFull(b, o, payload)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range readers {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				o.Pending(0, 256)
+				o.Usage()
+			}
+		})
+	}
+	defer func() { close(stop); wg.Wait() }()
+	var commits, pauses, retries int64
+	rounds := 0
+	for b.Loop() {
+		b.StopTimer()
+		for len(es) < 2*round { // back to the limit, settled entries making room
+			es = append(es, fillToFull(b, o, payload)...)
+		}
+		rs := make([]*protocol.Result, round)
+		for i, e := range es[:round] {
+			rs[i] = final(e)
+		}
+		es = es[round:]
+		c0 := outbox.Commits(o)
+		w0, r0 := outbox.Full(o)
+		b.StartTimer()
+		_, errs := o.RecordAll(rs)
+		b.StopTimer()
+		for _, err := range errs {
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		w, r := outbox.Full(o)
+		commits, pauses, retries = commits+outbox.Commits(o)-c0, pauses+w-w0, retries+r-r0
+		rounds++
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(rounds), "ms/round")
+	b.ReportMetric(float64(commits)/float64(rounds), "commits/round")
+	b.ReportMetric(float64(pauses)/float64(rounds), "pauses/round")
+	b.ReportMetric(float64(retries)/float64(rounds), "retries/round")
+}

@@ -99,7 +99,7 @@ func (o *Outbox) committer() {
 			}
 		}
 		last = len(batch)
-		o.commit(batch)
+		o.commit(batch, &room{})
 		if u, err := o.readUsage(); err == nil {
 			o.used.Store(u.Bytes)
 			o.alarm.check(u)
@@ -147,11 +147,38 @@ func gather(reqs <-chan *request, batch []*request) []*request {
 	return batch
 }
 
-// commit applies reqs in one transaction and answers each. If the
-// transaction fails as a whole, each request is retried alone so that one
-// failing request never fails the others.
-func (o *Outbox) commit(reqs []*request) {
+// commit applies reqs in one transaction and answers each. When the file
+// reached MaxSize, room is made once for the whole batch (retryFull) and
+// the batch tried again. If the transaction still fails, each request is
+// retried alone so that one failing request never fails the others; the
+// lone requests share the batch's room, so the pauses for readers are not
+// paid again for each of them.
+func (o *Outbox) commit(reqs []*request, rm *room) {
 	errs := make([]error, len(reqs))
+	err := o.apply(reqs, errs)
+	if len(reqs) > 1 && errors.Is(err, berrors.ErrMaxSizeReached) {
+		err = o.retryFull(rm, err, func() error { return o.apply(reqs, errs) })
+	}
+	switch {
+	case err == nil || errors.Is(err, errNothing):
+		for i, r := range reqs {
+			r.done <- errs[i]
+		}
+	case len(reqs) == 1:
+		reqs[0].done <- o.commitAlone(reqs[0], err, rm)
+	default:
+		for i := range reqs {
+			o.commit(reqs[i:i+1], rm)
+		}
+	}
+}
+
+// apply runs reqs in one transaction, with the attempt marks waiting, and
+// sets errs[i] to the error of each request that rejected itself. It
+// returns the transaction's error: errNothing if every request rejected
+// itself and there were no marks to write.
+func (o *Outbox) apply(reqs []*request, errs []error) error {
+	clear(errs)
 	var (
 		took  map[string]mark
 		txid  uint64
@@ -192,18 +219,7 @@ func (o *Outbox) commit(reqs []*request) {
 		// nothing to write them on.
 		o.marks.untake(txid, wrote > 0 || !errors.Is(err, errNothing))
 	}
-	switch {
-	case err == nil || errors.Is(err, errNothing):
-		for i, r := range reqs {
-			r.done <- errs[i]
-		}
-	case len(reqs) == 1:
-		reqs[0].done <- o.commitAlone(reqs[0], err)
-	default:
-		for i := range reqs {
-			o.commit(reqs[i : i+1])
-		}
-	}
+	return err
 }
 
 // fill packs the append-mostly buckets full: with bbolt's default of
@@ -215,52 +231,74 @@ func fill(tx *bolt.Tx) {
 	}
 }
 
-// maxWaits bounds how many times commitAlone waits for readers to release
-// freed pages (1 ms, 2 ms, … : about 0.1 s in all).
+// maxWaits bounds how many times retryFull pauses for readers to release
+// freed pages (1 ms, 2 ms, … : about 0.1 s in all) for one batch and the
+// lone requests of its split.
 const maxWaits = 14
 
+// room is what making room for one batch has spent so far; the lone
+// requests of its split share it, so that they do not pause again.
+type room struct {
+	waits int // tries while readers held freed pages, maxWaits at most
+}
+
 // commitAlone handles a request that failed alone with err: when the file
-// reached MaxSize it sheds telemetry and tries again, then reports ErrFull.
-func (o *Outbox) commitAlone(r *request, err error) error {
+// reached MaxSize it makes room and tries again, then reports ErrFull.
+func (o *Outbox) commitAlone(r *request, err error, rm *room) error {
+	err = o.retryFull(rm, err, func() error {
+		return o.db.Update(func(tx *bolt.Tx) error { fill(tx); return r.fn(tx, &batch{}) })
+	})
+	var rj rejected
+	if errors.As(err, &rj) {
+		return rj.err
+	}
+	if errors.Is(err, berrors.ErrMaxSizeReached) {
+		return fmt.Errorf("%w: %w", ErrFull, err)
+	}
+	return err
+}
+
+// retryFull calls try again while it fails with ErrMaxSizeReached (err is
+// its first failure), making room before each call: first it pauses while
+// readers hold freed pages, then sheds telemetry, oldest first, then drops
+// settled entries, oldest first; what is still pending is never touched.
+// It returns try's last error, ErrMaxSizeReached if nothing is left to
+// drop.
+//
+// Pages a commit freed are reused only once the readers that began before
+// it are done (the uplink's Pending, telemetry's Usage), and bbolt counts
+// the readers of that commit's own snapshot too: readers that overlap
+// would hold them for good. Before pausing, a commit that writes nothing
+// moves the snapshot new readers open past it (unpin); the readers
+// already open are short.
+func (o *Outbox) retryFull(rm *room, err error, try func() error) error {
 	// Free pages may be too fragmented for a large node: shed until the
 	// request fits or no telemetry is left.
 	step := 256
-	waits := 0
+	unpinned := false
 	for errors.Is(err, berrors.ErrMaxSizeReached) {
-		// Pages a commit freed are reused only once the readers that
-		// began before it are done (the uplink's Pending, telemetry's
-		// Usage): before dropping anything, give them a moment and try
-		// again. Readers are short; the pause is bounded.
-		if waits < maxWaits {
-			waits++
-			time.Sleep(time.Duration(waits) * time.Millisecond)
-			err = o.db.Update(func(tx *bolt.Tx) error { fill(tx); return r.fn(tx, &batch{}) })
-			var rj rejected
-			if errors.As(err, &rj) {
-				return rj.err
+		// Before dropping anything, give the readers that hold freed
+		// pages a moment and try again; the pauses are bounded. With no
+		// page held a pause cannot help, with no reader left the next
+		// write reuses them at once.
+		if st := o.db.Stats(); st.PendingPageN > 0 && rm.waits < maxWaits {
+			rm.waits++
+			if st.OpenTxN > 0 {
+				if !unpinned {
+					o.unpin()
+					unpinned = true
+				}
+				o.waits.Add(1)
+				o.pause(time.Duration(rm.waits) * time.Millisecond)
 			}
+			o.retries.Add(1)
+			err = try()
 			continue
 		}
-		n := 0
-		serr := o.db.Update(func(tx *bolt.Tx) error {
-			var err error
-			n, err = o.shed(tx, &batch{}, step)
-			return err
-		})
+		n, serr := o.shedOrDrop(step)
 		if errors.Is(serr, berrors.ErrMaxSizeReached) && step > 1 {
 			step /= 16 // voids need pages too: shed in smaller steps
 			continue
-		}
-		if serr == nil && n == 0 {
-			// No telemetry left: make room from the settled entries,
-			// oldest first. The hub holds their outcome; what is still
-			// pending is never touched. Without this the results of a
-			// full queue could not be recorded and it would never drain.
-			serr = o.db.Update(func(tx *bolt.Tx) error {
-				var err error
-				n, _, err = o.dropSettled(tx, step)
-				return err
-			})
 		}
 		if serr != nil || n == 0 {
 			break
@@ -268,16 +306,46 @@ func (o *Outbox) commitAlone(r *request, err error) error {
 		if u, err := o.readUsage(); err == nil {
 			o.used.Store(u.Bytes) // makeRoom estimates from it
 		}
-		err = o.db.Update(func(tx *bolt.Tx) error { fill(tx); return r.fn(tx, &batch{}) })
-		var rj rejected
-		if errors.As(err, &rj) {
-			return rj.err
+		if o.db.Stats().OpenTxN > 0 {
+			// The pages just freed are held by the readers of the
+			// drop's snapshot: move past it and let them finish.
+			o.unpin()
+			o.waits.Add(1)
+			o.pause(time.Millisecond)
 		}
-	}
-	if errors.Is(err, berrors.ErrMaxSizeReached) {
-		return fmt.Errorf("%w: %w", ErrFull, err)
+		o.retries.Add(1)
+		err = try()
 	}
 	return err
+}
+
+// unpin commits a transaction that writes nothing (it allocates no page
+// and commits even at MaxSize): readers that start after it no longer hold
+// the pages the last commit freed.
+func (o *Outbox) unpin() {
+	_ = o.db.Update(func(*bolt.Tx) error { return nil })
+}
+
+// shedOrDrop sheds up to step telemetry entries, oldest first, or if none
+// is left drops up to step settled entries, oldest first: the hub holds
+// their outcome; what is still pending is never touched. Without this the
+// results of a full queue could not be recorded and it would never drain.
+// It returns how many entries it shed or dropped.
+func (o *Outbox) shedOrDrop(step int) (n int, err error) {
+	err = o.db.Update(func(tx *bolt.Tx) error {
+		var err error
+		n, err = o.shed(tx, &batch{}, step)
+		return err
+	})
+	if err != nil || n > 0 {
+		return n, err
+	}
+	err = o.db.Update(func(tx *bolt.Tx) error {
+		var err error
+		n, _, err = o.dropSettled(tx, step)
+		return err
+	})
+	return n, err
 }
 
 // makeRoom sheds telemetry, oldest first, then (for the size quota) drops

@@ -1,6 +1,8 @@
 package outbox
 
 import (
+	"errors"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -8,6 +10,34 @@ import (
 
 // Commits returns how many transactions the committer committed.
 func Commits(o *Outbox) int64 { return o.commits.Load() }
+
+// Full returns how many times the committer paused for readers and how
+// many writes it tried again when the file reached MaxSize.
+func Full(o *Outbox) (waits, retries int64) { return o.waits.Load(), o.retries.Load() }
+
+// Idle submits a request that runs fn and writes nothing: with no
+// attempt marks waiting, its transaction is rolled back, not committed.
+func Idle(o *Outbox, fn func()) error {
+	err := o.do(func(*bolt.Tx, *batch) error { fn(); return reject(errUnchanged) })
+	if errors.Is(err, errUnchanged) {
+		return nil
+	}
+	return err
+}
+
+// SetPause replaces the committer's pauses for readers (time.Sleep) with
+// pause. Call it while the committer is idle.
+func SetPause(o *Outbox, pause func(time.Duration)) { o.pause = pause }
+
+// HoldReader opens a read transaction, as a reader of the outbox would,
+// until release: the pages commits free meanwhile cannot be reused.
+func HoldReader(o *Outbox) (release func()) {
+	tx, err := o.db.Begin(false)
+	if err != nil {
+		panic(err)
+	}
+	return sync.OnceFunc(func() { tx.Rollback() })
+}
 
 // Queued returns how many requests wait for the committer.
 func Queued(o *Outbox) int { return len(o.reqs) }

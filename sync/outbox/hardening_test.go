@@ -891,3 +891,159 @@ func TestSetAlarmAt(t *testing.T) {
 		t.Fatalf("alarm %+v", u)
 	}
 }
+
+// TestFullRoundMakesRoomOnce: when a round of results recorded together
+// (RecordAll, one batch) does not fit in a file at MaxSize, the committer
+// makes room once for the whole batch and commits it again, instead of
+// committing each result alone (one fsync each, and each failure paying the
+// pauses for readers again). Nothing pending is dropped, and every result
+// is recorded. No reader runs: the counts are deterministic.
+func TestFullRoundMakesRoomOnce(t *testing.T) {
+	const maxSize, round = 512 << 10, 50
+	o := openWith(t, dbPath(t), &outbox.Options{MaxSize: maxSize})
+	es := fillToFull(t, o, jsonPayload('c', 400))
+	full := 0 // rounds whose batch reached MaxSize
+	for len(es) > 0 {
+		n := min(round, len(es))
+		rs := make([]*protocol.Result, n)
+		for i, e := range es[:n] {
+			rs[i] = final(e)
+		}
+		c0 := outbox.Commits(o)
+		w0, r0 := outbox.Full(o)
+		var got []outbox.Entry
+		var errs []error
+		together(t, o, n, func() { got, errs = o.RecordAll(rs) })
+		for i, err := range errs {
+			if err != nil || !got[i].Done {
+				t.Fatalf("result %d of %d at MaxSize: %+v, %v", i, n, got[i], err)
+			}
+		}
+		es = es[n:]
+		// Nothing pending dropped to make room.
+		if q, _ := o.Stats(); q.Depth != len(es) {
+			t.Fatalf("depth %d, %d entries still pending", q.Depth, len(es))
+		}
+		commits := outbox.Commits(o) - c0
+		w, r := outbox.Full(o)
+		if r > r0 {
+			full++
+		}
+		t.Logf("round of %d: %d commits, %d pauses, %d tries again", n, commits, w-w0, r-r0)
+		// No reader holds the pages freed: pausing cannot help.
+		if commits != 1 || w != w0 || r-r0 > 2 {
+			t.Fatalf("round of %d at MaxSize: %d commits, %d pauses for readers, %d tries again; want 1 commit, no pause, at most 2 tries",
+				n, commits, w-w0, r-r0)
+		}
+	}
+	if full == 0 {
+		t.Fatal("no round reached MaxSize: the test tests nothing")
+	}
+}
+
+// fillToFull enqueues citizens' operations with payload until the outbox
+// refuses one with ErrFull, and returns them.
+func fillToFull(t testing.TB, o *outbox.Outbox, payload []byte) []outbox.Entry {
+	t.Helper()
+	var es []outbox.Entry
+	for i := 0; i < 100000; i++ {
+		e, err := o.Enqueue("consent", payload, t0, time.Time{})
+		if errors.Is(err, outbox.ErrFull) {
+			return es
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		es = append(es, e)
+	}
+	t.Fatal("never full")
+	return nil
+}
+
+// together runs submit, which hands n requests to the committer, while the
+// committer is blocked (in a transaction that commits nothing), so that the
+// n requests share one batch; it returns when submit has.
+func together(t testing.TB, o *outbox.Outbox, n int, submit func()) {
+	t.Helper()
+	started, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	blocked := make(chan error, 1)
+	go func() {
+		blocked <- outbox.Idle(o, func() { once.Do(func() { close(started) }); <-release })
+	}()
+	<-started // the committer is in the blocker's transaction
+	done := make(chan struct{})
+	go func() { submit(); close(done) }()
+	for outbox.Queued(o) < n {
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	<-done
+	if err := <-blocked; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestFullRoundWaitsForReaders: when readers hold the pages the round's
+// batch needs, the committer pauses for them before dropping anything, once
+// for the batch, and commits the batch in one transaction. The readers
+// overlap, as the uplink's Pending and telemetry's Usage do: at each pause
+// the reader open ends and a new one starts. bbolt keeps the pages a
+// commit freed for the readers of its own snapshot too, so the committer
+// must move the snapshot past it (a commit that writes nothing) for the
+// pause to help.
+func TestFullRoundWaitsForReaders(t *testing.T) {
+	const maxSize, round = 512 << 10, 50
+	o := openWith(t, dbPath(t), &outbox.Options{MaxSize: maxSize})
+	es := fillToFull(t, o, jsonPayload('c', 400))
+	results := func(es []outbox.Entry) []*protocol.Result {
+		rs := make([]*protocol.Result, len(es))
+		for i, e := range es {
+			rs[i] = final(e)
+		}
+		return rs
+	}
+	// Two rounds without readers: the second made room (it dropped the
+	// first's settled entries). The third fits if it can reuse the pages
+	// the second freed, which the readers hold.
+	for r := range 2 {
+		if _, errs := o.RecordAll(results(es[r*round : (r+1)*round])); errs[0] != nil {
+			t.Fatal(errs[0])
+		}
+	}
+	oldest := es[round] // the oldest settled entry left
+	if _, err := o.Get(oldest.ID); err != nil {
+		t.Fatal(err)
+	}
+	es = es[round:]
+	release := outbox.HoldReader(o)
+	defer func() { release() }()
+	var pauses []string
+	outbox.SetPause(o, func(time.Duration) {
+		if _, err := o.Get(oldest.ID); err != nil {
+			pauses = append(pauses, "after a drop")
+		} else {
+			pauses = append(pauses, "before any drop")
+		}
+		release()
+		release = outbox.HoldReader(o)
+	})
+	c0 := outbox.Commits(o)
+	var errs []error
+	together(t, o, round, func() { _, errs = o.RecordAll(results(es[round : 2*round])) })
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("result %d: %v", i, err)
+		}
+	}
+	t.Logf("pauses: %v", pauses)
+	if commits := outbox.Commits(o) - c0; commits != 1 || len(pauses) != 1 || pauses[0] != "before any drop" {
+		t.Fatalf("round of %d with readers: %d commits, pauses %v; want 1 commit after 1 pause, nothing dropped", round, commits, pauses)
+	}
+	if _, err := o.Get(oldest.ID); err != nil {
+		t.Fatalf("a settled entry dropped: %v", err)
+	}
+	if q, _ := o.Stats(); q.Depth != len(es)-2*round {
+		t.Fatalf("depth %d, %d entries pending", q.Depth, len(es)-2*round)
+	}
+}

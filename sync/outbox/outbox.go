@@ -259,6 +259,7 @@ type Outbox struct {
 	maxAttempts int
 	now         func() time.Time
 	stamp       func() protocol.Stamp
+	pause       func(time.Duration) // time.Sleep; tests count the pauses
 
 	reqs    chan *request
 	closeMu sync.RWMutex
@@ -267,6 +268,8 @@ type Outbox struct {
 
 	used    atomic.Int64 // bytes in use after the last commit
 	commits atomic.Int64 // transactions committed by the committer
+	waits   atomic.Int64 // pauses for readers when the file reached MaxSize
+	retries atomic.Int64 // writes tried again when the file reached MaxSize
 	alarm   *alarm       // the quota alarm and its delivery (alarm.go)
 }
 
@@ -348,6 +351,7 @@ func newOutbox(db *bolt.DB, opts *Options) (*Outbox, Usage, error) {
 		classes: make(map[string]Class, len(opts.Classes)), maxPending: opts.MaxPending,
 		maxSize: opts.MaxSize, maxAttempts: opts.MaxAttempts,
 		codec: codec{keys: opts.Keys, marks: newMarks()}, now: opts.Now, stamp: opts.Stamp,
+		pause: time.Sleep,
 		alarm: newAlarm(alarmAt, opts.MaxPending != 0 || opts.MaxSize != 0, opts.OnAlarm),
 		reqs:  make(chan *request, maxBatch), stopped: make(chan struct{}),
 	}
