@@ -814,50 +814,21 @@ func TestRecentIsTheSendLog(t *testing.T) {
 func TestFullQueueRecordsItsResults(t *testing.T) {
 	const maxSize = 512 << 10
 	o := openWith(t, dbPath(t), &outbox.Options{MaxSize: maxSize})
-	payload := jsonPayload('c', 400)
-	var es []outbox.Entry
-	for i := 0; i < 5000; i++ {
-		e, err := o.Enqueue("consent", payload, t0, time.Time{})
-		if errors.Is(err, outbox.ErrFull) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		es = append(es, e)
-	}
-	if len(es) == 0 || len(es) == 5000 {
+	es := fillToFull(t, o, jsonPayload('c', 400))
+	if len(es) == 0 {
 		t.Fatalf("%d entries before full", len(es))
 	}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				o.Pending(0, 256)
-				o.Usage()
-			}
-		}()
-	}
+	stop := busyReaders(o, 2)
 	for i, e := range es {
 		if err := o.MarkSent(e.ID, t0); err != nil {
 			t.Fatalf("mark sent %d of %d: %v", i, len(es), err)
 		}
 		if _, err := o.Record(final(e)); err != nil {
-			close(stop)
-			wg.Wait()
+			stop()
 			t.Fatalf("record %d of %d: %v", i, len(es), err)
 		}
 	}
-	close(stop)
-	wg.Wait()
+	stop()
 	if q, _ := o.Stats(); q.Depth != 0 {
 		t.Fatalf("depth %d after every result", q.Depth)
 	}
@@ -939,6 +910,28 @@ func TestFullRoundMakesRoomOnce(t *testing.T) {
 	if full == 0 {
 		t.Fatal("no round reached MaxSize: the test tests nothing")
 	}
+}
+
+// busyReaders keeps n readers (the uplink's Pending, telemetry's Usage)
+// opening transactions one after another until stop is called; stop
+// returns when they have ended.
+func busyReaders(o *outbox.Outbox, n int) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				o.Pending(0, 256)
+				o.Usage()
+			}
+		})
+	}
+	return func() { close(done); wg.Wait() }
 }
 
 // fillToFull enqueues citizens' operations with payload until the outbox
