@@ -164,22 +164,7 @@ func benchFullRound(b *testing.B, readers int) {
 	o := openWith(b, dbPath(b), &outbox.Options{MaxSize: 512 << 10})
 	payload := jsonPayload('c', 400)
 	es := fillToFull(b, o, payload)
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range readers {
-		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				o.Pending(0, 256)
-				o.Usage()
-			}
-		})
-	}
-	defer func() { close(stop); wg.Wait() }()
+	defer busyReaders(o, readers)()
 	var commits, pauses, retries int64
 	rounds := 0
 	for b.Loop() {

@@ -814,50 +814,21 @@ func TestRecentIsTheSendLog(t *testing.T) {
 func TestFullQueueRecordsItsResults(t *testing.T) {
 	const maxSize = 512 << 10
 	o := openWith(t, dbPath(t), &outbox.Options{MaxSize: maxSize})
-	payload := jsonPayload('c', 400)
-	var es []outbox.Entry
-	for i := 0; i < 5000; i++ {
-		e, err := o.Enqueue("consent", payload, t0, time.Time{})
-		if errors.Is(err, outbox.ErrFull) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		es = append(es, e)
-	}
-	if len(es) == 0 || len(es) == 5000 {
+	es := fillToFull(t, o, jsonPayload('c', 400))
+	if len(es) == 0 {
 		t.Fatalf("%d entries before full", len(es))
 	}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				o.Pending(0, 256)
-				o.Usage()
-			}
-		}()
-	}
+	stop := busyReaders(o, 2)
 	for i, e := range es {
 		if err := o.MarkSent(e.ID, t0); err != nil {
 			t.Fatalf("mark sent %d of %d: %v", i, len(es), err)
 		}
 		if _, err := o.Record(final(e)); err != nil {
-			close(stop)
-			wg.Wait()
+			stop()
 			t.Fatalf("record %d of %d: %v", i, len(es), err)
 		}
 	}
-	close(stop)
-	wg.Wait()
+	stop()
 	if q, _ := o.Stats(); q.Depth != 0 {
 		t.Fatalf("depth %d after every result", q.Depth)
 	}
@@ -941,6 +912,28 @@ func TestFullRoundMakesRoomOnce(t *testing.T) {
 	}
 }
 
+// busyReaders keeps n readers (the uplink's Pending, telemetry's Usage)
+// opening transactions one after another until stop is called; stop
+// returns when they have ended.
+func busyReaders(o *outbox.Outbox, n int) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				o.Pending(0, 256)
+				o.Usage()
+			}
+		})
+	}
+	return func() { close(done); wg.Wait() }
+}
+
 // fillToFull enqueues citizens' operations with payload until the outbox
 // refuses one with ErrFull, and returns them.
 func fillToFull(t testing.TB, o *outbox.Outbox, payload []byte) []outbox.Entry {
@@ -1006,9 +999,15 @@ func TestFullRoundWaitsForReaders(t *testing.T) {
 	// Two rounds without readers: the second made room (it dropped the
 	// first's settled entries). The third fits if it can reuse the pages
 	// the second freed, which the readers hold.
+	// Each round is one batch (together), so that the pages the rounds
+	// leave do not depend on how the committer happened to group them.
 	for r := range 2 {
-		if _, errs := o.RecordAll(results(es[r*round : (r+1)*round])); errs[0] != nil {
-			t.Fatal(errs[0])
+		var errs []error
+		together(t, o, round, func() { _, errs = o.RecordAll(results(es[r*round : (r+1)*round])) })
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("round %d, result %d: %v", r, i, err)
+			}
 		}
 	}
 	oldest := es[round] // the oldest settled entry left
