@@ -99,7 +99,7 @@ func (o *Outbox) committer() {
 			}
 		}
 		last = len(batch)
-		o.commit(batch, &room{})
+		o.commit(batch, &room{o: o})
 		if u, err := o.readUsage(); err == nil {
 			o.used.Store(u.Bytes)
 			o.alarm.check(u)
@@ -148,7 +148,7 @@ func gather(reqs <-chan *request, batch []*request) []*request {
 }
 
 // commit applies reqs in one transaction and answers each. When the file
-// reached MaxSize, room is made once for the whole batch (retryFull) and
+// reached MaxSize, room is made once for the whole batch (room.retry) and
 // the batch tried again. If the transaction still fails, each request is
 // retried alone so that one failing request never fails the others; the
 // lone requests share the batch's room, so the pauses for readers are not
@@ -157,7 +157,7 @@ func (o *Outbox) commit(reqs []*request, rm *room) {
 	errs := make([]error, len(reqs))
 	err := o.apply(reqs, errs)
 	if len(reqs) > 1 && errors.Is(err, berrors.ErrMaxSizeReached) {
-		err = o.retryFull(rm, err, func() error { return o.apply(reqs, errs) })
+		err = rm.retry(err, func() error { return o.apply(reqs, errs) })
 	}
 	switch {
 	case err == nil || errors.Is(err, errNothing):
@@ -165,7 +165,7 @@ func (o *Outbox) commit(reqs []*request, rm *room) {
 			r.done <- errs[i]
 		}
 	case len(reqs) == 1:
-		reqs[0].done <- o.commitAlone(reqs[0], err, rm)
+		reqs[0].done <- rm.alone(reqs[0], err)
 	default:
 		for i := range reqs {
 			o.commit(reqs[i:i+1], rm)
@@ -231,21 +231,24 @@ func fill(tx *bolt.Tx) {
 	}
 }
 
-// maxWaits bounds how many times retryFull pauses for readers to release
+// maxWaits bounds how many times room.retry pauses for readers to release
 // freed pages (1 ms, 2 ms, … : about 0.1 s in all) for one batch and the
 // lone requests of its split.
 const maxWaits = 14
 
-// room is what making room for one batch has spent so far; the lone
-// requests of its split share it, so that they do not pause again.
+// room makes room in a full file for one batch of the committer's, and
+// counts what it spent so far: the lone requests of the batch's split share
+// it, so that they do not pause again.
 type room struct {
+	o     *Outbox
 	waits int // tries while readers held freed pages, maxWaits at most
 }
 
-// commitAlone handles a request that failed alone with err: when the file
+// alone handles a request that failed alone with err: when the file
 // reached MaxSize it makes room and tries again, then reports ErrFull.
-func (o *Outbox) commitAlone(r *request, err error, rm *room) error {
-	err = o.retryFull(rm, err, func() error {
+func (rm *room) alone(r *request, err error) error {
+	o := rm.o
+	err = rm.retry(err, func() error {
 		return o.db.Update(func(tx *bolt.Tx) error { fill(tx); return r.fn(tx, &batch{}) })
 	})
 	var rj rejected
@@ -258,7 +261,7 @@ func (o *Outbox) commitAlone(r *request, err error, rm *room) error {
 	return err
 }
 
-// retryFull calls try again while it fails with ErrMaxSizeReached (err is
+// retry calls try again while it fails with ErrMaxSizeReached (err is
 // its first failure), making room before each call: first it pauses while
 // readers hold freed pages, then sheds telemetry, oldest first, then drops
 // settled entries, oldest first; what is still pending is never touched.
@@ -271,7 +274,8 @@ func (o *Outbox) commitAlone(r *request, err error, rm *room) error {
 // would hold them for good. Before pausing, a commit that writes nothing
 // moves the snapshot new readers open past it (unpin); the readers
 // already open are short.
-func (o *Outbox) retryFull(rm *room, err error, try func() error) error {
+func (rm *room) retry(err error, try func() error) error {
+	o := rm.o
 	// Free pages may be too fragmented for a large node: shed until the
 	// request fits or no telemetry is left.
 	step := 256
@@ -285,7 +289,7 @@ func (o *Outbox) retryFull(rm *room, err error, try func() error) error {
 			rm.waits++
 			if st.OpenTxN > 0 {
 				if !unpinned {
-					o.unpin()
+					rm.unpin()
 					unpinned = true
 				}
 				o.waits.Add(1)
@@ -295,7 +299,7 @@ func (o *Outbox) retryFull(rm *room, err error, try func() error) error {
 			err = try()
 			continue
 		}
-		n, serr := o.shedOrDrop(step)
+		n, serr := rm.shedOrDrop(step)
 		if errors.Is(serr, berrors.ErrMaxSizeReached) && step > 1 {
 			step /= 16 // voids need pages too: shed in smaller steps
 			continue
@@ -309,7 +313,7 @@ func (o *Outbox) retryFull(rm *room, err error, try func() error) error {
 		if o.db.Stats().OpenTxN > 0 {
 			// The pages just freed are held by the readers of the
 			// drop's snapshot: move past it and let them finish.
-			o.unpin()
+			rm.unpin()
 			o.waits.Add(1)
 			o.pause(time.Millisecond)
 		}
@@ -322,8 +326,8 @@ func (o *Outbox) retryFull(rm *room, err error, try func() error) error {
 // unpin commits a transaction that writes nothing (it allocates no page
 // and commits even at MaxSize): readers that start after it no longer hold
 // the pages the last commit freed.
-func (o *Outbox) unpin() {
-	_ = o.db.Update(func(*bolt.Tx) error { return nil })
+func (rm *room) unpin() {
+	_ = rm.o.db.Update(func(*bolt.Tx) error { return nil })
 }
 
 // shedOrDrop sheds up to step telemetry entries, oldest first, or if none
@@ -331,7 +335,8 @@ func (o *Outbox) unpin() {
 // their outcome; what is still pending is never touched. Without this the
 // results of a full queue could not be recorded and it would never drain.
 // It returns how many entries it shed or dropped.
-func (o *Outbox) shedOrDrop(step int) (n int, err error) {
+func (rm *room) shedOrDrop(step int) (n int, err error) {
+	o := rm.o
 	err = o.db.Update(func(tx *bolt.Tx) error {
 		var err error
 		n, err = o.shed(tx, &batch{}, step)
