@@ -59,6 +59,7 @@ type hubProc struct {
 	credDir  string
 	stateDir string
 	logPath  string
+	logFrom  int64 // where this hub's lines begin in logPath (go test -count appends)
 	cmd      *exec.Cmd
 	exited   chan struct{}
 }
@@ -124,6 +125,12 @@ level = "info"
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { logf.Close() })
+	// The file is appended to (the personal-data check reads every log
+	// of the run): with -count > 1 an earlier hub's "ingest subscribed"
+	// is in it already.
+	if st, err := logf.Stat(); err == nil {
+		h.logFrom = st.Size()
+	}
 	for _, id := range fleet {
 		cmd := exec.Command(filepath.Join(bins, "totemhub"), "--config", h.cfg, "provision", id)
 		cmd.Stdout, cmd.Stderr = logf, logf
@@ -207,9 +214,13 @@ func (h *hubProc) alive() bool {
 
 func (h *hubProc) url() string { return "mqtt://" + h.addr }
 
+// log is what this hub (and its provisioning) wrote to its log file.
 func (h *hubProc) log() string {
 	b, _ := os.ReadFile(h.logPath)
-	return string(b)
+	if int64(len(b)) < h.logFrom {
+		return ""
+	}
+	return string(b[h.logFrom:])
 }
 
 // tail is the last n lines of log, personal data masked.
