@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/aslcns/totem/sync/hub"
+	"github.com/aslcns/totem/sync/synctest"
 	"github.com/aslcns/totem/sync/uplink"
 )
 
@@ -16,7 +17,7 @@ import (
 func drain(tb testing.TB, n int) time.Duration {
 	ctx, c := startCentral(tb, 5*time.Minute, totemUser("t-bench"))
 	tot := c.Creds("t-bench")
-	box := fillOutbox(tb, filepath.Join(c.Dir, "outbox.db"), n)
+	box := synctest.QueuedOutboxAt(tb, filepath.Join(c.Dir, "outbox.db"), n)
 	c.StartHub(hub.Options{})
 	start := time.Now()
 	up := uplink.New(uplink.Options{Totem: "t-bench", URL: c.URL(), Username: tot.Username, Password: tot.Password, Outbox: box})

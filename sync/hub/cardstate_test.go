@@ -10,6 +10,7 @@ import (
 	"github.com/aslcns/totem/cms"
 	"github.com/aslcns/totem/sync/hub"
 	"github.com/aslcns/totem/sync/protocol"
+	"github.com/aslcns/totem/sync/synctest"
 	"github.com/aslcns/totem/sync/uplink"
 )
 
@@ -20,7 +21,7 @@ import (
 func TestCardState(t *testing.T) {
 	ctx, c := startCentral(t, 30*time.Second, totemUser("t-card"))
 	tot := c.Creds("t-card")
-	box := fillOutbox(t, filepath.Join(t.TempDir(), "outbox.db"), 0)
+	box := synctest.QueuedOutboxAt(t, filepath.Join(t.TempDir(), "outbox.db"), 0)
 	up := uplink.New(uplink.Options{Totem: "t-card", URL: c.URL(), Username: tot.Username, Password: tot.Password,
 		Outbox: box, BackoffMin: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond})
 	if _, err := up.CardState(ctx, "6090012345678000"); !errors.Is(err, uplink.ErrOffline) {

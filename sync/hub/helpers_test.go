@@ -2,7 +2,6 @@ package hub_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/url"
 	"testing"
@@ -56,20 +55,10 @@ func credsOf(c *synctest.Central, us []synctest.User) []creds.File {
 	return fs
 }
 
-func consentPayload() []byte {
-	b, _ := json.Marshal(cms.ConsentRequest{
-		Card:       cms.CardRef{Serial: "6090012345678000", CF: "RSSMRA80A01H501U", Expiry: "2030-12-31"},
-		Policy:     "fse-2020",
-		Consents:   []cms.Consent{{Code: "consultazione", Given: true}, {Code: "opposizione_pregresso"}},
-		Attendance: cms.Attendance{Channel: cms.SelfService},
-	})
-	return b
-}
-
 // opBytes is o as the totem sends it: a consent (V, Kind and Payload
 // filled in), its ID the %032x of its Seq and Created now where empty.
 func opBytes(o protocol.Op) []byte {
-	o.V, o.Kind, o.Payload = 1, cms.KindConsent, consentPayload()
+	o.V, o.Kind, o.Payload = 1, cms.KindConsent, synctest.ConsentPayload()
 	if o.ID == "" {
 		o.ID = fmt.Sprintf("%032x", o.Seq)
 	}
@@ -230,24 +219,6 @@ func until(ctx context.Context, cond func() bool) bool {
 		}
 	}
 	return true
-}
-
-// fillOutbox opens an outbox at path (closed when the test ends) with n
-// consent operations queued.
-func fillOutbox(t testing.TB, path string, n int) *outbox.Outbox {
-	t.Helper()
-	box, err := outbox.Open(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { box.Close() })
-	p := consentPayload()
-	for range n {
-		if _, err := box.Enqueue(cms.KindConsent, p, time.Now(), time.Time{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return box
 }
 
 // drained waits until box's backlog is sent and answered; it fails t,

@@ -153,7 +153,7 @@ func TestMosquittoTwoHubs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	box := fillOutbox(t, filepath.Join(dir, "outbox.db"), n)
+	box := synctest.QueuedOutboxAt(t, filepath.Join(dir, "outbox.db"), n)
 	hctx, hcancel := context.WithCancel(ctx)
 	hubs := make([]*hub.Hub, 2)
 	errc := make(chan error, 3)

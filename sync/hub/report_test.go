@@ -10,6 +10,7 @@ import (
 	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/hub"
 	"github.com/aslcns/totem/sync/protocol"
+	"github.com/aslcns/totem/sync/synctest"
 )
 
 // A console asks the hub for the Reportistica over MQTT 5 request/response.
@@ -22,7 +23,7 @@ func TestConsoleReport(t *testing.T) {
 			kind = "sospensione"
 		}
 		if _, err := store.Apply(ctx, cms.Op{ID: fmt.Sprintf("%032x", i), Totem: "t-rep", Seq: uint64(i), Kind: kind,
-			Payload: consentPayload(), Received: time.Now()}); err != nil {
+			Payload: synctest.ConsentPayload(), Received: time.Now()}); err != nil {
 			t.Fatal(err)
 		}
 	}

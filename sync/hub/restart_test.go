@@ -47,7 +47,7 @@ func restartMidStorm(t *testing.T, inProcess bool) {
 	upDone := make(chan error, totems)
 	var boxes []*outbox.Outbox
 	for _, id := range credsOf(c, us) {
-		box := fillOutbox(t, filepath.Join(dir, id.Username+".db"), each)
+		box := synctest.QueuedOutboxAt(t, filepath.Join(dir, id.Username+".db"), each)
 		boxes = append(boxes, box)
 		up := uplink.New(uplink.Options{Totem: id.Username, URL: c.URL(), Username: id.Username, Password: id.Password,
 			Outbox: box, ResendAfter: time.Second, BackoffMin: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond})

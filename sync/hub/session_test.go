@@ -12,6 +12,7 @@ import (
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/hub"
 	"github.com/aslcns/totem/sync/protocol"
+	"github.com/aslcns/totem/sync/synctest"
 	"github.com/aslcns/totem/sync/uplink"
 	"github.com/eclipse/paho.golang/paho"
 )
@@ -35,7 +36,7 @@ func oldWill(t *testing.T, withStore bool) {
 	states := make(chan *paho.Publish, 16)
 	client(ctx, t, c.URL(), c.HubCreds, "watcher", states, protocol.Topic("t-sess", protocol.LeafState))
 	start := func(url string, mono time.Duration) (context.CancelFunc, chan error) {
-		box := fillOutbox(t, filepath.Join(t.TempDir(), "outbox.db"), 0)
+		box := synctest.QueuedOutboxAt(t, filepath.Join(t.TempDir(), "outbox.db"), 0)
 		o := uplink.Options{Totem: "t-sess", URL: url, Username: tot.Username, Password: tot.Password,
 			Outbox: box, Boot: "boot-1", Mono: func() time.Duration { return mono },
 			// The one cut off must not come back at once.

@@ -3,12 +3,12 @@ package hub_test
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/protocol"
+	"github.com/aslcns/totem/sync/synctest"
 )
 
 // consoleKeys is an ops and a technician key the hub under test trusts.
@@ -23,17 +23,8 @@ func newConsoleKeys(t *testing.T) *consoleKeys {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tech, err := cmdsig.Generate("tech-1", cmdsig.Technician)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec, err := cmdsig.OpenRecord(filepath.Join(t.TempDir(), "commands.db"), cmdsig.RecordOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rec.Close() })
-	return &consoleKeys{ops: ops, tech: tech,
-		verifier: cmdsig.NewVerifier(cmdsig.HubTarget, []cmdsig.PublicKey{ops.Public(), tech.Public()}, rec)}
+	tech, v := synctest.Technician(t, "tech-1", cmdsig.HubTarget, ops.Public())
+	return &consoleKeys{ops: ops, tech: tech, verifier: v}
 }
 
 // command returns a hub command signed with k, with a fresh nonce.

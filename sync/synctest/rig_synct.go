@@ -126,7 +126,13 @@ func SignedBundle(t testing.TB, k cmdsig.PrivateKey, version, arch string, p []b
 // test ends, with n consent operations (ConsentPayload) queued.
 func QueuedOutbox(t testing.TB, n int) *outbox.Outbox {
 	t.Helper()
-	box, err := outbox.Open(filepath.Join(t.TempDir(), "outbox.db"), nil)
+	return QueuedOutboxAt(t, filepath.Join(t.TempDir(), "outbox.db"), n)
+}
+
+// QueuedOutboxAt is QueuedOutbox at path.
+func QueuedOutboxAt(t testing.TB, path string, n int) *outbox.Outbox {
+	t.Helper()
+	box, err := outbox.Open(path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
