@@ -93,31 +93,10 @@ func TestAnsweredOpsWaitForTheRecorder(t *testing.T) {
 		}
 	}
 	h := newSlowRecorderHub(t, ctx, r, n) // the last op goes unanswered once
-	var (
-		mu      sync.Mutex
-		holding int // results the held recorder has in hand
-	)
-	held := make(chan struct{})
-	release := make(chan struct{})
-	var once sync.Once
+	rec := newHeldRecorder()
 	clk := newFakeClock()
-	u, _ := r.run(t, ctx, Options{ResendAfter: resendAfter2, Clock: clk,
-		beforeRecord: func(k int) {
-			once.Do(func() {
-				mu.Lock()
-				holding = k
-				mu.Unlock()
-				close(held)
-				<-release
-			})
-		}})
-	defer func() {
-		select {
-		case <-release:
-		default:
-			close(release)
-		}
-	}()
+	u, _ := r.run(t, ctx, Options{ResendAfter: resendAfter2, Clock: clk, beforeRecord: rec.before})
+	defer rec.free()
 
 	// Every operation was sent once, the hub answered all but the last,
 	// and their results wait for the recorder (in its hand or queued).
@@ -127,14 +106,12 @@ func TestAnsweredOpsWaitForTheRecorder(t *testing.T) {
 		t.Fatal("the last op never reached the hub")
 	}
 	select {
-	case <-held:
+	case <-rec.held:
 	case <-ctx.Done():
 		t.Fatal("no result reached the recorder")
 	}
 	for {
-		mu.Lock()
-		waiting := holding + len(u.results)
-		mu.Unlock()
+		waiting := rec.inHand() + len(u.results)
 		if waiting == n-1 {
 			break
 		}
@@ -163,7 +140,7 @@ func TestAnsweredOpsWaitForTheRecorder(t *testing.T) {
 
 	// The recorder catches up: everything is recorded, each op sent once
 	// but the one the hub ignored.
-	close(release)
+	rec.free()
 	for r.depth(t) > 0 {
 		if ctx.Err() != nil {
 			t.Fatalf("backlog stuck at %d", r.depth(t))
@@ -213,52 +190,29 @@ func TestDroppedResultSentAgain(t *testing.T) {
 		}
 	}
 	h := newSlowRecorderHub(t, ctx, r, 0) // answers everything
-	var (
-		mu      sync.Mutex
-		holding int // results the held recorder has in hand
-		dropped atomic.Int64
-	)
-	held := make(chan struct{})
-	release := make(chan struct{})
-	var once sync.Once
+	var dropped atomic.Int64
+	rec := newHeldRecorder()
 	clk := newFakeClock()
 	u := New(Options{Totem: totem, Outbox: r.box, URL: r.srv.URL(), Username: r.totem.Username, Password: r.totem.Password,
 		BackoffMin: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond, ResendAfter: resendAfter2, Clock: clk,
-		Logger: slog.New(dropCounter{n: &dropped}),
-		beforeRecord: func(k int) {
-			once.Do(func() {
-				mu.Lock()
-				holding = k
-				mu.Unlock()
-				close(held)
-				<-release
-			})
-		}})
+		Logger: slog.New(dropCounter{n: &dropped}), beforeRecord: rec.before})
 	u.results = make(chan *protocol.Result, 1) // one result waits; the rest are dropped
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { u.Run(runCtx); close(done) }()
 	defer func() { stop(); <-done }()
-	defer func() {
-		select {
-		case <-release:
-		default:
-			close(release)
-		}
-	}()
+	defer rec.free()
 
 	// Each op was sent and answered once: the recorder holds a result or
 	// two, one may wait in the queue, the others were dropped.
 	select {
-	case <-held:
+	case <-rec.held:
 	case <-ctx.Done():
 		t.Fatal("no result reached the recorder")
 	}
 	var kept int
 	for {
-		mu.Lock()
-		kept = holding + len(u.results)
-		mu.Unlock()
+		kept = rec.inHand() + len(u.results)
 		if int(dropped.Load())+kept == n {
 			break
 		}
@@ -304,7 +258,7 @@ func TestDroppedResultSentAgain(t *testing.T) {
 
 	// The recorder catches up; the timer sends what is still unanswered
 	// until everything is recorded.
-	close(release)
+	rec.free()
 	for r.depth(t) > 0 {
 		if ctx.Err() != nil {
 			t.Fatalf("backlog stuck at %d", r.depth(t))
@@ -498,4 +452,37 @@ func TestPassedOpSentAgainWhileTheHubAnswers(t *testing.T) {
 	if got := m.arrived(); !slices.Equal(got, []uint64{1, 2, 3, 4, 1, 5}) {
 		t.Fatalf("hub saw %v, want seq 1 alone sent again", got)
 	}
+}
+
+// heldRecorder holds the uplink's recorder at its first round
+// (Options.beforeRecord) until free: held is closed once it holds, inHand
+// is how many results it has in hand then.
+type heldRecorder struct {
+	held, release chan struct{}
+	hold, let     sync.Once
+	mu            sync.Mutex
+	k             int
+}
+
+func newHeldRecorder() *heldRecorder {
+	return &heldRecorder{held: make(chan struct{}), release: make(chan struct{})}
+}
+
+func (h *heldRecorder) before(k int) {
+	h.hold.Do(func() {
+		h.mu.Lock()
+		h.k = k
+		h.mu.Unlock()
+		close(h.held)
+		<-h.release
+	})
+}
+
+// free lets the recorder go on; it may be called more than once.
+func (h *heldRecorder) free() { h.let.Do(func() { close(h.release) }) }
+
+func (h *heldRecorder) inHand() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.k
 }
