@@ -18,6 +18,7 @@ import (
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/pki"
 	"github.com/aslcns/totem/sync/protocol"
+	"github.com/aslcns/totem/sync/synctest"
 	"github.com/eclipse/paho.golang/autopaho"
 	"github.com/eclipse/paho.golang/paho"
 )
@@ -105,16 +106,9 @@ func capture(t *testing.T, useTLS bool) (seen []byte, secrets map[string]string)
 	opts := broker.Options{Listen: "127.0.0.1:0"}
 	var clientTLS *tls.Config
 	if useTLS {
-		now := time.Now()
-		ca, err := pki.LoadOrCreateCA(filepath.Join(dir, "hub"), "test CA", now)
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv, err := pki.NewServer(pki.CASource(filepath.Join(dir, "hub"), ca, []string{"127.0.0.1"}), now)
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, srv := synctest.ServerCert(t, filepath.Join(dir, "hub"), "test CA", time.Now())
 		opts.TLSListen, opts.TLS = "127.0.0.1:0", srv.Config()
+		var err error
 		if clientTLS, err = (pki.Client{CAFile: filepath.Join(dir, "hub", pki.CACertFile)}).Config("mqtts://127.0.0.1"); err != nil {
 			t.Fatal(err)
 		}

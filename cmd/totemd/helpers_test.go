@@ -32,14 +32,7 @@ type enrollRig struct {
 func startEnrollRig(t *testing.T, timeout time.Duration, perSource int) *enrollRig {
 	t.Helper()
 	dir, now := t.TempDir(), time.Now()
-	ca, err := pki.LoadOrCreateCA(filepath.Join(dir, "ca"), "test CA", now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := pki.NewServer(pki.CASource(filepath.Join(dir, "ca"), ca, []string{"127.0.0.1"}), now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca, cert := synctest.ServerCert(t, filepath.Join(dir, "ca"), "test CA", now)
 	c := synctest.Start(t, synctest.Options{Dir: dir, Registry: true,
 		Broker: broker.Options{TLSListen: "127.0.0.1:0", TLS: cert.Config(), Enroll: true, EnrollPerSource: perSource}})
 	h := c.StartHub(hub.Options{ClientID: c.HubCreds.Username, Enroller: c.Registry})

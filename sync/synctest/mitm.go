@@ -28,15 +28,7 @@ type MITM struct {
 // issued, until the test ends.
 func StartMITM(t *testing.T, target string, targetCA *x509.Certificate) *MITM {
 	t.Helper()
-	dir := t.TempDir()
-	own, err := pki.LoadOrCreateCA(dir, "middle CA", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := pki.NewServer(pki.CASource(dir, own, []string{"127.0.0.1"}), time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, cert := ServerCert(t, t.TempDir(), "middle CA", time.Now())
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", cert.Config())
 	if err != nil {
 		t.Fatal(err)
@@ -75,3 +67,19 @@ func (m *MITM) Captured() []byte {
 
 // Addr is the relay's address.
 func (m *MITM) Addr() string { return m.ln.Addr().String() }
+
+// ServerCert makes a CA called name in dir (its certificate in
+// dir/pki.CACertFile) and a server certificate it issues for 127.0.0.1,
+// as the hub does.
+func ServerCert(t testing.TB, dir, name string, now time.Time) (*pki.CA, *pki.Server) {
+	t.Helper()
+	ca, err := pki.LoadOrCreateCA(dir, name, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := pki.NewServer(pki.CASource(dir, ca, []string{"127.0.0.1"}), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca, cert
+}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/aslcns/totem/sync/broker"
 	"github.com/aslcns/totem/sync/pki"
+	"github.com/aslcns/totem/sync/synctest"
 )
 
 // TestCredentials over TLS, many times: paho writes a packet in several
@@ -22,7 +23,7 @@ import (
 func TestCredentialsOverTLS(t *testing.T) {
 	dir := t.TempDir()
 	now := time.Now()
-	cert := serverCert(t, dir, now)
+	_, cert := synctest.ServerCert(t, dir, "test CA", now)
 	reg, f, srv := registryBroker(t, dir, broker.Options{TLSListen: "127.0.0.1:0", TLS: cert.Config()})
 	tlsCfg, err := pki.Client{CAFile: filepath.Join(dir, pki.CACertFile)}.Config(srv.TLSURL())
 	if err != nil {

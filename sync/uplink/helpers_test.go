@@ -12,7 +12,6 @@ import (
 	"github.com/aslcns/totem/sync/cmdsig"
 	"github.com/aslcns/totem/sync/creds"
 	"github.com/aslcns/totem/sync/outbox"
-	"github.com/aslcns/totem/sync/pki"
 	"github.com/aslcns/totem/sync/synctest"
 )
 
@@ -139,21 +138,6 @@ func (r rotator) crashAtEveryStep(reached func(u *Uplink, step string, died <-ch
 func technician(t *testing.T) (cmdsig.PrivateKey, *cmdsig.Verifier) {
 	t.Helper()
 	return synctest.Technician(t, "tech-1", totem)
-}
-
-// serverCert makes a CA in dir and a server certificate it issues for
-// 127.0.0.1, as the hub does.
-func serverCert(t *testing.T, dir string, now time.Time) *pki.Server {
-	t.Helper()
-	ca, err := pki.LoadOrCreateCA(dir, "test CA", now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := pki.NewServer(pki.CASource(dir, ca, []string{"127.0.0.1"}), now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert
 }
 
 // awaitRunning polls cond every 5 ms while Run, whose error errc gives,

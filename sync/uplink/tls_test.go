@@ -21,7 +21,7 @@ func TestTLSUplink(t *testing.T) {
 	r := newRig(t)
 	dir := t.TempDir()
 	now := time.Now()
-	cert := serverCert(t, dir, now)
+	_, cert := synctest.ServerCert(t, dir, "test CA", now)
 	srv, err := broker.Start(broker.Options{TLSListen: "127.0.0.1:0", TLS: cert.Config(), Auth: r.auth})
 	if err != nil {
 		t.Fatal(err)
